@@ -1,0 +1,1 @@
+//! An embedded Amazon States Language executor: runs Step Functions definitions in-process.

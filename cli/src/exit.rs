@@ -1,0 +1,12 @@
+//! Exit codes that mean something to scripts.
+use std::process::ExitCode;
+
+pub const OK: u8 = 0;
+/// The work ran and failed: a release failed or rolled back, validation found errors.
+pub const FAILED: u8 = 1;
+/// Bad usage, unreadable files, invalid configuration.
+pub const USAGE: u8 = 2;
+
+pub fn code(value: u8) -> ExitCode {
+    ExitCode::from(value)
+}

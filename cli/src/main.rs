@@ -1,0 +1,60 @@
+//! `baton`: run releases locally on the embedded executor, control Baton on AWS, read reports.
+//!
+//! Exit codes: 0 success; 1 the work ran and failed (release failed or rolled back,
+//! validation found errors); 2 bad usage, unreadable files or invalid configuration.
+
+mod asl_cmd;
+mod catalog_cmd;
+mod exit;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "baton", version, about = "Release orchestrator for AWS: catalog-driven, wave-by-wave releases")]
+struct Cli {
+    /// Log as JSON lines on stderr (the Lambda format) instead of plain text.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run or validate Amazon States Language definitions on the embedded executor.
+    #[command(subcommand)]
+    Asl(asl_cmd::AslCommand),
+    /// Validate a service catalog.
+    #[command(subcommand)]
+    Catalog(catalog_cmd::CatalogCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("baton: cannot start the async runtime: {err}");
+            return exit::code(exit::USAGE);
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Asl(cmd) => asl_cmd::run(cmd).await,
+            Command::Catalog(cmd) => catalog_cmd::run(cmd).await,
+        }
+    })
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

@@ -1,0 +1,1 @@
+//! AWS adapters: DynamoDB store and catalog, Step Functions, EventBridge, Scheduler.

@@ -1,0 +1,1 @@
+//! The check-health Lambda handler.

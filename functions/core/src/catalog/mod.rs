@@ -1,0 +1,325 @@
+//! The service catalog model: a Datadog service definition (v2.2 or v3) whose
+//! `extensions.baton` block says how the service ships.
+//!
+//! Parsing and validation (files, line numbers, "did you mean") live in the
+//! submodules; the types here are what every handler and provider consumes and
+//! what travels in the execution state.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One service as the catalog declares it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ServiceEntry {
+    /// `dd-service` (v2.2) or `metadata.name` (v3).
+    pub name: String,
+    /// Which Datadog schema the definition used.
+    pub schema: SchemaVersion,
+    /// `team` (v2.2) or `metadata.owner` (v3); the delivery block's `team` overrides it.
+    pub team: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
+    /// Where the definition was read from, for error messages and `baton show`.
+    pub source: String,
+    pub delivery: Delivery,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SchemaVersion {
+    #[serde(rename = "v2.2")]
+    V2_2,
+    #[serde(rename = "v3")]
+    V3,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Link {
+    pub name: String,
+    pub url: String,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+}
+
+/// The `extensions.baton` block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Delivery {
+    /// The environment this catalog entry releases to (`production`, `staging`, ...).
+    pub environment: String,
+    /// Merges to this branch start a release.
+    pub release_branch: String,
+    /// A branch released on its own schedule or by hand, never by merges to the release branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_branch: Option<String>,
+    /// EventBridge Scheduler expression: `cron(...)`, `rate(...)` or `at(...)`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    /// Team that owns releases; falls back to the catalog's team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// On-call rotation paged when a release needs a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_call: Option<String>,
+    pub build: BuildSpec,
+    pub deploy: DeploySpec,
+    pub health: HealthSpec,
+    #[serde(default)]
+    pub notify: NotifySpec,
+}
+
+/// How the CI build is started and where its artifact comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "kebab-case")]
+pub enum BuildSpec {
+    /// Runs an argv locally (no shell).
+    Command(CommandBuild),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CommandBuild {
+    pub command: Vec<String>,
+    /// Relative paths are resolved against the catalog file's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// File the build writes the artifact reference to; otherwise its last line of stdout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_file: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Seconds>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DeploySpec {
+    #[serde(flatten)]
+    pub target: DeployTarget,
+    /// Ordered from the smallest failure domain to the largest.
+    pub waves: Vec<WaveSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "kebab-case")]
+pub enum DeployTarget {
+    /// Runs an argv once per target with `BATON_*` variables; rollback runs it with the previous artifact.
+    Command(CommandDeploy),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CommandDeploy {
+    pub command: Vec<String>,
+    /// Run instead of `command` on rollback; `command` with the previous artifact otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Seconds>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct WaveSpec {
+    pub name: String,
+    pub targets: Vec<String>,
+    /// Time the wave runs before its health check.
+    #[serde(default)]
+    pub bake: Seconds,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "provider", rename_all = "kebab-case")]
+pub enum HealthSpec {
+    /// `consecutive` 2xx answers in a row from `url`, sampled every `interval`.
+    Http(HttpHealth),
+    /// Healthy when the argv exits 0.
+    Command(CommandHealth),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct HttpHealth {
+    pub url: String,
+    #[serde(default = "HttpHealth::default_consecutive")]
+    pub consecutive: u32,
+    #[serde(default = "HttpHealth::default_interval")]
+    pub interval: Seconds,
+    /// Give up after this many samples without `consecutive` successes.
+    #[serde(default = "HttpHealth::default_max_samples")]
+    pub max_samples: u32,
+}
+
+impl HttpHealth {
+    fn default_consecutive() -> u32 {
+        3
+    }
+    fn default_interval() -> Seconds {
+        Seconds(5)
+    }
+    fn default_max_samples() -> u32 {
+        10
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CommandHealth {
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Seconds>,
+}
+
+/// Where the team hears about releases.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct NotifySpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slack: Option<SlackSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SlackSpec {
+    pub channel: String,
+    /// Incoming webhook URL (a secret): posts only, cannot update a message in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<SecretRef>,
+    /// Bot token (a secret): one message per release, updated in place, with thread replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<SecretRef>,
+}
+
+/// A secret is named, never written in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SecretRef {
+    /// An environment variable of the process that resolves it.
+    Env(String),
+    /// An SSM Parameter Store SecureString name.
+    Ssm(String),
+    /// A Secrets Manager secret id or ARN.
+    SecretsManager(String),
+}
+
+impl fmt::Display for SecretRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretRef::Env(name) => write!(f, "env:{name}"),
+            SecretRef::Ssm(name) => write!(f, "ssm:{name}"),
+            SecretRef::SecretsManager(id) => write!(f, "secrets-manager:{id}"),
+        }
+    }
+}
+
+/// A whole number of seconds; the catalog writes `90`, `"90s"`, `"5m"` or `"1h"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Seconds(pub u64);
+
+impl Seconds {
+    /// Parses `90`, `90s`, `5m`, `1h`, `1h30m`.
+    pub fn parse(text: &str) -> Result<Seconds, String> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err("a duration such as 30s, 5m or 1h".into());
+        }
+        if let Ok(n) = text.parse::<u64>() {
+            return Ok(Seconds(n));
+        }
+        let mut total: u64 = 0;
+        let mut digits = String::new();
+        for ch in text.chars() {
+            if ch.is_ascii_digit() {
+                digits.push(ch);
+                continue;
+            }
+            let unit = match ch {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                _ => return Err(format!("a duration such as 30s, 5m or 1h (unknown unit '{ch}')")),
+            };
+            let n: u64 = digits.parse().map_err(|_| "a number before each unit (e.g. 1h30m)".to_string())?;
+            total = total.saturating_add(n.saturating_mul(unit));
+            digits.clear();
+        }
+        if !digits.is_empty() {
+            return Err("a unit after the last number (s, m or h)".into());
+        }
+        Ok(Seconds(total))
+    }
+}
+
+impl Serialize for Seconds {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(u64),
+            Text(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(n) => Ok(Seconds(n)),
+            Raw::Text(t) => Seconds::parse(&t).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}s", self.0)
+    }
+}
+
+/// One problem found in a catalog file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Diagnostic {
+    pub file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    /// Field path inside the document, e.g. `extensions.baton.deploy.waves[1].bake`.
+    pub path: String,
+    /// What was expected (and a "did you mean" where one is close).
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}: {}: {}", self.file, line, self.path, self.message),
+            None => write!(f, "{}: {}: {}", self.file, self.path, self.message),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds_accept_numbers_and_units() {
+        assert_eq!(Seconds::parse("90").unwrap(), Seconds(90));
+        assert_eq!(Seconds::parse("90s").unwrap(), Seconds(90));
+        assert_eq!(Seconds::parse("5m").unwrap(), Seconds(300));
+        assert_eq!(Seconds::parse("1h30m").unwrap(), Seconds(5400));
+        assert!(Seconds::parse("5d").unwrap_err().contains("unknown unit 'd'"));
+        assert!(Seconds::parse("5m3").is_err());
+        assert!(Seconds::parse("").is_err());
+    }
+}

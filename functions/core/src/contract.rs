@@ -1,0 +1,1 @@
+//! Contract suite for [`crate::ports::ReleaseStore`]: every implementation runs it.

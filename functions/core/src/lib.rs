@@ -1,0 +1,13 @@
+//! Baton's domain. Everything here is plain data and traits: adapters for AWS,
+//! HTTP providers and local commands live in other crates and implement the
+//! ports declared in [`ports`].
+
+pub mod catalog;
+pub mod error;
+pub mod ports;
+pub mod release;
+
+#[cfg(feature = "contract")]
+pub mod contract;
+
+pub use error::{ErrorName, TaskError};

@@ -1,0 +1,237 @@
+//! The ports: what the handlers need from the outside world. Adapters implement
+//! them (SQLite and DynamoDB stores; command, HTTP and Slack providers; AWS
+//! services), and each port has a contract suite every implementation passes.
+
+use crate::catalog::{BuildSpec, DeployTarget, Diagnostic, HealthSpec, ServiceEntry, SlackSpec};
+use crate::release::{
+    Artifact, LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+// ---------------------------------------------------------------- store
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backing store did not answer or throttled: worth retrying.
+    #[error("release store unavailable: {0}")]
+    Unavailable(String),
+    /// A record could not be read back (schema drift, hand edits).
+    #[error("release store holds an unreadable record: {0}")]
+    Corrupt(String),
+    /// A write's precondition failed (the record changed underneath, or does not exist).
+    #[error("release store conflict: {0}")]
+    Conflict(String),
+}
+
+/// The result of [`ReleaseStore::create_release`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// This call created the release.
+    New(ReleaseId),
+    /// A release with the same idempotency key exists: nothing was written.
+    Existing(ReleaseId),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockOutcome {
+    Acquired,
+    /// Held by another release whose lease has not expired.
+    HeldBy(LockInfo),
+}
+
+/// Releases, their timelines, locks, idempotency keys and DORA rollups.
+#[async_trait]
+pub trait ReleaseStore: Send + Sync {
+    /// Stores a new release unless `idempotency_key` was used before, atomically.
+    async fn create_release(&self, release: &Release, idempotency_key: &str) -> Result<Created, StoreError>;
+    async fn get_release(&self, id: &ReleaseId) -> Result<Option<Release>, StoreError>;
+    /// Replaces an existing release record; `Conflict` when it does not exist.
+    async fn put_release(&self, release: &Release) -> Result<(), StoreError>;
+    /// A service's releases, newest first; `environment` narrows them.
+    async fn list_releases(&self, service: &str, environment: Option<&str>, limit: usize) -> Result<Vec<Release>, StoreError>;
+    async fn append_event(&self, event: &StageEvent) -> Result<(), StoreError>;
+    /// A release's timeline, oldest first.
+    async fn events(&self, id: &ReleaseId) -> Result<Vec<StageEvent>, StoreError>;
+    /// Takes the lock for `holder` if it is free, expired, or already held by `holder` (which renews the lease).
+    async fn try_lock(&self, key: &LockKey, holder: &ReleaseId, now: DateTime<Utc>, lease: Duration) -> Result<LockOutcome, StoreError>;
+    /// Frees the lock if `holder` holds it; returns whether it did.
+    async fn unlock(&self, key: &LockKey, holder: &ReleaseId) -> Result<bool, StoreError>;
+    async fn lock_holder(&self, key: &LockKey, now: DateTime<Utc>) -> Result<Option<LockInfo>, StoreError>;
+    /// Adds `delta` to the day's counters (creating them at zero).
+    async fn add_rollup(&self, key: &RollupKey, delta: &Rollup) -> Result<(), StoreError>;
+    /// Rollups for `from..=to`, by day, days without any omitted.
+    async fn rollups(&self, service: &str, environment: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<(NaiveDate, Rollup)>, StoreError>;
+}
+
+// ---------------------------------------------------------------- catalog
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum CatalogError {
+    #[error("service '{service}' is not in the catalog ({searched})")]
+    NotFound { service: String, searched: String },
+    #[error("the catalog entry is invalid:\n{}", format_diagnostics(.0))]
+    Invalid(Vec<Diagnostic>),
+    #[error("catalog unavailable: {0}")]
+    Unavailable(String),
+}
+
+fn format_diagnostics(diagnostics: &[Diagnostic]) -> String {
+    diagnostics.iter().map(|d| format!("  {d}")).collect::<Vec<_>>().join("\n")
+}
+
+/// Where load-catalog finds a service's definition.
+#[async_trait]
+pub trait CatalogSource: Send + Sync {
+    async fn service(&self, name: &str) -> Result<ServiceEntry, CatalogError>;
+}
+
+// ---------------------------------------------------------------- providers
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    /// Network error, timeout, 5xx or 429: worth retrying.
+    #[error("provider unavailable: {0}")]
+    Unavailable(String),
+    /// The provider refused the request (bad credentials, unknown pipeline, bad config): retrying will not help.
+    #[error("provider rejected the request: {0}")]
+    Rejected(String),
+}
+
+/// A started run (build or deploy) and everything needed to find it again in a later task
+/// invocation: it travels in the execution's state, so it must stay small and serialisable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunHandle {
+    pub provider: String,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub state: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildRequest {
+    pub service: String,
+    pub environment: String,
+    pub release_id: ReleaseId,
+    pub branch: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum BuildProgress {
+    Running,
+    Succeeded { artifact: Artifact },
+    Failed { reason: String },
+}
+
+#[async_trait]
+pub trait BuildProvider: Send + Sync {
+    async fn start(&self, request: &BuildRequest) -> Result<RunHandle, ProviderError>;
+    async fn poll(&self, run: &RunHandle) -> Result<BuildProgress, ProviderError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployRequest {
+    pub service: String,
+    pub environment: String,
+    pub release_id: ReleaseId,
+    pub wave: String,
+    pub target: String,
+    pub artifact: Artifact,
+    /// True when this deploy puts back the previous artifact.
+    pub rollback: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum DeployProgress {
+    Running,
+    Succeeded,
+    Failed { reason: String },
+}
+
+#[async_trait]
+pub trait Deployer: Send + Sync {
+    async fn start(&self, request: &DeployRequest) -> Result<RunHandle, ProviderError>;
+    async fn poll(&self, run: &RunHandle) -> Result<DeployProgress, ProviderError>;
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthRequest {
+    pub service: String,
+    pub environment: String,
+    pub release_id: ReleaseId,
+    pub wave: String,
+    pub targets: Vec<String>,
+    pub artifact: Artifact,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "verdict", rename_all = "kebab-case")]
+pub enum HealthVerdict {
+    Healthy { detail: String },
+    Unhealthy { reason: String },
+}
+
+#[async_trait]
+pub trait HealthChecker: Send + Sync {
+    async fn check(&self, request: &HealthRequest) -> Result<HealthVerdict, ProviderError>;
+}
+
+/// What happened, for the people watching the release.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Notification {
+    pub release: Release,
+    /// One-line summary of the current stage ("Deploying wave canary (1/3)").
+    pub headline: String,
+    /// When set, someone must act: notifiers that can thread post this as a reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_needed: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<(String, String)>,
+}
+
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Stable name, the key of this notifier's state in [`Release::notifier_state`].
+    fn name(&self) -> &str;
+    /// Sends or updates the release's message. `state` is what the previous call returned for
+    /// this release; the result replaces it.
+    async fn notify(&self, notification: &Notification, state: Option<&serde_json::Value>) -> Result<Option<serde_json::Value>, ProviderError>;
+}
+
+/// Builds provider adapters from catalog specs. The handlers are generic over it, so the
+/// embedded run, the Lambdas and the tests each pass their own.
+pub trait Providers: Send + Sync {
+    /// `catalog_dir` resolves relative paths in command specs.
+    fn build(&self, spec: &BuildSpec, entry: &ServiceEntry) -> Result<Box<dyn BuildProvider>, ProviderError>;
+    fn deployer(&self, spec: &DeployTarget, entry: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError>;
+    fn health(&self, spec: &HealthSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthChecker>, ProviderError>;
+    /// Every notifier configured for the service, the always-on ones included.
+    fn notifiers(&self, slack: Option<&SlackSpec>, entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError>;
+}
+
+/// Resolves a secret reference to its value. Values never reach a log line.
+#[async_trait]
+pub trait SecretResolver: Send + Sync {
+    async fn resolve(&self, secret: &crate::catalog::SecretRef) -> Result<String, ProviderError>;
+}
+
+/// Wall-clock time, injectable so lock leases and timelines can be tested.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}

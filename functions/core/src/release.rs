@@ -1,0 +1,306 @@
+//! Releases, the signals that start them, and what the store records about them.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ReleaseId(pub String);
+
+impl ReleaseId {
+    /// `rel-<service>-<yyyymmddHHMMSS>-<8 hex>`: sortable by time within a service, unique across.
+    pub fn generate(service: &str, at: DateTime<Utc>) -> ReleaseId {
+        let suffix = uuid::Uuid::new_v4().simple().to_string();
+        ReleaseId(format!("rel-{service}-{}-{}", at.format("%Y%m%d%H%M%S"), &suffix[..8]))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ReleaseId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What started a release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TriggerKind {
+    /// A merged pull request (EventBridge merge event).
+    Merge,
+    /// An EventBridge Scheduler schedule from the catalog.
+    Schedule,
+    /// The `baton` CLI.
+    Cli,
+    /// A person starting an execution in the Step Functions console.
+    Console,
+}
+
+impl TriggerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerKind::Merge => "merge",
+            TriggerKind::Schedule => "schedule",
+            TriggerKind::Cli => "cli",
+            TriggerKind::Console => "console",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub kind: TriggerKind,
+    /// Identifies this signal among others of its kind: a pull request number, a schedule
+    /// firing time, a CLI invocation id, or the execution name for console starts.
+    pub id: String,
+    /// Who or what sent it (PR author, schedule name, local user).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+}
+
+/// A request to release one service, whatever its source, once normalised by load-catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signal {
+    pub service: String,
+    /// Defaults to the catalog entry's environment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha: Option<String>,
+    /// Defaults to the catalog entry's release branch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    pub trigger: Trigger,
+    /// When the change was made (merge time or commit time): the start of DORA lead time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_at: Option<DateTime<Utc>>,
+}
+
+impl Signal {
+    /// Two signals with the same key are the same request: the second starts nothing.
+    pub fn idempotency_key(&self) -> String {
+        format!(
+            "{}#{}#{}:{}",
+            self.service,
+            self.sha.as_deref().unwrap_or("HEAD"),
+            self.trigger.kind.as_str(),
+            self.trigger.id
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReleaseStatus {
+    /// Waiting for the service's lock.
+    Queued,
+    Running,
+    Succeeded,
+    /// Failed before any wave changed production (build failure, bad catalog...).
+    Failed,
+    /// A wave was unhealthy or failed; completed waves were rolled back.
+    RolledBack,
+    /// A newer signal for the same service and environment ran instead.
+    Superseded,
+}
+
+impl ReleaseStatus {
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, ReleaseStatus::Queued | ReleaseStatus::Running)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseStatus::Queued => "queued",
+            ReleaseStatus::Running => "running",
+            ReleaseStatus::Succeeded => "succeeded",
+            ReleaseStatus::Failed => "failed",
+            ReleaseStatus::RolledBack => "rolled-back",
+            ReleaseStatus::Superseded => "superseded",
+        }
+    }
+}
+
+impl fmt::Display for ReleaseStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a build produced; kept to the end of the release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Artifact {
+    /// Image digest, package version, file path: whatever the deploy provider takes.
+    pub reference: String,
+    pub sha: String,
+    pub branch: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stage {
+    Queued,
+    Build,
+    Deploy,
+    Rollback,
+    Done,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WaveStatus {
+    Pending,
+    Deploying,
+    Baking,
+    Healthy,
+    Unhealthy,
+    Failed,
+    RolledBack,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveRecord {
+    pub name: String,
+    pub targets: Vec<String>,
+    pub status: WaveStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deploy_url: Option<String>,
+}
+
+/// Why a release ended other than in success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    pub error: String,
+    pub cause: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Stage>,
+}
+
+/// The release record: one per signal that was accepted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Release {
+    pub id: ReleaseId,
+    pub service: String,
+    pub environment: String,
+    pub status: ReleaseStatus,
+    pub stage: Stage,
+    pub trigger: Trigger,
+    pub branch: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<Artifact>,
+    /// What was live before this release: the rollback target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_artifact: Option<Artifact>,
+    #[serde(default)]
+    pub waves: Vec<WaveRecord>,
+    pub created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<Failure>,
+    /// Execution id or ARN of the state machine run that carries this release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
+    /// Per-notifier state, such as a Slack message's channel and ts, keyed by notifier name.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub notifier_state: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Release {
+    pub fn lock_key(&self) -> LockKey {
+        LockKey::new(&self.service, &self.environment)
+    }
+}
+
+/// One line of a release's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StageEvent {
+    pub release_id: ReleaseId,
+    pub at: DateTime<Utc>,
+    pub stage: Stage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<String>,
+    /// `started`, `succeeded`, `failed`, `info`...
+    pub kind: String,
+    pub message: String,
+}
+
+/// The one-release-at-a-time lock of a service in an environment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LockKey(pub String);
+
+impl LockKey {
+    pub fn new(service: &str, environment: &str) -> LockKey {
+        LockKey(format!("{service}#{environment}"))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    pub holder: ReleaseId,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// DORA counters for one service, environment and UTC day. Adding is commutative,
+/// so record-metrics can add a delta without reading first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rollup {
+    pub deployments: u64,
+    pub failed_deployments: u64,
+    pub rollbacks: u64,
+    pub lead_time_seconds_total: u64,
+    pub lead_time_samples: u64,
+    pub restore_seconds_total: u64,
+    pub restores: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollupKey {
+    pub service: String,
+    pub environment: String,
+    pub day: NaiveDate,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_key_names_service_commit_and_trigger() {
+        let signal = Signal {
+            service: "payments-api".into(),
+            environment: None,
+            sha: Some("abc123".into()),
+            branch: None,
+            trigger: Trigger { kind: TriggerKind::Merge, id: "pr-42".into(), actor: None },
+            changed_at: None,
+        };
+        assert_eq!(signal.idempotency_key(), "payments-api#abc123#merge:pr-42");
+    }
+
+    #[test]
+    fn generated_ids_are_unique_and_carry_the_service() {
+        let now = Utc::now();
+        let a = ReleaseId::generate("web", now);
+        let b = ReleaseId::generate("web", now);
+        assert_ne!(a, b);
+        assert!(a.as_str().starts_with("rel-web-"));
+    }
+}

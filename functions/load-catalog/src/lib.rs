@@ -1,0 +1,1 @@
+//! The load-catalog Lambda handler.

@@ -1,0 +1,1 @@
+//! The notify Lambda handler.

@@ -1,0 +1,1 @@
+//! CI, deploy, health and notification adapters: local commands, HTTP, Slack.

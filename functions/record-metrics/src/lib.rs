@@ -1,0 +1,1 @@
+//! The record-metrics Lambda handler.

@@ -1,0 +1,1 @@
+//! The embedded release store: SQLite, implementing baton-core's ReleaseStore.

@@ -1,0 +1,1 @@
+//! The trigger-build Lambda handler.
