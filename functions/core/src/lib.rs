@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod error;
+pub mod flow;
 pub mod ports;
 pub mod release;
 

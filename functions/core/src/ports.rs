@@ -143,6 +143,8 @@ pub struct DeployRequest {
     pub release_id: ReleaseId,
     pub wave: String,
     pub target: String,
+    /// What to deploy. On a rollback it is the previous artifact; when nothing was live
+    /// before this release its `reference` is empty, meaning "remove what this release put there".
     pub artifact: Artifact,
     /// True when this deploy puts back the previous artifact.
     pub rollback: bool,

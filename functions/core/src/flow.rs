@@ -1,0 +1,192 @@
+//! The data that flows between the release definition's states and the handlers.
+//!
+//! Each handler takes one of these requests as its Lambda payload and answers one
+//! of these responses; `statemachines/release.asl.json` places them in the
+//! execution's state (`$.release`, `$.build`, `$.artifact`, `$.waves`, ...).
+
+use crate::catalog::{ServiceEntry, WaveSpec};
+use crate::error::{ErrorName, TaskError};
+use crate::ports::RunHandle;
+use crate::release::{Artifact, ReleaseId};
+use serde::{Deserialize, Serialize};
+
+/// What every task after registration knows about its release (`$.release`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseContext {
+    pub id: ReleaseId,
+    pub service: String,
+    pub environment: String,
+    pub branch: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha: Option<String>,
+    /// The catalog entry as loaded at registration, so later tasks act on the same configuration
+    /// even if the catalog changes mid-release.
+    pub entry: ServiceEntry,
+}
+
+/// One wave as the definition's Map iterates it (`$.waves[*]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WavePlan {
+    /// Position among the release's waves, from 0.
+    pub index: usize,
+    /// How many waves the release has, for "wave 2 of 3".
+    pub total: usize,
+    pub name: String,
+    pub targets: Vec<String>,
+    pub bake_seconds: u64,
+}
+
+impl WavePlan {
+    pub fn from_specs(specs: &[WaveSpec]) -> Vec<WavePlan> {
+        specs
+            .iter()
+            .enumerate()
+            .map(|(index, wave)| WavePlan {
+                index,
+                total: specs.len(),
+                name: wave.name.clone(),
+                targets: wave.targets.clone(),
+                bake_seconds: wave.bake.0,
+            })
+            .collect()
+    }
+}
+
+/// load-catalog's three jobs: register a signal, take the release lock, give it back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum LoadCatalogRequest {
+    /// Normalise whatever started the execution, load and validate the catalog entry,
+    /// and record the release (or find the one an identical signal already started).
+    Register {
+        /// The execution's input as it arrived: a CLI or console request, an EventBridge
+        /// merge event, or a schedule's payload.
+        input: serde_json::Value,
+        /// `$$.Execution.Name`: identifies console starts and this execution's own retries.
+        execution: String,
+    },
+    /// Take the service's lock, or raise `Baton.LockHeld` (retried) or `Baton.Superseded`.
+    Acquire { release: ReleaseContext },
+    /// Give the lock back; a no-op when this release does not hold it.
+    Unlock { release: ReleaseContext },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Registered {
+    pub release: ReleaseContext,
+    pub waves: Vec<WavePlan>,
+    /// True when an identical signal already started this release: the execution ends here.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriggerBuildRequest {
+    pub release: ReleaseContext,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PollBuildRequest {
+    pub release: ReleaseContext,
+    pub build: RunHandle,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "kebab-case")]
+pub enum DeployWaveRequest {
+    /// Start deploying `artifact` (or, with `rollback`, the previous artifact) to one target.
+    Start { release: ReleaseContext, wave: WavePlan, target: String, artifact: Artifact, #[serde(default)] rollback: bool },
+    /// Raise `Baton.DeployPending` until the target's deploy finishes.
+    Poll { release: ReleaseContext, wave: WavePlan, target: String, run: RunHandle, #[serde(default)] rollback: bool },
+    /// The waves to roll back: every wave that began deploying, last first.
+    PlanRollback { release: ReleaseContext, waves: Vec<WavePlan> },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckHealthRequest {
+    pub release: ReleaseContext,
+    pub wave: WavePlan,
+    pub artifact: Artifact,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthReport {
+    pub wave: String,
+    pub detail: String,
+}
+
+/// The moments the team hears about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NotifyEvent {
+    Started,
+    Built,
+    WaveHealthy,
+    RollingBack,
+    /// The release ended; the outcome says how.
+    Finished,
+}
+
+/// An ASL error as a Catch hands it on (`{"Error": ..., "Cause": ...}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaughtError {
+    #[serde(rename = "Error")]
+    pub error: String,
+    #[serde(rename = "Cause", default)]
+    pub cause: String,
+}
+
+impl CaughtError {
+    /// Lambda-style causes are JSON (`{"errorMessage": ..., "errorType": ...}`); people want the message.
+    pub fn message(&self) -> String {
+        serde_json::from_str::<serde_json::Value>(&self.cause)
+            .ok()
+            .and_then(|v| v.get("errorMessage").and_then(|m| m.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| self.cause.clone())
+    }
+}
+
+/// How a release ended (`$.outcome`), set by the definition before the finishing chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub status: OutcomeStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CaughtError>,
+    /// Set when a person must act (a rollback that failed, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action_needed: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OutcomeStatus {
+    Succeeded,
+    Failed,
+    RolledBack,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotifyRequest {
+    pub release: ReleaseContext,
+    pub event: NotifyEvent,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wave: Option<WavePlan>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordMetricsRequest {
+    pub release: ReleaseContext,
+    pub outcome: Outcome,
+}
+
+/// Handlers answer `{}` when the definition discards their result.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Done {}
+
+/// Turns a payload into a handler's request, naming what was wrong.
+pub fn parse_request<T: serde::de::DeserializeOwned>(handler: &str, payload: serde_json::Value) -> Result<T, TaskError> {
+    serde_json::from_value(payload).map_err(|err| {
+        TaskError::new(ErrorName::InputInvalid, format!("{handler}: the task input does not match its contract: {err}"))
+    })
+}
