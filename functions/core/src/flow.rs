@@ -190,3 +190,12 @@ pub fn parse_request<T: serde::de::DeserializeOwned>(handler: &str, payload: ser
         TaskError::new(ErrorName::InputInvalid, format!("{handler}: the task input does not match its contract: {err}"))
     })
 }
+
+/// What plan-rollback answers (`$.rollback`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackPlan {
+    /// Waves that began deploying, last first.
+    pub waves: Vec<WavePlan>,
+    /// The artifact to put back: what was live before, or an empty reference when nothing was.
+    pub artifact: Artifact,
+}

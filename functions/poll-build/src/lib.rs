@@ -1,1 +1,39 @@
-//! The poll-build Lambda handler.
+//! poll-build: asks the CI provider how the build is doing. While it runs, the task fails
+//! with `Baton.BuildPending` and the definition's Retry waits, backing off.
+
+use baton_core::error::{ErrorName, TaskError};
+use baton_core::flow::PollBuildRequest;
+use baton_core::ports::BuildProgress;
+use baton_core::release::{Artifact, Stage};
+use baton_core::support::{Ports, call_json, provider_error};
+
+pub const NAME: &str = "poll-build";
+
+pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_json::Value, TaskError> {
+    call_json(NAME, payload, |request| poll_build(ports, request)).await
+}
+
+/// Answers the artifact (`$.artifact`), which the rest of the release deploys.
+pub async fn poll_build(ports: &Ports, request: PollBuildRequest) -> Result<Artifact, TaskError> {
+    let context = &request.release;
+    let provider = ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
+    match provider.poll(&request.build).await.map_err(|e| provider_error(e, ErrorName::BuildFailed))? {
+        BuildProgress::Running => Err(TaskError::new(ErrorName::BuildPending, format!("build {} is still running", request.build.id))),
+        BuildProgress::Failed { reason } => {
+            ports.record_event(context, Stage::Build, None, "failed", format!("build {} failed: {reason}", request.build.id)).await?;
+            Err(TaskError::new(ErrorName::BuildFailed, format!("build {} failed: {reason}", request.build.id)))
+        }
+        BuildProgress::Succeeded { artifact } => {
+            let artifact = Artifact { build_url: artifact.build_url.or_else(|| request.build.url.clone()), ..artifact };
+            ports
+                .update_release(context, |release| {
+                    release.artifact = Some(artifact.clone());
+                    release.sha.get_or_insert_with(|| artifact.sha.clone());
+                    release.stage = Stage::Deploy;
+                })
+                .await?;
+            ports.record_event(context, Stage::Build, None, "succeeded", format!("built {} from {} at {}", artifact.reference, artifact.branch, artifact.sha)).await?;
+            Ok(artifact)
+        }
+    }
+}

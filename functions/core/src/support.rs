@@ -1,0 +1,110 @@
+//! What every handler does the same way: reach its ports, read and write the release
+//! record, keep the lock's lease fresh, and turn port errors into the error vocabulary.
+
+use crate::error::{ErrorName, TaskError};
+use crate::flow::ReleaseContext;
+use crate::ports::{CatalogError, CatalogSource, Clock, ProviderError, Providers, ReleaseStore, StoreError};
+use crate::release::{LockKey, Release, Stage, StageEvent};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a lock is held without being renewed. Every task that moves the release forward
+/// renews it, so only a release whose executor died lets it lapse.
+pub const LOCK_LEASE: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// The ports a handler reaches, built once per process (per Lambda cold start).
+#[derive(Clone)]
+pub struct Ports {
+    pub store: Arc<dyn ReleaseStore>,
+    pub catalog: Arc<dyn CatalogSource>,
+    pub providers: Arc<dyn Providers>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl From<StoreError> for TaskError {
+    fn from(err: StoreError) -> TaskError {
+        let name = match err {
+            StoreError::Unavailable(_) => ErrorName::StoreUnavailable,
+            StoreError::Corrupt(_) | StoreError::Conflict(_) => ErrorName::Internal,
+        };
+        TaskError::new(name, err.to_string())
+    }
+}
+
+impl From<CatalogError> for TaskError {
+    fn from(err: CatalogError) -> TaskError {
+        let name = match err {
+            CatalogError::Unavailable(_) => ErrorName::ProviderUnavailable,
+            CatalogError::NotFound { .. } | CatalogError::Invalid(_) => ErrorName::CatalogInvalid,
+        };
+        TaskError::new(name, err.to_string())
+    }
+}
+
+/// A provider error, with `permanent` naming the failure a refusal means for this stage.
+pub fn provider_error(err: ProviderError, permanent: ErrorName) -> TaskError {
+    match err {
+        ProviderError::Unavailable(_) => TaskError::new(ErrorName::ProviderUnavailable, err.to_string()),
+        ProviderError::Rejected(_) => TaskError::new(permanent, err.to_string()),
+    }
+}
+
+/// Decodes a JSON payload, runs the handler and encodes its answer: the one shape the
+/// Lambda runtime and the embedded executor both call.
+pub async fn call_json<Req, Res, F, Fut>(handler: &str, payload: serde_json::Value, run: F) -> Result<serde_json::Value, TaskError>
+where
+    Req: DeserializeOwned,
+    Res: Serialize,
+    F: FnOnce(Req) -> Fut,
+    Fut: Future<Output = Result<Res, TaskError>>,
+{
+    let request = crate::flow::parse_request::<Req>(handler, payload)?;
+    let response = run(request).await?;
+    serde_json::to_value(response)
+        .map_err(|err| TaskError::new(ErrorName::Internal, format!("{handler}: cannot encode the answer: {err}")))
+}
+
+impl Ports {
+    pub async fn release(&self, context: &ReleaseContext) -> Result<Release, TaskError> {
+        self.store.get_release(&context.id).await?.ok_or_else(|| {
+            TaskError::new(ErrorName::Internal, format!("release {} has no record in the store", context.id))
+        })
+    }
+
+    /// Reads the record, applies `change`, writes it back.
+    pub async fn update_release(&self, context: &ReleaseContext, change: impl FnOnce(&mut Release)) -> Result<Release, TaskError> {
+        let mut release = self.release(context).await?;
+        change(&mut release);
+        self.store.put_release(&release).await?;
+        Ok(release)
+    }
+
+    pub async fn record_event(&self, context: &ReleaseContext, stage: Stage, wave: Option<&str>, kind: &str, message: impl Into<String>) -> Result<(), TaskError> {
+        let event = StageEvent {
+            release_id: context.id.clone(),
+            at: self.clock.now(),
+            stage,
+            wave: wave.map(str::to_owned),
+            kind: kind.to_owned(),
+            message: message.into(),
+        };
+        self.store.append_event(&event).await?;
+        Ok(())
+    }
+
+    /// Renews this release's lock; fails if another release took it after the lease lapsed,
+    /// because two releases must never deploy one service at once.
+    pub async fn renew_lock(&self, context: &ReleaseContext) -> Result<(), TaskError> {
+        let key = LockKey::new(&context.service, &context.environment);
+        match self.store.try_lock(&key, &context.id, self.clock.now(), LOCK_LEASE).await? {
+            crate::ports::LockOutcome::Acquired => Ok(()),
+            crate::ports::LockOutcome::HeldBy(info) => Err(TaskError::new(
+                ErrorName::Internal,
+                format!("release {} lost its lock to {} (the lease lapsed); stopping so two releases never deploy at once", context.id, info.holder),
+            )),
+        }
+    }
+}
