@@ -1,1 +1,14 @@
 //! AWS adapters: DynamoDB store and catalog, Step Functions, EventBridge, Scheduler.
+//!
+//! Every client comes from [`aws_config`]'s standard chain, so endpoints (real AWS or an
+//! emulator) are chosen by `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`, never here.
+
+pub mod dynamo;
+pub mod error;
+pub mod events;
+mod names;
+pub mod scheduler;
+pub mod stepfunctions;
+
+pub use dynamo::DynamoStore;
+pub use error::AwsError;

@@ -1,0 +1,86 @@
+//! One error type for every AWS call this crate makes, split the way callers act on it:
+//! retry (`Unavailable`) or give up and report (`Rejected`, `Unexpected`).
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use std::fmt::Debug;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AwsError {
+    /// Network failure, timeout, throttling or a 5xx: worth retrying.
+    #[error("{operation} failed, AWS unavailable: {message}")]
+    Unavailable { operation: &'static str, message: String },
+    /// AWS refused the request (missing resource, validation, permissions): retrying will not help.
+    #[error("{operation} rejected by AWS ({code}): {message}")]
+    Rejected { operation: &'static str, code: String, message: String },
+    /// AWS answered something this crate cannot use (a missing field, unreadable JSON).
+    #[error("{operation} returned an unexpected answer: {message}")]
+    Unexpected { operation: &'static str, message: String },
+}
+
+/// Error codes AWS documents as throttling or server-side trouble, across the services we call.
+const TRANSIENT_CODES: &[&str] = &[
+    "ThrottlingException",
+    "Throttling",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "TransactionInProgressException",
+    "InternalServerError",
+    "InternalServerException",
+    "InternalFailure",
+    "ServiceUnavailable",
+    "ServiceUnavailableException",
+];
+
+impl AwsError {
+    /// Classifies any SDK error (all AWS SDK crates share `SdkError`).
+    pub fn from_sdk<E, R>(operation: &'static str, err: SdkError<E, R>) -> AwsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: Debug,
+    {
+        match &err {
+            SdkError::ServiceError(service) => {
+                let inner = service.err();
+                let code = inner.code().unwrap_or("Unknown").to_string();
+                let message = inner.message().map(str::to_string).unwrap_or_else(|| inner.to_string());
+                if TRANSIENT_CODES.contains(&code.as_str()) {
+                    AwsError::Unavailable { operation, message: format!("{code}: {message}") }
+                } else {
+                    AwsError::Rejected { operation, code, message }
+                }
+            }
+            // Timeouts, connection failures and unparseable responses: the request may not have
+            // reached AWS or its answer was lost, so a retry is the right move.
+            SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+                AwsError::Unavailable { operation, message: error_chain(&err) }
+            }
+            // Construction failures are bugs or bad configuration (no region, bad endpoint URL).
+            _ => AwsError::Rejected { operation, code: "ClientError".into(), message: error_chain(&err) },
+        }
+    }
+
+    pub fn unexpected(operation: &'static str, message: impl Into<String>) -> AwsError {
+        AwsError::Unexpected { operation, message: message.into() }
+    }
+
+    /// The AWS error code, when AWS answered with one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            AwsError::Rejected { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// `SdkError`'s own Display says only "dispatch failure"; the cause chain says why.
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,42 @@
+//! Shared set-up of the emulator tests: SDK configuration from the standard environment
+//! (`eval "$(scripts/emulators.sh env)"`), checked to point at a live local emulator.
+
+#![allow(dead_code)] // each test file uses its own subset
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+const HINT: &str = "run scripts/emulators.sh start, then eval \"$(scripts/emulators.sh env)\" before cargo test --features emulator-tests";
+
+/// Fails the test (never skips it) unless `variable` names a local endpoint that accepts connections.
+fn require_local_endpoint(variable: &str) {
+    let url = std::env::var(variable).unwrap_or_else(|_| panic!("{variable} is not set: {HINT}"));
+    let authority = url
+        .strip_prefix("http://")
+        .unwrap_or_else(|| panic!("{variable}={url}: expected http://127.0.0.1:<port> (these tests never call real AWS)"));
+    let authority = authority.trim_end_matches('/');
+    let addr: SocketAddr = authority
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .unwrap_or_else(|| panic!("{variable}={url}: not a host:port"));
+    assert!(addr.ip().is_loopback(), "{variable}={url}: emulator tests only talk to 127.0.0.1 ({HINT})");
+    TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+        .unwrap_or_else(|err| panic!("no emulator answers at {url} ({variable}): {err}; {HINT}"));
+}
+
+/// The SDK configuration every test uses: LocalStack for everything, DynamoDB Local for DynamoDB.
+pub async fn sdk_config() -> SdkConfig {
+    require_local_endpoint("AWS_ENDPOINT_URL");
+    require_local_endpoint("AWS_ENDPOINT_URL_DYNAMODB");
+    aws_config::load_defaults(BehaviorVersion::latest()).await
+}
+
+/// A name no other test (in this or a concurrent run) uses.
+pub fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("{prefix}-{}-{nanos:09}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
