@@ -5,6 +5,21 @@
 //! submodules; the types here are what every handler and provider consumes and
 //! what travels in the execution state.
 
+mod fs;
+mod parse;
+mod schedule;
+mod shape;
+mod tree;
+mod validate;
+
+#[cfg(test)]
+mod validation_tests;
+
+pub use fs::FsCatalog;
+pub use parse::{LoadedCatalog, load_catalog, parse_catalog_documents};
+pub use schedule::check_schedule;
+pub use shape::baton_extension_schema;
+
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -200,8 +215,10 @@ pub struct SlackSpec {
     pub token: Option<SecretRef>,
 }
 
-/// A secret is named, never written in the catalog.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A secret is named, never written in the catalog. The catalog writes it as
+/// `env:NAME`, `ssm:/name` or `secrets-manager:id` (or `{env: NAME}`); it serialises
+/// as `{"env": "NAME"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SecretRef {
     /// An environment variable of the process that resolves it.
@@ -210,6 +227,52 @@ pub enum SecretRef {
     Ssm(String),
     /// A Secrets Manager secret id or ARN.
     SecretsManager(String),
+}
+
+impl SecretRef {
+    /// Parses `env:NAME`, `ssm:/parameter/name` or `secrets-manager:secret-id`. The error
+    /// says what is wrong without repeating `text`, which may be the secret itself.
+    pub fn parse(text: &str) -> Result<SecretRef, String> {
+        let (scheme, name) = text.split_once(':').ok_or_else(|| "no `env:`, `ssm:` or `secrets-manager:` prefix".to_string())?;
+        if name.trim().is_empty() {
+            return Err(format!("nothing after `{scheme}:`"));
+        }
+        match scheme {
+            "env" if validate::is_env_name(name) => Ok(SecretRef::Env(name.to_string())),
+            "env" => Err("`env:` takes a variable name ([A-Za-z_][A-Za-z0-9_]*)".into()),
+            "ssm" => Ok(SecretRef::Ssm(name.to_string())),
+            "secrets-manager" => Ok(SecretRef::SecretsManager(name.to_string())),
+            _ => Err("no `env:`, `ssm:` or `secrets-manager:` prefix".into()),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "kebab-case")]
+        enum Tagged {
+            Env(String),
+            Ssm(String),
+            SecretsManager(String),
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Text(String),
+            Tagged(Tagged),
+        }
+        let raw = Raw::deserialize(d)
+            .map_err(|_| serde::de::Error::custom("expected a secret reference such as `env:NAME` (value not shown)"))?;
+        // Both spellings go through `parse`, so they obey the same rules.
+        let text = match raw {
+            Raw::Text(text) => text,
+            Raw::Tagged(Tagged::Env(name)) => SecretRef::Env(name).to_string(),
+            Raw::Tagged(Tagged::Ssm(name)) => SecretRef::Ssm(name).to_string(),
+            Raw::Tagged(Tagged::SecretsManager(id)) => SecretRef::SecretsManager(id).to_string(),
+        };
+        SecretRef::parse(&text).map_err(serde::de::Error::custom)
+    }
 }
 
 impl fmt::Display for SecretRef {

@@ -1,0 +1,11 @@
+#!/bin/sh
+# Example build for Baton's command build provider: "builds" an artifact file in
+# $BATON_WORKSPACE and prints its reference as the last line of stdout.
+set -eu
+: "${BATON_SERVICE:?} ${BATON_RELEASE_ID:?} ${BATON_BRANCH:?} ${BATON_WORKSPACE:?}"
+version=${BATON_SHA:-$BATON_RELEASE_ID}
+artifact="$BATON_SERVICE@$version"
+echo "build: $BATON_SERVICE for ${BATON_ENVIRONMENT:-?} from $BATON_BRANCH@${BATON_SHA:-HEAD} -> $artifact" >&2
+mkdir -p "$BATON_WORKSPACE/artifacts"
+printf '%s built for release %s\n' "$artifact" "$BATON_RELEASE_ID" > "$BATON_WORKSPACE/artifacts/$BATON_SERVICE-$version"
+echo "$artifact"

@@ -1,0 +1,314 @@
+//! From catalog text to [`ServiceEntry`]s and [`Diagnostic`]s.
+//!
+//! Every document must be a Datadog definition: `schema-version: v2.2` or
+//! `apiVersion: v3` documents are checked against Datadog's schema (unknown
+//! top-level keys, required fields, types) whether or not Baton releases them,
+//! because the same files are what gets pushed to Datadog. Only documents with
+//! an `extensions.baton` block become [`ServiceEntry`]s. Documents of other
+//! Datadog versions (v2, v2.1) without a Baton block are skipped unchecked;
+//! with one they are an error. Service names must be unique across the whole
+//! catalog, Baton's or not.
+
+use super::shape::{DATADOG_V2_2, DATADOG_V3, DELIVERY, SERVICE_SPEC_V3};
+use super::tree::{self, Node};
+use super::validate::{Checker, DOCUMENT, is_name};
+use super::{Delivery, Diagnostic, Link, SchemaVersion, ServiceEntry};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const BATON: &str = "extensions.baton";
+
+/// Reads one text (a file's contents, a DynamoDB item, a Datadog API answer) that
+/// holds one or more documents. `file_label` names it in diagnostics and becomes
+/// [`ServiceEntry::source`]. Returns the valid Baton services and every problem.
+pub fn parse_catalog_documents(file_label: &str, text: &str) -> (Vec<ServiceEntry>, Vec<Diagnostic>) {
+    let mut builder = Builder::default();
+    builder.add_text(file_label, text);
+    let catalog = builder.finish();
+    (catalog.services, catalog.diagnostics)
+}
+
+/// Loads a catalog: a single file, or a directory searched recursively for
+/// `*.yaml`, `*.yml` and `*.json` (hidden entries and symlinked directories are
+/// skipped). Fails only when `path` itself cannot be read; an unreadable file
+/// inside a directory is a diagnostic.
+pub fn load_catalog(path: &Path) -> std::io::Result<LoadedCatalog> {
+    let mut files = Vec::new();
+    if std::fs::metadata(path)?.is_dir() {
+        collect_files(path, &mut files)?;
+        files.sort();
+    } else {
+        files.push(path.to_path_buf());
+    }
+    let mut builder = Builder::default();
+    for file in &files {
+        let label = file.display().to_string();
+        match std::fs::read(file) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => builder.add_text(&label, &text),
+                Err(_) => builder.file_error(&label, "expected UTF-8 text".into()),
+            },
+            Err(err) => builder.file_error(&label, format!("cannot read the file: {err}")),
+        }
+    }
+    builder.files = files.len();
+    Ok(builder.finish())
+}
+
+fn collect_files(dir: &Path, files: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        // file_type() does not follow symlinks: linked directories could loop.
+        if entry.file_type()?.is_dir() {
+            collect_files(&path, files)?;
+        } else if path.is_file()
+            && path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// A whole catalog, checked.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedCatalog {
+    services: Vec<ServiceEntry>,
+    diagnostics: Vec<Diagnostic>,
+    /// Baton services that are defined but invalid, with their problems.
+    invalid: BTreeMap<String, Vec<Diagnostic>>,
+    /// Services defined without a Baton block, with where.
+    unmanaged: BTreeMap<String, String>,
+    files: usize,
+}
+
+/// What the catalog says about one service name.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup<'a> {
+    Found(&'a ServiceEntry),
+    Invalid(&'a [Diagnostic]),
+    /// Defined at this location, but without an `extensions.baton` block.
+    Unmanaged(&'a str),
+    Missing,
+}
+
+impl LoadedCatalog {
+    /// The valid Baton services, in file order.
+    pub fn services(&self) -> &[ServiceEntry] {
+        &self.services
+    }
+
+    /// Every problem, ordered by file and line.
+    pub fn diagnostics(&self) -> &[Diagnostic] {
+        &self.diagnostics
+    }
+
+    /// How many files were read.
+    pub fn files(&self) -> usize {
+        self.files
+    }
+
+    pub fn lookup(&self, name: &str) -> Lookup<'_> {
+        if let Some(entry) = self.services.iter().find(|s| s.name == name) {
+            Lookup::Found(entry)
+        } else if let Some(diagnostics) = self.invalid.get(name) {
+            Lookup::Invalid(diagnostics)
+        } else if let Some(location) = self.unmanaged.get(name) {
+            Lookup::Unmanaged(location)
+        } else {
+            Lookup::Missing
+        }
+    }
+}
+
+/// One checked document that names an entity.
+struct Document {
+    file: String,
+    kind: String,
+    name: String,
+    line: usize,
+    name_path: &'static str,
+    baton: bool,
+    entry: Option<ServiceEntry>,
+    diagnostics: Vec<Diagnostic>,
+}
+
+#[derive(Default)]
+struct Builder {
+    documents: Vec<Document>,
+    /// Problems not tied to a named document (syntax errors, unreadable files, nameless documents).
+    other: Vec<Diagnostic>,
+    files: usize,
+}
+
+impl Builder {
+    fn file_error(&mut self, file: &str, message: String) {
+        self.other.push(Diagnostic { file: file.to_string(), line: None, path: DOCUMENT.into(), message });
+    }
+
+    fn add_text(&mut self, file: &str, text: &str) {
+        match tree::load(text) {
+            Ok(nodes) => {
+                for node in &nodes {
+                    self.add_document(file, node);
+                }
+            }
+            Err(err) => self.other.push(Diagnostic {
+                file: file.to_string(),
+                line: Some(err.line),
+                path: DOCUMENT.into(),
+                message: format!("expected well-formed YAML or JSON: {}", err.message),
+            }),
+        }
+    }
+
+    fn add_document(&mut self, file: &str, doc: &Node) {
+        let mut checker = Checker::new(file);
+        let baton = doc.get("extensions").and_then(|e| e.get("baton"));
+        let version = match (doc.get("schema-version"), doc.get("apiVersion")) {
+            (Some(v), _) if v.as_str() == Some("v2.2") => SchemaVersion::V2_2,
+            (None, Some(v)) if v.as_str() == Some("v3") => SchemaVersion::V3,
+            (None, None) => {
+                let message = "expected a Datadog service definition (`schema-version: v2.2` or `apiVersion: v3`)";
+                checker.error(doc.line, "", message);
+                return self.other.extend(checker.diagnostics);
+            }
+            (Some(v), _) | (None, Some(v)) => {
+                let path = if doc.get("schema-version").is_some() { "schema-version" } else { "apiVersion" };
+                if baton.is_some() {
+                    let message = "Baton reads `schema-version: v2.2` and `apiVersion: v3` definitions; \
+                                   upgrade this one to carry `extensions.baton`";
+                    checker.error(v.line, path, message);
+                }
+                return self.other.extend(checker.diagnostics);
+            }
+        };
+        let (kind, name_node, name_path) = match version {
+            SchemaVersion::V2_2 => {
+                checker.object(doc, "", &DATADOG_V2_2);
+                ("service", doc.get("dd-service"), "dd-service")
+            }
+            SchemaVersion::V3 => {
+                checker.object(doc, "", &DATADOG_V3);
+                let kind = doc.get("kind").and_then(Node::as_str).unwrap_or("");
+                if let (Some(spec), "service") = (doc.get("spec"), kind) {
+                    checker.object(spec, "spec", &SERVICE_SPEC_V3);
+                }
+                if baton.is_some() && kind != "service" {
+                    let line = doc.get("kind").map_or(doc.line, |k| k.line);
+                    checker.error(line, "kind", "expected `kind: service`: Baton releases services only");
+                }
+                (kind, doc.get("metadata").and_then(|m| m.get("name")), "metadata.name")
+            }
+        };
+        let name = name_node.and_then(Node::as_str);
+        if let (Some(baton), Some(name_node)) = (baton, name_node) {
+            if name.is_some_and(|n| !is_name(n)) {
+                let message = "expected a service name of letters, digits, `-`, `_` and `.` (Baton uses it in keys and paths)";
+                checker.error(name_node.line, name_path, message);
+            }
+            checker.object(baton, BATON, &DELIVERY);
+        }
+        let mut entry = None;
+        if let (Some(baton), Some(name), true) = (baton, name, checker.diagnostics.is_empty()) {
+            match build_entry(file, version, doc, baton, name) {
+                Ok(built) => entry = Some(built),
+                Err(message) => checker.error(baton.line, BATON, message),
+            }
+        }
+        match (name, name_node) {
+            (Some(name), Some(name_node)) => self.documents.push(Document {
+                file: file.to_string(),
+                kind: kind.to_string(),
+                name: name.to_string(),
+                line: name_node.line,
+                name_path,
+                baton: baton.is_some(),
+                entry,
+                diagnostics: checker.diagnostics,
+            }),
+            _ => self.other.extend(checker.diagnostics),
+        }
+    }
+
+    fn finish(mut self) -> LoadedCatalog {
+        self.flag_duplicates();
+        let mut catalog = LoadedCatalog { files: self.files, ..LoadedCatalog::default() };
+        for doc in self.documents {
+            catalog.diagnostics.extend(doc.diagnostics.iter().cloned());
+            match (doc.entry, doc.baton) {
+                (Some(entry), _) => catalog.services.push(entry),
+                (None, true) => catalog.invalid.entry(doc.name).or_default().extend(doc.diagnostics),
+                (None, false) => {
+                    catalog.unmanaged.insert(doc.name, format!("{}:{}", doc.file, doc.line));
+                }
+            }
+        }
+        catalog.diagnostics.extend(self.other);
+        catalog.diagnostics.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+        catalog
+    }
+
+    /// Datadog requires unique names per kind; each copy names the others.
+    fn flag_duplicates(&mut self) {
+        let mut groups: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
+        for (i, doc) in self.documents.iter().enumerate() {
+            groups.entry((&doc.kind, &doc.name)).or_default().push(i);
+        }
+        let duplicates: Vec<Vec<usize>> = groups.into_values().filter(|group| group.len() > 1).collect();
+        for group in duplicates {
+            for &i in &group {
+                let others: Vec<String> = group
+                    .iter()
+                    .filter(|&&j| j != i)
+                    .map(|&j| format!("{}:{}", self.documents[j].file, self.documents[j].line))
+                    .collect();
+                let doc = &mut self.documents[i];
+                let message = format!(
+                    "{} `{}` is also defined at {}: names must be unique across the catalog",
+                    doc.kind,
+                    doc.name,
+                    others.join(", ")
+                );
+                doc.entry = None;
+                doc.diagnostics.push(Diagnostic {
+                    file: doc.file.clone(),
+                    line: Some(doc.line),
+                    path: doc.name_path.into(),
+                    message,
+                });
+            }
+        }
+    }
+}
+
+/// Deserialises the checked document into the model: the model, not the checker,
+/// decides the final types and defaults.
+fn build_entry(file: &str, schema: SchemaVersion, doc: &Node, baton: &Node, name: &str) -> Result<ServiceEntry, String> {
+    // serde's messages can quote values (and so secrets): report only that the model disagreed.
+    let mismatch = |what: &str| format!("{what} passed validation but does not fit Baton's model (a Baton bug)");
+    let delivery: Delivery = serde_json::from_value(baton.to_json()).map_err(|_| mismatch(BATON))?;
+    let (team, links) = match schema {
+        SchemaVersion::V2_2 => (doc.get("team"), doc.get("links")),
+        SchemaVersion::V3 => {
+            let metadata = doc.get("metadata");
+            (metadata.and_then(|m| m.get("owner")), metadata.and_then(|m| m.get("links")))
+        }
+    };
+    let links: Vec<Link> = match links {
+        Some(links) => serde_json::from_value(links.to_json()).map_err(|_| mismatch("links"))?,
+        None => Vec::new(),
+    };
+    Ok(ServiceEntry {
+        name: name.to_string(),
+        schema,
+        team: delivery.team.clone().or_else(|| team.and_then(Node::as_str).map(str::to_string)),
+        links,
+        source: file.to_string(),
+        delivery,
+    })
+}

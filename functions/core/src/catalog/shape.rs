@@ -1,0 +1,425 @@
+//! What a catalog document may contain, as data: the validator walks these
+//! tables, and `schema/baton-extension.schema.json` is generated from the
+//! Baton ones (a test keeps the checked-in file equal to the generated one, and
+//! another keeps both equal to the serde model in `mod.rs`).
+
+use serde_json::{Map, Value as Json, json};
+
+pub(crate) struct Field {
+    pub name: &'static str,
+    pub required: bool,
+    pub kind: Kind,
+    pub doc: &'static str,
+    /// Default the model fills in when the field is absent (numbers only, for the schema).
+    pub default: Option<u64>,
+}
+
+pub(crate) enum Kind {
+    /// Any string (Datadog's free-text fields).
+    AnyText,
+    /// A non-empty string.
+    Text,
+    /// A non-empty name usable in keys, file names and environment values.
+    Name,
+    /// One of a closed set of strings.
+    Enum(&'static [&'static str]),
+    /// A list of strings.
+    TextList,
+    /// A non-empty list of non-empty strings (wave targets).
+    Targets,
+    /// An http(s) URL.
+    Url,
+    /// A whole number of seconds: `90`, `"90s"`, `"5m"`, `"1h30m"`; at least `min`.
+    Duration { min: u64 },
+    /// A whole number of at least `min` (fits in u32).
+    Count { min: u64 },
+    /// A program and its arguments, run without a shell.
+    Argv,
+    /// Environment variables for a command.
+    Env,
+    /// A reference to a secret, never the secret.
+    Secret,
+    /// An EventBridge Scheduler expression.
+    Schedule,
+    /// A mapping checked field by field.
+    Object(&'static Shape),
+    /// A list of mappings of one shape.
+    List(&'static Shape),
+    /// Any mapping (free-form sections such as `extensions`).
+    Mapping,
+    /// Baton's deploy waves: a non-empty list of [`WAVE`] with unique names and targets.
+    Waves,
+}
+
+pub(crate) struct Shape {
+    pub fields: &'static [Field],
+    /// When non-empty, the mapping's `provider` picks one of these and its fields join `fields`.
+    pub variants: &'static [Variant],
+    /// At least one of these fields must be present.
+    pub at_least_one: &'static [&'static str],
+    /// Appended to "unknown field" messages.
+    pub unknown_hint: Option<&'static str>,
+}
+
+pub(crate) struct Variant {
+    pub provider: &'static str,
+    pub doc: &'static str,
+    pub fields: &'static [Field],
+}
+
+pub(crate) const PROVIDER: &str = "provider";
+
+const fn field(name: &'static str, kind: Kind, doc: &'static str) -> Field {
+    Field { name, required: false, kind, doc, default: None }
+}
+
+const fn required(name: &'static str, kind: Kind, doc: &'static str) -> Field {
+    Field { name, required: true, kind, doc, default: None }
+}
+
+const fn defaulted(name: &'static str, kind: Kind, default: u64, doc: &'static str) -> Field {
+    Field { name, required: false, kind, doc, default: Some(default) }
+}
+
+const fn shape(fields: &'static [Field]) -> Shape {
+    Shape { fields, variants: &[], at_least_one: &[], unknown_hint: None }
+}
+
+// ------------------------------------------------------------------ Baton
+
+const WORKING_DIR: Field =
+    field("working-dir", Kind::Text, "Directory the command runs in; relative to the catalog file's directory.");
+const ENV: Field = field("env", Kind::Env, "Extra environment variables (`BATON_*` are reserved).");
+const TIMEOUT: Field = field("timeout", Kind::Duration { min: 1 }, "Kill the command after this long.");
+
+const BUILD_COMMAND: &[Field] = &[
+    required("command", Kind::Argv, "Program and arguments, run without a shell."),
+    WORKING_DIR,
+    field(
+        "artifact-file",
+        Kind::Text,
+        "File the build writes the artifact reference to (relative to the working directory); \
+         otherwise the last line of stdout.",
+    ),
+    ENV,
+    TIMEOUT,
+];
+
+pub(crate) const BUILD: Shape = Shape {
+    fields: &[],
+    variants: &[Variant { provider: "command", doc: "Runs a local command.", fields: BUILD_COMMAND }],
+    at_least_one: &[],
+    unknown_hint: None,
+};
+
+pub(crate) const WAVE: Shape = shape(&[
+    required("name", Kind::Name, "Wave name, unique in the service (`canary`, `one-region`, ...)."),
+    required("targets", Kind::Targets, "Targets deployed in this wave; each appears in one wave only."),
+    defaulted("bake", Kind::Duration { min: 0 }, 0, "Time the wave runs before its health check."),
+]);
+
+const DEPLOY_COMMAND: &[Field] = &[
+    required("command", Kind::Argv, "Program and arguments, run once per target."),
+    field(
+        "rollback-command",
+        Kind::Argv,
+        "Run instead of `command` on rollback (default: `command` with the previous artifact).",
+    ),
+    WORKING_DIR,
+    ENV,
+    TIMEOUT,
+];
+
+pub(crate) const DEPLOY: Shape = Shape {
+    fields: &[required("waves", Kind::Waves, "Ordered from the smallest failure domain to the largest.")],
+    variants: &[Variant { provider: "command", doc: "Runs a local command per target.", fields: DEPLOY_COMMAND }],
+    at_least_one: &[],
+    unknown_hint: None,
+};
+
+const HEALTH_HTTP: &[Field] = &[
+    required("url", Kind::Url, "Answers 2xx when the service is healthy."),
+    defaulted("consecutive", Kind::Count { min: 1 }, 3, "2xx answers in a row that make the wave healthy."),
+    defaulted("interval", Kind::Duration { min: 1 }, 5, "Time between samples."),
+    defaulted("max-samples", Kind::Count { min: 1 }, 10, "Unhealthy after this many samples without success."),
+];
+
+const HEALTH_COMMAND: &[Field] = &[
+    required("command", Kind::Argv, "Program and arguments; healthy when it exits 0."),
+    WORKING_DIR,
+    ENV,
+    TIMEOUT,
+];
+
+pub(crate) const HEALTH: Shape = Shape {
+    fields: &[],
+    variants: &[
+        Variant { provider: "http", doc: "Samples an HTTP endpoint.", fields: HEALTH_HTTP },
+        Variant { provider: "command", doc: "Runs a local command.", fields: HEALTH_COMMAND },
+    ],
+    at_least_one: &[],
+    unknown_hint: None,
+};
+
+pub(crate) const SLACK: Shape = Shape {
+    fields: &[
+        required("channel", Kind::Text, "Channel the release message goes to."),
+        field("webhook", Kind::Secret, "Incoming webhook URL (secret reference): posts only."),
+        field("token", Kind::Secret, "Bot token (secret reference): one message per release, updated in place."),
+    ],
+    variants: &[],
+    at_least_one: &["webhook", "token"],
+    unknown_hint: None,
+};
+
+pub(crate) const NOTIFY: Shape = shape(&[field("slack", Kind::Object(&SLACK), "Slack notifications.")]);
+
+/// The `extensions.baton` block.
+pub(crate) const DELIVERY: Shape = shape(&[
+    required("environment", Kind::Name, "Environment this entry releases to (`production`, `staging`)."),
+    required("release-branch", Kind::Text, "Merges to this branch start a release."),
+    field("feature-branch", Kind::Text, "Released on its schedule or by hand, never by merges."),
+    field("schedule", Kind::Schedule, "EventBridge Scheduler expression: `cron(...)`, `rate(...)` or `at(...)`."),
+    field("team", Kind::Text, "Team that owns releases; defaults to the catalog's team/owner."),
+    field("on-call", Kind::Text, "On-call rotation paged when a release needs a person."),
+    required("build", Kind::Object(&BUILD), "How the artifact is built."),
+    required("deploy", Kind::Object(&DEPLOY), "How and where it is deployed, wave by wave."),
+    required("health", Kind::Object(&HEALTH), "How each wave is judged after its bake."),
+    field("notify", Kind::Object(&NOTIFY), "Where the team hears about releases."),
+]);
+
+// ------------------------------------------------------------------ Datadog
+
+const TOP_LEVEL_HINT: &str = "Datadog's schema allows no other top-level keys: Baton's settings go under `extensions.baton`";
+
+const CONTACT: Shape = shape(&[
+    field("name", Kind::AnyText, ""),
+    required("type", Kind::AnyText, ""),
+    required("contact", Kind::AnyText, ""),
+]);
+
+const LINK: Shape = shape(&[
+    required("name", Kind::AnyText, ""),
+    required("type", Kind::AnyText, ""),
+    required("url", Kind::AnyText, ""),
+    field("provider", Kind::AnyText, ""),
+]);
+
+const PAGERDUTY: Shape = shape(&[required("service-url", Kind::AnyText, "")]);
+const OPSGENIE: Shape =
+    shape(&[required("service-url", Kind::AnyText, ""), field("region", Kind::Enum(&["US", "EU"]), "")]);
+const INTEGRATIONS_V2_2: Shape = shape(&[
+    field("pagerduty", Kind::Object(&PAGERDUTY), ""),
+    field("opsgenie", Kind::Object(&OPSGENIE), ""),
+]);
+
+/// Datadog service definition v2.2 (service-catalog/v2.2/schema.json).
+pub(crate) const DATADOG_V2_2: Shape = Shape {
+    fields: &[
+        required("schema-version", Kind::Enum(&["v2.2"]), ""),
+        required("dd-service", Kind::AnyText, ""),
+        field("team", Kind::AnyText, ""),
+        field("application", Kind::AnyText, ""),
+        field("description", Kind::AnyText, ""),
+        field("tier", Kind::AnyText, ""),
+        field("lifecycle", Kind::AnyText, ""),
+        field("type", Kind::Enum(&["web", "db", "cache", "function", "browser", "mobile", "custom"]), ""),
+        field("languages", Kind::TextList, ""),
+        field("contacts", Kind::List(&CONTACT), ""),
+        field("links", Kind::List(&LINK), ""),
+        field("tags", Kind::TextList, ""),
+        field("integrations", Kind::Object(&INTEGRATIONS_V2_2), ""),
+        field("extensions", Kind::Mapping, ""),
+        field("ci-pipeline-fingerprints", Kind::TextList, ""),
+    ],
+    variants: &[],
+    at_least_one: &[],
+    unknown_hint: Some(TOP_LEVEL_HINT),
+};
+
+const OWNER: Shape = shape(&[required("name", Kind::AnyText, ""), field("type", Kind::AnyText, "")]);
+
+const METADATA_V3: Shape = shape(&[
+    field("id", Kind::Text, ""),
+    field("inheritFrom", Kind::AnyText, ""),
+    field("managed", Kind::Mapping, ""),
+    field("owner", Kind::AnyText, ""),
+    field("additionalOwners", Kind::List(&OWNER), ""),
+    required("name", Kind::Text, ""),
+    field("description", Kind::AnyText, ""),
+    field("displayName", Kind::AnyText, ""),
+    field("tags", Kind::TextList, ""),
+    field("contacts", Kind::List(&CONTACT), ""),
+    field("links", Kind::List(&LINK), ""),
+]);
+
+/// Datadog v3 entity envelope (service-catalog/v3/entity.schema.json).
+pub(crate) const DATADOG_V3: Shape = Shape {
+    fields: &[
+        required("apiVersion", Kind::Enum(&["v3"]), ""),
+        required("kind", Kind::Text, ""),
+        required("metadata", Kind::Object(&METADATA_V3), ""),
+        field("spec", Kind::Mapping, ""),
+        field("integrations", Kind::Mapping, ""),
+        field("datadog", Kind::Mapping, ""),
+        field("extensions", Kind::Mapping, ""),
+    ],
+    variants: &[],
+    at_least_one: &[],
+    unknown_hint: Some(TOP_LEVEL_HINT),
+};
+
+/// `spec` of a v3 `kind: service` entity (service-catalog/v3/service.schema.json).
+pub(crate) const SERVICE_SPEC_V3: Shape = shape(&[
+    field("lifecycle", Kind::Text, ""),
+    field("tier", Kind::Text, ""),
+    field("type", Kind::AnyText, ""),
+    field("languages", Kind::TextList, ""),
+    field("dependsOn", Kind::TextList, ""),
+]);
+
+// ------------------------------------------------------------------ messages
+
+impl Kind {
+    /// What a value of this kind looks like, for "expected ..." messages.
+    pub fn expected(&self) -> String {
+        match self {
+            Kind::AnyText => "a string".into(),
+            Kind::Text => "a non-empty string".into(),
+            Kind::Name => "a name of letters, digits, `-`, `_` and `.` (not starting with `.`)".into(),
+            Kind::Enum(values) => format!("one of {}", quoted_list(values)),
+            Kind::TextList => "a list of strings".into(),
+            Kind::Targets => "a non-empty list of target names".into(),
+            Kind::Url => "an http:// or https:// URL".into(),
+            Kind::Duration { min: 0 } => "a duration such as 30s, 5m or 1h (or a number of seconds)".into(),
+            Kind::Duration { .. } => "a positive duration such as 30s, 5m or 1h (or a number of seconds)".into(),
+            Kind::Count { min } => format!("a whole number of at least {min}"),
+            Kind::Argv => "a command as a list of strings, program first (e.g. [\"sh\", \"build.sh\"])".into(),
+            Kind::Env => "a mapping of environment variable names to strings".into(),
+            Kind::Secret => {
+                "a secret reference: `env:NAME`, `ssm:/parameter/name` or `secrets-manager:secret-id`".into()
+            }
+            Kind::Schedule => "an EventBridge Scheduler expression: `cron(...)`, `rate(...)` or `at(...)`".into(),
+            Kind::Object(_) | Kind::Mapping => "a mapping".into(),
+            Kind::List(_) => "a list of mappings".into(),
+            Kind::Waves => "a non-empty list of waves, each with `name` and `targets`".into(),
+        }
+    }
+}
+
+pub(crate) fn quoted_list(names: &[&str]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+}
+
+// ------------------------------------------------------------------ JSON Schema
+
+pub(crate) const SCHEMA_ID: &str =
+    "https://raw.githubusercontent.com/baton-release/baton/main/schema/baton-extension.schema.json";
+
+/// JSON Schema (draft 2020-12) of the `extensions.baton` block, for editors.
+pub fn baton_extension_schema() -> Json {
+    let mut schema = object_schema(&DELIVERY);
+    let root = schema.as_object_mut().expect("object schema");
+    let mut head = Map::new();
+    head.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
+    head.insert("$id".into(), json!(SCHEMA_ID));
+    head.insert("title".into(), json!("Baton delivery block (extensions.baton)"));
+    head.insert(
+        "description".into(),
+        json!("How a service in a Datadog service definition (v2.2 or v3) is built, deployed wave by wave, \
+               health-checked and announced. See docs/catalog.md."),
+    );
+    head.append(root);
+    Json::Object(head)
+}
+
+fn object_schema(shape: &Shape) -> Json {
+    if shape.variants.is_empty() {
+        return closed_object(shape.fields.iter(), &[], shape.at_least_one);
+    }
+    let variants: Vec<Json> = shape
+        .variants
+        .iter()
+        .map(|variant| {
+            let mut schema = closed_object(
+                shape.fields.iter().chain(variant.fields),
+                &[(PROVIDER, json!({ "const": variant.provider, "description": variant.doc }))],
+                shape.at_least_one,
+            );
+            schema["required"].as_array_mut().expect("required list").insert(0, json!(PROVIDER));
+            schema
+        })
+        .collect();
+    let providers: Vec<&str> = shape.variants.iter().map(|v| v.provider).collect();
+    json!({
+        "type": "object",
+        "required": [PROVIDER],
+        "properties": { PROVIDER: { "enum": providers } },
+        "oneOf": variants,
+    })
+}
+
+fn closed_object<'a>(fields: impl Iterator<Item = &'a Field>, extra: &[(&str, Json)], at_least_one: &[&str]) -> Json {
+    let mut properties = Map::new();
+    for (name, schema) in extra {
+        properties.insert((*name).into(), schema.clone());
+    }
+    let mut required = Vec::new();
+    for field in fields {
+        let mut schema = kind_schema(&field.kind);
+        if !field.doc.is_empty() {
+            schema["description"] = json!(field.doc);
+        }
+        if let Some(default) = field.default {
+            schema["default"] = json!(default);
+        }
+        properties.insert(field.name.into(), schema);
+        if field.required {
+            required.push(json!(field.name));
+        }
+    }
+    let mut schema = json!({ "type": "object", "additionalProperties": false, "required": required, "properties": properties });
+    if !at_least_one.is_empty() {
+        schema["anyOf"] = at_least_one.iter().map(|name| json!({ "required": [name] })).collect();
+    }
+    schema
+}
+
+fn kind_schema(kind: &Kind) -> Json {
+    match kind {
+        Kind::AnyText => json!({ "type": "string" }),
+        Kind::Text => json!({ "type": "string", "minLength": 1 }),
+        Kind::Name => json!({ "type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9_.-]*$" }),
+        Kind::Enum(values) => json!({ "enum": values }),
+        Kind::TextList => json!({ "type": "array", "items": { "type": "string" } }),
+        Kind::Targets => json!({ "type": "array", "minItems": 1, "items": { "type": "string", "minLength": 1 } }),
+        Kind::Url => json!({ "type": "string", "pattern": "^https?://." }),
+        Kind::Duration { min } => json!({ "oneOf": [
+            { "type": "integer", "minimum": min },
+            { "type": "string", "pattern": "^([0-9]+|([0-9]+[smh])+)$" },
+        ] }),
+        Kind::Count { min } => json!({ "type": "integer", "minimum": min, "maximum": u32::MAX }),
+        Kind::Argv => json!({ "type": "array", "minItems": 1, "items": { "type": "string" } }),
+        Kind::Env => json!({
+            "type": "object",
+            "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" },
+            "additionalProperties": { "type": "string" },
+        }),
+        Kind::Secret => json!({ "oneOf": [
+            { "type": "string", "pattern": "^(env|ssm|secrets-manager):.+$" },
+            {
+                "type": "object", "minProperties": 1, "maxProperties": 1, "additionalProperties": false,
+                "properties": {
+                    "env": { "type": "string", "minLength": 1 },
+                    "ssm": { "type": "string", "minLength": 1 },
+                    "secrets-manager": { "type": "string", "minLength": 1 },
+                },
+            },
+        ] }),
+        Kind::Schedule => json!({ "type": "string", "pattern": "^(cron|rate|at)\\(.+\\)$" }),
+        Kind::Object(shape) => object_schema(shape),
+        Kind::List(shape) => json!({ "type": "array", "items": object_schema(shape) }),
+        Kind::Mapping => json!({ "type": "object" }),
+        Kind::Waves => json!({ "type": "array", "minItems": 1, "items": object_schema(&WAVE) }),
+    }
+}

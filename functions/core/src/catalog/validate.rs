@@ -1,0 +1,326 @@
+//! Walks a document tree against the [`shape`](super::shape) tables and records
+//! every problem, not just the first. Messages say what was expected and never
+//! repeat a value that could be a secret.
+
+use super::schedule::check_schedule;
+use super::shape::{Field, Kind, PROVIDER, Shape, WAVE, quoted_list};
+use super::tree::{Node, Value};
+use super::{Diagnostic, SecretRef, Seconds};
+use std::collections::HashMap;
+
+/// Path shown for problems that concern a whole document.
+pub(crate) const DOCUMENT: &str = "(document)";
+
+pub(crate) struct Checker<'a> {
+    file: &'a str,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+pub(crate) fn join(parent: &str, key: &str) -> String {
+    if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
+}
+
+fn index(parent: &str, i: usize) -> String {
+    format!("{parent}[{i}]")
+}
+
+impl<'a> Checker<'a> {
+    pub fn new(file: &'a str) -> Self {
+        Checker { file, diagnostics: Vec::new() }
+    }
+
+    pub fn error(&mut self, line: usize, path: &str, message: impl Into<String>) {
+        let path = if path.is_empty() { DOCUMENT } else { path };
+        self.diagnostics.push(Diagnostic {
+            file: self.file.to_string(),
+            line: Some(line),
+            path: path.to_string(),
+            message: message.into(),
+        });
+    }
+
+    fn mismatch(&mut self, node: &Node, path: &str, expected: &str) {
+        let advice = if node.value == Value::Null { " (remove the key to leave it unset)" } else { "" };
+        self.error(node.line, path, format!("expected {expected}, found {}{advice}", node.kind_name()));
+    }
+
+    /// Checks a mapping field by field: types, required fields, unknown keys.
+    pub fn object(&mut self, node: &Node, path: &str, shape: &'static Shape) {
+        let Some(entries) = node.as_map() else {
+            return self.mismatch(node, path, "a mapping");
+        };
+        // Without a known provider the allowed keys are unknown, so unknown keys are not judged.
+        let (fields, closed) = self.fields_of(node, path, shape);
+        for entry in entries {
+            if !shape.variants.is_empty() && entry.key == PROVIDER {
+                continue;
+            }
+            let entry_path = join(path, &entry.key);
+            match fields.iter().find(|f| f.name == entry.key) {
+                Some(field) => self.value(&entry.value, &entry_path, &field.kind),
+                None if closed => {
+                    let mut names: Vec<&str> = fields.iter().map(|f| f.name).collect();
+                    if !shape.variants.is_empty() {
+                        names.insert(0, PROVIDER);
+                    }
+                    let mut message = unknown_message("field", &entry.key, &names);
+                    if let Some(hint) = shape.unknown_hint {
+                        message = format!("{message}. {hint}");
+                    }
+                    self.error(entry.key_line, &entry_path, message);
+                }
+                None => {}
+            }
+        }
+        for field in fields.iter().filter(|f| f.required && node.get(f.name).is_none()) {
+            self.error(
+                node.line,
+                &join(path, field.name),
+                format!("missing required field: expected {}", field.kind.expected()),
+            );
+        }
+        if !shape.at_least_one.is_empty() && shape.at_least_one.iter().all(|name| node.get(name).is_none()) {
+            self.error(node.line, path, format!("expected at least one of {}", quoted_list(shape.at_least_one)));
+        }
+    }
+
+    fn fields_of(&mut self, node: &Node, path: &str, shape: &'static Shape) -> (Vec<&'static Field>, bool) {
+        let mut fields: Vec<&'static Field> = shape.fields.iter().collect();
+        if shape.variants.is_empty() {
+            return (fields, true);
+        }
+        let providers: Vec<&str> = shape.variants.iter().map(|v| v.provider).collect();
+        let provider_path = join(path, PROVIDER);
+        let Some(provider) = node.get(PROVIDER) else {
+            let message = format!("missing required field: expected one of {}", quoted_list(&providers));
+            self.error(node.line, &provider_path, message);
+            return (fields, false);
+        };
+        let Some(name) = provider.as_str() else {
+            self.mismatch(provider, &provider_path, &format!("one of {}", quoted_list(&providers)));
+            return (fields, false);
+        };
+        match shape.variants.iter().find(|v| v.provider == name) {
+            Some(variant) => {
+                fields.extend(variant.fields);
+                (fields, true)
+            }
+            None => {
+                self.error(provider.line, &provider_path, unknown_message("provider", name, &providers));
+                (fields, false)
+            }
+        }
+    }
+
+    pub fn value(&mut self, node: &Node, path: &str, kind: &Kind) {
+        match (kind, &node.value) {
+            (Kind::AnyText, Value::Str(_)) | (Kind::Mapping, Value::Map(_)) => {}
+            (Kind::Text, Value::Str(s)) if !s.trim().is_empty() => {}
+            (Kind::Name, Value::Str(s)) if is_name(s) => {}
+            (Kind::Enum(values), Value::Str(s)) if !values.contains(&s.as_str()) => {
+                self.error(node.line, path, unknown_message("value", s, values));
+            }
+            (Kind::Enum(_), Value::Str(_)) => {}
+            (Kind::TextList, Value::Seq(items)) => self.each(items, path, &Kind::AnyText),
+            (Kind::Targets, Value::Seq(items)) if !items.is_empty() => self.each(items, path, &Kind::Text),
+            (Kind::Url, Value::Str(s)) if is_http_url(s) => {}
+            (Kind::Duration { min }, _) => self.duration(node, path, *min),
+            (Kind::Count { min }, Value::Int(n)) if *n >= 0 && (*n as u64) >= *min && *n <= i64::from(u32::MAX) => {}
+            (Kind::Argv, Value::Seq(items)) => self.argv(node, items, path),
+            (Kind::Argv, Value::Str(_)) => self.error(
+                node.line,
+                path,
+                format!("expected {}, found a string (commands run without a shell: split the words)", kind.expected()),
+            ),
+            (Kind::Env, Value::Map(entries)) => {
+                for entry in entries {
+                    let entry_path = join(path, &entry.key);
+                    if !is_env_name(&entry.key) {
+                        self.error(entry.key_line, &entry_path, "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+                    } else if entry.key.starts_with("BATON_") {
+                        self.error(entry.key_line, &entry_path, "`BATON_*` variables are set by Baton; choose another name");
+                    }
+                    if !matches!(entry.value.value, Value::Str(_)) {
+                        self.mismatch(&entry.value, &entry_path, "a string (quote numbers and booleans)");
+                    }
+                }
+            }
+            (Kind::Secret, _) => self.secret(node, path),
+            (Kind::Schedule, Value::Str(s)) => {
+                if let Err(why) = check_schedule(s) {
+                    self.error(node.line, path, format!("expected {why}"));
+                }
+            }
+            (Kind::Object(shape), _) => self.object(node, path, shape),
+            (Kind::List(shape), Value::Seq(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.object(item, &index(path, i), shape);
+                }
+            }
+            (Kind::Waves, Value::Seq(items)) if !items.is_empty() => self.waves(items, path),
+            (Kind::Waves, Value::Seq(_)) => self.error(node.line, path, "expected at least one wave"),
+            _ => self.mismatch(node, path, &kind.expected()),
+        }
+    }
+
+    fn each(&mut self, items: &[Node], path: &str, kind: &Kind) {
+        for (i, item) in items.iter().enumerate() {
+            self.value(item, &index(path, i), kind);
+        }
+    }
+
+    fn duration(&mut self, node: &Node, path: &str, min: u64) {
+        let seconds = match &node.value {
+            Value::Int(n) => u64::try_from(*n).map_err(|_| "a duration that is not negative".to_string()),
+            Value::Str(s) => Seconds::parse(s).map(|s| s.0),
+            _ => return self.mismatch(node, path, &Kind::Duration { min }.expected()),
+        };
+        match seconds {
+            Err(why) => self.error(node.line, path, format!("expected {why}")),
+            Ok(n) if n < min => self.error(node.line, path, format!("expected a duration of at least {min}s")),
+            Ok(_) => {}
+        }
+    }
+
+    fn argv(&mut self, node: &Node, items: &[Node], path: &str) {
+        match items.first() {
+            None => self.error(node.line, path, format!("an empty command: expected {}", Kind::Argv.expected())),
+            Some(program) if program.as_str().is_some_and(|p| p.trim().is_empty()) => {
+                self.error(program.line, &index(path, 0), "expected a program name, found an empty string");
+            }
+            Some(_) => {}
+        }
+        self.each(items, path, &Kind::AnyText);
+    }
+
+    fn secret(&mut self, node: &Node, path: &str) {
+        let parsed = match &node.value {
+            Value::Str(text) => SecretRef::parse(text),
+            Value::Map(entries) => match &entries[..] {
+                [entry] => match entry.value.as_str() {
+                    Some(name) => SecretRef::parse(&format!("{}:{name}", entry.key)),
+                    None => return self.mismatch(&entry.value, &join(path, &entry.key), "a secret name"),
+                },
+                _ => Err(String::new()),
+            },
+            _ => Err(String::new()),
+        };
+        if let Err(why) = parsed {
+            let why = if why.is_empty() { String::new() } else { format!(" ({why})") };
+            // The value is deliberately left out: it is most likely the secret itself.
+            self.error(
+                node.line,
+                path,
+                format!(
+                    "expected {}{why}, not the secret itself (value not shown); keep the secret in an \
+                     environment variable, SSM Parameter Store or Secrets Manager",
+                    Kind::Secret.expected()
+                ),
+            );
+        }
+    }
+
+    fn waves(&mut self, waves: &[Node], path: &str) {
+        let mut names: HashMap<&str, usize> = HashMap::new();
+        let mut targets: HashMap<&str, usize> = HashMap::new();
+        for (i, wave) in waves.iter().enumerate() {
+            let wave_path = index(path, i);
+            self.object(wave, &wave_path, &WAVE);
+            if let Some(name_node) = wave.get("name")
+                && let Some(name) = name_node.as_str()
+                && let Some(first) = names.insert(name, i)
+            {
+                names.insert(name, first);
+                let message = format!("duplicate wave name `{name}`: already used by {}", index(path, first));
+                self.error(name_node.line, &join(&wave_path, "name"), message);
+            }
+            let Some(Value::Seq(items)) = wave.get("targets").map(|t| &t.value) else { continue };
+            for (k, target_node) in items.iter().enumerate() {
+                let Some(target) = target_node.as_str() else { continue };
+                let Some(first) = targets.insert(target, i) else { continue };
+                targets.insert(target, first);
+                let message = if first == i {
+                    format!("target `{target}` is listed twice in this wave")
+                } else {
+                    let owner = waves[first].get("name").and_then(Node::as_str).unwrap_or("?");
+                    format!(
+                        "target `{target}` is already in wave `{owner}` ({}): a target belongs to one wave",
+                        index(path, first)
+                    )
+                };
+                self.error(target_node.line, &index(&join(&wave_path, "targets"), k), message);
+            }
+        }
+    }
+}
+
+/// "unknown field `comand` (did you mean `command`?); expected one of ..."
+pub(crate) fn unknown_message(what: &str, found: &str, expected: &[&str]) -> String {
+    let suggestion = did_you_mean(found, expected).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+    format!("unknown {what} `{found}`{suggestion}; expected one of {}", quoted_list(expected))
+}
+
+/// The candidate closest to `found` by edit distance, when it is close enough to be a typo.
+pub(crate) fn did_you_mean<'c>(found: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    let found = found.to_ascii_lowercase();
+    let limit = (found.chars().count() / 3).max(2);
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&found, &c.to_ascii_lowercase()), *c))
+        .filter(|(distance, _)| *distance <= limit)
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance over chars.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// Letters, digits, `-`, `_`, `.`; not starting with `.` (names end up in keys and file names).
+pub(crate) fn is_name(s: &str) -> bool {
+    !s.is_empty() && !s.starts_with('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+pub(crate) fn is_env_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn is_http_url(s: &str) -> bool {
+    ["http://", "https://"].iter().any(|scheme| s.strip_prefix(scheme).is_some_and(|rest| !rest.is_empty()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggestions_come_from_close_names_only() {
+        let names = ["command", "working-dir", "artifact-file", "env", "timeout"];
+        assert_eq!(did_you_mean("comand", &names), Some("command"));
+        assert_eq!(did_you_mean("working_dir", &names), Some("working-dir"));
+        assert_eq!(did_you_mean("timeuot", &names), Some("timeout"));
+        assert_eq!(did_you_mean("replicas", &names), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+        assert_eq!(edit_distance("", "abc"), 3);
+    }
+
+    #[test]
+    fn names_and_env_names() {
+        assert!(is_name("hello-web.v2_1"));
+        assert!(!is_name(".hidden") && !is_name("a/b") && !is_name(""));
+        assert!(is_env_name("_X1") && !is_env_name("1X") && !is_env_name("A-B"));
+    }
+}

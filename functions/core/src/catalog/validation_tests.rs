@@ -1,0 +1,507 @@
+//! Catalog parsing and validation, rule by rule. Each failing case asserts the
+//! file, line, path and message of the diagnostic it expects.
+
+use super::*;
+use crate::ports::{CatalogError, CatalogSource};
+
+const FILE: &str = "catalog/shop.yaml";
+
+const BASE: &str = r#"schema-version: v2.2
+dd-service: shop
+team: shop-team
+links:
+  - name: Runbook
+    type: runbook
+    url: https://example.com/runbook
+extensions:
+  baton:
+    environment: production
+    release-branch: main
+    build:
+      provider: command
+      command: ["sh", "build.sh"]
+    deploy:
+      provider: command
+      command: ["sh", "deploy.sh"]
+      waves:
+        - name: canary
+          targets: [c1]
+          bake: 5s
+        - name: rest
+          targets: [r1, r2]
+    health:
+      provider: http
+      url: https://shop.example.com/health
+"#;
+
+/// BASE with `from` replaced by `to` (which must occur exactly once).
+fn with(from: &str, to: &str) -> String {
+    assert_eq!(BASE.matches(from).count(), 1, "fixture snippet {from:?} must occur once");
+    BASE.replacen(from, to, 1)
+}
+
+/// 1-based line of the only line of `text` containing `needle`.
+fn line_of(text: &str, needle: &str) -> usize {
+    let lines: Vec<usize> = text.lines().enumerate().filter(|(_, l)| l.contains(needle)).map(|(i, _)| i + 1).collect();
+    assert_eq!(lines.len(), 1, "{needle:?} must be on exactly one line");
+    lines[0]
+}
+
+/// The only diagnostic for `text`; fails the test when there are none or several.
+fn only_error(text: &str) -> Diagnostic {
+    let (services, mut diagnostics) = parse_catalog_documents(FILE, text);
+    assert!(services.is_empty(), "an invalid document yields no service");
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
+    diagnostics.remove(0)
+}
+
+fn assert_diag(d: &Diagnostic, line: usize, path: &str, message_part: &str) {
+    assert_eq!(d.file, FILE);
+    assert_eq!(d.line, Some(line), "{d}");
+    assert_eq!(d.path, path, "{d}");
+    assert!(d.message.contains(message_part), "{:?} should contain {:?}", d.message, message_part);
+}
+
+#[test]
+fn v2_2_happy_path_builds_the_entry() {
+    let (services, diagnostics) = parse_catalog_documents(FILE, BASE);
+    assert_eq!(diagnostics, vec![]);
+    let [entry] = &services[..] else { panic!("one service") };
+    assert_eq!(entry.name, "shop");
+    assert_eq!(entry.schema, SchemaVersion::V2_2);
+    assert_eq!(entry.team.as_deref(), Some("shop-team"));
+    assert_eq!(entry.source, FILE);
+    assert_eq!(entry.links, vec![Link { name: "Runbook".into(), url: "https://example.com/runbook".into(), kind: Some("runbook".into()) }]);
+    let d = &entry.delivery;
+    assert_eq!((d.environment.as_str(), d.release_branch.as_str()), ("production", "main"));
+    assert_eq!(d.build, BuildSpec::Command(CommandBuild {
+        command: vec!["sh".into(), "build.sh".into()],
+        working_dir: None,
+        artifact_file: None,
+        env: BTreeMap::new(),
+        timeout: None,
+    }));
+    assert_eq!(d.deploy.waves.len(), 2);
+    assert_eq!(d.deploy.waves[0], WaveSpec { name: "canary".into(), targets: vec!["c1".into()], bake: Seconds(5) });
+    assert_eq!(d.deploy.waves[1].bake, Seconds(0), "bake defaults to 0");
+    assert_eq!(d.health, HealthSpec::Http(HttpHealth {
+        url: "https://shop.example.com/health".into(),
+        consecutive: 3,
+        interval: Seconds(5),
+        max_samples: 10,
+    }));
+    assert_eq!(d.notify, NotifySpec::default());
+}
+
+#[test]
+fn v3_happy_path_takes_owner_and_lets_the_block_override_the_team() {
+    let text = r##"apiVersion: v3
+kind: service
+metadata:
+  name: billing
+  owner: payments
+  links:
+    - {name: Repo, type: repo, url: "https://example.com/git/billing"}
+spec:
+  lifecycle: production
+  languages: [rust]
+integrations:
+  pagerduty:
+    serviceURL: https://example.pagerduty.com/service-directory/PABC
+extensions:
+  other-tool: {anything: goes}
+  baton:
+    environment: staging
+    release-branch: main
+    feature-branch: next
+    schedule: cron(0 9 ? * MON-FRI *)
+    team: payments-releases
+    build: {provider: command, command: [make, dist], artifact-file: out/ref, env: {PROFILE: release}, timeout: 10m}
+    deploy:
+      provider: command
+      command: [./deploy]
+      rollback-command: [./rollback]
+      waves: [{name: all, targets: [eu, us], bake: 90}]
+    health: {provider: command, command: [./check]}
+    notify:
+      slack: {channel: "#payments", token: "secrets-manager:slack/bot", webhook: {ssm: /slack/webhook}}
+"##;
+    let (services, diagnostics) = parse_catalog_documents("billing.yaml", text);
+    assert_eq!(diagnostics, vec![]);
+    let entry = &services[0];
+    assert_eq!((entry.name.as_str(), entry.schema), ("billing", SchemaVersion::V3));
+    assert_eq!(entry.team.as_deref(), Some("payments-releases"));
+    assert_eq!(entry.links[0].url, "https://example.com/git/billing");
+    let d = &entry.delivery;
+    assert_eq!(d.schedule.as_deref(), Some("cron(0 9 ? * MON-FRI *)"));
+    let BuildSpec::Command(build) = &d.build;
+    assert_eq!(build.timeout, Some(Seconds(600)));
+    assert_eq!(build.env.get("PROFILE").map(String::as_str), Some("release"));
+    let DeployTarget::Command(deploy) = &d.deploy.target;
+    assert_eq!(deploy.rollback_command, Some(vec!["./rollback".to_string()]));
+    assert_eq!(d.deploy.waves[0].bake, Seconds(90));
+    let slack = d.notify.slack.as_ref().unwrap();
+    assert_eq!(slack.token, Some(SecretRef::SecretsManager("slack/bot".into())));
+    assert_eq!(slack.webhook, Some(SecretRef::Ssm("/slack/webhook".into())));
+}
+
+#[test]
+fn the_catalog_team_is_used_when_the_block_names_none() {
+    let text = BASE.replace("team: shop-team\n", "");
+    let (services, _) = parse_catalog_documents(FILE, &text);
+    assert_eq!(services[0].team, None);
+}
+
+#[test]
+fn several_documents_per_file_and_json_text() {
+    let second = BASE.replace("dd-service: shop", "dd-service: cart");
+    let other_team = "schema-version: v2.2\ndd-service: search\nteam: search-team\n";
+    let text = format!("{BASE}---\n{other_team}---\n{second}");
+    let (services, diagnostics) = parse_catalog_documents(FILE, &text);
+    assert_eq!(diagnostics, vec![]);
+    let names: Vec<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["shop", "cart"], "the service without a Baton block is not Baton's");
+
+    // JSON is read by the same parser, with line numbers.
+    let json = serde_json::to_string_pretty(&tree::load(BASE).unwrap()[0].to_json()).unwrap();
+    let (services, diagnostics) = parse_catalog_documents("shop.json", &json);
+    assert_eq!((services.len(), diagnostics.len()), (1, 0));
+    let broken = json.replace("\"release-branch\"", "\"release_branch\"");
+    let (_, diagnostics) = parse_catalog_documents("shop.json", &broken);
+    let typo = diagnostics.iter().find(|d| d.path == "extensions.baton.release_branch").expect("the typo is reported");
+    assert_eq!(typo.line, Some(line_of(&broken, "release_branch")));
+}
+
+#[test]
+fn documents_without_a_baton_block_are_still_checked_against_datadog() {
+    let text = "schema-version: v2.2\ndd-service: search\ntype: website\nowner: me\n";
+    let (services, diagnostics) = parse_catalog_documents(FILE, text);
+    assert!(services.is_empty());
+    assert_eq!(diagnostics.len(), 2, "{diagnostics:#?}");
+    assert_eq!(diagnostics[0].path, "type");
+    assert!(diagnostics[0].message.contains("unknown value `website`; expected one of `web`"));
+    assert_eq!((diagnostics[1].line, diagnostics[1].path.as_str()), (Some(4), "owner"));
+}
+
+#[test]
+fn other_datadog_versions_are_skipped_unless_they_carry_a_baton_block() {
+    let (services, diagnostics) = parse_catalog_documents(FILE, "schema-version: v2.1\ndd-service: old\nanything: 1\n");
+    assert_eq!((services.len(), diagnostics.len()), (0, 0));
+    let text = with("schema-version: v2.2", "schema-version: v2.1");
+    assert_diag(&only_error(&text), 1, "schema-version", "Baton reads `schema-version: v2.2` and `apiVersion: v3`");
+}
+
+#[test]
+fn a_document_that_is_no_datadog_definition_is_an_error() {
+    assert_diag(&only_error("name: x\n"), 1, "(document)", "expected a Datadog service definition");
+}
+
+#[test]
+fn unknown_keys_suggest_the_closest_field() {
+    let text = with("      command: [\"sh\", \"build.sh\"]", "      comand: [\"sh\", \"build.sh\"]");
+    let (_, diagnostics) = parse_catalog_documents(FILE, &text);
+    assert_eq!(diagnostics.len(), 2, "the then-missing command, and the typo: {diagnostics:#?}");
+    let provider_line = line_of(&text, "comand") - 1;
+    assert_diag(&diagnostics[0], provider_line, "extensions.baton.build.command", "missing required field");
+    assert_diag(
+        &diagnostics[1],
+        line_of(&text, "comand"),
+        "extensions.baton.build.comand",
+        "unknown field `comand` (did you mean `command`?); expected one of `provider`, `command`, `working-dir`",
+    );
+
+    let text = with("    release-branch: main", "    release-branch: main\n    replicas: 3");
+    assert_eq!(only_error(&text).message, "unknown field `replicas`; expected one of `environment`, `release-branch`, \
+        `feature-branch`, `schedule`, `team`, `on-call`, `build`, `deploy`, `health`, `notify`");
+}
+
+#[test]
+fn unknown_provider_suggests_one() {
+    let text = with("      provider: http", "      provider: htp");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "provider: htp"),
+        "extensions.baton.health.provider",
+        "unknown provider `htp` (did you mean `http`?); expected one of `http`, `command`",
+    );
+}
+
+#[test]
+fn forbidden_top_level_keys_point_to_extensions() {
+    let text = with("team: shop-team", "team: shop-team\nbaton: {}");
+    assert_diag(
+        &only_error(&text),
+        2 + 1 + 1,
+        "baton",
+        "unknown field `baton`; expected one of `schema-version`, `dd-service`",
+    );
+    assert!(only_error(&text).message.ends_with("Baton's settings go under `extensions.baton`"));
+}
+
+#[test]
+fn wrong_types_say_what_was_expected() {
+    let text = with("release-branch: main", "release-branch: [main]");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "release-branch"),
+        "extensions.baton.release-branch",
+        "expected a non-empty string, found a list",
+    );
+    let text = with("release-branch: main", "release-branch:");
+    assert!(only_error(&text).message.ends_with("found nothing (null) (remove the key to leave it unset)"));
+    let text = with("      url: https://shop.example.com/health", "      url: https://shop.example.com/health\n      consecutive: -1");
+    assert_diag(&only_error(&text), line_of(&text, "consecutive"), "extensions.baton.health.consecutive", "expected a whole number of at least 1");
+    let text = with("command: [\"sh\", \"deploy.sh\"]", "command: sh deploy.sh");
+    assert_diag(&only_error(&text), line_of(&text, "sh deploy.sh"), "extensions.baton.deploy.command", "commands run without a shell");
+}
+
+#[test]
+fn missing_required_fields_are_reported_at_the_enclosing_mapping() {
+    let text = with("    environment: production\n", "");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "release-branch"),
+        "extensions.baton.environment",
+        "missing required field: expected a name of letters, digits",
+    );
+    let text = with("      provider: http\n", "");
+    assert_diag(&only_error(&text), line_of(&text, "url: https://shop"), "extensions.baton.health.provider", "expected one of `http`, `command`");
+}
+
+#[test]
+fn every_error_is_reported_not_just_the_first() {
+    let text = with("release-branch: main", "release-branch: 3")
+        .replace("bake: 5s", "bake: soon")
+        .replace("provider: http", "provider: http\n      interval: 0");
+    let (_, diagnostics) = parse_catalog_documents(FILE, &text);
+    let paths: Vec<&str> = diagnostics.iter().map(|d| d.path.as_str()).collect();
+    assert_eq!(paths, [
+        "extensions.baton.release-branch",
+        "extensions.baton.deploy.waves[0].bake",
+        "extensions.baton.health.interval",
+    ]);
+}
+
+#[test]
+fn waves_must_exist() {
+    let text = BASE.replace(
+        "      waves:\n        - name: canary\n          targets: [c1]\n          bake: 5s\n        - name: rest\n          targets: [r1, r2]\n",
+        "      waves: []\n",
+    );
+    assert_diag(&only_error(&text), line_of(&text, "waves: []"), "extensions.baton.deploy.waves", "expected at least one wave");
+}
+
+#[test]
+fn wave_names_are_unique() {
+    let text = with("- name: rest", "- name: canary\n          bake: 1m");
+    let d = only_error(&text);
+    assert_diag(&d, line_of(&text, "bake: 1m") - 1, "extensions.baton.deploy.waves[1].name", "duplicate wave name `canary`: already used by extensions.baton.deploy.waves[0]");
+}
+
+#[test]
+fn a_target_belongs_to_one_wave() {
+    let text = with("targets: [r1, r2]", "targets: [c1, r2]");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "[c1, r2]"),
+        "extensions.baton.deploy.waves[1].targets[0]",
+        "target `c1` is already in wave `canary` (extensions.baton.deploy.waves[0]): a target belongs to one wave",
+    );
+    let text = with("targets: [r1, r2]", "targets: [r1, r1]");
+    assert_diag(&only_error(&text), line_of(&text, "[r1, r1]"), "extensions.baton.deploy.waves[1].targets[1]", "listed twice in this wave");
+    let text = with("targets: [r1, r2]", "targets: []");
+    assert_diag(&only_error(&text), line_of(&text, "targets: []"), "extensions.baton.deploy.waves[1].targets", "a non-empty list of target names");
+}
+
+#[test]
+fn durations_are_checked() {
+    let text = with("bake: 5s", "bake: 5d");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "bake: 5d"),
+        "extensions.baton.deploy.waves[0].bake",
+        "expected a duration such as 30s, 5m or 1h (unknown unit 'd')",
+    );
+    let text = with("bake: 5s", "bake: -5");
+    assert_eq!(only_error(&text).message, "expected a duration that is not negative");
+    let text = with("      command: [\"sh\", \"build.sh\"]", "      command: [\"sh\", \"build.sh\"]\n      timeout: 0s");
+    assert_diag(&only_error(&text), line_of(&text, "timeout: 0s"), "extensions.baton.build.timeout", "expected a duration of at least 1s");
+}
+
+#[test]
+fn schedules_follow_eventbridge_scheduler() {
+    let text = with("    release-branch: main", "    release-branch: main\n    schedule: cron(0 10 * * * *)");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "schedule:"),
+        "extensions.baton.schedule",
+        "expected cron: `?` in day-of-month or day-of-week",
+    );
+    let text = with("    release-branch: main", "    release-branch: main\n    schedule: rate(1 hours)");
+    assert_eq!(only_error(&text).message, "expected rate: a value of 1 takes the singular unit `hour`");
+    let text = with("    release-branch: main", "    release-branch: main\n    schedule: rate(2 hours)");
+    assert_eq!(parse_catalog_documents(FILE, &text).1, vec![]);
+}
+
+#[test]
+fn commands_need_a_program() {
+    let text = with("command: [\"sh\", \"deploy.sh\"]", "command: []");
+    assert_diag(&only_error(&text), line_of(&text, "command: []"), "extensions.baton.deploy.command", "an empty command: expected a command as a list of strings");
+    let text = with("command: [\"sh\", \"deploy.sh\"]", "command: [\"\", \"deploy.sh\"]");
+    assert_diag(&only_error(&text), line_of(&text, "deploy.sh"), "extensions.baton.deploy.command[0]", "expected a program name");
+    let text = with("command: [\"sh\", \"deploy.sh\"]", "command: [sleep, 5]");
+    assert_diag(&only_error(&text), line_of(&text, "sleep"), "extensions.baton.deploy.command[1]", "expected a string, found a number");
+}
+
+#[test]
+fn env_maps_take_string_values_and_leave_baton_variables_alone() {
+    let text = with("      command: [\"sh\", \"build.sh\"]", "      command: [\"sh\", \"build.sh\"]\n      env: {PORT: 8080, BATON_SHA: x, bad-name: y}");
+    let (_, diagnostics) = parse_catalog_documents(FILE, &text);
+    let got: Vec<(&str, &str)> = diagnostics.iter().map(|d| (d.path.as_str(), d.message.as_str())).collect();
+    assert_eq!(got, [
+        ("extensions.baton.build.env.PORT", "expected a string (quote numbers and booleans), found a number"),
+        ("extensions.baton.build.env.BATON_SHA", "`BATON_*` variables are set by Baton; choose another name"),
+        ("extensions.baton.build.env.bad-name", "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"),
+    ]);
+}
+
+#[test]
+fn inline_secrets_are_rejected_without_repeating_them() {
+    let secret = "https://hooks.slack.com/services/T000/B000/s3cr3tXYZ";
+    for (value, why) in [
+        (secret.to_string(), "no `env:`, `ssm:` or `secrets-manager:` prefix"),
+        (format!("\"{secret}\""), "no `env:`, `ssm:` or `secrets-manager:` prefix"),
+        ("xoxb-1234-s3cr3tXYZ".to_string(), "no `env:`, `ssm:` or `secrets-manager:` prefix"),
+        ("env:s3cr3t-XYZ".to_string(), "`env:` takes a variable name"),
+    ] {
+        let text = with(
+            "      url: https://shop.example.com/health\n",
+            &format!("      url: https://shop.example.com/health\n    notify:\n      slack:\n        channel: \"#shop\"\n        webhook: {value}\n"),
+        );
+        let d = only_error(&text);
+        assert_diag(&d, line_of(&text, "webhook:"), "extensions.baton.notify.slack.webhook", "expected a secret reference");
+        assert!(d.message.contains(why), "{}", d.message);
+        assert!(d.message.contains("not the secret itself (value not shown)"));
+        assert!(!d.message.contains("s3cr3t") && !d.message.contains("hooks.slack"), "the secret leaked: {}", d.message);
+    }
+}
+
+#[test]
+fn slack_needs_a_way_to_post() {
+    let text = with(
+        "      url: https://shop.example.com/health\n",
+        "      url: https://shop.example.com/health\n    notify:\n      slack:\n        channel: \"#shop\"\n",
+    );
+    assert_diag(&only_error(&text), line_of(&text, "channel:"), "extensions.baton.notify.slack", "expected at least one of `webhook`, `token`");
+}
+
+#[test]
+fn service_names_must_be_safe_for_keys_and_paths() {
+    let text = with("dd-service: shop", "dd-service: ../shop");
+    assert_diag(&only_error(&text), 2, "dd-service", "expected a service name of letters, digits");
+}
+
+#[test]
+fn v3_entities_released_by_baton_must_be_services() {
+    let text = "apiVersion: v3\nkind: system\nmetadata: {name: shop}\nextensions:\n  baton: {}\n";
+    let (_, diagnostics) = parse_catalog_documents(FILE, text);
+    assert_diag(&diagnostics[0], 2, "kind", "expected `kind: service`");
+    let text = "apiVersion: v3\nkind: service\nmetadata: {nmae: shop}\nspec: {tier: \"1\", owner: x}\n";
+    let (_, diagnostics) = parse_catalog_documents(FILE, text);
+    let got: Vec<(&str, &str)> = diagnostics.iter().map(|d| (d.path.as_str(), d.message.as_str())).collect();
+    assert_eq!(got[0].0, "metadata.nmae");
+    assert!(got[0].1.contains("(did you mean `name`?)"));
+    assert_eq!(got[1], ("metadata.name", "missing required field: expected a non-empty string"));
+    assert_eq!(got[2].0, "spec.owner");
+}
+
+#[test]
+fn duplicate_names_within_one_text_name_both_places() {
+    let text = format!("{BASE}---\n{BASE}");
+    let second = BASE.lines().count() + 1 + 2;
+    let (services, diagnostics) = parse_catalog_documents(FILE, &text);
+    assert!(services.is_empty());
+    assert_eq!(diagnostics.len(), 2);
+    assert_diag(&diagnostics[0], 2, "dd-service", &format!("service `shop` is also defined at {FILE}:{second}:"));
+    assert_diag(&diagnostics[1], second, "dd-service", &format!("service `shop` is also defined at {FILE}:2:"));
+}
+
+#[test]
+fn syntax_errors_carry_their_line() {
+    let text = with("release-branch: main", "release-branch: main\n    release-branch: again");
+    assert_diag(&only_error(&text), line_of(&text, "again"), "(document)", "expected well-formed YAML or JSON: duplicated key");
+}
+
+#[test]
+fn secret_refs_deserialize_from_both_spellings_without_echo() {
+    let env: SecretRef = serde_json::from_str("\"env:SLACK_TOKEN\"").unwrap();
+    assert_eq!(env, SecretRef::Env("SLACK_TOKEN".into()));
+    let ssm: SecretRef = serde_json::from_str(r#"{"ssm": "/a/b"}"#).unwrap();
+    assert_eq!(serde_json::to_string(&ssm).unwrap(), r#"{"ssm":"/a/b"}"#, "serialises as before");
+    let err = serde_json::from_str::<SecretRef>("\"xoxb-s3cr3t\"").unwrap_err().to_string();
+    assert!(!err.contains("s3cr3t"), "{err}");
+    let err = serde_json::from_str::<SecretRef>(r#"{"env": "s3cr3t value"}"#).unwrap_err().to_string();
+    assert!(!err.contains("s3cr3t"), "{err}");
+}
+
+// ------------------------------------------------------------------ files and FsCatalog
+
+fn catalog_dir(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn duplicate_names_across_files_name_both_files() {
+    let dir = catalog_dir(&[("a.yaml", BASE), ("team/b.yml", BASE), ("notes.txt", "not a catalog"), (".hidden/c.yaml", BASE)]);
+    let catalog = load_catalog(dir.path()).unwrap();
+    assert_eq!(catalog.files(), 2);
+    let a = dir.path().join("a.yaml").display().to_string();
+    let b = dir.path().join("team/b.yml").display().to_string();
+    let diagnostics = catalog.diagnostics();
+    assert_eq!(diagnostics.len(), 2, "{diagnostics:#?}");
+    assert_eq!((diagnostics[0].file.as_str(), diagnostics[0].line), (a.as_str(), Some(2)));
+    assert!(diagnostics[0].message.contains(&format!("also defined at {b}:2")));
+    assert_eq!(diagnostics[1].file, b);
+    assert!(diagnostics[1].message.contains(&format!("also defined at {a}:2")));
+    assert!(catalog.services().is_empty());
+}
+
+#[tokio::test]
+async fn fs_catalog_serves_valid_invalid_unmanaged_and_missing_services() {
+    let invalid = BASE.replace("dd-service: shop", "dd-service: cart").replace("bake: 5s", "bake: 5d");
+    let unmanaged = "schema-version: v2.2\ndd-service: search\n";
+    let dir = catalog_dir(&[("shop.yaml", BASE), ("cart.yaml", &invalid), ("search.json", unmanaged)]);
+    let catalog = FsCatalog::open(dir.path()).unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+
+    let shop = catalog.service("shop").await.unwrap();
+    assert_eq!(shop.source, root.join("shop.yaml").display().to_string(), "sources are absolute");
+
+    let Err(CatalogError::Invalid(diagnostics)) = catalog.service("cart").await else { panic!("cart is invalid") };
+    assert_eq!(diagnostics.len(), 1);
+    assert_eq!(diagnostics[0].path, "extensions.baton.deploy.waves[0].bake");
+    assert_eq!(diagnostics[0].file, root.join("cart.yaml").display().to_string());
+
+    let Err(CatalogError::NotFound { service, searched }) = catalog.service("search").await else { panic!() };
+    assert_eq!(service, "search");
+    assert!(searched.contains("has no `extensions.baton` block"), "{searched}");
+
+    let Err(CatalogError::NotFound { searched, .. }) = catalog.service("nope").await else { panic!() };
+    assert_eq!(searched, format!("searched {} (3 files)", root.display()));
+
+    assert!(matches!(FsCatalog::open(dir.path().join("missing")), Err(CatalogError::Unavailable(_))));
+}
+
+#[test]
+fn a_single_file_is_a_catalog_too() {
+    let dir = catalog_dir(&[("one.yaml", BASE)]);
+    let catalog = load_catalog(&dir.path().join("one.yaml")).unwrap();
+    assert_eq!(catalog.services().len(), 1);
+    assert!(load_catalog(&dir.path().join("none.yaml")).is_err());
+}
