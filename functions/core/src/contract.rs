@@ -130,14 +130,18 @@ pub async fn timestamps_keep_microseconds(store: &dyn ReleaseStore) {
         whole_second + TimeDelta::milliseconds(500),
         whole_second + TimeDelta::seconds(1),
     ];
-    let mut expected = Vec::new();
-    for (i, at) in times.into_iter().enumerate() {
-        let r = release_at(&format!("rel-tick-{i}"), "tick", "prod", at);
-        store.create_release(&r, &format!("tick-{i}")).await.expect("create_release");
-        expected.push(r.id);
+    // Neither ids nor creation order follow time, so no tie-breaker can pass for the ordering.
+    let ids_in_time_order = ["rel-tick-c", "rel-tick-e", "rel-tick-a", "rel-tick-d", "rel-tick-b"];
+    for i in [2, 0, 4, 1, 3] {
+        let r = release_at(ids_in_time_order[i], "tick", "prod", times[i]);
+        store.create_release(&r, r.id.as_str()).await.expect("create_release");
     }
-    expected.reverse();
-    assert_eq!(ids(&list(store, "tick", None, 10).await), expected, "list_releases must order by created_at to the microsecond");
+    let newest_first: Vec<&str> = ids_in_time_order.into_iter().rev().collect();
+    assert_eq!(
+        ids(&list(store, "tick", None, 10).await),
+        id_list(&newest_first),
+        "list_releases must order by created_at to the microsecond"
+    );
 }
 
 pub async fn missing_release_is_none(store: &dyn ReleaseStore) {

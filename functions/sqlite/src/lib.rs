@@ -95,6 +95,14 @@ impl SqliteStore {
         Ok(SqliteStore { inner: Arc::new(Inner { location, conn: Mutex::new(conn) }) })
     }
 
+    /// Sets how long writes wait for another connection's write lock (default [`BUSY_TIMEOUT`])
+    /// before failing with [`StoreError::Unavailable`].
+    pub fn with_busy_timeout(self, timeout: Duration) -> Result<SqliteStore, StoreError> {
+        let set = self.inner.conn.lock().unwrap_or_else(PoisonError::into_inner).busy_timeout(timeout);
+        set.map_err(|err| Failure::from(err).into_store_error(&self.inner.location))?;
+        Ok(self)
+    }
+
     /// Runs `work` on the connection, on the blocking pool.
     async fn call<T, F>(&self, operation: &'static str, work: F) -> Result<T, StoreError>
     where
@@ -132,6 +140,11 @@ impl SqliteStore {
         .await
     }
 }
+
+// list_releases, newest first. The id breaks ties so that the order is stable.
+const LIST_BY_SERVICE: &str = "SELECT id, body FROM releases WHERE service = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2";
+const LIST_BY_SERVICE_ENVIRONMENT: &str =
+    "SELECT id, body FROM releases WHERE service = ?1 AND environment = ?2 ORDER BY created_at DESC, id DESC LIMIT ?3";
 
 /// The columns of a release row, computed before the blocking call takes them.
 struct ReleaseRow {
@@ -263,18 +276,9 @@ impl ReleaseStore for SqliteStore {
             // the planner from using the environment index.
             match environment {
                 Some(environment) => decode_releases(
-                    &mut conn
-                        .prepare_cached(
-                            "SELECT id, body FROM releases WHERE service = ?1 AND environment = ?2
-                             ORDER BY created_at DESC, id DESC LIMIT ?3",
-                        )?
-                        .query(params![service, environment, limit])?,
+                    &mut conn.prepare_cached(LIST_BY_SERVICE_ENVIRONMENT)?.query(params![service, environment, limit])?,
                 ),
-                None => decode_releases(
-                    &mut conn
-                        .prepare_cached("SELECT id, body FROM releases WHERE service = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2")?
-                        .query(params![service, limit])?,
-                ),
+                None => decode_releases(&mut conn.prepare_cached(LIST_BY_SERVICE)?.query(params![service, limit])?),
             }
         })
         .await
@@ -426,4 +430,27 @@ impl ReleaseStore for SqliteStore {
 
 fn counter_overflow(service: &str, environment: &str, day: NaiveDate) -> Failure {
     StoreError::Conflict(format!("rollup {service}/{environment}/{day}: a counter would exceed {}", i64::MAX)).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both list_releases statements walk an index in order: no table scan, no sort.
+    #[test]
+    fn list_releases_is_served_by_indexes() {
+        let store = SqliteStore::in_memory().unwrap();
+        let conn = store.inner.conn.lock().unwrap();
+        let cases: [(&str, &[&dyn rusqlite::ToSql], &str); 2] = [
+            (LIST_BY_SERVICE, params!["web", 10], "releases_by_service"),
+            (LIST_BY_SERVICE_ENVIRONMENT, params!["web", "prod", 10], "releases_by_service_environment"),
+        ];
+        for (sql, params, index) in cases {
+            let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let plan: Vec<String> = statement.query_map(params, |row| row.get(3)).unwrap().map(Result::unwrap).collect();
+            let plan = plan.join("; ");
+            assert!(plan.contains(&format!("USING INDEX {index} (")), "{sql}: {plan}");
+            assert!(!plan.contains("SCAN") && !plan.contains("TEMP B-TREE"), "{sql}: {plan}");
+        }
+    }
 }
