@@ -1,1 +1,28 @@
 //! CI, deploy, health and notification adapters: local commands, HTTP, Slack.
+//!
+//! Everything here implements a port of [`baton_core::ports`]. Command providers run an
+//! argv on this machine (Unix only: they own a process group so a timeout can kill a whole
+//! build); HTTP health and the Slack notifiers speak HTTPS through one shared
+//! [`reqwest::Client`] (see [`http_client`]).
+
+mod build;
+mod command;
+mod deploy;
+mod health;
+mod http;
+mod local;
+mod notify;
+mod secrets;
+
+pub use build::{CommandBuildProvider, UNKNOWN_SHA};
+pub use command::CommandContext;
+pub use deploy::CommandDeployer;
+pub use health::{CommandHealthChecker, HttpHealthChecker};
+pub use http::http_client;
+pub use local::LocalProviders;
+pub use notify::console::ConsoleNotifier;
+pub use notify::slack::{DEFAULT_SLACK_API_BASE, SlackWebApiNotifier, SlackWebhookNotifier};
+pub use secrets::{EnvSecretResolver, Secret, resolve_secret};
+
+#[cfg(test)]
+mod test_support;

@@ -1,0 +1,39 @@
+//! The HTTP client shared by the HTTP health check and the Slack notifiers.
+
+use baton_core::ports::ProviderError;
+use std::time::Duration;
+
+/// A client with rustls, a Baton user agent and a connect timeout; request timeouts are set
+/// per request by each provider. Clone it freely: clones share one connection pool.
+pub fn http_client() -> Result<reqwest::Client, ProviderError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("baton/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| ProviderError::Unavailable(format!("cannot set up the HTTP client: {}", describe(e))))
+}
+
+/// A request error and its causes on one line ("error sending request: ... Connection refused"),
+/// without the URL: a Slack webhook URL is a secret.
+pub(crate) fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut message = error.to_string();
+    let mut cause = std::error::Error::source(&error);
+    while let Some(inner) = cause {
+        let text = inner.to_string();
+        // hyper and reqwest often wrap an error in one that repeats its text.
+        if !message.ends_with(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        cause = inner.source();
+    }
+    message
+}
+
+/// A request that got no answer: a bad URL cannot get better, anything else might.
+pub(crate) fn request_failed(error: reqwest::Error, context: &str) -> ProviderError {
+    let permanent = error.is_builder();
+    let message = format!("{context}: {}", describe(error));
+    if permanent { ProviderError::Rejected(message) } else { ProviderError::Unavailable(message) }
+}
