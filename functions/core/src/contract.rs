@@ -15,6 +15,8 @@
 //! - A lease taken at `now` covers `[now, now + lease)`: once `now >= expires_at` the lock is free.
 //! - `list_releases` orders by `created_at`, newest first; releases created in the same
 //!   microsecond come in an unspecified order.
+//! - `put_release` replaces the whole record, the environment and `created_at` that
+//!   `list_releases` filters and orders by included.
 //! - `events` orders by `at`, and events with equal `at` in the order they were appended.
 //! - `rollups` returns days in ascending order.
 //! - Only error variants are compared, never messages.
@@ -207,18 +209,24 @@ pub async fn concurrent_creates_with_one_key_make_one_release(store: &dyn Releas
 }
 
 pub async fn put_release_replaces_the_record(store: &dyn ReleaseStore) {
-    let original = release_at("rel-web-1", "web", "prod", t0());
+    let original = release_at("rel-web-1", "web", "staging", t0());
     store.create_release(&original, "k1").await.expect("create_release");
+    let neighbour = release_at("rel-web-2", "web", "prod", t0() + TimeDelta::days(1));
+    store.create_release(&neighbour, "k2").await.expect("create_release");
 
+    // Every field changes, those list_releases filters and orders by included.
     let mut updated = full_release();
     updated.id = original.id.clone();
+    updated.environment = "prod".into();
+    updated.created_at = t0() + TimeDelta::days(2);
     updated.status = ReleaseStatus::RolledBack;
     updated.waves[1].status = WaveStatus::RolledBack;
     updated.notifier_state.insert("log".into(), serde_json::json!({"lines": 12}));
     store.put_release(&updated).await.expect("put_release");
 
     assert_eq!(store.get_release(&original.id).await.expect("get_release"), Some(updated.clone()), "put_release must replace the whole record");
-    assert_eq!(list(store, "web", Some("prod"), 10).await, vec![updated.clone()], "list_releases must see the replaced record");
+    assert_eq!(list(store, "web", Some("prod"), 10).await, vec![updated.clone(), neighbour], "list_releases must see the replaced record");
+    assert_eq!(list(store, "web", Some("staging"), 10).await, vec![], "the replaced record leaves its former environment");
     assert_eq!(
         store.create_release(&original, "k1").await.expect("create_release"),
         Created::Existing(original.id),
@@ -318,6 +326,7 @@ pub async fn free_lock_is_acquired(store: &dyn ReleaseStore) {
     assert_eq!(store.lock_holder(&key, t0()).await.expect("lock_holder"), None, "a lock never taken has no holder");
     assert_eq!(store.try_lock(&key, &a, t0(), LEASE).await.expect("try_lock"), LockOutcome::Acquired);
     assert_eq!(store.lock_holder(&key, t0()).await.expect("lock_holder"), Some(lease(&a, t0())));
+    assert_eq!(store.lock_holder(&LockKey::new("web", "staging"), t0()).await.expect("lock_holder"), None, "locks are per key");
 }
 
 pub async fn held_lock_is_refused_to_others_until_it_expires(store: &dyn ReleaseStore) {
@@ -529,8 +538,8 @@ fn date(year: i32, month: u32, day: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(year, month, day).expect("a valid date")
 }
 
-/// A release with only the required fields set.
-fn release_at(id: &str, service: &str, environment: &str, created_at: DateTime<Utc>) -> Release {
+/// A release with only the required fields set: a fixture for store-specific tests too.
+pub fn release_at(id: &str, service: &str, environment: &str, created_at: DateTime<Utc>) -> Release {
     Release {
         id: ReleaseId(id.into()),
         service: service.into(),

@@ -2,9 +2,8 @@
 //! locking across connections and staying off the async runtime's threads.
 
 use baton_core::ports::{Created, ReleaseStore, StoreError};
-use baton_core::release::{
-    LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, Stage, StageEvent, Trigger, TriggerKind,
-};
+use baton_core::contract::release_at;
+use baton_core::release::{LockKey, Release, ReleaseId, Rollup, RollupKey, Stage, StageEvent};
 use baton_sqlite::{SqliteStore, database_path, default_state_dir};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use rusqlite::Connection;
@@ -16,26 +15,7 @@ fn at() -> DateTime<Utc> {
 }
 
 fn release(id: &str) -> Release {
-    Release {
-        id: ReleaseId(id.into()),
-        service: "web".into(),
-        environment: "prod".into(),
-        status: ReleaseStatus::Queued,
-        stage: Stage::Queued,
-        trigger: Trigger { kind: TriggerKind::Cli, id: id.into(), actor: None },
-        branch: "main".into(),
-        sha: None,
-        changed_at: None,
-        artifact: None,
-        previous_artifact: None,
-        waves: Vec::new(),
-        created_at: at(),
-        started_at: None,
-        finished_at: None,
-        failure: None,
-        execution: None,
-        notifier_state: serde_json::Map::new(),
-    }
+    release_at(id, "web", "prod", at())
 }
 
 fn event(id: &str) -> StageEvent {
