@@ -85,7 +85,7 @@ impl SqliteStore {
                 if !mode.eq_ignore_ascii_case("wal") {
                     return Err(StoreError::Unavailable(format!("{location}: SQLite refused WAL mode (journal_mode is {mode})")).into());
                 }
-                // Safe with WAL: a crash loses at most the last commits, never consistency.
+                // Safe with WAL: a power cut may lose the last commits, never consistency.
                 conn.pragma_update(None, "synchronous", "NORMAL")?;
             }
             conn.pragma_update(None, "foreign_keys", true)?;
