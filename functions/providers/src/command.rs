@@ -10,7 +10,7 @@
 
 use baton_core::catalog::{SecretRef, Seconds, ServiceEntry};
 use baton_core::ports::{ProviderError, RunHandle};
-use baton_core::release::ReleaseId;
+use baton_core::release::{Artifact, ReleaseId};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, VecDeque};
@@ -134,8 +134,7 @@ impl CommandContext {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
-            .kill_on_drop(true);
+            .process_group(0);
         if let Some(dir) = &spec.working_dir {
             command.current_dir(dir);
         }
@@ -154,6 +153,7 @@ impl CommandContext {
             }
         })?;
         let pid = child.id().expect("a child that was just spawned has a pid");
+        let mut abandoned = GroupGuard(Some(pid));
         let started = Instant::now();
         tracing::info!(target: "baton::command", command = spec.what, pid, argv = ?spec.argv, dir = ?spec.working_dir, "started");
 
@@ -181,6 +181,7 @@ impl CommandContext {
             }
             exit
         };
+        abandoned.0 = None;
         let exit = exit.map_err(|e| ProviderError::Unavailable(format!("lost track of the {label}: {e}")))?;
         tracing::info!(target: "baton::command", command = spec.what, pid, elapsed_ms = started.elapsed().as_millis() as u64, "{exit}");
 
@@ -189,7 +190,7 @@ impl CommandContext {
             pid,
             label,
             exit,
-            tail: output.tail.text(),
+            tail: output.tail(),
             last_stdout_line: output.last_stdout_line,
             working_dir: spec.working_dir.clone(),
         })
@@ -228,6 +229,13 @@ impl BatonEnv {
             ("BATON_BRANCH", branch.to_owned()),
             ("BATON_SHA", sha.unwrap_or_default().to_owned()),
         ])
+    }
+
+    /// The variables of a command acting on a built artifact (deploy, rollback, health check):
+    /// branch and sha are the artifact's, and `BATON_ARTIFACT` is its reference.
+    pub(crate) fn for_artifact(service: &str, environment: &str, release: &ReleaseId, artifact: &Artifact) -> BatonEnv {
+        BatonEnv::new(service, environment, release, &artifact.branch, Some(&artifact.sha))
+            .with("BATON_ARTIFACT", &artifact.reference)
     }
 
     pub(crate) fn with(mut self, name: &'static str, value: impl Into<String>) -> BatonEnv {
@@ -336,6 +344,18 @@ async fn supervise(child: &mut Child, pid: u32, timeout: Duration) -> std::io::R
     Ok(exit)
 }
 
+/// Kills the command's whole group when [`CommandContext::run`] is dropped before the command
+/// ended (its caller gave up), so no build keeps running unsupervised.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            signal_group(pid, libc::SIGKILL);
+        }
+    }
+}
+
 fn exit_of(status: ExitStatus) -> Exit {
     match (status.code(), status.signal()) {
         (Some(code), _) => Exit::Code(code),
@@ -368,10 +388,47 @@ impl Stream {
     }
 }
 
+/// What the runner keeps of a command's output. Each stream keeps its own recent lines: the
+/// pipes are read concurrently, so a final error on stderr may be read before stdout's
+/// backlog, and one shared budget would let that backlog push it out.
 #[derive(Default)]
 struct Output {
-    tail: Tail,
+    stdout: Tail,
+    stderr: Tail,
+    /// Arrival order across both streams.
+    lines_read: u64,
     last_stdout_line: Option<String>,
+}
+
+impl Output {
+    fn push(&mut self, stream: Stream, line: &str) {
+        self.lines_read += 1;
+        let tail = match stream {
+            Stream::Stdout => {
+                if !line.trim().is_empty() {
+                    self.last_stdout_line = Some(line.trim().to_owned());
+                }
+                &mut self.stdout
+            }
+            Stream::Stderr => &mut self.stderr,
+        };
+        tail.push(self.lines_read, line.to_owned());
+    }
+
+    /// Both streams' recent lines in arrival order, at most [`TAIL_BYTES`] (cut at the front).
+    fn tail(&self) -> String {
+        let mut lines: Vec<_> = self.stdout.lines.iter().chain(&self.stderr.lines).collect();
+        lines.sort_by_key(|(order, _)| *order);
+        let joined = lines.into_iter().map(|(_, line)| line.as_str()).collect::<Vec<_>>().join("\n");
+        if joined.len() <= TAIL_BYTES {
+            return joined;
+        }
+        let mut cut = joined.len() - TAIL_BYTES;
+        while !joined.is_char_boundary(cut) {
+            cut += 1;
+        }
+        format!("…{}", &joined[cut..])
+    }
 }
 
 /// Reads one pipe line by line into the log and the shared output until it closes.
@@ -392,11 +449,7 @@ async fn pump(pipe: Option<impl AsyncRead + Unpin>, stream: Stream, what: &str, 
         let text = String::from_utf8_lossy(&line);
         let text = text.trim_end_matches(['\n', '\r']);
         tracing::info!(target: "baton::command", command = what, pid, stream = stream.name(), "{text}");
-        let mut output = output.lock().unwrap_or_else(PoisonError::into_inner);
-        if matches!(stream, Stream::Stdout) && !text.trim().is_empty() {
-            output.last_stdout_line = Some(text.trim().to_owned());
-        }
-        output.tail.push(text.to_owned());
+        output.lock().unwrap_or_else(PoisonError::into_inner).push(stream, text);
     }
 }
 
@@ -424,33 +477,22 @@ async fn read_line_capped<R: AsyncBufRead + Unpin>(reader: &mut R, out: &mut Vec
     }
 }
 
-/// The last [`TAIL_BYTES`] of output, in whole lines where possible.
+/// One stream's most recent lines: the fewest that cover half of [`TAIL_BYTES`].
 #[derive(Default)]
 struct Tail {
-    lines: VecDeque<String>,
+    /// (arrival order, line)
+    lines: VecDeque<(u64, String)>,
     bytes: usize,
 }
 
 impl Tail {
-    fn push(&mut self, line: String) {
+    fn push(&mut self, order: u64, line: String) {
         self.bytes += line.len() + 1;
-        self.lines.push_back(line);
-        while self.lines.len() > 1 && self.bytes - (self.lines[0].len() + 1) >= TAIL_BYTES {
-            let dropped = self.lines.pop_front().expect("more than one line");
+        self.lines.push_back((order, line));
+        while self.lines.len() > 1 && self.bytes - (self.lines[0].1.len() + 1) >= TAIL_BYTES / 2 {
+            let (_, dropped) = self.lines.pop_front().expect("more than one line");
             self.bytes -= dropped.len() + 1;
         }
-    }
-
-    fn text(&self) -> String {
-        let joined = Vec::from(self.lines.clone()).join("\n");
-        if joined.len() <= TAIL_BYTES {
-            return joined;
-        }
-        let mut cut = joined.len() - TAIL_BYTES;
-        while !joined.is_char_boundary(cut) {
-            cut += 1;
-        }
-        format!("…{}", &joined[cut..])
     }
 }
 
@@ -507,7 +549,7 @@ mod tests {
 
         assert_eq!(outcome.exit, Exit::Code(3));
         assert!(outcome.tail.len() <= TAIL_BYTES + "…".len(), "{}", outcome.tail.len());
-        assert!(outcome.tail.ends_with("line 499 of output\noops"), "{}", outcome.tail);
+        assert!(outcome.tail.contains("\nline 499 of output") && outcome.tail.contains("oops"), "{}", outcome.tail);
         assert!(!outcome.tail.contains("line 3 of output"));
         let failure = outcome.failure();
         assert!(failure.starts_with("test command `") && failure.contains("exited with code 3; last output:\n"), "{failure}");
@@ -532,6 +574,22 @@ mod tests {
         assert!(outcome.failure().contains("timed out after 1s and was killed; last output:\nstarted"));
         tokio::time::sleep(Duration::from_millis(2500)).await;
         assert!(!marker.exists(), "the background job outlived the timeout");
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_run_kills_the_whole_process_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = CommandContext::new(&entry_in(dir.path()), dir.path()).unwrap();
+        let marker = dir.path().join("survived");
+        // A subshell, so that killing only the leader would leave the `touch` to run.
+        let argv = script(dir.path(), "slow.sh", &format!("(sleep 1; touch '{}') & wait", marker.display()));
+        let spec = spec(&ctx, &argv, &BTreeMap::new(), None);
+
+        let run = ctx.run(&spec, env());
+        assert!(tokio::time::timeout(Duration::from_millis(300), run).await.is_err());
+
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!marker.exists(), "the command outlived its abandoned run");
     }
 
     #[tokio::test]
@@ -606,12 +664,21 @@ mod tests {
     }
 
     #[test]
-    fn the_tail_keeps_whole_recent_lines_and_cuts_on_char_boundaries() {
-        let mut tail = Tail::default();
-        tail.push("é".repeat(TAIL_BYTES));
-        let text = tail.text();
-        assert!(text.starts_with('…') && text.len() <= TAIL_BYTES + "…".len());
-        tail.push("last".into());
-        assert!(tail.text().ends_with("é\nlast"));
+    fn the_tail_keeps_recent_lines_of_both_streams_in_order() {
+        let mut output = Output::default();
+        output.push(Stream::Stderr, "error: the one line that matters");
+        for i in 0..1000 {
+            output.push(Stream::Stdout, &format!("progress {i}"));
+        }
+        output.push(Stream::Stdout, "   ");
+        let tail = output.tail();
+        assert!(tail.starts_with("error: the one line that matters\nprogress "), "{tail}");
+        assert!(tail.ends_with("progress 999\n   ") && !tail.contains("progress 10\n"), "{tail}");
+        assert!(tail.len() <= TAIL_BYTES);
+        assert_eq!(output.last_stdout_line.as_deref(), Some("progress 999"));
+
+        output.push(Stream::Stderr, &"é".repeat(TAIL_BYTES));
+        let tail = output.tail();
+        assert!(tail.starts_with('…') && tail.len() <= TAIL_BYTES + "…".len() && tail.ends_with('é'));
     }
 }

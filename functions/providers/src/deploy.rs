@@ -37,18 +37,10 @@ impl CommandDeployer {
 #[async_trait]
 impl Deployer for CommandDeployer {
     async fn start(&self, request: &DeployRequest) -> Result<RunHandle, ProviderError> {
-        let artifact = &request.artifact;
-        let env = BatonEnv::new(
-            &request.service,
-            &request.environment,
-            &request.release_id,
-            &artifact.branch,
-            Some(&artifact.sha),
-        )
-        .with("BATON_WAVE", &request.wave)
-        .with("BATON_TARGET", &request.target)
-        .with("BATON_ARTIFACT", &artifact.reference)
-        .with("BATON_ROLLBACK", request.rollback.to_string());
+        let env = BatonEnv::for_artifact(&request.service, &request.environment, &request.release_id, &request.artifact)
+            .with("BATON_WAVE", &request.wave)
+            .with("BATON_TARGET", &request.target)
+            .with("BATON_ROLLBACK", request.rollback.to_string());
         let command = if request.rollback { &self.rollback } else { &self.deploy };
         let outcome = self.ctx.run(command, env).await?;
         let progress = if outcome.succeeded() {

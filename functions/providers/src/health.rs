@@ -72,7 +72,7 @@ impl HealthChecker for HttpHealthChecker {
                     tracing::debug!(target: "baton::health", url, sample, streak, "{status}");
                     if streak == self.consecutive {
                         return Ok(HealthVerdict::Healthy {
-                            detail: format!("{url} answered 2xx {streak} times in a row (last {status}; {sample} samples)"),
+                            detail: format!("{streak} consecutive 2xx answers from {url} (last {status}; {sample} samples)"),
                         });
                     }
                 }
@@ -85,7 +85,7 @@ impl HealthChecker for HttpHealthChecker {
         }
         Ok(HealthVerdict::Unhealthy {
             reason: format!(
-                "{url} did not answer 2xx {} times in a row within {} samples; last failure: {}",
+                "no {} consecutive 2xx answers from {url} within {} samples; last failure: {}",
                 self.consecutive,
                 self.max_samples,
                 last_failure.as_deref().unwrap_or("none")
@@ -117,17 +117,9 @@ impl CommandHealthChecker {
 #[async_trait]
 impl HealthChecker for CommandHealthChecker {
     async fn check(&self, request: &HealthRequest) -> Result<HealthVerdict, ProviderError> {
-        let artifact = &request.artifact;
-        let env = BatonEnv::new(
-            &request.service,
-            &request.environment,
-            &request.release_id,
-            &artifact.branch,
-            Some(&artifact.sha),
-        )
-        .with("BATON_WAVE", &request.wave)
-        .with("BATON_TARGETS", request.targets.join(","))
-        .with("BATON_ARTIFACT", &artifact.reference);
+        let env = BatonEnv::for_artifact(&request.service, &request.environment, &request.release_id, &request.artifact)
+            .with("BATON_WAVE", &request.wave)
+            .with("BATON_TARGETS", request.targets.join(","));
         let outcome = self.ctx.run(&self.command, env).await?;
         Ok(if outcome.succeeded() {
             HealthVerdict::Healthy { detail: outcome.summary() }
@@ -186,7 +178,7 @@ mod tests {
         let started = Instant::now();
         let verdict = http(format!("{}/healthz", server.uri()), 3, 5, 1).check(&request()).await.unwrap();
         let HealthVerdict::Healthy { detail } = verdict else { panic!("{verdict:?}") };
-        assert!(detail.contains("2xx 3 times in a row") && detail.contains("3 samples"), "{detail}");
+        assert!(detail.starts_with("3 consecutive 2xx answers from http://") && detail.contains("3 samples"), "{detail}");
         // Three samples, an interval apart.
         assert!(started.elapsed() >= Duration::from_secs(2), "{:?}", started.elapsed());
         assert_eq!(server.received_requests().await.unwrap().len(), 3);
@@ -206,8 +198,8 @@ mod tests {
         let url = format!("{}/healthz", server.uri());
         let verdict = http(url.clone(), 3, 6, 0).check(&request()).await.unwrap();
         let HealthVerdict::Unhealthy { reason } = verdict else { panic!("{verdict:?}") };
-        assert!(reason.starts_with(&url), "{reason}");
-        assert!(reason.contains("within 6 samples; last failure: HTTP 500 Internal Server Error"), "{reason}");
+        assert!(reason.starts_with(&format!("no 3 consecutive 2xx answers from {url} within 6 samples")), "{reason}");
+        assert!(reason.ends_with("; last failure: HTTP 500 Internal Server Error"), "{reason}");
         assert_eq!(server.received_requests().await.unwrap().len(), 6);
     }
 

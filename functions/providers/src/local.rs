@@ -84,3 +84,118 @@ impl Providers for LocalProviders {
         Ok(notifiers)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::tests::notification;
+    use crate::test_support::{FixedSecrets, entry_in, release_id, script};
+    use baton_core::catalog::{CommandBuild, CommandDeploy, HttpHealth, SecretRef, Seconds};
+    use baton_core::ports::{BuildProgress, BuildRequest, DeployProgress, DeployRequest, HealthRequest, HealthVerdict};
+    use std::path::Path;
+
+    fn providers(root: &Path, console: bool) -> LocalProviders {
+        let secrets = Arc::new(FixedSecrets::one(SecretRef::Env("SLACK_BOT_TOKEN".into()), "xoxb-test"));
+        let console: Option<Box<dyn Write + Send>> = if console { Some(Box::new(std::io::sink())) } else { None };
+        LocalProviders::new(root.join("workspaces"), console, secrets, Some("http://127.0.0.1:9/api".into())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_release_builds_deploys_and_checks_through_the_catalog_specs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut entry = entry_in(dir.path());
+        let build = script(dir.path(), "build.sh", "echo \"web-$BATON_RELEASE_ID.tar\"");
+        let deploy = script(dir.path(), "deploy.sh", "cp /dev/null \"$BATON_WORKSPACE/$BATON_TARGET-$BATON_ARTIFACT\"");
+        let health = script(dir.path(), "health.sh", "test -e \"$BATON_WORKSPACE/$BATON_TARGETS-$BATON_ARTIFACT\"");
+        entry.delivery.build = BuildSpec::Command(CommandBuild { command: build, working_dir: None, artifact_file: None, env: Default::default(), timeout: None });
+        entry.delivery.deploy.target = DeployTarget::Command(CommandDeploy { command: deploy, rollback_command: None, working_dir: None, env: Default::default(), timeout: None });
+        entry.delivery.health = HealthSpec::Command(baton_core::catalog::CommandHealth { command: health, working_dir: None, env: Default::default(), timeout: None });
+        let providers = providers(dir.path(), false);
+
+        let builder = providers.build(&entry.delivery.build, &entry).unwrap();
+        let request = BuildRequest { service: "web".into(), environment: "production".into(), release_id: release_id(), branch: "main".into(), sha: Some("abc".into()) };
+        let run = builder.start(&request).await.unwrap();
+        let BuildProgress::Succeeded { artifact } = builder.poll(&run).await.unwrap() else { panic!("build failed") };
+        assert_eq!(artifact.reference, format!("web-{}.tar", release_id()));
+
+        let deployer = providers.deployer(&entry.delivery.deploy.target, &entry).unwrap();
+        let request = DeployRequest {
+            service: "web".into(),
+            environment: "production".into(),
+            release_id: release_id(),
+            wave: "canary".into(),
+            target: "host-1".into(),
+            artifact: artifact.clone(),
+            rollback: false,
+        };
+        let run = deployer.start(&request).await.unwrap();
+        assert_eq!(deployer.poll(&run).await.unwrap(), DeployProgress::Succeeded);
+
+        let checker = providers.health(&entry.delivery.health, &entry).unwrap();
+        let mut request = HealthRequest {
+            service: "web".into(),
+            environment: "production".into(),
+            release_id: release_id(),
+            wave: "canary".into(),
+            targets: vec!["host-1".into()],
+            artifact,
+        };
+        assert!(matches!(checker.check(&request).await.unwrap(), HealthVerdict::Healthy { .. }));
+        request.targets = vec!["host-2".into()];
+        assert!(matches!(checker.check(&request).await.unwrap(), HealthVerdict::Unhealthy { .. }));
+    }
+
+    #[test]
+    fn notifiers_are_the_console_and_the_best_slack_the_spec_allows() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = entry_in(dir.path());
+        let names = |providers: &LocalProviders, slack: Option<&SlackSpec>| {
+            let notifiers = providers.notifiers(slack, &entry).unwrap();
+            notifiers.iter().map(|n| n.name().to_owned()).collect::<Vec<_>>()
+        };
+        let token = Some(SecretRef::Env("SLACK_BOT_TOKEN".into()));
+        let webhook = Some(SecretRef::Env("SLACK_WEBHOOK".into()));
+        let slack = |webhook: &Option<SecretRef>, token: &Option<SecretRef>| SlackSpec {
+            channel: "#deploys".into(),
+            webhook: webhook.clone(),
+            token: token.clone(),
+        };
+
+        let with_console = providers(dir.path(), true);
+        assert_eq!(names(&with_console, None), ["console"]);
+        assert_eq!(names(&with_console, Some(&slack(&webhook, &token))), ["console", "slack"]);
+        assert_eq!(names(&with_console, Some(&slack(&webhook, &None))), ["console", "slack-webhook"]);
+        assert_eq!(names(&with_console, Some(&slack(&None, &None))), ["console"]);
+        let quiet = providers(dir.path(), false);
+        assert_eq!(names(&quiet, Some(&slack(&None, &token))), ["slack"]);
+        assert!(names(&quiet, None).is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_slack_api_base_is_configurable() {
+        let server = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::path("/api/chat.postMessage"))
+            .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({ "ok": true, "channel": "C9", "ts": "1.2" })))
+            .mount(&server)
+            .await;
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = Arc::new(FixedSecrets::one(SecretRef::Env("SLACK_BOT_TOKEN".into()), "xoxb-test"));
+        let providers = LocalProviders::new(dir.path().into(), None, secrets, Some(format!("{}/api", server.uri()))).unwrap();
+        let slack = SlackSpec { channel: "#deploys".into(), webhook: None, token: Some(SecretRef::Env("SLACK_BOT_TOKEN".into())) };
+        let notifiers = providers.notifiers(Some(&slack), &entry_in(dir.path())).unwrap();
+        let mut quiet = notification();
+        quiet.action_needed = None;
+        assert_eq!(notifiers[0].notify(&quiet, None).await.unwrap(), Some(serde_json::json!({ "channel": "C9", "ts": "1.2" })));
+    }
+
+    #[test]
+    fn bad_specs_fail_when_the_provider_is_built() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = entry_in(dir.path());
+        let providers = providers(dir.path(), false);
+        let http = HealthSpec::Http(HttpHealth { url: "not a url".into(), consecutive: 1, interval: Seconds(1), max_samples: 1 });
+        assert!(matches!(providers.health(&http, &entry), Err(ProviderError::Rejected(m)) if m.starts_with(&entry.source)));
+        let empty = BuildSpec::Command(CommandBuild { command: vec![], working_dir: None, artifact_file: None, env: Default::default(), timeout: None });
+        assert!(matches!(providers.build(&empty, &entry), Err(ProviderError::Rejected(m)) if m.contains("extensions.baton.build.command is empty")));
+    }
+}

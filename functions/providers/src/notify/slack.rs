@@ -47,28 +47,8 @@ impl Notifier for SlackWebhookNotifier {
     async fn notify(&self, notification: &Notification, _state: Option<&serde_json::Value>) -> Result<Option<serde_json::Value>, ProviderError> {
         let url = resolve_secret(&*self.secrets, &self.webhook).await?;
         let context = format!("Slack webhook {} for {}", self.webhook, self.channel);
-        let response = self
-            .http
-            .post(url.expose())
-            .timeout(REQUEST_TIMEOUT)
-            .header(CONTENT_TYPE, JSON_UTF8)
-            .body(slack_message(notification).to_string())
-            .send()
-            .await
-            .map_err(|e| request_failed(e, &context))?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(None);
-        }
-        let retry = retry_after(response.headers());
-        // Webhooks answer errors as a short plain-text code ("channel_not_found").
-        let body = response.text().await.unwrap_or_default();
-        let code: String = body.trim().chars().take(200).collect();
-        Err(match status {
-            StatusCode::TOO_MANY_REQUESTS => ProviderError::Unavailable(format!("{context} is rate-limited{retry}")),
-            status if status.is_server_error() => ProviderError::Unavailable(format!("{context} answered {status}: {code}")),
-            status => ProviderError::Rejected(format!("{context} refused the message ({status}): {code}")),
-        })
+        post_json(&self.http, url.expose(), None, &slack_message(notification), &context).await?;
+        Ok(None)
     }
 }
 
@@ -125,24 +105,9 @@ impl SlackWebApiNotifier {
     /// Calls `method` and reads Slack's envelope; HTTP-level failures are errors, `ok: false` is not.
     async fn send(&self, token: &Secret, method: &str, body: serde_json::Value) -> Result<(Reply, String), ProviderError> {
         let context = format!("Slack {method} to {}", self.channel);
-        let response = self
-            .http
-            .post(format!("{}/{method}", self.api_base))
-            .timeout(REQUEST_TIMEOUT)
-            .bearer_auth(token.expose())
-            .header(CONTENT_TYPE, JSON_UTF8)
-            .body(body.to_string())
-            .send()
-            .await
-            .map_err(|e| request_failed(e, &context))?;
-        let status = response.status();
+        let url = format!("{}/{method}", self.api_base);
+        let response = post_json(&self.http, &url, Some(token), &body, &context).await?;
         let retry = retry_after(response.headers());
-        match status {
-            StatusCode::TOO_MANY_REQUESTS => return Err(ProviderError::Unavailable(format!("{context} is rate-limited{retry}"))),
-            status if status.is_server_error() => return Err(ProviderError::Unavailable(format!("{context} answered {status}"))),
-            status if !status.is_success() => return Err(ProviderError::Rejected(format!("{context} answered {status}"))),
-            _ => {}
-        }
         let reply = response.json::<Reply>().await.map_err(|e| {
             ProviderError::Unavailable(format!("{context} answered something other than Slack's JSON envelope: {}", crate::http::describe(e)))
         })?;
@@ -229,6 +194,35 @@ impl Notifier for SlackWebApiNotifier {
         }
         Ok(Some(serde_json::to_value(posted).expect("a message reference serialises")))
     }
+}
+
+/// POSTs `body` as JSON and returns the answer if it is a 2xx. 429 and 5xx are worth
+/// retrying; any other answer is a refusal, which Slack explains in a short plain-text body.
+async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&Secret>,
+    body: &serde_json::Value,
+    context: &str,
+) -> Result<reqwest::Response, ProviderError> {
+    let mut request = http.post(url).timeout(REQUEST_TIMEOUT).header(CONTENT_TYPE, JSON_UTF8).body(body.to_string());
+    if let Some(token) = token {
+        request = request.bearer_auth(token.expose());
+    }
+    let response = request.send().await.map_err(|e| request_failed(e, context))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let retry = retry_after(response.headers());
+    let body = response.text().await.unwrap_or_default();
+    let detail: String = body.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect();
+    let detail = if detail.is_empty() { detail } else { format!(": {detail}") };
+    Err(match status {
+        StatusCode::TOO_MANY_REQUESTS => ProviderError::Unavailable(format!("{context} is rate-limited{retry}")),
+        status if status.is_server_error() => ProviderError::Unavailable(format!("{context} answered {status}{detail}")),
+        status => ProviderError::Rejected(format!("{context} was refused ({status}){detail}")),
+    })
 }
 
 /// " (retry after 30 s)" when the answer says how long to wait.
@@ -379,7 +373,7 @@ mod tests {
             (slack_error("internal_error"), true, "failed: internal_error"),
             (ResponseTemplate::new(429).insert_header("Retry-After", "7"), true, "is rate-limited (retry after 7 s)"),
             (ResponseTemplate::new(503), true, "answered 503 Service Unavailable"),
-            (ResponseTemplate::new(404), false, "answered 404 Not Found"),
+            (ResponseTemplate::new(404).set_body_string("no such method"), false, "was refused (404 Not Found): no such method"),
             (ResponseTemplate::new(200).set_body_string("<html>proxy</html>"), true, "something other than Slack's JSON envelope"),
         ];
         for (answer, transient, expected) in cases {
@@ -433,7 +427,7 @@ mod tests {
     async fn webhook_errors_never_show_the_url() {
         let logs = LogCapture::start();
         let cases = [
-            (ResponseTemplate::new(404).set_body_string("channel_not_found"), false, "refused the message (404 Not Found): channel_not_found"),
+            (ResponseTemplate::new(404).set_body_string("channel_not_found"), false, "was refused (404 Not Found): channel_not_found"),
             (ResponseTemplate::new(400).set_body_string("invalid_blocks"), false, "invalid_blocks"),
             (ResponseTemplate::new(429).insert_header("Retry-After", "2"), true, "rate-limited (retry after 2 s)"),
             (ResponseTemplate::new(500).set_body_string("rollup_error"), true, "answered 500 Internal Server Error: rollup_error"),
