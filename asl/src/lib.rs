@@ -1,1 +1,20 @@
 //! An embedded Amazon States Language executor: runs Step Functions definitions in-process.
+//!
+//! Parse a definition once ([`StateMachine::from_json`]), share it in an `Arc`, and start any number of
+//! concurrent executions on an [`Executor`]. Task states call the embedder's [`TaskInvoker`]. Semantics follow
+//! the States Language specification and the AWS Step Functions developer guide (JSONPath query language).
+mod choice;
+mod definition;
+pub mod errors;
+mod executor;
+mod history;
+mod intrinsic;
+mod jsonpath;
+mod payload;
+
+pub use definition::{DefinitionError, DefinitionErrors, StateMachine};
+pub use executor::{
+    Clock, ExecutionHandle, ExecutionOutcome, ExecutionStart, ExecutionStatus, Executor, TaskCall, TaskFailure, TaskInvoker,
+    TaskTokenError,
+};
+pub use history::{EventDetails, EventType, HistoryEvent};

@@ -1,10 +1,128 @@
 //! `baton asl run|validate`.
+use crate::exit;
+use baton_asl::{Clock, ExecutionStart, ExecutionStatus, Executor, StateMachine, TaskCall, TaskFailure, TaskInvoker};
 use clap::Subcommand;
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[derive(Subcommand)]
-pub enum AslCommand {}
+pub enum AslCommand {
+    /// Run a definition once and print `{"status":"SUCCEEDED","output":...}` or
+    /// `{"status":"FAILED","error":...,"cause":...}` as one JSON object on stdout (exit 0 either way).
+    ///
+    /// No task workers are attached: a Task state fails with States.TaskFailed naming its resource.
+    Run {
+        /// The Amazon States Language definition (JSON).
+        definition: PathBuf,
+        /// The execution input (JSON); `{}` when omitted.
+        #[arg(long)]
+        input: Option<PathBuf>,
+        /// Wait states and retry intervals take no wall time; timestamps advance virtually.
+        #[arg(long)]
+        virtual_time: bool,
+        /// Include the execution history (GetExecutionHistory-shaped events) as "history".
+        #[arg(long)]
+        history: bool,
+        /// The execution name (`$$.Execution.Name`).
+        #[arg(long, default_value = "local")]
+        name: String,
+    },
+    /// Check a definition and report every error (exit 1 when there are any).
+    Validate {
+        /// The Amazon States Language definition (JSON).
+        definition: PathBuf,
+        /// Print the result as JSON: `{"valid":bool,"errors":[{"pointer","state","message"}]}`.
+        #[arg(long)]
+        json: bool,
+    },
+}
 
 pub async fn run(command: AslCommand) -> ExitCode {
-    match command {}
+    match command {
+        AslCommand::Run { definition, input, virtual_time, history, name } => run_definition(&definition, input.as_deref(), virtual_time, history, name).await,
+        AslCommand::Validate { definition, json } => validate(&definition, json),
+    }
+}
+
+/// Answers every Task with a failure: `baton asl run` has no workers to call.
+struct NoTasks;
+
+#[async_trait::async_trait]
+impl TaskInvoker for NoTasks {
+    async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure> {
+        Err(TaskFailure::new(
+            "States.TaskFailed",
+            format!("state '{}': no task worker is available for resource '{}' under `baton asl run`", call.state_name, call.resource),
+        ))
+    }
+}
+
+fn read(path: &Path, what: &str) -> Result<String, ExitCode> {
+    std::fs::read_to_string(path).map_err(|e| {
+        eprintln!("baton asl: cannot read the {what} {}: {e}", path.display());
+        exit::code(exit::USAGE)
+    })
+}
+
+fn load(path: &Path) -> Result<StateMachine, ExitCode> {
+    let text = read(path, "definition")?;
+    StateMachine::from_json(&text).map_err(|errors| {
+        eprintln!("baton asl: {}: {errors}", path.display());
+        exit::code(exit::USAGE)
+    })
+}
+
+async fn run_definition(definition: &Path, input: Option<&Path>, virtual_time: bool, history: bool, name: String) -> ExitCode {
+    let machine = match load(definition) {
+        Ok(m) => Arc::new(m),
+        Err(code) => return code,
+    };
+    let input = match input {
+        None => json!({}),
+        Some(path) => match read(path, "input").map(|t| serde_json::from_str::<Value>(&t)) {
+            Err(code) => return code,
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                eprintln!("baton asl: the input {} is not valid JSON: {e}", path.display());
+                return exit::code(exit::USAGE);
+            }
+        },
+    };
+    let clock = if virtual_time { Clock::Virtual } else { Clock::Real };
+    let executor = Executor::new(Arc::new(NoTasks), clock);
+    let outcome = executor.run(machine, ExecutionStart::new(name, input)).await;
+    let status = serde_json::to_value(outcome.status).unwrap_or(Value::Null);
+    let mut out = match outcome.status {
+        ExecutionStatus::Succeeded => json!({"status": status, "output": outcome.output}),
+        _ => json!({"status": status, "error": outcome.error, "cause": outcome.cause}),
+    };
+    if history {
+        out["history"] = serde_json::to_value(&outcome.history).unwrap_or(Value::Null);
+    }
+    println!("{out}");
+    exit::code(exit::OK)
+}
+
+fn validate(definition: &Path, as_json: bool) -> ExitCode {
+    let text = match read(definition, "definition") {
+        Ok(t) => t,
+        Err(code) => return code,
+    };
+    let errors = match StateMachine::from_json(&text) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.0,
+    };
+    if as_json {
+        println!("{}", json!({"valid": errors.is_empty(), "errors": errors}));
+    } else if errors.is_empty() {
+        println!("{}: valid", definition.display());
+    } else {
+        println!("{}: {} error(s)", definition.display(), errors.len());
+        for e in &errors {
+            println!("  {e}");
+        }
+    }
+    exit::code(if errors.is_empty() { exit::OK } else { exit::FAILED })
 }

@@ -1,0 +1,871 @@
+//! Parsing and validating a definition into its executable form, reporting every problem at once.
+use crate::choice::{Rule, parse_timestamp};
+use crate::jsonpath::JsonPath;
+use crate::payload::{Dynamic, Problem, Template, escape_pointer};
+use chrono::{DateTime, FixedOffset};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// One thing wrong with a definition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DefinitionError {
+    /// JSON pointer to the offending field, e.g. `/States/Deploy/Retry/0/ErrorEquals`.
+    pub pointer: String,
+    /// The innermost state the field belongs to, when it belongs to one.
+    pub state: Option<String>,
+    /// What was expected.
+    pub message: String,
+}
+
+impl fmt::Display for DefinitionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let at = if self.pointer.is_empty() { "/" } else { &self.pointer };
+        match &self.state {
+            Some(state) => write!(f, "{at} (state '{state}'): {}", self.message),
+            None => write!(f, "{at}: {}", self.message),
+        }
+    }
+}
+
+/// Every problem found in a definition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefinitionErrors(pub Vec<DefinitionError>);
+
+impl fmt::Display for DefinitionErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the definition has {} error(s):", self.0.len())?;
+        for e in &self.0 {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DefinitionErrors {}
+
+/// A parsed, validated state machine, ready to run any number of times concurrently (share it in an `Arc`).
+#[derive(Debug)]
+pub struct StateMachine {
+    pub(crate) program: Arc<Program>,
+    pub(crate) timeout_seconds: Option<u64>,
+}
+
+impl StateMachine {
+    pub fn from_json(text: &str) -> Result<StateMachine, DefinitionErrors> {
+        let value: Value = serde_json::from_str(text).map_err(|e| {
+            DefinitionErrors(vec![DefinitionError { pointer: String::new(), state: None, message: format!("not valid JSON: {e}") }])
+        })?;
+        StateMachine::from_value(&value)
+    }
+
+    pub fn from_value(value: &Value) -> Result<StateMachine, DefinitionErrors> {
+        let mut cx = Cx { errors: Vec::new(), state: None };
+        let Some(obj) = value.as_object() else {
+            return Err(DefinitionErrors(vec![DefinitionError {
+                pointer: String::new(),
+                state: None,
+                message: "a definition must be a JSON object".into(),
+            }]));
+        };
+        cx.unknown_fields(obj, "", &["StartAt", "States", "Comment", "Version", "TimeoutSeconds", "QueryLanguage"]);
+        if let Some(ql) = obj.get("QueryLanguage") {
+            if ql != "JSONPath" {
+                cx.err("/QueryLanguage", "only the JSONPath query language is supported");
+            }
+        }
+        if let Some(v) = obj.get("Version") {
+            if v != "1.0" {
+                cx.err("/Version", "expected \"1.0\"");
+            }
+        }
+        let timeout_seconds = cx.positive_int(obj, "", "TimeoutSeconds");
+        let program = cx.program(obj, "");
+        match program {
+            Some(program) if cx.errors.is_empty() => Ok(StateMachine { program: Arc::new(program), timeout_seconds }),
+            _ => Err(DefinitionErrors(cx.errors)),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Program {
+    pub start: usize,
+    pub states: Vec<State>,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub name: String,
+    pub input_path: IoPath,
+    pub output_path: IoPath,
+    pub next: Transition,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Transition {
+    Next(usize),
+    End,
+}
+
+/// InputPath/OutputPath/ItemsPath: `$` by default, `null` for `{}`.
+#[derive(Debug)]
+pub(crate) enum IoPath {
+    Whole,
+    Empty,
+    Path(JsonPath),
+}
+
+/// ResultPath: `$` by default, `null` to keep the input and drop the result.
+#[derive(Debug)]
+pub(crate) enum ResultPath {
+    Discard,
+    Path(JsonPath),
+}
+
+#[derive(Debug)]
+pub(crate) enum Kind {
+    Pass { parameters: Option<Template>, result: Option<Value>, result_path: ResultPath },
+    Task(Box<TaskSpec>),
+    Choice { choices: Vec<(Rule, usize)>, default: Option<usize> },
+    Wait(WaitSpec),
+    Succeed,
+    Fail { error: Option<FailField>, cause: Option<FailField> },
+    Parallel(Box<ParallelSpec>),
+    Map(Box<MapSpec>),
+}
+
+#[derive(Debug)]
+pub(crate) enum FailField {
+    Literal(String),
+    Dynamic { field: &'static str, value: Dynamic },
+}
+
+#[derive(Debug)]
+pub(crate) enum WaitSpec {
+    Seconds(u64),
+    Timestamp(DateTime<FixedOffset>),
+    SecondsPath(JsonPath),
+    TimestampPath(JsonPath),
+}
+
+/// A number given literally or read from the input at run time.
+#[derive(Debug)]
+pub(crate) enum Amount<T> {
+    Fixed(T),
+    Path(JsonPath),
+}
+
+#[derive(Debug)]
+pub(crate) struct Recovery {
+    pub retry: Vec<Retrier>,
+    pub catch: Vec<Catcher>,
+    pub result_selector: Option<Template>,
+    pub result_path: ResultPath,
+}
+
+#[derive(Debug)]
+pub(crate) struct Retrier {
+    pub errors: Vec<String>,
+    pub interval_seconds: u64,
+    pub max_attempts: u64,
+    pub backoff_rate: f64,
+    pub max_delay_seconds: Option<u64>,
+    pub full_jitter: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Catcher {
+    pub errors: Vec<String>,
+    pub result_path: ResultPath,
+    pub next: usize,
+}
+
+#[derive(Debug)]
+pub(crate) struct TaskSpec {
+    pub resource: String,
+    pub parameters: Option<Template>,
+    pub timeout: Option<Amount<u64>>,
+    pub heartbeat: Option<Amount<u64>>,
+    pub recovery: Recovery,
+}
+
+#[derive(Debug)]
+pub(crate) struct ParallelSpec {
+    pub branches: Vec<Arc<Program>>,
+    pub parameters: Option<Template>,
+    pub recovery: Recovery,
+}
+
+#[derive(Debug)]
+pub(crate) struct MapSpec {
+    pub items_path: IoPath,
+    pub item_selector: Option<Template>,
+    pub processor: Arc<Program>,
+    pub max_concurrency: Amount<u64>,
+    pub tolerated_count: Option<Amount<i64>>,
+    pub tolerated_percentage: Option<Amount<f64>>,
+    pub recovery: Recovery,
+}
+
+const IO: [&str; 2] = ["InputPath", "OutputPath"];
+const FLOW: [&str; 2] = ["Next", "End"];
+const RESULT: [&str; 5] = ["ResultPath", "Parameters", "ResultSelector", "Retry", "Catch"];
+
+fn allowed_fields(ty: &str) -> Option<Vec<&'static str>> {
+    let mut f = vec!["Type", "Comment"];
+    match ty {
+        "Pass" => f.extend(IO.iter().chain(&FLOW).chain(&["ResultPath", "Parameters", "Result"])),
+        "Task" => f.extend(IO.iter().chain(&FLOW).chain(&RESULT).chain(&[
+            "Resource",
+            "TimeoutSeconds",
+            "TimeoutSecondsPath",
+            "HeartbeatSeconds",
+            "HeartbeatSecondsPath",
+            "Credentials",
+        ])),
+        "Choice" => f.extend(IO.iter().chain(&["Choices", "Default"])),
+        "Wait" => f.extend(IO.iter().chain(&FLOW).chain(&["Seconds", "Timestamp", "SecondsPath", "TimestampPath"])),
+        "Succeed" => f.extend(IO),
+        "Fail" => f.extend(["Error", "Cause", "ErrorPath", "CausePath"]),
+        "Parallel" => f.extend(IO.iter().chain(&FLOW).chain(&RESULT).chain(&["Branches"])),
+        "Map" => f.extend(IO.iter().chain(&FLOW).chain(&RESULT).chain(&[
+            "ItemsPath",
+            "ItemSelector",
+            "ItemProcessor",
+            "Iterator",
+            "MaxConcurrency",
+            "MaxConcurrencyPath",
+            "ToleratedFailureCount",
+            "ToleratedFailureCountPath",
+            "ToleratedFailurePercentage",
+            "ToleratedFailurePercentagePath",
+            "Label",
+        ])),
+        _ => return None,
+    }
+    Some(f)
+}
+
+/// Fields AWS accepts that this executor cannot honour: reported rather than silently ignored.
+const UNSUPPORTED: [(&str, &str); 6] = [
+    ("ItemReader", "reading Map items from S3 (ItemReader) is not supported by the embedded executor"),
+    ("ResultWriter", "writing Map results to S3 (ResultWriter) is not supported by the embedded executor"),
+    ("ItemBatcher", "batching Map items (ItemBatcher) is not supported by the embedded executor"),
+    ("Assign", "variables (Assign) are not supported by the embedded executor"),
+    ("Arguments", "JSONata fields (Arguments) are not supported: use Parameters"),
+    ("Output", "JSONata fields (Output) are not supported: use OutputPath"),
+];
+
+struct Cx {
+    errors: Vec<DefinitionError>,
+    state: Option<String>,
+}
+
+impl Cx {
+    fn err(&mut self, pointer: &str, message: impl Into<String>) {
+        self.errors.push(DefinitionError { pointer: pointer.to_owned(), state: self.state.clone(), message: message.into() });
+    }
+
+    fn absorb(&mut self, problems: Vec<Problem>) {
+        for (pointer, message) in problems {
+            self.err(&pointer, message);
+        }
+    }
+
+    fn unknown_fields(&mut self, obj: &Map<String, Value>, at: &str, allowed: &[&str]) {
+        for key in obj.keys() {
+            if let Some((_, why)) = UNSUPPORTED.iter().find(|(k, _)| k == key) {
+                self.err(&format!("{at}/{key}"), *why);
+            } else if !allowed.contains(&key.as_str()) {
+                self.err(&format!("{at}/{}", escape_pointer(key)), format!("unknown field '{key}'; expected one of {}", allowed.join(", ")));
+            }
+        }
+    }
+
+    fn program(&mut self, obj: &Map<String, Value>, at: &str) -> Option<Program> {
+        let Some(states) = obj.get("States").and_then(Value::as_object).filter(|s| !s.is_empty()) else {
+            self.err(&format!("{at}/States"), "expected a non-empty object of states");
+            return None;
+        };
+        let index: HashMap<&str, usize> = states.keys().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+        let start = match obj.get("StartAt").and_then(Value::as_str) {
+            Some(name) => match index.get(name) {
+                Some(i) => Some(*i),
+                None => {
+                    self.err(&format!("{at}/StartAt"), format!("'{name}' is not a state in this States object"));
+                    None
+                }
+            },
+            None => {
+                self.err(&format!("{at}/StartAt"), "expected the name of the first state");
+                None
+            }
+        };
+        let outer = self.state.clone();
+        let mut parsed = Vec::with_capacity(states.len());
+        for (name, def) in states {
+            self.state = Some(name.clone());
+            let here = format!("{at}/States/{}", escape_pointer(name));
+            if name.chars().count() > 80 {
+                self.err(&here, "state names must be at most 80 characters long");
+            }
+            parsed.push(self.state_def(name, def, &here, &index));
+        }
+        self.state = outer;
+        let states: Vec<State> = parsed.into_iter().collect::<Option<_>>()?;
+        let start = start?;
+        self.check_graph(&states, start, at);
+        Some(Program { start, states })
+    }
+
+    fn check_graph(&mut self, states: &[State], start: usize, at: &str) {
+        let mut seen = vec![false; states.len()];
+        let mut stack = vec![start];
+        while let Some(i) = stack.pop() {
+            if std::mem::replace(&mut seen[i], true) {
+                continue;
+            }
+            let s = &states[i];
+            if let Transition::Next(n) = s.next {
+                stack.push(n);
+            }
+            match &s.kind {
+                Kind::Choice { choices, default } => {
+                    stack.extend(choices.iter().map(|(_, n)| *n));
+                    stack.extend(default.iter());
+                }
+                Kind::Task(t) => stack.extend(t.recovery.catch.iter().map(|c| c.next)),
+                Kind::Parallel(p) => stack.extend(p.recovery.catch.iter().map(|c| c.next)),
+                Kind::Map(m) => stack.extend(m.recovery.catch.iter().map(|c| c.next)),
+                _ => {}
+            }
+        }
+        for (s, reached) in states.iter().zip(seen) {
+            if !reached {
+                self.errors.push(DefinitionError {
+                    pointer: format!("{at}/States/{}", escape_pointer(&s.name)),
+                    state: Some(s.name.clone()),
+                    message: "this state is not reachable from StartAt".into(),
+                });
+            }
+        }
+        let terminal = states.iter().any(|s| s.next == Transition::End || matches!(s.kind, Kind::Succeed | Kind::Fail { .. }));
+        if !terminal && !states.is_empty() {
+            self.err(&format!("{at}/States"), "no terminal state: at least one state must have \"End\": true or be Succeed or Fail");
+        }
+    }
+
+    fn state_def(&mut self, name: &str, def: &Value, at: &str, index: &HashMap<&str, usize>) -> Option<State> {
+        let Some(obj) = def.as_object() else {
+            self.err(at, "a state must be a JSON object");
+            return None;
+        };
+        let Some(ty) = obj.get("Type").and_then(Value::as_str) else {
+            self.err(&format!("{at}/Type"), "expected one of Pass, Task, Choice, Wait, Succeed, Fail, Parallel, Map");
+            return None;
+        };
+        let Some(allowed) = allowed_fields(ty) else {
+            self.err(&format!("{at}/Type"), format!("'{ty}' is not a state type; expected one of Pass, Task, Choice, Wait, Succeed, Fail, Parallel, Map"));
+            return None;
+        };
+        self.unknown_fields(obj, at, &allowed);
+        let errors_before = self.errors.len();
+        let next = if allowed.contains(&"End") { self.transition(obj, at, index) } else { Some(Transition::End) };
+        let input_path = self.io_path(obj, at, "InputPath");
+        let output_path = self.io_path(obj, at, "OutputPath");
+        let kind = match ty {
+            "Pass" => {
+                let parameters = self.template(obj, at, "Parameters");
+                let result_path = self.result_path(obj, at, "ResultPath");
+                Some(Kind::Pass { parameters, result: obj.get("Result").cloned(), result_path })
+            }
+            "Task" => self.task(obj, at, index).map(|t| Kind::Task(Box::new(t))),
+            "Choice" => self.choice(obj, at, index),
+            "Wait" => self.wait(obj, at).map(Kind::Wait),
+            "Succeed" => Some(Kind::Succeed),
+            "Fail" => Some(Kind::Fail {
+                error: self.fail_field(obj, at, "Error", "ErrorPath"),
+                cause: self.fail_field(obj, at, "Cause", "CausePath"),
+            }),
+            "Parallel" => self.parallel(obj, at, index).map(|p| Kind::Parallel(Box::new(p))),
+            _ => self.map(obj, at, index).map(|m| Kind::Map(Box::new(m))),
+        };
+        if self.errors.len() > errors_before {
+            return None;
+        }
+        Some(State { name: name.to_owned(), input_path, output_path, next: next?, kind: kind? })
+    }
+
+    fn transition(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<Transition> {
+        match (obj.get("Next"), obj.get("End")) {
+            (Some(_), Some(_)) => {
+                self.err(&format!("{at}/End"), "a state has either 'Next' or \"End\": true, not both");
+                None
+            }
+            (Some(next), None) => self.target(next, &format!("{at}/Next"), index).map(Transition::Next),
+            (None, Some(Value::Bool(true))) => Some(Transition::End),
+            (None, Some(_)) => {
+                self.err(&format!("{at}/End"), "expected true (or use 'Next')");
+                None
+            }
+            (None, None) => {
+                self.err(at, "expected 'Next' or \"End\": true");
+                None
+            }
+        }
+    }
+
+    fn target(&mut self, v: &Value, at: &str, index: &HashMap<&str, usize>) -> Option<usize> {
+        match v.as_str() {
+            Some(name) => match index.get(name) {
+                Some(i) => Some(*i),
+                None => {
+                    self.err(at, format!("'{name}' is not a state in this States object"));
+                    None
+                }
+            },
+            None => {
+                self.err(at, "expected a state name");
+                None
+            }
+        }
+    }
+
+    fn path(&mut self, v: &Value, at: &str) -> Option<JsonPath> {
+        match v.as_str().map(JsonPath::parse) {
+            Some(Ok(p)) => Some(p),
+            Some(Err(e)) => {
+                self.err(at, e);
+                None
+            }
+            None => {
+                self.err(at, "expected a JSONPath string");
+                None
+            }
+        }
+    }
+
+    fn io_path(&mut self, obj: &Map<String, Value>, at: &str, field: &str) -> IoPath {
+        match obj.get(field) {
+            None => IoPath::Whole,
+            Some(Value::Null) => IoPath::Empty,
+            Some(v) => match self.path(v, &format!("{at}/{field}")) {
+                Some(p) if p.is_root() && !p.is_context() => IoPath::Whole,
+                Some(p) => IoPath::Path(p),
+                None => IoPath::Whole,
+            },
+        }
+    }
+
+    fn result_path(&mut self, obj: &Map<String, Value>, at: &str, field: &str) -> ResultPath {
+        let here = format!("{at}/{field}");
+        match obj.get(field) {
+            None => ResultPath::Path(JsonPath::parse("$").expect("'$' is a path")),
+            Some(Value::Null) => ResultPath::Discard,
+            Some(v) => match self.path(v, &here) {
+                Some(p) if p.is_reference() => ResultPath::Path(p),
+                Some(_) => {
+                    self.err(&here, "expected a reference path: only field names and array indices, no wildcards, filters or '$$'");
+                    ResultPath::Discard
+                }
+                None => ResultPath::Discard,
+            },
+        }
+    }
+
+    fn template(&mut self, obj: &Map<String, Value>, at: &str, field: &str) -> Option<Template> {
+        let v = obj.get(field)?;
+        let here = format!("{at}/{field}");
+        if !v.is_object() {
+            self.err(&here, "expected a JSON object");
+            return None;
+        }
+        let mut problems = Vec::new();
+        let t = Template::compile(v, &here, &mut problems);
+        self.absorb(problems);
+        Some(t)
+    }
+
+    fn int_field(&mut self, obj: &Map<String, Value>, at: &str, field: &str, min: i64) -> Option<i64> {
+        let v = obj.get(field)?;
+        match v.as_i64() {
+            Some(n) if n >= min => Some(n),
+            _ => {
+                let what = if min > 0 { "a positive integer" } else { "a non-negative integer" };
+                self.err(&format!("{at}/{field}"), format!("expected {what}"));
+                None
+            }
+        }
+    }
+
+    fn positive_int(&mut self, obj: &Map<String, Value>, at: &str, field: &str) -> Option<u64> {
+        self.int_field(obj, at, field, 1).map(|n| n as u64)
+    }
+
+    /// A literal number field and its `...Path` twin, at most one of them.
+    fn amount<T>(&mut self, obj: &Map<String, Value>, at: &str, field: &str, literal: impl FnOnce(&mut Self) -> Option<T>) -> Option<Amount<T>> {
+        let path_field = format!("{field}Path");
+        match (obj.contains_key(field), obj.get(&path_field)) {
+            (true, Some(_)) => {
+                self.err(&format!("{at}/{path_field}"), format!("use either '{field}' or '{path_field}', not both"));
+                None
+            }
+            (true, None) => literal(self).map(Amount::Fixed),
+            (false, Some(v)) => self.path(v, &format!("{at}/{path_field}")).map(Amount::Path),
+            (false, None) => None,
+        }
+    }
+
+    fn recovery(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Recovery {
+        let mut retry = Vec::new();
+        if let Some(v) = obj.get("Retry") {
+            match v.as_array() {
+                Some(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let last = i + 1 == items.len();
+                        retry.extend(self.retrier(item, &format!("{at}/Retry/{i}"), last));
+                    }
+                }
+                None => self.err(&format!("{at}/Retry"), "expected an array of retriers"),
+            }
+        }
+        let mut catch = Vec::new();
+        if let Some(v) = obj.get("Catch") {
+            match v.as_array() {
+                Some(items) => {
+                    for (i, item) in items.iter().enumerate() {
+                        let last = i + 1 == items.len();
+                        catch.extend(self.catcher(item, &format!("{at}/Catch/{i}"), last, index));
+                    }
+                }
+                None => self.err(&format!("{at}/Catch"), "expected an array of catchers"),
+            }
+        }
+        Recovery {
+            retry,
+            catch,
+            result_selector: self.template(obj, at, "ResultSelector"),
+            result_path: self.result_path(obj, at, "ResultPath"),
+        }
+    }
+
+    fn error_equals(&mut self, obj: &Map<String, Value>, at: &str, last: bool) -> Option<Vec<String>> {
+        let here = format!("{at}/ErrorEquals");
+        let names: Option<Vec<String>> = obj
+            .get("ErrorEquals")
+            .and_then(Value::as_array)
+            .filter(|a| !a.is_empty())
+            .and_then(|a| a.iter().map(|v| v.as_str().map(str::to_owned)).collect());
+        let Some(names) = names else {
+            self.err(&here, "expected a non-empty array of error names");
+            return None;
+        };
+        if names.iter().any(|n| n == crate::errors::ALL) && (names.len() > 1 || !last) {
+            self.err(&here, "States.ALL must appear alone, in the last retrier or catcher");
+        }
+        Some(names)
+    }
+
+    fn retrier(&mut self, v: &Value, at: &str, last: bool) -> Option<Retrier> {
+        let Some(obj) = v.as_object() else {
+            self.err(at, "expected a retrier object");
+            return None;
+        };
+        self.unknown_fields(obj, at, &["ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds", "JitterStrategy", "Comment"]);
+        let errors = self.error_equals(obj, at, last);
+        let backoff_rate = match obj.get("BackoffRate") {
+            None => 2.0,
+            Some(v) => match v.as_f64() {
+                Some(r) if r >= 1.0 => r,
+                _ => {
+                    self.err(&format!("{at}/BackoffRate"), "expected a number greater than or equal to 1.0");
+                    2.0
+                }
+            },
+        };
+        let full_jitter = match obj.get("JitterStrategy").map(|v| v.as_str()) {
+            None | Some(Some("NONE")) => false,
+            Some(Some("FULL")) => true,
+            Some(_) => {
+                self.err(&format!("{at}/JitterStrategy"), "expected \"FULL\" or \"NONE\"");
+                false
+            }
+        };
+        Some(Retrier {
+            errors: errors?,
+            interval_seconds: self.positive_int(obj, at, "IntervalSeconds").unwrap_or(1),
+            max_attempts: self.int_field(obj, at, "MaxAttempts", 0).unwrap_or(3) as u64,
+            backoff_rate,
+            max_delay_seconds: self.positive_int(obj, at, "MaxDelaySeconds"),
+            full_jitter,
+        })
+    }
+
+    fn catcher(&mut self, v: &Value, at: &str, last: bool, index: &HashMap<&str, usize>) -> Option<Catcher> {
+        let Some(obj) = v.as_object() else {
+            self.err(at, "expected a catcher object");
+            return None;
+        };
+        self.unknown_fields(obj, at, &["ErrorEquals", "Next", "ResultPath", "Comment"]);
+        let errors = self.error_equals(obj, at, last);
+        let next = match obj.get("Next") {
+            Some(n) => self.target(n, &format!("{at}/Next"), index),
+            None => {
+                self.err(&format!("{at}/Next"), "expected the name of the state to go to");
+                None
+            }
+        };
+        let result_path = self.result_path(obj, at, "ResultPath");
+        Some(Catcher { errors: errors?, result_path, next: next? })
+    }
+
+    fn task(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<TaskSpec> {
+        let resource = obj.get("Resource").and_then(Value::as_str).map(str::to_owned);
+        if resource.is_none() {
+            self.err(&format!("{at}/Resource"), "expected the resource ARN to invoke");
+        }
+        let timeout = self.amount(obj, at, "TimeoutSeconds", |cx| cx.positive_int(obj, at, "TimeoutSeconds"));
+        let heartbeat = self.amount(obj, at, "HeartbeatSeconds", |cx| cx.positive_int(obj, at, "HeartbeatSeconds"));
+        if let (Some(Amount::Fixed(t)), Some(Amount::Fixed(h))) = (&timeout, &heartbeat) {
+            if h >= t {
+                self.err(&format!("{at}/HeartbeatSeconds"), "HeartbeatSeconds must be smaller than TimeoutSeconds");
+            }
+        }
+        let parameters = self.template(obj, at, "Parameters");
+        let recovery = self.recovery(obj, at, index);
+        Some(TaskSpec { resource: resource?, parameters, timeout, heartbeat, recovery })
+    }
+
+    fn choice(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<Kind> {
+        let Some(items) = obj.get("Choices").and_then(Value::as_array).filter(|a| !a.is_empty()) else {
+            self.err(&format!("{at}/Choices"), "expected a non-empty array of choice rules");
+            return None;
+        };
+        let mut choices = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let here = format!("{at}/Choices/{i}");
+            let mut problems = Vec::new();
+            let rule = Rule::parse(item, &here, true, &mut problems);
+            self.absorb(problems);
+            let next = item.get("Next").filter(|n| n.is_string()).and_then(|n| self.target(n, &format!("{here}/Next"), index));
+            if let (Some(rule), Some(next)) = (rule, next) {
+                choices.push((rule, next));
+            }
+        }
+        let default = match obj.get("Default") {
+            Some(d) => Some(self.target(d, &format!("{at}/Default"), index)?),
+            None => None,
+        };
+        Some(Kind::Choice { choices, default })
+    }
+
+    fn wait(&mut self, obj: &Map<String, Value>, at: &str) -> Option<WaitSpec> {
+        let present: Vec<&str> =
+            ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"].into_iter().filter(|k| obj.contains_key(*k)).collect();
+        if present.len() != 1 {
+            self.err(at, "a Wait state needs exactly one of Seconds, Timestamp, SecondsPath, TimestampPath");
+            return None;
+        }
+        let here = format!("{at}/{}", present[0]);
+        let v = &obj[present[0]];
+        match present[0] {
+            "Seconds" => match v.as_u64() {
+                Some(s) => Some(WaitSpec::Seconds(s)),
+                None => {
+                    self.err(&here, "expected a non-negative integer");
+                    None
+                }
+            },
+            "Timestamp" => match v.as_str().and_then(parse_timestamp) {
+                Some(t) => Some(WaitSpec::Timestamp(t)),
+                None => {
+                    self.err(&here, "expected an ISO-8601 extended offset date-time such as 2016-03-14T01:59:00Z");
+                    None
+                }
+            },
+            "SecondsPath" => self.path(v, &here).map(WaitSpec::SecondsPath),
+            _ => self.path(v, &here).map(WaitSpec::TimestampPath),
+        }
+    }
+
+    fn fail_field(&mut self, obj: &Map<String, Value>, at: &str, literal: &str, path: &'static str) -> Option<FailField> {
+        match (obj.get(literal), obj.get(path)) {
+            (Some(_), Some(_)) => {
+                self.err(&format!("{at}/{path}"), format!("use either '{literal}' or '{path}', not both"));
+                None
+            }
+            (Some(v), None) => match v.as_str() {
+                Some(s) => Some(FailField::Literal(s.to_owned())),
+                None => {
+                    self.err(&format!("{at}/{literal}"), "expected a string");
+                    None
+                }
+            },
+            (None, Some(v)) => match v.as_str().map(Dynamic::parse) {
+                Some(Ok(d)) => Some(FailField::Dynamic { field: path, value: d }),
+                Some(Err(e)) => {
+                    self.err(&format!("{at}/{path}"), e);
+                    None
+                }
+                None => {
+                    self.err(&format!("{at}/{path}"), "expected a JSONPath or an intrinsic function string");
+                    None
+                }
+            },
+            (None, None) => None,
+        }
+    }
+
+    fn sub_program(&mut self, v: &Value, at: &str, extra: &[&str]) -> Option<Arc<Program>> {
+        let Some(obj) = v.as_object() else {
+            self.err(at, "expected an object with StartAt and States");
+            return None;
+        };
+        let mut allowed = vec!["StartAt", "States", "Comment"];
+        allowed.extend_from_slice(extra);
+        self.unknown_fields(obj, at, &allowed);
+        self.program(obj, at).map(Arc::new)
+    }
+
+    fn parallel(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<ParallelSpec> {
+        let Some(items) = obj.get("Branches").and_then(Value::as_array).filter(|a| !a.is_empty()) else {
+            self.err(&format!("{at}/Branches"), "expected a non-empty array of branches");
+            return None;
+        };
+        let branches: Vec<Option<Arc<Program>>> =
+            items.iter().enumerate().map(|(i, b)| self.sub_program(b, &format!("{at}/Branches/{i}"), &[])).collect();
+        let parameters = self.template(obj, at, "Parameters");
+        let recovery = self.recovery(obj, at, index);
+        Some(ParallelSpec { branches: branches.into_iter().collect::<Option<_>>()?, parameters, recovery })
+    }
+
+    fn map(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<MapSpec> {
+        let processor = match (obj.get("ItemProcessor"), obj.get("Iterator")) {
+            (Some(_), Some(_)) => {
+                self.err(&format!("{at}/Iterator"), "use either 'ItemProcessor' or the older 'Iterator', not both");
+                None
+            }
+            (Some(p), None) => self.sub_program(p, &format!("{at}/ItemProcessor"), &["ProcessorConfig"]),
+            (None, Some(p)) => self.sub_program(p, &format!("{at}/Iterator"), &["ProcessorConfig"]),
+            (None, None) => {
+                self.err(&format!("{at}/ItemProcessor"), "a Map state needs an ItemProcessor (or the older Iterator)");
+                None
+            }
+        };
+        let item_selector = match (obj.contains_key("ItemSelector"), obj.contains_key("Parameters")) {
+            (true, true) => {
+                self.err(&format!("{at}/Parameters"), "use either 'ItemSelector' or the older 'Parameters', not both");
+                None
+            }
+            (true, false) => self.template(obj, at, "ItemSelector"),
+            (false, _) => self.template(obj, at, "Parameters"),
+        };
+        let max_concurrency = self.amount(obj, at, "MaxConcurrency", |cx| cx.int_field(obj, at, "MaxConcurrency", 0).map(|n| n as u64));
+        let tolerated_count = self.amount(obj, at, "ToleratedFailureCount", |cx| cx.int_field(obj, at, "ToleratedFailureCount", 0));
+        let tolerated_percentage = self.amount(obj, at, "ToleratedFailurePercentage", |cx| {
+            match obj["ToleratedFailurePercentage"].as_f64() {
+                Some(p) if (0.0..=100.0).contains(&p) => Some(p),
+                _ => {
+                    cx.err(&format!("{at}/ToleratedFailurePercentage"), "expected a number between 0 and 100");
+                    None
+                }
+            }
+        });
+        let items_path = self.io_path(obj, at, "ItemsPath");
+        let recovery = self.recovery(obj, at, index);
+        Some(MapSpec {
+            items_path,
+            item_selector,
+            processor: processor?,
+            max_concurrency: max_concurrency.unwrap_or(Amount::Fixed(0)),
+            tolerated_count,
+            tolerated_percentage,
+            recovery,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn errors(def: Value) -> Vec<DefinitionError> {
+        StateMachine::from_value(&def).expect_err("definition should be rejected").0
+    }
+
+    #[test]
+    fn a_valid_definition_parses() {
+        let sm = StateMachine::from_value(&json!({
+            "StartAt": "A",
+            "States": {
+                "A": {"Type": "Pass", "Next": "B"},
+                "B": {"Type": "Choice", "Choices": [{"Variable": "$.x", "IsPresent": true, "Next": "C"}], "Default": "D"},
+                "C": {"Type": "Succeed"},
+                "D": {"Type": "Fail", "Error": "E"}
+            }
+        }))
+        .unwrap();
+        assert_eq!(sm.program.states.len(), 4);
+    }
+
+    #[test]
+    fn every_error_is_reported_with_pointer_and_state() {
+        let errs = errors(json!({
+            "StartAt": "Deploy",
+            "States": {
+                "Deploy": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:lambda:us-east-1:1:function:f",
+                    "Retry": [{"ErrorEquals": [], "BackoffRate": 0.5}],
+                    "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Nowhere"}],
+                    "Next": "Done"
+                },
+                "Done": {"Type": "Wait", "End": true},
+                "Orphan": {"Type": "Nope"}
+            }
+        }));
+        let pointers: Vec<&str> = errs.iter().map(|e| e.pointer.as_str()).collect();
+        assert!(pointers.contains(&"/States/Deploy/Retry/0/ErrorEquals"), "{errs:?}");
+        assert!(pointers.contains(&"/States/Deploy/Retry/0/BackoffRate"));
+        assert!(pointers.contains(&"/States/Deploy/Catch/0/Next"));
+        assert!(pointers.contains(&"/States/Done"));
+        assert!(pointers.contains(&"/States/Orphan/Type"));
+        let retry = errs.iter().find(|e| e.pointer == "/States/Deploy/Retry/0/ErrorEquals").unwrap();
+        assert_eq!(retry.state.as_deref(), Some("Deploy"));
+        assert_eq!(retry.to_string(), "/States/Deploy/Retry/0/ErrorEquals (state 'Deploy'): expected a non-empty array of error names");
+    }
+
+    #[test]
+    fn nested_states_and_reachability() {
+        let errs = errors(json!({
+            "StartAt": "M",
+            "States": {
+                "M": {"Type": "Map", "ItemProcessor": {"StartAt": "I", "States": {"I": {"Type": "Pass", "ResultPath": "$[*]", "End": true}}}, "End": true},
+                "Lost": {"Type": "Succeed"}
+            }
+        }));
+        assert_eq!(errs[0].pointer, "/States/M/ItemProcessor/States/I/ResultPath");
+        assert_eq!(errs[0].state.as_deref(), Some("I"));
+        assert!(errs.iter().any(|e| e.pointer == "/States/Lost" && e.message.contains("not reachable")));
+    }
+
+    #[test]
+    fn states_all_must_be_last_and_alone() {
+        let errs = errors(json!({
+            "StartAt": "T",
+            "States": {"T": {"Type": "Task", "Resource": "r", "End": true,
+                "Retry": [{"ErrorEquals": ["States.ALL"]}, {"ErrorEquals": ["X"]}]}}
+        }));
+        assert_eq!(errs[0].pointer, "/States/T/Retry/0/ErrorEquals");
+    }
+
+    #[test]
+    fn not_json_is_an_error_not_a_panic() {
+        let err = StateMachine::from_json("{").unwrap_err();
+        assert!(err.to_string().contains("not valid JSON"));
+    }
+}

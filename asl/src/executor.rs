@@ -1,0 +1,1048 @@
+//! Running executions: the state loop, I/O processing, Retry/Catch, tasks and task tokens, Map and Parallel.
+use crate::choice::parse_timestamp;
+use crate::definition::{
+    Amount, Catcher, FailField, IoPath, Kind, MapSpec, ParallelSpec, Program, Recovery, ResultPath, Retrier, State, StateMachine,
+    TaskSpec, Transition, WaitSpec,
+};
+use crate::errors;
+use crate::history::{EventDetails, EventType, HistoryEvent, Log};
+use crate::intrinsic::compact;
+use crate::jsonpath::JsonPath;
+use crate::payload::{Dynamic, Env, EvalError, Template};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Map, Value, json};
+use std::borrow::Cow;
+use std::cell::OnceCell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Notify, Semaphore, broadcast, oneshot};
+use tokio::task::JoinSet;
+
+/// What a Task state asks the embedder to do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskCall {
+    /// The Resource, without a `.waitForTaskToken` suffix.
+    pub resource: String,
+    /// The function for Lambda resources: the ARN of an `arn:aws:lambda:...:function:...` resource, or the
+    /// `FunctionName` parameter of `arn:aws:states:::lambda:invoke`.
+    pub function: Option<String>,
+    /// The effective input (after InputPath and Parameters); for `lambda:invoke`, the `Payload` parameter.
+    pub payload: Value,
+    pub state_name: String,
+    /// Set for `.waitForTaskToken` resources: answer with [`Executor::send_task_success`] and friends.
+    pub task_token: Option<String>,
+    pub execution_name: String,
+    pub execution_arn: String,
+    /// How many times this state has been retried so far.
+    pub retry_count: u64,
+}
+
+/// A task's failure: becomes an ASL error with this name and cause, as Lambda's errorType/errorMessage do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskFailure {
+    pub error: String,
+    pub cause: Option<String>,
+}
+
+impl TaskFailure {
+    pub fn new(error: impl Into<String>, cause: impl Into<String>) -> TaskFailure {
+        TaskFailure { error: error.into(), cause: Some(cause.into()) }
+    }
+}
+
+/// Runs the work of Task states; implemented by the embedder.
+#[async_trait::async_trait]
+pub trait TaskInvoker: Send + Sync {
+    async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure>;
+}
+
+/// Where time comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clock {
+    /// Wall-clock time: Wait states and retry intervals really wait.
+    Real,
+    /// Zero wall time: Wait states and retry intervals complete at once and advance a virtual clock, which
+    /// history timestamps and `$$` times show. Each branch and iteration keeps its own virtual time and a
+    /// Parallel or Map ends at the latest of them, as if they ran side by side. Task TimeoutSeconds and
+    /// HeartbeatSeconds still bound the embedder's real work in wall-clock time.
+    Virtual,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ExecutionStatus {
+    Succeeded,
+    Failed,
+    TimedOut,
+    Aborted,
+}
+
+/// How an execution ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionOutcome {
+    pub status: ExecutionStatus,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub cause: Option<String>,
+    pub history: Vec<HistoryEvent>,
+}
+
+/// Parameters of one execution.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExecutionStart {
+    pub name: String,
+    pub input: Value,
+    pub state_machine_name: String,
+    pub region: String,
+    pub account_id: String,
+    /// `$$.Execution.RoleArn`; defaults to a role in `account_id`.
+    pub role_arn: Option<String>,
+}
+
+impl ExecutionStart {
+    pub fn new(name: impl Into<String>, input: Value) -> ExecutionStart {
+        ExecutionStart {
+            name: name.into(),
+            input,
+            state_machine_name: "StateMachine".into(),
+            region: "us-east-1".into(),
+            account_id: "123456789012".into(),
+            role_arn: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TaskTokenError {
+    #[error("Task does not exist anymore: no execution is waiting for this task token")]
+    TaskDoesNotExist,
+}
+
+type TokenReply = Result<Value, TaskFailure>;
+
+struct TokenSlot {
+    reply: oneshot::Sender<TokenReply>,
+    heartbeat: Arc<Notify>,
+}
+
+struct Inner {
+    invoker: Arc<dyn TaskInvoker>,
+    clock: Clock,
+    tokens: Mutex<HashMap<String, TokenSlot>>,
+}
+
+/// Runs executions; cheap to clone and share between tasks.
+#[derive(Clone)]
+pub struct Executor {
+    inner: Arc<Inner>,
+}
+
+/// A running execution.
+pub struct ExecutionHandle {
+    exec: Arc<Execution>,
+    task: tokio::task::JoinHandle<ExecutionOutcome>,
+}
+
+impl ExecutionHandle {
+    pub fn execution_arn(&self) -> &str {
+        &self.exec.arn
+    }
+
+    /// The events so far and a receiver of every later event, with nothing missed or repeated in between.
+    pub fn subscribe(&self) -> (Vec<HistoryEvent>, broadcast::Receiver<HistoryEvent>) {
+        self.exec.log.subscribe()
+    }
+
+    /// Stops the execution (StopExecution): it ends ABORTED with this error and cause.
+    pub fn stop(&self, error: Option<String>, cause: Option<String>) {
+        let mut stopped = self.exec.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        if stopped.is_none() && !self.task.is_finished() {
+            *stopped = Some((error, cause));
+            self.task.abort();
+        }
+    }
+
+    /// Waits for the execution to end.
+    pub async fn outcome(self) -> ExecutionOutcome {
+        match self.task.await {
+            Ok(outcome) => outcome,
+            Err(join) => {
+                let (status, event_type, (error, cause)) = if join.is_cancelled() {
+                    let reason = self.exec.stopped.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+                    (ExecutionStatus::Aborted, EventType::ExecutionAborted, reason)
+                } else {
+                    let cause = format!("the executor failed internally: {join}");
+                    (ExecutionStatus::Failed, EventType::ExecutionFailed, (Some(errors::RUNTIME.to_owned()), Some(cause)))
+                };
+                let details = EventDetails { error: error.clone(), cause: cause.clone(), ..Default::default() };
+                self.exec.log.append(0, Utc::now(), event_type, Some(details));
+                ExecutionOutcome { status, output: None, error, cause, history: self.exec.log.take() }
+            }
+        }
+    }
+}
+
+impl Executor {
+    pub fn new(invoker: Arc<dyn TaskInvoker>, clock: Clock) -> Executor {
+        Executor { inner: Arc::new(Inner { invoker, clock, tokens: Mutex::new(HashMap::new()) }) }
+    }
+
+    /// Starts an execution on the current tokio runtime.
+    pub fn start(&self, machine: Arc<StateMachine>, start: ExecutionStart) -> ExecutionHandle {
+        let sm_arn = format!("arn:aws:states:{}:{}:stateMachine:{}", start.region, start.account_id, start.state_machine_name);
+        let arn = format!("arn:aws:states:{}:{}:execution:{}:{}", start.region, start.account_id, start.state_machine_name, start.name);
+        let role_arn = start.role_arn.unwrap_or_else(|| format!("arn:aws:iam::{}:role/StepFunctionsExecutionRole", start.account_id));
+        let started = Utc::now();
+        let exec = Arc::new(Execution {
+            inner: self.inner.clone(),
+            machine,
+            arn,
+            name: start.name,
+            region: start.region,
+            input: start.input,
+            started,
+            started_text: started.to_rfc3339_opts(SecondsFormat::Millis, true),
+            state_machine_arn: sm_arn,
+            state_machine_name: start.state_machine_name,
+            role_arn,
+            log: Log::default(),
+            stopped: Mutex::new(None),
+        });
+        let task = tokio::spawn(exec.clone().run());
+        ExecutionHandle { exec, task }
+    }
+
+    /// Starts an execution and waits for its outcome.
+    pub async fn run(&self, machine: Arc<StateMachine>, start: ExecutionStart) -> ExecutionOutcome {
+        self.start(machine, start).outcome().await
+    }
+
+    fn take_token(&self, token: &str) -> Result<TokenSlot, TaskTokenError> {
+        self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(token).ok_or(TaskTokenError::TaskDoesNotExist)
+    }
+
+    pub fn send_task_success(&self, token: &str, output: Value) -> Result<(), TaskTokenError> {
+        self.take_token(token)?.reply.send(Ok(output)).map_err(|_| TaskTokenError::TaskDoesNotExist)
+    }
+
+    pub fn send_task_failure(&self, token: &str, error: &str, cause: Option<&str>) -> Result<(), TaskTokenError> {
+        let failure = TaskFailure { error: error.to_owned(), cause: cause.map(str::to_owned) };
+        self.take_token(token)?.reply.send(Err(failure)).map_err(|_| TaskTokenError::TaskDoesNotExist)
+    }
+
+    pub fn send_task_heartbeat(&self, token: &str) -> Result<(), TaskTokenError> {
+        let tokens = self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = tokens.get(token).ok_or(TaskTokenError::TaskDoesNotExist)?;
+        slot.heartbeat.notify_one();
+        Ok(())
+    }
+}
+
+/// An ASL error on its way to Retry, Catch or the execution's end.
+#[derive(Debug, Clone, PartialEq)]
+struct Failure {
+    error: Option<String>,
+    cause: Option<String>,
+}
+
+impl Failure {
+    fn new(error: &str, cause: String) -> Failure {
+        Failure { error: Some(error.to_owned()), cause: Some(cause) }
+    }
+
+    fn name(&self) -> &str {
+        self.error.as_deref().unwrap_or_default()
+    }
+
+    fn as_value(&self) -> Value {
+        json!({"Error": self.error, "Cause": self.cause})
+    }
+}
+
+/// Shared by every branch of one execution.
+struct Execution {
+    inner: Arc<Inner>,
+    machine: Arc<StateMachine>,
+    arn: String,
+    name: String,
+    region: String,
+    input: Value,
+    started: DateTime<Utc>,
+    started_text: String,
+    state_machine_arn: String,
+    state_machine_name: String,
+    role_arn: String,
+    log: Log,
+    stopped: Mutex<Option<(Option<String>, Option<String>)>>,
+}
+
+type Run = Pin<Box<dyn Future<Output = (Thread, Result<Value, Failure>)> + Send>>;
+
+/// One line of execution (the main flow, a branch or an iteration): its last event and its virtual time.
+struct Thread {
+    exec: Arc<Execution>,
+    previous: u64,
+    virtual_elapsed: Duration,
+}
+
+impl Thread {
+    fn now(&self) -> DateTime<Utc> {
+        match self.exec.inner.clock {
+            Clock::Real => Utc::now(),
+            Clock::Virtual => self.exec.started + self.virtual_elapsed,
+        }
+    }
+
+    fn record(&mut self, event_type: EventType, details: Option<EventDetails>) -> u64 {
+        self.previous = self.exec.log.append(self.previous, self.now(), event_type, details);
+        self.previous
+    }
+
+    async fn sleep(&mut self, d: Duration) {
+        match self.exec.inner.clock {
+            Clock::Real => tokio::time::sleep(d).await,
+            Clock::Virtual => {
+                self.virtual_elapsed += d;
+                // Let other executions and branches run, as a real wait would.
+                tokio::task::yield_now().await;
+            }
+        }
+    }
+
+    fn child(&self) -> Thread {
+        Thread { exec: self.exec.clone(), previous: self.previous, virtual_elapsed: self.virtual_elapsed }
+    }
+}
+
+/// What the running state knows about itself: for `$$.State`, `$$.Task`, `$$.Map` and error causes.
+struct StateRun<'a> {
+    state: &'a State,
+    entered_id: u64,
+    entered_at: String,
+    retry_count: u64,
+    task_token: Option<String>,
+    map_item: Option<(usize, Value)>,
+}
+
+impl StateRun<'_> {
+    /// States.Runtime and friends carry the state and the event it entered at, as AWS writes them.
+    fn fail(&self, e: EvalError) -> Failure {
+        Failure::new(
+            e.error,
+            format!(
+                "An error occurred while executing the state '{}' (entered at the event id #{}). {}",
+                self.state.name, self.entered_id, e.message
+            ),
+        )
+    }
+
+    fn runtime(&self, message: String) -> Failure {
+        self.fail(EvalError::runtime(message))
+    }
+}
+
+impl Execution {
+    async fn run(self: Arc<Self>) -> ExecutionOutcome {
+        let mut th = Thread { exec: self.clone(), previous: 0, virtual_elapsed: Duration::ZERO };
+        let details = EventDetails { input: Some(self.input.clone()), role_arn: Some(self.role_arn.clone()), ..Default::default() };
+        th.record(EventType::ExecutionStarted, Some(details));
+        let program = self.machine.program.clone();
+        let run = run_program(th, program, self.input.clone());
+        let (status, result, th) = match self.machine.timeout_seconds {
+            Some(limit) if self.inner.clock == Clock::Real => match tokio::time::timeout(Duration::from_secs(limit), run).await {
+                Ok((th, result)) => (None, result, Some(th)),
+                Err(_) => (Some(ExecutionStatus::TimedOut), Err(Failure::new(errors::TIMEOUT, String::new())), None),
+            },
+            Some(limit) => {
+                let (th, result) = run.await;
+                let late = th.virtual_elapsed > Duration::from_secs(limit);
+                (late.then_some(ExecutionStatus::TimedOut), result, Some(th))
+            }
+            None => {
+                let (th, result) = run.await;
+                (None, result, Some(th))
+            }
+        };
+        let mut th = th.unwrap_or_else(|| Thread { exec: self.clone(), previous: 0, virtual_elapsed: Duration::ZERO });
+        let outcome = match (status, result) {
+            (Some(ExecutionStatus::TimedOut), _) => {
+                let f = Failure { error: Some(errors::TIMEOUT.to_owned()), cause: None };
+                th.record(EventType::ExecutionTimedOut, Some(EventDetails { error: f.error.clone(), ..Default::default() }));
+                ExecutionOutcome { status: ExecutionStatus::TimedOut, output: None, error: f.error, cause: f.cause, history: vec![] }
+            }
+            (_, Ok(output)) => {
+                th.record(EventType::ExecutionSucceeded, Some(EventDetails { output: Some(output.clone()), ..Default::default() }));
+                ExecutionOutcome { status: ExecutionStatus::Succeeded, output: Some(output), error: None, cause: None, history: vec![] }
+            }
+            (_, Err(f)) => {
+                let details = EventDetails { error: f.error.clone(), cause: f.cause.clone(), ..Default::default() };
+                th.record(EventType::ExecutionFailed, Some(details));
+                ExecutionOutcome { status: ExecutionStatus::Failed, output: None, error: f.error, cause: f.cause, history: vec![] }
+            }
+        };
+        ExecutionOutcome { history: self.log.take(), ..outcome }
+    }
+
+    fn context(&self, run: &StateRun) -> Value {
+        let mut ctx = Map::new();
+        ctx.insert(
+            "Execution".into(),
+            json!({
+                "Id": self.arn,
+                "Input": self.input,
+                "StartTime": self.started_text,
+                "Name": self.name,
+                "RoleArn": self.role_arn,
+                "RedriveCount": 0,
+            }),
+        );
+        ctx.insert("State".into(), json!({"EnteredTime": run.entered_at, "Name": run.state.name, "RetryCount": run.retry_count}));
+        ctx.insert("StateMachine".into(), json!({"Id": self.state_machine_arn, "Name": self.state_machine_name}));
+        if let Some(token) = &run.task_token {
+            ctx.insert("Task".into(), json!({"Token": token}));
+        }
+        if let Some((index, value)) = &run.map_item {
+            ctx.insert("Map".into(), json!({"Item": {"Index": index, "Value": value}}));
+        }
+        Value::Object(ctx)
+    }
+}
+
+fn entered_type(kind: &Kind) -> (EventType, EventType) {
+    match kind {
+        Kind::Pass { .. } => (EventType::PassStateEntered, EventType::PassStateExited),
+        Kind::Task(_) => (EventType::TaskStateEntered, EventType::TaskStateExited),
+        Kind::Choice { .. } => (EventType::ChoiceStateEntered, EventType::ChoiceStateExited),
+        Kind::Wait(_) => (EventType::WaitStateEntered, EventType::WaitStateExited),
+        Kind::Succeed => (EventType::SucceedStateEntered, EventType::SucceedStateExited),
+        Kind::Fail { .. } => (EventType::FailStateEntered, EventType::FailStateEntered),
+        Kind::Parallel(_) => (EventType::ParallelStateEntered, EventType::ParallelStateExited),
+        Kind::Map(_) => (EventType::MapStateEntered, EventType::MapStateExited),
+    }
+}
+
+fn run_program(mut th: Thread, program: Arc<Program>, mut input: Value) -> Run {
+    Box::pin(async move {
+        let mut index = program.start;
+        loop {
+            let state = &program.states[index];
+            let (entered, exited) = entered_type(&state.kind);
+            let entered_at = th.now().to_rfc3339_opts(SecondsFormat::Millis, true);
+            let details = EventDetails { name: Some(state.name.clone()), input: Some(input.clone()), ..Default::default() };
+            let entered_id = th.record(entered, Some(details));
+            let mut run = StateRun { state, entered_id, entered_at, retry_count: 0, task_token: None, map_item: None };
+            match run_state(&mut th, &mut run, input).await {
+                Ok((output, next)) => {
+                    let details = EventDetails { name: Some(state.name.clone()), output: Some(output.clone()), ..Default::default() };
+                    th.record(exited, Some(details));
+                    match next {
+                        Transition::End => return (th, Ok(output)),
+                        Transition::Next(i) => {
+                            index = i;
+                            input = output;
+                        }
+                    }
+                }
+                Err(f) => return (th, Err(f)),
+            }
+        }
+    })
+}
+
+async fn run_state(th: &mut Thread, run: &mut StateRun<'_>, raw: Value) -> Result<(Value, Transition), Failure> {
+    let state = run.state;
+    match &state.kind {
+        Kind::Pass { parameters, result, result_path } => {
+            let effective = input_path(run, &state.input_path, &raw)?;
+            let produced = match (result, parameters) {
+                (Some(r), _) => r.clone(),
+                (None, Some(p)) => eval(th, run, p, &effective)?,
+                (None, None) => effective.into_owned(),
+            };
+            let output = apply_result_path(run, raw, produced, result_path)?;
+            Ok((output_path(run, &state.output_path, output)?, state.next))
+        }
+        Kind::Choice { choices, default } => {
+            let effective = input_path(run, &state.input_path, &raw)?;
+            let cell = OnceCell::new();
+            let build = || th.exec.context(run);
+            let env = Env::lazy(&effective, &cell, &build);
+            let mut chosen = None;
+            for (rule, next) in choices {
+                if rule.eval(&env).map_err(|e| run.fail(e))? {
+                    chosen = Some(*next);
+                    break;
+                }
+            }
+            let next = chosen.or(*default).ok_or_else(|| Failure::new(errors::NO_CHOICE_MATCHED, "No Matches!".into()))?;
+            let effective = effective.into_owned();
+            Ok((output_path(run, &state.output_path, effective)?, Transition::Next(next)))
+        }
+        Kind::Wait(spec) => {
+            let effective = input_path(run, &state.input_path, &raw)?;
+            let delay = wait_delay(th, run, spec, &effective)?;
+            th.sleep(delay).await;
+            let effective = effective.into_owned();
+            Ok((output_path(run, &state.output_path, effective)?, state.next))
+        }
+        Kind::Succeed => {
+            let effective = input_path(run, &state.input_path, &raw)?.into_owned();
+            Ok((output_path(run, &state.output_path, effective)?, Transition::End))
+        }
+        Kind::Fail { error, cause } => {
+            let error = fail_field(th, run, error.as_ref(), &raw)?;
+            let cause = fail_field(th, run, cause.as_ref(), &raw)?;
+            Err(Failure { error, cause })
+        }
+        Kind::Task(spec) => recoverable(th, run, raw, &spec.recovery).await,
+        Kind::Parallel(spec) => recoverable(th, run, raw, &spec.recovery).await,
+        Kind::Map(spec) => recoverable(th, run, raw, &spec.recovery).await,
+    }
+}
+
+/// Task, Parallel and Map: attempts under Retry, then Catch.
+async fn recoverable(th: &mut Thread, run: &mut StateRun<'_>, raw: Value, recovery: &Recovery) -> Result<(Value, Transition), Failure> {
+    let mut attempts = vec![0u64; recovery.retry.len()];
+    loop {
+        let attempt = match &run.state.kind {
+            Kind::Task(spec) => run_task(th, run, spec, &raw).await,
+            Kind::Parallel(spec) => run_parallel(th, run, spec, &raw).await,
+            Kind::Map(spec) => run_map(th, run, spec, &raw).await,
+            _ => unreachable!("only Task, Parallel and Map states have Retry and Catch"),
+        };
+        let failure = match attempt {
+            Ok(result) => {
+                let selected = match &recovery.result_selector {
+                    Some(selector) => eval(th, run, selector, &result)?,
+                    None => result,
+                };
+                let output = apply_result_path(run, raw, selected, &recovery.result_path)?;
+                return Ok((output_path(run, &run.state.output_path, output)?, run.state.next));
+            }
+            Err(f) => f,
+        };
+        if let Some(delay) = retry_delay(&recovery.retry, &mut attempts, &failure) {
+            th.sleep(delay).await;
+            run.retry_count += 1;
+            continue;
+        }
+        return match find_catcher(&recovery.catch, &failure) {
+            Some(catcher) => {
+                let output = apply_result_path(run, raw, failure.as_value(), &catcher.result_path)?;
+                Ok((output, Transition::Next(catcher.next)))
+            }
+            None => Err(failure),
+        };
+    }
+}
+
+/// The delay before the next attempt, or None when no retrier applies or the matching one is exhausted.
+fn retry_delay(retriers: &[Retrier], attempts: &mut [u64], failure: &Failure) -> Option<Duration> {
+    let (i, r) = retriers.iter().enumerate().find(|(_, r)| r.errors.iter().any(|e| errors::matches(e, failure.name())))?;
+    if attempts[i] >= r.max_attempts {
+        return None;
+    }
+    let mut seconds = r.interval_seconds as f64 * r.backoff_rate.powi(attempts[i].min(i32::MAX as u64) as i32);
+    if let Some(max) = r.max_delay_seconds {
+        seconds = seconds.min(max as f64);
+    }
+    if r.full_jitter {
+        seconds *= rand::random::<f64>();
+    }
+    attempts[i] += 1;
+    Some(Duration::from_secs_f64(seconds.min(u32::MAX as f64)))
+}
+
+fn find_catcher<'c>(catchers: &'c [Catcher], failure: &Failure) -> Option<&'c Catcher> {
+    catchers.iter().find(|c| c.errors.iter().any(|e| errors::matches(e, failure.name())))
+}
+
+fn eval(th: &Thread, run: &StateRun, template: &Template, input: &Value) -> Result<Value, Failure> {
+    let cell = OnceCell::new();
+    let build = || th.exec.context(run);
+    template.eval(&Env::lazy(input, &cell, &build)).map_err(|e| run.fail(e))
+}
+
+fn no_results(run: &StateRun, path: &JsonPath) -> Failure {
+    run.runtime(format!("Invalid path '{path}' : No results for path: {}", path.normalized()))
+}
+
+fn input_path<'v>(run: &StateRun, path: &IoPath, raw: &'v Value) -> Result<Cow<'v, Value>, Failure> {
+    match path {
+        IoPath::Whole => Ok(Cow::Borrowed(raw)),
+        IoPath::Empty => Ok(Cow::Owned(Value::Object(Map::new()))),
+        IoPath::Path(p) => p.query(raw).map(Cow::Owned).ok_or_else(|| no_results(run, p)),
+    }
+}
+
+fn output_path(run: &StateRun, path: &IoPath, output: Value) -> Result<Value, Failure> {
+    match path {
+        IoPath::Whole => Ok(output),
+        IoPath::Empty => Ok(Value::Object(Map::new())),
+        IoPath::Path(p) => p.query(&output).ok_or_else(|| no_results(run, p)),
+    }
+}
+
+fn apply_result_path(run: &StateRun, raw: Value, result: Value, path: &ResultPath) -> Result<Value, Failure> {
+    match path {
+        ResultPath::Discard => Ok(raw),
+        ResultPath::Path(p) if p.is_root() => Ok(result),
+        ResultPath::Path(p) => {
+            let mut target = raw;
+            p.assign(&mut target, result).map_err(|why| {
+                Failure::new(
+                    errors::RESULT_PATH_MATCH_FAILURE,
+                    format!(
+                        "An error occurred while executing the state '{}' (entered at the event id #{}). Unable to apply ResultPath '{p}' to input '{}': {why}",
+                        run.state.name,
+                        run.entered_id,
+                        compact(&target)
+                    ),
+                )
+            })?;
+            Ok(target)
+        }
+    }
+}
+
+fn fail_field(th: &Thread, run: &StateRun, field: Option<&FailField>, input: &Value) -> Result<Option<String>, Failure> {
+    let (name, dynamic) = match field {
+        None => return Ok(None),
+        Some(FailField::Literal(s)) => return Ok(Some(s.clone())),
+        Some(FailField::Dynamic { field, value }) => (*field, value),
+    };
+    let cell = OnceCell::new();
+    let build = || th.exec.context(run);
+    let env = Env::lazy(input, &cell, &build);
+    let value = match dynamic {
+        Dynamic::Call(call) => call.eval(&env).map_err(|e| run.fail(e))?,
+        Dynamic::Path(path) => env.resolve(path).ok_or_else(|| {
+            run.runtime(format!(
+                "The JSONPath '{path}' specified for the field '{name}' could not be found in the input '{}'",
+                compact(env.root_for(path))
+            ))
+        })?,
+    };
+    Ok(Some(match value {
+        Value::String(s) => s,
+        other => compact(&other),
+    }))
+}
+
+/// How a `...Path` field's value is quoted in AWS error messages: strings bare, anything else as JSON.
+fn quoted(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => compact(other),
+    }
+}
+
+fn wait_delay(th: &Thread, run: &StateRun, spec: &WaitSpec, input: &Value) -> Result<Duration, Failure> {
+    let until = |t: DateTime<chrono::FixedOffset>| (t.with_timezone(&Utc) - th.now()).to_std().unwrap_or(Duration::ZERO);
+    match spec {
+        WaitSpec::Seconds(s) => Ok(Duration::from_secs(*s)),
+        WaitSpec::Timestamp(t) => Ok(until(*t)),
+        WaitSpec::SecondsPath(p) => {
+            let v = p.query(input).ok_or_else(|| no_results(run, p))?;
+            match v.as_i64() {
+                Some(n) if n < 0 => Err(run.runtime(format!("The SecondsPath parameter references a negative value: {p} == {}", quoted(&v)))),
+                Some(n) => Ok(Duration::from_secs(n as u64)),
+                None => Err(run.runtime(format!("The SecondsPath parameter cannot be parsed as a long value: {p} == {}", quoted(&v)))),
+            }
+        }
+        WaitSpec::TimestampPath(p) => {
+            let v = p.query(input).ok_or_else(|| no_results(run, p))?;
+            match v.as_str().and_then(parse_timestamp) {
+                Some(t) => Ok(until(t)),
+                None => Err(run.runtime(format!(
+                    "The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {p} == {}",
+                    quoted(&v)
+                ))),
+            }
+        }
+    }
+}
+
+/// Resolves a `...Path` number field. `parse` returns None when the value is not of the right type.
+fn resolve_amount<T: Copy>(
+    run: &StateRun,
+    amount: &Amount<T>,
+    input: &Value,
+    field: &str,
+    kind: &str,
+    parse: impl Fn(&Value) -> Option<T>,
+) -> Result<T, Failure> {
+    match amount {
+        Amount::Fixed(v) => Ok(*v),
+        Amount::Path(p) => {
+            let v = p.query(input).ok_or_else(|| no_results(run, p))?;
+            parse(&v).ok_or_else(|| {
+                run.runtime(format!("The {field}Path field refers to value \"{}\" which is not a valid {kind}: {p}", quoted(&v)))
+            })
+        }
+    }
+}
+
+fn positive_seconds(v: &Value) -> Option<u64> {
+    v.as_u64().filter(|n| *n > 0)
+}
+
+enum ResourceKind<'r> {
+    /// `arn:aws:lambda:REGION:ACCOUNT:function:NAME[:alias]`: the effective input goes to the function.
+    LambdaArn,
+    /// `arn:aws:states:::lambda:invoke`: FunctionName and Payload parameters; the answer is wrapped.
+    LambdaInvoke,
+    /// `arn:aws:states:::SERVICE:ACTION` and anything else.
+    Other { service: &'r str, action: &'r str },
+}
+
+fn classify(resource: &str) -> ResourceKind<'_> {
+    let parts: Vec<&str> = resource.splitn(7, ':').collect();
+    match parts.as_slice() {
+        ["arn", _, "lambda", _, _, "function", _] => ResourceKind::LambdaArn,
+        ["arn", _, "states", "", "", "lambda", action] if action.split('.').next() == Some("invoke") => ResourceKind::LambdaInvoke,
+        ["arn", _, "states", "", "", service, action] => ResourceKind::Other { service, action },
+        ["arn", _, service, ..] => ResourceKind::Other { service, action: resource },
+        _ => ResourceKind::Other { service: "", action: resource },
+    }
+}
+
+/// Removes the token from the executor's table however the task ends (answer, timeout, abort).
+struct TokenGuard<'a> {
+    inner: &'a Inner,
+    token: String,
+}
+
+impl Drop for TokenGuard<'_> {
+    fn drop(&mut self) {
+        self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.token);
+    }
+}
+
+enum TaskEnd {
+    Done(Result<Value, TaskFailure>),
+    TimedOut,
+    HeartbeatTimedOut,
+}
+
+async fn run_task(th: &mut Thread, run: &mut StateRun<'_>, spec: &TaskSpec, raw: &Value) -> Result<Value, Failure> {
+    let effective = input_path(run, &run.state.input_path, raw)?;
+    let timeout = spec.timeout.as_ref().map(|a| resolve_amount(run, a, &effective, "TimeoutSeconds", "positive integer", positive_seconds)).transpose()?;
+    let heartbeat =
+        spec.heartbeat.as_ref().map(|a| resolve_amount(run, a, &effective, "HeartbeatSeconds", "positive integer", positive_seconds)).transpose()?;
+    let (resource, wait_for_token) = match spec.resource.strip_suffix(".waitForTaskToken") {
+        Some(base) => (base, true),
+        None => (spec.resource.as_str(), false),
+    };
+    run.task_token = wait_for_token.then(|| uuid::Uuid::new_v4().simple().to_string());
+    let parameters = match &spec.parameters {
+        Some(p) => eval(th, run, p, &effective)?,
+        None => effective.into_owned(),
+    };
+    let kind = classify(resource);
+    let (function, payload) = match &kind {
+        ResourceKind::LambdaArn => (Some(resource.to_owned()), parameters.clone()),
+        ResourceKind::LambdaInvoke => match parameters.get("FunctionName").and_then(Value::as_str) {
+            Some(f) => (Some(f.to_owned()), parameters.get("Payload").cloned().unwrap_or_else(|| Value::Object(Map::new()))),
+            None => {
+                return Err(run.runtime(format!(
+                    "The resource '{}' needs a 'FunctionName' string in Parameters: {}",
+                    spec.resource,
+                    compact(&parameters)
+                )));
+            }
+        },
+        ResourceKind::Other { .. } => (None, parameters.clone()),
+    };
+    let (resource_type, resource_name) = match &kind {
+        ResourceKind::LambdaArn => ("lambda".to_owned(), spec.resource.clone()),
+        ResourceKind::LambdaInvoke => ("lambda".to_owned(), spec.resource.rsplit(':').next().unwrap_or_default().to_owned()),
+        ResourceKind::Other { service, action } => {
+            let action = if wait_for_token { format!("{action}.waitForTaskToken") } else { (*action).to_owned() };
+            ((*service).to_owned(), action)
+        }
+    };
+    let legacy_lambda = matches!(kind, ResourceKind::LambdaArn);
+    let task_details = |extra: EventDetails| EventDetails {
+        resource_type: (!legacy_lambda).then(|| resource_type.clone()),
+        resource: (!legacy_lambda).then(|| resource_name.clone()),
+        ..extra
+    };
+    if legacy_lambda {
+        let details = EventDetails { resource: Some(spec.resource.clone()), input: Some(payload.clone()), timeout_in_seconds: timeout, ..Default::default() };
+        th.record(EventType::LambdaFunctionScheduled, Some(details));
+        th.record(EventType::LambdaFunctionStarted, None);
+    } else {
+        let details = task_details(EventDetails {
+            region: Some(th.exec.region.clone()),
+            parameters: Some(parameters.clone()),
+            timeout_in_seconds: timeout,
+            heartbeat_in_seconds: heartbeat,
+            ..Default::default()
+        });
+        th.record(EventType::TaskScheduled, Some(details));
+        th.record(EventType::TaskStarted, Some(task_details(EventDetails::default())));
+    }
+
+    let inner = th.exec.inner.clone();
+    let call = TaskCall {
+        resource: resource.to_owned(),
+        function,
+        payload,
+        state_name: run.state.name.clone(),
+        task_token: run.task_token.clone(),
+        execution_name: th.exec.name.clone(),
+        execution_arn: th.exec.arn.clone(),
+        retry_count: run.retry_count,
+    };
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + Duration::from_secs(t));
+    let end = match &run.task_token {
+        Some(token) => {
+            let (tx, rx) = oneshot::channel();
+            let beat = Arc::new(Notify::new());
+            inner.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(token.clone(), TokenSlot { reply: tx, heartbeat: beat.clone() });
+            let _guard = TokenGuard { inner: &inner, token: token.clone() };
+            let invoked = with_deadline(deadline, inner.invoker.invoke(call)).await;
+            match invoked {
+                None => TaskEnd::TimedOut,
+                Some(Err(f)) => TaskEnd::Done(Err(f)),
+                Some(Ok(_)) => {
+                    th.record(EventType::TaskSubmitted, Some(task_details(EventDetails::default())));
+                    await_token(rx, beat, deadline, heartbeat).await
+                }
+            }
+        }
+        None => match with_deadline(deadline, inner.invoker.invoke(call)).await {
+            None => TaskEnd::TimedOut,
+            Some(result) => TaskEnd::Done(result),
+        },
+    };
+    match end {
+        TaskEnd::Done(Ok(answer)) => {
+            let result = if matches!(kind, ResourceKind::LambdaInvoke) && !wait_for_token { wrap_lambda_invoke(answer) } else { answer };
+            let details = EventDetails { output: Some(result.clone()), ..Default::default() };
+            let event = if legacy_lambda { EventType::LambdaFunctionSucceeded } else { EventType::TaskSucceeded };
+            th.record(event, Some(task_details(details)));
+            Ok(result)
+        }
+        TaskEnd::Done(Err(f)) => {
+            let details = EventDetails { error: Some(f.error.clone()), cause: f.cause.clone(), ..Default::default() };
+            let event = if legacy_lambda { EventType::LambdaFunctionFailed } else { EventType::TaskFailed };
+            th.record(event, Some(task_details(details)));
+            Err(Failure { error: Some(f.error), cause: f.cause })
+        }
+        TaskEnd::TimedOut | TaskEnd::HeartbeatTimedOut => {
+            let error = if matches!(end, TaskEnd::TimedOut) { errors::TIMEOUT } else { errors::HEARTBEAT_TIMEOUT };
+            let details = EventDetails { error: Some(error.to_owned()), ..Default::default() };
+            let event = if legacy_lambda { EventType::LambdaFunctionTimedOut } else { EventType::TaskTimedOut };
+            th.record(event, Some(task_details(details)));
+            Err(Failure { error: Some(error.to_owned()), cause: None })
+        }
+    }
+}
+
+async fn with_deadline<F: Future>(deadline: Option<tokio::time::Instant>, f: F) -> Option<F::Output> {
+    match deadline {
+        Some(d) => tokio::time::timeout_at(d, f).await.ok(),
+        None => Some(f.await),
+    }
+}
+
+async fn await_token(
+    mut rx: oneshot::Receiver<TokenReply>,
+    beat: Arc<Notify>,
+    deadline: Option<tokio::time::Instant>,
+    heartbeat: Option<u64>,
+) -> TaskEnd {
+    let far = || tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
+    loop {
+        let beat_deadline = heartbeat.map(|h| tokio::time::Instant::now() + Duration::from_secs(h)).unwrap_or_else(far);
+        tokio::select! {
+            reply = &mut rx => return TaskEnd::Done(reply.unwrap_or_else(|_| Err(TaskFailure::new(errors::RUNTIME, "the task token was dropped")))),
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(far)) => return TaskEnd::TimedOut,
+            _ = tokio::time::sleep_until(beat_deadline) => return TaskEnd::HeartbeatTimedOut,
+            _ = beat.notified() => continue,
+        }
+    }
+}
+
+/// The shape `arn:aws:states:::lambda:invoke` returns: the function's answer under `Payload`.
+fn wrap_lambda_invoke(answer: Value) -> Value {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    json!({
+        "ExecutedVersion": "$LATEST",
+        "Payload": answer,
+        "SdkHttpMetadata": {
+            "AllHttpHeaders": {
+                "X-Amz-Executed-Version": ["$LATEST"],
+                "x-amzn-Remapped-Content-Length": ["0"],
+                "Connection": ["keep-alive"],
+                "x-amzn-RequestId": [request_id],
+                "Content-Type": ["application/json"],
+            },
+            "HttpHeaders": {
+                "Connection": "keep-alive",
+                "Content-Type": "application/json",
+                "X-Amz-Executed-Version": "$LATEST",
+                "x-amzn-Remapped-Content-Length": "0",
+                "x-amzn-RequestId": request_id,
+            },
+            "HttpStatusCode": 200
+        },
+        "SdkResponseMetadata": {"RequestId": request_id},
+        "StatusCode": 200
+    })
+}
+
+/// Runs sub-programs side by side on tokio. Unless failures are tolerated, the first one aborts the rest
+/// (dropping the JoinSet aborts its tasks).
+async fn run_children(
+    th: &mut Thread,
+    jobs: Vec<(Thread, Arc<Program>, Value)>,
+    limit: Option<Arc<Semaphore>>,
+    tolerate_failures: bool,
+) -> Vec<(usize, Result<Value, Failure>)> {
+    let mut set = JoinSet::new();
+    for (i, (child, program, input)) in jobs.into_iter().enumerate() {
+        let limit = limit.clone();
+        set.spawn(async move {
+            let _permit = match limit {
+                Some(s) => Some(s.acquire_owned().await.expect("the semaphore is never closed")),
+                None => None,
+            };
+            let (child, result) = run_program(child, program, input).await;
+            (i, child.virtual_elapsed, result)
+        });
+    }
+    let mut results = Vec::with_capacity(set.len());
+    while let Some(joined) = set.join_next().await {
+        match joined {
+            Ok((i, elapsed, result)) => {
+                th.virtual_elapsed = th.virtual_elapsed.max(elapsed);
+                let failed = result.is_err();
+                results.push((i, result));
+                if failed && !tolerate_failures {
+                    return results;
+                }
+            }
+            Err(e) => {
+                results.push((usize::MAX, Err(Failure::new(errors::RUNTIME, format!("a branch stopped unexpectedly: {e}")))));
+                return results;
+            }
+        }
+    }
+    results
+}
+
+async fn run_parallel(th: &mut Thread, run: &mut StateRun<'_>, spec: &ParallelSpec, raw: &Value) -> Result<Value, Failure> {
+    let effective = input_path(run, &run.state.input_path, raw)?;
+    let input = match &spec.parameters {
+        Some(p) => eval(th, run, p, &effective)?,
+        None => effective.into_owned(),
+    };
+    th.record(EventType::ParallelStateStarted, None);
+    let jobs = spec.branches.iter().map(|b| (th.child(), b.clone(), input.clone())).collect();
+    let mut results = run_children(th, jobs, None, false).await;
+    if let Some(failure) = results.iter().find_map(|(_, r)| r.as_ref().err().cloned()) {
+        th.record(EventType::ParallelStateFailed, Some(EventDetails { error: failure.error.clone(), cause: failure.cause.clone(), ..Default::default() }));
+        return Err(failure);
+    }
+    results.sort_by_key(|(i, _)| *i);
+    th.record(EventType::ParallelStateSucceeded, None);
+    Ok(Value::Array(results.into_iter().filter_map(|(_, r)| r.ok()).collect()))
+}
+
+async fn run_map(th: &mut Thread, run: &mut StateRun<'_>, spec: &MapSpec, raw: &Value) -> Result<Value, Failure> {
+    let effective = input_path(run, &run.state.input_path, raw)?;
+    let items = match &spec.items_path {
+        IoPath::Whole => effective.as_ref().clone(),
+        IoPath::Empty => Value::Object(Map::new()),
+        IoPath::Path(p) => p.query(&effective).ok_or_else(|| no_results(run, p))?,
+    };
+    let Value::Array(items) = items else {
+        return Err(run.runtime(format!(
+            "The Map state's items (ItemsPath) must be a JSON array, got {}: {}",
+            crate::jsonpath::type_name(&items),
+            compact(&items)
+        )));
+    };
+    let max_concurrency = resolve_amount(run, &spec.max_concurrency, &effective, "MaxConcurrency", "integer", |v| v.as_u64())?;
+    let tolerated_count = spec
+        .tolerated_count
+        .as_ref()
+        .map(|a| resolve_amount(run, a, &effective, "ToleratedFailureCount", "integer", |v| v.as_i64()))
+        .transpose()?;
+    if tolerated_count.is_some_and(|c| c < 0) {
+        return Err(run.runtime("ToleratedFailureCount cannot be negative.".into()));
+    }
+    let tolerated_percentage = spec
+        .tolerated_percentage
+        .as_ref()
+        .map(|a| resolve_amount(run, a, &effective, "ToleratedFailurePercentage", "float", |v| v.as_f64()))
+        .transpose()?;
+    if tolerated_percentage.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
+        return Err(run.runtime("ToleratedFailurePercentage must be between 0 and 100.".into()));
+    }
+    let tolerant = tolerated_count.is_some_and(|c| c > 0) || tolerated_percentage.is_some_and(|p| p > 0.0);
+
+    th.record(EventType::MapStateStarted, Some(EventDetails { length: Some(items.len()), ..Default::default() }));
+    let len = items.len();
+    let mut jobs = Vec::with_capacity(len);
+    for (index, item) in items.into_iter().enumerate() {
+        let input = match &spec.item_selector {
+            Some(selector) => {
+                run.map_item = Some((index, item));
+                let selected = eval(th, run, selector, &effective);
+                run.map_item = None;
+                selected?
+            }
+            None => item,
+        };
+        let details = EventDetails { name: Some(run.state.name.clone()), index: Some(index), ..Default::default() };
+        let mut child = th.child();
+        child.record(EventType::MapIterationStarted, Some(details));
+        jobs.push((child, spec.processor.clone(), input));
+    }
+    let limit = (max_concurrency > 0).then(|| Arc::new(Semaphore::new(max_concurrency as usize)));
+    let results = run_children(th, jobs, limit, tolerant).await;
+
+    let mut outputs = vec![Value::Null; len];
+    let mut failures = 0usize;
+    let mut first_failure = None;
+    for (index, result) in results {
+        let (event, output) = match result {
+            Ok(v) => (EventType::MapIterationSucceeded, v),
+            Err(f) => {
+                failures += 1;
+                let v = f.as_value();
+                first_failure.get_or_insert(f);
+                (EventType::MapIterationFailed, v)
+            }
+        };
+        let details = EventDetails { name: Some(run.state.name.clone()), index: Some(index), ..Default::default() };
+        th.record(event, Some(details));
+        if let Some(slot) = outputs.get_mut(index) {
+            *slot = output;
+        }
+    }
+    if let Some(failure) = first_failure {
+        let within = tolerant
+            && tolerated_count.is_none_or(|c| failures as i64 <= c)
+            && tolerated_percentage.is_none_or(|p| failures as f64 * 100.0 / len as f64 <= p);
+        if !within {
+            let failure = if tolerant {
+                Failure::new(errors::EXCEED_TOLERATED_FAILURE_THRESHOLD, "The specified tolerated failure threshold was exceeded".into())
+            } else {
+                failure
+            };
+            let details = EventDetails { error: failure.error.clone(), cause: failure.cause.clone(), ..Default::default() };
+            th.record(EventType::MapStateFailed, Some(details));
+            return Err(failure);
+        }
+    }
+    th.record(EventType::MapStateSucceeded, None);
+    Ok(Value::Array(outputs))
+}

@@ -1,0 +1,243 @@
+//! Execution history, shaped like Step Functions' GetExecutionHistory events.
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+use serde_json::Value;
+use std::sync::Mutex;
+use tokio::sync::broadcast;
+
+macro_rules! event_types {
+    ($($name:ident),* $(,)?) => {
+        /// The `type` of a history event, named as AWS names it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum EventType { $($name),* }
+
+        impl EventType {
+            pub fn as_str(self) -> &'static str {
+                match self { $(EventType::$name => stringify!($name)),* }
+            }
+        }
+    };
+}
+
+event_types!(
+    ExecutionStarted,
+    ExecutionSucceeded,
+    ExecutionFailed,
+    ExecutionTimedOut,
+    ExecutionAborted,
+    PassStateEntered,
+    PassStateExited,
+    TaskStateEntered,
+    TaskStateExited,
+    ChoiceStateEntered,
+    ChoiceStateExited,
+    WaitStateEntered,
+    WaitStateExited,
+    SucceedStateEntered,
+    SucceedStateExited,
+    FailStateEntered,
+    ParallelStateEntered,
+    ParallelStateStarted,
+    ParallelStateSucceeded,
+    ParallelStateFailed,
+    ParallelStateAborted,
+    ParallelStateExited,
+    MapStateEntered,
+    MapStateStarted,
+    MapStateSucceeded,
+    MapStateFailed,
+    MapStateAborted,
+    MapStateExited,
+    MapIterationStarted,
+    MapIterationSucceeded,
+    MapIterationFailed,
+    MapIterationAborted,
+    TaskScheduled,
+    TaskStarted,
+    TaskSubmitted,
+    TaskSucceeded,
+    TaskFailed,
+    TaskTimedOut,
+    LambdaFunctionScheduled,
+    LambdaFunctionStarted,
+    LambdaFunctionSucceeded,
+    LambdaFunctionFailed,
+    LambdaFunctionTimedOut,
+);
+
+impl EventType {
+    /// The field AWS puts this event's details under (`stateEnteredEventDetails`, `taskFailedEventDetails`...).
+    pub fn details_field(self) -> String {
+        let name = self.as_str();
+        if name.ends_with("StateEntered") {
+            return "stateEnteredEventDetails".into();
+        }
+        if name.ends_with("StateExited") {
+            return "stateExitedEventDetails".into();
+        }
+        let mut out = String::with_capacity(name.len() + 12);
+        let mut chars = name.chars();
+        out.extend(chars.next().map(|c| c.to_ascii_lowercase()));
+        out.extend(chars);
+        out.push_str("EventDetails");
+        out
+    }
+}
+
+impl Serialize for EventType {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// The details of an event; only the fields that event type carries are set.
+/// Documents (`input`, `output`, `parameters`) serialize as JSON text, as AWS returns them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventDetails {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub length: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_json_text")]
+    pub parameters: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_json_text")]
+    pub input: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_json_text")]
+    pub output: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeout_in_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heartbeat_in_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+}
+
+fn as_json_text<S: Serializer>(v: &Option<Value>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => s.serialize_str(&serde_json::to_string(v).map_err(serde::ser::Error::custom)?),
+        None => s.serialize_none(),
+    }
+}
+
+/// One history event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HistoryEvent {
+    pub id: u64,
+    /// The event this one follows in its own branch or iteration (0 for the first).
+    pub previous_event_id: u64,
+    pub timestamp: DateTime<Utc>,
+    pub event_type: EventType,
+    pub details: Option<EventDetails>,
+}
+
+impl Serialize for HistoryEvent {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("timestamp", &self.timestamp.to_rfc3339_opts(SecondsFormat::Millis, true))?;
+        map.serialize_entry("type", &self.event_type)?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("previousEventId", &self.previous_event_id)?;
+        if let Some(details) = &self.details {
+            map.serialize_entry(&self.event_type.details_field(), details)?;
+        }
+        map.end()
+    }
+}
+
+/// The events of one execution, appended by every branch, with optional live subscribers.
+#[derive(Default)]
+pub(crate) struct Log {
+    inner: Mutex<LogInner>,
+}
+
+#[derive(Default)]
+struct LogInner {
+    events: Vec<HistoryEvent>,
+    live: Option<broadcast::Sender<HistoryEvent>>,
+}
+
+/// How many events a slow subscriber may fall behind before it sees `RecvError::Lagged`.
+const LIVE_BUFFER: usize = 1024;
+
+impl Log {
+    pub fn append(&self, previous_event_id: u64, timestamp: DateTime<Utc>, event_type: EventType, details: Option<EventDetails>) -> u64 {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let id = inner.events.len() as u64 + 1;
+        let event = HistoryEvent { id, previous_event_id, timestamp, event_type, details };
+        if let Some(tx) = &inner.live {
+            // No receivers left is fine: the subscriber went away.
+            let _ = tx.send(event.clone());
+        }
+        inner.events.push(event);
+        id
+    }
+
+    /// The events so far and a receiver for every later one, taken atomically so none is missed or repeated.
+    pub fn subscribe(&self) -> (Vec<HistoryEvent>, broadcast::Receiver<HistoryEvent>) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let rx = match &inner.live {
+            Some(tx) => tx.subscribe(),
+            None => {
+                let (tx, rx) = broadcast::channel(LIVE_BUFFER);
+                inner.live = Some(tx);
+                rx
+            }
+        };
+        (inner.events.clone(), rx)
+    }
+
+    pub fn take(&self) -> Vec<HistoryEvent> {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.live = None;
+        std::mem::take(&mut inner.events)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn events_serialize_like_get_execution_history() {
+        let e = HistoryEvent {
+            id: 2,
+            previous_event_id: 1,
+            timestamp: DateTime::parse_from_rfc3339("2024-01-02T03:04:05.678Z").unwrap().with_timezone(&Utc),
+            event_type: EventType::PassStateEntered,
+            details: Some(EventDetails { name: Some("A".into()), input: Some(json!({"a": 1})), ..Default::default() }),
+        };
+        assert_eq!(
+            serde_json::to_value(&e).unwrap(),
+            json!({"timestamp": "2024-01-02T03:04:05.678Z", "type": "PassStateEntered", "id": 2, "previousEventId": 1,
+                   "stateEnteredEventDetails": {"name": "A", "input": "{\"a\":1}"}})
+        );
+        assert_eq!(EventType::TaskFailed.details_field(), "taskFailedEventDetails");
+        assert_eq!(EventType::MapStateExited.details_field(), "stateExitedEventDetails");
+    }
+
+    #[test]
+    fn subscribers_get_the_past_and_the_future_once() {
+        let log = Log::default();
+        log.append(0, Utc::now(), EventType::ExecutionStarted, None);
+        let (past, mut rx) = log.subscribe();
+        log.append(1, Utc::now(), EventType::ExecutionSucceeded, None);
+        assert_eq!(past.len(), 1);
+        assert_eq!(rx.try_recv().unwrap().id, 2);
+        assert!(rx.try_recv().is_err());
+    }
+}
