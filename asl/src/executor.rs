@@ -399,7 +399,12 @@ impl Execution {
                 "RedriveCount": 0,
             }),
         );
-        ctx.insert("State".into(), json!({"EnteredTime": run.entered_at, "Name": run.state.name, "RetryCount": run.retry_count}));
+        let mut state = json!({"EnteredTime": run.entered_at, "Name": run.state.name});
+        // AWS shows RetryCount only in states that can be retried.
+        if matches!(run.state.kind, Kind::Task(_) | Kind::Parallel(_) | Kind::Map(_)) {
+            state["RetryCount"] = json!(run.retry_count);
+        }
+        ctx.insert("State".into(), state);
         ctx.insert("StateMachine".into(), json!({"Id": self.state_machine_arn, "Name": self.state_machine_name}));
         if let Some(token) = &run.task_token {
             ctx.insert("Task".into(), json!({"Token": token}));
