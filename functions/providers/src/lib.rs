@@ -4,6 +4,15 @@
 //! argv on this machine (Unix only: they own a process group so a timeout can kill a whole
 //! build); HTTP health and the Slack notifiers speak HTTPS through one shared
 //! [`reqwest::Client`] (see [`http_client`]).
+//!
+//! Decisions worth knowing:
+//! - Command builds and deploys run to completion inside `start`; the outcome travels in the
+//!   [`RunHandle`](baton_core::ports::RunHandle)'s `state`, so `poll` in another process works.
+//! - Commands inherit Baton's environment minus the variables the catalog entry names as Slack
+//!   secrets; `BATON_*` are set last and cannot be overridden by the spec's `env`.
+//! - A build's sha is the request's, else `git rev-parse HEAD` where it ran, else [`UNKNOWN_SHA`].
+//! - The Slack webhook cannot update a message (no `ts`): each notification is a new message.
+//!   The Web API notifier (name `slack`) keeps one message per release, updated in place.
 
 mod build;
 mod command;
