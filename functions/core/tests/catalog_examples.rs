@@ -339,3 +339,17 @@ fn example_scripts_behave_as_documented() {
     let flaky = catalog.services().iter().find(|s| s.name == "flaky-api").unwrap();
     assert_eq!(release(flaky, &workspace.path().join("flaky-api")).as_deref(), Some("one-region"));
 }
+
+#[test]
+fn the_examples_in_docs_catalog_md_are_valid() {
+    let docs = std::fs::read_to_string(repo().join("docs/catalog.md")).unwrap();
+    let blocks: Vec<&str> = docs.split("```yaml\n").skip(1).map(|rest| rest.split("```").next().unwrap()).collect();
+    assert_eq!(blocks.len(), 2, "a v2.2 and a v3 example");
+    let mut versions = Vec::new();
+    for (i, block) in blocks.iter().enumerate() {
+        let (services, diagnostics) = parse_catalog_documents(&format!("docs/catalog.md example {i}"), block);
+        assert_eq!(diagnostics, vec![]);
+        versions.push(services[0].schema);
+    }
+    assert_eq!(versions, [SchemaVersion::V2_2, SchemaVersion::V3]);
+}
