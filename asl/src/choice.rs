@@ -166,7 +166,7 @@ impl Rule {
             Rule::Not(r) => Ok(!r.eval(env)?),
             Rule::Test { variable, test } => {
                 let root = env.root_for(variable);
-                let value = match variable.select(root) {
+                let value = match variable.select(&root) {
                     Selection::One(v) => Some(std::borrow::Cow::Borrowed(v)),
                     Selection::Many(vs) => Some(std::borrow::Cow::Owned(Value::Array(vs.into_iter().cloned().collect()))),
                     Selection::Missing => None,

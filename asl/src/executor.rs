@@ -12,7 +12,6 @@ use crate::payload::{Dynamic, Env, EvalError, Template};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
-use std::cell::OnceCell;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -321,7 +320,7 @@ impl Thread {
 struct StateRun<'a> {
     state: &'a State,
     entered_id: u64,
-    entered_at: String,
+    entered_at: DateTime<Utc>,
     retry_count: u64,
     task_token: Option<String>,
     map_item: Option<(usize, Value)>,
@@ -386,30 +385,37 @@ impl Execution {
         ExecutionOutcome { history: self.log.take(), ..outcome }
     }
 
-    fn context(&self, run: &StateRun) -> Value {
+    /// The context object (`$$`), or only its top-level field `part` when a path names one.
+    fn context(&self, run: &StateRun, part: Option<&str>) -> Value {
+        let wanted = |key: &str| part.is_none_or(|p| p == key);
         let mut ctx = Map::new();
-        ctx.insert(
-            "Execution".into(),
-            json!({
+        if wanted("Execution") {
+            let execution = json!({
                 "Id": self.arn,
                 "Input": self.input,
                 "StartTime": self.started_text,
                 "Name": self.name,
                 "RoleArn": self.role_arn,
                 "RedriveCount": 0,
-            }),
-        );
-        let mut state = json!({"EnteredTime": run.entered_at, "Name": run.state.name});
-        // AWS shows RetryCount only in states that can be retried.
-        if matches!(run.state.kind, Kind::Task(_) | Kind::Parallel(_) | Kind::Map(_)) {
-            state["RetryCount"] = json!(run.retry_count);
+            });
+            ctx.insert("Execution".into(), execution);
         }
-        ctx.insert("State".into(), state);
-        ctx.insert("StateMachine".into(), json!({"Id": self.state_machine_arn, "Name": self.state_machine_name}));
-        if let Some(token) = &run.task_token {
+        if wanted("State") {
+            let entered = run.entered_at.to_rfc3339_opts(SecondsFormat::Millis, true);
+            let mut state = json!({"EnteredTime": entered, "Name": run.state.name});
+            // AWS shows RetryCount only in states that can be retried.
+            if matches!(run.state.kind, Kind::Task(_) | Kind::Parallel(_) | Kind::Map(_)) {
+                state["RetryCount"] = json!(run.retry_count);
+            }
+            ctx.insert("State".into(), state);
+        }
+        if wanted("StateMachine") {
+            ctx.insert("StateMachine".into(), json!({"Id": self.state_machine_arn, "Name": self.state_machine_name}));
+        }
+        if let Some(token) = run.task_token.as_ref().filter(|_| wanted("Task")) {
             ctx.insert("Task".into(), json!({"Token": token}));
         }
-        if let Some((index, value)) = &run.map_item {
+        if let Some((index, value)) = run.map_item.as_ref().filter(|_| wanted("Map")) {
             ctx.insert("Map".into(), json!({"Item": {"Index": index, "Value": value}}));
         }
         Value::Object(ctx)
@@ -435,7 +441,7 @@ fn run_program(mut th: Thread, program: Arc<Program>, mut input: Value) -> Run {
         loop {
             let state = &program.states[index];
             let (entered, exited) = entered_type(&state.kind);
-            let entered_at = th.now().to_rfc3339_opts(SecondsFormat::Millis, true);
+            let entered_at = th.now();
             let details = EventDetails { name: Some(state.name.clone()), input: Some(input.clone()), ..Default::default() };
             let entered_id = th.record(entered, Some(details));
             let mut run = StateRun { state, entered_id, entered_at, retry_count: 0, task_token: None, map_item: None };
@@ -472,9 +478,8 @@ async fn run_state(th: &mut Thread, run: &mut StateRun<'_>, raw: Value) -> Resul
         }
         Kind::Choice { choices, default } => {
             let effective = input_path(run, &state.input_path, &raw)?;
-            let cell = OnceCell::new();
-            let build = || th.exec.context(run);
-            let env = Env::lazy(&effective, &cell, &build);
+            let build = |part: Option<&str>| th.exec.context(run, part);
+            let env = Env::lazy(&effective, &build);
             let mut chosen = None;
             for (rule, next) in choices {
                 if rule.eval(&env).map_err(|e| run.fail(e))? {
@@ -566,9 +571,8 @@ fn find_catcher<'c>(catchers: &'c [Catcher], failure: &Failure) -> Option<&'c Ca
 }
 
 fn eval(th: &Thread, run: &StateRun, template: &Template, input: &Value) -> Result<Value, Failure> {
-    let cell = OnceCell::new();
-    let build = || th.exec.context(run);
-    template.eval(&Env::lazy(input, &cell, &build)).map_err(|e| run.fail(e))
+    let build = |part: Option<&str>| th.exec.context(run, part);
+    template.eval(&Env::lazy(input, &build)).map_err(|e| run.fail(e))
 }
 
 fn no_results(run: &StateRun, path: &JsonPath) -> Failure {
@@ -619,15 +623,14 @@ fn fail_field(th: &Thread, run: &StateRun, field: Option<&FailField>, input: &Va
         Some(FailField::Literal(s)) => return Ok(Some(s.clone())),
         Some(FailField::Dynamic { field, value }) => (*field, value),
     };
-    let cell = OnceCell::new();
-    let build = || th.exec.context(run);
-    let env = Env::lazy(input, &cell, &build);
+    let build = |part: Option<&str>| th.exec.context(run, part);
+    let env = Env::lazy(input, &build);
     let value = match dynamic {
         Dynamic::Call(call) => call.eval(&env).map_err(|e| run.fail(e))?,
         Dynamic::Path(path) => env.resolve(path).ok_or_else(|| {
             run.runtime(format!(
                 "The JSONPath '{path}' specified for the field '{name}' could not be found in the input '{}'",
-                compact(env.root_for(path))
+                compact(&env.root_for(path))
             ))
         })?,
     };

@@ -101,7 +101,7 @@ impl Intrinsic {
                 EvalError::runtime(format!(
                     "The JsonPath argument for the field '{}' could not be found in the input '{}'",
                     path,
-                    compact(env.root_for(path))
+                    compact(&env.root_for(path))
                 ))
             }),
         }

@@ -98,6 +98,14 @@ impl JsonPath {
         self.context
     }
 
+    /// The field the path starts with, if it starts with one (`Map` for `$$.Map.Item.Value`).
+    pub fn first_name(&self) -> Option<&str> {
+        match self.segments.first() {
+            Some(Segment::Name(n)) => Some(n),
+            _ => None,
+        }
+    }
+
     /// True for `$` (or `$$`) alone.
     pub fn is_root(&self) -> bool {
         self.segments.is_empty()

@@ -3,7 +3,7 @@
 use crate::intrinsic::{Intrinsic, compact, looks_like_intrinsic};
 use crate::jsonpath::JsonPath;
 use serde_json::{Map, Value};
-use std::cell::OnceCell;
+use std::borrow::Cow;
 
 /// A failure while evaluating paths or intrinsics; the executor adds the state and event id to the cause.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,8 +25,9 @@ impl EvalError {
 enum ContextRef<'a> {
     #[cfg(test)]
     Ready(&'a Value),
-    /// Built on first use: most states never read `$$`.
-    Lazy(&'a OnceCell<Value>, &'a dyn Fn() -> Value),
+    /// Built on use, and only the top-level part a path names (`$$.Map...` builds just `Map`): most states
+    /// never read `$$`, and the whole object would copy the execution input each time.
+    Lazy(&'a dyn Fn(Option<&str>) -> Value),
 }
 
 /// What `$` and `$$` mean while evaluating one template.
@@ -36,8 +37,8 @@ pub struct Env<'a> {
 }
 
 impl<'a> Env<'a> {
-    pub fn lazy(input: &'a Value, cell: &'a OnceCell<Value>, build: &'a dyn Fn() -> Value) -> Env<'a> {
-        Env { input, context: ContextRef::Lazy(cell, build) }
+    pub fn lazy(input: &'a Value, build: &'a dyn Fn(Option<&str>) -> Value) -> Env<'a> {
+        Env { input, context: ContextRef::Lazy(build) }
     }
 
     #[cfg(test)]
@@ -45,20 +46,19 @@ impl<'a> Env<'a> {
         Env { input, context: ContextRef::Ready(context) }
     }
 
-    pub fn context(&self) -> &Value {
+    pub fn root_for(&self, path: &JsonPath) -> Cow<'a, Value> {
+        if !path.is_context() {
+            return Cow::Borrowed(self.input);
+        }
         match &self.context {
             #[cfg(test)]
-            ContextRef::Ready(v) => v,
-            ContextRef::Lazy(cell, build) => cell.get_or_init(|| build()),
+            ContextRef::Ready(v) => Cow::Borrowed(*v),
+            ContextRef::Lazy(build) => Cow::Owned(build(path.first_name())),
         }
     }
 
-    pub fn root_for(&self, path: &JsonPath) -> &Value {
-        if path.is_context() { self.context() } else { self.input }
-    }
-
     pub fn resolve(&self, path: &JsonPath) -> Option<Value> {
-        path.query(self.root_for(path))
+        path.query(&self.root_for(path))
     }
 }
 
@@ -153,7 +153,7 @@ impl Template {
             Template::Path { field, path } => env.resolve(path).ok_or_else(|| {
                 EvalError::runtime(format!(
                     "The JSONPath '{path}' specified for the field '{field}' could not be found in the input '{}'",
-                    compact(env.root_for(path))
+                    compact(&env.root_for(path))
                 ))
             }),
             Template::Call { call, .. } => call.eval(env),
