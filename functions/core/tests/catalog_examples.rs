@@ -200,15 +200,15 @@ fn schema_errors(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Str
     if let Some(values) = schema.get("enum").and_then(Value::as_array).filter(|v| !v.contains(value)) {
         fail(errors, format!("expected one of {values:?}"));
     }
-    if let (Some(min), Some(n)) = (schema.get("minimum").and_then(Value::as_u64), value.as_i64()) {
-        if n < min as i64 {
-            fail(errors, format!("below {min}"));
-        }
+    if let (Some(min), Some(n)) = (schema.get("minimum").and_then(Value::as_u64), value.as_i64())
+        && n < min as i64
+    {
+        fail(errors, format!("below {min}"));
     }
-    if let (Some(min), Some(s)) = (schema.get("minLength").and_then(Value::as_u64), value.as_str()) {
-        if (s.chars().count() as u64) < min {
-            fail(errors, "too short".into());
-        }
+    if let (Some(min), Some(s)) = (schema.get("minLength").and_then(Value::as_u64), value.as_str())
+        && (s.chars().count() as u64) < min
+    {
+        fail(errors, "too short".into());
     }
     if let Some(items) = value.as_array() {
         if schema.get("minItems").and_then(Value::as_u64).is_some_and(|min| (items.len() as u64) < min) {
@@ -233,16 +233,21 @@ fn schema_errors(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Str
             }
         }
     }
+    let passes = |alternative: &Value| {
+        let mut errors = Vec::new();
+        schema_errors(alternative, value, path, &mut errors);
+        errors.is_empty()
+    };
     if let Some(variants) = schema.get("oneOf").and_then(Value::as_array) {
-        let passing = variants.iter().filter(|v| { let mut e = Vec::new(); schema_errors(v, value, path, &mut e); e.is_empty() }).count();
+        let passing = variants.iter().filter(|v| passes(v)).count();
         if passing != 1 {
             fail(errors, format!("matches {passing} of the oneOf alternatives, not exactly 1"));
         }
     }
-    if let Some(alternatives) = schema.get("anyOf").and_then(Value::as_array) {
-        if !alternatives.iter().any(|v| { let mut e = Vec::new(); schema_errors(v, value, path, &mut e); e.is_empty() }) {
-            fail(errors, "matches none of the anyOf alternatives".into());
-        }
+    if let Some(alternatives) = schema.get("anyOf").and_then(Value::as_array)
+        && !alternatives.iter().any(passes)
+    {
+        fail(errors, "matches none of the anyOf alternatives".into());
     }
 }
 
