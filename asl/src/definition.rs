@@ -315,45 +315,43 @@ impl Cx {
             parsed.push(self.state_def(name, def, &here, &index));
         }
         self.state = outer;
+        if let Some(start) = start {
+            self.check_graph(states, start, at, &index);
+        }
         let states: Vec<State> = parsed.into_iter().collect::<Option<_>>()?;
-        let start = start?;
-        self.check_graph(&states, start, at);
-        Some(Program { start, states })
+        Some(Program { start: start?, states })
     }
 
-    fn check_graph(&mut self, states: &[State], start: usize, at: &str) {
-        let mut seen = vec![false; states.len()];
+    /// Reachability and termination, on the raw definition so they are reported even when states have errors.
+    fn check_graph(&mut self, states: &Map<String, Value>, start: usize, at: &str, index: &HashMap<&str, usize>) {
+        let defs: Vec<(&String, &Value)> = states.iter().collect();
+        let targets = |def: &Value| -> Vec<usize> {
+            let mut names: Vec<&Value> = Vec::new();
+            names.extend(def.get("Next"));
+            names.extend(def.get("Default"));
+            for list in ["Choices", "Catch"] {
+                names.extend(def.get(list).and_then(Value::as_array).into_iter().flatten().filter_map(|c| c.get("Next")));
+            }
+            names.into_iter().filter_map(|n| n.as_str().and_then(|n| index.get(n).copied())).collect()
+        };
+        let mut seen = vec![false; defs.len()];
         let mut stack = vec![start];
         while let Some(i) = stack.pop() {
-            if std::mem::replace(&mut seen[i], true) {
-                continue;
-            }
-            let s = &states[i];
-            if let Transition::Next(n) = s.next {
-                stack.push(n);
-            }
-            match &s.kind {
-                Kind::Choice { choices, default } => {
-                    stack.extend(choices.iter().map(|(_, n)| *n));
-                    stack.extend(default.iter());
-                }
-                Kind::Task(t) => stack.extend(t.recovery.catch.iter().map(|c| c.next)),
-                Kind::Parallel(p) => stack.extend(p.recovery.catch.iter().map(|c| c.next)),
-                Kind::Map(m) => stack.extend(m.recovery.catch.iter().map(|c| c.next)),
-                _ => {}
+            if !std::mem::replace(&mut seen[i], true) {
+                stack.extend(targets(defs[i].1));
             }
         }
-        for (s, reached) in states.iter().zip(seen) {
+        for ((name, _), reached) in defs.iter().zip(seen) {
             if !reached {
                 self.errors.push(DefinitionError {
-                    pointer: format!("{at}/States/{}", escape_pointer(&s.name)),
-                    state: Some(s.name.clone()),
+                    pointer: format!("{at}/States/{}", escape_pointer(name)),
+                    state: Some((*name).clone()),
                     message: "this state is not reachable from StartAt".into(),
                 });
             }
         }
-        let terminal = states.iter().any(|s| s.next == Transition::End || matches!(s.kind, Kind::Succeed | Kind::Fail { .. }));
-        if !terminal && !states.is_empty() {
+        let terminal = defs.iter().any(|(_, d)| d.get("End") == Some(&Value::Bool(true)) || matches!(d.get("Type").and_then(Value::as_str), Some("Succeed" | "Fail")));
+        if !terminal {
             self.err(&format!("{at}/States"), "no terminal state: at least one state must have \"End\": true or be Succeed or Fail");
         }
     }

@@ -676,7 +676,8 @@ mod tests {
         assert_eq!(q("$.nothing[*]", &doc), Some(json!([])));
         assert_eq!(q("$..s", &doc), Some(json!([1, 2])));
         assert_eq!(q("$.a[0,2]", &doc), Some(json!([{"s": 1}, {"t": 3}])));
-        assert_eq!(q("$.a[::-1][0]", &doc), Some(json!([{"t": 3}])));
+        assert_eq!(q("$.a[::-1]", &doc), Some(json!([{"t": 3}, {"s": 2}, {"s": 1}])));
+        assert_eq!(q("$.a[::-1][0]", &doc), Some(json!([])));
     }
 
     #[test]
