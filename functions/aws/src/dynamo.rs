@@ -203,7 +203,7 @@ impl DynamoStore {
     }
 }
 
-async fn wait_active(client: &Client, name: &str) -> Result<(), AwsError> {
+pub(crate) async fn wait_active(client: &Client, name: &str) -> Result<(), AwsError> {
     use aws_sdk_dynamodb::types::TableStatus;
     for _ in 0..120 {
         let table = client

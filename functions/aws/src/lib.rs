@@ -3,6 +3,7 @@
 //! Every client comes from [`aws_config`]'s standard chain, so endpoints (real AWS or an
 //! emulator) are chosen by `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`, never here.
 
+pub mod catalog;
 pub mod dynamo;
 pub mod error;
 pub mod events;
@@ -10,5 +11,6 @@ mod names;
 pub mod scheduler;
 pub mod stepfunctions;
 
+pub use catalog::DynamoCatalog;
 pub use dynamo::DynamoStore;
 pub use error::AwsError;

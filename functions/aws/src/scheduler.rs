@@ -102,9 +102,12 @@ pub async fn sync_schedules(
             .send()
             .await
             .map_err(|e| AwsError::from_sdk("GetSchedule", e))?;
+        // Compared field by field: AWS fills in defaults (a retry policy) we never set.
         let same = current.schedule_expression() == Some(expression.as_str())
-            && current.target() == Some(&new_target)
-            && current.state() == Some(&ScheduleState::Enabled);
+            && current.state() == Some(&ScheduleState::Enabled)
+            && current.target().is_some_and(|t| {
+                t.arn() == new_target.arn() && t.role_arn() == new_target.role_arn() && t.input() == new_target.input()
+            });
         if same {
             report.unchanged.push(name.clone());
             continue;

@@ -1,1 +1,373 @@
-//! The github-webhook Lambda handler.
+//! The github-webhook Lambda handler, behind a Lambda function URL: verifies GitHub's
+//! `X-Hub-Signature-256` over the raw body, and turns a merged pull request into a merge
+//! event on the Baton bus (`baton_aws::events`).
+//!
+//! Answers: 202 merge event published; 204 delivery understood and ignored (ping, other
+//! events, pull requests closed without merging); 400 unreadable body; 401 missing or wrong
+//! signature; 503 the bus did not take the event (GitHub shows the failed delivery, and it
+//! can be redelivered).
+
+use async_trait::async_trait;
+use base64::Engine;
+use baton_aws::AwsError;
+use baton_aws::events::{MergeEvent, put_merge_event};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use std::collections::HashMap;
+
+/// Where merge events go; the handler sees only this, so tests pass a recorder.
+#[async_trait]
+pub trait MergePublisher: Send + Sync {
+    /// Publishes the event; returns its id.
+    async fn publish(&self, event: &MergeEvent) -> Result<String, AwsError>;
+}
+
+/// The production publisher: `PutEvents` on the Baton bus.
+pub struct EventBridgePublisher {
+    pub client: aws_sdk_eventbridge::Client,
+    pub bus: String,
+}
+
+#[async_trait]
+impl MergePublisher for EventBridgePublisher {
+    async fn publish(&self, event: &MergeEvent) -> Result<String, AwsError> {
+        put_merge_event(&self.client, &self.bus, event).await
+    }
+}
+
+/// The webhook's shared secret. Debug never shows it.
+pub struct WebhookSecret(Vec<u8>);
+
+impl WebhookSecret {
+    pub fn new(secret: impl Into<Vec<u8>>) -> Result<WebhookSecret, String> {
+        let secret = secret.into();
+        if secret.is_empty() {
+            return Err("the webhook secret is empty".into());
+        }
+        Ok(WebhookSecret(secret))
+    }
+
+    /// Checks `header` (`sha256=<hex>`) against the HMAC-SHA256 of `body`, in constant time.
+    pub fn verify(&self, body: &[u8], header: &str) -> bool {
+        let Some(signature) = header.trim().strip_prefix("sha256=").and_then(|hex| hex::decode(hex).ok()) else {
+            return false;
+        };
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
+        mac.update(body);
+        mac.verify_slice(&signature).is_ok()
+    }
+}
+
+impl std::fmt::Debug for WebhookSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WebhookSecret(..)")
+    }
+}
+
+/// A Lambda function URL request (payload format 2.0); only what the webhook reads.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionUrlRequest {
+    /// Header names arrive lower-cased.
+    #[serde(default)]
+    pub headers: HashMap<String, String>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub is_base64_encoded: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FunctionUrlResponse {
+    pub status_code: u16,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+impl FunctionUrlResponse {
+    fn json(status_code: u16, body: serde_json::Value) -> FunctionUrlResponse {
+        FunctionUrlResponse {
+            status_code,
+            headers: HashMap::from([("content-type".to_string(), "application/json".to_string())]),
+            body: body.to_string(),
+        }
+    }
+
+    fn message(status_code: u16, message: impl Into<String>) -> FunctionUrlResponse {
+        FunctionUrlResponse::json(status_code, serde_json::json!({ "message": message.into() }))
+    }
+}
+
+/// The parts of GitHub's `pull_request` payload the merge event needs.
+#[derive(Deserialize)]
+struct PullRequestDelivery {
+    action: String,
+    number: u64,
+    pull_request: PullRequest,
+    repository: Repository,
+}
+
+#[derive(Deserialize)]
+struct PullRequest {
+    #[serde(default)]
+    merged: bool,
+    merged_at: Option<DateTime<Utc>>,
+    merge_commit_sha: Option<String>,
+    base: BaseRef,
+    user: User,
+}
+
+#[derive(Deserialize)]
+struct BaseRef {
+    #[serde(rename = "ref")]
+    name: String,
+}
+
+#[derive(Deserialize)]
+struct User {
+    login: String,
+}
+
+#[derive(Deserialize)]
+struct Repository {
+    name: String,
+}
+
+pub struct Webhook<P> {
+    secret: WebhookSecret,
+    publisher: P,
+}
+
+impl<P: MergePublisher> Webhook<P> {
+    pub fn new(secret: WebhookSecret, publisher: P) -> Webhook<P> {
+        Webhook { secret, publisher }
+    }
+
+    pub async fn handle(&self, request: &FunctionUrlRequest) -> FunctionUrlResponse {
+        let header = |name: &str| {
+            request.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+        };
+        let delivery = header("x-github-delivery").unwrap_or("-");
+        let raw = request.body.as_deref().unwrap_or_default();
+        let body = if request.is_base64_encoded {
+            match base64::engine::general_purpose::STANDARD.decode(raw) {
+                Ok(bytes) => bytes,
+                Err(_) => return FunctionUrlResponse::message(400, "body is flagged base64 but is not valid base64"),
+            }
+        } else {
+            raw.as_bytes().to_vec()
+        };
+
+        let Some(signature) = header("x-hub-signature-256") else {
+            tracing::warn!(delivery, "rejected: no X-Hub-Signature-256 header");
+            return FunctionUrlResponse::message(401, "missing X-Hub-Signature-256 header");
+        };
+        if !self.secret.verify(&body, signature) {
+            tracing::warn!(delivery, "rejected: X-Hub-Signature-256 does not match the body");
+            return FunctionUrlResponse::message(401, "X-Hub-Signature-256 does not match the body");
+        }
+
+        match header("x-github-event") {
+            Some("pull_request") => {}
+            other => {
+                tracing::info!(delivery, event = other.unwrap_or("-"), "ignored: not a pull_request event");
+                return FunctionUrlResponse { status_code: 204, headers: HashMap::new(), body: String::new() };
+            }
+        }
+        let payload: PullRequestDelivery = match serde_json::from_slice(&body) {
+            Ok(payload) => payload,
+            Err(err) => {
+                return FunctionUrlResponse::message(
+                    400,
+                    format!("pull_request payload: {err} (expected action, number, pull_request.merged, merged_at, merge_commit_sha, base.ref, user.login, repository.name)"),
+                );
+            }
+        };
+        let pr = payload.pull_request;
+        if payload.action != "closed" || !pr.merged {
+            tracing::info!(delivery, action = payload.action, merged = pr.merged, "ignored: not a merge");
+            return FunctionUrlResponse { status_code: 204, headers: HashMap::new(), body: String::new() };
+        }
+        let (Some(sha), Some(merged_at)) = (pr.merge_commit_sha, pr.merged_at) else {
+            return FunctionUrlResponse::message(400, "merged pull_request lacks merge_commit_sha or merged_at");
+        };
+        let event = MergeEvent {
+            repository: payload.repository.name,
+            branch: pr.base.name,
+            sha,
+            pull_request: payload.number,
+            author: pr.user.login,
+            merged_at,
+        };
+        match self.publisher.publish(&event).await {
+            Ok(event_id) => {
+                tracing::info!(delivery, event_id, repository = event.repository, pull_request = event.pull_request, "merge event published");
+                FunctionUrlResponse::json(202, serde_json::json!({ "event_id": event_id }))
+            }
+            Err(err) => {
+                tracing::error!(delivery, error = %err, "merge event not published");
+                FunctionUrlResponse::message(503, "the merge event could not be published; redeliver it from GitHub")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    const SECRET: &str = "It's a Secret to Everybody";
+
+    #[derive(Default)]
+    struct Recorder {
+        published: Mutex<Vec<MergeEvent>>,
+        fail: Option<AwsError>,
+    }
+
+    #[async_trait]
+    impl MergePublisher for Recorder {
+        async fn publish(&self, event: &MergeEvent) -> Result<String, AwsError> {
+            if let Some(err) = &self.fail {
+                return Err(err.clone());
+            }
+            self.published.lock().unwrap().push(event.clone());
+            Ok("event-1".into())
+        }
+    }
+
+    fn webhook(recorder: Recorder) -> Webhook<Recorder> {
+        Webhook::new(WebhookSecret::new(SECRET).unwrap(), recorder)
+    }
+
+    fn sign(body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    fn pull_request(action: &str, merged: bool) -> String {
+        serde_json::json!({
+            "action": action,
+            "number": 42,
+            "pull_request": {
+                "number": 42,
+                "merged": merged,
+                "merged_at": if merged { serde_json::json!("2026-03-01T10:00:00Z") } else { serde_json::Value::Null },
+                "merge_commit_sha": "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432",
+                "base": {"ref": "main", "sha": "1111111111111111111111111111111111111111"},
+                "head": {"ref": "feature/checkout"},
+                "user": {"login": "octocat"}
+            },
+            "repository": {"name": "payments-api", "full_name": "acme/payments-api"},
+            "sender": {"login": "hubot"}
+        })
+        .to_string()
+    }
+
+    fn request(event: &str, body: &str, signature: Option<String>) -> FunctionUrlRequest {
+        let mut headers = HashMap::from([
+            ("x-github-event".to_string(), event.to_string()),
+            ("x-github-delivery".to_string(), "72d3162e-cc78-11e3-81ab-4c9367dc0958".to_string()),
+        ]);
+        if let Some(signature) = signature {
+            headers.insert("x-hub-signature-256".into(), signature);
+        }
+        FunctionUrlRequest { headers, body: Some(body.to_string()), is_base64_encoded: false }
+    }
+
+    #[test]
+    fn verifies_githubs_documented_example() {
+        // GitHub's webhook docs: this secret and body give this signature.
+        let secret = WebhookSecret::new(SECRET).unwrap();
+        let expected = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
+        assert!(secret.verify(b"Hello, World!", expected));
+        assert!(!secret.verify(b"Hello, World?", expected));
+        assert!(!secret.verify(b"Hello, World!", "sha1=757107ea0eb2509fc211221cce984b8a37570b6d"));
+        assert!(!secret.verify(b"Hello, World!", "sha256=not-hex"));
+        assert!(WebhookSecret::new("").is_err());
+        assert_eq!(format!("{secret:?}"), "WebhookSecret(..)");
+    }
+
+    #[tokio::test]
+    async fn a_signed_merge_publishes_the_merge_event() {
+        let hook = webhook(Recorder::default());
+        let body = pull_request("closed", true);
+        let response = hook.handle(&request("pull_request", &body, Some(sign(body.as_bytes())))).await;
+        assert_eq!(response.status_code, 202, "{}", response.body);
+        assert_eq!(response.body, r#"{"event_id":"event-1"}"#);
+        assert_eq!(
+            *hook.publisher.published.lock().unwrap(),
+            vec![MergeEvent {
+                repository: "payments-api".into(),
+                branch: "main".into(),
+                sha: "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432".into(),
+                pull_request: 42,
+                author: "octocat".into(),
+                merged_at: "2026-03-01T10:00:00Z".parse().unwrap(),
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn base64_bodies_are_verified_after_decoding() {
+        let hook = webhook(Recorder::default());
+        let body = pull_request("closed", true);
+        let mut req = request("pull_request", &base64::engine::general_purpose::STANDARD.encode(&body), Some(sign(body.as_bytes())));
+        req.is_base64_encoded = true;
+        assert_eq!(hook.handle(&req).await.status_code, 202);
+        req.body = Some("%%%".into());
+        assert_eq!(hook.handle(&req).await.status_code, 400);
+    }
+
+    #[tokio::test]
+    async fn bad_or_missing_signatures_are_refused() {
+        let hook = webhook(Recorder::default());
+        let body = pull_request("closed", true);
+        let tampered = body.replace("octocat", "mallory");
+        let wrong = hook.handle(&request("pull_request", &tampered, Some(sign(body.as_bytes())))).await;
+        assert_eq!(wrong.status_code, 401);
+        let missing = hook.handle(&request("pull_request", &body, None)).await;
+        assert_eq!(missing.status_code, 401);
+        assert!(missing.body.contains("missing X-Hub-Signature-256"));
+        assert!(hook.publisher.published.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn deliveries_that_are_not_merges_are_ignored() {
+        let hook = webhook(Recorder::default());
+        for (event, body) in [
+            ("pull_request", pull_request("closed", false)),
+            ("pull_request", pull_request("opened", false)),
+            ("push", r#"{"ref": "refs/heads/main"}"#.to_string()),
+            ("ping", r#"{"zen": "Keep it logically awesome."}"#.to_string()),
+        ] {
+            let response = hook.handle(&request(event, &body, Some(sign(body.as_bytes())))).await;
+            assert_eq!(response.status_code, 204, "{event}: {body}");
+        }
+        assert!(hook.publisher.published.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn unreadable_payloads_are_bad_requests() {
+        let hook = webhook(Recorder::default());
+        let body = r#"{"action": "closed"}"#;
+        let response = hook.handle(&request("pull_request", body, Some(sign(body.as_bytes())))).await;
+        assert_eq!(response.status_code, 400);
+        assert!(response.body.contains("pull_request payload"), "{}", response.body);
+    }
+
+    #[tokio::test]
+    async fn a_bus_failure_is_a_503() {
+        let hook = webhook(Recorder {
+            fail: Some(AwsError::Unavailable { operation: "PutEvents", message: "timeout".into() }),
+            ..Recorder::default()
+        });
+        let body = pull_request("closed", true);
+        let response = hook.handle(&request("pull_request", &body, Some(sign(body.as_bytes())))).await;
+        assert_eq!(response.status_code, 503);
+    }
+}

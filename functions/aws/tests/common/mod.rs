@@ -40,3 +40,50 @@ pub fn unique(prefix: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
     format!("{prefix}-{}-{nanos:09}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
 }
+
+/// A role that `service` (events, scheduler, states) may assume, created on LocalStack's IAM.
+/// LocalStack does not enforce IAM, but the resources referring to the role are only valid
+/// with an ARN IAM handed out.
+pub async fn service_role(config: &SdkConfig, service: &str) -> String {
+    let iam = aws_sdk_iam::Client::new(config);
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": format!("{service}.amazonaws.com")}, "Action": "sts:AssumeRole"}]
+    });
+    let role = iam
+        .create_role()
+        .role_name(unique(&format!("baton-{service}")))
+        .assume_role_policy_document(trust.to_string())
+        .send()
+        .await
+        .expect("create an IAM role on LocalStack");
+    role.role().expect("CreateRole returns the role").arn().to_string()
+}
+
+/// Creates a standard state machine from `definition` and returns its ARN.
+pub async fn state_machine(config: &SdkConfig, name: &str, definition: serde_json::Value) -> String {
+    let role = service_role(config, "states").await;
+    aws_sdk_sfn::Client::new(config)
+        .create_state_machine()
+        .name(name)
+        .definition(definition.to_string())
+        .role_arn(role)
+        .send()
+        .await
+        .expect("create a state machine on LocalStack")
+        .state_machine_arn
+}
+
+/// ARNs of a state machine's executions.
+pub async fn executions(config: &SdkConfig, state_machine_arn: &str) -> Vec<String> {
+    aws_sdk_sfn::Client::new(config)
+        .list_executions()
+        .state_machine_arn(state_machine_arn)
+        .send()
+        .await
+        .expect("list executions")
+        .executions()
+        .iter()
+        .map(|e| e.execution_arn().to_string())
+        .collect()
+}

@@ -1,0 +1,71 @@
+//! Lambda entry point of the github-webhook function: clients and the secret are read once
+//! per cold start, then every function URL request goes to [`Webhook::handle`].
+
+use baton_github_webhook::{EventBridgePublisher, FunctionUrlRequest, FunctionUrlResponse, Webhook, WebhookSecret};
+use lambda_runtime::{LambdaEvent, service_fn};
+use std::convert::Infallible;
+
+/// Start-up failures: logged, then the process exits and Lambda reports an init error.
+#[derive(Debug, thiserror::Error)]
+enum InitError {
+    #[error("environment variable {0} is not set")]
+    MissingEnv(&'static str),
+    #[error("cannot read the webhook secret {arn} from Secrets Manager: {message}")]
+    Secret { arn: String, message: String },
+    #[error("BATON_WEBHOOK_SECRET(_ARN): {0}")]
+    InvalidSecret(String),
+}
+
+fn env(name: &'static str) -> Result<String, InitError> {
+    std::env::var(name).map_err(|_| InitError::MissingEnv(name))
+}
+
+/// `BATON_WEBHOOK_SECRET_ARN` (Secrets Manager) in the stack; `BATON_WEBHOOK_SECRET` for local runs.
+async fn webhook_secret(config: &aws_config::SdkConfig) -> Result<WebhookSecret, InitError> {
+    let value = match std::env::var("BATON_WEBHOOK_SECRET") {
+        Ok(value) => value,
+        Err(_) => {
+            let arn = env("BATON_WEBHOOK_SECRET_ARN")?;
+            let secret = aws_sdk_secretsmanager::Client::new(config)
+                .get_secret_value()
+                .secret_id(&arn)
+                .send()
+                .await
+                .map_err(|e| InitError::Secret { arn: arn.clone(), message: baton_aws::AwsError::from_sdk("GetSecretValue", e).to_string() })?;
+            secret
+                .secret_string
+                .ok_or_else(|| InitError::Secret { arn, message: "the secret has no string value".into() })?
+        }
+    };
+    WebhookSecret::new(value).map_err(InitError::InvalidSecret)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BATON_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(false)
+        .without_time()
+        .init();
+    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let init = async {
+        let secret = webhook_secret(&config).await?;
+        let publisher = EventBridgePublisher { client: aws_sdk_eventbridge::Client::new(&config), bus: env("BATON_EVENT_BUS")? };
+        Ok::<_, InitError>(Webhook::new(secret, publisher))
+    };
+    let webhook = match init.await {
+        Ok(webhook) => webhook,
+        Err(err) => {
+            tracing::error!(error = %err, "github-webhook cannot start");
+            return Err(err.into());
+        }
+    };
+    let webhook = &webhook;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<FunctionUrlRequest>| async move {
+        Ok::<FunctionUrlResponse, Infallible>(webhook.handle(&event.payload).await)
+    }))
+    .await
+}
