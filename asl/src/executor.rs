@@ -11,7 +11,6 @@ use crate::jsonpath::JsonPath;
 use crate::payload::{Dynamic, Env, EvalError, Template};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -201,7 +200,7 @@ impl Executor {
             arn,
             name: start.name,
             region: start.region,
-            input: start.input,
+            input: Arc::new(start.input),
             started,
             started_text: started.to_rfc3339_opts(SecondsFormat::Millis, true),
             state_machine_arn: sm_arn,
@@ -268,7 +267,7 @@ struct Execution {
     arn: String,
     name: String,
     region: String,
-    input: Value,
+    input: Arc<Value>,
     started: DateTime<Utc>,
     started_text: String,
     state_machine_arn: String,
@@ -278,7 +277,7 @@ struct Execution {
     stopped: Mutex<Option<(Option<String>, Option<String>)>>,
 }
 
-type Run = Pin<Box<dyn Future<Output = (Thread, Result<Value, Failure>)> + Send>>;
+type Run = Pin<Box<dyn Future<Output = (Thread, Result<Arc<Value>, Failure>)> + Send>>;
 
 /// One line of execution (the main flow, a branch or an iteration): its last event and its virtual time.
 struct Thread {
@@ -374,7 +373,8 @@ impl Execution {
             }
             (_, Ok(output)) => {
                 th.record(EventType::ExecutionSucceeded, Some(EventDetails { output: Some(output.clone()), ..Default::default() }));
-                ExecutionOutcome { status: ExecutionStatus::Succeeded, output: Some(output), error: None, cause: None, history: vec![] }
+                let output = Some(Arc::unwrap_or_clone(output));
+                ExecutionOutcome { status: ExecutionStatus::Succeeded, output, error: None, cause: None, history: vec![] }
             }
             (_, Err(f)) => {
                 let details = EventDetails { error: f.error.clone(), cause: f.cause.clone(), ..Default::default() };
@@ -392,7 +392,7 @@ impl Execution {
         if wanted("Execution") {
             let execution = json!({
                 "Id": self.arn,
-                "Input": self.input,
+                "Input": self.input.as_ref(),
                 "StartTime": self.started_text,
                 "Name": self.name,
                 "RoleArn": self.role_arn,
@@ -435,7 +435,7 @@ fn entered_type(kind: &Kind) -> (EventType, EventType) {
     }
 }
 
-fn run_program(mut th: Thread, program: Arc<Program>, mut input: Value) -> Run {
+fn run_program(mut th: Thread, program: Arc<Program>, mut input: Arc<Value>) -> Run {
     Box::pin(async move {
         let mut index = program.start;
         loop {
@@ -463,15 +463,15 @@ fn run_program(mut th: Thread, program: Arc<Program>, mut input: Value) -> Run {
     })
 }
 
-async fn run_state(th: &mut Thread, run: &mut StateRun<'_>, raw: Value) -> Result<(Value, Transition), Failure> {
+async fn run_state(th: &mut Thread, run: &mut StateRun<'_>, raw: Arc<Value>) -> Result<(Arc<Value>, Transition), Failure> {
     let state = run.state;
     match &state.kind {
         Kind::Pass { parameters, result, result_path } => {
             let effective = input_path(run, &state.input_path, &raw)?;
             let produced = match (result, parameters) {
-                (Some(r), _) => r.clone(),
-                (None, Some(p)) => eval(th, run, p, &effective)?,
-                (None, None) => effective.into_owned(),
+                (Some(r), _) => Arc::new(r.clone()),
+                (None, Some(p)) => Arc::new(eval(th, run, p, &effective)?),
+                (None, None) => effective,
             };
             let output = apply_result_path(run, raw, produced, result_path)?;
             Ok((output_path(run, &state.output_path, output)?, state.next))
@@ -488,18 +488,16 @@ async fn run_state(th: &mut Thread, run: &mut StateRun<'_>, raw: Value) -> Resul
                 }
             }
             let next = chosen.or(*default).ok_or_else(|| Failure::new(errors::NO_CHOICE_MATCHED, "No Matches!".into()))?;
-            let effective = effective.into_owned();
             Ok((output_path(run, &state.output_path, effective)?, Transition::Next(next)))
         }
         Kind::Wait(spec) => {
             let effective = input_path(run, &state.input_path, &raw)?;
             let delay = wait_delay(th, run, spec, &effective)?;
             th.sleep(delay).await;
-            let effective = effective.into_owned();
             Ok((output_path(run, &state.output_path, effective)?, state.next))
         }
         Kind::Succeed => {
-            let effective = input_path(run, &state.input_path, &raw)?.into_owned();
+            let effective = input_path(run, &state.input_path, &raw)?;
             Ok((output_path(run, &state.output_path, effective)?, Transition::End))
         }
         Kind::Fail { error, cause } => {
@@ -514,7 +512,7 @@ async fn run_state(th: &mut Thread, run: &mut StateRun<'_>, raw: Value) -> Resul
 }
 
 /// Task, Parallel and Map: attempts under Retry, then Catch.
-async fn recoverable(th: &mut Thread, run: &mut StateRun<'_>, raw: Value, recovery: &Recovery) -> Result<(Value, Transition), Failure> {
+async fn recoverable(th: &mut Thread, run: &mut StateRun<'_>, raw: Arc<Value>, recovery: &Recovery) -> Result<(Arc<Value>, Transition), Failure> {
     let mut attempts = vec![0u64; recovery.retry.len()];
     loop {
         let attempt = match &run.state.kind {
@@ -526,7 +524,7 @@ async fn recoverable(th: &mut Thread, run: &mut StateRun<'_>, raw: Value, recove
         let failure = match attempt {
             Ok(result) => {
                 let selected = match &recovery.result_selector {
-                    Some(selector) => eval(th, run, selector, &result)?,
+                    Some(selector) => Arc::new(eval(th, run, selector, &result)?),
                     None => result,
                 };
                 let output = apply_result_path(run, raw, selected, &recovery.result_path)?;
@@ -541,7 +539,7 @@ async fn recoverable(th: &mut Thread, run: &mut StateRun<'_>, raw: Value, recove
         }
         return match find_catcher(&recovery.catch, &failure) {
             Some(catcher) => {
-                let output = apply_result_path(run, raw, failure.as_value(), &catcher.result_path)?;
+                let output = apply_result_path(run, raw, Arc::new(failure.as_value()), &catcher.result_path)?;
                 Ok((output, Transition::Next(catcher.next)))
             }
             None => Err(failure),
@@ -579,29 +577,30 @@ fn no_results(run: &StateRun, path: &JsonPath) -> Failure {
     run.runtime(format!("Invalid path '{path}' : No results for path: {}", path.normalized()))
 }
 
-fn input_path<'v>(run: &StateRun, path: &IoPath, raw: &'v Value) -> Result<Cow<'v, Value>, Failure> {
+/// Documents move between states as `Arc`s shared with the history: a state copies one only to change it.
+fn input_path(run: &StateRun, path: &IoPath, raw: &Arc<Value>) -> Result<Arc<Value>, Failure> {
+    select_path(run, path, raw)
+}
+
+fn output_path(run: &StateRun, path: &IoPath, output: Arc<Value>) -> Result<Arc<Value>, Failure> {
+    select_path(run, path, &output)
+}
+
+fn select_path(run: &StateRun, path: &IoPath, doc: &Arc<Value>) -> Result<Arc<Value>, Failure> {
     match path {
-        IoPath::Whole => Ok(Cow::Borrowed(raw)),
-        IoPath::Empty => Ok(Cow::Owned(Value::Object(Map::new()))),
-        IoPath::Path(p) => p.query(raw).map(Cow::Owned).ok_or_else(|| no_results(run, p)),
+        IoPath::Whole => Ok(doc.clone()),
+        IoPath::Empty => Ok(Arc::new(Value::Object(Map::new()))),
+        IoPath::Path(p) => p.query(doc).map(Arc::new).ok_or_else(|| no_results(run, p)),
     }
 }
 
-fn output_path(run: &StateRun, path: &IoPath, output: Value) -> Result<Value, Failure> {
-    match path {
-        IoPath::Whole => Ok(output),
-        IoPath::Empty => Ok(Value::Object(Map::new())),
-        IoPath::Path(p) => p.query(&output).ok_or_else(|| no_results(run, p)),
-    }
-}
-
-fn apply_result_path(run: &StateRun, raw: Value, result: Value, path: &ResultPath) -> Result<Value, Failure> {
+fn apply_result_path(run: &StateRun, raw: Arc<Value>, result: Arc<Value>, path: &ResultPath) -> Result<Arc<Value>, Failure> {
     match path {
         ResultPath::Discard => Ok(raw),
         ResultPath::Path(p) if p.is_root() => Ok(result),
         ResultPath::Path(p) => {
-            let mut target = raw;
-            p.assign(&mut target, result).map_err(|why| {
+            let mut target = Arc::unwrap_or_clone(raw);
+            p.assign(&mut target, Arc::unwrap_or_clone(result)).map_err(|why| {
                 Failure::new(
                     errors::RESULT_PATH_MATCH_FAILURE,
                     format!(
@@ -612,7 +611,7 @@ fn apply_result_path(run: &StateRun, raw: Value, result: Value, path: &ResultPat
                     ),
                 )
             })?;
-            Ok(target)
+            Ok(Arc::new(target))
         }
     }
 }
@@ -736,7 +735,7 @@ enum TaskEnd {
     HeartbeatTimedOut,
 }
 
-async fn run_task(th: &mut Thread, run: &mut StateRun<'_>, spec: &TaskSpec, raw: &Value) -> Result<Value, Failure> {
+async fn run_task(th: &mut Thread, run: &mut StateRun<'_>, spec: &TaskSpec, raw: &Arc<Value>) -> Result<Arc<Value>, Failure> {
     let effective = input_path(run, &run.state.input_path, raw)?;
     let timeout = spec.timeout.as_ref().map(|a| resolve_amount(run, a, &effective, "TimeoutSeconds", "positive integer", positive_seconds)).transpose()?;
     let heartbeat =
@@ -747,23 +746,23 @@ async fn run_task(th: &mut Thread, run: &mut StateRun<'_>, spec: &TaskSpec, raw:
     };
     run.task_token = wait_for_token.then(|| uuid::Uuid::new_v4().simple().to_string());
     let parameters = match &spec.parameters {
-        Some(p) => eval(th, run, p, &effective)?,
-        None => effective.into_owned(),
+        Some(p) => Arc::new(eval(th, run, p, &effective)?),
+        None => effective,
     };
     let kind = classify(resource);
     let (function, payload) = match &kind {
-        ResourceKind::LambdaArn => (Some(resource.to_owned()), parameters.clone()),
+        ResourceKind::LambdaArn => (Some(resource.to_owned()), (*parameters).clone()),
         ResourceKind::LambdaInvoke => match parameters.get("FunctionName").and_then(Value::as_str) {
             Some(f) => (Some(f.to_owned()), parameters.get("Payload").cloned().unwrap_or_else(|| Value::Object(Map::new()))),
             None => {
                 return Err(run.runtime(format!(
                     "The resource '{}' needs a 'FunctionName' string in Parameters: {}",
                     spec.resource,
-                    compact(&parameters)
+                    compact(parameters.as_ref())
                 )));
             }
         },
-        ResourceKind::Other { .. } => (None, parameters.clone()),
+        ResourceKind::Other { .. } => (None, (*parameters).clone()),
     };
     let (resource_type, resource_name) = match &kind {
         ResourceKind::LambdaArn => ("lambda".to_owned(), spec.resource.clone()),
@@ -780,7 +779,7 @@ async fn run_task(th: &mut Thread, run: &mut StateRun<'_>, spec: &TaskSpec, raw:
         ..extra
     };
     if legacy_lambda {
-        let details = EventDetails { resource: Some(spec.resource.clone()), input: Some(payload.clone()), timeout_in_seconds: timeout, ..Default::default() };
+        let details = EventDetails { resource: Some(spec.resource.clone()), input: Some(parameters.clone()), timeout_in_seconds: timeout, ..Default::default() };
         th.record(EventType::LambdaFunctionScheduled, Some(details));
         th.record(EventType::LambdaFunctionStarted, None);
     } else {
@@ -830,7 +829,7 @@ async fn run_task(th: &mut Thread, run: &mut StateRun<'_>, spec: &TaskSpec, raw:
     };
     match end {
         TaskEnd::Done(Ok(answer)) => {
-            let result = if matches!(kind, ResourceKind::LambdaInvoke) && !wait_for_token { wrap_lambda_invoke(answer) } else { answer };
+            let result = Arc::new(if matches!(kind, ResourceKind::LambdaInvoke) && !wait_for_token { wrap_lambda_invoke(answer) } else { answer });
             let details = EventDetails { output: Some(result.clone()), ..Default::default() };
             let event = if legacy_lambda { EventType::LambdaFunctionSucceeded } else { EventType::TaskSucceeded };
             th.record(event, Some(task_details(details)));
@@ -909,10 +908,10 @@ fn wrap_lambda_invoke(answer: Value) -> Value {
 /// (dropping the JoinSet aborts its tasks).
 async fn run_children(
     th: &mut Thread,
-    jobs: Vec<(Thread, Arc<Program>, Value)>,
+    jobs: Vec<(Thread, Arc<Program>, Arc<Value>)>,
     limit: Option<Arc<Semaphore>>,
     tolerate_failures: bool,
-) -> Vec<(usize, Result<Value, Failure>)> {
+) -> Vec<(usize, Result<Arc<Value>, Failure>)> {
     let mut set = JoinSet::new();
     for (i, (child, program, input)) in jobs.into_iter().enumerate() {
         let limit = limit.clone();
@@ -945,11 +944,11 @@ async fn run_children(
     results
 }
 
-async fn run_parallel(th: &mut Thread, run: &mut StateRun<'_>, spec: &ParallelSpec, raw: &Value) -> Result<Value, Failure> {
+async fn run_parallel(th: &mut Thread, run: &mut StateRun<'_>, spec: &ParallelSpec, raw: &Arc<Value>) -> Result<Arc<Value>, Failure> {
     let effective = input_path(run, &run.state.input_path, raw)?;
     let input = match &spec.parameters {
-        Some(p) => eval(th, run, p, &effective)?,
-        None => effective.into_owned(),
+        Some(p) => Arc::new(eval(th, run, p, &effective)?),
+        None => effective,
     };
     th.record(EventType::ParallelStateStarted, None);
     let jobs = spec.branches.iter().map(|b| (th.child(), b.clone(), input.clone())).collect();
@@ -960,13 +959,13 @@ async fn run_parallel(th: &mut Thread, run: &mut StateRun<'_>, spec: &ParallelSp
     }
     results.sort_by_key(|(i, _)| *i);
     th.record(EventType::ParallelStateSucceeded, None);
-    Ok(Value::Array(results.into_iter().filter_map(|(_, r)| r.ok()).collect()))
+    Ok(Arc::new(Value::Array(results.into_iter().filter_map(|(_, r)| r.ok().map(Arc::unwrap_or_clone)).collect())))
 }
 
-async fn run_map(th: &mut Thread, run: &mut StateRun<'_>, spec: &MapSpec, raw: &Value) -> Result<Value, Failure> {
+async fn run_map(th: &mut Thread, run: &mut StateRun<'_>, spec: &MapSpec, raw: &Arc<Value>) -> Result<Arc<Value>, Failure> {
     let effective = input_path(run, &run.state.input_path, raw)?;
     let items = match &spec.items_path {
-        IoPath::Whole => effective.as_ref().clone(),
+        IoPath::Whole => Value::clone(&effective),
         IoPath::Empty => Value::Object(Map::new()),
         IoPath::Path(p) => p.query(&effective).ok_or_else(|| no_results(run, p))?,
     };
@@ -1005,9 +1004,9 @@ async fn run_map(th: &mut Thread, run: &mut StateRun<'_>, spec: &MapSpec, raw: &
                 run.map_item = Some((index, item));
                 let selected = eval(th, run, selector, &effective);
                 run.map_item = None;
-                selected?
+                Arc::new(selected?)
             }
-            None => item,
+            None => Arc::new(item),
         };
         let details = EventDetails { name: Some(run.state.name.clone()), index: Some(index), ..Default::default() };
         let mut child = th.child();
@@ -1022,7 +1021,7 @@ async fn run_map(th: &mut Thread, run: &mut StateRun<'_>, spec: &MapSpec, raw: &
     let mut first_failure = None;
     for (index, result) in results {
         let (event, output) = match result {
-            Ok(v) => (EventType::MapIterationSucceeded, v),
+            Ok(v) => (EventType::MapIterationSucceeded, Arc::unwrap_or_clone(v)),
             Err(f) => {
                 failures += 1;
                 let v = f.as_value();
@@ -1052,5 +1051,5 @@ async fn run_map(th: &mut Thread, run: &mut StateRun<'_>, spec: &MapSpec, raw: &
         }
     }
     th.record(EventType::MapStateSucceeded, None);
-    Ok(Value::Array(outputs))
+    Ok(Arc::new(Value::Array(outputs)))
 }

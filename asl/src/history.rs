@@ -3,7 +3,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::ser::{SerializeMap, Serializer};
 use serde::Serialize;
 use serde_json::Value;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
 macro_rules! event_types {
@@ -92,7 +92,8 @@ impl Serialize for EventType {
 }
 
 /// The details of an event; only the fields that event type carries are set.
-/// Documents (`input`, `output`, `parameters`) serialize as JSON text, as AWS returns them.
+/// Documents (`input`, `output`, `parameters`) are shared with the running execution rather than copied,
+/// and serialize as JSON text, as AWS returns them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventDetails {
@@ -109,11 +110,11 @@ pub struct EventDetails {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_json_text")]
-    pub parameters: Option<Value>,
+    pub parameters: Option<Arc<Value>>,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_json_text")]
-    pub input: Option<Value>,
+    pub input: Option<Arc<Value>>,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_json_text")]
-    pub output: Option<Value>,
+    pub output: Option<Arc<Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -126,9 +127,9 @@ pub struct EventDetails {
     pub role_arn: Option<String>,
 }
 
-fn as_json_text<S: Serializer>(v: &Option<Value>, s: S) -> Result<S::Ok, S::Error> {
+fn as_json_text<S: Serializer>(v: &Option<Arc<Value>>, s: S) -> Result<S::Ok, S::Error> {
     match v {
-        Some(v) => s.serialize_str(&serde_json::to_string(v).map_err(serde::ser::Error::custom)?),
+        Some(v) => s.serialize_str(&serde_json::to_string(v.as_ref()).map_err(serde::ser::Error::custom)?),
         None => s.serialize_none(),
     }
 }
@@ -219,7 +220,7 @@ mod tests {
             previous_event_id: 1,
             timestamp: DateTime::parse_from_rfc3339("2024-01-02T03:04:05.678Z").unwrap().with_timezone(&Utc),
             event_type: EventType::PassStateEntered,
-            details: Some(EventDetails { name: Some("A".into()), input: Some(json!({"a": 1})), ..Default::default() }),
+            details: Some(EventDetails { name: Some("A".into()), input: Some(Arc::new(json!({"a": 1}))), ..Default::default() }),
         };
         assert_eq!(
             serde_json::to_value(&e).unwrap(),
