@@ -6,6 +6,9 @@
 mod asl_cmd;
 mod catalog_cmd;
 mod exit;
+mod release_cmd;
+mod report_cmd;
+mod view;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -22,6 +25,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Release a service: build, deploy wave by wave with bake and health checks, roll back on failure.
+    Release(release_cmd::ReleaseArgs),
+    /// A service's recent releases, newest first.
+    History(report_cmd::HistoryArgs),
+    /// One release: waves, timeline and, on request, its execution history.
+    Show(report_cmd::ShowArgs),
     /// Run or validate Amazon States Language definitions on the embedded executor.
     #[command(subcommand)]
     Asl(asl_cmd::AslCommand),
@@ -42,6 +51,9 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async {
         match cli.command {
+            Command::Release(args) => release_cmd::run(args).await,
+            Command::History(args) => report_cmd::history(args).await,
+            Command::Show(args) => report_cmd::show(args).await,
             Command::Asl(cmd) => asl_cmd::run(cmd).await,
             Command::Catalog(cmd) => catalog_cmd::run(cmd).await,
         }

@@ -289,6 +289,7 @@ pub async fn events_come_back_oldest_first_per_release(store: &dyn ReleaseStore)
         at,
         stage: Stage::Deploy,
         wave: Some("canary".into()),
+        target: Some("web-1".into()),
         kind: kind.into(),
         message: format!("{kind} at {at}"),
     };

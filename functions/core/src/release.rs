@@ -164,6 +164,20 @@ pub enum WaveStatus {
     RolledBack,
 }
 
+impl WaveStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaveStatus::Pending => "pending",
+            WaveStatus::Deploying => "deploying",
+            WaveStatus::Baking => "baking",
+            WaveStatus::Healthy => "healthy",
+            WaveStatus::Unhealthy => "unhealthy",
+            WaveStatus::Failed => "failed",
+            WaveStatus::RolledBack => "rolled back",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaveRecord {
     pub name: String,
@@ -236,6 +250,9 @@ pub struct StageEvent {
     pub stage: Stage,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wave: Option<String>,
+    /// The deploy target an event is about, within its wave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// `started`, `succeeded`, `failed`, `info`...
     pub kind: String,
     pub message: String,

@@ -83,13 +83,23 @@ impl Ports {
     }
 
     pub async fn record_event(&self, context: &ReleaseContext, stage: Stage, wave: Option<&str>, kind: &str, message: impl Into<String>) -> Result<(), TaskError> {
+        self.append(context, stage, wave, None, kind, message.into()).await
+    }
+
+    /// An event about one deploy target of a wave.
+    pub async fn record_target_event(&self, context: &ReleaseContext, stage: Stage, wave: &str, target: &str, kind: &str, message: impl Into<String>) -> Result<(), TaskError> {
+        self.append(context, stage, Some(wave), Some(target), kind, message.into()).await
+    }
+
+    async fn append(&self, context: &ReleaseContext, stage: Stage, wave: Option<&str>, target: Option<&str>, kind: &str, message: String) -> Result<(), TaskError> {
         let event = StageEvent {
             release_id: context.id.clone(),
             at: self.clock.now(),
             stage,
             wave: wave.map(str::to_owned),
+            target: target.map(str::to_owned),
             kind: kind.to_owned(),
-            message: message.into(),
+            message,
         };
         self.store.append_event(&event).await?;
         Ok(())

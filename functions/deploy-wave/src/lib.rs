@@ -58,7 +58,7 @@ pub async fn start(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, tar
     };
     let run = deployer.start(&request).await.map_err(|e| provider_error(e, ErrorName::DeployFailed))?;
     let what = if rollback { "rolling back" } else { "deploying" };
-    ports.record_event(context, stage(rollback), Some(&wave.name), "started", format!("{what} {target} ({} {})", run.provider, run.id)).await?;
+    ports.record_target_event(context, stage(rollback), &wave.name, target, "started", format!("{what} {target} ({} {})", run.provider, run.id)).await?;
     Ok(run)
 }
 
@@ -68,11 +68,14 @@ pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, targ
         DeployProgress::Running => Err(TaskError::new(ErrorName::DeployPending, format!("deploy {} of {target} is still rolling out", run.id))),
         DeployProgress::Succeeded => {
             let what = if rollback { "rolled back" } else { "deployed" };
-            ports.record_event(context, stage(rollback), Some(&wave.name), "succeeded", format!("{what} {target}")).await?;
+            ports.record_target_event(context, stage(rollback), &wave.name, target, "succeeded", format!("{what} {target}")).await?;
+            if !rollback {
+                mark_baking_when_all_deployed(ports, context, wave).await?;
+            }
             Ok(())
         }
         DeployProgress::Failed { reason } => {
-            ports.record_event(context, stage(rollback), Some(&wave.name), "failed", format!("{target}: {reason}")).await?;
+            ports.record_target_event(context, stage(rollback), &wave.name, target, "failed", format!("{target}: {reason}")).await?;
             if !rollback {
                 ports
                     .update_release(context, |r| {
@@ -85,6 +88,25 @@ pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, targ
             Err(TaskError::new(ErrorName::DeployFailed, format!("wave {} target {target}: {reason}", wave.name)))
         }
     }
+}
+
+/// The wave bakes once every target reports deployed. Targets finish in parallel, so each
+/// looks at the timeline; two finishing at once both write the same change.
+async fn mark_baking_when_all_deployed(ports: &Ports, context: &ReleaseContext, wave: &WavePlan) -> Result<(), TaskError> {
+    let events = ports.store.events(&context.id).await?;
+    let deployed = |target: &String| {
+        events.iter().any(|e| e.stage == Stage::Deploy && e.kind == "succeeded" && e.wave.as_deref() == Some(&wave.name) && e.target.as_ref() == Some(target))
+    };
+    if wave.targets.iter().all(deployed) {
+        ports
+            .update_release(context, |r| {
+                if let Some(record) = r.waves.iter_mut().find(|w| w.name == wave.name && w.status == WaveStatus::Deploying) {
+                    record.status = WaveStatus::Baking;
+                }
+            })
+            .await?;
+    }
+    Ok(())
 }
 
 /// Every wave that began deploying, last first, with what to put back.

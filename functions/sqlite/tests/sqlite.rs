@@ -19,7 +19,7 @@ fn release(id: &str) -> Release {
 }
 
 fn event(id: &str) -> StageEvent {
-    StageEvent { release_id: ReleaseId(id.into()), at: at(), stage: Stage::Build, wave: None, kind: "started".into(), message: "build".into() }
+    StageEvent { release_id: ReleaseId(id.into()), at: at(), stage: Stage::Build, wave: None, target: None, kind: "started".into(), message: "build".into() }
 }
 
 fn rollup_key() -> RollupKey {

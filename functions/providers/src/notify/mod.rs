@@ -7,17 +7,6 @@ pub(crate) mod slack;
 use baton_core::ports::Notification;
 use baton_core::release::{Release, WaveRecord, WaveStatus};
 
-fn wave_status(status: WaveStatus) -> &'static str {
-    match status {
-        WaveStatus::Pending => "pending",
-        WaveStatus::Deploying => "deploying",
-        WaveStatus::Baking => "baking",
-        WaveStatus::Healthy => "healthy",
-        WaveStatus::Unhealthy => "unhealthy",
-        WaveStatus::Failed => "failed",
-        WaveStatus::RolledBack => "rolled back",
-    }
-}
 
 /// "abc1234 on main", or just the branch before the commit is known.
 fn commit(release: &Release) -> String {
@@ -29,7 +18,7 @@ fn commit(release: &Release) -> String {
 }
 
 fn wave_line(wave: &WaveRecord) -> String {
-    format!("{} {}", wave.name, wave_status(wave.status))
+    format!("{} {}", wave.name, WaveStatus::as_str(wave.status))
 }
 
 /// The whole notification on one line, for a terminal or a log file.
@@ -104,7 +93,7 @@ pub(crate) fn slack_message(notification: &Notification) -> serde_json::Value {
                 "{} *{}* {} · {}",
                 wave_emoji(wave.status),
                 escape(&wave.name),
-                wave_status(wave.status),
+                WaveStatus::as_str(wave.status),
                 escape(&wave.targets.join(", "))
             )
         });

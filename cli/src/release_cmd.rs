@@ -1,0 +1,141 @@
+//! `baton release`: one release of one service, on this machine by default.
+
+use crate::exit;
+use crate::view::{self, LiveView};
+use baton_core::release::{Release, ReleaseStatus};
+use baton_local::{LocalBaton, LocalConfig, LocalError};
+use clap::Args;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct ReleaseArgs {
+    /// The service to release, as its catalog entry names it (`dd-service` or `metadata.name`).
+    pub service: String,
+    /// Commit to release (default: whatever the build produces from the branch).
+    #[arg(long)]
+    pub sha: Option<String>,
+    /// Branch to build (default: the catalog's release branch).
+    #[arg(long)]
+    pub branch: Option<String>,
+    /// Environment (default: the catalog entry's); must match the entry.
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// Catalog directory or file.
+    #[arg(long, env = "BATON_CATALOG", default_value = "catalog")]
+    pub catalog: PathBuf,
+    #[command(flatten)]
+    pub state: StateDirArg,
+    /// Skip bake times and backoff waits (the virtual clock): for demos and tests.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Print the result as one JSON object on stdout (no live view).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Clone)]
+pub struct StateDirArg {
+    /// Where the local store, workspaces and execution histories live [default: the platform data dir, e.g. ~/.local/share/baton].
+    #[arg(long, env = "BATON_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl StateDirArg {
+    pub fn resolve(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(baton_sqlite::default_state_dir)
+    }
+}
+
+pub async fn run(args: ReleaseArgs) -> ExitCode {
+    let state_dir = args.state.resolve();
+    let live = (!args.json).then(LiveView::new);
+    let config = LocalConfig {
+        catalog: args.catalog.clone(),
+        state_dir: state_dir.clone(),
+        console: live.as_ref().map(|view| view.console_writer()),
+        virtual_time: args.no_wait,
+    };
+    let baton = match LocalBaton::open(config) {
+        Ok(baton) => baton,
+        Err(err @ LocalError::Catalog(_)) => {
+            eprintln!("baton: {err}");
+            eprintln!("baton: fix the catalog ({}) and run again; `baton catalog validate {}` lists every error", args.catalog.display(), args.catalog.display());
+            return exit::code(exit::USAGE);
+        }
+        Err(err) => {
+            eprintln!("baton: cannot start the local run: {err}");
+            return exit::code(exit::USAGE);
+        }
+    };
+
+    let invocation = uuid::Uuid::new_v4().to_string();
+    let execution = format!("cli-{invocation}");
+    let mut input = json!({
+        "service": args.service,
+        "trigger": {"kind": "cli", "id": invocation, "actor": std::env::var("USER").unwrap_or_else(|_| "cli".into())},
+    });
+    for (key, value) in [("sha", &args.sha), ("branch", &args.branch), ("environment", &args.environment)] {
+        if let Some(value) = value {
+            input[key] = json!(value);
+        }
+    }
+
+    let handle = baton.start(&execution, input);
+    let watcher = live.as_ref().map(|view| view.watch(baton.ports().store.clone(), args.service.clone(), execution.clone(), Duration::from_millis(200)));
+    let outcome = handle.outcome().await;
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
+
+    let store = &baton.ports().store;
+    let release = match store.list_releases(&args.service, None, 100).await {
+        Ok(releases) => find_release(releases, &execution, &outcome.output),
+        Err(err) => {
+            eprintln!("baton: the run ended but the store cannot be read: {err}");
+            return exit::code(exit::FAILED);
+        }
+    };
+    if let Some(release) = &release {
+        if let Err(err) = view::save_history(&state_dir, &release.id, &outcome.history) {
+            eprintln!("baton: warning: cannot save the execution history: {err}");
+        }
+    }
+    if let Some(view) = &live {
+        view.finish();
+    }
+
+    let rejected = release.is_none() && outcome.error.is_some();
+    if args.json {
+        let summary = json!({
+            "execution": {"name": execution, "status": outcome.status, "error": outcome.error, "cause": outcome.cause},
+            "release": release,
+        });
+        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+    } else {
+        match &release {
+            Some(release) => print!("{}", view::summary(release)),
+            None => {
+                let error = outcome.error.as_deref().unwrap_or("unknown");
+                let cause = outcome.cause.as_deref().map(view::cause_message).unwrap_or_default();
+                eprintln!("baton: release not started: {error}: {cause}");
+            }
+        }
+    }
+    if rejected {
+        return exit::code(exit::USAGE);
+    }
+    match release.map(|r| r.status) {
+        Some(ReleaseStatus::Succeeded | ReleaseStatus::Superseded) => exit::code(exit::OK),
+        _ => exit::code(exit::FAILED),
+    }
+}
+
+/// The release this execution carried: the one it created, or (for a duplicate signal) the
+/// one its output names.
+fn find_release(releases: Vec<Release>, execution: &str, output: &Option<serde_json::Value>) -> Option<Release> {
+    let named = output.as_ref().and_then(|o| o.pointer("/release/id")).and_then(|id| id.as_str()).map(str::to_owned);
+    releases.into_iter().find(|r| r.execution.as_deref() == Some(execution) || Some(r.id.as_str()) == named.as_deref())
+}

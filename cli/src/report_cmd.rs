@@ -1,0 +1,136 @@
+//! `baton history` and `baton show`: what the local store recorded.
+
+use crate::exit;
+use crate::release_cmd::StateDirArg;
+use crate::view;
+use baton_core::ports::ReleaseStore;
+use baton_core::release::ReleaseId;
+use baton_sqlite::SqliteStore;
+use clap::Args;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct HistoryArgs {
+    pub service: String,
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// How many releases, newest first.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub state: StateDirArg,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    pub release_id: String,
+    /// Also print the Step Functions execution history of the run.
+    #[arg(long)]
+    pub history: bool,
+    #[command(flatten)]
+    pub state: StateDirArg,
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn open_store(state: &StateDirArg) -> Result<SqliteStore, ExitCode> {
+    let dir = state.resolve();
+    let path = baton_sqlite::database_path(&dir);
+    if !path.exists() {
+        eprintln!("baton: no local store at {} (run `baton release` first, or pass --state-dir)", path.display());
+        return Err(exit::code(exit::USAGE));
+    }
+    SqliteStore::open(&path).map_err(|err| {
+        eprintln!("baton: cannot open {}: {err}", path.display());
+        exit::code(exit::USAGE)
+    })
+}
+
+pub async fn history(args: HistoryArgs) -> ExitCode {
+    let store = match open_store(&args.state) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let releases = match store.list_releases(&args.service, args.environment.as_deref(), args.limit).await {
+        Ok(releases) => releases,
+        Err(err) => {
+            eprintln!("baton: {err}");
+            return exit::code(exit::FAILED);
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&releases).unwrap_or_default());
+        return exit::code(exit::OK);
+    }
+    if releases.is_empty() {
+        println!("no releases of {} recorded", args.service);
+    }
+    for release in &releases {
+        let sha = release.artifact.as_ref().map(|a| a.sha.as_str()).or(release.sha.as_deref()).unwrap_or("-");
+        println!(
+            "{}  {:<11} {:<11} {:<8} {}  {}",
+            release.created_at.format("%Y-%m-%d %H:%M:%S"),
+            release.status.as_str(),
+            release.environment,
+            release.trigger.kind.as_str(),
+            &sha[..sha.len().min(12)],
+            release.id
+        );
+    }
+    exit::code(exit::OK)
+}
+
+pub async fn show(args: ShowArgs) -> ExitCode {
+    let store = match open_store(&args.state) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let id = ReleaseId(args.release_id.clone());
+    let (release, events) = match (store.get_release(&id).await, store.events(&id).await) {
+        (Ok(Some(release)), Ok(events)) => (release, events),
+        (Ok(None), _) => {
+            eprintln!("baton: no release {id} in the local store");
+            return exit::code(exit::USAGE);
+        }
+        (Err(err), _) | (_, Err(err)) => {
+            eprintln!("baton: {err}");
+            return exit::code(exit::FAILED);
+        }
+    };
+    let history = if args.history {
+        match view::load_history(&args.state.resolve(), &id) {
+            Ok(history) => Some(history),
+            Err(err) => {
+                eprintln!("baton: no saved execution history: {err}");
+                return exit::code(exit::FAILED);
+            }
+        }
+    } else {
+        None
+    };
+    if args.json {
+        let doc = serde_json::json!({"release": release, "events": events, "history": history});
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        return exit::code(exit::OK);
+    }
+    print!("{}", view::summary(&release));
+    println!("  timeline");
+    for event in &events {
+        let wave = event.wave.as_deref().map(|w| format!("[{w}] ")).unwrap_or_default();
+        println!("    {}  {:<9} {:<10} {wave}{}", event.at.format("%H:%M:%S%.3f"), format!("{:?}", event.stage).to_lowercase(), event.kind, event.message);
+    }
+    if let Some(history) = history {
+        println!("  execution history");
+        for event in history.as_array().into_iter().flatten() {
+            let kind = event.get("type").and_then(|v| v.as_str()).unwrap_or("?");
+            let name = ["stateEnteredEventDetails", "stateExitedEventDetails"]
+                .iter()
+                .find_map(|k| event.get(*k).and_then(|d| d.get("name")).and_then(|n| n.as_str()))
+                .unwrap_or("");
+            println!("    {:>4} {kind} {name}", event.get("id").and_then(|v| v.as_u64()).unwrap_or(0));
+        }
+    }
+    exit::code(exit::OK)
+}

@@ -1,0 +1,152 @@
+//! How releases look on a terminal: the live view during `baton release`, and the
+//! summaries `release`, `history` and `show` print.
+
+use baton_core::flow::CaughtError;
+use baton_core::ports::ReleaseStore;
+use baton_core::release::{Release, ReleaseId, ReleaseStatus, WaveStatus};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Progress bars for the release's stage and each wave, redrawn from the store.
+pub struct LiveView {
+    bars: MultiProgress,
+}
+
+impl LiveView {
+    pub fn new() -> LiveView {
+        LiveView { bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()) }
+    }
+
+    /// A writer whose lines appear above the bars (the console notifier's lines).
+    pub fn console_writer(&self) -> Box<dyn Write + Send> {
+        Box::new(AboveBars { bars: self.bars.clone(), pending: Vec::new() })
+    }
+
+    /// Follows the release carried by `execution` until aborted.
+    pub fn watch(&self, store: Arc<dyn ReleaseStore>, service: String, execution: String, every: Duration) -> tokio::task::JoinHandle<()> {
+        let bars = self.bars.clone();
+        tokio::spawn(async move {
+            let mut stage_bar: Option<ProgressBar> = None;
+            let mut wave_bars: BTreeMap<String, ProgressBar> = BTreeMap::new();
+            loop {
+                if let Ok(releases) = store.list_releases(&service, None, 20).await {
+                    if let Some(release) = releases.into_iter().find(|r| r.execution.as_deref() == Some(execution.as_str())) {
+                        let stage = stage_bar.get_or_insert_with(|| {
+                            let bar = bars.add(ProgressBar::new(release.waves.len() as u64));
+                            bar.set_style(style("{spinner} {prefix:.bold} [{bar:20}] {pos}/{len} waves  {msg}"));
+                            bar.set_prefix(format!("{} {}", release.service, release.id));
+                            bar.enable_steady_tick(Duration::from_millis(120));
+                            bar
+                        });
+                        let healthy = release.waves.iter().filter(|w| w.status == WaveStatus::Healthy).count();
+                        stage.set_position(healthy as u64);
+                        stage.set_message(format!("{} · {:?}", release.status, release.stage).to_lowercase());
+                        for wave in &release.waves {
+                            let bar = wave_bars.entry(wave.name.clone()).or_insert_with(|| {
+                                let bar = bars.add(ProgressBar::new_spinner());
+                                bar.set_style(style("  {prefix:<14} {msg}"));
+                                bar.set_prefix(wave.name.clone());
+                                bar
+                            });
+                            bar.set_message(format!("{} ({} targets)", wave.status.as_str(), wave.targets.len()));
+                            bar.tick();
+                        }
+                    }
+                }
+                tokio::time::sleep(every).await;
+            }
+        })
+    }
+
+    pub fn finish(&self) {
+        // Bars stay on screen as drawn last; the summary follows below them.
+        let _ = self.bars.clear();
+    }
+}
+
+fn style(template: &str) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ")
+}
+
+struct AboveBars {
+    bars: MultiProgress,
+    pending: Vec<u8>,
+}
+
+impl Write for AboveBars {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=end).collect();
+            self.bars.println(String::from_utf8_lossy(&line[..line.len() - 1]))?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A Lambda-style cause (`{"errorMessage": ...}`) as the message a person reads.
+pub fn cause_message(cause: &str) -> String {
+    CaughtError { error: String::new(), cause: cause.to_owned() }.message()
+}
+
+fn duration(release: &Release) -> String {
+    match (release.started_at.or(Some(release.created_at)), release.finished_at) {
+        (Some(start), Some(end)) => format!("{:.1}s", (end - start).num_milliseconds() as f64 / 1000.0),
+        _ => "-".into(),
+    }
+}
+
+/// The summary printed when a release ends, and by `baton show`.
+pub fn summary(release: &Release) -> String {
+    let mut out = String::new();
+    let mark = match release.status {
+        ReleaseStatus::Succeeded => "✔",
+        ReleaseStatus::Superseded | ReleaseStatus::Queued | ReleaseStatus::Running => "•",
+        ReleaseStatus::Failed | ReleaseStatus::RolledBack => "✘",
+    };
+    let _ = writeln!(out, "{mark} {} {} → {}: {} in {}", release.id, release.service, release.environment, release.status, duration(release));
+    let sha = release.artifact.as_ref().map(|a| a.sha.as_str()).or(release.sha.as_deref()).unwrap_or("-");
+    let _ = writeln!(out, "  trigger   {} {}", release.trigger.kind.as_str(), release.trigger.id);
+    let _ = writeln!(out, "  branch    {} @ {sha}", release.branch);
+    if let Some(artifact) = &release.artifact {
+        let _ = writeln!(out, "  artifact  {}", artifact.reference);
+    }
+    if let Some(previous) = &release.previous_artifact {
+        let _ = writeln!(out, "  previous  {}", previous.reference);
+    }
+    for wave in &release.waves {
+        let _ = writeln!(out, "  wave {:<14} {:<12} {}", wave.name, wave.status.as_str(), wave.targets.join(", "));
+    }
+    if let Some(failure) = &release.failure {
+        let _ = writeln!(out, "  failure   {}: {}", failure.error, failure.cause);
+    }
+    out
+}
+
+fn history_file(state_dir: &Path, id: &ReleaseId) -> PathBuf {
+    baton_local::LocalConfig::executions(state_dir).join(format!("{id}.json"))
+}
+
+/// Keeps a local execution's ASL history for `baton show --history`.
+pub fn save_history<T: serde::Serialize>(state_dir: &Path, id: &ReleaseId, history: &T) -> io::Result<()> {
+    let path = history_file(state_dir, id);
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&path, serde_json::to_vec_pretty(history).map_err(io::Error::other)?)
+}
+
+pub fn load_history(state_dir: &Path, id: &ReleaseId) -> io::Result<serde_json::Value> {
+    let path = history_file(state_dir, id);
+    let text = std::fs::read(&path).map_err(|err| io::Error::new(err.kind(), format!("{}: {err}", path.display())))?;
+    serde_json::from_slice(&text).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {err}", path.display())))
+}
