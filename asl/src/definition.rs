@@ -879,23 +879,33 @@ impl Cx {
         })
     }
 
+    fn non_empty_array<'v>(
+        &mut self,
+        obj: &'v Map<String, Value>,
+        at: &str,
+        field: &str,
+        what: &str,
+    ) -> Option<&'v Vec<Value>> {
+        let items = obj
+            .get(field)
+            .and_then(Value::as_array)
+            .filter(|a| !a.is_empty());
+        if items.is_none() {
+            self.err(
+                &format!("{at}/{field}"),
+                format!("expected a non-empty array of {what}"),
+            );
+        }
+        items
+    }
+
     fn choice(
         &mut self,
         obj: &Map<String, Value>,
         at: &str,
         index: &HashMap<&str, usize>,
     ) -> Option<Kind> {
-        let Some(items) = obj
-            .get("Choices")
-            .and_then(Value::as_array)
-            .filter(|a| !a.is_empty())
-        else {
-            self.err(
-                &format!("{at}/Choices"),
-                "expected a non-empty array of choice rules",
-            );
-            return None;
-        };
+        let items = self.non_empty_array(obj, at, "Choices", "choice rules")?;
         let mut choices = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
             let here = format!("{at}/Choices/{i}");
@@ -1011,17 +1021,7 @@ impl Cx {
         at: &str,
         index: &HashMap<&str, usize>,
     ) -> Option<ParallelSpec> {
-        let Some(items) = obj
-            .get("Branches")
-            .and_then(Value::as_array)
-            .filter(|a| !a.is_empty())
-        else {
-            self.err(
-                &format!("{at}/Branches"),
-                "expected a non-empty array of branches",
-            );
-            return None;
-        };
+        let items = self.non_empty_array(obj, at, "Branches", "branches")?;
         let branches: Vec<Option<Arc<Program>>> = items
             .iter()
             .enumerate()

@@ -1145,43 +1145,42 @@ async fn run_task(
             Some(result) => TaskEnd::Done(result),
         },
     };
-    match end {
+    // Lambda function ARNs get AWS's LambdaFunction* events, every other resource the Task* ones.
+    let (lambda_event, task_event, details, result) = match end {
         TaskEnd::Done(Ok(answer)) => {
-            let result = Arc::new(
-                if matches!(kind, ResourceKind::LambdaInvoke) && !wait_for_token {
-                    wrap_lambda_invoke(answer)
-                } else {
-                    answer
-                },
-            );
+            let wrap = matches!(kind, ResourceKind::LambdaInvoke) && !wait_for_token;
+            let result = Arc::new(if wrap {
+                wrap_lambda_invoke(answer)
+            } else {
+                answer
+            });
             let details = EventDetails {
                 output: Some(result.clone()),
                 ..Default::default()
             };
-            let event = if legacy_lambda {
-                EventType::LambdaFunctionSucceeded
-            } else {
-                EventType::TaskSucceeded
-            };
-            th.record(event, Some(task_details(details)));
-            Ok(result)
+            (
+                EventType::LambdaFunctionSucceeded,
+                EventType::TaskSucceeded,
+                details,
+                Ok(result),
+            )
         }
         TaskEnd::Done(Err(f)) => {
-            let details = EventDetails {
-                error: Some(f.error.clone()),
-                cause: f.cause.clone(),
-                ..Default::default()
-            };
-            let event = if legacy_lambda {
-                EventType::LambdaFunctionFailed
-            } else {
-                EventType::TaskFailed
-            };
-            th.record(event, Some(task_details(details)));
-            Err(Failure {
+            let failure = Failure {
                 error: Some(f.error),
                 cause: f.cause,
-            })
+            };
+            let details = EventDetails {
+                error: failure.error.clone(),
+                cause: failure.cause.clone(),
+                ..Default::default()
+            };
+            (
+                EventType::LambdaFunctionFailed,
+                EventType::TaskFailed,
+                details,
+                Err(failure),
+            )
         }
         TaskEnd::TimedOut | TaskEnd::HeartbeatTimedOut => {
             let error = if matches!(end, TaskEnd::TimedOut) {
@@ -1189,22 +1188,29 @@ async fn run_task(
             } else {
                 errors::HEARTBEAT_TIMEOUT
             };
-            let details = EventDetails {
-                error: Some(error.to_owned()),
-                ..Default::default()
-            };
-            let event = if legacy_lambda {
-                EventType::LambdaFunctionTimedOut
-            } else {
-                EventType::TaskTimedOut
-            };
-            th.record(event, Some(task_details(details)));
-            Err(Failure {
+            let failure = Failure {
                 error: Some(error.to_owned()),
                 cause: None,
-            })
+            };
+            let details = EventDetails {
+                error: failure.error.clone(),
+                ..Default::default()
+            };
+            (
+                EventType::LambdaFunctionTimedOut,
+                EventType::TaskTimedOut,
+                details,
+                Err(failure),
+            )
         }
-    }
+    };
+    let event = if legacy_lambda {
+        lambda_event
+    } else {
+        task_event
+    };
+    th.record(event, Some(task_details(details)));
+    result
 }
 
 async fn with_deadline<F: Future>(
