@@ -15,6 +15,7 @@
 //!   The Web API notifier (name `slack`) keeps one message per release, updated in place.
 
 mod build;
+pub mod catalog_datadog;
 mod command;
 mod deploy;
 mod health;
