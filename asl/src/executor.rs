@@ -70,6 +70,21 @@ pub enum Clock {
     /// Parallel or Map ends at the latest of them, as if they ran side by side. Task TimeoutSeconds and
     /// HeartbeatSeconds still bound the embedder's real work in wall-clock time.
     Virtual,
+    /// Wall-clock time with every Wait, retry interval and the execution's TimeoutSeconds divided by this
+    /// factor: executions that wait on each other (a lock, a callback) really wait, only faster. For tests.
+    /// Task timeouts and heartbeats stay unscaled, as on the virtual clock.
+    Scaled(u32),
+}
+
+impl Clock {
+    /// How long `d` of definition time lasts on this clock; `None` on the virtual clock.
+    fn wall(self, d: Duration) -> Option<Duration> {
+        match self {
+            Clock::Real => Some(d),
+            Clock::Scaled(factor) => Some(d / factor.max(1)),
+            Clock::Virtual => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -357,7 +372,7 @@ struct Thread {
 impl Thread {
     fn now(&self) -> DateTime<Utc> {
         match self.exec.inner.clock {
-            Clock::Real => Utc::now(),
+            Clock::Real | Clock::Scaled(_) => Utc::now(),
             Clock::Virtual => self.exec.started + self.virtual_elapsed,
         }
     }
@@ -371,9 +386,9 @@ impl Thread {
     }
 
     async fn sleep(&mut self, d: Duration) {
-        match self.exec.inner.clock {
-            Clock::Real => tokio::time::sleep(d).await,
-            Clock::Virtual => {
+        match self.exec.inner.clock.wall(d) {
+            Some(wall) => tokio::time::sleep(wall).await,
+            None => {
                 self.virtual_elapsed += d;
                 // Let other executions and branches run, as a real wait would.
                 tokio::task::yield_now().await;
@@ -432,23 +447,22 @@ impl Execution {
         th.record(EventType::ExecutionStarted, Some(details));
         let program = self.machine.program.clone();
         let run = run_program(th, program, self.input.clone());
-        let (status, result, th) = match self.machine.timeout_seconds {
-            Some(limit) if self.inner.clock == Clock::Real => {
-                match tokio::time::timeout(Duration::from_secs(limit), run).await {
-                    Ok((th, result)) => (None, result, Some(th)),
-                    Err(_) => (
-                        Some(ExecutionStatus::TimedOut),
-                        Err(Failure::new(errors::TIMEOUT, String::new())),
-                        None,
-                    ),
-                }
-            }
-            Some(limit) => {
+        let limit = self.machine.timeout_seconds.map(Duration::from_secs);
+        let (status, result, th) = match (limit, limit.and_then(|l| self.inner.clock.wall(l))) {
+            (Some(_), Some(wall)) => match tokio::time::timeout(wall, run).await {
+                Ok((th, result)) => (None, result, Some(th)),
+                Err(_) => (
+                    Some(ExecutionStatus::TimedOut),
+                    Err(Failure::new(errors::TIMEOUT, String::new())),
+                    None,
+                ),
+            },
+            (Some(limit), None) => {
                 let (th, result) = run.await;
-                let late = th.virtual_elapsed > Duration::from_secs(limit);
+                let late = th.virtual_elapsed > limit;
                 (late.then_some(ExecutionStatus::TimedOut), result, Some(th))
             }
-            None => {
+            (None, _) => {
                 let (th, result) = run.await;
                 (None, result, Some(th))
             }
@@ -1280,25 +1294,29 @@ async fn run_children(
     tolerate_failures: bool,
 ) -> Vec<(usize, Result<Arc<Value>, Failure>)> {
     let mut set = JoinSet::new();
-    for (i, (child, program, input)) in jobs.into_iter().enumerate() {
-        let limit = limit.clone();
-        set.spawn(async move {
-            let _permit = match limit {
-                Some(s) => Some(
-                    s.acquire_owned()
-                        .await
-                        .expect("the semaphore is never closed"),
-                ),
+    let mut queue = jobs.into_iter().enumerate().peekable();
+    let mut results = Vec::with_capacity(queue.len());
+    loop {
+        // Start children in item order as permits allow, so `MaxConcurrency: 1` runs items one
+        // after the other in order, and a failure stops the items not yet started.
+        while queue.peek().is_some() {
+            let permit = match &limit {
+                Some(semaphore) => match semaphore.clone().try_acquire_owned() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => break,
+                },
                 None => None,
             };
-            let (child, result) = run_program(child, program, input).await;
-            (i, child.virtual_elapsed, result)
-        });
-    }
-    let mut results = Vec::with_capacity(set.len());
-    while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok((i, elapsed, result)) => {
+            let Some((i, (child, program, input))) = queue.next() else { break };
+            set.spawn(async move {
+                let _permit = permit;
+                let (child, result) = run_program(child, program, input).await;
+                (i, child.virtual_elapsed, result)
+            });
+        }
+        match set.join_next().await {
+            None => return results,
+            Some(Ok((i, elapsed, result))) => {
                 th.virtual_elapsed = th.virtual_elapsed.max(elapsed);
                 let failed = result.is_err();
                 results.push((i, result));
@@ -1306,19 +1324,12 @@ async fn run_children(
                     return results;
                 }
             }
-            Err(e) => {
-                results.push((
-                    usize::MAX,
-                    Err(Failure::new(
-                        errors::RUNTIME,
-                        format!("a branch stopped unexpectedly: {e}"),
-                    )),
-                ));
+            Some(Err(e)) => {
+                results.push((usize::MAX, Err(Failure::new(errors::RUNTIME, format!("a branch stopped unexpectedly: {e}")))));
                 return results;
             }
         }
     }
-    results
 }
 
 async fn run_parallel(

@@ -499,6 +499,20 @@ async fn max_concurrency_bounds_iterations_in_flight() {
     assert_eq!(g.peak.load(Ordering::SeqCst), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_concurrency_one_runs_items_in_order_and_stops_at_a_failure() {
+    let recorder = Recorder::new(|c| match c.payload.as_i64() {
+        Some(3) => Err(TaskFailure::new("Item.Bad", "three")),
+        _ => Ok(c.payload.clone()),
+    });
+    let def = single(json!({"Type": "Map", "MaxConcurrency": 1,
+        "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": LAMBDA, "End": true}}}, "End": true}));
+    let out = run_with(recorder.clone(), def, json!([1, 2, 3, 4, 5, 6, 7, 8])).await;
+    assert_eq!(out.error.as_deref(), Some("Item.Bad"));
+    let order: Vec<Value> = recorder.calls().into_iter().map(|c| c.payload).collect();
+    assert_eq!(order, vec![json!(1), json!(2), json!(3)], "items after the failed one never start");
+}
+
 #[tokio::test]
 async fn map_failures_propagate_or_are_tolerated() {
     let processor = json!({"StartAt": "C", "States": {

@@ -56,7 +56,7 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
         catalog: args.catalog.clone(),
         state_dir: state_dir.clone(),
         console: live.as_ref().map(|view| view.console_writer()),
-        virtual_time: args.no_wait,
+        clock: if args.no_wait { baton_asl::Clock::Virtual } else { baton_asl::Clock::Real },
     };
     let baton = match LocalBaton::open(config) {
         Ok(baton) => baton,

@@ -63,12 +63,9 @@ pub struct LocalBaton {
 }
 
 impl LocalBaton {
-    /// `virtual_time` makes Wait states and Retry intervals take no wall time (tests);
-    /// otherwise bakes and backoffs wait for real.
-    pub fn new(ports: Ports, virtual_time: bool) -> Result<LocalBaton, LocalError> {
+    pub fn new(ports: Ports, clock: AslClock) -> Result<LocalBaton, LocalError> {
         let machine = StateMachine::from_json(&substituted_definition()).map_err(|err| LocalError::Definition(err.to_string()))?;
         let invoker = Arc::new(HandlerInvoker::new(ports.clone()));
-        let clock = if virtual_time { AslClock::Virtual } else { AslClock::Real };
         Ok(LocalBaton { machine: Arc::new(machine), executor: Executor::new(invoker, clock), ports })
     }
 

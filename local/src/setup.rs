@@ -18,7 +18,8 @@ pub struct LocalConfig {
     pub state_dir: PathBuf,
     /// Where the console notifier writes (the terminal, for `baton release`); none to stay quiet.
     pub console: Option<Box<dyn Write + Send>>,
-    pub virtual_time: bool,
+    /// `Clock::Real` for real runs; `Clock::Virtual` makes bakes and backoff waits instant.
+    pub clock: baton_asl::Clock,
 }
 
 impl LocalConfig {
@@ -37,6 +38,6 @@ impl LocalBaton {
         let store = SqliteStore::open(&baton_sqlite::database_path(&config.state_dir))?;
         let providers = LocalProviders::new(LocalConfig::workspace(&config.state_dir), config.console, Arc::new(EnvSecretResolver), None)?;
         let ports = Ports { store: Arc::new(store), catalog: Arc::new(catalog), providers: Arc::new(providers), clock: Arc::new(SystemClock) };
-        LocalBaton::new(ports, config.virtual_time)
+        LocalBaton::new(ports, config.clock)
     }
 }

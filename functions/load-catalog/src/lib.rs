@@ -50,8 +50,6 @@ pub async fn register(ports: &Ports, input: &serde_json::Value, execution: &str)
     }
 
     let now = ports.clock.now();
-    let previous = ports.store.list_releases(&entry.name, Some(&environment), 50).await?;
-    let previous_artifact = previous.iter().find(|r| r.status == ReleaseStatus::Succeeded).and_then(|r| r.artifact.clone());
     let release = Release {
         id: ReleaseId::generate(&entry.name, now),
         service: entry.name.clone(),
@@ -63,7 +61,8 @@ pub async fn register(ports: &Ports, input: &serde_json::Value, execution: &str)
         sha: signal.sha.clone(),
         changed_at: signal.changed_at,
         artifact: None,
-        previous_artifact,
+        // Known only once the lock is taken: a release ahead in the queue may still change it.
+        previous_artifact: None,
         waves: delivery
             .deploy
             .waves
@@ -132,15 +131,28 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
             ));
         }
     }
+    let live = live_artifact(ports, context).await?;
     ports
         .update_release(context, |r| {
             r.status = ReleaseStatus::Running;
             r.stage = Stage::Build;
             r.started_at.get_or_insert(now);
+            r.previous_artifact = live;
         })
         .await?;
     ports.record_event(context, Stage::Build, None, "started", "lock taken; release running").await?;
     Ok(Done {})
+}
+
+/// What runs now: the artifact of the service's last successful release in this environment,
+/// the rollback target.
+async fn live_artifact(ports: &Ports, context: &ReleaseContext) -> Result<Option<baton_core::release::Artifact>, TaskError> {
+    let recent = ports.store.list_releases(&context.service, Some(&context.environment), 50).await?;
+    Ok(recent
+        .into_iter()
+        .filter(|r| r.id != context.id && r.status == ReleaseStatus::Succeeded)
+        .max_by_key(|r| r.finished_at)
+        .and_then(|r| r.artifact))
 }
 
 /// The newest release created after `mine` for the same service and environment, if any:

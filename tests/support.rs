@@ -1,0 +1,152 @@
+//! A catalog of one service whose build, deploy and health commands are small shell
+//! scripts steered through files in a control directory, so each test decides what fails.
+
+use baton_asl::{Clock, ExecutionOutcome, ExecutionStatus};
+use baton_core::release::{LockKey, Release, ReleaseStatus, WaveStatus};
+use baton_local::{LocalBaton, LocalConfig};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const SERVICE: &str = "checkout";
+pub const ENVIRONMENT: &str = "production";
+pub const WAVES: [(&str, &[&str]); 3] = [("canary", &["box-1"]), ("one-region", &["use1-a", "use1-b"]), ("everywhere", &["usw2-a", "euw1-a", "aps1-a"])];
+
+const BUILD: &str = r#"set -eu
+while [ -e "$CONTROL/hold-build" ]; do sleep 0.05; done
+if [ -e "$CONTROL/fail-build" ]; then echo "compile error in main.go" >&2; exit 3; fi
+echo "building $BATON_SERVICE $BATON_RELEASE_ID"
+echo "$BATON_SERVICE-$BATON_RELEASE_ID.tar.gz""#;
+
+const DEPLOY: &str = r#"set -eu
+dir="$BATON_WORKSPACE/targets/$BATON_TARGET"
+mkdir -p "$dir"
+if [ -z "${BATON_ARTIFACT:-}" ]; then rm -f "$dir/current"; exit 0; fi
+printf '%s' "$BATON_ARTIFACT" > "$dir/current""#;
+
+const HEALTH: &str = r#"set -eu
+if [ -e "$CONTROL/unhealthy-$BATON_WAVE" ]; then echo "error rate 12% on $BATON_TARGETS" >&2; exit 1; fi
+echo "healthy: $BATON_TARGETS""#;
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fixture = Fixture { dir };
+        std::fs::create_dir_all(fixture.control()).unwrap();
+        std::fs::create_dir_all(fixture.catalog()).unwrap();
+        fixture.write_catalog(SERVICE, "");
+        fixture
+    }
+
+    pub fn catalog(&self) -> PathBuf {
+        self.dir.path().join("catalog")
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn control(&self) -> PathBuf {
+        self.dir.path().join("control")
+    }
+
+    /// Writes a v2.2 definition of `service`; `extra` lands inside its `extensions.baton` block.
+    pub fn write_catalog(&self, service: &str, extra: &str) {
+        let control = self.control();
+        let waves: String = WAVES
+            .iter()
+            .map(|(name, targets)| format!("        - name: {name}\n          targets: [{}]\n          bake: 10m\n", targets.join(", ")))
+            .collect();
+        let command = |script: &str| serde_json::to_string(&["sh", "-c", script]).unwrap();
+        let yaml = format!(
+            "schema-version: v2.2\ndd-service: {service}\nteam: payments\nextensions:\n  baton:\n    environment: {ENVIRONMENT}\n    release-branch: main\n{extra}    build:\n      provider: command\n      command: {build}\n      env: {{CONTROL: \"{control}\"}}\n    deploy:\n      provider: command\n      command: {deploy}\n      waves:\n{waves}    health:\n      provider: command\n      command: {health}\n      env: {{CONTROL: \"{control}\"}}\n",
+            build = command(BUILD),
+            deploy = command(DEPLOY),
+            health = command(HEALTH),
+            control = control.display(),
+        );
+        std::fs::write(self.catalog().join(format!("{service}.yaml")), yaml).unwrap();
+    }
+
+    pub fn set(&self, flag: &str) {
+        std::fs::write(self.control().join(flag), "").unwrap();
+    }
+
+    pub fn clear(&self, flag: &str) {
+        std::fs::remove_file(self.control().join(flag)).unwrap();
+    }
+
+    /// The local Baton on the virtual clock: bakes and backoffs take no wall time.
+    pub fn baton(&self) -> LocalBaton {
+        self.baton_with(Clock::Virtual)
+    }
+
+    pub fn baton_with(&self, clock: Clock) -> LocalBaton {
+        LocalBaton::open(LocalConfig { catalog: self.catalog(), state_dir: self.state_dir(), console: None, clock }).expect("local baton")
+    }
+
+    /// What a target runs now, if anything.
+    pub fn deployed(&self, service: &str, target: &str) -> Option<String> {
+        std::fs::read_to_string(self.state_dir().join("workspace").join(service).join("targets").join(target).join("current")).ok()
+    }
+}
+
+impl Default for Fixture {
+    fn default() -> Fixture {
+        Fixture::new()
+    }
+}
+
+pub fn cli_input(trigger_id: &str) -> serde_json::Value {
+    serde_json::json!({"service": SERVICE, "sha": "4f2a9c1e", "trigger": {"kind": "cli", "id": trigger_id, "actor": "test"}})
+}
+
+/// Every release the store holds for the test service, newest first.
+pub async fn releases(baton: &LocalBaton) -> Vec<Release> {
+    baton.ports().store.list_releases(SERVICE, None, 100).await.expect("list releases")
+}
+
+pub async fn release_of(baton: &LocalBaton, execution: &str) -> Release {
+    releases(baton).await.into_iter().find(|r| r.execution.as_deref() == Some(execution)).unwrap_or_else(|| panic!("no release recorded for {execution}"))
+}
+
+/// Waits (wall time) until the execution's release reaches `status`.
+pub async fn wait_for_status(baton: &LocalBaton, execution: &str, status: ReleaseStatus) -> Release {
+    for _ in 0..600 {
+        if let Some(release) = releases(baton).await.into_iter().find(|r| r.execution.as_deref() == Some(execution)) {
+            if release.status == status {
+                return release;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("release of {execution} never reached {status}; releases: {:#?}", releases(baton).await);
+}
+
+/// The checks every finished release must pass: a complete, consistent record and no lock held.
+pub async fn assert_consistent(baton: &LocalBaton, release: &Release) {
+    assert!(release.status.is_terminal(), "{} is still {}", release.id, release.status);
+    assert!(release.finished_at.is_some(), "{} has no finish time", release.id);
+    assert_eq!(release.failure.is_some(), matches!(release.status, ReleaseStatus::Failed | ReleaseStatus::RolledBack), "failure recorded iff the release failed: {release:#?}");
+    if release.status == ReleaseStatus::Succeeded {
+        assert!(release.artifact.is_some(), "a succeeded release keeps its artifact");
+        assert!(release.waves.iter().all(|w| w.status == WaveStatus::Healthy), "{:#?}", release.waves);
+    }
+    let events = baton.ports().store.events(&release.id).await.unwrap();
+    assert_eq!(events.first().map(|e| e.kind.as_str()), Some("queued"), "the timeline starts when the signal is accepted");
+    let last = events.last().unwrap();
+    assert_eq!(last.kind, release.status.as_str(), "the timeline ends with the outcome: {events:#?}");
+    let holder = baton.ports().store.lock_holder(&LockKey::new(&release.service, &release.environment), chrono::Utc::now()).await.unwrap();
+    assert_eq!(holder, None, "no lock may be left held after {}", release.id);
+}
+
+pub fn assert_status(outcome: &ExecutionOutcome, status: ExecutionStatus) {
+    assert_eq!(outcome.status, status, "execution ended {:?}: {:?} {:?}", outcome.status, outcome.error, outcome.cause);
+}
+
+pub fn path_string(path: &Path) -> String {
+    path.display().to_string()
+}
