@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Local AWS for Baton's emulator tests, without Docker:
-#   LocalStack's runtime (Step Functions, EventBridge, Scheduler, IAM, STS, Logs) on 127.0.0.1:4566
+#   LocalStack's runtime (Step Functions, EventBridge, Scheduler, IAM, STS, Logs, SSM, Secrets Manager) on 127.0.0.1:4566
 #   DynamoDB Local (the AWS emulator, from npm) on 127.0.0.1:8000
 #
 # usage: scripts/emulators.sh start|stop|status|env
@@ -116,7 +116,7 @@ localstack_ready() {
     "$VENV/bin/python" - "$health" <<'PY'
 import json, sys
 services = json.loads(sys.argv[1]).get("services", {})
-wanted = ["stepfunctions", "events", "scheduler", "iam", "sts", "logs"]
+wanted = ["stepfunctions", "events", "scheduler", "iam", "sts", "logs", "ssm", "secretsmanager"]
 sys.exit(0 if all(services.get(s) in ("available", "running") for s in wanted) else 1)
 PY
 }
@@ -172,7 +172,7 @@ start() {
     # OVERRIDE_IN_DOCKER=0: this host has /.dockerenv, and LocalStack would otherwise write under /var/lib.
     launch localstack "$LOCALSTACK_PORT" env \
         GATEWAY_LISTEN="$LOCALSTACK_HOST:$LOCALSTACK_PORT" \
-        SERVICES=stepfunctions,events,scheduler,iam,sts,logs \
+        SERVICES=stepfunctions,events,scheduler,iam,sts,logs,ssm,secretsmanager \
         OVERRIDE_IN_DOCKER=0 \
         FILESYSTEM_ROOT="$EMU/localstack-data" \
         DNS_ADDRESS=0 \

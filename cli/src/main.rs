@@ -7,7 +7,9 @@ mod asl_cmd;
 mod catalog_cmd;
 mod exit;
 mod release_cmd;
+mod remote;
 mod report_cmd;
+mod status_cmd;
 mod view;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +33,8 @@ enum Command {
     History(report_cmd::HistoryArgs),
     /// One release: waves, timeline and, on request, its execution history.
     Show(report_cmd::ShowArgs),
+    /// A release's execution on AWS Step Functions: status, current state, stage and waves.
+    Status(status_cmd::StatusArgs),
     /// Run or validate Amazon States Language definitions on the embedded executor.
     #[command(subcommand)]
     Asl(asl_cmd::AslCommand),
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
             Command::Release(args) => release_cmd::run(args).await,
             Command::History(args) => report_cmd::history(args).await,
             Command::Show(args) => report_cmd::show(args).await,
+            Command::Status(args) => status_cmd::run(args).await,
             Command::Asl(cmd) => asl_cmd::run(cmd).await,
             Command::Catalog(cmd) => catalog_cmd::run(cmd).await,
         }

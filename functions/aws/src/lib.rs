@@ -9,8 +9,10 @@ pub mod error;
 pub mod events;
 mod names;
 pub mod scheduler;
+pub mod secrets;
 pub mod stepfunctions;
 
 pub use catalog::DynamoCatalog;
 pub use dynamo::DynamoStore;
 pub use error::AwsError;
+pub use secrets::AwsSecretResolver;

@@ -32,7 +32,7 @@ pub fn execution_name(signal: &Signal) -> String {
 }
 
 /// `arn:aws:states:<region>:<account>:stateMachine:<name>` -> the ARN of its execution `name`.
-fn execution_arn(state_machine_arn: &str, name: &str) -> Option<String> {
+pub fn execution_arn(state_machine_arn: &str, name: &str) -> Option<String> {
     let (prefix, machine) = state_machine_arn.split_once(":stateMachine:")?;
     Some(format!("{prefix}:execution:{machine}:{name}"))
 }

@@ -1,0 +1,37 @@
+//! Baton on AWS from the command line: which state machine, and starting a release there.
+
+use baton_aws::AwsError;
+use baton_aws::stepfunctions::{Started, start_release};
+use baton_core::release::Signal;
+
+/// Where the stack's `StateMachineArn` output is found when no flag gives it.
+pub const STATE_MACHINE_ENV: &str = "BATON_STATE_MACHINE_ARN";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error("no state machine: pass --state-machine-arn or set {STATE_MACHINE_ENV} (the stack's StateMachineArn output)")]
+    NoStateMachine,
+    #[error(transparent)]
+    Aws(#[from] AwsError),
+}
+
+/// The flag's value, else `BATON_STATE_MACHINE_ARN`.
+pub fn state_machine_arn(flag: Option<String>) -> Result<String, RemoteError> {
+    flag.or_else(|| std::env::var(STATE_MACHINE_ENV).ok())
+        .filter(|arn| !arn.trim().is_empty())
+        .ok_or(RemoteError::NoStateMachine)
+}
+
+/// The SDK configuration of every remote command: the standard AWS chain (profile, region,
+/// credentials, `AWS_ENDPOINT_URL*`).
+pub async fn aws_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}
+
+/// Starts `signal` on the release state machine in AWS. A signal sent before starts nothing:
+/// the result names the execution that carries it, with `new: false`.
+pub async fn start_remote(signal: &Signal, state_machine_arn: Option<String>) -> Result<Started, RemoteError> {
+    let arn = self::state_machine_arn(state_machine_arn)?;
+    let client = aws_sdk_sfn::Client::new(&aws_config().await);
+    Ok(start_release(&client, &arn, signal).await?)
+}

@@ -1,0 +1,152 @@
+//! `baton status <release-id|execution-arn> [--watch] [--json]`: a release's execution on AWS,
+//! from DescribeExecution and GetExecutionHistory.
+
+use crate::exit;
+use crate::remote::{self, RemoteError};
+use crate::view;
+use baton_aws::DynamoStore;
+use baton_aws::stepfunctions::{ReleaseView, describe_release, execution_arn};
+use baton_core::ports::ReleaseStore;
+use baton_core::release::ReleaseId;
+use clap::Args;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// A release id (rel-...) or an execution ARN (arn:aws:states:...:execution:...).
+    pub release: String,
+    /// Follow the execution until it ends, printing each change.
+    #[arg(long)]
+    pub watch: bool,
+    /// Print JSON (one object per change with --watch).
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds between polls with --watch.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval: u64,
+    /// The release table, to find a release id's execution (the stack's ReleaseTableName output).
+    #[arg(long, env = "BATON_RELEASE_TABLE")]
+    pub table: Option<String>,
+    /// The release state machine, when the release record names its execution without an ARN.
+    #[arg(long, env = remote::STATE_MACHINE_ENV)]
+    pub state_machine_arn: Option<String>,
+}
+
+pub async fn run(args: StatusArgs) -> ExitCode {
+    let config = remote::aws_config().await;
+    let arn = match resolve(&args, &config).await {
+        Ok(arn) => arn,
+        Err(message) => {
+            eprintln!("baton status: {message}");
+            return exit::code(exit::USAGE);
+        }
+    };
+    let client = aws_sdk_sfn::Client::new(&config);
+    let mut last: Option<ReleaseView> = None;
+    loop {
+        let view = match describe_release(&client, &arn).await {
+            Ok(view) => view,
+            Err(err) => {
+                eprintln!("baton status: {err}");
+                return exit::code(exit::USAGE);
+            }
+        };
+        if last.as_ref() != Some(&view) {
+            if args.json {
+                println!("{}", serde_json::to_string(&view).expect("a ReleaseView serialises"));
+            } else {
+                if last.is_some() {
+                    println!();
+                }
+                print!("{}", render(&view));
+            }
+        }
+        if !(args.watch && view.is_running()) {
+            return exit::code(match view.status.as_str() {
+                "RUNNING" | "SUCCEEDED" => exit::OK,
+                _ => exit::FAILED,
+            });
+        }
+        last = Some(view);
+        tokio::time::sleep(Duration::from_secs(args.interval)).await;
+    }
+}
+
+/// The execution ARN for an ARN or a release id (through the release record).
+async fn resolve(args: &StatusArgs, config: &aws_config::SdkConfig) -> Result<String, String> {
+    if args.release.starts_with("arn:") {
+        return Ok(args.release.clone());
+    }
+    let table = args.table.as_deref().ok_or_else(|| {
+        format!("'{}' is a release id: pass --table or set BATON_RELEASE_TABLE to look up its execution, or give the execution ARN", args.release)
+    })?;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(config), table);
+    let release = store
+        .get_release(&ReleaseId(args.release.clone()))
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("release {} is not in table {table}", args.release))?;
+    let execution = release
+        .execution
+        .ok_or_else(|| format!("release {} has no execution recorded (it never reached AWS Step Functions)", args.release))?;
+    if execution.starts_with("arn:") {
+        return Ok(execution);
+    }
+    let machine = remote::state_machine_arn(args.state_machine_arn.clone()).map_err(|e: RemoteError| {
+        format!("release {} names execution '{execution}' without its ARN: {e}", args.release)
+    })?;
+    execution_arn(&machine, &execution).ok_or_else(|| format!("'{machine}' is not a state machine ARN"))
+}
+
+fn render(view: &ReleaseView) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "execution  {}", view.execution_arn);
+    let time = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
+    let stopped = view.stopped_at.map(|at| format!(", stopped {}", time(at))).unwrap_or_default();
+    let _ = writeln!(out, "status     {} (started {}{stopped})", view.status, time(view.started_at));
+    if let Some(state) = &view.current_state {
+        let _ = writeln!(out, "state      {state}");
+    }
+    if let Some(release) = &view.release {
+        out.push_str(&view::summary(release));
+    }
+    if let Some(error) = &view.error {
+        let cause = view.cause.as_deref().map(view::cause_message).unwrap_or_default();
+        let _ = writeln!(out, "error      {error}: {cause}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn execution(status: &str) -> ReleaseView {
+        ReleaseView {
+            execution_arn: "arn:aws:states:us-east-1:0:execution:baton:web-1".into(),
+            name: "web-1".into(),
+            status: status.into(),
+            started_at: "2026-03-01T10:00:00Z".parse().unwrap(),
+            stopped_at: None,
+            current_state: Some("DeployWave".into()),
+            stage: None,
+            waves: Vec::new(),
+            release: None,
+            error: None,
+            cause: None,
+        }
+    }
+
+    #[test]
+    fn renders_status_state_and_error() {
+        let mut failed = execution("FAILED");
+        failed.error = Some("Baton.BuildFailed".into());
+        failed.cause = Some("compile error".into());
+        let text = render(&failed);
+        assert!(text.contains("status     FAILED (started 2026-03-01 10:00:00 UTC)"), "{text}");
+        assert!(text.contains("state      DeployWave"), "{text}");
+        assert!(text.contains("error      Baton.BuildFailed: compile error"), "{text}");
+    }
+}
