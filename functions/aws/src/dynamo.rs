@@ -6,6 +6,7 @@ use crate::error::AwsError;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
     Projection, ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
@@ -107,21 +108,15 @@ impl DynamoStore {
         Ok(())
     }
 
-    async fn query_all(&self, operation: &'static str, pk: String, sk_prefix: &str) -> Result<Vec<Item>, StoreError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
-            .expression_attribute_values(":pk", s(pk))
-            .expression_attribute_values(":prefix", s(sk_prefix))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
+    /// Runs `query` (on this table) through all its pages, or until `limit` items.
+    async fn query(&self, query: QueryFluentBuilder, limit: Option<usize>) -> Result<Vec<Item>, StoreError> {
+        let mut pages = query.table_name(&self.table).into_paginator().items().send();
         let mut items = Vec::new();
-        while let Some(item) = pages.next().await {
-            items.push(item.map_err(|e| unavailable(operation, e))?);
+        while limit.is_none_or(|limit| items.len() < limit) {
+            match pages.next().await {
+                Some(item) => items.push(item.map_err(|e| unavailable("Query", e))?),
+                None => break,
+            }
         }
         Ok(items)
     }
@@ -267,27 +262,16 @@ impl ReleaseStore for DynamoStore {
             Some(env) => (BY_SERVICE_ENVIRONMENT_INDEX, "GSI2PK", service_environment_key(service, env)),
             None => (BY_SERVICE_INDEX, "GSI1PK", service_key(service)),
         };
-        let mut pages = self
+        let query = self
             .client
             .query()
-            .table_name(&self.table)
             .index_name(index)
             .key_condition_expression("#pk = :pk")
             .expression_attribute_names("#pk", pk_attr)
             .expression_attribute_values(":pk", s(pk))
             .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX))
-            .into_paginator()
-            .items()
-            .send();
-        let mut releases = Vec::with_capacity(limit.min(100));
-        while releases.len() < limit {
-            match pages.next().await {
-                Some(item) => releases.push(parse_release(&item.map_err(|e| unavailable("Query", e))?)?),
-                None => break,
-            }
-        }
-        Ok(releases)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        self.query(query, Some(limit)).await?.iter().map(parse_release).collect()
     }
 
     async fn append_event(&self, event: &StageEvent) -> Result<(), StoreError> {
@@ -323,7 +307,14 @@ impl ReleaseStore for DynamoStore {
     }
 
     async fn events(&self, id: &ReleaseId) -> Result<Vec<StageEvent>, StoreError> {
-        self.query_all("Query", release_pk(id), "EVENT#")
+        let query = self
+            .client
+            .query()
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(release_pk(id)))
+            .expression_attribute_values(":prefix", s("EVENT#"))
+            .consistent_read(true);
+        self.query(query, None)
             .await?
             .iter()
             .map(|item| parse_record(item, "stage event"))
@@ -423,23 +414,15 @@ impl ReleaseStore for DynamoStore {
         if from > to {
             return Ok(Vec::new());
         }
-        let mut pages = self
+        let query = self
             .client
             .query()
-            .table_name(&self.table)
             .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
             .expression_attribute_values(":pk", s(rollup_pk(service, environment)))
             .expression_attribute_values(":from", s(format!("DAY#{from}")))
             .expression_attribute_values(":to", s(format!("DAY#{to}")))
-            .consistent_read(true)
-            .into_paginator()
-            .items()
-            .send();
-        let mut days = Vec::new();
-        while let Some(item) = pages.next().await {
-            days.push(parse_rollup(&item.map_err(|e| unavailable("Query", e))?)?);
-        }
-        Ok(days)
+            .consistent_read(true);
+        self.query(query, None).await?.iter().map(parse_rollup).collect()
     }
 }
 

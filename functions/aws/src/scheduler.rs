@@ -80,18 +80,23 @@ pub async fn sync_schedules(
             .mode(FlexibleTimeWindowMode::Off)
             .build()
             .map_err(|e| AwsError::unexpected("CreateSchedule", e.to_string()))?;
+        // CreateSchedule and UpdateSchedule take the same fields through distinct builder types.
+        macro_rules! schedule_request {
+            ($builder:expr, $operation:literal) => {
+                $builder
+                    .group_name(group)
+                    .name(name)
+                    .schedule_expression(expression)
+                    .flexible_time_window(window)
+                    .target(new_target)
+                    .state(ScheduleState::Enabled)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk($operation, e))
+            };
+        }
         if !existing.contains(name) {
-            client
-                .create_schedule()
-                .group_name(group)
-                .name(name)
-                .schedule_expression(expression)
-                .flexible_time_window(window)
-                .target(new_target)
-                .state(ScheduleState::Enabled)
-                .send()
-                .await
-                .map_err(|e| AwsError::from_sdk("CreateSchedule", e))?;
+            schedule_request!(client.create_schedule(), "CreateSchedule")?;
             report.created.push(name.clone());
             continue;
         }
@@ -112,17 +117,7 @@ pub async fn sync_schedules(
             report.unchanged.push(name.clone());
             continue;
         }
-        client
-            .update_schedule()
-            .group_name(group)
-            .name(name)
-            .schedule_expression(expression)
-            .flexible_time_window(window)
-            .target(new_target)
-            .state(ScheduleState::Enabled)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("UpdateSchedule", e))?;
+        schedule_request!(client.update_schedule(), "UpdateSchedule")?;
         report.updated.push(name.clone());
     }
 
