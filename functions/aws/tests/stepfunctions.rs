@@ -119,3 +119,43 @@ async fn wait_until_finished(client: &aws_sdk_sfn::Client, execution_arn: &str) 
     }
     panic!("{execution_arn} still running after 10 s");
 }
+
+/// `scripts/emulators.sh` starts LocalStack with `SFN_MOCK_CONFIG` (tests/fixtures/sfn-mock-config.json):
+/// an execution started as `<arn>#<TestCase>` gets mocked Lambda answers, which is what runs the
+/// release definition on LocalStack without Lambda.
+#[tokio::test]
+async fn mocked_lambda_answers_come_from_the_mock_config() {
+    let config = common::sdk_config().await;
+    let client = aws_sdk_sfn::Client::new(&config);
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("fixtures/sfn-mock-config.json")).expect("the mock config is JSON");
+    let expected = &fixture["MockedResponses"]["DeploySucceeded"]["0"]["Return"]["Payload"];
+
+    // The mock config names the machine, so this one has a fixed name: create it once per emulator run.
+    let definition = json!({"StartAt": "Deploy", "States": {"Deploy": {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": "arn:aws:lambda:us-east-1:000000000000:function:baton-deploy-wave", "Payload.$": "$"},
+        "OutputPath": "$.Payload",
+        "End": true
+    }}});
+    let existing = client.list_state_machines().send().await.expect("list state machines");
+    let machine = match existing.state_machines().iter().find(|m| m.name() == "baton-mock-probe") {
+        Some(machine) => machine.state_machine_arn().to_string(),
+        None => common::state_machine(&config, "baton-mock-probe", definition).await,
+    };
+
+    let started = client
+        .start_execution()
+        .state_machine_arn(format!("{machine}#Deployed"))
+        .name(common::unique("probe"))
+        .input("{}")
+        .send()
+        .await
+        .expect("start the mocked test case");
+    wait_until_finished(&client, &started.execution_arn).await;
+    let execution = client.describe_execution().execution_arn(&started.execution_arn).send().await.expect("describe");
+    assert_eq!(execution.status().as_str(), "SUCCEEDED", "{:?}", execution.cause());
+    let output: serde_json::Value = serde_json::from_str(execution.output().expect("output")).expect("output is JSON");
+    assert_eq!(&output, expected);
+}
