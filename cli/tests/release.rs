@@ -1,0 +1,71 @@
+//! The README's first command, as a user runs it: `baton release` on the bundled examples.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn baton(state: &Path, args: &[&str]) -> Output {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog");
+    Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(args)
+        .arg("--catalog")
+        .arg(&examples)
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .expect("run baton")
+}
+
+fn json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+#[test]
+fn the_example_service_releases_and_the_flaky_one_rolls_back() {
+    let state = tempfile::tempdir().unwrap();
+    let ok = baton(state.path(), &["release", "hello-web", "--no-wait", "--json"]);
+    assert_eq!(ok.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&ok.stderr));
+    let summary = json(&ok);
+    assert_eq!(summary["release"]["status"], "succeeded");
+    assert_eq!(summary["release"]["waves"].as_array().unwrap().len(), 3);
+
+    let flaky = baton(state.path(), &["release", "flaky-api", "--no-wait", "--json"]);
+    assert_eq!(flaky.status.code(), Some(1), "a rolled-back release exits 1");
+    let summary = json(&flaky);
+    assert_eq!(summary["release"]["status"], "rolled-back");
+    let waves: Vec<(String, String)> = summary["release"]["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["name"].as_str().unwrap().to_owned(), w["status"].as_str().unwrap().to_owned()))
+        .collect();
+    let expected = [("canary", "rolled-back"), ("one-region", "rolled-back"), ("rest", "pending")].map(|(a, b)| (a.to_owned(), b.to_owned()));
+    assert_eq!(waves, expected);
+
+    let id = summary["release"]["id"].as_str().unwrap();
+    let show = Command::new(env!("CARGO_BIN_EXE_baton")).args(["show", id, "--history", "--state-dir"]).arg(state.path()).output().unwrap();
+    assert_eq!(show.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(text.contains("rolled-back") && text.contains("RollbackWaves"), "{text}");
+
+    let history = Command::new(env!("CARGO_BIN_EXE_baton")).args(["history", "flaky-api", "--json", "--state-dir"]).arg(state.path()).output().unwrap();
+    assert_eq!(json(&history).as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn bad_usage_and_configuration_exit_2_with_a_reason() {
+    let state = tempfile::tempdir().unwrap();
+    let missing = baton(state.path(), &["release", "no-such-service", "--no-wait"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("'no-such-service' is not in the catalog"));
+
+    let no_catalog = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["release", "hello-web", "--catalog", "/nonexistent/catalog", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert_eq!(no_catalog.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_catalog.stderr).contains("/nonexistent/catalog"));
+
+    let bad_flag = Command::new(env!("CARGO_BIN_EXE_baton")).args(["release", "--no-such-flag"]).output().unwrap();
+    assert_eq!(bad_flag.status.code(), Some(2));
+}

@@ -1,0 +1,6 @@
+//! The notify Lambda: the handler in lib.rs, served by the shared runtime glue.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    baton_lambda::serve(baton_notify::NAME, |ports, payload| async move { baton_notify::handle(&ports, payload).await }).await
+}
