@@ -85,7 +85,11 @@ impl Fixture {
     }
 
     pub fn baton_with(&self, clock: Clock) -> LocalBaton {
-        LocalBaton::open(LocalConfig { catalog: self.catalog(), state_dir: self.state_dir(), console: None, clock }).expect("local baton")
+        LocalBaton::open(self.config(clock)).expect("local baton")
+    }
+
+    pub fn config(&self, clock: Clock) -> LocalConfig {
+        LocalConfig { catalog: self.catalog(), state_dir: self.state_dir(), console: None, clock, slack_api_base: None }
     }
 
     /// What a target runs now, if anything.

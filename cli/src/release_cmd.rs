@@ -2,7 +2,7 @@
 
 use crate::exit;
 use crate::view::{self, LiveView};
-use baton_core::release::{Release, ReleaseStatus};
+use baton_core::release::{Release, ReleaseStatus, Signal, Trigger, TriggerKind};
 use baton_local::{LocalBaton, LocalConfig, LocalError};
 use clap::Args;
 use serde_json::json;
@@ -34,6 +34,12 @@ pub struct ReleaseArgs {
     /// Print the result as one JSON object on stdout (no live view).
     #[arg(long)]
     pub json: bool,
+    /// Start the release on Baton's state machine in AWS instead of on this machine; follow it with `baton status`.
+    #[arg(long)]
+    pub remote: bool,
+    /// The release state machine (with --remote) [default: $BATON_STATE_MACHINE_ARN].
+    #[arg(long, requires = "remote")]
+    pub state_machine_arn: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -50,6 +56,9 @@ impl StateDirArg {
 }
 
 pub async fn run(args: ReleaseArgs) -> ExitCode {
+    if args.remote {
+        return run_remote(args).await;
+    }
     let state_dir = args.state.resolve();
     let live = (!args.json).then(LiveView::new);
     let config = LocalConfig {
@@ -57,6 +66,7 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
         state_dir: state_dir.clone(),
         console: live.as_ref().map(|view| view.console_writer()),
         clock: if args.no_wait { baton_asl::Clock::Virtual } else { baton_asl::Clock::Real },
+        slack_api_base: None,
     };
     let baton = match LocalBaton::open(config) {
         Ok(baton) => baton,
@@ -71,17 +81,9 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
         }
     };
 
-    let invocation = uuid::Uuid::new_v4().to_string();
-    let execution = format!("cli-{invocation}");
-    let mut input = json!({
-        "service": args.service,
-        "trigger": {"kind": "cli", "id": invocation, "actor": std::env::var("USER").unwrap_or_else(|_| "cli".into())},
-    });
-    for (key, value) in [("sha", &args.sha), ("branch", &args.branch), ("environment", &args.environment)] {
-        if let Some(value) = value {
-            input[key] = json!(value);
-        }
-    }
+    let signal = cli_signal(&args);
+    let execution = format!("cli-{}", signal.trigger.id);
+    let input = serde_json::to_value(&signal).unwrap_or_default();
 
     let handle = baton.start(&execution, input);
     let watcher = live.as_ref().map(|view| view.watch(baton.ports().store.clone(), args.service.clone(), execution.clone(), Duration::from_millis(200)));
@@ -130,6 +132,42 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
     match release.map(|r| r.status) {
         Some(ReleaseStatus::Succeeded | ReleaseStatus::Superseded) => exit::code(exit::OK),
         _ => exit::code(exit::FAILED),
+    }
+}
+
+/// This invocation as a signal: every `baton release` is a new one.
+fn cli_signal(args: &ReleaseArgs) -> Signal {
+    Signal {
+        service: args.service.clone(),
+        environment: args.environment.clone(),
+        sha: args.sha.clone(),
+        branch: args.branch.clone(),
+        trigger: Trigger { kind: TriggerKind::Cli, id: uuid::Uuid::new_v4().to_string(), actor: std::env::var("USER").ok() },
+        changed_at: None,
+    }
+}
+
+async fn run_remote(args: ReleaseArgs) -> ExitCode {
+    let signal = cli_signal(&args);
+    match crate::remote::start_remote(&signal, args.state_machine_arn.clone()).await {
+        Ok(started) => {
+            if args.json {
+                println!("{}", json!({"execution_arn": started.execution_arn, "name": started.name, "new": started.new}));
+            } else {
+                let what = if started.new { "started" } else { "already running as" };
+                println!("{} release {what} {}", args.service, started.execution_arn);
+                println!("follow it with: baton status {} --watch", started.execution_arn);
+            }
+            exit::code(exit::OK)
+        }
+        Err(err @ crate::remote::RemoteError::NoStateMachine) => {
+            eprintln!("baton: {err}");
+            exit::code(exit::USAGE)
+        }
+        Err(err) => {
+            eprintln!("baton: cannot start the release on AWS: {err}");
+            exit::code(exit::FAILED)
+        }
     }
 }
 

@@ -20,6 +20,8 @@ pub struct LocalConfig {
     pub console: Option<Box<dyn Write + Send>>,
     /// `Clock::Real` for real runs; `Clock::Virtual` makes bakes and backoff waits instant.
     pub clock: baton_asl::Clock,
+    /// Slack Web API base URL; Slack's own when `None`.
+    pub slack_api_base: Option<String>,
 }
 
 impl LocalConfig {
@@ -36,7 +38,7 @@ impl LocalBaton {
     pub fn open(config: LocalConfig) -> Result<LocalBaton, LocalError> {
         let catalog = FsCatalog::open(&config.catalog)?;
         let store = SqliteStore::open(&baton_sqlite::database_path(&config.state_dir))?;
-        let providers = LocalProviders::new(LocalConfig::workspace(&config.state_dir), config.console, Arc::new(EnvSecretResolver), None)?;
+        let providers = LocalProviders::new(LocalConfig::workspace(&config.state_dir), config.console, Arc::new(EnvSecretResolver), config.slack_api_base)?;
         let ports = Ports { store: Arc::new(store), catalog: Arc::new(catalog), providers: Arc::new(providers), clock: Arc::new(SystemClock) };
         LocalBaton::new(ports, config.clock)
     }

@@ -54,29 +54,29 @@ pub async fn notify(ports: &Ports, request: NotifyRequest) -> Result<Done, TaskE
 }
 
 fn headline(release: &Release, request: &NotifyRequest) -> String {
-    let who = format!("{} → {}", release.service, release.environment);
+    // Every notifier shows the service and environment beside the headline.
     match request.event {
-        NotifyEvent::Started => format!("{who}: release started from {} ({})", release.branch, release.trigger.kind.as_str()),
+        NotifyEvent::Started => format!("release started from {} ({})", release.branch, release.trigger.kind.as_str()),
         NotifyEvent::Built => match &release.artifact {
-            Some(artifact) => format!("{who}: built {}; deploying {} waves", artifact.reference, release.waves.len()),
-            None => format!("{who}: build finished"),
+            Some(artifact) => format!("built {}; deploying {} waves", artifact.reference, release.waves.len()),
+            None => "build finished".to_owned(),
         },
         NotifyEvent::WaveHealthy => {
             let done = release.waves.iter().filter(|w| w.status == WaveStatus::Healthy).count();
             let wave = request.wave.as_ref().map(|w| w.name.as_str()).unwrap_or("wave");
-            format!("{who}: {wave} healthy ({done}/{} waves)", release.waves.len())
+            format!("{wave} healthy ({done}/{} waves)", release.waves.len())
         }
-        NotifyEvent::RollingBack => format!("{who}: a wave failed; rolling back"),
+        NotifyEvent::RollingBack => "a wave failed; rolling back".to_owned(),
         NotifyEvent::Finished => match &request.outcome {
             Some(outcome) => {
                 let why = outcome.error.as_ref().map(|e| format!(": {}", e.message())).unwrap_or_default();
                 match outcome.status {
-                    OutcomeStatus::Succeeded => format!("{who}: released"),
-                    OutcomeStatus::RolledBack => format!("{who}: rolled back{why}"),
-                    OutcomeStatus::Failed => format!("{who}: failed{why}"),
+                    OutcomeStatus::Succeeded => "released".to_owned(),
+                    OutcomeStatus::RolledBack => format!("rolled back{why}"),
+                    OutcomeStatus::Failed => format!("failed{why}"),
                 }
             }
-            None => format!("{who}: finished"),
+            None => "finished".to_owned(),
         },
     }
 }
