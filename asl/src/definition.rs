@@ -72,6 +72,7 @@ impl StateMachine {
         let mut cx = Cx {
             errors: Vec::new(),
             state: None,
+            names: HashMap::new(),
         };
         let Some(obj) = value.as_object() else {
             return Err(DefinitionErrors(vec![DefinitionError {
@@ -329,6 +330,9 @@ const UNSUPPORTED: [(&str, &str); 6] = [
 struct Cx {
     errors: Vec<DefinitionError>,
     state: Option<String>,
+    /// Every state name met so far, with where: AWS requires names unique across the whole
+    /// machine, nested Map and Parallel states included.
+    names: HashMap<String, String>,
 }
 
 impl Cx {
@@ -405,6 +409,11 @@ impl Cx {
             let here = format!("{at}/States/{}", escape_pointer(name));
             if name.chars().count() > 80 {
                 self.err(&here, "state names must be at most 80 characters long");
+            }
+            if let Some(first) = self.names.get(name).cloned() {
+                self.err(&here, format!("state name '{name}' is already used at {first}; state names must be unique across the whole state machine"));
+            } else {
+                self.names.insert(name.clone(), here.clone());
             }
             parsed.push(self.state_def(name, def, &here, &index));
         }
@@ -1118,6 +1127,20 @@ mod tests {
         StateMachine::from_value(&def)
             .expect_err("definition should be rejected")
             .0
+    }
+
+    #[test]
+    fn state_names_are_unique_across_nested_states() {
+        let errs = errors(json!({
+            "StartAt": "M",
+            "States": {
+                "M": {"Type": "Map", "ItemProcessor": {"StartAt": "Work", "States": {"Work": {"Type": "Pass", "End": true}}}, "Next": "P"},
+                "P": {"Type": "Parallel", "End": true, "Branches": [{"StartAt": "Work", "States": {"Work": {"Type": "Pass", "End": true}}}]}
+            }
+        }));
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].pointer, "/States/P/Branches/0/States/Work");
+        assert!(errs[0].message.contains("/States/M/ItemProcessor/States/Work"), "{}", errs[0].message);
     }
 
     #[test]

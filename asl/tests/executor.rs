@@ -476,7 +476,8 @@ async fn map_iterations_and_parallel_branches_run_concurrently() {
     );
 
     let g = gate(3);
-    let branch = |r: &str| json!({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": LAMBDA, "ResultPath": "$.b", "Parameters": {"b": r}, "End": true}}});
+    // State names are unique across the machine, branches included.
+    let branch = |r: &str| json!({"StartAt": r, "States": {r: {"Type": "Task", "Resource": LAMBDA, "ResultPath": "$.b", "Parameters": {"b": r}, "End": true}}});
     let def = single(
         json!({"Type": "Parallel", "Branches": [branch("x"), branch("y"), branch("z")], "End": true}),
     );
