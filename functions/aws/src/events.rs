@@ -5,27 +5,8 @@
 use crate::error::AwsError;
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
-pub const MERGE_SOURCE: &str = "baton.github";
-pub const MERGE_DETAIL_TYPE: &str = "Pull Request Merged";
-
-/// `detail` of a merge event: a pull request merged into `branch`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MergeEvent {
-    /// Repository name without its owner; by convention the catalog service of the same name.
-    pub repository: String,
-    /// The base branch the pull request merged into.
-    pub branch: String,
-    /// The merge commit.
-    pub sha: String,
-    /// Pull request number.
-    pub pull_request: u64,
-    /// Login of the pull request's author.
-    pub author: String,
-    pub merged_at: DateTime<Utc>,
-}
+pub use baton_core::release::{MERGE_DETAIL_TYPE, MERGE_SOURCE, MergeEvent};
 
 /// Puts one merge event on `bus`; returns its event id.
 pub async fn put_merge_event(client: &Client, bus: &str, event: &MergeEvent) -> Result<String, AwsError> {

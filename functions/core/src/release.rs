@@ -26,6 +26,26 @@ impl fmt::Display for ReleaseId {
     }
 }
 
+/// The merge event on Baton's EventBridge bus: `source`, `detail-type`, and `detail` below.
+pub const MERGE_SOURCE: &str = "baton.github";
+pub const MERGE_DETAIL_TYPE: &str = "Pull Request Merged";
+
+/// `detail` of a merge event: a pull request merged into `branch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeEvent {
+    /// Repository name without its owner; by convention the catalog service of the same name.
+    pub repository: String,
+    /// The base branch the pull request merged into.
+    pub branch: String,
+    /// The merge commit.
+    pub sha: String,
+    /// Pull request number.
+    pub pull_request: u64,
+    /// Login of the pull request's author.
+    pub author: String,
+    pub merged_at: DateTime<Utc>,
+}
+
 /// What started a release.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

@@ -1,14 +1,10 @@
 //! One release for every signal: the shapes an execution's input can take, made into a [`Signal`].
 
 use baton_core::error::{ErrorName, TaskError};
-use baton_core::release::{Signal, Trigger, TriggerKind};
+use baton_core::release::{MERGE_DETAIL_TYPE, MERGE_SOURCE, MergeEvent, Signal, Trigger, TriggerKind};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
-
-/// The merge event Baton's GitHub webhook puts on the bus.
-pub const MERGE_SOURCE: &str = "baton.github";
-pub const MERGE_DETAIL_TYPE: &str = "Pull Request Merged";
 
 /// What a person, the CLI, a schedule or an input transformer sends: `{"service": "payments-api"}` at least.
 #[derive(Deserialize)]
@@ -27,20 +23,6 @@ struct Request {
     changed_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Deserialize)]
-struct MergeDetail {
-    #[serde(default)]
-    service: Option<String>,
-    repository: String,
-    branch: String,
-    sha: String,
-    pull_request: u64,
-    #[serde(default)]
-    author: Option<String>,
-    #[serde(default)]
-    merged_at: Option<DateTime<Utc>>,
-}
-
 const REQUEST_SHAPE: &str = "expected {\"service\": \"<name>\"} with optional environment, sha, branch, trigger {kind, id, actor}, changed_at; or an EventBridge merge event";
 
 pub fn normalise(input: &Value, execution: &str) -> Result<Signal, TaskError> {
@@ -55,20 +37,17 @@ pub fn normalise(input: &Value, execution: &str) -> Result<Signal, TaskError> {
                 "EventBridge event from source '{source}' with detail-type '{detail_type}' does not start releases (expected source '{MERGE_SOURCE}', detail-type '{MERGE_DETAIL_TYPE}')"
             )));
         }
-        let detail: MergeDetail = serde_json::from_value(object.get("detail").cloned().unwrap_or(Value::Null))
+        let detail: MergeEvent = serde_json::from_value(object.get("detail").cloned().unwrap_or(Value::Null))
             .map_err(|err| invalid(format!("merge event detail: {err} (expected repository, branch, sha, pull_request, author, merged_at)")))?;
-        // Without an explicit service, the repository's name is the service's (the common one-repo-per-service layout).
-        let service = match detail.service {
-            Some(service) => service,
-            None => detail.repository.rsplit('/').next().unwrap_or(&detail.repository).to_owned(),
-        };
+        // The repository's name is the service's (one repository per service); an owner prefix is dropped.
+        let service = detail.repository.rsplit('/').next().unwrap_or(&detail.repository).to_owned();
         return finish(Signal {
             service,
             environment: None,
             sha: Some(detail.sha),
             branch: Some(detail.branch),
-            trigger: Trigger { kind: TriggerKind::Merge, id: format!("{}#{}", detail.repository, detail.pull_request), actor: detail.author },
-            changed_at: detail.merged_at,
+            trigger: Trigger { kind: TriggerKind::Merge, id: format!("{}#{}", detail.repository, detail.pull_request), actor: Some(detail.author) },
+            changed_at: Some(detail.merged_at),
         });
     }
 
