@@ -107,6 +107,11 @@ fn secret(name: &str) -> Option<SecretRef> {
     Some(SecretRef::Env(name.into()))
 }
 
+/// A command with every optional field set.
+fn full_run(program: &str, env: &BTreeMap<String, String>) -> CommandRun {
+    CommandRun { command: vec![program.into()], working_dir: Some(".".into()), env: env.clone(), timeout: Some(Seconds(60)) }
+}
+
 /// A delivery block with every optional field set, so serialisation shows every field.
 fn full_delivery(health: HealthSpec) -> Delivery {
     let env = BTreeMap::from([("A".to_string(), "1".to_string())]);
@@ -117,21 +122,9 @@ fn full_delivery(health: HealthSpec) -> Delivery {
         schedule: Some("rate(1 day)".into()),
         team: Some("t".into()),
         on_call: Some("o".into()),
-        build: BuildSpec::Command(CommandBuild {
-            command: vec!["make".into()],
-            working_dir: Some(".".into()),
-            artifact_file: Some("ref".into()),
-            env: env.clone(),
-            timeout: Some(Seconds(60)),
-        }),
+        build: BuildSpec::Command(CommandBuild { run: full_run("make", &env), artifact_file: Some("ref".into()) }),
         deploy: DeploySpec {
-            target: DeployTarget::Command(CommandDeploy {
-                command: vec!["deploy".into()],
-                rollback_command: Some(vec!["rollback".into()]),
-                working_dir: Some(".".into()),
-                env,
-                timeout: Some(Seconds(60)),
-            }),
+            target: DeployTarget::Command(CommandDeploy { run: full_run("deploy", &env), rollback_command: Some(vec!["rollback".into()]) }),
             waves: vec![WaveSpec { name: "w".into(), targets: vec!["t".into()], bake: Seconds(1) }],
         },
         health,
@@ -145,12 +138,7 @@ fn full_delivery(health: HealthSpec) -> Delivery {
 fn schema_properties_equal_the_model_fields() {
     let schema = checked_in_schema();
     let http = HealthSpec::Http(HttpHealth { url: "http://x".into(), consecutive: 1, interval: Seconds(1), max_samples: 1 });
-    let command = HealthSpec::Command(CommandHealth {
-        command: vec!["check".into()],
-        working_dir: Some(".".into()),
-        env: BTreeMap::from([("A".to_string(), "1".to_string())]),
-        timeout: Some(Seconds(1)),
-    });
+    let command = HealthSpec::Command(full_run("check", &BTreeMap::from([("A".to_string(), "1".to_string())])));
     let mut from_model = BTreeSet::new();
     for health in [http, command] {
         let value = serde_json::to_value(full_delivery(health)).unwrap();
@@ -316,13 +304,13 @@ fn release(service: &ServiceEntry, workspace: &Path) -> Option<String> {
     let DeployTarget::Command(deploy) = &service.delivery.deploy.target;
     let HealthSpec::Command(health) = &service.delivery.health else { panic!("examples use command health") };
 
-    let (built, stdout) = run(&build.command, &build.working_dir, &[]);
+    let (built, stdout) = run(&build.run.command, &build.run.working_dir, &[]);
     assert!(built, "{} build failed", service.name);
     let artifact = stdout.lines().last().expect("the build prints its artifact").to_string();
     for wave in &service.delivery.deploy.waves {
         for target in &wave.targets {
             let vars = [("BATON_WAVE", wave.name.as_str()), ("BATON_TARGET", target), ("BATON_ARTIFACT", &artifact), ("BATON_ROLLBACK", "false")];
-            assert!(run(&deploy.command, &deploy.working_dir, &vars).0, "deploy {target}");
+            assert!(run(&deploy.run.command, &deploy.run.working_dir, &vars).0, "deploy {target}");
             let current = std::fs::read_to_string(workspace.join("targets").join(target).join("current")).unwrap();
             assert_eq!(current.trim(), artifact);
         }

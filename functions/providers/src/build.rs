@@ -28,13 +28,7 @@ pub struct CommandBuildProvider {
 
 impl CommandBuildProvider {
     pub fn new(spec: &CommandBuild, ctx: CommandContext) -> Result<CommandBuildProvider, ProviderError> {
-        let fields = CommandFields {
-            argv: &spec.command,
-            working_dir: spec.working_dir.as_deref(),
-            env: &spec.env,
-            timeout: spec.timeout,
-        };
-        let command = ctx.command("build", "extensions.baton.build.command", fields, DEFAULT_TIMEOUT)?;
+        let command = ctx.command("build", "extensions.baton.build.command", CommandFields::of(&spec.run), DEFAULT_TIMEOUT)?;
         Ok(CommandBuildProvider { ctx, command, artifact_file: spec.artifact_file.clone() })
     }
 
@@ -116,7 +110,7 @@ mod tests {
     }
 
     fn spec(command: Vec<String>) -> CommandBuild {
-        CommandBuild { command, working_dir: None, artifact_file: None, env: Default::default(), timeout: None }
+        CommandBuild { run: baton_core::catalog::CommandRun::new(command), artifact_file: None }
     }
 
     fn request(sha: Option<&str>) -> BuildRequest {
@@ -152,7 +146,7 @@ mod tests {
         std::fs::create_dir(dir.path().join("app")).unwrap();
         let argv = script(dir.path(), "build.sh", "mkdir -p out && printf 'web-1.4.2.tar.gz\\n' > out/artifact; echo not-this");
         let mut spec = spec(argv);
-        spec.working_dir = Some("app".into());
+        spec.run.working_dir = Some("app".into());
         spec.artifact_file = Some("out/artifact".into());
         let BuildProgress::Succeeded { artifact } = outcome(&provider(dir.path(), spec), &request(Some("abc"))).await else {
             panic!("build failed")

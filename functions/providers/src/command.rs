@@ -8,7 +8,7 @@
 //! comes next and the `BATON_*` variables last, so a catalog cannot fake them. Values are never
 //! logged; neither are the names.
 
-use baton_core::catalog::{SecretRef, Seconds, ServiceEntry};
+use baton_core::catalog::{CommandRun, SecretRef, Seconds, ServiceEntry};
 use baton_core::ports::{ProviderError, RunHandle};
 use baton_core::release::{Artifact, ReleaseId};
 use serde::Serialize;
@@ -203,6 +203,12 @@ pub(crate) struct CommandFields<'a> {
     pub working_dir: Option<&'a str>,
     pub env: &'a BTreeMap<String, String>,
     pub timeout: Option<Seconds>,
+}
+
+impl<'a> CommandFields<'a> {
+    pub fn of(run: &'a CommandRun) -> CommandFields<'a> {
+        CommandFields { argv: &run.command, working_dir: run.working_dir.as_deref(), env: &run.env, timeout: run.timeout }
+    }
 }
 
 /// A checked catalog command.

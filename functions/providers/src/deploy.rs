@@ -19,16 +19,11 @@ pub struct CommandDeployer {
 
 impl CommandDeployer {
     pub fn new(spec: &CommandDeploy, ctx: CommandContext) -> Result<CommandDeployer, ProviderError> {
-        let fields = |argv| CommandFields {
-            argv,
-            working_dir: spec.working_dir.as_deref(),
-            env: &spec.env,
-            timeout: spec.timeout,
-        };
-        let deploy = ctx.command("deploy", "extensions.baton.deploy.command", fields(&spec.command), DEFAULT_TIMEOUT)?;
+        let fields = CommandFields::of(&spec.run);
+        let deploy = ctx.command("deploy", "extensions.baton.deploy.command", CommandFields::of(&spec.run), DEFAULT_TIMEOUT)?;
         let rollback = match &spec.rollback_command {
-            Some(argv) => ctx.command("rollback", "extensions.baton.deploy.rollback-command", fields(argv), DEFAULT_TIMEOUT)?,
-            None => ctx.command("rollback", "extensions.baton.deploy.command", fields(&spec.command), DEFAULT_TIMEOUT)?,
+            Some(argv) => ctx.command("rollback", "extensions.baton.deploy.rollback-command", CommandFields { argv, ..fields }, DEFAULT_TIMEOUT)?,
+            None => ctx.command("rollback", "extensions.baton.deploy.command", fields, DEFAULT_TIMEOUT)?,
         };
         Ok(CommandDeployer { ctx, deploy, rollback })
     }
@@ -64,7 +59,7 @@ mod tests {
     use std::path::Path;
 
     fn deployer(dir: &Path, command: Vec<String>, rollback_command: Option<Vec<String>>) -> CommandDeployer {
-        let spec = CommandDeploy { command, rollback_command, working_dir: None, env: Default::default(), timeout: None };
+        let spec = CommandDeploy { run: baton_core::catalog::CommandRun::new(command), rollback_command };
         CommandDeployer::new(&spec, CommandContext::new(&entry_in(dir), dir).unwrap()).unwrap()
     }
 

@@ -3,7 +3,7 @@
 use crate::command::{BatonEnv, CommandContext, CommandFields, CommandSpec};
 use crate::http::describe;
 use async_trait::async_trait;
-use baton_core::catalog::{CommandHealth, HttpHealth};
+use baton_core::catalog::{CommandRun, HttpHealth};
 use baton_core::ports::{HealthChecker, HealthRequest, HealthVerdict, ProviderError};
 use std::time::Duration;
 
@@ -102,14 +102,8 @@ pub struct CommandHealthChecker {
 }
 
 impl CommandHealthChecker {
-    pub fn new(spec: &CommandHealth, ctx: CommandContext) -> Result<CommandHealthChecker, ProviderError> {
-        let fields = CommandFields {
-            argv: &spec.command,
-            working_dir: spec.working_dir.as_deref(),
-            env: &spec.env,
-            timeout: spec.timeout,
-        };
-        let command = ctx.command("health check", "extensions.baton.health.command", fields, DEFAULT_COMMAND_TIMEOUT)?;
+    pub fn new(spec: &CommandRun, ctx: CommandContext) -> Result<CommandHealthChecker, ProviderError> {
+        let command = ctx.command("health check", "extensions.baton.health.command", CommandFields::of(spec), DEFAULT_COMMAND_TIMEOUT)?;
         Ok(CommandHealthChecker { ctx, command })
     }
 }
@@ -249,7 +243,7 @@ mod tests {
             "health.sh",
             "echo \"$BATON_WAVE $BATON_TARGETS $BATON_ARTIFACT\"; [ \"$BATON_TARGETS\" = host-1,host-2 ] || exit 4",
         );
-        let spec = CommandHealth { command: argv, working_dir: None, env: Default::default(), timeout: None };
+        let spec = CommandRun::new(argv);
         let verdict = CommandHealthChecker::new(&spec, ctx.clone()).unwrap().check(&request()).await.unwrap();
         assert!(matches!(&verdict, HealthVerdict::Healthy { detail } if detail.ends_with("exited with code 0")), "{verdict:?}");
 

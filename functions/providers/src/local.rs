@@ -90,7 +90,7 @@ mod tests {
     use super::*;
     use crate::notify::tests::notification;
     use crate::test_support::{FixedSecrets, entry_in, release_id, script};
-    use baton_core::catalog::{CommandBuild, CommandDeploy, HttpHealth, SecretRef, Seconds};
+    use baton_core::catalog::{CommandBuild, CommandDeploy, CommandRun, HttpHealth, SecretRef, Seconds};
     use baton_core::ports::{BuildProgress, BuildRequest, DeployProgress, DeployRequest, HealthRequest, HealthVerdict};
     use std::path::Path;
 
@@ -107,9 +107,9 @@ mod tests {
         let build = script(dir.path(), "build.sh", "echo \"web-$BATON_RELEASE_ID.tar\"");
         let deploy = script(dir.path(), "deploy.sh", "cp /dev/null \"$BATON_WORKSPACE/$BATON_TARGET-$BATON_ARTIFACT\"");
         let health = script(dir.path(), "health.sh", "test -e \"$BATON_WORKSPACE/$BATON_TARGETS-$BATON_ARTIFACT\"");
-        entry.delivery.build = BuildSpec::Command(CommandBuild { command: build, working_dir: None, artifact_file: None, env: Default::default(), timeout: None });
-        entry.delivery.deploy.target = DeployTarget::Command(CommandDeploy { command: deploy, rollback_command: None, working_dir: None, env: Default::default(), timeout: None });
-        entry.delivery.health = HealthSpec::Command(baton_core::catalog::CommandHealth { command: health, working_dir: None, env: Default::default(), timeout: None });
+        entry.delivery.build = BuildSpec::Command(CommandBuild { run: CommandRun::new(build), artifact_file: None });
+        entry.delivery.deploy.target = DeployTarget::Command(CommandDeploy { run: CommandRun::new(deploy), rollback_command: None });
+        entry.delivery.health = HealthSpec::Command(CommandRun::new(health));
         let providers = providers(dir.path(), false);
 
         let builder = providers.build(&entry.delivery.build, &entry).unwrap();
@@ -195,7 +195,7 @@ mod tests {
         let providers = providers(dir.path(), false);
         let http = HealthSpec::Http(HttpHealth { url: "not a url".into(), consecutive: 1, interval: Seconds(1), max_samples: 1 });
         assert!(matches!(providers.health(&http, &entry), Err(ProviderError::Rejected(m)) if m.starts_with(&entry.source)));
-        let empty = BuildSpec::Command(CommandBuild { command: vec![], working_dir: None, artifact_file: None, env: Default::default(), timeout: None });
+        let empty = BuildSpec::Command(CommandBuild { run: CommandRun::new(vec![]), artifact_file: None });
         assert!(matches!(providers.build(&empty, &entry), Err(ProviderError::Rejected(m)) if m.contains("extensions.baton.build.command is empty")));
     }
 }

@@ -1,7 +1,7 @@
 //! Fixtures shared by the unit tests.
 
 use baton_core::catalog::{
-    BuildSpec, CommandBuild, CommandDeploy, CommandHealth, Delivery, DeploySpec, DeployTarget, HealthSpec, NotifySpec,
+    BuildSpec, CommandBuild, CommandDeploy, CommandRun, Delivery, DeploySpec, DeployTarget, HealthSpec, NotifySpec,
     SchemaVersion, ServiceEntry, WaveSpec,
 };
 use baton_core::release::ReleaseId;
@@ -25,24 +25,12 @@ pub fn entry_in(dir: &Path) -> ServiceEntry {
             schedule: None,
             team: None,
             on_call: None,
-            build: BuildSpec::Command(CommandBuild {
-                command: command.clone(),
-                working_dir: None,
-                artifact_file: None,
-                env: Default::default(),
-                timeout: None,
-            }),
+            build: BuildSpec::Command(CommandBuild { run: CommandRun::new(command.clone()), artifact_file: None }),
             deploy: DeploySpec {
-                target: DeployTarget::Command(CommandDeploy {
-                    command: command.clone(),
-                    rollback_command: None,
-                    working_dir: None,
-                    env: Default::default(),
-                    timeout: None,
-                }),
+                target: DeployTarget::Command(CommandDeploy { run: CommandRun::new(command.clone()), rollback_command: None }),
                 waves: vec![WaveSpec { name: "canary".into(), targets: vec!["host-1".into()], bake: Default::default() }],
             },
-            health: HealthSpec::Command(CommandHealth { command, working_dir: None, env: Default::default(), timeout: None }),
+            health: HealthSpec::Command(CommandRun::new(command)),
             notify: NotifySpec::default(),
         },
     }

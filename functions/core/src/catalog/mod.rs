@@ -92,20 +92,35 @@ pub enum BuildSpec {
     Command(CommandBuild),
 }
 
+/// An argv run without a shell: what every `command` provider takes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct CommandBuild {
+pub struct CommandRun {
     pub command: Vec<String>,
     /// Relative paths are resolved against the catalog file's directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub working_dir: Option<String>,
-    /// File the build writes the artifact reference to; otherwise its last line of stdout.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact_file: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Seconds>,
+}
+
+impl CommandRun {
+    /// Just an argv: default directory, environment and timeout.
+    pub fn new(command: Vec<String>) -> CommandRun {
+        CommandRun { command, working_dir: None, env: BTreeMap::new(), timeout: None }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CommandBuild {
+    #[serde(flatten)]
+    pub run: CommandRun,
+    /// File the build writes the artifact reference to; otherwise its last line of stdout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_file: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -127,16 +142,11 @@ pub enum DeployTarget {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct CommandDeploy {
-    pub command: Vec<String>,
+    #[serde(flatten)]
+    pub run: CommandRun,
     /// Run instead of `command` on rollback; `command` with the previous artifact otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollback_command: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub working_dir: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<Seconds>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,7 +165,7 @@ pub enum HealthSpec {
     /// `consecutive` 2xx answers in a row from `url`, sampled every `interval`.
     Http(HttpHealth),
     /// Healthy when the argv exits 0.
-    Command(CommandHealth),
+    Command(CommandRun),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,18 +191,6 @@ impl HttpHealth {
     fn default_max_samples() -> u32 {
         10
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct CommandHealth {
-    pub command: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub working_dir: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<Seconds>,
 }
 
 /// Where the team hears about releases.

@@ -74,13 +74,7 @@ fn v2_2_happy_path_builds_the_entry() {
     assert_eq!(entry.links, vec![Link { name: "Runbook".into(), url: "https://example.com/runbook".into(), kind: Some("runbook".into()) }]);
     let d = &entry.delivery;
     assert_eq!((d.environment.as_str(), d.release_branch.as_str()), ("production", "main"));
-    assert_eq!(d.build, BuildSpec::Command(CommandBuild {
-        command: vec!["sh".into(), "build.sh".into()],
-        working_dir: None,
-        artifact_file: None,
-        env: BTreeMap::new(),
-        timeout: None,
-    }));
+    assert_eq!(d.build, BuildSpec::Command(CommandBuild { run: CommandRun::new(vec!["sh".into(), "build.sh".into()]), artifact_file: None }));
     assert_eq!(d.deploy.waves.len(), 2);
     assert_eq!(d.deploy.waves[0], WaveSpec { name: "canary".into(), targets: vec!["c1".into()], bake: Seconds(5) });
     assert_eq!(d.deploy.waves[1].bake, Seconds(0), "bake defaults to 0");
@@ -135,8 +129,8 @@ extensions:
     let d = &entry.delivery;
     assert_eq!(d.schedule.as_deref(), Some("cron(0 9 ? * MON-FRI *)"));
     let BuildSpec::Command(build) = &d.build;
-    assert_eq!(build.timeout, Some(Seconds(600)));
-    assert_eq!(build.env.get("PROFILE").map(String::as_str), Some("release"));
+    assert_eq!(build.run.timeout, Some(Seconds(600)));
+    assert_eq!(build.run.env.get("PROFILE").map(String::as_str), Some("release"));
     let DeployTarget::Command(deploy) = &d.deploy.target;
     assert_eq!(deploy.rollback_command, Some(vec!["./rollback".to_string()]));
     assert_eq!(d.deploy.waves[0].bake, Seconds(90));
