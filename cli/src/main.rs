@@ -6,6 +6,7 @@
 mod asl_cmd;
 mod catalog_cmd;
 mod exit;
+mod metrics_cmd;
 mod release_cmd;
 mod remote;
 mod report_cmd;
@@ -33,6 +34,8 @@ enum Command {
     History(report_cmd::HistoryArgs),
     /// One release: waves, timeline and, on request, its execution history.
     Show(report_cmd::ShowArgs),
+    /// DORA figures of a service: deployment frequency, lead time, change failure rate, time to restore.
+    Metrics(metrics_cmd::MetricsArgs),
     /// A release's execution on AWS Step Functions: status, current state, stage and waves.
     Status(status_cmd::StatusArgs),
     /// Run or validate Amazon States Language definitions on the embedded executor.
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
             Command::Release(args) => release_cmd::run(args).await,
             Command::History(args) => report_cmd::history(args).await,
             Command::Show(args) => report_cmd::show(args).await,
+            Command::Metrics(args) => metrics_cmd::run(args).await,
             Command::Status(args) => status_cmd::run(args).await,
             Command::Asl(cmd) => asl_cmd::run(cmd).await,
             Command::Catalog(cmd) => catalog_cmd::run(cmd).await,

@@ -35,7 +35,7 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
-fn open_store(state: &StateDirArg) -> Result<SqliteStore, ExitCode> {
+pub fn open_store(state: &StateDirArg) -> Result<SqliteStore, ExitCode> {
     let dir = state.resolve();
     let path = baton_sqlite::database_path(&dir);
     if !path.exists() {

@@ -308,6 +308,18 @@ pub struct Rollup {
     pub restores: u64,
 }
 
+impl std::ops::AddAssign<&Rollup> for Rollup {
+    fn add_assign(&mut self, other: &Rollup) {
+        self.deployments += other.deployments;
+        self.failed_deployments += other.failed_deployments;
+        self.rollbacks += other.rollbacks;
+        self.lead_time_seconds_total += other.lead_time_seconds_total;
+        self.lead_time_samples += other.lead_time_samples;
+        self.restore_seconds_total += other.restore_seconds_total;
+        self.restores += other.restores;
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RollupKey {
     pub service: String,
