@@ -1,7 +1,10 @@
-//! `baton catalog validate`.
+//! `baton catalog validate` and `baton catalog push`.
 use crate::exit;
+use baton_aws::catalog::{CatalogItem, catalog_items, push_catalog};
+use baton_aws::scheduler::{ScheduleTarget, sync_schedules};
 use baton_core::catalog::{LoadedCatalog, load_catalog};
 use clap::{Args, Subcommand};
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,6 +13,28 @@ pub enum CatalogCommand {
     /// Check service definitions: Datadog's structure and every `extensions.baton` block.
     /// Exits 0 when valid, 1 when there are errors, 2 when the path cannot be read.
     Validate(ValidateArgs),
+    /// Validate, then store every definition in the catalog table Baton's functions read, and
+    /// make the EventBridge Scheduler schedules match each service's `schedule`. Pushes nothing
+    /// when any file has an error. What a service repository's CI runs on merge.
+    Push(PushArgs),
+}
+
+#[derive(Args)]
+pub struct PushArgs {
+    /// A catalog directory or one file.
+    path: PathBuf,
+    /// The stack's CatalogTableName output.
+    #[arg(long, env = "BATON_CATALOG_TABLE")]
+    table: String,
+    /// The stack's ScheduleGroupName output; without it schedules are left alone.
+    #[arg(long, env = "BATON_SCHEDULE_GROUP")]
+    schedule_group: Option<String>,
+    /// The stack's StateMachineArn output (what schedules start).
+    #[arg(long, env = "BATON_STATE_MACHINE_ARN", requires = "schedule_group")]
+    state_machine_arn: Option<String>,
+    /// The stack's ScheduleRoleArn output (the role schedules assume).
+    #[arg(long, env = "BATON_SCHEDULE_ROLE_ARN", requires = "schedule_group")]
+    schedule_role_arn: Option<String>,
 }
 
 #[derive(Args)]
@@ -24,7 +49,72 @@ pub struct ValidateArgs {
 pub async fn run(command: CatalogCommand) -> ExitCode {
     match command {
         CatalogCommand::Validate(args) => validate(&args),
+        CatalogCommand::Push(args) => push(&args).await,
     }
+}
+
+async fn push(args: &PushArgs) -> ExitCode {
+    let catalog = match load_catalog(&args.path) {
+        Ok(catalog) => catalog,
+        Err(err) => {
+            eprintln!("baton: cannot read catalog {}: {err}", args.path.display());
+            return exit::code(exit::USAGE);
+        }
+    };
+    if !catalog.diagnostics().is_empty() {
+        eprint!("{}", validation_report(&catalog, false));
+        eprintln!("baton: nothing pushed: fix the catalog first");
+        return exit::code(exit::FAILED);
+    }
+    let target = match (&args.schedule_group, &args.state_machine_arn, &args.schedule_role_arn) {
+        (None, _, _) => None,
+        (Some(group), Some(arn), Some(role)) => Some((group, ScheduleTarget { state_machine_arn: arn.clone(), role_arn: role.clone() })),
+        (Some(_), _, _) => {
+            eprintln!("baton: --schedule-group needs --state-machine-arn and --schedule-role-arn (or BATON_STATE_MACHINE_ARN, BATON_SCHEDULE_ROLE_ARN)");
+            return exit::code(exit::USAGE);
+        }
+    };
+    // Each service's whole file is stored: its documents were validated together.
+    let files: BTreeSet<&str> = catalog.services().iter().map(|s| s.source.as_str()).collect();
+    let mut items: Vec<CatalogItem> = Vec::new();
+    for file in files {
+        let text = match std::fs::read_to_string(file) {
+            Ok(text) => text,
+            Err(err) => {
+                eprintln!("baton: cannot read {file}: {err}");
+                return exit::code(exit::USAGE);
+            }
+        };
+        match catalog_items(file, &text) {
+            Ok(found) => items.extend(found),
+            Err(diagnostics) => {
+                diagnostics.iter().for_each(|d| eprintln!("{d}"));
+                return exit::code(exit::FAILED);
+            }
+        }
+    }
+    let config = crate::remote::aws_config().await;
+    if let Err(err) = push_catalog(&aws_sdk_dynamodb::Client::new(&config), &args.table, &items).await {
+        eprintln!("baton: cannot push to {}: {err}", args.table);
+        return exit::code(exit::FAILED);
+    }
+    println!("pushed {} to {}", count(items.len(), "service"), args.table);
+    if let Some((group, target)) = target {
+        match sync_schedules(&aws_sdk_scheduler::Client::new(&config), group, catalog.services(), &target).await {
+            Ok(report) => println!(
+                "schedules in {group}: {} created, {} updated, {} unchanged, {} deleted",
+                report.created.len(),
+                report.updated.len(),
+                report.unchanged.len(),
+                report.deleted.len()
+            ),
+            Err(err) => {
+                eprintln!("baton: the catalog was pushed but the schedules were not synced: {err}");
+                return exit::code(exit::FAILED);
+            }
+        }
+    }
+    exit::code(exit::OK)
 }
 
 fn validate(args: &ValidateArgs) -> ExitCode {
