@@ -87,3 +87,21 @@ pub async fn executions(config: &SdkConfig, state_machine_arn: &str) -> Vec<Stri
         .map(|e| e.execution_arn().to_string())
         .collect()
 }
+
+/// Polls DescribeExecution until the execution has ended; fails the test after `limit`.
+pub async fn finished_execution(
+    client: &aws_sdk_sfn::Client,
+    execution_arn: &str,
+    limit: Duration,
+) -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        let execution =
+            client.describe_execution().execution_arn(execution_arn).send().await.expect("describe the execution");
+        if execution.status() != &aws_sdk_sfn::types::ExecutionStatus::Running {
+            return execution;
+        }
+        assert!(std::time::Instant::now() < deadline, "{execution_arn} still running after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
