@@ -63,8 +63,8 @@ impl LiveView {
         })
     }
 
+    /// Takes the bars off the screen: the summary printed next says where everything ended.
     pub fn finish(&self) {
-        // Bars stay on screen as drawn last; the summary follows below them.
         let _ = self.bars.clear();
     }
 }
