@@ -41,7 +41,7 @@ enum Command {
     /// Run or validate Amazon States Language definitions on the embedded executor.
     #[command(subcommand)]
     Asl(asl_cmd::AslCommand),
-    /// Validate a service catalog.
+    /// Validate a service catalog, or push it to Baton on AWS.
     #[command(subcommand)]
     Catalog(catalog_cmd::CatalogCommand),
 }
