@@ -11,6 +11,7 @@ import sys
 import tempfile
 import textwrap
 import unittest
+import zipfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -142,6 +143,7 @@ class Figures(unittest.TestCase):
         return {
             "function": name,
             "zip_bytes": zip_bytes,
+            "binary_bytes": zip_bytes and 2 * zip_bytes,
             "init_ms": {"median": init, "p90": init},
             "first_ms": {"median": init + 1, "p90": init + 1},
             "rss_mib": {"median": rss_mib, "max": rss_mib},
@@ -150,6 +152,19 @@ class Figures(unittest.TestCase):
     def test_p90_is_a_measured_value(self) -> None:
         self.assertEqual(coldstart.p90([float(v) for v in range(1, 11)]), 9.0)
         self.assertEqual(coldstart.p90([5.0, 1.0, 3.0]), 5.0)
+
+    def test_summary_of_runs_and_zip(self) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "bootstrap.zip"
+            with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+                z.writestr("bootstrap", b"\0" * 30_000)
+            runs = [coldstart.Run(init_ms=1.0, first_ms=2.0, rss_kib=1024), coldstart.Run(init_ms=3.0, first_ms=5.0, rss_kib=3072)]
+            row = coldstart.summarise("f", runs, path)
+            self.assertEqual((row["zip_bytes"], row["binary_bytes"]), (path.stat().st_size, 30_000))
+        self.assertLess(row["zip_bytes"], 30_000)
+        self.assertEqual(row["init_ms"], {"median": 2.0, "p90": 3.0})
+        self.assertEqual(row["first_ms"], {"median": 3.5, "p90": 5.0})
+        self.assertEqual(row["rss_mib"], {"median": 2.0, "max": 3.0})
 
     def test_target_verdicts(self) -> None:
         target = coldstart.Target(ratio=1.3, rss_mb=20)
@@ -161,7 +176,7 @@ class Figures(unittest.TestCase):
         table = coldstart.markdown([self.row("a", 20.0, 10.0, 3 * 2**20), self.row("hello", 10.0, 5.0)], "hello", coldstart.Target(1.3, 20))
         lines = table.splitlines()
         self.assertEqual(len(lines), 4)
-        self.assertEqual(lines[2], "| a | 3.00 | 21.0 / 21.0 | 20.0 / 20.0 | 10.0 / 10.0 | 2.00x | 2.00x | 3.00x | no: init 2.00x |")
+        self.assertEqual(lines[2], "| a | 3.00 / 6.00 | 21.0 / 21.0 | 20.0 / 20.0 | 10.0 / 10.0 | 2.00x | 2.00x | 3.00x | no: init 2.00x |")
         self.assertTrue(lines[3].endswith("| (baseline) |"))
 
 
