@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: `scripts/test.sh`.
 #
-#   1. builds the workspace and runs every unit, contract and end-to-end test (cargo test);
-#   2. starts the emulators (LocalStack runtime, DynamoDB Local), runs the AWS adapter tests
-#      against them, and stops them again, whatever happens;
-#   3. runs the static checks on the SAM template and the state machine definitions;
-#   4. runs the ASL conformance cases recorded from AWS against `baton asl run` (>= 98 %).
+#   1. starts the emulators (LocalStack runtime, DynamoDB Local; installed into .emulators/
+#      the first time), runs every unit, contract, end-to-end and emulator test in one
+#      `cargo test --workspace`, and stops the emulators again, whatever happens;
+#   2. runs the static checks on the SAM template and the state machine definitions;
+#   3. runs the ASL conformance cases recorded from AWS against `baton asl run` (>= 98 %).
 #
-# Options: --no-emulators skips step 2 (say so loudly: those tests do not run),
-#          --quick runs step 1 only.
+# Options: --no-emulators runs step 1 without the emulator tests (and says so),
+#          --quick: that and nothing else.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -29,18 +29,20 @@ section() { printf '\n==> %s\n' "$*"; }
 started=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - started ))s"; }
 
-section "build and unit/contract/end-to-end tests (cargo test --workspace)"
-cargo test --workspace --no-fail-fast
-
 if (( emulators )); then
-    section "emulator tests (LocalStack + DynamoDB Local) [$(elapsed)]"
+    # One cargo invocation for everything: a separate `-p baton-aws` run resolves features
+    # differently and rebuilds the SDK stack (minutes on two cores).
+    section "emulators: LocalStack + DynamoDB Local [$(elapsed)]"
     trap 'scripts/emulators.sh stop || true' EXIT
     scripts/emulators.sh start
     eval "$(scripts/emulators.sh env)"
-    cargo test -p baton-aws --features emulator-tests --no-fail-fast
+    section "unit, contract, end-to-end and emulator tests (cargo test --workspace) [$(elapsed)]"
+    cargo test --workspace --features baton-aws/emulator-tests --no-fail-fast
     scripts/emulators.sh stop
     trap - EXIT
 else
+    section "unit, contract and end-to-end tests (cargo test --workspace)"
+    cargo test --workspace --no-fail-fast
     echo "!! emulator tests NOT run (--no-emulators/--quick): the AWS adapters are untested in this run"
 fi
 
