@@ -3,7 +3,9 @@
 # cargo lambda for arm64 (zips, as deployed) and for x86-64 (arm64 binaries do not run on this
 # host), then the cold-start harness on the x86-64 binaries with the arm64 zip sizes.
 #
-#   bench/lambda/packaging.sh [--runs N] [--no-build]
+#   bench/lambda/packaging.sh [--runs N] [--no-build] [-- HARNESS-ARGS...]
+#
+# HARNESS-ARGS go to coldstart/coldstart.py (e.g. `-- --env SSL_CERT_DIR=/empty`).
 #
 # Needs `cargo lambda` and zig on PATH (pip install cargo-lambda ziglang). Honours
 # CARGO_TARGET_DIR; the lambda dirs are $CARGO_TARGET_DIR/lambda-arm64 and lambda-x86-64.
@@ -19,7 +21,8 @@ while (($#)); do
     case $1 in
         --runs) runs=${2:?--runs needs a number}; shift 2 ;;
         --no-build) build=0; shift ;;
-        *) echo "usage: $0 [--runs N] [--no-build]" >&2; exit 2 ;;
+        --) shift; break ;;
+        *) echo "usage: $0 [--runs N] [--no-build] [-- HARNESS-ARGS...]" >&2; exit 2 ;;
     esac
 done
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$root/target}
@@ -42,4 +45,4 @@ if ((build)); then
 fi
 
 python3 "$here/coldstart/coldstart.py" --lambda-dir "$target/lambda-x86-64" --zip-dir "$target/lambda-arm64" \
-    --runs "$runs" --baseline "$baseline" "${functions[@]}"
+    --runs "$runs" --baseline "$baseline" "$@" "${functions[@]}"
