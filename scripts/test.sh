@@ -4,7 +4,8 @@
 #   1. starts the emulators (LocalStack runtime, DynamoDB Local; installed into .emulators/
 #      the first time), runs every unit, contract, end-to-end and emulator test in one
 #      `cargo test --workspace`, and stops the emulators again, whatever happens;
-#   2. runs the static checks on the SAM template and the state machine definitions;
+#   2. runs the static checks on the SAM template and the state machine definitions, and the
+#      tests of the cold-start harness (bench/lambda/coldstart);
 #   3. runs the ASL conformance cases recorded from AWS against `baton asl run` (>= 98 %).
 #
 # Options: --no-emulators runs step 1 without the emulator tests (and says so),
@@ -49,6 +50,8 @@ fi
 if (( static )); then
     section "static checks: sam validate --lint, cfn-lint, asl-validator [$(elapsed)]"
     scripts/static-checks.sh
+    section "the Lambda cold-start harness's own tests [$(elapsed)]"
+    python3 -m unittest discover -s bench/lambda/coldstart
 fi
 
 if (( conformance )); then
