@@ -120,11 +120,10 @@ pub async fn release_of(baton: &LocalBaton, execution: &str) -> Release {
 /// Waits (wall time) until the execution's release reaches `status`.
 pub async fn wait_for_status(baton: &LocalBaton, execution: &str, status: ReleaseStatus) -> Release {
     for _ in 0..600 {
-        if let Some(release) = releases(baton).await.into_iter().find(|r| r.execution.as_deref() == Some(execution)) {
-            if release.status == status {
+        if let Some(release) = releases(baton).await.into_iter().find(|r| r.execution.as_deref() == Some(execution))
+            && release.status == status {
                 return release;
             }
-        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("release of {execution} never reached {status}; releases: {:#?}", releases(baton).await);

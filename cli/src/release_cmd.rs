@@ -100,11 +100,10 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
             return exit::code(exit::FAILED);
         }
     };
-    if let Some(release) = &release {
-        if let Err(err) = view::save_history(&state_dir, &release.id, &outcome.history) {
+    if let Some(release) = &release
+        && let Err(err) = view::save_history(&state_dir, &release.id, &outcome.history) {
             eprintln!("baton: warning: cannot save the execution history: {err}");
         }
-    }
     if let Some(view) = &live {
         view.finish();
     }

@@ -34,8 +34,8 @@ impl LiveView {
             let mut stage_bar: Option<ProgressBar> = None;
             let mut wave_bars: BTreeMap<String, ProgressBar> = BTreeMap::new();
             loop {
-                if let Ok(releases) = store.list_releases(&service, None, 20).await {
-                    if let Some(release) = releases.into_iter().find(|r| r.execution.as_deref() == Some(execution.as_str())) {
+                if let Ok(releases) = store.list_releases(&service, None, 20).await
+                    && let Some(release) = releases.into_iter().find(|r| r.execution.as_deref() == Some(execution.as_str())) {
                         let stage = stage_bar.get_or_insert_with(|| {
                             let bar = bars.add(ProgressBar::new(release.waves.len() as u64));
                             bar.set_style(style("{spinner} {prefix:.bold} [{bar:20}] {pos}/{len} waves  {msg}"));
@@ -57,7 +57,6 @@ impl LiveView {
                             bar.tick();
                         }
                     }
-                }
                 tokio::time::sleep(every).await;
             }
         })

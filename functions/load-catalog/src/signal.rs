@@ -71,11 +71,10 @@ fn finish(signal: Signal) -> Result<Signal, TaskError> {
     if signal.trigger.id.trim().is_empty() {
         return invalid("execution input: `trigger.id` is empty; expected what identifies this signal (PR, schedule time, invocation id)".into());
     }
-    if let Some(sha) = &signal.sha {
-        if sha.is_empty() || sha.len() > 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()) {
+    if let Some(sha) = &signal.sha
+        && (sha.is_empty() || sha.len() > 64 || !sha.chars().all(|c| c.is_ascii_hexdigit())) {
             return invalid(format!("execution input: `sha` is '{sha}'; expected a hexadecimal commit id"));
         }
-    }
     Ok(signal)
 }
 
