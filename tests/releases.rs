@@ -68,7 +68,10 @@ async fn an_unhealthy_wave_rolls_back_the_waves_that_began() {
     assert_eq!(release.status, ReleaseStatus::RolledBack);
     assert_eq!(release.previous_artifact.as_ref().map(|a| a.reference.as_str()), Some(previous.as_str()));
     let statuses: Vec<_> = release.waves.iter().map(|w| (w.name.as_str(), w.status)).collect();
-    assert_eq!(statuses, vec![("canary", WaveStatus::RolledBack), ("one-region", WaveStatus::RolledBack), ("everywhere", WaveStatus::Pending)]);
+    assert_eq!(
+        statuses,
+        vec![("canary", WaveStatus::RolledBack), ("one-region", WaveStatus::RolledBack), ("everywhere", WaveStatus::Pending)]
+    );
     for target in ["box-1", "use1-a", "use1-b", "usw2-a", "euw1-a", "aps1-a"] {
         assert_eq!(fixture.deployed(SERVICE, target).as_deref(), Some(previous.as_str()), "{target} runs the previous artifact again");
     }
@@ -78,7 +81,11 @@ async fn an_unhealthy_wave_rolls_back_the_waves_that_began() {
 
     // The rollback undid the failing wave before the canary.
     let events = baton.ports().store.events(&release.id).await.unwrap();
-    let rolled: Vec<_> = events.iter().filter(|e| e.kind == "succeeded" && e.stage == baton_core::release::Stage::Rollback).filter_map(|e| e.wave.clone()).collect();
+    let rolled: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "succeeded" && e.stage == baton_core::release::Stage::Rollback)
+        .filter_map(|e| e.wave.clone())
+        .collect();
     assert_eq!(rolled.first().map(String::as_str), Some("one-region"));
     assert_eq!(rolled.last().map(String::as_str), Some("canary"));
     assert_consistent(&baton, &release).await;
@@ -152,7 +159,12 @@ async fn two_signals_for_one_service_run_one_after_the_other() {
     assert_status(&first, ExecutionStatus::Succeeded);
     assert_status(&second, ExecutionStatus::Succeeded);
     let (a, b) = (release_of(&baton, "exec-first").await, release_of(&baton, "exec-second").await);
-    assert!(b.started_at.unwrap() >= a.finished_at.unwrap(), "the second ran only after the first finished: {:?} < {:?}", b.started_at, a.finished_at);
+    assert!(
+        b.started_at.unwrap() >= a.finished_at.unwrap(),
+        "the second ran only after the first finished: {:?} < {:?}",
+        b.started_at,
+        a.finished_at
+    );
     assert_eq!(b.previous_artifact, a.artifact, "the second release knows what the first put live");
     assert_consistent(&baton, &a).await;
     assert_consistent(&baton, &b).await;
@@ -251,7 +263,8 @@ async fn a_bad_catalog_entry_is_refused_before_anything_is_recorded() {
 async fn an_unreachable_notifier_never_stops_a_release() {
     let fixture = Fixture::new();
     // A webhook on a port nothing listens on: every notification fails after its retries.
-    fixture.write_catalog(SERVICE, "    notify:\n      slack:\n        channel: \"#releases\"\n        webhook: env:BATON_E2E_DEAD_WEBHOOK\n");
+    fixture
+        .write_catalog(SERVICE, "    notify:\n      slack:\n        channel: \"#releases\"\n        webhook: env:BATON_E2E_DEAD_WEBHOOK\n");
     // SAFETY: set before any thread of this test reads the environment.
     unsafe { std::env::set_var("BATON_E2E_DEAD_WEBHOOK", "http://127.0.0.1:9/hooks/dead") };
     let baton = fixture.baton();

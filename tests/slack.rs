@@ -34,7 +34,8 @@ async fn a_release_keeps_one_slack_message_up_to_date() {
     assert_status(&outcome, ExecutionStatus::Succeeded);
 
     let requests = slack.received_requests().await.unwrap();
-    let bodies: Vec<(String, Value)> = requests.iter().map(|r| (r.url.path().to_owned(), serde_json::from_slice(&r.body).unwrap())).collect();
+    let bodies: Vec<(String, Value)> =
+        requests.iter().map(|r| (r.url.path().to_owned(), serde_json::from_slice(&r.body).unwrap())).collect();
     let posts: Vec<_> = bodies.iter().filter(|(p, _)| p == "/chat.postMessage").collect();
     assert_eq!(posts.len(), 1, "one message per release: {bodies:#?}");
     assert_eq!(posts[0].1["channel"], "#releases");
@@ -45,6 +46,10 @@ async fn a_release_keeps_one_slack_message_up_to_date() {
     assert!(updates.last().unwrap().1.to_string().contains("released"), "the last update says how it ended");
 
     let release = release_of(&baton, "exec-slack").await;
-    assert_eq!(release.notifier_state.get("slack"), Some(&json!({"channel": "C0RELEASES", "ts": TS})), "the message is kept in the release record");
+    assert_eq!(
+        release.notifier_state.get("slack"),
+        Some(&json!({"channel": "C0RELEASES", "ts": TS})),
+        "the message is kept in the release record"
+    );
     assert_consistent(&baton, &release).await;
 }

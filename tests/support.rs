@@ -9,7 +9,8 @@ use std::time::Duration;
 
 pub const SERVICE: &str = "checkout";
 pub const ENVIRONMENT: &str = "production";
-pub const WAVES: [(&str, &[&str]); 3] = [("canary", &["box-1"]), ("one-region", &["use1-a", "use1-b"]), ("everywhere", &["usw2-a", "euw1-a", "aps1-a"])];
+pub const WAVES: [(&str, &[&str]); 3] =
+    [("canary", &["box-1"]), ("one-region", &["use1-a", "use1-b"]), ("everywhere", &["usw2-a", "euw1-a", "aps1-a"])];
 
 const BUILD: &str = r#"set -eu
 while [ -e "$CONTROL/hold-build" ]; do sleep 0.05; done
@@ -114,16 +115,21 @@ pub async fn releases(baton: &LocalBaton) -> Vec<Release> {
 }
 
 pub async fn release_of(baton: &LocalBaton, execution: &str) -> Release {
-    releases(baton).await.into_iter().find(|r| r.execution.as_deref() == Some(execution)).unwrap_or_else(|| panic!("no release recorded for {execution}"))
+    releases(baton)
+        .await
+        .into_iter()
+        .find(|r| r.execution.as_deref() == Some(execution))
+        .unwrap_or_else(|| panic!("no release recorded for {execution}"))
 }
 
 /// Waits (wall time) until the execution's release reaches `status`.
 pub async fn wait_for_status(baton: &LocalBaton, execution: &str, status: ReleaseStatus) -> Release {
     for _ in 0..600 {
         if let Some(release) = releases(baton).await.into_iter().find(|r| r.execution.as_deref() == Some(execution))
-            && release.status == status {
-                return release;
-            }
+            && release.status == status
+        {
+            return release;
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     panic!("release of {execution} never reached {status}; releases: {:#?}", releases(baton).await);
@@ -133,7 +139,11 @@ pub async fn wait_for_status(baton: &LocalBaton, execution: &str, status: Releas
 pub async fn assert_consistent(baton: &LocalBaton, release: &Release) {
     assert!(release.status.is_terminal(), "{} is still {}", release.id, release.status);
     assert!(release.finished_at.is_some(), "{} has no finish time", release.id);
-    assert_eq!(release.failure.is_some(), matches!(release.status, ReleaseStatus::Failed | ReleaseStatus::RolledBack), "failure recorded iff the release failed: {release:#?}");
+    assert_eq!(
+        release.failure.is_some(),
+        matches!(release.status, ReleaseStatus::Failed | ReleaseStatus::RolledBack),
+        "failure recorded iff the release failed: {release:#?}"
+    );
     if release.status == ReleaseStatus::Succeeded {
         assert!(release.artifact.is_some(), "a succeeded release keeps its artifact");
         assert!(release.waves.iter().all(|w| w.status == WaveStatus::Healthy), "{:#?}", release.waves);

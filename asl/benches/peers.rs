@@ -6,10 +6,7 @@
 //! Prints one JSON line per run, shaped like the peers' (see ../shared/peers/README.md), plus
 //! `matches_expected` when an expected output is given. `--suite` runs flow and flow-tasks x1000 (1 and 50
 //! at a time), map1000 x10, and the memory of 1,000 executions parked on `.waitForTaskToken`.
-use baton_asl::{
-    Clock, ExecutionStart, ExecutionStatus, Executor, StateMachine, TaskCall, TaskFailure,
-    TaskInvoker,
-};
+use baton_asl::{Clock, ExecutionStart, ExecutionStatus, Executor, StateMachine, TaskCall, TaskFailure, TaskInvoker};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,19 +17,14 @@ use std::time::Instant;
 struct PeerHandlers;
 
 fn int(v: &Value) -> i64 {
-    v.as_i64()
-        .unwrap_or_else(|| v.as_f64().unwrap_or_default() as i64)
+    v.as_i64().unwrap_or_else(|| v.as_f64().unwrap_or_default() as i64)
 }
 
 #[async_trait::async_trait]
 impl TaskInvoker for PeerHandlers {
     async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure> {
         let p = &call.payload;
-        let text = |k: &str| {
-            p[k].as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| p[k].to_string())
-        };
+        let text = |k: &str| p[k].as_str().map(str::to_owned).unwrap_or_else(|| p[k].to_string());
         Ok(match call.state_name.as_str() {
             "ResolveBuild" => {
                 json!({"buildId": format!("{}@{}", text("name"), text("version")), "commit": "3f2a9c1", "statusCode": 200})
@@ -47,10 +39,7 @@ impl TaskInvoker for PeerHandlers {
                 json!({"delivered": p["channels"].as_array().map_or(0, Vec::len), "channels": p["channels"]})
             }
             other => {
-                return Err(TaskFailure::new(
-                    "States.TaskFailed",
-                    format!("no handler for state {other}"),
-                ));
+                return Err(TaskFailure::new("States.TaskFailed", format!("no handler for state {other}")));
             }
         })
     }
@@ -65,17 +54,14 @@ struct Parker {
 #[async_trait::async_trait]
 impl TaskInvoker for Parker {
     async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure> {
-        let token = call.task_token.ok_or_else(|| {
-            TaskFailure::new("Bench.NoToken", "expected a .waitForTaskToken resource")
-        })?;
+        let token = call.task_token.ok_or_else(|| TaskFailure::new("Bench.NoToken", "expected a .waitForTaskToken resource"))?;
         self.tokens.lock().expect("tokens lock").push(token);
         Ok(Value::Null)
     }
 }
 
 fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()))
 }
 
@@ -84,15 +70,7 @@ fn proc_mb(field: &str) -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| {
-            l.strip_prefix(field)?
-                .trim_start_matches(':')
-                .trim()
-                .strip_suffix("kB")?
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
+        .find_map(|l| l.strip_prefix(field)?.trim_start_matches(':').trim().strip_suffix("kB")?.trim().parse::<f64>().ok())
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
@@ -112,11 +90,8 @@ struct Run {
 
 async fn bench(run: &Run) -> Value {
     let setup = Instant::now();
-    let text = std::fs::read_to_string(&run.def)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", run.def.display()));
-    let machine = Arc::new(
-        StateMachine::from_json(&text).unwrap_or_else(|e| panic!("{}: {e}", run.def.display())),
-    );
+    let text = std::fs::read_to_string(&run.def).unwrap_or_else(|e| panic!("cannot read {}: {e}", run.def.display()));
+    let machine = Arc::new(StateMachine::from_json(&text).unwrap_or_else(|e| panic!("{}: {e}", run.def.display())));
     let input = read_json(&run.input);
     let executor = Executor::new(Arc::new(PeerHandlers), Clock::Virtual);
     let setup_s = setup.elapsed().as_secs_f64();
@@ -124,9 +99,7 @@ async fn bench(run: &Run) -> Value {
         let (executor, machine, input) = (executor.clone(), machine.clone(), input.clone());
         async move {
             let t0 = Instant::now();
-            let outcome = executor
-                .run(machine, ExecutionStart::new(format!("bench-{i}"), input))
-                .await;
+            let outcome = executor.run(machine, ExecutionStart::new(format!("bench-{i}"), input)).await;
             (t0.elapsed().as_secs_f64() * 1000.0, outcome)
         }
     };
@@ -162,19 +135,11 @@ async fn bench(run: &Run) -> Value {
     let results = std::mem::take(&mut *results.lock().expect("results lock"));
     let mut lat: Vec<f64> = results.iter().map(|(ms, _)| *ms).collect();
     lat.sort_by(f64::total_cmp);
-    let pct =
-        |p: f64| lat[((p / 100.0 * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1];
-    let succeeded = results
-        .iter()
-        .filter(|(_, r)| r["status"] == "SUCCEEDED")
-        .count();
+    let pct = |p: f64| lat[((p / 100.0 * lat.len() as f64).ceil() as usize).clamp(1, lat.len()) - 1];
+    let succeeded = results.iter().filter(|(_, r)| r["status"] == "SUCCEEDED").count();
     let first = &results[0].1;
     let identical = results.iter().all(|(_, r)| r == first);
-    let name = |p: &Path| {
-        p.file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    };
+    let name = |p: &Path| p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
     let mut line = json!({
         "engine": "baton-asl",
         "engine_version": env!("CARGO_PKG_VERSION"),
@@ -195,8 +160,7 @@ async fn bench(run: &Run) -> Value {
         "peak_rss_mb": round(proc_mb("VmHWM"), 1),
     });
     if let Some(expected) = &run.expected {
-        line["matches_expected"] =
-            json!(first["status"] == "SUCCEEDED" && first["output"] == read_json(expected));
+        line["matches_expected"] = json!(first["status"] == "SUCCEEDED" && first["output"] == read_json(expected));
     }
     if first["status"] != "SUCCEEDED" {
         line["first_error"] = first.clone();
@@ -222,22 +186,14 @@ async fn parked_memory(n: usize) -> Value {
     let executor = Executor::new(parker.clone(), Clock::Virtual);
     let input = json!({"service": "checkout", "version": "1.4.2", "environment": "prod"});
     let before = proc_mb("VmRSS");
-    let handles: Vec<_> = (0..n)
-        .map(|i| {
-            executor.start(
-                machine.clone(),
-                ExecutionStart::new(format!("parked-{i}"), input.clone()),
-            )
-        })
-        .collect();
+    let handles: Vec<_> =
+        (0..n).map(|i| executor.start(machine.clone(), ExecutionStart::new(format!("parked-{i}"), input.clone()))).collect();
     while parker.tokens.lock().expect("tokens lock").len() < n {
         tokio::task::yield_now().await;
     }
     let parked = proc_mb("VmRSS");
     for token in parker.tokens.lock().expect("tokens lock").drain(..) {
-        executor
-            .send_task_success(&token, json!({"approved": true}))
-            .expect("the execution is parked on this token");
+        executor.send_task_success(&token, json!({"approved": true})).expect("the execution is parked on this token");
     }
     let mut succeeded = 0;
     for h in handles {
@@ -255,23 +211,14 @@ async fn parked_memory(n: usize) -> Value {
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    let num = |name: &str, default: usize| {
-        arg(&args, name).map_or(default, |v| {
-            v.parse()
-                .unwrap_or_else(|_| panic!("{name} expects a number"))
-        })
-    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let num =
+        |name: &str, default: usize| arg(&args, name).map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name} expects a number")));
     runtime.block_on(async {
         if let Some(dir) = arg(&args, "--suite") {
             let d = PathBuf::from(dir);
@@ -286,7 +233,14 @@ fn main() {
                 ("map1000.asl.json", "map1000.input.json", "map1000.output.json", nmap, 1),
             ];
             for (def, input, expected, n, concurrency) in runs {
-                let run = Run { def: d.join(def), input: d.join(input), n, concurrency, warmup: 10.min(n), expected: Some(d.join("expected").join(expected)) };
+                let run = Run {
+                    def: d.join(def),
+                    input: d.join(input),
+                    n,
+                    concurrency,
+                    warmup: 10.min(n),
+                    expected: Some(d.join("expected").join(expected)),
+                };
                 println!("{}", bench(&run).await);
             }
             println!("{}", parked_memory(1000).await);

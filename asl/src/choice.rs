@@ -87,24 +87,13 @@ impl Rule {
     /// Parses one rule. `top` rules carry `Next`; nested ones must not.
     pub fn parse(v: &Value, pointer: &str, top: bool, problems: &mut Vec<Problem>) -> Option<Rule> {
         let Some(obj) = v.as_object() else {
-            problems.push((
-                pointer.to_owned(),
-                "a choice rule must be a JSON object".into(),
-            ));
+            problems.push((pointer.to_owned(), "a choice rule must be a JSON object".into()));
             return None;
         };
         match (top, obj.get("Next")) {
-            (true, None) => problems.push((
-                format!("{pointer}/Next"),
-                "a top-level choice rule needs 'Next'".into(),
-            )),
-            (false, Some(_)) => problems.push((
-                format!("{pointer}/Next"),
-                "only top-level choice rules may have 'Next'".into(),
-            )),
-            (true, Some(n)) if !n.is_string() => {
-                problems.push((format!("{pointer}/Next"), "expected a state name".into()))
-            }
+            (true, None) => problems.push((format!("{pointer}/Next"), "a top-level choice rule needs 'Next'".into())),
+            (false, Some(_)) => problems.push((format!("{pointer}/Next"), "only top-level choice rules may have 'Next'".into())),
+            (true, Some(n)) if !n.is_string() => problems.push((format!("{pointer}/Next"), "expected a state name".into())),
             _ => {}
         }
         for (key, parse_list) in [("And", true), ("Or", false)] {
@@ -114,27 +103,16 @@ impl Rule {
                     problems.push((here, "expected a non-empty array of choice rules".into()));
                     return None;
                 };
-                let rules: Vec<Rule> = items
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, r)| Rule::parse(r, &format!("{here}/{i}"), false, problems))
-                    .collect();
-                return Some(if parse_list {
-                    Rule::And(rules)
-                } else {
-                    Rule::Or(rules)
-                });
+                let rules: Vec<Rule> =
+                    items.iter().enumerate().filter_map(|(i, r)| Rule::parse(r, &format!("{here}/{i}"), false, problems)).collect();
+                return Some(if parse_list { Rule::And(rules) } else { Rule::Or(rules) });
             }
         }
         if let Some(inner) = obj.get("Not") {
-            return Rule::parse(inner, &format!("{pointer}/Not"), false, problems)
-                .map(|r| Rule::Not(Box::new(r)));
+            return Rule::parse(inner, &format!("{pointer}/Not"), false, problems).map(|r| Rule::Not(Box::new(r)));
         }
         let Some(variable) = obj.get("Variable") else {
-            problems.push((
-                pointer.to_owned(),
-                "a choice rule needs 'Variable' and a comparison, or 'And', 'Or' or 'Not'".into(),
-            ));
+            problems.push((pointer.to_owned(), "a choice rule needs 'Variable' and a comparison, or 'And', 'Or' or 'Not'".into()));
             return None;
         };
         let variable = match variable.as_str().map(JsonPath::parse) {
@@ -144,25 +122,13 @@ impl Rule {
                 return None;
             }
             None => {
-                problems.push((
-                    format!("{pointer}/Variable"),
-                    "expected a JSONPath string".into(),
-                ));
+                problems.push((format!("{pointer}/Variable"), "expected a JSONPath string".into()));
                 return None;
             }
         };
-        let ops: Vec<&String> = obj
-            .keys()
-            .filter(|k| !STRUCTURAL.contains(&k.as_str()))
-            .collect();
+        let ops: Vec<&String> = obj.keys().filter(|k| !STRUCTURAL.contains(&k.as_str())).collect();
         if ops.len() != 1 {
-            problems.push((
-                pointer.to_owned(),
-                format!(
-                    "expected exactly one comparison operator, found {}",
-                    ops.len()
-                ),
-            ));
+            problems.push((pointer.to_owned(), format!("expected exactly one comparison operator, found {}", ops.len())));
             return None;
         }
         let (op, operand) = (ops[0].as_str(), &obj[ops[0].as_str()]);
@@ -199,24 +165,18 @@ impl Rule {
                 let root = env.root_for(variable);
                 let value = match variable.select(&root) {
                     Selection::One(v) => Some(std::borrow::Cow::Borrowed(v)),
-                    Selection::Many(vs) => Some(std::borrow::Cow::Owned(Value::Array(
-                        vs.into_iter().cloned().collect(),
-                    ))),
+                    Selection::Many(vs) => Some(std::borrow::Cow::Owned(Value::Array(vs.into_iter().cloned().collect()))),
                     Selection::Missing => None,
                 };
                 match (test, value) {
                     (Test::Is(TypeTest::Present, want), v) => Ok(v.is_some() == *want),
                     (_, None) => Err(invalid_path(variable)),
                     (Test::Is(t, want), Some(v)) => Ok(type_test(*t, &v) == *want),
-                    (Test::Matches(pattern), Some(v)) => {
-                        Ok(v.as_str().is_some_and(|s| glob_match(pattern, s)))
-                    }
+                    (Test::Matches(pattern), Some(v)) => Ok(v.as_str().is_some_and(|s| glob_match(pattern, s))),
                     (Test::Compare(kind, cmp, operand), Some(v)) => {
                         let other = match operand {
                             Operand::Literal(l) => std::borrow::Cow::Borrowed(l),
-                            Operand::Path(p) => std::borrow::Cow::Owned(
-                                env.resolve(p).ok_or_else(|| invalid_path(p))?,
-                            ),
+                            Operand::Path(p) => std::borrow::Cow::Owned(env.resolve(p).ok_or_else(|| invalid_path(p))?),
                         };
                         Ok(compare(*kind, &v, &other).is_some_and(|o| cmp_holds(*cmp, o)))
                     }
@@ -227,23 +187,15 @@ impl Rule {
 }
 
 fn invalid_path(path: &JsonPath) -> EvalError {
-    EvalError::runtime(format!(
-        "Invalid path '{path}': The choice state's condition path references an invalid value."
-    ))
+    EvalError::runtime(format!("Invalid path '{path}': The choice state's condition path references an invalid value."))
 }
 
 fn parse_test(op: &str, operand: &Value) -> Result<Test, String> {
     if let Some((_, t)) = TYPE_TESTS.iter().find(|(name, _)| *name == op) {
-        return operand
-            .as_bool()
-            .map(|b| Test::Is(*t, b))
-            .ok_or_else(|| format!("{op} expects true or false"));
+        return operand.as_bool().map(|b| Test::Is(*t, b)).ok_or_else(|| format!("{op} expects true or false"));
     }
     if op == "StringMatches" {
-        return operand
-            .as_str()
-            .map(|s| Test::Matches(s.to_owned()))
-            .ok_or_else(|| "StringMatches expects a string pattern".into());
+        return operand.as_str().map(|s| Test::Matches(s.to_owned())).ok_or_else(|| "StringMatches expects a string pattern".into());
     }
     let (name, is_path) = match op.strip_suffix("Path") {
         Some(base) => (base, true),
@@ -253,18 +205,14 @@ fn parse_test(op: &str, operand: &Value) -> Result<Test, String> {
         return Err(format!("'{op}' is not a choice comparison operator"));
     };
     if is_path {
-        let path = operand
-            .as_str()
-            .ok_or_else(|| format!("{op} expects a JSONPath string"))?;
+        let path = operand.as_str().ok_or_else(|| format!("{op} expects a JSONPath string"))?;
         return JsonPath::parse(path).map(|p| Test::Compare(*kind, *cmp, Operand::Path(p)));
     }
     let ok = match kind {
         Kind::String => operand.is_string(),
         Kind::Numeric => operand.is_number(),
         Kind::Boolean => operand.is_boolean(),
-        Kind::Timestamp => operand
-            .as_str()
-            .is_some_and(|s| parse_timestamp(s).is_some()),
+        Kind::Timestamp => operand.as_str().is_some_and(|s| parse_timestamp(s).is_some()),
     };
     if !ok {
         let expected = match kind {
@@ -275,11 +223,7 @@ fn parse_test(op: &str, operand: &Value) -> Result<Test, String> {
         };
         return Err(format!("{op} expects {expected}"));
     }
-    Ok(Test::Compare(
-        *kind,
-        *cmp,
-        Operand::Literal(operand.clone()),
-    ))
+    Ok(Test::Compare(*kind, *cmp, Operand::Literal(operand.clone())))
 }
 
 fn type_test(t: TypeTest, v: &Value) -> bool {
@@ -305,9 +249,7 @@ fn compare(kind: Kind, a: &Value, b: &Value) -> Option<Ordering> {
                 _ => x.as_f64()?.partial_cmp(&y.as_f64()?),
             }
         }
-        Kind::Boolean => (a.as_bool()? == b.as_bool()?)
-            .then_some(Ordering::Equal)
-            .or(Some(Ordering::Less)),
+        Kind::Boolean => (a.as_bool()? == b.as_bool()?).then_some(Ordering::Equal).or(Some(Ordering::Less)),
         Kind::Timestamp => Some(parse_timestamp(a.as_str()?)?.cmp(&parse_timestamp(b.as_str()?)?)),
     }
 }
@@ -388,54 +330,15 @@ mod tests {
 
     #[test]
     fn comparisons_are_false_across_types() {
+        assert!(!eval(json!({"Variable": "$.v", "NumericEquals": 1}), json!({"v": "1"})).unwrap());
+        assert!(!eval(json!({"Variable": "$.v", "NumericEquals": 1}), json!({"v": true})).unwrap());
+        assert!(eval(json!({"Variable": "$.v", "NumericEquals": 1}), json!({"v": 1.0})).unwrap());
+        assert!(eval(json!({"Variable": "$.v", "NumericLessThanPath": "$.w"}), json!({"v": 1, "w": 1.5})).unwrap());
+        assert!(!eval(json!({"Variable": "$.v", "BooleanEquals": true}), json!({"v": "true"})).unwrap());
+        assert!(eval(json!({"Variable": "$.v", "StringGreaterThan": "a"}), json!({"v": "b"})).unwrap());
         assert!(
-            !eval(
-                json!({"Variable": "$.v", "NumericEquals": 1}),
-                json!({"v": "1"})
-            )
-            .unwrap()
-        );
-        assert!(
-            !eval(
-                json!({"Variable": "$.v", "NumericEquals": 1}),
-                json!({"v": true})
-            )
-            .unwrap()
-        );
-        assert!(
-            eval(
-                json!({"Variable": "$.v", "NumericEquals": 1}),
-                json!({"v": 1.0})
-            )
-            .unwrap()
-        );
-        assert!(
-            eval(
-                json!({"Variable": "$.v", "NumericLessThanPath": "$.w"}),
-                json!({"v": 1, "w": 1.5})
-            )
-            .unwrap()
-        );
-        assert!(
-            !eval(
-                json!({"Variable": "$.v", "BooleanEquals": true}),
-                json!({"v": "true"})
-            )
-            .unwrap()
-        );
-        assert!(
-            eval(
-                json!({"Variable": "$.v", "StringGreaterThan": "a"}),
-                json!({"v": "b"})
-            )
-            .unwrap()
-        );
-        assert!(
-            eval(
-                json!({"Variable": "$.v", "TimestampLessThan": "2020-01-01T00:00:00Z"}),
-                json!({"v": "2019-12-31T23:00:00-00:30"})
-            )
-            .unwrap()
+            eval(json!({"Variable": "$.v", "TimestampLessThan": "2020-01-01T00:00:00Z"}), json!({"v": "2019-12-31T23:00:00-00:30"}))
+                .unwrap()
         );
     }
 
@@ -443,20 +346,8 @@ mod tests {
     fn type_tests_honour_false() {
         assert!(eval(json!({"Variable": "$.v", "IsNull": false}), json!({"v": 0})).unwrap());
         assert!(eval(json!({"Variable": "$.v", "IsPresent": false}), json!({})).unwrap());
-        assert!(
-            !eval(
-                json!({"Variable": "$.v", "IsTimestamp": true}),
-                json!({"v": "2023-02-24"})
-            )
-            .unwrap()
-        );
-        assert!(
-            eval(
-                json!({"Variable": "$.v", "IsTimestamp": true}),
-                json!({"v": "2012-10-09T19:00:55+01:00"})
-            )
-            .unwrap()
-        );
+        assert!(!eval(json!({"Variable": "$.v", "IsTimestamp": true}), json!({"v": "2023-02-24"})).unwrap());
+        assert!(eval(json!({"Variable": "$.v", "IsTimestamp": true}), json!({"v": "2012-10-09T19:00:55+01:00"})).unwrap());
     }
 
     #[test]
@@ -470,36 +361,18 @@ mod tests {
         let rule = json!({"And": [{"Variable": "$.a", "StringMatches": "rel*-\\*"}, {"Not": {"Variable": "$.b", "IsNull": true}}]});
         assert!(eval(rule.clone(), json!({"a": "release-*", "b": 1})).unwrap());
         assert!(!eval(rule, json!({"a": "release-x", "b": 1})).unwrap());
-        assert!(eval(json!({"Or": [{"Variable": "$.a", "IsString": true}, {"Variable": "$.a", "IsNumeric": true}]}), json!({"a": 2})).unwrap());
+        assert!(
+            eval(json!({"Or": [{"Variable": "$.a", "IsString": true}, {"Variable": "$.a", "IsNumeric": true}]}), json!({"a": 2})).unwrap()
+        );
     }
 
     #[test]
     fn bad_rules_are_reported() {
         let mut problems = Vec::new();
-        Rule::parse(
-            &json!({"Variable": "$.a", "NumericEquals": "x", "Next": "B"}),
-            "/States/C/Choices/0",
-            true,
-            &mut problems,
-        );
-        Rule::parse(
-            &json!({"Variable": "$.a", "Bogus": 1}),
-            "/States/C/Choices/1",
-            true,
-            &mut problems,
-        );
-        assert_eq!(
-            problems[0],
-            (
-                "/States/C/Choices/0/NumericEquals".to_owned(),
-                "NumericEquals expects a number".to_owned()
-            )
-        );
+        Rule::parse(&json!({"Variable": "$.a", "NumericEquals": "x", "Next": "B"}), "/States/C/Choices/0", true, &mut problems);
+        Rule::parse(&json!({"Variable": "$.a", "Bogus": 1}), "/States/C/Choices/1", true, &mut problems);
+        assert_eq!(problems[0], ("/States/C/Choices/0/NumericEquals".to_owned(), "NumericEquals expects a number".to_owned()));
         assert_eq!(problems[1].0, "/States/C/Choices/1/Next");
-        assert!(
-            problems[2]
-                .1
-                .contains("'Bogus' is not a choice comparison operator")
-        );
+        assert!(problems[2].1.contains("'Bogus' is not a choice comparison operator"));
     }
 }

@@ -21,11 +21,7 @@ pub struct DefinitionError {
 
 impl fmt::Display for DefinitionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let at = if self.pointer.is_empty() {
-            "/"
-        } else {
-            &self.pointer
-        };
+        let at = if self.pointer.is_empty() { "/" } else { &self.pointer };
         match &self.state {
             Some(state) => write!(f, "{at} (state '{state}'): {}", self.message),
             None => write!(f, "{at}: {}", self.message),
@@ -59,21 +55,13 @@ pub struct StateMachine {
 impl StateMachine {
     pub fn from_json(text: &str) -> Result<StateMachine, DefinitionErrors> {
         let value: Value = serde_json::from_str(text).map_err(|e| {
-            DefinitionErrors(vec![DefinitionError {
-                pointer: String::new(),
-                state: None,
-                message: format!("not valid JSON: {e}"),
-            }])
+            DefinitionErrors(vec![DefinitionError { pointer: String::new(), state: None, message: format!("not valid JSON: {e}") }])
         })?;
         StateMachine::from_value(&value)
     }
 
     pub fn from_value(value: &Value) -> Result<StateMachine, DefinitionErrors> {
-        let mut cx = Cx {
-            errors: Vec::new(),
-            state: None,
-            names: HashMap::new(),
-        };
+        let mut cx = Cx { errors: Vec::new(), state: None, names: HashMap::new() };
         let Some(obj) = value.as_object() else {
             return Err(DefinitionErrors(vec![DefinitionError {
                 pointer: String::new(),
@@ -81,23 +69,9 @@ impl StateMachine {
                 message: "a definition must be a JSON object".into(),
             }]));
         };
-        cx.unknown_fields(
-            obj,
-            "",
-            &[
-                "StartAt",
-                "States",
-                "Comment",
-                "Version",
-                "TimeoutSeconds",
-                "QueryLanguage",
-            ],
-        );
+        cx.unknown_fields(obj, "", &["StartAt", "States", "Comment", "Version", "TimeoutSeconds", "QueryLanguage"]);
         if obj.get("QueryLanguage").is_some_and(|ql| ql != "JSONPath") {
-            cx.err(
-                "/QueryLanguage",
-                "only the JSONPath query language is supported",
-            );
+            cx.err("/QueryLanguage", "only the JSONPath query language is supported");
         }
         if obj.get("Version").is_some_and(|v| v != "1.0") {
             cx.err("/Version", "expected \"1.0\"");
@@ -105,10 +79,7 @@ impl StateMachine {
         let timeout_seconds = cx.positive_int(obj, "", "TimeoutSeconds");
         let program = cx.program(obj, "");
         match program {
-            Some(program) if cx.errors.is_empty() => Ok(StateMachine {
-                program: Arc::new(program),
-                timeout_seconds,
-            }),
+            Some(program) if cx.errors.is_empty() => Ok(StateMachine { program: Arc::new(program), timeout_seconds }),
             _ => Err(DefinitionErrors(cx.errors)),
         }
     }
@@ -152,22 +123,12 @@ pub(crate) enum ResultPath {
 
 #[derive(Debug)]
 pub(crate) enum Kind {
-    Pass {
-        parameters: Option<Template>,
-        result: Option<Value>,
-        result_path: ResultPath,
-    },
+    Pass { parameters: Option<Template>, result: Option<Value>, result_path: ResultPath },
     Task(Box<TaskSpec>),
-    Choice {
-        choices: Vec<(Rule, usize)>,
-        default: Option<usize>,
-    },
+    Choice { choices: Vec<(Rule, usize)>, default: Option<usize> },
     Wait(WaitSpec),
     Succeed,
-    Fail {
-        error: Option<FailField>,
-        cause: Option<FailField>,
-    },
+    Fail { error: Option<FailField>, cause: Option<FailField> },
     Parallel(Box<ParallelSpec>),
     Map(Box<MapSpec>),
 }
@@ -247,22 +208,12 @@ pub(crate) struct MapSpec {
 
 const IO: [&str; 2] = ["InputPath", "OutputPath"];
 const FLOW: [&str; 2] = ["Next", "End"];
-const RESULT: [&str; 5] = [
-    "ResultPath",
-    "Parameters",
-    "ResultSelector",
-    "Retry",
-    "Catch",
-];
+const RESULT: [&str; 5] = ["ResultPath", "Parameters", "ResultSelector", "Retry", "Catch"];
 
 fn allowed_fields(ty: &str) -> Option<Vec<&'static str>> {
     let mut f = vec!["Type", "Comment"];
     match ty {
-        "Pass" => f.extend(
-            IO.iter()
-                .chain(&FLOW)
-                .chain(&["ResultPath", "Parameters", "Result"]),
-        ),
+        "Pass" => f.extend(IO.iter().chain(&FLOW).chain(&["ResultPath", "Parameters", "Result"])),
         "Task" => f.extend(IO.iter().chain(&FLOW).chain(&RESULT).chain(&[
             "Resource",
             "TimeoutSeconds",
@@ -272,12 +223,7 @@ fn allowed_fields(ty: &str) -> Option<Vec<&'static str>> {
             "Credentials",
         ])),
         "Choice" => f.extend(IO.iter().chain(&["Choices", "Default"])),
-        "Wait" => f.extend(IO.iter().chain(&FLOW).chain(&[
-            "Seconds",
-            "Timestamp",
-            "SecondsPath",
-            "TimestampPath",
-        ])),
+        "Wait" => f.extend(IO.iter().chain(&FLOW).chain(&["Seconds", "Timestamp", "SecondsPath", "TimestampPath"])),
         "Succeed" => f.extend(IO),
         "Fail" => f.extend(["Error", "Cause", "ErrorPath", "CausePath"]),
         "Parallel" => f.extend(IO.iter().chain(&FLOW).chain(&RESULT).chain(&["Branches"])),
@@ -301,30 +247,12 @@ fn allowed_fields(ty: &str) -> Option<Vec<&'static str>> {
 
 /// Fields AWS accepts that this executor cannot honour: reported rather than silently ignored.
 const UNSUPPORTED: [(&str, &str); 6] = [
-    (
-        "ItemReader",
-        "reading Map items from S3 (ItemReader) is not supported by the embedded executor",
-    ),
-    (
-        "ResultWriter",
-        "writing Map results to S3 (ResultWriter) is not supported by the embedded executor",
-    ),
-    (
-        "ItemBatcher",
-        "batching Map items (ItemBatcher) is not supported by the embedded executor",
-    ),
-    (
-        "Assign",
-        "variables (Assign) are not supported by the embedded executor",
-    ),
-    (
-        "Arguments",
-        "JSONata fields (Arguments) are not supported: use Parameters",
-    ),
-    (
-        "Output",
-        "JSONata fields (Output) are not supported: use OutputPath",
-    ),
+    ("ItemReader", "reading Map items from S3 (ItemReader) is not supported by the embedded executor"),
+    ("ResultWriter", "writing Map results to S3 (ResultWriter) is not supported by the embedded executor"),
+    ("ItemBatcher", "batching Map items (ItemBatcher) is not supported by the embedded executor"),
+    ("Assign", "variables (Assign) are not supported by the embedded executor"),
+    ("Arguments", "JSONata fields (Arguments) are not supported: use Parameters"),
+    ("Output", "JSONata fields (Output) are not supported: use OutputPath"),
 ];
 
 struct Cx {
@@ -337,11 +265,7 @@ struct Cx {
 
 impl Cx {
     fn err(&mut self, pointer: &str, message: impl Into<String>) {
-        self.errors.push(DefinitionError {
-            pointer: pointer.to_owned(),
-            state: self.state.clone(),
-            message: message.into(),
-        });
+        self.errors.push(DefinitionError { pointer: pointer.to_owned(), state: self.state.clone(), message: message.into() });
     }
 
     fn absorb(&mut self, problems: Vec<Problem>) {
@@ -357,48 +281,28 @@ impl Cx {
             } else if !allowed.contains(&key.as_str()) {
                 self.err(
                     &format!("{at}/{}", escape_pointer(key)),
-                    format!(
-                        "unknown field '{key}'; expected one of {}",
-                        allowed.join(", ")
-                    ),
+                    format!("unknown field '{key}'; expected one of {}", allowed.join(", ")),
                 );
             }
         }
     }
 
     fn program(&mut self, obj: &Map<String, Value>, at: &str) -> Option<Program> {
-        let Some(states) = obj
-            .get("States")
-            .and_then(Value::as_object)
-            .filter(|s| !s.is_empty())
-        else {
-            self.err(
-                &format!("{at}/States"),
-                "expected a non-empty object of states",
-            );
+        let Some(states) = obj.get("States").and_then(Value::as_object).filter(|s| !s.is_empty()) else {
+            self.err(&format!("{at}/States"), "expected a non-empty object of states");
             return None;
         };
-        let index: HashMap<&str, usize> = states
-            .keys()
-            .enumerate()
-            .map(|(i, k)| (k.as_str(), i))
-            .collect();
+        let index: HashMap<&str, usize> = states.keys().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
         let start = match obj.get("StartAt").and_then(Value::as_str) {
             Some(name) => match index.get(name) {
                 Some(i) => Some(*i),
                 None => {
-                    self.err(
-                        &format!("{at}/StartAt"),
-                        format!("'{name}' is not a state in this States object"),
-                    );
+                    self.err(&format!("{at}/StartAt"), format!("'{name}' is not a state in this States object"));
                     None
                 }
             },
             None => {
-                self.err(
-                    &format!("{at}/StartAt"),
-                    "expected the name of the first state",
-                );
+                self.err(&format!("{at}/StartAt"), "expected the name of the first state");
                 None
             }
         };
@@ -411,7 +315,10 @@ impl Cx {
                 self.err(&here, "state names must be at most 80 characters long");
             }
             if let Some(first) = self.names.get(name).cloned() {
-                self.err(&here, format!("state name '{name}' is already used at {first}; state names must be unique across the whole state machine"));
+                self.err(
+                    &here,
+                    format!("state name '{name}' is already used at {first}; state names must be unique across the whole state machine"),
+                );
             } else {
                 self.names.insert(name.clone(), here.clone());
             }
@@ -422,38 +329,20 @@ impl Cx {
             self.check_graph(states, start, at, &index);
         }
         let states: Vec<State> = parsed.into_iter().collect::<Option<_>>()?;
-        Some(Program {
-            start: start?,
-            states,
-        })
+        Some(Program { start: start?, states })
     }
 
     /// Reachability and termination, on the raw definition so they are reported even when states have errors.
-    fn check_graph(
-        &mut self,
-        states: &Map<String, Value>,
-        start: usize,
-        at: &str,
-        index: &HashMap<&str, usize>,
-    ) {
+    fn check_graph(&mut self, states: &Map<String, Value>, start: usize, at: &str, index: &HashMap<&str, usize>) {
         let defs: Vec<(&String, &Value)> = states.iter().collect();
         let targets = |def: &Value| -> Vec<usize> {
             let mut names: Vec<&Value> = Vec::new();
             names.extend(def.get("Next"));
             names.extend(def.get("Default"));
             for list in ["Choices", "Catch"] {
-                names.extend(
-                    def.get(list)
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|c| c.get("Next")),
-                );
+                names.extend(def.get(list).and_then(Value::as_array).into_iter().flatten().filter_map(|c| c.get("Next")));
             }
-            names
-                .into_iter()
-                .filter_map(|n| n.as_str().and_then(|n| index.get(n).copied()))
-                .collect()
+            names.into_iter().filter_map(|n| n.as_str().and_then(|n| index.get(n).copied())).collect()
         };
         let mut seen = vec![false; defs.len()];
         let mut stack = vec![start];
@@ -472,57 +361,39 @@ impl Cx {
             }
         }
         let terminal = defs.iter().any(|(_, d)| {
-            d.get("End") == Some(&Value::Bool(true))
-                || matches!(
-                    d.get("Type").and_then(Value::as_str),
-                    Some("Succeed" | "Fail")
-                )
+            d.get("End") == Some(&Value::Bool(true)) || matches!(d.get("Type").and_then(Value::as_str), Some("Succeed" | "Fail"))
         });
         if !terminal {
             self.err(&format!("{at}/States"), "no terminal state: at least one state must have \"End\": true or be Succeed or Fail");
         }
     }
 
-    fn state_def(
-        &mut self,
-        name: &str,
-        def: &Value,
-        at: &str,
-        index: &HashMap<&str, usize>,
-    ) -> Option<State> {
+    fn state_def(&mut self, name: &str, def: &Value, at: &str, index: &HashMap<&str, usize>) -> Option<State> {
         let Some(obj) = def.as_object() else {
             self.err(at, "a state must be a JSON object");
             return None;
         };
         let Some(ty) = obj.get("Type").and_then(Value::as_str) else {
-            self.err(
-                &format!("{at}/Type"),
-                "expected one of Pass, Task, Choice, Wait, Succeed, Fail, Parallel, Map",
-            );
+            self.err(&format!("{at}/Type"), "expected one of Pass, Task, Choice, Wait, Succeed, Fail, Parallel, Map");
             return None;
         };
         let Some(allowed) = allowed_fields(ty) else {
-            self.err(&format!("{at}/Type"), format!("'{ty}' is not a state type; expected one of Pass, Task, Choice, Wait, Succeed, Fail, Parallel, Map"));
+            self.err(
+                &format!("{at}/Type"),
+                format!("'{ty}' is not a state type; expected one of Pass, Task, Choice, Wait, Succeed, Fail, Parallel, Map"),
+            );
             return None;
         };
         self.unknown_fields(obj, at, &allowed);
         let errors_before = self.errors.len();
-        let next = if allowed.contains(&"End") {
-            self.transition(obj, at, index)
-        } else {
-            Some(Transition::End)
-        };
+        let next = if allowed.contains(&"End") { self.transition(obj, at, index) } else { Some(Transition::End) };
         let input_path = self.io_path(obj, at, "InputPath");
         let output_path = self.io_path(obj, at, "OutputPath");
         let kind = match ty {
             "Pass" => {
                 let parameters = self.template(obj, at, "Parameters");
                 let result_path = self.result_path(obj, at, "ResultPath");
-                Some(Kind::Pass {
-                    parameters,
-                    result: obj.get("Result").cloned(),
-                    result_path,
-                })
+                Some(Kind::Pass { parameters, result: obj.get("Result").cloned(), result_path })
             }
             "Task" => self.task(obj, at, index).map(|t| Kind::Task(Box::new(t))),
             "Choice" => self.choice(obj, at, index),
@@ -532,40 +403,22 @@ impl Cx {
                 error: self.fail_field(obj, at, "Error", "ErrorPath"),
                 cause: self.fail_field(obj, at, "Cause", "CausePath"),
             }),
-            "Parallel" => self
-                .parallel(obj, at, index)
-                .map(|p| Kind::Parallel(Box::new(p))),
+            "Parallel" => self.parallel(obj, at, index).map(|p| Kind::Parallel(Box::new(p))),
             _ => self.map(obj, at, index).map(|m| Kind::Map(Box::new(m))),
         };
         if self.errors.len() > errors_before {
             return None;
         }
-        Some(State {
-            name: name.to_owned(),
-            input_path,
-            output_path,
-            next: next?,
-            kind: kind?,
-        })
+        Some(State { name: name.to_owned(), input_path, output_path, next: next?, kind: kind? })
     }
 
-    fn transition(
-        &mut self,
-        obj: &Map<String, Value>,
-        at: &str,
-        index: &HashMap<&str, usize>,
-    ) -> Option<Transition> {
+    fn transition(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<Transition> {
         match (obj.get("Next"), obj.get("End")) {
             (Some(_), Some(_)) => {
-                self.err(
-                    &format!("{at}/End"),
-                    "a state has either 'Next' or \"End\": true, not both",
-                );
+                self.err(&format!("{at}/End"), "a state has either 'Next' or \"End\": true, not both");
                 None
             }
-            (Some(next), None) => self
-                .target(next, &format!("{at}/Next"), index)
-                .map(Transition::Next),
+            (Some(next), None) => self.target(next, &format!("{at}/Next"), index).map(Transition::Next),
             (None, Some(Value::Bool(true))) => Some(Transition::End),
             (None, Some(_)) => {
                 self.err(&format!("{at}/End"), "expected true (or use 'Next')");
@@ -649,22 +502,12 @@ impl Cx {
         Some(t)
     }
 
-    fn int_field(
-        &mut self,
-        obj: &Map<String, Value>,
-        at: &str,
-        field: &str,
-        min: i64,
-    ) -> Option<i64> {
+    fn int_field(&mut self, obj: &Map<String, Value>, at: &str, field: &str, min: i64) -> Option<i64> {
         let v = obj.get(field)?;
         match v.as_i64() {
             Some(n) if n >= min => Some(n),
             _ => {
-                let what = if min > 0 {
-                    "a positive integer"
-                } else {
-                    "a non-negative integer"
-                };
+                let what = if min > 0 { "a positive integer" } else { "a non-negative integer" };
                 self.err(&format!("{at}/{field}"), format!("expected {what}"));
                 None
             }
@@ -686,26 +529,16 @@ impl Cx {
         let path_field = format!("{field}Path");
         match (obj.contains_key(field), obj.get(&path_field)) {
             (true, Some(_)) => {
-                self.err(
-                    &format!("{at}/{path_field}"),
-                    format!("use either '{field}' or '{path_field}', not both"),
-                );
+                self.err(&format!("{at}/{path_field}"), format!("use either '{field}' or '{path_field}', not both"));
                 None
             }
             (true, None) => literal(self).map(Amount::Fixed),
-            (false, Some(v)) => self
-                .path(v, &format!("{at}/{path_field}"))
-                .map(Amount::Path),
+            (false, Some(v)) => self.path(v, &format!("{at}/{path_field}")).map(Amount::Path),
             (false, None) => None,
         }
     }
 
-    fn recovery(
-        &mut self,
-        obj: &Map<String, Value>,
-        at: &str,
-        index: &HashMap<&str, usize>,
-    ) -> Recovery {
+    fn recovery(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Recovery {
         let mut retry = Vec::new();
         if let Some(v) = obj.get("Retry") {
             match v.as_array() {
@@ -738,12 +571,7 @@ impl Cx {
         }
     }
 
-    fn error_equals(
-        &mut self,
-        obj: &Map<String, Value>,
-        at: &str,
-        last: bool,
-    ) -> Option<Vec<String>> {
+    fn error_equals(&mut self, obj: &Map<String, Value>, at: &str, last: bool) -> Option<Vec<String>> {
         let here = format!("{at}/ErrorEquals");
         let names: Option<Vec<String>> = obj
             .get("ErrorEquals")
@@ -755,10 +583,7 @@ impl Cx {
             return None;
         };
         if names.iter().any(|n| n == crate::errors::ALL) && (names.len() > 1 || !last) {
-            self.err(
-                &here,
-                "States.ALL must appear alone, in the last retrier or catcher",
-            );
+            self.err(&here, "States.ALL must appear alone, in the last retrier or catcher");
         }
         Some(names)
     }
@@ -771,15 +596,7 @@ impl Cx {
         self.unknown_fields(
             obj,
             at,
-            &[
-                "ErrorEquals",
-                "IntervalSeconds",
-                "MaxAttempts",
-                "BackoffRate",
-                "MaxDelaySeconds",
-                "JitterStrategy",
-                "Comment",
-            ],
+            &["ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate", "MaxDelaySeconds", "JitterStrategy", "Comment"],
         );
         let errors = self.error_equals(obj, at, last);
         let backoff_rate = match obj.get("BackoffRate") {
@@ -787,10 +604,7 @@ impl Cx {
             Some(v) => match v.as_f64() {
                 Some(r) if r >= 1.0 => r,
                 _ => {
-                    self.err(
-                        &format!("{at}/BackoffRate"),
-                        "expected a number greater than or equal to 1.0",
-                    );
+                    self.err(&format!("{at}/BackoffRate"), "expected a number greater than or equal to 1.0");
                     2.0
                 }
             },
@@ -799,10 +613,7 @@ impl Cx {
             None | Some(Some("NONE")) => false,
             Some(Some("FULL")) => true,
             Some(_) => {
-                self.err(
-                    &format!("{at}/JitterStrategy"),
-                    "expected \"FULL\" or \"NONE\"",
-                );
+                self.err(&format!("{at}/JitterStrategy"), "expected \"FULL\" or \"NONE\"");
                 false
             }
         };
@@ -816,13 +627,7 @@ impl Cx {
         })
     }
 
-    fn catcher(
-        &mut self,
-        v: &Value,
-        at: &str,
-        last: bool,
-        index: &HashMap<&str, usize>,
-    ) -> Option<Catcher> {
+    fn catcher(&mut self, v: &Value, at: &str, last: bool, index: &HashMap<&str, usize>) -> Option<Catcher> {
         let Some(obj) = v.as_object() else {
             self.err(at, "expected a catcher object");
             return None;
@@ -832,88 +637,40 @@ impl Cx {
         let next = match obj.get("Next") {
             Some(n) => self.target(n, &format!("{at}/Next"), index),
             None => {
-                self.err(
-                    &format!("{at}/Next"),
-                    "expected the name of the state to go to",
-                );
+                self.err(&format!("{at}/Next"), "expected the name of the state to go to");
                 None
             }
         };
         let result_path = self.result_path(obj, at, "ResultPath");
-        Some(Catcher {
-            errors: errors?,
-            result_path,
-            next: next?,
-        })
+        Some(Catcher { errors: errors?, result_path, next: next? })
     }
 
-    fn task(
-        &mut self,
-        obj: &Map<String, Value>,
-        at: &str,
-        index: &HashMap<&str, usize>,
-    ) -> Option<TaskSpec> {
-        let resource = obj
-            .get("Resource")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+    fn task(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<TaskSpec> {
+        let resource = obj.get("Resource").and_then(Value::as_str).map(str::to_owned);
         if resource.is_none() {
-            self.err(
-                &format!("{at}/Resource"),
-                "expected the resource ARN to invoke",
-            );
+            self.err(&format!("{at}/Resource"), "expected the resource ARN to invoke");
         }
-        let timeout = self.amount(obj, at, "TimeoutSeconds", |cx| {
-            cx.positive_int(obj, at, "TimeoutSeconds")
-        });
-        let heartbeat = self.amount(obj, at, "HeartbeatSeconds", |cx| {
-            cx.positive_int(obj, at, "HeartbeatSeconds")
-        });
+        let timeout = self.amount(obj, at, "TimeoutSeconds", |cx| cx.positive_int(obj, at, "TimeoutSeconds"));
+        let heartbeat = self.amount(obj, at, "HeartbeatSeconds", |cx| cx.positive_int(obj, at, "HeartbeatSeconds"));
         if let (Some(Amount::Fixed(t)), Some(Amount::Fixed(h))) = (&timeout, &heartbeat)
             && h >= t
         {
-            self.err(
-                &format!("{at}/HeartbeatSeconds"),
-                "HeartbeatSeconds must be smaller than TimeoutSeconds",
-            );
+            self.err(&format!("{at}/HeartbeatSeconds"), "HeartbeatSeconds must be smaller than TimeoutSeconds");
         }
         let parameters = self.template(obj, at, "Parameters");
         let recovery = self.recovery(obj, at, index);
-        Some(TaskSpec {
-            resource: resource?,
-            parameters,
-            timeout,
-            heartbeat,
-            recovery,
-        })
+        Some(TaskSpec { resource: resource?, parameters, timeout, heartbeat, recovery })
     }
 
-    fn non_empty_array<'v>(
-        &mut self,
-        obj: &'v Map<String, Value>,
-        at: &str,
-        field: &str,
-        what: &str,
-    ) -> Option<&'v Vec<Value>> {
-        let items = obj
-            .get(field)
-            .and_then(Value::as_array)
-            .filter(|a| !a.is_empty());
+    fn non_empty_array<'v>(&mut self, obj: &'v Map<String, Value>, at: &str, field: &str, what: &str) -> Option<&'v Vec<Value>> {
+        let items = obj.get(field).and_then(Value::as_array).filter(|a| !a.is_empty());
         if items.is_none() {
-            self.err(
-                &format!("{at}/{field}"),
-                format!("expected a non-empty array of {what}"),
-            );
+            self.err(&format!("{at}/{field}"), format!("expected a non-empty array of {what}"));
         }
         items
     }
 
-    fn choice(
-        &mut self,
-        obj: &Map<String, Value>,
-        at: &str,
-        index: &HashMap<&str, usize>,
-    ) -> Option<Kind> {
+    fn choice(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<Kind> {
         let items = self.non_empty_array(obj, at, "Choices", "choice rules")?;
         let mut choices = Vec::with_capacity(items.len());
         for (i, item) in items.iter().enumerate() {
@@ -921,10 +678,7 @@ impl Cx {
             let mut problems = Vec::new();
             let rule = Rule::parse(item, &here, true, &mut problems);
             self.absorb(problems);
-            let next = item
-                .get("Next")
-                .filter(|n| n.is_string())
-                .and_then(|n| self.target(n, &format!("{here}/Next"), index));
+            let next = item.get("Next").filter(|n| n.is_string()).and_then(|n| self.target(n, &format!("{here}/Next"), index));
             if let (Some(rule), Some(next)) = (rule, next) {
                 choices.push((rule, next));
             }
@@ -937,15 +691,10 @@ impl Cx {
     }
 
     fn wait(&mut self, obj: &Map<String, Value>, at: &str) -> Option<WaitSpec> {
-        let present: Vec<&str> = ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"]
-            .into_iter()
-            .filter(|k| obj.contains_key(*k))
-            .collect();
+        let present: Vec<&str> =
+            ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"].into_iter().filter(|k| obj.contains_key(*k)).collect();
         if present.len() != 1 {
-            self.err(
-                at,
-                "a Wait state needs exactly one of Seconds, Timestamp, SecondsPath, TimestampPath",
-            );
+            self.err(at, "a Wait state needs exactly one of Seconds, Timestamp, SecondsPath, TimestampPath");
             return None;
         }
         let here = format!("{at}/{}", present[0]);
@@ -970,19 +719,10 @@ impl Cx {
         }
     }
 
-    fn fail_field(
-        &mut self,
-        obj: &Map<String, Value>,
-        at: &str,
-        literal: &str,
-        path: &'static str,
-    ) -> Option<FailField> {
+    fn fail_field(&mut self, obj: &Map<String, Value>, at: &str, literal: &str, path: &'static str) -> Option<FailField> {
         match (obj.get(literal), obj.get(path)) {
             (Some(_), Some(_)) => {
-                self.err(
-                    &format!("{at}/{path}"),
-                    format!("use either '{literal}' or '{path}', not both"),
-                );
+                self.err(&format!("{at}/{path}"), format!("use either '{literal}' or '{path}', not both"));
                 None
             }
             (Some(v), None) => match v.as_str() {
@@ -993,19 +733,13 @@ impl Cx {
                 }
             },
             (None, Some(v)) => match v.as_str().map(Dynamic::parse) {
-                Some(Ok(d)) => Some(FailField::Dynamic {
-                    field: path,
-                    value: d,
-                }),
+                Some(Ok(d)) => Some(FailField::Dynamic { field: path, value: d }),
                 Some(Err(e)) => {
                     self.err(&format!("{at}/{path}"), e);
                     None
                 }
                 None => {
-                    self.err(
-                        &format!("{at}/{path}"),
-                        "expected a JSONPath or an intrinsic function string",
-                    );
+                    self.err(&format!("{at}/{path}"), "expected a JSONPath or an intrinsic function string");
                     None
                 }
             },
@@ -1024,84 +758,44 @@ impl Cx {
         self.program(obj, at).map(Arc::new)
     }
 
-    fn parallel(
-        &mut self,
-        obj: &Map<String, Value>,
-        at: &str,
-        index: &HashMap<&str, usize>,
-    ) -> Option<ParallelSpec> {
+    fn parallel(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<ParallelSpec> {
         let items = self.non_empty_array(obj, at, "Branches", "branches")?;
-        let branches: Vec<Option<Arc<Program>>> = items
-            .iter()
-            .enumerate()
-            .map(|(i, b)| self.sub_program(b, &format!("{at}/Branches/{i}"), &[]))
-            .collect();
+        let branches: Vec<Option<Arc<Program>>> =
+            items.iter().enumerate().map(|(i, b)| self.sub_program(b, &format!("{at}/Branches/{i}"), &[])).collect();
         let parameters = self.template(obj, at, "Parameters");
         let recovery = self.recovery(obj, at, index);
-        Some(ParallelSpec {
-            branches: branches.into_iter().collect::<Option<_>>()?,
-            parameters,
-            recovery,
-        })
+        Some(ParallelSpec { branches: branches.into_iter().collect::<Option<_>>()?, parameters, recovery })
     }
 
-    fn map(
-        &mut self,
-        obj: &Map<String, Value>,
-        at: &str,
-        index: &HashMap<&str, usize>,
-    ) -> Option<MapSpec> {
+    fn map(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<MapSpec> {
         let processor = match (obj.get("ItemProcessor"), obj.get("Iterator")) {
             (Some(_), Some(_)) => {
-                self.err(
-                    &format!("{at}/Iterator"),
-                    "use either 'ItemProcessor' or the older 'Iterator', not both",
-                );
+                self.err(&format!("{at}/Iterator"), "use either 'ItemProcessor' or the older 'Iterator', not both");
                 None
             }
-            (Some(p), None) => {
-                self.sub_program(p, &format!("{at}/ItemProcessor"), &["ProcessorConfig"])
-            }
+            (Some(p), None) => self.sub_program(p, &format!("{at}/ItemProcessor"), &["ProcessorConfig"]),
             (None, Some(p)) => self.sub_program(p, &format!("{at}/Iterator"), &["ProcessorConfig"]),
             (None, None) => {
-                self.err(
-                    &format!("{at}/ItemProcessor"),
-                    "a Map state needs an ItemProcessor (or the older Iterator)",
-                );
+                self.err(&format!("{at}/ItemProcessor"), "a Map state needs an ItemProcessor (or the older Iterator)");
                 None
             }
         };
-        let item_selector = match (
-            obj.contains_key("ItemSelector"),
-            obj.contains_key("Parameters"),
-        ) {
+        let item_selector = match (obj.contains_key("ItemSelector"), obj.contains_key("Parameters")) {
             (true, true) => {
-                self.err(
-                    &format!("{at}/Parameters"),
-                    "use either 'ItemSelector' or the older 'Parameters', not both",
-                );
+                self.err(&format!("{at}/Parameters"), "use either 'ItemSelector' or the older 'Parameters', not both");
                 None
             }
             (true, false) => self.template(obj, at, "ItemSelector"),
             (false, _) => self.template(obj, at, "Parameters"),
         };
-        let max_concurrency = self.amount(obj, at, "MaxConcurrency", |cx| {
-            cx.int_field(obj, at, "MaxConcurrency", 0).map(|n| n as u64)
-        });
-        let tolerated_count = self.amount(obj, at, "ToleratedFailureCount", |cx| {
-            cx.int_field(obj, at, "ToleratedFailureCount", 0)
-        });
+        let max_concurrency = self.amount(obj, at, "MaxConcurrency", |cx| cx.int_field(obj, at, "MaxConcurrency", 0).map(|n| n as u64));
+        let tolerated_count = self.amount(obj, at, "ToleratedFailureCount", |cx| cx.int_field(obj, at, "ToleratedFailureCount", 0));
         let tolerated_percentage =
-            self.amount(obj, at, "ToleratedFailurePercentage", |cx| {
-                match obj["ToleratedFailurePercentage"].as_f64() {
-                    Some(p) if (0.0..=100.0).contains(&p) => Some(p),
-                    _ => {
-                        cx.err(
-                            &format!("{at}/ToleratedFailurePercentage"),
-                            "expected a number between 0 and 100",
-                        );
-                        None
-                    }
+            self.amount(obj, at, "ToleratedFailurePercentage", |cx| match obj["ToleratedFailurePercentage"].as_f64() {
+                Some(p) if (0.0..=100.0).contains(&p) => Some(p),
+                _ => {
+                    cx.err(&format!("{at}/ToleratedFailurePercentage"), "expected a number between 0 and 100");
+                    None
                 }
             });
         let items_path = self.io_path(obj, at, "ItemsPath");
@@ -1124,9 +818,7 @@ mod tests {
     use serde_json::json;
 
     fn errors(def: Value) -> Vec<DefinitionError> {
-        StateMachine::from_value(&def)
-            .expect_err("definition should be rejected")
-            .0
+        StateMachine::from_value(&def).expect_err("definition should be rejected").0
     }
 
     #[test]
@@ -1175,23 +867,14 @@ mod tests {
             }
         }));
         let pointers: Vec<&str> = errs.iter().map(|e| e.pointer.as_str()).collect();
-        assert!(
-            pointers.contains(&"/States/Deploy/Retry/0/ErrorEquals"),
-            "{errs:?}"
-        );
+        assert!(pointers.contains(&"/States/Deploy/Retry/0/ErrorEquals"), "{errs:?}");
         assert!(pointers.contains(&"/States/Deploy/Retry/0/BackoffRate"));
         assert!(pointers.contains(&"/States/Deploy/Catch/0/Next"));
         assert!(pointers.contains(&"/States/Done"));
         assert!(pointers.contains(&"/States/Orphan/Type"));
-        let retry = errs
-            .iter()
-            .find(|e| e.pointer == "/States/Deploy/Retry/0/ErrorEquals")
-            .unwrap();
+        let retry = errs.iter().find(|e| e.pointer == "/States/Deploy/Retry/0/ErrorEquals").unwrap();
         assert_eq!(retry.state.as_deref(), Some("Deploy"));
-        assert_eq!(
-            retry.to_string(),
-            "/States/Deploy/Retry/0/ErrorEquals (state 'Deploy'): expected a non-empty array of error names"
-        );
+        assert_eq!(retry.to_string(), "/States/Deploy/Retry/0/ErrorEquals (state 'Deploy'): expected a non-empty array of error names");
     }
 
     #[test]
@@ -1203,15 +886,9 @@ mod tests {
                 "Lost": {"Type": "Succeed"}
             }
         }));
-        assert_eq!(
-            errs[0].pointer,
-            "/States/M/ItemProcessor/States/I/ResultPath"
-        );
+        assert_eq!(errs[0].pointer, "/States/M/ItemProcessor/States/I/ResultPath");
         assert_eq!(errs[0].state.as_deref(), Some("I"));
-        assert!(
-            errs.iter()
-                .any(|e| e.pointer == "/States/Lost" && e.message.contains("not reachable"))
-        );
+        assert!(errs.iter().any(|e| e.pointer == "/States/Lost" && e.message.contains("not reachable")));
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Running executions: the state loop, I/O processing, Retry/Catch, tasks and task tokens, Map and Parallel.
 use crate::choice::parse_timestamp;
 use crate::definition::{
-    Amount, Catcher, FailField, IoPath, Kind, MapSpec, ParallelSpec, Program, Recovery, ResultPath,
-    Retrier, State, StateMachine, TaskSpec, Transition, WaitSpec,
+    Amount, Catcher, FailField, IoPath, Kind, MapSpec, ParallelSpec, Program, Recovery, ResultPath, Retrier, State, StateMachine, TaskSpec,
+    Transition, WaitSpec,
 };
 use crate::errors;
 use crate::history::{EventDetails, EventType, HistoryEvent, Log};
@@ -47,10 +47,7 @@ pub struct TaskFailure {
 
 impl TaskFailure {
     pub fn new(error: impl Into<String>, cause: impl Into<String>) -> TaskFailure {
-        TaskFailure {
-            error: error.into(),
-            cause: Some(cause.into()),
-        }
+        TaskFailure { error: error.into(), cause: Some(cause.into()) }
     }
 }
 
@@ -187,41 +184,15 @@ impl ExecutionHandle {
             Ok(outcome) => outcome,
             Err(join) => {
                 let (status, event_type, (error, cause)) = if join.is_cancelled() {
-                    let reason = self
-                        .exec
-                        .stopped
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .take()
-                        .unwrap_or_default();
-                    (
-                        ExecutionStatus::Aborted,
-                        EventType::ExecutionAborted,
-                        reason,
-                    )
+                    let reason = self.exec.stopped.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+                    (ExecutionStatus::Aborted, EventType::ExecutionAborted, reason)
                 } else {
                     let cause = format!("the executor failed internally: {join}");
-                    (
-                        ExecutionStatus::Failed,
-                        EventType::ExecutionFailed,
-                        (Some(errors::RUNTIME.to_owned()), Some(cause)),
-                    )
+                    (ExecutionStatus::Failed, EventType::ExecutionFailed, (Some(errors::RUNTIME.to_owned()), Some(cause)))
                 };
-                let details = EventDetails {
-                    error: error.clone(),
-                    cause: cause.clone(),
-                    ..Default::default()
-                };
-                self.exec
-                    .log
-                    .append(0, Utc::now(), event_type, Some(details));
-                ExecutionOutcome {
-                    status,
-                    output: None,
-                    error,
-                    cause,
-                    history: self.exec.log.take(),
-                }
+                let details = EventDetails { error: error.clone(), cause: cause.clone(), ..Default::default() };
+                self.exec.log.append(0, Utc::now(), event_type, Some(details));
+                ExecutionOutcome { status, output: None, error, cause, history: self.exec.log.take() }
             }
         }
     }
@@ -229,31 +200,14 @@ impl ExecutionHandle {
 
 impl Executor {
     pub fn new(invoker: Arc<dyn TaskInvoker>, clock: Clock) -> Executor {
-        Executor {
-            inner: Arc::new(Inner {
-                invoker,
-                clock,
-                tokens: Mutex::new(HashMap::new()),
-            }),
-        }
+        Executor { inner: Arc::new(Inner { invoker, clock, tokens: Mutex::new(HashMap::new()) }) }
     }
 
     /// Starts an execution on the current tokio runtime.
     pub fn start(&self, machine: Arc<StateMachine>, start: ExecutionStart) -> ExecutionHandle {
-        let sm_arn = format!(
-            "arn:aws:states:{}:{}:stateMachine:{}",
-            start.region, start.account_id, start.state_machine_name
-        );
-        let arn = format!(
-            "arn:aws:states:{}:{}:execution:{}:{}",
-            start.region, start.account_id, start.state_machine_name, start.name
-        );
-        let role_arn = start.role_arn.unwrap_or_else(|| {
-            format!(
-                "arn:aws:iam::{}:role/StepFunctionsExecutionRole",
-                start.account_id
-            )
-        });
+        let sm_arn = format!("arn:aws:states:{}:{}:stateMachine:{}", start.region, start.account_id, start.state_machine_name);
+        let arn = format!("arn:aws:states:{}:{}:execution:{}:{}", start.region, start.account_id, start.state_machine_name, start.name);
+        let role_arn = start.role_arn.unwrap_or_else(|| format!("arn:aws:iam::{}:role/StepFunctionsExecutionRole", start.account_id));
         let started = Utc::now();
         let exec = Arc::new(Execution {
             inner: self.inner.clone(),
@@ -280,35 +234,16 @@ impl Executor {
     }
 
     fn take_token(&self, token: &str) -> Result<TokenSlot, TaskTokenError> {
-        self.inner
-            .tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(token)
-            .ok_or(TaskTokenError::TaskDoesNotExist)
+        self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(token).ok_or(TaskTokenError::TaskDoesNotExist)
     }
 
     pub fn send_task_success(&self, token: &str, output: Value) -> Result<(), TaskTokenError> {
-        self.take_token(token)?
-            .reply
-            .send(Ok(output))
-            .map_err(|_| TaskTokenError::TaskDoesNotExist)
+        self.take_token(token)?.reply.send(Ok(output)).map_err(|_| TaskTokenError::TaskDoesNotExist)
     }
 
-    pub fn send_task_failure(
-        &self,
-        token: &str,
-        error: &str,
-        cause: Option<&str>,
-    ) -> Result<(), TaskTokenError> {
-        let failure = TaskFailure {
-            error: error.to_owned(),
-            cause: cause.map(str::to_owned),
-        };
-        self.take_token(token)?
-            .reply
-            .send(Err(failure))
-            .map_err(|_| TaskTokenError::TaskDoesNotExist)
+    pub fn send_task_failure(&self, token: &str, error: &str, cause: Option<&str>) -> Result<(), TaskTokenError> {
+        let failure = TaskFailure { error: error.to_owned(), cause: cause.map(str::to_owned) };
+        self.take_token(token)?.reply.send(Err(failure)).map_err(|_| TaskTokenError::TaskDoesNotExist)
     }
 
     pub fn send_task_heartbeat(&self, token: &str) -> Result<(), TaskTokenError> {
@@ -328,10 +263,7 @@ struct Failure {
 
 impl Failure {
     fn new(error: &str, cause: String) -> Failure {
-        Failure {
-            error: Some(error.to_owned()),
-            cause: Some(cause),
-        }
+        Failure { error: Some(error.to_owned()), cause: Some(cause) }
     }
 
     fn name(&self) -> &str {
@@ -378,10 +310,7 @@ impl Thread {
     }
 
     fn record(&mut self, event_type: EventType, details: Option<EventDetails>) -> u64 {
-        self.previous = self
-            .exec
-            .log
-            .append(self.previous, self.now(), event_type, details);
+        self.previous = self.exec.log.append(self.previous, self.now(), event_type, details);
         self.previous
     }
 
@@ -397,11 +326,7 @@ impl Thread {
     }
 
     fn child(&self) -> Thread {
-        Thread {
-            exec: self.exec.clone(),
-            previous: self.previous,
-            virtual_elapsed: self.virtual_elapsed,
-        }
+        Thread { exec: self.exec.clone(), previous: self.previous, virtual_elapsed: self.virtual_elapsed }
     }
 }
 
@@ -434,16 +359,8 @@ impl StateRun<'_> {
 
 impl Execution {
     async fn run(self: Arc<Self>) -> ExecutionOutcome {
-        let mut th = Thread {
-            exec: self.clone(),
-            previous: 0,
-            virtual_elapsed: Duration::ZERO,
-        };
-        let details = EventDetails {
-            input: Some(self.input.clone()),
-            role_arn: Some(self.role_arn.clone()),
-            ..Default::default()
-        };
+        let mut th = Thread { exec: self.clone(), previous: 0, virtual_elapsed: Duration::ZERO };
+        let details = EventDetails { input: Some(self.input.clone()), role_arn: Some(self.role_arn.clone()), ..Default::default() };
         th.record(EventType::ExecutionStarted, Some(details));
         let program = self.machine.program.clone();
         let run = run_program(th, program, self.input.clone());
@@ -451,11 +368,7 @@ impl Execution {
         let (status, result, th) = match (limit, limit.and_then(|l| self.inner.clock.wall(l))) {
             (Some(_), Some(wall)) => match tokio::time::timeout(wall, run).await {
                 Ok((th, result)) => (None, result, Some(th)),
-                Err(_) => (
-                    Some(ExecutionStatus::TimedOut),
-                    Err(Failure::new(errors::TIMEOUT, String::new())),
-                    None,
-                ),
+                Err(_) => (Some(ExecutionStatus::TimedOut), Err(Failure::new(errors::TIMEOUT, String::new())), None),
             },
             (Some(limit), None) => {
                 let (th, result) = run.await;
@@ -467,69 +380,25 @@ impl Execution {
                 (None, result, Some(th))
             }
         };
-        let mut th = th.unwrap_or_else(|| Thread {
-            exec: self.clone(),
-            previous: 0,
-            virtual_elapsed: Duration::ZERO,
-        });
+        let mut th = th.unwrap_or_else(|| Thread { exec: self.clone(), previous: 0, virtual_elapsed: Duration::ZERO });
         let outcome = match (status, result) {
             (Some(ExecutionStatus::TimedOut), _) => {
-                let f = Failure {
-                    error: Some(errors::TIMEOUT.to_owned()),
-                    cause: None,
-                };
-                th.record(
-                    EventType::ExecutionTimedOut,
-                    Some(EventDetails {
-                        error: f.error.clone(),
-                        ..Default::default()
-                    }),
-                );
-                ExecutionOutcome {
-                    status: ExecutionStatus::TimedOut,
-                    output: None,
-                    error: f.error,
-                    cause: f.cause,
-                    history: vec![],
-                }
+                let f = Failure { error: Some(errors::TIMEOUT.to_owned()), cause: None };
+                th.record(EventType::ExecutionTimedOut, Some(EventDetails { error: f.error.clone(), ..Default::default() }));
+                ExecutionOutcome { status: ExecutionStatus::TimedOut, output: None, error: f.error, cause: f.cause, history: vec![] }
             }
             (_, Ok(output)) => {
-                th.record(
-                    EventType::ExecutionSucceeded,
-                    Some(EventDetails {
-                        output: Some(output.clone()),
-                        ..Default::default()
-                    }),
-                );
+                th.record(EventType::ExecutionSucceeded, Some(EventDetails { output: Some(output.clone()), ..Default::default() }));
                 let output = Some(Arc::unwrap_or_clone(output));
-                ExecutionOutcome {
-                    status: ExecutionStatus::Succeeded,
-                    output,
-                    error: None,
-                    cause: None,
-                    history: vec![],
-                }
+                ExecutionOutcome { status: ExecutionStatus::Succeeded, output, error: None, cause: None, history: vec![] }
             }
             (_, Err(f)) => {
-                let details = EventDetails {
-                    error: f.error.clone(),
-                    cause: f.cause.clone(),
-                    ..Default::default()
-                };
+                let details = EventDetails { error: f.error.clone(), cause: f.cause.clone(), ..Default::default() };
                 th.record(EventType::ExecutionFailed, Some(details));
-                ExecutionOutcome {
-                    status: ExecutionStatus::Failed,
-                    output: None,
-                    error: f.error,
-                    cause: f.cause,
-                    history: vec![],
-                }
+                ExecutionOutcome { status: ExecutionStatus::Failed, output: None, error: f.error, cause: f.cause, history: vec![] }
             }
         };
-        ExecutionOutcome {
-            history: self.log.take(),
-            ..outcome
-        }
+        ExecutionOutcome { history: self.log.take(), ..outcome }
     }
 
     /// The context object (`$$`), or only its top-level field `part` when a path names one.
@@ -551,28 +420,19 @@ impl Execution {
             let entered = run.entered_at.to_rfc3339_opts(SecondsFormat::Millis, true);
             let mut state = json!({"EnteredTime": entered, "Name": run.state.name});
             // AWS shows RetryCount only in states that can be retried.
-            if matches!(
-                run.state.kind,
-                Kind::Task(_) | Kind::Parallel(_) | Kind::Map(_)
-            ) {
+            if matches!(run.state.kind, Kind::Task(_) | Kind::Parallel(_) | Kind::Map(_)) {
                 state["RetryCount"] = json!(run.retry_count);
             }
             ctx.insert("State".into(), state);
         }
         if wanted("StateMachine") {
-            ctx.insert(
-                "StateMachine".into(),
-                json!({"Id": self.state_machine_arn, "Name": self.state_machine_name}),
-            );
+            ctx.insert("StateMachine".into(), json!({"Id": self.state_machine_arn, "Name": self.state_machine_name}));
         }
         if let Some(token) = run.task_token.as_ref().filter(|_| wanted("Task")) {
             ctx.insert("Task".into(), json!({"Token": token}));
         }
         if let Some((index, value)) = run.map_item.as_ref().filter(|_| wanted("Map")) {
-            ctx.insert(
-                "Map".into(),
-                json!({"Item": {"Index": index, "Value": value}}),
-            );
+            ctx.insert("Map".into(), json!({"Item": {"Index": index, "Value": value}}));
         }
         Value::Object(ctx)
     }
@@ -584,15 +444,9 @@ fn entered_type(kind: &Kind) -> (EventType, EventType) {
         Kind::Task(_) => (EventType::TaskStateEntered, EventType::TaskStateExited),
         Kind::Choice { .. } => (EventType::ChoiceStateEntered, EventType::ChoiceStateExited),
         Kind::Wait(_) => (EventType::WaitStateEntered, EventType::WaitStateExited),
-        Kind::Succeed => (
-            EventType::SucceedStateEntered,
-            EventType::SucceedStateExited,
-        ),
+        Kind::Succeed => (EventType::SucceedStateEntered, EventType::SucceedStateExited),
         Kind::Fail { .. } => (EventType::FailStateEntered, EventType::FailStateEntered),
-        Kind::Parallel(_) => (
-            EventType::ParallelStateEntered,
-            EventType::ParallelStateExited,
-        ),
+        Kind::Parallel(_) => (EventType::ParallelStateEntered, EventType::ParallelStateExited),
         Kind::Map(_) => (EventType::MapStateEntered, EventType::MapStateExited),
     }
 }
@@ -604,27 +458,12 @@ fn run_program(mut th: Thread, program: Arc<Program>, mut input: Arc<Value>) -> 
             let state = &program.states[index];
             let (entered, exited) = entered_type(&state.kind);
             let entered_at = th.now();
-            let details = EventDetails {
-                name: Some(state.name.clone()),
-                input: Some(input.clone()),
-                ..Default::default()
-            };
+            let details = EventDetails { name: Some(state.name.clone()), input: Some(input.clone()), ..Default::default() };
             let entered_id = th.record(entered, Some(details));
-            let mut run = StateRun {
-                state,
-                entered_id,
-                entered_at,
-                retry_count: 0,
-                task_token: None,
-                map_item: None,
-            };
+            let mut run = StateRun { state, entered_id, entered_at, retry_count: 0, task_token: None, map_item: None };
             match run_state(&mut th, &mut run, input).await {
                 Ok((output, next)) => {
-                    let details = EventDetails {
-                        name: Some(state.name.clone()),
-                        output: Some(output.clone()),
-                        ..Default::default()
-                    };
+                    let details = EventDetails { name: Some(state.name.clone()), output: Some(output.clone()), ..Default::default() };
                     th.record(exited, Some(details));
                     match next {
                         Transition::End => return (th, Ok(output)),
@@ -640,18 +479,10 @@ fn run_program(mut th: Thread, program: Arc<Program>, mut input: Arc<Value>) -> 
     })
 }
 
-async fn run_state(
-    th: &mut Thread,
-    run: &mut StateRun<'_>,
-    raw: Arc<Value>,
-) -> Result<(Arc<Value>, Transition), Failure> {
+async fn run_state(th: &mut Thread, run: &mut StateRun<'_>, raw: Arc<Value>) -> Result<(Arc<Value>, Transition), Failure> {
     let state = run.state;
     match &state.kind {
-        Kind::Pass {
-            parameters,
-            result,
-            result_path,
-        } => {
+        Kind::Pass { parameters, result, result_path } => {
             let effective = input_path(run, &state.input_path, &raw)?;
             let produced = match (result, parameters) {
                 (Some(r), _) => Arc::new(r.clone()),
@@ -672,13 +503,8 @@ async fn run_state(
                     break;
                 }
             }
-            let next = chosen
-                .or(*default)
-                .ok_or_else(|| Failure::new(errors::NO_CHOICE_MATCHED, "No Matches!".into()))?;
-            Ok((
-                output_path(run, &state.output_path, effective)?,
-                Transition::Next(next),
-            ))
+            let next = chosen.or(*default).ok_or_else(|| Failure::new(errors::NO_CHOICE_MATCHED, "No Matches!".into()))?;
+            Ok((output_path(run, &state.output_path, effective)?, Transition::Next(next)))
         }
         Kind::Wait(spec) => {
             let effective = input_path(run, &state.input_path, &raw)?;
@@ -688,10 +514,7 @@ async fn run_state(
         }
         Kind::Succeed => {
             let effective = input_path(run, &state.input_path, &raw)?;
-            Ok((
-                output_path(run, &state.output_path, effective)?,
-                Transition::End,
-            ))
+            Ok((output_path(run, &state.output_path, effective)?, Transition::End))
         }
         Kind::Fail { error, cause } => {
             let error = fail_field(th, run, error.as_ref(), &raw)?;
@@ -726,10 +549,7 @@ async fn recoverable(
                     None => result,
                 };
                 let output = apply_result_path(run, raw, selected, &recovery.result_path)?;
-                return Ok((
-                    output_path(run, &run.state.output_path, output)?,
-                    run.state.next,
-                ));
+                return Ok((output_path(run, &run.state.output_path, output)?, run.state.next));
             }
             Err(f) => f,
         };
@@ -740,12 +560,7 @@ async fn recoverable(
         }
         return match find_catcher(&recovery.catch, &failure) {
             Some(catcher) => {
-                let output = apply_result_path(
-                    run,
-                    raw,
-                    Arc::new(failure.as_value()),
-                    &catcher.result_path,
-                )?;
+                let output = apply_result_path(run, raw, Arc::new(failure.as_value()), &catcher.result_path)?;
                 Ok((output, Transition::Next(catcher.next)))
             }
             None => Err(failure),
@@ -755,15 +570,11 @@ async fn recoverable(
 
 /// The delay before the next attempt, or None when no retrier applies or the matching one is exhausted.
 fn retry_delay(retriers: &[Retrier], attempts: &mut [u64], failure: &Failure) -> Option<Duration> {
-    let (i, r) = retriers
-        .iter()
-        .enumerate()
-        .find(|(_, r)| r.errors.iter().any(|e| errors::matches(e, failure.name())))?;
+    let (i, r) = retriers.iter().enumerate().find(|(_, r)| r.errors.iter().any(|e| errors::matches(e, failure.name())))?;
     if attempts[i] >= r.max_attempts {
         return None;
     }
-    let mut seconds =
-        r.interval_seconds as f64 * r.backoff_rate.powi(attempts[i].min(i32::MAX as u64) as i32);
+    let mut seconds = r.interval_seconds as f64 * r.backoff_rate.powi(attempts[i].min(i32::MAX as u64) as i32);
     if let Some(max) = r.max_delay_seconds {
         seconds = seconds.min(max as f64);
     }
@@ -775,23 +586,16 @@ fn retry_delay(retriers: &[Retrier], attempts: &mut [u64], failure: &Failure) ->
 }
 
 fn find_catcher<'c>(catchers: &'c [Catcher], failure: &Failure) -> Option<&'c Catcher> {
-    catchers
-        .iter()
-        .find(|c| c.errors.iter().any(|e| errors::matches(e, failure.name())))
+    catchers.iter().find(|c| c.errors.iter().any(|e| errors::matches(e, failure.name())))
 }
 
 fn eval(th: &Thread, run: &StateRun, template: &Template, input: &Value) -> Result<Value, Failure> {
     let build = |part: Option<&str>| th.exec.context(run, part);
-    template
-        .eval(&Env::lazy(input, &build))
-        .map_err(|e| run.fail(e))
+    template.eval(&Env::lazy(input, &build)).map_err(|e| run.fail(e))
 }
 
 fn no_results(run: &StateRun, path: &JsonPath) -> Failure {
-    run.runtime(format!(
-        "Invalid path '{path}' : No results for path: {}",
-        path.normalized()
-    ))
+    run.runtime(format!("Invalid path '{path}' : No results for path: {}", path.normalized()))
 }
 
 /// Documents move between states as `Arc`s shared with the history: a state copies one only to change it.
@@ -811,12 +615,7 @@ fn select_path(run: &StateRun, path: &IoPath, doc: &Arc<Value>) -> Result<Arc<Va
     }
 }
 
-fn apply_result_path(
-    run: &StateRun,
-    raw: Arc<Value>,
-    result: Arc<Value>,
-    path: &ResultPath,
-) -> Result<Arc<Value>, Failure> {
+fn apply_result_path(run: &StateRun, raw: Arc<Value>, result: Arc<Value>, path: &ResultPath) -> Result<Arc<Value>, Failure> {
     match path {
         ResultPath::Discard => Ok(raw),
         ResultPath::Path(p) if p.is_root() => Ok(result),
@@ -838,12 +637,7 @@ fn apply_result_path(
     }
 }
 
-fn fail_field(
-    th: &Thread,
-    run: &StateRun,
-    field: Option<&FailField>,
-    input: &Value,
-) -> Result<Option<String>, Failure> {
+fn fail_field(th: &Thread, run: &StateRun, field: Option<&FailField>, input: &Value) -> Result<Option<String>, Failure> {
     let (name, dynamic) = match field {
         None => return Ok(None),
         Some(FailField::Literal(s)) => return Ok(Some(s.clone())),
@@ -874,32 +668,19 @@ fn quoted(v: &Value) -> String {
     }
 }
 
-fn wait_delay(
-    th: &Thread,
-    run: &StateRun,
-    spec: &WaitSpec,
-    input: &Value,
-) -> Result<Duration, Failure> {
-    let until = |t: DateTime<chrono::FixedOffset>| {
-        (t.with_timezone(&Utc) - th.now())
-            .to_std()
-            .unwrap_or(Duration::ZERO)
-    };
+fn wait_delay(th: &Thread, run: &StateRun, spec: &WaitSpec, input: &Value) -> Result<Duration, Failure> {
+    let until = |t: DateTime<chrono::FixedOffset>| (t.with_timezone(&Utc) - th.now()).to_std().unwrap_or(Duration::ZERO);
     match spec {
         WaitSpec::Seconds(s) => Ok(Duration::from_secs(*s)),
         WaitSpec::Timestamp(t) => Ok(until(*t)),
         WaitSpec::SecondsPath(p) => {
             let v = p.query(input).ok_or_else(|| no_results(run, p))?;
             match v.as_i64() {
-                Some(n) if n < 0 => Err(run.runtime(format!(
-                    "The SecondsPath parameter references a negative value: {p} == {}",
-                    quoted(&v)
-                ))),
+                Some(n) if n < 0 => {
+                    Err(run.runtime(format!("The SecondsPath parameter references a negative value: {p} == {}", quoted(&v))))
+                }
                 Some(n) => Ok(Duration::from_secs(n as u64)),
-                None => Err(run.runtime(format!(
-                    "The SecondsPath parameter cannot be parsed as a long value: {p} == {}",
-                    quoted(&v)
-                ))),
+                None => Err(run.runtime(format!("The SecondsPath parameter cannot be parsed as a long value: {p} == {}", quoted(&v)))),
             }
         }
         WaitSpec::TimestampPath(p) => {
@@ -929,10 +710,7 @@ fn resolve_amount<T: Copy>(
         Amount::Path(p) => {
             let v = p.query(input).ok_or_else(|| no_results(run, p))?;
             parse(&v).ok_or_else(|| {
-                run.runtime(format!(
-                    "The {field}Path field refers to value \"{}\" which is not a valid {kind}: {p}",
-                    quoted(&v)
-                ))
+                run.runtime(format!("The {field}Path field refers to value \"{}\" which is not a valid {kind}: {p}", quoted(&v)))
             })
         }
     }
@@ -955,20 +733,10 @@ fn classify(resource: &str) -> ResourceKind<'_> {
     let parts: Vec<&str> = resource.splitn(7, ':').collect();
     match parts.as_slice() {
         ["arn", _, "lambda", _, _, "function", _] => ResourceKind::LambdaArn,
-        ["arn", _, "states", "", "", "lambda", action]
-            if action.split('.').next() == Some("invoke") =>
-        {
-            ResourceKind::LambdaInvoke
-        }
+        ["arn", _, "states", "", "", "lambda", action] if action.split('.').next() == Some("invoke") => ResourceKind::LambdaInvoke,
         ["arn", _, "states", "", "", service, action] => ResourceKind::Other { service, action },
-        ["arn", _, service, ..] => ResourceKind::Other {
-            service,
-            action: resource,
-        },
-        _ => ResourceKind::Other {
-            service: "",
-            action: resource,
-        },
+        ["arn", _, service, ..] => ResourceKind::Other { service, action: resource },
+        _ => ResourceKind::Other { service: "", action: resource },
     }
 }
 
@@ -980,11 +748,7 @@ struct TokenGuard<'a> {
 
 impl Drop for TokenGuard<'_> {
     fn drop(&mut self) {
-        self.inner
-            .tokens
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.token);
+        self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.token);
     }
 }
 
@@ -994,40 +758,17 @@ enum TaskEnd {
     HeartbeatTimedOut,
 }
 
-async fn run_task(
-    th: &mut Thread,
-    run: &mut StateRun<'_>,
-    spec: &TaskSpec,
-    raw: &Arc<Value>,
-) -> Result<Arc<Value>, Failure> {
+async fn run_task(th: &mut Thread, run: &mut StateRun<'_>, spec: &TaskSpec, raw: &Arc<Value>) -> Result<Arc<Value>, Failure> {
     let effective = input_path(run, &run.state.input_path, raw)?;
     let timeout = spec
         .timeout
         .as_ref()
-        .map(|a| {
-            resolve_amount(
-                run,
-                a,
-                &effective,
-                "TimeoutSeconds",
-                "positive integer",
-                positive_seconds,
-            )
-        })
+        .map(|a| resolve_amount(run, a, &effective, "TimeoutSeconds", "positive integer", positive_seconds))
         .transpose()?;
     let heartbeat = spec
         .heartbeat
         .as_ref()
-        .map(|a| {
-            resolve_amount(
-                run,
-                a,
-                &effective,
-                "HeartbeatSeconds",
-                "positive integer",
-                positive_seconds,
-            )
-        })
+        .map(|a| resolve_amount(run, a, &effective, "HeartbeatSeconds", "positive integer", positive_seconds))
         .transpose()?;
     let (resource, wait_for_token) = match spec.resource.strip_suffix(".waitForTaskToken") {
         Some(base) => (base, true),
@@ -1041,42 +782,23 @@ async fn run_task(
     let kind = classify(resource);
     let (function, payload) = match &kind {
         ResourceKind::LambdaArn => (Some(resource.to_owned()), (*parameters).clone()),
-        ResourceKind::LambdaInvoke => {
-            match parameters.get("FunctionName").and_then(Value::as_str) {
-                Some(f) => (
-                    Some(f.to_owned()),
-                    parameters
-                        .get("Payload")
-                        .cloned()
-                        .unwrap_or_else(|| Value::Object(Map::new())),
-                ),
-                None => {
-                    return Err(run.runtime(format!(
-                        "The resource '{}' needs a 'FunctionName' string in Parameters: {}",
-                        spec.resource,
-                        compact(parameters.as_ref())
-                    )));
-                }
+        ResourceKind::LambdaInvoke => match parameters.get("FunctionName").and_then(Value::as_str) {
+            Some(f) => (Some(f.to_owned()), parameters.get("Payload").cloned().unwrap_or_else(|| Value::Object(Map::new()))),
+            None => {
+                return Err(run.runtime(format!(
+                    "The resource '{}' needs a 'FunctionName' string in Parameters: {}",
+                    spec.resource,
+                    compact(parameters.as_ref())
+                )));
             }
-        }
+        },
         ResourceKind::Other { .. } => (None, (*parameters).clone()),
     };
     let (resource_type, resource_name) = match &kind {
         ResourceKind::LambdaArn => ("lambda".to_owned(), spec.resource.clone()),
-        ResourceKind::LambdaInvoke => (
-            "lambda".to_owned(),
-            spec.resource
-                .rsplit(':')
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
-        ),
+        ResourceKind::LambdaInvoke => ("lambda".to_owned(), spec.resource.rsplit(':').next().unwrap_or_default().to_owned()),
         ResourceKind::Other { service, action } => {
-            let action = if wait_for_token {
-                format!("{action}.waitForTaskToken")
-            } else {
-                (*action).to_owned()
-            };
+            let action = if wait_for_token { format!("{action}.waitForTaskToken") } else { (*action).to_owned() };
             ((*service).to_owned(), action)
         }
     };
@@ -1104,10 +826,7 @@ async fn run_task(
             ..Default::default()
         });
         th.record(EventType::TaskScheduled, Some(details));
-        th.record(
-            EventType::TaskStarted,
-            Some(task_details(EventDetails::default())),
-        );
+        th.record(EventType::TaskStarted, Some(task_details(EventDetails::default())));
     }
 
     let inner = th.exec.inner.clone();
@@ -1126,30 +845,14 @@ async fn run_task(
         Some(token) => {
             let (tx, rx) = oneshot::channel();
             let beat = Arc::new(Notify::new());
-            inner
-                .tokens
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(
-                    token.clone(),
-                    TokenSlot {
-                        reply: tx,
-                        heartbeat: beat.clone(),
-                    },
-                );
-            let _guard = TokenGuard {
-                inner: &inner,
-                token: token.clone(),
-            };
+            inner.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(token.clone(), TokenSlot { reply: tx, heartbeat: beat.clone() });
+            let _guard = TokenGuard { inner: &inner, token: token.clone() };
             let invoked = with_deadline(deadline, inner.invoker.invoke(call)).await;
             match invoked {
                 None => TaskEnd::TimedOut,
                 Some(Err(f)) => TaskEnd::Done(Err(f)),
                 Some(Ok(_)) => {
-                    th.record(
-                        EventType::TaskSubmitted,
-                        Some(task_details(EventDetails::default())),
-                    );
+                    th.record(EventType::TaskSubmitted, Some(task_details(EventDetails::default())));
                     await_token(rx, beat, deadline, heartbeat).await
                 }
             }
@@ -1163,74 +866,28 @@ async fn run_task(
     let (lambda_event, task_event, details, result) = match end {
         TaskEnd::Done(Ok(answer)) => {
             let wrap = matches!(kind, ResourceKind::LambdaInvoke) && !wait_for_token;
-            let result = Arc::new(if wrap {
-                wrap_lambda_invoke(answer)
-            } else {
-                answer
-            });
-            let details = EventDetails {
-                output: Some(result.clone()),
-                ..Default::default()
-            };
-            (
-                EventType::LambdaFunctionSucceeded,
-                EventType::TaskSucceeded,
-                details,
-                Ok(result),
-            )
+            let result = Arc::new(if wrap { wrap_lambda_invoke(answer) } else { answer });
+            let details = EventDetails { output: Some(result.clone()), ..Default::default() };
+            (EventType::LambdaFunctionSucceeded, EventType::TaskSucceeded, details, Ok(result))
         }
         TaskEnd::Done(Err(f)) => {
-            let failure = Failure {
-                error: Some(f.error),
-                cause: f.cause,
-            };
-            let details = EventDetails {
-                error: failure.error.clone(),
-                cause: failure.cause.clone(),
-                ..Default::default()
-            };
-            (
-                EventType::LambdaFunctionFailed,
-                EventType::TaskFailed,
-                details,
-                Err(failure),
-            )
+            let failure = Failure { error: Some(f.error), cause: f.cause };
+            let details = EventDetails { error: failure.error.clone(), cause: failure.cause.clone(), ..Default::default() };
+            (EventType::LambdaFunctionFailed, EventType::TaskFailed, details, Err(failure))
         }
         TaskEnd::TimedOut | TaskEnd::HeartbeatTimedOut => {
-            let error = if matches!(end, TaskEnd::TimedOut) {
-                errors::TIMEOUT
-            } else {
-                errors::HEARTBEAT_TIMEOUT
-            };
-            let failure = Failure {
-                error: Some(error.to_owned()),
-                cause: None,
-            };
-            let details = EventDetails {
-                error: failure.error.clone(),
-                ..Default::default()
-            };
-            (
-                EventType::LambdaFunctionTimedOut,
-                EventType::TaskTimedOut,
-                details,
-                Err(failure),
-            )
+            let error = if matches!(end, TaskEnd::TimedOut) { errors::TIMEOUT } else { errors::HEARTBEAT_TIMEOUT };
+            let failure = Failure { error: Some(error.to_owned()), cause: None };
+            let details = EventDetails { error: failure.error.clone(), ..Default::default() };
+            (EventType::LambdaFunctionTimedOut, EventType::TaskTimedOut, details, Err(failure))
         }
     };
-    let event = if legacy_lambda {
-        lambda_event
-    } else {
-        task_event
-    };
+    let event = if legacy_lambda { lambda_event } else { task_event };
     th.record(event, Some(task_details(details)));
     result
 }
 
-async fn with_deadline<F: Future>(
-    deadline: Option<tokio::time::Instant>,
-    f: F,
-) -> Option<F::Output> {
+async fn with_deadline<F: Future>(deadline: Option<tokio::time::Instant>, f: F) -> Option<F::Output> {
     match deadline {
         Some(d) => tokio::time::timeout_at(d, f).await.ok(),
         None => Some(f.await),
@@ -1245,9 +902,7 @@ async fn await_token(
 ) -> TaskEnd {
     let far = || tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
     loop {
-        let beat_deadline = heartbeat
-            .map(|h| tokio::time::Instant::now() + Duration::from_secs(h))
-            .unwrap_or_else(far);
+        let beat_deadline = heartbeat.map(|h| tokio::time::Instant::now() + Duration::from_secs(h)).unwrap_or_else(far);
         tokio::select! {
             reply = &mut rx => return TaskEnd::Done(reply.unwrap_or_else(|_| Err(TaskFailure::new(errors::RUNTIME, "the task token was dropped")))),
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(far)) => return TaskEnd::TimedOut,
@@ -1332,51 +987,28 @@ async fn run_children(
     }
 }
 
-async fn run_parallel(
-    th: &mut Thread,
-    run: &mut StateRun<'_>,
-    spec: &ParallelSpec,
-    raw: &Arc<Value>,
-) -> Result<Arc<Value>, Failure> {
+async fn run_parallel(th: &mut Thread, run: &mut StateRun<'_>, spec: &ParallelSpec, raw: &Arc<Value>) -> Result<Arc<Value>, Failure> {
     let effective = input_path(run, &run.state.input_path, raw)?;
     let input = match &spec.parameters {
         Some(p) => Arc::new(eval(th, run, p, &effective)?),
         None => effective,
     };
     th.record(EventType::ParallelStateStarted, None);
-    let jobs = spec
-        .branches
-        .iter()
-        .map(|b| (th.child(), b.clone(), input.clone()))
-        .collect();
+    let jobs = spec.branches.iter().map(|b| (th.child(), b.clone(), input.clone())).collect();
     let mut results = run_children(th, jobs, None, false).await;
     if let Some(failure) = results.iter().find_map(|(_, r)| r.as_ref().err().cloned()) {
         th.record(
             EventType::ParallelStateFailed,
-            Some(EventDetails {
-                error: failure.error.clone(),
-                cause: failure.cause.clone(),
-                ..Default::default()
-            }),
+            Some(EventDetails { error: failure.error.clone(), cause: failure.cause.clone(), ..Default::default() }),
         );
         return Err(failure);
     }
     results.sort_by_key(|(i, _)| *i);
     th.record(EventType::ParallelStateSucceeded, None);
-    Ok(Arc::new(Value::Array(
-        results
-            .into_iter()
-            .filter_map(|(_, r)| r.ok().map(Arc::unwrap_or_clone))
-            .collect(),
-    )))
+    Ok(Arc::new(Value::Array(results.into_iter().filter_map(|(_, r)| r.ok().map(Arc::unwrap_or_clone)).collect())))
 }
 
-async fn run_map(
-    th: &mut Thread,
-    run: &mut StateRun<'_>,
-    spec: &MapSpec,
-    raw: &Arc<Value>,
-) -> Result<Arc<Value>, Failure> {
+async fn run_map(th: &mut Thread, run: &mut StateRun<'_>, spec: &MapSpec, raw: &Arc<Value>) -> Result<Arc<Value>, Failure> {
     let effective = input_path(run, &run.state.input_path, raw)?;
     let items = match &spec.items_path {
         IoPath::Whole => Value::clone(&effective),
@@ -1390,27 +1022,11 @@ async fn run_map(
             compact(&items)
         )));
     };
-    let max_concurrency = resolve_amount(
-        run,
-        &spec.max_concurrency,
-        &effective,
-        "MaxConcurrency",
-        "integer",
-        |v| v.as_u64(),
-    )?;
+    let max_concurrency = resolve_amount(run, &spec.max_concurrency, &effective, "MaxConcurrency", "integer", |v| v.as_u64())?;
     let tolerated_count = spec
         .tolerated_count
         .as_ref()
-        .map(|a| {
-            resolve_amount(
-                run,
-                a,
-                &effective,
-                "ToleratedFailureCount",
-                "integer",
-                |v| v.as_i64(),
-            )
-        })
+        .map(|a| resolve_amount(run, a, &effective, "ToleratedFailureCount", "integer", |v| v.as_i64()))
         .transpose()?;
     if tolerated_count.is_some_and(|c| c < 0) {
         return Err(run.runtime("ToleratedFailureCount cannot be negative.".into()));
@@ -1418,30 +1034,14 @@ async fn run_map(
     let tolerated_percentage = spec
         .tolerated_percentage
         .as_ref()
-        .map(|a| {
-            resolve_amount(
-                run,
-                a,
-                &effective,
-                "ToleratedFailurePercentage",
-                "float",
-                |v| v.as_f64(),
-            )
-        })
+        .map(|a| resolve_amount(run, a, &effective, "ToleratedFailurePercentage", "float", |v| v.as_f64()))
         .transpose()?;
     if tolerated_percentage.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
         return Err(run.runtime("ToleratedFailurePercentage must be between 0 and 100.".into()));
     }
-    let tolerant =
-        tolerated_count.is_some_and(|c| c > 0) || tolerated_percentage.is_some_and(|p| p > 0.0);
+    let tolerant = tolerated_count.is_some_and(|c| c > 0) || tolerated_percentage.is_some_and(|p| p > 0.0);
 
-    th.record(
-        EventType::MapStateStarted,
-        Some(EventDetails {
-            length: Some(items.len()),
-            ..Default::default()
-        }),
-    );
+    th.record(EventType::MapStateStarted, Some(EventDetails { length: Some(items.len()), ..Default::default() }));
     let len = items.len();
     let mut jobs = Vec::with_capacity(len);
     for (index, item) in items.into_iter().enumerate() {
@@ -1454,11 +1054,7 @@ async fn run_map(
             }
             None => Arc::new(item),
         };
-        let details = EventDetails {
-            name: Some(run.state.name.clone()),
-            index: Some(index),
-            ..Default::default()
-        };
+        let details = EventDetails { name: Some(run.state.name.clone()), index: Some(index), ..Default::default() };
         let mut child = th.child();
         child.record(EventType::MapIterationStarted, Some(details));
         jobs.push((child, spec.processor.clone(), input));
@@ -1479,11 +1075,7 @@ async fn run_map(
                 (EventType::MapIterationFailed, v)
             }
         };
-        let details = EventDetails {
-            name: Some(run.state.name.clone()),
-            index: Some(index),
-            ..Default::default()
-        };
+        let details = EventDetails { name: Some(run.state.name.clone()), index: Some(index), ..Default::default() };
         th.record(event, Some(details));
         if let Some(slot) = outputs.get_mut(index) {
             *slot = output;
@@ -1495,18 +1087,11 @@ async fn run_map(
             && tolerated_percentage.is_none_or(|p| failures as f64 * 100.0 / len as f64 <= p);
         if !within {
             let failure = if tolerant {
-                Failure::new(
-                    errors::EXCEED_TOLERATED_FAILURE_THRESHOLD,
-                    "The specified tolerated failure threshold was exceeded".into(),
-                )
+                Failure::new(errors::EXCEED_TOLERATED_FAILURE_THRESHOLD, "The specified tolerated failure threshold was exceeded".into())
             } else {
                 failure
             };
-            let details = EventDetails {
-                error: failure.error.clone(),
-                cause: failure.cause.clone(),
-                ..Default::default()
-            };
+            let details = EventDetails { error: failure.error.clone(), cause: failure.cause.clone(), ..Default::default() };
             th.record(EventType::MapStateFailed, Some(details));
             return Err(failure);
         }

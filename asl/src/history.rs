@@ -109,20 +109,11 @@ pub struct EventDetails {
     pub resource: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "as_json_text"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_json_text")]
     pub parameters: Option<Arc<Value>>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "as_json_text"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_json_text")]
     pub input: Option<Arc<Value>>,
-    #[serde(
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "as_json_text"
-    )]
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_json_text")]
     pub output: Option<Arc<Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -138,9 +129,7 @@ pub struct EventDetails {
 
 fn as_json_text<S: Serializer>(v: &Option<Arc<Value>>, s: S) -> Result<S::Ok, S::Error> {
     match v {
-        Some(v) => {
-            s.serialize_str(&serde_json::to_string(v.as_ref()).map_err(serde::ser::Error::custom)?)
-        }
+        Some(v) => s.serialize_str(&serde_json::to_string(v.as_ref()).map_err(serde::ser::Error::custom)?),
         None => s.serialize_none(),
     }
 }
@@ -159,10 +148,7 @@ pub struct HistoryEvent {
 impl Serialize for HistoryEvent {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut map = s.serialize_map(None)?;
-        map.serialize_entry(
-            "timestamp",
-            &self.timestamp.to_rfc3339_opts(SecondsFormat::Millis, true),
-        )?;
+        map.serialize_entry("timestamp", &self.timestamp.to_rfc3339_opts(SecondsFormat::Millis, true))?;
         map.serialize_entry("type", &self.event_type)?;
         map.serialize_entry("id", &self.id)?;
         map.serialize_entry("previousEventId", &self.previous_event_id)?;
@@ -189,22 +175,10 @@ struct LogInner {
 const LIVE_BUFFER: usize = 1024;
 
 impl Log {
-    pub fn append(
-        &self,
-        previous_event_id: u64,
-        timestamp: DateTime<Utc>,
-        event_type: EventType,
-        details: Option<EventDetails>,
-    ) -> u64 {
+    pub fn append(&self, previous_event_id: u64, timestamp: DateTime<Utc>, event_type: EventType, details: Option<EventDetails>) -> u64 {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let id = inner.events.len() as u64 + 1;
-        let event = HistoryEvent {
-            id,
-            previous_event_id,
-            timestamp,
-            event_type,
-            details,
-        };
+        let event = HistoryEvent { id, previous_event_id, timestamp, event_type, details };
         if let Some(tx) = &inner.live {
             // No receivers left is fine: the subscriber went away.
             let _ = tx.send(event.clone());
@@ -244,29 +218,17 @@ mod tests {
         let e = HistoryEvent {
             id: 2,
             previous_event_id: 1,
-            timestamp: DateTime::parse_from_rfc3339("2024-01-02T03:04:05.678Z")
-                .unwrap()
-                .with_timezone(&Utc),
+            timestamp: DateTime::parse_from_rfc3339("2024-01-02T03:04:05.678Z").unwrap().with_timezone(&Utc),
             event_type: EventType::PassStateEntered,
-            details: Some(EventDetails {
-                name: Some("A".into()),
-                input: Some(Arc::new(json!({"a": 1}))),
-                ..Default::default()
-            }),
+            details: Some(EventDetails { name: Some("A".into()), input: Some(Arc::new(json!({"a": 1}))), ..Default::default() }),
         };
         assert_eq!(
             serde_json::to_value(&e).unwrap(),
             json!({"timestamp": "2024-01-02T03:04:05.678Z", "type": "PassStateEntered", "id": 2, "previousEventId": 1,
                    "stateEnteredEventDetails": {"name": "A", "input": "{\"a\":1}"}})
         );
-        assert_eq!(
-            EventType::TaskFailed.details_field(),
-            "taskFailedEventDetails"
-        );
-        assert_eq!(
-            EventType::MapStateExited.details_field(),
-            "stateExitedEventDetails"
-        );
+        assert_eq!(EventType::TaskFailed.details_field(), "taskFailedEventDetails");
+        assert_eq!(EventType::MapStateExited.details_field(), "stateExitedEventDetails");
     }
 
     #[test]

@@ -82,25 +82,16 @@ pub fn looks_like_intrinsic(s: &str) -> bool {
 impl Intrinsic {
     pub fn parse(text: &str) -> Result<Intrinsic, String> {
         let mut p = Parser { src: text, pos: 0 };
-        let call = p
-            .call()
-            .map_err(|e| format!("invalid intrinsic function '{text}': {e}"))?;
+        let call = p.call().map_err(|e| format!("invalid intrinsic function '{text}': {e}"))?;
         p.skip_ws();
         if p.pos != text.len() {
-            return Err(format!(
-                "invalid intrinsic function '{text}': unexpected '{}' after the call",
-                &text[p.pos..]
-            ));
+            return Err(format!("invalid intrinsic function '{text}': unexpected '{}' after the call", &text[p.pos..]));
         }
         Ok(call)
     }
 
     pub fn eval(&self, env: &Env) -> Result<Value, EvalError> {
-        let args = self
-            .args
-            .iter()
-            .map(|a| self.eval_arg(a, env))
-            .collect::<Result<Vec<_>, _>>()?;
+        let args = self.args.iter().map(|a| self.eval_arg(a, env)).collect::<Result<Vec<_>, _>>()?;
         self.apply(args)
     }
 
@@ -137,8 +128,7 @@ impl Intrinsic {
                 if s.trim().is_empty() {
                     Value::Null
                 } else {
-                    serde_json::from_str(s)
-                        .map_err(|e| self.fail(format!("the argument is not JSON text: {e}")))?
+                    serde_json::from_str(s).map_err(|e| self.fail(format!("the argument is not JSON text: {e}")))?
                 }
             }
             JsonToString => Value::String(compact(&args[0])),
@@ -149,28 +139,15 @@ impl Intrinsic {
                     return Err(self.fail("the chunk size must be greater than 0"));
                 }
                 let items = self.array(&args[0], 1)?;
-                Value::Array(
-                    items
-                        .chunks(size as usize)
-                        .map(|c| Value::Array(c.to_vec()))
-                        .collect(),
-                )
+                Value::Array(items.chunks(size as usize).map(|c| Value::Array(c.to_vec())).collect())
             }
             ArrayContains => Value::Bool(self.array(&args[0], 1)?.contains(&args[1])),
             ArrayRange => {
-                let (start, end, step) = (
-                    self.integer(&args[0], 1)?,
-                    self.integer(&args[1], 2)?,
-                    self.integer(&args[2], 3)?,
-                );
+                let (start, end, step) = (self.integer(&args[0], 1)?, self.integer(&args[1], 2)?, self.integer(&args[2], 3)?);
                 if step == 0 {
                     return Err(self.fail("the step must not be 0"));
                 }
-                let count = if (end - start).signum() * step.signum() < 0 {
-                    0
-                } else {
-                    (end - start) / step + 1
-                };
+                let count = if (end - start).signum() * step.signum() < 0 { 0 } else { (end - start) / step + 1 };
                 if count > 1000 {
                     return Err(self.fail("the range would have more than 1000 elements"));
                 }
@@ -183,12 +160,7 @@ impl Intrinsic {
                     .ok()
                     .and_then(|i| items.get(i))
                     .cloned()
-                    .ok_or_else(|| {
-                        self.fail(format!(
-                            "index {index} is out of bounds for an array of {}",
-                            items.len()
-                        ))
-                    })?
+                    .ok_or_else(|| self.fail(format!("index {index} is out of bounds for an array of {}", items.len())))?
             }
             ArrayLength => Value::from(self.array(&args[0], 1)?.len()),
             ArrayUnique => {
@@ -209,10 +181,7 @@ impl Intrinsic {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(s)
                     .map_err(|e| self.fail(format!("the argument is not base64: {e}")))?;
-                Value::String(
-                    String::from_utf8(bytes)
-                        .map_err(|_| self.fail("the decoded bytes are not UTF-8"))?,
-                )
+                Value::String(String::from_utf8(bytes).map_err(|_| self.fail("the decoded bytes are not UTF-8"))?)
             }
             Hash => {
                 let data = self.bounded_string(&args[0])?;
@@ -223,13 +192,10 @@ impl Intrinsic {
             }
             JsonMerge => {
                 if args[2] != Value::Bool(false) {
-                    return Err(self.fail(
-                        "only shallow merges are supported: the third argument must be false",
-                    ));
+                    return Err(self.fail("only shallow merges are supported: the third argument must be false"));
                 }
                 let second = args.pop().and(args.pop()).unwrap_or_default();
-                let (Value::Object(mut left), Value::Object(right)) = (args.swap_remove(0), second)
-                else {
+                let (Value::Object(mut left), Value::Object(right)) = (args.swap_remove(0), second) else {
                     return Err(self.fail("both arguments to merge must be JSON objects"));
                 };
                 left.extend(right);
@@ -244,8 +210,7 @@ impl Intrinsic {
                 let n = match args.get(2) {
                     Some(seed) => {
                         use rand::SeedableRng as _;
-                        rand::rngs::StdRng::seed_from_u64(self.integer(seed, 3)? as u64)
-                            .random_range(start..end)
+                        rand::rngs::StdRng::seed_from_u64(self.integer(seed, 3)? as u64).random_range(start..end)
                     }
                     None => rand::rng().random_range(start..end),
                 };
@@ -253,10 +218,7 @@ impl Intrinsic {
             }
             MathAdd => {
                 let (a, b) = (self.integer(&args[0], 1)?, self.integer(&args[1], 2)?);
-                Value::from(
-                    a.checked_add(b)
-                        .ok_or_else(|| self.fail("the sum overflows"))?,
-                )
+                Value::from(a.checked_add(b).ok_or_else(|| self.fail("the sum overflows"))?)
             }
             StringSplit => {
                 let s = self.string(&args[0], 1)?;
@@ -269,12 +231,7 @@ impl Intrinsic {
     }
 
     fn string<'v>(&self, v: &'v Value, pos: usize) -> Result<&'v str, EvalError> {
-        v.as_str().ok_or_else(|| {
-            self.fail(format!(
-                "argument {pos} must be a string, got {}",
-                type_name(v)
-            ))
-        })
+        v.as_str().ok_or_else(|| self.fail(format!("argument {pos} must be a string, got {}", type_name(v))))
     }
 
     fn bounded_string<'v>(&self, v: &'v Value) -> Result<&'v str, EvalError> {
@@ -286,12 +243,7 @@ impl Intrinsic {
     }
 
     fn array<'v>(&self, v: &'v Value, pos: usize) -> Result<&'v Vec<Value>, EvalError> {
-        v.as_array().ok_or_else(|| {
-            self.fail(format!(
-                "argument {pos} must be an array, got {}",
-                type_name(v)
-            ))
-        })
+        v.as_array().ok_or_else(|| self.fail(format!("argument {pos} must be an array, got {}", type_name(v))))
     }
 
     /// Numbers are rounded half up as Java's `Math.round` does (1.5 -> 2, -1.5 -> -1).
@@ -301,10 +253,7 @@ impl Intrinsic {
                 Some(i) => Ok(i),
                 None => Ok((n.as_f64().unwrap_or(f64::NAN) + 0.5).floor() as i64),
             },
-            other => Err(self.fail(format!(
-                "argument {pos} must be a number, got {}",
-                type_name(other)
-            ))),
+            other => Err(self.fail(format!("argument {pos} must be a number, got {}", type_name(other)))),
         }
     }
 
@@ -317,9 +266,7 @@ impl Intrinsic {
                 '\\' => out.extend(chars.next()),
                 '{' if chars.peek() == Some(&'}') => {
                     chars.next();
-                    let arg = next
-                        .next()
-                        .ok_or_else(|| self.fail("the template has more {} than arguments"))?;
+                    let arg = next.next().ok_or_else(|| self.fail("the template has more {} than arguments"))?;
                     java_string(arg, &mut out);
                 }
                 _ => out.push(c),
@@ -396,13 +343,9 @@ impl Parser<'_> {
     fn call(&mut self) -> Result<Intrinsic, String> {
         self.skip_ws();
         let start = self.pos;
-        let open = self
-            .rest()
-            .find('(')
-            .ok_or("expected '(' after the function name")?;
+        let open = self.rest().find('(').ok_or("expected '(' after the function name")?;
         let name = self.rest()[..open].trim().to_owned();
-        let (func, arity) =
-            Func::from_name(&name).ok_or_else(|| format!("unknown function '{name}'"))?;
+        let (func, arity) = Func::from_name(&name).ok_or_else(|| format!("unknown function '{name}'"))?;
         self.pos += open + 1;
         let mut args = Vec::new();
         self.skip_ws();
@@ -428,20 +371,12 @@ impl Parser<'_> {
                 (a, &usize::MAX) => format!("at least {a}"),
                 (a, b) => format!("{a} to {b}"),
             };
-            return Err(format!(
-                "{name} takes {expected} argument(s), got {}",
-                args.len()
-            ));
+            return Err(format!("{name} takes {expected} argument(s), got {}", args.len()));
         }
         if func == Func::Format && !matches!(args.first(), Some(Arg::Str { .. })) {
             return Err("States.Format's first argument must be a quoted template".into());
         }
-        Ok(Intrinsic {
-            func,
-            name,
-            args,
-            text: self.src[start..self.pos].to_owned(),
-        })
+        Ok(Intrinsic { func, name, args, text: self.src[start..self.pos].to_owned() })
     }
 
     fn arg(&mut self) -> Result<Arg, String> {
@@ -479,12 +414,8 @@ impl Parser<'_> {
             return JsonPath::parse(&token).map(Arg::Path);
         }
         match serde_json::from_str::<Value>(&token) {
-            Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::Null)) => {
-                Ok(Arg::Literal(normalize_number(v)))
-            }
-            _ => Err(format!(
-                "'{token}' is not a path, a quoted string, a number, a boolean, null or a call"
-            )),
+            Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::Null)) => Ok(Arg::Literal(normalize_number(v))),
+            _ => Err(format!("'{token}' is not a path, a quoted string, a number, a boolean, null or a call")),
         }
     }
 
@@ -495,9 +426,7 @@ impl Parser<'_> {
         while let Some((i, c)) = chars.next() {
             match c {
                 '\\' => {
-                    let (_, escaped) = chars
-                        .next()
-                        .ok_or("unterminated escape in a string literal")?;
+                    let (_, escaped) = chars.next().ok_or("unterminated escape in a string literal")?;
                     raw.push('\\');
                     raw.push(escaped);
                     text.push(escaped);
@@ -518,11 +447,7 @@ impl Parser<'_> {
 
 fn normalize_number(v: Value) -> Value {
     match v {
-        Value::Number(n)
-            if n.is_f64()
-                && n.as_f64()
-                    .is_some_and(|f| f.fract() == 0.0 && f.abs() < 1e15) =>
-        {
+        Value::Number(n) if n.is_f64() && n.as_f64().is_some_and(|f| f.fract() == 0.0 && f.abs() < 1e15) => {
             Value::Number(Number::from(n.as_f64().unwrap_or_default() as i64))
         }
         other => other,
@@ -542,130 +467,57 @@ mod tests {
 
     #[test]
     fn format_prints_values_like_the_jvm() {
-        let out = eval(
-            "States.Format('a={} b={} c={} d=\\{\\}', $.a, $.b, $.c)",
-            json!({"a": {"x": 1, "y": []}, "b": null, "c": 1.5}),
-        )
-        .unwrap();
+        let out =
+            eval("States.Format('a={} b={} c={} d=\\{\\}', $.a, $.b, $.c)", json!({"a": {"x": 1, "y": []}, "b": null, "c": 1.5})).unwrap();
         assert_eq!(out, json!("a={x=1, y=[]} b=null c=1.5 d={}"));
         assert!(eval("States.Format('{} {}', $.a)", json!({"a": 1})).is_err());
     }
 
     #[test]
     fn math_add_rounds_half_up_per_argument() {
-        assert_eq!(
-            eval("States.MathAdd($.a, $.b)", json!({"a": 1.5, "b": 1.51})).unwrap(),
-            json!(4)
-        );
-        assert_eq!(
-            eval("States.MathAdd($.a, $.b)", json!({"a": -1.5, "b": 0})).unwrap(),
-            json!(-1)
-        );
+        assert_eq!(eval("States.MathAdd($.a, $.b)", json!({"a": 1.5, "b": 1.51})).unwrap(), json!(4));
+        assert_eq!(eval("States.MathAdd($.a, $.b)", json!({"a": -1.5, "b": 0})).unwrap(), json!(-1));
         assert_eq!(eval("States.MathAdd(-2, 3)", json!({})).unwrap(), json!(1));
     }
 
     #[test]
     fn arrays() {
-        assert_eq!(
-            eval("States.ArrayRange(1, 9, 2)", json!({})).unwrap(),
-            json!([1, 3, 5, 7, 9])
-        );
-        assert_eq!(
-            eval("States.ArrayPartition($.a, 2)", json!({"a": [1, 2, 3]})).unwrap(),
-            json!([[1, 2], [3]])
-        );
-        assert_eq!(
-            eval(
-                "States.ArrayUnique($.a)",
-                json!({"a": [1, 1, {"b": 2}, {"b": 2}]})
-            )
-            .unwrap(),
-            json!([1, {"b": 2}])
-        );
-        assert_eq!(
-            eval("States.ArrayGetItem(States.Array(4, 5), 1)", json!({})).unwrap(),
-            json!(5)
-        );
+        assert_eq!(eval("States.ArrayRange(1, 9, 2)", json!({})).unwrap(), json!([1, 3, 5, 7, 9]));
+        assert_eq!(eval("States.ArrayPartition($.a, 2)", json!({"a": [1, 2, 3]})).unwrap(), json!([[1, 2], [3]]));
+        assert_eq!(eval("States.ArrayUnique($.a)", json!({"a": [1, 1, {"b": 2}, {"b": 2}]})).unwrap(), json!([1, {"b": 2}]));
+        assert_eq!(eval("States.ArrayGetItem(States.Array(4, 5), 1)", json!({})).unwrap(), json!(5));
         assert!(eval("States.ArrayGetItem(States.Array(4, 5), 2)", json!({})).is_err());
-        assert_eq!(
-            eval(
-                "States.ArrayContains($.a, $.b)",
-                json!({"a": [[1]], "b": [1]})
-            )
-            .unwrap(),
-            json!(true)
-        );
+        assert_eq!(eval("States.ArrayContains($.a, $.b)", json!({"a": [[1]], "b": [1]})).unwrap(), json!(true));
     }
 
     #[test]
     fn strings_json_and_hashes() {
+        assert_eq!(eval("States.StringSplit($.s, '.+')", json!({"s": "a.b+c++"})).unwrap(), json!(["a", "b", "c"]));
+        assert_eq!(eval("States.StringToJson($.s)", json!({"s": " "})).unwrap(), Value::Null);
+        assert_eq!(eval("States.JsonToString($.s)", json!({"s": {"a": [1]}})).unwrap(), json!("{\"a\":[1]}"));
+        assert_eq!(eval("States.Base64Decode(States.Base64Encode('hé'))", json!({})).unwrap(), json!("hé"));
+        assert_eq!(eval("States.Hash('input data', 'MD5')", json!({})).unwrap(), json!("812f45842bc6d66ee14572ce20db8e86"));
         assert_eq!(
-            eval("States.StringSplit($.s, '.+')", json!({"s": "a.b+c++"})).unwrap(),
-            json!(["a", "b", "c"])
-        );
-        assert_eq!(
-            eval("States.StringToJson($.s)", json!({"s": " "})).unwrap(),
-            Value::Null
-        );
-        assert_eq!(
-            eval("States.JsonToString($.s)", json!({"s": {"a": [1]}})).unwrap(),
-            json!("{\"a\":[1]}")
-        );
-        assert_eq!(
-            eval("States.Base64Decode(States.Base64Encode('hé'))", json!({})).unwrap(),
-            json!("hé")
-        );
-        assert_eq!(
-            eval("States.Hash('input data', 'MD5')", json!({})).unwrap(),
-            json!("812f45842bc6d66ee14572ce20db8e86")
-        );
-        assert_eq!(
-            eval(
-                "States.JsonMerge($.a, $.b, false)",
-                json!({"a": {"x": 1, "y": 1}, "b": {"y": 2}})
-            )
-            .unwrap(),
+            eval("States.JsonMerge($.a, $.b, false)", json!({"a": {"x": 1, "y": 1}, "b": {"y": 2}})).unwrap(),
             json!({"x": 1, "y": 2})
         );
-        assert_eq!(
-            eval("States.Format('{}', $$.Execution.Name)", json!({})).unwrap(),
-            json!("exec-1")
-        );
+        assert_eq!(eval("States.Format('{}', $$.Execution.Name)", json!({})).unwrap(), json!("exec-1"));
     }
 
     #[test]
     fn parse_errors_name_the_problem() {
-        assert!(
-            Intrinsic::parse("States.Nope(1)")
-                .unwrap_err()
-                .contains("unknown function")
-        );
-        assert!(
-            Intrinsic::parse("States.ArrayLength(1, 2)")
-                .unwrap_err()
-                .contains("takes 1 argument")
-        );
+        assert!(Intrinsic::parse("States.Nope(1)").unwrap_err().contains("unknown function"));
+        assert!(Intrinsic::parse("States.ArrayLength(1, 2)").unwrap_err().contains("takes 1 argument"));
         assert!(Intrinsic::parse("States.Format($.a)").is_err());
     }
 
     #[test]
     fn random_stays_in_range_and_uuid_is_v4() {
-        let n = eval("States.MathRandom(3, 5)", json!({}))
-            .unwrap()
-            .as_i64()
-            .unwrap();
+        let n = eval("States.MathRandom(3, 5)", json!({})).unwrap().as_i64().unwrap();
         assert!((3..5).contains(&n));
         let seeded = eval("States.MathRandom(0, 1000, 7)", json!({})).unwrap();
-        assert_eq!(
-            seeded,
-            eval("States.MathRandom(0, 1000, 7)", json!({})).unwrap()
-        );
+        assert_eq!(seeded, eval("States.MathRandom(0, 1000, 7)", json!({})).unwrap());
         let id = eval("States.UUID()", json!({})).unwrap();
-        assert_eq!(
-            uuid::Uuid::parse_str(id.as_str().unwrap())
-                .unwrap()
-                .get_version_num(),
-            4
-        );
+        assert_eq!(uuid::Uuid::parse_str(id.as_str().unwrap()).unwrap().get_version_num(), 4);
     }
 }

@@ -79,18 +79,10 @@ impl JsonPath {
         } else if let Some(rest) = text.strip_prefix('$') {
             (false, rest)
         } else {
-            return Err(format!(
-                "'{text}' is not a JSONPath: it must start with '$'"
-            ));
+            return Err(format!("'{text}' is not a JSONPath: it must start with '$'"));
         };
-        let mut parser = Parser {
-            s: rest.as_bytes(),
-            src: rest,
-            pos: 0,
-        };
-        let segments = parser
-            .segments(false)
-            .map_err(|e| format!("invalid JSONPath '{text}': {e}"))?;
+        let mut parser = Parser { s: rest.as_bytes(), src: rest, pos: 0 };
+        let segments = parser.segments(false).map_err(|e| format!("invalid JSONPath '{text}': {e}"))?;
         if parser.pos != parser.s.len() {
             return Err(format!(
                 "invalid JSONPath '{text}': unexpected '{}' at offset {}",
@@ -98,11 +90,7 @@ impl JsonPath {
                 parser.pos + if context { 2 } else { 1 }
             ));
         }
-        Ok(JsonPath {
-            text: text.to_owned(),
-            context,
-            segments,
-        })
+        Ok(JsonPath { text: text.to_owned(), context, segments })
     }
 
     /// True for `$$...` paths, evaluated against the context object.
@@ -178,9 +166,7 @@ impl JsonPath {
         let mut cur = target;
         for seg in parents {
             cur = match (seg, cur) {
-                (Segment::Name(name), Value::Object(map)) => map
-                    .entry(name.clone())
-                    .or_insert_with(|| Value::Object(Default::default())),
+                (Segment::Name(name), Value::Object(map)) => map.entry(name.clone()).or_insert_with(|| Value::Object(Default::default())),
                 (Segment::Index(i), Value::Array(items)) => {
                     let len = items.len();
                     match resolve_index(*i, len) {
@@ -268,9 +254,7 @@ fn resolve_index(i: i64, len: usize) -> Option<usize> {
 fn step_definite<'a>(cur: &'a Value, seg: &Segment) -> Option<&'a Value> {
     match (seg, cur) {
         (Segment::Name(n), Value::Object(map)) => map.get(n),
-        (Segment::Index(i), Value::Array(items)) => {
-            resolve_index(*i, items.len()).map(|idx| &items[idx])
-        }
+        (Segment::Index(i), Value::Array(items)) => resolve_index(*i, items.len()).map(|idx| &items[idx]),
         _ => None,
     }
 }
@@ -307,11 +291,7 @@ fn apply_segment<'a>(root: &'a Value, cur: &'a Value, seg: &Segment, out: &mut V
         }
         Segment::Indices(indices) => {
             if let Value::Array(items) = cur {
-                out.extend(
-                    indices
-                        .iter()
-                        .filter_map(|i| resolve_index(*i, items.len()).map(|idx| &items[idx])),
-                );
+                out.extend(indices.iter().filter_map(|i| resolve_index(*i, items.len()).map(|idx| &items[idx])));
             }
         }
         Segment::Descendant(inner) => descend(root, cur, inner, out),
@@ -332,13 +312,7 @@ fn descend<'a>(root: &'a Value, cur: &'a Value, inner: &Segment, out: &mut Vec<&
     }
 }
 
-fn slice<'a>(
-    items: &'a [Value],
-    start: Option<i64>,
-    end: Option<i64>,
-    step: Option<i64>,
-    out: &mut Vec<&'a Value>,
-) {
+fn slice<'a>(items: &'a [Value], start: Option<i64>, end: Option<i64>, step: Option<i64>, out: &mut Vec<&'a Value>) {
     let len = items.len() as i64;
     let step = step.unwrap_or(1);
     if step == 0 {
@@ -352,9 +326,7 @@ fn slice<'a>(
             i += step;
         }
     } else {
-        let mut i = start
-            .map(|s| if s < 0 { len + s } else { s.min(len - 1) })
-            .unwrap_or(len - 1);
+        let mut i = start.map(|s| if s < 0 { len + s } else { s.min(len - 1) }).unwrap_or(len - 1);
         let end = end.map(|e| if e < 0 { len + e } else { e }).unwrap_or(-1);
         while i > end && i >= 0 {
             out.push(&items[i as usize]);
@@ -379,11 +351,7 @@ impl Filter {
 }
 
 impl Operand {
-    fn resolve<'a>(
-        &'a self,
-        root: &'a Value,
-        cur: &'a Value,
-    ) -> Option<std::borrow::Cow<'a, Value>> {
+    fn resolve<'a>(&'a self, root: &'a Value, cur: &'a Value) -> Option<std::borrow::Cow<'a, Value>> {
         use std::borrow::Cow;
         let (start, segs) = match self {
             Operand::Literal(v) => return Some(Cow::Borrowed(v)),
@@ -391,9 +359,7 @@ impl Operand {
             Operand::Root(segs) => (root, segs),
         };
         if segs.iter().all(Segment::is_definite) {
-            segs.iter()
-                .try_fold(start, step_definite)
-                .map(Cow::Borrowed)
+            segs.iter().try_fold(start, step_definite).map(Cow::Borrowed)
         } else {
             let mut out = Vec::new();
             select_many(root, start, segs, &mut out);
@@ -455,11 +421,7 @@ impl Parser<'_> {
                 Some(b'.') => {
                     self.pos += 1;
                     if self.eat(b'.') {
-                        let inner = if self.peek() == Some(b'[') {
-                            self.bracket()?
-                        } else {
-                            self.dot_member()?
-                        };
+                        let inner = if self.peek() == Some(b'[') { self.bracket()? } else { self.dot_member()? };
                         segs.push(Segment::Descendant(Box::new(inner)));
                     } else {
                         segs.push(self.dot_member()?);
@@ -468,11 +430,7 @@ impl Parser<'_> {
                 Some(b'[') => segs.push(self.bracket()?),
                 Some(_) if in_filter => return Ok(segs),
                 Some(c) => {
-                    return Err(format!(
-                        "unexpected '{}' at offset {}",
-                        c as char,
-                        self.pos + 1
-                    ));
+                    return Err(format!("unexpected '{}' at offset {}", c as char, self.pos + 1));
                 }
             }
         }
@@ -484,10 +442,7 @@ impl Parser<'_> {
         }
         let start = self.pos;
         while let Some(c) = self.peek() {
-            if matches!(
-                c,
-                b'.' | b'[' | b' ' | b')' | b'=' | b'!' | b'<' | b'>' | b'&' | b'|' | b','
-            ) {
+            if matches!(c, b'.' | b'[' | b' ' | b')' | b'=' | b'!' | b'<' | b'>' | b'&' | b'|' | b',') {
                 break;
             }
             self.pos += 1;
@@ -527,11 +482,7 @@ impl Parser<'_> {
                     names.push(self.quoted()?);
                     self.skip_ws();
                 }
-                if names.len() == 1 {
-                    Segment::Name(names.remove(0))
-                } else {
-                    Segment::Names(names)
-                }
+                if names.len() == 1 { Segment::Name(names.remove(0)) } else { Segment::Names(names) }
             }
             _ => self.index_or_slice()?,
         };
@@ -569,9 +520,7 @@ impl Parser<'_> {
             }
             self.pos += 1;
         }
-        Err(format!(
-            "unterminated quoted name starting at offset {start}"
-        ))
+        Err(format!("unterminated quoted name starting at offset {start}"))
     }
 
     fn int(&mut self) -> Result<Option<i64>, String> {
@@ -587,9 +536,7 @@ impl Parser<'_> {
             return Ok(None);
         }
         let text = &self.src[start..self.pos];
-        text.parse()
-            .map(Some)
-            .map_err(|_| format!("'{text}' is not an integer"))
+        text.parse().map(Some).map_err(|_| format!("'{text}' is not an integer"))
     }
 
     fn index_or_slice(&mut self) -> Result<Segment, String> {
@@ -602,23 +549,14 @@ impl Parser<'_> {
             let step = if self.eat(b':') { self.int()? } else { None };
             return Ok(Segment::Slice(first, end, step));
         }
-        let first = first.ok_or_else(|| {
-            format!(
-                "expected an index, a quoted name, '*' or a filter at offset {}",
-                self.pos + 1
-            )
-        })?;
+        let first = first.ok_or_else(|| format!("expected an index, a quoted name, '*' or a filter at offset {}", self.pos + 1))?;
         let mut all = vec![first];
         self.skip_ws();
         while self.eat(b',') {
             all.push(self.int()?.ok_or("expected an index after ','")?);
             self.skip_ws();
         }
-        Ok(if all.len() == 1 {
-            Segment::Index(first)
-        } else {
-            Segment::Indices(all)
-        })
+        Ok(if all.len() == 1 { Segment::Index(first) } else { Segment::Indices(all) })
     }
 
     fn filter_or(&mut self) -> Result<Filter, String> {
@@ -632,11 +570,7 @@ impl Parser<'_> {
                 break;
             }
         }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Filter::Or(parts)
-        })
+        Ok(if parts.len() == 1 { parts.remove(0) } else { Filter::Or(parts) })
     }
 
     fn filter_and(&mut self) -> Result<Filter, String> {
@@ -650,11 +584,7 @@ impl Parser<'_> {
                 break;
             }
         }
-        Ok(if parts.len() == 1 {
-            parts.remove(0)
-        } else {
-            Filter::And(parts)
-        })
+        Ok(if parts.len() == 1 { parts.remove(0) } else { Filter::And(parts) })
     }
 
     fn filter_unary(&mut self) -> Result<Filter, String> {
@@ -674,16 +604,9 @@ impl Parser<'_> {
         let left = self.operand()?;
         self.skip_ws();
         let rest = &self.src[self.pos..];
-        let op = [
-            ("==", CmpOp::Eq),
-            ("!=", CmpOp::Ne),
-            ("<=", CmpOp::Le),
-            (">=", CmpOp::Ge),
-            ("<", CmpOp::Lt),
-            (">", CmpOp::Gt),
-        ]
-        .into_iter()
-        .find(|(tok, _)| rest.starts_with(tok));
+        let op = [("==", CmpOp::Eq), ("!=", CmpOp::Ne), ("<=", CmpOp::Le), (">=", CmpOp::Ge), ("<", CmpOp::Lt), (">", CmpOp::Gt)]
+            .into_iter()
+            .find(|(tok, _)| rest.starts_with(tok));
         match op {
             Some((tok, op)) => {
                 self.pos += tok.len();
@@ -753,30 +676,17 @@ mod tests {
         assert_eq!(q("$.nothing[*]", &doc), Some(json!([])));
         assert_eq!(q("$..s", &doc), Some(json!([1, 2])));
         assert_eq!(q("$.a[0,2]", &doc), Some(json!([{"s": 1}, {"t": 3}])));
-        assert_eq!(
-            q("$.a[::-1]", &doc),
-            Some(json!([{"t": 3}, {"s": 2}, {"s": 1}]))
-        );
+        assert_eq!(q("$.a[::-1]", &doc), Some(json!([{"t": 3}, {"s": 2}, {"s": 1}])));
         assert_eq!(q("$.a[::-1][0]", &doc), Some(json!([])));
     }
 
     #[test]
     fn filters_compare_and_test_existence() {
-        let doc =
-            json!({"users": [{"year": 1997, "status": 0}, {"year": 1998, "status": 1, "x": true}]});
-        assert_eq!(
-            q("$.users[?(@.status == 0)].year", &doc),
-            Some(json!([1997]))
-        );
+        let doc = json!({"users": [{"year": 1997, "status": 0}, {"year": 1998, "status": 1, "x": true}]});
+        assert_eq!(q("$.users[?(@.status == 0)].year", &doc), Some(json!([1997])));
         assert_eq!(q("$.users[?(@.x)].year", &doc), Some(json!([1998])));
-        assert_eq!(
-            q("$.users[?(@.year > 1996 && @.status != 0)].year", &doc),
-            Some(json!([1998]))
-        );
-        assert_eq!(
-            q("$.users[?(@.status == 'a' || @.year <= 1997)].year", &doc),
-            Some(json!([1997]))
-        );
+        assert_eq!(q("$.users[?(@.year > 1996 && @.status != 0)].year", &doc), Some(json!([1998])));
+        assert_eq!(q("$.users[?(@.status == 'a' || @.year <= 1997)].year", &doc), Some(json!([1997])));
     }
 
     #[test]
@@ -788,35 +698,20 @@ mod tests {
 
     #[test]
     fn normalized_form_names_fields_in_brackets() {
-        assert_eq!(
-            JsonPath::parse("$.a.b[0]").unwrap().normalized(),
-            "$['a']['b'][0]"
-        );
+        assert_eq!(JsonPath::parse("$.a.b[0]").unwrap().normalized(), "$['a']['b'][0]");
     }
 
     #[test]
     fn assign_creates_objects_and_rejects_non_objects() {
         let mut doc = json!({"a": "text"});
-        JsonPath::parse("$.x.y")
-            .unwrap()
-            .assign(&mut doc, json!(1))
-            .unwrap();
+        JsonPath::parse("$.x.y").unwrap().assign(&mut doc, json!(1)).unwrap();
         assert_eq!(doc, json!({"a": "text", "x": {"y": 1}}));
-        assert!(
-            JsonPath::parse("$.a.b")
-                .unwrap()
-                .assign(&mut doc, json!(1))
-                .is_err()
-        );
+        assert!(JsonPath::parse("$.a.b").unwrap().assign(&mut doc, json!(1)).is_err());
     }
 
     #[test]
     fn syntax_errors_say_where() {
-        assert!(
-            JsonPath::parse("a.b")
-                .unwrap_err()
-                .contains("must start with '$'")
-        );
+        assert!(JsonPath::parse("a.b").unwrap_err().contains("must start with '$'"));
         assert!(JsonPath::parse("$.a[").is_err());
         assert!(JsonPath::parse("$.a[?(@.x == )]").is_err());
         assert!(!JsonPath::parse("$.a[*]").unwrap().is_reference());

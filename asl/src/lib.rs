@@ -14,7 +14,6 @@ mod payload;
 
 pub use definition::{DefinitionError, DefinitionErrors, StateMachine};
 pub use executor::{
-    Clock, ExecutionHandle, ExecutionOutcome, ExecutionStart, ExecutionStatus, Executor, TaskCall,
-    TaskFailure, TaskInvoker, TaskTokenError,
+    Clock, ExecutionHandle, ExecutionOutcome, ExecutionStart, ExecutionStatus, Executor, TaskCall, TaskFailure, TaskInvoker, TaskTokenError,
 };
 pub use history::{EventDetails, EventType, HistoryEvent};

@@ -14,17 +14,11 @@ pub struct EvalError {
 
 impl EvalError {
     pub fn runtime(message: String) -> EvalError {
-        EvalError {
-            error: crate::errors::RUNTIME,
-            message,
-        }
+        EvalError { error: crate::errors::RUNTIME, message }
     }
 
     pub fn intrinsic(message: String) -> EvalError {
-        EvalError {
-            error: crate::errors::INTRINSIC_FAILURE,
-            message,
-        }
+        EvalError { error: crate::errors::INTRINSIC_FAILURE, message }
     }
 }
 
@@ -44,18 +38,12 @@ pub struct Env<'a> {
 
 impl<'a> Env<'a> {
     pub fn lazy(input: &'a Value, build: &'a dyn Fn(Option<&str>) -> Value) -> Env<'a> {
-        Env {
-            input,
-            context: ContextRef::Lazy(build),
-        }
+        Env { input, context: ContextRef::Lazy(build) }
     }
 
     #[cfg(test)]
     pub fn with_context(input: &'a Value, context: &'a Value) -> Env<'a> {
-        Env {
-            input,
-            context: ContextRef::Ready(context),
-        }
+        Env { input, context: ContextRef::Ready(context) }
     }
 
     pub fn root_for(&self, path: &JsonPath) -> Cow<'a, Value> {
@@ -95,11 +83,7 @@ pub enum Dynamic {
 
 impl Dynamic {
     pub fn parse(text: &str) -> Result<Dynamic, String> {
-        if looks_like_intrinsic(text) {
-            Intrinsic::parse(text).map(Dynamic::Call)
-        } else {
-            JsonPath::parse(text).map(Dynamic::Path)
-        }
+        if looks_like_intrinsic(text) { Intrinsic::parse(text).map(Dynamic::Call) } else { JsonPath::parse(text).map(Dynamic::Path) }
     }
 }
 
@@ -117,14 +101,8 @@ impl Template {
                                 continue;
                             };
                             let t = match Dynamic::parse(text) {
-                                Ok(Dynamic::Path(path)) => Template::Path {
-                                    field: key.clone(),
-                                    path,
-                                },
-                                Ok(Dynamic::Call(call)) => Template::Call {
-                                    field: key.clone(),
-                                    call,
-                                },
+                                Ok(Dynamic::Path(path)) => Template::Path { field: key.clone(), path },
+                                Ok(Dynamic::Call(call)) => Template::Call { field: key.clone(), call },
                                 Err(e) => {
                                     problems.push((here, e));
                                     continue;
@@ -135,20 +113,15 @@ impl Template {
                         None => fields.push((key.clone(), Template::compile(v, &here, problems))),
                     }
                 }
-                if fields.iter().all(|(_, t)| matches!(t, Template::Const(_)))
-                    && map.keys().all(|k| !k.ends_with(".$"))
-                {
+                if fields.iter().all(|(_, t)| matches!(t, Template::Const(_))) && map.keys().all(|k| !k.ends_with(".$")) {
                     Template::Const(value.clone())
                 } else {
                     Template::Object(fields)
                 }
             }
             Value::Array(items) => {
-                let compiled: Vec<Template> = items
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| Template::compile(v, &format!("{pointer}/{i}"), problems))
-                    .collect();
+                let compiled: Vec<Template> =
+                    items.iter().enumerate().map(|(i, v)| Template::compile(v, &format!("{pointer}/{i}"), problems)).collect();
                 if compiled.iter().all(|t| matches!(t, Template::Const(_))) {
                     Template::Const(value.clone())
                 } else {
@@ -202,38 +175,23 @@ mod tests {
         let input = json!({"x": "X"});
         let ctx = json!({"Execution": {"Name": "n"}});
         let out = t.eval(&Env::with_context(&input, &ctx)).unwrap();
-        assert_eq!(
-            out,
-            json!({"a": 1, "b": "X", "c": [{"d": "n"}], "e": ["X"]})
-        );
-        assert!(matches!(
-            Template::compile(&json!({"a": {"b": 1}}), "", &mut problems),
-            Template::Const(_)
-        ));
+        assert_eq!(out, json!({"a": 1, "b": "X", "c": [{"d": "n"}], "e": ["X"]}));
+        assert!(matches!(Template::compile(&json!({"a": {"b": 1}}), "", &mut problems), Template::Const(_)));
     }
 
     #[test]
     fn missing_paths_fail_with_aws_text() {
         let t = Template::compile(&json!({"v.$": "$.nope"}), "", &mut Vec::new());
         let input = json!({"a": 0});
-        let err = t
-            .eval(&Env::with_context(&input, &Value::Null))
-            .unwrap_err();
+        let err = t.eval(&Env::with_context(&input, &Value::Null)).unwrap_err();
         assert_eq!(err.error, "States.Runtime");
-        assert_eq!(
-            err.message,
-            "The JSONPath '$.nope' specified for the field 'v.$' could not be found in the input '{\"a\":0}'"
-        );
+        assert_eq!(err.message, "The JSONPath '$.nope' specified for the field 'v.$' could not be found in the input '{\"a\":0}'");
     }
 
     #[test]
     fn bad_dynamic_fields_are_reported_with_their_pointer() {
         let mut problems = Vec::new();
-        Template::compile(
-            &json!({"a.$": 3, "b": {"c.$": "nope"}}),
-            "/States/S/Parameters",
-            &mut problems,
-        );
+        Template::compile(&json!({"a.$": 3, "b": {"c.$": "nope"}}), "/States/S/Parameters", &mut problems);
         assert_eq!(problems.len(), 2);
         assert_eq!(problems[0].0, "/States/S/Parameters/a.$");
         assert_eq!(problems[1].0, "/States/S/Parameters/b/c.$");

@@ -1,7 +1,7 @@
 //! End-to-end behaviour of the executor: states, errors, Retry timing, Catch, task tokens, concurrency.
 use baton_asl::{
-    Clock, EventType, ExecutionOutcome, ExecutionStart, ExecutionStatus, Executor, HistoryEvent,
-    StateMachine, TaskCall, TaskFailure, TaskInvoker,
+    Clock, EventType, ExecutionOutcome, ExecutionStart, ExecutionStatus, Executor, HistoryEvent, StateMachine, TaskCall, TaskFailure,
+    TaskInvoker,
 };
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,13 +17,8 @@ struct Recorder {
 }
 
 impl Recorder {
-    fn new(
-        answer: impl Fn(&TaskCall) -> Result<Value, TaskFailure> + Send + Sync + 'static,
-    ) -> Arc<Recorder> {
-        Arc::new(Recorder {
-            calls: Mutex::new(Vec::new()),
-            answer: Box::new(answer),
-        })
+    fn new(answer: impl Fn(&TaskCall) -> Result<Value, TaskFailure> + Send + Sync + 'static) -> Arc<Recorder> {
+        Arc::new(Recorder { calls: Mutex::new(Vec::new()), answer: Box::new(answer) })
     }
 
     fn calls(&self) -> Vec<TaskCall> {
@@ -42,9 +37,7 @@ impl TaskInvoker for Recorder {
 
 async fn run_with(invoker: Arc<dyn TaskInvoker>, def: Value, input: Value) -> ExecutionOutcome {
     let machine = Arc::new(StateMachine::from_value(&def).expect("valid definition"));
-    Executor::new(invoker, Clock::Virtual)
-        .run(machine, ExecutionStart::new("test", input))
-        .await
+    Executor::new(invoker, Clock::Virtual).run(machine, ExecutionStart::new("test", input)).await
 }
 
 async fn run(def: Value, input: Value) -> ExecutionOutcome {
@@ -70,56 +63,36 @@ async fn pass_applies_paths_in_aws_order() {
     .await;
     assert_eq!(out.status, ExecutionStatus::Succeeded);
     assert_eq!(out.output, Some(json!({"v": 5, "k": 1})));
-    let out = run(
-        single(json!({"Type": "Pass", "Result": false, "ResultPath": "$.r", "End": true})),
-        json!({"a": 1}),
-    )
-    .await;
+    let out = run(single(json!({"Type": "Pass", "Result": false, "ResultPath": "$.r", "End": true})), json!({"a": 1})).await;
     assert_eq!(out.output, Some(json!({"a": 1, "r": false})));
 }
 
 #[tokio::test]
 async fn task_result_goes_through_result_selector_and_result_path() {
     let invoker = Recorder::new(|_| Ok(json!({"body": {"id": 7}, "noise": true})));
-    let def = single(
-        json!({"Type": "Task", "Resource": LAMBDA, "Parameters": {"name.$": "$.n"},
-        "ResultSelector": {"id.$": "$.body.id"}, "ResultPath": "$.result", "End": true}),
-    );
+    let def = single(json!({"Type": "Task", "Resource": LAMBDA, "Parameters": {"name.$": "$.n"},
+        "ResultSelector": {"id.$": "$.body.id"}, "ResultPath": "$.result", "End": true}));
     let out = run_with(invoker.clone(), def, json!({"n": "svc"})).await;
     assert_eq!(out.output, Some(json!({"n": "svc", "result": {"id": 7}})));
     let calls = invoker.calls();
     assert_eq!(calls[0].payload, json!({"name": "svc"}));
     assert_eq!(calls[0].function.as_deref(), Some(LAMBDA));
-    assert_eq!(
-        of_type(&out.history, EventType::LambdaFunctionScheduled).len(),
-        1
-    );
+    assert_eq!(of_type(&out.history, EventType::LambdaFunctionScheduled).len(), 1);
 }
 
 #[tokio::test]
 async fn lambda_invoke_wraps_the_answer_like_aws() {
     let invoker = Recorder::new(|c| Ok(json!({"echo": c.payload})));
-    let def = single(
-        json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
-        "Parameters": {"FunctionName": "fn-1", "Payload": {"a.$": "$.a"}}, "End": true}),
-    );
+    let def = single(json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": "fn-1", "Payload": {"a.$": "$.a"}}, "End": true}));
     let out = run_with(invoker.clone(), def, json!({"a": 1})).await;
     let output = out.output.unwrap();
     assert_eq!(output["Payload"], json!({"echo": {"a": 1}}));
     assert_eq!(output["StatusCode"], json!(200));
     assert_eq!(output["ExecutedVersion"], json!("$LATEST"));
     assert_eq!(invoker.calls()[0].function.as_deref(), Some("fn-1"));
-    let scheduled = of_type(&out.history, EventType::TaskScheduled)[0]
-        .details
-        .clone()
-        .unwrap();
-    assert_eq!(
-        (
-            scheduled.resource_type.as_deref(),
-            scheduled.resource.as_deref()
-        ),
-        (Some("lambda"), Some("invoke"))
-    );
+    let scheduled = of_type(&out.history, EventType::TaskScheduled)[0].details.clone().unwrap();
+    assert_eq!((scheduled.resource_type.as_deref(), scheduled.resource.as_deref()), (Some("lambda"), Some("invoke")));
 }
 
 #[tokio::test]
@@ -130,17 +103,9 @@ async fn choice_routes_and_fails_without_a_match() {
         ]},
         "Big": {"Type": "Pass", "Result": "big", "End": true}
     }});
-    assert_eq!(
-        run(def.clone(), json!({"n": 2, "s": "release"}))
-            .await
-            .output,
-        Some(json!("big"))
-    );
+    assert_eq!(run(def.clone(), json!({"n": 2, "s": "release"})).await.output, Some(json!("big")));
     let out = run(def, json!({"n": 0, "s": "release"})).await;
-    assert_eq!(
-        (out.status, out.error.as_deref()),
-        (ExecutionStatus::Failed, Some("States.NoChoiceMatched"))
-    );
+    assert_eq!((out.status, out.error.as_deref()), (ExecutionStatus::Failed, Some("States.NoChoiceMatched")));
 }
 
 #[tokio::test]
@@ -155,41 +120,22 @@ async fn wait_advances_virtual_time_only() {
     let entered = &of_type(&out.history, EventType::WaitStateEntered)[0].timestamp;
     let exited = &of_type(&out.history, EventType::WaitStateExited)[0].timestamp;
     assert_eq!(*exited - *entered, chrono::Duration::hours(1));
-    let shown =
-        chrono::DateTime::parse_from_rfc3339(out.output.unwrap()["t"].as_str().unwrap()).unwrap();
+    let shown = chrono::DateTime::parse_from_rfc3339(out.output.unwrap()["t"].as_str().unwrap()).unwrap();
     assert_eq!(shown.timestamp_millis(), exited.timestamp_millis());
 }
 
 #[tokio::test]
 async fn fail_and_succeed_end_the_execution() {
-    let out = run(
-        single(json!({"Type": "Fail", "Error": "E", "Cause": "why"})),
-        json!({}),
-    )
-    .await;
-    assert_eq!(
-        (out.error.as_deref(), out.cause.as_deref()),
-        (Some("E"), Some("why"))
-    );
-    assert_eq!(
-        out.history.last().unwrap().event_type,
-        EventType::ExecutionFailed
-    );
-    let out = run(
-        single(json!({"Type": "Succeed", "OutputPath": "$.a"})),
-        json!({"a": [1]}),
-    )
-    .await;
+    let out = run(single(json!({"Type": "Fail", "Error": "E", "Cause": "why"})), json!({})).await;
+    assert_eq!((out.error.as_deref(), out.cause.as_deref()), (Some("E"), Some("why")));
+    assert_eq!(out.history.last().unwrap().event_type, EventType::ExecutionFailed);
+    let out = run(single(json!({"Type": "Succeed", "OutputPath": "$.a"})), json!({"a": [1]})).await;
     assert_eq!(out.output, Some(json!([1])));
 }
 
 #[tokio::test]
 async fn runtime_errors_name_state_and_event() {
-    let out = run(
-        single(json!({"Type": "Pass", "InputPath": "$.missing", "End": true})),
-        json!({}),
-    )
-    .await;
+    let out = run(single(json!({"Type": "Pass", "InputPath": "$.missing", "End": true})), json!({})).await;
     assert_eq!(out.error.as_deref(), Some("States.Runtime"));
     assert_eq!(
         out.cause.as_deref(),
@@ -197,25 +143,16 @@ async fn runtime_errors_name_state_and_event() {
             "An error occurred while executing the state 'S' (entered at the event id #2). Invalid path '$.missing' : No results for path: $['missing']"
         )
     );
-    let out = run(single(json!({"Type": "Pass", "Parameters": {"x.$": "States.ArrayGetItem($.a, 5)"}, "End": true})), json!({"a": []})).await;
+    let out =
+        run(single(json!({"Type": "Pass", "Parameters": {"x.$": "States.ArrayGetItem($.a, 5)"}, "End": true})), json!({"a": []})).await;
     assert_eq!(out.error.as_deref(), Some("States.IntrinsicFailure"));
-    let out = run(
-        single(json!({"Type": "Pass", "ResultPath": "$.a.b", "End": true})),
-        json!({"a": "text"}),
-    )
-    .await;
+    let out = run(single(json!({"Type": "Pass", "ResultPath": "$.a.b", "End": true})), json!({"a": "text"})).await;
     assert_eq!(out.error.as_deref(), Some("States.ResultPathMatchFailure"));
 }
 
 fn scheduled_gaps(history: &[HistoryEvent]) -> Vec<i64> {
-    let times: Vec<_> = of_type(history, EventType::LambdaFunctionScheduled)
-        .iter()
-        .map(|e| e.timestamp)
-        .collect();
-    times
-        .windows(2)
-        .map(|w| (w[1] - w[0]).num_milliseconds())
-        .collect()
+    let times: Vec<_> = of_type(history, EventType::LambdaFunctionScheduled).iter().map(|e| e.timestamp).collect();
+    times.windows(2).map(|w| (w[1] - w[0]).num_milliseconds()).collect()
 }
 
 #[tokio::test]
@@ -224,20 +161,10 @@ async fn retry_backs_off_exponentially_in_virtual_time() {
     let def = single(json!({"Type": "Task", "Resource": LAMBDA, "End": true,
         "Retry": [{"ErrorEquals": ["Flaky"], "IntervalSeconds": 1, "MaxAttempts": 3, "BackoffRate": 2.0}]}));
     let out = run_with(invoker.clone(), def, json!({})).await;
-    assert_eq!(
-        (out.error.as_deref(), out.cause.as_deref()),
-        (Some("Flaky"), Some("try again"))
-    );
+    assert_eq!((out.error.as_deref(), out.cause.as_deref()), (Some("Flaky"), Some("try again")));
     assert_eq!(invoker.calls().len(), 4);
     assert_eq!(scheduled_gaps(&out.history), vec![1000, 2000, 4000]);
-    assert_eq!(
-        invoker
-            .calls()
-            .iter()
-            .map(|c| c.retry_count)
-            .collect::<Vec<_>>(),
-        vec![0, 1, 2, 3]
-    );
+    assert_eq!(invoker.calls().iter().map(|c| c.retry_count).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
 }
 
 #[tokio::test]
@@ -266,25 +193,13 @@ async fn full_jitter_never_exceeds_the_backoff() {
 async fn retry_then_succeed_and_runtime_errors_are_never_retried() {
     let n = Arc::new(AtomicUsize::new(0));
     let seen = n.clone();
-    let invoker = Recorder::new(move |_| {
-        if seen.fetch_add(1, Ordering::SeqCst) < 2 {
-            Err(TaskFailure::new("Flaky", "x"))
-        } else {
-            Ok(json!("ok"))
-        }
-    });
-    let def = single(
-        json!({"Type": "Task", "Resource": LAMBDA, "End": true, "Retry": [{"ErrorEquals": ["States.TaskFailed"]}]}),
-    );
-    assert_eq!(
-        run_with(invoker, def, json!({})).await.output,
-        Some(json!("ok"))
-    );
+    let invoker =
+        Recorder::new(move |_| if seen.fetch_add(1, Ordering::SeqCst) < 2 { Err(TaskFailure::new("Flaky", "x")) } else { Ok(json!("ok")) });
+    let def = single(json!({"Type": "Task", "Resource": LAMBDA, "End": true, "Retry": [{"ErrorEquals": ["States.TaskFailed"]}]}));
+    assert_eq!(run_with(invoker, def, json!({})).await.output, Some(json!("ok")));
 
-    let def = single(
-        json!({"Type": "Task", "Resource": LAMBDA, "InputPath": "$.nope", "End": true,
-        "Retry": [{"ErrorEquals": ["States.ALL"]}], "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "S"}]}),
-    );
+    let def = single(json!({"Type": "Task", "Resource": LAMBDA, "InputPath": "$.nope", "End": true,
+        "Retry": [{"ErrorEquals": ["States.ALL"]}], "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "S"}]}));
     let invoker = Recorder::new(|_| Ok(json!(1)));
     let out = run_with(invoker.clone(), def, json!({})).await;
     assert_eq!(out.error.as_deref(), Some("States.Runtime"));
@@ -304,16 +219,8 @@ async fn catch_routes_by_error_name_with_result_path() {
     }});
     let invoker = Recorder::new(|_| Err(TaskFailure::new("Deploy.Failed", "wave 2 unhealthy")));
     let out = run_with(invoker, def, json!({"service": "a"})).await;
-    assert_eq!(
-        out.output,
-        Some(
-            json!({"service": "a", "error": {"Error": "Deploy.Failed", "Cause": "wave 2 unhealthy"}})
-        )
-    );
-    let failed = of_type(&out.history, EventType::LambdaFunctionFailed)[0]
-        .details
-        .clone()
-        .unwrap();
+    assert_eq!(out.output, Some(json!({"service": "a", "error": {"Error": "Deploy.Failed", "Cause": "wave 2 unhealthy"}})));
+    let failed = of_type(&out.history, EventType::LambdaFunctionFailed)[0].details.clone().unwrap();
     assert_eq!(failed.error.as_deref(), Some("Deploy.Failed"));
 }
 
@@ -347,10 +254,7 @@ struct TokenSink {
 #[async_trait::async_trait]
 impl TaskInvoker for TokenSink {
     async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure> {
-        self.tokens
-            .lock()
-            .unwrap()
-            .push((call.task_token.clone().expect("a token"), call.payload));
+        self.tokens.lock().unwrap().push((call.task_token.clone().expect("a token"), call.payload));
         Ok(Value::Null)
     }
 }
@@ -368,9 +272,7 @@ async fn next_token(sink: &TokenSink) -> (String, Value) {
 fn token_def(extra: Value) -> Value {
     let mut task = json!({"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
         "Parameters": {"FunctionName": "approve", "Payload": {"token.$": "$$.Task.Token", "v.$": "$.v"}}, "End": true});
-    task.as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
+    task.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     single(task)
 }
 
@@ -383,15 +285,10 @@ async fn wait_for_task_token_success() {
     let (token, payload) = next_token(&sink).await;
     assert_eq!(payload, json!({"token": token, "v": 1}));
     executor.send_task_heartbeat(&token).unwrap();
-    executor
-        .send_task_success(&token, json!({"approved": true}))
-        .unwrap();
+    executor.send_task_success(&token, json!({"approved": true})).unwrap();
     let out = handle.outcome().await;
     assert_eq!(out.output, Some(json!({"approved": true})));
-    assert_eq!(
-        executor.send_task_success(&token, json!(1)),
-        Err(baton_asl::TaskTokenError::TaskDoesNotExist)
-    );
+    assert_eq!(executor.send_task_success(&token, json!(1)), Err(baton_asl::TaskTokenError::TaskDoesNotExist));
     assert_eq!(of_type(&out.history, EventType::TaskSubmitted).len(), 1);
 }
 
@@ -402,30 +299,21 @@ async fn wait_for_task_token_failure() {
     let machine = Arc::new(StateMachine::from_value(&token_def(json!({}))).unwrap());
     let handle = executor.start(machine, ExecutionStart::new("tok", json!({"v": 1})));
     let (token, _) = next_token(&sink).await;
-    executor
-        .send_task_failure(&token, "Rejected", Some("by a human"))
-        .unwrap();
+    executor.send_task_failure(&token, "Rejected", Some("by a human")).unwrap();
     let out = handle.outcome().await;
-    assert_eq!(
-        (out.error.as_deref(), out.cause.as_deref()),
-        (Some("Rejected"), Some("by a human"))
-    );
+    assert_eq!((out.error.as_deref(), out.cause.as_deref()), (Some("Rejected"), Some("by a human")));
 }
 
 #[tokio::test]
 async fn wait_for_task_token_heartbeat_timeout() {
     let sink = Arc::new(TokenSink::default());
     let executor = Executor::new(sink.clone(), Clock::Virtual);
-    let machine =
-        Arc::new(StateMachine::from_value(&token_def(json!({"HeartbeatSeconds": 1}))).unwrap());
+    let machine = Arc::new(StateMachine::from_value(&token_def(json!({"HeartbeatSeconds": 1}))).unwrap());
     let handle = executor.start(machine, ExecutionStart::new("tok", json!({"v": 1})));
     let (token, _) = next_token(&sink).await;
     let out = handle.outcome().await;
     assert_eq!(out.error.as_deref(), Some("States.HeartbeatTimeout"));
-    assert_eq!(
-        executor.send_task_heartbeat(&token),
-        Err(baton_asl::TaskTokenError::TaskDoesNotExist)
-    );
+    assert_eq!(executor.send_task_heartbeat(&token), Err(baton_asl::TaskTokenError::TaskDoesNotExist));
 }
 
 /// Blocks every call until `n` calls are in flight at once: proves they run concurrently.
@@ -447,47 +335,26 @@ impl TaskInvoker for Gate {
 }
 
 fn gate(n: usize) -> Arc<Gate> {
-    Arc::new(Gate {
-        in_flight: AtomicUsize::new(0),
-        peak: AtomicUsize::new(0),
-        barrier: tokio::sync::Barrier::new(n),
-    })
+    Arc::new(Gate { in_flight: AtomicUsize::new(0), peak: AtomicUsize::new(0), barrier: tokio::sync::Barrier::new(n) })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn map_iterations_and_parallel_branches_run_concurrently() {
     let g = gate(4);
-    let def = single(
-        json!({"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 0,
+    let def = single(json!({"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 0,
         "ItemSelector": {"i.$": "$$.Map.Item.Index", "v.$": "$$.Map.Item.Value"},
-        "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": LAMBDA, "End": true}}}, "End": true}),
-    );
-    let out = tokio::time::timeout(
-        Duration::from_secs(10),
-        run_with(g.clone(), def, json!({"items": ["a", "b", "c", "d"]})),
-    )
-    .await
-    .expect("iterations waited for each other, so they ran concurrently");
-    assert_eq!(
-        out.output,
-        Some(
-            json!([{"i": 0, "v": "a"}, {"i": 1, "v": "b"}, {"i": 2, "v": "c"}, {"i": 3, "v": "d"}])
-        )
-    );
+        "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": LAMBDA, "End": true}}}, "End": true}));
+    let out = tokio::time::timeout(Duration::from_secs(10), run_with(g.clone(), def, json!({"items": ["a", "b", "c", "d"]})))
+        .await
+        .expect("iterations waited for each other, so they ran concurrently");
+    assert_eq!(out.output, Some(json!([{"i": 0, "v": "a"}, {"i": 1, "v": "b"}, {"i": 2, "v": "c"}, {"i": 3, "v": "d"}])));
 
     let g = gate(3);
     // State names are unique across the machine, branches included.
     let branch = |r: &str| json!({"StartAt": r, "States": {r: {"Type": "Task", "Resource": LAMBDA, "ResultPath": "$.b", "Parameters": {"b": r}, "End": true}}});
-    let def = single(
-        json!({"Type": "Parallel", "Branches": [branch("x"), branch("y"), branch("z")], "End": true}),
-    );
-    let out = tokio::time::timeout(Duration::from_secs(10), run_with(g, def, json!({})))
-        .await
-        .expect("branches ran concurrently");
-    assert_eq!(
-        out.output,
-        Some(json!([{"b": {"b": "x"}}, {"b": {"b": "y"}}, {"b": {"b": "z"}}]))
-    );
+    let def = single(json!({"Type": "Parallel", "Branches": [branch("x"), branch("y"), branch("z")], "End": true}));
+    let out = tokio::time::timeout(Duration::from_secs(10), run_with(g, def, json!({}))).await.expect("branches ran concurrently");
+    assert_eq!(out.output, Some(json!([{"b": {"b": "x"}}, {"b": {"b": "y"}}, {"b": {"b": "z"}}])));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -520,22 +387,15 @@ async fn map_failures_propagate_or_are_tolerated() {
         "C": {"Type": "Choice", "Choices": [{"Variable": "$", "NumericEquals": 2, "Next": "Boom"}], "Default": "Ok"},
         "Boom": {"Type": "Fail", "Error": "Item.Bad", "Cause": "two"},
         "Ok": {"Type": "Pass", "End": true}}});
-    let out = run(
-        single(json!({"Type": "Map", "ItemProcessor": processor, "End": true})),
-        json!([1, 2, 3]),
-    )
-    .await;
+    let out = run(single(json!({"Type": "Map", "ItemProcessor": processor, "End": true})), json!([1, 2, 3])).await;
     assert_eq!(out.error.as_deref(), Some("Item.Bad"));
-    let out = run(single(json!({"Type": "Map", "ItemProcessor": processor, "ToleratedFailureCount": 1, "End": true})), json!([1, 2, 3])).await;
-    assert_eq!(
-        out.output,
-        Some(json!([1, {"Error": "Item.Bad", "Cause": "two"}, 3]))
-    );
-    let out = run(single(json!({"Type": "Map", "ItemProcessor": processor, "ToleratedFailurePercentage": 10, "End": true})), json!([1, 2, 3])).await;
-    assert_eq!(
-        out.error.as_deref(),
-        Some("States.ExceedToleratedFailureThreshold")
-    );
+    let out =
+        run(single(json!({"Type": "Map", "ItemProcessor": processor, "ToleratedFailureCount": 1, "End": true})), json!([1, 2, 3])).await;
+    assert_eq!(out.output, Some(json!([1, {"Error": "Item.Bad", "Cause": "two"}, 3])));
+    let out =
+        run(single(json!({"Type": "Map", "ItemProcessor": processor, "ToleratedFailurePercentage": 10, "End": true})), json!([1, 2, 3]))
+            .await;
+    assert_eq!(out.error.as_deref(), Some("States.ExceedToleratedFailureThreshold"));
 }
 
 #[tokio::test]
@@ -548,14 +408,8 @@ async fn parallel_branch_failure_is_caught() {
         "Done": {"Type": "Succeed"}
     }});
     let out = run(def, json!({"x": 1})).await;
-    assert_eq!(
-        out.output,
-        Some(json!({"x": 1, "err": {"Error": "Smoke.Failed", "Cause": "3 failures"}}))
-    );
-    assert_eq!(
-        of_type(&out.history, EventType::ParallelStateFailed).len(),
-        1
-    );
+    assert_eq!(out.output, Some(json!({"x": 1, "err": {"Error": "Smoke.Failed", "Cause": "3 failures"}})));
+    assert_eq!(of_type(&out.history, EventType::ParallelStateFailed).len(), 1);
 }
 
 #[tokio::test]
@@ -564,10 +418,7 @@ async fn history_ids_chain_and_subscribers_see_every_event() {
     let executor = Executor::new(sink.clone(), Clock::Virtual);
     let def = json!({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "T"},
         "T": {"Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken", "Parameters": {"t.$": "$$.Task.Token"}, "End": true}}});
-    let handle = executor.start(
-        Arc::new(StateMachine::from_value(&def).unwrap()),
-        ExecutionStart::new("live", json!({})),
-    );
+    let handle = executor.start(Arc::new(StateMachine::from_value(&def).unwrap()), ExecutionStart::new("live", json!({})));
     let (past, mut live) = handle.subscribe();
     let (token, _) = next_token(&sink).await;
     executor.send_task_success(&token, json!("done")).unwrap();
@@ -589,43 +440,25 @@ async fn history_ids_chain_and_subscribers_see_every_event() {
 async fn stop_aborts_a_parked_execution() {
     let sink = Arc::new(TokenSink::default());
     let executor = Executor::new(sink.clone(), Clock::Virtual);
-    let handle = executor.start(
-        Arc::new(StateMachine::from_value(&token_def(json!({}))).unwrap()),
-        ExecutionStart::new("s", json!({"v": 0})),
-    );
+    let handle =
+        executor.start(Arc::new(StateMachine::from_value(&token_def(json!({}))).unwrap()), ExecutionStart::new("s", json!({"v": 0})));
     let (token, _) = next_token(&sink).await;
     handle.stop(Some("Operator".into()), Some("cancelled".into()));
     let out = handle.outcome().await;
     assert_eq!(out.status, ExecutionStatus::Aborted);
     assert_eq!(out.error.as_deref(), Some("Operator"));
-    assert_eq!(
-        out.history.last().unwrap().event_type,
-        EventType::ExecutionAborted
-    );
-    assert!(
-        executor.send_task_success(&token, json!(1)).is_err(),
-        "the token is released when the execution stops"
-    );
+    assert_eq!(out.history.last().unwrap().event_type, EventType::ExecutionAborted);
+    assert!(executor.send_task_success(&token, json!(1)).is_err(), "the token is released when the execution stops");
 }
 
 #[tokio::test]
 async fn context_object_describes_the_execution() {
-    let machine = Arc::new(
-        StateMachine::from_value(&single(
-            json!({"Type": "Pass", "Parameters": {"c.$": "$$"}, "End": true}),
-        ))
-        .unwrap(),
-    );
+    let machine = Arc::new(StateMachine::from_value(&single(json!({"Type": "Pass", "Parameters": {"c.$": "$$"}, "End": true}))).unwrap());
     let mut start = ExecutionStart::new("exec-9", json!({"k": 1}));
     start.state_machine_name = "release".into();
-    let out = Executor::new(Recorder::new(|_| Ok(Value::Null)), Clock::Virtual)
-        .run(machine, start)
-        .await;
+    let out = Executor::new(Recorder::new(|_| Ok(Value::Null)), Clock::Virtual).run(machine, start).await;
     let c = &out.output.unwrap()["c"];
-    assert_eq!(
-        c["Execution"]["Id"],
-        "arn:aws:states:us-east-1:123456789012:execution:release:exec-9"
-    );
+    assert_eq!(c["Execution"]["Id"], "arn:aws:states:us-east-1:123456789012:execution:release:exec-9");
     assert_eq!(c["Execution"]["Input"], json!({"k": 1}));
     assert_eq!(c["Execution"]["RedriveCount"], 0);
     assert_eq!(c["StateMachine"]["Name"], "release");

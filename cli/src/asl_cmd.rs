@@ -1,9 +1,6 @@
 //! `baton asl run|validate`.
 use crate::exit;
-use baton_asl::{
-    Clock, ExecutionStart, ExecutionStatus, Executor, StateMachine, TaskCall, TaskFailure,
-    TaskInvoker,
-};
+use baton_asl::{Clock, ExecutionStart, ExecutionStatus, Executor, StateMachine, TaskCall, TaskFailure, TaskInvoker};
 use clap::Subcommand;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -44,13 +41,9 @@ pub enum AslCommand {
 
 pub async fn run(command: AslCommand) -> ExitCode {
     match command {
-        AslCommand::Run {
-            definition,
-            input,
-            virtual_time,
-            history,
-            name,
-        } => run_definition(&definition, input.as_deref(), virtual_time, history, name).await,
+        AslCommand::Run { definition, input, virtual_time, history, name } => {
+            run_definition(&definition, input.as_deref(), virtual_time, history, name).await
+        }
         AslCommand::Validate { definition, json } => validate(&definition, json),
     }
 }
@@ -63,10 +56,7 @@ impl TaskInvoker for NoTasks {
     async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure> {
         Err(TaskFailure::new(
             "States.TaskFailed",
-            format!(
-                "state '{}': no task worker is available for resource '{}' under `baton asl run`",
-                call.state_name, call.resource
-            ),
+            format!("state '{}': no task worker is available for resource '{}' under `baton asl run`", call.state_name, call.resource),
         ))
     }
 }
@@ -86,13 +76,7 @@ fn load(path: &Path) -> Result<StateMachine, ExitCode> {
     })
 }
 
-async fn run_definition(
-    definition: &Path,
-    input: Option<&Path>,
-    virtual_time: bool,
-    history: bool,
-    name: String,
-) -> ExitCode {
+async fn run_definition(definition: &Path, input: Option<&Path>, virtual_time: bool, history: bool, name: String) -> ExitCode {
     let machine = match load(definition) {
         Ok(m) => Arc::new(m),
         Err(code) => return code,
@@ -103,23 +87,14 @@ async fn run_definition(
             Err(code) => return code,
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
-                eprintln!(
-                    "baton asl: the input {} is not valid JSON: {e}",
-                    path.display()
-                );
+                eprintln!("baton asl: the input {} is not valid JSON: {e}", path.display());
                 return exit::code(exit::USAGE);
             }
         },
     };
-    let clock = if virtual_time {
-        Clock::Virtual
-    } else {
-        Clock::Real
-    };
+    let clock = if virtual_time { Clock::Virtual } else { Clock::Real };
     let executor = Executor::new(Arc::new(NoTasks), clock);
-    let outcome = executor
-        .run(machine, ExecutionStart::new(name, input))
-        .await;
+    let outcome = executor.run(machine, ExecutionStart::new(name, input)).await;
     let status = serde_json::to_value(outcome.status).unwrap_or(Value::Null);
     let mut out = match outcome.status {
         ExecutionStatus::Succeeded => json!({"status": status, "output": outcome.output}),
@@ -151,9 +126,5 @@ fn validate(definition: &Path, as_json: bool) -> ExitCode {
             println!("  {e}");
         }
     }
-    exit::code(if errors.is_empty() {
-        exit::OK
-    } else {
-        exit::FAILED
-    })
+    exit::code(if errors.is_empty() { exit::OK } else { exit::FAILED })
 }

@@ -70,7 +70,9 @@ async fn push(args: &PushArgs) -> ExitCode {
         (None, _, _) => None,
         (Some(group), Some(arn), Some(role)) => Some((group, ScheduleTarget { state_machine_arn: arn.clone(), role_arn: role.clone() })),
         (Some(_), _, _) => {
-            eprintln!("baton: --schedule-group needs --state-machine-arn and --schedule-role-arn (or BATON_STATE_MACHINE_ARN, BATON_SCHEDULE_ROLE_ARN)");
+            eprintln!(
+                "baton: --schedule-group needs --state-machine-arn and --schedule-role-arn (or BATON_STATE_MACHINE_ARN, BATON_SCHEDULE_ROLE_ARN)"
+            );
             return exit::code(exit::USAGE);
         }
     };
@@ -158,10 +160,7 @@ mod tests {
     fn the_examples_report_no_errors() {
         let catalog = load_catalog(&repo("examples/catalog")).unwrap();
         assert_eq!(validation_report(&catalog, false), "2 services, 0 errors\n");
-        assert_eq!(
-            validation_report(&catalog, true),
-            "{\"services\":[\"flaky-api\",\"hello-web\"],\"errors\":[]}\n"
-        );
+        assert_eq!(validation_report(&catalog, true), "{\"services\":[\"flaky-api\",\"hello-web\"],\"errors\":[]}\n");
     }
 
     #[test]

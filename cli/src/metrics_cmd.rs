@@ -101,8 +101,24 @@ mod tests {
     #[test]
     fn figures_come_from_the_summed_days() {
         let days = [
-            Rollup { deployments: 3, failed_deployments: 1, rollbacks: 1, lead_time_seconds_total: 600, lead_time_samples: 2, restore_seconds_total: 0, restores: 0 },
-            Rollup { deployments: 1, failed_deployments: 0, rollbacks: 0, lead_time_seconds_total: 300, lead_time_samples: 1, restore_seconds_total: 900, restores: 1 },
+            Rollup {
+                deployments: 3,
+                failed_deployments: 1,
+                rollbacks: 1,
+                lead_time_seconds_total: 600,
+                lead_time_samples: 2,
+                restore_seconds_total: 0,
+                restores: 0,
+            },
+            Rollup {
+                deployments: 1,
+                failed_deployments: 0,
+                rollbacks: 0,
+                lead_time_seconds_total: 300,
+                lead_time_samples: 1,
+                restore_seconds_total: 900,
+                restores: 1,
+            },
         ];
         let figures = dora(2, &days);
         assert_eq!(figures.deployments, 4);

@@ -72,7 +72,11 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
         Ok(baton) => baton,
         Err(err @ LocalError::Catalog(_)) => {
             eprintln!("baton: {err}");
-            eprintln!("baton: fix the catalog ({}) and run again; `baton catalog validate {}` lists every error", args.catalog.display(), args.catalog.display());
+            eprintln!(
+                "baton: fix the catalog ({}) and run again; `baton catalog validate {}` lists every error",
+                args.catalog.display(),
+                args.catalog.display()
+            );
             return exit::code(exit::USAGE);
         }
         Err(err) => {
@@ -86,7 +90,9 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
     let input = serde_json::to_value(&signal).unwrap_or_default();
 
     let handle = baton.start(&execution, input);
-    let watcher = live.as_ref().map(|view| view.watch(baton.ports().store.clone(), args.service.clone(), execution.clone(), Duration::from_millis(200)));
+    let watcher = live
+        .as_ref()
+        .map(|view| view.watch(baton.ports().store.clone(), args.service.clone(), execution.clone(), Duration::from_millis(200)));
     let outcome = handle.outcome().await;
     if let Some(watcher) = watcher {
         watcher.abort();
@@ -101,9 +107,10 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
         }
     };
     if let Some(release) = &release
-        && let Err(err) = view::save_history(&state_dir, &release.id, &outcome.history) {
-            eprintln!("baton: warning: cannot save the execution history: {err}");
-        }
+        && let Err(err) = view::save_history(&state_dir, &release.id, &outcome.history)
+    {
+        eprintln!("baton: warning: cannot save the execution history: {err}");
+    }
     if let Some(view) = &live {
         view.finish();
     }

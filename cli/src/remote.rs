@@ -17,9 +17,7 @@ pub enum RemoteError {
 
 /// The flag's value, else `BATON_STATE_MACHINE_ARN`.
 pub fn state_machine_arn(flag: Option<String>) -> Result<String, RemoteError> {
-    flag.or_else(|| std::env::var(STATE_MACHINE_ENV).ok())
-        .filter(|arn| !arn.trim().is_empty())
-        .ok_or(RemoteError::NoStateMachine)
+    flag.or_else(|| std::env::var(STATE_MACHINE_ENV).ok()).filter(|arn| !arn.trim().is_empty()).ok_or(RemoteError::NoStateMachine)
 }
 
 /// The SDK configuration of every remote command: the standard AWS chain (profile, region,

@@ -119,7 +119,13 @@ pub async fn show(args: ShowArgs) -> ExitCode {
     println!("  timeline");
     for event in &events {
         let wave = event.wave.as_deref().map(|w| format!("[{w}] ")).unwrap_or_default();
-        println!("    {}  {:<9} {:<10} {wave}{}", event.at.format("%H:%M:%S%.3f"), format!("{:?}", event.stage).to_lowercase(), event.kind, event.message);
+        println!(
+            "    {}  {:<9} {:<10} {wave}{}",
+            event.at.format("%H:%M:%S%.3f"),
+            format!("{:?}", event.stage).to_lowercase(),
+            event.kind,
+            event.message
+        );
     }
     if let Some(history) = history {
         println!("  execution history");

@@ -80,7 +80,10 @@ async fn resolve(args: &StatusArgs, config: &aws_config::SdkConfig) -> Result<St
         return Ok(args.release.clone());
     }
     let table = args.table.as_deref().ok_or_else(|| {
-        format!("'{}' is a release id: pass --table or set BATON_RELEASE_TABLE to look up its execution, or give the execution ARN", args.release)
+        format!(
+            "'{}' is a release id: pass --table or set BATON_RELEASE_TABLE to look up its execution, or give the execution ARN",
+            args.release
+        )
     })?;
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(config), table);
     let release = store
@@ -94,9 +97,8 @@ async fn resolve(args: &StatusArgs, config: &aws_config::SdkConfig) -> Result<St
     if execution.starts_with("arn:") {
         return Ok(execution);
     }
-    let machine = remote::state_machine_arn(args.state_machine_arn.clone()).map_err(|e: RemoteError| {
-        format!("release {} names execution '{execution}' without its ARN: {e}", args.release)
-    })?;
+    let machine = remote::state_machine_arn(args.state_machine_arn.clone())
+        .map_err(|e: RemoteError| format!("release {} names execution '{execution}' without its ARN: {e}", args.release))?;
     execution_arn(&machine, &execution).ok_or_else(|| format!("'{machine}' is not a state machine ARN"))
 }
 

@@ -35,28 +35,29 @@ impl LiveView {
             let mut wave_bars: BTreeMap<String, ProgressBar> = BTreeMap::new();
             loop {
                 if let Ok(releases) = store.list_releases(&service, None, 20).await
-                    && let Some(release) = releases.into_iter().find(|r| r.execution.as_deref() == Some(execution.as_str())) {
-                        let stage = stage_bar.get_or_insert_with(|| {
-                            let bar = bars.add(ProgressBar::new(release.waves.len() as u64));
-                            bar.set_style(style("{spinner} {prefix:.bold} [{bar:20}] {pos}/{len} waves  {msg}"));
-                            bar.set_prefix(format!("{} {}", release.service, release.id));
-                            bar.enable_steady_tick(Duration::from_millis(120));
+                    && let Some(release) = releases.into_iter().find(|r| r.execution.as_deref() == Some(execution.as_str()))
+                {
+                    let stage = stage_bar.get_or_insert_with(|| {
+                        let bar = bars.add(ProgressBar::new(release.waves.len() as u64));
+                        bar.set_style(style("{spinner} {prefix:.bold} [{bar:20}] {pos}/{len} waves  {msg}"));
+                        bar.set_prefix(format!("{} {}", release.service, release.id));
+                        bar.enable_steady_tick(Duration::from_millis(120));
+                        bar
+                    });
+                    let healthy = release.waves.iter().filter(|w| w.status == WaveStatus::Healthy).count();
+                    stage.set_position(healthy as u64);
+                    stage.set_message(format!("{} · {:?}", release.status, release.stage).to_lowercase());
+                    for wave in &release.waves {
+                        let bar = wave_bars.entry(wave.name.clone()).or_insert_with(|| {
+                            let bar = bars.add(ProgressBar::new_spinner());
+                            bar.set_style(style("  {prefix:<14} {msg}"));
+                            bar.set_prefix(wave.name.clone());
                             bar
                         });
-                        let healthy = release.waves.iter().filter(|w| w.status == WaveStatus::Healthy).count();
-                        stage.set_position(healthy as u64);
-                        stage.set_message(format!("{} · {:?}", release.status, release.stage).to_lowercase());
-                        for wave in &release.waves {
-                            let bar = wave_bars.entry(wave.name.clone()).or_insert_with(|| {
-                                let bar = bars.add(ProgressBar::new_spinner());
-                                bar.set_style(style("  {prefix:<14} {msg}"));
-                                bar.set_prefix(wave.name.clone());
-                                bar
-                            });
-                            bar.set_message(format!("{} ({} targets)", wave.status.as_str(), wave.targets.len()));
-                            bar.tick();
-                        }
+                        bar.set_message(format!("{} ({} targets)", wave.status.as_str(), wave.targets.len()));
+                        bar.tick();
                     }
+                }
                 tokio::time::sleep(every).await;
             }
         })
@@ -112,7 +113,8 @@ pub fn summary(release: &Release) -> String {
         ReleaseStatus::Superseded | ReleaseStatus::Queued | ReleaseStatus::Running => "•",
         ReleaseStatus::Failed | ReleaseStatus::RolledBack => "✘",
     };
-    let _ = writeln!(out, "{mark} {} {} → {}: {} in {}", release.id, release.service, release.environment, release.status, duration(release));
+    let _ =
+        writeln!(out, "{mark} {} {} → {}: {} in {}", release.id, release.service, release.environment, release.status, duration(release));
     let sha = release.artifact.as_ref().map(|a| a.sha.as_str()).or(release.sha.as_deref()).unwrap_or("-");
     let _ = writeln!(out, "  trigger   {} {}", release.trigger.kind.as_str(), release.trigger.id);
     let _ = writeln!(out, "  branch    {} @ {sha}", release.branch);

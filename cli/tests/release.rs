@@ -16,7 +16,8 @@ fn baton(state: &Path, args: &[&str]) -> Output {
 }
 
 fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)))
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)))
 }
 
 #[test]
@@ -38,7 +39,8 @@ fn the_example_service_releases_and_the_flaky_one_rolls_back() {
         .iter()
         .map(|w| (w["name"].as_str().unwrap().to_owned(), w["status"].as_str().unwrap().to_owned()))
         .collect();
-    let expected = [("canary", "rolled-back"), ("one-region", "rolled-back"), ("rest", "pending")].map(|(a, b)| (a.to_owned(), b.to_owned()));
+    let expected =
+        [("canary", "rolled-back"), ("one-region", "rolled-back"), ("rest", "pending")].map(|(a, b)| (a.to_owned(), b.to_owned()));
     assert_eq!(waves, expected);
 
     let id = summary["release"]["id"].as_str().unwrap();
@@ -47,7 +49,11 @@ fn the_example_service_releases_and_the_flaky_one_rolls_back() {
     let text = String::from_utf8_lossy(&show.stdout);
     assert!(text.contains("rolled-back") && text.contains("RollbackWaves"), "{text}");
 
-    let history = Command::new(env!("CARGO_BIN_EXE_baton")).args(["history", "flaky-api", "--json", "--state-dir"]).arg(state.path()).output().unwrap();
+    let history = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["history", "flaky-api", "--json", "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
     assert_eq!(json(&history).as_array().unwrap().len(), 1);
 }
 

@@ -38,8 +38,14 @@ impl LocalBaton {
     pub fn open(config: LocalConfig) -> Result<LocalBaton, LocalError> {
         let catalog = FsCatalog::open(&config.catalog)?;
         let store = SqliteStore::open(&baton_sqlite::database_path(&config.state_dir))?;
-        let providers = LocalProviders::new(LocalConfig::workspace(&config.state_dir), config.console, Arc::new(EnvSecretResolver), config.slack_api_base)?;
-        let ports = Ports { store: Arc::new(store), catalog: Arc::new(catalog), providers: Arc::new(providers), clock: Arc::new(SystemClock) };
+        let providers = LocalProviders::new(
+            LocalConfig::workspace(&config.state_dir),
+            config.console,
+            Arc::new(EnvSecretResolver),
+            config.slack_api_base,
+        )?;
+        let ports =
+            Ports { store: Arc::new(store), catalog: Arc::new(catalog), providers: Arc::new(providers), clock: Arc::new(SystemClock) };
         LocalBaton::new(ports, config.clock)
     }
 }

@@ -59,11 +59,7 @@ pub async fn create_catalog_table(client: &Client, name: &str) -> Result<(), Aws
         .table_name(name)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("service")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(invalid)?,
+            AttributeDefinition::builder().attribute_name("service").attribute_type(ScalarAttributeType::S).build().map_err(invalid)?,
         )
         .key_schema(KeySchemaElement::builder().attribute_name("service").key_type(KeyType::Hash).build().map_err(invalid)?)
         .send()

@@ -8,9 +8,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
-    TimeToLiveSpecification, TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put,
+    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
 };
 use baton_core::ports::{Created, LockOutcome, ReleaseStore, StoreError};
 use baton_core::release::{LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
@@ -167,9 +166,9 @@ impl DynamoStore {
         };
         let reasons = match err.as_service_error() {
             Some(service) if service.is_transaction_canceled_exception() => match service {
-                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(
-                    canceled,
-                ) => canceled.cancellation_reasons().to_vec(),
+                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(canceled) => {
+                    canceled.cancellation_reasons().to_vec()
+                }
                 _ => Vec::new(),
             },
             _ => return Err(unavailable("TransactWriteItems", err)),
@@ -181,19 +180,17 @@ impl DynamoStore {
                     Some(item) => Some(item.clone()),
                     None => self.get_item("GetItem", idempotency_pk(idempotency_key), "IDEMPOTENCY").await?,
                 };
-                let item = existing.ok_or_else(|| {
-                    StoreError::Unavailable(format!("idempotency key '{idempotency_key}' vanished while being read"))
-                })?;
+                let item = existing
+                    .ok_or_else(|| StoreError::Unavailable(format!("idempotency key '{idempotency_key}' vanished while being read")))?;
                 Ok(Some(Created::Existing(ReleaseId(string_attr(&item, "release_id")?.to_string()))))
             }
-            (_, "ConditionalCheckFailed") => Err(StoreError::Conflict(format!(
-                "release {} already exists under another idempotency key",
-                release.id
-            ))),
+            (_, "ConditionalCheckFailed") => {
+                Err(StoreError::Conflict(format!("release {} already exists under another idempotency key", release.id)))
+            }
             ("TransactionConflict", _) | (_, "TransactionConflict") => Ok(None),
-            (first, second) => Err(StoreError::Unavailable(format!(
-                "TransactWriteItems cancelled (idempotency key: {first}, release: {second})"
-            ))),
+            (first, second) => {
+                Err(StoreError::Unavailable(format!("TransactWriteItems cancelled (idempotency key: {first}, release: {second})")))
+            }
         }
     }
 }
@@ -201,12 +198,7 @@ impl DynamoStore {
 pub(crate) async fn wait_active(client: &Client, name: &str) -> Result<(), AwsError> {
     use aws_sdk_dynamodb::types::TableStatus;
     for _ in 0..120 {
-        let table = client
-            .describe_table()
-            .table_name(name)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DescribeTable", e))?;
+        let table = client.describe_table().table_name(name).send().await.map_err(|e| AwsError::from_sdk("DescribeTable", e))?;
         if table.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
             return Ok(());
         }
@@ -314,16 +306,11 @@ impl ReleaseStore for DynamoStore {
             .expression_attribute_values(":pk", s(release_pk(id)))
             .expression_attribute_values(":prefix", s("EVENT#"))
             .consistent_read(true);
-        self.query(query, None)
-            .await?
-            .iter()
-            .map(|item| parse_record(item, "stage event"))
-            .collect()
+        self.query(query, None).await?.iter().map(|item| parse_record(item, "stage event")).collect()
     }
 
     async fn try_lock(&self, key: &LockKey, holder: &ReleaseId, now: DateTime<Utc>, lease: Duration) -> Result<LockOutcome, StoreError> {
-        let lease = chrono::Duration::from_std(lease)
-            .map_err(|_| StoreError::Conflict(format!("lock lease {lease:?} is too long")))?;
+        let lease = chrono::Duration::from_std(lease).map_err(|_| StoreError::Conflict(format!("lock lease {lease:?} is too long")))?;
         let expires_at = now + lease;
         let result = self
             .client
@@ -409,7 +396,13 @@ impl ReleaseStore for DynamoStore {
         Ok(())
     }
 
-    async fn rollups(&self, service: &str, environment: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<(NaiveDate, Rollup)>, StoreError> {
+    async fn rollups(
+        &self,
+        service: &str,
+        environment: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, Rollup)>, StoreError> {
         // BETWEEN with bounds the wrong way round is a ValidationException in DynamoDB.
         if from > to {
             return Ok(Vec::new());
@@ -426,26 +419,11 @@ impl ReleaseStore for DynamoStore {
     }
 }
 
-const ROLLUP_FIELDS: [&str; 7] = [
-    "deployments",
-    "failed_deployments",
-    "rollbacks",
-    "lead_time_seconds_total",
-    "lead_time_samples",
-    "restore_seconds_total",
-    "restores",
-];
+const ROLLUP_FIELDS: [&str; 7] =
+    ["deployments", "failed_deployments", "rollbacks", "lead_time_seconds_total", "lead_time_samples", "restore_seconds_total", "restores"];
 
 fn rollup_values(r: &Rollup) -> [u64; 7] {
-    [
-        r.deployments,
-        r.failed_deployments,
-        r.rollbacks,
-        r.lead_time_seconds_total,
-        r.lead_time_samples,
-        r.restore_seconds_total,
-        r.restores,
-    ]
+    [r.deployments, r.failed_deployments, r.rollbacks, r.lead_time_seconds_total, r.lead_time_samples, r.restore_seconds_total, r.restores]
 }
 
 fn parse_rollup(item: &Item) -> Result<(NaiveDate, Rollup), StoreError> {
@@ -461,15 +439,7 @@ fn parse_rollup(item: &Item) -> Result<(NaiveDate, Rollup), StoreError> {
     let [deployments, failed_deployments, rollbacks, lead_time_seconds_total, lead_time_samples, restore_seconds_total, restores] = v;
     Ok((
         day,
-        Rollup {
-            deployments,
-            failed_deployments,
-            rollbacks,
-            lead_time_seconds_total,
-            lead_time_samples,
-            restore_seconds_total,
-            restores,
-        },
+        Rollup { deployments, failed_deployments, rollbacks, lead_time_seconds_total, lead_time_samples, restore_seconds_total, restores },
     ))
 }
 
@@ -524,9 +494,9 @@ fn string_attr<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
 
 fn number_attr(item: &Item, name: &str) -> Result<u64, StoreError> {
     match item.get(name) {
-        Some(AttributeValue::N(value)) => value
-            .parse()
-            .map_err(|_| StoreError::Corrupt(format!("attribute '{name}' = {value} is not a whole number >= 0"))),
+        Some(AttributeValue::N(value)) => {
+            value.parse().map_err(|_| StoreError::Corrupt(format!("attribute '{name}' = {value} is not a whole number >= 0")))
+        }
         Some(_) => Err(StoreError::Corrupt(format!("attribute '{name}' is not a number"))),
         None => Err(StoreError::Corrupt(format!("attribute '{name}' is missing"))),
     }

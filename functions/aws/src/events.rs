@@ -14,12 +14,7 @@ pub async fn put_merge_event(client: &Client, bus: &str, event: &MergeEvent) -> 
     let output = client
         .put_events()
         .entries(
-            PutEventsRequestEntry::builder()
-                .event_bus_name(bus)
-                .source(MERGE_SOURCE)
-                .detail_type(MERGE_DETAIL_TYPE)
-                .detail(detail)
-                .build(),
+            PutEventsRequestEntry::builder().event_bus_name(bus).source(MERGE_SOURCE).detail_type(MERGE_DETAIL_TYPE).detail(detail).build(),
         )
         .send()
         .await
@@ -34,10 +29,7 @@ pub async fn put_merge_event(client: &Client, bus: &str, event: &MergeEvent) -> 
             AwsError::Rejected { operation: "PutEvents", code: code.to_string(), message }
         });
     }
-    entry
-        .event_id()
-        .map(str::to_string)
-        .ok_or_else(|| AwsError::unexpected("PutEvents", "entry has neither an event id nor an error"))
+    entry.event_id().map(str::to_string).ok_or_else(|| AwsError::unexpected("PutEvents", "entry has neither an event id nor an error"))
 }
 
 /// The merge rule's event pattern: merge events into `branch`.

@@ -100,19 +100,13 @@ pub async fn sync_schedules(
             report.created.push(name.clone());
             continue;
         }
-        let current = client
-            .get_schedule()
-            .group_name(group)
-            .name(name)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("GetSchedule", e))?;
+        let current = client.get_schedule().group_name(group).name(name).send().await.map_err(|e| AwsError::from_sdk("GetSchedule", e))?;
         // Compared field by field: AWS fills in defaults (a retry policy) we never set.
         let same = current.schedule_expression() == Some(expression.as_str())
             && current.state() == Some(&ScheduleState::Enabled)
-            && current.target().is_some_and(|t| {
-                t.arn() == new_target.arn() && t.role_arn() == new_target.role_arn() && t.input() == new_target.input()
-            });
+            && current
+                .target()
+                .is_some_and(|t| t.arn() == new_target.arn() && t.role_arn() == new_target.role_arn() && t.input() == new_target.input());
         if same {
             report.unchanged.push(name.clone());
             continue;
@@ -122,13 +116,7 @@ pub async fn sync_schedules(
     }
 
     for name in existing.iter().filter(|name| !wanted.contains_key(*name)) {
-        client
-            .delete_schedule()
-            .group_name(group)
-            .name(name)
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("DeleteSchedule", e))?;
+        client.delete_schedule().group_name(group).name(name).send().await.map_err(|e| AwsError::from_sdk("DeleteSchedule", e))?;
         report.deleted.push(name.clone());
     }
     Ok(report)
@@ -136,12 +124,7 @@ pub async fn sync_schedules(
 
 /// Names of the `baton-*` schedules in `group`.
 pub async fn list_schedules(client: &Client, group: &str) -> Result<BTreeSet<String>, AwsError> {
-    let mut pages = client
-        .list_schedules()
-        .group_name(group)
-        .name_prefix(SCHEDULE_PREFIX)
-        .into_paginator()
-        .send();
+    let mut pages = client.list_schedules().group_name(group).name_prefix(SCHEDULE_PREFIX).into_paginator().send();
     let mut names = BTreeSet::new();
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| AwsError::from_sdk("ListSchedules", e))?;

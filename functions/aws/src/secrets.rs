@@ -17,11 +17,7 @@ pub struct AwsSecretResolver {
 impl AwsSecretResolver {
     /// `env` resolves `env:` references (the providers crate's `EnvSecretResolver`).
     pub fn new(config: &aws_config::SdkConfig, env: Arc<dyn SecretResolver>) -> AwsSecretResolver {
-        AwsSecretResolver {
-            ssm: aws_sdk_ssm::Client::new(config),
-            secrets_manager: aws_sdk_secretsmanager::Client::new(config),
-            env,
-        }
+        AwsSecretResolver { ssm: aws_sdk_ssm::Client::new(config), secrets_manager: aws_sdk_secretsmanager::Client::new(config), env }
     }
 }
 
@@ -48,14 +44,15 @@ impl SecretResolver for AwsSecretResolver {
                 .map_err(|e| provider_error(secret, AwsError::from_sdk("GetParameter", e)))?
                 .parameter
                 .and_then(|p| p.value),
-            SecretRef::SecretsManager(id) => self
-                .secrets_manager
-                .get_secret_value()
-                .secret_id(id)
-                .send()
-                .await
-                .map_err(|e| provider_error(secret, AwsError::from_sdk("GetSecretValue", e)))?
-                .secret_string,
+            SecretRef::SecretsManager(id) => {
+                self.secrets_manager
+                    .get_secret_value()
+                    .secret_id(id)
+                    .send()
+                    .await
+                    .map_err(|e| provider_error(secret, AwsError::from_sdk("GetSecretValue", e)))?
+                    .secret_string
+            }
         };
         match value {
             Some(value) if !value.trim().is_empty() => Ok(value),

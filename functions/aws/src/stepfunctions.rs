@@ -55,13 +55,7 @@ pub async fn start_release(client: &Client, state_machine_arn: &str, signal: &Si
         Err(err) => return Err(AwsError::from_sdk("DescribeExecution", err)),
     }
     let input = serde_json::to_string(signal).map_err(|e| AwsError::unexpected("StartExecution", e.to_string()))?;
-    let result = client
-        .start_execution()
-        .state_machine_arn(state_machine_arn)
-        .name(&name)
-        .input(input)
-        .send()
-        .await;
+    let result = client.start_execution().state_machine_arn(state_machine_arn).name(&name).input(input).send().await;
     match result {
         Ok(output) => Ok(Started { execution_arn: output.execution_arn, name, new: true }),
         Err(err) if matches!(err.as_service_error(), Some(StartExecutionError::ExecutionAlreadyExists(_))) => {
@@ -105,12 +99,8 @@ impl ReleaseView {
 /// Reads an execution: DescribeExecution for its status, the history (newest first) for the
 /// current state and the latest release record the tasks passed along.
 pub async fn describe_release(client: &Client, execution_arn: &str) -> Result<ReleaseView, AwsError> {
-    let execution = client
-        .describe_execution()
-        .execution_arn(execution_arn)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("DescribeExecution", e))?;
+    let execution =
+        client.describe_execution().execution_arn(execution_arn).send().await.map_err(|e| AwsError::from_sdk("DescribeExecution", e))?;
     let mut current_state = None;
     let mut release = execution.output().and_then(release_in);
     let mut pages = client
@@ -165,16 +155,8 @@ fn event_output(event: &HistoryEvent) -> Option<&str> {
 /// `lambda:invoke` result) under `Payload`.
 fn release_in(output: &str) -> Option<Release> {
     let value: serde_json::Value = serde_json::from_str(output).ok()?;
-    let candidates = [
-        Some(&value),
-        value.get("release"),
-        value.get("Payload"),
-        value.get("Payload").and_then(|p| p.get("release")),
-    ];
-    candidates
-        .into_iter()
-        .flatten()
-        .find_map(|candidate| serde_json::from_value(candidate.clone()).ok())
+    let candidates = [Some(&value), value.get("release"), value.get("Payload"), value.get("Payload").and_then(|p| p.get("release"))];
+    candidates.into_iter().flatten().find_map(|candidate| serde_json::from_value(candidate.clone()).ok())
 }
 
 fn to_chrono(at: &aws_sdk_sfn::primitives::DateTime) -> DateTime<Utc> {
@@ -198,9 +180,7 @@ mod tests {
     }
 
     fn valid(name: &str) -> bool {
-        !name.is_empty()
-            && name.len() <= MAX_NAME_LEN
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        !name.is_empty() && name.len() <= MAX_NAME_LEN && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     }
 
     #[test]

@@ -29,21 +29,17 @@ const SIGNAL: &str = include_str!("../../../events/eventbridge-merge.json");
 
 /// The `$.release` every mocked answer is built around.
 fn fixture_release() -> ReleaseContext {
-    let sample: Value = serde_json::from_str(include_str!("../../../events/trigger-build.json"))
-        .expect("events/trigger-build.json is JSON");
+    let sample: Value =
+        serde_json::from_str(include_str!("../../../events/trigger-build.json")).expect("events/trigger-build.json is JSON");
     serde_json::from_value(sample["release"].clone()).expect("events/trigger-build.json: release is a ReleaseContext")
 }
 
 /// The release definition with its substitutions made as `sam deploy` would make them in
 /// LocalStack's account and region; the embedded run gets the same text.
 fn release_definition() -> String {
-    let definition =
-        baton_local::FUNCTIONS.iter().fold(baton_local::substituted_definition(), |text, (_, function)| {
-            text.replace(
-                &baton_local::local_function_arn(function),
-                &format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:baton-{function}"),
-            )
-        });
+    let definition = baton_local::FUNCTIONS.iter().fold(baton_local::substituted_definition(), |text, (_, function)| {
+        text.replace(&baton_local::local_function_arn(function), &format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:baton-{function}"))
+    });
     assert!(!definition.contains("${"), "a substitution of the release definition is not in baton_local::FUNCTIONS");
     definition
 }
@@ -87,14 +83,13 @@ struct MockConfig {
 impl MockConfig {
     fn load() -> MockConfig {
         let text = std::fs::read_to_string(MOCK_CONFIG).unwrap_or_else(|err| panic!("{MOCK_CONFIG}: {err}"));
-        let raw: RawConfig = serde_json::from_str(&text)
-            .unwrap_or_else(|err| panic!("{MOCK_CONFIG}: not a Step Functions mock config: {err}"));
+        let raw: RawConfig =
+            serde_json::from_str(&text).unwrap_or_else(|err| panic!("{MOCK_CONFIG}: not a Step Functions mock config: {err}"));
         let responses = raw
             .mocked_responses
             .into_iter()
             .map(|(name, steps)| {
-                let answers = invocation_answers(steps)
-                    .unwrap_or_else(|err| panic!("{MOCK_CONFIG}: MockedResponses.{name}: {err}"));
+                let answers = invocation_answers(steps).unwrap_or_else(|err| panic!("{MOCK_CONFIG}: MockedResponses.{name}: {err}"));
                 (name, answers)
             })
             .collect();
@@ -189,9 +184,7 @@ impl TaskInvoker for MockedTasks {
         let state = &call.state_name;
         let case = &self.case;
         let Some(answer) = self.answers.get(state).and_then(|answers| answers.get(invocation)) else {
-            return Err(self.unanswered(format!(
-                "{MOCK_CONFIG}: test case {case} has no answer for {state}, invocation {invocation}"
-            )));
+            return Err(self.unanswered(format!("{MOCK_CONFIG}: test case {case} has no answer for {state}, invocation {invocation}")));
         };
         match answer {
             MockedAnswer::Throw { error, cause } => Err(TaskFailure::new(error, cause)),
@@ -287,22 +280,19 @@ async fn embedded_run(case: &str, execution_name: &str) -> Ending {
     let problems = tasks.problems.lock().unwrap();
     assert!(problems.is_empty(), "the mock config did not answer every task:\n{}", problems.join("\n"));
     let of_type = |t: EventType| outcome.history.iter().filter(move |e| e.event_type == t);
-    let mut task_errors: Vec<String> =
-        of_type(EventType::LambdaFunctionFailed).filter_map(|e| e.details.as_ref()?.error.clone()).collect();
+    let mut task_errors: Vec<String> = of_type(EventType::LambdaFunctionFailed).filter_map(|e| e.details.as_ref()?.error.clone()).collect();
     task_errors.sort();
     Ending {
-        status: serde_json::to_value(outcome.status)
-            .expect("statuses serialise")
-            .as_str()
-            .expect("a status is a string")
-            .to_owned(),
+        status: serde_json::to_value(outcome.status).expect("statuses serialise").as_str().expect("a status is a string").to_owned(),
         output: outcome.output,
         error: outcome.error,
         cause: outcome.cause,
         path: path(
-            outcome.history.iter().filter(|e| e.event_type.as_str().ends_with("StateEntered")).map(|e| {
-                e.details.as_ref().and_then(|d| d.name.clone()).expect("a StateEntered event names its state")
-            }),
+            outcome
+                .history
+                .iter()
+                .filter(|e| e.event_type.as_str().ends_with("StateEntered"))
+                .map(|e| e.details.as_ref().and_then(|d| d.name.clone()).expect("a StateEntered event names its state")),
         ),
         invocations: of_type(EventType::LambdaFunctionScheduled).count(),
         task_errors,
@@ -354,17 +344,11 @@ fn mocked_answers_follow_the_handlers_contracts() {
                 let at = format!("{MOCK_CONFIG}: test case {case}, {state} invocation {invocation}");
                 match answer {
                     MockedAnswer::Return(response) => {
-                        let payload = response
-                            .get("Payload")
-                            .unwrap_or_else(|| panic!("{at}: a Lambda Invoke response needs a Payload"));
+                        let payload = response.get("Payload").unwrap_or_else(|| panic!("{at}: a Lambda Invoke response needs a Payload"));
                         contract(&state)(payload).unwrap_or_else(|err| panic!("{at}: {err}"));
                         if state == "Register" {
-                            let registered: Registered =
-                                serde_json::from_value(payload.clone()).expect("checked above");
-                            assert_eq!(
-                                registered.release, release,
-                                "{at}: the release is not the one in events/trigger-build.json"
-                            );
+                            let registered: Registered = serde_json::from_value(payload.clone()).expect("checked above");
+                            assert_eq!(registered.release, release, "{at}: the release is not the one in events/trigger-build.json");
                             assert_eq!(registered.waves, waves, "{at}: the waves are not the release entry's");
                         }
                     }
@@ -372,13 +356,9 @@ fn mocked_answers_follow_the_handlers_contracts() {
                     MockedAnswer::Throw { error, cause } => {
                         serde_json::from_value::<ErrorName>(Value::from(error.as_str()))
                             .unwrap_or_else(|_| panic!("{at}: {error} is not a Baton error name"));
-                        let cause: Value = serde_json::from_str(cause)
-                            .unwrap_or_else(|err| panic!("{at}: the Cause is not Lambda's error JSON: {err}"));
-                        assert_eq!(
-                            cause["errorType"],
-                            error.as_str(),
-                            "{at}: the Cause's errorType differs from the Error"
-                        );
+                        let cause: Value =
+                            serde_json::from_str(cause).unwrap_or_else(|err| panic!("{at}: the Cause is not Lambda's error JSON: {err}"));
+                        assert_eq!(cause["errorType"], error.as_str(), "{at}: the Cause's errorType differs from the Error");
                         assert!(cause["errorMessage"].is_string(), "{at}: the Cause has no errorMessage");
                     }
                 }
@@ -411,12 +391,8 @@ async fn each_test_case_takes_its_path_on_the_embedded_executor() {
 #[test]
 fn invocation_ranges_expand_in_order_and_reject_gaps() {
     let answer = |n: u64| MockedAnswer::Return(Value::from(n));
-    let steps =
-        |pairs: &[(&str, u64)]| pairs.iter().map(|(k, n)| (k.to_string(), answer(*n))).collect::<BTreeMap<_, _>>();
-    assert_eq!(
-        invocation_answers(steps(&[("2-3", 2), ("0", 0), ("1", 1)])).unwrap(),
-        [answer(0), answer(1), answer(2), answer(2)]
-    );
+    let steps = |pairs: &[(&str, u64)]| pairs.iter().map(|(k, n)| (k.to_string(), answer(*n))).collect::<BTreeMap<_, _>>();
+    assert_eq!(invocation_answers(steps(&[("2-3", 2), ("0", 0), ("1", 1)])).unwrap(), [answer(0), answer(1), answer(2), answer(2)]);
     assert!(invocation_answers(steps(&[("0", 0), ("2", 2)])).unwrap_err().contains("without gaps"));
     assert!(invocation_answers(steps(&[("1-0", 0)])).unwrap_err().contains("\"1-0\""));
     assert!(invocation_answers(steps(&[("first", 0)])).unwrap_err().contains("\"first\""));
@@ -459,8 +435,7 @@ mod localstack {
                         machine.state_machine_arn().to_owned()
                     }
                     None => {
-                        let definition =
-                            serde_json::from_str(&release_definition()).expect("the release definition is JSON");
+                        let definition = serde_json::from_str(&release_definition()).expect("the release definition is JSON");
                         common::state_machine(config, STATE_MACHINE, definition).await
                     }
                 }
@@ -517,10 +492,7 @@ mod localstack {
     async fn same_ending(case: &str) {
         let name = common::unique(&format!("parity-{case}"));
         let (localstack, embedded) = tokio::join!(localstack_run(case, &name), embedded_run(case, &name));
-        assert_eq!(
-            embedded, localstack,
-            "test case {case}: the embedded executor (left) and LocalStack (right) ended differently"
-        );
+        assert_eq!(embedded, localstack, "test case {case}: the embedded executor (left) and LocalStack (right) ended differently");
     }
 
     #[tokio::test]

@@ -17,7 +17,10 @@ pub async fn check_health(ports: &Ports, request: CheckHealthRequest) -> Result<
     let context = &request.release;
     let wave = &request.wave;
     ports.renew_lock(context).await?;
-    let checker = ports.providers.health(&context.entry.delivery.health, &context.entry).map_err(|e| provider_error(e, ErrorName::HealthCheckFailed))?;
+    let checker = ports
+        .providers
+        .health(&context.entry.delivery.health, &context.entry)
+        .map_err(|e| provider_error(e, ErrorName::HealthCheckFailed))?;
     let health = HealthRequest {
         service: context.service.clone(),
         environment: context.environment.clone(),

@@ -23,8 +23,8 @@
 
 use crate::ports::{Created, LockOutcome, ReleaseStore, StoreError};
 use crate::release::{
-    Artifact, Failure, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey,
-    Stage, StageEvent, Trigger, TriggerKind, WaveRecord, WaveStatus,
+    Artifact, Failure, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, Stage, StageEvent, Trigger, TriggerKind,
+    WaveRecord, WaveStatus,
 };
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Timelike, Utc};
 use std::future::{Future, poll_fn};
@@ -166,13 +166,14 @@ pub async fn create_is_idempotent_by_key(store: &dyn ReleaseStore) {
     );
     let mut same_id_other_body = first.clone();
     same_id_other_body.status = ReleaseStatus::Failed;
-    assert_eq!(
-        store.create_release(&same_id_other_body, "key-a").await.expect("create_release"),
-        Created::Existing(first.id.clone()),
-    );
+    assert_eq!(store.create_release(&same_id_other_body, "key-a").await.expect("create_release"), Created::Existing(first.id.clone()),);
 
     assert_eq!(store.get_release(&second.id).await.expect("get_release"), None, "a duplicate create must not store its release");
-    assert_eq!(store.get_release(&first.id).await.expect("get_release"), Some(first.clone()), "a duplicate create must not touch the first release");
+    assert_eq!(
+        store.get_release(&first.id).await.expect("get_release"),
+        Some(first.clone()),
+        "a duplicate create must not touch the first release"
+    );
     assert_eq!(ids(&list(store, "web", None, 10).await), vec![first.id.clone()]);
 
     assert_eq!(
@@ -185,9 +186,8 @@ pub async fn create_is_idempotent_by_key(store: &dyn ReleaseStore) {
 
 /// Racing creates with one key: exactly one is New, the others report it as Existing.
 pub async fn concurrent_creates_with_one_key_make_one_release(store: &dyn ReleaseStore) {
-    let releases: Vec<Release> = (0..RACERS)
-        .map(|i| release_at(&format!("rel-web-{i}"), "web", "prod", t0() + TimeDelta::seconds(i as i64)))
-        .collect();
+    let releases: Vec<Release> =
+        (0..RACERS).map(|i| release_at(&format!("rel-web-{i}"), "web", "prod", t0() + TimeDelta::seconds(i as i64))).collect();
     let outcomes = join_all(releases.iter().map(|r| store.create_release(r, "web#abc#merge:pr-7"))).await;
 
     let mut winners = Vec::new();
@@ -224,7 +224,11 @@ pub async fn put_release_replaces_the_record(store: &dyn ReleaseStore) {
     updated.notifier_state.insert("log".into(), serde_json::json!({"lines": 12}));
     store.put_release(&updated).await.expect("put_release");
 
-    assert_eq!(store.get_release(&original.id).await.expect("get_release"), Some(updated.clone()), "put_release must replace the whole record");
+    assert_eq!(
+        store.get_release(&original.id).await.expect("get_release"),
+        Some(updated.clone()),
+        "put_release must replace the whole record"
+    );
     assert_eq!(list(store, "web", Some("prod"), 10).await, vec![updated.clone(), neighbour], "list_releases must see the replaced record");
     assert_eq!(list(store, "web", Some("staging"), 10).await, vec![], "the replaced record leaves its former environment");
     assert_eq!(
@@ -340,20 +344,32 @@ pub async fn held_lock_is_refused_to_others_until_it_expires(store: &dyn Release
         LockOutcome::HeldBy(lease(&a, t0())),
         "an unexpired lock is refused to others, naming its holder and expiry"
     );
-    assert_eq!(store.lock_holder(&key, just_before_expiry).await.expect("lock_holder"), Some(lease(&a, t0())), "a refused try_lock changes nothing");
+    assert_eq!(
+        store.lock_holder(&key, just_before_expiry).await.expect("lock_holder"),
+        Some(lease(&a, t0())),
+        "a refused try_lock changes nothing"
+    );
 
     let other_key = LockKey::new("web", "staging");
     assert_eq!(store.try_lock(&other_key, &b, t0(), LEASE).await.expect("try_lock"), LockOutcome::Acquired, "locks are per key");
 
     let at_expiry = t0() + TimeDelta::seconds(60);
-    assert_eq!(store.try_lock(&key, &b, at_expiry, LEASE).await.expect("try_lock"), LockOutcome::Acquired, "a lease ends at its expires_at");
+    assert_eq!(
+        store.try_lock(&key, &b, at_expiry, LEASE).await.expect("try_lock"),
+        LockOutcome::Acquired,
+        "a lease ends at its expires_at"
+    );
 }
 
 pub async fn holder_renews_its_lease(store: &dyn ReleaseStore) {
     let (key, a, b) = lock_fixture();
     store.try_lock(&key, &a, t0(), LEASE).await.expect("try_lock");
     let renewal = t0() + TimeDelta::seconds(30);
-    assert_eq!(store.try_lock(&key, &a, renewal, LEASE).await.expect("try_lock"), LockOutcome::Acquired, "the holder may take its lock again");
+    assert_eq!(
+        store.try_lock(&key, &a, renewal, LEASE).await.expect("try_lock"),
+        LockOutcome::Acquired,
+        "the holder may take its lock again"
+    );
     assert_eq!(store.lock_holder(&key, renewal).await.expect("lock_holder"), Some(lease(&a, renewal)), "taking it again renews the lease");
 
     let after_first_lease = t0() + TimeDelta::seconds(70);
@@ -373,7 +389,11 @@ pub async fn expired_lease_passes_to_another_holder(store: &dyn ReleaseStore) {
     let (key, a, b) = lock_fixture();
     store.try_lock(&key, &a, t0(), LEASE).await.expect("try_lock");
     let later = t0() + TimeDelta::seconds(61);
-    assert_eq!(store.try_lock(&key, &b, later, LEASE).await.expect("try_lock"), LockOutcome::Acquired, "an expired lease is free for another holder");
+    assert_eq!(
+        store.try_lock(&key, &b, later, LEASE).await.expect("try_lock"),
+        LockOutcome::Acquired,
+        "an expired lease is free for another holder"
+    );
     assert_eq!(store.lock_holder(&key, later).await.expect("lock_holder"), Some(lease(&b, later)));
 
     let a_again = later + TimeDelta::seconds(1);
@@ -461,7 +481,11 @@ pub async fn rollups_add_up_per_day(store: &dyn ReleaseStore) {
         restores: 70,
     };
     store.add_rollup(&key, &first).await.expect("add_rollup");
-    assert_eq!(store.rollups("web", "prod", day, day).await.expect("rollups"), vec![(day, first.clone())], "the first add starts from zero");
+    assert_eq!(
+        store.rollups("web", "prod", day, day).await.expect("rollups"),
+        vec![(day, first.clone())],
+        "the first add starts from zero"
+    );
     store.add_rollup(&key, &second).await.expect("add_rollup");
     store.add_rollup(&key, &Rollup::default()).await.expect("add_rollup");
 
@@ -512,7 +536,8 @@ pub async fn rollups_range_is_inclusive_and_scoped(store: &dyn ReleaseStore) {
         }
     }
 
-    let deployments = |rows: Vec<(NaiveDate, Rollup)>| -> Vec<(NaiveDate, u64)> { rows.into_iter().map(|(day, r)| (day, r.deployments)).collect() };
+    let deployments =
+        |rows: Vec<(NaiveDate, Rollup)>| -> Vec<(NaiveDate, u64)> { rows.into_iter().map(|(day, r)| (day, r.deployments)).collect() };
     assert_eq!(
         deployments(store.rollups("web", "prod", d(2), d(6)).await.expect("rollups")),
         vec![(d(2), 2), (d(3), 3), (d(5), 5), (d(6), 6)],
@@ -608,7 +633,11 @@ fn full_release() -> Release {
         created_at: t0(),
         started_at: Some(t0() + TimeDelta::seconds(1)),
         finished_at: Some(t0() + TimeDelta::minutes(9)),
-        failure: Some(Failure { error: "Baton.HealthCheckFailed".into(), cause: "p99 latency 2.3 s > 1 s".into(), stage: Some(Stage::Deploy) }),
+        failure: Some(Failure {
+            error: "Baton.HealthCheckFailed".into(),
+            cause: "p99 latency 2.3 s > 1 s".into(),
+            stage: Some(Stage::Deploy),
+        }),
         execution: Some("arn:aws:states:eu-west-1:123456789012:execution:baton:rel-web-1".into()),
         notifier_state: notifier_state.as_object().cloned().unwrap(),
     }

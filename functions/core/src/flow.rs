@@ -94,9 +94,23 @@ pub struct PollBuildRequest {
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum DeployWaveRequest {
     /// Start deploying `artifact` (or, with `rollback`, the previous artifact) to one target.
-    Start { release: ReleaseContext, wave: WavePlan, target: String, artifact: Artifact, #[serde(default)] rollback: bool },
+    Start {
+        release: ReleaseContext,
+        wave: WavePlan,
+        target: String,
+        artifact: Artifact,
+        #[serde(default)]
+        rollback: bool,
+    },
     /// Raise `Baton.DeployPending` until the target's deploy finishes.
-    Poll { release: ReleaseContext, wave: WavePlan, target: String, run: RunHandle, #[serde(default)] rollback: bool },
+    Poll {
+        release: ReleaseContext,
+        wave: WavePlan,
+        target: String,
+        run: RunHandle,
+        #[serde(default)]
+        rollback: bool,
+    },
     /// The waves to roll back: every wave that began deploying, last first.
     PlanRollback { release: ReleaseContext, waves: Vec<WavePlan> },
 }
@@ -186,9 +200,8 @@ pub struct Done {}
 
 /// Turns a payload into a handler's request, naming what was wrong.
 pub fn parse_request<T: serde::de::DeserializeOwned>(handler: &str, payload: serde_json::Value) -> Result<T, TaskError> {
-    serde_json::from_value(payload).map_err(|err| {
-        TaskError::new(ErrorName::InputInvalid, format!("{handler}: the task input does not match its contract: {err}"))
-    })
+    serde_json::from_value(payload)
+        .map_err(|err| TaskError::new(ErrorName::InputInvalid, format!("{handler}: the task input does not match its contract: {err}")))
 }
 
 /// What plan-rollback answers (`$.rollback`).

@@ -3,9 +3,7 @@
 //! services), and each port has a contract suite every implementation passes.
 
 use crate::catalog::{BuildSpec, DeployTarget, Diagnostic, HealthSpec, ServiceEntry, SlackSpec};
-use crate::release::{
-    Artifact, LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent,
-};
+use crate::release::{Artifact, LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
@@ -63,7 +61,13 @@ pub trait ReleaseStore: Send + Sync {
     /// Adds `delta` to the day's counters (creating them at zero).
     async fn add_rollup(&self, key: &RollupKey, delta: &Rollup) -> Result<(), StoreError>;
     /// Rollups for `from..=to`, by day, days without any omitted.
-    async fn rollups(&self, service: &str, environment: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<(NaiveDate, Rollup)>, StoreError>;
+    async fn rollups(
+        &self,
+        service: &str,
+        environment: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, Rollup)>, StoreError>;
 }
 
 // ---------------------------------------------------------------- catalog
@@ -205,7 +209,11 @@ pub trait Notifier: Send + Sync {
     fn name(&self) -> &str;
     /// Sends or updates the release's message. `state` is what the previous call returned for
     /// this release; the result replaces it.
-    async fn notify(&self, notification: &Notification, state: Option<&serde_json::Value>) -> Result<Option<serde_json::Value>, ProviderError>;
+    async fn notify(
+        &self,
+        notification: &Notification,
+        state: Option<&serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>, ProviderError>;
 }
 
 /// Builds provider adapters from catalog specs. The handlers are generic over it, so the

@@ -103,13 +103,7 @@ pub struct Signal {
 impl Signal {
     /// Two signals with the same key are the same request: the second starts nothing.
     pub fn idempotency_key(&self) -> String {
-        format!(
-            "{}#{}#{}:{}",
-            self.service,
-            self.sha.as_deref().unwrap_or("HEAD"),
-            self.trigger.kind.as_str(),
-            self.trigger.id
-        )
+        format!("{}#{}#{}:{}", self.service, self.sha.as_deref().unwrap_or("HEAD"), self.trigger.kind.as_str(), self.trigger.id)
     }
 }
 

@@ -63,15 +63,15 @@ where
 {
     let request = crate::flow::parse_request::<Req>(handler, payload)?;
     let response = run(request).await?;
-    serde_json::to_value(response)
-        .map_err(|err| TaskError::new(ErrorName::Internal, format!("{handler}: cannot encode the answer: {err}")))
+    serde_json::to_value(response).map_err(|err| TaskError::new(ErrorName::Internal, format!("{handler}: cannot encode the answer: {err}")))
 }
 
 impl Ports {
     pub async fn release(&self, context: &ReleaseContext) -> Result<Release, TaskError> {
-        self.store.get_release(&context.id).await?.ok_or_else(|| {
-            TaskError::new(ErrorName::Internal, format!("release {} has no record in the store", context.id))
-        })
+        self.store
+            .get_release(&context.id)
+            .await?
+            .ok_or_else(|| TaskError::new(ErrorName::Internal, format!("release {} has no record in the store", context.id)))
     }
 
     /// Reads the record, applies `change`, writes it back.
@@ -82,16 +82,39 @@ impl Ports {
         Ok(release)
     }
 
-    pub async fn record_event(&self, context: &ReleaseContext, stage: Stage, wave: Option<&str>, kind: &str, message: impl Into<String>) -> Result<(), TaskError> {
+    pub async fn record_event(
+        &self,
+        context: &ReleaseContext,
+        stage: Stage,
+        wave: Option<&str>,
+        kind: &str,
+        message: impl Into<String>,
+    ) -> Result<(), TaskError> {
         self.append(context, stage, wave, None, kind, message.into()).await
     }
 
     /// An event about one deploy target of a wave.
-    pub async fn record_target_event(&self, context: &ReleaseContext, stage: Stage, wave: &str, target: &str, kind: &str, message: impl Into<String>) -> Result<(), TaskError> {
+    pub async fn record_target_event(
+        &self,
+        context: &ReleaseContext,
+        stage: Stage,
+        wave: &str,
+        target: &str,
+        kind: &str,
+        message: impl Into<String>,
+    ) -> Result<(), TaskError> {
         self.append(context, stage, Some(wave), Some(target), kind, message.into()).await
     }
 
-    async fn append(&self, context: &ReleaseContext, stage: Stage, wave: Option<&str>, target: Option<&str>, kind: &str, message: String) -> Result<(), TaskError> {
+    async fn append(
+        &self,
+        context: &ReleaseContext,
+        stage: Stage,
+        wave: Option<&str>,
+        target: Option<&str>,
+        kind: &str,
+        message: String,
+    ) -> Result<(), TaskError> {
         let event = StageEvent {
             release_id: context.id.clone(),
             at: self.clock.now(),
@@ -113,7 +136,10 @@ impl Ports {
             crate::ports::LockOutcome::Acquired => Ok(()),
             crate::ports::LockOutcome::HeldBy(info) => Err(TaskError::new(
                 ErrorName::Internal,
-                format!("release {} lost its lock to {} (the lease lapsed); stopping so two releases never deploy at once", context.id, info.holder),
+                format!(
+                    "release {} lost its lock to {} (the lease lapsed); stopping so two releases never deploy at once",
+                    context.id, info.holder
+                ),
             )),
         }
     }

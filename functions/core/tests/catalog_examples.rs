@@ -57,9 +57,8 @@ fn model_paths(schema: &Value, value: &Value, path: &str, out: &mut BTreeSet<Str
             let schema = object_schema(schema, value);
             for (key, child) in map {
                 let child_path = format!("{path}/{key}{}", provider_suffix(child));
-                let child_schema = schema["properties"]
-                    .get(key)
-                    .unwrap_or_else(|| panic!("model field {child_path} is missing from the schema"));
+                let child_schema =
+                    schema["properties"].get(key).unwrap_or_else(|| panic!("model field {child_path} is missing from the schema"));
                 out.insert(child_path.clone());
                 model_paths(child_schema, child, &child_path, out);
             }
@@ -128,9 +127,7 @@ fn full_delivery(health: HealthSpec) -> Delivery {
             waves: vec![WaveSpec { name: "w".into(), targets: vec!["t".into()], bake: Seconds(1) }],
         },
         health,
-        notify: NotifySpec {
-            slack: Some(SlackSpec { channel: "#c".into(), webhook: secret("W"), token: secret("T") }),
-        },
+        notify: NotifySpec { slack: Some(SlackSpec { channel: "#c".into(), webhook: secret("W"), token: secret("T") }) },
     }
 }
 
@@ -161,7 +158,10 @@ fn schema_defaults_are_the_model_defaults() {
     assert_eq!(variant["properties"]["interval"]["default"], json!(http.interval.0));
     assert_eq!(variant["properties"]["max-samples"]["default"], json!(http.max_samples));
     let wave: WaveSpec = serde_json::from_value(json!({"name": "w", "targets": ["t"]})).unwrap();
-    assert_eq!(schema["properties"]["deploy"]["oneOf"][0]["properties"]["waves"]["items"]["properties"]["bake"]["default"], json!(wave.bake.0));
+    assert_eq!(
+        schema["properties"]["deploy"]["oneOf"][0]["properties"]["waves"]["items"]["properties"]["bake"]["default"],
+        json!(wave.bake.0)
+    );
 }
 
 // ------------------------------------------------------------------ a small JSON Schema checker
@@ -309,7 +309,8 @@ fn release(service: &ServiceEntry, workspace: &Path) -> Option<String> {
     let artifact = stdout.lines().last().expect("the build prints its artifact").to_string();
     for wave in &service.delivery.deploy.waves {
         for target in &wave.targets {
-            let vars = [("BATON_WAVE", wave.name.as_str()), ("BATON_TARGET", target), ("BATON_ARTIFACT", &artifact), ("BATON_ROLLBACK", "false")];
+            let vars =
+                [("BATON_WAVE", wave.name.as_str()), ("BATON_TARGET", target), ("BATON_ARTIFACT", &artifact), ("BATON_ROLLBACK", "false")];
             assert!(run(&deploy.run.command, &deploy.run.working_dir, &vars).0, "deploy {target}");
             let current = std::fs::read_to_string(workspace.join("targets").join(target).join("current")).unwrap();
             assert_eq!(current.trim(), artifact);

@@ -28,9 +28,19 @@ fn stage(rollback: bool) -> Stage {
     if rollback { Stage::Rollback } else { Stage::Deploy }
 }
 
-pub async fn start(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, target: &str, artifact: Artifact, rollback: bool) -> Result<RunHandle, TaskError> {
+pub async fn start(
+    ports: &Ports,
+    context: &ReleaseContext,
+    wave: &WavePlan,
+    target: &str,
+    artifact: Artifact,
+    rollback: bool,
+) -> Result<RunHandle, TaskError> {
     ports.renew_lock(context).await?;
-    let deployer = ports.providers.deployer(&context.entry.delivery.deploy.target, &context.entry).map_err(|e| provider_error(e, ErrorName::DeployFailed))?;
+    let deployer = ports
+        .providers
+        .deployer(&context.entry.delivery.deploy.target, &context.entry)
+        .map_err(|e| provider_error(e, ErrorName::DeployFailed))?;
     if !rollback {
         // Targets of a wave start together; whichever comes first marks the wave begun.
         let now = ports.clock.now();
@@ -58,14 +68,35 @@ pub async fn start(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, tar
     };
     let run = deployer.start(&request).await.map_err(|e| provider_error(e, ErrorName::DeployFailed))?;
     let what = if rollback { "rolling back" } else { "deploying" };
-    ports.record_target_event(context, stage(rollback), &wave.name, target, "started", format!("{what} {target} ({} {})", run.provider, run.id)).await?;
+    ports
+        .record_target_event(
+            context,
+            stage(rollback),
+            &wave.name,
+            target,
+            "started",
+            format!("{what} {target} ({} {})", run.provider, run.id),
+        )
+        .await?;
     Ok(run)
 }
 
-pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, target: &str, run: &RunHandle, rollback: bool) -> Result<(), TaskError> {
-    let deployer = ports.providers.deployer(&context.entry.delivery.deploy.target, &context.entry).map_err(|e| provider_error(e, ErrorName::DeployFailed))?;
+pub async fn poll(
+    ports: &Ports,
+    context: &ReleaseContext,
+    wave: &WavePlan,
+    target: &str,
+    run: &RunHandle,
+    rollback: bool,
+) -> Result<(), TaskError> {
+    let deployer = ports
+        .providers
+        .deployer(&context.entry.delivery.deploy.target, &context.entry)
+        .map_err(|e| provider_error(e, ErrorName::DeployFailed))?;
     match deployer.poll(run).await.map_err(|e| provider_error(e, ErrorName::DeployFailed))? {
-        DeployProgress::Running => Err(TaskError::new(ErrorName::DeployPending, format!("deploy {} of {target} is still rolling out", run.id))),
+        DeployProgress::Running => {
+            Err(TaskError::new(ErrorName::DeployPending, format!("deploy {} of {target} is still rolling out", run.id)))
+        }
         DeployProgress::Succeeded => {
             let what = if rollback { "rolled back" } else { "deployed" };
             ports.record_target_event(context, stage(rollback), &wave.name, target, "succeeded", format!("{what} {target}")).await?;
@@ -95,7 +126,9 @@ pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, targ
 async fn mark_baking_when_all_deployed(ports: &Ports, context: &ReleaseContext, wave: &WavePlan) -> Result<(), TaskError> {
     let events = ports.store.events(&context.id).await?;
     let deployed = |target: &String| {
-        events.iter().any(|e| e.stage == Stage::Deploy && e.kind == "succeeded" && e.wave.as_deref() == Some(&wave.name) && e.target.as_ref() == Some(target))
+        events.iter().any(|e| {
+            e.stage == Stage::Deploy && e.kind == "succeeded" && e.wave.as_deref() == Some(&wave.name) && e.target.as_ref() == Some(target)
+        })
     };
     if wave.targets.iter().all(deployed) {
         ports

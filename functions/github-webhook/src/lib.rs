@@ -147,9 +147,7 @@ impl<P: MergePublisher> Webhook<P> {
     }
 
     pub async fn handle(&self, request: &FunctionUrlRequest) -> FunctionUrlResponse {
-        let header = |name: &str| {
-            request.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
-        };
+        let header = |name: &str| request.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str());
         let delivery = header("x-github-delivery").unwrap_or("-");
         let raw = request.body.as_deref().unwrap_or_default();
         let body = if request.is_base64_encoded {
@@ -182,7 +180,9 @@ impl<P: MergePublisher> Webhook<P> {
             Err(err) => {
                 return FunctionUrlResponse::message(
                     400,
-                    format!("pull_request payload: {err} (expected action, number, pull_request.merged, merged_at, merge_commit_sha, base.ref, user.login, repository.name)"),
+                    format!(
+                        "pull_request payload: {err} (expected action, number, pull_request.merged, merged_at, merge_commit_sha, base.ref, user.login, repository.name)"
+                    ),
                 );
             }
         };
@@ -204,7 +204,13 @@ impl<P: MergePublisher> Webhook<P> {
         };
         match self.publisher.publish(&event).await {
             Ok(event_id) => {
-                tracing::info!(delivery, event_id, repository = event.repository, pull_request = event.pull_request, "merge event published");
+                tracing::info!(
+                    delivery,
+                    event_id,
+                    repository = event.repository,
+                    pull_request = event.pull_request,
+                    "merge event published"
+                );
                 FunctionUrlResponse::json(202, serde_json::json!({ "event_id": event_id }))
             }
             Err(err) => {

@@ -26,15 +26,10 @@ async fn webhook_secret(config: &aws_config::SdkConfig) -> Result<WebhookSecret,
         Ok(value) => value,
         Err(_) => {
             let arn = env("BATON_WEBHOOK_SECRET_ARN")?;
-            let secret = aws_sdk_secretsmanager::Client::new(config)
-                .get_secret_value()
-                .secret_id(&arn)
-                .send()
-                .await
-                .map_err(|e| InitError::Secret { arn: arn.clone(), message: baton_aws::AwsError::from_sdk("GetSecretValue", e).to_string() })?;
-            secret
-                .secret_string
-                .ok_or_else(|| InitError::Secret { arn, message: "the secret has no string value".into() })?
+            let secret = aws_sdk_secretsmanager::Client::new(config).get_secret_value().secret_id(&arn).send().await.map_err(|e| {
+                InitError::Secret { arn: arn.clone(), message: baton_aws::AwsError::from_sdk("GetSecretValue", e).to_string() }
+            })?;
+            secret.secret_string.ok_or_else(|| InitError::Secret { arn, message: "the secret has no string value".into() })?
         }
     };
     WebhookSecret::new(value).map_err(InitError::InvalidSecret)

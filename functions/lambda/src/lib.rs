@@ -8,8 +8,8 @@ use baton_aws::{AwsSecretResolver, DynamoCatalog, DynamoStore};
 use baton_core::error::TaskError;
 use baton_core::ports::{CatalogSource, SystemClock};
 use baton_core::support::Ports;
-use baton_providers::{EnvSecretResolver, LocalProviders};
 use baton_providers::catalog_datadog::DatadogCatalog;
+use baton_providers::{EnvSecretResolver, LocalProviders};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 use serde_json::Value;
 use std::future::Future;
@@ -52,9 +52,14 @@ pub async fn ports_from_env() -> Result<Ports, InitError> {
     };
     let secrets = Arc::new(AwsSecretResolver::new(&config, Arc::new(EnvSecretResolver)));
     // Lambda's only writable directory: command providers get their scratch space there.
-    let providers = LocalProviders::new(PathBuf::from("/tmp/baton"), None, secrets, None)
-        .map_err(|e| InitError::Setup("providers", e.to_string()))?;
-    Ok(Ports { store: Arc::new(DynamoStore::new(dynamodb, release_table)), catalog, providers: Arc::new(providers), clock: Arc::new(SystemClock) })
+    let providers =
+        LocalProviders::new(PathBuf::from("/tmp/baton"), None, secrets, None).map_err(|e| InitError::Setup("providers", e.to_string()))?;
+    Ok(Ports {
+        store: Arc::new(DynamoStore::new(dynamodb, release_table)),
+        catalog,
+        providers: Arc::new(providers),
+        clock: Arc::new(SystemClock),
+    })
 }
 
 /// Runs one handler as a Lambda function until the runtime stops it.

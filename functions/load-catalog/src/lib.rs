@@ -35,7 +35,10 @@ pub async fn register(ports: &Ports, input: &serde_json::Value, execution: &str)
         Some(env) if env != &delivery.environment => {
             return Err(TaskError::new(
                 ErrorName::InputInvalid,
-                format!("service '{}' releases to environment '{}' (catalog {}), not '{env}'", entry.name, delivery.environment, entry.source),
+                format!(
+                    "service '{}' releases to environment '{}' (catalog {}), not '{env}'",
+                    entry.name, delivery.environment, entry.source
+                ),
             ));
         }
         _ => delivery.environment.clone(),
@@ -67,7 +70,14 @@ pub async fn register(ports: &Ports, input: &serde_json::Value, execution: &str)
             .deploy
             .waves
             .iter()
-            .map(|w| WaveRecord { name: w.name.clone(), targets: w.targets.clone(), status: WaveStatus::Pending, started_at: None, finished_at: None, deploy_url: None })
+            .map(|w| WaveRecord {
+                name: w.name.clone(),
+                targets: w.targets.clone(),
+                status: WaveStatus::Pending,
+                started_at: None,
+                finished_at: None,
+                deploy_url: None,
+            })
             .collect(),
         created_at: now,
         started_at: None,
@@ -81,7 +91,15 @@ pub async fn register(ports: &Ports, input: &serde_json::Value, execution: &str)
     match ports.store.create_release(&release, &signal.idempotency_key()).await? {
         Created::New(id) => {
             let context = ReleaseContext { id, service: entry.name.clone(), environment, branch, sha: signal.sha.clone(), entry };
-            ports.record_event(&context, Stage::Queued, None, "queued", format!("{} signal {} accepted", signal.trigger.kind.as_str(), signal.trigger.id)).await?;
+            ports
+                .record_event(
+                    &context,
+                    Stage::Queued,
+                    None,
+                    "queued",
+                    format!("{} signal {} accepted", signal.trigger.kind.as_str(), signal.trigger.id),
+                )
+                .await?;
             tracing::info!(release = %context.id, service = %context.service, "release registered");
             Ok(Registered { release: context, waves, duplicate: false })
         }
@@ -122,12 +140,21 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
                 })
                 .await?;
             ports.record_event(context, Stage::Queued, None, "superseded", format!("superseded by the newer release {newer}")).await?;
-            return Err(TaskError::new(ErrorName::Superseded, format!("release {} was superseded by the newer release {newer}", context.id)));
+            return Err(TaskError::new(
+                ErrorName::Superseded,
+                format!("release {} was superseded by the newer release {newer}", context.id),
+            ));
         }
         if let LockOutcome::HeldBy(info) = ports.store.try_lock(&key, &context.id, now, LOCK_LEASE).await? {
             return Err(TaskError::new(
                 ErrorName::LockHeld,
-                format!("release {} of {} in {} is running (lock held until {}); waiting", info.holder, context.service, context.environment, info.expires_at.to_rfc3339()),
+                format!(
+                    "release {} of {} in {} is running (lock held until {}); waiting",
+                    info.holder,
+                    context.service,
+                    context.environment,
+                    info.expires_at.to_rfc3339()
+                ),
             ));
         }
     }

@@ -37,8 +37,9 @@ pub fn normalise(input: &Value, execution: &str) -> Result<Signal, TaskError> {
                 "EventBridge event from source '{source}' with detail-type '{detail_type}' does not start releases (expected source '{MERGE_SOURCE}', detail-type '{MERGE_DETAIL_TYPE}')"
             )));
         }
-        let detail: MergeEvent = serde_json::from_value(object.get("detail").cloned().unwrap_or(Value::Null))
-            .map_err(|err| invalid(format!("merge event detail: {err} (expected repository, branch, sha, pull_request, author, merged_at)")))?;
+        let detail: MergeEvent = serde_json::from_value(object.get("detail").cloned().unwrap_or(Value::Null)).map_err(|err| {
+            invalid(format!("merge event detail: {err} (expected repository, branch, sha, pull_request, author, merged_at)"))
+        })?;
         // The repository's name is the service's (one repository per service); an owner prefix is dropped.
         let service = detail.repository.rsplit('/').next().unwrap_or(&detail.repository).to_owned();
         return finish(Signal {
@@ -46,12 +47,17 @@ pub fn normalise(input: &Value, execution: &str) -> Result<Signal, TaskError> {
             environment: None,
             sha: Some(detail.sha),
             branch: Some(detail.branch),
-            trigger: Trigger { kind: TriggerKind::Merge, id: format!("{}#{}", detail.repository, detail.pull_request), actor: Some(detail.author) },
+            trigger: Trigger {
+                kind: TriggerKind::Merge,
+                id: format!("{}#{}", detail.repository, detail.pull_request),
+                actor: Some(detail.author),
+            },
             changed_at: Some(detail.merged_at),
         });
     }
 
-    let request: Request = serde_json::from_value(input.clone()).map_err(|err| invalid(format!("execution input: {err}; {REQUEST_SHAPE}")))?;
+    let request: Request =
+        serde_json::from_value(input.clone()).map_err(|err| invalid(format!("execution input: {err}; {REQUEST_SHAPE}")))?;
     let trigger = request.trigger.unwrap_or_else(|| Trigger { kind: TriggerKind::Console, id: execution.to_owned(), actor: None });
     finish(Signal {
         service: request.service,
@@ -69,12 +75,15 @@ fn finish(signal: Signal) -> Result<Signal, TaskError> {
         return invalid("execution input: `service` is empty; expected a service name from the catalog".into());
     }
     if signal.trigger.id.trim().is_empty() {
-        return invalid("execution input: `trigger.id` is empty; expected what identifies this signal (PR, schedule time, invocation id)".into());
+        return invalid(
+            "execution input: `trigger.id` is empty; expected what identifies this signal (PR, schedule time, invocation id)".into(),
+        );
     }
     if let Some(sha) = &signal.sha
-        && (sha.is_empty() || sha.len() > 64 || !sha.chars().all(|c| c.is_ascii_hexdigit())) {
-            return invalid(format!("execution input: `sha` is '{sha}'; expected a hexadecimal commit id"));
-        }
+        && (sha.is_empty() || sha.len() > 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        return invalid(format!("execution input: `sha` is '{sha}'; expected a hexadecimal commit id"));
+    }
     Ok(signal)
 }
 
@@ -109,7 +118,8 @@ mod tests {
 
     #[test]
     fn other_events_are_refused_by_name() {
-        let err = normalise(&json!({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification", "detail": {}}), "x").unwrap_err();
+        let err = normalise(&json!({"source": "aws.ec2", "detail-type": "EC2 Instance State-change Notification", "detail": {}}), "x")
+            .unwrap_err();
         assert_eq!(err.error, ErrorName::InputInvalid);
         assert!(err.cause.contains("aws.ec2"), "{}", err.cause);
     }

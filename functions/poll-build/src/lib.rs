@@ -16,7 +16,8 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
 /// Answers the artifact (`$.artifact`), which the rest of the release deploys.
 pub async fn poll_build(ports: &Ports, request: PollBuildRequest) -> Result<Artifact, TaskError> {
     let context = &request.release;
-    let provider = ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
+    let provider =
+        ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
     match provider.poll(&request.build).await.map_err(|e| provider_error(e, ErrorName::BuildFailed))? {
         BuildProgress::Running => Err(TaskError::new(ErrorName::BuildPending, format!("build {} is still running", request.build.id))),
         BuildProgress::Failed { reason } => {
@@ -32,7 +33,15 @@ pub async fn poll_build(ports: &Ports, request: PollBuildRequest) -> Result<Arti
                     release.stage = Stage::Deploy;
                 })
                 .await?;
-            ports.record_event(context, Stage::Build, None, "succeeded", format!("built {} from {} at {}", artifact.reference, artifact.branch, artifact.sha)).await?;
+            ports
+                .record_event(
+                    context,
+                    Stage::Build,
+                    None,
+                    "succeeded",
+                    format!("built {} from {} at {}", artifact.reference, artifact.branch, artifact.sha),
+                )
+                .await?;
             Ok(artifact)
         }
     }

@@ -36,12 +36,12 @@ impl CommandBuildProvider {
         let reference = match &self.artifact_file {
             Some(file) => {
                 let path = outcome.path(file);
-                let text = tokio::fs::read_to_string(&path).await.map_err(|e| {
-                    format!("{} but its artifact-file {} cannot be read: {e}", outcome.summary(), path.display())
-                })?;
-                Some(text.trim().to_owned()).filter(|reference| !reference.is_empty()).ok_or_else(|| {
-                    format!("{} but its artifact-file {} is empty", outcome.summary(), path.display())
-                })?
+                let text = tokio::fs::read_to_string(&path)
+                    .await
+                    .map_err(|e| format!("{} but its artifact-file {} cannot be read: {e}", outcome.summary(), path.display()))?;
+                Some(text.trim().to_owned())
+                    .filter(|reference| !reference.is_empty())
+                    .ok_or_else(|| format!("{} but its artifact-file {} is empty", outcome.summary(), path.display()))?
             }
             None => outcome.last_stdout_line.clone().ok_or_else(|| {
                 format!(
@@ -61,13 +61,7 @@ impl CommandBuildProvider {
 #[async_trait]
 impl BuildProvider for CommandBuildProvider {
     async fn start(&self, request: &BuildRequest) -> Result<RunHandle, ProviderError> {
-        let env = BatonEnv::new(
-            &request.service,
-            &request.environment,
-            &request.release_id,
-            &request.branch,
-            request.sha.as_deref(),
-        );
+        let env = BatonEnv::new(&request.service, &request.environment, &request.release_id, &request.branch, request.sha.as_deref());
         let outcome = self.ctx.run(&self.command, env).await?;
         let progress = if outcome.succeeded() {
             match self.artifact(&outcome, request).await {

@@ -35,9 +35,7 @@ impl DatadogCatalog {
 
     /// Keys from `DD_API_KEY` and `DD_APP_KEY` (or `DD_APPLICATION_KEY`), site from `DD_SITE`.
     pub fn from_env(client: reqwest::Client) -> Result<DatadogCatalog, CatalogError> {
-        let var = |names: &[&str]| {
-            names.iter().find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
-        };
+        let var = |names: &[&str]| names.iter().find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()));
         let missing = |what: &str| CatalogError::Unavailable(format!("the Datadog catalog needs {what} in the environment"));
         let api_key = var(&["DD_API_KEY"]).ok_or_else(|| missing("DD_API_KEY"))?;
         let application_key = var(&["DD_APP_KEY", "DD_APPLICATION_KEY"]).ok_or_else(|| missing("DD_APP_KEY"))?;
@@ -217,10 +215,7 @@ mod tests {
             .respond_with(ResponseTemplate::new(403).set_body_json(serde_json::json!({"errors": ["Forbidden"]})))
             .mount(&server)
             .await;
-        Mock::given(path("/api/v2/services/definitions/down"))
-            .respond_with(ResponseTemplate::new(503))
-            .mount(&server)
-            .await;
+        Mock::given(path("/api/v2/services/definitions/down")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
         let catalog = catalog_for(&server).await;
         for (service, expected) in [("forbidden", "apm_service_catalog_read"), ("down", "HTTP 503")] {
             match catalog.service(service).await {

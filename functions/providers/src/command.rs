@@ -8,7 +8,7 @@
 //! comes next and the `BATON_*` variables last, so a catalog cannot fake them. Values are never
 //! logged; neither are the names.
 
-use baton_core::catalog::{CommandRun, SecretRef, Seconds, ServiceEntry};
+use baton_core::catalog::{CommandRun, Seconds, SecretRef, ServiceEntry};
 use baton_core::ports::{ProviderError, RunHandle};
 use baton_core::release::{Artifact, ReleaseId};
 use serde::Serialize;
@@ -72,12 +72,7 @@ impl CommandContext {
                 SecretRef::Ssm(_) | SecretRef::SecretsManager(_) => None,
             })
             .collect();
-        Ok(CommandContext {
-            source: entry.source.clone(),
-            catalog_dir,
-            workspace: workspace_root.join(&entry.name),
-            withheld,
-        })
+        Ok(CommandContext { source: entry.source.clone(), catalog_dir, workspace: workspace_root.join(&entry.name), withheld })
     }
 
     /// Checks a catalog command once, when its provider is built, so a bad spec fails before
@@ -124,17 +119,12 @@ impl CommandContext {
                 spec.what
             )));
         }
-        tokio::fs::create_dir_all(&self.workspace).await.map_err(|e| {
-            ProviderError::Rejected(format!("cannot create the workspace {}: {e}", self.workspace.display()))
-        })?;
+        tokio::fs::create_dir_all(&self.workspace)
+            .await
+            .map_err(|e| ProviderError::Rejected(format!("cannot create the workspace {}: {e}", self.workspace.display())))?;
 
         let mut command = tokio::process::Command::new(&spec.argv[0]);
-        command
-            .args(&spec.argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
+        command.args(&spec.argv[1..]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
         if let Some(dir) = &spec.working_dir {
             command.current_dir(dir);
         }
@@ -161,10 +151,7 @@ impl CommandContext {
         let output = Mutex::new(Output::default());
         let exit = {
             let pumps = async {
-                tokio::join!(
-                    pump(stdout, Stream::Stdout, spec.what, pid, &output),
-                    pump(stderr, Stream::Stderr, spec.what, pid, &output),
-                )
+                tokio::join!(pump(stdout, Stream::Stdout, spec.what, pid, &output), pump(stderr, Stream::Stderr, spec.what, pid, &output),)
             };
             tokio::pin!(pumps);
             let supervise = supervise(&mut child, pid, spec.timeout);
@@ -240,8 +227,7 @@ impl BatonEnv {
     /// The variables of a command acting on a built artifact (deploy, rollback, health check):
     /// branch and sha are the artifact's, and `BATON_ARTIFACT` is its reference.
     pub(crate) fn for_artifact(service: &str, environment: &str, release: &ReleaseId, artifact: &Artifact) -> BatonEnv {
-        BatonEnv::new(service, environment, release, &artifact.branch, Some(&artifact.sha))
-            .with("BATON_ARTIFACT", &artifact.reference)
+        BatonEnv::new(service, environment, release, &artifact.branch, Some(&artifact.sha)).with("BATON_ARTIFACT", &artifact.reference)
     }
 
     pub(crate) fn with(mut self, name: &'static str, value: impl Into<String>) -> BatonEnv {
@@ -326,9 +312,8 @@ pub(crate) fn recorded_outcome<T: DeserializeOwned>(run: &RunHandle, what: &str)
             run.id, run.provider
         )));
     }
-    serde_json::from_value(run.state.clone()).map_err(|e| {
-        ProviderError::Rejected(format!("run {} of the command {what} provider records no readable outcome: {e}", run.id))
-    })
+    serde_json::from_value(run.state.clone())
+        .map_err(|e| ProviderError::Rejected(format!("run {} of the command {what} provider records no readable outcome: {e}", run.id)))
 }
 
 /// Waits for the command, enforcing the deadline, then kills what it left in its group.
@@ -527,7 +512,11 @@ mod tests {
             token: Some(SecretRef::Env("HOME".into())),
         });
         let ctx = CommandContext::new(&entry, &dir.path().join("ws")).unwrap();
-        let argv = script(dir.path(), "env.sh", "pwd; echo \"service=$BATON_SERVICE sha=[$BATON_SHA] ws=$BATON_WORKSPACE extra=$EXTRA home=${HOME-unset}\"");
+        let argv = script(
+            dir.path(),
+            "env.sh",
+            "pwd; echo \"service=$BATON_SERVICE sha=[$BATON_SHA] ws=$BATON_WORKSPACE extra=$EXTRA home=${HOME-unset}\"",
+        );
         let extra = BTreeMap::from([("EXTRA".to_string(), "yes".to_string()), ("BATON_SERVICE".to_string(), "forged".to_string())]);
 
         let outcome = ctx.run(&spec(&ctx, &argv, &extra, None), env()).await.unwrap();
@@ -548,7 +537,11 @@ mod tests {
         let logs = LogCapture::start();
         let dir = tempfile::tempdir().unwrap();
         let ctx = CommandContext::new(&entry_in(dir.path()), dir.path()).unwrap();
-        let argv = script(dir.path(), "noisy.sh", "i=0; while [ $i -lt 500 ]; do echo \"line $i of output\"; i=$((i+1)); done; echo oops >&2; exit 3");
+        let argv = script(
+            dir.path(),
+            "noisy.sh",
+            "i=0; while [ $i -lt 500 ]; do echo \"line $i of output\"; i=$((i+1)); done; echo oops >&2; exit 3",
+        );
         let secret_env = BTreeMap::from([("API_KEY".to_string(), "value-that-must-not-be-logged".to_string())]);
 
         let outcome = ctx.run(&spec(&ctx, &argv, &secret_env, None), env()).await.unwrap();

@@ -22,7 +22,9 @@ impl CommandDeployer {
         let fields = CommandFields::of(&spec.run);
         let deploy = ctx.command("deploy", "extensions.baton.deploy.command", CommandFields::of(&spec.run), DEFAULT_TIMEOUT)?;
         let rollback = match &spec.rollback_command {
-            Some(argv) => ctx.command("rollback", "extensions.baton.deploy.rollback-command", CommandFields { argv, ..fields }, DEFAULT_TIMEOUT)?,
+            Some(argv) => {
+                ctx.command("rollback", "extensions.baton.deploy.rollback-command", CommandFields { argv, ..fields }, DEFAULT_TIMEOUT)?
+            }
             None => ctx.command("rollback", "extensions.baton.deploy.command", fields, DEFAULT_TIMEOUT)?,
         };
         Ok(CommandDeployer { ctx, deploy, rollback })
@@ -38,11 +40,7 @@ impl Deployer for CommandDeployer {
             .with("BATON_ROLLBACK", request.rollback.to_string());
         let command = if request.rollback { &self.rollback } else { &self.deploy };
         let outcome = self.ctx.run(command, env).await?;
-        let progress = if outcome.succeeded() {
-            DeployProgress::Succeeded
-        } else {
-            DeployProgress::Failed { reason: outcome.failure() }
-        };
+        let progress = if outcome.succeeded() { DeployProgress::Succeeded } else { DeployProgress::Failed { reason: outcome.failure() } };
         Ok(finished_run(&outcome, &progress))
     }
 

@@ -208,10 +208,7 @@ mod tests {
     #[tokio::test]
     async fn a_slow_answer_counts_as_a_failure() {
         let server = MockServer::start().await;
-        Mock::given(method("GET"))
-            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3)))
-            .mount(&server)
-            .await;
+        Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3))).mount(&server).await;
         let started = Instant::now();
         let verdict = http(format!("{}/healthz", server.uri()), 1, 1, 0).check(&request()).await.unwrap();
         let HealthVerdict::Unhealthy { reason } = verdict else { panic!("{verdict:?}") };

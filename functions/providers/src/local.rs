@@ -90,7 +90,7 @@ mod tests {
     use super::*;
     use crate::notify::tests::notification;
     use crate::test_support::{FixedSecrets, entry_in, release_id, script};
-    use baton_core::catalog::{CommandBuild, CommandDeploy, CommandRun, HttpHealth, SecretRef, Seconds};
+    use baton_core::catalog::{CommandBuild, CommandDeploy, CommandRun, HttpHealth, Seconds, SecretRef};
     use baton_core::ports::{BuildProgress, BuildRequest, DeployProgress, DeployRequest, HealthRequest, HealthVerdict};
     use std::path::Path;
 
@@ -113,7 +113,13 @@ mod tests {
         let providers = providers(dir.path(), false);
 
         let builder = providers.build(&entry.delivery.build, &entry).unwrap();
-        let request = BuildRequest { service: "web".into(), environment: "production".into(), release_id: release_id(), branch: "main".into(), sha: Some("abc".into()) };
+        let request = BuildRequest {
+            service: "web".into(),
+            environment: "production".into(),
+            release_id: release_id(),
+            branch: "main".into(),
+            sha: Some("abc".into()),
+        };
         let run = builder.start(&request).await.unwrap();
         let BuildProgress::Succeeded { artifact } = builder.poll(&run).await.unwrap() else { panic!("build failed") };
         assert_eq!(artifact.reference, format!("web-{}.tar", release_id()));
@@ -175,7 +181,9 @@ mod tests {
     async fn the_slack_api_base_is_configurable() {
         let server = wiremock::MockServer::start().await;
         wiremock::Mock::given(wiremock::matchers::path("/api/chat.postMessage"))
-            .respond_with(wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({ "ok": true, "channel": "C9", "ts": "1.2" })))
+            .respond_with(
+                wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({ "ok": true, "channel": "C9", "ts": "1.2" })),
+            )
             .mount(&server)
             .await;
         let dir = tempfile::tempdir().unwrap();
@@ -196,6 +204,8 @@ mod tests {
         let http = HealthSpec::Http(HttpHealth { url: "not a url".into(), consecutive: 1, interval: Seconds(1), max_samples: 1 });
         assert!(matches!(providers.health(&http, &entry), Err(ProviderError::Rejected(m)) if m.starts_with(&entry.source)));
         let empty = BuildSpec::Command(CommandBuild { run: CommandRun::new(vec![]), artifact_file: None });
-        assert!(matches!(providers.build(&empty, &entry), Err(ProviderError::Rejected(m)) if m.contains("extensions.baton.build.command is empty")));
+        assert!(
+            matches!(providers.build(&empty, &entry), Err(ProviderError::Rejected(m)) if m.contains("extensions.baton.build.command is empty"))
+        );
     }
 }

@@ -48,16 +48,12 @@ impl SecretResolver for EnvSecretResolver {
     async fn resolve(&self, secret: &SecretRef) -> Result<String, ProviderError> {
         match secret {
             SecretRef::Env(name) => match std::env::var(name) {
-                Ok(value) if value.trim().is_empty() => {
-                    Err(ProviderError::Rejected(format!("secret {secret} is set but empty")))
-                }
+                Ok(value) if value.trim().is_empty() => Err(ProviderError::Rejected(format!("secret {secret} is set but empty"))),
                 Ok(value) => Ok(value),
-                Err(std::env::VarError::NotPresent) => Err(ProviderError::Rejected(format!(
-                    "secret {secret} is not set: export {name} in the environment that runs Baton"
-                ))),
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    Err(ProviderError::Rejected(format!("secret {secret} is not valid UTF-8")))
+                Err(std::env::VarError::NotPresent) => {
+                    Err(ProviderError::Rejected(format!("secret {secret} is not set: export {name} in the environment that runs Baton")))
                 }
+                Err(std::env::VarError::NotUnicode(_)) => Err(ProviderError::Rejected(format!("secret {secret} is not valid UTF-8"))),
             },
             SecretRef::Ssm(_) | SecretRef::SecretsManager(_) => Err(ProviderError::Rejected(format!(
                 "secret {secret} can only be resolved on AWS (by the Lambda functions' resolver); \

@@ -1,8 +1,8 @@
 //! Fixtures shared by the unit tests.
 
 use baton_core::catalog::{
-    BuildSpec, CommandBuild, CommandDeploy, CommandRun, Delivery, DeploySpec, DeployTarget, HealthSpec, NotifySpec,
-    SchemaVersion, ServiceEntry, WaveSpec,
+    BuildSpec, CommandBuild, CommandDeploy, CommandRun, Delivery, DeploySpec, DeployTarget, HealthSpec, NotifySpec, SchemaVersion,
+    ServiceEntry, WaveSpec,
 };
 use baton_core::release::ReleaseId;
 use std::io::Write;
@@ -57,11 +57,8 @@ pub struct LogCapture {
 impl LogCapture {
     pub fn start() -> LogCapture {
         let buffer = Buffer::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(buffer.clone())
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .finish();
+        let subscriber =
+            tracing_subscriber::fmt().with_writer(buffer.clone()).with_max_level(tracing::Level::TRACE).with_ansi(false).finish();
         LogCapture { _guard: tracing::subscriber::set_default(subscriber), buffer }
     }
 

@@ -222,18 +222,17 @@ impl ReleaseStore for SqliteStore {
         let row = ReleaseRow::new(release)?;
         let key = idempotency_key.to_owned();
         self.write("create_release", move |tx| {
-            let existing: Option<String> = tx
-                .prepare_cached("SELECT release_id FROM idempotency_keys WHERE key = ?1")?
-                .query_row([&key], |r| r.get(0))
-                .optional()?;
+            let existing: Option<String> =
+                tx.prepare_cached("SELECT release_id FROM idempotency_keys WHERE key = ?1")?.query_row([&key], |r| r.get(0)).optional()?;
             if let Some(existing) = existing {
                 return Ok(Created::Existing(ReleaseId(existing)));
             }
-            let inserted = tx.prepare_cached(
-                "INSERT INTO releases (id, service, environment, created_at, status, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT INTO releases (id, service, environment, created_at, status, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
                  ON CONFLICT (id) DO NOTHING",
-            )?
-            .execute(params![row.id, row.service, row.environment, row.created_at, row.status, row.body])?;
+                )?
+                .execute(params![row.id, row.service, row.environment, row.created_at, row.status, row.body])?;
             if inserted == 0 {
                 return Err(StoreError::Conflict(format!("release {} already exists under another idempotency key", row.id)).into());
             }
@@ -257,7 +256,9 @@ impl ReleaseStore for SqliteStore {
         let row = ReleaseRow::new(release)?;
         self.write("put_release", move |tx| {
             let updated = tx
-                .prepare_cached("UPDATE releases SET service = ?2, environment = ?3, created_at = ?4, status = ?5, body = ?6 WHERE id = ?1")?
+                .prepare_cached(
+                    "UPDATE releases SET service = ?2, environment = ?3, created_at = ?4, status = ?5, body = ?6 WHERE id = ?1",
+                )?
                 .execute(params![row.id, row.service, row.environment, row.created_at, row.status, row.body])?;
             if updated == 0 {
                 return Err(StoreError::Conflict(format!("release {} does not exist; create_release stores new releases", row.id)).into());
@@ -275,9 +276,9 @@ impl ReleaseStore for SqliteStore {
             // Two statements rather than `(?2 IS NULL OR environment = ?2)`, which would keep
             // the planner from using the environment index.
             match environment {
-                Some(environment) => decode_releases(
-                    &mut conn.prepare_cached(LIST_BY_SERVICE_ENVIRONMENT)?.query(params![service, environment, limit])?,
-                ),
+                Some(environment) => {
+                    decode_releases(&mut conn.prepare_cached(LIST_BY_SERVICE_ENVIRONMENT)?.query(params![service, environment, limit])?)
+                }
                 None => decode_releases(&mut conn.prepare_cached(LIST_BY_SERVICE)?.query(params![service, limit])?),
             }
         })
@@ -408,7 +409,13 @@ impl ReleaseStore for SqliteStore {
         .await
     }
 
-    async fn rollups(&self, service: &str, environment: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<(NaiveDate, Rollup)>, StoreError> {
+    async fn rollups(
+        &self,
+        service: &str,
+        environment: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, Rollup)>, StoreError> {
         let service = service.to_owned();
         let environment = environment.to_owned();
         self.call("rollups", move |conn| {

@@ -82,7 +82,13 @@ impl ReleaseStore for Connections {
     async fn add_rollup(&self, key: &RollupKey, delta: &Rollup) -> Result<(), StoreError> {
         self.pick().add_rollup(key, delta).await
     }
-    async fn rollups(&self, service: &str, environment: &str, from: NaiveDate, to: NaiveDate) -> Result<Vec<(NaiveDate, Rollup)>, StoreError> {
+    async fn rollups(
+        &self,
+        service: &str,
+        environment: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, Rollup)>, StoreError> {
         self.pick().rollups(service, environment, from, to).await
     }
 }

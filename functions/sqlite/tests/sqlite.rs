@@ -1,8 +1,8 @@
 //! What the contract suite cannot see: files, schema versions, corrupt records, SQLite's
 //! locking across connections and staying off the async runtime's threads.
 
-use baton_core::ports::{Created, ReleaseStore, StoreError};
 use baton_core::contract::release_at;
+use baton_core::ports::{Created, ReleaseStore, StoreError};
 use baton_core::release::{LockKey, Release, ReleaseId, Rollup, RollupKey, Stage, StageEvent};
 use baton_sqlite::{SqliteStore, database_path, default_state_dir};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
@@ -19,7 +19,15 @@ fn release(id: &str) -> Release {
 }
 
 fn event(id: &str) -> StageEvent {
-    StageEvent { release_id: ReleaseId(id.into()), at: at(), stage: Stage::Build, wave: None, target: None, kind: "started".into(), message: "build".into() }
+    StageEvent {
+        release_id: ReleaseId(id.into()),
+        at: at(),
+        stage: Stage::Build,
+        wave: None,
+        target: None,
+        kind: "started".into(),
+        message: "build".into(),
+    }
 }
 
 fn rollup_key() -> RollupKey {
@@ -195,7 +203,11 @@ async fn a_release_id_taken_under_another_key_conflicts() {
         Err(StoreError::Conflict(message)) => assert!(message.contains("rel-web-1"), "{message}"),
         other => panic!("expected Conflict, got {other:?}"),
     }
-    assert_eq!(store.create_release(&release("rel-web-2"), "k2").await.unwrap(), Created::New(ReleaseId("rel-web-2".into())), "the refused key stays free");
+    assert_eq!(
+        store.create_release(&release("rel-web-2"), "k2").await.unwrap(),
+        Created::New(ReleaseId("rel-web-2".into())),
+        "the refused key stays free"
+    );
 }
 
 #[tokio::test]

@@ -16,7 +16,8 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
 pub async fn trigger_build(ports: &Ports, request: TriggerBuildRequest) -> Result<RunHandle, TaskError> {
     let context = &request.release;
     ports.renew_lock(context).await?;
-    let provider = ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
+    let provider =
+        ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
     let build = BuildRequest {
         service: context.service.clone(),
         environment: context.environment.clone(),

@@ -17,11 +17,8 @@ fn require_local_endpoint(variable: &str) {
         .strip_prefix("http://")
         .unwrap_or_else(|| panic!("{variable}={url}: expected http://127.0.0.1:<port> (these tests never call real AWS)"));
     let authority = authority.trim_end_matches('/');
-    let addr: SocketAddr = authority
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .unwrap_or_else(|| panic!("{variable}={url}: not a host:port"));
+    let addr: SocketAddr =
+        authority.to_socket_addrs().ok().and_then(|mut addrs| addrs.next()).unwrap_or_else(|| panic!("{variable}={url}: not a host:port"));
     assert!(addr.ip().is_loopback(), "{variable}={url}: emulator tests only talk to 127.0.0.1 ({HINT})");
     TcpStream::connect_timeout(&addr, Duration::from_secs(2))
         .unwrap_or_else(|err| panic!("no emulator answers at {url} ({variable}): {err}; {HINT}"));
@@ -96,8 +93,7 @@ pub async fn finished_execution(
 ) -> aws_sdk_sfn::operation::describe_execution::DescribeExecutionOutput {
     let deadline = std::time::Instant::now() + limit;
     loop {
-        let execution =
-            client.describe_execution().execution_arn(execution_arn).send().await.expect("describe the execution");
+        let execution = client.describe_execution().execution_arn(execution_arn).send().await.expect("describe the execution");
         if execution.status() != &aws_sdk_sfn::types::ExecutionStatus::Running {
             return execution;
         }

@@ -1,8 +1,8 @@
 //! A catalog kept as files: a directory of definitions (or one file), loaded
 //! once and then served from memory.
 
-use super::parse::{LoadedCatalog, Lookup, load_catalog};
 use super::ServiceEntry;
+use super::parse::{LoadedCatalog, Lookup, load_catalog};
 use crate::ports::{CatalogError, CatalogSource};
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};

@@ -65,9 +65,7 @@ fn collect_files(dir: &Path, files: &mut Vec<std::path::PathBuf>) -> std::io::Re
         // file_type() does not follow symlinks: linked directories could loop.
         if entry.file_type()?.is_dir() {
             collect_files(&path, files)?;
-        } else if path.is_file()
-            && path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
-        {
+        } else if path.is_file() && path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "yaml" | "yml" | "json")) {
             files.push(path);
         }
     }
@@ -262,11 +260,8 @@ impl Builder {
         let duplicates: Vec<Vec<usize>> = groups.into_values().filter(|group| group.len() > 1).collect();
         for group in duplicates {
             for &i in &group {
-                let others: Vec<String> = group
-                    .iter()
-                    .filter(|&&j| j != i)
-                    .map(|&j| format!("{}:{}", self.documents[j].file, self.documents[j].line))
-                    .collect();
+                let others: Vec<String> =
+                    group.iter().filter(|&&j| j != i).map(|&j| format!("{}:{}", self.documents[j].file, self.documents[j].line)).collect();
                 let doc = &mut self.documents[i];
                 let message = format!(
                     "{} `{}` is also defined at {}: names must be unique across the catalog",
@@ -275,12 +270,7 @@ impl Builder {
                     others.join(", ")
                 );
                 doc.entry = None;
-                doc.diagnostics.push(Diagnostic {
-                    file: doc.file.clone(),
-                    line: Some(doc.line),
-                    path: doc.name_path.into(),
-                    message,
-                });
+                doc.diagnostics.push(Diagnostic { file: doc.file.clone(), line: Some(doc.line), path: doc.name_path.into(), message });
             }
         }
     }

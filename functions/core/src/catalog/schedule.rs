@@ -89,10 +89,7 @@ const CRON_FIELDS: [CronField; 6] = [
 fn check_cron(inner: &str) -> Result<(), String> {
     let fields: Vec<&str> = inner.split_whitespace().collect();
     if fields.len() != CRON_FIELDS.len() {
-        return Err(format!(
-            "cron with 6 fields (minutes hours day-of-month month day-of-week year), found {}",
-            fields.len()
-        ));
+        return Err(format!("cron with 6 fields (minutes hours day-of-month month day-of-week year), found {}", fields.len()));
     }
     for (text, field) in fields.iter().zip(&CRON_FIELDS) {
         check_cron_field(text, field).map_err(|why| format!("cron {}: {why}", field.name))?;

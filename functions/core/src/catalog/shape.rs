@@ -87,8 +87,7 @@ const fn shape(fields: &'static [Field]) -> Shape {
 
 // ------------------------------------------------------------------ Baton
 
-const WORKING_DIR: Field =
-    field("working-dir", Kind::Text, "Directory the command runs in; relative to the catalog file's directory.");
+const WORKING_DIR: Field = field("working-dir", Kind::Text, "Directory the command runs in; relative to the catalog file's directory.");
 const ENV: Field = field("env", Kind::Env, "Extra environment variables (`BATON_*` are reserved).");
 const TIMEOUT: Field = field("timeout", Kind::Duration { min: 1 }, "Kill the command after this long.");
 
@@ -120,11 +119,7 @@ pub(crate) const WAVE: Shape = shape(&[
 
 const DEPLOY_COMMAND: &[Field] = &[
     required("command", Kind::Argv, "Program and arguments, run once per target."),
-    field(
-        "rollback-command",
-        Kind::Argv,
-        "Run instead of `command` on rollback (default: `command` with the previous artifact).",
-    ),
+    field("rollback-command", Kind::Argv, "Run instead of `command` on rollback (default: `command` with the previous artifact)."),
     WORKING_DIR,
     ENV,
     TIMEOUT,
@@ -144,12 +139,8 @@ const HEALTH_HTTP: &[Field] = &[
     defaulted("max-samples", Kind::Count { min: 1 }, 10, "Unhealthy after this many samples without success."),
 ];
 
-const HEALTH_COMMAND: &[Field] = &[
-    required("command", Kind::Argv, "Program and arguments; healthy when it exits 0."),
-    WORKING_DIR,
-    ENV,
-    TIMEOUT,
-];
+const HEALTH_COMMAND: &[Field] =
+    &[required("command", Kind::Argv, "Program and arguments; healthy when it exits 0."), WORKING_DIR, ENV, TIMEOUT];
 
 pub(crate) const HEALTH: Shape = Shape {
     fields: &[],
@@ -192,11 +183,8 @@ pub(crate) const DELIVERY: Shape = shape(&[
 
 const TOP_LEVEL_HINT: &str = "Datadog's schema allows no other top-level keys: Baton's settings go under `extensions.baton`";
 
-const CONTACT: Shape = shape(&[
-    field("name", Kind::AnyText, ""),
-    required("type", Kind::AnyText, ""),
-    required("contact", Kind::AnyText, ""),
-]);
+const CONTACT: Shape =
+    shape(&[field("name", Kind::AnyText, ""), required("type", Kind::AnyText, ""), required("contact", Kind::AnyText, "")]);
 
 const LINK: Shape = shape(&[
     required("name", Kind::AnyText, ""),
@@ -206,12 +194,8 @@ const LINK: Shape = shape(&[
 ]);
 
 const PAGERDUTY: Shape = shape(&[required("service-url", Kind::AnyText, "")]);
-const OPSGENIE: Shape =
-    shape(&[required("service-url", Kind::AnyText, ""), field("region", Kind::Enum(&["US", "EU"]), "")]);
-const INTEGRATIONS_V2_2: Shape = shape(&[
-    field("pagerduty", Kind::Object(&PAGERDUTY), ""),
-    field("opsgenie", Kind::Object(&OPSGENIE), ""),
-]);
+const OPSGENIE: Shape = shape(&[required("service-url", Kind::AnyText, ""), field("region", Kind::Enum(&["US", "EU"]), "")]);
+const INTEGRATIONS_V2_2: Shape = shape(&[field("pagerduty", Kind::Object(&PAGERDUTY), ""), field("opsgenie", Kind::Object(&OPSGENIE), "")]);
 
 /// Datadog service definition v2.2 (service-catalog/v2.2/schema.json).
 pub(crate) const DATADOG_V2_2: Shape = Shape {
@@ -296,9 +280,7 @@ impl Kind {
             Kind::Count { min } => format!("a whole number of at least {min}"),
             Kind::Argv => "a command as a list of strings, program first (e.g. [\"sh\", \"build.sh\"])".into(),
             Kind::Env => "a mapping of environment variable names to strings".into(),
-            Kind::Secret => {
-                "a secret reference: `env:NAME`, `ssm:/parameter/name` or `secrets-manager:secret-id`".into()
-            }
+            Kind::Secret => "a secret reference: `env:NAME`, `ssm:/parameter/name` or `secrets-manager:secret-id`".into(),
             Kind::Schedule => "an EventBridge Scheduler expression: `cron(...)`, `rate(...)` or `at(...)`".into(),
             Kind::Object(_) | Kind::Mapping => "a mapping".into(),
             Kind::List(_) => "a list of mappings".into(),
@@ -313,8 +295,7 @@ pub(crate) fn quoted_list(names: &[&str]) -> String {
 
 // ------------------------------------------------------------------ JSON Schema
 
-pub(crate) const SCHEMA_ID: &str =
-    "https://raw.githubusercontent.com/baton-release/baton/main/schema/baton-extension.schema.json";
+pub(crate) const SCHEMA_ID: &str = "https://raw.githubusercontent.com/baton-release/baton/main/schema/baton-extension.schema.json";
 
 /// JSON Schema (draft 2020-12) of the `extensions.baton` block, for editors.
 pub fn baton_extension_schema() -> Json {
@@ -326,8 +307,10 @@ pub fn baton_extension_schema() -> Json {
     head.insert("title".into(), json!("Baton delivery block (extensions.baton)"));
     head.insert(
         "description".into(),
-        json!("How a service in a Datadog service definition (v2.2 or v3) is built, deployed wave by wave, \
-               health-checked and announced. See docs/catalog.md."),
+        json!(
+            "How a service in a Datadog service definition (v2.2 or v3) is built, deployed wave by wave, \
+               health-checked and announced. See docs/catalog.md."
+        ),
     );
     head.append(root);
     Json::Object(head)

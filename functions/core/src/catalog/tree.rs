@@ -65,12 +65,10 @@ fn convert(node: &MarkedYaml<'_>) -> Result<Node, SyntaxError> {
     let line = node.span.start.line();
     let value = match &node.data {
         YamlData::Value(scalar) => scalar_value(scalar),
-        YamlData::Representation(text, style, tag) => {
-            match Scalar::parse_from_cow_and_metadata(text.clone(), *style, tag.as_ref()) {
-                Some(scalar) => scalar_value(&scalar),
-                None => return Err(bad_value(line)),
-            }
-        }
+        YamlData::Representation(text, style, tag) => match Scalar::parse_from_cow_and_metadata(text.clone(), *style, tag.as_ref()) {
+            Some(scalar) => scalar_value(&scalar),
+            None => return Err(bad_value(line)),
+        },
         YamlData::Sequence(items) => Value::Seq(items.iter().map(convert).collect::<Result<_, _>>()?),
         YamlData::Mapping(map) => {
             let mut entries = Vec::with_capacity(map.len());

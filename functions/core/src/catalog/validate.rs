@@ -5,7 +5,7 @@
 use super::schedule::check_schedule;
 use super::shape::{Field, Kind, PROVIDER, Shape, WAVE, quoted_list};
 use super::tree::{Node, Value};
-use super::{Diagnostic, SecretRef, Seconds};
+use super::{Diagnostic, Seconds, SecretRef};
 use std::collections::HashMap;
 
 /// Path shown for problems that concern a whole document.
@@ -73,11 +73,7 @@ impl<'a> Checker<'a> {
             }
         }
         for field in fields.iter().filter(|f| f.required && node.get(f.name).is_none()) {
-            self.error(
-                node.line,
-                &join(path, field.name),
-                format!("missing required field: expected {}", field.kind.expected()),
-            );
+            self.error(node.line, &join(path, field.name), format!("missing required field: expected {}", field.kind.expected()));
         }
         if !shape.at_least_one.is_empty() && shape.at_least_one.iter().all(|name| node.get(name).is_none()) {
             self.error(node.line, path, format!("expected at least one of {}", quoted_list(shape.at_least_one)));
@@ -243,10 +239,7 @@ impl<'a> Checker<'a> {
                     format!("target `{target}` is listed twice in this wave")
                 } else {
                     let owner = waves[first].get("name").and_then(Node::as_str).unwrap_or("?");
-                    format!(
-                        "target `{target}` is already in wave `{owner}` ({}): a target belongs to one wave",
-                        index(path, first)
-                    )
+                    format!("target `{target}` is already in wave `{owner}` ({}): a target belongs to one wave", index(path, first))
                 };
                 self.error(target_node.line, &index(&join(&wave_path, "targets"), k), message);
             }

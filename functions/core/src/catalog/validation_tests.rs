@@ -74,16 +74,22 @@ fn v2_2_happy_path_builds_the_entry() {
     assert_eq!(entry.links, vec![Link { name: "Runbook".into(), url: "https://example.com/runbook".into(), kind: Some("runbook".into()) }]);
     let d = &entry.delivery;
     assert_eq!((d.environment.as_str(), d.release_branch.as_str()), ("production", "main"));
-    assert_eq!(d.build, BuildSpec::Command(CommandBuild { run: CommandRun::new(vec!["sh".into(), "build.sh".into()]), artifact_file: None }));
+    assert_eq!(
+        d.build,
+        BuildSpec::Command(CommandBuild { run: CommandRun::new(vec!["sh".into(), "build.sh".into()]), artifact_file: None })
+    );
     assert_eq!(d.deploy.waves.len(), 2);
     assert_eq!(d.deploy.waves[0], WaveSpec { name: "canary".into(), targets: vec!["c1".into()], bake: Seconds(5) });
     assert_eq!(d.deploy.waves[1].bake, Seconds(0), "bake defaults to 0");
-    assert_eq!(d.health, HealthSpec::Http(HttpHealth {
-        url: "https://shop.example.com/health".into(),
-        consecutive: 3,
-        interval: Seconds(5),
-        max_samples: 10,
-    }));
+    assert_eq!(
+        d.health,
+        HealthSpec::Http(HttpHealth {
+            url: "https://shop.example.com/health".into(),
+            consecutive: 3,
+            interval: Seconds(5),
+            max_samples: 10,
+        })
+    );
     assert_eq!(d.notify, NotifySpec::default());
 }
 
@@ -205,8 +211,11 @@ fn unknown_keys_suggest_the_closest_field() {
     );
 
     let text = with("    release-branch: main", "    release-branch: main\n    replicas: 3");
-    assert_eq!(only_error(&text).message, "unknown field `replicas`; expected one of `environment`, `release-branch`, \
-        `feature-branch`, `schedule`, `team`, `on-call`, `build`, `deploy`, `health`, `notify`");
+    assert_eq!(
+        only_error(&text).message,
+        "unknown field `replicas`; expected one of `environment`, `release-branch`, \
+        `feature-branch`, `schedule`, `team`, `on-call`, `build`, `deploy`, `health`, `notify`"
+    );
 }
 
 #[test]
@@ -223,12 +232,7 @@ fn unknown_provider_suggests_one() {
 #[test]
 fn forbidden_top_level_keys_point_to_extensions() {
     let text = with("team: shop-team", "team: shop-team\nbaton: {}");
-    assert_diag(
-        &only_error(&text),
-        2 + 1 + 1,
-        "baton",
-        "unknown field `baton`; expected one of `schema-version`, `dd-service`",
-    );
+    assert_diag(&only_error(&text), 2 + 1 + 1, "baton", "unknown field `baton`; expected one of `schema-version`, `dd-service`");
     assert!(only_error(&text).message.ends_with("Baton's settings go under `extensions.baton`"));
 }
 
@@ -244,7 +248,12 @@ fn wrong_types_say_what_was_expected() {
     let text = with("release-branch: main", "release-branch:");
     assert!(only_error(&text).message.ends_with("found nothing (null) (remove the key to leave it unset)"));
     let text = with("      url: https://shop.example.com/health", "      url: https://shop.example.com/health\n      consecutive: -1");
-    assert_diag(&only_error(&text), line_of(&text, "consecutive"), "extensions.baton.health.consecutive", "expected a whole number of at least 1");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "consecutive"),
+        "extensions.baton.health.consecutive",
+        "expected a whole number of at least 1",
+    );
     let text = with("command: [\"sh\", \"deploy.sh\"]", "command: sh deploy.sh");
     assert_diag(&only_error(&text), line_of(&text, "sh deploy.sh"), "extensions.baton.deploy.command", "commands run without a shell");
 }
@@ -259,7 +268,12 @@ fn missing_required_fields_are_reported_at_the_enclosing_mapping() {
         "missing required field: expected a name of letters, digits",
     );
     let text = with("      provider: http\n", "");
-    assert_diag(&only_error(&text), line_of(&text, "url: https://shop"), "extensions.baton.health.provider", "expected one of `http`, `command`");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "url: https://shop"),
+        "extensions.baton.health.provider",
+        "expected one of `http`, `command`",
+    );
 }
 
 #[test]
@@ -269,11 +283,7 @@ fn every_error_is_reported_not_just_the_first() {
         .replace("provider: http", "provider: http\n      interval: 0");
     let (_, diagnostics) = parse_catalog_documents(FILE, &text);
     let paths: Vec<&str> = diagnostics.iter().map(|d| d.path.as_str()).collect();
-    assert_eq!(paths, [
-        "extensions.baton.release-branch",
-        "extensions.baton.deploy.waves[0].bake",
-        "extensions.baton.health.interval",
-    ]);
+    assert_eq!(paths, ["extensions.baton.release-branch", "extensions.baton.deploy.waves[0].bake", "extensions.baton.health.interval",]);
 }
 
 #[test]
@@ -289,7 +299,12 @@ fn waves_must_exist() {
 fn wave_names_are_unique() {
     let text = with("- name: rest", "- name: canary\n          bake: 1m");
     let d = only_error(&text);
-    assert_diag(&d, line_of(&text, "bake: 1m") - 1, "extensions.baton.deploy.waves[1].name", "duplicate wave name `canary`: already used by extensions.baton.deploy.waves[0]");
+    assert_diag(
+        &d,
+        line_of(&text, "bake: 1m") - 1,
+        "extensions.baton.deploy.waves[1].name",
+        "duplicate wave name `canary`: already used by extensions.baton.deploy.waves[0]",
+    );
 }
 
 #[test]
@@ -304,7 +319,12 @@ fn a_target_belongs_to_one_wave() {
     let text = with("targets: [r1, r2]", "targets: [r1, r1]");
     assert_diag(&only_error(&text), line_of(&text, "[r1, r1]"), "extensions.baton.deploy.waves[1].targets[1]", "listed twice in this wave");
     let text = with("targets: [r1, r2]", "targets: []");
-    assert_diag(&only_error(&text), line_of(&text, "targets: []"), "extensions.baton.deploy.waves[1].targets", "a non-empty list of target names");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "targets: []"),
+        "extensions.baton.deploy.waves[1].targets",
+        "a non-empty list of target names",
+    );
 }
 
 #[test]
@@ -340,7 +360,12 @@ fn schedules_follow_eventbridge_scheduler() {
 #[test]
 fn commands_need_a_program() {
     let text = with("command: [\"sh\", \"deploy.sh\"]", "command: []");
-    assert_diag(&only_error(&text), line_of(&text, "command: []"), "extensions.baton.deploy.command", "an empty command: expected a command as a list of strings");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "command: []"),
+        "extensions.baton.deploy.command",
+        "an empty command: expected a command as a list of strings",
+    );
     let text = with("command: [\"sh\", \"deploy.sh\"]", "command: [\"\", \"deploy.sh\"]");
     assert_diag(&only_error(&text), line_of(&text, "deploy.sh"), "extensions.baton.deploy.command[0]", "expected a program name");
     let text = with("command: [\"sh\", \"deploy.sh\"]", "command: [sleep, 5]");
@@ -349,14 +374,20 @@ fn commands_need_a_program() {
 
 #[test]
 fn env_maps_take_string_values_and_leave_baton_variables_alone() {
-    let text = with("      command: [\"sh\", \"build.sh\"]", "      command: [\"sh\", \"build.sh\"]\n      env: {PORT: 8080, BATON_SHA: x, bad-name: y}");
+    let text = with(
+        "      command: [\"sh\", \"build.sh\"]",
+        "      command: [\"sh\", \"build.sh\"]\n      env: {PORT: 8080, BATON_SHA: x, bad-name: y}",
+    );
     let (_, diagnostics) = parse_catalog_documents(FILE, &text);
     let got: Vec<(&str, &str)> = diagnostics.iter().map(|d| (d.path.as_str(), d.message.as_str())).collect();
-    assert_eq!(got, [
-        ("extensions.baton.build.env.PORT", "expected a string (quote numbers and booleans), found a number"),
-        ("extensions.baton.build.env.BATON_SHA", "`BATON_*` variables are set by Baton; choose another name"),
-        ("extensions.baton.build.env.bad-name", "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"),
-    ]);
+    assert_eq!(
+        got,
+        [
+            ("extensions.baton.build.env.PORT", "expected a string (quote numbers and booleans), found a number"),
+            ("extensions.baton.build.env.BATON_SHA", "`BATON_*` variables are set by Baton; choose another name"),
+            ("extensions.baton.build.env.bad-name", "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"),
+        ]
+    );
 }
 
 #[test]
@@ -370,7 +401,9 @@ fn inline_secrets_are_rejected_without_repeating_them() {
     ] {
         let text = with(
             "      url: https://shop.example.com/health\n",
-            &format!("      url: https://shop.example.com/health\n    notify:\n      slack:\n        channel: \"#shop\"\n        webhook: {value}\n"),
+            &format!(
+                "      url: https://shop.example.com/health\n    notify:\n      slack:\n        channel: \"#shop\"\n        webhook: {value}\n"
+            ),
         );
         let d = only_error(&text);
         assert_diag(&d, line_of(&text, "webhook:"), "extensions.baton.notify.slack.webhook", "expected a secret reference");
@@ -386,7 +419,12 @@ fn slack_needs_a_way_to_post() {
         "      url: https://shop.example.com/health\n",
         "      url: https://shop.example.com/health\n    notify:\n      slack:\n        channel: \"#shop\"\n",
     );
-    assert_diag(&only_error(&text), line_of(&text, "channel:"), "extensions.baton.notify.slack", "expected at least one of `webhook`, `token`");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "channel:"),
+        "extensions.baton.notify.slack",
+        "expected at least one of `webhook`, `token`",
+    );
 }
 
 #[test]

@@ -24,7 +24,11 @@ impl Notifier for ConsoleNotifier {
         "console"
     }
 
-    async fn notify(&self, notification: &Notification, _state: Option<&serde_json::Value>) -> Result<Option<serde_json::Value>, ProviderError> {
+    async fn notify(
+        &self,
+        notification: &Notification,
+        _state: Option<&serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>, ProviderError> {
         let line = console_line(notification);
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
         writeln!(out, "{line}")

@@ -7,7 +7,6 @@ pub(crate) mod slack;
 use baton_core::ports::Notification;
 use baton_core::release::{Release, WaveRecord, WaveStatus};
 
-
 /// "abc1234 on main", or just the branch before the commit is known.
 fn commit(release: &Release) -> String {
     let sha = release.sha.as_deref().or(release.artifact.as_ref().map(|artifact| artifact.sha.as_str()));
@@ -100,13 +99,12 @@ pub(crate) fn slack_message(notification: &Notification) -> serde_json::Value {
         blocks.push(serde_json::json!({ "type": "section", "text": mrkdwn(lines.collect::<Vec<_>>().join("\n")) }));
     }
     if let Some(action) = &notification.action_needed {
-        blocks.push(serde_json::json!({ "type": "section", "text": mrkdwn(format!(":rotating_light: *Action needed:* {}", escape(action))) }));
+        blocks.push(
+            serde_json::json!({ "type": "section", "text": mrkdwn(format!(":rotating_light: *Action needed:* {}", escape(action))) }),
+        );
     }
     if !notification.links.is_empty() {
-        let links = notification
-            .links
-            .iter()
-            .map(|(label, url)| format!("<{}|{}>", escape(url).replace('|', "%7C"), escape(label)));
+        let links = notification.links.iter().map(|(label, url)| format!("<{}|{}>", escape(url).replace('|', "%7C"), escape(label)));
         blocks.push(serde_json::json!({ "type": "context", "elements": [mrkdwn(links.collect::<Vec<_>>().join(" · "))] }));
     }
     let text = format!("{} · {} → {}", notification.headline, release.service, release.environment);
@@ -139,7 +137,12 @@ pub(crate) mod tests {
                 branch: "main".into(),
                 sha: Some("0123456789abcdef".into()),
                 changed_at: None,
-                artifact: Some(Artifact { reference: "web:2".into(), sha: "0123456789abcdef".into(), branch: "main".into(), build_url: None }),
+                artifact: Some(Artifact {
+                    reference: "web:2".into(),
+                    sha: "0123456789abcdef".into(),
+                    branch: "main".into(),
+                    build_url: None,
+                }),
                 previous_artifact: None,
                 waves: vec![wave("canary", WaveStatus::Healthy), wave("eu", WaveStatus::Unhealthy), wave("us", WaveStatus::Pending)],
                 created_at: chrono::DateTime::UNIX_EPOCH,
@@ -171,10 +174,7 @@ pub(crate) mod tests {
         assert_eq!(message["text"], "Wave eu unhealthy (2/3) &amp; rolling back · web → production");
         let blocks = message["blocks"].as_array().unwrap();
         assert_eq!(blocks[0]["text"]["text"], "*Wave eu unhealthy (2/3) &amp; rolling back*");
-        assert_eq!(
-            blocks[1]["elements"][0]["text"],
-            "web → production · running · 0123456 on main · rel-web-20260101120000-0123abcd"
-        );
+        assert_eq!(blocks[1]["elements"][0]["text"], "web → production · running · 0123456 on main · rel-web-20260101120000-0123abcd");
         assert_eq!(
             blocks[2]["text"]["text"],
             ":white_check_mark: *canary* healthy · canary-1, canary-2\n:warning: *eu* unhealthy · eu-1, eu-2\n:white_circle: *us* pending · us-1, us-2"

@@ -44,7 +44,11 @@ impl Notifier for SlackWebhookNotifier {
         "slack-webhook"
     }
 
-    async fn notify(&self, notification: &Notification, _state: Option<&serde_json::Value>) -> Result<Option<serde_json::Value>, ProviderError> {
+    async fn notify(
+        &self,
+        notification: &Notification,
+        _state: Option<&serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>, ProviderError> {
         let url = resolve_secret(&*self.secrets, &self.webhook).await?;
         let context = format!("Slack webhook {} for {}", self.webhook, self.channel);
         post_json(&self.http, url.expose(), None, &slack_message(notification), &context).await?;
@@ -93,13 +97,7 @@ impl SlackWebApiNotifier {
         http: reqwest::Client,
         api_base: &str,
     ) -> SlackWebApiNotifier {
-        SlackWebApiNotifier {
-            channel: channel.to_owned(),
-            token,
-            secrets,
-            http,
-            api_base: api_base.trim_end_matches('/').to_owned(),
-        }
+        SlackWebApiNotifier { channel: channel.to_owned(), token, secrets, http, api_base: api_base.trim_end_matches('/').to_owned() }
     }
 
     /// Calls `method` and reads Slack's envelope; HTTP-level failures are errors, `ok: false` is not.
@@ -109,7 +107,10 @@ impl SlackWebApiNotifier {
         let response = post_json(&self.http, &url, Some(token), &body, &context).await?;
         let retry = retry_after(response.headers());
         let reply = response.json::<Reply>().await.map_err(|e| {
-            ProviderError::Unavailable(format!("{context} answered something other than Slack's JSON envelope: {}", crate::http::describe(e)))
+            ProviderError::Unavailable(format!(
+                "{context} answered something other than Slack's JSON envelope: {}",
+                crate::http::describe(e)
+            ))
         })?;
         Ok((reply, retry))
     }
@@ -171,15 +172,18 @@ impl Notifier for SlackWebApiNotifier {
         "slack"
     }
 
-    async fn notify(&self, notification: &Notification, state: Option<&serde_json::Value>) -> Result<Option<serde_json::Value>, ProviderError> {
+    async fn notify(
+        &self,
+        notification: &Notification,
+        state: Option<&serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>, ProviderError> {
         let token = resolve_secret(&*self.secrets, &self.token).await?;
         let message = slack_message(notification);
         let posted = match state {
             None => self.post(&token, message).await?,
             Some(state) => {
-                let posted = serde_json::from_value::<MessageRef>(state.clone()).map_err(|e| {
-                    ProviderError::Rejected(format!("the Slack notifier state {state} is not a message reference: {e}"))
-                })?;
+                let posted = serde_json::from_value::<MessageRef>(state.clone())
+                    .map_err(|e| ProviderError::Rejected(format!("the Slack notifier state {state} is not a message reference: {e}")))?;
                 self.update(&token, posted, message).await?
             }
         };
@@ -295,7 +299,9 @@ mod tests {
         Mock::given(method("POST"))
             .and(path("/chat.update"))
             .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
-            .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "ok": true, "channel": "C123", "ts": "1700000000.000100", "text": "x" })))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({ "ok": true, "channel": "C123", "ts": "1700000000.000100", "text": "x" })),
+            )
             .mount(&server)
             .await;
         let slack = web_api(&server);
@@ -387,9 +393,18 @@ mod tests {
         }
         let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
         let secrets = Arc::new(FixedSecrets::one(SecretRef::Env("T".into()), TOKEN));
-        let offline = SlackWebApiNotifier::new("#deploys", SecretRef::Env("T".into()), secrets, http_client().unwrap(), &format!("http://{refused}/api/"));
+        let offline = SlackWebApiNotifier::new(
+            "#deploys",
+            SecretRef::Env("T".into()),
+            secrets,
+            http_client().unwrap(),
+            &format!("http://{refused}/api/"),
+        );
         let error = offline.notify(&notification(), None).await.unwrap_err();
-        assert!(matches!(&error, ProviderError::Unavailable(m) if m.starts_with("Slack chat.postMessage to #deploys: error sending request")), "{error:?}");
+        assert!(
+            matches!(&error, ProviderError::Unavailable(m) if m.starts_with("Slack chat.postMessage to #deploys: error sending request")),
+            "{error:?}"
+        );
         assert_secret_free(&logs.text());
     }
 
