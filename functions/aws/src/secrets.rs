@@ -6,18 +6,29 @@ use crate::error::AwsError;
 use async_trait::async_trait;
 use baton_core::catalog::SecretRef;
 use baton_core::ports::{ProviderError, SecretResolver};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 pub struct AwsSecretResolver {
-    ssm: aws_sdk_ssm::Client,
-    secrets_manager: aws_sdk_secretsmanager::Client,
+    config: aws_config::SdkConfig,
+    // Built on first use: most invocations resolve no secret, and a Lambda's cold start
+    // should not pay for clients it may never call.
+    ssm: OnceLock<aws_sdk_ssm::Client>,
+    secrets_manager: OnceLock<aws_sdk_secretsmanager::Client>,
     env: Arc<dyn SecretResolver>,
 }
 
 impl AwsSecretResolver {
     /// `env` resolves `env:` references (the providers crate's `EnvSecretResolver`).
     pub fn new(config: &aws_config::SdkConfig, env: Arc<dyn SecretResolver>) -> AwsSecretResolver {
-        AwsSecretResolver { ssm: aws_sdk_ssm::Client::new(config), secrets_manager: aws_sdk_secretsmanager::Client::new(config), env }
+        AwsSecretResolver { config: config.clone(), ssm: OnceLock::new(), secrets_manager: OnceLock::new(), env }
+    }
+
+    fn ssm(&self) -> &aws_sdk_ssm::Client {
+        self.ssm.get_or_init(|| aws_sdk_ssm::Client::new(&self.config))
+    }
+
+    fn secrets_manager(&self) -> &aws_sdk_secretsmanager::Client {
+        self.secrets_manager.get_or_init(|| aws_sdk_secretsmanager::Client::new(&self.config))
     }
 }
 
@@ -35,7 +46,7 @@ impl SecretResolver for AwsSecretResolver {
         let value = match secret {
             SecretRef::Env(_) => return self.env.resolve(secret).await,
             SecretRef::Ssm(name) => self
-                .ssm
+                .ssm()
                 .get_parameter()
                 .name(name)
                 .with_decryption(true)
@@ -45,7 +56,7 @@ impl SecretResolver for AwsSecretResolver {
                 .parameter
                 .and_then(|p| p.value),
             SecretRef::SecretsManager(id) => {
-                self.secrets_manager
+                self.secrets_manager()
                     .get_secret_value()
                     .secret_id(id)
                     .send()

@@ -18,6 +18,9 @@ fn signal(service: &str, pr: u64) -> Signal {
     }
 }
 
+/// How long the small machines here may take on LocalStack.
+const FINISH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[tokio::test]
 async fn the_same_signal_twice_starts_one_execution() {
     let config = common::sdk_config().await;
@@ -63,7 +66,7 @@ async fn a_finished_execution_is_not_started_again() {
     )
     .await;
     let first = start_release(&client, &machine, &signal("web", 7)).await.expect("first start");
-    wait_until_finished(&client, &first.execution_arn).await;
+    common::finished_execution(&client, &first.execution_arn, FINISH_LIMIT).await;
     let again = start_release(&client, &machine, &signal("web", 7)).await.expect("second start");
     assert!(!again.new);
     assert_eq!(again.execution_arn, first.execution_arn);
@@ -96,7 +99,7 @@ async fn describe_release_reads_stage_and_waves_from_the_state_outputs() {
     )
     .await;
     let started = start_release(&client, &machine, &signal("web", 9)).await.expect("start");
-    wait_until_finished(&client, &started.execution_arn).await;
+    common::finished_execution(&client, &started.execution_arn, FINISH_LIMIT).await;
 
     let view = describe_release(&client, &started.execution_arn).await.expect("describe");
     assert_eq!(view.status, "FAILED");
@@ -107,17 +110,6 @@ async fn describe_release_reads_stage_and_waves_from_the_state_outputs() {
     let waves: Vec<(&str, WaveStatus)> = view.waves.iter().map(|w| (w.name.as_str(), w.status)).collect();
     assert_eq!(waves, [("canary", WaveStatus::RolledBack), ("rest", WaveStatus::Unhealthy)]);
     assert!(view.stopped_at.is_some());
-}
-
-async fn wait_until_finished(client: &aws_sdk_sfn::Client, execution_arn: &str) {
-    for _ in 0..100 {
-        let status = describe_release(client, execution_arn).await.expect("describe").status;
-        if status != "RUNNING" {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    panic!("{execution_arn} still running after 10 s");
 }
 
 /// `scripts/emulators.sh` starts LocalStack with `SFN_MOCK_CONFIG` (tests/fixtures/sfn-mock-config.json):
@@ -152,8 +144,7 @@ async fn mocked_lambda_answers_come_from_the_mock_config() {
         .send()
         .await
         .expect("start the mocked test case");
-    wait_until_finished(&client, &started.execution_arn).await;
-    let execution = client.describe_execution().execution_arn(&started.execution_arn).send().await.expect("describe");
+    let execution = common::finished_execution(&client, &started.execution_arn, FINISH_LIMIT).await;
     assert_eq!(execution.status().as_str(), "SUCCEEDED", "{:?}", execution.cause());
     let output: serde_json::Value = serde_json::from_str(execution.output().expect("output")).expect("output is JSON");
     assert_eq!(&output, expected);

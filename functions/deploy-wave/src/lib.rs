@@ -44,17 +44,12 @@ pub async fn start(
     if !rollback {
         // Targets of a wave start together; whichever comes first marks the wave begun.
         let now = ports.clock.now();
-        let release = ports.release(context).await?;
-        if release.waves.iter().any(|w| w.name == wave.name && w.status == WaveStatus::Pending) {
-            ports
-                .update_release(context, |r| {
-                    r.stage = Stage::Deploy;
-                    if let Some(record) = r.waves.iter_mut().find(|w| w.name == wave.name) {
-                        record.status = WaveStatus::Deploying;
-                        record.started_at.get_or_insert(now);
-                    }
-                })
-                .await?;
+        let mut release = ports.release(context).await?;
+        if let Some(record) = release.waves.iter_mut().find(|w| w.name == wave.name && w.status == WaveStatus::Pending) {
+            record.status = WaveStatus::Deploying;
+            record.started_at.get_or_insert(now);
+            release.stage = Stage::Deploy;
+            ports.store.put_release(&release).await?;
         }
     }
     let request = DeployRequest {
@@ -144,7 +139,7 @@ async fn mark_baking_when_all_deployed(ports: &Ports, context: &ReleaseContext, 
 
 /// Every wave that began deploying, last first, with what to put back.
 pub async fn plan_rollback(ports: &Ports, context: &ReleaseContext, waves: &[WavePlan]) -> Result<RollbackPlan, TaskError> {
-    let release = ports.release(context).await?;
+    let mut release = ports.release(context).await?;
     let begun: Vec<WavePlan> = waves
         .iter()
         .rev()
@@ -159,7 +154,8 @@ pub async fn plan_rollback(ports: &Ports, context: &ReleaseContext, waves: &[Wav
     });
     let names: Vec<&str> = begun.iter().map(|w| w.name.as_str()).collect();
     let to = if artifact.reference.is_empty() { "nothing (first release)".to_owned() } else { artifact.reference.clone() };
-    ports.update_release(context, |r| r.stage = Stage::Rollback).await?;
+    release.stage = Stage::Rollback;
+    ports.store.put_release(&release).await?;
     ports.record_event(context, Stage::Rollback, None, "started", format!("rolling back waves [{}] to {to}", names.join(", "))).await?;
     Ok(RollbackPlan { waves: begun, artifact })
 }

@@ -44,7 +44,9 @@ pub async fn notify(ports: &Ports, request: NotifyRequest) -> Result<Done, TaskE
         }
     }
     if !states.is_empty() {
-        ports.update_release(context, |r| r.notifier_state.extend(states)).await?;
+        let mut release = notification.release;
+        release.notifier_state.extend(states);
+        ports.store.put_release(&release).await?;
     }
     // One notifier failing must not silence the others; report it after they all had their turn.
     match failures.into_iter().next() {

@@ -20,28 +20,25 @@ pub async fn record(ports: &Ports, request: RecordMetricsRequest) -> Result<Done
     let context = &request.release;
     let outcome = &request.outcome;
     let now = ports.clock.now();
-    let before = ports.release(context).await?;
-    if before.status.is_terminal() {
+    let mut release = ports.release(context).await?;
+    if release.status.is_terminal() {
         // A retried task after a successful write: the rollups were already added.
         return Ok(Done {});
     }
-    let release = ports
-        .update_release(context, |r| {
-            r.status = match outcome.status {
-                OutcomeStatus::Succeeded => ReleaseStatus::Succeeded,
-                OutcomeStatus::Failed => ReleaseStatus::Failed,
-                OutcomeStatus::RolledBack => ReleaseStatus::RolledBack,
-            };
-            r.failure = outcome.error.as_ref().map(|e| Failure { error: e.error.clone(), cause: e.message(), stage: Some(r.stage) });
-            r.stage = Stage::Done;
-            r.finished_at = Some(now);
-            if outcome.status == OutcomeStatus::RolledBack {
-                for wave in r.waves.iter_mut().filter(|w| w.status != WaveStatus::Pending) {
-                    wave.status = WaveStatus::RolledBack;
-                }
-            }
-        })
-        .await?;
+    release.status = match outcome.status {
+        OutcomeStatus::Succeeded => ReleaseStatus::Succeeded,
+        OutcomeStatus::Failed => ReleaseStatus::Failed,
+        OutcomeStatus::RolledBack => ReleaseStatus::RolledBack,
+    };
+    release.failure = outcome.error.as_ref().map(|e| Failure { error: e.error.clone(), cause: e.message(), stage: Some(release.stage) });
+    release.stage = Stage::Done;
+    release.finished_at = Some(now);
+    if outcome.status == OutcomeStatus::RolledBack {
+        for wave in release.waves.iter_mut().filter(|w| w.status != WaveStatus::Pending) {
+            wave.status = WaveStatus::RolledBack;
+        }
+    }
+    ports.store.put_release(&release).await?;
     ports.record_event(context, Stage::Done, None, release.status.as_str(), format!("release {}", release.status)).await?;
 
     let history = ports.store.list_releases(&release.service, Some(&release.environment), 50).await?;
