@@ -150,7 +150,7 @@ mod tests {
     }
 
     async fn catalog_for(server: &MockServer) -> DatadogCatalog {
-        DatadogCatalog::new(reqwest::Client::new(), server.uri(), Secret::new("api-key-1".into()), Secret::new("app-key-1".into()))
+        DatadogCatalog::new(crate::http_client().unwrap(), server.uri(), Secret::new("api-key-1".into()), Secret::new("app-key-1".into()))
     }
 
     #[tokio::test]

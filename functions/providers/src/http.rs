@@ -1,16 +1,14 @@
-//! The HTTP client shared by the HTTP health check and the Slack notifiers.
+//! The HTTP client shared by the HTTP health check, the Slack notifiers and the Datadog catalog.
 
 use baton_core::ports::ProviderError;
-use std::time::Duration;
 
-/// A client with rustls, a Baton user agent and a connect timeout; request timeouts are set
-/// per request by each provider. Clone it freely: clones share one connection pool.
+/// The process's one HTTPS client ([`baton_https::shared`], which the AWS SDK clients use too):
+/// a Baton user agent and a connect timeout; request timeouts are set per request by each
+/// provider. Clone it freely: clones share one connection pool.
 pub fn http_client() -> Result<reqwest::Client, ProviderError> {
-    reqwest::Client::builder()
-        .user_agent(concat!("baton/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| ProviderError::Unavailable(format!("cannot set up the HTTP client: {}", describe(e))))
+    baton_https::shared()
+        .map(|https| https.client().clone())
+        .map_err(|e| ProviderError::Unavailable(format!("cannot set up the HTTP client: {e}")))
 }
 
 /// A request error and its causes on one line ("error sending request: ... Connection refused"),

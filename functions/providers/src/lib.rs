@@ -3,7 +3,7 @@
 //! Everything here implements a port of [`baton_core::ports`]. Command providers run an
 //! argv on this machine (Unix only: they own a process group so a timeout can kill a whole
 //! build); HTTP health and the Slack notifiers speak HTTPS through one shared
-//! [`reqwest::Client`] (see [`http_client`]).
+//! [`reqwest::Client`], the process's one (see [`http_client`]).
 //!
 //! Decisions worth knowing:
 //! - Command builds and deploys run to completion inside `start`; the outcome travels in the
