@@ -95,7 +95,13 @@ async fn push(args: &PushArgs) -> ExitCode {
             }
         }
     }
-    let config = crate::remote::aws_config().await;
+    let config = match crate::remote::aws_config().await {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("baton: {err}");
+            return exit::code(exit::USAGE);
+        }
+    };
     if let Err(err) = push_catalog(&aws_sdk_dynamodb::Client::new(&config), &args.table, &items).await {
         eprintln!("baton: cannot push to {}: {err}", args.table);
         return exit::code(exit::FAILED);

@@ -166,7 +166,7 @@ async fn run_remote(args: ReleaseArgs) -> ExitCode {
             }
             exit::code(exit::OK)
         }
-        Err(err @ crate::remote::RemoteError::NoStateMachine) => {
+        Err(err @ (crate::remote::RemoteError::NoStateMachine | crate::remote::RemoteError::Https(_))) => {
             eprintln!("baton: {err}");
             exit::code(exit::USAGE)
         }

@@ -13,6 +13,8 @@ pub enum RemoteError {
     NoStateMachine,
     #[error(transparent)]
     Aws(#[from] AwsError),
+    #[error(transparent)]
+    Https(baton_https::HttpsError),
 }
 
 /// The flag's value, else `BATON_STATE_MACHINE_ARN`.
@@ -21,15 +23,15 @@ pub fn state_machine_arn(flag: Option<String>) -> Result<String, RemoteError> {
 }
 
 /// The SDK configuration of every remote command: the standard AWS chain (profile, region,
-/// credentials, `AWS_ENDPOINT_URL*`).
-pub async fn aws_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+/// credentials, `AWS_ENDPOINT_URL*`) over Baton's HTTPS client.
+pub async fn aws_config() -> Result<aws_config::SdkConfig, RemoteError> {
+    baton_aws::sdk_config().await.map_err(RemoteError::Https)
 }
 
 /// Starts `signal` on the release state machine in AWS. A signal sent before starts nothing:
 /// the result names the execution that carries it, with `new: false`.
 pub async fn start_remote(signal: &Signal, state_machine_arn: Option<String>) -> Result<Started, RemoteError> {
     let arn = self::state_machine_arn(state_machine_arn)?;
-    let client = aws_sdk_sfn::Client::new(&aws_config().await);
+    let client = aws_sdk_sfn::Client::new(&aws_config().await?);
     Ok(start_release(&client, &arn, signal).await?)
 }

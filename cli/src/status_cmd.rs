@@ -35,7 +35,13 @@ pub struct StatusArgs {
 }
 
 pub async fn run(args: StatusArgs) -> ExitCode {
-    let config = remote::aws_config().await;
+    let config = match remote::aws_config().await {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("baton status: {err}");
+            return exit::code(exit::USAGE);
+        }
+    };
     let arn = match resolve(&args, &config).await {
         Ok(arn) => arn,
         Err(message) => {

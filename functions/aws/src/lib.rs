@@ -1,7 +1,8 @@
 //! AWS adapters: DynamoDB store and catalog, Step Functions, EventBridge, Scheduler.
 //!
 //! Every client comes from [`aws_config`]'s standard chain, so endpoints (real AWS or an
-//! emulator) are chosen by `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`, never here.
+//! emulator) are chosen by `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`, never here;
+//! and every client sends through the process's one HTTPS client ([`sdk_http::sdk_config`]).
 
 pub mod catalog;
 pub mod dynamo;
@@ -9,10 +10,12 @@ pub mod error;
 pub mod events;
 mod names;
 pub mod scheduler;
+pub mod sdk_http;
 pub mod secrets;
 pub mod stepfunctions;
 
 pub use catalog::DynamoCatalog;
 pub use dynamo::DynamoStore;
 pub use error::AwsError;
+pub use sdk_http::{ReqwestHttpClient, sdk_config};
 pub use secrets::AwsSecretResolver;

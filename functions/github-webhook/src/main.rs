@@ -14,6 +14,8 @@ enum InitError {
     Secret { arn: String, message: String },
     #[error("BATON_WEBHOOK_SECRET(_ARN): {0}")]
     InvalidSecret(String),
+    #[error("cannot set up the HTTPS client: {0}")]
+    Https(String),
 }
 
 fn env(name: &'static str) -> Result<String, InitError> {
@@ -45,8 +47,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         .with_current_span(false)
         .without_time()
         .init();
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let init = async {
+        let config = baton_aws::sdk_config().await.map_err(|e| InitError::Https(e.to_string()))?;
         let secret = webhook_secret(&config).await?;
         let publisher = EventBridgePublisher { client: aws_sdk_eventbridge::Client::new(&config), bus: env("BATON_EVENT_BUS")? };
         Ok::<_, InitError>(Webhook::new(secret, publisher))

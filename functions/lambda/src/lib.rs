@@ -42,7 +42,8 @@ impl From<HandlerError> for Diagnostic {
 
 /// Builds the ports from the environment.
 pub async fn ports_from_env() -> Result<Ports, InitError> {
-    let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    // One HTTPS client for the process: the SDK clients and the providers share it.
+    let config = baton_aws::sdk_config().await.map_err(|e| InitError::Setup("HTTPS client", e.to_string()))?;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     let release_table = std::env::var(RELEASE_TABLE).map_err(|_| InitError::Missing(RELEASE_TABLE))?;
     let http = baton_providers::http_client().map_err(|e| InitError::Setup("HTTP client", e.to_string()))?;

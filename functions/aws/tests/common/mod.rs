@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::SdkConfig;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -24,11 +24,13 @@ fn require_local_endpoint(variable: &str) {
         .unwrap_or_else(|err| panic!("no emulator answers at {url} ({variable}): {err}; {HINT}"));
 }
 
-/// The SDK configuration every test uses: LocalStack for everything, DynamoDB Local for DynamoDB.
+/// The SDK configuration every test uses: LocalStack for everything, DynamoDB Local for DynamoDB,
+/// over Baton's HTTPS client. One client per test, not the process's shared one: each test has
+/// its own tokio runtime, and a connection pooled by a finished test's runtime is dead.
 pub async fn sdk_config() -> SdkConfig {
     require_local_endpoint("AWS_ENDPOINT_URL");
     require_local_endpoint("AWS_ENDPOINT_URL_DYNAMODB");
-    aws_config::load_defaults(BehaviorVersion::latest()).await
+    baton_aws::sdk_http::sdk_config_with(baton_https::Https::new(None).expect("Baton's HTTPS client")).await
 }
 
 /// A name no other test (in this or a concurrent run) uses.
