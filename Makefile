@@ -12,6 +12,11 @@ FUNCTIONS := load-catalog trigger-build poll-build deploy-wave check-health noti
 
 .PHONY: build package deploy local-up local-down test test-integ validate
 
+# The Lambda builds' Rust flags (non-PIE, target CPU), for package and deploy only: a host build
+# must not get them (see the file).
+include scripts/lambda-build.env
+package deploy: export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS := $(CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS)
+
 build:
 	cargo build --workspace
 

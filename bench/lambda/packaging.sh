@@ -34,6 +34,10 @@ packages=()
 for f in "${functions[@]}"; do packages+=(-p "$f"); done
 
 if ((build)); then
+    # The Lambda builds' Rust flags (scripts/lambda-build.env), for both arches and the baseline alike.
+    while IFS='=' read -r name value; do
+        [[ $name =~ ^CARGO_TARGET_[A-Z0-9_]+_RUSTFLAGS$ ]] && export "$name=$value"
+    done <"$root/scripts/lambda-build.env"
     for arch in arm64 x86-64; do
         flags=(--release "--$arch" --lambda-dir "$target/lambda-$arch")
         [[ $arch == arm64 ]] && flags+=(--output-format zip)
