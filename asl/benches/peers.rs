@@ -2,16 +2,23 @@
 //!
 //!   cargo bench -p baton-asl --bench peers -- --suite ../shared/peers/defs [--quick]
 //!   cargo bench -p baton-asl --bench peers -- --def F --input F --n N [--concurrency C] [--warmup W] [--expected F]
+//!   cargo bench -p baton-asl --bench peers -- --parked N
 //!
 //! Prints one JSON line per run, shaped like the peers' (see ../shared/peers/README.md), plus
 //! `matches_expected` when an expected output is given. `--suite` runs flow and flow-tasks x1000 (1 and 50
-//! at a time), map1000 x10, and the memory of 1,000 executions parked on `.waitForTaskToken`.
+//! at a time), map1000 x10, and the memory of 1,000 executions parked on `.waitForTaskToken` (`--parked N`),
+//! each in a process of its own. The allocator is the `baton` binary's (mimalloc), so the figures are
+//! those of `baton asl run` and local releases.
 use baton_asl::{Clock, ExecutionStart, ExecutionStatus, Executor, StateMachine, TaskCall, TaskFailure, TaskInvoker};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
+
+// As in the `baton` binary (cli/src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// The in-process stand-ins of `als_common.mjs` TASK_HANDLERS, keyed by Task state name as there.
 struct PeerHandlers;
@@ -214,36 +221,47 @@ fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1).cloned())
 }
 
+/// `--suite`: every run in a process of its own, so each line's peak RSS is that run's alone.
+fn suite(dir: &Path, quick: bool) {
+    let (n, nmap) = if quick { (100, 3) } else { (1000, 10) };
+    let runs = [
+        ("flow.asl.json", "flow.input.json", "flow.output.json", n, 1),
+        ("flow.asl.json", "flow.input.json", "flow.output.json", n, 50),
+        ("flow.asl.json", "flow-ok.input.json", "flow-ok.output.json", n, 1),
+        ("flow-tasks.asl.json", "flow.input.json", "flow-tasks.output.json", n, 1),
+        ("flow-tasks.asl.json", "flow.input.json", "flow-tasks.output.json", n, 50),
+        ("map1000.asl.json", "map1000.input.json", "map1000.output.json", nmap, 1),
+    ];
+    let me = std::env::current_exe().expect("the bench's own path");
+    let path = |name: &str| dir.join(name).display().to_string();
+    let mut children: Vec<Vec<String>> = runs
+        .iter()
+        .map(|(def, input, expected, n, concurrency)| {
+            let expected = dir.join("expected").join(expected).display().to_string();
+            let (n, c, w) = (n.to_string(), concurrency.to_string(), 10.min(*n).to_string());
+            ["--def", &path(def), "--input", &path(input), "--n", &n, "--concurrency", &c, "--warmup", &w, "--expected", &expected]
+                .map(str::to_owned)
+                .to_vec()
+        })
+        .collect();
+    children.push(vec!["--parked".to_owned(), "1000".to_owned()]);
+    for args in children {
+        let status = std::process::Command::new(&me).args(&args).status().expect("the bench can run itself");
+        assert!(status.success(), "bench run {args:?} failed: {status}");
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let num =
         |name: &str, default: usize| arg(&args, name).map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{name} expects a number")));
+    if let Some(dir) = arg(&args, "--suite") {
+        return suite(Path::new(&dir), args.iter().any(|a| a == "--quick"));
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     runtime.block_on(async {
-        if let Some(dir) = arg(&args, "--suite") {
-            let d = PathBuf::from(dir);
-            let quick = args.iter().any(|a| a == "--quick");
-            let (n, nmap) = if quick { (100, 3) } else { (1000, 10) };
-            let runs = [
-                ("flow.asl.json", "flow.input.json", "flow.output.json", n, 1),
-                ("flow.asl.json", "flow.input.json", "flow.output.json", n, 50),
-                ("flow.asl.json", "flow-ok.input.json", "flow-ok.output.json", n, 1),
-                ("flow-tasks.asl.json", "flow.input.json", "flow-tasks.output.json", n, 1),
-                ("flow-tasks.asl.json", "flow.input.json", "flow-tasks.output.json", n, 50),
-                ("map1000.asl.json", "map1000.input.json", "map1000.output.json", nmap, 1),
-            ];
-            for (def, input, expected, n, concurrency) in runs {
-                let run = Run {
-                    def: d.join(def),
-                    input: d.join(input),
-                    n,
-                    concurrency,
-                    warmup: 10.min(n),
-                    expected: Some(d.join("expected").join(expected)),
-                };
-                println!("{}", bench(&run).await);
-            }
-            println!("{}", parked_memory(1000).await);
+        if let Some(n) = arg(&args, "--parked") {
+            println!("{}", parked_memory(n.parse().expect("--parked expects a number")).await);
         } else if let (Some(def), Some(input)) = (arg(&args, "--def"), arg(&args, "--input")) {
             let run = Run {
                 def: def.into(),
@@ -255,7 +273,7 @@ fn main() {
             };
             println!("{}", bench(&run).await);
         } else {
-            eprintln!("usage: peers --suite DEFS_DIR [--quick] | --def F --input F [--n N] [--concurrency C] [--warmup W] [--expected F]");
+            eprintln!("usage: peers --suite DEFS_DIR [--quick] | --def F --input F [--n N] [--concurrency C] [--warmup W] [--expected F] | --parked N");
             std::process::exit(2);
         }
     });

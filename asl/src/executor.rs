@@ -8,16 +8,18 @@ use crate::errors;
 use crate::history::{EventDetails, EventType, HistoryEvent, Log};
 use crate::intrinsic::compact;
 use crate::jsonpath::JsonPath;
-use crate::payload::{Dynamic, Env, EvalError, Template};
+use crate::payload::{ContextSource, Dynamic, Env, EvalError, Template};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Notify, Semaphore, broadcast, oneshot};
-use tokio::task::JoinSet;
+use futures_util::{FutureExt, StreamExt};
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::{Notify, broadcast, oneshot};
 
 /// What a Task state asks the embedder to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -182,18 +184,11 @@ impl ExecutionHandle {
     pub async fn outcome(self) -> ExecutionOutcome {
         match self.task.await {
             Ok(outcome) => outcome,
-            Err(join) => {
-                let (status, event_type, (error, cause)) = if join.is_cancelled() {
-                    let reason = self.exec.stopped.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
-                    (ExecutionStatus::Aborted, EventType::ExecutionAborted, reason)
-                } else {
-                    let cause = format!("the executor failed internally: {join}");
-                    (ExecutionStatus::Failed, EventType::ExecutionFailed, (Some(errors::RUNTIME.to_owned()), Some(cause)))
-                };
-                let details = EventDetails { error: error.clone(), cause: cause.clone(), ..Default::default() };
-                self.exec.log.append(0, Utc::now(), event_type, Some(details));
-                ExecutionOutcome { status, output: None, error, cause, history: self.exec.log.take() }
+            Err(join) if join.is_cancelled() => {
+                let (error, cause) = self.exec.stopped.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+                self.exec.ended_abnormally(ExecutionStatus::Aborted, EventType::ExecutionAborted, error, cause)
             }
+            Err(join) => self.exec.failed_internally(&join),
         }
     }
 }
@@ -203,13 +198,12 @@ impl Executor {
         Executor { inner: Arc::new(Inner { invoker, clock, tokens: Mutex::new(HashMap::new()) }) }
     }
 
-    /// Starts an execution on the current tokio runtime.
-    pub fn start(&self, machine: Arc<StateMachine>, start: ExecutionStart) -> ExecutionHandle {
+    fn execution(&self, machine: Arc<StateMachine>, start: ExecutionStart) -> Arc<Execution> {
         let sm_arn = format!("arn:aws:states:{}:{}:stateMachine:{}", start.region, start.account_id, start.state_machine_name);
         let arn = format!("arn:aws:states:{}:{}:execution:{}:{}", start.region, start.account_id, start.state_machine_name, start.name);
         let role_arn = start.role_arn.unwrap_or_else(|| format!("arn:aws:iam::{}:role/StepFunctionsExecutionRole", start.account_id));
         let started = Utc::now();
-        let exec = Arc::new(Execution {
+        Arc::new(Execution {
             inner: self.inner.clone(),
             machine,
             arn,
@@ -223,14 +217,24 @@ impl Executor {
             role_arn,
             log: Log::default(),
             stopped: Mutex::new(None),
-        });
+        })
+    }
+
+    /// Starts an execution as its own task on the current tokio runtime: it can be watched and stopped.
+    pub fn start(&self, machine: Arc<StateMachine>, start: ExecutionStart) -> ExecutionHandle {
+        let exec = self.execution(machine, start);
         let task = tokio::spawn(exec.clone().run());
         ExecutionHandle { exec, task }
     }
 
-    /// Starts an execution and waits for its outcome.
+    /// Runs an execution to its end inside the caller's task (nothing to watch or stop, so no task of
+    /// its own to spawn and wake).
     pub async fn run(&self, machine: Arc<StateMachine>, start: ExecutionStart) -> ExecutionOutcome {
-        self.start(machine, start).outcome().await
+        let exec = self.execution(machine, start);
+        match AssertUnwindSafe(exec.clone().run()).catch_unwind().await {
+            Ok(outcome) => outcome,
+            Err(panic) => exec.failed_internally(&panic_message(panic.as_ref())),
+        }
     }
 
     fn take_token(&self, token: &str) -> Result<TokenSlot, TaskTokenError> {
@@ -358,6 +362,18 @@ impl StateRun<'_> {
 }
 
 impl Execution {
+    /// An end the state loop did not reach: stopped, or a bug in the executor.
+    fn ended_abnormally(&self, status: ExecutionStatus, event_type: EventType, error: Option<String>, cause: Option<String>) -> ExecutionOutcome {
+        let details = EventDetails { error: error.clone(), cause: cause.clone(), ..Default::default() };
+        self.log.append(0, Utc::now(), event_type, Some(details));
+        ExecutionOutcome { status, output: None, error, cause, history: self.log.take() }
+    }
+
+    fn failed_internally(&self, why: &dyn std::fmt::Display) -> ExecutionOutcome {
+        let cause = format!("the executor failed internally: {why}");
+        self.ended_abnormally(ExecutionStatus::Failed, EventType::ExecutionFailed, Some(errors::RUNTIME.to_owned()), Some(cause))
+    }
+
     async fn run(self: Arc<Self>) -> ExecutionOutcome {
         let mut th = Thread { exec: self.clone(), previous: 0, virtual_elapsed: Duration::ZERO };
         let details = EventDetails { input: Some(self.input.clone()), role_arn: Some(self.role_arn.clone()), ..Default::default() };
@@ -400,18 +416,26 @@ impl Execution {
         };
         ExecutionOutcome { history: self.log.take(), ..outcome }
     }
+}
 
-    /// The context object (`$$`), or only its top-level field `part` when a path names one.
-    fn context(&self, run: &StateRun, part: Option<&str>) -> Value {
+/// `$$` as the running state sees it.
+struct StateContext<'a> {
+    exec: &'a Execution,
+    run: &'a StateRun<'a>,
+}
+
+impl ContextSource for StateContext<'_> {
+    fn build(&self, part: Option<&str>) -> Value {
+        let (exec, run) = (self.exec, self.run);
         let wanted = |key: &str| part.is_none_or(|p| p == key);
         let mut ctx = Map::new();
         if wanted("Execution") {
             let execution = json!({
-                "Id": self.arn,
-                "Input": self.input.as_ref(),
-                "StartTime": self.started_text,
-                "Name": self.name,
-                "RoleArn": self.role_arn,
+                "Id": exec.arn,
+                "Input": exec.input.as_ref(),
+                "StartTime": exec.started_text,
+                "Name": exec.name,
+                "RoleArn": exec.role_arn,
                 "RedriveCount": 0,
             });
             ctx.insert("Execution".into(), execution);
@@ -426,7 +450,7 @@ impl Execution {
             ctx.insert("State".into(), state);
         }
         if wanted("StateMachine") {
-            ctx.insert("StateMachine".into(), json!({"Id": self.state_machine_arn, "Name": self.state_machine_name}));
+            ctx.insert("StateMachine".into(), json!({"Id": exec.state_machine_arn, "Name": exec.state_machine_name}));
         }
         if let Some(token) = run.task_token.as_ref().filter(|_| wanted("Task")) {
             ctx.insert("Task".into(), json!({"Token": token}));
@@ -435,6 +459,23 @@ impl Execution {
             ctx.insert("Map".into(), json!({"Item": {"Index": index, "Value": value}}));
         }
         Value::Object(ctx)
+    }
+
+    /// The two document-valued fields, the execution input and the Map item, are read where they are
+    /// instead of being copied into a context object and then out of it.
+    fn query(&self, path: &JsonPath) -> Option<Value> {
+        if path.is_definite() {
+            match (path.name_at(0), path.name_at(1), path.name_at(2)) {
+                (Some("Execution"), Some("Input"), _) => return path.query_below(&self.exec.input, 2),
+                (Some("Map"), Some("Item"), Some("Value")) => {
+                    if let Some((_, item)) = &self.run.map_item {
+                        return path.query_below(item, 3);
+                    }
+                }
+                _ => {}
+            }
+        }
+        path.query(&self.build(path.first_name()))
     }
 }
 
@@ -494,8 +535,8 @@ async fn run_state(th: &mut Thread, run: &mut StateRun<'_>, raw: Arc<Value>) -> 
         }
         Kind::Choice { choices, default } => {
             let effective = input_path(run, &state.input_path, &raw)?;
-            let build = |part: Option<&str>| th.exec.context(run, part);
-            let env = Env::lazy(&effective, &build);
+            let context = StateContext { exec: &th.exec, run };
+            let env = Env::lazy(&effective, &context);
             let mut chosen = None;
             for (rule, next) in choices {
                 if rule.eval(&env).map_err(|e| run.fail(e))? {
@@ -590,8 +631,8 @@ fn find_catcher<'c>(catchers: &'c [Catcher], failure: &Failure) -> Option<&'c Ca
 }
 
 fn eval(th: &Thread, run: &StateRun, template: &Template, input: &Value) -> Result<Value, Failure> {
-    let build = |part: Option<&str>| th.exec.context(run, part);
-    template.eval(&Env::lazy(input, &build)).map_err(|e| run.fail(e))
+    let context = StateContext { exec: &th.exec, run };
+    template.eval(&Env::lazy(input, &context)).map_err(|e| run.fail(e))
 }
 
 fn no_results(run: &StateRun, path: &JsonPath) -> Failure {
@@ -643,8 +684,8 @@ fn fail_field(th: &Thread, run: &StateRun, field: Option<&FailField>, input: &Va
         Some(FailField::Literal(s)) => return Ok(Some(s.clone())),
         Some(FailField::Dynamic { field, value }) => (*field, value),
     };
-    let build = |part: Option<&str>| th.exec.context(run, part);
-    let env = Env::lazy(input, &build);
+    let context = StateContext { exec: &th.exec, run };
+    let env = Env::lazy(input, &context);
     let value = match dynamic {
         Dynamic::Call(call) => call.eval(&env).map_err(|e| run.fail(e))?,
         Dynamic::Path(path) => env.resolve(path).ok_or_else(|| {
@@ -940,49 +981,43 @@ fn wrap_lambda_invoke(answer: Value) -> Value {
     })
 }
 
-/// Runs sub-programs side by side on tokio. Unless failures are tolerated, the first one aborts the rest
-/// (dropping the JoinSet aborts its tasks).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => format!("panicked: {s}"),
+        (_, Some(s)) => format!("panicked: {s}"),
+        _ => "panicked".to_owned(),
+    }
+}
+
+/// Runs sub-programs side by side as futures of the execution's own task: they interleave at every await
+/// (a Wait, a task, a token) as AWS's branches do, without a tokio task, a cross-thread wake-up and a
+/// join handle per iteration; separate executions still run in parallel on the runtime's workers. Unless
+/// failures are tolerated, the first one ends the rest (dropping their futures cancels them).
 async fn run_children(
     th: &mut Thread,
     jobs: Vec<(Thread, Arc<Program>, Arc<Value>)>,
-    limit: Option<Arc<Semaphore>>,
+    limit: Option<usize>,
     tolerate_failures: bool,
 ) -> Vec<(usize, Result<Arc<Value>, Failure>)> {
-    let mut set = JoinSet::new();
-    let mut queue = jobs.into_iter().enumerate().peekable();
+    let mut running = FuturesUnordered::new();
+    let mut queue = jobs.into_iter().enumerate();
     let mut results = Vec::with_capacity(queue.len());
     loop {
-        // Start children in item order as permits allow, so `MaxConcurrency: 1` runs items one
+        // Start children in item order as the limit allows, so `MaxConcurrency: 1` runs items one
         // after the other in order, and a failure stops the items not yet started.
-        while queue.peek().is_some() {
-            let permit = match &limit {
-                Some(semaphore) => match semaphore.clone().try_acquire_owned() {
-                    Ok(permit) => Some(permit),
-                    Err(_) => break,
-                },
-                None => None,
-            };
+        while limit.is_none_or(|l| running.len() < l) {
             let Some((i, (child, program, input))) = queue.next() else { break };
-            set.spawn(async move {
-                let _permit = permit;
+            running.push(async move {
                 let (child, result) = run_program(child, program, input).await;
                 (i, child.virtual_elapsed, result)
             });
         }
-        match set.join_next().await {
-            None => return results,
-            Some(Ok((i, elapsed, result))) => {
-                th.virtual_elapsed = th.virtual_elapsed.max(elapsed);
-                let failed = result.is_err();
-                results.push((i, result));
-                if failed && !tolerate_failures {
-                    return results;
-                }
-            }
-            Some(Err(e)) => {
-                results.push((usize::MAX, Err(Failure::new(errors::RUNTIME, format!("a branch stopped unexpectedly: {e}")))));
-                return results;
-            }
+        let Some((i, elapsed, result)) = running.next().await else { return results };
+        th.virtual_elapsed = th.virtual_elapsed.max(elapsed);
+        let failed = result.is_err();
+        results.push((i, result));
+        if failed && !tolerate_failures {
+            return results;
         }
     }
 }
@@ -1059,7 +1094,7 @@ async fn run_map(th: &mut Thread, run: &mut StateRun<'_>, spec: &MapSpec, raw: &
         child.record(EventType::MapIterationStarted, Some(details));
         jobs.push((child, spec.processor.clone(), input));
     }
-    let limit = (max_concurrency > 0).then(|| Arc::new(Semaphore::new(max_concurrency as usize)));
+    let limit = (max_concurrency > 0).then_some(max_concurrency as usize);
     let results = run_children(th, jobs, limit, tolerant).await;
 
     let mut outputs = vec![Value::Null; len];

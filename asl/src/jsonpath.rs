@@ -100,10 +100,26 @@ impl JsonPath {
 
     /// The field the path starts with, if it starts with one (`Map` for `$$.Map.Item.Value`).
     pub fn first_name(&self) -> Option<&str> {
-        match self.segments.first() {
+        self.name_at(0)
+    }
+
+    /// The name of segment `i`, if that segment is a plain name.
+    pub fn name_at(&self, i: usize) -> Option<&str> {
+        match self.segments.get(i) {
             Some(Segment::Name(n)) => Some(n),
             _ => None,
         }
+    }
+
+    /// For a definite path: what its segments after the first `skip` select below `node`, the node
+    /// those first segments lead to (which the caller found without building the nodes above it).
+    pub fn query_below(&self, node: &Value, skip: usize) -> Option<Value> {
+        debug_assert!(self.is_definite());
+        let mut cur = node;
+        for seg in self.segments.get(skip..)? {
+            cur = step_definite(cur, seg)?;
+        }
+        Some(cur.clone())
     }
 
     /// True for `$` (or `$$`) alone.

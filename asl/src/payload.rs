@@ -22,12 +22,22 @@ impl EvalError {
     }
 }
 
+/// The context object (`$$`), built on demand: most states never read it, and the whole object would
+/// copy the execution input each time.
+pub trait ContextSource {
+    /// `$$`, or only its top-level field `part` when a path names one (`$$.Map...` builds just `Map`).
+    fn build(&self, part: Option<&str>) -> Value;
+
+    /// What `path` selects in `$$`; implementations may read document-valued fields in place.
+    fn query(&self, path: &JsonPath) -> Option<Value> {
+        path.query(&self.build(path.first_name()))
+    }
+}
+
 enum ContextRef<'a> {
     #[cfg(test)]
     Ready(&'a Value),
-    /// Built on use, and only the top-level part a path names (`$$.Map...` builds just `Map`): most states
-    /// never read `$$`, and the whole object would copy the execution input each time.
-    Lazy(&'a dyn Fn(Option<&str>) -> Value),
+    Lazy(&'a dyn ContextSource),
 }
 
 /// What `$` and `$$` mean while evaluating one template.
@@ -37,8 +47,8 @@ pub struct Env<'a> {
 }
 
 impl<'a> Env<'a> {
-    pub fn lazy(input: &'a Value, build: &'a dyn Fn(Option<&str>) -> Value) -> Env<'a> {
-        Env { input, context: ContextRef::Lazy(build) }
+    pub fn lazy(input: &'a Value, context: &'a dyn ContextSource) -> Env<'a> {
+        Env { input, context: ContextRef::Lazy(context) }
     }
 
     #[cfg(test)]
@@ -53,12 +63,15 @@ impl<'a> Env<'a> {
         match &self.context {
             #[cfg(test)]
             ContextRef::Ready(v) => Cow::Borrowed(*v),
-            ContextRef::Lazy(build) => Cow::Owned(build(path.first_name())),
+            ContextRef::Lazy(source) => Cow::Owned(source.build(path.first_name())),
         }
     }
 
     pub fn resolve(&self, path: &JsonPath) -> Option<Value> {
-        path.query(&self.root_for(path))
+        match &self.context {
+            ContextRef::Lazy(source) if path.is_context() => source.query(path),
+            _ => path.query(&self.root_for(path)),
+        }
     }
 }
 

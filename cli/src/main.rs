@@ -16,6 +16,10 @@ mod view;
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+// Executions are JSON-tree work: see the workspace Cargo.toml and docs/asl.md.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "baton", version, about = "Release orchestrator for AWS: catalog-driven, wave-by-wave releases")]
 struct Cli {
