@@ -6,7 +6,6 @@ use chrono::{DateTime, FixedOffset};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
 
 /// One thing wrong with a definition.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -48,8 +47,11 @@ impl std::error::Error for DefinitionErrors {}
 /// A parsed, validated state machine, ready to run any number of times concurrently (share it in an `Arc`).
 #[derive(Debug)]
 pub struct StateMachine {
-    pub(crate) program: Arc<Program>,
+    pub(crate) program: Program,
     pub(crate) timeout_seconds: Option<u64>,
+    /// How many events an execution of this machine has recorded at most (capped): later executions
+    /// start with room for them instead of growing their history step by step.
+    pub(crate) history_hint: std::sync::atomic::AtomicUsize,
 }
 
 impl StateMachine {
@@ -79,7 +81,7 @@ impl StateMachine {
         let timeout_seconds = cx.positive_int(obj, "", "TimeoutSeconds");
         let program = cx.program(obj, "");
         match program {
-            Some(program) if cx.errors.is_empty() => Ok(StateMachine { program: Arc::new(program), timeout_seconds }),
+            Some(program) if cx.errors.is_empty() => Ok(StateMachine { program, timeout_seconds, history_hint: Default::default() }),
             _ => Err(DefinitionErrors(cx.errors)),
         }
     }
@@ -190,7 +192,7 @@ pub(crate) struct TaskSpec {
 
 #[derive(Debug)]
 pub(crate) struct ParallelSpec {
-    pub branches: Vec<Arc<Program>>,
+    pub branches: Vec<Program>,
     pub parameters: Option<Template>,
     pub recovery: Recovery,
 }
@@ -199,7 +201,7 @@ pub(crate) struct ParallelSpec {
 pub(crate) struct MapSpec {
     pub items_path: IoPath,
     pub item_selector: Option<Template>,
-    pub processor: Arc<Program>,
+    pub processor: Program,
     pub max_concurrency: Amount<u64>,
     pub tolerated_count: Option<Amount<i64>>,
     pub tolerated_percentage: Option<Amount<f64>>,
@@ -747,7 +749,7 @@ impl Cx {
         }
     }
 
-    fn sub_program(&mut self, v: &Value, at: &str, extra: &[&str]) -> Option<Arc<Program>> {
+    fn sub_program(&mut self, v: &Value, at: &str, extra: &[&str]) -> Option<Program> {
         let Some(obj) = v.as_object() else {
             self.err(at, "expected an object with StartAt and States");
             return None;
@@ -755,12 +757,12 @@ impl Cx {
         let mut allowed = vec!["StartAt", "States", "Comment"];
         allowed.extend_from_slice(extra);
         self.unknown_fields(obj, at, &allowed);
-        self.program(obj, at).map(Arc::new)
+        self.program(obj, at)
     }
 
     fn parallel(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<ParallelSpec> {
         let items = self.non_empty_array(obj, at, "Branches", "branches")?;
-        let branches: Vec<Option<Arc<Program>>> =
+        let branches: Vec<Option<Program>> =
             items.iter().enumerate().map(|(i, b)| self.sub_program(b, &format!("{at}/Branches/{i}"), &[])).collect();
         let parameters = self.template(obj, at, "Parameters");
         let recovery = self.recovery(obj, at, index);

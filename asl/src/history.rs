@@ -175,6 +175,10 @@ struct LogInner {
 const LIVE_BUFFER: usize = 1024;
 
 impl Log {
+    pub fn with_capacity(events: usize) -> Log {
+        Log { inner: Mutex::new(LogInner { events: Vec::with_capacity(events), live: None }) }
+    }
+
     pub fn append(&self, previous_event_id: u64, timestamp: DateTime<Utc>, event_type: EventType, details: Option<EventDetails>) -> u64 {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let id = inner.events.len() as u64 + 1;
