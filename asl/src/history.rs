@@ -187,6 +187,12 @@ impl Log {
             // No receivers left is fine: the subscriber went away.
             let _ = tx.send(event.clone());
         }
+        if inner.events.len() == inner.events.capacity() {
+            // A quarter more at a time, not double: a long history (a Map over thousands of items) would
+            // otherwise hold up to twice its events' memory, and three times while the copy is made.
+            let more = (inner.events.len() / 4).max(16);
+            inner.events.reserve_exact(more);
+        }
         inner.events.push(event);
         id
     }
