@@ -464,3 +464,19 @@ async fn context_object_describes_the_execution() {
     assert_eq!(c["StateMachine"]["Name"], "release");
     assert_eq!(c["State"]["Name"], "S");
 }
+
+#[tokio::test]
+async fn a_panic_inside_an_execution_ends_it_failed_with_the_panic_as_cause() {
+    let invoker = Recorder::new(|_| panic!("invoker bug"));
+    let def = single(json!({"Type": "Task", "Resource": LAMBDA, "End": true}));
+    let out = run_with(invoker.clone(), def.clone(), json!({})).await;
+    assert_eq!(out.status, ExecutionStatus::Failed);
+    assert_eq!(out.error.as_deref(), Some("States.Runtime"));
+    assert_eq!(out.cause.as_deref(), Some("the executor failed internally: panicked: invoker bug"));
+    assert_eq!(out.history.last().map(|e| e.event_type), Some(EventType::ExecutionFailed));
+    // A started execution, a task of its own, ends the same way.
+    let machine = Arc::new(StateMachine::from_value(&def).unwrap());
+    let started = Executor::new(invoker, Clock::Virtual).start(machine, ExecutionStart::new("spawned", json!({}))).outcome().await;
+    assert_eq!(started.status, ExecutionStatus::Failed);
+    assert!(started.cause.unwrap().contains("invoker bug"));
+}
