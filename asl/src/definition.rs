@@ -95,7 +95,7 @@ pub(crate) struct Program {
 
 #[derive(Debug)]
 pub(crate) struct State {
-    pub name: String,
+    pub name: std::sync::Arc<str>,
     pub input_path: IoPath,
     pub output_path: IoPath,
     pub next: Transition,
@@ -411,7 +411,7 @@ impl Cx {
         if self.errors.len() > errors_before {
             return None;
         }
-        Some(State { name: name.to_owned(), input_path, output_path, next: next?, kind: kind? })
+        Some(State { name: name.into(), input_path, output_path, next: next?, kind: kind? })
     }
 
     fn transition(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<Transition> {

@@ -5,7 +5,7 @@ use crate::definition::{
     Transition, WaitSpec,
 };
 use crate::errors;
-use crate::history::{EventDetails, EventType, HistoryEvent, Log};
+use crate::history::{EventDetails, EventType, HistoryEvent, Log, MoreDetails};
 use crate::intrinsic::compact;
 use crate::jsonpath::JsonPath;
 use crate::payload::{ContextSource, Dynamic, Env, EvalError, Template};
@@ -375,7 +375,7 @@ impl Execution {
         error: Option<String>,
         cause: Option<String>,
     ) -> ExecutionOutcome {
-        let details = EventDetails { error: error.clone(), cause: cause.clone(), ..Default::default() };
+        let details = EventDetails::failure(error.clone(), cause.clone());
         self.log.append(0, Utc::now(), event_type, Some(details));
         ExecutionOutcome { status, output: None, error, cause, history: self.log.take() }
     }
@@ -387,7 +387,10 @@ impl Execution {
 
     async fn run(self: Arc<Self>) -> ExecutionOutcome {
         let mut th = Thread { exec: self.clone(), previous: 0, virtual_elapsed: Duration::ZERO };
-        let details = EventDetails { input: Some(self.input.clone()), role_arn: Some(self.role_arn.clone()), ..Default::default() };
+        let details = EventDetails {
+            input: Some(self.input.clone()),
+            ..EventDetails::more(MoreDetails { role_arn: Some(self.role_arn.clone()), ..Default::default() })
+        };
         th.record(EventType::ExecutionStarted, Some(details));
         let run = run_program(th, &self.machine.program, self.input.clone());
         let limit = self.machine.timeout_seconds.map(Duration::from_secs);
@@ -410,7 +413,7 @@ impl Execution {
         let outcome = match (status, result) {
             (Some(ExecutionStatus::TimedOut), _) => {
                 let f = Failure { error: Some(errors::TIMEOUT.to_owned()), cause: None };
-                th.record(EventType::ExecutionTimedOut, Some(EventDetails { error: f.error.clone(), ..Default::default() }));
+                th.record(EventType::ExecutionTimedOut, Some(EventDetails::failure(f.error.clone(), None)));
                 ExecutionOutcome { status: ExecutionStatus::TimedOut, output: None, error: f.error, cause: f.cause, history: vec![] }
             }
             (_, Ok(output)) => {
@@ -419,7 +422,7 @@ impl Execution {
                 ExecutionOutcome { status: ExecutionStatus::Succeeded, output, error: None, cause: None, history: vec![] }
             }
             (_, Err(f)) => {
-                let details = EventDetails { error: f.error.clone(), cause: f.cause.clone(), ..Default::default() };
+                let details = EventDetails::failure(f.error.clone(), f.cause.clone());
                 th.record(EventType::ExecutionFailed, Some(details));
                 ExecutionOutcome { status: ExecutionStatus::Failed, output: None, error: f.error, cause: f.cause, history: vec![] }
             }
@@ -454,7 +457,7 @@ impl ContextSource for StateContext<'_> {
         }
         if wanted("State") {
             let entered = run.entered_at.to_rfc3339_opts(SecondsFormat::Millis, true);
-            let mut state = json!({"EnteredTime": entered, "Name": run.state.name});
+            let mut state = json!({"EnteredTime": entered, "Name": run.state.name.as_ref()});
             // AWS shows RetryCount only in states that can be retried.
             if matches!(run.state.kind, Kind::Task(_) | Kind::Parallel(_) | Kind::Map(_)) {
                 state["RetryCount"] = json!(run.retry_count);
@@ -858,28 +861,28 @@ async fn run_task(th: &mut Thread, run: &mut StateRun<'_>, spec: &TaskSpec, raw:
         }
     };
     let legacy_lambda = matches!(kind, ResourceKind::LambdaArn);
-    let task_details = |extra: EventDetails| EventDetails {
-        resource_type: (!legacy_lambda).then(|| resource_type.clone()),
-        resource: (!legacy_lambda).then(|| resource_name.clone()),
-        ..extra
+    // Every event of a non-Lambda-ARN task names its resource.
+    let task_details = |mut details: EventDetails| {
+        if !legacy_lambda {
+            let more = details.more.get_or_insert_with(Default::default);
+            more.resource_type = Some(resource_type.clone());
+            more.resource = Some(resource_name.clone());
+        }
+        details
     };
     if legacy_lambda {
-        let details = EventDetails {
-            resource: Some(spec.resource.clone()),
-            input: Some(parameters.clone()),
-            timeout_in_seconds: timeout,
-            ..Default::default()
-        };
+        let more = MoreDetails { resource: Some(spec.resource.clone()), timeout_in_seconds: timeout, ..Default::default() };
+        let details = EventDetails { input: Some(parameters.clone()), ..EventDetails::more(more) };
         th.record(EventType::LambdaFunctionScheduled, Some(details));
         th.record(EventType::LambdaFunctionStarted, None);
     } else {
-        let details = task_details(EventDetails {
+        let details = task_details(EventDetails::more(MoreDetails {
             region: Some(th.exec.region.clone()),
             parameters: Some(parameters.clone()),
             timeout_in_seconds: timeout,
             heartbeat_in_seconds: heartbeat,
             ..Default::default()
-        });
+        }));
         th.record(EventType::TaskScheduled, Some(details));
         th.record(EventType::TaskStarted, Some(task_details(EventDetails::default())));
     }
@@ -890,7 +893,7 @@ async fn run_task(th: &mut Thread, run: &mut StateRun<'_>, spec: &TaskSpec, raw:
         resource: resource.to_owned(),
         function,
         payload,
-        state_name: run.state.name.clone(),
+        state_name: run.state.name.to_string(),
         task_token: run.task_token.clone(),
         execution_name: th.exec.name.clone(),
         execution_arn: th.exec.arn.clone(),
@@ -928,13 +931,13 @@ async fn run_task(th: &mut Thread, run: &mut StateRun<'_>, spec: &TaskSpec, raw:
         }
         TaskEnd::Done(Err(f)) => {
             let failure = Failure { error: Some(f.error), cause: f.cause };
-            let details = EventDetails { error: failure.error.clone(), cause: failure.cause.clone(), ..Default::default() };
+            let details = EventDetails::failure(failure.error.clone(), failure.cause.clone());
             (EventType::LambdaFunctionFailed, EventType::TaskFailed, details, Err(failure))
         }
         TaskEnd::TimedOut | TaskEnd::HeartbeatTimedOut => {
             let error = if matches!(end, TaskEnd::TimedOut) { errors::TIMEOUT } else { errors::HEARTBEAT_TIMEOUT };
             let failure = Failure { error: Some(error.to_owned()), cause: None };
-            let details = EventDetails { error: failure.error.clone(), ..Default::default() };
+            let details = EventDetails::failure(failure.error.clone(), None);
             (EventType::LambdaFunctionTimedOut, EventType::TaskTimedOut, details, Err(failure))
         }
     };
@@ -1064,10 +1067,7 @@ async fn run_parallel(th: &mut Thread, run: &mut StateRun<'_>, spec: &ParallelSp
     let jobs = spec.branches.iter().map(|b| (th.child(), b, input.clone())).collect();
     let mut results = run_children(th, jobs, None, false).await;
     if let Some(failure) = results.iter().find_map(|(_, r)| r.as_ref().err().cloned()) {
-        th.record(
-            EventType::ParallelStateFailed,
-            Some(EventDetails { error: failure.error.clone(), cause: failure.cause.clone(), ..Default::default() }),
-        );
+        th.record(EventType::ParallelStateFailed, Some(EventDetails::failure(failure.error.clone(), failure.cause.clone())));
         return Err(failure);
     }
     results.sort_by_key(|(i, _)| *i);
@@ -1108,7 +1108,7 @@ async fn run_map(th: &mut Thread, run: &mut StateRun<'_>, spec: &MapSpec, raw: &
     }
     let tolerant = tolerated_count.is_some_and(|c| c > 0) || tolerated_percentage.is_some_and(|p| p > 0.0);
 
-    th.record(EventType::MapStateStarted, Some(EventDetails { length: Some(items.len()), ..Default::default() }));
+    th.record(EventType::MapStateStarted, Some(EventDetails::more(MoreDetails { length: Some(items.len()), ..Default::default() })));
     let len = items.len();
     let mut jobs = Vec::with_capacity(len);
     for (index, item) in items.into_iter().enumerate() {
@@ -1158,7 +1158,7 @@ async fn run_map(th: &mut Thread, run: &mut StateRun<'_>, spec: &MapSpec, raw: &
             } else {
                 failure
             };
-            let details = EventDetails { error: failure.error.clone(), cause: failure.cause.clone(), ..Default::default() };
+            let details = EventDetails::failure(failure.error.clone(), failure.cause.clone());
             th.record(EventType::MapStateFailed, Some(details));
             return Err(failure);
         }

@@ -97,10 +97,24 @@ impl Serialize for EventType {
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventDetails {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_str")]
+    pub name: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_json_text")]
+    pub input: Option<Arc<Value>>,
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_json_text")]
+    pub output: Option<Arc<Value>>,
+    /// What only some events carry (tasks, failures, the execution's start, a Map's length), out of
+    /// line: a Map over thousands of items records eight events per item, and they stay small.
+    #[serde(flatten)]
+    pub more: Option<Box<MoreDetails>>,
+}
+
+/// The less common details of an event (see [`EventDetails::more`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MoreDetails {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub length: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -111,10 +125,6 @@ pub struct EventDetails {
     pub region: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_json_text")]
     pub parameters: Option<Arc<Value>>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_json_text")]
-    pub input: Option<Arc<Value>>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "as_json_text")]
-    pub output: Option<Arc<Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -125,6 +135,30 @@ pub struct EventDetails {
     pub heartbeat_in_seconds: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role_arn: Option<String>,
+}
+
+impl EventDetails {
+    /// Details with only less common fields set.
+    pub fn more(more: MoreDetails) -> EventDetails {
+        EventDetails { more: Some(Box::new(more)), ..Default::default() }
+    }
+
+    /// The details of a failure event.
+    pub fn failure(error: Option<String>, cause: Option<String>) -> EventDetails {
+        EventDetails::more(MoreDetails { error, cause, ..Default::default() })
+    }
+
+    pub fn error(&self) -> Option<&str> {
+        self.more.as_ref()?.error.as_deref()
+    }
+
+    pub fn cause(&self) -> Option<&str> {
+        self.more.as_ref()?.cause.as_deref()
+    }
+}
+
+fn as_str<S: Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+    v.as_deref().serialize(s)
 }
 
 fn as_json_text<S: Serializer>(v: &Option<Arc<Value>>, s: S) -> Result<S::Ok, S::Error> {
@@ -237,6 +271,12 @@ mod tests {
             json!({"timestamp": "2024-01-02T03:04:05.678Z", "type": "PassStateEntered", "id": 2, "previousEventId": 1,
                    "stateEnteredEventDetails": {"name": "A", "input": "{\"a\":1}"}})
         );
+        let failed = HistoryEvent {
+            event_type: EventType::TaskFailed,
+            details: Some(EventDetails::failure(Some("E".into()), Some("why".into()))),
+            ..e
+        };
+        assert_eq!(serde_json::to_value(&failed).unwrap()["taskFailedEventDetails"], json!({"error": "E", "cause": "why"}));
         assert_eq!(EventType::TaskFailed.details_field(), "taskFailedEventDetails");
         assert_eq!(EventType::MapStateExited.details_field(), "stateExitedEventDetails");
     }

@@ -16,4 +16,4 @@ pub use definition::{DefinitionError, DefinitionErrors, StateMachine};
 pub use executor::{
     Clock, ExecutionHandle, ExecutionOutcome, ExecutionStart, ExecutionStatus, Executor, TaskCall, TaskFailure, TaskInvoker, TaskTokenError,
 };
-pub use history::{EventDetails, EventType, HistoryEvent};
+pub use history::{EventDetails, EventType, HistoryEvent, MoreDetails};

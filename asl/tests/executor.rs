@@ -91,7 +91,7 @@ async fn lambda_invoke_wraps_the_answer_like_aws() {
     assert_eq!(output["StatusCode"], json!(200));
     assert_eq!(output["ExecutedVersion"], json!("$LATEST"));
     assert_eq!(invoker.calls()[0].function.as_deref(), Some("fn-1"));
-    let scheduled = of_type(&out.history, EventType::TaskScheduled)[0].details.clone().unwrap();
+    let scheduled = of_type(&out.history, EventType::TaskScheduled)[0].details.clone().unwrap().more.unwrap();
     assert_eq!((scheduled.resource_type.as_deref(), scheduled.resource.as_deref()), (Some("lambda"), Some("invoke")));
 }
 
@@ -221,7 +221,7 @@ async fn catch_routes_by_error_name_with_result_path() {
     let out = run_with(invoker, def, json!({"service": "a"})).await;
     assert_eq!(out.output, Some(json!({"service": "a", "error": {"Error": "Deploy.Failed", "Cause": "wave 2 unhealthy"}})));
     let failed = of_type(&out.history, EventType::LambdaFunctionFailed)[0].details.clone().unwrap();
-    assert_eq!(failed.error.as_deref(), Some("Deploy.Failed"));
+    assert_eq!(failed.error(), Some("Deploy.Failed"));
 }
 
 #[tokio::test]

@@ -280,7 +280,8 @@ async fn embedded_run(case: &str, execution_name: &str) -> Ending {
     let problems = tasks.problems.lock().unwrap();
     assert!(problems.is_empty(), "the mock config did not answer every task:\n{}", problems.join("\n"));
     let of_type = |t: EventType| outcome.history.iter().filter(move |e| e.event_type == t);
-    let mut task_errors: Vec<String> = of_type(EventType::LambdaFunctionFailed).filter_map(|e| e.details.as_ref()?.error.clone()).collect();
+    let mut task_errors: Vec<String> =
+        of_type(EventType::LambdaFunctionFailed).filter_map(|e| Some(e.details.as_ref()?.error()?.to_owned())).collect();
     task_errors.sort();
     Ending {
         status: serde_json::to_value(outcome.status).expect("statuses serialise").as_str().expect("a status is a string").to_owned(),
@@ -288,11 +289,9 @@ async fn embedded_run(case: &str, execution_name: &str) -> Ending {
         error: outcome.error,
         cause: outcome.cause,
         path: path(
-            outcome
-                .history
-                .iter()
-                .filter(|e| e.event_type.as_str().ends_with("StateEntered"))
-                .map(|e| e.details.as_ref().and_then(|d| d.name.clone()).expect("a StateEntered event names its state")),
+            outcome.history.iter().filter(|e| e.event_type.as_str().ends_with("StateEntered")).map(|e| {
+                e.details.as_ref().and_then(|d| d.name.as_deref().map(str::to_owned)).expect("a StateEntered event names its state")
+            }),
         ),
         invocations: of_type(EventType::LambdaFunctionScheduled).count(),
         task_errors,
