@@ -282,6 +282,13 @@ mod tests {
     }
 
     #[test]
+    #[cfg(target_pointer_width = "64")]
+    fn events_stay_small() {
+        // A Map over thousands of items records eight events per item: the uncommon fields stay out of line.
+        assert!(std::mem::size_of::<HistoryEvent>() <= 96, "{} bytes", std::mem::size_of::<HistoryEvent>());
+    }
+
+    #[test]
     fn subscribers_get_the_past_and_the_future_once() {
         let log = Log::default();
         log.append(0, Utc::now(), EventType::ExecutionStarted, None);
