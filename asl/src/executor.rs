@@ -477,14 +477,17 @@ impl ContextSource for StateContext<'_> {
     }
 
     /// The two document-valued fields, the execution input and the Map item, are read where they are
-    /// instead of being copied into a context object and then out of it.
+    /// instead of being copied into a context object and then out of it (and the item's index beside it).
     fn query(&self, path: &JsonPath) -> Option<Value> {
         if path.is_definite() {
             match (path.name_at(0), path.name_at(1), path.name_at(2)) {
                 (Some("Execution"), Some("Input"), _) => return path.query_below(&self.exec.input, 2),
-                (Some("Map"), Some("Item"), Some("Value")) => {
-                    if let Some((_, item)) = &self.run.map_item {
-                        return path.query_below(item, 3);
+                (Some("Map"), Some("Item"), Some(field @ ("Value" | "Index"))) => {
+                    if let Some((index, item)) = &self.run.map_item {
+                        return match field {
+                            "Value" => path.query_below(item, 3),
+                            _ => path.query_below(&Value::from(*index), 3),
+                        };
                     }
                 }
                 _ => {}

@@ -480,3 +480,28 @@ async fn a_panic_inside_an_execution_ends_it_failed_with_the_panic_as_cause() {
     assert_eq!(started.status, ExecutionStatus::Failed);
     assert!(started.cause.unwrap().contains("invoker bug"));
 }
+
+#[tokio::test]
+async fn context_paths_read_the_item_index_and_execution_input_at_any_depth() {
+    let def = single(json!({"Type": "Map", "ItemsPath": "$.items",
+        "ItemSelector": {
+            "id.$": "$$.Map.Item.Value.id", "index.$": "$$.Map.Item.Index", "item.$": "$$.Map.Item",
+            "release.$": "$$.Execution.Input.release.name", "tags.$": "$$.Execution.Input.items[*].id"
+        },
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}));
+    let input = json!({"release": {"name": "r1"}, "items": [{"id": "a"}, {"id": "b"}]});
+    let out = run(def, input).await;
+    assert_eq!(
+        out.output,
+        Some(json!([
+            {"id": "a", "index": 0, "item": {"Index": 0, "Value": {"id": "a"}}, "release": "r1", "tags": ["a", "b"]},
+            {"id": "b", "index": 1, "item": {"Index": 1, "Value": {"id": "b"}}, "release": "r1", "tags": ["a", "b"]}
+        ]))
+    );
+
+    let missing = single(json!({"Type": "Map", "ItemsPath": "$.items", "ItemSelector": {"x.$": "$$.Map.Item.Value.nope"},
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}));
+    let out = run(missing, json!({"items": [{"id": "a"}]})).await;
+    assert_eq!(out.error.as_deref(), Some("States.Runtime"));
+    assert!(out.cause.unwrap().contains("The JSONPath '$$.Map.Item.Value.nope' specified for the field 'x.$' could not be found"));
+}
