@@ -908,7 +908,7 @@ async fn run_task(th: &mut Thread, run: &mut StateRun<'_>, spec: &TaskSpec, raw:
             let (tx, rx) = oneshot::channel();
             let beat = Arc::new(Notify::new());
             inner.tokens.lock().unwrap_or_else(|p| p.into_inner()).insert(token.clone(), TokenSlot { reply: tx, heartbeat: beat.clone() });
-            let _guard = TokenGuard { inner: &inner, token: token.clone() };
+            let _guard = TokenGuard { inner, token: token.clone() };
             let invoked = with_deadline(deadline, inner.invoker.invoke(call)).await;
             match invoked {
                 None => TaskEnd::TimedOut,
