@@ -27,7 +27,22 @@ pub async fn sdk_config() -> Result<SdkConfig, HttpsError> {
 
 /// [`sdk_config`] over the given client (tests trust a local CA through it).
 pub async fn sdk_config_with(https: Https) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).http_client(ReqwestHttpClient::new(https)).load().await
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(ReqwestHttpClient::new(https));
+    if environment_has_credentials(|name| std::env::var(name).ok()) {
+        // The standard credentials chain asks the environment first and, when it holds keys,
+        // never asks the rest; but building the rest (an STS client for web identity, with its
+        // endpoint rules, ECS and IMDS clients) costs a Lambda cold start about 0.1 ms. Lambda
+        // always sets the keys, so take the chain's answer directly.
+        loader = loader.credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new());
+    }
+    loader.load().await
+}
+
+/// Whether the chain's environment provider would answer: an access key and a secret key, not
+/// blank (`AWS_SECRET_ACCESS_KEY`, or the legacy `SECRET_ACCESS_KEY`), as that provider reads them.
+fn environment_has_credentials(var: impl Fn(&str) -> Option<String>) -> bool {
+    let present = |name: &str| var(name).is_some_and(|value| !value.trim().is_empty());
+    present("AWS_ACCESS_KEY_ID") && (present("AWS_SECRET_ACCESS_KEY") || present("SECRET_ACCESS_KEY"))
 }
 
 /// An SDK [`HttpClient`] over [`Https`]. SDK clients with the default connect timeout (the
@@ -285,6 +300,22 @@ mod tests {
         assert!(err.is_user(), "{err:?}");
         assert!(err.into_source().to_string().contains("streaming request bodies are not supported"));
         assert!(server.requests().is_empty());
+    }
+
+    #[test]
+    fn environment_credentials_are_taken_only_when_the_chain_would_take_them() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
+        };
+        assert!(environment_has_credentials(env(&[("AWS_ACCESS_KEY_ID", "AKID"), ("AWS_SECRET_ACCESS_KEY", "s")])));
+        assert!(environment_has_credentials(env(&[
+            ("AWS_ACCESS_KEY_ID", "AKID"),
+            ("AWS_SECRET_ACCESS_KEY", " "),
+            ("SECRET_ACCESS_KEY", "s")
+        ])));
+        assert!(!environment_has_credentials(env(&[("AWS_ACCESS_KEY_ID", "AKID")])));
+        assert!(!environment_has_credentials(env(&[("AWS_ACCESS_KEY_ID", "  "), ("AWS_SECRET_ACCESS_KEY", "s")])));
+        assert!(!environment_has_credentials(env(&[("AWS_SECRET_ACCESS_KEY", "s")])));
     }
 
     #[tokio::test]
