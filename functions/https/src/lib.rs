@@ -89,9 +89,10 @@ fn extra_ca_file(value: Option<OsString>) -> Option<PathBuf> {
     value.filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
-/// Mozilla's roots, plus the certificates of `extra_ca_file`; TLS 1.2 and 1.3 with aws-lc-rs.
+/// Mozilla's roots, plus the certificates of `extra_ca_file`; TLS 1.2 and 1.3 on ring, which,
+/// unlike aws-lc-rs, runs no constructor at process start (docs/packaging.md).
 pub fn tls_config(extra_ca_file: Option<&Path>) -> Result<rustls::ClientConfig, HttpsError> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     Ok(rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| HttpsError::Tls(e.to_string()))?

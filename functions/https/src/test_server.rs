@@ -74,7 +74,7 @@ impl TlsServer {
         let ca_file = std::env::temp_dir().join(format!("baton-test-ca-{}-{}.pem", std::process::id(), unique()));
         std::fs::write(&ca_file, certified.cert.pem()).expect("write the certificate");
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der()));
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
             .expect("TLS versions")
             .with_no_client_auth()
