@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast, oneshot};
 
-/// Up to this many events (~4 MB) are reserved up front for an execution's history.
+/// Up to this many events (~1.5 MB) are reserved up front for an execution's history.
 const HISTORY_HINT_CAP: usize = 16_384;
 
 /// What a Task state asks the embedder to do.

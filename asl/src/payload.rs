@@ -28,10 +28,8 @@ pub trait ContextSource {
     /// `$$`, or only its top-level field `part` when a path names one (`$$.Map...` builds just `Map`).
     fn build(&self, part: Option<&str>) -> Value;
 
-    /// What `path` selects in `$$`; implementations may read document-valued fields in place.
-    fn query(&self, path: &JsonPath) -> Option<Value> {
-        path.query(&self.build(path.first_name()))
-    }
+    /// What `path` selects in `$$`: document-valued fields may be read in place rather than built.
+    fn query(&self, path: &JsonPath) -> Option<Value>;
 }
 
 enum ContextRef<'a> {
