@@ -35,6 +35,12 @@ pub async fn sdk_config_with(https: Https) -> SdkConfig {
         // always sets the keys, so take the chain's answer directly.
         loader = loader.credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new());
     }
+    if environment_has_region(|name| std::env::var(name).ok()) {
+        // Likewise the standard region chain: the environment first, then the profile, then
+        // IMDS, whose client (with its token plugin) is built even when never asked (about a
+        // tenth of the SDK's set-up instructions at a cold start). Lambda always sets AWS_REGION.
+        loader = loader.region(aws_config::environment::EnvironmentVariableRegionProvider::new());
+    }
     loader.load().await
 }
 
@@ -43,6 +49,12 @@ pub async fn sdk_config_with(https: Https) -> SdkConfig {
 fn environment_has_credentials(var: impl Fn(&str) -> Option<String>) -> bool {
     let present = |name: &str| var(name).is_some_and(|value| !value.trim().is_empty());
     present("AWS_ACCESS_KEY_ID") && (present("AWS_SECRET_ACCESS_KEY") || present("SECRET_ACCESS_KEY"))
+}
+
+/// Whether the chain's environment region provider would answer: `AWS_REGION` or
+/// `AWS_DEFAULT_REGION` set, whatever its value, as that provider reads them.
+fn environment_has_region(var: impl Fn(&str) -> Option<String>) -> bool {
+    var("AWS_REGION").is_some() || var("AWS_DEFAULT_REGION").is_some()
 }
 
 /// An SDK [`HttpClient`] over [`Https`]. SDK clients with the default connect timeout (the
@@ -303,7 +315,7 @@ mod tests {
     }
 
     #[test]
-    fn environment_credentials_are_taken_only_when_the_chain_would_take_them() {
+    fn environment_credentials_and_region_are_taken_only_when_the_chains_would_take_them() {
         let env = |pairs: &'static [(&'static str, &'static str)]| {
             move |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
         };
@@ -316,6 +328,9 @@ mod tests {
         assert!(!environment_has_credentials(env(&[("AWS_ACCESS_KEY_ID", "AKID")])));
         assert!(!environment_has_credentials(env(&[("AWS_ACCESS_KEY_ID", "  "), ("AWS_SECRET_ACCESS_KEY", "s")])));
         assert!(!environment_has_credentials(env(&[("AWS_SECRET_ACCESS_KEY", "s")])));
+        assert!(environment_has_region(env(&[("AWS_REGION", "eu-west-1")])));
+        assert!(environment_has_region(env(&[("AWS_DEFAULT_REGION", "eu-west-1")])));
+        assert!(!environment_has_region(env(&[("AWS_PROFILE", "ci")])));
     }
 
     #[tokio::test]
