@@ -15,7 +15,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 baseline=hello
-runs=10
+runs=30
 build=1
 while (($#)); do
     case $1 in

@@ -14,7 +14,8 @@ environment Lambda gives a function, serves it one event on 127.0.0.1 and measur
 
 and prints a markdown table: median and p90 of each, the sizes of --zip-dir's
 DIR/NAME/bootstrap.zip and of the bootstrap in it, the ratios to --baseline and whether each function meets the target
-(median init within R times the baseline's, largest peak RSS under MB megabytes). One
+(median init within R times the baseline's, largest peak RSS under MB megabytes). Each
+bootstrap is run from a fresh copy, so all start with the same page-cache state. One
 unrecorded run per function comes first so every recorded run finds the binary in the page
 cache; the recorded runs go round robin over the functions, so load from elsewhere on the
 machine falls on all of them alike.
@@ -29,6 +30,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -310,6 +312,22 @@ def run_once(config: Config, function: Function, bootstrap: Path, timeout_s: flo
     )
 
 
+def fresh_copies(bootstraps: dict[str, Path], into: Path) -> dict[str, Path]:
+    """Each binary copied into a new file under `into`, so that every one starts the sitting with
+    the same page-cache state: here a binary written minutes ago starts up to 0.2 ms sooner than
+    one written hours ago, which would favour whichever was built last. (In Lambda the package is
+    unpacked into each new sandbox, so freshly written files are also the closer state.)"""
+    copies = {}
+    for name, path in bootstraps.items():
+        copy = into / name / "bootstrap"
+        copy.parent.mkdir(parents=True)
+        shutil.copy2(path, copy)
+        with open(copy, "rb") as written:  # written back now, not by a flusher during the runs
+            os.fsync(written.fileno())
+        copies[name] = copy
+    return copies
+
+
 def peak_rss_kib(pid: int) -> int | None:
     """VmHWM of a live process, None once it is gone. Not getrusage's ru_maxrss: Linux carries the
     forking parent's peak over exec into it, so every child would report at least this Python's."""
@@ -388,12 +406,25 @@ def markdown(rows: list[dict[str, Any]], baseline: str | None, target: Target) -
     return "\n".join(lines)
 
 
+def measure(config: Config, bootstraps: dict[str, Path], rounds: int) -> dict[str, list[Run]]:
+    """One unrecorded warm-up run per function, then `rounds` rounds over all of them in turn, so
+    a change in the machine's load touches every function alike. Raises RunFailed."""
+    for name, bootstrap in bootstraps.items():
+        run_once(config, config.functions[name], bootstrap)
+    runs: dict[str, list[Run]] = {name: [] for name in bootstraps}
+    for i in range(rounds):
+        for name, bootstrap in bootstraps.items():
+            runs[name].append(run_once(config, config.functions[name], bootstrap))
+        print(f"[coldstart] round {i + 1}/{rounds}", file=sys.stderr)
+    return runs
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, default=Path(__file__).with_name("functions.json"))
     parser.add_argument("--lambda-dir", type=Path, required=True, help="holds NAME/bootstrap (an x86-64 build here)")
     parser.add_argument("--zip-dir", type=Path, help="holds NAME/bootstrap.zip, for the size column")
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--baseline", help="a function to express the others as ratios of")
     parser.add_argument("--target-ratio", type=float, default=1.3, help="init within this ratio of the baseline's")
     parser.add_argument("--target-rss-mb", type=float, default=20.0, help="peak RSS under this many MB (10^6 bytes)")
@@ -427,15 +458,9 @@ def main(argv: list[str]) -> int:
             print(f"coldstart: {path}: not found (build with cargo lambda first)", file=sys.stderr)
             return 2
 
-    runs: dict[str, list[Run]] = {name: [] for name in names}
     try:
-        for name in names:  # page cache warm-up, not recorded
-            run_once(config, config.functions[name], bootstraps[name])
-        # Round robin, so a change in the machine's load touches every function alike.
-        for i in range(args.runs):
-            for name in names:
-                runs[name].append(run_once(config, config.functions[name], bootstraps[name]))
-            print(f"[coldstart] round {i + 1}/{args.runs}", file=sys.stderr)
+        with tempfile.TemporaryDirectory(prefix="coldstart-bin-", dir=args.lambda_dir) as copies:
+            runs = measure(config, fresh_copies(bootstraps, Path(copies)), args.runs)
     except RunFailed as err:
         print(f"coldstart: {err}", file=sys.stderr)
         return 1

@@ -82,6 +82,19 @@ class Harness(unittest.TestCase):
         self.assertTrue(headers["lambda-runtime-trace-id"].startswith("Root=1-"))
         self.assertGreater(int(headers["lambda-runtime-deadline-ms"]), 0)
 
+    def test_binaries_are_measured_from_fresh_copies(self) -> None:
+        with tempfile.TemporaryDirectory() as into:
+            copies = coldstart.fresh_copies({"fake": self.bootstrap}, Path(into))
+            copy = copies["fake"]
+            self.assertEqual(copy, Path(into) / "fake" / "bootstrap")
+            self.assertEqual(copy.read_bytes(), self.bootstrap.read_bytes())
+            self.assertNotEqual(copy.stat().st_ino, self.bootstrap.stat().st_ino)
+            self.assertTrue(os.access(copy, os.X_OK))
+            function = self.function("answer", coldstart.Expect(response={}))
+            config = coldstart.Config(self.config.env, {"fake": function})
+            runs = coldstart.measure(config, copies, 2)
+        self.assertEqual(len(runs["fake"]), 2)
+
     def test_peak_rss_is_the_childs(self) -> None:
         small = coldstart.run_once(self.config, self.function("answer", coldstart.Expect(response={})), self.bootstrap)
         big = coldstart.run_once(self.config, self.function("answer", coldstart.Expect(response={}), BALLAST_MIB="64"), self.bootstrap)
