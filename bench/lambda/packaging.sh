@@ -15,11 +15,11 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 baseline=hello
-runs=30
+harness_runs=()  # the harness's own default unless --runs is given
 build=1
 while (($#)); do
     case $1 in
-        --runs) runs=${2:?--runs needs a number}; shift 2 ;;
+        --runs) harness_runs=(--runs "${2:?--runs needs a number}"); shift 2 ;;
         --no-build) build=0; shift ;;
         --) shift; break ;;
         *) echo "usage: $0 [--runs N] [--no-build] [-- HARNESS-ARGS...]" >&2; exit 2 ;;
@@ -49,4 +49,4 @@ if ((build)); then
 fi
 
 python3 "$here/coldstart/coldstart.py" --lambda-dir "$target/lambda-x86-64" --zip-dir "$target/lambda-arm64" \
-    --runs "$runs" --baseline "$baseline" "$@" "${functions[@]}"
+    "${harness_runs[@]}" --baseline "$baseline" "$@" "${functions[@]}"
