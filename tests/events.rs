@@ -2,8 +2,8 @@
 //! `sam local invoke -e` and `cargo lambda invoke --data-file` get what the handlers take.
 
 use baton_aws::AwsError;
-use baton_core::flow::*;
-use baton_core::release::{MERGE_DETAIL_TYPE, MERGE_SOURCE, MergeEvent};
+use baton_domain::flow::*;
+use baton_domain::release::{MERGE_DETAIL_TYPE, MERGE_SOURCE, MergeEvent};
 use baton_github_webhook::{FunctionUrlRequest, MergePublisher, Webhook, WebhookSecret};
 use std::path::Path;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! real handlers, the SQLite store, the file catalog and command providers.
 
 use baton_asl::{Clock, ExecutionStatus};
-use baton_core::release::{ReleaseStatus, Rollup, TriggerKind, WaveStatus};
+use baton_domain::release::{ReleaseStatus, Rollup, TriggerKind, WaveStatus};
 use baton_e2e::*;
 use serde_json::json;
 
@@ -83,7 +83,7 @@ async fn an_unhealthy_wave_rolls_back_the_waves_that_began() {
     let events = baton.ports().store.events(&release.id).await.unwrap();
     let rolled: Vec<_> = events
         .iter()
-        .filter(|e| e.kind == "succeeded" && e.stage == baton_core::release::Stage::Rollback)
+        .filter(|e| e.kind == "succeeded" && e.stage == baton_domain::release::Stage::Rollback)
         .filter_map(|e| e.wave.clone())
         .collect();
     assert_eq!(rolled.first().map(String::as_str), Some("one-region"));

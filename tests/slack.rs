@@ -4,7 +4,7 @@
 
 use baton_asl::{Clock, ExecutionStatus};
 use baton_e2e::*;
-use baton_local::{LocalBaton, LocalConfig};
+use baton_local_runner::{LocalBaton, LocalConfig};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};

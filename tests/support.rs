@@ -2,8 +2,8 @@
 //! scripts steered through files in a control directory, so each test decides what fails.
 
 use baton_asl::{Clock, ExecutionOutcome, ExecutionStatus};
-use baton_core::release::{LockKey, Release, ReleaseStatus, WaveStatus};
-use baton_local::{LocalBaton, LocalConfig};
+use baton_domain::release::{LockKey, Release, ReleaseStatus, WaveStatus};
+use baton_local_runner::{LocalBaton, LocalConfig};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

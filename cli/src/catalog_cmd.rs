@@ -2,7 +2,7 @@
 use crate::exit;
 use baton_aws::catalog::{CatalogItem, catalog_items, push_catalog};
 use baton_aws::scheduler::{ScheduleTarget, sync_schedules};
-use baton_core::catalog::{LoadedCatalog, load_catalog};
+use baton_domain::catalog::{LoadedCatalog, load_catalog};
 use clap::{Args, Subcommand};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -171,7 +171,7 @@ mod tests {
 
     #[test]
     fn errors_print_as_file_line_path_message() {
-        let path = repo("functions/core/tests/fixtures/catalog/invalid");
+        let path = repo("crates/domain/tests/fixtures/catalog/invalid");
         let catalog = load_catalog(&path).unwrap();
         let file = path.join("top-level-baton.yaml").display().to_string();
         let text = validation_report(&catalog, false);

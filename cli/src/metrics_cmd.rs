@@ -3,8 +3,8 @@
 use crate::exit;
 use crate::release_cmd::StateDirArg;
 use crate::report_cmd::open_store;
-use baton_core::ports::ReleaseStore;
-use baton_core::release::Rollup;
+use baton_domain::ports::ReleaseStore;
+use baton_domain::release::Rollup;
 use chrono::{Days, Utc};
 use clap::Args;
 use serde::Serialize;

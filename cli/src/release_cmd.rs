@@ -2,8 +2,8 @@
 
 use crate::exit;
 use crate::view::{self, LiveView};
-use baton_core::release::{Release, ReleaseStatus, Signal, Trigger, TriggerKind};
-use baton_local::{LocalBaton, LocalConfig, LocalError};
+use baton_domain::release::{Release, ReleaseStatus, Signal, Trigger, TriggerKind};
+use baton_local_runner::{LocalBaton, LocalConfig, LocalError};
 use clap::Args;
 use serde_json::json;
 use std::path::PathBuf;
@@ -51,7 +51,7 @@ pub struct StateDirArg {
 
 impl StateDirArg {
     pub fn resolve(&self) -> PathBuf {
-        self.state_dir.clone().unwrap_or_else(baton_sqlite::default_state_dir)
+        self.state_dir.clone().unwrap_or_else(baton_store_sqlite::default_state_dir)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use baton_aws::AwsError;
 use baton_aws::stepfunctions::{Started, start_release};
-use baton_core::release::Signal;
+use baton_domain::release::Signal;
 
 /// Where the stack's `StateMachineArn` output is found when no flag gives it.
 pub const STATE_MACHINE_ENV: &str = "BATON_STATE_MACHINE_ARN";
@@ -14,7 +14,7 @@ pub enum RemoteError {
     #[error(transparent)]
     Aws(#[from] AwsError),
     #[error(transparent)]
-    Https(baton_https::HttpsError),
+    Https(baton_http_client::HttpsError),
 }
 
 /// The flag's value, else `BATON_STATE_MACHINE_ARN`.

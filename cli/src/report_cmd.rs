@@ -3,9 +3,9 @@
 use crate::exit;
 use crate::release_cmd::StateDirArg;
 use crate::view;
-use baton_core::ports::ReleaseStore;
-use baton_core::release::ReleaseId;
-use baton_sqlite::SqliteStore;
+use baton_domain::ports::ReleaseStore;
+use baton_domain::release::ReleaseId;
+use baton_store_sqlite::SqliteStore;
 use clap::Args;
 use std::process::ExitCode;
 
@@ -37,7 +37,7 @@ pub struct ShowArgs {
 
 pub fn open_store(state: &StateDirArg) -> Result<SqliteStore, ExitCode> {
     let dir = state.resolve();
-    let path = baton_sqlite::database_path(&dir);
+    let path = baton_store_sqlite::database_path(&dir);
     if !path.exists() {
         eprintln!("baton: no local store at {} (run `baton release` first, or pass --state-dir)", path.display());
         return Err(exit::code(exit::USAGE));

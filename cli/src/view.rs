@@ -1,9 +1,9 @@
 //! How releases look on a terminal: the live view during `baton release`, and the
 //! summaries `release`, `history` and `show` print.
 
-use baton_core::flow::CaughtError;
-use baton_core::ports::ReleaseStore;
-use baton_core::release::{Release, ReleaseId, ReleaseStatus, WaveStatus};
+use baton_domain::flow::CaughtError;
+use baton_domain::ports::ReleaseStore;
+use baton_domain::release::{Release, ReleaseId, ReleaseStatus, WaveStatus};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -134,7 +134,7 @@ pub fn summary(release: &Release) -> String {
 }
 
 fn history_file(state_dir: &Path, id: &ReleaseId) -> PathBuf {
-    baton_local::LocalConfig::executions(state_dir).join(format!("{id}.json"))
+    baton_local_runner::LocalConfig::executions(state_dir).join(format!("{id}.json"))
 }
 
 /// Keeps a local execution's ASL history for `baton show --history`.

@@ -1,11 +1,11 @@
 //! check-health: after a wave's bake, asks the health provider whether the service is well.
 //! An unhealthy wave fails the task with `Baton.HealthCheckFailed`, which rolls the release back.
 
-use baton_core::error::{ErrorName, TaskError};
-use baton_core::flow::{CheckHealthRequest, HealthReport};
-use baton_core::ports::{HealthRequest, HealthVerdict};
-use baton_core::release::{Stage, WaveStatus};
-use baton_core::support::{Ports, call_json, provider_error};
+use baton_domain::error::{ErrorName, TaskError};
+use baton_domain::flow::{CheckHealthRequest, HealthReport};
+use baton_domain::ports::{HealthRequest, HealthVerdict};
+use baton_domain::release::{Stage, WaveStatus};
+use baton_domain::support::{Ports, call_json, provider_error};
 
 pub const NAME: &str = "check-health";
 

@@ -1,16 +1,16 @@
 //! deploy-wave: deploys one target of a wave (the definition fans a wave's targets out in
 //! parallel), polls it until done, and plans the rollback of the waves that began.
 
-use baton_core::error::{ErrorName, TaskError};
-use baton_core::flow::{DeployWaveRequest, ReleaseContext, RollbackPlan, WavePlan};
-use baton_core::ports::{DeployProgress, DeployRequest, RunHandle};
-use baton_core::release::{Artifact, Stage, WaveStatus};
-use baton_core::support::{Ports, provider_error};
+use baton_domain::error::{ErrorName, TaskError};
+use baton_domain::flow::{DeployWaveRequest, ReleaseContext, RollbackPlan, WavePlan};
+use baton_domain::ports::{DeployProgress, DeployRequest, RunHandle};
+use baton_domain::release::{Artifact, Stage, WaveStatus};
+use baton_domain::support::{Ports, provider_error};
 
 pub const NAME: &str = "deploy-wave";
 
 pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_json::Value, TaskError> {
-    let request = baton_core::flow::parse_request::<DeployWaveRequest>(NAME, payload)?;
+    let request = baton_domain::flow::parse_request::<DeployWaveRequest>(NAME, payload)?;
     let answer = match request {
         DeployWaveRequest::Start { release, wave, target, artifact, rollback } => {
             serde_json::to_value(start(ports, &release, &wave, &target, artifact, rollback).await?)

@@ -6,18 +6,18 @@
 
 mod signal;
 
-use baton_core::error::{ErrorName, TaskError};
-use baton_core::flow::{Done, LoadCatalogRequest, Registered, ReleaseContext, WavePlan};
-use baton_core::ports::{Created, LockOutcome};
-use baton_core::release::{LockKey, Release, ReleaseId, ReleaseStatus, Stage, TriggerKind, WaveRecord, WaveStatus};
-use baton_core::support::{LOCK_LEASE, Ports};
+use baton_domain::error::{ErrorName, TaskError};
+use baton_domain::flow::{Done, LoadCatalogRequest, Registered, ReleaseContext, WavePlan};
+use baton_domain::ports::{Created, LockOutcome};
+use baton_domain::release::{LockKey, Release, ReleaseId, ReleaseStatus, Stage, TriggerKind, WaveRecord, WaveStatus};
+use baton_domain::support::{LOCK_LEASE, Ports};
 
 pub use signal::normalise;
 
 pub const NAME: &str = "load-catalog";
 
 pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_json::Value, TaskError> {
-    let request = baton_core::flow::parse_request::<LoadCatalogRequest>(NAME, payload)?;
+    let request = baton_domain::flow::parse_request::<LoadCatalogRequest>(NAME, payload)?;
     let answer = match request {
         LoadCatalogRequest::Register { input, execution } => serde_json::to_value(register(ports, &input, &execution).await?),
         LoadCatalogRequest::Acquire { release } => serde_json::to_value(acquire(ports, &release).await?),
@@ -173,7 +173,7 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
 
 /// What runs now: the artifact of the service's last successful release in this environment,
 /// the rollback target.
-async fn live_artifact(ports: &Ports, context: &ReleaseContext) -> Result<Option<baton_core::release::Artifact>, TaskError> {
+async fn live_artifact(ports: &Ports, context: &ReleaseContext) -> Result<Option<baton_domain::release::Artifact>, TaskError> {
     let recent = ports.store.list_releases(&context.service, Some(&context.environment), 50).await?;
     Ok(recent
         .into_iter()

@@ -1,7 +1,7 @@
 //! One release for every signal: the shapes an execution's input can take, made into a [`Signal`].
 
-use baton_core::error::{ErrorName, TaskError};
-use baton_core::release::{MERGE_DETAIL_TYPE, MERGE_SOURCE, MergeEvent, Signal, Trigger, TriggerKind};
+use baton_domain::error::{ErrorName, TaskError};
+use baton_domain::release::{MERGE_DETAIL_TYPE, MERGE_SOURCE, MergeEvent, Signal, Trigger, TriggerKind};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;

@@ -2,11 +2,11 @@
 //! configures (console, Slack). Each notifier keeps its own state (a Slack message's
 //! channel and ts) in the release record, so the next stage updates the same message.
 
-use baton_core::error::{ErrorName, TaskError};
-use baton_core::flow::{Done, NotifyEvent, NotifyRequest, OutcomeStatus};
-use baton_core::ports::Notification;
-use baton_core::release::{Release, WaveStatus};
-use baton_core::support::{Ports, call_json, provider_error};
+use baton_domain::error::{ErrorName, TaskError};
+use baton_domain::flow::{Done, NotifyEvent, NotifyRequest, OutcomeStatus};
+use baton_domain::ports::Notification;
+use baton_domain::release::{Release, WaveStatus};
+use baton_domain::support::{Ports, call_json, provider_error};
 
 pub const NAME: &str = "notify";
 

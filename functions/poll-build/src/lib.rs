@@ -1,11 +1,11 @@
 //! poll-build: asks the CI provider how the build is doing. While it runs, the task fails
 //! with `Baton.BuildPending` and the definition's Retry waits, backing off.
 
-use baton_core::error::{ErrorName, TaskError};
-use baton_core::flow::PollBuildRequest;
-use baton_core::ports::BuildProgress;
-use baton_core::release::{Artifact, Stage};
-use baton_core::support::{Ports, call_json, provider_error};
+use baton_domain::error::{ErrorName, TaskError};
+use baton_domain::flow::PollBuildRequest;
+use baton_domain::ports::BuildProgress;
+use baton_domain::release::{Artifact, Stage};
+use baton_domain::support::{Ports, call_json, provider_error};
 
 pub const NAME: &str = "poll-build";
 

@@ -5,10 +5,10 @@
 //! (merge or commit time) to the release's end; time to restore from the previous failed
 //! deployment's end to the next successful one.
 
-use baton_core::error::TaskError;
-use baton_core::flow::{Done, OutcomeStatus, RecordMetricsRequest};
-use baton_core::release::{Failure, Release, ReleaseStatus, Rollup, RollupKey, Stage, WaveStatus};
-use baton_core::support::{Ports, call_json};
+use baton_domain::error::TaskError;
+use baton_domain::flow::{Done, OutcomeStatus, RecordMetricsRequest};
+use baton_domain::release::{Failure, Release, ReleaseStatus, Rollup, RollupKey, Stage, WaveStatus};
+use baton_domain::support::{Ports, call_json};
 
 pub const NAME: &str = "record-metrics";
 

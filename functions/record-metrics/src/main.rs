@@ -2,6 +2,6 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    baton_lambda::serve(baton_record_metrics::NAME, |ports, payload| async move { baton_record_metrics::handle(&ports, payload).await })
+    baton_lambda_glue::serve(baton_record_metrics::NAME, |ports, payload| async move { baton_record_metrics::handle(&ports, payload).await })
         .await
 }

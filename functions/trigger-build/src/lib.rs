@@ -1,10 +1,10 @@
 //! trigger-build: starts the service's CI build for the release's branch and commit.
 
-use baton_core::error::{ErrorName, TaskError};
-use baton_core::flow::TriggerBuildRequest;
-use baton_core::ports::{BuildRequest, RunHandle};
-use baton_core::release::Stage;
-use baton_core::support::{Ports, call_json, provider_error};
+use baton_domain::error::{ErrorName, TaskError};
+use baton_domain::flow::TriggerBuildRequest;
+use baton_domain::ports::{BuildRequest, RunHandle};
+use baton_domain::release::Stage;
+use baton_domain::support::{Ports, call_json, provider_error};
 
 pub const NAME: &str = "trigger-build";
 

@@ -1,0 +1,114 @@
+//! The service catalog in DynamoDB: one item per service (`service`, `source`, `definition`,
+//! `pushed_at`), the definition being the catalog text it came from, parsed on read by the
+//! same parser as files (`baton_domain::catalog::parse_catalog_documents`).
+
+use crate::error::AwsError;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use baton_domain::catalog::{Diagnostic, ServiceEntry, parse_catalog_documents};
+use baton_domain::ports::{CatalogError, CatalogSource};
+use chrono::{SecondsFormat, Utc};
+
+/// One service's catalog item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogItem {
+    pub service: String,
+    /// The file it was read from, for diagnostics and `baton show`.
+    pub source: String,
+    /// The catalog text that declares the service (its whole file: documents are validated together).
+    pub definition: String,
+}
+
+/// The items to push for one catalog file, or every problem in it: a file with any problem is
+/// not pushed, so the table only ever holds definitions that parsed cleanly.
+pub fn catalog_items(file_label: &str, text: &str) -> Result<Vec<CatalogItem>, Vec<Diagnostic>> {
+    let (services, diagnostics) = parse_catalog_documents(file_label, text);
+    if !diagnostics.is_empty() {
+        return Err(diagnostics);
+    }
+    Ok(services
+        .into_iter()
+        .map(|entry| CatalogItem { service: entry.name, source: file_label.to_string(), definition: text.to_string() })
+        .collect())
+}
+
+/// Writes (or replaces) each item. Services missing from `items` are left as they are.
+pub async fn push_catalog(client: &Client, table: &str, items: &[CatalogItem]) -> Result<(), AwsError> {
+    let pushed_at = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+    for item in items {
+        client
+            .put_item()
+            .table_name(table)
+            .item("service", AttributeValue::S(item.service.clone()))
+            .item("source", AttributeValue::S(item.source.clone()))
+            .item("definition", AttributeValue::S(item.definition.clone()))
+            .item("pushed_at", AttributeValue::S(pushed_at.clone()))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("PutItem", e))?;
+    }
+    Ok(())
+}
+
+/// Creates the catalog table (on-demand, key `service`). For tests and `baton` setup.
+pub async fn create_catalog_table(client: &Client, name: &str) -> Result<(), AwsError> {
+    let invalid = |e: aws_sdk_dynamodb::error::BuildError| AwsError::unexpected("CreateTable", e.to_string());
+    client
+        .create_table()
+        .table_name(name)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(
+            AttributeDefinition::builder().attribute_name("service").attribute_type(ScalarAttributeType::S).build().map_err(invalid)?,
+        )
+        .key_schema(KeySchemaElement::builder().attribute_name("service").key_type(KeyType::Hash).build().map_err(invalid)?)
+        .send()
+        .await
+        .map_err(|e| AwsError::from_sdk("CreateTable", e))?;
+    crate::dynamo::wait_active(client, name).await
+}
+
+/// [`CatalogSource`] over the catalog table.
+#[derive(Debug, Clone)]
+pub struct DynamoCatalog {
+    client: Client,
+    table: String,
+}
+
+impl DynamoCatalog {
+    pub fn new(client: Client, table: impl Into<String>) -> DynamoCatalog {
+        DynamoCatalog { client, table: table.into() }
+    }
+}
+
+#[async_trait]
+impl CatalogSource for DynamoCatalog {
+    async fn service(&self, name: &str) -> Result<ServiceEntry, CatalogError> {
+        let searched = format!("DynamoDB table {}", self.table);
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("service", AttributeValue::S(name.to_string()))
+            .send()
+            .await
+            .map_err(|e| CatalogError::Unavailable(AwsError::from_sdk("GetItem", e).to_string()))?;
+        let Some(item) = output.item else {
+            return Err(CatalogError::NotFound { service: name.to_string(), searched });
+        };
+        let text = |attr: &str| match item.get(attr) {
+            Some(AttributeValue::S(value)) => Ok(value.as_str()),
+            _ => Err(CatalogError::Unavailable(format!(
+                "{searched}: item '{name}' has no string attribute '{attr}' (push the catalog again)"
+            ))),
+        };
+        let (services, diagnostics) = parse_catalog_documents(text("source")?, text("definition")?);
+        if !diagnostics.is_empty() {
+            return Err(CatalogError::Invalid(diagnostics));
+        }
+        services.into_iter().find(|entry| entry.name == name).ok_or_else(|| CatalogError::NotFound {
+            service: name.to_string(),
+            searched: format!("{searched}: the stored definition does not declare it"),
+        })
+    }
+}

@@ -1,0 +1,597 @@
+//! [`ReleaseStore`] on one DynamoDB table. Keys and access patterns are documented in
+//! `docs/aws.md`; every request path is a GetItem, PutItem, UpdateItem, DeleteItem, Query
+//! or TransactWriteItems: never a Scan.
+
+use crate::error::AwsError;
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put,
+    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+};
+use baton_domain::ports::{Created, LockOutcome, ReleaseStore, StoreError};
+use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
+use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::time::Duration;
+
+type Item = HashMap<String, AttributeValue>;
+
+const PK: &str = "PK";
+const SK: &str = "SK";
+/// Sparse index: releases by service, newest first.
+pub const BY_SERVICE_INDEX: &str = "by-service";
+/// Sparse index: releases by service and environment, newest first.
+pub const BY_SERVICE_ENVIRONMENT_INDEX: &str = "by-service-environment";
+/// DynamoDB deletes items whose `ttl` (epoch seconds) has passed: expired locks only.
+pub const TTL_ATTRIBUTE: &str = "ttl";
+
+const RELEASE_SK: &str = "RELEASE";
+const EVENT_COUNTER_SK: &str = "EVENT-SEQ";
+/// A transaction that collides with a concurrent one on the same idempotency key is
+/// cancelled with `TransactionConflict`; retrying (with a growing pause) settles which one won.
+const TRANSACTION_ATTEMPTS: u32 = 8;
+const TRANSACTION_BACKOFF: Duration = Duration::from_millis(20);
+
+/// The Baton release table.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    pub fn new(client: Client, table: impl Into<String>) -> DynamoStore {
+        DynamoStore { client, table: table.into() }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates the release table (on-demand, both indexes, TTL on `ttl`) and waits until it is
+    /// active. For tests and `baton` setup; the SAM stack declares the same table.
+    pub async fn create_table(client: &Client, name: &str) -> Result<(), AwsError> {
+        let string_attr = |attr: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(attr)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(|e| AwsError::unexpected("CreateTable", e.to_string()))
+        };
+        let key = |attr: &str, kind: KeyType| {
+            KeySchemaElement::builder()
+                .attribute_name(attr)
+                .key_type(kind)
+                .build()
+                .map_err(|e| AwsError::unexpected("CreateTable", e.to_string()))
+        };
+        let index = |name: &str, pk: &str, sk: &str| -> Result<GlobalSecondaryIndex, AwsError> {
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key(pk, KeyType::Hash)?)
+                .key_schema(key(sk, KeyType::Range)?)
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build()
+                .map_err(|e| AwsError::unexpected("CreateTable", e.to_string()))
+        };
+        let mut request = client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key(PK, KeyType::Hash)?)
+            .key_schema(key(SK, KeyType::Range)?)
+            .global_secondary_indexes(index(BY_SERVICE_INDEX, "GSI1PK", "GSI1SK")?)
+            .global_secondary_indexes(index(BY_SERVICE_ENVIRONMENT_INDEX, "GSI2PK", "GSI2SK")?);
+        for attr in [PK, SK, "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"] {
+            request = request.attribute_definitions(string_attr(attr)?);
+        }
+        request.send().await.map_err(|e| AwsError::from_sdk("CreateTable", e))?;
+        wait_active(client, name).await?;
+        client
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .enabled(true)
+                    .attribute_name(TTL_ATTRIBUTE)
+                    .build()
+                    .map_err(|e| AwsError::unexpected("UpdateTimeToLive", e.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("UpdateTimeToLive", e))?;
+        Ok(())
+    }
+
+    /// Runs `query` (on this table) through all its pages, or until `limit` items.
+    async fn query(&self, query: QueryFluentBuilder, limit: Option<usize>) -> Result<Vec<Item>, StoreError> {
+        let mut pages = query.table_name(&self.table).into_paginator().items().send();
+        let mut items = Vec::new();
+        while limit.is_none_or(|limit| items.len() < limit) {
+            match pages.next().await {
+                Some(item) => items.push(item.map_err(|e| unavailable("Query", e))?),
+                None => break,
+            }
+        }
+        Ok(items)
+    }
+
+    async fn get_item(&self, operation: &'static str, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PK, s(pk))
+            .key(SK, s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable(operation, e))?;
+        Ok(output.item)
+    }
+
+    /// One TransactWriteItems attempt: `Ok(None)` when the transaction lost a race and should be retried.
+    async fn try_create_release(&self, release: &Release, idempotency_key: &str) -> Result<Option<Created>, StoreError> {
+        let idempotency = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(HashMap::from([
+                (PK.to_string(), s(idempotency_pk(idempotency_key))),
+                (SK.to_string(), s("IDEMPOTENCY")),
+                ("release_id".to_string(), s(release.id.as_str())),
+            ])))
+            .condition_expression("attribute_not_exists(PK)")
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let record = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(release_item(release)?))
+            .condition_expression("attribute_not_exists(PK)")
+            .build()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(idempotency).build())
+            .transact_items(TransactWriteItem::builder().put(record).build())
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(Some(Created::New(release.id.clone()))),
+            Err(err) => err,
+        };
+        let reasons = match err.as_service_error() {
+            Some(service) if service.is_transaction_canceled_exception() => match service {
+                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(canceled) => {
+                    canceled.cancellation_reasons().to_vec()
+                }
+                _ => Vec::new(),
+            },
+            _ => return Err(unavailable("TransactWriteItems", err)),
+        };
+        let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
+        match (code(0), code(1)) {
+            ("ConditionalCheckFailed", _) => {
+                let existing = match reasons[0].item() {
+                    Some(item) => Some(item.clone()),
+                    None => self.get_item("GetItem", idempotency_pk(idempotency_key), "IDEMPOTENCY").await?,
+                };
+                let item = existing
+                    .ok_or_else(|| StoreError::Unavailable(format!("idempotency key '{idempotency_key}' vanished while being read")))?;
+                Ok(Some(Created::Existing(ReleaseId(string_attr(&item, "release_id")?.to_string()))))
+            }
+            (_, "ConditionalCheckFailed") => {
+                Err(StoreError::Conflict(format!("release {} already exists under another idempotency key", release.id)))
+            }
+            ("TransactionConflict", _) | (_, "TransactionConflict") => Ok(None),
+            (first, second) => {
+                Err(StoreError::Unavailable(format!("TransactWriteItems cancelled (idempotency key: {first}, release: {second})")))
+            }
+        }
+    }
+}
+
+pub(crate) async fn wait_active(client: &Client, name: &str) -> Result<(), AwsError> {
+    use aws_sdk_dynamodb::types::TableStatus;
+    for _ in 0..120 {
+        let table = client.describe_table().table_name(name).send().await.map_err(|e| AwsError::from_sdk("DescribeTable", e))?;
+        if table.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Err(AwsError::unexpected("DescribeTable", format!("table {name} did not become ACTIVE within 60 s")))
+}
+
+#[async_trait]
+impl ReleaseStore for DynamoStore {
+    async fn create_release(&self, release: &Release, idempotency_key: &str) -> Result<Created, StoreError> {
+        for attempt in 1..=TRANSACTION_ATTEMPTS {
+            if let Some(created) = self.try_create_release(release, idempotency_key).await? {
+                return Ok(created);
+            }
+            tokio::time::sleep(TRANSACTION_BACKOFF * attempt).await;
+        }
+        Err(StoreError::Unavailable(format!(
+            "TransactWriteItems kept conflicting with concurrent writes for idempotency key '{idempotency_key}'"
+        )))
+    }
+
+    async fn get_release(&self, id: &ReleaseId) -> Result<Option<Release>, StoreError> {
+        match self.get_item("GetItem", release_pk(id), RELEASE_SK).await? {
+            Some(item) => Ok(Some(parse_release(&item)?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn put_release(&self, release: &Release) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(release_item(release)?))
+            .condition_expression("attribute_exists(PK)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Err(StoreError::Conflict(format!("release {} does not exist", release.id)))
+            }
+            Err(err) => Err(unavailable("PutItem", err)),
+        }
+    }
+
+    async fn list_releases(&self, service: &str, environment: Option<&str>, limit: usize) -> Result<Vec<Release>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (index, pk_attr, pk) = match environment {
+            Some(env) => (BY_SERVICE_ENVIRONMENT_INDEX, "GSI2PK", service_environment_key(service, env)),
+            None => (BY_SERVICE_INDEX, "GSI1PK", service_key(service)),
+        };
+        let query = self
+            .client
+            .query()
+            .index_name(index)
+            .key_condition_expression("#pk = :pk")
+            .expression_attribute_names("#pk", pk_attr)
+            .expression_attribute_values(":pk", s(pk))
+            .scan_index_forward(false)
+            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
+        self.query(query, Some(limit)).await?.iter().map(parse_release).collect()
+    }
+
+    async fn append_event(&self, event: &StageEvent) -> Result<(), StoreError> {
+        // A per-release counter keeps events that share a timestamp in the order they were appended.
+        let counter = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(release_pk(&event.release_id)))
+            .key(SK, s(EVENT_COUNTER_SK))
+            .update_expression("ADD seq :one")
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await
+            .map_err(|e| unavailable("UpdateItem", e))?;
+        let seq = counter
+            .attributes()
+            .map(|item| number_attr(item, "seq"))
+            .transpose()?
+            .ok_or_else(|| StoreError::Corrupt("event counter update returned no sequence number".into()))?;
+        let record = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(release_pk(&event.release_id)))
+            .item(SK, s(format!("EVENT#{}#{seq:012}", sortable_time(event.at))))
+            .item("record", s(record))
+            .send()
+            .await
+            .map_err(|e| unavailable("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn events(&self, id: &ReleaseId) -> Result<Vec<StageEvent>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(release_pk(id)))
+            .expression_attribute_values(":prefix", s("EVENT#"))
+            .consistent_read(true);
+        self.query(query, None).await?.iter().map(|item| parse_record(item, "stage event")).collect()
+    }
+
+    async fn try_lock(&self, key: &LockKey, holder: &ReleaseId, now: DateTime<Utc>, lease: Duration) -> Result<LockOutcome, StoreError> {
+        let lease = chrono::Duration::from_std(lease).map_err(|_| StoreError::Conflict(format!("lock lease {lease:?} is too long")))?;
+        let expires_at = now + lease;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(lock_pk(key)))
+            .item(SK, s("LOCK"))
+            .item("holder", s(holder.as_str()))
+            .item("expires_at", s(expires_at.to_rfc3339_opts(SecondsFormat::AutoSi, true)))
+            .item("expires_us", n_i64(expires_at.timestamp_micros()))
+            // Seconds since the epoch, rounded up: TTL must never delete a lock before its lease ends.
+            .item(TTL_ATTRIBUTE, n_i64(expires_at.timestamp() + 1))
+            .condition_expression("attribute_not_exists(PK) OR holder = :holder OR expires_us <= :now")
+            .expression_attribute_values(":holder", s(holder.as_str()))
+            .expression_attribute_values(":now", n_i64(now.timestamp_micros()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(LockOutcome::Acquired),
+            Err(err) => err,
+        };
+        match err.as_service_error() {
+            Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(failed)) => {
+                let item = match failed.item() {
+                    Some(item) => item.clone(),
+                    None => self
+                        .get_item("GetItem", lock_pk(key), "LOCK")
+                        .await?
+                        .ok_or_else(|| StoreError::Unavailable(format!("lock {} changed while being read", key.0)))?,
+                };
+                Ok(LockOutcome::HeldBy(parse_lock(&item)?))
+            }
+            _ => Err(unavailable("PutItem", err)),
+        }
+    }
+
+    async fn unlock(&self, key: &LockKey, holder: &ReleaseId) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PK, s(lock_pk(key)))
+            .key(SK, s("LOCK"))
+            .condition_expression("holder = :holder")
+            .expression_attribute_values(":holder", s(holder.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
+            Err(err) => Err(unavailable("DeleteItem", err)),
+        }
+    }
+
+    async fn lock_holder(&self, key: &LockKey, now: DateTime<Utc>) -> Result<Option<LockInfo>, StoreError> {
+        let Some(item) = self.get_item("GetItem", lock_pk(key), "LOCK").await? else {
+            return Ok(None);
+        };
+        // TTL deletion lags by up to days: an item past its lease is a free lock.
+        let expires_us = number_attr(&item, "expires_us")?;
+        if i64::try_from(expires_us).unwrap_or(i64::MAX) <= now.timestamp_micros() {
+            return Ok(None);
+        }
+        Ok(Some(parse_lock(&item)?))
+    }
+
+    async fn add_rollup(&self, key: &RollupKey, delta: &Rollup) -> Result<(), StoreError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(rollup_pk(&key.service, &key.environment)))
+            .key(SK, s(format!("DAY#{}", key.day)))
+            .update_expression(format!(
+                "ADD {}",
+                ROLLUP_FIELDS.iter().map(|field| format!("{field} :{field}")).collect::<Vec<_>>().join(", ")
+            ));
+        for (field, value) in ROLLUP_FIELDS.iter().zip(rollup_values(delta)) {
+            request = request.expression_attribute_values(format!(":{field}"), n(value));
+        }
+        request.send().await.map_err(|e| unavailable("UpdateItem", e))?;
+        Ok(())
+    }
+
+    async fn rollups(
+        &self,
+        service: &str,
+        environment: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, Rollup)>, StoreError> {
+        // BETWEEN with bounds the wrong way round is a ValidationException in DynamoDB.
+        if from > to {
+            return Ok(Vec::new());
+        }
+        let query = self
+            .client
+            .query()
+            .key_condition_expression("PK = :pk AND SK BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(rollup_pk(service, environment)))
+            .expression_attribute_values(":from", s(format!("DAY#{from}")))
+            .expression_attribute_values(":to", s(format!("DAY#{to}")))
+            .consistent_read(true);
+        self.query(query, None).await?.iter().map(parse_rollup).collect()
+    }
+}
+
+const ROLLUP_FIELDS: [&str; 7] =
+    ["deployments", "failed_deployments", "rollbacks", "lead_time_seconds_total", "lead_time_samples", "restore_seconds_total", "restores"];
+
+fn rollup_values(r: &Rollup) -> [u64; 7] {
+    [r.deployments, r.failed_deployments, r.rollbacks, r.lead_time_seconds_total, r.lead_time_samples, r.restore_seconds_total, r.restores]
+}
+
+fn parse_rollup(item: &Item) -> Result<(NaiveDate, Rollup), StoreError> {
+    let sk = string_attr(item, SK)?;
+    let day = sk
+        .strip_prefix("DAY#")
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("rollup sort key '{sk}' is not DAY#YYYY-MM-DD")))?;
+    let mut v = [0u64; 7];
+    for (slot, field) in v.iter_mut().zip(ROLLUP_FIELDS) {
+        *slot = number_attr(item, field)?;
+    }
+    let [deployments, failed_deployments, rollbacks, lead_time_seconds_total, lead_time_samples, restore_seconds_total, restores] = v;
+    Ok((
+        day,
+        Rollup { deployments, failed_deployments, rollbacks, lead_time_seconds_total, lead_time_samples, restore_seconds_total, restores },
+    ))
+}
+
+fn release_item(release: &Release) -> Result<Item, StoreError> {
+    let record = serde_json::to_string(release).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    // Newest first within a service: the creation time sorts, the id breaks ties.
+    let order = format!("{}#{}", sortable_time(release.created_at), release.id);
+    Ok(HashMap::from([
+        (PK.to_string(), s(release_pk(&release.id))),
+        (SK.to_string(), s(RELEASE_SK)),
+        ("GSI1PK".to_string(), s(service_key(&release.service))),
+        ("GSI1SK".to_string(), s(order.clone())),
+        ("GSI2PK".to_string(), s(service_environment_key(&release.service, &release.environment))),
+        ("GSI2SK".to_string(), s(order)),
+        // Plain attributes for people reading the table in the console; `record` is the source of truth.
+        ("service".to_string(), s(&release.service)),
+        ("environment".to_string(), s(&release.environment)),
+        ("status".to_string(), s(release.status.as_str())),
+        ("record".to_string(), s(record)),
+    ]))
+}
+
+fn parse_release(item: &Item) -> Result<Release, StoreError> {
+    parse_record(item, "release")
+}
+
+fn parse_record<T: serde::de::DeserializeOwned>(item: &Item, what: &str) -> Result<T, StoreError> {
+    let text = string_attr(item, "record")?;
+    serde_json::from_str(text).map_err(|e| {
+        let pk = item.get(PK).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("?");
+        StoreError::Corrupt(format!("{what} item {pk}: attribute 'record' is not a valid {what} ({e})"))
+    })
+}
+
+fn parse_lock(item: &Item) -> Result<LockInfo, StoreError> {
+    let expires_at = string_attr(item, "expires_at")?;
+    Ok(LockInfo {
+        holder: ReleaseId(string_attr(item, "holder")?.to_string()),
+        expires_at: DateTime::parse_from_rfc3339(expires_at)
+            .map_err(|e| StoreError::Corrupt(format!("lock attribute 'expires_at' = '{expires_at}': {e}")))?
+            .with_timezone(&Utc),
+    })
+}
+
+fn string_attr<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(value)) => Ok(value),
+        Some(_) => Err(StoreError::Corrupt(format!("attribute '{name}' is not a string"))),
+        None => Err(StoreError::Corrupt(format!("attribute '{name}' is missing"))),
+    }
+}
+
+fn number_attr(item: &Item, name: &str) -> Result<u64, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::N(value)) => {
+            value.parse().map_err(|_| StoreError::Corrupt(format!("attribute '{name}' = {value} is not a whole number >= 0")))
+        }
+        Some(_) => Err(StoreError::Corrupt(format!("attribute '{name}' is not a number"))),
+        None => Err(StoreError::Corrupt(format!("attribute '{name}' is missing"))),
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn n_i64(value: i64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+/// Fixed width, so string order is time order.
+fn sortable_time(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+}
+
+fn release_pk(id: &ReleaseId) -> String {
+    format!("RELEASE#{id}")
+}
+
+fn idempotency_pk(key: &str) -> String {
+    format!("IDEMPOTENCY#{key}")
+}
+
+fn lock_pk(key: &LockKey) -> String {
+    format!("LOCK#{}", key.0)
+}
+
+fn service_key(service: &str) -> String {
+    format!("SERVICE#{service}")
+}
+
+fn service_environment_key(service: &str, environment: &str) -> String {
+    format!("SERVICE#{service}#ENV#{environment}")
+}
+
+fn rollup_pk(service: &str, environment: &str) -> String {
+    format!("ROLLUP#{service}#ENV#{environment}")
+}
+
+fn unavailable<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: Debug,
+{
+    StoreError::Unavailable(AwsError::from_sdk(operation, err).to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn sortable_time_orders_like_time() {
+        let earlier = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        let later = earlier + chrono::Duration::nanoseconds(1);
+        let much_later = earlier + chrono::Duration::days(400);
+        assert!(sortable_time(earlier) < sortable_time(later));
+        assert!(sortable_time(later) < sortable_time(much_later));
+        assert_eq!(sortable_time(earlier).len(), sortable_time(much_later).len());
+    }
+
+    #[test]
+    fn unreadable_records_are_corrupt_and_name_the_item() {
+        let item = HashMap::from([(PK.to_string(), s("RELEASE#r1")), ("record".to_string(), s("{not json"))]);
+        match parse_release(&item) {
+            Err(StoreError::Corrupt(message)) => {
+                assert!(message.contains("RELEASE#r1") && message.contains("'record'"), "{message}")
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        let missing = HashMap::from([(PK.to_string(), s("LOCK#a"))]);
+        assert_eq!(parse_lock(&missing), Err(StoreError::Corrupt("attribute 'expires_at' is missing".into())));
+    }
+
+    #[test]
+    fn rollup_items_read_back_every_counter() {
+        let delta = Rollup {
+            deployments: 1,
+            failed_deployments: 2,
+            rollbacks: 3,
+            lead_time_seconds_total: 4,
+            lead_time_samples: 5,
+            restore_seconds_total: 6,
+            restores: 7,
+        };
+        let mut item: Item = ROLLUP_FIELDS.iter().zip(rollup_values(&delta)).map(|(f, v)| (f.to_string(), n(v))).collect();
+        item.insert(SK.into(), s("DAY#2026-03-04"));
+        assert_eq!(parse_rollup(&item).unwrap(), (NaiveDate::from_ymd_opt(2026, 3, 4).unwrap(), delta));
+    }
+}

@@ -1,0 +1,240 @@
+//! Starting and reading release executions of the Step Functions state machine.
+
+use crate::error::AwsError;
+use crate::names::bounded_name;
+use aws_sdk_sfn::Client;
+use aws_sdk_sfn::operation::describe_execution::DescribeExecutionError;
+use aws_sdk_sfn::operation::start_execution::StartExecutionError;
+use aws_sdk_sfn::types::HistoryEvent;
+use baton_domain::release::{Release, Signal, Stage, WaveRecord};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// AWS's limit on execution names.
+const MAX_NAME_LEN: usize = 80;
+/// History pages read at most when looking for the release record (1,000 events each).
+const MAX_HISTORY_PAGES: usize = 20;
+
+/// A started (or already running) release execution.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Started {
+    pub execution_arn: String,
+    pub name: String,
+    /// False when AWS refused the start because an execution of that name exists: nothing new runs.
+    pub new: bool,
+}
+
+/// The execution name for a signal: the readable part of its idempotency key plus a hash of
+/// the whole key, within AWS's 80 characters of `[0-9A-Za-z_-]`. Equal signals get equal
+/// names, so Step Functions itself refuses a second start.
+pub fn execution_name(signal: &Signal) -> String {
+    bounded_name(&signal.idempotency_key(), MAX_NAME_LEN, true, |c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+/// `arn:aws:states:<region>:<account>:stateMachine:<name>` -> the ARN of its execution `name`.
+pub fn execution_arn(state_machine_arn: &str, name: &str) -> Option<String> {
+    let (prefix, machine) = state_machine_arn.split_once(":stateMachine:")?;
+    Some(format!("{prefix}:execution:{machine}:{name}"))
+}
+
+/// Starts the release state machine for `signal`, its input being the signal's JSON.
+/// A repeat of an earlier signal starts nothing and reports the existing execution with
+/// `new: false` (two racing first starts may both report `new: true`; AWS still runs one).
+pub async fn start_release(client: &Client, state_machine_arn: &str, signal: &Signal) -> Result<Started, AwsError> {
+    let name = execution_name(signal);
+    let arn = execution_arn(state_machine_arn, &name).ok_or_else(|| AwsError::Rejected {
+        operation: "StartExecution",
+        code: "InvalidArn".into(),
+        message: format!("'{state_machine_arn}' is not a state machine ARN (arn:aws:states:<region>:<account>:stateMachine:<name>)"),
+    })?;
+    // Looked up first because StartExecution answers a repeat of a running execution with the
+    // same input by succeeding, which would hide that nothing new started.
+    match client.describe_execution().execution_arn(&arn).send().await {
+        Ok(existing) => return Ok(Started { execution_arn: existing.execution_arn, name, new: false }),
+        Err(err) if matches!(err.as_service_error(), Some(DescribeExecutionError::ExecutionDoesNotExist(_))) => {}
+        Err(err) => return Err(AwsError::from_sdk("DescribeExecution", err)),
+    }
+    let input = serde_json::to_string(signal).map_err(|e| AwsError::unexpected("StartExecution", e.to_string()))?;
+    let result = client.start_execution().state_machine_arn(state_machine_arn).name(&name).input(input).send().await;
+    match result {
+        Ok(output) => Ok(Started { execution_arn: output.execution_arn, name, new: true }),
+        Err(err) if matches!(err.as_service_error(), Some(StartExecutionError::ExecutionAlreadyExists(_))) => {
+            Ok(Started { execution_arn: arn, name, new: false })
+        }
+        Err(err) => Err(AwsError::from_sdk("StartExecution", err)),
+    }
+}
+
+/// What `baton status` shows about one execution.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReleaseView {
+    pub execution_arn: String,
+    pub name: String,
+    /// `RUNNING`, `SUCCEEDED`, `FAILED`, `TIMED_OUT`, `ABORTED` or `PENDING_REDRIVE`.
+    pub status: String,
+    pub started_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<DateTime<Utc>>,
+    /// The state the execution is in, or entered last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub current_state: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stage: Option<Stage>,
+    pub waves: Vec<WaveRecord>,
+    /// The newest release record found in the execution's state outputs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release: Option<Release>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+impl ReleaseView {
+    pub fn is_running(&self) -> bool {
+        self.status == "RUNNING"
+    }
+}
+
+/// Reads an execution: DescribeExecution for its status, the history (newest first) for the
+/// current state and the latest release record the tasks passed along.
+pub async fn describe_release(client: &Client, execution_arn: &str) -> Result<ReleaseView, AwsError> {
+    let execution =
+        client.describe_execution().execution_arn(execution_arn).send().await.map_err(|e| AwsError::from_sdk("DescribeExecution", e))?;
+    let mut current_state = None;
+    let mut release = execution.output().and_then(release_in);
+    let mut pages = client
+        .get_execution_history()
+        .execution_arn(execution_arn)
+        .reverse_order(true)
+        .include_execution_data(true)
+        .into_paginator()
+        .send();
+    let mut read = 0;
+    while current_state.is_none() || release.is_none() {
+        let Some(page) = pages.next().await else { break };
+        let page = page.map_err(|e| AwsError::from_sdk("GetExecutionHistory", e))?;
+        for event in page.events() {
+            if current_state.is_none() {
+                current_state = event.state_entered_event_details().map(|d| d.name().to_string());
+            }
+            if release.is_none() {
+                release = event_output(event).and_then(release_in);
+            }
+        }
+        read += 1;
+        if read == MAX_HISTORY_PAGES {
+            break;
+        }
+    }
+    Ok(ReleaseView {
+        execution_arn: execution.execution_arn().to_string(),
+        name: execution.name().unwrap_or_default().to_string(),
+        status: execution.status().as_str().to_string(),
+        started_at: to_chrono(execution.start_date()),
+        stopped_at: execution.stop_date().map(to_chrono),
+        current_state,
+        stage: release.as_ref().map(|r| r.stage),
+        waves: release.as_ref().map(|r| r.waves.clone()).unwrap_or_default(),
+        release,
+        error: execution.error().map(str::to_string),
+        cause: execution.cause().map(str::to_string),
+    })
+}
+
+fn event_output(event: &HistoryEvent) -> Option<&str> {
+    event
+        .state_exited_event_details()
+        .and_then(|d| d.output())
+        .or_else(|| event.task_succeeded_event_details().and_then(|d| d.output()))
+        .or_else(|| event.lambda_function_succeeded_event_details().and_then(|d| d.output()))
+        .or_else(|| event.execution_succeeded_event_details().and_then(|d| d.output()))
+}
+
+/// A state's output carries the release either as itself, under `release`, or (for a raw
+/// `lambda:invoke` result) under `Payload`.
+fn release_in(output: &str) -> Option<Release> {
+    let value: serde_json::Value = serde_json::from_str(output).ok()?;
+    let candidates = [Some(&value), value.get("release"), value.get("Payload"), value.get("Payload").and_then(|p| p.get("release"))];
+    candidates.into_iter().flatten().find_map(|candidate| serde_json::from_value(candidate.clone()).ok())
+}
+
+fn to_chrono(at: &aws_sdk_sfn::primitives::DateTime) -> DateTime<Utc> {
+    DateTime::from_timestamp(at.secs(), at.subsec_nanos()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_domain::release::{Trigger, TriggerKind};
+
+    fn signal(service: &str, id: &str) -> Signal {
+        Signal {
+            service: service.into(),
+            environment: None,
+            sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
+            branch: None,
+            trigger: Trigger { kind: TriggerKind::Merge, id: id.into(), actor: None },
+            changed_at: None,
+        }
+    }
+
+    fn valid(name: &str) -> bool {
+        !name.is_empty() && name.len() <= MAX_NAME_LEN && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    }
+
+    #[test]
+    fn names_are_valid_deterministic_and_readable() {
+        let name = execution_name(&signal("payments-api", "pr-42"));
+        assert!(valid(&name), "{name}");
+        assert_eq!(name, execution_name(&signal("payments-api", "pr-42")));
+        assert!(name.starts_with("payments-api-0123456789abcdef"), "{name}");
+    }
+
+    #[test]
+    fn long_keys_stay_within_limits_and_distinct() {
+        let long = "x".repeat(200);
+        let a = execution_name(&signal(&long, "pr-1"));
+        let b = execution_name(&signal(&long, "pr-2"));
+        assert!(valid(&a) && valid(&b), "{a} {b}");
+        assert_eq!(a.len(), MAX_NAME_LEN);
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn keys_that_sanitise_alike_get_different_names() {
+        let a = execution_name(&signal("web", "pr:1"));
+        let b = execution_name(&signal("web", "pr/1"));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn execution_arns_derive_from_the_machine() {
+        assert_eq!(
+            execution_arn("arn:aws:states:us-east-1:000000000000:stateMachine:baton-release", "n1").as_deref(),
+            Some("arn:aws:states:us-east-1:000000000000:execution:baton-release:n1")
+        );
+        assert_eq!(execution_arn("arn:aws:lambda:us-east-1:0:function:f", "n1"), None);
+    }
+
+    #[test]
+    fn release_records_are_found_in_common_output_shapes() {
+        let release = serde_json::json!({
+            "id": "rel-web-1", "service": "web", "environment": "prod", "status": "running",
+            "stage": "deploy", "trigger": {"kind": "cli", "id": "1"}, "branch": "main",
+            "waves": [{"name": "canary", "targets": ["a"], "status": "baking"}],
+            "created_at": "2026-01-01T00:00:00Z"
+        });
+        for output in [
+            release.clone(),
+            serde_json::json!({"release": release.clone(), "other": 1}),
+            serde_json::json!({"Payload": {"release": release.clone()}}),
+        ] {
+            let found = release_in(&output.to_string()).expect("release found");
+            assert_eq!(found.stage, Stage::Deploy);
+            assert_eq!(found.waves[0].name, "canary");
+        }
+        assert_eq!(release_in(r#"{"service": "web"}"#), None);
+        assert_eq!(release_in("not json"), None);
+    }
+}

@@ -1,0 +1,43 @@
+//! `DynamoStore` on DynamoDB Local: the store contract suite, plus a lock under the real clock.
+#![cfg(feature = "emulator-tests")]
+
+mod common;
+
+use baton_aws::DynamoStore;
+use baton_domain::ports::{LockOutcome, ReleaseStore};
+use baton_domain::release::{LockKey, ReleaseId};
+use chrono::Utc;
+use std::time::Duration;
+
+/// A fresh table per test, so tests run in parallel without seeing each other's items.
+async fn make_store() -> DynamoStore {
+    let config = common::sdk_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let table = common::unique("baton-releases");
+    DynamoStore::create_table(&client, &table).await.expect("create the release table");
+    DynamoStore::new(client, table)
+}
+
+baton_domain::store_contract_tests!(make_store);
+
+#[tokio::test]
+async fn a_lock_blocks_a_second_release_until_released_or_expired() {
+    let store = make_store().await;
+    let key = LockKey::new("payments-api", "production");
+    let first = ReleaseId("rel-payments-api-1".into());
+    let second = ReleaseId("rel-payments-api-2".into());
+
+    assert_eq!(store.try_lock(&key, &first, Utc::now(), Duration::from_secs(30)).await.unwrap(), LockOutcome::Acquired);
+    match store.try_lock(&key, &second, Utc::now(), Duration::from_secs(30)).await.unwrap() {
+        LockOutcome::HeldBy(info) => assert_eq!(info.holder, first),
+        LockOutcome::Acquired => panic!("the second release took a held lock"),
+    }
+    assert!(store.unlock(&key, &first).await.unwrap());
+    assert_eq!(store.try_lock(&key, &second, Utc::now(), Duration::from_secs(1)).await.unwrap(), LockOutcome::Acquired);
+
+    // The second holder dies without unlocking: its short lease runs out on the wall clock.
+    assert!(matches!(store.try_lock(&key, &first, Utc::now(), Duration::from_secs(30)).await.unwrap(), LockOutcome::HeldBy(_)));
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(store.lock_holder(&key, Utc::now()).await.unwrap(), None);
+    assert_eq!(store.try_lock(&key, &first, Utc::now(), Duration::from_secs(30)).await.unwrap(), LockOutcome::Acquired);
+}

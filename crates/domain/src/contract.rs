@@ -1,0 +1,697 @@
+//! Contract suite for [`crate::ports::ReleaseStore`]: every implementation runs it.
+//!
+//! Each behaviour is an async function that takes a fresh, empty store and panics when the
+//! store breaks the contract. An implementation's test file runs them all, one test each:
+//!
+//! ```ignore
+//! async fn make_store() -> SqliteStore { SqliteStore::in_memory().unwrap() }
+//! baton_domain::store_contract_tests!(make_store);
+//! ```
+//!
+//! What the contract pins down beyond the trait's doc comments:
+//! - Timestamps are kept to the microsecond at least: a store may drop sub-microsecond digits
+//!   (truncating them), nothing coarser. Orderings and lease expiry honour one-microsecond
+//!   differences.
+//! - A lease taken at `now` covers `[now, now + lease)`: once `now >= expires_at` the lock is free.
+//! - `list_releases` orders by `created_at`, newest first; releases created in the same
+//!   microsecond come in an unspecified order.
+//! - `put_release` replaces the whole record, the environment and `created_at` that
+//!   `list_releases` filters and orders by included.
+//! - `events` orders by `at`, and events with equal `at` in the order they were appended.
+//! - `rollups` returns days in ascending order.
+//! - Only error variants are compared, never messages.
+
+use crate::ports::{Created, LockOutcome, ReleaseStore, StoreError};
+use crate::release::{
+    Artifact, Failure, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, Stage, StageEvent, Trigger, TriggerKind,
+    WaveRecord, WaveStatus,
+};
+use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Timelike, Utc};
+use std::future::{Future, poll_fn};
+use std::pin::Pin;
+use std::task::Poll;
+use std::time::Duration;
+
+/// Runs every behaviour of the suite as its own `#[test]` against stores made by `$make_store`,
+/// an `async fn() -> impl ReleaseStore` returning a fresh, empty, isolated store.
+///
+/// Each test runs on its own multi-threaded tokio runtime, so the store's I/O and blocking work
+/// proceed in parallel with the suite's concurrent callers. Invoke it once per module; wrap
+/// several invocations (say, in-memory and file-backed) in separate modules.
+#[macro_export]
+macro_rules! store_contract_tests {
+    ($make_store:expr) => {
+        $crate::store_contract_tests!(@each $make_store;
+            round_trip_keeps_every_field,
+            timestamps_keep_microseconds,
+            missing_release_is_none,
+            create_is_idempotent_by_key,
+            concurrent_creates_with_one_key_make_one_release,
+            put_release_replaces_the_record,
+            put_release_of_a_missing_id_conflicts,
+            list_releases_newest_first_by_service_and_environment,
+            events_come_back_oldest_first_per_release,
+            free_lock_is_acquired,
+            held_lock_is_refused_to_others_until_it_expires,
+            holder_renews_its_lease,
+            expired_lease_passes_to_another_holder,
+            unlock_frees_only_for_the_holder,
+            lock_holder_is_none_after_expiry,
+            concurrent_try_lock_admits_one_holder,
+            rollups_add_up_per_day,
+            concurrent_rollup_adds_are_all_counted,
+            rollups_range_is_inclusive_and_scoped,
+        );
+    };
+    (@each $make_store:expr; $($behaviour:ident),+ $(,)?) => {
+        $(
+            #[test]
+            fn $behaviour() {
+                $crate::contract::run(async {
+                    let store = ($make_store)().await;
+                    $crate::contract::$behaviour(&store).await;
+                });
+            }
+        )+
+    };
+}
+
+/// Drives one behaviour to completion; used by [`store_contract_tests!`](crate::store_contract_tests).
+#[doc(hidden)]
+pub fn run(behaviour: impl Future<Output = ()>) {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("the contract suite needs a tokio runtime")
+        .block_on(behaviour)
+}
+
+/// How many callers race in the concurrency behaviours.
+const RACERS: usize = 8;
+
+const LEASE: Duration = Duration::from_secs(60);
+
+// ---------------------------------------------------------------- releases
+
+/// Every field of a release, waves, failure and notifier state included, comes back as written.
+pub async fn round_trip_keeps_every_field(store: &dyn ReleaseStore) {
+    let release = full_release();
+    let created = store.create_release(&release, "web#abc123#merge:pr-42").await.expect("create_release");
+    assert_eq!(created, Created::New(release.id.clone()), "a first create_release reports New with the release's id");
+
+    let read = store.get_release(&release.id).await.expect("get_release");
+    assert_eq!(read.as_ref(), Some(&release), "get_release must return the release exactly as created");
+}
+
+/// Timestamps keep at least their microseconds, and one microsecond is enough to order releases.
+pub async fn timestamps_keep_microseconds(store: &dyn ReleaseStore) {
+    let nanos = TimeDelta::nanoseconds(123_456_789);
+    let mut release = full_release();
+    release.created_at = t0() + nanos;
+    release.changed_at = Some(t0() - TimeDelta::hours(3) + nanos);
+    release.waves[0].started_at = Some(t0() + TimeDelta::seconds(5) + nanos);
+    store.create_release(&release, "precise").await.expect("create_release");
+
+    let read = store.get_release(&release.id).await.expect("get_release").expect("the release exists");
+    assert_keeps_micros("created_at", release.created_at, read.created_at);
+    assert_keeps_micros("changed_at", release.changed_at.unwrap(), read.changed_at.expect("changed_at is kept"));
+    assert_keeps_micros(
+        "waves[0].started_at",
+        release.waves[0].started_at.unwrap(),
+        read.waves[0].started_at.expect("waves[0].started_at is kept"),
+    );
+
+    // One microsecond apart, and at whole seconds next to fractional ones: a store that sorts
+    // timestamps as variable-width text or drops the fraction orders these wrongly.
+    let whole_second = Utc.with_ymd_and_hms(2026, 5, 1, 10, 0, 0).unwrap();
+    let times = [
+        whole_second - TimeDelta::microseconds(1),
+        whole_second,
+        whole_second + TimeDelta::microseconds(1),
+        whole_second + TimeDelta::milliseconds(500),
+        whole_second + TimeDelta::seconds(1),
+    ];
+    // Neither ids nor creation order follow time, so no tie-breaker can pass for the ordering.
+    let ids_in_time_order = ["rel-tick-c", "rel-tick-e", "rel-tick-a", "rel-tick-d", "rel-tick-b"];
+    for i in [2, 0, 4, 1, 3] {
+        let r = release_at(ids_in_time_order[i], "tick", "prod", times[i]);
+        store.create_release(&r, r.id.as_str()).await.expect("create_release");
+    }
+    let newest_first: Vec<&str> = ids_in_time_order.into_iter().rev().collect();
+    assert_eq!(
+        ids(&list(store, "tick", None, 10).await),
+        id_list(&newest_first),
+        "list_releases must order by created_at to the microsecond"
+    );
+}
+
+pub async fn missing_release_is_none(store: &dyn ReleaseStore) {
+    store.create_release(&release_at("rel-web-1", "web", "prod", t0()), "k1").await.expect("create_release");
+    let read = store.get_release(&ReleaseId("rel-web-404".into())).await.expect("get_release");
+    assert_eq!(read, None, "get_release of an id never created returns None");
+}
+
+/// A key used before returns the first release's id and writes nothing, whatever the new body.
+pub async fn create_is_idempotent_by_key(store: &dyn ReleaseStore) {
+    let first = release_at("rel-web-1", "web", "prod", t0());
+    assert_eq!(store.create_release(&first, "key-a").await.expect("create_release"), Created::New(first.id.clone()));
+
+    let mut second = release_at("rel-web-2", "web", "prod", t0() + TimeDelta::seconds(1));
+    second.branch = "hotfix".into();
+    assert_eq!(
+        store.create_release(&second, "key-a").await.expect("create_release"),
+        Created::Existing(first.id.clone()),
+        "a second create_release with a used key reports the first release"
+    );
+    let mut same_id_other_body = first.clone();
+    same_id_other_body.status = ReleaseStatus::Failed;
+    assert_eq!(store.create_release(&same_id_other_body, "key-a").await.expect("create_release"), Created::Existing(first.id.clone()),);
+
+    assert_eq!(store.get_release(&second.id).await.expect("get_release"), None, "a duplicate create must not store its release");
+    assert_eq!(
+        store.get_release(&first.id).await.expect("get_release"),
+        Some(first.clone()),
+        "a duplicate create must not touch the first release"
+    );
+    assert_eq!(ids(&list(store, "web", None, 10).await), vec![first.id.clone()]);
+
+    assert_eq!(
+        store.create_release(&second, "key-b").await.expect("create_release"),
+        Created::New(second.id.clone()),
+        "another key creates another release"
+    );
+    assert_eq!(ids(&list(store, "web", None, 10).await), vec![second.id, first.id]);
+}
+
+/// Racing creates with one key: exactly one is New, the others report it as Existing.
+pub async fn concurrent_creates_with_one_key_make_one_release(store: &dyn ReleaseStore) {
+    let releases: Vec<Release> =
+        (0..RACERS).map(|i| release_at(&format!("rel-web-{i}"), "web", "prod", t0() + TimeDelta::seconds(i as i64))).collect();
+    let outcomes = join_all(releases.iter().map(|r| store.create_release(r, "web#abc#merge:pr-7"))).await;
+
+    let mut winners = Vec::new();
+    let mut existing = Vec::new();
+    for outcome in outcomes {
+        match outcome.expect("create_release") {
+            Created::New(id) => winners.push(id),
+            Created::Existing(id) => existing.push(id),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one racing create_release may report New, got {winners:?}");
+    let winner = &winners[0];
+    assert!(existing.iter().all(|id| id == winner), "every loser must report the winner {winner}, got {existing:?}");
+
+    let stored = list(store, "web", None, 100).await;
+    assert_eq!(ids(&stored), vec![winner.clone()], "racing creates with one key must store one release");
+    let expected = releases.iter().find(|r| &r.id == winner).expect("the winner is one of the racers");
+    assert_eq!(&stored[0], expected);
+}
+
+pub async fn put_release_replaces_the_record(store: &dyn ReleaseStore) {
+    let original = release_at("rel-web-1", "web", "staging", t0());
+    store.create_release(&original, "k1").await.expect("create_release");
+    let neighbour = release_at("rel-web-2", "web", "prod", t0() + TimeDelta::days(1));
+    store.create_release(&neighbour, "k2").await.expect("create_release");
+
+    // Every field changes, those list_releases filters and orders by included.
+    let mut updated = full_release();
+    updated.id = original.id.clone();
+    updated.environment = "prod".into();
+    updated.created_at = t0() + TimeDelta::days(2);
+    updated.status = ReleaseStatus::RolledBack;
+    updated.waves[1].status = WaveStatus::RolledBack;
+    updated.notifier_state.insert("log".into(), serde_json::json!({"lines": 12}));
+    store.put_release(&updated).await.expect("put_release");
+
+    assert_eq!(
+        store.get_release(&original.id).await.expect("get_release"),
+        Some(updated.clone()),
+        "put_release must replace the whole record"
+    );
+    assert_eq!(list(store, "web", Some("prod"), 10).await, vec![updated.clone(), neighbour], "list_releases must see the replaced record");
+    assert_eq!(list(store, "web", Some("staging"), 10).await, vec![], "the replaced record leaves its former environment");
+    assert_eq!(
+        store.create_release(&original, "k1").await.expect("create_release"),
+        Created::Existing(original.id),
+        "put_release keeps the idempotency key"
+    );
+}
+
+pub async fn put_release_of_a_missing_id_conflicts(store: &dyn ReleaseStore) {
+    store.create_release(&release_at("rel-web-1", "web", "prod", t0()), "k1").await.expect("create_release");
+    let missing = release_at("rel-web-404", "web", "prod", t0());
+    match store.put_release(&missing).await {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("put_release of an id never created must fail with Conflict, got {other:?}"),
+    }
+    assert_eq!(store.get_release(&missing.id).await.expect("get_release"), None, "a refused put_release must not create the release");
+}
+
+/// Newest first by created_at (not by insertion or id), narrowed by environment, limited, one service only.
+pub async fn list_releases_newest_first_by_service_and_environment(store: &dyn ReleaseStore) {
+    // Created out of order, ids sorting against time, a year before 2001 so epoch seconds change width.
+    let plan = [
+        ("rel-web-e", "prod", t0() + TimeDelta::days(2)),
+        ("rel-web-a", "staging", t0() + TimeDelta::days(4)),
+        ("rel-web-d", "prod", Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap()),
+        ("rel-web-c", "prod", t0() + TimeDelta::days(6)),
+        ("rel-web-b", "staging", t0() + TimeDelta::days(1)),
+    ];
+    for (i, (id, env, at)) in plan.iter().enumerate() {
+        store.create_release(&release_at(id, "web", env, *at), &format!("web-{i}")).await.expect("create_release");
+    }
+    // Services sharing a prefix or the environment must stay out.
+    for (i, service) in ["we", "web-admin", "webb"].iter().enumerate() {
+        let r = release_at(&format!("rel-{service}-1"), service, "prod", t0() + TimeDelta::days(3));
+        store.create_release(&r, &format!("other-{i}")).await.expect("create_release");
+    }
+
+    let all = ["rel-web-c", "rel-web-a", "rel-web-e", "rel-web-b", "rel-web-d"];
+    assert_eq!(ids(&list(store, "web", None, 10).await), id_list(&all), "all of a service's releases, newest first");
+    assert_eq!(ids(&list(store, "web", None, 3).await), id_list(&all[..3]), "limit keeps the newest");
+    assert_eq!(ids(&list(store, "web", None, 0).await), id_list(&[]), "limit 0 returns nothing");
+    assert_eq!(
+        ids(&list(store, "web", Some("prod"), 10).await),
+        id_list(&["rel-web-c", "rel-web-e", "rel-web-d"]),
+        "environment narrows the list"
+    );
+    assert_eq!(ids(&list(store, "web", Some("prod"), 2).await), id_list(&["rel-web-c", "rel-web-e"]));
+    assert_eq!(ids(&list(store, "web", Some("dev"), 10).await), id_list(&[]));
+    assert_eq!(ids(&list(store, "nobody", None, 10).await), id_list(&[]));
+    assert_eq!(list(store, "web-admin", None, 10).await.len(), 1);
+}
+
+// ---------------------------------------------------------------- events
+
+/// A release's events by time, equal times in append order, other releases' events excluded.
+pub async fn events_come_back_oldest_first_per_release(store: &dyn ReleaseStore) {
+    let id = ReleaseId("rel-web-1".into());
+    let other = ReleaseId("rel-web-10".into());
+    let ev = |release: &ReleaseId, at: DateTime<Utc>, kind: &str| StageEvent {
+        release_id: release.clone(),
+        at,
+        stage: Stage::Deploy,
+        wave: Some("canary".into()),
+        target: Some("web-1".into()),
+        kind: kind.into(),
+        message: format!("{kind} at {at}"),
+    };
+    let appended = [
+        ev(&id, t0() + TimeDelta::seconds(2), "late"),
+        ev(&other, t0(), "other"),
+        ev(&id, t0(), "tie-1"),
+        ev(&id, t0(), "tie-2"),
+        ev(&id, t0() + TimeDelta::microseconds(1), "next-micro"),
+        ev(&id, t0(), "tie-3"),
+        ev(&id, t0() - TimeDelta::seconds(1), "early"),
+    ];
+    for event in &appended {
+        store.append_event(event).await.expect("append_event");
+    }
+    let mut with_defaults = ev(&id, t0() + TimeDelta::seconds(3), "info");
+    with_defaults.wave = None;
+    with_defaults.stage = Stage::Done;
+    store.append_event(&with_defaults).await.expect("append_event");
+
+    let kinds: Vec<String> = store.events(&id).await.expect("events").into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["early", "tie-1", "tie-2", "tie-3", "next-micro", "late", "info"], "events oldest first, ties in append order");
+
+    let read = store.events(&id).await.expect("events");
+    assert_eq!(read.last(), Some(&with_defaults), "events come back exactly as appended");
+    assert_eq!(read[0], appended[6]);
+    assert_eq!(store.events(&other).await.expect("events"), vec![appended[1].clone()]);
+    assert_eq!(store.events(&ReleaseId("rel-web".into())).await.expect("events"), vec![]);
+}
+
+// ---------------------------------------------------------------- locks
+
+pub async fn free_lock_is_acquired(store: &dyn ReleaseStore) {
+    let (key, a, _) = lock_fixture();
+    assert_eq!(store.lock_holder(&key, t0()).await.expect("lock_holder"), None, "a lock never taken has no holder");
+    assert_eq!(store.try_lock(&key, &a, t0(), LEASE).await.expect("try_lock"), LockOutcome::Acquired);
+    assert_eq!(store.lock_holder(&key, t0()).await.expect("lock_holder"), Some(lease(&a, t0())));
+    assert_eq!(store.lock_holder(&LockKey::new("web", "staging"), t0()).await.expect("lock_holder"), None, "locks are per key");
+}
+
+pub async fn held_lock_is_refused_to_others_until_it_expires(store: &dyn ReleaseStore) {
+    let (key, a, b) = lock_fixture();
+    store.try_lock(&key, &a, t0(), LEASE).await.expect("try_lock");
+
+    let just_before_expiry = t0() + TimeDelta::seconds(60) - TimeDelta::microseconds(1);
+    assert_eq!(
+        store.try_lock(&key, &b, just_before_expiry, LEASE).await.expect("try_lock"),
+        LockOutcome::HeldBy(lease(&a, t0())),
+        "an unexpired lock is refused to others, naming its holder and expiry"
+    );
+    assert_eq!(
+        store.lock_holder(&key, just_before_expiry).await.expect("lock_holder"),
+        Some(lease(&a, t0())),
+        "a refused try_lock changes nothing"
+    );
+
+    let other_key = LockKey::new("web", "staging");
+    assert_eq!(store.try_lock(&other_key, &b, t0(), LEASE).await.expect("try_lock"), LockOutcome::Acquired, "locks are per key");
+
+    let at_expiry = t0() + TimeDelta::seconds(60);
+    assert_eq!(
+        store.try_lock(&key, &b, at_expiry, LEASE).await.expect("try_lock"),
+        LockOutcome::Acquired,
+        "a lease ends at its expires_at"
+    );
+}
+
+pub async fn holder_renews_its_lease(store: &dyn ReleaseStore) {
+    let (key, a, b) = lock_fixture();
+    store.try_lock(&key, &a, t0(), LEASE).await.expect("try_lock");
+    let renewal = t0() + TimeDelta::seconds(30);
+    assert_eq!(
+        store.try_lock(&key, &a, renewal, LEASE).await.expect("try_lock"),
+        LockOutcome::Acquired,
+        "the holder may take its lock again"
+    );
+    assert_eq!(store.lock_holder(&key, renewal).await.expect("lock_holder"), Some(lease(&a, renewal)), "taking it again renews the lease");
+
+    let after_first_lease = t0() + TimeDelta::seconds(70);
+    assert_eq!(
+        store.try_lock(&key, &b, after_first_lease, LEASE).await.expect("try_lock"),
+        LockOutcome::HeldBy(lease(&a, renewal)),
+        "a renewed lease outlives the first one"
+    );
+
+    // The holder renews an expired lease too, as long as nobody took it meanwhile.
+    let much_later = t0() + TimeDelta::hours(1);
+    assert_eq!(store.try_lock(&key, &a, much_later, LEASE).await.expect("try_lock"), LockOutcome::Acquired);
+    assert_eq!(store.lock_holder(&key, much_later).await.expect("lock_holder"), Some(lease(&a, much_later)));
+}
+
+pub async fn expired_lease_passes_to_another_holder(store: &dyn ReleaseStore) {
+    let (key, a, b) = lock_fixture();
+    store.try_lock(&key, &a, t0(), LEASE).await.expect("try_lock");
+    let later = t0() + TimeDelta::seconds(61);
+    assert_eq!(
+        store.try_lock(&key, &b, later, LEASE).await.expect("try_lock"),
+        LockOutcome::Acquired,
+        "an expired lease is free for another holder"
+    );
+    assert_eq!(store.lock_holder(&key, later).await.expect("lock_holder"), Some(lease(&b, later)));
+
+    let a_again = later + TimeDelta::seconds(1);
+    assert_eq!(
+        store.try_lock(&key, &a, a_again, LEASE).await.expect("try_lock"),
+        LockOutcome::HeldBy(lease(&b, later)),
+        "the former holder is refused once its lease passed on"
+    );
+    assert!(!store.unlock(&key, &a).await.expect("unlock"), "the former holder cannot unlock the new holder's lock");
+    assert_eq!(store.lock_holder(&key, a_again).await.expect("lock_holder"), Some(lease(&b, later)));
+}
+
+pub async fn unlock_frees_only_for_the_holder(store: &dyn ReleaseStore) {
+    let (key, a, b) = lock_fixture();
+    assert!(!store.unlock(&key, &a).await.expect("unlock"), "unlocking a lock nobody holds returns false");
+    store.try_lock(&key, &a, t0(), LEASE).await.expect("try_lock");
+
+    assert!(!store.unlock(&key, &b).await.expect("unlock"), "only the holder can unlock");
+    assert_eq!(store.lock_holder(&key, t0()).await.expect("lock_holder"), Some(lease(&a, t0())), "a refused unlock leaves the lock held");
+    assert_eq!(store.try_lock(&key, &b, t0(), LEASE).await.expect("try_lock"), LockOutcome::HeldBy(lease(&a, t0())));
+
+    assert!(store.unlock(&key, &a).await.expect("unlock"), "the holder's unlock returns true");
+    assert_eq!(store.lock_holder(&key, t0()).await.expect("lock_holder"), None, "an unlocked lock has no holder");
+    assert!(!store.unlock(&key, &a).await.expect("unlock"), "a second unlock finds nothing to free");
+    assert_eq!(store.try_lock(&key, &b, t0(), LEASE).await.expect("try_lock"), LockOutcome::Acquired, "an unlocked lock is free at once");
+}
+
+pub async fn lock_holder_is_none_after_expiry(store: &dyn ReleaseStore) {
+    let (key, a, _) = lock_fixture();
+    store.try_lock(&key, &a, t0(), LEASE).await.expect("try_lock");
+    let expiry = t0() + TimeDelta::seconds(60);
+    assert_eq!(
+        store.lock_holder(&key, expiry - TimeDelta::microseconds(1)).await.expect("lock_holder"),
+        Some(lease(&a, t0())),
+        "the lease holds until its last microsecond"
+    );
+    assert_eq!(store.lock_holder(&key, expiry).await.expect("lock_holder"), None, "lock_holder reports no holder once the lease expired");
+    assert_eq!(store.lock_holder(&key, expiry + TimeDelta::days(1)).await.expect("lock_holder"), None);
+}
+
+/// Racing try_lock by different holders: exactly one acquires, the others see it as holder.
+pub async fn concurrent_try_lock_admits_one_holder(store: &dyn ReleaseStore) {
+    let key = LockKey::new("web", "prod");
+    let holders: Vec<ReleaseId> = (0..RACERS).map(|i| ReleaseId(format!("rel-web-{i}"))).collect();
+    let outcomes = join_all(holders.iter().map(|h| store.try_lock(&key, h, t0(), LEASE))).await;
+
+    let winners: Vec<&ReleaseId> = holders
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, outcome)| matches!(outcome, Ok(LockOutcome::Acquired)))
+        .map(|(holder, _)| holder)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one racing try_lock may acquire, got {outcomes:?}");
+    let winner = winners[0];
+    for outcome in outcomes {
+        match outcome.expect("try_lock") {
+            LockOutcome::Acquired => {}
+            LockOutcome::HeldBy(info) => assert_eq!(info, lease(winner, t0()), "losers must see the winner as holder"),
+        }
+    }
+    assert_eq!(store.lock_holder(&key, t0()).await.expect("lock_holder"), Some(lease(winner, t0())));
+}
+
+// ---------------------------------------------------------------- rollups
+
+pub async fn rollups_add_up_per_day(store: &dyn ReleaseStore) {
+    let day = date(2026, 3, 14);
+    let key = rollup_key("web", "prod", day);
+    let first = Rollup {
+        deployments: 1,
+        failed_deployments: 2,
+        rollbacks: 3,
+        lead_time_seconds_total: 4,
+        lead_time_samples: 5,
+        restore_seconds_total: 6,
+        restores: 7,
+    };
+    let second = Rollup {
+        deployments: 10,
+        failed_deployments: 20,
+        rollbacks: 30,
+        lead_time_seconds_total: 40_000_000_000,
+        lead_time_samples: 50,
+        restore_seconds_total: 60,
+        restores: 70,
+    };
+    store.add_rollup(&key, &first).await.expect("add_rollup");
+    assert_eq!(
+        store.rollups("web", "prod", day, day).await.expect("rollups"),
+        vec![(day, first.clone())],
+        "the first add starts from zero"
+    );
+    store.add_rollup(&key, &second).await.expect("add_rollup");
+    store.add_rollup(&key, &Rollup::default()).await.expect("add_rollup");
+
+    let sum = Rollup {
+        deployments: 11,
+        failed_deployments: 22,
+        rollbacks: 33,
+        lead_time_seconds_total: 40_000_000_004,
+        lead_time_samples: 55,
+        restore_seconds_total: 66,
+        restores: 77,
+    };
+    assert_eq!(store.rollups("web", "prod", day, day).await.expect("rollups"), vec![(day, sum)], "add_rollup adds every counter");
+
+    let next_day = day.succ_opt().unwrap();
+    store.add_rollup(&rollup_key("web", "prod", next_day), &first).await.expect("add_rollup");
+    let both = store.rollups("web", "prod", day, next_day).await.expect("rollups");
+    assert_eq!(both.len(), 2, "each day keeps its own counters");
+    assert_eq!(both[1], (next_day, first));
+}
+
+pub async fn concurrent_rollup_adds_are_all_counted(store: &dyn ReleaseStore) {
+    let day = date(2026, 3, 14);
+    let key = rollup_key("web", "prod", day);
+    let delta = Rollup { deployments: 1, lead_time_seconds_total: 90, lead_time_samples: 1, ..Rollup::default() };
+    let adders = 2 * RACERS;
+    for outcome in join_all((0..adders).map(|_| store.add_rollup(&key, &delta))).await {
+        outcome.expect("add_rollup");
+    }
+    let n = adders as u64;
+    let expected = Rollup { deployments: n, lead_time_seconds_total: 90 * n, lead_time_samples: n, ..Rollup::default() };
+    assert_eq!(store.rollups("web", "prod", day, day).await.expect("rollups"), vec![(day, expected)], "no concurrent add may be lost");
+}
+
+pub async fn rollups_range_is_inclusive_and_scoped(store: &dyn ReleaseStore) {
+    let d = |day| date(2026, 2, day);
+    let one = Rollup { deployments: 1, ..Rollup::default() };
+    for day in [1, 2, 3, 5, 6, 9] {
+        let delta = Rollup { deployments: u64::from(day), ..Rollup::default() };
+        store.add_rollup(&rollup_key("web", "prod", d(day)), &delta).await.expect("add_rollup");
+    }
+    // Across a month end, to catch day keys that do not sort as dates.
+    store.add_rollup(&rollup_key("web", "prod", date(2026, 1, 31)), &one).await.expect("add_rollup");
+    store.add_rollup(&rollup_key("web", "prod", date(2026, 3, 1)), &one).await.expect("add_rollup");
+    for (service, env) in [("web", "staging"), ("web-admin", "prod"), ("we", "prod"), ("webb", "prod")] {
+        for day in 1..=9 {
+            store.add_rollup(&rollup_key(service, env, d(day)), &one).await.expect("add_rollup");
+        }
+    }
+
+    let deployments =
+        |rows: Vec<(NaiveDate, Rollup)>| -> Vec<(NaiveDate, u64)> { rows.into_iter().map(|(day, r)| (day, r.deployments)).collect() };
+    assert_eq!(
+        deployments(store.rollups("web", "prod", d(2), d(6)).await.expect("rollups")),
+        vec![(d(2), 2), (d(3), 3), (d(5), 5), (d(6), 6)],
+        "from and to are included, days without data omitted, other services and environments excluded"
+    );
+    assert_eq!(deployments(store.rollups("web", "prod", d(4), d(4)).await.expect("rollups")), vec![], "a day without data is omitted");
+    assert_eq!(deployments(store.rollups("web", "prod", d(9), d(9)).await.expect("rollups")), vec![(d(9), 9)]);
+    assert_eq!(
+        deployments(store.rollups("web", "prod", date(2026, 1, 1), date(2026, 3, 31)).await.expect("rollups")),
+        vec![(date(2026, 1, 31), 1), (d(1), 1), (d(2), 2), (d(3), 3), (d(5), 5), (d(6), 6), (d(9), 9), (date(2026, 3, 1), 1)],
+        "days in ascending order across months"
+    );
+    assert_eq!(deployments(store.rollups("web", "dev", d(1), d(9)).await.expect("rollups")), vec![]);
+}
+
+// ---------------------------------------------------------------- fixtures
+
+/// The suite's reference instant: microsecond-precise, mid-second.
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 14, 15, 9, 26).unwrap() + TimeDelta::microseconds(535_897)
+}
+
+fn date(year: i32, month: u32, day: u32) -> NaiveDate {
+    NaiveDate::from_ymd_opt(year, month, day).expect("a valid date")
+}
+
+/// A release with only the required fields set: a fixture for store-specific tests too.
+pub fn release_at(id: &str, service: &str, environment: &str, created_at: DateTime<Utc>) -> Release {
+    Release {
+        id: ReleaseId(id.into()),
+        service: service.into(),
+        environment: environment.into(),
+        status: ReleaseStatus::Queued,
+        stage: Stage::Queued,
+        trigger: Trigger { kind: TriggerKind::Cli, id: format!("cli-{id}"), actor: None },
+        branch: "main".into(),
+        sha: None,
+        changed_at: None,
+        artifact: None,
+        previous_artifact: None,
+        waves: Vec::new(),
+        created_at,
+        started_at: None,
+        finished_at: None,
+        failure: None,
+        execution: None,
+        notifier_state: serde_json::Map::new(),
+    }
+}
+
+/// A release with every optional field set and distinct values everywhere.
+fn full_release() -> Release {
+    let artifact = |reference: &str, sha: &str| Artifact {
+        reference: reference.into(),
+        sha: sha.into(),
+        branch: "main".into(),
+        build_url: Some(format!("https://ci.example.com/builds/{sha}")),
+    };
+    let notifier_state = serde_json::json!({
+        "slack": {"channel": "C0123", "ts": "1773500966.000100", "thread": [1, 2.5, null, true, "ü ☃"]},
+        "log": {},
+    });
+    Release {
+        id: ReleaseId("rel-web-20260314150926-0a1b2c3d".into()),
+        service: "web".into(),
+        environment: "prod".into(),
+        status: ReleaseStatus::Running,
+        stage: Stage::Deploy,
+        trigger: Trigger { kind: TriggerKind::Merge, id: "pr-42".into(), actor: Some("octocat".into()) },
+        branch: "main".into(),
+        sha: Some("abc123".into()),
+        changed_at: Some(t0() - TimeDelta::minutes(42)),
+        artifact: Some(artifact("registry.example.com/web@sha256:feed", "abc123")),
+        previous_artifact: Some(artifact("registry.example.com/web@sha256:beef", "0ff1ce")),
+        waves: vec![
+            WaveRecord {
+                name: "canary".into(),
+                targets: vec!["web-canary".into()],
+                status: WaveStatus::Healthy,
+                started_at: Some(t0() + TimeDelta::seconds(5)),
+                finished_at: Some(t0() + TimeDelta::seconds(65) + TimeDelta::microseconds(7)),
+                deploy_url: Some("https://deploy.example.com/canary".into()),
+            },
+            WaveRecord {
+                name: "fleet".into(),
+                targets: vec!["web-eu".into(), "web-us".into()],
+                status: WaveStatus::Deploying,
+                started_at: Some(t0() + TimeDelta::seconds(70)),
+                finished_at: None,
+                deploy_url: None,
+            },
+        ],
+        created_at: t0(),
+        started_at: Some(t0() + TimeDelta::seconds(1)),
+        finished_at: Some(t0() + TimeDelta::minutes(9)),
+        failure: Some(Failure {
+            error: "Baton.HealthCheckFailed".into(),
+            cause: "p99 latency 2.3 s > 1 s".into(),
+            stage: Some(Stage::Deploy),
+        }),
+        execution: Some("arn:aws:states:eu-west-1:123456789012:execution:baton:rel-web-1".into()),
+        notifier_state: notifier_state.as_object().cloned().unwrap(),
+    }
+}
+
+fn lock_fixture() -> (LockKey, ReleaseId, ReleaseId) {
+    (LockKey::new("web", "prod"), ReleaseId("rel-web-a".into()), ReleaseId("rel-web-b".into()))
+}
+
+/// The lock record of `holder` having taken a [`LEASE`] at `at`.
+fn lease(holder: &ReleaseId, at: DateTime<Utc>) -> LockInfo {
+    LockInfo { holder: holder.clone(), expires_at: at + TimeDelta::from_std(LEASE).unwrap() }
+}
+
+fn rollup_key(service: &str, environment: &str, day: NaiveDate) -> RollupKey {
+    RollupKey { service: service.into(), environment: environment.into(), day }
+}
+
+async fn list(store: &dyn ReleaseStore, service: &str, environment: Option<&str>, limit: usize) -> Vec<Release> {
+    store.list_releases(service, environment, limit).await.expect("list_releases")
+}
+
+fn ids(releases: &[Release]) -> Vec<ReleaseId> {
+    releases.iter().map(|r| r.id.clone()).collect()
+}
+
+fn id_list(ids: &[&str]) -> Vec<ReleaseId> {
+    ids.iter().map(|id| ReleaseId((*id).into())).collect()
+}
+
+/// The read-back value must equal the written one, or the written one with its
+/// sub-microsecond digits dropped.
+fn assert_keeps_micros(field: &str, written: DateTime<Utc>, read: DateTime<Utc>) {
+    let truncated = written.with_nanosecond(written.nanosecond() / 1_000 * 1_000).unwrap();
+    assert!(read == written || read == truncated, "{field}: wrote {written:?}, read {read:?}; the store must keep microseconds");
+}
+
+/// Polls every future on the calling task until all are done, so their store calls are in
+/// flight together (the store's own I/O or blocking work runs in parallel).
+async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    poll_fn(|cx| {
+        let mut done = true;
+        for (future, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => done = false,
+                }
+            }
+        }
+        if done { Poll::Ready(()) } else { Poll::Pending }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.expect("every future completed")).collect()
+}

@@ -1,0 +1,84 @@
+//! The Lambda side of the handlers. Each `functions/<name>/src/main.rs` is one call to
+//! [`serve`]: the ports are built once per cold start (the SDK clients with them, from the
+//! standard AWS configuration, so `AWS_ENDPOINT_URL*` choose emulators), then every
+//! invocation runs the handler. A handler's [`TaskError`] becomes Lambda's error response,
+//! whose `errorType` is the stable name the definition's Retry and Catch match.
+
+use baton_aws::{AwsSecretResolver, DynamoCatalog, DynamoStore};
+use baton_domain::error::TaskError;
+use baton_domain::ports::{CatalogSource, SystemClock};
+use baton_domain::support::Ports;
+use baton_providers::catalog_datadog::DatadogCatalog;
+use baton_providers::{EnvSecretResolver, LocalProviders};
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
+use serde_json::Value;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The release table (`BATON_RELEASE_TABLE`) is required; the catalog comes from the catalog
+/// table (`BATON_CATALOG_TABLE`) or, without one, from Datadog's Service Catalog API
+/// (`DD_API_KEY`, `DD_APP_KEY`, `DD_SITE`).
+pub const RELEASE_TABLE: &str = "BATON_RELEASE_TABLE";
+pub const CATALOG_TABLE: &str = "BATON_CATALOG_TABLE";
+
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error("environment variable {0} is not set: the stack sets it on every function")]
+    Missing(&'static str),
+    #[error("cannot set up the {0}: {1}")]
+    Setup(&'static str, String),
+}
+
+/// A handler failure as Lambda reports it.
+#[derive(Debug)]
+pub struct HandlerError(TaskError);
+
+impl From<HandlerError> for Diagnostic {
+    fn from(err: HandlerError) -> Diagnostic {
+        Diagnostic { error_type: err.0.error.as_str().to_owned(), error_message: err.0.cause }
+    }
+}
+
+/// Builds the ports from the environment.
+pub async fn ports_from_env() -> Result<Ports, InitError> {
+    // One HTTPS client for the process: the SDK clients and the providers share it.
+    let config = baton_aws::sdk_config().await.map_err(|e| InitError::Setup("HTTPS client", e.to_string()))?;
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let release_table = std::env::var(RELEASE_TABLE).map_err(|_| InitError::Missing(RELEASE_TABLE))?;
+    let http = baton_providers::http_client().map_err(|e| InitError::Setup("HTTP client", e.to_string()))?;
+    let catalog: Arc<dyn CatalogSource> = match std::env::var(CATALOG_TABLE) {
+        Ok(table) => Arc::new(DynamoCatalog::new(dynamodb.clone(), table)),
+        Err(_) => Arc::new(DatadogCatalog::from_env(http).map_err(|e| InitError::Setup("Datadog catalog", e.to_string()))?),
+    };
+    let secrets = Arc::new(AwsSecretResolver::new(&config, Arc::new(EnvSecretResolver)));
+    // Lambda's only writable directory: command providers get their scratch space there.
+    let providers =
+        LocalProviders::new(PathBuf::from("/tmp/baton"), None, secrets, None).map_err(|e| InitError::Setup("providers", e.to_string()))?;
+    Ok(Ports {
+        store: Arc::new(DynamoStore::new(dynamodb, release_table)),
+        catalog,
+        providers: Arc::new(providers),
+        clock: Arc::new(SystemClock),
+    })
+}
+
+/// Runs one handler as a Lambda function until the runtime stops it.
+pub async fn serve<F, Fut>(name: &'static str, handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(Ports, Value) -> Fut + Send + Sync,
+    Fut: Future<Output = Result<Value, TaskError>> + Send,
+{
+    lambda_runtime::tracing::init_default_subscriber();
+    let ports = ports_from_env().await.inspect_err(|err| tracing::error!(function = name, %err, "cold start failed"))?;
+    let handler = &handler;
+    let ports = &ports;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
+        let result = handler(ports.clone(), event.payload).await;
+        if let Err(err) = &result {
+            tracing::warn!(function = name, error = err.error.as_str(), cause = %err.cause, "task failed");
+        }
+        result.map_err(HandlerError)
+    }))
+    .await
+}

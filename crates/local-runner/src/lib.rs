@@ -1,0 +1,90 @@
+//! Baton on one machine. The release definition in `statemachines/release.asl.json` runs
+//! on the embedded executor exactly as Step Functions runs it; its Lambda tasks are
+//! answered in-process by the same handler functions the Lambda binaries wrap.
+
+mod invoker;
+mod setup;
+
+pub use invoker::HandlerInvoker;
+pub use setup::LocalConfig;
+
+use baton_asl::{Clock as AslClock, ExecutionOutcome, ExecutionStart, Executor, StateMachine};
+use baton_domain::support::Ports;
+use std::sync::Arc;
+
+/// The release definition, as deployed to AWS (with `${...}` substitutions).
+pub const RELEASE_DEFINITION: &str = include_str!("../../../statemachines/release.asl.json");
+
+/// The state machine's name, as the SAM stack names it.
+pub const STATE_MACHINE_NAME: &str = "baton-release";
+
+/// The functions the definition calls, by substitution name and the Lambda function name they stand for.
+pub const FUNCTIONS: [(&str, &str); 7] = [
+    ("LoadCatalogFunctionArn", baton_load_catalog::NAME),
+    ("TriggerBuildFunctionArn", baton_trigger_build::NAME),
+    ("PollBuildFunctionArn", baton_poll_build::NAME),
+    ("DeployWaveFunctionArn", baton_deploy_wave::NAME),
+    ("CheckHealthFunctionArn", baton_check_health::NAME),
+    ("NotifyFunctionArn", baton_notify::NAME),
+    ("RecordMetricsFunctionArn", baton_record_metrics::NAME),
+];
+
+/// The local stand-in for a deployed function's ARN.
+pub fn local_function_arn(function: &str) -> String {
+    format!("arn:aws:lambda:local:000000000000:function:baton-{function}")
+}
+
+/// The definition with its substitutions made the way `sam deploy` makes them, pointing at
+/// the in-process functions.
+pub fn substituted_definition() -> String {
+    FUNCTIONS.iter().fold(RELEASE_DEFINITION.to_owned(), |text, (placeholder, function)| {
+        text.replace(&format!("${{{placeholder}}}"), &local_function_arn(function))
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("the bundled release definition is invalid:\n{0}")]
+    Definition(String),
+    #[error(transparent)]
+    Catalog(#[from] baton_domain::ports::CatalogError),
+    #[error(transparent)]
+    Store(#[from] baton_domain::ports::StoreError),
+    #[error(transparent)]
+    Providers(#[from] baton_domain::ports::ProviderError),
+}
+
+/// The release definition, parsed once, with an executor whose tasks call the handlers.
+#[derive(Clone)]
+pub struct LocalBaton {
+    machine: Arc<StateMachine>,
+    executor: Executor,
+    ports: Ports,
+}
+
+impl LocalBaton {
+    pub fn new(ports: Ports, clock: AslClock) -> Result<LocalBaton, LocalError> {
+        let machine = StateMachine::from_json(&substituted_definition()).map_err(|err| LocalError::Definition(err.to_string()))?;
+        let invoker = Arc::new(HandlerInvoker::new(ports.clone()));
+        Ok(LocalBaton { machine: Arc::new(machine), executor: Executor::new(invoker, clock), ports })
+    }
+
+    pub fn ports(&self) -> &Ports {
+        &self.ports
+    }
+
+    pub fn executor(&self) -> &Executor {
+        &self.executor
+    }
+
+    /// Starts one execution of the release definition with `input` (any signal shape).
+    pub fn start(&self, execution_name: &str, input: serde_json::Value) -> baton_asl::ExecutionHandle {
+        let start = ExecutionStart { state_machine_name: STATE_MACHINE_NAME.to_owned(), ..ExecutionStart::new(execution_name, input) };
+        self.executor.start(self.machine.clone(), start)
+    }
+
+    /// Runs one execution to its end.
+    pub async fn run(&self, execution_name: &str, input: serde_json::Value) -> ExecutionOutcome {
+        self.start(execution_name, input).outcome().await
+    }
+}

@@ -1,0 +1,38 @@
+//! CI, deploy, health and notification adapters: local commands, HTTP, Slack.
+//!
+//! Everything here implements a port of [`baton_domain::ports`]. Command providers run an
+//! argv on this machine (Unix only: they own a process group so a timeout can kill a whole
+//! build); HTTP health and the Slack notifiers speak HTTPS through one shared
+//! [`reqwest::Client`], the process's one (see [`http_client`]).
+//!
+//! Decisions worth knowing:
+//! - Command builds and deploys run to completion inside `start`; the outcome travels in the
+//!   [`RunHandle`](baton_domain::ports::RunHandle)'s `state`, so `poll` in another process works.
+//! - Commands inherit Baton's environment minus the variables the catalog entry names as Slack
+//!   secrets; `BATON_*` are set last and cannot be overridden by the spec's `env`.
+//! - A build's sha is the request's, else `git rev-parse HEAD` where it ran, else [`UNKNOWN_SHA`].
+//! - The Slack webhook cannot update a message (no `ts`): each notification is a new message.
+//!   The Web API notifier (name `slack`) keeps one message per release, updated in place.
+
+mod build;
+pub mod catalog_datadog;
+mod command;
+mod deploy;
+mod health;
+mod http;
+mod local;
+mod notify;
+mod secrets;
+
+pub use build::{CommandBuildProvider, UNKNOWN_SHA};
+pub use command::CommandContext;
+pub use deploy::CommandDeployer;
+pub use health::{CommandHealthChecker, HttpHealthChecker};
+pub use http::http_client;
+pub use local::LocalProviders;
+pub use notify::console::ConsoleNotifier;
+pub use notify::slack::{DEFAULT_SLACK_API_BASE, SlackWebApiNotifier, SlackWebhookNotifier};
+pub use secrets::{EnvSecretResolver, Secret, resolve_secret};
+
+#[cfg(test)]
+mod test_support;

@@ -1,0 +1,211 @@
+//! [`Providers`] for a machine without AWS: commands, HTTP health, console and Slack.
+
+use crate::build::CommandBuildProvider;
+use crate::command::CommandContext;
+use crate::deploy::CommandDeployer;
+use crate::health::{CommandHealthChecker, HttpHealthChecker};
+use crate::notify::console::ConsoleNotifier;
+use crate::notify::slack::{DEFAULT_SLACK_API_BASE, SlackWebApiNotifier, SlackWebhookNotifier};
+use baton_domain::catalog::{BuildSpec, DeployTarget, HealthSpec, ServiceEntry, SlackSpec};
+use baton_domain::ports::{BuildProvider, Deployer, HealthChecker, Notifier, ProviderError, Providers, SecretResolver};
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Builds the local adapters for a catalog entry's specs.
+pub struct LocalProviders {
+    workspace_root: PathBuf,
+    console: Option<ConsoleNotifier>,
+    secrets: Arc<dyn SecretResolver>,
+    slack_api_base: String,
+    http: reqwest::Client,
+}
+
+impl LocalProviders {
+    /// `workspace_root` holds each service's scratch directory (`BATON_WORKSPACE`); `console`
+    /// receives one line per notification (stderr in the CLI); `slack_api_base` defaults to
+    /// [`DEFAULT_SLACK_API_BASE`]. Fails only if the TLS stack cannot be set up.
+    pub fn new(
+        workspace_root: PathBuf,
+        console: Option<Box<dyn Write + Send>>,
+        secrets: Arc<dyn SecretResolver>,
+        slack_api_base: Option<String>,
+    ) -> Result<LocalProviders, ProviderError> {
+        Ok(LocalProviders {
+            workspace_root,
+            console: console.map(ConsoleNotifier::new),
+            secrets,
+            slack_api_base: slack_api_base.unwrap_or_else(|| DEFAULT_SLACK_API_BASE.to_owned()),
+            http: crate::http_client()?,
+        })
+    }
+
+    fn context(&self, entry: &ServiceEntry) -> Result<CommandContext, ProviderError> {
+        CommandContext::new(entry, &self.workspace_root)
+    }
+}
+
+impl Providers for LocalProviders {
+    fn build(&self, spec: &BuildSpec, entry: &ServiceEntry) -> Result<Box<dyn BuildProvider>, ProviderError> {
+        match spec {
+            BuildSpec::Command(command) => Ok(Box::new(CommandBuildProvider::new(command, self.context(entry)?)?)),
+        }
+    }
+
+    fn deployer(&self, spec: &DeployTarget, entry: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError> {
+        match spec {
+            DeployTarget::Command(command) => Ok(Box::new(CommandDeployer::new(command, self.context(entry)?)?)),
+        }
+    }
+
+    fn health(&self, spec: &HealthSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthChecker>, ProviderError> {
+        match spec {
+            HealthSpec::Http(http) => Ok(Box::new(HttpHealthChecker::new(http, &entry.source, self.http.clone())?)),
+            HealthSpec::Command(command) => Ok(Box::new(CommandHealthChecker::new(command, self.context(entry)?)?)),
+        }
+    }
+
+    /// The console (when given), then Slack: the Web API when a bot token is set (one live
+    /// message), else the webhook when one is set.
+    fn notifiers(&self, slack: Option<&SlackSpec>, _entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError> {
+        let mut notifiers: Vec<Box<dyn Notifier>> = Vec::new();
+        if let Some(console) = &self.console {
+            notifiers.push(Box::new(console.clone()));
+        }
+        if let Some(slack) = slack {
+            let secrets = Arc::clone(&self.secrets);
+            let http = self.http.clone();
+            if let Some(token) = &slack.token {
+                notifiers.push(Box::new(SlackWebApiNotifier::new(&slack.channel, token.clone(), secrets, http, &self.slack_api_base)));
+            } else if let Some(webhook) = &slack.webhook {
+                notifiers.push(Box::new(SlackWebhookNotifier::new(&slack.channel, webhook.clone(), secrets, http)));
+            }
+        }
+        Ok(notifiers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::tests::notification;
+    use crate::test_support::{FixedSecrets, entry_in, release_id, script};
+    use baton_domain::catalog::{CommandBuild, CommandDeploy, CommandRun, HttpHealth, Seconds, SecretRef};
+    use baton_domain::ports::{BuildProgress, BuildRequest, DeployProgress, DeployRequest, HealthRequest, HealthVerdict};
+    use std::path::Path;
+
+    fn providers(root: &Path, console: bool) -> LocalProviders {
+        let secrets = Arc::new(FixedSecrets::one(SecretRef::Env("SLACK_BOT_TOKEN".into()), "xoxb-test"));
+        let console: Option<Box<dyn Write + Send>> = if console { Some(Box::new(std::io::sink())) } else { None };
+        LocalProviders::new(root.join("workspaces"), console, secrets, Some("http://127.0.0.1:9/api".into())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_release_builds_deploys_and_checks_through_the_catalog_specs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut entry = entry_in(dir.path());
+        let build = script(dir.path(), "build.sh", "echo \"web-$BATON_RELEASE_ID.tar\"");
+        let deploy = script(dir.path(), "deploy.sh", "cp /dev/null \"$BATON_WORKSPACE/$BATON_TARGET-$BATON_ARTIFACT\"");
+        let health = script(dir.path(), "health.sh", "test -e \"$BATON_WORKSPACE/$BATON_TARGETS-$BATON_ARTIFACT\"");
+        entry.delivery.build = BuildSpec::Command(CommandBuild { run: CommandRun::new(build), artifact_file: None });
+        entry.delivery.deploy.target = DeployTarget::Command(CommandDeploy { run: CommandRun::new(deploy), rollback_command: None });
+        entry.delivery.health = HealthSpec::Command(CommandRun::new(health));
+        let providers = providers(dir.path(), false);
+
+        let builder = providers.build(&entry.delivery.build, &entry).unwrap();
+        let request = BuildRequest {
+            service: "web".into(),
+            environment: "production".into(),
+            release_id: release_id(),
+            branch: "main".into(),
+            sha: Some("abc".into()),
+        };
+        let run = builder.start(&request).await.unwrap();
+        let BuildProgress::Succeeded { artifact } = builder.poll(&run).await.unwrap() else { panic!("build failed") };
+        assert_eq!(artifact.reference, format!("web-{}.tar", release_id()));
+
+        let deployer = providers.deployer(&entry.delivery.deploy.target, &entry).unwrap();
+        let request = DeployRequest {
+            service: "web".into(),
+            environment: "production".into(),
+            release_id: release_id(),
+            wave: "canary".into(),
+            target: "host-1".into(),
+            artifact: artifact.clone(),
+            rollback: false,
+        };
+        let run = deployer.start(&request).await.unwrap();
+        assert_eq!(deployer.poll(&run).await.unwrap(), DeployProgress::Succeeded);
+
+        let checker = providers.health(&entry.delivery.health, &entry).unwrap();
+        let mut request = HealthRequest {
+            service: "web".into(),
+            environment: "production".into(),
+            release_id: release_id(),
+            wave: "canary".into(),
+            targets: vec!["host-1".into()],
+            artifact,
+        };
+        assert!(matches!(checker.check(&request).await.unwrap(), HealthVerdict::Healthy { .. }));
+        request.targets = vec!["host-2".into()];
+        assert!(matches!(checker.check(&request).await.unwrap(), HealthVerdict::Unhealthy { .. }));
+    }
+
+    #[test]
+    fn notifiers_are_the_console_and_the_best_slack_the_spec_allows() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = entry_in(dir.path());
+        let names = |providers: &LocalProviders, slack: Option<&SlackSpec>| {
+            let notifiers = providers.notifiers(slack, &entry).unwrap();
+            notifiers.iter().map(|n| n.name().to_owned()).collect::<Vec<_>>()
+        };
+        let token = Some(SecretRef::Env("SLACK_BOT_TOKEN".into()));
+        let webhook = Some(SecretRef::Env("SLACK_WEBHOOK".into()));
+        let slack = |webhook: &Option<SecretRef>, token: &Option<SecretRef>| SlackSpec {
+            channel: "#deploys".into(),
+            webhook: webhook.clone(),
+            token: token.clone(),
+        };
+
+        let with_console = providers(dir.path(), true);
+        assert_eq!(names(&with_console, None), ["console"]);
+        assert_eq!(names(&with_console, Some(&slack(&webhook, &token))), ["console", "slack"]);
+        assert_eq!(names(&with_console, Some(&slack(&webhook, &None))), ["console", "slack-webhook"]);
+        assert_eq!(names(&with_console, Some(&slack(&None, &None))), ["console"]);
+        let quiet = providers(dir.path(), false);
+        assert_eq!(names(&quiet, Some(&slack(&None, &token))), ["slack"]);
+        assert!(names(&quiet, None).is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_slack_api_base_is_configurable() {
+        let server = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::path("/api/chat.postMessage"))
+            .respond_with(
+                wiremock::ResponseTemplate::new(200).set_body_json(serde_json::json!({ "ok": true, "channel": "C9", "ts": "1.2" })),
+            )
+            .mount(&server)
+            .await;
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = Arc::new(FixedSecrets::one(SecretRef::Env("SLACK_BOT_TOKEN".into()), "xoxb-test"));
+        let providers = LocalProviders::new(dir.path().into(), None, secrets, Some(format!("{}/api", server.uri()))).unwrap();
+        let slack = SlackSpec { channel: "#deploys".into(), webhook: None, token: Some(SecretRef::Env("SLACK_BOT_TOKEN".into())) };
+        let notifiers = providers.notifiers(Some(&slack), &entry_in(dir.path())).unwrap();
+        let mut quiet = notification();
+        quiet.action_needed = None;
+        assert_eq!(notifiers[0].notify(&quiet, None).await.unwrap(), Some(serde_json::json!({ "channel": "C9", "ts": "1.2" })));
+    }
+
+    #[test]
+    fn bad_specs_fail_when_the_provider_is_built() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = entry_in(dir.path());
+        let providers = providers(dir.path(), false);
+        let http = HealthSpec::Http(HttpHealth { url: "not a url".into(), consecutive: 1, interval: Seconds(1), max_samples: 1 });
+        assert!(matches!(providers.health(&http, &entry), Err(ProviderError::Rejected(m)) if m.starts_with(&entry.source)));
+        let empty = BuildSpec::Command(CommandBuild { run: CommandRun::new(vec![]), artifact_file: None });
+        assert!(
+            matches!(providers.build(&empty, &entry), Err(ProviderError::Rejected(m)) if m.contains("extensions.baton.build.command is empty"))
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! Notifiers, and what they say about a release: the same facts rendered as one console line
+//! or as a Slack Block Kit message.
+
+pub(crate) mod console;
+pub(crate) mod slack;
+
+use baton_domain::ports::Notification;
+use baton_domain::release::{Release, WaveRecord, WaveStatus};
+
+/// "abc1234 on main", or just the branch before the commit is known.
+fn commit(release: &Release) -> String {
+    let sha = release.sha.as_deref().or(release.artifact.as_ref().map(|artifact| artifact.sha.as_str()));
+    match sha {
+        Some(sha) => format!("{} on {}", sha.get(..7).unwrap_or(sha), release.branch),
+        None => release.branch.clone(),
+    }
+}
+
+fn wave_line(wave: &WaveRecord) -> String {
+    format!("{} {}", wave.name, WaveStatus::as_str(wave.status))
+}
+
+/// The whole notification on one line, for a terminal or a log file.
+pub(crate) fn console_line(notification: &Notification) -> String {
+    let release = &notification.release;
+    let mut parts = vec![
+        format!("{} {} [{}]: {}", release.id, release.service, release.environment, notification.headline),
+        format!("{} ({})", release.status, commit(release)),
+    ];
+    if !release.waves.is_empty() {
+        parts.push(format!("waves: {}", release.waves.iter().map(wave_line).collect::<Vec<_>>().join(", ")));
+    }
+    if let Some(action) = &notification.action_needed {
+        parts.push(format!("action needed: {action}"));
+    }
+    if !notification.links.is_empty() {
+        let links = notification.links.iter().map(|(label, url)| format!("{label}: {url}"));
+        parts.push(links.collect::<Vec<_>>().join(", "));
+    }
+    // Headlines and failure reasons may hold command output: keep it to one line.
+    parts.join(" | ").replace(['\r', '\n'], " ")
+}
+
+/// Slack limits a text object to 3000 characters.
+const SLACK_TEXT_LIMIT: usize = 3000;
+
+/// `&`, `<` and `>` are Slack's control characters; everything else is sent as is.
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+fn truncate(text: String) -> String {
+    match text.char_indices().nth(SLACK_TEXT_LIMIT - 1) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+fn mrkdwn(text: String) -> serde_json::Value {
+    serde_json::json!({ "type": "mrkdwn", "text": truncate(text) })
+}
+
+fn wave_emoji(status: WaveStatus) -> &'static str {
+    match status {
+        WaveStatus::Pending => ":white_circle:",
+        WaveStatus::Deploying => ":arrows_counterclockwise:",
+        WaveStatus::Baking => ":hourglass_flowing_sand:",
+        WaveStatus::Healthy => ":white_check_mark:",
+        WaveStatus::Unhealthy => ":warning:",
+        WaveStatus::Failed => ":x:",
+        WaveStatus::RolledBack => ":rewind:",
+    }
+}
+
+/// The fallback `text` (shown in notifications) and the Block Kit `blocks` of a release message.
+pub(crate) fn slack_message(notification: &Notification) -> serde_json::Value {
+    let release = &notification.release;
+    let mut blocks = vec![
+        serde_json::json!({ "type": "section", "text": mrkdwn(format!("*{}*", escape(&notification.headline))) }),
+        serde_json::json!({ "type": "context", "elements": [mrkdwn(escape(&format!(
+            "{} → {} · {} · {} · {}",
+            release.service,
+            release.environment,
+            release.status,
+            commit(release),
+            release.id
+        )))] }),
+    ];
+    if !release.waves.is_empty() {
+        let lines = release.waves.iter().map(|wave| {
+            format!(
+                "{} *{}* {} · {}",
+                wave_emoji(wave.status),
+                escape(&wave.name),
+                WaveStatus::as_str(wave.status),
+                escape(&wave.targets.join(", "))
+            )
+        });
+        blocks.push(serde_json::json!({ "type": "section", "text": mrkdwn(lines.collect::<Vec<_>>().join("\n")) }));
+    }
+    if let Some(action) = &notification.action_needed {
+        blocks.push(
+            serde_json::json!({ "type": "section", "text": mrkdwn(format!(":rotating_light: *Action needed:* {}", escape(action))) }),
+        );
+    }
+    if !notification.links.is_empty() {
+        let links = notification.links.iter().map(|(label, url)| format!("<{}|{}>", escape(url).replace('|', "%7C"), escape(label)));
+        blocks.push(serde_json::json!({ "type": "context", "elements": [mrkdwn(links.collect::<Vec<_>>().join(" · "))] }));
+    }
+    let text = format!("{} · {} → {}", notification.headline, release.service, release.environment);
+    serde_json::json!({ "text": truncate(escape(&text)), "blocks": blocks })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use baton_domain::release::{Artifact, ReleaseStatus, Stage, Trigger, TriggerKind};
+
+    /// A release in its second wave, with links and something to do.
+    pub fn notification() -> Notification {
+        let wave = |name: &str, status| WaveRecord {
+            name: name.into(),
+            targets: vec![format!("{name}-1"), format!("{name}-2")],
+            status,
+            started_at: None,
+            finished_at: None,
+            deploy_url: None,
+        };
+        Notification {
+            release: Release {
+                id: crate::test_support::release_id(),
+                service: "web".into(),
+                environment: "production".into(),
+                status: ReleaseStatus::Running,
+                stage: Stage::Deploy,
+                trigger: Trigger { kind: TriggerKind::Merge, id: "pr-42".into(), actor: None },
+                branch: "main".into(),
+                sha: Some("0123456789abcdef".into()),
+                changed_at: None,
+                artifact: Some(Artifact {
+                    reference: "web:2".into(),
+                    sha: "0123456789abcdef".into(),
+                    branch: "main".into(),
+                    build_url: None,
+                }),
+                previous_artifact: None,
+                waves: vec![wave("canary", WaveStatus::Healthy), wave("eu", WaveStatus::Unhealthy), wave("us", WaveStatus::Pending)],
+                created_at: chrono::DateTime::UNIX_EPOCH,
+                started_at: None,
+                finished_at: None,
+                failure: None,
+                execution: None,
+                notifier_state: Default::default(),
+            },
+            headline: "Wave eu unhealthy (2/3) & rolling back".into(),
+            action_needed: Some("Check <eu> dashboards\nbefore retrying".into()),
+            links: vec![("build".into(), "http://ci.local/build/7?a=1&b=2".into()), ("deploy".into(), "http://cd.local/web".into())],
+        }
+    }
+
+    #[test]
+    fn the_console_line_says_everything_on_one_line() {
+        assert_eq!(
+            console_line(&notification()),
+            "rel-web-20260101120000-0123abcd web [production]: Wave eu unhealthy (2/3) & rolling back | running (0123456 on main) \
+             | waves: canary healthy, eu unhealthy, us pending | action needed: Check <eu> dashboards before retrying \
+             | build: http://ci.local/build/7?a=1&b=2, deploy: http://cd.local/web"
+        );
+    }
+
+    #[test]
+    fn slack_messages_escape_control_characters_and_link_the_providers() {
+        let message = slack_message(&notification());
+        assert_eq!(message["text"], "Wave eu unhealthy (2/3) &amp; rolling back · web → production");
+        let blocks = message["blocks"].as_array().unwrap();
+        assert_eq!(blocks[0]["text"]["text"], "*Wave eu unhealthy (2/3) &amp; rolling back*");
+        assert_eq!(blocks[1]["elements"][0]["text"], "web → production · running · 0123456 on main · rel-web-20260101120000-0123abcd");
+        assert_eq!(
+            blocks[2]["text"]["text"],
+            ":white_check_mark: *canary* healthy · canary-1, canary-2\n:warning: *eu* unhealthy · eu-1, eu-2\n:white_circle: *us* pending · us-1, us-2"
+        );
+        assert_eq!(blocks[3]["text"]["text"], ":rotating_light: *Action needed:* Check &lt;eu&gt; dashboards\nbefore retrying");
+        assert_eq!(blocks[4]["elements"][0]["text"], "<http://ci.local/build/7?a=1&amp;b=2|build> · <http://cd.local/web|deploy>");
+    }
+
+    #[test]
+    fn long_texts_are_cut_to_slacks_limit() {
+        let mut long = notification();
+        long.action_needed = Some("é".repeat(5000));
+        let message = slack_message(&long);
+        let action = message["blocks"][3]["text"]["text"].as_str().unwrap();
+        assert_eq!(action.chars().count(), SLACK_TEXT_LIMIT);
+        assert!(action.ends_with("é…"));
+    }
+}

@@ -1,0 +1,469 @@
+//! Slack notifiers: an incoming webhook (posts only) and the Web API with a bot token (one
+//! message per release, updated in place, with thread replies when someone must act).
+//!
+//! The webhook URL and the token are resolved at each notification and live only as a
+//! [`Secret`]; error messages name the secret reference and the channel, never the value.
+
+use super::slack_message;
+use crate::http::request_failed;
+use crate::secrets::{Secret, resolve_secret};
+use async_trait::async_trait;
+use baton_domain::catalog::SecretRef;
+use baton_domain::ports::{Notification, Notifier, ProviderError, SecretResolver};
+use reqwest::StatusCode;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const DEFAULT_SLACK_API_BASE: &str = "https://slack.com/api";
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Slack warns about JSON bodies sent without a charset.
+const JSON_UTF8: &str = "application/json; charset=utf-8";
+
+/// Posts a new Block Kit message per notification through an incoming webhook. Webhooks
+/// answer `ok`, not a message `ts`, so they cannot update a message in place: every stage
+/// change is a new message. Use a bot token for one live message per release.
+pub struct SlackWebhookNotifier {
+    channel: String,
+    webhook: SecretRef,
+    secrets: Arc<dyn SecretResolver>,
+    http: reqwest::Client,
+}
+
+impl SlackWebhookNotifier {
+    /// `channel` only names the destination in errors: a webhook is bound to its channel.
+    pub fn new(channel: &str, webhook: SecretRef, secrets: Arc<dyn SecretResolver>, http: reqwest::Client) -> SlackWebhookNotifier {
+        SlackWebhookNotifier { channel: channel.to_owned(), webhook, secrets, http }
+    }
+}
+
+#[async_trait]
+impl Notifier for SlackWebhookNotifier {
+    fn name(&self) -> &str {
+        "slack-webhook"
+    }
+
+    async fn notify(
+        &self,
+        notification: &Notification,
+        _state: Option<&serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>, ProviderError> {
+        let url = resolve_secret(&*self.secrets, &self.webhook).await?;
+        let context = format!("Slack webhook {} for {}", self.webhook, self.channel);
+        post_json(&self.http, url.expose(), None, &slack_message(notification), &context).await?;
+        Ok(None)
+    }
+}
+
+/// One message per release through the Web API: `chat.postMessage` first, `chat.update` of
+/// that message afterwards (its state is `{"channel", "ts"}`, the channel being the id Slack
+/// answered with, which `chat.update` requires), and a thread reply (`reply_broadcast`
+/// false) for each notification with `action_needed`. Should someone delete the message, the
+/// next notification posts a new one.
+pub struct SlackWebApiNotifier {
+    channel: String,
+    token: SecretRef,
+    secrets: Arc<dyn SecretResolver>,
+    http: reqwest::Client,
+    api_base: String,
+}
+
+/// Where the release's message is: the notifier state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct MessageRef {
+    channel: String,
+    ts: String,
+}
+
+/// The envelope of every Web API answer.
+#[derive(Debug, Deserialize)]
+struct Reply {
+    ok: bool,
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    channel: Option<String>,
+    #[serde(default)]
+    ts: Option<String>,
+}
+
+impl SlackWebApiNotifier {
+    /// `api_base` is [`DEFAULT_SLACK_API_BASE`] but for tests and proxies.
+    pub fn new(
+        channel: &str,
+        token: SecretRef,
+        secrets: Arc<dyn SecretResolver>,
+        http: reqwest::Client,
+        api_base: &str,
+    ) -> SlackWebApiNotifier {
+        SlackWebApiNotifier { channel: channel.to_owned(), token, secrets, http, api_base: api_base.trim_end_matches('/').to_owned() }
+    }
+
+    /// Calls `method` and reads Slack's envelope; HTTP-level failures are errors, `ok: false` is not.
+    async fn send(&self, token: &Secret, method: &str, body: serde_json::Value) -> Result<(Reply, String), ProviderError> {
+        let context = format!("Slack {method} to {}", self.channel);
+        let url = format!("{}/{method}", self.api_base);
+        let response = post_json(&self.http, &url, Some(token), &body, &context).await?;
+        let retry = retry_after(response.headers());
+        let reply = response.json::<Reply>().await.map_err(|e| {
+            ProviderError::Unavailable(format!(
+                "{context} answered something other than Slack's JSON envelope: {}",
+                crate::http::describe(e)
+            ))
+        })?;
+        Ok((reply, retry))
+    }
+
+    /// [`Self::send`], with `ok: false` turned into an error.
+    async fn call(&self, token: &Secret, method: &str, body: serde_json::Value) -> Result<Reply, ProviderError> {
+        let (reply, retry) = self.send(token, method, body).await?;
+        self.checked(method, reply, &retry)
+    }
+
+    fn checked(&self, method: &str, reply: Reply, retry: &str) -> Result<Reply, ProviderError> {
+        if reply.ok {
+            return Ok(reply);
+        }
+        let code = reply.error.unwrap_or_else(|| "no error code".into());
+        let message = format!("Slack {method} to {} failed: {code}", self.channel);
+        Err(match code.as_str() {
+            "ratelimited" => ProviderError::Unavailable(format!("{message}{retry}")),
+            "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" => ProviderError::Unavailable(message),
+            "not_in_channel" => ProviderError::Rejected(format!("{message} (invite the Baton app to {})", self.channel)),
+            "invalid_auth" | "not_authed" | "token_revoked" | "token_expired" | "account_inactive" => {
+                ProviderError::Rejected(format!("{message} (check the bot token {})", self.token))
+            }
+            "missing_scope" => ProviderError::Rejected(format!("{message} (the bot token {} needs chat:write)", self.token)),
+            _ => ProviderError::Rejected(message),
+        })
+    }
+
+    async fn post(&self, token: &Secret, message: serde_json::Value) -> Result<MessageRef, ProviderError> {
+        let mut body = message;
+        body["channel"] = self.channel.clone().into();
+        let reply = self.call(token, "chat.postMessage", body).await?;
+        match (reply.channel, reply.ts) {
+            (Some(channel), Some(ts)) => Ok(MessageRef { channel, ts }),
+            _ => Err(ProviderError::Unavailable(format!(
+                "Slack chat.postMessage to {} answered ok without the message's channel and ts",
+                self.channel
+            ))),
+        }
+    }
+
+    async fn update(&self, token: &Secret, posted: MessageRef, message: serde_json::Value) -> Result<MessageRef, ProviderError> {
+        let mut body = message.clone();
+        body["channel"] = posted.channel.clone().into();
+        body["ts"] = posted.ts.clone().into();
+        let (reply, retry) = self.send(token, "chat.update", body).await?;
+        if reply.error.as_deref() == Some("message_not_found") {
+            tracing::warn!(target: "baton::notify", channel = %self.channel, ts = %posted.ts, "the release's Slack message is gone; posting a new one");
+            return self.post(token, message).await;
+        }
+        self.checked("chat.update", reply, &retry)?;
+        Ok(posted)
+    }
+}
+
+#[async_trait]
+impl Notifier for SlackWebApiNotifier {
+    fn name(&self) -> &str {
+        "slack"
+    }
+
+    async fn notify(
+        &self,
+        notification: &Notification,
+        state: Option<&serde_json::Value>,
+    ) -> Result<Option<serde_json::Value>, ProviderError> {
+        let token = resolve_secret(&*self.secrets, &self.token).await?;
+        let message = slack_message(notification);
+        let posted = match state {
+            None => self.post(&token, message).await?,
+            Some(state) => {
+                let posted = serde_json::from_value::<MessageRef>(state.clone())
+                    .map_err(|e| ProviderError::Rejected(format!("the Slack notifier state {state} is not a message reference: {e}")))?;
+                self.update(&token, posted, message).await?
+            }
+        };
+        if let Some(action) = &notification.action_needed {
+            let reply = serde_json::json!({
+                "channel": posted.channel,
+                "thread_ts": posted.ts,
+                "text": super::truncate(super::escape(action)),
+                "reply_broadcast": false,
+            });
+            self.call(&token, "chat.postMessage", reply).await?;
+        }
+        Ok(Some(serde_json::to_value(posted).expect("a message reference serialises")))
+    }
+}
+
+/// POSTs `body` as JSON and returns the answer if it is a 2xx. 429 and 5xx are worth
+/// retrying; any other answer is a refusal, which Slack explains in a short plain-text body.
+async fn post_json(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&Secret>,
+    body: &serde_json::Value,
+    context: &str,
+) -> Result<reqwest::Response, ProviderError> {
+    let mut request = http.post(url).timeout(REQUEST_TIMEOUT).header(CONTENT_TYPE, JSON_UTF8).body(body.to_string());
+    if let Some(token) = token {
+        request = request.bearer_auth(token.expose());
+    }
+    let response = request.send().await.map_err(|e| request_failed(e, context))?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let retry = retry_after(response.headers());
+    let body = response.text().await.unwrap_or_default();
+    let detail: String = body.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect();
+    let detail = if detail.is_empty() { detail } else { format!(": {detail}") };
+    Err(match status {
+        StatusCode::TOO_MANY_REQUESTS => ProviderError::Unavailable(format!("{context} is rate-limited{retry}")),
+        status if status.is_server_error() => ProviderError::Unavailable(format!("{context} answered {status}{detail}")),
+        status => ProviderError::Rejected(format!("{context} was refused ({status}){detail}")),
+    })
+}
+
+/// " (retry after 30 s)" when the answer says how long to wait.
+fn retry_after(headers: &HeaderMap) -> String {
+    headers
+        .get(RETRY_AFTER)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok())
+        .map(|seconds| format!(" (retry after {seconds} s)"))
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http_client;
+    use crate::notify::tests::notification;
+    use crate::test_support::{FixedSecrets, LogCapture};
+    use serde_json::json;
+    use wiremock::matchers::{body_partial_json, header, method, path};
+    use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+    const TOKEN: &str = "xoxb-1111-2222-TOPSECRETTOKEN";
+    const WEBHOOK_SECRET_PART: &str = "T000/B000/TOPSECRETHOOK";
+
+    fn web_api(server: &MockServer) -> SlackWebApiNotifier {
+        let secrets = Arc::new(FixedSecrets::one(SecretRef::Env("SLACK_BOT_TOKEN".into()), TOKEN));
+        SlackWebApiNotifier::new("#deploys", SecretRef::Env("SLACK_BOT_TOKEN".into()), secrets, http_client().unwrap(), &server.uri())
+    }
+
+    fn webhook(server: &MockServer) -> SlackWebhookNotifier {
+        let url = format!("{}/services/{WEBHOOK_SECRET_PART}", server.uri());
+        let secrets = Arc::new(FixedSecrets::one(SecretRef::Env("SLACK_WEBHOOK".into()), &url));
+        SlackWebhookNotifier::new("#deploys", SecretRef::Env("SLACK_WEBHOOK".into()), secrets, http_client().unwrap())
+    }
+
+    fn posted(ts: &str) -> ResponseTemplate {
+        ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true, "channel": "C123", "ts": ts,
+            "message": { "type": "message", "text": "Deploying", "bot_id": "B1", "ts": ts }
+        }))
+    }
+
+    fn slack_error(code: &str) -> ResponseTemplate {
+        ResponseTemplate::new(200).set_body_json(json!({ "ok": false, "error": code }))
+    }
+
+    fn body(request: &Request) -> serde_json::Value {
+        serde_json::from_slice(&request.body).unwrap()
+    }
+
+    async fn requests(server: &MockServer) -> Vec<Request> {
+        server.received_requests().await.unwrap()
+    }
+
+    fn assert_secret_free(text: &str) {
+        assert!(!text.contains("TOPSECRET"), "a secret leaked: {text}");
+    }
+
+    #[tokio::test]
+    async fn the_first_notification_posts_and_later_ones_update_in_place() {
+        let logs = LogCapture::start();
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/chat.postMessage"))
+            .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+            .respond_with(posted("1700000000.000100"))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/chat.update"))
+            .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({ "ok": true, "channel": "C123", "ts": "1700000000.000100", "text": "x" })),
+            )
+            .mount(&server)
+            .await;
+        let slack = web_api(&server);
+        let mut quiet = notification();
+        quiet.action_needed = None;
+
+        let state = slack.notify(&quiet, None).await.unwrap();
+        assert_eq!(state, Some(json!({ "channel": "C123", "ts": "1700000000.000100" })));
+        let again = slack.notify(&quiet, state.as_ref()).await.unwrap();
+        assert_eq!(again, state);
+
+        let requests = requests(&server).await;
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0].headers.get("content-type").unwrap(), JSON_UTF8);
+        let expected = slack_message(&quiet);
+        let first = body(&requests[0]);
+        assert_eq!(first["channel"], "#deploys");
+        assert_eq!((&first["text"], &first["blocks"]), (&expected["text"], &expected["blocks"]));
+        let update = body(&requests[1]);
+        assert_eq!(requests[1].url.path(), "/chat.update");
+        assert_eq!((&update["channel"], &update["ts"]), (&json!("C123"), &json!("1700000000.000100")));
+        assert_eq!(update["blocks"], expected["blocks"]);
+        assert_secret_free(&logs.text());
+    }
+
+    #[tokio::test]
+    async fn action_needed_is_also_a_thread_reply() {
+        let server = MockServer::start().await;
+        Mock::given(path("/chat.update")).respond_with(posted("1700000000.000100")).mount(&server).await;
+        Mock::given(path("/chat.postMessage"))
+            .and(body_partial_json(json!({ "thread_ts": "1700000000.000100" })))
+            .respond_with(posted("1700000000.000200"))
+            .mount(&server)
+            .await;
+        let state = json!({ "channel": "C123", "ts": "1700000000.000100" });
+
+        let after = web_api(&server).notify(&notification(), Some(&state)).await.unwrap();
+
+        assert_eq!(after, Some(state), "the thread reply must not replace the release's message");
+        let requests = requests(&server).await;
+        assert_eq!(requests.len(), 2);
+        assert_eq!(
+            body(&requests[1]),
+            json!({
+                "channel": "C123",
+                "thread_ts": "1700000000.000100",
+                "text": "Check &lt;eu&gt; dashboards\nbefore retrying",
+                "reply_broadcast": false,
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_deleted_message_is_posted_again() {
+        let server = MockServer::start().await;
+        Mock::given(path("/chat.update")).respond_with(slack_error("message_not_found")).mount(&server).await;
+        Mock::given(path("/chat.postMessage")).respond_with(posted("1700000000.000900")).mount(&server).await;
+        let mut quiet = notification();
+        quiet.action_needed = None;
+
+        let state = web_api(&server).notify(&quiet, Some(&json!({ "channel": "C123", "ts": "1.0" }))).await.unwrap();
+
+        assert_eq!(state, Some(json!({ "channel": "C123", "ts": "1700000000.000900" })));
+        assert_eq!(body(&requests(&server).await[1])["channel"], "#deploys");
+    }
+
+    #[tokio::test]
+    async fn slack_errors_map_to_retryable_or_not() {
+        let logs = LogCapture::start();
+        let cases = [
+            (slack_error("channel_not_found"), false, "chat.postMessage to #deploys failed: channel_not_found"),
+            (slack_error("not_in_channel"), false, "invite the Baton app to #deploys"),
+            (slack_error("invalid_auth"), false, "check the bot token env:SLACK_BOT_TOKEN"),
+            (slack_error("ratelimited").insert_header("Retry-After", "30"), true, "failed: ratelimited (retry after 30 s)"),
+            (slack_error("internal_error"), true, "failed: internal_error"),
+            (ResponseTemplate::new(429).insert_header("Retry-After", "7"), true, "is rate-limited (retry after 7 s)"),
+            (ResponseTemplate::new(503), true, "answered 503 Service Unavailable"),
+            (ResponseTemplate::new(404).set_body_string("no such method"), false, "was refused (404 Not Found): no such method"),
+            (ResponseTemplate::new(200).set_body_string("<html>proxy</html>"), true, "something other than Slack's JSON envelope"),
+        ];
+        for (answer, transient, expected) in cases {
+            let server = MockServer::start().await;
+            Mock::given(method("POST")).respond_with(answer).mount(&server).await;
+            let error = web_api(&server).notify(&notification(), None).await.unwrap_err();
+            let (ProviderError::Unavailable(message) | ProviderError::Rejected(message)) = &error;
+            assert_eq!(matches!(error, ProviderError::Unavailable(_)), transient, "{error:?}");
+            assert!(message.contains(expected), "expected '{expected}' in '{message}'");
+            assert_secret_free(message);
+        }
+        let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let secrets = Arc::new(FixedSecrets::one(SecretRef::Env("T".into()), TOKEN));
+        let offline = SlackWebApiNotifier::new(
+            "#deploys",
+            SecretRef::Env("T".into()),
+            secrets,
+            http_client().unwrap(),
+            &format!("http://{refused}/api/"),
+        );
+        let error = offline.notify(&notification(), None).await.unwrap_err();
+        assert!(
+            matches!(&error, ProviderError::Unavailable(m) if m.starts_with("Slack chat.postMessage to #deploys: error sending request")),
+            "{error:?}"
+        );
+        assert_secret_free(&logs.text());
+    }
+
+    #[tokio::test]
+    async fn unreadable_state_is_rejected() {
+        let server = MockServer::start().await;
+        let error = web_api(&server).notify(&notification(), Some(&json!({ "ts": 5 }))).await.unwrap_err();
+        assert!(matches!(&error, ProviderError::Rejected(m) if m.contains("not a message reference")), "{error:?}");
+        assert!(requests(&server).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_webhook_posts_a_new_block_kit_message_each_time() {
+        let logs = LogCapture::start();
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(format!("/services/{WEBHOOK_SECRET_PART}")))
+            .respond_with(ResponseTemplate::new(200).set_body_string("ok"))
+            .mount(&server)
+            .await;
+        let slack = webhook(&server);
+        assert_eq!(slack.name(), "slack-webhook");
+
+        assert_eq!(slack.notify(&notification(), None).await.unwrap(), None);
+        assert_eq!(slack.notify(&notification(), None).await.unwrap(), None);
+
+        let requests = requests(&server).await;
+        assert_eq!(requests.len(), 2);
+        assert_eq!(body(&requests[0]), slack_message(&notification()));
+        assert!(requests[0].headers.get("authorization").is_none());
+        assert_secret_free(&logs.text());
+    }
+
+    #[tokio::test]
+    async fn webhook_errors_never_show_the_url() {
+        let logs = LogCapture::start();
+        let cases = [
+            (ResponseTemplate::new(404).set_body_string("channel_not_found"), false, "was refused (404 Not Found): channel_not_found"),
+            (ResponseTemplate::new(400).set_body_string("invalid_blocks"), false, "invalid_blocks"),
+            (ResponseTemplate::new(429).insert_header("Retry-After", "2"), true, "rate-limited (retry after 2 s)"),
+            (ResponseTemplate::new(500).set_body_string("rollup_error"), true, "answered 500 Internal Server Error: rollup_error"),
+        ];
+        for (answer, transient, expected) in cases {
+            let server = MockServer::start().await;
+            Mock::given(method("POST")).respond_with(answer).mount(&server).await;
+            let error = webhook(&server).notify(&notification(), None).await.unwrap_err();
+            let (ProviderError::Unavailable(message) | ProviderError::Rejected(message)) = &error;
+            assert_eq!(matches!(error, ProviderError::Unavailable(_)), transient, "{error:?}");
+            assert!(message.starts_with("Slack webhook env:SLACK_WEBHOOK for #deploys") && message.contains(expected), "{message}");
+            assert_secret_free(message);
+        }
+        let refused = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let url = format!("http://{refused}/services/{WEBHOOK_SECRET_PART}");
+        let secrets = Arc::new(FixedSecrets::one(SecretRef::Env("SLACK_WEBHOOK".into()), &url));
+        let offline = SlackWebhookNotifier::new("#deploys", SecretRef::Env("SLACK_WEBHOOK".into()), secrets, http_client().unwrap());
+        let error = offline.notify(&notification(), None).await.unwrap_err();
+        let ProviderError::Unavailable(message) = &error else { panic!("{error:?}") };
+        assert_secret_free(message);
+        assert!(!message.contains(&refused.to_string()), "{message}");
+        assert_secret_free(&logs.text());
+    }
+}

@@ -1,0 +1,113 @@
+//! Fixtures shared by the unit tests.
+
+use baton_domain::catalog::{
+    BuildSpec, CommandBuild, CommandDeploy, CommandRun, Delivery, DeploySpec, DeployTarget, HealthSpec, NotifySpec, SchemaVersion,
+    ServiceEntry, WaveSpec,
+};
+use baton_domain::release::ReleaseId;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// A catalog entry for service `web` whose file lives in `dir`.
+pub fn entry_in(dir: &Path) -> ServiceEntry {
+    let command = vec!["true".to_string()];
+    ServiceEntry {
+        name: "web".into(),
+        schema: SchemaVersion::V2_2,
+        team: Some("payments".into()),
+        links: Vec::new(),
+        source: dir.join("service.datadog.yaml").display().to_string(),
+        delivery: Delivery {
+            environment: "production".into(),
+            release_branch: "main".into(),
+            feature_branch: None,
+            schedule: None,
+            team: None,
+            on_call: None,
+            build: BuildSpec::Command(CommandBuild { run: CommandRun::new(command.clone()), artifact_file: None }),
+            deploy: DeploySpec {
+                target: DeployTarget::Command(CommandDeploy { run: CommandRun::new(command.clone()), rollback_command: None }),
+                waves: vec![WaveSpec { name: "canary".into(), targets: vec!["host-1".into()], bake: Default::default() }],
+            },
+            health: HealthSpec::Command(CommandRun::new(command)),
+            notify: NotifySpec::default(),
+        },
+    }
+}
+
+pub fn release_id() -> ReleaseId {
+    ReleaseId("rel-web-20260101120000-0123abcd".into())
+}
+
+/// Writes `body` to `dir/name` as a shell script and returns the argv that runs it.
+pub fn script(dir: &Path, name: &str, body: &str) -> Vec<String> {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("set -u\n{body}\n")).unwrap();
+    vec!["sh".into(), path.display().to_string()]
+}
+
+/// Captures everything logged on this thread (all levels) while it lives. The tests run on
+/// tokio's current-thread runtime, so the code under test logs on this thread too.
+pub struct LogCapture {
+    buffer: Buffer,
+    _guard: tracing::subscriber::DefaultGuard,
+}
+
+impl LogCapture {
+    pub fn start() -> LogCapture {
+        let buffer = Buffer::default();
+        let subscriber =
+            tracing_subscriber::fmt().with_writer(buffer.clone()).with_max_level(tracing::Level::TRACE).with_ansi(false).finish();
+        LogCapture { _guard: tracing::subscriber::set_default(subscriber), buffer }
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.buffer.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[derive(Clone, Default)]
+struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Buffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Buffer {
+    type Writer = Buffer;
+
+    fn make_writer(&'a self) -> Buffer {
+        self.clone()
+    }
+}
+
+/// A resolver that knows one secret.
+pub struct FixedSecrets {
+    reference: baton_domain::catalog::SecretRef,
+    value: String,
+}
+
+impl FixedSecrets {
+    pub fn one(reference: baton_domain::catalog::SecretRef, value: &str) -> FixedSecrets {
+        FixedSecrets { reference, value: value.into() }
+    }
+}
+
+#[async_trait::async_trait]
+impl baton_domain::ports::SecretResolver for FixedSecrets {
+    async fn resolve(&self, secret: &baton_domain::catalog::SecretRef) -> Result<String, baton_domain::ports::ProviderError> {
+        if *secret == self.reference {
+            Ok(self.value.clone())
+        } else {
+            Err(baton_domain::ports::ProviderError::Rejected(format!("unknown secret {secret}")))
+        }
+    }
+}

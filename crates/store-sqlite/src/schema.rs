@@ -1,0 +1,85 @@
+//! The database schema, as numbered migrations. `PRAGMA user_version` records how many have
+//! run; a database opened by an older Baton is brought up to date, one written by a newer
+//! Baton is refused rather than guessed at.
+
+use crate::failure::Failure;
+use baton_domain::ports::StoreError;
+use rusqlite::{Connection, TransactionBehavior};
+
+/// Migration `n` (0-based) takes the schema from version `n` to `n + 1`. Append only: a
+/// released migration never changes.
+const MIGRATIONS: &[&str] = &[
+    // 1: releases, idempotency keys, events, locks, rollups.
+    //
+    // Timestamps are INTEGER microseconds since the Unix epoch (UTC) so they order as numbers;
+    // rollup days are INTEGER days from the Common Era (chrono's num_days_from_ce), likewise.
+    r#"
+    CREATE TABLE releases (
+        id          TEXT    NOT NULL PRIMARY KEY,
+        service     TEXT    NOT NULL,
+        environment TEXT    NOT NULL,
+        created_at  INTEGER NOT NULL,
+        status      TEXT    NOT NULL,
+        body        TEXT    NOT NULL
+    ) STRICT;
+    -- list_releases, with and without an environment: both walk an index backwards, no sort.
+    CREATE INDEX releases_by_service ON releases (service, created_at, id);
+    CREATE INDEX releases_by_service_environment ON releases (service, environment, created_at, id);
+
+    CREATE TABLE idempotency_keys (
+        key        TEXT NOT NULL PRIMARY KEY,
+        release_id TEXT NOT NULL REFERENCES releases (id)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE events (
+        -- AUTOINCREMENT never reuses a value, so seq is append order: it breaks ties in `at`.
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        release_id TEXT    NOT NULL,
+        at         INTEGER NOT NULL,
+        body       TEXT    NOT NULL
+    ) STRICT;
+    CREATE INDEX events_by_release ON events (release_id, at, seq);
+
+    CREATE TABLE locks (
+        key        TEXT    NOT NULL PRIMARY KEY,
+        holder     TEXT    NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE rollups (
+        service                 TEXT    NOT NULL,
+        environment             TEXT    NOT NULL,
+        day                     INTEGER NOT NULL,
+        deployments             INTEGER NOT NULL,
+        failed_deployments      INTEGER NOT NULL,
+        rollbacks               INTEGER NOT NULL,
+        lead_time_seconds_total INTEGER NOT NULL,
+        lead_time_samples       INTEGER NOT NULL,
+        restore_seconds_total   INTEGER NOT NULL,
+        restores                INTEGER NOT NULL,
+        PRIMARY KEY (service, environment, day)
+    ) STRICT, WITHOUT ROWID;
+    "#,
+];
+
+/// The schema version this build writes.
+pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Brings the schema up to [`SCHEMA_VERSION`]. The immediate transaction serialises
+/// processes opening the same fresh database at once: the second sees the first's work.
+pub(crate) fn migrate(conn: &mut Connection, location: &str) -> Result<(), Failure> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let applied = usize::try_from(found).ok().filter(|&applied| applied <= MIGRATIONS.len()).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "{location}: schema version {found} is not one this Baton knows (0 to {SCHEMA_VERSION}); \
+                 a newer Baton wrote it, or it was edited by hand"
+        ))
+    })?;
+    for migration in &MIGRATIONS[applied..] {
+        tx.execute_batch(migration)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
