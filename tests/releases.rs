@@ -83,7 +83,7 @@ async fn an_unhealthy_wave_rolls_back_the_waves_that_began() {
     let events = baton.ports().store.events(&release.id).await.unwrap();
     let rolled: Vec<_> = events
         .iter()
-        .filter(|e| e.kind == "succeeded" && e.stage == baton_domain::release::Stage::Rollback)
+        .filter(|e| e.kind == baton_domain::release::EventKind::Succeeded && e.stage == baton_domain::release::Stage::Rollback)
         .filter_map(|e| e.wave.clone())
         .collect();
     assert_eq!(rolled.first().map(String::as_str), Some("one-region"));
@@ -266,7 +266,10 @@ async fn an_unreachable_notifier_never_stops_a_release() {
     fixture
         .write_catalog(SERVICE, "    notify:\n      slack:\n        channel: \"#releases\"\n        webhook: env:BATON_E2E_DEAD_WEBHOOK\n");
     // SAFETY: set before any thread of this test reads the environment.
-    unsafe { std::env::set_var("BATON_E2E_DEAD_WEBHOOK", "http://127.0.0.1:9/hooks/dead") };
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("BATON_E2E_DEAD_WEBHOOK", "http://127.0.0.1:9/hooks/dead")
+    };
     let baton = fixture.baton();
     let outcome = baton.run("exec-quiet", cli_input("cli-1")).await;
     assert_status(&outcome, ExecutionStatus::Succeeded);

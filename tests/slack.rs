@@ -26,7 +26,10 @@ async fn a_release_keeps_one_slack_message_up_to_date() {
     let fixture = Fixture::new();
     fixture.write_catalog(SERVICE, "    notify:\n      slack:\n        channel: \"#releases\"\n        token: env:BATON_E2E_SLACK_TOKEN\n");
     // SAFETY: set before any thread of this test reads the environment.
-    unsafe { std::env::set_var("BATON_E2E_SLACK_TOKEN", "xoxb-e2e-token") };
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var("BATON_E2E_SLACK_TOKEN", "xoxb-e2e-token")
+    };
 
     let config = LocalConfig { slack_api_base: Some(slack.uri()), ..fixture.config(Clock::Virtual) };
     let baton = LocalBaton::open(config).unwrap();

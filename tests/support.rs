@@ -2,7 +2,7 @@
 //! scripts steered through files in a control directory, so each test decides what fails.
 
 use baton_asl::{Clock, ExecutionOutcome, ExecutionStatus};
-use baton_domain::release::{LockKey, Release, ReleaseStatus, WaveStatus};
+use baton_domain::release::{EventKind, LockKey, Release, ReleaseStatus, WaveStatus};
 use baton_local_runner::{LocalBaton, LocalConfig};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -149,9 +149,9 @@ pub async fn assert_consistent(baton: &LocalBaton, release: &Release) {
         assert!(release.waves.iter().all(|w| w.status == WaveStatus::Healthy), "{:#?}", release.waves);
     }
     let events = baton.ports().store.events(&release.id).await.unwrap();
-    assert_eq!(events.first().map(|e| e.kind.as_str()), Some("queued"), "the timeline starts when the signal is accepted");
+    assert_eq!(events.first().map(|e| e.kind), Some(EventKind::Queued), "the timeline starts when the signal is accepted");
     let last = events.last().unwrap();
-    assert_eq!(last.kind, release.status.as_str(), "the timeline ends with the outcome: {events:#?}");
+    assert_eq!(Some(last.kind), EventKind::ending(release.status), "the timeline ends with the outcome: {events:#?}");
     let holder = baton.ports().store.lock_holder(&LockKey::new(&release.service, &release.environment), chrono::Utc::now()).await.unwrap();
     assert_eq!(holder, None, "no lock may be left held after {}", release.id);
 }

@@ -38,7 +38,10 @@ fn fixture_release() -> ReleaseContext {
 /// LocalStack's account and region; the embedded run gets the same text.
 fn release_definition() -> String {
     let definition = baton_local_runner::FUNCTIONS.iter().fold(baton_local_runner::substituted_definition(), |text, (_, function)| {
-        text.replace(&baton_local_runner::local_function_arn(function), &format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:baton-{function}"))
+        text.replace(
+            &baton_local_runner::local_function_arn(function),
+            &format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:baton-{function}"),
+        )
     });
     assert!(!definition.contains("${"), "a substitution of the release definition is not in baton_local_runner::FUNCTIONS");
     definition

@@ -23,8 +23,8 @@
 
 use crate::ports::{Created, LockOutcome, ReleaseStore, StoreError};
 use crate::release::{
-    Artifact, Failure, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, Stage, StageEvent, Trigger, TriggerKind,
-    WaveRecord, WaveStatus,
+    Artifact, EventKind, Failure, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, Stage, StageEvent, Trigger,
+    TriggerKind, WaveRecord, WaveStatus,
 };
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Timelike, Utc};
 use std::future::{Future, poll_fn};
@@ -288,14 +288,15 @@ pub async fn list_releases_newest_first_by_service_and_environment(store: &dyn R
 pub async fn events_come_back_oldest_first_per_release(store: &dyn ReleaseStore) {
     let id = ReleaseId("rel-web-1".into());
     let other = ReleaseId("rel-web-10".into());
-    let ev = |release: &ReleaseId, at: DateTime<Utc>, kind: &str| StageEvent {
+    // Each event's message is its label in the expected order.
+    let ev = |release: &ReleaseId, at: DateTime<Utc>, label: &str| StageEvent {
         release_id: release.clone(),
         at,
         stage: Stage::Deploy,
         wave: Some("canary".into()),
         target: Some("web-1".into()),
-        kind: kind.into(),
-        message: format!("{kind} at {at}"),
+        kind: EventKind::Started,
+        message: label.into(),
     };
     let appended = [
         ev(&id, t0() + TimeDelta::seconds(2), "late"),
@@ -312,10 +313,11 @@ pub async fn events_come_back_oldest_first_per_release(store: &dyn ReleaseStore)
     let mut with_defaults = ev(&id, t0() + TimeDelta::seconds(3), "info");
     with_defaults.wave = None;
     with_defaults.stage = Stage::Done;
+    with_defaults.kind = EventKind::Succeeded;
     store.append_event(&with_defaults).await.expect("append_event");
 
-    let kinds: Vec<String> = store.events(&id).await.expect("events").into_iter().map(|e| e.kind).collect();
-    assert_eq!(kinds, ["early", "tie-1", "tie-2", "tie-3", "next-micro", "late", "info"], "events oldest first, ties in append order");
+    let labels: Vec<String> = store.events(&id).await.expect("events").into_iter().map(|e| e.message).collect();
+    assert_eq!(labels, ["early", "tie-1", "tie-2", "tie-3", "next-micro", "late", "info"], "events oldest first, ties in append order");
 
     let read = store.events(&id).await.expect("events");
     assert_eq!(read.last(), Some(&with_defaults), "events come back exactly as appended");

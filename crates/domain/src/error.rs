@@ -7,87 +7,77 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Every error name a Baton task can raise.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum ErrorName {
+/// Declares [`ErrorName`] from one list of (variant, wire name), so the enum, its wire names
+/// and [`ErrorName::ALL`] cannot drift apart.
+macro_rules! error_names {
+    ($($(#[doc = $doc:literal])* $variant:ident => $wire:literal,)+) => {
+        /// Every error name a Baton task can raise.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorName {
+            $($(#[doc = $doc])* $variant,)+
+        }
+
+        impl ErrorName {
+            pub const ALL: &'static [ErrorName] = &[$(ErrorName::$variant,)+];
+
+            /// The wire name: the Lambda `errorType` and what Retry/Catch match.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(ErrorName::$variant => $wire,)+
+                }
+            }
+        }
+    };
+}
+
+error_names! {
     /// The task input is malformed (bad event payload, missing service). Not retried.
-    #[serde(rename = "Baton.InputInvalid")]
-    InputInvalid,
+    InputInvalid => "Baton.InputInvalid",
     /// The service's catalog entry is missing or invalid. Not retried.
-    #[serde(rename = "Baton.CatalogInvalid")]
-    CatalogInvalid,
+    CatalogInvalid => "Baton.CatalogInvalid",
     /// Another release of the same service and environment holds the lock. Retried with backoff.
-    #[serde(rename = "Baton.LockHeld")]
-    LockHeld,
+    LockHeld => "Baton.LockHeld",
     /// A newer signal for the same service and environment is waiting; this one stops.
-    #[serde(rename = "Baton.Superseded")]
-    Superseded,
+    Superseded => "Baton.Superseded",
     /// The CI build ended without an artifact.
-    #[serde(rename = "Baton.BuildFailed")]
-    BuildFailed,
+    BuildFailed => "Baton.BuildFailed",
     /// The build is still running: poll-build raises it so the definition's Retry does the waiting.
-    #[serde(rename = "Baton.BuildPending")]
-    BuildPending,
+    BuildPending => "Baton.BuildPending",
     /// A deploy of one wave failed.
-    #[serde(rename = "Baton.DeployFailed")]
-    DeployFailed,
+    DeployFailed => "Baton.DeployFailed",
     /// A deploy is still rolling out.
-    #[serde(rename = "Baton.DeployPending")]
-    DeployPending,
+    DeployPending => "Baton.DeployPending",
     /// The health check after a wave's bake found the service unhealthy.
-    #[serde(rename = "Baton.HealthCheckFailed")]
-    HealthCheckFailed,
+    HealthCheckFailed => "Baton.HealthCheckFailed",
     /// A provider (CI, deploy target, health source, Slack) did not answer or answered 5xx/429. Retried.
-    #[serde(rename = "Baton.ProviderUnavailable")]
-    ProviderUnavailable,
+    ProviderUnavailable => "Baton.ProviderUnavailable",
     /// The release store did not answer. Retried.
-    #[serde(rename = "Baton.StoreUnavailable")]
-    StoreUnavailable,
+    StoreUnavailable => "Baton.StoreUnavailable",
     /// A bug or an unexpected state; the cause says what.
-    #[serde(rename = "Baton.Internal")]
-    Internal,
+    Internal => "Baton.Internal",
 }
 
 impl ErrorName {
-    pub const ALL: [ErrorName; 12] = [
-        ErrorName::InputInvalid,
-        ErrorName::CatalogInvalid,
-        ErrorName::LockHeld,
-        ErrorName::Superseded,
-        ErrorName::BuildFailed,
-        ErrorName::BuildPending,
-        ErrorName::DeployFailed,
-        ErrorName::DeployPending,
-        ErrorName::HealthCheckFailed,
-        ErrorName::ProviderUnavailable,
-        ErrorName::StoreUnavailable,
-        ErrorName::Internal,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorName::InputInvalid => "Baton.InputInvalid",
-            ErrorName::CatalogInvalid => "Baton.CatalogInvalid",
-            ErrorName::LockHeld => "Baton.LockHeld",
-            ErrorName::Superseded => "Baton.Superseded",
-            ErrorName::BuildFailed => "Baton.BuildFailed",
-            ErrorName::BuildPending => "Baton.BuildPending",
-            ErrorName::DeployFailed => "Baton.DeployFailed",
-            ErrorName::DeployPending => "Baton.DeployPending",
-            ErrorName::HealthCheckFailed => "Baton.HealthCheckFailed",
-            ErrorName::ProviderUnavailable => "Baton.ProviderUnavailable",
-            ErrorName::StoreUnavailable => "Baton.StoreUnavailable",
-            ErrorName::Internal => "Baton.Internal",
-        }
-    }
-
     pub fn parse(name: &str) -> Option<ErrorName> {
-        ErrorName::ALL.into_iter().find(|e| e.as_str() == name)
+        ErrorName::ALL.iter().copied().find(|e| e.as_str() == name)
     }
 
     /// Transient errors: the definition retries these before it catches anything.
     pub fn is_transient(self) -> bool {
         matches!(self, ErrorName::ProviderUnavailable | ErrorName::StoreUnavailable)
+    }
+}
+
+impl Serialize for ErrorName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for ErrorName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = std::borrow::Cow::<str>::deserialize(deserializer)?;
+        ErrorName::parse(&name).ok_or_else(|| serde::de::Error::custom(format!("'{name}' is not a Baton error name")))
     }
 }
 
@@ -115,13 +105,47 @@ impl TaskError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn names_round_trip_through_parse_and_serde() {
-        for name in ErrorName::ALL {
-            assert_eq!(ErrorName::parse(name.as_str()), Some(name));
-            let json = serde_json::to_string(&name).unwrap();
-            assert_eq!(json, format!("\"{}\"", name.as_str()));
+    fn definition_names(definition: &serde_json::Value, found: &mut Vec<String>) {
+        match definition {
+            serde_json::Value::String(text) if text.starts_with("Baton.") => found.push(text.clone()),
+            serde_json::Value::Array(items) => items.iter().for_each(|item| definition_names(item, found)),
+            serde_json::Value::Object(fields) => fields.values().for_each(|value| definition_names(value, found)),
+            _ => {}
         }
-        assert_eq!(ErrorName::parse("States.ALL"), None);
+    }
+
+    #[test]
+    fn wire_names_round_trip_through_serde() {
+        let wire = r#"["Baton.InputInvalid","Baton.CatalogInvalid","Baton.LockHeld","Baton.Superseded","Baton.BuildFailed",
+            "Baton.BuildPending","Baton.DeployFailed","Baton.DeployPending","Baton.HealthCheckFailed",
+            "Baton.ProviderUnavailable","Baton.StoreUnavailable","Baton.Internal"]"#;
+        let names: Vec<ErrorName> = serde_json::from_str(wire).unwrap();
+        assert_eq!(names, ErrorName::ALL, "the published vocabulary, in order");
+        let back: serde_json::Value = serde_json::to_value(&names).unwrap();
+        assert_eq!(back, serde_json::from_str::<serde_json::Value>(wire).unwrap());
+        assert!(serde_json::from_str::<ErrorName>(r#""States.ALL""#).is_err());
+    }
+
+    #[test]
+    fn the_definition_matches_only_known_names() {
+        let definition: serde_json::Value =
+            serde_json::from_str(include_str!("../../../statemachines/release.asl.json")).expect("the release definition is JSON");
+        let mut used = Vec::new();
+        definition_names(&definition, &mut used);
+        assert!(!used.is_empty());
+        for name in &used {
+            assert!(ErrorName::parse(name).is_some(), "the definition matches '{name}', which no handler raises");
+        }
+        for transient in ErrorName::ALL.iter().filter(|e| e.is_transient()) {
+            assert!(used.iter().any(|n| n == transient.as_str()), "the definition never retries {transient}");
+        }
+    }
+
+    #[test]
+    fn the_readme_documents_every_name() {
+        let readme = include_str!("../../../README.md");
+        for name in ErrorName::ALL {
+            assert!(readme.contains(&format!("`{name}`")), "README's error vocabulary lacks {name}");
+        }
     }
 }

@@ -198,6 +198,12 @@ pub struct RecordMetricsRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Done {}
 
+/// The release a task payload is about (`release.id`), for logging before the payload is parsed;
+/// `None` for registration, which creates it.
+pub fn release_id_in(payload: &serde_json::Value) -> Option<&str> {
+    payload.get("release")?.get("id")?.as_str()
+}
+
 /// Turns a payload into a handler's request, naming what was wrong.
 pub fn parse_request<T: serde::de::DeserializeOwned>(handler: &str, payload: serde_json::Value) -> Result<T, TaskError> {
     serde_json::from_value(payload)

@@ -267,9 +267,53 @@ pub struct StageEvent {
     /// The deploy target an event is about, within its wave.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
-    /// `started`, `succeeded`, `failed`, `info`...
-    pub kind: String,
+    pub kind: EventKind,
     pub message: String,
+}
+
+/// What a timeline event says happened to its stage, wave or target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventKind {
+    /// The signal was accepted and the release waits for the service's lock.
+    Queued,
+    Started,
+    Succeeded,
+    Failed,
+    /// The release ended rolled back (the last event of such a release).
+    RolledBack,
+    /// A newer signal ran instead (the last event of such a release).
+    Superseded,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Queued => "queued",
+            EventKind::Started => "started",
+            EventKind::Succeeded => "succeeded",
+            EventKind::Failed => "failed",
+            EventKind::RolledBack => "rolled-back",
+            EventKind::Superseded => "superseded",
+        }
+    }
+
+    /// The last event of a release that ended with `status`; `None` while it has not ended.
+    pub fn ending(status: ReleaseStatus) -> Option<EventKind> {
+        match status {
+            ReleaseStatus::Queued | ReleaseStatus::Running => None,
+            ReleaseStatus::Succeeded => Some(EventKind::Succeeded),
+            ReleaseStatus::Failed => Some(EventKind::Failed),
+            ReleaseStatus::RolledBack => Some(EventKind::RolledBack),
+            ReleaseStatus::Superseded => Some(EventKind::Superseded),
+        }
+    }
+}
+
+impl fmt::Display for EventKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The one-release-at-a-time lock of a service in an environment.

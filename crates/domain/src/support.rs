@@ -4,7 +4,7 @@
 use crate::error::{ErrorName, TaskError};
 use crate::flow::ReleaseContext;
 use crate::ports::{CatalogError, CatalogSource, Clock, ProviderError, Providers, ReleaseStore, StoreError};
-use crate::release::{LockKey, Release, Stage, StageEvent};
+use crate::release::{EventKind, LockKey, Release, Stage, StageEvent};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
@@ -87,7 +87,7 @@ impl Ports {
         context: &ReleaseContext,
         stage: Stage,
         wave: Option<&str>,
-        kind: &str,
+        kind: EventKind,
         message: impl Into<String>,
     ) -> Result<(), TaskError> {
         self.append(context, stage, wave, None, kind, message.into()).await
@@ -100,7 +100,7 @@ impl Ports {
         stage: Stage,
         wave: &str,
         target: &str,
-        kind: &str,
+        kind: EventKind,
         message: impl Into<String>,
     ) -> Result<(), TaskError> {
         self.append(context, stage, Some(wave), Some(target), kind, message.into()).await
@@ -112,7 +112,7 @@ impl Ports {
         stage: Stage,
         wave: Option<&str>,
         target: Option<&str>,
-        kind: &str,
+        kind: EventKind,
         message: String,
     ) -> Result<(), TaskError> {
         let event = StageEvent {
@@ -121,7 +121,7 @@ impl Ports {
             stage,
             wave: wave.map(str::to_owned),
             target: target.map(str::to_owned),
-            kind: kind.to_owned(),
+            kind,
             message,
         };
         self.store.append_event(&event).await?;

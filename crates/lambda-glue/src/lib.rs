@@ -6,6 +6,7 @@
 
 use baton_aws::{AwsSecretResolver, DynamoCatalog, DynamoStore};
 use baton_domain::error::TaskError;
+use baton_domain::flow::release_id_in;
 use baton_domain::ports::{CatalogSource, SystemClock};
 use baton_domain::support::Ports;
 use baton_providers::catalog_datadog::DatadogCatalog;
@@ -15,6 +16,7 @@ use serde_json::Value;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use tracing::Instrument;
 
 /// The release table (`BATON_RELEASE_TABLE`) is required; the catalog comes from the catalog
 /// table (`BATON_CATALOG_TABLE`) or, without one, from Datadog's Service Catalog API
@@ -69,16 +71,20 @@ where
     F: Fn(Ports, Value) -> Fut + Send + Sync,
     Fut: Future<Output = Result<Value, TaskError>> + Send,
 {
-    lambda_runtime::tracing::init_default_subscriber();
+    baton_logging::init(baton_logging::Format::from_env(false), "info");
     let ports = ports_from_env().await.inspect_err(|err| tracing::error!(function = name, %err, "cold start failed"))?;
     let handler = &handler;
     let ports = &ports;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| async move {
-        let result = handler(ports.clone(), event.payload).await;
-        if let Err(err) = &result {
-            tracing::warn!(function = name, error = err.error.as_str(), cause = %err.cause, "task failed");
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let span = baton_logging::task_span(name, release_id_in(&event.payload));
+        async move {
+            let result = handler(ports.clone(), event.payload).await;
+            if let Err(err) = &result {
+                tracing::warn!(error = err.error.as_str(), cause = %err.cause, "task failed");
+            }
+            result.map_err(HandlerError)
         }
-        result.map_err(HandlerError)
+        .instrument(span)
     }))
     .await
 }

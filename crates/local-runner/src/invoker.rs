@@ -3,8 +3,10 @@
 use async_trait::async_trait;
 use baton_asl::{TaskCall, TaskFailure, TaskInvoker};
 use baton_domain::error::TaskError;
+use baton_domain::flow::release_id_in;
 use baton_domain::support::Ports;
 use serde_json::Value;
+use tracing::Instrument;
 
 pub struct HandlerInvoker {
     ports: Ports,
@@ -32,14 +34,16 @@ impl TaskInvoker for HandlerInvoker {
         let name = function_name(target);
         let ports = &self.ports;
         let payload = call.payload;
-        let result = match name.strip_prefix("baton-").unwrap_or(name) {
-            baton_load_catalog::NAME => baton_load_catalog::handle(ports, payload).await,
-            baton_trigger_build::NAME => baton_trigger_build::handle(ports, payload).await,
-            baton_poll_build::NAME => baton_poll_build::handle(ports, payload).await,
-            baton_deploy_wave::NAME => baton_deploy_wave::handle(ports, payload).await,
-            baton_check_health::NAME => baton_check_health::handle(ports, payload).await,
-            baton_notify::NAME => baton_notify::handle(ports, payload).await,
-            baton_record_metrics::NAME => baton_record_metrics::handle(ports, payload).await,
+        let span = baton_logging::task_span(name, release_id_in(&payload));
+        let handler = name.strip_prefix("baton-").unwrap_or(name);
+        let result = match handler {
+            baton_load_catalog::NAME => baton_load_catalog::handle(ports, payload).instrument(span).await,
+            baton_trigger_build::NAME => baton_trigger_build::handle(ports, payload).instrument(span).await,
+            baton_poll_build::NAME => baton_poll_build::handle(ports, payload).instrument(span).await,
+            baton_deploy_wave::NAME => baton_deploy_wave::handle(ports, payload).instrument(span).await,
+            baton_check_health::NAME => baton_check_health::handle(ports, payload).instrument(span).await,
+            baton_notify::NAME => baton_notify::handle(ports, payload).instrument(span).await,
+            baton_record_metrics::NAME => baton_record_metrics::handle(ports, payload).instrument(span).await,
             _ => {
                 // What Lambda answers for a function that does not exist.
                 return Err(TaskFailure {

@@ -359,6 +359,7 @@ fn signal_group(pid: u32, signal: libc::c_int) {
     let group = libc::pid_t::try_from(pid).expect("pids fit in pid_t");
     // SAFETY: kill(2) takes plain integers; a negative pid addresses the process group the
     // child leads (spawned with process_group(0)). ESRCH (group already gone) is fine.
+    #[allow(unsafe_code)]
     unsafe {
         libc::kill(-group, signal);
     }

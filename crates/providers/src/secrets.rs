@@ -79,7 +79,10 @@ mod tests {
         // A name no other test touches: the environment is shared by the test threads.
         let name = "BATON_PROVIDERS_TEST_SECRET_RESOLVE";
         // SAFETY: no other thread reads or writes this variable.
-        unsafe { std::env::set_var(name, "s3cr3t") };
+        #[allow(unsafe_code)]
+        unsafe {
+            std::env::set_var(name, "s3cr3t")
+        };
         let value = EnvSecretResolver.resolve(&SecretRef::Env(name.into())).await.unwrap();
         assert_eq!(value, "s3cr3t");
 

@@ -25,7 +25,7 @@ fn event(id: &str) -> StageEvent {
         stage: Stage::Build,
         wave: None,
         target: None,
-        kind: "started".into(),
+        kind: baton_domain::release::EventKind::Started,
         message: "build".into(),
     }
 }

@@ -4,7 +4,7 @@
 use baton_domain::error::{ErrorName, TaskError};
 use baton_domain::flow::{CheckHealthRequest, HealthReport};
 use baton_domain::ports::{HealthRequest, HealthVerdict};
-use baton_domain::release::{Stage, WaveStatus};
+use baton_domain::release::{EventKind, Stage, WaveStatus};
 use baton_domain::support::{Ports, call_json, provider_error};
 
 pub const NAME: &str = "check-health";
@@ -32,8 +32,8 @@ pub async fn check_health(ports: &Ports, request: CheckHealthRequest) -> Result<
     let verdict = checker.check(&health).await.map_err(|e| provider_error(e, ErrorName::HealthCheckFailed))?;
     let now = ports.clock.now();
     let (status, kind, text) = match &verdict {
-        HealthVerdict::Healthy { detail } => (WaveStatus::Healthy, "succeeded", detail.clone()),
-        HealthVerdict::Unhealthy { reason } => (WaveStatus::Unhealthy, "failed", reason.clone()),
+        HealthVerdict::Healthy { detail } => (WaveStatus::Healthy, EventKind::Succeeded, detail.clone()),
+        HealthVerdict::Unhealthy { reason } => (WaveStatus::Unhealthy, EventKind::Failed, reason.clone()),
     };
     ports
         .update_release(context, |r| {

@@ -4,7 +4,8 @@
 use baton_domain::error::{ErrorName, TaskError};
 use baton_domain::flow::{DeployWaveRequest, ReleaseContext, RollbackPlan, WavePlan};
 use baton_domain::ports::{DeployProgress, DeployRequest, RunHandle};
-use baton_domain::release::{Artifact, Stage, WaveStatus};
+use baton_domain::release::{Artifact, EventKind, Stage, WaveStatus};
+use baton_domain::rules::{rollback, waves};
 use baton_domain::support::{Ports, provider_error};
 
 pub const NAME: &str = "deploy-wave";
@@ -69,7 +70,7 @@ pub async fn start(
             stage(rollback),
             &wave.name,
             target,
-            "started",
+            EventKind::Started,
             format!("{what} {target} ({} {})", run.provider, run.id),
         )
         .await?;
@@ -94,14 +95,18 @@ pub async fn poll(
         }
         DeployProgress::Succeeded => {
             let what = if rollback { "rolled back" } else { "deployed" };
-            ports.record_target_event(context, stage(rollback), &wave.name, target, "succeeded", format!("{what} {target}")).await?;
+            ports
+                .record_target_event(context, stage(rollback), &wave.name, target, EventKind::Succeeded, format!("{what} {target}"))
+                .await?;
             if !rollback {
                 mark_baking_when_all_deployed(ports, context, wave).await?;
             }
             Ok(())
         }
         DeployProgress::Failed { reason } => {
-            ports.record_target_event(context, stage(rollback), &wave.name, target, "failed", format!("{target}: {reason}")).await?;
+            ports
+                .record_target_event(context, stage(rollback), &wave.name, target, EventKind::Failed, format!("{target}: {reason}"))
+                .await?;
             if !rollback {
                 ports
                     .update_release(context, |r| {
@@ -119,13 +124,8 @@ pub async fn poll(
 /// The wave bakes once every target reports deployed. Targets finish in parallel, so each
 /// looks at the timeline; two finishing at once both write the same change.
 async fn mark_baking_when_all_deployed(ports: &Ports, context: &ReleaseContext, wave: &WavePlan) -> Result<(), TaskError> {
-    let events = ports.store.events(&context.id).await?;
-    let deployed = |target: &String| {
-        events.iter().any(|e| {
-            e.stage == Stage::Deploy && e.kind == "succeeded" && e.wave.as_deref() == Some(&wave.name) && e.target.as_ref() == Some(target)
-        })
-    };
-    if wave.targets.iter().all(deployed) {
+    let timeline = ports.store.events(&context.id).await?;
+    if waves::all_targets_deployed(wave, &timeline) {
         ports
             .update_release(context, |r| {
                 if let Some(record) = r.waves.iter_mut().find(|w| w.name == wave.name && w.status == WaveStatus::Deploying) {
@@ -139,23 +139,11 @@ async fn mark_baking_when_all_deployed(ports: &Ports, context: &ReleaseContext, 
 
 /// Every wave that began deploying, last first, with what to put back.
 pub async fn plan_rollback(ports: &Ports, context: &ReleaseContext, waves: &[WavePlan]) -> Result<RollbackPlan, TaskError> {
-    let mut release = ports.release(context).await?;
-    let begun: Vec<WavePlan> = waves
-        .iter()
-        .rev()
-        .filter(|plan| release.waves.iter().any(|w| w.name == plan.name && w.status != WaveStatus::Pending))
-        .cloned()
-        .collect();
-    let artifact = release.previous_artifact.clone().unwrap_or_else(|| Artifact {
-        reference: String::new(),
-        sha: String::new(),
-        branch: release.branch.clone(),
-        build_url: None,
-    });
-    let names: Vec<&str> = begun.iter().map(|w| w.name.as_str()).collect();
-    let to = if artifact.reference.is_empty() { "nothing (first release)".to_owned() } else { artifact.reference.clone() };
-    release.stage = Stage::Rollback;
-    ports.store.put_release(&release).await?;
-    ports.record_event(context, Stage::Rollback, None, "started", format!("rolling back waves [{}] to {to}", names.join(", "))).await?;
-    Ok(RollbackPlan { waves: begun, artifact })
+    let release = ports.update_release(context, |r| r.stage = Stage::Rollback).await?;
+    let plan = rollback::plan_rollback(&release, waves);
+    let names: Vec<&str> = plan.waves.iter().map(|w| w.name.as_str()).collect();
+    let to = if plan.artifact.reference.is_empty() { "nothing (first release)" } else { plan.artifact.reference.as_str() };
+    let message = format!("rolling back waves [{}] to {to}", names.join(", "));
+    ports.record_event(context, Stage::Rollback, None, EventKind::Started, message).await?;
+    Ok(plan)
 }

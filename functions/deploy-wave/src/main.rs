@@ -2,5 +2,6 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    baton_lambda_glue::serve(baton_deploy_wave::NAME, |ports, payload| async move { baton_deploy_wave::handle(&ports, payload).await }).await
+    baton_lambda_glue::serve(baton_deploy_wave::NAME, |ports, payload| async move { baton_deploy_wave::handle(&ports, payload).await })
+        .await
 }

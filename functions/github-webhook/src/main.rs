@@ -39,14 +39,7 @@ async fn webhook_secret(config: &aws_config::SdkConfig) -> Result<WebhookSecret,
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BATON_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_current_span(false)
-        .without_time()
-        .init();
+    baton_logging::init(baton_logging::Format::from_env(false), "info");
     let init = async {
         let config = baton_aws::sdk_config().await.map_err(|e| InitError::Https(e.to_string()))?;
         let secret = webhook_secret(&config).await?;

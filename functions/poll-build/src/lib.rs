@@ -4,7 +4,7 @@
 use baton_domain::error::{ErrorName, TaskError};
 use baton_domain::flow::PollBuildRequest;
 use baton_domain::ports::BuildProgress;
-use baton_domain::release::{Artifact, Stage};
+use baton_domain::release::{Artifact, EventKind, Stage};
 use baton_domain::support::{Ports, call_json, provider_error};
 
 pub const NAME: &str = "poll-build";
@@ -21,7 +21,9 @@ pub async fn poll_build(ports: &Ports, request: PollBuildRequest) -> Result<Arti
     match provider.poll(&request.build).await.map_err(|e| provider_error(e, ErrorName::BuildFailed))? {
         BuildProgress::Running => Err(TaskError::new(ErrorName::BuildPending, format!("build {} is still running", request.build.id))),
         BuildProgress::Failed { reason } => {
-            ports.record_event(context, Stage::Build, None, "failed", format!("build {} failed: {reason}", request.build.id)).await?;
+            ports
+                .record_event(context, Stage::Build, None, EventKind::Failed, format!("build {} failed: {reason}", request.build.id))
+                .await?;
             Err(TaskError::new(ErrorName::BuildFailed, format!("build {} failed: {reason}", request.build.id)))
         }
         BuildProgress::Succeeded { artifact } => {
@@ -38,7 +40,7 @@ pub async fn poll_build(ports: &Ports, request: PollBuildRequest) -> Result<Arti
                     context,
                     Stage::Build,
                     None,
-                    "succeeded",
+                    EventKind::Succeeded,
                     format!("built {} from {} at {}", artifact.reference, artifact.branch, artifact.sha),
                 )
                 .await?;

@@ -2,5 +2,6 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    baton_lambda_glue::serve(baton_trigger_build::NAME, |ports, payload| async move { baton_trigger_build::handle(&ports, payload).await }).await
+    baton_lambda_glue::serve(baton_trigger_build::NAME, |ports, payload| async move { baton_trigger_build::handle(&ports, payload).await })
+        .await
 }

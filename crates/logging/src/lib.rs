@@ -1,0 +1,98 @@
+//! One logging setup for every Baton binary: the Lambdas, the webhook and the CLI.
+//!
+//! - `BATON_LOG` filters (tracing's `EnvFilter` syntax: `info`, `baton_aws=debug,warn`); on
+//!   Lambda, `AWS_LAMBDA_LOG_LEVEL` (the console's log-level setting) applies when it is unset.
+//! - Lines are JSON on Lambda (where CloudWatch Logs Insights reads them), with `--log-json`, or
+//!   with `BATON_LOG_FORMAT=json`; plain text otherwise. Always on stderr.
+//! - Each task runs inside [`task_span`], so every line it logs carries the function and the
+//!   release id (`span.release_id` in JSON).
+
+use tracing_subscriber::EnvFilter;
+
+pub const FILTER_VAR: &str = "BATON_LOG";
+pub const FORMAT_VAR: &str = "BATON_LOG_FORMAT";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+}
+
+impl Format {
+    /// JSON when asked for (`json_flag`, `BATON_LOG_FORMAT=json`) or when running on Lambda.
+    pub fn from_env(json_flag: bool) -> Format {
+        let asked = std::env::var(FORMAT_VAR).is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+        let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();
+        if json_flag || asked || on_lambda { Format::Json } else { Format::Text }
+    }
+}
+
+/// The filter from `BATON_LOG`, else Lambda's `AWS_LAMBDA_LOG_LEVEL`, else `default`.
+fn filter(default: &str) -> EnvFilter {
+    EnvFilter::try_from_env(FILTER_VAR)
+        .or_else(|_| EnvFilter::try_from_env("AWS_LAMBDA_LOG_LEVEL"))
+        .unwrap_or_else(|_| EnvFilter::new(default))
+}
+
+/// Installs the process's subscriber. `default` is the filter when no variable sets one
+/// (`warn` for the CLI, whose output is its own; `info` for the functions).
+pub fn init(format: Format, default: &str) {
+    let builder = tracing_subscriber::fmt().with_env_filter(filter(default)).with_writer(std::io::stderr);
+    // A second init (tests, or a binary that calls it twice) keeps the first subscriber.
+    let _ = match format {
+        Format::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
+        Format::Text => builder.try_init(),
+    };
+}
+
+/// The span one task invocation runs in: `function` and, once the release exists, its id.
+pub fn task_span(function: &str, release_id: Option<&str>) -> tracing::Span {
+    tracing::info_span!("task", function, release_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn json_lines_of_a_task_carry_the_release_id() {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        // The same JSON layout `init` installs, writing to a buffer.
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let _task = task_span("notify", Some("rel-web-1")).entered();
+            tracing::info!(channel = "#deploys", "message sent");
+            tracing::warn!("notification not delivered");
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        for line in lines {
+            let json: serde_json::Value = serde_json::from_str(line).expect("a JSON line");
+            assert_eq!(json.pointer("/span/release_id").and_then(|v| v.as_str()), Some("rel-web-1"), "{line}");
+            assert_eq!(json.pointer("/span/function").and_then(|v| v.as_str()), Some("notify"), "{line}");
+        }
+    }
+}
