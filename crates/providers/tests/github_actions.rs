@@ -566,6 +566,21 @@ async fn an_app_token_is_exchanged_once_and_shared_across_providers() {
 }
 
 #[tokio::test]
+async fn concurrent_calls_share_one_exchange() {
+    let server = MockServer::start().await;
+    let issued = mount_exchange(&server, chrono::Duration::hours(1)).await;
+    answer(&server, "GET", &run_path(64), ResponseTemplate::new(200).set_body_json(run(64, "queued", None))).await;
+    let tokens = GitHubAppTokens::new();
+    let (first, second) = (app_provider(&server, APP_KEY, &tokens), app_provider(&server, APP_KEY, &tokens));
+
+    let handle = handle(64);
+    let (a, b) = tokio::join!(first.poll(&handle), second.poll(&handle));
+
+    assert_eq!((a.unwrap(), b.unwrap()), (BuildProgress::Running, BuildProgress::Running));
+    assert_eq!(issued.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
 async fn an_app_token_near_its_expiry_is_replaced() {
     let server = MockServer::start().await;
     // Inside the five minutes before expiry from the start: every call needs a new one.
