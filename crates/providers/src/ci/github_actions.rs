@@ -4,13 +4,15 @@
 //! The workflow must have a `workflow_dispatch` trigger that declares the inputs
 //! `baton_release_id` and `baton_sha` (GitHub refuses undeclared inputs) besides those of the
 //! config. A dispatch runs the workflow at the branch's head: a workflow that must build exactly
-//! the release's commit checks out `inputs.baton_sha` (empty when the release names none).
+//! the release's commit checks out `inputs.baton_sha` (empty when the release names none). The
+//! artifact's sha is the run's `head_sha`, the branch head at dispatch, which differs from
+//! `baton_sha` only if the branch moved after the release was cut.
 //!
 //! Decisions worth knowing:
 //! - Only `success` is a successful build. `neutral` and `skipped` count as passing for a
 //!   required status check (GitHub's "about status checks"), since they block nothing; but a
 //!   deploy needs something built, and neither says anything was: a skipped run never started
-//!   its jobs (their `if:` was false), and a neutral one declined to give a verdict. Both fail
+//!   its jobs (their `if:` was false), and a neutral one reports neither success nor failure. Both fail
 //!   the build with a reason that names the conclusion.
 //! - A 200 whose body does not parse is `Unavailable` (see [`decode`]), except the dispatch's:
 //!   GitHub accepted it and a run exists, so retrying would start a second build; the provider
