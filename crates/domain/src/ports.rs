@@ -138,6 +138,8 @@ pub enum BuildProgress {
 pub trait BuildProvider: Send + Sync {
     async fn start(&self, request: &BuildRequest) -> Result<RunHandle, ProviderError>;
     async fn poll(&self, run: &RunHandle) -> Result<BuildProgress, ProviderError>;
+    /// Stops the run if it is still going; a run that already finished is not an error.
+    async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError>;
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -77,6 +77,13 @@ impl BuildProvider for CommandBuildProvider {
     async fn poll(&self, run: &RunHandle) -> Result<BuildProgress, ProviderError> {
         recorded_outcome(run, "build")
     }
+
+    /// Nothing to stop: a handle exists only once `start` returned, and by then the build's
+    /// process group was killed (on exit, on timeout, or when `start` was abandoned). The pid
+    /// in the handle may by now lead another process group, so it is never signalled.
+    async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError> {
+        recorded_outcome::<BuildProgress>(run, "build").map(drop)
+    }
 }
 
 /// The commit checked out where the build ran, if that is a git work tree.
@@ -211,5 +218,17 @@ mod tests {
         let foreign = RunHandle { provider: "github-actions".into(), id: "42".into(), url: None, state: serde_json::Value::Null };
         let result = provider.poll(&foreign).await;
         assert!(matches!(&result, Err(ProviderError::Rejected(m)) if m.contains("'github-actions'")), "{result:?}");
+        let result = provider.cancel(&foreign).await;
+        assert!(matches!(&result, Err(ProviderError::Rejected(m)) if m.contains("'github-actions'")), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn cancelling_a_finished_build_is_a_no_op() {
+        let dir = tempfile::tempdir().unwrap();
+        let argv = script(dir.path(), "build.sh", "echo artifact");
+        let provider = provider(dir.path(), spec(argv));
+        let handle = provider.start(&request(Some("abc"))).await.unwrap();
+        provider.cancel(&handle).await.unwrap();
+        assert!(matches!(provider.poll(&handle).await.unwrap(), BuildProgress::Succeeded { .. }));
     }
 }

@@ -1,9 +1,9 @@
-//! CI, deploy, health and notification adapters: local commands, HTTP, Slack.
+//! CI, deploy, health and notification adapters: local commands, GitHub Actions, HTTP, Slack.
 //!
 //! Everything here implements a port of [`baton_domain::ports`]. Command providers run an
 //! argv on this machine (Unix only: they own a process group so a timeout can kill a whole
-//! build); HTTP health and the Slack notifiers speak HTTPS through one shared
-//! [`reqwest::Client`], the process's one (see [`http_client`]).
+//! build); the GitHub Actions build, HTTP health and the Slack notifiers speak HTTPS through
+//! one shared [`reqwest::Client`], the process's one (see [`http_client`]).
 //!
 //! Decisions worth knowing:
 //! - Command builds and deploys run to completion inside `start`; the outcome travels in the
@@ -16,6 +16,7 @@
 
 mod build;
 pub mod catalog_datadog;
+mod ci;
 mod command;
 mod deploy;
 mod health;
@@ -25,6 +26,8 @@ mod notify;
 mod secrets;
 
 pub use build::{CommandBuildProvider, UNKNOWN_SHA};
+pub use ci::github_actions::{DEFAULT_GITHUB_API_URL, GitHubActionsBuildProvider, GitHubActionsConfig, GitHubAuth};
+pub use ci::{DEFAULT_REQUEST_TIMEOUT, GitHubAppTokens};
 pub use command::CommandContext;
 pub use deploy::CommandDeployer;
 pub use health::{CommandHealthChecker, HttpHealthChecker};
