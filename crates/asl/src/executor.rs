@@ -8,6 +8,7 @@ use crate::errors;
 use crate::history::{EventDetails, EventType, HistoryEvent, Log, MoreDetails};
 use crate::intrinsic::compact;
 use crate::jsonpath::JsonPath;
+use crate::limits;
 use crate::payload::{ContextSource, Dynamic, Env, EvalError, Template};
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::stream::FuturesUnordered;
@@ -18,12 +19,17 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::{Notify, broadcast, oneshot};
 
 /// Up to this many events (~1.5 MB) are reserved up front for an execution's history.
 const HISTORY_HINT_CAP: usize = 16_384;
+
+/// A line of execution lets the others run, and checks the execution's deadline, every this many
+/// transitions: a loop of states that never await (Pass, Choice) would otherwise hold its worker and
+/// never see TimeoutSeconds expire.
+const TRANSITIONS_PER_TURN: u32 = 64;
 
 /// What a Task state asks the embedder to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -207,7 +213,9 @@ impl Executor {
         let arn = format!("arn:aws:states:{}:{}:execution:{}:{}", start.region, start.account_id, start.state_machine_name, start.name);
         let role_arn = start.role_arn.unwrap_or_else(|| format!("arn:aws:iam::{}:role/StepFunctionsExecutionRole", start.account_id));
         let started = Utc::now();
-        let log = Log::with_capacity(machine.history_hint.load(Ordering::Relaxed));
+        let log = Log::new(machine.history_hint.load(Ordering::Relaxed), limits::HISTORY_EVENTS);
+        let limit = Duration::from_secs(machine.timeout_seconds.unwrap_or(u64::MAX).min(limits::MAX_EXECUTION_SECONDS));
+        let clock = self.inner.clock;
         Arc::new(Execution {
             inner: self.inner.clone(),
             machine,
@@ -222,6 +230,10 @@ impl Executor {
             role_arn,
             log,
             stopped: Mutex::new(None),
+            deadline: clock.wall(limit).map(after),
+            virtual_limit: (clock == Clock::Virtual).then_some(limit),
+            halt: OnceLock::new(),
+            halted: Notify::new(),
         })
     }
 
@@ -299,6 +311,20 @@ struct Execution {
     role_arn: String,
     log: Log,
     stopped: Mutex<Option<(Option<String>, Option<String>)>>,
+    /// When the execution times out, on a wall clock.
+    deadline: Option<tokio::time::Instant>,
+    /// How much virtual time the execution may take, on the virtual clock.
+    virtual_limit: Option<Duration>,
+    /// Why a line of execution ended the whole execution, and its virtual time then.
+    halt: OnceLock<(Halt, Duration)>,
+    halted: Notify,
+}
+
+/// Ends an execution from inside any of its branches, past Catch and Retry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Halt {
+    TimedOut,
+    HistoryFull,
 }
 
 type Run<'p> = Pin<Box<dyn Future<Output = (Thread, Result<Arc<Value>, Failure>)> + Send + 'p>>;
@@ -314,7 +340,11 @@ impl Thread {
     fn now(&self) -> DateTime<Utc> {
         match self.exec.inner.clock {
             Clock::Real | Clock::Scaled(_) => Utc::now(),
-            Clock::Virtual => self.exec.started + self.virtual_elapsed,
+            // Saturates: without quotas a virtual clock may run past the last date chrono knows.
+            Clock::Virtual => chrono::TimeDelta::from_std(self.virtual_elapsed)
+                .ok()
+                .and_then(|d| self.exec.started.checked_add_signed(d))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
         }
     }
 
@@ -327,11 +357,34 @@ impl Thread {
         match self.exec.inner.clock.wall(d) {
             Some(wall) => tokio::time::sleep(wall).await,
             None => {
-                self.virtual_elapsed += d;
+                self.virtual_elapsed = self.virtual_elapsed.saturating_add(d);
+                if self.exec.virtual_limit.is_some_and(|limit| self.virtual_elapsed > limit) {
+                    self.halt(Halt::TimedOut).await;
+                }
                 // Let other executions and branches run, as a real wait would.
                 take_turn().await;
             }
         }
+    }
+
+    /// Ends the execution: records why and waits for the execution to drop this line of it.
+    async fn halt(&self, why: Halt) {
+        let at = match (why, self.exec.virtual_limit) {
+            (Halt::TimedOut, Some(limit)) => limit,
+            _ => self.virtual_elapsed,
+        };
+        // The first reason stands; the execution ends at once on it.
+        let _ = self.exec.halt.set((why, at));
+        self.exec.halted.notify_one();
+        std::future::pending::<()>().await
+    }
+
+    /// Lets other executions and branches run, after checking the execution's limits.
+    async fn take_turn(&self) {
+        if self.exec.deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            self.halt(Halt::TimedOut).await;
+        }
+        take_turn().await
     }
 
     fn child(&self) -> Thread {
@@ -385,6 +438,11 @@ impl Execution {
         self.ended_abnormally(ExecutionStatus::Failed, EventType::ExecutionFailed, Some(errors::RUNTIME.to_owned()), Some(cause))
     }
 
+    fn failed(&self, th: &mut Thread, f: Failure) -> ExecutionOutcome {
+        th.record(EventType::ExecutionFailed, Some(EventDetails::failure(f.error.clone(), f.cause.clone())));
+        ExecutionOutcome { status: ExecutionStatus::Failed, output: None, error: f.error, cause: f.cause, history: vec![] }
+    }
+
     async fn run(self: Arc<Self>) -> ExecutionOutcome {
         let mut th = Thread { exec: self.clone(), previous: 0, virtual_elapsed: Duration::ZERO };
         let details = EventDetails {
@@ -393,38 +451,42 @@ impl Execution {
         };
         th.record(EventType::ExecutionStarted, Some(details));
         let run = run_program(th, &self.machine.program, self.input.clone());
-        let limit = self.machine.timeout_seconds.map(Duration::from_secs);
-        let (status, result, th) = match (limit, limit.and_then(|l| self.inner.clock.wall(l))) {
-            (Some(_), Some(wall)) => match tokio::time::timeout(wall, run).await {
-                Ok((th, result)) => (None, result, Some(th)),
-                Err(_) => (Some(ExecutionStatus::TimedOut), Err(Failure::new(errors::TIMEOUT, String::new())), None),
-            },
-            (Some(limit), None) => {
-                let (th, result) = run.await;
-                let late = th.virtual_elapsed > limit;
-                (late.then_some(ExecutionStatus::TimedOut), result, Some(th))
-            }
-            (None, _) => {
-                let (th, result) = run.await;
-                (None, result, Some(th))
+        let deadline = async {
+            match self.deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
             }
         };
-        let mut th = th.unwrap_or_else(|| Thread { exec: self.clone(), previous: 0, virtual_elapsed: Duration::ZERO });
-        let outcome = match (status, result) {
-            (Some(ExecutionStatus::TimedOut), _) => {
-                let f = Failure { error: Some(errors::TIMEOUT.to_owned()), cause: None };
-                th.record(EventType::ExecutionTimedOut, Some(EventDetails::failure(f.error.clone(), None)));
-                ExecutionOutcome { status: ExecutionStatus::TimedOut, output: None, error: f.error, cause: f.cause, history: vec![] }
+        let ended = tokio::select! {
+            biased;
+            _ = self.halted.notified() => None,
+            _ = deadline => {
+                let _ = self.halt.set((Halt::TimedOut, Duration::ZERO));
+                None
             }
-            (_, Ok(output)) => {
+            ended = run => Some(ended),
+        };
+        let outcome = match ended {
+            Some((mut th, Ok(output))) => {
                 th.record(EventType::ExecutionSucceeded, Some(EventDetails { output: Some(output.clone()), ..Default::default() }));
                 let output = Some(Arc::unwrap_or_clone(output));
                 ExecutionOutcome { status: ExecutionStatus::Succeeded, output, error: None, cause: None, history: vec![] }
             }
-            (_, Err(f)) => {
-                let details = EventDetails::failure(f.error.clone(), f.cause.clone());
-                th.record(EventType::ExecutionFailed, Some(details));
-                ExecutionOutcome { status: ExecutionStatus::Failed, output: None, error: f.error, cause: f.cause, history: vec![] }
+            Some((mut th, Err(f))) => self.failed(&mut th, f),
+            None => {
+                let (why, virtual_elapsed) = self.halt.get().copied().unwrap_or((Halt::TimedOut, Duration::ZERO));
+                let mut th = Thread { exec: self.clone(), previous: self.log.last_id(), virtual_elapsed };
+                match why {
+                    Halt::TimedOut => {
+                        let error = Some(errors::TIMEOUT.to_owned());
+                        th.record(EventType::ExecutionTimedOut, Some(EventDetails::failure(error.clone(), None)));
+                        ExecutionOutcome { status: ExecutionStatus::TimedOut, output: None, error, cause: None, history: vec![] }
+                    }
+                    Halt::HistoryFull => {
+                        let cause = format!("The execution reached the maximum number of history events ({}).", limits::HISTORY_EVENTS);
+                        self.failed(&mut th, Failure::new(errors::RUNTIME, cause))
+                    }
+                }
             }
         };
         let history = self.log.take();
@@ -515,7 +577,15 @@ fn entered_type(kind: &Kind) -> (EventType, EventType) {
 fn run_program(mut th: Thread, program: &Program, mut input: Arc<Value>) -> Run<'_> {
     Box::pin(async move {
         let mut index = program.start;
+        let mut transitions = 0u32;
         loop {
+            if th.exec.log.is_full() {
+                th.halt(Halt::HistoryFull).await;
+            }
+            transitions = transitions.wrapping_add(1);
+            if transitions.is_multiple_of(TRANSITIONS_PER_TURN) {
+                th.take_turn().await;
+            }
             let state = &program.states[index];
             let (entered, exited) = entered_type(&state.kind);
             let entered_at = th.now();
@@ -679,7 +749,7 @@ fn select_path(run: &StateRun, path: &IoPath, doc: &Arc<Value>) -> Result<Arc<Va
 fn apply_result_path(run: &StateRun, raw: Arc<Value>, result: Arc<Value>, path: &ResultPath) -> Result<Arc<Value>, Failure> {
     match path {
         ResultPath::Discard => Ok(raw),
-        ResultPath::Path(p) if p.is_root() => Ok(result),
+        ResultPath::Path(p) if p.is_root() => bounded(run, result),
         ResultPath::Path(p) => {
             let mut target = Arc::unwrap_or_clone(raw);
             p.assign(&mut target, Arc::unwrap_or_clone(result)).map_err(|why| {
@@ -693,9 +763,18 @@ fn apply_result_path(run: &StateRun, raw: Arc<Value>, result: Arc<Value>, path: 
                     ),
                 )
             })?;
-            Ok(Arc::new(target))
+            bounded(run, Arc::new(target))
         }
     }
+}
+
+/// A state's new output, refused when it nests too deeply to be handled safely: a loop that wraps its
+/// input one level deeper each time ends here rather than in a stack overflow.
+fn bounded(run: &StateRun, doc: Arc<Value>) -> Result<Arc<Value>, Failure> {
+    if limits::nests_deeper_than(&doc, limits::MAX_DOCUMENT_DEPTH) {
+        return Err(run.runtime(format!("The state's output nests more than {} levels deep.", limits::MAX_DOCUMENT_DEPTH)));
+    }
+    Ok(doc)
 }
 
 fn fail_field(th: &Thread, run: &StateRun, field: Option<&FailField>, input: &Value) -> Result<Option<String>, Failure> {
@@ -902,7 +981,7 @@ async fn run_task(th: &mut Thread, run: &mut StateRun<'_>, spec: &TaskSpec, raw:
         execution_arn: th.exec.arn.clone(),
         retry_count: run.retry_count,
     };
-    let deadline = timeout.map(|t| tokio::time::Instant::now() + Duration::from_secs(t));
+    let deadline = timeout.map(|t| after(Duration::from_secs(t)));
     let end = match &run.task_token {
         Some(token) => {
             let (tx, rx) = oneshot::channel();
@@ -962,16 +1041,29 @@ async fn await_token(
     deadline: Option<tokio::time::Instant>,
     heartbeat: Option<u64>,
 ) -> TaskEnd {
-    let far = || tokio::time::Instant::now() + Duration::from_secs(100 * 365 * 24 * 3600);
     loop {
-        let beat_deadline = heartbeat.map(|h| tokio::time::Instant::now() + Duration::from_secs(h)).unwrap_or_else(far);
+        let beat_deadline = heartbeat.map(|h| after(Duration::from_secs(h))).unwrap_or_else(far_future);
         tokio::select! {
             reply = &mut rx => return TaskEnd::Done(reply.unwrap_or_else(|_| Err(TaskFailure::new(errors::RUNTIME, "the task token was dropped")))),
-            _ = tokio::time::sleep_until(deadline.unwrap_or_else(far)) => return TaskEnd::TimedOut,
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(far_future)) => return TaskEnd::TimedOut,
             _ = tokio::time::sleep_until(beat_deadline) => return TaskEnd::HeartbeatTimedOut,
             _ = beat.notified() => continue,
         }
     }
+}
+
+const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// An instant that stands for "never".
+fn far_future() -> tokio::time::Instant {
+    after(CENTURY)
+}
+
+/// `d` from now; a century from now when `d` is past what the platform's clock can add (a
+/// `...SecondsPath` may name any number).
+fn after(d: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(d).or_else(|| now.checked_add(CENTURY)).unwrap_or(now)
 }
 
 /// The shape `arn:aws:states:::lambda:invoke` returns: the function's answer under `Payload`.

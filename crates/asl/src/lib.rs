@@ -10,6 +10,7 @@ mod executor;
 mod history;
 mod intrinsic;
 mod jsonpath;
+mod limits;
 mod payload;
 
 pub use definition::{DefinitionError, DefinitionErrors, StateMachine};

@@ -505,3 +505,171 @@ async fn context_paths_read_the_item_index_and_execution_input_at_any_depth() {
     assert_eq!(out.error.as_deref(), Some("States.Runtime"));
     assert!(out.cause.unwrap().contains("The JSONPath '$$.Map.Item.Value.nope' specified for the field 'x.$' could not be found"));
 }
+
+// Hostile definitions and inputs: each ends in a clear error, promptly, within bounded memory.
+
+/// A definition whose state `L` loops on itself (Next: L); a Choice that never matches first
+/// keeps a terminal state reachable, as validation requires.
+fn self_loop(looping: Value) -> Value {
+    json!({"StartAt": "Start", "States": {
+        "Start": {"Type": "Choice", "Choices": [{"Variable": "$.never", "IsPresent": true, "Next": "Done"}], "Default": "L"},
+        "L": looping,
+        "Done": {"Type": "Succeed"}
+    }})
+}
+
+/// Runs `def` on the virtual clock and checks that it ended within `secs` of wall time.
+async fn run_promptly(def: Value, input: Value, secs: u64) -> ExecutionOutcome {
+    let started = std::time::Instant::now();
+    let out = run(def, input).await;
+    assert!(started.elapsed() < Duration::from_secs(secs), "took {:?}", started.elapsed());
+    out
+}
+
+#[tokio::test]
+async fn an_endless_pass_loop_fails_at_the_history_quota() {
+    let out = run_promptly(self_loop(json!({"Type": "Pass", "Next": "L"})), json!({}), 20).await;
+    assert_eq!(out.status, ExecutionStatus::Failed);
+    assert_eq!(out.error.as_deref(), Some("States.Runtime"));
+    assert_eq!(out.cause.as_deref(), Some("The execution reached the maximum number of history events (25000)."));
+    assert_eq!(out.history.len(), 25_000);
+    let last = out.history.last().unwrap();
+    assert_eq!(last.event_type, EventType::ExecutionFailed);
+    assert_eq!(last.previous_event_id, 24_999);
+}
+
+#[tokio::test]
+async fn an_endless_choice_loop_inside_a_parallel_branch_fails_at_the_history_quota() {
+    let looping = json!({"StartAt": "C", "States": {
+        "C": {"Type": "Choice", "Choices": [{"Variable": "$.never", "IsPresent": true, "Next": "Out"}], "Default": "C"},
+        "Out": {"Type": "Succeed"}
+    }});
+    let def = json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true,
+        "Branches": [looping, {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 5, "End": true}}}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}]}, "Caught": {"Type": "Succeed"}}});
+    let out = run_promptly(def, json!({}), 20).await;
+    assert_eq!(out.status, ExecutionStatus::Failed, "the quota is not an error a Catch can handle");
+    assert!(out.cause.unwrap().contains("maximum number of history events (25000)"));
+    assert_eq!(out.history.len(), 25_000);
+}
+
+#[tokio::test]
+async fn a_loop_that_wraps_its_input_deeper_each_time_fails_before_the_stack_does() {
+    let def = self_loop(json!({"Type": "Pass", "Parameters": {"a.$": "$"}, "Next": "L"}));
+    let out = run_promptly(def, json!({}), 20).await;
+    assert_eq!(out.error.as_deref(), Some("States.Runtime"));
+    assert!(out.cause.as_deref().unwrap().ends_with("The state's output nests more than 512 levels deep."), "{:?}", out.cause);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_seconds_ends_a_loop_that_never_awaits() {
+    // Each pass is slow (ArrayUnique over 2,000 distinct items) but never awaits: the execution's
+    // deadline is still seen, long before the history quota.
+    let items: Vec<u32> = (0..2_000).collect();
+    let mut def =
+        self_loop(json!({"Type": "Pass", "Parameters": {"u.$": "States.ArrayUnique($.items)"}, "ResultPath": "$.u", "Next": "L"}));
+    def["TimeoutSeconds"] = json!(1);
+    let machine = Arc::new(StateMachine::from_value(&def).unwrap());
+    let started = std::time::Instant::now();
+    let out = Executor::new(Recorder::new(|_| Ok(Value::Null)), Clock::Real)
+        .run(machine, ExecutionStart::new("t", json!({"items": items})))
+        .await;
+    assert_eq!(out.status, ExecutionStatus::TimedOut);
+    assert_eq!(out.error.as_deref(), Some("States.Timeout"));
+    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    assert_eq!(out.history.last().unwrap().event_type, EventType::ExecutionTimedOut);
+}
+
+#[tokio::test]
+async fn waits_past_the_maximum_execution_time_time_out_on_the_virtual_clock() {
+    for wait in [
+        json!({"Seconds": 1_000_000_000_000_000u64}),
+        json!({"SecondsPath": "$.s"}),
+        json!({"TimestampPath": "$.t"}),
+        json!({"Timestamp": "9999-12-31T23:59:59Z"}),
+    ] {
+        let mut state = json!({"Type": "Wait", "End": true});
+        state.as_object_mut().unwrap().extend(wait.as_object().unwrap().clone());
+        let out = run_promptly(single(state), json!({"s": i64::MAX, "t": "9999-12-31T23:59:59Z"}), 5).await;
+        assert_eq!(out.status, ExecutionStatus::TimedOut, "{wait}");
+        let ended = out.history.last().unwrap();
+        assert_eq!(ended.event_type, EventType::ExecutionTimedOut);
+        assert_eq!((ended.timestamp - out.history[0].timestamp).num_seconds(), 365 * 24 * 3600, "{wait}");
+    }
+}
+
+#[tokio::test]
+async fn retries_without_end_time_out_on_the_virtual_clock() {
+    let def = single(json!({"Type": "Task", "Resource": LAMBDA, "End": true,
+        "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 99_999_999, "BackoffRate": 1000, "MaxAttempts": 99_999_999}]}));
+    let started = std::time::Instant::now();
+    let out = run_with(Recorder::new(|_| Err(TaskFailure::new("E", "again"))), def, json!({})).await;
+    assert_eq!(out.status, ExecutionStatus::TimedOut);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_huge_wait_on_the_real_clock_waits_without_panicking_and_can_be_stopped() {
+    let executor = Executor::new(Recorder::new(|_| Ok(Value::Null)), Clock::Real);
+    let def = single(json!({"Type": "Wait", "SecondsPath": "$.s", "End": true}));
+    let handle = executor.start(Arc::new(StateMachine::from_value(&def).unwrap()), ExecutionStart::new("w", json!({"s": i64::MAX})));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    handle.stop(None, None);
+    assert_eq!(handle.outcome().await.status, ExecutionStatus::Aborted);
+}
+
+#[tokio::test]
+async fn a_huge_task_timeout_path_is_no_deadline_at_all() {
+    let def = single(json!({"Type": "Task", "Resource": LAMBDA, "TimeoutSecondsPath": "$.t", "HeartbeatSecondsPath": "$.t", "End": true}));
+    let out = run(def, json!({"t": u64::MAX})).await;
+    assert_eq!(out.status, ExecutionStatus::Succeeded, "{:?}", out.cause);
+}
+
+#[tokio::test]
+async fn array_range_at_the_integer_bounds_fails_cleanly() {
+    for (args, ok) in [
+        ("-9223372036854775808, 9223372036854775807, 1", false),
+        ("9223372036854775807, -9223372036854775808, -1", false),
+        ("-9223372036854775808, 9223372036854775807, 9223372036854775807", true),
+        ("1e300, -1e300, -1", false),
+        ("9223372036854775806, 9223372036854775807, 1", true),
+    ] {
+        let def = single(json!({"Type": "Pass", "Parameters": {"r.$": format!("States.ArrayRange({args})")}, "End": true}));
+        let out = run(def, json!({})).await;
+        if ok {
+            assert_eq!(out.status, ExecutionStatus::Succeeded, "{args}: {:?}", out.cause);
+        } else {
+            assert_eq!(out.error.as_deref(), Some("States.IntrinsicFailure"), "{args}");
+            assert!(out.cause.unwrap().contains("more than 1000 elements"), "{args}");
+        }
+    }
+}
+
+#[test]
+fn deeply_nested_paths_and_intrinsics_are_definition_errors() {
+    let parens = format!("$.a[?({}@.x == 1{})]", "(".repeat(2_000), ")".repeat(2_000));
+    let nots = format!("$.a[?({}@.x)]", "!".repeat(100_000));
+    let filters = format!("${}", "[?(@.a".repeat(2_000)) + &")]".repeat(2_000);
+    let calls = format!("{}1{}", "States.Array(".repeat(5_000), ")".repeat(5_000));
+    for (field, text, limit) in [
+        ("x.$", parens, "filters nest more than 64 levels deep"),
+        ("x.$", nots, "filters nest more than 64 levels deep"),
+        ("x.$", filters, "filters nest more than 64 levels deep"),
+        ("x.$", calls, "calls nest more than 32 levels deep"),
+    ] {
+        let started = std::time::Instant::now();
+        let def = single(json!({"Type": "Pass", "Parameters": {field: text}, "End": true}));
+        let errs = StateMachine::from_value(&def).unwrap_err();
+        assert!(errs.to_string().contains(limit), "{}", &errs.to_string()[..200]);
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}
+
+#[tokio::test]
+async fn long_paths_and_deep_documents_are_walked_without_recursion() {
+    // 20,000 segments after a wildcard: selected level by level.
+    let path = format!("$[*]{}", ".a".repeat(20_000));
+    let def = single(json!({"Type": "Pass", "Parameters": {"x.$": path}, "End": true}));
+    let out = run(def, json!([{"b": 1}])).await;
+    assert_eq!(out.output, Some(json!({"x": []})));
+}
