@@ -4,12 +4,12 @@ use crate::definition::{
     Amount, Catcher, FailField, IoPath, Kind, MapSpec, ParallelSpec, Program, Recovery, ResultPath, Retrier, State, StateMachine, TaskSpec,
     Transition, WaitSpec,
 };
+use crate::env::{ContextSource, Env, EvalError, compact};
 use crate::errors;
 use crate::history::{EventDetails, EventType, HistoryEvent, Log, MoreDetails};
-use crate::intrinsic::compact;
 use crate::jsonpath::JsonPath;
 use crate::limits;
-use crate::payload::{ContextSource, Dynamic, Env, EvalError, Template};
+use crate::payload::{Dynamic, Template};
 use chrono::{DateTime, SecondsFormat, Utc};
 use futures_util::stream::FuturesUnordered;
 use futures_util::{FutureExt, StreamExt};

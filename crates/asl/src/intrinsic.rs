@@ -1,6 +1,6 @@
 //! Intrinsic functions (`States.Format(...)` and friends): parsed once, evaluated per state.
+use crate::env::{Env, EvalError, compact};
 use crate::jsonpath::{JsonPath, type_name};
-use crate::payload::{Env, EvalError};
 use base64::Engine as _;
 use serde_json::{Number, Value};
 
@@ -314,10 +314,6 @@ fn java_string(v: &Value, out: &mut String) {
         }
         other => out.push_str(&other.to_string()),
     }
-}
-
-pub(crate) fn compact(v: &Value) -> String {
-    serde_json::to_string(v).unwrap_or_default()
 }
 
 fn hash(alg: &str, data: &[u8]) -> Option<String> {

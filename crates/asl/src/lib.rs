@@ -5,6 +5,7 @@
 //! the States Language specification and the AWS Step Functions developer guide (JSONPath query language).
 mod choice;
 mod definition;
+mod env;
 pub mod errors;
 mod executor;
 mod history;
