@@ -428,7 +428,9 @@ async fn history_ids_chain_and_subscribers_see_every_event() {
         seen.push(e.id);
     }
     assert_eq!(seen, out.history.iter().map(|e| e.id).collect::<Vec<_>>());
-    for pair in out.history.windows(2) {
+    // As in AWS's histories, the first state's entered event follows 0, not ExecutionStarted.
+    assert_eq!(out.history[1].previous_event_id, 0);
+    for pair in out.history[1..].windows(2) {
         assert_eq!(pair[1].previous_event_id, pair[0].id);
     }
     let json = serde_json::to_value(&out.history[1]).unwrap();
@@ -672,4 +674,87 @@ async fn long_paths_and_deep_documents_are_walked_without_recursion() {
     let def = single(json!({"Type": "Pass", "Parameters": {"x.$": path}, "End": true}));
     let out = run(def, json!([{"b": 1}])).await;
     assert_eq!(out.output, Some(json!({"x": []})));
+}
+
+/// `(type, id, previousEventId)` of every event, for comparing with AWS's recorded histories.
+fn chain(history: &[HistoryEvent]) -> Vec<(String, u64, u64)> {
+    history.iter().map(|e| (e.event_type.as_str().to_owned(), e.id, e.previous_event_id)).collect()
+}
+
+fn ev(t: &str, id: u64, prev: u64) -> (String, u64, u64) {
+    (t.to_owned(), id, prev)
+}
+
+#[tokio::test]
+async fn map_history_chains_as_aws_records_it() {
+    // As AWS recorded a Map whose iterations ran one after the other (LocalStack's
+    // test_map_state_break_condition snapshot): each MapIterationStarted follows the previous
+    // iteration's last state event, MapIteration{Succeeded,Failed} hang off that event, and
+    // MapStateFailed follows the failing iteration's last state event.
+    let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "MaxConcurrency": 1, "End": true,
+        "ItemProcessor": {"StartAt": "C", "States": {
+            "C": {"Type": "Choice", "Choices": [{"Variable": "$", "NumericEquals": 3, "Next": "Break"}], "Default": "P"},
+            "P": {"Type": "Pass", "End": true},
+            "Break": {"Type": "Fail", "Error": "SomeFailure"}}}}}});
+    let out = run(def, json!([1, 3])).await;
+    assert_eq!(
+        chain(&out.history),
+        vec![
+            ev("ExecutionStarted", 1, 0),
+            ev("MapStateEntered", 2, 0),
+            ev("MapStateStarted", 3, 2),
+            ev("MapIterationStarted", 4, 3),
+            ev("ChoiceStateEntered", 5, 4),
+            ev("ChoiceStateExited", 6, 5),
+            ev("PassStateEntered", 7, 6),
+            ev("PassStateExited", 8, 7),
+            ev("MapIterationSucceeded", 9, 8),
+            ev("MapIterationStarted", 10, 8),
+            ev("ChoiceStateEntered", 11, 10),
+            ev("ChoiceStateExited", 12, 11),
+            ev("FailStateEntered", 13, 12),
+            ev("MapIterationFailed", 14, 13),
+            ev("MapStateFailed", 15, 13),
+            ev("ExecutionFailed", 16, 15),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn map_iterations_are_recorded_when_they_start_under_max_concurrency() {
+    let def = single(json!({"Type": "Map", "MaxConcurrency": 2, "End": true,
+        "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": LAMBDA, "End": true}}}}));
+    let out = tokio::time::timeout(Duration::from_secs(10), run_with(gate(2), def, json!([1, 2, 3, 4]))).await.unwrap();
+    assert_eq!(out.status, ExecutionStatus::Succeeded);
+    // The third iteration starts only after one of the first two ends.
+    let started: Vec<u64> = of_type(&out.history, EventType::MapIterationStarted).iter().map(|e| e.id).collect();
+    let first_end = out.history.iter().find(|e| e.event_type == EventType::MapIterationSucceeded).unwrap().id;
+    assert!(started[1] < first_end && started[2] > first_end, "{started:?}, first end {first_end}");
+}
+
+#[tokio::test]
+async fn parallel_history_chains_as_aws_records_it() {
+    // As AWS recorded test_parallel_state (LocalStack's snapshot): ParallelStateSucceeded follows the
+    // last event of the branch that ended last, ParallelStateExited follows it.
+    let def = json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
+        {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}},
+        {"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}}]}}});
+    let out = run(def, json!({})).await;
+    // Branches that never await run one after the other here, so the second starts after the first
+    // ended, as a Map's iterations do.
+    assert_eq!(
+        chain(&out.history),
+        vec![
+            ev("ExecutionStarted", 1, 0),
+            ev("ParallelStateEntered", 2, 0),
+            ev("ParallelStateStarted", 3, 2),
+            ev("PassStateEntered", 4, 3),
+            ev("PassStateExited", 5, 4),
+            ev("PassStateEntered", 6, 5),
+            ev("PassStateExited", 7, 6),
+            ev("ParallelStateSucceeded", 8, 7),
+            ev("ParallelStateExited", 9, 8),
+            ev("ExecutionSucceeded", 10, 9),
+        ]
+    );
 }

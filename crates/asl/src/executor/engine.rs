@@ -229,6 +229,10 @@ impl Execution {
             ..EventDetails::more(MoreDetails { role_arn: Some(self.role_arn.clone()), ..Default::default() })
         };
         th.record(EventType::ExecutionStarted, Some(details));
+        // AWS's histories give the first state's entered event a previousEventId of 0, not the
+        // ExecutionStarted event's id (recorded executions; the developer guide's Step Functions Local
+        // history example shows the same).
+        th.previous = 0;
         let run = run_program(th, &self.machine.program, self.input.clone());
         let deadline = async {
             match self.deadline {

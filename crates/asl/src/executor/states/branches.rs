@@ -9,17 +9,26 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Runs sub-programs side by side as futures of the execution's own task: they interleave at every await
 /// (a Wait, a task, a token) as AWS's branches do, without a tokio task, a cross-thread wake-up and a
 /// join handle per iteration; separate executions still run in parallel on the runtime's workers. Unless
 /// failures are tolerated, the first one ends the rest (dropping their futures cancels them).
+///
+/// Event ids chain as in AWS's histories: a child's first event follows the latest event of a child
+/// that has ended (or the state's own, before any has), and the state's next event follows the last
+/// event of the child that ended last. For a Map (`iterations` names it), each iteration records
+/// MapIterationStarted when it starts, and MapIterationSucceeded or MapIterationFailed after its last
+/// event when it ends, aside from that chain.
 async fn run_children(
     th: &mut Thread,
-    jobs: Vec<(Thread, &Program, Arc<Value>)>,
+    jobs: Vec<(&Program, Arc<Value>)>,
     limit: Option<usize>,
     tolerate_failures: bool,
+    iterations: Option<&Arc<str>>,
 ) -> Vec<(usize, Result<Arc<Value>, Failure>)> {
+    let chain = AtomicU64::new(th.previous);
     let mut running = FuturesUnordered::new();
     let mut queue = jobs.into_iter().enumerate();
     let mut results = Vec::with_capacity(queue.len());
@@ -27,20 +36,35 @@ async fn run_children(
         // Start children in item order as the limit allows, so `MaxConcurrency: 1` runs items one
         // after the other in order, and a failure stops the items not yet started.
         while limit.is_none_or(|l| running.len() < l) {
-            let Some((i, (child, program, input))) = queue.next() else { break };
+            let Some((i, (program, input))) = queue.next() else { break };
+            let (mut child, chain) = (th.child(), &chain);
             running.push(async move {
+                child.previous = chain.load(Ordering::Relaxed);
+                if let Some(name) = iterations {
+                    child.record(EventType::MapIterationStarted, Some(iteration(name, i)));
+                }
                 let (child, result) = run_program(child, program, input).await;
-                (i, child.virtual_elapsed, result)
+                (i, child, result)
             });
         }
-        let Some((i, elapsed, result)) = running.next().await else { return results };
-        th.virtual_elapsed = th.virtual_elapsed.max(elapsed);
+        let Some((i, mut child, result)) = running.next().await else { return results };
+        th.virtual_elapsed = th.virtual_elapsed.max(child.virtual_elapsed);
+        th.previous = child.previous;
+        chain.store(child.previous, Ordering::Relaxed);
+        if let Some(name) = iterations {
+            let ended = if result.is_ok() { EventType::MapIterationSucceeded } else { EventType::MapIterationFailed };
+            child.record(ended, Some(iteration(name, i)));
+        }
         let failed = result.is_err();
         results.push((i, result));
         if failed && !tolerate_failures {
             return results;
         }
     }
+}
+
+fn iteration(name: &Arc<str>, index: usize) -> EventDetails {
+    EventDetails { name: Some(name.clone()), index: Some(index), ..Default::default() }
 }
 
 pub(crate) async fn run_parallel(
@@ -55,8 +79,8 @@ pub(crate) async fn run_parallel(
         None => effective,
     };
     th.record(EventType::ParallelStateStarted, None);
-    let jobs = spec.branches.iter().map(|b| (th.child(), b, input.clone())).collect();
-    let mut results = run_children(th, jobs, None, false).await;
+    let jobs = spec.branches.iter().map(|b| (b, input.clone())).collect();
+    let mut results = run_children(th, jobs, None, false, None).await;
     if let Some(failure) = results.iter().find_map(|(_, r)| r.as_ref().err().cloned()) {
         th.record(EventType::ParallelStateFailed, Some(EventDetails::failure(failure.error.clone(), failure.cause.clone())));
         return Err(failure);
@@ -112,29 +136,24 @@ pub(crate) async fn run_map(th: &mut Thread, run: &mut StateRun<'_>, spec: &MapS
             }
             None => Arc::new(item),
         };
-        let details = EventDetails { name: Some(run.state.name.clone()), index: Some(index), ..Default::default() };
-        let mut child = th.child();
-        child.record(EventType::MapIterationStarted, Some(details));
-        jobs.push((child, &spec.processor, input));
+        jobs.push((&spec.processor, input));
     }
     let limit = (max_concurrency > 0).then_some(max_concurrency as usize);
-    let results = run_children(th, jobs, limit, tolerant).await;
+    let results = run_children(th, jobs, limit, tolerant, Some(&run.state.name)).await;
 
     let mut outputs = vec![Value::Null; len];
     let mut failures = 0usize;
     let mut first_failure = None;
     for (index, result) in results {
-        let (event, output) = match result {
-            Ok(v) => (EventType::MapIterationSucceeded, Arc::unwrap_or_clone(v)),
+        let output = match result {
+            Ok(v) => Arc::unwrap_or_clone(v),
             Err(f) => {
                 failures += 1;
                 let v = f.as_value();
                 first_failure.get_or_insert(f);
-                (EventType::MapIterationFailed, v)
+                v
             }
         };
-        let details = EventDetails { name: Some(run.state.name.clone()), index: Some(index), ..Default::default() };
-        th.record(event, Some(details));
         if let Some(slot) = outputs.get_mut(index) {
             *slot = output;
         }
