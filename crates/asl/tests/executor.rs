@@ -758,3 +758,44 @@ async fn parallel_history_chains_as_aws_records_it() {
         ]
     );
 }
+
+#[tokio::test]
+async fn context_paths_are_read_wherever_aws_reads_a_path() {
+    // InputPath and OutputPath.
+    let out = run(single(json!({"Type": "Pass", "InputPath": "$$.Execution.Input.a", "End": true})), json!({"a": {"b": 1}})).await;
+    assert_eq!(out.output, Some(json!({"b": 1})));
+    let out = run(single(json!({"Type": "Pass", "OutputPath": "$$.State.Name", "End": true})), json!({})).await;
+    assert_eq!(out.output, Some(json!("S")));
+    // ItemsPath, and ItemSelector reading the item.
+    let def = single(json!({"Type": "Map", "ItemsPath": "$$.Execution.Input.items", "ItemSelector": {"v.$": "$$.Map.Item.Value"},
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}));
+    assert_eq!(run(def, json!({"items": [1, 2]})).await.output, Some(json!([{"v": 1}, {"v": 2}])));
+    // SecondsPath and TimestampPath.
+    let out = run(single(json!({"Type": "Wait", "SecondsPath": "$$.Execution.Input.s", "End": true})), json!({"s": 60})).await;
+    assert_eq!((out.history.last().unwrap().timestamp - out.history[0].timestamp).num_seconds(), 60);
+    let def = single(json!({"Type": "Wait", "TimestampPath": "$$.Execution.Input.t", "End": true}));
+    assert_eq!(run(def, json!({"t": "2016-03-14T01:59:00Z"})).await.status, ExecutionStatus::Succeeded);
+    // TimeoutSecondsPath and HeartbeatSecondsPath.
+    let def = single(json!({"Type": "Task", "Resource": LAMBDA, "TimeoutSecondsPath": "$$.Execution.Input.t",
+        "HeartbeatSecondsPath": "$$.Execution.Input.h", "End": true}));
+    assert_eq!(run(def, json!({"t": 10, "h": 5})).await.status, ExecutionStatus::Succeeded);
+    // Choice Variable and ...Path comparisons.
+    let def = json!({"StartAt": "C", "States": {
+        "C": {"Type": "Choice", "Choices": [{"Variable": "$$.Execution.Input.x", "NumericEqualsPath": "$$.Execution.Input.y", "Next": "Yes"}], "Default": "No"},
+        "Yes": {"Type": "Succeed"}, "No": {"Type": "Fail"}}});
+    assert_eq!(run(def, json!({"x": 2, "y": 2})).await.status, ExecutionStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn a_context_path_that_matches_nothing_fails_like_any_path() {
+    let out = run(single(json!({"Type": "Pass", "InputPath": "$$.Execution.Input.nope", "End": true})), json!({})).await;
+    assert_eq!(out.error.as_deref(), Some("States.Runtime"));
+    assert!(out.cause.unwrap().ends_with("Invalid path '$$.Execution.Input.nope' : No results for path: $$['Execution']['Input']['nope']"));
+}
+
+#[test]
+fn result_path_cannot_be_a_context_path() {
+    let errs = StateMachine::from_value(&single(json!({"Type": "Pass", "ResultPath": "$$.Execution.Input", "End": true}))).unwrap_err();
+    assert_eq!(errs.0[0].pointer, "/States/S/ResultPath");
+    assert!(errs.0[0].message.contains("'$$'"), "{}", errs.0[0].message);
+}

@@ -3,7 +3,7 @@
 use super::context::StateContext;
 use super::engine::{Failure, StateRun, Thread};
 use crate::definition::{Amount, IoPath, ResultPath};
-use crate::env::{Env, compact};
+use crate::env::{ContextSource, Env, compact};
 use crate::errors;
 use crate::jsonpath::JsonPath;
 use crate::limits;
@@ -20,20 +20,28 @@ pub(crate) fn no_results(run: &StateRun, path: &JsonPath) -> Failure {
     run.runtime(format!("Invalid path '{path}' : No results for path: {}", path.normalized()))
 }
 
+/// What a path field selects in `doc`, or in the context object for a `$$` path: AWS accepts those
+/// wherever a path reads a value (InputPath, OutputPath, ItemsPath, the `...Path` fields). Fails with
+/// AWS's "No results for path" when a definite path selects nothing.
+pub(crate) fn select(th: &Thread, run: &StateRun, path: &JsonPath, doc: &Value) -> Result<Value, Failure> {
+    let found = if path.is_context() { StateContext { exec: &th.exec, run }.query(path) } else { path.query(doc) };
+    found.ok_or_else(|| no_results(run, path))
+}
+
 /// Documents move between states as `Arc`s shared with the history: a state copies one only to change it.
-pub(crate) fn input_path(run: &StateRun, path: &IoPath, raw: &Arc<Value>) -> Result<Arc<Value>, Failure> {
-    select_path(run, path, raw)
+pub(crate) fn input_path(th: &Thread, run: &StateRun, path: &IoPath, raw: &Arc<Value>) -> Result<Arc<Value>, Failure> {
+    select_path(th, run, path, raw)
 }
 
-pub(crate) fn output_path(run: &StateRun, path: &IoPath, output: Arc<Value>) -> Result<Arc<Value>, Failure> {
-    select_path(run, path, &output)
+pub(crate) fn output_path(th: &Thread, run: &StateRun, path: &IoPath, output: Arc<Value>) -> Result<Arc<Value>, Failure> {
+    select_path(th, run, path, &output)
 }
 
-fn select_path(run: &StateRun, path: &IoPath, doc: &Arc<Value>) -> Result<Arc<Value>, Failure> {
+fn select_path(th: &Thread, run: &StateRun, path: &IoPath, doc: &Arc<Value>) -> Result<Arc<Value>, Failure> {
     match path {
         IoPath::Whole => Ok(doc.clone()),
         IoPath::Empty => Ok(Arc::new(Value::Object(Map::new()))),
-        IoPath::Path(p) => p.query(doc).map(Arc::new).ok_or_else(|| no_results(run, p)),
+        IoPath::Path(p) => select(th, run, p, doc).map(Arc::new),
     }
 }
 
@@ -78,6 +86,7 @@ pub(crate) fn quoted(v: &Value) -> String {
 
 /// Resolves a `...Path` number field. `parse` returns None when the value is not of the right type.
 pub(crate) fn resolve_amount<T: Copy>(
+    th: &Thread,
     run: &StateRun,
     amount: &Amount<T>,
     input: &Value,
@@ -88,7 +97,7 @@ pub(crate) fn resolve_amount<T: Copy>(
     match amount {
         Amount::Fixed(v) => Ok(*v),
         Amount::Path(p) => {
-            let v = p.query(input).ok_or_else(|| no_results(run, p))?;
+            let v = select(th, run, p, input)?;
             parse(&v).ok_or_else(|| {
                 run.runtime(format!("The {field}Path field refers to value \"{}\" which is not a valid {kind}: {p}", quoted(&v)))
             })

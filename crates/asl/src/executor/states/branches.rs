@@ -3,7 +3,7 @@ use crate::definition::{IoPath, MapSpec, ParallelSpec, Program};
 use crate::env::compact;
 use crate::errors;
 use crate::executor::engine::{Failure, StateRun, Thread, run_program};
-use crate::executor::io::{eval, input_path, no_results, resolve_amount};
+use crate::executor::io::{eval, input_path, resolve_amount, select};
 use crate::history::{EventDetails, EventType, MoreDetails};
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
@@ -73,7 +73,7 @@ pub(crate) async fn run_parallel(
     spec: &ParallelSpec,
     raw: &Arc<Value>,
 ) -> Result<Arc<Value>, Failure> {
-    let effective = input_path(run, &run.state.input_path, raw)?;
+    let effective = input_path(th, run, &run.state.input_path, raw)?;
     let input = match &spec.parameters {
         Some(p) => Arc::new(eval(th, run, p, &effective)?),
         None => effective,
@@ -91,11 +91,11 @@ pub(crate) async fn run_parallel(
 }
 
 pub(crate) async fn run_map(th: &mut Thread, run: &mut StateRun<'_>, spec: &MapSpec, raw: &Arc<Value>) -> Result<Arc<Value>, Failure> {
-    let effective = input_path(run, &run.state.input_path, raw)?;
+    let effective = input_path(th, run, &run.state.input_path, raw)?;
     let items = match &spec.items_path {
         IoPath::Whole => Value::clone(&effective),
         IoPath::Empty => Value::Object(Map::new()),
-        IoPath::Path(p) => p.query(&effective).ok_or_else(|| no_results(run, p))?,
+        IoPath::Path(p) => select(th, run, p, &effective)?,
     };
     let Value::Array(items) = items else {
         return Err(run.runtime(format!(
@@ -104,11 +104,11 @@ pub(crate) async fn run_map(th: &mut Thread, run: &mut StateRun<'_>, spec: &MapS
             compact(&items)
         )));
     };
-    let max_concurrency = resolve_amount(run, &spec.max_concurrency, &effective, "MaxConcurrency", "integer", |v| v.as_u64())?;
+    let max_concurrency = resolve_amount(th, run, &spec.max_concurrency, &effective, "MaxConcurrency", "integer", |v| v.as_u64())?;
     let tolerated_count = spec
         .tolerated_count
         .as_ref()
-        .map(|a| resolve_amount(run, a, &effective, "ToleratedFailureCount", "integer", |v| v.as_i64()))
+        .map(|a| resolve_amount(th, run, a, &effective, "ToleratedFailureCount", "integer", |v| v.as_i64()))
         .transpose()?;
     if tolerated_count.is_some_and(|c| c < 0) {
         return Err(run.runtime("ToleratedFailureCount cannot be negative.".into()));
@@ -116,7 +116,7 @@ pub(crate) async fn run_map(th: &mut Thread, run: &mut StateRun<'_>, spec: &MapS
     let tolerated_percentage = spec
         .tolerated_percentage
         .as_ref()
-        .map(|a| resolve_amount(run, a, &effective, "ToleratedFailurePercentage", "float", |v| v.as_f64()))
+        .map(|a| resolve_amount(th, run, a, &effective, "ToleratedFailurePercentage", "float", |v| v.as_f64()))
         .transpose()?;
     if tolerated_percentage.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
         return Err(run.runtime("ToleratedFailurePercentage must be between 0 and 100.".into()));

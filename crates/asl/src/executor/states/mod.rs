@@ -23,17 +23,17 @@ pub(crate) async fn run_state(th: &mut Thread, run: &mut StateRun<'_>, raw: Arc<
     let state = run.state;
     match &state.kind {
         Kind::Pass { parameters, result, result_path } => {
-            let effective = input_path(run, &state.input_path, &raw)?;
+            let effective = input_path(th, run, &state.input_path, &raw)?;
             let produced = match (result, parameters) {
                 (Some(r), _) => Arc::new(r.clone()),
                 (None, Some(p)) => Arc::new(eval(th, run, p, &effective)?),
                 (None, None) => effective,
             };
             let output = apply_result_path(run, raw, produced, result_path)?;
-            Ok((output_path(run, &state.output_path, output)?, state.next))
+            Ok((output_path(th, run, &state.output_path, output)?, state.next))
         }
         Kind::Choice { choices, default } => {
-            let effective = input_path(run, &state.input_path, &raw)?;
+            let effective = input_path(th, run, &state.input_path, &raw)?;
             let context = StateContext { exec: &th.exec, run };
             let env = Env::lazy(&effective, &context);
             let mut chosen = None;
@@ -44,17 +44,17 @@ pub(crate) async fn run_state(th: &mut Thread, run: &mut StateRun<'_>, raw: Arc<
                 }
             }
             let next = chosen.or(*default).ok_or_else(|| Failure::new(errors::NO_CHOICE_MATCHED, "No Matches!".into()))?;
-            Ok((output_path(run, &state.output_path, effective)?, Transition::Next(next)))
+            Ok((output_path(th, run, &state.output_path, effective)?, Transition::Next(next)))
         }
         Kind::Wait(spec) => {
-            let effective = input_path(run, &state.input_path, &raw)?;
+            let effective = input_path(th, run, &state.input_path, &raw)?;
             let delay = wait_delay(th, run, spec, &effective)?;
             th.sleep(delay).await;
-            Ok((output_path(run, &state.output_path, effective)?, state.next))
+            Ok((output_path(th, run, &state.output_path, effective)?, state.next))
         }
         Kind::Succeed => {
-            let effective = input_path(run, &state.input_path, &raw)?;
-            Ok((output_path(run, &state.output_path, effective)?, Transition::End))
+            let effective = input_path(th, run, &state.input_path, &raw)?;
+            Ok((output_path(th, run, &state.output_path, effective)?, Transition::End))
         }
         Kind::Fail { error, cause } => {
             let error = fail_field(th, run, error.as_ref(), &raw)?;
@@ -89,7 +89,7 @@ async fn recoverable(
                     None => result,
                 };
                 let output = apply_result_path(run, raw, selected, &recovery.result_path)?;
-                return Ok((output_path(run, &run.state.output_path, output)?, run.state.next));
+                return Ok((output_path(th, run, &run.state.output_path, output)?, run.state.next));
             }
             Err(f) => f,
         };

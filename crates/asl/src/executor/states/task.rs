@@ -46,16 +46,16 @@ enum TaskEnd {
 }
 
 pub(crate) async fn run_task(th: &mut Thread, run: &mut StateRun<'_>, spec: &TaskSpec, raw: &Arc<Value>) -> Result<Arc<Value>, Failure> {
-    let effective = input_path(run, &run.state.input_path, raw)?;
+    let effective = input_path(th, run, &run.state.input_path, raw)?;
     let timeout = spec
         .timeout
         .as_ref()
-        .map(|a| resolve_amount(run, a, &effective, "TimeoutSeconds", "positive integer", positive_seconds))
+        .map(|a| resolve_amount(th, run, a, &effective, "TimeoutSeconds", "positive integer", positive_seconds))
         .transpose()?;
     let heartbeat = spec
         .heartbeat
         .as_ref()
-        .map(|a| resolve_amount(run, a, &effective, "HeartbeatSeconds", "positive integer", positive_seconds))
+        .map(|a| resolve_amount(th, run, a, &effective, "HeartbeatSeconds", "positive integer", positive_seconds))
         .transpose()?;
     let (resource, wait_for_token) = match spec.resource.strip_suffix(".waitForTaskToken") {
         Some(base) => (base, true),

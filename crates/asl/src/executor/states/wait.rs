@@ -2,7 +2,7 @@
 use crate::choice::parse_timestamp;
 use crate::definition::WaitSpec;
 use crate::executor::engine::{Failure, StateRun, Thread};
-use crate::executor::io::{no_results, quoted};
+use crate::executor::io::{quoted, select};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::time::Duration;
@@ -13,7 +13,7 @@ pub(crate) fn wait_delay(th: &Thread, run: &StateRun, spec: &WaitSpec, input: &V
         WaitSpec::Seconds(s) => Ok(Duration::from_secs(*s)),
         WaitSpec::Timestamp(t) => Ok(until(*t)),
         WaitSpec::SecondsPath(p) => {
-            let v = p.query(input).ok_or_else(|| no_results(run, p))?;
+            let v = select(th, run, p, input)?;
             match v.as_i64() {
                 Some(n) if n < 0 => {
                     Err(run.runtime(format!("The SecondsPath parameter references a negative value: {p} == {}", quoted(&v))))
@@ -23,7 +23,7 @@ pub(crate) fn wait_delay(th: &Thread, run: &StateRun, spec: &WaitSpec, input: &V
             }
         }
         WaitSpec::TimestampPath(p) => {
-            let v = p.query(input).ok_or_else(|| no_results(run, p))?;
+            let v = select(th, run, p, input)?;
             match v.as_str().and_then(parse_timestamp) {
                 Some(t) => Ok(until(t)),
                 None => Err(run.runtime(format!(
