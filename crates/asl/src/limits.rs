@@ -29,3 +29,82 @@ pub fn nests_deeper_than(v: &Value, limit: usize) -> bool {
         _ => false,
     }
 }
+
+/// AWS's quota on execution input, state input and output and task results: "262,144 bytes of data
+/// as a UTF-8 encoded string" (developer guide, Quotas).
+pub const PAYLOAD_BYTES: usize = 262_144;
+
+/// The size of `v` as compact JSON text in UTF-8, as serde_json writes it, or `None` when it nests
+/// more than `depth` levels deep (so the walk stays within the stack).
+pub fn json_size(v: &Value, depth: usize) -> Option<usize> {
+    Some(match v {
+        Value::Null => 4,
+        Value::Bool(b) => 4 + usize::from(!b),
+        Value::Number(n) => {
+            let mut counter = Counter(0);
+            // Number's Display is the text serde_json writes; writing to a counter cannot fail.
+            let _ = std::fmt::Write::write_fmt(&mut counter, format_args!("{n}"));
+            counter.0
+        }
+        Value::String(s) => string_size(s),
+        Value::Array(items) => {
+            let depth = depth.checked_sub(1)?;
+            let mut size = 2 + items.len().saturating_sub(1);
+            for item in items {
+                size += json_size(item, depth)?;
+            }
+            size
+        }
+        Value::Object(map) => {
+            let depth = depth.checked_sub(1)?;
+            let mut size = 2 + map.len().saturating_sub(1);
+            for (k, item) in map {
+                size += string_size(k) + 1 + json_size(item, depth)?;
+            }
+            size
+        }
+    })
+}
+
+/// A JSON string's size with its quotes and serde_json's escapes.
+fn string_size(s: &str) -> usize {
+    2 + s.len()
+        + s.bytes()
+            .map(|b| match b {
+                b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 1,
+                0..=0x1f => 5,
+                _ => 0,
+            })
+            .sum::<usize>()
+}
+
+struct Counter(usize);
+
+impl std::fmt::Write for Counter {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.0 += s.len();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn json_size_is_the_length_serde_json_writes() {
+        for v in [
+            json!(null),
+            json!(true),
+            json!(false),
+            json!(-12.5e-7),
+            json!(u64::MAX),
+            json!("a\"b\\c\n\u{1}é"),
+            json!({"k\t": [1, {}, [], "x"], "": null}),
+        ] {
+            assert_eq!(json_size(&v, 10), Some(serde_json::to_string(&v).unwrap().len()), "{v}");
+        }
+        assert_eq!(json_size(&json!([[1]]), 1), None);
+    }
+}

@@ -799,3 +799,65 @@ fn result_path_cannot_be_a_context_path() {
     assert_eq!(errs.0[0].pointer, "/States/S/ResultPath");
     assert!(errs.0[0].message.contains("'$$'"), "{}", errs.0[0].message);
 }
+
+/// A string of `bytes` bytes of UTF-8 (two per 'é'), so the quota counts bytes, not characters.
+fn text_of(bytes: usize) -> String {
+    "é".repeat(bytes / 2)
+}
+
+#[tokio::test]
+async fn results_and_outputs_over_256_kib_fail_with_data_limit_exceeded() {
+    let big = text_of(262_144);
+    // A task's result: States.ALL does not catch it, an explicit entry does.
+    let task = |catch: &str| {
+        single(json!({"Type": "Task", "Resource": LAMBDA, "End": true,
+            "Catch": [{"ErrorEquals": [catch], "ResultPath": "$.err", "Next": "Caught"}]}))
+    };
+    let mut def = task("States.ALL");
+    def["States"]["Caught"] = json!({"Type": "Succeed"});
+    let answer = big.clone();
+    let out = run_with(Recorder::new(move |_| Ok(json!(answer))), def, json!({})).await;
+    assert_eq!(out.error.as_deref(), Some("States.DataLimitExceeded"));
+    assert_eq!(
+        out.cause.as_deref(),
+        Some("The state/task 'S' returned a result with a size exceeding the maximum number of bytes service limit.")
+    );
+    let mut def = task("States.DataLimitExceeded");
+    def["States"]["Caught"] = json!({"Type": "Succeed"});
+    let answer = big.clone();
+    let out = run_with(Recorder::new(move |_| Ok(json!(answer))), def, json!({})).await;
+    assert_eq!(out.status, ExecutionStatus::Succeeded);
+
+    // A state's output, {"a":"<s>","b":"<s>"}, is 15 bytes plus twice the text: 262,135 bytes passes,
+    // 262,147 fails.
+    let half = text_of(131_060);
+    let def = single(json!({"Type": "Pass", "Parameters": {"a.$": "$.s", "b.$": "$.s"}, "End": true}));
+    assert_eq!(run(def.clone(), json!({"s": half})).await.status, ExecutionStatus::Succeeded);
+    let out = run(def, json!({"s": format!("{half}ééé")})).await;
+    assert_eq!(out.error.as_deref(), Some("States.DataLimitExceeded"));
+}
+
+#[tokio::test]
+async fn execution_input_over_256_kib_fails_at_start_unless_quotas_are_off() {
+    let def = single(json!({"Type": "Pass", "End": true}));
+    let input = json!({"s": text_of(262_144)});
+    let out = run(def.clone(), input.clone()).await;
+    assert_eq!(out.error.as_deref(), Some("States.DataLimitExceeded"));
+    assert_eq!(out.history.len(), 2, "ExecutionStarted, ExecutionFailed");
+
+    let executor = Executor::new(Recorder::new(|_| Ok(Value::Null)), Clock::Virtual).with_quotas(false);
+    let out = executor.run(Arc::new(StateMachine::from_value(&def).unwrap()), ExecutionStart::new("q", input)).await;
+    assert_eq!(out.status, ExecutionStatus::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_quotas_timeout_seconds_still_ends_an_endless_pass_loop() {
+    let mut def = self_loop(json!({"Type": "Pass", "Next": "L"}));
+    def["TimeoutSeconds"] = json!(1);
+    let executor = Executor::new(Recorder::new(|_| Ok(Value::Null)), Clock::Real).with_quotas(false);
+    let started = std::time::Instant::now();
+    let out = executor.run(Arc::new(StateMachine::from_value(&def).unwrap()), ExecutionStart::new("q", json!({}))).await;
+    assert_eq!(out.status, ExecutionStatus::TimedOut);
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(out.history.len() > 25_000, "no history quota: {} events", out.history.len());
+}

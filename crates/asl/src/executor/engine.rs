@@ -175,8 +175,10 @@ impl Execution {
         let arn = format!("arn:aws:states:{}:{}:execution:{}:{}", start.region, start.account_id, start.state_machine_name, start.name);
         let role_arn = start.role_arn.unwrap_or_else(|| format!("arn:aws:iam::{}:role/StepFunctionsExecutionRole", start.account_id));
         let started = Utc::now();
-        let log = Log::new(machine.history_hint.load(Ordering::Relaxed), limits::HISTORY_EVENTS);
-        let limit = Duration::from_secs(machine.timeout_seconds.unwrap_or(u64::MAX).min(limits::MAX_EXECUTION_SECONDS));
+        let quotas = inner.quotas;
+        let log = Log::new(machine.history_hint.load(Ordering::Relaxed), if quotas { limits::HISTORY_EVENTS } else { usize::MAX });
+        let max_seconds = if quotas { Some(limits::MAX_EXECUTION_SECONDS) } else { None };
+        let limit = machine.timeout_seconds.into_iter().chain(max_seconds).min().map(Duration::from_secs);
         let clock = inner.clock;
         Arc::new(Execution {
             inner,
@@ -192,8 +194,8 @@ impl Execution {
             role_arn,
             log,
             stopped: Mutex::new(None),
-            deadline: clock.wall(limit).map(after),
-            virtual_limit: (clock == Clock::Virtual).then_some(limit),
+            deadline: limit.and_then(|l| clock.wall(l)).map(after),
+            virtual_limit: limit.filter(|_| clock == Clock::Virtual),
             halt: OnceLock::new(),
             halted: Notify::new(),
         })
@@ -229,6 +231,11 @@ impl Execution {
             ..EventDetails::more(MoreDetails { role_arn: Some(self.role_arn.clone()), ..Default::default() })
         };
         th.record(EventType::ExecutionStarted, Some(details));
+        if self.inner.quotas && limits::json_size(&self.input, limits::MAX_DOCUMENT_DEPTH).is_none_or(|n| n > limits::PAYLOAD_BYTES) {
+            let cause = "The execution input has a size exceeding the maximum number of bytes service limit.".to_owned();
+            let outcome = self.failed(&mut th, Failure::new(errors::DATA_LIMIT_EXCEEDED, cause));
+            return ExecutionOutcome { history: self.log.take(), ..outcome };
+        }
         // AWS's histories give the first state's entered event a previousEventId of 0, not the
         // ExecutionStarted event's id (recorded executions; the developer guide's Step Functions Local
         // history example shows the same).

@@ -45,10 +45,16 @@ fn select_path(th: &Thread, run: &StateRun, path: &IoPath, doc: &Arc<Value>) -> 
     }
 }
 
-pub(crate) fn apply_result_path(run: &StateRun, raw: Arc<Value>, result: Arc<Value>, path: &ResultPath) -> Result<Arc<Value>, Failure> {
+pub(crate) fn apply_result_path(
+    th: &Thread,
+    run: &StateRun,
+    raw: Arc<Value>,
+    result: Arc<Value>,
+    path: &ResultPath,
+) -> Result<Arc<Value>, Failure> {
     match path {
         ResultPath::Discard => Ok(raw),
-        ResultPath::Path(p) if p.is_root() => bounded(run, result),
+        ResultPath::Path(p) if p.is_root() => bounded(th, run, result),
         ResultPath::Path(p) => {
             let mut target = Arc::unwrap_or_clone(raw);
             p.assign(&mut target, Arc::unwrap_or_clone(result)).map_err(|why| {
@@ -62,15 +68,30 @@ pub(crate) fn apply_result_path(run: &StateRun, raw: Arc<Value>, result: Arc<Val
                     ),
                 )
             })?;
-            bounded(run, Arc::new(target))
+            bounded(th, run, Arc::new(target))
         }
     }
 }
 
-/// A state's new output, refused when it nests too deeply to be handled safely: a loop that wraps its
-/// input one level deeper each time ends here rather than in a stack overflow.
-fn bounded(run: &StateRun, doc: Arc<Value>) -> Result<Arc<Value>, Failure> {
-    if limits::nests_deeper_than(&doc, limits::MAX_DOCUMENT_DEPTH) {
+/// A state's new result or output, refused when over AWS's size quota (when quotas apply) or when it
+/// nests too deeply to be handled safely: a loop that wraps its input one level deeper each time ends
+/// here rather than in a stack overflow.
+pub(crate) fn bounded(th: &Thread, run: &StateRun, doc: Arc<Value>) -> Result<Arc<Value>, Failure> {
+    let too_deep = if th.exec.inner.quotas {
+        match limits::json_size(&doc, limits::MAX_DOCUMENT_DEPTH) {
+            Some(size) if size > limits::PAYLOAD_BYTES => {
+                let cause = format!(
+                    "The state/task '{}' returned a result with a size exceeding the maximum number of bytes service limit.",
+                    run.state.name
+                );
+                return Err(Failure::new(errors::DATA_LIMIT_EXCEEDED, cause));
+            }
+            size => size.is_none(),
+        }
+    } else {
+        limits::nests_deeper_than(&doc, limits::MAX_DOCUMENT_DEPTH)
+    };
+    if too_deep {
         return Err(run.runtime(format!("The state's output nests more than {} levels deep.", limits::MAX_DOCUMENT_DEPTH)));
     }
     Ok(doc)

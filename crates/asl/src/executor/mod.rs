@@ -108,6 +108,8 @@ pub(crate) struct Inner {
     pub(crate) invoker: Arc<dyn TaskInvoker>,
     pub(crate) clock: Clock,
     pub(crate) tokens: Mutex<HashMap<String, TokenSlot>>,
+    /// Whether AWS's quotas apply (see [`Executor::with_quotas`]).
+    pub(crate) quotas: bool,
 }
 
 /// Runs executions; cheap to clone and share between tasks.
@@ -156,7 +158,16 @@ impl ExecutionHandle {
 
 impl Executor {
     pub fn new(invoker: Arc<dyn TaskInvoker>, clock: Clock) -> Executor {
-        Executor { inner: Arc::new(Inner { invoker, clock, tokens: Mutex::new(HashMap::new()) }) }
+        Executor { inner: Arc::new(Inner { invoker, clock, tokens: Mutex::new(HashMap::new()), quotas: true }) }
+    }
+
+    /// Whether AWS's quotas apply to executions started from now on; they do by default. They are the
+    /// 262,144-byte limit on the execution input, state results and outputs (States.DataLimitExceeded),
+    /// the 25,000-event history and the one-year maximum execution time (developer guide, Quotas).
+    /// Without them only TimeoutSeconds or a stop ends a definition that loops forever.
+    pub fn with_quotas(self, quotas: bool) -> Executor {
+        let inner = Inner { invoker: self.inner.invoker.clone(), clock: self.inner.clock, tokens: Mutex::new(HashMap::new()), quotas };
+        Executor { inner: Arc::new(inner) }
     }
 
     fn execution(&self, machine: Arc<StateMachine>, start: ExecutionStart) -> Arc<Execution> {

@@ -7,7 +7,7 @@ mod wait;
 
 use super::context::StateContext;
 use super::engine::{Failure, StateRun, Thread};
-use super::io::{apply_result_path, eval, input_path, output_path};
+use super::io::{apply_result_path, bounded, eval, input_path, output_path};
 use crate::definition::{Catcher, Kind, Recovery, Retrier, Transition};
 use crate::env::Env;
 use crate::errors;
@@ -29,7 +29,7 @@ pub(crate) async fn run_state(th: &mut Thread, run: &mut StateRun<'_>, raw: Arc<
                 (None, Some(p)) => Arc::new(eval(th, run, p, &effective)?),
                 (None, None) => effective,
             };
-            let output = apply_result_path(run, raw, produced, result_path)?;
+            let output = apply_result_path(th, run, raw, produced, result_path)?;
             Ok((output_path(th, run, &state.output_path, output)?, state.next))
         }
         Kind::Choice { choices, default } => {
@@ -82,13 +82,14 @@ async fn recoverable(
             Kind::Map(spec) => run_map(th, run, spec, &raw).await,
             _ => unreachable!("only Task, Parallel and Map states have Retry and Catch"),
         };
-        let failure = match attempt {
+        // A result over the size quota is an error Retry and Catch see, as AWS raises it.
+        let failure = match attempt.and_then(|result| bounded(th, run, result)) {
             Ok(result) => {
                 let selected = match &recovery.result_selector {
                     Some(selector) => Arc::new(eval(th, run, selector, &result)?),
                     None => result,
                 };
-                let output = apply_result_path(run, raw, selected, &recovery.result_path)?;
+                let output = apply_result_path(th, run, raw, selected, &recovery.result_path)?;
                 return Ok((output_path(th, run, &run.state.output_path, output)?, run.state.next));
             }
             Err(f) => f,
@@ -100,7 +101,7 @@ async fn recoverable(
         }
         return match find_catcher(&recovery.catch, &failure) {
             Some(catcher) => {
-                let output = apply_result_path(run, raw, Arc::new(failure.as_value()), &catcher.result_path)?;
+                let output = apply_result_path(th, run, raw, Arc::new(failure.as_value()), &catcher.result_path)?;
                 Ok((output, Transition::Next(catcher.next)))
             }
             None => Err(failure),
