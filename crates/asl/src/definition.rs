@@ -130,6 +130,13 @@ pub(crate) enum ResultPath {
     Path(JsonPath),
 }
 
+impl ResultPath {
+    /// `$`: the result becomes the whole output.
+    pub fn is_whole(&self) -> bool {
+        matches!(self, ResultPath::Path(p) if p.is_root())
+    }
+}
+
 #[derive(Debug)]
 pub(crate) enum Kind {
     Pass { parameters: Option<Template>, result: Option<Value>, result_path: ResultPath },

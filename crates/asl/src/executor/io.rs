@@ -54,6 +54,8 @@ pub(crate) fn apply_result_path(
 ) -> Result<Arc<Value>, Failure> {
     match path {
         ResultPath::Discard => Ok(raw),
+        // The input itself (a Pass without Result or Parameters) was measured as the previous output.
+        ResultPath::Path(p) if p.is_root() && Arc::ptr_eq(&raw, &result) => Ok(result),
         ResultPath::Path(p) if p.is_root() => bounded(th, run, result),
         ResultPath::Path(p) => {
             let mut target = Arc::unwrap_or_clone(raw);

@@ -85,11 +85,15 @@ async fn recoverable(
         // A result over the size quota is an error Retry and Catch see, as AWS raises it.
         let failure = match attempt.and_then(|result| bounded(th, run, result)) {
             Ok(result) => {
-                let selected = match &recovery.result_selector {
-                    Some(selector) => Arc::new(eval(th, run, selector, &result)?),
-                    None => result,
+                // Without a ResultSelector, the result was just measured.
+                let output = match &recovery.result_selector {
+                    Some(selector) => {
+                        let selected = Arc::new(eval(th, run, selector, &result)?);
+                        apply_result_path(th, run, raw, selected, &recovery.result_path)?
+                    }
+                    None if recovery.result_path.is_whole() => result,
+                    None => apply_result_path(th, run, raw, result, &recovery.result_path)?,
                 };
-                let output = apply_result_path(th, run, raw, selected, &recovery.result_path)?;
                 return Ok((output_path(th, run, &run.state.output_path, output)?, run.state.next));
             }
             Err(f) => f,
