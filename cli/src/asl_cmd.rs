@@ -28,6 +28,9 @@ pub enum AslCommand {
         /// The execution name (`$$.Execution.Name`).
         #[arg(long, default_value = "local")]
         name: String,
+        /// Lift AWS's quotas: 256 KiB documents, 25,000 history events, one-year executions.
+        #[arg(long)]
+        no_quotas: bool,
     },
     /// Check a definition and report every error (exit 1 when there are any).
     Validate {
@@ -41,8 +44,8 @@ pub enum AslCommand {
 
 pub async fn run(command: AslCommand) -> ExitCode {
     match command {
-        AslCommand::Run { definition, input, virtual_time, history, name } => {
-            run_definition(&definition, input.as_deref(), virtual_time, history, name).await
+        AslCommand::Run { definition, input, virtual_time, history, name, no_quotas } => {
+            run_definition(&definition, input.as_deref(), virtual_time, history, name, no_quotas).await
         }
         AslCommand::Validate { definition, json } => validate(&definition, json),
     }
@@ -76,7 +79,14 @@ fn load(path: &Path) -> Result<StateMachine, ExitCode> {
     })
 }
 
-async fn run_definition(definition: &Path, input: Option<&Path>, virtual_time: bool, history: bool, name: String) -> ExitCode {
+async fn run_definition(
+    definition: &Path,
+    input: Option<&Path>,
+    virtual_time: bool,
+    history: bool,
+    name: String,
+    no_quotas: bool,
+) -> ExitCode {
     let machine = match load(definition) {
         Ok(m) => Arc::new(m),
         Err(code) => return code,
@@ -93,7 +103,7 @@ async fn run_definition(definition: &Path, input: Option<&Path>, virtual_time: b
         },
     };
     let clock = if virtual_time { Clock::Virtual } else { Clock::Real };
-    let executor = Executor::new(Arc::new(NoTasks), clock);
+    let executor = Executor::new(Arc::new(NoTasks), clock).with_quotas(!no_quotas);
     let outcome = executor.run(machine, ExecutionStart::new(name, input)).await;
     let status = serde_json::to_value(outcome.status).unwrap_or(Value::Null);
     let mut out = match outcome.status {

@@ -1,6 +1,7 @@
 //! Choice rules: parsed once, evaluated against the state's effective input.
+use crate::env::{Env, EvalError};
 use crate::jsonpath::{JsonPath, Selection};
-use crate::payload::{Env, EvalError, Problem};
+use crate::payload::Problem;
 use chrono::{DateTime, FixedOffset};
 use serde_json::Value;
 use std::cmp::Ordering;

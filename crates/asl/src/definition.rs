@@ -63,6 +63,13 @@ impl StateMachine {
     }
 
     pub fn from_value(value: &Value) -> Result<StateMachine, DefinitionErrors> {
+        if crate::limits::nests_deeper_than(value, crate::limits::MAX_DEFINITION_DEPTH) {
+            return Err(DefinitionErrors(vec![DefinitionError {
+                pointer: String::new(),
+                state: None,
+                message: format!("the definition nests more than {} levels deep", crate::limits::MAX_DEFINITION_DEPTH),
+            }]));
+        }
         let mut cx = Cx { errors: Vec::new(), state: None, names: HashMap::new() };
         let Some(obj) = value.as_object() else {
             return Err(DefinitionErrors(vec![DefinitionError {
@@ -121,6 +128,13 @@ pub(crate) enum IoPath {
 pub(crate) enum ResultPath {
     Discard,
     Path(JsonPath),
+}
+
+impl ResultPath {
+    /// `$`: the result becomes the whole output.
+    pub fn is_whole(&self) -> bool {
+        matches!(self, ResultPath::Path(p) if p.is_root())
+    }
 }
 
 #[derive(Debug)]
@@ -901,6 +915,26 @@ mod tests {
                 "Retry": [{"ErrorEquals": ["States.ALL"]}, {"ErrorEquals": ["X"]}]}}
         }));
         assert_eq!(errs[0].pointer, "/States/T/Retry/0/ErrorEquals");
+    }
+
+    #[test]
+    fn deeply_nested_definitions_are_refused_cleanly() {
+        // As text, serde_json's recursion limit stops it.
+        let text = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        let err = StateMachine::from_json(&text).unwrap_err();
+        assert!(err.to_string().contains("recursion limit exceeded"), "{err}");
+        // As a value built by the caller, the depth check does, before anything recurses over it.
+        let mut deep = json!({});
+        for _ in 0..2_000 {
+            deep = Value::Array(vec![deep]);
+        }
+        // (Not through json!, which would copy `deep` recursively.)
+        let mut def = json!({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": null, "End": true}}});
+        def["States"]["P"]["Result"] = deep;
+        let err = StateMachine::from_value(&def).unwrap_err();
+        assert!(err.to_string().contains("nests more than 128 levels deep"), "{err}");
+        // Dropping a value this deep would itself overflow a small stack: leak it.
+        std::mem::forget(def);
     }
 
     #[test]

@@ -3,6 +3,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::Value;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
@@ -67,6 +68,11 @@ event_types!(
 );
 
 impl EventType {
+    /// The events that end an execution: always recorded, even in a full history.
+    pub fn ends_execution(self) -> bool {
+        matches!(self, Self::ExecutionSucceeded | Self::ExecutionFailed | Self::ExecutionTimedOut | Self::ExecutionAborted)
+    }
+
     /// The field AWS puts this event's details under (`stateEnteredEventDetails`, `taskFailedEventDetails`...).
     pub fn details_field(self) -> String {
         let name = self.as_str();
@@ -194,9 +200,12 @@ impl Serialize for HistoryEvent {
 }
 
 /// The events of one execution, appended by every branch, with optional live subscribers.
-#[derive(Default)]
 pub(crate) struct Log {
     inner: Mutex<LogInner>,
+    /// At most this many events, the last one ending the execution.
+    cap: usize,
+    /// Set when an event was refused: the execution must end.
+    full: AtomicBool,
 }
 
 #[derive(Default)]
@@ -209,12 +218,21 @@ struct LogInner {
 const LIVE_BUFFER: usize = 1024;
 
 impl Log {
-    pub fn with_capacity(events: usize) -> Log {
-        Log { inner: Mutex::new(LogInner { events: Vec::with_capacity(events), live: None }) }
+    /// Room reserved for `events`; at most `cap` events are kept.
+    pub fn new(events: usize, cap: usize) -> Log {
+        let events = Vec::with_capacity(events.min(cap));
+        Log { inner: Mutex::new(LogInner { events, live: None }), cap, full: AtomicBool::new(false) }
     }
 
+    /// Appends an event and returns its id. Once only the last slot is left, only an event that ends the
+    /// execution is taken: the others are dropped, the log reports [`Log::is_full`], and the id of the
+    /// last event is returned.
     pub fn append(&self, previous_event_id: u64, timestamp: DateTime<Utc>, event_type: EventType, details: Option<EventDetails>) -> u64 {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.events.len() + 1 >= self.cap && !event_type.ends_execution() {
+            self.full.store(true, Ordering::Relaxed);
+            return inner.events.len() as u64;
+        }
         let id = inner.events.len() as u64 + 1;
         let event = HistoryEvent { id, previous_event_id, timestamp, event_type, details };
         if let Some(tx) = &inner.live {
@@ -229,6 +247,16 @@ impl Log {
         }
         inner.events.push(event);
         id
+    }
+
+    /// True once an event was refused for want of room.
+    pub fn is_full(&self) -> bool {
+        self.full.load(Ordering::Relaxed)
+    }
+
+    /// The id of the latest event (0 before the first).
+    pub fn last_id(&self) -> u64 {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).events.len() as u64
     }
 
     /// The events so far and a receiver for every later one, taken atomically so none is missed or repeated.
@@ -289,8 +317,20 @@ mod tests {
     }
 
     #[test]
+    fn a_full_log_keeps_the_last_slot_for_the_end() {
+        let log = Log::new(0, 3);
+        assert_eq!(log.append(0, Utc::now(), EventType::ExecutionStarted, None), 1);
+        assert_eq!(log.append(1, Utc::now(), EventType::PassStateEntered, None), 2);
+        assert!(!log.is_full());
+        assert_eq!(log.append(2, Utc::now(), EventType::PassStateExited, None), 2, "refused: the last slot is the end's");
+        assert!(log.is_full());
+        assert_eq!(log.append(2, Utc::now(), EventType::ExecutionFailed, None), 3);
+        assert_eq!(log.take().len(), 3);
+    }
+
+    #[test]
     fn subscribers_get_the_past_and_the_future_once() {
-        let log = Log::default();
+        let log = Log::new(0, usize::MAX);
         log.append(0, Utc::now(), EventType::ExecutionStarted, None);
         let (past, mut rx) = log.subscribe();
         log.append(1, Utc::now(), EventType::ExecutionSucceeded, None);

@@ -1,8 +1,12 @@
 //! Intrinsic functions (`States.Format(...)` and friends): parsed once, evaluated per state.
+use crate::env::{Env, EvalError, compact};
 use crate::jsonpath::{JsonPath, type_name};
-use crate::payload::{Env, EvalError};
 use base64::Engine as _;
 use serde_json::{Number, Value};
+
+/// How deeply calls may nest in one another: parsing and evaluation recurse once per level, so
+/// hostile definitions must not be able to exhaust the stack.
+pub const MAX_NESTING: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Func {
@@ -81,7 +85,7 @@ pub fn looks_like_intrinsic(s: &str) -> bool {
 
 impl Intrinsic {
     pub fn parse(text: &str) -> Result<Intrinsic, String> {
-        let mut p = Parser { src: text, pos: 0 };
+        let mut p = Parser { src: text, pos: 0, depth: 0 };
         let call = p.call().map_err(|e| format!("invalid intrinsic function '{text}': {e}"))?;
         p.skip_ws();
         if p.pos != text.len() {
@@ -147,11 +151,14 @@ impl Intrinsic {
                 if step == 0 {
                     return Err(self.fail("the step must not be 0"));
                 }
+                // In i128: `end - start` overflows i64 for arguments near its bounds.
+                let (start, end, step) = (i128::from(start), i128::from(end), i128::from(step));
                 let count = if (end - start).signum() * step.signum() < 0 { 0 } else { (end - start) / step + 1 };
                 if count > 1000 {
                     return Err(self.fail("the range would have more than 1000 elements"));
                 }
-                Value::Array((0..count).map(|i| Value::from(start + i * step)).collect())
+                // Every element lies between start and end, both i64.
+                Value::Array((0..count).map(|i| Value::from((start + i * step) as i64)).collect())
             }
             ArrayGetItem => {
                 let index = self.integer(&args[1], 2)?;
@@ -309,10 +316,6 @@ fn java_string(v: &Value, out: &mut String) {
     }
 }
 
-pub(crate) fn compact(v: &Value) -> String {
-    serde_json::to_string(v).unwrap_or_default()
-}
-
 fn hash(alg: &str, data: &[u8]) -> Option<String> {
     use sha2::Digest as _;
     Some(match alg {
@@ -328,6 +331,8 @@ fn hash(alg: &str, data: &[u8]) -> Option<String> {
 struct Parser<'s> {
     src: &'s str,
     pos: usize,
+    /// Calls open around this point (see [`MAX_NESTING`]).
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -386,7 +391,13 @@ impl Parser<'_> {
             return self.string();
         }
         if looks_like_intrinsic(rest) {
-            return Ok(Arg::Call(Box::new(self.call()?)));
+            if self.depth + 1 == MAX_NESTING {
+                return Err(format!("calls nest more than {MAX_NESTING} levels deep"));
+            }
+            self.depth += 1;
+            let call = self.call();
+            self.depth -= 1;
+            return Ok(Arg::Call(Box::new(call?)));
         }
         // A path or a literal runs to the next ',' or ')' outside brackets, parentheses and quotes.
         let (mut depth, mut quote, mut end) = (0i32, None, rest.len());

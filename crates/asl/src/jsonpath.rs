@@ -10,6 +10,10 @@
 use serde_json::Value;
 use std::fmt;
 
+/// How deeply filters may nest (`[?(...)]`, parentheses and `!` inside them): the parser and the
+/// evaluator recurse once per level, so hostile paths must not be able to exhaust the stack.
+pub const MAX_FILTER_NESTING: usize = 64;
+
 #[derive(Debug, Clone, PartialEq)]
 enum Segment {
     Name(String),
@@ -81,7 +85,7 @@ impl JsonPath {
         } else {
             return Err(format!("'{text}' is not a JSONPath: it must start with '$'"));
         };
-        let mut parser = Parser { s: rest.as_bytes(), src: rest, pos: 0 };
+        let mut parser = Parser { s: rest.as_bytes(), src: rest, pos: 0, depth: 0 };
         let segments = parser.segments(false).map_err(|e| format!("invalid JSONPath '{text}': {e}"))?;
         if parser.pos != parser.s.len() {
             return Err(format!(
@@ -275,16 +279,18 @@ fn step_definite<'a>(cur: &'a Value, seg: &Segment) -> Option<&'a Value> {
     }
 }
 
+/// Applies the segments one after the other to every node selected so far, level by level (a
+/// path may have thousands of segments: no recursion per segment), keeping document order.
 fn select_many<'a>(root: &'a Value, cur: &'a Value, segs: &[Segment], out: &mut Vec<&'a Value>) {
-    let Some((seg, rest)) = segs.split_first() else {
-        out.push(cur);
-        return;
-    };
-    let mut next = Vec::new();
-    apply_segment(root, cur, seg, &mut next);
-    for v in next {
-        select_many(root, v, rest, out);
+    let mut nodes = vec![cur];
+    for seg in segs {
+        let mut next = Vec::new();
+        for node in nodes {
+            apply_segment(root, node, seg, &mut next);
+        }
+        nodes = next;
     }
+    out.extend(nodes);
 }
 
 fn apply_segment<'a>(root: &'a Value, cur: &'a Value, seg: &Segment, out: &mut Vec<&'a Value>) {
@@ -319,12 +325,17 @@ fn apply_segment<'a>(root: &'a Value, cur: &'a Value, seg: &Segment, out: &mut V
     }
 }
 
+/// `..`: the selector applied to `cur` and every descendant, in document order (pre-order), with an
+/// explicit stack: documents built at run time may nest deeper than the thread's stack allows.
 fn descend<'a>(root: &'a Value, cur: &'a Value, inner: &Segment, out: &mut Vec<&'a Value>) {
-    apply_segment(root, cur, inner, out);
-    match cur {
-        Value::Array(items) => items.iter().for_each(|v| descend(root, v, inner, out)),
-        Value::Object(map) => map.values().for_each(|v| descend(root, v, inner, out)),
-        _ => {}
+    let mut stack = vec![cur];
+    while let Some(node) = stack.pop() {
+        apply_segment(root, node, inner, out);
+        match node {
+            Value::Array(items) => stack.extend(items.iter().rev()),
+            Value::Object(map) => stack.extend(map.values().rev()),
+            _ => {}
+        }
     }
 }
 
@@ -406,6 +417,8 @@ struct Parser<'s> {
     s: &'s [u8],
     src: &'s str,
     pos: usize,
+    /// Filter nesting at this point (see [`MAX_FILTER_NESTING`]).
+    depth: usize,
 }
 
 impl Parser<'_> {
@@ -603,7 +616,18 @@ impl Parser<'_> {
         Ok(if parts.len() == 1 { parts.remove(0) } else { Filter::And(parts) })
     }
 
+    /// Every way filters nest (`!`, parentheses, a filter inside an operand) passes through here.
     fn filter_unary(&mut self) -> Result<Filter, String> {
+        if self.depth == MAX_FILTER_NESTING {
+            return Err(format!("filters nest more than {MAX_FILTER_NESTING} levels deep"));
+        }
+        self.depth += 1;
+        let filter = self.filter_term();
+        self.depth -= 1;
+        filter
+    }
+
+    fn filter_term(&mut self) -> Result<Filter, String> {
         self.skip_ws();
         if self.peek() == Some(b'!') && self.s.get(self.pos + 1) != Some(&b'=') {
             self.pos += 1;
@@ -723,6 +747,17 @@ mod tests {
         JsonPath::parse("$.x.y").unwrap().assign(&mut doc, json!(1)).unwrap();
         assert_eq!(doc, json!({"a": "text", "x": {"y": 1}}));
         assert!(JsonPath::parse("$.a.b").unwrap().assign(&mut doc, json!(1)).is_err());
+    }
+
+    #[test]
+    fn deep_scans_walk_documents_deeper_than_the_stack_allows_recursion() {
+        let mut deep = json!({"b": 0});
+        for _ in 0..50_000 {
+            deep = Value::Array(vec![deep]);
+        }
+        assert_eq!(q("$..b", &deep), Some(json!([0])));
+        // Dropping it would recurse as deep: leak it instead.
+        std::mem::forget(deep);
     }
 
     #[test]

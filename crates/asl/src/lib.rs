@@ -5,11 +5,13 @@
 //! the States Language specification and the AWS Step Functions developer guide (JSONPath query language).
 mod choice;
 mod definition;
+mod env;
 pub mod errors;
 mod executor;
 mod history;
 mod intrinsic;
 mod jsonpath;
+mod limits;
 mod payload;
 
 pub use definition::{DefinitionError, DefinitionErrors, StateMachine};

@@ -1,77 +1,9 @@
 //! Payload templates (`Parameters`, `ResultSelector`, `ItemSelector`): fields ending in `.$` take their
 //! value from a path or an intrinsic function. Compiled once; constant sub-trees are kept as plain values.
-use crate::intrinsic::{Intrinsic, compact, looks_like_intrinsic};
+use crate::env::{Env, EvalError, compact};
+use crate::intrinsic::{Intrinsic, looks_like_intrinsic};
 use crate::jsonpath::JsonPath;
 use serde_json::{Map, Value};
-use std::borrow::Cow;
-
-/// A failure while evaluating paths or intrinsics; the executor adds the state and event id to the cause.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EvalError {
-    pub error: &'static str,
-    pub message: String,
-}
-
-impl EvalError {
-    pub fn runtime(message: String) -> EvalError {
-        EvalError { error: crate::errors::RUNTIME, message }
-    }
-
-    pub fn intrinsic(message: String) -> EvalError {
-        EvalError { error: crate::errors::INTRINSIC_FAILURE, message }
-    }
-}
-
-/// The context object (`$$`), built on demand: most states never read it, and the whole object would
-/// copy the execution input each time.
-pub trait ContextSource {
-    /// `$$`, or only its top-level field `part` when a path names one (`$$.Map...` builds just `Map`).
-    fn build(&self, part: Option<&str>) -> Value;
-
-    /// What `path` selects in `$$`: document-valued fields may be read in place rather than built.
-    fn query(&self, path: &JsonPath) -> Option<Value>;
-}
-
-enum ContextRef<'a> {
-    #[cfg(test)]
-    Ready(&'a Value),
-    Lazy(&'a dyn ContextSource),
-}
-
-/// What `$` and `$$` mean while evaluating one template.
-pub struct Env<'a> {
-    input: &'a Value,
-    context: ContextRef<'a>,
-}
-
-impl<'a> Env<'a> {
-    pub fn lazy(input: &'a Value, context: &'a dyn ContextSource) -> Env<'a> {
-        Env { input, context: ContextRef::Lazy(context) }
-    }
-
-    #[cfg(test)]
-    pub fn with_context(input: &'a Value, context: &'a Value) -> Env<'a> {
-        Env { input, context: ContextRef::Ready(context) }
-    }
-
-    pub fn root_for(&self, path: &JsonPath) -> Cow<'a, Value> {
-        if !path.is_context() {
-            return Cow::Borrowed(self.input);
-        }
-        match &self.context {
-            #[cfg(test)]
-            ContextRef::Ready(v) => Cow::Borrowed(*v),
-            ContextRef::Lazy(source) => Cow::Owned(source.build(path.first_name())),
-        }
-    }
-
-    pub fn resolve(&self, path: &JsonPath) -> Option<Value> {
-        match &self.context {
-            ContextRef::Lazy(source) if path.is_context() => source.query(path),
-            _ => path.query(&self.root_for(path)),
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Template {

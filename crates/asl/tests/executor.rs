@@ -428,7 +428,9 @@ async fn history_ids_chain_and_subscribers_see_every_event() {
         seen.push(e.id);
     }
     assert_eq!(seen, out.history.iter().map(|e| e.id).collect::<Vec<_>>());
-    for pair in out.history.windows(2) {
+    // As in AWS's histories, the first state's entered event follows 0, not ExecutionStarted.
+    assert_eq!(out.history[1].previous_event_id, 0);
+    for pair in out.history[1..].windows(2) {
         assert_eq!(pair[1].previous_event_id, pair[0].id);
     }
     let json = serde_json::to_value(&out.history[1]).unwrap();
@@ -504,4 +506,358 @@ async fn context_paths_read_the_item_index_and_execution_input_at_any_depth() {
     let out = run(missing, json!({"items": [{"id": "a"}]})).await;
     assert_eq!(out.error.as_deref(), Some("States.Runtime"));
     assert!(out.cause.unwrap().contains("The JSONPath '$$.Map.Item.Value.nope' specified for the field 'x.$' could not be found"));
+}
+
+// Hostile definitions and inputs: each ends in a clear error, promptly, within bounded memory.
+
+/// A definition whose state `L` loops on itself (Next: L); a Choice that never matches first
+/// keeps a terminal state reachable, as validation requires.
+fn self_loop(looping: Value) -> Value {
+    json!({"StartAt": "Start", "States": {
+        "Start": {"Type": "Choice", "Choices": [{"Variable": "$.never", "IsPresent": true, "Next": "Done"}], "Default": "L"},
+        "L": looping,
+        "Done": {"Type": "Succeed"}
+    }})
+}
+
+/// Runs `def` on the virtual clock and checks that it ended within `secs` of wall time.
+async fn run_promptly(def: Value, input: Value, secs: u64) -> ExecutionOutcome {
+    let started = std::time::Instant::now();
+    let out = run(def, input).await;
+    assert!(started.elapsed() < Duration::from_secs(secs), "took {:?}", started.elapsed());
+    out
+}
+
+#[tokio::test]
+async fn an_endless_pass_loop_fails_at_the_history_quota() {
+    let out = run_promptly(self_loop(json!({"Type": "Pass", "Next": "L"})), json!({}), 20).await;
+    assert_eq!(out.status, ExecutionStatus::Failed);
+    assert_eq!(out.error.as_deref(), Some("States.Runtime"));
+    assert_eq!(out.cause.as_deref(), Some("The execution reached the maximum number of history events (25000)."));
+    assert_eq!(out.history.len(), 25_000);
+    let last = out.history.last().unwrap();
+    assert_eq!(last.event_type, EventType::ExecutionFailed);
+    assert_eq!(last.previous_event_id, 24_999);
+}
+
+#[tokio::test]
+async fn an_endless_choice_loop_inside_a_parallel_branch_fails_at_the_history_quota() {
+    let looping = json!({"StartAt": "C", "States": {
+        "C": {"Type": "Choice", "Choices": [{"Variable": "$.never", "IsPresent": true, "Next": "Out"}], "Default": "C"},
+        "Out": {"Type": "Succeed"}
+    }});
+    let def = json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true,
+        "Branches": [looping, {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 5, "End": true}}}],
+        "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}]}, "Caught": {"Type": "Succeed"}}});
+    let out = run_promptly(def, json!({}), 20).await;
+    assert_eq!(out.status, ExecutionStatus::Failed, "the quota is not an error a Catch can handle");
+    assert!(out.cause.unwrap().contains("maximum number of history events (25000)"));
+    assert_eq!(out.history.len(), 25_000);
+}
+
+#[tokio::test]
+async fn a_loop_that_wraps_its_input_deeper_each_time_fails_before_the_stack_does() {
+    let def = self_loop(json!({"Type": "Pass", "Parameters": {"a.$": "$"}, "Next": "L"}));
+    let out = run_promptly(def, json!({}), 20).await;
+    assert_eq!(out.error.as_deref(), Some("States.Runtime"));
+    assert!(out.cause.as_deref().unwrap().ends_with("The state's output nests more than 512 levels deep."), "{:?}", out.cause);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_seconds_ends_a_loop_that_never_awaits() {
+    // Each pass is slow (ArrayUnique over 2,000 distinct items) but never awaits: the execution's
+    // deadline is still seen, long before the history quota.
+    let items: Vec<u32> = (0..2_000).collect();
+    let mut def =
+        self_loop(json!({"Type": "Pass", "Parameters": {"u.$": "States.ArrayUnique($.items)"}, "ResultPath": "$.u", "Next": "L"}));
+    def["TimeoutSeconds"] = json!(1);
+    let machine = Arc::new(StateMachine::from_value(&def).unwrap());
+    let started = std::time::Instant::now();
+    let out = Executor::new(Recorder::new(|_| Ok(Value::Null)), Clock::Real)
+        .run(machine, ExecutionStart::new("t", json!({"items": items})))
+        .await;
+    assert_eq!(out.status, ExecutionStatus::TimedOut);
+    assert_eq!(out.error.as_deref(), Some("States.Timeout"));
+    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    assert_eq!(out.history.last().unwrap().event_type, EventType::ExecutionTimedOut);
+}
+
+#[tokio::test]
+async fn waits_past_the_maximum_execution_time_time_out_on_the_virtual_clock() {
+    for wait in [
+        json!({"Seconds": 1_000_000_000_000_000u64}),
+        json!({"SecondsPath": "$.s"}),
+        json!({"TimestampPath": "$.t"}),
+        json!({"Timestamp": "9999-12-31T23:59:59Z"}),
+    ] {
+        let mut state = json!({"Type": "Wait", "End": true});
+        state.as_object_mut().unwrap().extend(wait.as_object().unwrap().clone());
+        let out = run_promptly(single(state), json!({"s": i64::MAX, "t": "9999-12-31T23:59:59Z"}), 5).await;
+        assert_eq!(out.status, ExecutionStatus::TimedOut, "{wait}");
+        let ended = out.history.last().unwrap();
+        assert_eq!(ended.event_type, EventType::ExecutionTimedOut);
+        assert_eq!((ended.timestamp - out.history[0].timestamp).num_seconds(), 365 * 24 * 3600, "{wait}");
+    }
+}
+
+#[tokio::test]
+async fn retries_without_end_time_out_on_the_virtual_clock() {
+    let def = single(json!({"Type": "Task", "Resource": LAMBDA, "End": true,
+        "Retry": [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 99_999_999, "BackoffRate": 1000, "MaxAttempts": 99_999_999}]}));
+    let started = std::time::Instant::now();
+    let out = run_with(Recorder::new(|_| Err(TaskFailure::new("E", "again"))), def, json!({})).await;
+    assert_eq!(out.status, ExecutionStatus::TimedOut);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn a_huge_wait_on_the_real_clock_waits_without_panicking_and_can_be_stopped() {
+    let executor = Executor::new(Recorder::new(|_| Ok(Value::Null)), Clock::Real);
+    let def = single(json!({"Type": "Wait", "SecondsPath": "$.s", "End": true}));
+    let handle = executor.start(Arc::new(StateMachine::from_value(&def).unwrap()), ExecutionStart::new("w", json!({"s": i64::MAX})));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    handle.stop(None, None);
+    assert_eq!(handle.outcome().await.status, ExecutionStatus::Aborted);
+}
+
+#[tokio::test]
+async fn a_huge_task_timeout_path_is_no_deadline_at_all() {
+    let def = single(json!({"Type": "Task", "Resource": LAMBDA, "TimeoutSecondsPath": "$.t", "HeartbeatSecondsPath": "$.t", "End": true}));
+    let out = run(def, json!({"t": u64::MAX})).await;
+    assert_eq!(out.status, ExecutionStatus::Succeeded, "{:?}", out.cause);
+}
+
+#[tokio::test]
+async fn array_range_at_the_integer_bounds_fails_cleanly() {
+    for (args, ok) in [
+        ("-9223372036854775808, 9223372036854775807, 1", false),
+        ("9223372036854775807, -9223372036854775808, -1", false),
+        ("-9223372036854775808, 9223372036854775807, 9223372036854775807", true),
+        ("1e300, -1e300, -1", false),
+        ("9223372036854775806, 9223372036854775807, 1", true),
+    ] {
+        let def = single(json!({"Type": "Pass", "Parameters": {"r.$": format!("States.ArrayRange({args})")}, "End": true}));
+        let out = run(def, json!({})).await;
+        if ok {
+            assert_eq!(out.status, ExecutionStatus::Succeeded, "{args}: {:?}", out.cause);
+        } else {
+            assert_eq!(out.error.as_deref(), Some("States.IntrinsicFailure"), "{args}");
+            assert!(out.cause.unwrap().contains("more than 1000 elements"), "{args}");
+        }
+    }
+}
+
+#[test]
+fn deeply_nested_paths_and_intrinsics_are_definition_errors() {
+    let parens = format!("$.a[?({}@.x == 1{})]", "(".repeat(2_000), ")".repeat(2_000));
+    let nots = format!("$.a[?({}@.x)]", "!".repeat(100_000));
+    let filters = format!("${}", "[?(@.a".repeat(2_000)) + &")]".repeat(2_000);
+    let calls = format!("{}1{}", "States.Array(".repeat(5_000), ")".repeat(5_000));
+    for (field, text, limit) in [
+        ("x.$", parens, "filters nest more than 64 levels deep"),
+        ("x.$", nots, "filters nest more than 64 levels deep"),
+        ("x.$", filters, "filters nest more than 64 levels deep"),
+        ("x.$", calls, "calls nest more than 32 levels deep"),
+    ] {
+        let started = std::time::Instant::now();
+        let def = single(json!({"Type": "Pass", "Parameters": {field: text}, "End": true}));
+        let errs = StateMachine::from_value(&def).unwrap_err();
+        assert!(errs.to_string().contains(limit), "{}", &errs.to_string()[..200]);
+        assert!(started.elapsed() < Duration::from_secs(2));
+    }
+}
+
+#[tokio::test]
+async fn long_paths_and_deep_documents_are_walked_without_recursion() {
+    // 20,000 segments after a wildcard: selected level by level.
+    let path = format!("$[*]{}", ".a".repeat(20_000));
+    let def = single(json!({"Type": "Pass", "Parameters": {"x.$": path}, "End": true}));
+    let out = run(def, json!([{"b": 1}])).await;
+    assert_eq!(out.output, Some(json!({"x": []})));
+}
+
+/// `(type, id, previousEventId)` of every event, for comparing with AWS's recorded histories.
+fn chain(history: &[HistoryEvent]) -> Vec<(String, u64, u64)> {
+    history.iter().map(|e| (e.event_type.as_str().to_owned(), e.id, e.previous_event_id)).collect()
+}
+
+fn ev(t: &str, id: u64, prev: u64) -> (String, u64, u64) {
+    (t.to_owned(), id, prev)
+}
+
+#[tokio::test]
+async fn map_history_chains_as_aws_records_it() {
+    // As AWS recorded a Map whose iterations ran one after the other (LocalStack's
+    // test_map_state_break_condition snapshot): each MapIterationStarted follows the previous
+    // iteration's last state event, MapIteration{Succeeded,Failed} hang off that event, and
+    // MapStateFailed follows the failing iteration's last state event.
+    let def = json!({"StartAt": "M", "States": {"M": {"Type": "Map", "MaxConcurrency": 1, "End": true,
+        "ItemProcessor": {"StartAt": "C", "States": {
+            "C": {"Type": "Choice", "Choices": [{"Variable": "$", "NumericEquals": 3, "Next": "Break"}], "Default": "P"},
+            "P": {"Type": "Pass", "End": true},
+            "Break": {"Type": "Fail", "Error": "SomeFailure"}}}}}});
+    let out = run(def, json!([1, 3])).await;
+    assert_eq!(
+        chain(&out.history),
+        vec![
+            ev("ExecutionStarted", 1, 0),
+            ev("MapStateEntered", 2, 0),
+            ev("MapStateStarted", 3, 2),
+            ev("MapIterationStarted", 4, 3),
+            ev("ChoiceStateEntered", 5, 4),
+            ev("ChoiceStateExited", 6, 5),
+            ev("PassStateEntered", 7, 6),
+            ev("PassStateExited", 8, 7),
+            ev("MapIterationSucceeded", 9, 8),
+            ev("MapIterationStarted", 10, 8),
+            ev("ChoiceStateEntered", 11, 10),
+            ev("ChoiceStateExited", 12, 11),
+            ev("FailStateEntered", 13, 12),
+            ev("MapIterationFailed", 14, 13),
+            ev("MapStateFailed", 15, 13),
+            ev("ExecutionFailed", 16, 15),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn map_iterations_are_recorded_when_they_start_under_max_concurrency() {
+    let def = single(json!({"Type": "Map", "MaxConcurrency": 2, "End": true,
+        "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": LAMBDA, "End": true}}}}));
+    let out = tokio::time::timeout(Duration::from_secs(10), run_with(gate(2), def, json!([1, 2, 3, 4]))).await.unwrap();
+    assert_eq!(out.status, ExecutionStatus::Succeeded);
+    // The third iteration starts only after one of the first two ends.
+    let started: Vec<u64> = of_type(&out.history, EventType::MapIterationStarted).iter().map(|e| e.id).collect();
+    let first_end = out.history.iter().find(|e| e.event_type == EventType::MapIterationSucceeded).unwrap().id;
+    assert!(started[1] < first_end && started[2] > first_end, "{started:?}, first end {first_end}");
+}
+
+#[tokio::test]
+async fn parallel_history_chains_as_aws_records_it() {
+    // As AWS recorded test_parallel_state (LocalStack's snapshot): ParallelStateSucceeded follows the
+    // last event of the branch that ended last, ParallelStateExited follows it.
+    let def = json!({"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": true, "Branches": [
+        {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": true}}},
+        {"StartAt": "B", "States": {"B": {"Type": "Pass", "End": true}}}]}}});
+    let out = run(def, json!({})).await;
+    // Branches that never await run one after the other here, so the second starts after the first
+    // ended, as a Map's iterations do.
+    assert_eq!(
+        chain(&out.history),
+        vec![
+            ev("ExecutionStarted", 1, 0),
+            ev("ParallelStateEntered", 2, 0),
+            ev("ParallelStateStarted", 3, 2),
+            ev("PassStateEntered", 4, 3),
+            ev("PassStateExited", 5, 4),
+            ev("PassStateEntered", 6, 5),
+            ev("PassStateExited", 7, 6),
+            ev("ParallelStateSucceeded", 8, 7),
+            ev("ParallelStateExited", 9, 8),
+            ev("ExecutionSucceeded", 10, 9),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn context_paths_are_read_wherever_aws_reads_a_path() {
+    // InputPath and OutputPath.
+    let out = run(single(json!({"Type": "Pass", "InputPath": "$$.Execution.Input.a", "End": true})), json!({"a": {"b": 1}})).await;
+    assert_eq!(out.output, Some(json!({"b": 1})));
+    let out = run(single(json!({"Type": "Pass", "OutputPath": "$$.State.Name", "End": true})), json!({})).await;
+    assert_eq!(out.output, Some(json!("S")));
+    // ItemsPath, and ItemSelector reading the item.
+    let def = single(json!({"Type": "Map", "ItemsPath": "$$.Execution.Input.items", "ItemSelector": {"v.$": "$$.Map.Item.Value"},
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}, "End": true}));
+    assert_eq!(run(def, json!({"items": [1, 2]})).await.output, Some(json!([{"v": 1}, {"v": 2}])));
+    // SecondsPath and TimestampPath.
+    let out = run(single(json!({"Type": "Wait", "SecondsPath": "$$.Execution.Input.s", "End": true})), json!({"s": 60})).await;
+    assert_eq!((out.history.last().unwrap().timestamp - out.history[0].timestamp).num_seconds(), 60);
+    let def = single(json!({"Type": "Wait", "TimestampPath": "$$.Execution.Input.t", "End": true}));
+    assert_eq!(run(def, json!({"t": "2016-03-14T01:59:00Z"})).await.status, ExecutionStatus::Succeeded);
+    // TimeoutSecondsPath and HeartbeatSecondsPath.
+    let def = single(json!({"Type": "Task", "Resource": LAMBDA, "TimeoutSecondsPath": "$$.Execution.Input.t",
+        "HeartbeatSecondsPath": "$$.Execution.Input.h", "End": true}));
+    assert_eq!(run(def, json!({"t": 10, "h": 5})).await.status, ExecutionStatus::Succeeded);
+    // Choice Variable and ...Path comparisons.
+    let def = json!({"StartAt": "C", "States": {
+        "C": {"Type": "Choice", "Choices": [{"Variable": "$$.Execution.Input.x", "NumericEqualsPath": "$$.Execution.Input.y", "Next": "Yes"}], "Default": "No"},
+        "Yes": {"Type": "Succeed"}, "No": {"Type": "Fail"}}});
+    assert_eq!(run(def, json!({"x": 2, "y": 2})).await.status, ExecutionStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn a_context_path_that_matches_nothing_fails_like_any_path() {
+    let out = run(single(json!({"Type": "Pass", "InputPath": "$$.Execution.Input.nope", "End": true})), json!({})).await;
+    assert_eq!(out.error.as_deref(), Some("States.Runtime"));
+    assert!(out.cause.unwrap().ends_with("Invalid path '$$.Execution.Input.nope' : No results for path: $$['Execution']['Input']['nope']"));
+}
+
+#[test]
+fn result_path_cannot_be_a_context_path() {
+    let errs = StateMachine::from_value(&single(json!({"Type": "Pass", "ResultPath": "$$.Execution.Input", "End": true}))).unwrap_err();
+    assert_eq!(errs.0[0].pointer, "/States/S/ResultPath");
+    assert!(errs.0[0].message.contains("'$$'"), "{}", errs.0[0].message);
+}
+
+/// A string of `bytes` bytes of UTF-8 (two per 'é'), so the quota counts bytes, not characters.
+fn text_of(bytes: usize) -> String {
+    "é".repeat(bytes / 2)
+}
+
+#[tokio::test]
+async fn results_and_outputs_over_256_kib_fail_with_data_limit_exceeded() {
+    let big = text_of(262_144);
+    // A task's result: States.ALL does not catch it, an explicit entry does.
+    let task = |catch: &str| {
+        single(json!({"Type": "Task", "Resource": LAMBDA, "End": true,
+            "Catch": [{"ErrorEquals": [catch], "ResultPath": "$.err", "Next": "Caught"}]}))
+    };
+    let mut def = task("States.ALL");
+    def["States"]["Caught"] = json!({"Type": "Succeed"});
+    let answer = big.clone();
+    let out = run_with(Recorder::new(move |_| Ok(json!(answer))), def, json!({})).await;
+    assert_eq!(out.error.as_deref(), Some("States.DataLimitExceeded"));
+    assert_eq!(
+        out.cause.as_deref(),
+        Some("The state/task 'S' returned a result with a size exceeding the maximum number of bytes service limit.")
+    );
+    let mut def = task("States.DataLimitExceeded");
+    def["States"]["Caught"] = json!({"Type": "Succeed"});
+    let answer = big.clone();
+    let out = run_with(Recorder::new(move |_| Ok(json!(answer))), def, json!({})).await;
+    assert_eq!(out.status, ExecutionStatus::Succeeded);
+
+    // A state's output, {"a":"<s>","b":"<s>"}, is 15 bytes plus twice the text: 262,135 bytes passes,
+    // 262,147 fails.
+    let half = text_of(131_060);
+    let def = single(json!({"Type": "Pass", "Parameters": {"a.$": "$.s", "b.$": "$.s"}, "End": true}));
+    assert_eq!(run(def.clone(), json!({"s": half})).await.status, ExecutionStatus::Succeeded);
+    let out = run(def, json!({"s": format!("{half}ééé")})).await;
+    assert_eq!(out.error.as_deref(), Some("States.DataLimitExceeded"));
+}
+
+#[tokio::test]
+async fn execution_input_over_256_kib_fails_at_start_unless_quotas_are_off() {
+    let def = single(json!({"Type": "Pass", "End": true}));
+    let input = json!({"s": text_of(262_144)});
+    let out = run(def.clone(), input.clone()).await;
+    assert_eq!(out.error.as_deref(), Some("States.DataLimitExceeded"));
+    assert_eq!(out.history.len(), 2, "ExecutionStarted, ExecutionFailed");
+
+    let executor = Executor::new(Recorder::new(|_| Ok(Value::Null)), Clock::Virtual).with_quotas(false);
+    let out = executor.run(Arc::new(StateMachine::from_value(&def).unwrap()), ExecutionStart::new("q", input)).await;
+    assert_eq!(out.status, ExecutionStatus::Succeeded);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_quotas_timeout_seconds_still_ends_an_endless_pass_loop() {
+    let mut def = self_loop(json!({"Type": "Pass", "Next": "L"}));
+    def["TimeoutSeconds"] = json!(1);
+    let executor = Executor::new(Recorder::new(|_| Ok(Value::Null)), Clock::Real).with_quotas(false);
+    let started = std::time::Instant::now();
+    let out = executor.run(Arc::new(StateMachine::from_value(&def).unwrap()), ExecutionStart::new("q", json!({}))).await;
+    assert_eq!(out.status, ExecutionStatus::TimedOut);
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    assert!(out.history.len() > 25_000, "no history quota: {} events", out.history.len());
 }
