@@ -96,6 +96,35 @@ async fn an_unhealthy_wave_rolls_back_the_waves_that_began() {
 }
 
 #[tokio::test]
+async fn a_rollback_goes_on_past_a_target_that_cannot_be_rolled_back() {
+    let fixture = Fixture::new();
+    let baton = fixture.baton();
+    assert_status(&baton.run("exec-first", cli_input("cli-1")).await, ExecutionStatus::Succeeded);
+    let previous = release_of(&baton, "exec-first").await.artifact.unwrap().reference;
+
+    fixture.set("unhealthy-one-region");
+    fixture.set("fail-rollback-use1-a");
+    let outcome = baton.run("exec-bad", cli_input("cli-2")).await;
+    assert_status(&outcome, ExecutionStatus::Failed);
+    let release = release_of(&baton, "exec-bad").await;
+    assert_eq!(release.status, ReleaseStatus::RollbackFailed);
+    let bad = release.artifact.clone().unwrap().reference;
+    assert_eq!(fixture.deployed(SERVICE, "use1-a").as_deref(), Some(bad.as_str()), "the target that refused keeps the new artifact");
+    for target in ["box-1", "use1-b"] {
+        assert_eq!(fixture.deployed(SERVICE, target).as_deref(), Some(previous.as_str()), "{target} is rolled back all the same");
+    }
+    let statuses: Vec<_> = release.waves.iter().map(|w| (w.name.as_str(), w.status)).collect();
+    assert_eq!(statuses[0], ("canary", WaveStatus::RolledBack), "the canary rolls back after the wave that failed to: {statuses:?}");
+    let one_region = &release.waves[1];
+    let refused = one_region.deploys.iter().find(|d| d.rollback && d.target == "use1-a").expect("use1-a's rollback is recorded");
+    assert!(refused.reason.as_deref().unwrap_or_default().contains("access denied on use1-a"), "{refused:?}");
+    assert_consistent(&baton, &release).await;
+    let day = release.finished_at.unwrap().date_naive();
+    let rollup = &baton.ports().store.rollups(SERVICE, ENVIRONMENT, day, day).await.unwrap()[0].1;
+    assert_eq!((rollup.deployments, rollup.failed_deployments, rollup.rollbacks), (2, 1, 1));
+}
+
+#[tokio::test]
 async fn the_first_release_rolls_back_to_nothing() {
     let fixture = Fixture::new();
     fixture.set("unhealthy-canary");

@@ -19,6 +19,7 @@ echo "building $BATON_SERVICE $BATON_RELEASE_ID"
 echo "$BATON_SERVICE-$BATON_RELEASE_ID.tar.gz""#;
 
 const DEPLOY: &str = r#"set -eu
+if [ "$BATON_ROLLBACK" = true ] && [ -e "$CONTROL/fail-rollback-$BATON_TARGET" ]; then echo "access denied on $BATON_TARGET" >&2; exit 4; fi
 dir="$BATON_WORKSPACE/targets/$BATON_TARGET"
 mkdir -p "$dir"
 if [ -z "${BATON_ARTIFACT:-}" ]; then rm -f "$dir/current"; exit 0; fi
@@ -30,12 +31,21 @@ echo "healthy: $BATON_TARGETS""#;
 
 pub struct Fixture {
     pub dir: tempfile::TempDir,
+    waves: Vec<(String, Vec<String>)>,
 }
 
 impl Fixture {
+    /// The service with [`WAVES`].
     pub fn new() -> Fixture {
+        let waves: Vec<(String, Vec<String>)> =
+            WAVES.iter().map(|(name, targets)| (name.to_string(), targets.iter().map(|t| t.to_string()).collect())).collect();
+        Fixture::with_waves(&waves)
+    }
+
+    /// The service with these waves (name, targets).
+    pub fn with_waves(waves: &[(String, Vec<String>)]) -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
-        let fixture = Fixture { dir };
+        let fixture = Fixture { dir, waves: waves.to_vec() };
         std::fs::create_dir_all(fixture.control()).unwrap();
         std::fs::create_dir_all(fixture.catalog()).unwrap();
         fixture.write_catalog(SERVICE, "");
@@ -57,13 +67,14 @@ impl Fixture {
     /// Writes a v2.2 definition of `service`; `extra` lands inside its `extensions.baton` block.
     pub fn write_catalog(&self, service: &str, extra: &str) {
         let control = self.control();
-        let waves: String = WAVES
+        let waves: String = self
+            .waves
             .iter()
             .map(|(name, targets)| format!("        - name: {name}\n          targets: [{}]\n          bake: 10m\n", targets.join(", ")))
             .collect();
         let command = |script: &str| serde_json::to_string(&["sh", "-c", script]).unwrap();
         let yaml = format!(
-            "schema-version: v2.2\ndd-service: {service}\nteam: payments\nextensions:\n  baton:\n    environment: {ENVIRONMENT}\n    release-branch: main\n{extra}    build:\n      provider: command\n      command: {build}\n      env: {{CONTROL: \"{control}\"}}\n    deploy:\n      provider: command\n      command: {deploy}\n      waves:\n{waves}    health:\n      provider: command\n      command: {health}\n      env: {{CONTROL: \"{control}\"}}\n",
+            "schema-version: v2.2\ndd-service: {service}\nteam: payments\nextensions:\n  baton:\n    environment: {ENVIRONMENT}\n    release-branch: main\n{extra}    build:\n      provider: command\n      command: {build}\n      env: {{CONTROL: \"{control}\"}}\n    deploy:\n      provider: command\n      command: {deploy}\n      env: {{CONTROL: \"{control}\"}}\n      waves:\n{waves}    health:\n      provider: command\n      command: {health}\n      env: {{CONTROL: \"{control}\"}}\n",
             build = command(BUILD),
             deploy = command(DEPLOY),
             health = command(HEALTH),
@@ -141,7 +152,7 @@ pub async fn assert_consistent(baton: &LocalBaton, release: &Release) {
     assert!(release.finished_at.is_some(), "{} has no finish time", release.id);
     assert_eq!(
         release.failure.is_some(),
-        matches!(release.status, ReleaseStatus::Failed | ReleaseStatus::RolledBack),
+        matches!(release.status, ReleaseStatus::Failed | ReleaseStatus::RolledBack | ReleaseStatus::RollbackFailed),
         "failure recorded iff the release failed: {release:#?}"
     );
     if release.status == ReleaseStatus::Succeeded {

@@ -6,6 +6,9 @@ pub const OK: u8 = 0;
 pub const FAILED: u8 = 1;
 /// Bad usage, unreadable files, invalid configuration.
 pub const USAGE: u8 = 2;
+/// A release failed and so did its rollback: the service may run a mix of versions, and a
+/// person must act.
+pub const ROLLBACK_FAILED: u8 = 3;
 
 pub fn code(value: u8) -> ExitCode {
     ExitCode::from(value)

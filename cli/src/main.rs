@@ -1,7 +1,8 @@
 //! `baton`: run releases locally on the embedded executor, control Baton on AWS, read reports.
 //!
 //! Exit codes: 0 success; 1 the work ran and failed (release failed or rolled back,
-//! validation found errors); 2 bad usage, unreadable files or invalid configuration.
+//! validation found errors); 2 bad usage, unreadable files or invalid configuration; 3 a
+//! release's rollback failed (someone must act).
 
 mod asl_cmd;
 mod catalog_cmd;

@@ -137,6 +137,7 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
     }
     match release.map(|r| r.status) {
         Some(ReleaseStatus::Succeeded | ReleaseStatus::Superseded) => exit::code(exit::OK),
+        Some(ReleaseStatus::RollbackFailed) => exit::code(exit::ROLLBACK_FAILED),
         _ => exit::code(exit::FAILED),
     }
 }

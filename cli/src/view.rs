@@ -112,6 +112,7 @@ pub fn summary(release: &Release) -> String {
         ReleaseStatus::Succeeded => "✔",
         ReleaseStatus::Superseded | ReleaseStatus::Queued | ReleaseStatus::Running => "•",
         ReleaseStatus::Failed | ReleaseStatus::RolledBack => "✘",
+        ReleaseStatus::RollbackFailed => "‼",
     };
     let _ =
         writeln!(out, "{mark} {} {} → {}: {} in {}", release.id, release.service, release.environment, release.status, duration(release));

@@ -315,7 +315,7 @@ fn conforms<T: DeserializeOwned + serde::Serialize>(payload: &Value) -> Result<(
 fn contract(state: &str) -> fn(&Value) -> Result<(), String> {
     match state {
         "Register" => conforms::<Registered>,
-        "TriggerBuild" | "StartTargetDeploy" | "StartTargetRollback" => conforms::<RunHandle>,
+        "TriggerBuild" => conforms::<RunHandle>,
         "WaitForBuild" => conforms::<Artifact>,
         "CheckHealth" => conforms::<HealthReport>,
         "PlanRollback" => conforms::<RollbackPlan>,
@@ -327,8 +327,10 @@ fn contract(state: &str) -> fn(&Value) -> Result<(), String> {
         | "NotifyRollingBack"
         | "NotifyFinished"
         | "RecordMetrics"
-        | "WaitForTargetDeploy"
-        | "WaitForTargetRollback" => conforms::<Done>,
+        | "StartWave"
+        | "WaitForWave"
+        | "StartWaveRollback"
+        | "WaitForWaveRollback" => conforms::<Done>,
         other => panic!("{MOCK_CONFIG}: {other} is not a Task state of the release definition with a known contract"),
     }
 }
@@ -386,8 +388,8 @@ async fn each_test_case_takes_its_path_on_the_embedded_executor() {
     let health = embedded_run("HealthFailure", "parity-health-failure").await;
     assert_eq!((health.status.as_str(), health.error.as_deref()), ("FAILED", Some("Baton.HealthCheckFailed")));
     assert_eq!(count(&health, "MarkRolledBack"), 1, "{:?}", health.path);
-    // one-region's two targets and the canary's one.
-    assert_eq!(count(&health, "StartTargetRollback"), 3, "{:?}", health.path);
+    // one-region, then the canary: one task per wave, whatever its targets.
+    assert_eq!(count(&health, "StartWaveRollback"), 2, "{:?}", health.path);
 }
 
 #[test]

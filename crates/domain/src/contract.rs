@@ -23,8 +23,8 @@
 
 use crate::ports::{Created, LockOutcome, ReleaseStore, StoreError};
 use crate::release::{
-    Artifact, EventKind, Failure, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, Stage, StageEvent, Trigger,
-    TriggerKind, WaveRecord, WaveStatus,
+    Artifact, DeployStatus, EventKind, Failure, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, RunHandle, Stage,
+    StageEvent, TargetDeploy, Trigger, TriggerKind, WaveRecord, WaveStatus,
 };
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Timelike, Utc};
 use std::future::{Future, poll_fn};
@@ -622,6 +622,20 @@ fn full_release() -> Release {
                 started_at: Some(t0() + TimeDelta::seconds(5)),
                 finished_at: Some(t0() + TimeDelta::seconds(65) + TimeDelta::microseconds(7)),
                 deploy_url: Some("https://deploy.example.com/canary".into()),
+                deploys: vec![TargetDeploy {
+                    target: "web-1".into(),
+                    rollback: false,
+                    run: Some(RunHandle {
+                        provider: "command".into(),
+                        id: "4242".into(),
+                        url: Some("https://deploy.example.com/runs/4242".into()),
+                        state: serde_json::json!({"attempt": 1}),
+                    }),
+                    status: DeployStatus::Failed,
+                    reason: Some("exit 3".into()),
+                    started_at: t0(),
+                    finished_at: Some(t0() + TimeDelta::seconds(30)),
+                }],
             },
             WaveRecord {
                 name: "fleet".into(),
@@ -630,6 +644,7 @@ fn full_release() -> Release {
                 started_at: Some(t0() + TimeDelta::seconds(70)),
                 finished_at: None,
                 deploy_url: None,
+                deploys: Vec::new(),
             },
         ],
         created_at: t0(),

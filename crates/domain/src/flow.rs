@@ -6,8 +6,7 @@
 
 use crate::catalog::{ServiceEntry, WaveSpec};
 use crate::error::{ErrorName, TaskError};
-use crate::ports::RunHandle;
-use crate::release::{Artifact, ReleaseId};
+use crate::release::{Artifact, ReleaseId, RunHandle};
 use serde::{Deserialize, Serialize};
 
 /// What every task after registration knows about its release (`$.release`).
@@ -93,21 +92,19 @@ pub struct PollBuildRequest {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "kebab-case")]
 pub enum DeployWaveRequest {
-    /// Start deploying `artifact` (or, with `rollback`, the previous artifact) to one target.
+    /// Start deploying `artifact` (or, with `rollback`, the previous artifact) to every target
+    /// of the wave that has not started yet; the runs are kept in the release record.
     Start {
         release: ReleaseContext,
         wave: WavePlan,
-        target: String,
         artifact: Artifact,
         #[serde(default)]
         rollback: bool,
     },
-    /// Raise `Baton.DeployPending` until the target's deploy finishes.
+    /// Poll every target still rolling out; raise `Baton.DeployPending` until all are done.
     Poll {
         release: ReleaseContext,
         wave: WavePlan,
-        target: String,
-        run: RunHandle,
         #[serde(default)]
         rollback: bool,
     },
@@ -176,6 +173,7 @@ pub enum OutcomeStatus {
     Succeeded,
     Failed,
     RolledBack,
+    RollbackFailed,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,6 +3,7 @@
 //! services), and each port has a contract suite every implementation passes.
 
 use crate::catalog::{BuildSpec, DeployTarget, Diagnostic, HealthSpec, ServiceEntry, SlackSpec};
+pub use crate::release::RunHandle;
 use crate::release::{Artifact, LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -102,18 +103,6 @@ pub enum ProviderError {
     /// The provider refused the request (bad credentials, unknown pipeline, bad config): retrying will not help.
     #[error("provider rejected the request: {0}")]
     Rejected(String),
-}
-
-/// A started run (build or deploy) and everything needed to find it again in a later task
-/// invocation: it travels in the execution's state, so it must stay small and serialisable.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunHandle {
-    pub provider: String,
-    pub id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
-    pub state: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -118,6 +118,8 @@ pub enum ReleaseStatus {
     Failed,
     /// A wave was unhealthy or failed; completed waves were rolled back.
     RolledBack,
+    /// A wave failed and its rollback failed too: a person must act.
+    RollbackFailed,
     /// A newer signal for the same service and environment ran instead.
     Superseded,
 }
@@ -134,6 +136,7 @@ impl ReleaseStatus {
             ReleaseStatus::Succeeded => "succeeded",
             ReleaseStatus::Failed => "failed",
             ReleaseStatus::RolledBack => "rolled-back",
+            ReleaseStatus::RollbackFailed => "rollback-failed",
             ReleaseStatus::Superseded => "superseded",
         }
     }
@@ -192,7 +195,7 @@ impl WaveStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WaveRecord {
     pub name: String,
     pub targets: Vec<String>,
@@ -203,6 +206,47 @@ pub struct WaveRecord {
     pub finished_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deploy_url: Option<String>,
+    /// Each target's latest deploy in this wave: the forward one, then its rollback.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deploys: Vec<TargetDeploy>,
+}
+
+/// One target's deploy (or rollback) in a wave, as the provider started it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetDeploy {
+    pub target: String,
+    /// True when this deploy puts the previous artifact back.
+    #[serde(default)]
+    pub rollback: bool,
+    /// None when the provider refused to start it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunHandle>,
+    pub status: DeployStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub started_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeployStatus {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+/// A started run (build or deploy) and everything needed to find it again in a later task
+/// invocation: it travels in the execution's state and the record, so it must stay small.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunHandle {
+    pub provider: String,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub state: serde_json::Value,
 }
 
 /// Why a release ended other than in success.
@@ -282,6 +326,8 @@ pub enum EventKind {
     Failed,
     /// The release ended rolled back (the last event of such a release).
     RolledBack,
+    /// The release's rollback failed (the last event of such a release).
+    RollbackFailed,
     /// A newer signal ran instead (the last event of such a release).
     Superseded,
 }
@@ -294,6 +340,7 @@ impl EventKind {
             EventKind::Succeeded => "succeeded",
             EventKind::Failed => "failed",
             EventKind::RolledBack => "rolled-back",
+            EventKind::RollbackFailed => "rollback-failed",
             EventKind::Superseded => "superseded",
         }
     }
@@ -305,6 +352,7 @@ impl EventKind {
             ReleaseStatus::Succeeded => Some(EventKind::Succeeded),
             ReleaseStatus::Failed => Some(EventKind::Failed),
             ReleaseStatus::RolledBack => Some(EventKind::RolledBack),
+            ReleaseStatus::RollbackFailed => Some(EventKind::RollbackFailed),
             ReleaseStatus::Superseded => Some(EventKind::Superseded),
         }
     }

@@ -1,25 +1,29 @@
-//! deploy-wave: deploys one target of a wave (the definition fans a wave's targets out in
-//! parallel), polls it until done, and plans the rollback of the waves that began.
+//! deploy-wave: starts every target of a wave, polls them until the wave is deployed (or rolled
+//! back), and plans the rollback of the waves that began. The runs live in the release record
+//! between invocations (the rules are in [`baton_domain::rules::waves`]).
 
 use baton_domain::error::{ErrorName, TaskError};
-use baton_domain::flow::{DeployWaveRequest, ReleaseContext, RollbackPlan, WavePlan};
-use baton_domain::ports::{DeployProgress, DeployRequest, RunHandle};
-use baton_domain::release::{Artifact, EventKind, Stage, WaveStatus};
-use baton_domain::rules::{rollback, waves};
+use baton_domain::flow::{DeployWaveRequest, Done, ReleaseContext, RollbackPlan, WavePlan};
+use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
+use baton_domain::release::{Artifact, EventKind, Release, Stage, WaveRecord, WaveStatus};
+use baton_domain::rules::rollback;
+use baton_domain::rules::waves::{self, WaveDeploy};
 use baton_domain::support::{Ports, provider_error};
+use futures_util::stream::{self, StreamExt};
 
 pub const NAME: &str = "deploy-wave";
+
+/// How many targets one task starts or polls at a time: enough for a wide wave to move in one
+/// invocation, few enough not to trip a provider's rate limit.
+const TARGETS_AT_ONCE: usize = 16;
 
 pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_json::Value, TaskError> {
     let request = baton_domain::flow::parse_request::<DeployWaveRequest>(NAME, payload)?;
     let answer = match request {
-        DeployWaveRequest::Start { release, wave, target, artifact, rollback } => {
-            serde_json::to_value(start(ports, &release, &wave, &target, artifact, rollback).await?)
+        DeployWaveRequest::Start { release, wave, artifact, rollback } => {
+            serde_json::to_value(start(ports, &release, &wave, &artifact, rollback).await?)
         }
-        DeployWaveRequest::Poll { release, wave, target, run, rollback } => {
-            poll(ports, &release, &wave, &target, &run, rollback).await?;
-            Ok(serde_json::json!({}))
-        }
+        DeployWaveRequest::Poll { release, wave, rollback } => serde_json::to_value(poll(ports, &release, &wave, rollback).await?),
         DeployWaveRequest::PlanRollback { release, waves } => serde_json::to_value(plan_rollback(ports, &release, &waves).await?),
     };
     answer.map_err(|err| TaskError::new(ErrorName::Internal, format!("{NAME}: cannot encode the answer: {err}")))
@@ -29,112 +33,163 @@ fn stage(rollback: bool) -> Stage {
     if rollback { Stage::Rollback } else { Stage::Deploy }
 }
 
+fn deployer(ports: &Ports, context: &ReleaseContext) -> Result<Box<dyn Deployer>, TaskError> {
+    ports.providers.deployer(&context.entry.delivery.deploy.target, &context.entry).map_err(|e| provider_error(e, ErrorName::DeployFailed))
+}
+
+fn wave_record<'a>(release: &'a mut Release, wave: &WavePlan) -> Option<&'a mut WaveRecord> {
+    release.waves.iter_mut().find(|w| w.name == wave.name)
+}
+
+fn no_record(context: &ReleaseContext, wave: &WavePlan) -> TaskError {
+    TaskError::new(ErrorName::Internal, format!("release {} has no wave '{}' in its record", context.id, wave.name))
+}
+
+/// Starts every target of the wave that has no run yet, so a retried task starts only what is
+/// missing. A forward deploy fails at the first refused target; a rollback goes on past it.
 pub async fn start(
     ports: &Ports,
     context: &ReleaseContext,
     wave: &WavePlan,
-    target: &str,
-    artifact: Artifact,
+    artifact: &Artifact,
     rollback: bool,
-) -> Result<RunHandle, TaskError> {
+) -> Result<Done, TaskError> {
     ports.renew_lock(context).await?;
-    let deployer = ports
-        .providers
-        .deployer(&context.entry.delivery.deploy.target, &context.entry)
-        .map_err(|e| provider_error(e, ErrorName::DeployFailed))?;
-    if !rollback {
-        // Targets of a wave start together; whichever comes first marks the wave begun.
-        let now = ports.clock.now();
-        let mut release = ports.release(context).await?;
-        if let Some(record) = release.waves.iter_mut().find(|w| w.name == wave.name && w.status == WaveStatus::Pending) {
-            record.status = WaveStatus::Deploying;
-            record.started_at.get_or_insert(now);
-            release.stage = Stage::Deploy;
-            ports.store.put_release(&release).await?;
-        }
-    }
-    let request = DeployRequest {
-        service: context.service.clone(),
-        environment: context.environment.clone(),
-        release_id: context.id.clone(),
-        wave: wave.name.clone(),
-        target: target.to_owned(),
-        artifact,
-        rollback,
-    };
-    let run = deployer.start(&request).await.map_err(|e| provider_error(e, ErrorName::DeployFailed))?;
-    let what = if rollback { "rolling back" } else { "deploying" };
+    let deployer = deployer(ports, context)?;
+    let mut release = ports.release(context).await?;
+    let record = wave_record(&mut release, wave).ok_or_else(|| no_record(context, wave))?;
+    let to_start: Vec<String> = waves::targets_to_start(record, wave, rollback).into_iter().map(str::to_owned).collect();
+    let deployer = deployer.as_ref();
+    let results: Vec<(String, Result<RunHandle, ProviderError>)> = stream::iter(to_start)
+        .map(|target| async move {
+            let request = DeployRequest {
+                service: context.service.clone(),
+                environment: context.environment.clone(),
+                release_id: context.id.clone(),
+                wave: wave.name.clone(),
+                target: target.clone(),
+                artifact: artifact.clone(),
+                rollback,
+            };
+            let run = deployer.start(&request).await;
+            (target, run)
+        })
+        .buffer_unordered(TARGETS_AT_ONCE)
+        .collect()
+        .await;
+
+    let now = ports.clock.now();
     ports
-        .record_target_event(
-            context,
-            stage(rollback),
-            &wave.name,
-            target,
-            EventKind::Started,
-            format!("{what} {target} ({} {})", run.provider, run.id),
-        )
-        .await?;
-    Ok(run)
-}
-
-pub async fn poll(
-    ports: &Ports,
-    context: &ReleaseContext,
-    wave: &WavePlan,
-    target: &str,
-    run: &RunHandle,
-    rollback: bool,
-) -> Result<(), TaskError> {
-    let deployer = ports
-        .providers
-        .deployer(&context.entry.delivery.deploy.target, &context.entry)
-        .map_err(|e| provider_error(e, ErrorName::DeployFailed))?;
-    match deployer.poll(run).await.map_err(|e| provider_error(e, ErrorName::DeployFailed))? {
-        DeployProgress::Running => {
-            Err(TaskError::new(ErrorName::DeployPending, format!("deploy {} of {target} is still rolling out", run.id)))
-        }
-        DeployProgress::Succeeded => {
-            let what = if rollback { "rolled back" } else { "deployed" };
-            ports
-                .record_target_event(context, stage(rollback), &wave.name, target, EventKind::Succeeded, format!("{what} {target}"))
-                .await?;
+        .update_release(context, |r| {
             if !rollback {
-                mark_baking_when_all_deployed(ports, context, wave).await?;
+                r.stage = Stage::Deploy;
             }
-            Ok(())
-        }
-        DeployProgress::Failed { reason } => {
-            ports
-                .record_target_event(context, stage(rollback), &wave.name, target, EventKind::Failed, format!("{target}: {reason}"))
-                .await?;
-            if !rollback {
-                ports
-                    .update_release(context, |r| {
-                        if let Some(record) = r.waves.iter_mut().find(|w| w.name == wave.name) {
-                            record.status = WaveStatus::Failed;
-                        }
-                    })
-                    .await?;
+            let Some(record) = wave_record(r, wave) else { return };
+            if !rollback && record.status == WaveStatus::Pending {
+                record.status = WaveStatus::Deploying;
+                record.started_at.get_or_insert(now);
             }
-            Err(TaskError::new(ErrorName::DeployFailed, format!("wave {} target {target}: {reason}", wave.name)))
-        }
-    }
-}
-
-/// The wave bakes once every target reports deployed. Targets finish in parallel, so each
-/// looks at the timeline; two finishing at once both write the same change.
-async fn mark_baking_when_all_deployed(ports: &Ports, context: &ReleaseContext, wave: &WavePlan) -> Result<(), TaskError> {
-    let timeline = ports.store.events(&context.id).await?;
-    if waves::all_targets_deployed(wave, &timeline) {
-        ports
-            .update_release(context, |r| {
-                if let Some(record) = r.waves.iter_mut().find(|w| w.name == wave.name && w.status == WaveStatus::Deploying) {
-                    record.status = WaveStatus::Baking;
+            for (target, run) in &results {
+                match run {
+                    Ok(run) => waves::started(record, target, rollback, Ok(run.clone()), now),
+                    Err(ProviderError::Rejected(reason)) => waves::started(record, target, rollback, Err(reason.clone()), now),
+                    // Not recorded: the retried task starts it again.
+                    Err(ProviderError::Unavailable(_)) => {}
                 }
-            })
-            .await?;
+            }
+        })
+        .await?;
+
+    let what = if rollback { "rolling back" } else { "deploying" };
+    let mut unavailable = None;
+    for (target, run) in results {
+        match run {
+            Ok(run) => {
+                let message = format!("{what} {target} ({} {})", run.provider, run.id);
+                ports.record_target_event(context, stage(rollback), &wave.name, &target, EventKind::Started, message).await?;
+            }
+            Err(ProviderError::Rejected(reason)) => {
+                let message = format!("{target}: the deploy was refused: {reason}");
+                ports.record_target_event(context, stage(rollback), &wave.name, &target, EventKind::Failed, message).await?;
+                if !rollback {
+                    return Err(TaskError::new(ErrorName::DeployFailed, format!("wave {} target {target}: {reason}", wave.name)));
+                }
+            }
+            Err(err @ ProviderError::Unavailable(_)) => unavailable = Some(provider_error(err, ErrorName::DeployFailed)),
+        }
     }
-    Ok(())
+    unavailable.map_or(Ok(Done {}), Err)
+}
+
+/// Polls every target still rolling out, records what finished, and answers when the wave is
+/// done: `Baton.DeployPending` while any target runs (the definition's Retry waits),
+/// `Baton.DeployFailed` naming the targets that failed.
+pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, rollback: bool) -> Result<Done, TaskError> {
+    let deployer = deployer(ports, context)?;
+    let mut release = ports.release(context).await?;
+    let record = wave_record(&mut release, wave).ok_or_else(|| no_record(context, wave))?;
+    let deployer = deployer.as_ref();
+    let results: Vec<(String, Result<DeployProgress, ProviderError>)> = stream::iter(waves::running(record, rollback))
+        .map(|(target, run)| async move { (target, deployer.poll(&run).await) })
+        .buffer_unordered(TARGETS_AT_ONCE)
+        .collect()
+        .await;
+
+    let now = ports.clock.now();
+    let release = ports
+        .update_release(context, |r| {
+            let Some(record) = wave_record(r, wave) else { return };
+            for (target, progress) in &results {
+                if let Ok(progress) = progress {
+                    waves::settle(record, target, rollback, progress, now);
+                }
+            }
+            match (waves::wave_deploy(record, wave, rollback), rollback) {
+                (WaveDeploy::Succeeded, false) if record.status == WaveStatus::Deploying => record.status = WaveStatus::Baking,
+                (WaveDeploy::Succeeded, true) => record.status = WaveStatus::RolledBack,
+                (WaveDeploy::Failed(_), false) => record.status = WaveStatus::Failed,
+                _ => {}
+            }
+        })
+        .await?;
+
+    let (done, failed) = if rollback { ("rolled back", "rollback failed") } else { ("deployed", "failed") };
+    let mut unavailable = 0;
+    for (target, progress) in &results {
+        let (kind, message) = match progress {
+            Ok(DeployProgress::Succeeded) => (EventKind::Succeeded, format!("{done} {target}")),
+            Ok(DeployProgress::Failed { reason }) => (EventKind::Failed, format!("{target} {failed}: {reason}")),
+            Ok(DeployProgress::Running) => continue,
+            Err(err) => {
+                tracing::warn!(target_name = %target, error = %err, "deploy status unavailable; polling again");
+                unavailable += 1;
+                continue;
+            }
+        };
+        ports.record_target_event(context, stage(rollback), &wave.name, target, kind, message).await?;
+    }
+
+    let record = release.waves.iter().find(|w| w.name == wave.name).ok_or_else(|| no_record(context, wave))?;
+    let direction = if rollback { "rollback" } else { "deploy" };
+    match waves::wave_deploy(record, wave, rollback) {
+        WaveDeploy::Succeeded => Ok(Done {}),
+        WaveDeploy::Running => {
+            let running = waves::running(record, rollback).len();
+            let unanswered = if unavailable > 0 { format!(" ({unavailable} did not answer)") } else { String::new() };
+            Err(TaskError::new(
+                ErrorName::DeployPending,
+                format!("wave {}: {running} of {} targets still rolling out{unanswered}", wave.name, wave.targets.len()),
+            ))
+        }
+        WaveDeploy::Failed(targets) => {
+            let list: Vec<String> = targets.iter().map(|(target, reason)| format!("{target}: {reason}")).collect();
+            Err(TaskError::new(ErrorName::DeployFailed, format!("wave {} {direction} failed on {}", wave.name, list.join("; "))))
+        }
+        WaveDeploy::NotStarted(targets) => Err(TaskError::new(
+            ErrorName::Internal,
+            format!("wave {}: targets {} were never started; the {direction} cannot finish", wave.name, targets.join(", ")),
+        )),
+    }
 }
 
 /// Every wave that began deploying, last first, with what to put back.

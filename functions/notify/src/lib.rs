@@ -75,6 +75,7 @@ fn headline(release: &Release, request: &NotifyRequest) -> String {
                 match outcome.status {
                     OutcomeStatus::Succeeded => "released".to_owned(),
                     OutcomeStatus::RolledBack => format!("rolled back{why}"),
+                    OutcomeStatus::RollbackFailed => format!("rollback failed{why}"),
                     OutcomeStatus::Failed => format!("failed{why}"),
                 }
             }

@@ -47,6 +47,7 @@ pub fn admit(signal: &Signal, entry: &ServiceEntry, id: ReleaseId, execution: &s
                 started_at: None,
                 finished_at: None,
                 deploy_url: None,
+                deploys: Vec::new(),
             })
             .collect(),
         created_at: now,

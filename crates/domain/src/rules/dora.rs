@@ -16,6 +16,7 @@ pub fn close(release: &mut Release, outcome: &Outcome, now: DateTime<Utc>) {
         OutcomeStatus::Succeeded => ReleaseStatus::Succeeded,
         OutcomeStatus::Failed => ReleaseStatus::Failed,
         OutcomeStatus::RolledBack => ReleaseStatus::RolledBack,
+        OutcomeStatus::RollbackFailed => ReleaseStatus::RollbackFailed,
     };
     release.failure = outcome.error.as_ref().map(|e| Failure { error: e.error.clone(), cause: e.message(), stage: Some(release.stage) });
     release.stage = Stage::Done;
@@ -52,7 +53,7 @@ pub fn rollup_delta(release: &Release, history: &[Release]) -> Rollup {
                 delta.restores = 1;
             }
         }
-        ReleaseStatus::RolledBack => {
+        ReleaseStatus::RolledBack | ReleaseStatus::RollbackFailed => {
             delta.deployments = 1;
             delta.failed_deployments = 1;
             delta.rollbacks = 1;
@@ -67,7 +68,7 @@ pub fn rollup_delta(release: &Release, history: &[Release]) -> Rollup {
 }
 
 fn is_failed_deployment(status: ReleaseStatus) -> bool {
-    matches!(status, ReleaseStatus::Failed | ReleaseStatus::RolledBack)
+    matches!(status, ReleaseStatus::Failed | ReleaseStatus::RolledBack | ReleaseStatus::RollbackFailed)
 }
 
 /// Whole seconds from `from` to `to`; a clock that went backwards counts as zero.
@@ -102,6 +103,7 @@ mod tests {
             (Succeeded, true, Some(30), rollup(1, 0, 0, Some(1800), None)),
             (RolledBack, true, Some(30), rollup(1, 1, 1, None, None)),
             (Failed, true, None, rollup(1, 1, 0, None, None)),
+            (RollbackFailed, true, None, rollup(1, 1, 1, None, None)),
             // Nothing reached production: not a deployment, whatever the ending.
             (Failed, false, None, Rollup::default()),
             (Succeeded, false, Some(30), Rollup::default()),
@@ -131,6 +133,7 @@ mod tests {
             (&[], None),
             (&[("rel-a", RolledBack, 40, true)], Some(3600)),
             (&[("rel-a", Failed, 70, true)], Some(1800)),
+            (&[("rel-a", RollbackFailed, 70, true)], Some(1800)),
             (&[("rel-a", Succeeded, 70, true)], None),
             // The latest deployment before this one decides.
             (&[("rel-a", RolledBack, 40, true), ("rel-b", Succeeded, 70, true)], None),
@@ -156,7 +159,8 @@ mod tests {
         let cases = [
             (OutcomeStatus::Succeeded, Succeeded, None),
             (OutcomeStatus::RolledBack, RolledBack, Some(caught.clone())),
-            (OutcomeStatus::Failed, Failed, Some(caught)),
+            (OutcomeStatus::Failed, Failed, Some(caught.clone())),
+            (OutcomeStatus::RollbackFailed, RollbackFailed, Some(caught)),
         ];
         for (outcome_status, status, error) in cases {
             let mut running = release("rel-me", 0, Running, None, true);

@@ -1,55 +1,201 @@
-//! When a wave has reached all of its targets.
+//! Where a wave's deploys (or its rollback) stand, target by target.
+//!
+//! One task starts every target of a wave and one polls them all, so a wave costs a handful
+//! of history events whatever its size; the runs live in the release record between polls.
 
 use crate::flow::WavePlan;
-use crate::release::{EventKind, Stage, StageEvent};
+use crate::ports::DeployProgress;
+use crate::release::{DeployStatus, RunHandle, TargetDeploy, WaveRecord};
+use chrono::{DateTime, Utc};
 
-/// A wave is deployed once every one of its targets has a deploy that succeeded in the
-/// release's timeline (targets deploy in parallel, so each finishing one asks).
-pub fn all_targets_deployed(wave: &WavePlan, timeline: &[StageEvent]) -> bool {
-    wave.targets.iter().all(|target| {
-        timeline.iter().any(|event| {
-            event.stage == Stage::Deploy
-                && event.kind == EventKind::Succeeded
-                && event.wave.as_deref() == Some(wave.name.as_str())
-                && event.target.as_ref() == Some(target)
-        })
-    })
+/// How a wave's deploys, or its rollback, stand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WaveDeploy {
+    /// At least one target is still rolling out.
+    Running,
+    /// Every target succeeded.
+    Succeeded,
+    /// Targets that failed, with why. A deploy fails as soon as one target fails (the rollback
+    /// covers the rest); a rollback fails only once every target has finished, so one bad
+    /// target never stops the others being put back.
+    Failed(Vec<(String, String)>),
+    /// Targets that have no run although the wave was started: a lost start.
+    NotStarted(Vec<String>),
+}
+
+fn deploy_of<'a>(record: &'a WaveRecord, target: &str, rollback: bool) -> Option<&'a TargetDeploy> {
+    record.deploys.iter().find(|d| d.target == target && d.rollback == rollback)
+}
+
+/// Targets of `wave` with no deploy in this direction yet: what a (re)started task starts.
+pub fn targets_to_start<'a>(record: &WaveRecord, wave: &'a WavePlan, rollback: bool) -> Vec<&'a str> {
+    wave.targets.iter().filter(|t| deploy_of(record, t, rollback).is_none()).map(String::as_str).collect()
+}
+
+/// Runs still rolling out in this direction: what a poll asks about.
+pub fn running(record: &WaveRecord, rollback: bool) -> Vec<(String, RunHandle)> {
+    record
+        .deploys
+        .iter()
+        .filter(|d| d.rollback == rollback && d.status == DeployStatus::Running)
+        .filter_map(|d| Some((d.target.clone(), d.run.clone()?)))
+        .collect()
+}
+
+/// Records a started run for `target`, or (`Err`) why the provider refused to start it.
+pub fn started(record: &mut WaveRecord, target: &str, rollback: bool, run: Result<RunHandle, String>, now: DateTime<Utc>) {
+    if deploy_of(record, target, rollback).is_some() {
+        return;
+    }
+    if record.deploy_url.is_none() {
+        record.deploy_url = run.as_ref().ok().and_then(|run| run.url.clone());
+    }
+    let (run, status, reason, finished_at) = match run {
+        Ok(run) => (Some(run), DeployStatus::Running, None, None),
+        Err(reason) => (None, DeployStatus::Failed, Some(reason), Some(now)),
+    };
+    record.deploys.push(TargetDeploy { target: target.to_owned(), rollback, run, status, reason, started_at: now, finished_at });
+}
+
+/// Records what a poll (or a refused start) said about `target`; a finished deploy stays as it ended.
+pub fn settle(record: &mut WaveRecord, target: &str, rollback: bool, progress: &DeployProgress, now: DateTime<Utc>) {
+    let Some(deploy) = record.deploys.iter_mut().find(|d| d.target == target && d.rollback == rollback) else { return };
+    if deploy.status != DeployStatus::Running {
+        return;
+    }
+    match progress {
+        DeployProgress::Running => {}
+        DeployProgress::Succeeded => {
+            deploy.status = DeployStatus::Succeeded;
+            deploy.finished_at = Some(now);
+        }
+        DeployProgress::Failed { reason } => {
+            deploy.status = DeployStatus::Failed;
+            deploy.reason = Some(reason.clone());
+            deploy.finished_at = Some(now);
+        }
+    }
+}
+
+/// Where `wave`'s deploys (`rollback` false) or rollbacks stand.
+pub fn wave_deploy(record: &WaveRecord, wave: &WavePlan, rollback: bool) -> WaveDeploy {
+    let deploys: Vec<Option<&TargetDeploy>> = wave.targets.iter().map(|t| deploy_of(record, t, rollback)).collect();
+    let failed: Vec<(String, String)> = deploys
+        .iter()
+        .flatten()
+        .filter(|d| d.status == DeployStatus::Failed)
+        .map(|d| (d.target.clone(), d.reason.clone().unwrap_or_default()))
+        .collect();
+    let any_running = deploys.iter().flatten().any(|d| d.status == DeployStatus::Running);
+    if !failed.is_empty() && (!rollback || !any_running) {
+        return WaveDeploy::Failed(failed);
+    }
+    // A target that was never started can never finish: say so rather than poll forever.
+    let missing: Vec<String> = wave.targets.iter().zip(&deploys).filter(|(_, d)| d.is_none()).map(|(t, _)| t.clone()).collect();
+    if !missing.is_empty() {
+        return WaveDeploy::NotStarted(missing);
+    }
+    if any_running { WaveDeploy::Running } else { WaveDeploy::Succeeded }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::release::ReleaseId;
-    use crate::rules::fixtures::t0;
+    use crate::release::WaveStatus;
+    use crate::rules::fixtures::{minutes, t0};
 
-    fn event(stage: Stage, kind: EventKind, wave: &str, target: &str) -> StageEvent {
-        StageEvent {
-            release_id: ReleaseId("rel-1".into()),
-            at: t0(),
-            stage,
-            wave: Some(wave.into()),
-            target: Some(target.into()),
-            kind,
-            message: String::new(),
+    fn wave() -> WavePlan {
+        WavePlan { index: 1, total: 2, name: "rest".into(), targets: vec!["b".into(), "c".into()], bake_seconds: 0 }
+    }
+
+    fn record() -> WaveRecord {
+        WaveRecord {
+            name: "rest".into(),
+            targets: vec!["b".into(), "c".into()],
+            status: WaveStatus::Deploying,
+            started_at: Some(t0()),
+            finished_at: None,
+            deploy_url: None,
+            deploys: vec![],
+        }
+    }
+
+    fn run(id: &str) -> RunHandle {
+        RunHandle { provider: "test".into(), id: id.into(), url: None, state: serde_json::Value::Null }
+    }
+
+    fn failed(reason: &str) -> DeployProgress {
+        DeployProgress::Failed { reason: reason.into() }
+    }
+
+    /// (target, rollback, None = started, Some = polled)
+    type Step = (&'static str, bool, Option<DeployProgress>);
+
+    /// The wave after each of `steps`.
+    fn after(steps: &[Step]) -> WaveRecord {
+        let mut record = record();
+        for (target, rollback, progress) in steps {
+            match progress {
+                None => started(&mut record, target, *rollback, Ok(run(target)), t0()),
+                Some(progress) => settle(&mut record, target, *rollback, progress, minutes(1)),
+            }
+        }
+        record
+    }
+
+    #[test]
+    fn a_deploy_succeeds_with_every_target_and_fails_with_the_first() {
+        use DeployProgress::{Running as R, Succeeded as S};
+        let both_started = [("b", false, None), ("c", false, None)];
+        let cases: Vec<(Vec<Step>, WaveDeploy)> = vec![
+            (vec![], WaveDeploy::NotStarted(vec!["b".into(), "c".into()])),
+            (vec![("b", false, None)], WaveDeploy::NotStarted(vec!["c".into()])),
+            (both_started.to_vec(), WaveDeploy::Running),
+            ([&both_started[..], &[("b", false, Some(S)), ("c", false, Some(R))]].concat(), WaveDeploy::Running),
+            ([&both_started[..], &[("b", false, Some(S)), ("c", false, Some(S))]].concat(), WaveDeploy::Succeeded),
+            // Fails at once, while c still runs: the rollback takes care of c.
+            ([&both_started[..], &[("b", false, Some(failed("oom")))]].concat(), WaveDeploy::Failed(vec![("b".into(), "oom".into())])),
+            // A rollback of the wave says nothing about its deploy.
+            ([&both_started[..], &[("b", true, None), ("b", true, Some(S))]].concat(), WaveDeploy::Running),
+        ];
+        for (steps, expected) in cases {
+            assert_eq!(wave_deploy(&after(&steps), &wave(), false), expected, "{steps:?}");
         }
     }
 
     #[test]
-    fn a_wave_is_deployed_when_each_target_succeeded_in_it() {
-        let wave = WavePlan { index: 1, total: 2, name: "rest".into(), targets: vec!["b".into(), "c".into()], bake_seconds: 0 };
-        let ok = |target| event(Stage::Deploy, EventKind::Succeeded, "rest", target);
-        let cases: Vec<(Vec<StageEvent>, bool)> = vec![
-            (vec![], false),
-            (vec![ok("b")], false),
-            (vec![ok("b"), ok("c")], true),
-            (vec![ok("c"), event(Stage::Deploy, EventKind::Started, "rest", "b"), ok("b")], true),
-            (vec![ok("b"), event(Stage::Deploy, EventKind::Failed, "rest", "c")], false),
-            // A target of the same name in another wave, or a rollback of it, does not count.
-            (vec![ok("b"), event(Stage::Deploy, EventKind::Succeeded, "canary", "c")], false),
-            (vec![ok("b"), event(Stage::Rollback, EventKind::Succeeded, "rest", "c")], false),
+    fn a_rollback_waits_for_every_target_before_it_fails() {
+        use DeployProgress::Succeeded as S;
+        let both_started = [("b", false, None), ("c", false, None), ("b", true, None), ("c", true, None)];
+        let cases: Vec<(Vec<Step>, WaveDeploy)> = vec![
+            (both_started.to_vec(), WaveDeploy::Running),
+            ([&both_started[..], &[("b", true, Some(failed("denied")))]].concat(), WaveDeploy::Running),
+            (
+                [&both_started[..], &[("b", true, Some(failed("denied"))), ("c", true, Some(S))]].concat(),
+                WaveDeploy::Failed(vec![("b".into(), "denied".into())]),
+            ),
+            ([&both_started[..], &[("b", true, Some(S)), ("c", true, Some(S))]].concat(), WaveDeploy::Succeeded),
         ];
-        for (timeline, expected) in cases {
-            assert_eq!(all_targets_deployed(&wave, &timeline), expected, "{timeline:#?}");
+        for (steps, expected) in cases {
+            assert_eq!(wave_deploy(&after(&steps), &wave(), true), expected, "{steps:?}");
         }
+    }
+
+    #[test]
+    fn restarts_start_only_what_is_missing_and_finished_deploys_stay_finished() {
+        let mut record = after(&[("b", false, None)]);
+        assert_eq!(targets_to_start(&record, &wave(), false), ["c"]);
+        assert_eq!(targets_to_start(&record, &wave(), true), ["b", "c"]);
+        started(&mut record, "b", false, Ok(run("again")), minutes(5));
+        assert_eq!(record.deploys.len(), 1, "a repeated start keeps the first run");
+        assert_eq!(running(&record, false), [("b".to_owned(), run("b"))]);
+        started(&mut record, "c", false, Err("no such service".into()), minutes(5));
+        assert_eq!(wave_deploy(&record, &wave(), false), WaveDeploy::Failed(vec![("c".into(), "no such service".into())]));
+        assert_eq!(running(&record, false).len(), 1, "a refused start has nothing to poll");
+
+        settle(&mut record, "b", false, &DeployProgress::Succeeded, minutes(2));
+        settle(&mut record, "b", false, &failed("late"), minutes(3));
+        assert_eq!((record.deploys[0].status, record.deploys[0].finished_at), (DeployStatus::Succeeded, Some(minutes(2))));
+        assert!(running(&record, false).is_empty());
     }
 }

@@ -125,6 +125,7 @@ pub(crate) mod tests {
             started_at: None,
             finished_at: None,
             deploy_url: None,
+            deploys: Vec::new(),
         };
         Notification {
             release: Release {

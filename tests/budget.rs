@@ -1,0 +1,114 @@
+//! The release definition's history budget: a large service's release must stay well inside
+//! Step Functions' 25,000-event execution history, which the executor enforces as AWS does.
+//!
+//! 200 targets across 4 waves, every target's deploy and rollback pending for 40 polls, the
+//! last wave unhealthy so that all four roll back. Run with `--nocapture` for the figures.
+
+use async_trait::async_trait;
+use baton_asl::{Clock, EventType, ExecutionStatus};
+use baton_domain::catalog::{BuildSpec, DeployTarget, FsCatalog, HealthSpec, ServiceEntry, SlackSpec};
+use baton_domain::ports::{
+    BuildProvider, DeployProgress, DeployRequest, Deployer, HealthChecker, Notifier, ProviderError, Providers, RunHandle, SystemClock,
+};
+use baton_domain::release::ReleaseStatus;
+use baton_domain::support::Ports;
+use baton_e2e::*;
+use baton_local_runner::LocalBaton;
+use baton_providers::{EnvSecretResolver, LocalProviders};
+use baton_store_sqlite::SqliteStore;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+const WAVES: usize = 4;
+const TARGETS_PER_WAVE: usize = 50;
+const PENDING_POLLS: u32 = 40;
+/// Step Functions' quota on an execution's history.
+const HISTORY_QUOTA: usize = 25_000;
+
+/// A deployer whose every run (deploy or rollback) answers Running `PENDING_POLLS` times.
+#[derive(Default)]
+struct SlowDeployer {
+    polls: Mutex<HashMap<String, u32>>,
+}
+
+#[async_trait]
+impl Deployer for SlowDeployer {
+    async fn start(&self, request: &DeployRequest) -> Result<RunHandle, ProviderError> {
+        let id = format!("{}-{}-{}", request.wave, request.target, request.rollback);
+        Ok(RunHandle { provider: "slow".into(), id, url: None, state: serde_json::Value::Null })
+    }
+
+    async fn poll(&self, run: &RunHandle) -> Result<DeployProgress, ProviderError> {
+        let mut polls = self.polls.lock().unwrap();
+        let count = polls.entry(run.id.clone()).or_default();
+        *count += 1;
+        Ok(if *count > PENDING_POLLS { DeployProgress::Succeeded } else { DeployProgress::Running })
+    }
+}
+
+/// The local providers, with deploys answered by one shared [`SlowDeployer`].
+struct SlowDeploys {
+    local: LocalProviders,
+    deployer: Arc<SlowDeployer>,
+}
+
+struct SharedDeployer(Arc<SlowDeployer>);
+
+#[async_trait]
+impl Deployer for SharedDeployer {
+    async fn start(&self, request: &DeployRequest) -> Result<RunHandle, ProviderError> {
+        self.0.start(request).await
+    }
+    async fn poll(&self, run: &RunHandle) -> Result<DeployProgress, ProviderError> {
+        self.0.poll(run).await
+    }
+}
+
+impl Providers for SlowDeploys {
+    fn build(&self, spec: &BuildSpec, entry: &ServiceEntry) -> Result<Box<dyn BuildProvider>, ProviderError> {
+        self.local.build(spec, entry)
+    }
+    fn deployer(&self, _spec: &DeployTarget, _entry: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError> {
+        Ok(Box::new(SharedDeployer(self.deployer.clone())))
+    }
+    fn health(&self, spec: &HealthSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthChecker>, ProviderError> {
+        self.local.health(spec, entry)
+    }
+    fn notifiers(&self, slack: Option<&SlackSpec>, entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError> {
+        self.local.notifiers(slack, entry)
+    }
+}
+
+#[tokio::test]
+async fn a_large_release_with_a_full_rollback_stays_well_inside_the_history_quota() {
+    let waves: Vec<(String, Vec<String>)> =
+        (1..=WAVES).map(|w| (format!("w{w}"), (1..=TARGETS_PER_WAVE).map(|t| format!("w{w}-t{t:03}")).collect())).collect();
+    let fixture = Fixture::with_waves(&waves);
+    fixture.set(&format!("unhealthy-w{WAVES}"));
+    let local = LocalProviders::new(fixture.state_dir().join("workspace"), None, Arc::new(EnvSecretResolver), None).unwrap();
+    let ports = Ports {
+        store: Arc::new(SqliteStore::open(&baton_store_sqlite::database_path(&fixture.state_dir())).unwrap()),
+        catalog: Arc::new(FsCatalog::open(fixture.catalog()).unwrap()),
+        providers: Arc::new(SlowDeploys { local, deployer: Arc::default() }),
+        clock: Arc::new(SystemClock),
+    };
+    let baton = LocalBaton::new(ports, Clock::Virtual).unwrap();
+
+    let outcome = baton.run("exec-large", cli_input("cli-1")).await;
+    assert_status(&outcome, ExecutionStatus::Failed);
+    assert_eq!(outcome.error.as_deref(), Some("Baton.HealthCheckFailed"), "{:?}", outcome.cause);
+    let release = release_of(&baton, "exec-large").await;
+    assert_eq!(release.status, ReleaseStatus::RolledBack);
+    let rolled_back = release.waves.iter().flat_map(|w| &w.deploys).filter(|d| d.rollback).count();
+    assert_eq!(rolled_back, WAVES * TARGETS_PER_WAVE, "every target was put back");
+
+    let events = outcome.history.len();
+    let transitions = outcome.history.iter().filter(|e| e.event_type.as_str().ends_with("StateEntered")).count();
+    let invocations = outcome.history.iter().filter(|e| e.event_type == EventType::LambdaFunctionScheduled).count();
+    eprintln!(
+        "history budget: {WAVES} waves x {TARGETS_PER_WAVE} targets, {PENDING_POLLS} pending polls per run, full rollback: \
+         {events} events ({:.1} % of {HISTORY_QUOTA}), {transitions} state transitions, {invocations} Lambda invocations",
+        100.0 * events as f64 / HISTORY_QUOTA as f64
+    );
+    assert!(events < HISTORY_QUOTA / 5, "{events} history events: the definition must stay well inside {HISTORY_QUOTA}");
+}
