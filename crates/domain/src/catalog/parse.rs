@@ -10,10 +10,11 @@
 //! catalog, Baton's or not.
 
 use super::shape::{DATADOG_V2_2, DATADOG_V3, DELIVERY, SERVICE_SPEC_V3};
-use super::tree::{self, Node};
+use super::tree::{self, LoadError, MAX_TEXT_BYTES, Node};
 use super::validate::{Checker, DOCUMENT, is_name};
 use super::{Delivery, Diagnostic, Link, SchemaVersion, ServiceEntry};
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::Path;
 
 const BATON: &str = "extensions.baton";
@@ -43,16 +44,25 @@ pub fn load_catalog(path: &Path) -> std::io::Result<LoadedCatalog> {
     let mut builder = Builder::default();
     for file in &files {
         let label = file.display().to_string();
-        match std::fs::read(file) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => builder.add_text(&label, &text),
-                Err(_) => builder.file_error(&label, "expected UTF-8 text".into()),
-            },
-            Err(err) => builder.file_error(&label, format!("cannot read the file: {err}")),
+        match read_text(file) {
+            Ok(text) => builder.add_text(&label, &text),
+            Err(message) => builder.file_error(&label, message),
         }
     }
     builder.files = files.len();
     Ok(builder.finish())
+}
+
+/// The file's text, read no further than the size limit: a huge file costs no memory.
+fn read_text(file: &Path) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(file).and_then(|f| f.take(MAX_TEXT_BYTES as u64 + 1).read_to_end(&mut bytes));
+    read.map_err(|err| format!("cannot read the file: {err}"))?;
+    if bytes.len() > MAX_TEXT_BYTES {
+        let len = std::fs::metadata(file).map_or(bytes.len() as u64, |m| m.len());
+        return Err(LoadError::too_large(len).message);
+    }
+    String::from_utf8(bytes).map_err(|_| "expected UTF-8 text".to_string())
 }
 
 fn collect_files(dir: &Path, files: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
@@ -155,12 +165,7 @@ impl Builder {
                     self.add_document(file, node);
                 }
             }
-            Err(err) => self.other.push(Diagnostic {
-                file: file.to_string(),
-                line: Some(err.line),
-                path: DOCUMENT.into(),
-                message: format!("expected well-formed YAML or JSON: {}", err.message),
-            }),
+            Err(err) => self.other.push(Diagnostic { file: file.to_string(), line: err.line, path: DOCUMENT.into(), message: err.message }),
         }
     }
 

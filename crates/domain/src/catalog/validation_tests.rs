@@ -537,3 +537,95 @@ fn a_single_file_is_a_catalog_too() {
     assert_eq!(catalog.services().len(), 1);
     assert!(load_catalog(&dir.path().join("none.yaml")).is_err());
 }
+
+// ------------------------------------------------------------------ hostile input
+
+/// Runs `f` on a thread with a 256 KiB stack (8 MiB is usual): reading a text with one
+/// stack frame per nesting level would overflow it.
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new().stack_size(256 * 1024).spawn(f).unwrap().join().expect("no stack overflow or panic")
+}
+
+/// The only diagnostic for a hostile `text`, read on a small stack within a time bound.
+fn hostile(text: String) -> Diagnostic {
+    let started = std::time::Instant::now();
+    let diagnostic = on_small_stack(move || only_error(&text));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    diagnostic
+}
+
+#[test]
+fn deep_nesting_is_refused_without_recursing() {
+    let deep = [
+        "- ".repeat(5_000) + "x\n",
+        "[".repeat(5_000) + &"]".repeat(5_000) + "\n",
+        "{a: ".repeat(200) + "1" + &"}".repeat(200) + "\n",
+        "a:\n".to_string() + &(1..100).map(|i| format!("{}b{i}:\n", " ".repeat(i))).collect::<String>() + &" ".repeat(100) + "c: 1\n",
+    ];
+    for text in deep {
+        let d = hostile(text);
+        assert_eq!(d.path, "(document)");
+        assert!(d.message.contains("nest more than 64 levels deep, the most a catalog document may have"), "{d}");
+    }
+    // The limit itself: 64 levels read (and are no catalog), 65 do not.
+    assert!(hostile("- ".repeat(64) + "x\n").message.contains("expected a Datadog service definition"));
+    assert_diag(&hostile("- ".repeat(65) + "x\n"), 1, "(document)", "nest more than 64 levels");
+    // An alias counts the depth of what it copies.
+    let anchored = "[".repeat(40) + &"]".repeat(40);
+    let text = format!("a: &a {anchored}\nb:\n{}*a\n", "  - ".repeat(30));
+    assert_diag(&hostile(text.clone()), line_of(&text, "*a"), "(document)", "nest more than 64 levels");
+}
+
+#[test]
+fn alias_bombs_stop_at_the_expansion_budget() {
+    // Billion laughs: each level is nine aliases of the one before.
+    let levels = "abcdefghi".chars().collect::<Vec<_>>();
+    let mut text = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n".to_string();
+    for pair in levels.windows(2) {
+        let (prev, this) = (pair[0], pair[1]);
+        text += &format!("{this}: &{this} [{}]\n", vec![format!("*{prev}"); 9].join(", "));
+    }
+    let d = hostile(text.clone());
+    assert!(d.line.is_some_and(|line| line <= text.lines().count()), "{d}");
+    assert!(d.message.contains("more than 200000 values with its aliases expanded"), "{d}");
+
+    // Few nodes, much text: one long anchored string, aliased many times.
+    let text = format!("a: &a \"{}\"\nb: [{}]\n", "x".repeat(64 * 1024), vec!["*a"; 100].join(", "));
+    assert_diag(&hostile(text), 2, "(document)", "more than 4194304 bytes of text with its aliases expanded");
+
+    // Aliases used as mapping keys (which saphyr's loader did not count) are refused outright.
+    let text = "a: &a [lol, lol]\nb: &b {? [*a, 1] : 1, ? [*a, 2] : 2}\n".to_string();
+    assert_diag(&hostile(text), 2, "(document)", "expected well-formed YAML or JSON: a plain mapping key, not a list or mapping");
+    assert_diag(&hostile("a: &a [x]\nb: {*a : 1}\n".into()), 2, "(document)", "a plain mapping key");
+    assert_diag(&hostile("a: *a\n".into()), 1, "(document)", "unknown anchor");
+    assert_diag(&hostile("a: &a x\n---\nb: *a\n".into()), 3, "(document)", "an alias that names an earlier anchor of its document");
+}
+
+#[test]
+fn oversized_texts_are_refused_before_parsing() {
+    let text = format!("schema-version: v2.2\ndd-service: big\ndescription: \"{}\"\n", "x".repeat(tree::MAX_TEXT_BYTES));
+    let d = hostile(text);
+    assert_eq!((d.line, d.path.as_str()), (None, "(document)"));
+    assert!(d.message.ends_with("bytes; a catalog file may hold at most 1048576 (1 MiB)"), "{d}");
+
+    // From a directory: the big file is reported without being read whole, the others still load.
+    let dir = catalog_dir(&[("shop.yaml", BASE)]);
+    let big = dir.path().join("big.yaml");
+    std::fs::File::create(&big).unwrap().set_len(64 << 20).unwrap();
+    let catalog = load_catalog(dir.path()).unwrap();
+    assert_eq!(catalog.services().len(), 1);
+    let [d] = catalog.diagnostics() else { panic!("{:#?}", catalog.diagnostics()) };
+    assert_eq!(d.file, big.display().to_string());
+    assert_eq!(d.message, "the text is 67108864 bytes; a catalog file may hold at most 1048576 (1 MiB)");
+}
+
+#[test]
+fn a_hostile_file_does_not_stop_its_neighbours() {
+    let bomb = "- ".repeat(50_000) + "x\n";
+    let dir = catalog_dir(&[("shop.yaml", BASE), ("bomb.yaml", &bomb)]);
+    let path = dir.path().to_path_buf();
+    let catalog = on_small_stack(move || load_catalog(&path).unwrap());
+    assert!(matches!(catalog.lookup("shop"), parse::Lookup::Found(_)));
+    assert_eq!(catalog.diagnostics().len(), 1);
+    assert!(catalog.diagnostics()[0].message.contains("nest more than 64 levels"));
+}
