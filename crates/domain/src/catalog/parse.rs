@@ -9,15 +9,19 @@
 //! with one they are an error. Service names must be unique across the whole
 //! catalog, Baton's or not.
 
+use super::shape::quoted_list;
 use super::shape::{DATADOG_V2_2, DATADOG_V3, DELIVERY, SERVICE_SPEC_V3};
 use super::tree::{self, LoadError, MAX_TEXT_BYTES, Node};
-use super::validate::{Checker, DOCUMENT, is_name};
+use super::validate::{Checker, DOCUMENT, is_name, shown};
 use super::{Delivery, Diagnostic, Link, SchemaVersion, ServiceEntry};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
 const BATON: &str = "extensions.baton";
+
+/// `schema-version`s Datadog still reads that Baton leaves alone (unless they carry its block).
+const OLDER_VERSIONS: &[&str] = &["v2", "v2.1"];
 
 /// Reads one text (a file's contents, a DynamoDB item, a Datadog API answer) that
 /// holds one or more documents. `file_label` names it in diagnostics and becomes
@@ -48,6 +52,10 @@ pub fn load_catalog(path: &Path) -> std::io::Result<LoadedCatalog> {
             Ok(text) => builder.add_text(&label, &text),
             Err(message) => builder.file_error(&label, message),
         }
+    }
+    if files.is_empty() {
+        let message = "expected Datadog service definitions, found no *.yaml, *.yml or *.json file".to_string();
+        builder.file_error(&path.display().to_string(), message);
     }
     builder.files = files.len();
     Ok(builder.finish())
@@ -160,6 +168,10 @@ impl Builder {
 
     fn add_text(&mut self, file: &str, text: &str) {
         match tree::load(text) {
+            // An empty file is more likely a mistake (a truncated write, a wrong path) than a catalog.
+            Ok(nodes) if nodes.is_empty() => {
+                self.file_error(file, "expected at least one Datadog service definition, found no YAML or JSON document".into());
+            }
             Ok(nodes) => {
                 for node in &nodes {
                     self.add_document(file, node);
@@ -173,20 +185,33 @@ impl Builder {
         let mut checker = Checker::new(file);
         let baton = doc.get("extensions").and_then(|e| e.get("baton"));
         let version = match (doc.get("schema-version"), doc.get("apiVersion")) {
-            (Some(v), _) if v.as_str() == Some("v2.2") => SchemaVersion::V2_2,
-            (None, Some(v)) if v.as_str() == Some("v3") => SchemaVersion::V3,
             (None, None) => {
                 let message = "expected a Datadog service definition (`schema-version: v2.2` or `apiVersion: v3`)";
                 checker.error(doc.line, "", message);
                 return self.other.extend(checker.diagnostics);
             }
-            (Some(v), _) | (None, Some(v)) => {
-                let path = if doc.get("schema-version").is_some() { "schema-version" } else { "apiVersion" };
+            (Some(v), _) if v.as_str() == Some("v2.2") => SchemaVersion::V2_2,
+            (None, Some(v)) if v.as_str() == Some("v3") => SchemaVersion::V3,
+            (Some(v), _) if v.as_str().is_some_and(|v| OLDER_VERSIONS.contains(&v)) => {
                 if baton.is_some() {
                     let message = "Baton reads `schema-version: v2.2` and `apiVersion: v3` definitions; \
                                    upgrade this one to carry `extensions.baton`";
-                    checker.error(v.line, path, message);
+                    checker.error(v.line, "schema-version", message);
                 }
+                return self.other.extend(checker.diagnostics);
+            }
+            (Some(v), _) | (None, Some(v)) => {
+                let path = if doc.get("schema-version").is_some() { "schema-version" } else { "apiVersion" };
+                let found = match v.as_str() {
+                    Some(text) => format!("unknown {path} `{}`", shown(text)),
+                    None => format!("expected a version string for {path}, found {}", v.kind_name()),
+                };
+                let message = format!(
+                    "{found}: Baton reads `schema-version: v2.2` and `apiVersion: v3` definitions \
+                     and skips Datadog's older {}",
+                    quoted_list(OLDER_VERSIONS)
+                );
+                checker.error(v.line, path, message);
                 return self.other.extend(checker.diagnostics);
             }
         };

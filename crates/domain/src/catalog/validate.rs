@@ -6,6 +6,7 @@ use super::schedule::check_schedule;
 use super::shape::{Field, Kind, PROVIDER, Shape, WAVE, quoted_list};
 use super::tree::{Node, Value};
 use super::{Diagnostic, Seconds, SecretRef};
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Path shown for problems that concern a whole document.
@@ -250,7 +251,16 @@ impl<'a> Checker<'a> {
 /// "unknown field `comand` (did you mean `command`?); expected one of ..."
 pub(crate) fn unknown_message(what: &str, found: &str, expected: &[&str]) -> String {
     let suggestion = did_you_mean(found, expected).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-    format!("unknown {what} `{found}`{suggestion}; expected one of {}", quoted_list(expected))
+    format!("unknown {what} `{}`{suggestion}; expected one of {}", shown(found), quoted_list(expected))
+}
+
+/// `text` as quoted in a message: cut short, since hostile text can be a megabyte long.
+pub(crate) fn shown(text: &str) -> Cow<'_, str> {
+    const MAX_CHARS: usize = 64;
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => Cow::Owned(format!("{}...", &text[..cut])),
+        None => Cow::Borrowed(text),
+    }
 }
 
 /// The candidate closest to `found` by edit distance, when it is close enough to be a typo.

@@ -192,6 +192,38 @@ fn other_datadog_versions_are_skipped_unless_they_carry_a_baton_block() {
 }
 
 #[test]
+fn unknown_versions_are_errors_that_name_the_versions_read() {
+    let text = with("schema-version: v2.2", "schema-version: v9");
+    let d = only_error(&text);
+    assert_diag(&d, 1, "schema-version", "unknown schema-version `v9`: Baton reads `schema-version: v2.2` and `apiVersion: v3`");
+    assert!(d.message.ends_with("and skips Datadog's older `v2`, `v2.1`"), "{d}");
+    let d = only_error("schema-version: 2.2\ndd-service: shop\n");
+    assert_diag(&d, 1, "schema-version", "expected a version string for schema-version, found a number: Baton reads");
+    let d = only_error("apiVersion: v4\nkind: service\nmetadata: {name: shop}\n");
+    assert_diag(&d, 1, "apiVersion", "unknown apiVersion `v4`: Baton reads");
+    // Without a Baton block too: nothing is skipped silently but Datadog's own older versions.
+    let d = only_error("schema-version: v2.3\ndd-service: shop\n");
+    assert_diag(&d, 1, "schema-version", "unknown schema-version `v2.3`");
+}
+
+#[test]
+fn a_text_without_documents_is_an_error() {
+    for text in ["", "# only a comment\n", "---\n...\n"] {
+        let d = only_error(text);
+        assert_eq!((d.line, d.path.as_str()), (None, "(document)"), "{text:?}");
+        assert_eq!(d.message, "expected at least one Datadog service definition, found no YAML or JSON document");
+    }
+}
+
+#[test]
+fn quoted_input_is_cut_short_in_messages() {
+    let key = "k".repeat(1_000); // plain keys past 1024 characters are not YAML
+    let d = only_error(&with("    release-branch: main", &format!("    release-branch: main\n    {key}: 1")));
+    assert!(d.message.starts_with(&format!("unknown field `{}...`; expected one of", "k".repeat(64))), "{d}");
+    assert!(d.message.len() < 300);
+}
+
+#[test]
 fn a_document_that_is_no_datadog_definition_is_an_error() {
     assert_diag(&only_error("name: x\n"), 1, "(document)", "expected a Datadog service definition");
 }
@@ -528,6 +560,22 @@ async fn fs_catalog_serves_valid_invalid_unmanaged_and_missing_services() {
     assert_eq!(searched, format!("searched {} (3 files)", root.display()));
 
     assert!(matches!(FsCatalog::open(dir.path().join("missing")), Err(CatalogError::Unavailable(_))));
+}
+
+#[test]
+fn a_path_without_definitions_is_an_error() {
+    let dir = catalog_dir(&[("notes.txt", "not a catalog")]);
+    let catalog = load_catalog(dir.path()).unwrap();
+    let [d] = catalog.diagnostics() else { panic!("{:#?}", catalog.diagnostics()) };
+    assert_eq!((d.file.clone(), d.line), (dir.path().display().to_string(), None));
+    assert_eq!(d.message, "expected Datadog service definitions, found no *.yaml, *.yml or *.json file");
+
+    let dir = catalog_dir(&[("empty.yaml", ""), ("shop.yaml", BASE)]);
+    let catalog = load_catalog(dir.path()).unwrap();
+    assert_eq!(catalog.services().len(), 1);
+    let [d] = catalog.diagnostics() else { panic!("{:#?}", catalog.diagnostics()) };
+    assert_eq!(d.file, dir.path().join("empty.yaml").display().to_string());
+    assert!(d.message.contains("found no YAML or JSON document"));
 }
 
 #[test]
