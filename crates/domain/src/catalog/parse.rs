@@ -9,10 +9,9 @@
 //! with one they are an error. Service names must be unique across the whole
 //! catalog, Baton's or not.
 
-use super::shape::quoted_list;
-use super::shape::{DATADOG_V2_2, DATADOG_V3, DELIVERY, SERVICE_SPEC_V3};
+use super::shape::{DATADOG_V2_2, DATADOG_V3, DELIVERY, NAME, SERVICE_SPEC_V3, quoted_list};
 use super::tree::{self, LoadError, MAX_TEXT_BYTES, Node};
-use super::validate::{Checker, DOCUMENT, is_name, shown};
+use super::validate::{Checker, DOCUMENT, shown};
 use super::{Delivery, Diagnostic, Link, SchemaVersion, ServiceEntry};
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -235,8 +234,8 @@ impl Builder {
         };
         let name = name_node.and_then(Node::as_str);
         if let (Some(baton), Some(name_node)) = (baton, name_node) {
-            if name.is_some_and(|n| !is_name(n)) {
-                let message = "expected a service name of letters, digits, `-`, `_` and `.` (Baton uses it in keys and paths)";
+            if let Some(Err(why)) = name.map(|n| NAME.check(n)) {
+                let message = format!("expected {} (Baton uses service names in keys and paths); {why}", NAME.expected());
                 checker.error(name_node.line, name_path, message);
             }
             checker.object(baton, BATON, &DELIVERY);

@@ -3,7 +3,7 @@
 //! repeat a value that could be a secret.
 
 use super::schedule::check_schedule;
-use super::shape::{Field, Kind, PROVIDER, Shape, WAVE, quoted_list};
+use super::shape::{Field, Kind, NAME, NameRule, PROVIDER, Shape, TARGET, WAVE, quoted_list};
 use super::tree::{Node, Value};
 use super::{Diagnostic, Seconds, SecretRef};
 use std::borrow::Cow;
@@ -113,13 +113,14 @@ impl<'a> Checker<'a> {
         match (kind, &node.value) {
             (Kind::AnyText, Value::Str(_)) | (Kind::Mapping, Value::Map(_)) => {}
             (Kind::Text, Value::Str(s)) if !s.trim().is_empty() => {}
-            (Kind::Name, Value::Str(s)) if is_name(s) => {}
+            (Kind::Name, Value::Str(s)) => self.name(node, path, &NAME, s),
+            (Kind::Target, Value::Str(s)) => self.name(node, path, &TARGET, s),
             (Kind::Enum(values), Value::Str(s)) if !values.contains(&s.as_str()) => {
                 self.error(node.line, path, unknown_message("value", s, values));
             }
             (Kind::Enum(_), Value::Str(_)) => {}
             (Kind::TextList, Value::Seq(items)) => self.each(items, path, &Kind::AnyText),
-            (Kind::Targets, Value::Seq(items)) if !items.is_empty() => self.each(items, path, &Kind::Text),
+            (Kind::Targets, Value::Seq(items)) if !items.is_empty() => self.each(items, path, &Kind::Target),
             (Kind::Url, Value::Str(s)) if is_http_url(s) => {}
             (Kind::Duration { min }, _) => self.duration(node, path, *min),
             (Kind::Count { min }, Value::Int(n)) if *n >= 0 && (*n as u64) >= *min && *n <= i64::from(u32::MAX) => {}
@@ -163,6 +164,12 @@ impl<'a> Checker<'a> {
     fn each(&mut self, items: &[Node], path: &str, kind: &Kind) {
         for (i, item) in items.iter().enumerate() {
             self.value(item, &index(path, i), kind);
+        }
+    }
+
+    fn name(&mut self, node: &Node, path: &str, rule: &NameRule, text: &str) {
+        if let Err(why) = rule.check(text) {
+            self.error(node.line, path, format!("expected {}; {why}", rule.expected()));
         }
     }
 
@@ -291,11 +298,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// Letters, digits, `-`, `_`, `.`; not starting with `.` (names end up in keys and file names).
-pub(crate) fn is_name(s: &str) -> bool {
-    !s.is_empty() && !s.starts_with('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
 pub(crate) fn is_env_name(s: &str) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -322,8 +324,18 @@ mod tests {
 
     #[test]
     fn names_and_env_names() {
-        assert!(is_name("hello-web.v2_1"));
-        assert!(!is_name(".hidden") && !is_name("a/b") && !is_name(""));
+        assert_eq!(NAME.check("hello-web.v2_1"), Ok(()));
+        assert_eq!(NAME.check(".hidden"), Err("found `.` first".into()));
+        assert_eq!(NAME.check("-rf"), Err("found `-` first".into()));
+        assert_eq!(NAME.check("a/b"), Err("found `/`".into()));
+        assert_eq!(NAME.check("a\tb"), Err("found `\\t`".into()));
+        assert_eq!(NAME.check(""), Err("found an empty string".into()));
+        assert_eq!(NAME.check(&"n".repeat(63)), Ok(()));
+        assert_eq!(NAME.check(&"n".repeat(64)), Err("found 64 characters".into()));
+        let arn = "arn:aws:lambda:eu-west-1:123456789012:function:checkout:live";
+        assert_eq!(TARGET.check(arn), Ok(()));
+        assert_eq!(NAME.check(arn), Err("found `:`".into()));
+        assert_eq!(TARGET.check("a,b"), Err("found `,`".into()));
         assert!(is_env_name("_X1") && !is_env_name("1X") && !is_env_name("A-B"));
     }
 }

@@ -462,7 +462,37 @@ fn slack_needs_a_way_to_post() {
 #[test]
 fn service_names_must_be_safe_for_keys_and_paths() {
     let text = with("dd-service: shop", "dd-service: ../shop");
-    assert_diag(&only_error(&text), 2, "dd-service", "expected a service name of letters, digits");
+    let d = only_error(&text);
+    assert_diag(&d, 2, "dd-service", "expected a name of letters, digits, `.`, `_` and `-`, starting with a letter or digit");
+    assert!(d.message.ends_with("at most 63 characters (Baton uses service names in keys and paths); found `.` first"), "{d}");
+}
+
+#[test]
+fn environment_wave_and_target_names_follow_their_grammar() {
+    let text = with("environment: production", "environment: prod/eu");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "prod/eu"),
+        "extensions.baton.environment",
+        "expected a name of letters, digits, `.`, `_` and `-`, starting with a letter or digit, at most 63 characters; found `/`",
+    );
+    let text = with("- name: rest", &format!("- name: {}", "r".repeat(64)));
+    assert_diag(&only_error(&text), line_of(&text, "rrr"), "extensions.baton.deploy.waves[1].name", "; found 64 characters");
+    let text = with("- name: rest", "- name: -rest");
+    assert_diag(&only_error(&text), line_of(&text, "-rest"), "extensions.baton.deploy.waves[1].name", "; found `-` first");
+
+    for (target, why) in
+        [("\"r1,r3\"", "found `,`"), ("../etc", "found `.` first"), ("\"a b\"", "found ` `"), ("\"\"", "found an empty string")]
+    {
+        let text = with("targets: [r1, r2]", &format!("targets: [r1, {target}]"));
+        let d = only_error(&text);
+        assert_diag(&d, line_of(&text, "targets: [r1, "), "extensions.baton.deploy.waves[1].targets[1]", why);
+        assert!(d.message.starts_with("expected a target name of letters, digits, `.`, `_`, `:` and `-`, starting"), "{d}");
+    }
+    // What deploy tools call their targets reads as is: ECS services, Lambda ARNs, Argo CD apps.
+    let targets = "[web-use1_blue, \"arn:aws:lambda:us-east-1:123456789012:function:checkout:live\", checkout.prod]";
+    let (services, diagnostics) = parse_catalog_documents(FILE, &with("targets: [r1, r2]", &format!("targets: {targets}")));
+    assert_eq!((services.len(), diagnostics), (1, vec![]));
 }
 
 #[test]
