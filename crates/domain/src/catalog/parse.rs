@@ -239,6 +239,7 @@ impl Builder {
                 checker.error(name_node.line, name_path, message);
             }
             checker.object(baton, BATON, &DELIVERY);
+            checker.delivery_rules(baton, BATON);
         }
         let mut entry = None;
         if let (Some(baton), Some(name), true) = (baton, name, checker.diagnostics.is_empty()) {

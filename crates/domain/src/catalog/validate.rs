@@ -3,9 +3,10 @@
 //! repeat a value that could be a secret.
 
 use super::schedule::check_schedule;
-use super::shape::{Field, Kind, NAME, NameRule, PROVIDER, Shape, TARGET, WAVE, quoted_list};
+use super::shape::{Field, HEALTH, Kind, NAME, NameRule, PROVIDER, Shape, TARGET, WAVE, quoted_list};
 use super::tree::{Node, Value};
 use super::{Diagnostic, Seconds, SecretRef};
+use crate::support::LOCK_LEASE;
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -174,10 +175,8 @@ impl<'a> Checker<'a> {
     }
 
     fn duration(&mut self, node: &Node, path: &str, min: u64) {
-        let seconds = match &node.value {
-            Value::Int(n) => u64::try_from(*n).map_err(|_| "a duration that is not negative".to_string()),
-            Value::Str(s) => Seconds::parse(s).map(|s| s.0),
-            _ => return self.mismatch(node, path, &Kind::Duration { min }.expected()),
+        let Some(seconds) = duration_seconds(node) else {
+            return self.mismatch(node, path, &Kind::Duration { min }.expected());
         };
         match seconds {
             Err(why) => self.error(node.line, path, format!("expected {why}")),
@@ -224,6 +223,47 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Rules across fields of the Baton block at `path`, judged where those fields are
+    /// themselves valid (their own problems are reported by [`Checker::object`]).
+    pub fn delivery_rules(&mut self, baton: &Node, path: &str) {
+        if let Some(health) = baton.get("health")
+            && health.get(PROVIDER).and_then(Node::as_str) == Some("http")
+            && let (Some(consecutive), Some(max_samples)) =
+                (count_or_default(health, "consecutive"), count_or_default(health, "max-samples"))
+            && max_samples.value < consecutive.value
+        {
+            // Point at whichever of the two was written, max-samples first.
+            let (line, field) = match (max_samples.line, consecutive.line) {
+                (Some(line), _) => (line, "max-samples"),
+                (None, line) => (line.unwrap_or(health.line), "consecutive"),
+            };
+            let default = if max_samples.line.is_none() { ", its default" } else { "" };
+            let message = format!(
+                "expected `max-samples` ({}{default}) of at least `consecutive` ({}): fewer samples can never hold that many \
+                 successes in a row",
+                max_samples.value, consecutive.value
+            );
+            self.error(line, &join(&join(path, "health"), field), message);
+        }
+        let waves = baton.get("deploy").and_then(|deploy| deploy.get("waves"));
+        if let Some(Value::Seq(waves)) = waves.map(|w| &w.value) {
+            let lease = Seconds(LOCK_LEASE.as_secs());
+            for (i, wave) in waves.iter().enumerate() {
+                let Some(bake) = wave.get("bake") else { continue };
+                if let Some(Ok(seconds)) = duration_seconds(bake)
+                    && seconds > lease.0
+                {
+                    let message = format!(
+                        "expected a bake of at most {lease} ({}h), the release lock's lease: nothing renews the lock while \
+                         a wave bakes, so a longer bake lets it lapse mid-release",
+                        lease.0 / 3600
+                    );
+                    self.error(bake.line, &join(&index(&join(path, "deploy.waves"), i), "bake"), message);
+                }
+            }
+        }
+    }
+
     fn waves(&mut self, waves: &[Node], path: &str) {
         let mut names: HashMap<&str, usize> = HashMap::new();
         let mut targets: HashMap<&str, usize> = HashMap::new();
@@ -252,6 +292,35 @@ impl<'a> Checker<'a> {
                 self.error(target_node.line, &index(&join(&wave_path, "targets"), k), message);
             }
         }
+    }
+}
+
+/// A whole number from the catalog, or its default; `line` is None for the default.
+struct Count {
+    value: u64,
+    line: Option<usize>,
+}
+
+/// The http health field `name` of `health`, or its default; None when it is not a valid count.
+fn count_or_default(health: &Node, name: &str) -> Option<Count> {
+    match health.get(name) {
+        Some(Node { line, value: Value::Int(n) }) => u64::try_from(*n).ok().map(|value| Count { value, line: Some(*line) }),
+        Some(_) => None,
+        None => http_health_default(name).map(|value| Count { value, line: None }),
+    }
+}
+
+fn http_health_default(name: &str) -> Option<u64> {
+    let http = HEALTH.variants.iter().find(|v| v.provider == "http")?;
+    http.fields.iter().find(|f| f.name == name)?.default
+}
+
+/// A duration node's seconds, or why it is no duration; None when it is neither number nor string.
+fn duration_seconds(node: &Node) -> Option<Result<u64, String>> {
+    match &node.value {
+        Value::Int(n) => Some(u64::try_from(*n).map_err(|_| "a duration that is not negative".to_string())),
+        Value::Str(s) => Some(Seconds::parse(s).map(|s| s.0)),
+        _ => None,
     }
 }
 

@@ -375,6 +375,45 @@ fn durations_are_checked() {
 }
 
 #[test]
+fn health_needs_room_for_its_streak() {
+    let health = "      url: https://shop.example.com/health";
+    let text = with(health, &format!("{health}\n      consecutive: 5\n      max-samples: 4"));
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "max-samples"),
+        "extensions.baton.health.max-samples",
+        "expected `max-samples` (4) of at least `consecutive` (5): fewer samples can never hold",
+    );
+    // Against the default (10), the diagnostic points at what was written.
+    let text = with(health, &format!("{health}\n      consecutive: 11"));
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "consecutive"),
+        "extensions.baton.health.consecutive",
+        "expected `max-samples` (10, its default) of at least `consecutive` (11)",
+    );
+    let text = with(health, &format!("{health}\n      consecutive: 10\n      max-samples: 10"));
+    assert_eq!(parse_catalog_documents(FILE, &text).1, vec![]);
+    // An invalid count is reported once, by its own check.
+    let text = with(health, &format!("{health}\n      consecutive: many\n      max-samples: 1"));
+    assert_eq!(only_error(&text).path, "extensions.baton.health.consecutive");
+}
+
+#[test]
+fn a_bake_fits_in_the_lock_lease() {
+    let text = with("bake: 5s", "bake: 2h1s");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "bake: 2h1s"),
+        "extensions.baton.deploy.waves[0].bake",
+        "expected a bake of at most 7200s (2h), the release lock's lease",
+    );
+    assert_eq!(crate::support::LOCK_LEASE.as_secs(), 7200, "the docs and this test say 2h");
+    let text = with("bake: 5s", "bake: 7200");
+    assert_eq!(parse_catalog_documents(FILE, &text).1, vec![]);
+}
+
+#[test]
 fn schedules_follow_eventbridge_scheduler() {
     let text = with("    release-branch: main", "    release-branch: main\n    schedule: cron(0 10 * * * *)");
     assert_diag(
