@@ -9,13 +9,14 @@
 //! with one they are an error. Service names must be unique across the whole
 //! catalog, Baton's or not.
 
+use super::files::{CATALOG_ROOT_ENV, Place, Root};
 use super::shape::{DATADOG_V2_2, DATADOG_V3, DELIVERY, NAME, SERVICE_SPEC_V3, quoted_list};
 use super::tree::{self, LoadError, MAX_TEXT_BYTES, Node};
 use super::validate::{Checker, DOCUMENT, shown};
 use super::{Delivery, Diagnostic, Link, SchemaVersion, ServiceEntry};
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 const BATON: &str = "extensions.baton";
 
@@ -27,37 +28,65 @@ const OLDER_VERSIONS: &[&str] = &["v2", "v2.1"];
 /// [`ServiceEntry::source`]. Returns the valid Baton services and every problem.
 pub fn parse_catalog_documents(file_label: &str, text: &str) -> (Vec<ServiceEntry>, Vec<Diagnostic>) {
     let mut builder = Builder::default();
-    builder.add_text(file_label, text);
+    builder.add_text(file_label, text, None);
     let catalog = builder.finish();
     (catalog.services, catalog.diagnostics)
 }
 
-/// Loads a catalog: a single file, or a directory searched recursively for
-/// `*.yaml`, `*.yml` and `*.json` (hidden entries and symlinked directories are
-/// skipped). Fails only when `path` itself cannot be read; an unreadable file
-/// inside a directory is a diagnostic.
+/// Loads a catalog from files with [`CatalogLoader::from_env`]: see [`CatalogLoader::load`].
 pub fn load_catalog(path: &Path) -> std::io::Result<LoadedCatalog> {
-    let mut files = Vec::new();
-    if std::fs::metadata(path)?.is_dir() {
-        collect_files(path, &mut files)?;
-        files.sort();
-    } else {
-        files.push(path.to_path_buf());
+    CatalogLoader::from_env().load(path)
+}
+
+/// Loads catalogs from files, with the checks that need them (see `files.rs`).
+#[derive(Debug, Clone, Default)]
+pub struct CatalogLoader {
+    /// Directory every `working-dir` and `artifact-file` must stay inside (absolute paths
+    /// inside it are allowed too). None: the repository holding the catalog (the nearest
+    /// directory above it with a `.git`), else the catalog's own directory.
+    pub root: Option<PathBuf>,
+}
+
+impl CatalogLoader {
+    /// The root from `BATON_CATALOG_ROOT` when it is set and not empty.
+    pub fn from_env() -> CatalogLoader {
+        CatalogLoader { root: std::env::var_os(CATALOG_ROOT_ENV).filter(|root| !root.is_empty()).map(PathBuf::from) }
     }
-    let mut builder = Builder::default();
-    for file in &files {
-        let label = file.display().to_string();
-        match read_text(file) {
-            Ok(text) => builder.add_text(&label, &text),
-            Err(message) => builder.file_error(&label, message),
+
+    /// Loads a catalog: a single file, or a directory searched recursively for
+    /// `*.yaml`, `*.yml` and `*.json` (hidden entries and symlinked directories are
+    /// skipped). Fails only when `path` itself (or the root) cannot be read; an
+    /// unreadable file inside a directory is a diagnostic.
+    pub fn load(&self, path: &Path) -> std::io::Result<LoadedCatalog> {
+        let mut files = Vec::new();
+        if std::fs::metadata(path)?.is_dir() {
+            collect_files(path, &mut files)?;
+            files.sort();
+        } else {
+            files.push(path.to_path_buf());
         }
+        let root = match &self.root {
+            Some(root) => Root::explicit(root)?,
+            None => Root::around(path)?,
+        };
+        let mut builder = Builder::default();
+        for file in &files {
+            let label = file.display().to_string();
+            // The directory relative paths resolve against, as the command providers resolve them.
+            let dir = std::path::absolute(file).ok().and_then(|f| std::fs::canonicalize(f.parent()?).ok());
+            let place = dir.map(|dir| Place { dir, root: &root });
+            match read_text(file) {
+                Ok(text) => builder.add_text(&label, &text, place.as_ref()),
+                Err(message) => builder.file_error(&label, message),
+            }
+        }
+        if files.is_empty() {
+            let message = "expected Datadog service definitions, found no *.yaml, *.yml or *.json file".to_string();
+            builder.file_error(&path.display().to_string(), message);
+        }
+        builder.files = files.len();
+        Ok(builder.finish())
     }
-    if files.is_empty() {
-        let message = "expected Datadog service definitions, found no *.yaml, *.yml or *.json file".to_string();
-        builder.file_error(&path.display().to_string(), message);
-    }
-    builder.files = files.len();
-    Ok(builder.finish())
 }
 
 /// The file's text, read no further than the size limit: a huge file costs no memory.
@@ -165,7 +194,8 @@ impl Builder {
         self.other.push(Diagnostic { file: file.to_string(), line: None, path: DOCUMENT.into(), message });
     }
 
-    fn add_text(&mut self, file: &str, text: &str) {
+    /// `place` is where the text's file is, when it is one: the filesystem checks need it.
+    fn add_text(&mut self, file: &str, text: &str, place: Option<&Place>) {
         match tree::load(text) {
             // An empty file is more likely a mistake (a truncated write, a wrong path) than a catalog.
             Ok(nodes) if nodes.is_empty() => {
@@ -173,14 +203,14 @@ impl Builder {
             }
             Ok(nodes) => {
                 for node in &nodes {
-                    self.add_document(file, node);
+                    self.add_document(file, node, place);
                 }
             }
             Err(err) => self.other.push(Diagnostic { file: file.to_string(), line: err.line, path: DOCUMENT.into(), message: err.message }),
         }
     }
 
-    fn add_document(&mut self, file: &str, doc: &Node) {
+    fn add_document(&mut self, file: &str, doc: &Node, place: Option<&Place>) {
         let mut checker = Checker::new(file);
         let baton = doc.get("extensions").and_then(|e| e.get("baton"));
         let version = match (doc.get("schema-version"), doc.get("apiVersion")) {
@@ -240,6 +270,9 @@ impl Builder {
             }
             checker.object(baton, BATON, &DELIVERY);
             checker.delivery_rules(baton, BATON);
+            if let Some(place) = place {
+                place.check_commands(&mut checker, baton, BATON);
+            }
         }
         let mut entry = None;
         if let (Some(baton), Some(name), true) = (baton, name, checker.diagnostics.is_empty()) {

@@ -22,7 +22,7 @@ pub(crate) fn join(parent: &str, key: &str) -> String {
     if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
 }
 
-fn index(parent: &str, i: usize) -> String {
+pub(crate) fn index(parent: &str, i: usize) -> String {
     format!("{parent}[{i}]")
 }
 

@@ -746,3 +746,134 @@ fn a_hostile_file_does_not_stop_its_neighbours() {
     assert_eq!(catalog.diagnostics().len(), 1);
     assert!(catalog.diagnostics()[0].message.contains("nest more than 64 levels"));
 }
+
+// ------------------------------------------------------------------ paths and programs (from files)
+
+/// The diagnostics of `text` loaded as `catalog/shop.yaml` in `dir`, with `loader`.
+fn load_in(dir: &std::path::Path, text: &str, loader: &CatalogLoader) -> (std::path::PathBuf, Vec<Diagnostic>) {
+    let file = dir.join("catalog/shop.yaml");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, text).unwrap();
+    let catalog = loader.load(&dir.join("catalog")).unwrap();
+    (file, catalog.diagnostics().to_vec())
+}
+
+/// BASE whose build runs in `working_dir` (and writes `artifact`, when given).
+fn build_in(working_dir: &str, artifact: Option<&str>) -> String {
+    let artifact = artifact.map(|a| format!("\n      artifact-file: {a}")).unwrap_or_default();
+    with(
+        "      command: [\"sh\", \"build.sh\"]",
+        &format!("      command: [\"sh\", \"build.sh\"]\n      working-dir: {working_dir}{artifact}"),
+    )
+}
+
+#[test]
+fn working_dirs_and_artifact_files_stay_inside_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    std::fs::create_dir_all(root.join("services/shop")).unwrap();
+    std::fs::create_dir_all(root.join("outside")).unwrap();
+    let loader = CatalogLoader { root: Some(root.join("catalog")) };
+    std::fs::create_dir_all(root.join("catalog/tools")).unwrap();
+
+    // Inside: relative paths, `..` that stays in, an artifact file not written yet.
+    let (_, diagnostics) = load_in(&root, &build_in("tools/../tools", Some("out/ref")), &loader);
+    assert_eq!(diagnostics, vec![]);
+
+    let cases = [
+        ("../outside", None, "working-dir", format!("it leads to {}", root.join("outside").display())),
+        ("/tmp", None, "working-dir", "it leads to /tmp".to_string()),
+        ("tools", Some("../../../../../../../etc/passwd"), "artifact-file", "it leads to /etc/passwd".to_string()),
+    ];
+    for (working_dir, artifact, field, why) in cases {
+        let text = build_in(working_dir, artifact);
+        let (file, diagnostics) = load_in(&root, &text, &loader);
+        let [d] = &diagnostics[..] else { panic!("{diagnostics:#?}") };
+        assert_eq!((d.file.as_str(), d.line), (file.to_str().unwrap(), Some(line_of(&text, field))));
+        assert_eq!(d.path, format!("extensions.baton.build.{field}"));
+        assert!(d.message.starts_with("expected a path") && d.message.contains(&why), "{d}");
+        assert!(d.message.contains(&format!("{} (the catalog root; `BATON_CATALOG_ROOT` sets another)", root.join("catalog").display())));
+    }
+
+    // A symlink inside the root that points out of it.
+    std::os::unix::fs::symlink(root.join("outside"), root.join("catalog/link")).unwrap();
+    let (_, diagnostics) = load_in(&root, &build_in("link", None), &loader);
+    assert!(
+        diagnostics[0].message.contains(&format!("it leads through a symlink to {}", root.join("outside").display())),
+        "{diagnostics:#?}"
+    );
+
+    // An operator's root may be wider, and then allows absolute paths inside it.
+    let wide = CatalogLoader { root: Some(root.clone()) };
+    let text = build_in(&root.join("services/shop").display().to_string(), None);
+    assert_eq!(load_in(&root, &text, &wide).1, vec![]);
+    assert_eq!(load_in(&root, &build_in("../services/shop", None), &wide).1, vec![]);
+    // A root that does not exist stops the load.
+    assert!(CatalogLoader { root: Some(root.join("nope")) }.load(&root.join("catalog")).unwrap_err().to_string().contains("catalog root"));
+}
+
+#[test]
+fn the_default_root_is_the_repository_holding_the_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    std::fs::create_dir_all(root.join("repo/services/shop")).unwrap();
+    let loader = CatalogLoader::default();
+    // Without a repository, the catalog's directory.
+    let (_, diagnostics) = load_in(&root.join("repo"), &build_in("../services/shop", None), &loader);
+    assert!(diagnostics[0].message.contains("(the catalog's directory;"), "{diagnostics:#?}");
+    // In a repository, anywhere inside it, as the examples' `../services/common`.
+    std::fs::create_dir(root.join("repo/.git")).unwrap();
+    assert_eq!(load_in(&root.join("repo"), &build_in("../services/shop", None), &loader).1, vec![]);
+    let (_, diagnostics) = load_in(&root.join("repo"), &build_in("../..", None), &loader);
+    assert!(diagnostics[0].message.contains("(the repository holding the catalog;"), "{diagnostics:#?}");
+    // Absolute paths only under an operator's root.
+    let text = build_in(&root.join("repo/services/shop").display().to_string(), None);
+    let (_, diagnostics) = load_in(&root.join("repo"), &text, &loader);
+    assert_eq!(
+        diagnostics[0].message,
+        format!(
+            "expected a path relative to the catalog file's directory, found an absolute path; paths must stay inside {} \
+             (the repository holding the catalog; `BATON_CATALOG_ROOT` sets another)",
+            root.join("repo").display()
+        )
+    );
+}
+
+#[test]
+fn working_dirs_exist_and_programs_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    std::fs::create_dir_all(root.join("catalog/bin")).unwrap();
+    std::fs::write(root.join("catalog/bin/deploy.sh"), "exit 0\n").unwrap();
+    let loader = CatalogLoader { root: Some(root.clone()) };
+
+    let text = build_in("missing", None);
+    let (_, diagnostics) = load_in(&root, &text, &loader);
+    let [d] = &diagnostics[..] else { panic!("{diagnostics:#?}") };
+    assert_diag_in(d, line_of(&text, "working-dir"), "extensions.baton.build.working-dir");
+    assert_eq!(d.message, format!("expected an existing directory: {} does not exist", root.join("catalog/missing").display()));
+
+    let deploy = "      command: [\"sh\", \"deploy.sh\"]";
+    let text = with(deploy, "      command: [./deploy.sh]\n      working-dir: bin\n      rollback-command: [./rollback.sh]");
+    let (_, diagnostics) = load_in(&root, &text, &loader);
+    let [d] = &diagnostics[..] else { panic!("{diagnostics:#?}") };
+    assert_diag_in(d, line_of(&text, "rollback.sh"), "extensions.baton.deploy.rollback-command[0]");
+    assert_eq!(d.message, format!("expected a program file: {} does not exist", root.join("catalog/bin/rollback.sh").display()));
+
+    let text = with(deploy, "      command: [no-such-program-baton-test]");
+    let (_, diagnostics) = load_in(&root, &text, &loader);
+    let [d] = &diagnostics[..] else { panic!("{diagnostics:#?}") };
+    assert_diag_in(d, line_of(&text, "no-such-program"), "extensions.baton.deploy.command[0]");
+    assert!(d.message.starts_with("expected a program on PATH or a path to one (e.g. `./no-such-program-baton-test`"), "{d}");
+    // The command's own PATH is where its program is looked up.
+    let text = with(deploy, &format!("      command: [deploy.sh]\n      env: {{PATH: \"{}\"}}", root.join("catalog/bin").display()));
+    assert_eq!(load_in(&root, &text, &loader).1, vec![]);
+
+    // A text from elsewhere (the catalog table, Datadog) is not checked against this machine.
+    assert_eq!(parse_catalog_documents(FILE, &build_in("/nowhere", None)).1, vec![]);
+}
+
+fn assert_diag_in(d: &Diagnostic, line: usize, path: &str) {
+    assert!(d.file.ends_with("catalog/shop.yaml"), "{d}");
+    assert_eq!((d.line, d.path.as_str()), (Some(line), path), "{d}");
+}
