@@ -71,6 +71,14 @@ impl LoadError {
         LoadError { line: Some(line), message }
     }
 
+    /// The scanner can place an error on a line past the end (`"\x01\r\r\0"` reports
+    /// line 8): point at the text's last line instead.
+    fn within(mut self, text: &str) -> Self {
+        let last = 1 + text.matches('\n').count() + text.matches('\r').count() - text.matches("\r\n").count();
+        self.line = self.line.map(|line| line.min(last));
+        self
+    }
+
     /// A text of `len` bytes, past [`MAX_TEXT_BYTES`].
     pub fn too_large(len: u64) -> Self {
         LoadError { line: None, message: format!("the text is {len} bytes; a catalog file may hold at most {MAX_TEXT_BYTES} (1 MiB)") }
@@ -95,7 +103,7 @@ pub(crate) fn load(text: &str) -> Result<Vec<Node>, LoadError> {
     }
     let mut loader = Loader::default();
     for event in Parser::new_from_str(text) {
-        let (event, span) = event?;
+        let (event, span) = event.map_err(|err| LoadError::from(err).within(text))?;
         loader.event(event, span.start.line())?;
     }
     Ok(loader.docs)
@@ -350,6 +358,12 @@ mod tests {
         let err = load("a: [1\nb: 2\n").unwrap_err();
         assert_eq!(err.line, Some(2));
         assert!(!err.message.is_empty());
+    }
+
+    #[test]
+    fn error_lines_stay_within_the_text() {
+        assert_eq!(load("\x01\r\r\0").unwrap_err().line, Some(3));
+        assert!(load("a: 1\r\nb: [\x01\r\n").unwrap_err().line.is_some_and(|line| line <= 3), "`\\r\\n` is one break");
     }
 
     #[test]
