@@ -2,16 +2,17 @@
 use crate::exit;
 use baton_aws::catalog::{CatalogItem, catalog_items, push_catalog};
 use baton_aws::scheduler::{ScheduleTarget, sync_schedules};
-use baton_domain::catalog::{LoadedCatalog, load_catalog};
+use baton_domain::catalog::{CATALOG_ROOT_ENV, CatalogLoader, LoadedCatalog};
 use clap::{Args, Subcommand};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Subcommand)]
 pub enum CatalogCommand {
     /// Check service definitions: Datadog's structure and every `extensions.baton` block.
-    /// Exits 0 when valid, 1 when there are errors, 2 when the path cannot be read.
+    /// Exits 0 when valid, 1 when there is any error (an empty file, an unknown schema
+    /// version and a path without definitions are errors), 2 when the path cannot be read.
     Validate(ValidateArgs),
     /// Validate, then store every definition in the catalog table Baton's functions read, and
     /// make the EventBridge Scheduler schedules match each service's `schedule`. Pushes nothing
@@ -23,6 +24,8 @@ pub enum CatalogCommand {
 pub struct PushArgs {
     /// A catalog directory or one file.
     path: PathBuf,
+    #[command(flatten)]
+    root: RootArg,
     /// The stack's CatalogTableName output.
     #[arg(long, env = "BATON_CATALOG_TABLE")]
     table: String,
@@ -41,9 +44,25 @@ pub struct PushArgs {
 pub struct ValidateArgs {
     /// A catalog directory (searched recursively for *.yaml, *.yml and *.json) or one file.
     path: PathBuf,
+    #[command(flatten)]
+    root: RootArg,
     /// Print `{"services": [names], "errors": [diagnostics]}` instead of text.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Args)]
+pub struct RootArg {
+    /// Directory every `working-dir` and `artifact-file` must stay inside (default: the
+    /// repository holding the catalog, else its directory).
+    #[arg(long = "root", env = CATALOG_ROOT_ENV)]
+    root: Option<PathBuf>,
+}
+
+impl RootArg {
+    fn load(&self, path: &Path) -> std::io::Result<LoadedCatalog> {
+        CatalogLoader { root: self.root.clone() }.load(path)
+    }
 }
 
 pub async fn run(command: CatalogCommand) -> ExitCode {
@@ -54,7 +73,7 @@ pub async fn run(command: CatalogCommand) -> ExitCode {
 }
 
 async fn push(args: &PushArgs) -> ExitCode {
-    let catalog = match load_catalog(&args.path) {
+    let catalog = match args.root.load(&args.path) {
         Ok(catalog) => catalog,
         Err(err) => {
             eprintln!("baton: cannot read catalog {}: {err}", args.path.display());
@@ -126,7 +145,7 @@ async fn push(args: &PushArgs) -> ExitCode {
 }
 
 fn validate(args: &ValidateArgs) -> ExitCode {
-    let catalog = match load_catalog(&args.path) {
+    let catalog = match args.root.load(&args.path) {
         Ok(catalog) => catalog,
         Err(err) => {
             eprintln!("baton: cannot read catalog {}: {err}", args.path.display());
@@ -134,7 +153,12 @@ fn validate(args: &ValidateArgs) -> ExitCode {
         }
     };
     print!("{}", validation_report(&catalog, args.json));
-    exit::code(if catalog.diagnostics().is_empty() { exit::OK } else { exit::FAILED })
+    exit::code(validation_status(&catalog))
+}
+
+/// Any error fails validation, whether or not it belongs to a Baton service.
+fn validation_status(catalog: &LoadedCatalog) -> u8 {
+    if catalog.diagnostics().is_empty() { exit::OK } else { exit::FAILED }
 }
 
 /// One `file:line: path: message` line per problem and a summary, or the JSON form.
@@ -156,7 +180,7 @@ fn count(n: usize, noun: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
+    use baton_domain::catalog::load_catalog;
 
     fn repo(path: &str) -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
@@ -185,5 +209,26 @@ mod tests {
         assert_eq!(json["errors"][0]["file"], file.as_str());
         assert_eq!(json["errors"][0]["line"], 4);
         assert_eq!(json["errors"][0]["path"], "baton");
+    }
+
+    #[test]
+    fn what_validation_used_to_pass_silently_fails() {
+        let dir = tempfile::tempdir().unwrap();
+        let catalog = load_catalog(dir.path()).unwrap();
+        assert_eq!(validation_status(&catalog), exit::FAILED, "a directory without definitions");
+        let report = validation_report(&catalog, false);
+        assert!(report.ends_with("found no *.yaml, *.yml or *.json file\n0 services, 1 error\n"), "{report}");
+
+        std::fs::write(dir.path().join("empty.yaml"), "").unwrap();
+        std::fs::write(dir.path().join("future.yaml"), "schema-version: v9\ndd-service: later\n").unwrap();
+        let catalog = load_catalog(dir.path()).unwrap();
+        assert_eq!(validation_status(&catalog), exit::FAILED);
+        let report = validation_report(&catalog, false);
+        assert!(report.contains("empty.yaml: (document): expected at least one Datadog service definition"), "{report}");
+        assert!(report.contains("future.yaml:1: schema-version: unknown schema-version `v9`"), "{report}");
+        assert!(report.ends_with("0 services, 2 errors\n"), "{report}");
+
+        let catalog = load_catalog(&repo("examples/catalog")).unwrap();
+        assert_eq!(validation_status(&catalog), exit::OK);
     }
 }

@@ -5,6 +5,7 @@
 //! submodules; the types here are what every handler and provider consumes and
 //! what travels in the execution state.
 
+mod files;
 mod fs;
 mod parse;
 mod schedule;
@@ -15,8 +16,9 @@ mod validate;
 #[cfg(test)]
 mod validation_tests;
 
+pub use files::CATALOG_ROOT_ENV;
 pub use fs::FsCatalog;
-pub use parse::{LoadedCatalog, load_catalog, parse_catalog_documents};
+pub use parse::{CatalogLoader, LoadedCatalog, load_catalog, parse_catalog_documents};
 pub use schedule::check_schedule;
 pub use shape::baton_extension_schema;
 

@@ -9,50 +9,96 @@
 //! with one they are an error. Service names must be unique across the whole
 //! catalog, Baton's or not.
 
-use super::shape::{DATADOG_V2_2, DATADOG_V3, DELIVERY, SERVICE_SPEC_V3};
-use super::tree::{self, Node};
-use super::validate::{Checker, DOCUMENT, is_name};
+use super::files::{CATALOG_ROOT_ENV, Place, Root};
+use super::shape::{DATADOG_V2_2, DATADOG_V3, DELIVERY, NAME, SERVICE_SPEC_V3, quoted_list};
+use super::tree::{self, LoadError, MAX_TEXT_BYTES, Node};
+use super::validate::{Checker, DOCUMENT, shown};
 use super::{Delivery, Diagnostic, Link, SchemaVersion, ServiceEntry};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 const BATON: &str = "extensions.baton";
+
+/// `schema-version`s Datadog still reads that Baton leaves alone (unless they carry its block).
+const OLDER_VERSIONS: &[&str] = &["v2", "v2.1"];
 
 /// Reads one text (a file's contents, a DynamoDB item, a Datadog API answer) that
 /// holds one or more documents. `file_label` names it in diagnostics and becomes
 /// [`ServiceEntry::source`]. Returns the valid Baton services and every problem.
 pub fn parse_catalog_documents(file_label: &str, text: &str) -> (Vec<ServiceEntry>, Vec<Diagnostic>) {
     let mut builder = Builder::default();
-    builder.add_text(file_label, text);
+    builder.add_text(file_label, text, None);
     let catalog = builder.finish();
     (catalog.services, catalog.diagnostics)
 }
 
-/// Loads a catalog: a single file, or a directory searched recursively for
-/// `*.yaml`, `*.yml` and `*.json` (hidden entries and symlinked directories are
-/// skipped). Fails only when `path` itself cannot be read; an unreadable file
-/// inside a directory is a diagnostic.
+/// Loads a catalog from files with [`CatalogLoader::from_env`]: see [`CatalogLoader::load`].
 pub fn load_catalog(path: &Path) -> std::io::Result<LoadedCatalog> {
-    let mut files = Vec::new();
-    if std::fs::metadata(path)?.is_dir() {
-        collect_files(path, &mut files)?;
-        files.sort();
-    } else {
-        files.push(path.to_path_buf());
+    CatalogLoader::from_env().load(path)
+}
+
+/// Loads catalogs from files, with the checks that need them (see `files.rs`).
+#[derive(Debug, Clone, Default)]
+pub struct CatalogLoader {
+    /// Directory every `working-dir` and `artifact-file` must stay inside (absolute paths
+    /// inside it are allowed too). None: the repository holding the catalog (the nearest
+    /// directory above it with a `.git`), else the catalog's own directory.
+    pub root: Option<PathBuf>,
+}
+
+impl CatalogLoader {
+    /// The root from `BATON_CATALOG_ROOT` when it is set and not empty.
+    pub fn from_env() -> CatalogLoader {
+        CatalogLoader { root: std::env::var_os(CATALOG_ROOT_ENV).filter(|root| !root.is_empty()).map(PathBuf::from) }
     }
-    let mut builder = Builder::default();
-    for file in &files {
-        let label = file.display().to_string();
-        match std::fs::read(file) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => builder.add_text(&label, &text),
-                Err(_) => builder.file_error(&label, "expected UTF-8 text".into()),
-            },
-            Err(err) => builder.file_error(&label, format!("cannot read the file: {err}")),
+
+    /// Loads a catalog: a single file, or a directory searched recursively for
+    /// `*.yaml`, `*.yml` and `*.json` (hidden entries and symlinked directories are
+    /// skipped). Fails only when `path` itself (or the root) cannot be read; an
+    /// unreadable file inside a directory is a diagnostic.
+    pub fn load(&self, path: &Path) -> std::io::Result<LoadedCatalog> {
+        let mut files = Vec::new();
+        if std::fs::metadata(path)?.is_dir() {
+            collect_files(path, &mut files)?;
+            files.sort();
+        } else {
+            files.push(path.to_path_buf());
         }
+        let root = match &self.root {
+            Some(root) => Root::explicit(root)?,
+            None => Root::around(path)?,
+        };
+        let mut builder = Builder::default();
+        for file in &files {
+            let label = file.display().to_string();
+            // The directory relative paths resolve against, as the command providers resolve them.
+            let dir = std::path::absolute(file).ok().and_then(|f| std::fs::canonicalize(f.parent()?).ok());
+            let place = dir.map(|dir| Place { dir, root: &root });
+            match read_text(file) {
+                Ok(text) => builder.add_text(&label, &text, place.as_ref()),
+                Err(message) => builder.file_error(&label, message),
+            }
+        }
+        if files.is_empty() {
+            let message = "expected Datadog service definitions, found no *.yaml, *.yml or *.json file".to_string();
+            builder.file_error(&path.display().to_string(), message);
+        }
+        builder.files = files.len();
+        Ok(builder.finish())
     }
-    builder.files = files.len();
-    Ok(builder.finish())
+}
+
+/// The file's text, read no further than the size limit: a huge file costs no memory.
+fn read_text(file: &Path) -> Result<String, String> {
+    let mut bytes = Vec::new();
+    let read = std::fs::File::open(file).and_then(|f| f.take(MAX_TEXT_BYTES as u64 + 1).read_to_end(&mut bytes));
+    read.map_err(|err| format!("cannot read the file: {err}"))?;
+    if bytes.len() > MAX_TEXT_BYTES {
+        let len = std::fs::metadata(file).map_or(bytes.len() as u64, |m| m.len());
+        return Err(LoadError::too_large(len).message);
+    }
+    String::from_utf8(bytes).map_err(|_| "expected UTF-8 text".to_string())
 }
 
 fn collect_files(dir: &Path, files: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {
@@ -148,40 +194,53 @@ impl Builder {
         self.other.push(Diagnostic { file: file.to_string(), line: None, path: DOCUMENT.into(), message });
     }
 
-    fn add_text(&mut self, file: &str, text: &str) {
+    /// `place` is where the text's file is, when it is one: the filesystem checks need it.
+    fn add_text(&mut self, file: &str, text: &str, place: Option<&Place>) {
         match tree::load(text) {
+            // An empty file is more likely a mistake (a truncated write, a wrong path) than a catalog.
+            Ok(nodes) if nodes.is_empty() => {
+                self.file_error(file, "expected at least one Datadog service definition, found no YAML or JSON document".into());
+            }
             Ok(nodes) => {
                 for node in &nodes {
-                    self.add_document(file, node);
+                    self.add_document(file, node, place);
                 }
             }
-            Err(err) => self.other.push(Diagnostic {
-                file: file.to_string(),
-                line: Some(err.line),
-                path: DOCUMENT.into(),
-                message: format!("expected well-formed YAML or JSON: {}", err.message),
-            }),
+            Err(err) => self.other.push(Diagnostic { file: file.to_string(), line: err.line, path: DOCUMENT.into(), message: err.message }),
         }
     }
 
-    fn add_document(&mut self, file: &str, doc: &Node) {
+    fn add_document(&mut self, file: &str, doc: &Node, place: Option<&Place>) {
         let mut checker = Checker::new(file);
         let baton = doc.get("extensions").and_then(|e| e.get("baton"));
         let version = match (doc.get("schema-version"), doc.get("apiVersion")) {
-            (Some(v), _) if v.as_str() == Some("v2.2") => SchemaVersion::V2_2,
-            (None, Some(v)) if v.as_str() == Some("v3") => SchemaVersion::V3,
             (None, None) => {
                 let message = "expected a Datadog service definition (`schema-version: v2.2` or `apiVersion: v3`)";
                 checker.error(doc.line, "", message);
                 return self.other.extend(checker.diagnostics);
             }
-            (Some(v), _) | (None, Some(v)) => {
-                let path = if doc.get("schema-version").is_some() { "schema-version" } else { "apiVersion" };
+            (Some(v), _) if v.as_str() == Some("v2.2") => SchemaVersion::V2_2,
+            (None, Some(v)) if v.as_str() == Some("v3") => SchemaVersion::V3,
+            (Some(v), _) if v.as_str().is_some_and(|v| OLDER_VERSIONS.contains(&v)) => {
                 if baton.is_some() {
                     let message = "Baton reads `schema-version: v2.2` and `apiVersion: v3` definitions; \
                                    upgrade this one to carry `extensions.baton`";
-                    checker.error(v.line, path, message);
+                    checker.error(v.line, "schema-version", message);
                 }
+                return self.other.extend(checker.diagnostics);
+            }
+            (Some(v), _) | (None, Some(v)) => {
+                let path = if doc.get("schema-version").is_some() { "schema-version" } else { "apiVersion" };
+                let found = match v.as_str() {
+                    Some(text) => format!("unknown {path} `{}`", shown(text)),
+                    None => format!("expected a version string for {path}, found {}", v.kind_name()),
+                };
+                let message = format!(
+                    "{found}: Baton reads `schema-version: v2.2` and `apiVersion: v3` definitions \
+                     and skips Datadog's older {}",
+                    quoted_list(OLDER_VERSIONS)
+                );
+                checker.error(v.line, path, message);
                 return self.other.extend(checker.diagnostics);
             }
         };
@@ -205,11 +264,15 @@ impl Builder {
         };
         let name = name_node.and_then(Node::as_str);
         if let (Some(baton), Some(name_node)) = (baton, name_node) {
-            if name.is_some_and(|n| !is_name(n)) {
-                let message = "expected a service name of letters, digits, `-`, `_` and `.` (Baton uses it in keys and paths)";
+            if let Some(Err(why)) = name.map(|n| NAME.check(n)) {
+                let message = format!("expected {} (Baton uses service names in keys and paths); {why}", NAME.expected());
                 checker.error(name_node.line, name_path, message);
             }
             checker.object(baton, BATON, &DELIVERY);
+            checker.delivery_rules(baton, BATON);
+            if let Some(place) = place {
+                place.check_commands(&mut checker, baton, BATON);
+            }
         }
         let mut entry = None;
         if let (Some(baton), Some(name), true) = (baton, name, checker.diagnostics.is_empty()) {

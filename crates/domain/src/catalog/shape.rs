@@ -19,13 +19,15 @@ pub(crate) enum Kind {
     AnyText,
     /// A non-empty string.
     Text,
-    /// A non-empty name usable in keys, file names and environment values.
+    /// A name usable in keys, file names and environment values ([`NAME`]).
     Name,
+    /// One deploy target ([`TARGET`]).
+    Target,
     /// One of a closed set of strings.
     Enum(&'static [&'static str]),
     /// A list of strings.
     TextList,
-    /// A non-empty list of non-empty strings (wave targets).
+    /// A non-empty list of [`Kind::Target`] (a wave's targets).
     Targets,
     /// An http(s) URL.
     Url,
@@ -68,6 +70,61 @@ pub(crate) struct Variant {
 }
 
 pub(crate) const PROVIDER: &str = "provider";
+
+/// A grammar for names: an ASCII letter or digit, then letters, digits and `extra` (`-` last).
+pub(crate) struct NameRule {
+    pub what: &'static str,
+    pub extra: &'static [char],
+    pub max_chars: usize,
+}
+
+/// Service, environment and wave names: they end up in store keys, schedule names,
+/// file names and `BATON_*` values, so no `/`, `,`, spaces or leading `-`/`.`.
+/// 63 is a DNS label's length, as for most names they travel next to.
+pub(crate) const NAME: NameRule = NameRule { what: "a name", extra: &['.', '_', '-'], max_chars: 63 };
+
+/// Deploy targets, as deploy tools name them: ECS service names (up to 255
+/// characters), Lambda function names and ARNs (hence `:`), Argo CD applications.
+/// No `/`: scripts use the target in paths (`$BATON_WORKSPACE/targets/$BATON_TARGET`);
+/// no `,`: `BATON_TARGETS` joins a wave's targets with commas.
+pub(crate) const TARGET: NameRule = NameRule { what: "a target name", extra: &['.', '_', ':', '-'], max_chars: 255 };
+
+impl NameRule {
+    /// Why `text` breaks the rule, if it does.
+    pub fn check(&self, text: &str) -> Result<(), String> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || self.extra.contains(&c);
+        match text.chars().next() {
+            None => Err("found an empty string".into()),
+            Some(first) if !first.is_ascii_alphanumeric() => Err(format!("found `{}` first", first.escape_debug())),
+            Some(_) => match text.chars().find(|c| !allowed(*c)) {
+                Some(bad) => Err(format!("found `{}`", bad.escape_debug())),
+                None if text.chars().count() > self.max_chars => Err(format!("found {} characters", text.chars().count())),
+                None => Ok(()),
+            },
+        }
+    }
+
+    pub fn expected(&self) -> String {
+        let quoted: Vec<String> = self.extra.iter().map(|c| format!("`{c}`")).collect();
+        let (last, rest) = quoted.split_last().expect("a rule allows some punctuation");
+        format!(
+            "{} of letters, digits, {} and {last}, starting with a letter or digit, at most {} characters",
+            self.what,
+            rest.join(", "),
+            self.max_chars
+        )
+    }
+
+    /// `extra` ends with `-`, which a regex class then takes literally.
+    fn pattern(&self) -> String {
+        let extra: String = self.extra.iter().collect();
+        format!("^[A-Za-z0-9][A-Za-z0-9{extra}]*$")
+    }
+
+    fn schema(&self) -> Json {
+        json!({ "type": "string", "pattern": self.pattern(), "maxLength": self.max_chars })
+    }
+}
 
 const fn field(name: &'static str, kind: Kind, doc: &'static str) -> Field {
     Field { name, required: false, kind, doc, default: None }
@@ -270,7 +327,8 @@ impl Kind {
         match self {
             Kind::AnyText => "a string".into(),
             Kind::Text => "a non-empty string".into(),
-            Kind::Name => "a name of letters, digits, `-`, `_` and `.` (not starting with `.`)".into(),
+            Kind::Name => NAME.expected(),
+            Kind::Target => TARGET.expected(),
             Kind::Enum(values) => format!("one of {}", quoted_list(values)),
             Kind::TextList => "a list of strings".into(),
             Kind::Targets => "a non-empty list of target names".into(),
@@ -372,10 +430,11 @@ fn kind_schema(kind: &Kind) -> Json {
     match kind {
         Kind::AnyText => json!({ "type": "string" }),
         Kind::Text => json!({ "type": "string", "minLength": 1 }),
-        Kind::Name => json!({ "type": "string", "pattern": "^[A-Za-z0-9_-][A-Za-z0-9_.-]*$" }),
+        Kind::Name => NAME.schema(),
+        Kind::Target => TARGET.schema(),
         Kind::Enum(values) => json!({ "enum": values }),
         Kind::TextList => json!({ "type": "array", "items": { "type": "string" } }),
-        Kind::Targets => json!({ "type": "array", "minItems": 1, "items": { "type": "string", "minLength": 1 } }),
+        Kind::Targets => json!({ "type": "array", "minItems": 1, "items": TARGET.schema() }),
         Kind::Url => json!({ "type": "string", "pattern": "^https?://." }),
         Kind::Duration { min } => json!({ "oneOf": [
             { "type": "integer", "minimum": min },

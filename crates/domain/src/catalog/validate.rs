@@ -3,9 +3,11 @@
 //! repeat a value that could be a secret.
 
 use super::schedule::check_schedule;
-use super::shape::{Field, Kind, PROVIDER, Shape, WAVE, quoted_list};
+use super::shape::{Field, HEALTH, Kind, NAME, NameRule, PROVIDER, Shape, TARGET, WAVE, quoted_list};
 use super::tree::{Node, Value};
 use super::{Diagnostic, Seconds, SecretRef};
+use crate::support::LOCK_LEASE;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// Path shown for problems that concern a whole document.
@@ -20,7 +22,7 @@ pub(crate) fn join(parent: &str, key: &str) -> String {
     if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
 }
 
-fn index(parent: &str, i: usize) -> String {
+pub(crate) fn index(parent: &str, i: usize) -> String {
     format!("{parent}[{i}]")
 }
 
@@ -112,13 +114,14 @@ impl<'a> Checker<'a> {
         match (kind, &node.value) {
             (Kind::AnyText, Value::Str(_)) | (Kind::Mapping, Value::Map(_)) => {}
             (Kind::Text, Value::Str(s)) if !s.trim().is_empty() => {}
-            (Kind::Name, Value::Str(s)) if is_name(s) => {}
+            (Kind::Name, Value::Str(s)) => self.name(node, path, &NAME, s),
+            (Kind::Target, Value::Str(s)) => self.name(node, path, &TARGET, s),
             (Kind::Enum(values), Value::Str(s)) if !values.contains(&s.as_str()) => {
                 self.error(node.line, path, unknown_message("value", s, values));
             }
             (Kind::Enum(_), Value::Str(_)) => {}
             (Kind::TextList, Value::Seq(items)) => self.each(items, path, &Kind::AnyText),
-            (Kind::Targets, Value::Seq(items)) if !items.is_empty() => self.each(items, path, &Kind::Text),
+            (Kind::Targets, Value::Seq(items)) if !items.is_empty() => self.each(items, path, &Kind::Target),
             (Kind::Url, Value::Str(s)) if is_http_url(s) => {}
             (Kind::Duration { min }, _) => self.duration(node, path, *min),
             (Kind::Count { min }, Value::Int(n)) if *n >= 0 && (*n as u64) >= *min && *n <= i64::from(u32::MAX) => {}
@@ -165,11 +168,15 @@ impl<'a> Checker<'a> {
         }
     }
 
+    fn name(&mut self, node: &Node, path: &str, rule: &NameRule, text: &str) {
+        if let Err(why) = rule.check(text) {
+            self.error(node.line, path, format!("expected {}; {why}", rule.expected()));
+        }
+    }
+
     fn duration(&mut self, node: &Node, path: &str, min: u64) {
-        let seconds = match &node.value {
-            Value::Int(n) => u64::try_from(*n).map_err(|_| "a duration that is not negative".to_string()),
-            Value::Str(s) => Seconds::parse(s).map(|s| s.0),
-            _ => return self.mismatch(node, path, &Kind::Duration { min }.expected()),
+        let Some(seconds) = duration_seconds(node) else {
+            return self.mismatch(node, path, &Kind::Duration { min }.expected());
         };
         match seconds {
             Err(why) => self.error(node.line, path, format!("expected {why}")),
@@ -216,6 +223,47 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Rules across fields of the Baton block at `path`, judged where those fields are
+    /// themselves valid (their own problems are reported by [`Checker::object`]).
+    pub fn delivery_rules(&mut self, baton: &Node, path: &str) {
+        if let Some(health) = baton.get("health")
+            && health.get(PROVIDER).and_then(Node::as_str) == Some("http")
+            && let (Some(consecutive), Some(max_samples)) =
+                (count_or_default(health, "consecutive"), count_or_default(health, "max-samples"))
+            && max_samples.value < consecutive.value
+        {
+            // Point at whichever of the two was written, max-samples first.
+            let (line, field) = match (max_samples.line, consecutive.line) {
+                (Some(line), _) => (line, "max-samples"),
+                (None, line) => (line.unwrap_or(health.line), "consecutive"),
+            };
+            let default = if max_samples.line.is_none() { ", its default" } else { "" };
+            let message = format!(
+                "expected `max-samples` ({}{default}) of at least `consecutive` ({}): fewer samples can never hold that many \
+                 successes in a row",
+                max_samples.value, consecutive.value
+            );
+            self.error(line, &join(&join(path, "health"), field), message);
+        }
+        let waves = baton.get("deploy").and_then(|deploy| deploy.get("waves"));
+        if let Some(Value::Seq(waves)) = waves.map(|w| &w.value) {
+            let lease = Seconds(LOCK_LEASE.as_secs());
+            for (i, wave) in waves.iter().enumerate() {
+                let Some(bake) = wave.get("bake") else { continue };
+                if let Some(Ok(seconds)) = duration_seconds(bake)
+                    && seconds > lease.0
+                {
+                    let message = format!(
+                        "expected a bake of at most {lease} ({}h), the release lock's lease: nothing renews the lock while \
+                         a wave bakes, so a longer bake lets it lapse mid-release",
+                        lease.0 / 3600
+                    );
+                    self.error(bake.line, &join(&index(&join(path, "deploy.waves"), i), "bake"), message);
+                }
+            }
+        }
+    }
+
     fn waves(&mut self, waves: &[Node], path: &str) {
         let mut names: HashMap<&str, usize> = HashMap::new();
         let mut targets: HashMap<&str, usize> = HashMap::new();
@@ -247,10 +295,48 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// A whole number from the catalog, or its default; `line` is None for the default.
+struct Count {
+    value: u64,
+    line: Option<usize>,
+}
+
+/// The http health field `name` of `health`, or its default; None when it is not a valid count.
+fn count_or_default(health: &Node, name: &str) -> Option<Count> {
+    match health.get(name) {
+        Some(Node { line, value: Value::Int(n) }) => u64::try_from(*n).ok().map(|value| Count { value, line: Some(*line) }),
+        Some(_) => None,
+        None => http_health_default(name).map(|value| Count { value, line: None }),
+    }
+}
+
+fn http_health_default(name: &str) -> Option<u64> {
+    let http = HEALTH.variants.iter().find(|v| v.provider == "http")?;
+    http.fields.iter().find(|f| f.name == name)?.default
+}
+
+/// A duration node's seconds, or why it is no duration; None when it is neither number nor string.
+fn duration_seconds(node: &Node) -> Option<Result<u64, String>> {
+    match &node.value {
+        Value::Int(n) => Some(u64::try_from(*n).map_err(|_| "a duration that is not negative".to_string())),
+        Value::Str(s) => Some(Seconds::parse(s).map(|s| s.0)),
+        _ => None,
+    }
+}
+
 /// "unknown field `comand` (did you mean `command`?); expected one of ..."
 pub(crate) fn unknown_message(what: &str, found: &str, expected: &[&str]) -> String {
     let suggestion = did_you_mean(found, expected).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
-    format!("unknown {what} `{found}`{suggestion}; expected one of {}", quoted_list(expected))
+    format!("unknown {what} `{}`{suggestion}; expected one of {}", shown(found), quoted_list(expected))
+}
+
+/// `text` as quoted in a message: cut short, since hostile text can be a megabyte long.
+pub(crate) fn shown(text: &str) -> Cow<'_, str> {
+    const MAX_CHARS: usize = 64;
+    match text.char_indices().nth(MAX_CHARS) {
+        Some((cut, _)) => Cow::Owned(format!("{}...", &text[..cut])),
+        None => Cow::Borrowed(text),
+    }
 }
 
 /// The candidate closest to `found` by edit distance, when it is close enough to be a typo.
@@ -281,11 +367,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
-/// Letters, digits, `-`, `_`, `.`; not starting with `.` (names end up in keys and file names).
-pub(crate) fn is_name(s: &str) -> bool {
-    !s.is_empty() && !s.starts_with('.') && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
 pub(crate) fn is_env_name(s: &str) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
@@ -312,8 +393,18 @@ mod tests {
 
     #[test]
     fn names_and_env_names() {
-        assert!(is_name("hello-web.v2_1"));
-        assert!(!is_name(".hidden") && !is_name("a/b") && !is_name(""));
+        assert_eq!(NAME.check("hello-web.v2_1"), Ok(()));
+        assert_eq!(NAME.check(".hidden"), Err("found `.` first".into()));
+        assert_eq!(NAME.check("-rf"), Err("found `-` first".into()));
+        assert_eq!(NAME.check("a/b"), Err("found `/`".into()));
+        assert_eq!(NAME.check("a\tb"), Err("found `\\t`".into()));
+        assert_eq!(NAME.check(""), Err("found an empty string".into()));
+        assert_eq!(NAME.check(&"n".repeat(63)), Ok(()));
+        assert_eq!(NAME.check(&"n".repeat(64)), Err("found 64 characters".into()));
+        let arn = "arn:aws:lambda:eu-west-1:123456789012:function:checkout:live";
+        assert_eq!(TARGET.check(arn), Ok(()));
+        assert_eq!(NAME.check(arn), Err("found `:`".into()));
+        assert_eq!(TARGET.check("a,b"), Err("found `,`".into()));
         assert!(is_env_name("_X1") && !is_env_name("1X") && !is_env_name("A-B"));
     }
 }

@@ -192,6 +192,38 @@ fn other_datadog_versions_are_skipped_unless_they_carry_a_baton_block() {
 }
 
 #[test]
+fn unknown_versions_are_errors_that_name_the_versions_read() {
+    let text = with("schema-version: v2.2", "schema-version: v9");
+    let d = only_error(&text);
+    assert_diag(&d, 1, "schema-version", "unknown schema-version `v9`: Baton reads `schema-version: v2.2` and `apiVersion: v3`");
+    assert!(d.message.ends_with("and skips Datadog's older `v2`, `v2.1`"), "{d}");
+    let d = only_error("schema-version: 2.2\ndd-service: shop\n");
+    assert_diag(&d, 1, "schema-version", "expected a version string for schema-version, found a number: Baton reads");
+    let d = only_error("apiVersion: v4\nkind: service\nmetadata: {name: shop}\n");
+    assert_diag(&d, 1, "apiVersion", "unknown apiVersion `v4`: Baton reads");
+    // Without a Baton block too: nothing is skipped silently but Datadog's own older versions.
+    let d = only_error("schema-version: v2.3\ndd-service: shop\n");
+    assert_diag(&d, 1, "schema-version", "unknown schema-version `v2.3`");
+}
+
+#[test]
+fn a_text_without_documents_is_an_error() {
+    for text in ["", "# only a comment\n", "---\n...\n"] {
+        let d = only_error(text);
+        assert_eq!((d.line, d.path.as_str()), (None, "(document)"), "{text:?}");
+        assert_eq!(d.message, "expected at least one Datadog service definition, found no YAML or JSON document");
+    }
+}
+
+#[test]
+fn quoted_input_is_cut_short_in_messages() {
+    let key = "k".repeat(1_000); // plain keys past 1024 characters are not YAML
+    let d = only_error(&with("    release-branch: main", &format!("    release-branch: main\n    {key}: 1")));
+    assert!(d.message.starts_with(&format!("unknown field `{}...`; expected one of", "k".repeat(64))), "{d}");
+    assert!(d.message.len() < 300);
+}
+
+#[test]
 fn a_document_that_is_no_datadog_definition_is_an_error() {
     assert_diag(&only_error("name: x\n"), 1, "(document)", "expected a Datadog service definition");
 }
@@ -343,6 +375,45 @@ fn durations_are_checked() {
 }
 
 #[test]
+fn health_needs_room_for_its_streak() {
+    let health = "      url: https://shop.example.com/health";
+    let text = with(health, &format!("{health}\n      consecutive: 5\n      max-samples: 4"));
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "max-samples"),
+        "extensions.baton.health.max-samples",
+        "expected `max-samples` (4) of at least `consecutive` (5): fewer samples can never hold",
+    );
+    // Against the default (10), the diagnostic points at what was written.
+    let text = with(health, &format!("{health}\n      consecutive: 11"));
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "consecutive"),
+        "extensions.baton.health.consecutive",
+        "expected `max-samples` (10, its default) of at least `consecutive` (11)",
+    );
+    let text = with(health, &format!("{health}\n      consecutive: 10\n      max-samples: 10"));
+    assert_eq!(parse_catalog_documents(FILE, &text).1, vec![]);
+    // An invalid count is reported once, by its own check.
+    let text = with(health, &format!("{health}\n      consecutive: many\n      max-samples: 1"));
+    assert_eq!(only_error(&text).path, "extensions.baton.health.consecutive");
+}
+
+#[test]
+fn a_bake_fits_in_the_lock_lease() {
+    let text = with("bake: 5s", "bake: 2h1s");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "bake: 2h1s"),
+        "extensions.baton.deploy.waves[0].bake",
+        "expected a bake of at most 7200s (2h), the release lock's lease",
+    );
+    assert_eq!(crate::support::LOCK_LEASE.as_secs(), 7200, "the docs and this test say 2h");
+    let text = with("bake: 5s", "bake: 7200");
+    assert_eq!(parse_catalog_documents(FILE, &text).1, vec![]);
+}
+
+#[test]
 fn schedules_follow_eventbridge_scheduler() {
     let text = with("    release-branch: main", "    release-branch: main\n    schedule: cron(0 10 * * * *)");
     assert_diag(
@@ -430,7 +501,37 @@ fn slack_needs_a_way_to_post() {
 #[test]
 fn service_names_must_be_safe_for_keys_and_paths() {
     let text = with("dd-service: shop", "dd-service: ../shop");
-    assert_diag(&only_error(&text), 2, "dd-service", "expected a service name of letters, digits");
+    let d = only_error(&text);
+    assert_diag(&d, 2, "dd-service", "expected a name of letters, digits, `.`, `_` and `-`, starting with a letter or digit");
+    assert!(d.message.ends_with("at most 63 characters (Baton uses service names in keys and paths); found `.` first"), "{d}");
+}
+
+#[test]
+fn environment_wave_and_target_names_follow_their_grammar() {
+    let text = with("environment: production", "environment: prod/eu");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "prod/eu"),
+        "extensions.baton.environment",
+        "expected a name of letters, digits, `.`, `_` and `-`, starting with a letter or digit, at most 63 characters; found `/`",
+    );
+    let text = with("- name: rest", &format!("- name: {}", "r".repeat(64)));
+    assert_diag(&only_error(&text), line_of(&text, "rrr"), "extensions.baton.deploy.waves[1].name", "; found 64 characters");
+    let text = with("- name: rest", "- name: -rest");
+    assert_diag(&only_error(&text), line_of(&text, "-rest"), "extensions.baton.deploy.waves[1].name", "; found `-` first");
+
+    for (target, why) in
+        [("\"r1,r3\"", "found `,`"), ("../etc", "found `.` first"), ("\"a b\"", "found ` `"), ("\"\"", "found an empty string")]
+    {
+        let text = with("targets: [r1, r2]", &format!("targets: [r1, {target}]"));
+        let d = only_error(&text);
+        assert_diag(&d, line_of(&text, "targets: [r1, "), "extensions.baton.deploy.waves[1].targets[1]", why);
+        assert!(d.message.starts_with("expected a target name of letters, digits, `.`, `_`, `:` and `-`, starting"), "{d}");
+    }
+    // What deploy tools call their targets reads as is: ECS services, Lambda ARNs, Argo CD apps.
+    let targets = "[web-use1_blue, \"arn:aws:lambda:us-east-1:123456789012:function:checkout:live\", checkout.prod]";
+    let (services, diagnostics) = parse_catalog_documents(FILE, &with("targets: [r1, r2]", &format!("targets: {targets}")));
+    assert_eq!((services.len(), diagnostics), (1, vec![]));
 }
 
 #[test]
@@ -531,9 +632,248 @@ async fn fs_catalog_serves_valid_invalid_unmanaged_and_missing_services() {
 }
 
 #[test]
+fn a_path_without_definitions_is_an_error() {
+    let dir = catalog_dir(&[("notes.txt", "not a catalog")]);
+    let catalog = load_catalog(dir.path()).unwrap();
+    let [d] = catalog.diagnostics() else { panic!("{:#?}", catalog.diagnostics()) };
+    assert_eq!((d.file.clone(), d.line), (dir.path().display().to_string(), None));
+    assert_eq!(d.message, "expected Datadog service definitions, found no *.yaml, *.yml or *.json file");
+
+    let dir = catalog_dir(&[("empty.yaml", ""), ("shop.yaml", BASE)]);
+    let catalog = load_catalog(dir.path()).unwrap();
+    assert_eq!(catalog.services().len(), 1);
+    let [d] = catalog.diagnostics() else { panic!("{:#?}", catalog.diagnostics()) };
+    assert_eq!(d.file, dir.path().join("empty.yaml").display().to_string());
+    assert!(d.message.contains("found no YAML or JSON document"));
+}
+
+#[test]
 fn a_single_file_is_a_catalog_too() {
     let dir = catalog_dir(&[("one.yaml", BASE)]);
     let catalog = load_catalog(&dir.path().join("one.yaml")).unwrap();
     assert_eq!(catalog.services().len(), 1);
     assert!(load_catalog(&dir.path().join("none.yaml")).is_err());
+}
+
+// ------------------------------------------------------------------ hostile input
+
+/// Runs `f` on a thread with a 256 KiB stack (8 MiB is usual): reading a text with one
+/// stack frame per nesting level would overflow it.
+fn on_small_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new().stack_size(256 * 1024).spawn(f).unwrap().join().expect("no stack overflow or panic")
+}
+
+/// The only diagnostic for a hostile `text`, read on a small stack within a time bound.
+fn hostile(text: String) -> Diagnostic {
+    let started = std::time::Instant::now();
+    let diagnostic = on_small_stack(move || only_error(&text));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    diagnostic
+}
+
+#[test]
+fn deep_nesting_is_refused_without_recursing() {
+    let deep = [
+        "- ".repeat(5_000) + "x\n",
+        "[".repeat(5_000) + &"]".repeat(5_000) + "\n",
+        "{a: ".repeat(200) + "1" + &"}".repeat(200) + "\n",
+        "a:\n".to_string() + &(1..100).map(|i| format!("{}b{i}:\n", " ".repeat(i))).collect::<String>() + &" ".repeat(100) + "c: 1\n",
+    ];
+    for text in deep {
+        let d = hostile(text);
+        assert_eq!(d.path, "(document)");
+        assert!(d.message.contains("nest more than 64 levels deep, the most a catalog document may have"), "{d}");
+    }
+    // The limit itself: 64 levels read (and are no catalog), 65 do not.
+    assert!(hostile("- ".repeat(64) + "x\n").message.contains("expected a Datadog service definition"));
+    assert_diag(&hostile("- ".repeat(65) + "x\n"), 1, "(document)", "nest more than 64 levels");
+    // An alias counts the depth of what it copies.
+    let anchored = "[".repeat(40) + &"]".repeat(40);
+    let text = format!("a: &a {anchored}\nb:\n{}*a\n", "  - ".repeat(30));
+    assert_diag(&hostile(text.clone()), line_of(&text, "*a"), "(document)", "nest more than 64 levels");
+}
+
+#[test]
+fn alias_bombs_stop_at_the_expansion_budget() {
+    // Billion laughs: each level is nine aliases of the one before.
+    let levels = "abcdefghi".chars().collect::<Vec<_>>();
+    let mut text = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n".to_string();
+    for pair in levels.windows(2) {
+        let (prev, this) = (pair[0], pair[1]);
+        text += &format!("{this}: &{this} [{}]\n", vec![format!("*{prev}"); 9].join(", "));
+    }
+    let d = hostile(text.clone());
+    assert!(d.line.is_some_and(|line| line <= text.lines().count()), "{d}");
+    assert!(d.message.contains("more than 200000 values with its aliases expanded"), "{d}");
+
+    // Few nodes, much text: one long anchored string, aliased many times.
+    let text = format!("a: &a \"{}\"\nb: [{}]\n", "x".repeat(64 * 1024), vec!["*a"; 100].join(", "));
+    assert_diag(&hostile(text), 2, "(document)", "more than 4194304 bytes of text with its aliases expanded");
+
+    // Aliases used as mapping keys (which saphyr's loader did not count) are refused outright.
+    let text = "a: &a [lol, lol]\nb: &b {? [*a, 1] : 1, ? [*a, 2] : 2}\n".to_string();
+    assert_diag(&hostile(text), 2, "(document)", "expected well-formed YAML or JSON: a plain mapping key, not a list or mapping");
+    assert_diag(&hostile("a: &a [x]\nb: {*a : 1}\n".into()), 2, "(document)", "a plain mapping key");
+    assert_diag(&hostile("a: *a\n".into()), 1, "(document)", "unknown anchor");
+    assert_diag(&hostile("a: &a x\n---\nb: *a\n".into()), 3, "(document)", "an alias that names an earlier anchor of its document");
+}
+
+#[test]
+fn oversized_texts_are_refused_before_parsing() {
+    let text = format!("schema-version: v2.2\ndd-service: big\ndescription: \"{}\"\n", "x".repeat(tree::MAX_TEXT_BYTES));
+    let d = hostile(text);
+    assert_eq!((d.line, d.path.as_str()), (None, "(document)"));
+    assert!(d.message.ends_with("bytes; a catalog file may hold at most 1048576 (1 MiB)"), "{d}");
+
+    // From a directory: the big file is reported without being read whole, the others still load.
+    let dir = catalog_dir(&[("shop.yaml", BASE)]);
+    let big = dir.path().join("big.yaml");
+    std::fs::File::create(&big).unwrap().set_len(64 << 20).unwrap();
+    let catalog = load_catalog(dir.path()).unwrap();
+    assert_eq!(catalog.services().len(), 1);
+    let [d] = catalog.diagnostics() else { panic!("{:#?}", catalog.diagnostics()) };
+    assert_eq!(d.file, big.display().to_string());
+    assert_eq!(d.message, "the text is 67108864 bytes; a catalog file may hold at most 1048576 (1 MiB)");
+}
+
+#[test]
+fn a_hostile_file_does_not_stop_its_neighbours() {
+    let bomb = "- ".repeat(50_000) + "x\n";
+    let dir = catalog_dir(&[("shop.yaml", BASE), ("bomb.yaml", &bomb)]);
+    let path = dir.path().to_path_buf();
+    let catalog = on_small_stack(move || load_catalog(&path).unwrap());
+    assert!(matches!(catalog.lookup("shop"), parse::Lookup::Found(_)));
+    assert_eq!(catalog.diagnostics().len(), 1);
+    assert!(catalog.diagnostics()[0].message.contains("nest more than 64 levels"));
+}
+
+// ------------------------------------------------------------------ paths and programs (from files)
+
+/// The diagnostics of `text` loaded as `catalog/shop.yaml` in `dir`, with `loader`.
+fn load_in(dir: &std::path::Path, text: &str, loader: &CatalogLoader) -> (std::path::PathBuf, Vec<Diagnostic>) {
+    let file = dir.join("catalog/shop.yaml");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    std::fs::write(&file, text).unwrap();
+    let catalog = loader.load(&dir.join("catalog")).unwrap();
+    (file, catalog.diagnostics().to_vec())
+}
+
+/// BASE whose build runs in `working_dir` (and writes `artifact`, when given).
+fn build_in(working_dir: &str, artifact: Option<&str>) -> String {
+    let artifact = artifact.map(|a| format!("\n      artifact-file: {a}")).unwrap_or_default();
+    with(
+        "      command: [\"sh\", \"build.sh\"]",
+        &format!("      command: [\"sh\", \"build.sh\"]\n      working-dir: {working_dir}{artifact}"),
+    )
+}
+
+#[test]
+fn working_dirs_and_artifact_files_stay_inside_the_root() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    std::fs::create_dir_all(root.join("services/shop")).unwrap();
+    std::fs::create_dir_all(root.join("outside")).unwrap();
+    let loader = CatalogLoader { root: Some(root.join("catalog")) };
+    std::fs::create_dir_all(root.join("catalog/tools")).unwrap();
+
+    // Inside: relative paths, `..` that stays in, an artifact file not written yet.
+    let (_, diagnostics) = load_in(&root, &build_in("tools/../tools", Some("out/ref")), &loader);
+    assert_eq!(diagnostics, vec![]);
+
+    let cases = [
+        ("../outside", None, "working-dir", format!("it leads to {}", root.join("outside").display())),
+        ("/tmp", None, "working-dir", "it leads to /tmp".to_string()),
+        ("tools", Some("../../../../../../../etc/passwd"), "artifact-file", "it leads to /etc/passwd".to_string()),
+    ];
+    for (working_dir, artifact, field, why) in cases {
+        let text = build_in(working_dir, artifact);
+        let (file, diagnostics) = load_in(&root, &text, &loader);
+        let [d] = &diagnostics[..] else { panic!("{diagnostics:#?}") };
+        assert_eq!((d.file.as_str(), d.line), (file.to_str().unwrap(), Some(line_of(&text, field))));
+        assert_eq!(d.path, format!("extensions.baton.build.{field}"));
+        assert!(d.message.starts_with("expected a path") && d.message.contains(&why), "{d}");
+        assert!(d.message.contains(&format!("{} (the catalog root; `BATON_CATALOG_ROOT` sets another)", root.join("catalog").display())));
+    }
+
+    // A symlink inside the root that points out of it.
+    std::os::unix::fs::symlink(root.join("outside"), root.join("catalog/link")).unwrap();
+    let (_, diagnostics) = load_in(&root, &build_in("link", None), &loader);
+    assert!(
+        diagnostics[0].message.contains(&format!("it leads through a symlink to {}", root.join("outside").display())),
+        "{diagnostics:#?}"
+    );
+
+    // An operator's root may be wider, and then allows absolute paths inside it.
+    let wide = CatalogLoader { root: Some(root.clone()) };
+    let text = build_in(&root.join("services/shop").display().to_string(), None);
+    assert_eq!(load_in(&root, &text, &wide).1, vec![]);
+    assert_eq!(load_in(&root, &build_in("../services/shop", None), &wide).1, vec![]);
+    // A root that does not exist stops the load.
+    assert!(CatalogLoader { root: Some(root.join("nope")) }.load(&root.join("catalog")).unwrap_err().to_string().contains("catalog root"));
+}
+
+#[test]
+fn the_default_root_is_the_repository_holding_the_catalog() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    std::fs::create_dir_all(root.join("repo/services/shop")).unwrap();
+    let loader = CatalogLoader::default();
+    // Without a repository, the catalog's directory.
+    let (_, diagnostics) = load_in(&root.join("repo"), &build_in("../services/shop", None), &loader);
+    assert!(diagnostics[0].message.contains("(the catalog's directory;"), "{diagnostics:#?}");
+    // In a repository, anywhere inside it, as the examples' `../services/common`.
+    std::fs::create_dir(root.join("repo/.git")).unwrap();
+    assert_eq!(load_in(&root.join("repo"), &build_in("../services/shop", None), &loader).1, vec![]);
+    let (_, diagnostics) = load_in(&root.join("repo"), &build_in("../..", None), &loader);
+    assert!(diagnostics[0].message.contains("(the repository holding the catalog;"), "{diagnostics:#?}");
+    // Absolute paths only under an operator's root.
+    let text = build_in(&root.join("repo/services/shop").display().to_string(), None);
+    let (_, diagnostics) = load_in(&root.join("repo"), &text, &loader);
+    assert_eq!(
+        diagnostics[0].message,
+        format!(
+            "expected a path relative to the catalog file's directory, found an absolute path; paths must stay inside {} \
+             (the repository holding the catalog; `BATON_CATALOG_ROOT` sets another)",
+            root.join("repo").display()
+        )
+    );
+}
+
+#[test]
+fn working_dirs_exist_and_programs_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    std::fs::create_dir_all(root.join("catalog/bin")).unwrap();
+    std::fs::write(root.join("catalog/bin/deploy.sh"), "exit 0\n").unwrap();
+    let loader = CatalogLoader { root: Some(root.clone()) };
+
+    let text = build_in("missing", None);
+    let (_, diagnostics) = load_in(&root, &text, &loader);
+    let [d] = &diagnostics[..] else { panic!("{diagnostics:#?}") };
+    assert_diag_in(d, line_of(&text, "working-dir"), "extensions.baton.build.working-dir");
+    assert_eq!(d.message, format!("expected an existing directory: {} does not exist", root.join("catalog/missing").display()));
+
+    let deploy = "      command: [\"sh\", \"deploy.sh\"]";
+    let text = with(deploy, "      command: [./deploy.sh]\n      working-dir: bin\n      rollback-command: [./rollback.sh]");
+    let (_, diagnostics) = load_in(&root, &text, &loader);
+    let [d] = &diagnostics[..] else { panic!("{diagnostics:#?}") };
+    assert_diag_in(d, line_of(&text, "rollback.sh"), "extensions.baton.deploy.rollback-command[0]");
+    assert_eq!(d.message, format!("expected a program file: {} does not exist", root.join("catalog/bin/rollback.sh").display()));
+
+    let text = with(deploy, "      command: [no-such-program-baton-test]");
+    let (_, diagnostics) = load_in(&root, &text, &loader);
+    let [d] = &diagnostics[..] else { panic!("{diagnostics:#?}") };
+    assert_diag_in(d, line_of(&text, "no-such-program"), "extensions.baton.deploy.command[0]");
+    assert!(d.message.starts_with("expected a program on PATH or a path to one (e.g. `./no-such-program-baton-test`"), "{d}");
+    // The command's own PATH is where its program is looked up.
+    let text = with(deploy, &format!("      command: [deploy.sh]\n      env: {{PATH: \"{}\"}}", root.join("catalog/bin").display()));
+    assert_eq!(load_in(&root, &text, &loader).1, vec![]);
+
+    // A text from elsewhere (the catalog table, Datadog) is not checked against this machine.
+    assert_eq!(parse_catalog_documents(FILE, &build_in("/nowhere", None)).1, vec![]);
+}
+
+fn assert_diag_in(d: &Diagnostic, line: usize, path: &str) {
+    assert!(d.file.ends_with("catalog/shop.yaml"), "{d}");
+    assert_eq!((d.line, d.path.as_str()), (Some(line), path), "{d}");
 }

@@ -1,0 +1,179 @@
+//! Checks that need the filesystem, made when a catalog is loaded from files:
+//! a command's `working-dir` and `artifact-file` stay inside the catalog root,
+//! its working directory exists and its programs can be found.
+//! [`parse_catalog_documents`](super::parse_catalog_documents) (a text from
+//! anywhere) makes none of them.
+//!
+//! Only those two paths are confined: Baton reads the artifact file back (into
+//! events and messages) and runs commands in the working directory. A program
+//! is not: a command can run anything it names anyway.
+
+use super::tree::{Node, Value};
+use super::validate::{Checker, index, join};
+use std::ffi::OsStr;
+use std::io;
+use std::path::{Component, Path, PathBuf};
+
+/// Environment variable that sets the catalog root for [`load_catalog`](super::load_catalog).
+pub const CATALOG_ROOT_ENV: &str = "BATON_CATALOG_ROOT";
+
+/// The directory every `working-dir` and `artifact-file` must stay inside.
+pub(crate) struct Root {
+    /// Canonical: resolved paths are compared with it.
+    path: PathBuf,
+    /// What it is, for messages.
+    what: &'static str,
+    /// Set by the operator: absolute paths inside it are then allowed too.
+    explicit: bool,
+}
+
+impl Root {
+    pub fn explicit(path: &Path) -> io::Result<Root> {
+        let path =
+            std::fs::canonicalize(path).map_err(|err| io::Error::new(err.kind(), format!("catalog root {}: {err}", path.display())))?;
+        Ok(Root { path, what: "the catalog root", explicit: true })
+    }
+
+    /// The repository holding `catalog` (the nearest directory above it with a `.git`),
+    /// else the catalog's own directory: service scripts usually sit beside the catalog
+    /// in its repository (`working-dir: ../services/web`), never elsewhere on the machine.
+    pub fn around(catalog: &Path) -> io::Result<Root> {
+        let catalog = std::fs::canonicalize(catalog)?;
+        let dir = if catalog.is_dir() { catalog.as_path() } else { catalog.parent().unwrap_or(&catalog) };
+        Ok(match dir.ancestors().find(|d| d.join(".git").exists()) {
+            Some(repository) => Root { path: repository.to_path_buf(), what: "the repository holding the catalog", explicit: false },
+            None => Root { path: dir.to_path_buf(), what: "the catalog's directory", explicit: false },
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("{} ({}; `{CATALOG_ROOT_ENV}` sets another)", self.path.display(), self.what)
+    }
+}
+
+/// Where one catalog file's relative paths resolve.
+pub(crate) struct Place<'a> {
+    /// The catalog file's directory, canonical.
+    pub dir: PathBuf,
+    pub root: &'a Root,
+}
+
+/// The command sections of a Baton block and their argv fields.
+const COMMANDS: &[(&str, &[&str])] = &[("build", &["command"]), ("deploy", &["command", "rollback-command"]), ("health", &["command"])];
+
+impl Place<'_> {
+    /// Checks every command of the Baton block `baton` found at `path`.
+    pub fn check_commands(&self, checker: &mut Checker, baton: &Node, path: &str) {
+        for (section, argvs) in COMMANDS {
+            let Some(node) = baton.get(section) else { continue };
+            if node.get("provider").and_then(Node::as_str) != Some("command") {
+                continue;
+            }
+            let section_path = join(path, section);
+            let Some(work_dir) = self.working_dir(checker, node, &section_path) else { continue };
+            if let Some(file) = node.get("artifact-file") {
+                self.resolve(checker, file, &join(&section_path, "artifact-file"), &work_dir);
+            }
+            // The command's own PATH, if it sets one, is where its program is looked up.
+            let search = node.get("env").and_then(|env| env.get("PATH")).and_then(Node::as_str);
+            for argv in *argvs {
+                if let Some(Value::Seq(items)) = node.get(argv).map(|n| &n.value)
+                    && let Some(program) = items.first()
+                {
+                    check_program(checker, program, &index(&join(&section_path, argv), 0), &work_dir, search);
+                }
+            }
+        }
+    }
+
+    /// The section's working directory, when it is inside the root and exists.
+    fn working_dir(&self, checker: &mut Checker, section: &Node, path: &str) -> Option<PathBuf> {
+        let Some(node) = section.get("working-dir") else { return Some(self.dir.clone()) };
+        let path = join(path, "working-dir");
+        let dir = self.resolve(checker, node, &path, &self.dir)?;
+        if dir.is_dir() {
+            return Some(dir);
+        }
+        let what = if dir.exists() { "is not a directory" } else { "does not exist" };
+        checker.error(node.line, &path, format!("expected an existing directory: {} {what}", dir.display()));
+        None
+    }
+
+    /// `node` (a path relative to `base`) resolved, when it stays inside the root.
+    fn resolve(&self, checker: &mut Checker, node: &Node, path: &str, base: &Path) -> Option<PathBuf> {
+        let given = Path::new(node.as_str()?);
+        let root = self.root;
+        if given.is_absolute() && !root.explicit {
+            let message = format!(
+                "expected a path relative to the catalog file's directory, found an absolute path; paths must stay inside {}",
+                root.describe()
+            );
+            checker.error(node.line, path, message);
+            return None;
+        }
+        let resolved = normalize(&base.join(given));
+        let escape = if !resolved.starts_with(&root.path) {
+            format!("it leads to {}", resolved.display())
+        } else {
+            // A symlink inside the root can still point out of it.
+            match std::fs::canonicalize(&resolved) {
+                Ok(real) if !real.starts_with(&root.path) => format!("it leads through a symlink to {}", real.display()),
+                _ => return Some(resolved),
+            }
+        };
+        checker.error(node.line, path, format!("expected a path inside {}; {escape}", root.describe()));
+        None
+    }
+}
+
+/// `..` and `.` removed without touching the filesystem; `..` at the root stays there.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// A program with a `/` is a file relative to the working directory; a bare name is looked
+/// up on `search` (the command's PATH) or the process's PATH, as the command's spawn will.
+fn check_program(checker: &mut Checker, node: &Node, path: &str, work_dir: &Path, search: Option<&str>) {
+    let Some(program) = node.as_str().filter(|p| !p.trim().is_empty()) else { return };
+    let message = if program.contains('/') {
+        let file = normalize(&work_dir.join(program));
+        if file.is_file() {
+            return;
+        }
+        format!("expected a program file: {} does not exist", file.display())
+    } else {
+        let process_path = std::env::var_os("PATH");
+        let search = search.map(OsStr::new).or(process_path.as_deref()).unwrap_or_default();
+        if std::env::split_paths(search).any(|dir| dir.join(program).is_file()) {
+            return;
+        }
+        format!(
+            "expected a program on PATH or a path to one (e.g. `./{program}`, relative to the working directory {}): \
+             `{program}` is not on PATH",
+            work_dir.display()
+        )
+    };
+    checker.error(node.line, path, message);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_is_lexical() {
+        assert_eq!(normalize(Path::new("/a/b/../c/./d")), Path::new("/a/c/d"));
+        assert_eq!(normalize(Path::new("/a/../../..")), Path::new("/"));
+        assert_eq!(normalize(Path::new("/a/b/")), Path::new("/a/b"));
+    }
+}
