@@ -113,7 +113,7 @@ impl DynamoStore {
         let mut items = Vec::new();
         while limit.is_none_or(|limit| items.len() < limit) {
             match pages.next().await {
-                Some(item) => items.push(item.map_err(|e| unavailable("Query", e))?),
+                Some(item) => items.push(item.map_err(|e| store_error("Query", e))?),
                 None => break,
             }
         }
@@ -130,7 +130,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| unavailable(operation, e))?;
+            .map_err(|e| store_error(operation, e))?;
         Ok(output.item)
     }
 
@@ -146,13 +146,13 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(PK)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            .map_err(|e| StoreError::Refused(format!("TransactWriteItems: {e}")))?;
         let record = Put::builder()
             .table_name(&self.table)
             .set_item(Some(release_item(release)?))
             .condition_expression("attribute_not_exists(PK)")
             .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            .map_err(|e| StoreError::Refused(format!("TransactWriteItems: {e}")))?;
         let result = self
             .client
             .transact_write_items()
@@ -171,7 +171,7 @@ impl DynamoStore {
                 }
                 _ => Vec::new(),
             },
-            _ => return Err(unavailable("TransactWriteItems", err)),
+            _ => return Err(store_error("TransactWriteItems", err)),
         };
         let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
         match (code(0), code(1)) {
@@ -242,7 +242,7 @@ impl ReleaseStore for DynamoStore {
             Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
                 Err(StoreError::Conflict(format!("release {} does not exist", release.id)))
             }
-            Err(err) => Err(unavailable("PutItem", err)),
+            Err(err) => Err(store_error("PutItem", err)),
         }
     }
 
@@ -279,7 +279,7 @@ impl ReleaseStore for DynamoStore {
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
-            .map_err(|e| unavailable("UpdateItem", e))?;
+            .map_err(|e| store_error("UpdateItem", e))?;
         let seq = counter
             .attributes()
             .map(|item| number_attr(item, "seq"))
@@ -294,7 +294,7 @@ impl ReleaseStore for DynamoStore {
             .item("record", s(record))
             .send()
             .await
-            .map_err(|e| unavailable("PutItem", e))?;
+            .map_err(|e| store_error("PutItem", e))?;
         Ok(())
     }
 
@@ -344,7 +344,7 @@ impl ReleaseStore for DynamoStore {
                 };
                 Ok(LockOutcome::HeldBy(parse_lock(&item)?))
             }
-            _ => Err(unavailable("PutItem", err)),
+            _ => Err(store_error("PutItem", err)),
         }
     }
 
@@ -362,7 +362,7 @@ impl ReleaseStore for DynamoStore {
         match result {
             Ok(_) => Ok(true),
             Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(err) => Err(unavailable("DeleteItem", err)),
+            Err(err) => Err(store_error("DeleteItem", err)),
         }
     }
 
@@ -392,7 +392,7 @@ impl ReleaseStore for DynamoStore {
         for (field, value) in ROLLUP_FIELDS.iter().zip(rollup_values(delta)) {
             request = request.expression_attribute_values(format!(":{field}"), n(value));
         }
-        request.send().await.map_err(|e| unavailable("UpdateItem", e))?;
+        request.send().await.map_err(|e| store_error("UpdateItem", e))?;
         Ok(())
     }
 
@@ -543,12 +543,22 @@ fn rollup_pk(service: &str, environment: &str) -> String {
     format!("ROLLUP#{service}#ENV#{environment}")
 }
 
-fn unavailable<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
+/// Throttling, 5xx and lost connections are worth retrying; anything else AWS answered
+/// (AccessDenied, a validation error, a missing table) is a refusal that a retry would only
+/// repeat, so it must not pass for an outage.
+fn store_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: Debug,
 {
-    StoreError::Unavailable(AwsError::from_sdk(operation, err).to_string())
+    classify(AwsError::from_sdk(operation, err))
+}
+
+fn classify(err: AwsError) -> StoreError {
+    match err {
+        AwsError::Unavailable { .. } => StoreError::Unavailable(err.to_string()),
+        AwsError::Rejected { .. } | AwsError::Unexpected { .. } => StoreError::Refused(err.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -577,6 +587,21 @@ mod tests {
         }
         let missing = HashMap::from([(PK.to_string(), s("LOCK#a"))]);
         assert_eq!(parse_lock(&missing), Err(StoreError::Corrupt("attribute 'expires_at' is missing".into())));
+    }
+
+    #[test]
+    fn only_transient_failures_are_unavailable() {
+        let throttled = AwsError::Unavailable { operation: "PutItem", message: "ThrottlingException: slow down".into() };
+        assert!(matches!(classify(throttled), StoreError::Unavailable(_)));
+        let denied = AwsError::Rejected {
+            operation: "PutItem",
+            code: "AccessDeniedException".into(),
+            message: "not authorized to perform dynamodb:PutItem".into(),
+        };
+        match classify(denied) {
+            StoreError::Refused(message) => assert!(message.contains("AccessDeniedException") && message.contains("PutItem"), "{message}"),
+            other => panic!("AccessDenied must be a refusal, got {other:?}"),
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 mod common;
 
 use baton_aws::DynamoStore;
-use baton_domain::ports::{LockOutcome, ReleaseStore};
+use baton_domain::ports::{LockOutcome, ReleaseStore, StoreError};
 use baton_domain::release::{LockKey, ReleaseId};
 use chrono::Utc;
 use std::time::Duration;
@@ -40,4 +40,16 @@ async fn a_lock_blocks_a_second_release_until_released_or_expired() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(store.lock_holder(&key, Utc::now()).await.unwrap(), None);
     assert_eq!(store.try_lock(&key, &first, Utc::now(), Duration::from_secs(30)).await.unwrap(), LockOutcome::Acquired);
+}
+
+/// A refusal (here a missing table; in AWS as often a missing IAM grant) is not an outage:
+/// the definition would retry `Unavailable` six times for nothing.
+#[tokio::test]
+async fn a_refused_request_is_not_unavailable() {
+    let client = aws_sdk_dynamodb::Client::new(&common::sdk_config().await);
+    let store = DynamoStore::new(client, common::unique("no-such-table"));
+    match store.get_release(&ReleaseId("rel-web-1".into())).await {
+        Err(StoreError::Refused(message)) => assert!(message.contains("ResourceNotFoundException"), "{message}"),
+        other => panic!("a missing table must be Refused, got {other:?}"),
+    }
 }

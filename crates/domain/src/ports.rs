@@ -16,6 +16,10 @@ pub enum StoreError {
     /// The backing store did not answer or throttled: worth retrying.
     #[error("release store unavailable: {0}")]
     Unavailable(String),
+    /// The store refused the request (access denied, a validation error, a missing table):
+    /// retrying will not help until someone fixes the permissions or the configuration.
+    #[error("release store refused the request: {0}")]
+    Refused(String),
     /// A record could not be read back (schema drift, hand edits).
     #[error("release store holds an unreadable record: {0}")]
     Corrupt(String),

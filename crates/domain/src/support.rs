@@ -28,7 +28,7 @@ impl From<StoreError> for TaskError {
     fn from(err: StoreError) -> TaskError {
         let name = match err {
             StoreError::Unavailable(_) => ErrorName::StoreUnavailable,
-            StoreError::Corrupt(_) | StoreError::Conflict(_) => ErrorName::Internal,
+            StoreError::Refused(_) | StoreError::Corrupt(_) | StoreError::Conflict(_) => ErrorName::Internal,
         };
         TaskError::new(name, err.to_string())
     }
