@@ -149,7 +149,7 @@ impl DynamoStore {
             .map_err(|e| StoreError::Refused(format!("TransactWriteItems: {e}")))?;
         let record = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(release_item(release)?))
+            .set_item(Some(release_item(release, release.version)?))
             .condition_expression("attribute_not_exists(PK)")
             .build()
             .map_err(|e| StoreError::Refused(format!("TransactWriteItems: {e}")))?;
@@ -228,21 +228,26 @@ impl ReleaseStore for DynamoStore {
         }
     }
 
-    async fn put_release(&self, release: &Release) -> Result<(), StoreError> {
+    async fn put_release(&self, release: &Release) -> Result<u64, StoreError> {
+        let version = next_version(release)?;
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(release_item(release)?))
-            .condition_expression("attribute_exists(PK)")
+            .set_item(Some(release_item(release, version)?))
+            .condition_expression(version_condition(release.version))
+            .expression_attribute_values(":read", n(release.version))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Err(StoreError::Conflict(format!("release {} does not exist", release.id)))
-            }
-            Err(err) => Err(store_error("PutItem", err)),
+            Ok(_) => Ok(version),
+            Err(err) => match err.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(failed)) => {
+                    Err(version_conflict(release, failed.item()))
+                }
+                _ => Err(store_error("PutItem", err)),
+            },
         }
     }
 
@@ -443,8 +448,9 @@ fn parse_rollup(item: &Item) -> Result<(NaiveDate, Rollup), StoreError> {
     ))
 }
 
-fn release_item(release: &Release) -> Result<Item, StoreError> {
-    let record = serde_json::to_string(release).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+/// The item of `release` stored at `version`.
+fn release_item(release: &Release, version: u64) -> Result<Item, StoreError> {
+    let record = serde_json::to_string(&Release { version, ..release.clone() }).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     // Newest first within a service: the creation time sorts, the id breaks ties.
     let order = format!("{}#{}", sortable_time(release.created_at), release.id);
     Ok(HashMap::from([
@@ -458,8 +464,37 @@ fn release_item(release: &Release) -> Result<Item, StoreError> {
         ("service".to_string(), s(&release.service)),
         ("environment".to_string(), s(&release.environment)),
         ("status".to_string(), s(release.status.as_str())),
+        // Mirrors the record's version, for the condition of the next write.
+        ("version".to_string(), n(version)),
         ("record".to_string(), s(record)),
     ]))
+}
+
+fn next_version(release: &Release) -> Result<u64, StoreError> {
+    release
+        .version
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Conflict(format!("release {}: version {} is not one the store wrote", release.id, release.version)))
+}
+
+/// The condition of a write of a release read at `read` (bound to `:read`): the item exists at
+/// that version. Items written before versions existed have no `version` and count as 0.
+fn version_condition(read: u64) -> &'static str {
+    if read == 0 { "attribute_exists(PK) AND (attribute_not_exists(version) OR version = :read)" } else { "version = :read" }
+}
+
+/// Why a write conditioned by [`version_condition`] failed, from the item as it was (`ALL_OLD`).
+fn version_conflict(release: &Release, old: Option<&Item>) -> StoreError {
+    match old {
+        None => StoreError::Conflict(format!("release {} does not exist; create_release stores new releases", release.id)),
+        Some(item) => {
+            let stored = item.get("version").and_then(|v| v.as_n().ok()).map_or("0", String::as_str);
+            StoreError::Conflict(format!(
+                "release {}: written at version {}, but another write made it {stored}",
+                release.id, release.version
+            ))
+        }
+    }
 }
 
 fn parse_release(item: &Item) -> Result<Release, StoreError> {

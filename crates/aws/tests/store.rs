@@ -53,3 +53,29 @@ async fn a_refused_request_is_not_unavailable() {
         other => panic!("a missing table must be Refused, got {other:?}"),
     }
 }
+
+/// An item written before releases had versions (no `version` attribute, none in the record)
+/// reads as version 0, and the first conditional write takes it from there.
+#[tokio::test]
+async fn releases_from_before_versions_read_as_version_0() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let store = make_store().await;
+    let release = baton_domain::contract::release_at("rel-web-1", "web", "prod", Utc::now());
+    let mut record = serde_json::to_value(&release).unwrap();
+    record.as_object_mut().unwrap().remove("version");
+    let client = aws_sdk_dynamodb::Client::new(&common::sdk_config().await);
+    client
+        .put_item()
+        .table_name(store.table())
+        .item("PK", AttributeValue::S("RELEASE#rel-web-1".into()))
+        .item("SK", AttributeValue::S("RELEASE".into()))
+        .item("record", AttributeValue::S(record.to_string()))
+        .send()
+        .await
+        .expect("put a legacy item");
+
+    let read = store.get_release(&release.id).await.unwrap().expect("the legacy release is readable");
+    assert_eq!(read, release, "a record without a version reads as version 0");
+    assert_eq!(store.put_release(&read).await.unwrap(), 1);
+    assert!(matches!(store.put_release(&read).await, Err(StoreError::Conflict(_))), "and is conditional from then on");
+}

@@ -50,8 +50,10 @@ pub trait ReleaseStore: Send + Sync {
     /// Stores a new release unless `idempotency_key` was used before, atomically.
     async fn create_release(&self, release: &Release, idempotency_key: &str) -> Result<Created, StoreError>;
     async fn get_release(&self, id: &ReleaseId) -> Result<Option<Release>, StoreError>;
-    /// Replaces an existing release record; `Conflict` when it does not exist.
-    async fn put_release(&self, release: &Release) -> Result<(), StoreError>;
+    /// Replaces an existing release record if it is still at `release.version` (the version it
+    /// was read at), and returns its new version. `Conflict` when another write changed it since,
+    /// or when it does not exist: [`crate::support::write_release`] reads again and retries.
+    async fn put_release(&self, release: &Release) -> Result<u64, StoreError>;
     /// A service's releases, newest first; `environment` narrows them.
     async fn list_releases(&self, service: &str, environment: Option<&str>, limit: usize) -> Result<Vec<Release>, StoreError>;
     async fn append_event(&self, event: &StageEvent) -> Result<(), StoreError>;

@@ -45,13 +45,15 @@ pub async fn start(
     if !rollback {
         // Targets of a wave start together; whichever comes first marks the wave begun.
         let now = ports.clock.now();
-        let mut release = ports.release(context).await?;
-        if let Some(record) = release.waves.iter_mut().find(|w| w.name == wave.name && w.status == WaveStatus::Pending) {
-            record.status = WaveStatus::Deploying;
-            record.started_at.get_or_insert(now);
-            release.stage = Stage::Deploy;
-            ports.store.put_release(&release).await?;
-        }
+        ports
+            .update_release(context, |release| {
+                if let Some(record) = release.waves.iter_mut().find(|w| w.name == wave.name && w.status == WaveStatus::Pending) {
+                    record.status = WaveStatus::Deploying;
+                    record.started_at.get_or_insert(now);
+                    release.stage = Stage::Deploy;
+                }
+            })
+            .await?;
     }
     let request = DeployRequest {
         service: context.service.clone(),
@@ -122,7 +124,7 @@ pub async fn poll(
 }
 
 /// The wave bakes once every target reports deployed. Targets finish in parallel, so each
-/// looks at the timeline; two finishing at once both write the same change.
+/// looks at the timeline; of two finishing at once, the second finds the change made.
 async fn mark_baking_when_all_deployed(ports: &Ports, context: &ReleaseContext, wave: &WavePlan) -> Result<(), TaskError> {
     let timeline = ports.store.events(&context.id).await?;
     if waves::all_targets_deployed(wave, &timeline) {
