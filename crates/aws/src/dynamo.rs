@@ -8,8 +8,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put,
-    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+    Update,
 };
 use baton_domain::ports::{Created, LockOutcome, ReleaseStore, StoreError};
 use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
@@ -153,25 +154,9 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(PK)")
             .build()
             .map_err(|e| StoreError::Refused(format!("TransactWriteItems: {e}")))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(idempotency).build())
-            .transact_items(TransactWriteItem::builder().put(record).build())
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(Some(Created::New(release.id.clone()))),
-            Err(err) => err,
-        };
-        let reasons = match err.as_service_error() {
-            Some(service) if service.is_transaction_canceled_exception() => match service {
-                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(canceled) => {
-                    canceled.cancellation_reasons().to_vec()
-                }
-                _ => Vec::new(),
-            },
-            _ => return Err(store_error("TransactWriteItems", err)),
+        let items = vec![TransactWriteItem::builder().put(idempotency).build(), TransactWriteItem::builder().put(record).build()];
+        let Err(reasons) = self.transact(items).await? else {
+            return Ok(Some(Created::New(release.id.clone())));
         };
         let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
         match (code(0), code(1)) {
@@ -188,11 +173,30 @@ impl DynamoStore {
                 Err(StoreError::Conflict(format!("release {} already exists under another idempotency key", release.id)))
             }
             ("TransactionConflict", _) | (_, "TransactionConflict") => Ok(None),
-            (first, second) => {
-                Err(StoreError::Unavailable(format!("TransactWriteItems cancelled (idempotency key: {first}, release: {second})")))
-            }
+            _ => Err(cancelled(&reasons)),
         }
     }
+
+    /// One TransactWriteItems: `Ok(Err(reasons))` when DynamoDB cancelled it, one reason per item.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Result<(), Vec<CancellationReason>>, StoreError> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(Ok(())),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => Ok(Err(canceled.cancellation_reasons().to_vec())),
+                _ => Err(store_error("TransactWriteItems", err)),
+            },
+        }
+    }
+}
+
+/// A cancelled transaction none of whose reasons the caller handles: throttled or colliding
+/// with another transaction is worth retrying, anything else (a validation error) is not.
+fn cancelled(reasons: &[CancellationReason]) -> StoreError {
+    let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
+    let transient = ["ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded", "TransactionConflict"];
+    let message = format!("TransactWriteItems cancelled (reasons: {})", codes.join(", "));
+    if codes.iter().any(|code| transient.contains(code)) { StoreError::Unavailable(message) } else { StoreError::Refused(message) }
 }
 
 pub(crate) async fn wait_active(client: &Client, name: &str) -> Result<(), AwsError> {
@@ -384,21 +388,52 @@ impl ReleaseStore for DynamoStore {
     }
 
     async fn add_rollup(&self, key: &RollupKey, delta: &Rollup) -> Result<(), StoreError> {
-        let mut request = self
-            .client
+        let add = RollupAdd::new(key, delta);
+        self.client
             .update_item()
             .table_name(&self.table)
-            .key(PK, s(rollup_pk(&key.service, &key.environment)))
-            .key(SK, s(format!("DAY#{}", key.day)))
-            .update_expression(format!(
-                "ADD {}",
-                ROLLUP_FIELDS.iter().map(|field| format!("{field} :{field}")).collect::<Vec<_>>().join(", ")
-            ));
-        for (field, value) in ROLLUP_FIELDS.iter().zip(rollup_values(delta)) {
-            request = request.expression_attribute_values(format!(":{field}"), n(value));
-        }
-        request.send().await.map_err(|e| store_error("UpdateItem", e))?;
+            .set_key(Some(add.key))
+            .update_expression(add.expression)
+            .set_expression_attribute_values(Some(add.values))
+            .send()
+            .await
+            .map_err(|e| store_error("UpdateItem", e))?;
         Ok(())
+    }
+
+    async fn close_release(&self, release: &Release, rollup: &RollupKey, delta: &Rollup) -> Result<u64, StoreError> {
+        let version = next_version(release)?;
+        let record = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(release_item(release, version)?))
+            .condition_expression(version_condition(release.version))
+            .expression_attribute_values(":read", n(release.version))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .build()
+            .map_err(|e| StoreError::Refused(format!("TransactWriteItems: {e}")))?;
+        let mut items = vec![TransactWriteItem::builder().put(record).build()];
+        if delta != &Rollup::default() {
+            let add = RollupAdd::new(rollup, delta);
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(add.key))
+                .update_expression(add.expression)
+                .set_expression_attribute_values(Some(add.values))
+                .build()
+                .map_err(|e| StoreError::Refused(format!("TransactWriteItems: {e}")))?;
+            items.push(TransactWriteItem::builder().update(update).build());
+        }
+        let Err(reasons) = self.transact(items).await? else {
+            return Ok(version);
+        };
+        match reasons.first().and_then(|r| r.code()) {
+            Some("ConditionalCheckFailed") => Err(version_conflict(release, reasons[0].item())),
+            // Another write of the record raced this one: read it again, as for a version conflict.
+            _ if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) => {
+                Err(StoreError::Conflict(format!("release {}: a concurrent write collided with its close", release.id)))
+            }
+            _ => Err(cancelled(&reasons)),
+        }
     }
 
     async fn rollups(
@@ -426,6 +461,26 @@ impl ReleaseStore for DynamoStore {
 
 const ROLLUP_FIELDS: [&str; 7] =
     ["deployments", "failed_deployments", "rollbacks", "lead_time_seconds_total", "lead_time_samples", "restore_seconds_total", "restores"];
+
+/// The `ADD` of a delta to a day's counters, for UpdateItem alone or inside a transaction.
+struct RollupAdd {
+    key: Item,
+    expression: String,
+    values: Item,
+}
+
+impl RollupAdd {
+    fn new(key: &RollupKey, delta: &Rollup) -> RollupAdd {
+        RollupAdd {
+            key: HashMap::from([
+                (PK.to_string(), s(rollup_pk(&key.service, &key.environment))),
+                (SK.to_string(), s(format!("DAY#{}", key.day))),
+            ]),
+            expression: format!("ADD {}", ROLLUP_FIELDS.iter().map(|field| format!("{field} :{field}")).collect::<Vec<_>>().join(", ")),
+            values: ROLLUP_FIELDS.iter().zip(rollup_values(delta)).map(|(field, value)| (format!(":{field}"), n(value))).collect(),
+        }
+    }
+}
 
 fn rollup_values(r: &Rollup) -> [u64; 7] {
     [r.deployments, r.failed_deployments, r.rollbacks, r.lead_time_seconds_total, r.lead_time_samples, r.restore_seconds_total, r.restores]

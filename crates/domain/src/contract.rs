@@ -66,6 +66,7 @@ macro_rules! store_contract_tests {
             rollups_add_up_per_day,
             concurrent_rollup_adds_are_all_counted,
             rollups_range_is_inclusive_and_scoped,
+            a_close_lands_with_its_rollup_or_not_at_all,
         );
     };
     (@each $make_store:expr; $($behaviour:ident),+ $(,)?) => {
@@ -619,6 +620,54 @@ pub async fn concurrent_rollup_adds_are_all_counted(store: &dyn ReleaseStore) {
     let n = adders as u64;
     let expected = Rollup { deployments: n, lead_time_seconds_total: 90 * n, lead_time_samples: n, ..Rollup::default() };
     assert_eq!(store.rollups("web", "prod", day, day).await.expect("rollups"), vec![(day, expected)], "no concurrent add may be lost");
+}
+
+/// `close_release` writes the record and adds the rollup together. A close that fails (here on a
+/// version another write changed) adds nothing, and a close repeated after it landed (its answer
+/// lost, the caller still holding the version it read) conflicts rather than counting twice.
+pub async fn a_close_lands_with_its_rollup_or_not_at_all(store: &dyn ReleaseStore) {
+    let day = date(2026, 3, 14);
+    let key = rollup_key("web", "prod", day);
+    let delta = Rollup { deployments: 1, lead_time_seconds_total: 600, lead_time_samples: 1, ..Rollup::default() };
+    let mut running = release_at("rel-web-1", "web", "prod", t0());
+    running.status = ReleaseStatus::Running;
+    store.create_release(&running, "k1").await.expect("create_release");
+    let close = |mut release: Release| {
+        release.status = ReleaseStatus::Succeeded;
+        release.stage = Stage::Done;
+        release.finished_at = Some(t0() + TimeDelta::minutes(10));
+        release
+    };
+
+    let stale = close(running.clone());
+    let mut notified = running.clone();
+    notified.notifier_state.insert("log".into(), serde_json::json!({"lines": 3}));
+    store.put_release(&notified).await.expect("put_release");
+    match store.close_release(&stale, &key, &delta).await {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("a close of a version another write changed must fail with Conflict, got {other:?}"),
+    }
+    let after_failure = store.get_release(&running.id).await.expect("get_release").expect("the release exists");
+    assert_eq!(after_failure.status, ReleaseStatus::Running, "a failed close leaves the release open");
+    assert_eq!(store.rollups("web", "prod", day, day).await.expect("rollups"), vec![], "a failed close adds nothing");
+
+    let retry = close(after_failure);
+    assert_eq!(store.close_release(&retry, &key, &delta).await.expect("close_release"), 2, "the retry closes the record read again");
+    let closed = store.get_release(&running.id).await.expect("get_release").expect("the release exists");
+    assert_eq!((closed.status, closed.notifier_state.len(), closed.version), (ReleaseStatus::Succeeded, 1, 2));
+    assert_eq!(store.rollups("web", "prod", day, day).await.expect("rollups"), vec![(day, delta.clone())], "the close adds its rollup");
+
+    assert!(matches!(store.close_release(&retry, &key, &delta).await, Err(StoreError::Conflict(_))), "a repeated close conflicts");
+    assert_eq!(store.rollups("web", "prod", day, day).await.expect("rollups"), vec![(day, delta)], "and counts nothing twice");
+
+    // A release that never reached production adds nothing, not even a day of zeros.
+    let superseded = release_at("rel-web-2", "web", "prod", t0());
+    store.create_release(&superseded, "k2").await.expect("create_release");
+    store
+        .close_release(&close(superseded), &rollup_key("web", "prod", day.succ_opt().unwrap()), &Rollup::default())
+        .await
+        .expect("close_release");
+    assert_eq!(store.rollups("web", "prod", day, day.succ_opt().unwrap()).await.expect("rollups").len(), 1);
 }
 
 pub async fn rollups_range_is_inclusive_and_scoped(store: &dyn ReleaseStore) {

@@ -66,6 +66,11 @@ pub trait ReleaseStore: Send + Sync {
     async fn lock_holder(&self, key: &LockKey, now: DateTime<Utc>) -> Result<Option<LockInfo>, StoreError>;
     /// Adds `delta` to the day's counters (creating them at zero).
     async fn add_rollup(&self, key: &RollupKey, delta: &Rollup) -> Result<(), StoreError>;
+    /// Writes the closed `release` as [`put_release`](Self::put_release) does (conditioned on
+    /// `release.version`) and adds `delta` to `rollup`'s counters, in one transaction: both land or
+    /// neither, so a close that is retried never loses a count nor adds it twice. An all-zero
+    /// `delta` adds nothing. Returns the record's new version.
+    async fn close_release(&self, release: &Release, rollup: &RollupKey, delta: &Rollup) -> Result<u64, StoreError>;
     /// Rollups for `from..=to`, by day, days without any omitted.
     async fn rollups(
         &self,

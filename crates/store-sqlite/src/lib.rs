@@ -374,45 +374,22 @@ impl ReleaseStore for SqliteStore {
     }
 
     async fn add_rollup(&self, key: &RollupKey, delta: &Rollup) -> Result<(), StoreError> {
-        let RollupKey { service, environment, day } = key.clone();
+        let key = key.clone();
         let delta = delta.clone();
-        self.write("add_rollup", move |tx| {
-            let added = tx
-                .prepare_cached(
-                    "INSERT INTO rollups (service, environment, day, deployments, failed_deployments, rollbacks,
-                         lead_time_seconds_total, lead_time_samples, restore_seconds_total, restores)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                     ON CONFLICT (service, environment, day) DO UPDATE SET
-                         deployments = deployments + excluded.deployments,
-                         failed_deployments = failed_deployments + excluded.failed_deployments,
-                         rollbacks = rollbacks + excluded.rollbacks,
-                         lead_time_seconds_total = lead_time_seconds_total + excluded.lead_time_seconds_total,
-                         lead_time_samples = lead_time_samples + excluded.lead_time_samples,
-                         restore_seconds_total = restore_seconds_total + excluded.restore_seconds_total,
-                         restores = restores + excluded.restores",
-                )?
-                .execute(params![
-                    service,
-                    environment,
-                    day.num_days_from_ce(),
-                    delta.deployments,
-                    delta.failed_deployments,
-                    delta.rollbacks,
-                    delta.lead_time_seconds_total,
-                    delta.lead_time_samples,
-                    delta.restore_seconds_total,
-                    delta.restores,
-                ]);
-            match added {
-                Ok(_) => Ok(()),
-                // A delta above i64::MAX fails to bind; a sum above it turns REAL, which the
-                // STRICT table refuses. Either way nothing was written.
-                Err(rusqlite::Error::ToSqlConversionFailure(_)) => Err(counter_overflow(&service, &environment, day)),
-                Err(err) if err.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
-                    Err(counter_overflow(&service, &environment, day))
-                }
-                Err(err) => Err(err.into()),
+        self.write("add_rollup", move |tx| add_to_rollup(tx, &key, &delta)).await
+    }
+
+    async fn close_release(&self, release: &Release, rollup: &RollupKey, delta: &Rollup) -> Result<u64, StoreError> {
+        let (row, read) = ReleaseRow::next(release)?;
+        let version = release.version + 1;
+        let rollup = rollup.clone();
+        let delta = delta.clone();
+        self.write("close_release", move |tx| {
+            replace_release(tx, &row, read)?;
+            if delta != Rollup::default() {
+                add_to_rollup(tx, &rollup, &delta)?;
             }
+            Ok(version)
         })
         .await
     }
@@ -461,6 +438,46 @@ fn replace_release(tx: &Transaction<'_>, row: &ReleaseRow, read: i64) -> Result<
         None => StoreError::Conflict(format!("release {} does not exist; create_release stores new releases", row.id)),
     }
     .into())
+}
+
+fn add_to_rollup(tx: &Transaction<'_>, key: &RollupKey, delta: &Rollup) -> Result<(), Failure> {
+    let RollupKey { service, environment, day } = key;
+    let added = tx
+        .prepare_cached(
+            "INSERT INTO rollups (service, environment, day, deployments, failed_deployments, rollbacks,
+                 lead_time_seconds_total, lead_time_samples, restore_seconds_total, restores)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (service, environment, day) DO UPDATE SET
+                 deployments = deployments + excluded.deployments,
+                 failed_deployments = failed_deployments + excluded.failed_deployments,
+                 rollbacks = rollbacks + excluded.rollbacks,
+                 lead_time_seconds_total = lead_time_seconds_total + excluded.lead_time_seconds_total,
+                 lead_time_samples = lead_time_samples + excluded.lead_time_samples,
+                 restore_seconds_total = restore_seconds_total + excluded.restore_seconds_total,
+                 restores = restores + excluded.restores",
+        )?
+        .execute(params![
+            service,
+            environment,
+            day.num_days_from_ce(),
+            delta.deployments,
+            delta.failed_deployments,
+            delta.rollbacks,
+            delta.lead_time_seconds_total,
+            delta.lead_time_samples,
+            delta.restore_seconds_total,
+            delta.restores,
+        ]);
+    match added {
+        Ok(_) => Ok(()),
+        // A delta above i64::MAX fails to bind; a sum above it turns REAL, which the
+        // STRICT table refuses. Either way nothing was written.
+        Err(rusqlite::Error::ToSqlConversionFailure(_)) => Err(counter_overflow(service, environment, *day)),
+        Err(err) if err.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+            Err(counter_overflow(service, environment, *day))
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 fn counter_overflow(service: &str, environment: &str, day: NaiveDate) -> Failure {

@@ -82,6 +82,9 @@ impl ReleaseStore for Connections {
     async fn add_rollup(&self, key: &RollupKey, delta: &Rollup) -> Result<(), StoreError> {
         self.pick().add_rollup(key, delta).await
     }
+    async fn close_release(&self, release: &Release, rollup: &RollupKey, delta: &Rollup) -> Result<u64, StoreError> {
+        self.pick().close_release(release, rollup, delta).await
+    }
     async fn rollups(
         &self,
         service: &str,
