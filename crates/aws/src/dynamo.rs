@@ -8,9 +8,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
-    Update,
+    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    Projection, ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    TransactWriteItem, Update,
 };
 use baton_domain::ports::{Created, LockOutcome, ReleaseStore, StoreError};
 use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
@@ -23,14 +23,17 @@ type Item = HashMap<String, AttributeValue>;
 
 const PK: &str = "PK";
 const SK: &str = "SK";
-/// Sparse index: releases by service, newest first.
+/// Sparse index: releases by service, newest first. Index reads are eventually consistent, so
+/// only listings across environments (history for people) read it; decisions read the
+/// listing items of one environment, in the base table.
 pub const BY_SERVICE_INDEX: &str = "by-service";
-/// Sparse index: releases by service and environment, newest first.
-pub const BY_SERVICE_ENVIRONMENT_INDEX: &str = "by-service-environment";
 /// DynamoDB deletes items whose `ttl` (epoch seconds) has passed: expired locks only.
 pub const TTL_ATTRIBUTE: &str = "ttl";
 
 const RELEASE_SK: &str = "RELEASE";
+/// Attributes of a release item naming its listing item.
+const LISTING_PK: &str = "LPK";
+const LISTING_SK: &str = "LSK";
 const EVENT_COUNTER_SK: &str = "EVENT-SEQ";
 /// A transaction that collides with a concurrent one on the same idempotency key is
 /// cancelled with `TransactionConflict`; retrying (with a growing pause) settles which one won.
@@ -53,7 +56,7 @@ impl DynamoStore {
         &self.table
     }
 
-    /// Creates the release table (on-demand, both indexes, TTL on `ttl`) and waits until it is
+    /// Creates the release table (on-demand, the `by-service` index, TTL on `ttl`) and waits until it is
     /// active. For tests and `baton` setup; the SAM stack declares the same table.
     pub async fn create_table(client: &Client, name: &str) -> Result<(), AwsError> {
         let string_attr = |attr: &str| {
@@ -85,9 +88,8 @@ impl DynamoStore {
             .billing_mode(BillingMode::PayPerRequest)
             .key_schema(key(PK, KeyType::Hash)?)
             .key_schema(key(SK, KeyType::Range)?)
-            .global_secondary_indexes(index(BY_SERVICE_INDEX, "GSI1PK", "GSI1SK")?)
-            .global_secondary_indexes(index(BY_SERVICE_ENVIRONMENT_INDEX, "GSI2PK", "GSI2SK")?);
-        for attr in [PK, SK, "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"] {
+            .global_secondary_indexes(index(BY_SERVICE_INDEX, "GSI1PK", "GSI1SK")?);
+        for attr in [PK, SK, "GSI1PK", "GSI1SK"] {
             request = request.attribute_definitions(string_attr(attr)?);
         }
         request.send().await.map_err(|e| AwsError::from_sdk("CreateTable", e))?;
@@ -154,7 +156,11 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(PK)")
             .build()
             .map_err(|e| StoreError::Refused(format!("TransactWriteItems: {e}")))?;
-        let items = vec![TransactWriteItem::builder().put(idempotency).build(), TransactWriteItem::builder().put(record).build()];
+        let items = vec![
+            TransactWriteItem::builder().put(idempotency).build(),
+            TransactWriteItem::builder().put(record).build(),
+            TransactWriteItem::builder().put(self.listing_put(release)?).build(),
+        ];
         let Err(reasons) = self.transact(items).await? else {
             return Ok(Some(Created::New(release.id.clone())));
         };
@@ -174,6 +180,78 @@ impl DynamoStore {
             }
             ("TransactionConflict", _) | (_, "TransactionConflict") => Ok(None),
             _ => Err(cancelled(&reasons)),
+        }
+    }
+
+    /// The listing item of `release`: one per release under its service and environment, keyed
+    /// by [`release_order`], so a consistent Query of the base table lists them newest first.
+    fn listing_put(&self, release: &Release) -> Result<Put, StoreError> {
+        Put::builder()
+            .table_name(&self.table)
+            .item(PK, s(listing_pk(&release.service, &release.environment)))
+            .item(SK, s(release_order(release)))
+            .item("release_id", s(release.id.as_str()))
+            .build()
+            .map_err(|e| StoreError::Refused(format!("TransactWriteItems: {e}")))
+    }
+
+    /// Writes `release` at the next version if the stored record is still at `release.version`,
+    /// with `also` (a close's rollup) in the same transaction.
+    async fn replace(&self, release: &Release, also: Option<TransactWriteItem>) -> Result<u64, StoreError> {
+        let version = next_version(release)?;
+        let record = |condition: String, listing: Option<(String, String)>| {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(release_item(release, version)?))
+                .condition_expression(condition)
+                .expression_attribute_values(":read", n(release.version))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+            let put = match listing {
+                Some((pk, sk)) => put.expression_attribute_values(":lpk", s(pk)).expression_attribute_values(":lsk", s(sk)),
+                None => put,
+            };
+            put.build().map_err(|e| StoreError::Refused(format!("TransactWriteItems: {e}")))
+        };
+        // Usually the record stays where list_releases finds it: one conditional write.
+        let stays = record(
+            format!("{} AND {LISTING_PK} = :lpk AND {LISTING_SK} = :lsk", version_condition(release.version)),
+            Some((listing_pk(&release.service, &release.environment), release_order(release))),
+        )?;
+        let mut items = vec![TransactWriteItem::builder().put(stays).build()];
+        items.extend(also.clone());
+        let Err(reasons) = self.transact(items).await? else {
+            return Ok(version);
+        };
+        let old = match reasons.first().and_then(|r| r.code()) {
+            Some("ConditionalCheckFailed") => match reasons[0].item() {
+                Some(item) => Some(item.clone()),
+                None => self.get_item("GetItem", release_pk(&release.id), RELEASE_SK).await?,
+            },
+            _ => return Err(write_cancelled(release, &reasons)),
+        };
+        let old = match old {
+            Some(old) if stored_version(&old) == release.version => old,
+            other => return Err(version_conflict(release, other.as_ref())),
+        };
+        // The version holds, so the listing moved (a new environment or creation time), or the
+        // record predates listings: move the listing item with the write.
+        let mut items = vec![
+            TransactWriteItem::builder().put(record(version_condition(release.version).to_string(), None)?).build(),
+            TransactWriteItem::builder().put(self.listing_put(release)?).build(),
+        ];
+        if let (Ok(pk), Ok(sk)) = (string_attr(&old, LISTING_PK), string_attr(&old, LISTING_SK)) {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .key(PK, s(pk))
+                .key(SK, s(sk))
+                .build()
+                .map_err(|e| StoreError::Refused(format!("TransactWriteItems: {e}")))?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        items.extend(also);
+        match self.transact(items).await? {
+            Ok(()) => Ok(version),
+            Err(reasons) => Err(write_cancelled(release, &reasons)),
         }
     }
 
@@ -233,46 +311,47 @@ impl ReleaseStore for DynamoStore {
     }
 
     async fn put_release(&self, release: &Release) -> Result<u64, StoreError> {
-        let version = next_version(release)?;
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(release_item(release, version)?))
-            .condition_expression(version_condition(release.version))
-            .expression_attribute_values(":read", n(release.version))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(version),
-            Err(err) => match err.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(failed)) => {
-                    Err(version_conflict(release, failed.item()))
-                }
-                _ => Err(store_error("PutItem", err)),
-            },
-        }
+        self.replace(release, None).await
     }
 
     async fn list_releases(&self, service: &str, environment: Option<&str>, limit: usize) -> Result<Vec<Release>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let (index, pk_attr, pk) = match environment {
-            Some(env) => (BY_SERVICE_ENVIRONMENT_INDEX, "GSI2PK", service_environment_key(service, env)),
-            None => (BY_SERVICE_INDEX, "GSI1PK", service_key(service)),
+        let page = i32::try_from(limit).unwrap_or(i32::MAX);
+        let Some(environment) = environment else {
+            let query = self
+                .client
+                .query()
+                .index_name(BY_SERVICE_INDEX)
+                .key_condition_expression("GSI1PK = :pk")
+                .expression_attribute_values(":pk", s(service_key(service)))
+                .scan_index_forward(false)
+                .limit(page);
+            return self.query(query, Some(limit)).await?.iter().map(parse_release).collect();
         };
+        // The listing items say which releases, in order; the records are read consistently too,
+        // so a status written a moment ago (the release that just succeeded) is seen.
         let query = self
             .client
             .query()
-            .index_name(index)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", pk_attr)
-            .expression_attribute_values(":pk", s(pk))
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(listing_pk(service, environment)))
             .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-        self.query(query, Some(limit)).await?.iter().map(parse_release).collect()
+            .limit(page)
+            .consistent_read(true);
+        let listed = self.query(query, Some(limit)).await?;
+        let reads = listed.iter().map(|listing| async move {
+            let id = string_attr(listing, "release_id")?;
+            match self.get_item("GetItem", release_pk(&ReleaseId(id.to_string())), RELEASE_SK).await? {
+                Some(item) => parse_release(&item),
+                None => Err(StoreError::Corrupt(format!(
+                    "listing {} names release {id}, which has no record",
+                    listing_pk(service, environment)
+                ))),
+            }
+        });
+        futures_util::future::try_join_all(reads).await
     }
 
     async fn append_event(&self, event: &StageEvent) -> Result<(), StoreError> {
@@ -402,38 +481,18 @@ impl ReleaseStore for DynamoStore {
     }
 
     async fn close_release(&self, release: &Release, rollup: &RollupKey, delta: &Rollup) -> Result<u64, StoreError> {
-        let version = next_version(release)?;
-        let record = Put::builder()
+        if delta == &Rollup::default() {
+            return self.replace(release, None).await;
+        }
+        let add = RollupAdd::new(rollup, delta);
+        let update = Update::builder()
             .table_name(&self.table)
-            .set_item(Some(release_item(release, version)?))
-            .condition_expression(version_condition(release.version))
-            .expression_attribute_values(":read", n(release.version))
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .set_key(Some(add.key))
+            .update_expression(add.expression)
+            .set_expression_attribute_values(Some(add.values))
             .build()
             .map_err(|e| StoreError::Refused(format!("TransactWriteItems: {e}")))?;
-        let mut items = vec![TransactWriteItem::builder().put(record).build()];
-        if delta != &Rollup::default() {
-            let add = RollupAdd::new(rollup, delta);
-            let update = Update::builder()
-                .table_name(&self.table)
-                .set_key(Some(add.key))
-                .update_expression(add.expression)
-                .set_expression_attribute_values(Some(add.values))
-                .build()
-                .map_err(|e| StoreError::Refused(format!("TransactWriteItems: {e}")))?;
-            items.push(TransactWriteItem::builder().update(update).build());
-        }
-        let Err(reasons) = self.transact(items).await? else {
-            return Ok(version);
-        };
-        match reasons.first().and_then(|r| r.code()) {
-            Some("ConditionalCheckFailed") => Err(version_conflict(release, reasons[0].item())),
-            // Another write of the record raced this one: read it again, as for a version conflict.
-            _ if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) => {
-                Err(StoreError::Conflict(format!("release {}: a concurrent write collided with its close", release.id)))
-            }
-            _ => Err(cancelled(&reasons)),
-        }
+        self.replace(release, Some(TransactWriteItem::builder().update(update).build())).await
     }
 
     async fn rollups(
@@ -506,15 +565,15 @@ fn parse_rollup(item: &Item) -> Result<(NaiveDate, Rollup), StoreError> {
 /// The item of `release` stored at `version`.
 fn release_item(release: &Release, version: u64) -> Result<Item, StoreError> {
     let record = serde_json::to_string(&Release { version, ..release.clone() }).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    // Newest first within a service: the creation time sorts, the id breaks ties.
-    let order = format!("{}#{}", sortable_time(release.created_at), release.id);
+    let order = release_order(release);
     Ok(HashMap::from([
         (PK.to_string(), s(release_pk(&release.id))),
         (SK.to_string(), s(RELEASE_SK)),
         ("GSI1PK".to_string(), s(service_key(&release.service))),
         ("GSI1SK".to_string(), s(order.clone())),
-        ("GSI2PK".to_string(), s(service_environment_key(&release.service, &release.environment))),
-        ("GSI2SK".to_string(), s(order)),
+        // Where list_releases finds the record: its writes check that it has not moved.
+        (LISTING_PK.to_string(), s(listing_pk(&release.service, &release.environment))),
+        (LISTING_SK.to_string(), s(order)),
         // Plain attributes for people reading the table in the console; `record` is the source of truth.
         ("service".to_string(), s(&release.service)),
         ("environment".to_string(), s(&release.environment)),
@@ -538,17 +597,33 @@ fn version_condition(read: u64) -> &'static str {
     if read == 0 { "attribute_exists(PK) AND (attribute_not_exists(version) OR version = :read)" } else { "version = :read" }
 }
 
-/// Why a write conditioned by [`version_condition`] failed, from the item as it was (`ALL_OLD`).
+/// The version of a stored release item; items written before versions existed are at 0.
+fn stored_version(item: &Item) -> u64 {
+    item.get("version").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Why a write conditioned by [`version_condition`] failed, from the item as it was.
 fn version_conflict(release: &Release, old: Option<&Item>) -> StoreError {
     match old {
         None => StoreError::Conflict(format!("release {} does not exist; create_release stores new releases", release.id)),
-        Some(item) => {
-            let stored = item.get("version").and_then(|v| v.as_n().ok()).map_or("0", String::as_str);
-            StoreError::Conflict(format!(
-                "release {}: written at version {}, but another write made it {stored}",
-                release.id, release.version
-            ))
+        Some(item) => StoreError::Conflict(format!(
+            "release {}: written at version {}, but another write made it {}",
+            release.id,
+            release.version,
+            stored_version(item)
+        )),
+    }
+}
+
+/// Why a transaction writing a release (its record first) was cancelled.
+fn write_cancelled(release: &Release, reasons: &[CancellationReason]) -> StoreError {
+    match reasons.first().and_then(|r| r.code()) {
+        Some("ConditionalCheckFailed") => version_conflict(release, reasons[0].item()),
+        // Another write of the record raced this one: read it again, as for a version conflict.
+        _ if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) => {
+            StoreError::Conflict(format!("release {}: a concurrent write collided with this one", release.id))
         }
+        _ => cancelled(reasons),
     }
 }
 
@@ -625,8 +700,13 @@ fn service_key(service: &str) -> String {
     format!("SERVICE#{service}")
 }
 
-fn service_environment_key(service: &str, environment: &str) -> String {
-    format!("SERVICE#{service}#ENV#{environment}")
+fn listing_pk(service: &str, environment: &str) -> String {
+    format!("RELEASES#{service}#ENV#{environment}")
+}
+
+/// Newest first within a service: the creation time sorts, the id breaks ties.
+fn release_order(release: &Release) -> String {
+    format!("{}#{}", sortable_time(release.created_at), release.id)
 }
 
 fn rollup_pk(service: &str, environment: &str) -> String {

@@ -54,8 +54,8 @@ async fn a_refused_request_is_not_unavailable() {
     }
 }
 
-/// An item written before releases had versions (no `version` attribute, none in the record)
-/// reads as version 0, and the first conditional write takes it from there.
+/// An item written before releases had versions and listing items (no `version`, `LPK`, `LSK`)
+/// reads as version 0; its first conditional write takes it from there and lists it.
 #[tokio::test]
 async fn releases_from_before_versions_read_as_version_0() {
     use aws_sdk_dynamodb::types::AttributeValue;
@@ -78,4 +78,6 @@ async fn releases_from_before_versions_read_as_version_0() {
     assert_eq!(read, release, "a record without a version reads as version 0");
     assert_eq!(store.put_release(&read).await.unwrap(), 1);
     assert!(matches!(store.put_release(&read).await, Err(StoreError::Conflict(_))), "and is conditional from then on");
+    let listed = store.list_releases("web", Some("prod"), 10).await.unwrap();
+    assert_eq!(listed.iter().map(|r| r.version).collect::<Vec<_>>(), [1], "its first write lists it");
 }

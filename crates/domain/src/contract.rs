@@ -55,6 +55,7 @@ macro_rules! store_contract_tests {
             racing_puts_of_one_version_admit_one,
             concurrent_updates_lose_nothing,
             list_releases_newest_first_by_service_and_environment,
+            listing_an_environment_sees_the_latest_writes,
             events_come_back_oldest_first_per_release,
             free_lock_is_acquired,
             held_lock_is_refused_to_others_until_it_expires,
@@ -380,6 +381,39 @@ pub async fn list_releases_newest_first_by_service_and_environment(store: &dyn R
     assert_eq!(ids(&list(store, "web", Some("dev"), 10).await), id_list(&[]));
     assert_eq!(ids(&list(store, "nobody", None, 10).await), id_list(&[]));
     assert_eq!(list(store, "web-admin", None, 10).await.len(), 1);
+}
+
+/// Decisions that move production read `list_releases` with an environment right after the
+/// writes they depend on, so it must reflect every write that returned before it (a strongly
+/// consistent read): the rollback target right after the previous release closed, the
+/// supersede check right after a newer signal was recorded.
+pub async fn listing_an_environment_sees_the_latest_writes(store: &dyn ReleaseStore) {
+    let artifact =
+        |reference: &str| Artifact { reference: reference.into(), sha: reference.into(), branch: "main".into(), build_url: None };
+    let day = rollup_key("web", "prod", date(2026, 3, 14));
+    for (i, reference) in ["v1", "v2"].into_iter().enumerate() {
+        let mut release = release_at(&format!("rel-web-{i}"), "web", "prod", t0() + TimeDelta::minutes(i as i64));
+        release.status = ReleaseStatus::Running;
+        release.artifact = Some(artifact(reference));
+        store.create_release(&release, release.id.as_str()).await.expect("create_release");
+        release.status = ReleaseStatus::Succeeded;
+        release.stage = Stage::Done;
+        release.finished_at = Some(t0() + TimeDelta::minutes(i as i64 + 1));
+        store.close_release(&release, &day, &Rollup { deployments: 1, ..Rollup::default() }).await.expect("close_release");
+    }
+    let next = release_at("rel-web-2", "web", "prod", t0() + TimeDelta::minutes(5));
+    store.create_release(&next, "k-next").await.expect("create_release");
+    let recent = list(store, "web", Some("prod"), 50).await;
+    assert_eq!(
+        crate::rules::rollback::rollback_target(&next.id, &recent).map(|a| a.reference),
+        Some("v2".to_owned()),
+        "the rollback target is the release that closed just before"
+    );
+
+    let newer = release_at("rel-web-3", "web", "prod", t0() + TimeDelta::minutes(6));
+    store.create_release(&newer, "k-newer").await.expect("create_release");
+    let recent = list(store, "web", Some("prod"), 50).await;
+    assert_eq!(crate::rules::queue::newer_signal(&next, &recent), Some(&newer.id), "a signal recorded just before is seen");
 }
 
 // ---------------------------------------------------------------- events

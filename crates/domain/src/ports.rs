@@ -54,7 +54,10 @@ pub trait ReleaseStore: Send + Sync {
     /// was read at), and returns its new version. `Conflict` when another write changed it since,
     /// or when it does not exist: [`crate::support::write_release`] reads again and retries.
     async fn put_release(&self, release: &Release) -> Result<u64, StoreError>;
-    /// A service's releases, newest first; `environment` narrows them.
+    /// A service's releases, newest first; `environment` narrows them. With an environment the
+    /// list reflects every write that returned before the call (a strongly consistent read), as
+    /// the decisions that move production need (the rollback target, the supersede check, the
+    /// DORA history); without one, it may lag the latest writes briefly (history for people).
     async fn list_releases(&self, service: &str, environment: Option<&str>, limit: usize) -> Result<Vec<Release>, StoreError>;
     async fn append_event(&self, event: &StageEvent) -> Result<(), StoreError>;
     /// A release's timeline, oldest first.
