@@ -149,13 +149,13 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(PK)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
-            .map_err(|e| StoreError::Refused(format!("TransactWriteItems: {e}")))?;
+            .map_err(unbuildable)?;
         let record = Put::builder()
             .table_name(&self.table)
             .set_item(Some(release_item(release, release.version)?))
             .condition_expression("attribute_not_exists(PK)")
             .build()
-            .map_err(|e| StoreError::Refused(format!("TransactWriteItems: {e}")))?;
+            .map_err(unbuildable)?;
         let items = vec![
             TransactWriteItem::builder().put(idempotency).build(),
             TransactWriteItem::builder().put(record).build(),
@@ -192,7 +192,7 @@ impl DynamoStore {
             .item(SK, s(release_order(release)))
             .item("release_id", s(release.id.as_str()))
             .build()
-            .map_err(|e| StoreError::Refused(format!("TransactWriteItems: {e}")))
+            .map_err(unbuildable)
     }
 
     /// Writes `release` at the next version if the stored record is still at `release.version`,
@@ -210,7 +210,7 @@ impl DynamoStore {
                 Some((pk, sk)) => put.expression_attribute_values(":lpk", s(pk)).expression_attribute_values(":lsk", s(sk)),
                 None => put,
             };
-            put.build().map_err(|e| StoreError::Refused(format!("TransactWriteItems: {e}")))
+            put.build().map_err(unbuildable)
         };
         // Usually the record stays where list_releases finds it: one conditional write.
         let stays = record(
@@ -240,12 +240,7 @@ impl DynamoStore {
             TransactWriteItem::builder().put(self.listing_put(release)?).build(),
         ];
         if let (Ok(pk), Ok(sk)) = (string_attr(&old, LISTING_PK), string_attr(&old, LISTING_SK)) {
-            let delete = Delete::builder()
-                .table_name(&self.table)
-                .key(PK, s(pk))
-                .key(SK, s(sk))
-                .build()
-                .map_err(|e| StoreError::Refused(format!("TransactWriteItems: {e}")))?;
+            let delete = Delete::builder().table_name(&self.table).key(PK, s(pk)).key(SK, s(sk)).build().map_err(unbuildable)?;
             items.push(TransactWriteItem::builder().delete(delete).build());
         }
         items.extend(also);
@@ -266,6 +261,11 @@ impl DynamoStore {
             },
         }
     }
+}
+
+/// A request this crate built wrongly (a missing required field): a bug, not an outage.
+fn unbuildable(err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Refused(format!("a DynamoDB request could not be built: {err}"))
 }
 
 /// A cancelled transaction none of whose reasons the caller handles: throttled or colliding
@@ -491,7 +491,7 @@ impl ReleaseStore for DynamoStore {
             .update_expression(add.expression)
             .set_expression_attribute_values(Some(add.values))
             .build()
-            .map_err(|e| StoreError::Refused(format!("TransactWriteItems: {e}")))?;
+            .map_err(unbuildable)?;
         self.replace(release, Some(TransactWriteItem::builder().update(update).build())).await
     }
 

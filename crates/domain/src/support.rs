@@ -26,7 +26,7 @@ pub struct Ports {
 
 /// How many times [`write_release`] reads and writes before it gives up on a record that keeps
 /// changing. Parallel writers each succeed in turn, so this bounds the writers of one record.
-pub const WRITE_ATTEMPTS: u32 = 12;
+const WRITE_ATTEMPTS: u32 = 12;
 /// The first retry of a conflicting write waits up to this long, each further one up to twice
 /// as long as the one before (at most [`WRITE_BACKOFF_CAP`]); the wait is drawn at random so
 /// that writers which collided once do not collide again.
@@ -48,10 +48,7 @@ where
 {
     let mut attempt = 1;
     loop {
-        let release = store
-            .get_release(id)
-            .await?
-            .ok_or_else(|| TaskError::new(ErrorName::Internal, format!("release {id} has no record in the store")))?;
+        let release = store.get_release(id).await?.ok_or_else(|| no_record(id))?;
         match write(release).await {
             Err(StoreError::Conflict(_)) if attempt < WRITE_ATTEMPTS => {
                 let ceiling = WRITE_BACKOFF.saturating_mul(1 << (attempt - 1).min(16)).min(WRITE_BACKOFF_CAP);
@@ -68,6 +65,10 @@ where
             result => return result.map_err(TaskError::from),
         }
     }
+}
+
+fn no_record(id: &ReleaseId) -> TaskError {
+    TaskError::new(ErrorName::Internal, format!("release {id} has no record in the store"))
 }
 
 /// Reads release `id`, applies `change` and writes the record back when `change` changed it,
@@ -131,10 +132,7 @@ where
 
 impl Ports {
     pub async fn release(&self, context: &ReleaseContext) -> Result<Release, TaskError> {
-        self.store
-            .get_release(&context.id)
-            .await?
-            .ok_or_else(|| TaskError::new(ErrorName::Internal, format!("release {} has no record in the store", context.id)))
+        self.store.get_release(&context.id).await?.ok_or_else(|| no_record(&context.id))
     }
 
     /// Reads the record, applies `change`, writes it back; see [`update_release`].
