@@ -8,8 +8,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, Put,
-    ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    Projection, ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    TransactWriteItem, Update,
 };
 use baton_domain::ports::{Created, LockOutcome, ReleaseStore, StoreError};
 use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
@@ -22,14 +23,17 @@ type Item = HashMap<String, AttributeValue>;
 
 const PK: &str = "PK";
 const SK: &str = "SK";
-/// Sparse index: releases by service, newest first.
+/// Sparse index: releases by service, newest first. Index reads are eventually consistent, so
+/// only listings across environments (history for people) read it; decisions read the
+/// listing items of one environment, in the base table.
 pub const BY_SERVICE_INDEX: &str = "by-service";
-/// Sparse index: releases by service and environment, newest first.
-pub const BY_SERVICE_ENVIRONMENT_INDEX: &str = "by-service-environment";
 /// DynamoDB deletes items whose `ttl` (epoch seconds) has passed: expired locks only.
 pub const TTL_ATTRIBUTE: &str = "ttl";
 
 const RELEASE_SK: &str = "RELEASE";
+/// Attributes of a release item naming its listing item.
+const LISTING_PK: &str = "LPK";
+const LISTING_SK: &str = "LSK";
 const EVENT_COUNTER_SK: &str = "EVENT-SEQ";
 /// A transaction that collides with a concurrent one on the same idempotency key is
 /// cancelled with `TransactionConflict`; retrying (with a growing pause) settles which one won.
@@ -52,7 +56,7 @@ impl DynamoStore {
         &self.table
     }
 
-    /// Creates the release table (on-demand, both indexes, TTL on `ttl`) and waits until it is
+    /// Creates the release table (on-demand, the `by-service` index, TTL on `ttl`) and waits until it is
     /// active. For tests and `baton` setup; the SAM stack declares the same table.
     pub async fn create_table(client: &Client, name: &str) -> Result<(), AwsError> {
         let string_attr = |attr: &str| {
@@ -84,9 +88,8 @@ impl DynamoStore {
             .billing_mode(BillingMode::PayPerRequest)
             .key_schema(key(PK, KeyType::Hash)?)
             .key_schema(key(SK, KeyType::Range)?)
-            .global_secondary_indexes(index(BY_SERVICE_INDEX, "GSI1PK", "GSI1SK")?)
-            .global_secondary_indexes(index(BY_SERVICE_ENVIRONMENT_INDEX, "GSI2PK", "GSI2SK")?);
-        for attr in [PK, SK, "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"] {
+            .global_secondary_indexes(index(BY_SERVICE_INDEX, "GSI1PK", "GSI1SK")?);
+        for attr in [PK, SK, "GSI1PK", "GSI1SK"] {
             request = request.attribute_definitions(string_attr(attr)?);
         }
         request.send().await.map_err(|e| AwsError::from_sdk("CreateTable", e))?;
@@ -113,7 +116,7 @@ impl DynamoStore {
         let mut items = Vec::new();
         while limit.is_none_or(|limit| items.len() < limit) {
             match pages.next().await {
-                Some(item) => items.push(item.map_err(|e| unavailable("Query", e))?),
+                Some(item) => items.push(item.map_err(|e| store_error("Query", e))?),
                 None => break,
             }
         }
@@ -130,7 +133,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| unavailable(operation, e))?;
+            .map_err(|e| store_error(operation, e))?;
         Ok(output.item)
     }
 
@@ -146,32 +149,20 @@ impl DynamoStore {
             .condition_expression("attribute_not_exists(PK)")
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            .map_err(unbuildable)?;
         let record = Put::builder()
             .table_name(&self.table)
-            .set_item(Some(release_item(release)?))
+            .set_item(Some(release_item(release, release.version)?))
             .condition_expression("attribute_not_exists(PK)")
             .build()
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(idempotency).build())
-            .transact_items(TransactWriteItem::builder().put(record).build())
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(Some(Created::New(release.id.clone()))),
-            Err(err) => err,
-        };
-        let reasons = match err.as_service_error() {
-            Some(service) if service.is_transaction_canceled_exception() => match service {
-                aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(canceled) => {
-                    canceled.cancellation_reasons().to_vec()
-                }
-                _ => Vec::new(),
-            },
-            _ => return Err(unavailable("TransactWriteItems", err)),
+            .map_err(unbuildable)?;
+        let items = vec![
+            TransactWriteItem::builder().put(idempotency).build(),
+            TransactWriteItem::builder().put(record).build(),
+            TransactWriteItem::builder().put(self.listing_put(release)?).build(),
+        ];
+        let Err(reasons) = self.transact(items).await? else {
+            return Ok(Some(Created::New(release.id.clone())));
         };
         let code = |i: usize| reasons.get(i).and_then(|r| r.code()).unwrap_or("None");
         match (code(0), code(1)) {
@@ -188,11 +179,102 @@ impl DynamoStore {
                 Err(StoreError::Conflict(format!("release {} already exists under another idempotency key", release.id)))
             }
             ("TransactionConflict", _) | (_, "TransactionConflict") => Ok(None),
-            (first, second) => {
-                Err(StoreError::Unavailable(format!("TransactWriteItems cancelled (idempotency key: {first}, release: {second})")))
-            }
+            _ => Err(cancelled(&reasons)),
         }
     }
+
+    /// The listing item of `release`: one per release under its service and environment, keyed
+    /// by [`release_order`], so a consistent Query of the base table lists them newest first.
+    fn listing_put(&self, release: &Release) -> Result<Put, StoreError> {
+        Put::builder()
+            .table_name(&self.table)
+            .item(PK, s(listing_pk(&release.service, &release.environment)))
+            .item(SK, s(release_order(release)))
+            .item("release_id", s(release.id.as_str()))
+            .build()
+            .map_err(unbuildable)
+    }
+
+    /// Writes `release` at the next version if the stored record is still at `release.version`,
+    /// with `also` (a close's rollup) in the same transaction.
+    async fn replace(&self, release: &Release, also: Option<TransactWriteItem>) -> Result<u64, StoreError> {
+        let version = next_version(release)?;
+        let record = |condition: String, listing: Option<(String, String)>| {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(release_item(release, version)?))
+                .condition_expression(condition)
+                .expression_attribute_values(":read", n(release.version))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+            let put = match listing {
+                Some((pk, sk)) => put.expression_attribute_values(":lpk", s(pk)).expression_attribute_values(":lsk", s(sk)),
+                None => put,
+            };
+            put.build().map_err(unbuildable)
+        };
+        // Usually the record stays where list_releases finds it: one conditional write.
+        let stays = record(
+            format!("{} AND {LISTING_PK} = :lpk AND {LISTING_SK} = :lsk", version_condition(release.version)),
+            Some((listing_pk(&release.service, &release.environment), release_order(release))),
+        )?;
+        let mut items = vec![TransactWriteItem::builder().put(stays).build()];
+        items.extend(also.clone());
+        let Err(reasons) = self.transact(items).await? else {
+            return Ok(version);
+        };
+        let old = match reasons.first().and_then(|r| r.code()) {
+            Some("ConditionalCheckFailed") => match reasons[0].item() {
+                Some(item) => Some(item.clone()),
+                None => self.get_item("GetItem", release_pk(&release.id), RELEASE_SK).await?,
+            },
+            _ => return Err(write_cancelled(release, &reasons)),
+        };
+        let old = match old {
+            Some(old) if stored_version(&old) == release.version => old,
+            other => return Err(version_conflict(release, other.as_ref())),
+        };
+        // The version holds, so the listing moved (a new environment or creation time), or the
+        // record predates listings: move the listing item with the write.
+        let mut items = vec![
+            TransactWriteItem::builder().put(record(version_condition(release.version).to_string(), None)?).build(),
+            TransactWriteItem::builder().put(self.listing_put(release)?).build(),
+        ];
+        if let (Ok(pk), Ok(sk)) = (string_attr(&old, LISTING_PK), string_attr(&old, LISTING_SK)) {
+            let delete = Delete::builder().table_name(&self.table).key(PK, s(pk)).key(SK, s(sk)).build().map_err(unbuildable)?;
+            items.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        items.extend(also);
+        match self.transact(items).await? {
+            Ok(()) => Ok(version),
+            Err(reasons) => Err(write_cancelled(release, &reasons)),
+        }
+    }
+
+    /// One TransactWriteItems: `Ok(Err(reasons))` when DynamoDB cancelled it, one reason per item.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Result<(), Vec<CancellationReason>>, StoreError> {
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
+            Ok(_) => Ok(Ok(())),
+            Err(err) => match err.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => Ok(Err(canceled.cancellation_reasons().to_vec())),
+                _ => Err(store_error("TransactWriteItems", err)),
+            },
+        }
+    }
+}
+
+/// A request this crate built wrongly (a missing required field): a bug, not an outage.
+fn unbuildable(err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Refused(format!("a DynamoDB request could not be built: {err}"))
+}
+
+/// A cancelled transaction none of whose reasons the caller handles: throttled or colliding
+/// with another transaction is worth retrying, anything else (a validation error) is not.
+fn cancelled(reasons: &[CancellationReason]) -> StoreError {
+    let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
+    let transient = ["ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded", "TransactionConflict"];
+    let message = format!("TransactWriteItems cancelled (reasons: {})", codes.join(", "));
+    if codes.iter().any(|code| transient.contains(code)) { StoreError::Unavailable(message) } else { StoreError::Refused(message) }
 }
 
 pub(crate) async fn wait_active(client: &Client, name: &str) -> Result<(), AwsError> {
@@ -228,42 +310,48 @@ impl ReleaseStore for DynamoStore {
         }
     }
 
-    async fn put_release(&self, release: &Release) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(release_item(release)?))
-            .condition_expression("attribute_exists(PK)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
-                Err(StoreError::Conflict(format!("release {} does not exist", release.id)))
-            }
-            Err(err) => Err(unavailable("PutItem", err)),
-        }
+    async fn put_release(&self, release: &Release) -> Result<u64, StoreError> {
+        self.replace(release, None).await
     }
 
     async fn list_releases(&self, service: &str, environment: Option<&str>, limit: usize) -> Result<Vec<Release>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let (index, pk_attr, pk) = match environment {
-            Some(env) => (BY_SERVICE_ENVIRONMENT_INDEX, "GSI2PK", service_environment_key(service, env)),
-            None => (BY_SERVICE_INDEX, "GSI1PK", service_key(service)),
+        let page = i32::try_from(limit).unwrap_or(i32::MAX);
+        let Some(environment) = environment else {
+            let query = self
+                .client
+                .query()
+                .index_name(BY_SERVICE_INDEX)
+                .key_condition_expression("GSI1PK = :pk")
+                .expression_attribute_values(":pk", s(service_key(service)))
+                .scan_index_forward(false)
+                .limit(page);
+            return self.query(query, Some(limit)).await?.iter().map(parse_release).collect();
         };
+        // The listing items say which releases, in order; the records are read consistently too,
+        // so a status written a moment ago (the release that just succeeded) is seen.
         let query = self
             .client
             .query()
-            .index_name(index)
-            .key_condition_expression("#pk = :pk")
-            .expression_attribute_names("#pk", pk_attr)
-            .expression_attribute_values(":pk", s(pk))
+            .key_condition_expression("PK = :pk")
+            .expression_attribute_values(":pk", s(listing_pk(service, environment)))
             .scan_index_forward(false)
-            .limit(i32::try_from(limit).unwrap_or(i32::MAX));
-        self.query(query, Some(limit)).await?.iter().map(parse_release).collect()
+            .limit(page)
+            .consistent_read(true);
+        let listed = self.query(query, Some(limit)).await?;
+        let reads = listed.iter().map(|listing| async move {
+            let id = string_attr(listing, "release_id")?;
+            match self.get_item("GetItem", release_pk(&ReleaseId(id.to_string())), RELEASE_SK).await? {
+                Some(item) => parse_release(&item),
+                None => Err(StoreError::Corrupt(format!(
+                    "listing {} names release {id}, which has no record",
+                    listing_pk(service, environment)
+                ))),
+            }
+        });
+        futures_util::future::try_join_all(reads).await
     }
 
     async fn append_event(&self, event: &StageEvent) -> Result<(), StoreError> {
@@ -279,7 +367,7 @@ impl ReleaseStore for DynamoStore {
             .return_values(ReturnValue::UpdatedNew)
             .send()
             .await
-            .map_err(|e| unavailable("UpdateItem", e))?;
+            .map_err(|e| store_error("UpdateItem", e))?;
         let seq = counter
             .attributes()
             .map(|item| number_attr(item, "seq"))
@@ -294,7 +382,7 @@ impl ReleaseStore for DynamoStore {
             .item("record", s(record))
             .send()
             .await
-            .map_err(|e| unavailable("PutItem", e))?;
+            .map_err(|e| store_error("PutItem", e))?;
         Ok(())
     }
 
@@ -344,7 +432,7 @@ impl ReleaseStore for DynamoStore {
                 };
                 Ok(LockOutcome::HeldBy(parse_lock(&item)?))
             }
-            _ => Err(unavailable("PutItem", err)),
+            _ => Err(store_error("PutItem", err)),
         }
     }
 
@@ -362,7 +450,7 @@ impl ReleaseStore for DynamoStore {
         match result {
             Ok(_) => Ok(true),
             Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(false),
-            Err(err) => Err(unavailable("DeleteItem", err)),
+            Err(err) => Err(store_error("DeleteItem", err)),
         }
     }
 
@@ -379,21 +467,32 @@ impl ReleaseStore for DynamoStore {
     }
 
     async fn add_rollup(&self, key: &RollupKey, delta: &Rollup) -> Result<(), StoreError> {
-        let mut request = self
-            .client
+        let add = RollupAdd::new(key, delta);
+        self.client
             .update_item()
             .table_name(&self.table)
-            .key(PK, s(rollup_pk(&key.service, &key.environment)))
-            .key(SK, s(format!("DAY#{}", key.day)))
-            .update_expression(format!(
-                "ADD {}",
-                ROLLUP_FIELDS.iter().map(|field| format!("{field} :{field}")).collect::<Vec<_>>().join(", ")
-            ));
-        for (field, value) in ROLLUP_FIELDS.iter().zip(rollup_values(delta)) {
-            request = request.expression_attribute_values(format!(":{field}"), n(value));
-        }
-        request.send().await.map_err(|e| unavailable("UpdateItem", e))?;
+            .set_key(Some(add.key))
+            .update_expression(add.expression)
+            .set_expression_attribute_values(Some(add.values))
+            .send()
+            .await
+            .map_err(|e| store_error("UpdateItem", e))?;
         Ok(())
+    }
+
+    async fn close_release(&self, release: &Release, rollup: &RollupKey, delta: &Rollup) -> Result<u64, StoreError> {
+        if delta == &Rollup::default() {
+            return self.replace(release, None).await;
+        }
+        let add = RollupAdd::new(rollup, delta);
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(add.key))
+            .update_expression(add.expression)
+            .set_expression_attribute_values(Some(add.values))
+            .build()
+            .map_err(unbuildable)?;
+        self.replace(release, Some(TransactWriteItem::builder().update(update).build())).await
     }
 
     async fn rollups(
@@ -422,6 +521,26 @@ impl ReleaseStore for DynamoStore {
 const ROLLUP_FIELDS: [&str; 7] =
     ["deployments", "failed_deployments", "rollbacks", "lead_time_seconds_total", "lead_time_samples", "restore_seconds_total", "restores"];
 
+/// The `ADD` of a delta to a day's counters, for UpdateItem alone or inside a transaction.
+struct RollupAdd {
+    key: Item,
+    expression: String,
+    values: Item,
+}
+
+impl RollupAdd {
+    fn new(key: &RollupKey, delta: &Rollup) -> RollupAdd {
+        RollupAdd {
+            key: HashMap::from([
+                (PK.to_string(), s(rollup_pk(&key.service, &key.environment))),
+                (SK.to_string(), s(format!("DAY#{}", key.day))),
+            ]),
+            expression: format!("ADD {}", ROLLUP_FIELDS.iter().map(|field| format!("{field} :{field}")).collect::<Vec<_>>().join(", ")),
+            values: ROLLUP_FIELDS.iter().zip(rollup_values(delta)).map(|(field, value)| (format!(":{field}"), n(value))).collect(),
+        }
+    }
+}
+
 fn rollup_values(r: &Rollup) -> [u64; 7] {
     [r.deployments, r.failed_deployments, r.rollbacks, r.lead_time_seconds_total, r.lead_time_samples, r.restore_seconds_total, r.restores]
 }
@@ -443,23 +562,69 @@ fn parse_rollup(item: &Item) -> Result<(NaiveDate, Rollup), StoreError> {
     ))
 }
 
-fn release_item(release: &Release) -> Result<Item, StoreError> {
-    let record = serde_json::to_string(release).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    // Newest first within a service: the creation time sorts, the id breaks ties.
-    let order = format!("{}#{}", sortable_time(release.created_at), release.id);
+/// The item of `release` stored at `version`.
+fn release_item(release: &Release, version: u64) -> Result<Item, StoreError> {
+    let record = serde_json::to_string(&Release { version, ..release.clone() }).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let order = release_order(release);
     Ok(HashMap::from([
         (PK.to_string(), s(release_pk(&release.id))),
         (SK.to_string(), s(RELEASE_SK)),
         ("GSI1PK".to_string(), s(service_key(&release.service))),
         ("GSI1SK".to_string(), s(order.clone())),
-        ("GSI2PK".to_string(), s(service_environment_key(&release.service, &release.environment))),
-        ("GSI2SK".to_string(), s(order)),
+        // Where list_releases finds the record: its writes check that it has not moved.
+        (LISTING_PK.to_string(), s(listing_pk(&release.service, &release.environment))),
+        (LISTING_SK.to_string(), s(order)),
         // Plain attributes for people reading the table in the console; `record` is the source of truth.
         ("service".to_string(), s(&release.service)),
         ("environment".to_string(), s(&release.environment)),
         ("status".to_string(), s(release.status.as_str())),
+        // Mirrors the record's version, for the condition of the next write.
+        ("version".to_string(), n(version)),
         ("record".to_string(), s(record)),
     ]))
+}
+
+fn next_version(release: &Release) -> Result<u64, StoreError> {
+    release
+        .version
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Conflict(format!("release {}: version {} is not one the store wrote", release.id, release.version)))
+}
+
+/// The condition of a write of a release read at `read` (bound to `:read`): the item exists at
+/// that version. Items written before versions existed have no `version` and count as 0.
+fn version_condition(read: u64) -> &'static str {
+    if read == 0 { "attribute_exists(PK) AND (attribute_not_exists(version) OR version = :read)" } else { "version = :read" }
+}
+
+/// The version of a stored release item; items written before versions existed are at 0.
+fn stored_version(item: &Item) -> u64 {
+    item.get("version").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
+}
+
+/// Why a write conditioned by [`version_condition`] failed, from the item as it was.
+fn version_conflict(release: &Release, old: Option<&Item>) -> StoreError {
+    match old {
+        None => StoreError::Conflict(format!("release {} does not exist; create_release stores new releases", release.id)),
+        Some(item) => StoreError::Conflict(format!(
+            "release {}: written at version {}, but another write made it {}",
+            release.id,
+            release.version,
+            stored_version(item)
+        )),
+    }
+}
+
+/// Why a transaction writing a release (its record first) was cancelled.
+fn write_cancelled(release: &Release, reasons: &[CancellationReason]) -> StoreError {
+    match reasons.first().and_then(|r| r.code()) {
+        Some("ConditionalCheckFailed") => version_conflict(release, reasons[0].item()),
+        // Another write of the record raced this one: read it again, as for a version conflict.
+        _ if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) => {
+            StoreError::Conflict(format!("release {}: a concurrent write collided with this one", release.id))
+        }
+        _ => cancelled(reasons),
+    }
 }
 
 fn parse_release(item: &Item) -> Result<Release, StoreError> {
@@ -535,20 +700,35 @@ fn service_key(service: &str) -> String {
     format!("SERVICE#{service}")
 }
 
-fn service_environment_key(service: &str, environment: &str) -> String {
-    format!("SERVICE#{service}#ENV#{environment}")
+fn listing_pk(service: &str, environment: &str) -> String {
+    format!("RELEASES#{service}#ENV#{environment}")
+}
+
+/// Newest first within a service: the creation time sorts, the id breaks ties.
+fn release_order(release: &Release) -> String {
+    format!("{}#{}", sortable_time(release.created_at), release.id)
 }
 
 fn rollup_pk(service: &str, environment: &str) -> String {
     format!("ROLLUP#{service}#ENV#{environment}")
 }
 
-fn unavailable<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
+/// Throttling, 5xx and lost connections are worth retrying; anything else AWS answered
+/// (AccessDenied, a validation error, a missing table) is a refusal that a retry would only
+/// repeat, so it must not pass for an outage.
+fn store_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> StoreError
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: Debug,
 {
-    StoreError::Unavailable(AwsError::from_sdk(operation, err).to_string())
+    classify(AwsError::from_sdk(operation, err))
+}
+
+fn classify(err: AwsError) -> StoreError {
+    match err {
+        AwsError::Unavailable { .. } => StoreError::Unavailable(err.to_string()),
+        AwsError::Rejected { .. } | AwsError::Unexpected { .. } => StoreError::Refused(err.to_string()),
+    }
 }
 
 #[cfg(test)]
@@ -577,6 +757,21 @@ mod tests {
         }
         let missing = HashMap::from([(PK.to_string(), s("LOCK#a"))]);
         assert_eq!(parse_lock(&missing), Err(StoreError::Corrupt("attribute 'expires_at' is missing".into())));
+    }
+
+    #[test]
+    fn only_transient_failures_are_unavailable() {
+        let throttled = AwsError::Unavailable { operation: "PutItem", message: "ThrottlingException: slow down".into() };
+        assert!(matches!(classify(throttled), StoreError::Unavailable(_)));
+        let denied = AwsError::Rejected {
+            operation: "PutItem",
+            code: "AccessDeniedException".into(),
+            message: "not authorized to perform dynamodb:PutItem".into(),
+        };
+        match classify(denied) {
+            StoreError::Refused(message) => assert!(message.contains("AccessDeniedException") && message.contains("PutItem"), "{message}"),
+            other => panic!("AccessDenied must be a refusal, got {other:?}"),
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 mod common;
 
 use baton_aws::DynamoStore;
-use baton_domain::ports::{LockOutcome, ReleaseStore};
+use baton_domain::ports::{LockOutcome, ReleaseStore, StoreError};
 use baton_domain::release::{LockKey, ReleaseId};
 use chrono::Utc;
 use std::time::Duration;
@@ -40,4 +40,44 @@ async fn a_lock_blocks_a_second_release_until_released_or_expired() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(store.lock_holder(&key, Utc::now()).await.unwrap(), None);
     assert_eq!(store.try_lock(&key, &first, Utc::now(), Duration::from_secs(30)).await.unwrap(), LockOutcome::Acquired);
+}
+
+/// A refusal (here a missing table; in AWS as often a missing IAM grant) is not an outage:
+/// the definition would retry `Unavailable` six times for nothing.
+#[tokio::test]
+async fn a_refused_request_is_not_unavailable() {
+    let client = aws_sdk_dynamodb::Client::new(&common::sdk_config().await);
+    let store = DynamoStore::new(client, common::unique("no-such-table"));
+    match store.get_release(&ReleaseId("rel-web-1".into())).await {
+        Err(StoreError::Refused(message)) => assert!(message.contains("ResourceNotFoundException"), "{message}"),
+        other => panic!("a missing table must be Refused, got {other:?}"),
+    }
+}
+
+/// An item written before releases had versions and listing items (no `version`, `LPK`, `LSK`)
+/// reads as version 0; its first conditional write takes it from there and lists it.
+#[tokio::test]
+async fn releases_from_before_versions_read_as_version_0() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    let store = make_store().await;
+    let release = baton_domain::contract::release_at("rel-web-1", "web", "prod", Utc::now());
+    let mut record = serde_json::to_value(&release).unwrap();
+    record.as_object_mut().unwrap().remove("version");
+    let client = aws_sdk_dynamodb::Client::new(&common::sdk_config().await);
+    client
+        .put_item()
+        .table_name(store.table())
+        .item("PK", AttributeValue::S("RELEASE#rel-web-1".into()))
+        .item("SK", AttributeValue::S("RELEASE".into()))
+        .item("record", AttributeValue::S(record.to_string()))
+        .send()
+        .await
+        .expect("put a legacy item");
+
+    let read = store.get_release(&release.id).await.unwrap().expect("the legacy release is readable");
+    assert_eq!(read, release, "a record without a version reads as version 0");
+    assert_eq!(store.put_release(&read).await.unwrap(), 1);
+    assert!(matches!(store.put_release(&read).await, Err(StoreError::Conflict(_))), "and is conditional from then on");
+    let listed = store.list_releases("web", Some("prod"), 10).await.unwrap();
+    assert_eq!(listed.iter().map(|r| r.version).collect::<Vec<_>>(), [1], "its first write lists it");
 }

@@ -15,8 +15,10 @@
 //! - A lease taken at `now` covers `[now, now + lease)`: once `now >= expires_at` the lock is free.
 //! - `list_releases` orders by `created_at`, newest first; releases created in the same
 //!   microsecond come in an unspecified order.
-//! - `put_release` replaces the whole record, the environment and `created_at` that
-//!   `list_releases` filters and orders by included.
+//! - `create_release` stores the record at the `version` it carries (0 for a new release);
+//!   `put_release` replaces the whole record, the environment and `created_at` that
+//!   `list_releases` filters and orders by included, if the stored version is the one it names,
+//!   and stores it at the next version.
 //! - `events` orders by `at`, and events with equal `at` in the order they were appended.
 //! - `rollups` returns days in ascending order.
 //! - Only error variants are compared, never messages.
@@ -49,7 +51,11 @@ macro_rules! store_contract_tests {
             concurrent_creates_with_one_key_make_one_release,
             put_release_replaces_the_record,
             put_release_of_a_missing_id_conflicts,
+            put_with_a_stale_version_conflicts,
+            racing_puts_of_one_version_admit_one,
+            concurrent_updates_lose_nothing,
             list_releases_newest_first_by_service_and_environment,
+            listing_an_environment_sees_the_latest_writes,
             events_come_back_oldest_first_per_release,
             free_lock_is_acquired,
             held_lock_is_refused_to_others_until_it_expires,
@@ -61,6 +67,7 @@ macro_rules! store_contract_tests {
             rollups_add_up_per_day,
             concurrent_rollup_adds_are_all_counted,
             rollups_range_is_inclusive_and_scoped,
+            a_close_lands_with_its_rollup_or_not_at_all,
         );
     };
     (@each $make_store:expr; $($behaviour:ident),+ $(,)?) => {
@@ -222,7 +229,8 @@ pub async fn put_release_replaces_the_record(store: &dyn ReleaseStore) {
     updated.status = ReleaseStatus::RolledBack;
     updated.waves[1].status = WaveStatus::RolledBack;
     updated.notifier_state.insert("log".into(), serde_json::json!({"lines": 12}));
-    store.put_release(&updated).await.expect("put_release");
+    assert_eq!(store.put_release(&updated).await.expect("put_release"), 1, "a put of version 0 stores version 1");
+    updated.version = 1;
 
     assert_eq!(
         store.get_release(&original.id).await.expect("get_release"),
@@ -246,6 +254,100 @@ pub async fn put_release_of_a_missing_id_conflicts(store: &dyn ReleaseStore) {
         other => panic!("put_release of an id never created must fail with Conflict, got {other:?}"),
     }
     assert_eq!(store.get_release(&missing.id).await.expect("get_release"), None, "a refused put_release must not create the release");
+}
+
+/// A put names the version it read: a stale one (or one ahead) conflicts and writes nothing.
+pub async fn put_with_a_stale_version_conflicts(store: &dyn ReleaseStore) {
+    let created = release_at("rel-web-1", "web", "prod", t0());
+    store.create_release(&created, "k1").await.expect("create_release");
+    let read = store.get_release(&created.id).await.expect("get_release").expect("the release exists");
+    assert_eq!(read.version, 0, "a new release is stored at version 0");
+
+    let mut first = read.clone();
+    first.status = ReleaseStatus::Running;
+    assert_eq!(store.put_release(&first).await.expect("put_release"), 1, "each write bumps the version");
+    first.version = 1;
+
+    let mut stale = read.clone();
+    stale.branch = "hotfix".into();
+    let mut ahead = read;
+    ahead.version = 7;
+    for refused in [stale, ahead] {
+        match store.put_release(&refused).await {
+            Err(StoreError::Conflict(_)) => {}
+            other => panic!("put_release of version {} over version 1 must fail with Conflict, got {other:?}", refused.version),
+        }
+    }
+    let stored = store.get_release(&created.id).await.expect("get_release");
+    assert_eq!(stored.as_ref(), Some(&first), "a refused put writes nothing");
+
+    let mut next = first;
+    next.stage = Stage::Build;
+    assert_eq!(store.put_release(&next).await.expect("put_release"), 2, "the version read back is the one the next put names");
+}
+
+/// Racing puts that all read one version: exactly one lands, the others conflict.
+pub async fn racing_puts_of_one_version_admit_one(store: &dyn ReleaseStore) {
+    let created = release_at("rel-web-1", "web", "prod", t0());
+    store.create_release(&created, "k1").await.expect("create_release");
+    let writes: Vec<Release> = (0..RACERS)
+        .map(|i| {
+            let mut write = created.clone();
+            write.execution = Some(format!("writer-{i}"));
+            write
+        })
+        .collect();
+    let outcomes = join_all(writes.iter().map(|w| store.put_release(w))).await;
+
+    let winners: Vec<&Release> = writes.iter().zip(&outcomes).filter(|(_, outcome)| outcome.is_ok()).map(|(w, _)| w).collect();
+    assert_eq!(winners.len(), 1, "exactly one put of version 0 may land, got {outcomes:?}");
+    for outcome in &outcomes {
+        assert!(matches!(outcome, Ok(1) | Err(StoreError::Conflict(_))), "the losers conflict, got {outcome:?}");
+    }
+    let mut expected = winners[0].clone();
+    expected.version = 1;
+    assert_eq!(store.get_release(&created.id).await.expect("get_release"), Some(expected));
+}
+
+/// Eight writers change one release at once, each its own wave and notifier, through
+/// [`crate::support::update_release`] (read, change, conditional put, again on conflict): no
+/// change is lost, as when a wave's targets deploy in parallel.
+pub async fn concurrent_updates_lose_nothing(store: &dyn ReleaseStore) {
+    let mut release = release_at("rel-web-1", "web", "prod", t0());
+    release.waves = (0..RACERS)
+        .map(|i| WaveRecord {
+            name: format!("wave-{i}"),
+            targets: vec![format!("web-{i}")],
+            status: WaveStatus::Pending,
+            started_at: None,
+            finished_at: None,
+            deploy_url: None,
+            deploys: Vec::new(),
+        })
+        .collect();
+    store.create_release(&release, "k1").await.expect("create_release");
+
+    let updates = (0..RACERS).map(|i| {
+        crate::support::update_release(store, &release.id, move |r: &mut Release| {
+            r.waves[i].status = WaveStatus::Healthy;
+            r.waves[i].finished_at = Some(t0() + TimeDelta::seconds(i as i64));
+            r.notifier_state.insert(format!("notifier-{i}"), serde_json::json!(i));
+        })
+    });
+    for outcome in join_all(updates).await {
+        outcome.expect("update_release");
+    }
+
+    let stored = store.get_release(&release.id).await.expect("get_release").expect("the release exists");
+    for (i, wave) in stored.waves.iter().enumerate() {
+        assert_eq!(
+            (wave.status, wave.finished_at),
+            (WaveStatus::Healthy, Some(t0() + TimeDelta::seconds(i as i64))),
+            "wave {i}'s update was lost"
+        );
+    }
+    assert_eq!(stored.notifier_state.len(), RACERS, "every writer's notifier state is kept: {:?}", stored.notifier_state);
+    assert_eq!(stored.version, RACERS as u64, "each writer wrote once");
 }
 
 /// Newest first by created_at (not by insertion or id), narrowed by environment, limited, one service only.
@@ -280,6 +382,39 @@ pub async fn list_releases_newest_first_by_service_and_environment(store: &dyn R
     assert_eq!(ids(&list(store, "web", Some("dev"), 10).await), id_list(&[]));
     assert_eq!(ids(&list(store, "nobody", None, 10).await), id_list(&[]));
     assert_eq!(list(store, "web-admin", None, 10).await.len(), 1);
+}
+
+/// Decisions that move production read `list_releases` with an environment right after the
+/// writes they depend on, so it must reflect every write that returned before it (a strongly
+/// consistent read): the rollback target right after the previous release closed, the
+/// supersede check right after a newer signal was recorded.
+pub async fn listing_an_environment_sees_the_latest_writes(store: &dyn ReleaseStore) {
+    let artifact =
+        |reference: &str| Artifact { reference: reference.into(), sha: reference.into(), branch: "main".into(), build_url: None };
+    let day = rollup_key("web", "prod", date(2026, 3, 14));
+    for (i, reference) in ["v1", "v2"].into_iter().enumerate() {
+        let mut release = release_at(&format!("rel-web-{i}"), "web", "prod", t0() + TimeDelta::minutes(i as i64));
+        release.status = ReleaseStatus::Running;
+        release.artifact = Some(artifact(reference));
+        store.create_release(&release, release.id.as_str()).await.expect("create_release");
+        release.status = ReleaseStatus::Succeeded;
+        release.stage = Stage::Done;
+        release.finished_at = Some(t0() + TimeDelta::minutes(i as i64 + 1));
+        store.close_release(&release, &day, &Rollup { deployments: 1, ..Rollup::default() }).await.expect("close_release");
+    }
+    let next = release_at("rel-web-2", "web", "prod", t0() + TimeDelta::minutes(5));
+    store.create_release(&next, "k-next").await.expect("create_release");
+    let recent = list(store, "web", Some("prod"), 50).await;
+    assert_eq!(
+        crate::rules::rollback::rollback_target(&next.id, &recent).map(|a| a.reference),
+        Some("v2".to_owned()),
+        "the rollback target is the release that closed just before"
+    );
+
+    let newer = release_at("rel-web-3", "web", "prod", t0() + TimeDelta::minutes(6));
+    store.create_release(&newer, "k-newer").await.expect("create_release");
+    let recent = list(store, "web", Some("prod"), 50).await;
+    assert_eq!(crate::rules::queue::newer_signal(&next, &recent), Some(&newer.id), "a signal recorded just before is seen");
 }
 
 // ---------------------------------------------------------------- events
@@ -522,6 +657,54 @@ pub async fn concurrent_rollup_adds_are_all_counted(store: &dyn ReleaseStore) {
     assert_eq!(store.rollups("web", "prod", day, day).await.expect("rollups"), vec![(day, expected)], "no concurrent add may be lost");
 }
 
+/// `close_release` writes the record and adds the rollup together. A close that fails (here on a
+/// version another write changed) adds nothing, and a close repeated after it landed (its answer
+/// lost, the caller still holding the version it read) conflicts rather than counting twice.
+pub async fn a_close_lands_with_its_rollup_or_not_at_all(store: &dyn ReleaseStore) {
+    let day = date(2026, 3, 14);
+    let key = rollup_key("web", "prod", day);
+    let delta = Rollup { deployments: 1, lead_time_seconds_total: 600, lead_time_samples: 1, ..Rollup::default() };
+    let mut running = release_at("rel-web-1", "web", "prod", t0());
+    running.status = ReleaseStatus::Running;
+    store.create_release(&running, "k1").await.expect("create_release");
+    let close = |mut release: Release| {
+        release.status = ReleaseStatus::Succeeded;
+        release.stage = Stage::Done;
+        release.finished_at = Some(t0() + TimeDelta::minutes(10));
+        release
+    };
+
+    let stale = close(running.clone());
+    let mut notified = running.clone();
+    notified.notifier_state.insert("log".into(), serde_json::json!({"lines": 3}));
+    store.put_release(&notified).await.expect("put_release");
+    match store.close_release(&stale, &key, &delta).await {
+        Err(StoreError::Conflict(_)) => {}
+        other => panic!("a close of a version another write changed must fail with Conflict, got {other:?}"),
+    }
+    let after_failure = store.get_release(&running.id).await.expect("get_release").expect("the release exists");
+    assert_eq!(after_failure.status, ReleaseStatus::Running, "a failed close leaves the release open");
+    assert_eq!(store.rollups("web", "prod", day, day).await.expect("rollups"), vec![], "a failed close adds nothing");
+
+    let retry = close(after_failure);
+    assert_eq!(store.close_release(&retry, &key, &delta).await.expect("close_release"), 2, "the retry closes the record read again");
+    let closed = store.get_release(&running.id).await.expect("get_release").expect("the release exists");
+    assert_eq!((closed.status, closed.notifier_state.len(), closed.version), (ReleaseStatus::Succeeded, 1, 2));
+    assert_eq!(store.rollups("web", "prod", day, day).await.expect("rollups"), vec![(day, delta.clone())], "the close adds its rollup");
+
+    assert!(matches!(store.close_release(&retry, &key, &delta).await, Err(StoreError::Conflict(_))), "a repeated close conflicts");
+    assert_eq!(store.rollups("web", "prod", day, day).await.expect("rollups"), vec![(day, delta)], "and counts nothing twice");
+
+    // A release that never reached production adds nothing, not even a day of zeros.
+    let superseded = release_at("rel-web-2", "web", "prod", t0());
+    store.create_release(&superseded, "k2").await.expect("create_release");
+    store
+        .close_release(&close(superseded), &rollup_key("web", "prod", day.succ_opt().unwrap()), &Rollup::default())
+        .await
+        .expect("close_release");
+    assert_eq!(store.rollups("web", "prod", day, day.succ_opt().unwrap()).await.expect("rollups").len(), 1);
+}
+
 pub async fn rollups_range_is_inclusive_and_scoped(store: &dyn ReleaseStore) {
     let d = |day| date(2026, 2, day);
     let one = Rollup { deployments: 1, ..Rollup::default() };
@@ -587,6 +770,7 @@ pub fn release_at(id: &str, service: &str, environment: &str, created_at: DateTi
         failure: None,
         execution: None,
         notifier_state: serde_json::Map::new(),
+        version: 0,
     }
 }
 
@@ -657,6 +841,7 @@ fn full_release() -> Release {
         }),
         execution: Some("arn:aws:states:eu-west-1:123456789012:execution:baton:rel-web-1".into()),
         notifier_state: notifier_state.as_object().cloned().unwrap(),
+        version: 0,
     }
 }
 

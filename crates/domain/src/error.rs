@@ -53,7 +53,8 @@ error_names! {
     ProviderUnavailable => "Baton.ProviderUnavailable",
     /// The release store did not answer. Retried.
     StoreUnavailable => "Baton.StoreUnavailable",
-    /// A bug or an unexpected state; the cause says what.
+    /// A bug, an unexpected state, or a store that refuses requests (a missing IAM grant); the
+    /// cause says what. Not retried: it needs a person.
     Internal => "Baton.Internal",
 }
 

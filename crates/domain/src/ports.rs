@@ -17,6 +17,10 @@ pub enum StoreError {
     /// The backing store did not answer or throttled: worth retrying.
     #[error("release store unavailable: {0}")]
     Unavailable(String),
+    /// The store refused the request (access denied, a validation error, a missing table):
+    /// retrying will not help until someone fixes the permissions or the configuration.
+    #[error("release store refused the request: {0}")]
+    Refused(String),
     /// A record could not be read back (schema drift, hand edits).
     #[error("release store holds an unreadable record: {0}")]
     Corrupt(String),
@@ -47,9 +51,14 @@ pub trait ReleaseStore: Send + Sync {
     /// Stores a new release unless `idempotency_key` was used before, atomically.
     async fn create_release(&self, release: &Release, idempotency_key: &str) -> Result<Created, StoreError>;
     async fn get_release(&self, id: &ReleaseId) -> Result<Option<Release>, StoreError>;
-    /// Replaces an existing release record; `Conflict` when it does not exist.
-    async fn put_release(&self, release: &Release) -> Result<(), StoreError>;
-    /// A service's releases, newest first; `environment` narrows them.
+    /// Replaces an existing release record if it is still at `release.version` (the version it
+    /// was read at), and returns its new version. `Conflict` when another write changed it since,
+    /// or when it does not exist: [`crate::support::write_release`] reads again and retries.
+    async fn put_release(&self, release: &Release) -> Result<u64, StoreError>;
+    /// A service's releases, newest first; `environment` narrows them. With an environment the
+    /// list reflects every write that returned before the call (a strongly consistent read), as
+    /// the decisions that move production need (the rollback target, the supersede check, the
+    /// DORA history); without one, it may lag the latest writes briefly (history for people).
     async fn list_releases(&self, service: &str, environment: Option<&str>, limit: usize) -> Result<Vec<Release>, StoreError>;
     async fn append_event(&self, event: &StageEvent) -> Result<(), StoreError>;
     /// A release's timeline, oldest first.
@@ -61,6 +70,11 @@ pub trait ReleaseStore: Send + Sync {
     async fn lock_holder(&self, key: &LockKey, now: DateTime<Utc>) -> Result<Option<LockInfo>, StoreError>;
     /// Adds `delta` to the day's counters (creating them at zero).
     async fn add_rollup(&self, key: &RollupKey, delta: &Rollup) -> Result<(), StoreError>;
+    /// Writes the closed `release` as [`put_release`](Self::put_release) does (conditioned on
+    /// `release.version`) and adds `delta` to `rollup`'s counters, in one transaction: both land or
+    /// neither, so a close that is retried never loses a count nor adds it twice. An all-zero
+    /// `delta` adds nothing. Returns the record's new version.
+    async fn close_release(&self, release: &Release, rollup: &RollupKey, delta: &Rollup) -> Result<u64, StoreError>;
     /// Rollups for `from..=to`, by day, days without any omitted.
     async fn rollups(
         &self,

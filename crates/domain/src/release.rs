@@ -292,6 +292,11 @@ pub struct Release {
     /// Per-notifier state, such as a Slack message's channel and ts, keyed by notifier name.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub notifier_state: serde_json::Map<String, serde_json::Value>,
+    /// How many times the store has rewritten this record: a write names the version it read and
+    /// fails if another write came in between, so parallel writers never overwrite each other.
+    /// Records written before versions existed read as 0.
+    #[serde(default)]
+    pub version: u64,
 }
 
 impl Release {

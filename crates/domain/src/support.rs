@@ -4,7 +4,7 @@
 use crate::error::{ErrorName, TaskError};
 use crate::flow::ReleaseContext;
 use crate::ports::{CatalogError, CatalogSource, Clock, ProviderError, Providers, ReleaseStore, StoreError};
-use crate::release::{EventKind, LockKey, Release, Stage, StageEvent};
+use crate::release::{EventKind, LockKey, Release, ReleaseId, Stage, StageEvent};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
@@ -24,11 +24,75 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
 }
 
+/// How many times [`write_release`] reads and writes before it gives up on a record that keeps
+/// changing. Parallel writers each succeed in turn, so this bounds the writers of one record.
+const WRITE_ATTEMPTS: u32 = 12;
+/// The first retry of a conflicting write waits up to this long, each further one up to twice
+/// as long as the one before (at most [`WRITE_BACKOFF_CAP`]); the wait is drawn at random so
+/// that writers which collided once do not collide again.
+const WRITE_BACKOFF: Duration = Duration::from_millis(10);
+const WRITE_BACKOFF_CAP: Duration = Duration::from_millis(400);
+
+/// Reads release `id` and hands it to `write`, which changes it and writes it back through a
+/// store call conditioned on the version it read (`put_release`, `close_release`). When another
+/// writer came first (`Conflict`) it reads the record again and retries, with a short jittered
+/// backoff, up to [`WRITE_ATTEMPTS`] times: parallel writers never overwrite each other, and each
+/// change applies to what the others wrote. `write` runs once per attempt, so it must not have
+/// effects outside the store.
+///
+/// (`write` returns a future rather than being an async closure: the futures of async closures
+/// cannot be proven `Send`, and the handlers' must be.)
+pub async fn write_release<T, Fut>(store: &dyn ReleaseStore, id: &ReleaseId, mut write: impl FnMut(Release) -> Fut) -> Result<T, TaskError>
+where
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let mut attempt = 1;
+    loop {
+        let release = store.get_release(id).await?.ok_or_else(|| no_record(id))?;
+        match write(release).await {
+            Err(StoreError::Conflict(_)) if attempt < WRITE_ATTEMPTS => {
+                let ceiling = WRITE_BACKOFF.saturating_mul(1 << (attempt - 1).min(16)).min(WRITE_BACKOFF_CAP);
+                tokio::time::sleep(ceiling.mul_f64(rand::random::<f64>())).await;
+                attempt += 1;
+            }
+            // Contention, not a bug: the definition retries the task.
+            Err(StoreError::Conflict(cause)) => {
+                return Err(TaskError::new(
+                    ErrorName::StoreUnavailable,
+                    format!("release {id} kept changing under concurrent writes ({WRITE_ATTEMPTS} attempts): {cause}"),
+                ));
+            }
+            result => return result.map_err(TaskError::from),
+        }
+    }
+}
+
+fn no_record(id: &ReleaseId) -> TaskError {
+    TaskError::new(ErrorName::Internal, format!("release {id} has no record in the store"))
+}
+
+/// Reads release `id`, applies `change` and writes the record back when `change` changed it,
+/// retrying on conflict as [`write_release`] does.
+pub async fn update_release(store: &dyn ReleaseStore, id: &ReleaseId, change: impl Fn(&mut Release)) -> Result<Release, TaskError> {
+    let change = &change;
+    write_release(store, id, move |mut release| async move {
+        let read = release.clone();
+        change(&mut release);
+        // Parallel tasks often make the same change (the first target of a wave marks it begun):
+        // the ones that find it made write nothing.
+        if release != read {
+            release.version = store.put_release(&release).await?;
+        }
+        Ok(release)
+    })
+    .await
+}
+
 impl From<StoreError> for TaskError {
     fn from(err: StoreError) -> TaskError {
         let name = match err {
             StoreError::Unavailable(_) => ErrorName::StoreUnavailable,
-            StoreError::Corrupt(_) | StoreError::Conflict(_) => ErrorName::Internal,
+            StoreError::Refused(_) | StoreError::Corrupt(_) | StoreError::Conflict(_) => ErrorName::Internal,
         };
         TaskError::new(name, err.to_string())
     }
@@ -68,18 +132,20 @@ where
 
 impl Ports {
     pub async fn release(&self, context: &ReleaseContext) -> Result<Release, TaskError> {
-        self.store
-            .get_release(&context.id)
-            .await?
-            .ok_or_else(|| TaskError::new(ErrorName::Internal, format!("release {} has no record in the store", context.id)))
+        self.store.get_release(&context.id).await?.ok_or_else(|| no_record(&context.id))
     }
 
-    /// Reads the record, applies `change`, writes it back.
-    pub async fn update_release(&self, context: &ReleaseContext, change: impl FnOnce(&mut Release)) -> Result<Release, TaskError> {
-        let mut release = self.release(context).await?;
-        change(&mut release);
-        self.store.put_release(&release).await?;
-        Ok(release)
+    /// Reads the record, applies `change`, writes it back; see [`update_release`].
+    pub async fn update_release(&self, context: &ReleaseContext, change: impl Fn(&mut Release)) -> Result<Release, TaskError> {
+        update_release(self.store.as_ref(), &context.id, change).await
+    }
+
+    /// Reads the record and hands it to `write`; see [`write_release`].
+    pub async fn write_release<T, Fut>(&self, context: &ReleaseContext, write: impl FnMut(Release) -> Fut) -> Result<T, TaskError>
+    where
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        write_release(self.store.as_ref(), &context.id, write).await
     }
 
     pub async fn record_event(

@@ -153,12 +153,17 @@ struct ReleaseRow {
     environment: String,
     created_at: i64,
     status: &'static str,
+    /// The version this row is stored at; the body carries it too.
+    version: i64,
     body: String,
 }
 
 impl ReleaseRow {
-    fn new(release: &Release) -> Result<ReleaseRow, StoreError> {
-        let body = serde_json::to_string(release)
+    /// The row of `release` stored at `version`.
+    fn new(release: &Release, version: u64) -> Result<ReleaseRow, StoreError> {
+        let stored_version = i64::try_from(version)
+            .map_err(|_| StoreError::Conflict(format!("release {}: version {version} is beyond what the store counts", release.id)))?;
+        let body = serde_json::to_string(&Release { version, ..release.clone() })
             .map_err(|err| StoreError::Corrupt(format!("release {}: cannot be encoded as JSON: {err}", release.id)))?;
         Ok(ReleaseRow {
             id: release.id.0.clone(),
@@ -166,8 +171,16 @@ impl ReleaseRow {
             environment: release.environment.clone(),
             created_at: release.created_at.timestamp_micros(),
             status: release.status.as_str(),
+            version: stored_version,
             body,
         })
+    }
+
+    /// The row replacing `release`, which was read at `release.version`, and that version.
+    fn next(release: &Release) -> Result<(ReleaseRow, i64), StoreError> {
+        let read = i64::try_from(release.version)
+            .map_err(|_| StoreError::Conflict(format!("release {}: version {} is not one the store wrote", release.id, release.version)))?;
+        Ok((ReleaseRow::new(release, release.version + 1)?, read))
     }
 }
 
@@ -219,7 +232,7 @@ fn decode_rollup(row: &Row<'_>) -> Result<(NaiveDate, Rollup), Failure> {
 #[async_trait]
 impl ReleaseStore for SqliteStore {
     async fn create_release(&self, release: &Release, idempotency_key: &str) -> Result<Created, StoreError> {
-        let row = ReleaseRow::new(release)?;
+        let row = ReleaseRow::new(release, release.version)?;
         let key = idempotency_key.to_owned();
         self.write("create_release", move |tx| {
             let existing: Option<String> =
@@ -229,10 +242,11 @@ impl ReleaseStore for SqliteStore {
             }
             let inserted = tx
                 .prepare_cached(
-                    "INSERT INTO releases (id, service, environment, created_at, status, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (id) DO NOTHING",
+                    "INSERT INTO releases (id, service, environment, created_at, status, version, body)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT (id) DO NOTHING",
                 )?
-                .execute(params![row.id, row.service, row.environment, row.created_at, row.status, row.body])?;
+                .execute(params![row.id, row.service, row.environment, row.created_at, row.status, row.version, row.body])?;
             if inserted == 0 {
                 return Err(StoreError::Conflict(format!("release {} already exists under another idempotency key", row.id)).into());
             }
@@ -252,18 +266,12 @@ impl ReleaseStore for SqliteStore {
         .await
     }
 
-    async fn put_release(&self, release: &Release) -> Result<(), StoreError> {
-        let row = ReleaseRow::new(release)?;
+    async fn put_release(&self, release: &Release) -> Result<u64, StoreError> {
+        let (row, read) = ReleaseRow::next(release)?;
+        let version = release.version + 1;
         self.write("put_release", move |tx| {
-            let updated = tx
-                .prepare_cached(
-                    "UPDATE releases SET service = ?2, environment = ?3, created_at = ?4, status = ?5, body = ?6 WHERE id = ?1",
-                )?
-                .execute(params![row.id, row.service, row.environment, row.created_at, row.status, row.body])?;
-            if updated == 0 {
-                return Err(StoreError::Conflict(format!("release {} does not exist; create_release stores new releases", row.id)).into());
-            }
-            Ok(())
+            replace_release(tx, &row, read)?;
+            Ok(version)
         })
         .await
     }
@@ -366,45 +374,22 @@ impl ReleaseStore for SqliteStore {
     }
 
     async fn add_rollup(&self, key: &RollupKey, delta: &Rollup) -> Result<(), StoreError> {
-        let RollupKey { service, environment, day } = key.clone();
+        let key = key.clone();
         let delta = delta.clone();
-        self.write("add_rollup", move |tx| {
-            let added = tx
-                .prepare_cached(
-                    "INSERT INTO rollups (service, environment, day, deployments, failed_deployments, rollbacks,
-                         lead_time_seconds_total, lead_time_samples, restore_seconds_total, restores)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                     ON CONFLICT (service, environment, day) DO UPDATE SET
-                         deployments = deployments + excluded.deployments,
-                         failed_deployments = failed_deployments + excluded.failed_deployments,
-                         rollbacks = rollbacks + excluded.rollbacks,
-                         lead_time_seconds_total = lead_time_seconds_total + excluded.lead_time_seconds_total,
-                         lead_time_samples = lead_time_samples + excluded.lead_time_samples,
-                         restore_seconds_total = restore_seconds_total + excluded.restore_seconds_total,
-                         restores = restores + excluded.restores",
-                )?
-                .execute(params![
-                    service,
-                    environment,
-                    day.num_days_from_ce(),
-                    delta.deployments,
-                    delta.failed_deployments,
-                    delta.rollbacks,
-                    delta.lead_time_seconds_total,
-                    delta.lead_time_samples,
-                    delta.restore_seconds_total,
-                    delta.restores,
-                ]);
-            match added {
-                Ok(_) => Ok(()),
-                // A delta above i64::MAX fails to bind; a sum above it turns REAL, which the
-                // STRICT table refuses. Either way nothing was written.
-                Err(rusqlite::Error::ToSqlConversionFailure(_)) => Err(counter_overflow(&service, &environment, day)),
-                Err(err) if err.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
-                    Err(counter_overflow(&service, &environment, day))
-                }
-                Err(err) => Err(err.into()),
+        self.write("add_rollup", move |tx| add_to_rollup(tx, &key, &delta)).await
+    }
+
+    async fn close_release(&self, release: &Release, rollup: &RollupKey, delta: &Rollup) -> Result<u64, StoreError> {
+        let (row, read) = ReleaseRow::next(release)?;
+        let version = release.version + 1;
+        let rollup = rollup.clone();
+        let delta = delta.clone();
+        self.write("close_release", move |tx| {
+            replace_release(tx, &row, read)?;
+            if delta != Rollup::default() {
+                add_to_rollup(tx, &rollup, &delta)?;
             }
+            Ok(version)
         })
         .await
     }
@@ -432,6 +417,66 @@ impl ReleaseStore for SqliteStore {
             Ok(rollups)
         })
         .await
+    }
+}
+
+/// Replaces the release row if it is still at version `read`.
+fn replace_release(tx: &Transaction<'_>, row: &ReleaseRow, read: i64) -> Result<(), Failure> {
+    let updated = tx
+        .prepare_cached(
+            "UPDATE releases SET service = ?2, environment = ?3, created_at = ?4, status = ?5, version = ?6, body = ?7
+             WHERE id = ?1 AND version = ?8",
+        )?
+        .execute(params![row.id, row.service, row.environment, row.created_at, row.status, row.version, row.body, read])?;
+    if updated == 1 {
+        return Ok(());
+    }
+    let stored: Option<i64> =
+        tx.prepare_cached("SELECT version FROM releases WHERE id = ?1")?.query_row([&row.id], |r| r.get(0)).optional()?;
+    Err(match stored {
+        Some(stored) => StoreError::Conflict(format!("release {}: written at version {read}, but another write made it {stored}", row.id)),
+        None => StoreError::Conflict(format!("release {} does not exist; create_release stores new releases", row.id)),
+    }
+    .into())
+}
+
+fn add_to_rollup(tx: &Transaction<'_>, key: &RollupKey, delta: &Rollup) -> Result<(), Failure> {
+    let RollupKey { service, environment, day } = key;
+    let added = tx
+        .prepare_cached(
+            "INSERT INTO rollups (service, environment, day, deployments, failed_deployments, rollbacks,
+                 lead_time_seconds_total, lead_time_samples, restore_seconds_total, restores)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (service, environment, day) DO UPDATE SET
+                 deployments = deployments + excluded.deployments,
+                 failed_deployments = failed_deployments + excluded.failed_deployments,
+                 rollbacks = rollbacks + excluded.rollbacks,
+                 lead_time_seconds_total = lead_time_seconds_total + excluded.lead_time_seconds_total,
+                 lead_time_samples = lead_time_samples + excluded.lead_time_samples,
+                 restore_seconds_total = restore_seconds_total + excluded.restore_seconds_total,
+                 restores = restores + excluded.restores",
+        )?
+        .execute(params![
+            service,
+            environment,
+            day.num_days_from_ce(),
+            delta.deployments,
+            delta.failed_deployments,
+            delta.rollbacks,
+            delta.lead_time_seconds_total,
+            delta.lead_time_samples,
+            delta.restore_seconds_total,
+            delta.restores,
+        ]);
+    match added {
+        Ok(_) => Ok(()),
+        // A delta above i64::MAX fails to bind; a sum above it turns REAL, which the
+        // STRICT table refuses. Either way nothing was written.
+        Err(rusqlite::Error::ToSqlConversionFailure(_)) => Err(counter_overflow(service, environment, *day)),
+        Err(err) if err.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+            Err(counter_overflow(service, environment, *day))
+        }
+        Err(err) => Err(err.into()),
     }
 }
 

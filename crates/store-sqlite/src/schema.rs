@@ -60,6 +60,11 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (service, environment, day)
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 2: release versions, for writes conditioned on the version they read. Rows written
+    // before read as version 0, as do their bodies, which have no version.
+    r#"
+    ALTER TABLE releases ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -58,7 +58,7 @@ impl ReleaseStore for Connections {
     async fn get_release(&self, id: &ReleaseId) -> Result<Option<Release>, StoreError> {
         self.pick().get_release(id).await
     }
-    async fn put_release(&self, release: &Release) -> Result<(), StoreError> {
+    async fn put_release(&self, release: &Release) -> Result<u64, StoreError> {
         self.pick().put_release(release).await
     }
     async fn list_releases(&self, service: &str, environment: Option<&str>, limit: usize) -> Result<Vec<Release>, StoreError> {
@@ -81,6 +81,9 @@ impl ReleaseStore for Connections {
     }
     async fn add_rollup(&self, key: &RollupKey, delta: &Rollup) -> Result<(), StoreError> {
         self.pick().add_rollup(key, delta).await
+    }
+    async fn close_release(&self, release: &Release, rollup: &RollupKey, delta: &Rollup) -> Result<u64, StoreError> {
+        self.pick().close_release(release, rollup, delta).await
     }
     async fn rollups(
         &self,

@@ -78,6 +78,32 @@ async fn open_creates_directories_and_a_wal_database_that_persists() {
     assert_eq!(again, version, "reopening migrates nothing");
 }
 
+/// A database written before releases had versions: its rows read as version 0, and the first
+/// conditional write takes them from there.
+#[tokio::test]
+async fn releases_from_before_versions_read_as_version_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("baton.db");
+    let legacy = serde_json::to_value(release("rel-web-1")).unwrap();
+    let mut body = legacy.as_object().unwrap().clone();
+    body.remove("version");
+    drop(SqliteStore::open(&path).unwrap());
+    let conn = raw(&path);
+    conn.execute_batch("ALTER TABLE releases DROP COLUMN version; PRAGMA user_version = 1").unwrap();
+    conn.execute(
+        "INSERT INTO releases (id, service, environment, created_at, status, body) VALUES ('rel-web-1', 'web', 'prod', ?1, 'queued', ?2)",
+        rusqlite::params![at().timestamp_micros(), serde_json::Value::Object(body).to_string()],
+    )
+    .unwrap();
+    drop(conn);
+
+    let store = SqliteStore::open(&path).expect("the schema migrates");
+    let read = store.get_release(&ReleaseId("rel-web-1".into())).await.unwrap().expect("the legacy release is readable");
+    assert_eq!(read, release("rel-web-1"), "a record without a version reads as version 0");
+    assert_eq!(store.put_release(&read).await.unwrap(), 1);
+    assert!(matches!(store.put_release(&read).await, Err(StoreError::Conflict(_))), "and is conditional from then on");
+}
+
 #[test]
 fn a_schema_from_a_newer_baton_is_refused() {
     let dir = tempfile::tempdir().unwrap();

@@ -107,7 +107,7 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
             r.status = ReleaseStatus::Running;
             r.stage = Stage::Build;
             r.started_at.get_or_insert(now);
-            r.previous_artifact = live;
+            r.previous_artifact = live.clone();
         })
         .await?;
     ports.record_event(context, Stage::Build, None, EventKind::Started, "lock taken; release running").await?;

@@ -44,9 +44,8 @@ pub async fn notify(ports: &Ports, request: NotifyRequest) -> Result<Done, TaskE
         }
     }
     if !states.is_empty() {
-        let mut release = notification.release;
-        release.notifier_state.extend(states);
-        ports.store.put_release(&release).await?;
+        // Onto the record as it is now: other tasks may have written it while the notifiers ran.
+        ports.update_release(context, |release| release.notifier_state.extend(states.clone())).await?;
     }
     // One notifier failing must not silence the others; report it after they all had their turn.
     match failures.into_iter().next() {

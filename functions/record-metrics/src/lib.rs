@@ -3,7 +3,7 @@
 
 use baton_domain::error::TaskError;
 use baton_domain::flow::{Done, RecordMetricsRequest};
-use baton_domain::release::{EventKind, Rollup, RollupKey, Stage};
+use baton_domain::release::{EventKind, RollupKey, Stage};
 use baton_domain::rules::dora;
 use baton_domain::support::{Ports, call_json};
 
@@ -18,23 +18,27 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
 
 pub async fn record(ports: &Ports, request: RecordMetricsRequest) -> Result<Done, TaskError> {
     let context = &request.release;
+    let outcome = &request.outcome;
     let now = ports.clock.now();
-    let mut release = ports.release(context).await?;
-    if release.status.is_terminal() {
-        // A retried task after a successful write: the rollups were already added.
-        return Ok(Done {});
-    }
-    dora::close(&mut release, &request.outcome, now);
-    ports.store.put_release(&release).await?;
-    if let Some(ending) = EventKind::ending(release.status) {
-        ports.record_event(context, Stage::Done, None, ending, format!("release {}", release.status)).await?;
-    }
-
-    let history = ports.store.list_releases(&release.service, Some(&release.environment), RECENT_RELEASES).await?;
-    let delta = dora::rollup_delta(&release, &history);
-    if delta != Rollup::default() {
-        let key = RollupKey { service: release.service.clone(), environment: release.environment.clone(), day: now.date_naive() };
-        ports.store.add_rollup(&key, &delta).await?;
+    // The record and its rollup are written in one transaction, so a retried task finds either
+    // both done or neither.
+    let closed = ports
+        .write_release(context, move |mut release| async move {
+            if release.status.is_terminal() {
+                return Ok(None);
+            }
+            dora::close(&mut release, outcome, now);
+            let history = ports.store.list_releases(&release.service, Some(&release.environment), RECENT_RELEASES).await?;
+            let delta = dora::rollup_delta(&release, &history);
+            let day = RollupKey { service: release.service.clone(), environment: release.environment.clone(), day: now.date_naive() };
+            ports.store.close_release(&release, &day, &delta).await?;
+            Ok(Some(release.status))
+        })
+        .await?;
+    if let Some(status) = closed
+        && let Some(ending) = EventKind::ending(status)
+    {
+        ports.record_event(context, Stage::Done, None, ending, format!("release {status}")).await?;
     }
     Ok(Done {})
 }

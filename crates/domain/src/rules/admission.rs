@@ -56,6 +56,7 @@ pub fn admit(signal: &Signal, entry: &ServiceEntry, id: ReleaseId, execution: &s
         failure: None,
         execution: Some(execution.to_owned()),
         notifier_state: Default::default(),
+        version: 0,
     })
 }
 

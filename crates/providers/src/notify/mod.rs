@@ -152,6 +152,7 @@ pub(crate) mod tests {
                 failure: None,
                 execution: None,
                 notifier_state: Default::default(),
+                version: 0,
             },
             headline: "Wave eu unhealthy (2/3) & rolling back".into(),
             action_needed: Some("Check <eu> dashboards\nbefore retrying".into()),
