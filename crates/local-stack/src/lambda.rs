@@ -202,7 +202,7 @@ impl Sandbox {
                 Err(_) => (Err(exited(&id, "the Runtime API stopped")), false),
             },
             status = self.child.wait() => (Err(self.api.exit_failure(&id, status)), false),
-            _ = tokio::time::sleep_until(deadline.into()) => {
+            _ = tokio::time::sleep_until(deadline) => {
                 let seconds = spec.timeout.as_secs_f64();
                 (Err(lambda_error(&id, "Sandbox.Timedout", format!("Task timed out after {seconds:.2} seconds"))), false)
             }
