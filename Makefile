@@ -2,6 +2,7 @@
 #   make test        every test (scripts/test.sh: workspace, emulators, static checks, conformance)
 #   make test-integ  the AWS adapter tests against LocalStack + DynamoDB Local
 #   make validate    sam validate --lint, cfn-lint, asl-validator
+#   make local-stack the stack's function binaries on this machine, as Lambda runs them (baton dev release)
 #   make package     arm64 Lambda binaries via cargo-lambda (slow: ~7 min + 1.5 min/function)
 #   make deploy      sam build + sam deploy --guided (needs AWS credentials)
 
@@ -10,7 +11,7 @@ TEMPLATE := infra/template.yaml
 SAMCONFIG := infra/samconfig.toml
 FUNCTIONS := load-catalog trigger-build poll-build deploy-wave check-health notify record-metrics github-webhook
 
-.PHONY: build package deploy local-up local-down test test-integ validate
+.PHONY: build package deploy local-up local-down local-stack test test-integ validate
 
 # The Lambda builds' Rust flags (non-PIE, target CPU), for package and deploy only: a host build
 # must not get them (see the file).
@@ -33,6 +34,10 @@ local-up:
 local-down:
 	scripts/emulators.sh stop
 
+# Releases hello-web (succeeds) and flaky-api (rolls back); exits 1 if IAM denies an operation.
+local-stack:
+	scripts/local-stack.sh
+
 test:
 	scripts/test.sh
 
@@ -40,7 +45,7 @@ test:
 test-integ:
 	@if scripts/emulators.sh status >/dev/null; then started=0; else started=1; scripts/emulators.sh start; fi; \
 	eval "$$(scripts/emulators.sh env)"; \
-	cargo test -p baton-aws --features emulator-tests; status=$$?; \
+	cargo test -p baton-aws -p baton-local-stack --features baton-aws/emulator-tests,baton-local-stack/emulator-tests; status=$$?; \
 	if (( started )); then scripts/emulators.sh stop; fi; \
 	exit $$status
 

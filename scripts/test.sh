@@ -38,7 +38,9 @@ if (( emulators )); then
     scripts/emulators.sh start
     eval "$(scripts/emulators.sh env)"
     section "unit, contract, end-to-end and emulator tests (cargo test --workspace) [$(elapsed)]"
-    cargo test --workspace --features baton-aws/emulator-tests --no-fail-fast
+    # baton-local-stack's emulator tests release the examples through the function binaries
+    # (built by the test itself) and check their AWS operations against the template's IAM.
+    cargo test --workspace --features baton-aws/emulator-tests,baton-local-stack/emulator-tests --no-fail-fast
     scripts/emulators.sh stop
     trap - EXIT
 else

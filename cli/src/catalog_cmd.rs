@@ -1,10 +1,9 @@
 //! `baton catalog validate` and `baton catalog push`.
 use crate::exit;
-use baton_aws::catalog::{CatalogItem, catalog_items, push_catalog};
-use baton_aws::scheduler::{ScheduleTarget, sync_schedules};
+use baton_aws::catalog::{CatalogFilesError, loaded_catalog_items, push_catalog};
+use baton_aws::scheduler::{ScheduleTarget, SyncScope, sync_schedules};
 use baton_domain::catalog::{CATALOG_ROOT_ENV, CatalogLoader, LoadedCatalog};
 use clap::{Args, Subcommand};
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -15,7 +14,8 @@ pub enum CatalogCommand {
     /// version and a path without definitions are errors), 2 when the path cannot be read.
     Validate(ValidateArgs),
     /// Validate, then store every definition in the catalog table Baton's functions read, and
-    /// make the EventBridge Scheduler schedules match each service's `schedule`. Pushes nothing
+    /// make the EventBridge Scheduler schedules of the pushed services match their `schedule`
+    /// (other services' schedules are left alone unless --prune-schedules). Pushes nothing
     /// when any file has an error. What a service repository's CI runs on merge.
     Push(PushArgs),
 }
@@ -38,6 +38,14 @@ pub struct PushArgs {
     /// The stack's ScheduleRoleArn output (the role schedules assume).
     #[arg(long, env = "BATON_SCHEDULE_ROLE_ARN", requires = "schedule_group")]
     schedule_role_arn: Option<String>,
+    /// The stack's ReleaseStartDeadLetterQueueArn output: where firings that could not start a
+    /// release go after Scheduler's retries.
+    #[arg(long, env = "BATON_SCHEDULE_DLQ_ARN", requires = "schedule_group")]
+    schedule_dlq_arn: Option<String>,
+    /// Also delete the schedules of services this push does not define. Without it only the
+    /// pushed services' schedules change, so each service repository can push its own catalog.
+    #[arg(long, requires = "schedule_group")]
+    prune_schedules: bool,
 }
 
 #[derive(Args)]
@@ -87,7 +95,10 @@ async fn push(args: &PushArgs) -> ExitCode {
     }
     let target = match (&args.schedule_group, &args.state_machine_arn, &args.schedule_role_arn) {
         (None, _, _) => None,
-        (Some(group), Some(arn), Some(role)) => Some((group, ScheduleTarget { state_machine_arn: arn.clone(), role_arn: role.clone() })),
+        (Some(group), Some(arn), Some(role)) => Some((
+            group,
+            ScheduleTarget { state_machine_arn: arn.clone(), role_arn: role.clone(), dead_letter_arn: args.schedule_dlq_arn.clone() },
+        )),
         (Some(_), _, _) => {
             eprintln!(
                 "baton: --schedule-group needs --state-machine-arn and --schedule-role-arn (or BATON_STATE_MACHINE_ARN, BATON_SCHEDULE_ROLE_ARN)"
@@ -95,25 +106,17 @@ async fn push(args: &PushArgs) -> ExitCode {
             return exit::code(exit::USAGE);
         }
     };
-    // Each service's whole file is stored: its documents were validated together.
-    let files: BTreeSet<&str> = catalog.services().iter().map(|s| s.source.as_str()).collect();
-    let mut items: Vec<CatalogItem> = Vec::new();
-    for file in files {
-        let text = match std::fs::read_to_string(file) {
-            Ok(text) => text,
-            Err(err) => {
-                eprintln!("baton: cannot read {file}: {err}");
-                return exit::code(exit::USAGE);
-            }
-        };
-        match catalog_items(file, &text) {
-            Ok(found) => items.extend(found),
-            Err(diagnostics) => {
-                diagnostics.iter().for_each(|d| eprintln!("{d}"));
-                return exit::code(exit::FAILED);
-            }
+    let items = match loaded_catalog_items(&catalog) {
+        Ok(items) => items,
+        Err(err @ CatalogFilesError::Read { .. }) => {
+            eprintln!("baton: {err}");
+            return exit::code(exit::USAGE);
         }
-    }
+        Err(err) => {
+            eprintln!("{err}");
+            return exit::code(exit::FAILED);
+        }
+    };
     let config = match crate::remote::aws_config().await {
         Ok(config) => config,
         Err(err) => {
@@ -127,7 +130,8 @@ async fn push(args: &PushArgs) -> ExitCode {
     }
     println!("pushed {} to {}", count(items.len(), "service"), args.table);
     if let Some((group, target)) = target {
-        match sync_schedules(&aws_sdk_scheduler::Client::new(&config), group, catalog.services(), &target).await {
+        let scope = if args.prune_schedules { SyncScope::All } else { SyncScope::Services };
+        match sync_schedules(&aws_sdk_scheduler::Client::new(&config), group, catalog.services(), &target, scope).await {
             Ok(report) => println!(
                 "schedules in {group}: {} created, {} updated, {} unchanged, {} deleted",
                 report.created.len(),

@@ -6,6 +6,7 @@
 
 mod asl_cmd;
 mod catalog_cmd;
+mod dev_cmd;
 mod exit;
 mod metrics_cmd;
 mod release_cmd;
@@ -49,6 +50,9 @@ enum Command {
     /// Validate a service catalog, or push it to Baton on AWS.
     #[command(subcommand)]
     Catalog(catalog_cmd::CatalogCommand),
+    /// Run the AWS stack's own function binaries on this machine, as Lambda would.
+    #[command(subcommand)]
+    Dev(dev_cmd::DevCommand),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +74,7 @@ fn main() -> ExitCode {
             Command::Status(args) => status_cmd::run(args).await,
             Command::Asl(cmd) => asl_cmd::run(cmd).await,
             Command::Catalog(cmd) => catalog_cmd::run(cmd).await,
+            Command::Dev(cmd) => dev_cmd::run(cmd).await,
         }
     })
 }

@@ -6,9 +6,10 @@ use crate::error::AwsError;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
-use baton_domain::catalog::{Diagnostic, ServiceEntry, parse_catalog_documents};
+use baton_domain::catalog::{Diagnostic, LoadedCatalog, ServiceEntry, parse_catalog_documents};
 use baton_domain::ports::{CatalogError, CatalogSource};
 use chrono::{SecondsFormat, Utc};
+use std::collections::BTreeSet;
 
 /// One service's catalog item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +32,27 @@ pub fn catalog_items(file_label: &str, text: &str) -> Result<Vec<CatalogItem>, V
         .into_iter()
         .map(|entry| CatalogItem { service: entry.name, source: file_label.to_string(), definition: text.to_string() })
         .collect())
+}
+
+/// Why a loaded catalog's files cannot be pushed.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogFilesError {
+    #[error("cannot read {file}: {error}")]
+    Read { file: String, error: std::io::Error },
+    #[error("{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<Diagnostic>),
+}
+
+/// The items to push for every service of `catalog`: each service's whole file (its documents
+/// were validated together), read again and checked by [`catalog_items`].
+pub fn loaded_catalog_items(catalog: &LoadedCatalog) -> Result<Vec<CatalogItem>, CatalogFilesError> {
+    let files: BTreeSet<&str> = catalog.services().iter().map(|s| s.source.as_str()).collect();
+    let mut items = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(file).map_err(|error| CatalogFilesError::Read { file: file.to_string(), error })?;
+        items.extend(catalog_items(file, &text).map_err(CatalogFilesError::Invalid)?);
+    }
+    Ok(items)
 }
 
 /// Writes (or replaces) each item. Services missing from `items` are left as they are.

@@ -32,12 +32,13 @@ pub async fn put_merge_event(client: &Client, bus: &str, event: &MergeEvent) -> 
     entry.event_id().map(str::to_string).ok_or_else(|| AwsError::unexpected("PutEvents", "entry has neither an event id nor an error"))
 }
 
-/// The merge rule's event pattern: merge events into `branch`.
-pub fn merge_rule_pattern(branch: &str) -> serde_json::Value {
+/// The merge rule's event pattern: every merge event, whatever its branch. Each service names
+/// its own `release-branch` in the catalog, which the rule cannot see; load-catalog rejects a
+/// merge into any other branch (`Rejected`, no release record), so the rule must not filter.
+pub fn merge_rule_pattern() -> serde_json::Value {
     serde_json::json!({
         "source": [MERGE_SOURCE],
-        "detail-type": [MERGE_DETAIL_TYPE],
-        "detail": { "branch": [branch] }
+        "detail-type": [MERGE_DETAIL_TYPE]
     })
 }
 

@@ -9,6 +9,7 @@ pub mod dynamo;
 pub mod error;
 pub mod events;
 mod names;
+pub mod record;
 pub mod scheduler;
 pub mod sdk_http;
 pub mod secrets;

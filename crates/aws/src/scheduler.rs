@@ -4,7 +4,7 @@
 use crate::error::AwsError;
 use crate::names::bounded_name;
 use aws_sdk_scheduler::Client;
-use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, ScheduleState, Target};
+use aws_sdk_scheduler::types::{DeadLetterConfig, FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy, ScheduleState, Target};
 use baton_domain::catalog::ServiceEntry;
 use baton_domain::release::{Signal, Trigger, TriggerKind};
 use std::collections::{BTreeMap, BTreeSet};
@@ -14,13 +14,29 @@ pub const SCHEDULE_PREFIX: &str = "baton-";
 const MAX_SCHEDULE_NAME_LEN: usize = 64;
 /// Scheduler replaces this in the target input with the firing time: each firing is a distinct signal.
 const SCHEDULED_TIME: &str = "<aws.scheduler.scheduled-time>";
+/// A firing StartExecution refused (throttled, the state machine being updated) is retried
+/// for up to an hour, then goes to the dead-letter queue rather than vanish.
+const RETRY_ATTEMPTS: i32 = 10;
+const RETRY_MAX_AGE_SECONDS: i32 = 3600;
 
 /// What the schedules start.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduleTarget {
     pub state_machine_arn: String,
-    /// Role Scheduler assumes to call `states:StartExecution`.
+    /// Role Scheduler assumes to call `states:StartExecution` (and send to the dead-letter queue).
     pub role_arn: String,
+    /// SQS queue that receives firings that could not start an execution after the retries.
+    pub dead_letter_arn: Option<String>,
+}
+
+/// Which `baton-*` schedules a sync may delete.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncScope {
+    /// Only those of the services being synced: a service repository pushing its own catalog
+    /// leaves the other services' schedules alone.
+    Services,
+    /// Every `baton-*` schedule of a service not in the synced set (`--prune-schedules`).
+    All,
 }
 
 /// Schedule names by what [`sync_schedules`] did to them.
@@ -56,26 +72,37 @@ fn desired(entry: &ServiceEntry) -> Option<(String, String, String)> {
     Some((name, expression, input))
 }
 
-/// Makes the group's `baton-*` schedules match `entries`: creates missing ones, updates those
-/// whose expression or target differ, deletes those whose service no longer has a schedule.
+/// The schedule's target: the state machine started with `input`, with retries and a dead-letter queue.
+fn schedule_target(target: &ScheduleTarget, input: &str) -> Result<Target, AwsError> {
+    let retries = RetryPolicy::builder().maximum_retry_attempts(RETRY_ATTEMPTS).maximum_event_age_in_seconds(RETRY_MAX_AGE_SECONDS).build();
+    Target::builder()
+        .arn(&target.state_machine_arn)
+        .role_arn(&target.role_arn)
+        .input(input)
+        .retry_policy(retries)
+        .set_dead_letter_config(target.dead_letter_arn.as_ref().map(|arn| DeadLetterConfig::builder().arn(arn).build()))
+        .build()
+        .map_err(|e| AwsError::unexpected("CreateSchedule", e.to_string()))
+}
+
+/// Makes the group's `baton-*` schedules of `entries` match them: creates missing ones, updates
+/// those whose expression or target differ, deletes those whose service no longer has a
+/// schedule; with [`SyncScope::All`], also deletes those of services not in `entries`.
 pub async fn sync_schedules(
     client: &Client,
     group: &str,
     entries: &[ServiceEntry],
     target: &ScheduleTarget,
+    scope: SyncScope,
 ) -> Result<SyncReport, AwsError> {
     let wanted: BTreeMap<String, (String, String)> =
         entries.iter().filter_map(desired).map(|(name, expr, input)| (name, (expr, input))).collect();
+    let synced: BTreeSet<String> = entries.iter().map(|entry| schedule_name(&entry.name)).collect();
     let existing = list_schedules(client, group).await?;
     let mut report = SyncReport::default();
 
     for (name, (expression, input)) in &wanted {
-        let new_target = Target::builder()
-            .arn(&target.state_machine_arn)
-            .role_arn(&target.role_arn)
-            .input(input)
-            .build()
-            .map_err(|e| AwsError::unexpected("CreateSchedule", e.to_string()))?;
+        let new_target = schedule_target(target, input)?;
         let window = FlexibleTimeWindow::builder()
             .mode(FlexibleTimeWindowMode::Off)
             .build()
@@ -101,12 +128,16 @@ pub async fn sync_schedules(
             continue;
         }
         let current = client.get_schedule().group_name(group).name(name).send().await.map_err(|e| AwsError::from_sdk("GetSchedule", e))?;
-        // Compared field by field: AWS fills in defaults (a retry policy) we never set.
+        // Compared field by field: AWS may fill in defaults we never set.
         let same = current.schedule_expression() == Some(expression.as_str())
             && current.state() == Some(&ScheduleState::Enabled)
-            && current
-                .target()
-                .is_some_and(|t| t.arn() == new_target.arn() && t.role_arn() == new_target.role_arn() && t.input() == new_target.input());
+            && current.target().is_some_and(|t| {
+                t.arn() == new_target.arn()
+                    && t.role_arn() == new_target.role_arn()
+                    && t.input() == new_target.input()
+                    && t.retry_policy() == new_target.retry_policy()
+                    && t.dead_letter_config().and_then(|d| d.arn()) == new_target.dead_letter_config().and_then(|d| d.arn())
+            });
         if same {
             report.unchanged.push(name.clone());
             continue;
@@ -115,7 +146,8 @@ pub async fn sync_schedules(
         report.updated.push(name.clone());
     }
 
-    for name in existing.iter().filter(|name| !wanted.contains_key(*name)) {
+    let deletable = |name: &&String| !wanted.contains_key(*name) && (scope == SyncScope::All || synced.contains(*name));
+    for name in existing.iter().filter(deletable) {
         client.delete_schedule().group_name(group).name(name).send().await.map_err(|e| AwsError::from_sdk("DeleteSchedule", e))?;
         report.deleted.push(name.clone());
     }
@@ -143,5 +175,18 @@ mod tests {
         let long = schedule_name(&"s".repeat(100));
         assert!(long.len() <= MAX_SCHEDULE_NAME_LEN && long.starts_with(SCHEDULE_PREFIX));
         assert_ne!(schedule_name("a/b"), schedule_name("a:b"));
+    }
+
+    #[test]
+    fn targets_retry_then_dead_letter() {
+        let target = ScheduleTarget {
+            state_machine_arn: "arn:aws:states:us-east-1:1:stateMachine:m".into(),
+            role_arn: "arn:aws:iam::1:role/r".into(),
+            dead_letter_arn: Some("arn:aws:sqs:us-east-1:1:dlq".into()),
+        };
+        let built = schedule_target(&target, "{}").unwrap();
+        let retries = built.retry_policy().unwrap();
+        assert_eq!((retries.maximum_retry_attempts(), retries.maximum_event_age_in_seconds()), (Some(10), Some(3600)));
+        assert_eq!(built.dead_letter_config().and_then(|d| d.arn()), Some("arn:aws:sqs:us-east-1:1:dlq"));
     }
 }

@@ -6,6 +6,7 @@
 //! [`ReqwestHttpClient`], so the SDK and the HTTP providers share one trust store and one
 //! connection pool.
 
+use crate::record::{OperationRecorder, RECORD_ENV};
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_smithy_runtime_api::client::http::{HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector};
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
@@ -27,7 +28,13 @@ pub async fn sdk_config() -> Result<SdkConfig, HttpsError> {
 
 /// [`sdk_config`] over the given client (tests trust a local CA through it).
 pub async fn sdk_config_with(https: Https) -> SdkConfig {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(ReqwestHttpClient::new(https));
+    let mut client = ReqwestHttpClient::new(https);
+    match OperationRecorder::from_env() {
+        Ok(recorder) => client.recorder = recorder.map(Arc::new),
+        // Only the local stack asks for a record, and its IAM check fails on a missing one.
+        Err(err) => eprintln!("baton: cannot open {RECORD_ENV} for the AWS operation record: {err}"),
+    }
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(client);
     if environment_has_credentials(|name| std::env::var(name).ok()) {
         // The standard credentials chain asks the environment first and, when it holds keys,
         // never asks the rest; but building the rest (an STS client for web identity, with its
@@ -64,11 +71,13 @@ fn environment_has_region(var: impl Fn(&str) -> Option<String>) -> bool {
 pub struct ReqwestHttpClient {
     https: Https,
     by_connect_timeout: Arc<Mutex<HashMap<Option<Duration>, reqwest::Client>>>,
+    /// Set by [`RECORD_ENV`]: every request's IAM actions are appended to a file.
+    recorder: Option<Arc<OperationRecorder>>,
 }
 
 impl ReqwestHttpClient {
     pub fn new(https: Https) -> ReqwestHttpClient {
-        ReqwestHttpClient { https, by_connect_timeout: Arc::default() }
+        ReqwestHttpClient { https, by_connect_timeout: Arc::default(), recorder: None }
     }
 
     fn client(&self, connect_timeout: Option<Duration>) -> Result<reqwest::Client, HttpsError> {
@@ -89,7 +98,7 @@ impl HttpClient for ReqwestHttpClient {
     /// The SDK asks for a connector on every attempt; this is a map lookup at most.
     fn http_connector(&self, settings: &HttpConnectorSettings, _components: &RuntimeComponents) -> SharedHttpConnector {
         let client = self.client(settings.connect_timeout()).map_err(|e| Arc::new(e.to_string()));
-        SharedHttpConnector::new(ReqwestConnector { client, read_timeout: settings.read_timeout() })
+        SharedHttpConnector::new(ReqwestConnector { client, read_timeout: settings.read_timeout(), recorder: self.recorder.clone() })
     }
 }
 
@@ -98,10 +107,14 @@ struct ReqwestConnector {
     /// A client that could not be built fails every request with the reason.
     client: Result<reqwest::Client, Arc<String>>,
     read_timeout: Option<Duration>,
+    recorder: Option<Arc<OperationRecorder>>,
 }
 
 impl HttpConnector for ReqwestConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        if let Some(recorder) = &self.recorder {
+            recorder.record(&request);
+        }
         let client = match &self.client {
             Ok(client) => client.clone(),
             Err(message) => return HttpConnectorFuture::ready(Err(ConnectorError::other(message.to_string().into(), None))),

@@ -1,0 +1,123 @@
+//! `baton dev`: the AWS stack on this machine (crates/local-stack).
+
+use crate::exit;
+use baton_domain::release::{ReleaseStatus, Signal, Trigger, TriggerKind};
+use baton_local_stack::{LocalStack, StackOptions, iam};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+#[derive(Subcommand)]
+pub enum DevCommand {
+    /// Release a service through the AWS stack run on this machine: the template's state machine,
+    /// each task run by the function's own binary behind a local Lambda Runtime API, the
+    /// template's tables on a local DynamoDB (AWS_ENDPOINT_URL_DYNAMODB, e.g. DynamoDB Local).
+    /// Then checks every AWS operation the functions performed against their IAM policies.
+    /// Exits 0 when the release succeeded and IAM allowed every operation, 1 otherwise.
+    Release(DevReleaseArgs),
+}
+
+#[derive(Args)]
+pub struct DevReleaseArgs {
+    /// The service to release, as its catalog entry names it.
+    service: String,
+    /// Catalog directory or file, pushed to the stack's catalog table first.
+    #[arg(long, env = "BATON_CATALOG", default_value = "catalog")]
+    catalog: PathBuf,
+    /// The SAM template.
+    #[arg(long, default_value = "infra/template.yaml")]
+    template: PathBuf,
+    /// Where the function binaries (baton-load-catalog, ...) are [default: next to this baton binary].
+    #[arg(long)]
+    functions_dir: Option<PathBuf>,
+    /// Names the tables and functions (`<stack>-<LogicalId>`) [default: baton-dev-<random>].
+    #[arg(long)]
+    stack_name: Option<String>,
+    /// Where function logs and AWS operation records go [default: <temp dir>/<stack name>].
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
+    /// Skip bake times and backoff waits (the virtual clock); function timeouts still apply.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+pub async fn run(command: DevCommand) -> ExitCode {
+    match command {
+        DevCommand::Release(args) => release(args).await,
+    }
+}
+
+async fn release(args: DevReleaseArgs) -> ExitCode {
+    let stack_name = args.stack_name.clone().unwrap_or_else(|| format!("baton-dev-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
+    let binaries = match args.functions_dir.clone().or_else(|| std::env::current_exe().ok()?.parent().map(PathBuf::from)) {
+        Some(dir) => dir,
+        None => {
+            eprintln!("baton: cannot tell where the function binaries are: pass --functions-dir");
+            return exit::code(exit::USAGE);
+        }
+    };
+    let options = StackOptions {
+        template: args.template.clone(),
+        stack_name: stack_name.clone(),
+        binaries,
+        state_dir: args.work_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(&stack_name)),
+        catalog: args.catalog.clone(),
+        clock: if args.no_wait { baton_asl::Clock::Virtual } else { baton_asl::Clock::Real },
+    };
+    let started = Instant::now();
+    let stack = match LocalStack::up(&options).await {
+        Ok(stack) => stack,
+        Err(err) => {
+            eprintln!("baton: cannot bring the local stack up: {err}");
+            return exit::code(exit::USAGE);
+        }
+    };
+    println!("stack {stack_name} up in {:.1}s (tables: {})", started.elapsed().as_secs_f64(), table_names(&stack));
+
+    let signal = Signal {
+        service: args.service.clone(),
+        environment: None,
+        sha: None,
+        branch: None,
+        trigger: Trigger { kind: TriggerKind::Cli, id: uuid::Uuid::new_v4().to_string(), actor: std::env::var("USER").ok() },
+        changed_at: None,
+    };
+    let started = Instant::now();
+    let outcome = stack.run(&format!("dev-{}", signal.trigger.id), serde_json::to_value(&signal).unwrap_or_default()).await;
+    println!("execution {:?} in {:.1}s", outcome.status, started.elapsed().as_secs_f64());
+    if let Some(error) = &outcome.error {
+        println!("  error: {error}: {}", outcome.cause.as_deref().unwrap_or_default());
+    }
+    for function in stack.functions().filter(|f| f.cold_starts() > 0) {
+        println!("  {}: {} environment(s), log {}", function.spec().name, function.cold_starts(), function.log_file().display());
+    }
+    let release = match stack.release(&args.service, &outcome).await {
+        Ok(release) => release,
+        Err(err) => {
+            eprintln!("baton: {err}");
+            return exit::code(exit::FAILED);
+        }
+    };
+    let status = release.as_ref().map(|r| r.status);
+    match &release {
+        Some(release) => println!("release {} {:?}", release.id.0, release.status),
+        None => println!("no release was recorded"),
+    }
+
+    let reports = match stack.iam_reports() {
+        Ok(reports) => reports,
+        Err(err) => {
+            eprintln!("baton: cannot check IAM: {err}");
+            return exit::code(exit::FAILED);
+        }
+    };
+    print!("IAM check of what ran against {}:\n{}", args.template.display(), iam::render(&reports));
+    let denied = reports.values().any(|r| !r.denied.is_empty());
+    stack.shutdown();
+    if denied || status != Some(ReleaseStatus::Succeeded) { exit::code(exit::FAILED) } else { exit::code(exit::OK) }
+}
+
+fn table_names(stack: &LocalStack) -> String {
+    stack.tables().iter().map(|(_, name)| name.as_str()).collect::<Vec<_>>().join(", ")
+}
