@@ -306,3 +306,46 @@ async fn an_unreachable_notifier_never_stops_a_release() {
     assert_eq!(release.status, ReleaseStatus::Succeeded);
     assert_consistent(&baton, &release).await;
 }
+
+/// A release whose Slack webhook is `webhook`: its wall time, and how many posts Slack saw.
+async fn release_with_webhook(variable: &str, answer: wiremock::ResponseTemplate) -> (std::time::Duration, usize) {
+    let slack = wiremock::MockServer::start().await;
+    wiremock::Mock::given(wiremock::matchers::method("POST")).respond_with(answer).mount(&slack).await;
+    let fixture = Fixture::new();
+    fixture
+        .write_catalog(SERVICE, &format!("    notify:\n      slack:\n        channel: \"#releases\"\n        webhook: env:{variable}\n"));
+    // SAFETY: each test sets its own variable before any thread of it reads the environment.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var(variable, format!("{}/hooks/team", slack.uri()))
+    };
+    let baton = fixture.baton();
+    let started = std::time::Instant::now();
+    let outcome = baton.run("exec-slack", cli_input("cli-1")).await;
+    let elapsed = started.elapsed();
+    assert_status(&outcome, ExecutionStatus::Succeeded);
+    assert_consistent(&baton, &release_of(&baton, "exec-slack").await).await;
+    (elapsed, slack.received_requests().await.unwrap_or_default().len())
+}
+
+/// Six notifications (started, built, three healthy waves, finished), each within its budget.
+const NOTIFICATIONS: usize = 6;
+
+#[tokio::test]
+async fn a_hanging_notifier_costs_a_release_a_few_seconds_per_stage() {
+    let hang = wiremock::ResponseTemplate::new(200).set_delay(std::time::Duration::from_secs(120));
+    let (elapsed, _) = release_with_webhook("BATON_E2E_HANGING_WEBHOOK", hang).await;
+    // The bakes are virtual here: what is left is the notifications' budget (3 s each) and the work.
+    assert!(elapsed < std::time::Duration::from_secs(3 * NOTIFICATIONS as u64 + 6), "a release took {elapsed:?}");
+}
+
+#[tokio::test]
+async fn a_failing_notifier_is_retried_within_its_budget_and_a_refusing_one_once() {
+    let (elapsed, posts) = release_with_webhook("BATON_E2E_FAILING_WEBHOOK", wiremock::ResponseTemplate::new(500)).await;
+    assert!(elapsed < std::time::Duration::from_secs(3 * NOTIFICATIONS as u64 + 6), "a release took {elapsed:?}");
+    assert!((NOTIFICATIONS * 2..=NOTIFICATIONS * 5).contains(&posts), "a 500 is retried, within the budget: {posts} posts");
+
+    let refusal = wiremock::ResponseTemplate::new(404).set_body_string("no_service");
+    let (_, posts) = release_with_webhook("BATON_E2E_REFUSING_WEBHOOK", refusal).await;
+    assert_eq!(posts, NOTIFICATIONS, "a refusal is not retried, by the notifier or by the definition");
+}

@@ -66,7 +66,7 @@ impl TaskInvoker for NoTasks {
 
 fn read(path: &Path, what: &str) -> Result<String, ExitCode> {
     std::fs::read_to_string(path).map_err(|e| {
-        eprintln!("baton asl: cannot read the {what} {}: {e}", path.display());
+        errln!("baton asl: cannot read the {what} {}: {e}", path.display());
         exit::code(exit::USAGE)
     })
 }
@@ -74,7 +74,7 @@ fn read(path: &Path, what: &str) -> Result<String, ExitCode> {
 fn load(path: &Path) -> Result<StateMachine, ExitCode> {
     let text = read(path, "definition")?;
     StateMachine::from_json(&text).map_err(|errors| {
-        eprintln!("baton asl: {}: {errors}", path.display());
+        errln!("baton asl: {}: {errors}", path.display());
         exit::code(exit::USAGE)
     })
 }
@@ -97,7 +97,7 @@ async fn run_definition(
             Err(code) => return code,
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
-                eprintln!("baton asl: the input {} is not valid JSON: {e}", path.display());
+                errln!("baton asl: the input {} is not valid JSON: {e}", path.display());
                 return exit::code(exit::USAGE);
             }
         },
@@ -113,7 +113,7 @@ async fn run_definition(
     if history {
         out["history"] = serde_json::to_value(&outcome.history).unwrap_or(Value::Null);
     }
-    println!("{out}");
+    outln!("{out}");
     exit::code(exit::OK)
 }
 
@@ -127,13 +127,13 @@ fn validate(definition: &Path, as_json: bool) -> ExitCode {
         Err(errors) => errors.0,
     };
     if as_json {
-        println!("{}", json!({"valid": errors.is_empty(), "errors": errors}));
+        outln!("{}", json!({"valid": errors.is_empty(), "errors": errors}));
     } else if errors.is_empty() {
-        println!("{}: valid", definition.display());
+        outln!("{}: valid", definition.display());
     } else {
-        println!("{}: {} error(s)", definition.display(), errors.len());
+        outln!("{}: {} error(s)", definition.display(), errors.len());
         for e in &errors {
-            println!("  {e}");
+            outln!("  {e}");
         }
     }
     exit::code(if errors.is_empty() { exit::OK } else { exit::FAILED })

@@ -84,13 +84,13 @@ async fn push(args: &PushArgs) -> ExitCode {
     let catalog = match args.root.load(&args.path) {
         Ok(catalog) => catalog,
         Err(err) => {
-            eprintln!("baton: cannot read catalog {}: {err}", args.path.display());
+            errln!("baton: cannot read catalog {}: {err}", args.path.display());
             return exit::code(exit::USAGE);
         }
     };
     if !catalog.diagnostics().is_empty() {
-        eprint!("{}", validation_report(&catalog, false));
-        eprintln!("baton: nothing pushed: fix the catalog first");
+        err!("{}", validation_report(&catalog, false));
+        errln!("baton: nothing pushed: fix the catalog first");
         return exit::code(exit::FAILED);
     }
     let target = match (&args.schedule_group, &args.state_machine_arn, &args.schedule_role_arn) {
@@ -100,7 +100,7 @@ async fn push(args: &PushArgs) -> ExitCode {
             ScheduleTarget { state_machine_arn: arn.clone(), role_arn: role.clone(), dead_letter_arn: args.schedule_dlq_arn.clone() },
         )),
         (Some(_), _, _) => {
-            eprintln!(
+            errln!(
                 "baton: --schedule-group needs --state-machine-arn and --schedule-role-arn (or BATON_STATE_MACHINE_ARN, BATON_SCHEDULE_ROLE_ARN)"
             );
             return exit::code(exit::USAGE);
@@ -109,30 +109,30 @@ async fn push(args: &PushArgs) -> ExitCode {
     let items = match loaded_catalog_items(&catalog) {
         Ok(items) => items,
         Err(err @ CatalogFilesError::Read { .. }) => {
-            eprintln!("baton: {err}");
+            errln!("baton: {err}");
             return exit::code(exit::USAGE);
         }
         Err(err) => {
-            eprintln!("{err}");
+            errln!("{err}");
             return exit::code(exit::FAILED);
         }
     };
     let config = match crate::remote::aws_config().await {
         Ok(config) => config,
         Err(err) => {
-            eprintln!("baton: {err}");
+            errln!("baton: {err}");
             return exit::code(exit::USAGE);
         }
     };
     if let Err(err) = push_catalog(&aws_sdk_dynamodb::Client::new(&config), &args.table, &items).await {
-        eprintln!("baton: cannot push to {}: {err}", args.table);
+        errln!("baton: cannot push to {}: {err}", args.table);
         return exit::code(exit::FAILED);
     }
-    println!("pushed {} to {}", count(items.len(), "service"), args.table);
+    outln!("pushed {} to {}", count(items.len(), "service"), args.table);
     if let Some((group, target)) = target {
         let scope = if args.prune_schedules { SyncScope::All } else { SyncScope::Services };
         match sync_schedules(&aws_sdk_scheduler::Client::new(&config), group, catalog.services(), &target, scope).await {
-            Ok(report) => println!(
+            Ok(report) => outln!(
                 "schedules in {group}: {} created, {} updated, {} unchanged, {} deleted",
                 report.created.len(),
                 report.updated.len(),
@@ -140,7 +140,7 @@ async fn push(args: &PushArgs) -> ExitCode {
                 report.deleted.len()
             ),
             Err(err) => {
-                eprintln!("baton: the catalog was pushed but the schedules were not synced: {err}");
+                errln!("baton: the catalog was pushed but the schedules were not synced: {err}");
                 return exit::code(exit::FAILED);
             }
         }
@@ -152,11 +152,11 @@ fn validate(args: &ValidateArgs) -> ExitCode {
     let catalog = match args.root.load(&args.path) {
         Ok(catalog) => catalog,
         Err(err) => {
-            eprintln!("baton: cannot read catalog {}: {err}", args.path.display());
+            errln!("baton: cannot read catalog {}: {err}", args.path.display());
             return exit::code(exit::USAGE);
         }
     };
-    print!("{}", validation_report(&catalog, args.json));
+    out!("{}", validation_report(&catalog, args.json));
     exit::code(validation_status(&catalog))
 }
 

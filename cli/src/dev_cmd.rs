@@ -53,7 +53,7 @@ async fn release(args: DevReleaseArgs) -> ExitCode {
     let binaries = match args.functions_dir.clone().or_else(|| std::env::current_exe().ok()?.parent().map(PathBuf::from)) {
         Some(dir) => dir,
         None => {
-            eprintln!("baton: cannot tell where the function binaries are: pass --functions-dir");
+            errln!("baton: cannot tell where the function binaries are: pass --functions-dir");
             return exit::code(exit::USAGE);
         }
     };
@@ -69,11 +69,11 @@ async fn release(args: DevReleaseArgs) -> ExitCode {
     let stack = match LocalStack::up(&options).await {
         Ok(stack) => stack,
         Err(err) => {
-            eprintln!("baton: cannot bring the local stack up: {err}");
+            errln!("baton: cannot bring the local stack up: {err}");
             return exit::code(exit::USAGE);
         }
     };
-    println!("stack {stack_name} up in {:.1}s (tables: {})", started.elapsed().as_secs_f64(), table_names(&stack));
+    outln!("stack {stack_name} up in {:.1}s (tables: {})", started.elapsed().as_secs_f64(), table_names(&stack));
 
     let signal = Signal {
         service: args.service.clone(),
@@ -85,34 +85,34 @@ async fn release(args: DevReleaseArgs) -> ExitCode {
     };
     let started = Instant::now();
     let outcome = stack.run(&format!("dev-{}", signal.trigger.id), serde_json::to_value(&signal).unwrap_or_default()).await;
-    println!("execution {:?} in {:.1}s", outcome.status, started.elapsed().as_secs_f64());
+    outln!("execution {:?} in {:.1}s", outcome.status, started.elapsed().as_secs_f64());
     if let Some(error) = &outcome.error {
-        println!("  error: {error}: {}", outcome.cause.as_deref().unwrap_or_default());
+        outln!("  error: {error}: {}", outcome.cause.as_deref().unwrap_or_default());
     }
     for function in stack.functions().filter(|f| f.cold_starts() > 0) {
-        println!("  {}: {} environment(s), log {}", function.spec().name, function.cold_starts(), function.log_file().display());
+        outln!("  {}: {} environment(s), log {}", function.spec().name, function.cold_starts(), function.log_file().display());
     }
     let release = match stack.release(&args.service, &outcome).await {
         Ok(release) => release,
         Err(err) => {
-            eprintln!("baton: {err}");
+            errln!("baton: {err}");
             return exit::code(exit::FAILED);
         }
     };
     let status = release.as_ref().map(|r| r.status);
     match &release {
-        Some(release) => println!("release {} {:?}", release.id.0, release.status),
-        None => println!("no release was recorded"),
+        Some(release) => outln!("release {} {:?}", release.id.0, release.status),
+        None => outln!("no release was recorded"),
     }
 
     let reports = match stack.iam_reports() {
         Ok(reports) => reports,
         Err(err) => {
-            eprintln!("baton: cannot check IAM: {err}");
+            errln!("baton: cannot check IAM: {err}");
             return exit::code(exit::FAILED);
         }
     };
-    print!("IAM check of what ran against {}:\n{}", args.template.display(), iam::render(&reports));
+    out!("IAM check of what ran against {}:\n{}", args.template.display(), iam::render(&reports));
     let denied = reports.values().any(|r| !r.denied.is_empty());
     stack.shutdown();
     if denied || status != Some(ReleaseStatus::Succeeded) { exit::code(exit::FAILED) } else { exit::code(exit::OK) }

@@ -4,6 +4,21 @@
 //! validation found errors); 2 bad usage, unreadable files or invalid configuration; 3 a
 //! release's rollback failed (someone must act).
 
+/// print!/println!/eprintln! that never panic: with a closed stdout or stderr (`baton ... | head`)
+/// the rest of the output is lost, and nothing else.
+macro_rules! out {
+    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = write!(std::io::stdout(), $($arg)*); }};
+}
+macro_rules! outln {
+    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stdout(), $($arg)*); }};
+}
+macro_rules! err {
+    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = write!(std::io::stderr(), $($arg)*); }};
+}
+macro_rules! errln {
+    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stderr(), $($arg)*); }};
+}
+
 mod asl_cmd;
 mod catalog_cmd;
 mod dev_cmd;
@@ -61,7 +76,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("baton: cannot start the async runtime: {err}");
+            errln!("baton: cannot start the async runtime: {err}");
             return exit::code(exit::USAGE);
         }
     };

@@ -76,21 +76,21 @@ pub async fn run(args: MetricsArgs) -> ExitCode {
     let rollups = match store.rollups(&args.service, &args.environment, from, to).await {
         Ok(days) => days.into_iter().map(|(_, rollup)| rollup).collect::<Vec<_>>(),
         Err(err) => {
-            eprintln!("baton: {err}");
+            errln!("baton: {err}");
             return exit::code(exit::FAILED);
         }
     };
     let figures = dora(args.days, &rollups);
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&figures).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&figures).unwrap_or_default());
         return exit::code(exit::OK);
     }
-    println!("{} in {}, last {} days ({from} to {to})", args.service, args.environment, args.days);
-    println!("  deployment frequency   {} deployments, {:.2} a day", figures.deployments, figures.deployments_per_day);
-    println!("  lead time for changes  {} (mean, merge to released)", human(figures.mean_lead_time_seconds));
+    outln!("{} in {}, last {} days ({from} to {to})", args.service, args.environment, args.days);
+    outln!("  deployment frequency   {} deployments, {:.2} a day", figures.deployments, figures.deployments_per_day);
+    outln!("  lead time for changes  {} (mean, merge to released)", human(figures.mean_lead_time_seconds));
     let rate = figures.change_failure_rate.map_or("-".into(), |r| format!("{:.0}%", r * 100.0));
-    println!("  change failure rate    {rate} ({} rolled back)", figures.rollbacks);
-    println!("  time to restore        {} (mean, failed deployment to the next good one)", human(figures.mean_time_to_restore_seconds));
+    outln!("  change failure rate    {rate} ({} rolled back)", figures.rollbacks);
+    outln!("  time to restore        {} (mean, failed deployment to the next good one)", human(figures.mean_time_to_restore_seconds));
     exit::code(exit::OK)
 }
 

@@ -71,8 +71,8 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
     let baton = match LocalBaton::open(config) {
         Ok(baton) => baton,
         Err(err @ LocalError::Catalog(_)) => {
-            eprintln!("baton: {err}");
-            eprintln!(
+            errln!("baton: {err}");
+            errln!(
                 "baton: fix the catalog ({}) and run again; `baton catalog validate {}` lists every error",
                 args.catalog.display(),
                 args.catalog.display()
@@ -80,7 +80,7 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
             return exit::code(exit::USAGE);
         }
         Err(err) => {
-            eprintln!("baton: cannot start the local run: {err}");
+            errln!("baton: cannot start the local run: {err}");
             return exit::code(exit::USAGE);
         }
     };
@@ -102,14 +102,14 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
     let release = match store.list_releases(&args.service, None, 100).await {
         Ok(releases) => find_release(releases, &execution, &outcome.output),
         Err(err) => {
-            eprintln!("baton: the run ended but the store cannot be read: {err}");
+            errln!("baton: the run ended but the store cannot be read: {err}");
             return exit::code(exit::FAILED);
         }
     };
     if let Some(release) = &release
         && let Err(err) = view::save_history(&state_dir, &release.id, &outcome.history)
     {
-        eprintln!("baton: warning: cannot save the execution history: {err}");
+        errln!("baton: warning: cannot save the execution history: {err}");
     }
     if let Some(view) = &live {
         view.finish();
@@ -121,14 +121,14 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
             "execution": {"name": execution, "status": outcome.status, "error": outcome.error, "cause": outcome.cause},
             "release": release,
         });
-        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
     } else {
         match &release {
-            Some(release) => print!("{}", view::summary(release)),
+            Some(release) => out!("{}", view::summary(release)),
             None => {
                 let error = outcome.error.as_deref().unwrap_or("unknown");
                 let cause = outcome.cause.as_deref().map(view::cause_message).unwrap_or_default();
-                eprintln!("baton: release not started: {error}: {cause}");
+                errln!("baton: release not started: {error}: {cause}");
             }
         }
     }
@@ -159,20 +159,20 @@ async fn run_remote(args: ReleaseArgs) -> ExitCode {
     match crate::remote::start_remote(&signal, args.state_machine_arn.clone()).await {
         Ok(started) => {
             if args.json {
-                println!("{}", json!({"execution_arn": started.execution_arn, "name": started.name, "new": started.new}));
+                outln!("{}", json!({"execution_arn": started.execution_arn, "name": started.name, "new": started.new}));
             } else {
                 let what = if started.new { "started" } else { "already running as" };
-                println!("{} release {what} {}", args.service, started.execution_arn);
-                println!("follow it with: baton status {} --watch", started.execution_arn);
+                outln!("{} release {what} {}", args.service, started.execution_arn);
+                outln!("follow it with: baton status {} --watch", started.execution_arn);
             }
             exit::code(exit::OK)
         }
         Err(err @ (crate::remote::RemoteError::NoStateMachine | crate::remote::RemoteError::Https(_))) => {
-            eprintln!("baton: {err}");
+            errln!("baton: {err}");
             exit::code(exit::USAGE)
         }
         Err(err) => {
-            eprintln!("baton: cannot start the release on AWS: {err}");
+            errln!("baton: cannot start the release on AWS: {err}");
             exit::code(exit::FAILED)
         }
     }

@@ -39,11 +39,11 @@ pub fn open_store(state: &StateDirArg) -> Result<SqliteStore, ExitCode> {
     let dir = state.resolve();
     let path = baton_store_sqlite::database_path(&dir);
     if !path.exists() {
-        eprintln!("baton: no local store at {} (run `baton release` first, or pass --state-dir)", path.display());
+        errln!("baton: no local store at {} (run `baton release` first, or pass --state-dir)", path.display());
         return Err(exit::code(exit::USAGE));
     }
     SqliteStore::open(&path).map_err(|err| {
-        eprintln!("baton: cannot open {}: {err}", path.display());
+        errln!("baton: cannot open {}: {err}", path.display());
         exit::code(exit::USAGE)
     })
 }
@@ -56,20 +56,20 @@ pub async fn history(args: HistoryArgs) -> ExitCode {
     let releases = match store.list_releases(&args.service, args.environment.as_deref(), args.limit).await {
         Ok(releases) => releases,
         Err(err) => {
-            eprintln!("baton: {err}");
+            errln!("baton: {err}");
             return exit::code(exit::FAILED);
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&releases).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&releases).unwrap_or_default());
         return exit::code(exit::OK);
     }
     if releases.is_empty() {
-        println!("no releases of {} recorded", args.service);
+        outln!("no releases of {} recorded", args.service);
     }
     for release in &releases {
         let sha = release.artifact.as_ref().map(|a| a.sha.as_str()).or(release.sha.as_deref()).unwrap_or("-");
-        println!(
+        outln!(
             "{}  {:<11} {:<11} {:<8} {}  {}",
             release.created_at.format("%Y-%m-%d %H:%M:%S"),
             release.status.as_str(),
@@ -91,11 +91,11 @@ pub async fn show(args: ShowArgs) -> ExitCode {
     let (release, events) = match (store.get_release(&id).await, store.events(&id).await) {
         (Ok(Some(release)), Ok(events)) => (release, events),
         (Ok(None), _) => {
-            eprintln!("baton: no release {id} in the local store");
+            errln!("baton: no release {id} in the local store");
             return exit::code(exit::USAGE);
         }
         (Err(err), _) | (_, Err(err)) => {
-            eprintln!("baton: {err}");
+            errln!("baton: {err}");
             return exit::code(exit::FAILED);
         }
     };
@@ -103,7 +103,7 @@ pub async fn show(args: ShowArgs) -> ExitCode {
         match view::load_history(&args.state.resolve(), &id) {
             Ok(history) => Some(history),
             Err(err) => {
-                eprintln!("baton: no saved execution history: {err}");
+                errln!("baton: no saved execution history: {err}");
                 return exit::code(exit::FAILED);
             }
         }
@@ -112,14 +112,14 @@ pub async fn show(args: ShowArgs) -> ExitCode {
     };
     if args.json {
         let doc = serde_json::json!({"release": release, "events": events, "history": history});
-        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return exit::code(exit::OK);
     }
-    print!("{}", view::summary(&release));
-    println!("  timeline");
+    out!("{}", view::summary(&release));
+    outln!("  timeline");
     for event in &events {
         let wave = event.wave.as_deref().map(|w| format!("[{w}] ")).unwrap_or_default();
-        println!(
+        outln!(
             "    {}  {:<9} {:<10} {wave}{}",
             event.at.format("%H:%M:%S%.3f"),
             format!("{:?}", event.stage).to_lowercase(),
@@ -128,14 +128,14 @@ pub async fn show(args: ShowArgs) -> ExitCode {
         );
     }
     if let Some(history) = history {
-        println!("  execution history");
+        outln!("  execution history");
         for event in history.as_array().into_iter().flatten() {
             let kind = event.get("type").and_then(|v| v.as_str()).unwrap_or("?");
             let name = ["stateEnteredEventDetails", "stateExitedEventDetails"]
                 .iter()
                 .find_map(|k| event.get(*k).and_then(|d| d.get("name")).and_then(|n| n.as_str()))
                 .unwrap_or("");
-            println!("    {:>4} {kind} {name}", event.get("id").and_then(|v| v.as_u64()).unwrap_or(0));
+            outln!("    {:>4} {kind} {name}", event.get("id").and_then(|v| v.as_u64()).unwrap_or(0));
         }
     }
     exit::code(exit::OK)

@@ -38,14 +38,14 @@ pub async fn run(args: StatusArgs) -> ExitCode {
     let config = match remote::aws_config().await {
         Ok(config) => config,
         Err(err) => {
-            eprintln!("baton status: {err}");
+            errln!("baton status: {err}");
             return exit::code(exit::USAGE);
         }
     };
     let arn = match resolve(&args, &config).await {
         Ok(arn) => arn,
         Err(message) => {
-            eprintln!("baton status: {message}");
+            errln!("baton status: {message}");
             return exit::code(exit::USAGE);
         }
     };
@@ -55,18 +55,18 @@ pub async fn run(args: StatusArgs) -> ExitCode {
         let view = match describe_release(&client, &arn).await {
             Ok(view) => view,
             Err(err) => {
-                eprintln!("baton status: {err}");
+                errln!("baton status: {err}");
                 return exit::code(exit::USAGE);
             }
         };
         if last.as_ref() != Some(&view) {
             if args.json {
-                println!("{}", serde_json::to_string(&view).expect("a ReleaseView serialises"));
+                outln!("{}", serde_json::to_string(&view).expect("a ReleaseView serialises"));
             } else {
                 if last.is_some() {
-                    println!();
+                    outln!();
                 }
-                print!("{}", render(&view));
+                out!("{}", render(&view));
             }
         }
         if !(args.watch && view.is_running()) {

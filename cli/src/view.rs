@@ -7,7 +7,7 @@ use baton_domain::release::{Release, ReleaseId, ReleaseStatus, WaveStatus};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +22,10 @@ impl LiveView {
         LiveView { bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()) }
     }
 
-    /// A writer whose lines appear above the bars (the console notifier's lines).
+    /// A writer whose lines appear above the bars (the console notifier's lines), or as plain
+    /// lines on stderr when it is not a terminal (indicatif draws nothing there).
     pub fn console_writer(&self) -> Box<dyn Write + Send> {
-        Box::new(AboveBars { bars: self.bars.clone(), pending: Vec::new() })
+        if io::stderr().is_terminal() { Box::new(AboveBars { bars: self.bars.clone(), pending: Vec::new() }) } else { Box::new(PlainLines) }
     }
 
     /// Follows the release carried by `execution` until aborted.
@@ -89,6 +90,21 @@ impl Write for AboveBars {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Lines straight to stderr; a closed stderr loses them rather than failing the notifier.
+struct PlainLines;
+
+impl Write for PlainLines {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let _ = io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let _ = io::stderr().flush();
         Ok(())
     }
 }

@@ -2,10 +2,13 @@
 
 use async_trait::async_trait;
 use baton_asl::{TaskCall, TaskFailure, TaskInvoker};
-use baton_domain::error::TaskError;
+use baton_domain::error::{ErrorName, TaskError};
 use baton_domain::flow::release_id_in;
 use baton_domain::support::Ports;
+use futures_util::FutureExt;
 use serde_json::Value;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use tracing::Instrument;
 
 pub struct HandlerInvoker {
@@ -32,28 +35,45 @@ impl TaskInvoker for HandlerInvoker {
     async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure> {
         let target = call.function.as_deref().unwrap_or(&call.resource);
         let name = function_name(target);
-        let ports = &self.ports;
-        let payload = call.payload;
-        let span = baton_logging::task_span(name, release_id_in(&payload));
+        let span = baton_logging::task_span(name, release_id_in(&call.payload));
         let handler = name.strip_prefix("baton-").unwrap_or(name);
-        let result = match handler {
-            baton_load_catalog::NAME => baton_load_catalog::handle(ports, payload).instrument(span).await,
-            baton_trigger_build::NAME => baton_trigger_build::handle(ports, payload).instrument(span).await,
-            baton_poll_build::NAME => baton_poll_build::handle(ports, payload).instrument(span).await,
-            baton_deploy_wave::NAME => baton_deploy_wave::handle(ports, payload).instrument(span).await,
-            baton_check_health::NAME => baton_check_health::handle(ports, payload).instrument(span).await,
-            baton_notify::NAME => baton_notify::handle(ports, payload).instrument(span).await,
-            baton_record_metrics::NAME => baton_record_metrics::handle(ports, payload).instrument(span).await,
-            _ => {
-                // What Lambda answers for a function that does not exist.
-                return Err(TaskFailure {
-                    error: "Lambda.ResourceNotFoundException".into(),
-                    cause: Some(format!("Function not found: {target}")),
-                });
-            }
+        let Some(result) = contain_panics(handler, dispatch(&self.ports, handler, call.payload)).instrument(span).await else {
+            // What Lambda answers for a function that does not exist.
+            return Err(TaskFailure {
+                error: "Lambda.ResourceNotFoundException".into(),
+                cause: Some(format!("Function not found: {target}")),
+            });
         };
         result.map_err(lambda_failure)
     }
+}
+
+/// Runs the handler `name`; `None` when there is none of that name.
+async fn dispatch(ports: &Ports, name: &str, payload: Value) -> Option<Result<Value, TaskError>> {
+    Some(match name {
+        baton_load_catalog::NAME => baton_load_catalog::handle(ports, payload).await,
+        baton_trigger_build::NAME => baton_trigger_build::handle(ports, payload).await,
+        baton_poll_build::NAME => baton_poll_build::handle(ports, payload).await,
+        baton_deploy_wave::NAME => baton_deploy_wave::handle(ports, payload).await,
+        baton_check_health::NAME => baton_check_health::handle(ports, payload).await,
+        baton_notify::NAME => baton_notify::handle(ports, payload).await,
+        baton_record_metrics::NAME => baton_record_metrics::handle(ports, payload).await,
+        _ => return None,
+    })
+}
+
+/// A handler that panics fails its task with `Baton.Internal` instead of taking the execution
+/// down with it, so the definition's Catch still routes the release to its Unlock.
+async fn contain_panics<T>(handler: &str, run: impl Future<Output = Option<Result<T, TaskError>>>) -> Option<Result<T, TaskError>> {
+    AssertUnwindSafe(run).catch_unwind().await.unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        tracing::error!(handler, %message, "handler panicked");
+        Some(Err(TaskError::new(ErrorName::Internal, format!("{handler} panicked: {message}"))))
+    })
 }
 
 /// A handler error as Step Functions reports a Lambda function error: the error type as
@@ -65,7 +85,22 @@ fn lambda_failure(err: TaskError) -> TaskFailure {
 
 #[cfg(test)]
 mod tests {
-    use super::function_name;
+    use super::{contain_panics, function_name};
+    use baton_domain::error::{ErrorName, TaskError};
+
+    #[tokio::test]
+    async fn a_panicking_handler_fails_its_task_as_internal() {
+        let panicking = async {
+            if function_name("x") == "x" {
+                panic!("index out of bounds");
+            }
+            Some(Ok::<(), TaskError>(()))
+        };
+        let failure = contain_panics("deploy-wave", panicking).await.unwrap().unwrap_err();
+        assert_eq!(failure.error, ErrorName::Internal);
+        assert_eq!(failure.cause, "deploy-wave panicked: index out of bounds");
+        assert_eq!(contain_panics("notify", async { Some(Ok::<u8, TaskError>(7)) }).await, Some(Ok(7)));
+    }
 
     #[test]
     fn function_names_come_out_of_arns() {

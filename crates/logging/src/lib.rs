@@ -37,7 +37,9 @@ fn filter(default: &str) -> EnvFilter {
 /// Installs the process's subscriber. `default` is the filter when no variable sets one
 /// (`warn` for the CLI, whose output is its own; `info` for the functions).
 pub fn init(format: Format, default: &str) {
-    let builder = tracing_subscriber::fmt().with_env_filter(filter(default)).with_writer(std::io::stderr);
+    // Without log_internal_errors(false), a write to a closed stderr (`baton ... 2>&1 | head`)
+    // makes tracing-subscriber eprintln!, which panics whatever task logged.
+    let builder = tracing_subscriber::fmt().with_env_filter(filter(default)).with_writer(std::io::stderr).log_internal_errors(false);
     // A second init (tests, or a binary that calls it twice) keeps the first subscriber.
     let _ = match format {
         Format::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),

@@ -4,9 +4,12 @@
 
 use baton_domain::error::{ErrorName, TaskError};
 use baton_domain::flow::{Done, NotifyEvent, NotifyRequest, OutcomeStatus};
-use baton_domain::ports::Notification;
+use baton_domain::ports::{Notification, Notifier, ProviderError};
 use baton_domain::release::{Release, WaveStatus};
 use baton_domain::support::{Ports, call_json, provider_error};
+use futures_util::future::join_all;
+use std::time::Duration;
+use tokio::time::Instant;
 
 pub const NAME: &str = "notify";
 
@@ -28,29 +31,60 @@ pub async fn notify(ports: &Ports, request: NotifyRequest) -> Result<Done, TaskE
         release,
     };
 
-    let mut states = serde_json::Map::new();
-    let mut failures = Vec::new();
-    for notifier in &notifiers {
+    // Every notifier at once, each within its own budget: a slow one never holds the others up.
+    let notification = &notification;
+    let deliveries = notifiers.iter().map(|notifier| {
         let previous = notification.release.notifier_state.get(notifier.name());
-        match notifier.notify(&notification, previous).await {
+        async move { (notifier.name(), previous, deliver(notifier.as_ref(), notification, previous).await) }
+    });
+    let mut states = serde_json::Map::new();
+    for (name, previous, delivered) in join_all(deliveries).await {
+        match delivered {
             Ok(Some(state)) if Some(&state) != previous => {
-                states.insert(notifier.name().to_owned(), state);
+                states.insert(name.to_owned(), state);
             }
             Ok(_) => {}
-            Err(err) => {
-                tracing::warn!(notifier = notifier.name(), error = %err, "notification not delivered");
-                failures.push(provider_error(err, ErrorName::ProviderUnavailable));
-            }
+            // Logged, not raised: a retried task would send the other notifiers' messages again,
+            // and a notification that cannot be sent never stops a release.
+            Err(err) => tracing::warn!(notifier = name, error = %err, "notification not delivered"),
         }
     }
     if !states.is_empty() {
         // Onto the record as it is now: other tasks may have written it while the notifiers ran.
         ports.update_release(context, |release| release.notifier_state.extend(states.clone())).await?;
     }
-    // One notifier failing must not silence the others; report it after they all had their turn.
-    match failures.into_iter().next() {
-        Some(first) => Err(first),
-        None => Ok(Done {}),
+    Ok(Done {})
+}
+
+/// The longest one notifier may take for one stage, retries included: with an endpoint that
+/// hangs or fails, a release loses at most this much per stage.
+const STAGE_BUDGET: Duration = Duration::from_secs(3);
+/// The longest one call may take.
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+const FIRST_PAUSE: Duration = Duration::from_millis(200);
+
+/// Sends one notification, retrying answers worth retrying until the stage's budget is spent;
+/// a refusal is final at once.
+async fn deliver(
+    notifier: &dyn Notifier,
+    notification: &Notification,
+    previous: Option<&serde_json::Value>,
+) -> Result<Option<serde_json::Value>, ProviderError> {
+    let deadline = Instant::now() + STAGE_BUDGET;
+    let mut pause = FIRST_PAUSE;
+    loop {
+        let call_limit = deadline.saturating_duration_since(Instant::now()).min(CALL_TIMEOUT);
+        let error = match tokio::time::timeout(call_limit, notifier.notify(notification, previous)).await {
+            Ok(Ok(state)) => return Ok(state),
+            Ok(Err(refused @ ProviderError::Rejected(_))) => return Err(refused),
+            Ok(Err(unavailable)) => unavailable,
+            Err(_) => ProviderError::Unavailable(format!("no answer within {:.1} s", call_limit.as_secs_f64())),
+        };
+        if Instant::now() + pause >= deadline {
+            return Err(error);
+        }
+        tokio::time::sleep(pause).await;
+        pause *= 2;
     }
 }
 
