@@ -66,6 +66,14 @@ impl Fixture {
 
     /// Writes a v2.2 definition of `service`; `extra` lands inside its `extensions.baton` block.
     pub fn write_catalog(&self, service: &str, extra: &str) {
+        let command = serde_json::to_string(&["sh", "-c", BUILD]).unwrap();
+        let control = self.control();
+        let build = format!("      provider: command\n      command: {command}\n      env: {{CONTROL: \"{}\"}}\n", control.display());
+        self.write_catalog_with_build(service, extra, &build);
+    }
+
+    /// As [`Fixture::write_catalog`], with `build` (the lines under `build:`) as its build block.
+    pub fn write_catalog_with_build(&self, service: &str, extra: &str, build: &str) {
         let control = self.control();
         let waves: String = self
             .waves
@@ -74,8 +82,7 @@ impl Fixture {
             .collect();
         let command = |script: &str| serde_json::to_string(&["sh", "-c", script]).unwrap();
         let yaml = format!(
-            "schema-version: v2.2\ndd-service: {service}\nteam: payments\nextensions:\n  baton:\n    environment: {ENVIRONMENT}\n    release-branch: main\n{extra}    build:\n      provider: command\n      command: {build}\n      env: {{CONTROL: \"{control}\"}}\n    deploy:\n      provider: command\n      command: {deploy}\n      env: {{CONTROL: \"{control}\"}}\n      waves:\n{waves}    health:\n      provider: command\n      command: {health}\n      env: {{CONTROL: \"{control}\"}}\n",
-            build = command(BUILD),
+            "schema-version: v2.2\ndd-service: {service}\nteam: payments\nextensions:\n  baton:\n    environment: {ENVIRONMENT}\n    release-branch: main\n{extra}    build:\n{build}    deploy:\n      provider: command\n      command: {deploy}\n      env: {{CONTROL: \"{control}\"}}\n      waves:\n{waves}    health:\n      provider: command\n      command: {health}\n      env: {{CONTROL: \"{control}\"}}\n",
             deploy = command(DEPLOY),
             health = command(HEALTH),
             control = control.display(),

@@ -112,7 +112,7 @@ fn full_run(program: &str, env: &BTreeMap<String, String>) -> CommandRun {
 }
 
 /// A delivery block with every optional field set, so serialisation shows every field.
-fn full_delivery(health: HealthSpec) -> Delivery {
+fn full_delivery(build: BuildSpec, health: HealthSpec) -> Delivery {
     let env = BTreeMap::from([("A".to_string(), "1".to_string())]);
     Delivery {
         environment: "production".into(),
@@ -121,7 +121,7 @@ fn full_delivery(health: HealthSpec) -> Delivery {
         schedule: Some("rate(1 day)".into()),
         team: Some("t".into()),
         on_call: Some("o".into()),
-        build: BuildSpec::Command(CommandBuild { run: full_run("make", &env), artifact_file: Some("ref".into()) }),
+        build,
         deploy: DeploySpec {
             target: DeployTarget::Command(CommandDeploy { run: full_run("deploy", &env), rollback_command: Some(vec!["rollback".into()]) }),
             waves: vec![WaveSpec { name: "w".into(), targets: vec!["t".into()], bake: Seconds(1) }],
@@ -137,8 +137,19 @@ fn schema_properties_equal_the_model_fields() {
     let http = HealthSpec::Http(HttpHealth { url: "http://x".into(), consecutive: 1, interval: Seconds(1), max_samples: 1 });
     let command = HealthSpec::Command(full_run("check", &BTreeMap::from([("A".to_string(), "1".to_string())])));
     let mut from_model = BTreeSet::new();
-    for health in [http, command] {
-        let value = serde_json::to_value(full_delivery(health)).unwrap();
+    let env = BTreeMap::from([("A".to_string(), "1".to_string())]);
+    let command_build = BuildSpec::Command(CommandBuild { run: full_run("make", &env), artifact_file: Some("ref".into()) });
+    let github = BuildSpec::GithubActions(GitHubActionsBuild {
+        repository: "acme/web".into(),
+        workflow: "release.yml".into(),
+        inputs: env.clone(),
+        artifact: "ghcr.io/acme/web:{short-sha}".into(),
+        api_url: Some("https://github.example.com/api/v3".into()),
+        token: secret("GH"),
+        app: Some(GitHubApp { app_id: "1".into(), installation_id: 2, private_key: SecretRef::Env("KEY".into()) }),
+    });
+    for (build, health) in [(command_build, http), (github, command)] {
+        let value = serde_json::to_value(full_delivery(build, health)).unwrap();
         model_paths(&schema, &value, "", &mut from_model);
     }
     let mut from_schema = BTreeSet::new();
@@ -300,7 +311,7 @@ fn release(service: &ServiceEntry, workspace: &Path) -> Option<String> {
             .unwrap_or_else(|err| panic!("{} in {}: {err}", command[0], dir.display()));
         (output.status.success(), String::from_utf8(output.stdout).unwrap())
     };
-    let BuildSpec::Command(build) = &service.delivery.build;
+    let BuildSpec::Command(build) = &service.delivery.build else { panic!("examples use command builds") };
     let DeployTarget::Command(deploy) = &service.delivery.deploy.target;
     let HealthSpec::Command(health) = &service.delivery.health else { panic!("examples use command health") };
 

@@ -1,6 +1,8 @@
 //! [`Providers`] for a machine without AWS: commands, HTTP health, console and Slack.
 
 use crate::build::CommandBuildProvider;
+use crate::ci::GitHubAppTokens;
+use crate::ci::from_catalog::GitHubActionsFromCatalog;
 use crate::command::CommandContext;
 use crate::deploy::CommandDeployer;
 use crate::health::{CommandHealthChecker, HttpHealthChecker};
@@ -19,6 +21,8 @@ pub struct LocalProviders {
     secrets: Arc<dyn SecretResolver>,
     slack_api_base: String,
     http: reqwest::Client,
+    /// GitHub App installation tokens, kept for the process (one Lambda container, one CLI run).
+    github_tokens: GitHubAppTokens,
 }
 
 impl LocalProviders {
@@ -37,6 +41,7 @@ impl LocalProviders {
             secrets,
             slack_api_base: slack_api_base.unwrap_or_else(|| DEFAULT_SLACK_API_BASE.to_owned()),
             http: crate::http_client()?,
+            github_tokens: GitHubAppTokens::new(),
         })
     }
 
@@ -49,6 +54,12 @@ impl Providers for LocalProviders {
     fn build(&self, spec: &BuildSpec, entry: &ServiceEntry) -> Result<Box<dyn BuildProvider>, ProviderError> {
         match spec {
             BuildSpec::Command(command) => Ok(Box::new(CommandBuildProvider::new(command, self.context(entry)?)?)),
+            BuildSpec::GithubActions(github) => Ok(Box::new(GitHubActionsFromCatalog::new(
+                github,
+                Arc::clone(&self.secrets),
+                self.http.clone(),
+                self.github_tokens.clone(),
+            )?)),
         }
     }
 

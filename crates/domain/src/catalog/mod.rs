@@ -92,6 +92,42 @@ pub struct Delivery {
 pub enum BuildSpec {
     /// Runs an argv locally (no shell).
     Command(CommandBuild),
+    /// Dispatches a GitHub Actions workflow, then polls its run.
+    GithubActions(GitHubActionsBuild),
+}
+
+/// A `workflow_dispatch` of a GitHub Actions workflow; the run gets `baton_release_id` and
+/// `baton_sha` as inputs besides `inputs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GitHubActionsBuild {
+    /// `owner/name`.
+    pub repository: String,
+    /// The workflow's file name (`release.yml`) or id.
+    pub workflow: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, String>,
+    /// The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{run-id}`, `{release-id}`.
+    pub artifact: String,
+    /// GitHub Enterprise Server's API (`https://HOST/api/v3`); github.com's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// A token with `actions: write` on the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<SecretRef>,
+    /// A GitHub App installed on the repository, instead of a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<GitHubApp>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GitHubApp {
+    /// The app's id or client id.
+    pub app_id: String,
+    pub installation_id: u64,
+    /// The app's private key (PEM).
+    pub private_key: SecretRef,
 }
 
 /// An argv run without a shell: what every `command` provider takes.

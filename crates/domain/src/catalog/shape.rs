@@ -161,9 +161,37 @@ const BUILD_COMMAND: &[Field] = &[
     TIMEOUT,
 ];
 
+const GITHUB_APP: Shape = shape(&[
+    required("app-id", Kind::Text, "The app's id or client id."),
+    required("installation-id", Kind::Count { min: 1 }, "The app's installation on the repository's owner."),
+    required("private-key", Kind::Secret, "The app's private key, PEM (secret reference)."),
+]);
+
+const BUILD_GITHUB_ACTIONS: &[Field] = &[
+    required("repository", Kind::Text, "`owner/name` of the repository whose workflow builds the service."),
+    required("workflow", Kind::Text, "The workflow's file name (`release.yml`) or id; it takes `workflow_dispatch`."),
+    field("inputs", Kind::Env, "Workflow inputs, besides `baton_release_id` and `baton_sha` (which the workflow must declare)."),
+    required(
+        "artifact",
+        Kind::Text,
+        "The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{run-id}` and `{release-id}` \
+         filled from the run (e.g. `ghcr.io/acme/web:{short-sha}`).",
+    ),
+    field("api-url", Kind::Url, "GitHub Enterprise Server's API, `https://HOST/api/v3`; github.com's by default."),
+    field("token", Kind::Secret, "A token with `actions: write` on the repository (secret reference); or `app`."),
+    field("app", Kind::Object(&GITHUB_APP), "A GitHub App installed on the repository, instead of `token`."),
+];
+
 pub(crate) const BUILD: Shape = Shape {
     fields: &[],
-    variants: &[Variant { provider: "command", doc: "Runs a local command.", fields: BUILD_COMMAND }],
+    variants: &[
+        Variant { provider: "command", doc: "Runs a local command.", fields: BUILD_COMMAND },
+        Variant {
+            provider: "github-actions",
+            doc: "Dispatches a GitHub Actions workflow and polls its run.",
+            fields: BUILD_GITHUB_ACTIONS,
+        },
+    ],
     at_least_one: &[],
     unknown_hint: None,
 };

@@ -134,7 +134,7 @@ extensions:
     assert_eq!(entry.links[0].url, "https://example.com/git/billing");
     let d = &entry.delivery;
     assert_eq!(d.schedule.as_deref(), Some("cron(0 9 ? * MON-FRI *)"));
-    let BuildSpec::Command(build) = &d.build;
+    let BuildSpec::Command(build) = &d.build else { panic!("a command build: {:?}", d.build) };
     assert_eq!(build.run.timeout, Some(Seconds(600)));
     assert_eq!(build.run.env.get("PROFILE").map(String::as_str), Some("release"));
     let DeployTarget::Command(deploy) = &d.deploy.target;

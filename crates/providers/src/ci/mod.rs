@@ -2,6 +2,7 @@
 //! artifact template, the per-request timeout, and turning answers into provider errors that
 //! are short, say what to do, and never carry a credential.
 
+pub(crate) mod from_catalog;
 pub(crate) mod github_actions;
 mod github_app;
 

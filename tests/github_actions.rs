@@ -1,0 +1,106 @@
+//! Whole releases whose build runs on GitHub Actions: the real definition on the embedded
+//! executor, the real handlers and provider, GitHub played by a local server answering with the
+//! shapes GitHub's REST API documents.
+
+use baton_asl::ExecutionStatus;
+use baton_domain::release::ReleaseStatus;
+use baton_e2e::*;
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const RUN: u64 = 4242;
+const RUNS: &str = "/repos/acme/checkout/actions/runs/4242";
+const HTML: &str = "https://github.example.com/acme/checkout/actions/runs/4242";
+
+fn run(status: &str, conclusion: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "id": RUN, "status": status, "conclusion": conclusion,
+        "head_sha": "4f2a9c1e0b7d5a3c", "head_branch": "main", "html_url": HTML, "display_title": "release",
+    }))
+}
+
+/// GitHub, whose run is in progress for `pending` polls and then completes with `conclusion`.
+async fn github(pending: u64, conclusion: &str) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/checkout/actions/workflows/release.yml/dispatches"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "workflow_run_id": RUN, "run_url": format!("{}{RUNS}", server.uri()), "html_url": HTML,
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(RUNS))
+        .respond_with(run("in_progress", Value::Null))
+        .up_to_n_times(pending)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET")).and(path(RUNS)).respond_with(run("completed", json!(conclusion))).with_priority(2).mount(&server).await;
+    server
+}
+
+fn fixture(server: &MockServer, token_variable: &str) -> Fixture {
+    let fixture = Fixture::new();
+    let build = format!(
+        "      provider: github-actions\n      repository: acme/checkout\n      workflow: release.yml\n      api-url: {}\n      token: env:{token_variable}\n      artifact: \"ghcr.io/acme/checkout:{{short-sha}}\"\n",
+        server.uri()
+    );
+    fixture.write_catalog_with_build(SERVICE, "", &build);
+    // SAFETY: each test sets its own variable before any thread of it reads the environment.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var(token_variable, "ghp_e2e_token_value")
+    };
+    fixture
+}
+
+async fn requests(server: &MockServer, method_name: &str) -> Vec<wiremock::Request> {
+    server.received_requests().await.unwrap_or_default().into_iter().filter(|r| r.method.as_str() == method_name).collect()
+}
+
+#[tokio::test]
+async fn a_release_builds_on_github_actions_started_then_polled() {
+    let server = github(3, "success").await;
+    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_OK");
+    let baton = fixture.baton();
+    let outcome = baton.run("exec-gha", cli_input("cli-1")).await;
+    assert_status(&outcome, ExecutionStatus::Succeeded);
+
+    let release = release_of(&baton, "exec-gha").await;
+    assert_eq!(release.status, ReleaseStatus::Succeeded);
+    let artifact = release.artifact.clone().expect("the build's artifact");
+    assert_eq!(artifact.reference, "ghcr.io/acme/checkout:4f2a9c1");
+    assert_eq!(artifact.build_url.as_deref(), Some(HTML), "the run's link is kept for Slack and the CLI");
+    assert_eq!(fixture.deployed(SERVICE, "box-1").as_deref(), Some("ghcr.io/acme/checkout:4f2a9c1"));
+    assert_consistent(&baton, &release).await;
+
+    let dispatch = &requests(&server, "POST").await[0];
+    let body: Value = serde_json::from_slice(&dispatch.body).unwrap();
+    assert_eq!(body["ref"], "main");
+    assert_eq!(body["inputs"]["baton_release_id"], release.id.as_str(), "the run links back to the release");
+    assert_eq!(body["inputs"]["baton_sha"], "4f2a9c1e");
+    assert_eq!(dispatch.headers["authorization"], "Bearer ghp_e2e_token_value");
+    // Started once, then polled: three answers in progress and the one that completed.
+    assert_eq!(requests(&server, "GET").await.len(), 4);
+}
+
+#[tokio::test]
+async fn a_failed_github_actions_run_fails_the_release_before_any_wave() {
+    let server = github(1, "failure").await;
+    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_FAILING");
+    let baton = fixture.baton();
+    let outcome = baton.run("exec-gha-fail", cli_input("cli-1")).await;
+    assert_status(&outcome, ExecutionStatus::Failed);
+    assert_eq!(outcome.error.as_deref(), Some("Baton.BuildFailed"));
+
+    let release = release_of(&baton, "exec-gha-fail").await;
+    assert_eq!(release.status, ReleaseStatus::Failed);
+    let failure = release.failure.clone().unwrap();
+    assert!(failure.cause.contains("failure") && failure.cause.contains(HTML), "names the conclusion and the run: {}", failure.cause);
+    assert!(!failure.cause.contains("ghp_e2e_token_value"));
+    assert_eq!(fixture.deployed(SERVICE, "box-1"), None, "nothing was deployed");
+    assert_consistent(&baton, &release).await;
+}
