@@ -108,7 +108,7 @@ impl Fixture {
     }
 
     pub fn config(&self, clock: Clock) -> LocalConfig {
-        LocalConfig { catalog: self.catalog(), state_dir: self.state_dir(), console: None, clock, slack_api_base: None }
+        LocalConfig { catalog: self.catalog(), state_dir: self.state_dir(), console: None, clock, slack_api_base: None, skip_bakes: false }
     }
 
     /// What a target runs now, if anything.

@@ -28,9 +28,13 @@ pub struct ReleaseArgs {
     pub catalog: PathBuf,
     #[command(flatten)]
     pub state: StateDirArg,
-    /// Skip bake times and backoff waits (the virtual clock): for demos and tests.
+    /// Skip bake times (for demos and tests). Waiting for another release of the service, and
+    /// polls, still take their time.
     #[arg(long)]
     pub no_wait: bool,
+    /// Start a new release even when one of this commit (`--sha`) was started before.
+    #[arg(long)]
+    pub force: bool,
     /// Print the result as one JSON object on stdout (no live view).
     #[arg(long)]
     pub json: bool,
@@ -65,8 +69,9 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
         catalog: args.catalog.clone(),
         state_dir: state_dir.clone(),
         console: live.as_ref().map(|view| view.console_writer()),
-        clock: if args.no_wait { baton_asl::Clock::Virtual } else { baton_asl::Clock::Real },
+        clock: baton_asl::Clock::Real,
         slack_api_base: None,
+        skip_bakes: args.no_wait,
     };
     let baton = match LocalBaton::open(config) {
         Ok(baton) => baton,
@@ -86,7 +91,9 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
     };
 
     let signal = cli_signal(&args);
-    let execution = format!("cli-{}", signal.trigger.id);
+    // Each invocation is its own execution, even when its signal repeats an earlier one (the
+    // registration then finds that release and this execution ends naming it).
+    let execution = format!("cli-{}", uuid::Uuid::new_v4().simple());
     let input = serde_json::to_value(&signal).unwrap_or_default();
 
     let handle = baton.start(&execution, input);
@@ -142,14 +149,25 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
     }
 }
 
-/// This invocation as a signal: every `baton release` is a new one.
+/// This invocation as a signal. A release of a named commit is idempotent: the same service,
+/// environment, branch and `--sha` make the same trigger id, so repeating the command names the
+/// release already started instead of starting another (unless `--force`). Without `--sha` every
+/// call releases the branch's head anew.
 fn cli_signal(args: &ReleaseArgs) -> Signal {
+    let id = match &args.sha {
+        Some(sha) if !args.force => {
+            let environment = args.environment.as_deref().unwrap_or("default");
+            let branch = args.branch.as_deref().unwrap_or("default");
+            format!("{environment}/{branch}/{sha}")
+        }
+        _ => uuid::Uuid::new_v4().to_string(),
+    };
     Signal {
         service: args.service.clone(),
         environment: args.environment.clone(),
         sha: args.sha.clone(),
         branch: args.branch.clone(),
-        trigger: Trigger { kind: TriggerKind::Cli, id: uuid::Uuid::new_v4().to_string(), actor: std::env::var("USER").ok() },
+        trigger: Trigger { kind: TriggerKind::Cli, id, actor: std::env::var("USER").ok() },
         changed_at: None,
     }
 }

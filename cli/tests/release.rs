@@ -75,3 +75,33 @@ fn bad_usage_and_configuration_exit_2_with_a_reason() {
     let bad_flag = Command::new(env!("CARGO_BIN_EXE_baton")).args(["release", "--no-such-flag"]).output().unwrap();
     assert_eq!(bad_flag.status.code(), Some(2));
 }
+
+#[test]
+fn a_repeated_release_of_one_commit_starts_nothing_new_unless_forced() {
+    let state = tempfile::tempdir().unwrap();
+    let first = baton(state.path(), &["release", "hello-web", "--sha", "4f2a9c1e", "--no-wait", "--json"]);
+    assert_eq!(first.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&first.stderr));
+    let first_id = json(&first)["release"]["id"].clone();
+
+    let again = baton(state.path(), &["release", "hello-web", "--sha", "4f2a9c1e", "--no-wait", "--json"]);
+    assert_eq!(again.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&again.stderr));
+    assert_eq!(json(&again)["release"]["id"], first_id, "the same commit names the release already made");
+
+    let forced = baton(state.path(), &["release", "hello-web", "--sha", "4f2a9c1e", "--no-wait", "--json", "--force"]);
+    assert_eq!(forced.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&forced.stderr));
+    assert_ne!(json(&forced)["release"]["id"], first_id, "--force starts a new release");
+}
+
+#[test]
+fn a_relative_state_directory_is_one_place_for_every_command() {
+    let cwd = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog");
+    let output = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["release", "hello-web", "--no-wait", "--json", "--state-dir", "state", "--catalog"])
+        .arg(&examples)
+        .current_dir(cwd.path())
+        .output()
+        .expect("run baton");
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(cwd.path().join("state/workspace/hello-web/targets/web-use1-a/current").exists(), "the workspace is under ./state");
+}

@@ -1,6 +1,6 @@
 //! Baton's executor on the peer benchmark definitions (../shared/peers), in-process, virtual waits.
 //!
-//!   cargo bench -p baton-asl --bench peers -- --suite ../shared/peers/defs [--quick]
+//!   cargo bench -p baton-asl --bench peers -- --suite "$PWD/../shared/peers/defs" [--quick]   (cargo runs benches in crates/asl)
 //!   cargo bench -p baton-asl --bench peers -- --def F --input F --n N [--concurrency C] [--warmup W] [--expected F]
 //!   cargo bench -p baton-asl --bench peers -- --parked N
 //!

@@ -2,8 +2,9 @@
 //! from files, the command/HTTP/Slack providers, the system clock.
 
 use crate::{LocalBaton, LocalError};
-use baton_domain::catalog::FsCatalog;
-use baton_domain::ports::SystemClock;
+use async_trait::async_trait;
+use baton_domain::catalog::{FsCatalog, Seconds, ServiceEntry};
+use baton_domain::ports::{CatalogError, CatalogSource, StoreError, SystemClock};
 use baton_domain::support::Ports;
 use baton_providers::{EnvSecretResolver, LocalProviders};
 use baton_store_sqlite::SqliteStore;
@@ -22,6 +23,9 @@ pub struct LocalConfig {
     pub clock: baton_asl::Clock,
     /// Slack Web API base URL; Slack's own when `None`.
     pub slack_api_base: Option<String>,
+    /// Every wave's bake taken as zero (`baton release --no-wait`): unlike the virtual clock,
+    /// lock waits and polls still take the time they take.
+    pub skip_bakes: bool,
 }
 
 impl LocalConfig {
@@ -36,16 +40,29 @@ impl LocalConfig {
 
 impl LocalBaton {
     pub fn open(config: LocalConfig) -> Result<LocalBaton, LocalError> {
-        let catalog = FsCatalog::open(&config.catalog)?;
-        let store = SqliteStore::open(&baton_store_sqlite::database_path(&config.state_dir))?;
-        let providers = LocalProviders::new(
-            LocalConfig::workspace(&config.state_dir),
-            config.console,
-            Arc::new(EnvSecretResolver),
-            config.slack_api_base,
-        )?;
-        let ports =
-            Ports { store: Arc::new(store), catalog: Arc::new(catalog), providers: Arc::new(providers), clock: Arc::new(SystemClock) };
+        let catalog: Arc<dyn CatalogSource> = match FsCatalog::open(&config.catalog)? {
+            catalog if config.skip_bakes => Arc::new(WithoutBakes(catalog)),
+            catalog => Arc::new(catalog),
+        };
+        // Absolute once, here: commands run in other directories must all see one workspace.
+        let state_dir = std::path::absolute(&config.state_dir)
+            .map_err(|err| StoreError::Unavailable(format!("state directory {}: {err}", config.state_dir.display())))?;
+        let store = SqliteStore::open(&baton_store_sqlite::database_path(&state_dir))?;
+        let providers =
+            LocalProviders::new(LocalConfig::workspace(&state_dir), config.console, Arc::new(EnvSecretResolver), config.slack_api_base)?;
+        let ports = Ports { store: Arc::new(store), catalog, providers: Arc::new(providers), clock: Arc::new(SystemClock) };
         LocalBaton::new(ports, config.clock)
+    }
+}
+
+/// The file catalog with every wave's bake at zero.
+struct WithoutBakes(FsCatalog);
+
+#[async_trait]
+impl CatalogSource for WithoutBakes {
+    async fn service(&self, name: &str) -> Result<ServiceEntry, CatalogError> {
+        let mut entry = self.0.service(name).await?;
+        entry.delivery.deploy.waves.iter_mut().for_each(|wave| wave.bake = Seconds(0));
+        Ok(entry)
     }
 }
