@@ -1,5 +1,6 @@
 //! `baton asl run|validate`.
 use crate::exit;
+use crate::failure::Failure;
 use baton_asl::{Clock, ExecutionStart, ExecutionStatus, Executor, StateMachine, TaskCall, TaskFailure, TaskInvoker};
 use clap::Subcommand;
 use serde_json::{Value, json};
@@ -65,18 +66,12 @@ impl TaskInvoker for NoTasks {
 }
 
 fn read(path: &Path, what: &str) -> Result<String, ExitCode> {
-    std::fs::read_to_string(path).map_err(|e| {
-        errln!("baton asl: cannot read the {what} {}: {e}", path.display());
-        exit::code(exit::USAGE)
-    })
+    std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("cannot read the {what} {}", path.display())).caused_by(&e).report())
 }
 
 fn load(path: &Path) -> Result<StateMachine, ExitCode> {
     let text = read(path, "definition")?;
-    StateMachine::from_json(&text).map_err(|errors| {
-        errln!("baton asl: {}: {errors}", path.display());
-        exit::code(exit::USAGE)
-    })
+    StateMachine::from_json(&text).map_err(|errors| Failure::usage(format!("{}: {errors}", path.display())).report())
 }
 
 async fn run_definition(
@@ -97,8 +92,7 @@ async fn run_definition(
             Err(code) => return code,
             Ok(Ok(v)) => v,
             Ok(Err(e)) => {
-                errln!("baton asl: the input {} is not valid JSON: {e}", path.display());
-                return exit::code(exit::USAGE);
+                return Failure::usage(format!("the input {} is not valid JSON", path.display())).caused_by(&e).report();
             }
         },
     };

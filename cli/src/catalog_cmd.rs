@@ -1,5 +1,6 @@
 //! `baton catalog validate` and `baton catalog push`.
 use crate::exit;
+use crate::failure::Failure;
 use baton_aws::catalog::{CatalogFilesError, loaded_catalog_items, push_catalog};
 use baton_aws::scheduler::{ScheduleTarget, SyncScope, sync_schedules};
 use baton_domain::catalog::{CATALOG_ROOT_ENV, CatalogLoader, LoadedCatalog};
@@ -84,14 +85,12 @@ async fn push(args: &PushArgs) -> ExitCode {
     let catalog = match args.root.load(&args.path) {
         Ok(catalog) => catalog,
         Err(err) => {
-            errln!("baton: cannot read catalog {}: {err}", args.path.display());
-            return exit::code(exit::USAGE);
+            return Failure::usage(format!("cannot read catalog {}", args.path.display())).caused_by(&err).report();
         }
     };
     if !catalog.diagnostics().is_empty() {
         err!("{}", validation_report(&catalog, false));
-        errln!("baton: nothing pushed: fix the catalog first");
-        return exit::code(exit::FAILED);
+        return Failure::failed("nothing pushed: fix the catalog first").report();
     }
     let target = match (&args.schedule_group, &args.state_machine_arn, &args.schedule_role_arn) {
         (None, _, _) => None,
@@ -100,33 +99,28 @@ async fn push(args: &PushArgs) -> ExitCode {
             ScheduleTarget { state_machine_arn: arn.clone(), role_arn: role.clone(), dead_letter_arn: args.schedule_dlq_arn.clone() },
         )),
         (Some(_), _, _) => {
-            errln!(
-                "baton: --schedule-group needs --state-machine-arn and --schedule-role-arn (or BATON_STATE_MACHINE_ARN, BATON_SCHEDULE_ROLE_ARN)"
-            );
-            return exit::code(exit::USAGE);
+            return Failure::usage("--schedule-group needs --state-machine-arn and --schedule-role-arn")
+                .hint("or set BATON_STATE_MACHINE_ARN and BATON_SCHEDULE_ROLE_ARN")
+                .report();
         }
     };
     let items = match loaded_catalog_items(&catalog) {
         Ok(items) => items,
         Err(err @ CatalogFilesError::Read { .. }) => {
-            errln!("baton: {err}");
-            return exit::code(exit::USAGE);
+            return Failure::usage(&err).sources_of(&err).report();
         }
         Err(err) => {
-            errln!("{err}");
-            return exit::code(exit::FAILED);
+            return Failure::failed(&err).sources_of(&err).report();
         }
     };
     let config = match crate::remote::aws_config().await {
         Ok(config) => config,
         Err(err) => {
-            errln!("baton: {err}");
-            return exit::code(exit::USAGE);
+            return Failure::usage(&err).sources_of(&err).report();
         }
     };
     if let Err(err) = push_catalog(&aws_sdk_dynamodb::Client::new(&config), &args.table, &items).await {
-        errln!("baton: cannot push to {}: {err}", args.table);
-        return exit::code(exit::FAILED);
+        return Failure::failed(format!("cannot push to {}", args.table)).caused_by(&err).report();
     }
     outln!("pushed {} to {}", count(items.len(), "service"), args.table);
     if let Some((group, target)) = target {
@@ -140,8 +134,7 @@ async fn push(args: &PushArgs) -> ExitCode {
                 report.deleted.len()
             ),
             Err(err) => {
-                errln!("baton: the catalog was pushed but the schedules were not synced: {err}");
-                return exit::code(exit::FAILED);
+                return Failure::failed("the catalog was pushed but the schedules were not synced").caused_by(&err).report();
             }
         }
     }
@@ -152,8 +145,7 @@ fn validate(args: &ValidateArgs) -> ExitCode {
     let catalog = match args.root.load(&args.path) {
         Ok(catalog) => catalog,
         Err(err) => {
-            errln!("baton: cannot read catalog {}: {err}", args.path.display());
-            return exit::code(exit::USAGE);
+            return Failure::usage(format!("cannot read catalog {}", args.path.display())).caused_by(&err).report();
         }
     };
     out!("{}", validation_report(&catalog, args.json));

@@ -1,6 +1,7 @@
 //! `baton dev`: the AWS stack on this machine (crates/local-stack).
 
 use crate::exit;
+use crate::failure::Failure;
 use baton_domain::release::{ReleaseStatus, Signal, Trigger, TriggerKind};
 use baton_local_stack::{LocalStack, StackOptions, iam};
 use clap::{Args, Subcommand};
@@ -53,8 +54,7 @@ async fn release(args: DevReleaseArgs) -> ExitCode {
     let binaries = match args.functions_dir.clone().or_else(|| std::env::current_exe().ok()?.parent().map(PathBuf::from)) {
         Some(dir) => dir,
         None => {
-            errln!("baton: cannot tell where the function binaries are: pass --functions-dir");
-            return exit::code(exit::USAGE);
+            return Failure::usage("cannot tell where the function binaries are").hint("pass --functions-dir").report();
         }
     };
     let options = StackOptions {
@@ -69,8 +69,7 @@ async fn release(args: DevReleaseArgs) -> ExitCode {
     let stack = match LocalStack::up(&options).await {
         Ok(stack) => stack,
         Err(err) => {
-            errln!("baton: cannot bring the local stack up: {err}");
-            return exit::code(exit::USAGE);
+            return Failure::usage("cannot bring the local stack up").caused_by(&err).report();
         }
     };
     outln!("stack {stack_name} up in {:.1}s (tables: {})", started.elapsed().as_secs_f64(), table_names(&stack));
@@ -95,8 +94,7 @@ async fn release(args: DevReleaseArgs) -> ExitCode {
     let release = match stack.release(&args.service, &outcome).await {
         Ok(release) => release,
         Err(err) => {
-            errln!("baton: {err}");
-            return exit::code(exit::FAILED);
+            return Failure::failed(&err).sources_of(&err).report();
         }
     };
     let status = release.as_ref().map(|r| r.status);
@@ -108,8 +106,7 @@ async fn release(args: DevReleaseArgs) -> ExitCode {
     let reports = match stack.iam_reports() {
         Ok(reports) => reports,
         Err(err) => {
-            errln!("baton: cannot check IAM: {err}");
-            return exit::code(exit::FAILED);
+            return Failure::failed("cannot check IAM").caused_by(&err).report();
         }
     };
     out!("IAM check of what ran against {}:\n{}", args.template.display(), iam::render(&reports));

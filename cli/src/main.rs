@@ -23,6 +23,7 @@ mod asl_cmd;
 mod catalog_cmd;
 mod dev_cmd;
 mod exit;
+mod failure;
 mod metrics_cmd;
 mod release_cmd;
 mod remote;
@@ -76,8 +77,7 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
-            errln!("baton: cannot start the async runtime: {err}");
-            return exit::code(exit::USAGE);
+            return failure::Failure::usage("cannot start the async runtime").caused_by(&err).report();
         }
     };
     runtime.block_on(async {

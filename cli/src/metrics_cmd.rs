@@ -1,6 +1,7 @@
 //! `baton metrics`: the four DORA figures of a service, from the daily rollups record-metrics keeps.
 
 use crate::exit;
+use crate::failure::Failure;
 use crate::release_cmd::StateDirArg;
 use crate::report_cmd::open_store;
 use baton_domain::ports::ReleaseStore;
@@ -76,8 +77,7 @@ pub async fn run(args: MetricsArgs) -> ExitCode {
     let rollups = match store.rollups(&args.service, &args.environment, from, to).await {
         Ok(days) => days.into_iter().map(|(_, rollup)| rollup).collect::<Vec<_>>(),
         Err(err) => {
-            errln!("baton: {err}");
-            return exit::code(exit::FAILED);
+            return Failure::failed(&err).sources_of(&err).report();
         }
     };
     let figures = dora(args.days, &rollups);

@@ -1,6 +1,7 @@
 //! `baton release`: one release of one service, on this machine by default.
 
 use crate::exit;
+use crate::failure::Failure;
 use crate::view::{self, LiveView};
 use baton_domain::release::{Release, ReleaseStatus, Signal, Trigger, TriggerKind};
 use baton_local_runner::{LocalBaton, LocalConfig, LocalError};
@@ -76,17 +77,12 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
     let baton = match LocalBaton::open(config) {
         Ok(baton) => baton,
         Err(err @ LocalError::Catalog(_)) => {
-            errln!("baton: {err}");
-            errln!(
-                "baton: fix the catalog ({}) and run again; `baton catalog validate {}` lists every error",
-                args.catalog.display(),
-                args.catalog.display()
-            );
-            return exit::code(exit::USAGE);
+            let catalog = args.catalog.display();
+            let hint = format!("fix the catalog ({catalog}) and run again; `baton catalog validate {catalog}` lists every error");
+            return Failure::usage(&err).sources_of(&err).hint(hint).report();
         }
         Err(err) => {
-            errln!("baton: cannot start the local run: {err}");
-            return exit::code(exit::USAGE);
+            return Failure::usage("cannot start the local run").caused_by(&err).report();
         }
     };
 
@@ -109,8 +105,7 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
     let release = match store.list_releases(&args.service, None, 100).await {
         Ok(releases) => find_release(releases, &execution, &outcome.output),
         Err(err) => {
-            errln!("baton: the run ended but the store cannot be read: {err}");
-            return exit::code(exit::FAILED);
+            return Failure::failed("the run ended but the store cannot be read").caused_by(&err).report();
         }
     };
     if let Some(release) = &release
@@ -135,7 +130,8 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
             None => {
                 let error = outcome.error.as_deref().unwrap_or("unknown");
                 let cause = outcome.cause.as_deref().map(view::cause_message).unwrap_or_default();
-                errln!("baton: release not started: {error}: {cause}");
+                let message = format!("release not started: {error}: {cause}");
+                return if rejected { Failure::usage(message) } else { Failure::failed(message) }.report();
             }
         }
     }
@@ -186,13 +182,9 @@ async fn run_remote(args: ReleaseArgs) -> ExitCode {
             exit::code(exit::OK)
         }
         Err(err @ (crate::remote::RemoteError::NoStateMachine | crate::remote::RemoteError::Https(_))) => {
-            errln!("baton: {err}");
-            exit::code(exit::USAGE)
+            Failure::usage(&err).sources_of(&err).report()
         }
-        Err(err) => {
-            errln!("baton: cannot start the release on AWS: {err}");
-            exit::code(exit::FAILED)
-        }
+        Err(err) => Failure::failed("cannot start the release on AWS").caused_by(&err).report(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! `baton history` and `baton show`: what the local store recorded.
 
 use crate::exit;
+use crate::failure::Failure;
 use crate::release_cmd::StateDirArg;
 use crate::view;
 use baton_domain::ports::ReleaseStore;
@@ -39,13 +40,10 @@ pub fn open_store(state: &StateDirArg) -> Result<SqliteStore, ExitCode> {
     let dir = state.resolve();
     let path = baton_store_sqlite::database_path(&dir);
     if !path.exists() {
-        errln!("baton: no local store at {} (run `baton release` first, or pass --state-dir)", path.display());
-        return Err(exit::code(exit::USAGE));
+        let failure = Failure::usage(format!("no local store at {}", path.display()));
+        return Err(failure.hint("run `baton release` first, or pass --state-dir").report());
     }
-    SqliteStore::open(&path).map_err(|err| {
-        errln!("baton: cannot open {}: {err}", path.display());
-        exit::code(exit::USAGE)
-    })
+    SqliteStore::open(&path).map_err(|err| Failure::usage(format!("cannot open {}", path.display())).caused_by(&err).report())
 }
 
 pub async fn history(args: HistoryArgs) -> ExitCode {
@@ -56,8 +54,7 @@ pub async fn history(args: HistoryArgs) -> ExitCode {
     let releases = match store.list_releases(&args.service, args.environment.as_deref(), args.limit).await {
         Ok(releases) => releases,
         Err(err) => {
-            errln!("baton: {err}");
-            return exit::code(exit::FAILED);
+            return Failure::failed(&err).sources_of(&err).report();
         }
     };
     if args.json {
@@ -91,20 +88,17 @@ pub async fn show(args: ShowArgs) -> ExitCode {
     let (release, events) = match (store.get_release(&id).await, store.events(&id).await) {
         (Ok(Some(release)), Ok(events)) => (release, events),
         (Ok(None), _) => {
-            errln!("baton: no release {id} in the local store");
-            return exit::code(exit::USAGE);
+            return Failure::usage(format!("no release {id} in the local store")).hint("`baton history <service>` lists them").report();
         }
         (Err(err), _) | (_, Err(err)) => {
-            errln!("baton: {err}");
-            return exit::code(exit::FAILED);
+            return Failure::failed(&err).sources_of(&err).report();
         }
     };
     let history = if args.history {
         match view::load_history(&args.state.resolve(), &id) {
             Ok(history) => Some(history),
             Err(err) => {
-                errln!("baton: no saved execution history: {err}");
-                return exit::code(exit::FAILED);
+                return Failure::failed("no saved execution history").caused_by(&err).report();
             }
         }
     } else {

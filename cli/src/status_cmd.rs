@@ -2,6 +2,7 @@
 //! from DescribeExecution and GetExecutionHistory.
 
 use crate::exit;
+use crate::failure::Failure;
 use crate::remote::{self, RemoteError};
 use crate::view;
 use baton_aws::DynamoStore;
@@ -38,15 +39,13 @@ pub async fn run(args: StatusArgs) -> ExitCode {
     let config = match remote::aws_config().await {
         Ok(config) => config,
         Err(err) => {
-            errln!("baton status: {err}");
-            return exit::code(exit::USAGE);
+            return Failure::usage(&err).sources_of(&err).report();
         }
     };
     let arn = match resolve(&args, &config).await {
         Ok(arn) => arn,
         Err(message) => {
-            errln!("baton status: {message}");
-            return exit::code(exit::USAGE);
+            return Failure::usage(message).report();
         }
     };
     let client = aws_sdk_sfn::Client::new(&config);
@@ -55,8 +54,7 @@ pub async fn run(args: StatusArgs) -> ExitCode {
         let view = match describe_release(&client, &arn).await {
             Ok(view) => view,
             Err(err) => {
-                errln!("baton status: {err}");
-                return exit::code(exit::USAGE);
+                return Failure::usage(&err).sources_of(&err).report();
             }
         };
         if last.as_ref() != Some(&view) {
