@@ -122,15 +122,7 @@ pub async fn show(args: ShowArgs) -> ExitCode {
         );
     }
     if let Some(history) = history {
-        outln!("  execution history");
-        for event in history.as_array().into_iter().flatten() {
-            let kind = event.get("type").and_then(|v| v.as_str()).unwrap_or("?");
-            let name = ["stateEnteredEventDetails", "stateExitedEventDetails"]
-                .iter()
-                .find_map(|k| event.get(*k).and_then(|d| d.get("name")).and_then(|n| n.as_str()))
-                .unwrap_or("");
-            outln!("    {:>4} {kind} {name}", event.get("id").and_then(|v| v.as_u64()).unwrap_or(0));
-        }
+        out!("{}", view::history_table(history.as_array().map(Vec::as_slice).unwrap_or_default()));
     }
     exit::code(exit::OK)
 }

@@ -109,6 +109,36 @@ impl Write for PlainLines {
     }
 }
 
+/// An execution history (GetExecutionHistory's events) as the Step Functions console's table
+/// shows it: ID, type, step, resource, and how long after the execution's start it happened.
+pub fn history_table(events: &[serde_json::Value]) -> String {
+    let at = |event: &serde_json::Value| {
+        event.get("timestamp").and_then(|t| t.as_str()).and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+    };
+    let start = events.first().and_then(at);
+    let mut out = String::from("  execution history\n");
+    let _ = writeln!(out, "    {:>5}  {:<30} {:<28} {:<24} {:>13}", "ID", "Type", "Step", "Resource", "Started after");
+    for event in events {
+        let details = event.as_object().into_iter().flatten().filter(|(key, _)| key.ends_with("EventDetails")).map(|(_, d)| d);
+        let details: Vec<&serde_json::Value> = details.collect();
+        let field = |name: &str| details.iter().find_map(|d| d.get(name).and_then(|v| v.as_str())).unwrap_or("");
+        let after = match (start, at(event)) {
+            (Some(start), Some(at)) => format!("{} ms", (at - start).num_milliseconds()),
+            _ => String::new(),
+        };
+        let _ = writeln!(
+            out,
+            "    {:>5}  {:<30} {:<28} {:<24} {:>13}",
+            event.get("id").and_then(|v| v.as_u64()).unwrap_or(0),
+            event.get("type").and_then(|v| v.as_str()).unwrap_or("?"),
+            field("name"),
+            field("resource").rsplit(':').next().unwrap_or(""),
+            after
+        );
+    }
+    out
+}
+
 /// A Lambda-style cause (`{"errorMessage": ...}`) as the message a person reads.
 pub fn cause_message(cause: &str) -> String {
     CaughtError { error: String::new(), cause: cause.to_owned() }.message()
@@ -167,4 +197,29 @@ pub fn load_history(state_dir: &Path, id: &ReleaseId) -> io::Result<serde_json::
     let path = history_file(state_dir, id);
     let text = std::fs::read(&path).map_err(|err| io::Error::new(err.kind(), format!("{}: {err}", path.display())))?;
     serde_json::from_slice(&text).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {err}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::history_table;
+    use serde_json::json;
+
+    #[test]
+    fn the_history_reads_like_the_consoles_table() {
+        let events = [
+            json!({"id": 1, "previousEventId": 0, "timestamp": "2026-11-29T10:00:00.000Z", "type": "ExecutionStarted",
+                   "executionStartedEventDetails": {"input": "{}"}}),
+            json!({"id": 2, "previousEventId": 1, "timestamp": "2026-11-29T10:00:00.250Z", "type": "TaskStateEntered",
+                   "stateEnteredEventDetails": {"name": "Register", "input": "{}"}}),
+            json!({"id": 3, "previousEventId": 2, "timestamp": "2026-11-29T10:00:01.500Z", "type": "LambdaFunctionScheduled",
+                   "lambdaFunctionScheduledEventDetails": {"resource": "arn:aws:lambda:us-east-1:1:function:baton-load-catalog"}}),
+        ];
+        let table = history_table(&events);
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), 5, "{table}");
+        assert!(lines[1].contains("ID") && lines[1].contains("Started after"), "{table}");
+        assert!(lines[2].contains("ExecutionStarted") && lines[2].ends_with("0 ms"), "{table}");
+        assert!(lines[3].contains("TaskStateEntered") && lines[3].contains("Register") && lines[3].ends_with("250 ms"), "{table}");
+        assert!(lines[4].contains("baton-load-catalog") && lines[4].ends_with("1500 ms"), "{table}");
+    }
 }

@@ -30,6 +30,10 @@ pub fn nests_deeper_than(v: &Value, limit: usize) -> bool {
     }
 }
 
+/// "In this mode [Inline], the Map state supports up to 40 concurrent iterations" (developer
+/// guide, Using Map state in Inline mode): no MaxConcurrency, or a larger one, runs 40 at a time.
+pub const INLINE_MAP_CONCURRENCY: usize = 40;
+
 /// AWS's quota on execution input, state input and output and task results: "262,144 bytes of data
 /// as a UTF-8 encoded string" (developer guide, Quotas).
 pub const PAYLOAD_BYTES: usize = 262_144;

@@ -367,6 +367,36 @@ async fn max_concurrency_bounds_iterations_in_flight() {
     assert_eq!(g.peak.load(Ordering::SeqCst), 2);
 }
 
+/// Counts calls in flight without waiting for each other.
+struct Counter {
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl TaskInvoker for Counter {
+    async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        Ok(call.payload)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inline_map_runs_at_most_40_iterations_at_once_as_aws_does() {
+    let items: Vec<u64> = (0..100).collect();
+    for max_concurrency in [0, 100] {
+        let counter = Arc::new(Counter { in_flight: AtomicUsize::new(0), peak: AtomicUsize::new(0) });
+        let def = single(json!({"Type": "Map", "MaxConcurrency": max_concurrency,
+            "ItemProcessor": {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": LAMBDA, "End": true}}}, "End": true}));
+        let out = run_with(counter.clone(), def, json!(items)).await;
+        assert_eq!(out.output, Some(json!(items)));
+        assert_eq!(counter.peak.load(Ordering::SeqCst), 40, "MaxConcurrency {max_concurrency}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_concurrency_one_runs_items_in_order_and_stops_at_a_failure() {
     let recorder = Recorder::new(|c| match c.payload.as_i64() {

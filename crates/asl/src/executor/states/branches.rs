@@ -138,7 +138,12 @@ pub(crate) async fn run_map(th: &mut Thread, run: &mut StateRun<'_>, spec: &MapS
         };
         jobs.push((&spec.processor, input));
     }
-    let limit = (max_concurrency > 0).then_some(max_concurrency as usize);
+    let asked = usize::try_from(max_concurrency).ok().filter(|n| *n > 0);
+    let ceiling = th.exec.inner.quotas.then_some(crate::limits::INLINE_MAP_CONCURRENCY);
+    let limit = match (asked, ceiling) {
+        (Some(asked), Some(ceiling)) => Some(asked.min(ceiling)),
+        (asked, ceiling) => asked.or(ceiling),
+    };
     let results = run_children(th, jobs, limit, tolerant, Some(&run.state.name)).await;
 
     let mut outputs = vec![Value::Null; len];
