@@ -259,13 +259,25 @@ async fn a_merge_event_releases_the_repository_service() {
     let rollup = &baton.ports().store.rollups(SERVICE, ENVIRONMENT, day, day).await.unwrap()[0].1;
     assert_eq!(rollup.lead_time_samples, 1, "merge time starts the lead time");
 
-    let mut other_branch = event;
+    // Merges that release nothing end quietly (a succeeded execution raises no alarm).
+    let mut other_branch = event.clone();
     other_branch["detail"]["branch"] = json!("experiment");
     other_branch["detail"]["pull_request"] = json!(813);
     let outcome = baton.run("exec-other", other_branch).await;
-    assert_eq!(outcome.error.as_deref(), Some("Baton.InputInvalid"));
-    assert!(outcome.cause.unwrap().contains("release branch is 'main'"));
+    assert_status(&outcome, ExecutionStatus::Succeeded);
+    let ignored = |outcome: &baton_asl::ExecutionOutcome| {
+        outcome.history.iter().any(|e| e.details.as_ref().and_then(|d| d.name.as_deref()) == Some("Ignored"))
+    };
+    assert!(ignored(&outcome), "ended at Ignored");
+    let mut elsewhere = event;
+    elsewhere["detail"]["repository"] = json!("acme/not-in-the-catalog");
+    let outcome = baton.run("exec-elsewhere", elsewhere).await;
+    assert_status(&outcome, ExecutionStatus::Succeeded);
+    assert!(ignored(&outcome), "ended at Ignored");
     assert_eq!(releases(&baton).await.len(), 1, "a merge elsewhere records nothing");
+    // A person asking for an unknown service still gets an error.
+    let outcome = baton.run("exec-typo", json!({"service": "not-in-the-catalog"})).await;
+    assert_eq!(outcome.error.as_deref(), Some("Baton.CatalogInvalid"));
 }
 
 #[tokio::test]

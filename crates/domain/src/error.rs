@@ -35,6 +35,9 @@ error_names! {
     InputInvalid => "Baton.InputInvalid",
     /// The service's catalog entry is missing or invalid. Not retried.
     CatalogInvalid => "Baton.CatalogInvalid",
+    /// A well-formed merge that releases nothing (another branch, a repository outside the
+    /// catalog): the execution ends quietly, without failing (and so without an alarm).
+    Ignored => "Baton.Ignored",
     /// Another release of the same service and environment holds the lock. Retried with backoff.
     LockHeld => "Baton.LockHeld",
     /// A newer signal for the same service and environment is waiting; this one stops.
@@ -117,7 +120,7 @@ mod tests {
 
     #[test]
     fn wire_names_round_trip_through_serde() {
-        let wire = r#"["Baton.InputInvalid","Baton.CatalogInvalid","Baton.LockHeld","Baton.Superseded","Baton.BuildFailed",
+        let wire = r#"["Baton.InputInvalid","Baton.CatalogInvalid","Baton.Ignored","Baton.LockHeld","Baton.Superseded","Baton.BuildFailed",
             "Baton.BuildPending","Baton.DeployFailed","Baton.DeployPending","Baton.HealthCheckFailed",
             "Baton.ProviderUnavailable","Baton.StoreUnavailable","Baton.Internal"]"#;
         let names: Vec<ErrorName> = serde_json::from_str(wire).unwrap();

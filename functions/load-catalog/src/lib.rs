@@ -9,9 +9,12 @@ mod signal;
 use baton_domain::catalog::ServiceEntry;
 use baton_domain::error::{ErrorName, TaskError};
 use baton_domain::flow::{Done, LoadCatalogRequest, Registered, ReleaseContext, WavePlan};
+use baton_domain::ports::CatalogError;
 use baton_domain::ports::{Created, LockOutcome};
+use baton_domain::release::TriggerKind;
 use baton_domain::release::{EventKind, LockKey, Release, ReleaseId, ReleaseStatus, Stage};
-use baton_domain::rules::{admission, queue, rollback};
+use baton_domain::rules::admission::{self, Refusal};
+use baton_domain::rules::{queue, rollback};
 use baton_domain::support::{LOCK_LEASE, Ports};
 
 pub use signal::normalise;
@@ -33,10 +36,19 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
 
 pub async fn register(ports: &Ports, input: &serde_json::Value, execution: &str) -> Result<Registered, TaskError> {
     let signal = normalise(input, execution)?;
-    let entry = ports.catalog.service(&signal.service).await?;
+    let entry = match ports.catalog.service(&signal.service).await {
+        // Every merge on the bus is routed here: a repository outside the catalog is no error.
+        Err(err @ CatalogError::NotFound { .. }) if signal.trigger.kind == TriggerKind::Merge => {
+            return Err(TaskError::new(ErrorName::Ignored, err.to_string()));
+        }
+        entry => entry?,
+    };
     let now = ports.clock.now();
-    let release = admission::admit(&signal, &entry, ReleaseId::generate(&entry.name, now), execution, now)
-        .map_err(|refusal| TaskError::new(ErrorName::InputInvalid, refusal))?;
+    let release =
+        admission::admit(&signal, &entry, ReleaseId::generate(&entry.name, now), execution, now).map_err(|refusal| match refusal {
+            Refusal::Invalid(message) => TaskError::new(ErrorName::InputInvalid, message),
+            Refusal::NotReleased(message) => TaskError::new(ErrorName::Ignored, message),
+        })?;
     let waves = WavePlan::from_specs(&entry.delivery.deploy.waves);
     match ports.store.create_release(&release, &signal.idempotency_key()).await? {
         Created::New(id) => {

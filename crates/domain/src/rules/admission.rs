@@ -4,24 +4,33 @@ use crate::catalog::ServiceEntry;
 use crate::release::{Release, ReleaseId, ReleaseStatus, Signal, Stage, TriggerKind, WaveRecord, WaveStatus};
 use chrono::{DateTime, Utc};
 
+/// Why a catalog entry takes no release from a signal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The signal is wrong for this entry (it names another environment).
+    Invalid(String),
+    /// A merge to a branch the service does not release from: nothing is wrong, nothing ships.
+    NotReleased(String),
+}
+
 /// Opens the queued release for `signal`, or says why the entry refuses it: a signal may not
 /// name another environment than the entry's, and a merge releases only the release branch or
 /// the feature branch.
-pub fn admit(signal: &Signal, entry: &ServiceEntry, id: ReleaseId, execution: &str, now: DateTime<Utc>) -> Result<Release, String> {
+pub fn admit(signal: &Signal, entry: &ServiceEntry, id: ReleaseId, execution: &str, now: DateTime<Utc>) -> Result<Release, Refusal> {
     let delivery = &entry.delivery;
     if let Some(environment) = signal.environment.as_deref().filter(|env| *env != delivery.environment) {
-        return Err(format!(
+        return Err(Refusal::Invalid(format!(
             "service '{}' releases to environment '{}' (catalog {}), not '{environment}'",
             entry.name, delivery.environment, entry.source
-        ));
+        )));
     }
     let branch = signal.branch.clone().unwrap_or_else(|| delivery.release_branch.clone());
     let known_branch = branch == delivery.release_branch || delivery.feature_branch.as_deref() == Some(branch.as_str());
     if signal.trigger.kind == TriggerKind::Merge && !known_branch {
-        return Err(format!(
+        return Err(Refusal::NotReleased(format!(
             "a merge to '{branch}' does not release '{}': its release branch is '{}'",
             entry.name, delivery.release_branch
-        ));
+        )));
     }
     Ok(Release {
         id,
@@ -106,7 +115,17 @@ mod tests {
                     assert!(release.waves.iter().all(|w| w.status == WaveStatus::Pending));
                     assert_eq!(release.execution.as_deref(), Some("exec"));
                 }
-                (Err(message), Err(part)) => assert!(message.contains(part), "{message}"),
+                (Err(Refusal::Invalid(message) | Refusal::NotReleased(message)), Err(part)) => {
+                    assert!(message.contains(part), "{message}");
+                    let merge_elsewhere = *kind == TriggerKind::Merge;
+                    assert_eq!(
+                        matches!(
+                            admit(&signal(*kind, *environment, *branch), &entry(), ReleaseId("r".into()), "e", t0()),
+                            Err(Refusal::NotReleased(_))
+                        ),
+                        merge_elsewhere
+                    );
+                }
                 (got, want) => panic!("{kind:?} {environment:?} {branch:?}: got {got:?}, want {want:?}"),
             }
         }
