@@ -2,9 +2,11 @@
 //! DynamoDB Local: a release that succeeds, one that rolls back, and the IAM check of every
 //! AWS operation the functions performed on the way.
 //!
-//! The function binaries are built here with `cargo build -p <each function>` (what `make
-//! local-stack` builds too): `CARGO_BIN_EXE_*` only names this crate's own binaries, and a
-//! binary left in the target directory by an earlier build may be stale.
+//! The function binaries are built here (`CARGO_BIN_EXE_*` only names this crate's own
+//! binaries, and a binary left in the target directory by an earlier build may be stale), with
+//! the packages, targets and features of `scripts/test.sh`'s `cargo test`: cargo then unifies
+//! features as that build did and reuses it, where `cargo build -p <function>` would compile the
+//! AWS SDK a second time (five minutes of a clean CI run).
 
 #![cfg(feature = "emulator-tests")]
 
@@ -34,15 +36,26 @@ fn function_binaries() -> &'static Path {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let started = Instant::now();
         let mut command = std::process::Command::new(cargo);
-        command.arg("build").arg("--quiet").env("CARGO_TARGET_DIR", target_dir).current_dir(repo(""));
-        for package in &packages {
-            command.args(["-p", package]);
+        command
+            .args(["build", "--quiet", "--workspace", "--all-targets"])
+            .args(["--features", "baton-aws/emulator-tests,baton-local-stack/emulator-tests"])
+            .current_dir(repo(""));
+        // Cargo gives this test its package's CARGO_* variables; a build script that watches one
+        // (ring's watches CARGO_MANIFEST_DIR) would otherwise run again and rebuild its dependents.
+        for (name, _) in std::env::vars_os() {
+            if name.to_str().is_some_and(|name| name.starts_with("CARGO_") && name != "CARGO_HOME") {
+                command.env_remove(&name);
+            }
         }
+        command.env("CARGO_TARGET_DIR", target_dir);
         if profile_dir.file_name().unwrap() == "release" {
             command.arg("--release");
         }
         let status = command.status().expect("run cargo build for the function binaries");
-        assert!(status.success(), "cargo build of {packages:?} failed");
+        assert!(status.success(), "cargo build of the workspace (for {packages:?}) failed");
+        for package in &packages {
+            assert!(profile_dir.join(package).is_file(), "the build left no {package} in {}", profile_dir.display());
+        }
         eprintln!("function binaries built in {:?}", started.elapsed());
         profile_dir
     })
