@@ -101,7 +101,9 @@ pub async fn start(
         .await?;
 
     let what = if rollback { "rolling back" } else { "deploying" };
-    let mut unavailable = None;
+    // Every target's event is recorded before the task answers, so the timeline shows the targets
+    // that did start even when another was refused.
+    let (mut refused, mut unavailable) = (None, None);
     for (target, run) in results {
         match run {
             Ok(run) => {
@@ -112,13 +114,19 @@ pub async fn start(
                 let message = format!("{target}: the deploy was refused: {reason}");
                 ports.record_target_event(context, stage(rollback), &wave.name, &target, EventKind::Failed, message).await?;
                 if !rollback {
-                    return Err(TaskError::new(ErrorName::DeployFailed, format!("wave {} target {target}: {reason}", wave.name)));
+                    refused.get_or_insert_with(|| {
+                        TaskError::new(ErrorName::DeployFailed, format!("wave {} target {target}: {reason}", wave.name))
+                    });
                 }
             }
             Err(err @ ProviderError::Unavailable(_)) => unavailable = Some(provider_error(err, ErrorName::DeployFailed)),
         }
     }
-    unavailable.map_or(Ok(Done {}), Err)
+    // A refusal fails the wave now (the rollback covers the rest); an outage is retried.
+    match refused.or(unavailable) {
+        Some(error) => Err(error),
+        None => Ok(Done {}),
+    }
 }
 
 /// Polls every target still rolling out, records what finished, and answers when the wave is
