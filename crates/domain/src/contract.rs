@@ -24,7 +24,7 @@
 //! - Only error variants are compared, never messages.
 
 use crate::ports::{Created, LockOutcome, ReleaseStore, StoreError};
-use crate::release::{
+use crate::release::{GateRecord, 
     Artifact, DeployStatus, EventKind, Failure, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, RunHandle, Stage,
     StageEvent, TargetDeploy, Trigger, TriggerKind, WaveRecord, WaveStatus,
 };
@@ -323,6 +323,8 @@ pub async fn concurrent_updates_lose_nothing(store: &dyn ReleaseStore) {
             finished_at: None,
             deploy_url: None,
             deploys: Vec::new(),
+            bake_started_at: None,
+            gates: Vec::new(),
         })
         .collect();
     store.create_release(&release, "k1").await.expect("create_release");
@@ -820,6 +822,15 @@ fn full_release() -> Release {
                     started_at: t0(),
                     finished_at: Some(t0() + TimeDelta::seconds(30)),
                 }],
+                bake_started_at: Some(t0() + TimeDelta::seconds(31)),
+                gates: vec![GateRecord {
+                    gate: "CloudWatch alarms web-*".into(),
+                    samples: 3,
+                    healthy_in_a_row: 2,
+                    unhealthy_in_a_row: 0,
+                    last: Some("web-5xx OK, web-latency INSUFFICIENT_DATA".into()),
+                    last_at: Some(t0() + TimeDelta::seconds(64)),
+                }],
             },
             WaveRecord {
                 name: "fleet".into(),
@@ -829,6 +840,8 @@ fn full_release() -> Release {
                 finished_at: None,
                 deploy_url: None,
                 deploys: Vec::new(),
+                bake_started_at: None,
+                gates: Vec::new(),
             },
         ],
         created_at: t0(),

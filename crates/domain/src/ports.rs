@@ -2,7 +2,7 @@
 //! them (SQLite and DynamoDB stores; command, HTTP and Slack providers; AWS
 //! services), and each port has a contract suite every implementation passes.
 
-use crate::catalog::{BuildSpec, DeployTarget, Diagnostic, HealthSpec, ServiceEntry, SlackSpec};
+use crate::catalog::{BuildSpec, DeployTarget, Diagnostic, GateSpec, ServiceEntry, SlackSpec};
 pub use crate::release::RunHandle;
 use crate::release::{Artifact, LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
 use async_trait::async_trait;
@@ -157,6 +157,10 @@ pub struct DeployRequest {
     pub artifact: Artifact,
     /// True when this deploy puts back the previous artifact.
     pub rollback: bool,
+    /// On a rollback, the forward run it undoes (when that one started): providers keep in its
+    /// state what they replaced (an ECS task definition, a Lambda version) and put that back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undoes: Option<RunHandle>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,6 +177,7 @@ pub trait Deployer: Send + Sync {
     async fn poll(&self, run: &RunHandle) -> Result<DeployProgress, ProviderError>;
 }
 
+/// What a gate is asked about: one sample of one wave's health.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthRequest {
     pub service: String,
@@ -183,16 +188,21 @@ pub struct HealthRequest {
     pub artifact: Artifact,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "verdict", rename_all = "kebab-case")]
-pub enum HealthVerdict {
-    Healthy { detail: String },
-    Unhealthy { reason: String },
+/// One sample of a gate, with what it saw (alarm names and states, monitor ids and states, an
+/// HTTP status), which goes to the release record and the team's message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reading", rename_all = "kebab-case")]
+pub enum GateReading {
+    Healthy { saw: String },
+    Unhealthy { saw: String },
 }
 
+/// A health gate, sampled through a wave's bake.
 #[async_trait]
-pub trait HealthChecker: Send + Sync {
-    async fn check(&self, request: &HealthRequest) -> Result<HealthVerdict, ProviderError>;
+pub trait HealthGate: Send + Sync {
+    /// What the gate watches, for people ("CloudWatch alarms web-*").
+    fn describe(&self) -> String;
+    async fn sample(&self, request: &HealthRequest) -> Result<GateReading, ProviderError>;
 }
 
 /// What happened, for the people watching the release.
@@ -227,7 +237,7 @@ pub trait Providers: Send + Sync {
     /// `catalog_dir` resolves relative paths in command specs.
     fn build(&self, spec: &BuildSpec, entry: &ServiceEntry) -> Result<Box<dyn BuildProvider>, ProviderError>;
     fn deployer(&self, spec: &DeployTarget, entry: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError>;
-    fn health(&self, spec: &HealthSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthChecker>, ProviderError>;
+    fn gate(&self, spec: &GateSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthGate>, ProviderError>;
     /// Every notifier configured for the service, the always-on ones included.
     fn notifiers(&self, slack: Option<&SlackSpec>, entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError>;
 }

@@ -209,6 +209,27 @@ pub struct WaveRecord {
     /// Each target's latest deploy in this wave: the forward one, then its rollback.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deploys: Vec<TargetDeploy>,
+    /// When every target was deployed: the bake, and the watch of the gates, start here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bake_started_at: Option<DateTime<Utc>>,
+    /// Each health gate's samples so far, in the catalog's order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gates: Vec<GateRecord>,
+}
+
+/// What one health gate has shown during a wave's bake.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateRecord {
+    /// What the gate watches ("CloudWatch alarms web-*").
+    pub gate: String,
+    pub samples: u32,
+    pub healthy_in_a_row: u32,
+    pub unhealthy_in_a_row: u32,
+    /// What the latest sample saw.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_at: Option<DateTime<Utc>>,
 }
 
 /// One target's deploy (or rollback) in a wave, as the provider started it.

@@ -175,6 +175,15 @@ pub struct DeploySpec {
 pub enum DeployTarget {
     /// Runs an argv once per target with `BATON_*` variables; rollback runs it with the previous artifact.
     Command(CommandDeploy),
+    /// Amazon ECS services (the targets): a new task definition revision with the artifact as one
+    /// container's image, rolled out by `UpdateService`.
+    Ecs(EcsDeploy),
+    /// AWS Lambda functions (the targets): new code, a published version, the alias shifted to it.
+    Lambda(LambdaDeploy),
+    /// Argo CD applications (the targets), synced to the artifact's revision.
+    ArgoCd(ArgoCdDeploy),
+    /// A team's own endpoint, called with a signed payload and polled at the status URL it answers.
+    Webhook(WebhookDeploy),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,6 +196,97 @@ pub struct CommandDeploy {
     pub rollback_command: Option<Vec<String>>,
 }
 
+/// Where AWS calls go: a region and an IAM role to assume, both optional (the process's own
+/// region and credentials otherwise).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AwsAccess {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+}
+
+/// One target's own region and role, for waves that cross regions and accounts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Placement {
+    pub target: String,
+    #[serde(flatten)]
+    pub access: AwsAccess,
+}
+
+/// The AWS access of `target`: its placement's fields, else the block's.
+pub fn access_for(target: &str, default: &AwsAccess, placements: &[Placement]) -> AwsAccess {
+    let placed = placements.iter().find(|p| p.target == target).map(|p| &p.access);
+    AwsAccess {
+        region: placed.and_then(|a| a.region.clone()).or_else(|| default.region.clone()),
+        role_arn: placed.and_then(|a| a.role_arn.clone()).or_else(|| default.role_arn.clone()),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EcsDeploy {
+    /// The cluster holding the services.
+    pub cluster: String,
+    /// The container, in the service's task definition, whose image becomes the artifact.
+    pub container: String,
+    #[serde(flatten)]
+    pub access: AwsAccess,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placements: Vec<Placement>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct LambdaDeploy {
+    /// The alias that serves traffic (`live`).
+    pub alias: String,
+    /// Shift part of the traffic first, then all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<LambdaCanary>,
+    #[serde(flatten)]
+    pub access: AwsAccess,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placements: Vec<Placement>,
+}
+
+/// The weighted step of a Lambda deploy: `weight` percent on the new version for `hold`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct LambdaCanary {
+    pub weight: u32,
+    pub hold: Seconds,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ArgoCdDeploy {
+    /// The Argo CD server (`https://argocd.example.com`).
+    pub server: String,
+    /// An Argo CD API token allowed to sync the applications.
+    pub token: SecretRef,
+    /// The revision to sync to, with `{sha}`, `{short-sha}`, `{branch}`, `{artifact}` filled.
+    #[serde(default = "ArgoCdDeploy::default_revision")]
+    pub revision: String,
+}
+
+impl ArgoCdDeploy {
+    fn default_revision() -> String {
+        "{sha}".into()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct WebhookDeploy {
+    /// Receives the signed deploy (and rollback) requests.
+    pub url: String,
+    /// The HMAC-SHA256 key that signs each request.
+    pub secret: SecretRef,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct WaveSpec {
@@ -197,38 +297,115 @@ pub struct WaveSpec {
     pub bake: Seconds,
 }
 
+/// How each wave is judged: its gates, sampled from the end of its deploy to the end of its bake.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct HealthSpec {
+    /// Time between two samples of the gates.
+    #[serde(default = "HealthSpec::default_interval")]
+    pub interval: Seconds,
+    pub gates: Vec<GateSpec>,
+}
+
+impl HealthSpec {
+    fn default_interval() -> Seconds {
+        Seconds(30)
+    }
+}
+
+/// One health gate and how many samples decide it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GateSpec {
+    #[serde(flatten)]
+    pub gate: Gate,
+    /// Healthy samples in a row the gate must show before the wave may pass.
+    #[serde(default = "GateSpec::one")]
+    pub consecutive: u32,
+    /// Unhealthy samples in a row that fail the wave.
+    #[serde(default = "GateSpec::one")]
+    pub failures: u32,
+}
+
+impl GateSpec {
+    fn one() -> u32 {
+        1
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "provider", rename_all = "kebab-case")]
-pub enum HealthSpec {
-    /// `consecutive` 2xx answers in a row from `url`, sampled every `interval`.
-    Http(HttpHealth),
+pub enum Gate {
+    /// CloudWatch alarms, by name and/or name prefix, composite alarms included.
+    Cloudwatch(CloudWatchGate),
+    /// Datadog monitors found by tags.
+    Datadog(DatadogGate),
+    /// An HTTP endpoint's answer.
+    Http(HttpGate),
     /// Healthy when the argv exits 0.
     Command(CommandRun),
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub struct HttpHealth {
-    pub url: String,
-    #[serde(default = "HttpHealth::default_consecutive")]
-    pub consecutive: u32,
-    #[serde(default = "HttpHealth::default_interval")]
-    pub interval: Seconds,
-    /// Give up after this many samples without `consecutive` successes.
-    #[serde(default = "HttpHealth::default_max_samples")]
-    pub max_samples: u32,
+pub struct CloudWatchGate {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_prefix: Option<String>,
+    /// How an alarm in INSUFFICIENT_DATA counts.
+    #[serde(default)]
+    pub insufficient_data: InsufficientData,
+    #[serde(flatten)]
+    pub access: AwsAccess,
 }
 
-impl HttpHealth {
-    fn default_consecutive() -> u32 {
-        3
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InsufficientData {
+    #[default]
+    Healthy,
+    Unhealthy,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DatadogGate {
+    /// Tags every monitor must carry besides `service:<name>` and `env:<environment>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// The Datadog site: `datadoghq.com`, `datadoghq.eu`, `us3.datadoghq.com`, ...
+    #[serde(default = "DatadogGate::default_site")]
+    pub site: String,
+    /// The API's base URL, instead of the site's (a proxy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    pub api_key: SecretRef,
+    pub app_key: SecretRef,
+    /// Monitor states that are unhealthy.
+    #[serde(default = "DatadogGate::default_unhealthy")]
+    pub unhealthy: Vec<String>,
+}
+
+impl DatadogGate {
+    fn default_site() -> String {
+        "datadoghq.com".into()
     }
-    fn default_interval() -> Seconds {
-        Seconds(5)
+    fn default_unhealthy() -> Vec<String> {
+        vec!["Alert".into()]
     }
-    fn default_max_samples() -> u32 {
-        10
-    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct HttpGate {
+    pub url: String,
+    /// The statuses that are healthy; any 2xx when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect_status: Vec<u16>,
+    /// Text the body must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
 }
 
 /// Where the team hears about releases.

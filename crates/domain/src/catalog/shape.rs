@@ -51,6 +51,10 @@ pub(crate) enum Kind {
     Mapping,
     /// Baton's deploy waves: a non-empty list of [`WAVE`] with unique names and targets.
     Waves,
+    /// A non-empty list of [`GATE`].
+    Gates,
+    /// A list of HTTP status codes (100-599).
+    HttpStatuses,
 }
 
 pub(crate) struct Shape {
@@ -199,7 +203,7 @@ pub(crate) const BUILD: Shape = Shape {
 pub(crate) const WAVE: Shape = shape(&[
     required("name", Kind::Name, "Wave name, unique in the service (`canary`, `one-region`, ...)."),
     required("targets", Kind::Targets, "Targets deployed in this wave; each appears in one wave only."),
-    defaulted("bake", Kind::Duration { min: 0 }, 0, "Time the wave runs before its health check."),
+    defaulted("bake", Kind::Duration { min: 0 }, 0, "Time the wave's health gates are watched before the next wave starts."),
 ]);
 
 const DEPLOY_COMMAND: &[Field] = &[
@@ -210,32 +214,110 @@ const DEPLOY_COMMAND: &[Field] = &[
     TIMEOUT,
 ];
 
-pub(crate) const DEPLOY: Shape = Shape {
-    fields: &[required("waves", Kind::Waves, "Ordered from the smallest failure domain to the largest.")],
-    variants: &[Variant { provider: "command", doc: "Runs a local command per target.", fields: DEPLOY_COMMAND }],
-    at_least_one: &[],
-    unknown_hint: None,
-};
+const REGION: Field = field("region", Kind::Text, "AWS region of the calls (the process's region by default).");
+const ROLE_ARN: Field = field("role-arn", Kind::Text, "IAM role assumed for the calls (another account's, say).");
 
-const HEALTH_HTTP: &[Field] = &[
-    required("url", Kind::Url, "Answers 2xx when the service is healthy."),
-    defaulted("consecutive", Kind::Count { min: 1 }, 3, "2xx answers in a row that make the wave healthy."),
-    defaulted("interval", Kind::Duration { min: 1 }, 5, "Time between samples."),
-    defaulted("max-samples", Kind::Count { min: 1 }, 10, "Unhealthy after this many samples without success."),
+const PLACEMENT: Shape = shape(&[
+    required("target", Kind::Target, "A target of the waves."),
+    field("region", Kind::Text, "The target's region, instead of the block's."),
+    field("role-arn", Kind::Text, "The role assumed for this target, instead of the block's."),
+]);
+const PLACEMENTS: Field =
+    field("placements", Kind::List(&PLACEMENT), "Targets in other regions or accounts: their own `region` and `role-arn`.");
+
+const DEPLOY_ECS: &[Field] = &[
+    required("cluster", Kind::Text, "The ECS cluster of the services (the wave targets)."),
+    required("container", Kind::Text, "The container, in each service's task definition, that runs the artifact (an image)."),
+    REGION,
+    ROLE_ARN,
+    PLACEMENTS,
 ];
 
-const HEALTH_COMMAND: &[Field] =
-    &[required("command", Kind::Argv, "Program and arguments; healthy when it exits 0."), WORKING_DIR, ENV, TIMEOUT];
+const LAMBDA_CANARY: Shape = shape(&[
+    required("weight", Kind::Count { min: 1 }, "Percent of the traffic on the new version during `hold` (1-99)."),
+    required("hold", Kind::Duration { min: 1 }, "How long the weighted step lasts before all traffic moves."),
+]);
 
-pub(crate) const HEALTH: Shape = Shape {
-    fields: &[],
+const DEPLOY_LAMBDA: &[Field] = &[
+    required("alias", Kind::Text, "The alias that serves traffic (`live`); the targets are function names or ARNs."),
+    field("canary", Kind::Object(&LAMBDA_CANARY), "Shift `weight` percent first, then all the traffic."),
+    REGION,
+    ROLE_ARN,
+    PLACEMENTS,
+];
+
+const DEPLOY_ARGO_CD: &[Field] = &[
+    required("server", Kind::Url, "The Argo CD server; the targets are application names."),
+    required("token", Kind::Secret, "An Argo CD API token allowed to sync the applications (secret reference)."),
+    field("revision", Kind::Text, "Revision to sync to, with `{sha}`, `{short-sha}`, `{branch}`, `{artifact}`; `{sha}` by default."),
+];
+
+const DEPLOY_WEBHOOK: &[Field] = &[
+    required("url", Kind::Url, "Receives each target's signed deploy and rollback request."),
+    required("secret", Kind::Secret, "Key of the HMAC-SHA256 signature over each request (secret reference)."),
+];
+
+pub(crate) const DEPLOY: Shape = Shape {
+    fields: &[required("waves", Kind::Waves, "Ordered from the smallest failure domain to the largest.")],
     variants: &[
-        Variant { provider: "http", doc: "Samples an HTTP endpoint.", fields: HEALTH_HTTP },
-        Variant { provider: "command", doc: "Runs a local command.", fields: HEALTH_COMMAND },
+        Variant { provider: "command", doc: "Runs a local command per target.", fields: DEPLOY_COMMAND },
+        Variant { provider: "ecs", doc: "Rolls out Amazon ECS services.", fields: DEPLOY_ECS },
+        Variant { provider: "lambda", doc: "Shifts AWS Lambda aliases to new versions.", fields: DEPLOY_LAMBDA },
+        Variant { provider: "argo-cd", doc: "Syncs Argo CD applications.", fields: DEPLOY_ARGO_CD },
+        Variant { provider: "webhook", doc: "Calls the team's endpoint with a signed request.", fields: DEPLOY_WEBHOOK },
     ],
     at_least_one: &[],
     unknown_hint: None,
 };
+
+const GATE_CLOUDWATCH: &[Field] = &[
+    field("alarms", Kind::TextList, "Alarm names (metric or composite alarms)."),
+    field("alarm-prefix", Kind::Text, "Every alarm whose name starts with this."),
+    field("insufficient-data", Kind::Enum(&["healthy", "unhealthy"]), "How an alarm in INSUFFICIENT_DATA counts; `healthy` by default."),
+    REGION,
+    ROLE_ARN,
+];
+
+pub(crate) const DATADOG_SITES: &[&str] =
+    &["datadoghq.com", "datadoghq.eu", "us3.datadoghq.com", "us5.datadoghq.com", "ap1.datadoghq.com", "ddog-gov.com"];
+
+const GATE_DATADOG: &[Field] = &[
+    field("tags", Kind::TextList, "Tags the monitors carry besides `service:<name>` and `env:<environment>`."),
+    field("site", Kind::Enum(DATADOG_SITES), "The Datadog site; `datadoghq.com` by default."),
+    field("api-url", Kind::Url, "The API's base URL instead of the site's (a proxy)."),
+    required("api-key", Kind::Secret, "A Datadog API key (secret reference)."),
+    required("app-key", Kind::Secret, "A Datadog application key with monitors_read (secret reference)."),
+    field("unhealthy", Kind::TextList, "Monitor states that fail the gate (`Alert`, `Warn`, `No Data`); `[Alert]` by default."),
+];
+
+const GATE_HTTP: &[Field] = &[
+    required("url", Kind::Url, "The endpoint sampled."),
+    field("expect-status", Kind::HttpStatuses, "Statuses that are healthy; any 2xx by default."),
+    field("body-contains", Kind::Text, "Text a healthy answer's body contains."),
+];
+
+const GATE_COMMAND: &[Field] =
+    &[required("command", Kind::Argv, "Program and arguments; healthy when it exits 0."), WORKING_DIR, ENV, TIMEOUT];
+
+pub(crate) const GATE: Shape = Shape {
+    fields: &[
+        defaulted("consecutive", Kind::Count { min: 1 }, 1, "Healthy samples in a row the gate must show before the wave passes."),
+        defaulted("failures", Kind::Count { min: 1 }, 1, "Unhealthy samples in a row that fail the wave."),
+    ],
+    variants: &[
+        Variant { provider: "cloudwatch", doc: "CloudWatch alarms: any in ALARM is unhealthy.", fields: GATE_CLOUDWATCH },
+        Variant { provider: "datadog", doc: "Datadog monitors found by tags.", fields: GATE_DATADOG },
+        Variant { provider: "http", doc: "An HTTP endpoint's answer.", fields: GATE_HTTP },
+        Variant { provider: "command", doc: "A local command: healthy when it exits 0.", fields: GATE_COMMAND },
+    ],
+    at_least_one: &[],
+    unknown_hint: None,
+};
+
+pub(crate) const HEALTH: Shape = shape(&[
+    defaulted("interval", Kind::Duration { min: 1 }, 30, "Time between two samples of the gates."),
+    required("gates", Kind::Gates, "Sampled from the end of each wave's deploy to the end of its bake; all must hold."),
+]);
 
 pub(crate) const SLACK: Shape = Shape {
     fields: &[
@@ -260,7 +342,7 @@ pub(crate) const DELIVERY: Shape = shape(&[
     field("on-call", Kind::Text, "On-call rotation paged when a release needs a person."),
     required("build", Kind::Object(&BUILD), "How the artifact is built."),
     required("deploy", Kind::Object(&DEPLOY), "How and where it is deployed, wave by wave."),
-    required("health", Kind::Object(&HEALTH), "How each wave is judged after its bake."),
+    required("health", Kind::Object(&HEALTH), "How each wave is judged, through its bake."),
     field("notify", Kind::Object(&NOTIFY), "Where the team hears about releases."),
 ]);
 
@@ -371,6 +453,8 @@ impl Kind {
             Kind::Object(_) | Kind::Mapping => "a mapping".into(),
             Kind::List(_) => "a list of mappings".into(),
             Kind::Waves => "a non-empty list of waves, each with `name` and `targets`".into(),
+            Kind::Gates => "a non-empty list of gates, each with a `provider`".into(),
+            Kind::HttpStatuses => "a list of HTTP status codes (100-599)".into(),
         }
     }
 }
@@ -491,5 +575,7 @@ fn kind_schema(kind: &Kind) -> Json {
         Kind::List(shape) => json!({ "type": "array", "items": object_schema(shape) }),
         Kind::Mapping => json!({ "type": "object" }),
         Kind::Waves => json!({ "type": "array", "minItems": 1, "items": object_schema(&WAVE) }),
+        Kind::Gates => json!({ "type": "array", "minItems": 1, "items": object_schema(&GATE) }),
+        Kind::HttpStatuses => json!({ "type": "array", "items": { "type": "integer", "minimum": 100, "maximum": 599 } }),
     }
 }

@@ -3,7 +3,7 @@
 //! repeat a value that could be a secret.
 
 use super::schedule::check_schedule;
-use super::shape::{Field, HEALTH, Kind, NAME, NameRule, PROVIDER, Shape, TARGET, WAVE, quoted_list};
+use super::shape::{Field, GATE, Kind, NAME, NameRule, PROVIDER, Shape, TARGET, WAVE, quoted_list};
 use super::tree::{Node, Value};
 use super::{Diagnostic, Seconds, SecretRef};
 use crate::support::LOCK_LEASE;
@@ -158,6 +158,19 @@ impl<'a> Checker<'a> {
             }
             (Kind::Waves, Value::Seq(items)) if !items.is_empty() => self.waves(items, path),
             (Kind::Waves, Value::Seq(_)) => self.error(node.line, path, "expected at least one wave"),
+            (Kind::Gates, Value::Seq(items)) if !items.is_empty() => {
+                for (i, item) in items.iter().enumerate() {
+                    self.object(item, &index(path, i), &GATE);
+                }
+            }
+            (Kind::Gates, Value::Seq(_)) => self.error(node.line, path, "expected at least one gate"),
+            (Kind::HttpStatuses, Value::Seq(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    if !matches!(item.value, Value::Int(100..=599)) {
+                        self.mismatch(item, &index(path, i), "an HTTP status code (100-599)");
+                    }
+                }
+            }
             _ => self.mismatch(node, path, &kind.expected()),
         }
     }
@@ -226,24 +239,16 @@ impl<'a> Checker<'a> {
     /// Rules across fields of the Baton block at `path`, judged where those fields are
     /// themselves valid (their own problems are reported by [`Checker::object`]).
     pub fn delivery_rules(&mut self, baton: &Node, path: &str) {
-        if let Some(health) = baton.get("health")
-            && health.get(PROVIDER).and_then(Node::as_str) == Some("http")
-            && let (Some(consecutive), Some(max_samples)) =
-                (count_or_default(health, "consecutive"), count_or_default(health, "max-samples"))
-            && max_samples.value < consecutive.value
-        {
-            // Point at whichever of the two was written, max-samples first.
-            let (line, field) = match (max_samples.line, consecutive.line) {
-                (Some(line), _) => (line, "max-samples"),
-                (None, line) => (line.unwrap_or(health.line), "consecutive"),
-            };
-            let default = if max_samples.line.is_none() { ", its default" } else { "" };
-            let message = format!(
-                "expected `max-samples` ({}{default}) of at least `consecutive` ({}): fewer samples can never hold that many \
-                 successes in a row",
-                max_samples.value, consecutive.value
-            );
-            self.error(line, &join(&join(path, "health"), field), message);
+        if let Some(Value::Seq(gates)) = baton.get("health").and_then(|h| h.get("gates")).map(|g| &g.value) {
+            for (i, gate) in gates.iter().enumerate() {
+                if gate.get(PROVIDER).and_then(Node::as_str) == Some("cloudwatch") && gate.get("alarms").is_none() && gate.get("alarm-prefix").is_none() {
+                    let message = "expected `alarms`, `alarm-prefix` or both: the gate must name the alarms it watches";
+                    self.error(gate.line, &index(&join(path, "health.gates"), i), message);
+                }
+            }
+        }
+        if let Some(deploy) = baton.get("deploy") {
+            self.deploy_rules(deploy, &join(path, "deploy"));
         }
         let waves = baton.get("deploy").and_then(|deploy| deploy.get("waves"));
         if let Some(Value::Seq(waves)) = waves.map(|w| &w.value) {
@@ -260,6 +265,36 @@ impl<'a> Checker<'a> {
                     );
                     self.error(bake.line, &join(&index(&join(path, "deploy.waves"), i), "bake"), message);
                 }
+            }
+        }
+    }
+
+    /// A canary weight below 100 %, and placements that name targets of the waves.
+    fn deploy_rules(&mut self, deploy: &Node, path: &str) {
+        if let Some(weight) = deploy.get("canary").and_then(|c| c.get("weight"))
+            && matches!(weight.value, Value::Int(n) if n >= 100)
+        {
+            self.error(weight.line, &join(path, "canary.weight"), "expected a percentage of at most 99: 100 is no canary step");
+        }
+        let Some(Value::Seq(placements)) = deploy.get("placements").map(|p| &p.value) else { return };
+        let targets: Vec<&str> = match deploy.get("waves").map(|w| &w.value) {
+            Some(Value::Seq(waves)) => waves
+                .iter()
+                .filter_map(|wave| match wave.get("targets").map(|t| &t.value) {
+                    Some(Value::Seq(items)) => Some(items.iter().filter_map(Node::as_str)),
+                    _ => None,
+                })
+                .flatten()
+                .collect(),
+            _ => return,
+        };
+        for (i, placement) in placements.iter().enumerate() {
+            let Some(target) = placement.get("target") else { continue };
+            if let Some(name) = target.as_str()
+                && !targets.contains(&name)
+            {
+                let message = unknown_message("target", name, &targets);
+                self.error(target.line, &join(&index(&join(path, "placements"), i), "target"), message);
             }
         }
     }
@@ -293,26 +328,6 @@ impl<'a> Checker<'a> {
             }
         }
     }
-}
-
-/// A whole number from the catalog, or its default; `line` is None for the default.
-struct Count {
-    value: u64,
-    line: Option<usize>,
-}
-
-/// The http health field `name` of `health`, or its default; None when it is not a valid count.
-fn count_or_default(health: &Node, name: &str) -> Option<Count> {
-    match health.get(name) {
-        Some(Node { line, value: Value::Int(n) }) => u64::try_from(*n).ok().map(|value| Count { value, line: Some(*line) }),
-        Some(_) => None,
-        None => http_health_default(name).map(|value| Count { value, line: None }),
-    }
-}
-
-fn http_health_default(name: &str) -> Option<u64> {
-    let http = HEALTH.variants.iter().find(|v| v.provider == "http")?;
-    http.fields.iter().find(|f| f.name == name)?.default
 }
 
 /// A duration node's seconds, or why it is no duration; None when it is neither number nor string.

@@ -57,6 +57,8 @@ pub fn admit(signal: &Signal, entry: &ServiceEntry, id: ReleaseId, execution: &s
                 finished_at: None,
                 deploy_url: None,
                 deploys: Vec::new(),
+                bake_started_at: None,
+                gates: Vec::new(),
             })
             .collect(),
         created_at: now,

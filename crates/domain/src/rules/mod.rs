@@ -1,5 +1,5 @@
 //! The rules of a release, as pure functions over records: which signals a service takes,
-//! who runs when several wait, what a rollback puts back, when a wave is deployed, and what a
+//! who runs when several wait, what a rollback puts back, when a wave is deployed, when its gates judge it, and what a
 //! finished release adds to the DORA counters. Handlers read the ports, call these, and write
 //! the ports; nothing here does I/O, so every rule has table-driven tests beside it.
 
@@ -8,6 +8,7 @@ pub mod dora;
 pub mod queue;
 pub mod rollback;
 pub mod waves;
+pub mod watch;
 
 #[cfg(test)]
 pub(crate) mod fixtures;

@@ -117,6 +117,8 @@ mod tests {
             finished_at: None,
             deploy_url: None,
             deploys: vec![],
+            bake_started_at: None,
+            gates: Vec::new(),
         }
     }
 

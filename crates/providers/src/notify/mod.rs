@@ -126,6 +126,8 @@ pub(crate) mod tests {
             finished_at: None,
             deploy_url: None,
             deploys: Vec::new(),
+            bake_started_at: None,
+            gates: Vec::new(),
         };
         Notification {
             release: Release {
