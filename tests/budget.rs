@@ -6,9 +6,9 @@
 
 use async_trait::async_trait;
 use baton_asl::{Clock, EventType, ExecutionStatus};
-use baton_domain::catalog::{BuildSpec, DeployTarget, FsCatalog, HealthSpec, ServiceEntry, SlackSpec};
+use baton_domain::catalog::{BuildSpec, DeployTarget, FsCatalog, GateSpec, ServiceEntry, SlackSpec};
 use baton_domain::ports::{
-    BuildProvider, DeployProgress, DeployRequest, Deployer, HealthChecker, Notifier, ProviderError, Providers, RunHandle, SystemClock,
+    BuildProvider, DeployProgress, DeployRequest, Deployer, HealthGate, Notifier, ProviderError, Providers, RunHandle, SystemClock,
 };
 use baton_domain::release::ReleaseStatus;
 use baton_domain::support::Ports;
@@ -71,8 +71,8 @@ impl Providers for SlowDeploys {
     fn deployer(&self, _spec: &DeployTarget, _entry: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError> {
         Ok(Box::new(SharedDeployer(self.deployer.clone())))
     }
-    fn health(&self, spec: &HealthSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthChecker>, ProviderError> {
-        self.local.health(spec, entry)
+    fn gate(&self, spec: &GateSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthGate>, ProviderError> {
+        self.local.gate(spec, entry)
     }
     fn notifiers(&self, slack: Option<&SlackSpec>, entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError> {
         self.local.notifiers(slack, entry)

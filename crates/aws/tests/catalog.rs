@@ -29,8 +29,9 @@ extensions:
           targets: [eu-1]
           bake: 30s
     health:
-      provider: command
-      command: ["./healthy.sh"]
+      gates:
+        - provider: command
+          command: ["./healthy.sh"]
 "#
     )
 }

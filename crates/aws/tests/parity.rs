@@ -10,7 +10,7 @@ mod common;
 use async_trait::async_trait;
 use baton_asl::{Clock, EventType, ExecutionStart, Executor, StateMachine, TaskCall, TaskFailure, TaskInvoker};
 use baton_domain::error::ErrorName;
-use baton_domain::flow::{Done, HealthReport, Registered, ReleaseContext, RollbackPlan, WavePlan};
+use baton_domain::flow::{Done, Registered, ReleaseContext, RollbackPlan, WatchReport, WavePlan};
 use baton_domain::ports::RunHandle;
 use baton_domain::release::Artifact;
 use serde::Deserialize;
@@ -317,7 +317,7 @@ fn contract(state: &str) -> fn(&Value) -> Result<(), String> {
         "Register" => conforms::<Registered>,
         "TriggerBuild" => conforms::<RunHandle>,
         "WaitForBuild" => conforms::<Artifact>,
-        "CheckHealth" => conforms::<HealthReport>,
+        "WatchHealth" => conforms::<WatchReport>,
         "PlanRollback" => conforms::<RollbackPlan>,
         "Acquire"
         | "Unlock"
@@ -379,7 +379,8 @@ async fn each_test_case_takes_its_path_on_the_embedded_executor() {
     let success = embedded_run("Success", "parity-success").await;
     assert_eq!(success.status, "SUCCEEDED", "{success:?}");
     assert_eq!(success.output.as_ref().map(|o| &o["outcome"]["status"]), Some(&Value::from("succeeded")));
-    assert_eq!(count(&success, "CheckHealth"), 3, "{:?}", success.path);
+    // The canary is sampled twice (the first sample asks for another), the other waves once.
+    assert_eq!((count(&success, "WatchHealth"), count(&success, "WatchPause")), (4, 1), "{:?}", success.path);
 
     let build = embedded_run("BuildFailure", "parity-build-failure").await;
     assert_eq!((build.status.as_str(), build.error.as_deref()), ("FAILED", Some("Baton.BuildFailed")));

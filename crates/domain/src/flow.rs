@@ -119,9 +119,14 @@ pub struct CheckHealthRequest {
     pub artifact: Artifact,
 }
 
+/// One look at a wave's gates: `done` when the wave is healthy (an unhealthy wave fails the task
+/// instead); otherwise the definition waits `wait_seconds` and asks again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HealthReport {
+pub struct WatchReport {
     pub wave: String,
+    pub done: bool,
+    pub wait_seconds: u64,
+    /// What the gates saw last, one line per gate.
     pub detail: String,
 }
 

@@ -65,7 +65,17 @@ fn model_paths(schema: &Value, value: &Value, path: &str, out: &mut BTreeSet<Str
         }
         Value::Array(items) if is_structural(schema) => {
             for item in items {
-                model_paths(&schema["items"], item, path, out);
+                // Items of several providers (health gates) are told apart like fields: `/health/gates(http)`.
+                let suffix = provider_suffix(item);
+                let item_path = if suffix.is_empty() {
+                    path.to_owned()
+                } else {
+                    out.remove(path);
+                    let item_path = format!("{path}{suffix}");
+                    out.insert(item_path.clone());
+                    item_path
+                };
+                model_paths(&schema["items"], item, &item_path, out);
             }
         }
         _ => {}
@@ -112,8 +122,7 @@ fn full_run(program: &str, env: &BTreeMap<String, String>) -> CommandRun {
 }
 
 /// A delivery block with every optional field set, so serialisation shows every field.
-fn full_delivery(build: BuildSpec, health: HealthSpec) -> Delivery {
-    let env = BTreeMap::from([("A".to_string(), "1".to_string())]);
+fn full_delivery(build: BuildSpec, target: DeployTarget, health: HealthSpec) -> Delivery {
     Delivery {
         environment: "production".into(),
         release_branch: "main".into(),
@@ -122,35 +131,79 @@ fn full_delivery(build: BuildSpec, health: HealthSpec) -> Delivery {
         team: Some("t".into()),
         on_call: Some("o".into()),
         build,
-        deploy: DeploySpec {
-            target: DeployTarget::Command(CommandDeploy { run: full_run("deploy", &env), rollback_command: Some(vec!["rollback".into()]) }),
-            waves: vec![WaveSpec { name: "w".into(), targets: vec!["t".into()], bake: Seconds(1) }],
-        },
+        deploy: DeploySpec { target, waves: vec![WaveSpec { name: "w".into(), targets: vec!["t".into()], bake: Seconds(1) }] },
         health,
         notify: NotifySpec { slack: Some(SlackSpec { channel: "#c".into(), webhook: secret("W"), token: secret("T") }) },
     }
 }
 
+fn full_access() -> AwsAccess {
+    AwsAccess { region: Some("eu-west-1".into()), role_arn: Some("arn:aws:iam::1:role/r".into()) }
+}
+
+/// Every provider of every block, each with every optional field set.
+fn full_variants() -> (Vec<BuildSpec>, Vec<DeployTarget>, HealthSpec) {
+    let env = BTreeMap::from([("A".to_string(), "1".to_string())]);
+    let builds = vec![
+        BuildSpec::Command(CommandBuild { run: full_run("make", &env), artifact_file: Some("ref".into()) }),
+        BuildSpec::GithubActions(GitHubActionsBuild {
+            repository: "acme/web".into(),
+            workflow: "release.yml".into(),
+            inputs: env.clone(),
+            artifact: "ghcr.io/acme/web:{short-sha}".into(),
+            api_url: Some("https://github.example.com/api/v3".into()),
+            token: secret("GH"),
+            app: Some(GitHubApp { app_id: "1".into(), installation_id: 2, private_key: SecretRef::Env("KEY".into()) }),
+        }),
+    ];
+    let placements = vec![Placement { target: "t".into(), access: full_access() }];
+    let targets = vec![
+        DeployTarget::Command(CommandDeploy { run: full_run("deploy", &env), rollback_command: Some(vec!["rollback".into()]) }),
+        DeployTarget::Ecs(EcsDeploy { cluster: "c".into(), container: "web".into(), access: full_access(), placements: placements.clone() }),
+        DeployTarget::Lambda(LambdaDeploy {
+            alias: "live".into(),
+            canary: Some(LambdaCanary { weight: 10, hold: Seconds(60) }),
+            access: full_access(),
+            placements,
+        }),
+        DeployTarget::ArgoCd(ArgoCdDeploy { server: "https://argocd.example.com".into(), token: SecretRef::Env("ARGO".into()), revision: "{sha}".into() }),
+        DeployTarget::Webhook(WebhookDeploy { url: "https://deploy.example.com".into(), secret: SecretRef::Env("HOOK".into()) }),
+    ];
+    let gate = |gate| GateSpec { gate, consecutive: 2, failures: 2 };
+    let health = HealthSpec {
+        interval: Seconds(10),
+        gates: vec![
+            gate(Gate::Cloudwatch(CloudWatchGate {
+                alarms: vec!["a".into()],
+                alarm_prefix: Some("web-".into()),
+                insufficient_data: InsufficientData::Unhealthy,
+                access: full_access(),
+            })),
+            gate(Gate::Datadog(DatadogGate {
+                tags: vec!["team:web".into()],
+                site: "datadoghq.eu".into(),
+                api_url: Some("https://dd.example.com".into()),
+                api_key: SecretRef::Env("DD_API".into()),
+                app_key: SecretRef::Env("DD_APP".into()),
+                unhealthy: vec!["Alert".into()],
+            })),
+            gate(Gate::Http(HttpGate { url: "http://x".into(), expect_status: vec![200], body_contains: Some("ok".into()) })),
+            gate(Gate::Command(full_run("check", &env))),
+        ],
+    };
+    (builds, targets, health)
+}
+
 #[test]
 fn schema_properties_equal_the_model_fields() {
     let schema = checked_in_schema();
-    let http = HealthSpec::Http(HttpHealth { url: "http://x".into(), consecutive: 1, interval: Seconds(1), max_samples: 1 });
-    let command = HealthSpec::Command(full_run("check", &BTreeMap::from([("A".to_string(), "1".to_string())])));
+    let (builds, targets, health) = full_variants();
     let mut from_model = BTreeSet::new();
-    let env = BTreeMap::from([("A".to_string(), "1".to_string())]);
-    let command_build = BuildSpec::Command(CommandBuild { run: full_run("make", &env), artifact_file: Some("ref".into()) });
-    let github = BuildSpec::GithubActions(GitHubActionsBuild {
-        repository: "acme/web".into(),
-        workflow: "release.yml".into(),
-        inputs: env.clone(),
-        artifact: "ghcr.io/acme/web:{short-sha}".into(),
-        api_url: Some("https://github.example.com/api/v3".into()),
-        token: secret("GH"),
-        app: Some(GitHubApp { app_id: "1".into(), installation_id: 2, private_key: SecretRef::Env("KEY".into()) }),
-    });
-    for (build, health) in [(command_build, http), (github, command)] {
-        let value = serde_json::to_value(full_delivery(build, health)).unwrap();
-        model_paths(&schema, &value, "", &mut from_model);
+    for build in &builds {
+        for target in &targets {
+            let value = serde_json::to_value(full_delivery(build.clone(), target.clone(), health.clone())).unwrap();
+            model_paths(&schema, &value, "", &mut from_model);
+        }
     }
     let mut from_schema = BTreeSet::new();
     schema_paths(&schema, "", &mut from_schema);
@@ -162,12 +215,11 @@ fn schema_properties_equal_the_model_fields() {
 #[test]
 fn schema_defaults_are_the_model_defaults() {
     let schema = checked_in_schema();
-    let http: HealthSpec = serde_json::from_value(json!({"provider": "http", "url": "http://x"})).unwrap();
-    let HealthSpec::Http(http) = http else { panic!("http") };
-    let variant = object_schema(&schema["properties"]["health"], &json!({"provider": "http"}));
-    assert_eq!(variant["properties"]["consecutive"]["default"], json!(http.consecutive));
-    assert_eq!(variant["properties"]["interval"]["default"], json!(http.interval.0));
-    assert_eq!(variant["properties"]["max-samples"]["default"], json!(http.max_samples));
+    let health: HealthSpec = serde_json::from_value(json!({"gates": [{"provider": "http", "url": "http://x"}]})).unwrap();
+    assert_eq!(schema["properties"]["health"]["properties"]["interval"]["default"], json!(health.interval.0));
+    let gate = object_schema(&schema["properties"]["health"]["properties"]["gates"]["items"], &json!({"provider": "http"}));
+    assert_eq!(gate["properties"]["consecutive"]["default"], json!(health.gates[0].consecutive));
+    assert_eq!(gate["properties"]["failures"]["default"], json!(health.gates[0].failures));
     let wave: WaveSpec = serde_json::from_value(json!({"name": "w", "targets": ["t"]})).unwrap();
     assert_eq!(
         schema["properties"]["deploy"]["oneOf"][0]["properties"]["waves"]["items"]["properties"]["bake"]["default"],
@@ -281,13 +333,13 @@ fn the_schema_checker_rejects_what_the_validator_rejects() {
     let mut value = serde_json::to_value(&hello.delivery).unwrap();
     value["deploy"]["waves"] = json!([]);
     value["build"]["comand"] = json!(["sh"]);
-    value["health"]["provider"] = json!("htp");
+    value["health"]["gates"][0]["provider"] = json!("htp");
     let mut errors = Vec::new();
     schema_errors(&schema, &value, "hello-web", &mut errors);
     let joined = errors.join("\n");
     assert!(joined.contains("hello-web.deploy: matches 0 of the oneOf"), "{joined}");
     assert!(joined.contains("hello-web.build: matches 0 of the oneOf"), "{joined}");
-    assert!(joined.contains("hello-web.health.provider: expected one of"), "{joined}");
+    assert!(joined.contains("hello-web.health.gates[0]: matches 0 of the oneOf"), "{joined}");
 }
 
 /// Runs one example's scripts the way the local command providers do (argv in the
@@ -312,8 +364,8 @@ fn release(service: &ServiceEntry, workspace: &Path) -> Option<String> {
         (output.status.success(), String::from_utf8(output.stdout).unwrap())
     };
     let BuildSpec::Command(build) = &service.delivery.build else { panic!("examples use command builds") };
-    let DeployTarget::Command(deploy) = &service.delivery.deploy.target;
-    let HealthSpec::Command(health) = &service.delivery.health else { panic!("examples use command health") };
+    let DeployTarget::Command(deploy) = &service.delivery.deploy.target else { panic!("examples use command deploys") };
+    let [GateSpec { gate: Gate::Command(health), .. }] = &service.delivery.health.gates[..] else { panic!("examples use one command gate") };
 
     let (built, stdout) = run(&build.run.command, &build.run.working_dir, &[]);
     assert!(built, "{} build failed", service.name);

@@ -19,7 +19,7 @@ extensions:
       waves:
         - {name: canary, targets: [c1], bake: 5s}
         - {name: rest, targets: [r1, r2]}
-    health: {provider: http, url: \"https://shop.example.com/health\"}
+    health: {gates: [{provider: http, url: \"https://shop.example.com/health\"}]}
 ";
 
 /// Parses `text`, checking the time it took and that each diagnostic names a line of it.

@@ -133,7 +133,7 @@ impl CommandContext {
         }
         command.envs(&spec.env).envs(env.0).env("BATON_WORKSPACE", &self.workspace);
 
-        let label = format!("{} command `{}`", spec.what, spec.argv.join(" "));
+        let label = format!("{} command `{}`", spec.what, spec.display());
         let mut child = command.spawn().map_err(|e| {
             let place = spec.working_dir.as_deref().map_or_else(|| "the current directory".into(), |d| d.display().to_string());
             let message = format!("could not start the {label} ({}) in {place}: {e}", spec.argv[0]);
@@ -207,6 +207,13 @@ pub(crate) struct CommandSpec {
     working_dir: Option<PathBuf>,
     env: BTreeMap<String, String>,
     timeout: Duration,
+}
+
+impl CommandSpec {
+    /// The argv as one line, for people.
+    pub(crate) fn display(&self) -> String {
+        self.argv.join(" ")
+    }
 }
 
 /// The `BATON_*` variables of one run (`BATON_WORKSPACE` is added by the runner).

@@ -70,6 +70,7 @@ mod tests {
             target: "host-1".into(),
             artifact: Artifact { reference: reference.into(), sha: "abc123".into(), branch: "main".into(), build_url: None },
             rollback,
+            undoes: None,
         }
     }
 

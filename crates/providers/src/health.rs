@@ -1,125 +1,120 @@
-//! Health checks: an HTTP endpoint sampled until it answers 2xx enough times in a row, or a command.
+//! Health gates sampled on this machine: an HTTP endpoint's answer, or a command's exit code.
 
 use crate::command::{BatonEnv, CommandContext, CommandFields, CommandSpec};
 use crate::http::describe;
 use async_trait::async_trait;
-use baton_domain::catalog::{CommandRun, HttpHealth};
-use baton_domain::ports::{HealthChecker, HealthRequest, HealthVerdict, ProviderError};
+use baton_domain::catalog::{CommandRun, HttpGate};
+use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError};
 use std::time::Duration;
 
 const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// One answer may take this long; a slower one is an unhealthy sample.
+const HTTP_SAMPLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How much of a body is read to look for `body-contains`: a health page is small, and a
+/// hostile or broken endpoint must not make the sample read without end.
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Healthy after `consecutive` 2xx answers in a row, sampled every `interval`, giving up after
-/// `max-samples`. A non-2xx answer, a connection error or a timeout ends the streak. Each
-/// request may take as long as the interval (at least 1 s, at most 10 s).
-pub struct HttpHealthChecker {
+/// One request per sample: healthy when the status is expected (any 2xx unless `expect-status`
+/// says) and the body contains `body-contains`. No answer, a timeout or another status is an
+/// unhealthy sample; the watch rule decides what a run of them means.
+pub struct HttpGateSampler {
     url: reqwest::Url,
-    consecutive: u32,
-    interval: Duration,
-    max_samples: u32,
+    expect_status: Vec<u16>,
+    body_contains: Option<String>,
+    timeout: Duration,
     http: reqwest::Client,
 }
 
-impl HttpHealthChecker {
+impl HttpGateSampler {
     /// `source` is the catalog file, for error messages.
-    pub fn new(spec: &HttpHealth, source: &str, http: reqwest::Client) -> Result<HttpHealthChecker, ProviderError> {
+    pub fn new(spec: &HttpGate, source: &str, http: reqwest::Client) -> Result<HttpGateSampler, ProviderError> {
         let rejected = |message: String| Err(ProviderError::Rejected(format!("{source}: {message}")));
         let url = match reqwest::Url::parse(&spec.url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => url,
-            Ok(_) => return rejected(format!("extensions.baton.health.url '{}' is not an http(s) URL", spec.url)),
-            Err(e) => return rejected(format!("extensions.baton.health.url '{}' is not a URL: {e}", spec.url)),
+            Ok(_) => return rejected(format!("extensions.baton.health.gates: url '{}' is not an http(s) URL", spec.url)),
+            Err(e) => return rejected(format!("extensions.baton.health.gates: url '{}' is not a URL: {e}", spec.url)),
         };
-        if spec.consecutive == 0 {
-            return rejected("extensions.baton.health.consecutive is 0: expected at least 1".into());
-        }
-        if spec.max_samples < spec.consecutive {
-            return rejected(format!(
-                "extensions.baton.health.max-samples ({}) is smaller than consecutive ({}): the check could never pass",
-                spec.max_samples, spec.consecutive
-            ));
-        }
-        Ok(HttpHealthChecker {
+        Ok(HttpGateSampler {
             url,
-            consecutive: spec.consecutive,
-            interval: Duration::from_secs(spec.interval.0),
-            max_samples: spec.max_samples,
+            expect_status: spec.expect_status.clone(),
+            body_contains: spec.body_contains.clone(),
+            timeout: HTTP_SAMPLE_TIMEOUT,
             http,
         })
     }
 
-    /// One request: `Ok(status)` for 2xx, `Err(what went wrong)` otherwise.
-    async fn sample(&self) -> Result<reqwest::StatusCode, String> {
-        let timeout = self.interval.clamp(Duration::from_secs(1), Duration::from_secs(10));
-        let response = self.http.get(self.url.clone()).timeout(timeout).send().await.map_err(describe)?;
-        let status = response.status();
-        if status.is_success() { Ok(status) } else { Err(format!("HTTP {status}")) }
+    fn expected(&self, status: reqwest::StatusCode) -> bool {
+        if self.expect_status.is_empty() { status.is_success() } else { self.expect_status.contains(&status.as_u16()) }
     }
-}
 
-#[async_trait]
-impl HealthChecker for HttpHealthChecker {
-    async fn check(&self, _request: &HealthRequest) -> Result<HealthVerdict, ProviderError> {
-        let url = self.url.as_str();
-        let mut streak = 0;
-        let mut last_failure = None;
-        for sample in 1..=self.max_samples {
-            if sample > 1 {
-                tokio::time::sleep(self.interval).await;
-            }
-            match self.sample().await {
-                Ok(status) => {
-                    streak += 1;
-                    tracing::debug!(target: "baton::health", url, sample, streak, "{status}");
-                    if streak == self.consecutive {
-                        return Ok(HealthVerdict::Healthy {
-                            detail: format!("{streak} consecutive 2xx answers from {url} (last {status}; {sample} samples)"),
-                        });
-                    }
-                }
-                Err(failure) => {
-                    tracing::info!(target: "baton::health", url, sample, "not healthy yet: {failure}");
-                    streak = 0;
-                    last_failure = Some(failure);
-                }
+    /// The body's first [`MAX_BODY_BYTES`], as text.
+    async fn body_start(mut response: reqwest::Response) -> Result<String, String> {
+        let mut body = Vec::new();
+        while body.len() < MAX_BODY_BYTES {
+            match response.chunk().await.map_err(describe)? {
+                Some(chunk) => body.extend_from_slice(&chunk),
+                None => break,
             }
         }
-        Ok(HealthVerdict::Unhealthy {
-            reason: format!(
-                "no {} consecutive 2xx answers from {url} within {} samples; last failure: {}",
-                self.consecutive,
-                self.max_samples,
-                last_failure.as_deref().unwrap_or("none")
-            ),
+        body.truncate(MAX_BODY_BYTES);
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    async fn reading(&self) -> Result<GateReading, String> {
+        let response = self.http.get(self.url.clone()).timeout(self.timeout).send().await.map_err(describe)?;
+        let status = response.status();
+        if !self.expected(status) {
+            return Ok(GateReading::Unhealthy { saw: format!("HTTP {status}") });
+        }
+        let Some(needle) = &self.body_contains else { return Ok(GateReading::Healthy { saw: format!("HTTP {status}") }) };
+        let body = Self::body_start(response).await?;
+        Ok(if body.contains(needle.as_str()) {
+            GateReading::Healthy { saw: format!("HTTP {status}, body contains {needle:?}") }
+        } else {
+            GateReading::Unhealthy { saw: format!("HTTP {status}, body without {needle:?}") }
         })
     }
 }
 
-/// Healthy when `health.command` exits 0. It gets `BATON_WAVE`, `BATON_TARGETS`
-/// (comma-separated) and `BATON_ARTIFACT` on top of the release variables.
-pub struct CommandHealthChecker {
+#[async_trait]
+impl HealthGate for HttpGateSampler {
+    fn describe(&self) -> String {
+        format!("HTTP {}", self.url)
+    }
+
+    async fn sample(&self, _request: &HealthRequest) -> Result<GateReading, ProviderError> {
+        let reading = self.reading().await.unwrap_or_else(|failure| GateReading::Unhealthy { saw: failure });
+        tracing::debug!(target: "baton::health", url = self.url.as_str(), ?reading, "sampled");
+        Ok(reading)
+    }
+}
+
+/// Healthy when `command` exits 0. It gets `BATON_WAVE`, `BATON_TARGETS` (comma-separated) and
+/// `BATON_ARTIFACT` on top of the release variables.
+pub struct CommandGate {
     ctx: CommandContext,
     command: CommandSpec,
 }
 
-impl CommandHealthChecker {
-    pub fn new(spec: &CommandRun, ctx: CommandContext) -> Result<CommandHealthChecker, ProviderError> {
-        let command = ctx.command("health check", "extensions.baton.health.command", CommandFields::of(spec), DEFAULT_COMMAND_TIMEOUT)?;
-        Ok(CommandHealthChecker { ctx, command })
+impl CommandGate {
+    pub fn new(spec: &CommandRun, ctx: CommandContext) -> Result<CommandGate, ProviderError> {
+        let command = ctx.command("health check", "extensions.baton.health.gates: command", CommandFields::of(spec), DEFAULT_COMMAND_TIMEOUT)?;
+        Ok(CommandGate { ctx, command })
     }
 }
 
 #[async_trait]
-impl HealthChecker for CommandHealthChecker {
-    async fn check(&self, request: &HealthRequest) -> Result<HealthVerdict, ProviderError> {
+impl HealthGate for CommandGate {
+    fn describe(&self) -> String {
+        format!("command `{}`", self.command.display())
+    }
+
+    async fn sample(&self, request: &HealthRequest) -> Result<GateReading, ProviderError> {
         let env = BatonEnv::for_artifact(&request.service, &request.environment, &request.release_id, &request.artifact)
             .with("BATON_WAVE", &request.wave)
             .with("BATON_TARGETS", request.targets.join(","));
         let outcome = self.ctx.run(&self.command, env).await?;
-        Ok(if outcome.succeeded() {
-            HealthVerdict::Healthy { detail: outcome.summary() }
-        } else {
-            HealthVerdict::Unhealthy { reason: outcome.failure() }
-        })
+        Ok(if outcome.succeeded() { GateReading::Healthy { saw: outcome.summary() } } else { GateReading::Unhealthy { saw: outcome.failure() } })
     }
 }
 
@@ -128,7 +123,6 @@ mod tests {
     use super::*;
     use crate::http_client;
     use crate::test_support::{entry_in, release_id, script};
-    use baton_domain::catalog::Seconds;
     use baton_domain::release::Artifact;
     use std::time::Instant;
     use wiremock::matchers::{method, path};
@@ -145,89 +139,78 @@ mod tests {
         }
     }
 
-    fn http(url: String, consecutive: u32, max_samples: u32, interval: u64) -> HttpHealthChecker {
-        let spec = HttpHealth { url, consecutive, interval: Seconds(interval), max_samples };
-        HttpHealthChecker::new(&spec, "catalog/web.yaml", http_client().unwrap()).unwrap()
+    fn gate(url: String, expect_status: Vec<u16>, body_contains: Option<&str>) -> HttpGateSampler {
+        let spec = HttpGate { url, expect_status, body_contains: body_contains.map(str::to_owned) };
+        HttpGateSampler::new(&spec, "catalog/web.yaml", http_client().unwrap()).unwrap()
     }
 
-    /// Answers `statuses` in order, one request each, then 500 for anything more.
-    async fn server(statuses: &[u16]) -> MockServer {
+    async fn answering(response: ResponseTemplate) -> MockServer {
         let server = MockServer::start().await;
-        for (priority, &status) in statuses.iter().enumerate() {
-            Mock::given(method("GET"))
-                .and(path("/healthz"))
-                .respond_with(ResponseTemplate::new(status))
-                .up_to_n_times(1)
-                .with_priority(u8::try_from(priority + 1).unwrap())
-                .mount(&server)
-                .await;
-        }
-        Mock::given(method("GET")).respond_with(ResponseTemplate::new(500)).with_priority(u8::MAX).mount(&server).await;
+        Mock::given(method("GET")).and(path("/healthz")).respond_with(response).mount(&server).await;
         server
     }
 
-    #[tokio::test]
-    async fn consecutive_successes_are_healthy() {
-        let server = server(&[200, 204, 200]).await;
-        let started = Instant::now();
-        let verdict = http(format!("{}/healthz", server.uri()), 3, 5, 1).check(&request()).await.unwrap();
-        let HealthVerdict::Healthy { detail } = verdict else { panic!("{verdict:?}") };
-        assert!(detail.starts_with("3 consecutive 2xx answers from http://") && detail.contains("3 samples"), "{detail}");
-        // Three samples, an interval apart.
-        assert!(started.elapsed() >= Duration::from_secs(2), "{:?}", started.elapsed());
-        assert_eq!(server.received_requests().await.unwrap().len(), 3);
+    async fn sample(gate: &HttpGateSampler) -> GateReading {
+        gate.sample(&request()).await.unwrap()
     }
 
     #[tokio::test]
-    async fn a_failure_resets_the_streak() {
-        let server = server(&[200, 503, 200, 200, 200]).await;
-        let verdict = http(format!("{}/healthz", server.uri()), 3, 6, 0).check(&request()).await.unwrap();
-        let HealthVerdict::Healthy { detail } = verdict else { panic!("{verdict:?}") };
-        assert!(detail.contains("5 samples"), "{detail}");
+    async fn each_sample_is_one_request_judged_by_status_and_body() {
+        let healthy = |saw: &str| GateReading::Healthy { saw: saw.into() };
+        let unhealthy = |saw: &str| GateReading::Unhealthy { saw: saw.into() };
+        let cases = [
+            (ResponseTemplate::new(204), vec![], None, healthy("HTTP 204 No Content")),
+            (ResponseTemplate::new(503), vec![], None, unhealthy("HTTP 503 Service Unavailable")),
+            (ResponseTemplate::new(301), vec![], None, unhealthy("HTTP 301 Moved Permanently")),
+            (ResponseTemplate::new(503), vec![200, 503], None, healthy("HTTP 503 Service Unavailable")),
+            (ResponseTemplate::new(200), vec![204], None, unhealthy("HTTP 200 OK")),
+            (ResponseTemplate::new(200).set_body_string("{\"status\":\"ok\"}"), vec![], Some("\"ok\""), healthy("HTTP 200 OK, body contains \"\\\"ok\\\"\"")),
+            (ResponseTemplate::new(200).set_body_string("degraded"), vec![], Some("ok"), unhealthy("HTTP 200 OK, body without \"ok\"")),
+        ];
+        for (response, expect_status, body_contains, expected) in cases {
+            let server = answering(response).await;
+            let reading = sample(&gate(format!("{}/healthz", server.uri()), expect_status.clone(), body_contains)).await;
+            assert_eq!(reading, expected, "expect {expect_status:?}, body {body_contains:?}");
+            assert_eq!(server.received_requests().await.unwrap().len(), 1);
+        }
     }
 
     #[tokio::test]
-    async fn never_healthy_names_the_url_and_the_last_status() {
-        let server = server(&[200, 200, 502, 200]).await;
-        let url = format!("{}/healthz", server.uri());
-        let verdict = http(url.clone(), 3, 6, 0).check(&request()).await.unwrap();
-        let HealthVerdict::Unhealthy { reason } = verdict else { panic!("{verdict:?}") };
-        assert!(reason.starts_with(&format!("no 3 consecutive 2xx answers from {url} within 6 samples")), "{reason}");
-        assert!(reason.ends_with("; last failure: HTTP 500 Internal Server Error"), "{reason}");
-        assert_eq!(server.received_requests().await.unwrap().len(), 6);
+    async fn only_the_start_of_a_huge_body_is_read() {
+        let body = format!("{}ok", "x".repeat(MAX_BODY_BYTES));
+        let server = answering(ResponseTemplate::new(200).set_body_string(body)).await;
+        let reading = sample(&gate(format!("{}/healthz", server.uri()), vec![], Some("ok"))).await;
+        assert!(matches!(reading, GateReading::Unhealthy { .. }), "{reading:?}");
     }
 
     #[tokio::test]
-    async fn a_refused_connection_is_unhealthy() {
+    async fn a_refused_connection_is_an_unhealthy_sample() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let verdict = http(format!("http://127.0.0.1:{port}/healthz"), 1, 2, 0).check(&request()).await.unwrap();
-        let HealthVerdict::Unhealthy { reason } = verdict else { panic!("{verdict:?}") };
-        assert!(reason.contains(&format!("127.0.0.1:{port}")) && reason.to_lowercase().contains("connection refused"), "{reason}");
+        let GateReading::Unhealthy { saw } = sample(&gate(format!("http://127.0.0.1:{port}/healthz"), vec![], None)).await else {
+            panic!("healthy")
+        };
+        assert!(saw.to_lowercase().contains("connection refused"), "{saw}");
     }
 
     #[tokio::test]
-    async fn a_slow_answer_counts_as_a_failure() {
-        let server = MockServer::start().await;
-        Mock::given(method("GET")).respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3))).mount(&server).await;
+    async fn a_slow_answer_is_an_unhealthy_sample() {
+        let server = answering(ResponseTemplate::new(200).set_delay(Duration::from_secs(3))).await;
+        let mut gate = gate(format!("{}/healthz", server.uri()), vec![], None);
+        gate.timeout = Duration::from_millis(300);
         let started = Instant::now();
-        let verdict = http(format!("{}/healthz", server.uri()), 1, 1, 0).check(&request()).await.unwrap();
-        let HealthVerdict::Unhealthy { reason } = verdict else { panic!("{verdict:?}") };
-        assert!(reason.contains("timed out"), "{reason}");
+        let GateReading::Unhealthy { saw } = sample(&gate).await else { panic!("healthy") };
+        assert!(saw.contains("timed out"), "{saw}");
         assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     }
 
     #[test]
-    fn impossible_specs_are_rejected() {
-        let spec = |url: &str, consecutive, max_samples| HttpHealth { url: url.into(), consecutive, interval: Seconds(1), max_samples };
-        for (spec, expected) in [
-            (spec("localhost:8080/health", 1, 1), "is not an http(s) URL"),
-            (spec("http://", 1, 1), "is not a URL"),
-            (spec("http://localhost/health", 0, 1), "consecutive is 0"),
-            (spec("http://localhost/health", 3, 2), "max-samples (2) is smaller than consecutive (3)"),
-        ] {
-            let result = HttpHealthChecker::new(&spec, "catalog/web.yaml", http_client().unwrap());
-            let Err(ProviderError::Rejected(message)) = result else { panic!("{spec:?} was accepted") };
-            assert!(message.starts_with("catalog/web.yaml: extensions.baton.health.") && message.contains(expected), "{message}");
+    fn urls_that_cannot_be_sampled_are_rejected() {
+        for (url, expected) in [("localhost:8080/health", "is not an http(s) URL"), ("http://", "is not a URL")] {
+            let spec = HttpGate { url: url.into(), expect_status: vec![], body_contains: None };
+            let Err(ProviderError::Rejected(message)) = HttpGateSampler::new(&spec, "catalog/web.yaml", http_client().unwrap()) else {
+                panic!("{url} was accepted")
+            };
+            assert!(message.starts_with("catalog/web.yaml: extensions.baton.health.gates") && message.contains(expected), "{message}");
         }
     }
 
@@ -241,13 +224,13 @@ mod tests {
             "echo \"$BATON_WAVE $BATON_TARGETS $BATON_ARTIFACT\"; [ \"$BATON_TARGETS\" = host-1,host-2 ] || exit 4",
         );
         let spec = CommandRun::new(argv);
-        let verdict = CommandHealthChecker::new(&spec, ctx.clone()).unwrap().check(&request()).await.unwrap();
-        assert!(matches!(&verdict, HealthVerdict::Healthy { detail } if detail.ends_with("exited with code 0")), "{verdict:?}");
+        let reading = CommandGate::new(&spec, ctx.clone()).unwrap().sample(&request()).await.unwrap();
+        assert!(matches!(&reading, GateReading::Healthy { saw } if saw.ends_with("exited with code 0")), "{reading:?}");
 
         let mut one_target = request();
         one_target.targets.pop();
-        let verdict = CommandHealthChecker::new(&spec, ctx).unwrap().check(&one_target).await.unwrap();
-        let HealthVerdict::Unhealthy { reason } = verdict else { panic!("{verdict:?}") };
-        assert!(reason.contains("exited with code 4; last output:\ncanary host-1 web:2"), "{reason}");
+        let reading = CommandGate::new(&spec, ctx).unwrap().sample(&one_target).await.unwrap();
+        let GateReading::Unhealthy { saw } = reading else { panic!("{reading:?}") };
+        assert!(saw.contains("exited with code 4; last output:\ncanary host-1 web:2"), "{saw}");
     }
 }

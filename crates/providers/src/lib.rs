@@ -30,7 +30,7 @@ pub use ci::github_actions::{DEFAULT_GITHUB_API_URL, GitHubActionsBuildProvider,
 pub use ci::{DEFAULT_REQUEST_TIMEOUT, GitHubAppTokens};
 pub use command::CommandContext;
 pub use deploy::CommandDeployer;
-pub use health::{CommandHealthChecker, HttpHealthChecker};
+pub use health::{CommandGate, HttpGateSampler};
 pub use http::http_client;
 pub use local::LocalProviders;
 pub use notify::console::ConsoleNotifier;

@@ -5,11 +5,11 @@ use crate::ci::GitHubAppTokens;
 use crate::ci::from_catalog::GitHubActionsFromCatalog;
 use crate::command::CommandContext;
 use crate::deploy::CommandDeployer;
-use crate::health::{CommandHealthChecker, HttpHealthChecker};
+use crate::health::{CommandGate, HttpGateSampler};
 use crate::notify::console::ConsoleNotifier;
 use crate::notify::slack::{DEFAULT_SLACK_API_BASE, SlackWebApiNotifier, SlackWebhookNotifier};
-use baton_domain::catalog::{BuildSpec, DeployTarget, HealthSpec, ServiceEntry, SlackSpec};
-use baton_domain::ports::{BuildProvider, Deployer, HealthChecker, Notifier, ProviderError, Providers, SecretResolver};
+use baton_domain::catalog::{BuildSpec, DeployTarget, Gate, GateSpec, ServiceEntry, SlackSpec};
+use baton_domain::ports::{BuildProvider, Deployer, HealthGate, Notifier, ProviderError, Providers, SecretResolver};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -66,13 +66,17 @@ impl Providers for LocalProviders {
     fn deployer(&self, spec: &DeployTarget, entry: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError> {
         match spec {
             DeployTarget::Command(command) => Ok(Box::new(CommandDeployer::new(command, self.context(entry)?)?)),
+            DeployTarget::Ecs(_) | DeployTarget::Lambda(_) | DeployTarget::ArgoCd(_) | DeployTarget::Webhook(_) => {
+                Err(ProviderError::Rejected("WIP: provider being wired".into()))
+            }
         }
     }
 
-    fn health(&self, spec: &HealthSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthChecker>, ProviderError> {
-        match spec {
-            HealthSpec::Http(http) => Ok(Box::new(HttpHealthChecker::new(http, &entry.source, self.http.clone())?)),
-            HealthSpec::Command(command) => Ok(Box::new(CommandHealthChecker::new(command, self.context(entry)?)?)),
+    fn gate(&self, spec: &GateSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthGate>, ProviderError> {
+        match &spec.gate {
+            Gate::Http(http) => Ok(Box::new(HttpGateSampler::new(http, &entry.source, self.http.clone())?)),
+            Gate::Command(command) => Ok(Box::new(CommandGate::new(command, self.context(entry)?)?)),
+            Gate::Cloudwatch(_) | Gate::Datadog(_) => Err(ProviderError::Rejected("WIP: provider being wired".into())),
         }
     }
 
@@ -101,8 +105,8 @@ mod tests {
     use super::*;
     use crate::notify::tests::notification;
     use crate::test_support::{FixedSecrets, entry_in, release_id, script};
-    use baton_domain::catalog::{CommandBuild, CommandDeploy, CommandRun, HttpHealth, Seconds, SecretRef};
-    use baton_domain::ports::{BuildProgress, BuildRequest, DeployProgress, DeployRequest, HealthRequest, HealthVerdict};
+    use baton_domain::catalog::{CommandBuild, CommandDeploy, CommandRun, HealthSpec, HttpGate, SecretRef};
+    use baton_domain::ports::{BuildProgress, BuildRequest, DeployProgress, DeployRequest, GateReading, HealthRequest};
     use std::path::Path;
 
     fn providers(root: &Path, console: bool) -> LocalProviders {
@@ -120,7 +124,7 @@ mod tests {
         let health = script(dir.path(), "health.sh", "test -e \"$BATON_WORKSPACE/$BATON_TARGETS-$BATON_ARTIFACT\"");
         entry.delivery.build = BuildSpec::Command(CommandBuild { run: CommandRun::new(build), artifact_file: None });
         entry.delivery.deploy.target = DeployTarget::Command(CommandDeploy { run: CommandRun::new(deploy), rollback_command: None });
-        entry.delivery.health = HealthSpec::Command(CommandRun::new(health));
+        entry.delivery.health = HealthSpec::single(Gate::Command(CommandRun::new(health)));
         let providers = providers(dir.path(), false);
 
         let builder = providers.build(&entry.delivery.build, &entry).unwrap();
@@ -144,11 +148,12 @@ mod tests {
             target: "host-1".into(),
             artifact: artifact.clone(),
             rollback: false,
+            undoes: None,
         };
         let run = deployer.start(&request).await.unwrap();
         assert_eq!(deployer.poll(&run).await.unwrap(), DeployProgress::Succeeded);
 
-        let checker = providers.health(&entry.delivery.health, &entry).unwrap();
+        let gate = providers.gate(&entry.delivery.health.gates[0], &entry).unwrap();
         let mut request = HealthRequest {
             service: "web".into(),
             environment: "production".into(),
@@ -157,9 +162,9 @@ mod tests {
             targets: vec!["host-1".into()],
             artifact,
         };
-        assert!(matches!(checker.check(&request).await.unwrap(), HealthVerdict::Healthy { .. }));
+        assert!(matches!(gate.sample(&request).await.unwrap(), GateReading::Healthy { .. }));
         request.targets = vec!["host-2".into()];
-        assert!(matches!(checker.check(&request).await.unwrap(), HealthVerdict::Unhealthy { .. }));
+        assert!(matches!(gate.sample(&request).await.unwrap(), GateReading::Unhealthy { .. }));
     }
 
     #[test]
@@ -212,8 +217,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let entry = entry_in(dir.path());
         let providers = providers(dir.path(), false);
-        let http = HealthSpec::Http(HttpHealth { url: "not a url".into(), consecutive: 1, interval: Seconds(1), max_samples: 1 });
-        assert!(matches!(providers.health(&http, &entry), Err(ProviderError::Rejected(m)) if m.starts_with(&entry.source)));
+        let http = HealthSpec::single(Gate::Http(HttpGate { url: "not a url".into(), expect_status: vec![], body_contains: None }));
+        assert!(matches!(providers.gate(&http.gates[0], &entry), Err(ProviderError::Rejected(m)) if m.starts_with(&entry.source)));
         let empty = BuildSpec::Command(CommandBuild { run: CommandRun::new(vec![]), artifact_file: None });
         assert!(
             matches!(providers.build(&empty, &entry), Err(ProviderError::Rejected(m)) if m.contains("extensions.baton.build.command is empty"))

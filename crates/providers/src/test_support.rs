@@ -1,7 +1,7 @@
 //! Fixtures shared by the unit tests.
 
 use baton_domain::catalog::{
-    BuildSpec, CommandBuild, CommandDeploy, CommandRun, Delivery, DeploySpec, DeployTarget, HealthSpec, NotifySpec, SchemaVersion,
+    BuildSpec, CommandBuild, CommandDeploy, CommandRun, Delivery, DeploySpec, DeployTarget, Gate, HealthSpec, NotifySpec, SchemaVersion,
     ServiceEntry, WaveSpec,
 };
 use baton_domain::release::ReleaseId;
@@ -30,7 +30,7 @@ pub fn entry_in(dir: &Path) -> ServiceEntry {
                 target: DeployTarget::Command(CommandDeploy { run: CommandRun::new(command.clone()), rollback_command: None }),
                 waves: vec![WaveSpec { name: "canary".into(), targets: vec!["host-1".into()], bake: Default::default() }],
             },
-            health: HealthSpec::Command(CommandRun::new(command)),
+            health: HealthSpec::single(Gate::Command(CommandRun::new(command))),
             notify: NotifySpec::default(),
         },
     }

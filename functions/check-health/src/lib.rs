@@ -1,11 +1,16 @@
-//! check-health: after a wave's bake, asks the health provider whether the service is well.
-//! An unhealthy wave fails the task with `Baton.HealthCheckFailed`, which rolls the release back.
+//! check-health: takes one sample of every health gate of a wave, from the end of its deploy to
+//! the end of its bake, and judges the wave by [`baton_domain::rules::watch`]. It answers when to
+//! look again (the definition waits, then calls it again); an unhealthy wave fails the task with
+//! `Baton.HealthCheckFailed` at once, which rolls the release back.
 
+use baton_domain::catalog::GateSpec;
 use baton_domain::error::{ErrorName, TaskError};
-use baton_domain::flow::{CheckHealthRequest, HealthReport};
-use baton_domain::ports::{HealthRequest, HealthVerdict};
-use baton_domain::release::{EventKind, Stage, WaveStatus};
+use baton_domain::flow::{CheckHealthRequest, WatchReport};
+use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError};
+use baton_domain::release::{EventKind, GateRecord, Release, Stage, WaveRecord, WaveStatus};
+use baton_domain::rules::watch::{self, Watch};
 use baton_domain::support::{Ports, call_json, provider_error};
+use futures_util::future::join_all;
 
 pub const NAME: &str = "check-health";
 
@@ -13,15 +18,18 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
     call_json(NAME, payload, |request| check_health(ports, request)).await
 }
 
-pub async fn check_health(ports: &Ports, request: CheckHealthRequest) -> Result<HealthReport, TaskError> {
+pub async fn check_health(ports: &Ports, request: CheckHealthRequest) -> Result<WatchReport, TaskError> {
     let context = &request.release;
     let wave = &request.wave;
+    let health = &context.entry.delivery.health;
     ports.renew_lock(context).await?;
-    let checker = ports
-        .providers
-        .health(&context.entry.delivery.health, &context.entry)
+    let gates: Vec<Box<dyn HealthGate>> = health
+        .gates
+        .iter()
+        .map(|spec| ports.providers.gate(spec, &context.entry))
+        .collect::<Result<_, _>>()
         .map_err(|e| provider_error(e, ErrorName::HealthCheckFailed))?;
-    let health = HealthRequest {
+    let sample = HealthRequest {
         service: context.service.clone(),
         environment: context.environment.clone(),
         release_id: context.id.clone(),
@@ -29,26 +37,89 @@ pub async fn check_health(ports: &Ports, request: CheckHealthRequest) -> Result<
         targets: wave.targets.clone(),
         artifact: request.artifact.clone(),
     };
-    let verdict = checker.check(&health).await.map_err(|e| provider_error(e, ErrorName::HealthCheckFailed))?;
+    let readings = join_all(gates.iter().map(|gate| gate.sample(&sample))).await;
+    // A gate that cannot answer decides nothing: the task fails and its Retry samples again.
+    let readings: Vec<GateReading> = readings
+        .into_iter()
+        .zip(&gates)
+        .map(|(reading, gate)| reading.map_err(|e| gate_error(e, gate.as_ref())))
+        .collect::<Result<_, _>>()?;
+
     let now = ports.clock.now();
-    let (status, kind, text) = match &verdict {
-        HealthVerdict::Healthy { detail } => (WaveStatus::Healthy, EventKind::Succeeded, detail.clone()),
-        HealthVerdict::Unhealthy { reason } => (WaveStatus::Unhealthy, EventKind::Failed, reason.clone()),
+    let names: Vec<String> = gates.iter().map(|gate| gate.describe()).collect();
+    let judge = |record: &WaveRecord| {
+        let bake_started_at = record.bake_started_at.unwrap_or(now);
+        let pairs: Vec<(&GateRecord, &GateSpec)> = record.gates.iter().zip(&health.gates).collect();
+        watch::judge(&pairs, bake_started_at, wave.bake_seconds, health.interval.0, now)
     };
-    ports
+    let release = ports
         .update_release(context, |r| {
-            if let Some(record) = r.waves.iter_mut().find(|w| w.name == wave.name) {
-                record.status = status;
-                record.finished_at = Some(now);
+            let Some(record) = wave_record(r, &wave.name) else { return };
+            record.bake_started_at.get_or_insert(now);
+            if record.gates.len() != names.len() {
+                record.gates = names.iter().map(|gate| GateRecord { gate: gate.clone(), ..GateRecord::default() }).collect();
+            }
+            for (gate, reading) in record.gates.iter_mut().zip(&readings) {
+                watch::record_sample(gate, reading, now);
+            }
+            match judge(record) {
+                Watch::Continue { .. } => {}
+                Watch::Healthy => record.status = WaveStatus::Healthy,
+                Watch::Unhealthy { .. } => record.status = WaveStatus::Unhealthy,
+            }
+            if !matches!(record.status, WaveStatus::Baking) {
+                record.finished_at.get_or_insert(now);
             }
         })
         .await?;
-    ports.record_event(context, Stage::Deploy, Some(&wave.name), kind, format!("health: {text}")).await?;
-    match verdict {
-        HealthVerdict::Healthy { detail } => Ok(HealthReport { wave: wave.name.clone(), detail }),
-        HealthVerdict::Unhealthy { reason } => Err(TaskError::new(
-            ErrorName::HealthCheckFailed,
-            format!("wave {} ({}/{}) is unhealthy: {reason}", wave.name, wave.index + 1, wave.total),
-        )),
+    let record = find_wave(&release, &wave.name)
+        .ok_or_else(|| TaskError::new(ErrorName::Internal, format!("release {} has no wave '{}' in its record", context.id, wave.name)))?;
+    let first_sample = record.gates.first().is_some_and(|gate| gate.samples == 1);
+    let detail = sight(record);
+
+    match judge(record) {
+        Watch::Continue { wait_seconds } => {
+            if first_sample {
+                let message = format!("watching {} through a {}s bake", names.join(", "), wave.bake_seconds);
+                ports.record_event(context, Stage::Deploy, Some(&wave.name), EventKind::Started, message).await?;
+            }
+            Ok(WatchReport { wave: wave.name.clone(), done: false, wait_seconds, detail })
+        }
+        Watch::Healthy => {
+            let message = format!("healthy: {detail}");
+            ports.record_event(context, Stage::Deploy, Some(&wave.name), EventKind::Succeeded, message).await?;
+            Ok(WatchReport { wave: wave.name.clone(), done: true, wait_seconds: 0, detail })
+        }
+        Watch::Unhealthy { gate, saw } => {
+            let message = format!("unhealthy: {gate}: {saw}");
+            ports.record_event(context, Stage::Deploy, Some(&wave.name), EventKind::Failed, message).await?;
+            Err(TaskError::new(
+                ErrorName::HealthCheckFailed,
+                format!("wave {} ({}/{}) is unhealthy: {gate}: {saw}", wave.name, wave.index + 1, wave.total),
+            ))
+        }
     }
+}
+
+fn gate_error(error: ProviderError, gate: &dyn HealthGate) -> TaskError {
+    let error = match error {
+        ProviderError::Unavailable(message) => ProviderError::Unavailable(format!("{}: {message}", gate.describe())),
+        ProviderError::Rejected(message) => ProviderError::Rejected(format!("{}: {message}", gate.describe())),
+    };
+    provider_error(error, ErrorName::HealthCheckFailed)
+}
+
+fn wave_record<'a>(release: &'a mut Release, name: &str) -> Option<&'a mut WaveRecord> {
+    release.waves.iter_mut().find(|w| w.name == name)
+}
+
+fn find_wave<'a>(release: &'a Release, name: &str) -> Option<&'a WaveRecord> {
+    release.waves.iter().find(|w| w.name == name)
+}
+
+/// What every gate saw last, one gate per line.
+fn sight(record: &WaveRecord) -> String {
+    let lines: Vec<String> =
+        record.gates.iter().map(|gate| format!("{}: {}", gate.gate, gate.last.as_deref().unwrap_or("not sampled"))).collect();
+    lines.join("; ")
 }

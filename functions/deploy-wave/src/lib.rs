@@ -58,10 +58,14 @@ pub async fn start(
     let deployer = deployer(ports, context)?;
     let mut release = ports.release(context).await?;
     let record = wave_record(&mut release, wave).ok_or_else(|| no_record(context, wave))?;
-    let to_start: Vec<String> = waves::targets_to_start(record, wave, rollback).into_iter().map(str::to_owned).collect();
+    // On a rollback, each target's forward run: what it replaced is in its state.
+    let to_start: Vec<(String, Option<RunHandle>)> = waves::targets_to_start(record, wave, rollback)
+        .into_iter()
+        .map(|target| (target.to_owned(), if rollback { waves::forward_run(record, target).cloned() } else { None }))
+        .collect();
     let deployer = deployer.as_ref();
     let results: Vec<(String, Result<RunHandle, ProviderError>)> = stream::iter(to_start)
-        .map(|target| async move {
+        .map(|(target, undoes)| async move {
             let request = DeployRequest {
                 service: context.service.clone(),
                 environment: context.environment.clone(),
@@ -70,6 +74,7 @@ pub async fn start(
                 target: target.clone(),
                 artifact: artifact.clone(),
                 rollback,
+                undoes,
             };
             let run = deployer.start(&request).await;
             (target, run)
@@ -153,7 +158,10 @@ pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, roll
                 }
             }
             match (waves::wave_deploy(record, wave, rollback), rollback) {
-                (WaveDeploy::Succeeded, false) if record.status == WaveStatus::Deploying => record.status = WaveStatus::Baking,
+                (WaveDeploy::Succeeded, false) if record.status == WaveStatus::Deploying => {
+                    record.status = WaveStatus::Baking;
+                    record.bake_started_at.get_or_insert(now);
+                }
                 (WaveDeploy::Succeeded, true) => record.status = WaveStatus::RolledBack,
                 (WaveDeploy::Failed(_), false) => record.status = WaveStatus::Failed,
                 _ => {}

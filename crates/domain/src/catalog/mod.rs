@@ -311,6 +311,11 @@ impl HealthSpec {
     fn default_interval() -> Seconds {
         Seconds(30)
     }
+
+    /// One gate decided by one sample, sampled at the default interval.
+    pub fn single(gate: Gate) -> HealthSpec {
+        HealthSpec { interval: HealthSpec::default_interval(), gates: vec![GateSpec { gate, consecutive: 1, failures: 1 }] }
+    }
 }
 
 /// One health gate and how many samples decide it.

@@ -314,10 +314,15 @@ pub(crate) const GATE: Shape = Shape {
     unknown_hint: None,
 };
 
-pub(crate) const HEALTH: Shape = shape(&[
-    defaulted("interval", Kind::Duration { min: 1 }, 30, "Time between two samples of the gates."),
-    required("gates", Kind::Gates, "Sampled from the end of each wave's deploy to the end of its bake; all must hold."),
-]);
+pub(crate) const HEALTH: Shape = Shape {
+    fields: &[
+        defaulted("interval", Kind::Duration { min: 1 }, 30, "Time between two samples of the gates."),
+        required("gates", Kind::Gates, "Sampled from the end of each wave's deploy to the end of its bake; all must hold."),
+    ],
+    variants: &[],
+    at_least_one: &[],
+    unknown_hint: Some("each gate is an item of `gates`, e.g. `gates: [{provider: http, url: ...}]`"),
+};
 
 pub(crate) const SLACK: Shape = Shape {
     fields: &[

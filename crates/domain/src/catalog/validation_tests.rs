@@ -30,8 +30,11 @@ extensions:
         - name: rest
           targets: [r1, r2]
     health:
-      provider: http
-      url: https://shop.example.com/health
+      interval: 10s
+      gates:
+        - provider: http
+          url: https://shop.example.com/health
+          consecutive: 3
 "#;
 
 /// BASE with `from` replaced by `to` (which must occur exactly once).
@@ -83,12 +86,14 @@ fn v2_2_happy_path_builds_the_entry() {
     assert_eq!(d.deploy.waves[1].bake, Seconds(0), "bake defaults to 0");
     assert_eq!(
         d.health,
-        HealthSpec::Http(HttpHealth {
-            url: "https://shop.example.com/health".into(),
-            consecutive: 3,
-            interval: Seconds(5),
-            max_samples: 10,
-        })
+        HealthSpec {
+            interval: Seconds(10),
+            gates: vec![GateSpec {
+                gate: Gate::Http(HttpGate { url: "https://shop.example.com/health".into(), expect_status: vec![], body_contains: None }),
+                consecutive: 3,
+                failures: 1,
+            }],
+        }
     );
     assert_eq!(d.notify, NotifySpec::default());
 }
@@ -122,7 +127,7 @@ extensions:
       command: [./deploy]
       rollback-command: [./rollback]
       waves: [{name: all, targets: [eu, us], bake: 90}]
-    health: {provider: command, command: [./check]}
+    health: {gates: [{provider: command, command: [./check]}]}
     notify:
       slack: {channel: "#payments", token: "secrets-manager:slack/bot", webhook: {ssm: /slack/webhook}}
 "##;
@@ -137,7 +142,7 @@ extensions:
     let BuildSpec::Command(build) = &d.build else { panic!("a command build: {:?}", d.build) };
     assert_eq!(build.run.timeout, Some(Seconds(600)));
     assert_eq!(build.run.env.get("PROFILE").map(String::as_str), Some("release"));
-    let DeployTarget::Command(deploy) = &d.deploy.target;
+    let DeployTarget::Command(deploy) = &d.deploy.target else { panic!("a command deploy: {:?}", d.deploy.target) };
     assert_eq!(deploy.rollback_command, Some(vec!["./rollback".to_string()]));
     assert_eq!(d.deploy.waves[0].bake, Seconds(90));
     let slack = d.notify.slack.as_ref().unwrap();
@@ -252,12 +257,12 @@ fn unknown_keys_suggest_the_closest_field() {
 
 #[test]
 fn unknown_provider_suggests_one() {
-    let text = with("      provider: http", "      provider: htp");
+    let text = with("        - provider: http", "        - provider: htp");
     assert_diag(
         &only_error(&text),
         line_of(&text, "provider: htp"),
-        "extensions.baton.health.provider",
-        "unknown provider `htp` (did you mean `http`?); expected one of `http`, `command`",
+        "extensions.baton.health.gates[0].provider",
+        "unknown provider `htp` (did you mean `http`?); expected one of `cloudwatch`, `datadog`, `http`, `command`",
     );
 }
 
@@ -279,11 +284,11 @@ fn wrong_types_say_what_was_expected() {
     );
     let text = with("release-branch: main", "release-branch:");
     assert!(only_error(&text).message.ends_with("found nothing (null) (remove the key to leave it unset)"));
-    let text = with("      url: https://shop.example.com/health", "      url: https://shop.example.com/health\n      consecutive: -1");
+    let text = with("          consecutive: 3", "          consecutive: -1");
     assert_diag(
         &only_error(&text),
         line_of(&text, "consecutive"),
-        "extensions.baton.health.consecutive",
+        "extensions.baton.health.gates[0].consecutive",
         "expected a whole number of at least 1",
     );
     let text = with("command: [\"sh\", \"deploy.sh\"]", "command: sh deploy.sh");
@@ -299,12 +304,12 @@ fn missing_required_fields_are_reported_at_the_enclosing_mapping() {
         "extensions.baton.environment",
         "missing required field: expected a name of letters, digits",
     );
-    let text = with("      provider: http\n", "");
+    let text = with("        - provider: http\n          url:", "        - url:");
     assert_diag(
         &only_error(&text),
         line_of(&text, "url: https://shop"),
-        "extensions.baton.health.provider",
-        "expected one of `http`, `command`",
+        "extensions.baton.health.gates[0].provider",
+        "expected one of `cloudwatch`, `datadog`, `http`, `command`",
     );
 }
 
@@ -312,7 +317,7 @@ fn missing_required_fields_are_reported_at_the_enclosing_mapping() {
 fn every_error_is_reported_not_just_the_first() {
     let text = with("release-branch: main", "release-branch: 3")
         .replace("bake: 5s", "bake: soon")
-        .replace("provider: http", "provider: http\n      interval: 0");
+        .replace("interval: 10s", "interval: 0");
     let (_, diagnostics) = parse_catalog_documents(FILE, &text);
     let paths: Vec<&str> = diagnostics.iter().map(|d| d.path.as_str()).collect();
     assert_eq!(paths, ["extensions.baton.release-branch", "extensions.baton.deploy.waves[0].bake", "extensions.baton.health.interval",]);
@@ -375,28 +380,63 @@ fn durations_are_checked() {
 }
 
 #[test]
-fn health_needs_room_for_its_streak() {
-    let health = "      url: https://shop.example.com/health";
-    let text = with(health, &format!("{health}\n      consecutive: 5\n      max-samples: 4"));
+fn gates_are_a_non_empty_list_each_with_its_provider_fields() {
+    let text = BASE.replace("      gates:\n        - provider: http\n          url: https://shop.example.com/health\n          consecutive: 3\n", "      gates: []\n");
+    assert_diag(&only_error(&text), line_of(&text, "gates: []"), "extensions.baton.health.gates", "expected at least one gate");
+    let text = with("          consecutive: 3", "          consecutive: 3\n          expect-status: [200, 99]");
+    assert_diag(&only_error(&text), line_of(&text, "expect-status"), "extensions.baton.health.gates[0].expect-status[1]", "expected an HTTP status code (100-599)");
+    let text = with("          consecutive: 3", "          consecutive: 3\n          alarms: [web-5xx]");
+    let d = only_error(&text);
+    assert_eq!(d.path, "extensions.baton.health.gates[0].alarms");
+    assert!(d.message.starts_with("unknown field `alarms`"), "{}", d.message);
+}
+
+#[test]
+fn a_cloudwatch_gate_names_its_alarms() {
+    let gate = "        - provider: cloudwatch\n          region: eu-west-1\n";
+    let text = with("      gates:\n", &format!("      gates:\n{gate}"));
     assert_diag(
         &only_error(&text),
-        line_of(&text, "max-samples"),
-        "extensions.baton.health.max-samples",
-        "expected `max-samples` (4) of at least `consecutive` (5): fewer samples can never hold",
+        line_of(&text, "provider: cloudwatch"),
+        "extensions.baton.health.gates[0]",
+        "expected `alarms`, `alarm-prefix` or both",
     );
-    // Against the default (10), the diagnostic points at what was written.
-    let text = with(health, &format!("{health}\n      consecutive: 11"));
+    for names in ["          alarms: [web-5xx]\n", "          alarm-prefix: web-\n"] {
+        let text = with("      gates:\n", &format!("      gates:\n{gate}{names}"));
+        assert_eq!(parse_catalog_documents(FILE, &text).1, vec![], "{names}");
+    }
+}
+
+#[test]
+fn aws_deploys_take_placements_of_their_own_targets() {
+    let ecs = "      provider: ecs\n      cluster: prod\n      container: web\n      region: us-east-1\n      placements:\n        - {target: r2, region: eu-west-1, role-arn: \"arn:aws:iam::222222222222:role/deploy\"}\n";
+    let text = with("      provider: command\n      command: [\"sh\", \"deploy.sh\"]\n", ecs);
+    let (services, diagnostics) = parse_catalog_documents(FILE, &text);
+    assert_eq!(diagnostics, vec![]);
+    let DeployTarget::Ecs(spec) = &services[0].delivery.deploy.target else { panic!("an ECS deploy") };
+    let eu = access_for("r2", &spec.access, &spec.placements);
+    assert_eq!((eu.region.as_deref(), eu.role_arn.as_deref()), (Some("eu-west-1"), Some("arn:aws:iam::222222222222:role/deploy")));
+    assert_eq!(access_for("c1", &spec.access, &spec.placements), AwsAccess { region: Some("us-east-1".into()), role_arn: None });
+
+    let text = text.replace("target: r2,", "target: r3,");
     assert_diag(
         &only_error(&text),
-        line_of(&text, "consecutive"),
-        "extensions.baton.health.consecutive",
-        "expected `max-samples` (10, its default) of at least `consecutive` (11)",
+        line_of(&text, "target: r3"),
+        "extensions.baton.deploy.placements[0].target",
+        "unknown target `r3` (did you mean `r1`?); expected one of `c1`, `r1`, `r2`",
     );
-    let text = with(health, &format!("{health}\n      consecutive: 10\n      max-samples: 10"));
-    assert_eq!(parse_catalog_documents(FILE, &text).1, vec![]);
-    // An invalid count is reported once, by its own check.
-    let text = with(health, &format!("{health}\n      consecutive: many\n      max-samples: 1"));
-    assert_eq!(only_error(&text).path, "extensions.baton.health.consecutive");
+}
+
+#[test]
+fn a_lambda_canary_shifts_less_than_everything() {
+    let lambda = "      provider: lambda\n      alias: live\n      canary: {weight: 100, hold: 5m}\n";
+    let text = with("      provider: command\n      command: [\"sh\", \"deploy.sh\"]\n", lambda);
+    assert_diag(&only_error(&text), line_of(&text, "weight: 100"), "extensions.baton.deploy.canary.weight", "expected a percentage of at most 99");
+    let text = text.replace("weight: 100", "weight: 10");
+    let (services, diagnostics) = parse_catalog_documents(FILE, &text);
+    assert_eq!(diagnostics, vec![]);
+    let DeployTarget::Lambda(spec) = &services[0].delivery.deploy.target else { panic!("a Lambda deploy") };
+    assert_eq!(spec.canary, Some(LambdaCanary { weight: 10, hold: Seconds(300) }));
 }
 
 #[test]
@@ -471,9 +511,9 @@ fn inline_secrets_are_rejected_without_repeating_them() {
         ("env:s3cr3t-XYZ".to_string(), "`env:` takes a variable name"),
     ] {
         let text = with(
-            "      url: https://shop.example.com/health\n",
+            "          consecutive: 3\n",
             &format!(
-                "      url: https://shop.example.com/health\n    notify:\n      slack:\n        channel: \"#shop\"\n        webhook: {value}\n"
+                "          consecutive: 3\n    notify:\n      slack:\n        channel: \"#shop\"\n        webhook: {value}\n"
             ),
         );
         let d = only_error(&text);
@@ -487,8 +527,8 @@ fn inline_secrets_are_rejected_without_repeating_them() {
 #[test]
 fn slack_needs_a_way_to_post() {
     let text = with(
-        "      url: https://shop.example.com/health\n",
-        "      url: https://shop.example.com/health\n    notify:\n      slack:\n        channel: \"#shop\"\n",
+        "          consecutive: 3\n",
+        "          consecutive: 3\n    notify:\n      slack:\n        channel: \"#shop\"\n",
     );
     assert_diag(
         &only_error(&text),

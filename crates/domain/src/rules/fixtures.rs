@@ -21,7 +21,7 @@ extensions:
       waves:
         - {name: canary, targets: [a]}
         - {name: rest, targets: [b, c]}
-    health: {provider: command, command: [sh, health.sh]}
+    health: {gates: [{provider: command, command: [sh, health.sh]}]}
 ";
 
 pub fn entry() -> ServiceEntry {

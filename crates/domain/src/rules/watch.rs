@@ -47,8 +47,8 @@ pub fn judge(
     if let Some((record, _)) = gates.iter().find(|(record, spec)| record.unhealthy_in_a_row >= spec.failures.max(1)) {
         return Watch::Unhealthy { gate: record.gate.clone(), saw: record.last.clone().unwrap_or_default() };
     }
-    let bake_seconds = i64::try_from(bake_seconds).unwrap_or(i64::MAX);
-    let bake_ends = bake_started_at.checked_add_signed(chrono::Duration::seconds(bake_seconds)).unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let bake = i64::try_from(bake_seconds).ok().and_then(chrono::TimeDelta::try_seconds).unwrap_or(chrono::TimeDelta::MAX);
+    let bake_ends = bake_started_at.checked_add_signed(bake).unwrap_or(DateTime::<Utc>::MAX_UTC);
     let settled = gates.iter().all(|(record, spec)| record.healthy_in_a_row >= spec.consecutive.max(1));
     let interval = interval_seconds.max(1);
     if now >= bake_ends {

@@ -32,6 +32,11 @@ pub fn targets_to_start<'a>(record: &WaveRecord, wave: &'a WavePlan, rollback: b
     wave.targets.iter().filter(|t| deploy_of(record, t, rollback).is_none()).map(String::as_str).collect()
 }
 
+/// The forward run of `target`, which its rollback undoes (none when it never started).
+pub fn forward_run<'a>(record: &'a WaveRecord, target: &str) -> Option<&'a RunHandle> {
+    deploy_of(record, target, false)?.run.as_ref()
+}
+
 /// Runs still rolling out in this direction: what a poll asks about.
 pub fn running(record: &WaveRecord, rollback: bool) -> Vec<(String, RunHandle)> {
     record
@@ -163,6 +168,16 @@ mod tests {
         for (steps, expected) in cases {
             assert_eq!(wave_deploy(&after(&steps), &wave(), false), expected, "{steps:?}");
         }
+    }
+
+    #[test]
+    fn a_rollback_undoes_the_forward_run_of_its_target() {
+        let both = after(&[("b", false, None), ("b", true, None)]);
+        assert_eq!(forward_run(&both, "b"), Some(&run("b")));
+        assert_eq!(forward_run(&both, "c"), None, "never started: nothing to undo");
+        let mut refused = record();
+        started(&mut refused, "c", false, Err("no such service".into()), t0());
+        assert_eq!(forward_run(&refused, "c"), None, "refused: no run");
     }
 
     #[test]
