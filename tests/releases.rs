@@ -96,6 +96,39 @@ async fn an_unhealthy_wave_rolls_back_the_waves_that_began() {
 }
 
 #[tokio::test]
+async fn a_wave_is_watched_through_its_bake_and_fails_at_its_first_unhealthy_sample() {
+    let fixture = Fixture::new();
+    let baton = fixture.baton();
+    // The fixture bakes each wave 10 minutes and samples every 30 s (on the virtual clock).
+    fixture.set_to("unhealthy-one-region-after", "3");
+    let outcome = baton.run("exec-watched", cli_input("cli-1")).await;
+    assert_status(&outcome, ExecutionStatus::Failed);
+    assert_eq!(outcome.error.as_deref(), Some("Baton.HealthCheckFailed"));
+
+    let release = release_of(&baton, "exec-watched").await;
+    let canary = &release.waves[0];
+    // Samples at 0, 30, ..., 600 s: the whole bake, then healthy.
+    assert_eq!((canary.gates.len(), canary.gates[0].samples, canary.gates[0].healthy_in_a_row), (1, 21, 21), "{canary:?}");
+    let region = &release.waves[1];
+    assert_eq!((region.gates[0].samples, region.gates[0].unhealthy_in_a_row), (4, 1), "{region:?}");
+    let watched = region.gates[0].last_at.unwrap() - region.bake_started_at.unwrap();
+    assert_eq!(watched.num_seconds(), 90, "the fourth sample fails the wave, 90 s into a 10 min bake");
+    assert!(region.gates[0].last.as_deref().unwrap().contains("error rate 12% on use1-a,use1-b at sample 4"), "{region:?}");
+    assert_eq!(release.status, ReleaseStatus::RolledBack);
+    let cause = release.failure.unwrap().cause;
+    assert!(cause.contains("wave one-region (2/3) is unhealthy: command `sh ") && cause.contains("at sample 4"), "{cause}");
+
+    let events = baton.ports().store.events(&release.id).await.unwrap();
+    let verdicts: Vec<String> = events
+        .iter()
+        .filter(|e| e.message.starts_with("healthy:") || e.message.starts_with("unhealthy:"))
+        .map(|e| e.message.clone())
+        .collect();
+    assert_eq!(verdicts.len(), 2, "one verdict per wave watched: {verdicts:?}");
+    assert!(verdicts[1].starts_with("unhealthy: command `sh "), "{verdicts:?}");
+}
+
+#[tokio::test]
 async fn a_rollback_goes_on_past_a_target_that_cannot_be_rolled_back() {
     let fixture = Fixture::new();
     let baton = fixture.baton();

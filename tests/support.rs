@@ -26,7 +26,12 @@ if [ -z "${BATON_ARTIFACT:-}" ]; then rm -f "$dir/current"; exit 0; fi
 printf '%s' "$BATON_ARTIFACT" > "$dir/current""#;
 
 const HEALTH: &str = r#"set -eu
+echo sample >> "$BATON_WORKSPACE/samples-$BATON_RELEASE_ID-$BATON_WAVE"
+sample=$(wc -l < "$BATON_WORKSPACE/samples-$BATON_RELEASE_ID-$BATON_WAVE")
 if [ -e "$CONTROL/unhealthy-$BATON_WAVE" ]; then echo "error rate 12% on $BATON_TARGETS" >&2; exit 1; fi
+if [ -e "$CONTROL/unhealthy-$BATON_WAVE-after" ] && [ "$sample" -gt "$(cat "$CONTROL/unhealthy-$BATON_WAVE-after")" ]; then
+  echo "error rate 12% on $BATON_TARGETS at sample $sample" >&2; exit 1
+fi
 echo "healthy: $BATON_TARGETS""#;
 
 pub struct Fixture {
@@ -82,12 +87,17 @@ impl Fixture {
             .collect();
         let command = |script: &str| serde_json::to_string(&["sh", "-c", script]).unwrap();
         let yaml = format!(
-            "schema-version: v2.2\ndd-service: {service}\nteam: payments\nextensions:\n  baton:\n    environment: {ENVIRONMENT}\n    release-branch: main\n{extra}    build:\n{build}    deploy:\n      provider: command\n      command: {deploy}\n      env: {{CONTROL: \"{control}\"}}\n      waves:\n{waves}    health:\n      interval: 1s\n      gates:\n        - provider: command\n          command: {health}\n          env: {{CONTROL: \"{control}\"}}\n",
+            "schema-version: v2.2\ndd-service: {service}\nteam: payments\nextensions:\n  baton:\n    environment: {ENVIRONMENT}\n    release-branch: main\n{extra}    build:\n{build}    deploy:\n      provider: command\n      command: {deploy}\n      env: {{CONTROL: \"{control}\"}}\n      waves:\n{waves}    health:\n      interval: 30s\n      gates:\n        - provider: command\n          command: {health}\n          env: {{CONTROL: \"{control}\"}}\n",
             deploy = command(DEPLOY),
             health = command(HEALTH),
             control = control.display(),
         );
         std::fs::write(self.catalog().join(format!("{service}.yaml")), yaml).unwrap();
+    }
+
+    /// Writes a control file holding `text` (`unhealthy-<wave>-after` holds a sample count).
+    pub fn set_to(&self, flag: &str, text: &str) {
+        std::fs::write(self.control().join(flag), text).unwrap();
     }
 
     pub fn set(&self, flag: &str) {

@@ -21,7 +21,7 @@ fn entry(name: &str, schedule: Option<&str>, feature_branch: Option<&str>) -> Se
             "schedule": schedule,
             "build": {"provider": "command", "command": ["make", "build"]},
             "deploy": {"provider": "command", "command": ["./deploy.sh"], "waves": [{"name": "all", "targets": ["eu-1"]}]},
-            "health": {"provider": "command", "command": ["./healthy.sh"]}
+            "health": {"gates": [{"provider": "command", "command": ["./healthy.sh"]}]}
         }
     }))
     .expect("a valid service entry")

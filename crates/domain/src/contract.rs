@@ -24,9 +24,9 @@
 //! - Only error variants are compared, never messages.
 
 use crate::ports::{Created, LockOutcome, ReleaseStore, StoreError};
-use crate::release::{GateRecord, 
-    Artifact, DeployStatus, EventKind, Failure, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, RunHandle, Stage,
-    StageEvent, TargetDeploy, Trigger, TriggerKind, WaveRecord, WaveStatus,
+use crate::release::{
+    Artifact, DeployStatus, EventKind, Failure, GateRecord, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey,
+    RunHandle, Stage, StageEvent, TargetDeploy, Trigger, TriggerKind, WaveRecord, WaveStatus,
 };
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Timelike, Utc};
 use std::future::{Future, poll_fn};

@@ -7,6 +7,7 @@
 use crate::catalog::{ServiceEntry, WaveSpec};
 use crate::error::{ErrorName, TaskError};
 use crate::release::{Artifact, ReleaseId, RunHandle};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// What every task after registration knows about its release (`$.release`).
@@ -117,6 +118,11 @@ pub struct CheckHealthRequest {
     pub release: ReleaseContext,
     pub wave: WavePlan,
     pub artifact: Artifact,
+    /// When the execution entered the state (`$$.State.EnteredTime`): the bake is measured on
+    /// the execution's clock, the one its Wait states follow (virtual in tests). Absent, the
+    /// handler's own clock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<DateTime<Utc>>,
 }
 
 /// One look at a wave's gates: `done` when the wave is healthy (an unhealthy wave fails the task

@@ -209,7 +209,7 @@ pub struct WaveRecord {
     /// Each target's latest deploy in this wave: the forward one, then its rollback.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub deploys: Vec<TargetDeploy>,
-    /// When every target was deployed: the bake, and the watch of the gates, start here.
+    /// The first sample of the gates, once every target was deployed: the bake starts here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bake_started_at: Option<DateTime<Utc>>,
     /// Each health gate's samples so far, in the catalog's order.

@@ -159,14 +159,23 @@ fn full_variants() -> (Vec<BuildSpec>, Vec<DeployTarget>, HealthSpec) {
     let placements = vec![Placement { target: "t".into(), access: full_access() }];
     let targets = vec![
         DeployTarget::Command(CommandDeploy { run: full_run("deploy", &env), rollback_command: Some(vec!["rollback".into()]) }),
-        DeployTarget::Ecs(EcsDeploy { cluster: "c".into(), container: "web".into(), access: full_access(), placements: placements.clone() }),
+        DeployTarget::Ecs(EcsDeploy {
+            cluster: "c".into(),
+            container: "web".into(),
+            access: full_access(),
+            placements: placements.clone(),
+        }),
         DeployTarget::Lambda(LambdaDeploy {
             alias: "live".into(),
             canary: Some(LambdaCanary { weight: 10, hold: Seconds(60) }),
             access: full_access(),
             placements,
         }),
-        DeployTarget::ArgoCd(ArgoCdDeploy { server: "https://argocd.example.com".into(), token: SecretRef::Env("ARGO".into()), revision: "{sha}".into() }),
+        DeployTarget::ArgoCd(ArgoCdDeploy {
+            server: "https://argocd.example.com".into(),
+            token: SecretRef::Env("ARGO".into()),
+            revision: "{sha}".into(),
+        }),
         DeployTarget::Webhook(WebhookDeploy { url: "https://deploy.example.com".into(), secret: SecretRef::Env("HOOK".into()) }),
     ];
     let gate = |gate| GateSpec { gate, consecutive: 2, failures: 2 };
@@ -365,7 +374,9 @@ fn release(service: &ServiceEntry, workspace: &Path) -> Option<String> {
     };
     let BuildSpec::Command(build) = &service.delivery.build else { panic!("examples use command builds") };
     let DeployTarget::Command(deploy) = &service.delivery.deploy.target else { panic!("examples use command deploys") };
-    let [GateSpec { gate: Gate::Command(health), .. }] = &service.delivery.health.gates[..] else { panic!("examples use one command gate") };
+    let [GateSpec { gate: Gate::Command(health), .. }] = &service.delivery.health.gates[..] else {
+        panic!("examples use one command gate")
+    };
 
     let (built, stdout) = run(&build.run.command, &build.run.working_dir, &[]);
     assert!(built, "{} build failed", service.name);

@@ -135,7 +135,7 @@ mod tests {
                 "release-branch": "main",
                 "build": {"provider": "command", "command": ["make", "build"]},
                 "deploy": {"provider": "command", "command": ["./deploy.sh"], "waves": [{"name": "canary", "targets": ["eu-1"], "bake": "1m"}]},
-                "health": {"provider": "command", "command": ["./healthy.sh"]}
+                "health": {"gates": [{"provider": "command", "command": ["./healthy.sh"]}]}
             }});
         }
         // Datadog's documented answer shape.

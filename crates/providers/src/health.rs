@@ -98,7 +98,8 @@ pub struct CommandGate {
 
 impl CommandGate {
     pub fn new(spec: &CommandRun, ctx: CommandContext) -> Result<CommandGate, ProviderError> {
-        let command = ctx.command("health check", "extensions.baton.health.gates: command", CommandFields::of(spec), DEFAULT_COMMAND_TIMEOUT)?;
+        let command =
+            ctx.command("health check", "extensions.baton.health.gates: command", CommandFields::of(spec), DEFAULT_COMMAND_TIMEOUT)?;
         Ok(CommandGate { ctx, command })
     }
 }
@@ -114,7 +115,11 @@ impl HealthGate for CommandGate {
             .with("BATON_WAVE", &request.wave)
             .with("BATON_TARGETS", request.targets.join(","));
         let outcome = self.ctx.run(&self.command, env).await?;
-        Ok(if outcome.succeeded() { GateReading::Healthy { saw: outcome.summary() } } else { GateReading::Unhealthy { saw: outcome.failure() } })
+        Ok(if outcome.succeeded() {
+            GateReading::Healthy { saw: outcome.summary() }
+        } else {
+            GateReading::Unhealthy { saw: outcome.failure() }
+        })
     }
 }
 
@@ -164,7 +169,12 @@ mod tests {
             (ResponseTemplate::new(301), vec![], None, unhealthy("HTTP 301 Moved Permanently")),
             (ResponseTemplate::new(503), vec![200, 503], None, healthy("HTTP 503 Service Unavailable")),
             (ResponseTemplate::new(200), vec![204], None, unhealthy("HTTP 200 OK")),
-            (ResponseTemplate::new(200).set_body_string("{\"status\":\"ok\"}"), vec![], Some("\"ok\""), healthy("HTTP 200 OK, body contains \"\\\"ok\\\"\"")),
+            (
+                ResponseTemplate::new(200).set_body_string("{\"status\":\"ok\"}"),
+                vec![],
+                Some("\"ok\""),
+                healthy("HTTP 200 OK, body contains \"\\\"ok\\\"\""),
+            ),
             (ResponseTemplate::new(200).set_body_string("degraded"), vec![], Some("ok"), unhealthy("HTTP 200 OK, body without \"ok\"")),
         ];
         for (response, expect_status, body_contains, expected) in cases {

@@ -45,7 +45,7 @@ pub async fn check_health(ports: &Ports, request: CheckHealthRequest) -> Result<
         .map(|(reading, gate)| reading.map_err(|e| gate_error(e, gate.as_ref())))
         .collect::<Result<_, _>>()?;
 
-    let now = ports.clock.now();
+    let now = request.now.unwrap_or_else(|| ports.clock.now());
     let names: Vec<String> = gates.iter().map(|gate| gate.describe()).collect();
     let judge = |record: &WaveRecord| {
         let bake_started_at = record.bake_started_at.unwrap_or(now);

@@ -158,10 +158,7 @@ pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, roll
                 }
             }
             match (waves::wave_deploy(record, wave, rollback), rollback) {
-                (WaveDeploy::Succeeded, false) if record.status == WaveStatus::Deploying => {
-                    record.status = WaveStatus::Baking;
-                    record.bake_started_at.get_or_insert(now);
-                }
+                (WaveDeploy::Succeeded, false) if record.status == WaveStatus::Deploying => record.status = WaveStatus::Baking,
                 (WaveDeploy::Succeeded, true) => record.status = WaveStatus::RolledBack,
                 (WaveDeploy::Failed(_), false) => record.status = WaveStatus::Failed,
                 _ => {}

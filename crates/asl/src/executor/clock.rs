@@ -13,7 +13,8 @@ pub enum Clock {
     Virtual,
     /// Wall-clock time with every Wait, retry interval and the execution's TimeoutSeconds divided by this
     /// factor: executions that wait on each other (a lock, a callback) really wait, only faster. For tests.
-    /// Task timeouts and heartbeats stay unscaled, as on the virtual clock.
+    /// Task timeouts and heartbeats stay unscaled, as on the virtual clock. `$$` times and history
+    /// timestamps run this many times faster than the wall clock, so waits keep their definition length.
     Scaled(u32),
 }
 

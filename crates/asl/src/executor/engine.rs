@@ -89,7 +89,13 @@ pub(crate) struct Thread {
 impl Thread {
     pub(crate) fn now(&self) -> DateTime<Utc> {
         match self.exec.inner.clock {
-            Clock::Real | Clock::Scaled(_) => Utc::now(),
+            Clock::Real => Utc::now(),
+            // Definition time: a Wait of N seconds moves `$$` times and history timestamps on by
+            // N seconds, as on the other clocks, though it lasts N / factor of wall time.
+            Clock::Scaled(factor) => {
+                let elapsed = (Utc::now() - self.exec.started).checked_mul(i32::try_from(factor.max(1)).unwrap_or(i32::MAX));
+                elapsed.and_then(|d| self.exec.started.checked_add_signed(d)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+            }
             // Saturates: without quotas a virtual clock may run past the last date chrono knows.
             Clock::Virtual => chrono::TimeDelta::from_std(self.virtual_elapsed)
                 .ok()

@@ -241,7 +241,10 @@ impl<'a> Checker<'a> {
     pub fn delivery_rules(&mut self, baton: &Node, path: &str) {
         if let Some(Value::Seq(gates)) = baton.get("health").and_then(|h| h.get("gates")).map(|g| &g.value) {
             for (i, gate) in gates.iter().enumerate() {
-                if gate.get(PROVIDER).and_then(Node::as_str) == Some("cloudwatch") && gate.get("alarms").is_none() && gate.get("alarm-prefix").is_none() {
+                if gate.get(PROVIDER).and_then(Node::as_str) == Some("cloudwatch")
+                    && gate.get("alarms").is_none()
+                    && gate.get("alarm-prefix").is_none()
+                {
                     let message = "expected `alarms`, `alarm-prefix` or both: the gate must name the alarms it watches";
                     self.error(gate.line, &index(&join(path, "health.gates"), i), message);
                 }

@@ -315,9 +315,7 @@ fn missing_required_fields_are_reported_at_the_enclosing_mapping() {
 
 #[test]
 fn every_error_is_reported_not_just_the_first() {
-    let text = with("release-branch: main", "release-branch: 3")
-        .replace("bake: 5s", "bake: soon")
-        .replace("interval: 10s", "interval: 0");
+    let text = with("release-branch: main", "release-branch: 3").replace("bake: 5s", "bake: soon").replace("interval: 10s", "interval: 0");
     let (_, diagnostics) = parse_catalog_documents(FILE, &text);
     let paths: Vec<&str> = diagnostics.iter().map(|d| d.path.as_str()).collect();
     assert_eq!(paths, ["extensions.baton.release-branch", "extensions.baton.deploy.waves[0].bake", "extensions.baton.health.interval",]);
@@ -381,10 +379,18 @@ fn durations_are_checked() {
 
 #[test]
 fn gates_are_a_non_empty_list_each_with_its_provider_fields() {
-    let text = BASE.replace("      gates:\n        - provider: http\n          url: https://shop.example.com/health\n          consecutive: 3\n", "      gates: []\n");
+    let text = BASE.replace(
+        "      gates:\n        - provider: http\n          url: https://shop.example.com/health\n          consecutive: 3\n",
+        "      gates: []\n",
+    );
     assert_diag(&only_error(&text), line_of(&text, "gates: []"), "extensions.baton.health.gates", "expected at least one gate");
     let text = with("          consecutive: 3", "          consecutive: 3\n          expect-status: [200, 99]");
-    assert_diag(&only_error(&text), line_of(&text, "expect-status"), "extensions.baton.health.gates[0].expect-status[1]", "expected an HTTP status code (100-599)");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "expect-status"),
+        "extensions.baton.health.gates[0].expect-status[1]",
+        "expected an HTTP status code (100-599)",
+    );
     let text = with("          consecutive: 3", "          consecutive: 3\n          alarms: [web-5xx]");
     let d = only_error(&text);
     assert_eq!(d.path, "extensions.baton.health.gates[0].alarms");
@@ -431,7 +437,12 @@ fn aws_deploys_take_placements_of_their_own_targets() {
 fn a_lambda_canary_shifts_less_than_everything() {
     let lambda = "      provider: lambda\n      alias: live\n      canary: {weight: 100, hold: 5m}\n";
     let text = with("      provider: command\n      command: [\"sh\", \"deploy.sh\"]\n", lambda);
-    assert_diag(&only_error(&text), line_of(&text, "weight: 100"), "extensions.baton.deploy.canary.weight", "expected a percentage of at most 99");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "weight: 100"),
+        "extensions.baton.deploy.canary.weight",
+        "expected a percentage of at most 99",
+    );
     let text = text.replace("weight: 100", "weight: 10");
     let (services, diagnostics) = parse_catalog_documents(FILE, &text);
     assert_eq!(diagnostics, vec![]);
@@ -512,9 +523,7 @@ fn inline_secrets_are_rejected_without_repeating_them() {
     ] {
         let text = with(
             "          consecutive: 3\n",
-            &format!(
-                "          consecutive: 3\n    notify:\n      slack:\n        channel: \"#shop\"\n        webhook: {value}\n"
-            ),
+            &format!("          consecutive: 3\n    notify:\n      slack:\n        channel: \"#shop\"\n        webhook: {value}\n"),
         );
         let d = only_error(&text);
         assert_diag(&d, line_of(&text, "webhook:"), "extensions.baton.notify.slack.webhook", "expected a secret reference");
@@ -526,10 +535,7 @@ fn inline_secrets_are_rejected_without_repeating_them() {
 
 #[test]
 fn slack_needs_a_way_to_post() {
-    let text = with(
-        "          consecutive: 3\n",
-        "          consecutive: 3\n    notify:\n      slack:\n        channel: \"#shop\"\n",
-    );
+    let text = with("          consecutive: 3\n", "          consecutive: 3\n    notify:\n      slack:\n        channel: \"#shop\"\n");
     assert_diag(
         &only_error(&text),
         line_of(&text, "channel:"),

@@ -7,8 +7,8 @@ pub mod admission;
 pub mod dora;
 pub mod queue;
 pub mod rollback;
-pub mod waves;
 pub mod watch;
+pub mod waves;
 
 #[cfg(test)]
 pub(crate) mod fixtures;

@@ -11,10 +11,15 @@ use chrono::{DateTime, Utc};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Watch {
     /// Sample again after this many seconds.
-    Continue { wait_seconds: u64 },
+    Continue {
+        wait_seconds: u64,
+    },
     Healthy,
     /// The first gate, in the catalog's order, that failed, and what it saw last.
-    Unhealthy { gate: String, saw: String },
+    Unhealthy {
+        gate: String,
+        saw: String,
+    },
 }
 
 /// Adds one sample to a gate's record.
@@ -110,7 +115,14 @@ mod tests {
             ("the first unhealthy sample fails mid-bake", vec![(vec![true, false], 1, 1)], 300, 30, 10, unhealthy("gate 0", "sample 2")),
             ("failures tolerates blips", vec![(vec![true, false], 1, 2)], 300, 30, 10, wait(30)),
             ("until they run in a row", vec![(vec![false, false], 1, 2)], 300, 30, 10, unhealthy("gate 0", "sample 2")),
-            ("the first failing gate in catalog order names the wave's failure", vec![(vec![true], 1, 1), (vec![false], 1, 1), (vec![false], 1, 1)], 0, 30, 0, unhealthy("gate 1", "sample 1")),
+            (
+                "the first failing gate in catalog order names the wave's failure",
+                vec![(vec![true], 1, 1), (vec![false], 1, 1), (vec![false], 1, 1)],
+                0,
+                30,
+                0,
+                unhealthy("gate 1", "sample 1"),
+            ),
             ("a zero interval is one second", vec![(vec![true], 1, 1)], 300, 0, 0, wait(1)),
             ("an absurd bake does not overflow", vec![(vec![true], 1, 1)], u64::MAX, 30, 0, wait(30)),
         ];

@@ -88,13 +88,19 @@ pub(crate) fn slack_message(notification: &Notification) -> serde_json::Value {
     ];
     if !release.waves.is_empty() {
         let lines = release.waves.iter().map(|wave| {
-            format!(
+            let mut line = format!(
                 "{} *{}* {} · {}",
                 wave_emoji(wave.status),
                 escape(&wave.name),
                 WaveStatus::as_str(wave.status),
                 escape(&wave.targets.join(", "))
-            )
+            );
+            // What each gate saw last: on a failed wave, the reason; on a baking one, the progress.
+            for gate in &wave.gates {
+                let saw = gate.last.as_deref().unwrap_or("not sampled yet");
+                line.push_str(&format!("\n      _{}_: {}", escape(&gate.gate), escape(saw)));
+            }
+            line
         });
         blocks.push(serde_json::json!({ "type": "section", "text": mrkdwn(lines.collect::<Vec<_>>().join("\n")) }));
     }
@@ -114,7 +120,7 @@ pub(crate) fn slack_message(notification: &Notification) -> serde_json::Value {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use baton_domain::release::{Artifact, ReleaseStatus, Stage, Trigger, TriggerKind};
+    use baton_domain::release::{Artifact, GateRecord, ReleaseStatus, Stage, Trigger, TriggerKind};
 
     /// A release in its second wave, with links and something to do.
     pub fn notification() -> Notification {
@@ -185,6 +191,29 @@ pub(crate) mod tests {
         );
         assert_eq!(blocks[3]["text"]["text"], ":rotating_light: *Action needed:* Check &lt;eu&gt; dashboards\nbefore retrying");
         assert_eq!(blocks[4]["elements"][0]["text"], "<http://ci.local/build/7?a=1&amp;b=2|build> · <http://cd.local/web|deploy>");
+    }
+
+    #[test]
+    fn each_wave_shows_what_its_gates_saw_last() {
+        let mut failed = notification();
+        failed.release.waves[1].gates = vec![
+            GateRecord {
+                gate: "CloudWatch alarms eu-5xx".into(),
+                samples: 4,
+                unhealthy_in_a_row: 1,
+                last: Some("eu-5xx ALARM (Threshold Crossed: 1 datapoint > 5)".into()),
+                ..GateRecord::default()
+            },
+            GateRecord { gate: "HTTP <https://eu/health>".into(), samples: 4, ..GateRecord::default() },
+        ];
+        let message = slack_message(&failed);
+        let waves = message["blocks"][2]["text"]["text"].as_str().unwrap();
+        assert!(
+            waves.contains(
+                ":warning: *eu* unhealthy · eu-1, eu-2\n      _CloudWatch alarms eu-5xx_: eu-5xx ALARM (Threshold Crossed: 1 datapoint &gt; 5)\n      _HTTP &lt;https://eu/health&gt;_: not sampled yet\n:white_circle: *us*"
+            ),
+            "{waves}"
+        );
     }
 
     #[test]
