@@ -335,6 +335,33 @@ fn examples_pass_the_validator_and_the_schema() {
     }
 }
 
+/// `examples/providers` shows every deploy provider and every health gate in a valid block.
+#[test]
+fn the_provider_examples_show_every_provider_and_pass_both_checks() {
+    let catalog = load_catalog(&repo().join("examples/providers")).expect("examples/providers is readable");
+    assert_eq!(catalog.diagnostics(), &[] as &[Diagnostic]);
+    let schema = checked_in_schema();
+    let (mut deploys, mut gates) = (BTreeSet::new(), BTreeSet::new());
+    for service in catalog.services() {
+        let value = serde_json::to_value(&service.delivery).unwrap();
+        let mut errors = Vec::new();
+        schema_errors(&schema, &value, &service.name, &mut errors);
+        assert_eq!(errors, Vec::<String>::new());
+        deploys.insert(value["deploy"]["provider"].as_str().unwrap().to_owned());
+        gates.extend(value["health"]["gates"].as_array().unwrap().iter().map(|g| g["provider"].as_str().unwrap().to_owned()));
+    }
+    let providers = |shape: &Value| -> BTreeSet<String> {
+        shape["properties"]["provider"]["enum"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_owned()).collect()
+    };
+    // examples/catalog shows the `command` ones, and runs them.
+    let without_command = |mut all: BTreeSet<String>| {
+        all.remove("command");
+        all
+    };
+    assert_eq!(deploys, without_command(providers(&schema["properties"]["deploy"])));
+    assert_eq!(gates, without_command(providers(&schema["properties"]["health"]["properties"]["gates"]["items"])));
+}
+
 #[test]
 fn the_schema_checker_rejects_what_the_validator_rejects() {
     let schema = checked_in_schema();
