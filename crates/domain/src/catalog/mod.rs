@@ -308,7 +308,7 @@ pub struct HealthSpec {
 }
 
 impl HealthSpec {
-    fn default_interval() -> Seconds {
+    pub(crate) fn default_interval() -> Seconds {
         Seconds(30)
     }
 

@@ -5,7 +5,8 @@
 use super::schedule::check_schedule;
 use super::shape::{Field, GATE, Kind, NAME, NameRule, PROVIDER, Shape, TARGET, WAVE, quoted_list};
 use super::tree::{Node, Value};
-use super::{Diagnostic, Seconds, SecretRef};
+use super::{Diagnostic, HealthSpec, Seconds, SecretRef};
+use crate::rules::watch::{EVENTS_PER_SAMPLE, HISTORY_QUOTA, MAX_WATCH_SAMPLES};
 use crate::support::LOCK_LEASE;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -253,21 +254,42 @@ impl<'a> Checker<'a> {
         if let Some(deploy) = baton.get("deploy") {
             self.deploy_rules(deploy, &join(path, "deploy"));
         }
-        let waves = baton.get("deploy").and_then(|deploy| deploy.get("waves"));
-        if let Some(Value::Seq(waves)) = waves.map(|w| &w.value) {
-            let lease = Seconds(LOCK_LEASE.as_secs());
-            for (i, wave) in waves.iter().enumerate() {
-                let Some(bake) = wave.get("bake") else { continue };
-                if let Some(Ok(seconds)) = duration_seconds(bake)
-                    && seconds > lease.0
-                {
-                    let message = format!(
-                        "expected a bake of at most {lease} ({}h), the release lock's lease: nothing renews the lock while \
-                         a wave bakes, so a longer bake lets it lapse mid-release",
-                        lease.0 / 3600
-                    );
-                    self.error(bake.line, &join(&index(&join(path, "deploy.waves"), i), "bake"), message);
-                }
+        self.watch_rules(baton, path);
+    }
+
+    /// Each sample of the gates renews the release lock, so samples come well within its lease;
+    /// and every sample costs the execution history events, so the bakes fit in its quota.
+    fn watch_rules(&mut self, baton: &Node, path: &str) {
+        let interval_node = baton.get("health").and_then(|h| h.get("interval"));
+        let interval = match interval_node.map(duration_seconds) {
+            None => HealthSpec::default_interval().0,
+            Some(Some(Ok(seconds))) if seconds > 0 => seconds,
+            Some(_) => return, // reported by the field's own check
+        };
+        let most = LOCK_LEASE.as_secs() / 2;
+        if interval > most
+            && let Some(node) = interval_node
+        {
+            let message = format!(
+                "expected an interval of at most {}: each sample renews the release lock, whose lease is {}",
+                Seconds(most),
+                Seconds(LOCK_LEASE.as_secs())
+            );
+            return self.error(node.line, &join(path, "health.interval"), message);
+        }
+        let Some(Value::Seq(waves)) = baton.get("deploy").and_then(|deploy| deploy.get("waves")).map(|w| &w.value) else { return };
+        let mut samples: u64 = 0;
+        for (i, wave) in waves.iter().enumerate() {
+            let Some(bake) = wave.get("bake") else { continue };
+            let Some(Ok(seconds)) = duration_seconds(bake) else { continue };
+            samples = samples.saturating_add(seconds / interval + 1);
+            if samples > MAX_WATCH_SAMPLES {
+                let message = format!(
+                    "expected bakes that {} samples of the gates cover at `health.interval` {}s (about {} history events each, \
+                     within the execution's quota of {}); up to this wave they take {samples}: bake less or sample less often",
+                    MAX_WATCH_SAMPLES, interval, EVENTS_PER_SAMPLE, HISTORY_QUOTA
+                );
+                return self.error(bake.line, &join(&index(&join(path, "deploy.waves"), i), "bake"), message);
             }
         }
     }

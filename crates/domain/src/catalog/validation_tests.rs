@@ -451,17 +451,26 @@ fn a_lambda_canary_shifts_less_than_everything() {
 }
 
 #[test]
-fn a_bake_fits_in_the_lock_lease() {
-    let text = with("bake: 5s", "bake: 2h1s");
+fn the_bakes_fit_in_the_history_and_samples_renew_the_lease_in_time() {
+    // 10 s samples: 2000 samples cover about 5h33m of bakes (one more sample per wave).
+    let text = with("bake: 5s", "bake: 6h");
     assert_diag(
         &only_error(&text),
-        line_of(&text, "bake: 2h1s"),
+        line_of(&text, "bake: 6h"),
         "extensions.baton.deploy.waves[0].bake",
-        "expected a bake of at most 7200s (2h), the release lock's lease",
+        "expected bakes that 2000 samples of the gates cover at `health.interval` 10s (about 9 history events each, within the \
+         execution's quota of 25000); up to this wave they take 2161",
+    );
+    let text = with("bake: 5s", "bake: 5h").replace("interval: 10s", "interval: 1m");
+    assert_eq!(parse_catalog_documents(FILE, &text).1, vec![]);
+    let text = with("interval: 10s", "interval: 1h1s");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "interval: 1h1s"),
+        "extensions.baton.health.interval",
+        "expected an interval of at most 3600s: each sample renews the release lock, whose lease is 7200s",
     );
     assert_eq!(crate::support::LOCK_LEASE.as_secs(), 7200, "the docs and this test say 2h");
-    let text = with("bake: 5s", "bake: 7200");
-    assert_eq!(parse_catalog_documents(FILE, &text).1, vec![]);
 }
 
 #[test]

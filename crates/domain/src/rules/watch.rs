@@ -8,6 +8,14 @@ use crate::ports::GateReading;
 use crate::release::GateRecord;
 use chrono::{DateTime, Utc};
 
+/// Step Functions' limit on an execution's history (a Standard workflow's quota).
+pub const HISTORY_QUOTA: u64 = 25_000;
+/// What one sample adds to the history: the Task's five events, the Choice's two, the Wait's two.
+pub const EVENTS_PER_SAMPLE: u64 = 9;
+/// The samples a release's bakes may take in all: 18,000 events, the rest of the quota left to
+/// the builds, deploys, retries and rollback.
+pub const MAX_WATCH_SAMPLES: u64 = 2_000;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Watch {
     /// Sample again after this many seconds.
