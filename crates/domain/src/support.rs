@@ -12,8 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// How long a lock is held without being renewed. Every task that moves the release forward
-/// renews it, so only a release whose executor died lets it lapse.
-pub const LOCK_LEASE: Duration = Duration::from_secs(2 * 60 * 60);
+/// renews it, polls and health samples included, and none is further apart than a few minutes
+/// (the definition's longest retry delay is 2 minutes, a health interval at most half the lease),
+/// so only a release whose executor died lets it lapse, and the next release waits minutes for it,
+/// not hours.
+pub const LOCK_LEASE: Duration = Duration::from_secs(15 * 60);
 
 /// The ports a handler reaches, built once per process (per Lambda cold start).
 #[derive(Clone)]

@@ -138,6 +138,7 @@ pub async fn start(
 /// done: `Baton.DeployPending` while any target runs (the definition's Retry waits),
 /// `Baton.DeployFailed` naming the targets that failed.
 pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, rollback: bool) -> Result<Done, TaskError> {
+    ports.renew_lock(context).await?;
     let deployer = deployer(ports, context)?;
     let mut release = ports.release(context).await?;
     let record = wave_record(&mut release, wave).ok_or_else(|| no_record(context, wave))?;

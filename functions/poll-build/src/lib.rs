@@ -16,6 +16,7 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
 /// Answers the artifact (`$.artifact`), which the rest of the release deploys.
 pub async fn poll_build(ports: &Ports, request: PollBuildRequest) -> Result<Artifact, TaskError> {
     let context = &request.release;
+    ports.renew_lock(context).await?;
     let provider =
         ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
     match provider.poll(&request.build).await.map_err(|e| provider_error(e, ErrorName::BuildFailed))? {

@@ -463,14 +463,14 @@ fn the_bakes_fit_in_the_history_and_samples_renew_the_lease_in_time() {
     );
     let text = with("bake: 5s", "bake: 5h").replace("interval: 10s", "interval: 1m");
     assert_eq!(parse_catalog_documents(FILE, &text).1, vec![]);
-    let text = with("interval: 10s", "interval: 1h1s");
+    let text = with("interval: 10s", "interval: 7m31s");
     assert_diag(
         &only_error(&text),
-        line_of(&text, "interval: 1h1s"),
+        line_of(&text, "interval: 7m31s"),
         "extensions.baton.health.interval",
-        "expected an interval of at most 3600s: each sample renews the release lock, whose lease is 7200s",
+        "expected an interval of at most 450s: each sample renews the release lock, whose lease is 900s",
     );
-    assert_eq!(crate::support::LOCK_LEASE.as_secs(), 7200, "the docs and this test say 2h");
+    assert_eq!(crate::support::LOCK_LEASE.as_secs(), 900, "the docs and this test say 15 minutes");
 }
 
 #[test]
