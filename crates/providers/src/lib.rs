@@ -24,14 +24,15 @@ mod http;
 mod local;
 mod notify;
 mod secrets;
+mod template;
 
 pub use build::{CommandBuildProvider, UNKNOWN_SHA};
+pub use ci::GitHubAppTokens;
 pub use ci::github_actions::{DEFAULT_GITHUB_API_URL, GitHubActionsBuildProvider, GitHubActionsConfig, GitHubAuth};
-pub use ci::{DEFAULT_REQUEST_TIMEOUT, GitHubAppTokens};
 pub use command::CommandContext;
 pub use deploy::CommandDeployer;
 pub use health::{CommandGate, HttpGateSampler};
-pub use http::http_client;
+pub use http::{DEFAULT_REQUEST_TIMEOUT, http_client};
 pub use local::LocalProviders;
 pub use notify::console::ConsoleNotifier;
 pub use notify::slack::{DEFAULT_SLACK_API_BASE, SlackWebApiNotifier, SlackWebhookNotifier};
