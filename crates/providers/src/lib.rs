@@ -25,6 +25,7 @@ mod local;
 mod notify;
 mod secrets;
 mod template;
+mod webhook;
 
 pub use build::{CommandBuildProvider, UNKNOWN_SHA};
 pub use ci::GitHubAppTokens;
@@ -37,6 +38,7 @@ pub use local::LocalProviders;
 pub use notify::console::ConsoleNotifier;
 pub use notify::slack::{DEFAULT_SLACK_API_BASE, SlackWebApiNotifier, SlackWebhookNotifier};
 pub use secrets::{EnvSecretResolver, Secret, resolve_secret};
+pub use webhook::WebhookDeployer;
 
 #[cfg(test)]
 mod test_support;
