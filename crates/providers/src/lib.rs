@@ -14,6 +14,7 @@
 //! - The Slack webhook cannot update a message (no `ts`): each notification is a new message.
 //!   The Web API notifier (name `slack`) keeps one message per release, updated in place.
 
+mod argo_cd;
 mod build;
 pub mod catalog_datadog;
 mod ci;
@@ -27,6 +28,7 @@ mod secrets;
 mod template;
 mod webhook;
 
+pub use argo_cd::ArgoCdDeployer;
 pub use build::{CommandBuildProvider, UNKNOWN_SHA};
 pub use ci::GitHubAppTokens;
 pub use ci::github_actions::{DEFAULT_GITHUB_API_URL, GitHubActionsBuildProvider, GitHubActionsConfig, GitHubAuth};
