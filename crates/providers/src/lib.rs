@@ -1,9 +1,11 @@
-//! CI, deploy, health and notification adapters: local commands, GitHub Actions, HTTP, Slack.
+//! CI, deploy, health and notification adapters: local commands, GitHub Actions, Argo CD,
+//! webhooks, HTTP and Datadog health, Slack.
 //!
 //! Everything here implements a port of [`baton_domain::ports`]. Command providers run an
 //! argv on this machine (Unix only: they own a process group so a timeout can kill a whole
-//! build); the GitHub Actions build, HTTP health and the Slack notifiers speak HTTPS through
-//! one shared [`reqwest::Client`], the process's one (see [`http_client`]).
+//! build); the GitHub Actions build, the Argo CD and webhook deploys, the HTTP and Datadog
+//! gates and the Slack notifiers speak HTTPS through one shared [`reqwest::Client`], the
+//! process's one (see [`http_client`]).
 //!
 //! Decisions worth knowing:
 //! - Command builds and deploys run to completion inside `start`; the outcome travels in the
@@ -19,6 +21,7 @@ mod build;
 pub mod catalog_datadog;
 mod ci;
 mod command;
+mod datadog_monitors;
 mod deploy;
 mod health;
 mod http;
@@ -33,6 +36,7 @@ pub use build::{CommandBuildProvider, UNKNOWN_SHA};
 pub use ci::GitHubAppTokens;
 pub use ci::github_actions::{DEFAULT_GITHUB_API_URL, GitHubActionsBuildProvider, GitHubActionsConfig, GitHubAuth};
 pub use command::CommandContext;
+pub use datadog_monitors::DatadogMonitorsGate;
 pub use deploy::CommandDeployer;
 pub use health::{CommandGate, HttpGateSampler};
 pub use http::{DEFAULT_REQUEST_TIMEOUT, http_client};
