@@ -20,18 +20,17 @@
 //! - Multi-source applications (`spec.sources`) are not supported: their sync takes
 //!   `revisions` and `sourcePositions`.
 
-use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, Refused, decode, exchange, quote, retry_after, shown};
-use crate::secrets::{Secret, resolve_secret};
+use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, Refused, decode, exchange, http_url, quote, retry_after, shown};
+use crate::secrets::{LazySecret, Secret};
 use crate::template::{Template, short_sha};
 use async_trait::async_trait;
-use baton_domain::catalog::{ArgoCdDeploy, SecretRef};
+use baton_domain::catalog::ArgoCdDeploy;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, SecretResolver};
 use baton_domain::release::Artifact;
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OnceCell;
 
 /// The `provider` of the handles this deployer returns.
 pub(crate) const PROVIDER: &str = "argo-cd";
@@ -41,10 +40,7 @@ const PLACEHOLDERS: &[&str] = &["sha", "short-sha", "branch", "artifact"];
 pub struct ArgoCdDeployer {
     server: Url,
     revision: Template,
-    token_ref: SecretRef,
-    secrets: Arc<dyn SecretResolver>,
-    /// Resolved on first use: the factory that builds deployers cannot wait.
-    token: OnceCell<Secret>,
+    token: LazySecret,
     timeout: Duration,
     http: reqwest::Client,
 }
@@ -147,31 +143,15 @@ impl ArgoCdDeployer {
         http: reqwest::Client,
     ) -> Result<ArgoCdDeployer, ProviderError> {
         let rejected = |why: String| ProviderError::Rejected(format!("{source}: extensions.baton.deploy: argo-cd {why}"));
-        let server = match Url::parse(&spec.server) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => url,
-            Ok(url) => return Err(rejected(format!("server '{}' is not an http(s) URL", shown(&url)))),
-            Err(e) => return Err(rejected(format!("server '{}' is not a URL: {e}", spec.server))),
-        };
+        let server = http_url(&spec.server).map_err(|why| rejected(format!("server {why}")))?;
         let revision = Template::parse(&spec.revision, "revision", "a git revision such as {sha}", PLACEHOLDERS).map_err(rejected)?;
-        Ok(ArgoCdDeployer {
-            server,
-            revision,
-            token_ref: spec.token.clone(),
-            secrets,
-            token: OnceCell::new(),
-            timeout: DEFAULT_REQUEST_TIMEOUT,
-            http,
-        })
+        Ok(ArgoCdDeployer { server, revision, token: LazySecret::new(spec.token.clone(), secrets), timeout: DEFAULT_REQUEST_TIMEOUT, http })
     }
 
     /// How long one request may take ([`DEFAULT_REQUEST_TIMEOUT`] unless set).
     pub fn with_request_timeout(mut self, timeout: Duration) -> ArgoCdDeployer {
         self.timeout = timeout;
         self
-    }
-
-    async fn token(&self) -> Result<&Secret, ProviderError> {
-        self.token.get_or_try_init(|| resolve_secret(self.secrets.as_ref(), &self.token_ref)).await
     }
 
     /// `{server}/api/v1/applications/{name}[/tail]`, with `appNamespace` when the target names one.
@@ -204,7 +184,7 @@ impl ArgoCdDeployer {
         body: Option<&serde_json::Value>,
         context: &str,
     ) -> Result<(Answer, &Secret), ProviderError> {
-        let token = self.token().await?;
+        let token = self.token.get().await?;
         let build = || {
             let request = self.http.request(method.clone(), url.clone()).bearer_auth(token.expose());
             match body {
@@ -219,7 +199,8 @@ impl ArgoCdDeployer {
         let credentials = format!(
             "check the token {}: it must be a current Argo CD API token (a JWT) whose role may get and sync application {} \
              (Argo CD also answers 403 for applications that do not exist)",
-            self.token_ref, app.name
+            self.token.reference(),
+            app.name
         );
         let missing = format!("Argo CD has no application {} on {}: check the wave's targets", app.name, shown(&self.server));
         let refused = Refused { service: "Argo CD", context, credentials: &credentials, missing: &missing, secrets: &[token] };
@@ -339,7 +320,7 @@ impl Deployer for ArgoCdDeployer {
         };
         let label = format!("the sync of Argo CD application {} to {}", app.name, state.revision);
         // Messages quote git and Kubernetes errors, which may quote the request that carried the token.
-        let token = self.token().await?;
+        let token = self.token.get().await?;
         let said =
             |message: Option<String>| message.map(|m| quote(&m, &[token])).filter(|m| !m.is_empty()).unwrap_or_else(|| "no message".into());
         Ok(match (operation.phase.as_str(), status.sync.status.as_str(), status.health.status.as_str()) {

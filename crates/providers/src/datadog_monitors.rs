@@ -11,17 +11,16 @@
 //! - No monitor carrying the tags is a configuration problem, not health: `Rejected`.
 //! - Rate limits: `Retry-After`, else Datadog's `X-RateLimit-Reset` (seconds until the reset).
 
-use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, Refused, decode, exchange, header_u64, quote, retry_after, shown};
-use crate::secrets::{Secret, resolve_secret};
+use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, Refused, decode, exchange, header_u64, http_url, quote, retry_after, shown};
+use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
-use baton_domain::catalog::{DatadogGate, SecretRef};
+use baton_domain::catalog::DatadogGate;
 use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError, SecretResolver};
 use reqwest::Url;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OnceCell;
 
 /// Monitors asked for per page.
 pub const PAGE_SIZE: usize = 1000;
@@ -34,11 +33,8 @@ pub struct DatadogMonitorsGate {
     /// `service:web`, `env:production`, then the gate's own.
     tags: Vec<String>,
     unhealthy: Vec<String>,
-    api_key_ref: SecretRef,
-    app_key_ref: SecretRef,
-    secrets: Arc<dyn SecretResolver>,
-    /// The API and application keys, resolved on first use: the factory cannot wait.
-    keys: OnceCell<(Secret, Secret)>,
+    api_key: LazySecret,
+    app_key: LazySecret,
     timeout: Duration,
     page_size: usize,
     http: reqwest::Client,
@@ -66,11 +62,7 @@ impl DatadogMonitorsGate {
     ) -> Result<DatadogMonitorsGate, ProviderError> {
         let rejected = |why: String| ProviderError::Rejected(format!("{source}: extensions.baton.health.gates: datadog {why}"));
         let base = spec.api_url.clone().unwrap_or_else(|| format!("https://api.{}", spec.site));
-        let api = match Url::parse(&base) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => url,
-            Ok(url) => return Err(rejected(format!("API URL '{}' is not an http(s) URL", shown(&url)))),
-            Err(e) => return Err(rejected(format!("API URL '{base}' (from site or api-url) is not a URL: {e}"))),
-        };
+        let api = http_url(&base).map_err(|why| rejected(format!("API URL {why} (from site or api-url)")))?;
         if spec.unhealthy.is_empty() {
             return Err(rejected("unhealthy lists no state: nothing could fail the gate (Alert is the default)".into()));
         }
@@ -80,10 +72,8 @@ impl DatadogMonitorsGate {
             api,
             tags,
             unhealthy: spec.unhealthy.clone(),
-            api_key_ref: spec.api_key.clone(),
-            app_key_ref: spec.app_key.clone(),
-            secrets,
-            keys: OnceCell::new(),
+            api_key: LazySecret::new(spec.api_key.clone(), Arc::clone(&secrets)),
+            app_key: LazySecret::new(spec.app_key.clone(), secrets),
             timeout: DEFAULT_REQUEST_TIMEOUT,
             page_size: PAGE_SIZE,
             http,
@@ -102,16 +92,6 @@ impl DatadogMonitorsGate {
         self
     }
 
-    async fn keys(&self) -> Result<&(Secret, Secret), ProviderError> {
-        self.keys
-            .get_or_try_init(|| async {
-                let api_key = resolve_secret(self.secrets.as_ref(), &self.api_key_ref).await?;
-                let app_key = resolve_secret(self.secrets.as_ref(), &self.app_key_ref).await?;
-                Ok((api_key, app_key))
-            })
-            .await
-    }
-
     fn page_url(&self, page: usize) -> Url {
         let mut url = self.api.clone();
         url.path_segments_mut().expect("an http(s) URL has a path").pop_if_empty().extend(["api", "v1", "monitor"]);
@@ -122,23 +102,22 @@ impl DatadogMonitorsGate {
         url
     }
 
-    fn refusal(&self, answer: &Answer, context: &str, keys: &(Secret, Secret)) -> ProviderError {
+    fn refusal(&self, answer: &Answer, context: &str, keys: [&Secret; 2]) -> ProviderError {
         let credentials = format!(
             "check the API key {} and the application key {} (the application key needs the monitors_read permission) \
              and that they belong to the site {}",
-            self.api_key_ref,
-            self.app_key_ref,
+            self.api_key.reference(),
+            self.app_key.reference(),
             self.api.host_str().unwrap_or_default()
         );
         let missing = format!("{} has no Monitors API: check the gate's site or api-url", shown(&self.api));
-        let refused = Refused { service: "Datadog", context, credentials: &credentials, missing: &missing, secrets: &[&keys.0, &keys.1] };
+        let refused = Refused { service: "Datadog", context, credentials: &credentials, missing: &missing, secrets: &keys };
         answer.refusal(&refused, rate_limit_wait(&answer.headers))
     }
 
     /// Every monitor carrying all the tags.
     async fn monitors(&self) -> Result<Vec<Monitor>, ProviderError> {
-        let keys = self.keys().await?;
-        let (api_key, app_key) = keys;
+        let (api_key, app_key) = (self.api_key.get().await?, self.app_key.get().await?);
         let mut monitors = Vec::new();
         for page in 0..MAX_PAGES {
             let context = format!("listing the Datadog monitors tagged {} (page {page})", self.tags.join(", "));
@@ -152,7 +131,7 @@ impl DatadogMonitorsGate {
             };
             let answer = exchange(build, self.timeout, &context, rate_limit_wait).await?;
             if !answer.status.is_success() {
-                return Err(self.refusal(&answer, &context, keys));
+                return Err(self.refusal(&answer, &context, [api_key, app_key]));
             }
             let listed: Vec<Monitor> = decode(&answer.body, &context)?;
             let last = listed.len() < self.page_size;

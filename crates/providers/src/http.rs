@@ -96,6 +96,15 @@ pub(crate) fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
+/// `text` as an http(s) URL with a host, or why not, for a catalog error.
+pub(crate) fn http_url(text: &str) -> Result<Url, String> {
+    match Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(url),
+        Ok(url) => Err(format!("'{}' is not an http(s) URL", shown(&url))),
+        Err(e) => Err(format!("'{text}' is not a URL: {e}")),
+    }
+}
+
 /// A URL fit for an error message or a log line: without user, password, query or fragment,
 /// where credentials hide.
 pub(crate) fn shown(url: &Url) -> String {

@@ -21,10 +21,10 @@
 //! - **Errors.** 401/403 is a signature the endpoint refuses (the secret differs), 404 a wrong
 //!   URL: neither is retried. 408, 429 (with `Retry-After` in seconds) and 5xx are retried.
 
-use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, Refused, decode, exchange, quote, retry_after, shown};
-use crate::secrets::{Secret, resolve_secret};
+use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, Refused, decode, exchange, http_url, quote, retry_after, shown};
+use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
-use baton_domain::catalog::{SecretRef, WebhookDeploy};
+use baton_domain::catalog::WebhookDeploy;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, SecretResolver};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, Url};
@@ -33,7 +33,6 @@ use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::OnceCell;
 
 /// The `provider` of the handles this deployer returns.
 pub(crate) const PROVIDER: &str = "webhook";
@@ -45,10 +44,7 @@ const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 /// module docs for the contract.
 pub struct WebhookDeployer {
     url: Url,
-    secret_ref: SecretRef,
-    secrets: Arc<dyn SecretResolver>,
-    /// Resolved on first use: the factory that builds deployers cannot wait.
-    secret: OnceCell<Secret>,
+    secret: LazySecret,
     timeout: Duration,
     http: reqwest::Client,
 }
@@ -102,30 +98,15 @@ impl WebhookDeployer {
         secrets: Arc<dyn SecretResolver>,
         http: reqwest::Client,
     ) -> Result<WebhookDeployer, ProviderError> {
-        let rejected = |why: String| ProviderError::Rejected(format!("{source}: extensions.baton.deploy: webhook url {why}"));
-        let url = match Url::parse(&spec.url) {
-            Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => url,
-            Ok(url) => return Err(rejected(format!("'{}' is not an http(s) URL", shown(&url)))),
-            Err(e) => return Err(rejected(format!("is not a URL: {e}"))),
-        };
-        Ok(WebhookDeployer {
-            url,
-            secret_ref: spec.secret.clone(),
-            secrets,
-            secret: OnceCell::new(),
-            timeout: DEFAULT_REQUEST_TIMEOUT,
-            http,
-        })
+        let url =
+            http_url(&spec.url).map_err(|why| ProviderError::Rejected(format!("{source}: extensions.baton.deploy: webhook url {why}")))?;
+        Ok(WebhookDeployer { url, secret: LazySecret::new(spec.secret.clone(), secrets), timeout: DEFAULT_REQUEST_TIMEOUT, http })
     }
 
     /// How long one request may take ([`DEFAULT_REQUEST_TIMEOUT`] unless set).
     pub fn with_request_timeout(mut self, timeout: Duration) -> WebhookDeployer {
         self.timeout = timeout;
         self
-    }
-
-    async fn secret(&self) -> Result<&Secret, ProviderError> {
-        self.secret.get_or_try_init(|| resolve_secret(self.secrets.as_ref(), &self.secret_ref)).await
     }
 
     /// Sends a signed request and returns the 2xx answer's body, or the error the answer means.
@@ -137,7 +118,7 @@ impl WebhookDeployer {
         idempotency_key: Option<&str>,
         context: &str,
     ) -> Result<Vec<u8>, ProviderError> {
-        let secret = self.secret().await?;
+        let secret = self.secret.get().await?;
         let build = || {
             let timestamp = chrono::Utc::now().timestamp().to_string();
             let mut request = self
@@ -161,8 +142,10 @@ impl WebhookDeployer {
     }
 
     fn refusal(&self, answer: &Answer, url: &Url, context: &str, secret: &Secret) -> ProviderError {
-        let credentials =
-            format!("it does not accept Baton's signature: check that it verifies X-Baton-Signature with the secret {}", self.secret_ref);
+        let credentials = format!(
+            "it does not accept Baton's signature: check that it verifies X-Baton-Signature with the secret {}",
+            self.secret.reference()
+        );
         let missing = format!("nothing answers at {}: check the webhook's url and the status_url it returns", shown(url));
         let refused =
             Refused { service: "the webhook endpoint", context, credentials: &credentials, missing: &missing, secrets: &[secret] };
@@ -253,7 +236,7 @@ impl Deployer for WebhookDeployer {
             State::Running => DeployProgress::Running,
             State::Succeeded => DeployProgress::Succeeded,
             State::Failed => {
-                let secret = self.secret().await?;
+                let secret = self.secret.get().await?;
                 let why = status.reason.map(|reason| quote(&reason, &[secret])).filter(|reason| !reason.is_empty());
                 DeployProgress::Failed {
                     reason: format!(

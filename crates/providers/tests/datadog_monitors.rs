@@ -291,7 +291,7 @@ fn bad_gates_are_rejected_when_built() {
     let cases = [
         (
             DatadogGate { api_url: Some("api.datadoghq.com".into()), ..base.clone() },
-            "API URL 'api.datadoghq.com' (from site or api-url) is not a URL",
+            "API URL 'api.datadoghq.com' is not a URL: relative URL without a base (from site or api-url)",
         ),
         (DatadogGate { unhealthy: vec![], ..base.clone() }, "unhealthy lists no state"),
     ];
