@@ -39,6 +39,9 @@ pub(crate) const PROVIDER: &str = "webhook";
 const TIMESTAMP_HEADER: &str = "x-baton-timestamp";
 const SIGNATURE_HEADER: &str = "x-baton-signature";
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// The longest run id and status URL kept: the handle travels in the execution's state.
+const MAX_ID_CHARS: usize = 200;
+const MAX_URL_CHARS: usize = 2048;
 
 /// Calls the team's endpoint for each target and polls the status URL it answers; see the
 /// module docs for the contract.
@@ -215,6 +218,14 @@ impl Deployer for WebhookDeployer {
         let key = format!("{}/{}/{}/{kind}", request.release_id.0, request.wave, request.target);
         let answer = self.signed(Method::POST, &self.url, body, Some(&key), &context).await?;
         let Started { status_url, id } = decode(&answer, &context)?;
+        if id.is_empty() || id.chars().count() > MAX_ID_CHARS || status_url.chars().count() > MAX_URL_CHARS {
+            return Err(ProviderError::Rejected(format!(
+                "{context}: the answer's id must have 1 to {MAX_ID_CHARS} characters and its status_url at most {MAX_URL_CHARS} \
+                 (they are kept in the release's state); got an id of {} and a status_url of {}",
+                id.chars().count(),
+                status_url.chars().count()
+            )));
+        }
         let status_url = self.status_url(&status_url, &context)?;
         tracing::info!(target: "baton::webhook", id = %id, target_name = %request.target, "the webhook started a {kind}");
         let state = RunState { status_url: status_url.to_string(), target: request.target.clone() };

@@ -281,6 +281,21 @@ async fn a_malformed_answer_names_the_field() {
 }
 
 #[tokio::test]
+async fn ids_and_status_urls_too_long_to_keep_are_refused() {
+    let long_path = format!("/runs/{}", "x".repeat(3000));
+    let cases = [(json!(""), json!("/runs/7")), (json!("i".repeat(201)), json!("/runs/7")), (json!("7"), json!(long_path))];
+    for (id, status_url) in cases {
+        let server = MockServer::start().await;
+        answer(&server, "POST", DEPLOY, ResponseTemplate::new(202).set_body_json(json!({ "status_url": status_url, "id": id }))).await;
+        let error = deployer(&server).start(&request(false)).await.unwrap_err();
+        assert!(
+            matches!(&error, ProviderError::Rejected(m) if m.contains("the answer's id must have 1 to 200 characters and its status_url at most 2048")),
+            "{error}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn status_urls_stay_on_the_webhooks_host() {
     // Relative, and the same host on another port, are the endpoint's own.
     for (status_url, resolved) in [("/runs/7", None), ("http://127.0.0.1:9/x", Some("http://127.0.0.1:9/x"))] {
