@@ -1,6 +1,23 @@
-//! The HTTP client shared by the HTTP health check, the Slack notifiers and the Datadog catalog.
+//! What the HTTP providers share: the one client, per-request timeouts, answers read to a bound,
+//! and errors that are short, say what to do and never carry a credential.
 
+use crate::secrets::Secret;
 use baton_domain::ports::ProviderError;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::{RequestBuilder, StatusCode, Url};
+use serde::de::DeserializeOwned;
+use std::time::Duration;
+
+/// How long one API request may take, connection included, unless the config says otherwise.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Error texts quote at most this much of an answer: they travel in the execution state.
+const QUOTED_CHARS: usize = 300;
+/// The most of an answer a provider reads: API answers are small, and a broken or hostile
+/// server must not make Baton read without end.
+pub(crate) const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+/// A rate limit asking for this long or less is waited out inside the call, once: cheaper than
+/// a failed task and the state machine's backoff. A longer one is `Unavailable`, saying when.
+pub(crate) const SHORT_WAIT: Duration = Duration::from_secs(2);
 
 /// The process's one HTTPS client ([`baton_http_client::shared`], which the AWS SDK clients use too):
 /// a Baton user agent and a connect timeout; request timeouts are set per request by each
@@ -34,4 +51,224 @@ pub(crate) fn request_failed(error: reqwest::Error, context: &str) -> ProviderEr
     let permanent = error.is_builder();
     let message = format!("{context}: {}", describe(error));
     if permanent { ProviderError::Rejected(message) } else { ProviderError::Unavailable(message) }
+}
+
+/// A request that got no answer (worth retrying unless it could not even be built), saying
+/// how long it waited when it timed out.
+pub(crate) fn unanswered(error: reqwest::Error, context: &str, timeout: Duration) -> ProviderError {
+    if error.is_timeout() {
+        return ProviderError::Unavailable(format!("{context}: no answer within {} ms", timeout.as_millis()));
+    }
+    request_failed(error, context)
+}
+
+/// Reads a 2xx answer's JSON. A body that does not parse is `Unavailable`: the service answered
+/// success, so what broke is most likely in between (a proxy's error page, a cut connection),
+/// and the caller's retries either get the real answer or end with this message, which names
+/// the field at fault.
+pub(crate) fn decode<T: DeserializeOwned>(body: &[u8], context: &str) -> Result<T, ProviderError> {
+    serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body)).map_err(|e| {
+        let field = e.path().to_string();
+        let field = if field == "." { "the body".to_owned() } else { format!("field `{field}`") };
+        ProviderError::Unavailable(format!("{context}: unreadable answer, {field}: {}", e.into_inner()))
+    })
+}
+
+/// Up to [`QUOTED_CHARS`] of a text on one line, with each of `secrets` blanked out should the
+/// text echo it (a debugging proxy might).
+pub(crate) fn quote(body: &str, secrets: &[&Secret]) -> String {
+    let mut text = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    for secret in secrets.iter().map(|secret| secret.expose()).filter(|value| !value.is_empty()) {
+        text = text.replace(secret, "***");
+    }
+    match text.char_indices().nth(QUOTED_CHARS) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// The standard `Retry-After`, in seconds (the HTTP-date form is not used by these APIs).
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    header_u64(headers, RETRY_AFTER.as_str()).map(Duration::from_secs)
+}
+
+pub(crate) fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// `text` as an http(s) URL with a host, or why not, for a catalog error.
+pub(crate) fn http_url(text: &str) -> Result<Url, String> {
+    match Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(url),
+        Ok(url) => Err(format!("'{}' is not an http(s) URL", shown(&url))),
+        Err(e) => Err(format!("'{text}' is not a URL: {e}")),
+    }
+}
+
+/// A URL fit for an error message or a log line: without user, password, query or fragment,
+/// where credentials hide.
+pub(crate) fn shown(url: &Url) -> String {
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    // Only URLs that cannot be a base refuse these, and an http(s) URL always can.
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.to_string()
+}
+
+/// An answer read whole, up to [`MAX_ANSWER_BYTES`].
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+/// What a request was about, for the error its refusal becomes.
+pub(crate) struct Refused<'a> {
+    /// Who answered: "Argo CD", "Datadog", "the webhook endpoint".
+    pub service: &'a str,
+    /// What Baton was doing: "syncing Argo CD application web on https://argocd.example.com".
+    pub context: &'a str,
+    /// What to check when the credentials are refused (401 or 403), naming their references.
+    pub credentials: &'a str,
+    /// What a 404 most likely means.
+    pub missing: &'a str,
+    /// Blanked out of anything quoted from the answer.
+    pub secrets: &'a [&'a Secret],
+}
+
+/// Sends the request `build` makes, with `timeout`, and reads the answer. A 429 that asks for
+/// at most [`SHORT_WAIT`] (as `wait` reads its headers) is waited out and the request sent once
+/// more. `Err` only when no whole answer came.
+pub(crate) async fn exchange(
+    build: impl Fn() -> RequestBuilder,
+    timeout: Duration,
+    context: &str,
+    wait: impl Fn(&HeaderMap) -> Option<Duration>,
+) -> Result<Answer, ProviderError> {
+    let answer = send(build(), timeout, context).await?;
+    match wait(&answer.headers) {
+        Some(pause) if answer.status == StatusCode::TOO_MANY_REQUESTS && pause <= SHORT_WAIT => {
+            tracing::debug!(target: "baton::http", wait_ms = pause.as_millis() as u64, "{context}: rate limited, waiting");
+            tokio::time::sleep(pause).await;
+            send(build(), timeout, context).await
+        }
+        _ => Ok(answer),
+    }
+}
+
+async fn send(request: RequestBuilder, timeout: Duration, context: &str) -> Result<Answer, ProviderError> {
+    let mut response = request.timeout(timeout).send().await.map_err(|e| unanswered(e, context, timeout))?;
+    let status = response.status();
+    let headers = std::mem::take(response.headers_mut());
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| unanswered(e, context, timeout))? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(ProviderError::Unavailable(format!(
+                "{context}: the answer (HTTP {}) is larger than {} KiB, more than any answer this API gives",
+                status.as_u16(),
+                MAX_ANSWER_BYTES / 1024
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Answer { status, headers, body })
+}
+
+impl Answer {
+    /// The error this (non-2xx) answer means; `wait` is how long a rate limit asks to wait.
+    pub(crate) fn refusal(&self, refused: &Refused<'_>, wait: Option<Duration>) -> ProviderError {
+        let Refused { service, context, credentials, missing, .. } = refused;
+        let said = self.said(refused.secrets);
+        let code = self.status.as_u16();
+        match self.status {
+            StatusCode::UNAUTHORIZED => {
+                ProviderError::Rejected(format!("{context}: {service} refused the credentials (HTTP 401): {credentials}{said}"))
+            }
+            StatusCode::FORBIDDEN => ProviderError::Rejected(format!("{context}: {service} denied it (HTTP 403): {credentials}{said}")),
+            StatusCode::NOT_FOUND => ProviderError::Rejected(format!("{context}: HTTP 404, {missing}{said}")),
+            StatusCode::TOO_MANY_REQUESTS => {
+                let when = wait.map(|wait| format!("retry after {} s", wait.as_secs().max(1))).unwrap_or_else(|| "retry later".into());
+                ProviderError::Unavailable(format!("{context}: {service} is rate limiting (HTTP 429), {when}{said}"))
+            }
+            StatusCode::REQUEST_TIMEOUT => ProviderError::Unavailable(format!("{context}: {service} answered HTTP 408{said}")),
+            status if status.is_server_error() => ProviderError::Unavailable(format!("{context}: {service} answered HTTP {code}{said}")),
+            _ => ProviderError::Rejected(format!("{context}: {service} answered HTTP {code}{said}")),
+        }
+    }
+
+    /// What an error answer says, as ": <text>" (empty when it says nothing): its `message`
+    /// (Argo CD), `errors` (Datadog), `error` or `reason`, else its text; quoted without `secrets`.
+    pub(crate) fn said(&self, secrets: &[&Secret]) -> String {
+        let text = String::from_utf8_lossy(&self.body);
+        let said = match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(json) => error_text(&json).unwrap_or_else(|| text.into_owned()),
+            Err(_) => text.into_owned(),
+        };
+        let said = quote(&said, secrets);
+        if said.is_empty() { said } else { format!(": {said}") }
+    }
+}
+
+fn error_text(json: &serde_json::Value) -> Option<String> {
+    let text = |key: &str| json.get(key).and_then(serde_json::Value::as_str).filter(|text| !text.is_empty()).map(str::to_owned);
+    let errors = || {
+        let errors = json.get("errors")?.as_array()?;
+        let texts: Vec<String> = errors.iter().map(|e| e.as_str().map(str::to_owned).unwrap_or_else(|| e.to_string())).collect();
+        (!texts.is_empty()).then(|| texts.join("; "))
+    };
+    text("message").or_else(errors).or_else(|| text("error")).or_else(|| text("reason"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quotes_are_short_single_lines_without_the_secrets() {
+        let token = Secret::new("ghs_TOPSECRET".into());
+        let key = Secret::new("dd-KEY".into());
+        assert_eq!(quote("echo:\n  Bearer ghs_TOPSECRET dd-KEY ", &[&token, &key]), "echo: Bearer *** ***");
+        let long = quote(&"é".repeat(400), &[]);
+        assert_eq!(long.chars().count(), QUOTED_CHARS + 1);
+        assert!(long.ends_with('…'));
+    }
+
+    #[test]
+    fn unreadable_answers_name_the_field() {
+        type Run = std::collections::HashMap<String, u64>;
+        let Err(ProviderError::Unavailable(message)) = decode::<Run>(br#"{"id": 1, "status": "x"}"#, "GitHub Actions run 1") else {
+            panic!("expected Unavailable")
+        };
+        assert!(message.starts_with("GitHub Actions run 1: unreadable answer, field `status`: invalid type"), "{message}");
+        let Err(ProviderError::Unavailable(message)) = decode::<Run>(b"<html>bad gateway</html>", "GitHub") else {
+            panic!("expected Unavailable")
+        };
+        assert!(message.contains("unreadable answer, the body: expected value"), "{message}");
+    }
+
+    #[test]
+    fn shown_urls_lose_what_may_hold_credentials() {
+        let url = Url::parse("https://user:pw@deploy.example.com:8443/hooks/deploy?token=abc#frag").unwrap();
+        assert_eq!(shown(&url), "https://deploy.example.com:8443/hooks/deploy");
+    }
+
+    #[test]
+    fn error_answers_say_what_their_service_said() {
+        let answer = |body: &str| Answer { status: StatusCode::BAD_REQUEST, headers: HeaderMap::new(), body: body.as_bytes().to_vec() };
+        let cases = [
+            (
+                r#"{"error":"x","code":9,"message":"another operation is already in progress"}"#,
+                ": another operation is already in progress",
+            ),
+            (r#"{"errors":["Forbidden","Bad key"]}"#, ": Forbidden; Bad key"),
+            (r#"{"error":"bad signature"}"#, ": bad signature"),
+            ("<html>\n oops </html>", ": <html> oops </html>"),
+            ("", ""),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(answer(body).said(&[]), expected, "{body}");
+        }
+    }
 }

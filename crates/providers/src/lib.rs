@@ -1,9 +1,11 @@
-//! CI, deploy, health and notification adapters: local commands, GitHub Actions, HTTP, Slack.
+//! CI, deploy, health and notification adapters: local commands, GitHub Actions, Argo CD,
+//! webhooks, HTTP and Datadog health, Slack.
 //!
 //! Everything here implements a port of [`baton_domain::ports`]. Command providers run an
 //! argv on this machine (Unix only: they own a process group so a timeout can kill a whole
-//! build); the GitHub Actions build, HTTP health and the Slack notifiers speak HTTPS through
-//! one shared [`reqwest::Client`], the process's one (see [`http_client`]).
+//! build); the GitHub Actions build, the Argo CD and webhook deploys, the HTTP and Datadog
+//! gates and the Slack notifiers speak HTTPS through one shared [`reqwest::Client`], the
+//! process's one (see [`http_client`]).
 //!
 //! Decisions worth knowing:
 //! - Command builds and deploys run to completion inside `start`; the outcome travels in the
@@ -14,28 +16,35 @@
 //! - The Slack webhook cannot update a message (no `ts`): each notification is a new message.
 //!   The Web API notifier (name `slack`) keeps one message per release, updated in place.
 
+mod argo_cd;
 mod build;
 pub mod catalog_datadog;
 mod ci;
 mod command;
+mod datadog_monitors;
 mod deploy;
 mod health;
 mod http;
 mod local;
 mod notify;
 mod secrets;
+mod template;
+mod webhook;
 
+pub use argo_cd::ArgoCdDeployer;
 pub use build::{CommandBuildProvider, UNKNOWN_SHA};
+pub use ci::GitHubAppTokens;
 pub use ci::github_actions::{DEFAULT_GITHUB_API_URL, GitHubActionsBuildProvider, GitHubActionsConfig, GitHubAuth};
-pub use ci::{DEFAULT_REQUEST_TIMEOUT, GitHubAppTokens};
 pub use command::CommandContext;
+pub use datadog_monitors::DatadogMonitorsGate;
 pub use deploy::CommandDeployer;
 pub use health::{CommandGate, HttpGateSampler};
-pub use http::http_client;
+pub use http::{DEFAULT_REQUEST_TIMEOUT, http_client};
 pub use local::LocalProviders;
 pub use notify::console::ConsoleNotifier;
 pub use notify::slack::{DEFAULT_SLACK_API_BASE, SlackWebApiNotifier, SlackWebhookNotifier};
 pub use secrets::{EnvSecretResolver, Secret, resolve_secret};
+pub use webhook::WebhookDeployer;
 
 #[cfg(test)]
 mod test_support;

@@ -1,13 +1,16 @@
 //! [`Providers`] for a machine without AWS: commands, HTTP health, console and Slack.
 
+use crate::argo_cd::ArgoCdDeployer;
 use crate::build::CommandBuildProvider;
 use crate::ci::GitHubAppTokens;
 use crate::ci::from_catalog::GitHubActionsFromCatalog;
 use crate::command::CommandContext;
+use crate::datadog_monitors::DatadogMonitorsGate;
 use crate::deploy::CommandDeployer;
 use crate::health::{CommandGate, HttpGateSampler};
 use crate::notify::console::ConsoleNotifier;
 use crate::notify::slack::{DEFAULT_SLACK_API_BASE, SlackWebApiNotifier, SlackWebhookNotifier};
+use crate::webhook::WebhookDeployer;
 use baton_domain::catalog::{BuildSpec, DeployTarget, Gate, GateSpec, ServiceEntry, SlackSpec};
 use baton_domain::ports::{BuildProvider, Deployer, HealthGate, Notifier, ProviderError, Providers, SecretResolver};
 use std::io::Write;
@@ -66,9 +69,13 @@ impl Providers for LocalProviders {
     fn deployer(&self, spec: &DeployTarget, entry: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError> {
         match spec {
             DeployTarget::Command(command) => Ok(Box::new(CommandDeployer::new(command, self.context(entry)?)?)),
-            DeployTarget::Ecs(_) | DeployTarget::Lambda(_) | DeployTarget::ArgoCd(_) | DeployTarget::Webhook(_) => {
-                Err(ProviderError::Rejected("WIP: provider being wired".into()))
+            DeployTarget::ArgoCd(argo_cd) => {
+                Ok(Box::new(ArgoCdDeployer::new(argo_cd, &entry.source, Arc::clone(&self.secrets), self.http.clone())?))
             }
+            DeployTarget::Webhook(webhook) => {
+                Ok(Box::new(WebhookDeployer::new(webhook, &entry.source, Arc::clone(&self.secrets), self.http.clone())?))
+            }
+            DeployTarget::Ecs(_) | DeployTarget::Lambda(_) => Err(ProviderError::Rejected("WIP: provider being wired".into())),
         }
     }
 
@@ -76,7 +83,15 @@ impl Providers for LocalProviders {
         match &spec.gate {
             Gate::Http(http) => Ok(Box::new(HttpGateSampler::new(http, &entry.source, self.http.clone())?)),
             Gate::Command(command) => Ok(Box::new(CommandGate::new(command, self.context(entry)?)?)),
-            Gate::Cloudwatch(_) | Gate::Datadog(_) => Err(ProviderError::Rejected("WIP: provider being wired".into())),
+            Gate::Datadog(datadog) => Ok(Box::new(DatadogMonitorsGate::new(
+                datadog,
+                &entry.name,
+                &entry.delivery.environment,
+                &entry.source,
+                Arc::clone(&self.secrets),
+                self.http.clone(),
+            )?)),
+            Gate::Cloudwatch(_) => Err(ProviderError::Rejected("WIP: provider being wired".into())),
         }
     }
 
@@ -105,7 +120,9 @@ mod tests {
     use super::*;
     use crate::notify::tests::notification;
     use crate::test_support::{FixedSecrets, entry_in, release_id, script};
-    use baton_domain::catalog::{CommandBuild, CommandDeploy, CommandRun, HealthSpec, HttpGate, SecretRef};
+    use baton_domain::catalog::{
+        ArgoCdDeploy, CommandBuild, CommandDeploy, CommandRun, DatadogGate, HealthSpec, HttpGate, SecretRef, WebhookDeploy,
+    };
     use baton_domain::ports::{BuildProgress, BuildRequest, DeployProgress, DeployRequest, GateReading, HealthRequest};
     use std::path::Path;
 
@@ -210,6 +227,60 @@ mod tests {
         let mut quiet = notification();
         quiet.action_needed = None;
         assert_eq!(notifiers[0].notify(&quiet, None).await.unwrap(), Some(serde_json::json!({ "channel": "C9", "ts": "1.2" })));
+    }
+
+    #[tokio::test]
+    async fn argo_cd_webhook_and_datadog_blocks_build_their_providers() {
+        let server = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::path("/deploy"))
+            .respond_with(wiremock::ResponseTemplate::new(202).set_body_json(serde_json::json!({ "status_url": "/runs/1", "id": "1" })))
+            .mount(&server)
+            .await;
+        let dir = tempfile::tempdir().unwrap();
+        let entry = entry_in(dir.path());
+        let secret = SecretRef::Env("WEBHOOK_SECRET".into());
+        let secrets = Arc::new(FixedSecrets::one(secret.clone(), "whsec"));
+        let providers = LocalProviders::new(dir.path().into(), None, secrets, None).unwrap();
+
+        let webhook = DeployTarget::Webhook(WebhookDeploy { url: format!("{}/deploy", server.uri()), secret });
+        let request = DeployRequest {
+            service: "web".into(),
+            environment: "production".into(),
+            release_id: release_id(),
+            wave: "canary".into(),
+            target: "host-1".into(),
+            artifact: baton_domain::release::Artifact {
+                reference: "web:2".into(),
+                sha: "abc".into(),
+                branch: "main".into(),
+                build_url: None,
+            },
+            rollback: false,
+            undoes: None,
+        };
+        let run = providers.deployer(&webhook, &entry).unwrap().start(&request).await.unwrap();
+        assert_eq!((run.provider.as_str(), run.id.as_str()), ("webhook", "1"));
+
+        let token = SecretRef::Env("ARGOCD_TOKEN".into());
+        let argo_cd =
+            |server: &str| DeployTarget::ArgoCd(ArgoCdDeploy { server: server.into(), token: token.clone(), revision: "{sha}".into() });
+        assert!(providers.deployer(&argo_cd("https://argocd.example.com"), &entry).is_ok());
+        let refused = providers.deployer(&argo_cd("argocd.example.com"), &entry).err().unwrap();
+        assert!(
+            matches!(&refused, ProviderError::Rejected(m) if m.starts_with(&entry.source) && m.contains("argo-cd server")),
+            "{refused}"
+        );
+
+        let datadog = DatadogGate {
+            tags: vec!["team:payments".into()],
+            site: "datadoghq.eu".into(),
+            api_url: None,
+            api_key: SecretRef::Env("DD_API_KEY".into()),
+            app_key: SecretRef::Env("DD_APP_KEY".into()),
+            unhealthy: vec!["Alert".into()],
+        };
+        let gate = providers.gate(&HealthSpec::single(Gate::Datadog(datadog)).gates[0], &entry).unwrap();
+        assert_eq!(gate.describe(), "Datadog monitors tagged service:web, env:production, team:payments");
     }
 
     #[test]

@@ -4,6 +4,8 @@ use async_trait::async_trait;
 use baton_domain::catalog::SecretRef;
 use baton_domain::ports::{ProviderError, SecretResolver};
 use std::fmt;
+use std::sync::Arc;
+use tokio::sync::OnceCell;
 
 /// A resolved secret. It prints as `***` so it cannot reach a log line or an error by accident;
 /// [`Secret::expose`] is the one, greppable, way to read it.
@@ -35,6 +37,30 @@ impl fmt::Display for Secret {
 /// Resolves `reference` and wraps the value at once, so callers never hold it as a plain `String`.
 pub async fn resolve_secret(resolver: &dyn SecretResolver, reference: &SecretRef) -> Result<Secret, ProviderError> {
     resolver.resolve(reference).await.map(Secret::new)
+}
+
+/// A secret resolved on first use and kept for the provider's life: the factory that builds
+/// providers is synchronous, and resolving is not.
+pub(crate) struct LazySecret {
+    reference: SecretRef,
+    resolver: Arc<dyn SecretResolver>,
+    value: OnceCell<Secret>,
+}
+
+impl LazySecret {
+    pub(crate) fn new(reference: SecretRef, resolver: Arc<dyn SecretResolver>) -> LazySecret {
+        LazySecret { reference, resolver, value: OnceCell::new() }
+    }
+
+    /// The value, resolved on the first call; a failed resolution is tried again on the next.
+    pub(crate) async fn get(&self) -> Result<&Secret, ProviderError> {
+        self.value.get_or_try_init(|| resolve_secret(self.resolver.as_ref(), &self.reference)).await
+    }
+
+    /// What errors name instead of the value (`env:ARGOCD_TOKEN`).
+    pub(crate) fn reference(&self) -> &SecretRef {
+        &self.reference
+    }
 }
 
 /// Reads `env:` secrets from this process's environment. SSM and Secrets Manager references

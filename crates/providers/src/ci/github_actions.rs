@@ -29,7 +29,8 @@
 //!   `x-ratelimit-reset`, else the minute GitHub asks for.
 
 use super::github_app::{AppAuth, GitHubAppTokens, InstallationToken};
-use super::{ArtifactTemplate, DEFAULT_REQUEST_TIMEOUT, RunFacts, decode, header_u64, quote, retry_after, unanswered};
+use super::{ArtifactTemplate, RunFacts};
+use crate::http::{DEFAULT_REQUEST_TIMEOUT, decode, header_u64, quote, retry_after, unanswered};
 use crate::secrets::Secret;
 use async_trait::async_trait;
 use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
@@ -466,7 +467,7 @@ fn refusal(status: StatusCode, headers: &HeaderMap, body: &str, context: &str, m
         message: String,
     }
     let said = serde_json::from_str::<GitHubError>(body).map(|e| e.message).unwrap_or_else(|_| body.to_owned());
-    let said = quote(&said, Some(credential));
+    let said = quote(&said, &[credential]);
     let said = if said.is_empty() { said } else { format!(": {said}") };
     let code = status.as_u16();
     if let Some(wait) = rate_limit_wait(status, headers, &said) {

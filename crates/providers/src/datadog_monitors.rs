@@ -1,0 +1,189 @@
+//! The `datadog` health gate: the overall state of the service's Datadog monitors.
+//!
+//! Each sample lists the monitors tagged `service:<service>`, `env:<environment>` and the
+//! gate's `tags` (`GET /api/v1/monitor?monitor_tags=...`, the Monitors API's list, which filters
+//! by monitor tags and reports each monitor's `overall_state`), a page of [`PAGE_SIZE`] at a
+//! time. The tags are checked again on each monitor, so a filter that matched any of them
+//! instead of all could not widen the gate.
+//!
+//! - Unhealthy when any monitor's overall state is one of the gate's `unhealthy` states
+//!   (`Alert` unless set; `Warn`, `No Data` and the others may be added), compared ignoring case.
+//! - No monitor carrying the tags is a configuration problem, not health: `Rejected`.
+//! - Rate limits: `Retry-After`, else Datadog's `X-RateLimit-Reset` (seconds until the reset).
+
+use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, Refused, decode, exchange, header_u64, http_url, quote, retry_after, shown};
+use crate::secrets::{LazySecret, Secret};
+use async_trait::async_trait;
+use baton_domain::catalog::DatadogGate;
+use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError, SecretResolver};
+use reqwest::Url;
+use reqwest::header::HeaderMap;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Monitors asked for per page.
+pub const PAGE_SIZE: usize = 1000;
+/// A gate matching more monitors than this many pages hold is too wide to mean anything.
+const MAX_PAGES: usize = 10;
+
+/// Samples the overall state of the monitors tagged for the service; see the module docs.
+pub struct DatadogMonitorsGate {
+    api: Url,
+    /// `service:web`, `env:production`, then the gate's own.
+    tags: Vec<String>,
+    unhealthy: Vec<String>,
+    api_key: LazySecret,
+    app_key: LazySecret,
+    timeout: Duration,
+    page_size: usize,
+    http: reqwest::Client,
+}
+
+/// The parts of a monitor Baton reads.
+#[derive(Debug, Deserialize)]
+struct Monitor {
+    id: i64,
+    name: String,
+    overall_state: String,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+impl DatadogMonitorsGate {
+    /// The monitors of `service` in `environment`; `source` is the catalog file, for errors.
+    pub fn new(
+        spec: &DatadogGate,
+        service: &str,
+        environment: &str,
+        source: &str,
+        secrets: Arc<dyn SecretResolver>,
+        http: reqwest::Client,
+    ) -> Result<DatadogMonitorsGate, ProviderError> {
+        let rejected = |why: String| ProviderError::Rejected(format!("{source}: extensions.baton.health.gates: datadog {why}"));
+        let base = spec.api_url.clone().unwrap_or_else(|| format!("https://api.{}", spec.site));
+        let api = http_url(&base).map_err(|why| rejected(format!("API URL {why} (from site or api-url)")))?;
+        if spec.unhealthy.is_empty() {
+            return Err(rejected("unhealthy lists no state: nothing could fail the gate (Alert is the default)".into()));
+        }
+        let mut tags = vec![format!("service:{service}"), format!("env:{environment}")];
+        tags.extend(spec.tags.iter().filter(|tag| !tags.contains(tag)).cloned().collect::<Vec<_>>());
+        Ok(DatadogMonitorsGate {
+            api,
+            tags,
+            unhealthy: spec.unhealthy.clone(),
+            api_key: LazySecret::new(spec.api_key.clone(), Arc::clone(&secrets)),
+            app_key: LazySecret::new(spec.app_key.clone(), secrets),
+            timeout: DEFAULT_REQUEST_TIMEOUT,
+            page_size: PAGE_SIZE,
+            http,
+        })
+    }
+
+    /// How long one request may take ([`DEFAULT_REQUEST_TIMEOUT`] unless set).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> DatadogMonitorsGate {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Monitors per page ([`PAGE_SIZE`] unless set).
+    pub fn with_page_size(mut self, page_size: usize) -> DatadogMonitorsGate {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    fn page_url(&self, page: usize) -> Url {
+        let mut url = self.api.clone();
+        url.path_segments_mut().expect("an http(s) URL has a path").pop_if_empty().extend(["api", "v1", "monitor"]);
+        url.query_pairs_mut()
+            .append_pair("monitor_tags", &self.tags.join(","))
+            .append_pair("page", &page.to_string())
+            .append_pair("page_size", &self.page_size.to_string());
+        url
+    }
+
+    fn refusal(&self, answer: &Answer, context: &str, keys: [&Secret; 2]) -> ProviderError {
+        let credentials = format!(
+            "check the API key {} and the application key {} (the application key needs the monitors_read permission) \
+             and that they belong to the site {}",
+            self.api_key.reference(),
+            self.app_key.reference(),
+            self.api.host_str().unwrap_or_default()
+        );
+        let missing = format!("{} has no Monitors API: check the gate's site or api-url", shown(&self.api));
+        let refused = Refused { service: "Datadog", context, credentials: &credentials, missing: &missing, secrets: &keys };
+        answer.refusal(&refused, rate_limit_wait(&answer.headers))
+    }
+
+    /// Every monitor carrying all the tags.
+    async fn monitors(&self) -> Result<Vec<Monitor>, ProviderError> {
+        let (api_key, app_key) = (self.api_key.get().await?, self.app_key.get().await?);
+        let mut monitors = Vec::new();
+        for page in 0..MAX_PAGES {
+            let context = format!("listing the Datadog monitors tagged {} (page {page})", self.tags.join(", "));
+            let url = self.page_url(page);
+            let build = || {
+                self.http
+                    .get(url.clone())
+                    .header("dd-api-key", api_key.expose())
+                    .header("dd-application-key", app_key.expose())
+                    .header(reqwest::header::ACCEPT, "application/json")
+            };
+            let answer = exchange(build, self.timeout, &context, rate_limit_wait).await?;
+            if !answer.status.is_success() {
+                return Err(self.refusal(&answer, &context, [api_key, app_key]));
+            }
+            let listed: Vec<Monitor> = decode(&answer.body, &context)?;
+            let last = listed.len() < self.page_size;
+            monitors.extend(listed.into_iter().filter(|monitor| self.tags.iter().all(|tag| monitor.tags.contains(tag))));
+            if last {
+                return Ok(monitors);
+            }
+        }
+        Err(ProviderError::Rejected(format!(
+            "more than {} Datadog monitors carry the tags {}: add tags to the gate that pick the service's own",
+            MAX_PAGES * self.page_size,
+            self.tags.join(", ")
+        )))
+    }
+
+    fn is_unhealthy(&self, monitor: &Monitor) -> bool {
+        self.unhealthy.iter().any(|state| state.eq_ignore_ascii_case(&monitor.overall_state))
+    }
+}
+
+/// How long Datadog asks to wait: `Retry-After`, else `X-RateLimit-Reset`.
+fn rate_limit_wait(headers: &HeaderMap) -> Option<Duration> {
+    retry_after(headers).or_else(|| header_u64(headers, "x-ratelimit-reset").map(Duration::from_secs))
+}
+
+fn counted(monitors: usize) -> String {
+    if monitors == 1 { "1 monitor".into() } else { format!("{monitors} monitors") }
+}
+
+#[async_trait]
+impl HealthGate for DatadogMonitorsGate {
+    fn describe(&self) -> String {
+        format!("Datadog monitors tagged {}", self.tags.join(", "))
+    }
+
+    async fn sample(&self, _request: &HealthRequest) -> Result<GateReading, ProviderError> {
+        let monitors = self.monitors().await?;
+        if monitors.is_empty() {
+            return Err(ProviderError::Rejected(format!(
+                "no Datadog monitor carries the tags {}: tag the service's monitors so, or change the gate's tags",
+                self.tags.join(", ")
+            )));
+        }
+        let (bad, good): (Vec<&Monitor>, Vec<&Monitor>) = monitors.iter().partition(|monitor| self.is_unhealthy(monitor));
+        let listed = bad.iter().chain(&good).map(|m| format!("#{} {} ({})", m.id, m.name, m.overall_state)).collect::<Vec<_>>().join("; ");
+        let summary = if bad.is_empty() {
+            format!("{}, none {}: {listed}", counted(monitors.len()), self.unhealthy.join(" or "))
+        } else {
+            format!("{} of {} {}: {listed}", bad.len(), counted(monitors.len()), self.unhealthy.join(" or "))
+        };
+        let saw = quote(&summary, &[]);
+        tracing::debug!(target: "baton::health", gate = %self.describe(), saw = %saw, "sampled");
+        Ok(if bad.is_empty() { GateReading::Healthy { saw } } else { GateReading::Unhealthy { saw } })
+    }
+}

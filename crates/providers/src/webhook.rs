@@ -1,0 +1,263 @@
+//! The `webhook` deployer: a team's own endpoint deploys, Baton asks and follows.
+//!
+//! The contract, for whoever writes the endpoint:
+//!
+//! - **Deploy (and rollback).** One `POST <url>` per target, JSON body
+//!   `{"service", "environment", "release_id", "wave", "target", "artifact": {"reference", "sha",
+//!   "branch", "build_url"?}, "rollback": bool, "undoes": <id of the forward run, or null>}`.
+//!   On a rollback the artifact is the one to put back; an empty `reference` means nothing was
+//!   live before this release.
+//! - **Signature.** `X-Baton-Timestamp: <unix seconds>` and `X-Baton-Signature: sha256=<hex>`,
+//!   the HMAC-SHA256 with the shared secret of `<timestamp>.<body>` (the raw bytes). The endpoint
+//!   should compare in constant time and refuse timestamps more than a few minutes old.
+//! - **Idempotency.** `Idempotency-Key: <release_id>/<wave>/<target>/<deploy|rollback>`. Baton
+//!   sends the same request again when an answer is lost or unreadable: the endpoint answers a
+//!   key it has seen with the run it started for it, and starts nothing new.
+//! - **Answer.** 200, 201 or 202 with `{"status_url": "...", "id": "..."}`: where to follow the
+//!   run (absolute, or relative to `url`) and its id. The status URL must be on the host of
+//!   `url`: Baton signs its requests, and an endpoint must not be able to send them elsewhere.
+//! - **Status.** `GET <status_url>`, signed the same way over an empty body, answers
+//!   `{"state": "running" | "succeeded" | "failed", "reason"?: "..."}`.
+//! - **Errors.** 401/403 is a signature the endpoint refuses (the secret differs), 404 a wrong
+//!   URL: neither is retried. 408, 429 (with `Retry-After` in seconds) and 5xx are retried.
+
+use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, Refused, decode, exchange, http_url, quote, retry_after, shown};
+use crate::secrets::{LazySecret, Secret};
+use async_trait::async_trait;
+use baton_domain::catalog::WebhookDeploy;
+use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, SecretResolver};
+use reqwest::header::CONTENT_TYPE;
+use reqwest::{Method, Url};
+use ring::hmac;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The `provider` of the handles this deployer returns.
+pub(crate) const PROVIDER: &str = "webhook";
+const TIMESTAMP_HEADER: &str = "x-baton-timestamp";
+const SIGNATURE_HEADER: &str = "x-baton-signature";
+const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// The longest run id and status URL kept: the handle travels in the execution's state.
+const MAX_ID_CHARS: usize = 200;
+const MAX_URL_CHARS: usize = 2048;
+
+/// Calls the team's endpoint for each target and polls the status URL it answers; see the
+/// module docs for the contract.
+pub struct WebhookDeployer {
+    url: Url,
+    secret: LazySecret,
+    timeout: Duration,
+    http: reqwest::Client,
+}
+
+/// The deploy request's body.
+#[derive(Serialize)]
+struct Call<'a> {
+    service: &'a str,
+    environment: &'a str,
+    release_id: &'a str,
+    wave: &'a str,
+    target: &'a str,
+    artifact: &'a baton_domain::release::Artifact,
+    rollback: bool,
+    undoes: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+struct Started {
+    status_url: String,
+    id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum State {
+    Running,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Deserialize)]
+struct Status {
+    state: State,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// What a handle carries: where to poll, and which target, for messages.
+#[derive(Serialize, Deserialize)]
+struct RunState {
+    status_url: String,
+    target: String,
+}
+
+impl WebhookDeployer {
+    /// `source` is the catalog file, for error messages. Refuses a URL that is not http(s).
+    pub fn new(
+        spec: &WebhookDeploy,
+        source: &str,
+        secrets: Arc<dyn SecretResolver>,
+        http: reqwest::Client,
+    ) -> Result<WebhookDeployer, ProviderError> {
+        let url =
+            http_url(&spec.url).map_err(|why| ProviderError::Rejected(format!("{source}: extensions.baton.deploy: webhook url {why}")))?;
+        Ok(WebhookDeployer { url, secret: LazySecret::new(spec.secret.clone(), secrets), timeout: DEFAULT_REQUEST_TIMEOUT, http })
+    }
+
+    /// How long one request may take ([`DEFAULT_REQUEST_TIMEOUT`] unless set).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> WebhookDeployer {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sends a signed request and returns the 2xx answer's body, or the error the answer means.
+    async fn signed(
+        &self,
+        method: Method,
+        url: &Url,
+        body: Vec<u8>,
+        idempotency_key: Option<&str>,
+        context: &str,
+    ) -> Result<Vec<u8>, ProviderError> {
+        let secret = self.secret.get().await?;
+        let build = || {
+            let timestamp = chrono::Utc::now().timestamp().to_string();
+            let mut request = self
+                .http
+                .request(method.clone(), url.clone())
+                .header(TIMESTAMP_HEADER, &timestamp)
+                .header(SIGNATURE_HEADER, signature(secret, &timestamp, &body));
+            if let Some(key) = idempotency_key {
+                request = request.header(IDEMPOTENCY_HEADER, key);
+            }
+            if !body.is_empty() {
+                request = request.header(CONTENT_TYPE, "application/json").body(body.clone());
+            }
+            request
+        };
+        let answer = exchange(build, self.timeout, context, retry_after).await?;
+        if answer.status.is_success() {
+            return Ok(answer.body);
+        }
+        Err(self.refusal(&answer, url, context, secret))
+    }
+
+    fn refusal(&self, answer: &Answer, url: &Url, context: &str, secret: &Secret) -> ProviderError {
+        let credentials = format!(
+            "it does not accept Baton's signature: check that it verifies X-Baton-Signature with the secret {}",
+            self.secret.reference()
+        );
+        let missing = format!("nothing answers at {}: check the webhook's url and the status_url it returns", shown(url));
+        let refused =
+            Refused { service: "the webhook endpoint", context, credentials: &credentials, missing: &missing, secrets: &[secret] };
+        answer.refusal(&refused, retry_after(&answer.headers))
+    }
+
+    /// `status_url` resolved against the webhook's URL, if it stays on the webhook's host.
+    fn status_url(&self, status_url: &str, context: &str) -> Result<Url, ProviderError> {
+        let refused = |why: String| ProviderError::Rejected(format!("{context}: the status_url {why}"));
+        let url = self.url.join(status_url).map_err(|e| refused(format!("'{}' is not a URL: {e}", quote(status_url, &[]))))?;
+        let downgrade = self.url.scheme() == "https" && url.scheme() != "https";
+        if !matches!(url.scheme(), "http" | "https") || downgrade {
+            return Err(refused(format!("{} must be https like the webhook's url", shown(&url))));
+        }
+        if url.host() != self.url.host() {
+            return Err(refused(format!(
+                "{} is not on the webhook's host {}: Baton follows runs only on the endpoint's own host",
+                shown(&url),
+                self.url.host_str().unwrap_or_default()
+            )));
+        }
+        Ok(url)
+    }
+}
+
+/// `sha256=<hex>` of the HMAC-SHA256 of `<timestamp>.<body>`.
+fn signature(secret: &Secret, timestamp: &str, body: &[u8]) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.expose().as_bytes());
+    let mut signed = hmac::Context::with_key(&key);
+    signed.update(timestamp.as_bytes());
+    signed.update(b".");
+    signed.update(body);
+    signed.sign().as_ref().iter().fold(String::from("sha256="), |mut hex, byte| {
+        let _ = write!(hex, "{byte:02x}");
+        hex
+    })
+}
+
+fn read_state(handle: &RunHandle) -> Result<RunState, ProviderError> {
+    if handle.provider != PROVIDER {
+        return Err(ProviderError::Rejected(format!(
+            "run {} belongs to the '{}' provider, not the webhook deployer",
+            handle.id, handle.provider
+        )));
+    }
+    serde_json::from_value(handle.state.clone())
+        .map_err(|e| ProviderError::Rejected(format!("webhook run handle {}: unreadable state: {e}", handle.id)))
+}
+
+#[async_trait]
+impl Deployer for WebhookDeployer {
+    async fn start(&self, request: &DeployRequest) -> Result<RunHandle, ProviderError> {
+        let kind = if request.rollback { "rollback" } else { "deploy" };
+        let context =
+            format!("asking the webhook {} to {kind} {} to target {}", shown(&self.url), request.artifact.reference, request.target);
+        let body = serde_json::to_vec(&Call {
+            service: &request.service,
+            environment: &request.environment,
+            release_id: &request.release_id.0,
+            wave: &request.wave,
+            target: &request.target,
+            artifact: &request.artifact,
+            rollback: request.rollback,
+            undoes: request.undoes.as_ref().map(|run| run.id.as_str()),
+        })
+        .expect("a deploy call serialises to JSON");
+        let key = format!("{}/{}/{}/{kind}", request.release_id.0, request.wave, request.target);
+        let answer = self.signed(Method::POST, &self.url, body, Some(&key), &context).await?;
+        let Started { status_url, id } = decode(&answer, &context)?;
+        if id.is_empty() || id.chars().count() > MAX_ID_CHARS || status_url.chars().count() > MAX_URL_CHARS {
+            return Err(ProviderError::Rejected(format!(
+                "{context}: the answer's id must have 1 to {MAX_ID_CHARS} characters and its status_url at most {MAX_URL_CHARS} \
+                 (they are kept in the release's state); got an id of {} and a status_url of {}",
+                id.chars().count(),
+                status_url.chars().count()
+            )));
+        }
+        let status_url = self.status_url(&status_url, &context)?;
+        tracing::info!(target: "baton::webhook", id = %id, target_name = %request.target, "the webhook started a {kind}");
+        let state = RunState { status_url: status_url.to_string(), target: request.target.clone() };
+        Ok(RunHandle {
+            provider: PROVIDER.into(),
+            id,
+            url: None,
+            state: serde_json::to_value(state).expect("run state serialises to JSON"),
+        })
+    }
+
+    async fn poll(&self, handle: &RunHandle) -> Result<DeployProgress, ProviderError> {
+        let state = read_state(handle)?;
+        let context = format!("reading the status of webhook run {} (target {})", handle.id, state.target);
+        let url = self.status_url(&state.status_url, &context)?;
+        let answer = self.signed(Method::GET, &url, Vec::new(), None, &context).await?;
+        let status: Status = decode(&answer, &context)?;
+        Ok(match status.state {
+            State::Running => DeployProgress::Running,
+            State::Succeeded => DeployProgress::Succeeded,
+            State::Failed => {
+                let secret = self.secret.get().await?;
+                let why = status.reason.map(|reason| quote(&reason, &[secret])).filter(|reason| !reason.is_empty());
+                DeployProgress::Failed {
+                    reason: format!(
+                        "the webhook reports run {} on target {} failed: {}",
+                        handle.id,
+                        state.target,
+                        why.as_deref().unwrap_or("it gave no reason")
+                    ),
+                }
+            }
+        })
+    }
+}
