@@ -126,7 +126,6 @@ impl HealthGate for CommandGate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http_client;
     use crate::test_support::{entry_in, release_id, script};
     use baton_domain::release::Artifact;
     use std::time::Instant;
@@ -142,6 +141,12 @@ mod tests {
             targets: vec!["host-1".into(), "host-2".into()],
             artifact: Artifact { reference: "web:2".into(), sha: "abc123".into(), branch: "main".into(), build_url: None },
         }
+    }
+
+    /// A client of this test's own: a shared one would reuse a pooled connection of a finished
+    /// test's runtime when a later test's server gets the same port.
+    fn http_client() -> Result<reqwest::Client, ProviderError> {
+        Ok(baton_http_client::Https::new(None).unwrap().client().clone())
     }
 
     fn gate(url: String, expect_status: Vec<u16>, body_contains: Option<&str>) -> HttpGateSampler {
