@@ -29,6 +29,7 @@ mod release_cmd;
 mod remote;
 mod report_cmd;
 mod status_cmd;
+mod unlock_cmd;
 mod view;
 
 use clap::{Parser, Subcommand};
@@ -60,6 +61,8 @@ enum Command {
     Metrics(metrics_cmd::MetricsArgs),
     /// A release's execution on AWS Step Functions: status, current state, stage and waves.
     Status(status_cmd::StatusArgs),
+    /// Free a service's release lock by hand (a release whose process died), saying why.
+    Unlock(unlock_cmd::UnlockArgs),
     /// Run or validate Amazon States Language definitions on the embedded executor.
     #[command(subcommand)]
     Asl(asl_cmd::AslCommand),
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
             Command::Show(args) => report_cmd::show(args).await,
             Command::Metrics(args) => metrics_cmd::run(args).await,
             Command::Status(args) => status_cmd::run(args).await,
+            Command::Unlock(args) => unlock_cmd::run(args).await,
             Command::Asl(cmd) => asl_cmd::run(cmd).await,
             Command::Catalog(cmd) => catalog_cmd::run(cmd).await,
             Command::Dev(cmd) => dev_cmd::run(cmd).await,

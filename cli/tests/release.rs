@@ -105,3 +105,54 @@ fn a_relative_state_directory_is_one_place_for_every_command() {
     assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
     assert!(cwd.path().join("state/workspace/hello-web/targets/web-use1-a/current").exists(), "the workspace is under ./state");
 }
+
+#[test]
+fn the_lock_of_a_killed_release_is_freed_by_hand_with_a_reason() {
+    let state = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog");
+    // Killed in the canary's 5 s bake: the record says running and the lock is held for its lease.
+    let mut release = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["release", "hello-web", "--json", "--catalog"])
+        .arg(&examples)
+        .arg("--state-dir")
+        .arg(state.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start baton release");
+    let started = std::time::Instant::now();
+    // Empty until the release has written its store.
+    let history = || {
+        let output =
+            Command::new(env!("CARGO_BIN_EXE_baton")).args(["history", "hello-web", "--json", "--state-dir"]).arg(state.path()).output();
+        serde_json::from_slice::<serde_json::Value>(&output.unwrap().stdout).unwrap_or_default()
+    };
+    while history()[0]["waves"][0]["status"] != "baking" {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the canary never baked: {}", history());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    release.kill().unwrap();
+    release.wait().unwrap();
+    let killed = history()[0].clone();
+    assert_eq!(killed["status"], "running");
+
+    let unlock = |reason: &str| baton(state.path(), &["unlock", "hello-web", "--reason", reason, "--json"]);
+    let freed = unlock("the release process was killed");
+    assert_eq!(freed.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&freed.stderr));
+    assert_eq!(json(&freed)["holder"], killed["id"]);
+    let again = unlock("twice");
+    assert_eq!((again.status.code(), json(&again)["freed"].clone()), (Some(1), serde_json::Value::Bool(false)), "nothing left to free");
+    let empty = unlock(" ");
+    assert_eq!(empty.status.code(), Some(2), "a reason is required");
+
+    let id = killed["id"].as_str().unwrap();
+    let show = Command::new(env!("CARGO_BIN_EXE_baton")).args(["show", id, "--json", "--state-dir"]).arg(state.path()).output().unwrap();
+    let events = json(&show)["events"].clone();
+    let unlocked: Vec<&serde_json::Value> = events.as_array().unwrap().iter().filter(|e| e["kind"] == "unlocked").collect();
+    assert_eq!(unlocked.len(), 1, "{events}");
+    assert!(unlocked[0]["message"].as_str().unwrap().ends_with("released the lock by hand: the release process was killed"), "{events}");
+
+    // The next release runs at once instead of waiting out the lease.
+    let next = baton(state.path(), &["release", "hello-web", "--no-wait", "--force", "--json"]);
+    assert_eq!(next.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&next.stderr));
+}

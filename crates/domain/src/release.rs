@@ -356,6 +356,8 @@ pub enum EventKind {
     RollbackFailed,
     /// A newer signal ran instead (the last event of such a release).
     Superseded,
+    /// A person freed the release's lock by hand (`baton unlock`), saying why.
+    Unlocked,
 }
 
 impl EventKind {
@@ -368,6 +370,7 @@ impl EventKind {
             EventKind::RolledBack => "rolled-back",
             EventKind::RollbackFailed => "rollback-failed",
             EventKind::Superseded => "superseded",
+            EventKind::Unlocked => "unlocked",
         }
     }
 

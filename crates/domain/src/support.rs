@@ -91,6 +91,29 @@ pub async fn update_release(store: &dyn ReleaseStore, id: &ReleaseId, change: im
     .await
 }
 
+/// Frees the lock of `key` whoever holds it, for a person settling a release whose executor
+/// died (its lease would free the lock anyway, within [`LOCK_LEASE`]); the holder's timeline
+/// says who did it and why. A holder that is alive after all takes the lock back at its next
+/// step if no other release took it meanwhile, and stops if one did. Returns the holder it freed.
+pub async fn unlock_by_hand(
+    store: &dyn ReleaseStore,
+    key: &LockKey,
+    person: &str,
+    reason: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<crate::release::LockInfo>, StoreError> {
+    let Some(held) = store.lock_holder(key, now).await? else { return Ok(None) };
+    if !store.unlock(key, &held.holder).await? {
+        return Ok(None); // freed between the two calls
+    }
+    let stage = store.get_release(&held.holder).await?.map(|release| release.stage).unwrap_or(Stage::Deploy);
+    let message = format!("{person} released the lock by hand: {reason}");
+    let event =
+        StageEvent { release_id: held.holder.clone(), at: now, stage, wave: None, target: None, kind: EventKind::Unlocked, message };
+    store.append_event(&event).await?;
+    Ok(Some(held))
+}
+
 impl From<StoreError> for TaskError {
     fn from(err: StoreError) -> TaskError {
         let name = match err {
