@@ -155,6 +155,22 @@ fn full_variants() -> (Vec<BuildSpec>, Vec<DeployTarget>, HealthSpec) {
             token: secret("GH"),
             app: Some(GitHubApp { app_id: "1".into(), installation_id: 2, private_key: SecretRef::Env("KEY".into()) }),
         }),
+        BuildSpec::GitlabCi(GitLabCiBuild {
+            project: GitLabProject("acme/web".into()),
+            token: secret("GL"),
+            trigger_token: secret("GL_TRIGGER"),
+            variables: env.clone(),
+            artifact: "registry.gitlab.com/acme/web:{short-sha}".into(),
+            api_url: Some("https://gitlab.example.com/api/v4".into()),
+        }),
+        BuildSpec::Buildkite(BuildkiteBuild {
+            organization: "acme".into(),
+            pipeline: "web".into(),
+            token: SecretRef::Env("BK".into()),
+            env: env.clone(),
+            artifact: "web:{build-number}".into(),
+            api_url: Some("https://buildkite.example.com/v2".into()),
+        }),
     ];
     let placements = vec![Placement { target: "t".into(), access: full_access() }];
     let targets = vec![
