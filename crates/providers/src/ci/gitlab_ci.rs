@@ -29,7 +29,7 @@
 
 use super::rest::{Body, Call, Credential, RestApi, started_unreadable};
 use super::{ArtifactTemplate, RunFacts, RunWord, Started, handle_number, handle_state};
-use crate::http::{decode, retry_after};
+use crate::http::{decode, retry_after, shown};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
 use baton_domain::catalog::{GitLabCiBuild, GitLabProject};
@@ -120,7 +120,7 @@ impl GitLabCiBuildProvider {
         let missing = format!(
             "GitLab has no project {} on {} that these credentials can see, or no such pipeline: check `project` and `api-url`",
             self.project,
-            self.api.endpoint([])
+            shown(&self.api.endpoint([]))
         );
         Call { context, credentials, missing, secrets, also_ok: None }
     }
