@@ -155,6 +155,22 @@ fn full_variants() -> (Vec<BuildSpec>, Vec<DeployTarget>, HealthSpec) {
             token: secret("GH"),
             app: Some(GitHubApp { app_id: "1".into(), installation_id: 2, private_key: SecretRef::Env("KEY".into()) }),
         }),
+        BuildSpec::GitlabCi(GitLabCiBuild {
+            project: GitLabProject("acme/web".into()),
+            token: secret("GL"),
+            trigger_token: secret("GL_TRIGGER"),
+            variables: env.clone(),
+            artifact: "registry.gitlab.com/acme/web:{short-sha}".into(),
+            api_url: Some("https://gitlab.example.com/api/v4".into()),
+        }),
+        BuildSpec::Buildkite(BuildkiteBuild {
+            organization: "acme".into(),
+            pipeline: "web".into(),
+            token: SecretRef::Env("BK".into()),
+            env: env.clone(),
+            artifact: "web:{build-number}".into(),
+            api_url: Some("https://buildkite.example.com/v2".into()),
+        }),
     ];
     let placements = vec![Placement { target: "t".into(), access: full_access() }];
     let targets = vec![
@@ -335,18 +351,19 @@ fn examples_pass_the_validator_and_the_schema() {
     }
 }
 
-/// `examples/providers` shows every deploy provider and every health gate in a valid block.
+/// `examples/providers` shows every build and deploy provider and every health gate in a valid block.
 #[test]
 fn the_provider_examples_show_every_provider_and_pass_both_checks() {
     let catalog = load_catalog(&repo().join("examples/providers")).expect("examples/providers is readable");
     assert_eq!(catalog.diagnostics(), &[] as &[Diagnostic]);
     let schema = checked_in_schema();
-    let (mut deploys, mut gates) = (BTreeSet::new(), BTreeSet::new());
+    let (mut builds, mut deploys, mut gates) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     for service in catalog.services() {
         let value = serde_json::to_value(&service.delivery).unwrap();
         let mut errors = Vec::new();
         schema_errors(&schema, &value, &service.name, &mut errors);
         assert_eq!(errors, Vec::<String>::new());
+        builds.insert(value["build"]["provider"].as_str().unwrap().to_owned());
         deploys.insert(value["deploy"]["provider"].as_str().unwrap().to_owned());
         gates.extend(value["health"]["gates"].as_array().unwrap().iter().map(|g| g["provider"].as_str().unwrap().to_owned()));
     }
@@ -358,6 +375,7 @@ fn the_provider_examples_show_every_provider_and_pass_both_checks() {
         all.remove("command");
         all
     };
+    assert_eq!(builds, without_command(providers(&schema["properties"]["build"])));
     assert_eq!(deploys, without_command(providers(&schema["properties"]["deploy"])));
     assert_eq!(gates, without_command(providers(&schema["properties"]["health"]["properties"]["gates"]["items"])));
 }

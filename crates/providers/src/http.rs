@@ -105,6 +105,13 @@ pub(crate) fn http_url(text: &str) -> Result<Url, String> {
     }
 }
 
+/// `base` with `segments` appended, each percent-encoded (a `/` inside one becomes `%2F`).
+pub(crate) fn endpoint<'a>(base: &Url, segments: impl IntoIterator<Item = &'a str>) -> Url {
+    let mut url = base.clone();
+    url.path_segments_mut().expect("an http(s) URL has a path").pop_if_empty().extend(segments);
+    url
+}
+
 /// A URL fit for an error message or a log line: without user, password, query or fragment,
 /// where credentials hide.
 pub(crate) fn shown(url: &Url) -> String {

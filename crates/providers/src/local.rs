@@ -1,9 +1,12 @@
-//! [`Providers`] for a machine without AWS: commands, HTTP health, console and Slack.
+//! [`Providers`] for a machine without AWS: commands, the CI services, Argo CD and webhooks,
+//! HTTP and Datadog health, console and Slack.
 
 use crate::argo_cd::ArgoCdDeployer;
 use crate::build::CommandBuildProvider;
 use crate::ci::GitHubAppTokens;
+use crate::ci::buildkite::BuildkiteBuildProvider;
 use crate::ci::from_catalog::GitHubActionsFromCatalog;
+use crate::ci::gitlab_ci::GitLabCiBuildProvider;
 use crate::command::CommandContext;
 use crate::datadog_monitors::DatadogMonitorsGate;
 use crate::deploy::CommandDeployer;
@@ -63,6 +66,12 @@ impl Providers for LocalProviders {
                 self.http.clone(),
                 self.github_tokens.clone(),
             )?)),
+            BuildSpec::GitlabCi(gitlab) => {
+                Ok(Box::new(GitLabCiBuildProvider::new(gitlab, &entry.source, Arc::clone(&self.secrets), self.http.clone())?))
+            }
+            BuildSpec::Buildkite(buildkite) => {
+                Ok(Box::new(BuildkiteBuildProvider::new(buildkite, &entry.source, Arc::clone(&self.secrets), self.http.clone())?))
+            }
         }
     }
 
@@ -121,7 +130,8 @@ mod tests {
     use crate::notify::tests::notification;
     use crate::test_support::{FixedSecrets, entry_in, release_id, script};
     use baton_domain::catalog::{
-        ArgoCdDeploy, CommandBuild, CommandDeploy, CommandRun, DatadogGate, HealthSpec, HttpGate, SecretRef, WebhookDeploy,
+        ArgoCdDeploy, BuildkiteBuild, CommandBuild, CommandDeploy, CommandRun, DatadogGate, GitLabCiBuild, GitLabProject, HealthSpec,
+        HttpGate, SecretRef, WebhookDeploy,
     };
     use baton_domain::ports::{BuildProgress, BuildRequest, DeployProgress, DeployRequest, GateReading, HealthRequest};
     use std::path::Path;
@@ -281,6 +291,59 @@ mod tests {
         };
         let gate = providers.gate(&HealthSpec::single(Gate::Datadog(datadog)).gates[0], &entry).unwrap();
         assert_eq!(gate.describe(), "Datadog monitors tagged service:web, env:production, team:payments");
+    }
+
+    #[tokio::test]
+    async fn gitlab_and_buildkite_blocks_build_their_providers() {
+        let server = wiremock::MockServer::start().await;
+        wiremock::Mock::given(wiremock::matchers::path("/api/v4/projects/acme%2Fweb/pipeline"))
+            .respond_with(wiremock::ResponseTemplate::new(201).set_body_json(serde_json::json!({
+                "id": 9, "sha": "abc", "status": "created", "web_url": "https://gitlab.example.com/acme/web/-/pipelines/9",
+            })))
+            .mount(&server)
+            .await;
+        let dir = tempfile::tempdir().unwrap();
+        let entry = entry_in(dir.path());
+        let token = SecretRef::Env("GITLAB_TOKEN".into());
+        let providers = LocalProviders::new(dir.path().into(), None, Arc::new(FixedSecrets::one(token.clone(), "glpat")), None).unwrap();
+        let gitlab = |project: &str| {
+            BuildSpec::GitlabCi(GitLabCiBuild {
+                project: GitLabProject(project.into()),
+                token: Some(token.clone()),
+                trigger_token: None,
+                variables: Default::default(),
+                artifact: "web:{pipeline-id}".into(),
+                api_url: Some(format!("{}/api/v4", server.uri())),
+            })
+        };
+        let request = BuildRequest {
+            service: "web".into(),
+            environment: "production".into(),
+            release_id: release_id(),
+            branch: "main".into(),
+            sha: None,
+        };
+        let run = providers.build(&gitlab("acme/web"), &entry).unwrap().start(&request).await.unwrap();
+        assert_eq!((run.provider.as_str(), run.id.as_str()), ("gitlab-ci", "9"));
+        let refused = providers.build(&gitlab("web"), &entry).err().unwrap();
+        assert!(
+            matches!(&refused, ProviderError::Rejected(m) if m.starts_with(&entry.source) && m.contains("gitlab-ci project")),
+            "{refused}"
+        );
+
+        let buildkite = |pipeline: &str| {
+            BuildSpec::Buildkite(BuildkiteBuild {
+                organization: "acme".into(),
+                pipeline: pipeline.into(),
+                token: SecretRef::Env("BUILDKITE_TOKEN".into()),
+                env: Default::default(),
+                artifact: "web:{build-number}".into(),
+                api_url: None,
+            })
+        };
+        assert!(providers.build(&buildkite("web"), &entry).is_ok());
+        let refused = providers.build(&buildkite("Web"), &entry).err().unwrap();
+        assert!(matches!(&refused, ProviderError::Rejected(m) if m.contains("buildkite pipeline")), "{refused}");
     }
 
     #[test]

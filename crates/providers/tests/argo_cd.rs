@@ -8,9 +8,8 @@ use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError
 use baton_providers::ArgoCdDeployer;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use support::{SHA, Secrets, artifact, assert_secret_free, client, release_id, travelled};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use support::{SHA, Secrets, answer, answer_once, artifact, assert_secret_free, client, release_id, travelled};
+use wiremock::{MockServer, Request, ResponseTemplate};
 
 /// Shaped like a JWT: Argo CD ignores bearer tokens that are not.
 const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJiYXRvbiJ9.TOPSECRET_signature";
@@ -94,14 +93,6 @@ fn ok(body: Value) -> ResponseTemplate {
 /// Argo CD's error body (grpc-gateway): `{error, code, message}`.
 fn argo_error(status: u16, code: u16, message: &str) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(json!({ "error": message, "code": code, "message": message }))
-}
-
-async fn answer(server: &MockServer, verb: &str, at: &str, response: ResponseTemplate) {
-    Mock::given(method(verb)).and(path(at)).respond_with(response).mount(server).await;
-}
-
-async fn answer_once(server: &MockServer, verb: &str, at: &str, response: ResponseTemplate) {
-    Mock::given(method(verb)).and(path(at)).respond_with(response).up_to_n_times(1).mount(server).await;
 }
 
 /// A handle as `start` returns it for a sync to SHA after BEFORE's operation.

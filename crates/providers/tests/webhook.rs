@@ -10,9 +10,8 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use std::time::{Duration, Instant};
-use support::{RELEASE, SHA, Secrets, artifact, assert_secret_free, client, release_id, travelled};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+use support::{RELEASE, SHA, Secrets, answer, answer_once, artifact, assert_secret_free, client, release_id, travelled};
+use wiremock::{MockServer, Request, ResponseTemplate};
 
 const SECRET: &str = "whsec_TOPSECRET_0123456789";
 const SECRET_REF: &str = "WEBHOOK_SECRET";
@@ -48,14 +47,6 @@ fn started(status_url: &str) -> ResponseTemplate {
 
 fn status(state: &str) -> ResponseTemplate {
     ResponseTemplate::new(200).set_body_json(json!({ "state": state }))
-}
-
-async fn answer(server: &MockServer, verb: &str, at: &str, response: ResponseTemplate) {
-    Mock::given(method(verb)).and(path(at)).respond_with(response).mount(server).await;
-}
-
-async fn answer_once(server: &MockServer, verb: &str, at: &str, response: ResponseTemplate) {
-    Mock::given(method(verb)).and(path(at)).respond_with(response).up_to_n_times(1).mount(server).await;
 }
 
 /// A deploy answered with a status URL on the same server.

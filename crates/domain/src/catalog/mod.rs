@@ -94,6 +94,10 @@ pub enum BuildSpec {
     Command(CommandBuild),
     /// Dispatches a GitHub Actions workflow, then polls its run.
     GithubActions(GitHubActionsBuild),
+    /// Creates a GitLab CI pipeline, then polls it.
+    GitlabCi(GitLabCiBuild),
+    /// Creates a Buildkite build, then polls it.
+    Buildkite(BuildkiteBuild),
 }
 
 /// A `workflow_dispatch` of a GitHub Actions workflow; the run gets `baton_release_id` and
@@ -118,6 +122,121 @@ pub struct GitHubActionsBuild {
     /// A GitHub App installed on the repository, instead of a token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app: Option<GitHubApp>,
+}
+
+/// A GitLab CI pipeline on the release branch; it gets the variables `BATON_RELEASE_ID` and
+/// `BATON_SHA` besides `variables`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GitLabCiBuild {
+    pub project: GitLabProject,
+    /// A project or personal access token (`api` scope), sent as `PRIVATE-TOKEN`: creates the
+    /// pipeline unless `trigger_token` is set, and reads and cancels it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<SecretRef>,
+    /// A pipeline trigger token: creates the pipeline through the trigger API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_token: Option<SecretRef>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+    /// The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{pipeline-id}`, `{release-id}`.
+    pub artifact: String,
+    /// A self-managed instance's API (`https://HOST/api/v4`); gitlab.com's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+}
+
+/// A GitLab project as the API names it: its numeric id, or its full path (`group/sub/name`).
+/// The catalog may write an id as a number; it is kept as text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct GitLabProject(pub String);
+
+impl GitLabProject {
+    /// What a project looks like, for "expected ..." messages.
+    pub const EXPECTED: &'static str = "a GitLab project: its numeric id, or its path `group/name` (subgroups allowed)";
+
+    /// Why `text` names no project, if it does not: an id is digits, a path is at least two
+    /// `/`-separated parts of letters, digits, `_`, `-` and `.` (GitLab's path rules), written
+    /// as is: Baton encodes it in URLs itself.
+    pub fn check(text: &str) -> Result<(), String> {
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            return if text.bytes().all(|b| b == b'0') { Err("found the id 0".into()) } else { Ok(()) };
+        }
+        if text.contains('%') {
+            return Err("found `%`: write the path as `group/name`, Baton encodes it".into());
+        }
+        let parts: Vec<&str> = text.split('/').collect();
+        if parts.len() < 2 {
+            return Err(format!("found `{text}`, neither a number nor a path with a `/`"));
+        }
+        for part in parts {
+            let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+            match part.chars().next() {
+                None => return Err("found an empty part between `/`s".into()),
+                Some(first @ ('-' | '.')) => return Err(format!("found a part starting with `{first}`")),
+                Some(_) => {}
+            }
+            if let Some(bad) = part.chars().find(|c| !allowed(*c)) {
+                return Err(format!("found `{}`", bad.escape_debug()));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for GitLabProject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for GitLabProject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Id(u64),
+            Text(String),
+        }
+        Ok(GitLabProject(match Raw::deserialize(deserializer)? {
+            Raw::Id(id) => id.to_string(),
+            Raw::Text(text) => text,
+        }))
+    }
+}
+
+/// A build of a Buildkite pipeline; it gets `BATON_RELEASE_ID` and `BATON_SHA` in its
+/// environment besides `env`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BuildkiteBuild {
+    /// The organization's slug.
+    pub organization: String,
+    /// The pipeline's slug.
+    pub pipeline: String,
+    /// An API access token with `read_builds` and `write_builds`, sent as a bearer token.
+    pub token: SecretRef,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{build-number}`, `{release-id}`.
+    pub artifact: String,
+    /// Buildkite's REST API; `https://api.buildkite.com/v2` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+}
+
+/// Why `text` is no Buildkite slug (as in the pipeline's URL), if it is not one.
+pub fn check_slug(text: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_');
+    match text.chars().next() {
+        None => Err("found an empty string".into()),
+        Some(first) if !first.is_ascii_lowercase() && !first.is_ascii_digit() => Err(format!("found `{}` first", first.escape_debug())),
+        Some(_) => match text.chars().find(|c| !allowed(*c)) {
+            Some(bad) => Err(format!("found `{}`", bad.escape_debug())),
+            None => Ok(()),
+        },
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

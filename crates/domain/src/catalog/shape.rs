@@ -31,6 +31,10 @@ pub(crate) enum Kind {
     Targets,
     /// An http(s) URL.
     Url,
+    /// A GitLab project's numeric id or path ([`GitLabProject::check`](super::GitLabProject::check)).
+    GitLabProject,
+    /// A Buildkite organization or pipeline slug ([`check_slug`](super::check_slug)).
+    Slug,
     /// A whole number of seconds: `90`, `"90s"`, `"5m"`, `"1h30m"`; at least `min`.
     Duration { min: u64 },
     /// A whole number of at least `min` (fits in u32).
@@ -186,6 +190,44 @@ const BUILD_GITHUB_ACTIONS: &[Field] = &[
     field("app", Kind::Object(&GITHUB_APP), "A GitHub App installed on the repository, instead of `token`."),
 ];
 
+const BUILD_GITLAB_CI: &[Field] = &[
+    required("project", Kind::GitLabProject, "The project's numeric id or its path `group/name`."),
+    field(
+        "token",
+        Kind::Secret,
+        "A project or personal access token with the `api` scope (secret reference): creates the pipeline \
+         unless `trigger-token` is set, reads and cancels it.",
+    ),
+    field(
+        "trigger-token",
+        Kind::Secret,
+        "A pipeline trigger token (secret reference): creates the pipeline through the trigger API; \
+         without `token`, Baton can follow only pipelines anyone may read, and cannot cancel them.",
+    ),
+    field("variables", Kind::Env, "Pipeline variables, besides `BATON_RELEASE_ID` and `BATON_SHA`."),
+    required(
+        "artifact",
+        Kind::Text,
+        "The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{pipeline-id}` and `{release-id}` \
+         filled from the pipeline (e.g. `registry.gitlab.com/acme/web:{short-sha}`).",
+    ),
+    field("api-url", Kind::Url, "A self-managed instance's API, `https://HOST/api/v4`; gitlab.com's by default."),
+];
+
+const BUILD_BUILDKITE: &[Field] = &[
+    required("organization", Kind::Slug, "The organization's slug, as in its Buildkite URL."),
+    required("pipeline", Kind::Slug, "The pipeline's slug, as in its Buildkite URL."),
+    required("token", Kind::Secret, "An API access token with `read_builds` and `write_builds` (secret reference)."),
+    field("env", Kind::Env, "Build environment variables, besides `BATON_RELEASE_ID` and `BATON_SHA`."),
+    required(
+        "artifact",
+        Kind::Text,
+        "The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{build-number}` and `{release-id}` \
+         filled from the build.",
+    ),
+    field("api-url", Kind::Url, "Buildkite's REST API; `https://api.buildkite.com/v2` by default."),
+];
+
 pub(crate) const BUILD: Shape = Shape {
     fields: &[],
     variants: &[
@@ -195,6 +237,8 @@ pub(crate) const BUILD: Shape = Shape {
             doc: "Dispatches a GitHub Actions workflow and polls its run.",
             fields: BUILD_GITHUB_ACTIONS,
         },
+        Variant { provider: "gitlab-ci", doc: "Creates a GitLab CI pipeline and polls it.", fields: BUILD_GITLAB_CI },
+        Variant { provider: "buildkite", doc: "Creates a Buildkite build and polls it.", fields: BUILD_BUILDKITE },
     ],
     at_least_one: &[],
     unknown_hint: None,
@@ -448,6 +492,8 @@ impl Kind {
             Kind::TextList => "a list of strings".into(),
             Kind::Targets => "a non-empty list of target names".into(),
             Kind::Url => "an http:// or https:// URL".into(),
+            Kind::GitLabProject => super::GitLabProject::EXPECTED.into(),
+            Kind::Slug => "a slug of lowercase letters, digits, `-` and `_`, as in the Buildkite URL".into(),
             Kind::Duration { min: 0 } => "a duration such as 30s, 5m or 1h (or a number of seconds)".into(),
             Kind::Duration { .. } => "a positive duration such as 30s, 5m or 1h (or a number of seconds)".into(),
             Kind::Count { min } => format!("a whole number of at least {min}"),
@@ -553,6 +599,11 @@ fn kind_schema(kind: &Kind) -> Json {
         Kind::TextList => json!({ "type": "array", "items": { "type": "string" } }),
         Kind::Targets => json!({ "type": "array", "minItems": 1, "items": TARGET.schema() }),
         Kind::Url => json!({ "type": "string", "pattern": "^https?://." }),
+        Kind::GitLabProject => json!({ "oneOf": [
+            { "type": "integer", "minimum": 1 },
+            { "type": "string", "pattern": "^([0-9]+|[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)+)$" },
+        ] }),
+        Kind::Slug => json!({ "type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$" }),
         Kind::Duration { min } => json!({ "oneOf": [
             { "type": "integer", "minimum": min },
             { "type": "string", "pattern": "^([0-9]+|([0-9]+[smh])+)$" },

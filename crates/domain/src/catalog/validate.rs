@@ -5,7 +5,7 @@
 use super::schedule::check_schedule;
 use super::shape::{Field, GATE, Kind, NAME, NameRule, PROVIDER, Shape, TARGET, WAVE, quoted_list};
 use super::tree::{Node, Value};
-use super::{Diagnostic, HealthSpec, Seconds, SecretRef};
+use super::{Diagnostic, GitLabProject, HealthSpec, Seconds, SecretRef, check_slug};
 use crate::rules::watch::{EVENTS_PER_SAMPLE, HISTORY_QUOTA, MAX_WATCH_SAMPLES};
 use crate::support::LOCK_LEASE;
 use std::borrow::Cow;
@@ -124,6 +124,17 @@ impl<'a> Checker<'a> {
             (Kind::TextList, Value::Seq(items)) => self.each(items, path, &Kind::AnyText),
             (Kind::Targets, Value::Seq(items)) if !items.is_empty() => self.each(items, path, &Kind::Target),
             (Kind::Url, Value::Str(s)) if is_http_url(s) => {}
+            (Kind::GitLabProject, Value::Int(n)) if *n > 0 => {}
+            (Kind::GitLabProject, Value::Str(s)) => {
+                if let Err(why) = GitLabProject::check(s) {
+                    self.error(node.line, path, format!("expected {}; {why}", kind.expected()));
+                }
+            }
+            (Kind::Slug, Value::Str(s)) => {
+                if let Err(why) = check_slug(s) {
+                    self.error(node.line, path, format!("expected {}; {why}", kind.expected()));
+                }
+            }
             (Kind::Duration { min }, _) => self.duration(node, path, *min),
             (Kind::Count { min }, Value::Int(n)) if *n >= 0 && (*n as u64) >= *min && *n <= i64::from(u32::MAX) => {}
             (Kind::Argv, Value::Seq(items)) => self.argv(node, items, path),
@@ -250,6 +261,14 @@ impl<'a> Checker<'a> {
                     self.error(gate.line, &index(&join(path, "health.gates"), i), message);
                 }
             }
+        }
+        if let Some(build) = baton.get("build")
+            && build.get(PROVIDER).and_then(Node::as_str) == Some("gitlab-ci")
+            && build.get("token").is_none()
+            && build.get("trigger-token").is_none()
+        {
+            let message = "expected `token`, `trigger-token` or both: Baton needs one to create the pipeline";
+            self.error(build.line, &join(path, "build"), message);
         }
         if let Some(deploy) = baton.get("deploy") {
             self.deploy_rules(deploy, &join(path, "deploy"));

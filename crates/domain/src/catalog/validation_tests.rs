@@ -488,6 +488,91 @@ fn schedules_follow_eventbridge_scheduler() {
     assert_eq!(parse_catalog_documents(FILE, &text).1, vec![]);
 }
 
+/// BASE with its build block replaced by `block` (lines at the build's indentation).
+fn with_build(block: &str) -> String {
+    with("      provider: command\n      command: [\"sh\", \"build.sh\"]\n", block)
+}
+
+#[test]
+fn gitlab_ci_blocks_build_the_spec_with_an_id_or_a_path() {
+    let text = with_build(
+        "      provider: gitlab-ci\n      project: 1234\n      token: env:GITLAB_TOKEN\n      variables: {DEPLOY: \"yes\"}\n      \
+         artifact: registry.gitlab.com/acme/web:{short-sha}-{pipeline-id}\n",
+    );
+    let (services, diagnostics) = parse_catalog_documents(FILE, &text);
+    assert_eq!(diagnostics, vec![]);
+    let BuildSpec::GitlabCi(gitlab) = &services[0].delivery.build else { panic!("{:?}", services[0].delivery.build) };
+    assert_eq!(gitlab.project, GitLabProject("1234".into()));
+    assert_eq!(gitlab.token, Some(SecretRef::Env("GITLAB_TOKEN".into())));
+    assert_eq!((gitlab.trigger_token.as_ref(), gitlab.api_url.as_ref()), (None, None));
+    assert_eq!(gitlab.variables["DEPLOY"], "yes");
+
+    let text = with_build(
+        "      provider: gitlab-ci\n      project: acme/platform/web\n      trigger-token: env:GITLAB_TRIGGER\n      \
+         artifact: web:{sha}\n      api-url: https://gitlab.example.com/api/v4\n",
+    );
+    let (services, diagnostics) = parse_catalog_documents(FILE, &text);
+    assert_eq!(diagnostics, vec![]);
+    let BuildSpec::GitlabCi(gitlab) = &services[0].delivery.build else { panic!("a gitlab-ci build") };
+    assert_eq!(gitlab.project.0, "acme/platform/web");
+    assert_eq!(gitlab.trigger_token, Some(SecretRef::Env("GITLAB_TRIGGER".into())));
+}
+
+#[test]
+fn a_gitlab_project_is_an_id_or_a_path_and_a_token_is_named() {
+    let block = |project: &str| {
+        with_build(&format!(
+            "      provider: gitlab-ci\n      project: {project}\n      token: env:GITLAB_TOKEN\n      artifact: web:{{sha}}\n"
+        ))
+    };
+    let cases = [
+        ("web", "found `web`, neither a number nor a path with a `/`"),
+        ("acme%2Fweb", "found `%`: write the path as `group/name`, Baton encodes it"),
+        ("acme//web", "found an empty part between `/`s"),
+        ("acme/-web", "found a part starting with `-`"),
+        ("\"acme/my web\"", "found ` `"),
+        ("\"0\"", "found the id 0"),
+    ];
+    for (project, why) in cases {
+        let text = block(project);
+        let expected = format!("expected {}; {why}", GitLabProject::EXPECTED);
+        assert_diag(&only_error(&text), line_of(&text, "project:"), "extensions.baton.build.project", &expected);
+    }
+    let text = block("0");
+    assert_diag(&only_error(&text), line_of(&text, "project:"), "extensions.baton.build.project", GitLabProject::EXPECTED);
+
+    let text = with_build("      provider: gitlab-ci\n      project: acme/web\n      artifact: web:{sha}\n");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "provider: gitlab-ci"),
+        "extensions.baton.build",
+        "expected `token`, `trigger-token` or both",
+    );
+}
+
+#[test]
+fn buildkite_blocks_name_their_pipeline_by_slugs() {
+    let block = |organization: &str| {
+        with_build(&format!(
+            "      provider: buildkite\n      organization: {organization}\n      pipeline: web-release\n      \
+             token: env:BUILDKITE_TOKEN\n      env: {{REGION: eu}}\n      artifact: web:{{build-number}}\n"
+        ))
+    };
+    let (services, diagnostics) = parse_catalog_documents(FILE, &block("acme"));
+    assert_eq!(diagnostics, vec![]);
+    let BuildSpec::Buildkite(buildkite) = &services[0].delivery.build else { panic!("a buildkite build") };
+    assert_eq!((buildkite.organization.as_str(), buildkite.pipeline.as_str()), ("acme", "web-release"));
+    assert_eq!(buildkite.token, SecretRef::Env("BUILDKITE_TOKEN".into()));
+    assert_eq!(buildkite.env["REGION"], "eu");
+
+    for (organization, why) in [("Acme", "found `A` first"), ("acme/web", "found `/`"), ("-acme", "found `-` first")] {
+        let text = block(organization);
+        assert_diag(&only_error(&text), line_of(&text, "organization:"), "extensions.baton.build.organization", why);
+    }
+    let text = with_build("      provider: buildkite\n      organization: acme\n      pipeline: web\n      artifact: web:{sha}\n");
+    assert_diag(&only_error(&text), line_of(&text, "provider: buildkite"), "extensions.baton.build.token", "missing required field");
+}
+
 #[test]
 fn commands_need_a_program() {
     let text = with("command: [\"sh\", \"deploy.sh\"]", "command: []");

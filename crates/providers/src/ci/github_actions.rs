@@ -29,12 +29,12 @@
 //!   `x-ratelimit-reset`, else the minute GitHub asks for.
 
 use super::github_app::{AppAuth, GitHubAppTokens, InstallationToken};
-use super::{ArtifactTemplate, RunFacts};
-use crate::http::{DEFAULT_REQUEST_TIMEOUT, decode, header_u64, quote, retry_after, unanswered};
+use super::{ArtifactTemplate, RunFacts, RunWord, handle_number, handle_state};
+use crate::http::{DEFAULT_REQUEST_TIMEOUT, decode, endpoint, header_u64, quote, retry_after, unanswered};
 use crate::secrets::Secret;
 use async_trait::async_trait;
 use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
-use baton_domain::release::{Artifact, ReleaseId};
+use baton_domain::release::ReleaseId;
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::header::{ACCEPT, HeaderMap};
 use reqwest::{Method, StatusCode, Url};
@@ -226,7 +226,7 @@ impl GitHubActionsBuildProvider {
         if request_timeout.is_zero() {
             return Err(rejected("the request timeout is 0".into()));
         }
-        let artifact = ArtifactTemplate::parse(&artifact).map_err(rejected)?;
+        let artifact = ArtifactTemplate::parse(&artifact, RunWord::RunId).map_err(rejected)?;
         let auth = match auth {
             GitHubAuth::Token(token) if token.expose().trim().is_empty() => return Err(rejected("the token is empty".into())),
             GitHubAuth::Token(token) => Auth::Token(token),
@@ -244,9 +244,7 @@ impl GitHubActionsBuildProvider {
 
     /// The API URL with `segments` appended, each percent-encoded.
     fn endpoint<'a>(&self, segments: impl IntoIterator<Item = &'a str>) -> Url {
-        let mut url = self.api.clone();
-        url.path_segments_mut().expect("an http(s) URL has a path").pop_if_empty().extend(segments);
-        url
+        endpoint(&self.api, segments)
     }
 
     fn workflow_endpoint(&self, tail: &str) -> Url {
@@ -395,17 +393,10 @@ impl GitHubActionsBuildProvider {
 
     /// The handle's state (without `locate`) and the run it is about.
     fn read_handle(&self, run: &RunHandle) -> Result<(RunState, Target), ProviderError> {
-        if run.provider != PROVIDER {
-            return Err(ProviderError::Rejected(format!(
-                "run {} belongs to the '{}' provider, not the GitHub Actions build provider",
-                run.id, run.provider
-            )));
-        }
-        let unreadable = |why: String| ProviderError::Rejected(format!("GitHub Actions run handle {}: {why}", run.id));
-        let mut state: RunState = serde_json::from_value(run.state.clone()).map_err(|e| unreadable(format!("unreadable state: {e}")))?;
+        let mut state: RunState = handle_state(run, PROVIDER, "GitHub Actions")?;
         let target = match state.locate.take() {
             Some(dispatch) => Target::Pending(dispatch),
-            None => Target::Run(run.id.parse().map_err(|_| unreadable("the id is not a run number".into()))?),
+            None => Target::Run(handle_number(run, "GitHub Actions")?),
         };
         Ok((state, target))
     }
@@ -416,14 +407,7 @@ impl GitHubActionsBuildProvider {
                 let branch = run.head_branch.as_deref().unwrap_or(&state.branch);
                 let run_id = run.id.to_string();
                 let facts = RunFacts { sha: &run.head_sha, branch, run_id: &run_id, release_id: &state.release_id.0 };
-                BuildProgress::Succeeded {
-                    artifact: Artifact {
-                        reference: self.artifact.render(&facts),
-                        sha: run.head_sha.clone(),
-                        branch: branch.to_owned(),
-                        build_url: Some(run.html_url.clone()),
-                    },
-                }
+                self.artifact.built(&facts, &run.html_url)
             }
             (Some("completed"), Some(conclusion)) => BuildProgress::Failed {
                 reason: format!(

@@ -65,3 +65,36 @@ pub fn message(error: &ProviderError) -> &str {
 pub fn assert_secret_free(text: &str, secret: &str) {
     assert!(!text.contains(secret), "the secret leaked: {text}");
 }
+
+/// Mounts `response` for every `verb` request to `at`.
+pub async fn answer(server: &wiremock::MockServer, verb: &str, at: &str, response: wiremock::ResponseTemplate) {
+    wiremock::Mock::given(wiremock::matchers::method(verb)).and(wiremock::matchers::path(at)).respond_with(response).mount(server).await;
+}
+
+/// Mounts `response` for the next `verb` request to `at` only; later ones fall through to
+/// mocks mounted after it.
+pub async fn answer_once(server: &wiremock::MockServer, verb: &str, at: &str, response: wiremock::ResponseTemplate) {
+    wiremock::Mock::given(wiremock::matchers::method(verb))
+        .and(wiremock::matchers::path(at))
+        .respond_with(response)
+        .up_to_n_times(1)
+        .mount(server)
+        .await;
+}
+
+/// The requests `server` received for `verb` to `at`.
+pub async fn received(server: &wiremock::MockServer, verb: &str, at: &str) -> Vec<wiremock::Request> {
+    let requests = server.received_requests().await.unwrap_or_default();
+    requests.into_iter().filter(|request| request.method.as_str() == verb && request.url.path() == at).collect()
+}
+
+/// What a task sees of a build request.
+pub fn build_request(sha: Option<&str>) -> baton_domain::ports::BuildRequest {
+    baton_domain::ports::BuildRequest {
+        service: "web".into(),
+        environment: "production".into(),
+        release_id: release_id(),
+        branch: "main".into(),
+        sha: sha.map(str::to_owned),
+    }
+}

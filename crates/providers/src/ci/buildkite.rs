@@ -1,0 +1,211 @@
+//! The `buildkite` build provider: creates a build of a pipeline on the release branch and
+//! follows it until it finishes.
+//!
+//! - **Start.** `POST /organizations/{org}/pipelines/{pipeline}/builds` with a bearer token:
+//!   `{commit, branch, message: "Baton release <id>", env}`. `commit` is the release's sha, or
+//!   `HEAD` (the branch's head) when it names none; `env` gets `BATON_RELEASE_ID` and
+//!   `BATON_SHA` last, so the catalog cannot override them. The artifact's sha is the build's
+//!   `commit`, which Buildkite resolves from `HEAD` once a job checks the branch out.
+//! - **States.** `passed` is the only success. `failed`, `canceled`, `canceling` (it ends
+//!   `canceled`), `skipped` (superseded by a newer build of the branch), `not_run` and
+//!   `waiting_failed` (a step it waited on failed) fail the build, naming the state and the
+//!   build's page. `creating`, `scheduled`, `running`, `waiting`, `failing` (a job failed, others
+//!   still run: it will end `failed`, with every log) and any state Buildkite adds later are
+//!   still running.
+//! - **Blocked.** A build at a block step waits for a person to unblock it, and never goes on
+//!   by itself. Meanwhile it shows the step's `blocked_state`: `passed` by default, so
+//!   `passed` with `blocked: true` has not finished. The state `blocked`, and `passed`,
+//!   `failed` or `running` with `blocked: true`, stay `Running` (logged with the page to
+//!   unblock it from): a block step is how teams put an approval before a build's release
+//!   steps, and the definition's build polls (`Baton.BuildPending` retries, about 73 minutes of
+//!   them) bound the wait. A cancelled or skipped build is over, blocked or not.
+//! - **Cancel.** `PUT .../builds/{number}/cancel`; Buildkite refuses (422) builds that are not
+//!   scheduled, running or failing, that is builds already finished: not an error.
+//! - A 2xx to the create request whose body does not read is `Rejected`, not retried: the build
+//!   may exist, and a retry would start a second.
+//! - Errors: 401/403 name the token's reference (never its value), 404 the pipeline; 429 waits
+//!   out a short `Retry-After` (else `RateLimit-Reset`, seconds until the limit resets) once,
+//!   else is `Unavailable` saying when to retry; 5xx and timeouts are `Unavailable`.
+
+use super::rest::{Body, Call, Credential, RestApi, started_unreadable};
+use super::{ArtifactTemplate, RunFacts, RunWord, Started, handle_number, handle_state};
+use crate::http::{decode, header_u64, retry_after};
+use crate::secrets::LazySecret;
+use async_trait::async_trait;
+use baton_domain::catalog::{BuildkiteBuild, check_slug};
+use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The `provider` of the handles this provider returns.
+pub(crate) const PROVIDER: &str = "buildkite";
+pub const DEFAULT_BUILDKITE_API_URL: &str = "https://api.buildkite.com/v2";
+const SERVICE: &str = "Buildkite";
+
+/// Creates a build for each release and polls it; see the module docs.
+pub struct BuildkiteBuildProvider {
+    api: RestApi,
+    organization: String,
+    pipeline: String,
+    token: LazySecret,
+    env: BTreeMap<String, String>,
+    artifact: ArtifactTemplate,
+}
+
+/// The fields of a build (as the create, get and cancel endpoints answer) Baton reads.
+#[derive(Debug, Deserialize)]
+struct Build {
+    number: u64,
+    web_url: String,
+    state: String,
+    commit: String,
+    /// Whether a block step holds the build.
+    #[serde(default)]
+    blocked: bool,
+}
+
+/// How long Buildkite asks to wait: `Retry-After`, else the seconds until `RateLimit-Reset`.
+fn rate_limit_wait(headers: &HeaderMap) -> Option<Duration> {
+    retry_after(headers).or_else(|| header_u64(headers, "ratelimit-reset").map(Duration::from_secs))
+}
+
+impl BuildkiteBuildProvider {
+    /// `source` is the catalog file, for error messages. Refuses bad slugs, API URL or artifact
+    /// template before any secret is read.
+    pub fn new(
+        spec: &BuildkiteBuild,
+        source: &str,
+        secrets: Arc<dyn SecretResolver>,
+        http: reqwest::Client,
+    ) -> Result<BuildkiteBuildProvider, ProviderError> {
+        let rejected = |why: String| ProviderError::Rejected(format!("{source}: extensions.baton.build: buildkite {why}"));
+        for (field, slug) in [("organization", &spec.organization), ("pipeline", &spec.pipeline)] {
+            check_slug(slug).map_err(|why| rejected(format!("{field}: expected a slug as in the Buildkite URL; {why}")))?;
+        }
+        let api_url = spec.api_url.as_deref().unwrap_or(DEFAULT_BUILDKITE_API_URL);
+        let api = RestApi::new(SERVICE, api_url, http, rate_limit_wait).map_err(rejected)?;
+        Ok(BuildkiteBuildProvider {
+            api,
+            organization: spec.organization.clone(),
+            pipeline: spec.pipeline.clone(),
+            token: LazySecret::new(spec.token.clone(), secrets),
+            env: spec.env.clone(),
+            artifact: ArtifactTemplate::parse(&spec.artifact, RunWord::BuildNumber).map_err(rejected)?,
+        })
+    }
+
+    /// How long one request may take ([`DEFAULT_REQUEST_TIMEOUT`](crate::DEFAULT_REQUEST_TIMEOUT) unless set).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> BuildkiteBuildProvider {
+        self.api.set_timeout(timeout);
+        self
+    }
+
+    /// "pipeline acme/web"
+    fn label(&self) -> String {
+        format!("pipeline {}/{}", self.organization, self.pipeline)
+    }
+
+    fn builds(&self, tail: &[&str]) -> reqwest::Url {
+        let head = ["organizations", self.organization.as_str(), "pipelines", self.pipeline.as_str(), "builds"];
+        self.api.endpoint(head.into_iter().chain(tail.iter().copied()))
+    }
+
+    /// Sends an authenticated request about the pipeline's builds; the answer's status and body.
+    async fn send(
+        &self,
+        method: Method,
+        tail: &[&str],
+        body: Body<'_>,
+        context: &str,
+        also_ok: Option<StatusCode>,
+    ) -> Result<(StatusCode, Vec<u8>), ProviderError> {
+        let token = self.token.get().await?;
+        let call = Call {
+            context: context.to_owned(),
+            credentials: format!(
+                "check the token {}: it must be a current API access token of organization {} with read_builds and write_builds",
+                self.token.reference(),
+                self.organization
+            ),
+            missing: format!(
+                "Buildkite has no {} that this token can see, or no such build: check `organization` and `pipeline`",
+                self.label()
+            ),
+            secrets: &[token],
+            also_ok,
+        };
+        self.api.call(method, self.builds(tail), Credential::Bearer(token), body, &call).await
+    }
+
+    fn progress(&self, build: &Build, started: &Started) -> BuildProgress {
+        let failed = |what: &str| BuildProgress::Failed {
+            reason: format!("Buildkite build {} of {} is '{}': {what}; see {}", build.number, self.label(), build.state, build.web_url),
+        };
+        match (build.state.as_str(), build.blocked) {
+            ("blocked", _) | ("passed" | "failed" | "running", true) => {
+                tracing::info!(target: "baton::buildkite", build = build.number, url = %build.web_url,
+                    "Buildkite build of {} waits at a block step: unblock it to go on", self.label());
+                BuildProgress::Running
+            }
+            ("passed", false) => {
+                let number = build.number.to_string();
+                let facts = RunFacts { sha: &build.commit, branch: &started.branch, run_id: &number, release_id: &started.release_id.0 };
+                self.artifact.built(&facts, &build.web_url)
+            }
+            ("failed", false) => failed("a job failed"),
+            ("canceled", _) => failed("someone or something cancelled it"),
+            ("canceling", _) => failed("it is being cancelled"),
+            ("skipped", _) => failed("Buildkite skipped it, most often for a newer build of the branch"),
+            ("not_run", _) => failed("it was not run"),
+            ("waiting_failed", _) => failed("a step it waited on failed"),
+            // creating, scheduled, running, waiting, failing, and any state Buildkite adds later.
+            _ => BuildProgress::Running,
+        }
+    }
+}
+
+#[async_trait]
+impl BuildProvider for BuildkiteBuildProvider {
+    async fn start(&self, request: &BuildRequest) -> Result<RunHandle, ProviderError> {
+        let mut env = self.env.clone();
+        env.insert("BATON_RELEASE_ID".into(), request.release_id.0.clone());
+        env.insert("BATON_SHA".into(), request.sha.clone().unwrap_or_default());
+        let body = serde_json::json!({
+            "commit": request.sha.as_deref().unwrap_or("HEAD"),
+            "branch": request.branch,
+            "message": format!("Baton release {}", request.release_id),
+            "env": env,
+        });
+        let context = format!("creating a build of {} on {}", self.label(), request.branch);
+        let (_, answer) = self.send(Method::POST, &[], Body::Json(&body), &context, None).await?;
+        let look = format!("look for the build of {} whose message is 'Baton release {}'", self.label(), request.release_id);
+        let build: Build = decode(&answer, &context).map_err(|e| started_unreadable(e, &look))?;
+        tracing::info!(target: "baton::buildkite", build = build.number, url = %build.web_url, state = %build.state,
+            "created a build of {} on {}", self.label(), request.branch);
+        let started = Started { release_id: request.release_id.clone(), branch: request.branch.clone() };
+        Ok(started.handle(PROVIDER, build.number, &build.web_url))
+    }
+
+    async fn poll(&self, run: &RunHandle) -> Result<BuildProgress, ProviderError> {
+        let started: Started = handle_state(run, PROVIDER, SERVICE)?;
+        let number = handle_number(run, SERVICE)?.to_string();
+        let context = format!("reading Buildkite build {number} of {}", self.label());
+        let (_, answer) = self.send(Method::GET, &[&number], Body::Empty, &context, None).await?;
+        Ok(self.progress(&decode(&answer, &context)?, &started))
+    }
+
+    async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError> {
+        let _: Started = handle_state(run, PROVIDER, SERVICE)?;
+        let number = handle_number(run, SERVICE)?.to_string();
+        let context = format!("cancelling Buildkite build {number} of {}", self.label());
+        // 422: the build is no longer scheduled, running or failing, so there is nothing to stop.
+        let (status, _) =
+            self.send(Method::PUT, &[&number, "cancel"], Body::Empty, &context, Some(StatusCode::UNPROCESSABLE_ENTITY)).await?;
+        tracing::info!(target: "baton::buildkite", build = %number, status = status.as_u16(), "cancelled a build of {}", self.label());
+        Ok(())
+    }
+}

@@ -1,0 +1,246 @@
+//! The `gitlab-ci` build provider: creates a pipeline on the release branch and follows it until
+//! it finishes.
+//!
+//! - **Start.** With `token` alone, `POST /projects/:id/pipeline` (`PRIVATE-TOKEN` header, JSON
+//!   `{ref, variables: [{key, value}]}`). With `trigger-token`, the trigger API
+//!   `POST /projects/:id/trigger/pipeline` (form `token`, `ref`, `variables[KEY]`): the trigger
+//!   token travels in the body, never in the URL. Both add `BATON_RELEASE_ID` and `BATON_SHA`
+//!   (empty when the release names no commit) to the configured variables, last, so the
+//!   catalog cannot override them. A pipeline runs at the branch's head; the artifact's sha is
+//!   the pipeline's.
+//! - **Poll and cancel** use `token`. A trigger token cannot read pipelines: without `token`,
+//!   polls go unauthenticated, which works for public projects only, and cancel is refused.
+//! - **Statuses.** `success` is the only success. `failed`, `canceled`, `canceling` (it ends
+//!   `canceled`) and `skipped` (no job ran, so nothing was built) fail the build, naming the
+//!   status and the pipeline's page. `created`, `waiting_for_resource`, `preparing`, `pending`,
+//!   `running`, `scheduled` (a delayed job waits for its time), `waiting_for_callback` and any
+//!   status GitLab adds later are still running.
+//! - **`manual`** means the pipeline reached a blocking manual job (`when: manual` with
+//!   `allow_failure: false`, the default under `rules`) and waits for a person to play it; it
+//!   never finishes by itself. It stays `Running` (logged with the page to play it from): a
+//!   manual job is how teams gate a build on an approval, and the definition's build polls
+//!   (`Baton.BuildPending` retries, about 73 minutes of them) bound the wait. Non-blocking
+//!   manual jobs do not hold a pipeline in `manual`.
+//! - A 2xx to the create request whose body does not read is `Rejected`, not retried: the
+//!   pipeline may exist, and a retry would start a second.
+//! - Errors: 401/403 name the token's reference (never its value), 404 the project; 429 waits
+//!   out a short `Retry-After` once, else is `Unavailable` saying when to retry; 5xx and
+//!   timeouts are `Unavailable`.
+
+use super::rest::{Body, Call, Credential, RestApi, started_unreadable};
+use super::{ArtifactTemplate, RunFacts, RunWord, Started, handle_number, handle_state};
+use crate::http::{decode, retry_after, shown};
+use crate::secrets::{LazySecret, Secret};
+use async_trait::async_trait;
+use baton_domain::catalog::{GitLabCiBuild, GitLabProject};
+use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
+use reqwest::Method;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The `provider` of the handles this provider returns.
+pub(crate) const PROVIDER: &str = "gitlab-ci";
+pub const DEFAULT_GITLAB_API_URL: &str = "https://gitlab.com/api/v4";
+const SERVICE: &str = "GitLab";
+const TOKEN_HEADER: &str = "PRIVATE-TOKEN";
+
+/// Creates a pipeline for each build and polls it; see the module docs.
+pub struct GitLabCiBuildProvider {
+    api: RestApi,
+    project: String,
+    token: Option<LazySecret>,
+    trigger_token: Option<LazySecret>,
+    variables: BTreeMap<String, String>,
+    artifact: ArtifactTemplate,
+}
+
+/// The fields of a pipeline (as the create, trigger, get and cancel endpoints answer) Baton reads.
+#[derive(Debug, Deserialize)]
+struct Pipeline {
+    id: u64,
+    sha: String,
+    web_url: String,
+    status: String,
+}
+
+impl GitLabCiBuildProvider {
+    /// `source` is the catalog file, for error messages. Refuses a bad project, API URL or
+    /// artifact template, and a block with neither token, before any secret is read.
+    pub fn new(
+        spec: &GitLabCiBuild,
+        source: &str,
+        secrets: Arc<dyn SecretResolver>,
+        http: reqwest::Client,
+    ) -> Result<GitLabCiBuildProvider, ProviderError> {
+        let rejected = |why: String| ProviderError::Rejected(format!("{source}: extensions.baton.build: gitlab-ci {why}"));
+        GitLabProject::check(&spec.project.0).map_err(|why| rejected(format!("project: expected {}; {why}", GitLabProject::EXPECTED)))?;
+        if spec.token.is_none() && spec.trigger_token.is_none() {
+            return Err(rejected("needs `token`, `trigger-token` or both".into()));
+        }
+        let api_url = spec.api_url.as_deref().unwrap_or(DEFAULT_GITLAB_API_URL);
+        let api = RestApi::new(SERVICE, api_url, http, retry_after).map_err(rejected)?;
+        let artifact = ArtifactTemplate::parse(&spec.artifact, RunWord::PipelineId).map_err(rejected)?;
+        let lazy = |reference: &Option<_>| reference.clone().map(|reference| LazySecret::new(reference, Arc::clone(&secrets)));
+        Ok(GitLabCiBuildProvider {
+            api,
+            project: spec.project.0.clone(),
+            token: lazy(&spec.token),
+            trigger_token: lazy(&spec.trigger_token),
+            variables: spec.variables.clone(),
+            artifact,
+        })
+    }
+
+    /// How long one request may take ([`DEFAULT_REQUEST_TIMEOUT`](crate::DEFAULT_REQUEST_TIMEOUT) unless set).
+    pub fn with_request_timeout(mut self, timeout: Duration) -> GitLabCiBuildProvider {
+        self.api.set_timeout(timeout);
+        self
+    }
+
+    /// `{api}/projects/{project}/...`, the project encoded as one segment (`acme%2Fweb`).
+    fn endpoint(&self, tail: &[&str]) -> reqwest::Url {
+        self.api.endpoint(["projects", self.project.as_str()].into_iter().chain(tail.iter().copied()))
+    }
+
+    fn call<'a>(&self, context: String, secrets: &'a [&'a Secret], credential: Option<&LazySecret>) -> Call<'a> {
+        let credentials = match credential {
+            Some(token) => format!(
+                "check the token {}: it must be current and allowed to run pipelines of project {} (an access token \
+                 needs the `api` scope and the Developer role or more)",
+                token.reference(),
+                self.project
+            ),
+            None => format!(
+                "reading pipelines of project {} needs `token`: a trigger token only starts them, and the project is not public",
+                self.project
+            ),
+        };
+        let missing = format!(
+            "GitLab has no project {} on {} that these credentials can see, or no such pipeline: check `project` and `api-url`",
+            self.project,
+            shown(&self.api.endpoint([]))
+        );
+        Call { context, credentials, missing, secrets, also_ok: None }
+    }
+
+    /// Every token the block names, resolved: blanked out of anything quoted from any answer,
+    /// whichever one the request carried.
+    async fn secrets(&self) -> Result<Vec<&Secret>, ProviderError> {
+        let mut secrets = Vec::new();
+        for token in [&self.token, &self.trigger_token].into_iter().flatten() {
+            secrets.push(token.get().await?);
+        }
+        Ok(secrets)
+    }
+
+    fn variables(&self, request: &BuildRequest) -> BTreeMap<String, String> {
+        let mut variables = self.variables.clone();
+        variables.insert("BATON_RELEASE_ID".into(), request.release_id.0.clone());
+        variables.insert("BATON_SHA".into(), request.sha.clone().unwrap_or_default());
+        variables
+    }
+
+    async fn create(&self, request: &BuildRequest) -> Result<Pipeline, ProviderError> {
+        let context = format!("creating a pipeline of GitLab project {} on {}", self.project, request.branch);
+        let variables = self.variables(request);
+        let secrets = self.secrets().await?;
+        let (_, answer) = if let Some(trigger) = &self.trigger_token {
+            let secret = trigger.get().await?;
+            let mut form = vec![("token".to_owned(), secret.expose().to_owned()), ("ref".to_owned(), request.branch.clone())];
+            form.extend(variables.into_iter().map(|(key, value)| (format!("variables[{key}]"), value)));
+            let call = self.call(context.clone(), &secrets, Some(trigger));
+            self.api.call(Method::POST, self.endpoint(&["trigger", "pipeline"]), Credential::None, Body::Form(&form), &call).await?
+        } else {
+            let token = self.token.as_ref().expect("new() requires token or trigger-token");
+            let secret = token.get().await?;
+            let variables: Vec<_> = variables.into_iter().map(|(key, value)| serde_json::json!({ "key": key, "value": value })).collect();
+            let body = serde_json::json!({ "ref": request.branch, "variables": variables });
+            let call = self.call(context.clone(), &secrets, Some(token));
+            let credential = Credential::Header(TOKEN_HEADER, secret);
+            self.api.call(Method::POST, self.endpoint(&["pipeline"]), credential, Body::Json(&body), &call).await?
+        };
+        let look = format!("look for the pipeline of project {} whose BATON_RELEASE_ID is {}", self.project, request.release_id);
+        decode(&answer, &context).map_err(|e| started_unreadable(e, &look))
+    }
+
+    /// Reads or cancels (`tail` `cancel`) pipeline `id`, with `token` when there is one: the
+    /// answer's body, and what the call was about for the errors reading it.
+    async fn pipeline(&self, method: Method, id: u64, tail: Option<&str>, doing: &str) -> Result<(Vec<u8>, String), ProviderError> {
+        let secrets = self.secrets().await?;
+        let secret = match &self.token {
+            Some(token) => Some(token.get().await?),
+            None => None,
+        };
+        let context = format!("{doing} GitLab pipeline {id} of project {}", self.project);
+        let call = self.call(context.clone(), &secrets, self.token.as_ref());
+        let credential = secret.map_or(Credential::None, |secret| Credential::Header(TOKEN_HEADER, secret));
+        let id = id.to_string();
+        let path: Vec<&str> = ["pipelines", id.as_str()].into_iter().chain(tail).collect();
+        let (_, answer) = self.api.call(method, self.endpoint(&path), credential, Body::Empty, &call).await?;
+        Ok((answer, context))
+    }
+
+    fn progress(&self, pipeline: &Pipeline, started: &Started) -> BuildProgress {
+        let failed = |what: &str| BuildProgress::Failed {
+            reason: format!(
+                "GitLab pipeline {} of project {} is '{}': {what}; see {}",
+                pipeline.id, self.project, pipeline.status, pipeline.web_url
+            ),
+        };
+        match pipeline.status.as_str() {
+            "success" => {
+                let run_id = pipeline.id.to_string();
+                let facts = RunFacts { sha: &pipeline.sha, branch: &started.branch, run_id: &run_id, release_id: &started.release_id.0 };
+                self.artifact.built(&facts, &pipeline.web_url)
+            }
+            "failed" => failed("a job failed"),
+            "canceled" => failed("someone or something cancelled it"),
+            "canceling" => failed("it is being cancelled"),
+            "skipped" => failed("no job ran (their rules excluded them all), so nothing was built"),
+            "manual" => {
+                tracing::info!(target: "baton::gitlab", pipeline = pipeline.id, url = %pipeline.web_url,
+                    "GitLab pipeline of {} waits for a manual job: play it to go on", self.project);
+                BuildProgress::Running
+            }
+            // created, waiting_for_resource, preparing, pending, running, scheduled,
+            // waiting_for_callback, and any status GitLab adds later: no outcome yet.
+            _ => BuildProgress::Running,
+        }
+    }
+}
+
+#[async_trait]
+impl BuildProvider for GitLabCiBuildProvider {
+    async fn start(&self, request: &BuildRequest) -> Result<RunHandle, ProviderError> {
+        let pipeline = self.create(request).await?;
+        tracing::info!(target: "baton::gitlab", pipeline = pipeline.id, url = %pipeline.web_url, status = %pipeline.status,
+            "created a pipeline of {} on {}", self.project, request.branch);
+        let started = Started { release_id: request.release_id.clone(), branch: request.branch.clone() };
+        Ok(started.handle(PROVIDER, pipeline.id, &pipeline.web_url))
+    }
+
+    async fn poll(&self, run: &RunHandle) -> Result<BuildProgress, ProviderError> {
+        let started: Started = handle_state(run, PROVIDER, SERVICE)?;
+        let id = handle_number(run, SERVICE)?;
+        let (answer, context) = self.pipeline(Method::GET, id, None, "reading").await?;
+        Ok(self.progress(&decode(&answer, &context)?, &started))
+    }
+
+    async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError> {
+        let _: Started = handle_state(run, PROVIDER, SERVICE)?;
+        let id = handle_number(run, SERVICE)?;
+        if self.token.is_none() {
+            let page = run.url.as_deref().unwrap_or("its page on GitLab");
+            return Err(ProviderError::Rejected(format!(
+                "cancelling GitLab pipeline {id} of project {} needs `token` (a trigger token cannot cancel): cancel it at {page}",
+                self.project
+            )));
+        }
+        // Any 2xx will do, whatever it says: the pipeline stops, or had already finished.
+        self.pipeline(Method::POST, id, Some("cancel"), "cancelling").await?;
+        tracing::info!(target: "baton::gitlab", pipeline = id, "cancelled a pipeline of {}", self.project);
+        Ok(())
+    }
+}
