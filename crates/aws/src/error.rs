@@ -2,6 +2,7 @@
 //! retry (`Unavailable`) or give up and report (`Rejected`, `Unexpected`).
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use baton_domain::ports::ProviderError;
 use std::fmt::Debug;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -30,6 +31,10 @@ const TRANSIENT_CODES: &[&str] = &[
     "InternalFailure",
     "ServiceUnavailable",
     "ServiceUnavailableException",
+    // The 5xx of ECS, Lambda and CloudWatch, named their own way.
+    "ServerException",
+    "ServiceException",
+    "InternalServiceFault",
 ];
 
 impl AwsError {
@@ -62,6 +67,15 @@ impl AwsError {
 
     pub fn unexpected(operation: &'static str, message: impl Into<String>) -> AwsError {
         AwsError::Unexpected { operation, message: message.into() }
+    }
+
+    /// As a provider's error, `context` saying what was being done ("ECS service web in prod"):
+    /// unavailable stays retryable; a refusal or an unusable answer will not get better by retrying.
+    pub fn for_provider(self, context: &str) -> ProviderError {
+        match self {
+            AwsError::Unavailable { .. } => ProviderError::Unavailable(format!("{context}: {self}")),
+            AwsError::Rejected { .. } | AwsError::Unexpected { .. } => ProviderError::Rejected(format!("{context}: {self}")),
+        }
     }
 
     /// The AWS error code, when AWS answered with one.

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod rollout_proxy;
+
 use aws_config::SdkConfig;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -31,6 +33,22 @@ pub async fn sdk_config() -> SdkConfig {
     require_local_endpoint("AWS_ENDPOINT_URL");
     require_local_endpoint("AWS_ENDPOINT_URL_DYNAMODB");
     baton_aws::sdk_http::sdk_config_with(baton_http_client::Https::new(None).expect("Baton's HTTPS client")).await
+}
+
+/// The SDK configuration of the deploy and gate tests, whose services (`ECS`, `LAMBDA`, `STS`,
+/// `CLOUDWATCH`) each need their `AWS_ENDPOINT_URL_<SERVICE>` pointing at a live emulator.
+pub async fn sdk_config_for(services: &[&str]) -> SdkConfig {
+    for service in services {
+        require_local_endpoint(&format!("AWS_ENDPOINT_URL_{service}"));
+    }
+    baton_aws::sdk_http::sdk_config_with(baton_http_client::Https::new(None).expect("Baton's HTTPS client")).await
+}
+
+/// `AWS_ENDPOINT_URL_<service>`, checked as [`sdk_config_for`] does.
+pub fn endpoint(service: &str) -> String {
+    let variable = format!("AWS_ENDPOINT_URL_{service}");
+    require_local_endpoint(&variable);
+    std::env::var(variable).unwrap().trim_end_matches('/').to_string()
 }
 
 /// A name no other test (in this or a concurrent run) uses.
