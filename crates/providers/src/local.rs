@@ -14,6 +14,7 @@ use crate::health::{CommandGate, HttpGateSampler};
 use crate::notify::console::ConsoleNotifier;
 use crate::notify::slack::{DEFAULT_SLACK_API_BASE, SlackWebApiNotifier, SlackWebhookNotifier};
 use crate::webhook::WebhookDeployer;
+use baton_aws::{AwsClients, CloudWatchGateSampler, EcsDeployer, LambdaDeployer};
 use baton_domain::catalog::{BuildSpec, DeployTarget, Gate, GateSpec, ServiceEntry, SlackSpec};
 use baton_domain::ports::{BuildProvider, Deployer, HealthGate, Notifier, ProviderError, Providers, SecretResolver};
 use std::io::Write;
@@ -29,6 +30,9 @@ pub struct LocalProviders {
     http: reqwest::Client,
     /// GitHub App installation tokens, kept for the process (one Lambda container, one CLI run).
     github_tokens: GitHubAppTokens,
+    /// AWS SDK configurations per region and assumed role, loaded on first use and kept for the
+    /// process, for the ECS and Lambda deployers and the CloudWatch gate.
+    aws: AwsClients,
 }
 
 impl LocalProviders {
@@ -48,7 +52,13 @@ impl LocalProviders {
             slack_api_base: slack_api_base.unwrap_or_else(|| DEFAULT_SLACK_API_BASE.to_owned()),
             http: crate::http_client()?,
             github_tokens: GitHubAppTokens::new(),
+            aws: AwsClients::new(),
         })
+    }
+
+    /// The AWS providers call AWS through `clients` (tests point them at emulators this way).
+    pub fn with_aws_clients(self, clients: AwsClients) -> LocalProviders {
+        LocalProviders { aws: clients, ..self }
     }
 
     fn context(&self, entry: &ServiceEntry) -> Result<CommandContext, ProviderError> {
@@ -84,7 +94,8 @@ impl Providers for LocalProviders {
             DeployTarget::Webhook(webhook) => {
                 Ok(Box::new(WebhookDeployer::new(webhook, &entry.source, Arc::clone(&self.secrets), self.http.clone())?))
             }
-            DeployTarget::Ecs(_) | DeployTarget::Lambda(_) => Err(ProviderError::Rejected("WIP: provider being wired".into())),
+            DeployTarget::Ecs(ecs) => Ok(Box::new(EcsDeployer::new(ecs, self.aws.clone()))),
+            DeployTarget::Lambda(lambda) => Ok(Box::new(LambdaDeployer::new(lambda, self.aws.clone()))),
         }
     }
 
@@ -100,7 +111,7 @@ impl Providers for LocalProviders {
                 Arc::clone(&self.secrets),
                 self.http.clone(),
             )?)),
-            Gate::Cloudwatch(_) => Err(ProviderError::Rejected("WIP: provider being wired".into())),
+            Gate::Cloudwatch(alarms) => Ok(Box::new(CloudWatchGateSampler::new(alarms, self.aws.clone()))),
         }
     }
 
