@@ -58,33 +58,36 @@ pub fn execution(data: &[u8]) {
 static EXECUTION_MACHINE: std::sync::OnceLock<Arc<StateMachine>> = std::sync::OnceLock::new();
 
 /// Reads every shape of input it can: Choice on types and values, intrinsics on strings and arrays,
-/// Map over an array (or an error when there is none), Parallel copies, Catch of every failure.
+/// Map over an array (or an error when there is none), Parallel copies. Pass states cannot Catch, so
+/// the intrinsics that fail on most inputs run in one-branch Parallels that do, and execution goes on.
 const EXECUTION_DEFINITION: &str = r#"{
-  "StartAt": "Kind",
+  "StartAt": "HasN",
   "States": {
-    "Kind": {"Type": "Choice", "Choices": [
-        {"And": [{"Variable": "$.items", "IsPresent": true}, {"Variable": "$.items[0]", "IsPresent": true}], "Next": "Shape"},
-        {"Variable": "$.n", "NumericGreaterThan": 1000000, "Next": "Big"},
-        {"Or": [{"Variable": "$.s", "StringMatches": "*a*b*"}, {"Variable": "$.t", "TimestampLessThan": "2026-01-01T00:00:00Z"}], "Next": "Strings"}
-      ], "Default": "Strings"},
-    "Big": {"Type": "Pass", "Parameters": {"sum.$": "States.MathAdd($.n, 1)", "half.$": "States.ArrayRange(0, $.n, 100000)"},
-            "ResultPath": "$.big", "Next": "Strings",
-            "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Strings"}]},
-    "Strings": {"Type": "Pass", "Parameters": {
-        "f.$": "States.Format('{} and {}', $.s, $.n)",
+    "HasN": {"Type": "Choice", "Choices": [{"And": [{"Variable": "$.n", "IsPresent": true}, {"Variable": "$.n", "IsNumeric": true}], "Next": "Size"}], "Default": "HasS"},
+    "Size": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericGreaterThan": 1000000, "Next": "Big"}], "Default": "Big"},
+    "Big": {"Type": "Parallel", "ResultPath": "$.big", "Next": "HasS",
+      "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "HasS"}],
+      "Branches": [{"StartAt": "Add", "States": {"Add": {"Type": "Pass", "End": true,
+        "Parameters": {"sum.$": "States.MathAdd($.n, 1)", "range.$": "States.ArrayRange(0, $.n, 100000)"}}}}]},
+    "HasS": {"Type": "Choice", "Choices": [{"And": [{"Variable": "$.s", "IsPresent": true}, {"Variable": "$.s", "IsString": true}], "Next": "Match"}], "Default": "Shape"},
+    "Match": {"Type": "Choice", "Choices": [{"Variable": "$.s", "StringMatches": "*a*b*", "Next": "Strings"},
+                                             {"Variable": "$.s", "TimestampLessThan": "2026-01-01T00:00:00Z", "Next": "Strings"}], "Default": "Strings"},
+    "Strings": {"Type": "Parallel", "ResultPath": "$.strings", "Next": "Shape",
+      "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Shape"}],
+      "Branches": [{"StartAt": "Text", "States": {"Text": {"Type": "Pass", "End": true, "Parameters": {
+        "f.$": "States.Format('{} and {}', $.s, $)",
         "j.$": "States.JsonToString($)",
         "h.$": "States.Hash($.s, 'SHA-256')",
         "b.$": "States.Base64Encode(States.JsonToString($))",
         "split.$": "States.StringSplit($.s, ',')",
-        "parsed.$": "States.StringToJson($.s)"},
-      "ResultPath": "$.strings", "Next": "Shape",
-      "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Shape"}]},
-    "Shape": {"Type": "Parallel", "ResultPath": "$.parallel", "Next": "Each",
-      "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Each"}],
+        "parsed.$": "States.StringToJson($.s)"}}}}]},
+    "Shape": {"Type": "Parallel", "ResultPath": "$.parallel", "Next": "HasItems",
+      "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "HasItems"}],
       "Branches": [
         {"StartAt": "Whole", "States": {"Whole": {"Type": "Pass", "Parameters": {"all.$": "$", "deep.$": "$..*", "merged.$": "States.JsonMerge($, $, false)"}, "End": true}}},
         {"StartAt": "Filter", "States": {"Filter": {"Type": "Pass", "InputPath": "$..[?(@.n > 1)]", "End": true}}}
       ]},
+    "HasItems": {"Type": "Choice", "Choices": [{"And": [{"Variable": "$.items", "IsPresent": true}, {"Not": {"Variable": "$.items", "IsNull": true}}], "Next": "Each"}], "Default": "Done"},
     "Each": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 4, "ResultPath": "$.mapped", "End": true,
       "ItemSelector": {"item.$": "$$.Map.Item.Value", "i.$": "$$.Map.Item.Index"},
       "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Done"}],
