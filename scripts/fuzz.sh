@@ -21,9 +21,9 @@ cargo +nightly fuzz build -s "$sanitizer" || exit 2
 mkdir -p target/fuzz-logs
 
 # One libFuzzer stat (-print_final_stats) from a log, or '-'.
-stat() { awk -F: -v k="stat::$2" '$1 == k { gsub(/ /, "", $2); v = $2 } END { print (v == "" ? "-" : v) }' "$1"; }
+stat() { v=$(sed -n "s/^stat::$2: *//p" "$1" | tail -n 1); echo "${v:--}"; }
 # A field of the last status line ("#N DONE cov: 123 ft: 456 corp: ..."), or '-'.
-status() { awk -v k="$2:" '/ cov: / { for (i = 1; i < NF; i++) if ($i == k) v = $(i + 1) } END { print (v == "" ? "-" : v) }' "$1"; }
+status() { awk -v k="$2:" '/ cov: / { for (i = 1; i < NF; i++) if ($i == k) v = $(i + 1) } END { sub(/\/.*/, "", v); print (v == "" ? "-" : v) }' "$1"; }
 
 crashed=()
 printf '%-16s %6s %12s %9s %7s %8s %7s %9s %s\n' target seconds runs execs/s cov features corpus peak_rss crashes
