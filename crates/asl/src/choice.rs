@@ -168,6 +168,7 @@ impl Rule {
                     Selection::One(v) => Some(std::borrow::Cow::Borrowed(v)),
                     Selection::Many(vs) => Some(std::borrow::Cow::Owned(Value::Array(vs.into_iter().cloned().collect()))),
                     Selection::Missing => None,
+                    Selection::TooCostly => return Err(invalid_path(variable)),
                 };
                 match (test, value) {
                     (Test::Is(TypeTest::Present, want), v) => Ok(v.is_some() == *want),

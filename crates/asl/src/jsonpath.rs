@@ -14,6 +14,33 @@ use std::fmt;
 /// evaluator recurse once per level, so hostile paths must not be able to exhaust the stack.
 pub const MAX_FILTER_NESTING: usize = 64;
 
+/// How many nodes one evaluation of an indefinite path may visit. Filters re-evaluate their operands
+/// for every candidate, so nested filters with deep scans (`$..[?($..[?($..*)])]`) take time that
+/// grows as a power of the document's size: without a bound a short path hangs an execution.
+/// A million visits is tens of milliseconds, far more than any real path takes.
+pub const MAX_PATH_STEPS: usize = 1_000_000;
+
+/// The visits left to one evaluation; once spent, every walk stops and the evaluation yields
+/// [`Selection::TooCostly`].
+struct Budget(std::cell::Cell<usize>);
+
+impl Budget {
+    fn new() -> Budget {
+        Budget(std::cell::Cell::new(MAX_PATH_STEPS))
+    }
+
+    /// Takes one step; false when none are left.
+    fn spend(&self) -> bool {
+        let left = self.0.get();
+        self.0.set(left.saturating_sub(1));
+        left > 0
+    }
+
+    fn spent(&self) -> bool {
+        self.0.get() == 0
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Segment {
     Name(String),
@@ -74,6 +101,8 @@ pub enum Selection<'a> {
     One(&'a Value),
     Many(Vec<&'a Value>),
     Missing,
+    /// Evaluating the path would visit more than [`MAX_PATH_STEPS`] nodes.
+    TooCostly,
 }
 
 impl JsonPath {
@@ -152,19 +181,20 @@ impl JsonPath {
             }
             Selection::One(cur)
         } else {
-            let mut out = Vec::new();
-            select_many(root, root, &self.segments, &mut out);
-            Selection::Many(out)
+            let (mut out, budget) = (Vec::new(), Budget::new());
+            select_many(root, root, &self.segments, &mut out, &budget);
+            if budget.spent() { Selection::TooCostly } else { Selection::Many(out) }
         }
     }
 
     /// The value the path selects, owned: the node for a definite path, an array of the matches otherwise;
-    /// `None` when a definite path finds nothing.
+    /// `None` when a definite path finds nothing, or when the path is too costly to evaluate (every
+    /// caller fails the state then, as for a missing value).
     pub fn query(&self, root: &Value) -> Option<Value> {
         match self.select(root) {
             Selection::One(v) => Some(v.clone()),
             Selection::Many(vs) => Some(Value::Array(vs.into_iter().cloned().collect())),
-            Selection::Missing => None,
+            Selection::Missing | Selection::TooCostly => None,
         }
     }
 
@@ -281,19 +311,22 @@ fn step_definite<'a>(cur: &'a Value, seg: &Segment) -> Option<&'a Value> {
 
 /// Applies the segments one after the other to every node selected so far, level by level (a
 /// path may have thousands of segments: no recursion per segment), keeping document order.
-fn select_many<'a>(root: &'a Value, cur: &'a Value, segs: &[Segment], out: &mut Vec<&'a Value>) {
+fn select_many<'a>(root: &'a Value, cur: &'a Value, segs: &[Segment], out: &mut Vec<&'a Value>, budget: &Budget) {
     let mut nodes = vec![cur];
     for seg in segs {
         let mut next = Vec::new();
         for node in nodes {
-            apply_segment(root, node, seg, &mut next);
+            if !budget.spend() {
+                return;
+            }
+            apply_segment(root, node, seg, &mut next, budget);
         }
         nodes = next;
     }
     out.extend(nodes);
 }
 
-fn apply_segment<'a>(root: &'a Value, cur: &'a Value, seg: &Segment, out: &mut Vec<&'a Value>) {
+fn apply_segment<'a>(root: &'a Value, cur: &'a Value, seg: &Segment, out: &mut Vec<&'a Value>, budget: &Budget) {
     match seg {
         Segment::Name(_) | Segment::Index(_) => out.extend(step_definite(cur, seg)),
         Segment::Wildcard => match cur {
@@ -316,10 +349,10 @@ fn apply_segment<'a>(root: &'a Value, cur: &'a Value, seg: &Segment, out: &mut V
                 out.extend(indices.iter().filter_map(|i| resolve_index(*i, items.len()).map(|idx| &items[idx])));
             }
         }
-        Segment::Descendant(inner) => descend(root, cur, inner, out),
+        Segment::Descendant(inner) => descend(root, cur, inner, out, budget),
         Segment::Filter(filter) => match cur {
-            Value::Array(items) => out.extend(items.iter().filter(|item| filter.test(root, item))),
-            Value::Object(_) if filter.test(root, cur) => out.push(cur),
+            Value::Array(items) => out.extend(items.iter().filter(|item| filter.test(root, item, budget))),
+            Value::Object(_) if filter.test(root, cur, budget) => out.push(cur),
             _ => {}
         },
     }
@@ -327,10 +360,13 @@ fn apply_segment<'a>(root: &'a Value, cur: &'a Value, seg: &Segment, out: &mut V
 
 /// `..`: the selector applied to `cur` and every descendant, in document order (pre-order), with an
 /// explicit stack: documents built at run time may nest deeper than the thread's stack allows.
-fn descend<'a>(root: &'a Value, cur: &'a Value, inner: &Segment, out: &mut Vec<&'a Value>) {
+fn descend<'a>(root: &'a Value, cur: &'a Value, inner: &Segment, out: &mut Vec<&'a Value>, budget: &Budget) {
     let mut stack = vec![cur];
     while let Some(node) = stack.pop() {
-        apply_segment(root, node, inner, out);
+        if !budget.spend() {
+            return;
+        }
+        apply_segment(root, node, inner, out, budget);
         match node {
             Value::Array(items) => stack.extend(items.iter().rev()),
             Value::Object(map) => stack.extend(map.values().rev()),
@@ -363,34 +399,70 @@ fn slice<'a>(items: &'a [Value], start: Option<i64>, end: Option<i64>, step: Opt
 }
 
 impl Filter {
-    fn test(&self, root: &Value, cur: &Value) -> bool {
+    fn test(&self, root: &Value, cur: &Value, budget: &Budget) -> bool {
+        if !budget.spend() {
+            return false;
+        }
         match self {
-            Filter::Or(fs) => fs.iter().any(|f| f.test(root, cur)),
-            Filter::And(fs) => fs.iter().all(|f| f.test(root, cur)),
-            Filter::Not(f) => !f.test(root, cur),
-            Filter::Exists(op) => op.resolve(root, cur).is_some(),
-            Filter::Compare(a, op, b) => match (a.resolve(root, cur), b.resolve(root, cur)) {
-                (Some(x), Some(y)) => compare(&x, *op, &y),
+            Filter::Or(fs) => fs.iter().any(|f| f.test(root, cur, budget)),
+            Filter::And(fs) => fs.iter().all(|f| f.test(root, cur, budget)),
+            Filter::Not(f) => !f.test(root, cur, budget),
+            Filter::Exists(op) => op.resolve(root, cur, budget).is_some(),
+            Filter::Compare(a, op, b) => match (a.resolve(root, cur, budget), b.resolve(root, cur, budget)) {
+                (Some(x), Some(y)) => x.compare(*op, &y),
                 _ => false,
             },
         }
     }
 }
 
+/// A filter operand's value, borrowed from the document: an indefinite operand's matches are
+/// compared as the array they stand for without copying them (candidates are many, matches large).
+enum Found<'a> {
+    One(&'a Value),
+    Many(Vec<&'a Value>),
+}
+
+impl Found<'_> {
+    fn compare(&self, op: CmpOp, other: &Found<'_>) -> bool {
+        match (self, other) {
+            (Found::One(a), Found::One(b)) => compare(a, op, b),
+            // Arrays are only ever equal or not, as in `compare`.
+            _ => {
+                let (a, b) = (self.items(), other.items());
+                let equal = a.zip(b).is_some_and(|(a, b)| a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| x == y));
+                match op {
+                    CmpOp::Eq | CmpOp::Le | CmpOp::Ge => equal,
+                    CmpOp::Ne => !equal,
+                    CmpOp::Lt | CmpOp::Gt => false,
+                }
+            }
+        }
+    }
+
+    /// The elements, when the value is an array.
+    fn items(&self) -> Option<Vec<&Value>> {
+        match self {
+            Found::One(Value::Array(items)) => Some(items.iter().collect()),
+            Found::One(_) => None,
+            Found::Many(found) => Some(found.clone()),
+        }
+    }
+}
+
 impl Operand {
-    fn resolve<'a>(&'a self, root: &'a Value, cur: &'a Value) -> Option<std::borrow::Cow<'a, Value>> {
-        use std::borrow::Cow;
+    fn resolve<'a>(&'a self, root: &'a Value, cur: &'a Value, budget: &Budget) -> Option<Found<'a>> {
         let (start, segs) = match self {
-            Operand::Literal(v) => return Some(Cow::Borrowed(v)),
+            Operand::Literal(v) => return Some(Found::One(v)),
             Operand::Current(segs) => (cur, segs),
             Operand::Root(segs) => (root, segs),
         };
         if segs.iter().all(Segment::is_definite) {
-            segs.iter().try_fold(start, step_definite).map(Cow::Borrowed)
+            segs.iter().try_fold(start, step_definite).map(Found::One)
         } else {
             let mut out = Vec::new();
-            select_many(root, start, segs, &mut out);
-            Some(Cow::Owned(Value::Array(out.into_iter().cloned().collect())))
+            select_many(root, start, segs, &mut out, budget);
+            Some(Found::Many(out))
         }
     }
 }
@@ -525,7 +597,11 @@ impl Parser<'_> {
     /// A quoted name. Backslashes escape the quote character only for scanning; like Jayway, the text is
     /// kept as written except that an escaped quote becomes the quote itself.
     fn quoted(&mut self) -> Result<String, String> {
-        let q = self.peek().ok_or("expected a quoted name")?;
+        // Only a quote may open it: any other byte (one inside a multi-byte character, say) would
+        // make the name start and end off character boundaries.
+        let Some(q @ (b'\'' | b'"')) = self.peek() else {
+            return Err(format!("expected a quoted name at offset {}", self.pos + 1));
+        };
         self.pos += 1;
         let start = self.pos;
         let mut out = String::new();
@@ -758,6 +834,35 @@ mod tests {
         assert_eq!(q("$..b", &deep), Some(json!([0])));
         // Dropping it would recurse as deep: leak it instead.
         std::mem::forget(deep);
+    }
+
+    #[test]
+    fn nested_filters_over_deep_scans_stop_at_the_step_budget() {
+        // Found by the asl_jsonpath fuzz target (fuzz/corpus/asl_jsonpath/regressions/): each level
+        // rescans the document for every candidate, which took minutes on a 40-node document.
+        let doc = json!({"a": [1, 2, 3, [4, [5]], {"n": 6}], "objs": [{"n": 1, "s": "x"}, {"n": 2, "tags": ["p", "q"]}],
+                         "deep": {"a": {"b": {"c": {"d": [[[[{"e": "f"}]]]]}}}}});
+        let started = std::time::Instant::now();
+        for path in ["$..[?($..[?($..[?($..[?($..*)])])])]", "$..[?(@..[?(@..[?(@..[?(@..[?(@..*)])])])])]"] {
+            let path = JsonPath::parse(path).unwrap();
+            assert!(matches!(path.select(&doc), Selection::TooCostly | Selection::Many(_)), "{path}");
+        }
+        assert!(matches!(JsonPath::parse("$..[?($..[?($..[?($..[?($..*)])])])]").unwrap().select(&doc), Selection::TooCostly));
+        assert_eq!(q("$..[?($..[?($..[?($..[?($..*)])])])]", &doc), None);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
+        // Indefinite operands still compare as the arrays they stand for.
+        assert_eq!(q("$.objs[?(@.tags == $.objs[1].tags[*])].n", &doc), Some(json!([2])));
+        assert_eq!(q("$.objs[?(@.tags[*] != $.objs[1].tags)].n", &doc), Some(json!([1])));
+    }
+
+    #[test]
+    fn a_name_list_item_must_be_quoted() {
+        // Found by the asl_intrinsics fuzz target (fuzz/corpus/asl_intrinsics/regressions/): after a
+        // comma any byte was taken for the quote, here the first byte of a two-byte character, and
+        // the name was sliced off a character boundary (a panic).
+        assert!(JsonPath::parse("$['a',\u{790}b\u{790}]").unwrap_err().contains("expected a quoted name"));
+        assert!(JsonPath::parse("$['a', x]").is_err());
+        assert_eq!(q("$['a', \"b\"]", &json!({"a": 1, "b": 2})), Some(json!([1, 2])));
     }
 
     #[test]

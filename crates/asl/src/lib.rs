@@ -8,6 +8,8 @@ mod definition;
 mod env;
 pub mod errors;
 mod executor;
+#[doc(hidden)]
+pub mod fuzzing;
 mod history;
 mod intrinsic;
 mod jsonpath;

@@ -221,7 +221,7 @@ impl Execution {
     }
 
     pub(crate) fn failed_internally(&self, why: &dyn std::fmt::Display) -> ExecutionOutcome {
-        let cause = format!("the executor failed internally: {why}");
+        let cause = format!("{FAILED_INTERNALLY}{why}");
         self.ended_abnormally(ExecutionStatus::Failed, EventType::ExecutionFailed, Some(errors::RUNTIME.to_owned()), Some(cause))
     }
 
@@ -341,6 +341,9 @@ pub(crate) fn run_program(mut th: Thread, program: &Program, mut input: Arc<Valu
         }
     })
 }
+
+/// How the cause of an execution that failed internally (a panic or a lost task) begins.
+pub(crate) const FAILED_INTERNALLY: &str = "the executor failed internally: ";
 
 pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {

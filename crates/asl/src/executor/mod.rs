@@ -13,6 +13,7 @@ pub use task_token::TaskTokenError;
 
 use crate::definition::StateMachine;
 use crate::history::{EventType, HistoryEvent};
+pub(crate) use engine::FAILED_INTERNALLY;
 use engine::{Execution, panic_message};
 use futures_util::FutureExt;
 use serde_json::Value;
