@@ -6,39 +6,16 @@
 mod common;
 
 use aws_config::SdkConfig;
-use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
+use aws_sdk_cloudwatch::types::StateValue;
 use baton_aws::{AwsClients, CloudWatchGateSampler};
 use baton_domain::catalog::{AwsAccess, CloudWatchGate, InsufficientData};
 use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError};
 use baton_domain::release::{Artifact, ReleaseId};
+use common::fixtures::{metric_alarm, set_state};
 use std::time::Duration;
 
 async fn config() -> SdkConfig {
     common::sdk_config_for(&["CLOUDWATCH"]).await
-}
-
-/// A metric alarm that starts INSUFFICIENT_DATA, as on AWS; returns its ARN.
-async fn metric_alarm(cloudwatch: &aws_sdk_cloudwatch::Client, name: &str) -> String {
-    cloudwatch
-        .put_metric_alarm()
-        .alarm_name(name)
-        .namespace("Baton/Test")
-        .metric_name("Errors")
-        .statistic(Statistic::Sum)
-        // One day: LocalStack re-evaluates an alarm every period, which would undo a forced state.
-        .period(86_400)
-        .evaluation_periods(1)
-        .threshold(5.0)
-        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
-        .send()
-        .await
-        .expect("create a metric alarm on LocalStack");
-    let described = cloudwatch.describe_alarms().alarm_names(name).send().await.expect("describe the alarm");
-    described.metric_alarms()[0].alarm_arn().unwrap().to_string()
-}
-
-async fn set_state(cloudwatch: &aws_sdk_cloudwatch::Client, name: &str, state: StateValue, reason: &str) {
-    cloudwatch.set_alarm_state().alarm_name(name).state_value(state).state_reason(reason).send().await.expect("set the alarm state");
 }
 
 fn gate(alarms: &[&str], prefix: Option<&str>, insufficient_data: InsufficientData, config: &SdkConfig) -> CloudWatchGateSampler {

@@ -5,40 +5,12 @@
 mod common;
 
 use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_ecs::types::{ContainerDefinition, Tag};
 use baton_aws::{AwsClients, EcsDeployer, ReqwestHttpClient};
 use baton_domain::catalog::{AwsAccess, EcsDeploy, Placement};
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
 use baton_domain::release::{Artifact, ReleaseId};
+use common::fixtures::service_on_moto;
 use common::rollout_proxy::{RolloutProxy, deployment, task_definition_of};
-
-/// A cluster with one service running revision 1 of family `<service>` (containers `app` and
-/// `envoy`); returns the revision's ARN.
-async fn service_on_moto(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &str) -> String {
-    ecs.create_cluster().cluster_name(cluster).send().await.expect("create a cluster on moto");
-    let registered = ecs
-        .register_task_definition()
-        .family(service)
-        .task_role_arn("arn:aws:iam::123456789012:role/web-task")
-        .container_definitions(ContainerDefinition::builder().name("app").image("repo/web:1").memory(256).build())
-        .container_definitions(ContainerDefinition::builder().name("envoy").image("repo/envoy:1.30").memory(128).build())
-        .cpu("256")
-        .memory("512")
-        .tags(Tag::builder().key("team").value("web").build())
-        .send()
-        .await
-        .expect("register a task definition on moto");
-    let arn = registered.task_definition.unwrap().task_definition_arn.unwrap();
-    ecs.create_service()
-        .cluster(cluster)
-        .service_name(service)
-        .task_definition(&arn)
-        .desired_count(1)
-        .send()
-        .await
-        .expect("create a service on moto");
-    arn
-}
 
 fn spec(cluster: &str) -> EcsDeploy {
     EcsDeploy { cluster: cluster.into(), container: "app".into(), access: AwsAccess::default(), placements: vec![] }

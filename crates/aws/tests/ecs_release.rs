@@ -7,8 +7,7 @@
 mod common;
 
 use async_trait::async_trait;
-use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
-use aws_sdk_ecs::types::ContainerDefinition;
+use aws_sdk_cloudwatch::types::StateValue;
 use aws_types::service_config::{LoadServiceConfig, ServiceConfigKey};
 use baton_asl::{Clock, ExecutionStatus};
 use baton_aws::AwsClients;
@@ -19,6 +18,7 @@ use baton_domain::support::Ports;
 use baton_local_runner::LocalBaton;
 use baton_providers::LocalProviders;
 use baton_store_sqlite::SqliteStore;
+use common::fixtures::{metric_alarm, service_on_moto, set_state};
 use common::rollout_proxy::{RolloutProxy, deployment, task_definition_of};
 use serde_json::json;
 use std::sync::Arc;
@@ -51,27 +51,6 @@ impl SecretResolver for SlackToken {
             other => Err(ProviderError::Rejected(format!("no secret {other} in this test"))),
         }
     }
-}
-
-/// A service running revision 1 of its own family, whose container `app` runs `repo/web:1`.
-async fn service_on_moto(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &str) -> String {
-    let registered = ecs
-        .register_task_definition()
-        .family(service)
-        .container_definitions(ContainerDefinition::builder().name("app").image("repo/web:1").memory(256).build())
-        .send()
-        .await
-        .expect("register a task definition on moto");
-    let arn = registered.task_definition.unwrap().task_definition_arn.unwrap();
-    ecs.create_service()
-        .cluster(cluster)
-        .service_name(service)
-        .task_definition(&arn)
-        .desired_count(1)
-        .send()
-        .await
-        .expect("create a service");
-    arn
 }
 
 async fn running_task_definition(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &str) -> String {
@@ -131,30 +110,13 @@ async fn an_alarm_in_the_second_bake_rolls_both_ecs_waves_back_to_their_task_def
 
     let (service, cluster) = (common::unique("web"), common::unique("prod"));
     let targets = [common::unique("web-canary"), common::unique("web-use1")];
-    ecs.create_cluster().cluster_name(&cluster).send().await.expect("create a cluster on moto");
     let mut before = Vec::new();
     for target in &targets {
         before.push(service_on_moto(&ecs, &cluster, target).await);
     }
     let alarm = common::unique("web-5xx");
-    cloudwatch
-        .put_metric_alarm()
-        .alarm_name(&alarm)
-        .namespace("Baton/Test")
-        .metric_name("Errors")
-        .statistic(Statistic::Sum)
-        // One day: LocalStack re-evaluates an alarm every period, which would undo a forced state.
-        .period(86_400)
-        .evaluation_periods(1)
-        .threshold(5.0)
-        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
-        .send()
-        .await
-        .expect("create the alarm on LocalStack");
-    let set_alarm = |state: StateValue, reason: &'static str| {
-        cloudwatch.set_alarm_state().alarm_name(&alarm).state_value(state).state_reason(reason).send()
-    };
-    set_alarm(StateValue::Ok, "quiet").await.expect("the alarm starts OK");
+    metric_alarm(&cloudwatch, &alarm).await;
+    set_state(&cloudwatch, &alarm, StateValue::Ok, "quiet").await;
 
     let slack = MockServer::start().await;
     Mock::given(method("POST"))
@@ -201,9 +163,13 @@ async fn an_alarm_in_the_second_bake_rolls_both_ecs_waves_back_to_their_task_def
     let (outcome, fired) = tokio::join!(baton.run("exec-ecs", input), async {
         let watched = watcher.await;
         if watched {
-            set_alarm(StateValue::Alarm, "Threshold Crossed: 1 datapoint [42.0] was greater than the threshold (5.0).")
-                .await
-                .expect("the alarm fires");
+            set_state(
+                &cloudwatch,
+                &alarm,
+                StateValue::Alarm,
+                "Threshold Crossed: 1 datapoint [42.0] was greater than the threshold (5.0).",
+            )
+            .await;
         }
         watched
     });

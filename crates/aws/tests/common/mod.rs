@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test file uses its own subset
 
+pub mod fixtures;
 pub mod rollout_proxy;
 
 use aws_config::SdkConfig;
