@@ -33,7 +33,7 @@ elapsed() { echo "$(( $(date +%s) - started ))s"; }
 if (( emulators )); then
     # One cargo invocation for everything: a separate `-p baton-aws` run resolves features
     # differently and rebuilds the SDK stack (minutes on two cores).
-    section "emulators: LocalStack + DynamoDB Local [$(elapsed)]"
+    section "emulators: LocalStack, DynamoDB Local, moto [$(elapsed)]"
     trap 'scripts/emulators.sh stop || true' EXIT
     scripts/emulators.sh start
     eval "$(scripts/emulators.sh env)"
