@@ -114,13 +114,13 @@ impl CatalogSource for DynamoCatalog {
             .key("service", AttributeValue::S(name.to_string()))
             .send()
             .await
-            .map_err(|e| CatalogError::Unavailable(AwsError::from_sdk("GetItem", e).to_string()))?;
+            .map_err(|e| CatalogError::unavailable(AwsError::from_sdk("GetItem", e).to_string()))?;
         let Some(item) = output.item else {
             return Err(CatalogError::NotFound { service: name.to_string(), searched });
         };
         let text = |attr: &str| match item.get(attr) {
             Some(AttributeValue::S(value)) => Ok(value.as_str()),
-            _ => Err(CatalogError::Unavailable(format!(
+            _ => Err(CatalogError::unavailable(format!(
                 "{searched}: item '{name}' has no string attribute '{attr}' (push the catalog again)"
             ))),
         };

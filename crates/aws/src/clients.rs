@@ -63,7 +63,7 @@ impl AwsClients {
         self.inner
             .base
             .get_or_try_init(|| async {
-                sdk_config().await.map_err(|err| ProviderError::Rejected(format!("cannot build the AWS SDK's HTTPS client: {err}")))
+                sdk_config().await.map_err(|err| ProviderError::rejected("cannot build the AWS SDK's HTTPS client").caused_by(err))
             })
             .await
     }
@@ -92,7 +92,7 @@ impl AwsClients {
         }
         let config = builder.build();
         if config.region().is_none() {
-            return Err(ProviderError::Rejected("no AWS region: set the target's region in the catalog, or AWS_REGION for Baton".into()));
+            return Err(ProviderError::rejected("no AWS region: set the target's region in the catalog, or AWS_REGION for Baton"));
         }
         cache.insert(key, config.clone());
         Ok(config)
@@ -152,7 +152,7 @@ mod tests {
     async fn no_region_anywhere_is_rejected_saying_where_to_set_one() {
         let clients = AwsClients::with_base(SdkConfig::builder().behavior_version(BehaviorVersion::latest()).build());
         match clients.config_for(&AwsAccess::default()).await {
-            Err(ProviderError::Rejected(message)) => assert!(message.contains("AWS_REGION"), "{message}"),
+            Err(ProviderError::Rejected { message, .. }) => assert!(message.contains("AWS_REGION"), "{message}"),
             other => panic!("expected Rejected, got {other:?}"),
         }
     }

@@ -52,13 +52,13 @@ impl CloudWatchGateSampler {
         let missing: Vec<&str> = self.alarms.iter().filter(|name| !found.contains_key(*name)).map(String::as_str).collect();
         if !missing.is_empty() {
             let (noun, names) = if missing.len() == 1 { ("alarm", missing[0].to_string()) } else { ("alarms", missing.join(", ")) };
-            return Err(ProviderError::Rejected(format!("CloudWatch {noun} {names} not found in {region}")));
+            return Err(ProviderError::rejected(format!("CloudWatch {noun} {names} not found in {region}")));
         }
         if let Some(prefix) = &self.prefix {
             let mut under_prefix = BTreeMap::new();
             describe(cloudwatch, None, Some(prefix), &mut under_prefix).await?;
             if under_prefix.is_empty() {
-                return Err(ProviderError::Rejected(format!("no CloudWatch alarm in {region} has a name starting with {prefix:?}")));
+                return Err(ProviderError::rejected(format!("no CloudWatch alarm in {region} has a name starting with {prefix:?}")));
             }
             found.extend(under_prefix);
         }
@@ -120,7 +120,7 @@ impl HealthGate for CloudWatchGateSampler {
 
     async fn sample(&self, _request: &HealthRequest) -> Result<GateReading, ProviderError> {
         if self.alarms.is_empty() && self.prefix.is_none() {
-            return Err(ProviderError::Rejected("the CloudWatch gate names no alarms and no alarm prefix".into()));
+            return Err(ProviderError::rejected("the CloudWatch gate names no alarms and no alarm prefix"));
         }
         let config = self.clients.config_for(&self.access).await?;
         let region = region_of(&config);

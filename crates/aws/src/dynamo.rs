@@ -172,11 +172,11 @@ impl DynamoStore {
                     None => self.get_item("GetItem", idempotency_pk(idempotency_key), "IDEMPOTENCY").await?,
                 };
                 let item = existing
-                    .ok_or_else(|| StoreError::Unavailable(format!("idempotency key '{idempotency_key}' vanished while being read")))?;
+                    .ok_or_else(|| StoreError::unavailable(format!("idempotency key '{idempotency_key}' vanished while being read")))?;
                 Ok(Some(Created::Existing(ReleaseId(string_attr(&item, "release_id")?.to_string()))))
             }
             (_, "ConditionalCheckFailed") => {
-                Err(StoreError::Conflict(format!("release {} already exists under another idempotency key", release.id)))
+                Err(StoreError::conflict(format!("release {} already exists under another idempotency key", release.id)))
             }
             ("TransactionConflict", _) | (_, "TransactionConflict") => Ok(None),
             _ => Err(cancelled(&reasons)),
@@ -265,7 +265,7 @@ impl DynamoStore {
 
 /// A request this crate built wrongly (a missing required field): a bug, not an outage.
 fn unbuildable(err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
-    StoreError::Refused(format!("a DynamoDB request could not be built: {err}"))
+    StoreError::refused("a DynamoDB request could not be built").caused_by(err)
 }
 
 /// A cancelled transaction none of whose reasons the caller handles: throttled or colliding
@@ -274,7 +274,7 @@ fn cancelled(reasons: &[CancellationReason]) -> StoreError {
     let codes: Vec<&str> = reasons.iter().map(|r| r.code().unwrap_or("None")).collect();
     let transient = ["ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded", "TransactionConflict"];
     let message = format!("TransactWriteItems cancelled (reasons: {})", codes.join(", "));
-    if codes.iter().any(|code| transient.contains(code)) { StoreError::Unavailable(message) } else { StoreError::Refused(message) }
+    if codes.iter().any(|code| transient.contains(code)) { StoreError::unavailable(message) } else { StoreError::refused(message) }
 }
 
 pub(crate) async fn wait_active(client: &Client, name: &str) -> Result<(), AwsError> {
@@ -298,7 +298,7 @@ impl ReleaseStore for DynamoStore {
             }
             tokio::time::sleep(TRANSACTION_BACKOFF * attempt).await;
         }
-        Err(StoreError::Unavailable(format!(
+        Err(StoreError::unavailable(format!(
             "TransactWriteItems kept conflicting with concurrent writes for idempotency key '{idempotency_key}'"
         )))
     }
@@ -345,7 +345,7 @@ impl ReleaseStore for DynamoStore {
             let id = string_attr(listing, "release_id")?;
             match self.get_item("GetItem", release_pk(&ReleaseId(id.to_string())), RELEASE_SK).await? {
                 Some(item) => parse_release(&item),
-                None => Err(StoreError::Corrupt(format!(
+                None => Err(StoreError::corrupt(format!(
                     "listing {} names release {id}, which has no record",
                     listing_pk(service, environment)
                 ))),
@@ -372,8 +372,8 @@ impl ReleaseStore for DynamoStore {
             .attributes()
             .map(|item| number_attr(item, "seq"))
             .transpose()?
-            .ok_or_else(|| StoreError::Corrupt("event counter update returned no sequence number".into()))?;
-        let record = serde_json::to_string(event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            .ok_or_else(|| StoreError::corrupt("event counter update returned no sequence number"))?;
+        let record = serde_json::to_string(event).map_err(|e| StoreError::corrupt("an event cannot be encoded as JSON").caused_by(e))?;
         self.client
             .put_item()
             .table_name(&self.table)
@@ -398,7 +398,7 @@ impl ReleaseStore for DynamoStore {
     }
 
     async fn try_lock(&self, key: &LockKey, holder: &ReleaseId, now: DateTime<Utc>, lease: Duration) -> Result<LockOutcome, StoreError> {
-        let lease = chrono::Duration::from_std(lease).map_err(|_| StoreError::Conflict(format!("lock lease {lease:?} is too long")))?;
+        let lease = chrono::Duration::from_std(lease).map_err(|_| StoreError::conflict(format!("lock lease {lease:?} is too long")))?;
         let expires_at = now + lease;
         let result = self
             .client
@@ -428,7 +428,7 @@ impl ReleaseStore for DynamoStore {
                     None => self
                         .get_item("GetItem", lock_pk(key), "LOCK")
                         .await?
-                        .ok_or_else(|| StoreError::Unavailable(format!("lock {} changed while being read", key.0)))?,
+                        .ok_or_else(|| StoreError::unavailable(format!("lock {} changed while being read", key.0)))?,
                 };
                 Ok(LockOutcome::HeldBy(parse_lock(&item)?))
             }
@@ -550,7 +550,7 @@ fn parse_rollup(item: &Item) -> Result<(NaiveDate, Rollup), StoreError> {
     let day = sk
         .strip_prefix("DAY#")
         .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-        .ok_or_else(|| StoreError::Corrupt(format!("rollup sort key '{sk}' is not DAY#YYYY-MM-DD")))?;
+        .ok_or_else(|| StoreError::corrupt(format!("rollup sort key '{sk}' is not DAY#YYYY-MM-DD")))?;
     let mut v = [0u64; 7];
     for (slot, field) in v.iter_mut().zip(ROLLUP_FIELDS) {
         *slot = number_attr(item, field)?;
@@ -564,7 +564,8 @@ fn parse_rollup(item: &Item) -> Result<(NaiveDate, Rollup), StoreError> {
 
 /// The item of `release` stored at `version`.
 fn release_item(release: &Release, version: u64) -> Result<Item, StoreError> {
-    let record = serde_json::to_string(&Release { version, ..release.clone() }).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let record = serde_json::to_string(&Release { version, ..release.clone() })
+        .map_err(|e| StoreError::corrupt(format!("release {}: cannot be encoded as JSON", release.id)).caused_by(e))?;
     let order = release_order(release);
     Ok(HashMap::from([
         (PK.to_string(), s(release_pk(&release.id))),
@@ -588,7 +589,7 @@ fn next_version(release: &Release) -> Result<u64, StoreError> {
     release
         .version
         .checked_add(1)
-        .ok_or_else(|| StoreError::Conflict(format!("release {}: version {} is not one the store wrote", release.id, release.version)))
+        .ok_or_else(|| StoreError::conflict(format!("release {}: version {} is not one the store wrote", release.id, release.version)))
 }
 
 /// The condition of a write of a release read at `read` (bound to `:read`): the item exists at
@@ -605,8 +606,8 @@ fn stored_version(item: &Item) -> u64 {
 /// Why a write conditioned by [`version_condition`] failed, from the item as it was.
 fn version_conflict(release: &Release, old: Option<&Item>) -> StoreError {
     match old {
-        None => StoreError::Conflict(format!("release {} does not exist; create_release stores new releases", release.id)),
-        Some(item) => StoreError::Conflict(format!(
+        None => StoreError::conflict(format!("release {} does not exist; create_release stores new releases", release.id)),
+        Some(item) => StoreError::conflict(format!(
             "release {}: written at version {}, but another write made it {}",
             release.id,
             release.version,
@@ -621,7 +622,7 @@ fn write_cancelled(release: &Release, reasons: &[CancellationReason]) -> StoreEr
         Some("ConditionalCheckFailed") => version_conflict(release, reasons[0].item()),
         // Another write of the record raced this one: read it again, as for a version conflict.
         _ if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) => {
-            StoreError::Conflict(format!("release {}: a concurrent write collided with this one", release.id))
+            StoreError::conflict(format!("release {}: a concurrent write collided with this one", release.id))
         }
         _ => cancelled(reasons),
     }
@@ -635,7 +636,7 @@ fn parse_record<T: serde::de::DeserializeOwned>(item: &Item, what: &str) -> Resu
     let text = string_attr(item, "record")?;
     serde_json::from_str(text).map_err(|e| {
         let pk = item.get(PK).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("?");
-        StoreError::Corrupt(format!("{what} item {pk}: attribute 'record' is not a valid {what} ({e})"))
+        StoreError::corrupt(format!("{what} item {pk}: attribute 'record' is not a valid {what}")).caused_by(e)
     })
 }
 
@@ -644,7 +645,7 @@ fn parse_lock(item: &Item) -> Result<LockInfo, StoreError> {
     Ok(LockInfo {
         holder: ReleaseId(string_attr(item, "holder")?.to_string()),
         expires_at: DateTime::parse_from_rfc3339(expires_at)
-            .map_err(|e| StoreError::Corrupt(format!("lock attribute 'expires_at' = '{expires_at}': {e}")))?
+            .map_err(|e| StoreError::corrupt(format!("lock attribute 'expires_at' = '{expires_at}'")).caused_by(e))?
             .with_timezone(&Utc),
     })
 }
@@ -652,18 +653,18 @@ fn parse_lock(item: &Item) -> Result<LockInfo, StoreError> {
 fn string_attr<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(value)) => Ok(value),
-        Some(_) => Err(StoreError::Corrupt(format!("attribute '{name}' is not a string"))),
-        None => Err(StoreError::Corrupt(format!("attribute '{name}' is missing"))),
+        Some(_) => Err(StoreError::corrupt(format!("attribute '{name}' is not a string"))),
+        None => Err(StoreError::corrupt(format!("attribute '{name}' is missing"))),
     }
 }
 
 fn number_attr(item: &Item, name: &str) -> Result<u64, StoreError> {
     match item.get(name) {
         Some(AttributeValue::N(value)) => {
-            value.parse().map_err(|_| StoreError::Corrupt(format!("attribute '{name}' = {value} is not a whole number >= 0")))
+            value.parse().map_err(|_| StoreError::corrupt(format!("attribute '{name}' = {value} is not a whole number >= 0")))
         }
-        Some(_) => Err(StoreError::Corrupt(format!("attribute '{name}' is not a number"))),
-        None => Err(StoreError::Corrupt(format!("attribute '{name}' is missing"))),
+        Some(_) => Err(StoreError::corrupt(format!("attribute '{name}' is not a number"))),
+        None => Err(StoreError::corrupt(format!("attribute '{name}' is missing"))),
     }
 }
 
@@ -726,8 +727,8 @@ where
 
 fn classify(err: AwsError) -> StoreError {
     match err {
-        AwsError::Unavailable { .. } => StoreError::Unavailable(err.to_string()),
-        AwsError::Rejected { .. } | AwsError::Unexpected { .. } => StoreError::Refused(err.to_string()),
+        AwsError::Unavailable { .. } => StoreError::unavailable("DynamoDB").caused_by(err),
+        AwsError::Rejected { .. } | AwsError::Unexpected { .. } => StoreError::refused("DynamoDB").caused_by(err),
     }
 }
 
@@ -750,28 +751,29 @@ mod tests {
     fn unreadable_records_are_corrupt_and_name_the_item() {
         let item = HashMap::from([(PK.to_string(), s("RELEASE#r1")), ("record".to_string(), s("{not json"))]);
         match parse_release(&item) {
-            Err(StoreError::Corrupt(message)) => {
+            Err(StoreError::Corrupt { message, .. }) => {
                 assert!(message.contains("RELEASE#r1") && message.contains("'record'"), "{message}")
             }
             other => panic!("expected Corrupt, got {other:?}"),
         }
         let missing = HashMap::from([(PK.to_string(), s("LOCK#a"))]);
-        assert_eq!(parse_lock(&missing), Err(StoreError::Corrupt("attribute 'expires_at' is missing".into())));
+        assert_eq!(parse_lock(&missing), Err(StoreError::corrupt("attribute 'expires_at' is missing")));
     }
 
     #[test]
     fn only_transient_failures_are_unavailable() {
         let throttled = AwsError::Unavailable { operation: "PutItem", message: "ThrottlingException: slow down".into() };
-        assert!(matches!(classify(throttled), StoreError::Unavailable(_)));
+        assert!(matches!(classify(throttled), StoreError::Unavailable { .. }));
         let denied = AwsError::Rejected {
             operation: "PutItem",
             code: "AccessDeniedException".into(),
             message: "not authorized to perform dynamodb:PutItem".into(),
         };
-        match classify(denied) {
-            StoreError::Refused(message) => assert!(message.contains("AccessDeniedException") && message.contains("PutItem"), "{message}"),
-            other => panic!("AccessDenied must be a refusal, got {other:?}"),
-        }
+        let refused = classify(denied);
+        assert!(matches!(refused, StoreError::Refused { .. }), "AccessDenied must be a refusal, got {refused:?}");
+        // The AWS error is kept whole as the cause, so its code reaches whoever reads the chain.
+        let text = baton_domain::error::chain_text(&refused);
+        assert!(text.contains("AccessDeniedException") && text.contains("PutItem"), "{text}");
     }
 
     #[test]

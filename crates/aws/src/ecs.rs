@@ -58,7 +58,7 @@ impl EcsDeployer {
         let tags = described.tags.clone();
         let definition = described
             .task_definition
-            .ok_or_else(|| ProviderError::Rejected(format!("DescribeTaskDefinition returned no task definition for {}", short(current))))?;
+            .ok_or_else(|| ProviderError::rejected(format!("DescribeTaskDefinition returned no task definition for {}", short(current))))?;
         let definition = with_image(definition, &self.container, image)?;
         let family = definition.family.clone().unwrap_or_default();
         let registered = registration(ecs.register_task_definition(), definition, tags).send().await.map_err(|e| {
@@ -67,7 +67,7 @@ impl EcsDeployer {
         registered
             .task_definition
             .and_then(|d| d.task_definition_arn)
-            .ok_or_else(|| ProviderError::Rejected(format!("RegisterTaskDefinition returned no task definition ARN for family {family}")))
+            .ok_or_else(|| ProviderError::rejected(format!("RegisterTaskDefinition returned no task definition ARN for family {family}")))
     }
 }
 
@@ -80,7 +80,7 @@ impl Deployer for EcsDeployer {
         let ecs = aws_sdk_ecs::Client::new(&config);
         let service = describe_service(&ecs, &self.cluster, &request.target, &region).await?;
         let current = service.task_definition.clone().ok_or_else(|| {
-            ProviderError::Rejected(format!("ECS service {} in cluster {} ({region}) has no task definition", request.target, self.cluster))
+            ProviderError::rejected(format!("ECS service {} in cluster {} ({region}) has no task definition", request.target, self.cluster))
         })?;
 
         let previous = request.undoes.as_ref().and_then(|run| replaced_revision(run, &self.cluster, &request.target));
@@ -88,7 +88,7 @@ impl Deployer for EcsDeployer {
             // Put back exactly the revision the forward run replaced: no new revision.
             Some(previous) if request.rollback => previous,
             _ if request.artifact.reference.trim().is_empty() => {
-                return Err(ProviderError::Rejected(if request.rollback {
+                return Err(ProviderError::rejected(if request.rollback {
                     format!(
                         "cannot roll back ECS service {} in cluster {}: no earlier artifact, and ECS cannot remove a service's \
                          task definition (delete or scale down the service by hand)",
@@ -123,7 +123,7 @@ impl Deployer for EcsDeployer {
 
     async fn poll(&self, handle: &RunHandle) -> Result<DeployProgress, ProviderError> {
         let run: EcsRun = serde_json::from_value(handle.state.clone()).map_err(|err| {
-            ProviderError::Rejected(format!("run {} is not an ECS deploy this version of Baton started: {err}", handle.id))
+            ProviderError::rejected(format!("run {} is not an ECS deploy this version of Baton started", handle.id)).caused_by(err)
         })?;
         let access = AwsAccess { region: Some(run.region.clone()), role_arn: run.role.clone() };
         let config = self.clients.config_for(&access).await?;
@@ -144,7 +144,7 @@ async fn describe_service(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &st
         .await
         .map_err(|e| AwsError::from_sdk("DescribeServices", e).for_provider(&context))?;
     if let Some(failure) = described.failures().first() {
-        return Err(ProviderError::Rejected(format!(
+        return Err(ProviderError::rejected(format!(
             "{context}: DescribeServices says {}{}",
             failure.reason().unwrap_or("it failed"),
             failure.detail().map(|d| format!(" ({d})")).unwrap_or_default()
@@ -152,9 +152,9 @@ async fn describe_service(ecs: &aws_sdk_ecs::Client, cluster: &str, service: &st
     }
     let found = described.services.unwrap_or_default().into_iter().next();
     match found {
-        Some(found) if found.status() == Some("INACTIVE") => Err(ProviderError::Rejected(format!("{context} is INACTIVE (deleted)"))),
+        Some(found) if found.status() == Some("INACTIVE") => Err(ProviderError::rejected(format!("{context} is INACTIVE (deleted)"))),
         Some(found) => Ok(found),
-        None => Err(ProviderError::Rejected(format!("{context}: not found"))),
+        None => Err(ProviderError::rejected(format!("{context}: not found"))),
     }
 }
 
@@ -226,7 +226,7 @@ fn with_image(mut definition: TaskDefinition, container: &str, image: &str) -> R
         }
         None => {
             let names: Vec<&str> = containers.iter().filter_map(|c| c.name()).collect();
-            Err(ProviderError::Rejected(format!(
+            Err(ProviderError::rejected(format!(
                 "task definition {} has no container {container:?} (its containers: {})",
                 revision,
                 if names.is_empty() { "none".to_string() } else { names.join(", ") }
@@ -321,7 +321,7 @@ mod tests {
     #[test]
     fn a_missing_container_is_rejected_naming_the_ones_there_are() {
         match with_image(definition(), "api", "repo/web:new") {
-            Err(ProviderError::Rejected(message)) => {
+            Err(ProviderError::Rejected { message, .. }) => {
                 assert!(message.contains("\"api\"") && message.contains("app, sidecar") && message.contains("web:7"), "{message}")
             }
             other => panic!("expected Rejected, got {other:?}"),

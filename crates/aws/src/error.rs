@@ -2,6 +2,7 @@
 //! retry (`Unavailable`) or give up and report (`Rejected`, `Unexpected`).
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use baton_domain::error::chain_text;
 use baton_domain::ports::ProviderError;
 use std::fmt::Debug;
 
@@ -58,10 +59,10 @@ impl AwsError {
             // Timeouts, connection failures and unparseable responses: the request may not have
             // reached AWS or its answer was lost, so a retry is the right move.
             SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
-                AwsError::Unavailable { operation, message: error_chain(&err) }
+                AwsError::Unavailable { operation, message: chain_text(&err) }
             }
             // Construction failures are bugs or bad configuration (no region, bad endpoint URL).
-            _ => AwsError::Rejected { operation, code: "ClientError".into(), message: error_chain(&err) },
+            _ => AwsError::Rejected { operation, code: "ClientError".into(), message: chain_text(&err) },
         }
     }
 
@@ -73,8 +74,8 @@ impl AwsError {
     /// unavailable stays retryable; a refusal or an unusable answer will not get better by retrying.
     pub fn for_provider(self, context: &str) -> ProviderError {
         match self {
-            AwsError::Unavailable { .. } => ProviderError::Unavailable(format!("{context}: {self}")),
-            AwsError::Rejected { .. } | AwsError::Unexpected { .. } => ProviderError::Rejected(format!("{context}: {self}")),
+            AwsError::Unavailable { .. } => ProviderError::unavailable(context).caused_by(self),
+            AwsError::Rejected { .. } | AwsError::Unexpected { .. } => ProviderError::rejected(context).caused_by(self),
         }
     }
 
@@ -85,16 +86,4 @@ impl AwsError {
             _ => None,
         }
     }
-}
-
-/// `SdkError`'s own Display says only "dispatch failure"; the cause chain says why.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -58,7 +58,7 @@ impl<'a> Code<'a> {
         };
         match location.split_once('/') {
             Some((bucket, key)) if !bucket.is_empty() && !key.is_empty() => Ok(Code::S3 { bucket, key }),
-            _ => Err(ProviderError::Rejected(format!("artifact {reference}: expected s3://<bucket>/<key>"))),
+            _ => Err(ProviderError::rejected(format!("artifact {reference}: expected s3://<bucket>/<key>"))),
         }
     }
 }
@@ -92,7 +92,7 @@ impl LambdaDeployer {
             publish = publish.code_sha256(sha);
         }
         let published = publish.send().await.map_err(|e| lambda_error(AwsError::from_sdk("PublishVersion", e), &context))?;
-        published.version.ok_or_else(|| ProviderError::Rejected(format!("{context}: PublishVersion returned no version")))
+        published.version.ok_or_else(|| ProviderError::rejected(format!("{context}: PublishVersion returned no version")))
     }
 
     async fn alias(&self, lambda: &aws_sdk_lambda::Client, function: &str, region: &str) -> Result<GetAliasOutput, ProviderError> {
@@ -114,14 +114,14 @@ impl Deployer for LambdaDeployer {
         let previous = current
             .function_version
             .clone()
-            .ok_or_else(|| ProviderError::Rejected(format!("alias {} of Lambda function {function} names no version", self.alias)))?;
+            .ok_or_else(|| ProviderError::rejected(format!("alias {} of Lambda function {function} names no version", self.alias)))?;
 
         let replaced = request.undoes.as_ref().and_then(|run| replaced_version(run, function, &self.alias));
         let (version, canary) = match replaced {
             // Put back the version the forward run replaced; it is still published.
             Some(replaced) if request.rollback => (replaced, None),
             _ if request.artifact.reference.trim().is_empty() => {
-                return Err(ProviderError::Rejected(if request.rollback {
+                return Err(ProviderError::rejected(if request.rollback {
                     format!(
                         "cannot roll back Lambda function {function}: no earlier artifact, and a deploy cannot remove the \
                          function's code (point alias {} at a version by hand)",
@@ -169,7 +169,7 @@ impl Deployer for LambdaDeployer {
 
     async fn poll(&self, handle: &RunHandle) -> Result<DeployProgress, ProviderError> {
         let run: LambdaRun = serde_json::from_value(handle.state.clone()).map_err(|err| {
-            ProviderError::Rejected(format!("run {} is not a Lambda deploy this version of Baton started: {err}", handle.id))
+            ProviderError::rejected(format!("run {} is not a Lambda deploy this version of Baton started", handle.id)).caused_by(err)
         })?;
         let config = self.clients.config_for(&AwsAccess { region: Some(run.region.clone()), role_arn: run.role.clone() }).await?;
         let lambda = aws_sdk_lambda::Client::new(&config);
@@ -284,13 +284,13 @@ async fn wait_until_updated(lambda: &aws_sdk_lambda::Client, function: &str) -> 
             // No status: the function was never updated since creation and is ready.
             Some(LastUpdateStatus::Successful) | None => return Ok(()),
             Some(LastUpdateStatus::Failed) => {
-                return Err(ProviderError::Rejected(format!(
+                return Err(ProviderError::rejected(format!(
                     "{context}: the code update failed: {}",
                     configuration.last_update_status_reason().unwrap_or("no reason given")
                 )));
             }
             Some(status) if tokio::time::Instant::now() + pause > deadline => {
-                return Err(ProviderError::Unavailable(format!(
+                return Err(ProviderError::unavailable(format!(
                     "{context}: the code update is still {status} after {UPDATE_WAIT:?}; the deploy will be retried"
                 )));
             }
@@ -347,7 +347,10 @@ mod tests {
             Code::Image("123456789012.dkr.ecr.eu-west-1.amazonaws.com/checkout@sha256:ab")
         );
         for bad in ["s3://builds", "s3://builds/", "s3:///key"] {
-            assert!(matches!(Code::parse(bad), Err(ProviderError::Rejected(m)) if m.contains("s3://<bucket>/<key>")), "{bad}");
+            assert!(
+                matches!(Code::parse(bad), Err(ProviderError::Rejected { message: m, .. }) if m.contains("s3://<bucket>/<key>")),
+                "{bad}"
+            );
         }
     }
 
@@ -390,8 +393,8 @@ mod tests {
     fn an_update_in_progress_is_retryable() {
         let conflict =
             AwsError::Rejected { operation: "UpdateFunctionCode", code: "ResourceConflictException".into(), message: "in progress".into() };
-        assert!(matches!(lambda_error(conflict, "Lambda function checkout"), ProviderError::Unavailable(_)));
+        assert!(matches!(lambda_error(conflict, "Lambda function checkout"), ProviderError::Unavailable { .. }));
         let missing = AwsError::Rejected { operation: "GetAlias", code: "ResourceNotFoundException".into(), message: "no alias".into() };
-        assert!(matches!(lambda_error(missing, "alias live"), ProviderError::Rejected(m) if m.contains("alias live")));
+        assert!(matches!(lambda_error(missing, "alias live"), ProviderError::Rejected { message: m, .. } if m.contains("alias live")));
     }
 }

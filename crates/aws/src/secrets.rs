@@ -34,10 +34,7 @@ impl AwsSecretResolver {
 
 /// Error messages name the reference, never the value.
 fn provider_error(secret: &SecretRef, err: AwsError) -> ProviderError {
-    match err {
-        AwsError::Unavailable { .. } => ProviderError::Unavailable(format!("secret {secret}: {err}")),
-        AwsError::Rejected { .. } | AwsError::Unexpected { .. } => ProviderError::Rejected(format!("secret {secret}: {err}")),
-    }
+    err.for_provider(&format!("secret {secret}"))
 }
 
 #[async_trait]
@@ -67,7 +64,7 @@ impl SecretResolver for AwsSecretResolver {
         };
         match value {
             Some(value) if !value.trim().is_empty() => Ok(value),
-            _ => Err(ProviderError::Rejected(format!("secret {secret} has no (non-empty) string value"))),
+            _ => Err(ProviderError::rejected(format!("secret {secret} has no (non-empty) string value"))),
         }
     }
 }

@@ -102,7 +102,7 @@ async fn a_prefix_covers_every_alarm_under_it_and_names_add_to_it() {
 
     let empty = format!("{}-", common::unique("none"));
     match self::gate(&[], Some(&empty), InsufficientData::Healthy, &config).sample(&health_request()).await {
-        Err(ProviderError::Rejected(message)) => assert!(message.contains(&empty), "{message}"),
+        Err(ProviderError::Rejected { message, .. }) => assert!(message.contains(&empty), "{message}"),
         other => panic!("expected Rejected for a prefix without alarms, got {other:?}"),
     }
 }
@@ -149,7 +149,7 @@ async fn a_missing_named_alarm_is_rejected_with_its_name_and_region() {
     metric_alarm(&cloudwatch, &present).await;
     let missing = common::unique("web-typo");
     match gate(&[&present, &missing], None, InsufficientData::Healthy, &config).sample(&health_request()).await {
-        Err(ProviderError::Rejected(message)) => {
+        Err(ProviderError::Rejected { message, .. }) => {
             assert_eq!(message, format!("CloudWatch alarm {missing} not found in {}", config.region().unwrap()))
         }
         other => panic!("expected Rejected, got {other:?}"),

@@ -150,7 +150,9 @@ async fn a_rollback_puts_back_the_replaced_revision_or_the_previous_image() {
 
     // Nothing before the first release: ECS cannot remove a service's task definition.
     match deployer.start(&request(&service, "", true, None)).await {
-        Err(ProviderError::Rejected(message)) => assert!(message.contains("cannot roll back") && message.contains(&service), "{message}"),
+        Err(ProviderError::Rejected { message, .. }) => {
+            assert!(message.contains("cannot roll back") && message.contains(&service), "{message}")
+        }
         other => panic!("expected Rejected, got {other:?}"),
     }
 }
@@ -165,17 +167,17 @@ async fn missing_services_clusters_and_containers_are_rejected_by_name() {
 
     let missing = common::unique("nope");
     match EcsDeployer::new(&spec(&cluster), clients.clone()).start(&request(&missing, "repo/web:2", false, None)).await {
-        Err(ProviderError::Rejected(message)) => assert!(message.contains(&missing) && message.contains(&cluster), "{message}"),
+        Err(ProviderError::Rejected { message, .. }) => assert!(message.contains(&missing) && message.contains(&cluster), "{message}"),
         other => panic!("expected Rejected for a missing service, got {other:?}"),
     }
     let no_cluster = common::unique("gone");
     match EcsDeployer::new(&spec(&no_cluster), clients.clone()).start(&request(&service, "repo/web:2", false, None)).await {
-        Err(ProviderError::Rejected(message)) => assert!(message.contains(&no_cluster), "{message}"),
+        Err(ProviderError::Rejected { message, .. }) => assert!(message.contains(&no_cluster), "{message}"),
         other => panic!("expected Rejected for a missing cluster, got {other:?}"),
     }
     let wrong_container = EcsDeploy { container: "api".into(), ..spec(&cluster) };
     match EcsDeployer::new(&wrong_container, clients).start(&request(&service, "repo/web:2", false, None)).await {
-        Err(ProviderError::Rejected(message)) => assert!(message.contains("\"api\"") && message.contains("app, envoy"), "{message}"),
+        Err(ProviderError::Rejected { message, .. }) => assert!(message.contains("\"api\"") && message.contains("app, envoy"), "{message}"),
         other => panic!("expected Rejected for a missing container, got {other:?}"),
     }
     assert_eq!(revisions(&ecs, &service).await, 1, "nothing was registered");

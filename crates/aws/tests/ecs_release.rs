@@ -48,7 +48,7 @@ impl SecretResolver for SlackToken {
     async fn resolve(&self, secret: &SecretRef) -> Result<String, ProviderError> {
         match secret {
             SecretRef::Env(name) if name == "SLACK_BOT_TOKEN" => Ok("xoxb-test".into()),
-            other => Err(ProviderError::Rejected(format!("no secret {other} in this test"))),
+            other => Err(ProviderError::rejected(format!("no secret {other} in this test"))),
         }
     }
 }

@@ -101,7 +101,9 @@ async fn a_deploy_without_a_canary_moves_the_alias_and_a_rollback_moves_it_back(
 
     // No earlier artifact and no forward run: nothing to put back.
     match deployer.start(&request(&function, "", true, None)).await {
-        Err(ProviderError::Rejected(message)) => assert!(message.contains("cannot roll back") && message.contains(&function), "{message}"),
+        Err(ProviderError::Rejected { message, .. }) => {
+            assert!(message.contains("cannot roll back") && message.contains(&function), "{message}")
+        }
         other => panic!("expected Rejected, got {other:?}"),
     }
 }
@@ -149,7 +151,7 @@ async fn a_missing_function_or_alias_is_rejected_by_name() {
     let deployer = LambdaDeployer::new(&spec(None), AwsClients::with_base(config.clone()));
     let missing = common::unique("nope");
     match deployer.start(&request(&missing, &format!("{IMAGE}:2"), false, None)).await {
-        Err(ProviderError::Rejected(message)) => assert!(message.contains(&missing) && message.contains("alias live"), "{message}"),
+        Err(ProviderError::Rejected { message, .. }) => assert!(message.contains(&missing) && message.contains("alias live"), "{message}"),
         other => panic!("expected Rejected, got {other:?}"),
     }
 }

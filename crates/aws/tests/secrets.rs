@@ -48,7 +48,7 @@ async fn references_resolve_from_their_stores() {
 
     for missing in [SecretRef::Ssm("/baton/missing".into()), SecretRef::SecretsManager("baton-missing".into())] {
         match resolver.resolve(&missing).await {
-            Err(ProviderError::Rejected(message)) => assert!(message.contains(&missing.to_string()), "{message}"),
+            Err(ProviderError::Rejected { message, .. }) => assert!(message.contains(&missing.to_string()), "{message}"),
             other => panic!("{missing}: expected Rejected, got {other:?}"),
         }
     }

@@ -4,6 +4,7 @@
 mod common;
 
 use baton_aws::DynamoStore;
+use baton_domain::error::chain_text;
 use baton_domain::ports::{LockOutcome, ReleaseStore, StoreError};
 use baton_domain::release::{LockKey, ReleaseId};
 use chrono::Utc;
@@ -49,7 +50,10 @@ async fn a_refused_request_is_not_unavailable() {
     let client = aws_sdk_dynamodb::Client::new(&common::sdk_config().await);
     let store = DynamoStore::new(client, common::unique("no-such-table"));
     match store.get_release(&ReleaseId("rel-web-1".into())).await {
-        Err(StoreError::Refused(message)) => assert!(message.contains("ResourceNotFoundException"), "{message}"),
+        Err(refused @ StoreError::Refused { .. }) => {
+            let text = chain_text(&refused);
+            assert!(text.contains("ResourceNotFoundException"), "{text}");
+        }
         other => panic!("a missing table must be Refused, got {other:?}"),
     }
 }
@@ -77,7 +81,7 @@ async fn releases_from_before_versions_read_as_version_0() {
     let read = store.get_release(&release.id).await.unwrap().expect("the legacy release is readable");
     assert_eq!(read, release, "a record without a version reads as version 0");
     assert_eq!(store.put_release(&read).await.unwrap(), 1);
-    assert!(matches!(store.put_release(&read).await, Err(StoreError::Conflict(_))), "and is conditional from then on");
+    assert!(matches!(store.put_release(&read).await, Err(StoreError::Conflict { .. })), "and is conditional from then on");
     let listed = store.list_releases("web", Some("prod"), 10).await.unwrap();
     assert_eq!(listed.iter().map(|r| r.version).collect::<Vec<_>>(), [1], "its first write lists it");
 }

@@ -250,7 +250,7 @@ pub async fn put_release_of_a_missing_id_conflicts(store: &dyn ReleaseStore) {
     store.create_release(&release_at("rel-web-1", "web", "prod", t0()), "k1").await.expect("create_release");
     let missing = release_at("rel-web-404", "web", "prod", t0());
     match store.put_release(&missing).await {
-        Err(StoreError::Conflict(_)) => {}
+        Err(StoreError::Conflict { .. }) => {}
         other => panic!("put_release of an id never created must fail with Conflict, got {other:?}"),
     }
     assert_eq!(store.get_release(&missing.id).await.expect("get_release"), None, "a refused put_release must not create the release");
@@ -274,7 +274,7 @@ pub async fn put_with_a_stale_version_conflicts(store: &dyn ReleaseStore) {
     ahead.version = 7;
     for refused in [stale, ahead] {
         match store.put_release(&refused).await {
-            Err(StoreError::Conflict(_)) => {}
+            Err(StoreError::Conflict { .. }) => {}
             other => panic!("put_release of version {} over version 1 must fail with Conflict, got {other:?}", refused.version),
         }
     }
@@ -302,7 +302,7 @@ pub async fn racing_puts_of_one_version_admit_one(store: &dyn ReleaseStore) {
     let winners: Vec<&Release> = writes.iter().zip(&outcomes).filter(|(_, outcome)| outcome.is_ok()).map(|(w, _)| w).collect();
     assert_eq!(winners.len(), 1, "exactly one put of version 0 may land, got {outcomes:?}");
     for outcome in &outcomes {
-        assert!(matches!(outcome, Ok(1) | Err(StoreError::Conflict(_))), "the losers conflict, got {outcome:?}");
+        assert!(matches!(outcome, Ok(1) | Err(StoreError::Conflict { .. })), "the losers conflict, got {outcome:?}");
     }
     let mut expected = winners[0].clone();
     expected.version = 1;
@@ -681,7 +681,7 @@ pub async fn a_close_lands_with_its_rollup_or_not_at_all(store: &dyn ReleaseStor
     notified.notifier_state.insert("log".into(), serde_json::json!({"lines": 3}));
     store.put_release(&notified).await.expect("put_release");
     match store.close_release(&stale, &key, &delta).await {
-        Err(StoreError::Conflict(_)) => {}
+        Err(StoreError::Conflict { .. }) => {}
         other => panic!("a close of a version another write changed must fail with Conflict, got {other:?}"),
     }
     let after_failure = store.get_release(&running.id).await.expect("get_release").expect("the release exists");
@@ -694,7 +694,7 @@ pub async fn a_close_lands_with_its_rollup_or_not_at_all(store: &dyn ReleaseStor
     assert_eq!((closed.status, closed.notifier_state.len(), closed.version), (ReleaseStatus::Succeeded, 1, 2));
     assert_eq!(store.rollups("web", "prod", day, day).await.expect("rollups"), vec![(day, delta.clone())], "the close adds its rollup");
 
-    assert!(matches!(store.close_release(&retry, &key, &delta).await, Err(StoreError::Conflict(_))), "a repeated close conflicts");
+    assert!(matches!(store.close_release(&retry, &key, &delta).await, Err(StoreError::Conflict { .. })), "a repeated close conflicts");
     assert_eq!(store.rollups("web", "prod", day, day).await.expect("rollups"), vec![(day, delta)], "and counts nothing twice");
 
     // A release that never reached production adds nothing, not even a day of zeros.

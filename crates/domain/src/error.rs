@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 
 /// Declares [`ErrorName`] from one list of (variant, wire name), so the enum, its wire names
 /// and [`ErrorName::ALL`] cannot drift apart.
@@ -91,6 +92,61 @@ impl fmt::Display for ErrorName {
     }
 }
 
+/// The lower-level error behind a port error (an SDK, HTTP, SQLite, I/O or JSON error), kept
+/// whole so that logs and the CLI can walk the chain while callers match on the port's variants.
+/// Shared (`Arc`) so port errors stay `Clone`; compared by text so they stay comparable in tests.
+#[derive(Clone)]
+pub struct Cause(Arc<dyn std::error::Error + Send + Sync>);
+
+impl Cause {
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Cause {
+        Cause(Arc::new(error))
+    }
+}
+
+impl fmt::Debug for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for Cause {
+    fn eq(&self, other: &Cause) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for Cause {}
+
+/// `error` and each of its sources on one line, `: `-separated: what a record, a Slack message
+/// or a task's cause shows, since they hold text, not errors. A source whose text the message
+/// already ends with (errors that quote their cause) is not repeated.
+pub fn chain_text(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(source) = next {
+        let part = source.to_string();
+        if !text.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        next = source.source();
+    }
+    text
+}
+
 /// A task failure as Step Functions sees it: an error name and a human cause.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 #[error("{error}: {cause}")]
@@ -108,6 +164,43 @@ impl TaskError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ports::{ProviderError, StoreError};
+    use crate::support::provider_error;
+
+    #[test]
+    fn port_errors_keep_their_cause_and_task_errors_show_the_whole_chain() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "connection refused");
+        let error = ProviderError::unavailable("Argo CD application web").caused_by(io);
+        assert_eq!(error.message(), "Argo CD application web");
+        let source = std::error::Error::source(&error).expect("the cause is the error's source");
+        assert_eq!(source.to_string(), "connection refused");
+        assert_eq!(chain_text(&error), "provider unavailable: Argo CD application web: connection refused");
+
+        let task = provider_error(error.clone(), ErrorName::DeployFailed);
+        assert_eq!(task.error, ErrorName::ProviderUnavailable);
+        assert_eq!(task.cause, "provider unavailable: Argo CD application web: connection refused");
+        let refused = provider_error(ProviderError::rejected("bad token"), ErrorName::DeployFailed);
+        assert_eq!((refused.error, refused.cause.as_str()), (ErrorName::DeployFailed, "provider rejected the request: bad token"));
+
+        let store: TaskError = StoreError::conflict("release rel-1 changed").caused_by(std::fmt::Error).into();
+        assert_eq!(store.cause, "release store conflict: release rel-1 changed: an error occurred when formatting an argument");
+    }
+
+    #[test]
+    fn a_cause_the_message_already_quotes_is_not_repeated() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("request failed: timed out")]
+        struct Wrapper(#[source] Inner);
+        #[derive(Debug, thiserror::Error)]
+        #[error("timed out")]
+        struct Inner;
+        assert_eq!(chain_text(&Wrapper(Inner)), "request failed: timed out");
+        // Port errors compare by message and cause text, so tests can compare them whole.
+        let a = ProviderError::rejected("x").caused_by(Inner);
+        assert_eq!(a, ProviderError::rejected("x").caused_by(Inner));
+        assert_ne!(a, ProviderError::rejected("x"));
+    }
+
 
     fn definition_names(definition: &serde_json::Value, found: &mut Vec<String>) {
         match definition {

@@ -3,6 +3,7 @@
 //! services), and each port has a contract suite every implementation passes.
 
 use crate::catalog::{BuildSpec, DeployTarget, Diagnostic, GateSpec, ServiceEntry, SlackSpec};
+use crate::error::Cause;
 pub use crate::release::RunHandle;
 use crate::release::{Artifact, LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
 use async_trait::async_trait;
@@ -12,21 +13,77 @@ use std::time::Duration;
 
 // ---------------------------------------------------------------- store
 
+/// Every port error is a message saying what was being done, what failed and what was expected,
+/// plus the lower-level error behind it when there is one (`cause`, the error's `source`):
+/// callers act on the variant, people read the chain ([`crate::error::chain_text`]).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The backing store did not answer or throttled: worth retrying.
-    #[error("release store unavailable: {0}")]
-    Unavailable(String),
+    #[error("release store unavailable: {message}")]
+    Unavailable {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
     /// The store refused the request (access denied, a validation error, a missing table):
     /// retrying will not help until someone fixes the permissions or the configuration.
-    #[error("release store refused the request: {0}")]
-    Refused(String),
+    #[error("release store refused the request: {message}")]
+    Refused {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
     /// A record could not be read back (schema drift, hand edits).
-    #[error("release store holds an unreadable record: {0}")]
-    Corrupt(String),
+    #[error("release store holds an unreadable record: {message}")]
+    Corrupt {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
     /// A write's precondition failed (the record changed underneath, or does not exist).
-    #[error("release store conflict: {0}")]
-    Conflict(String),
+    #[error("release store conflict: {message}")]
+    Conflict {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+}
+
+impl StoreError {
+    pub fn unavailable(message: impl Into<String>) -> StoreError {
+        StoreError::Unavailable { message: message.into(), cause: None }
+    }
+
+    pub fn refused(message: impl Into<String>) -> StoreError {
+        StoreError::Refused { message: message.into(), cause: None }
+    }
+
+    pub fn corrupt(message: impl Into<String>) -> StoreError {
+        StoreError::Corrupt { message: message.into(), cause: None }
+    }
+
+    pub fn conflict(message: impl Into<String>) -> StoreError {
+        StoreError::Conflict { message: message.into(), cause: None }
+    }
+
+    /// The same error, with `error` kept as the lower-level error behind it.
+    pub fn caused_by(mut self, error: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+        let (StoreError::Unavailable { cause, .. }
+        | StoreError::Refused { cause, .. }
+        | StoreError::Corrupt { cause, .. }
+        | StoreError::Conflict { cause, .. }) = &mut self;
+        *cause = Some(Cause::new(error));
+        self
+    }
+
+    /// What was being done and what failed, without the variant's words or the cause.
+    pub fn message(&self) -> &str {
+        let (StoreError::Unavailable { message, .. }
+        | StoreError::Refused { message, .. }
+        | StoreError::Corrupt { message, .. }
+        | StoreError::Conflict { message, .. }) = self;
+        message
+    }
 }
 
 /// The result of [`ReleaseStore::create_release`].
@@ -93,8 +150,27 @@ pub enum CatalogError {
     NotFound { service: String, searched: String },
     #[error("the catalog entry is invalid:\n{}", format_diagnostics(.0))]
     Invalid(Vec<Diagnostic>),
-    #[error("catalog unavailable: {0}")]
-    Unavailable(String),
+    #[error("catalog unavailable: {message}")]
+    Unavailable {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+}
+
+impl CatalogError {
+    pub fn unavailable(message: impl Into<String>) -> CatalogError {
+        CatalogError::Unavailable { message: message.into(), cause: None }
+    }
+
+    /// The same error, with `error` kept as the lower-level error behind it: only an
+    /// unavailable catalog has one (the others are Baton's own verdicts).
+    pub fn caused_by(mut self, error: impl std::error::Error + Send + Sync + 'static) -> CatalogError {
+        if let CatalogError::Unavailable { cause, .. } = &mut self {
+            *cause = Some(Cause::new(error));
+        }
+        self
+    }
 }
 
 fn format_diagnostics(diagnostics: &[Diagnostic]) -> String {
@@ -112,11 +188,42 @@ pub trait CatalogSource: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ProviderError {
     /// Network error, timeout, 5xx or 429: worth retrying.
-    #[error("provider unavailable: {0}")]
-    Unavailable(String),
+    #[error("provider unavailable: {message}")]
+    Unavailable {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
     /// The provider refused the request (bad credentials, unknown pipeline, bad config): retrying will not help.
-    #[error("provider rejected the request: {0}")]
-    Rejected(String),
+    #[error("provider rejected the request: {message}")]
+    Rejected {
+        message: String,
+        #[source]
+        cause: Option<Cause>,
+    },
+}
+
+impl ProviderError {
+    pub fn unavailable(message: impl Into<String>) -> ProviderError {
+        ProviderError::Unavailable { message: message.into(), cause: None }
+    }
+
+    pub fn rejected(message: impl Into<String>) -> ProviderError {
+        ProviderError::Rejected { message: message.into(), cause: None }
+    }
+
+    /// The same error, with `error` kept as the lower-level error behind it.
+    pub fn caused_by(mut self, error: impl std::error::Error + Send + Sync + 'static) -> ProviderError {
+        let (ProviderError::Unavailable { cause, .. } | ProviderError::Rejected { cause, .. }) = &mut self;
+        *cause = Some(Cause::new(error));
+        self
+    }
+
+    /// What was being done and what failed, without the variant's words or the cause.
+    pub fn message(&self) -> &str {
+        let (ProviderError::Unavailable { message, .. } | ProviderError::Rejected { message, .. }) = self;
+        message
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

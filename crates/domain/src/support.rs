@@ -1,7 +1,7 @@
 //! What every handler does the same way: reach its ports, read and write the release
 //! record, keep the lock's lease fresh, and turn port errors into the error vocabulary.
 
-use crate::error::{ErrorName, TaskError};
+use crate::error::{ErrorName, TaskError, chain_text};
 use crate::flow::ReleaseContext;
 use crate::ports::{CatalogError, CatalogSource, Clock, ProviderError, Providers, ReleaseStore, StoreError};
 use crate::release::{EventKind, LockKey, Release, ReleaseId, Stage, StageEvent};
@@ -53,13 +53,13 @@ where
     loop {
         let release = store.get_release(id).await?.ok_or_else(|| no_record(id))?;
         match write(release).await {
-            Err(StoreError::Conflict(_)) if attempt < WRITE_ATTEMPTS => {
+            Err(StoreError::Conflict { .. }) if attempt < WRITE_ATTEMPTS => {
                 let ceiling = WRITE_BACKOFF.saturating_mul(1 << (attempt - 1).min(16)).min(WRITE_BACKOFF_CAP);
                 tokio::time::sleep(ceiling.mul_f64(rand::random::<f64>())).await;
                 attempt += 1;
             }
             // Contention, not a bug: the definition retries the task.
-            Err(StoreError::Conflict(cause)) => {
+            Err(StoreError::Conflict { message: cause, .. }) => {
                 return Err(TaskError::new(
                     ErrorName::StoreUnavailable,
                     format!("release {id} kept changing under concurrent writes ({WRITE_ATTEMPTS} attempts): {cause}"),
@@ -117,29 +117,30 @@ pub async fn unlock_by_hand(
 impl From<StoreError> for TaskError {
     fn from(err: StoreError) -> TaskError {
         let name = match err {
-            StoreError::Unavailable(_) => ErrorName::StoreUnavailable,
-            StoreError::Refused(_) | StoreError::Corrupt(_) | StoreError::Conflict(_) => ErrorName::Internal,
+            StoreError::Unavailable { .. } => ErrorName::StoreUnavailable,
+            StoreError::Refused { .. } | StoreError::Corrupt { .. } | StoreError::Conflict { .. } => ErrorName::Internal,
         };
-        TaskError::new(name, err.to_string())
+        TaskError::new(name, chain_text(&err))
     }
 }
 
 impl From<CatalogError> for TaskError {
     fn from(err: CatalogError) -> TaskError {
         let name = match err {
-            CatalogError::Unavailable(_) => ErrorName::ProviderUnavailable,
+            CatalogError::Unavailable { .. } => ErrorName::ProviderUnavailable,
             CatalogError::NotFound { .. } | CatalogError::Invalid(_) => ErrorName::CatalogInvalid,
         };
-        TaskError::new(name, err.to_string())
+        TaskError::new(name, chain_text(&err))
     }
 }
 
 /// A provider error, with `permanent` naming the failure a refusal means for this stage.
 pub fn provider_error(err: ProviderError, permanent: ErrorName) -> TaskError {
-    match err {
-        ProviderError::Unavailable(_) => TaskError::new(ErrorName::ProviderUnavailable, err.to_string()),
-        ProviderError::Rejected(_) => TaskError::new(permanent, err.to_string()),
-    }
+    let name = match err {
+        ProviderError::Unavailable { .. } => ErrorName::ProviderUnavailable,
+        ProviderError::Rejected { .. } => permanent,
+    };
+    TaskError::new(name, chain_text(&err))
 }
 
 /// Decodes a JSON payload, runs the handler and encodes its answer: the one shape the

@@ -5,7 +5,7 @@
 //! whose `errorType` is the stable name the definition's Retry and Catch match.
 
 use baton_aws::{AwsSecretResolver, DynamoCatalog, DynamoStore};
-use baton_domain::error::TaskError;
+use baton_domain::error::{TaskError, chain_text};
 use baton_domain::flow::release_id_in;
 use baton_domain::ports::{CatalogSource, SystemClock};
 use baton_domain::support::Ports;
@@ -48,15 +48,15 @@ pub async fn ports_from_env() -> Result<Ports, InitError> {
     let config = baton_aws::sdk_config().await.map_err(|e| InitError::Setup("HTTPS client", e.to_string()))?;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     let release_table = std::env::var(RELEASE_TABLE).map_err(|_| InitError::Missing(RELEASE_TABLE))?;
-    let http = baton_providers::http_client().map_err(|e| InitError::Setup("HTTP client", e.to_string()))?;
+    let http = baton_providers::http_client().map_err(|e| InitError::Setup("HTTP client", chain_text(&e)))?;
     let catalog: Arc<dyn CatalogSource> = match std::env::var(CATALOG_TABLE) {
         Ok(table) => Arc::new(DynamoCatalog::new(dynamodb.clone(), table)),
-        Err(_) => Arc::new(DatadogCatalog::from_env(http).map_err(|e| InitError::Setup("Datadog catalog", e.to_string()))?),
+        Err(_) => Arc::new(DatadogCatalog::from_env(http).map_err(|e| InitError::Setup("Datadog catalog", chain_text(&e)))?),
     };
     let secrets = Arc::new(AwsSecretResolver::new(&config, Arc::new(EnvSecretResolver)));
     // Lambda's only writable directory: command providers get their scratch space there.
     let providers =
-        LocalProviders::new(PathBuf::from("/tmp/baton"), None, secrets, None).map_err(|e| InitError::Setup("providers", e.to_string()))?;
+        LocalProviders::new(PathBuf::from("/tmp/baton"), None, secrets, None).map_err(|e| InitError::Setup("providers", chain_text(&e)))?;
     Ok(Ports {
         store: Arc::new(DynamoStore::new(dynamodb, release_table)),
         catalog,

@@ -46,7 +46,7 @@ impl LocalBaton {
         };
         // Absolute once, here: commands run in other directories must all see one workspace.
         let state_dir = std::path::absolute(&config.state_dir)
-            .map_err(|err| StoreError::Unavailable(format!("state directory {}: {err}", config.state_dir.display())))?;
+            .map_err(|err| StoreError::unavailable(format!("state directory {}", config.state_dir.display())).caused_by(err))?;
         let store = SqliteStore::open(&baton_store_sqlite::database_path(&state_dir))?;
         let providers =
             LocalProviders::new(LocalConfig::workspace(&state_dir), config.console, Arc::new(EnvSecretResolver), config.slack_api_base)?;

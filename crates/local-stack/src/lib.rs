@@ -17,6 +17,7 @@ pub mod template;
 use aws_sdk_dynamodb::config::ProvideCredentials;
 use baton_asl::{Clock, ExecutionOutcome, ExecutionStart, Executor, StateMachine, TaskCall, TaskFailure, TaskInvoker};
 use baton_aws::DynamoStore;
+use baton_domain::error::chain_text;
 use baton_domain::ports::ReleaseStore;
 use baton_domain::release::{Release, ReleaseId};
 use iam::{Operation, PrincipalReport};
@@ -132,7 +133,7 @@ impl LocalStack {
             Some(id) => store.get_release(&ReleaseId(id.to_string())).await,
             None => store.list_releases(service, None, 1).await.map(|releases| releases.into_iter().next()),
         };
-        found.map_err(|e| StackError::Setup(format!("the release table: {e}")))
+        found.map_err(|e| StackError::Setup(format!("the release table: {}", chain_text(&e))))
     }
 
     /// The operations each principal performed so far, by logical id: the functions' records

@@ -142,7 +142,7 @@ impl ArgoCdDeployer {
         secrets: Arc<dyn SecretResolver>,
         http: reqwest::Client,
     ) -> Result<ArgoCdDeployer, ProviderError> {
-        let rejected = |why: String| ProviderError::Rejected(format!("{source}: extensions.baton.deploy: argo-cd {why}"));
+        let rejected = |why: String| ProviderError::rejected(format!("{source}: extensions.baton.deploy: argo-cd {why}"));
         let server = http_url(&spec.server).map_err(|why| rejected(format!("server {why}")))?;
         let revision = Template::parse(&spec.revision, "revision", "a git revision such as {sha}", PLACEHOLDERS).map_err(rejected)?;
         Ok(ArgoCdDeployer { server, revision, token: LazySecret::new(spec.token.clone(), secrets), timeout: DEFAULT_REQUEST_TIMEOUT, http })
@@ -230,7 +230,7 @@ impl ArgoCdDeployer {
         match replaced {
             Some(revision) => Ok(revision),
             None if !request.artifact.sha.is_empty() => Ok(request.artifact.sha.clone()),
-            None => Err(ProviderError::Rejected(format!(
+            None => Err(ProviderError::rejected(format!(
                 "rolling back Argo CD application {}: nothing to go back to (it had no synced revision before this release, \
                  and no previous artifact names a commit)",
                 app.name
@@ -288,14 +288,14 @@ impl Deployer for ArgoCdDeployer {
             return Ok(self.handle(&request.target, &app, &state));
         }
         if answer.status == StatusCode::FORBIDDEN && contains(&answer, "sync window") {
-            return Err(ProviderError::Rejected(format!(
+            return Err(ProviderError::rejected(format!(
                 "{context}: a sync window of the application's project blocks syncs now (HTTP 403{}); \
                  wait for the window to open or allow manual syncs in it",
                 answer.said(&[token])
             )));
         }
         if answer.status == StatusCode::BAD_REQUEST && contains(&answer, "another operation is already in progress") {
-            return Err(ProviderError::Unavailable(format!(
+            return Err(ProviderError::unavailable(format!(
                 "{context}: another operation is in progress on the application{}",
                 answer.said(&[token])
             )));
@@ -305,13 +305,13 @@ impl Deployer for ArgoCdDeployer {
 
     async fn poll(&self, handle: &RunHandle) -> Result<DeployProgress, ProviderError> {
         if handle.provider != PROVIDER {
-            return Err(ProviderError::Rejected(format!(
+            return Err(ProviderError::rejected(format!(
                 "run {} belongs to the '{}' provider, not the Argo CD deployer",
                 handle.id, handle.provider
             )));
         }
         let state: RunState = serde_json::from_value(handle.state.clone())
-            .map_err(|e| ProviderError::Rejected(format!("Argo CD run handle {}: unreadable state: {e}", handle.id)))?;
+            .map_err(|e| ProviderError::rejected(format!("Argo CD run handle {}: unreadable state", handle.id)).caused_by(e))?;
         let app = App::of(&handle.id);
         let context = format!("reading Argo CD application {} on {}", app.name, shown(&self.server));
         let status = self.application(&app, &context).await?.status;

@@ -213,13 +213,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let provider = provider(dir.path(), spec(vec!["./build-does-not-exist".into()]));
         let result = provider.start(&request(None)).await;
-        assert!(matches!(&result, Err(ProviderError::Rejected(m)) if m.contains("./build-does-not-exist")), "{result:?}");
+        assert!(matches!(&result, Err(ProviderError::Rejected { message: m, .. }) if m.contains("./build-does-not-exist")), "{result:?}");
 
         let foreign = RunHandle { provider: "github-actions".into(), id: "42".into(), url: None, state: serde_json::Value::Null };
         let result = provider.poll(&foreign).await;
-        assert!(matches!(&result, Err(ProviderError::Rejected(m)) if m.contains("'github-actions'")), "{result:?}");
+        assert!(matches!(&result, Err(ProviderError::Rejected { message: m, .. }) if m.contains("'github-actions'")), "{result:?}");
         let result = provider.cancel(&foreign).await;
-        assert!(matches!(&result, Err(ProviderError::Rejected(m)) if m.contains("'github-actions'")), "{result:?}");
+        assert!(matches!(&result, Err(ProviderError::Rejected { message: m, .. }) if m.contains("'github-actions'")), "{result:?}");
     }
 
     #[tokio::test]

@@ -2,7 +2,6 @@
 //! returns the service's v2.2 definition, whose `extensions.baton` block is read by the same
 //! parser as catalog files.
 
-use crate::http::describe;
 use crate::secrets::Secret;
 use async_trait::async_trait;
 use baton_domain::catalog::{ServiceEntry, parse_catalog_documents};
@@ -36,7 +35,7 @@ impl DatadogCatalog {
     /// Keys from `DD_API_KEY` and `DD_APP_KEY` (or `DD_APPLICATION_KEY`), site from `DD_SITE`.
     pub fn from_env(client: reqwest::Client) -> Result<DatadogCatalog, CatalogError> {
         let var = |names: &[&str]| names.iter().find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()));
-        let missing = |what: &str| CatalogError::Unavailable(format!("the Datadog catalog needs {what} in the environment"));
+        let missing = |what: &str| CatalogError::unavailable(format!("the Datadog catalog needs {what} in the environment"));
         let api_key = var(&["DD_API_KEY"]).ok_or_else(|| missing("DD_API_KEY"))?;
         let application_key = var(&["DD_APP_KEY", "DD_APPLICATION_KEY"]).ok_or_else(|| missing("DD_APP_KEY"))?;
         let site = var(&["DD_SITE"]).unwrap_or_else(|| DEFAULT_DATADOG_SITE.to_string());
@@ -68,9 +67,9 @@ struct DefinitionAttributes {
 impl CatalogSource for DatadogCatalog {
     async fn service(&self, name: &str) -> Result<ServiceEntry, CatalogError> {
         let mut url = reqwest::Url::parse(&self.base_url)
-            .map_err(|e| CatalogError::Unavailable(format!("Datadog base URL '{}': {e}", self.base_url)))?;
+            .map_err(|e| CatalogError::unavailable(format!("Datadog base URL '{}'", self.base_url)).caused_by(e))?;
         url.path_segments_mut()
-            .map_err(|_| CatalogError::Unavailable(format!("Datadog base URL '{}' cannot take a path", self.base_url)))?
+            .map_err(|_| CatalogError::unavailable(format!("Datadog base URL '{}' cannot take a path", self.base_url)))?
             .extend(["api", "v2", "services", "definitions", name]);
         url.query_pairs_mut().append_pair("schema_version", "v2.2");
 
@@ -83,25 +82,22 @@ impl CatalogSource for DatadogCatalog {
             .timeout(REQUEST_TIMEOUT)
             .send()
             .await
-            .map_err(|e| CatalogError::Unavailable(format!("{}: {}", self.searched(), describe(e))))?;
+            .map_err(|e| CatalogError::unavailable(self.searched()).caused_by(e.without_url()))?;
         let status = response.status();
         match status.as_u16() {
             200 => {}
             404 => return Err(CatalogError::NotFound { service: name.to_string(), searched: self.searched() }),
             401 | 403 => {
-                return Err(CatalogError::Unavailable(format!(
+                return Err(CatalogError::unavailable(format!(
                     "{} refused the API or application key (HTTP {status}); the application key needs the apm_service_catalog_read permission",
                     self.searched()
                 )));
             }
-            _ => return Err(CatalogError::Unavailable(format!("{} answered HTTP {status}", self.searched()))),
+            _ => return Err(CatalogError::unavailable(format!("{} answered HTTP {status}", self.searched()))),
         }
         let body: DefinitionResponse = response.json().await.map_err(|e| {
-            CatalogError::Unavailable(format!(
-                "{}: unexpected answer for '{name}' ({}); expected data.attributes.schema",
-                self.searched(),
-                describe(e)
-            ))
+            CatalogError::unavailable(format!("{}: unexpected answer for '{name}', expected data.attributes.schema", self.searched()))
+                .caused_by(e.without_url())
         })?;
         // JSON is YAML: the file parser reads the definition as Datadog returned it.
         let text = serde_json::to_string_pretty(&body.data.attributes.schema).expect("a JSON value serialises");
@@ -219,7 +215,7 @@ mod tests {
         let catalog = catalog_for(&server).await;
         for (service, expected) in [("forbidden", "apm_service_catalog_read"), ("down", "HTTP 503")] {
             match catalog.service(service).await {
-                Err(CatalogError::Unavailable(message)) => {
+                Err(CatalogError::Unavailable { message, .. }) => {
                     assert!(message.contains(expected), "{message}");
                     assert!(!message.contains("api-key-1") && !message.contains("app-key-1"), "a key leaked: {message}");
                 }

@@ -54,7 +54,7 @@ impl CommandContext {
     pub fn new(entry: &ServiceEntry, workspace_root: &Path) -> Result<CommandContext, ProviderError> {
         let mut parts = Path::new(&entry.name).components();
         if !matches!((parts.next(), parts.next()), (Some(Component::Normal(_)), None)) {
-            return Err(ProviderError::Rejected(format!(
+            return Err(ProviderError::rejected(format!(
                 "{}: service name '{}' cannot name a workspace directory: expected a name without '/' or '..'",
                 entry.source, entry.name
             )));
@@ -85,14 +85,14 @@ impl CommandContext {
         default_timeout: Duration,
     ) -> Result<CommandSpec, ProviderError> {
         if fields.argv.first().is_none_or(|program| program.trim().is_empty()) {
-            return Err(ProviderError::Rejected(format!(
+            return Err(ProviderError::rejected(format!(
                 "{}: {field} is empty: expected the program and its arguments, e.g. [\"make\", \"release\"]",
                 self.source
             )));
         }
         let timeout = match fields.timeout {
             Some(Seconds(0)) => {
-                return Err(ProviderError::Rejected(format!(
+                return Err(ProviderError::rejected(format!(
                     "{}: the timeout of {field} is 0: expected a duration such as 10m",
                     self.source
                 )));
@@ -112,7 +112,7 @@ impl CommandContext {
     /// (missing program or directory), `Unavailable` when the machine refused (no processes left).
     pub(crate) async fn run(&self, spec: &CommandSpec, env: BatonEnv) -> Result<Outcome, ProviderError> {
         if let Some(dir) = spec.working_dir.as_deref().filter(|dir| !dir.is_dir()) {
-            return Err(ProviderError::Rejected(format!(
+            return Err(ProviderError::rejected(format!(
                 "{}: the working directory {} of the {} command does not exist",
                 self.source,
                 dir.display(),
@@ -121,7 +121,7 @@ impl CommandContext {
         }
         tokio::fs::create_dir_all(&self.workspace)
             .await
-            .map_err(|e| ProviderError::Rejected(format!("cannot create the workspace {}: {e}", self.workspace.display())))?;
+            .map_err(|e| ProviderError::rejected(format!("cannot create the workspace {}", self.workspace.display())).caused_by(e))?;
 
         let mut command = tokio::process::Command::new(&spec.argv[0]);
         command.args(&spec.argv[1..]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
@@ -138,8 +138,8 @@ impl CommandContext {
             let place = spec.working_dir.as_deref().map_or_else(|| "the current directory".into(), |d| d.display().to_string());
             let message = format!("could not start the {label} ({}) in {place}: {e}", spec.argv[0]);
             match e.kind() {
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => ProviderError::Rejected(message),
-                _ => ProviderError::Unavailable(message),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied => ProviderError::rejected(message),
+                _ => ProviderError::unavailable(message),
             }
         })?;
         let pid = child.id().expect("a child that was just spawned has a pid");
@@ -169,7 +169,7 @@ impl CommandContext {
             exit
         };
         abandoned.0 = None;
-        let exit = exit.map_err(|e| ProviderError::Unavailable(format!("lost track of the {label}: {e}")))?;
+        let exit = exit.map_err(|e| ProviderError::unavailable(format!("lost track of the {label}")).caused_by(e))?;
         tracing::info!(target: "baton::command", command = spec.what, pid, elapsed_ms = started.elapsed().as_millis() as u64, "{exit}");
 
         let output = output.into_inner().unwrap_or_else(PoisonError::into_inner);
@@ -314,13 +314,14 @@ pub(crate) fn finished_run(outcome: &Outcome, progress: &impl Serialize) -> RunH
 /// The outcome [`finished_run`] recorded.
 pub(crate) fn recorded_outcome<T: DeserializeOwned>(run: &RunHandle, what: &str) -> Result<T, ProviderError> {
     if run.provider != PROVIDER {
-        return Err(ProviderError::Rejected(format!(
+        return Err(ProviderError::rejected(format!(
             "run {} belongs to the '{}' provider, not the command {what} provider",
             run.id, run.provider
         )));
     }
-    serde_json::from_value(run.state.clone())
-        .map_err(|e| ProviderError::Rejected(format!("run {} of the command {what} provider records no readable outcome: {e}", run.id)))
+    serde_json::from_value(run.state.clone()).map_err(|e| {
+        ProviderError::rejected(format!("run {} of the command {what} provider records no readable outcome", run.id)).caused_by(e)
+    })
 }
 
 /// Waits for the command, enforcing the deadline, then kills what it left in its group.
@@ -619,13 +620,13 @@ mod tests {
         let ctx = CommandContext::new(&entry_in(dir.path()), dir.path()).unwrap();
         let argv = vec!["./no-such-build-script".to_string()];
         let result = ctx.run(&spec(&ctx, &argv, &BTreeMap::new(), None), env()).await;
-        let Err(ProviderError::Rejected(message)) = result else { panic!("expected Rejected, got {result:?}") };
+        let Err(ProviderError::Rejected { message, .. }) = result else { panic!("expected Rejected, got {result:?}") };
         assert!(message.contains("(./no-such-build-script)") && message.contains(&dir.path().display().to_string()), "{message}");
 
         let fields = CommandFields { argv: &argv, working_dir: Some("missing/dir"), env: &BTreeMap::new(), timeout: None };
         let in_missing_dir = ctx.command("build", "extensions.baton.build.command", fields, Duration::from_secs(1)).unwrap();
         let result = ctx.run(&in_missing_dir, env()).await;
-        let Err(ProviderError::Rejected(message)) = result else { panic!("expected Rejected, got {result:?}") };
+        let Err(ProviderError::Rejected { message, .. }) = result else { panic!("expected Rejected, got {result:?}") };
         assert!(message.contains("missing/dir") && message.contains("does not exist"), "{message}");
     }
 
@@ -640,7 +641,7 @@ mod tests {
             CommandFields { argv: &[], working_dir: None, env: &BTreeMap::new(), timeout: None },
             Duration::from_secs(1),
         );
-        let Err(ProviderError::Rejected(message)) = empty else { panic!("expected Rejected") };
+        let Err(ProviderError::Rejected { message, .. }) = empty else { panic!("expected Rejected") };
         assert!(message.starts_with(&format!("{}: extensions.baton.deploy.command is empty", entry.source)), "{message}");
 
         let zero = ctx.command(
@@ -649,11 +650,13 @@ mod tests {
             CommandFields { argv: &["true".to_string()], working_dir: None, env: &BTreeMap::new(), timeout: Some(Seconds(0)) },
             Duration::from_secs(1),
         );
-        assert!(matches!(zero, Err(ProviderError::Rejected(m)) if m.contains("timeout")));
+        assert!(matches!(zero, Err(ProviderError::Rejected { message: m, .. }) if m.contains("timeout")));
 
         let mut escaping = entry.clone();
         escaping.name = "../etc".into();
-        assert!(matches!(CommandContext::new(&escaping, dir.path()), Err(ProviderError::Rejected(m)) if m.contains("'../etc'")));
+        assert!(
+            matches!(CommandContext::new(&escaping, dir.path()), Err(ProviderError::Rejected { message: m, .. }) if m.contains("'../etc'"))
+        );
     }
 
     #[tokio::test]

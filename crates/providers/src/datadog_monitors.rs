@@ -60,7 +60,7 @@ impl DatadogMonitorsGate {
         secrets: Arc<dyn SecretResolver>,
         http: reqwest::Client,
     ) -> Result<DatadogMonitorsGate, ProviderError> {
-        let rejected = |why: String| ProviderError::Rejected(format!("{source}: extensions.baton.health.gates: datadog {why}"));
+        let rejected = |why: String| ProviderError::rejected(format!("{source}: extensions.baton.health.gates: datadog {why}"));
         let base = spec.api_url.clone().unwrap_or_else(|| format!("https://api.{}", spec.site));
         let api = http_url(&base).map_err(|why| rejected(format!("API URL {why} (from site or api-url)")))?;
         if spec.unhealthy.is_empty() {
@@ -140,7 +140,7 @@ impl DatadogMonitorsGate {
                 return Ok(monitors);
             }
         }
-        Err(ProviderError::Rejected(format!(
+        Err(ProviderError::rejected(format!(
             "more than {} Datadog monitors carry the tags {}: add tags to the gate that pick the service's own",
             MAX_PAGES * self.page_size,
             self.tags.join(", ")
@@ -170,7 +170,7 @@ impl HealthGate for DatadogMonitorsGate {
     async fn sample(&self, _request: &HealthRequest) -> Result<GateReading, ProviderError> {
         let monitors = self.monitors().await?;
         if monitors.is_empty() {
-            return Err(ProviderError::Rejected(format!(
+            return Err(ProviderError::rejected(format!(
                 "no Datadog monitor carries the tags {}: tag the service's monitors so, or change the gate's tags",
                 self.tags.join(", ")
             )));

@@ -28,7 +28,7 @@ pub struct HttpGateSampler {
 impl HttpGateSampler {
     /// `source` is the catalog file, for error messages.
     pub fn new(spec: &HttpGate, source: &str, http: reqwest::Client) -> Result<HttpGateSampler, ProviderError> {
-        let rejected = |message: String| Err(ProviderError::Rejected(format!("{source}: {message}")));
+        let rejected = |message: String| Err(ProviderError::rejected(format!("{source}: {message}")));
         let url = match reqwest::Url::parse(&spec.url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => url,
             Ok(_) => return rejected(format!("extensions.baton.health.gates: url '{}' is not an http(s) URL", spec.url)),
@@ -222,7 +222,8 @@ mod tests {
     fn urls_that_cannot_be_sampled_are_rejected() {
         for (url, expected) in [("localhost:8080/health", "is not an http(s) URL"), ("http://", "is not a URL")] {
             let spec = HttpGate { url: url.into(), expect_status: vec![], body_contains: None };
-            let Err(ProviderError::Rejected(message)) = HttpGateSampler::new(&spec, "catalog/web.yaml", http_client().unwrap()) else {
+            let Err(ProviderError::Rejected { message, .. }) = HttpGateSampler::new(&spec, "catalog/web.yaml", http_client().unwrap())
+            else {
                 panic!("{url} was accepted")
             };
             assert!(message.starts_with("catalog/web.yaml: extensions.baton.health.gates") && message.contains(expected), "{message}");

@@ -2,6 +2,7 @@
 //! and errors that are short, say what to do and never carry a credential.
 
 use crate::secrets::Secret;
+use baton_domain::error::chain_text;
 use baton_domain::ports::ProviderError;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode, Url};
@@ -25,39 +26,27 @@ pub(crate) const SHORT_WAIT: Duration = Duration::from_secs(2);
 pub fn http_client() -> Result<reqwest::Client, ProviderError> {
     baton_http_client::shared()
         .map(|https| https.client().clone())
-        .map_err(|e| ProviderError::Unavailable(format!("cannot set up the HTTP client: {e}")))
+        .map_err(|e| ProviderError::unavailable("cannot set up the HTTP client").caused_by(e))
 }
 
 /// A request error and its causes on one line ("error sending request: ... Connection refused"),
 /// without the URL: a Slack webhook URL is a secret.
 pub(crate) fn describe(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut message = error.to_string();
-    let mut cause = std::error::Error::source(&error);
-    while let Some(inner) = cause {
-        let text = inner.to_string();
-        // hyper and reqwest often wrap an error in one that repeats its text.
-        if !message.ends_with(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        cause = inner.source();
-    }
-    message
+    chain_text(&error.without_url())
 }
 
 /// A request that got no answer: a bad URL cannot get better, anything else might.
 pub(crate) fn request_failed(error: reqwest::Error, context: &str) -> ProviderError {
-    let permanent = error.is_builder();
-    let message = format!("{context}: {}", describe(error));
-    if permanent { ProviderError::Rejected(message) } else { ProviderError::Unavailable(message) }
+    let failed = if error.is_builder() { ProviderError::rejected(context) } else { ProviderError::unavailable(context) };
+    // Without the URL: a Slack webhook URL is a secret.
+    failed.caused_by(error.without_url())
 }
 
 /// A request that got no answer (worth retrying unless it could not even be built), saying
 /// how long it waited when it timed out.
 pub(crate) fn unanswered(error: reqwest::Error, context: &str, timeout: Duration) -> ProviderError {
     if error.is_timeout() {
-        return ProviderError::Unavailable(format!("{context}: no answer within {} ms", timeout.as_millis()));
+        return ProviderError::unavailable(format!("{context}: no answer within {} ms", timeout.as_millis()));
     }
     request_failed(error, context)
 }
@@ -70,7 +59,7 @@ pub(crate) fn decode<T: DeserializeOwned>(body: &[u8], context: &str) -> Result<
     serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(body)).map_err(|e| {
         let field = e.path().to_string();
         let field = if field == "." { "the body".to_owned() } else { format!("field `{field}`") };
-        ProviderError::Unavailable(format!("{context}: unreadable answer, {field}: {}", e.into_inner()))
+        ProviderError::unavailable(format!("{context}: unreadable answer, {field}")).caused_by(e.into_inner())
     })
 }
 
@@ -172,7 +161,7 @@ async fn send(request: RequestBuilder, timeout: Duration, context: &str) -> Resu
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| unanswered(e, context, timeout))? {
         if body.len() + chunk.len() > MAX_ANSWER_BYTES {
-            return Err(ProviderError::Unavailable(format!(
+            return Err(ProviderError::unavailable(format!(
                 "{context}: the answer (HTTP {}) is larger than {} KiB, more than any answer this API gives",
                 status.as_u16(),
                 MAX_ANSWER_BYTES / 1024
@@ -191,17 +180,17 @@ impl Answer {
         let code = self.status.as_u16();
         match self.status {
             StatusCode::UNAUTHORIZED => {
-                ProviderError::Rejected(format!("{context}: {service} refused the credentials (HTTP 401): {credentials}{said}"))
+                ProviderError::rejected(format!("{context}: {service} refused the credentials (HTTP 401): {credentials}{said}"))
             }
-            StatusCode::FORBIDDEN => ProviderError::Rejected(format!("{context}: {service} denied it (HTTP 403): {credentials}{said}")),
-            StatusCode::NOT_FOUND => ProviderError::Rejected(format!("{context}: HTTP 404, {missing}{said}")),
+            StatusCode::FORBIDDEN => ProviderError::rejected(format!("{context}: {service} denied it (HTTP 403): {credentials}{said}")),
+            StatusCode::NOT_FOUND => ProviderError::rejected(format!("{context}: HTTP 404, {missing}{said}")),
             StatusCode::TOO_MANY_REQUESTS => {
                 let when = wait.map(|wait| format!("retry after {} s", wait.as_secs().max(1))).unwrap_or_else(|| "retry later".into());
-                ProviderError::Unavailable(format!("{context}: {service} is rate limiting (HTTP 429), {when}{said}"))
+                ProviderError::unavailable(format!("{context}: {service} is rate limiting (HTTP 429), {when}{said}"))
             }
-            StatusCode::REQUEST_TIMEOUT => ProviderError::Unavailable(format!("{context}: {service} answered HTTP 408{said}")),
-            status if status.is_server_error() => ProviderError::Unavailable(format!("{context}: {service} answered HTTP {code}{said}")),
-            _ => ProviderError::Rejected(format!("{context}: {service} answered HTTP {code}{said}")),
+            StatusCode::REQUEST_TIMEOUT => ProviderError::unavailable(format!("{context}: {service} answered HTTP 408{said}")),
+            status if status.is_server_error() => ProviderError::unavailable(format!("{context}: {service} answered HTTP {code}{said}")),
+            _ => ProviderError::rejected(format!("{context}: {service} answered HTTP {code}{said}")),
         }
     }
 
@@ -245,14 +234,17 @@ mod tests {
     #[test]
     fn unreadable_answers_name_the_field() {
         type Run = std::collections::HashMap<String, u64>;
-        let Err(ProviderError::Unavailable(message)) = decode::<Run>(br#"{"id": 1, "status": "x"}"#, "GitHub Actions run 1") else {
+        let Err(error @ ProviderError::Unavailable { .. }) = decode::<Run>(br#"{"id": 1, "status": "x"}"#, "GitHub Actions run 1") else {
             panic!("expected Unavailable")
         };
-        assert!(message.starts_with("GitHub Actions run 1: unreadable answer, field `status`: invalid type"), "{message}");
-        let Err(ProviderError::Unavailable(message)) = decode::<Run>(b"<html>bad gateway</html>", "GitHub") else {
+        assert_eq!(error.message(), "GitHub Actions run 1: unreadable answer, field `status`");
+        let text = chain_text(&error);
+        assert!(text.ends_with("field `status`: invalid type: string \"x\", expected u64 at line 1 column 23"), "{text}");
+        let Err(error @ ProviderError::Unavailable { .. }) = decode::<Run>(b"<html>bad gateway</html>", "GitHub") else {
             panic!("expected Unavailable")
         };
-        assert!(message.contains("unreadable answer, the body: expected value"), "{message}");
+        let text = chain_text(&error);
+        assert!(text.contains("unreadable answer, the body: expected value"), "{text}");
     }
 
     #[test]

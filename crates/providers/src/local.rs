@@ -288,7 +288,7 @@ mod tests {
         assert!(providers.deployer(&argo_cd("https://argocd.example.com"), &entry).is_ok());
         let refused = providers.deployer(&argo_cd("argocd.example.com"), &entry).err().unwrap();
         assert!(
-            matches!(&refused, ProviderError::Rejected(m) if m.starts_with(&entry.source) && m.contains("argo-cd server")),
+            matches!(&refused, ProviderError::Rejected { message: m, .. } if m.starts_with(&entry.source) && m.contains("argo-cd server")),
             "{refused}"
         );
 
@@ -338,7 +338,7 @@ mod tests {
         assert_eq!((run.provider.as_str(), run.id.as_str()), ("gitlab-ci", "9"));
         let refused = providers.build(&gitlab("web"), &entry).err().unwrap();
         assert!(
-            matches!(&refused, ProviderError::Rejected(m) if m.starts_with(&entry.source) && m.contains("gitlab-ci project")),
+            matches!(&refused, ProviderError::Rejected { message: m, .. } if m.starts_with(&entry.source) && m.contains("gitlab-ci project")),
             "{refused}"
         );
 
@@ -354,7 +354,7 @@ mod tests {
         };
         assert!(providers.build(&buildkite("web"), &entry).is_ok());
         let refused = providers.build(&buildkite("Web"), &entry).err().unwrap();
-        assert!(matches!(&refused, ProviderError::Rejected(m) if m.contains("buildkite pipeline")), "{refused}");
+        assert!(matches!(&refused, ProviderError::Rejected { message: m, .. } if m.contains("buildkite pipeline")), "{refused}");
     }
 
     #[test]
@@ -363,10 +363,12 @@ mod tests {
         let entry = entry_in(dir.path());
         let providers = providers(dir.path(), false);
         let http = HealthSpec::single(Gate::Http(HttpGate { url: "not a url".into(), expect_status: vec![], body_contains: None }));
-        assert!(matches!(providers.gate(&http.gates[0], &entry), Err(ProviderError::Rejected(m)) if m.starts_with(&entry.source)));
+        assert!(
+            matches!(providers.gate(&http.gates[0], &entry), Err(ProviderError::Rejected { message: m, .. }) if m.starts_with(&entry.source))
+        );
         let empty = BuildSpec::Command(CommandBuild { run: CommandRun::new(vec![]), artifact_file: None });
         assert!(
-            matches!(providers.build(&empty, &entry), Err(ProviderError::Rejected(m)) if m.contains("extensions.baton.build.command is empty"))
+            matches!(providers.build(&empty, &entry), Err(ProviderError::Rejected { message: m, .. }) if m.contains("extensions.baton.build.command is empty"))
         );
     }
 }

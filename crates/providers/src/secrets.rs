@@ -74,14 +74,14 @@ impl SecretResolver for EnvSecretResolver {
     async fn resolve(&self, secret: &SecretRef) -> Result<String, ProviderError> {
         match secret {
             SecretRef::Env(name) => match std::env::var(name) {
-                Ok(value) if value.trim().is_empty() => Err(ProviderError::Rejected(format!("secret {secret} is set but empty"))),
+                Ok(value) if value.trim().is_empty() => Err(ProviderError::rejected(format!("secret {secret} is set but empty"))),
                 Ok(value) => Ok(value),
                 Err(std::env::VarError::NotPresent) => {
-                    Err(ProviderError::Rejected(format!("secret {secret} is not set: export {name} in the environment that runs Baton")))
+                    Err(ProviderError::rejected(format!("secret {secret} is not set: export {name} in the environment that runs Baton")))
                 }
-                Err(std::env::VarError::NotUnicode(_)) => Err(ProviderError::Rejected(format!("secret {secret} is not valid UTF-8"))),
+                Err(std::env::VarError::NotUnicode(_)) => Err(ProviderError::rejected(format!("secret {secret} is not valid UTF-8"))),
             },
-            SecretRef::Ssm(_) | SecretRef::SecretsManager(_) => Err(ProviderError::Rejected(format!(
+            SecretRef::Ssm(_) | SecretRef::SecretsManager(_) => Err(ProviderError::rejected(format!(
                 "secret {secret} can only be resolved on AWS (by the Lambda functions' resolver); \
                  locally, use an env: reference"
             ))),
@@ -113,7 +113,7 @@ mod tests {
         assert_eq!(value, "s3cr3t");
 
         let missing = EnvSecretResolver.resolve(&SecretRef::Env("BATON_PROVIDERS_TEST_UNSET".into())).await;
-        let Err(ProviderError::Rejected(message)) = missing else { panic!("expected Rejected, got {missing:?}") };
+        let Err(ProviderError::Rejected { message, .. }) = missing else { panic!("expected Rejected, got {missing:?}") };
         assert!(message.contains("env:BATON_PROVIDERS_TEST_UNSET is not set"), "{message}");
     }
 
@@ -121,7 +121,7 @@ mod tests {
     async fn aws_references_are_refused_locally() {
         for reference in [SecretRef::Ssm("/baton/slack".into()), SecretRef::SecretsManager("baton/slack".into())] {
             let result = EnvSecretResolver.resolve(&reference).await;
-            let Err(ProviderError::Rejected(message)) = result else { panic!("expected Rejected, got {result:?}") };
+            let Err(ProviderError::Rejected { message, .. }) = result else { panic!("expected Rejected, got {result:?}") };
             assert!(message.contains(&reference.to_string()) && message.contains("only be resolved on AWS"), "{message}");
         }
     }

@@ -107,7 +107,7 @@ impl baton_domain::ports::SecretResolver for FixedSecrets {
         if *secret == self.reference {
             Ok(self.value.clone())
         } else {
-            Err(baton_domain::ports::ProviderError::Rejected(format!("unknown secret {secret}")))
+            Err(baton_domain::ports::ProviderError::rejected(format!("unknown secret {secret}")))
         }
     }
 }

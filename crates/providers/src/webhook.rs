@@ -102,7 +102,7 @@ impl WebhookDeployer {
         http: reqwest::Client,
     ) -> Result<WebhookDeployer, ProviderError> {
         let url =
-            http_url(&spec.url).map_err(|why| ProviderError::Rejected(format!("{source}: extensions.baton.deploy: webhook url {why}")))?;
+            http_url(&spec.url).map_err(|why| ProviderError::rejected(format!("{source}: extensions.baton.deploy: webhook url {why}")))?;
         Ok(WebhookDeployer { url, secret: LazySecret::new(spec.secret.clone(), secrets), timeout: DEFAULT_REQUEST_TIMEOUT, http })
     }
 
@@ -157,7 +157,7 @@ impl WebhookDeployer {
 
     /// `status_url` resolved against the webhook's URL, if it stays on the webhook's host.
     fn status_url(&self, status_url: &str, context: &str) -> Result<Url, ProviderError> {
-        let refused = |why: String| ProviderError::Rejected(format!("{context}: the status_url {why}"));
+        let refused = |why: String| ProviderError::rejected(format!("{context}: the status_url {why}"));
         let url = self.url.join(status_url).map_err(|e| refused(format!("'{}' is not a URL: {e}", quote(status_url, &[]))))?;
         let downgrade = self.url.scheme() == "https" && url.scheme() != "https";
         if !matches!(url.scheme(), "http" | "https") || downgrade {
@@ -189,13 +189,13 @@ fn signature(secret: &Secret, timestamp: &str, body: &[u8]) -> String {
 
 fn read_state(handle: &RunHandle) -> Result<RunState, ProviderError> {
     if handle.provider != PROVIDER {
-        return Err(ProviderError::Rejected(format!(
+        return Err(ProviderError::rejected(format!(
             "run {} belongs to the '{}' provider, not the webhook deployer",
             handle.id, handle.provider
         )));
     }
     serde_json::from_value(handle.state.clone())
-        .map_err(|e| ProviderError::Rejected(format!("webhook run handle {}: unreadable state: {e}", handle.id)))
+        .map_err(|e| ProviderError::rejected(format!("webhook run handle {}: unreadable state", handle.id)).caused_by(e))
 }
 
 #[async_trait]
@@ -219,7 +219,7 @@ impl Deployer for WebhookDeployer {
         let answer = self.signed(Method::POST, &self.url, body, Some(&key), &context).await?;
         let Started { status_url, id } = decode(&answer, &context)?;
         if id.is_empty() || id.chars().count() > MAX_ID_CHARS || status_url.chars().count() > MAX_URL_CHARS {
-            return Err(ProviderError::Rejected(format!(
+            return Err(ProviderError::rejected(format!(
                 "{context}: the answer's id must have 1 to {MAX_ID_CHARS} characters and its status_url at most {MAX_URL_CHARS} \
                  (they are kept in the release's state); got an id of {} and a status_url of {}",
                 id.chars().count(),

@@ -4,6 +4,7 @@
 mod support;
 
 use baton_domain::catalog::{ArgoCdDeploy, SecretRef};
+use baton_domain::error::chain_text;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
 use baton_providers::ArgoCdDeployer;
 use serde_json::{Value, json};
@@ -191,7 +192,10 @@ async fn every_state_maps_to_its_progress() {
         let progress = deployer(&server).poll(&handle(&server)).await;
         match (&progress, expected) {
             (Ok(progress), Ok(expected)) => assert_eq!(progress, &expected, "{}", app["status"]),
-            (Err(ProviderError::Unavailable(message)), Err(expected)) => assert!(message.contains(expected), "{message}"),
+            (Err(error @ ProviderError::Unavailable { .. }), Err(expected)) => {
+                let text = chain_text(error);
+                assert!(text.contains(expected), "{text}")
+            }
             _ => panic!("{}: {progress:?}", app["status"]),
         }
     }
@@ -203,7 +207,7 @@ async fn a_sync_window_refusal_is_rejected_and_says_so() {
     answer(&server, "GET", APP, ok(before())).await;
     answer(&server, "POST", SYNC, argo_error(403, 7, "Cannot sync: Blocked by sync window")).await;
     let error = deployer(&server).start(&request("web-canary")).await.unwrap_err();
-    let ProviderError::Rejected(text) = &error else { panic!("{error}") };
+    let ProviderError::Rejected { message: text, .. } = &error else { panic!("{error}") };
     assert!(text.starts_with(&format!("syncing Argo CD application web-canary on {}/ to {SHA}", server.uri())), "{text}");
     assert!(
         text.contains("a sync window of the application's project blocks syncs now (HTTP 403: Cannot sync: Blocked by sync window)"),
@@ -218,7 +222,7 @@ async fn another_operation_in_progress_is_retried() {
     answer(&server, "POST", SYNC, argo_error(400, 9, "another operation is already in progress")).await;
     let error = deployer(&server).start(&request("web-canary")).await.unwrap_err();
     assert!(
-        matches!(&error, ProviderError::Unavailable(m) if m.ends_with("another operation is in progress on the application: another operation is already in progress")),
+        matches!(&error, ProviderError::Unavailable { message: m, .. } if m.ends_with("another operation is in progress on the application: another operation is already in progress")),
         "{error}"
     );
 }
@@ -267,7 +271,7 @@ async fn a_rollback_syncs_back_to_what_the_forward_run_replaced() {
         baton_domain::release::Artifact { reference: String::new(), sha: String::new(), branch: "main".into(), build_url: None };
     let error = deployer(&server).start(&nothing_before).await.unwrap_err();
     assert!(
-        matches!(&error, ProviderError::Rejected(m) if m.contains("rolling back Argo CD application web-canary: nothing to go back to")),
+        matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("rolling back Argo CD application web-canary: nothing to go back to")),
         "{error}"
     );
     assert!(server.received_requests().await.unwrap().is_empty());
@@ -305,7 +309,7 @@ async fn refusals_are_rejected_naming_the_problem_without_the_token() {
         let server = MockServer::start().await;
         answer(&server, "GET", APP, response).await;
         let error = deployer(&server).start(&request("web-canary")).await.unwrap_err();
-        let ProviderError::Rejected(text) = &error else { panic!("{error}") };
+        let ProviderError::Rejected { message: text, .. } = &error else { panic!("{error}") };
         assert!(text.contains(expected), "{text}");
         assert_secret_free(text, TOKEN);
     }
@@ -324,7 +328,7 @@ async fn a_short_rate_limit_is_waited_out_and_a_long_one_says_when() {
     answer(&server, "GET", APP, ResponseTemplate::new(429).insert_header("retry-after", "90")).await;
     let error = deployer(&server).poll(&handle(&server)).await.unwrap_err();
     assert!(
-        matches!(&error, ProviderError::Unavailable(m) if m.contains("Argo CD is rate limiting (HTTP 429), retry after 90 s")),
+        matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("Argo CD is rate limiting (HTTP 429), retry after 90 s")),
         "{error}"
     );
 }
@@ -337,7 +341,7 @@ async fn a_server_error_is_unavailable_and_the_next_poll_succeeds() {
     let argo = deployer(&server);
     let error = argo.poll(&handle(&server)).await.unwrap_err();
     assert!(
-        matches!(&error, ProviderError::Unavailable(m) if m.contains("reading Argo CD application web-canary") && m.contains("HTTP 503: connection refused by the repo server")),
+        matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("reading Argo CD application web-canary") && m.contains("HTTP 503: connection refused by the repo server")),
         "{error}"
     );
     assert_eq!(argo.poll(&handle(&server)).await.unwrap(), DeployProgress::Succeeded);
@@ -351,7 +355,7 @@ async fn a_slow_server_times_out_as_unavailable() {
     let started = Instant::now();
     let error = argo.start(&request("web-canary")).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
-    assert!(matches!(&error, ProviderError::Unavailable(m) if m.contains("no answer within 200 ms")), "{error}");
+    assert!(matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("no answer within 200 ms")), "{error}");
 }
 
 #[tokio::test]
@@ -367,7 +371,7 @@ async fn a_malformed_application_names_the_field() {
         let server = MockServer::start().await;
         answer(&server, "GET", APP, response).await;
         let error = deployer(&server).start(&request("web-canary")).await.unwrap_err();
-        assert!(matches!(&error, ProviderError::Unavailable(m) if m.contains(expected)), "{error}");
+        assert!(matches!(&error, ProviderError::Unavailable { .. }) && chain_text(&error).contains(expected), "{error:?}");
     }
 }
 
@@ -399,7 +403,8 @@ fn bad_blocks_are_rejected_when_built() {
     ];
     for (server, revision, expected) in cases {
         let spec = ArgoCdDeploy { server: server.into(), token: SecretRef::Env(TOKEN_REF.into()), revision: revision.into() };
-        let Err(ProviderError::Rejected(text)) = ArgoCdDeployer::new(&spec, "catalog/web.yaml", Secrets::of(&[]), client()) else {
+        let Err(ProviderError::Rejected { message: text, .. }) = ArgoCdDeployer::new(&spec, "catalog/web.yaml", Secrets::of(&[]), client())
+        else {
             panic!("{server} {revision} was accepted")
         };
         assert!(text.starts_with("catalog/web.yaml: extensions.baton.deploy: argo-cd ") && text.contains(expected), "{text}");

@@ -10,7 +10,7 @@ use baton_providers::BuildkiteBuildProvider;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use support::{RELEASE, SHA, Secrets, answer, answer_once, assert_secret_free, build_request, client, message, received, travelled};
+use support::{RELEASE, SHA, Secrets, answer, answer_once, assert_secret_free, build_request, client, received, travelled};
 use wiremock::{MockServer, ResponseTemplate};
 
 const TOKEN: &str = "bkua_TOPSECRET0123456789abcdef";
@@ -169,7 +169,7 @@ async fn refusals_name_the_token_reference_or_the_pipeline_never_the_token() {
         let server = MockServer::start().await;
         answer(&server, "GET", BUILD, buildkite_error(status, &format!("No access for {TOKEN}"))).await;
         let error = provider(&server).poll(&handle()).await.unwrap_err();
-        let ProviderError::Rejected(said) = &error else { panic!("{status}: {error:?}") };
+        let ProviderError::Rejected { message: said, .. } = &error else { panic!("{status}: {error:?}") };
         assert!(said.contains(expected) && said.contains("No access for ***"), "{said}");
         assert_secret_free(said, TOKEN);
     }
@@ -189,7 +189,10 @@ async fn rate_limits_are_waited_out_when_short_and_reported_when_long() {
     let limited = buildkite_error(429, "rate limited").insert_header("ratelimit-remaining", "0").insert_header("ratelimit-reset", "42");
     answer(&server, "GET", BUILD, limited).await;
     let error = provider(&server).poll(&handle()).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Unavailable(m) if m.contains("HTTP 429") && m.contains("retry after 42 s")), "{error}");
+    assert!(
+        matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("HTTP 429") && m.contains("retry after 42 s")),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -199,7 +202,10 @@ async fn a_server_error_is_unavailable_until_buildkite_answers_again() {
     answer(&server, "GET", BUILD, state("passed")).await;
     let buildkite = provider(&server);
     let error = buildkite.poll(&handle()).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Unavailable(m) if m.contains("Buildkite answered HTTP 503: upstream unavailable")), "{error}");
+    assert!(
+        matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("Buildkite answered HTTP 503: upstream unavailable")),
+        "{error}"
+    );
     assert!(matches!(buildkite.poll(&handle()).await.unwrap(), BuildProgress::Succeeded { .. }));
 }
 
@@ -210,7 +216,7 @@ async fn a_request_without_an_answer_in_time_is_unavailable() {
         .await;
     let buildkite = provider(&server).with_request_timeout(Duration::from_millis(250));
     let error = buildkite.start(&build_request(Some(SHA))).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Unavailable(m) if m.contains("no answer within 250 ms")), "{error}");
+    assert!(matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("no answer within 250 ms")), "{error}");
 }
 
 #[tokio::test]
@@ -220,11 +226,11 @@ async fn unreadable_builds_name_the_field() {
     bad["number"] = json!("fifty-seven");
     answer(&server, "GET", BUILD, ResponseTemplate::new(200).set_body_json(bad.clone())).await;
     let error = provider(&server).poll(&handle()).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Unavailable(m) if m.contains("unreadable answer, field `number`")), "{error}");
+    assert!(matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("unreadable answer, field `number`")), "{error}");
 
     answer(&server, "POST", BUILDS, ResponseTemplate::new(201).set_body_json(bad)).await;
     let error = provider(&server).start(&build_request(Some(SHA))).await.unwrap_err();
-    let ProviderError::Rejected(said) = &error else { panic!("a retry would start a second build: {error:?}") };
+    let ProviderError::Rejected { message: said, .. } = &error else { panic!("a retry would start a second build: {error:?}") };
     assert!(said.contains("field `number`") && said.contains("not retried") && said.contains(RELEASE), "{said}");
 }
 
@@ -243,7 +249,7 @@ async fn cancel_puts_to_the_build_and_a_finished_build_is_fine() {
     let server = MockServer::start().await;
     answer(&server, "PUT", CANCEL, buildkite_error(404, "Not Found")).await;
     let error = provider(&server).cancel(&handle()).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Rejected(m) if m.contains("cancelling Buildkite build 57")), "{error}");
+    assert!(matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("cancelling Buildkite build 57")), "{error}");
 }
 
 #[tokio::test]
@@ -260,7 +266,7 @@ async fn the_token_stays_out_of_handles_and_reasons() {
     assert_secret_free(&reason, TOKEN);
     let other = RunHandle { provider: "gitlab-ci".into(), ..handle() };
     let error = buildkite.poll(&other).await.unwrap_err();
-    assert!(message(&error).contains("not the Buildkite build provider"), "{error}");
+    assert!(error.message().contains("not the Buildkite build provider"), "{error}");
 }
 
 #[test]
@@ -276,7 +282,7 @@ fn bad_slugs_and_templates_are_refused_when_the_provider_is_built() {
     };
     let refused = |spec: BuildkiteBuild| {
         let error = BuildkiteBuildProvider::new(&spec, "catalog/web.yaml", Secrets::of(&[]), client()).err().unwrap();
-        message(&error).to_owned()
+        error.message().to_owned()
     };
     let said = refused(BuildkiteBuild { pipeline: "Web Release".into(), ..base() });
     assert!(said.starts_with("catalog/web.yaml: extensions.baton.build: buildkite pipeline: expected a slug"), "{said}");

@@ -4,6 +4,7 @@
 mod support;
 
 use baton_domain::catalog::{DatadogGate, SecretRef};
+use baton_domain::error::chain_text;
 use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError};
 use baton_providers::DatadogMonitorsGate;
 use serde_json::{Value, json};
@@ -175,7 +176,7 @@ async fn no_monitor_with_the_tags_is_a_configuration_problem() {
     answer(&server, listed(vec![])).await;
     let error = sample(&gate(&server)).await.unwrap_err();
     assert!(
-        matches!(&error, ProviderError::Rejected(m) if m.starts_with("no Datadog monitor carries the tags service:web, env:production, team:payments")),
+        matches!(&error, ProviderError::Rejected { message: m, .. } if m.starts_with("no Datadog monitor carries the tags service:web, env:production, team:payments")),
         "{error}"
     );
 }
@@ -195,7 +196,7 @@ async fn refused_keys_are_rejected_by_reference_without_their_values() {
         let server = MockServer::start().await;
         answer(&server, response).await;
         let error = sample(&gate(&server)).await.unwrap_err();
-        let ProviderError::Rejected(text) = &error else { panic!("{error}") };
+        let ProviderError::Rejected { message: text, .. } = &error else { panic!("{error}") };
         assert!(text.contains(expected), "{text}");
         assert_secret_free(text, "TOPSECRET");
     }
@@ -217,7 +218,7 @@ async fn a_short_rate_limit_is_waited_out_and_a_long_one_says_when() {
     answer(&server, limited("30")).await;
     let error = sample(&gate(&server)).await.unwrap_err();
     assert!(
-        matches!(&error, ProviderError::Unavailable(m) if m.contains("Datadog is rate limiting (HTTP 429), retry after 30 s: Rate limit exceeded")),
+        matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("Datadog is rate limiting (HTTP 429), retry after 30 s: Rate limit exceeded")),
         "{error}"
     );
 }
@@ -230,7 +231,7 @@ async fn a_server_error_is_unavailable_and_the_next_sample_succeeds() {
     let gate = gate(&server);
     let error = sample(&gate).await.unwrap_err();
     assert!(
-        matches!(&error, ProviderError::Unavailable(m) if m.starts_with("listing the Datadog monitors tagged service:web") && m.contains("HTTP 502")),
+        matches!(&error, ProviderError::Unavailable { message: m, .. } if m.starts_with("listing the Datadog monitors tagged service:web") && m.contains("HTTP 502")),
         "{error}"
     );
     assert!(matches!(sample(&gate).await.unwrap(), GateReading::Healthy { .. }));
@@ -244,7 +245,7 @@ async fn a_slow_api_times_out_as_unavailable() {
     let started = Instant::now();
     let error = sample(&gate).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
-    assert!(matches!(&error, ProviderError::Unavailable(m) if m.contains("no answer within 200 ms")), "{error}");
+    assert!(matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("no answer within 200 ms")), "{error}");
 }
 
 #[tokio::test]
@@ -263,7 +264,7 @@ async fn a_malformed_list_names_the_field() {
         let server = MockServer::start().await;
         answer(&server, response).await;
         let error = sample(&gate(&server)).await.unwrap_err();
-        assert!(matches!(&error, ProviderError::Unavailable(m) if m.contains(expected)), "{error}");
+        assert!(matches!(&error, ProviderError::Unavailable { .. }) && chain_text(&error).contains(expected), "{error:?}");
     }
 }
 
@@ -273,7 +274,7 @@ async fn unresolvable_keys_are_refused_by_reference() {
     let secrets = Secrets::of(&[("DD_API_KEY", API_KEY)]);
     let gate = DatadogMonitorsGate::new(&spec(&server, &["Alert"]), "web", "production", "catalog/web.yaml", secrets, client()).unwrap();
     let error = sample(&gate).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Rejected(m) if m == "secret env:DD_APP_KEY is not set"), "{error}");
+    assert!(matches!(&error, ProviderError::Rejected { message: m, .. } if m == "secret env:DD_APP_KEY is not set"), "{error}");
     assert!(server.received_requests().await.unwrap().is_empty());
 }
 
@@ -297,7 +298,7 @@ fn bad_gates_are_rejected_when_built() {
     ];
     for (spec, expected) in cases {
         let built = DatadogMonitorsGate::new(&spec, "web", "production", "catalog/web.yaml", Secrets::of(&[]), client());
-        let Err(ProviderError::Rejected(text)) = built else { panic!("{spec:?} was accepted") };
+        let Err(ProviderError::Rejected { message: text, .. }) = built else { panic!("{spec:?} was accepted") };
         assert!(text.starts_with("catalog/web.yaml: extensions.baton.health.gates: datadog ") && text.contains(expected), "{text}");
     }
 }

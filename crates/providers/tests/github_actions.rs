@@ -132,14 +132,8 @@ fn header<'a>(request: &'a Request, name: &str) -> &'a str {
     request.headers.get(name).map(|value| value.to_str().unwrap()).unwrap_or_default()
 }
 
-fn message(error: &ProviderError) -> &str {
-    match error {
-        ProviderError::Unavailable(message) | ProviderError::Rejected(message) => message,
-    }
-}
-
 fn assert_token_free(error: &ProviderError) {
-    assert!(!message(error).contains("TOPSECRET"), "a credential leaked: {error}");
+    assert!(!error.message().contains("TOPSECRET"), "a credential leaked: {error}");
 }
 
 #[tokio::test]
@@ -254,7 +248,7 @@ async fn a_run_that_never_appears_fails_the_build_after_a_while() {
     let mut handle = github.start(&request(Some(SHA))).await.unwrap();
 
     let cancelled = github.cancel(&handle).await.unwrap_err();
-    assert!(matches!(&cancelled, ProviderError::Unavailable(m) if m.contains("not listed yet")), "{cancelled}");
+    assert!(matches!(&cancelled, ProviderError::Unavailable { message: m, .. } if m.contains("not listed yet")), "{cancelled}");
 
     handle.state["locate"]["since"] = json!((chrono::Utc::now() - chrono::Duration::minutes(11)).to_rfc3339());
     let BuildProgress::Failed { reason } = github.poll(&handle).await.unwrap() else { panic!("still waiting") };
@@ -333,8 +327,8 @@ async fn refusals_say_what_is_wrong_and_never_carry_the_token() {
         let server = MockServer::start().await;
         answer(&server, "POST", DISPATCHES, response).await;
         let error = provider(&server).start(&request(Some(SHA))).await.unwrap_err();
-        assert!(matches!(&error, ProviderError::Rejected(m) if m.contains(expected)), "{expected}: {error}");
-        assert!(message(&error).starts_with("dispatching workflow release.yml of acme/web on main"), "{error}");
+        assert!(matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains(expected)), "{expected}: {error}");
+        assert!(error.message().starts_with("dispatching workflow release.yml of acme/web on main"), "{error}");
         assert_token_free(&error);
     }
 }
@@ -357,7 +351,10 @@ async fn rate_limits_are_retried_and_say_when() {
         answer(&server, "GET", &run_path(9), response).await;
         let handle = handle(9);
         let error = provider(&server).poll(&handle).await.unwrap_err();
-        assert!(matches!(&error, ProviderError::Unavailable(m) if m.contains("rate limit") && m.contains(expected)), "{error}");
+        assert!(
+            matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("rate limit") && m.contains(expected)),
+            "{error}"
+        );
         assert_token_free(&error);
     }
     // The primary limit's wait is the time left until x-ratelimit-reset.
@@ -367,7 +364,7 @@ async fn rate_limits_are_retried_and_say_when() {
         .insert_header("x-ratelimit-reset", reset.to_string().as_str());
     answer(&server, "POST", DISPATCHES, response).await;
     let error = provider(&server).start(&request(None)).await.unwrap_err();
-    let waited: u64 = message(&error).split("retry after ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    let waited: u64 = error.message().split("retry after ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
     assert!((115..=120).contains(&waited), "{error}");
 }
 
@@ -382,7 +379,10 @@ async fn a_server_error_is_retried_and_the_next_call_succeeds() {
     let handle = handle(5);
 
     let error = github.poll(&handle).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Unavailable(m) if m.contains("HTTP 502") && m.contains("Bearer ***")), "{error}");
+    assert!(
+        matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("HTTP 502") && m.contains("Bearer ***")),
+        "{error}"
+    );
     assert_token_free(&error);
     assert_eq!(github.poll(&handle).await.unwrap(), BuildProgress::Running);
 }
@@ -398,7 +398,7 @@ async fn a_slow_answer_times_out_as_unavailable() {
     let started = Instant::now();
     let error = github.start(&request(None)).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
-    assert!(matches!(&error, ProviderError::Unavailable(m) if m.contains("no answer within 200 ms")), "{error}");
+    assert!(matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("no answer within 200 ms")), "{error}");
 }
 
 #[tokio::test]
@@ -410,7 +410,7 @@ async fn a_malformed_run_names_the_provider_and_the_field() {
     let handle = handle(8);
     let error = provider(&server).poll(&handle).await.unwrap_err();
     assert!(
-        matches!(&error, ProviderError::Unavailable(m) if m.contains("GitHub Actions run 8 of acme/web") && m.contains("field `head_sha`")),
+        matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("GitHub Actions run 8 of acme/web") && m.contains("field `head_sha`")),
         "{error}"
     );
 }
@@ -429,7 +429,10 @@ async fn cancel_accepts_202_and_409() {
     answer(&server, "POST", "/repos/acme/web/actions/runs/42/cancel", github_error(404, "Not Found")).await;
     let handle = handle(42);
     let error = provider(&server).cancel(&handle).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Rejected(m) if m.contains("cancelling GitHub Actions run 42 of acme/web")), "{error}");
+    assert!(
+        matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("cancelling GitHub Actions run 42 of acme/web")),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -438,10 +441,10 @@ async fn foreign_and_damaged_handles_are_refused() {
     let github = provider(&server);
     let foreign = RunHandle { provider: "command".into(), ..handle(42) };
     let error = github.poll(&foreign).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Rejected(m) if m.contains("'command' provider")), "{error}");
+    assert!(matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("'command' provider")), "{error}");
     let damaged = RunHandle { id: "x".into(), ..handle(0) };
     let error = github.cancel(&damaged).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Rejected(m) if m.contains("not a run number")), "{error}");
+    assert!(matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("not a run number")), "{error}");
     assert!(server.received_requests().await.unwrap().is_empty());
 }
 
@@ -453,7 +456,7 @@ fn a_bad_config_is_refused_when_the_provider_is_built() {
         config.api_url = server_uri.into();
         change(&mut config);
         match GitHubActionsBuildProvider::new(config, http_client().unwrap(), &GitHubAppTokens::new()) {
-            Err(ProviderError::Rejected(message)) => message,
+            Err(ProviderError::Rejected { message, .. }) => message,
             other => panic!("expected Rejected, got {:?}", other.map(|_| "a provider")),
         }
     };
@@ -607,7 +610,7 @@ async fn a_refused_app_token_is_not_used_again() {
     let handle = handle(63);
 
     let error = github.poll(&handle).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Rejected(m) if m.contains("bad credentials")), "{error}");
+    assert!(matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("bad credentials")), "{error}");
     assert_eq!(github.poll(&handle).await.unwrap(), BuildProgress::Running);
     assert_eq!(issued.load(Ordering::SeqCst), 2);
 }
@@ -618,8 +621,8 @@ async fn a_refused_app_jwt_says_which_app_and_installation() {
     answer(&server, "POST", EXCHANGE, github_error(404, "Not Found")).await;
     let error = app_provider(&server, APP_KEY, &GitHubAppTokens::new()).start(&request(None)).await.unwrap_err();
     assert!(
-        matches!(&error, ProviderError::Rejected(m) if m.contains("installation 987654 of GitHub App 123456") && m.contains("HTTP 404")),
+        matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("installation 987654 of GitHub App 123456") && m.contains("HTTP 404")),
         "{error}"
     );
-    assert!(!message(&error).contains("eyJ"), "the JWT leaked: {error}");
+    assert!(!error.message().contains("eyJ"), "the JWT leaked: {error}");
 }

@@ -4,13 +4,14 @@
 mod support;
 
 use baton_domain::catalog::{GitLabCiBuild, GitLabProject, SecretRef};
+use baton_domain::error::chain_text;
 use baton_domain::ports::{BuildProgress, BuildProvider, ProviderError, RunHandle};
 use baton_domain::release::Artifact;
 use baton_providers::GitLabCiBuildProvider;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use support::{RELEASE, SHA, Secrets, answer, answer_once, assert_secret_free, build_request, client, message, received, travelled};
+use support::{RELEASE, SHA, Secrets, answer, answer_once, assert_secret_free, build_request, client, received, travelled};
 use wiremock::{MockServer, ResponseTemplate};
 
 const TOKEN: &str = "glpat-TOPSECRET0123456789";
@@ -180,10 +181,10 @@ async fn with_a_trigger_token_alone_polls_are_anonymous_and_cancel_is_refused() 
     assert_eq!(gitlab.poll(&handle()).await.unwrap(), BuildProgress::Running);
     assert_eq!(header(&received(&server, "GET", PIPELINE).await[0], "private-token"), None);
     let hidden = gitlab.poll(&handle()).await.unwrap_err();
-    assert!(matches!(hidden, ProviderError::Rejected(_)), "{hidden}");
+    assert!(matches!(hidden, ProviderError::Rejected { .. }), "{hidden}");
 
     let refused = gitlab.cancel(&handle()).await.unwrap_err();
-    assert!(matches!(&refused, ProviderError::Rejected(m) if m.contains("needs `token`") && m.contains(PAGE)), "{refused}");
+    assert!(matches!(&refused, ProviderError::Rejected { message: m, .. } if m.contains("needs `token`") && m.contains(PAGE)), "{refused}");
     assert!(received(&server, "POST", CANCEL).await.is_empty());
 }
 
@@ -219,7 +220,7 @@ async fn refused_credentials_are_rejected_naming_the_reference_and_404_names_the
         let server = MockServer::start().await;
         answer(&server, "POST", CREATE, gitlab_error(status, text)).await;
         let error = provider(&server).start(&build_request(Some(SHA))).await.unwrap_err();
-        let ProviderError::Rejected(said) = &error else { panic!("{status}: {error:?}") };
+        let ProviderError::Rejected { message: said, .. } = &error else { panic!("{status}: {error:?}") };
         assert!(said.contains(expected) && said.contains(text), "{said}");
         assert_secret_free(said, TOKEN);
     }
@@ -237,7 +238,10 @@ async fn a_short_rate_limit_is_waited_out_and_a_long_one_says_when() {
     let server = MockServer::start().await;
     answer(&server, "GET", PIPELINE, gitlab_error(429, "Retry later").insert_header("retry-after", "90")).await;
     let error = provider(&server).poll(&handle()).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Unavailable(m) if m.contains("HTTP 429") && m.contains("retry after 90 s")), "{error}");
+    assert!(
+        matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("HTTP 429") && m.contains("retry after 90 s")),
+        "{error}"
+    );
     assert_eq!(received(&server, "GET", PIPELINE).await.len(), 1, "a long wait is the state machine's");
 }
 
@@ -248,7 +252,7 @@ async fn a_server_error_is_unavailable_and_the_next_poll_succeeds() {
     answer(&server, "GET", PIPELINE, ok("success")).await;
     let gitlab = provider(&server);
     let error = gitlab.poll(&handle()).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Unavailable(m) if m.contains("GitLab answered HTTP 502")), "{error}");
+    assert!(matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("GitLab answered HTTP 502")), "{error}");
     assert!(matches!(gitlab.poll(&handle()).await.unwrap(), BuildProgress::Succeeded { .. }));
 }
 
@@ -258,7 +262,7 @@ async fn a_slow_server_times_out_as_unavailable() {
     answer(&server, "GET", PIPELINE, ok("running").set_delay(Duration::from_secs(3))).await;
     let gitlab = provider(&server).with_request_timeout(Duration::from_millis(200));
     let error = gitlab.poll(&handle()).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Unavailable(m) if m.contains("no answer within 200 ms")), "{error}");
+    assert!(matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("no answer within 200 ms")), "{error}");
 }
 
 #[tokio::test]
@@ -268,14 +272,15 @@ async fn a_malformed_answer_names_the_field_and_a_created_pipeline_is_not_create
     bad["status"] = json!(7);
     answer(&server, "GET", PIPELINE, ResponseTemplate::new(200).set_body_json(bad)).await;
     let error = provider(&server).poll(&handle()).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Unavailable(m) if m.contains("unreadable answer, field `status`")), "{error}");
+    assert!(matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("unreadable answer, field `status`")), "{error}");
 
     let server = MockServer::start().await;
     let mut bad = pipeline("created");
     bad.as_object_mut().unwrap().remove("web_url");
     answer(&server, "POST", CREATE, ResponseTemplate::new(201).set_body_json(bad)).await;
     let error = provider(&server).start(&build_request(Some(SHA))).await.unwrap_err();
-    let ProviderError::Rejected(said) = &error else { panic!("a retry would create a second pipeline: {error:?}") };
+    let ProviderError::Rejected { .. } = &error else { panic!("a retry would create a second pipeline: {error:?}") };
+    let said = chain_text(&error);
     assert!(said.contains("web_url") && said.contains("not retried") && said.contains(RELEASE), "{said}");
 }
 
@@ -291,7 +296,7 @@ async fn cancel_asks_gitlab_to_cancel_the_pipeline() {
     let server = MockServer::start().await;
     answer(&server, "POST", CANCEL, gitlab_error(403, "403 Forbidden")).await;
     let error = provider(&server).cancel(&handle()).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Rejected(m) if m.contains("cancelling GitLab pipeline 4242")), "{error}");
+    assert!(matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("cancelling GitLab pipeline 4242")), "{error}");
 }
 
 #[tokio::test]
@@ -306,11 +311,11 @@ async fn the_tokens_never_reach_a_handle_or_an_error() {
     let text = serde_json::to_string(&run).unwrap();
     let poll = gitlab.poll(&run).await.unwrap_err();
     let cancel = gitlab.cancel(&run).await.unwrap_err();
-    for text in [text.as_str(), message(&poll), message(&cancel)] {
+    for text in [text.as_str(), poll.message(), cancel.message()] {
         assert_secret_free(text, TOKEN);
         assert_secret_free(text, TRIGGER);
     }
-    assert!(message(&poll).contains("invalid token ***"), "{poll}");
+    assert!(poll.message().contains("invalid token ***"), "{poll}");
 }
 
 #[tokio::test]
@@ -318,10 +323,10 @@ async fn handles_of_other_providers_are_refused() {
     let server = MockServer::start().await;
     let other = RunHandle { provider: "buildkite".into(), ..handle() };
     let error = provider(&server).poll(&other).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Rejected(m) if m.contains("belongs to the 'buildkite' provider")), "{error}");
+    assert!(matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("belongs to the 'buildkite' provider")), "{error}");
     let garbled = RunHandle { id: "pending".into(), ..handle() };
     let error = provider(&server).poll(&garbled).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Rejected(m) if m.contains("not a run number")), "{error}");
+    assert!(matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("not a run number")), "{error}");
 }
 
 #[test]
@@ -337,7 +342,7 @@ fn bad_blocks_are_refused_before_any_request() {
     };
     let refused = |spec: GitLabCiBuild| {
         let error = GitLabCiBuildProvider::new(&spec, "catalog/web.yaml", Secrets::of(&[]), client()).err().unwrap();
-        message(&error).to_owned()
+        error.message().to_owned()
     };
     let said = refused(GitLabCiBuild { project: GitLabProject("web".into()), ..base() });
     assert!(said.starts_with("catalog/web.yaml: extensions.baton.build: gitlab-ci project: expected a GitLab project"), "{said}");

@@ -4,6 +4,7 @@
 mod support;
 
 use baton_domain::catalog::{SecretRef, WebhookDeploy};
+use baton_domain::error::chain_text;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
 use baton_providers::WebhookDeployer;
 use hmac::{Hmac, Mac};
@@ -145,7 +146,10 @@ async fn every_state_maps_to_its_progress() {
         match (&progress, expected) {
             (Ok(progress), Ok(expected)) => assert_eq!(progress, &expected, "{answer_body}"),
             // A status the contract does not define is a broken answer: retried, and named.
-            (Err(ProviderError::Unavailable(message)), Err(expected)) => assert!(message.contains(expected), "{answer_body}: {message}"),
+            (Err(error @ ProviderError::Unavailable { .. }), Err(expected)) => {
+                let text = chain_text(error);
+                assert!(text.contains(expected), "{answer_body}: {text}")
+            }
             _ => panic!("{answer_body}: {progress:?}"),
         }
     }
@@ -175,7 +179,10 @@ async fn the_idempotency_key_is_stable_across_a_retried_start() {
     let webhook = deployer(&server);
 
     let error = webhook.start(&request(false)).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Unavailable(m) if m.contains("HTTP 502") && m.contains("Bad Gateway")), "{error}");
+    assert!(
+        matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("HTTP 502") && m.contains("Bad Gateway")),
+        "{error}"
+    );
     webhook.start(&request(false)).await.unwrap();
 
     let requests = server.received_requests().await.unwrap();
@@ -199,7 +206,7 @@ async fn refused_credentials_and_unknown_urls_are_rejected_without_the_secret() 
         let server = MockServer::start().await;
         answer(&server, "POST", DEPLOY, ResponseTemplate::new(code).set_body_string(echo.clone())).await;
         let error = deployer(&server).start(&request(false)).await.unwrap_err();
-        let ProviderError::Rejected(text) = &error else { panic!("HTTP {code}: {error}") };
+        let ProviderError::Rejected { message: text, .. } = &error else { panic!("HTTP {code}: {error}") };
         assert!(text.contains(expected), "HTTP {code}: {text}");
         if code == 401 || code == 403 {
             assert!(text.contains("X-Baton-Signature with the secret env:WEBHOOK_SECRET"), "{text}");
@@ -224,7 +231,10 @@ async fn a_short_rate_limit_is_waited_out_and_a_long_one_says_when() {
     let started = Instant::now();
     let error = deployer(&server).start(&request(false)).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
-    assert!(matches!(&error, ProviderError::Unavailable(m) if m.contains("rate limiting (HTTP 429), retry after 120 s")), "{error}");
+    assert!(
+        matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("rate limiting (HTTP 429), retry after 120 s")),
+        "{error}"
+    );
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
 }
 
@@ -239,7 +249,7 @@ async fn a_server_error_is_unavailable_and_the_next_poll_succeeds() {
 
     let error = webhook.poll(&handle).await.unwrap_err();
     assert!(
-        matches!(&error, ProviderError::Unavailable(m) if m.contains("reading the status of webhook run 7") && m.contains("HTTP 503")),
+        matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("reading the status of webhook run 7") && m.contains("HTTP 503")),
         "{error}"
     );
     assert_eq!(webhook.poll(&handle).await.unwrap(), DeployProgress::Succeeded);
@@ -253,7 +263,7 @@ async fn a_slow_endpoint_times_out_as_unavailable() {
     let started = Instant::now();
     let error = webhook.start(&request(false)).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
-    assert!(matches!(&error, ProviderError::Unavailable(m) if m.contains("no answer within 200 ms")), "{error}");
+    assert!(matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("no answer within 200 ms")), "{error}");
 }
 
 #[tokio::test]
@@ -267,7 +277,12 @@ async fn a_malformed_answer_names_the_field() {
         let server = MockServer::start().await;
         answer(&server, "POST", DEPLOY, response).await;
         let error = deployer(&server).start(&request(false)).await.unwrap_err();
-        assert!(matches!(&error, ProviderError::Unavailable(m) if m.contains(expected) && m.contains("asking the webhook")), "{error}");
+        assert!(
+            matches!(&error, ProviderError::Unavailable { .. })
+                && chain_text(&error).contains(expected)
+                && error.message().contains("asking the webhook"),
+            "{error}"
+        );
     }
 }
 
@@ -280,7 +295,7 @@ async fn ids_and_status_urls_too_long_to_keep_are_refused() {
         answer(&server, "POST", DEPLOY, ResponseTemplate::new(202).set_body_json(json!({ "status_url": status_url, "id": id }))).await;
         let error = deployer(&server).start(&request(false)).await.unwrap_err();
         assert!(
-            matches!(&error, ProviderError::Rejected(m) if m.contains("the answer's id must have 1 to 200 characters and its status_url at most 2048")),
+            matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("the answer's id must have 1 to 200 characters and its status_url at most 2048")),
             "{error}"
         );
     }
@@ -300,7 +315,7 @@ async fn status_urls_stay_on_the_webhooks_host() {
         let server = MockServer::start().await;
         answer(&server, "POST", DEPLOY, started(status_url)).await;
         let error = deployer(&server).start(&request(false)).await.unwrap_err();
-        assert!(matches!(&error, ProviderError::Rejected(m) if m.contains("the status_url")), "{status_url}: {error}");
+        assert!(matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("the status_url")), "{status_url}: {error}");
     }
     // A handle whose state was changed on the way is checked again before it is polled.
     let server = MockServer::start().await;
@@ -311,7 +326,10 @@ async fn status_urls_stay_on_the_webhooks_host() {
         state: json!({ "status_url": "http://169.254.169.254/latest/meta-data/", "target": "eu-west-1" }),
     };
     let error = deployer(&server).poll(&forged).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Rejected(m) if m.contains("is not on the webhook's host 127.0.0.1")), "{error}");
+    assert!(
+        matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("is not on the webhook's host 127.0.0.1")),
+        "{error}"
+    );
     assert!(server.received_requests().await.unwrap().is_empty());
 }
 
@@ -337,14 +355,16 @@ async fn the_secret_never_reaches_a_handle_or_a_reason() {
     let spec = WebhookDeploy { url: format!("{}{DEPLOY}", server.uri()), secret: SecretRef::Env("UNSET_SECRET".into()) };
     let unresolved = WebhookDeployer::new(&spec, "catalog/web.yaml", Secrets::of(&[]), client()).unwrap();
     let error = unresolved.start(&request(false)).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Rejected(m) if m.contains("env:UNSET_SECRET")), "{error}");
+    assert!(matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("env:UNSET_SECRET")), "{error}");
 }
 
 #[test]
 fn urls_that_cannot_be_called_are_rejected_when_built() {
     for (url, expected) in [("ftp://deploy.example.com/x", "is not an http(s) URL"), ("deploy.example.com/hook", "is not a URL")] {
         let spec = WebhookDeploy { url: url.into(), secret: SecretRef::Env(SECRET_REF.into()) };
-        let Err(ProviderError::Rejected(text)) = WebhookDeployer::new(&spec, "catalog/web.yaml", Secrets::of(&[]), client()) else {
+        let Err(ProviderError::Rejected { message: text, .. }) =
+            WebhookDeployer::new(&spec, "catalog/web.yaml", Secrets::of(&[]), client())
+        else {
             panic!("{url} was accepted")
         };
         assert!(text.starts_with("catalog/web.yaml: extensions.baton.deploy: webhook url") && text.contains(expected), "{text}");

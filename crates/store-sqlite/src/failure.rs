@@ -28,27 +28,27 @@ impl Failure {
     pub(crate) fn into_store_error(self, context: &str) -> StoreError {
         match self {
             Failure::Store(err) => err,
-            Failure::Sqlite(err) => classify(context, &err),
+            Failure::Sqlite(err) => classify(context, err),
         }
     }
 }
 
-fn classify(context: &str, err: &rusqlite::Error) -> StoreError {
+fn classify(context: &str, err: rusqlite::Error) -> StoreError {
     use rusqlite::Error as E;
-    let message = format!("{context}: {err}");
-    match err {
+    let failed = match &err {
         E::SqliteFailure(failure, _) => match failure.code {
-            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => StoreError::Corrupt(message),
-            ErrorCode::ConstraintViolation => StoreError::Conflict(message),
+            ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase => StoreError::corrupt(context),
+            ErrorCode::ConstraintViolation => StoreError::conflict(context),
             // Busy and locked above all, but also I/O errors, a full disk, a read-only file or a
             // missing directory: conditions outside the process that may clear, so worth retrying.
-            _ => StoreError::Unavailable(message),
+            _ => StoreError::unavailable(context),
         },
         E::FromSqlConversionFailure(..) | E::IntegralValueOutOfRange(..) | E::InvalidColumnType(..) | E::Utf8Error(..) => {
-            StoreError::Corrupt(message)
+            StoreError::corrupt(context)
         }
-        _ => StoreError::Unavailable(message),
-    }
+        _ => StoreError::unavailable(context),
+    };
+    failed.caused_by(err)
 }
 
 #[cfg(test)]
@@ -63,7 +63,13 @@ mod tests {
     fn busy_and_locked_are_worth_retrying() {
         for code in [rusqlite::ffi::SQLITE_BUSY, rusqlite::ffi::SQLITE_LOCKED] {
             match sqlite(code).into_store_error("db: create_release") {
-                StoreError::Unavailable(message) => assert!(message.starts_with("db: create_release: "), "{message}"),
+                error @ StoreError::Unavailable { .. } => {
+                    assert_eq!(error.message(), "db: create_release");
+                    assert!(
+                        baton_domain::error::chain_text(&error).starts_with("release store unavailable: db: create_release: "),
+                        "{error}"
+                    );
+                }
                 other => panic!("code {code} became {other:?}"),
             }
         }
@@ -71,16 +77,16 @@ mod tests {
 
     #[test]
     fn corruption_and_constraints_are_not() {
-        assert!(matches!(sqlite(rusqlite::ffi::SQLITE_CORRUPT).into_store_error("db"), StoreError::Corrupt(_)));
-        assert!(matches!(sqlite(rusqlite::ffi::SQLITE_NOTADB).into_store_error("db"), StoreError::Corrupt(_)));
-        assert!(matches!(sqlite(rusqlite::ffi::SQLITE_CONSTRAINT).into_store_error("db"), StoreError::Conflict(_)));
+        assert!(matches!(sqlite(rusqlite::ffi::SQLITE_CORRUPT).into_store_error("db"), StoreError::Corrupt { .. }));
+        assert!(matches!(sqlite(rusqlite::ffi::SQLITE_NOTADB).into_store_error("db"), StoreError::Corrupt { .. }));
+        assert!(matches!(sqlite(rusqlite::ffi::SQLITE_CONSTRAINT).into_store_error("db"), StoreError::Conflict { .. }));
         let out_of_range = Failure::Sqlite(rusqlite::Error::IntegralValueOutOfRange(3, -1));
-        assert!(matches!(out_of_range.into_store_error("db"), StoreError::Corrupt(_)));
+        assert!(matches!(out_of_range.into_store_error("db"), StoreError::Corrupt { .. }));
     }
 
     #[test]
     fn classified_errors_pass_through() {
-        let conflict = StoreError::Conflict("release rel-1 does not exist".into());
+        let conflict = StoreError::conflict("release rel-1 does not exist");
         assert_eq!(Failure::Store(conflict.clone()).into_store_error("db"), conflict);
     }
 }

@@ -62,8 +62,9 @@ impl SqliteStore {
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
         let location = path.display().to_string();
         if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .map_err(|err| StoreError::Unavailable(format!("{location}: cannot create directory {}: {err}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|err| {
+                StoreError::unavailable(format!("{location}: cannot create directory {}", parent.display())).caused_by(err)
+            })?;
         }
         let conn = Connection::open(path).map_err(|err| Failure::from(err).into_store_error(&location))?;
         Self::init(conn, location, true)
@@ -83,7 +84,7 @@ impl SqliteStore {
                 // WAL lets readers (another `baton status`) proceed while a release writes.
                 let mode: String = conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
                 if !mode.eq_ignore_ascii_case("wal") {
-                    return Err(StoreError::Unavailable(format!("{location}: SQLite refused WAL mode (journal_mode is {mode})")).into());
+                    return Err(StoreError::unavailable(format!("{location}: SQLite refused WAL mode (journal_mode is {mode})")).into());
                 }
                 // Safe with WAL: a power cut may lose the last commits, never consistency.
                 conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -120,7 +121,7 @@ impl SqliteStore {
         match joined {
             Ok(result) => result,
             Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
-            Err(err) => Err(StoreError::Unavailable(format!("{}: {operation}: {err}", self.inner.location))),
+            Err(err) => Err(StoreError::unavailable(format!("{}: {operation}", self.inner.location)).caused_by(err)),
         }
     }
 
@@ -162,9 +163,9 @@ impl ReleaseRow {
     /// The row of `release` stored at `version`.
     fn new(release: &Release, version: u64) -> Result<ReleaseRow, StoreError> {
         let stored_version = i64::try_from(version)
-            .map_err(|_| StoreError::Conflict(format!("release {}: version {version} is beyond what the store counts", release.id)))?;
+            .map_err(|_| StoreError::conflict(format!("release {}: version {version} is beyond what the store counts", release.id)))?;
         let body = serde_json::to_string(&Release { version, ..release.clone() })
-            .map_err(|err| StoreError::Corrupt(format!("release {}: cannot be encoded as JSON: {err}", release.id)))?;
+            .map_err(|err| StoreError::corrupt(format!("release {}: cannot be encoded as JSON", release.id)).caused_by(err))?;
         Ok(ReleaseRow {
             id: release.id.0.clone(),
             service: release.service.clone(),
@@ -179,16 +180,16 @@ impl ReleaseRow {
     /// The row replacing `release`, which was read at `release.version`, and that version.
     fn next(release: &Release) -> Result<(ReleaseRow, i64), StoreError> {
         let read = i64::try_from(release.version)
-            .map_err(|_| StoreError::Conflict(format!("release {}: version {} is not one the store wrote", release.id, release.version)))?;
+            .map_err(|_| StoreError::conflict(format!("release {}: version {} is not one the store wrote", release.id, release.version)))?;
         Ok((ReleaseRow::new(release, release.version + 1)?, read))
     }
 }
 
 fn decode_release(id: &str, body: &str) -> Result<Release, StoreError> {
     let release: Release = serde_json::from_str(body)
-        .map_err(|err| StoreError::Corrupt(format!("release {id}: the stored record is not a readable release: {err}")))?;
+        .map_err(|err| StoreError::corrupt(format!("release {id}: the stored record is not a readable release")).caused_by(err))?;
     if release.id.0 != id {
-        return Err(StoreError::Corrupt(format!("release {id}: the stored record names another release, {}", release.id)));
+        return Err(StoreError::corrupt(format!("release {id}: the stored record names another release, {}", release.id)));
     }
     Ok(release)
 }
@@ -209,14 +210,14 @@ fn lock_info(row: &Row<'_>) -> rusqlite::Result<(String, i64)> {
 
 fn decode_lock(key: &str, (holder, expires_at): (String, i64)) -> Result<LockInfo, StoreError> {
     let expires_at = DateTime::from_timestamp_micros(expires_at)
-        .ok_or_else(|| StoreError::Corrupt(format!("lock {key}: expires_at {expires_at} is not a representable time")))?;
+        .ok_or_else(|| StoreError::corrupt(format!("lock {key}: expires_at {expires_at} is not a representable time")))?;
     Ok(LockInfo { holder: ReleaseId(holder), expires_at })
 }
 
 fn decode_rollup(row: &Row<'_>) -> Result<(NaiveDate, Rollup), Failure> {
     let day: i32 = row.get(0)?;
     let day = NaiveDate::from_num_days_from_ce_opt(day)
-        .ok_or_else(|| StoreError::Corrupt(format!("rollup day {day} is not a representable date")))?;
+        .ok_or_else(|| StoreError::corrupt(format!("rollup day {day} is not a representable date")))?;
     let rollup = Rollup {
         deployments: row.get(1)?,
         failed_deployments: row.get(2)?,
@@ -248,7 +249,7 @@ impl ReleaseStore for SqliteStore {
                 )?
                 .execute(params![row.id, row.service, row.environment, row.created_at, row.status, row.version, row.body])?;
             if inserted == 0 {
-                return Err(StoreError::Conflict(format!("release {} already exists under another idempotency key", row.id)).into());
+                return Err(StoreError::conflict(format!("release {} already exists under another idempotency key", row.id)).into());
             }
             tx.prepare_cached("INSERT INTO idempotency_keys (key, release_id) VALUES (?1, ?2)")?.execute(params![key, row.id])?;
             Ok(Created::New(ReleaseId(row.id)))
@@ -297,7 +298,7 @@ impl ReleaseStore for SqliteStore {
         let release_id = event.release_id.0.clone();
         let at = event.at.timestamp_micros();
         let body = serde_json::to_string(event)
-            .map_err(|err| StoreError::Corrupt(format!("an event of release {release_id} cannot be encoded as JSON: {err}")))?;
+            .map_err(|err| StoreError::corrupt(format!("an event of release {release_id} cannot be encoded as JSON")).caused_by(err))?;
         self.write("append_event", move |tx| {
             tx.prepare_cached("INSERT INTO events (release_id, at, body) VALUES (?1, ?2, ?3)")?.execute(params![release_id, at, body])?;
             Ok(())
@@ -315,7 +316,7 @@ impl ReleaseStore for SqliteStore {
                 let seq: i64 = row.get(0)?;
                 let body: String = row.get(1)?;
                 let event = serde_json::from_str(&body)
-                    .map_err(|err| StoreError::Corrupt(format!("release {id}: event {seq} is not a readable event: {err}")))?;
+                    .map_err(|err| StoreError::corrupt(format!("release {id}: event {seq} is not a readable event")).caused_by(err))?;
                 events.push(event);
             }
             Ok(events)
@@ -331,7 +332,7 @@ impl ReleaseStore for SqliteStore {
             .ok()
             .and_then(|lease| now.checked_add(lease))
             .filter(|&at| DateTime::from_timestamp_micros(at).is_some())
-            .ok_or_else(|| StoreError::Conflict(format!("lock {key}: a lease of {lease:?} ends beyond the representable time range")))?;
+            .ok_or_else(|| StoreError::conflict(format!("lock {key}: a lease of {lease:?} ends beyond the representable time range")))?;
         self.write("try_lock", move |tx| {
             // One statement decides: insert when free, take over when ours or expired, else leave it.
             let taken = tx
@@ -434,8 +435,8 @@ fn replace_release(tx: &Transaction<'_>, row: &ReleaseRow, read: i64) -> Result<
     let stored: Option<i64> =
         tx.prepare_cached("SELECT version FROM releases WHERE id = ?1")?.query_row([&row.id], |r| r.get(0)).optional()?;
     Err(match stored {
-        Some(stored) => StoreError::Conflict(format!("release {}: written at version {read}, but another write made it {stored}", row.id)),
-        None => StoreError::Conflict(format!("release {} does not exist; create_release stores new releases", row.id)),
+        Some(stored) => StoreError::conflict(format!("release {}: written at version {read}, but another write made it {stored}", row.id)),
+        None => StoreError::conflict(format!("release {} does not exist; create_release stores new releases", row.id)),
     }
     .into())
 }
@@ -481,7 +482,7 @@ fn add_to_rollup(tx: &Transaction<'_>, key: &RollupKey, delta: &Rollup) -> Resul
 }
 
 fn counter_overflow(service: &str, environment: &str, day: NaiveDate) -> Failure {
-    StoreError::Conflict(format!("rollup {service}/{environment}/{day}: a counter would exceed {}", i64::MAX)).into()
+    StoreError::conflict(format!("rollup {service}/{environment}/{day}: a counter would exceed {}", i64::MAX)).into()
 }
 
 #[cfg(test)]

@@ -76,7 +76,7 @@ pub(crate) fn migrate(conn: &mut Connection, location: &str) -> Result<(), Failu
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let applied = usize::try_from(found).ok().filter(|&applied| applied <= MIGRATIONS.len()).ok_or_else(|| {
-        StoreError::Corrupt(format!(
+        StoreError::corrupt(format!(
             "{location}: schema version {found} is not one this Baton knows (0 to {SCHEMA_VERSION}); \
                  a newer Baton wrote it, or it was edited by hand"
         ))

@@ -40,7 +40,7 @@ fn raw(path: &Path) -> Connection {
 
 fn expect_corrupt<T: std::fmt::Debug>(result: Result<T, StoreError>, mentions: &[&str]) {
     match result {
-        Err(StoreError::Corrupt(message)) => {
+        Err(StoreError::Corrupt { message, .. }) => {
             for needle in mentions {
                 assert!(message.contains(needle), "{message:?} should mention {needle:?}");
             }
@@ -101,7 +101,7 @@ async fn releases_from_before_versions_read_as_version_0() {
     let read = store.get_release(&ReleaseId("rel-web-1".into())).await.unwrap().expect("the legacy release is readable");
     assert_eq!(read, release("rel-web-1"), "a record without a version reads as version 0");
     assert_eq!(store.put_release(&read).await.unwrap(), 1);
-    assert!(matches!(store.put_release(&read).await, Err(StoreError::Conflict(_))), "and is conditional from then on");
+    assert!(matches!(store.put_release(&read).await, Err(StoreError::Conflict { .. })), "and is conditional from then on");
 }
 
 #[test]
@@ -127,7 +127,7 @@ fn an_unusable_state_dir_is_unavailable_naming_it() {
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, "").unwrap();
     match SqliteStore::open(&file.join("baton.db")) {
-        Err(StoreError::Unavailable(message)) => assert!(message.contains("not-a-dir"), "{message}"),
+        Err(StoreError::Unavailable { message, .. }) => assert!(message.contains("not-a-dir"), "{message}"),
         other => panic!("expected Unavailable, got {other:?}"),
     }
 }
@@ -170,7 +170,7 @@ async fn a_held_write_lock_makes_writes_unavailable_while_reads_proceed() {
     let other = raw(&path);
     other.execute_batch("BEGIN IMMEDIATE").unwrap();
     match store.create_release(&release("rel-web-2"), "k2").await {
-        Err(StoreError::Unavailable(message)) => assert!(message.contains("create_release"), "{message}"),
+        Err(StoreError::Unavailable { message, .. }) => assert!(message.contains("create_release"), "{message}"),
         other => panic!("a write behind another connection's lock must be Unavailable, got {other:?}"),
     }
     assert!(store.get_release(&ReleaseId("rel-web-1".into())).await.unwrap().is_some(), "WAL readers do not wait for writers");
@@ -226,7 +226,7 @@ async fn a_release_id_taken_under_another_key_conflicts() {
     let store = SqliteStore::in_memory().unwrap();
     store.create_release(&release("rel-web-1"), "k1").await.unwrap();
     match store.create_release(&release("rel-web-1"), "k2").await {
-        Err(StoreError::Conflict(message)) => assert!(message.contains("rel-web-1"), "{message}"),
+        Err(StoreError::Conflict { message, .. }) => assert!(message.contains("rel-web-1"), "{message}"),
         other => panic!("expected Conflict, got {other:?}"),
     }
     assert_eq!(
@@ -241,18 +241,18 @@ async fn out_of_range_leases_and_counters_are_refused_without_writing() {
     let store = SqliteStore::in_memory().unwrap();
     let key = LockKey::new("web", "prod");
     let holder = ReleaseId("rel-web-1".into());
-    assert!(matches!(store.try_lock(&key, &holder, at(), Duration::MAX).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.try_lock(&key, &holder, at(), Duration::MAX).await, Err(StoreError::Conflict { .. })));
     assert_eq!(store.lock_holder(&key, at()).await.unwrap(), None);
 
     let day = rollup_key().day;
     let too_big = Rollup { restores: u64::MAX, ..Rollup::default() };
-    assert!(matches!(store.add_rollup(&rollup_key(), &too_big).await, Err(StoreError::Conflict(_))));
+    assert!(matches!(store.add_rollup(&rollup_key(), &too_big).await, Err(StoreError::Conflict { .. })));
     assert_eq!(store.rollups("web", "prod", day, day).await.unwrap(), vec![]);
 
     let max = Rollup { lead_time_seconds_total: i64::MAX as u64, ..Rollup::default() };
     store.add_rollup(&rollup_key(), &max).await.unwrap();
     match store.add_rollup(&rollup_key(), &Rollup { lead_time_seconds_total: 1, deployments: 1, ..Rollup::default() }).await {
-        Err(StoreError::Conflict(message)) => assert!(message.contains("web/prod/2026-03-14"), "{message}"),
+        Err(StoreError::Conflict { message, .. }) => assert!(message.contains("web/prod/2026-03-14"), "{message}"),
         other => panic!("an overflowing sum must be refused, got {other:?}"),
     }
     assert_eq!(store.rollups("web", "prod", day, day).await.unwrap(), vec![(day, max)], "a refused add changes nothing");

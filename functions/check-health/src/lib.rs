@@ -103,8 +103,8 @@ pub async fn check_health(ports: &Ports, request: CheckHealthRequest) -> Result<
 
 fn gate_error(error: ProviderError, gate: &dyn HealthGate) -> TaskError {
     let error = match error {
-        ProviderError::Unavailable(message) => ProviderError::Unavailable(format!("{}: {message}", gate.describe())),
-        ProviderError::Rejected(message) => ProviderError::Rejected(format!("{}: {message}", gate.describe())),
+        ProviderError::Unavailable { message, .. } => ProviderError::unavailable(format!("{}: {message}", gate.describe())),
+        ProviderError::Rejected { message, .. } => ProviderError::rejected(format!("{}: {message}", gate.describe())),
     };
     provider_error(error, ErrorName::HealthCheckFailed)
 }

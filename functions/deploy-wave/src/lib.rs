@@ -2,7 +2,7 @@
 //! back), and plans the rollback of the waves that began. The runs live in the release record
 //! between invocations (the rules are in [`baton_domain::rules::waves`]).
 
-use baton_domain::error::{ErrorName, TaskError};
+use baton_domain::error::{ErrorName, TaskError, chain_text};
 use baton_domain::flow::{DeployWaveRequest, Done, ReleaseContext, RollbackPlan, WavePlan};
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
 use baton_domain::release::{Artifact, EventKind, Release, Stage, WaveRecord, WaveStatus};
@@ -97,9 +97,11 @@ pub async fn start(
             for (target, run) in &results {
                 match run {
                     Ok(run) => waves::started(record, target, rollback, Ok(run.clone()), now),
-                    Err(ProviderError::Rejected(reason)) => waves::started(record, target, rollback, Err(reason.clone()), now),
+                    Err(ProviderError::Rejected { message: reason, .. }) => {
+                        waves::started(record, target, rollback, Err(reason.clone()), now)
+                    }
                     // Not recorded: the retried task starts it again.
-                    Err(ProviderError::Unavailable(_)) => {}
+                    Err(ProviderError::Unavailable { .. }) => {}
                 }
             }
         })
@@ -115,7 +117,7 @@ pub async fn start(
                 let message = format!("{what} {target} ({} {})", run.provider, run.id);
                 ports.record_target_event(context, stage(rollback), &wave.name, &target, EventKind::Started, message).await?;
             }
-            Err(ProviderError::Rejected(reason)) => {
+            Err(ProviderError::Rejected { message: reason, .. }) => {
                 let message = format!("{target}: the deploy was refused: {reason}");
                 ports.record_target_event(context, stage(rollback), &wave.name, &target, EventKind::Failed, message).await?;
                 if !rollback {
@@ -124,7 +126,7 @@ pub async fn start(
                     });
                 }
             }
-            Err(err @ ProviderError::Unavailable(_)) => unavailable = Some(provider_error(err, ErrorName::DeployFailed)),
+            Err(err @ ProviderError::Unavailable { .. }) => unavailable = Some(provider_error(err, ErrorName::DeployFailed)),
         }
     }
     // A refusal fails the wave now (the rollback covers the rest); an outage is retried.
@@ -175,7 +177,7 @@ pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, roll
             Ok(DeployProgress::Failed { reason }) => (EventKind::Failed, format!("{target} {failed}: {reason}")),
             Ok(DeployProgress::Running) => continue,
             Err(err) => {
-                tracing::warn!(target_name = %target, error = %err, "deploy status unavailable; polling again");
+                tracing::warn!(target_name = %target, error = %chain_text(&err), "deploy status unavailable; polling again");
                 unavailable += 1;
                 continue;
             }

@@ -2,7 +2,7 @@
 //! configures (console, Slack). Each notifier keeps its own state (a Slack message's
 //! channel and ts) in the release record, so the next stage updates the same message.
 
-use baton_domain::error::{ErrorName, TaskError};
+use baton_domain::error::{ErrorName, TaskError, chain_text};
 use baton_domain::flow::{Done, NotifyEvent, NotifyRequest, OutcomeStatus};
 use baton_domain::ports::{Notification, Notifier, ProviderError};
 use baton_domain::release::{Release, WaveStatus};
@@ -46,7 +46,7 @@ pub async fn notify(ports: &Ports, request: NotifyRequest) -> Result<Done, TaskE
             Ok(_) => {}
             // Logged, not raised: a retried task would send the other notifiers' messages again,
             // and a notification that cannot be sent never stops a release.
-            Err(err) => tracing::warn!(notifier = name, error = %err, "notification not delivered"),
+            Err(err) => tracing::warn!(notifier = name, error = %chain_text(&err), "notification not delivered"),
         }
     }
     if !states.is_empty() {
@@ -76,9 +76,9 @@ async fn deliver(
         let call_limit = deadline.saturating_duration_since(Instant::now()).min(CALL_TIMEOUT);
         let error = match tokio::time::timeout(call_limit, notifier.notify(notification, previous)).await {
             Ok(Ok(state)) => return Ok(state),
-            Ok(Err(refused @ ProviderError::Rejected(_))) => return Err(refused),
+            Ok(Err(refused @ ProviderError::Rejected { .. })) => return Err(refused),
             Ok(Err(unavailable)) => unavailable,
-            Err(_) => ProviderError::Unavailable(format!("no answer within {:.1} s", call_limit.as_secs_f64())),
+            Err(_) => ProviderError::unavailable(format!("no answer within {:.1} s", call_limit.as_secs_f64())),
         };
         if Instant::now() + pause >= deadline {
             return Err(error);

@@ -18,7 +18,7 @@ impl FsCatalog {
     /// valid whatever the process's working directory later is.
     pub fn open(path: impl AsRef<Path>) -> Result<FsCatalog, CatalogError> {
         let path = path.as_ref();
-        let unavailable = |err: std::io::Error| CatalogError::Unavailable(format!("cannot read catalog {}: {err}", path.display()));
+        let unavailable = |err: std::io::Error| CatalogError::unavailable(format!("cannot read catalog {}", path.display())).caused_by(err);
         let root = std::fs::canonicalize(path).map_err(unavailable)?;
         let catalog = load_catalog(&root).map_err(unavailable)?;
         Ok(FsCatalog { root, catalog })

@@ -768,7 +768,7 @@ async fn fs_catalog_serves_valid_invalid_unmanaged_and_missing_services() {
     let Err(CatalogError::NotFound { searched, .. }) = catalog.service("nope").await else { panic!() };
     assert_eq!(searched, format!("searched {} (3 files)", root.display()));
 
-    assert!(matches!(FsCatalog::open(dir.path().join("missing")), Err(CatalogError::Unavailable(_))));
+    assert!(matches!(FsCatalog::open(dir.path().join("missing")), Err(CatalogError::Unavailable { .. })));
 }
 
 #[test]

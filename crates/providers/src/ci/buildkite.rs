@@ -82,7 +82,7 @@ impl BuildkiteBuildProvider {
         secrets: Arc<dyn SecretResolver>,
         http: reqwest::Client,
     ) -> Result<BuildkiteBuildProvider, ProviderError> {
-        let rejected = |why: String| ProviderError::Rejected(format!("{source}: extensions.baton.build: buildkite {why}"));
+        let rejected = |why: String| ProviderError::rejected(format!("{source}: extensions.baton.build: buildkite {why}"));
         for (field, slug) in [("organization", &spec.organization), ("pipeline", &spec.pipeline)] {
             check_slug(slug).map_err(|why| rejected(format!("{field}: expected a slug as in the Buildkite URL; {why}")))?;
         }

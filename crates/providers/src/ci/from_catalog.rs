@@ -34,9 +34,9 @@ impl GitHubActionsFromCatalog {
             .repository
             .split_once('/')
             .filter(|(owner, repo)| !owner.is_empty() && !repo.is_empty() && !repo.contains('/'))
-            .ok_or_else(|| ProviderError::Rejected(format!("github-actions: repository '{}' is not `owner/name`", spec.repository)))?;
+            .ok_or_else(|| ProviderError::rejected(format!("github-actions: repository '{}' is not `owner/name`", spec.repository)))?;
         if spec.token.is_some() == spec.app.is_some() {
-            return Err(ProviderError::Rejected("github-actions: set exactly one of `token` and `app`".into()));
+            return Err(ProviderError::rejected("github-actions: set exactly one of `token` and `app`"));
         }
         Ok(GitHubActionsFromCatalog {
             owner: owner.to_owned(),

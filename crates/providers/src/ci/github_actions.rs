@@ -33,6 +33,7 @@ use super::{ArtifactTemplate, RunFacts, RunWord, handle_number, handle_state};
 use crate::http::{DEFAULT_REQUEST_TIMEOUT, decode, endpoint, header_u64, quote, retry_after, unanswered};
 use crate::secrets::Secret;
 use async_trait::async_trait;
+use baton_domain::error::chain_text;
 use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::ReleaseId;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -209,7 +210,7 @@ impl GitHubActionsBuildProvider {
         tokens: &GitHubAppTokens,
     ) -> Result<GitHubActionsBuildProvider, ProviderError> {
         let GitHubActionsConfig { owner, repo, workflow, inputs, api_url, auth, artifact, request_timeout } = config;
-        let rejected = |why: String| ProviderError::Rejected(format!("GitHub Actions build of {owner}/{repo}: {why}"));
+        let rejected = |why: String| ProviderError::rejected(format!("GitHub Actions build of {owner}/{repo}: {why}"));
         for (field, value) in [("owner", &owner), ("repo", &repo), ("workflow", &workflow)] {
             if value.is_empty() || value.contains('/') || value.contains(char::is_whitespace) {
                 return Err(rejected(format!("{field} '{value}' must be a single name, without '/' or spaces")));
@@ -455,17 +456,17 @@ fn refusal(status: StatusCode, headers: &HeaderMap, body: &str, context: &str, m
     let said = if said.is_empty() { said } else { format!(": {said}") };
     let code = status.as_u16();
     if let Some(wait) = rate_limit_wait(status, headers, &said) {
-        return ProviderError::Unavailable(format!(
+        return ProviderError::unavailable(format!(
             "{context}: GitHub's rate limit is exhausted (HTTP {code}), retry after {} s{said}",
             wait.as_secs()
         ));
     }
     match status {
-        StatusCode::UNAUTHORIZED => ProviderError::Rejected(format!("{context}: bad credentials (HTTP 401){said}")),
-        StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => ProviderError::Rejected(format!("{context}: HTTP {code}, {missing}{said}")),
-        StatusCode::UNPROCESSABLE_ENTITY => ProviderError::Rejected(format!("{context}: GitHub refused it (HTTP 422){said}")),
-        _ if status.is_server_error() => ProviderError::Unavailable(format!("{context}: GitHub answered HTTP {code}{said}")),
-        _ => ProviderError::Rejected(format!("{context}: GitHub answered HTTP {code}{said}")),
+        StatusCode::UNAUTHORIZED => ProviderError::rejected(format!("{context}: bad credentials (HTTP 401){said}")),
+        StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => ProviderError::rejected(format!("{context}: HTTP {code}, {missing}{said}")),
+        StatusCode::UNPROCESSABLE_ENTITY => ProviderError::rejected(format!("{context}: GitHub refused it (HTTP 422){said}")),
+        _ if status.is_server_error() => ProviderError::unavailable(format!("{context}: GitHub answered HTTP {code}{said}")),
+        _ => ProviderError::rejected(format!("{context}: GitHub answered HTTP {code}{said}")),
     }
 }
 
@@ -505,7 +506,9 @@ impl BuildProvider for GitHubActionsBuildProvider {
                     tracing::info!(target: "baton::github", run = run.workflow_run_id, url = %run.html_url, "dispatched {}", self.label());
                     return Ok(self.handle(run.workflow_run_id, run.html_url, state));
                 }
-                Err(e) => tracing::warn!(target: "baton::github", "the dispatch was accepted; locating its run by listing: {e}"),
+                Err(e) => {
+                    tracing::warn!(target: "baton::github", "the dispatch was accepted; locating its run by listing: {}", chain_text(&e))
+                }
             }
         }
         // The run exists or soon will: look for it now, and let `poll` keep looking. A failed
@@ -514,7 +517,7 @@ impl BuildProvider for GitHubActionsBuildProvider {
         match self.locate(&state, &dispatch).await {
             Ok(Some(run)) => return Ok(self.handle(run.id, run.html_url, state)),
             Ok(None) => {}
-            Err(e) => tracing::warn!(target: "baton::github", "cannot list the dispatched runs yet: {e}"),
+            Err(e) => tracing::warn!(target: "baton::github", "cannot list the dispatched runs yet: {}", chain_text(&e)),
         }
         state.locate = Some(dispatch);
         Ok(RunHandle { provider: PROVIDER.into(), id: PENDING.into(), url: None, state: state_json(&state) })
@@ -548,7 +551,7 @@ impl BuildProvider for GitHubActionsBuildProvider {
             Target::Pending(dispatch) => match self.located(&state, &dispatch).await? {
                 Located::Run(run) => run.id,
                 Located::NotYet => {
-                    return Err(ProviderError::Unavailable(format!(
+                    return Err(ProviderError::unavailable(format!(
                         "the run dispatched for {} is not listed yet: nothing to cancel until it is",
                         self.label()
                     )));

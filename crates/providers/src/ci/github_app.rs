@@ -122,7 +122,7 @@ impl AppAuth {
         let mut signature = vec![0; self.key.public().modulus_len()];
         self.key
             .sign(&RSA_PKCS1_SHA256, &ring::rand::SystemRandom::new(), signing_input.as_bytes(), &mut signature)
-            .map_err(|_| ProviderError::Unavailable(format!("cannot sign the JWT of GitHub App {}", self.app_id)))?;
+            .map_err(|_| ProviderError::unavailable(format!("cannot sign the JWT of GitHub App {}", self.app_id)))?;
         Ok(Secret::new(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature))))
     }
 

@@ -74,7 +74,7 @@ impl GitLabCiBuildProvider {
         secrets: Arc<dyn SecretResolver>,
         http: reqwest::Client,
     ) -> Result<GitLabCiBuildProvider, ProviderError> {
-        let rejected = |why: String| ProviderError::Rejected(format!("{source}: extensions.baton.build: gitlab-ci {why}"));
+        let rejected = |why: String| ProviderError::rejected(format!("{source}: extensions.baton.build: gitlab-ci {why}"));
         GitLabProject::check(&spec.project.0).map_err(|why| rejected(format!("project: expected {}; {why}", GitLabProject::EXPECTED)))?;
         if spec.token.is_none() && spec.trigger_token.is_none() {
             return Err(rejected("needs `token`, `trigger-token` or both".into()));
@@ -233,7 +233,7 @@ impl BuildProvider for GitLabCiBuildProvider {
         let id = handle_number(run, SERVICE)?;
         if self.token.is_none() {
             let page = run.url.as_deref().unwrap_or("its page on GitLab");
-            return Err(ProviderError::Rejected(format!(
+            return Err(ProviderError::rejected(format!(
                 "cancelling GitLab pipeline {id} of project {} needs `token` (a trigger token cannot cancel): cancel it at {page}",
                 self.project
             )));

@@ -107,18 +107,18 @@ impl Started {
 /// The state of `handle`, which must be one of `provider`'s (`service` names it in errors).
 pub(crate) fn handle_state<T: DeserializeOwned>(handle: &RunHandle, provider: &str, service: &str) -> Result<T, ProviderError> {
     if handle.provider != provider {
-        return Err(ProviderError::Rejected(format!(
+        return Err(ProviderError::rejected(format!(
             "run {} belongs to the '{}' provider, not the {service} build provider",
             handle.id, handle.provider
         )));
     }
     serde_json::from_value(handle.state.clone())
-        .map_err(|e| ProviderError::Rejected(format!("{service} run handle {}: unreadable state: {e}", handle.id)))
+        .map_err(|e| ProviderError::rejected(format!("{service} run handle {}: unreadable state", handle.id)).caused_by(e))
 }
 
 /// The run number a handle's id holds.
 pub(crate) fn handle_number(handle: &RunHandle, service: &str) -> Result<u64, ProviderError> {
-    handle.id.parse().map_err(|_| ProviderError::Rejected(format!("{service} run handle {}: the id is not a run number", handle.id)))
+    handle.id.parse().map_err(|_| ProviderError::rejected(format!("{service} run handle {}: the id is not a run number", handle.id)))
 }
 
 #[cfg(test)]

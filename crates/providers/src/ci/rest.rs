@@ -124,9 +124,7 @@ fn form(pairs: &[(String, String)]) -> String {
 /// `Unavailable` of [`decode`](crate::http::decode), since retrying would start a second run. `look` says where the
 /// run can be found.
 pub(crate) fn started_unreadable(error: ProviderError, look: &str) -> ProviderError {
-    match error {
-        ProviderError::Unavailable(message) | ProviderError::Rejected(message) => ProviderError::Rejected(format!(
-            "{message}; the request was accepted, so a run may have started: not retried, to start no second one ({look})"
-        )),
-    }
+    let (ProviderError::Unavailable { message, cause } | ProviderError::Rejected { message, cause }) = error;
+    let message = format!("{message}; the request was accepted, so a run may have started: not retried, to start no second one ({look})");
+    ProviderError::Rejected { message, cause }
 }

@@ -33,7 +33,7 @@ impl Notifier for ConsoleNotifier {
         let mut out = self.out.lock().unwrap_or_else(PoisonError::into_inner);
         writeln!(out, "{line}")
             .and_then(|()| out.flush())
-            .map_err(|e| ProviderError::Unavailable(format!("cannot write the console notification: {e}")))?;
+            .map_err(|e| ProviderError::unavailable("cannot write the console notification").caused_by(e))?;
         Ok(None)
     }
 }
@@ -85,6 +85,6 @@ mod tests {
             }
         }
         let result = ConsoleNotifier::new(Box::new(Closed)).notify(&notification(), None).await;
-        assert!(matches!(result, Err(ProviderError::Unavailable(m)) if m.contains("console notification")));
+        assert!(matches!(result, Err(ProviderError::Unavailable { message: m, .. }) if m.contains("console notification")));
     }
 }

@@ -107,10 +107,7 @@ impl SlackWebApiNotifier {
         let response = post_json(&self.http, &url, Some(token), &body, &context).await?;
         let retry = retry_after(response.headers());
         let reply = response.json::<Reply>().await.map_err(|e| {
-            ProviderError::Unavailable(format!(
-                "{context} answered something other than Slack's JSON envelope: {}",
-                crate::http::describe(e)
-            ))
+            ProviderError::unavailable(format!("{context} answered something other than Slack's JSON envelope")).caused_by(e.without_url())
         })?;
         Ok((reply, retry))
     }
@@ -128,14 +125,14 @@ impl SlackWebApiNotifier {
         let code = reply.error.unwrap_or_else(|| "no error code".into());
         let message = format!("Slack {method} to {} failed: {code}", self.channel);
         Err(match code.as_str() {
-            "ratelimited" => ProviderError::Unavailable(format!("{message}{retry}")),
-            "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" => ProviderError::Unavailable(message),
-            "not_in_channel" => ProviderError::Rejected(format!("{message} (invite the Baton app to {})", self.channel)),
+            "ratelimited" => ProviderError::unavailable(format!("{message}{retry}")),
+            "internal_error" | "fatal_error" | "service_unavailable" | "request_timeout" => ProviderError::unavailable(message),
+            "not_in_channel" => ProviderError::rejected(format!("{message} (invite the Baton app to {})", self.channel)),
             "invalid_auth" | "not_authed" | "token_revoked" | "token_expired" | "account_inactive" => {
-                ProviderError::Rejected(format!("{message} (check the bot token {})", self.token))
+                ProviderError::rejected(format!("{message} (check the bot token {})", self.token))
             }
-            "missing_scope" => ProviderError::Rejected(format!("{message} (the bot token {} needs chat:write)", self.token)),
-            _ => ProviderError::Rejected(message),
+            "missing_scope" => ProviderError::rejected(format!("{message} (the bot token {} needs chat:write)", self.token)),
+            _ => ProviderError::rejected(message),
         })
     }
 
@@ -145,7 +142,7 @@ impl SlackWebApiNotifier {
         let reply = self.call(token, "chat.postMessage", body).await?;
         match (reply.channel, reply.ts) {
             (Some(channel), Some(ts)) => Ok(MessageRef { channel, ts }),
-            _ => Err(ProviderError::Unavailable(format!(
+            _ => Err(ProviderError::unavailable(format!(
                 "Slack chat.postMessage to {} answered ok without the message's channel and ts",
                 self.channel
             ))),
@@ -182,8 +179,9 @@ impl Notifier for SlackWebApiNotifier {
         let posted = match state {
             None => self.post(&token, message).await?,
             Some(state) => {
-                let posted = serde_json::from_value::<MessageRef>(state.clone())
-                    .map_err(|e| ProviderError::Rejected(format!("the Slack notifier state {state} is not a message reference: {e}")))?;
+                let posted = serde_json::from_value::<MessageRef>(state.clone()).map_err(|e| {
+                    ProviderError::rejected(format!("the Slack notifier state {state} is not a message reference")).caused_by(e)
+                })?;
                 self.update(&token, posted, message).await?
             }
         };
@@ -223,9 +221,9 @@ async fn post_json(
     let detail: String = body.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect();
     let detail = if detail.is_empty() { detail } else { format!(": {detail}") };
     Err(match status {
-        StatusCode::TOO_MANY_REQUESTS => ProviderError::Unavailable(format!("{context} is rate-limited{retry}")),
-        status if status.is_server_error() => ProviderError::Unavailable(format!("{context} answered {status}{detail}")),
-        status => ProviderError::Rejected(format!("{context} was refused ({status}){detail}")),
+        StatusCode::TOO_MANY_REQUESTS => ProviderError::unavailable(format!("{context} is rate-limited{retry}")),
+        status if status.is_server_error() => ProviderError::unavailable(format!("{context} answered {status}{detail}")),
+        status => ProviderError::rejected(format!("{context} was refused ({status}){detail}")),
     })
 }
 
@@ -245,6 +243,7 @@ mod tests {
     use crate::http_client;
     use crate::notify::tests::notification;
     use crate::test_support::{FixedSecrets, LogCapture};
+    use baton_domain::error::chain_text;
     use serde_json::json;
     use wiremock::matchers::{body_partial_json, header, method, path};
     use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -386,8 +385,8 @@ mod tests {
             let server = MockServer::start().await;
             Mock::given(method("POST")).respond_with(answer).mount(&server).await;
             let error = web_api(&server).notify(&notification(), None).await.unwrap_err();
-            let (ProviderError::Unavailable(message) | ProviderError::Rejected(message)) = &error;
-            assert_eq!(matches!(error, ProviderError::Unavailable(_)), transient, "{error:?}");
+            let message = error.message();
+            assert_eq!(matches!(error, ProviderError::Unavailable { .. }), transient, "{error:?}");
             assert!(message.contains(expected), "expected '{expected}' in '{message}'");
             assert_secret_free(message);
         }
@@ -402,7 +401,8 @@ mod tests {
         );
         let error = offline.notify(&notification(), None).await.unwrap_err();
         assert!(
-            matches!(&error, ProviderError::Unavailable(m) if m.starts_with("Slack chat.postMessage to #deploys: error sending request")),
+            matches!(&error, ProviderError::Unavailable { .. })
+                && chain_text(&error).contains("Slack chat.postMessage to #deploys: error sending request"),
             "{error:?}"
         );
         assert_secret_free(&logs.text());
@@ -412,7 +412,7 @@ mod tests {
     async fn unreadable_state_is_rejected() {
         let server = MockServer::start().await;
         let error = web_api(&server).notify(&notification(), Some(&json!({ "ts": 5 }))).await.unwrap_err();
-        assert!(matches!(&error, ProviderError::Rejected(m) if m.contains("not a message reference")), "{error:?}");
+        assert!(matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("not a message reference")), "{error:?}");
         assert!(requests(&server).await.is_empty());
     }
 
@@ -451,8 +451,8 @@ mod tests {
             let server = MockServer::start().await;
             Mock::given(method("POST")).respond_with(answer).mount(&server).await;
             let error = webhook(&server).notify(&notification(), None).await.unwrap_err();
-            let (ProviderError::Unavailable(message) | ProviderError::Rejected(message)) = &error;
-            assert_eq!(matches!(error, ProviderError::Unavailable(_)), transient, "{error:?}");
+            let message = error.message();
+            assert_eq!(matches!(error, ProviderError::Unavailable { .. }), transient, "{error:?}");
             assert!(message.starts_with("Slack webhook env:SLACK_WEBHOOK for #deploys") && message.contains(expected), "{message}");
             assert_secret_free(message);
         }
@@ -461,7 +461,7 @@ mod tests {
         let secrets = Arc::new(FixedSecrets::one(SecretRef::Env("SLACK_WEBHOOK".into()), &url));
         let offline = SlackWebhookNotifier::new("#deploys", SecretRef::Env("SLACK_WEBHOOK".into()), secrets, http_client().unwrap());
         let error = offline.notify(&notification(), None).await.unwrap_err();
-        let ProviderError::Unavailable(message) = &error else { panic!("{error:?}") };
+        let ProviderError::Unavailable { message, .. } = &error else { panic!("{error:?}") };
         assert_secret_free(message);
         assert!(!message.contains(&refused.to_string()), "{message}");
         assert_secret_free(&logs.text());

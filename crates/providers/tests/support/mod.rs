@@ -25,7 +25,7 @@ impl SecretResolver for Secrets {
     async fn resolve(&self, secret: &SecretRef) -> Result<String, ProviderError> {
         match secret {
             SecretRef::Env(name) if self.0.contains_key(name) => Ok(self.0[name].clone()),
-            _ => Err(ProviderError::Rejected(format!("secret {secret} is not set"))),
+            _ => Err(ProviderError::rejected(format!("secret {secret} is not set"))),
         }
     }
 }
@@ -53,12 +53,6 @@ pub fn client() -> reqwest::Client {
 /// What a later task invocation sees: the handle after a JSON round trip.
 pub fn travelled(handle: &RunHandle) -> RunHandle {
     serde_json::from_str(&serde_json::to_string(handle).unwrap()).unwrap()
-}
-
-pub fn message(error: &ProviderError) -> &str {
-    match error {
-        ProviderError::Unavailable(message) | ProviderError::Rejected(message) => message,
-    }
 }
 
 /// Fails when `secret` shows anywhere in `text` (an error, a serialised handle, a log).
