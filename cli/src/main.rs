@@ -6,17 +6,20 @@
 
 /// print!/println!/eprintln! that never panic: with a closed stdout or stderr (`baton ... | head`)
 /// the rest of the output is lost, and nothing else.
+// Everything the CLI prints is scrubbed of the secrets it resolved, and a closed pipe is no panic.
 macro_rules! out {
-    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = write!(std::io::stdout(), $($arg)*); }};
+    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = write!(std::io::stdout(), "{}", baton_domain::redact::scrub(&format!($($arg)*))); }};
 }
 macro_rules! outln {
-    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stdout(), $($arg)*); }};
+    () => {{ use std::io::Write as _; let _ = writeln!(std::io::stdout()); }};
+    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stdout(), "{}", baton_domain::redact::scrub(&format!($($arg)*))); }};
 }
 macro_rules! err {
-    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = write!(std::io::stderr(), $($arg)*); }};
+    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = write!(std::io::stderr(), "{}", baton_domain::redact::scrub(&format!($($arg)*))); }};
 }
 macro_rules! errln {
-    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stderr(), $($arg)*); }};
+    () => {{ use std::io::Write as _; let _ = writeln!(std::io::stderr()); }};
+    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stderr(), "{}", baton_domain::redact::scrub(&format!($($arg)*))); }};
 }
 
 mod asl_cmd;

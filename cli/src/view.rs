@@ -190,7 +190,9 @@ pub fn save_history<T: serde::Serialize>(state_dir: &Path, id: &ReleaseId, histo
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&path, serde_json::to_vec_pretty(history).map_err(io::Error::other)?)
+    // The history holds every task's input and output: what a command printed included.
+    let text = serde_json::to_string_pretty(history).map_err(io::Error::other)?;
+    std::fs::write(&path, baton_domain::redact::scrub(&text).as_bytes())
 }
 
 pub fn load_history(state_dir: &Path, id: &ReleaseId) -> io::Result<serde_json::Value> {

@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 use baton_domain::ports::{Created, LockOutcome, ReleaseStore, StoreError};
+use baton_domain::redact::scrub_owned;
 use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use std::collections::HashMap;
@@ -374,6 +375,7 @@ impl ReleaseStore for DynamoStore {
             .transpose()?
             .ok_or_else(|| StoreError::corrupt("event counter update returned no sequence number"))?;
         let record = serde_json::to_string(event).map_err(|e| StoreError::corrupt("an event cannot be encoded as JSON").caused_by(e))?;
+        let record = scrub_owned(record);
         self.client
             .put_item()
             .table_name(&self.table)
@@ -566,6 +568,8 @@ fn parse_rollup(item: &Item) -> Result<(NaiveDate, Rollup), StoreError> {
 fn release_item(release: &Release, version: u64) -> Result<Item, StoreError> {
     let record = serde_json::to_string(&Release { version, ..release.clone() })
         .map_err(|e| StoreError::corrupt(format!("release {}: cannot be encoded as JSON", release.id)).caused_by(e))?;
+    // Records outlive the process and are shown to anyone who can read the table.
+    let record = scrub_owned(record);
     let order = release_order(release);
     Ok(HashMap::from([
         (PK.to_string(), s(release_pk(&release.id))),

@@ -156,8 +156,10 @@ pub struct TaskError {
 }
 
 impl TaskError {
+    /// The cause is scrubbed of every secret Baton resolved: it travels into the execution's
+    /// history, the release record and the team's messages.
     pub fn new(error: ErrorName, cause: impl Into<String>) -> Self {
-        TaskError { error, cause: cause.into() }
+        TaskError { error, cause: crate::redact::scrub_owned(cause.into()) }
     }
 }
 
@@ -200,7 +202,6 @@ mod tests {
         assert_eq!(a, ProviderError::rejected("x").caused_by(Inner));
         assert_ne!(a, ProviderError::rejected("x"));
     }
-
 
     fn definition_names(definition: &serde_json::Value, found: &mut Vec<String>) {
         match definition {

@@ -118,7 +118,13 @@ fn secret(name: &str) -> Option<SecretRef> {
 
 /// A command with every optional field set.
 fn full_run(program: &str, env: &BTreeMap<String, String>) -> CommandRun {
-    CommandRun { command: vec![program.into()], working_dir: Some(".".into()), env: env.clone(), timeout: Some(Seconds(60)) }
+    CommandRun {
+        command: vec![program.into()],
+        working_dir: Some(".".into()),
+        env: env.clone(),
+        pass_env: vec!["DOCKER_CONFIG".into()],
+        timeout: Some(Seconds(60)),
+    }
 }
 
 /// A delivery block with every optional field set, so serialisation shows every field.

@@ -6,7 +6,10 @@
 //!   with `BATON_LOG_FORMAT=json`; plain text otherwise. Always on stderr.
 //! - Each task runs inside [`task_span`], so every line it logs carries the function and the
 //!   release id (`span.release_id` in JSON).
+//! - Every line is scrubbed of the secrets Baton resolved ([`baton_domain::redact`]) on its way
+//!   out, whichever library or command output wrote it.
 
+use std::io::Write;
 use tracing_subscriber::EnvFilter;
 
 pub const FILTER_VAR: &str = "BATON_LOG";
@@ -39,12 +42,28 @@ fn filter(default: &str) -> EnvFilter {
 pub fn init(format: Format, default: &str) {
     // Without log_internal_errors(false), a write to a closed stderr (`baton ... 2>&1 | head`)
     // makes tracing-subscriber eprintln!, which panics whatever task logged.
-    let builder = tracing_subscriber::fmt().with_env_filter(filter(default)).with_writer(std::io::stderr).log_internal_errors(false);
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter(default)).with_writer(|| Scrubbed(std::io::stderr())).log_internal_errors(false);
     // A second init (tests, or a binary that calls it twice) keeps the first subscriber.
     let _ = match format {
         Format::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
         Format::Text => builder.try_init(),
     };
+}
+
+/// A writer that masks secrets in what it is given. The formatter hands it one whole event at a
+/// time, so a secret is never split across two writes.
+pub struct Scrubbed<W>(pub W);
+
+impl<W: Write> Write for Scrubbed<W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.write_all(&baton_domain::redact::scrub_bytes(bytes))?;
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 /// The span one task invocation runs in: `function` and, once the release exists, its id.
@@ -55,7 +74,6 @@ pub fn task_span(function: &str, release_id: Option<&str>) -> tracing::Span {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
     use std::sync::{Arc, Mutex};
 
     #[derive(Clone, Default)]
@@ -96,5 +114,18 @@ mod tests {
             assert_eq!(json.pointer("/span/release_id").and_then(|v| v.as_str()), Some("rel-web-1"), "{line}");
             assert_eq!(json.pointer("/span/function").and_then(|v| v.as_str()), Some("notify"), "{line}");
         }
+    }
+
+    #[test]
+    fn secrets_never_reach_a_log_line() {
+        baton_domain::redact::remember("xoxb-logged-by-mistake");
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || Scrubbed(writer.clone())).json().finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::warn!(token = "xoxb-logged-by-mistake", "the build printed xoxb-logged-by-mistake");
+        });
+        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        assert!(!text.contains("xoxb-logged-by-mistake") && text.matches("***").count() == 2, "{text}");
     }
 }

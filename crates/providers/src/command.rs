@@ -2,11 +2,12 @@
 //! variables, a deadline that kills the whole process group, and output streamed line by line
 //! to `tracing` (target `baton::command`) with a bounded tail kept for error messages.
 //!
-//! Environment: a command inherits Baton's environment (build tools need `PATH`, `HOME`, cloud
-//! profiles, registry credentials) minus every variable the catalog entry names as a secret
-//! (`env:` references in `notify.slack`): those are Baton's, not the build's. The spec's `env`
-//! comes next and the `BATON_*` variables last, so a catalog cannot fake them. Values are never
-//! logged; neither are the names.
+//! Environment: a command does not inherit Baton's environment, which holds Baton's own AWS
+//! credentials and every service's tokens. It gets [`BASE_ENV`] (enough to find programs and
+//! write temporary files, in the user's locale), then the variables its `pass-env` names (a
+//! registry login, a cloud profile), never one the catalog entry uses as a secret (`env:`
+//! references in `notify.slack`). The spec's `env` comes next and the `BATON_*` variables last,
+//! so a catalog cannot fake them. Values are never logged; neither are the names.
 
 use baton_domain::catalog::{CommandRun, Seconds, SecretRef, ServiceEntry};
 use baton_domain::ports::{ProviderError, RunHandle};
@@ -22,6 +23,10 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Child;
+
+/// What every command gets from Baton's environment. No credential is in it.
+const BASE_ENV: &[&str] =
+    &["PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "TERM", "TZ", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES"];
 
 /// The `provider` of every [`RunHandle`] a command provider returns.
 pub(crate) const PROVIDER: &str = "command";
@@ -44,7 +49,7 @@ pub struct CommandContext {
     catalog_dir: Option<PathBuf>,
     /// `<workspace_root>/<service>`, created before each run.
     workspace: PathBuf,
-    /// Variables removed from the children's environment.
+    /// Variables the entry uses as secrets: never passed to a command.
     withheld: Vec<String>,
 }
 
@@ -100,12 +105,25 @@ impl CommandContext {
             Some(Seconds(seconds)) => Duration::from_secs(seconds),
             None => default_timeout,
         };
+        if let Some(name) = fields.pass_env.iter().find(|name| self.withheld.contains(name)) {
+            return Err(ProviderError::rejected(format!(
+                "{}: the pass-env of {field} names {name}, which this service uses as a secret: Baton's secrets are not the command's",
+                self.source
+            )));
+        }
         let working_dir = match fields.working_dir.map(Path::new) {
             Some(dir) if dir.is_absolute() => Some(dir.to_path_buf()),
             Some(dir) => Some(self.catalog_dir.as_ref().map_or_else(|| dir.to_path_buf(), |base| base.join(dir))),
             None => self.catalog_dir.clone(),
         };
-        Ok(CommandSpec { what, argv: fields.argv.to_vec(), working_dir, env: fields.env.clone(), timeout })
+        Ok(CommandSpec {
+            what,
+            argv: fields.argv.to_vec(),
+            working_dir,
+            env: fields.env.clone(),
+            pass_env: fields.pass_env.to_vec(),
+            timeout,
+        })
     }
 
     /// Runs `spec` to completion. `Err` only when it could not start: `Rejected` when it cannot
@@ -128,8 +146,12 @@ impl CommandContext {
         if let Some(dir) = &spec.working_dir {
             command.current_dir(dir);
         }
-        for name in &self.withheld {
-            command.env_remove(name);
+        command.env_clear();
+        let inherited = BASE_ENV.iter().copied().chain(spec.pass_env.iter().map(String::as_str));
+        for name in inherited.filter(|name| !self.withheld.iter().any(|withheld| withheld == name)) {
+            if let Some(value) = std::env::var_os(name) {
+                command.env(name, value);
+            }
         }
         command.envs(&spec.env).envs(env.0).env("BATON_WORKSPACE", &self.workspace);
 
@@ -189,12 +211,19 @@ pub(crate) struct CommandFields<'a> {
     pub argv: &'a [String],
     pub working_dir: Option<&'a str>,
     pub env: &'a BTreeMap<String, String>,
+    pub pass_env: &'a [String],
     pub timeout: Option<Seconds>,
 }
 
 impl<'a> CommandFields<'a> {
     pub fn of(run: &'a CommandRun) -> CommandFields<'a> {
-        CommandFields { argv: &run.command, working_dir: run.working_dir.as_deref(), env: &run.env, timeout: run.timeout }
+        CommandFields {
+            argv: &run.command,
+            working_dir: run.working_dir.as_deref(),
+            env: &run.env,
+            pass_env: &run.pass_env,
+            timeout: run.timeout,
+        }
     }
 }
 
@@ -206,6 +235,7 @@ pub(crate) struct CommandSpec {
     argv: Vec<String>,
     working_dir: Option<PathBuf>,
     env: BTreeMap<String, String>,
+    pass_env: Vec<String>,
     timeout: Duration,
 }
 
@@ -502,7 +532,7 @@ mod tests {
     use crate::test_support::{LogCapture, entry_in, release_id, script};
 
     fn spec(ctx: &CommandContext, argv: &[String], env: &BTreeMap<String, String>, timeout: Option<Seconds>) -> CommandSpec {
-        let fields = CommandFields { argv, working_dir: None, env, timeout };
+        let fields = CommandFields { argv, working_dir: None, env, pass_env: &[], timeout };
         ctx.command("test", "extensions.baton.build.command", fields, Duration::from_secs(60)).unwrap()
     }
 
@@ -539,6 +569,33 @@ mod tests {
             Some(format!("service=web sha=[] ws={} extra=yes home=unset", workspace.display()).as_str())
         );
         assert!(workspace.is_dir());
+    }
+
+    #[tokio::test]
+    async fn commands_get_the_base_environment_and_what_pass_env_names_but_never_a_secret() {
+        // Cargo sets CARGO_PKG_NAME for the tests it runs: a variable of Baton's environment
+        // outside the base set.
+        assert!(std::env::var("CARGO_PKG_NAME").is_ok(), "run under cargo test");
+        let dir = tempfile::tempdir().unwrap();
+        let mut entry = entry_in(dir.path());
+        entry.delivery.notify.slack = Some(baton_domain::catalog::SlackSpec {
+            channel: "#deploys".into(),
+            webhook: Some(SecretRef::Env("SLACK_HOOK".into())),
+            token: None,
+        });
+        let ctx = CommandContext::new(&entry, dir.path()).unwrap();
+        let argv = script(dir.path(), "env.sh", "echo \"pkg=${CARGO_PKG_NAME-unset} path=${PATH:+set}\"");
+        let with_pass_env = |names: &[String]| {
+            let fields = CommandFields { argv: &argv, working_dir: None, env: &BTreeMap::new(), pass_env: names, timeout: None };
+            ctx.command("build", "extensions.baton.build.command", fields, Duration::from_secs(60))
+        };
+
+        let plain = ctx.run(&with_pass_env(&[]).unwrap(), env()).await.unwrap();
+        assert_eq!(plain.last_stdout_line.as_deref(), Some("pkg=unset path=set"));
+        let passed = ctx.run(&with_pass_env(&["CARGO_PKG_NAME".into()]).unwrap(), env()).await.unwrap();
+        assert_eq!(passed.last_stdout_line.as_deref(), Some("pkg=baton-providers path=set"));
+        let refused = with_pass_env(&["SLACK_HOOK".into()]).unwrap_err();
+        assert!(refused.message().contains("names SLACK_HOOK, which this service uses as a secret"), "{refused}");
     }
 
     #[tokio::test]
@@ -623,7 +680,7 @@ mod tests {
         let Err(ProviderError::Rejected { message, .. }) = result else { panic!("expected Rejected, got {result:?}") };
         assert!(message.contains("(./no-such-build-script)") && message.contains(&dir.path().display().to_string()), "{message}");
 
-        let fields = CommandFields { argv: &argv, working_dir: Some("missing/dir"), env: &BTreeMap::new(), timeout: None };
+        let fields = CommandFields { argv: &argv, working_dir: Some("missing/dir"), env: &BTreeMap::new(), pass_env: &[], timeout: None };
         let in_missing_dir = ctx.command("build", "extensions.baton.build.command", fields, Duration::from_secs(1)).unwrap();
         let result = ctx.run(&in_missing_dir, env()).await;
         let Err(ProviderError::Rejected { message, .. }) = result else { panic!("expected Rejected, got {result:?}") };
@@ -638,7 +695,7 @@ mod tests {
         let empty = ctx.command(
             "deploy",
             "extensions.baton.deploy.command",
-            CommandFields { argv: &[], working_dir: None, env: &BTreeMap::new(), timeout: None },
+            CommandFields { argv: &[], working_dir: None, env: &BTreeMap::new(), pass_env: &[], timeout: None },
             Duration::from_secs(1),
         );
         let Err(ProviderError::Rejected { message, .. }) = empty else { panic!("expected Rejected") };
@@ -647,7 +704,13 @@ mod tests {
         let zero = ctx.command(
             "deploy",
             "extensions.baton.deploy.command",
-            CommandFields { argv: &["true".to_string()], working_dir: None, env: &BTreeMap::new(), timeout: Some(Seconds(0)) },
+            CommandFields {
+                argv: &["true".to_string()],
+                working_dir: None,
+                env: &BTreeMap::new(),
+                pass_env: &[],
+                timeout: Some(Seconds(0)),
+            },
             Duration::from_secs(1),
         );
         assert!(matches!(zero, Err(ProviderError::Rejected { message: m, .. }) if m.contains("timeout")));

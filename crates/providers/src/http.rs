@@ -63,10 +63,10 @@ pub(crate) fn decode<T: DeserializeOwned>(body: &[u8], context: &str) -> Result<
     })
 }
 
-/// Up to [`QUOTED_CHARS`] of a text on one line, with each of `secrets` blanked out should the
-/// text echo it (a debugging proxy might).
+/// Up to [`QUOTED_CHARS`] of a text on one line, with each of `secrets` and every other secret
+/// Baton resolved blanked out should the text echo it (a debugging proxy might).
 pub(crate) fn quote(body: &str, secrets: &[&Secret]) -> String {
-    let mut text = body.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut text = baton_domain::redact::scrub(body).split_whitespace().collect::<Vec<_>>().join(" ");
     for secret in secrets.iter().map(|secret| secret.expose()).filter(|value| !value.is_empty()) {
         text = text.replace(secret, "***");
     }

@@ -8,12 +8,15 @@ use std::sync::Arc;
 use tokio::sync::OnceCell;
 
 /// A resolved secret. It prints as `***` so it cannot reach a log line or an error by accident;
-/// [`Secret::expose`] is the one, greppable, way to read it.
+/// [`Secret::expose`] is the one, greppable, way to read it. Its value is remembered by
+/// [`baton_domain::redact`], so it is masked in any text that leaves the process should a
+/// command or a provider echo it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
 impl Secret {
     pub fn new(value: String) -> Secret {
+        baton_domain::redact::remember(&value);
         Secret(value)
     }
 

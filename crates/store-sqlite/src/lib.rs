@@ -15,6 +15,7 @@ mod schema;
 
 use async_trait::async_trait;
 use baton_domain::ports::{Created, LockOutcome, ReleaseStore, StoreError};
+use baton_domain::redact::scrub_owned;
 use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use failure::Failure;
@@ -166,6 +167,8 @@ impl ReleaseRow {
             .map_err(|_| StoreError::conflict(format!("release {}: version {version} is beyond what the store counts", release.id)))?;
         let body = serde_json::to_string(&Release { version, ..release.clone() })
             .map_err(|err| StoreError::corrupt(format!("release {}: cannot be encoded as JSON", release.id)).caused_by(err))?;
+        // Records outlive the process and are shown to anyone who can read the store.
+        let body = scrub_owned(body);
         Ok(ReleaseRow {
             id: release.id.0.clone(),
             service: release.service.clone(),
@@ -299,6 +302,7 @@ impl ReleaseStore for SqliteStore {
         let at = event.at.timestamp_micros();
         let body = serde_json::to_string(event)
             .map_err(|err| StoreError::corrupt(format!("an event of release {release_id} cannot be encoded as JSON")).caused_by(err))?;
+        let body = scrub_owned(body);
         self.write("append_event", move |tx| {
             tx.prepare_cached("INSERT INTO events (release_id, at, body) VALUES (?1, ?2, ?3)")?.execute(params![release_id, at, body])?;
             Ok(())

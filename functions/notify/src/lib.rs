@@ -5,6 +5,7 @@
 use baton_domain::error::{ErrorName, TaskError, chain_text};
 use baton_domain::flow::{Done, NotifyEvent, NotifyRequest, OutcomeStatus};
 use baton_domain::ports::{Notification, Notifier, ProviderError};
+use baton_domain::redact;
 use baton_domain::release::{Release, WaveStatus};
 use baton_domain::support::{Ports, call_json, provider_error};
 use futures_util::future::join_all;
@@ -30,6 +31,9 @@ pub async fn notify(ports: &Ports, request: NotifyRequest) -> Result<Done, TaskE
         links: links(&release),
         release,
     };
+    // Whatever a provider or a command said reaches the team without the secrets it echoed.
+    let notification = redact::scrubbed(&notification)
+        .map_err(|e| TaskError::new(ErrorName::Internal, format!("{NAME}: cannot scrub the notification: {e}")))?;
 
     // Every notifier at once, each within its own budget: a slow one never holds the others up.
     let notification = &notification;

@@ -259,6 +259,10 @@ pub struct CommandRun {
     pub working_dir: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Variables of Baton's own environment the command gets besides the few every command gets
+    /// (`PATH`, `HOME`, the locale...): credentials reach a command only when named here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pass_env: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Seconds>,
 }
@@ -266,7 +270,7 @@ pub struct CommandRun {
 impl CommandRun {
     /// Just an argv: default directory, environment and timeout.
     pub fn new(command: Vec<String>) -> CommandRun {
-        CommandRun { command, working_dir: None, env: BTreeMap::new(), timeout: None }
+        CommandRun { command, working_dir: None, env: BTreeMap::new(), pass_env: Vec::new(), timeout: None }
     }
 }
 

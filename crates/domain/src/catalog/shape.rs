@@ -43,6 +43,8 @@ pub(crate) enum Kind {
     Argv,
     /// Environment variables for a command.
     Env,
+    /// Names of environment variables ([`Kind::Env`]'s names).
+    EnvNames,
     /// A reference to a secret, never the secret.
     Secret,
     /// An EventBridge Scheduler expression.
@@ -154,6 +156,12 @@ const fn shape(fields: &'static [Field]) -> Shape {
 
 const WORKING_DIR: Field = field("working-dir", Kind::Text, "Directory the command runs in; relative to the catalog file's directory.");
 const ENV: Field = field("env", Kind::Env, "Extra environment variables (`BATON_*` are reserved).");
+const PASS_ENV: Field = field(
+    "pass-env",
+    Kind::EnvNames,
+    "Variables of Baton's environment the command also gets; otherwise it gets only PATH, HOME, USER, LOGNAME, SHELL, \
+     TMPDIR, TERM, TZ and the locale (`LANG`, `LC_*`).",
+);
 const TIMEOUT: Field = field("timeout", Kind::Duration { min: 1 }, "Kill the command after this long.");
 
 const BUILD_COMMAND: &[Field] = &[
@@ -166,6 +174,7 @@ const BUILD_COMMAND: &[Field] = &[
          otherwise the last line of stdout.",
     ),
     ENV,
+    PASS_ENV,
     TIMEOUT,
 ];
 
@@ -255,6 +264,7 @@ const DEPLOY_COMMAND: &[Field] = &[
     field("rollback-command", Kind::Argv, "Run instead of `command` on rollback (default: `command` with the previous artifact)."),
     WORKING_DIR,
     ENV,
+    PASS_ENV,
     TIMEOUT,
 ];
 
@@ -341,7 +351,7 @@ const GATE_HTTP: &[Field] = &[
 ];
 
 const GATE_COMMAND: &[Field] =
-    &[required("command", Kind::Argv, "Program and arguments; healthy when it exits 0."), WORKING_DIR, ENV, TIMEOUT];
+    &[required("command", Kind::Argv, "Program and arguments; healthy when it exits 0."), WORKING_DIR, ENV, PASS_ENV, TIMEOUT];
 
 pub(crate) const GATE: Shape = Shape {
     fields: &[
@@ -499,6 +509,7 @@ impl Kind {
             Kind::Count { min } => format!("a whole number of at least {min}"),
             Kind::Argv => "a command as a list of strings, program first (e.g. [\"sh\", \"build.sh\"])".into(),
             Kind::Env => "a mapping of environment variable names to strings".into(),
+            Kind::EnvNames => "a list of environment variable names".into(),
             Kind::Secret => "a secret reference: `env:NAME`, `ssm:/parameter/name` or `secrets-manager:secret-id`".into(),
             Kind::Schedule => "an EventBridge Scheduler expression: `cron(...)`, `rate(...)` or `at(...)`".into(),
             Kind::Object(_) | Kind::Mapping => "a mapping".into(),
@@ -610,6 +621,7 @@ fn kind_schema(kind: &Kind) -> Json {
         ] }),
         Kind::Count { min } => json!({ "type": "integer", "minimum": min, "maximum": u32::MAX }),
         Kind::Argv => json!({ "type": "array", "minItems": 1, "items": { "type": "string" } }),
+        Kind::EnvNames => json!({ "type": "array", "items": { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" } }),
         Kind::Env => json!({
             "type": "object",
             "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" },

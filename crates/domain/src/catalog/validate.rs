@@ -146,13 +146,17 @@ impl<'a> Checker<'a> {
             (Kind::Env, Value::Map(entries)) => {
                 for entry in entries {
                     let entry_path = join(path, &entry.key);
-                    if !is_env_name(&entry.key) {
-                        self.error(entry.key_line, &entry_path, "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
-                    } else if entry.key.starts_with("BATON_") {
-                        self.error(entry.key_line, &entry_path, "`BATON_*` variables are set by Baton; choose another name");
-                    }
+                    self.env_name(entry.key_line, &entry_path, &entry.key);
                     if !matches!(entry.value.value, Value::Str(_)) {
                         self.mismatch(&entry.value, &entry_path, "a string (quote numbers and booleans)");
+                    }
+                }
+            }
+            (Kind::EnvNames, Value::Seq(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    match &item.value {
+                        Value::Str(name) => self.env_name(item.line, &index(path, i), name),
+                        _ => self.mismatch(item, &index(path, i), "an environment variable name"),
                     }
                 }
             }
@@ -184,6 +188,14 @@ impl<'a> Checker<'a> {
                 }
             }
             _ => self.mismatch(node, path, &kind.expected()),
+        }
+    }
+
+    fn env_name(&mut self, line: usize, path: &str, name: &str) {
+        if !is_env_name(name) {
+            self.error(line, path, "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+        } else if name.starts_with("BATON_") {
+            self.error(line, path, "`BATON_*` variables are set by Baton; choose another name");
         }
     }
 

@@ -607,6 +607,30 @@ fn env_maps_take_string_values_and_leave_baton_variables_alone() {
 }
 
 #[test]
+fn pass_env_lists_names_of_variables_baton_does_not_set() {
+    let text = with(
+        "      command: [\"sh\", \"build.sh\"]",
+        "      command: [\"sh\", \"build.sh\"]\n      pass-env: [DOCKER_CONFIG, BATON_SHA, bad-name, 7]",
+    );
+    let (services, diagnostics) = parse_catalog_documents(FILE, &text);
+    let got: Vec<(&str, &str)> = diagnostics.iter().map(|d| (d.path.as_str(), d.message.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            ("extensions.baton.build.pass-env[1]", "`BATON_*` variables are set by Baton; choose another name"),
+            ("extensions.baton.build.pass-env[2]", "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"),
+            ("extensions.baton.build.pass-env[3]", "expected an environment variable name, found a number"),
+        ]
+    );
+    assert!(services.is_empty());
+    let ok = with("      command: [\"sh\", \"build.sh\"]", "      command: [\"sh\", \"build.sh\"]\n      pass-env: [DOCKER_CONFIG]");
+    let (services, diagnostics) = parse_catalog_documents(FILE, &ok);
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    let BuildSpec::Command(build) = &services[0].delivery.build else { panic!("a command build") };
+    assert_eq!(build.run.pass_env, ["DOCKER_CONFIG"]);
+}
+
+#[test]
 fn inline_secrets_are_rejected_without_repeating_them() {
     let secret = "https://hooks.slack.com/services/T000/B000/s3cr3tXYZ";
     for (value, why) in [

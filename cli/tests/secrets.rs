@@ -1,0 +1,106 @@
+//! Secrets never leave Baton: a failing build that prints its environment and a credentials
+//! file holding one of the service's secrets, with known secret values in Baton's environment.
+//! None of them may reach the logs, the errors, the record, the history, `show` or Slack.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+const AWS_SECRET: &str = "aws-secret-9d2f1c77e0";
+const OTHER_TOKEN: &str = "ghp_other-service-7c3a51";
+const HOOK_PATH: &str = "/services/T0/B0/hook-secret-5b1e";
+
+/// A Slack incoming webhook that keeps every body it is sent.
+fn slack() -> (String, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}{HOOK_PATH}", listener.local_addr().unwrap());
+    let bodies = Arc::new(Mutex::new(Vec::new()));
+    let kept = Arc::clone(&bodies);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            if reader.read_exact(&mut body).is_ok() {
+                kept.lock().unwrap().push(String::from_utf8_lossy(&body).into_owned());
+            }
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        }
+    });
+    (url, bodies)
+}
+
+fn catalog(dir: &Path, webhook: &str) {
+    std::fs::write(
+        dir.join("leaky.yaml"),
+        "schema-version: v2.2\ndd-service: leaky\nteam: web\nextensions:\n  baton:\n    environment: production\n    \
+         release-branch: main\n    build:\n      provider: command\n      command: [\"sh\", \"build.sh\"]\n    deploy:\n      \
+         provider: command\n      command: [\"true\"]\n      waves:\n        - name: all\n          targets: [box-1]\n    \
+         health:\n      gates: [{provider: command, command: [\"true\"]}]\n    notify:\n      slack:\n        channel: \"#releases\"\n        webhook: env:LEAKY_SLACK_WEBHOOK\n",
+    )
+    .unwrap();
+    // A credentials file that happens to hold the service's Slack webhook, printed by a careless build.
+    std::fs::write(dir.join("creds.txt"), format!("webhook={webhook}\n")).unwrap();
+    std::fs::write(dir.join("build.sh"), "env; cat creds.txt; echo build failed >&2; exit 3\n").unwrap();
+}
+
+fn baton(dir: &Path, webhook: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(args)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .env("LEAKY_SLACK_WEBHOOK", webhook)
+        .env("AWS_SECRET_ACCESS_KEY", AWS_SECRET)
+        .env("OTHER_SERVICE_TOKEN", OTHER_TOKEN)
+        .env("BATON_LOG", "info,baton::command=debug")
+        .output()
+        .expect("run baton")
+}
+
+fn text(output: &Output) -> String {
+    format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+#[test]
+fn a_build_that_prints_its_environment_and_a_secret_leaks_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (webhook, slack_bodies) = slack();
+    catalog(dir.path(), &webhook);
+    let catalog_dir = dir.path().to_str().unwrap();
+
+    let release = baton(dir.path(), &webhook, &["release", "leaky", "--no-wait", "--json", "--catalog", catalog_dir]);
+    assert_eq!(release.status.code(), Some(1), "a failed build exits 1: {}", text(&release));
+    let summary: serde_json::Value = serde_json::from_slice(&release.stdout).unwrap();
+    let id = summary["release"]["id"].as_str().unwrap().to_owned();
+
+    let outputs = [
+        ("release", text(&release)),
+        ("show --json", text(&baton(dir.path(), &webhook, &["show", &id, "--json"]))),
+        ("show --history", text(&baton(dir.path(), &webhook, &["show", &id, "--history"]))),
+        ("history --json", text(&baton(dir.path(), &webhook, &["history", "leaky", "--json"]))),
+        ("slack", slack_bodies.lock().unwrap().join("\n")),
+    ];
+    for (place, output) in &outputs {
+        for secret in [AWS_SECRET, OTHER_TOKEN, HOOK_PATH] {
+            assert!(!output.contains(secret), "{secret} leaked into {place}:\n{output}");
+        }
+    }
+
+    // The test could fail: the build's output did travel to each place, masked.
+    let cause = summary["release"]["failure"]["cause"].as_str().unwrap_or_default();
+    assert!(cause.contains("BATON_SERVICE=leaky") && cause.contains("webhook=***"), "{cause}");
+    assert!(outputs[0].1.contains("webhook=***"), "the command's output is logged: {}", outputs[0].1);
+    assert!(outputs[4].1.contains("leaky"), "Slack heard of the release: {}", outputs[4].1);
+}

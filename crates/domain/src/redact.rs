@@ -1,0 +1,136 @@
+//! Secret values never leave the process: every value Baton resolves as a secret is remembered
+//! here, and text on its way out (log lines, task failures, records, messages, command output)
+//! passes through [`scrub`], which blanks each remembered value.
+//!
+//! Process-wide on purpose: log lines are written by a global subscriber, and a secret resolved
+//! by one provider must not appear in the output of another (a build that prints a file holding
+//! the Slack token, say). The values live in memory only, as they already do in the providers.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::borrow::Cow;
+use std::sync::{PoisonError, RwLock};
+
+/// What a secret becomes in text.
+pub const MASK: &str = "***";
+/// Shorter values are not masked: blanking every `ab` in every log line would make the logs
+/// unreadable while protecting nothing a guess would not find. Credentials are longer.
+pub const MIN_SECRET_CHARS: usize = 6;
+/// A bound on the registry: a process resolves a handful of secrets per service it serves.
+const MAX_SECRETS: usize = 4096;
+
+static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Remembers `value` so that [`scrub`] masks it from now on, including its JSON-escaped form
+/// (records and JSON log lines hold strings escaped).
+pub fn remember(value: &str) {
+    if value.chars().count() < MIN_SECRET_CHARS {
+        return;
+    }
+    let mut forms = vec![value.to_owned()];
+    let escaped = serde_json::to_string(value).expect("a string serialises");
+    let escaped = &escaped[1..escaped.len() - 1];
+    if escaped != value {
+        forms.push(escaped.to_owned());
+    }
+    let mut secrets = SECRETS.write().unwrap_or_else(PoisonError::into_inner);
+    for form in forms {
+        if !secrets.contains(&form) && secrets.len() < MAX_SECRETS {
+            secrets.push(form);
+        }
+    }
+    // Longest first, so a secret that contains another is masked whole.
+    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+}
+
+/// `text` with every remembered secret replaced by [`MASK`]; borrowed when there was none.
+pub fn scrub(text: &str) -> Cow<'_, str> {
+    let secrets = SECRETS.read().unwrap_or_else(PoisonError::into_inner);
+    let mut text = Cow::Borrowed(text);
+    for secret in secrets.iter() {
+        if text.contains(secret.as_str()) {
+            text = Cow::Owned(text.replace(secret.as_str(), MASK));
+        }
+    }
+    text
+}
+
+/// [`scrub`] for text that is owned already: the same `String` back when it holds no secret.
+pub fn scrub_owned(text: String) -> String {
+    match scrub(&text) {
+        Cow::Borrowed(_) => text,
+        Cow::Owned(clean) => clean,
+    }
+}
+
+/// `value` with every remembered secret masked in each of its texts, through its JSON form: for
+/// structures that leave the process whole (a notification, an execution's history).
+pub fn scrubbed<T: Serialize + DeserializeOwned>(value: &T) -> Result<T, serde_json::Error> {
+    serde_json::from_str(&scrub(&serde_json::to_string(value)?))
+}
+
+/// [`scrub`] for a byte buffer that may not be UTF-8 (a command's output, a log line being
+/// written): left as it is when it holds no secret.
+pub fn scrub_bytes(bytes: &[u8]) -> Cow<'_, [u8]> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => match scrub(text) {
+            Cow::Borrowed(_) => Cow::Borrowed(bytes),
+            Cow::Owned(clean) => Cow::Owned(clean.into_bytes()),
+        },
+        Err(_) => match scrub(&String::from_utf8_lossy(bytes)) {
+            Cow::Borrowed(_) => Cow::Borrowed(bytes),
+            Cow::Owned(clean) => Cow::Owned(clean.into_bytes()),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The registry is process-wide: each test uses values no other test remembers.
+
+    #[test]
+    fn remembered_values_are_masked_wherever_they_appear() {
+        remember("tok-3f9a-remembered");
+        assert_eq!(scrub("Bearer tok-3f9a-remembered, again tok-3f9a-remembered."), "Bearer ***, again ***.");
+        assert!(matches!(scrub("nothing secret here"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn json_escaped_forms_are_masked_too() {
+        remember("pa\"ss\\word-77");
+        let record = serde_json::json!({ "cause": "login with pa\"ss\\word-77 failed" }).to_string();
+        assert!(!scrub(&record).contains("word-77"), "{record}");
+        assert_eq!(scrub("raw pa\"ss\\word-77"), "raw ***");
+    }
+
+    #[test]
+    fn structures_are_scrubbed_field_by_field() {
+        remember("struct-secret-93");
+        let links = vec![("build".to_string(), "https://ci/struct-secret-93/run".to_string())];
+        assert_eq!(scrubbed(&links).unwrap(), vec![("build".to_string(), "https://ci/***/run".to_string())]);
+    }
+
+    #[test]
+    fn short_values_are_not_secrets_worth_masking() {
+        remember("abc12");
+        assert_eq!(scrub("abc12 stays"), "abc12 stays");
+    }
+
+    #[test]
+    fn a_secret_containing_another_is_masked_whole() {
+        remember("inner-8c1d");
+        remember("outer-inner-8c1d-tail");
+        assert_eq!(scrub("x outer-inner-8c1d-tail y inner-8c1d"), "x *** y ***");
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_scrubbed_too() {
+        remember("bytes-secret-41");
+        let mut line = b"\xff bytes-secret-41".to_vec();
+        assert!(!String::from_utf8_lossy(&scrub_bytes(&line)).contains("bytes-secret-41"));
+        line = b"plain".to_vec();
+        assert!(matches!(scrub_bytes(&line), Cow::Borrowed(_)));
+    }
+}
