@@ -608,7 +608,12 @@ fn circleci_blocks_name_their_project_by_slug_and_type_their_parameters() {
     for (project, why) in slugs {
         let text = block(project, "");
         let d = only_error(&text);
-        assert_diag(&d, line_of(&text, "project:"), "extensions.baton.build.project", "expected a CircleCI project slug `<vcs>/<org>/<project>`");
+        assert_diag(
+            &d,
+            line_of(&text, "project:"),
+            "extensions.baton.build.project",
+            "expected a CircleCI project slug `<vcs>/<org>/<project>`",
+        );
         assert!(d.message.ends_with(why), "{project}: {d}");
     }
 
@@ -617,7 +622,11 @@ fn circleci_blocks_name_their_project_by_slug_and_type_their_parameters() {
         ("baton-release-id: r", "extensions.baton.build.parameters.baton-release-id", "`baton-release-id` is set by Baton"),
         ("DEPLOY_ENV: eu", "extensions.baton.build.parameters.DEPLOY_ENV", "expected a parameter name: a lowercase letter"),
         ("1st: x", "extensions.baton.build.parameters.1st", "expected a parameter name"),
-        ("regions: [eu, us]", "extensions.baton.build.parameters.regions", "expected a string, an integer or a boolean, as the config declares it, found a list"),
+        (
+            "regions: [eu, us]",
+            "extensions.baton.build.parameters.regions",
+            "expected a string, an integer or a boolean, as the config declares it, found a list",
+        ),
         ("ratio: 0.5", "extensions.baton.build.parameters.ratio", "expected a string, an integer or a boolean"),
     ];
     for (parameter, path, expected) in parameters {
