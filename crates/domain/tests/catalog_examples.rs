@@ -177,6 +177,17 @@ fn full_variants() -> (Vec<BuildSpec>, Vec<DeployTarget>, HealthSpec) {
             artifact: "web:{build-number}".into(),
             api_url: Some("https://buildkite.example.com/v2".into()),
         }),
+        BuildSpec::CircleCi(CircleCiBuild {
+            project: "gh/acme/web".into(),
+            token: SecretRef::Env("CIRCLE".into()),
+            parameters: BTreeMap::from([
+                ("deploy-env".to_string(), PipelineParameter::String("eu".into())),
+                ("replicas".to_string(), PipelineParameter::Integer(3)),
+                ("dry-run".to_string(), PipelineParameter::Boolean(false)),
+            ]),
+            artifact: "web:{pipeline-number}".into(),
+            api_url: Some("https://circleci.example.com/api/v2".into()),
+        }),
     ];
     let placements = vec![Placement { target: "t".into(), access: full_access() }];
     let targets = vec![
@@ -264,16 +275,22 @@ fn schema_defaults_are_the_model_defaults() {
 /// are left to Baton's own validator, which applies the same rules with better messages.
 fn schema_errors(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
     let fail = |errors: &mut Vec<String>, why: String| errors.push(format!("{path}: {why}"));
-    if let Some(expected) = schema.get("type").and_then(Value::as_str) {
-        let ok = match expected {
+    // `type` is one type or a list of them (pipeline parameters: string, integer or boolean).
+    let types: Option<Vec<&str>> = schema.get("type").map(|types| match types {
+        Value::Array(types) => types.iter().map(|t| t.as_str().unwrap()).collect(),
+        one => vec![one.as_str().unwrap()],
+    });
+    if let Some(expected) = types {
+        let is = |expected: &str| match expected {
             "object" => value.is_object(),
             "array" => value.is_array(),
             "string" => value.is_string(),
             "integer" => value.is_i64() || value.is_u64(),
+            "boolean" => value.is_boolean(),
             other => panic!("type {other} not used by our schema"),
         };
-        if !ok {
-            return fail(errors, format!("expected {expected}, found {value}"));
+        if !expected.iter().any(|t| is(t)) {
+            return fail(errors, format!("expected {}, found {value}", expected.join(" or ")));
         }
     }
     if let Some(constant) = schema.get("const").filter(|c| *c != value) {
@@ -311,6 +328,10 @@ fn schema_errors(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Str
             match properties.and_then(|p| p.get(key)) {
                 Some(child_schema) => schema_errors(child_schema, child, &format!("{path}.{key}"), errors),
                 None if schema["additionalProperties"] == json!(false) => fail(errors, format!("unexpected {key}")),
+                // A map's values (`env`, `parameters`) have one schema for every key.
+                None if schema["additionalProperties"].is_object() => {
+                    schema_errors(&schema["additionalProperties"], child, &format!("{path}.{key}"), errors)
+                }
                 None => {}
             }
         }
@@ -400,6 +421,18 @@ fn the_schema_checker_rejects_what_the_validator_rejects() {
     assert!(joined.contains("hello-web.deploy: matches 0 of the oneOf"), "{joined}");
     assert!(joined.contains("hello-web.build: matches 0 of the oneOf"), "{joined}");
     assert!(joined.contains("hello-web.health.gates[0]: matches 0 of the oneOf"), "{joined}");
+
+    let mut value = serde_json::to_value(&hello.delivery).unwrap();
+    value["build"] = json!({
+        "provider": "circleci", "project": "gh/acme/web", "token": "env:CIRCLE_TOKEN", "artifact": "web:{sha}",
+        "parameters": { "deploy-env": "eu", "replicas": 3, "dry-run": false },
+    });
+    let mut errors = Vec::new();
+    schema_errors(&schema, &value, "hello-web", &mut errors);
+    assert_eq!(errors, Vec::<String>::new());
+    value["build"]["parameters"]["regions"] = json!(["eu", "us"]);
+    schema_errors(&schema, &value, "hello-web", &mut errors);
+    assert_eq!(errors, ["hello-web.build: matches 0 of the oneOf alternatives, not exactly 1"]);
 }
 
 /// Runs one example's scripts the way the local command providers do (argv in the

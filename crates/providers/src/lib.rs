@@ -1,10 +1,9 @@
 //! CI, deploy, health and notification adapters: local commands, GitHub Actions, GitLab CI,
-//! Buildkite, Argo CD,
-//! webhooks, HTTP and Datadog health, Slack.
+//! Buildkite, CircleCI, Argo CD, webhooks, HTTP and Datadog health, Slack.
 //!
 //! Everything here implements a port of [`baton_domain::ports`]. Command providers run an
 //! argv on this machine (Unix only: they own a process group so a timeout can kill a whole
-//! build); the GitHub Actions, GitLab CI and Buildkite builds, the Argo CD and webhook deploys, the HTTP and Datadog
+//! build); the GitHub Actions, GitLab CI, Buildkite and CircleCI builds, the Argo CD and webhook deploys, the HTTP and Datadog
 //! gates and the Slack notifiers speak HTTPS through one shared [`reqwest::Client`], the
 //! process's one (see [`http_client`]).
 //!
@@ -36,6 +35,7 @@ pub use argo_cd::ArgoCdDeployer;
 pub use build::{CommandBuildProvider, UNKNOWN_SHA};
 pub use ci::GitHubAppTokens;
 pub use ci::buildkite::{BuildkiteBuildProvider, DEFAULT_BUILDKITE_API_URL};
+pub use ci::circleci::{CircleCiBuildProvider, DEFAULT_CIRCLECI_API_URL};
 pub use ci::github_actions::{DEFAULT_GITHUB_API_URL, GitHubActionsBuildProvider, GitHubActionsConfig, GitHubAuth};
 pub use ci::gitlab_ci::{DEFAULT_GITLAB_API_URL, GitLabCiBuildProvider};
 pub use command::CommandContext;

@@ -5,6 +5,7 @@ use crate::argo_cd::ArgoCdDeployer;
 use crate::build::CommandBuildProvider;
 use crate::ci::GitHubAppTokens;
 use crate::ci::buildkite::BuildkiteBuildProvider;
+use crate::ci::circleci::CircleCiBuildProvider;
 use crate::ci::from_catalog::GitHubActionsFromCatalog;
 use crate::ci::gitlab_ci::GitLabCiBuildProvider;
 use crate::command::CommandContext;
@@ -82,6 +83,9 @@ impl Providers for LocalProviders {
             BuildSpec::Buildkite(buildkite) => {
                 Ok(Box::new(BuildkiteBuildProvider::new(buildkite, &entry.source, Arc::clone(&self.secrets), self.http.clone())?))
             }
+            BuildSpec::CircleCi(circleci) => {
+                Ok(Box::new(CircleCiBuildProvider::new(circleci, &entry.source, Arc::clone(&self.secrets), self.http.clone())?))
+            }
         }
     }
 
@@ -141,8 +145,8 @@ mod tests {
     use crate::notify::tests::notification;
     use crate::test_support::{FixedSecrets, entry_in, release_id, script};
     use baton_domain::catalog::{
-        ArgoCdDeploy, BuildkiteBuild, CommandBuild, CommandDeploy, CommandRun, DatadogGate, GitLabCiBuild, GitLabProject, HealthSpec,
-        HttpGate, SecretRef, WebhookDeploy,
+        ArgoCdDeploy, BuildkiteBuild, CircleCiBuild, CommandBuild, CommandDeploy, CommandRun, DatadogGate, GitLabCiBuild, GitLabProject,
+        HealthSpec, HttpGate, SecretRef, WebhookDeploy,
     };
     use baton_domain::ports::{BuildProgress, BuildRequest, DeployProgress, DeployRequest, GateReading, HealthRequest};
     use std::path::Path;
@@ -305,7 +309,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn gitlab_and_buildkite_blocks_build_their_providers() {
+    async fn gitlab_buildkite_and_circleci_blocks_build_their_providers() {
         let server = wiremock::MockServer::start().await;
         wiremock::Mock::given(wiremock::matchers::path("/api/v4/projects/acme%2Fweb/pipeline"))
             .respond_with(wiremock::ResponseTemplate::new(201).set_body_json(serde_json::json!({
@@ -355,6 +359,19 @@ mod tests {
         assert!(providers.build(&buildkite("web"), &entry).is_ok());
         let refused = providers.build(&buildkite("Web"), &entry).err().unwrap();
         assert!(matches!(&refused, ProviderError::Rejected { message: m, .. } if m.contains("buildkite pipeline")), "{refused}");
+
+        let circleci = |project: &str| {
+            BuildSpec::CircleCi(CircleCiBuild {
+                project: project.into(),
+                token: SecretRef::Env("CIRCLE_TOKEN".into()),
+                parameters: Default::default(),
+                artifact: "web:{pipeline-number}".into(),
+                api_url: None,
+            })
+        };
+        assert!(providers.build(&circleci("gh/acme/web"), &entry).is_ok());
+        let refused = providers.build(&circleci("acme/web"), &entry).err().unwrap();
+        assert!(matches!(&refused, ProviderError::Rejected { message: m, .. } if m.contains("circleci project")), "{refused}");
     }
 
     #[test]

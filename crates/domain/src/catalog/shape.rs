@@ -35,6 +35,11 @@ pub(crate) enum Kind {
     GitLabProject,
     /// A Buildkite organization or pipeline slug ([`check_slug`](super::check_slug)).
     Slug,
+    /// A CircleCI project slug ([`check_circleci_project`](super::check_circleci_project)).
+    CircleCiProject,
+    /// CircleCI pipeline parameters: names as [`check_pipeline_parameter_name`](super::check_pipeline_parameter_name)
+    /// allows, values strings, integers or booleans.
+    PipelineParameters,
     /// A whole number of seconds: `90`, `"90s"`, `"5m"`, `"1h30m"`; at least `min`.
     Duration { min: u64 },
     /// A whole number of at least `min` (fits in u32).
@@ -237,6 +242,23 @@ const BUILD_BUILDKITE: &[Field] = &[
     field("api-url", Kind::Url, "Buildkite's REST API; `https://api.buildkite.com/v2` by default."),
 ];
 
+const BUILD_CIRCLECI: &[Field] = &[
+    required("project", Kind::CircleCiProject, "The project slug: `gh/acme/web`, `bb/acme/web` or `circleci/<org-id>/<project-id>`."),
+    required("token", Kind::Secret, "A personal API token of a user who can trigger the project's pipelines (secret reference)."),
+    field(
+        "parameters",
+        Kind::PipelineParameters,
+        "Pipeline parameters, besides `baton-release-id` and `baton-sha` (the config must declare them all).",
+    ),
+    required(
+        "artifact",
+        Kind::Text,
+        "The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{pipeline-number}` and `{release-id}` \
+         filled from the pipeline.",
+    ),
+    field("api-url", Kind::Url, "CircleCI's API; `https://circleci.com/api/v2` by default."),
+];
+
 pub(crate) const BUILD: Shape = Shape {
     fields: &[],
     variants: &[
@@ -248,6 +270,7 @@ pub(crate) const BUILD: Shape = Shape {
         },
         Variant { provider: "gitlab-ci", doc: "Creates a GitLab CI pipeline and polls it.", fields: BUILD_GITLAB_CI },
         Variant { provider: "buildkite", doc: "Creates a Buildkite build and polls it.", fields: BUILD_BUILDKITE },
+        Variant { provider: "circleci", doc: "Triggers a CircleCI pipeline and polls its workflows.", fields: BUILD_CIRCLECI },
     ],
     at_least_one: &[],
     unknown_hint: None,
@@ -504,6 +527,11 @@ impl Kind {
             Kind::Url => "an http:// or https:// URL".into(),
             Kind::GitLabProject => super::GitLabProject::EXPECTED.into(),
             Kind::Slug => "a slug of lowercase letters, digits, `-` and `_`, as in the Buildkite URL".into(),
+            Kind::CircleCiProject => format!(
+                "a CircleCI project slug `<vcs>/<org>/<project>` (as in Project Settings), <vcs> one of {}",
+                quoted_list(super::CIRCLECI_VCS)
+            ),
+            Kind::PipelineParameters => "a mapping of pipeline parameter names to strings, integers or booleans".into(),
             Kind::Duration { min: 0 } => "a duration such as 30s, 5m or 1h (or a number of seconds)".into(),
             Kind::Duration { .. } => "a positive duration such as 30s, 5m or 1h (or a number of seconds)".into(),
             Kind::Count { min } => format!("a whole number of at least {min}"),
@@ -615,6 +643,17 @@ fn kind_schema(kind: &Kind) -> Json {
             { "type": "string", "pattern": "^([0-9]+|[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)+)$" },
         ] }),
         Kind::Slug => json!({ "type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$" }),
+        Kind::CircleCiProject => {
+            json!({ "type": "string", "pattern": format!("^({})/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", super::CIRCLECI_VCS.join("|")) })
+        }
+        Kind::PipelineParameters => json!({
+            "type": "object",
+            "propertyNames": {
+                "pattern": "^[a-z][a-z0-9_-]*$",
+                "not": { "enum": [super::CIRCLECI_RELEASE_ID_PARAMETER, super::CIRCLECI_SHA_PARAMETER] },
+            },
+            "additionalProperties": { "type": ["string", "integer", "boolean"] },
+        }),
         Kind::Duration { min } => json!({ "oneOf": [
             { "type": "integer", "minimum": min },
             { "type": "string", "pattern": "^([0-9]+|([0-9]+[smh])+)$" },

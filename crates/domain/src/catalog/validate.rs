@@ -5,7 +5,7 @@
 use super::schedule::check_schedule;
 use super::shape::{Field, GATE, Kind, NAME, NameRule, PROVIDER, Shape, TARGET, WAVE, quoted_list};
 use super::tree::{Node, Value};
-use super::{Diagnostic, GitLabProject, HealthSpec, Seconds, SecretRef, check_slug};
+use super::{Diagnostic, GitLabProject, HealthSpec, Seconds, SecretRef, check_circleci_project, check_pipeline_parameter_name, check_slug};
 use crate::rules::watch::{EVENTS_PER_SAMPLE, HISTORY_QUOTA, MAX_WATCH_SAMPLES};
 use crate::support::LOCK_LEASE;
 use std::borrow::Cow;
@@ -133,6 +133,22 @@ impl<'a> Checker<'a> {
             (Kind::Slug, Value::Str(s)) => {
                 if let Err(why) = check_slug(s) {
                     self.error(node.line, path, format!("expected {}; {why}", kind.expected()));
+                }
+            }
+            (Kind::CircleCiProject, Value::Str(s)) => {
+                if let Err(why) = check_circleci_project(s) {
+                    self.error(node.line, path, format!("expected {}; {why}", kind.expected()));
+                }
+            }
+            (Kind::PipelineParameters, Value::Map(entries)) => {
+                for entry in entries {
+                    let entry_path = join(path, &entry.key);
+                    if let Err(why) = check_pipeline_parameter_name(&entry.key) {
+                        self.error(entry.key_line, &entry_path, why);
+                    }
+                    if !matches!(entry.value.value, Value::Str(_) | Value::Int(_) | Value::Bool(_)) {
+                        self.mismatch(&entry.value, &entry_path, "a string, an integer or a boolean, as the config declares it");
+                    }
                 }
             }
             (Kind::Duration { min }, _) => self.duration(node, path, *min),

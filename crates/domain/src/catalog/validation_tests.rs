@@ -574,6 +574,71 @@ fn buildkite_blocks_name_their_pipeline_by_slugs() {
 }
 
 #[test]
+fn circleci_blocks_name_their_project_by_slug_and_type_their_parameters() {
+    let block = |project: &str, parameters: &str| {
+        with_build(&format!(
+            "      provider: circleci\n      project: {project}\n      token: env:CIRCLE_TOKEN\n      \
+             parameters: {{{parameters}}}\n      artifact: web:{{pipeline-number}}\n"
+        ))
+    };
+    let text = block("gh/acme/web.api", "deploy-env: eu, replicas: 3, dry_run: false");
+    let (services, diagnostics) = parse_catalog_documents(FILE, &text);
+    assert_eq!(diagnostics, vec![]);
+    let BuildSpec::CircleCi(circleci) = &services[0].delivery.build else { panic!("a circleci build") };
+    assert_eq!(circleci.project, "gh/acme/web.api");
+    assert_eq!(circleci.token, SecretRef::Env("CIRCLE_TOKEN".into()));
+    let expected = BTreeMap::from([
+        ("deploy-env".to_string(), PipelineParameter::String("eu".into())),
+        ("replicas".to_string(), PipelineParameter::Integer(3)),
+        ("dry_run".to_string(), PipelineParameter::Boolean(false)),
+    ]);
+    assert_eq!(circleci.parameters, expected);
+    let uuids = "circleci/9f3a2c1e-0000-4000-8000-000000000001/6b1d7e2a-0000-4000-8000-000000000002";
+    assert_eq!(parse_catalog_documents(FILE, &block(uuids, "")).1, vec![]);
+
+    let slugs = [
+        ("acme/web", "found 2 part(s) separated by `/`, not 3"),
+        ("gitlab/acme/web", "found `gitlab` first, not one of gh, github, bb, bitbucket, circleci"),
+        ("gh/acme/web/api", "found 4 part(s) separated by `/`, not 3"),
+        ("gh//web", "found an empty part between `/`s"),
+        ("gh/acme/..", "found the part `..`"),
+        ("\"gh/acme/my web\"", "found ` `"),
+        ("gh/acme/web%2Fx", "found `%`"),
+    ];
+    for (project, why) in slugs {
+        let text = block(project, "");
+        let d = only_error(&text);
+        assert_diag(
+            &d,
+            line_of(&text, "project:"),
+            "extensions.baton.build.project",
+            "expected a CircleCI project slug `<vcs>/<org>/<project>`",
+        );
+        assert!(d.message.ends_with(why), "{project}: {d}");
+    }
+
+    let parameters = [
+        ("baton-sha: abc", "extensions.baton.build.parameters.baton-sha", "`baton-sha` is set by Baton; choose another name"),
+        ("baton-release-id: r", "extensions.baton.build.parameters.baton-release-id", "`baton-release-id` is set by Baton"),
+        ("DEPLOY_ENV: eu", "extensions.baton.build.parameters.DEPLOY_ENV", "expected a parameter name: a lowercase letter"),
+        ("1st: x", "extensions.baton.build.parameters.1st", "expected a parameter name"),
+        (
+            "regions: [eu, us]",
+            "extensions.baton.build.parameters.regions",
+            "expected a string, an integer or a boolean, as the config declares it, found a list",
+        ),
+        ("ratio: 0.5", "extensions.baton.build.parameters.ratio", "expected a string, an integer or a boolean"),
+    ];
+    for (parameter, path, expected) in parameters {
+        let text = block("gh/acme/web", parameter);
+        assert_diag(&only_error(&text), line_of(&text, "parameters:"), path, expected);
+    }
+
+    let text = with_build("      provider: circleci\n      project: gh/acme/web\n      artifact: web:{sha}\n");
+    assert_diag(&only_error(&text), line_of(&text, "provider: circleci"), "extensions.baton.build.token", "missing required field");
+}
+
+#[test]
 fn commands_need_a_program() {
     let text = with("command: [\"sh\", \"deploy.sh\"]", "command: []");
     assert_diag(

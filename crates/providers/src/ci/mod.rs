@@ -4,6 +4,7 @@
 //! [`crate::http`]; what the token-authenticated REST providers share is in [`rest`].
 
 pub(crate) mod buildkite;
+pub(crate) mod circleci;
 pub(crate) mod from_catalog;
 pub(crate) mod github_actions;
 mod github_app;
@@ -32,6 +33,8 @@ pub(crate) enum RunWord {
     PipelineId,
     /// Buildkite: `{build-number}`.
     BuildNumber,
+    /// CircleCI: `{pipeline-number}`.
+    PipelineNumber,
 }
 
 impl RunWord {
@@ -40,6 +43,7 @@ impl RunWord {
             RunWord::RunId => &["sha", "short-sha", "branch", "run-id", "release-id"],
             RunWord::PipelineId => &["sha", "short-sha", "branch", "pipeline-id", "release-id"],
             RunWord::BuildNumber => &["sha", "short-sha", "branch", "build-number", "release-id"],
+            RunWord::PipelineNumber => &["sha", "short-sha", "branch", "pipeline-number", "release-id"],
         }
     }
 }
@@ -139,6 +143,7 @@ mod tests {
         assert_eq!(ArtifactTemplate::parse("plain", RunWord::RunId).unwrap().render(&facts()), "plain");
         assert_eq!(ArtifactTemplate::parse("web:{pipeline-id}", RunWord::PipelineId).unwrap().render(&facts()), "web:42");
         assert_eq!(ArtifactTemplate::parse("web:{build-number}", RunWord::BuildNumber).unwrap().render(&facts()), "web:42");
+        assert_eq!(ArtifactTemplate::parse("web:{pipeline-number}", RunWord::PipelineNumber).unwrap().render(&facts()), "web:42");
     }
 
     #[test]
@@ -152,5 +157,6 @@ mod tests {
         let copied = ArtifactTemplate::parse("web:{run-id}", RunWord::PipelineId).unwrap_err();
         assert!(copied.contains("unknown placeholder {run-id}") && copied.contains("{pipeline-id}"), "{copied}");
         assert!(ArtifactTemplate::parse("web:{pipeline-id}", RunWord::BuildNumber).unwrap_err().contains("{build-number}"));
+        assert!(ArtifactTemplate::parse("web:{pipeline-id}", RunWord::PipelineNumber).unwrap_err().contains("{pipeline-number}"));
     }
 }

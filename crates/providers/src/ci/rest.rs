@@ -1,4 +1,4 @@
-//! What the `gitlab-ci` and `buildkite` providers share: a service's REST API at a base URL,
+//! What the `gitlab-ci`, `buildkite` and `circleci` providers share: a service's REST API at a base URL,
 //! called with a token, each answer read whole and, when it is a refusal, turned into an error
 //! that says what to check and never carries the token.
 
@@ -12,7 +12,7 @@ use std::time::Duration;
 /// One service's API: where it is, how long a request may take, how its rate limits say when
 /// to come back.
 pub(crate) struct RestApi {
-    /// "GitLab", "Buildkite": who answered, in errors.
+    /// "GitLab", "Buildkite", "CircleCI": who answered, in errors.
     pub service: &'static str,
     base: Url,
     timeout: Duration,
