@@ -1,12 +1,16 @@
 //! A [`SecretResolver`] for the Lambda functions: `ssm:` references from SSM Parameter Store
 //! (decrypted), `secrets-manager:` ones from Secrets Manager; `env:` ones go to the resolver
-//! it wraps, so environment handling lives in one place.
+//! it wraps, so environment handling lives in one place, then to the stack's credentials
+//! secrets: a function's environment holds no tokens, so on AWS `env:GITHUB_TOKEN` is the
+//! `GITHUB_TOKEN` key of the JSON object the stack's secret holds (read once per cold start).
 
 use crate::error::AwsError;
 use async_trait::async_trait;
 use baton_domain::catalog::SecretRef;
 use baton_domain::ports::{ProviderError, SecretResolver};
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
+use tokio::sync::OnceCell;
 
 pub struct AwsSecretResolver {
     config: aws_config::SdkConfig,
@@ -15,12 +19,76 @@ pub struct AwsSecretResolver {
     ssm: OnceLock<aws_sdk_ssm::Client>,
     secrets_manager: OnceLock<aws_sdk_secretsmanager::Client>,
     env: Arc<dyn SecretResolver>,
+    /// Secrets Manager ids of JSON objects (`{"NAME": "value"}`) that answer `env:NAME` when the
+    /// environment does not: the stack's `BATON_PROVIDER_SECRET_ARN`, `BATON_SLACK_TOKEN_SECRET_ARN`.
+    credentials: Vec<String>,
+    credential_values: OnceCell<BTreeMap<String, String>>,
 }
 
 impl AwsSecretResolver {
     /// `env` resolves `env:` references (the providers crate's `EnvSecretResolver`).
     pub fn new(config: &aws_config::SdkConfig, env: Arc<dyn SecretResolver>) -> AwsSecretResolver {
-        AwsSecretResolver { config: config.clone(), ssm: OnceLock::new(), secrets_manager: OnceLock::new(), env }
+        AwsSecretResolver {
+            config: config.clone(),
+            ssm: OnceLock::new(),
+            secrets_manager: OnceLock::new(),
+            env,
+            credentials: Vec::new(),
+            credential_values: OnceCell::new(),
+        }
+    }
+
+    /// `env:` references the environment cannot answer are looked up in these secrets, each a
+    /// JSON object of names to values; the first that has the name wins.
+    pub fn with_credentials(mut self, secret_ids: Vec<String>) -> AwsSecretResolver {
+        self.credentials = secret_ids;
+        self
+    }
+
+    async fn lookup_in_credentials(&self, secret: &SecretRef, name: &str, not_in_env: ProviderError) -> Result<String, ProviderError> {
+        if self.credentials.is_empty() {
+            return Err(not_in_env);
+        }
+        let values = self.credential_values.get_or_try_init(|| self.read_credentials()).await?;
+        values.get(name).cloned().ok_or_else(|| {
+            let keys: Vec<&str> = values.keys().map(String::as_str).collect();
+            ProviderError::rejected(format!(
+                "secret {secret} is neither in the function's environment nor a key of the stack's credentials ({}; keys: {})",
+                self.credentials.join(", "),
+                if keys.is_empty() { "none".to_owned() } else { keys.join(", ") }
+            ))
+        })
+    }
+
+    async fn read_credentials(&self) -> Result<BTreeMap<String, String>, ProviderError> {
+        let mut values = BTreeMap::new();
+        for id in &self.credentials {
+            let reference = SecretRef::SecretsManager(id.clone());
+            let text = self.secret_string(&reference, id).await?;
+            // Values never appear in the error: only where the object went wrong.
+            let object: BTreeMap<String, serde_json::Value> = serde_json::from_str(&text).map_err(|e| {
+                ProviderError::rejected(format!("the credentials secret {id} is not a JSON object of names to strings: line {}", e.line()))
+            })?;
+            for (key, value) in object {
+                let serde_json::Value::String(value) = value else {
+                    return Err(ProviderError::rejected(format!("the credentials secret {id}: the value of {key} is not a string")));
+                };
+                values.entry(key).or_insert(value);
+            }
+        }
+        Ok(values)
+    }
+
+    async fn secret_string(&self, secret: &SecretRef, id: &str) -> Result<String, ProviderError> {
+        let value = self
+            .secrets_manager()
+            .get_secret_value()
+            .secret_id(id)
+            .send()
+            .await
+            .map_err(|e| provider_error(secret, AwsError::from_sdk("GetSecretValue", e)))?
+            .secret_string;
+        non_empty(secret, value)
     }
 
     fn ssm(&self) -> &aws_sdk_ssm::Client {
@@ -40,31 +108,32 @@ fn provider_error(secret: &SecretRef, err: AwsError) -> ProviderError {
 #[async_trait]
 impl SecretResolver for AwsSecretResolver {
     async fn resolve(&self, secret: &SecretRef) -> Result<String, ProviderError> {
-        let value = match secret {
-            SecretRef::Env(_) => return self.env.resolve(secret).await,
-            SecretRef::Ssm(name) => self
-                .ssm()
-                .get_parameter()
-                .name(name)
-                .with_decryption(true)
-                .send()
-                .await
-                .map_err(|e| provider_error(secret, AwsError::from_sdk("GetParameter", e)))?
-                .parameter
-                .and_then(|p| p.value),
-            SecretRef::SecretsManager(id) => {
-                self.secrets_manager()
-                    .get_secret_value()
-                    .secret_id(id)
+        match secret {
+            SecretRef::Env(name) => match self.env.resolve(secret).await {
+                Ok(value) => Ok(value),
+                Err(not_in_env) => self.lookup_in_credentials(secret, name, not_in_env).await,
+            },
+            SecretRef::Ssm(name) => {
+                let value = self
+                    .ssm()
+                    .get_parameter()
+                    .name(name)
+                    .with_decryption(true)
                     .send()
                     .await
-                    .map_err(|e| provider_error(secret, AwsError::from_sdk("GetSecretValue", e)))?
-                    .secret_string
+                    .map_err(|e| provider_error(secret, AwsError::from_sdk("GetParameter", e)))?
+                    .parameter
+                    .and_then(|p| p.value);
+                non_empty(secret, value)
             }
-        };
-        match value {
-            Some(value) if !value.trim().is_empty() => Ok(value),
-            _ => Err(ProviderError::rejected(format!("secret {secret} has no (non-empty) string value"))),
+            SecretRef::SecretsManager(id) => self.secret_string(secret, id).await,
         }
+    }
+}
+
+fn non_empty(secret: &SecretRef, value: Option<String>) -> Result<String, ProviderError> {
+    match value {
+        Some(value) if !value.trim().is_empty() => Ok(value),
+        _ => Err(ProviderError::rejected(format!("secret {secret} has no (non-empty) string value"))),
     }
 }

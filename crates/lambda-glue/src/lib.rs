@@ -23,6 +23,9 @@ use tracing::Instrument;
 /// (`DD_API_KEY`, `DD_APP_KEY`, `DD_SITE`).
 pub const RELEASE_TABLE: &str = "BATON_RELEASE_TABLE";
 pub const CATALOG_TABLE: &str = "BATON_CATALOG_TABLE";
+/// The stack's credentials secrets (JSON objects of names to values), where `env:` references
+/// find their values on AWS: the provider functions get one, notify the other.
+pub const CREDENTIAL_SECRETS: [&str; 2] = ["BATON_PROVIDER_SECRET_ARN", "BATON_SLACK_TOKEN_SECRET_ARN"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -53,7 +56,8 @@ pub async fn ports_from_env() -> Result<Ports, InitError> {
         Ok(table) => Arc::new(DynamoCatalog::new(dynamodb.clone(), table)),
         Err(_) => Arc::new(DatadogCatalog::from_env(http).map_err(|e| InitError::Setup("Datadog catalog", chain_text(&e)))?),
     };
-    let secrets = Arc::new(AwsSecretResolver::new(&config, Arc::new(EnvSecretResolver)));
+    let credentials = CREDENTIAL_SECRETS.iter().filter_map(|name| std::env::var(name).ok()).collect();
+    let secrets = Arc::new(AwsSecretResolver::new(&config, Arc::new(EnvSecretResolver)).with_credentials(credentials));
     // Lambda's only writable directory: command providers get their scratch space there.
     let providers =
         LocalProviders::new(PathBuf::from("/tmp/baton"), None, secrets, None).map_err(|e| InitError::Setup("providers", chain_text(&e)))?;
