@@ -25,8 +25,8 @@
 
 use crate::ports::{Created, LockOutcome, ReleaseStore, StoreError};
 use crate::release::{
-    Artifact, BuildRecord, BuildStatus, DeployStatus, EventKind, Failure, GateRecord, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey,
-    RunHandle, Stage, StageEvent, TargetDeploy, Trigger, TriggerKind, WaveRecord, WaveStatus,
+    Artifact, BuildRecord, BuildStatus, DeployStatus, EventKind, Failure, GateRecord, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus,
+    Rollup, RollupKey, RunHandle, Stage, StageEvent, TargetDeploy, Trigger, TriggerKind, WaveRecord, WaveStatus,
 };
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Timelike, Utc};
 use std::future::{Future, poll_fn};

@@ -140,9 +140,12 @@ impl SqliteStore {
             // Two statements rather than `(?2 IS NULL OR environment = ?2)`, which would keep
             // the planner from using the environment index.
             match environment {
-                Some(environment) => decode_releases(
-                    &mut conn.prepare_cached(LIST_BY_SERVICE_ENVIRONMENT)?.query(params![service, environment, since, limit])?,
-                ),
+                Some(environment) => decode_releases(&mut conn.prepare_cached(LIST_BY_SERVICE_ENVIRONMENT)?.query(params![
+                    service,
+                    environment,
+                    since,
+                    limit
+                ])?),
                 None => decode_releases(&mut conn.prepare_cached(LIST_BY_SERVICE)?.query(params![service, since, limit])?),
             }
         })

@@ -213,8 +213,8 @@ mod tests {
     use super::*;
     use crate::release::ReleaseStatus;
     use crate::rules::fixtures::{artifact, minutes, release};
-    use chrono::TimeDelta;
     use BuildStatus::*;
+    use chrono::TimeDelta;
 
     fn run(id: &str) -> RunHandle {
         RunHandle {
@@ -396,11 +396,7 @@ mod tests {
                 .collect();
             let summary = report(&releases).summary;
             assert_eq!(summary.builds, builds.len());
-            assert_eq!(
-                (summary.failure_rate, summary.p50_seconds, summary.p90_seconds),
-                (*rate, *p50, *p90),
-                "{builds:?}"
-            );
+            assert_eq!((summary.failure_rate, summary.p50_seconds, summary.p90_seconds), (*rate, *p50, *p90), "{builds:?}");
             assert_eq!((summary.succeeded, summary.failed, summary.cancelled, summary.running), *counts, "{builds:?}");
         }
     }
@@ -421,7 +417,13 @@ mod tests {
             (&[("r1", Some("a"), Cancelled), ("r2", Some("a"), Succeeded), ("r3", Some("b"), Failed), ("r4", Some("b"), Running)], &[]),
             // Every failure before the pass is named; the first pass ends the story.
             (
-                &[("r1", Some("a"), Failed), ("r2", Some("a"), Cancelled), ("r3", Some("a"), Failed), ("r4", Some("a"), Succeeded), ("r5", Some("a"), Succeeded)],
+                &[
+                    ("r1", Some("a"), Failed),
+                    ("r2", Some("a"), Cancelled),
+                    ("r3", Some("a"), Failed),
+                    ("r4", Some("a"), Succeeded),
+                    ("r5", Some("a"), Succeeded),
+                ],
                 &[("a", &["r1", "r3"], "r4")],
             ),
             (&[("r1", Some("a"), Succeeded), ("r2", Some("a"), Failed), ("r3", Some("a"), Succeeded)], &[("a", &["r2"], "r3")]),
@@ -438,7 +440,8 @@ mod tests {
             let flaky = report(&releases).flaky;
             let got: Vec<(&str, Vec<&str>, &str)> =
                 flaky.iter().map(|f| (f.sha.as_str(), f.failed.iter().map(ReleaseId::as_str).collect(), f.passed.as_str())).collect();
-            let expected: Vec<(&str, Vec<&str>, &str)> = expected.iter().map(|(sha, failed, passed)| (*sha, failed.to_vec(), *passed)).collect();
+            let expected: Vec<(&str, Vec<&str>, &str)> =
+                expected.iter().map(|(sha, failed, passed)| (*sha, failed.to_vec(), *passed)).collect();
             assert_eq!(got, expected, "{builds:?}");
         }
     }
