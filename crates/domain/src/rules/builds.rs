@@ -204,7 +204,7 @@ fn flaky_commits(builds: &[BuildRow]) -> Vec<FlakyCommit> {
             Some((passed.queued_at, FlakyCommit { sha: sha.to_owned(), failed, passed: passed.release_id.clone() }))
         })
         .collect();
-    flaky.sort_by(|a, b| b.0.cmp(&a.0));
+    flaky.sort_by_key(|(passed_at, _)| std::cmp::Reverse(*passed_at));
     flaky.into_iter().map(|(_, commit)| commit).collect()
 }
 
