@@ -23,6 +23,7 @@ macro_rules! errln {
 }
 
 mod asl_cmd;
+mod builds_cmd;
 mod catalog_cmd;
 mod dev_cmd;
 mod exit;
@@ -60,6 +61,8 @@ enum Command {
     History(report_cmd::HistoryArgs),
     /// One release: waves, timeline and, on request, its execution history.
     Show(report_cmd::ShowArgs),
+    /// CI builds of a service: durations, p50/p90, failure rate and flaky commits.
+    Builds(builds_cmd::BuildsArgs),
     /// DORA figures of a service: deployment frequency, lead time, change failure rate, time to restore.
     Metrics(metrics_cmd::MetricsArgs),
     /// A release's execution on AWS Step Functions: status, current state, stage and waves.
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
             Command::Release(args) => release_cmd::run(args).await,
             Command::History(args) => report_cmd::history(args).await,
             Command::Show(args) => report_cmd::show(args).await,
+            Command::Builds(args) => builds_cmd::run(args).await,
             Command::Metrics(args) => metrics_cmd::run(args).await,
             Command::Status(args) => status_cmd::run(args).await,
             Command::Unlock(args) => unlock_cmd::run(args).await,

@@ -57,7 +57,8 @@ pub fn dora(days: u64, rollups: &[Rollup]) -> Dora {
     }
 }
 
-fn human(seconds: Option<f64>) -> String {
+/// A length of time as a person reads it; `-` when there is none.
+pub(crate) fn human(seconds: Option<f64>) -> String {
     match seconds {
         None => "-".into(),
         Some(s) if s < 120.0 => format!("{s:.0}s"),

@@ -156,3 +156,58 @@ fn the_lock_of_a_killed_release_is_freed_by_hand_with_a_reason() {
     let next = baton(state.path(), &["release", "hello-web", "--no-wait", "--force", "--json"]);
     assert_eq!(next.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&next.stderr));
 }
+
+#[test]
+fn builds_reports_a_commit_that_failed_then_passed_as_flaky() {
+    let state = tempfile::tempdir().unwrap();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog");
+    let release = |fail: bool, extra: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
+        command.args(["release", "hello-web", "--sha", "4f2a9c1e", "--no-wait", "--json", "--catalog"]).arg(&examples);
+        command.arg("--state-dir").arg(state.path()).args(extra);
+        if fail {
+            command.env("EXAMPLE_BUILD_FAILS", "1");
+        }
+        command.output().expect("run baton")
+    };
+    let failed = release(true, &[]);
+    assert_eq!(failed.status.code(), Some(1), "a failed build fails the release: {}", String::from_utf8_lossy(&failed.stderr));
+    let failed_id = json(&failed)["release"]["id"].clone();
+    let passed = release(false, &["--force"]);
+    assert_eq!(passed.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&passed.stderr));
+    let passed_id = json(&passed)["release"]["id"].clone();
+
+    let builds =
+        |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_baton")).args(args).arg("--state-dir").arg(state.path()).output().unwrap();
+    let report = builds(&["builds", "hello-web", "--json"]);
+    assert_eq!(report.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&report.stderr));
+    let report = json(&report);
+    let rows = report["builds"].as_array().unwrap();
+    let seen: Vec<(&serde_json::Value, &str, &str, u64)> = rows
+        .iter()
+        .map(|b| (&b["release_id"], b["status"].as_str().unwrap(), b["sha"].as_str().unwrap(), b["attempts"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(seen, vec![(&passed_id, "succeeded", "4f2a9c1e", 1), (&failed_id, "failed", "4f2a9c1e", 1)], "newest first: {report}");
+    for row in rows {
+        assert_eq!((row["provider"].as_str(), row["measured_from"].as_str()), (Some("command"), Some("queued")), "{row}");
+        assert!(row["duration_seconds"].is_u64() && row["finished_at"].is_string(), "{row}");
+    }
+    assert!(rows[1]["reason"].as_str().unwrap().contains("failing on purpose"), "{report}");
+    assert_eq!(
+        (report["service"].as_str(), report["days"].as_u64(), &report["environment"]),
+        (Some("hello-web"), Some(30), &serde_json::Value::Null)
+    );
+    let summary = &report["summary"];
+    assert_eq!((summary["builds"].as_u64(), summary["failure_rate"].as_f64()), (Some(2), Some(0.5)), "{summary}");
+    assert_eq!(report["flaky"], serde_json::json!([{"sha": "4f2a9c1e", "failed": [failed_id], "passed": passed_id}]));
+
+    let text = builds(&["builds", "hello-web", "--environment", "production"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("2 builds: 1 succeeded, 1 failed") && text.contains("flaky: 4f2a9c1e failed in"), "{text}");
+
+    let unknown = builds(&["builds", "no-such-service"]);
+    assert_eq!(unknown.status.code(), Some(2), "an unknown service is bad usage");
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no releases of no-such-service"));
+    let other_environment = builds(&["builds", "hello-web", "--environment", "staging", "--json"]);
+    assert_eq!(other_environment.status.code(), Some(2), "nothing ever released there");
+}

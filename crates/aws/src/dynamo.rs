@@ -111,6 +111,49 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// A service's releases newest first: created at `since` or later when given, at most `limit`
+    /// when given. The by-service index and the listing items both sort by [`release_order`],
+    /// creation time first, so `since` bounds the key range rather than filtering read items.
+    async fn list(
+        &self,
+        service: &str,
+        environment: Option<&str>,
+        since: Option<DateTime<Utc>>,
+        limit: Option<usize>,
+    ) -> Result<Vec<Release>, StoreError> {
+        let newest_first = |query: QueryFluentBuilder, (pk_attr, sk_attr): (&str, &str), pk: String| {
+            let query = query
+                .expression_attribute_values(":pk", s(pk))
+                .scan_index_forward(false)
+                .set_limit(limit.map(|limit| i32::try_from(limit).unwrap_or(i32::MAX)));
+            match since {
+                Some(since) => query
+                    .key_condition_expression(format!("{pk_attr} = :pk AND {sk_attr} >= :since"))
+                    .expression_attribute_values(":since", s(sortable_time(since))),
+                None => query.key_condition_expression(format!("{pk_attr} = :pk")),
+            }
+        };
+        let Some(environment) = environment else {
+            let query = newest_first(self.client.query().index_name(BY_SERVICE_INDEX), ("GSI1PK", "GSI1SK"), service_key(service));
+            return self.query(query, limit).await?.iter().map(parse_release).collect();
+        };
+        // The listing items say which releases, in order; the records are read consistently too,
+        // so a status written a moment ago (the release that just succeeded) is seen.
+        let query = newest_first(self.client.query().consistent_read(true), (PK, SK), listing_pk(service, environment));
+        let listed = self.query(query, limit).await?;
+        let reads = listed.iter().map(|listing| async move {
+            let id = string_attr(listing, "release_id")?;
+            match self.get_item("GetItem", release_pk(&ReleaseId(id.to_string())), RELEASE_SK).await? {
+                Some(item) => parse_release(&item),
+                None => Err(StoreError::corrupt(format!(
+                    "listing {} names release {id}, which has no record",
+                    listing_pk(service, environment)
+                ))),
+            }
+        });
+        futures_util::future::try_join_all(reads).await
+    }
+
     /// Runs `query` (on this table) through all its pages, or until `limit` items.
     async fn query(&self, query: QueryFluentBuilder, limit: Option<usize>) -> Result<Vec<Item>, StoreError> {
         let mut pages = query.table_name(&self.table).into_paginator().items().send();
@@ -319,40 +362,11 @@ impl ReleaseStore for DynamoStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let page = i32::try_from(limit).unwrap_or(i32::MAX);
-        let Some(environment) = environment else {
-            let query = self
-                .client
-                .query()
-                .index_name(BY_SERVICE_INDEX)
-                .key_condition_expression("GSI1PK = :pk")
-                .expression_attribute_values(":pk", s(service_key(service)))
-                .scan_index_forward(false)
-                .limit(page);
-            return self.query(query, Some(limit)).await?.iter().map(parse_release).collect();
-        };
-        // The listing items say which releases, in order; the records are read consistently too,
-        // so a status written a moment ago (the release that just succeeded) is seen.
-        let query = self
-            .client
-            .query()
-            .key_condition_expression("PK = :pk")
-            .expression_attribute_values(":pk", s(listing_pk(service, environment)))
-            .scan_index_forward(false)
-            .limit(page)
-            .consistent_read(true);
-        let listed = self.query(query, Some(limit)).await?;
-        let reads = listed.iter().map(|listing| async move {
-            let id = string_attr(listing, "release_id")?;
-            match self.get_item("GetItem", release_pk(&ReleaseId(id.to_string())), RELEASE_SK).await? {
-                Some(item) => parse_release(&item),
-                None => Err(StoreError::corrupt(format!(
-                    "listing {} names release {id}, which has no record",
-                    listing_pk(service, environment)
-                ))),
-            }
-        });
-        futures_util::future::try_join_all(reads).await
+        self.list(service, environment, None, Some(limit)).await
+    }
+
+    async fn releases_since(&self, service: &str, environment: Option<&str>, since: DateTime<Utc>) -> Result<Vec<Release>, StoreError> {
+        self.list(service, environment, Some(since), None).await
     }
 
     async fn append_event(&self, event: &StageEvent) -> Result<(), StoreError> {

@@ -13,8 +13,8 @@
 //!   (truncating them), nothing coarser. Orderings and lease expiry honour one-microsecond
 //!   differences.
 //! - A lease taken at `now` covers `[now, now + lease)`: once `now >= expires_at` the lock is free.
-//! - `list_releases` orders by `created_at`, newest first; releases created in the same
-//!   microsecond come in an unspecified order.
+//! - `list_releases` and `releases_since` order by `created_at`, newest first; releases created
+//!   in the same microsecond come in an unspecified order. `since` is inclusive to the microsecond.
 //! - `create_release` stores the record at the `version` it carries (0 for a new release);
 //!   `put_release` replaces the whole record, the environment and `created_at` that
 //!   `list_releases` filters and orders by included, if the stored version is the one it names,
@@ -25,8 +25,8 @@
 
 use crate::ports::{Created, LockOutcome, ReleaseStore, StoreError};
 use crate::release::{
-    Artifact, DeployStatus, EventKind, Failure, GateRecord, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey,
-    RunHandle, Stage, StageEvent, TargetDeploy, Trigger, TriggerKind, WaveRecord, WaveStatus,
+    Artifact, BuildRecord, BuildStatus, DeployStatus, EventKind, Failure, GateRecord, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus,
+    Rollup, RollupKey, RunHandle, Stage, StageEvent, TargetDeploy, Trigger, TriggerKind, WaveRecord, WaveStatus,
 };
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Timelike, Utc};
 use std::future::{Future, poll_fn};
@@ -56,6 +56,7 @@ macro_rules! store_contract_tests {
             concurrent_updates_lose_nothing,
             list_releases_newest_first_by_service_and_environment,
             listing_an_environment_sees_the_latest_writes,
+            releases_since_keeps_the_window_newest_first,
             events_come_back_oldest_first_per_release,
             free_lock_is_acquired,
             held_lock_is_refused_to_others_until_it_expires,
@@ -419,6 +420,35 @@ pub async fn listing_an_environment_sees_the_latest_writes(store: &dyn ReleaseSt
     assert_eq!(crate::rules::queue::newer_signal(&next, &recent), Some(&newer.id), "a signal recorded just before is seen");
 }
 
+/// A window of a service's releases: those created at or after `since` (to the microsecond),
+/// newest first, however many there are, narrowed by environment when one is named.
+pub async fn releases_since_keeps_the_window_newest_first(store: &dyn ReleaseStore) {
+    let micro = TimeDelta::microseconds(1);
+    let plan = [
+        ("rel-web-old", "prod", t0() - micro),
+        ("rel-web-edge", "prod", t0()),
+        ("rel-web-stage", "staging", t0() + TimeDelta::days(1)),
+        ("rel-web-new", "prod", t0() + TimeDelta::days(2)),
+        ("rel-web-ancient", "prod", Utc.with_ymd_and_hms(2000, 1, 1, 0, 0, 0).unwrap()),
+    ];
+    for (i, (id, env, at)) in plan.iter().enumerate() {
+        store.create_release(&release_at(id, "web", env, *at), &format!("since-{i}")).await.expect("create_release");
+    }
+    for (i, service) in ["we", "web-admin"].iter().enumerate() {
+        let r = release_at(&format!("rel-{service}-1"), service, "prod", t0() + TimeDelta::days(3));
+        store.create_release(&r, &format!("since-other-{i}")).await.expect("create_release");
+    }
+    let since = |environment: Option<&'static str>, at: DateTime<Utc>| async move {
+        ids(&store.releases_since("web", environment, at).await.expect("releases_since"))
+    };
+    assert_eq!(since(None, t0()).await, id_list(&["rel-web-new", "rel-web-stage", "rel-web-edge"]), "since is inclusive");
+    assert_eq!(since(Some("prod"), t0()).await, id_list(&["rel-web-new", "rel-web-edge"]), "environment narrows the window");
+    assert_eq!(since(Some("prod"), t0() - micro).await, id_list(&["rel-web-new", "rel-web-edge", "rel-web-old"]));
+    assert_eq!(since(None, t0() + TimeDelta::days(5)).await, id_list(&[]));
+    assert_eq!(since(Some("dev"), t0()).await, id_list(&[]));
+    assert_eq!(since(None, Utc.with_ymd_and_hms(1999, 1, 1, 0, 0, 0).unwrap()).await.len(), 5, "every release of the service, no more");
+}
+
 // ---------------------------------------------------------------- events
 
 /// A release's events by time, equal times in append order, other releases' events excluded.
@@ -764,6 +794,7 @@ pub fn release_at(id: &str, service: &str, environment: &str, created_at: DateTi
         sha: None,
         changed_at: None,
         artifact: None,
+        build: None,
         previous_artifact: None,
         waves: Vec::new(),
         created_at,
@@ -799,6 +830,17 @@ fn full_release() -> Release {
         sha: Some("abc123".into()),
         changed_at: Some(t0() - TimeDelta::minutes(42)),
         artifact: Some(artifact("registry.example.com/web@sha256:feed", "abc123")),
+        build: Some(BuildRecord {
+            provider: "github-actions".into(),
+            run_id: "9137".into(),
+            url: Some("https://ci.example.com/runs/9137".into()),
+            queued_at: t0() + TimeDelta::seconds(1),
+            started_at: Some(t0() + TimeDelta::seconds(2) + TimeDelta::microseconds(3)),
+            finished_at: Some(t0() + TimeDelta::seconds(4)),
+            status: BuildStatus::Succeeded,
+            attempts: 2,
+            reason: Some("retried after a runner was lost".into()),
+        }),
         previous_artifact: Some(artifact("registry.example.com/web@sha256:beef", "0ff1ce")),
         waves: vec![
             WaveRecord {

@@ -117,6 +117,10 @@ pub trait ReleaseStore: Send + Sync {
     /// the decisions that move production need (the rollback target, the supersede check, the
     /// DORA history); without one, it may lag the latest writes briefly (history for people).
     async fn list_releases(&self, service: &str, environment: Option<&str>, limit: usize) -> Result<Vec<Release>, StoreError>;
+    /// A service's releases created at or after `since`, newest first; `environment` narrows them.
+    /// Reports over a time window read this (a limit would cut a busy window short silently); it
+    /// is as consistent as [`list_releases`](Self::list_releases) with the same `environment`.
+    async fn releases_since(&self, service: &str, environment: Option<&str>, since: DateTime<Utc>) -> Result<Vec<Release>, StoreError>;
     async fn append_event(&self, event: &StageEvent) -> Result<(), StoreError>;
     /// A release's timeline, oldest first.
     async fn events(&self, id: &ReleaseId) -> Result<Vec<StageEvent>, StoreError>;

@@ -270,6 +270,61 @@ pub struct RunHandle {
     pub state: serde_json::Value,
 }
 
+/// The CI build of a release, as Baton saw it: one per release, the latest start of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRecord {
+    pub provider: String,
+    pub run_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// When Baton asked the provider for the build (trigger-build's clock): it waits in the
+    /// provider's queue from here.
+    pub queued_at: DateTime<Utc>,
+    /// When the build began to run, if the provider said; `None` when it does not tell (the
+    /// build port reports no start time yet), never a guess.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// When Baton saw the build end (a poll, so up to one poll interval late), or stopped
+    /// following it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    pub status: BuildStatus,
+    /// How many times a build was started for this release: more than 1 when trigger-build ran
+    /// again after a start (its record write failed, and the definition retried it).
+    pub attempts: u32,
+    /// Why the build failed, as the provider said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BuildStatus {
+    Running,
+    Succeeded,
+    Failed,
+    /// The release ended while the build ran (it was superseded, or gave up waiting): Baton
+    /// stopped following it, whatever the provider did with it afterwards.
+    Cancelled,
+}
+
+impl BuildStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuildStatus::Running => "running",
+            BuildStatus::Succeeded => "succeeded",
+            BuildStatus::Failed => "failed",
+            BuildStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl fmt::Display for BuildStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Why a release ended other than in success.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Failure {
@@ -295,6 +350,9 @@ pub struct Release {
     pub changed_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<Artifact>,
+    /// Its CI build; `None` until one started (and in records written before builds were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<BuildRecord>,
     /// What was live before this release: the rollback target.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_artifact: Option<Artifact>,

@@ -126,6 +126,34 @@ impl SqliteStore {
         }
     }
 
+    /// A service's releases created at `since` (microseconds) or later, newest first, at most
+    /// `limit` (negative: all of them).
+    async fn list(
+        &self,
+        operation: &'static str,
+        service: &str,
+        environment: Option<&str>,
+        since: i64,
+        limit: i64,
+    ) -> Result<Vec<Release>, StoreError> {
+        let service = service.to_owned();
+        let environment = environment.map(str::to_owned);
+        self.call(operation, move |conn| {
+            // Two statements rather than `(?2 IS NULL OR environment = ?2)`, which would keep
+            // the planner from using the environment index.
+            match environment {
+                Some(environment) => decode_releases(&mut conn.prepare_cached(LIST_BY_SERVICE_ENVIRONMENT)?.query(params![
+                    service,
+                    environment,
+                    since,
+                    limit
+                ])?),
+                None => decode_releases(&mut conn.prepare_cached(LIST_BY_SERVICE)?.query(params![service, since, limit])?),
+            }
+        })
+        .await
+    }
+
     /// Runs `work` in a transaction that holds the write lock from its start, so what it
     /// reads stays true until it commits, across connections and processes.
     async fn write<T, F>(&self, operation: &'static str, work: F) -> Result<T, StoreError>
@@ -143,10 +171,13 @@ impl SqliteStore {
     }
 }
 
-// list_releases, newest first. The id breaks ties so that the order is stable.
-const LIST_BY_SERVICE: &str = "SELECT id, body FROM releases WHERE service = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2";
-const LIST_BY_SERVICE_ENVIRONMENT: &str =
-    "SELECT id, body FROM releases WHERE service = ?1 AND environment = ?2 ORDER BY created_at DESC, id DESC LIMIT ?3";
+// list_releases and releases_since, newest first, from a creation time (microseconds) on, at
+// most LIMIT of them (SQLite reads a negative LIMIT as none). The id breaks ties so that the
+// order is stable.
+const LIST_BY_SERVICE: &str =
+    "SELECT id, body FROM releases WHERE service = ?1 AND created_at >= ?2 ORDER BY created_at DESC, id DESC LIMIT ?3";
+const LIST_BY_SERVICE_ENVIRONMENT: &str = "SELECT id, body FROM releases WHERE service = ?1 AND environment = ?2 AND created_at >= ?3 \
+     ORDER BY created_at DESC, id DESC LIMIT ?4";
 
 /// The columns of a release row, computed before the blocking call takes them.
 struct ReleaseRow {
@@ -281,20 +312,11 @@ impl ReleaseStore for SqliteStore {
     }
 
     async fn list_releases(&self, service: &str, environment: Option<&str>, limit: usize) -> Result<Vec<Release>, StoreError> {
-        let service = service.to_owned();
-        let environment = environment.map(str::to_owned);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.call("list_releases", move |conn| {
-            // Two statements rather than `(?2 IS NULL OR environment = ?2)`, which would keep
-            // the planner from using the environment index.
-            match environment {
-                Some(environment) => {
-                    decode_releases(&mut conn.prepare_cached(LIST_BY_SERVICE_ENVIRONMENT)?.query(params![service, environment, limit])?)
-                }
-                None => decode_releases(&mut conn.prepare_cached(LIST_BY_SERVICE)?.query(params![service, limit])?),
-            }
-        })
-        .await
+        self.list("list_releases", service, environment, i64::MIN, i64::try_from(limit).unwrap_or(i64::MAX)).await
+    }
+
+    async fn releases_since(&self, service: &str, environment: Option<&str>, since: DateTime<Utc>) -> Result<Vec<Release>, StoreError> {
+        self.list("releases_since", service, environment, since.timestamp_micros(), -1).await
     }
 
     async fn append_event(&self, event: &StageEvent) -> Result<(), StoreError> {
@@ -493,14 +515,14 @@ fn counter_overflow(service: &str, environment: &str, day: NaiveDate) -> Failure
 mod tests {
     use super::*;
 
-    /// Both list_releases statements walk an index in order: no table scan, no sort.
+    /// Both listing statements walk an index in order: no table scan, no sort.
     #[test]
     fn list_releases_is_served_by_indexes() {
         let store = SqliteStore::in_memory().unwrap();
         let conn = store.inner.conn.lock().unwrap();
         let cases: [(&str, &[&dyn rusqlite::ToSql], &str); 2] = [
-            (LIST_BY_SERVICE, params!["web", 10], "releases_by_service"),
-            (LIST_BY_SERVICE_ENVIRONMENT, params!["web", "prod", 10], "releases_by_service_environment"),
+            (LIST_BY_SERVICE, params!["web", 0, 10], "releases_by_service"),
+            (LIST_BY_SERVICE_ENVIRONMENT, params!["web", "prod", 0, 10], "releases_by_service_environment"),
         ];
         for (sql, params, index) in cases {
             let mut statement = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();

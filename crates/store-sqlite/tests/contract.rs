@@ -64,6 +64,9 @@ impl ReleaseStore for Connections {
     async fn list_releases(&self, service: &str, environment: Option<&str>, limit: usize) -> Result<Vec<Release>, StoreError> {
         self.pick().list_releases(service, environment, limit).await
     }
+    async fn releases_since(&self, service: &str, environment: Option<&str>, since: DateTime<Utc>) -> Result<Vec<Release>, StoreError> {
+        self.pick().releases_since(service, environment, since).await
+    }
     async fn append_event(&self, event: &StageEvent) -> Result<(), StoreError> {
         self.pick().append_event(event).await
     }

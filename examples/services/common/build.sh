@@ -3,6 +3,11 @@
 # $BATON_WORKSPACE and prints its reference as the last line of stdout.
 set -eu
 : "${BATON_SERVICE:?} ${BATON_RELEASE_ID:?} ${BATON_BRANCH:?} ${BATON_WORKSPACE:?}"
+# Set EXAMPLE_BUILD_FAILS (in baton's environment, which commands inherit) to watch a build fail.
+if [ -n "${EXAMPLE_BUILD_FAILS:-}" ]; then
+  echo "build: failing on purpose (EXAMPLE_BUILD_FAILS is set)" >&2
+  exit 1
+fi
 version=${BATON_SHA:-$BATON_RELEASE_ID}
 artifact="$BATON_SERVICE@$version"
 echo "build: $BATON_SERVICE for ${BATON_ENVIRONMENT:-?} from $BATON_BRANCH@${BATON_SHA:-HEAD} -> $artifact" >&2

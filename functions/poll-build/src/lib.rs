@@ -5,6 +5,7 @@ use baton_domain::error::{ErrorName, TaskError};
 use baton_domain::flow::PollBuildRequest;
 use baton_domain::ports::BuildProgress;
 use baton_domain::release::{Artifact, EventKind, Stage};
+use baton_domain::rules::builds;
 use baton_domain::support::{Ports, call_json, provider_error};
 
 pub const NAME: &str = "poll-build";
@@ -19,18 +20,22 @@ pub async fn poll_build(ports: &Ports, request: PollBuildRequest) -> Result<Arti
     ports.renew_lock(context).await?;
     let provider =
         ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
-    match provider.poll(&request.build).await.map_err(|e| provider_error(e, ErrorName::BuildFailed))? {
+    let progress = provider.poll(&request.build).await.map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
+    let seen_at = ports.clock.now();
+    match &progress {
         BuildProgress::Running => Err(TaskError::new(ErrorName::BuildPending, format!("build {} is still running", request.build.id))),
         BuildProgress::Failed { reason } => {
+            ports.update_release(context, |release| builds::record_progress(release, &request.build, &progress, seen_at)).await?;
             ports
                 .record_event(context, Stage::Build, None, EventKind::Failed, format!("build {} failed: {reason}", request.build.id))
                 .await?;
             Err(TaskError::new(ErrorName::BuildFailed, format!("build {} failed: {reason}", request.build.id)))
         }
         BuildProgress::Succeeded { artifact } => {
-            let artifact = Artifact { build_url: artifact.build_url.or_else(|| request.build.url.clone()), ..artifact };
+            let artifact = Artifact { build_url: artifact.build_url.clone().or_else(|| request.build.url.clone()), ..artifact.clone() };
             ports
                 .update_release(context, |release| {
+                    builds::record_progress(release, &request.build, &progress, seen_at);
                     release.artifact = Some(artifact.clone());
                     release.sha.get_or_insert_with(|| artifact.sha.clone());
                     release.stage = Stage::Deploy;

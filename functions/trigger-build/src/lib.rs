@@ -4,6 +4,7 @@ use baton_domain::error::{ErrorName, TaskError};
 use baton_domain::flow::TriggerBuildRequest;
 use baton_domain::ports::{BuildRequest, RunHandle};
 use baton_domain::release::{EventKind, Stage};
+use baton_domain::rules::builds;
 use baton_domain::support::{Ports, call_json, provider_error};
 
 pub const NAME: &str = "trigger-build";
@@ -25,7 +26,9 @@ pub async fn trigger_build(ports: &Ports, request: TriggerBuildRequest) -> Resul
         branch: context.branch.clone(),
         sha: context.sha.clone(),
     };
+    let requested_at = ports.clock.now();
     let run = provider.start(&build).await.map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
+    ports.update_release(context, |release| builds::record_start(release, &run, requested_at)).await?;
     let link = run.url.as_deref().map(|url| format!(" ({url})")).unwrap_or_default();
     ports.record_event(context, Stage::Build, None, EventKind::Started, format!("{} build {} started{link}", run.provider, run.id)).await?;
     Ok(run)

@@ -44,6 +44,7 @@ pub fn admit(signal: &Signal, entry: &ServiceEntry, id: ReleaseId, execution: &s
         changed_at: signal.changed_at,
         artifact: None,
         // Known only once the lock is taken: a release ahead in the queue may still change it.
+        build: None,
         previous_artifact: None,
         waves: delivery
             .deploy

@@ -9,8 +9,8 @@ use crate::flow::{Outcome, OutcomeStatus};
 use crate::release::{Failure, Release, ReleaseStatus, Rollup, Stage, WaveStatus};
 use chrono::{DateTime, Utc};
 
-/// Closes `release` with the execution's outcome: its status, why it failed, and its waves
-/// marked rolled back when it rolled back.
+/// Closes `release` with the execution's outcome: its status, why it failed, its waves
+/// marked rolled back when it rolled back, and a build it still waited for cancelled.
 pub fn close(release: &mut Release, outcome: &Outcome, now: DateTime<Utc>) {
     release.status = match outcome.status {
         OutcomeStatus::Succeeded => ReleaseStatus::Succeeded,
@@ -21,6 +21,7 @@ pub fn close(release: &mut Release, outcome: &Outcome, now: DateTime<Utc>) {
     release.failure = outcome.error.as_ref().map(|e| Failure { error: e.error.clone(), cause: e.message(), stage: Some(release.stage) });
     release.stage = Stage::Done;
     release.finished_at = Some(now);
+    crate::rules::builds::stop_following(release, now);
     if outcome.status == OutcomeStatus::RolledBack {
         for wave in release.waves.iter_mut().filter(|w| w.status != WaveStatus::Pending) {
             wave.status = WaveStatus::RolledBack;
@@ -80,6 +81,7 @@ fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
 mod tests {
     use super::*;
     use crate::flow::CaughtError;
+    use crate::release::{BuildStatus, RunHandle};
     use crate::rules::fixtures::{minutes, release};
     use ReleaseStatus::*;
 
@@ -165,6 +167,8 @@ mod tests {
         for (outcome_status, status, error) in cases {
             let mut running = release("rel-me", 0, Running, None, true);
             running.stage = Stage::Deploy;
+            let run = RunHandle { provider: "command".into(), id: "7".into(), url: None, state: serde_json::Value::Null };
+            crate::rules::builds::record_start(&mut running, &run, minutes(1));
             let outcome = Outcome { status: outcome_status, error: error.clone(), action_needed: None };
             close(&mut running, &outcome, minutes(9));
             assert_eq!((running.status, running.stage, running.finished_at), (status, Stage::Done, Some(minutes(9))));
@@ -173,6 +177,8 @@ mod tests {
             let rolled_back = running.waves[0].status == WaveStatus::RolledBack;
             assert_eq!(rolled_back, status == RolledBack, "only a rollback marks begun waves");
             assert_eq!(running.waves[1].status, WaveStatus::Pending, "waves that never began stay pending");
+            let build = running.build.as_ref().map(|b| (b.status, b.finished_at));
+            assert_eq!(build, Some((BuildStatus::Cancelled, Some(minutes(9)))), "a build still running is no longer followed");
         }
     }
 }

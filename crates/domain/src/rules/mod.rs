@@ -1,9 +1,10 @@
 //! The rules of a release, as pure functions over records: which signals a service takes,
-//! who runs when several wait, what a rollback puts back, when a wave is deployed, when its gates judge it, and what a
-//! finished release adds to the DORA counters. Handlers read the ports, call these, and write
+//! who runs when several wait, what a rollback puts back, when a wave is deployed, when its gates judge it, what a
+//! finished release adds to the DORA counters, and what its CI build was. Handlers read the ports, call these, and write
 //! the ports; nothing here does I/O, so every rule has table-driven tests beside it.
 
 pub mod admission;
+pub mod builds;
 pub mod dora;
 pub mod queue;
 pub mod rollback;

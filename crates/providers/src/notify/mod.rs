@@ -152,6 +152,7 @@ pub(crate) mod tests {
                     branch: "main".into(),
                     build_url: None,
                 }),
+                build: None,
                 previous_artifact: None,
                 waves: vec![wave("canary", WaveStatus::Healthy), wave("eu", WaveStatus::Unhealthy), wave("us", WaveStatus::Pending)],
                 created_at: chrono::DateTime::UNIX_EPOCH,

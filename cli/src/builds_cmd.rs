@@ -1,0 +1,134 @@
+//! `baton builds`: a service's CI builds over a window, from the build records of its releases:
+//! each build's duration, the p50/p90 duration, the failure rate and the flaky commits.
+
+use crate::exit;
+use crate::failure::Failure;
+use crate::metrics_cmd::human;
+use crate::release_cmd::StateDirArg;
+use crate::report_cmd::open_store;
+use baton_domain::ports::ReleaseStore;
+use baton_domain::rules::builds::{BuildReport, MeasuredFrom, report};
+use chrono::{DateTime, TimeDelta, Utc};
+use clap::Args;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+#[derive(Args)]
+pub struct BuildsArgs {
+    pub service: String,
+    /// Only releases to this environment [default: every environment].
+    #[arg(long)]
+    pub environment: Option<String>,
+    /// The window: releases created in the last N days.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub days: u64,
+    #[command(flatten)]
+    pub state: StateDirArg,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `--json` prints: the window, then the report's `builds`, `summary` and `flaky`.
+#[derive(Serialize)]
+struct Document<'a> {
+    service: &'a str,
+    environment: Option<&'a str>,
+    days: u64,
+    since: DateTime<Utc>,
+    #[serde(flatten)]
+    report: &'a BuildReport,
+}
+
+pub async fn run(args: BuildsArgs) -> ExitCode {
+    let store = match open_store(&args.state) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    // Whole days: the range check above keeps this in TimeDelta's bounds.
+    let since = Utc::now() - TimeDelta::days(i64::try_from(args.days).unwrap_or(i64::MAX));
+    let environment = args.environment.as_deref();
+    let releases = match store.releases_since(&args.service, environment, since).await {
+        Ok(releases) => releases,
+        Err(err) => return Failure::failed(&err).sources_of(&err).report(),
+    };
+    // A name the store never saw is most likely a typo: say so rather than report no builds.
+    if releases.is_empty() {
+        match store.list_releases(&args.service, environment, 1).await {
+            Ok(any) if any.is_empty() => {
+                let place = environment.map(|e| format!(" in {e}")).unwrap_or_default();
+                return Failure::usage(format!("no releases of {}{place} in the local store", args.service))
+                    .hint("`baton history <service>` lists a service's releases; check the name and --environment")
+                    .report();
+            }
+            Ok(_) => {}
+            Err(err) => return Failure::failed(&err).sources_of(&err).report(),
+        }
+    }
+    let report = report(&releases);
+    if args.json {
+        let document = Document { service: &args.service, environment, days: args.days, since, report: &report };
+        outln!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
+    } else {
+        let place = environment.unwrap_or("every environment");
+        outln!("{} in {place}, last {} days (since {})", args.service, args.days, since.format("%Y-%m-%d %H:%M UTC"));
+        out!("{}", text(&report));
+    }
+    exit::code(exit::OK)
+}
+
+/// The table of builds, newest first, then the summary and the flaky commits.
+fn text(report: &BuildReport) -> String {
+    let mut out = String::new();
+    if report.builds.is_empty() {
+        let _ = writeln!(out, "  no builds in the window");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "  {:<19}  {:<9}  {:>9}  {:>8}  {:<12}  {:<11}  {:<24}  RELEASE",
+        "QUEUED", "STATUS", "DURATION", "ATTEMPTS", "SHA", "ENVIRONMENT", "RUN"
+    );
+    let mut from_request = false;
+    for row in &report.builds {
+        let mut duration = human(row.duration_seconds.map(|seconds| seconds as f64));
+        if row.duration_seconds.is_some() && row.measured_from == MeasuredFrom::Queued {
+            duration.push('*');
+            from_request = true;
+        }
+        let sha = row.sha.as_deref().unwrap_or("-");
+        let _ = writeln!(
+            out,
+            "  {:<19}  {:<9}  {duration:>9}  {:>8}  {:<12}  {:<11}  {:<24}  {}",
+            row.queued_at.format("%Y-%m-%d %H:%M:%S"),
+            row.status.as_str(),
+            row.attempts,
+            &sha[..sha.len().min(12)],
+            row.environment,
+            format!("{} {}", row.provider, row.run_id),
+            row.release_id,
+        );
+    }
+    let summary = &report.summary;
+    let rate = summary.failure_rate.map_or("-".into(), |rate| format!("{:.0}%", rate * 100.0));
+    let _ = writeln!(
+        out,
+        "  {} builds: {} succeeded, {} failed, {} cancelled, {} running; failure rate {rate} (of ended builds); \
+         p50 {}, p90 {} (nearest rank)",
+        summary.builds,
+        summary.succeeded,
+        summary.failed,
+        summary.cancelled,
+        summary.running,
+        human(summary.p50_seconds.map(|s| s as f64)),
+        human(summary.p90_seconds.map(|s| s as f64)),
+    );
+    if from_request {
+        let _ = writeln!(out, "  * from Baton's request to the end: the provider did not say when the build started");
+    }
+    for flaky in &report.flaky {
+        let failed: Vec<&str> = flaky.failed.iter().map(|id| id.as_str()).collect();
+        let _ = writeln!(out, "  flaky: {} failed in {} and then passed in {}", flaky.sha, failed.join(", "), flaky.passed);
+    }
+    out
+}

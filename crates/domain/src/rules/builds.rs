@@ -1,0 +1,448 @@
+//! A release's CI build: what trigger-build and poll-build record of it, and the figures
+//! `baton builds` reports over a window of releases.
+//!
+//! Durations run from the build's start to its end when the provider said when it started,
+//! otherwise from when Baton asked for it (so they include the provider's queue); each row says
+//! which. Ends are seen by polls, so a duration can be up to one poll interval long. Percentiles
+//! are nearest-rank over the builds that ran to an end (succeeded or failed); the failure rate is
+//! failed over those same builds. Cancelled builds are left out of both: they ended when the
+//! release stopped following them, not on their own merits, so their length and outcome say
+//! nothing about the build.
+
+use crate::ports::{BuildProgress, RunHandle};
+use crate::release::{BuildRecord, BuildStatus, Release, ReleaseId};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// trigger-build started `run` at `now`. A start after a recorded one (the task ran again after
+/// its record write failed) replaces it and counts another attempt; recording the same run
+/// twice counts it once.
+pub fn record_start(release: &mut Release, run: &RunHandle, now: DateTime<Utc>) {
+    let earlier = release.build.as_ref();
+    if earlier.is_some_and(|build| build.provider == run.provider && build.run_id == run.id) {
+        return;
+    }
+    release.build = Some(BuildRecord {
+        provider: run.provider.clone(),
+        run_id: run.id.clone(),
+        url: run.url.clone(),
+        queued_at: now,
+        started_at: None,
+        finished_at: None,
+        status: BuildStatus::Running,
+        attempts: earlier.map_or(0, |build| build.attempts) + 1,
+        reason: None,
+    });
+}
+
+/// poll-build saw `progress` of `run` at `now`. Only the recorded run's first end counts: a
+/// poll of a replaced run, or a repeated poll after the end, changes nothing.
+pub fn record_progress(release: &mut Release, run: &RunHandle, progress: &BuildProgress, now: DateTime<Utc>) {
+    let Some(build) = release.build.as_mut().filter(|build| build.run_id == run.id && build.status == BuildStatus::Running) else {
+        return;
+    };
+    let (status, reason) = match progress {
+        BuildProgress::Running => return,
+        BuildProgress::Succeeded { .. } => (BuildStatus::Succeeded, None),
+        BuildProgress::Failed { reason } => (BuildStatus::Failed, Some(reason.clone())),
+    };
+    build.status = status;
+    build.reason = reason;
+    build.finished_at = Some(now);
+}
+
+/// The release ended at `now` with its build still running: Baton stops following it.
+pub fn stop_following(release: &mut Release, now: DateTime<Utc>) {
+    if let Some(build) = release.build.as_mut().filter(|build| build.status == BuildStatus::Running) {
+        build.status = BuildStatus::Cancelled;
+        build.finished_at = Some(now);
+    }
+}
+
+/// Where a build's duration starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MeasuredFrom {
+    /// The provider's start time.
+    Started,
+    /// Baton's request: the provider did not say when the build started.
+    Queued,
+}
+
+/// One release's build, as `baton builds` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BuildRow {
+    pub release_id: ReleaseId,
+    pub environment: String,
+    /// The commit built: the artifact's, else the one the release asked for; `None` when the
+    /// release asked for the branch head and the build did not end with an artifact.
+    pub sha: Option<String>,
+    pub provider: String,
+    pub run_id: String,
+    pub url: Option<String>,
+    pub status: BuildStatus,
+    pub attempts: u32,
+    pub queued_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Whole seconds; `None` while the build runs.
+    pub duration_seconds: Option<u64>,
+    pub measured_from: MeasuredFrom,
+    pub reason: Option<String>,
+}
+
+/// A commit whose build failed and later passed: the failures say nothing about the change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlakyCommit {
+    pub sha: String,
+    /// The releases whose build of it failed before it passed, oldest first.
+    pub failed: Vec<ReleaseId>,
+    /// The first release whose build of it passed after a failure.
+    pub passed: ReleaseId,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BuildSummary {
+    pub builds: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    pub cancelled: usize,
+    pub running: usize,
+    /// Failed over ended (succeeded or failed) builds; `None` when none ended.
+    pub failure_rate: Option<f64>,
+    /// Nearest-rank percentiles of the ended builds' durations, in seconds.
+    pub p50_seconds: Option<u64>,
+    pub p90_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BuildReport {
+    /// Newest first.
+    pub builds: Vec<BuildRow>,
+    pub summary: BuildSummary,
+    /// Newest pass first.
+    pub flaky: Vec<FlakyCommit>,
+}
+
+/// The builds of `releases` (any order; those without a build are skipped), their figures, and
+/// the commits that built flakily.
+pub fn report(releases: &[Release]) -> BuildReport {
+    let mut builds: Vec<BuildRow> = releases.iter().filter_map(row).collect();
+    builds.sort_by(|a, b| (b.queued_at, &b.release_id).cmp(&(a.queued_at, &a.release_id)));
+    let count = |status: BuildStatus| builds.iter().filter(|row| row.status == status).count();
+    let (succeeded, failed) = (count(BuildStatus::Succeeded), count(BuildStatus::Failed));
+    let mut durations: Vec<u64> = builds.iter().filter(|row| ran_to_an_end(row.status)).filter_map(|row| row.duration_seconds).collect();
+    durations.sort_unstable();
+    let ended = succeeded + failed;
+    let summary = BuildSummary {
+        builds: builds.len(),
+        succeeded,
+        failed,
+        cancelled: count(BuildStatus::Cancelled),
+        running: count(BuildStatus::Running),
+        failure_rate: (ended > 0).then(|| failed as f64 / ended as f64),
+        p50_seconds: nearest_rank(&durations, 50),
+        p90_seconds: nearest_rank(&durations, 90),
+    };
+    let flaky = flaky_commits(&builds);
+    BuildReport { builds, summary, flaky }
+}
+
+fn ran_to_an_end(status: BuildStatus) -> bool {
+    matches!(status, BuildStatus::Succeeded | BuildStatus::Failed)
+}
+
+fn row(release: &Release) -> Option<BuildRow> {
+    let build = release.build.as_ref()?;
+    let (from, measured_from) = match build.started_at {
+        Some(started) => (started, MeasuredFrom::Started),
+        None => (build.queued_at, MeasuredFrom::Queued),
+    };
+    // A clock that went backwards between two Lambdas counts as zero, not as a negative build.
+    let duration_seconds = build.finished_at.map(|end| u64::try_from((end - from).num_seconds()).unwrap_or(0));
+    Some(BuildRow {
+        release_id: release.id.clone(),
+        environment: release.environment.clone(),
+        sha: release.artifact.as_ref().map(|artifact| artifact.sha.clone()).or_else(|| release.sha.clone()),
+        provider: build.provider.clone(),
+        run_id: build.run_id.clone(),
+        url: build.url.clone(),
+        status: build.status,
+        attempts: build.attempts,
+        queued_at: build.queued_at,
+        started_at: build.started_at,
+        finished_at: build.finished_at,
+        duration_seconds,
+        measured_from,
+        reason: build.reason.clone(),
+    })
+}
+
+/// The smallest value with at least `percent`% of `sorted` at or below it.
+fn nearest_rank(sorted: &[u64], percent: usize) -> Option<u64> {
+    let rank = (percent * sorted.len()).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+/// `builds` is newest first; a commit is flaky once a build of it passed after one failed.
+fn flaky_commits(builds: &[BuildRow]) -> Vec<FlakyCommit> {
+    let mut by_sha: BTreeMap<&str, Vec<&BuildRow>> = BTreeMap::new();
+    for row in builds.iter().rev() {
+        if let Some(sha) = row.sha.as_deref() {
+            by_sha.entry(sha).or_default().push(row);
+        }
+    }
+    let mut flaky: Vec<(DateTime<Utc>, FlakyCommit)> = by_sha
+        .into_iter()
+        .filter_map(|(sha, oldest_first)| {
+            let first_failure = oldest_first.iter().position(|row| row.status == BuildStatus::Failed)?;
+            let after = &oldest_first[first_failure..];
+            let pass = after.iter().position(|row| row.status == BuildStatus::Succeeded)?;
+            let failed = after[..pass].iter().filter(|row| row.status == BuildStatus::Failed).map(|row| row.release_id.clone()).collect();
+            let passed = after[pass];
+            Some((passed.queued_at, FlakyCommit { sha: sha.to_owned(), failed, passed: passed.release_id.clone() }))
+        })
+        .collect();
+    flaky.sort_by_key(|(passed_at, _)| std::cmp::Reverse(*passed_at));
+    flaky.into_iter().map(|(_, commit)| commit).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::ReleaseStatus;
+    use crate::rules::fixtures::{artifact, minutes, release};
+    use BuildStatus::*;
+    use chrono::TimeDelta;
+
+    fn run(id: &str) -> RunHandle {
+        RunHandle {
+            provider: "github-actions".into(),
+            id: id.into(),
+            url: Some(format!("https://ci.example.com/runs/{id}")),
+            state: serde_json::Value::Null,
+        }
+    }
+
+    fn succeeded() -> BuildProgress {
+        BuildProgress::Succeeded { artifact: artifact("web") }
+    }
+
+    fn failed() -> BuildProgress {
+        BuildProgress::Failed { reason: "tests failed".into() }
+    }
+
+    #[test]
+    fn a_start_records_a_running_build_and_a_second_start_counts_an_attempt() {
+        let mut release = release("rel-a", 0, ReleaseStatus::Running, None, false);
+        assert_eq!(release.build, None, "admitted releases have no build");
+        record_start(&mut release, &run("1"), minutes(1));
+        let first = release.build.clone().unwrap();
+        assert_eq!((first.run_id.as_str(), first.queued_at, first.status, first.attempts), ("1", minutes(1), Running, 1));
+        assert_eq!(first.url.as_deref(), Some("https://ci.example.com/runs/1"));
+        record_start(&mut release, &run("1"), minutes(2));
+        assert_eq!(release.build, Some(first), "the same run is one attempt");
+        record_start(&mut release, &run("2"), minutes(3));
+        let second = release.build.unwrap();
+        assert_eq!((second.run_id.as_str(), second.queued_at, second.status, second.attempts), ("2", minutes(3), Running, 2));
+    }
+
+    #[test]
+    fn progress_ends_the_recorded_run_once() {
+        // (recorded run's status, polled run, progress) -> (status, finished at, reason)
+        type Case = (BuildStatus, &'static str, BuildProgress, (BuildStatus, Option<i64>, Option<&'static str>));
+        let cases: Vec<Case> = vec![
+            (Running, "1", BuildProgress::Running, (Running, None, None)),
+            (Running, "1", succeeded(), (Succeeded, Some(9), None)),
+            (Running, "1", failed(), (Failed, Some(9), Some("tests failed"))),
+            // A replaced run's news is not this build's.
+            (Running, "0", failed(), (Running, None, None)),
+            // An ended build keeps its first end.
+            (Succeeded, "1", failed(), (Succeeded, Some(5), None)),
+            (Cancelled, "1", succeeded(), (Cancelled, Some(5), None)),
+        ];
+        for (before, polled, progress, (status, finished, reason)) in cases {
+            let mut release = release("rel-a", 0, ReleaseStatus::Running, None, false);
+            record_start(&mut release, &run("1"), minutes(1));
+            let build = release.build.as_mut().unwrap();
+            build.status = before;
+            build.finished_at = (before != Running).then(|| minutes(5));
+            record_progress(&mut release, &run(polled), &progress, minutes(9));
+            let build = release.build.unwrap();
+            assert_eq!(
+                (build.status, build.finished_at, build.reason.as_deref()),
+                (status, finished.map(minutes), reason),
+                "{before:?} polled {polled} saw {progress:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn progress_without_a_recorded_build_records_nothing() {
+        let mut release = release("rel-a", 0, ReleaseStatus::Running, None, false);
+        record_progress(&mut release, &run("1"), &succeeded(), minutes(9));
+        assert_eq!(release.build, None, "a build started before builds were recorded stays unrecorded");
+    }
+
+    #[test]
+    fn a_release_that_ends_stops_following_a_running_build_only() {
+        for (status, expected) in [(Running, (Cancelled, Some(7))), (Failed, (Failed, Some(5))), (Succeeded, (Succeeded, Some(5)))] {
+            let mut release = release("rel-a", 0, ReleaseStatus::Running, None, false);
+            record_start(&mut release, &run("1"), minutes(1));
+            let build = release.build.as_mut().unwrap();
+            build.status = status;
+            build.finished_at = (status != Running).then(|| minutes(5));
+            stop_following(&mut release, minutes(7));
+            let build = release.build.unwrap();
+            assert_eq!((build.status, build.finished_at), (expected.0, expected.1.map(minutes)), "{status:?}");
+        }
+    }
+
+    /// A release of `web` at `queued` minutes whose build of `sha` ended with `status` after
+    /// `seconds` (from its start when `started` says how long it queued).
+    fn built(id: &str, sha: Option<&str>, queued: i64, status: BuildStatus, seconds: Option<i64>, started: Option<i64>) -> Release {
+        let mut release = release(id, queued, ReleaseStatus::Running, None, false);
+        release.artifact = None;
+        release.sha = sha.map(str::to_owned);
+        let queued_at = minutes(queued);
+        let started_at = started.map(|queue| queued_at + TimeDelta::seconds(queue));
+        release.build = Some(BuildRecord {
+            provider: "github-actions".into(),
+            run_id: format!("run-{id}"),
+            url: None,
+            queued_at,
+            started_at,
+            finished_at: seconds.map(|s| started_at.unwrap_or(queued_at) + TimeDelta::seconds(s)),
+            status,
+            attempts: 1,
+            reason: None,
+        });
+        release
+    }
+
+    #[test]
+    fn rows_are_newest_first_with_durations_from_the_start_when_known() {
+        let mut never_built = release("rel-none", 50, ReleaseStatus::Failed, Some(51), false);
+        never_built.build = None;
+        let mut clock_skew = built("rel-skew", Some("s"), 40, Failed, Some(0), None);
+        clock_skew.build.as_mut().unwrap().finished_at = Some(minutes(39));
+        let mut with_artifact = built("rel-art", None, 30, Succeeded, Some(60), None);
+        with_artifact.artifact = Some(artifact("x"));
+        let releases = vec![
+            built("rel-a", Some("a"), 10, Succeeded, Some(300), None),
+            built("rel-c", Some("c"), 20, Succeeded, Some(120), Some(30)),
+            never_built,
+            built("rel-run", Some("r"), 60, Running, None, None),
+            clock_skew,
+            with_artifact,
+        ];
+        let report = report(&releases);
+        let got: Vec<_> = report
+            .builds
+            .iter()
+            .map(|row| (row.release_id.as_str(), row.sha.as_deref(), row.duration_seconds, row.measured_from))
+            .collect();
+        let expected = vec![
+            ("rel-run", Some("r"), None, MeasuredFrom::Queued),
+            ("rel-skew", Some("s"), Some(0), MeasuredFrom::Queued),
+            ("rel-art", Some("sha-x"), Some(60), MeasuredFrom::Queued),
+            ("rel-c", Some("c"), Some(120), MeasuredFrom::Started),
+            ("rel-a", Some("a"), Some(300), MeasuredFrom::Queued),
+        ];
+        assert_eq!(got, expected, "the release without a build is skipped");
+    }
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        // (sorted durations, p50, p90)
+        let cases: &[(&[u64], Option<u64>, Option<u64>)] = &[
+            (&[], None, None),
+            (&[7], Some(7), Some(7)),
+            (&[1, 2], Some(1), Some(2)),
+            (&[1, 2, 3], Some(2), Some(3)),
+            (&[1, 2, 3, 4], Some(2), Some(4)),
+            (&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], Some(5), Some(9)),
+            (&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], Some(6), Some(10)),
+        ];
+        for (sorted, p50, p90) in cases {
+            assert_eq!((nearest_rank(sorted, 50), nearest_rank(sorted, 90)), (*p50, *p90), "{sorted:?}");
+        }
+    }
+
+    #[test]
+    fn the_summary_counts_ended_builds_and_leaves_cancelled_ones_out() {
+        // (builds as (status, seconds)) -> (failure rate, p50, p90, (succeeded, failed, cancelled, running))
+        type Case = (&'static [(BuildStatus, Option<i64>)], Option<f64>, Option<u64>, Option<u64>, (usize, usize, usize, usize));
+        let cases: &[Case] = &[
+            (&[], None, None, None, (0, 0, 0, 0)),
+            (&[(Running, None)], None, None, None, (0, 0, 0, 1)),
+            (&[(Cancelled, Some(900))], None, None, None, (0, 0, 1, 0)),
+            (&[(Succeeded, Some(100)), (Failed, Some(20))], Some(0.5), Some(20), Some(100), (1, 1, 0, 0)),
+            (
+                &[(Succeeded, Some(100)), (Succeeded, Some(200)), (Succeeded, Some(300)), (Failed, Some(40)), (Cancelled, Some(5000))],
+                Some(0.25),
+                Some(100),
+                Some(300),
+                (3, 1, 1, 0),
+            ),
+            (&[(Failed, Some(10)), (Failed, Some(30)), (Running, None)], Some(1.0), Some(10), Some(30), (0, 2, 0, 1)),
+        ];
+        for (builds, rate, p50, p90, counts) in cases {
+            let releases: Vec<Release> = builds
+                .iter()
+                .enumerate()
+                .map(|(i, (status, seconds))| built(&format!("rel-{i}"), Some(&format!("sha-{i}")), i as i64, *status, *seconds, None))
+                .collect();
+            let summary = report(&releases).summary;
+            assert_eq!(summary.builds, builds.len());
+            assert_eq!((summary.failure_rate, summary.p50_seconds, summary.p90_seconds), (*rate, *p50, *p90), "{builds:?}");
+            assert_eq!((summary.succeeded, summary.failed, summary.cancelled, summary.running), *counts, "{builds:?}");
+        }
+    }
+
+    #[test]
+    fn a_commit_that_failed_then_passed_is_flaky() {
+        // (builds oldest first as (release, sha, status)) -> flaky commits, newest pass first, as (sha, failed, passed)
+        type Builds = &'static [(&'static str, Option<&'static str>, BuildStatus)];
+        type Flaky = &'static [(&'static str, &'static [&'static str], &'static str)];
+        let cases: &[(Builds, Flaky)] = &[
+            (&[], &[]),
+            (&[("r1", Some("a"), Failed), ("r2", Some("a"), Succeeded)], &[("a", &["r1"], "r2")]),
+            // Passed first, then failed: a regression or a flake, but not "failed, then passed".
+            (&[("r1", Some("a"), Succeeded), ("r2", Some("a"), Failed)], &[]),
+            // Failures of other commits do not count.
+            (&[("r1", Some("a"), Failed), ("r2", Some("b"), Succeeded)], &[]),
+            // Cancelled and running builds neither failed nor passed.
+            (&[("r1", Some("a"), Cancelled), ("r2", Some("a"), Succeeded), ("r3", Some("b"), Failed), ("r4", Some("b"), Running)], &[]),
+            // Every failure before the pass is named; the first pass ends the story.
+            (
+                &[
+                    ("r1", Some("a"), Failed),
+                    ("r2", Some("a"), Cancelled),
+                    ("r3", Some("a"), Failed),
+                    ("r4", Some("a"), Succeeded),
+                    ("r5", Some("a"), Succeeded),
+                ],
+                &[("a", &["r1", "r3"], "r4")],
+            ),
+            (&[("r1", Some("a"), Succeeded), ("r2", Some("a"), Failed), ("r3", Some("a"), Succeeded)], &[("a", &["r2"], "r3")]),
+            // Builds of the branch head name no commit: they cannot be compared.
+            (&[("r1", None, Failed), ("r2", None, Succeeded)], &[]),
+            (
+                &[("r1", Some("b"), Failed), ("r2", Some("a"), Failed), ("r3", Some("b"), Succeeded), ("r4", Some("a"), Succeeded)],
+                &[("a", &["r2"], "r4"), ("b", &["r1"], "r3")],
+            ),
+        ];
+        for (builds, expected) in cases {
+            let releases: Vec<Release> =
+                builds.iter().enumerate().map(|(i, (id, sha, status))| built(id, *sha, i as i64, *status, Some(60), None)).collect();
+            let flaky = report(&releases).flaky;
+            let got: Vec<(&str, Vec<&str>, &str)> =
+                flaky.iter().map(|f| (f.sha.as_str(), f.failed.iter().map(ReleaseId::as_str).collect(), f.passed.as_str())).collect();
+            let expected: Vec<(&str, Vec<&str>, &str)> =
+                expected.iter().map(|(sha, failed, passed)| (*sha, failed.to_vec(), *passed)).collect();
+            assert_eq!(got, expected, "{builds:?}");
+        }
+    }
+}
