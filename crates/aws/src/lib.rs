@@ -7,6 +7,7 @@
 
 pub mod catalog;
 pub mod clients;
+pub mod deliveries;
 pub mod cloudwatch;
 pub mod dynamo;
 pub mod ecs;

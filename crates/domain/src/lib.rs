@@ -6,6 +6,7 @@ pub mod catalog;
 pub mod error;
 pub mod flow;
 pub mod ports;
+pub mod refname;
 pub mod release;
 pub mod rules;
 pub mod support;
