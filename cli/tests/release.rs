@@ -161,7 +161,12 @@ fn the_lock_of_a_killed_release_is_freed_by_hand_with_a_reason() {
 fn a_branch_is_a_git_ref_name_and_one_the_catalog_names_unless_overridden() {
     let state = tempfile::tempdir().unwrap();
     let stderr = |output: &Output| String::from_utf8_lossy(&output.stderr).into_owned();
-    for (branch, reason) in [("main..next", "contains '..'"), ("-x", "begins with '-'"), ("a b", "contains ' '"), ("topic.lock", "has the component 'topic.lock' ending with '.lock'")] {
+    for (branch, reason) in [
+        ("main..next", "contains '..'"),
+        ("-x", "begins with '-'"),
+        ("a b", "contains ' '"),
+        ("topic.lock", "has the component 'topic.lock' ending with '.lock'"),
+    ] {
         // `=`: clap would take a leading '-' for a flag.
         let bad = baton(state.path(), &["release", "hello-web", "--no-wait", &format!("--branch={branch}"), "--allow-any-branch"]);
         assert_eq!(bad.status.code(), Some(2), "{branch}: {}", stderr(&bad));

@@ -82,10 +82,7 @@ impl DynamoDeliveryLog {
             .client
             .delete_item()
             .table_name(&self.table)
-            .set_key(Some(HashMap::from([
-                (PK.to_owned(), s(format!("{DELIVERY_PK_PREFIX}{key}"))),
-                (SK.to_owned(), s(DELIVERY_SK)),
-            ])))
+            .set_key(Some(HashMap::from([(PK.to_owned(), s(format!("{DELIVERY_PK_PREFIX}{key}"))), (SK.to_owned(), s(DELIVERY_SK))])))
             .condition_expression("delivery = :delivery")
             .expression_attribute_values(":delivery", s(delivery))
             .send()

@@ -7,8 +7,8 @@
 
 pub mod catalog;
 pub mod clients;
-pub mod deliveries;
 pub mod cloudwatch;
+pub mod deliveries;
 pub mod dynamo;
 pub mod ecs;
 pub mod error;

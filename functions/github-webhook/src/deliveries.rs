@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use baton_aws::AwsError;
-use baton_aws::deliveries::DynamoDeliveryLog;
 pub use baton_aws::deliveries::DeliveryClaim;
+use baton_aws::deliveries::DynamoDeliveryLog;
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::HashMap;
 use std::sync::Mutex;

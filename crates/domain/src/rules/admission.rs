@@ -118,7 +118,8 @@ mod tests {
 
     /// (trigger, environment, branch, merge repository, override, the branch released and whether the
     /// override is recorded, or a part of the refusal)
-    type Case = (TriggerKind, Option<&'static str>, Option<&'static str>, Option<&'static str>, bool, Result<(&'static str, bool), &'static str>);
+    type Case =
+        (TriggerKind, Option<&'static str>, Option<&'static str>, Option<&'static str>, bool, Result<(&'static str, bool), &'static str>);
 
     const WEB: Option<&str> = Some("acme/web");
 
