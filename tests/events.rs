@@ -4,7 +4,7 @@
 use baton_aws::AwsError;
 use baton_domain::flow::*;
 use baton_domain::release::{MERGE_DETAIL_TYPE, MERGE_SOURCE, MergeEvent};
-use baton_github_webhook::{FunctionUrlRequest, MergePublisher, Webhook, WebhookSecret};
+use baton_github_webhook::{DELIVERY_RETENTION, FunctionUrlRequest, MemoryDeliveryLog, MergePublisher, Webhook, WebhookSecret};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -26,13 +26,15 @@ impl MergePublisher for Published {
 async fn check_webhook_sample(path: &Path, value: serde_json::Value) {
     let request: FunctionUrlRequest = serde_json::from_value(value).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let published = Published::default();
-    let webhook = Webhook::new(WebhookSecret::new(SAMPLE_WEBHOOK_SECRET).unwrap(), published.clone());
+    let webhook =
+        Webhook::new(WebhookSecret::new(SAMPLE_WEBHOOK_SECRET).unwrap(), published.clone(), MemoryDeliveryLog::new(DELIVERY_RETENTION));
     let response = webhook.handle(&request).await;
     assert_eq!(response.status_code, 202, "{}: {}", path.display(), response.body);
     let event = published.0.lock().unwrap().pop().expect("one merge event published");
     let envelope = serde_json::json!({"source": MERGE_SOURCE, "detail-type": MERGE_DETAIL_TYPE, "detail": event});
     let signal = baton_load_catalog::normalise(&envelope, "sample-execution").unwrap();
     assert_eq!((signal.service.as_str(), signal.branch.as_deref()), ("hello-web", Some("main")));
+    assert_eq!(signal.trigger.repository.as_deref(), Some("acme/hello-web"), "the repository the example catalog links");
 }
 
 fn parse_as<T: serde::de::DeserializeOwned>(file: &Path, value: serde_json::Value) {

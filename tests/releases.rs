@@ -281,7 +281,7 @@ async fn a_merge_event_releases_the_repository_service() {
     let event = json!({
         "version": "0", "id": "e-1", "source": "baton.github", "detail-type": "Pull Request Merged",
         "account": "123456789012", "time": "2026-11-26T09:30:00Z", "region": "us-east-1", "resources": [],
-        "detail": {"repository": format!("acme/{SERVICE}"), "branch": "main", "sha": "0badc0de", "pull_request": 812,
+        "detail": {"repository": SERVICE, "full_name": format!("acme/{SERVICE}"), "branch": "main", "sha": "0badc0de", "pull_request": 812,
                    "author": "ada", "merged_at": "2026-11-26T09:29:00Z"}
     });
     assert_status(&baton.run("exec-merge", event.clone()).await, ExecutionStatus::Succeeded);
@@ -303,10 +303,20 @@ async fn a_merge_event_releases_the_repository_service() {
     };
     assert!(ignored(&outcome), "ended at Ignored");
     let mut elsewhere = event;
-    elsewhere["detail"]["repository"] = json!("acme/not-in-the-catalog");
+    let mut foreign_owner = elsewhere.clone();
+    elsewhere["detail"]["repository"] = json!("not-in-the-catalog");
+    elsewhere["detail"]["full_name"] = json!("acme/not-in-the-catalog");
     let outcome = baton.run("exec-elsewhere", elsewhere).await;
     assert_status(&outcome, ExecutionStatus::Succeeded);
     assert!(ignored(&outcome), "ended at Ignored");
+    // A repository of the service's name under another owner is not the service's.
+    foreign_owner["detail"]["full_name"] = json!(format!("mallory/{SERVICE}"));
+    foreign_owner["detail"]["pull_request"] = json!(814);
+    let outcome = baton.run("exec-foreign", foreign_owner).await;
+    assert_status(&outcome, ExecutionStatus::Succeeded);
+    assert!(ignored(&outcome), "ended at Ignored");
+    let why = outcome.output.as_ref().and_then(|o| o.pointer("/ignored/Cause")).and_then(|c| c.as_str()).unwrap_or_default();
+    assert!(why.contains(&format!("repository 'mallory/{SERVICE}' does not release '{SERVICE}'")), "says why: {:?}", outcome.output);
     assert_eq!(releases(&baton).await.len(), 1, "a merge elsewhere records nothing");
     // A person asking for an unknown service still gets an error.
     let outcome = baton.run("exec-typo", json!({"service": "not-in-the-catalog"})).await;

@@ -87,7 +87,7 @@ impl Fixture {
             .collect();
         let command = |script: &str| serde_json::to_string(&["sh", "-c", script]).unwrap();
         let yaml = format!(
-            "schema-version: v2.2\ndd-service: {service}\nteam: payments\nextensions:\n  baton:\n    environment: {ENVIRONMENT}\n    release-branch: main\n{extra}    build:\n{build}    deploy:\n      provider: command\n      command: {deploy}\n      env: {{CONTROL: \"{control}\"}}\n      waves:\n{waves}    health:\n      interval: 30s\n      gates:\n        - provider: command\n          command: {health}\n          env: {{CONTROL: \"{control}\"}}\n",
+            "schema-version: v2.2\ndd-service: {service}\nteam: payments\nlinks:\n  - {{name: Source, type: repo, url: \"https://github.com/acme/{service}\"}}\nextensions:\n  baton:\n    environment: {ENVIRONMENT}\n    release-branch: main\n{extra}    build:\n{build}    deploy:\n      provider: command\n      command: {deploy}\n      env: {{CONTROL: \"{control}\"}}\n      waves:\n{waves}    health:\n      interval: 30s\n      gates:\n        - provider: command\n          command: {health}\n          env: {{CONTROL: \"{control}\"}}\n",
             deploy = command(DEPLOY),
             health = command(HEALTH),
             control = control.display(),

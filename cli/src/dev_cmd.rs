@@ -79,7 +79,7 @@ async fn release(args: DevReleaseArgs) -> ExitCode {
         environment: None,
         sha: None,
         branch: None,
-        trigger: Trigger { kind: TriggerKind::Cli, id: uuid::Uuid::new_v4().to_string(), actor: std::env::var("USER").ok() },
+        trigger: Trigger::new(TriggerKind::Cli, uuid::Uuid::new_v4().to_string(), std::env::var("USER").ok()),
         changed_at: None,
     };
     let started = Instant::now();

@@ -3,6 +3,7 @@
 use crate::exit;
 use crate::failure::Failure;
 use crate::view::{self, LiveView};
+use baton_domain::refname::check_branch_name;
 use baton_domain::release::{Release, ReleaseStatus, Signal, Trigger, TriggerKind};
 use baton_local_runner::{LocalBaton, LocalConfig, LocalError};
 use clap::Args;
@@ -18,9 +19,13 @@ pub struct ReleaseArgs {
     /// Commit to release (default: whatever the build produces from the branch).
     #[arg(long)]
     pub sha: Option<String>,
-    /// Branch to build (default: the catalog's release branch).
+    /// Branch to build (default: the catalog's release branch); the release or feature branch
+    /// the catalog names, unless --allow-any-branch.
     #[arg(long)]
     pub branch: Option<String>,
+    /// Release a --branch the catalog does not name; the release records the override.
+    #[arg(long, requires = "branch")]
+    pub allow_any_branch: bool,
     /// Environment (default: the catalog entry's); must match the entry.
     #[arg(long)]
     pub environment: Option<String>,
@@ -61,6 +66,13 @@ impl StateDirArg {
 }
 
 pub async fn run(args: ReleaseArgs) -> ExitCode {
+    // Checked here for a prompt answer; admission checks it again for every other sender.
+    if let Some(branch) = &args.branch
+        && let Err(why) = check_branch_name(branch)
+    {
+        let hint = "git's rules: no '..', '//', '@{', spaces, control characters or any of ~^:?*[\\; no leading '-' or '/'; no trailing '/', '.' or '.lock'";
+        return Failure::usage(format!("--branch '{}' is not a git branch name: it {why}", branch.escape_debug())).hint(hint).report();
+    }
     if args.remote {
         return run_remote(args).await;
     }
@@ -163,7 +175,7 @@ fn cli_signal(args: &ReleaseArgs) -> Signal {
         environment: args.environment.clone(),
         sha: args.sha.clone(),
         branch: args.branch.clone(),
-        trigger: Trigger { kind: TriggerKind::Cli, id, actor: std::env::var("USER").ok() },
+        trigger: Trigger { branch_override: args.allow_any_branch, ..Trigger::new(TriggerKind::Cli, id, std::env::var("USER").ok()) },
         changed_at: None,
     }
 }

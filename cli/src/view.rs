@@ -164,10 +164,16 @@ pub fn summary(release: &Release) -> String {
         writeln!(out, "{mark} {} {} → {}: {} in {}", release.id, release.service, release.environment, release.status, duration(release));
     let sha = release.artifact.as_ref().map(|a| a.sha.as_str()).or(release.sha.as_deref()).unwrap_or("-");
     let _ = writeln!(out, "  trigger   {} {}", release.trigger.kind.as_str(), release.trigger.id);
+    if let Some(repository) = &release.trigger.repository {
+        let _ = writeln!(out, "  from      {repository}");
+    }
     let _ = writeln!(out, "  branch    {} @ {sha}", release.branch);
     if let Some(build) = &release.build {
         let link = build.url.as_deref().map(|url| format!(" {url}")).unwrap_or_default();
         let _ = writeln!(out, "  build     {} {} {} (attempts {}){link}", build.provider, build.run_id, build.status, build.attempts);
+    }
+    if release.trigger.branch_override {
+        let _ = writeln!(out, "  override  the catalog does not name this branch; released with --allow-any-branch");
     }
     if let Some(artifact) = &release.artifact {
         let _ = writeln!(out, "  artifact  {}", artifact.reference);

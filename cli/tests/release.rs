@@ -211,3 +211,46 @@ fn builds_reports_a_commit_that_failed_then_passed_as_flaky() {
     let other_environment = builds(&["builds", "hello-web", "--environment", "staging", "--json"]);
     assert_eq!(other_environment.status.code(), Some(2), "nothing ever released there");
 }
+
+#[test]
+fn a_branch_is_a_git_ref_name_and_one_the_catalog_names_unless_overridden() {
+    let state = tempfile::tempdir().unwrap();
+    let stderr = |output: &Output| String::from_utf8_lossy(&output.stderr).into_owned();
+    for (branch, reason) in [
+        ("main..next", "contains '..'"),
+        ("-x", "begins with '-'"),
+        ("a b", "contains ' '"),
+        ("topic.lock", "has the component 'topic.lock' ending with '.lock'"),
+    ] {
+        // `=`: clap would take a leading '-' for a flag.
+        let bad = baton(state.path(), &["release", "hello-web", "--no-wait", &format!("--branch={branch}"), "--allow-any-branch"]);
+        assert_eq!(bad.status.code(), Some(2), "{branch}: {}", stderr(&bad));
+        let text = stderr(&bad);
+        assert!(text.contains(&format!("--branch '{branch}' is not a git branch name: it {reason}")), "{branch}: {text}");
+    }
+
+    // hello-web releases `main` only.
+    let outside = baton(state.path(), &["release", "hello-web", "--no-wait", "--branch", "topic"]);
+    assert_eq!(outside.status.code(), Some(2), "{}", stderr(&outside));
+    let text = stderr(&outside);
+    assert!(text.contains("branch 'topic' is not a branch 'hello-web' releases: its release branch is 'main'"), "{text}");
+    assert!(text.contains("--allow-any-branch"), "names the way out: {text}");
+
+    let overridden = baton(state.path(), &["release", "hello-web", "--no-wait", "--json", "--branch", "topic", "--allow-any-branch"]);
+    assert_eq!(overridden.status.code(), Some(0), "{}", stderr(&overridden));
+    let release = json(&overridden)["release"].clone();
+    assert_eq!((release["branch"].as_str(), release["trigger"]["branch_override"].as_bool()), (Some("topic"), Some(true)));
+    let show = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["show", release["id"].as_str().unwrap(), "--state-dir"])
+        .arg(state.path())
+        .output()
+        .unwrap();
+    assert_eq!(show.status.code(), Some(0), "{}", stderr(&show));
+    let text = String::from_utf8_lossy(&show.stdout);
+    assert!(text.contains("branch    topic") && text.contains("released with --allow-any-branch"), "{text}");
+
+    // The release branch needs no override, and records none.
+    let main = baton(state.path(), &["release", "hello-web", "--no-wait", "--json", "--branch", "main", "--allow-any-branch"]);
+    assert_eq!(main.status.code(), Some(0), "{}", stderr(&main));
+    assert_eq!(json(&main)["release"]["trigger"].get("branch_override"), None);
+}

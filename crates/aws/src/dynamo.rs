@@ -22,13 +22,14 @@ use std::time::Duration;
 
 type Item = HashMap<String, AttributeValue>;
 
-const PK: &str = "PK";
-const SK: &str = "SK";
+pub(crate) const PK: &str = "PK";
+pub(crate) const SK: &str = "SK";
 /// Sparse index: releases by service, newest first. Index reads are eventually consistent, so
 /// only listings across environments (history for people) read it; decisions read the
 /// listing items of one environment, in the base table.
 pub const BY_SERVICE_INDEX: &str = "by-service";
-/// DynamoDB deletes items whose `ttl` (epoch seconds) has passed: expired locks only.
+/// DynamoDB deletes items whose `ttl` (epoch seconds) has passed: expired locks, and webhook
+/// deliveries past their retention (`deliveries.rs`).
 pub const TTL_ATTRIBUTE: &str = "ttl";
 
 const RELEASE_SK: &str = "RELEASE";
@@ -686,7 +687,7 @@ fn number_attr(item: &Item, name: &str) -> Result<u64, StoreError> {
     }
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
@@ -694,7 +695,7 @@ fn n(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn n_i64(value: i64) -> AttributeValue {
+pub(crate) fn n_i64(value: i64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 

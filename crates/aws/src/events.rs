@@ -43,8 +43,9 @@ pub fn merge_rule_pattern() -> serde_json::Value {
 }
 
 /// The input transformer's paths: template variable -> JSON path in the event.
-pub const MERGE_INPUT_PATHS: [(&str, &str); 6] = [
+pub const MERGE_INPUT_PATHS: [(&str, &str); 7] = [
     ("service", "$.detail.repository"),
+    ("repository", "$.detail.full_name"),
     ("sha", "$.detail.sha"),
     ("branch", "$.detail.branch"),
     ("number", "$.detail.pull_request"),
@@ -52,9 +53,10 @@ pub const MERGE_INPUT_PATHS: [(&str, &str); 6] = [
     ("merged_at", "$.detail.merged_at"),
 ];
 
-/// The input transformer's template: a [`baton_domain::release::Signal`] with a merge trigger.
+/// The input transformer's template: a [`baton_domain::release::Signal`] with a merge trigger,
+/// whose `repository` (owner/name) admission matches against the catalog entry's.
 /// EventBridge quotes string variables placed outside quotes; `pr-<number>` sits inside one.
-pub const MERGE_INPUT_TEMPLATE: &str = r#"{"service": <service>, "sha": <sha>, "branch": <branch>, "trigger": {"kind": "merge", "id": "pr-<number>", "actor": <author>}, "changed_at": <merged_at>}"#;
+pub const MERGE_INPUT_TEMPLATE: &str = r#"{"service": <service>, "sha": <sha>, "branch": <branch>, "trigger": {"kind": "merge", "id": "pr-<number>", "actor": <author>, "repository": <repository>}, "changed_at": <merged_at>}"#;
 
 #[cfg(test)]
 mod tests {
@@ -64,6 +66,7 @@ mod tests {
     fn merge_events_serialise_to_the_documented_detail() {
         let event = MergeEvent {
             repository: "payments-api".into(),
+            full_name: "acme/payments-api".into(),
             branch: "main".into(),
             sha: "abc123".into(),
             pull_request: 42,
@@ -73,7 +76,7 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&event).unwrap(),
             serde_json::json!({
-                "repository": "payments-api", "branch": "main", "sha": "abc123",
+                "repository": "payments-api", "full_name": "acme/payments-api", "branch": "main", "sha": "abc123",
                 "pull_request": 42, "author": "octocat", "merged_at": "2026-03-01T10:00:00Z"
             })
         );

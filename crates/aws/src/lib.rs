@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod clients;
 pub mod cloudwatch;
+pub mod deliveries;
 pub mod dynamo;
 pub mod ecs;
 pub mod error;

@@ -65,7 +65,7 @@ fn desired(entry: &ServiceEntry) -> Option<(String, String, String)> {
         environment: Some(entry.delivery.environment.clone()),
         sha: None,
         branch: Some(entry.delivery.feature_branch.clone().unwrap_or_else(|| entry.delivery.release_branch.clone())),
-        trigger: Trigger { kind: TriggerKind::Schedule, id: SCHEDULED_TIME.into(), actor: Some(name.clone()) },
+        trigger: Trigger::new(TriggerKind::Schedule, SCHEDULED_TIME.into(), Some(name.clone())),
         changed_at: None,
     };
     let input = serde_json::to_string(&signal).expect("a Signal always serialises");

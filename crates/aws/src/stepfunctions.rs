@@ -174,7 +174,7 @@ mod tests {
             environment: None,
             sha: Some("0123456789abcdef0123456789abcdef01234567".into()),
             branch: None,
-            trigger: Trigger { kind: TriggerKind::Merge, id: id.into(), actor: None },
+            trigger: Trigger::new(TriggerKind::Merge, id.into(), None),
             changed_at: None,
         }
     }

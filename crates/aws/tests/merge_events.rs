@@ -11,6 +11,7 @@ use std::time::Duration;
 fn merge(branch: &str, pr: u64) -> MergeEvent {
     MergeEvent {
         repository: "payments-api".into(),
+        full_name: "acme/payments-api".into(),
         branch: branch.into(),
         sha: format!("{pr:0>40}"),
         pull_request: pr,
@@ -76,7 +77,7 @@ async fn a_merge_into_the_release_branch_starts_one_execution_with_the_signal() 
             "service": "payments-api",
             "sha": format!("{:0>40}", 42),
             "branch": "main",
-            "trigger": {"kind": "merge", "id": "pr-42", "actor": "octocat"},
+            "trigger": {"kind": "merge", "id": "pr-42", "actor": "octocat", "repository": "acme/payments-api"},
             "changed_at": "2026-03-01T10:00:00Z"
         })
     );

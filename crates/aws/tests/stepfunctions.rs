@@ -13,7 +13,7 @@ fn signal(service: &str, pr: u64) -> Signal {
         environment: Some("production".into()),
         sha: Some("4f2a9c1e".into()),
         branch: Some("main".into()),
-        trigger: Trigger { kind: TriggerKind::Merge, id: format!("pr-{pr}"), actor: Some("octocat".into()) },
+        trigger: Trigger::new(TriggerKind::Merge, format!("pr-{pr}"), Some("octocat".into())),
         changed_at: None,
     }
 }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod flow;
 pub mod ports;
 pub mod redact;
+pub mod refname;
 pub mod release;
 pub mod rules;
 pub mod support;

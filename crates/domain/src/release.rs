@@ -35,6 +35,9 @@ pub const MERGE_DETAIL_TYPE: &str = "Pull Request Merged";
 pub struct MergeEvent {
     /// Repository name without its owner; by convention the catalog service of the same name.
     pub repository: String,
+    /// `owner/name` (GitHub's `repository.full_name`): admission releases the service only if its
+    /// catalog entry links this repository, so a same-named repository of another owner releases nothing.
+    pub full_name: String,
     /// The base branch the pull request merged into.
     pub branch: String,
     /// The merge commit.
@@ -80,6 +83,20 @@ pub struct Trigger {
     /// Who or what sent it (PR author, schedule name, local user).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
+    /// The repository (`owner/name`) a merge came from, matched against the catalog entry's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repository: Option<String>,
+    /// The sender released a branch that is neither the entry's release branch nor its feature
+    /// branch, on purpose (`baton release --allow-any-branch`); kept on the release for review.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub branch_override: bool,
+}
+
+impl Trigger {
+    /// A trigger from no repository, releasing only the catalog's branches.
+    pub fn new(kind: TriggerKind, id: String, actor: Option<String>) -> Trigger {
+        Trigger { kind, id, actor, repository: None, branch_override: false }
+    }
 }
 
 /// A request to release one service, whatever its source, once normalised by load-catalog.
@@ -511,7 +528,7 @@ mod tests {
             environment: None,
             sha: Some("abc123".into()),
             branch: None,
-            trigger: Trigger { kind: TriggerKind::Merge, id: "pr-42".into(), actor: None },
+            trigger: Trigger::new(TriggerKind::Merge, "pr-42".into(), None),
             changed_at: None,
         };
         assert_eq!(signal.idempotency_key(), "payments-api#abc123#merge:pr-42");

@@ -1,11 +1,16 @@
 //! The github-webhook Lambda handler, behind a Lambda function URL: verifies GitHub's
 //! `X-Hub-Signature-256` over the raw body, and turns a merged pull request into a merge
-//! event on the Baton bus (`baton_aws::events`).
+//! event on the Baton bus (`baton_aws::events`), once per delivery.
 //!
-//! Answers: 202 merge event published; 204 delivery understood and ignored (ping, other
-//! events, pull requests closed without merging); 400 unreadable body; 401 missing or wrong
-//! signature; 503 the bus did not take the event (GitHub shows the failed delivery, and it
-//! can be redelivered).
+//! Answers: 202 merge event published; 200 duplicate delivery (published before, nothing
+//! published now); 204 delivery understood and ignored (ping, other events, pull requests
+//! closed without merging); 400 unreadable body; 401 missing or wrong signature; 413 body over
+//! [`MAX_BODY_BYTES`]; 503 the delivery log or the bus did not answer (GitHub shows the failed
+//! delivery, and it can be redelivered).
+
+mod deliveries;
+
+pub use deliveries::{DELIVERY_RETENTION, DeliveryClaim, DeliveryLog, MemoryDeliveryLog};
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -14,8 +19,15 @@ use baton_aws::events::{MergeEvent, put_merge_event};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+
+/// The largest body the webhook reads, checked before its signature is computed, so an unsigned
+/// sender cannot make it hash and parse more. GitHub caps deliveries at 25 MB, but a
+/// `pull_request` payload is far smaller: tens of KB, and well under 1 MiB even with a pull
+/// request description at GitHub's 65,536-character limit written entirely as `\uXXXX` escapes
+/// (6 bytes each, about 400 KB). Lambda caps a function URL request at 6 MB anyway.
+pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// Where merge events go; the handler sees only this, so tests pass a recorder.
 #[async_trait]
@@ -134,22 +146,37 @@ struct User {
 #[derive(Deserialize)]
 struct Repository {
     name: String,
+    /// `owner/name`.
+    full_name: String,
 }
 
-pub struct Webhook<P> {
+pub struct Webhook<P, D> {
     secret: WebhookSecret,
     publisher: P,
+    deliveries: D,
 }
 
-impl<P: MergePublisher> Webhook<P> {
-    pub fn new(secret: WebhookSecret, publisher: P) -> Webhook<P> {
-        Webhook { secret, publisher }
+impl<P: MergePublisher, D: DeliveryLog> Webhook<P, D> {
+    pub fn new(secret: WebhookSecret, publisher: P, deliveries: D) -> Webhook<P, D> {
+        Webhook { secret, publisher, deliveries }
     }
 
     pub async fn handle(&self, request: &FunctionUrlRequest) -> FunctionUrlResponse {
+        self.handle_at(request, Utc::now()).await
+    }
+
+    /// [`Webhook::handle`] at `now`, the time a delivery is logged at.
+    pub async fn handle_at(&self, request: &FunctionUrlRequest, now: DateTime<Utc>) -> FunctionUrlResponse {
         let header = |name: &str| request.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str());
+        // Logged, never trusted: the header is outside the signature.
         let delivery = header("x-github-delivery").unwrap_or("-");
         let raw = request.body.as_deref().unwrap_or_default();
+        // Base64 takes 4 characters for 3 bytes: the bound applies to what decoding would give.
+        let body_bytes = if request.is_base64_encoded { raw.len() / 4 * 3 } else { raw.len() };
+        if body_bytes > MAX_BODY_BYTES {
+            tracing::warn!(delivery, body_bytes, "rejected: body over the limit");
+            return FunctionUrlResponse::message(413, format!("body of {body_bytes} bytes is over the limit of {MAX_BODY_BYTES} bytes"));
+        }
         let body = if request.is_base64_encoded {
             match base64::engine::general_purpose::STANDARD.decode(raw) {
                 Ok(bytes) => bytes,
@@ -181,7 +208,7 @@ impl<P: MergePublisher> Webhook<P> {
                 return FunctionUrlResponse::message(
                     400,
                     format!(
-                        "pull_request payload: {err} (expected action, number, pull_request.merged, merged_at, merge_commit_sha, base.ref, user.login, repository.name)"
+                        "pull_request payload: {err} (expected action, number, pull_request.merged, merged_at, merge_commit_sha, base.ref, user.login, repository.name, repository.full_name)"
                     ),
                 );
             }
@@ -194,20 +221,51 @@ impl<P: MergePublisher> Webhook<P> {
         let (Some(sha), Some(merged_at)) = (pr.merge_commit_sha, pr.merged_at) else {
             return FunctionUrlResponse::message(400, "merged pull_request lacks merge_commit_sha or merged_at");
         };
+        let repository = payload.repository;
+        if repository.full_name.split_once('/').is_none_or(|(owner, name)| owner.is_empty() || name != repository.name) {
+            return FunctionUrlResponse::message(
+                400,
+                format!(
+                    "repository.full_name '{}' is not '<owner>/{}' (repository.name)",
+                    repository.full_name.escape_debug(),
+                    repository.name.escape_debug()
+                ),
+            );
+        }
         let event = MergeEvent {
-            repository: payload.repository.name,
+            repository: repository.name,
+            full_name: repository.full_name,
             branch: pr.base.name,
             sha,
             pull_request: payload.number,
             author: pr.user.login,
             merged_at,
         };
+        // Keyed by the signed body, not by the delivery header, which anyone replaying a captured
+        // body can change. GitHub's redelivery resends the same body under the same delivery id.
+        let key = hex::encode(Sha256::digest(&body));
+        match self.deliveries.claim(&key, delivery, now).await {
+            Ok(DeliveryClaim::New) => {}
+            // 200, not an error: the delivery was handled, and GitHub shows a failed delivery as
+            // one to redeliver, which would only be refused again.
+            Ok(DeliveryClaim::Seen { delivery: first, at }) => {
+                tracing::warn!(delivery, first_delivery = first, first_at = %at, pull_request = event.pull_request, "duplicate delivery: nothing published");
+                return FunctionUrlResponse::json(
+                    200,
+                    serde_json::json!({ "message": "duplicate delivery", "first_delivery": first, "first_received_at": at }),
+                );
+            }
+            Err(err) => {
+                tracing::error!(delivery, error = %err, "delivery log unavailable: nothing published");
+                return FunctionUrlResponse::message(503, "the delivery could not be checked for a replay; redeliver it from GitHub");
+            }
+        }
         match self.publisher.publish(&event).await {
             Ok(event_id) => {
                 tracing::info!(
                     delivery,
                     event_id,
-                    repository = event.repository,
+                    repository = event.full_name,
                     pull_request = event.pull_request,
                     "merge event published"
                 );
@@ -215,6 +273,10 @@ impl<P: MergePublisher> Webhook<P> {
             }
             Err(err) => {
                 tracing::error!(delivery, error = %err, "merge event not published");
+                // Without this, GitHub's redelivery of this delivery would count as a duplicate.
+                if let Err(err) = self.deliveries.forget(&key, delivery).await {
+                    tracing::error!(delivery, error = %err, "delivery claim not given back: a redelivery within the retention will be refused");
+                }
                 FunctionUrlResponse::message(503, "the merge event could not be published; redeliver it from GitHub")
             }
         }
@@ -268,10 +330,15 @@ pub mod fuzzing {
             }
             _ => false,
         };
-        let hook = Webhook::new(WebhookSecret::new(SECRET).expect("a non-empty secret"), Recorder::default());
+        let hook = Webhook::new(
+            WebhookSecret::new(SECRET).expect("a non-empty secret"),
+            Recorder::default(),
+            MemoryDeliveryLog::new(DELIVERY_RETENTION),
+        );
         let response = runtime().block_on(hook.handle(&request));
         let published = hook.publisher.0.lock().unwrap_or_else(|p| p.into_inner()).len();
-        assert!(matches!(response.status_code, 202 | 204 | 400 | 401), "unexpected status: {response:?}");
+        // A fresh log per input: 200 (duplicate) would mean a first delivery was taken for a replay.
+        assert!(matches!(response.status_code, 202 | 204 | 400 | 401 | 413), "unexpected status: {response:?}");
         assert_eq!(published, usize::from(response.status_code == 202), "published {published} event(s) for {response:?}");
         // Forging an HMAC is out of the fuzzer's reach: a request the harness did not sign that was
         // published would mean the check was skipped.
@@ -299,22 +366,41 @@ mod tests {
     #[derive(Default)]
     struct Recorder {
         published: Mutex<Vec<MergeEvent>>,
-        fail: Option<AwsError>,
+        /// The next publish fails with this.
+        fail: Mutex<Option<AwsError>>,
     }
 
     #[async_trait]
     impl MergePublisher for Recorder {
         async fn publish(&self, event: &MergeEvent) -> Result<String, AwsError> {
-            if let Some(err) = &self.fail {
-                return Err(err.clone());
+            if let Some(err) = self.fail.lock().unwrap().take() {
+                return Err(err);
             }
             self.published.lock().unwrap().push(event.clone());
             Ok("event-1".into())
         }
     }
 
-    fn webhook(recorder: Recorder) -> Webhook<Recorder> {
-        Webhook::new(WebhookSecret::new(SECRET).unwrap(), recorder)
+    /// A delivery log that does not answer.
+    struct Unavailable;
+
+    #[async_trait]
+    impl DeliveryLog for Unavailable {
+        async fn claim(&self, _: &str, _: &str, _: DateTime<Utc>) -> Result<DeliveryClaim, AwsError> {
+            Err(AwsError::Unavailable { operation: "PutItem", message: "timeout".into() })
+        }
+
+        async fn forget(&self, _: &str, _: &str) -> Result<(), AwsError> {
+            Err(AwsError::Unavailable { operation: "DeleteItem", message: "timeout".into() })
+        }
+    }
+
+    fn webhook(recorder: Recorder) -> Webhook<Recorder, MemoryDeliveryLog> {
+        Webhook::new(WebhookSecret::new(SECRET).unwrap(), recorder, MemoryDeliveryLog::new(DELIVERY_RETENTION))
+    }
+
+    fn published(hook: &Webhook<Recorder, impl DeliveryLog>) -> usize {
+        hook.publisher.published.lock().unwrap().len()
     }
 
     fn sign(body: &[u8]) -> String {
@@ -377,6 +463,7 @@ mod tests {
             *hook.publisher.published.lock().unwrap(),
             vec![MergeEvent {
                 repository: "payments-api".into(),
+                full_name: "acme/payments-api".into(),
                 branch: "main".into(),
                 sha: "9f8e7d6c5b4a39281706f5e4d3c2b1a098765432".into(),
                 pull_request: 42,
@@ -435,13 +522,92 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_bus_failure_is_a_503() {
+    async fn a_bus_failure_is_a_503_and_githubs_redelivery_then_publishes() {
         let hook = webhook(Recorder {
-            fail: Some(AwsError::Unavailable { operation: "PutEvents", message: "timeout".into() }),
+            fail: Mutex::new(Some(AwsError::Unavailable { operation: "PutEvents", message: "timeout".into() })),
             ..Recorder::default()
         });
         let body = pull_request("closed", true);
+        let delivery = request("pull_request", &body, Some(sign(body.as_bytes())));
+        assert_eq!(hook.handle(&delivery).await.status_code, 503);
+        assert_eq!(published(&hook), 0);
+        let redelivered = hook.handle(&delivery).await;
+        assert_eq!(redelivered.status_code, 202, "the failed delivery's claim was given back: {}", redelivered.body);
+        assert_eq!(published(&hook), 1);
+    }
+
+    #[tokio::test]
+    async fn a_replayed_delivery_publishes_nothing() {
+        let hook = webhook(Recorder::default());
+        let body = pull_request("closed", true);
+        let delivery = request("pull_request", &body, Some(sign(body.as_bytes())));
+        let t0: DateTime<Utc> = "2026-11-29T10:00:00Z".parse().unwrap();
+        let later = t0 + DELIVERY_RETENTION - chrono::TimeDelta::seconds(1);
+        let first = hook.handle_at(&delivery, t0).await;
+        assert_eq!(first.status_code, 202, "{}", first.body);
+
+        let replay = hook.handle_at(&delivery, later).await;
+        assert_eq!(replay.status_code, 200);
+        let answer: serde_json::Value = serde_json::from_str(&replay.body).unwrap();
+        assert_eq!(
+            answer,
+            serde_json::json!({"message": "duplicate delivery", "first_delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958",
+                               "first_received_at": "2026-11-29T10:00:00Z"})
+        );
+        // The delivery header is not signed: a captured body under a new delivery id is the same replay.
+        let mut renamed = delivery.clone();
+        renamed.headers.insert("x-github-delivery".into(), "00000000-0000-0000-0000-000000000000".into());
+        assert_eq!(hook.handle_at(&renamed, later).await.status_code, 200);
+        assert_eq!(published(&hook), 1, "one event for one merge");
+
+        // Another merge is another delivery.
+        let other = pull_request("closed", true).replace("\"number\":42", "\"number\":43");
+        assert_ne!(other, body);
+        assert_eq!(hook.handle_at(&request("pull_request", &other, Some(sign(other.as_bytes()))), later).await.status_code, 202);
+        assert_eq!(published(&hook), 2);
+
+        // Past the retention the log has forgotten it (the release it would ask for exists already).
+        assert_eq!(hook.handle_at(&delivery, t0 + DELIVERY_RETENTION).await.status_code, 202);
+    }
+
+    #[tokio::test]
+    async fn without_the_delivery_log_nothing_is_published() {
+        let hook = Webhook::new(WebhookSecret::new(SECRET).unwrap(), Recorder::default(), Unavailable);
+        let body = pull_request("closed", true);
         let response = hook.handle(&request("pull_request", &body, Some(sign(body.as_bytes())))).await;
-        assert_eq!(response.status_code, 503);
+        assert_eq!(response.status_code, 503, "{}", response.body);
+        assert!(response.body.contains("replay"), "{}", response.body);
+        assert_eq!(published(&hook), 0);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_refused_before_its_signature_is_checked() {
+        let hook = webhook(Recorder::default());
+        // Padding after the JSON keeps the payload a merge: only its size is wrong.
+        let body = format!("{}{}", pull_request("closed", true), " ".repeat(MAX_BODY_BYTES));
+        let unsigned = hook.handle(&request("pull_request", &body, None)).await;
+        assert_eq!(unsigned.status_code, 413, "no signature needed to be refused: {}", unsigned.body);
+        let signed = hook.handle(&request("pull_request", &body, Some(sign(body.as_bytes())))).await;
+        assert_eq!(signed.status_code, 413);
+        assert!(signed.body.contains(&format!("over the limit of {MAX_BODY_BYTES} bytes")), "{}", signed.body);
+        let mut encoded = request("pull_request", &base64::engine::general_purpose::STANDARD.encode(&body), Some(sign(body.as_bytes())));
+        encoded.is_base64_encoded = true;
+        assert_eq!(hook.handle(&encoded).await.status_code, 413, "the limit applies to the decoded body");
+        assert_eq!(published(&hook), 0);
+
+        let at_limit = " ".repeat(MAX_BODY_BYTES);
+        assert_eq!(hook.handle(&request("pull_request", &at_limit, None)).await.status_code, 401, "the limit is inclusive");
+    }
+
+    #[tokio::test]
+    async fn a_full_name_that_does_not_end_in_the_name_is_a_bad_request() {
+        let hook = webhook(Recorder::default());
+        for full_name in ["mallory/other-repo", "payments-api", "/payments-api"] {
+            let body = pull_request("closed", true).replace("acme/payments-api", full_name);
+            let response = hook.handle(&request("pull_request", &body, Some(sign(body.as_bytes())))).await;
+            assert_eq!(response.status_code, 400, "{full_name}: {}", response.body);
+            assert!(response.body.contains("repository.full_name"), "{}", response.body);
+        }
+        assert_eq!(published(&hook), 0);
     }
 }

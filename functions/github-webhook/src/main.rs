@@ -1,7 +1,9 @@
 //! Lambda entry point of the github-webhook function: clients and the secret are read once
-//! per cold start, then every function URL request goes to [`Webhook::handle`].
+//! per cold start, then every function URL request goes to [`Webhook::handle`]. Published
+//! deliveries are logged in the release table (`BATON_RELEASE_TABLE`, under `DELIVERY#`).
 
-use baton_github_webhook::{EventBridgePublisher, FunctionUrlRequest, FunctionUrlResponse, Webhook, WebhookSecret};
+use baton_aws::deliveries::DynamoDeliveryLog;
+use baton_github_webhook::{DELIVERY_RETENTION, EventBridgePublisher, FunctionUrlRequest, FunctionUrlResponse, Webhook, WebhookSecret};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::convert::Infallible;
 
@@ -44,7 +46,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let config = baton_aws::sdk_config().await.map_err(|e| InitError::Https(e.to_string()))?;
         let secret = webhook_secret(&config).await?;
         let publisher = EventBridgePublisher { client: aws_sdk_eventbridge::Client::new(&config), bus: env("BATON_EVENT_BUS")? };
-        Ok::<_, InitError>(Webhook::new(secret, publisher))
+        let deliveries = DynamoDeliveryLog::new(aws_sdk_dynamodb::Client::new(&config), env("BATON_RELEASE_TABLE")?, DELIVERY_RETENTION);
+        Ok::<_, InitError>(Webhook::new(secret, publisher, deliveries))
     };
     let webhook = match init.await {
         Ok(webhook) => webhook,

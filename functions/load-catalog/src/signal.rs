@@ -23,7 +23,7 @@ struct Request {
     changed_at: Option<DateTime<Utc>>,
 }
 
-const REQUEST_SHAPE: &str = "expected {\"service\": \"<name>\"} with optional environment, sha, branch, trigger {kind, id, actor}, changed_at; or an EventBridge merge event";
+const REQUEST_SHAPE: &str = "expected {\"service\": \"<name>\"} with optional environment, sha, branch, trigger {kind, id, actor, repository, branch_override}, changed_at; or an EventBridge merge event";
 
 pub fn normalise(input: &Value, execution: &str) -> Result<Signal, TaskError> {
     let invalid = |message: String| TaskError::new(ErrorName::InputInvalid, message);
@@ -38,9 +38,10 @@ pub fn normalise(input: &Value, execution: &str) -> Result<Signal, TaskError> {
             )));
         }
         let detail: MergeEvent = serde_json::from_value(object.get("detail").cloned().unwrap_or(Value::Null)).map_err(|err| {
-            invalid(format!("merge event detail: {err} (expected repository, branch, sha, pull_request, author, merged_at)"))
+            invalid(format!("merge event detail: {err} (expected repository, full_name, branch, sha, pull_request, author, merged_at)"))
         })?;
         // The repository's name is the service's (one repository per service); an owner prefix is dropped.
+        // Admission checks the owner: the entry must declare `full_name`.
         let service = detail.repository.rsplit('/').next().unwrap_or(&detail.repository).to_owned();
         return finish(Signal {
             service,
@@ -48,9 +49,8 @@ pub fn normalise(input: &Value, execution: &str) -> Result<Signal, TaskError> {
             sha: Some(detail.sha),
             branch: Some(detail.branch),
             trigger: Trigger {
-                kind: TriggerKind::Merge,
-                id: format!("{}#{}", detail.repository, detail.pull_request),
-                actor: Some(detail.author),
+                repository: Some(detail.full_name.clone()),
+                ..Trigger::new(TriggerKind::Merge, format!("{}#{}", detail.full_name, detail.pull_request), Some(detail.author))
             },
             changed_at: Some(detail.merged_at),
         });
@@ -58,7 +58,7 @@ pub fn normalise(input: &Value, execution: &str) -> Result<Signal, TaskError> {
 
     let request: Request =
         serde_json::from_value(input.clone()).map_err(|err| invalid(format!("execution input: {err}; {REQUEST_SHAPE}")))?;
-    let trigger = request.trigger.unwrap_or_else(|| Trigger { kind: TriggerKind::Console, id: execution.to_owned(), actor: None });
+    let trigger = request.trigger.unwrap_or_else(|| Trigger::new(TriggerKind::Console, execution.to_owned(), None));
     finish(Signal {
         service: request.service,
         environment: request.environment,
@@ -96,7 +96,7 @@ mod tests {
     fn console_input_names_only_the_service() {
         let signal = normalise(&json!({"service": "payments-api"}), "exec-1").unwrap();
         assert_eq!(signal.service, "payments-api");
-        assert_eq!(signal.trigger, Trigger { kind: TriggerKind::Console, id: "exec-1".into(), actor: None });
+        assert_eq!(signal.trigger, Trigger::new(TriggerKind::Console, "exec-1".into(), None));
         assert_eq!(signal.branch, None);
     }
 
@@ -105,7 +105,7 @@ mod tests {
         let event = json!({
             "version": "0", "id": "e1", "source": "baton.github", "detail-type": "Pull Request Merged",
             "time": "2026-11-26T10:00:00Z", "region": "us-east-1", "account": "123456789012", "resources": [],
-            "detail": {"repository": "acme/payments-api", "branch": "main", "sha": "0123abcd", "pull_request": 42,
+            "detail": {"repository": "payments-api", "full_name": "acme/payments-api", "branch": "main", "sha": "0123abcd", "pull_request": 42,
                        "author": "ada", "merged_at": "2026-11-26T09:59:00Z"}
         });
         let signal = normalise(&event, "exec").unwrap();
@@ -113,6 +113,7 @@ mod tests {
         assert_eq!(signal.sha.as_deref(), Some("0123abcd"));
         assert_eq!(signal.trigger.kind, TriggerKind::Merge);
         assert_eq!(signal.trigger.id, "acme/payments-api#42");
+        assert_eq!(signal.trigger.repository.as_deref(), Some("acme/payments-api"), "the owner travels to admission");
         assert_eq!(signal.changed_at.unwrap().to_rfc3339(), "2026-11-26T09:59:00+00:00");
     }
 

@@ -59,6 +59,32 @@ pub struct Link {
     pub kind: Option<String>,
 }
 
+/// Datadog's link type for a source repository.
+pub const REPOSITORY_LINK_TYPE: &str = "repo";
+
+impl ServiceEntry {
+    /// The repositories the entry declares as `owner/name`: its links of type `repo` (their URL's
+    /// path, on any host, so GitHub Enterprise links count) and a GitHub Actions build's repository.
+    pub fn repositories(&self) -> Vec<&str> {
+        let links = self.links.iter().filter(|link| link.kind.as_deref() == Some(REPOSITORY_LINK_TYPE)).filter_map(|link| {
+            let path = link.url.split_once("://").map_or(link.url.as_str(), |(_, rest)| rest.split_once('/').map_or("", |(_, path)| path));
+            let path = path.trim_end_matches('/');
+            Some(path.strip_suffix(".git").unwrap_or(path)).filter(|path| !path.is_empty())
+        });
+        let build = match &self.delivery.build {
+            BuildSpec::GithubActions(build) => Some(build.repository.as_str()),
+            _ => None,
+        };
+        links.chain(build).collect()
+    }
+
+    /// Whether `full_name` (`owner/name`) is one of [`ServiceEntry::repositories`]; GitHub compares
+    /// owners and names without regard to case, and so does this.
+    pub fn declares_repository(&self, full_name: &str) -> bool {
+        self.repositories().iter().any(|declared| declared.eq_ignore_ascii_case(full_name))
+    }
+}
+
 /// The `extensions.baton` block.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

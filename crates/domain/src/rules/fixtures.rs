@@ -9,6 +9,9 @@ const ENTRY: &str = "
 schema-version: v2.2
 dd-service: web
 team: platform
+links:
+  - {name: Source, type: repo, url: https://github.com/acme/web.git}
+  - {name: Runbook, type: runbook, url: https://github.com/acme/runbooks}
 extensions:
   baton:
     environment: production
@@ -50,7 +53,7 @@ pub fn release(id: &str, created: i64, status: ReleaseStatus, finished: Option<i
         environment: None,
         sha: None,
         branch: None,
-        trigger: Trigger { kind: TriggerKind::Cli, id: id.into(), actor: None },
+        trigger: Trigger::new(TriggerKind::Cli, id.into(), None),
         changed_at: None,
     };
     let mut release = admit(&signal, &entry(), ReleaseId(id.into()), id, minutes(created)).expect("the fixture signal is admitted");

@@ -142,7 +142,7 @@ pub(crate) mod tests {
                 environment: "production".into(),
                 status: ReleaseStatus::Running,
                 stage: Stage::Deploy,
-                trigger: Trigger { kind: TriggerKind::Merge, id: "pr-42".into(), actor: None },
+                trigger: Trigger::new(TriggerKind::Merge, "pr-42".into(), None),
                 branch: "main".into(),
                 sha: Some("0123456789abcdef".into()),
                 changed_at: None,
