@@ -9,6 +9,7 @@ pub mod ports;
 pub mod release;
 pub mod rules;
 pub mod support;
+pub mod template;
 
 #[cfg(feature = "contract")]
 pub mod contract;
