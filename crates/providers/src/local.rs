@@ -14,7 +14,7 @@ use crate::health::{CommandGate, HttpGateSampler};
 use crate::notify::console::ConsoleNotifier;
 use crate::notify::slack::{DEFAULT_SLACK_API_BASE, SlackWebApiNotifier, SlackWebhookNotifier};
 use crate::webhook::WebhookDeployer;
-use baton_aws::{AwsClients, CloudWatchGateSampler, EcsDeployer, LambdaDeployer};
+use baton_aws::{AwsClients, CloudWatchGateSampler, CodeBuildProvider, EcsDeployer, LambdaDeployer};
 use baton_domain::catalog::{BuildSpec, DeployTarget, Gate, GateSpec, ServiceEntry, SlackSpec};
 use baton_domain::ports::{BuildProvider, Deployer, HealthGate, Notifier, ProviderError, Providers, SecretResolver};
 use std::io::Write;
@@ -31,7 +31,7 @@ pub struct LocalProviders {
     /// GitHub App installation tokens, kept for the process (one Lambda container, one CLI run).
     github_tokens: GitHubAppTokens,
     /// AWS SDK configurations per region and assumed role, loaded on first use and kept for the
-    /// process, for the ECS and Lambda deployers and the CloudWatch gate.
+    /// process, for the CodeBuild builds, the ECS and Lambda deployers and the CloudWatch gate.
     aws: AwsClients,
 }
 
@@ -82,6 +82,7 @@ impl Providers for LocalProviders {
             BuildSpec::Buildkite(buildkite) => {
                 Ok(Box::new(BuildkiteBuildProvider::new(buildkite, &entry.source, Arc::clone(&self.secrets), self.http.clone())?))
             }
+            BuildSpec::Codebuild(codebuild) => Ok(Box::new(CodeBuildProvider::new(codebuild, &entry.source, self.aws.clone())?)),
         }
     }
 
@@ -141,7 +142,7 @@ mod tests {
     use crate::notify::tests::notification;
     use crate::test_support::{FixedSecrets, entry_in, release_id, script};
     use baton_domain::catalog::{
-        ArgoCdDeploy, BuildkiteBuild, CommandBuild, CommandDeploy, CommandRun, DatadogGate, GitLabCiBuild, GitLabProject, HealthSpec,
+        ArgoCdDeploy, BuildkiteBuild, CodeBuildBuild, CommandBuild, CommandDeploy, CommandRun, DatadogGate, GitLabCiBuild, GitLabProject, HealthSpec,
         HttpGate, SecretRef, WebhookDeploy,
     };
     use baton_domain::ports::{BuildProgress, BuildRequest, DeployProgress, DeployRequest, GateReading, HealthRequest};
@@ -355,6 +356,22 @@ mod tests {
         assert!(providers.build(&buildkite("web"), &entry).is_ok());
         let refused = providers.build(&buildkite("Web"), &entry).err().unwrap();
         assert!(matches!(&refused, ProviderError::Rejected(m) if m.contains("buildkite pipeline")), "{refused}");
+
+        let codebuild = |artifact: &str| {
+            BuildSpec::Codebuild(CodeBuildBuild {
+                project: "web".into(),
+                env: Default::default(),
+                artifact: Some(artifact.into()),
+                artifact_variable: None,
+                access: Default::default(),
+            })
+        };
+        assert!(providers.build(&codebuild("web:{build-number}"), &entry).is_ok());
+        let refused = providers.build(&codebuild("web:{pipeline-id}"), &entry).err().unwrap();
+        assert!(
+            matches!(&refused, ProviderError::Rejected(m) if m.starts_with(&entry.source) && m.contains("unknown placeholder {pipeline-id}")),
+            "{refused}"
+        );
     }
 
     #[test]

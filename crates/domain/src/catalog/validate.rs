@@ -143,11 +143,16 @@ impl<'a> Checker<'a> {
                 path,
                 format!("expected {}, found a string (commands run without a shell: split the words)", kind.expected()),
             ),
+            (Kind::EnvName, Value::Str(s)) => {
+                if !is_env_name(s) {
+                    self.error(node.line, path, format!("expected {}", kind.expected()));
+                }
+            }
             (Kind::Env, Value::Map(entries)) => {
                 for entry in entries {
                     let entry_path = join(path, &entry.key);
                     if !is_env_name(&entry.key) {
-                        self.error(entry.key_line, &entry_path, "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+                        self.error(entry.key_line, &entry_path, format!("expected {}", Kind::EnvName.expected()));
                     } else if entry.key.starts_with("BATON_") {
                         self.error(entry.key_line, &entry_path, "`BATON_*` variables are set by Baton; choose another name");
                     }
@@ -268,6 +273,14 @@ impl<'a> Checker<'a> {
             && build.get("trigger-token").is_none()
         {
             let message = "expected `token`, `trigger-token` or both: Baton needs one to create the pipeline";
+            self.error(build.line, &join(path, "build"), message);
+        }
+        if let Some(build) = baton.get("build")
+            && build.get(PROVIDER).and_then(Node::as_str) == Some("codebuild")
+            && build.get("artifact").is_none()
+            && build.get("artifact-variable").is_none()
+        {
+            let message = "expected `artifact`, `artifact-variable` or both: Baton needs one to name the build's artifact";
             self.error(build.line, &join(path, "build"), message);
         }
         if let Some(deploy) = baton.get("deploy") {
