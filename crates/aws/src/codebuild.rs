@@ -107,9 +107,10 @@ impl CodeBuildProvider {
     /// A successful build's artifact: the exported variable, else the template.
     fn built(&self, build: &Build, run: &CodeBuildRun, url: &str) -> BuildProgress {
         let sha = build.resolved_source_version().or(run.sha.as_deref()).unwrap_or(UNKNOWN_SHA);
-        let exported = self.artifact_variable.as_deref().and_then(|name| {
-            build.exported_environment_variables().iter().find(|v| v.name() == Some(name)).and_then(|v| v.value())
-        });
+        let exported = self
+            .artifact_variable
+            .as_deref()
+            .and_then(|name| build.exported_environment_variables().iter().find(|v| v.name() == Some(name)).and_then(|v| v.value()));
         let reference = match (exported.filter(|value| !value.trim().is_empty()), &self.artifact) {
             (Some(value), _) => value.trim().to_owned(),
             (None, Some(template)) => {
@@ -221,7 +222,8 @@ fn run_of(handle: &RunHandle) -> Result<CodeBuildRun, ProviderError> {
 /// The build `id`, or Rejected when CodeBuild does not know it.
 async fn get_build(codebuild: &aws_sdk_codebuild::Client, id: &str, region: &str) -> Result<Build, ProviderError> {
     let context = format!("reading CodeBuild build {id} ({region})");
-    let answer = codebuild.batch_get_builds().ids(id).send().await.map_err(|e| AwsError::from_sdk("BatchGetBuilds", e).for_provider(&context))?;
+    let answer =
+        codebuild.batch_get_builds().ids(id).send().await.map_err(|e| AwsError::from_sdk("BatchGetBuilds", e).for_provider(&context))?;
     match answer.builds().iter().find(|b| b.id() == Some(id)) {
         Some(build) => Ok(build.clone()),
         None => Err(ProviderError::Rejected(format!(
@@ -341,7 +343,8 @@ mod tests {
     fn every_status_maps_to_running_built_or_failed_with_the_phase_that_failed() {
         use BuildPhaseType as Phase;
         let provider = provider(Some("registry/web:{short-sha}-{build-number}"), None);
-        let queued = build(StatusType::InProgress, vec![phase(Phase::Submitted, Some(StatusType::Succeeded), &[]), phase(Phase::Queued, None, &[])]);
+        let queued =
+            build(StatusType::InProgress, vec![phase(Phase::Submitted, Some(StatusType::Succeeded), &[]), phase(Phase::Queued, None, &[])]);
         assert_eq!(provider.progress(&queued, &run(Some("0123456789")), URL), BuildProgress::Running);
 
         let done = build(StatusType::Succeeded, vec![phase(Phase::Build, Some(StatusType::Succeeded), &[])]);
@@ -396,8 +399,7 @@ mod tests {
     fn the_exported_variable_wins_over_the_template_when_the_build_exports_it() {
         let exported = |value: &str| {
             let mut done = build(StatusType::Succeeded, vec![]);
-            done.exported_environment_variables =
-                Some(vec![ExportedEnvironmentVariable::builder().name("IMAGE_URI").value(value).build()]);
+            done.exported_environment_variables = Some(vec![ExportedEnvironmentVariable::builder().name("IMAGE_URI").value(value).build()]);
             done.resolved_source_version = Some("fedcba9876".into());
             done
         };
@@ -410,7 +412,10 @@ mod tests {
         assert_eq!(reference(both.progress(&exported(digest), &run(None), URL)), (digest.to_owned(), "fedcba9876".to_owned()));
         // Exported empty, or not at all: the template names it.
         assert_eq!(reference(both.progress(&exported(" "), &run(None), URL)).0, "web:fedcba9");
-        assert_eq!(reference(both.progress(&build(StatusType::Succeeded, vec![]), &run(None), URL)), ("web:unknown".into(), "unknown".into()));
+        assert_eq!(
+            reference(both.progress(&build(StatusType::Succeeded, vec![]), &run(None), URL)),
+            ("web:unknown".into(), "unknown".into())
+        );
 
         let only_variable = provider(None, Some("IMAGE_URI"));
         let BuildProgress::Failed { reason } = only_variable.progress(&build(StatusType::Succeeded, vec![]), &run(None), URL) else {

@@ -18,6 +18,9 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+/// moto's default account, and the one the role below is in.
+const HOME_ACCOUNT: &str = "123456789012";
+const OTHER_ACCOUNT: &str = "210987654321";
 const OTHER_ACCOUNT_ROLE: &str = "arn:aws:iam::210987654321:role/baton-build";
 
 fn spec(project: &str, artifact: Option<&str>, variable: Option<&str>) -> CodeBuildBuild {
@@ -52,7 +55,7 @@ impl Bench {
         let proxy = MotoProxy::start(&common::endpoint("CODEBUILD")).await;
         let config = common::config_through(&proxy.url).await;
         let project = common::unique("web");
-        project_on_moto(&aws_sdk_codebuild::Client::new(&config), &project).await;
+        project_on_moto(&aws_sdk_codebuild::Client::new(&config), &project, HOME_ACCOUNT).await;
         Bench { proxy, config, project }
     }
 
@@ -118,7 +121,7 @@ async fn a_build_starts_at_the_release_commit_with_the_overrides_and_follows_its
     assert_eq!(run.provider, "codebuild");
     assert!(run.id.starts_with(&format!("{}:", bench.project)), "{}", run.id);
     let url = run.url.clone().unwrap();
-    assert!(url.starts_with("https://us-east-1.console.aws.amazon.com/codesuite/codebuild/123456789012/projects/"), "{url}");
+    assert!(url.starts_with(&format!("https://us-east-1.console.aws.amazon.com/codesuite/codebuild/{HOME_ACCOUNT}/projects/")), "{url}");
     assert!(url.ends_with(&format!("/build/{}/?region=us-east-1", run.id.replace(':', "%3A"))), "{url}");
 
     // moto drops the overrides: what CodeBuild was asked is read from the request itself.
@@ -252,7 +255,10 @@ async fn cancel_stops_a_running_build_and_leaves_a_finished_one_alone() {
     bench.script(vec![step("IN_PROGRESS", "BUILD", false)]);
     match provider.cancel(&run).await {
         Err(ProviderError::Rejected(message)) => {
-            assert!(message.contains(&format!("stopping CodeBuild build {}", run.id)) && message.contains("InvalidInputException"), "{message}")
+            assert!(
+                message.contains(&format!("stopping CodeBuild build {}", run.id)) && message.contains("InvalidInputException"),
+                "{message}"
+            )
         }
         other => panic!("expected Rejected, got {other:?}"),
     }
@@ -266,13 +272,17 @@ async fn a_role_builds_in_that_account() {
     // The project exists only in the other account (moto keeps accounts apart by credentials).
     let there = aws_sdk_codebuild::Client::new(&clients.config_for(&other_account).await.unwrap());
     let project = common::unique("web");
-    project_on_moto(&there, &project).await;
+    project_on_moto(&there, &project, OTHER_ACCOUNT).await;
 
     let spec = CodeBuildBuild { access: other_account.clone(), ..spec(&project, Some("web:{build-number}"), None) };
     let provider = CodeBuildProvider::new(&spec, "catalog/web.yaml", clients.clone()).unwrap();
     let run = provider.start(&request(Some(SHA))).await.expect("start a build in the other account");
     assert_eq!((run.state["role"].as_str(), run.state["region"].as_str()), (Some(OTHER_ACCOUNT_ROLE), Some("eu-west-1")));
-    assert!(run.url.as_deref().unwrap().starts_with("https://eu-west-1.console.aws.amazon.com/codesuite/codebuild/210987654321/"), "{:?}", run.url);
+    assert!(
+        run.url.as_deref().unwrap().starts_with(&format!("https://eu-west-1.console.aws.amazon.com/codesuite/codebuild/{OTHER_ACCOUNT}/")),
+        "{:?}",
+        run.url
+    );
     // moto: SUCCEEDED at the first look, read in the other account.
     let BuildProgress::Succeeded { artifact } = provider.poll(&run).await.unwrap() else { panic!("moto's build succeeded") };
     let number = there.batch_get_builds().ids(&run.id).send().await.unwrap().builds()[0].build_number().unwrap();

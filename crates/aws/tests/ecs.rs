@@ -73,39 +73,51 @@ async fn a_deploy_registers_a_revision_with_the_image_and_follows_its_rollout() 
     // moto as it is: its one deployment still names the old revision while the service names ours.
     assert_eq!(deployer.poll(&run).await.unwrap(), DeployProgress::Running);
 
-    proxy.rewrite("DescribeServices", each_service(|s| {
-        let ours = task_definition_of(s);
-        s["deployments"] = serde_json::json!([deployment("PRIMARY", &ours, "IN_PROGRESS", "ECS deployment in progress.")]);
-    }));
+    proxy.rewrite(
+        "DescribeServices",
+        each_service(|s| {
+            let ours = task_definition_of(s);
+            s["deployments"] = serde_json::json!([deployment("PRIMARY", &ours, "IN_PROGRESS", "ECS deployment in progress.")]);
+        }),
+    );
     assert_eq!(deployer.poll(&run).await.unwrap(), DeployProgress::Running);
 
-    proxy.rewrite("DescribeServices", each_service(|s| {
-        let ours = task_definition_of(s);
-        s["deployments"] = serde_json::json!([deployment("PRIMARY", &ours, "COMPLETED", "ECS deployment completed.")]);
-    }));
+    proxy.rewrite(
+        "DescribeServices",
+        each_service(|s| {
+            let ours = task_definition_of(s);
+            s["deployments"] = serde_json::json!([deployment("PRIMARY", &ours, "COMPLETED", "ECS deployment completed.")]);
+        }),
+    );
     assert_eq!(deployer.poll(&run).await.unwrap(), DeployProgress::Succeeded);
 
     // The circuit breaker: ours FAILED, and ECS rolling the old revision back as the new PRIMARY.
     let old = first.clone();
-    proxy.rewrite("DescribeServices", each_service(move |s| {
-        let ours = task_definition_of(s);
-        s["taskDefinition"] = old.clone().into();
-        s["deployments"] = serde_json::json!([
-            deployment("PRIMARY", &old, "IN_PROGRESS", "ECS deployment in progress."),
-            deployment("ACTIVE", &ours, "FAILED", "ECS deployment circuit breaker: tasks failed to start."),
-        ]);
-    }));
+    proxy.rewrite(
+        "DescribeServices",
+        each_service(move |s| {
+            let ours = task_definition_of(s);
+            s["taskDefinition"] = old.clone().into();
+            s["deployments"] = serde_json::json!([
+                deployment("PRIMARY", &old, "IN_PROGRESS", "ECS deployment in progress."),
+                deployment("ACTIVE", &ours, "FAILED", "ECS deployment circuit breaker: tasks failed to start."),
+            ]);
+        }),
+    );
     match deployer.poll(&run).await.unwrap() {
         DeployProgress::Failed { reason } => assert!(reason.contains("circuit breaker: tasks failed to start"), "{reason}"),
         other => panic!("expected Failed, got {other:?}"),
     }
 
     // Someone else's deploy took over.
-    proxy.rewrite("DescribeServices", each_service(|s| {
-        let theirs = "arn:aws:ecs:us-east-1:123456789012:task-definition/other:9";
-        s["taskDefinition"] = theirs.into();
-        s["deployments"] = serde_json::json!([deployment("PRIMARY", theirs, "IN_PROGRESS", "")]);
-    }));
+    proxy.rewrite(
+        "DescribeServices",
+        each_service(|s| {
+            let theirs = "arn:aws:ecs:us-east-1:123456789012:task-definition/other:9";
+            s["taskDefinition"] = theirs.into();
+            s["deployments"] = serde_json::json!([deployment("PRIMARY", theirs, "IN_PROGRESS", "")]);
+        }),
+    );
     match deployer.poll(&run).await.unwrap() {
         DeployProgress::Failed { reason } => assert!(reason.contains("gone") && reason.contains("other:9"), "{reason}"),
         other => panic!("expected Failed, got {other:?}"),

@@ -98,10 +98,13 @@ async fn an_alarm_in_the_second_bake_rolls_both_ecs_waves_back_to_their_task_def
     common::endpoint("CLOUDWATCH");
     let proxy = MotoProxy::start(&moto).await;
     // Every rollout completes at the first look: the service's own task definition, PRIMARY, COMPLETED.
-    proxy.rewrite("DescribeServices", each_service(|s| {
-        let ours = task_definition_of(s);
-        s["deployments"] = json!([deployment("PRIMARY", &ours, "COMPLETED", "ECS deployment completed.")]);
-    }));
+    proxy.rewrite(
+        "DescribeServices",
+        each_service(|s| {
+            let ours = task_definition_of(s);
+            s["deployments"] = json!([deployment("PRIMARY", &ours, "COMPLETED", "ECS deployment completed.")]);
+        }),
+    );
     let config = common::sdk_config_for(&["ECS", "CLOUDWATCH"]).await;
     // The release's ECS calls go through the proxy; everything else where the environment says.
     let config = config.to_builder().service_config(EcsThrough(proxy.url.clone())).build();

@@ -142,8 +142,8 @@ mod tests {
     use crate::notify::tests::notification;
     use crate::test_support::{FixedSecrets, entry_in, release_id, script};
     use baton_domain::catalog::{
-        ArgoCdDeploy, BuildkiteBuild, CodeBuildBuild, CommandBuild, CommandDeploy, CommandRun, DatadogGate, GitLabCiBuild, GitLabProject, HealthSpec,
-        HttpGate, SecretRef, WebhookDeploy,
+        ArgoCdDeploy, BuildkiteBuild, CodeBuildBuild, CommandBuild, CommandDeploy, CommandRun, DatadogGate, GitLabCiBuild, GitLabProject,
+        HealthSpec, HttpGate, SecretRef, WebhookDeploy,
     };
     use baton_domain::ports::{BuildProgress, BuildRequest, DeployProgress, DeployRequest, GateReading, HealthRequest};
     use std::path::Path;

@@ -59,9 +59,12 @@ pub async fn set_state(cloudwatch: &aws_sdk_cloudwatch::Client, name: &str, stat
     cloudwatch.set_alarm_state().alarm_name(name).state_value(state).state_reason(reason).send().await.expect("set the alarm state");
 }
 
-/// A CodeBuild project building a GitHub repository, as a team's release project would.
-pub async fn project_on_moto(codebuild: &aws_sdk_codebuild::Client, name: &str) {
-    use aws_sdk_codebuild::types::{ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment, ProjectSource, SourceType};
+/// A CodeBuild project building a GitHub repository, as a team's release project would, with a
+/// service role of `account` (the project's: moto checks it).
+pub async fn project_on_moto(codebuild: &aws_sdk_codebuild::Client, name: &str, account: &str) {
+    use aws_sdk_codebuild::types::{
+        ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment, ProjectSource, SourceType,
+    };
     codebuild
         .create_project()
         .name(name)
@@ -75,7 +78,7 @@ pub async fn project_on_moto(codebuild: &aws_sdk_codebuild::Client, name: &str) 
                 .build()
                 .unwrap(),
         )
-        .service_role("arn:aws:iam::123456789012:role/codebuild-web")
+        .service_role(format!("arn:aws:iam::{account}:role/codebuild-web"))
         .send()
         .await
         .expect("create a CodeBuild project on moto");

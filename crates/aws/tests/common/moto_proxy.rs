@@ -142,12 +142,8 @@ impl Shared {
         let mut body = vec![0; length];
         reader.read_exact(&mut body).await.map_err(|e| e.to_string())?;
         // JSON-protocol operations are named by the target header: `AmazonEC2ContainerServiceV20141113.DescribeServices`.
-        let operation = headers
-            .iter()
-            .find(|(n, _)| n == "x-amz-target")
-            .and_then(|(_, v)| v.rsplit('.').next())
-            .unwrap_or_default()
-            .to_string();
+        let operation =
+            headers.iter().find(|(n, _)| n == "x-amz-target").and_then(|(_, v)| v.rsplit('.').next()).unwrap_or_default().to_string();
         if let Ok(json) = serde_json::from_slice::<Value>(&body) {
             self.requests.lock().unwrap().push((operation.clone(), json));
         }
