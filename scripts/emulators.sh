@@ -3,8 +3,9 @@
 #   LocalStack's runtime (Step Functions, EventBridge, Scheduler, IAM, STS, Logs, SSM, Secrets Manager,
 #     CloudWatch) on 127.0.0.1:4566
 #   DynamoDB Local (the AWS emulator, from npm) on 127.0.0.1:8000
-#   moto's server (ECS, Lambda aliases, and STS for them) on 127.0.0.1:5000: LocalStack community
-#     answers 501 for ECS and needs Docker for Lambda past CreateFunction (../shared/notes/moto-server.md)
+#   moto's server (ECS, Lambda aliases, CodeBuild, and STS for them) on 127.0.0.1:5000: LocalStack
+#     community answers 501 for ECS and CodeBuild and needs Docker for Lambda past CreateFunction
+#     (../shared/notes/moto-server.md)
 #
 # usage: scripts/emulators.sh start|stop|status|env
 #   start   install what is missing into .emulators/, start all three, wait until they answer
@@ -247,7 +248,7 @@ status() {
     return "$ok"
 }
 
-# ECS and Lambda go to moto; so does STS, because moto keeps each account's resources apart only
+# ECS, Lambda and CodeBuild go to moto; so does STS, because moto keeps each account's resources apart only
 # for credentials it handed out itself (a cross-account deploy assumes a role, then calls ECS).
 # CloudWatch alarms go to LocalStack: realistic states and composite alarms (moto has neither).
 print_env() {
@@ -259,6 +260,7 @@ export AWS_ENDPOINT_URL=http://$LOCALSTACK_HOST:$LOCALSTACK_PORT
 export AWS_ENDPOINT_URL_DYNAMODB=http://$LOCALSTACK_HOST:$DYNAMODB_PORT
 export AWS_ENDPOINT_URL_ECS=http://$LOCALSTACK_HOST:$MOTO_PORT
 export AWS_ENDPOINT_URL_LAMBDA=http://$LOCALSTACK_HOST:$MOTO_PORT
+export AWS_ENDPOINT_URL_CODEBUILD=http://$LOCALSTACK_HOST:$MOTO_PORT
 export AWS_ENDPOINT_URL_STS=http://$LOCALSTACK_HOST:$MOTO_PORT
 export AWS_ENDPOINT_URL_CLOUDWATCH=http://$LOCALSTACK_HOST:$LOCALSTACK_PORT
 EOF

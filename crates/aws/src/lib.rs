@@ -1,5 +1,5 @@
 //! AWS adapters: DynamoDB store and catalog, Step Functions, EventBridge, Scheduler, and the
-//! ECS and Lambda deployers and CloudWatch alarm gate.
+//! ECS and Lambda deployers, the CodeBuild build provider and the CloudWatch alarm gate.
 //!
 //! Every client comes from [`aws_config`]'s standard chain, so endpoints (real AWS or an
 //! emulator) are chosen by `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`, never here;
@@ -8,6 +8,7 @@
 pub mod catalog;
 pub mod clients;
 pub mod cloudwatch;
+pub mod codebuild;
 pub mod deliveries;
 pub mod dynamo;
 pub mod ecs;
@@ -24,6 +25,7 @@ pub mod stepfunctions;
 pub use catalog::DynamoCatalog;
 pub use clients::AwsClients;
 pub use cloudwatch::CloudWatchGateSampler;
+pub use codebuild::CodeBuildProvider;
 pub use dynamo::DynamoStore;
 pub use ecs::EcsDeployer;
 pub use error::AwsError;

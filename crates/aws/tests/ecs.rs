@@ -4,13 +4,12 @@
 
 mod common;
 
-use aws_config::{BehaviorVersion, SdkConfig};
-use baton_aws::{AwsClients, EcsDeployer, ReqwestHttpClient};
+use baton_aws::{AwsClients, EcsDeployer};
 use baton_domain::catalog::{AwsAccess, EcsDeploy, Placement};
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
 use baton_domain::release::{Artifact, ReleaseId};
 use common::fixtures::service_on_moto;
-use common::rollout_proxy::{RolloutProxy, deployment, task_definition_of};
+use common::moto_proxy::{MotoProxy, deployment, each_service, task_definition_of};
 
 fn spec(cluster: &str) -> EcsDeploy {
     EcsDeploy { cluster: cluster.into(), container: "app".into(), access: AwsAccess::default(), placements: vec![] }
@@ -38,22 +37,12 @@ async fn revisions(ecs: &aws_sdk_ecs::Client, family: &str) -> usize {
     ecs.list_task_definitions().family_prefix(family).send().await.expect("list task definitions").task_definition_arns().len()
 }
 
-/// An SDK configuration whose every call goes to `endpoint` (the proxy), whatever the
-/// environment's per-service endpoints say.
-async fn config_through(endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .http_client(ReqwestHttpClient::new(baton_http_client::Https::new(None).unwrap()))
-        .endpoint_url(endpoint)
-        .load()
-        .await
-}
-
 #[tokio::test]
 async fn a_deploy_registers_a_revision_with_the_image_and_follows_its_rollout() {
     let moto = common::endpoint("ECS");
     common::endpoint("STS");
-    let proxy = RolloutProxy::start(&moto).await;
-    let config = config_through(&proxy.url).await;
+    let proxy = MotoProxy::start(&moto).await;
+    let config = common::config_through(&proxy.url).await;
     let ecs = aws_sdk_ecs::Client::new(&config);
     let (cluster, service) = (common::unique("prod"), common::unique("web"));
     let first = service_on_moto(&ecs, &cluster, &service).await;
@@ -84,39 +73,51 @@ async fn a_deploy_registers_a_revision_with_the_image_and_follows_its_rollout() 
     // moto as it is: its one deployment still names the old revision while the service names ours.
     assert_eq!(deployer.poll(&run).await.unwrap(), DeployProgress::Running);
 
-    proxy.rewrite(|s| {
-        let ours = task_definition_of(s);
-        s["deployments"] = serde_json::json!([deployment("PRIMARY", &ours, "IN_PROGRESS", "ECS deployment in progress.")]);
-    });
+    proxy.rewrite(
+        "DescribeServices",
+        each_service(|s| {
+            let ours = task_definition_of(s);
+            s["deployments"] = serde_json::json!([deployment("PRIMARY", &ours, "IN_PROGRESS", "ECS deployment in progress.")]);
+        }),
+    );
     assert_eq!(deployer.poll(&run).await.unwrap(), DeployProgress::Running);
 
-    proxy.rewrite(|s| {
-        let ours = task_definition_of(s);
-        s["deployments"] = serde_json::json!([deployment("PRIMARY", &ours, "COMPLETED", "ECS deployment completed.")]);
-    });
+    proxy.rewrite(
+        "DescribeServices",
+        each_service(|s| {
+            let ours = task_definition_of(s);
+            s["deployments"] = serde_json::json!([deployment("PRIMARY", &ours, "COMPLETED", "ECS deployment completed.")]);
+        }),
+    );
     assert_eq!(deployer.poll(&run).await.unwrap(), DeployProgress::Succeeded);
 
     // The circuit breaker: ours FAILED, and ECS rolling the old revision back as the new PRIMARY.
     let old = first.clone();
-    proxy.rewrite(move |s| {
-        let ours = task_definition_of(s);
-        s["taskDefinition"] = old.clone().into();
-        s["deployments"] = serde_json::json!([
-            deployment("PRIMARY", &old, "IN_PROGRESS", "ECS deployment in progress."),
-            deployment("ACTIVE", &ours, "FAILED", "ECS deployment circuit breaker: tasks failed to start."),
-        ]);
-    });
+    proxy.rewrite(
+        "DescribeServices",
+        each_service(move |s| {
+            let ours = task_definition_of(s);
+            s["taskDefinition"] = old.clone().into();
+            s["deployments"] = serde_json::json!([
+                deployment("PRIMARY", &old, "IN_PROGRESS", "ECS deployment in progress."),
+                deployment("ACTIVE", &ours, "FAILED", "ECS deployment circuit breaker: tasks failed to start."),
+            ]);
+        }),
+    );
     match deployer.poll(&run).await.unwrap() {
         DeployProgress::Failed { reason } => assert!(reason.contains("circuit breaker: tasks failed to start"), "{reason}"),
         other => panic!("expected Failed, got {other:?}"),
     }
 
     // Someone else's deploy took over.
-    proxy.rewrite(|s| {
-        let theirs = "arn:aws:ecs:us-east-1:123456789012:task-definition/other:9";
-        s["taskDefinition"] = theirs.into();
-        s["deployments"] = serde_json::json!([deployment("PRIMARY", theirs, "IN_PROGRESS", "")]);
-    });
+    proxy.rewrite(
+        "DescribeServices",
+        each_service(|s| {
+            let theirs = "arn:aws:ecs:us-east-1:123456789012:task-definition/other:9";
+            s["taskDefinition"] = theirs.into();
+            s["deployments"] = serde_json::json!([deployment("PRIMARY", theirs, "IN_PROGRESS", "")]);
+        }),
+    );
     match deployer.poll(&run).await.unwrap() {
         DeployProgress::Failed { reason } => assert!(reason.contains("gone") && reason.contains("other:9"), "{reason}"),
         other => panic!("expected Failed, got {other:?}"),

@@ -19,7 +19,7 @@ use baton_local_runner::LocalBaton;
 use baton_providers::LocalProviders;
 use baton_store_sqlite::SqliteStore;
 use common::fixtures::{metric_alarm, service_on_moto, set_state};
-use common::rollout_proxy::{RolloutProxy, deployment, task_definition_of};
+use common::moto_proxy::{MotoProxy, deployment, each_service, task_definition_of};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -96,12 +96,15 @@ extensions:
 async fn an_alarm_in_the_second_bake_rolls_both_ecs_waves_back_to_their_task_definitions() {
     let moto = common::endpoint("ECS");
     common::endpoint("CLOUDWATCH");
-    let proxy = RolloutProxy::start(&moto).await;
+    let proxy = MotoProxy::start(&moto).await;
     // Every rollout completes at the first look: the service's own task definition, PRIMARY, COMPLETED.
-    proxy.rewrite(|s| {
-        let ours = task_definition_of(s);
-        s["deployments"] = json!([deployment("PRIMARY", &ours, "COMPLETED", "ECS deployment completed.")]);
-    });
+    proxy.rewrite(
+        "DescribeServices",
+        each_service(|s| {
+            let ours = task_definition_of(s);
+            s["deployments"] = json!([deployment("PRIMARY", &ours, "COMPLETED", "ECS deployment completed.")]);
+        }),
+    );
     let config = common::sdk_config_for(&["ECS", "CLOUDWATCH"]).await;
     // The release's ECS calls go through the proxy; everything else where the environment says.
     let config = config.to_builder().service_config(EcsThrough(proxy.url.clone())).build();

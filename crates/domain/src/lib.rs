@@ -11,6 +11,7 @@ pub mod refname;
 pub mod release;
 pub mod rules;
 pub mod support;
+pub mod template;
 
 #[cfg(feature = "contract")]
 pub mod contract;

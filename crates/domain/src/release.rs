@@ -165,6 +165,10 @@ impl fmt::Display for ReleaseStatus {
     }
 }
 
+/// An artifact's `sha` when the build reports no commit and the release named none (a local
+/// build outside a git checkout, a CodeBuild source without commits).
+pub const UNKNOWN_SHA: &str = "unknown";
+
 /// What a build produced; kept to the end of the release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Artifact {

@@ -188,6 +188,13 @@ fn full_variants() -> (Vec<BuildSpec>, Vec<DeployTarget>, HealthSpec) {
             artifact: "web:{pipeline-number}".into(),
             api_url: Some("https://circleci.example.com/api/v2".into()),
         }),
+        BuildSpec::Codebuild(CodeBuildBuild {
+            project: "web".into(),
+            env: env.clone(),
+            artifact: Some("web:{build-number}".into()),
+            artifact_variable: Some("IMAGE_URI".into()),
+            access: full_access(),
+        }),
     ];
     let placements = vec![Placement { target: "t".into(), access: full_access() }];
     let targets = vec![

@@ -22,11 +22,11 @@
 
 use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, Refused, decode, exchange, http_url, quote, retry_after, shown};
 use crate::secrets::{LazySecret, Secret};
-use crate::template::{Template, short_sha};
 use async_trait::async_trait;
 use baton_domain::catalog::ArgoCdDeploy;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, SecretResolver};
 use baton_domain::release::Artifact;
+use baton_domain::template::{Template, short_sha};
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

@@ -4,13 +4,11 @@ use crate::command::{BatonEnv, CommandContext, CommandFields, CommandSpec, Outco
 use async_trait::async_trait;
 use baton_domain::catalog::CommandBuild;
 use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
-use baton_domain::release::Artifact;
+use baton_domain::release::{Artifact, UNKNOWN_SHA};
 use std::process::Stdio;
 use std::time::Duration;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
-/// The artifact's `sha` when the request names none and the build did not run in a git checkout.
-pub const UNKNOWN_SHA: &str = "unknown";
 
 /// Runs `build.command`. Local builds are synchronous: `start` returns once the build ended,
 /// with the outcome in the handle's `state`, and `poll` reads it back, so a later task

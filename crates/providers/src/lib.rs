@@ -28,11 +28,11 @@ mod http;
 mod local;
 mod notify;
 mod secrets;
-mod template;
 mod webhook;
 
 pub use argo_cd::ArgoCdDeployer;
-pub use build::{CommandBuildProvider, UNKNOWN_SHA};
+pub use baton_domain::release::UNKNOWN_SHA;
+pub use build::CommandBuildProvider;
 pub use ci::GitHubAppTokens;
 pub use ci::buildkite::{BuildkiteBuildProvider, DEFAULT_BUILDKITE_API_URL};
 pub use ci::circleci::{CircleCiBuildProvider, DEFAULT_CIRCLECI_API_URL};

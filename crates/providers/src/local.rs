@@ -15,7 +15,7 @@ use crate::health::{CommandGate, HttpGateSampler};
 use crate::notify::console::ConsoleNotifier;
 use crate::notify::slack::{DEFAULT_SLACK_API_BASE, SlackWebApiNotifier, SlackWebhookNotifier};
 use crate::webhook::WebhookDeployer;
-use baton_aws::{AwsClients, CloudWatchGateSampler, EcsDeployer, LambdaDeployer};
+use baton_aws::{AwsClients, CloudWatchGateSampler, CodeBuildProvider, EcsDeployer, LambdaDeployer};
 use baton_domain::catalog::{BuildSpec, DeployTarget, Gate, GateSpec, ServiceEntry, SlackSpec};
 use baton_domain::ports::{BuildProvider, Deployer, HealthGate, Notifier, ProviderError, Providers, SecretResolver};
 use std::io::Write;
@@ -32,7 +32,7 @@ pub struct LocalProviders {
     /// GitHub App installation tokens, kept for the process (one Lambda container, one CLI run).
     github_tokens: GitHubAppTokens,
     /// AWS SDK configurations per region and assumed role, loaded on first use and kept for the
-    /// process, for the ECS and Lambda deployers and the CloudWatch gate.
+    /// process, for the CodeBuild builds, the ECS and Lambda deployers and the CloudWatch gate.
     aws: AwsClients,
 }
 
@@ -86,6 +86,7 @@ impl Providers for LocalProviders {
             BuildSpec::CircleCi(circleci) => {
                 Ok(Box::new(CircleCiBuildProvider::new(circleci, &entry.source, Arc::clone(&self.secrets), self.http.clone())?))
             }
+            BuildSpec::Codebuild(codebuild) => Ok(Box::new(CodeBuildProvider::new(codebuild, &entry.source, self.aws.clone())?)),
         }
     }
 
@@ -145,8 +146,8 @@ mod tests {
     use crate::notify::tests::notification;
     use crate::test_support::{FixedSecrets, entry_in, release_id, script};
     use baton_domain::catalog::{
-        ArgoCdDeploy, BuildkiteBuild, CircleCiBuild, CommandBuild, CommandDeploy, CommandRun, DatadogGate, GitLabCiBuild, GitLabProject,
-        HealthSpec, HttpGate, SecretRef, WebhookDeploy,
+        ArgoCdDeploy, BuildkiteBuild, CircleCiBuild, CodeBuildBuild, CommandBuild, CommandDeploy, CommandRun, DatadogGate, GitLabCiBuild,
+        GitLabProject, HealthSpec, HttpGate, SecretRef, WebhookDeploy,
     };
     use baton_domain::ports::{BuildProgress, BuildRequest, DeployProgress, DeployRequest, GateReading, HealthRequest};
     use std::path::Path;
@@ -372,6 +373,22 @@ mod tests {
         assert!(providers.build(&circleci("gh/acme/web"), &entry).is_ok());
         let refused = providers.build(&circleci("acme/web"), &entry).err().unwrap();
         assert!(matches!(&refused, ProviderError::Rejected { message: m, .. } if m.contains("circleci project")), "{refused}");
+
+        let codebuild = |artifact: &str| {
+            BuildSpec::Codebuild(CodeBuildBuild {
+                project: "web".into(),
+                env: Default::default(),
+                artifact: Some(artifact.into()),
+                artifact_variable: None,
+                access: Default::default(),
+            })
+        };
+        assert!(providers.build(&codebuild("web:{build-number}"), &entry).is_ok());
+        let refused = providers.build(&codebuild("web:{pipeline-id}"), &entry).err().unwrap();
+        assert!(
+            matches!(&refused, ProviderError::Rejected { message: m, .. } if m.starts_with(&entry.source) && m.contains("unknown placeholder {pipeline-id}")),
+            "{refused}"
+        );
     }
 
     #[test]

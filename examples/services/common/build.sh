@@ -3,7 +3,8 @@
 # $BATON_WORKSPACE and prints its reference as the last line of stdout.
 set -eu
 : "${BATON_SERVICE:?} ${BATON_RELEASE_ID:?} ${BATON_BRANCH:?} ${BATON_WORKSPACE:?}"
-# Set EXAMPLE_BUILD_FAILS (in baton's environment, which commands inherit) to watch a build fail.
+# Set EXAMPLE_BUILD_FAILS in baton's environment to watch a build fail: hello-web's catalog
+# passes it to the build (`pass-env`), since commands inherit only what the catalog names.
 if [ -n "${EXAMPLE_BUILD_FAILS:-}" ]; then
   echo "build: failing on purpose (EXAMPLE_BUILD_FAILS is set)" >&2
   exit 1

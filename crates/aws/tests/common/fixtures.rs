@@ -1,4 +1,5 @@
-//! Resources the deploy and gate tests start from: ECS services on moto, alarms on LocalStack.
+//! Resources the build, deploy and gate tests start from: CodeBuild projects and ECS services on
+//! moto, alarms on LocalStack.
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
 use aws_sdk_ecs::types::{ContainerDefinition, Tag};
@@ -56,4 +57,29 @@ pub async fn metric_alarm(cloudwatch: &aws_sdk_cloudwatch::Client, name: &str) -
 
 pub async fn set_state(cloudwatch: &aws_sdk_cloudwatch::Client, name: &str, state: StateValue, reason: &str) {
     cloudwatch.set_alarm_state().alarm_name(name).state_value(state).state_reason(reason).send().await.expect("set the alarm state");
+}
+
+/// A CodeBuild project building a GitHub repository, as a team's release project would, with a
+/// service role of `account` (the project's: moto checks it).
+pub async fn project_on_moto(codebuild: &aws_sdk_codebuild::Client, name: &str, account: &str) {
+    use aws_sdk_codebuild::types::{
+        ArtifactsType, ComputeType, EnvironmentType, ProjectArtifacts, ProjectEnvironment, ProjectSource, SourceType,
+    };
+    codebuild
+        .create_project()
+        .name(name)
+        .source(ProjectSource::builder().r#type(SourceType::Github).location("https://github.com/acme/web").build().unwrap())
+        .artifacts(ProjectArtifacts::builder().r#type(ArtifactsType::NoArtifacts).build().unwrap())
+        .environment(
+            ProjectEnvironment::builder()
+                .r#type(EnvironmentType::LinuxContainer)
+                .image("aws/codebuild/standard:7.0")
+                .compute_type(ComputeType::BuildGeneral1Small)
+                .build()
+                .unwrap(),
+        )
+        .service_role(format!("arn:aws:iam::{account}:role/codebuild-web"))
+        .send()
+        .await
+        .expect("create a CodeBuild project on moto");
 }

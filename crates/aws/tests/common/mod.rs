@@ -4,7 +4,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 
 pub mod fixtures;
-pub mod rollout_proxy;
+pub mod moto_proxy;
 
 use aws_config::SdkConfig;
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
@@ -36,13 +36,23 @@ pub async fn sdk_config() -> SdkConfig {
     baton_aws::sdk_http::sdk_config_with(baton_http_client::Https::new(None).expect("Baton's HTTPS client")).await
 }
 
-/// The SDK configuration of the deploy and gate tests, whose services (`ECS`, `LAMBDA`, `STS`,
-/// `CLOUDWATCH`) each need their `AWS_ENDPOINT_URL_<SERVICE>` pointing at a live emulator.
+/// The SDK configuration of the build, deploy and gate tests, whose services (`CODEBUILD`, `ECS`,
+/// `LAMBDA`, `STS`, `CLOUDWATCH`) each need their `AWS_ENDPOINT_URL_<SERVICE>` pointing at a live emulator.
 pub async fn sdk_config_for(services: &[&str]) -> SdkConfig {
     for service in services {
         require_local_endpoint(&format!("AWS_ENDPOINT_URL_{service}"));
     }
     baton_aws::sdk_http::sdk_config_with(baton_http_client::Https::new(None).expect("Baton's HTTPS client")).await
+}
+
+/// An SDK configuration whose every call goes to `endpoint` (a proxy in front of moto), whatever
+/// the environment's per-service endpoints say.
+pub async fn config_through(endpoint: &str) -> SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(baton_aws::ReqwestHttpClient::new(baton_http_client::Https::new(None).expect("Baton's HTTPS client")))
+        .endpoint_url(endpoint)
+        .load()
+        .await
 }
 
 /// `AWS_ENDPOINT_URL_<service>`, checked as [`sdk_config_for`] does.

@@ -127,6 +127,8 @@ pub enum BuildSpec {
     /// Triggers a CircleCI pipeline, then polls its workflows.
     #[serde(rename = "circleci")]
     CircleCi(CircleCiBuild),
+    /// Starts an AWS CodeBuild build, then polls it.
+    Codebuild(CodeBuildBuild),
 }
 
 /// A `workflow_dispatch` of a GitHub Actions workflow; the run gets `baton_release_id` and
@@ -253,6 +255,28 @@ pub struct BuildkiteBuild {
     /// Buildkite's REST API; `https://api.buildkite.com/v2` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_url: Option<String>,
+}
+
+/// A build of an AWS CodeBuild project at the release's commit; it gets `BATON_RELEASE_ID`,
+/// `BATON_SHA` and `BATON_BRANCH` in its environment besides `env`. The artifact is the
+/// variable `artifact_variable` the build exports when it does, else `artifact` filled in (the
+/// validator asks for at least one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CodeBuildBuild {
+    /// The project's name.
+    pub project: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{build-number}`, `{release-id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+    /// An environment variable the buildspec exports (`env.exported-variables`) holding the
+    /// artifact's reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_variable: Option<String>,
+    #[serde(flatten)]
+    pub access: AwsAccess,
 }
 
 /// Why `text` is no Buildkite slug (as in the pipeline's URL), if it is not one.

@@ -50,6 +50,8 @@ pub(crate) enum Kind {
     Env,
     /// Names of environment variables ([`Kind::Env`]'s names).
     EnvNames,
+    /// One environment variable's name.
+    EnvName,
     /// A reference to a secret, never the secret.
     Secret,
     /// An EventBridge Scheduler expression.
@@ -259,6 +261,25 @@ const BUILD_CIRCLECI: &[Field] = &[
     field("api-url", Kind::Url, "CircleCI's API; `https://circleci.com/api/v2` by default."),
 ];
 
+const BUILD_CODEBUILD: &[Field] = &[
+    required("project", Kind::Text, "The CodeBuild project's name; its build runs the release's commit (else its branch)."),
+    field("env", Kind::Env, "Environment overrides, besides `BATON_RELEASE_ID`, `BATON_SHA` and `BATON_BRANCH`."),
+    field(
+        "artifact",
+        Kind::Text,
+        "The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{build-number}` and `{release-id}` \
+         filled from the build; used when `artifact-variable` is unset or the build did not export it.",
+    ),
+    field(
+        "artifact-variable",
+        Kind::EnvName,
+        "A variable the buildspec exports (`env.exported-variables`) holding the artifact's reference; \
+         wins over `artifact` when the build exports it.",
+    ),
+    REGION,
+    ROLE_ARN,
+];
+
 pub(crate) const BUILD: Shape = Shape {
     fields: &[],
     variants: &[
@@ -271,6 +292,7 @@ pub(crate) const BUILD: Shape = Shape {
         Variant { provider: "gitlab-ci", doc: "Creates a GitLab CI pipeline and polls it.", fields: BUILD_GITLAB_CI },
         Variant { provider: "buildkite", doc: "Creates a Buildkite build and polls it.", fields: BUILD_BUILDKITE },
         Variant { provider: "circleci", doc: "Triggers a CircleCI pipeline and polls its workflows.", fields: BUILD_CIRCLECI },
+        Variant { provider: "codebuild", doc: "Starts an AWS CodeBuild build and polls it.", fields: BUILD_CODEBUILD },
     ],
     at_least_one: &[],
     unknown_hint: None,
@@ -538,6 +560,7 @@ impl Kind {
             Kind::Argv => "a command as a list of strings, program first (e.g. [\"sh\", \"build.sh\"])".into(),
             Kind::Env => "a mapping of environment variable names to strings".into(),
             Kind::EnvNames => "a list of environment variable names".into(),
+            Kind::EnvName => "an environment variable name ([A-Za-z_][A-Za-z0-9_]*)".into(),
             Kind::Secret => "a secret reference: `env:NAME`, `ssm:/parameter/name` or `secrets-manager:secret-id`".into(),
             Kind::Schedule => "an EventBridge Scheduler expression: `cron(...)`, `rate(...)` or `at(...)`".into(),
             Kind::Object(_) | Kind::Mapping => "a mapping".into(),
@@ -628,6 +651,9 @@ fn closed_object<'a>(fields: impl Iterator<Item = &'a Field>, extra: &[(&str, Js
     schema
 }
 
+/// What [`is_env_name`](super::validate::is_env_name) accepts.
+const ENV_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
+
 fn kind_schema(kind: &Kind) -> Json {
     match kind {
         Kind::AnyText => json!({ "type": "string" }),
@@ -660,12 +686,13 @@ fn kind_schema(kind: &Kind) -> Json {
         ] }),
         Kind::Count { min } => json!({ "type": "integer", "minimum": min, "maximum": u32::MAX }),
         Kind::Argv => json!({ "type": "array", "minItems": 1, "items": { "type": "string" } }),
-        Kind::EnvNames => json!({ "type": "array", "items": { "type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" } }),
+        Kind::EnvNames => json!({ "type": "array", "items": { "type": "string", "pattern": ENV_NAME_PATTERN } }),
         Kind::Env => json!({
             "type": "object",
-            "propertyNames": { "pattern": "^[A-Za-z_][A-Za-z0-9_]*$" },
+            "propertyNames": { "pattern": ENV_NAME_PATTERN },
             "additionalProperties": { "type": "string" },
         }),
+        Kind::EnvName => json!({ "type": "string", "pattern": ENV_NAME_PATTERN }),
         Kind::Secret => json!({ "oneOf": [
             { "type": "string", "pattern": "^(env|ssm|secrets-manager):.+$" },
             {

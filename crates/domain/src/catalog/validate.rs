@@ -159,6 +159,7 @@ impl<'a> Checker<'a> {
                 path,
                 format!("expected {}, found a string (commands run without a shell: split the words)", kind.expected()),
             ),
+            (Kind::EnvName, Value::Str(name)) => self.env_name(node.line, path, name),
             (Kind::Env, Value::Map(entries)) => {
                 for entry in entries {
                     let entry_path = join(path, &entry.key);
@@ -168,14 +169,7 @@ impl<'a> Checker<'a> {
                     }
                 }
             }
-            (Kind::EnvNames, Value::Seq(items)) => {
-                for (i, item) in items.iter().enumerate() {
-                    match &item.value {
-                        Value::Str(name) => self.env_name(item.line, &index(path, i), name),
-                        _ => self.mismatch(item, &index(path, i), "an environment variable name"),
-                    }
-                }
-            }
+            (Kind::EnvNames, Value::Seq(items)) => self.each(items, path, &Kind::EnvName),
             (Kind::Secret, _) => self.secret(node, path),
             (Kind::Schedule, Value::Str(s)) => {
                 if let Err(why) = check_schedule(s) {
@@ -209,7 +203,7 @@ impl<'a> Checker<'a> {
 
     fn env_name(&mut self, line: usize, path: &str, name: &str) {
         if !is_env_name(name) {
-            self.error(line, path, "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
+            self.error(line, path, format!("expected {}", Kind::EnvName.expected()));
         } else if name.starts_with("BATON_") {
             self.error(line, path, "`BATON_*` variables are set by Baton; choose another name");
         }
@@ -296,6 +290,14 @@ impl<'a> Checker<'a> {
             && build.get("trigger-token").is_none()
         {
             let message = "expected `token`, `trigger-token` or both: Baton needs one to create the pipeline";
+            self.error(build.line, &join(path, "build"), message);
+        }
+        if let Some(build) = baton.get("build")
+            && build.get(PROVIDER).and_then(Node::as_str) == Some("codebuild")
+            && build.get("artifact").is_none()
+            && build.get("artifact-variable").is_none()
+        {
+            let message = "expected `artifact`, `artifact-variable` or both: Baton needs one to name the build's artifact";
             self.error(build.line, &join(path, "build"), message);
         }
         if let Some(deploy) = baton.get("deploy") {

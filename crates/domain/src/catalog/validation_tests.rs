@@ -639,6 +639,67 @@ fn circleci_blocks_name_their_project_by_slug_and_type_their_parameters() {
 }
 
 #[test]
+fn codebuild_blocks_name_a_project_and_how_the_artifact_is_named() {
+    let text = with_build(
+        "      provider: codebuild\n      project: web-release\n      region: eu-west-1\n      \
+         role-arn: \"arn:aws:iam::210987654321:role/baton-build\"\n      env: {STAGE: prod}\n      \
+         artifact: \"123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:{short-sha}\"\n      artifact-variable: IMAGE_URI\n",
+    );
+    let (services, diagnostics) = parse_catalog_documents(FILE, &text);
+    assert_eq!(diagnostics, vec![]);
+    let BuildSpec::Codebuild(codebuild) = &services[0].delivery.build else { panic!("{:?}", services[0].delivery.build) };
+    assert_eq!(codebuild.project, "web-release");
+    assert_eq!(
+        codebuild.access,
+        AwsAccess { region: Some("eu-west-1".into()), role_arn: Some("arn:aws:iam::210987654321:role/baton-build".into()) }
+    );
+    assert_eq!(codebuild.env["STAGE"], "prod");
+    assert_eq!(codebuild.artifact.as_deref(), Some("123456789012.dkr.ecr.eu-west-1.amazonaws.com/web:{short-sha}"));
+    assert_eq!(codebuild.artifact_variable.as_deref(), Some("IMAGE_URI"));
+
+    // Either way of naming the artifact is enough on its own.
+    let text = with_build("      provider: codebuild\n      project: web\n      artifact-variable: IMAGE_URI\n");
+    let (services, diagnostics) = parse_catalog_documents(FILE, &text);
+    assert_eq!(diagnostics, vec![]);
+    let BuildSpec::Codebuild(codebuild) = &services[0].delivery.build else { panic!("a codebuild build") };
+    assert_eq!((codebuild.artifact.as_ref(), codebuild.access.clone()), (None, AwsAccess::default()));
+}
+
+#[test]
+fn a_codebuild_block_is_refused_without_a_project_a_way_to_name_the_artifact_or_with_a_bad_variable() {
+    let text = with_build("      provider: codebuild\n      project: web\n");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "provider: codebuild"),
+        "extensions.baton.build",
+        "expected `artifact`, `artifact-variable` or both",
+    );
+    let text = with_build("      provider: codebuild\n      artifact: web:{sha}\n");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "provider: codebuild"),
+        "extensions.baton.build.project",
+        "missing required field: expected a non-empty string",
+    );
+    let text = with_build("      provider: codebuild\n      project: web\n      artifact-variable: image-uri\n");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "artifact-variable:"),
+        "extensions.baton.build.artifact-variable",
+        "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)",
+    );
+    let text = with_build("      provider: codebuild\n      project: web\n      artifact: web:{sha}\n      env: {BATON_SHA: x}\n");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "BATON_SHA"),
+        "extensions.baton.build.env.BATON_SHA",
+        "`BATON_*` variables are set by Baton",
+    );
+    let text = with_build("      provider: codebuild\n      project: web\n      artifact: web:{sha}\n      placements: []\n");
+    assert_diag(&only_error(&text), line_of(&text, "placements:"), "extensions.baton.build.placements", "unknown field");
+}
+
+#[test]
 fn commands_need_a_program() {
     let text = with("command: [\"sh\", \"deploy.sh\"]", "command: []");
     assert_diag(
@@ -684,7 +745,7 @@ fn pass_env_lists_names_of_variables_baton_does_not_set() {
         [
             ("extensions.baton.build.pass-env[1]", "`BATON_*` variables are set by Baton; choose another name"),
             ("extensions.baton.build.pass-env[2]", "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"),
-            ("extensions.baton.build.pass-env[3]", "expected an environment variable name, found a number"),
+            ("extensions.baton.build.pass-env[3]", "expected an environment variable name ([A-Za-z_][A-Za-z0-9_]*), found a number"),
         ]
     );
     assert!(services.is_empty());

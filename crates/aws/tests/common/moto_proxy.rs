@@ -1,16 +1,26 @@
-//! A loopback HTTP proxy in front of moto that forwards every request as it is and, when told
-//! to, rewrites the services in ECS `DescribeServices` answers: moto never advances a rollout
-//! (its one PRIMARY deployment stays IN_PROGRESS), so the tests script COMPLETED and FAILED here.
+//! A loopback HTTP proxy in front of moto for the JSON-protocol services (ECS, CodeBuild): it
+//! forwards every request as it is, keeps the request bodies, and, when told to, rewrites the
+//! answers of one operation. moto never advances an ECS rollout (its one PRIMARY deployment
+//! stays IN_PROGRESS) nor fails a CodeBuild build (SUCCEEDED at the first look), so the tests
+//! script those states here.
 
 use serde_json::Value;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-type Rewrite = Arc<dyn Fn(&mut Value) + Send + Sync>;
+/// An answer as the proxy passes it on: the rewrite may change the status (an error answer's
+/// body is `{"__type": "<code>", "message": ...}`) as well as the body.
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+}
 
-pub struct RolloutProxy {
+type Rewrite = Arc<dyn Fn(&mut Answer) + Send + Sync>;
+
+pub struct MotoProxy {
     pub url: String,
     shared: Arc<Shared>,
     task: tokio::task::JoinHandle<()>,
@@ -19,45 +29,68 @@ pub struct RolloutProxy {
 struct Shared {
     upstream: String,
     client: reqwest::Client,
-    rewrite: Mutex<Option<Rewrite>>,
+    /// By operation (`DescribeServices`, `BatchGetBuilds`).
+    rewrites: Mutex<HashMap<&'static str, Rewrite>>,
     rewritten: AtomicUsize,
+    /// (operation, JSON body) of every request, in order.
+    requests: Mutex<Vec<(String, Value)>>,
 }
 
-impl RolloutProxy {
+impl MotoProxy {
     /// Listens on a free loopback port and forwards to `upstream` (`http://127.0.0.1:<port>`).
-    pub async fn start(upstream: &str) -> RolloutProxy {
+    pub async fn start(upstream: &str) -> MotoProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the proxy");
         let url = format!("http://{}", listener.local_addr().unwrap());
         let client = baton_http_client::Https::new(None).expect("an HTTP client").client().clone();
-        let shared = Arc::new(Shared { upstream: upstream.to_string(), client, rewrite: Mutex::new(None), rewritten: AtomicUsize::new(0) });
+        let shared = Arc::new(Shared {
+            upstream: upstream.to_string(),
+            client,
+            rewrites: Mutex::default(),
+            rewritten: AtomicUsize::new(0),
+            requests: Mutex::default(),
+        });
         let serving = shared.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 let shared = serving.clone();
                 tokio::spawn(async move {
                     if let Err(err) = shared.serve(stream).await {
-                        eprintln!("rollout proxy: {err}");
+                        eprintln!("moto proxy: {err}");
                     }
                 });
             }
         });
-        RolloutProxy { url, shared, task }
+        MotoProxy { url, shared, task }
     }
 
-    /// From now on, every service in a DescribeServices answer goes through `rewrite`.
-    pub fn rewrite(&self, rewrite: impl Fn(&mut Value) + Send + Sync + 'static) {
-        *self.shared.rewrite.lock().unwrap() = Some(Arc::new(rewrite));
+    /// From now on, every answer to `operation` goes through `rewrite` (replacing an earlier one).
+    pub fn rewrite(&self, operation: &'static str, rewrite: impl Fn(&mut Answer) + Send + Sync + 'static) {
+        self.shared.rewrites.lock().unwrap().insert(operation, Arc::new(rewrite));
     }
 
-    /// How many DescribeServices answers were rewritten (so a test knows its script was used).
+    /// How many answers were rewritten (so a test knows its script was used).
     pub fn rewritten(&self) -> usize {
         self.shared.rewritten.load(Ordering::SeqCst)
     }
+
+    /// The JSON bodies of the requests to `operation` so far, oldest first.
+    pub fn requests(&self, operation: &str) -> Vec<Value> {
+        self.shared.requests.lock().unwrap().iter().filter(|(op, _)| op == operation).map(|(_, body)| body.clone()).collect()
+    }
 }
 
-impl Drop for RolloutProxy {
+impl Drop for MotoProxy {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// A rewrite of ECS `DescribeServices` answers that passes each service through `rewrite`.
+pub fn each_service(rewrite: impl Fn(&mut Value) + Send + Sync + 'static) -> impl Fn(&mut Answer) + Send + Sync + 'static {
+    move |answer| {
+        if let Some(services) = answer.body["services"].as_array_mut() {
+            services.iter_mut().for_each(&rewrite);
+        }
     }
 }
 
@@ -108,7 +141,12 @@ impl Shared {
         let length: usize = headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
         let mut body = vec![0; length];
         reader.read_exact(&mut body).await.map_err(|e| e.to_string())?;
-        let describe_services = headers.iter().any(|(n, v)| n == "x-amz-target" && v.ends_with(".DescribeServices"));
+        // JSON-protocol operations are named by the target header: `AmazonEC2ContainerServiceV20141113.DescribeServices`.
+        let operation =
+            headers.iter().find(|(n, _)| n == "x-amz-target").and_then(|(_, v)| v.rsplit('.').next()).unwrap_or_default().to_string();
+        if let Ok(json) = serde_json::from_slice::<Value>(&body) {
+            self.requests.lock().unwrap().push((operation.clone(), json));
+        }
 
         let mut forward = self.client.request(method.parse().map_err(|_| "bad method")?, format!("{}{target}", self.upstream));
         for (name, value) in &headers {
@@ -117,21 +155,21 @@ impl Shared {
             }
         }
         let answer = forward.body(body).send().await.map_err(|e| format!("forward to {}: {e}", self.upstream))?;
-        let status = answer.status();
+        let mut status = answer.status().as_u16();
         let answer_headers = answer.headers().clone();
         let mut answer_body = answer.bytes().await.map_err(|e| e.to_string())?.to_vec();
 
-        let rewrite = self.rewrite.lock().unwrap().clone();
-        if let (true, true, Some(rewrite)) = (describe_services, status.is_success(), rewrite) {
-            let mut json: Value = serde_json::from_slice(&answer_body).map_err(|e| format!("DescribeServices answer: {e}"))?;
-            if let Some(services) = json["services"].as_array_mut() {
-                services.iter_mut().for_each(|s| rewrite(s));
-            }
-            answer_body = serde_json::to_vec(&json).unwrap();
+        let rewrite = self.rewrites.lock().unwrap().get(operation.as_str()).cloned();
+        if let Some(rewrite) = rewrite {
+            let body: Value = serde_json::from_slice(&answer_body).map_err(|e| format!("{operation} answer: {e}"))?;
+            let mut rewritten = Answer { status, body };
+            rewrite(&mut rewritten);
+            (status, answer_body) = (rewritten.status, serde_json::to_vec(&rewritten.body).unwrap());
             self.rewritten.fetch_add(1, Ordering::SeqCst);
         }
 
-        let mut out = format!("HTTP/1.1 {} {}\r\n", status.as_u16(), status.canonical_reason().unwrap_or(""));
+        let reason = http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
+        let mut out = format!("HTTP/1.1 {status} {reason}\r\n");
         for (name, value) in &answer_headers {
             if !matches!(name.as_str(), "content-length" | "connection" | "transfer-encoding") {
                 out.push_str(&format!("{name}: {}\r\n", value.to_str().unwrap_or("")));
