@@ -216,7 +216,7 @@ fn run_of(handle: &RunHandle) -> Result<CodeBuildRun, ProviderError> {
         )));
     }
     serde_json::from_value(handle.state.clone())
-        .map_err(|e| ProviderError::rejected(format!("CodeBuild run handle {}: unreadable state: {e}", handle.id)))
+        .map_err(|e| ProviderError::rejected(format!("CodeBuild run handle {}: unreadable state", handle.id)).caused_by(e))
 }
 
 /// The build `id`, or Rejected when CodeBuild does not know it.
@@ -239,7 +239,7 @@ fn plaintext(name: &str, value: &str) -> Result<EnvironmentVariable, ProviderErr
         .value(value)
         .r#type(EnvironmentVariableType::Plaintext)
         .build()
-        .map_err(|e| ProviderError::rejected(format!("CodeBuild environment override {name}: {e}")))
+        .map_err(|e| ProviderError::rejected(format!("CodeBuild environment override {name}")).caused_by(e))
 }
 
 /// One token per release: the same release starts one build, however often its task is retried.

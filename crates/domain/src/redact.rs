@@ -9,6 +9,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::sync::{PoisonError, RwLock};
 
 /// What a secret becomes in text.
@@ -16,10 +17,39 @@ pub const MASK: &str = "***";
 /// Shorter values are not masked: blanking every `ab` in every log line would make the logs
 /// unreadable while protecting nothing a guess would not find. Credentials are longer.
 pub const MIN_SECRET_CHARS: usize = 6;
-/// A bound on the registry: a process resolves a handful of secrets per service it serves.
+/// A bound on the registry: a process resolves a handful of secrets per service it serves, but
+/// a long-lived one also meets every hourly GitHub App token. Past the bound the oldest values
+/// go: they are the expired ones, and the value just resolved is the one in use.
 const MAX_SECRETS: usize = 4096;
 
-static SECRETS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+struct Registry {
+    /// Oldest first, for eviction.
+    by_age: VecDeque<String>,
+    /// Longest first, so a secret that contains another is masked whole.
+    longest_first: Vec<String>,
+}
+
+impl Registry {
+    const fn new() -> Registry {
+        Registry { by_age: VecDeque::new(), longest_first: Vec::new() }
+    }
+
+    fn insert(&mut self, form: String, bound: usize) {
+        if self.by_age.contains(&form) {
+            return;
+        }
+        if self.by_age.len() >= bound
+            && let Some(oldest) = self.by_age.pop_front()
+        {
+            self.longest_first.retain(|secret| *secret != oldest);
+        }
+        self.by_age.push_back(form.clone());
+        self.longest_first.push(form);
+        self.longest_first.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    }
+}
+
+static SECRETS: RwLock<Registry> = RwLock::new(Registry::new());
 
 /// Remembers `value` so that [`scrub`] masks it from now on, including its JSON-escaped form
 /// (records and JSON log lines hold strings escaped).
@@ -33,21 +63,17 @@ pub fn remember(value: &str) {
     if escaped != value {
         forms.push(escaped.to_owned());
     }
-    let mut secrets = SECRETS.write().unwrap_or_else(PoisonError::into_inner);
+    let mut registry = SECRETS.write().unwrap_or_else(PoisonError::into_inner);
     for form in forms {
-        if !secrets.contains(&form) && secrets.len() < MAX_SECRETS {
-            secrets.push(form);
-        }
+        registry.insert(form, MAX_SECRETS);
     }
-    // Longest first, so a secret that contains another is masked whole.
-    secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
 }
 
 /// `text` with every remembered secret replaced by [`MASK`]; borrowed when there was none.
 pub fn scrub(text: &str) -> Cow<'_, str> {
-    let secrets = SECRETS.read().unwrap_or_else(PoisonError::into_inner);
+    let registry = SECRETS.read().unwrap_or_else(PoisonError::into_inner);
     let mut text = Cow::Borrowed(text);
-    for secret in secrets.iter() {
+    for secret in &registry.longest_first {
         if text.contains(secret.as_str()) {
             text = Cow::Owned(text.replace(secret.as_str(), MASK));
         }
@@ -110,6 +136,19 @@ mod tests {
         remember("struct-secret-93");
         let links = vec![("build".to_string(), "https://ci/struct-secret-93/run".to_string())];
         assert_eq!(scrubbed(&links).unwrap(), vec![("build".to_string(), "https://ci/***/run".to_string())]);
+    }
+
+    #[test]
+    fn past_the_bound_the_oldest_value_goes_and_the_newest_is_kept() {
+        // A registry of its own: the process's one is shared by the other tests.
+        let mut registry = Registry::new();
+        for token in ["token-1-old", "token-2", "token-3-newest"] {
+            registry.insert(token.into(), 2);
+        }
+        assert_eq!(registry.by_age, ["token-2", "token-3-newest"]);
+        assert_eq!(registry.longest_first, ["token-3-newest", "token-2"]);
+        registry.insert("token-2".into(), 2);
+        assert_eq!(registry.by_age.len(), 2, "a value remembered twice is kept once");
     }
 
     #[test]
