@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use baton_asl::{Clock, EventType, ExecutionStatus};
-use baton_domain::catalog::{BuildSpec, DeployTarget, FsCatalog, GateSpec, ServiceEntry, SlackSpec};
+use baton_domain::catalog::{FsCatalog, GateSpec, ProviderBlock, ServiceEntry, SlackSpec};
 use baton_domain::ports::{
     BuildProvider, DeployProgress, DeployRequest, Deployer, HealthGate, Notifier, ProviderError, Providers, RunHandle, SystemClock,
 };
@@ -65,10 +65,10 @@ impl Deployer for SharedDeployer {
 }
 
 impl Providers for SlowDeploys {
-    fn build(&self, spec: &BuildSpec, entry: &ServiceEntry) -> Result<Box<dyn BuildProvider>, ProviderError> {
+    fn build(&self, spec: &ProviderBlock, entry: &ServiceEntry) -> Result<Box<dyn BuildProvider>, ProviderError> {
         self.local.build(spec, entry)
     }
-    fn deployer(&self, _spec: &DeployTarget, _entry: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError> {
+    fn deployer(&self, _spec: &ProviderBlock, _entry: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError> {
         Ok(Box::new(SharedDeployer(self.deployer.clone())))
     }
     fn gate(&self, spec: &GateSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthGate>, ProviderError> {
@@ -88,7 +88,7 @@ async fn a_large_release_with_a_full_rollback_stays_well_inside_the_history_quot
     let local = LocalProviders::new(fixture.state_dir().join("workspace"), None, Arc::new(EnvSecretResolver), None).unwrap();
     let ports = Ports {
         store: Arc::new(SqliteStore::open(&baton_store_sqlite::database_path(&fixture.state_dir())).unwrap()),
-        catalog: Arc::new(FsCatalog::open(fixture.catalog()).unwrap()),
+        catalog: Arc::new(FsCatalog::open(baton_providers::registry(), fixture.catalog()).unwrap()),
         providers: Arc::new(SlowDeploys { local, deployer: Arc::default() }),
         clock: Arc::new(SystemClock),
     };

@@ -1,7 +1,7 @@
 //! `baton catalog validate` and `baton catalog push`.
 use crate::exit;
 use crate::failure::Failure;
-use baton_aws::catalog::{CatalogFilesError, loaded_catalog_items, push_catalog};
+use baton_aws::catalog::{CatalogFilesError, cloud_loader, loaded_catalog_items, push_catalog};
 use baton_aws::scheduler::{ScheduleTarget, SyncScope, sync_schedules};
 use baton_domain::catalog::{CATALOG_ROOT_ENV, CatalogLoader, LoadedCatalog};
 use clap::{Args, Subcommand};
@@ -10,11 +10,12 @@ use std::process::ExitCode;
 
 #[derive(Subcommand)]
 pub enum CatalogCommand {
-    /// Check service definitions: Datadog's structure and every `extensions.baton` block.
+    /// Check service definitions: Datadog's structure and every `extensions.baton` block
+    /// (with --cloud, also what releases on AWS cannot run, as `push` does).
     /// Exits 0 when valid, 1 when there is any error (an empty file, an unknown schema
     /// version and a path without definitions are errors), 2 when the path cannot be read.
     Validate(ValidateArgs),
-    /// Validate, then store every definition in the catalog table Baton's functions read, and
+    /// Validate for the cloud (local `command` providers are refused), then store every definition in the catalog table Baton's functions read, and
     /// make the EventBridge Scheduler schedules of the pushed services match their `schedule`
     /// (other services' schedules are left alone unless --prune-schedules). Pushes nothing
     /// when any file has an error. What a service repository's CI runs on merge.
@@ -55,6 +56,10 @@ pub struct ValidateArgs {
     path: PathBuf,
     #[command(flatten)]
     root: RootArg,
+    /// Check the catalog as `push` does, for releases on AWS: providers that run on this
+    /// machine (`command`) are refused, naming what to use instead.
+    #[arg(long)]
+    cloud: bool,
     /// Print `{"services": [names], "errors": [diagnostics]}` instead of text.
     #[arg(long)]
     json: bool,
@@ -69,8 +74,8 @@ pub struct RootArg {
 }
 
 impl RootArg {
-    fn load(&self, path: &Path) -> std::io::Result<LoadedCatalog> {
-        CatalogLoader { root: self.root.clone() }.load(path)
+    fn load(&self, path: &Path, for_cloud: bool) -> std::io::Result<LoadedCatalog> {
+        CatalogLoader { root: self.root.as_deref(), for_cloud, ..CatalogLoader::new(baton_providers::registry()) }.load(path)
     }
 }
 
@@ -82,7 +87,7 @@ pub async fn run(command: CatalogCommand) -> ExitCode {
 }
 
 async fn push(args: &PushArgs) -> ExitCode {
-    let catalog = match args.root.load(&args.path) {
+    let catalog = match args.root.load(&args.path, true) {
         Ok(catalog) => catalog,
         Err(err) => {
             return Failure::usage(format!("cannot read catalog {}", args.path.display())).caused_by(&err).report();
@@ -104,7 +109,7 @@ async fn push(args: &PushArgs) -> ExitCode {
                 .report();
         }
     };
-    let items = match loaded_catalog_items(&catalog) {
+    let items = match loaded_catalog_items(&cloud_loader(baton_providers::registry()), &catalog) {
         Ok(items) => items,
         Err(err @ CatalogFilesError::Read { .. }) => {
             return Failure::usage(&err).sources_of(&err).report();
@@ -142,7 +147,7 @@ async fn push(args: &PushArgs) -> ExitCode {
 }
 
 fn validate(args: &ValidateArgs) -> ExitCode {
-    let catalog = match args.root.load(&args.path) {
+    let catalog = match args.root.load(&args.path, args.cloud) {
         Ok(catalog) => catalog,
         Err(err) => {
             return Failure::usage(format!("cannot read catalog {}", args.path.display())).caused_by(&err).report();
@@ -176,7 +181,22 @@ fn count(n: usize, noun: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use baton_domain::catalog::load_catalog;
+
+    fn load_catalog(path: &Path) -> std::io::Result<LoadedCatalog> {
+        RootArg { root: None }.load(path, false)
+    }
+
+    #[test]
+    fn for_the_cloud_local_commands_are_refused_with_what_to_use_instead() {
+        let catalog = RootArg { root: None }.load(&repo("examples/catalog/hello-web.yaml"), true).unwrap();
+        let report = validation_report(&catalog, false);
+        let refusals: Vec<&str> = report.lines().filter(|line| line.contains("runs on the machine running Baton")).collect();
+        assert_eq!(refusals.len(), 3, "build, deploy and the gate: {report}");
+        assert!(refusals[0].contains("extensions.baton.build.provider: `command`") && refusals[0].contains("`codebuild`"), "{report}");
+        assert!(refusals[1].contains("extensions.baton.deploy.provider") && refusals[1].contains("`ecs`"), "{report}");
+        assert!(refusals[2].contains("extensions.baton.health.gates[0].provider") && refusals[2].contains("`cloudwatch`"), "{report}");
+        assert_eq!(validation_status(&catalog), exit::FAILED);
+    }
 
     fn repo(path: &str) -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)

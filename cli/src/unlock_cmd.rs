@@ -71,8 +71,8 @@ pub async fn run(args: UnlockArgs) -> ExitCode {
 
 async fn environment_from_catalog(args: &UnlockArgs) -> Result<String, ExitCode> {
     let hint = "pass --environment, or --catalog with the service's entry";
-    let catalog =
-        FsCatalog::open(&args.catalog).map_err(|err| Failure::usage("cannot read the catalog").caused_by(&err).hint(hint).report())?;
+    let catalog = FsCatalog::open(baton_providers::registry(), &args.catalog)
+        .map_err(|err| Failure::usage("cannot read the catalog").caused_by(&err).hint(hint).report())?;
     match catalog.service(&args.service).await {
         Ok(entry) => Ok(entry.delivery.environment),
         Err(err) => Err(Failure::usage(format!("no environment for {}", args.service)).caused_by(&err).hint(hint).report()),

@@ -6,6 +6,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = baton_domain::catalog::parse_catalog_documents("fuzz.yaml", text);
+        let _ = baton_domain::catalog::CatalogLoader::new(baton_providers::registry()).parse("fuzz.yaml", text);
     }
 });

@@ -1,12 +1,13 @@
 //! The service catalog in DynamoDB: one item per service (`service`, `source`, `definition`,
 //! `pushed_at`), the definition being the catalog text it came from, parsed on read by the
-//! same parser as files (`baton_domain::catalog::parse_catalog_documents`).
+//! same parser as files ([`CatalogLoader`], for the cloud: providers that run on Baton's own
+//! machine are refused).
 
 use crate::error::AwsError;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
-use baton_domain::catalog::{Diagnostic, LoadedCatalog, ServiceEntry, parse_catalog_documents};
+use baton_domain::catalog::{CatalogLoader, Diagnostic, LoadedCatalog, Registry, ServiceEntry};
 use baton_domain::ports::{CatalogError, CatalogSource};
 use chrono::{SecondsFormat, Utc};
 use std::collections::BTreeSet;
@@ -23,8 +24,8 @@ pub struct CatalogItem {
 
 /// The items to push for one catalog file, or every problem in it: a file with any problem is
 /// not pushed, so the table only ever holds definitions that parsed cleanly.
-pub fn catalog_items(file_label: &str, text: &str) -> Result<Vec<CatalogItem>, Vec<Diagnostic>> {
-    let (services, diagnostics) = parse_catalog_documents(file_label, text);
+pub fn catalog_items(loader: &CatalogLoader, file_label: &str, text: &str) -> Result<Vec<CatalogItem>, Vec<Diagnostic>> {
+    let (services, diagnostics) = loader.parse(file_label, text);
     if !diagnostics.is_empty() {
         return Err(diagnostics);
     }
@@ -44,15 +45,22 @@ pub enum CatalogFilesError {
 }
 
 /// The items to push for every service of `catalog`: each service's whole file (its documents
-/// were validated together), read again and checked by [`catalog_items`].
-pub fn loaded_catalog_items(catalog: &LoadedCatalog) -> Result<Vec<CatalogItem>, CatalogFilesError> {
+/// were validated together), read again and checked by [`catalog_items`] with `loader` (for the
+/// cloud, [`cloud_loader`]).
+pub fn loaded_catalog_items(loader: &CatalogLoader, catalog: &LoadedCatalog) -> Result<Vec<CatalogItem>, CatalogFilesError> {
     let files: BTreeSet<&str> = catalog.services().iter().map(|s| s.source.as_str()).collect();
     let mut items = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(file).map_err(|error| CatalogFilesError::Read { file: file.to_string(), error })?;
-        items.extend(catalog_items(file, &text).map_err(CatalogFilesError::Invalid)?);
+        items.extend(catalog_items(loader, file, &text).map_err(CatalogFilesError::Invalid)?);
     }
     Ok(items)
+}
+
+/// The loader for a catalog pushed for releases on AWS, which have no machine of Baton's to run
+/// a local command on: such providers are refused there, at the push.
+pub fn cloud_loader(registry: &Registry) -> CatalogLoader<'_> {
+    CatalogLoader { for_cloud: true, ..CatalogLoader::new(registry) }
 }
 
 /// Writes (or replaces) each item. Services missing from `items` are left as they are.
@@ -91,15 +99,16 @@ pub async fn create_catalog_table(client: &Client, name: &str) -> Result<(), Aws
 }
 
 /// [`CatalogSource`] over the catalog table.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DynamoCatalog {
     client: Client,
     table: String,
+    registry: &'static Registry,
 }
 
 impl DynamoCatalog {
-    pub fn new(client: Client, table: impl Into<String>) -> DynamoCatalog {
-        DynamoCatalog { client, table: table.into() }
+    pub fn new(client: Client, table: impl Into<String>, registry: &'static Registry) -> DynamoCatalog {
+        DynamoCatalog { client, table: table.into(), registry }
     }
 }
 
@@ -124,7 +133,9 @@ impl CatalogSource for DynamoCatalog {
                 "{searched}: item '{name}' has no string attribute '{attr}' (push the catalog again)"
             ))),
         };
-        let (services, diagnostics) = parse_catalog_documents(text("source")?, text("definition")?);
+        // The push judged where the entry may run (the local stack pushes local commands on
+        // purpose: its functions run on this machine); reading judges only the shape.
+        let (services, diagnostics) = CatalogLoader::new(self.registry).parse(text("source")?, text("definition")?);
         if !diagnostics.is_empty() {
             return Err(CatalogError::Invalid(diagnostics));
         }

@@ -7,7 +7,7 @@ use aws_config::SdkConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_sdk_dynamodb::config::{Region, SharedCredentialsProvider};
 use aws_smithy_types::timeout::TimeoutConfig;
-use baton_domain::catalog::AwsAccess;
+
 use baton_domain::ports::ProviderError;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -103,6 +103,50 @@ impl AwsClients {
 pub(crate) fn region_of(config: &SdkConfig) -> String {
     config.region().map(|r| r.to_string()).unwrap_or_default()
 }
+
+// ------------------------------------------------------------------ catalog block
+
+use baton_domain::catalog::shape::{Field, Kind, Shape, field, required, shape};
+
+/// Where AWS calls go: a region and an IAM role to assume, both optional (the process's own
+/// region and credentials otherwise).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AwsAccess {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<String>,
+}
+
+/// One target's own region and role, for waves that cross regions and accounts.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Placement {
+    pub target: String,
+    #[serde(flatten)]
+    pub access: AwsAccess,
+}
+
+/// The AWS access of `target`: its placement's fields, else the block's.
+pub fn access_for(target: &str, default: &AwsAccess, placements: &[Placement]) -> AwsAccess {
+    let placed = placements.iter().find(|p| p.target == target).map(|p| &p.access);
+    AwsAccess {
+        region: placed.and_then(|a| a.region.clone()).or_else(|| default.region.clone()),
+        role_arn: placed.and_then(|a| a.role_arn.clone()).or_else(|| default.role_arn.clone()),
+    }
+}
+
+pub const REGION: Field = field("region", Kind::Text, "AWS region of the calls (the process's region by default).");
+pub const ROLE_ARN: Field = field("role-arn", Kind::Text, "IAM role assumed for the calls (another account's, say).");
+
+const PLACEMENT: Shape = shape(&[
+    required("target", Kind::WaveTarget, "A target of the waves."),
+    field("region", Kind::Text, "The target's region, instead of the block's."),
+    field("role-arn", Kind::Text, "The role assumed for this target, instead of the block's."),
+]);
+pub const PLACEMENTS: Field =
+    field("placements", Kind::List(&PLACEMENT), "Targets in other regions or accounts: their own `region` and `role-arn`.");
 
 #[cfg(test)]
 mod tests {

@@ -1,11 +1,12 @@
 //! A health gate over CloudWatch alarms, metric and composite: named ones and those under a
 //! prefix. Any alarm in ALARM makes a sample unhealthy; INSUFFICIENT_DATA counts as the catalog says.
 
+use crate::clients::AwsAccess;
 use crate::clients::{AwsClients, region_of};
 use crate::error::AwsError;
 use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
-use baton_domain::catalog::{AwsAccess, CloudWatchGate, InsufficientData};
+
 use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError};
 use std::collections::BTreeMap;
 
@@ -189,6 +190,51 @@ fn shorten(text: &str, limit: usize) -> String {
     let kept: String = text.chars().take(limit.saturating_sub(3)).collect();
     format!("{}...", kept.trim_end())
 }
+
+// ------------------------------------------------------------------ catalog block
+
+use crate::clients::{REGION, ROLE_ARN};
+use baton_domain::catalog::shape::{Field, Kind, ProviderShape, Slot, field, through_model};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CloudWatchGate {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alarm_prefix: Option<String>,
+    /// How an alarm in INSUFFICIENT_DATA counts.
+    #[serde(default)]
+    pub insufficient_data: InsufficientData,
+    #[serde(flatten)]
+    pub access: AwsAccess,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InsufficientData {
+    #[default]
+    Healthy,
+    Unhealthy,
+}
+
+const GATE_CLOUDWATCH: &[Field] = &[
+    field("alarms", Kind::TextList, "Alarm names (metric or composite alarms)."),
+    field("alarm-prefix", Kind::Text, "Every alarm whose name starts with this."),
+    field("insufficient-data", Kind::Enum(&["healthy", "unhealthy"]), "How an alarm in INSUFFICIENT_DATA counts; `healthy` by default."),
+    REGION,
+    ROLE_ARN,
+];
+
+pub const CLOUDWATCH: ProviderShape = ProviderShape {
+    slot: Slot::Gate,
+    name: "cloudwatch",
+    doc: "CloudWatch alarms: any in ALARM is unhealthy.",
+    fields: GATE_CLOUDWATCH,
+    at_least_one: Some((&["alarms", "alarm-prefix"], "the gate must name the alarms it watches")),
+    local_only: None,
+    through_model: through_model::<CloudWatchGate>,
+};
 
 #[cfg(test)]
 mod tests {

@@ -20,11 +20,11 @@
 //! - Calls go through [`AwsClients::config_for`] (the block's region and role, the SDK's call
 //!   timeouts); errors are classified by [`AwsError`] (throttling and 5xx stay retryable).
 
+use crate::clients::AwsAccess;
 use crate::clients::{AwsClients, region_of};
 use crate::error::AwsError;
 use async_trait::async_trait;
 use aws_sdk_codebuild::types::{Build, EnvironmentVariable, EnvironmentVariableType, StatusType};
-use baton_domain::catalog::{AwsAccess, CodeBuildBuild};
 use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::{Artifact, ReleaseId, UNKNOWN_SHA};
 use baton_domain::template::{ArtifactTemplate, RunFacts, RunWord};
@@ -290,6 +290,62 @@ fn console_url(region: &str, build: &Build) -> String {
         id.replace(':', "%3A")
     )
 }
+
+// ------------------------------------------------------------------ catalog block
+
+use crate::clients::{REGION, ROLE_ARN};
+use baton_domain::catalog::shape::{Field, Kind, ProviderShape, Slot, field, required, through_model};
+
+/// A build of an AWS CodeBuild project at the release's commit; it gets `BATON_RELEASE_ID`,
+/// `BATON_SHA` and `BATON_BRANCH` in its environment besides `env`. The artifact is the
+/// variable `artifact_variable` the build exports when it does, else `artifact` filled in (the
+/// validator asks for at least one).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CodeBuildBuild {
+    /// The project's name.
+    pub project: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{build-number}`, `{release-id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+    /// An environment variable the buildspec exports (`env.exported-variables`) holding the
+    /// artifact's reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_variable: Option<String>,
+    #[serde(flatten)]
+    pub access: AwsAccess,
+}
+
+const BUILD_CODEBUILD: &[Field] = &[
+    required("project", Kind::Text, "The CodeBuild project's name; its build runs the release's commit (else its branch)."),
+    field("env", Kind::Env, "Environment overrides, besides `BATON_RELEASE_ID`, `BATON_SHA` and `BATON_BRANCH`."),
+    field(
+        "artifact",
+        Kind::Text,
+        "The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{build-number}` and `{release-id}` \
+         filled from the build; used when `artifact-variable` is unset or the build did not export it.",
+    ),
+    field(
+        "artifact-variable",
+        Kind::EnvName,
+        "A variable the buildspec exports (`env.exported-variables`) holding the artifact's reference; \
+         wins over `artifact` when the build exports it.",
+    ),
+    REGION,
+    ROLE_ARN,
+];
+
+pub const CODEBUILD: ProviderShape = ProviderShape {
+    slot: Slot::Build,
+    name: "codebuild",
+    doc: "Starts an AWS CodeBuild build and polls it.",
+    fields: BUILD_CODEBUILD,
+    at_least_one: Some((&["artifact", "artifact-variable"], "Baton needs one to name the build's artifact")),
+    local_only: None,
+    through_model: through_model::<CodeBuildBuild>,
+};
 
 #[cfg(test)]
 mod tests {

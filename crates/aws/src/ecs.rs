@@ -2,12 +2,12 @@
 //! container's image replaced, then the service updated to it; ECS runs the rollout (and its
 //! circuit breaker), and polling reads the rollout state of that revision's deployment.
 
+use crate::clients::{AwsAccess, Placement, access_for};
 use crate::clients::{AwsClients, region_of};
 use crate::error::AwsError;
 use async_trait::async_trait;
 use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
 use aws_sdk_ecs::types::{ContainerDefinition, DeploymentRolloutState, Service, Tag, TaskDefinition, TaskDefinitionField};
-use baton_domain::catalog::{AwsAccess, EcsDeploy, Placement, access_for};
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
 use serde::{Deserialize, Serialize};
 
@@ -277,6 +277,42 @@ fn console_url(run: &EcsRun) -> String {
         service = run.service
     )
 }
+
+// ------------------------------------------------------------------ catalog block
+
+use crate::clients::{PLACEMENTS, REGION, ROLE_ARN};
+use baton_domain::catalog::shape::{Field, Kind, ProviderShape, Slot, required, through_model};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EcsDeploy {
+    /// The cluster holding the services.
+    pub cluster: String,
+    /// The container, in the service's task definition, whose image becomes the artifact.
+    pub container: String,
+    #[serde(flatten)]
+    pub access: AwsAccess,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placements: Vec<Placement>,
+}
+
+const DEPLOY_ECS: &[Field] = &[
+    required("cluster", Kind::Text, "The ECS cluster of the services (the wave targets)."),
+    required("container", Kind::Text, "The container, in each service's task definition, that runs the artifact (an image)."),
+    REGION,
+    ROLE_ARN,
+    PLACEMENTS,
+];
+
+pub const ECS: ProviderShape = ProviderShape {
+    slot: Slot::Deploy,
+    name: "ecs",
+    doc: "Rolls out Amazon ECS services.",
+    fields: DEPLOY_ECS,
+    at_least_one: None,
+    local_only: None,
+    through_model: through_model::<EcsDeploy>,
+};
 
 #[cfg(test)]
 mod tests {

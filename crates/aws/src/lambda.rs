@@ -1,12 +1,13 @@
 //! Deploys Lambda functions behind an alias: new code, a published version, then the alias
 //! moved to it, all at once or first as a weighted canary that a later poll promotes.
 
+use crate::clients::{AwsAccess, Placement, access_for};
 use crate::clients::{AwsClients, region_of};
 use crate::error::AwsError;
 use async_trait::async_trait;
 use aws_sdk_lambda::operation::get_alias::GetAliasOutput;
 use aws_sdk_lambda::types::{AliasRoutingConfiguration, LastUpdateStatus};
-use baton_domain::catalog::{AwsAccess, LambdaCanary, LambdaDeploy, Placement, access_for};
+use baton_domain::catalog::Seconds;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -311,6 +312,60 @@ fn lambda_error(err: AwsError, context: &str) -> ProviderError {
         err => err.for_provider(context),
     }
 }
+
+// ------------------------------------------------------------------ catalog block
+
+use crate::clients::{PLACEMENTS, REGION, ROLE_ARN};
+use baton_domain::catalog::shape::{Field, Kind, ProviderShape, Shape, Slot, field, required, shape, through_model};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct LambdaDeploy {
+    /// The alias that serves traffic (`live`).
+    pub alias: String,
+    /// Shift part of the traffic first, then all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<LambdaCanary>,
+    #[serde(flatten)]
+    pub access: AwsAccess,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub placements: Vec<Placement>,
+}
+
+/// The weighted step of a Lambda deploy: `weight` percent on the new version for `hold`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct LambdaCanary {
+    pub weight: u32,
+    pub hold: Seconds,
+}
+
+const LAMBDA_CANARY: Shape = shape(&[
+    required(
+        "weight",
+        Kind::Between { min: 1, max: 99 },
+        "Percent of the traffic on the new version during `hold` (1-99: 100 is no canary step).",
+    ),
+    required("hold", Kind::Duration { min: 1 }, "How long the weighted step lasts before all traffic moves."),
+]);
+
+const DEPLOY_LAMBDA: &[Field] = &[
+    required("alias", Kind::Text, "The alias that serves traffic (`live`); the targets are function names or ARNs."),
+    field("canary", Kind::Object(&LAMBDA_CANARY), "Shift `weight` percent first, then all the traffic."),
+    REGION,
+    ROLE_ARN,
+    PLACEMENTS,
+];
+
+pub const LAMBDA: ProviderShape = ProviderShape {
+    slot: Slot::Deploy,
+    name: "lambda",
+    doc: "Shifts AWS Lambda aliases to new versions.",
+    fields: DEPLOY_LAMBDA,
+    at_least_one: None,
+    local_only: None,
+    through_model: through_model::<LambdaDeploy>,
+};
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,8 @@ mod common;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use baton_aws::DynamoCatalog;
-use baton_aws::catalog::{catalog_items, create_catalog_table, push_catalog};
+use baton_aws::catalog::{CatalogItem, cloud_loader, create_catalog_table, push_catalog};
+use baton_domain::catalog::Diagnostic;
 use baton_domain::ports::{CatalogError, CatalogSource};
 
 fn definition(service: &str, environment: &str) -> String {
@@ -19,21 +20,27 @@ extensions:
     release-branch: main
     schedule: cron(0 2 * * ? *)
     build:
-      provider: command
-      command: ["make", "build"]
+      provider: codebuild
+      project: {service}
+      artifact: "123456789012.dkr.ecr.eu-west-1.amazonaws.com/{service}:{{sha}}"
     deploy:
-      provider: command
-      command: ["./deploy.sh"]
+      provider: ecs
+      cluster: payments
+      container: app
       waves:
         - name: canary
           targets: [eu-1]
           bake: 30s
     health:
       gates:
-        - provider: command
-          command: ["./healthy.sh"]
+        - provider: cloudwatch
+          alarm-prefix: {service}-
 "#
     )
+}
+
+fn catalog_items(file_label: &str, text: &str) -> Result<Vec<CatalogItem>, Vec<Diagnostic>> {
+    baton_aws::catalog::catalog_items(&cloud_loader(baton_providers::registry()), file_label, text)
 }
 
 async fn catalog_table() -> (aws_sdk_dynamodb::Client, String) {
@@ -52,7 +59,7 @@ async fn pushed_services_are_found_by_name() {
     assert_eq!(items.iter().map(|i| i.service.as_str()).collect::<Vec<_>>(), ["payments-api", "ledger"]);
     push_catalog(&client, &table, &items).await.expect("push");
 
-    let catalog = DynamoCatalog::new(client.clone(), &table);
+    let catalog = DynamoCatalog::new(client.clone(), &table, baton_providers::registry());
     let ledger = catalog.service("ledger").await.expect("ledger is in the catalog");
     assert_eq!(ledger.name, "ledger");
     assert_eq!(ledger.delivery.environment, "staging");
@@ -75,6 +82,20 @@ async fn pushed_services_are_found_by_name() {
     assert_eq!((ledger.source.as_str(), ledger.delivery.environment.as_str()), ("catalog/ledger.yaml", "production"));
 }
 
+#[test]
+fn a_push_refuses_local_commands_naming_what_runs_on_aws() {
+    let codebuild =
+        "      provider: codebuild\n      project: ledger\n      artifact: \"123456789012.dkr.ecr.eu-west-1.amazonaws.com/ledger:{sha}\"\n";
+    let local = definition("ledger", "production").replace(codebuild, "      provider: command\n      command: [make, build]\n");
+    let diagnostics = catalog_items("catalog/ledger.yaml", &local).expect_err("a local command is refused");
+    let [refusal] = &diagnostics[..] else { panic!("{diagnostics:#?}") };
+    assert_eq!((refusal.path.as_str(), refusal.line), ("extensions.baton.build.provider", Some(10)));
+    assert!(
+        refusal.message.contains("`command` runs on the machine running Baton") && refusal.message.contains("`codebuild`"),
+        "{refusal}"
+    );
+}
+
 #[tokio::test]
 async fn invalid_definitions_are_refused_on_push_and_reported_on_read() {
     let (client, table) = catalog_table().await;
@@ -93,7 +114,7 @@ async fn invalid_definitions_are_refused_on_push_and_reported_on_read() {
         .send()
         .await
         .unwrap();
-    match DynamoCatalog::new(client, &table).service("ledger").await {
+    match DynamoCatalog::new(client, &table, baton_providers::registry()).service("ledger").await {
         Err(CatalogError::Invalid(found)) => assert_eq!(found, diagnostics),
         other => panic!("expected Invalid, got {other:?}"),
     }

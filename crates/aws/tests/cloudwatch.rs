@@ -7,8 +7,9 @@ mod common;
 
 use aws_config::SdkConfig;
 use aws_sdk_cloudwatch::types::StateValue;
+use baton_aws::clients::AwsAccess;
+use baton_aws::cloudwatch::{CloudWatchGate, InsufficientData};
 use baton_aws::{AwsClients, CloudWatchGateSampler};
-use baton_domain::catalog::{AwsAccess, CloudWatchGate, InsufficientData};
 use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError};
 use baton_domain::release::{Artifact, ReleaseId};
 use common::fixtures::{metric_alarm, set_state};

@@ -7,8 +7,9 @@
 mod common;
 
 use aws_config::SdkConfig;
+use baton_aws::clients::AwsAccess;
+use baton_aws::codebuild::CodeBuildBuild;
 use baton_aws::{AwsClients, CodeBuildProvider};
-use baton_domain::catalog::{AwsAccess, CodeBuildBuild};
 use baton_domain::error::chain_text;
 use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::ReleaseId;

@@ -4,8 +4,9 @@
 
 mod common;
 
+use baton_aws::clients::{AwsAccess, Placement};
+use baton_aws::ecs::EcsDeploy;
 use baton_aws::{AwsClients, EcsDeployer};
-use baton_domain::catalog::{AwsAccess, EcsDeploy, Placement};
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
 use baton_domain::release::{Artifact, ReleaseId};
 use common::fixtures::service_on_moto;

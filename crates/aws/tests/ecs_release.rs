@@ -137,7 +137,7 @@ async fn an_alarm_in_the_second_bake_rolls_both_ecs_waves_back_to_their_task_def
         .with_aws_clients(AwsClients::with_base(config.clone()));
     let ports = Ports {
         store: store.clone(),
-        catalog: Arc::new(FsCatalog::open(&catalog_dir).unwrap()),
+        catalog: Arc::new(FsCatalog::open(baton_providers::registry(), &catalog_dir).unwrap()),
         providers: Arc::new(providers),
         clock: Arc::new(SystemClock),
     };

@@ -6,8 +6,10 @@ mod common;
 
 use aws_config::SdkConfig;
 use aws_sdk_lambda::types::{FunctionCode, PackageType};
+use baton_aws::clients::AwsAccess;
+use baton_aws::lambda::{LambdaCanary, LambdaDeploy};
 use baton_aws::{AwsClients, LambdaDeployer};
-use baton_domain::catalog::{AwsAccess, LambdaCanary, LambdaDeploy, Seconds};
+use baton_domain::catalog::Seconds;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
 use baton_domain::release::{Artifact, ReleaseId};
 use std::collections::HashMap;

@@ -2,7 +2,7 @@
 //! them (SQLite and DynamoDB stores; command, HTTP and Slack providers; AWS
 //! services), and each port has a contract suite every implementation passes.
 
-use crate::catalog::{BuildSpec, DeployTarget, Diagnostic, GateSpec, ServiceEntry, SlackSpec};
+use crate::catalog::{Diagnostic, GateSpec, ProviderBlock, ServiceEntry, SlackSpec};
 use crate::error::Cause;
 pub use crate::release::RunHandle;
 use crate::release::{Artifact, LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
@@ -346,8 +346,8 @@ pub trait Notifier: Send + Sync {
 /// embedded run, the Lambdas and the tests each pass their own.
 pub trait Providers: Send + Sync {
     /// `catalog_dir` resolves relative paths in command specs.
-    fn build(&self, spec: &BuildSpec, entry: &ServiceEntry) -> Result<Box<dyn BuildProvider>, ProviderError>;
-    fn deployer(&self, spec: &DeployTarget, entry: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError>;
+    fn build(&self, spec: &ProviderBlock, entry: &ServiceEntry) -> Result<Box<dyn BuildProvider>, ProviderError>;
+    fn deployer(&self, spec: &ProviderBlock, entry: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError>;
     fn gate(&self, spec: &GateSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthGate>, ProviderError>;
     /// Every notifier configured for the service, the always-on ones included.
     fn notifiers(&self, slack: Option<&SlackSpec>, entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError>;

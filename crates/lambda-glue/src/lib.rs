@@ -53,7 +53,7 @@ pub async fn ports_from_env() -> Result<Ports, InitError> {
     let release_table = std::env::var(RELEASE_TABLE).map_err(|_| InitError::Missing(RELEASE_TABLE))?;
     let http = baton_providers::http_client().map_err(|e| InitError::Setup("HTTP client", chain_text(&e)))?;
     let catalog: Arc<dyn CatalogSource> = match std::env::var(CATALOG_TABLE) {
-        Ok(table) => Arc::new(DynamoCatalog::new(dynamodb.clone(), table)),
+        Ok(table) => Arc::new(DynamoCatalog::new(dynamodb.clone(), table, baton_providers::registry())),
         Err(_) => Arc::new(DatadogCatalog::from_env(http).map_err(|e| InitError::Setup("Datadog catalog", chain_text(&e)))?),
     };
     let credentials = CREDENTIAL_SECRETS.iter().filter_map(|name| std::env::var(name).ok()).collect();

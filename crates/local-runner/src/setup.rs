@@ -40,7 +40,7 @@ impl LocalConfig {
 
 impl LocalBaton {
     pub fn open(config: LocalConfig) -> Result<LocalBaton, LocalError> {
-        let catalog: Arc<dyn CatalogSource> = match FsCatalog::open(&config.catalog)? {
+        let catalog: Arc<dyn CatalogSource> = match FsCatalog::open(baton_providers::registry(), &config.catalog)? {
             catalog if config.skip_bakes => Arc::new(WithoutBakes(catalog)),
             catalog => Arc::new(catalog),
         };

@@ -17,6 +17,7 @@ pub mod template;
 use aws_sdk_dynamodb::config::ProvideCredentials;
 use baton_asl::{Clock, ExecutionOutcome, ExecutionStart, Executor, StateMachine, TaskCall, TaskFailure, TaskInvoker};
 use baton_aws::DynamoStore;
+use baton_domain::catalog::CatalogLoader;
 use baton_domain::error::chain_text;
 use baton_domain::ports::ReleaseStore;
 use baton_domain::release::{Release, ReleaseId};
@@ -208,11 +209,13 @@ async fn push_catalog(client: &aws_sdk_dynamodb::Client, template: &Template, ca
     let table = template.output("CatalogTableName")?;
     // Absolute: the functions resolve `working-dir`s against the file the item came from.
     let path = std::path::absolute(catalog).map_err(|e| StackError::Catalog(format!("{}: {e}", catalog.display())))?;
-    let loaded = baton_domain::catalog::load_catalog(&path).map_err(|e| StackError::Catalog(format!("{}: {e}", path.display())))?;
+    // Not the cloud loader: the stack's functions run on this machine, so local commands work.
+    let loader = CatalogLoader::new(baton_providers::registry());
+    let loaded = loader.load_with_env_root(&path).map_err(|e| StackError::Catalog(format!("{}: {e}", path.display())))?;
     if let Some(first) = loaded.diagnostics().first() {
         return Err(StackError::Catalog(format!("{first} (and {} more)", loaded.diagnostics().len() - 1)));
     }
-    let items = baton_aws::catalog::loaded_catalog_items(&loaded).map_err(|e| StackError::Catalog(e.to_string()))?;
+    let items = baton_aws::catalog::loaded_catalog_items(&loader, &loaded).map_err(|e| StackError::Catalog(e.to_string()))?;
     baton_aws::catalog::push_catalog(client, &table, &items).await.map_err(|e| StackError::Catalog(e.to_string()))
 }
 

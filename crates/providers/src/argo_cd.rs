@@ -23,7 +23,6 @@
 use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, Refused, decode, exchange, http_url, quote, retry_after, shown};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
-use baton_domain::catalog::ArgoCdDeploy;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, SecretResolver};
 use baton_domain::release::Artifact;
 use baton_domain::template::{Template, short_sha};
@@ -335,3 +334,42 @@ impl Deployer for ArgoCdDeployer {
         })
     }
 }
+
+// ------------------------------------------------------------------ catalog block
+
+use baton_domain::catalog::SecretRef;
+use baton_domain::catalog::shape::{Field, Kind, ProviderShape, Slot, field, required, through_model};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ArgoCdDeploy {
+    /// The Argo CD server (`https://argocd.example.com`).
+    pub server: String,
+    /// An Argo CD API token allowed to sync the applications.
+    pub token: SecretRef,
+    /// The revision to sync to, with `{sha}`, `{short-sha}`, `{branch}`, `{artifact}` filled.
+    #[serde(default = "ArgoCdDeploy::default_revision")]
+    pub revision: String,
+}
+
+impl ArgoCdDeploy {
+    fn default_revision() -> String {
+        "{sha}".into()
+    }
+}
+
+const DEPLOY_ARGO_CD: &[Field] = &[
+    required("server", Kind::Url, "The Argo CD server; the targets are application names."),
+    required("token", Kind::Secret, "An Argo CD API token allowed to sync the applications (secret reference)."),
+    field("revision", Kind::Text, "Revision to sync to, with `{sha}`, `{short-sha}`, `{branch}`, `{artifact}`; `{sha}` by default."),
+];
+
+pub const ARGO_CD: ProviderShape = ProviderShape {
+    slot: Slot::Deploy,
+    name: "argo-cd",
+    doc: "Syncs Argo CD applications.",
+    fields: DEPLOY_ARGO_CD,
+    at_least_one: None,
+    local_only: None,
+    through_model: through_model::<ArgoCdDeploy>,
+};

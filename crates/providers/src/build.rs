@@ -1,8 +1,8 @@
 //! The `command` build provider: the build runs locally, to completion, inside `start`.
 
 use crate::command::{BatonEnv, CommandContext, CommandFields, CommandSpec, Outcome, finished_run, recorded_outcome};
+use crate::command_catalog::CommandBuild;
 use async_trait::async_trait;
-use baton_domain::catalog::CommandBuild;
 use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::{Artifact, UNKNOWN_SHA};
 use std::process::Stdio;
@@ -109,7 +109,7 @@ mod tests {
     }
 
     fn spec(command: Vec<String>) -> CommandBuild {
-        CommandBuild { run: baton_domain::catalog::CommandRun::new(command), artifact_file: None }
+        CommandBuild { run: crate::command_catalog::CommandRun::new(command), artifact_file: None }
     }
 
     fn request(sha: Option<&str>) -> BuildRequest {

@@ -4,7 +4,7 @@
 
 use crate::secrets::Secret;
 use async_trait::async_trait;
-use baton_domain::catalog::{ServiceEntry, parse_catalog_documents};
+use baton_domain::catalog::{CatalogLoader, ServiceEntry};
 use baton_domain::ports::{CatalogError, CatalogSource};
 use serde::Deserialize;
 use std::time::Duration;
@@ -101,7 +101,7 @@ impl CatalogSource for DatadogCatalog {
         })?;
         // JSON is YAML: the file parser reads the definition as Datadog returned it.
         let text = serde_json::to_string_pretty(&body.data.attributes.schema).expect("a JSON value serialises");
-        let (services, diagnostics) = parse_catalog_documents(&format!("datadog:{name}"), &text);
+        let (services, diagnostics) = CatalogLoader::new(crate::registry()).parse(&format!("datadog:{name}"), &text);
         if !diagnostics.is_empty() {
             return Err(CatalogError::Invalid(diagnostics));
         }

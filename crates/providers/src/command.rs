@@ -9,7 +9,8 @@
 //! references in `notify.slack`). The spec's `env` comes next and the `BATON_*` variables last,
 //! so a catalog cannot fake them. Values are never logged; neither are the names.
 
-use baton_domain::catalog::{CommandRun, Seconds, SecretRef, ServiceEntry};
+use crate::command_catalog::CommandRun;
+use baton_domain::catalog::{Seconds, SecretRef, ServiceEntry};
 use baton_domain::ports::{ProviderError, RunHandle};
 use baton_domain::release::{Artifact, ReleaseId};
 use serde::Serialize;

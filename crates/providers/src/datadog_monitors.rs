@@ -14,7 +14,6 @@
 use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, Refused, decode, exchange, header_u64, http_url, quote, retry_after, shown};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
-use baton_domain::catalog::DatadogGate;
 use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError, SecretResolver};
 use reqwest::Url;
 use reqwest::header::HeaderMap;
@@ -187,3 +186,58 @@ impl HealthGate for DatadogMonitorsGate {
         Ok(if bad.is_empty() { GateReading::Healthy { saw } } else { GateReading::Unhealthy { saw } })
     }
 }
+
+// ------------------------------------------------------------------ catalog block
+
+use baton_domain::catalog::SecretRef;
+use baton_domain::catalog::shape::{Field, Kind, ProviderShape, Slot, field, required, through_model};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct DatadogGate {
+    /// Tags every monitor must carry besides `service:<name>` and `env:<environment>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// The Datadog site: `datadoghq.com`, `datadoghq.eu`, `us3.datadoghq.com`, ...
+    #[serde(default = "DatadogGate::default_site")]
+    pub site: String,
+    /// The API's base URL, instead of the site's (a proxy).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    pub api_key: SecretRef,
+    pub app_key: SecretRef,
+    /// Monitor states that are unhealthy.
+    #[serde(default = "DatadogGate::default_unhealthy")]
+    pub unhealthy: Vec<String>,
+}
+
+impl DatadogGate {
+    fn default_site() -> String {
+        "datadoghq.com".into()
+    }
+    fn default_unhealthy() -> Vec<String> {
+        vec!["Alert".into()]
+    }
+}
+
+pub const DATADOG_SITES: &[&str] =
+    &["datadoghq.com", "datadoghq.eu", "us3.datadoghq.com", "us5.datadoghq.com", "ap1.datadoghq.com", "ddog-gov.com"];
+
+const GATE_DATADOG: &[Field] = &[
+    field("tags", Kind::TextList, "Tags the monitors carry besides `service:<name>` and `env:<environment>`."),
+    field("site", Kind::Enum(DATADOG_SITES), "The Datadog site; `datadoghq.com` by default."),
+    field("api-url", Kind::Url, "The API's base URL instead of the site's (a proxy)."),
+    required("api-key", Kind::Secret, "A Datadog API key (secret reference)."),
+    required("app-key", Kind::Secret, "A Datadog application key with monitors_read (secret reference)."),
+    field("unhealthy", Kind::TextList, "Monitor states that fail the gate (`Alert`, `Warn`, `No Data`); `[Alert]` by default."),
+];
+
+pub const DATADOG: ProviderShape = ProviderShape {
+    slot: Slot::Gate,
+    name: "datadog",
+    doc: "Datadog monitors found by tags.",
+    fields: GATE_DATADOG,
+    at_least_one: None,
+    local_only: None,
+    through_model: through_model::<DatadogGate>,
+};

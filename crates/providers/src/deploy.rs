@@ -1,8 +1,8 @@
 //! The `command` deployer: one run per target, synchronous like the command build.
 
 use crate::command::{BatonEnv, CommandContext, CommandFields, CommandSpec, finished_run, recorded_outcome};
+use crate::command_catalog::CommandDeploy;
 use async_trait::async_trait;
-use baton_domain::catalog::CommandDeploy;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
 use std::time::Duration;
 
@@ -57,7 +57,7 @@ mod tests {
     use std::path::Path;
 
     fn deployer(dir: &Path, command: Vec<String>, rollback_command: Option<Vec<String>>) -> CommandDeployer {
-        let spec = CommandDeploy { run: baton_domain::catalog::CommandRun::new(command), rollback_command };
+        let spec = CommandDeploy { run: crate::command_catalog::CommandRun::new(command), rollback_command };
         CommandDeployer::new(&spec, CommandContext::new(&entry_in(dir), dir).unwrap()).unwrap()
     }
 

@@ -1,9 +1,9 @@
 //! Health gates sampled on this machine: an HTTP endpoint's answer, or a command's exit code.
 
 use crate::command::{BatonEnv, CommandContext, CommandFields, CommandSpec};
+use crate::command_catalog::CommandRun;
 use crate::http::describe;
 use async_trait::async_trait;
-use baton_domain::catalog::{CommandRun, HttpGate};
 use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError};
 use std::time::Duration;
 
@@ -122,6 +122,38 @@ impl HealthGate for CommandGate {
         })
     }
 }
+
+// ------------------------------------------------------------------ catalog block
+
+use baton_domain::catalog::shape::{Field, Kind, ProviderShape, Slot, field, required, through_model};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct HttpGate {
+    pub url: String,
+    /// The statuses that are healthy; any 2xx when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect_status: Vec<u16>,
+    /// Text the body must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+}
+
+const GATE_HTTP: &[Field] = &[
+    required("url", Kind::Url, "The endpoint sampled."),
+    field("expect-status", Kind::HttpStatuses, "Statuses that are healthy; any 2xx by default."),
+    field("body-contains", Kind::Text, "Text a healthy answer's body contains."),
+];
+
+pub const HTTP_GATE: ProviderShape = ProviderShape {
+    slot: Slot::Gate,
+    name: "http",
+    doc: "An HTTP endpoint's answer.",
+    fields: GATE_HTTP,
+    at_least_one: None,
+    local_only: None,
+    through_model: through_model::<HttpGate>,
+};
 
 #[cfg(test)]
 mod tests {

@@ -1,22 +1,13 @@
 //! [`Providers`] for a machine without AWS: commands, the CI services, Argo CD and webhooks,
 //! HTTP and Datadog health, console and Slack.
 
-use crate::argo_cd::ArgoCdDeployer;
-use crate::build::CommandBuildProvider;
 use crate::ci::GitHubAppTokens;
-use crate::ci::buildkite::BuildkiteBuildProvider;
-use crate::ci::circleci::CircleCiBuildProvider;
-use crate::ci::from_catalog::GitHubActionsFromCatalog;
-use crate::ci::gitlab_ci::GitLabCiBuildProvider;
 use crate::command::CommandContext;
-use crate::datadog_monitors::DatadogMonitorsGate;
-use crate::deploy::CommandDeployer;
-use crate::health::{CommandGate, HttpGateSampler};
 use crate::notify::console::ConsoleNotifier;
 use crate::notify::slack::{DEFAULT_SLACK_API_BASE, SlackWebApiNotifier, SlackWebhookNotifier};
-use crate::webhook::WebhookDeployer;
-use baton_aws::{AwsClients, CloudWatchGateSampler, CodeBuildProvider, EcsDeployer, LambdaDeployer};
-use baton_domain::catalog::{BuildSpec, DeployTarget, Gate, GateSpec, ServiceEntry, SlackSpec};
+use crate::registry::{Make, maker};
+use baton_aws::AwsClients;
+use baton_domain::catalog::{GateSpec, ProviderBlock, ServiceEntry, SlackSpec, Slot};
 use baton_domain::ports::{BuildProvider, Deployer, HealthGate, Notifier, ProviderError, Providers, SecretResolver};
 use std::io::Write;
 use std::path::PathBuf;
@@ -26,14 +17,14 @@ use std::sync::Arc;
 pub struct LocalProviders {
     workspace_root: PathBuf,
     console: Option<ConsoleNotifier>,
-    secrets: Arc<dyn SecretResolver>,
+    pub(crate) secrets: Arc<dyn SecretResolver>,
     slack_api_base: String,
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     /// GitHub App installation tokens, kept for the process (one Lambda container, one CLI run).
-    github_tokens: GitHubAppTokens,
+    pub(crate) github_tokens: GitHubAppTokens,
     /// AWS SDK configurations per region and assumed role, loaded on first use and kept for the
     /// process, for the CodeBuild builds, the ECS and Lambda deployers and the CloudWatch gate.
-    aws: AwsClients,
+    pub(crate) aws: AwsClients,
 }
 
 impl LocalProviders {
@@ -62,62 +53,26 @@ impl LocalProviders {
         LocalProviders { aws: clients, ..self }
     }
 
-    fn context(&self, entry: &ServiceEntry) -> Result<CommandContext, ProviderError> {
+    pub(crate) fn context(&self, entry: &ServiceEntry) -> Result<CommandContext, ProviderError> {
         CommandContext::new(entry, &self.workspace_root)
     }
 }
 
+/// Each provider is built by its entry in the registry's table.
 impl Providers for LocalProviders {
-    fn build(&self, spec: &BuildSpec, entry: &ServiceEntry) -> Result<Box<dyn BuildProvider>, ProviderError> {
-        match spec {
-            BuildSpec::Command(command) => Ok(Box::new(CommandBuildProvider::new(command, self.context(entry)?)?)),
-            BuildSpec::GithubActions(github) => Ok(Box::new(GitHubActionsFromCatalog::new(
-                github,
-                Arc::clone(&self.secrets),
-                self.http.clone(),
-                self.github_tokens.clone(),
-            )?)),
-            BuildSpec::GitlabCi(gitlab) => {
-                Ok(Box::new(GitLabCiBuildProvider::new(gitlab, &entry.source, Arc::clone(&self.secrets), self.http.clone())?))
-            }
-            BuildSpec::Buildkite(buildkite) => {
-                Ok(Box::new(BuildkiteBuildProvider::new(buildkite, &entry.source, Arc::clone(&self.secrets), self.http.clone())?))
-            }
-            BuildSpec::CircleCi(circleci) => {
-                Ok(Box::new(CircleCiBuildProvider::new(circleci, &entry.source, Arc::clone(&self.secrets), self.http.clone())?))
-            }
-            BuildSpec::Codebuild(codebuild) => Ok(Box::new(CodeBuildProvider::new(codebuild, &entry.source, self.aws.clone())?)),
-        }
+    fn build(&self, spec: &ProviderBlock, entry: &ServiceEntry) -> Result<Box<dyn BuildProvider>, ProviderError> {
+        let make = maker(Slot::Build, &spec.provider, |make| if let Make::Build(f) = make { Some(*f) } else { None })?;
+        make(self, spec, entry)
     }
 
-    fn deployer(&self, spec: &DeployTarget, entry: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError> {
-        match spec {
-            DeployTarget::Command(command) => Ok(Box::new(CommandDeployer::new(command, self.context(entry)?)?)),
-            DeployTarget::ArgoCd(argo_cd) => {
-                Ok(Box::new(ArgoCdDeployer::new(argo_cd, &entry.source, Arc::clone(&self.secrets), self.http.clone())?))
-            }
-            DeployTarget::Webhook(webhook) => {
-                Ok(Box::new(WebhookDeployer::new(webhook, &entry.source, Arc::clone(&self.secrets), self.http.clone())?))
-            }
-            DeployTarget::Ecs(ecs) => Ok(Box::new(EcsDeployer::new(ecs, self.aws.clone()))),
-            DeployTarget::Lambda(lambda) => Ok(Box::new(LambdaDeployer::new(lambda, self.aws.clone()))),
-        }
+    fn deployer(&self, spec: &ProviderBlock, entry: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError> {
+        let make = maker(Slot::Deploy, &spec.provider, |make| if let Make::Deploy(f) = make { Some(*f) } else { None })?;
+        make(self, spec, entry)
     }
 
     fn gate(&self, spec: &GateSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthGate>, ProviderError> {
-        match &spec.gate {
-            Gate::Http(http) => Ok(Box::new(HttpGateSampler::new(http, &entry.source, self.http.clone())?)),
-            Gate::Command(command) => Ok(Box::new(CommandGate::new(command, self.context(entry)?)?)),
-            Gate::Datadog(datadog) => Ok(Box::new(DatadogMonitorsGate::new(
-                datadog,
-                &entry.name,
-                &entry.delivery.environment,
-                &entry.source,
-                Arc::clone(&self.secrets),
-                self.http.clone(),
-            )?)),
-            Gate::Cloudwatch(alarms) => Ok(Box::new(CloudWatchGateSampler::new(alarms, self.aws.clone()))),
-        }
+        let make = maker(Slot::Gate, &spec.gate.provider, |make| if let Make::Gate(f) = make { Some(*f) } else { None })?;
+        make(self, &spec.gate, entry)
     }
 
     /// The console (when given), then Slack: the Web API when a bot token is set (one live
@@ -143,12 +98,18 @@ impl Providers for LocalProviders {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::argo_cd::ArgoCdDeploy;
+    use crate::ci::buildkite::BuildkiteBuild;
+    use crate::ci::circleci::CircleCiBuild;
+    use crate::ci::gitlab_ci::{GitLabCiBuild, GitLabProject};
+    use crate::command_catalog::{CommandBuild, CommandDeploy, CommandRun};
+    use crate::datadog_monitors::DatadogGate;
+    use crate::health::HttpGate;
     use crate::notify::tests::notification;
     use crate::test_support::{FixedSecrets, entry_in, release_id, script};
-    use baton_domain::catalog::{
-        ArgoCdDeploy, BuildkiteBuild, CircleCiBuild, CodeBuildBuild, CommandBuild, CommandDeploy, CommandRun, DatadogGate, GitLabCiBuild,
-        GitLabProject, HealthSpec, HttpGate, SecretRef, WebhookDeploy,
-    };
+    use crate::webhook::WebhookDeploy;
+    use baton_aws::codebuild::CodeBuildBuild;
+    use baton_domain::catalog::{HealthSpec, SecretRef};
     use baton_domain::ports::{BuildProgress, BuildRequest, DeployProgress, DeployRequest, GateReading, HealthRequest};
     use std::path::Path;
 
@@ -165,9 +126,10 @@ mod tests {
         let build = script(dir.path(), "build.sh", "echo \"web-$BATON_RELEASE_ID.tar\"");
         let deploy = script(dir.path(), "deploy.sh", "cp /dev/null \"$BATON_WORKSPACE/$BATON_TARGET-$BATON_ARTIFACT\"");
         let health = script(dir.path(), "health.sh", "test -e \"$BATON_WORKSPACE/$BATON_TARGETS-$BATON_ARTIFACT\"");
-        entry.delivery.build = BuildSpec::Command(CommandBuild { run: CommandRun::new(build), artifact_file: None });
-        entry.delivery.deploy.target = DeployTarget::Command(CommandDeploy { run: CommandRun::new(deploy), rollback_command: None });
-        entry.delivery.health = HealthSpec::single(Gate::Command(CommandRun::new(health)));
+        entry.delivery.build = ProviderBlock::of("command", &CommandBuild { run: CommandRun::new(build), artifact_file: None });
+        entry.delivery.deploy.target =
+            ProviderBlock::of("command", &CommandDeploy { run: CommandRun::new(deploy), rollback_command: None });
+        entry.delivery.health = HealthSpec::single(ProviderBlock::of("command", &CommandRun::new(health)));
         let providers = providers(dir.path(), false);
 
         let builder = providers.build(&entry.delivery.build, &entry).unwrap();
@@ -268,7 +230,7 @@ mod tests {
         let secrets = Arc::new(FixedSecrets::one(secret.clone(), "whsec"));
         let providers = LocalProviders::new(dir.path().into(), None, secrets, None).unwrap();
 
-        let webhook = DeployTarget::Webhook(WebhookDeploy { url: format!("{}/deploy", server.uri()), secret });
+        let webhook = ProviderBlock::of("webhook", &WebhookDeploy { url: format!("{}/deploy", server.uri()), secret });
         let request = DeployRequest {
             service: "web".into(),
             environment: "production".into(),
@@ -288,8 +250,9 @@ mod tests {
         assert_eq!((run.provider.as_str(), run.id.as_str()), ("webhook", "1"));
 
         let token = SecretRef::Env("ARGOCD_TOKEN".into());
-        let argo_cd =
-            |server: &str| DeployTarget::ArgoCd(ArgoCdDeploy { server: server.into(), token: token.clone(), revision: "{sha}".into() });
+        let argo_cd = |server: &str| {
+            ProviderBlock::of("argo-cd", &ArgoCdDeploy { server: server.into(), token: token.clone(), revision: "{sha}".into() })
+        };
         assert!(providers.deployer(&argo_cd("https://argocd.example.com"), &entry).is_ok());
         let refused = providers.deployer(&argo_cd("argocd.example.com"), &entry).err().unwrap();
         assert!(
@@ -305,7 +268,7 @@ mod tests {
             app_key: SecretRef::Env("DD_APP_KEY".into()),
             unhealthy: vec!["Alert".into()],
         };
-        let gate = providers.gate(&HealthSpec::single(Gate::Datadog(datadog)).gates[0], &entry).unwrap();
+        let gate = providers.gate(&HealthSpec::single(ProviderBlock::of("datadog", &datadog)).gates[0], &entry).unwrap();
         assert_eq!(gate.describe(), "Datadog monitors tagged service:web, env:production, team:payments");
     }
 
@@ -323,14 +286,17 @@ mod tests {
         let token = SecretRef::Env("GITLAB_TOKEN".into());
         let providers = LocalProviders::new(dir.path().into(), None, Arc::new(FixedSecrets::one(token.clone(), "glpat")), None).unwrap();
         let gitlab = |project: &str| {
-            BuildSpec::GitlabCi(GitLabCiBuild {
-                project: GitLabProject(project.into()),
-                token: Some(token.clone()),
-                trigger_token: None,
-                variables: Default::default(),
-                artifact: "web:{pipeline-id}".into(),
-                api_url: Some(format!("{}/api/v4", server.uri())),
-            })
+            ProviderBlock::of(
+                "gitlab-ci",
+                &GitLabCiBuild {
+                    project: GitLabProject(project.into()),
+                    token: Some(token.clone()),
+                    trigger_token: None,
+                    variables: Default::default(),
+                    artifact: "web:{pipeline-id}".into(),
+                    api_url: Some(format!("{}/api/v4", server.uri())),
+                },
+            )
         };
         let request = BuildRequest {
             service: "web".into(),
@@ -348,40 +314,49 @@ mod tests {
         );
 
         let buildkite = |pipeline: &str| {
-            BuildSpec::Buildkite(BuildkiteBuild {
-                organization: "acme".into(),
-                pipeline: pipeline.into(),
-                token: SecretRef::Env("BUILDKITE_TOKEN".into()),
-                env: Default::default(),
-                artifact: "web:{build-number}".into(),
-                api_url: None,
-            })
+            ProviderBlock::of(
+                "buildkite",
+                &BuildkiteBuild {
+                    organization: "acme".into(),
+                    pipeline: pipeline.into(),
+                    token: SecretRef::Env("BUILDKITE_TOKEN".into()),
+                    env: Default::default(),
+                    artifact: "web:{build-number}".into(),
+                    api_url: None,
+                },
+            )
         };
         assert!(providers.build(&buildkite("web"), &entry).is_ok());
         let refused = providers.build(&buildkite("Web"), &entry).err().unwrap();
         assert!(matches!(&refused, ProviderError::Rejected { message: m, .. } if m.contains("buildkite pipeline")), "{refused}");
 
         let circleci = |project: &str| {
-            BuildSpec::CircleCi(CircleCiBuild {
-                project: project.into(),
-                token: SecretRef::Env("CIRCLE_TOKEN".into()),
-                parameters: Default::default(),
-                artifact: "web:{pipeline-number}".into(),
-                api_url: None,
-            })
+            ProviderBlock::of(
+                "circleci",
+                &CircleCiBuild {
+                    project: project.into(),
+                    token: SecretRef::Env("CIRCLE_TOKEN".into()),
+                    parameters: Default::default(),
+                    artifact: "web:{pipeline-number}".into(),
+                    api_url: None,
+                },
+            )
         };
         assert!(providers.build(&circleci("gh/acme/web"), &entry).is_ok());
         let refused = providers.build(&circleci("acme/web"), &entry).err().unwrap();
         assert!(matches!(&refused, ProviderError::Rejected { message: m, .. } if m.contains("circleci project")), "{refused}");
 
         let codebuild = |artifact: &str| {
-            BuildSpec::Codebuild(CodeBuildBuild {
-                project: "web".into(),
-                env: Default::default(),
-                artifact: Some(artifact.into()),
-                artifact_variable: None,
-                access: Default::default(),
-            })
+            ProviderBlock::of(
+                "codebuild",
+                &CodeBuildBuild {
+                    project: "web".into(),
+                    env: Default::default(),
+                    artifact: Some(artifact.into()),
+                    artifact_variable: None,
+                    access: Default::default(),
+                },
+            )
         };
         assert!(providers.build(&codebuild("web:{build-number}"), &entry).is_ok());
         let refused = providers.build(&codebuild("web:{pipeline-id}"), &entry).err().unwrap();
@@ -396,11 +371,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let entry = entry_in(dir.path());
         let providers = providers(dir.path(), false);
-        let http = HealthSpec::single(Gate::Http(HttpGate { url: "not a url".into(), expect_status: vec![], body_contains: None }));
+        let http = HealthSpec::single(ProviderBlock::of(
+            "http",
+            &HttpGate { url: "not a url".into(), expect_status: vec![], body_contains: None },
+        ));
         assert!(
             matches!(providers.gate(&http.gates[0], &entry), Err(ProviderError::Rejected { message: m, .. }) if m.starts_with(&entry.source))
         );
-        let empty = BuildSpec::Command(CommandBuild { run: CommandRun::new(vec![]), artifact_file: None });
+        let empty = ProviderBlock::of("command", &CommandBuild { run: CommandRun::new(vec![]), artifact_file: None });
         assert!(
             matches!(providers.build(&empty, &entry), Err(ProviderError::Rejected { message: m, .. }) if m.contains("extensions.baton.build.command is empty"))
         );

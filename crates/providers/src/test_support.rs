@@ -1,9 +1,7 @@
 //! Fixtures shared by the unit tests.
 
-use baton_domain::catalog::{
-    BuildSpec, CommandBuild, CommandDeploy, CommandRun, Delivery, DeploySpec, DeployTarget, Gate, HealthSpec, NotifySpec, SchemaVersion,
-    ServiceEntry, WaveSpec,
-};
+use crate::command_catalog::{CommandBuild, CommandDeploy, CommandRun};
+use baton_domain::catalog::{Delivery, DeploySpec, HealthSpec, NotifySpec, ProviderBlock, SchemaVersion, ServiceEntry, WaveSpec};
 use baton_domain::release::ReleaseId;
 use std::io::Write;
 use std::path::Path;
@@ -25,12 +23,12 @@ pub fn entry_in(dir: &Path) -> ServiceEntry {
             schedule: None,
             team: None,
             on_call: None,
-            build: BuildSpec::Command(CommandBuild { run: CommandRun::new(command.clone()), artifact_file: None }),
+            build: ProviderBlock::of("command", &CommandBuild { run: CommandRun::new(command.clone()), artifact_file: None }),
             deploy: DeploySpec {
-                target: DeployTarget::Command(CommandDeploy { run: CommandRun::new(command.clone()), rollback_command: None }),
+                target: ProviderBlock::of("command", &CommandDeploy { run: CommandRun::new(command.clone()), rollback_command: None }),
                 waves: vec![WaveSpec { name: "canary".into(), targets: vec!["host-1".into()], bake: Default::default() }],
             },
-            health: HealthSpec::single(Gate::Command(CommandRun::new(command))),
+            health: HealthSpec::single(ProviderBlock::of("command", &CommandRun::new(command))),
             notify: NotifySpec::default(),
         },
     }

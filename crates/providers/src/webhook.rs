@@ -24,7 +24,6 @@
 use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, Refused, decode, exchange, http_url, quote, retry_after, shown};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
-use baton_domain::catalog::WebhookDeploy;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, SecretResolver};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, Url};
@@ -261,3 +260,32 @@ impl Deployer for WebhookDeployer {
         })
     }
 }
+
+// ------------------------------------------------------------------ catalog block
+
+use baton_domain::catalog::SecretRef;
+use baton_domain::catalog::shape::{Field, Kind, ProviderShape, Slot, required, through_model};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct WebhookDeploy {
+    /// Receives the signed deploy (and rollback) requests.
+    pub url: String,
+    /// The HMAC-SHA256 key that signs each request.
+    pub secret: SecretRef,
+}
+
+const DEPLOY_WEBHOOK: &[Field] = &[
+    required("url", Kind::Url, "Receives each target's signed deploy and rollback request."),
+    required("secret", Kind::Secret, "Key of the HMAC-SHA256 signature over each request (secret reference)."),
+];
+
+pub const WEBHOOK: ProviderShape = ProviderShape {
+    slot: Slot::Deploy,
+    name: "webhook",
+    doc: "Calls the team's endpoint with a signed request.",
+    fields: DEPLOY_WEBHOOK,
+    at_least_one: None,
+    local_only: None,
+    through_model: through_model::<WebhookDeploy>,
+};

@@ -3,9 +3,10 @@
 
 mod support;
 
-use baton_domain::catalog::{ArgoCdDeploy, SecretRef};
+use baton_domain::catalog::SecretRef;
 use baton_domain::error::chain_text;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
+use baton_providers::ArgoCdDeploy;
 use baton_providers::ArgoCdDeployer;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

@@ -3,9 +3,10 @@
 
 mod support;
 
-use baton_domain::catalog::{BuildkiteBuild, SecretRef};
+use baton_domain::catalog::SecretRef;
 use baton_domain::ports::{BuildProgress, BuildProvider, ProviderError, RunHandle};
 use baton_domain::release::Artifact;
+use baton_providers::BuildkiteBuild;
 use baton_providers::BuildkiteBuildProvider;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;

@@ -4,11 +4,12 @@
 
 mod support;
 
-use baton_domain::catalog::{CircleCiBuild, PipelineParameter, SecretRef};
+use baton_domain::catalog::SecretRef;
 use baton_domain::error::chain_text;
 use baton_domain::ports::{BuildProgress, BuildProvider, ProviderError, RunHandle};
 use baton_domain::release::Artifact;
 use baton_providers::CircleCiBuildProvider;
+use baton_providers::{CircleCiBuild, PipelineParameter};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -3,9 +3,10 @@
 
 mod support;
 
-use baton_domain::catalog::{DatadogGate, SecretRef};
+use baton_domain::catalog::SecretRef;
 use baton_domain::error::chain_text;
 use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError};
+use baton_providers::DatadogGate;
 use baton_providers::DatadogMonitorsGate;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};

@@ -3,11 +3,12 @@
 
 mod support;
 
-use baton_domain::catalog::{GitLabCiBuild, GitLabProject, SecretRef};
+use baton_domain::catalog::SecretRef;
 use baton_domain::error::chain_text;
 use baton_domain::ports::{BuildProgress, BuildProvider, ProviderError, RunHandle};
 use baton_domain::release::Artifact;
 use baton_providers::GitLabCiBuildProvider;
+use baton_providers::{GitLabCiBuild, GitLabProject};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -3,9 +3,10 @@
 
 mod support;
 
-use baton_domain::catalog::{SecretRef, WebhookDeploy};
+use baton_domain::catalog::SecretRef;
 use baton_domain::error::chain_text;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
+use baton_providers::WebhookDeploy;
 use baton_providers::WebhookDeployer;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};

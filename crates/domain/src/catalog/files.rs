@@ -8,8 +8,9 @@
 //! events and messages) and runs commands in the working directory. A program
 //! is not: a command can run anything it names anyway.
 
+use super::shape::{Kind, PROVIDER};
 use super::tree::{Node, Value};
-use super::validate::{Checker, index, join};
+use super::validate::{Checker, index, join, provider_nodes};
 use std::ffi::OsStr;
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -59,47 +60,48 @@ pub(crate) struct Place<'a> {
 }
 
 /// The command sections of a Baton block and their argv fields.
-const COMMANDS: &[(&str, &[&str])] = &[("build", &["command"]), ("deploy", &["command", "rollback-command"]), ("health", &["command"])];
-
 impl Place<'_> {
-    /// Checks every command of the Baton block `baton` found at `path`.
+    /// The paths and programs of every provider block: its [`Kind::WorkingDir`] must be a
+    /// directory inside the root, its [`Kind::RelativePath`]s stay inside the root, and each
+    /// [`Kind::Argv`]'s program exists (on the block's own `PATH` when its environment sets one).
     pub fn check_commands(&self, checker: &mut Checker, baton: &Node, path: &str) {
-        for (section, argvs) in COMMANDS {
-            let Some(node) = baton.get(section) else { continue };
-            if node.get("provider").and_then(Node::as_str) != Some("command") {
+        for (slot, block_path, node) in provider_nodes(baton, path) {
+            let Some(shape) = node.get(PROVIDER).and_then(Node::as_str).and_then(|name| checker.registry.find(slot, name)) else {
                 continue;
+            };
+            let field_of = |kind: fn(&Kind) -> bool| shape.fields.iter().filter(move |field| kind(&field.kind));
+            let work_dir = match field_of(|k| matches!(k, Kind::WorkingDir)).find_map(|field| Some((field.name, node.get(field.name)?))) {
+                Some((name, dir)) => match self.working_dir(checker, dir, &join(&block_path, name)) {
+                    Some(dir) => dir,
+                    None => continue,
+                },
+                None => self.dir.clone(),
+            };
+            for field in field_of(|k| matches!(k, Kind::RelativePath)) {
+                if let Some(file) = node.get(field.name) {
+                    self.resolve(checker, file, &join(&block_path, field.name), &work_dir);
+                }
             }
-            let section_path = join(path, section);
-            let Some(work_dir) = self.working_dir(checker, node, &section_path) else { continue };
-            if let Some(file) = node.get("artifact-file") {
-                self.resolve(checker, file, &join(&section_path, "artifact-file"), &work_dir);
-            }
-            // The command's own PATH, if it sets one, is where its program is looked up.
-            let search = node.get("env").and_then(|env| env.get("PATH")).and_then(Node::as_str);
-            for argv in *argvs {
-                if let Some(Value::Seq(items)) = node.get(argv).map(|n| &n.value)
+            let search = field_of(|k| matches!(k, Kind::Env)).find_map(|field| node.get(field.name)?.get("PATH")?.as_str());
+            for field in field_of(|k| matches!(k, Kind::Argv)) {
+                if let Some(Value::Seq(items)) = node.get(field.name).map(|n| &n.value)
                     && let Some(program) = items.first()
                 {
-                    check_program(checker, program, &index(&join(&section_path, argv), 0), &work_dir, search);
+                    check_program(checker, program, &index(&join(&block_path, field.name), 0), &work_dir, search);
                 }
             }
         }
     }
 
-    /// The section's working directory, when it is inside the root and exists.
-    fn working_dir(&self, checker: &mut Checker, section: &Node, path: &str) -> Option<PathBuf> {
-        let Some(node) = section.get("working-dir") else { return Some(self.dir.clone()) };
-        let path = join(path, "working-dir");
-        let dir = self.resolve(checker, node, &path, &self.dir)?;
+    fn working_dir(&self, checker: &mut Checker, node: &Node, path: &str) -> Option<PathBuf> {
+        let dir = self.resolve(checker, node, path, &self.dir)?;
         if dir.is_dir() {
             return Some(dir);
         }
         let what = if dir.exists() { "is not a directory" } else { "does not exist" };
-        checker.error(node.line, &path, format!("expected an existing directory: {} {what}", dir.display()));
+        checker.error(node.line, path, format!("expected an existing directory: {} {what}", dir.display()));
         None
     }
-
-    /// `node` (a path relative to `base`) resolved, when it stays inside the root.
     fn resolve(&self, checker: &mut Checker, node: &Node, path: &str, base: &Path) -> Option<PathBuf> {
         let given = Path::new(node.as_str()?);
         let root = self.root;

@@ -2,7 +2,8 @@
 //! once and then served from memory.
 
 use super::ServiceEntry;
-use super::parse::{LoadedCatalog, Lookup, load_catalog};
+use super::parse::{CatalogLoader, LoadedCatalog, Lookup};
+use super::shape::Registry;
 use crate::ports::{CatalogError, CatalogSource};
 use async_trait::async_trait;
 use std::path::{Path, PathBuf};
@@ -16,11 +17,11 @@ impl FsCatalog {
     /// Loads every definition under `path`. The path is made absolute first, so
     /// each entry's `source` (and the relative paths resolved against it) stays
     /// valid whatever the process's working directory later is.
-    pub fn open(path: impl AsRef<Path>) -> Result<FsCatalog, CatalogError> {
+    pub fn open(registry: &Registry, path: impl AsRef<Path>) -> Result<FsCatalog, CatalogError> {
         let path = path.as_ref();
         let unavailable = |err: std::io::Error| CatalogError::unavailable(format!("cannot read catalog {}", path.display())).caused_by(err);
         let root = std::fs::canonicalize(path).map_err(unavailable)?;
-        let catalog = load_catalog(&root).map_err(unavailable)?;
+        let catalog = CatalogLoader::new(registry).load_with_env_root(&root).map_err(unavailable)?;
         Ok(FsCatalog { root, catalog })
     }
 

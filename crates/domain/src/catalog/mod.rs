@@ -9,21 +9,18 @@ mod files;
 mod fs;
 mod parse;
 mod schedule;
-mod shape;
+pub mod shape;
 mod tree;
 mod validate;
 
-#[cfg(test)]
-mod validation_tests;
-
 pub use files::CATALOG_ROOT_ENV;
 pub use fs::FsCatalog;
-pub use parse::{CatalogLoader, LoadedCatalog, load_catalog, parse_catalog_documents};
+pub use parse::{CatalogLoader, LoadedCatalog, Lookup};
 pub use schedule::check_schedule;
-pub use shape::baton_extension_schema;
+pub use shape::{ProviderShape, Registry, Slot, baton_extension_schema};
+pub use tree::MAX_TEXT_BYTES;
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::fmt;
 
 /// One service as the catalog declares it.
@@ -59,23 +56,23 @@ pub struct Link {
     pub kind: Option<String>,
 }
 
+/// A build block's field naming the repository it builds (`owner/name`).
+pub const BUILD_REPOSITORY_FIELD: &str = "repository";
+
 /// Datadog's link type for a source repository.
 pub const REPOSITORY_LINK_TYPE: &str = "repo";
 
 impl ServiceEntry {
     /// The repositories the entry declares as `owner/name`: its links of type `repo` (their URL's
-    /// path, on any host, so GitHub Enterprise links count) and a GitHub Actions build's repository.
+    /// path, on any host, so GitHub Enterprise links count) and its build's `repository`, for
+    /// providers that build a repository they name (GitHub Actions).
     pub fn repositories(&self) -> Vec<&str> {
         let links = self.links.iter().filter(|link| link.kind.as_deref() == Some(REPOSITORY_LINK_TYPE)).filter_map(|link| {
             let path = link.url.split_once("://").map_or(link.url.as_str(), |(_, rest)| rest.split_once('/').map_or("", |(_, path)| path));
             let path = path.trim_end_matches('/');
             Some(path.strip_suffix(".git").unwrap_or(path)).filter(|path| !path.is_empty())
         });
-        let build = match &self.delivery.build {
-            BuildSpec::GithubActions(build) => Some(build.repository.as_str()),
-            _ => None,
-        };
-        links.chain(build).collect()
+        links.chain(self.delivery.build.text(BUILD_REPOSITORY_FIELD)).collect()
     }
 
     /// Whether `full_name` (`owner/name`) is one of [`ServiceEntry::repositories`]; GitHub compares
@@ -105,439 +102,78 @@ pub struct Delivery {
     /// On-call rotation paged when a release needs a person.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_call: Option<String>,
-    pub build: BuildSpec,
+    pub build: ProviderBlock,
     pub deploy: DeploySpec,
     pub health: HealthSpec,
     #[serde(default)]
     pub notify: NotifySpec,
 }
 
-/// How the CI build is started and where its artifact comes from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "provider", rename_all = "kebab-case")]
-pub enum BuildSpec {
-    /// Runs an argv locally (no shell).
-    Command(CommandBuild),
-    /// Dispatches a GitHub Actions workflow, then polls its run.
-    GithubActions(GitHubActionsBuild),
-    /// Creates a GitLab CI pipeline, then polls it.
-    GitlabCi(GitLabCiBuild),
-    /// Creates a Buildkite build, then polls it.
-    Buildkite(BuildkiteBuild),
-    /// Triggers a CircleCI pipeline, then polls its workflows.
-    #[serde(rename = "circleci")]
-    CircleCi(CircleCiBuild),
-    /// Starts an AWS CodeBuild build, then polls it.
-    Codebuild(CodeBuildBuild),
-}
-
-/// A `workflow_dispatch` of a GitHub Actions workflow; the run gets `baton_release_id` and
-/// `baton_sha` as inputs besides `inputs`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct GitHubActionsBuild {
-    /// `owner/name`.
-    pub repository: String,
-    /// The workflow's file name (`release.yml`) or id.
-    pub workflow: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub inputs: BTreeMap<String, String>,
-    /// The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{run-id}`, `{release-id}`.
-    pub artifact: String,
-    /// GitHub Enterprise Server's API (`https://HOST/api/v3`); github.com's when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_url: Option<String>,
-    /// A token with `actions: write` on the repository.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<SecretRef>,
-    /// A GitHub App installed on the repository, instead of a token.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub app: Option<GitHubApp>,
-}
-
-/// A GitLab CI pipeline on the release branch; it gets the variables `BATON_RELEASE_ID` and
-/// `BATON_SHA` besides `variables`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct GitLabCiBuild {
-    pub project: GitLabProject,
-    /// A project or personal access token (`api` scope), sent as `PRIVATE-TOKEN`: creates the
-    /// pipeline unless `trigger_token` is set, and reads and cancels it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<SecretRef>,
-    /// A pipeline trigger token: creates the pipeline through the trigger API.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub trigger_token: Option<SecretRef>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub variables: BTreeMap<String, String>,
-    /// The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{pipeline-id}`, `{release-id}`.
-    pub artifact: String,
-    /// A self-managed instance's API (`https://HOST/api/v4`); gitlab.com's when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_url: Option<String>,
-}
-
-/// A GitLab project as the API names it: its numeric id, or its full path (`group/sub/name`).
-/// The catalog may write an id as a number; it is kept as text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
-pub struct GitLabProject(pub String);
-
-impl GitLabProject {
-    /// What a project looks like, for "expected ..." messages.
-    pub const EXPECTED: &'static str = "a GitLab project: its numeric id, or its path `group/name` (subgroups allowed)";
-
-    /// Why `text` names no project, if it does not: an id is digits, a path is at least two
-    /// `/`-separated parts of letters, digits, `_`, `-` and `.` (GitLab's path rules), written
-    /// as is: Baton encodes it in URLs itself.
-    pub fn check(text: &str) -> Result<(), String> {
-        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
-            return if text.bytes().all(|b| b == b'0') { Err("found the id 0".into()) } else { Ok(()) };
-        }
-        if text.contains('%') {
-            return Err("found `%`: write the path as `group/name`, Baton encodes it".into());
-        }
-        let parts: Vec<&str> = text.split('/').collect();
-        if parts.len() < 2 {
-            return Err(format!("found `{text}`, neither a number nor a path with a `/`"));
-        }
-        for part in parts {
-            let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
-            match part.chars().next() {
-                None => return Err("found an empty part between `/`s".into()),
-                Some(first @ ('-' | '.')) => return Err(format!("found a part starting with `{first}`")),
-                Some(_) => {}
-            }
-            if let Some(bad) = part.chars().find(|c| !allowed(*c)) {
-                return Err(format!("found `{}`", bad.escape_debug()));
-            }
-        }
-        Ok(())
+impl Delivery {
+    /// Every provider block: its slot, its path under `extensions.baton`, the block.
+    pub fn provider_blocks(&self) -> Vec<(Slot, String, &ProviderBlock)> {
+        let gates = self.health.gates.iter().enumerate().map(|(i, gate)| (Slot::Gate, format!("health.gates[{i}]"), &gate.gate));
+        [(Slot::Build, "build".to_owned(), &self.build), (Slot::Deploy, "deploy".to_owned(), &self.deploy.target)]
+            .into_iter()
+            .chain(gates)
+            .collect()
     }
 }
 
-impl fmt::Display for GitLabProject {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for GitLabProject {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Id(u64),
-            Text(String),
-        }
-        Ok(GitLabProject(match Raw::deserialize(deserializer)? {
-            Raw::Id(id) => id.to_string(),
-            Raw::Text(text) => text,
-        }))
-    }
-}
-
-/// A build of a Buildkite pipeline; it gets `BATON_RELEASE_ID` and `BATON_SHA` in its
-/// environment besides `env`.
+/// One provider's block (`build`, `deploy` or a gate): the provider's name and its own fields,
+/// which the provider's module reads into its typed block ([`ProviderBlock::decode`]) after
+/// the parser checked them against the provider's [`ProviderShape`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct BuildkiteBuild {
-    /// The organization's slug.
-    pub organization: String,
-    /// The pipeline's slug.
-    pub pipeline: String,
-    /// An API access token with `read_builds` and `write_builds`, sent as a bearer token.
-    pub token: SecretRef,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
-    /// The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{build-number}`, `{release-id}`.
-    pub artifact: String,
-    /// Buildkite's REST API; `https://api.buildkite.com/v2` when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_url: Option<String>,
-}
-
-/// A build of an AWS CodeBuild project at the release's commit; it gets `BATON_RELEASE_ID`,
-/// `BATON_SHA` and `BATON_BRANCH` in its environment besides `env`. The artifact is the
-/// variable `artifact_variable` the build exports when it does, else `artifact` filled in (the
-/// validator asks for at least one).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct CodeBuildBuild {
-    /// The project's name.
-    pub project: String,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
-    /// The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{build-number}`, `{release-id}`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact: Option<String>,
-    /// An environment variable the buildspec exports (`env.exported-variables`) holding the
-    /// artifact's reference.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact_variable: Option<String>,
+pub struct ProviderBlock {
+    pub provider: String,
     #[serde(flatten)]
-    pub access: AwsAccess,
+    pub settings: serde_json::Map<String, serde_json::Value>,
 }
 
-/// Why `text` is no Buildkite slug (as in the pipeline's URL), if it is not one.
-pub fn check_slug(text: &str) -> Result<(), String> {
-    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_');
-    match text.chars().next() {
-        None => Err("found an empty string".into()),
-        Some(first) if !first.is_ascii_lowercase() && !first.is_ascii_digit() => Err(format!("found `{}` first", first.escape_debug())),
-        Some(_) => match text.chars().find(|c| !allowed(*c)) {
-            Some(bad) => Err(format!("found `{}`", bad.escape_debug())),
-            None => Ok(()),
-        },
+impl ProviderBlock {
+    pub fn new(provider: &str, settings: serde_json::Value) -> ProviderBlock {
+        let settings = match settings {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        };
+        ProviderBlock { provider: provider.to_owned(), settings }
     }
-}
 
-/// A pipeline of a CircleCI project on the release branch. It gets the pipeline parameters
-/// [`CIRCLECI_RELEASE_ID_PARAMETER`] and [`CIRCLECI_SHA_PARAMETER`] besides `parameters`; the
-/// project's config must declare all of them, since CircleCI refuses undeclared parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct CircleCiBuild {
-    /// The project slug: `gh/acme/web`, `bb/acme/web` or `circleci/<org-id>/<project-id>`.
-    pub project: String,
-    /// A personal API token, sent as `Circle-Token`.
-    pub token: SecretRef,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub parameters: BTreeMap<String, PipelineParameter>,
-    /// The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{pipeline-number}`, `{release-id}`.
-    pub artifact: String,
-    /// CircleCI's API; `https://circleci.com/api/v2` when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_url: Option<String>,
-}
-
-/// The pipeline parameter that carries the release id; the config declares it as a string.
-pub const CIRCLECI_RELEASE_ID_PARAMETER: &str = "baton-release-id";
-/// The pipeline parameter that carries the release's commit (empty when it names none).
-pub const CIRCLECI_SHA_PARAMETER: &str = "baton-sha";
-
-/// A pipeline parameter's value, of the type the config declares the parameter with: CircleCI
-/// refuses `"true"` for a boolean and `"3"` for an integer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum PipelineParameter {
-    Boolean(bool),
-    Integer(i64),
-    String(String),
-}
-
-/// The version control prefixes of a CircleCI project slug: GitHub and Bitbucket through
-/// CircleCI's OAuth apps (short and long forms), and `circleci` for the GitHub App and GitLab
-/// integrations, whose slugs name the organization and project by id.
-pub const CIRCLECI_VCS: &[&str] = &["gh", "github", "bb", "bitbucket", "circleci"];
-
-/// Why `text` is no CircleCI project slug (`<vcs>/<org>/<project>`), if it is not one. The parts
-/// become path segments of API URLs, so none may be empty or only dots.
-pub fn check_circleci_project(text: &str) -> Result<(), String> {
-    let parts: Vec<&str> = text.split('/').collect();
-    let [vcs, org, project] = parts[..] else {
-        return Err(format!("found {} part(s) separated by `/`, not 3", parts.len()));
-    };
-    if !CIRCLECI_VCS.contains(&vcs) {
-        return Err(format!("found `{vcs}` first, not one of {}", CIRCLECI_VCS.join(", ")));
+    /// The block of a provider's typed model (blocks made in code: tests, tools).
+    pub fn of(provider: &str, model: &impl Serialize) -> ProviderBlock {
+        ProviderBlock::new(provider, serde_json::to_value(model).expect("catalog blocks serialise to JSON objects"))
     }
-    for part in [org, project] {
-        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
-        if part.is_empty() {
-            return Err("found an empty part between `/`s".into());
-        }
-        if part.chars().all(|c| c == '.') {
-            return Err(format!("found the part `{part}`"));
-        }
-        if let Some(bad) = part.chars().find(|c| !allowed(*c)) {
-            return Err(format!("found `{}`", bad.escape_debug()));
-        }
+
+    /// The block's own fields as one JSON object.
+    pub fn settings_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(self.settings.clone())
     }
-    Ok(())
-}
 
-/// Why `name` cannot be a pipeline parameter of Baton's block, if it cannot: CircleCI's rule
-/// for parameter names, and not one of the two Baton sets.
-pub fn check_pipeline_parameter_name(name: &str) -> Result<(), String> {
-    if [CIRCLECI_RELEASE_ID_PARAMETER, CIRCLECI_SHA_PARAMETER].contains(&name) {
-        return Err(format!("`{name}` is set by Baton; choose another name"));
+    /// The block as the provider's typed model `T`. The parser refuses a catalog entry whose
+    /// blocks do not decode, so this fails only for a block made some other way; serde's
+    /// message is left out, as it can quote a value.
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, crate::ports::ProviderError> {
+        serde_json::from_value(self.settings_json()).map_err(|_| {
+            crate::ports::ProviderError::rejected(format!(
+                "the `{}` block does not fit the provider's model: check it with `baton catalog validate`",
+                self.provider
+            ))
+        })
     }
-    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-');
-    match name.chars().next() {
-        Some(first) if first.is_ascii_lowercase() && name.chars().all(allowed) => Ok(()),
-        _ => Err("expected a parameter name: a lowercase letter, then lowercase letters, digits, `_` and `-`".into()),
+
+    /// A text field of the block.
+    pub fn text(&self, field: &str) -> Option<&str> {
+        self.settings.get(field).and_then(serde_json::Value::as_str)
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct GitHubApp {
-    /// The app's id or client id.
-    pub app_id: String,
-    pub installation_id: u64,
-    /// The app's private key (PEM).
-    pub private_key: SecretRef,
-}
-
-/// An argv run without a shell: what every `command` provider takes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct CommandRun {
-    pub command: Vec<String>,
-    /// Relative paths are resolved against the catalog file's directory.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub working_dir: Option<String>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub env: BTreeMap<String, String>,
-    /// Variables of Baton's own environment the command gets besides the few every command gets
-    /// (`PATH`, `HOME`, the locale...): credentials reach a command only when named here.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub pass_env: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout: Option<Seconds>,
-}
-
-impl CommandRun {
-    /// Just an argv: default directory, environment and timeout.
-    pub fn new(command: Vec<String>) -> CommandRun {
-        CommandRun { command, working_dir: None, env: BTreeMap::new(), pass_env: Vec::new(), timeout: None }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct CommandBuild {
-    #[serde(flatten)]
-    pub run: CommandRun,
-    /// File the build writes the artifact reference to; otherwise its last line of stdout.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub artifact_file: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct DeploySpec {
     #[serde(flatten)]
-    pub target: DeployTarget,
+    pub target: ProviderBlock,
     /// Ordered from the smallest failure domain to the largest.
     pub waves: Vec<WaveSpec>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "provider", rename_all = "kebab-case")]
-pub enum DeployTarget {
-    /// Runs an argv once per target with `BATON_*` variables; rollback runs it with the previous artifact.
-    Command(CommandDeploy),
-    /// Amazon ECS services (the targets): a new task definition revision with the artifact as one
-    /// container's image, rolled out by `UpdateService`.
-    Ecs(EcsDeploy),
-    /// AWS Lambda functions (the targets): new code, a published version, the alias shifted to it.
-    Lambda(LambdaDeploy),
-    /// Argo CD applications (the targets), synced to the artifact's revision.
-    ArgoCd(ArgoCdDeploy),
-    /// A team's own endpoint, called with a signed payload and polled at the status URL it answers.
-    Webhook(WebhookDeploy),
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct CommandDeploy {
-    #[serde(flatten)]
-    pub run: CommandRun,
-    /// Run instead of `command` on rollback; `command` with the previous artifact otherwise.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollback_command: Option<Vec<String>>,
-}
-
-/// Where AWS calls go: a region and an IAM role to assume, both optional (the process's own
-/// region and credentials otherwise).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct AwsAccess {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub region: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role_arn: Option<String>,
-}
-
-/// One target's own region and role, for waves that cross regions and accounts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Placement {
-    pub target: String,
-    #[serde(flatten)]
-    pub access: AwsAccess,
-}
-
-/// The AWS access of `target`: its placement's fields, else the block's.
-pub fn access_for(target: &str, default: &AwsAccess, placements: &[Placement]) -> AwsAccess {
-    let placed = placements.iter().find(|p| p.target == target).map(|p| &p.access);
-    AwsAccess {
-        region: placed.and_then(|a| a.region.clone()).or_else(|| default.region.clone()),
-        role_arn: placed.and_then(|a| a.role_arn.clone()).or_else(|| default.role_arn.clone()),
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct EcsDeploy {
-    /// The cluster holding the services.
-    pub cluster: String,
-    /// The container, in the service's task definition, whose image becomes the artifact.
-    pub container: String,
-    #[serde(flatten)]
-    pub access: AwsAccess,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub placements: Vec<Placement>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct LambdaDeploy {
-    /// The alias that serves traffic (`live`).
-    pub alias: String,
-    /// Shift part of the traffic first, then all of it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub canary: Option<LambdaCanary>,
-    #[serde(flatten)]
-    pub access: AwsAccess,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub placements: Vec<Placement>,
-}
-
-/// The weighted step of a Lambda deploy: `weight` percent on the new version for `hold`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct LambdaCanary {
-    pub weight: u32,
-    pub hold: Seconds,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct ArgoCdDeploy {
-    /// The Argo CD server (`https://argocd.example.com`).
-    pub server: String,
-    /// An Argo CD API token allowed to sync the applications.
-    pub token: SecretRef,
-    /// The revision to sync to, with `{sha}`, `{short-sha}`, `{branch}`, `{artifact}` filled.
-    #[serde(default = "ArgoCdDeploy::default_revision")]
-    pub revision: String,
-}
-
-impl ArgoCdDeploy {
-    fn default_revision() -> String {
-        "{sha}".into()
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct WebhookDeploy {
-    /// Receives the signed deploy (and rollback) requests.
-    pub url: String,
-    /// The HMAC-SHA256 key that signs each request.
-    pub secret: SecretRef,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -566,7 +202,7 @@ impl HealthSpec {
     }
 
     /// One gate decided by one sample, sampled at the default interval.
-    pub fn single(gate: Gate) -> HealthSpec {
+    pub fn single(gate: ProviderBlock) -> HealthSpec {
         HealthSpec { interval: HealthSpec::default_interval(), gates: vec![GateSpec { gate, consecutive: 1, failures: 1 }] }
     }
 }
@@ -576,7 +212,7 @@ impl HealthSpec {
 #[serde(rename_all = "kebab-case")]
 pub struct GateSpec {
     #[serde(flatten)]
-    pub gate: Gate,
+    pub gate: ProviderBlock,
     /// Healthy samples in a row the gate must show before the wave may pass.
     #[serde(default = "GateSpec::one")]
     pub consecutive: u32,
@@ -589,81 +225,6 @@ impl GateSpec {
     fn one() -> u32 {
         1
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "provider", rename_all = "kebab-case")]
-pub enum Gate {
-    /// CloudWatch alarms, by name and/or name prefix, composite alarms included.
-    Cloudwatch(CloudWatchGate),
-    /// Datadog monitors found by tags.
-    Datadog(DatadogGate),
-    /// An HTTP endpoint's answer.
-    Http(HttpGate),
-    /// Healthy when the argv exits 0.
-    Command(CommandRun),
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct CloudWatchGate {
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub alarms: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alarm_prefix: Option<String>,
-    /// How an alarm in INSUFFICIENT_DATA counts.
-    #[serde(default)]
-    pub insufficient_data: InsufficientData,
-    #[serde(flatten)]
-    pub access: AwsAccess,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum InsufficientData {
-    #[default]
-    Healthy,
-    Unhealthy,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct DatadogGate {
-    /// Tags every monitor must carry besides `service:<name>` and `env:<environment>`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub tags: Vec<String>,
-    /// The Datadog site: `datadoghq.com`, `datadoghq.eu`, `us3.datadoghq.com`, ...
-    #[serde(default = "DatadogGate::default_site")]
-    pub site: String,
-    /// The API's base URL, instead of the site's (a proxy).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_url: Option<String>,
-    pub api_key: SecretRef,
-    pub app_key: SecretRef,
-    /// Monitor states that are unhealthy.
-    #[serde(default = "DatadogGate::default_unhealthy")]
-    pub unhealthy: Vec<String>,
-}
-
-impl DatadogGate {
-    fn default_site() -> String {
-        "datadoghq.com".into()
-    }
-    fn default_unhealthy() -> Vec<String> {
-        vec!["Alert".into()]
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct HttpGate {
-    pub url: String,
-    /// The statuses that are healthy; any 2xx when empty.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub expect_status: Vec<u16>,
-    /// Text the body must contain.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body_contains: Option<String>,
 }
 
 /// Where the team hears about releases.

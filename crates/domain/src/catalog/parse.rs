@@ -10,47 +10,59 @@
 //! catalog, Baton's or not.
 
 use super::files::{CATALOG_ROOT_ENV, Place, Root};
-use super::shape::{DATADOG_V2_2, DATADOG_V3, DELIVERY, NAME, SERVICE_SPEC_V3, quoted_list};
+use super::shape::{DATADOG_V2_2, DATADOG_V3, DELIVERY, NAME, Registry, SERVICE_SPEC_V3, quoted_list};
 use super::tree::{self, LoadError, MAX_TEXT_BYTES, Node};
 use super::validate::{Checker, DOCUMENT, shown};
 use super::{Delivery, Diagnostic, Link, SchemaVersion, ServiceEntry};
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 const BATON: &str = "extensions.baton";
 
 /// `schema-version`s Datadog still reads that Baton leaves alone (unless they carry its block).
 const OLDER_VERSIONS: &[&str] = &["v2", "v2.1"];
 
-/// Reads one text (a file's contents, a DynamoDB item, a Datadog API answer) that
-/// holds one or more documents. `file_label` names it in diagnostics and becomes
-/// [`ServiceEntry::source`]. Returns the valid Baton services and every problem.
-pub fn parse_catalog_documents(file_label: &str, text: &str) -> (Vec<ServiceEntry>, Vec<Diagnostic>) {
-    let mut builder = Builder::default();
-    builder.add_text(file_label, text, None);
-    let catalog = builder.finish();
-    (catalog.services, catalog.diagnostics)
-}
-
-/// Loads a catalog from files with [`CatalogLoader::from_env`]: see [`CatalogLoader::load`].
-pub fn load_catalog(path: &Path) -> std::io::Result<LoadedCatalog> {
-    CatalogLoader::from_env().load(path)
-}
-
-/// Loads catalogs from files, with the checks that need them (see `files.rs`).
-#[derive(Debug, Clone, Default)]
-pub struct CatalogLoader {
+/// Reads catalog texts and files against a [`Registry`] of providers, with the checks that
+/// need files (see `files.rs`) when loading them.
+#[derive(Clone, Copy)]
+pub struct CatalogLoader<'r> {
+    pub registry: &'r Registry,
     /// Directory every `working-dir` and `artifact-file` must stay inside (absolute paths
     /// inside it are allowed too). None: the repository holding the catalog (the nearest
     /// directory above it with a `.git`), else the catalog's own directory.
-    pub root: Option<PathBuf>,
+    pub root: Option<&'r Path>,
+    /// Whether the catalog is for releases run on AWS, where providers that run on Baton's own
+    /// machine (a local command) cannot work: they are refused, naming what to use instead.
+    pub for_cloud: bool,
 }
 
-impl CatalogLoader {
-    /// The root from `BATON_CATALOG_ROOT` when it is set and not empty.
-    pub fn from_env() -> CatalogLoader {
-        CatalogLoader { root: std::env::var_os(CATALOG_ROOT_ENV).filter(|root| !root.is_empty()).map(PathBuf::from) }
+impl<'r> CatalogLoader<'r> {
+    /// A loader for local releases, with the default root.
+    pub fn new(registry: &'r Registry) -> CatalogLoader<'r> {
+        CatalogLoader { registry, root: None, for_cloud: false }
+    }
+
+    /// Reads one text (a file's contents, a DynamoDB item, a Datadog API answer) that holds one
+    /// or more documents. `file_label` names it in diagnostics and becomes
+    /// [`ServiceEntry::source`]. Returns the valid Baton services and every problem.
+    pub fn parse(&self, file_label: &str, text: &str) -> (Vec<ServiceEntry>, Vec<Diagnostic>) {
+        let mut builder = self.builder();
+        builder.add_text(file_label, text, None);
+        let catalog = builder.finish();
+        (catalog.services, catalog.diagnostics)
+    }
+
+    /// [`CatalogLoader::load`] with the root `BATON_CATALOG_ROOT` names when it is set and not empty.
+    pub fn load_with_env_root(&self, path: &Path) -> std::io::Result<LoadedCatalog> {
+        match std::env::var_os(CATALOG_ROOT_ENV).filter(|root| !root.is_empty()) {
+            Some(root) => CatalogLoader { root: Some(Path::new(&root)), ..*self }.load(path),
+            None => self.load(path),
+        }
+    }
+
+    fn builder(&self) -> Builder<'r> {
+        Builder { registry: self.registry, for_cloud: self.for_cloud, documents: Vec::new(), other: Vec::new(), files: 0 }
     }
 
     /// Loads a catalog: a single file, or a directory searched recursively for
@@ -65,11 +77,11 @@ impl CatalogLoader {
         } else {
             files.push(path.to_path_buf());
         }
-        let root = match &self.root {
+        let root = match self.root {
             Some(root) => Root::explicit(root)?,
             None => Root::around(path)?,
         };
-        let mut builder = Builder::default();
+        let mut builder = self.builder();
         for file in &files {
             let label = file.display().to_string();
             // The directory relative paths resolve against, as the command providers resolve them.
@@ -181,15 +193,16 @@ struct Document {
     diagnostics: Vec<Diagnostic>,
 }
 
-#[derive(Default)]
-struct Builder {
+struct Builder<'r> {
+    registry: &'r Registry,
+    for_cloud: bool,
     documents: Vec<Document>,
     /// Problems not tied to a named document (syntax errors, unreadable files, nameless documents).
     other: Vec<Diagnostic>,
     files: usize,
 }
 
-impl Builder {
+impl Builder<'_> {
     fn file_error(&mut self, file: &str, message: String) {
         self.other.push(Diagnostic { file: file.to_string(), line: None, path: DOCUMENT.into(), message });
     }
@@ -211,7 +224,7 @@ impl Builder {
     }
 
     fn add_document(&mut self, file: &str, doc: &Node, place: Option<&Place>) {
-        let mut checker = Checker::new(file);
+        let mut checker = Checker::new(file, self.registry);
         let baton = doc.get("extensions").and_then(|e| e.get("baton"));
         let version = match (doc.get("schema-version"), doc.get("apiVersion")) {
             (None, None) => {
@@ -270,13 +283,16 @@ impl Builder {
             }
             checker.object(baton, BATON, &DELIVERY);
             checker.delivery_rules(baton, BATON);
+            if self.for_cloud {
+                checker.cloud_rules(baton, BATON);
+            }
             if let Some(place) = place {
                 place.check_commands(&mut checker, baton, BATON);
             }
         }
         let mut entry = None;
         if let (Some(baton), Some(name), true) = (baton, name, checker.diagnostics.is_empty()) {
-            match build_entry(file, version, doc, baton, name) {
+            match build_entry(self.registry, file, version, doc, baton, name) {
                 Ok(built) => entry = Some(built),
                 Err(message) => checker.error(baton.line, BATON, message),
             }
@@ -340,11 +356,24 @@ impl Builder {
 }
 
 /// Deserialises the checked document into the model: the model, not the checker,
-/// decides the final types and defaults.
-fn build_entry(file: &str, schema: SchemaVersion, doc: &Node, baton: &Node, name: &str) -> Result<ServiceEntry, String> {
+/// decides the final types and defaults, and each provider's typed block must take its block.
+fn build_entry(
+    registry: &Registry,
+    file: &str,
+    schema: SchemaVersion,
+    doc: &Node,
+    baton: &Node,
+    name: &str,
+) -> Result<ServiceEntry, String> {
     // serde's messages can quote values (and so secrets): report only that the model disagreed.
     let mismatch = |what: &str| format!("{what} passed validation but does not fit Baton's model (a Baton bug)");
     let delivery: Delivery = serde_json::from_value(baton.to_json()).map_err(|_| mismatch(BATON))?;
+    for (slot, path, block) in delivery.provider_blocks() {
+        let fits = registry.find(slot, &block.provider).is_some_and(|shape| (shape.through_model)(&block.settings_json()).is_ok());
+        if !fits {
+            return Err(mismatch(&format!("{BATON}.{path}")));
+        }
+    }
     let (team, links) = match schema {
         SchemaVersion::V2_2 => (doc.get("team"), doc.get("links")),
         SchemaVersion::V3 => {

@@ -1,11 +1,14 @@
 //! What a catalog document may contain, as data: the validator walks these
-//! tables, and `schema/baton-extension.schema.json` is generated from the
-//! Baton ones (a test keeps the checked-in file equal to the generated one, and
-//! another keeps both equal to the serde model in `mod.rs`).
+//! tables, and `schema/baton-extension.schema.json` is generated from them.
+//!
+//! The domain owns the block's structure (waves, health, notify) and the Datadog
+//! envelope; each provider's block (`build`, `deploy`, a gate) is a [`ProviderShape`]
+//! declared by the provider's own module and handed to the parser in a [`Registry`],
+//! so the domain names no provider.
 
 use serde_json::{Map, Value as Json, json};
 
-pub(crate) struct Field {
+pub struct Field {
     pub name: &'static str,
     pub required: bool,
     pub kind: Kind,
@@ -14,7 +17,7 @@ pub(crate) struct Field {
     pub default: Option<u64>,
 }
 
-pub(crate) enum Kind {
+pub enum Kind {
     /// Any string (Datadog's free-text fields).
     AnyText,
     /// A non-empty string.
@@ -23,6 +26,8 @@ pub(crate) enum Kind {
     Name,
     /// One deploy target ([`TARGET`]).
     Target,
+    /// A target that one of the block's waves deploys (a placement's `target`).
+    WaveTarget,
     /// One of a closed set of strings.
     Enum(&'static [&'static str]),
     /// A list of strings.
@@ -31,21 +36,25 @@ pub(crate) enum Kind {
     Targets,
     /// An http(s) URL.
     Url,
-    /// A GitLab project's numeric id or path ([`GitLabProject::check`](super::GitLabProject::check)).
-    GitLabProject,
-    /// A Buildkite organization or pipeline slug ([`check_slug`](super::check_slug)).
-    Slug,
-    /// A CircleCI project slug ([`check_circleci_project`](super::check_circleci_project)).
-    CircleCiProject,
-    /// CircleCI pipeline parameters: names as [`check_pipeline_parameter_name`](super::check_pipeline_parameter_name)
-    /// allows, values strings, integers or booleans.
-    PipelineParameters,
+    /// A string a provider checks with its own rule (a project path, a slug).
+    Checked(&'static CheckedText),
+    /// A mapping whose names a provider checks with its own rule and whose values are
+    /// strings, integers or booleans (pipeline parameters).
+    CheckedScalars(&'static CheckedText),
     /// A whole number of seconds: `90`, `"90s"`, `"5m"`, `"1h30m"`; at least `min`.
     Duration { min: u64 },
     /// A whole number of at least `min` (fits in u32).
     Count { min: u64 },
-    /// A program and its arguments, run without a shell.
+    /// A whole number from `min` to `max`.
+    Between { min: u64, max: u64 },
+    /// A program and its arguments, run without a shell; the program must exist where the
+    /// catalog is loaded from files.
     Argv,
+    /// The directory a command runs in, relative to the catalog file's directory; it must
+    /// stay inside the catalog's root.
+    WorkingDir,
+    /// A file relative to the block's [`Kind::WorkingDir`]; it must stay inside the catalog's root.
+    RelativePath,
     /// Environment variables for a command.
     Env,
     /// Names of environment variables ([`Kind::Env`]'s names).
@@ -70,23 +79,99 @@ pub(crate) enum Kind {
     HttpStatuses,
 }
 
-pub(crate) struct Shape {
+/// A string rule a provider brings: what it looks like, the check, and its JSON Schema.
+pub struct CheckedText {
+    /// For "expected ..." messages.
+    pub expected: &'static str,
+    /// Why a text breaks the rule, if it does.
+    pub check: fn(&str) -> Result<(), String>,
+    /// The JSON Schema of a valid value.
+    pub schema: fn() -> Json,
+    /// Whether a positive integer is accepted too (and kept as its text).
+    pub integers: bool,
+}
+
+pub struct Shape {
     pub fields: &'static [Field],
-    /// When non-empty, the mapping's `provider` picks one of these and its fields join `fields`.
-    pub variants: &'static [Variant],
+    /// When set, the mapping's `provider` picks one of the registry's shapes of this slot, whose
+    /// fields join `fields`.
+    pub providers: Option<Slot>,
     /// At least one of these fields must be present.
     pub at_least_one: &'static [&'static str],
     /// Appended to "unknown field" messages.
     pub unknown_hint: Option<&'static str>,
 }
 
-pub(crate) struct Variant {
-    pub provider: &'static str,
-    pub doc: &'static str,
-    pub fields: &'static [Field],
+/// Where in the Baton block a provider's block goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// `build`.
+    Build,
+    /// `deploy` (beside `waves`).
+    Deploy,
+    /// An item of `health.gates` (beside `consecutive` and `failures`).
+    Gate,
 }
 
-pub(crate) const PROVIDER: &str = "provider";
+impl Slot {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Slot::Build => "build",
+            Slot::Deploy => "deploy",
+            Slot::Gate => "health gate",
+        }
+    }
+}
+
+/// One provider's block: the value of `provider` that picks it and its fields.
+pub struct ProviderShape {
+    pub slot: Slot,
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub fields: &'static [Field],
+    /// At least one of these fields must be present, and why.
+    pub at_least_one: Option<(&'static [&'static str], &'static str)>,
+    /// Whether the provider runs only where Baton runs on a machine (a local command): a catalog
+    /// pushed for the cloud refuses it, naming `cloud_alternative`.
+    pub local_only: Option<&'static str>,
+    /// The block read into the provider's typed model and written back (see [`through_model`]):
+    /// the parser refuses an entry whose block does not read, so a provider is never built from
+    /// one, and a test compares what comes back with the shape, field for field.
+    pub through_model: fn(&Json) -> Result<Json, String>,
+}
+
+/// A [`ProviderShape::through_model`] for the provider's block type `T`.
+pub fn through_model<T: serde::de::DeserializeOwned + serde::Serialize>(block: &Json) -> Result<Json, String> {
+    let model: T = serde_json::from_value(block.clone()).map_err(|err| err.to_string())?;
+    serde_json::to_value(model).map_err(|err| err.to_string())
+}
+
+/// The providers a catalog may name, by slot. The composition root builds it from its
+/// provider modules (`baton_providers::registry()`).
+pub struct Registry {
+    shapes: Vec<&'static ProviderShape>,
+}
+
+impl Registry {
+    pub fn new(shapes: impl IntoIterator<Item = &'static ProviderShape>) -> Registry {
+        Registry { shapes: shapes.into_iter().collect() }
+    }
+
+    /// The providers of `slot`, in registration order.
+    pub fn providers(&self, slot: Slot) -> impl Iterator<Item = &'static ProviderShape> + '_ {
+        self.shapes.iter().copied().filter(move |shape| shape.slot == slot)
+    }
+
+    pub fn find(&self, slot: Slot, name: &str) -> Option<&'static ProviderShape> {
+        self.providers(slot).find(|shape| shape.name == name)
+    }
+
+    fn names(&self, slot: Slot) -> Vec<&'static str> {
+        self.providers(slot).map(|shape| shape.name).collect()
+    }
+}
+
+pub const PROVIDER: &str = "provider";
 
 /// A grammar for names: an ASCII letter or digit, then letters, digits and `extra` (`-` last).
 pub(crate) struct NameRule {
@@ -143,160 +228,23 @@ impl NameRule {
     }
 }
 
-const fn field(name: &'static str, kind: Kind, doc: &'static str) -> Field {
+pub const fn field(name: &'static str, kind: Kind, doc: &'static str) -> Field {
     Field { name, required: false, kind, doc, default: None }
 }
 
-const fn required(name: &'static str, kind: Kind, doc: &'static str) -> Field {
+pub const fn required(name: &'static str, kind: Kind, doc: &'static str) -> Field {
     Field { name, required: true, kind, doc, default: None }
 }
 
-const fn defaulted(name: &'static str, kind: Kind, default: u64, doc: &'static str) -> Field {
+pub const fn defaulted(name: &'static str, kind: Kind, default: u64, doc: &'static str) -> Field {
     Field { name, required: false, kind, doc, default: Some(default) }
 }
 
-const fn shape(fields: &'static [Field]) -> Shape {
-    Shape { fields, variants: &[], at_least_one: &[], unknown_hint: None }
+pub const fn shape(fields: &'static [Field]) -> Shape {
+    Shape { fields, providers: None, at_least_one: &[], unknown_hint: None }
 }
 
 // ------------------------------------------------------------------ Baton
-
-const WORKING_DIR: Field = field("working-dir", Kind::Text, "Directory the command runs in; relative to the catalog file's directory.");
-const ENV: Field = field("env", Kind::Env, "Extra environment variables (`BATON_*` are reserved).");
-const PASS_ENV: Field = field(
-    "pass-env",
-    Kind::EnvNames,
-    "Variables of Baton's environment the command also gets; otherwise it gets only PATH, HOME, USER, LOGNAME, SHELL, \
-     TMPDIR, TERM, TZ and the locale (`LANG`, `LC_*`).",
-);
-const TIMEOUT: Field = field("timeout", Kind::Duration { min: 1 }, "Kill the command after this long.");
-
-const BUILD_COMMAND: &[Field] = &[
-    required("command", Kind::Argv, "Program and arguments, run without a shell."),
-    WORKING_DIR,
-    field(
-        "artifact-file",
-        Kind::Text,
-        "File the build writes the artifact reference to (relative to the working directory); \
-         otherwise the last line of stdout.",
-    ),
-    ENV,
-    PASS_ENV,
-    TIMEOUT,
-];
-
-const GITHUB_APP: Shape = shape(&[
-    required("app-id", Kind::Text, "The app's id or client id."),
-    required("installation-id", Kind::Count { min: 1 }, "The app's installation on the repository's owner."),
-    required("private-key", Kind::Secret, "The app's private key, PEM (secret reference)."),
-]);
-
-const BUILD_GITHUB_ACTIONS: &[Field] = &[
-    required("repository", Kind::Text, "`owner/name` of the repository whose workflow builds the service."),
-    required("workflow", Kind::Text, "The workflow's file name (`release.yml`) or id; it takes `workflow_dispatch`."),
-    field("inputs", Kind::Env, "Workflow inputs, besides `baton_release_id` and `baton_sha` (which the workflow must declare)."),
-    required(
-        "artifact",
-        Kind::Text,
-        "The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{run-id}` and `{release-id}` \
-         filled from the run (e.g. `ghcr.io/acme/web:{short-sha}`).",
-    ),
-    field("api-url", Kind::Url, "GitHub Enterprise Server's API, `https://HOST/api/v3`; github.com's by default."),
-    field("token", Kind::Secret, "A token with `actions: write` on the repository (secret reference); or `app`."),
-    field("app", Kind::Object(&GITHUB_APP), "A GitHub App installed on the repository, instead of `token`."),
-];
-
-const BUILD_GITLAB_CI: &[Field] = &[
-    required("project", Kind::GitLabProject, "The project's numeric id or its path `group/name`."),
-    field(
-        "token",
-        Kind::Secret,
-        "A project or personal access token with the `api` scope (secret reference): creates the pipeline \
-         unless `trigger-token` is set, reads and cancels it.",
-    ),
-    field(
-        "trigger-token",
-        Kind::Secret,
-        "A pipeline trigger token (secret reference): creates the pipeline through the trigger API; \
-         without `token`, Baton can follow only pipelines anyone may read, and cannot cancel them.",
-    ),
-    field("variables", Kind::Env, "Pipeline variables, besides `BATON_RELEASE_ID` and `BATON_SHA`."),
-    required(
-        "artifact",
-        Kind::Text,
-        "The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{pipeline-id}` and `{release-id}` \
-         filled from the pipeline (e.g. `registry.gitlab.com/acme/web:{short-sha}`).",
-    ),
-    field("api-url", Kind::Url, "A self-managed instance's API, `https://HOST/api/v4`; gitlab.com's by default."),
-];
-
-const BUILD_BUILDKITE: &[Field] = &[
-    required("organization", Kind::Slug, "The organization's slug, as in its Buildkite URL."),
-    required("pipeline", Kind::Slug, "The pipeline's slug, as in its Buildkite URL."),
-    required("token", Kind::Secret, "An API access token with `read_builds` and `write_builds` (secret reference)."),
-    field("env", Kind::Env, "Build environment variables, besides `BATON_RELEASE_ID` and `BATON_SHA`."),
-    required(
-        "artifact",
-        Kind::Text,
-        "The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{build-number}` and `{release-id}` \
-         filled from the build.",
-    ),
-    field("api-url", Kind::Url, "Buildkite's REST API; `https://api.buildkite.com/v2` by default."),
-];
-
-const BUILD_CIRCLECI: &[Field] = &[
-    required("project", Kind::CircleCiProject, "The project slug: `gh/acme/web`, `bb/acme/web` or `circleci/<org-id>/<project-id>`."),
-    required("token", Kind::Secret, "A personal API token of a user who can trigger the project's pipelines (secret reference)."),
-    field(
-        "parameters",
-        Kind::PipelineParameters,
-        "Pipeline parameters, besides `baton-release-id` and `baton-sha` (the config must declare them all).",
-    ),
-    required(
-        "artifact",
-        Kind::Text,
-        "The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{pipeline-number}` and `{release-id}` \
-         filled from the pipeline.",
-    ),
-    field("api-url", Kind::Url, "CircleCI's API; `https://circleci.com/api/v2` by default."),
-];
-
-const BUILD_CODEBUILD: &[Field] = &[
-    required("project", Kind::Text, "The CodeBuild project's name; its build runs the release's commit (else its branch)."),
-    field("env", Kind::Env, "Environment overrides, besides `BATON_RELEASE_ID`, `BATON_SHA` and `BATON_BRANCH`."),
-    field(
-        "artifact",
-        Kind::Text,
-        "The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{build-number}` and `{release-id}` \
-         filled from the build; used when `artifact-variable` is unset or the build did not export it.",
-    ),
-    field(
-        "artifact-variable",
-        Kind::EnvName,
-        "A variable the buildspec exports (`env.exported-variables`) holding the artifact's reference; \
-         wins over `artifact` when the build exports it.",
-    ),
-    REGION,
-    ROLE_ARN,
-];
-
-pub(crate) const BUILD: Shape = Shape {
-    fields: &[],
-    variants: &[
-        Variant { provider: "command", doc: "Runs a local command.", fields: BUILD_COMMAND },
-        Variant {
-            provider: "github-actions",
-            doc: "Dispatches a GitHub Actions workflow and polls its run.",
-            fields: BUILD_GITHUB_ACTIONS,
-        },
-        Variant { provider: "gitlab-ci", doc: "Creates a GitLab CI pipeline and polls it.", fields: BUILD_GITLAB_CI },
-        Variant { provider: "buildkite", doc: "Creates a Buildkite build and polls it.", fields: BUILD_BUILDKITE },
-        Variant { provider: "circleci", doc: "Triggers a CircleCI pipeline and polls its workflows.", fields: BUILD_CIRCLECI },
-        Variant { provider: "codebuild", doc: "Starts an AWS CodeBuild build and polls it.", fields: BUILD_CODEBUILD },
-    ],
-    at_least_one: &[],
-    unknown_hint: None,
-};
 
 pub(crate) const WAVE: Shape = shape(&[
     required("name", Kind::Name, "Wave name, unique in the service (`canary`, `one-region`, ...)."),
@@ -304,111 +252,21 @@ pub(crate) const WAVE: Shape = shape(&[
     defaulted("bake", Kind::Duration { min: 0 }, 0, "Time the wave's health gates are watched before the next wave starts."),
 ]);
 
-const DEPLOY_COMMAND: &[Field] = &[
-    required("command", Kind::Argv, "Program and arguments, run once per target."),
-    field("rollback-command", Kind::Argv, "Run instead of `command` on rollback (default: `command` with the previous artifact)."),
-    WORKING_DIR,
-    ENV,
-    PASS_ENV,
-    TIMEOUT,
-];
-
-const REGION: Field = field("region", Kind::Text, "AWS region of the calls (the process's region by default).");
-const ROLE_ARN: Field = field("role-arn", Kind::Text, "IAM role assumed for the calls (another account's, say).");
-
-const PLACEMENT: Shape = shape(&[
-    required("target", Kind::Target, "A target of the waves."),
-    field("region", Kind::Text, "The target's region, instead of the block's."),
-    field("role-arn", Kind::Text, "The role assumed for this target, instead of the block's."),
-]);
-const PLACEMENTS: Field =
-    field("placements", Kind::List(&PLACEMENT), "Targets in other regions or accounts: their own `region` and `role-arn`.");
-
-const DEPLOY_ECS: &[Field] = &[
-    required("cluster", Kind::Text, "The ECS cluster of the services (the wave targets)."),
-    required("container", Kind::Text, "The container, in each service's task definition, that runs the artifact (an image)."),
-    REGION,
-    ROLE_ARN,
-    PLACEMENTS,
-];
-
-const LAMBDA_CANARY: Shape = shape(&[
-    required("weight", Kind::Count { min: 1 }, "Percent of the traffic on the new version during `hold` (1-99)."),
-    required("hold", Kind::Duration { min: 1 }, "How long the weighted step lasts before all traffic moves."),
-]);
-
-const DEPLOY_LAMBDA: &[Field] = &[
-    required("alias", Kind::Text, "The alias that serves traffic (`live`); the targets are function names or ARNs."),
-    field("canary", Kind::Object(&LAMBDA_CANARY), "Shift `weight` percent first, then all the traffic."),
-    REGION,
-    ROLE_ARN,
-    PLACEMENTS,
-];
-
-const DEPLOY_ARGO_CD: &[Field] = &[
-    required("server", Kind::Url, "The Argo CD server; the targets are application names."),
-    required("token", Kind::Secret, "An Argo CD API token allowed to sync the applications (secret reference)."),
-    field("revision", Kind::Text, "Revision to sync to, with `{sha}`, `{short-sha}`, `{branch}`, `{artifact}`; `{sha}` by default."),
-];
-
-const DEPLOY_WEBHOOK: &[Field] = &[
-    required("url", Kind::Url, "Receives each target's signed deploy and rollback request."),
-    required("secret", Kind::Secret, "Key of the HMAC-SHA256 signature over each request (secret reference)."),
-];
+pub(crate) const BUILD: Shape = Shape { fields: &[], providers: Some(Slot::Build), at_least_one: &[], unknown_hint: None };
 
 pub(crate) const DEPLOY: Shape = Shape {
     fields: &[required("waves", Kind::Waves, "Ordered from the smallest failure domain to the largest.")],
-    variants: &[
-        Variant { provider: "command", doc: "Runs a local command per target.", fields: DEPLOY_COMMAND },
-        Variant { provider: "ecs", doc: "Rolls out Amazon ECS services.", fields: DEPLOY_ECS },
-        Variant { provider: "lambda", doc: "Shifts AWS Lambda aliases to new versions.", fields: DEPLOY_LAMBDA },
-        Variant { provider: "argo-cd", doc: "Syncs Argo CD applications.", fields: DEPLOY_ARGO_CD },
-        Variant { provider: "webhook", doc: "Calls the team's endpoint with a signed request.", fields: DEPLOY_WEBHOOK },
-    ],
+    providers: Some(Slot::Deploy),
     at_least_one: &[],
     unknown_hint: None,
 };
-
-const GATE_CLOUDWATCH: &[Field] = &[
-    field("alarms", Kind::TextList, "Alarm names (metric or composite alarms)."),
-    field("alarm-prefix", Kind::Text, "Every alarm whose name starts with this."),
-    field("insufficient-data", Kind::Enum(&["healthy", "unhealthy"]), "How an alarm in INSUFFICIENT_DATA counts; `healthy` by default."),
-    REGION,
-    ROLE_ARN,
-];
-
-pub(crate) const DATADOG_SITES: &[&str] =
-    &["datadoghq.com", "datadoghq.eu", "us3.datadoghq.com", "us5.datadoghq.com", "ap1.datadoghq.com", "ddog-gov.com"];
-
-const GATE_DATADOG: &[Field] = &[
-    field("tags", Kind::TextList, "Tags the monitors carry besides `service:<name>` and `env:<environment>`."),
-    field("site", Kind::Enum(DATADOG_SITES), "The Datadog site; `datadoghq.com` by default."),
-    field("api-url", Kind::Url, "The API's base URL instead of the site's (a proxy)."),
-    required("api-key", Kind::Secret, "A Datadog API key (secret reference)."),
-    required("app-key", Kind::Secret, "A Datadog application key with monitors_read (secret reference)."),
-    field("unhealthy", Kind::TextList, "Monitor states that fail the gate (`Alert`, `Warn`, `No Data`); `[Alert]` by default."),
-];
-
-const GATE_HTTP: &[Field] = &[
-    required("url", Kind::Url, "The endpoint sampled."),
-    field("expect-status", Kind::HttpStatuses, "Statuses that are healthy; any 2xx by default."),
-    field("body-contains", Kind::Text, "Text a healthy answer's body contains."),
-];
-
-const GATE_COMMAND: &[Field] =
-    &[required("command", Kind::Argv, "Program and arguments; healthy when it exits 0."), WORKING_DIR, ENV, PASS_ENV, TIMEOUT];
 
 pub(crate) const GATE: Shape = Shape {
     fields: &[
         defaulted("consecutive", Kind::Count { min: 1 }, 1, "Healthy samples in a row the gate must show before the wave passes."),
         defaulted("failures", Kind::Count { min: 1 }, 1, "Unhealthy samples in a row that fail the wave."),
     ],
-    variants: &[
-        Variant { provider: "cloudwatch", doc: "CloudWatch alarms: any in ALARM is unhealthy.", fields: GATE_CLOUDWATCH },
-        Variant { provider: "datadog", doc: "Datadog monitors found by tags.", fields: GATE_DATADOG },
-        Variant { provider: "http", doc: "An HTTP endpoint's answer.", fields: GATE_HTTP },
-        Variant { provider: "command", doc: "A local command: healthy when it exits 0.", fields: GATE_COMMAND },
-    ],
+    providers: Some(Slot::Gate),
     at_least_one: &[],
     unknown_hint: None,
 };
@@ -418,7 +276,7 @@ pub(crate) const HEALTH: Shape = Shape {
         defaulted("interval", Kind::Duration { min: 1 }, 30, "Time between two samples of the gates."),
         required("gates", Kind::Gates, "Sampled from the end of each wave's deploy to the end of its bake; all must hold."),
     ],
-    variants: &[],
+    providers: None,
     at_least_one: &[],
     unknown_hint: Some("each gate is an item of `gates`, e.g. `gates: [{provider: http, url: ...}]`"),
 };
@@ -429,7 +287,7 @@ pub(crate) const SLACK: Shape = Shape {
         field("webhook", Kind::Secret, "Incoming webhook URL (secret reference): posts only."),
         field("token", Kind::Secret, "Bot token (secret reference): one message per release, updated in place."),
     ],
-    variants: &[],
+    providers: None,
     at_least_one: &["webhook", "token"],
     unknown_hint: None,
 };
@@ -487,7 +345,7 @@ pub(crate) const DATADOG_V2_2: Shape = Shape {
         field("extensions", Kind::Mapping, ""),
         field("ci-pipeline-fingerprints", Kind::TextList, ""),
     ],
-    variants: &[],
+    providers: None,
     at_least_one: &[],
     unknown_hint: Some(TOP_LEVEL_HINT),
 };
@@ -519,7 +377,7 @@ pub(crate) const DATADOG_V3: Shape = Shape {
         field("datadog", Kind::Mapping, ""),
         field("extensions", Kind::Mapping, ""),
     ],
-    variants: &[],
+    providers: None,
     at_least_one: &[],
     unknown_hint: Some(TOP_LEVEL_HINT),
 };
@@ -547,16 +405,15 @@ impl Kind {
             Kind::TextList => "a list of strings".into(),
             Kind::Targets => "a non-empty list of target names".into(),
             Kind::Url => "an http:// or https:// URL".into(),
-            Kind::GitLabProject => super::GitLabProject::EXPECTED.into(),
-            Kind::Slug => "a slug of lowercase letters, digits, `-` and `_`, as in the Buildkite URL".into(),
-            Kind::CircleCiProject => format!(
-                "a CircleCI project slug `<vcs>/<org>/<project>` (as in Project Settings), <vcs> one of {}",
-                quoted_list(super::CIRCLECI_VCS)
-            ),
-            Kind::PipelineParameters => "a mapping of pipeline parameter names to strings, integers or booleans".into(),
+            Kind::WaveTarget => "a target of the block's waves".into(),
+            Kind::Checked(rule) => rule.expected.into(),
+            Kind::CheckedScalars(rule) => format!("a mapping of names ({}) to strings, integers or booleans", rule.expected),
             Kind::Duration { min: 0 } => "a duration such as 30s, 5m or 1h (or a number of seconds)".into(),
             Kind::Duration { .. } => "a positive duration such as 30s, 5m or 1h (or a number of seconds)".into(),
             Kind::Count { min } => format!("a whole number of at least {min}"),
+            Kind::Between { min, max } => format!("a whole number from {min} to {max}"),
+            Kind::WorkingDir => "a directory, relative to the catalog file's directory".into(),
+            Kind::RelativePath => "a file path, relative to the working directory".into(),
             Kind::Argv => "a command as a list of strings, program first (e.g. [\"sh\", \"build.sh\"])".into(),
             Kind::Env => "a mapping of environment variable names to strings".into(),
             Kind::EnvNames => "a list of environment variable names".into(),
@@ -581,8 +438,8 @@ pub(crate) fn quoted_list(names: &[&str]) -> String {
 pub(crate) const SCHEMA_ID: &str = "https://raw.githubusercontent.com/baton-release/baton/main/schema/baton-extension.schema.json";
 
 /// JSON Schema (draft 2020-12) of the `extensions.baton` block, for editors.
-pub fn baton_extension_schema() -> Json {
-    let mut schema = object_schema(&DELIVERY);
+pub fn baton_extension_schema(registry: &Registry) -> Json {
+    let mut schema = object_schema(&DELIVERY, registry);
     let root = schema.as_object_mut().expect("object schema");
     let mut head = Map::new();
     head.insert("$schema".into(), json!("https://json-schema.org/draft/2020-12/schema"));
@@ -599,40 +456,40 @@ pub fn baton_extension_schema() -> Json {
     Json::Object(head)
 }
 
-fn object_schema(shape: &Shape) -> Json {
-    if shape.variants.is_empty() {
-        return closed_object(shape.fields.iter(), &[], shape.at_least_one);
-    }
-    let variants: Vec<Json> = shape
-        .variants
-        .iter()
-        .map(|variant| {
+fn object_schema(shape: &Shape, registry: &Registry) -> Json {
+    let Some(slot) = shape.providers else {
+        return closed_object(shape.fields.iter(), &[], shape.at_least_one, registry);
+    };
+    let variants: Vec<Json> = registry
+        .providers(slot)
+        .map(|provider| {
+            let at_least_one = provider.at_least_one.map_or(shape.at_least_one, |(fields, _)| fields);
             let mut schema = closed_object(
-                shape.fields.iter().chain(variant.fields),
-                &[(PROVIDER, json!({ "const": variant.provider, "description": variant.doc }))],
-                shape.at_least_one,
+                shape.fields.iter().chain(provider.fields),
+                &[(PROVIDER, json!({ "const": provider.name, "description": provider.doc }))],
+                at_least_one,
+                registry,
             );
             schema["required"].as_array_mut().expect("required list").insert(0, json!(PROVIDER));
             schema
         })
         .collect();
-    let providers: Vec<&str> = shape.variants.iter().map(|v| v.provider).collect();
     json!({
         "type": "object",
         "required": [PROVIDER],
-        "properties": { PROVIDER: { "enum": providers } },
+        "properties": { PROVIDER: { "enum": registry.names(slot) } },
         "oneOf": variants,
     })
 }
 
-fn closed_object<'a>(fields: impl Iterator<Item = &'a Field>, extra: &[(&str, Json)], at_least_one: &[&str]) -> Json {
+fn closed_object<'a>(fields: impl Iterator<Item = &'a Field>, extra: &[(&str, Json)], at_least_one: &[&str], registry: &Registry) -> Json {
     let mut properties = Map::new();
     for (name, schema) in extra {
         properties.insert((*name).into(), schema.clone());
     }
     let mut required = Vec::new();
     for field in fields {
-        let mut schema = kind_schema(&field.kind);
+        let mut schema = kind_schema(&field.kind, registry);
         if !field.doc.is_empty() {
             schema["description"] = json!(field.doc);
         }
@@ -654,7 +511,7 @@ fn closed_object<'a>(fields: impl Iterator<Item = &'a Field>, extra: &[(&str, Js
 /// What [`is_env_name`](super::validate::is_env_name) accepts.
 const ENV_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
 
-fn kind_schema(kind: &Kind) -> Json {
+fn kind_schema(kind: &Kind, registry: &Registry) -> Json {
     match kind {
         Kind::AnyText => json!({ "type": "string" }),
         Kind::Text => json!({ "type": "string", "minLength": 1 }),
@@ -664,20 +521,12 @@ fn kind_schema(kind: &Kind) -> Json {
         Kind::TextList => json!({ "type": "array", "items": { "type": "string" } }),
         Kind::Targets => json!({ "type": "array", "minItems": 1, "items": TARGET.schema() }),
         Kind::Url => json!({ "type": "string", "pattern": "^https?://." }),
-        Kind::GitLabProject => json!({ "oneOf": [
-            { "type": "integer", "minimum": 1 },
-            { "type": "string", "pattern": "^([0-9]+|[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)+)$" },
-        ] }),
-        Kind::Slug => json!({ "type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$" }),
-        Kind::CircleCiProject => {
-            json!({ "type": "string", "pattern": format!("^({})/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", super::CIRCLECI_VCS.join("|")) })
-        }
-        Kind::PipelineParameters => json!({
+        Kind::WaveTarget => TARGET.schema(),
+        Kind::Checked(rule) if rule.integers => json!({ "oneOf": [{ "type": "integer", "minimum": 1 }, (rule.schema)()] }),
+        Kind::Checked(rule) => (rule.schema)(),
+        Kind::CheckedScalars(rule) => json!({
             "type": "object",
-            "propertyNames": {
-                "pattern": "^[a-z][a-z0-9_-]*$",
-                "not": { "enum": [super::CIRCLECI_RELEASE_ID_PARAMETER, super::CIRCLECI_SHA_PARAMETER] },
-            },
+            "propertyNames": (rule.schema)(),
             "additionalProperties": { "type": ["string", "integer", "boolean"] },
         }),
         Kind::Duration { min } => json!({ "oneOf": [
@@ -685,6 +534,8 @@ fn kind_schema(kind: &Kind) -> Json {
             { "type": "string", "pattern": "^([0-9]+|([0-9]+[smh])+)$" },
         ] }),
         Kind::Count { min } => json!({ "type": "integer", "minimum": min, "maximum": u32::MAX }),
+        Kind::Between { min, max } => json!({ "type": "integer", "minimum": min, "maximum": max }),
+        Kind::WorkingDir | Kind::RelativePath => json!({ "type": "string", "minLength": 1 }),
         Kind::Argv => json!({ "type": "array", "minItems": 1, "items": { "type": "string" } }),
         Kind::EnvNames => json!({ "type": "array", "items": { "type": "string", "pattern": ENV_NAME_PATTERN } }),
         Kind::Env => json!({
@@ -705,11 +556,31 @@ fn kind_schema(kind: &Kind) -> Json {
             },
         ] }),
         Kind::Schedule => json!({ "type": "string", "pattern": "^(cron|rate|at)\\(.+\\)$" }),
-        Kind::Object(shape) => object_schema(shape),
-        Kind::List(shape) => json!({ "type": "array", "items": object_schema(shape) }),
+        Kind::Object(shape) => object_schema(shape, registry),
+        Kind::List(shape) => json!({ "type": "array", "items": object_schema(shape, registry) }),
         Kind::Mapping => json!({ "type": "object" }),
-        Kind::Waves => json!({ "type": "array", "minItems": 1, "items": object_schema(&WAVE) }),
-        Kind::Gates => json!({ "type": "array", "minItems": 1, "items": object_schema(&GATE) }),
+        Kind::Waves => json!({ "type": "array", "minItems": 1, "items": object_schema(&WAVE, registry) }),
+        Kind::Gates => json!({ "type": "array", "minItems": 1, "items": object_schema(&GATE, registry) }),
         Kind::HttpStatuses => json!({ "type": "array", "items": { "type": "integer", "minimum": 100, "maximum": 599 } }),
     }
+}
+
+/// A registry for the domain's own tests, which cannot see the provider crates: one `script`
+/// provider per slot, taking a command.
+#[cfg(test)]
+pub(crate) fn test_registry() -> Registry {
+    const SCRIPT: &[Field] = &[required("command", Kind::Argv, "")];
+    const fn script(slot: Slot) -> ProviderShape {
+        ProviderShape {
+            slot,
+            name: "script",
+            doc: "",
+            fields: SCRIPT,
+            at_least_one: None,
+            local_only: None,
+            through_model: |block| Ok(block.clone()),
+        }
+    }
+    static SCRIPTS: [ProviderShape; 3] = [script(Slot::Build), script(Slot::Deploy), script(Slot::Gate)];
+    Registry::new(&SCRIPTS)
 }

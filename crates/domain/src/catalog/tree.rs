@@ -19,7 +19,7 @@ use saphyr_parser::{Event, Parser, ScanError};
 use std::collections::{HashMap, HashSet};
 
 /// The largest catalog text read; definitions are a few KB each.
-pub(crate) const MAX_TEXT_BYTES: usize = 1 << 20;
+pub const MAX_TEXT_BYTES: usize = 1 << 20;
 /// How deep lists and mappings may nest; a Baton block needs 8 levels.
 pub(crate) const MAX_DEPTH: usize = 64;
 /// Values (scalars, lists, mappings and keys) one text may hold once its

@@ -3,9 +3,9 @@
 //! repeat a value that could be a secret.
 
 use super::schedule::check_schedule;
-use super::shape::{Field, GATE, Kind, NAME, NameRule, PROVIDER, Shape, TARGET, WAVE, quoted_list};
+use super::shape::{Field, GATE, Kind, NAME, NameRule, PROVIDER, ProviderShape, Registry, Shape, Slot, TARGET, WAVE, quoted_list};
 use super::tree::{Node, Value};
-use super::{Diagnostic, GitLabProject, HealthSpec, Seconds, SecretRef, check_circleci_project, check_pipeline_parameter_name, check_slug};
+use super::{Diagnostic, HealthSpec, Seconds, SecretRef};
 use crate::rules::watch::{EVENTS_PER_SAMPLE, HISTORY_QUOTA, MAX_WATCH_SAMPLES};
 use crate::support::LOCK_LEASE;
 use std::borrow::Cow;
@@ -16,7 +16,11 @@ pub(crate) const DOCUMENT: &str = "(document)";
 
 pub(crate) struct Checker<'a> {
     file: &'a str,
+    pub registry: &'a Registry,
     pub diagnostics: Vec<Diagnostic>,
+    /// [`Kind::WaveTarget`] values seen (line, path, name), judged against the waves once the
+    /// whole block has been walked.
+    wave_targets: Vec<(usize, String, String)>,
 }
 
 pub(crate) fn join(parent: &str, key: &str) -> String {
@@ -28,8 +32,8 @@ pub(crate) fn index(parent: &str, i: usize) -> String {
 }
 
 impl<'a> Checker<'a> {
-    pub fn new(file: &'a str) -> Self {
-        Checker { file, diagnostics: Vec::new() }
+    pub fn new(file: &'a str, registry: &'a Registry) -> Self {
+        Checker { file, registry, diagnostics: Vec::new(), wave_targets: Vec::new() }
     }
 
     pub fn error(&mut self, line: usize, path: &str, message: impl Into<String>) {
@@ -53,9 +57,9 @@ impl<'a> Checker<'a> {
             return self.mismatch(node, path, "a mapping");
         };
         // Without a known provider the allowed keys are unknown, so unknown keys are not judged.
-        let (fields, closed) = self.fields_of(node, path, shape);
+        let (fields, closed, provider) = self.fields_of(node, path, shape);
         for entry in entries {
-            if !shape.variants.is_empty() && entry.key == PROVIDER {
+            if shape.providers.is_some() && entry.key == PROVIDER {
                 continue;
             }
             let entry_path = join(path, &entry.key);
@@ -63,7 +67,7 @@ impl<'a> Checker<'a> {
                 Some(field) => self.value(&entry.value, &entry_path, &field.kind),
                 None if closed => {
                     let mut names: Vec<&str> = fields.iter().map(|f| f.name).collect();
-                    if !shape.variants.is_empty() {
+                    if shape.providers.is_some() {
                         names.insert(0, PROVIDER);
                     }
                     let mut message = unknown_message("field", &entry.key, &names);
@@ -81,32 +85,43 @@ impl<'a> Checker<'a> {
         if !shape.at_least_one.is_empty() && shape.at_least_one.iter().all(|name| node.get(name).is_none()) {
             self.error(node.line, path, format!("expected at least one of {}", quoted_list(shape.at_least_one)));
         }
+        if let Some((names, why)) = provider.and_then(|p| p.at_least_one)
+            && names.iter().all(|name| node.get(name).is_none())
+        {
+            let expected = match names {
+                [one, other] => format!("`{one}`, `{other}` or both"),
+                _ => format!("at least one of {}", quoted_list(names)),
+            };
+            self.error(node.line, path, format!("expected {expected}: {why}"));
+        }
     }
 
-    fn fields_of(&mut self, node: &Node, path: &str, shape: &'static Shape) -> (Vec<&'static Field>, bool) {
+    /// The fields `node` may have, whether others are refused, and the provider its
+    /// `provider` picked when the shape takes one.
+    fn fields_of(&mut self, node: &Node, path: &str, shape: &'static Shape) -> (Vec<&'static Field>, bool, Option<&'static ProviderShape>) {
         let mut fields: Vec<&'static Field> = shape.fields.iter().collect();
-        if shape.variants.is_empty() {
-            return (fields, true);
-        }
-        let providers: Vec<&str> = shape.variants.iter().map(|v| v.provider).collect();
+        let Some(slot) = shape.providers else {
+            return (fields, true, None);
+        };
+        let providers: Vec<&str> = self.registry.providers(slot).map(|p| p.name).collect();
         let provider_path = join(path, PROVIDER);
         let Some(provider) = node.get(PROVIDER) else {
             let message = format!("missing required field: expected one of {}", quoted_list(&providers));
             self.error(node.line, &provider_path, message);
-            return (fields, false);
+            return (fields, false, None);
         };
         let Some(name) = provider.as_str() else {
             self.mismatch(provider, &provider_path, &format!("one of {}", quoted_list(&providers)));
-            return (fields, false);
+            return (fields, false, None);
         };
-        match shape.variants.iter().find(|v| v.provider == name) {
-            Some(variant) => {
-                fields.extend(variant.fields);
-                (fields, true)
+        match self.registry.find(slot, name) {
+            Some(found) => {
+                fields.extend(found.fields);
+                (fields, true, Some(found))
             }
             None => {
                 self.error(provider.line, &provider_path, unknown_message("provider", name, &providers));
-                (fields, false)
+                (fields, false, None)
             }
         }
     }
@@ -124,35 +139,33 @@ impl<'a> Checker<'a> {
             (Kind::TextList, Value::Seq(items)) => self.each(items, path, &Kind::AnyText),
             (Kind::Targets, Value::Seq(items)) if !items.is_empty() => self.each(items, path, &Kind::Target),
             (Kind::Url, Value::Str(s)) if is_http_url(s) => {}
-            (Kind::GitLabProject, Value::Int(n)) if *n > 0 => {}
-            (Kind::GitLabProject, Value::Str(s)) => {
-                if let Err(why) = GitLabProject::check(s) {
-                    self.error(node.line, path, format!("expected {}; {why}", kind.expected()));
+            (Kind::WaveTarget, Value::Str(s)) => self.wave_targets.push((node.line, path.to_string(), s.clone())),
+            (Kind::Checked(rule), Value::Int(n)) if rule.integers && *n > 0 => {}
+            (Kind::Checked(rule), Value::Str(s)) => {
+                if let Err(why) = (rule.check)(s) {
+                    self.error(node.line, path, format!("expected {}; {why}", rule.expected));
                 }
             }
-            (Kind::Slug, Value::Str(s)) => {
-                if let Err(why) = check_slug(s) {
-                    self.error(node.line, path, format!("expected {}; {why}", kind.expected()));
-                }
-            }
-            (Kind::CircleCiProject, Value::Str(s)) => {
-                if let Err(why) = check_circleci_project(s) {
-                    self.error(node.line, path, format!("expected {}; {why}", kind.expected()));
-                }
-            }
-            (Kind::PipelineParameters, Value::Map(entries)) => {
+            (Kind::CheckedScalars(rule), Value::Map(entries)) => {
                 for entry in entries {
                     let entry_path = join(path, &entry.key);
-                    if let Err(why) = check_pipeline_parameter_name(&entry.key) {
-                        self.error(entry.key_line, &entry_path, why);
+                    if let Err(why) = (rule.check)(&entry.key) {
+                        self.error(entry.key_line, &entry_path, format!("expected {}; {why}", rule.expected));
                     }
                     if !matches!(entry.value.value, Value::Str(_) | Value::Int(_) | Value::Bool(_)) {
-                        self.mismatch(&entry.value, &entry_path, "a string, an integer or a boolean, as the config declares it");
+                        self.mismatch(
+                            &entry.value,
+                            &entry_path,
+                            "a string, an integer or a boolean, as the provider's configuration declares it",
+                        );
                     }
                 }
             }
             (Kind::Duration { min }, _) => self.duration(node, path, *min),
             (Kind::Count { min }, Value::Int(n)) if *n >= 0 && (*n as u64) >= *min && *n <= i64::from(u32::MAX) => {}
+            (Kind::Between { min, max }, Value::Int(n)) if u64::try_from(*n).is_ok_and(|n| (*min..=*max).contains(&n)) => {}
+            (Kind::Between { .. }, Value::Int(n)) => self.error(node.line, path, format!("expected {}, found {n}", kind.expected())),
+            (Kind::WorkingDir | Kind::RelativePath, Value::Str(s)) if !s.trim().is_empty() => {}
             (Kind::Argv, Value::Seq(items)) => self.argv(node, items, path),
             (Kind::Argv, Value::Str(_)) => self.error(
                 node.line,
@@ -273,36 +286,7 @@ impl<'a> Checker<'a> {
     /// Rules across fields of the Baton block at `path`, judged where those fields are
     /// themselves valid (their own problems are reported by [`Checker::object`]).
     pub fn delivery_rules(&mut self, baton: &Node, path: &str) {
-        if let Some(Value::Seq(gates)) = baton.get("health").and_then(|h| h.get("gates")).map(|g| &g.value) {
-            for (i, gate) in gates.iter().enumerate() {
-                if gate.get(PROVIDER).and_then(Node::as_str) == Some("cloudwatch")
-                    && gate.get("alarms").is_none()
-                    && gate.get("alarm-prefix").is_none()
-                {
-                    let message = "expected `alarms`, `alarm-prefix` or both: the gate must name the alarms it watches";
-                    self.error(gate.line, &index(&join(path, "health.gates"), i), message);
-                }
-            }
-        }
-        if let Some(build) = baton.get("build")
-            && build.get(PROVIDER).and_then(Node::as_str) == Some("gitlab-ci")
-            && build.get("token").is_none()
-            && build.get("trigger-token").is_none()
-        {
-            let message = "expected `token`, `trigger-token` or both: Baton needs one to create the pipeline";
-            self.error(build.line, &join(path, "build"), message);
-        }
-        if let Some(build) = baton.get("build")
-            && build.get(PROVIDER).and_then(Node::as_str) == Some("codebuild")
-            && build.get("artifact").is_none()
-            && build.get("artifact-variable").is_none()
-        {
-            let message = "expected `artifact`, `artifact-variable` or both: Baton needs one to name the build's artifact";
-            self.error(build.line, &join(path, "build"), message);
-        }
-        if let Some(deploy) = baton.get("deploy") {
-            self.deploy_rules(deploy, &join(path, "deploy"));
-        }
+        self.wave_target_rules(baton);
         self.watch_rules(baton, path);
     }
 
@@ -343,15 +327,22 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// A canary weight below 100 %, and placements that name targets of the waves.
-    fn deploy_rules(&mut self, deploy: &Node, path: &str) {
-        if let Some(weight) = deploy.get("canary").and_then(|c| c.get("weight"))
-            && matches!(weight.value, Value::Int(n) if n >= 100)
-        {
-            self.error(weight.line, &join(path, "canary.weight"), "expected a percentage of at most 99: 100 is no canary step");
+    /// Refuses providers that run on Baton's own machine, for a catalog whose releases run on AWS.
+    pub fn cloud_rules(&mut self, baton: &Node, path: &str) {
+        for (slot, block_path, block) in provider_nodes(baton, path) {
+            let Some(name) = block.get(PROVIDER).and_then(Node::as_str) else { continue };
+            if let Some(alternative) = self.registry.find(slot, name).and_then(|shape| shape.local_only) {
+                let message = format!("`{name}` runs on the machine running Baton, which releases on AWS do not have: use {alternative}");
+                self.error(block.line, &join(&block_path, PROVIDER), message);
+            }
         }
-        let Some(Value::Seq(placements)) = deploy.get("placements").map(|p| &p.value) else { return };
-        let targets: Vec<&str> = match deploy.get("waves").map(|w| &w.value) {
+    }
+
+    /// Every [`Kind::WaveTarget`] names a target of the waves (a placement of a target that no
+    /// wave deploys would never apply).
+    fn wave_target_rules(&mut self, baton: &Node) {
+        let named = std::mem::take(&mut self.wave_targets);
+        let targets: Vec<&str> = match baton.get("deploy").and_then(|deploy| deploy.get("waves")).map(|w| &w.value) {
             Some(Value::Seq(waves)) => waves
                 .iter()
                 .filter_map(|wave| match wave.get("targets").map(|t| &t.value) {
@@ -362,13 +353,9 @@ impl<'a> Checker<'a> {
                 .collect(),
             _ => return,
         };
-        for (i, placement) in placements.iter().enumerate() {
-            let Some(target) = placement.get("target") else { continue };
-            if let Some(name) = target.as_str()
-                && !targets.contains(&name)
-            {
-                let message = unknown_message("target", name, &targets);
-                self.error(target.line, &join(&index(&join(path, "placements"), i), "target"), message);
+        for (line, path, name) in named {
+            if !targets.contains(&name.as_str()) {
+                self.error(line, &path, unknown_message("target", &name, &targets));
             }
         }
     }
@@ -402,6 +389,21 @@ impl<'a> Checker<'a> {
             }
         }
     }
+}
+
+/// The provider blocks of a Baton block: its slot, path and node.
+pub(crate) fn provider_nodes<'n>(baton: &'n Node, path: &str) -> Vec<(Slot, String, &'n Node)> {
+    let mut blocks = Vec::new();
+    for (slot, key) in [(Slot::Build, "build"), (Slot::Deploy, "deploy")] {
+        if let Some(node) = baton.get(key) {
+            blocks.push((slot, join(path, key), node));
+        }
+    }
+    if let Some(Value::Seq(gates)) = baton.get("health").and_then(|h| h.get("gates")).map(|g| &g.value) {
+        let gates_path = join(path, "health.gates");
+        blocks.extend(gates.iter().enumerate().map(|(i, gate)| (Slot::Gate, index(&gates_path, i), gate)));
+    }
+    blocks
 }
 
 /// A duration node's seconds, or why it is no duration; None when it is neither number nor string.

@@ -1,6 +1,7 @@
 //! Records the rules' tests share: one catalog entry and releases of it at chosen times.
 
-use crate::catalog::{ServiceEntry, parse_catalog_documents};
+use crate::catalog::shape::test_registry;
+use crate::catalog::{CatalogLoader, ServiceEntry};
 use crate::release::{Artifact, Release, ReleaseId, ReleaseStatus, Signal, Trigger, TriggerKind, WaveStatus};
 use crate::rules::admission::admit;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
@@ -17,18 +18,18 @@ extensions:
     environment: production
     release-branch: main
     feature-branch: next
-    build: {provider: command, command: [sh, build.sh]}
+    build: {provider: script, command: [sh, build.sh]}
     deploy:
-      provider: command
+      provider: script
       command: [sh, deploy.sh]
       waves:
         - {name: canary, targets: [a]}
         - {name: rest, targets: [b, c]}
-    health: {gates: [{provider: command, command: [sh, health.sh]}]}
+    health: {gates: [{provider: script, command: [sh, health.sh]}]}
 ";
 
 pub fn entry() -> ServiceEntry {
-    let (mut entries, diagnostics) = parse_catalog_documents("rules-fixture.yaml", ENTRY);
+    let (mut entries, diagnostics) = CatalogLoader::new(&test_registry()).parse("rules-fixture.yaml", ENTRY);
     assert!(diagnostics.is_empty(), "{diagnostics:?}");
     entries.remove(0)
 }

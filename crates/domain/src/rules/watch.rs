@@ -76,10 +76,10 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Gate, HttpGate};
+    use crate::catalog::ProviderBlock;
 
     fn spec(consecutive: u32, failures: u32) -> GateSpec {
-        let gate = Gate::Http(HttpGate { url: "http://web/health".into(), expect_status: vec![], body_contains: None });
+        let gate = ProviderBlock::new("http", serde_json::json!({ "url": "http://web/health" }));
         GateSpec { gate, consecutive, failures }
     }
 

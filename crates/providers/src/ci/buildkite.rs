@@ -32,7 +32,6 @@ use super::{ArtifactTemplate, RunFacts, RunWord, Started, handle_number, handle_
 use crate::http::{decode, header_u64, retry_after};
 use crate::secrets::LazySecret;
 use async_trait::async_trait;
-use baton_domain::catalog::{BuildkiteBuild, check_slug};
 use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -209,3 +208,72 @@ impl BuildProvider for BuildkiteBuildProvider {
         Ok(())
     }
 }
+
+// ------------------------------------------------------------------ catalog block
+
+use baton_domain::catalog::SecretRef;
+use baton_domain::catalog::shape::{CheckedText, Field, Kind, ProviderShape, Slot, field, required, through_model};
+
+/// A build of a Buildkite pipeline; it gets `BATON_RELEASE_ID` and `BATON_SHA` in its
+/// environment besides `env`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct BuildkiteBuild {
+    /// The organization's slug.
+    pub organization: String,
+    /// The pipeline's slug.
+    pub pipeline: String,
+    /// An API access token with `read_builds` and `write_builds`, sent as a bearer token.
+    pub token: SecretRef,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{build-number}`, `{release-id}`.
+    pub artifact: String,
+    /// Buildkite's REST API; `https://api.buildkite.com/v2` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+}
+
+/// Why `text` is no Buildkite slug (as in the pipeline's URL), if it is not one.
+pub fn check_slug(text: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_');
+    match text.chars().next() {
+        None => Err("found an empty string".into()),
+        Some(first) if !first.is_ascii_lowercase() && !first.is_ascii_digit() => Err(format!("found `{}` first", first.escape_debug())),
+        Some(_) => match text.chars().find(|c| !allowed(*c)) {
+            Some(bad) => Err(format!("found `{}`", bad.escape_debug())),
+            None => Ok(()),
+        },
+    }
+}
+
+const SLUG: CheckedText = CheckedText {
+    expected: "a slug of lowercase letters, digits, `-` and `_`, as in the Buildkite URL",
+    check: check_slug,
+    schema: || serde_json::json!({ "type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$" }),
+    integers: false,
+};
+
+const BUILD_BUILDKITE: &[Field] = &[
+    required("organization", Kind::Checked(&SLUG), "The organization's slug, as in its Buildkite URL."),
+    required("pipeline", Kind::Checked(&SLUG), "The pipeline's slug, as in its Buildkite URL."),
+    required("token", Kind::Secret, "An API access token with `read_builds` and `write_builds` (secret reference)."),
+    field("env", Kind::Env, "Build environment variables, besides `BATON_RELEASE_ID` and `BATON_SHA`."),
+    required(
+        "artifact",
+        Kind::Text,
+        "The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{build-number}` and `{release-id}` \
+         filled from the build.",
+    ),
+    field("api-url", Kind::Url, "Buildkite's REST API; `https://api.buildkite.com/v2` by default."),
+];
+
+pub const BUILDKITE: ProviderShape = ProviderShape {
+    slot: Slot::Build,
+    name: "buildkite",
+    doc: "Creates a Buildkite build and polls it.",
+    fields: BUILD_BUILDKITE,
+    at_least_one: None,
+    local_only: None,
+    through_model: through_model::<BuildkiteBuild>,
+};

@@ -44,10 +44,6 @@ use super::{ArtifactTemplate, RunFacts, RunWord, Started, handle_state};
 use crate::http::{decode, retry_after};
 use crate::secrets::LazySecret;
 use async_trait::async_trait;
-use baton_domain::catalog::{
-    CIRCLECI_RELEASE_ID_PARAMETER, CIRCLECI_SHA_PARAMETER, CircleCiBuild, PipelineParameter, check_circleci_project,
-    check_pipeline_parameter_name,
-};
 use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
 use chrono::{DateTime, Utc};
 use reqwest::{Method, Url};
@@ -386,6 +382,138 @@ impl BuildProvider for CircleCiBuildProvider {
         Ok(())
     }
 }
+
+// ------------------------------------------------------------------ catalog block
+
+use baton_domain::catalog::SecretRef;
+use baton_domain::catalog::shape::{CheckedText, Field, Kind, ProviderShape, Slot, field, required, through_model};
+
+/// A pipeline of a CircleCI project on the release branch. It gets the pipeline parameters
+/// [`CIRCLECI_RELEASE_ID_PARAMETER`] and [`CIRCLECI_SHA_PARAMETER`] besides `parameters`; the
+/// project's config must declare all of them, since CircleCI refuses undeclared parameters.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CircleCiBuild {
+    /// The project slug: `gh/acme/web`, `bb/acme/web` or `circleci/<org-id>/<project-id>`.
+    pub project: String,
+    /// A personal API token, sent as `Circle-Token`.
+    pub token: SecretRef,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub parameters: BTreeMap<String, PipelineParameter>,
+    /// The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{pipeline-number}`, `{release-id}`.
+    pub artifact: String,
+    /// CircleCI's API; `https://circleci.com/api/v2` when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+}
+
+/// The pipeline parameter that carries the release id; the config declares it as a string.
+pub const CIRCLECI_RELEASE_ID_PARAMETER: &str = "baton-release-id";
+/// The pipeline parameter that carries the release's commit (empty when it names none).
+pub const CIRCLECI_SHA_PARAMETER: &str = "baton-sha";
+
+/// A pipeline parameter's value, of the type the config declares the parameter with: CircleCI
+/// refuses `"true"` for a boolean and `"3"` for an integer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum PipelineParameter {
+    Boolean(bool),
+    Integer(i64),
+    String(String),
+}
+
+/// The version control prefixes of a CircleCI project slug: GitHub and Bitbucket through
+/// CircleCI's OAuth apps (short and long forms), and `circleci` for the GitHub App and GitLab
+/// integrations, whose slugs name the organization and project by id.
+pub const CIRCLECI_VCS: &[&str] = &["gh", "github", "bb", "bitbucket", "circleci"];
+
+/// Why `text` is no CircleCI project slug (`<vcs>/<org>/<project>`), if it is not one. The parts
+/// become path segments of API URLs, so none may be empty or only dots.
+pub fn check_circleci_project(text: &str) -> Result<(), String> {
+    let parts: Vec<&str> = text.split('/').collect();
+    let [vcs, org, project] = parts[..] else {
+        return Err(format!("found {} part(s) separated by `/`, not 3", parts.len()));
+    };
+    if !CIRCLECI_VCS.contains(&vcs) {
+        return Err(format!("found `{vcs}` first, not one of {}", CIRCLECI_VCS.join(", ")));
+    }
+    for part in [org, project] {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+        if part.is_empty() {
+            return Err("found an empty part between `/`s".into());
+        }
+        if part.chars().all(|c| c == '.') {
+            return Err(format!("found the part `{part}`"));
+        }
+        if let Some(bad) = part.chars().find(|c| !allowed(*c)) {
+            return Err(format!("found `{}`", bad.escape_debug()));
+        }
+    }
+    Ok(())
+}
+
+/// Why `name` cannot be a pipeline parameter of Baton's block, if it cannot: CircleCI's rule
+/// for parameter names, and not one of the two Baton sets.
+pub fn check_pipeline_parameter_name(name: &str) -> Result<(), String> {
+    if [CIRCLECI_RELEASE_ID_PARAMETER, CIRCLECI_SHA_PARAMETER].contains(&name) {
+        return Err(format!("`{name}` is set by Baton; choose another name"));
+    }
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-');
+    match name.chars().next() {
+        Some(first) if first.is_ascii_lowercase() && name.chars().all(allowed) => Ok(()),
+        _ => Err(format!("found `{name}`")),
+    }
+}
+
+const CIRCLECI_PROJECT: CheckedText = CheckedText {
+    expected: "a CircleCI project slug `<vcs>/<org>/<project>` (as in Project Settings), <vcs> one of `gh`, `github`, `bb`, `bitbucket`, `circleci`",
+    check: check_circleci_project,
+    schema: || serde_json::json!({ "type": "string", "pattern": format!("^({})/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", CIRCLECI_VCS.join("|")) }),
+    integers: false,
+};
+
+const PIPELINE_PARAMETER_NAME: CheckedText = CheckedText {
+    expected: "pipeline parameter names: a lowercase letter, then lowercase letters, digits, `_` and `-`",
+    check: check_pipeline_parameter_name,
+    schema: || {
+        serde_json::json!({
+            "pattern": "^[a-z][a-z0-9_-]*$",
+            "not": { "enum": [CIRCLECI_RELEASE_ID_PARAMETER, CIRCLECI_SHA_PARAMETER] },
+        })
+    },
+    integers: false,
+};
+
+const BUILD_CIRCLECI: &[Field] = &[
+    required(
+        "project",
+        Kind::Checked(&CIRCLECI_PROJECT),
+        "The project slug: `gh/acme/web`, `bb/acme/web` or `circleci/<org-id>/<project-id>`.",
+    ),
+    required("token", Kind::Secret, "A personal API token of a user who can trigger the project's pipelines (secret reference)."),
+    field(
+        "parameters",
+        Kind::CheckedScalars(&PIPELINE_PARAMETER_NAME),
+        "Pipeline parameters, besides `baton-release-id` and `baton-sha` (the config must declare them all).",
+    ),
+    required(
+        "artifact",
+        Kind::Text,
+        "The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{pipeline-number}` and `{release-id}` \
+         filled from the pipeline.",
+    ),
+    field("api-url", Kind::Url, "CircleCI's API; `https://circleci.com/api/v2` by default."),
+];
+
+pub const CIRCLECI: ProviderShape = ProviderShape {
+    slot: Slot::Build,
+    name: "circleci",
+    doc: "Triggers a CircleCI pipeline and polls its workflows.",
+    fields: BUILD_CIRCLECI,
+    at_least_one: None,
+    local_only: None,
+    through_model: through_model::<CircleCiBuild>,
+};
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,6 @@ use super::GitHubAppTokens;
 use super::github_actions::{DEFAULT_GITHUB_API_URL, GitHubActionsBuildProvider, GitHubActionsConfig, GitHubAuth};
 use crate::secrets::Secret;
 use async_trait::async_trait;
-use baton_domain::catalog::GitHubActionsBuild;
 use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
 use std::sync::Arc;
 use tokio::sync::OnceCell;
@@ -84,3 +83,74 @@ impl BuildProvider for GitHubActionsFromCatalog {
         self.provider().await?.cancel(run).await
     }
 }
+
+// ------------------------------------------------------------------ catalog block
+
+use baton_domain::catalog::SecretRef;
+use baton_domain::catalog::shape::{Field, Kind, ProviderShape, Shape, Slot, field, required, shape, through_model};
+use std::collections::BTreeMap;
+
+/// A `workflow_dispatch` of a GitHub Actions workflow; the run gets `baton_release_id` and
+/// `baton_sha` as inputs besides `inputs`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GitHubActionsBuild {
+    /// `owner/name`.
+    pub repository: String,
+    /// The workflow's file name (`release.yml`) or id.
+    pub workflow: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inputs: BTreeMap<String, String>,
+    /// The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{run-id}`, `{release-id}`.
+    pub artifact: String,
+    /// GitHub Enterprise Server's API (`https://HOST/api/v3`); github.com's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+    /// A token with `actions: write` on the repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<SecretRef>,
+    /// A GitHub App installed on the repository, instead of a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub app: Option<GitHubApp>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GitHubApp {
+    /// The app's id or client id.
+    pub app_id: String,
+    pub installation_id: u64,
+    /// The app's private key (PEM).
+    pub private_key: SecretRef,
+}
+
+const GITHUB_APP: Shape = shape(&[
+    required("app-id", Kind::Text, "The app's id or client id."),
+    required("installation-id", Kind::Count { min: 1 }, "The app's installation on the repository's owner."),
+    required("private-key", Kind::Secret, "The app's private key, PEM (secret reference)."),
+]);
+
+const BUILD_GITHUB_ACTIONS: &[Field] = &[
+    required("repository", Kind::Text, "`owner/name` of the repository whose workflow builds the service."),
+    required("workflow", Kind::Text, "The workflow's file name (`release.yml`) or id; it takes `workflow_dispatch`."),
+    field("inputs", Kind::Env, "Workflow inputs, besides `baton_release_id` and `baton_sha` (which the workflow must declare)."),
+    required(
+        "artifact",
+        Kind::Text,
+        "The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{run-id}` and `{release-id}` \
+         filled from the run (e.g. `ghcr.io/acme/web:{short-sha}`).",
+    ),
+    field("api-url", Kind::Url, "GitHub Enterprise Server's API, `https://HOST/api/v3`; github.com's by default."),
+    field("token", Kind::Secret, "A token with `actions: write` on the repository (secret reference); or `app`."),
+    field("app", Kind::Object(&GITHUB_APP), "A GitHub App installed on the repository, instead of `token`."),
+];
+
+pub const GITHUB_ACTIONS: ProviderShape = ProviderShape {
+    slot: Slot::Build,
+    name: "github-actions",
+    doc: "Dispatches a GitHub Actions workflow and polls its run.",
+    fields: BUILD_GITHUB_ACTIONS,
+    at_least_one: Some((&["token", "app"], "Baton needs a token or a GitHub App to dispatch the workflow")),
+    local_only: None,
+    through_model: through_model::<GitHubActionsBuild>,
+};

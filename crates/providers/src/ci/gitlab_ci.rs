@@ -32,7 +32,6 @@ use super::{ArtifactTemplate, RunFacts, RunWord, Started, handle_number, handle_
 use crate::http::{decode, retry_after, shown};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
-use baton_domain::catalog::{GitLabCiBuild, GitLabProject};
 use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
 use reqwest::Method;
 use serde::Deserialize;
@@ -244,3 +243,132 @@ impl BuildProvider for GitLabCiBuildProvider {
         Ok(())
     }
 }
+
+// ------------------------------------------------------------------ catalog block
+
+use baton_domain::catalog::SecretRef;
+use baton_domain::catalog::shape::{CheckedText, Field, Kind, ProviderShape, Slot, field, required, through_model};
+use std::fmt;
+
+/// A GitLab CI pipeline on the release branch; it gets the variables `BATON_RELEASE_ID` and
+/// `BATON_SHA` besides `variables`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct GitLabCiBuild {
+    pub project: GitLabProject,
+    /// A project or personal access token (`api` scope), sent as `PRIVATE-TOKEN`: creates the
+    /// pipeline unless `trigger_token` is set, and reads and cancels it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<SecretRef>,
+    /// A pipeline trigger token: creates the pipeline through the trigger API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_token: Option<SecretRef>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variables: BTreeMap<String, String>,
+    /// The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{pipeline-id}`, `{release-id}`.
+    pub artifact: String,
+    /// A self-managed instance's API (`https://HOST/api/v4`); gitlab.com's when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_url: Option<String>,
+}
+
+/// A GitLab project as the API names it: its numeric id, or its full path (`group/sub/name`).
+/// The catalog may write an id as a number; it is kept as text.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(transparent)]
+pub struct GitLabProject(pub String);
+
+impl GitLabProject {
+    /// What a project looks like, for "expected ..." messages.
+    pub const EXPECTED: &'static str = "a GitLab project: its numeric id, or its path `group/name` (subgroups allowed)";
+
+    /// Why `text` names no project, if it does not: an id is digits, a path is at least two
+    /// `/`-separated parts of letters, digits, `_`, `-` and `.` (GitLab's path rules), written
+    /// as is: Baton encodes it in URLs itself.
+    pub fn check(text: &str) -> Result<(), String> {
+        if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+            return if text.bytes().all(|b| b == b'0') { Err("found the id 0".into()) } else { Ok(()) };
+        }
+        if text.contains('%') {
+            return Err("found `%`: write the path as `group/name`, Baton encodes it".into());
+        }
+        let parts: Vec<&str> = text.split('/').collect();
+        if parts.len() < 2 {
+            return Err(format!("found `{text}`, neither a number nor a path with a `/`"));
+        }
+        for part in parts {
+            let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+            match part.chars().next() {
+                None => return Err("found an empty part between `/`s".into()),
+                Some(first @ ('-' | '.')) => return Err(format!("found a part starting with `{first}`")),
+                Some(_) => {}
+            }
+            if let Some(bad) = part.chars().find(|c| !allowed(*c)) {
+                return Err(format!("found `{}`", bad.escape_debug()));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for GitLabProject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for GitLabProject {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Id(u64),
+            Text(String),
+        }
+        Ok(GitLabProject(match <Raw as serde::Deserialize>::deserialize(deserializer)? {
+            Raw::Id(id) => id.to_string(),
+            Raw::Text(text) => text,
+        }))
+    }
+}
+
+const GITLAB_PROJECT: CheckedText = CheckedText {
+    expected: GitLabProject::EXPECTED,
+    check: GitLabProject::check,
+    schema: || serde_json::json!({ "type": "string", "pattern": "^([0-9]+|[A-Za-z0-9_][A-Za-z0-9_.-]*(/[A-Za-z0-9_][A-Za-z0-9_.-]*)+)$" }),
+    integers: true,
+};
+
+const BUILD_GITLAB_CI: &[Field] = &[
+    required("project", Kind::Checked(&GITLAB_PROJECT), "The project's numeric id or its path `group/name`."),
+    field(
+        "token",
+        Kind::Secret,
+        "A project or personal access token with the `api` scope (secret reference): creates the pipeline \
+         unless `trigger-token` is set, reads and cancels it.",
+    ),
+    field(
+        "trigger-token",
+        Kind::Secret,
+        "A pipeline trigger token (secret reference): creates the pipeline through the trigger API; \
+         without `token`, Baton can follow only pipelines anyone may read, and cannot cancel them.",
+    ),
+    field("variables", Kind::Env, "Pipeline variables, besides `BATON_RELEASE_ID` and `BATON_SHA`."),
+    required(
+        "artifact",
+        Kind::Text,
+        "The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{pipeline-id}` and `{release-id}` \
+         filled from the pipeline (e.g. `registry.gitlab.com/acme/web:{short-sha}`).",
+    ),
+    field("api-url", Kind::Url, "A self-managed instance's API, `https://HOST/api/v4`; gitlab.com's by default."),
+];
+
+pub const GITLAB_CI: ProviderShape = ProviderShape {
+    slot: Slot::Build,
+    name: "gitlab-ci",
+    doc: "Creates a GitLab CI pipeline and polls it.",
+    fields: BUILD_GITLAB_CI,
+    at_least_one: Some((&["token", "trigger-token"], "Baton needs one to create the pipeline")),
+    local_only: None,
+    through_model: through_model::<GitLabCiBuild>,
+};

@@ -2,7 +2,7 @@
 //! noise, generated trees with anchors and aliases, a valid definition with a piece
 //! spliced in), it returns diagnostics, quickly, and never panics.
 
-use baton_domain::catalog::{Diagnostic, parse_catalog_documents};
+use baton_domain::catalog::{CatalogLoader, Diagnostic};
 use proptest::prelude::*;
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ extensions:
 /// Parses `text`, checking the time it took and that each diagnostic names a line of it.
 fn parse_bounded(text: &str) -> Vec<Diagnostic> {
     let started = Instant::now();
-    let (_, diagnostics) = parse_catalog_documents("prop.yaml", text);
+    let (_, diagnostics) = CatalogLoader::new(baton_providers::registry()).parse("prop.yaml", text);
     assert!(started.elapsed() < Duration::from_secs(2), "took {:?} for {} bytes", started.elapsed(), text.len());
     // YAML breaks lines at `\n`, `\r\n` and a lone `\r`.
     let lines = 1 + text.matches('\n').count() + text.matches('\r').count() - text.matches("\r\n").count();

@@ -1,8 +1,30 @@
 //! Catalog parsing and validation, rule by rule. Each failing case asserts the
 //! file, line, path and message of the diagnostic it expects.
 
-use super::*;
-use crate::ports::{CatalogError, CatalogSource};
+use baton_aws::clients::{AwsAccess, access_for};
+use baton_aws::codebuild::CodeBuildBuild;
+use baton_aws::ecs::EcsDeploy;
+use baton_aws::lambda::{LambdaCanary, LambdaDeploy};
+use baton_domain::catalog::*;
+use baton_domain::ports::{CatalogError, CatalogSource};
+use baton_providers::{
+    BuildkiteBuild, CircleCiBuild, CommandBuild, CommandDeploy, CommandRun, GitLabCiBuild, GitLabProject, HttpGate, PipelineParameter,
+    registry,
+};
+use std::collections::BTreeMap;
+
+fn parse_catalog_documents(file: &str, text: &str) -> (Vec<ServiceEntry>, Vec<Diagnostic>) {
+    CatalogLoader::new(registry()).parse(file, text)
+}
+
+fn load_catalog(path: &std::path::Path) -> std::io::Result<LoadedCatalog> {
+    CatalogLoader::new(registry()).load(path)
+}
+
+/// A loader whose root is `root`.
+fn rooted(root: &std::path::Path) -> CatalogLoader<'_> {
+    CatalogLoader { root: Some(root), ..CatalogLoader::new(registry()) }
+}
 
 const FILE: &str = "catalog/shop.yaml";
 
@@ -78,22 +100,17 @@ fn v2_2_happy_path_builds_the_entry() {
     let d = &entry.delivery;
     assert_eq!((d.environment.as_str(), d.release_branch.as_str()), ("production", "main"));
     assert_eq!(
-        d.build,
-        BuildSpec::Command(CommandBuild { run: CommandRun::new(vec!["sh".into(), "build.sh".into()]), artifact_file: None })
+        d.build.decode::<CommandBuild>().unwrap(),
+        CommandBuild { run: CommandRun::new(vec!["sh".into(), "build.sh".into()]), artifact_file: None }
     );
     assert_eq!(d.deploy.waves.len(), 2);
     assert_eq!(d.deploy.waves[0], WaveSpec { name: "canary".into(), targets: vec!["c1".into()], bake: Seconds(5) });
     assert_eq!(d.deploy.waves[1].bake, Seconds(0), "bake defaults to 0");
+    let [gate] = &d.health.gates[..] else { panic!("one gate") };
+    assert_eq!((d.health.interval, gate.consecutive, gate.failures), (Seconds(10), 3, 1));
     assert_eq!(
-        d.health,
-        HealthSpec {
-            interval: Seconds(10),
-            gates: vec![GateSpec {
-                gate: Gate::Http(HttpGate { url: "https://shop.example.com/health".into(), expect_status: vec![], body_contains: None }),
-                consecutive: 3,
-                failures: 1,
-            }],
-        }
+        gate.gate.decode::<HttpGate>().unwrap(),
+        HttpGate { url: "https://shop.example.com/health".into(), expect_status: vec![], body_contains: None }
     );
     assert_eq!(d.notify, NotifySpec::default());
 }
@@ -139,10 +156,10 @@ extensions:
     assert_eq!(entry.links[0].url, "https://example.com/git/billing");
     let d = &entry.delivery;
     assert_eq!(d.schedule.as_deref(), Some("cron(0 9 ? * MON-FRI *)"));
-    let BuildSpec::Command(build) = &d.build else { panic!("a command build: {:?}", d.build) };
+    let build: CommandBuild = d.build.decode().unwrap();
     assert_eq!(build.run.timeout, Some(Seconds(600)));
     assert_eq!(build.run.env.get("PROFILE").map(String::as_str), Some("release"));
-    let DeployTarget::Command(deploy) = &d.deploy.target else { panic!("a command deploy: {:?}", d.deploy.target) };
+    let deploy: CommandDeploy = d.deploy.target.decode().unwrap();
     assert_eq!(deploy.rollback_command, Some(vec!["./rollback".to_string()]));
     assert_eq!(d.deploy.waves[0].bake, Seconds(90));
     let slack = d.notify.slack.as_ref().unwrap();
@@ -168,7 +185,17 @@ fn several_documents_per_file_and_json_text() {
     assert_eq!(names, ["shop", "cart"], "the service without a Baton block is not Baton's");
 
     // JSON is read by the same parser, with line numbers.
-    let json = serde_json::to_string_pretty(&tree::load(BASE).unwrap()[0].to_json()).unwrap();
+    let json = serde_json::to_string_pretty(&serde_json::json!({
+        "schema-version": "v2.2", "dd-service": "shop", "team": "shop-team",
+        "links": [{ "name": "Runbook", "type": "runbook", "url": "https://example.com/runbook" }],
+        "extensions": { "baton": {
+            "environment": "production", "release-branch": "main",
+            "build": { "provider": "command", "command": ["sh", "build.sh"] },
+            "deploy": { "provider": "command", "command": ["sh", "deploy.sh"], "waves": [{ "name": "canary", "targets": ["c1"] }] },
+            "health": { "gates": [{ "provider": "http", "url": "https://shop.example.com/health" }] },
+        } },
+    }))
+    .unwrap();
     let (services, diagnostics) = parse_catalog_documents("shop.json", &json);
     assert_eq!((services.len(), diagnostics.len()), (1, 0));
     let broken = json.replace("\"release-branch\"", "\"release_branch\"");
@@ -419,7 +446,7 @@ fn aws_deploys_take_placements_of_their_own_targets() {
     let text = with("      provider: command\n      command: [\"sh\", \"deploy.sh\"]\n", ecs);
     let (services, diagnostics) = parse_catalog_documents(FILE, &text);
     assert_eq!(diagnostics, vec![]);
-    let DeployTarget::Ecs(spec) = &services[0].delivery.deploy.target else { panic!("an ECS deploy") };
+    let spec: EcsDeploy = services[0].delivery.deploy.target.decode().unwrap();
     let eu = access_for("r2", &spec.access, &spec.placements);
     assert_eq!((eu.region.as_deref(), eu.role_arn.as_deref()), (Some("eu-west-1"), Some("arn:aws:iam::222222222222:role/deploy")));
     assert_eq!(access_for("c1", &spec.access, &spec.placements), AwsAccess { region: Some("us-east-1".into()), role_arn: None });
@@ -441,12 +468,12 @@ fn a_lambda_canary_shifts_less_than_everything() {
         &only_error(&text),
         line_of(&text, "weight: 100"),
         "extensions.baton.deploy.canary.weight",
-        "expected a percentage of at most 99",
+        "expected a whole number from 1 to 99, found 100",
     );
     let text = text.replace("weight: 100", "weight: 10");
     let (services, diagnostics) = parse_catalog_documents(FILE, &text);
     assert_eq!(diagnostics, vec![]);
-    let DeployTarget::Lambda(spec) = &services[0].delivery.deploy.target else { panic!("a Lambda deploy") };
+    let spec: LambdaDeploy = services[0].delivery.deploy.target.decode().unwrap();
     assert_eq!(spec.canary, Some(LambdaCanary { weight: 10, hold: Seconds(300) }));
 }
 
@@ -470,7 +497,7 @@ fn the_bakes_fit_in_the_history_and_samples_renew_the_lease_in_time() {
         "extensions.baton.health.interval",
         "expected an interval of at most 450s: each sample renews the release lock, whose lease is 900s",
     );
-    assert_eq!(crate::support::LOCK_LEASE.as_secs(), 900, "the docs and this test say 15 minutes");
+    assert_eq!(baton_domain::support::LOCK_LEASE.as_secs(), 900, "the docs and this test say 15 minutes");
 }
 
 #[test]
@@ -501,7 +528,7 @@ fn gitlab_ci_blocks_build_the_spec_with_an_id_or_a_path() {
     );
     let (services, diagnostics) = parse_catalog_documents(FILE, &text);
     assert_eq!(diagnostics, vec![]);
-    let BuildSpec::GitlabCi(gitlab) = &services[0].delivery.build else { panic!("{:?}", services[0].delivery.build) };
+    let gitlab: GitLabCiBuild = services[0].delivery.build.decode().unwrap();
     assert_eq!(gitlab.project, GitLabProject("1234".into()));
     assert_eq!(gitlab.token, Some(SecretRef::Env("GITLAB_TOKEN".into())));
     assert_eq!((gitlab.trigger_token.as_ref(), gitlab.api_url.as_ref()), (None, None));
@@ -513,7 +540,7 @@ fn gitlab_ci_blocks_build_the_spec_with_an_id_or_a_path() {
     );
     let (services, diagnostics) = parse_catalog_documents(FILE, &text);
     assert_eq!(diagnostics, vec![]);
-    let BuildSpec::GitlabCi(gitlab) = &services[0].delivery.build else { panic!("a gitlab-ci build") };
+    let gitlab: GitLabCiBuild = services[0].delivery.build.decode().unwrap();
     assert_eq!(gitlab.project.0, "acme/platform/web");
     assert_eq!(gitlab.trigger_token, Some(SecretRef::Env("GITLAB_TRIGGER".into())));
 }
@@ -560,7 +587,7 @@ fn buildkite_blocks_name_their_pipeline_by_slugs() {
     };
     let (services, diagnostics) = parse_catalog_documents(FILE, &block("acme"));
     assert_eq!(diagnostics, vec![]);
-    let BuildSpec::Buildkite(buildkite) = &services[0].delivery.build else { panic!("a buildkite build") };
+    let buildkite: BuildkiteBuild = services[0].delivery.build.decode().unwrap();
     assert_eq!((buildkite.organization.as_str(), buildkite.pipeline.as_str()), ("acme", "web-release"));
     assert_eq!(buildkite.token, SecretRef::Env("BUILDKITE_TOKEN".into()));
     assert_eq!(buildkite.env["REGION"], "eu");
@@ -584,7 +611,7 @@ fn circleci_blocks_name_their_project_by_slug_and_type_their_parameters() {
     let text = block("gh/acme/web.api", "deploy-env: eu, replicas: 3, dry_run: false");
     let (services, diagnostics) = parse_catalog_documents(FILE, &text);
     assert_eq!(diagnostics, vec![]);
-    let BuildSpec::CircleCi(circleci) = &services[0].delivery.build else { panic!("a circleci build") };
+    let circleci: CircleCiBuild = services[0].delivery.build.decode().unwrap();
     assert_eq!(circleci.project, "gh/acme/web.api");
     assert_eq!(circleci.token, SecretRef::Env("CIRCLE_TOKEN".into()));
     let expected = BTreeMap::from([
@@ -620,12 +647,12 @@ fn circleci_blocks_name_their_project_by_slug_and_type_their_parameters() {
     let parameters = [
         ("baton-sha: abc", "extensions.baton.build.parameters.baton-sha", "`baton-sha` is set by Baton; choose another name"),
         ("baton-release-id: r", "extensions.baton.build.parameters.baton-release-id", "`baton-release-id` is set by Baton"),
-        ("DEPLOY_ENV: eu", "extensions.baton.build.parameters.DEPLOY_ENV", "expected a parameter name: a lowercase letter"),
-        ("1st: x", "extensions.baton.build.parameters.1st", "expected a parameter name"),
+        ("DEPLOY_ENV: eu", "extensions.baton.build.parameters.DEPLOY_ENV", "expected pipeline parameter names: a lowercase letter"),
+        ("1st: x", "extensions.baton.build.parameters.1st", "expected pipeline parameter names"),
         (
             "regions: [eu, us]",
             "extensions.baton.build.parameters.regions",
-            "expected a string, an integer or a boolean, as the config declares it, found a list",
+            "expected a string, an integer or a boolean, as the provider's configuration declares it, found a list",
         ),
         ("ratio: 0.5", "extensions.baton.build.parameters.ratio", "expected a string, an integer or a boolean"),
     ];
@@ -647,7 +674,7 @@ fn codebuild_blocks_name_a_project_and_how_the_artifact_is_named() {
     );
     let (services, diagnostics) = parse_catalog_documents(FILE, &text);
     assert_eq!(diagnostics, vec![]);
-    let BuildSpec::Codebuild(codebuild) = &services[0].delivery.build else { panic!("{:?}", services[0].delivery.build) };
+    let codebuild: CodeBuildBuild = services[0].delivery.build.decode().unwrap();
     assert_eq!(codebuild.project, "web-release");
     assert_eq!(
         codebuild.access,
@@ -661,7 +688,7 @@ fn codebuild_blocks_name_a_project_and_how_the_artifact_is_named() {
     let text = with_build("      provider: codebuild\n      project: web\n      artifact-variable: IMAGE_URI\n");
     let (services, diagnostics) = parse_catalog_documents(FILE, &text);
     assert_eq!(diagnostics, vec![]);
-    let BuildSpec::Codebuild(codebuild) = &services[0].delivery.build else { panic!("a codebuild build") };
+    let codebuild: CodeBuildBuild = services[0].delivery.build.decode().unwrap();
     assert_eq!((codebuild.artifact.as_ref(), codebuild.access.clone()), (None, AwsAccess::default()));
 }
 
@@ -752,7 +779,7 @@ fn pass_env_lists_names_of_variables_baton_does_not_set() {
     let ok = with("      command: [\"sh\", \"build.sh\"]", "      command: [\"sh\", \"build.sh\"]\n      pass-env: [DOCKER_CONFIG]");
     let (services, diagnostics) = parse_catalog_documents(FILE, &ok);
     assert!(diagnostics.is_empty(), "{diagnostics:?}");
-    let BuildSpec::Command(build) = &services[0].delivery.build else { panic!("a command build") };
+    let build: CommandBuild = services[0].delivery.build.decode().unwrap();
     assert_eq!(build.run.pass_env, ["DOCKER_CONFIG"]);
 }
 
@@ -900,7 +927,7 @@ async fn fs_catalog_serves_valid_invalid_unmanaged_and_missing_services() {
     let invalid = BASE.replace("dd-service: shop", "dd-service: cart").replace("bake: 5s", "bake: 5d");
     let unmanaged = "schema-version: v2.2\ndd-service: search\n";
     let dir = catalog_dir(&[("shop.yaml", BASE), ("cart.yaml", &invalid), ("search.json", unmanaged)]);
-    let catalog = FsCatalog::open(dir.path()).unwrap();
+    let catalog = FsCatalog::open(registry(), dir.path()).unwrap();
     let root = std::fs::canonicalize(dir.path()).unwrap();
 
     let shop = catalog.service("shop").await.unwrap();
@@ -918,7 +945,7 @@ async fn fs_catalog_serves_valid_invalid_unmanaged_and_missing_services() {
     let Err(CatalogError::NotFound { searched, .. }) = catalog.service("nope").await else { panic!() };
     assert_eq!(searched, format!("searched {} (3 files)", root.display()));
 
-    assert!(matches!(FsCatalog::open(dir.path().join("missing")), Err(CatalogError::Unavailable { .. })));
+    assert!(matches!(FsCatalog::open(registry(), dir.path().join("missing")), Err(CatalogError::Unavailable { .. })));
 }
 
 #[test]
@@ -1010,7 +1037,7 @@ fn alias_bombs_stop_at_the_expansion_budget() {
 
 #[test]
 fn oversized_texts_are_refused_before_parsing() {
-    let text = format!("schema-version: v2.2\ndd-service: big\ndescription: \"{}\"\n", "x".repeat(tree::MAX_TEXT_BYTES));
+    let text = format!("schema-version: v2.2\ndd-service: big\ndescription: \"{}\"\n", "x".repeat(MAX_TEXT_BYTES));
     let d = hostile(text);
     assert_eq!((d.line, d.path.as_str()), (None, "(document)"));
     assert!(d.message.ends_with("bytes; a catalog file may hold at most 1048576 (1 MiB)"), "{d}");
@@ -1032,7 +1059,7 @@ fn a_hostile_file_does_not_stop_its_neighbours() {
     let dir = catalog_dir(&[("shop.yaml", BASE), ("bomb.yaml", &bomb)]);
     let path = dir.path().to_path_buf();
     let catalog = on_small_stack(move || load_catalog(&path).unwrap());
-    assert!(matches!(catalog.lookup("shop"), parse::Lookup::Found(_)));
+    assert!(matches!(catalog.lookup("shop"), Lookup::Found(_)));
     assert_eq!(catalog.diagnostics().len(), 1);
     assert!(catalog.diagnostics()[0].message.contains("nest more than 64 levels"));
 }
@@ -1063,7 +1090,8 @@ fn working_dirs_and_artifact_files_stay_inside_the_root() {
     let root = std::fs::canonicalize(dir.path()).unwrap();
     std::fs::create_dir_all(root.join("services/shop")).unwrap();
     std::fs::create_dir_all(root.join("outside")).unwrap();
-    let loader = CatalogLoader { root: Some(root.join("catalog")) };
+    let catalog_root = root.join("catalog");
+    let loader = rooted(&catalog_root);
     std::fs::create_dir_all(root.join("catalog/tools")).unwrap();
 
     // Inside: relative paths, `..` that stays in, an artifact file not written yet.
@@ -1094,12 +1122,12 @@ fn working_dirs_and_artifact_files_stay_inside_the_root() {
     );
 
     // An operator's root may be wider, and then allows absolute paths inside it.
-    let wide = CatalogLoader { root: Some(root.clone()) };
+    let wide = rooted(&root);
     let text = build_in(&root.join("services/shop").display().to_string(), None);
     assert_eq!(load_in(&root, &text, &wide).1, vec![]);
     assert_eq!(load_in(&root, &build_in("../services/shop", None), &wide).1, vec![]);
     // A root that does not exist stops the load.
-    assert!(CatalogLoader { root: Some(root.join("nope")) }.load(&root.join("catalog")).unwrap_err().to_string().contains("catalog root"));
+    assert!(rooted(&root.join("nope")).load(&root.join("catalog")).unwrap_err().to_string().contains("catalog root"));
 }
 
 #[test]
@@ -1107,7 +1135,7 @@ fn the_default_root_is_the_repository_holding_the_catalog() {
     let dir = tempfile::tempdir().unwrap();
     let root = std::fs::canonicalize(dir.path()).unwrap();
     std::fs::create_dir_all(root.join("repo/services/shop")).unwrap();
-    let loader = CatalogLoader::default();
+    let loader = CatalogLoader::new(registry());
     // Without a repository, the catalog's directory.
     let (_, diagnostics) = load_in(&root.join("repo"), &build_in("../services/shop", None), &loader);
     assert!(diagnostics[0].message.contains("(the catalog's directory;"), "{diagnostics:#?}");
@@ -1135,7 +1163,7 @@ fn working_dirs_exist_and_programs_are_found() {
     let root = std::fs::canonicalize(dir.path()).unwrap();
     std::fs::create_dir_all(root.join("catalog/bin")).unwrap();
     std::fs::write(root.join("catalog/bin/deploy.sh"), "exit 0\n").unwrap();
-    let loader = CatalogLoader { root: Some(root.clone()) };
+    let loader = rooted(&root);
 
     let text = build_in("missing", None);
     let (_, diagnostics) = load_in(&root, &text, &loader);

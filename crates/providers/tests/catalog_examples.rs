@@ -1,11 +1,13 @@
 //! The checked-in JSON Schema, the serde model and the example catalog agree.
 //!
 //! Regenerate the schema after changing the catalog shapes with
-//! `BATON_BLESS=1 cargo test -p baton-domain --test catalog_examples`.
+//! `BATON_BLESS=1 cargo test --workspace --features baton-aws/emulator-tests,baton-local-stack/emulator-tests --test catalog_examples`.
 
+use baton_domain::catalog::shape::{Field, Kind};
 use baton_domain::catalog::*;
+use baton_providers::{CommandBuild, CommandDeploy, CommandRun, MODULES, registry};
 use serde_json::{Value, json};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -24,7 +26,7 @@ fn checked_in_schema() -> Value {
 
 #[test]
 fn the_checked_in_schema_is_the_generated_one() {
-    let generated = baton_extension_schema();
+    let generated = baton_extension_schema(registry());
     if std::env::var_os("BATON_BLESS").is_some() {
         let text = serde_json::to_string_pretty(&generated).unwrap() + "\n";
         std::fs::write(schema_path(), text).unwrap();
@@ -116,19 +118,76 @@ fn secret(name: &str) -> Option<SecretRef> {
     Some(SecretRef::Env(name.into()))
 }
 
-/// A command with every optional field set.
-fn full_run(program: &str, env: &BTreeMap<String, String>) -> CommandRun {
-    CommandRun {
-        command: vec![program.into()],
-        working_dir: Some(".".into()),
-        env: env.clone(),
-        pass_env: vec!["DOCKER_CONFIG".into()],
-        timeout: Some(Seconds(60)),
+/// A value of `kind`, as a catalog would write it.
+fn sample(kind: &Kind) -> Value {
+    match kind {
+        Kind::AnyText | Kind::Text | Kind::Checked(_) => json!("acme/web"),
+        Kind::Name => json!("n"),
+        Kind::Target | Kind::WaveTarget => json!("t"),
+        Kind::Enum(values) => json!(values[values.len() - 1]),
+        Kind::TextList => json!(["x"]),
+        Kind::Targets => json!(["t"]),
+        Kind::Url => json!("https://x.example.com"),
+        Kind::CheckedScalars(_) => json!({ "word": "eu", "number": 3, "flag": false }),
+        Kind::Duration { min } | Kind::Count { min } | Kind::Between { min, .. } => json!(min.max(&1)),
+        Kind::Argv => json!(["sh", "run.sh"]),
+        Kind::WorkingDir | Kind::RelativePath => json!("dir"),
+        Kind::Env => json!({ "A": "1" }),
+        Kind::EnvNames => json!(["A"]),
+        Kind::EnvName => json!("A"),
+        Kind::Secret => json!({ "env": "S" }),
+        Kind::Schedule => json!("rate(1 day)"),
+        Kind::Object(shape) => fields_sample(shape.fields, false),
+        Kind::List(shape) => json!([fields_sample(shape.fields, false)]),
+        Kind::Mapping => json!({}),
+        Kind::Waves | Kind::Gates => unreachable!("not a provider field"),
+        Kind::HttpStatuses => json!([200]),
+    }
+}
+
+/// A block with every field of `fields` set (only the required ones when `required_only`).
+fn fields_sample(fields: &[Field], required_only: bool) -> Value {
+    Value::Object(fields.iter().filter(|f| f.required || !required_only).map(|f| (f.name.to_owned(), sample(&f.kind))).collect())
+}
+
+/// The key paths of a JSON value (`/a/b`), lists looked into.
+fn key_paths(value: &Value, path: &str, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let child_path = format!("{path}/{key}");
+                out.insert(child_path.clone());
+                key_paths(child, &child_path, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| key_paths(item, path, out)),
+        _ => {}
+    }
+}
+
+/// Each provider's typed block reads every field its shape declares and writes it back, and
+/// reads a block with only the required ones: the shape and the model name the same fields.
+#[test]
+fn every_provider_block_reads_exactly_the_fields_of_its_shape() {
+    for module in MODULES {
+        let shape = module.shape;
+        let full = fields_sample(shape.fields, false);
+        let back = (shape.through_model)(&full).unwrap_or_else(|err| panic!("{}: {err}", shape.name));
+        let (mut written, mut read) = (BTreeSet::new(), BTreeSet::new());
+        key_paths(&full, "", &mut written);
+        key_paths(&back, "", &mut read);
+        // Maps of free names (env, parameters) are data, not fields.
+        let is_data = |path: &String| ["/A", "/word", "/number", "/flag"].iter().any(|leaf| path.ends_with(leaf));
+        written.retain(|p| !is_data(p));
+        read.retain(|p| !is_data(p));
+        assert_eq!(read, written, "{}: fields the model and the shape do not share", shape.name);
+        (shape.through_model)(&fields_sample(shape.fields, true))
+            .unwrap_or_else(|err| panic!("{} with its required fields: {err}", shape.name));
     }
 }
 
 /// A delivery block with every optional field set, so serialisation shows every field.
-fn full_delivery(build: BuildSpec, target: DeployTarget, health: HealthSpec) -> Delivery {
+fn full_delivery(build: ProviderBlock, target: ProviderBlock, health: HealthSpec) -> Delivery {
     Delivery {
         environment: "production".into(),
         release_branch: "main".into(),
@@ -143,104 +202,13 @@ fn full_delivery(build: BuildSpec, target: DeployTarget, health: HealthSpec) -> 
     }
 }
 
-fn full_access() -> AwsAccess {
-    AwsAccess { region: Some("eu-west-1".into()), role_arn: Some("arn:aws:iam::1:role/r".into()) }
-}
-
-/// Every provider of every block, each with every optional field set.
-fn full_variants() -> (Vec<BuildSpec>, Vec<DeployTarget>, HealthSpec) {
-    let env = BTreeMap::from([("A".to_string(), "1".to_string())]);
-    let builds = vec![
-        BuildSpec::Command(CommandBuild { run: full_run("make", &env), artifact_file: Some("ref".into()) }),
-        BuildSpec::GithubActions(GitHubActionsBuild {
-            repository: "acme/web".into(),
-            workflow: "release.yml".into(),
-            inputs: env.clone(),
-            artifact: "ghcr.io/acme/web:{short-sha}".into(),
-            api_url: Some("https://github.example.com/api/v3".into()),
-            token: secret("GH"),
-            app: Some(GitHubApp { app_id: "1".into(), installation_id: 2, private_key: SecretRef::Env("KEY".into()) }),
-        }),
-        BuildSpec::GitlabCi(GitLabCiBuild {
-            project: GitLabProject("acme/web".into()),
-            token: secret("GL"),
-            trigger_token: secret("GL_TRIGGER"),
-            variables: env.clone(),
-            artifact: "registry.gitlab.com/acme/web:{short-sha}".into(),
-            api_url: Some("https://gitlab.example.com/api/v4".into()),
-        }),
-        BuildSpec::Buildkite(BuildkiteBuild {
-            organization: "acme".into(),
-            pipeline: "web".into(),
-            token: SecretRef::Env("BK".into()),
-            env: env.clone(),
-            artifact: "web:{build-number}".into(),
-            api_url: Some("https://buildkite.example.com/v2".into()),
-        }),
-        BuildSpec::CircleCi(CircleCiBuild {
-            project: "gh/acme/web".into(),
-            token: SecretRef::Env("CIRCLE".into()),
-            parameters: BTreeMap::from([
-                ("deploy-env".to_string(), PipelineParameter::String("eu".into())),
-                ("replicas".to_string(), PipelineParameter::Integer(3)),
-                ("dry-run".to_string(), PipelineParameter::Boolean(false)),
-            ]),
-            artifact: "web:{pipeline-number}".into(),
-            api_url: Some("https://circleci.example.com/api/v2".into()),
-        }),
-        BuildSpec::Codebuild(CodeBuildBuild {
-            project: "web".into(),
-            env: env.clone(),
-            artifact: Some("web:{build-number}".into()),
-            artifact_variable: Some("IMAGE_URI".into()),
-            access: full_access(),
-        }),
-    ];
-    let placements = vec![Placement { target: "t".into(), access: full_access() }];
-    let targets = vec![
-        DeployTarget::Command(CommandDeploy { run: full_run("deploy", &env), rollback_command: Some(vec!["rollback".into()]) }),
-        DeployTarget::Ecs(EcsDeploy {
-            cluster: "c".into(),
-            container: "web".into(),
-            access: full_access(),
-            placements: placements.clone(),
-        }),
-        DeployTarget::Lambda(LambdaDeploy {
-            alias: "live".into(),
-            canary: Some(LambdaCanary { weight: 10, hold: Seconds(60) }),
-            access: full_access(),
-            placements,
-        }),
-        DeployTarget::ArgoCd(ArgoCdDeploy {
-            server: "https://argocd.example.com".into(),
-            token: SecretRef::Env("ARGO".into()),
-            revision: "{sha}".into(),
-        }),
-        DeployTarget::Webhook(WebhookDeploy { url: "https://deploy.example.com".into(), secret: SecretRef::Env("HOOK".into()) }),
-    ];
-    let gate = |gate| GateSpec { gate, consecutive: 2, failures: 2 };
-    let health = HealthSpec {
-        interval: Seconds(10),
-        gates: vec![
-            gate(Gate::Cloudwatch(CloudWatchGate {
-                alarms: vec!["a".into()],
-                alarm_prefix: Some("web-".into()),
-                insufficient_data: InsufficientData::Unhealthy,
-                access: full_access(),
-            })),
-            gate(Gate::Datadog(DatadogGate {
-                tags: vec!["team:web".into()],
-                site: "datadoghq.eu".into(),
-                api_url: Some("https://dd.example.com".into()),
-                api_key: SecretRef::Env("DD_API".into()),
-                app_key: SecretRef::Env("DD_APP".into()),
-                unhealthy: vec!["Alert".into()],
-            })),
-            gate(Gate::Http(HttpGate { url: "http://x".into(), expect_status: vec![200], body_contains: Some("ok".into()) })),
-            gate(Gate::Command(full_run("check", &env))),
-        ],
+/// Every provider of every slot, each with every field set.
+fn full_variants() -> (Vec<ProviderBlock>, Vec<ProviderBlock>, HealthSpec) {
+    let blocks = |slot: Slot| -> Vec<ProviderBlock> {
+        registry().providers(slot).map(|shape| ProviderBlock::new(shape.name, fields_sample(shape.fields, false))).collect()
     };
-    (builds, targets, health)
+    let gates = blocks(Slot::Gate).into_iter().map(|gate| GateSpec { gate, consecutive: 2, failures: 2 }).collect();
+    (blocks(Slot::Build), blocks(Slot::Deploy), HealthSpec { interval: Seconds(10), gates })
 }
 
 #[test]
@@ -363,8 +331,12 @@ fn schema_errors(schema: &Value, value: &Value, path: &str, errors: &mut Vec<Str
 
 // ------------------------------------------------------------------ the examples
 
+fn load(path: &Path) -> LoadedCatalog {
+    CatalogLoader::new(registry()).load(path).unwrap_or_else(|err| panic!("{} is readable: {err}", path.display()))
+}
+
 fn examples() -> LoadedCatalog {
-    load_catalog(&repo().join("examples/catalog")).expect("examples/catalog is readable")
+    load(&repo().join("examples/catalog"))
 }
 
 #[test]
@@ -388,7 +360,7 @@ fn examples_pass_the_validator_and_the_schema() {
 /// `examples/providers` shows every build and deploy provider and every health gate in a valid block.
 #[test]
 fn the_provider_examples_show_every_provider_and_pass_both_checks() {
-    let catalog = load_catalog(&repo().join("examples/providers")).expect("examples/providers is readable");
+    let catalog = load(&repo().join("examples/providers"));
     assert_eq!(catalog.diagnostics(), &[] as &[Diagnostic]);
     let schema = checked_in_schema();
     let (mut builds, mut deploys, mut gates) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
@@ -463,11 +435,10 @@ fn release(service: &ServiceEntry, workspace: &Path) -> Option<String> {
             .unwrap_or_else(|err| panic!("{} in {}: {err}", command[0], dir.display()));
         (output.status.success(), String::from_utf8(output.stdout).unwrap())
     };
-    let BuildSpec::Command(build) = &service.delivery.build else { panic!("examples use command builds") };
-    let DeployTarget::Command(deploy) = &service.delivery.deploy.target else { panic!("examples use command deploys") };
-    let [GateSpec { gate: Gate::Command(health), .. }] = &service.delivery.health.gates[..] else {
-        panic!("examples use one command gate")
-    };
+    let build: CommandBuild = service.delivery.build.decode().expect("examples use command builds");
+    let deploy: CommandDeploy = service.delivery.deploy.target.decode().expect("examples use command deploys");
+    let [GateSpec { gate, .. }] = &service.delivery.health.gates[..] else { panic!("examples use one gate") };
+    let health: CommandRun = gate.decode().expect("examples use a command gate");
 
     let (built, stdout) = run(&build.run.command, &build.run.working_dir, &[]);
     assert!(built, "{} build failed", service.name);
@@ -506,7 +477,7 @@ fn the_examples_in_docs_catalog_md_are_valid() {
     assert_eq!(blocks.len(), 2, "a v2.2 and a v3 example");
     let mut versions = Vec::new();
     for (i, block) in blocks.iter().enumerate() {
-        let (services, diagnostics) = parse_catalog_documents(&format!("docs/catalog.md example {i}"), block);
+        let (services, diagnostics) = CatalogLoader::new(registry()).parse(&format!("docs/catalog.md example {i}"), block);
         assert_eq!(diagnostics, vec![]);
         versions.push(services[0].schema);
     }

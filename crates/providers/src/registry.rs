@@ -1,0 +1,162 @@
+//! Every provider a catalog may name, in one table: its catalog block's shape (which the parser,
+//! the validator and the JSON Schema read) and how its adapter is built from a checked block.
+//! Adding a provider is a module with its block, its shape and its adapter, plus one entry here.
+
+use crate::argo_cd::{ARGO_CD, ArgoCdDeployer};
+use crate::build::CommandBuildProvider;
+use crate::ci::buildkite::{BUILDKITE, BuildkiteBuildProvider};
+use crate::ci::circleci::{CIRCLECI, CircleCiBuildProvider};
+use crate::ci::from_catalog::{GITHUB_ACTIONS, GitHubActionsFromCatalog};
+use crate::ci::gitlab_ci::{GITLAB_CI, GitLabCiBuildProvider};
+use crate::command_catalog::{COMMAND_BUILD, COMMAND_DEPLOY, COMMAND_GATE};
+use crate::datadog_monitors::{DATADOG, DatadogMonitorsGate};
+use crate::deploy::CommandDeployer;
+use crate::health::{CommandGate, HTTP_GATE, HttpGateSampler};
+use crate::local::LocalProviders;
+use crate::webhook::{WEBHOOK, WebhookDeployer};
+use baton_aws::cloudwatch::CLOUDWATCH;
+use baton_aws::codebuild::CODEBUILD;
+use baton_aws::ecs::ECS;
+use baton_aws::lambda::LAMBDA;
+use baton_aws::{CloudWatchGateSampler, CodeBuildProvider, EcsDeployer, LambdaDeployer};
+use baton_domain::catalog::{ProviderBlock, ProviderShape, Registry, ServiceEntry, Slot};
+use baton_domain::ports::{BuildProvider, Deployer, HealthGate, ProviderError};
+use std::sync::{Arc, LazyLock};
+
+pub(crate) type Maker<T> = fn(&LocalProviders, &ProviderBlock, &ServiceEntry) -> Result<Box<T>, ProviderError>;
+
+/// How a provider's adapter is built, by slot.
+pub enum Make {
+    Build(Maker<dyn BuildProvider>),
+    Deploy(Maker<dyn Deployer>),
+    Gate(Maker<dyn HealthGate>),
+}
+
+pub struct Module {
+    pub shape: &'static ProviderShape,
+    pub make: Make,
+}
+
+pub static MODULES: &[Module] = &[
+    Module {
+        shape: &COMMAND_BUILD,
+        make: Make::Build(|providers, block, entry| Ok(Box::new(CommandBuildProvider::new(&block.decode()?, providers.context(entry)?)?))),
+    },
+    Module {
+        shape: &GITHUB_ACTIONS,
+        make: Make::Build(|providers, block, _| {
+            let secrets = Arc::clone(&providers.secrets);
+            Ok(Box::new(GitHubActionsFromCatalog::new(&block.decode()?, secrets, providers.http.clone(), providers.github_tokens.clone())?))
+        }),
+    },
+    Module {
+        shape: &GITLAB_CI,
+        make: Make::Build(|providers, block, entry| {
+            let secrets = Arc::clone(&providers.secrets);
+            Ok(Box::new(GitLabCiBuildProvider::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?))
+        }),
+    },
+    Module {
+        shape: &BUILDKITE,
+        make: Make::Build(|providers, block, entry| {
+            let secrets = Arc::clone(&providers.secrets);
+            Ok(Box::new(BuildkiteBuildProvider::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?))
+        }),
+    },
+    Module {
+        shape: &CIRCLECI,
+        make: Make::Build(|providers, block, entry| {
+            let secrets = Arc::clone(&providers.secrets);
+            Ok(Box::new(CircleCiBuildProvider::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?))
+        }),
+    },
+    Module {
+        shape: &CODEBUILD,
+        make: Make::Build(|providers, block, entry| {
+            Ok(Box::new(CodeBuildProvider::new(&block.decode()?, &entry.source, providers.aws.clone())?))
+        }),
+    },
+    Module {
+        shape: &COMMAND_DEPLOY,
+        make: Make::Deploy(|providers, block, entry| Ok(Box::new(CommandDeployer::new(&block.decode()?, providers.context(entry)?)?))),
+    },
+    Module {
+        shape: &ECS,
+        make: Make::Deploy(|providers, block, _| Ok(Box::new(EcsDeployer::new(&block.decode()?, providers.aws.clone())))),
+    },
+    Module {
+        shape: &LAMBDA,
+        make: Make::Deploy(|providers, block, _| Ok(Box::new(LambdaDeployer::new(&block.decode()?, providers.aws.clone())))),
+    },
+    Module {
+        shape: &ARGO_CD,
+        make: Make::Deploy(|providers, block, entry| {
+            let secrets = Arc::clone(&providers.secrets);
+            Ok(Box::new(ArgoCdDeployer::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?))
+        }),
+    },
+    Module {
+        shape: &WEBHOOK,
+        make: Make::Deploy(|providers, block, entry| {
+            let secrets = Arc::clone(&providers.secrets);
+            Ok(Box::new(WebhookDeployer::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?))
+        }),
+    },
+    Module {
+        shape: &CLOUDWATCH,
+        make: Make::Gate(|providers, block, _| Ok(Box::new(CloudWatchGateSampler::new(&block.decode()?, providers.aws.clone())))),
+    },
+    Module {
+        shape: &DATADOG,
+        make: Make::Gate(|providers, block, entry| {
+            let secrets = Arc::clone(&providers.secrets);
+            let (service, environment) = (&entry.name, &entry.delivery.environment);
+            let gate = DatadogMonitorsGate::new(&block.decode()?, service, environment, &entry.source, secrets, providers.http.clone())?;
+            Ok(Box::new(gate))
+        }),
+    },
+    Module {
+        shape: &HTTP_GATE,
+        make: Make::Gate(|providers, block, entry| {
+            Ok(Box::new(HttpGateSampler::new(&block.decode()?, &entry.source, providers.http.clone())?))
+        }),
+    },
+    Module {
+        shape: &COMMAND_GATE,
+        make: Make::Gate(|providers, block, entry| Ok(Box::new(CommandGate::new(&block.decode()?, providers.context(entry)?)?))),
+    },
+];
+
+/// The catalog's providers, for [`baton_domain::catalog::CatalogLoader`].
+pub fn registry() -> &'static Registry {
+    static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry::new(MODULES.iter().map(|module| module.shape)));
+    &REGISTRY
+}
+
+/// The maker of the provider `name` that `pick` takes (the one of a slot), for a block the
+/// parser accepted (so it is registered).
+pub(crate) fn maker<T: ?Sized>(slot: Slot, name: &str, pick: fn(&Make) -> Option<Maker<T>>) -> Result<Maker<T>, ProviderError> {
+    MODULES.iter().filter(|module| module.shape.name == name).find_map(|module| pick(&module.make)).ok_or_else(|| {
+        let known: Vec<&str> = registry().providers(slot).map(|shape| shape.name).collect();
+        ProviderError::rejected(format!("no {} provider `{name}`: expected one of {}", slot.describe(), known.join(", ")))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_module_builds_for_the_slot_of_its_shape_and_names_are_unique_per_slot() {
+        let mut seen = std::collections::HashSet::new();
+        for module in MODULES {
+            let slot = match module.make {
+                Make::Build(_) => Slot::Build,
+                Make::Deploy(_) => Slot::Deploy,
+                Make::Gate(_) => Slot::Gate,
+            };
+            assert_eq!(slot, module.shape.slot, "{}", module.shape.name);
+            assert!(seen.insert((slot.describe(), module.shape.name)), "{} registered twice", module.shape.name);
+        }
+    }
+}
