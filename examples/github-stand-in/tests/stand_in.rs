@@ -22,7 +22,10 @@ struct StandIn {
 /// given, `fails.yml` exits 3, `held.yml` runs until the file `go` appears in `dir`.
 fn start(dir: &Path) -> StandIn {
     let scripts = [
-        ("release.yml", r#"printf '%s|%s|%s|%s|%s\n' "$INPUT_BATON_RELEASE_ID" "$INPUT_BATON_SHA" "$GITHUB_REF_NAME" "$GITHUB_SHA" "${GITHUB_STAND_IN_TOKEN:-no token}" > "$WORK/given""#),
+        (
+            "release.yml",
+            r#"printf '%s|%s|%s|%s|%s\n' "$INPUT_BATON_RELEASE_ID" "$INPUT_BATON_SHA" "$GITHUB_REF_NAME" "$GITHUB_SHA" "${GITHUB_STAND_IN_TOKEN:-no token}" > "$WORK/given""#,
+        ),
         ("fails.yml", "echo 'compile error' >&2; exit 3"),
         ("held.yml", r#"while [ ! -e "$WORK/go" ]; do sleep 0.05; done"#),
     ];
@@ -103,7 +106,10 @@ async fn a_dispatch_answers_with_its_run_which_completes_as_its_script_did() {
     assert_eq!(dispatched, json!({"workflow_run_id": 1, "run_url": run_url, "html_url": html_url}));
 
     let run = stand_in.run_when(1, "completed").await;
-    assert_eq!((&run["conclusion"], &run["head_sha"], &run["head_branch"]), (&json!("success"), &json!("0123456789abcdef"), &json!("main")));
+    assert_eq!(
+        (&run["conclusion"], &run["head_sha"], &run["head_branch"]),
+        (&json!("success"), &json!("0123456789abcdef"), &json!("main"))
+    );
     assert_eq!((&run["id"], &run["html_url"], &run["display_title"]), (&json!(1), &json!(html_url), &json!("rel-1")));
     let given = std::fs::read_to_string(dir.path().join("given")).unwrap();
     assert_eq!(given.trim(), "rel-1|0123456789abcdef|main|0123456789abcdef|no token", "inputs reach the script; the token does not");
@@ -149,7 +155,11 @@ async fn refusals_are_githubs() {
     assert_eq!((status, &refused["message"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("Unexpected inputs provided: [\"deploy_env\"]")));
     let (status, refused) = stand_in.dispatch("release.yml", json!({"inputs": inputs("rel-1", "abc")})).await;
     assert_eq!((status, &refused["message"]), (StatusCode::UNPROCESSABLE_ENTITY, &json!("Invalid request.\n\n\"ref\" wasn't supplied.")));
-    assert_eq!(stand_in.call(Method::GET, "/repos/acme/web/actions/runs/1", Some(TOKEN), None).await.0, StatusCode::NOT_FOUND, "nothing ran");
+    assert_eq!(
+        stand_in.call(Method::GET, "/repos/acme/web/actions/runs/1", Some(TOKEN), None).await.0,
+        StatusCode::NOT_FOUND,
+        "nothing ran"
+    );
 }
 
 #[test]
