@@ -132,11 +132,20 @@ impl StandIn {
         self.runs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn run_path(&self, id: u64) -> String {
-        format!("{}/{}/actions/runs/{id}", self.owner, self.repo)
+    /// The run's API URL (`url`, the dispatch's `run_url`) and its page (`html_url`).
+    fn run_urls(&self, id: u64) -> (String, String) {
+        let run = format!("{}/{}/actions/runs/{id}", self.owner, self.repo);
+        (format!("{}/repos/{run}", self.base), format!("{}/{run}", self.base))
+    }
+
+    /// The index in `runs` of run `id` of `owner/repo`, if that names a run here.
+    fn index(&self, owner: &str, repo: &str, id: &str) -> Option<usize> {
+        let index = id.parse::<usize>().ok()?.checked_sub(1)?;
+        (self.serves(owner, repo) && index < self.runs().len()).then_some(index)
     }
 
     fn run_json(&self, run: &Run) -> Value {
+        let (url, html_url) = self.run_urls(run.id);
         json!({
             "id": run.id,
             "name": run.workflow,
@@ -148,8 +157,8 @@ impl StandIn {
             "head_branch": run.branch,
             "head_sha": run.head_sha,
             "path": format!(".github/workflows/{}", run.workflow),
-            "url": format!("{}/repos/{}", self.base, self.run_path(run.id)),
-            "html_url": format!("{}/{}", self.base, self.run_path(run.id)),
+            "url": url,
+            "html_url": html_url,
             "created_at": run.created_at,
             "updated_at": run.updated_at,
         })
@@ -198,8 +207,8 @@ impl StandIn {
     }
 
     fn find(&self, owner: &str, repo: &str, id: &str) -> Option<Value> {
-        let index = id.parse::<usize>().ok()?.checked_sub(1)?;
-        self.serves(owner, repo).then(|| self.runs().get(index).map(|run| self.run_json(run))).flatten()
+        let index = self.index(owner, repo, id)?;
+        Some(self.run_json(&self.runs()[index]))
     }
 
     async fn dispatch(self: &Arc<Self>, workflow: &str, body: &[u8]) -> Answer {
@@ -246,15 +255,8 @@ impl StandIn {
         if !body.return_run_details {
             return answer(StatusCode::NO_CONTENT, None);
         }
-        let run_path = self.run_path(id);
-        answer(
-            StatusCode::OK,
-            Some(json!({
-                "workflow_run_id": id,
-                "run_url": format!("{}/repos/{run_path}", self.base),
-                "html_url": format!("{}/{run_path}", self.base),
-            })),
-        )
+        let (run_url, html_url) = self.run_urls(id);
+        answer(StatusCode::OK, Some(json!({"workflow_run_id": id, "run_url": run_url, "html_url": html_url})))
     }
 
     /// What a runner sets for a workflow's steps, and the inputs.
@@ -319,11 +321,11 @@ impl StandIn {
     }
 
     fn cancel(&self, owner: &str, repo: &str, id: &str) -> Answer {
-        let index = id.parse::<usize>().ok().and_then(|id| id.checked_sub(1));
-        let runs = self.runs();
-        let Some(run) = index.and_then(|index| runs.get(index)).filter(|_| self.serves(owner, repo)) else {
+        let Some(index) = self.index(owner, repo, id) else {
             return error(StatusCode::NOT_FOUND, "Not Found");
         };
+        let runs = self.runs();
+        let run = &runs[index];
         if run.status == "completed" {
             return error(StatusCode::CONFLICT, "Cannot cancel a workflow run that is completed.");
         }
