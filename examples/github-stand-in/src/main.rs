@@ -170,10 +170,7 @@ impl StandIn {
         let segments: Vec<&str> = path.iter().map(String::as_str).collect();
         // The run's page, which GitHub serves without API credentials.
         if let (&Method::GET, [owner, repo, "actions", "runs", id]) = (&method, &segments[..]) {
-            return match self.find(owner, repo, id) {
-                Some(run) => answer(StatusCode::OK, Some(run)),
-                None => error(StatusCode::NOT_FOUND, "Not Found"),
-            };
+            return self.run_answer(owner, repo, id);
         }
         if !self.authorized(&request) {
             return error(StatusCode::UNAUTHORIZED, "Bad credentials");
@@ -183,12 +180,9 @@ impl StandIn {
                 let Ok(body) = request.into_body().collect().await else {
                     return error(StatusCode::BAD_REQUEST, "Problems parsing JSON");
                 };
-                self.dispatch(workflow, &body.to_bytes()).await
+                self.dispatch(workflow, &body.to_bytes())
             }
-            (&Method::GET, ["repos", owner, repo, "actions", "runs", id]) => match self.find(owner, repo, id) {
-                Some(run) => answer(StatusCode::OK, Some(run)),
-                None => error(StatusCode::NOT_FOUND, "Not Found"),
-            },
+            (&Method::GET, ["repos", owner, repo, "actions", "runs", id]) => self.run_answer(owner, repo, id),
             (&Method::POST, ["repos", owner, repo, "actions", "runs", id, "cancel"]) => self.cancel(owner, repo, id),
             _ => error(StatusCode::NOT_FOUND, "Not Found"),
         }
@@ -206,12 +200,14 @@ impl StandIn {
         owner.eq_ignore_ascii_case(&self.owner) && repo.eq_ignore_ascii_case(&self.repo)
     }
 
-    fn find(&self, owner: &str, repo: &str, id: &str) -> Option<Value> {
-        let index = self.index(owner, repo, id)?;
-        Some(self.run_json(&self.runs()[index]))
+    fn run_answer(&self, owner: &str, repo: &str, id: &str) -> Answer {
+        match self.index(owner, repo, id) {
+            Some(index) => answer(StatusCode::OK, Some(self.run_json(&self.runs()[index]))),
+            None => error(StatusCode::NOT_FOUND, "Not Found"),
+        }
     }
 
-    async fn dispatch(self: &Arc<Self>, workflow: &str, body: &[u8]) -> Answer {
+    fn dispatch(self: &Arc<Self>, workflow: &str, body: &[u8]) -> Answer {
         let Some(script) = self.workflows.get(workflow).cloned() else {
             return error(StatusCode::NOT_FOUND, "Not Found");
         };
