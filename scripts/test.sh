@@ -40,6 +40,8 @@ if (( emulators )); then
     section "unit, contract, end-to-end and emulator tests (cargo test --workspace) [$(elapsed)]"
     # baton-local-stack's emulator tests release the examples through the function binaries
     # (built by the test itself) and check their AWS operations against the template's IAM.
+    # The CLI's github_actions_example test runs examples/github-stand-in's binary, which this
+    # same invocation builds before any test runs (its crate has integration tests of its own).
     cargo test --workspace --features baton-aws/emulator-tests,baton-local-stack/emulator-tests --no-fail-fast
     scripts/emulators.sh stop
     trap - EXIT

@@ -205,8 +205,8 @@ mod tests {
     #[test]
     fn the_examples_report_no_errors() {
         let catalog = load_catalog(&repo("examples/catalog")).unwrap();
-        assert_eq!(validation_report(&catalog, false), "2 services, 0 errors\n");
-        assert_eq!(validation_report(&catalog, true), "{\"services\":[\"flaky-api\",\"hello-web\"],\"errors\":[]}\n");
+        assert_eq!(validation_report(&catalog, false), "3 services, 0 errors\n");
+        assert_eq!(validation_report(&catalog, true), "{\"services\":[\"flaky-api\",\"hello-api\",\"hello-web\"],\"errors\":[]}\n");
     }
 
     #[test]
