@@ -13,8 +13,9 @@ pub enum CatalogCommand {
     /// Check service definitions: Datadog's structure and every `extensions.baton` block.
     /// Exits 0 when valid, 1 when there is any error (an empty file, an unknown schema
     /// version and a path without definitions are errors), 2 when the path cannot be read.
+    /// With --cloud, also what `push` refuses: the `command` providers.
     Validate(ValidateArgs),
-    /// Validate, then store every definition in the catalog table Baton's functions read, and
+    /// Validate (as `validate --cloud`: no `command` provider), then store every definition in the catalog table Baton's functions read, and
     /// make the EventBridge Scheduler schedules of the pushed services match their `schedule`
     /// (other services' schedules are left alone unless --prune-schedules). Pushes nothing
     /// when any file has an error. What a service repository's CI runs on merge.
@@ -58,6 +59,10 @@ pub struct ValidateArgs {
     /// Print `{"services": [names], "errors": [diagnostics]}` instead of text.
     #[arg(long)]
     json: bool,
+    /// Check the catalog as `push` does, for Baton on AWS: the `command` providers, which run
+    /// programs beside Baton, are errors naming the AWS providers to use instead.
+    #[arg(long)]
+    cloud: bool,
 }
 
 #[derive(Args)]
@@ -69,8 +74,9 @@ pub struct RootArg {
 }
 
 impl RootArg {
-    fn load(&self, path: &Path) -> std::io::Result<LoadedCatalog> {
-        CatalogLoader { root: self.root.clone() }.load(path)
+    /// `for_cloud`: see [`CatalogLoader::for_cloud`].
+    fn load(&self, path: &Path, for_cloud: bool) -> std::io::Result<LoadedCatalog> {
+        CatalogLoader { root: self.root.clone(), for_cloud }.load(path)
     }
 }
 
@@ -82,7 +88,7 @@ pub async fn run(command: CatalogCommand) -> ExitCode {
 }
 
 async fn push(args: &PushArgs) -> ExitCode {
-    let catalog = match args.root.load(&args.path) {
+    let catalog = match args.root.load(&args.path, true) {
         Ok(catalog) => catalog,
         Err(err) => {
             return Failure::usage(format!("cannot read catalog {}", args.path.display())).caused_by(&err).report();
@@ -142,7 +148,7 @@ async fn push(args: &PushArgs) -> ExitCode {
 }
 
 fn validate(args: &ValidateArgs) -> ExitCode {
-    let catalog = match args.root.load(&args.path) {
+    let catalog = match args.root.load(&args.path, args.cloud) {
         Ok(catalog) => catalog,
         Err(err) => {
             return Failure::usage(format!("cannot read catalog {}", args.path.display())).caused_by(&err).report();
@@ -205,6 +211,30 @@ mod tests {
         assert_eq!(json["errors"][0]["file"], file.as_str());
         assert_eq!(json["errors"][0]["line"], 4);
         assert_eq!(json["errors"][0]["path"], "baton");
+    }
+
+    #[test]
+    fn the_examples_run_commands_so_they_are_refused_for_the_cloud_only() {
+        let root = RootArg { root: None };
+        let local = root.load(&repo("examples/catalog"), false).unwrap();
+        assert_eq!(validation_status(&local), exit::OK);
+
+        let cloud = root.load(&repo("examples/catalog"), true).unwrap();
+        assert_eq!(validation_status(&cloud), exit::FAILED);
+        let report = validation_report(&cloud, false);
+        let hello_web = repo("examples/catalog/hello-web.yaml").display().to_string();
+        let refusal = format!("{hello_web}:35: extensions.baton.build.provider: `command` runs programs on the machine that runs Baton");
+        assert!(
+            report
+                .lines()
+                .any(|line| line.starts_with(&refusal) && line.ends_with("use `codebuild` (AWS CodeBuild) or a CI provider for builds")),
+            "{report}"
+        );
+        assert!(
+            report.contains("extensions.baton.deploy.provider: `command`") && report.contains("use `ecs` or `lambda` for deploys"),
+            "{report}"
+        );
+        assert!(report.contains("extensions.baton.health.gates[0].provider: `command`"), "{report}");
     }
 
     #[test]

@@ -45,12 +45,16 @@ pub struct CatalogLoader {
     /// inside it are allowed too). None: the repository holding the catalog (the nearest
     /// directory above it with a `.git`), else the catalog's own directory.
     pub root: Option<PathBuf>,
+    /// Check the catalog for Baton on AWS (`baton catalog push`, `validate --cloud`): there its
+    /// functions run the releases, so the `command` providers, which run programs beside Baton,
+    /// are refused in favour of their AWS alternatives.
+    pub for_cloud: bool,
 }
 
 impl CatalogLoader {
     /// The root from `BATON_CATALOG_ROOT` when it is set and not empty.
     pub fn from_env() -> CatalogLoader {
-        CatalogLoader { root: std::env::var_os(CATALOG_ROOT_ENV).filter(|root| !root.is_empty()).map(PathBuf::from) }
+        CatalogLoader { root: std::env::var_os(CATALOG_ROOT_ENV).filter(|root| !root.is_empty()).map(PathBuf::from), for_cloud: false }
     }
 
     /// Loads a catalog: a single file, or a directory searched recursively for
@@ -69,7 +73,7 @@ impl CatalogLoader {
             Some(root) => Root::explicit(root)?,
             None => Root::around(path)?,
         };
-        let mut builder = Builder::default();
+        let mut builder = Builder { for_cloud: self.for_cloud, ..Builder::default() };
         for file in &files {
             let label = file.display().to_string();
             // The directory relative paths resolve against, as the command providers resolve them.
@@ -187,6 +191,8 @@ struct Builder {
     /// Problems not tied to a named document (syntax errors, unreadable files, nameless documents).
     other: Vec<Diagnostic>,
     files: usize,
+    /// See [`CatalogLoader::for_cloud`].
+    for_cloud: bool,
 }
 
 impl Builder {
@@ -270,6 +276,9 @@ impl Builder {
             }
             checker.object(baton, BATON, &DELIVERY);
             checker.delivery_rules(baton, BATON);
+            if self.for_cloud {
+                checker.cloud_rules(baton, BATON);
+            }
             if let Some(place) = place {
                 place.check_commands(&mut checker, baton, BATON);
             }

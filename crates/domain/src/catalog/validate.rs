@@ -270,6 +270,29 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Refuses the `command` providers in a catalog for Baton on AWS: their programs would run
+    /// inside the functions, which have neither the scripts nor the time. Each refusal names the
+    /// AWS providers that do the same job.
+    pub fn cloud_rules(&mut self, baton: &Node, path: &str) {
+        const INSTEAD: &str = "`command` runs programs on the machine that runs Baton; on AWS that is a Lambda function, so use";
+        let is_command = |node: &&Node| node.get(PROVIDER).and_then(Node::as_str) == Some("command");
+        if let Some(build) = baton.get("build").filter(is_command) {
+            let message = format!("{INSTEAD} `codebuild` (AWS CodeBuild) or a CI provider for builds");
+            self.error(build.get(PROVIDER).map_or(build.line, |p| p.line), &join(path, "build.provider"), message);
+        }
+        if let Some(deploy) = baton.get("deploy").filter(is_command) {
+            let message = format!("{INSTEAD} `ecs` or `lambda` for deploys");
+            self.error(deploy.get(PROVIDER).map_or(deploy.line, |p| p.line), &join(path, "deploy.provider"), message);
+        }
+        if let Some(Value::Seq(gates)) = baton.get("health").and_then(|h| h.get("gates")).map(|g| &g.value) {
+            for (i, gate) in gates.iter().enumerate().filter(|(_, gate)| is_command(gate)) {
+                let message = format!("{INSTEAD} `cloudwatch` or `http` for health gates");
+                let gate_path = join(&index(&join(path, "health.gates"), i), PROVIDER);
+                self.error(gate.get(PROVIDER).map_or(gate.line, |p| p.line), &gate_path, message);
+            }
+        }
+    }
+
     /// Rules across fields of the Baton block at `path`, judged where those fields are
     /// themselves valid (their own problems are reported by [`Checker::object`]).
     pub fn delivery_rules(&mut self, baton: &Node, path: &str) {

@@ -1063,7 +1063,7 @@ fn working_dirs_and_artifact_files_stay_inside_the_root() {
     let root = std::fs::canonicalize(dir.path()).unwrap();
     std::fs::create_dir_all(root.join("services/shop")).unwrap();
     std::fs::create_dir_all(root.join("outside")).unwrap();
-    let loader = CatalogLoader { root: Some(root.join("catalog")) };
+    let loader = CatalogLoader { root: Some(root.join("catalog")), for_cloud: false };
     std::fs::create_dir_all(root.join("catalog/tools")).unwrap();
 
     // Inside: relative paths, `..` that stays in, an artifact file not written yet.
@@ -1094,12 +1094,18 @@ fn working_dirs_and_artifact_files_stay_inside_the_root() {
     );
 
     // An operator's root may be wider, and then allows absolute paths inside it.
-    let wide = CatalogLoader { root: Some(root.clone()) };
+    let wide = CatalogLoader { root: Some(root.clone()), for_cloud: false };
     let text = build_in(&root.join("services/shop").display().to_string(), None);
     assert_eq!(load_in(&root, &text, &wide).1, vec![]);
     assert_eq!(load_in(&root, &build_in("../services/shop", None), &wide).1, vec![]);
     // A root that does not exist stops the load.
-    assert!(CatalogLoader { root: Some(root.join("nope")) }.load(&root.join("catalog")).unwrap_err().to_string().contains("catalog root"));
+    assert!(
+        CatalogLoader { root: Some(root.join("nope")), for_cloud: false }
+            .load(&root.join("catalog"))
+            .unwrap_err()
+            .to_string()
+            .contains("catalog root")
+    );
 }
 
 #[test]
@@ -1135,7 +1141,7 @@ fn working_dirs_exist_and_programs_are_found() {
     let root = std::fs::canonicalize(dir.path()).unwrap();
     std::fs::create_dir_all(root.join("catalog/bin")).unwrap();
     std::fs::write(root.join("catalog/bin/deploy.sh"), "exit 0\n").unwrap();
-    let loader = CatalogLoader { root: Some(root.clone()) };
+    let loader = CatalogLoader { root: Some(root.clone()), for_cloud: false };
 
     let text = build_in("missing", None);
     let (_, diagnostics) = load_in(&root, &text, &loader);
@@ -1166,4 +1172,32 @@ fn working_dirs_exist_and_programs_are_found() {
 fn assert_diag_in(d: &Diagnostic, line: usize, path: &str) {
     assert!(d.file.ends_with("catalog/shop.yaml"), "{d}");
     assert_eq!((d.line, d.path.as_str()), (Some(line), path), "{d}");
+}
+
+#[test]
+fn a_catalog_for_the_cloud_refuses_the_command_providers_naming_their_aws_alternatives() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    let text = with(
+        "        - provider: http\n",
+        "        - provider: cloudwatch\n          alarms: [shop-5xx]\n        - provider:   command\n          command: [\"true\"]\n        - provider: http\n",
+    );
+    let local = CatalogLoader { root: Some(root.clone()), for_cloud: false };
+    assert_eq!(load_in(&root, &text, &local).1, vec![], "a local catalog keeps its commands");
+
+    let cloud = CatalogLoader { root: Some(root.clone()), for_cloud: true };
+    let (file, diagnostics) = load_in(&root, &text, &cloud);
+    let file = file.display().to_string();
+    let build_line = text.lines().position(|l| l == "      provider: command").unwrap() + 1;
+    let expected = [
+        (build_line, "extensions.baton.build.provider", "`codebuild` (AWS CodeBuild) or a CI provider for builds"),
+        (build_line + 3, "extensions.baton.deploy.provider", "`ecs` or `lambda` for deploys"),
+        (line_of(&text, "provider:   command"), "extensions.baton.health.gates[1].provider", "`cloudwatch` or `http` for health gates"),
+    ];
+    assert_eq!(diagnostics.len(), expected.len(), "{diagnostics:#?}");
+    for (diagnostic, (line, path, alternative)) in diagnostics.iter().zip(expected) {
+        assert_eq!((diagnostic.file.as_str(), diagnostic.line, diagnostic.path.as_str()), (file.as_str(), Some(line), path));
+        assert!(diagnostic.message.starts_with("`command` runs programs on the machine that runs Baton"), "{diagnostic}");
+        assert!(diagnostic.message.ends_with(alternative), "{diagnostic}");
+    }
 }
