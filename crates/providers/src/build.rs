@@ -3,7 +3,7 @@
 use crate::command::{BatonEnv, CommandContext, CommandFields, CommandSpec, DetachedRun, Outcome, handle_state, run_handle};
 use async_trait::async_trait;
 use baton_domain::catalog::CommandBuild;
-use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
+use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::{Artifact, UNKNOWN_SHA};
 use serde::{Deserialize, Serialize};
 use std::process::Stdio;
@@ -78,17 +78,18 @@ impl BuildProvider for CommandBuildProvider {
         Ok(run_handle(&build.run, &build))
     }
 
-    async fn poll(&self, run: &RunHandle) -> Result<BuildProgress, ProviderError> {
+    /// Its start time is the spawn's: a local build waits in no queue.
+    async fn poll(&self, run: &RunHandle) -> Result<BuildPoll, ProviderError> {
         let build: BuildRun = handle_state(run, "build")?;
-        let Some(outcome) = build.run.outcome().await? else { return Ok(BuildProgress::Running) };
-        Ok(if outcome.succeeded() {
-            match self.artifact(&outcome, &build).await {
+        let progress = match build.run.outcome().await? {
+            None => BuildProgress::Running,
+            Some(outcome) if outcome.succeeded() => match self.artifact(&outcome, &build).await {
                 Ok(artifact) => BuildProgress::Succeeded { artifact },
                 Err(reason) => BuildProgress::Failed { reason },
-            }
-        } else {
-            BuildProgress::Failed { reason: outcome.failure() }
-        })
+            },
+            Some(outcome) => BuildProgress::Failed { reason: outcome.failure() },
+        };
+        Ok(BuildPoll { progress, started_at: Some(build.run.started_at) })
     }
 
     async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError> {
@@ -137,10 +138,14 @@ mod tests {
 
     /// What a later task invocation sees: only the handle, after a JSON round trip.
     async fn outcome(provider: &CommandBuildProvider, request: &BuildRequest) -> BuildProgress {
+        let asked = chrono::Utc::now();
         let handle = provider.start(request).await.unwrap();
         let travelled: RunHandle = serde_json::from_str(&serde_json::to_string(&handle).unwrap()).unwrap();
         assert_eq!(travelled.provider, "command");
-        provider.poll(&travelled).await.unwrap()
+        let poll = provider.poll(&travelled).await.unwrap();
+        let started_at = poll.started_at.expect("a command build says when it was spawned");
+        assert!(asked <= started_at && started_at <= chrono::Utc::now(), "{started_at}");
+        poll.progress
     }
 
     #[tokio::test]
@@ -240,6 +245,6 @@ mod tests {
         let provider = provider(dir.path(), spec(argv));
         let handle = provider.start(&request(Some("abc"))).await.unwrap();
         provider.cancel(&handle).await.unwrap();
-        assert!(matches!(provider.poll(&handle).await.unwrap(), BuildProgress::Succeeded { .. }));
+        assert!(matches!(provider.poll(&handle).await.unwrap().progress, BuildProgress::Succeeded { .. }));
     }
 }

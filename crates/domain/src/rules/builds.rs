@@ -9,7 +9,7 @@
 //! release stopped following them, not on their own merits, so their length and outcome say
 //! nothing about the build.
 
-use crate::ports::{BuildProgress, RunHandle};
+use crate::ports::{BuildPoll, BuildProgress, RunHandle};
 use crate::release::{BuildRecord, BuildStatus, Release, ReleaseId};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -36,13 +36,16 @@ pub fn record_start(release: &mut Release, run: &RunHandle, now: DateTime<Utc>) 
     });
 }
 
-/// poll-build saw `progress` of `run` at `now`. Only the recorded run's first end counts: a
-/// poll of a replaced run, or a repeated poll after the end, changes nothing.
-pub fn record_progress(release: &mut Release, run: &RunHandle, progress: &BuildProgress, now: DateTime<Utc>) {
+/// poll-build saw `poll` of `run` at `now`. Only the recorded run's first start time and first
+/// end count: a poll of a replaced run, or a repeated poll after the end, changes nothing.
+pub fn record_progress(release: &mut Release, run: &RunHandle, poll: &BuildPoll, now: DateTime<Utc>) {
     let Some(build) = release.build.as_mut().filter(|build| build.run_id == run.id && build.status == BuildStatus::Running) else {
         return;
     };
-    let (status, reason) = match progress {
+    if build.started_at.is_none() {
+        build.started_at = poll.started_at;
+    }
+    let (status, reason) = match &poll.progress {
         BuildProgress::Running => return,
         BuildProgress::Succeeded { .. } => (BuildStatus::Succeeded, None),
         BuildProgress::Failed { reason } => (BuildStatus::Failed, Some(reason.clone())),
@@ -225,12 +228,17 @@ mod tests {
         }
     }
 
-    fn succeeded() -> BuildProgress {
-        BuildProgress::Succeeded { artifact: artifact("web") }
+    /// A poll that saw `progress` of a build that started at minute 2.
+    fn poll(progress: BuildProgress) -> BuildPoll {
+        BuildPoll { progress, started_at: Some(minutes(2)) }
     }
 
-    fn failed() -> BuildProgress {
-        BuildProgress::Failed { reason: "tests failed".into() }
+    fn succeeded() -> BuildPoll {
+        poll(BuildProgress::Succeeded { artifact: artifact("web") })
+    }
+
+    fn failed() -> BuildPoll {
+        poll(BuildProgress::Failed { reason: "tests failed".into() })
     }
 
     #[test]
@@ -251,9 +259,9 @@ mod tests {
     #[test]
     fn progress_ends_the_recorded_run_once() {
         // (recorded run's status, polled run, progress) -> (status, finished at, reason)
-        type Case = (BuildStatus, &'static str, BuildProgress, (BuildStatus, Option<i64>, Option<&'static str>));
+        type Case = (BuildStatus, &'static str, BuildPoll, (BuildStatus, Option<i64>, Option<&'static str>));
         let cases: Vec<Case> = vec![
-            (Running, "1", BuildProgress::Running, (Running, None, None)),
+            (Running, "1", poll(BuildProgress::Running), (Running, None, None)),
             (Running, "1", succeeded(), (Succeeded, Some(9), None)),
             (Running, "1", failed(), (Failed, Some(9), Some("tests failed"))),
             // A replaced run's news is not this build's.
@@ -276,6 +284,21 @@ mod tests {
                 "{before:?} polled {polled} saw {progress:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_first_start_time_a_poll_reports_is_kept() {
+        let mut release = release("rel-a", 0, ReleaseStatus::Running, None, false);
+        record_start(&mut release, &run("1"), minutes(1));
+        record_progress(&mut release, &run("1"), &BuildPoll { progress: BuildProgress::Running, started_at: None }, minutes(2));
+        assert_eq!(release.build.as_ref().unwrap().started_at, None, "still queued");
+        record_progress(&mut release, &run("1"), &poll(BuildProgress::Running), minutes(3));
+        assert_eq!(release.build.as_ref().unwrap().started_at, Some(minutes(2)));
+        let restarted = BuildPoll { progress: BuildProgress::Running, started_at: Some(minutes(4)) };
+        record_progress(&mut release, &run("1"), &restarted, minutes(5));
+        record_progress(&mut release, &run("0"), &BuildPoll { started_at: Some(minutes(0)), ..failed() }, minutes(6));
+        let build = release.build.unwrap();
+        assert_eq!((build.started_at, build.status), (Some(minutes(2)), Running), "recorded once, from the recorded run only");
     }
 
     #[test]
