@@ -91,6 +91,9 @@ pub struct BuildRow {
     pub finished_at: Option<DateTime<Utc>>,
     /// Whole seconds; `None` while the build runs.
     pub duration_seconds: Option<u64>,
+    /// Whole seconds in the provider's queue, from Baton's request to the start; `None` when the
+    /// provider did not say when the build started.
+    pub queue_seconds: Option<u64>,
     pub measured_from: MeasuredFrom,
     pub reason: Option<String>,
 }
@@ -163,7 +166,8 @@ fn row(release: &Release) -> Option<BuildRow> {
         None => (build.queued_at, MeasuredFrom::Queued),
     };
     // A clock that went backwards between two Lambdas counts as zero, not as a negative build.
-    let duration_seconds = build.finished_at.map(|end| u64::try_from((end - from).num_seconds()).unwrap_or(0));
+    let seconds = |from: DateTime<Utc>, to: DateTime<Utc>| u64::try_from((to - from).num_seconds()).unwrap_or(0);
+    let duration_seconds = build.finished_at.map(|end| seconds(from, end));
     Some(BuildRow {
         release_id: release.id.clone(),
         environment: release.environment.clone(),
@@ -177,6 +181,7 @@ fn row(release: &Release) -> Option<BuildRow> {
         started_at: build.started_at,
         finished_at: build.finished_at,
         duration_seconds,
+        queue_seconds: build.started_at.map(|started| seconds(build.queued_at, started)),
         measured_from,
         reason: build.reason.clone(),
     })
@@ -364,14 +369,14 @@ mod tests {
         let got: Vec<_> = report
             .builds
             .iter()
-            .map(|row| (row.release_id.as_str(), row.sha.as_deref(), row.duration_seconds, row.measured_from))
+            .map(|row| (row.release_id.as_str(), row.sha.as_deref(), row.duration_seconds, row.measured_from, row.queue_seconds))
             .collect();
         let expected = vec![
-            ("rel-run", Some("r"), None, MeasuredFrom::Queued),
-            ("rel-skew", Some("s"), Some(0), MeasuredFrom::Queued),
-            ("rel-art", Some("sha-x"), Some(60), MeasuredFrom::Queued),
-            ("rel-c", Some("c"), Some(120), MeasuredFrom::Started),
-            ("rel-a", Some("a"), Some(300), MeasuredFrom::Queued),
+            ("rel-run", Some("r"), None, MeasuredFrom::Queued, None),
+            ("rel-skew", Some("s"), Some(0), MeasuredFrom::Queued, None),
+            ("rel-art", Some("sha-x"), Some(60), MeasuredFrom::Queued, None),
+            ("rel-c", Some("c"), Some(120), MeasuredFrom::Started, Some(30)),
+            ("rel-a", Some("a"), Some(300), MeasuredFrom::Queued, None),
         ];
         assert_eq!(got, expected, "the release without a build is skipped");
     }
