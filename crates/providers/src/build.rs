@@ -244,7 +244,8 @@ mod tests {
         let argv = script(dir.path(), "build.sh", "echo artifact");
         let provider = provider(dir.path(), spec(argv));
         let handle = provider.start(&request(Some("abc"))).await.unwrap();
-        provider.cancel(&handle).await.unwrap();
         assert!(matches!(provider.poll(&handle).await.unwrap().progress, BuildProgress::Succeeded { .. }));
+        provider.cancel(&handle).await.unwrap();
+        assert!(matches!(provider.poll(&handle).await.unwrap().progress, BuildProgress::Succeeded { .. }), "the cancel changed it");
     }
 }
