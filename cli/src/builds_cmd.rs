@@ -86,8 +86,8 @@ fn text(report: &BuildReport) -> String {
     }
     let _ = writeln!(
         out,
-        "  {:<19}  {:<9}  {:>9}  {:>8}  {:<12}  {:<11}  {:<24}  RELEASE",
-        "QUEUED", "STATUS", "DURATION", "ATTEMPTS", "SHA", "ENVIRONMENT", "RUN"
+        "  {:<19}  {:<9}  {:>9}  {:>7}  {:>8}  {:<12}  {:<11}  {:<24}  RELEASE",
+        "QUEUED", "STATUS", "DURATION", "QUEUE", "ATTEMPTS", "SHA", "ENVIRONMENT", "RUN"
     );
     let mut from_request = false;
     for row in &report.builds {
@@ -99,9 +99,10 @@ fn text(report: &BuildReport) -> String {
         let sha = row.sha.as_deref().unwrap_or("-");
         let _ = writeln!(
             out,
-            "  {:<19}  {:<9}  {duration:>9}  {:>8}  {:<12}  {:<11}  {:<24}  {}",
+            "  {:<19}  {:<9}  {duration:>9}  {:>7}  {:>8}  {:<12}  {:<11}  {:<24}  {}",
             row.queued_at.format("%Y-%m-%d %H:%M:%S"),
             row.status.as_str(),
+            human(row.queue_seconds.map(|seconds| seconds as f64)),
             row.attempts,
             &sha[..sha.len().min(12)],
             row.environment,

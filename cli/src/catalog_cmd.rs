@@ -10,12 +10,12 @@ use std::process::ExitCode;
 
 #[derive(Subcommand)]
 pub enum CatalogCommand {
-    /// Check service definitions: Datadog's structure and every `extensions.baton` block
-    /// (with --cloud, also what releases on AWS cannot run, as `push` does).
+    /// Check service definitions: Datadog's structure and every `extensions.baton` block.
     /// Exits 0 when valid, 1 when there is any error (an empty file, an unknown schema
     /// version and a path without definitions are errors), 2 when the path cannot be read.
+    /// With --cloud, also what `push` refuses: the `command` providers.
     Validate(ValidateArgs),
-    /// Validate for the cloud (local `command` providers are refused), then store every definition in the catalog table Baton's functions read, and
+    /// Validate (as `validate --cloud`: no `command` provider), then store every definition in the catalog table Baton's functions read, and
     /// make the EventBridge Scheduler schedules of the pushed services match their `schedule`
     /// (other services' schedules are left alone unless --prune-schedules). Pushes nothing
     /// when any file has an error. What a service repository's CI runs on merge.
@@ -186,18 +186,6 @@ mod tests {
         RootArg { root: None }.load(path, false)
     }
 
-    #[test]
-    fn for_the_cloud_local_commands_are_refused_with_what_to_use_instead() {
-        let catalog = RootArg { root: None }.load(&repo("examples/catalog/hello-web.yaml"), true).unwrap();
-        let report = validation_report(&catalog, false);
-        let refusals: Vec<&str> = report.lines().filter(|line| line.contains("runs on the machine running Baton")).collect();
-        assert_eq!(refusals.len(), 3, "build, deploy and the gate: {report}");
-        assert!(refusals[0].contains("extensions.baton.build.provider: `command`") && refusals[0].contains("`codebuild`"), "{report}");
-        assert!(refusals[1].contains("extensions.baton.deploy.provider") && refusals[1].contains("`ecs`"), "{report}");
-        assert!(refusals[2].contains("extensions.baton.health.gates[0].provider") && refusals[2].contains("`cloudwatch`"), "{report}");
-        assert_eq!(validation_status(&catalog), exit::FAILED);
-    }
-
     fn repo(path: &str) -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(path)
     }
@@ -225,6 +213,24 @@ mod tests {
         assert_eq!(json["errors"][0]["file"], file.as_str());
         assert_eq!(json["errors"][0]["line"], 4);
         assert_eq!(json["errors"][0]["path"], "baton");
+    }
+
+    #[test]
+    fn the_examples_run_commands_so_they_are_refused_for_the_cloud_only() {
+        let root = RootArg { root: None };
+        let local = root.load(&repo("examples/catalog"), false).unwrap();
+        assert_eq!(validation_status(&local), exit::OK);
+
+        let cloud = root.load(&repo("examples/catalog"), true).unwrap();
+        assert_eq!(validation_status(&cloud), exit::FAILED);
+        let report = validation_report(&cloud, false);
+        let hello_web = repo("examples/catalog/hello-web.yaml").display().to_string();
+        let refusal = format!("{hello_web}:35: extensions.baton.build.provider: `command` runs on the machine running Baton");
+        let refusals: Vec<&str> = report.lines().filter(|line| line.starts_with(&hello_web) && line.contains("running Baton")).collect();
+        assert_eq!(refusals.len(), 3, "the build, the deploy and the gate: {report}");
+        assert!(refusals[0].starts_with(&refusal) && refusals[0].contains("use `codebuild`, or the team's CI"), "{report}");
+        assert!(refusals[1].contains("extensions.baton.deploy.provider") && refusals[1].contains("use `ecs`, `lambda`"), "{report}");
+        assert!(refusals[2].contains("extensions.baton.health.gates[0].provider") && refusals[2].contains("`cloudwatch`"), "{report}");
     }
 
     #[test]

@@ -104,6 +104,12 @@ pub(crate) fn region_of(config: &SdkConfig) -> String {
     config.region().map(|r| r.to_string()).unwrap_or_default()
 }
 
+/// An SDK timestamp as the domain keeps times; one outside chrono's range (none an AWS API
+/// sends) reads as the epoch.
+pub(crate) fn to_chrono(at: &aws_smithy_types::DateTime) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(at.secs(), at.subsec_nanos()).unwrap_or_default()
+}
+
 // ------------------------------------------------------------------ catalog block
 
 use baton_domain::catalog::shape::{Field, Kind, Shape, field, required, shape};

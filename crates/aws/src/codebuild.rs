@@ -20,12 +20,11 @@
 //! - Calls go through [`AwsClients::config_for`] (the block's region and role, the SDK's call
 //!   timeouts); errors are classified by [`AwsError`] (throttling and 5xx stay retryable).
 
-use crate::clients::AwsAccess;
-use crate::clients::{AwsClients, region_of};
+use crate::clients::{AwsAccess, AwsClients, region_of, to_chrono};
 use crate::error::AwsError;
 use async_trait::async_trait;
 use aws_sdk_codebuild::types::{Build, EnvironmentVariable, EnvironmentVariableType, StatusType};
-use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
+use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::{Artifact, ReleaseId, UNKNOWN_SHA};
 use baton_domain::template::{ArtifactTemplate, RunFacts, RunWord};
 use serde::{Deserialize, Serialize};
@@ -185,12 +184,12 @@ impl BuildProvider for CodeBuildProvider {
         })
     }
 
-    async fn poll(&self, handle: &RunHandle) -> Result<BuildProgress, ProviderError> {
+    async fn poll(&self, handle: &RunHandle) -> Result<BuildPoll, ProviderError> {
         let run = run_of(handle)?;
         let codebuild = self.client_for(&run).await?;
         let build = get_build(&codebuild, &handle.id, &run.region).await?;
         let url = handle.url.clone().unwrap_or_else(|| console_url(&run.region, &build));
-        Ok(self.progress(&build, &run, &url))
+        Ok(BuildPoll { progress: self.progress(&build, &run, &url), started_at: build.start_time().map(to_chrono) })
     }
 
     async fn cancel(&self, handle: &RunHandle) -> Result<(), ProviderError> {

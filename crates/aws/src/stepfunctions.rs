@@ -1,5 +1,6 @@
 //! Starting and reading release executions of the Step Functions state machine.
 
+use crate::clients::to_chrono;
 use crate::error::AwsError;
 use crate::names::bounded_name;
 use aws_sdk_sfn::Client;
@@ -157,10 +158,6 @@ fn release_in(output: &str) -> Option<Release> {
     let value: serde_json::Value = serde_json::from_str(output).ok()?;
     let candidates = [Some(&value), value.get("release"), value.get("Payload"), value.get("Payload").and_then(|p| p.get("release"))];
     candidates.into_iter().flatten().find_map(|candidate| serde_json::from_value(candidate.clone()).ok())
-}
-
-fn to_chrono(at: &aws_sdk_sfn::primitives::DateTime) -> DateTime<Utc> {
-    DateTime::from_timestamp(at.secs(), at.subsec_nanos()).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -146,15 +146,19 @@ async fn a_build_starts_at_the_release_commit_with_the_overrides_and_follows_its
         ]
     );
 
+    let mut building = step("IN_PROGRESS", "BUILD", false);
+    // CodeBuild's `startTime`, in epoch seconds: 2026-01-01T12:00:30.5Z.
+    building["startTime"] = json!(1_767_268_830.5);
     bench.script(vec![
         step("IN_PROGRESS", "QUEUED", false),
-        step("IN_PROGRESS", "BUILD", false),
+        building,
         // Exported nothing: the template names the artifact.
         step("SUCCEEDED", "COMPLETED", true),
     ]);
-    assert_eq!(provider.poll(&run).await.unwrap(), BuildProgress::Running);
-    assert_eq!(provider.poll(&run).await.unwrap(), BuildProgress::Running);
-    let BuildProgress::Succeeded { artifact } = provider.poll(&run).await.unwrap() else { panic!("the build succeeded") };
+    assert_eq!(provider.poll(&run).await.unwrap().progress, BuildProgress::Running);
+    let in_build = provider.poll(&run).await.unwrap();
+    assert_eq!((in_build.progress, in_build.started_at), (BuildProgress::Running, Some("2026-01-01T12:00:30.500Z".parse().unwrap())));
+    let BuildProgress::Succeeded { artifact } = provider.poll(&run).await.unwrap().progress else { panic!("the build succeeded") };
     assert_eq!(artifact.reference, format!("registry/web:0123456-{}", bench.build_number(&run).await));
     assert_eq!((artifact.sha.as_str(), artifact.branch.as_str()), (SHA, "main"));
     assert_eq!(artifact.build_url.as_deref(), Some(url.as_str()));
@@ -163,7 +167,7 @@ async fn a_build_starts_at_the_release_commit_with_the_overrides_and_follows_its
     let digest = "123456789012.dkr.ecr.us-east-1.amazonaws.com/web@sha256:7c1f";
     bench.script(vec![json!({"buildStatus": "SUCCEEDED", "buildComplete": true,
         "exportedEnvironmentVariables": [{"name": "OTHER", "value": "x"}, {"name": "IMAGE_URI", "value": digest}]})]);
-    let BuildProgress::Succeeded { artifact } = provider.poll(&run).await.unwrap() else { panic!("the build succeeded") };
+    let BuildProgress::Succeeded { artifact } = provider.poll(&run).await.unwrap().progress else { panic!("the build succeeded") };
     assert_eq!(artifact.reference, digest);
     assert!(bench.proxy.rewritten() >= 4, "the scripted answers were not used: {}", bench.proxy.rewritten());
 }
@@ -187,8 +191,8 @@ async fn every_unsuccessful_ending_fails_the_build_naming_the_phase_and_why() {
     ];
     for (status, phase, code, message) in endings {
         bench.script(vec![step("IN_PROGRESS", "QUEUED", false), ended_in(status, phase, code, message)]);
-        assert_eq!(provider.poll(&run).await.unwrap(), BuildProgress::Running, "{status}");
-        match provider.poll(&run).await.unwrap() {
+        assert_eq!(provider.poll(&run).await.unwrap().progress, BuildProgress::Running, "{status}");
+        match provider.poll(&run).await.unwrap().progress {
             BuildProgress::Failed { reason } => {
                 let expected = format!("{status}: phase {phase} {status}: {code}: {message}; see {}", run.url.as_deref().unwrap());
                 assert!(reason.starts_with(&format!("CodeBuild build {}", run.id)) && reason.ends_with(&expected), "{reason}");
@@ -285,7 +289,7 @@ async fn a_role_builds_in_that_account() {
         run.url
     );
     // moto: SUCCEEDED at the first look, read in the other account.
-    let BuildProgress::Succeeded { artifact } = provider.poll(&run).await.unwrap() else { panic!("moto's build succeeded") };
+    let BuildProgress::Succeeded { artifact } = provider.poll(&run).await.unwrap().progress else { panic!("moto's build succeeded") };
     let number = there.batch_get_builds().ids(&run.id).send().await.unwrap().builds()[0].build_number().unwrap();
     assert_eq!(artifact.reference, format!("web:{number}"));
 

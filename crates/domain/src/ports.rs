@@ -248,10 +248,27 @@ pub enum BuildProgress {
     Failed { reason: String },
 }
 
+/// What a poll of a build says: how it is going, and when it began to run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildPoll {
+    pub progress: BuildProgress,
+    /// When the build left the provider's queue and began to run, from the provider's own
+    /// field; `None` while it waits, or when the provider does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+/// A poll that knows no start time: the build waits in the provider's queue, or was never found.
+impl From<BuildProgress> for BuildPoll {
+    fn from(progress: BuildProgress) -> BuildPoll {
+        BuildPoll { progress, started_at: None }
+    }
+}
+
 #[async_trait]
 pub trait BuildProvider: Send + Sync {
     async fn start(&self, request: &BuildRequest) -> Result<RunHandle, ProviderError>;
-    async fn poll(&self, run: &RunHandle) -> Result<BuildProgress, ProviderError>;
+    async fn poll(&self, run: &RunHandle) -> Result<BuildPoll, ProviderError>;
     /// Stops the run if it is still going; a run that already finished is not an error.
     async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError>;
 }

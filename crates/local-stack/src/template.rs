@@ -422,7 +422,9 @@ mod tests {
         let functions = template.functions().unwrap();
         assert_eq!(functions.len(), 8);
         let health = functions.iter().find(|f| f.logical_id == "CheckHealthFunction").unwrap();
-        assert_eq!((health.binary.as_str(), health.timeout, health.memory_mb), ("baton-check-health", Duration::from_secs(300), 256));
+        assert_eq!((health.binary.as_str(), health.timeout, health.memory_mb), ("baton-check-health", Duration::from_secs(60), 256));
+        let deploy = functions.iter().find(|f| f.logical_id == "DeployWaveFunction").unwrap();
+        assert_eq!((deploy.binary.as_str(), deploy.timeout), ("baton-deploy-wave", Duration::from_secs(120)), "its own timeout wins");
         assert_eq!(health.environment["BATON_RELEASE_TABLE"], "dev-ReleaseTable");
         assert!(health.environment["BATON_PROVIDER_SECRET_ARN"].starts_with("arn:aws:secretsmanager:us-east-1:000000000000:secret:"));
         assert_eq!(health.log_format, "JSON");

@@ -1,18 +1,20 @@
-//! The `command` build provider: the build runs locally, to completion, inside `start`.
+//! The `command` build provider: the build runs on this machine, detached from the task.
 
-use crate::command::{BatonEnv, CommandContext, CommandFields, CommandSpec, Outcome, finished_run, recorded_outcome};
+use crate::command::{BatonEnv, CommandContext, CommandFields, CommandSpec, DetachedRun, Outcome, handle_state, run_handle};
 use crate::command_catalog::CommandBuild;
 use async_trait::async_trait;
-use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
+use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::{Artifact, UNKNOWN_SHA};
+use serde::{Deserialize, Serialize};
 use std::process::Stdio;
 use std::time::Duration;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
-/// Runs `build.command`. Local builds are synchronous: `start` returns once the build ended,
-/// with the outcome in the handle's `state`, and `poll` reads it back, so a later task
-/// invocation (another process) needs nothing but the handle.
+/// Runs `build.command` like a CI provider runs a build: `start` spawns it and returns, `poll`
+/// answers `Running` until it ended (waiting a few seconds for the end first, so a quick build
+/// is seen by the poll right after the start), and a later task invocation, another process
+/// even, needs nothing but the handle.
 ///
 /// The artifact reference is the trimmed content of `artifact-file` (relative to the working
 /// directory) when set, else the build's last non-empty stdout line. Its sha is the request's;
@@ -24,13 +26,24 @@ pub struct CommandBuildProvider {
     artifact_file: Option<String>,
 }
 
+/// The handle's state: the run, and what of the request the artifact needs.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct BuildRun {
+    #[serde(flatten)]
+    run: DetachedRun,
+    branch: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sha: Option<String>,
+}
+
 impl CommandBuildProvider {
     pub fn new(spec: &CommandBuild, ctx: CommandContext) -> Result<CommandBuildProvider, ProviderError> {
         let command = ctx.command("build", "extensions.baton.build.command", CommandFields::of(&spec.run), DEFAULT_TIMEOUT)?;
         Ok(CommandBuildProvider { ctx, command, artifact_file: spec.artifact_file.clone() })
     }
 
-    async fn artifact(&self, outcome: &Outcome, request: &BuildRequest) -> Result<Artifact, String> {
+    async fn artifact(&self, outcome: &Outcome, build: &BuildRun) -> Result<Artifact, String> {
         let reference = match &self.artifact_file {
             Some(file) => {
                 let path = outcome.path(file);
@@ -48,11 +61,11 @@ impl CommandBuildProvider {
                 )
             })?,
         };
-        let sha = match &request.sha {
+        let sha = match &build.sha {
             Some(sha) => sha.clone(),
             None => head_commit(outcome).await.unwrap_or_else(|| UNKNOWN_SHA.to_owned()),
         };
-        Ok(Artifact { reference, sha, branch: request.branch.clone(), build_url: None })
+        Ok(Artifact { reference, sha, branch: build.branch.clone(), build_url: None })
     }
 }
 
@@ -60,27 +73,28 @@ impl CommandBuildProvider {
 impl BuildProvider for CommandBuildProvider {
     async fn start(&self, request: &BuildRequest) -> Result<RunHandle, ProviderError> {
         let env = BatonEnv::new(&request.service, &request.environment, &request.release_id, &request.branch, request.sha.as_deref());
-        let outcome = self.ctx.run(&self.command, env).await?;
-        let progress = if outcome.succeeded() {
-            match self.artifact(&outcome, request).await {
+        let run = self.ctx.start(&self.command, env, &request.release_id).await?;
+        let build = BuildRun { run, branch: request.branch.clone(), sha: request.sha.clone() };
+        Ok(run_handle(&build.run, &build))
+    }
+
+    /// Its start time is the spawn's: a local build waits in no queue.
+    async fn poll(&self, run: &RunHandle) -> Result<BuildPoll, ProviderError> {
+        let build: BuildRun = handle_state(run, "build")?;
+        let progress = match build.run.outcome().await? {
+            None => BuildProgress::Running,
+            Some(outcome) if outcome.succeeded() => match self.artifact(&outcome, &build).await {
                 Ok(artifact) => BuildProgress::Succeeded { artifact },
                 Err(reason) => BuildProgress::Failed { reason },
-            }
-        } else {
-            BuildProgress::Failed { reason: outcome.failure() }
+            },
+            Some(outcome) => BuildProgress::Failed { reason: outcome.failure() },
         };
-        Ok(finished_run(&outcome, &progress))
+        Ok(BuildPoll { progress, started_at: Some(build.run.started_at) })
     }
 
-    async fn poll(&self, run: &RunHandle) -> Result<BuildProgress, ProviderError> {
-        recorded_outcome(run, "build")
-    }
-
-    /// Nothing to stop: a handle exists only once `start` returned, and by then the build's
-    /// process group was killed (on exit, on timeout, or when `start` was abandoned). The pid
-    /// in the handle may by now lead another process group, so it is never signalled.
     async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError> {
-        recorded_outcome::<BuildProgress>(run, "build").map(drop)
+        handle_state::<BuildRun>(run, "build")?.run.cancel();
+        Ok(())
     }
 }
 
@@ -124,10 +138,14 @@ mod tests {
 
     /// What a later task invocation sees: only the handle, after a JSON round trip.
     async fn outcome(provider: &CommandBuildProvider, request: &BuildRequest) -> BuildProgress {
+        let asked = chrono::Utc::now();
         let handle = provider.start(request).await.unwrap();
         let travelled: RunHandle = serde_json::from_str(&serde_json::to_string(&handle).unwrap()).unwrap();
         assert_eq!(travelled.provider, "command");
-        provider.poll(&travelled).await.unwrap()
+        let poll = provider.poll(&travelled).await.unwrap();
+        let started_at = poll.started_at.expect("a command build says when it was spawned");
+        assert!(asked <= started_at && started_at <= chrono::Utc::now(), "{started_at}");
+        poll.progress
     }
 
     #[tokio::test]
@@ -226,7 +244,8 @@ mod tests {
         let argv = script(dir.path(), "build.sh", "echo artifact");
         let provider = provider(dir.path(), spec(argv));
         let handle = provider.start(&request(Some("abc"))).await.unwrap();
+        assert!(matches!(provider.poll(&handle).await.unwrap().progress, BuildProgress::Succeeded { .. }));
         provider.cancel(&handle).await.unwrap();
-        assert!(matches!(provider.poll(&handle).await.unwrap(), BuildProgress::Succeeded { .. }));
+        assert!(matches!(provider.poll(&handle).await.unwrap().progress, BuildProgress::Succeeded { .. }), "the cancel changed it");
     }
 }

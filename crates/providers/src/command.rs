@@ -8,15 +8,28 @@
 //! registry login, a cloud profile), never one the catalog entry uses as a secret (`env:`
 //! references in `notify.slack`). The spec's `env` comes next and the `BATON_*` variables last,
 //! so a catalog cannot fake them. Values are never logged; neither are the names.
+//!
+//! Builds and deploys run detached ([`CommandContext::start`]): the command gets its own
+//! process group and its own directory, `<workspace>/runs/<release>/<what>-<n>`, holding
+//! `output.log` (everything it printed), `waiter.lock` and, once it ended, `status.json`. A
+//! waiter task in the starting process supervises it like [`CommandContext::run`] does and
+//! writes the status atomically, holding `waiter.lock` until then. Polls, from any process,
+//! need nothing but the [`RunHandle`]: a status is the answer; no status while the lock is held
+//! means still running; a free lock and no status means the starting process died, and the
+//! command is followed by its pid and start time (a reused pid is not mistaken for it). Health
+//! samples stay synchronous ([`CommandContext::run`]): they are short and bounded by a timeout.
 
 use crate::command_catalog::CommandRun;
 use baton_domain::catalog::{Seconds, SecretRef, ServiceEntry};
 use baton_domain::ports::{ProviderError, RunHandle};
 use baton_domain::release::{Artifact, ReleaseId};
-use serde::Serialize;
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
+use std::fs::{File, TryLockError};
+use std::io::{BufWriter, Write};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Component, Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -40,6 +53,16 @@ const TERM_GRACE: Duration = Duration::from_secs(5);
 /// How long to keep reading output after the command exited, should a process that left
 /// its group (setsid) still hold the pipes.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
+/// How long a poll waits for a detached run to end before answering that it still runs. The
+/// definition polls right after the start and then backs off (15 s for builds), so a short local
+/// command is seen ending by the first poll; on the virtual clock, where backoffs take no time,
+/// each poll still gives the command this long, so its Retry budget is not spent in a blink.
+const POLL_PATIENCE: Duration = Duration::from_secs(5);
+/// How often a waiting poll looks for the status.
+const STATUS_CHECK: Duration = Duration::from_millis(25);
+const STATUS_FILE: &str = "status.json";
+const WAITER_LOCK: &str = "waiter.lock";
+const OUTPUT_LOG: &str = "output.log";
 
 /// Where a service's commands run and what they must not see; one per catalog entry.
 #[derive(Debug, Clone)]
@@ -130,6 +153,79 @@ impl CommandContext {
     /// Runs `spec` to completion. `Err` only when it could not start: `Rejected` when it cannot
     /// (missing program or directory), `Unavailable` when the machine refused (no processes left).
     pub(crate) async fn run(&self, spec: &CommandSpec, env: BatonEnv) -> Result<Outcome, ProviderError> {
+        let (child, pid, label) = self.spawn(spec, env).await?;
+        let mut abandoned = GroupGuard(Some(pid));
+        let ended = follow(child, spec, pid, None).await;
+        abandoned.0 = None;
+        let ended = ended.map_err(|e| ProviderError::unavailable(format!("lost track of the {label}")).caused_by(e))?;
+        Ok(Outcome::new(label, ended, spec.working_dir.clone()))
+    }
+
+    /// Starts `spec` detached (see the module docs) and returns at once; the run, in a handle's
+    /// state, is all a later poll needs. Errors as for [`CommandContext::run`].
+    pub(crate) async fn start(&self, spec: &CommandSpec, env: BatonEnv, release: &ReleaseId) -> Result<DetachedRun, ProviderError> {
+        let dir = self.claim_run_dir(spec.what, release).await?;
+        let lock_path = dir.join(WAITER_LOCK);
+        let lock = File::create(&lock_path).and_then(|file| file.lock().map(|()| file));
+        let lock = lock.map_err(|e| ProviderError::unavailable(format!("cannot lock {}", lock_path.display())).caused_by(e))?;
+        let log_path = dir.join(OUTPUT_LOG);
+        let log = File::create(&log_path)
+            .map_err(|e| ProviderError::unavailable(format!("cannot create {}", log_path.display())).caused_by(e))?;
+
+        let (child, pid, label) = self.spawn(spec, env).await?;
+        let run = DetachedRun {
+            pid,
+            start_ticks: start_ticks(pid),
+            dir,
+            working_dir: spec.working_dir.clone(),
+            label,
+            started_at: Utc::now(),
+            timeout: spec.timeout,
+        };
+        let started = run.clone();
+        let spec = spec.clone();
+        tokio::spawn(async move {
+            // Killed with its group should this task be dropped (the runtime shut down): no
+            // command runs unsupervised, and without a status the next poll says why it ended.
+            let mut abandoned = GroupGuard(Some(pid));
+            let ended = follow(child, &spec, pid, Some(log)).await;
+            abandoned.0 = None;
+            match ended {
+                Ok(ended) => {
+                    if let Err(e) = run.record(&ended) {
+                        tracing::warn!(target: "baton::command", command = spec.what, pid, "cannot record how it ended: {e}");
+                    }
+                }
+                Err(e) => tracing::warn!(target: "baton::command", command = spec.what, pid, "lost track of it: {e}"),
+            }
+            drop(lock);
+        });
+        Ok(started)
+    }
+
+    /// Creates the next free `<what>-<n>` directory of the release's runs. `create_dir` is
+    /// atomic, so concurrent starts (a wave's targets, another process) never share one.
+    async fn claim_run_dir(&self, what: &str, release: &ReleaseId) -> Result<PathBuf, ProviderError> {
+        let runs = self.workspace.join("runs").join(release.to_string());
+        let cannot = |path: &Path, e: std::io::Error| {
+            ProviderError::unavailable(format!("cannot create the run directory {}", path.display())).caused_by(e)
+        };
+        tokio::fs::create_dir_all(&runs).await.map_err(|e| cannot(&runs, e))?;
+        let what = what.replace(' ', "-");
+        for n in 1.. {
+            let dir = runs.join(format!("{what}-{n}"));
+            match tokio::fs::create_dir(&dir).await {
+                Ok(()) => return Ok(dir),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(cannot(&dir, e)),
+            }
+        }
+        unreachable!("the run numbers are unbounded")
+    }
+
+    /// Spawns `spec` in its own process group with piped output; returns the child, its pid and
+    /// the label that names it in messages.
+    async fn spawn(&self, spec: &CommandSpec, env: BatonEnv) -> Result<(Child, u32, String), ProviderError> {
         if let Some(dir) = spec.working_dir.as_deref().filter(|dir| !dir.is_dir()) {
             return Err(ProviderError::rejected(format!(
                 "{}: the working directory {} of the {} command does not exist",
@@ -157,7 +253,7 @@ impl CommandContext {
         command.envs(&spec.env).envs(env.0).env("BATON_WORKSPACE", &self.workspace);
 
         let label = format!("{} command `{}`", spec.what, spec.display());
-        let mut child = command.spawn().map_err(|e| {
+        let child = command.spawn().map_err(|e| {
             let place = spec.working_dir.as_deref().map_or_else(|| "the current directory".into(), |d| d.display().to_string());
             let message = format!("could not start the {label} ({}) in {place}: {e}", spec.argv[0]);
             match e.kind() {
@@ -166,45 +262,52 @@ impl CommandContext {
             }
         })?;
         let pid = child.id().expect("a child that was just spawned has a pid");
-        let mut abandoned = GroupGuard(Some(pid));
-        let started = Instant::now();
         tracing::info!(target: "baton::command", command = spec.what, pid, argv = ?spec.argv, dir = ?spec.working_dir, "started");
-
-        let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
-        let output = Mutex::new(Output::default());
-        let exit = {
-            let pumps = async {
-                tokio::join!(pump(stdout, Stream::Stdout, spec.what, pid, &output), pump(stderr, Stream::Stderr, spec.what, pid, &output),)
-            };
-            tokio::pin!(pumps);
-            let supervise = supervise(&mut child, pid, spec.timeout);
-            tokio::pin!(supervise);
-            let mut drained = false;
-            let exit = loop {
-                tokio::select! {
-                    exit = &mut supervise => break exit,
-                    _ = &mut pumps, if !drained => drained = true,
-                }
-            };
-            if !drained && tokio::time::timeout(DRAIN_GRACE, &mut pumps).await.is_err() {
-                tracing::warn!(target: "baton::command", command = spec.what, pid, "a process outside the command's group still holds its output; not waiting for it");
-            }
-            exit
-        };
-        abandoned.0 = None;
-        let exit = exit.map_err(|e| ProviderError::unavailable(format!("lost track of the {label}")).caused_by(e))?;
-        tracing::info!(target: "baton::command", command = spec.what, pid, elapsed_ms = started.elapsed().as_millis() as u64, "{exit}");
-
-        let output = output.into_inner().unwrap_or_else(PoisonError::into_inner);
-        Ok(Outcome {
-            pid,
-            label,
-            exit,
-            tail: output.tail(),
-            last_stdout_line: output.last_stdout_line,
-            working_dir: spec.working_dir.clone(),
-        })
+        Ok((child, pid, label))
     }
+}
+
+/// How a command ended and what it printed: what [`follow`] saw, and what `status.json` keeps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct Ended {
+    exit: Exit,
+    /// Scrubbed of remembered secrets: a poll in another process does not know them.
+    tail: String,
+    last_stdout_line: Option<String>,
+}
+
+/// Streams the command's output to the log (and `log`), enforces its deadline and waits for
+/// it to end; its group is killed on the way out.
+async fn follow(mut child: Child, spec: &CommandSpec, pid: u32, log: Option<File>) -> std::io::Result<Ended> {
+    let started = Instant::now();
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let output = Mutex::new(Output { log: log.map(BufWriter::new), ..Output::default() });
+    let exit = {
+        let pumps = async {
+            tokio::join!(pump(stdout, Stream::Stdout, spec.what, pid, &output), pump(stderr, Stream::Stderr, spec.what, pid, &output),)
+        };
+        tokio::pin!(pumps);
+        let supervise = supervise(&mut child, pid, spec.timeout);
+        tokio::pin!(supervise);
+        let mut drained = false;
+        let exit = loop {
+            tokio::select! {
+                exit = &mut supervise => break exit,
+                _ = &mut pumps, if !drained => drained = true,
+            }
+        };
+        if !drained && tokio::time::timeout(DRAIN_GRACE, &mut pumps).await.is_err() {
+            tracing::warn!(target: "baton::command", command = spec.what, pid, "a process outside the command's group still holds its output; not waiting for it");
+        }
+        exit?
+    };
+    tracing::info!(target: "baton::command", command = spec.what, pid, elapsed_ms = started.elapsed().as_millis() as u64, "{exit}");
+    let mut output = output.into_inner().unwrap_or_else(PoisonError::into_inner);
+    if let Some(mut log) = output.log.take() {
+        log.flush()?;
+    }
+    Ok(Ended { exit, tail: baton_domain::redact::scrub_owned(output.tail()), last_stdout_line: output.last_stdout_line })
 }
 
 /// The parts of a catalog command spec the runner needs, whichever provider it belongs to.
@@ -275,11 +378,15 @@ impl BatonEnv {
 }
 
 /// How a command ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub(crate) enum Exit {
     Code(i32),
     Signal(i32),
     TimedOut(Duration),
+    /// A detached run's process is gone and nothing recorded how it ended: the process that
+    /// started it (and would have) died first.
+    Interrupted,
 }
 
 impl fmt::Display for Exit {
@@ -288,6 +395,7 @@ impl fmt::Display for Exit {
             Exit::Code(code) => write!(f, "exited with code {code}"),
             Exit::Signal(signal) => write!(f, "was killed by signal {signal}"),
             Exit::TimedOut(after) => write!(f, "timed out after {}s and was killed", after.as_secs()),
+            Exit::Interrupted => write!(f, "exited without a recorded status: Baton was interrupted"),
         }
     }
 }
@@ -295,7 +403,6 @@ impl fmt::Display for Exit {
 /// A finished run.
 #[derive(Debug)]
 pub(crate) struct Outcome {
-    pub pid: u32,
     /// "build command `make release`".
     label: String,
     pub exit: Exit,
@@ -307,6 +414,10 @@ pub(crate) struct Outcome {
 }
 
 impl Outcome {
+    fn new(label: String, ended: Ended, working_dir: Option<PathBuf>) -> Outcome {
+        Outcome { label, exit: ended.exit, tail: ended.tail, last_stdout_line: ended.last_stdout_line, working_dir }
+    }
+
     pub(crate) fn succeeded(&self) -> bool {
         self.exit == Exit::Code(0)
     }
@@ -332,27 +443,145 @@ impl Outcome {
     }
 }
 
-/// A handle for a run that already finished: its outcome travels in `state` and `poll` reads it back.
-pub(crate) fn finished_run(outcome: &Outcome, progress: &impl Serialize) -> RunHandle {
-    RunHandle {
-        provider: PROVIDER.to_owned(),
-        id: outcome.pid.to_string(),
-        url: None,
-        state: serde_json::to_value(progress).expect("progress enums serialise to JSON"),
+/// A command [`CommandContext::start`] started: in the `state` of its [`RunHandle`]. It holds
+/// paths, the argv's label and times, never an environment value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) struct DetachedRun {
+    pub pid: u32,
+    /// When the process started, in clock ticks since boot: with the pid, it names the process,
+    /// so a pid the system gave to another process since is not taken for the command. `None`
+    /// where the system does not tell (no `/proc`).
+    start_ticks: Option<u64>,
+    /// The run's directory: `status.json`, `waiter.lock`, `output.log`.
+    dir: PathBuf,
+    working_dir: Option<PathBuf>,
+    label: String,
+    pub started_at: DateTime<Utc>,
+    timeout: Duration,
+}
+
+impl DetachedRun {
+    /// How the run ended, waiting up to [`POLL_PATIENCE`] for it to end; `None` while it runs.
+    /// Asking again after the end answers the same.
+    pub(crate) async fn outcome(&self) -> Result<Option<Outcome>, ProviderError> {
+        let waiting = Instant::now();
+        loop {
+            if let Some(ended) = self.settled()? {
+                return Ok(Some(Outcome::new(self.label.clone(), ended, self.working_dir.clone())));
+            }
+            if waiting.elapsed() >= POLL_PATIENCE {
+                return Ok(None);
+            }
+            tokio::time::sleep(STATUS_CHECK).await;
+        }
+    }
+
+    /// Kills the command's group if it still runs; its waiter, if alive, records the signal.
+    pub(crate) fn cancel(&self) {
+        if self.is_alive() {
+            signal_group(self.pid, libc::SIGKILL);
+        }
+    }
+
+    /// The recorded status; without one, settles a run its waiter abandoned: a process that is
+    /// gone was interrupted, one past its deadline is killed. `None` while it legitimately runs.
+    fn settled(&self) -> Result<Option<Ended>, ProviderError> {
+        if let Some(ended) = self.status()? {
+            return Ok(Some(ended));
+        }
+        let lock_path = self.dir.join(WAITER_LOCK);
+        let lock = File::open(&lock_path)
+            .map_err(|e| ProviderError::unavailable(format!("cannot open {} of the {}", lock_path.display(), self.label)).caused_by(e))?;
+        match lock.try_lock() {
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Error(e)) => {
+                return Err(ProviderError::unavailable(format!("cannot lock {} of the {}", lock_path.display(), self.label)).caused_by(e));
+            }
+            Ok(()) => {}
+        }
+        // The waiter is gone; it may have written the status just before letting go.
+        if let Some(ended) = self.status()? {
+            return Ok(Some(ended));
+        }
+        let overdue = Utc::now().signed_duration_since(self.started_at).to_std().unwrap_or_default() > self.timeout + TERM_GRACE;
+        let exit = match self.is_alive() {
+            true if overdue => {
+                signal_group(self.pid, libc::SIGKILL);
+                Exit::TimedOut(self.timeout)
+            }
+            true => return Ok(None),
+            false => Exit::Interrupted,
+        };
+        let ended = Ended { exit, tail: String::new(), last_stdout_line: None };
+        self.record(&ended).map_err(|e| ProviderError::unavailable(format!("cannot record how the {} ended", self.label)).caused_by(e))?;
+        Ok(Some(ended))
+    }
+
+    fn status(&self) -> Result<Option<Ended>, ProviderError> {
+        let path = self.dir.join(STATUS_FILE);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                ProviderError::rejected(format!("{} of the {}: expected the JSON status its waiter writes", path.display(), self.label))
+                    .caused_by(e)
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(ProviderError::unavailable(format!("cannot read {} of the {}", path.display(), self.label)).caused_by(e)),
+        }
+    }
+
+    /// Writes `status.json` whole or not at all: a poll never reads half of it.
+    fn record(&self, ended: &Ended) -> std::io::Result<()> {
+        let temporary = self.dir.join(format!("{STATUS_FILE}.tmp"));
+        let mut file = File::create(&temporary)?;
+        file.write_all(&serde_json::to_vec(ended).expect("a status serialises to JSON"))?;
+        file.sync_all()?;
+        std::fs::rename(&temporary, self.dir.join(STATUS_FILE))
+    }
+
+    fn is_alive(&self) -> bool {
+        self.start_ticks.is_some() && start_ticks(self.pid) == self.start_ticks
     }
 }
 
-/// The outcome [`finished_run`] recorded.
-pub(crate) fn recorded_outcome<T: DeserializeOwned>(run: &RunHandle, what: &str) -> Result<T, ProviderError> {
-    if run.provider != PROVIDER {
+/// The handle of a detached run whose `state` is `state` (the run, plus what its provider needs).
+pub(crate) fn run_handle(run: &DetachedRun, state: &impl Serialize) -> RunHandle {
+    RunHandle {
+        provider: PROVIDER.to_owned(),
+        id: run.pid.to_string(),
+        url: None,
+        state: serde_json::to_value(state).expect("a detached run's state serialises to JSON"),
+    }
+}
+
+/// The state [`run_handle`] put in `handle`; `what` ("build", "deploy") is for the message.
+pub(crate) fn handle_state<T: DeserializeOwned>(handle: &RunHandle, what: &str) -> Result<T, ProviderError> {
+    if handle.provider != PROVIDER {
         return Err(ProviderError::rejected(format!(
             "run {} belongs to the '{}' provider, not the command {what} provider",
-            run.id, run.provider
+            handle.id, handle.provider
         )));
     }
-    serde_json::from_value(run.state.clone()).map_err(|e| {
-        ProviderError::rejected(format!("run {} of the command {what} provider records no readable outcome", run.id)).caused_by(e)
+    serde_json::from_value(handle.state.clone()).map_err(|e| {
+        ProviderError::rejected(format!(
+            "run {} of the command {what} provider: expected a detached run in its handle's state (pid, dir, label, started-at, timeout)",
+            handle.id
+        ))
+        .caused_by(e)
     })
+}
+
+/// The start time of live process `pid` in clock ticks since boot (field 22 of
+/// `/proc/<pid>/stat`); `None` when it is gone, a zombie, or the system has no `/proc`.
+fn start_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces or parentheses itself.
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let state = fields.next()?;
+    if matches!(state, "Z" | "X" | "x") {
+        return None;
+    }
+    fields.nth(18)?.parse().ok()
 }
 
 /// Waits for the command, enforcing the deadline, then kills what it left in its group.
@@ -374,8 +603,9 @@ async fn supervise(child: &mut Child, pid: u32, timeout: Duration) -> std::io::R
     Ok(exit)
 }
 
-/// Kills the command's whole group when [`CommandContext::run`] is dropped before the command
-/// ended (its caller gave up), so no build keeps running unsupervised.
+/// Kills the command's whole group when [`CommandContext::run`] or a detached run's waiter is
+/// dropped before the command ended (its caller gave up, the runtime shut down), so no command
+/// keeps running unsupervised.
 struct GroupGuard(Option<u32>);
 
 impl Drop for GroupGuard {
@@ -429,11 +659,19 @@ struct Output {
     /// Arrival order across both streams.
     lines_read: u64,
     last_stdout_line: Option<String>,
+    /// A detached run's `output.log`: every line, scrubbed.
+    log: Option<BufWriter<File>>,
 }
 
 impl Output {
     fn push(&mut self, stream: Stream, line: &str) {
         self.lines_read += 1;
+        if let Some(log) = &mut self.log
+            && let Err(e) = writeln!(log, "{}", baton_domain::redact::scrub(line))
+        {
+            tracing::warn!(target: "baton::command", "stopped writing the output log: {e}");
+            self.log = None;
+        }
         let tail = match stream {
             Stream::Stdout => {
                 if !line.trim().is_empty() {
@@ -721,6 +959,128 @@ mod tests {
         assert!(
             matches!(CommandContext::new(&escaping, dir.path()), Err(ProviderError::Rejected { message: m, .. }) if m.contains("'../etc'"))
         );
+    }
+
+    /// A run as a later process sees it: rebuilt from its JSON.
+    fn travelled(run: &DetachedRun) -> DetachedRun {
+        serde_json::from_value(serde_json::to_value(run).unwrap()).unwrap()
+    }
+
+    /// A detached run of `body` whose waiter is gone (as when Baton died): a process in its own
+    /// group, an unlocked `waiter.lock` and no status.
+    fn orphan(dir: &Path, body: &str, timeout: Duration) -> (std::process::Child, DetachedRun) {
+        use std::os::unix::process::CommandExt;
+        let child = std::process::Command::new("sh").args(["-c", body]).process_group(0).spawn().unwrap();
+        let run_dir = dir.join("orphan");
+        std::fs::create_dir(&run_dir).unwrap();
+        File::create(run_dir.join(WAITER_LOCK)).unwrap();
+        let run = DetachedRun {
+            pid: child.id(),
+            start_ticks: start_ticks(child.id()),
+            dir: run_dir,
+            working_dir: None,
+            label: "build command `sh`".into(),
+            started_at: Utc::now(),
+            timeout,
+        };
+        assert!(run.start_ticks.is_some(), "this system has no /proc/<pid>/stat");
+        (child, run)
+    }
+
+    #[tokio::test]
+    async fn a_detached_run_returns_at_once_and_any_process_follows_it_from_the_handle() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = CommandContext::new(&entry_in(dir.path()), &dir.path().join("ws")).unwrap();
+        let go = dir.path().join("go");
+        let body = format!("echo waiting >&2; while [ ! -e '{}' ]; do sleep 0.05; done; echo web:1.2", go.display());
+        let argv = script(dir.path(), "build.sh", &body);
+        let spec = spec(&ctx, &argv, &BTreeMap::new(), None);
+
+        let run = ctx.start(&spec, env(), &release_id()).await.unwrap();
+        assert_eq!(run.dir, dir.path().join("ws/web/runs").join(release_id().to_string()).join("test-1"));
+        let second = ctx.start(&spec, env(), &release_id()).await.unwrap();
+        assert_eq!(second.dir.file_name().unwrap(), "test-2");
+        assert_eq!(travelled(&run).settled().unwrap(), None, "it waits for the go file");
+
+        std::fs::write(&go, "").unwrap();
+        let outcome = travelled(&run).outcome().await.unwrap().expect("it ended once the go file existed");
+        assert!(outcome.succeeded(), "{}", outcome.failure());
+        assert_eq!(outcome.last_stdout_line.as_deref(), Some("web:1.2"));
+        assert_eq!(outcome.tail, "waiting\nweb:1.2");
+        let again = travelled(&run).outcome().await.unwrap().unwrap();
+        assert_eq!((again.exit, again.tail), (outcome.exit, outcome.tail));
+        assert_eq!(std::fs::read_to_string(run.dir.join(OUTPUT_LOG)).unwrap(), "waiting\nweb:1.2\n");
+        assert!(second.outcome().await.unwrap().unwrap().succeeded());
+    }
+
+    #[tokio::test]
+    async fn a_run_whose_waiter_died_is_followed_by_its_process_then_reported_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, run) = orphan(dir.path(), "sleep 30", Duration::from_secs(60));
+
+        assert_eq!(run.settled().unwrap(), None, "the process still runs within its timeout");
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let outcome = run.outcome().await.unwrap().expect("a process that is gone ended");
+        assert_eq!(outcome.exit, Exit::Interrupted);
+        assert_eq!(outcome.failure(), "build command `sh` exited without a recorded status: Baton was interrupted");
+        assert!(run.dir.join(STATUS_FILE).exists(), "recorded, so every later poll answers the same");
+        assert_eq!(run.outcome().await.unwrap().unwrap().exit, Exit::Interrupted);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_run_past_its_timeout_is_killed() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut child, mut run) = orphan(dir.path(), "sleep 30", Duration::from_secs(1));
+        run.started_at -= chrono::Duration::seconds(10);
+
+        let outcome = run.outcome().await.unwrap().expect("an overdue run ends");
+        assert_eq!(outcome.exit, Exit::TimedOut(Duration::from_secs(1)));
+        assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGKILL));
+    }
+
+    #[tokio::test]
+    async fn a_reused_pid_is_not_taken_for_the_command() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut stranger, mut run) = orphan(dir.path(), "sleep 30", Duration::from_secs(1));
+        // The same pid, another start: the process the handle named is gone.
+        run.start_ticks = run.start_ticks.map(|ticks| ticks + 1);
+        run.started_at -= chrono::Duration::seconds(10);
+
+        assert_eq!(run.outcome().await.unwrap().unwrap().exit, Exit::Interrupted);
+        run.cancel();
+        assert!(stranger.try_wait().unwrap().is_none(), "the stranger was signalled");
+        stranger.kill().unwrap();
+        stranger.wait().unwrap();
+    }
+
+    #[tokio::test]
+    async fn cancel_kills_a_detached_runs_group_and_its_waiter_records_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = CommandContext::new(&entry_in(dir.path()), dir.path()).unwrap();
+        let marker = dir.path().join("survived");
+        let argv = script(dir.path(), "slow.sh", &format!("(sleep 1; touch '{}') & echo started; wait", marker.display()));
+        let run = ctx.start(&spec(&ctx, &argv, &BTreeMap::new(), None), env(), &release_id()).await.unwrap();
+
+        travelled(&run).cancel();
+        let outcome = run.outcome().await.unwrap().expect("a killed run ended");
+        assert_eq!(outcome.exit, Exit::Signal(libc::SIGKILL));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!marker.exists(), "the background job outlived the cancel");
+    }
+
+    #[test]
+    fn the_process_start_time_names_a_live_process_only() {
+        let child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+        let pid = child.id();
+        let ticks = start_ticks(pid).expect("a live child has a start time");
+        assert!(ticks > 0);
+        assert_eq!(start_ticks(pid), Some(ticks), "it does not change");
+        let mut child = child;
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(start_ticks(pid), None);
     }
 
     #[tokio::test]

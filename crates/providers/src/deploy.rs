@@ -1,6 +1,6 @@
-//! The `command` deployer: one run per target, synchronous like the command build.
+//! The `command` deployer: one detached run per target, like the command build.
 
-use crate::command::{BatonEnv, CommandContext, CommandFields, CommandSpec, finished_run, recorded_outcome};
+use crate::command::{BatonEnv, CommandContext, CommandFields, CommandSpec, DetachedRun, handle_state, run_handle};
 use crate::command_catalog::CommandDeploy;
 use async_trait::async_trait;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
@@ -9,8 +9,8 @@ use std::time::Duration;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Runs `deploy.command` for the request's one target, or on rollback `deploy.rollback-command`
-/// (else `command`) with the previous artifact and `BATON_ROLLBACK=true`. `start` returns when
-/// the command ended, with the outcome in the handle; `poll` reads it back.
+/// (else `command`) with the previous artifact and `BATON_ROLLBACK=true`. `start` spawns it and
+/// returns; `poll` answers `Running` until it ended (see [`crate::CommandBuildProvider`]).
 pub struct CommandDeployer {
     ctx: CommandContext,
     deploy: CommandSpec,
@@ -39,13 +39,17 @@ impl Deployer for CommandDeployer {
             .with("BATON_TARGET", &request.target)
             .with("BATON_ROLLBACK", request.rollback.to_string());
         let command = if request.rollback { &self.rollback } else { &self.deploy };
-        let outcome = self.ctx.run(command, env).await?;
-        let progress = if outcome.succeeded() { DeployProgress::Succeeded } else { DeployProgress::Failed { reason: outcome.failure() } };
-        Ok(finished_run(&outcome, &progress))
+        let run = self.ctx.start(command, env, &request.release_id).await?;
+        Ok(run_handle(&run, &run))
     }
 
     async fn poll(&self, run: &RunHandle) -> Result<DeployProgress, ProviderError> {
-        recorded_outcome(run, "deploy")
+        let run: DetachedRun = handle_state(run, "deploy")?;
+        Ok(match run.outcome().await? {
+            None => DeployProgress::Running,
+            Some(outcome) if outcome.succeeded() => DeployProgress::Succeeded,
+            Some(outcome) => DeployProgress::Failed { reason: outcome.failure() },
+        })
     }
 }
 

@@ -141,7 +141,7 @@ mod tests {
             sha: Some("abc".into()),
         };
         let run = builder.start(&request).await.unwrap();
-        let BuildProgress::Succeeded { artifact } = builder.poll(&run).await.unwrap() else { panic!("build failed") };
+        let BuildProgress::Succeeded { artifact } = builder.poll(&run).await.unwrap().progress else { panic!("build failed") };
         assert_eq!(artifact.reference, format!("web-{}.tar", release_id()));
 
         let deployer = providers.deployer(&entry.delivery.deploy.target, &entry).unwrap();

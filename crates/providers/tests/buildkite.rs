@@ -35,8 +35,12 @@ fn provider(server: &MockServer) -> BuildkiteBuildProvider {
     BuildkiteBuildProvider::new(&spec(server), "catalog/web.yaml", Secrets::of(&[("BUILDKITE_TOKEN", TOKEN)]), client()).unwrap()
 }
 
+/// When the builds below began to run, unless they are still waiting for an agent.
+const STARTED: &str = "2026-01-01T12:00:20.000Z";
+
 /// A build as Buildkite's create, get and cancel endpoints answer it (abridged).
 fn build(state: &str, blocked: bool) -> Value {
+    let waiting = matches!(state, "creating" | "scheduled");
     json!({
         "id": "01908131-7d9f-495e-a17b-80ed31276810",
         "graphql_id": "QnVpbGQtLS0wMTkwODEzMQ==",
@@ -55,7 +59,7 @@ fn build(state: &str, blocked: bool) -> Value {
         "jobs": [],
         "created_at": "2026-01-01T12:00:00.000Z",
         "scheduled_at": "2026-01-01T12:00:00.000Z",
-        "started_at": null,
+        "started_at": if waiting { Value::Null } else { json!(STARTED) },
         "finished_at": null,
         "meta_data": {},
         "pull_request": null,
@@ -107,10 +111,11 @@ async fn a_build_is_created_for_the_release_commit_and_followed_until_it_passes(
     );
 
     let run = travelled(&run);
-    assert_eq!(buildkite.poll(&run).await.unwrap(), BuildProgress::Running);
+    let running = buildkite.poll(&run).await.unwrap();
+    assert_eq!((running.progress, running.started_at), (BuildProgress::Running, Some(STARTED.parse().unwrap())));
     let artifact =
         Artifact { reference: "acme/web:0123456-b57".into(), sha: SHA.into(), branch: "main".into(), build_url: Some(PAGE.into()) };
-    assert_eq!(buildkite.poll(&run).await.unwrap(), BuildProgress::Succeeded { artifact });
+    assert_eq!(buildkite.poll(&run).await.unwrap().progress, BuildProgress::Succeeded { artifact });
     assert_eq!(authorization(&received(&server, "GET", BUILD).await[0]), format!("Bearer {TOKEN}"));
 }
 
@@ -140,7 +145,9 @@ async fn every_state_maps_to_its_progress() {
     for (name, blocked) in running {
         let server = MockServer::start().await;
         answer(&server, "GET", BUILD, ResponseTemplate::new(200).set_body_json(build(name, blocked))).await;
-        assert_eq!(provider(&server).poll(&handle()).await.unwrap(), BuildProgress::Running, "{name} blocked={blocked}");
+        let poll = provider(&server).poll(&handle()).await.unwrap();
+        assert_eq!(poll.progress, BuildProgress::Running, "{name} blocked={blocked}");
+        assert_eq!(poll.started_at.is_some(), build(name, blocked)["started_at"].is_string(), "{name}: a null start is no start");
     }
     let failed = [
         ("failed", "a job failed"),
@@ -153,7 +160,7 @@ async fn every_state_maps_to_its_progress() {
     for (name, why) in failed {
         let server = MockServer::start().await;
         answer(&server, "GET", BUILD, state(name)).await;
-        let progress = provider(&server).poll(&handle()).await.unwrap();
+        let progress = provider(&server).poll(&handle()).await.unwrap().progress;
         let BuildProgress::Failed { reason } = &progress else { panic!("{name}: {progress:?}") };
         assert!(reason.contains(&format!("'{name}'")) && reason.contains(why) && reason.contains(PAGE), "{reason}");
     }
@@ -182,7 +189,7 @@ async fn rate_limits_are_waited_out_when_short_and_reported_when_long() {
     answer_once(&server, "GET", BUILD, buildkite_error(429, "rate limited").insert_header("retry-after", "1")).await;
     answer(&server, "GET", BUILD, state("running")).await;
     let began = Instant::now();
-    assert_eq!(provider(&server).poll(&handle()).await.unwrap(), BuildProgress::Running);
+    assert_eq!(provider(&server).poll(&handle()).await.unwrap().progress, BuildProgress::Running);
     assert!(began.elapsed() >= Duration::from_secs(1));
 
     // Without Retry-After, RateLimit-Reset says how many seconds remain.
@@ -207,7 +214,7 @@ async fn a_server_error_is_unavailable_until_buildkite_answers_again() {
         matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("Buildkite answered HTTP 503: upstream unavailable")),
         "{error}"
     );
-    assert!(matches!(buildkite.poll(&handle()).await.unwrap(), BuildProgress::Succeeded { .. }));
+    assert!(matches!(buildkite.poll(&handle()).await.unwrap().progress, BuildProgress::Succeeded { .. }));
 }
 
 #[tokio::test]
@@ -263,7 +270,7 @@ async fn the_token_stays_out_of_handles_and_reasons() {
     let buildkite = provider(&server);
     let run = buildkite.start(&build_request(Some(SHA))).await.unwrap();
     assert_secret_free(&serde_json::to_string(&run).unwrap(), TOKEN);
-    let BuildProgress::Failed { reason } = buildkite.poll(&run).await.unwrap() else { panic!("failed") };
+    let BuildProgress::Failed { reason } = buildkite.poll(&run).await.unwrap().progress else { panic!("failed") };
     assert_secret_free(&reason, TOKEN);
     let other = RunHandle { provider: "gitlab-ci".into(), ..handle() };
     let error = buildkite.poll(&other).await.unwrap_err();

@@ -1195,3 +1195,35 @@ fn assert_diag_in(d: &Diagnostic, line: usize, path: &str) {
     assert!(d.file.ends_with("catalog/shop.yaml"), "{d}");
     assert_eq!((d.line, d.path.as_str()), (Some(line), path), "{d}");
 }
+
+#[test]
+fn a_catalog_for_the_cloud_refuses_the_command_providers_naming_their_aws_alternatives() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    let text = with(
+        "        - provider: http\n",
+        "        - provider: cloudwatch\n          alarms: [shop-5xx]\n        - provider:   command\n          command: [\"true\"]\n        - provider: http\n",
+    );
+    let local = rooted(&root);
+    assert_eq!(load_in(&root, &text, &local).1, vec![], "a local catalog keeps its commands");
+
+    let cloud = CatalogLoader { for_cloud: true, ..rooted(&root) };
+    let (file, diagnostics) = load_in(&root, &text, &cloud);
+    let file = file.display().to_string();
+    let build_line = text.lines().position(|l| l == "      provider: command").unwrap() + 1;
+    let expected = [
+        (
+            build_line,
+            "extensions.baton.build.provider",
+            "use `codebuild`, or the team's CI (`github-actions`, `gitlab-ci`, `buildkite`, `circleci`)",
+        ),
+        (build_line + 3, "extensions.baton.deploy.provider", "use `ecs`, `lambda`, `argo-cd` or `webhook`"),
+        (line_of(&text, "provider:   command"), "extensions.baton.health.gates[1].provider", "use `cloudwatch`, `datadog` or `http`"),
+    ];
+    assert_eq!(diagnostics.len(), expected.len(), "{diagnostics:#?}");
+    for (diagnostic, (line, path, alternative)) in diagnostics.iter().zip(expected) {
+        assert_eq!((diagnostic.file.as_str(), diagnostic.line, diagnostic.path.as_str()), (file.as_str(), Some(line), path));
+        assert!(diagnostic.message.starts_with("`command` runs on the machine running Baton"), "{diagnostic}");
+        assert!(diagnostic.message.ends_with(alternative), "{diagnostic}");
+    }
+}

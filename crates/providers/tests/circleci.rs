@@ -82,10 +82,13 @@ fn pipeline_state(state: &str) -> ResponseTemplate {
 }
 
 /// A page of workflows, each `(name, status)`, as `GET /pipeline/{id}/workflow` answers it.
+/// CircleCI lists workflows newest first: each one here was created a second before the one
+/// above it, the last at [`FIRST_WORKFLOW_CREATED`] when there are two.
 fn workflow_page(workflows: &[(&str, &str)], next_page_token: Option<&str>) -> ResponseTemplate {
     let items: Vec<Value> = workflows
         .iter()
-        .map(|(name, status)| {
+        .enumerate()
+        .map(|(i, (name, status))| {
             json!({
                 "pipeline_id": PIPELINE_ID,
                 "id": workflow_id(name),
@@ -94,13 +97,15 @@ fn workflow_page(workflows: &[(&str, &str)], next_page_token: Option<&str>) -> R
                 "status": status,
                 "started_by": "2a2c3c8e-0000-4000-8000-000000000000",
                 "pipeline_number": 42,
-                "created_at": "2026-01-01T12:00:01.000Z",
+                "created_at": format!("2026-01-01T12:00:{:02}.000Z", 10 - i),
                 "stopped_at": null,
             })
         })
         .collect();
     ResponseTemplate::new(200).set_body_json(json!({ "items": items, "next_page_token": next_page_token }))
 }
+
+const FIRST_WORKFLOW_CREATED: &str = "2026-01-01T12:00:09.000Z";
 
 /// The id CircleCI gives workflow `name` in these tests.
 fn workflow_id(name: &str) -> String {
@@ -161,11 +166,13 @@ async fn a_pipeline_is_triggered_with_the_release_parameters_and_followed_until_
     );
 
     let run = travelled(&run);
-    assert_eq!(circleci.poll(&run).await.unwrap(), BuildProgress::Running);
-    assert_eq!(circleci.poll(&run).await.unwrap(), BuildProgress::Running);
+    let set_up = circleci.poll(&run).await.unwrap();
+    assert_eq!((set_up.progress, set_up.started_at), (BuildProgress::Running, None), "no workflow, no start");
+    let running = circleci.poll(&run).await.unwrap();
+    assert_eq!((running.progress, running.started_at), (BuildProgress::Running, Some(FIRST_WORKFLOW_CREATED.parse().unwrap())));
     let artifact =
         Artifact { reference: "acme/web:0123456-p42".into(), sha: SHA.into(), branch: "main".into(), build_url: Some(PAGE.into()) };
-    assert_eq!(circleci.poll(&run).await.unwrap(), BuildProgress::Succeeded { artifact });
+    assert_eq!(circleci.poll(&run).await.unwrap().progress, BuildProgress::Succeeded { artifact });
     assert!(received(&server, "GET", WORKFLOWS).await.iter().all(|request| token_header(request) == TOKEN));
 }
 
@@ -177,7 +184,7 @@ async fn the_artifact_names_the_commit_circleci_built_when_the_branch_moved() {
     answer(&server, "GET", WORKFLOWS, workflow_page(&[("build", "success")], None)).await;
     let circleci = provider(&server);
     let run = circleci.start(&build_request(Some(SHA))).await.unwrap();
-    let BuildProgress::Succeeded { artifact } = circleci.poll(&run).await.unwrap() else { panic!("succeeded") };
+    let BuildProgress::Succeeded { artifact } = circleci.poll(&run).await.unwrap().progress else { panic!("succeeded") };
     assert_eq!((artifact.sha.as_str(), artifact.reference.as_str()), (MOVED, "acme/web:fedcba9-p42"));
 
     // Without a release sha the branch head is built, and `baton-sha` is empty.
@@ -192,7 +199,7 @@ async fn every_workflow_status_maps_to_its_progress() {
         let server = MockServer::start().await;
         answer(&server, "GET", PIPELINE, pipeline_state("created")).await;
         answer(&server, "GET", WORKFLOWS, workflow_page(&[("build", status), ("lint", "success")], None)).await;
-        assert_eq!(provider(&server).poll(&handle(1)).await.unwrap(), BuildProgress::Running, "{status}");
+        assert_eq!(provider(&server).poll(&handle(1)).await.unwrap().progress, BuildProgress::Running, "{status}");
     }
     let failed = [
         ("failed", "a job failed"),
@@ -205,7 +212,7 @@ async fn every_workflow_status_maps_to_its_progress() {
         let server = MockServer::start().await;
         answer(&server, "GET", PIPELINE, pipeline_state("created")).await;
         answer(&server, "GET", WORKFLOWS, workflow_page(&[("build", status), ("lint", "success")], None)).await;
-        let progress = provider(&server).poll(&handle(1)).await.unwrap();
+        let progress = provider(&server).poll(&handle(1)).await.unwrap().progress;
         let BuildProgress::Failed { reason } = &progress else { panic!("{status}: {progress:?}") };
         let expected = format!("CircleCI pipeline 42 of project gh/acme/web failed: workflow 'build' is '{status}': ");
         assert!(reason.starts_with(&expected) && reason.contains(why) && reason.ends_with(&format!("; see {PAGE}")), "{reason}");
@@ -222,7 +229,7 @@ async fn an_errored_pipeline_fails_with_its_errors() {
         { "type": "plan", "message": "Concurrency limit reached" },
     ]);
     answer(&server, "GET", PIPELINE, ResponseTemplate::new(200).set_body_json(errored)).await;
-    let progress = provider(&server).poll(&handle(1)).await.unwrap();
+    let progress = provider(&server).poll(&handle(1)).await.unwrap().progress;
     let expected = format!(
         "CircleCI pipeline 42 of project gh/acme/web errored: config: Unexpected argument(s): baton-sha; plan: Concurrency limit \
          reached; see {PAGE}"
@@ -236,8 +243,8 @@ async fn a_pipeline_that_never_starts_a_workflow_fails_after_ten_minutes() {
     let server = MockServer::start().await;
     answer(&server, "GET", PIPELINE, pipeline_state("created")).await;
     answer(&server, "GET", WORKFLOWS, workflow_page(&[], None)).await;
-    assert_eq!(provider(&server).poll(&handle(9)).await.unwrap(), BuildProgress::Running);
-    let BuildProgress::Failed { reason } = provider(&server).poll(&handle(11)).await.unwrap() else { panic!("failed") };
+    assert_eq!(provider(&server).poll(&handle(9)).await.unwrap().progress, BuildProgress::Running);
+    let BuildProgress::Failed { reason } = provider(&server).poll(&handle(11)).await.unwrap().progress else { panic!("failed") };
     assert!(reason.contains("is 'created' and started no workflow within 10 minutes") && reason.contains(PAGE), "{reason}");
 }
 
@@ -251,8 +258,8 @@ async fn every_page_of_workflows_is_read() {
     answer(&server, "GET", WORKFLOWS, workflow_page(&[("build", "success")], Some("page-2"))).await;
     let circleci = provider(&server);
     // The first page alone would say every workflow succeeded.
-    assert_eq!(circleci.poll(&handle(1)).await.unwrap(), BuildProgress::Running);
-    assert!(matches!(circleci.poll(&handle(1)).await.unwrap(), BuildProgress::Succeeded { .. }));
+    assert_eq!(circleci.poll(&handle(1)).await.unwrap().progress, BuildProgress::Running);
+    assert!(matches!(circleci.poll(&handle(1)).await.unwrap().progress, BuildProgress::Succeeded { .. }));
     assert_eq!(received(&server, "GET", WORKFLOWS).await.len(), 4);
 
     // An API that always has a next page is not followed for ever.
@@ -302,7 +309,7 @@ async fn rate_limits_are_waited_out_when_short_and_reported_when_long() {
     answer(&server, "GET", PIPELINE, pipeline_state("created")).await;
     answer(&server, "GET", WORKFLOWS, workflow_page(&[("build", "running")], None)).await;
     let began = Instant::now();
-    assert_eq!(provider(&server).poll(&handle(1)).await.unwrap(), BuildProgress::Running);
+    assert_eq!(provider(&server).poll(&handle(1)).await.unwrap().progress, BuildProgress::Running);
     assert!(began.elapsed() >= Duration::from_secs(1));
 
     let server = MockServer::start().await;
@@ -326,7 +333,7 @@ async fn a_server_error_is_unavailable_until_circleci_answers_again() {
         matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("CircleCI answered HTTP 502: bad gateway")),
         "{error}"
     );
-    assert!(matches!(circleci.poll(&handle(1)).await.unwrap(), BuildProgress::Succeeded { .. }));
+    assert!(matches!(circleci.poll(&handle(1)).await.unwrap().progress, BuildProgress::Succeeded { .. }));
 }
 
 #[tokio::test]
@@ -380,7 +387,7 @@ async fn the_token_stays_out_of_handles_and_reasons() {
     let circleci = provider(&server);
     let run = circleci.start(&build_request(Some(SHA))).await.unwrap();
     assert_secret_free(&serde_json::to_string(&run).unwrap(), TOKEN);
-    let BuildProgress::Failed { reason } = circleci.poll(&run).await.unwrap() else { panic!("failed") };
+    let BuildProgress::Failed { reason } = circleci.poll(&run).await.unwrap().progress else { panic!("failed") };
     assert_secret_free(&reason, TOKEN);
     let other = RunHandle { provider: "buildkite".into(), ..handle(1) };
     let error = circleci.poll(&other).await.unwrap_err();

@@ -76,7 +76,8 @@ fn run(id: u64, status: &str, conclusion: Option<&str>) -> Value {
         "created_at": "2026-01-01T12:00:01Z",
         "updated_at": "2026-01-01T12:03:00Z",
         "run_attempt": 1,
-        "run_started_at": "2026-01-01T12:00:01Z",
+        // 40 s in the queue: the start time is its own field.
+        "run_started_at": "2026-01-01T12:00:41Z",
     })
 }
 
@@ -149,15 +150,17 @@ async fn a_dispatched_run_is_polled_until_it_succeeds() {
     assert_eq!((handle.provider.as_str(), handle.id.as_str()), ("github-actions", "4242"));
     assert_eq!(handle.url.as_deref(), Some("https://github.com/acme/web/actions/runs/4242"));
     let handle = travelled(&handle);
-    assert_eq!(github.poll(&handle).await.unwrap(), BuildProgress::Running);
-    assert_eq!(github.poll(&handle).await.unwrap(), BuildProgress::Running);
+    assert_eq!(github.poll(&handle).await.unwrap().progress, BuildProgress::Running);
+    assert_eq!(github.poll(&handle).await.unwrap().progress, BuildProgress::Running);
     let expected = Artifact {
         reference: "ghcr.io/acme/web:0123456-4242".into(),
         sha: SHA.into(),
         branch: "main".into(),
         build_url: Some("https://github.com/acme/web/actions/runs/4242".into()),
     };
-    assert_eq!(github.poll(&handle).await.unwrap(), BuildProgress::Succeeded { artifact: expected });
+    let done = github.poll(&handle).await.unwrap();
+    assert_eq!(done.progress, BuildProgress::Succeeded { artifact: expected });
+    assert_eq!(done.started_at, Some("2026-01-01T12:00:41Z".parse().unwrap()), "run_started_at");
 
     let requests = server.received_requests().await.unwrap();
     assert_eq!(requests.len(), 4);
@@ -230,8 +233,8 @@ async fn a_run_not_listed_yet_is_located_by_poll() {
 
     let handle = travelled(&github.start(&request(None)).await.unwrap());
     assert_eq!((handle.id.as_str(), handle.url.as_deref()), ("pending", None));
-    assert_eq!(github.poll(&handle).await.unwrap(), BuildProgress::Running);
-    let BuildProgress::Succeeded { artifact } = github.poll(&handle).await.unwrap() else { panic!("not located") };
+    assert_eq!(github.poll(&handle).await.unwrap().progress, BuildProgress::Running);
+    let BuildProgress::Succeeded { artifact } = github.poll(&handle).await.unwrap().progress else { panic!("not located") };
     assert_eq!(artifact.reference, "ghcr.io/acme/web:0123456-77");
 
     let requests = server.received_requests().await.unwrap();
@@ -251,7 +254,7 @@ async fn a_run_that_never_appears_fails_the_build_after_a_while() {
     assert!(matches!(&cancelled, ProviderError::Unavailable { message: m, .. } if m.contains("not listed yet")), "{cancelled}");
 
     handle.state["locate"]["since"] = json!((chrono::Utc::now() - chrono::Duration::minutes(11)).to_rfc3339());
-    let BuildProgress::Failed { reason } = github.poll(&handle).await.unwrap() else { panic!("still waiting") };
+    let BuildProgress::Failed { reason } = github.poll(&handle).await.unwrap().progress else { panic!("still waiting") };
     assert!(reason.contains("no run of it appeared within 10 minutes") && reason.contains("release.yml"), "{reason}");
     github.cancel(&handle).await.unwrap();
 }
@@ -294,7 +297,7 @@ async fn statuses_and_conclusions_map_to_progress() {
         let id = 500 + index as u64;
         answer(&server, "GET", &run_path(id), ResponseTemplate::new(200).set_body_json(run(id, status, conclusion))).await;
         let handle = handle(id);
-        let progress = github.poll(&handle).await.unwrap();
+        let progress = github.poll(&handle).await.unwrap().progress;
         let case = format!("{status}/{conclusion:?}: {progress:?}");
         match (expected, progress) {
             (Expect::Running, BuildProgress::Running) => {}
@@ -384,7 +387,7 @@ async fn a_server_error_is_retried_and_the_next_call_succeeds() {
         "{error}"
     );
     assert_token_free(&error);
-    assert_eq!(github.poll(&handle).await.unwrap(), BuildProgress::Running);
+    assert_eq!(github.poll(&handle).await.unwrap().progress, BuildProgress::Running);
 }
 
 #[tokio::test]
@@ -558,7 +561,7 @@ async fn an_app_token_is_exchanged_once_and_shared_across_providers() {
 
     // Each task invocation builds its own provider; the cache outlives them.
     let handle = app_provider(&server, APP_KEY, &tokens).start(&request(Some(SHA))).await.unwrap();
-    assert_eq!(app_provider(&server, APP_KEY_PKCS8, &tokens).poll(&handle).await.unwrap(), BuildProgress::Running);
+    assert_eq!(app_provider(&server, APP_KEY_PKCS8, &tokens).poll(&handle).await.unwrap().progress, BuildProgress::Running);
 
     assert_eq!(issued.load(Ordering::SeqCst), 1);
     let requests = server.received_requests().await.unwrap();
@@ -579,7 +582,7 @@ async fn concurrent_calls_share_one_exchange() {
     let handle = handle(64);
     let (a, b) = tokio::join!(first.poll(&handle), second.poll(&handle));
 
-    assert_eq!((a.unwrap(), b.unwrap()), (BuildProgress::Running, BuildProgress::Running));
+    assert_eq!((a.unwrap().progress, b.unwrap().progress), (BuildProgress::Running, BuildProgress::Running));
     assert_eq!(issued.load(Ordering::SeqCst), 1);
 }
 
@@ -611,7 +614,7 @@ async fn a_refused_app_token_is_not_used_again() {
 
     let error = github.poll(&handle).await.unwrap_err();
     assert!(matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("bad credentials")), "{error}");
-    assert_eq!(github.poll(&handle).await.unwrap(), BuildProgress::Running);
+    assert_eq!(github.poll(&handle).await.unwrap().progress, BuildProgress::Running);
     assert_eq!(issued.load(Ordering::SeqCst), 2);
 }
 

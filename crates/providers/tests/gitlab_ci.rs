@@ -44,8 +44,12 @@ fn provider(server: &MockServer) -> GitLabCiBuildProvider {
     built(&spec(server, true, false))
 }
 
+/// When the pipelines below began to run, unless they are still waiting.
+const STARTED: &str = "2026-01-01T12:00:30.000Z";
+
 /// A pipeline as the create, trigger, get and cancel endpoints answer it (abridged).
 fn pipeline(status: &str) -> Value {
+    let waiting = matches!(status, "created" | "waiting_for_resource" | "preparing" | "pending" | "scheduled");
     json!({
         "id": 4242,
         "iid": 12,
@@ -61,7 +65,7 @@ fn pipeline(status: &str) -> Value {
         "tag": false,
         "yaml_errors": null,
         "user": { "id": 1, "username": "baton-bot" },
-        "started_at": null,
+        "started_at": if waiting { Value::Null } else { json!(STARTED) },
         "finished_at": null,
         "duration": null,
         "coverage": null,
@@ -118,14 +122,15 @@ async fn a_pipeline_is_created_with_the_release_variables_and_followed_until_it_
     );
 
     let run = travelled(&run);
-    assert_eq!(gitlab.poll(&run).await.unwrap(), BuildProgress::Running);
+    let running = gitlab.poll(&run).await.unwrap();
+    assert_eq!((running.progress, running.started_at), (BuildProgress::Running, Some(STARTED.parse().unwrap())));
     let expected = Artifact {
         reference: "registry.gitlab.com/acme/web:0123456-4242".into(),
         sha: SHA.into(),
         branch: "main".into(),
         build_url: Some(PAGE.into()),
     };
-    assert_eq!(gitlab.poll(&run).await.unwrap(), BuildProgress::Succeeded { artifact: expected });
+    assert_eq!(gitlab.poll(&run).await.unwrap().progress, BuildProgress::Succeeded { artifact: expected });
     assert_eq!(header(&received(&server, "GET", PIPELINE).await[0], "private-token"), Some(TOKEN));
 }
 
@@ -168,7 +173,7 @@ async fn the_trigger_api_takes_its_token_in_the_form_and_polls_use_the_access_to
     assert_eq!(form, expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
     assert!(received(&server, "POST", CREATE).await.is_empty());
 
-    assert_eq!(gitlab.poll(&run).await.unwrap(), BuildProgress::Running);
+    assert_eq!(gitlab.poll(&run).await.unwrap().progress, BuildProgress::Running);
     assert_eq!(header(&received(&server, "GET", PIPELINE).await[0], "private-token"), Some(TOKEN));
 }
 
@@ -179,7 +184,7 @@ async fn with_a_trigger_token_alone_polls_are_anonymous_and_cancel_is_refused() 
     answer(&server, "GET", PIPELINE, gitlab_error(404, "404 Project Not Found")).await;
     let gitlab = built(&spec(&server, false, true));
 
-    assert_eq!(gitlab.poll(&handle()).await.unwrap(), BuildProgress::Running);
+    assert_eq!(gitlab.poll(&handle()).await.unwrap().progress, BuildProgress::Running);
     assert_eq!(header(&received(&server, "GET", PIPELINE).await[0], "private-token"), None);
     let hidden = gitlab.poll(&handle()).await.unwrap_err();
     assert!(matches!(hidden, ProviderError::Rejected { .. }), "{hidden}");
@@ -197,18 +202,20 @@ async fn every_status_maps_to_its_progress() {
     for status in running {
         let server = MockServer::start().await;
         answer(&server, "GET", PIPELINE, ok(status)).await;
-        assert_eq!(provider(&server).poll(&handle()).await.unwrap(), BuildProgress::Running, "{status}");
+        let poll = provider(&server).poll(&handle()).await.unwrap();
+        assert_eq!(poll.progress, BuildProgress::Running, "{status}");
+        assert_eq!(poll.started_at.is_some(), pipeline(status)["started_at"].is_string(), "{status}: a null start is no start");
     }
     for (status, why) in failed {
         let server = MockServer::start().await;
         answer(&server, "GET", PIPELINE, ok(status)).await;
-        let progress = provider(&server).poll(&handle()).await.unwrap();
+        let progress = provider(&server).poll(&handle()).await.unwrap().progress;
         let BuildProgress::Failed { reason } = &progress else { panic!("{status}: {progress:?}") };
         assert!(reason.contains(&format!("'{status}'")) && reason.contains(why) && reason.contains(PAGE), "{reason}");
     }
     let server = MockServer::start().await;
     answer(&server, "GET", PIPELINE, ok("success")).await;
-    assert!(matches!(provider(&server).poll(&handle()).await.unwrap(), BuildProgress::Succeeded { .. }));
+    assert!(matches!(provider(&server).poll(&handle()).await.unwrap().progress, BuildProgress::Succeeded { .. }));
 }
 
 #[tokio::test]
@@ -233,7 +240,7 @@ async fn a_short_rate_limit_is_waited_out_and_a_long_one_says_when() {
     answer_once(&server, "GET", PIPELINE, gitlab_error(429, "Retry later").insert_header("retry-after", "1")).await;
     answer(&server, "GET", PIPELINE, ok("running")).await;
     let began = Instant::now();
-    assert_eq!(provider(&server).poll(&handle()).await.unwrap(), BuildProgress::Running);
+    assert_eq!(provider(&server).poll(&handle()).await.unwrap().progress, BuildProgress::Running);
     assert!(began.elapsed() >= Duration::from_secs(1));
 
     let server = MockServer::start().await;
@@ -254,7 +261,7 @@ async fn a_server_error_is_unavailable_and_the_next_poll_succeeds() {
     let gitlab = provider(&server);
     let error = gitlab.poll(&handle()).await.unwrap_err();
     assert!(matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("GitLab answered HTTP 502")), "{error}");
-    assert!(matches!(gitlab.poll(&handle()).await.unwrap(), BuildProgress::Succeeded { .. }));
+    assert!(matches!(gitlab.poll(&handle()).await.unwrap().progress, BuildProgress::Succeeded { .. }));
 }
 
 #[tokio::test]

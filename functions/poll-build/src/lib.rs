@@ -20,12 +20,18 @@ pub async fn poll_build(ports: &Ports, request: PollBuildRequest) -> Result<Arti
     ports.renew_lock(context).await?;
     let provider =
         ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
-    let progress = provider.poll(&request.build).await.map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
+    let poll = provider.poll(&request.build).await.map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
     let seen_at = ports.clock.now();
-    match &progress {
-        BuildProgress::Running => Err(TaskError::new(ErrorName::BuildPending, format!("build {} is still running", request.build.id))),
+    match &poll.progress {
+        BuildProgress::Running => {
+            // The start time is news once; later polls find it recorded and write nothing.
+            if poll.started_at.is_some() {
+                ports.update_release(context, |release| builds::record_progress(release, &request.build, &poll, seen_at)).await?;
+            }
+            Err(TaskError::new(ErrorName::BuildPending, format!("build {} is still running", request.build.id)))
+        }
         BuildProgress::Failed { reason } => {
-            ports.update_release(context, |release| builds::record_progress(release, &request.build, &progress, seen_at)).await?;
+            ports.update_release(context, |release| builds::record_progress(release, &request.build, &poll, seen_at)).await?;
             ports
                 .record_event(context, Stage::Build, None, EventKind::Failed, format!("build {} failed: {reason}", request.build.id))
                 .await?;
@@ -35,7 +41,7 @@ pub async fn poll_build(ports: &Ports, request: PollBuildRequest) -> Result<Arti
             let artifact = Artifact { build_url: artifact.build_url.clone().or_else(|| request.build.url.clone()), ..artifact.clone() };
             ports
                 .update_release(context, |release| {
-                    builds::record_progress(release, &request.build, &progress, seen_at);
+                    builds::record_progress(release, &request.build, &poll, seen_at);
                     release.artifact = Some(artifact.clone());
                     release.sha.get_or_insert_with(|| artifact.sha.clone());
                     release.stage = Stage::Deploy;

@@ -9,7 +9,7 @@
 //! release stopped following them, not on their own merits, so their length and outcome say
 //! nothing about the build.
 
-use crate::ports::{BuildProgress, RunHandle};
+use crate::ports::{BuildPoll, BuildProgress, RunHandle};
 use crate::release::{BuildRecord, BuildStatus, Release, ReleaseId};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -36,13 +36,16 @@ pub fn record_start(release: &mut Release, run: &RunHandle, now: DateTime<Utc>) 
     });
 }
 
-/// poll-build saw `progress` of `run` at `now`. Only the recorded run's first end counts: a
-/// poll of a replaced run, or a repeated poll after the end, changes nothing.
-pub fn record_progress(release: &mut Release, run: &RunHandle, progress: &BuildProgress, now: DateTime<Utc>) {
+/// poll-build saw `poll` of `run` at `now`. Only the recorded run's first start time and first
+/// end count: a poll of a replaced run, or a repeated poll after the end, changes nothing.
+pub fn record_progress(release: &mut Release, run: &RunHandle, poll: &BuildPoll, now: DateTime<Utc>) {
     let Some(build) = release.build.as_mut().filter(|build| build.run_id == run.id && build.status == BuildStatus::Running) else {
         return;
     };
-    let (status, reason) = match progress {
+    if build.started_at.is_none() {
+        build.started_at = poll.started_at;
+    }
+    let (status, reason) = match &poll.progress {
         BuildProgress::Running => return,
         BuildProgress::Succeeded { .. } => (BuildStatus::Succeeded, None),
         BuildProgress::Failed { reason } => (BuildStatus::Failed, Some(reason.clone())),
@@ -88,6 +91,9 @@ pub struct BuildRow {
     pub finished_at: Option<DateTime<Utc>>,
     /// Whole seconds; `None` while the build runs.
     pub duration_seconds: Option<u64>,
+    /// Whole seconds in the provider's queue, from Baton's request to the start; `None` when the
+    /// provider did not say when the build started.
+    pub queue_seconds: Option<u64>,
     pub measured_from: MeasuredFrom,
     pub reason: Option<String>,
 }
@@ -160,7 +166,8 @@ fn row(release: &Release) -> Option<BuildRow> {
         None => (build.queued_at, MeasuredFrom::Queued),
     };
     // A clock that went backwards between two Lambdas counts as zero, not as a negative build.
-    let duration_seconds = build.finished_at.map(|end| u64::try_from((end - from).num_seconds()).unwrap_or(0));
+    let seconds = |from: DateTime<Utc>, to: DateTime<Utc>| u64::try_from((to - from).num_seconds()).unwrap_or(0);
+    let duration_seconds = build.finished_at.map(|end| seconds(from, end));
     Some(BuildRow {
         release_id: release.id.clone(),
         environment: release.environment.clone(),
@@ -174,6 +181,7 @@ fn row(release: &Release) -> Option<BuildRow> {
         started_at: build.started_at,
         finished_at: build.finished_at,
         duration_seconds,
+        queue_seconds: build.started_at.map(|started| seconds(build.queued_at, started)),
         measured_from,
         reason: build.reason.clone(),
     })
@@ -225,12 +233,17 @@ mod tests {
         }
     }
 
-    fn succeeded() -> BuildProgress {
-        BuildProgress::Succeeded { artifact: artifact("web") }
+    /// A poll that saw `progress` of a build that started at minute 2.
+    fn poll(progress: BuildProgress) -> BuildPoll {
+        BuildPoll { progress, started_at: Some(minutes(2)) }
     }
 
-    fn failed() -> BuildProgress {
-        BuildProgress::Failed { reason: "tests failed".into() }
+    fn succeeded() -> BuildPoll {
+        poll(BuildProgress::Succeeded { artifact: artifact("web") })
+    }
+
+    fn failed() -> BuildPoll {
+        poll(BuildProgress::Failed { reason: "tests failed".into() })
     }
 
     #[test]
@@ -251,9 +264,9 @@ mod tests {
     #[test]
     fn progress_ends_the_recorded_run_once() {
         // (recorded run's status, polled run, progress) -> (status, finished at, reason)
-        type Case = (BuildStatus, &'static str, BuildProgress, (BuildStatus, Option<i64>, Option<&'static str>));
+        type Case = (BuildStatus, &'static str, BuildPoll, (BuildStatus, Option<i64>, Option<&'static str>));
         let cases: Vec<Case> = vec![
-            (Running, "1", BuildProgress::Running, (Running, None, None)),
+            (Running, "1", poll(BuildProgress::Running), (Running, None, None)),
             (Running, "1", succeeded(), (Succeeded, Some(9), None)),
             (Running, "1", failed(), (Failed, Some(9), Some("tests failed"))),
             // A replaced run's news is not this build's.
@@ -276,6 +289,21 @@ mod tests {
                 "{before:?} polled {polled} saw {progress:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_first_start_time_a_poll_reports_is_kept() {
+        let mut release = release("rel-a", 0, ReleaseStatus::Running, None, false);
+        record_start(&mut release, &run("1"), minutes(1));
+        record_progress(&mut release, &run("1"), &BuildPoll { progress: BuildProgress::Running, started_at: None }, minutes(2));
+        assert_eq!(release.build.as_ref().unwrap().started_at, None, "still queued");
+        record_progress(&mut release, &run("1"), &poll(BuildProgress::Running), minutes(3));
+        assert_eq!(release.build.as_ref().unwrap().started_at, Some(minutes(2)));
+        let restarted = BuildPoll { progress: BuildProgress::Running, started_at: Some(minutes(4)) };
+        record_progress(&mut release, &run("1"), &restarted, minutes(5));
+        record_progress(&mut release, &run("0"), &BuildPoll { started_at: Some(minutes(0)), ..failed() }, minutes(6));
+        let build = release.build.unwrap();
+        assert_eq!((build.started_at, build.status), (Some(minutes(2)), Running), "recorded once, from the recorded run only");
     }
 
     #[test]
@@ -341,14 +369,14 @@ mod tests {
         let got: Vec<_> = report
             .builds
             .iter()
-            .map(|row| (row.release_id.as_str(), row.sha.as_deref(), row.duration_seconds, row.measured_from))
+            .map(|row| (row.release_id.as_str(), row.sha.as_deref(), row.duration_seconds, row.measured_from, row.queue_seconds))
             .collect();
         let expected = vec![
-            ("rel-run", Some("r"), None, MeasuredFrom::Queued),
-            ("rel-skew", Some("s"), Some(0), MeasuredFrom::Queued),
-            ("rel-art", Some("sha-x"), Some(60), MeasuredFrom::Queued),
-            ("rel-c", Some("c"), Some(120), MeasuredFrom::Started),
-            ("rel-a", Some("a"), Some(300), MeasuredFrom::Queued),
+            ("rel-run", Some("r"), None, MeasuredFrom::Queued, None),
+            ("rel-skew", Some("s"), Some(0), MeasuredFrom::Queued, None),
+            ("rel-art", Some("sha-x"), Some(60), MeasuredFrom::Queued, None),
+            ("rel-c", Some("c"), Some(120), MeasuredFrom::Started, Some(30)),
+            ("rel-a", Some("a"), Some(300), MeasuredFrom::Queued, None),
         ];
         assert_eq!(got, expected, "the release without a build is skipped");
     }

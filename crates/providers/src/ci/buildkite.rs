@@ -32,7 +32,7 @@ use super::{ArtifactTemplate, RunFacts, RunWord, Started, handle_number, handle_
 use crate::http::{decode, header_u64, retry_after};
 use crate::secrets::LazySecret;
 use async_trait::async_trait;
-use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
+use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -65,6 +65,9 @@ struct Build {
     /// Whether a block step holds the build.
     #[serde(default)]
     blocked: bool,
+    /// When an agent began its first job; null while it is scheduled.
+    #[serde(default)]
+    started_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// How long Buildkite asks to wait: `Retry-After`, else the seconds until `RateLimit-Reset`.
@@ -189,12 +192,13 @@ impl BuildProvider for BuildkiteBuildProvider {
         Ok(started.handle(PROVIDER, build.number, &build.web_url))
     }
 
-    async fn poll(&self, run: &RunHandle) -> Result<BuildProgress, ProviderError> {
+    async fn poll(&self, run: &RunHandle) -> Result<BuildPoll, ProviderError> {
         let started: Started = handle_state(run, PROVIDER, SERVICE)?;
         let number = handle_number(run, SERVICE)?.to_string();
         let context = format!("reading Buildkite build {number} of {}", self.label());
         let (_, answer) = self.send(Method::GET, &[&number], Body::Empty, &context, None).await?;
-        Ok(self.progress(&decode(&answer, &context)?, &started))
+        let build: Build = decode(&answer, &context)?;
+        Ok(BuildPoll { progress: self.progress(&build, &started), started_at: build.started_at })
     }
 
     async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError> {

@@ -44,7 +44,7 @@ use super::{ArtifactTemplate, RunFacts, RunWord, Started, handle_state};
 use crate::http::{decode, retry_after};
 use crate::secrets::LazySecret;
 use async_trait::async_trait;
-use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
+use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
 use chrono::{DateTime, Utc};
 use reqwest::{Method, Url};
 use serde::{Deserialize, Serialize};
@@ -138,6 +138,10 @@ struct Workflow {
     id: String,
     name: String,
     status: String,
+    /// Workflows have no start time of their own: the first one's creation is when the
+    /// pipeline's work began.
+    #[serde(default)]
+    created_at: Option<DateTime<Utc>>,
 }
 
 /// What one workflow's status says about the build.
@@ -355,12 +359,13 @@ impl BuildProvider for CircleCiBuildProvider {
         })
     }
 
-    async fn poll(&self, run: &RunHandle) -> Result<BuildProgress, ProviderError> {
+    async fn poll(&self, run: &RunHandle) -> Result<BuildPoll, ProviderError> {
         let state: RunState = handle_state(run, PROVIDER, SERVICE)?;
         let pipeline = self.pipeline(&run.id, state.number).await?;
         // An errored pipeline has no workflows to list.
         let workflows = if pipeline.state == "errored" { Vec::new() } else { self.workflows(&run.id, state.number).await? };
-        Ok(self.progress(&pipeline, &workflows, &state))
+        let started_at = workflows.iter().filter_map(|workflow| workflow.created_at).min();
+        Ok(BuildPoll { progress: self.progress(&pipeline, &workflows, &state), started_at })
     }
 
     async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError> {
@@ -542,7 +547,12 @@ mod tests {
     }
 
     fn workflows(statuses: &[&str]) -> Vec<Workflow> {
-        let workflow = |(i, status): (usize, &&str)| Workflow { id: format!("w{i}"), name: format!("build-{i}"), status: (*status).into() };
+        let workflow = |(i, status): (usize, &&str)| Workflow {
+            id: format!("w{i}"),
+            name: format!("build-{i}"),
+            status: (*status).into(),
+            created_at: None,
+        };
         statuses.iter().enumerate().map(workflow).collect()
     }
 

@@ -6,7 +6,7 @@ use super::GitHubAppTokens;
 use super::github_actions::{DEFAULT_GITHUB_API_URL, GitHubActionsBuildProvider, GitHubActionsConfig, GitHubAuth};
 use crate::secrets::Secret;
 use async_trait::async_trait;
-use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
+use baton_domain::ports::{BuildPoll, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
 use std::sync::Arc;
 use tokio::sync::OnceCell;
 
@@ -75,7 +75,7 @@ impl BuildProvider for GitHubActionsFromCatalog {
         self.provider().await?.start(request).await
     }
 
-    async fn poll(&self, run: &RunHandle) -> Result<BuildProgress, ProviderError> {
+    async fn poll(&self, run: &RunHandle) -> Result<BuildPoll, ProviderError> {
         self.provider().await?.poll(run).await
     }
 

@@ -34,7 +34,7 @@ use crate::http::{DEFAULT_REQUEST_TIMEOUT, decode, endpoint, header_u64, quote, 
 use crate::secrets::Secret;
 use async_trait::async_trait;
 use baton_domain::error::chain_text;
-use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
+use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::ReleaseId;
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::header::{ACCEPT, HeaderMap};
@@ -155,6 +155,9 @@ struct Run {
     html_url: String,
     #[serde(default)]
     display_title: String,
+    /// When the run (its latest attempt) began.
+    #[serde(default)]
+    run_started_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -523,12 +526,12 @@ impl BuildProvider for GitHubActionsBuildProvider {
         Ok(RunHandle { provider: PROVIDER.into(), id: PENDING.into(), url: None, state: state_json(&state) })
     }
 
-    async fn poll(&self, handle: &RunHandle) -> Result<BuildProgress, ProviderError> {
+    async fn poll(&self, handle: &RunHandle) -> Result<BuildPoll, ProviderError> {
         let (state, target) = self.read_handle(handle)?;
         let run = match target {
             Target::Pending(dispatch) => match self.located(&state, &dispatch).await? {
                 Located::Run(run) => run,
-                Located::NotYet => return Ok(BuildProgress::Running),
+                Located::NotYet => return Ok(BuildProgress::Running.into()),
                 Located::Never => {
                     return Ok(BuildProgress::Failed {
                         reason: format!(
@@ -537,12 +540,13 @@ impl BuildProvider for GitHubActionsBuildProvider {
                             state.branch,
                             LOCATE_WINDOW.num_minutes()
                         ),
-                    });
+                    }
+                    .into());
                 }
             },
             Target::Run(id) => self.run(id).await?,
         };
-        Ok(self.progress(&run, &state))
+        Ok(BuildPoll { progress: self.progress(&run, &state), started_at: run.run_started_at })
     }
 
     async fn cancel(&self, handle: &RunHandle) -> Result<(), ProviderError> {

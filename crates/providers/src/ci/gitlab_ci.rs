@@ -32,7 +32,7 @@ use super::{ArtifactTemplate, RunFacts, RunWord, Started, handle_number, handle_
 use crate::http::{decode, retry_after, shown};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
-use baton_domain::ports::{BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
+use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
 use reqwest::Method;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -62,6 +62,9 @@ struct Pipeline {
     sha: String,
     web_url: String,
     status: String,
+    /// When its first job began; null while it is created or pending.
+    #[serde(default)]
+    started_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl GitLabCiBuildProvider {
@@ -220,11 +223,12 @@ impl BuildProvider for GitLabCiBuildProvider {
         Ok(started.handle(PROVIDER, pipeline.id, &pipeline.web_url))
     }
 
-    async fn poll(&self, run: &RunHandle) -> Result<BuildProgress, ProviderError> {
+    async fn poll(&self, run: &RunHandle) -> Result<BuildPoll, ProviderError> {
         let started: Started = handle_state(run, PROVIDER, SERVICE)?;
         let id = handle_number(run, SERVICE)?;
         let (answer, context) = self.pipeline(Method::GET, id, None, "reading").await?;
-        Ok(self.progress(&decode(&answer, &context)?, &started))
+        let pipeline: Pipeline = decode(&answer, &context)?;
+        Ok(BuildPoll { progress: self.progress(&pipeline, &started), started_at: pipeline.started_at })
     }
 
     async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError> {
