@@ -3,7 +3,7 @@
 //! shapes GitHub's REST API documents.
 
 use baton_asl::ExecutionStatus;
-use baton_domain::release::ReleaseStatus;
+use baton_domain::release::{BuildStatus, ReleaseStatus};
 use baton_e2e::*;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -103,4 +103,27 @@ async fn a_failed_github_actions_run_fails_the_release_before_any_wave() {
     assert!(!failure.cause.contains("ghp_e2e_token_value"));
     assert_eq!(fixture.deployed(SERVICE, "box-1"), None, "nothing was deployed");
     assert_consistent(&baton, &release).await;
+}
+
+#[tokio::test]
+async fn a_build_the_release_stops_following_is_cancelled() {
+    // The run never ends: WaitForBuild gives up after its retries, and CancelBuild cancels it.
+    let server = github(u64::MAX, "success").await;
+    Mock::given(method("POST")).and(path(format!("{RUNS}/cancel"))).respond_with(ResponseTemplate::new(202)).expect(1).mount(&server).await;
+    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_ENDLESS");
+    let baton = fixture.baton();
+    let outcome = baton.run("exec-gha-endless", cli_input("cli-1")).await;
+    assert_status(&outcome, ExecutionStatus::Failed);
+    assert_eq!(outcome.error.as_deref(), Some("Baton.BuildPending"), "the polls gave up");
+
+    let release = release_of(&baton, "exec-gha-endless").await;
+    assert_eq!(release.status, ReleaseStatus::Failed);
+    let build = release.build.clone().expect("the build is recorded");
+    assert_eq!(build.status, BuildStatus::Cancelled);
+    assert_eq!(build.reason.as_deref(), Some("cancelled by Baton: the release stopped following it"));
+    let events = baton.ports().store.events(&release.id).await.unwrap();
+    assert!(events.iter().any(|e| e.message == format!("cancelled build {RUN}: the release stopped following it")), "{events:#?}");
+    assert_eq!(fixture.deployed(SERVICE, "box-1"), None, "nothing was deployed");
+    assert_consistent(&baton, &release).await;
+    assert_eq!(requests(&server, "POST").await.len(), 2, "dispatched once, cancelled once");
 }

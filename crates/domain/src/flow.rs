@@ -88,6 +88,10 @@ pub struct TriggerBuildRequest {
 pub struct PollBuildRequest {
     pub release: ReleaseContext,
     pub build: RunHandle,
+    /// Cancel the build instead of polling it: the release stopped following it (the
+    /// definition's `CancelBuild`, after `WaitForBuild` gave up or failed).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cancel: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,9 +1,10 @@
 //! poll-build: asks the CI provider how the build is doing. While it runs, the task fails
-//! with `Baton.BuildPending` and the definition's Retry waits, backing off.
+//! with `Baton.BuildPending` and the definition's Retry waits, backing off. Asked to `cancel`
+//! (the definition's `CancelBuild`, once the release stops following the build), it cancels it.
 
-use baton_domain::error::{ErrorName, TaskError};
+use baton_domain::error::{ErrorName, TaskError, chain_text};
 use baton_domain::flow::PollBuildRequest;
-use baton_domain::ports::BuildProgress;
+use baton_domain::ports::{BuildProgress, ProviderError};
 use baton_domain::release::{Artifact, EventKind, Stage};
 use baton_domain::rules::builds;
 use baton_domain::support::{Ports, call_json, provider_error};
@@ -11,7 +12,38 @@ use baton_domain::support::{Ports, call_json, provider_error};
 pub const NAME: &str = "poll-build";
 
 pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_json::Value, TaskError> {
-    call_json(NAME, payload, |request| poll_build(ports, request)).await
+    call_json(NAME, payload, |request: PollBuildRequest| async move {
+        if request.cancel {
+            cancel_build(ports, request).await.map(|()| serde_json::Value::Null)
+        } else {
+            poll_build(ports, request).await.and_then(|artifact| {
+                serde_json::to_value(artifact).map_err(|err| TaskError::new(ErrorName::Internal, format!("{NAME}: {err}")))
+            })
+        }
+    })
+    .await
+}
+
+/// Cancels a build the release stopped following, so no CI run outlives its release unnoticed.
+/// A provider that is unreachable fails the task (the definition retries it); one that refuses
+/// is recorded, and the release goes on to close: the build is then shown as no longer followed.
+pub async fn cancel_build(ports: &Ports, request: PollBuildRequest) -> Result<(), TaskError> {
+    let context = &request.release;
+    let run = &request.build;
+    let provider =
+        ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
+    let why = "the release stopped following it";
+    match provider.cancel(run).await {
+        Ok(()) => {
+            ports.update_release(context, |release| builds::record_cancelled(release, run, ports.clock.now(), why)).await?;
+            ports.record_event(context, Stage::Build, None, EventKind::Failed, format!("cancelled build {}: {why}", run.id)).await
+        }
+        Err(err @ ProviderError::Unavailable { .. }) => Err(provider_error(err, ErrorName::BuildFailed)),
+        Err(err) => {
+            let message = format!("could not cancel build {} ({why}); it may still run: {}", run.id, chain_text(&err));
+            ports.record_event(context, Stage::Build, None, EventKind::Failed, message).await
+        }
+    }
 }
 
 /// Answers the artifact (`$.artifact`), which the rest of the release deploys.

@@ -55,6 +55,16 @@ pub fn record_progress(release: &mut Release, run: &RunHandle, poll: &BuildPoll,
     build.finished_at = Some(now);
 }
 
+/// Baton cancelled the running build `run` at `now` (the release stopped following it), because
+/// `why`.
+pub fn record_cancelled(release: &mut Release, run: &RunHandle, now: DateTime<Utc>, why: &str) {
+    if let Some(build) = release.build.as_mut().filter(|build| build.run_id == run.id && build.status == BuildStatus::Running) {
+        build.status = BuildStatus::Cancelled;
+        build.reason = Some(format!("cancelled by Baton: {why}"));
+        build.finished_at = Some(now);
+    }
+}
+
 /// The release ended at `now` with its build still running: Baton stops following it.
 pub fn stop_following(release: &mut Release, now: DateTime<Utc>) {
     if let Some(build) = release.build.as_mut().filter(|build| build.status == BuildStatus::Running) {
