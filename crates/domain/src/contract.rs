@@ -417,7 +417,11 @@ pub async fn listing_an_environment_sees_the_latest_writes(store: &dyn ReleaseSt
     let newer = release_at("rel-web-3", "web", "prod", t0() + TimeDelta::minutes(6));
     store.create_release(&newer, "k-newer").await.expect("create_release");
     let recent = list(store, "web", Some("prod"), 50).await;
-    assert_eq!(crate::rules::queue::newer_signal(&next, &recent), Some(&newer.id), "a signal recorded just before is seen");
+    assert_eq!(
+        crate::rules::queue::newer_signal(&next, &recent, newer.created_at),
+        Some(&newer.id),
+        "a signal recorded just before is seen"
+    );
 }
 
 /// A window of a service's releases: those created at or after `since` (to the microsecond),
@@ -798,6 +802,7 @@ pub fn release_at(id: &str, service: &str, environment: &str, created_at: DateTi
         previous_artifact: None,
         waves: Vec::new(),
         created_at,
+        heartbeat_at: None,
         started_at: None,
         finished_at: None,
         failure: None,
@@ -887,6 +892,7 @@ fn full_release() -> Release {
             },
         ],
         created_at: t0(),
+        heartbeat_at: Some(t0() + TimeDelta::milliseconds(500)),
         started_at: Some(t0() + TimeDelta::seconds(1)),
         finished_at: Some(t0() + TimeDelta::minutes(9)),
         failure: Some(Failure {

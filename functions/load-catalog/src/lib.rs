@@ -88,9 +88,11 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
     let now = ports.clock.now();
     let holds_it = ports.store.lock_holder(&key, now).await?.is_some_and(|info| info.holder == context.id);
     if !holds_it {
-        let mine = ports.release(context).await?;
+        // Each attempt is this waiter's heartbeat: newer waiters that stop making them stop
+        // superseding older ones.
+        let mine = ports.update_release(context, |r| r.heartbeat_at = Some(now)).await?;
         let recent = ports.store.list_releases(&context.service, Some(&context.environment), RECENT_RELEASES).await?;
-        if let Some(newer) = queue::newer_signal(&mine, &recent) {
+        if let Some(newer) = queue::newer_signal(&mine, &recent, now) {
             ports.update_release(context, |r| queue::supersede(r, now)).await?;
             let why = format!("superseded by the newer release {newer}");
             ports.record_event(context, Stage::Queued, None, EventKind::Superseded, why).await?;

@@ -156,6 +156,7 @@ pub(crate) mod tests {
                 previous_artifact: None,
                 waves: vec![wave("canary", WaveStatus::Healthy), wave("eu", WaveStatus::Unhealthy), wave("us", WaveStatus::Pending)],
                 created_at: chrono::DateTime::UNIX_EPOCH,
+                heartbeat_at: None,
                 started_at: None,
                 finished_at: None,
                 failure: None,
