@@ -1,7 +1,8 @@
 //! Notifiers, and what they say about a release: the same facts rendered as one console line
-//! or as a Slack Block Kit message.
+//! or as a Slack Block Kit message; and the pagers that wake the on-call when someone must act.
 
 pub(crate) mod console;
+pub(crate) mod pager;
 pub(crate) mod slack;
 
 use baton_domain::ports::Notification;
