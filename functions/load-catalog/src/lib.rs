@@ -114,13 +114,16 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
             ));
         }
     }
+    // Read again now the lock is held: the previous holder closed its release while this
+    // attempt waited for the store, and this one must not seem to start before that one ended.
+    let started = ports.clock.now();
     let recent = ports.store.list_releases(&context.service, Some(&context.environment), RECENT_RELEASES).await?;
     let live = rollback::rollback_target(&context.id, &recent);
     ports
         .update_release(context, |r| {
             r.status = ReleaseStatus::Running;
             r.stage = Stage::Build;
-            r.started_at.get_or_insert(now);
+            r.started_at.get_or_insert(started);
             r.previous_artifact = live.clone();
         })
         .await?;
