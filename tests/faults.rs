@@ -1,13 +1,15 @@
 //! Faults inside a release: a task that panics fails its task, and the definition's Catch
-//! still takes the release through rollback, its record and Unlock.
+//! still takes the release through rollback, its record and Unlock; a store that loses the
+//! answer to a close has the close retried, counted and ended once.
 
 use async_trait::async_trait;
-use baton_asl::ExecutionStatus;
+use baton_asl::{EventType, ExecutionStatus};
 use baton_domain::catalog::{BuildSpec, DeployTarget, GateSpec, ServiceEntry, SlackSpec};
+use baton_domain::contract::ClosesFailOnce;
 use baton_domain::ports::{
     BuildProvider, DeployProgress, DeployRequest, Deployer, HealthGate, Notifier, ProviderError, Providers, RunHandle,
 };
-use baton_domain::release::{ReleaseStatus, WaveStatus};
+use baton_domain::release::{EventKind, ReleaseStatus, Rollup, Stage, WaveStatus};
 use baton_e2e::*;
 use baton_local_runner::LocalBaton;
 use baton_providers::{EnvSecretResolver, LocalProviders};
@@ -71,4 +73,32 @@ async fn a_panicking_deployer_fails_its_wave_and_the_release_rolls_back_and_unlo
     assert!(unlocked, "the release reached Unlock");
     // Closed, its timeline ended, and no lock left held.
     assert_consistent(&baton, &release).await;
+}
+
+#[tokio::test]
+async fn a_close_whose_answer_was_lost_is_retried_and_the_release_counted_and_ended_once() {
+    let fixture = Fixture::new();
+    let mut ports = fixture.baton().ports().clone();
+    ports.store = Arc::new(ClosesFailOnce::new(ports.store.clone(), true));
+    let baton = LocalBaton::new(ports, baton_asl::Clock::Virtual).unwrap();
+
+    let outcome = baton.run("exec-lost", cli_input("cli-1")).await;
+    assert_status(&outcome, ExecutionStatus::Succeeded);
+    let store_failures = outcome
+        .history
+        .iter()
+        .filter(|e| e.event_type == EventType::LambdaFunctionFailed)
+        .filter(|e| e.details.as_ref().and_then(|d| d.more.as_ref()).and_then(|m| m.error.as_deref()) == Some("Baton.StoreUnavailable"))
+        .count();
+    assert_eq!(store_failures, 1, "the lost answer failed RecordMetrics once, and its Retry ran it again");
+    let release = release_of(&baton, "exec-lost").await;
+    assert_eq!(release.status, ReleaseStatus::Succeeded);
+    // The timeline ends with the outcome once, and the lock is free.
+    assert_consistent(&baton, &release).await;
+    let events = baton.ports().store.events(&release.id).await.unwrap();
+    let endings = events.iter().filter(|e| e.stage == Stage::Done && Some(e.kind) == EventKind::ending(release.status)).count();
+    assert_eq!(endings, 1, "{events:#?}");
+    let day = release.finished_at.unwrap().date_naive();
+    let rollups = baton.ports().store.rollups(SERVICE, ENVIRONMENT, day, day).await.unwrap();
+    assert_eq!(rollups, vec![(day, Rollup { deployments: 1, ..Rollup::default() })], "counted once");
 }

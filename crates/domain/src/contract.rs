@@ -30,9 +30,11 @@ use crate::release::{
     Artifact, BuildRecord, BuildStatus, DeployStatus, EventKind, Failure, GateRecord, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus,
     Rollup, RollupKey, RunHandle, Stage, StageEvent, TargetDeploy, Trigger, TriggerKind, WaveRecord, WaveStatus,
 };
+use crate::support::Closed;
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Timelike, Utc};
 use std::future::{Future, poll_fn};
+use std::ops::Deref;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
@@ -748,15 +750,22 @@ pub async fn a_close_lands_with_its_rollup_or_not_at_all(store: &dyn ReleaseStor
 }
 
 /// A store whose first `close_release` fails as unavailable: before the store saw it, or
-/// (`lands`) after it landed, the answer lost on its way back. Everything else goes through.
-struct ClosesFailOnce<'a> {
-    inner: &'a dyn ReleaseStore,
+/// (`lands`) after it landed, the answer lost on its way back. Everything else goes through to
+/// `inner` (a `&dyn ReleaseStore` here, an `Arc<dyn ReleaseStore>` in the end-to-end tests).
+pub struct ClosesFailOnce<S> {
+    inner: S,
     lands: bool,
     failed: AtomicBool,
 }
 
+impl<S> ClosesFailOnce<S> {
+    pub fn new(inner: S, lands: bool) -> ClosesFailOnce<S> {
+        ClosesFailOnce { inner, lands, failed: AtomicBool::new(false) }
+    }
+}
+
 #[async_trait]
-impl ReleaseStore for ClosesFailOnce<'_> {
+impl<'a, S: Deref<Target = dyn ReleaseStore + 'a> + Send + Sync> ReleaseStore for ClosesFailOnce<S> {
     async fn create_release(&self, release: &Release, idempotency_key: &str) -> Result<Created, StoreError> {
         self.inner.create_release(release, idempotency_key).await
     }
@@ -814,7 +823,7 @@ impl ReleaseStore for ClosesFailOnce<'_> {
 /// fails as unavailable (after landing when `lands`), then retried as the definition retries it:
 /// the release is closed once and its day counts it once.
 async fn a_close_failing_once_counts_once(store: &dyn ReleaseStore, lands: bool) {
-    let store = ClosesFailOnce { inner: store, lands, failed: AtomicBool::new(false) };
+    let store = ClosesFailOnce::new(store, lands);
     let mut running = release_at("rel-web-1", "web", "prod", t0());
     running.status = ReleaseStatus::Running;
     running.started_at = Some(t0());
@@ -847,9 +856,9 @@ async fn a_close_failing_once_counts_once(store: &dyn ReleaseStore, lands: bool)
     }
 
     let retried = crate::support::close_release(&store, &running.id, &succeeded, now).await.expect("the retry succeeds");
-    assert_eq!(retried, (!lands).then_some(ReleaseStatus::Succeeded), "only a close that had not landed closes again");
+    assert_eq!(retried, Closed { status: ReleaseStatus::Succeeded, now: !lands }, "only a close that had not landed closes again");
     let again = crate::support::close_release(&store, &running.id, &succeeded, now).await.expect("a later retry succeeds");
-    assert_eq!(again, None, "a closed release is closed once");
+    assert_eq!(again, Closed { status: ReleaseStatus::Succeeded, now: false }, "a closed release is closed once");
     let closed = store.get_release(&running.id).await.expect("get_release").expect("the release exists");
     assert_eq!((closed.status, closed.finished_at), (ReleaseStatus::Succeeded, Some(now)));
     assert_eq!(store.rollups("web", "prod", day, day).await.expect("rollups"), counted, "neither lost nor counted twice");

@@ -17,10 +17,13 @@ pub async fn record(ports: &Ports, request: RecordMetricsRequest) -> Result<Done
     // The record and its rollup are written in one transaction, so a retried task finds either
     // both done or neither.
     let closed = close_release(ports.store.as_ref(), &context.id, &request.outcome, ports.clock.now()).await?;
-    if let Some(status) = closed
-        && let Some(ending) = EventKind::ending(status)
-    {
-        ports.record_event(context, Stage::Done, None, ending, format!("release {status}")).await?;
+    let Some(ending) = EventKind::ending(closed.status) else { return Ok(Done {}) };
+    // A retry after a close that landed but whose answer was lost finds the release closed and
+    // its timeline perhaps without the ending; a retry after the ending was written adds none.
+    let ended = !closed.now
+        && ports.store.events(&context.id).await?.last().is_some_and(|event| event.stage == Stage::Done && event.kind == ending);
+    if !ended {
+        ports.record_event(context, Stage::Done, None, ending, format!("release {}", closed.status)).await?;
     }
     Ok(Done {})
 }
