@@ -3,8 +3,11 @@
 
 use baton_asl::{Clock, ExecutionStatus};
 use baton_domain::release::{ReleaseStatus, Rollup, TriggerKind, WaveStatus};
+use baton_domain::rules::queue::WAITER_STALE_AFTER;
+use baton_domain::support::Ports;
 use baton_e2e::*;
 use serde_json::json;
+use std::sync::Arc;
 
 #[tokio::test]
 async fn a_release_builds_and_deploys_every_wave() {
@@ -258,6 +261,41 @@ async fn of_three_waiting_signals_the_newest_runs() {
     for release in releases(&baton).await {
         assert_consistent(&baton, &release).await;
     }
+}
+
+#[tokio::test]
+async fn a_dead_newer_waiter_does_not_hold_back_a_live_older_one() {
+    let fixture = Fixture::new();
+    fixture.set("hold-build");
+    let baton = fixture.baton_scaled(1000);
+    let running = baton.start("exec-running", cli_input("cli-1"));
+    wait_for_status(&baton, "exec-running", ReleaseStatus::Running).await;
+    let older = baton.start("exec-older", cli_input("cli-2"));
+    let queued = wait_for_status(&baton, "exec-older", ReleaseStatus::Queued).await;
+
+    // A signal registered a second after the older one, whose process died before its first
+    // attempt at the lock: newer, and silent since. It is written once the holder has kept
+    // building past its staleness (the older waiter trying for the lock all along), as if it had
+    // been there from then on.
+    let registered_at = queued.created_at + chrono::TimeDelta::seconds(1);
+    let stale_at = registered_at + chrono::TimeDelta::from_std(WAITER_STALE_AFTER).unwrap();
+    while baton.ports().clock.now() <= stale_at {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let at_registration = Ports { clock: Arc::new(FixedClock(registered_at)), ..baton.ports().clone() };
+    baton_load_catalog::register(&at_registration, &cli_input("cli-3"), "exec-dead").await.expect("the dead waiter registers");
+    fixture.clear("hold-build");
+
+    assert_status(&running.outcome().await, ExecutionStatus::Succeeded);
+    assert_status(&older.outcome().await, ExecutionStatus::Succeeded);
+    let older = release_of(&baton, "exec-older").await;
+    assert_eq!(older.status, ReleaseStatus::Succeeded, "the live waiter ships: {older:#?}");
+    assert!(older.heartbeat_at.is_some_and(|at| at > registered_at), "the older waiter kept trying for the lock: {older:#?}");
+    let dead = release_of(&baton, "exec-dead").await;
+    assert_eq!((dead.status, dead.heartbeat_at), (ReleaseStatus::Queued, None), "the dead waiter never ran");
+    assert!(dead.created_at > older.created_at, "the dead waiter is the newer signal");
+    assert_consistent(&baton, &release_of(&baton, "exec-running").await).await;
+    assert_consistent(&baton, &older).await;
 }
 
 #[tokio::test]

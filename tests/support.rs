@@ -4,8 +4,10 @@
 use baton_asl::{Clock, ExecutionOutcome, ExecutionStatus};
 use baton_domain::release::{EventKind, LockKey, Release, ReleaseStatus, WaveStatus};
 use baton_local_runner::{LocalBaton, LocalConfig};
+use chrono::{DateTime, TimeDelta, Utc};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 pub const SERVICE: &str = "checkout";
 pub const ENVIRONMENT: &str = "production";
@@ -117,6 +119,15 @@ impl Fixture {
         LocalBaton::open(self.config(clock)).expect("local baton")
     }
 
+    /// The local Baton with the executor and the handlers both on time `factor` times faster
+    /// than the wall clock: what handlers compare with timestamps (a waiter's heartbeat, a
+    /// lock's lease) moves as fast as the definition's waits.
+    pub fn baton_scaled(&self, factor: u32) -> LocalBaton {
+        let mut ports = self.baton_with(Clock::Scaled(factor)).ports().clone();
+        ports.clock = Arc::new(ScaledClock::new(factor));
+        LocalBaton::new(ports, Clock::Scaled(factor)).expect("local baton")
+    }
+
     pub fn config(&self, clock: Clock) -> LocalConfig {
         LocalConfig { catalog: self.catalog(), state_dir: self.state_dir(), console: None, clock, slack_api_base: None, skip_bakes: false }
     }
@@ -124,6 +135,35 @@ impl Fixture {
     /// What a target runs now, if anything.
     pub fn deployed(&self, service: &str, target: &str) -> Option<String> {
         std::fs::read_to_string(self.state_dir().join("workspace").join(service).join("targets").join(target).join("current")).ok()
+    }
+}
+
+/// Handler time running `factor` times faster than the wall clock from the moment it is made,
+/// the counterpart of the executor's `Clock::Scaled`.
+pub struct ScaledClock {
+    origin: DateTime<Utc>,
+    started: Instant,
+    factor: u32,
+}
+
+impl ScaledClock {
+    pub fn new(factor: u32) -> ScaledClock {
+        ScaledClock { origin: Utc::now(), started: Instant::now(), factor }
+    }
+}
+
+impl baton_domain::ports::Clock for ScaledClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.origin + TimeDelta::from_std(self.started.elapsed() * self.factor).expect("a test's scaled time fits a TimeDelta")
+    }
+}
+
+/// Handler time stopped at one instant.
+pub struct FixedClock(pub DateTime<Utc>);
+
+impl baton_domain::ports::Clock for FixedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.0
     }
 }
 

@@ -9,6 +9,9 @@ pub const USAGE: u8 = 2;
 /// A release failed and so did its rollback: the service may run a mix of versions, and a
 /// person must act.
 pub const ROLLBACK_FAILED: u8 = 3;
+/// The release never ran: a newer signal for the service and environment ran instead. Not a
+/// success (this commit did not ship) nor a failure (the newer one carries the change on).
+pub const SUPERSEDED: u8 = 4;
 
 pub fn code(value: u8) -> ExitCode {
     ExitCode::from(value)

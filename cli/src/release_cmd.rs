@@ -138,7 +138,14 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
         outln!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
     } else {
         match &release {
-            Some(release) => out!("{}", view::summary(release)),
+            Some(release) => {
+                out!("{}", view::summary(release));
+                if release.status == ReleaseStatus::Superseded
+                    && let Some(cause) = outcome.output.as_ref().and_then(|o| o.pointer("/error/Cause")).and_then(|c| c.as_str())
+                {
+                    outln!("  why       {}", view::cause_message(cause));
+                }
+            }
             None => {
                 let error = outcome.error.as_deref().unwrap_or("unknown");
                 let cause = outcome.cause.as_deref().map(view::cause_message).unwrap_or_default();
@@ -151,7 +158,8 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
         return exit::code(exit::USAGE);
     }
     match release.map(|r| r.status) {
-        Some(ReleaseStatus::Succeeded | ReleaseStatus::Superseded) => exit::code(exit::OK),
+        Some(ReleaseStatus::Succeeded) => exit::code(exit::OK),
+        Some(ReleaseStatus::Superseded) => exit::code(exit::SUPERSEDED),
         Some(ReleaseStatus::RollbackFailed) => exit::code(exit::ROLLBACK_FAILED),
         _ => exit::code(exit::FAILED),
     }

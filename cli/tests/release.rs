@@ -255,3 +255,192 @@ fn a_branch_is_a_git_ref_name_and_one_the_catalog_names_unless_overridden() {
     assert_eq!(main.status.code(), Some(0), "{}", stderr(&main));
     assert_eq!(json(&main)["release"]["trigger"].get("branch_override"), None);
 }
+
+/// The store's view of hello-web's releases in `state`, newest first.
+fn history(state: &Path) -> serde_json::Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_baton")).args(["history", "hello-web", "--json", "--state-dir"]).arg(state).output();
+    serde_json::from_slice(&output.expect("run baton history").stdout).unwrap_or_default()
+}
+
+fn spawn_release(state: &Path, extra: &[&str]) -> std::process::Child {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog");
+    Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["release", "hello-web", "--no-wait"])
+        .args(extra)
+        .arg("--catalog")
+        .arg(&examples)
+        .arg("--state-dir")
+        .arg(state)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start baton release")
+}
+
+/// Whether hello-web's lock is free: `baton unlock` frees nothing (exit 1) when none is held.
+fn lock_is_free(state: &Path) -> bool {
+    let unlock = baton(state, &["unlock", "hello-web", "--reason", "checking the lock", "--json"]);
+    unlock.status.code() == Some(1)
+}
+
+#[test]
+fn a_second_no_wait_release_waits_for_the_lock_and_then_runs() {
+    let state = tempfile::tempdir().unwrap();
+    let first = spawn_release(state.path(), &["--json"]);
+    let started = std::time::Instant::now();
+    while history(state.path())[0]["status"] != "running" {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the first release never ran: {}", history(state.path()));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let second = spawn_release(state.path(), &["--json"]);
+    let (first, second) = (first.wait_with_output().unwrap(), second.wait_with_output().unwrap());
+    for output in [&first, &second] {
+        assert_eq!(output.status.code(), Some(0), "both ship, one after the other: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let (first, second) = (json(&first)["release"].clone(), json(&second)["release"].clone());
+    assert_eq!((first["status"].as_str(), second["status"].as_str()), (Some("succeeded"), Some("succeeded")));
+    let time = |value: &serde_json::Value| chrono::DateTime::parse_from_rfc3339(value.as_str().unwrap()).unwrap();
+    assert!(time(&second["started_at"]) >= time(&first["finished_at"]), "the second ran after the first: {first} {second}");
+    assert!(second["heartbeat_at"].is_string(), "the second waited for the lock, trying for it: {second}");
+    assert!(lock_is_free(state.path()));
+}
+
+#[test]
+fn a_release_whose_output_pipes_are_closed_still_ends_and_exits_with_its_code() {
+    let state = tempfile::tempdir().unwrap();
+    // Like `baton release ... | head -1`: the readers go away before the first line.
+    let mut release = spawn_release(state.path(), &[]);
+    drop(release.stdout.take());
+    drop(release.stderr.take());
+    let status = release.wait().expect("wait for baton release");
+    assert_eq!(status.code(), Some(0), "the release's own exit code, not a panic's");
+    let record = history(state.path())[0].clone();
+    assert_eq!((record["status"].as_str(), record["finished_at"].is_string()), (Some("succeeded"), true), "{record}");
+    assert!(lock_is_free(state.path()), "the lock was given back");
+}
+
+/// A service whose build waits while the file `$HOLD` exists, so that a test can keep it running.
+const HELD_BUILD: &str = r#"schema-version: v2.2
+dd-service: held-api
+team: payments
+extensions:
+  baton:
+    environment: production
+    release-branch: main
+    build:
+      provider: command
+      command: ["sh", "-c", "while [ -e \"$HOLD\" ]; do sleep 0.05; done; echo held-api-$BATON_RELEASE_ID.tar.gz"]
+      env: {HOLD: "HOLD_PATH"}
+    deploy:
+      provider: command
+      command: ["true"]
+      waves:
+        - {name: all, targets: [a], bake: 0s}
+    health:
+      gates:
+        - {provider: command, command: ["true"]}
+"#;
+
+#[test]
+fn of_two_waiting_releases_the_older_is_superseded_and_exits_4() {
+    let state = tempfile::tempdir().unwrap();
+    let catalog = tempfile::tempdir().unwrap();
+    let hold = catalog.path().join("hold");
+    std::fs::write(&hold, "").unwrap();
+    std::fs::write(catalog.path().join("held-api.yaml"), HELD_BUILD.replace("HOLD_PATH", &hold.display().to_string())).unwrap();
+    let start = |json: bool| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
+        command.args(["release", "held-api", "--no-wait", "--catalog"]).arg(catalog.path()).arg("--state-dir").arg(state.path());
+        if json {
+            command.arg("--json");
+        }
+        command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().expect("start baton release")
+    };
+    let statuses = || {
+        let output =
+            Command::new(env!("CARGO_BIN_EXE_baton")).args(["history", "held-api", "--json", "--state-dir"]).arg(state.path()).output();
+        let history: serde_json::Value = serde_json::from_slice(&output.expect("run baton history").stdout).unwrap_or_default();
+        history
+            .as_array()
+            .map(|h| h.iter().map(|r| r["status"].as_str().unwrap_or_default().to_owned()).collect::<Vec<String>>())
+            .unwrap_or_default()
+    };
+    let wait_for = |expected: &[&str]| {
+        let started = std::time::Instant::now();
+        while statuses() != expected {
+            assert!(started.elapsed() < std::time::Duration::from_secs(30), "never reached {expected:?}: {:?}", statuses());
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    let running = start(true);
+    wait_for(&["running"]);
+    let older = start(false);
+    wait_for(&["queued", "running"]);
+    let newer = start(true);
+    wait_for(&["queued", "queued", "running"]);
+    std::fs::remove_file(&hold).unwrap();
+
+    let (running, older, newer) =
+        (running.wait_with_output().unwrap(), older.wait_with_output().unwrap(), newer.wait_with_output().unwrap());
+    assert_eq!(running.status.code(), Some(0), "{}", String::from_utf8_lossy(&running.stderr));
+    assert_eq!(newer.status.code(), Some(0), "the newest signal ships: {}", String::from_utf8_lossy(&newer.stderr));
+    assert_eq!(older.status.code(), Some(4), "the superseded release says it did not ship: {}", String::from_utf8_lossy(&older.stderr));
+    let newer_id = json(&newer)["release"]["id"].as_str().unwrap().to_owned();
+    let text = String::from_utf8_lossy(&older.stdout);
+    assert!(text.contains("superseded") && text.contains(&format!("superseded by the newer release {newer_id}")), "{text}");
+}
+
+/// A service whose second wave fails to deploy and whose rollback fails on one canary target.
+const ROLLBACK_FAILS: &str = r#"schema-version: v2.2
+dd-service: stuck-api
+team: payments
+extensions:
+  baton:
+    environment: production
+    release-branch: main
+    build:
+      provider: command
+      command: ["sh", "-c", "echo stuck-api-$BATON_RELEASE_ID.tar.gz"]
+    deploy:
+      provider: command
+      command:
+        - sh
+        - -c
+        - |
+          if [ "$BATON_ROLLBACK" = true ] && [ "$BATON_TARGET" = canary-b ]; then echo "access denied on canary-b" >&2; exit 4; fi
+          if [ "$BATON_ROLLBACK" = false ] && [ "$BATON_WAVE" = rest ]; then echo "image pull failed" >&2; exit 1; fi
+          exit 0
+      waves:
+        - {name: canary, targets: [canary-a, canary-b], bake: 0s}
+        - {name: rest, targets: [rest-a], bake: 0s}
+    health:
+      gates:
+        - {provider: command, command: ["true"]}
+"#;
+
+#[test]
+fn a_rollback_that_fails_on_one_target_exits_3() {
+    let state = tempfile::tempdir().unwrap();
+    let catalog = tempfile::tempdir().unwrap();
+    std::fs::write(catalog.path().join("stuck-api.yaml"), ROLLBACK_FAILS).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["release", "stuck-api", "--no-wait", "--json", "--catalog"])
+        .arg(catalog.path())
+        .arg("--state-dir")
+        .arg(state.path())
+        .output()
+        .expect("run baton");
+    assert_eq!(output.status.code(), Some(3), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    let release = json(&output)["release"].clone();
+    assert_eq!(release["status"], "rollback-failed", "{release}");
+    let canary = &release["waves"][0];
+    let rollbacks: Vec<(&str, &str)> = canary["deploys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["rollback"] == true)
+        .map(|d| (d["target"].as_str().unwrap(), d["status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(rollbacks.len(), 2, "both canary targets were rolled back, the refused one too: {canary}");
+    assert!(rollbacks.contains(&("canary-a", "succeeded")) && rollbacks.contains(&("canary-b", "failed")), "{rollbacks:?}");
+}

@@ -23,14 +23,20 @@
 //! - `rollups` returns days in ascending order.
 //! - Only error variants are compared, never messages.
 
+use crate::error::ErrorName;
+use crate::flow::{Outcome, OutcomeStatus};
 use crate::ports::{Created, LockOutcome, ReleaseStore, StoreError};
 use crate::release::{
     Artifact, BuildRecord, BuildStatus, DeployStatus, EventKind, Failure, GateRecord, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus,
     Rollup, RollupKey, RunHandle, Stage, StageEvent, TargetDeploy, Trigger, TriggerKind, WaveRecord, WaveStatus,
 };
+use crate::support::Closed;
+use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Timelike, Utc};
 use std::future::{Future, poll_fn};
+use std::ops::Deref;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -69,6 +75,8 @@ macro_rules! store_contract_tests {
             concurrent_rollup_adds_are_all_counted,
             rollups_range_is_inclusive_and_scoped,
             a_close_lands_with_its_rollup_or_not_at_all,
+            a_close_that_failed_once_counts_once_when_retried,
+            a_close_whose_answer_was_lost_counts_once_when_retried,
         );
     };
     (@each $make_store:expr; $($behaviour:ident),+ $(,)?) => {
@@ -417,7 +425,11 @@ pub async fn listing_an_environment_sees_the_latest_writes(store: &dyn ReleaseSt
     let newer = release_at("rel-web-3", "web", "prod", t0() + TimeDelta::minutes(6));
     store.create_release(&newer, "k-newer").await.expect("create_release");
     let recent = list(store, "web", Some("prod"), 50).await;
-    assert_eq!(crate::rules::queue::newer_signal(&next, &recent), Some(&newer.id), "a signal recorded just before is seen");
+    assert_eq!(
+        crate::rules::queue::newer_signal(&next, &recent, newer.created_at),
+        Some(&newer.id),
+        "a signal recorded just before is seen"
+    );
 }
 
 /// A window of a service's releases: those created at or after `since` (to the microsecond),
@@ -737,6 +749,132 @@ pub async fn a_close_lands_with_its_rollup_or_not_at_all(store: &dyn ReleaseStor
     assert_eq!(store.rollups("web", "prod", day, day.succ_opt().unwrap()).await.expect("rollups").len(), 1);
 }
 
+/// A store whose first `close_release` fails as unavailable: before the store saw it, or
+/// (`lands`) after it landed, the answer lost on its way back. Everything else goes through to
+/// `inner` (a `&dyn ReleaseStore` here, an `Arc<dyn ReleaseStore>` in the end-to-end tests).
+pub struct ClosesFailOnce<S> {
+    inner: S,
+    lands: bool,
+    failed: AtomicBool,
+}
+
+impl<S> ClosesFailOnce<S> {
+    pub fn new(inner: S, lands: bool) -> ClosesFailOnce<S> {
+        ClosesFailOnce { inner, lands, failed: AtomicBool::new(false) }
+    }
+}
+
+#[async_trait]
+impl<'a, S: Deref<Target = dyn ReleaseStore + 'a> + Send + Sync> ReleaseStore for ClosesFailOnce<S> {
+    async fn create_release(&self, release: &Release, idempotency_key: &str) -> Result<Created, StoreError> {
+        self.inner.create_release(release, idempotency_key).await
+    }
+    async fn get_release(&self, id: &ReleaseId) -> Result<Option<Release>, StoreError> {
+        self.inner.get_release(id).await
+    }
+    async fn put_release(&self, release: &Release) -> Result<u64, StoreError> {
+        self.inner.put_release(release).await
+    }
+    async fn list_releases(&self, service: &str, environment: Option<&str>, limit: usize) -> Result<Vec<Release>, StoreError> {
+        self.inner.list_releases(service, environment, limit).await
+    }
+    async fn releases_since(&self, service: &str, environment: Option<&str>, since: DateTime<Utc>) -> Result<Vec<Release>, StoreError> {
+        self.inner.releases_since(service, environment, since).await
+    }
+    async fn append_event(&self, event: &StageEvent) -> Result<(), StoreError> {
+        self.inner.append_event(event).await
+    }
+    async fn events(&self, id: &ReleaseId) -> Result<Vec<StageEvent>, StoreError> {
+        self.inner.events(id).await
+    }
+    async fn try_lock(&self, key: &LockKey, holder: &ReleaseId, now: DateTime<Utc>, lease: Duration) -> Result<LockOutcome, StoreError> {
+        self.inner.try_lock(key, holder, now, lease).await
+    }
+    async fn unlock(&self, key: &LockKey, holder: &ReleaseId) -> Result<bool, StoreError> {
+        self.inner.unlock(key, holder).await
+    }
+    async fn lock_holder(&self, key: &LockKey, now: DateTime<Utc>) -> Result<Option<LockInfo>, StoreError> {
+        self.inner.lock_holder(key, now).await
+    }
+    async fn add_rollup(&self, key: &RollupKey, delta: &Rollup) -> Result<(), StoreError> {
+        self.inner.add_rollup(key, delta).await
+    }
+    async fn close_release(&self, release: &Release, rollup: &RollupKey, delta: &Rollup) -> Result<u64, StoreError> {
+        if self.failed.swap(true, Ordering::SeqCst) {
+            return self.inner.close_release(release, rollup, delta).await;
+        }
+        if self.lands {
+            self.inner.close_release(release, rollup, delta).await?;
+        }
+        Err(StoreError::unavailable("the store did not answer the close in time"))
+    }
+    async fn rollups(
+        &self,
+        service: &str,
+        environment: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, Rollup)>, StoreError> {
+        self.inner.rollups(service, environment, from, to).await
+    }
+}
+
+/// record-metrics' close ([`crate::support::close_release`]) through a store whose first close
+/// fails as unavailable (after landing when `lands`), then retried as the definition retries it:
+/// the release is closed once and its day counts it once.
+async fn a_close_failing_once_counts_once(store: &dyn ReleaseStore, lands: bool) {
+    let store = ClosesFailOnce::new(store, lands);
+    let mut running = release_at("rel-web-1", "web", "prod", t0());
+    running.status = ReleaseStatus::Running;
+    running.started_at = Some(t0());
+    // Deployed, so that its close counts a deployment.
+    running.waves.push(WaveRecord {
+        name: "canary".into(),
+        targets: vec!["a".into()],
+        status: WaveStatus::Healthy,
+        started_at: Some(t0() + TimeDelta::minutes(1)),
+        finished_at: Some(t0() + TimeDelta::minutes(2)),
+        deploy_url: None,
+        deploys: Vec::new(),
+        bake_started_at: None,
+        gates: Vec::new(),
+    });
+    store.create_release(&running, "k1").await.expect("create_release");
+    let now = t0() + TimeDelta::minutes(10);
+    let day = now.date_naive();
+    let succeeded = Outcome { status: OutcomeStatus::Succeeded, error: None, action_needed: None };
+    let counted = vec![(day, Rollup { deployments: 1, ..Rollup::default() })];
+
+    let failed = crate::support::close_release(&store, &running.id, &succeeded, now).await.expect_err("the first close fails");
+    assert_eq!(failed.error, ErrorName::StoreUnavailable, "a store that did not answer is retried by the definition: {failed:?}");
+    let after_failure = store.get_release(&running.id).await.expect("get_release").expect("the release exists");
+    let rollups = store.rollups("web", "prod", day, day).await.expect("rollups");
+    if lands {
+        assert_eq!((after_failure.status, &rollups), (ReleaseStatus::Succeeded, &counted), "the lost answer's close landed whole");
+    } else {
+        assert_eq!((after_failure.status, rollups), (ReleaseStatus::Running, vec![]), "the failed close left nothing behind");
+    }
+
+    let retried = crate::support::close_release(&store, &running.id, &succeeded, now).await.expect("the retry succeeds");
+    assert_eq!(retried, Closed { status: ReleaseStatus::Succeeded, now: !lands }, "only a close that had not landed closes again");
+    let again = crate::support::close_release(&store, &running.id, &succeeded, now).await.expect("a later retry succeeds");
+    assert_eq!(again, Closed { status: ReleaseStatus::Succeeded, now: false }, "a closed release is closed once");
+    let closed = store.get_release(&running.id).await.expect("get_release").expect("the release exists");
+    assert_eq!((closed.status, closed.finished_at), (ReleaseStatus::Succeeded, Some(now)));
+    assert_eq!(store.rollups("web", "prod", day, day).await.expect("rollups"), counted, "neither lost nor counted twice");
+}
+
+/// A close that failed before the store wrote anything, retried, closes and counts once.
+pub async fn a_close_that_failed_once_counts_once_when_retried(store: &dyn ReleaseStore) {
+    a_close_failing_once_counts_once(store, false).await;
+}
+
+/// A close that landed but whose answer was lost, retried, finds the release closed and counts
+/// nothing twice.
+pub async fn a_close_whose_answer_was_lost_counts_once_when_retried(store: &dyn ReleaseStore) {
+    a_close_failing_once_counts_once(store, true).await;
+}
+
 pub async fn rollups_range_is_inclusive_and_scoped(store: &dyn ReleaseStore) {
     let d = |day| date(2026, 2, day);
     let one = Rollup { deployments: 1, ..Rollup::default() };
@@ -798,6 +936,7 @@ pub fn release_at(id: &str, service: &str, environment: &str, created_at: DateTi
         previous_artifact: None,
         waves: Vec::new(),
         created_at,
+        heartbeat_at: None,
         started_at: None,
         finished_at: None,
         failure: None,
@@ -887,6 +1026,7 @@ fn full_release() -> Release {
             },
         ],
         created_at: t0(),
+        heartbeat_at: Some(t0() + TimeDelta::milliseconds(500)),
         started_at: Some(t0() + TimeDelta::seconds(1)),
         finished_at: Some(t0() + TimeDelta::minutes(9)),
         failure: Some(Failure {

@@ -380,6 +380,10 @@ pub struct Release {
     #[serde(default)]
     pub waves: Vec<WaveRecord>,
     pub created_at: DateTime<Utc>,
+    /// While the release waits for the lock: its latest attempt at it, renewed by each one, so
+    /// a newer waiter whose process died stops holding older ones back (`rules::queue`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

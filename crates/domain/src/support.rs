@@ -2,9 +2,11 @@
 //! record, keep the lock's lease fresh, and turn port errors into the error vocabulary.
 
 use crate::error::{ErrorName, TaskError, chain_text};
-use crate::flow::ReleaseContext;
+use crate::flow::{Outcome, ReleaseContext};
 use crate::ports::{CatalogError, CatalogSource, Clock, ProviderError, Providers, ReleaseStore, StoreError};
-use crate::release::{EventKind, LockKey, Release, ReleaseId, Stage, StageEvent};
+use crate::release::{EventKind, LockKey, Release, ReleaseId, ReleaseStatus, RollupKey, Stage, StageEvent};
+use crate::rules::dora;
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
@@ -87,6 +89,37 @@ pub async fn update_release(store: &dyn ReleaseStore, id: &ReleaseId, change: im
             release.version = store.put_release(&release).await?;
         }
         Ok(release)
+    })
+    .await
+}
+
+/// How far back closing a release looks among the service's releases for the previous
+/// deployment (its time to restore).
+const CLOSE_HISTORY: usize = 50;
+
+/// A release's status after [`close_release`], and whether that call closed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Closed {
+    pub status: ReleaseStatus,
+    /// False when an earlier call had closed it (a retry).
+    pub now: bool,
+}
+
+/// Closes release `id` as `outcome` says and adds it to the DORA rollup of `now`'s day, in one
+/// store transaction ([`ReleaseStore::close_release`]). A release already closed is left as it
+/// is, so retrying after a close that failed counts it once, and after a close that landed but
+/// whose answer was lost, adds nothing.
+pub async fn close_release(store: &dyn ReleaseStore, id: &ReleaseId, outcome: &Outcome, now: DateTime<Utc>) -> Result<Closed, TaskError> {
+    write_release(store, id, move |mut release| async move {
+        if release.status.is_terminal() {
+            return Ok(Closed { status: release.status, now: false });
+        }
+        dora::close(&mut release, outcome, now);
+        let history = store.list_releases(&release.service, Some(&release.environment), CLOSE_HISTORY).await?;
+        let delta = dora::rollup_delta(&release, &history);
+        let day = RollupKey { service: release.service.clone(), environment: release.environment.clone(), day: now.date_naive() };
+        store.close_release(&release, &day, &delta).await?;
+        Ok(Closed { status: release.status, now: true })
     })
     .await
 }

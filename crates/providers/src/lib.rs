@@ -49,6 +49,7 @@ pub use health::{CommandGate, HttpGate, HttpGateSampler};
 pub use http::{DEFAULT_REQUEST_TIMEOUT, http_client};
 pub use local::LocalProviders;
 pub use notify::console::ConsoleNotifier;
+pub use notify::pager::{DEFAULT_PAGERDUTY_EVENTS_URL, OPSGENIE_EU_API, OPSGENIE_US_API, OpsgenieNotifier, PagerDutyNotifier};
 pub use notify::slack::{DEFAULT_SLACK_API_BASE, SlackWebApiNotifier, SlackWebhookNotifier};
 pub use registry::{MODULES, Make, Module, registry};
 pub use secrets::{EnvSecretResolver, Secret, resolve_secret};

@@ -76,20 +76,40 @@ impl Providers for LocalProviders {
     }
 
     /// The console (when given), then Slack: the Web API when a bot token is set (one live
-    /// message), else the webhook when one is set.
-    fn notifiers(&self, slack: Option<&SlackSpec>, _entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError> {
+    /// message, its thread replies mentioning the on-call), else the webhook when one is set;
+    /// then PagerDuty and Opsgenie when the entry's `notify` has their keys (they page only when
+    /// someone must act).
+    fn notifiers(&self, slack: Option<&SlackSpec>, entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError> {
         let mut notifiers: Vec<Box<dyn Notifier>> = Vec::new();
         if let Some(console) = &self.console {
             notifiers.push(Box::new(console.clone()));
         }
+        let on_call = entry.delivery.on_call.as_deref();
         if let Some(slack) = slack {
             let secrets = Arc::clone(&self.secrets);
             let http = self.http.clone();
             if let Some(token) = &slack.token {
-                notifiers.push(Box::new(SlackWebApiNotifier::new(&slack.channel, token.clone(), secrets, http, &self.slack_api_base)));
+                let web_api = SlackWebApiNotifier::new(&slack.channel, token.clone(), secrets, http, &self.slack_api_base);
+                notifiers.push(Box::new(web_api.with_on_call(on_call)));
             } else if let Some(webhook) = &slack.webhook {
                 notifiers.push(Box::new(SlackWebhookNotifier::new(&slack.channel, webhook.clone(), secrets, http)));
             }
+        }
+        if let Some(pagerduty) = &entry.delivery.notify.pagerduty {
+            notifiers.push(Box::new(crate::notify::pager::PagerDutyNotifier::new(
+                pagerduty,
+                on_call,
+                Arc::clone(&self.secrets),
+                self.http.clone(),
+            )));
+        }
+        if let Some(opsgenie) = &entry.delivery.notify.opsgenie {
+            notifiers.push(Box::new(crate::notify::pager::OpsgenieNotifier::new(
+                opsgenie,
+                on_call,
+                Arc::clone(&self.secrets),
+                self.http.clone(),
+            )));
         }
         Ok(notifiers)
     }

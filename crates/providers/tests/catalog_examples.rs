@@ -198,7 +198,11 @@ fn full_delivery(build: ProviderBlock, target: ProviderBlock, health: HealthSpec
         build,
         deploy: DeploySpec { target, waves: vec![WaveSpec { name: "w".into(), targets: vec!["t".into()], bake: Seconds(1) }] },
         health,
-        notify: NotifySpec { slack: Some(SlackSpec { channel: "#c".into(), webhook: secret("W"), token: secret("T") }) },
+        notify: NotifySpec {
+            slack: Some(SlackSpec { channel: "#c".into(), webhook: secret("W"), token: secret("T") }),
+            pagerduty: Some(PagerDutySpec { routing_key: SecretRef::Env("PD".into()) }),
+            opsgenie: Some(OpsgenieSpec { api_key: SecretRef::Env("OG".into()), region: OpsgenieRegion::Eu }),
+        },
     }
 }
 

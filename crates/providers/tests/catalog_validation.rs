@@ -147,6 +147,8 @@ extensions:
     health: {gates: [{provider: command, command: [./check]}]}
     notify:
       slack: {channel: "#payments", token: "secrets-manager:slack/bot", webhook: {ssm: /slack/webhook}}
+      pagerduty: {routing-key: "ssm:/pagerduty/billing"}
+      opsgenie: {api-key: "env:OPSGENIE_KEY", region: EU}
 "##;
     let (services, diagnostics) = parse_catalog_documents("billing.yaml", text);
     assert_eq!(diagnostics, vec![]);
@@ -165,6 +167,8 @@ extensions:
     let slack = d.notify.slack.as_ref().unwrap();
     assert_eq!(slack.token, Some(SecretRef::SecretsManager("slack/bot".into())));
     assert_eq!(slack.webhook, Some(SecretRef::Ssm("/slack/webhook".into())));
+    assert_eq!(d.notify.pagerduty, Some(PagerDutySpec { routing_key: SecretRef::Ssm("/pagerduty/billing".into()) }));
+    assert_eq!(d.notify.opsgenie, Some(OpsgenieSpec { api_key: SecretRef::Env("OPSGENIE_KEY".into()), region: OpsgenieRegion::Eu }));
 }
 
 #[test]

@@ -88,9 +88,11 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
     let now = ports.clock.now();
     let holds_it = ports.store.lock_holder(&key, now).await?.is_some_and(|info| info.holder == context.id);
     if !holds_it {
-        let mine = ports.release(context).await?;
+        // Each attempt is this waiter's heartbeat: newer waiters that stop making them stop
+        // superseding older ones.
+        let mine = ports.update_release(context, |r| r.heartbeat_at = Some(now)).await?;
         let recent = ports.store.list_releases(&context.service, Some(&context.environment), RECENT_RELEASES).await?;
-        if let Some(newer) = queue::newer_signal(&mine, &recent) {
+        if let Some(newer) = queue::newer_signal(&mine, &recent, now) {
             ports.update_release(context, |r| queue::supersede(r, now)).await?;
             let why = format!("superseded by the newer release {newer}");
             ports.record_event(context, Stage::Queued, None, EventKind::Superseded, why).await?;
@@ -112,13 +114,16 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
             ));
         }
     }
+    // Read again now the lock is held: the previous holder closed its release while this
+    // attempt waited for the store, and this one must not seem to start before that one ended.
+    let started = ports.clock.now();
     let recent = ports.store.list_releases(&context.service, Some(&context.environment), RECENT_RELEASES).await?;
     let live = rollback::rollback_target(&context.id, &recent);
     ports
         .update_release(context, |r| {
             r.status = ReleaseStatus::Running;
             r.stage = Stage::Build;
-            r.started_at.get_or_insert(now);
+            r.started_at.get_or_insert(started);
             r.previous_artifact = live.clone();
         })
         .await?;

@@ -233,6 +233,38 @@ impl GateSpec {
 pub struct NotifySpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slack: Option<SlackSpec>,
+    /// Pages the service's on-call through PagerDuty when a release needs a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pagerduty: Option<PagerDutySpec>,
+    /// Pages the service's on-call through Opsgenie when a release needs a person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opsgenie: Option<OpsgenieSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PagerDutySpec {
+    /// The integration key of the service's Events API v2 integration (a secret).
+    pub routing_key: SecretRef,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct OpsgenieSpec {
+    /// The key of an Opsgenie API integration (a secret).
+    pub api_key: SecretRef,
+    /// Where the Opsgenie account lives, as Datadog's `integrations.opsgenie.region` says it.
+    #[serde(default)]
+    pub region: OpsgenieRegion,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpsgenieRegion {
+    #[default]
+    #[serde(rename = "US")]
+    Us,
+    #[serde(rename = "EU")]
+    Eu,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -292,7 +292,19 @@ pub(crate) const SLACK: Shape = Shape {
     unknown_hint: None,
 };
 
-pub(crate) const NOTIFY: Shape = shape(&[field("slack", Kind::Object(&SLACK), "Slack notifications.")]);
+const PAGE_PAGERDUTY: Shape =
+    shape(&[required("routing-key", Kind::Secret, "The integration key of the service's Events API v2 integration (secret reference).")]);
+
+const PAGE_OPSGENIE: Shape = shape(&[
+    required("api-key", Kind::Secret, "The key of an Opsgenie API integration (secret reference)."),
+    field("region", Kind::Enum(&["US", "EU"]), "The account's region; `US` by default."),
+]);
+
+pub(crate) const NOTIFY: Shape = shape(&[
+    field("slack", Kind::Object(&SLACK), "Slack notifications."),
+    field("pagerduty", Kind::Object(&PAGE_PAGERDUTY), "Pages the on-call through PagerDuty when a release needs a person."),
+    field("opsgenie", Kind::Object(&PAGE_OPSGENIE), "Pages the on-call through Opsgenie when a release needs a person."),
+]);
 
 /// The `extensions.baton` block.
 pub(crate) const DELIVERY: Shape = shape(&[

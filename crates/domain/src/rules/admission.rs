@@ -91,6 +91,7 @@ pub fn admit(signal: &Signal, entry: &ServiceEntry, id: ReleaseId, execution: &s
             })
             .collect(),
         created_at: now,
+        heartbeat_at: None,
         started_at: None,
         finished_at: None,
         failure: None,

@@ -1,15 +1,41 @@
-//! When several signals wait for one service's lock, only the newest runs.
+//! When several signals wait for one service's lock, only the newest live one runs.
 
 use crate::release::{Release, ReleaseId, ReleaseStatus, Stage};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
+use std::time::Duration;
 
-/// The newest release created after `mine` among the service's recent releases, if any: `mine`
-/// is superseded by it. Releases created in the same instant are ordered by id, so two waiters
-/// never both defer to each other.
-pub fn newer_signal<'a>(mine: &Release, recent: &'a [Release]) -> Option<&'a ReleaseId> {
+/// The longest a waiting release goes between two attempts at the lock: the `Baton.LockHeld`
+/// retry's `MaxDelaySeconds` in `statemachines/release.asl.json` (a test keeps the two equal).
+pub const LOCK_RETRY_CAP: Duration = Duration::from_secs(60);
+
+/// A waiter whose last attempt at the lock is older than this is taken for dead: three missed
+/// attempts, so a slow store call or a busy executor does not make a live waiter look dead.
+pub const WAITER_STALE_AFTER: Duration = Duration::from_secs(3 * LOCK_RETRY_CAP.as_secs());
+
+/// When a release last showed it was alive: its latest attempt at the lock, or its creation
+/// before the first one.
+pub fn last_seen(release: &Release) -> DateTime<Utc> {
+    release.heartbeat_at.unwrap_or(release.created_at)
+}
+
+/// Whether `other` can supersede a waiter at `now`. A waiting release (`Queued`) must have tried
+/// for the lock within [`WAITER_STALE_AFTER`]: one whose process died would otherwise hold every
+/// older waiter back forever and ship nothing. A release past the queue (running or ended) took
+/// the lock after the waiter's signal, so the waiter's commit is stale whatever became of it.
+fn can_supersede(other: &Release, now: DateTime<Utc>) -> bool {
+    match other.status {
+        ReleaseStatus::Queued => now - last_seen(other) <= TimeDelta::from_std(WAITER_STALE_AFTER).unwrap_or(TimeDelta::MAX),
+        _ => true,
+    }
+}
+
+/// The newest release created after `mine` among the service's recent releases that can still
+/// supersede it at `now` (see [`can_supersede`]), if any: `mine` is superseded by it. Releases
+/// created in the same instant are ordered by id, so two waiters never both defer to each other.
+pub fn newer_signal<'a>(mine: &Release, recent: &'a [Release], now: DateTime<Utc>) -> Option<&'a ReleaseId> {
     recent
         .iter()
-        .filter(|r| r.id != mine.id && (r.created_at, &r.id) > (mine.created_at, &mine.id))
+        .filter(|r| r.id != mine.id && (r.created_at, &r.id) > (mine.created_at, &mine.id) && can_supersede(r, now))
         .max_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)))
         .map(|r| &r.id)
 }
@@ -46,7 +72,7 @@ mod tests {
         ];
         for (recent, expected) in cases {
             let recent: Vec<Release> = recent.iter().map(|(id, created)| queued(id, *created)).collect();
-            assert_eq!(newer_signal(&mine, &recent).map(ReleaseId::as_str), *expected, "{recent:?}");
+            assert_eq!(newer_signal(&mine, &recent, minutes(13)).map(ReleaseId::as_str), *expected, "{recent:?}");
         }
     }
 
@@ -55,8 +81,59 @@ mod tests {
         let a = release("rel-a", 10, ReleaseStatus::Queued, None, false);
         let b = release("rel-b", 10, ReleaseStatus::Queued, None, false);
         let both = [a.clone(), b.clone()];
-        assert_eq!(newer_signal(&a, &both), Some(&b.id));
-        assert_eq!(newer_signal(&b, &both), None);
+        assert_eq!(newer_signal(&a, &both, minutes(10)), Some(&b.id));
+        assert_eq!(newer_signal(&b, &both, minutes(10)), None);
+    }
+
+    #[test]
+    fn a_newer_waiter_supersedes_only_while_it_keeps_trying_for_the_lock() {
+        let mine = release("rel-m", 10, ReleaseStatus::Queued, None, false);
+        let newer = |status: ReleaseStatus, heartbeat: Option<i64>| {
+            let mut newer = release("rel-n", 11, status, None, false);
+            newer.heartbeat_at = heartbeat.map(minutes);
+            newer
+        };
+        // (the newer release's status and last attempt at the lock, now, whether it supersedes `mine`)
+        let cases = [
+            (ReleaseStatus::Queued, None, 11, true),
+            // Created, then silent: alive for three retry caps after its creation, dead after.
+            (ReleaseStatus::Queued, None, 14, true),
+            (ReleaseStatus::Queued, None, 15, false),
+            (ReleaseStatus::Queued, Some(13), 15, true),
+            (ReleaseStatus::Queued, Some(13), 16, true),
+            (ReleaseStatus::Queued, Some(13), 17, false),
+            (ReleaseStatus::Queued, Some(30), 90, false),
+            // Past the queue: it took the lock after `mine` was signalled, however long ago.
+            (ReleaseStatus::Running, None, 90, true),
+            (ReleaseStatus::Succeeded, Some(12), 90, true),
+            (ReleaseStatus::Superseded, None, 90, true),
+        ];
+        for (status, heartbeat, now, supersedes) in cases {
+            let recent = [newer(status, heartbeat)];
+            let found = newer_signal(&mine, &recent, minutes(now));
+            assert_eq!(found.is_some(), supersedes, "{status} last seen at {heartbeat:?}, now {now}");
+        }
+    }
+
+    #[test]
+    fn a_dead_newest_waiter_leaves_the_newest_live_one_to_run() {
+        let mine = release("rel-a", 10, ReleaseStatus::Queued, None, false);
+        let mut live = release("rel-b", 11, ReleaseStatus::Queued, None, false);
+        live.heartbeat_at = Some(minutes(20));
+        let dead = release("rel-c", 12, ReleaseStatus::Queued, None, false);
+        let recent = [dead, live.clone(), mine.clone()];
+        assert_eq!(newer_signal(&mine, &recent, minutes(20)), Some(&live.id), "the older waiter defers to the live one");
+        assert_eq!(newer_signal(&live, &recent, minutes(20)), None, "the live one runs");
+    }
+
+    #[test]
+    fn staleness_is_three_lock_retries_of_the_definition() {
+        assert_eq!(WAITER_STALE_AFTER, LOCK_RETRY_CAP * 3);
+        let definition: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../statemachines/release.asl.json")).expect("the release definition is JSON");
+        let retries = definition["States"]["Acquire"]["Retry"].as_array().expect("Acquire retries");
+        let lock_held = retries.iter().find(|r| r["ErrorEquals"][0] == "Baton.LockHeld").expect("Acquire retries Baton.LockHeld");
+        assert_eq!(lock_held["MaxDelaySeconds"].as_u64(), Some(LOCK_RETRY_CAP.as_secs()));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Notifiers, and what they say about a release: the same facts rendered as one console line
-//! or as a Slack Block Kit message.
+//! or as a Slack Block Kit message; and the pagers that wake the on-call when someone must act.
 
 pub(crate) mod console;
+pub(crate) mod pager;
 pub(crate) mod slack;
 
 use baton_domain::ports::Notification;
@@ -156,6 +157,7 @@ pub(crate) mod tests {
                 previous_artifact: None,
                 waves: vec![wave("canary", WaveStatus::Healthy), wave("eu", WaveStatus::Unhealthy), wave("us", WaveStatus::Pending)],
                 created_at: chrono::DateTime::UNIX_EPOCH,
+                heartbeat_at: None,
                 started_at: None,
                 finished_at: None,
                 failure: None,

@@ -59,10 +59,12 @@ impl Notifier for SlackWebhookNotifier {
 /// One message per release through the Web API: `chat.postMessage` first, `chat.update` of
 /// that message afterwards (its state is `{"channel", "ts"}`, the channel being the id Slack
 /// answered with, which `chat.update` requires), and a thread reply (`reply_broadcast`
-/// false) for each notification with `action_needed`. Should someone delete the message, the
+/// false) for each notification with `action_needed`, mentioning the on-call rotation (see
+/// [`on_call_mention`]). Should someone delete the message, the
 /// next notification posts a new one.
 pub struct SlackWebApiNotifier {
     channel: String,
+    on_call: Option<String>,
     token: SecretRef,
     secrets: Arc<dyn SecretResolver>,
     http: reqwest::Client,
@@ -97,7 +99,20 @@ impl SlackWebApiNotifier {
         http: reqwest::Client,
         api_base: &str,
     ) -> SlackWebApiNotifier {
-        SlackWebApiNotifier { channel: channel.to_owned(), token, secrets, http, api_base: api_base.trim_end_matches('/').to_owned() }
+        SlackWebApiNotifier {
+            channel: channel.to_owned(),
+            on_call: None,
+            token,
+            secrets,
+            http,
+            api_base: api_base.trim_end_matches('/').to_owned(),
+        }
+    }
+
+    /// The catalog's `on-call` rotation, mentioned in the thread reply when someone must act.
+    pub fn with_on_call(mut self, on_call: Option<&str>) -> SlackWebApiNotifier {
+        self.on_call = on_call.map(str::to_owned);
+        self
     }
 
     /// Calls `method` and reads Slack's envelope; HTTP-level failures are errors, `ok: false` is not.
@@ -189,12 +204,32 @@ impl Notifier for SlackWebApiNotifier {
             let reply = serde_json::json!({
                 "channel": posted.channel,
                 "thread_ts": posted.ts,
-                "text": super::truncate(super::escape(action)),
+                "text": super::truncate(match &self.on_call {
+                    Some(on_call) => format!("{} {}", on_call_mention(on_call), super::escape(action)),
+                    None => super::escape(action),
+                }),
                 "reply_broadcast": false,
             });
             self.call(&token, "chat.postMessage", reply).await?;
         }
         Ok(Some(serde_json::to_value(posted).expect("a message reference serialises")))
+    }
+}
+
+/// How a thread reply names the on-call rotation. A Slack user-group id (`S…`, what Slack shows
+/// under a group's "Copy group ID") becomes a group mention, which notifies its members; a user id
+/// (`U…`, `W…`) a user mention; anything else `@name` as plain text, since Slack does not turn
+/// names into mentions in messages sent through the API.
+fn on_call_mention(on_call: &str) -> String {
+    let is_id = |prefixes: &[char]| {
+        on_call.len() >= 9 && on_call.starts_with(prefixes) && on_call.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    };
+    if is_id(&['S']) {
+        format!("<!subteam^{on_call}>")
+    } else if is_id(&['U', 'W']) {
+        format!("<@{on_call}>")
+    } else {
+        format!("@{}", super::escape(on_call.trim_start_matches('@')))
     }
 }
 
@@ -351,6 +386,28 @@ mod tests {
                 "reply_broadcast": false,
             })
         );
+    }
+
+    #[tokio::test]
+    async fn the_thread_reply_mentions_the_on_call_rotation() {
+        let server = MockServer::start().await;
+        Mock::given(path("/chat.update")).respond_with(posted("1700000000.000100")).mount(&server).await;
+        Mock::given(path("/chat.postMessage")).respond_with(posted("1700000000.000200")).mount(&server).await;
+        let state = json!({ "channel": "C123", "ts": "1700000000.000100" });
+        // (the catalog's on-call, how the reply begins)
+        let cases = [
+            ("S0614TZR7", "<!subteam^S0614TZR7> Check"),
+            ("U024BE7LH", "<@U024BE7LH> Check"),
+            ("web-platform-primary", "@web-platform-primary Check"),
+            ("@payments<oncall>", "@payments&lt;oncall&gt; Check"),
+            ("S-not-an-id", "@S-not-an-id Check"),
+        ];
+        for (on_call, begins) in cases {
+            web_api(&server).with_on_call(Some(on_call)).notify(&notification(), Some(&state)).await.unwrap();
+            let reply = body(requests(&server).await.last().unwrap());
+            let text = reply["text"].as_str().unwrap();
+            assert!(text.starts_with(begins) && text.ends_with("dashboards\nbefore retrying"), "{on_call}: {text}");
+        }
     }
 
     #[tokio::test]
