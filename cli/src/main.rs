@@ -32,6 +32,7 @@ mod metrics_cmd;
 mod release_cmd;
 mod remote;
 mod report_cmd;
+mod resume_cmd;
 mod status_cmd;
 mod unlock_cmd;
 mod view;
@@ -67,6 +68,8 @@ enum Command {
     Metrics(metrics_cmd::MetricsArgs),
     /// A release's execution on AWS Step Functions: status, current state, stage and waves.
     Status(status_cmd::StatusArgs),
+    /// Pick up a release whose local run was killed or interrupted: run it on, or --rollback.
+    Resume(resume_cmd::ResumeArgs),
     /// Free a service's release lock by hand (a release whose process died), saying why.
     Unlock(unlock_cmd::UnlockArgs),
     /// Run or validate Amazon States Language definitions on the embedded executor.
@@ -78,6 +81,11 @@ enum Command {
     /// Run the AWS stack's own function binaries on this machine, as Lambda would.
     #[command(subcommand)]
     Dev(dev_cmd::DevCommand),
+}
+
+/// Who runs the command, as timelines record a person's act (`unlock`, `resume`, `cancel`).
+fn person() -> String {
+    std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "someone".into())
 }
 
 fn main() -> ExitCode {
@@ -97,6 +105,7 @@ fn main() -> ExitCode {
             Command::Builds(args) => builds_cmd::run(args).await,
             Command::Metrics(args) => metrics_cmd::run(args).await,
             Command::Status(args) => status_cmd::run(args).await,
+            Command::Resume(args) => resume_cmd::run(args).await,
             Command::Unlock(args) => unlock_cmd::run(args).await,
             Command::Asl(cmd) => asl_cmd::run(cmd).await,
             Command::Catalog(cmd) => catalog_cmd::run(cmd).await,

@@ -3,12 +3,13 @@
 use crate::exit;
 use crate::failure::Failure;
 use crate::view::{self, LiveView};
+use baton_domain::error::chain_text;
 use baton_domain::refname::check_branch_name;
 use baton_domain::release::{Release, ReleaseStatus, Signal, Trigger, TriggerKind};
-use baton_local_runner::{LocalBaton, LocalConfig, LocalError};
+use baton_local_runner::{Finished, LocalBaton, LocalConfig, LocalError, Run};
 use clap::Args;
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -76,26 +77,9 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
     if args.remote {
         return run_remote(args).await;
     }
-    let state_dir = args.state.resolve();
-    let live = (!args.json).then(LiveView::new);
-    let config = LocalConfig {
-        catalog: args.catalog.clone(),
-        state_dir: state_dir.clone(),
-        console: live.as_ref().map(|view| view.console_writer()),
-        clock: baton_asl::Clock::Real,
-        slack_api_base: None,
-        skip_bakes: args.no_wait,
-    };
-    let baton = match LocalBaton::open(config) {
-        Ok(baton) => baton,
-        Err(err @ LocalError::Catalog(_)) => {
-            let catalog = args.catalog.display();
-            let hint = format!("fix the catalog ({catalog}) and run again; `baton catalog validate {catalog}` lists every error");
-            return Failure::usage(&err).sources_of(&err).hint(hint).report();
-        }
-        Err(err) => {
-            return Failure::usage("cannot start the local run").caused_by(&err).report();
-        }
+    let (baton, live) = match open_local(&args.catalog, &args.state, args.no_wait, args.json) {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
 
     let signal = cli_signal(&args);
@@ -104,33 +88,62 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
     let execution = format!("cli-{}", uuid::Uuid::new_v4().simple());
     let input = serde_json::to_value(&signal).unwrap_or_default();
 
-    let handle = baton.start(&execution, input);
+    let run = baton.start(&execution, input);
+    follow(&baton, &args.service, &execution, run, live, args.json).await
+}
+
+/// The local Baton over `catalog` and the state directory, with the live view unless `json`.
+pub fn open_local(catalog: &Path, state: &StateDirArg, no_wait: bool, json: bool) -> Result<(LocalBaton, Option<LiveView>), ExitCode> {
+    let live = (!json).then(LiveView::new);
+    let config = LocalConfig {
+        catalog: catalog.to_owned(),
+        state_dir: state.resolve(),
+        console: live.as_ref().map(|view| view.console_writer()),
+        clock: baton_asl::Clock::Real,
+        slack_api_base: None,
+        skip_bakes: no_wait,
+    };
+    match LocalBaton::open(config) {
+        Ok(baton) => Ok((baton, live)),
+        Err(err @ LocalError::Catalog(_)) => {
+            let catalog = catalog.display();
+            let hint = format!("fix the catalog ({catalog}) and run again; `baton catalog validate {catalog}` lists every error");
+            Err(Failure::usage(&err).sources_of(&err).hint(hint).report())
+        }
+        Err(err) => Err(Failure::usage("cannot start the local run").caused_by(&err).report()),
+    }
+}
+
+/// Follows a local run of `execution` to its end (the live view unless `json`), then prints the
+/// release it carried and exits as its final state says.
+pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, run: Run, live: Option<LiveView>, json: bool) -> ExitCode {
     let watcher = live
         .as_ref()
-        .map(|view| view.watch(baton.ports().store.clone(), args.service.clone(), execution.clone(), Duration::from_millis(200)));
-    let outcome = handle.outcome().await;
+        .map(|view| view.watch(baton.ports().store.clone(), service.to_owned(), execution.to_owned(), Duration::from_millis(200)));
+    let Finished { outcome, journal_error } = run.finished().await;
     if let Some(watcher) = watcher {
         watcher.abort();
     }
+    if let Some(err) = journal_error {
+        errln!(
+            "baton: warning: the execution journal is incomplete (`show --history` and a resume after a crash miss its end): {}",
+            chain_text(&err)
+        );
+    }
 
     let store = &baton.ports().store;
-    let release = match store.list_releases(&args.service, None, 100).await {
-        Ok(releases) => find_release(releases, &execution, &outcome.output),
+    let release = match store.list_releases(service, None, 100).await {
+        Ok(releases) => find_release(releases, execution, &outcome.output),
         Err(err) => {
             return Failure::failed("the run ended but the store cannot be read").caused_by(&err).report();
         }
     };
-    if let Some(release) = &release
-        && let Err(err) = view::save_history(&state_dir, &release.id, &outcome.history)
-    {
-        errln!("baton: warning: cannot save the execution history: {err}");
-    }
     if let Some(view) = &live {
         view.finish();
     }
 
     let rejected = release.is_none() && outcome.error.is_some();
-    if args.json {
+    if json {
         let summary = json!({
             "execution": {"name": execution, "status": outcome.status, "error": outcome.error, "cause": outcome.cause},
             "release": release,
