@@ -10,6 +10,12 @@ pub const USAGE: u8 = 2;
 /// person must act.
 pub const ROLLBACK_FAILED: u8 = 3;
 
+/// Stopped by a signal (SIGINT: 130, SIGTERM: 143, as shells report a process it killed): the
+/// release is recorded interrupted and `baton resume` picks it up.
+pub fn signalled(signal: i32) -> u8 {
+    u8::try_from(128 + signal).unwrap_or(u8::MAX)
+}
+
 pub fn code(value: u8) -> ExitCode {
     ExitCode::from(value)
 }

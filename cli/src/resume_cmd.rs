@@ -2,7 +2,7 @@
 //! state its journal recorded, and runs it on, or rolls it back and closes it.
 
 use crate::failure::Failure;
-use crate::release_cmd::{StateDirArg, follow, open_local};
+use crate::release_cmd::{Report, StateDirArg, follow, open_local};
 use baton_domain::release::ReleaseId;
 use baton_local_runner::{ResumeError, Resumption};
 use clap::Args;
@@ -49,7 +49,7 @@ pub async fn run(args: ResumeArgs) -> ExitCode {
     } else {
         Resumption::RunOn
     };
-    pick_up(&baton, &release, &how, &person, live, args.json).await
+    pick_up(&baton, &release, &how, &person, live.as_ref(), Report::of(args.json)).await
 }
 
 /// Resumes `release` as `how` says, then follows it to its end.
@@ -58,15 +58,15 @@ pub async fn pick_up(
     release: &baton_domain::release::Release,
     how: &Resumption,
     person: &str,
-    live: Option<crate::view::LiveView>,
-    json: bool,
+    live: Option<&crate::view::LiveView>,
+    report: Report,
 ) -> ExitCode {
     match baton.resume_release(release, how, person).await {
         Ok((run, state)) => {
             let what = if matches!(how, Resumption::RunOn) { "resuming" } else { "rolling back" };
             errln!("baton: {what} {} ({}) at {state}", release.id, release.service);
             let execution = release.execution.clone().unwrap_or_default();
-            follow(baton, &release.service, &execution, run, live, json).await
+            follow(baton, &release.service, &execution, run, live, report).await
         }
         Err(err @ ResumeError::Ended { .. }) => Failure::usage(&err).report(),
         Err(err @ ResumeError::Alive { .. }) => {

@@ -130,3 +130,81 @@ fn a_killed_release_rolls_back_on_request() {
     assert_eq!(resumed.len(), 1, "{show}");
     assert!(resumed[0]["message"].as_str().unwrap().contains("is rolling the release back from DeployWaves"), "{show}");
 }
+
+fn signal(child: &Child, name: &str) {
+    let sent = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().expect("run kill");
+    assert!(sent.success(), "kill -{name}");
+}
+
+fn events_of(state: &Path, id: &str, kind: &str) -> Vec<String> {
+    let show = json(&baton(state, &["show", id, "--json"]));
+    let events = show["events"].as_array().unwrap().iter().filter(|e| e["kind"] == kind);
+    events.map(|e| e["message"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn sigint_interrupts_a_release_and_the_next_release_runs_it_on_first() {
+    let state = tempfile::tempdir().unwrap();
+    let release = start_release(state.path());
+    wait_for_the_canary_to_bake(state.path());
+    signal(&release, "INT");
+    let stopped = release.wait_with_output().unwrap();
+    assert_eq!(stopped.status.code(), Some(130), "stderr: {}", String::from_utf8_lossy(&stopped.stderr));
+    let record = &json(&stopped)["release"];
+    let id = record["id"].as_str().unwrap().to_owned();
+    assert_eq!(record["status"], "interrupted", "{record}");
+    assert!(events_of(state.path(), &id, "interrupted")[0].starts_with("stopped by SIGINT"));
+
+    let next = baton_with_catalog(state.path(), &["release", "hello-web", "--no-wait", "--json"]);
+    assert_eq!(next.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&next.stderr));
+    let stderr = String::from_utf8_lossy(&next.stderr);
+    assert!(stderr.contains(&format!("release {id} of hello-web was left interrupted by an earlier run: running it on")), "{stderr}");
+    let newer = &json(&next)["release"];
+    assert_ne!(newer["id"].as_str(), Some(id.as_str()), "one JSON object: the new release's");
+    let picked_up = json(&baton(state.path(), &["show", &id, "--json"]))["release"].clone();
+    assert_eq!(picked_up["status"], "succeeded", "{picked_up}");
+    let artifact = newer["artifact"]["reference"].as_str().unwrap().to_owned();
+    assert_eq!(deployed(state.path()), vec![Some(artifact); TARGETS.len()], "the new release deployed over the resumed one");
+}
+
+#[test]
+fn sigterm_interrupts_a_release_and_cancel_rolls_it_back_saying_who_and_why() {
+    let state = tempfile::tempdir().unwrap();
+    let release = start_release(state.path());
+    wait_for_the_canary_to_bake(state.path());
+    signal(&release, "TERM");
+    let stopped = release.wait_with_output().unwrap();
+    assert_eq!(stopped.status.code(), Some(143), "stderr: {}", String::from_utf8_lossy(&stopped.stderr));
+    let id = json(&stopped)["release"]["id"].as_str().unwrap().to_owned();
+
+    let cancel = baton_with_catalog(state.path(), &["cancel", &id, "--reason", "wrong commit", "--json"]);
+    assert_eq!(cancel.status.code(), Some(1), "rolled back: {}", String::from_utf8_lossy(&cancel.stderr));
+    let record = &json(&cancel)["release"];
+    assert_eq!(record["status"], "rolled-back", "{record}");
+    assert_eq!(record["failure"]["error"], "Baton.Interrupted");
+    assert!(record["failure"]["cause"].as_str().unwrap().contains("cancelled the release: wrong commit"), "{record}");
+    assert!(events_of(state.path(), &id, "cancelled")[0].ends_with("cancelled the release: wrong commit"));
+    assert_eq!(deployed(state.path()), vec![None; TARGETS.len()], "nothing was live before the service's first release");
+    let unlock = baton_with_catalog(state.path(), &["unlock", "hello-web", "--reason", "check", "--json"]);
+    assert_eq!(json(&unlock)["freed"], false, "the cancelled release freed its lock");
+
+    let again = baton_with_catalog(state.path(), &["cancel", &id, "--reason", "twice"]);
+    assert_eq!(again.status.code(), Some(2), "a closed release cannot be cancelled");
+}
+
+#[test]
+fn cancel_stops_a_live_release_which_rolls_itself_back() {
+    let state = tempfile::tempdir().unwrap();
+    let release = start_release(state.path());
+    wait_for_the_canary_to_bake(state.path());
+    let id = newest(state.path())["id"].as_str().unwrap().to_owned();
+
+    let cancel = baton_with_catalog(state.path(), &["cancel", &id, "--reason", "pager went off", "--json"]);
+    assert_eq!(cancel.status.code(), Some(1), "rolled back: {}", String::from_utf8_lossy(&cancel.stderr));
+    assert_eq!(json(&cancel)["release"]["status"], "rolled-back");
+    let live = release.wait_with_output().unwrap();
+    assert_eq!(live.status.code(), Some(1), "the release's own process rolled it back: {}", String::from_utf8_lossy(&live.stderr));
+    assert_eq!(json(&live)["release"]["status"], "rolled-back");
+    assert!(String::from_utf8_lossy(&live.stderr).contains(&format!("cancelled: rolling {id} back (at NotifyRollingBack)")));
+    assert_eq!(deployed(state.path()), vec![None; TARGETS.len()]);
+}

@@ -83,6 +83,15 @@ impl LocalBaton {
         Ok(store.run_beat_at(execution).await? != Some(beat))
     }
 
+    /// Asks the live run of `execution` to stop: its heartbeat hears `why`, and that process rolls
+    /// the release back.
+    pub async fn request_cancel(&self, execution: &str, why: &str) -> Result<bool, StoreError> {
+        match &self.journal {
+            Some(store) => store.run_cancel(execution, why).await,
+            None => Ok(false),
+        }
+    }
+
     /// Picks up `release`, stopped or killed, from its journal: runs it on, or rolls it back. The
     /// record says `running` again and its timeline who resumed it, how and from which state.
     pub async fn resume_release(&self, release: &Release, how: &Resumption, person: &str) -> Result<(Run, String), ResumeError> {
