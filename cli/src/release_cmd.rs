@@ -5,8 +5,7 @@ use crate::failure::Failure;
 use crate::signals::{self, Interrupts};
 use crate::view::{self, LiveView};
 use baton_asl::ExecutionStatus;
-use baton_domain::error::ErrorName;
-use baton_domain::error::chain_text;
+use baton_domain::error::{ErrorName, chain_text};
 use baton_domain::refname::check_branch_name;
 use baton_domain::release::{Release, ReleaseStatus, Signal, Trigger, TriggerKind};
 use baton_local_runner::{Finished, Journaled, LocalBaton, LocalConfig, LocalError, Resumption, Run};
@@ -220,11 +219,9 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
             }
         };
         // Stopped with Baton.Interrupted and no signal here: a person cancelled it (`baton cancel`).
-        let cancelled = signal.is_none()
-            && outcome.status == ExecutionStatus::Aborted
-            && outcome.error.as_deref() == Some(ErrorName::Interrupted.as_str());
-        match &release {
-            Some(release) if cancelled && !release.status.is_terminal() => {
+        let cancelled = outcome.status == ExecutionStatus::Aborted && outcome.error.as_deref() == Some(ErrorName::Interrupted.as_str());
+        match (&release, signal) {
+            (Some(release), None) if cancelled && !release.status.is_terminal() => {
                 let why = outcome.cause.clone().unwrap_or_else(|| "cancelled".to_owned());
                 match baton.resume_release(release, &Resumption::RollBack { why }, &crate::person()).await {
                     Ok((next, state)) => {
@@ -235,12 +232,9 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
                     Err(err) => return Failure::failed("the release was cancelled but cannot be rolled back").caused_by(&err).report(),
                 }
             }
-            Some(stopped) if signal.is_some() && !stopped.status.is_terminal() => {
-                let why = format!(
-                    "stopped by {} (`baton resume {}` runs it on, `--rollback` rolls it back)",
-                    signals::name(signal.unwrap_or_default()),
-                    stopped.id
-                );
+            (Some(stopped), Some(got)) if !stopped.status.is_terminal() => {
+                let why =
+                    format!("stopped by {} (`baton resume {}` runs it on, `--rollback` rolls it back)", signals::name(got), stopped.id);
                 if let Err(err) = baton.mark_interrupted(stopped, &why).await {
                     errln!("baton: warning: cannot record the release as interrupted: {}", chain_text(&err));
                 }

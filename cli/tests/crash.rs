@@ -104,9 +104,7 @@ fn release_then_kill(state: &Path, kill: Kill, roll_back: bool, figures: &mut Fi
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    let open = releases(state)
-        .into_iter()
-        .filter(|r| !matches!(r["status"].as_str(), Some(s) if !["running", "queued", "interrupted"].contains(&s)));
+    let open = releases(state).into_iter().filter(|r| matches!(r["status"].as_str(), Some("running" | "queued" | "interrupted")));
     figures.left_open.extend(open.filter_map(|r| r["id"].as_str().map(str::to_owned)));
 }
 
