@@ -102,14 +102,14 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
 }
 
 /// Picks up the service's releases whose run was killed or interrupted (no live process beats
-/// for them), before anything else deploys over their half-done waves: runs them on, or rolls
-/// them back with --rollback-interrupted. Answers the exit code when one could not be closed.
+/// for them; a killed waiter for the lock included), before anything else deploys over their
+/// half-done waves: runs them on, or rolls them back with --rollback-interrupted. Answers the exit code when one could not be closed.
 /// A release another process runs is left to it: the new release waits for its lock.
 async fn pick_up_left_behind(baton: &LocalBaton, args: &ReleaseArgs, live: Option<&LiveView>) -> Option<ExitCode> {
     // A store that cannot be read is reported by the release's own registration.
     let releases = baton.ports().store.list_releases(&args.service, args.environment.as_deref(), 20).await.ok()?;
     let person = crate::person();
-    for left in releases.iter().filter(|r| matches!(r.status, ReleaseStatus::Running | ReleaseStatus::Interrupted)) {
+    for left in releases.iter().filter(|r| !r.status.is_terminal()) {
         let Some(execution) = &left.execution else { continue };
         if !matches!(baton.journaled(execution).await, Ok(Journaled::Resumable(_)))
             || baton.running_elsewhere(execution).await.unwrap_or(true)

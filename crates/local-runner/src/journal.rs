@@ -51,6 +51,16 @@ impl Run {
         self.handle.stopper()
     }
 
+    /// How the execution ended, once its journal is written; a journal that could not keep up is
+    /// logged, not answered (see [`Run::finished`]).
+    pub async fn outcome(self) -> ExecutionOutcome {
+        let Finished { outcome, journal_error } = self.finished().await;
+        if let Some(err) = journal_error {
+            tracing::warn!(error = %baton_domain::error::chain_text(&err), "the execution journal is incomplete");
+        }
+        outcome
+    }
+
     /// Waits for the execution to end and for its journal to be written; then no run of the
     /// execution is on record, so it can be resumed at once.
     pub async fn finished(self) -> Finished {

@@ -99,7 +99,7 @@ impl LocalBaton {
 
     /// Runs one execution to its end.
     pub async fn run(&self, execution_name: &str, input: serde_json::Value) -> ExecutionOutcome {
-        self.start(execution_name, input).finished().await.outcome
+        self.start(execution_name, input).outcome().await
     }
 
     /// The journaled events of an execution, oldest first; empty without a journal.
