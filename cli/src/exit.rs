@@ -13,6 +13,12 @@ pub const ROLLBACK_FAILED: u8 = 3;
 /// success (this commit did not ship) nor a failure (the newer one carries the change on).
 pub const SUPERSEDED: u8 = 4;
 
+/// Stopped by a signal (SIGINT: 130, SIGTERM: 143, as shells report a process it killed): the
+/// release is recorded interrupted and `baton resume` picks it up.
+pub fn signalled(signal: i32) -> u8 {
+    u8::try_from(128 + signal).unwrap_or(u8::MAX)
+}
+
 pub fn code(value: u8) -> ExitCode {
     ExitCode::from(value)
 }

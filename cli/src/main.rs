@@ -2,7 +2,8 @@
 //!
 //! Exit codes: 0 success; 1 the work ran and failed (release failed or rolled back,
 //! validation found errors); 2 bad usage, unreadable files or invalid configuration; 3 a
-//! release's rollback failed (someone must act).
+//! release's rollback failed (someone must act); 130/143 a local release stopped by SIGINT/SIGTERM
+//! (recorded interrupted, resumable).
 
 /// print!/println!/eprintln! that never panic: with a closed stdout or stderr (`baton ... | head`)
 /// the rest of the output is lost, and nothing else.
@@ -24,6 +25,7 @@ macro_rules! errln {
 
 mod asl_cmd;
 mod builds_cmd;
+mod cancel_cmd;
 mod catalog_cmd;
 mod dev_cmd;
 mod exit;
@@ -32,6 +34,8 @@ mod metrics_cmd;
 mod release_cmd;
 mod remote;
 mod report_cmd;
+mod resume_cmd;
+mod signals;
 mod status_cmd;
 mod unlock_cmd;
 mod view;
@@ -67,6 +71,10 @@ enum Command {
     Metrics(metrics_cmd::MetricsArgs),
     /// A release's execution on AWS Step Functions: status, current state, stage and waves.
     Status(status_cmd::StatusArgs),
+    /// Pick up a release whose local run was killed or interrupted: run it on, or --rollback.
+    Resume(resume_cmd::ResumeArgs),
+    /// Cancel a release, saying why: a live local run stops and rolls back, a killed one is rolled back here.
+    Cancel(cancel_cmd::CancelArgs),
     /// Free a service's release lock by hand (a release whose process died), saying why.
     Unlock(unlock_cmd::UnlockArgs),
     /// Run or validate Amazon States Language definitions on the embedded executor.
@@ -78,6 +86,11 @@ enum Command {
     /// Run the AWS stack's own function binaries on this machine, as Lambda would.
     #[command(subcommand)]
     Dev(dev_cmd::DevCommand),
+}
+
+/// Who runs the command, as timelines record a person's act (`unlock`, `resume`, `cancel`).
+fn person() -> String {
+    std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "someone".into())
 }
 
 fn main() -> ExitCode {
@@ -97,6 +110,8 @@ fn main() -> ExitCode {
             Command::Builds(args) => builds_cmd::run(args).await,
             Command::Metrics(args) => metrics_cmd::run(args).await,
             Command::Status(args) => status_cmd::run(args).await,
+            Command::Resume(args) => resume_cmd::run(args).await,
+            Command::Cancel(args) => cancel_cmd::run(args).await,
             Command::Unlock(args) => unlock_cmd::run(args).await,
             Command::Asl(cmd) => asl_cmd::run(cmd).await,
             Command::Catalog(cmd) => catalog_cmd::run(cmd).await,

@@ -2,13 +2,16 @@
 
 use crate::exit;
 use crate::failure::Failure;
+use crate::signals::{self, Interrupts};
 use crate::view::{self, LiveView};
+use baton_asl::ExecutionStatus;
+use baton_domain::error::{ErrorName, chain_text};
 use baton_domain::refname::check_branch_name;
 use baton_domain::release::{Release, ReleaseStatus, Signal, Trigger, TriggerKind};
-use baton_local_runner::{LocalBaton, LocalConfig, LocalError};
+use baton_local_runner::{Finished, Journaled, LocalBaton, LocalConfig, LocalError, Resumption, Run};
 use clap::Args;
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -44,6 +47,10 @@ pub struct ReleaseArgs {
     /// Print the result as one JSON object on stdout (no live view).
     #[arg(long)]
     pub json: bool,
+    /// A release of the service that a killed or interrupted run left behind is picked up first;
+    /// by default it runs on, with this it is rolled back and closed.
+    #[arg(long, conflicts_with = "remote")]
+    pub rollback_interrupted: bool,
     /// Start the release on Baton's state machine in AWS instead of on this machine; follow it with `baton status`.
     #[arg(long)]
     pub remote: bool,
@@ -76,61 +83,173 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
     if args.remote {
         return run_remote(args).await;
     }
-    let state_dir = args.state.resolve();
-    let live = (!args.json).then(LiveView::new);
-    let config = LocalConfig {
-        catalog: args.catalog.clone(),
-        state_dir: state_dir.clone(),
-        console: live.as_ref().map(|view| view.console_writer()),
-        clock: baton_asl::Clock::Real,
-        slack_api_base: None,
-        skip_bakes: args.no_wait,
-    };
-    let baton = match LocalBaton::open(config) {
-        Ok(baton) => baton,
-        Err(err @ LocalError::Catalog(_)) => {
-            let catalog = args.catalog.display();
-            let hint = format!("fix the catalog ({catalog}) and run again; `baton catalog validate {catalog}` lists every error");
-            return Failure::usage(&err).sources_of(&err).hint(hint).report();
-        }
-        Err(err) => {
-            return Failure::usage("cannot start the local run").caused_by(&err).report();
-        }
+    let (baton, live) = match open_local(&args.catalog, &args.state, args.no_wait, args.json) {
+        Ok(opened) => opened,
+        Err(code) => return code,
     };
 
+    if let Some(code) = pick_up_left_behind(&baton, &args, live.as_ref()).await {
+        return code;
+    }
     let signal = cli_signal(&args);
     // Each invocation is its own execution, even when its signal repeats an earlier one (the
     // registration then finds that release and this execution ends naming it).
     let execution = format!("cli-{}", uuid::Uuid::new_v4().simple());
     let input = serde_json::to_value(&signal).unwrap_or_default();
 
-    let handle = baton.start(&execution, input);
-    let watcher = live
-        .as_ref()
-        .map(|view| view.watch(baton.ports().store.clone(), args.service.clone(), execution.clone(), Duration::from_millis(200)));
-    let outcome = handle.outcome().await;
-    if let Some(watcher) = watcher {
-        watcher.abort();
-    }
+    let run = baton.start(&execution, input);
+    follow(&baton, &args.service, &execution, run, live.as_ref(), Report::of(args.json)).await
+}
 
-    let store = &baton.ports().store;
-    let release = match store.list_releases(&args.service, None, 100).await {
-        Ok(releases) => find_release(releases, &execution, &outcome.output),
+/// Picks up the service's releases whose run was killed or interrupted (no live process beats
+/// for them; a killed waiter for the lock included), before anything else deploys over their
+/// half-done waves: runs them on, or rolls them back with --rollback-interrupted. Answers the exit code when one could not be closed.
+/// A release another process runs is left to it: the new release waits for its lock.
+async fn pick_up_left_behind(baton: &LocalBaton, args: &ReleaseArgs, live: Option<&LiveView>) -> Option<ExitCode> {
+    // A store that cannot be read is reported by the release's own registration.
+    let releases = baton.ports().store.list_releases(&args.service, args.environment.as_deref(), 20).await.ok()?;
+    let person = crate::person();
+    for left in releases.iter().filter(|r| !r.status.is_terminal()) {
+        let Some(execution) = &left.execution else { continue };
+        if !matches!(baton.journaled(execution).await, Ok(Journaled::Resumable(_)))
+            || baton.running_elsewhere(execution).await.unwrap_or(true)
+        {
+            continue;
+        }
+        let (how, what) = if args.rollback_interrupted {
+            (
+                Resumption::RollBack { why: format!("{person} released {} again with --rollback-interrupted", left.service) },
+                "rolling it back",
+            )
+        } else {
+            (Resumption::RunOn, "running it on (--rollback-interrupted rolls it back)")
+        };
+        errln!("baton: release {} of {} was left {} by an earlier run: {what} first", left.id, left.service, left.status);
+        let code = crate::resume_cmd::pick_up(baton, left, &how, &person, live, if args.json { Report::Quiet } else { Report::Text }).await;
+        let closed = baton.ports().store.get_release(&left.id).await.ok().flatten().map(|r| r.status);
+        match closed {
+            Some(status) if status.is_terminal() && status != ReleaseStatus::RollbackFailed => {
+                errln!("baton: release {} ended {status}; now releasing {}", left.id, left.service);
+            }
+            _ => return Some(code),
+        }
+    }
+    None
+}
+
+/// How `follow` reports the release once it ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    Text,
+    Json,
+    /// Nothing on stdout: another report follows (a left-behind release picked up before a `--json` release).
+    Quiet,
+}
+
+impl Report {
+    pub fn of(json: bool) -> Report {
+        if json { Report::Json } else { Report::Text }
+    }
+}
+
+/// The local Baton over `catalog` and the state directory, with the live view unless `json`.
+pub fn open_local(catalog: &Path, state: &StateDirArg, no_wait: bool, json: bool) -> Result<(LocalBaton, Option<LiveView>), ExitCode> {
+    let live = (!json).then(LiveView::new);
+    let config = LocalConfig {
+        catalog: catalog.to_owned(),
+        state_dir: state.resolve(),
+        console: live.as_ref().map(|view| view.console_writer()),
+        clock: baton_asl::Clock::Real,
+        slack_api_base: None,
+        skip_bakes: no_wait,
+    };
+    match LocalBaton::open(config) {
+        Ok(baton) => Ok((baton, live)),
+        Err(err @ LocalError::Catalog(_)) => {
+            let catalog = catalog.display();
+            let hint = format!("fix the catalog ({catalog}) and run again; `baton catalog validate {catalog}` lists every error");
+            Err(Failure::usage(&err).sources_of(&err).hint(hint).report())
+        }
+        Err(err) => Err(Failure::usage("cannot start the local run").caused_by(&err).report()),
+    }
+}
+
+/// Follows a local run of `execution` to its end (the live view unless `json`), then prints the
+/// release it carried and exits as its final state says. SIGINT or SIGTERM stops the run and
+/// leaves the release interrupted (exit 130 or 143); a person's `baton cancel` makes this
+/// process roll the release back and close it.
+pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run: Run, live: Option<&LiveView>, report: Report) -> ExitCode {
+    let mut interrupts = match Interrupts::listen() {
+        Ok(interrupts) => Some(interrupts),
         Err(err) => {
-            return Failure::failed("the run ended but the store cannot be read").caused_by(&err).report();
+            errln!("baton: warning: cannot listen for SIGINT/SIGTERM (they kill the run, which `baton resume` picks up): {err}");
+            None
         }
     };
-    if let Some(release) = &release
-        && let Err(err) = view::save_history(&state_dir, &release.id, &outcome.history)
-    {
-        errln!("baton: warning: cannot save the execution history: {err}");
-    }
-    if let Some(view) = &live {
+    let (outcome, release, signal) = loop {
+        let watcher =
+            live.map(|view| view.watch(baton.ports().store.clone(), service.to_owned(), execution.to_owned(), Duration::from_millis(200)));
+        let stopper = run.stopper();
+        let finished = run.finished();
+        tokio::pin!(finished);
+        let mut signal = None;
+        let Finished { outcome, journal_error } = tokio::select! {
+            done = &mut finished => done,
+            got = async { match &mut interrupts { Some(interrupts) => interrupts.first().await, None => std::future::pending().await } } => {
+                let name = signals::name(got);
+                errln!("baton: {name}: stopping the release; `baton resume` picks it up (again to abort at once)");
+                stopper.stop(Some(ErrorName::Interrupted.as_str().to_owned()), Some(format!("stopped by {name}")));
+                signal = Some(got);
+                finished.await
+            }
+        };
+        if let Some(watcher) = watcher {
+            watcher.abort();
+        }
+        if let Some(err) = journal_error {
+            errln!(
+                "baton: warning: the execution journal is incomplete (`show --history` and a resume after a crash miss its end): {}",
+                chain_text(&err)
+            );
+        }
+        let release = match baton.ports().store.list_releases(service, None, 100).await {
+            Ok(releases) => find_release(releases, execution, &outcome.output),
+            Err(err) => {
+                return Failure::failed("the run ended but the store cannot be read").caused_by(&err).report();
+            }
+        };
+        // Stopped with Baton.Interrupted and no signal here: a person cancelled it (`baton cancel`).
+        let cancelled = outcome.status == ExecutionStatus::Aborted && outcome.error.as_deref() == Some(ErrorName::Interrupted.as_str());
+        match (&release, signal) {
+            (Some(release), None) if cancelled && !release.status.is_terminal() => {
+                let why = outcome.cause.clone().unwrap_or_else(|| "cancelled".to_owned());
+                match baton.resume_release(release, &Resumption::RollBack { why }, &crate::person()).await {
+                    Ok((next, state)) => {
+                        errln!("baton: cancelled: rolling {} back (at {state})", release.id);
+                        run = next;
+                        continue;
+                    }
+                    Err(err) => return Failure::failed("the release was cancelled but cannot be rolled back").caused_by(&err).report(),
+                }
+            }
+            (Some(stopped), Some(got)) if !stopped.status.is_terminal() => {
+                let why =
+                    format!("stopped by {} (`baton resume {}` runs it on, `--rollback` rolls it back)", signals::name(got), stopped.id);
+                if let Err(err) = baton.mark_interrupted(stopped, &why).await {
+                    errln!("baton: warning: cannot record the release as interrupted: {}", chain_text(&err));
+                }
+                let reread = baton.ports().store.get_release(&stopped.id).await.ok().flatten().or(release.clone());
+                break (outcome, reread, signal);
+            }
+            _ => break (outcome, release, signal),
+        }
+    };
+    if let Some(view) = live {
         view.finish();
     }
 
-    let rejected = release.is_none() && outcome.error.is_some();
-    if args.json {
+    let rejected = release.is_none() && outcome.error.is_some() && signal.is_none();
+    if report == Report::Json {
         let summary = json!({
             "execution": {"name": execution, "status": outcome.status, "error": outcome.error, "cause": outcome.cause},
             "release": release,
@@ -138,6 +257,7 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
         outln!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
     } else {
         match &release {
+            Some(_) if report == Report::Quiet => {}
             Some(release) => {
                 out!("{}", view::summary(release));
                 if release.status == ReleaseStatus::Superseded
@@ -154,10 +274,18 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
             }
         }
     }
+    if let Some(signal) = signal {
+        return exit::code(exit::signalled(signal));
+    }
     if rejected {
         return exit::code(exit::USAGE);
     }
-    match release.map(|r| r.status) {
+    exit_for(release.map(|r| r.status))
+}
+
+/// The exit code of a release that ended with `status`.
+pub fn exit_for(status: Option<ReleaseStatus>) -> ExitCode {
+    match status {
         Some(ReleaseStatus::Succeeded) => exit::code(exit::OK),
         Some(ReleaseStatus::Superseded) => exit::code(exit::SUPERSEDED),
         Some(ReleaseStatus::RollbackFailed) => exit::code(exit::ROLLBACK_FAILED),

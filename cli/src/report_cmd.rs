@@ -94,15 +94,15 @@ pub async fn show(args: ShowArgs) -> ExitCode {
             return Failure::failed(&err).sources_of(&err).report();
         }
     };
-    let history = if args.history {
-        match view::load_history(&args.state.resolve(), &id) {
-            Ok(history) => Some(history),
-            Err(err) => {
-                return Failure::failed("no saved execution history").caused_by(&err).report();
-            }
-        }
-    } else {
-        None
+    // The journal is written as the run goes: a running or killed release has its history so far.
+    let history = match (args.history, &release.execution) {
+        (false, _) => None,
+        (true, Some(execution)) => match store.journal(execution).await {
+            Ok(history) if !history.is_empty() => Some(history),
+            Ok(_) => return Failure::failed(format!("no execution history of {id} in the local store's journal")).report(),
+            Err(err) => return Failure::failed("cannot read the execution journal").caused_by(&err).report(),
+        },
+        (true, None) => return Failure::failed(format!("release {id} names no execution")).report(),
     };
     if args.json {
         let doc = serde_json::json!({"release": release, "events": events, "history": history});
@@ -122,7 +122,7 @@ pub async fn show(args: ShowArgs) -> ExitCode {
         );
     }
     if let Some(history) = history {
-        out!("{}", view::history_table(history.as_array().map(Vec::as_slice).unwrap_or_default()));
+        out!("{}", view::history_table(&history));
     }
     exit::code(exit::OK)
 }

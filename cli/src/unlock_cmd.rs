@@ -49,7 +49,7 @@ pub async fn run(args: UnlockArgs) -> ExitCode {
         Ok(store) => store,
         Err(code) => return code,
     };
-    let person = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "someone".into());
+    let person = crate::person();
     let key = LockKey::new(&args.service, &environment);
     let freed = match baton_domain::support::unlock_by_hand(&store, &key, &person, args.reason.trim(), chrono::Utc::now()).await {
         Ok(freed) => freed,

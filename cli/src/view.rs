@@ -3,12 +3,11 @@
 
 use baton_domain::flow::CaughtError;
 use baton_domain::ports::ReleaseStore;
-use baton_domain::release::{Release, ReleaseId, ReleaseStatus, WaveStatus};
+use baton_domain::release::{Release, ReleaseStatus, WaveStatus};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -157,6 +156,7 @@ pub fn summary(release: &Release) -> String {
     let mark = match release.status {
         ReleaseStatus::Succeeded => "✔",
         ReleaseStatus::Superseded | ReleaseStatus::Queued | ReleaseStatus::Running => "•",
+        ReleaseStatus::Interrupted => "‖",
         ReleaseStatus::Failed | ReleaseStatus::RolledBack => "✘",
         ReleaseStatus::RollbackFailed => "‼",
     };
@@ -188,27 +188,6 @@ pub fn summary(release: &Release) -> String {
         let _ = writeln!(out, "  failure   {}: {}", failure.error, failure.cause);
     }
     out
-}
-
-fn history_file(state_dir: &Path, id: &ReleaseId) -> PathBuf {
-    baton_local_runner::LocalConfig::executions(state_dir).join(format!("{id}.json"))
-}
-
-/// Keeps a local execution's ASL history for `baton show --history`.
-pub fn save_history<T: serde::Serialize>(state_dir: &Path, id: &ReleaseId, history: &T) -> io::Result<()> {
-    let path = history_file(state_dir, id);
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    // The history holds every task's input and output: what a command printed included.
-    let text = serde_json::to_string_pretty(history).map_err(io::Error::other)?;
-    std::fs::write(&path, baton_domain::redact::scrub(&text).as_bytes())
-}
-
-pub fn load_history(state_dir: &Path, id: &ReleaseId) -> io::Result<serde_json::Value> {
-    let path = history_file(state_dir, id);
-    let text = std::fs::read(&path).map_err(|err| io::Error::new(err.kind(), format!("{}: {err}", path.display())))?;
-    serde_json::from_slice(&text).map_err(|err| io::Error::new(io::ErrorKind::InvalidData, format!("{}: {err}", path.display())))
 }
 
 #[cfg(test)]

@@ -55,6 +55,11 @@ pub struct StateMachine {
 }
 
 impl StateMachine {
+    /// The names of the top-level flow's states (not those of Parallel branches or Map iterations).
+    pub fn top_level_states(&self) -> impl Iterator<Item = &str> {
+        self.program.states.iter().map(|state| &*state.name)
+    }
+
     pub fn from_json(text: &str) -> Result<StateMachine, DefinitionErrors> {
         let value: Value = serde_json::from_str(text).map_err(|e| {
             DefinitionErrors(vec![DefinitionError { pointer: String::new(), state: None, message: format!("not valid JSON: {e}") }])

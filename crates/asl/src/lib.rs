@@ -18,6 +18,7 @@ mod payload;
 
 pub use definition::{DefinitionError, DefinitionErrors, StateMachine};
 pub use executor::{
-    Clock, ExecutionHandle, ExecutionOutcome, ExecutionStart, ExecutionStatus, Executor, TaskCall, TaskFailure, TaskInvoker, TaskTokenError,
+    Clock, ExecutionHandle, ExecutionOutcome, ExecutionStart, ExecutionStatus, Executor, ResumeAt, Stopper, TaskCall, TaskFailure,
+    TaskInvoker, TaskTokenError,
 };
 pub use history::{EventDetails, EventType, HistoryEvent, MoreDetails};

@@ -1,7 +1,7 @@
 //! End-to-end behaviour of the executor: states, errors, Retry timing, Catch, task tokens, concurrency.
 use baton_asl::{
-    Clock, EventType, ExecutionOutcome, ExecutionStart, ExecutionStatus, Executor, HistoryEvent, StateMachine, TaskCall, TaskFailure,
-    TaskInvoker,
+    Clock, EventType, ExecutionOutcome, ExecutionStart, ExecutionStatus, Executor, HistoryEvent, ResumeAt, StateMachine, TaskCall,
+    TaskFailure, TaskInvoker,
 };
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -890,4 +890,28 @@ async fn without_quotas_timeout_seconds_still_ends_an_endless_pass_loop() {
     assert_eq!(out.status, ExecutionStatus::TimedOut);
     assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
     assert!(out.history.len() > 25_000, "no history quota: {} events", out.history.len());
+}
+
+#[tokio::test]
+async fn a_resumed_execution_starts_at_the_named_state_with_its_input_and_keeps_the_execution_input() {
+    let def = json!({"StartAt": "A", "States": {
+        "A": {"Type": "Task", "Resource": LAMBDA, "Next": "B"},
+        "B": {"Type": "Task", "Resource": LAMBDA, "Parameters": {"state.$": "$", "execution.$": "$$.Execution.Input"}, "End": true}}});
+    let machine = Arc::new(StateMachine::from_value(&def).expect("valid definition"));
+    let recorder = Recorder::new(|c| Ok(c.payload.clone()));
+    let start = ExecutionStart {
+        resume_at: Some(ResumeAt { state: "B".into(), input: json!({"from": "journal"}) }),
+        ..ExecutionStart::new("resumed", json!({"signal": 1}))
+    };
+    let out = Executor::new(recorder.clone(), Clock::Virtual).run(machine.clone(), start).await;
+    assert_eq!(out.status, ExecutionStatus::Succeeded, "{out:?}");
+    let calls = recorder.calls();
+    assert_eq!(calls.iter().map(|c| c.state_name.as_str()).collect::<Vec<_>>(), ["B"], "A is not run again");
+    assert_eq!(out.output, Some(json!({"state": {"from": "journal"}, "execution": {"signal": 1}})));
+
+    let nowhere =
+        ExecutionStart { resume_at: Some(ResumeAt { state: "Inner".into(), input: json!({}) }), ..ExecutionStart::new("lost", json!({})) };
+    let out = Executor::new(recorder, Clock::Virtual).run(machine, nowhere).await;
+    assert_eq!((out.status, out.error.as_deref()), (ExecutionStatus::Failed, Some("States.Runtime")));
+    assert!(out.cause.unwrap().contains("'Inner'"));
 }

@@ -60,6 +60,9 @@ error_names! {
     /// A bug, an unexpected state, or a store that refuses requests (a missing IAM grant); the
     /// cause says what. Not retried: it needs a person.
     Internal => "Baton.Internal",
+    /// The release's local run was stopped (a signal, `baton cancel`) and the release closed by
+    /// rolling it back; the cause says who or what stopped it. Raised by no handler.
+    Interrupted => "Baton.Interrupted",
 }
 
 impl ErrorName {
@@ -216,7 +219,7 @@ mod tests {
     fn wire_names_round_trip_through_serde() {
         let wire = r#"["Baton.InputInvalid","Baton.CatalogInvalid","Baton.Ignored","Baton.LockHeld","Baton.Superseded","Baton.BuildFailed",
             "Baton.BuildPending","Baton.DeployFailed","Baton.DeployPending","Baton.HealthCheckFailed",
-            "Baton.ProviderUnavailable","Baton.StoreUnavailable","Baton.Internal"]"#;
+            "Baton.ProviderUnavailable","Baton.StoreUnavailable","Baton.Internal","Baton.Interrupted"]"#;
         let names: Vec<ErrorName> = serde_json::from_str(wire).unwrap();
         assert_eq!(names, ErrorName::ALL, "the published vocabulary, in order");
         let back: serde_json::Value = serde_json::to_value(&names).unwrap();

@@ -139,11 +139,14 @@ pub enum ReleaseStatus {
     RollbackFailed,
     /// A newer signal for the same service and environment ran instead.
     Superseded,
+    /// Its local run was stopped (SIGINT, SIGTERM, `baton cancel`) or killed: it holds its lock
+    /// and waits for `baton resume`, which runs it on or rolls it back.
+    Interrupted,
 }
 
 impl ReleaseStatus {
     pub fn is_terminal(self) -> bool {
-        !matches!(self, ReleaseStatus::Queued | ReleaseStatus::Running)
+        !matches!(self, ReleaseStatus::Queued | ReleaseStatus::Running | ReleaseStatus::Interrupted)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -155,6 +158,7 @@ impl ReleaseStatus {
             ReleaseStatus::RolledBack => "rolled-back",
             ReleaseStatus::RollbackFailed => "rollback-failed",
             ReleaseStatus::Superseded => "superseded",
+            ReleaseStatus::Interrupted => "interrupted",
         }
     }
 }
@@ -441,6 +445,12 @@ pub enum EventKind {
     Superseded,
     /// A person freed the release's lock by hand (`baton unlock`), saying why.
     Unlocked,
+    /// Its local run stopped before the end (a signal, a cancel); the release waits to be resumed.
+    Interrupted,
+    /// An interrupted or killed run was picked up again (run on, or rolled back).
+    Resumed,
+    /// A person cancelled the release (`baton cancel`), saying why.
+    Cancelled,
 }
 
 impl EventKind {
@@ -454,13 +464,16 @@ impl EventKind {
             EventKind::RollbackFailed => "rollback-failed",
             EventKind::Superseded => "superseded",
             EventKind::Unlocked => "unlocked",
+            EventKind::Interrupted => "interrupted",
+            EventKind::Resumed => "resumed",
+            EventKind::Cancelled => "cancelled",
         }
     }
 
     /// The last event of a release that ended with `status`; `None` while it has not ended.
     pub fn ending(status: ReleaseStatus) -> Option<EventKind> {
         match status {
-            ReleaseStatus::Queued | ReleaseStatus::Running => None,
+            ReleaseStatus::Queued | ReleaseStatus::Running | ReleaseStatus::Interrupted => None,
             ReleaseStatus::Succeeded => Some(EventKind::Succeeded),
             ReleaseStatus::Failed => Some(EventKind::Failed),
             ReleaseStatus::RolledBack => Some(EventKind::RolledBack),

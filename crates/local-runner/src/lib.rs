@@ -3,13 +3,19 @@
 //! answered in-process by the same handler functions the Lambda binaries wrap.
 
 mod invoker;
+mod journal;
+mod resume;
 mod setup;
 
 pub use invoker::HandlerInvoker;
+pub use journal::{Finished, Journaled, ResumePoint, Run, resume_point};
+pub use resume::{HEARTBEAT, ResumeError, Resumption, SILENT_AFTER};
 pub use setup::LocalConfig;
 
 use baton_asl::{Clock as AslClock, ExecutionOutcome, ExecutionStart, Executor, StateMachine};
+use baton_domain::ports::StoreError;
 use baton_domain::support::Ports;
+use baton_store_sqlite::SqliteStore;
 use std::sync::Arc;
 
 /// The release definition, as deployed to AWS (with `${...}` substitutions).
@@ -60,13 +66,21 @@ pub struct LocalBaton {
     machine: Arc<StateMachine>,
     executor: Executor,
     ports: Ports,
+    /// Where executions are journaled; none keeps them in memory only (tests of the flow).
+    journal: Option<SqliteStore>,
 }
 
 impl LocalBaton {
     pub fn new(ports: Ports, clock: AslClock) -> Result<LocalBaton, LocalError> {
         let machine = StateMachine::from_json(&substituted_definition()).map_err(|err| LocalError::Definition(err.to_string()))?;
         let invoker = Arc::new(HandlerInvoker::new(ports.clone()));
-        Ok(LocalBaton { machine: Arc::new(machine), executor: Executor::new(invoker, clock), ports })
+        Ok(LocalBaton { machine: Arc::new(machine), executor: Executor::new(invoker, clock), ports, journal: None })
+    }
+
+    /// Journals every execution started from now on in `store`, so it can be read while it runs
+    /// and resumed after a crash.
+    pub fn with_journal(self, store: SqliteStore) -> LocalBaton {
+        LocalBaton { journal: Some(store), ..self }
     }
 
     pub fn ports(&self) -> &Ports {
@@ -78,13 +92,37 @@ impl LocalBaton {
     }
 
     /// Starts one execution of the release definition with `input` (any signal shape).
-    pub fn start(&self, execution_name: &str, input: serde_json::Value) -> baton_asl::ExecutionHandle {
+    pub fn start(&self, execution_name: &str, input: serde_json::Value) -> Run {
         let start = ExecutionStart { state_machine_name: STATE_MACHINE_NAME.to_owned(), ..ExecutionStart::new(execution_name, input) };
-        self.executor.start(self.machine.clone(), start)
+        Run::journaled(self.executor.start(self.machine.clone(), start), self.journal.clone(), execution_name, 0)
     }
 
     /// Runs one execution to its end.
     pub async fn run(&self, execution_name: &str, input: serde_json::Value) -> ExecutionOutcome {
         self.start(execution_name, input).outcome().await
+    }
+
+    /// The journaled events of an execution, oldest first; empty without a journal.
+    pub async fn journal(&self, execution_name: &str) -> Result<Vec<serde_json::Value>, StoreError> {
+        match &self.journal {
+            Some(store) => store.journal(execution_name).await,
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// What the journal says about an execution: ended, or where it resumes.
+    pub async fn journaled(&self, execution_name: &str) -> Result<Journaled, StoreError> {
+        resume_point(&self.machine, execution_name, &self.journal(execution_name).await?)
+    }
+
+    /// Runs a journaled execution on from `point` under its own name: its events follow the
+    /// earlier runs' in the journal.
+    pub fn resume(&self, execution_name: &str, point: ResumePoint) -> Run {
+        let start = ExecutionStart {
+            state_machine_name: STATE_MACHINE_NAME.to_owned(),
+            resume_at: Some(point.at),
+            ..ExecutionStart::new(execution_name, point.input)
+        };
+        Run::journaled(self.executor.start(self.machine.clone(), start), self.journal.clone(), execution_name, point.journaled)
     }
 }

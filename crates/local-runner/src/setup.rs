@@ -15,7 +15,7 @@ use std::sync::Arc;
 pub struct LocalConfig {
     /// A catalog directory or file.
     pub catalog: PathBuf,
-    /// Holds `baton.db`, the command providers' workspaces and saved execution histories.
+    /// Holds `baton.db` (records and execution journals) and the command providers' workspaces.
     pub state_dir: PathBuf,
     /// Where the console notifier writes (the terminal, for `baton release`); none to stay quiet.
     pub console: Option<Box<dyn Write + Send>>,
@@ -32,10 +32,6 @@ impl LocalConfig {
     pub fn workspace(state_dir: &Path) -> PathBuf {
         state_dir.join("workspace")
     }
-
-    pub fn executions(state_dir: &Path) -> PathBuf {
-        state_dir.join("executions")
-    }
 }
 
 impl LocalBaton {
@@ -50,8 +46,8 @@ impl LocalBaton {
         let store = SqliteStore::open(&baton_store_sqlite::database_path(&state_dir))?;
         let providers =
             LocalProviders::new(LocalConfig::workspace(&state_dir), config.console, Arc::new(EnvSecretResolver), config.slack_api_base)?;
-        let ports = Ports { store: Arc::new(store), catalog, providers: Arc::new(providers), clock: Arc::new(SystemClock) };
-        LocalBaton::new(ports, config.clock)
+        let ports = Ports { store: Arc::new(store.clone()), catalog, providers: Arc::new(providers), clock: Arc::new(SystemClock) };
+        Ok(LocalBaton::new(ports, config.clock)?.with_journal(store))
     }
 }
 

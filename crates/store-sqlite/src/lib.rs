@@ -11,6 +11,7 @@
 //! the microsecond, and the JSON keeps the records' timestamps to the nanosecond.
 
 mod failure;
+mod journal;
 mod schema;
 
 use async_trait::async_trait;

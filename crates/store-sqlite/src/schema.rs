@@ -65,6 +65,23 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE releases ADD COLUMN version INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 3: the local runner's journal: each execution's history events as they happen, so a
+    // killed release can be read and resumed. seq runs on across the execution's resumed runs.
+    r#"
+    CREATE TABLE journal (
+        execution TEXT    NOT NULL,
+        seq       INTEGER NOT NULL,
+        body      TEXT    NOT NULL,
+        PRIMARY KEY (execution, seq)
+    ) STRICT;
+    -- Local runs in progress: the running process's heartbeat (microseconds), so another
+    -- process tells a live run from a killed one, and a person's request to cancel it.
+    CREATE TABLE runs (
+        execution TEXT    NOT NULL PRIMARY KEY,
+        beat_at   INTEGER NOT NULL,
+        cancel    TEXT
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -2,7 +2,7 @@
 //! loop, the history they record, and how an execution ends (normally, failed, timed out, halted).
 use super::clock::{Clock, after, take_turn};
 use super::states::run_state;
-use super::{ExecutionOutcome, ExecutionStart, ExecutionStatus, Inner};
+use super::{ExecutionOutcome, ExecutionStart, ExecutionStatus, Inner, ResumeAt};
 use crate::definition::{Kind, Program, State, StateMachine, Transition};
 use crate::env::EvalError;
 use crate::errors;
@@ -54,6 +54,7 @@ pub(crate) struct Execution {
     pub(crate) name: String,
     pub(crate) region: String,
     pub(crate) input: Arc<Value>,
+    resume_at: Option<ResumeAt>,
     pub(crate) started: DateTime<Utc>,
     pub(crate) started_text: String,
     pub(crate) state_machine_arn: String,
@@ -193,6 +194,7 @@ impl Execution {
             name: start.name,
             region: start.region,
             input: Arc::new(start.input),
+            resume_at: start.resume_at,
             started,
             started_text: started.to_rfc3339_opts(SecondsFormat::Millis, true),
             state_machine_arn: sm_arn,
@@ -246,7 +248,18 @@ impl Execution {
         // ExecutionStarted event's id (recorded executions; the developer guide's Step Functions Local
         // history example shows the same).
         th.previous = 0;
-        let run = run_program(th, &self.machine.program, self.input.clone());
+        let (start, input) = match &self.resume_at {
+            None => (self.machine.program.start, self.input.clone()),
+            Some(at) => match self.machine.program.states.iter().position(|state| *state.name == *at.state) {
+                Some(index) => (index, Arc::new(at.input.clone())),
+                None => {
+                    let cause = format!("cannot resume at '{}': the definition has no such top-level state", at.state);
+                    let outcome = self.failed(&mut th, Failure::new(errors::RUNTIME, cause));
+                    return ExecutionOutcome { history: self.log.take(), ..outcome };
+                }
+            },
+        };
+        let run = run_program_from(th, &self.machine.program, start, input);
         let deadline = async {
             match self.deadline {
                 Some(d) => tokio::time::sleep_until(d).await,
@@ -306,9 +319,12 @@ fn entered_type(kind: &Kind) -> (EventType, EventType) {
 
 /// Borrows the program: branches and iterations run inside their execution's task, so no program is
 /// shared between threads through a reference count each of them bumps.
-pub(crate) fn run_program(mut th: Thread, program: &Program, mut input: Arc<Value>) -> Run<'_> {
+pub(crate) fn run_program(th: Thread, program: &Program, input: Arc<Value>) -> Run<'_> {
+    run_program_from(th, program, program.start, input)
+}
+
+fn run_program_from(mut th: Thread, program: &Program, mut index: usize, mut input: Arc<Value>) -> Run<'_> {
     Box::pin(async move {
-        let mut index = program.start;
         let mut transitions = 0u32;
         loop {
             if th.exec.log.is_full() {

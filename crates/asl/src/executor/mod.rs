@@ -90,6 +90,17 @@ pub struct ExecutionStart {
     pub account_id: String,
     /// `$$.Execution.RoleArn`; defaults to a role in `account_id`.
     pub role_arn: Option<String>,
+    /// Not an ASL feature (Step Functions has no such API): the embedder resuming an execution it
+    /// journaled starts the top-level flow at this state instead of `StartAt`. `input` stays the
+    /// execution's input (`$$.Execution.Input`).
+    pub resume_at: Option<ResumeAt>,
+}
+
+/// Where a resumed execution starts: a top-level state and the input it was entered with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResumeAt {
+    pub state: String,
+    pub input: Value,
 }
 
 impl ExecutionStart {
@@ -101,6 +112,7 @@ impl ExecutionStart {
             region: "us-east-1".into(),
             account_id: "123456789012".into(),
             role_arn: None,
+            resume_at: None,
         }
     }
 }
@@ -137,11 +149,13 @@ impl ExecutionHandle {
 
     /// Stops the execution (StopExecution): it ends ABORTED with this error and cause.
     pub fn stop(&self, error: Option<String>, cause: Option<String>) {
-        let mut stopped = self.exec.stopped.lock().unwrap_or_else(|p| p.into_inner());
-        if stopped.is_none() && !self.task.is_finished() {
-            *stopped = Some((error, cause));
-            self.task.abort();
-        }
+        self.stopper().stop(error, cause);
+    }
+
+    /// Something that stops the execution from elsewhere (a signal handler, a watchdog) while
+    /// this handle waits for its outcome.
+    pub fn stopper(&self) -> Stopper {
+        Stopper { exec: self.exec.clone(), task: self.task.abort_handle() }
     }
 
     /// Waits for the execution to end.
@@ -153,6 +167,24 @@ impl ExecutionHandle {
                 self.exec.ended_abnormally(ExecutionStatus::Aborted, EventType::ExecutionAborted, error, cause)
             }
             Err(join) => self.exec.failed_internally(&join),
+        }
+    }
+}
+
+/// Stops one execution; see [`ExecutionHandle::stopper`].
+#[derive(Clone)]
+pub struct Stopper {
+    exec: Arc<Execution>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Stopper {
+    /// As [`ExecutionHandle::stop`]; the first stop's error and cause stand.
+    pub fn stop(&self, error: Option<String>, cause: Option<String>) {
+        let mut stopped = self.exec.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        if stopped.is_none() && !self.task.is_finished() {
+            *stopped = Some((error, cause));
+            self.task.abort();
         }
     }
 }

@@ -63,7 +63,7 @@ pub fn rollup_delta(release: &Release, history: &[Release]) -> Rollup {
             delta.deployments = 1;
             delta.failed_deployments = 1;
         }
-        ReleaseStatus::Queued | ReleaseStatus::Running | ReleaseStatus::Superseded => {}
+        ReleaseStatus::Queued | ReleaseStatus::Running | ReleaseStatus::Interrupted | ReleaseStatus::Superseded => {}
     }
     delta
 }

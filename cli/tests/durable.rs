@@ -1,0 +1,210 @@
+//! Releases survive their process: a killed or interrupted `baton release` leaves a journal that
+//! `baton show --history` reads and `baton resume` runs on, or rolls back, to a closed record,
+//! a free lock and targets that run what the record says.
+
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const TARGETS: [&str; 6] = ["web-use1-a", "web-use1-b", "web-use1-c", "web-usw2-a", "web-usw2-b", "web-euw1-a"];
+
+fn examples() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog")
+}
+
+fn baton(state: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_baton")).args(args).arg("--state-dir").arg(state).output().expect("run baton")
+}
+
+/// A local command that takes the catalog.
+fn baton_with_catalog(state: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(args)
+        .arg("--catalog")
+        .arg(examples())
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .expect("run baton")
+}
+
+fn json(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!("stdout is not JSON ({e}): {}\nstderr: {}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    })
+}
+
+fn newest(state: &Path) -> Value {
+    serde_json::from_slice::<Value>(&baton(state, &["history", "hello-web", "--json"]).stdout).unwrap_or_default()[0].clone()
+}
+
+/// Starts `baton release hello-web` with its bakes (5 s each: time to stop it in one).
+fn start_release(state: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["release", "hello-web", "--json", "--catalog"])
+        .arg(examples())
+        .arg("--state-dir")
+        .arg(state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start baton release")
+}
+
+/// Waits until the newest release's first wave bakes.
+fn wait_for_the_canary_to_bake(state: &Path) {
+    let started = Instant::now();
+    while newest(state)["waves"][0]["status"] != "baking" {
+        assert!(started.elapsed() < Duration::from_secs(60), "the canary never baked: {}", newest(state));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// What each of hello-web's targets runs (the example deploy writes it to its `current` file).
+fn deployed(state: &Path) -> Vec<Option<String>> {
+    let target = |name: &str| state.join("workspace/hello-web/targets").join(name).join("current");
+    TARGETS.iter().map(|name| std::fs::read_to_string(target(name)).ok().map(|text| text.trim().to_owned())).collect()
+}
+
+fn history_types(state: &Path, id: &str) -> Vec<String> {
+    let show = baton(state, &["show", id, "--history", "--json"]);
+    assert_eq!(show.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&show.stderr));
+    json(&show)["history"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn a_killed_release_shows_its_history_so_far_and_resumes_to_the_end() {
+    let state = tempfile::tempdir().unwrap();
+    let mut release = start_release(state.path());
+    wait_for_the_canary_to_bake(state.path());
+    release.kill().unwrap();
+    release.wait().unwrap();
+    let killed = newest(state.path());
+    let id = killed["id"].as_str().unwrap();
+    assert_eq!(killed["status"], "running", "SIGKILL leaves no time to record anything");
+
+    let types = history_types(state.path(), id);
+    assert_eq!(types[0], "ExecutionStarted");
+    assert!(types.iter().any(|t| t == "MapIterationStarted"), "the journal holds the deploy so far: {types:?}");
+    assert!(!types.iter().any(|t| t.starts_with("Execution") && t != "ExecutionStarted"), "and no end: {types:?}");
+
+    let resumed = baton_with_catalog(state.path(), &["resume", id, "--no-wait", "--json"]);
+    assert_eq!(resumed.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&resumed.stderr));
+    let record = &json(&resumed)["release"];
+    assert_eq!((record["id"].as_str(), record["status"].as_str()), (Some(id), Some("succeeded")));
+    assert!(String::from_utf8_lossy(&resumed.stderr).contains(&format!("resuming {id} (hello-web) at DeployWaves")));
+    let artifact = record["artifact"]["reference"].as_str().unwrap().to_owned();
+    assert_eq!(deployed(state.path()), vec![Some(artifact); TARGETS.len()], "every target runs the release's artifact");
+
+    let types = history_types(state.path(), id);
+    assert_eq!(types.iter().filter(|t| *t == "ExecutionStarted").count(), 2, "the resumed run follows the killed one: {types:?}");
+    assert_eq!(types.last().map(String::as_str), Some("ExecutionSucceeded"));
+    let unlock = baton_with_catalog(state.path(), &["unlock", "hello-web", "--reason", "check", "--json"]);
+    assert_eq!(json(&unlock)["freed"], false, "the resumed release freed its lock");
+
+    let again = baton_with_catalog(state.path(), &["resume", id]);
+    assert_eq!(again.status.code(), Some(2), "a closed release has nothing to resume");
+    assert!(String::from_utf8_lossy(&again.stderr).contains("is succeeded: there is nothing to resume"));
+}
+
+#[test]
+fn a_killed_release_rolls_back_on_request() {
+    let state = tempfile::tempdir().unwrap();
+    let mut release = start_release(state.path());
+    wait_for_the_canary_to_bake(state.path());
+    release.kill().unwrap();
+    release.wait().unwrap();
+    let id = newest(state.path())["id"].as_str().unwrap().to_owned();
+    assert!(deployed(state.path())[0].is_some(), "the canary was deployed");
+
+    let rolled = baton_with_catalog(state.path(), &["resume", &id, "--rollback", "--no-wait", "--json"]);
+    assert_eq!(rolled.status.code(), Some(1), "a rolled-back release exits 1: {}", String::from_utf8_lossy(&rolled.stderr));
+    let record = &json(&rolled)["release"];
+    assert_eq!(record["status"], "rolled-back");
+    assert_eq!(record["failure"]["error"], "Baton.Interrupted", "{record}");
+    assert_eq!(deployed(state.path()), vec![None; TARGETS.len()], "the service's first release: nothing was live before");
+
+    let show = json(&baton(state.path(), &["show", &id, "--json"]));
+    let resumed: Vec<&Value> = show["events"].as_array().unwrap().iter().filter(|e| e["kind"] == "resumed").collect();
+    assert_eq!(resumed.len(), 1, "{show}");
+    assert!(resumed[0]["message"].as_str().unwrap().contains("is rolling the release back from DeployWaves"), "{show}");
+}
+
+fn signal(child: &Child, name: &str) {
+    let sent = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().expect("run kill");
+    assert!(sent.success(), "kill -{name}");
+}
+
+fn events_of(state: &Path, id: &str, kind: &str) -> Vec<String> {
+    let show = json(&baton(state, &["show", id, "--json"]));
+    let events = show["events"].as_array().unwrap().iter().filter(|e| e["kind"] == kind);
+    events.map(|e| e["message"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn sigint_interrupts_a_release_and_the_next_release_runs_it_on_first() {
+    let state = tempfile::tempdir().unwrap();
+    let release = start_release(state.path());
+    wait_for_the_canary_to_bake(state.path());
+    signal(&release, "INT");
+    let stopped = release.wait_with_output().unwrap();
+    assert_eq!(stopped.status.code(), Some(130), "stderr: {}", String::from_utf8_lossy(&stopped.stderr));
+    let record = &json(&stopped)["release"];
+    let id = record["id"].as_str().unwrap().to_owned();
+    assert_eq!(record["status"], "interrupted", "{record}");
+    assert!(events_of(state.path(), &id, "interrupted")[0].starts_with("stopped by SIGINT"));
+
+    let next = baton_with_catalog(state.path(), &["release", "hello-web", "--no-wait", "--json"]);
+    assert_eq!(next.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&next.stderr));
+    let stderr = String::from_utf8_lossy(&next.stderr);
+    assert!(stderr.contains(&format!("release {id} of hello-web was left interrupted by an earlier run: running it on")), "{stderr}");
+    let newer = &json(&next)["release"];
+    assert_ne!(newer["id"].as_str(), Some(id.as_str()), "one JSON object: the new release's");
+    let picked_up = json(&baton(state.path(), &["show", &id, "--json"]))["release"].clone();
+    assert_eq!(picked_up["status"], "succeeded", "{picked_up}");
+    let artifact = newer["artifact"]["reference"].as_str().unwrap().to_owned();
+    assert_eq!(deployed(state.path()), vec![Some(artifact); TARGETS.len()], "the new release deployed over the resumed one");
+}
+
+#[test]
+fn sigterm_interrupts_a_release_and_cancel_rolls_it_back_saying_who_and_why() {
+    let state = tempfile::tempdir().unwrap();
+    let release = start_release(state.path());
+    wait_for_the_canary_to_bake(state.path());
+    signal(&release, "TERM");
+    let stopped = release.wait_with_output().unwrap();
+    assert_eq!(stopped.status.code(), Some(143), "stderr: {}", String::from_utf8_lossy(&stopped.stderr));
+    let id = json(&stopped)["release"]["id"].as_str().unwrap().to_owned();
+
+    let cancel = baton_with_catalog(state.path(), &["cancel", &id, "--reason", "wrong commit", "--json"]);
+    assert_eq!(cancel.status.code(), Some(1), "rolled back: {}", String::from_utf8_lossy(&cancel.stderr));
+    let record = &json(&cancel)["release"];
+    assert_eq!(record["status"], "rolled-back", "{record}");
+    assert_eq!(record["failure"]["error"], "Baton.Interrupted");
+    assert!(record["failure"]["cause"].as_str().unwrap().contains("cancelled the release: wrong commit"), "{record}");
+    assert!(events_of(state.path(), &id, "cancelled")[0].ends_with("cancelled the release: wrong commit"));
+    assert_eq!(deployed(state.path()), vec![None; TARGETS.len()], "nothing was live before the service's first release");
+    let unlock = baton_with_catalog(state.path(), &["unlock", "hello-web", "--reason", "check", "--json"]);
+    assert_eq!(json(&unlock)["freed"], false, "the cancelled release freed its lock");
+
+    let again = baton_with_catalog(state.path(), &["cancel", &id, "--reason", "twice"]);
+    assert_eq!(again.status.code(), Some(2), "a closed release cannot be cancelled");
+}
+
+#[test]
+fn cancel_stops_a_live_release_which_rolls_itself_back() {
+    let state = tempfile::tempdir().unwrap();
+    let release = start_release(state.path());
+    wait_for_the_canary_to_bake(state.path());
+    let id = newest(state.path())["id"].as_str().unwrap().to_owned();
+
+    let cancel = baton_with_catalog(state.path(), &["cancel", &id, "--reason", "pager went off", "--json"]);
+    assert_eq!(cancel.status.code(), Some(1), "rolled back: {}", String::from_utf8_lossy(&cancel.stderr));
+    assert_eq!(json(&cancel)["release"]["status"], "rolled-back");
+    let live = release.wait_with_output().unwrap();
+    assert_eq!(live.status.code(), Some(1), "the release's own process rolled it back: {}", String::from_utf8_lossy(&live.stderr));
+    assert_eq!(json(&live)["release"]["status"], "rolled-back");
+    assert!(String::from_utf8_lossy(&live.stderr).contains(&format!("cancelled: rolling {id} back (at NotifyRollingBack)")));
+    assert_eq!(deployed(state.path()), vec![None; TARGETS.len()]);
+}

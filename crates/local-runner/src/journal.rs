@@ -1,0 +1,193 @@
+//! Durable local executions. A local run journals its execution's history events in the release
+//! database as they happen (Step Functions keeps them on AWS), so a killed `baton release` leaves
+//! a history to read (`baton show --history`) and a place to resume from: the last top-level
+//! state it entered, with the input it entered it with. That state runs again on resume, as
+//! Step Functions runs a task again after a lost worker: every handler is idempotent.
+
+use crate::resume::HEARTBEAT;
+use baton_asl::{ExecutionHandle, ExecutionOutcome, HistoryEvent, ResumeAt, StateMachine, Stopper};
+use baton_domain::error::ErrorName;
+use baton_domain::ports::StoreError;
+use baton_store_sqlite::SqliteStore;
+use serde_json::Value;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::task::JoinHandle;
+
+/// A started execution, the task journaling it and the one beating its heartbeat.
+pub struct Run {
+    handle: ExecutionHandle,
+    journal: Option<Journal>,
+}
+
+struct Journal {
+    store: SqliteStore,
+    execution: String,
+    writer: JoinHandle<Result<(), StoreError>>,
+    heartbeat: JoinHandle<()>,
+}
+
+/// How a run ended, and whether its journal kept up.
+pub struct Finished {
+    pub outcome: ExecutionOutcome,
+    /// Set when journaling failed: the release ran on, but a crash would not have been resumable
+    /// from where it was.
+    pub journal_error: Option<StoreError>,
+}
+
+impl Run {
+    /// Starts journaling `handle`'s events after the `base` events earlier runs of the execution wrote.
+    pub(crate) fn journaled(handle: ExecutionHandle, store: Option<SqliteStore>, execution: &str, base: u64) -> Run {
+        let journal = store.map(|store| {
+            let (past, live) = handle.subscribe();
+            let writer = tokio::spawn(write(store.clone(), execution.to_owned(), base, past, live));
+            let heartbeat = tokio::spawn(beat(store.clone(), execution.to_owned(), handle.stopper()));
+            Journal { store, execution: execution.to_owned(), writer, heartbeat }
+        });
+        Run { handle, journal }
+    }
+
+    /// Stops the execution from elsewhere (a signal handler): it ends ABORTED, and stays resumable.
+    pub fn stopper(&self) -> Stopper {
+        self.handle.stopper()
+    }
+
+    /// How the execution ended, once its journal is written; a journal that could not keep up is
+    /// logged, not answered (see [`Run::finished`]).
+    pub async fn outcome(self) -> ExecutionOutcome {
+        let Finished { outcome, journal_error } = self.finished().await;
+        if let Some(err) = journal_error {
+            tracing::warn!(error = %baton_domain::error::chain_text(&err), "the execution journal is incomplete");
+        }
+        outcome
+    }
+
+    /// Waits for the execution to end and for its journal to be written; then no run of the
+    /// execution is on record, so it can be resumed at once.
+    pub async fn finished(self) -> Finished {
+        let outcome = self.handle.outcome().await;
+        let Some(journal) = self.journal else { return Finished { outcome, journal_error: None } };
+        journal.heartbeat.abort();
+        let written = match journal.writer.await {
+            Ok(written) => written,
+            Err(join) => Err(StoreError::unavailable("the journal writer ended early").caused_by(join)),
+        };
+        let ended = journal.store.run_ended(&journal.execution).await;
+        Finished { outcome, journal_error: written.and(ended).err() }
+    }
+}
+
+/// Tells other processes the run is alive, and stops it when a person cancels it
+/// (`baton cancel`): the run ends ABORTED with `Baton.Interrupted` and their reason.
+async fn beat(store: SqliteStore, execution: String, stopper: Stopper) {
+    loop {
+        match store.run_beat(&execution, chrono::Utc::now()).await {
+            Ok(Some(reason)) => stopper.stop(Some(ErrorName::Interrupted.as_str().to_owned()), Some(reason)),
+            Ok(None) => {}
+            // A missed beat or two is no harm; a store gone for good fails the run's own writes.
+            Err(err) => tracing::warn!(execution, error = %baton_domain::error::chain_text(&err), "cannot record the run's heartbeat"),
+        }
+        tokio::time::sleep(HEARTBEAT).await;
+    }
+}
+
+/// Writes events as they come, in batches: whatever arrived while the last batch was written.
+async fn write(
+    store: SqliteStore,
+    execution: String,
+    base: u64,
+    past: Vec<HistoryEvent>,
+    mut live: tokio::sync::broadcast::Receiver<HistoryEvent>,
+) -> Result<(), StoreError> {
+    let mut batch = past;
+    loop {
+        let mut ended = false;
+        loop {
+            match live.try_recv() {
+                Ok(event) => batch.push(event),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Closed) => {
+                    ended = true;
+                    break;
+                }
+                Err(TryRecvError::Lagged(lost)) => lagged(&execution, lost),
+            }
+        }
+        if !batch.is_empty() {
+            let rows = batch.drain(..).map(|event| encode(&execution, base, &event)).collect::<Result<Vec<_>, _>>()?;
+            store.journal_append(&execution, rows).await?;
+        }
+        if ended {
+            return Ok(());
+        }
+        match live.recv().await {
+            Ok(event) => batch.push(event),
+            Err(RecvError::Closed) => return Ok(()),
+            Err(RecvError::Lagged(lost)) => lagged(&execution, lost),
+        }
+    }
+}
+
+/// A gap only costs the lost checkpoints: a resume starts from an earlier state, which is safe.
+fn lagged(execution: &str, lost: u64) {
+    tracing::warn!(execution, lost, "the journal fell behind the execution and lost events");
+}
+
+/// One event as the journal keeps it: numbered after the earlier runs' events, scrubbed of
+/// secrets (task inputs and outputs hold what commands printed).
+fn encode(execution: &str, base: u64, event: &HistoryEvent) -> Result<(u64, String), StoreError> {
+    let mut value = serde_json::to_value(event)
+        .map_err(|err| StoreError::corrupt(format!("journal of {execution}: event {} cannot be encoded", event.id)).caused_by(err))?;
+    let seq = base + event.id;
+    value["id"] = seq.into();
+    value["previousEventId"] = (base + event.previous_event_id).into();
+    Ok((seq, baton_domain::redact::scrub(&value.to_string()).into_owned()))
+}
+
+/// Where a journaled execution that did not end resumes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResumePoint {
+    /// The execution's own input (`$$.Execution.Input`).
+    pub input: Value,
+    pub at: ResumeAt,
+    /// How many events the journal holds: the resumed run's are numbered after them.
+    pub journaled: u64,
+}
+
+/// What a journal says about its execution.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Journaled {
+    /// Nothing was journaled (a release run before journals, or on AWS).
+    Nothing,
+    /// The execution succeeded, failed or timed out: there is nothing to resume.
+    Ended,
+    Resumable(ResumePoint),
+}
+
+/// Reads a journal: an execution that was killed, or stopped (ABORTED: interrupted on purpose),
+/// resumes at the last top-level state it entered. States inside the deploy and rollback Maps
+/// are not checkpoints: the Map state runs again, and its waves' handlers find their runs
+/// recorded.
+pub fn resume_point(machine: &StateMachine, execution: &str, events: &[Value]) -> Result<Journaled, StoreError> {
+    let Some(last) = events.last() else { return Ok(Journaled::Nothing) };
+    if matches!(last["type"].as_str(), Some("ExecutionSucceeded" | "ExecutionFailed" | "ExecutionTimedOut")) {
+        return Ok(Journaled::Ended);
+    }
+    let corrupt = |what: &str| StoreError::corrupt(format!("journal of {execution}: {what}"));
+    let document = |event: &Value, details: &str| -> Result<Value, StoreError> {
+        let text = event[details]["input"].as_str().ok_or_else(|| corrupt(&format!("event {} has no {details}.input", event["id"])))?;
+        serde_json::from_str(text).map_err(|err| corrupt(&format!("event {}: {details}.input is not JSON", event["id"])).caused_by(err))
+    };
+    let started = events.iter().find(|e| e["type"] == "ExecutionStarted").ok_or_else(|| corrupt("no ExecutionStarted event"))?;
+    let top_level = |name: &str| machine.top_level_states().any(|state| state == name);
+    let entered = events.iter().rev().find(|event| {
+        event["type"].as_str().is_some_and(|t| t.ends_with("StateEntered"))
+            && event["stateEnteredEventDetails"]["name"].as_str().is_some_and(top_level)
+    });
+    let Some(entered) = entered else { return Ok(Journaled::Nothing) };
+    let state = entered["stateEnteredEventDetails"]["name"].as_str().unwrap_or_default().to_owned();
+    Ok(Journaled::Resumable(ResumePoint {
+        input: document(started, "executionStartedEventDetails")?,
+        at: ResumeAt { state, input: document(entered, "stateEnteredEventDetails")? },
+        journaled: events.last().and_then(|e| e["id"].as_u64()).unwrap_or(events.len() as u64),
+    }))
+}
