@@ -212,6 +212,8 @@ pub(crate) struct Log {
 struct LogInner {
     events: Vec<HistoryEvent>,
     live: Option<broadcast::Sender<HistoryEvent>>,
+    /// Set once the execution's events were taken (it ended): later subscribers get none.
+    ended: bool,
 }
 
 /// How many events a slow subscriber may fall behind before it sees `RecvError::Lagged`.
@@ -221,7 +223,7 @@ impl Log {
     /// Room reserved for `events`; at most `cap` events are kept.
     pub fn new(events: usize, cap: usize) -> Log {
         let events = Vec::with_capacity(events.min(cap));
-        Log { inner: Mutex::new(LogInner { events, live: None }), cap, full: AtomicBool::new(false) }
+        Log { inner: Mutex::new(LogInner { events, live: None, ended: false }), cap, full: AtomicBool::new(false) }
     }
 
     /// Appends an event and returns its id. Once only the last slot is left, only an event that ends the
@@ -259,9 +261,15 @@ impl Log {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).events.len() as u64
     }
 
-    /// The events so far and a receiver for every later one, taken atomically so none is missed or repeated.
+    /// The events so far and a receiver for every later one, taken atomically so none is missed or
+    /// repeated. After the execution ended (its events taken for its outcome) there is nothing
+    /// more to come: no events and a receiver already closed, so a subscriber that came too late
+    /// ends instead of waiting for ever (the outcome's history has the events).
     pub fn subscribe(&self) -> (Vec<HistoryEvent>, broadcast::Receiver<HistoryEvent>) {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.ended {
+            return (Vec::new(), broadcast::channel(1).1);
+        }
         let rx = match &inner.live {
             Some(tx) => tx.subscribe(),
             None => {
@@ -276,6 +284,7 @@ impl Log {
     pub fn take(&self) -> Vec<HistoryEvent> {
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.live = None;
+        inner.ended = true;
         std::mem::take(&mut inner.events)
     }
 }
@@ -326,6 +335,16 @@ mod tests {
         assert!(log.is_full());
         assert_eq!(log.append(2, Utc::now(), EventType::ExecutionFailed, None), 3);
         assert_eq!(log.take().len(), 3);
+    }
+
+    #[test]
+    fn a_subscriber_after_the_end_gets_a_closed_receiver() {
+        let log = Log::new(0, usize::MAX);
+        log.append(0, Utc::now(), EventType::ExecutionStarted, None);
+        assert_eq!(log.take().len(), 1);
+        let (past, mut rx) = log.subscribe();
+        assert!(past.is_empty());
+        assert!(matches!(rx.try_recv(), Err(broadcast::error::TryRecvError::Closed)), "nothing more comes: the subscriber ends");
     }
 
     #[test]

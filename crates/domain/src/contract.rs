@@ -979,6 +979,7 @@ fn full_release() -> Release {
             status: BuildStatus::Succeeded,
             attempts: 2,
             reason: Some("retried after a runner was lost".into()),
+            state: serde_json::json!({ "run": 9137, "repository": "acme/web" }),
         }),
         previous_artifact: Some(artifact("registry.example.com/web@sha256:beef", "0ff1ce")),
         waves: vec![

@@ -320,6 +320,17 @@ pub struct BuildRecord {
     /// Why the build failed, as the provider said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// What the provider needs to find the run again (its handle's state), so a trigger-build
+    /// run again after a crash follows the recorded run instead of starting another.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub state: serde_json::Value,
+}
+
+impl BuildRecord {
+    /// The handle poll-build follows the recorded run with.
+    pub fn handle(&self) -> RunHandle {
+        RunHandle { provider: self.provider.clone(), id: self.run_id.clone(), url: self.url.clone(), state: self.state.clone() }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -22,7 +22,10 @@ pub struct Run {
 struct Journal {
     store: SqliteStore,
     execution: String,
-    writer: JoinHandle<Result<(), StoreError>>,
+    /// Events earlier runs of the execution journaled: this run's are numbered after them.
+    base: u64,
+    /// How many events it wrote.
+    writer: JoinHandle<Result<usize, StoreError>>,
     heartbeat: JoinHandle<()>,
 }
 
@@ -41,7 +44,7 @@ impl Run {
             let (past, live) = handle.subscribe();
             let writer = tokio::spawn(write(store.clone(), execution.to_owned(), base, past, live));
             let heartbeat = tokio::spawn(beat(store.clone(), execution.to_owned(), handle.stopper()));
-            Journal { store, execution: execution.to_owned(), writer, heartbeat }
+            Journal { store, execution: execution.to_owned(), base, writer, heartbeat }
         });
         Run { handle, journal }
     }
@@ -68,7 +71,17 @@ impl Run {
         let Some(journal) = self.journal else { return Finished { outcome, journal_error: None } };
         journal.heartbeat.abort();
         let written = match journal.writer.await {
-            Ok(written) => written,
+            // The execution ended before the journal subscribed (a signal rejected at once): its
+            // events are all in the outcome.
+            Ok(Ok(0)) if !outcome.history.is_empty() => {
+                let rows =
+                    outcome.history.iter().map(|event| encode(&journal.execution, journal.base, event)).collect::<Result<Vec<_>, _>>();
+                match rows {
+                    Ok(rows) => journal.store.journal_append(&journal.execution, rows).await,
+                    Err(err) => Err(err),
+                }
+            }
+            Ok(written) => written.map(drop),
             Err(join) => Err(StoreError::unavailable("the journal writer ended early").caused_by(join)),
         };
         let ended = journal.store.run_ended(&journal.execution).await;
@@ -97,8 +110,9 @@ async fn write(
     base: u64,
     past: Vec<HistoryEvent>,
     mut live: tokio::sync::broadcast::Receiver<HistoryEvent>,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     let mut batch = past;
+    let mut written = 0;
     loop {
         let mut ended = false;
         loop {
@@ -114,14 +128,15 @@ async fn write(
         }
         if !batch.is_empty() {
             let rows = batch.drain(..).map(|event| encode(&execution, base, &event)).collect::<Result<Vec<_>, _>>()?;
+            written += rows.len();
             store.journal_append(&execution, rows).await?;
         }
         if ended {
-            return Ok(());
+            return Ok(written);
         }
         match live.recv().await {
             Ok(event) => batch.push(event),
-            Err(RecvError::Closed) => return Ok(()),
+            Err(RecvError::Closed) => return Ok(written),
             Err(RecvError::Lagged(lost)) => lagged(&execution, lost),
         }
     }

@@ -59,6 +59,8 @@ const BEFORE_DEPLOY: [&str; 5] = ["Acquire", "NotifyStarted", "TriggerBuild", "W
 fn rollback_point(id: &str, point: ResumePoint, why: &str) -> Result<ResumePoint, ResumeError> {
     let into = match point.at.state.as_str() {
         "Register" => return Err(ResumeError::NotRegistered { id: id.to_owned() }),
+        // The build it followed is cancelled on the way (CancelBuild goes on to MarkFailed).
+        "WaitForBuild" => "CancelBuild",
         state if BEFORE_DEPLOY.contains(&state) => "MarkFailed",
         "DeployWaves" => "NotifyRollingBack",
         _ => return Ok(point),
@@ -161,7 +163,8 @@ mod tests {
 
     #[test]
     fn a_rollback_closes_a_release_before_its_waves_undoes_them_during_and_runs_on_after() {
-        let failed = rollback_point("r", point("WaitForBuild"), "stopped by ann").unwrap();
+        assert_eq!(rollback_point("r", point("WaitForBuild"), "x").unwrap().at.state, "CancelBuild");
+        let failed = rollback_point("r", point("TriggerBuild"), "stopped by ann").unwrap();
         assert_eq!(failed.at.state, "MarkFailed");
         assert_eq!(failed.at.input["error"], json!({"Error": "Baton.Interrupted", "Cause": "stopped by ann"}));
         assert_eq!((failed.input, failed.journaled), (json!({"signal": 1}), 9));
@@ -175,7 +178,7 @@ mod tests {
     fn every_named_state_is_a_top_level_state_of_the_definition() {
         let machine = baton_asl::StateMachine::from_json(&crate::substituted_definition()).unwrap();
         let states: Vec<&str> = machine.top_level_states().collect();
-        for state in BEFORE_DEPLOY.iter().chain(&["Register", "DeployWaves", "MarkFailed", "NotifyRollingBack"]) {
+        for state in BEFORE_DEPLOY.iter().chain(&["Register", "DeployWaves", "CancelBuild", "MarkFailed", "NotifyRollingBack"]) {
             assert!(states.contains(state), "{state} is not a top-level state of the release definition");
         }
     }

@@ -13,7 +13,8 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
     call_json(NAME, payload, |request| trigger_build(ports, request)).await
 }
 
-/// Answers the run handle that poll-build needs to find the build again (`$.build`).
+/// Answers the run handle that poll-build needs to find the build again (`$.build`): the build
+/// the release already follows when there is one (this task ran before, and its answer was lost).
 pub async fn trigger_build(ports: &Ports, request: TriggerBuildRequest) -> Result<RunHandle, TaskError> {
     let context = &request.release;
     ports.renew_lock(context).await?;
@@ -26,6 +27,9 @@ pub async fn trigger_build(ports: &Ports, request: TriggerBuildRequest) -> Resul
         branch: context.branch.clone(),
         sha: context.sha.clone(),
     };
+    if let Some(run) = builds::followed_build(&ports.release(context).await?) {
+        return Ok(run);
+    }
     let requested_at = ports.clock.now();
     let run = provider.start(&build).await.map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
     ports.update_release(context, |release| builds::record_start(release, &run, requested_at)).await?;

@@ -33,7 +33,14 @@ pub fn record_start(release: &mut Release, run: &RunHandle, now: DateTime<Utc>) 
         status: BuildStatus::Running,
         attempts: earlier.map_or(0, |build| build.attempts) + 1,
         reason: None,
+        state: run.state.clone(),
     });
+}
+
+/// The build the release already started and still follows: a trigger-build run again (tasks are
+/// at-least-once: a retry, a resumed release) follows it rather than starting another.
+pub fn followed_build(release: &Release) -> Option<RunHandle> {
+    release.build.as_ref().filter(|build| build.status == BuildStatus::Running).map(BuildRecord::handle)
 }
 
 /// poll-build saw `poll` of `run` at `now`. Only the recorded run's first start time and first
@@ -272,6 +279,17 @@ mod tests {
     }
 
     #[test]
+    fn a_running_build_is_followed_again_and_an_ended_one_is_not() {
+        let mut release = release("rel-a", 0, ReleaseStatus::Running, None, false);
+        assert_eq!(followed_build(&release), None);
+        let started = RunHandle { state: serde_json::json!({ "run": 1 }), ..run("1") };
+        record_start(&mut release, &started, minutes(1));
+        assert_eq!(followed_build(&release), Some(started.clone()), "the whole handle, its state included");
+        record_progress(&mut release, &started, &failed(), minutes(2));
+        assert_eq!(followed_build(&release), None, "an ended build is started anew by a new release only");
+    }
+
+    #[test]
     fn progress_ends_the_recorded_run_once() {
         // (recorded run's status, polled run, progress) -> (status, finished at, reason)
         type Case = (BuildStatus, &'static str, BuildPoll, (BuildStatus, Option<i64>, Option<&'static str>));
@@ -355,6 +373,7 @@ mod tests {
             status,
             attempts: 1,
             reason: None,
+            state: serde_json::Value::Null,
         });
         release
     }
