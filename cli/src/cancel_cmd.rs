@@ -3,13 +3,12 @@
 //! killed or interrupted one is rolled back by this command.
 
 use crate::failure::Failure;
-use crate::release_cmd::{Report, StateDirArg, exit_for, open_local};
+use crate::release_cmd::{CatalogArg, Report, StateDirArg, exit_for, open_local};
 use baton_domain::ports::StoreError;
 use baton_domain::release::{EventKind, ReleaseId, StageEvent};
 use baton_local_runner::{LocalBaton, Resumption, SILENT_AFTER};
 use clap::Args;
 use serde_json::json;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Args)]
@@ -19,9 +18,8 @@ pub struct CancelArgs {
     /// Why: recorded in the release's timeline and failure with who ran the command.
     #[arg(long)]
     pub reason: String,
-    /// Catalog directory or file.
-    #[arg(long, env = "BATON_CATALOG", default_value = "catalog")]
-    pub catalog: PathBuf,
+    #[command(flatten)]
+    pub catalog: CatalogArg,
     #[command(flatten)]
     pub state: StateDirArg,
     /// Print the result as one JSON object on stdout.
@@ -37,7 +35,7 @@ pub async fn run(args: CancelArgs) -> ExitCode {
         return Failure::usage("--reason is empty").hint("say why the release is cancelled: it goes in its timeline").report();
     }
     // No bakes lie ahead of a rollback: the catalog's are skipped.
-    let (baton, live) = match open_local(&args.catalog, &args.state, true, args.json) {
+    let (baton, live) = match open_local(&args.catalog.path, &args.state, true, args.json) {
         Ok(opened) => opened,
         Err(code) => return code,
     };

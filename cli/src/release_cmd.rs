@@ -32,9 +32,8 @@ pub struct ReleaseArgs {
     /// Environment (default: the catalog entry's); must match the entry.
     #[arg(long)]
     pub environment: Option<String>,
-    /// Catalog directory or file.
-    #[arg(long, env = "BATON_CATALOG", default_value = "catalog")]
-    pub catalog: PathBuf,
+    #[command(flatten)]
+    pub catalog: CatalogArg,
     #[command(flatten)]
     pub state: StateDirArg,
     /// Skip bake times (for demos and tests). Waiting for another release of the service, and
@@ -57,6 +56,13 @@ pub struct ReleaseArgs {
     /// The release state machine (with --remote) [default: $BATON_STATE_MACHINE_ARN].
     #[arg(long, requires = "remote")]
     pub state_machine_arn: Option<String>,
+}
+
+#[derive(Args, Clone)]
+pub struct CatalogArg {
+    /// Catalog directory or file.
+    #[arg(long = "catalog", env = "BATON_CATALOG", default_value = "catalog")]
+    pub path: PathBuf,
 }
 
 #[derive(Args, Clone)]
@@ -83,7 +89,7 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
     if args.remote {
         return run_remote(args).await;
     }
-    let (baton, live) = match open_local(&args.catalog, &args.state, args.no_wait, args.json) {
+    let (baton, live) = match open_local(&args.catalog.path, &args.state, args.no_wait, args.json) {
         Ok(opened) => opened,
         Err(code) => return code,
     };

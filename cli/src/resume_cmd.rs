@@ -2,11 +2,10 @@
 //! state its journal recorded, and runs it on, or rolls it back and closes it.
 
 use crate::failure::Failure;
-use crate::release_cmd::{Report, StateDirArg, follow, open_local};
+use crate::release_cmd::{CatalogArg, Report, StateDirArg, follow, open_local};
 use baton_domain::release::ReleaseId;
 use baton_local_runner::{ResumeError, Resumption};
 use clap::Args;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Args)]
@@ -16,9 +15,8 @@ pub struct ResumeArgs {
     /// Roll back what it deployed and close it (failed with Baton.Interrupted) instead of running it on.
     #[arg(long)]
     pub rollback: bool,
-    /// Catalog directory or file.
-    #[arg(long, env = "BATON_CATALOG", default_value = "catalog")]
-    pub catalog: PathBuf,
+    #[command(flatten)]
+    pub catalog: CatalogArg,
     #[command(flatten)]
     pub state: StateDirArg,
     /// Skip bake times still ahead (as `baton release --no-wait`).
@@ -31,7 +29,7 @@ pub struct ResumeArgs {
 
 /// Exits as `baton release` does once the release ends.
 pub async fn run(args: ResumeArgs) -> ExitCode {
-    let (baton, live) = match open_local(&args.catalog, &args.state, args.no_wait, args.json) {
+    let (baton, live) = match open_local(&args.catalog.path, &args.state, args.no_wait, args.json) {
         Ok(opened) => opened,
         Err(code) => return code,
     };

@@ -3,14 +3,13 @@
 
 use crate::exit;
 use crate::failure::Failure;
-use crate::release_cmd::StateDirArg;
+use crate::release_cmd::{CatalogArg, StateDirArg};
 use crate::report_cmd::open_store;
 use baton_domain::catalog::FsCatalog;
 use baton_domain::ports::CatalogSource;
 use baton_domain::release::LockKey;
 use clap::Args;
 use serde_json::json;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Args)]
@@ -23,9 +22,8 @@ pub struct UnlockArgs {
     /// The environment of the lock (default: the catalog entry's).
     #[arg(long)]
     pub environment: Option<String>,
-    /// Catalog directory or file, to find the environment.
-    #[arg(long, env = "BATON_CATALOG", default_value = "catalog")]
-    pub catalog: PathBuf,
+    #[command(flatten)]
+    pub catalog: CatalogArg,
     #[command(flatten)]
     pub state: StateDirArg,
     /// Print the result as one JSON object on stdout.
@@ -71,7 +69,7 @@ pub async fn run(args: UnlockArgs) -> ExitCode {
 
 async fn environment_from_catalog(args: &UnlockArgs) -> Result<String, ExitCode> {
     let hint = "pass --environment, or --catalog with the service's entry";
-    let catalog = FsCatalog::open(baton_providers::registry(), &args.catalog)
+    let catalog = FsCatalog::open(baton_providers::registry(), &args.catalog.path)
         .map_err(|err| Failure::usage("cannot read the catalog").caused_by(&err).hint(hint).report())?;
     match catalog.service(&args.service).await {
         Ok(entry) => Ok(entry.delivery.environment),
