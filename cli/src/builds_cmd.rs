@@ -1,9 +1,9 @@
 //! `baton builds`: a service's CI builds over a window, from the build records of its releases:
 //! each build's duration, the p50/p90 duration, the failure rate and the flaky commits.
 
+use crate::dora_cmd::human;
 use crate::exit;
 use crate::failure::Failure;
-use crate::metrics_cmd::human;
 use crate::release_cmd::StateDirArg;
 use crate::report_cmd::open_store;
 use baton_domain::ports::ReleaseStore;

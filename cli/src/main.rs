@@ -28,9 +28,9 @@ mod builds_cmd;
 mod cancel_cmd;
 mod catalog_cmd;
 mod dev_cmd;
+mod dora_cmd;
 mod exit;
 mod failure;
-mod metrics_cmd;
 mod release_cmd;
 mod remote;
 mod report_cmd;
@@ -67,8 +67,10 @@ enum Command {
     Show(report_cmd::ShowArgs),
     /// CI builds of a service: durations, p50/p90, failure rate and flaky commits.
     Builds(builds_cmd::BuildsArgs),
-    /// DORA figures of a service: deployment frequency, lead time, change failure rate, time to restore.
-    Metrics(metrics_cmd::MetricsArgs),
+    /// DORA figures of a service, team or repository: deployment frequency, lead time, change
+    /// failure rate and time to restore, with their bands and a weekly trend.
+    #[command(visible_alias = "metrics")]
+    Dora(dora_cmd::DoraArgs),
     /// A release's execution on AWS Step Functions: status, current state, stage and waves.
     Status(status_cmd::StatusArgs),
     /// Pick up a release whose local run was killed or interrupted: run it on, or --rollback.
@@ -108,7 +110,7 @@ fn main() -> ExitCode {
             Command::History(args) => report_cmd::history(args).await,
             Command::Show(args) => report_cmd::show(args).await,
             Command::Builds(args) => builds_cmd::run(args).await,
-            Command::Metrics(args) => metrics_cmd::run(args).await,
+            Command::Dora(args) => dora_cmd::run(args).await,
             Command::Status(args) => status_cmd::run(args).await,
             Command::Resume(args) => resume_cmd::run(args).await,
             Command::Cancel(args) => cancel_cmd::run(args).await,

@@ -4,8 +4,8 @@
 
 use async_trait::async_trait;
 use baton_asl::{EventType, ExecutionStatus};
-use baton_domain::catalog::{GateSpec, ProviderBlock, ServiceEntry, SlackSpec};
 use baton_contract::ClosesFailOnce;
+use baton_domain::catalog::{GateSpec, ProviderBlock, ServiceEntry, SlackSpec};
 use baton_domain::ports::{
     BuildProvider, DeployProgress, DeployRequest, Deployer, HealthGate, Notifier, ProviderError, Providers, RunHandle,
 };

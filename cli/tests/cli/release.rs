@@ -55,6 +55,20 @@ fn the_example_service_releases_and_the_flaky_one_rolls_back() {
         .output()
         .unwrap();
     assert_eq!(json(&history).as_array().unwrap().len(), 1);
+
+    // The DORA figures of what just ran: by service, by the catalog's team, and under the older name.
+    let flaky = json(&baton(state.path(), &["dora", "--service", "flaky-api", "--since", "2w", "--json"]));
+    assert_eq!((&flaky["deployments"], &flaky["failed_deployments"], &flaky["change_failure_rate"]), (&1.into(), &1.into(), &1.0.into()));
+    assert_eq!((&flaky["days"], &flaky["bands"]["change_failure_rate"]), (&14.into(), &"low".into()));
+    assert_eq!(flaky["weeks"].as_array().unwrap().iter().map(|w| w["deployments"].as_u64().unwrap()).sum::<u64>(), 1);
+    let team = json(&baton(state.path(), &["dora", "--team", "web-platform", "--json"]));
+    assert_eq!((&team["scope"], &team["services"]), (&"team".into(), &serde_json::json!(["hello-api", "hello-web"])));
+    assert_eq!((&team["deployments"], &team["failed_deployments"], &team["change_failure_rate"]), (&1.into(), &0.into(), &0.0.into()));
+    let metrics = json(&baton(state.path(), &["metrics", "hello-web", "--days", "7", "--json"]));
+    assert_eq!((&metrics["deployments"], &metrics["days"]), (&1.into(), &7.into()));
+    let nobody = baton(state.path(), &["dora", "--team", "nobody"]);
+    assert_eq!(nobody.status.code(), Some(2), "a team with no service is a usage error");
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("team nobody"));
 }
 
 #[test]

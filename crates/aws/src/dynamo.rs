@@ -15,6 +15,7 @@ use aws_sdk_dynamodb::types::{
 use baton_domain::ports::{Created, LockOutcome, ReleaseStore, StoreError};
 use baton_domain::redact::scrub_owned;
 use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
+use baton_domain::sketch::Sketch;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -490,6 +491,7 @@ impl ReleaseStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(add.key))
             .update_expression(add.expression)
+            .set_expression_attribute_names(add.names)
             .set_expression_attribute_values(Some(add.values))
             .send()
             .await
@@ -506,6 +508,7 @@ impl ReleaseStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(add.key))
             .update_expression(add.expression)
+            .set_expression_attribute_names(add.names)
             .set_expression_attribute_values(Some(add.values))
             .build()
             .map_err(unbuildable)?;
@@ -535,31 +538,69 @@ impl ReleaseStore for DynamoStore {
     }
 }
 
-const ROLLUP_FIELDS: [&str; 7] =
-    ["deployments", "failed_deployments", "rollbacks", "lead_time_seconds_total", "lead_time_samples", "restore_seconds_total", "restores"];
+const ROLLUP_FIELDS: [&str; 8] = [
+    "deployments",
+    "failed_deployments",
+    "rollbacks",
+    "lead_time_seconds_total",
+    "lead_time_samples",
+    "restore_seconds_total",
+    "restores",
+    "redeployments",
+];
+
+/// Counters added after the first release of the table: missing on older items, read as 0.
+const LATER_ROLLUP_FIELDS: [&str; 1] = ["redeployments"];
+
+/// A rollup's sketches, each bucket an attribute `<prefix><bucket>` (a counter like the others).
+fn sketch_attributes(rollup: &Rollup) -> [(&'static str, &Sketch); 2] {
+    [("lead#", &rollup.lead_times), ("restore#", &rollup.restore_times)]
+}
 
 /// The `ADD` of a delta to a day's counters, for UpdateItem alone or inside a transaction.
 struct RollupAdd {
     key: Item,
     expression: String,
+    names: Option<HashMap<String, String>>,
     values: Item,
 }
 
 impl RollupAdd {
     fn new(key: &RollupKey, delta: &Rollup) -> RollupAdd {
+        let mut adds: Vec<String> = ROLLUP_FIELDS.iter().map(|field| format!("{field} :{field}")).collect();
+        let mut values: Item =
+            ROLLUP_FIELDS.iter().zip(rollup_values(delta)).map(|(field, value)| (format!(":{field}"), n(value))).collect();
+        // Bucket names hold '#' and '-', so they go through placeholders.
+        let mut names = HashMap::new();
+        let buckets = sketch_attributes(delta).into_iter().flat_map(|(prefix, sketch)| sketch.buckets().map(move |(b, c)| (prefix, b, c)));
+        for (i, (prefix, bucket, count)) in buckets.enumerate() {
+            adds.push(format!("#b{i} :b{i}"));
+            names.insert(format!("#b{i}"), format!("{prefix}{bucket}"));
+            values.insert(format!(":b{i}"), n(count));
+        }
         RollupAdd {
             key: HashMap::from([
                 (PK.to_string(), s(rollup_pk(&key.service, &key.environment))),
                 (SK.to_string(), s(format!("DAY#{}", key.day))),
             ]),
-            expression: format!("ADD {}", ROLLUP_FIELDS.iter().map(|field| format!("{field} :{field}")).collect::<Vec<_>>().join(", ")),
-            values: ROLLUP_FIELDS.iter().zip(rollup_values(delta)).map(|(field, value)| (format!(":{field}"), n(value))).collect(),
+            expression: format!("ADD {}", adds.join(", ")),
+            names: (!names.is_empty()).then_some(names),
+            values,
         }
     }
 }
 
-fn rollup_values(r: &Rollup) -> [u64; 7] {
-    [r.deployments, r.failed_deployments, r.rollbacks, r.lead_time_seconds_total, r.lead_time_samples, r.restore_seconds_total, r.restores]
+fn rollup_values(r: &Rollup) -> [u64; 8] {
+    [
+        r.deployments,
+        r.failed_deployments,
+        r.rollbacks,
+        r.lead_time_seconds_total,
+        r.lead_time_samples,
+        r.restore_seconds_total,
+        r.restores,
+        r.redeployments,
+    ]
 }
 
 fn parse_rollup(item: &Item) -> Result<(NaiveDate, Rollup), StoreError> {
@@ -568,15 +609,44 @@ fn parse_rollup(item: &Item) -> Result<(NaiveDate, Rollup), StoreError> {
         .strip_prefix("DAY#")
         .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
         .ok_or_else(|| StoreError::corrupt(format!("rollup sort key '{sk}' is not DAY#YYYY-MM-DD")))?;
-    let mut v = [0u64; 7];
+    let mut v = [0u64; 8];
     for (slot, field) in v.iter_mut().zip(ROLLUP_FIELDS) {
-        *slot = number_attr(item, field)?;
+        *slot = match item.get(field) {
+            None if LATER_ROLLUP_FIELDS.contains(&field) => 0,
+            _ => number_attr(item, field)?,
+        };
     }
-    let [deployments, failed_deployments, rollbacks, lead_time_seconds_total, lead_time_samples, restore_seconds_total, restores] = v;
-    Ok((
-        day,
-        Rollup { deployments, failed_deployments, rollbacks, lead_time_seconds_total, lead_time_samples, restore_seconds_total, restores },
-    ))
+    let [
+        deployments,
+        failed_deployments,
+        rollbacks,
+        lead_time_seconds_total,
+        lead_time_samples,
+        restore_seconds_total,
+        restores,
+        redeployments,
+    ] = v;
+    let mut rollup = Rollup {
+        deployments,
+        failed_deployments,
+        rollbacks,
+        lead_time_seconds_total,
+        lead_time_samples,
+        restore_seconds_total,
+        restores,
+        redeployments,
+        ..Rollup::default()
+    };
+    for (name, _) in item.iter().filter(|(name, _)| name.contains('#')) {
+        let (sketch, bucket) = match name.split_once('#') {
+            Some(("lead", bucket)) => (&mut rollup.lead_times, bucket),
+            Some(("restore", bucket)) => (&mut rollup.restore_times, bucket),
+            _ => continue,
+        };
+        let bucket = bucket.parse().map_err(|_| StoreError::corrupt(format!("rollup {sk}: attribute '{name}' names no sketch bucket")))?;
+        sketch.add_count(bucket, number_attr(item, name)?);
+    }
+    Ok((day, rollup))
 }
 
 /// The item of `release` stored at `version`.
@@ -805,9 +875,20 @@ mod tests {
             lead_time_samples: 5,
             restore_seconds_total: 6,
             restores: 7,
+            redeployments: 8,
+            lead_times: Sketch::of(60.0),
+            restore_times: Sketch::of(0.0),
         };
         let mut item: Item = ROLLUP_FIELDS.iter().zip(rollup_values(&delta)).map(|(f, v)| (f.to_string(), n(v))).collect();
         item.insert(SK.into(), s("DAY#2026-03-04"));
-        assert_eq!(parse_rollup(&item).unwrap(), (NaiveDate::from_ymd_opt(2026, 3, 4).unwrap(), delta));
+        // Each bucket as the ADD names it.
+        let add = RollupAdd::new(&RollupKey { service: "web".into(), environment: "prod".into(), day: NaiveDate::MIN }, &delta);
+        for (placeholder, name) in add.names.unwrap() {
+            item.insert(name, add.values[&placeholder.replace('#', ":")].clone());
+        }
+        assert_eq!(parse_rollup(&item).unwrap(), (NaiveDate::from_ymd_opt(2026, 3, 4).unwrap(), delta.clone()));
+        // Items written before redeployments were counted read them as none.
+        item.remove("redeployments");
+        assert_eq!(parse_rollup(&item).unwrap().1, Rollup { redeployments: 0, ..delta });
     }
 }

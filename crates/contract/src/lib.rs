@@ -23,6 +23,7 @@
 //! - `rollups` returns days in ascending order.
 //! - Only error variants are compared, never messages.
 
+use async_trait::async_trait;
 use baton_domain::error::ErrorName;
 use baton_domain::flow::{Outcome, OutcomeStatus};
 use baton_domain::ports::{Created, LockOutcome, ReleaseStore, StoreError};
@@ -30,8 +31,8 @@ use baton_domain::release::{
     Artifact, BuildRecord, BuildStatus, DeployStatus, EventKind, Failure, GateRecord, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus,
     Rollup, RollupKey, RunHandle, Stage, StageEvent, TargetDeploy, Trigger, TriggerKind, WaveRecord, WaveStatus,
 };
+use baton_domain::sketch::Sketch;
 use baton_domain::support::Closed;
-use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Timelike, Utc};
 use std::future::{Future, poll_fn};
 use std::ops::Deref;
@@ -90,6 +91,12 @@ macro_rules! store_contract_tests {
             }
         )+
     };
+}
+
+fn sketch(seconds: &[f64]) -> Sketch {
+    let mut sketch = Sketch::default();
+    seconds.iter().for_each(|&s| sketch.add(s));
+    sketch
 }
 
 /// Drives one behaviour to completion; used by [`store_contract_tests!`](crate::store_contract_tests).
@@ -651,6 +658,9 @@ pub async fn rollups_add_up_per_day(store: &dyn ReleaseStore) {
         lead_time_samples: 5,
         restore_seconds_total: 6,
         restores: 7,
+        redeployments: 8,
+        lead_times: sketch(&[60.0, 3600.0]),
+        restore_times: sketch(&[0.0]),
     };
     let second = Rollup {
         deployments: 10,
@@ -660,6 +670,9 @@ pub async fn rollups_add_up_per_day(store: &dyn ReleaseStore) {
         lead_time_samples: 50,
         restore_seconds_total: 60,
         restores: 70,
+        redeployments: 80,
+        lead_times: sketch(&[60.0, 86_400.0]),
+        restore_times: Sketch::default(),
     };
     store.add_rollup(&key, &first).await.expect("add_rollup");
     assert_eq!(
@@ -678,8 +691,15 @@ pub async fn rollups_add_up_per_day(store: &dyn ReleaseStore) {
         lead_time_samples: 55,
         restore_seconds_total: 66,
         restores: 77,
+        redeployments: 88,
+        lead_times: sketch(&[60.0, 60.0, 3600.0, 86_400.0]),
+        restore_times: sketch(&[0.0]),
     };
-    assert_eq!(store.rollups("web", "prod", day, day).await.expect("rollups"), vec![(day, sum)], "add_rollup adds every counter");
+    assert_eq!(
+        store.rollups("web", "prod", day, day).await.expect("rollups"),
+        vec![(day, sum)],
+        "add_rollup adds every counter and every sketch bucket"
+    );
 
     let next_day = day.succ_opt().unwrap();
     store.add_rollup(&rollup_key("web", "prod", next_day), &first).await.expect("add_rollup");
@@ -691,13 +711,16 @@ pub async fn rollups_add_up_per_day(store: &dyn ReleaseStore) {
 pub async fn concurrent_rollup_adds_are_all_counted(store: &dyn ReleaseStore) {
     let day = date(2026, 3, 14);
     let key = rollup_key("web", "prod", day);
-    let delta = Rollup { deployments: 1, lead_time_seconds_total: 90, lead_time_samples: 1, ..Rollup::default() };
+    let delta =
+        Rollup { deployments: 1, lead_time_seconds_total: 90, lead_time_samples: 1, lead_times: Sketch::of(90.0), ..Rollup::default() };
     let adders = 2 * RACERS;
     for outcome in join_all((0..adders).map(|_| store.add_rollup(&key, &delta))).await {
         outcome.expect("add_rollup");
     }
     let n = adders as u64;
-    let expected = Rollup { deployments: n, lead_time_seconds_total: 90 * n, lead_time_samples: n, ..Rollup::default() };
+    let mut lead_times = Sketch::default();
+    lead_times.add_count(Sketch::bucket(90.0), n);
+    let expected = Rollup { deployments: n, lead_time_seconds_total: 90 * n, lead_time_samples: n, lead_times, ..Rollup::default() };
     assert_eq!(store.rollups("web", "prod", day, day).await.expect("rollups"), vec![(day, expected)], "no concurrent add may be lost");
 }
 

@@ -10,6 +10,7 @@ pub mod redact;
 pub mod refname;
 pub mod release;
 pub mod rules;
+pub mod sketch;
 pub mod support;
 pub mod template;
 

@@ -1,5 +1,6 @@
 //! Releases, the signals that start them, and what the store records about them.
 
+use crate::sketch::Sketch;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -528,6 +529,16 @@ pub struct Rollup {
     pub lead_time_samples: u64,
     pub restore_seconds_total: u64,
     pub restores: u64,
+    /// Successful deployments that put back a version production had run before (a person's
+    /// rollback by redeploying): deployments, but not changes, so out of the change failure rate.
+    #[serde(default)]
+    pub redeployments: u64,
+    /// Lead times (seconds), as a sketch whose quantiles survive merging days and services.
+    #[serde(default)]
+    pub lead_times: Sketch,
+    /// Times to restore (seconds), likewise.
+    #[serde(default)]
+    pub restore_times: Sketch,
 }
 
 impl std::ops::AddAssign<&Rollup> for Rollup {
@@ -539,6 +550,9 @@ impl std::ops::AddAssign<&Rollup> for Rollup {
         self.lead_time_samples += other.lead_time_samples;
         self.restore_seconds_total += other.restore_seconds_total;
         self.restores += other.restores;
+        self.redeployments += other.redeployments;
+        self.lead_times.merge(&other.lead_times);
+        self.restore_times.merge(&other.restore_times);
     }
 }
 

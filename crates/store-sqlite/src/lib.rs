@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use baton_domain::ports::{Created, LockOutcome, ReleaseStore, StoreError};
 use baton_domain::redact::scrub_owned;
 use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
+use baton_domain::sketch::Sketch;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use failure::Failure;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
@@ -261,8 +262,18 @@ fn decode_rollup(row: &Row<'_>) -> Result<(NaiveDate, Rollup), Failure> {
         lead_time_samples: row.get(5)?,
         restore_seconds_total: row.get(6)?,
         restores: row.get(7)?,
+        redeployments: row.get(8)?,
+        ..Rollup::default()
     };
     Ok((day, rollup))
+}
+
+const LEAD_TIMES: &str = "lead";
+const RESTORE_TIMES: &str = "restore";
+
+/// The rollup's sketches, by the name their buckets are stored under.
+fn sketches(rollup: &Rollup) -> [(&'static str, &Sketch); 2] {
+    [(LEAD_TIMES, &rollup.lead_times), (RESTORE_TIMES, &rollup.restore_times)]
 }
 
 #[async_trait]
@@ -432,15 +443,38 @@ impl ReleaseStore for SqliteStore {
         let service = service.to_owned();
         let environment = environment.to_owned();
         self.call("rollups", move |conn| {
+            let range = params![service, environment, from.num_days_from_ce(), to.num_days_from_ce()];
             let mut statement = conn.prepare_cached(
                 "SELECT day, deployments, failed_deployments, rollbacks, lead_time_seconds_total, lead_time_samples,
-                     restore_seconds_total, restores
+                     restore_seconds_total, restores, redeployments
                  FROM rollups WHERE service = ?1 AND environment = ?2 AND day BETWEEN ?3 AND ?4 ORDER BY day",
             )?;
-            let mut rows = statement.query(params![service, environment, from.num_days_from_ce(), to.num_days_from_ce()])?;
+            let mut rows = statement.query(range)?;
             let mut rollups = Vec::new();
             while let Some(row) = rows.next()? {
                 rollups.push(decode_rollup(row)?);
+            }
+            let mut buckets = conn.prepare_cached(
+                "SELECT day, figure, bucket, count FROM rollup_buckets
+                 WHERE service = ?1 AND environment = ?2 AND day BETWEEN ?3 AND ?4",
+            )?;
+            let mut rows = buckets.query(range)?;
+            while let Some(row) = rows.next()? {
+                let (day, figure, bucket, count): (i32, String, i32, u64) = (row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?);
+                let rollup = NaiveDate::from_num_days_from_ce_opt(day)
+                    .and_then(|day| rollups.binary_search_by_key(&day, |(d, _)| *d).ok())
+                    .map(|at| &mut rollups[at].1);
+                let sketch = match (rollup, figure.as_str()) {
+                    (Some(rollup), LEAD_TIMES) => &mut rollup.lead_times,
+                    (Some(rollup), RESTORE_TIMES) => &mut rollup.restore_times,
+                    _ => {
+                        return Err(StoreError::corrupt(format!(
+                            "rollup bucket {figure}/{bucket} of day {day}: no rollup of that day, or no such figure"
+                        ))
+                        .into());
+                    }
+                };
+                sketch.add_count(bucket, count);
             }
             Ok(rollups)
         })
@@ -473,8 +507,8 @@ fn add_to_rollup(tx: &Transaction<'_>, key: &RollupKey, delta: &Rollup) -> Resul
     let added = tx
         .prepare_cached(
             "INSERT INTO rollups (service, environment, day, deployments, failed_deployments, rollbacks,
-                 lead_time_seconds_total, lead_time_samples, restore_seconds_total, restores)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 lead_time_seconds_total, lead_time_samples, restore_seconds_total, restores, redeployments)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (service, environment, day) DO UPDATE SET
                  deployments = deployments + excluded.deployments,
                  failed_deployments = failed_deployments + excluded.failed_deployments,
@@ -482,7 +516,8 @@ fn add_to_rollup(tx: &Transaction<'_>, key: &RollupKey, delta: &Rollup) -> Resul
                  lead_time_seconds_total = lead_time_seconds_total + excluded.lead_time_seconds_total,
                  lead_time_samples = lead_time_samples + excluded.lead_time_samples,
                  restore_seconds_total = restore_seconds_total + excluded.restore_seconds_total,
-                 restores = restores + excluded.restores",
+                 restores = restores + excluded.restores,
+                 redeployments = redeployments + excluded.redeployments",
         )?
         .execute(params![
             service,
@@ -495,9 +530,22 @@ fn add_to_rollup(tx: &Transaction<'_>, key: &RollupKey, delta: &Rollup) -> Resul
             delta.lead_time_samples,
             delta.restore_seconds_total,
             delta.restores,
-        ]);
+            delta.redeployments,
+        ])
+        .and_then(|_| {
+            let mut add = tx.prepare_cached(
+                "INSERT INTO rollup_buckets (service, environment, day, figure, bucket, count) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (service, environment, day, figure, bucket) DO UPDATE SET count = count + excluded.count",
+            )?;
+            for (figure, sketch) in sketches(delta) {
+                for (bucket, count) in sketch.buckets() {
+                    add.execute(params![service, environment, day.num_days_from_ce(), figure, bucket, count])?;
+                }
+            }
+            Ok(())
+        });
     match added {
-        Ok(_) => Ok(()),
+        Ok(()) => Ok(()),
         // A delta above i64::MAX fails to bind; a sum above it turns REAL, which the
         // STRICT table refuses. Either way nothing was written.
         Err(rusqlite::Error::ToSqlConversionFailure(_)) => Err(counter_overflow(service, environment, *day)),

@@ -82,6 +82,21 @@ const MIGRATIONS: &[&str] = &[
         cancel    TEXT
     ) STRICT;
     "#,
+    // 4: DORA quantiles. Each rollup's lead times and times to restore as sketch buckets
+    // (baton_domain::sketch), counters added to like the rollup's own; and redeployments.
+    // Days rolled up before have no buckets: their means stay, their quantiles are unknown.
+    r#"
+    ALTER TABLE rollups ADD COLUMN redeployments INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE rollup_buckets (
+        service     TEXT    NOT NULL,
+        environment TEXT    NOT NULL,
+        day         INTEGER NOT NULL,
+        figure      TEXT    NOT NULL,
+        bucket      INTEGER NOT NULL,
+        count       INTEGER NOT NULL,
+        PRIMARY KEY (service, environment, day, figure, bucket)
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,4 +1,4 @@
-//! How a release ends and what it adds to the DORA counters.
+//! How a release ends, what it adds to the DORA counters, and the four figures those counters give.
 //!
 //! A deployment is a release that changed production (at least one wave began); it failed when
 //! it rolled back or failed after a wave began. Lead time runs from the change (merge or commit
@@ -7,7 +7,9 @@
 
 use crate::flow::{Outcome, OutcomeStatus};
 use crate::release::{Failure, Release, ReleaseStatus, Rollup, Stage, WaveStatus};
-use chrono::{DateTime, Utc};
+use crate::sketch::Sketch;
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
+use serde::Serialize;
 
 /// Closes `release` with the execution's outcome: its status, why it failed, its waves
 /// marked rolled back when it rolled back, and a build it still waited for cancelled.
@@ -38,20 +40,24 @@ fn reached_production(release: &Release) -> bool {
 pub fn rollup_delta(release: &Release, history: &[Release]) -> Rollup {
     let mut delta = Rollup::default();
     let Some(finished) = release.finished_at.filter(|_| reached_production(release)) else { return delta };
+    let earlier: Vec<&Release> =
+        history.iter().filter(|r| r.id != release.id && r.finished_at.is_some_and(|f| f <= finished) && reached_production(r)).collect();
+    let previous = earlier.iter().max_by_key(|r| r.finished_at);
     match release.status {
         ReleaseStatus::Succeeded => {
             delta.deployments = 1;
+            delta.redeployments = u64::from(redeploys_an_earlier_version(release, previous.copied(), &earlier));
             if let Some(changed) = release.changed_at {
-                delta.lead_time_seconds_total = seconds_between(changed, finished);
+                let lead = seconds_between(changed, finished);
+                delta.lead_time_seconds_total = lead as u64;
                 delta.lead_time_samples = 1;
+                delta.lead_times = Sketch::of(lead);
             }
-            let previous = history
-                .iter()
-                .filter(|r| r.id != release.id && r.finished_at.is_some_and(|f| f <= finished) && reached_production(r))
-                .max_by_key(|r| r.finished_at);
             if let Some(failed_at) = previous.filter(|r| is_failed_deployment(r.status)).and_then(|r| r.finished_at) {
-                delta.restore_seconds_total = seconds_between(failed_at, finished);
+                let restore = seconds_between(failed_at, finished);
+                delta.restore_seconds_total = restore as u64;
                 delta.restores = 1;
+                delta.restore_times = Sketch::of(restore);
             }
         }
         ReleaseStatus::RolledBack | ReleaseStatus::RollbackFailed => {
@@ -68,13 +74,194 @@ pub fn rollup_delta(release: &Release, history: &[Release]) -> Rollup {
     delta
 }
 
+/// Whether `release` puts back a version that an earlier deployment shipped and that differs from
+/// the deployment just before it's (Datadog's rollback deployment): versions compare by commit,
+/// else by artifact reference.
+fn redeploys_an_earlier_version(release: &Release, previous: Option<&Release>, earlier: &[&Release]) -> bool {
+    let Some(shipped) = version(release) else { return false };
+    if previous.and_then(|r| version(r)) == Some(shipped) {
+        return false;
+    }
+    earlier.iter().filter_map(|r| version_of_success(r)).any(|v| v == shipped)
+}
+
+fn version(release: &Release) -> Option<&str> {
+    let artifact = release.artifact.as_ref()?;
+    Some(if artifact.sha.is_empty() { artifact.reference.as_str() } else { artifact.sha.as_str() })
+}
+
+/// The version a deployment left running: only a successful one left its own.
+fn version_of_success(release: &Release) -> Option<&str> {
+    (release.status == ReleaseStatus::Succeeded).then(|| version(release)).flatten()
+}
+
 fn is_failed_deployment(status: ReleaseStatus) -> bool {
     matches!(status, ReleaseStatus::Failed | ReleaseStatus::RolledBack | ReleaseStatus::RollbackFailed)
 }
 
-/// Whole seconds from `from` to `to`; a clock that went backwards counts as zero.
-fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
-    u64::try_from((to - from).num_seconds()).unwrap_or(0)
+/// Seconds from `from` to `to`, to the millisecond; a clock that went backwards counts as zero.
+fn seconds_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    ((to - from).num_milliseconds() as f64 / 1000.0).max(0.0)
+}
+
+/// The four DORA figures of one or more services over a window, from their daily rollups.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Figures {
+    pub days: u64,
+    pub deployments: u64,
+    pub deployments_per_day: f64,
+    pub deployments_per_week: f64,
+    pub failed_deployments: u64,
+    /// Deployments that rolled back by themselves (counted in `failed_deployments` too).
+    pub rollbacks: u64,
+    /// Successful deployments of a version shipped before: not changes.
+    pub redeployments: u64,
+    /// Failed deployments over deployments of a change (all but redeployments); `None` without any.
+    pub change_failure_rate: Option<f64>,
+    /// From the change to the end of the successful release that shipped it.
+    pub lead_time: Durations,
+    /// From a failed deployment's end to the end of the next successful one.
+    pub time_to_restore: Durations,
+    pub bands: Bands,
+}
+
+/// Durations in seconds: medians and 90th percentiles from the merged sketches (within 1 %),
+/// the mean from exact sums. `None` where nothing was measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Durations {
+    pub samples: u64,
+    pub p50_seconds: Option<f64>,
+    pub p90_seconds: Option<f64>,
+    pub mean_seconds: Option<f64>,
+}
+
+/// The DORA report's performance levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Band {
+    Elite,
+    High,
+    Medium,
+    Low,
+}
+
+impl Band {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Band::Elite => "elite",
+            Band::High => "high",
+            Band::Medium => "medium",
+            Band::Low => "low",
+        }
+    }
+}
+
+/// Each figure's band, by the thresholds of the State of DevOps report (2023): deployments on
+/// demand (at least daily), weekly, monthly, or less; lead time and time to restore (medians)
+/// under an hour / a day / a week / a month; change failure rate at most 5 %, 10 %, 15 %.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bands {
+    pub deployment_frequency: Band,
+    pub lead_time: Option<Band>,
+    pub change_failure_rate: Option<Band>,
+    pub time_to_restore: Option<Band>,
+}
+
+const HOUR: f64 = 3600.0;
+const DAY: f64 = 24.0 * HOUR;
+
+fn band_below(value: f64, thresholds: [f64; 3]) -> Band {
+    match thresholds.iter().position(|&limit| value < limit) {
+        Some(0) => Band::Elite,
+        Some(1) => Band::High,
+        Some(2) => Band::Medium,
+        _ => Band::Low,
+    }
+}
+
+pub fn bands(figures: &Figures) -> Bands {
+    let per_day = figures.deployments_per_day;
+    Bands {
+        deployment_frequency: match () {
+            _ if per_day >= 1.0 => Band::Elite,
+            _ if per_day >= 1.0 / 7.0 => Band::High,
+            _ if per_day >= 1.0 / 30.0 => Band::Medium,
+            _ => Band::Low,
+        },
+        lead_time: figures.lead_time.p50_seconds.map(|s| band_below(s, [DAY, 7.0 * DAY, 30.0 * DAY])),
+        // At most 5 %, 10 %, 15 %: the thresholds are included.
+        change_failure_rate: figures.change_failure_rate.map(|rate| band_below(rate, [0.05 + 1e-12, 0.10 + 1e-12, 0.15 + 1e-12])),
+        time_to_restore: figures.time_to_restore.p50_seconds.map(|s| band_below(s, [HOUR, DAY, 7.0 * DAY])),
+    }
+}
+
+/// The figures of `days` days (the window's length, days without releases included) whose
+/// rollups are `rollups`, of any number of services.
+pub fn figures<'a>(days: u64, rollups: impl IntoIterator<Item = &'a Rollup>) -> Figures {
+    let total = rollups.into_iter().fold(Rollup::default(), |mut sum, day| {
+        sum += day;
+        sum
+    });
+    let ratio = |part: u64, whole: u64| (whole > 0).then(|| part as f64 / whole as f64);
+    let durations = |sketch: &Sketch, total_seconds: u64, samples: u64| Durations {
+        samples,
+        p50_seconds: sketch.quantile(0.5),
+        p90_seconds: sketch.quantile(0.9),
+        mean_seconds: ratio(total_seconds, samples),
+    };
+    let days = days.max(1);
+    let mut figures = Figures {
+        days,
+        deployments: total.deployments,
+        deployments_per_day: total.deployments as f64 / days as f64,
+        deployments_per_week: total.deployments as f64 * 7.0 / days as f64,
+        failed_deployments: total.failed_deployments,
+        rollbacks: total.rollbacks,
+        redeployments: total.redeployments,
+        change_failure_rate: ratio(total.failed_deployments, total.deployments.saturating_sub(total.redeployments)),
+        lead_time: durations(&total.lead_times, total.lead_time_seconds_total, total.lead_time_samples),
+        time_to_restore: durations(&total.restore_times, total.restore_seconds_total, total.restores),
+        bands: Bands { deployment_frequency: Band::Low, lead_time: None, change_failure_rate: None, time_to_restore: None },
+    };
+    figures.bands = bands(&figures);
+    figures
+}
+
+/// One week of the trend: the Monday it starts on and its figures (days outside the window not counted).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Week {
+    pub starts: NaiveDate,
+    pub deployments: u64,
+    pub failed_deployments: u64,
+    pub change_failure_rate: Option<f64>,
+    pub lead_time_p50_seconds: Option<f64>,
+    pub time_to_restore_p50_seconds: Option<f64>,
+}
+
+/// The window `from..=to` week by week (weeks start on Monday), every week present, from
+/// `(day, rollup)` pairs of any number of services.
+pub fn weekly(from: NaiveDate, to: NaiveDate, rollups: &[(NaiveDate, Rollup)]) -> Vec<Week> {
+    let monday = |day: NaiveDate| day - chrono::Days::new(u64::from(day.weekday().num_days_from_monday()));
+    let mut weeks = Vec::new();
+    let mut starts = monday(from);
+    while starts <= to {
+        let ends = starts + chrono::Days::new(6);
+        let days: Vec<&Rollup> =
+            rollups.iter().filter(|(day, _)| *day >= starts.max(from) && *day <= ends.min(to)).map(|(_, r)| r).collect();
+        let first = starts.max(from);
+        let length = (ends.min(to) - first).num_days() as u64 + 1;
+        let week = figures(length, days);
+        weeks.push(Week {
+            starts,
+            deployments: week.deployments,
+            failed_deployments: week.failed_deployments,
+            change_failure_rate: week.change_failure_rate,
+            lead_time_p50_seconds: week.lead_time.p50_seconds,
+            time_to_restore_p50_seconds: week.time_to_restore.p50_seconds,
+        });
+        starts = starts + chrono::Days::new(7);
+    }
+    weeks
 }
 
 #[cfg(test)]
@@ -94,6 +281,9 @@ mod tests {
             lead_time_samples: u64::from(lead.is_some()),
             restore_seconds_total: restore.unwrap_or(0),
             restores: u64::from(restore.is_some()),
+            redeployments: 0,
+            lead_times: lead.map(|s| Sketch::of(s as f64)).unwrap_or_default(),
+            restore_times: restore.map(|s| Sketch::of(s as f64)).unwrap_or_default(),
         }
     }
 
@@ -156,6 +346,37 @@ mod tests {
     }
 
     #[test]
+    fn a_deployment_of_a_version_shipped_before_the_previous_one_is_a_redeployment() {
+        // (earlier deployments as (status, finished minute, version), this one's version and status, redeployment)
+        type Case = (&'static [(ReleaseStatus, i64, &'static str)], &'static str, ReleaseStatus, u64);
+        let cases: &[Case] = &[
+            (&[], "v1", Succeeded, 0),
+            // The version running already: a repeat, not a rollback.
+            (&[(Succeeded, 40, "v1")], "v1", Succeeded, 0),
+            (&[(Succeeded, 30, "v1"), (Succeeded, 40, "v2")], "v1", Succeeded, 1),
+            (&[(Succeeded, 30, "v1"), (RolledBack, 40, "v2")], "v1", Succeeded, 1),
+            // A version that never shipped is a change, whatever failed with it before.
+            (&[(Failed, 30, "v1"), (Succeeded, 40, "v2")], "v1", Succeeded, 0),
+            (&[(Succeeded, 30, "v1"), (Succeeded, 40, "v2")], "v3", Succeeded, 0),
+            // One that fails put nothing back: a failed deployment, counted as a change.
+            (&[(Succeeded, 30, "v1"), (Succeeded, 40, "v2")], "v1", RolledBack, 0),
+        ];
+        for (earlier, version, status, expected) in cases {
+            let with_version = |mut r: Release, v: &str| {
+                r.artifact.as_mut().unwrap().sha = v.into();
+                r
+            };
+            let history: Vec<Release> = earlier
+                .iter()
+                .enumerate()
+                .map(|(i, (s, at, v))| with_version(release(&format!("rel-{i}"), 0, *s, Some(*at), true), v))
+                .collect();
+            let me = with_version(release("rel-me", 60, *status, Some(100), true), version);
+            assert_eq!(rollup_delta(&me, &history).redeployments, *expected, "{earlier:?} then {version} {status:?}");
+        }
+    }
+
+    #[test]
     fn closing_sets_status_failure_and_rolled_back_waves() {
         let caught = CaughtError { error: "Baton.HealthCheckFailed".into(), cause: r#"{"errorMessage":"wave rest is unhealthy"}"#.into() };
         let cases = [
@@ -180,5 +401,110 @@ mod tests {
             let build = running.build.as_ref().map(|b| (b.status, b.finished_at));
             assert_eq!(build, Some((BuildStatus::Cancelled, Some(minutes(9)))), "a build still running is no longer followed");
         }
+    }
+
+    fn lead(seconds: &[f64]) -> (Sketch, u64, u64) {
+        let mut sketch = Sketch::default();
+        seconds.iter().for_each(|&s| sketch.add(s));
+        (sketch, seconds.iter().sum::<f64>() as u64, seconds.len() as u64)
+    }
+
+    fn close_to(found: Option<f64>, expected: f64) -> bool {
+        found.is_some_and(|f| (f - expected).abs() <= expected * crate::sketch::RELATIVE_ACCURACY)
+    }
+
+    #[test]
+    fn figures_of_two_services_over_a_window_worked_by_hand() {
+        // web: 6 deployments (1 rolled back, 1 redeployment), lead times 60 s, 120 s, 180 s on one day;
+        // api: 4 deployments (1 failed), lead times 240 s and 3600 s, one restore of 30 min.
+        let (web_leads, web_total, web_samples) = lead(&[60.0, 120.0, 180.0]);
+        let (api_leads, api_total, api_samples) = lead(&[240.0, 3600.0]);
+        let web = Rollup {
+            deployments: 6,
+            failed_deployments: 1,
+            rollbacks: 1,
+            redeployments: 1,
+            lead_time_seconds_total: web_total,
+            lead_time_samples: web_samples,
+            lead_times: web_leads,
+            ..Rollup::default()
+        };
+        let api = Rollup {
+            deployments: 4,
+            failed_deployments: 1,
+            lead_time_seconds_total: api_total,
+            lead_time_samples: api_samples,
+            lead_times: api_leads,
+            restore_seconds_total: 1800,
+            restores: 1,
+            restore_times: Sketch::of(1800.0),
+            ..Rollup::default()
+        };
+        let f = figures(30, [&web, &api]);
+        assert_eq!((f.deployments, f.failed_deployments, f.rollbacks, f.redeployments), (10, 2, 1, 1));
+        assert!((f.deployments_per_day - 10.0 / 30.0).abs() < 1e-12);
+        assert!((f.deployments_per_week - 70.0 / 30.0).abs() < 1e-12);
+        // 2 failed out of the 9 deployments that were changes.
+        assert_eq!(f.change_failure_rate, Some(2.0 / 9.0));
+        // Lead times 60, 120, 180, 240, 3600: the median is the 3rd (180 s), the p90 the 5th (3600 s).
+        assert!(close_to(f.lead_time.p50_seconds, 180.0), "{:?}", f.lead_time);
+        assert!(close_to(f.lead_time.p90_seconds, 3600.0), "{:?}", f.lead_time);
+        assert_eq!((f.lead_time.samples, f.lead_time.mean_seconds), (5, Some(840.0)));
+        assert!(close_to(f.time_to_restore.p50_seconds, 1800.0));
+        assert_eq!(f.time_to_restore.mean_seconds, Some(1800.0));
+        // A third of a deployment a day is weekly (high); a 3-minute median lead time is elite;
+        // 22 % of changes failing is low; a 30-minute restore is elite.
+        assert_eq!(
+            f.bands,
+            Bands {
+                deployment_frequency: Band::High,
+                lead_time: Some(Band::Elite),
+                change_failure_rate: Some(Band::Low),
+                time_to_restore: Some(Band::Elite)
+            }
+        );
+        let none = figures(7, []);
+        assert_eq!((none.change_failure_rate, none.lead_time.p50_seconds, none.bands.lead_time), (None, None, None));
+        assert_eq!(none.bands.deployment_frequency, Band::Low);
+    }
+
+    #[test]
+    fn bands_follow_the_dora_thresholds() {
+        // (deployments a day, median lead time, change failure rate, median time to restore, expected bands)
+        type Case = (f64, f64, f64, f64, [Band; 4]);
+        use Band::*;
+        let cases: &[Case] = &[
+            (3.0, 3600.0, 0.0, 600.0, [Elite, Elite, Elite, Elite]),
+            (1.0, DAY - 1.0, 0.05, HOUR - 1.0, [Elite, Elite, Elite, Elite]),
+            (0.99, DAY, 0.051, HOUR, [High, High, High, High]),
+            (1.0 / 7.0, 7.0 * DAY - 1.0, 0.10, DAY - 1.0, [High, High, High, High]),
+            (0.14, 7.0 * DAY, 0.11, DAY, [Medium, Medium, Medium, Medium]),
+            (1.0 / 30.0, 30.0 * DAY - 1.0, 0.15, 7.0 * DAY - 1.0, [Medium, Medium, Medium, Medium]),
+            (0.03, 30.0 * DAY, 0.16, 7.0 * DAY, [Low, Low, Low, Low]),
+        ];
+        for &(per_day, lead, rate, restore, expected) in cases {
+            let durations = |s: f64| Durations { samples: 1, p50_seconds: Some(s), p90_seconds: Some(s), mean_seconds: Some(s) };
+            let mut f = figures(1, []);
+            f.deployments_per_day = per_day;
+            f.lead_time = durations(lead);
+            f.change_failure_rate = Some(rate);
+            f.time_to_restore = durations(restore);
+            let b = bands(&f);
+            let found = [b.deployment_frequency, b.lead_time.unwrap(), b.change_failure_rate.unwrap(), b.time_to_restore.unwrap()];
+            assert_eq!(found, expected, "per day {per_day}, lead {lead}, rate {rate}, restore {restore}");
+        }
+    }
+
+    #[test]
+    fn the_trend_has_every_week_of_the_window_and_only_its_days() {
+        let date = |d: u32| NaiveDate::from_ymd_opt(2026, 11, d).unwrap();
+        let one = |deployments: u64, failed: u64| Rollup { deployments, failed_deployments: failed, ..Rollup::default() };
+        // Wednesday 4 November to Sunday 15 November: the weeks of Monday 2 and Monday 9.
+        let days = [(date(3), one(5, 5)), (date(4), one(2, 0)), (date(8), one(2, 1)), (date(9), one(1, 0)), (date(16), one(7, 7))];
+        let weeks = weekly(date(4), date(15), &days);
+        let found: Vec<(NaiveDate, u64, u64, Option<f64>)> =
+            weeks.iter().map(|w| (w.starts, w.deployments, w.failed_deployments, w.change_failure_rate)).collect();
+        assert_eq!(found, [(date(2), 4, 1, Some(0.25)), (date(9), 1, 0, Some(0.0))]);
+        assert_eq!(weekly(date(10), date(10), &[]).len(), 1, "a one-day window is one week");
     }
 }

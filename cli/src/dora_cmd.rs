@@ -1,0 +1,222 @@
+//! `baton dora` (also `baton metrics`): the four DORA figures of a service, a team or a
+//! repository over a window, with their bands and a weekly trend, from the daily rollups
+//! record-metrics keeps. A report reads one rollup per service and day, never the releases.
+
+use crate::exit;
+use crate::failure::Failure;
+use crate::release_cmd::{CatalogArg, StateDirArg};
+use crate::report_cmd::open_store;
+use baton_domain::catalog::{CatalogLoader, ServiceEntry};
+use baton_domain::ports::ReleaseStore;
+use baton_domain::release::Rollup;
+use baton_domain::rules::dora::{Band, Durations, Figures, Week, figures, weekly};
+use chrono::{Days, NaiveDate, Utc};
+use clap::{ArgGroup, Args};
+use serde::Serialize;
+use std::process::ExitCode;
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("scope").required(true).args(["service", "service_flag", "team", "repo"])))]
+pub struct DoraArgs {
+    /// The service (as `--service`).
+    #[arg(value_name = "SERVICE")]
+    pub service: Option<String>,
+    /// One service.
+    #[arg(long = "service", value_name = "SERVICE")]
+    pub service_flag: Option<String>,
+    /// Every service of a team (the catalog's `team`): one figure across them.
+    #[arg(long)]
+    pub team: Option<String>,
+    /// Every service whose catalog entry names this repository (`owner/name`).
+    #[arg(long)]
+    pub repo: Option<String>,
+    /// Environment whose releases count.
+    #[arg(long, default_value = "production")]
+    pub environment: String,
+    /// The window up to today (UTC): days (`90d`) or weeks (`12w`).
+    #[arg(long, default_value = "30d", value_parser = parse_window, conflicts_with = "days")]
+    pub since: u64,
+    /// The window in days (the older form of --since).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    pub days: Option<u64>,
+    #[command(flatten)]
+    pub catalog: CatalogArg,
+    #[command(flatten)]
+    pub state: StateDirArg,
+    /// One JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `90d`, `12w` or a plain number of days, as days (1 to 3650).
+fn parse_window(text: &str) -> Result<u64, String> {
+    let (number, unit) = match text.strip_suffix('d') {
+        Some(number) => (number, 1),
+        None => text.strip_suffix('w').map_or((text, 1), |number| (number, 7)),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .map(|n| n.saturating_mul(unit))
+        .filter(|days| (1..=3650).contains(days))
+        .ok_or_else(|| format!("'{text}' is not a window of 1 to 3650 days: write days or weeks, e.g. 90d or 12w"))
+}
+
+#[derive(Serialize)]
+struct Report<'a> {
+    /// What the figures span: `service`, `team` or `repository`, and its name.
+    scope: &'static str,
+    name: &'a str,
+    services: Vec<&'a str>,
+    environment: &'a str,
+    from: NaiveDate,
+    to: NaiveDate,
+    #[serde(flatten)]
+    figures: &'a Figures,
+    // The fields `baton metrics --json` printed before, kept for scripts that read them.
+    mean_lead_time_seconds: Option<f64>,
+    mean_time_to_restore_seconds: Option<f64>,
+    weeks: Vec<Week>,
+}
+
+/// The services a report spans, by its scope: a service needs no catalog (its records say
+/// enough), a team or a repository is looked up in it.
+fn services(args: &DoraArgs) -> Result<(&'static str, String, Vec<String>), ExitCode> {
+    if let Some(service) = args.service.as_ref().or(args.service_flag.as_ref()) {
+        return Ok(("service", service.clone(), vec![service.clone()]));
+    }
+    let loaded = CatalogLoader::new(baton_providers::registry()).load_with_env_root(&args.catalog.path).map_err(|err| {
+        Failure::usage(format!("cannot read the catalog at {}", args.catalog.path.display()))
+            .caused_by(&err)
+            .hint("--team and --repo find their services in the catalog: pass --catalog DIR")
+            .report()
+    })?;
+    let belongs = |entry: &ServiceEntry| match (&args.team, &args.repo) {
+        (Some(team), _) => entry.team.as_deref() == Some(team.as_str()),
+        (_, Some(repo)) => entry.declares_repository(repo),
+        (None, None) => false,
+    };
+    let (scope, name) = match (&args.team, &args.repo) {
+        (Some(team), _) => ("team", team.clone()),
+        (_, Some(repo)) => ("repository", repo.clone()),
+        (None, None) => unreachable!("clap requires one of the scope arguments"),
+    };
+    let members: Vec<String> = loaded.services().iter().filter(|e| belongs(e)).map(|e| e.name.clone()).collect();
+    if members.is_empty() {
+        return Err(Failure::usage(format!("no service of the catalog at {} has {scope} {name}", args.catalog.path.display()))
+            .hint("`baton catalog validate` lists the catalog's services with their team and links")
+            .report());
+    }
+    Ok((scope, name, members))
+}
+
+pub async fn run(args: DoraArgs) -> ExitCode {
+    let (scope, name, members) = match services(&args) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let store = match open_store(&args.state) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let days = args.days.unwrap_or(args.since);
+    let to = Utc::now().date_naive();
+    let from = to.checked_sub_days(Days::new(days - 1)).unwrap_or(to);
+    let mut rollups: Vec<(NaiveDate, Rollup)> = Vec::new();
+    for service in &members {
+        match store.rollups(service, &args.environment, from, to).await {
+            Ok(days) => rollups.extend(days),
+            Err(err) => return Failure::failed(&err).sources_of(&err).report(),
+        }
+    }
+    let figures = figures(days, rollups.iter().map(|(_, rollup)| rollup));
+    let report = Report {
+        scope,
+        name: &name,
+        services: members.iter().map(String::as_str).collect(),
+        environment: &args.environment,
+        from,
+        to,
+        figures: &figures,
+        mean_lead_time_seconds: figures.lead_time.mean_seconds,
+        mean_time_to_restore_seconds: figures.time_to_restore.mean_seconds,
+        weeks: weekly(from, to, &rollups),
+    };
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        return exit::code(exit::OK);
+    }
+    print_report(&report);
+    exit::code(exit::OK)
+}
+
+fn print_report(report: &Report<'_>) {
+    let f = report.figures;
+    let spanning = if report.scope == "service" { String::new() } else { format!(" ({} services)", report.services.len()) };
+    outln!("{} {}{spanning} in {}, {} days ({} to {})", report.scope, report.name, report.environment, f.days, report.from, report.to);
+    let band = |band: Option<Band>| band.map_or("-", Band::as_str);
+    outln!(
+        "  deployment frequency   {:<8} {} deployments: {:.2} a day, {:.1} a week",
+        band(Some(f.bands.deployment_frequency)),
+        f.deployments,
+        f.deployments_per_day,
+        f.deployments_per_week
+    );
+    outln!("  lead time for changes  {:<8} {} (change to released)", band(f.bands.lead_time), durations(&f.lead_time));
+    let rate = f.change_failure_rate.map_or("-".into(), |r| format!("{:.1}%", r * 100.0));
+    outln!(
+        "  change failure rate    {:<8} {rate}: {} failed of {} changes ({} rolled back; {} redeployments not counted)",
+        band(f.bands.change_failure_rate),
+        f.failed_deployments,
+        f.deployments - f.redeployments,
+        f.rollbacks,
+        f.redeployments
+    );
+    outln!(
+        "  time to restore        {:<8} {} (failed deployment to the next good one)",
+        band(f.bands.time_to_restore),
+        durations(&f.time_to_restore)
+    );
+    outln!("  week of      deploys  failed  lead p50");
+    for week in &report.weeks {
+        outln!("  {}  {:>7}  {:>6}  {}", week.starts, week.deployments, week.failed_deployments, human(week.lead_time_p50_seconds));
+    }
+}
+
+fn durations(d: &Durations) -> String {
+    if d.samples == 0 {
+        return "-".into();
+    }
+    match d.p50_seconds {
+        Some(p50) => format!("median {}, p90 {} ({} measured)", human(Some(p50)), human(d.p90_seconds), d.samples),
+        // Days rolled up before quantiles were kept have sums only.
+        None => format!("mean {} ({} measured)", human(d.mean_seconds), d.samples),
+    }
+}
+
+/// A length of time as a person reads it; `-` when there is none.
+pub(crate) fn human(seconds: Option<f64>) -> String {
+    match seconds {
+        None => "-".into(),
+        Some(s) if s < 120.0 => format!("{s:.0}s"),
+        Some(s) if s < 7200.0 => format!("{:.1} min", s / 60.0),
+        Some(s) if s < 172_800.0 => format!("{:.1} h", s / 3600.0),
+        Some(s) => format!("{:.1} days", s / 86_400.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_days_or_weeks() {
+        assert_eq!(parse_window("90d"), Ok(90));
+        assert_eq!(parse_window("12w"), Ok(84));
+        assert_eq!(parse_window("30"), Ok(30));
+        for bad in ["0d", "3651d", "d", "-3d", "90 days", "1y"] {
+            let error = parse_window(bad).unwrap_err();
+            assert!(error.contains(bad) && error.contains("e.g. 90d"), "{bad}: {error}");
+        }
+    }
+}
