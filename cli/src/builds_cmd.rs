@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct BuildsArgs {
+    /// The service, as the catalog names it.
     pub service: String,
     /// Only releases to this environment [default: every environment].
     #[arg(long)]
@@ -25,6 +26,7 @@ pub struct BuildsArgs {
     pub days: u64,
     #[command(flatten)]
     pub state: StateDirArg,
+    /// One JSON object on stdout (fields are only ever added).
     #[arg(long)]
     pub json: bool,
 }

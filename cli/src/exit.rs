@@ -19,6 +19,30 @@ pub fn signalled(signal: i32) -> u8 {
     u8::try_from(128 + signal).unwrap_or(u8::MAX)
 }
 
+/// The exit codes as `baton --help` lists them, from the constants above.
+pub const HELP: &str = "Exit codes:
+  0    success (or nothing to do: a release of that commit already ran)
+  1    the work ran and failed: a release failed or rolled back, validation found errors
+  2    bad usage, unreadable files, invalid configuration
+  3    a release failed and so did its rollback: a person must act
+  4    superseded: a newer signal for the service ran instead (this commit did not ship)
+  130  stopped by SIGINT (Ctrl-C); 143 stopped by SIGTERM: the release is recorded interrupted";
+
 pub fn code(value: u8) -> ExitCode {
     ExitCode::from(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_help_lists_every_exit_code() {
+        for code in [OK, FAILED, USAGE, ROLLBACK_FAILED, SUPERSEDED, signalled(2), signalled(15)] {
+            assert!(
+                HELP.lines().any(|line| line.trim_start().starts_with(&code.to_string()) || line.contains(&format!(" {code} "))),
+                "{code}"
+            );
+        }
+    }
 }

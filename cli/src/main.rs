@@ -1,9 +1,6 @@
 //! `baton`: run releases locally on the embedded executor, control Baton on AWS, read reports.
 //!
-//! Exit codes: 0 success; 1 the work ran and failed (release failed or rolled back,
-//! validation found errors); 2 bad usage, unreadable files or invalid configuration; 3 a
-//! release's rollback failed (someone must act); 130/143 a local release stopped by SIGINT/SIGTERM
-//! (recorded interrupted, resumable).
+//! Exit codes: `exit::HELP` lists them (and `baton --help` shows that list).
 
 /// print!/println!/eprintln! that never panic: with a closed stdout or stderr (`baton ... | head`)
 /// the rest of the output is lost, and nothing else.
@@ -48,7 +45,7 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "baton", version, about = "Release orchestrator for AWS: catalog-driven, wave-by-wave releases")]
+#[command(name = "baton", version, about = "Release orchestrator for AWS: catalog-driven, wave-by-wave releases", after_help = exit::HELP)]
 struct Cli {
     /// Log as JSON lines on stderr (the Lambda format) instead of plain text.
     #[arg(long, global = true)]
@@ -120,4 +117,33 @@ fn main() -> ExitCode {
             Command::Dev(cmd) => dev_cmd::run(cmd).await,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command and every argument says what it is for: an empty line in `--help` is a
+    /// question a person at 3 a.m. cannot ask anyone.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none_or(|about| about.to_string().trim().is_empty()) {
+                    missing.push(format!("`{path}` has no description"));
+                }
+                walk(sub, &path, missing);
+            }
+            for arg in command.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")) {
+                if arg.get_help().is_none_or(|help| help.to_string().trim().is_empty()) {
+                    missing.push(format!("`{path}`: argument `{}` has no help", arg.get_id()));
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "baton", &mut missing);
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
+    }
 }

@@ -12,7 +12,9 @@ use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct HistoryArgs {
+    /// The service, as the catalog names it.
     pub service: String,
+    /// Only releases to this environment [default: every environment].
     #[arg(long)]
     pub environment: Option<String>,
     /// How many releases, newest first.
@@ -20,18 +22,21 @@ pub struct HistoryArgs {
     pub limit: usize,
     #[command(flatten)]
     pub state: StateDirArg,
+    /// One JSON array on stdout.
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args)]
 pub struct ShowArgs {
+    /// The release's id, as `baton history` lists it (`rel-<service>-...`).
     pub release_id: String,
     /// Also print the Step Functions execution history of the run.
     #[arg(long)]
     pub history: bool,
     #[command(flatten)]
     pub state: StateDirArg,
+    /// The release record as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }
