@@ -1,0 +1,160 @@
+//! `baton dora` over a large store: a generated organisation (services, teams, a year of
+//! releases) loaded into the embedded store's tables, then `baton dora --team` run as a user
+//! runs it. The figures must be exact (the generator knows them) and the time and the store's
+//! size are printed. CI runs a small organisation; `bench/dora.sh` the full one (1,000,000
+//! release records, 2,000 services, 50 teams).
+
+use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+struct Organisation {
+    services: usize,
+    teams: usize,
+    records: usize,
+    days: i64,
+}
+
+/// Writes the catalog (one file per service) and fills the store's tables as record-metrics
+/// would have: a release row per record, and per service and day the rollup and its lead-time
+/// sketch buckets. Every release deploys; every tenth one rolls back. Returns, per team, the
+/// deployments and failed deployments of the last `window` days.
+fn generate(org: &Organisation, catalog: &Path, state: &Path, window: i64) -> Vec<(u64, u64)> {
+    for service in 0..org.services {
+        let entry = format!(
+            "schema-version: v2.2\ndd-service: svc-{service:04}\nteam: team-{:02}\nextensions:\n  baton:\n    environment: production\n    release-branch: main\n    build: {{provider: command, command: [\"true\"]}}\n    deploy:\n      provider: command\n      command: [\"true\"]\n      waves:\n        - {{name: all, targets: [a]}}\n    health:\n      gates:\n        - {{provider: command, command: [\"true\"]}}\n",
+            service % org.teams
+        );
+        std::fs::write(catalog.join(format!("svc-{service:04}.yaml")), entry).unwrap();
+    }
+    // The store and a real record to copy, made by baton itself: the example service's release.
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog");
+    let released = baton(state, &examples, &["release", "hello-web", "--no-wait", "--json"]);
+    assert!(released.status.success(), "{}", String::from_utf8_lossy(&released.stderr));
+    let mut conn = rusqlite::Connection::open(baton_store_sqlite::database_path(state)).unwrap();
+    let (example_id, body): (String, String) =
+        conn.query_row("SELECT id, body FROM releases WHERE service = 'hello-web'", [], |row| Ok((row.get(0)?, row.get(1)?))).unwrap();
+    let tx = conn.transaction().unwrap();
+    let today = Utc::now().date_naive();
+    let first_day = today - Duration::days(org.days - 1);
+    let window_start = today - Duration::days(window - 1);
+    let per_service = org.records / org.services;
+    let mut team_figures = vec![(0u64, 0u64); org.teams];
+    let lead_bucket = baton_domain::sketch::Sketch::bucket(1800.0);
+    {
+        let mut release = tx
+            .prepare("INSERT INTO releases (id, service, environment, created_at, status, body, version) VALUES (?1, ?2, 'production', ?3, ?4, ?5, 3)")
+            .unwrap();
+        let mut rollup = tx
+            .prepare(
+                "INSERT INTO rollups (service, environment, day, deployments, failed_deployments, rollbacks, lead_time_seconds_total,
+                     lead_time_samples, restore_seconds_total, restores, redeployments)
+                 VALUES (?1, 'production', ?2, ?3, ?4, ?4, ?5, ?6, 0, 0, 0)",
+            )
+            .unwrap();
+        let mut bucket = tx
+            .prepare("INSERT INTO rollup_buckets (service, environment, day, figure, bucket, count) VALUES (?1, 'production', ?2, 'lead', ?3, ?4)")
+            .unwrap();
+        for service in 0..org.services {
+            let name = format!("svc-{service:04}");
+            let mut days: std::collections::BTreeMap<NaiveDate, (u64, u64)> = Default::default();
+            for n in 0..per_service {
+                // Spread over the year, a few a day.
+                let day = first_day + Duration::days((n as i64 * org.days) / per_service as i64);
+                let at: DateTime<Utc> = Utc.from_utc_datetime(&day.and_hms_opt(9, 0, 0).unwrap()) + Duration::seconds(n as i64 % 3600);
+                let failed = n % 10 == 9;
+                let status = if failed { "rolled-back" } else { "succeeded" };
+                let id = format!("rel-{name}-{}-{n:06}", at.format("%Y%m%d%H%M%S"));
+                release
+                    .execute(rusqlite::params![
+                        id,
+                        name,
+                        at.timestamp_micros(),
+                        status,
+                        body.replace(&example_id, &id).replace("hello-web", &name)
+                    ])
+                    .unwrap();
+                let entry = days.entry(day).or_default();
+                entry.0 += 1;
+                entry.1 += u64::from(failed);
+            }
+            for (day, (deployments, failed)) in days {
+                let succeeded = deployments - failed;
+                rollup.execute(rusqlite::params![name, day.num_days_from_ce(), deployments, failed, succeeded * 1800, succeeded]).unwrap();
+                if succeeded > 0 {
+                    bucket.execute(rusqlite::params![name, day.num_days_from_ce(), lead_bucket, succeeded]).unwrap();
+                }
+                if day >= window_start {
+                    let team = &mut team_figures[service % org.teams];
+                    team.0 += deployments;
+                    team.1 += failed;
+                }
+            }
+        }
+    }
+    tx.commit().unwrap();
+    team_figures
+}
+
+fn baton(state: &Path, catalog: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(args)
+        .arg("--catalog")
+        .arg(catalog)
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .expect("run baton")
+}
+
+fn run(org: Organisation, repeats: usize) {
+    let catalog = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let expected = generate(&org, catalog.path(), state.path(), 90);
+    let loaded_in = started.elapsed();
+    let size: u64 = std::fs::read_dir(state.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum();
+
+    let team = org.teams / 2;
+    let mut times = Vec::new();
+    for _ in 0..repeats {
+        let started = Instant::now();
+        let output = baton(state.path(), catalog.path(), &["dora", "--team", &format!("team-{team:02}"), "--since", "90d", "--json"]);
+        times.push(started.elapsed());
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        let (deployments, failed) = expected[team];
+        assert_eq!((report["deployments"].as_u64(), report["failed_deployments"].as_u64()), (Some(deployments), Some(failed)));
+        assert_eq!(report["services"].as_array().unwrap().len(), org.services / org.teams);
+        let p50 = report["lead_time"]["p50_seconds"].as_f64().unwrap();
+        assert!((p50 - 1800.0).abs() <= 18.0, "lead time median {p50}");
+    }
+    times.sort();
+    let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "dora at scale: {} release records, {} services, {} teams, {} days: loaded in {:.1} s, store {:.1} MiB; \
+         `baton dora --team --since 90d` ({} services) over {repeats} runs: p50 {:.1} ms, max {:.1} ms",
+        org.records,
+        org.services,
+        org.teams,
+        org.days,
+        loaded_in.as_secs_f64(),
+        size as f64 / (1024.0 * 1024.0),
+        org.services / org.teams,
+        ms(times[times.len() / 2]),
+        ms(times[times.len() - 1]),
+    );
+}
+
+#[test]
+fn a_teams_figures_over_a_generated_organisation_are_exact() {
+    run(Organisation { services: 40, teams: 4, records: 4_000, days: 365 }, 2);
+}
+
+#[test]
+#[ignore = "the full benchmark: bench/dora.sh"]
+fn dora_at_scale() {
+    let records = std::env::var("BATON_DORA_RECORDS").ok().and_then(|r| r.parse().ok()).unwrap_or(1_000_000);
+    run(Organisation { services: 2_000, teams: 50, records, days: 365 }, 10);
+}
