@@ -11,6 +11,7 @@
 
 use std::io::Write;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 pub const FILTER_VAR: &str = "BATON_LOG";
 pub const FORMAT_VAR: &str = "BATON_LOG_FORMAT";
@@ -42,13 +43,39 @@ fn filter(default: &str) -> EnvFilter {
 pub fn init(format: Format, default: &str) {
     // Without log_internal_errors(false), a write to a closed stderr (`baton ... 2>&1 | head`)
     // makes tracing-subscriber eprintln!, which panics whatever task logged.
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter(default)).with_writer(|| Scrubbed(std::io::stderr())).log_internal_errors(false);
+    let stderr = || Scrubbed(std::io::stderr());
     // A second init (tests, or a binary that calls it twice) keeps the first subscriber.
     let _ = match format {
-        Format::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
-        Format::Text => builder.try_init(),
+        Format::Json => json_lines(stderr, filter(default)).try_init(),
+        Format::Text => {
+            tracing_subscriber::fmt().with_env_filter(filter(default)).with_writer(stderr).log_internal_errors(false).try_init()
+        }
     };
+}
+
+/// The JSON lines the functions write on Lambda (one object per event, its fields at the top
+/// level, the task's span under `span`), to `writer`: what the stack's metric filters read, and
+/// what tests capture to check them.
+pub fn json_lines<W>(
+    writer: W,
+    filter: EnvFilter,
+) -> tracing_subscriber::fmt::SubscriberBuilder<
+    tracing_subscriber::fmt::format::JsonFields,
+    tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Json>,
+    EnvFilter,
+    W,
+>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .log_internal_errors(false)
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
 }
 
 /// A writer that masks secrets in what it is given. The formatter hands it one whole event at a

@@ -4,7 +4,6 @@
 //!
 //! `parity::emulator` runs on LocalStack; the rest checks the fixture itself (contracts, embedded runs).
 
-
 use async_trait::async_trait;
 use baton_asl::{Clock, EventType, ExecutionStart, Executor, StateMachine, TaskCall, TaskFailure, TaskInvoker};
 use baton_domain::error::ErrorName;

@@ -6,7 +6,7 @@
 use crate::flow::WavePlan;
 use crate::ports::DeployProgress;
 use crate::release::{DeployStatus, RunHandle, TargetDeploy, WaveRecord};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 /// How a wave's deploys, or its rollback, stand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +82,15 @@ pub fn settle(record: &mut WaveRecord, target: &str, rollback: bool, progress: &
     }
 }
 
+/// When `wave`'s deploys (`rollback` false) or rollbacks must have finished: its deploy timeout
+/// after the first start in that direction (`now` when none has started yet). A retried start
+/// answers the same deadline.
+pub fn deploy_deadline(record: &WaveRecord, wave: &WavePlan, rollback: bool, now: DateTime<Utc>) -> DateTime<Utc> {
+    let began = if rollback { record.deploys.iter().filter(|d| d.rollback).map(|d| d.started_at).min() } else { record.started_at };
+    let timeout = i64::try_from(wave.deploy_timeout_seconds).ok().and_then(TimeDelta::try_seconds).unwrap_or(TimeDelta::MAX);
+    began.unwrap_or(now).checked_add_signed(timeout).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// Where `wave`'s deploys (`rollback` false) or rollbacks stand.
 pub fn wave_deploy(record: &WaveRecord, wave: &WavePlan, rollback: bool) -> WaveDeploy {
     let deploys: Vec<Option<&TargetDeploy>> = wave.targets.iter().map(|t| deploy_of(record, t, rollback)).collect();
@@ -110,7 +119,14 @@ mod tests {
     use crate::rules::fixtures::{minutes, t0};
 
     fn wave() -> WavePlan {
-        WavePlan { index: 1, total: 2, name: "rest".into(), targets: vec!["b".into(), "c".into()], bake_seconds: 0 }
+        WavePlan {
+            index: 1,
+            total: 2,
+            name: "rest".into(),
+            targets: vec!["b".into(), "c".into()],
+            bake_seconds: 0,
+            deploy_timeout_seconds: 600,
+        }
     }
 
     fn record() -> WaveRecord {
@@ -168,6 +184,21 @@ mod tests {
         for (steps, expected) in cases {
             assert_eq!(wave_deploy(&after(&steps), &wave(), false), expected, "{steps:?}");
         }
+    }
+
+    #[test]
+    fn a_wave_s_deadline_runs_from_its_first_start_in_each_direction() {
+        let mut record = record();
+        record.started_at = None;
+        assert_eq!(deploy_deadline(&record, &wave(), false, minutes(3)), minutes(13), "not started: from now");
+        record.started_at = Some(minutes(1));
+        assert_eq!(deploy_deadline(&record, &wave(), false, minutes(3)), minutes(11), "a retried start keeps the first's deadline");
+        assert_eq!(deploy_deadline(&record, &wave(), true, minutes(30)), minutes(40), "no rollback started yet: from now");
+        started(&mut record, "b", true, Ok(run("b")), minutes(20));
+        started(&mut record, "c", true, Ok(run("c")), minutes(25));
+        assert_eq!(deploy_deadline(&record, &wave(), true, minutes(30)), minutes(30), "from the rollback's first start");
+        let forever = WavePlan { deploy_timeout_seconds: u64::MAX, ..wave() };
+        assert_eq!(deploy_deadline(&record, &forever, false, t0()), DateTime::<Utc>::MAX_UTC, "saturates");
     }
 
     #[test]

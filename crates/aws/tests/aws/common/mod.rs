@@ -11,7 +11,8 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-const HINT: &str = "run scripts/emulators.sh start, then eval \"$(scripts/emulators.sh env)\" before cargo test (scripts/test.sh does both)";
+const HINT: &str =
+    "run scripts/emulators.sh start, then eval \"$(scripts/emulators.sh env)\" before cargo test (scripts/test.sh does both)";
 
 /// Fails the test (never skips it) unless `variable` names a local endpoint that accepts connections.
 fn require_local_endpoint(variable: &str) {

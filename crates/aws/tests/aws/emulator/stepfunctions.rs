@@ -118,7 +118,8 @@ async fn describe_release_reads_stage_and_waves_from_the_state_outputs() {
 async fn mocked_lambda_answers_come_from_the_mock_config() {
     let config = common::sdk_config().await;
     let client = aws_sdk_sfn::Client::new(&config);
-    let fixture: serde_json::Value = serde_json::from_str(include_str!("../../fixtures/sfn-mock-config.json")).expect("the mock config is JSON");
+    let fixture: serde_json::Value =
+        serde_json::from_str(include_str!("../../fixtures/sfn-mock-config.json")).expect("the mock config is JSON");
     let expected = &fixture["MockedResponses"]["DeploySucceeded"]["0"]["Return"]["Payload"];
 
     // The mock config names the machine, so this one has a fixed name: create it once per emulator run.

@@ -8,7 +8,6 @@
 //! features as that build did and reuses it, where `cargo build -p <function>` would compile the
 //! AWS SDK a second time (five minutes of a clean CI run).
 
-
 use baton_asl::{Clock, ExecutionStatus};
 use baton_domain::release::ReleaseStatus;
 use baton_local_stack::{LocalStack, StackOptions, iam};
@@ -17,7 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
 
-const HINT: &str = "run scripts/emulators.sh start, then eval \"$(scripts/emulators.sh env)\" before cargo test (scripts/test.sh does both)";
+const HINT: &str =
+    "run scripts/emulators.sh start, then eval \"$(scripts/emulators.sh env)\" before cargo test (scripts/test.sh does both)";
 
 fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
@@ -35,9 +35,7 @@ fn function_binaries() -> &'static Path {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let started = Instant::now();
         let mut command = std::process::Command::new(cargo);
-        command
-            .args(["build", "--quiet", "--workspace", "--all-targets"])
-            .current_dir(repo(""));
+        command.args(["build", "--quiet", "--workspace", "--all-targets"]).current_dir(repo(""));
         // Cargo gives this test its package's CARGO_* variables; a build script that watches one
         // (ring's watches CARGO_MANIFEST_DIR) would otherwise run again and rebuild its dependents.
         for (name, _) in std::env::vars_os() {
