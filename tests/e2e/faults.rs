@@ -18,9 +18,39 @@ use std::sync::Arc;
 /// The wave whose forward deploys panic.
 const PANICKING_WAVE: &str = "one-region";
 
-/// The local providers, except that starting a forward deploy of [`PANICKING_WAVE`] panics.
-struct PanickingDeploys(LocalProviders);
+/// What a test puts around each deployer.
+type DeployerWrap = Box<dyn Fn(Box<dyn Deployer>) -> Box<dyn Deployer> + Send + Sync>;
 
+/// The local providers with each deployer wrapped by `wrap`: a test changes what deploys do
+/// and nothing else.
+struct WrappedDeploys {
+    local: LocalProviders,
+    wrap: DeployerWrap,
+}
+
+impl WrappedDeploys {
+    fn new(fixture: &Fixture, wrap: impl Fn(Box<dyn Deployer>) -> Box<dyn Deployer> + Send + Sync + 'static) -> WrappedDeploys {
+        let local = LocalProviders::new(fixture.state_dir().join("workspace"), None, Arc::new(EnvSecretResolver), None).unwrap();
+        WrappedDeploys { local, wrap: Box::new(wrap) }
+    }
+}
+
+impl Providers for WrappedDeploys {
+    fn build(&self, spec: &ProviderBlock, entry: &ServiceEntry) -> Result<Box<dyn BuildProvider>, ProviderError> {
+        self.local.build(spec, entry)
+    }
+    fn deployer(&self, spec: &ProviderBlock, entry: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError> {
+        Ok((self.wrap)(self.local.deployer(spec, entry)?))
+    }
+    fn gate(&self, spec: &GateSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthGate>, ProviderError> {
+        self.local.gate(spec, entry)
+    }
+    fn notifiers(&self, slack: Option<&SlackSpec>, entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError> {
+        self.local.notifiers(slack, entry)
+    }
+}
+
+/// Starting a forward deploy of [`PANICKING_WAVE`] panics.
 struct PanickingDeployer(Box<dyn Deployer>);
 
 #[async_trait]
@@ -36,27 +66,11 @@ impl Deployer for PanickingDeployer {
     }
 }
 
-impl Providers for PanickingDeploys {
-    fn build(&self, spec: &ProviderBlock, entry: &ServiceEntry) -> Result<Box<dyn BuildProvider>, ProviderError> {
-        self.0.build(spec, entry)
-    }
-    fn deployer(&self, spec: &ProviderBlock, entry: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError> {
-        Ok(Box::new(PanickingDeployer(self.0.deployer(spec, entry)?)))
-    }
-    fn gate(&self, spec: &GateSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthGate>, ProviderError> {
-        self.0.gate(spec, entry)
-    }
-    fn notifiers(&self, slack: Option<&SlackSpec>, entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError> {
-        self.0.notifiers(slack, entry)
-    }
-}
-
 #[tokio::test]
 async fn a_panicking_deployer_fails_its_wave_and_the_release_rolls_back_and_unlocks() {
     let fixture = Fixture::new();
-    let local = LocalProviders::new(fixture.state_dir().join("workspace"), None, Arc::new(EnvSecretResolver), None).unwrap();
     let mut ports = fixture.baton().ports().clone();
-    ports.providers = Arc::new(PanickingDeploys(local));
+    ports.providers = Arc::new(WrappedDeploys::new(&fixture, |inner| Box::new(PanickingDeployer(inner))));
     let baton = LocalBaton::new(ports, baton_asl::Clock::Virtual).unwrap();
 
     let outcome = baton.run("exec-panic", cli_input("cli-1")).await;
@@ -107,15 +121,9 @@ async fn a_close_whose_answer_was_lost_is_retried_and_the_release_counted_and_en
 const HUNG_TARGET: &str = "use1-b";
 const HUNG_WAVE: &str = "one-region";
 
-/// The local providers, except that the forward start of [`HUNG_TARGET`] never answers: it waits
-/// until the wave's other target is saved as started (or a few seconds, for a deploy-wave that
-/// saves nothing before every target answers), then asks the invoker to kill the invocation.
-struct HangingStart {
-    local: LocalProviders,
-    store: Arc<dyn baton_domain::ports::ReleaseStore>,
-    kill: Arc<tokio::sync::Notify>,
-}
-
+/// The forward start of [`HUNG_TARGET`] never answers: it waits until the wave's other target is
+/// saved as started (or a few seconds, for a deploy-wave that saves nothing before every target
+/// answers), then asks the invoker to kill the invocation.
 struct HangingDeployer {
     inner: Box<dyn Deployer>,
     store: Arc<dyn baton_domain::ports::ReleaseStore>,
@@ -141,22 +149,6 @@ impl Deployer for HangingDeployer {
     }
     async fn poll(&self, run: &RunHandle) -> Result<DeployProgress, ProviderError> {
         self.inner.poll(run).await
-    }
-}
-
-impl Providers for HangingStart {
-    fn build(&self, spec: &ProviderBlock, entry: &ServiceEntry) -> Result<Box<dyn BuildProvider>, ProviderError> {
-        self.local.build(spec, entry)
-    }
-    fn deployer(&self, spec: &ProviderBlock, entry: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError> {
-        let (store, kill) = (self.store.clone(), self.kill.clone());
-        Ok(Box::new(HangingDeployer { inner: self.local.deployer(spec, entry)?, store, kill }))
-    }
-    fn gate(&self, spec: &GateSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthGate>, ProviderError> {
-        self.local.gate(spec, entry)
-    }
-    fn notifiers(&self, slack: Option<&SlackSpec>, entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError> {
-        self.local.notifiers(slack, entry)
     }
 }
 
@@ -186,8 +178,10 @@ async fn a_deploy_wave_killed_mid_start_has_every_started_target_rolled_back() {
 
     let kill = Arc::new(tokio::sync::Notify::new());
     let mut ports = first.ports().clone();
-    let local = LocalProviders::new(fixture.state_dir().join("workspace"), None, Arc::new(EnvSecretResolver), None).unwrap();
-    ports.providers = Arc::new(HangingStart { local, store: ports.store.clone(), kill: kill.clone() });
+    let (store, hang_kill) = (ports.store.clone(), kill.clone());
+    ports.providers = Arc::new(WrappedDeploys::new(&fixture, move |inner| {
+        Box::new(HangingDeployer { inner, store: store.clone(), kill: hang_kill.clone() })
+    }));
     let invoker = Arc::new(TimingOut { handlers: HandlerInvoker::new(ports.clone()), kill });
     let machine = Arc::new(StateMachine::from_json(&substituted_definition()).unwrap());
     let executor = Executor::new(invoker, baton_asl::Clock::Virtual);
@@ -205,14 +199,8 @@ async fn a_deploy_wave_killed_mid_start_has_every_started_target_rolled_back() {
     assert_consistent(&first, &release).await;
 }
 
-/// The local providers, except that the forward deploys of the first wave ("canary") answer
-/// `Running` to their first `slow_polls` polls (all of them with `None`).
-struct SlowCanary {
-    local: LocalProviders,
-    slow_polls: Option<usize>,
-    polls: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
-}
-
+/// The forward deploys of the first wave ("canary") answer `Running` to their first `slow_polls`
+/// polls (all of them with `None`).
 struct SlowDeployer {
     inner: Box<dyn Deployer>,
     slow_polls: Option<usize>,
@@ -239,21 +227,6 @@ impl Deployer for SlowDeployer {
     }
 }
 
-impl Providers for SlowCanary {
-    fn build(&self, spec: &ProviderBlock, entry: &ServiceEntry) -> Result<Box<dyn BuildProvider>, ProviderError> {
-        self.local.build(spec, entry)
-    }
-    fn deployer(&self, spec: &ProviderBlock, entry: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError> {
-        Ok(Box::new(SlowDeployer { inner: self.local.deployer(spec, entry)?, slow_polls: self.slow_polls, polls: self.polls.clone() }))
-    }
-    fn gate(&self, spec: &GateSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthGate>, ProviderError> {
-        self.local.gate(spec, entry)
-    }
-    fn notifiers(&self, slack: Option<&SlackSpec>, entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError> {
-        self.local.notifiers(slack, entry)
-    }
-}
-
 /// The fixture's service with `deploy-timeout: <timeout>` on every wave, released with the canary's
 /// deploy answering `Running` to `slow_polls` polls (`None`: for ever).
 async fn slow_canary_release(timeout: Option<&str>, slow_polls: Option<usize>) -> (Fixture, LocalBaton, ExecutionOutcome, usize) {
@@ -264,10 +237,11 @@ async fn slow_canary_release(timeout: Option<&str>, slow_polls: Option<usize>) -
             std::fs::read_to_string(&file).unwrap().replace("bake: 10m\n", &format!("bake: 10m\n          deploy-timeout: {timeout}\n"));
         std::fs::write(file, text).unwrap();
     }
-    let local = LocalProviders::new(fixture.state_dir().join("workspace"), None, Arc::new(EnvSecretResolver), None).unwrap();
     let polls = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
     let mut ports = fixture.baton().ports().clone();
-    ports.providers = Arc::new(SlowCanary { local, slow_polls, polls: polls.clone() });
+    let shared = polls.clone();
+    ports.providers =
+        Arc::new(WrappedDeploys::new(&fixture, move |inner| Box::new(SlowDeployer { inner, slow_polls, polls: shared.clone() })));
     let baton = LocalBaton::new(ports, baton_asl::Clock::Virtual).unwrap();
     let outcome = baton.run("exec-slow", cli_input("cli-1")).await;
     let polled = polls.lock().unwrap().values().sum();

@@ -318,7 +318,9 @@ mod tests {
         let lambda = auth("lambda");
         let base = "https://lambda.us-east-1.amazonaws.com/2015-03-31/functions";
         let code = json!({"S3Bucket": "acme-builds", "S3Key": "checkout/4f2a9c1e.zip"}).to_string();
-        let cases: Vec<(&str, String, &[u8], Vec<(String, String)>)> = vec![
+        // (method, URI, body, what IAM authorises)
+        type Case<'a> = (&'a str, String, &'a [u8], Vec<(String, String)>);
+        let cases: Vec<Case> = vec![
             (
                 "PUT",
                 format!("{base}/checkout/code"),

@@ -15,6 +15,9 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+/// The credentials' values and when they were read.
+type ReadCredentials = (Instant, Arc<BTreeMap<String, String>>);
+
 /// How long the stack's credentials are used before they are read again.
 pub const CREDENTIALS_TTL: Duration = Duration::from_secs(5 * 60);
 
@@ -29,8 +32,7 @@ pub struct AwsSecretResolver {
     /// environment does not: the stack's `BATON_PROVIDER_SECRET_ARN`, `BATON_SLACK_TOKEN_SECRET_ARN`.
     credentials: Vec<String>,
     credentials_ttl: Duration,
-    /// The credentials' values and when they were read.
-    credential_values: Mutex<Option<(Instant, Arc<BTreeMap<String, String>>)>>,
+    credential_values: Mutex<Option<ReadCredentials>>,
 }
 
 impl AwsSecretResolver {

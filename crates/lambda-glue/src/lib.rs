@@ -110,20 +110,6 @@ fn deadline_of(context: &lambda_runtime::Context) -> tokio::time::Instant {
 mod tests {
     use super::*;
     use baton_domain::error::ErrorName;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Lines(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Lines {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn the_stack_s_error_metrics_count_baton_s_own_faults_and_no_release_outcome() {
@@ -135,16 +121,15 @@ mod tests {
             let pattern = template.properties(&format!("{function}ErrorsMetric")).unwrap()["FilterPattern"].as_str().unwrap().to_string();
             let filter = baton_local_stack::logs::FilterPattern::parse(&pattern).unwrap();
             for &name in ErrorName::ALL {
-                let lines = Lines::default();
-                let writer = lines.clone();
-                let subscriber = baton_logging::json_lines(move || writer.clone(), "info".parse().unwrap()).finish();
+                let captured = baton_logging::Captured::default();
+                let subscriber = baton_logging::json_lines(captured.writer(), "info".parse().unwrap()).finish();
                 tracing::subscriber::with_default(subscriber, || {
                     let _task = baton_logging::task_span("deploy-wave", Some("rel-web-1")).entered();
                     log_task_failure(&TaskError::new(name, "wave canary: 1 of 2 targets still rolling out"));
                 });
-                let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
-                let counted = text.lines().filter(|line| filter.matches(line)).count();
-                assert_eq!(counted, usize::from(faults.contains(&name)), "{function}, {name}: {text}");
+                let lines = captured.lines();
+                let counted = lines.iter().filter(|line| filter.matches(line)).count();
+                assert_eq!(counted, usize::from(faults.contains(&name)), "{function}, {name}: {lines:#?}");
             }
         }
     }

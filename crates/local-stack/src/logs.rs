@@ -133,20 +133,26 @@ impl Parser {
         self.tokens.get(self.at).is_some_and(|t| t == token)
     }
 
+    /// `||` binds looser than `&&`.
     fn or(&mut self) -> Result<Expr, String> {
-        let mut left = self.and()?;
-        while self.peek_is("||") {
-            self.at += 1;
-            left = Expr::Or(Box::new(left), Box::new(self.and()?));
-        }
-        Ok(left)
+        self.chain("||", Parser::and, Expr::Or)
     }
 
     fn and(&mut self) -> Result<Expr, String> {
-        let mut left = self.term()?;
-        while self.peek_is("&&") {
+        self.chain("&&", Parser::term, Expr::And)
+    }
+
+    /// `operand (op operand)*`, grouped from the left.
+    fn chain(
+        &mut self,
+        op: &str,
+        operand: fn(&mut Parser) -> Result<Expr, String>,
+        join: fn(Box<Expr>, Box<Expr>) -> Expr,
+    ) -> Result<Expr, String> {
+        let mut left = operand(self)?;
+        while self.peek_is(op) {
             self.at += 1;
-            left = Expr::And(Box::new(left), Box::new(self.term()?));
+            left = join(Box::new(left), Box::new(operand(self)?));
         }
         Ok(left)
     }

@@ -98,23 +98,38 @@ pub fn task_span(function: &str, release_id: Option<&str>) -> tracing::Span {
     tracing::info_span!("task", function, release_id)
 }
 
+/// A writer that keeps what it is given (clones share it): tests read the lines a function
+/// writes through it, `json_lines(captured.writer(), filter)`.
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// A writer factory for a subscriber: each write lands in this capture.
+    pub fn writer(&self) -> impl Fn() -> Captured + Send + Sync + 'static {
+        let captured = self.clone();
+        move || captured.clone()
+    }
+
+    /// What was written so far, line by line.
+    pub fn lines(&self) -> Vec<String> {
+        let bytes = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        String::from_utf8_lossy(&bytes).lines().map(str::to_string).collect()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn json_lines_of_a_task_carry_the_release_id() {

@@ -613,25 +613,12 @@ mod tests {
 
     /// The lines `run` logs, as the function writes them on Lambda.
     async fn logged<F: std::future::Future>(run: F) -> Vec<String> {
-        #[derive(Clone, Default)]
-        struct Lines(std::sync::Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Lines {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(bytes);
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let lines = Lines::default();
-        let writer = lines.clone();
-        let subscriber = baton_logging::json_lines(move || writer.clone(), "info".parse().unwrap()).finish();
+        let captured = baton_logging::Captured::default();
+        let subscriber = baton_logging::json_lines(captured.writer(), "info".parse().unwrap()).finish();
         let guard = tracing::subscriber::set_default(subscriber);
         run.await;
         drop(guard);
-        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
-        text.lines().map(str::to_string).collect()
+        captured.lines()
     }
 
     /// The stack's metric filter on this function's log group.
