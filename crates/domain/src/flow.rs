@@ -113,6 +113,11 @@ pub enum DeployWaveRequest {
         artifact: Artifact,
         #[serde(default)]
         rollback: bool,
+        /// When the execution entered the state (`$$.State.EnteredTime`, the same across the
+        /// state's retries): the wave's deadline runs from it, on the clock the definition
+        /// compares it with (virtual in tests). Absent, the handler's own clock.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        now: Option<DateTime<Utc>>,
     },
     /// Poll every target still rolling out; raise `Baton.DeployPending` until all are done.
     Poll {

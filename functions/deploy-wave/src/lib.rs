@@ -9,6 +9,7 @@ use baton_domain::release::{Artifact, EventKind, Release, Stage, WaveRecord, Wav
 use baton_domain::rules::rollback;
 use baton_domain::rules::waves::{self, WaveDeploy};
 use baton_domain::support::{Ports, invocation_deadline, provider_error};
+use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use std::time::Duration;
 
@@ -26,8 +27,8 @@ const START_CUTOFF: Duration = Duration::from_secs(30);
 pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_json::Value, TaskError> {
     let request = baton_domain::flow::parse_request::<DeployWaveRequest>(NAME, payload)?;
     let answer = match request {
-        DeployWaveRequest::Start { release, wave, artifact, rollback } => {
-            serde_json::to_value(start(ports, &release, &wave, &artifact, rollback).await?)
+        DeployWaveRequest::Start { release, wave, artifact, rollback, now } => {
+            serde_json::to_value(start(ports, &release, &wave, &artifact, rollback, now).await?)
         }
         DeployWaveRequest::Poll { release, wave, rollback } => serde_json::to_value(poll(ports, &release, &wave, rollback).await?),
         DeployWaveRequest::PlanRollback { release, waves } => serde_json::to_value(plan_rollback(ports, &release, &waves).await?),
@@ -57,13 +58,15 @@ fn no_record(context: &ReleaseContext, wave: &WavePlan) -> TaskError {
 /// no target once the invocation has less than [`START_CUTOFF`] left and answers
 /// `Baton.DeployPending` instead (the retry starts the rest). A forward deploy fails on a
 /// refused target; a rollback goes on past it. Answers the time the wave's deploys (or its
-/// rollback) must have finished by, which the definition holds its polls to.
+/// rollback) must have finished by, which the definition holds its polls to: the wave's deploy
+/// timeout after `entered` (the execution's time of entering the state, the same for every retry).
 pub async fn start(
     ports: &Ports,
     context: &ReleaseContext,
     wave: &WavePlan,
     artifact: &Artifact,
     rollback: bool,
+    entered: Option<DateTime<Utc>>,
 ) -> Result<WaveStarted, TaskError> {
     ports.renew_lock(context).await?;
     let deployer = deployer(ports, context)?;
@@ -83,7 +86,7 @@ pub async fn start(
         })
         .await?;
     let record = wave_record(&mut release, wave).ok_or_else(|| no_record(context, wave))?;
-    let deadline = waves::deploy_deadline(record, wave, rollback, now);
+    let deadline = waves::deploy_deadline(wave, entered.unwrap_or(now));
     // On a rollback, each target's forward run: what it replaced is in its state.
     let to_start: Vec<(String, Option<RunHandle>)> = waves::targets_to_start(record, wave, rollback)
         .into_iter()

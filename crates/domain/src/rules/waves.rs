@@ -82,13 +82,11 @@ pub fn settle(record: &mut WaveRecord, target: &str, rollback: bool, progress: &
     }
 }
 
-/// When `wave`'s deploys (`rollback` false) or rollbacks must have finished: its deploy timeout
-/// after the first start in that direction (`now` when none has started yet). A retried start
-/// answers the same deadline.
-pub fn deploy_deadline(record: &WaveRecord, wave: &WavePlan, rollback: bool, now: DateTime<Utc>) -> DateTime<Utc> {
-    let began = if rollback { record.deploys.iter().filter(|d| d.rollback).map(|d| d.started_at).min() } else { record.started_at };
+/// When `wave`'s deploys (or its rollback), begun at `began`, must have finished: its deploy
+/// timeout later (saturating).
+pub fn deploy_deadline(wave: &WavePlan, began: DateTime<Utc>) -> DateTime<Utc> {
     let timeout = i64::try_from(wave.deploy_timeout_seconds).ok().and_then(TimeDelta::try_seconds).unwrap_or(TimeDelta::MAX);
-    began.unwrap_or(now).checked_add_signed(timeout).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    began.checked_add_signed(timeout).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 /// Where `wave`'s deploys (`rollback` false) or rollbacks stand.
@@ -187,18 +185,10 @@ mod tests {
     }
 
     #[test]
-    fn a_wave_s_deadline_runs_from_its_first_start_in_each_direction() {
-        let mut record = record();
-        record.started_at = None;
-        assert_eq!(deploy_deadline(&record, &wave(), false, minutes(3)), minutes(13), "not started: from now");
-        record.started_at = Some(minutes(1));
-        assert_eq!(deploy_deadline(&record, &wave(), false, minutes(3)), minutes(11), "a retried start keeps the first's deadline");
-        assert_eq!(deploy_deadline(&record, &wave(), true, minutes(30)), minutes(40), "no rollback started yet: from now");
-        started(&mut record, "b", true, Ok(run("b")), minutes(20));
-        started(&mut record, "c", true, Ok(run("c")), minutes(25));
-        assert_eq!(deploy_deadline(&record, &wave(), true, minutes(30)), minutes(30), "from the rollback's first start");
+    fn a_wave_s_deadline_is_its_deploy_timeout_after_it_began() {
+        assert_eq!(deploy_deadline(&wave(), minutes(3)), minutes(13));
         let forever = WavePlan { deploy_timeout_seconds: u64::MAX, ..wave() };
-        assert_eq!(deploy_deadline(&record, &forever, false, t0()), DateTime::<Utc>::MAX_UTC, "saturates");
+        assert_eq!(deploy_deadline(&forever, t0()), DateTime::<Utc>::MAX_UTC, "saturates");
     }
 
     #[test]
