@@ -281,3 +281,40 @@ async fn a_deploy_past_its_deploy_timeout_fails_its_wave_and_the_release_rolls_b
     assert_eq!(fixture.deployed(SERVICE, "box-1"), None, "the first release rolls back to nothing");
     assert_consistent(&baton, &release).await;
 }
+
+#[tokio::test]
+async fn a_deploy_wave_short_of_time_starts_no_target_and_its_retry_starts_them() {
+    use baton_domain::support::with_invocation_deadline;
+    use std::time::Duration;
+    let fixture = Fixture::new();
+    let baton = fixture.baton();
+    let ports = baton.ports().clone();
+    let registered = baton_load_catalog::register(&ports, &cli_input("cli-1"), "exec-short").await.unwrap();
+    let wave = registered.waves[1].clone();
+    let artifact = baton_domain::release::Artifact {
+        reference: "checkout-v2.tar.gz".into(),
+        sha: "4f2a9c1e".into(),
+        branch: "main".into(),
+        build_url: None,
+    };
+    let payload =
+        serde_json::json!({"action": "start", "rollback": false, "release": registered.release, "wave": wave, "artifact": artifact});
+    let wave_now = || async {
+        let release = ports.store.get_release(&registered.release.id).await.unwrap().unwrap();
+        release.waves.into_iter().find(|w| w.name == wave.name).unwrap()
+    };
+
+    // Less time left than a start may take: nothing starts, and the retry is asked for.
+    let short = tokio::time::Instant::now() + Duration::from_secs(20);
+    let error = with_invocation_deadline(short, baton_deploy_wave::handle(&ports, payload.clone())).await.unwrap_err();
+    assert_eq!(error.error, baton_domain::error::ErrorName::DeployPending, "{error:?}");
+    assert!(error.cause.contains("2 targets left to start"), "{error:?}");
+    let begun = wave_now().await;
+    assert_eq!((begun.status, begun.deploys.len()), (WaveStatus::Deploying, 0), "begun, so a rollback covers it; nothing started");
+
+    // The retry has the time: both targets start, and the wave's deadline comes back.
+    let ample = tokio::time::Instant::now() + Duration::from_secs(120);
+    let answer = with_invocation_deadline(ample, baton_deploy_wave::handle(&ports, payload)).await.unwrap();
+    assert!(answer["deadline"].is_string(), "{answer}");
+    assert_eq!(wave_now().await.deploys.len(), 2);
+}
