@@ -13,7 +13,8 @@ pub enum CatalogCommand {
     /// Check service definitions: Datadog's structure and every `extensions.baton` block.
     /// Exits 0 when valid, 1 when there is any error (an empty file, an unknown schema
     /// version and a path without definitions are errors), 2 when the path cannot be read.
-    /// With --cloud, also what `push` refuses: the `command` providers.
+    /// With --cloud, also what `push` refuses: the `command` providers, and secrets outside the
+    /// names the stack's functions may read (`baton/providers/*`, notify's `baton/slack/*`).
     Validate(ValidateArgs),
     /// Validate (as `validate --cloud`: no `command` provider), then store every definition in the catalog table Baton's functions read, and
     /// make the EventBridge Scheduler schedules of the pushed services match their `schedule`
@@ -57,7 +58,8 @@ pub struct ValidateArgs {
     #[command(flatten)]
     root: RootArg,
     /// Check the catalog as `push` does, for releases on AWS: providers that run on this
-    /// machine (`command`) are refused, naming what to use instead.
+    /// machine (`command`) are refused, naming what to use instead, and so are secret references
+    /// outside the prefixes the stack's IAM grants, naming the prefix expected.
     #[arg(long)]
     cloud: bool,
     /// Print `{"services": [names], "errors": [diagnostics]}` instead of text.
@@ -231,6 +233,57 @@ mod tests {
         assert!(refusals[0].starts_with(&refusal) && refusals[0].contains("use `codebuild`, or the team's CI"), "{report}");
         assert!(refusals[1].contains("extensions.baton.deploy.provider") && refusals[1].contains("use `ecs`, `lambda`"), "{report}");
         assert!(refusals[2].contains("extensions.baton.health.gates[0].provider") && refusals[2].contains("`cloudwatch`"), "{report}");
+    }
+
+    #[test]
+    fn cloud_examples_name_secrets_the_stack_may_read_and_others_are_refused_with_the_prefix_expected() {
+        let root = RootArg { root: None };
+        let examples = root.load(&repo("examples/providers"), true).unwrap();
+        assert_eq!(
+            validation_report(&examples, false).lines().last(),
+            Some("6 services, 0 errors"),
+            "{}",
+            validation_report(&examples, false)
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        let payments = std::fs::read_to_string(repo("examples/providers/payments-ecs.yaml")).unwrap();
+        let moved = payments
+            .replace("secrets-manager:baton/providers/github-token", "secrets-manager:baton/github-token")
+            .replace("secrets-manager:baton/slack/payments-pagerduty-routing-key", "ssm:/baton/providers/pagerduty-key")
+            .replace("token: secrets-manager:baton/slack/bot-token", "token: {secrets-manager: slack-bot}");
+        std::fs::write(dir.path().join("payments.yaml"), moved).unwrap();
+        let catalog = root.load(dir.path(), true).unwrap();
+        assert_eq!(validation_status(&catalog), exit::FAILED);
+        let report = validation_report(&catalog, false);
+        let file = dir.path().join("payments.yaml").display().to_string();
+        let lines: Vec<&str> = report.lines().collect();
+        assert_eq!(lines.len(), 4, "{report}");
+        assert!(
+            lines[0].starts_with(&format!("{file}:16: extensions.baton.build.token: `secrets-manager:baton/github-token` is outside")),
+            "{report}"
+        );
+        assert!(lines[0].contains("expected secrets-manager:baton/providers/<name>"), "{report}");
+        assert!(lines[1].starts_with(&format!("{file}:51: extensions.baton.notify.slack.token: `secrets-manager:slack-bot`")), "{report}");
+        assert!(lines[2].starts_with(&format!("{file}:55: extensions.baton.notify.pagerduty.routing-key:")), "{report}");
+        assert!(lines[2].contains("what notify may read on AWS: expected ssm:/baton/slack/<name>"), "{report}");
+        // Locally any secret may be read: the rule is the stack's.
+        assert_eq!(validation_status(&root.load(dir.path(), false).unwrap()), exit::OK);
+    }
+
+    #[test]
+    fn a_lambda_canary_hold_longer_than_a_wave_may_deploy_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let lambda = std::fs::read_to_string(repo("examples/providers/checkout-lambda.yaml")).unwrap();
+        std::fs::write(dir.path().join("checkout.yaml"), lambda.replace("hold: 5m", "hold: 2h")).unwrap();
+        let catalog = RootArg { root: None }.load(dir.path(), true).unwrap();
+        let report = validation_report(&catalog, false);
+        let file = dir.path().join("checkout.yaml").display().to_string();
+        assert!(
+            report
+                .starts_with(&format!("{file}:20: extensions.baton.deploy.canary.hold: expected a duration of at most 1800s, found 7200s")),
+            "{report}"
+        );
     }
 
     #[test]

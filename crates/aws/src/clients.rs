@@ -6,23 +6,15 @@ use crate::sdk_http::sdk_config;
 use aws_config::SdkConfig;
 use aws_config::sts::AssumeRoleProvider;
 use aws_sdk_dynamodb::config::{Region, SharedCredentialsProvider};
-use aws_smithy_types::timeout::TimeoutConfig;
 
 use baton_domain::ports::ProviderError;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{Mutex, OnceCell};
 
 /// The session name of every assumed role: it shows in the target account's CloudTrail as
 /// `assumed-role/<role>/baton`. One name per process keeps one cached session per role.
 const SESSION_NAME: &str = "baton";
-
-/// One attempt of a provider's AWS call, and the call with its retries: the SDK sets no limit,
-/// and a deploy or a health sample must not hang on an endpoint that accepts and never answers
-/// (on Lambda the function's timeout would end it; on one machine nothing would).
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
-const CALL_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// A configuration's key: (region, role ARN), as the catalog gives them.
 type AccessKey = (Option<String>, Option<String>);
@@ -77,10 +69,8 @@ impl AwsClients {
         if let Some(config) = cache.get(&key) {
             return Ok(config.clone());
         }
+        // The base's timeouts ([`sdk_config`]) bound the target's calls too.
         let mut builder = base.to_builder();
-        builder.set_timeout_config(Some(
-            TimeoutConfig::builder().operation_attempt_timeout(ATTEMPT_TIMEOUT).operation_timeout(CALL_TIMEOUT).build(),
-        ));
         if let Some(region) = &access.region {
             builder.set_region(Some(Region::new(region.clone())));
         }
@@ -177,8 +167,6 @@ mod tests {
         let access = AwsAccess { region: Some("eu-west-1".into()), role_arn: None };
         let west = clients.config_for(&access).await.unwrap();
         assert_eq!(region_of(&west), "eu-west-1");
-        let timeouts = west.timeout_config().unwrap();
-        assert_eq!((timeouts.operation_attempt_timeout(), timeouts.operation_timeout()), (Some(ATTEMPT_TIMEOUT), Some(CALL_TIMEOUT)));
         assert_eq!(clients.inner.by_access.lock().await.len(), 2);
         // A clone shares the cache.
         clients.clone().config_for(&access).await.unwrap();

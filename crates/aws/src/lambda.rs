@@ -340,13 +340,18 @@ pub struct LambdaCanary {
     pub hold: Seconds,
 }
 
+/// The longest canary hold: the hold runs inside the wave's deploy, which fails at its
+/// `deploy-timeout` (an hour by default), so a longer hold could never be promoted. Longer
+/// observation belongs in the wave's `bake`.
+pub const MAX_CANARY_HOLD: u64 = 30 * 60;
+
 const LAMBDA_CANARY: Shape = shape(&[
     required(
         "weight",
         Kind::Between { min: 1, max: 99 },
         "Percent of the traffic on the new version during `hold` (1-99: 100 is no canary step).",
     ),
-    required("hold", Kind::Duration { min: 1 }, "How long the weighted step lasts before all traffic moves."),
+    required("hold", Kind::Duration { min: 1, max: MAX_CANARY_HOLD }, "How long the weighted step lasts before all traffic moves."),
 ]);
 
 const DEPLOY_LAMBDA: &[Field] = &[

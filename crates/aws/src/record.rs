@@ -3,10 +3,14 @@
 //! [`RECORD_ENV`]. The local stack (`crates/local-stack`) sets it on each function it runs, and
 //! its IAM check compares the lines with that function's policy in `infra/template.yaml`.
 //!
-//! Recorded at the HTTP client every SDK client sends through, so no client can bypass it.
-//! Baton's AWS services all speak the JSON protocols (`X-Amz-Target` names the operation, the
-//! body the resource); a request of another protocol is recorded as `<service>:? <method> <path>`,
-//! which no policy allows, so the check fails rather than miss it.
+//! Recorded at the HTTP client every SDK client sends through, so no client can bypass it, whatever
+//! protocol the service speaks: JSON (`X-Amz-Target` names the operation, the body the resource:
+//! DynamoDB, Secrets Manager, SSM, EventBridge, Step Functions, ECS, CodeBuild), REST-JSON (the
+//! method and path: Lambda), query (a form body: STS) and RPC v2 CBOR (the path names the
+//! operation: CloudWatch). Calls authorised on more than their own resource are recorded with
+//! each: Lambda reading an `s3://` zip with the caller's credentials (`s3:GetObject`), ECS tagging
+//! the task definition it registers (`ecs:TagResource`). A request none of these read is recorded
+//! as `<service>:? <method> <path>`, which no policy allows, so the check fails rather than miss it.
 
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use serde_json::Value;
@@ -33,8 +37,8 @@ impl OperationRecorder {
 
     pub fn record(&self, request: &HttpRequest) {
         let header = |name: &str| request.headers().get(name).unwrap_or_default();
-        let body: Value = request.body().bytes().and_then(|b| serde_json::from_slice(b).ok()).unwrap_or(Value::Null);
-        let lines: String = authorised_actions(header("authorization"), header("x-amz-target"), &body)
+        let body = request.body().bytes().unwrap_or_default();
+        let lines: String = authorised(header("authorization"), header("x-amz-target"), request.method(), request.uri(), body)
             .unwrap_or_else(|| {
                 vec![(format!("{}:?", signing_service(header("authorization"))), format!("{} {}", request.method(), request.uri()))]
             })
@@ -50,6 +54,89 @@ impl OperationRecorder {
 /// The service of a SigV4 `Authorization` header's credential scope (`.../<date>/<region>/<service>/aws4_request`).
 fn signing_service(authorization: &str) -> &str {
     authorization.split("Credential=").nth(1).and_then(|scope| scope.split('/').nth(3)).unwrap_or("unknown")
+}
+
+/// The (action, resource) pairs IAM evaluates for one request of any protocol Baton's clients use.
+fn authorised(authorization: &str, target: &str, method: &str, uri: &str, body: &[u8]) -> Option<Vec<(String, String)>> {
+    if !target.is_empty() {
+        return authorised_actions(authorization, target, &serde_json::from_slice(body).unwrap_or(Value::Null));
+    }
+    let after_host = uri.split_once("://").map_or(uri, |(_, rest)| rest.find('/').map_or("/", |i| &rest[i..]));
+    let (path, _query) = after_host.split_once('?').unwrap_or((after_host, ""));
+    match signing_service(authorization) {
+        "lambda" => lambda_actions(method, path, body),
+        "sts" => {
+            let form = form_fields(body);
+            let action = form.iter().find(|(k, _)| k == "Action")?.1.clone();
+            let role = form.iter().find(|(k, _)| k == "RoleArn").map_or("*".to_string(), |(_, v)| v.clone());
+            Some(vec![(format!("sts:{action}"), role)])
+        }
+        // RPC v2 CBOR: `/service/<service>/operation/<Operation>`. Only CloudWatch's alarms are
+        // read this way, and IAM scopes DescribeAlarms to alarms only by name, which the body holds.
+        "monitoring" => {
+            let operation = path.rsplit_once("/operation/")?.1;
+            Some(vec![(format!("cloudwatch:{operation}"), "alarm:*".to_string())])
+        }
+        _ => None,
+    }
+}
+
+/// Lambda's REST-JSON routes (`/2015-03-31/functions/<name>/...`) Baton calls, with the
+/// function's resource; an `s3://` code update is also Lambda reading the object as the caller.
+fn lambda_actions(method: &str, path: &str, body: &[u8]) -> Option<Vec<(String, String)>> {
+    let rest = path.strip_prefix("/2015-03-31/functions/")?;
+    let mut parts = rest.split('/');
+    let function = percent_decoded(parts.next()?);
+    let resource = named(&function, &format!("function:{function}"));
+    let operation = match (method, parts.next(), parts.next()) {
+        ("GET", None, _) => "GetFunction",
+        ("GET", Some("aliases"), Some(_)) => "GetAlias",
+        ("PUT", Some("aliases"), Some(_)) => "UpdateAlias",
+        ("PUT", Some("code"), None) => "UpdateFunctionCode",
+        ("GET", Some("configuration"), None) => "GetFunctionConfiguration",
+        ("PUT", Some("configuration"), None) => "UpdateFunctionConfiguration",
+        ("POST", Some("versions"), None) => "PublishVersion",
+        ("POST", Some("invocations"), None) => "InvokeFunction",
+        _ => return None,
+    };
+    let mut pairs = vec![(format!("lambda:{operation}"), resource)];
+    if operation == "UpdateFunctionCode" {
+        let code: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        if let (Some(bucket), Some(key)) = (code.get("S3Bucket").and_then(Value::as_str), code.get("S3Key").and_then(Value::as_str)) {
+            pairs.push(("s3:GetObject".to_string(), format!("arn:aws:s3:::{bucket}/{key}")));
+        }
+    }
+    Some(pairs)
+}
+
+/// The fields of a form-encoded (query protocol) body.
+fn form_fields(body: &[u8]) -> Vec<(String, String)> {
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(key, value)| (percent_decoded(key), percent_decoded(&value.replace('+', " "))))
+        .collect()
+}
+
+/// `%XX` escapes decoded (bytes that are not UTF-8 are replaced).
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%').then(|| text.get(i + 1..i + 3).and_then(|hex| u8::from_str_radix(hex, 16).ok())).flatten();
+        match escaped {
+            Some(byte) => {
+                out.push(byte);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// The (action, resource) pairs IAM evaluates for one JSON-protocol request. Resources are
@@ -83,9 +170,59 @@ fn authorised_actions(authorization: &str, target: &str, body: &Value) -> Option
             pairs
         }
         "states" => vec![(action(operation), text("stateMachineArn"))],
+        "ecs" => ecs_actions(operation, body),
+        "codebuild" => {
+            let projects: Vec<String> = match operation {
+                // Build ids are `<project>:<uuid>`.
+                "BatchGetBuilds" => {
+                    body.get("ids").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).map(str::to_string).collect()
+                }
+                "StopBuild" => vec![text("id")],
+                _ => vec![text("projectName")],
+            };
+            projects
+                .iter()
+                .map(|id| {
+                    let project = id.split(':').next().unwrap_or(id);
+                    (action(operation), named(project, &format!("project/{project}")))
+                })
+                .collect()
+        }
         _ => vec![(action(operation), "*".into())],
     };
     Some(pairs)
+}
+
+/// ECS names services by cluster and service; a task definition registered with tags is also
+/// tagged (`ecs:TagResource` on the new revision); describing and registering task definitions
+/// take no resource.
+fn ecs_actions(operation: &str, body: &Value) -> Vec<(String, String)> {
+    let text = |key: &str| body.get(key).and_then(Value::as_str).unwrap_or("*").to_string();
+    // A cluster given by ARN: its name is the part after `cluster/`.
+    let cluster = text("cluster");
+    let cluster = cluster.rsplit_once('/').map_or(cluster.as_str(), |(_, name)| name).to_string();
+    let cluster = if body.get("cluster").is_none() { "default".to_string() } else { cluster };
+    let service = |name: &str| named(name, &format!("service/{cluster}/{name}"));
+    let action = |op: &str| format!("ecs:{op}");
+    match operation {
+        "DescribeServices" => body
+            .get("services")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|s| (action(operation), service(s)))
+            .collect(),
+        "UpdateService" => vec![(action(operation), service(&text("service")))],
+        "RegisterTaskDefinition" => {
+            let mut pairs = vec![(action(operation), "*".to_string())];
+            if body.get("tags").and_then(Value::as_array).is_some_and(|tags| !tags.is_empty()) {
+                pairs.push((action("TagResource"), format!("task-definition/{}:*", text("family"))));
+            }
+            pairs
+        }
+        _ => vec![(action(operation), "*".to_string())],
+    }
 }
 
 /// `name` itself when it is an ARN, else `relative`.
@@ -162,5 +299,91 @@ mod tests {
             [("events:PutEvents".to_string(), "event-bus/bus".to_string())]
         );
         assert_eq!(authorised_actions(DYNAMODB, "", &Value::Null), None, "a request without X-Amz-Target is not JSON protocol");
+    }
+
+    fn auth(service: &str) -> String {
+        DYNAMODB.replace("/dynamodb/", &format!("/{service}/"))
+    }
+
+    fn actions(found: Option<Vec<(String, String)>>) -> Vec<(String, String)> {
+        found.expect("a request the recorder reads")
+    }
+
+    fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+        expected.iter().map(|(a, r)| (a.to_string(), r.to_string())).collect()
+    }
+
+    #[test]
+    fn lambda_calls_are_read_from_their_route_and_a_zip_from_s3_is_read_as_the_caller() {
+        let lambda = auth("lambda");
+        let base = "https://lambda.us-east-1.amazonaws.com/2015-03-31/functions";
+        let code = json!({"S3Bucket": "acme-builds", "S3Key": "checkout/4f2a9c1e.zip"}).to_string();
+        // (method, URI, body, what IAM authorises)
+        type Case<'a> = (&'a str, String, &'a [u8], Vec<(String, String)>);
+        let cases: Vec<Case> = vec![
+            (
+                "PUT",
+                format!("{base}/checkout/code"),
+                code.as_bytes(),
+                pairs(&[
+                    ("lambda:UpdateFunctionCode", "function:checkout"),
+                    ("s3:GetObject", "arn:aws:s3:::acme-builds/checkout/4f2a9c1e.zip"),
+                ]),
+            ),
+            ("PUT", format!("{base}/checkout/code"), br#"{"ImageUri": "x"}"#, pairs(&[("lambda:UpdateFunctionCode", "function:checkout")])),
+            ("GET", format!("{base}/checkout/aliases/live"), b"", pairs(&[("lambda:GetAlias", "function:checkout")])),
+            ("PUT", format!("{base}/checkout/aliases/live"), b"{}", pairs(&[("lambda:UpdateAlias", "function:checkout")])),
+            ("POST", format!("{base}/checkout/versions"), b"{}", pairs(&[("lambda:PublishVersion", "function:checkout")])),
+            (
+                "GET",
+                format!("{base}/arn%3Aaws%3Alambda%3Aeu-west-1%3A2%3Afunction%3Aledger/configuration?Qualifier=7"),
+                b"",
+                pairs(&[("lambda:GetFunctionConfiguration", "arn:aws:lambda:eu-west-1:2:function:ledger")]),
+            ),
+        ];
+        for (method, uri, body, expected) in cases {
+            assert_eq!(actions(authorised(&lambda, "", method, &uri, body)), expected, "{method} {uri}");
+        }
+        assert_eq!(authorised(&lambda, "", "DELETE", &format!("{base}/checkout"), b""), None, "unknown routes are not guessed");
+    }
+
+    #[test]
+    fn query_and_cbor_calls_name_their_operation_and_resource() {
+        let assume =
+            b"Action=AssumeRole&Version=2011-06-15&RoleArn=arn%3Aaws%3Aiam%3A%3A210987654321%3Arole%2Fdeployer&RoleSessionName=baton";
+        assert_eq!(
+            actions(authorised(&auth("sts"), "", "POST", "https://sts.amazonaws.com/", assume)),
+            pairs(&[("sts:AssumeRole", "arn:aws:iam::210987654321:role/deployer")])
+        );
+        let uri = "https://monitoring.us-east-1.amazonaws.com/service/GraniteServiceVersion20100801/operation/DescribeAlarms";
+        assert_eq!(actions(authorised(&auth("monitoring"), "", "POST", uri, b"\xa0")), pairs(&[("cloudwatch:DescribeAlarms", "alarm:*")]));
+    }
+
+    #[test]
+    fn ecs_and_codebuild_calls_name_services_projects_and_the_tagging_of_new_revisions() {
+        let ecs = |op: &str, body: Value| {
+            actions(authorised(&auth("ecs"), &format!("AmazonEC2ContainerServiceV20141113.{op}"), "POST", "/", body.to_string().as_bytes()))
+        };
+        assert_eq!(
+            ecs("UpdateService", json!({"cluster": "web", "service": "web-canary"})),
+            pairs(&[("ecs:UpdateService", "service/web/web-canary")])
+        );
+        assert_eq!(
+            ecs("DescribeServices", json!({"cluster": "arn:aws:ecs:us-east-1:1:cluster/web", "services": ["a", "b"]})),
+            pairs(&[("ecs:DescribeServices", "service/web/a"), ("ecs:DescribeServices", "service/web/b")])
+        );
+        assert_eq!(
+            ecs("RegisterTaskDefinition", json!({"family": "web", "tags": [{"key": "team", "value": "web"}]})),
+            pairs(&[("ecs:RegisterTaskDefinition", "*"), ("ecs:TagResource", "task-definition/web:*")])
+        );
+        assert_eq!(ecs("RegisterTaskDefinition", json!({"family": "web"})), pairs(&[("ecs:RegisterTaskDefinition", "*")]));
+        let codebuild = |op: &str, body: Value| {
+            actions(authorised(&auth("codebuild"), &format!("CodeBuild_20161006.{op}"), "POST", "/", body.to_string().as_bytes()))
+        };
+        assert_eq!(codebuild("StartBuild", json!({"projectName": "inventory"})), pairs(&[("codebuild:StartBuild", "project/inventory")]));
+        assert_eq!(
+            codebuild("BatchGetBuilds", json!({"ids": ["inventory:1a2b"]})),
+            pairs(&[("codebuild:BatchGetBuilds", "project/inventory")])
+        );
     }
 }

@@ -20,8 +20,17 @@ use std::error::Error;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// One attempt of an AWS call, and the call with its retries: the SDK sets no limit, and no
+/// call may hang on an endpoint that accepts and never answers: a store write or a secret read
+/// that hangs would take its task to Lambda's timeout, which the definition does not retry (on
+/// one machine nothing would end it).
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(45);
+
 /// The standard AWS configuration chain (region, credentials, `AWS_ENDPOINT_URL*`, profiles),
-/// sending through the process's shared HTTPS client. Every SDK client of Baton comes from here.
+/// sending through the process's shared HTTPS client, every call bounded by [`ATTEMPT_TIMEOUT`]
+/// and [`CALL_TIMEOUT`]. Every SDK client of Baton comes from here (the store's, the secrets',
+/// STS's for assumed roles, the providers').
 pub async fn sdk_config() -> Result<SdkConfig, HttpsError> {
     Ok(sdk_config_with(baton_http_client::shared()?.clone()).await)
 }
@@ -34,7 +43,11 @@ pub async fn sdk_config_with(https: Https) -> SdkConfig {
         // Only the local stack asks for a record, and its IAM check fails on a missing one.
         Err(err) => eprintln!("baton: cannot open {RECORD_ENV} for the AWS operation record: {err}"),
     }
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(client);
+    let timeouts = aws_smithy_types::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(CALL_TIMEOUT)
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(client).timeout_config(timeouts);
     if environment_has_credentials(|name| std::env::var(name).ok()) {
         // The standard credentials chain asks the environment first and, when it holds keys,
         // never asks the rest; but building the rest (an STS client for web identity, with its
@@ -209,6 +222,14 @@ mod tests {
     use baton_test_tls_server::{Recorded, Reply, TlsServer};
 
     const JSON: &str = "application/x-amz-json-1.0";
+
+    #[tokio::test]
+    async fn every_configuration_bounds_its_calls() {
+        // The store's, the secrets' and STS's clients come from here as the providers' do.
+        let config = sdk_config_with(Https::new(None).unwrap()).await;
+        let timeouts = config.timeout_config().expect("a timeout configuration");
+        assert_eq!((timeouts.operation_attempt_timeout(), timeouts.operation_timeout()), (Some(ATTEMPT_TIMEOUT), Some(CALL_TIMEOUT)));
+    }
 
     /// A DynamoDB client over [`ReqwestHttpClient`] talking to `server`, trusting its CA when
     /// `trust` is set; `attempts` tries per call, backing off 10 ms.

@@ -2,7 +2,8 @@
 //! (decrypted), `secrets-manager:` ones from Secrets Manager; `env:` ones go to the resolver
 //! it wraps, so environment handling lives in one place, then to the stack's credentials
 //! secrets: a function's environment holds no tokens, so on AWS `env:GITHUB_TOKEN` is the
-//! `GITHUB_TOKEN` key of the JSON object the stack's secret holds (read once per cold start).
+//! `GITHUB_TOKEN` key of the JSON object the stack's secret holds (read again every
+//! [`CREDENTIALS_TTL`], so a rotated token reaches warm functions within minutes).
 
 use crate::error::AwsError;
 use async_trait::async_trait;
@@ -10,7 +11,15 @@ use baton_domain::catalog::SecretRef;
 use baton_domain::ports::{ProviderError, SecretResolver};
 use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock};
-use tokio::sync::OnceCell;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+/// The credentials' values and when they were read.
+type ReadCredentials = (Instant, Arc<BTreeMap<String, String>>);
+
+/// How long the stack's credentials are used before they are read again.
+pub const CREDENTIALS_TTL: Duration = Duration::from_secs(5 * 60);
 
 pub struct AwsSecretResolver {
     config: aws_config::SdkConfig,
@@ -22,7 +31,8 @@ pub struct AwsSecretResolver {
     /// Secrets Manager ids of JSON objects (`{"NAME": "value"}`) that answer `env:NAME` when the
     /// environment does not: the stack's `BATON_PROVIDER_SECRET_ARN`, `BATON_SLACK_TOKEN_SECRET_ARN`.
     credentials: Vec<String>,
-    credential_values: OnceCell<BTreeMap<String, String>>,
+    credentials_ttl: Duration,
+    credential_values: Mutex<Option<ReadCredentials>>,
 }
 
 impl AwsSecretResolver {
@@ -34,7 +44,8 @@ impl AwsSecretResolver {
             secrets_manager: OnceLock::new(),
             env,
             credentials: Vec::new(),
-            credential_values: OnceCell::new(),
+            credentials_ttl: CREDENTIALS_TTL,
+            credential_values: Mutex::new(None),
         }
     }
 
@@ -45,11 +56,40 @@ impl AwsSecretResolver {
         self
     }
 
+    /// Reads the credentials again once they are older than `ttl` ([`CREDENTIALS_TTL`] by default).
+    pub fn credentials_ttl(mut self, ttl: Duration) -> AwsSecretResolver {
+        self.credentials_ttl = ttl;
+        self
+    }
+
+    /// The credentials, read again when older than the TTL. A failed read keeps the values read
+    /// before, if any: a rotation is worth picking up, not worth failing a release for.
+    async fn credentials(&self) -> Result<Arc<BTreeMap<String, String>>, ProviderError> {
+        let mut cached = self.credential_values.lock().await;
+        if let Some((read_at, values)) = cached.as_ref()
+            && read_at.elapsed() < self.credentials_ttl
+        {
+            return Ok(values.clone());
+        }
+        match (self.read_credentials().await, cached.as_ref()) {
+            (Ok(values), _) => {
+                let values = Arc::new(values);
+                *cached = Some((Instant::now(), values.clone()));
+                Ok(values)
+            }
+            (Err(err), Some((_, stale))) => {
+                tracing::warn!(error = %err, "cannot read the stack's credentials again; using the values read before");
+                Ok(stale.clone())
+            }
+            (Err(err), None) => Err(err),
+        }
+    }
+
     async fn lookup_in_credentials(&self, secret: &SecretRef, name: &str, not_in_env: ProviderError) -> Result<String, ProviderError> {
         if self.credentials.is_empty() {
             return Err(not_in_env);
         }
-        let values = self.credential_values.get_or_try_init(|| self.read_credentials()).await?;
+        let values = self.credentials().await?;
         values.get(name).cloned().ok_or_else(|| {
             let keys: Vec<&str> = values.keys().map(String::as_str).collect();
             ProviderError::rejected(format!(

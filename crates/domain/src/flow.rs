@@ -34,6 +34,9 @@ pub struct WavePlan {
     pub name: String,
     pub targets: Vec<String>,
     pub bake_seconds: u64,
+    /// How long the targets may take to deploy (or to roll back): the wave fails past it.
+    #[serde(default = "WavePlan::default_deploy_timeout")]
+    pub deploy_timeout_seconds: u64,
 }
 
 impl WavePlan {
@@ -47,8 +50,13 @@ impl WavePlan {
                 name: wave.name.clone(),
                 targets: wave.targets.clone(),
                 bake_seconds: wave.bake.0,
+                deploy_timeout_seconds: wave.deploy_timeout.0,
             })
             .collect()
+    }
+
+    fn default_deploy_timeout() -> u64 {
+        WaveSpec::DEFAULT_DEPLOY_TIMEOUT.0
     }
 }
 
@@ -105,6 +113,11 @@ pub enum DeployWaveRequest {
         artifact: Artifact,
         #[serde(default)]
         rollback: bool,
+        /// When the execution entered the state (`$$.State.EnteredTime`, the same across the
+        /// state's retries): the wave's deadline runs from it, on the clock the definition
+        /// compares it with (virtual in tests). Absent, the handler's own clock.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        now: Option<DateTime<Utc>>,
     },
     /// Poll every target still rolling out; raise `Baton.DeployPending` until all are done.
     Poll {
@@ -205,6 +218,13 @@ pub struct NotifyRequest {
 pub struct RecordMetricsRequest {
     pub release: ReleaseContext,
     pub outcome: Outcome,
+}
+
+/// What starting a wave (or its rollback) answers: when its targets must have finished, which the
+/// definition compares with the time of each poll.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WaveStarted {
+    pub deadline: DateTime<Utc>,
 }
 
 /// Handlers answer `{}` when the definition discards their result.

@@ -29,6 +29,22 @@ pub struct Ports {
     pub clock: Arc<dyn Clock>,
 }
 
+tokio::task_local! {
+    static INVOCATION_DEADLINE: tokio::time::Instant;
+}
+
+/// Runs `invocation` with `deadline` as the instant its runtime ends it (Lambda's context
+/// deadline), so a handler that starts many things can stop starting before it is killed.
+pub async fn with_invocation_deadline<F: Future>(deadline: tokio::time::Instant, invocation: F) -> F::Output {
+    INVOCATION_DEADLINE.scope(deadline, invocation).await
+}
+
+/// The deadline of the invocation running this task, if its runtime has one (the embedded
+/// executor's in-process calls have none).
+pub fn invocation_deadline() -> Option<tokio::time::Instant> {
+    INVOCATION_DEADLINE.try_with(|deadline| *deadline).ok()
+}
+
 /// How many times [`write_release`] reads and writes before it gives up on a record that keeps
 /// changing. Parallel writers each succeed in turn, so this bounds the writers of one record.
 const WRITE_ATTEMPTS: u32 = 12;

@@ -8,7 +8,7 @@ use baton_aws::{AwsSecretResolver, DynamoCatalog, DynamoStore};
 use baton_domain::error::{TaskError, chain_text};
 use baton_domain::flow::release_id_in;
 use baton_domain::ports::{CatalogSource, SystemClock};
-use baton_domain::support::Ports;
+use baton_domain::support::{Ports, with_invocation_deadline};
 use baton_providers::catalog_datadog::DatadogCatalog;
 use baton_providers::{EnvSecretResolver, LocalProviders};
 use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
@@ -81,14 +81,56 @@ where
     let ports = &ports;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let span = baton_logging::task_span(name, release_id_in(&event.payload));
+        let deadline = deadline_of(&event.context);
         async move {
-            let result = handler(ports.clone(), event.payload).await;
+            let result = with_invocation_deadline(deadline, handler(ports.clone(), event.payload)).await;
             if let Err(err) = &result {
-                tracing::warn!(error = err.error.as_str(), cause = %err.cause, "task failed");
+                log_task_failure(err);
             }
             result.map_err(HandlerError)
         }
         .instrument(span)
     }))
     .await
+}
+
+/// The line of a failed task: the stack's `FunctionErrors` metric filters count it, except for
+/// the errors the definition retries by design.
+pub fn log_task_failure(err: &TaskError) {
+    tracing::warn!(error = err.error.as_str(), cause = %err.cause, "task failed");
+}
+
+/// The invocation's deadline on the monotonic clock: Lambda gives it as wall time.
+fn deadline_of(context: &lambda_runtime::Context) -> tokio::time::Instant {
+    let left = context.deadline().duration_since(std::time::SystemTime::now()).unwrap_or_default();
+    tokio::time::Instant::now() + left
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_domain::error::ErrorName;
+
+    #[test]
+    fn the_stack_s_error_metrics_count_baton_s_own_faults_and_no_release_outcome() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/template.yaml");
+        let names = baton_local_stack::template::StackNames { stack_name: "prod".into(), region: "eu-west-1".into(), account: "1".into() };
+        let template = baton_local_stack::template::Template::load(&path, names, &Default::default()).unwrap();
+        let faults = [ErrorName::Internal, ErrorName::StoreUnavailable];
+        for function in ["LoadCatalog", "TriggerBuild", "PollBuild", "DeployWave", "CheckHealth", "Notify", "RecordMetrics"] {
+            let pattern = template.properties(&format!("{function}ErrorsMetric")).unwrap()["FilterPattern"].as_str().unwrap().to_string();
+            let filter = baton_local_stack::logs::FilterPattern::parse(&pattern).unwrap();
+            for &name in ErrorName::ALL {
+                let captured = baton_logging::Captured::default();
+                let subscriber = baton_logging::json_lines(captured.writer(), "info".parse().unwrap()).finish();
+                tracing::subscriber::with_default(subscriber, || {
+                    let _task = baton_logging::task_span("deploy-wave", Some("rel-web-1")).entered();
+                    log_task_failure(&TaskError::new(name, "wave canary: 1 of 2 targets still rolling out"));
+                });
+                let lines = captured.lines();
+                let counted = lines.iter().filter(|line| filter.matches(line)).count();
+                assert_eq!(counted, usize::from(faults.contains(&name)), "{function}, {name}: {lines:#?}");
+            }
+        }
+    }
 }

@@ -4,9 +4,9 @@
 //!
 //! Policies are read from the template with intrinsics resolved to the local stack's names; SAM
 //! policy templates are expanded to the actions and resources of AWS's SAM policy template list
-//! (`samtranslator/policy_templates_data/policy_templates.json`). Only `Allow` statements exist
-//! in Baton's template; a `Deny`, a managed policy or an unknown policy template is refused
-//! rather than guessed at.
+//! (`samtranslator/policy_templates_data/policy_templates.json`). A `Deny` statement wins over
+//! every `Allow`, as in IAM; a managed policy or an unknown policy template is refused rather
+//! than guessed at.
 
 use crate::template::{Template, TemplateError};
 use serde_json::Value;
@@ -40,6 +40,16 @@ pub struct PrincipalReport {
 
 /// The grants of a function, a state machine (their `Policies`) or a role (its inline policies).
 pub fn grants(template: &Template, logical_id: &str) -> Result<Vec<Grant>, TemplateError> {
+    Ok(policy(template, logical_id)?.allowed)
+}
+
+/// A principal's statements as (action, resource) pairs, by effect.
+struct Policy {
+    allowed: Vec<Grant>,
+    denied: Vec<Grant>,
+}
+
+fn policy(template: &Template, logical_id: &str) -> Result<Policy, TemplateError> {
     let properties = template.properties(logical_id)?;
     let mut statements = Vec::new();
     match template.resource_type(logical_id)? {
@@ -63,11 +73,13 @@ pub fn grants(template: &Template, logical_id: &str) -> Result<Vec<Grant>, Templ
             }
         }
     }
-    let mut out = BTreeSet::new();
+    let (mut allowed, mut denied) = (BTreeSet::new(), BTreeSet::new());
     for statement in statements {
-        if statement.get("Effect").and_then(Value::as_str) != Some("Allow") {
-            return Err(TemplateError::Invalid(format!("{logical_id}: only Allow statements are checked locally: {statement}")));
-        }
+        let out = match statement.get("Effect").and_then(Value::as_str) {
+            Some("Allow") => &mut allowed,
+            Some("Deny") => &mut denied,
+            _ => return Err(TemplateError::Invalid(format!("{logical_id}: a statement without a valid Effect: {statement}"))),
+        };
         let strings = |key: &str| -> Vec<String> {
             match statement.get(key) {
                 Some(Value::String(s)) => vec![s.clone()],
@@ -81,7 +93,7 @@ pub fn grants(template: &Template, logical_id: &str) -> Result<Vec<Grant>, Templ
             }
         }
     }
-    Ok(out.into_iter().collect())
+    Ok(Policy { allowed: allowed.into_iter().collect(), denied: denied.into_iter().collect() })
 }
 
 /// A SAM policy template's statements, from AWS's list.
@@ -171,14 +183,13 @@ pub fn read_operations(text: &str, region: &str, account: &str) -> BTreeSet<Oper
 
 /// Checks one principal's recorded operations against its grants.
 pub fn check(template: &Template, logical_id: &str, operations: &BTreeSet<Operation>) -> Result<PrincipalReport, TemplateError> {
-    let grants = grants(template, logical_id)?;
+    let Policy { allowed: grants, denied: denials } = policy(template, logical_id)?;
     let allows = |grant: &Grant, op: &Operation| {
         wildcard_match(&grant.action.to_ascii_lowercase(), &op.action.to_ascii_lowercase()) && wildcard_match(&grant.resource, &op.resource)
     };
-    let mut report = PrincipalReport {
-        denied: operations.iter().filter(|op| !grants.iter().any(|g| allows(g, op))).cloned().collect(),
-        ..PrincipalReport::default()
-    };
+    let permitted = |op: &Operation| grants.iter().any(|g| allows(g, op)) && !denials.iter().any(|d| allows(d, op));
+    let mut report =
+        PrincipalReport { denied: operations.iter().filter(|op| !permitted(op)).cloned().collect(), ..PrincipalReport::default() };
     let block = resource_block(template.text(), logical_id);
     for grant in grants.iter().filter(|g| !operations.iter().any(|op| allows(g, op))) {
         let service_wide = format!("{}:*", grant.action.split(':').next().unwrap_or_default());

@@ -11,6 +11,7 @@
 
 pub mod iam;
 pub mod lambda;
+pub mod logs;
 pub mod tables;
 pub mod template;
 

@@ -40,6 +40,8 @@ pub struct Template {
     root: Value,
     names: StackNames,
     parameters: BTreeMap<String, String>,
+    /// Parameters of type `CommaDelimitedList`, whose `!Ref` is a list.
+    list_parameters: Vec<String>,
 }
 
 /// One Lambda function as the template declares it, Globals merged and intrinsics resolved.
@@ -67,14 +69,23 @@ impl Template {
         let text = std::fs::read_to_string(path).map_err(|e| TemplateError::Read(path.to_path_buf(), e))?;
         let docs = Yaml::load_from_str(&text).map_err(|e| TemplateError::Yaml(path.to_path_buf(), e.to_string()))?;
         let root = docs.first().map(to_json).transpose()?.ok_or_else(|| invalid("empty template"))?;
-        let mut template =
-            Template { dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(), text, root, names, parameters: BTreeMap::new() };
+        let mut template = Template {
+            dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            text,
+            root,
+            names,
+            parameters: BTreeMap::new(),
+            list_parameters: Vec::new(),
+        };
         let declared = template.root.get("Parameters").and_then(Value::as_object).cloned().unwrap_or_default();
         for (name, declaration) in declared {
             let value = match overrides.get(&name) {
                 Some(value) => value.clone(),
                 None => scalar_text(declaration.get("Default").ok_or_else(|| invalid(format!("parameter {name} has no default")))?)?,
             };
+            if declaration.get("Type").and_then(Value::as_str) == Some("CommaDelimitedList") {
+                template.list_parameters.push(name.clone());
+            }
             template.parameters.insert(name, value);
         }
         Ok(template)
@@ -83,6 +94,11 @@ impl Template {
     /// The template's text (comments included).
     pub fn text(&self) -> &str {
         &self.text
+    }
+
+    /// The template's parameters with the values the stack is resolved for.
+    pub fn parameters(&self) -> &BTreeMap<String, String> {
+        &self.parameters
     }
 
     pub fn names(&self) -> &StackNames {
@@ -217,6 +233,12 @@ impl Template {
 
     pub fn arn(&self, logical_id: &str) -> Result<String, TemplateError> {
         let StackNames { region, account, .. } = &self.names;
+        // SAM's implicit execution role of a function with policies (`<Function>Role`).
+        if let Some(function) = logical_id.strip_suffix("Role")
+            && self.resource_type(function).ok() == Some("AWS::Serverless::Function")
+        {
+            return Ok(format!("arn:aws:iam::{account}:role/{}-{logical_id}", self.names.stack_name));
+        }
         let name = self.physical_name(logical_id)?;
         Ok(match self.resource_type(logical_id)? {
             "AWS::DynamoDB::Table" => format!("arn:aws:dynamodb:{region}:{account}:table/{name}"),
@@ -237,35 +259,97 @@ impl Template {
 
     /// Evaluates every intrinsic function in `value`.
     pub fn resolve(&self, value: &Value) -> Result<Value, TemplateError> {
-        match value {
-            Value::Array(items) => items.iter().map(|v| self.resolve(v)).collect::<Result<_, _>>().map(Value::Array),
+        Ok(self.resolve_present(value)?.unwrap_or(Value::Null))
+    }
+
+    /// [`Template::resolve`], with `None` for `!Ref AWS::NoValue`: the list item or property it
+    /// stands for is left out, as CloudFormation leaves it out.
+    fn resolve_present(&self, value: &Value) -> Result<Option<Value>, TemplateError> {
+        Ok(Some(match value {
+            Value::Array(items) => {
+                Value::Array(items.iter().map(|v| self.resolve_present(v)).collect::<Result<Vec<_>, _>>()?.into_iter().flatten().collect())
+            }
             Value::Object(map) if map.len() == 1 => {
                 let (key, argument) = map.iter().next().expect("one entry");
                 match key.as_str() {
-                    "Ref" => self.pseudo_or_reference(&scalar_text(argument)?).map(Value::String),
+                    "Ref" => {
+                        let name = scalar_text(argument)?;
+                        if name == "AWS::NoValue" {
+                            return Ok(None);
+                        }
+                        match self.parameters.get(&name) {
+                            Some(list) if self.list_parameters.contains(&name) => {
+                                Value::Array(list.split(',').map(|item| Value::String(item.trim().to_string())).collect())
+                            }
+                            _ => Value::String(self.pseudo_or_reference(&name)?),
+                        }
+                    }
+                    "Fn::If" => {
+                        let [condition, then, otherwise] = argument.as_array().map(Vec::as_slice).unwrap_or_default() else {
+                            return Err(invalid(format!("!If {argument}")));
+                        };
+                        let chosen = if self.condition(&scalar_text(condition)?)? { then } else { otherwise };
+                        return self.resolve_present(chosen);
+                    }
                     "Fn::GetAtt" => {
                         let parts: Vec<String> = match argument {
                             Value::Array(parts) => parts.iter().map(scalar_text).collect::<Result<_, _>>()?,
                             other => return Err(invalid(format!("!GetAtt {other}"))),
                         };
                         let [resource, attribute] = parts.as_slice() else { return Err(invalid(format!("!GetAtt {parts:?}"))) };
-                        self.attribute(resource, attribute).map(Value::String)
+                        Value::String(self.attribute(resource, attribute)?)
                     }
-                    "Fn::Sub" => self.substitute(argument).map(Value::String),
+                    "Fn::Sub" => Value::String(self.substitute(argument)?),
                     "Fn::Join" => {
                         let resolved = self.resolve(argument)?;
                         let [separator, Value::Array(items)] = resolved.as_array().map(Vec::as_slice).unwrap_or_default() else {
                             return Err(invalid(format!("!Join {argument}")));
                         };
                         let items: Vec<String> = items.iter().map(scalar_text).collect::<Result<_, _>>()?;
-                        Ok(Value::String(items.join(&scalar_text(separator)?)))
+                        Value::String(items.join(&scalar_text(separator)?))
                     }
-                    name if name.starts_with("Fn::") => Err(invalid(format!("{name} is not supported locally"))),
-                    _ => Ok(Value::Object(Map::from_iter([(key.clone(), self.resolve(argument)?)]))),
+                    name if name.starts_with("Fn::") => return Err(invalid(format!("{name} is not supported locally"))),
+                    _ => Value::Object(Map::from_iter(self.resolve_present(argument)?.map(|v| (key.clone(), v)))),
                 }
             }
-            Value::Object(map) => map.iter().map(|(k, v)| Ok((k.clone(), self.resolve(v)?))).collect::<Result<_, _>>().map(Value::Object),
-            other => Ok(other.clone()),
+            Value::Object(map) => {
+                let mut out = Map::new();
+                for (key, value) in map {
+                    if let Some(value) = self.resolve_present(value)? {
+                        out.insert(key.clone(), value);
+                    }
+                }
+                Value::Object(out)
+            }
+            other => other.clone(),
+        }))
+    }
+
+    /// Whether the template's condition `name` holds for the stack's parameters.
+    pub fn condition(&self, name: &str) -> Result<bool, TemplateError> {
+        let declared = self.root.pointer(&format!("/Conditions/{name}")).ok_or_else(|| invalid(format!("no condition {name}")))?;
+        self.holds(declared)
+    }
+
+    /// Evaluates a condition function (`Fn::Equals`, `Fn::Not`, `Fn::And`, `Fn::Or`, `Condition`).
+    fn holds(&self, value: &Value) -> Result<bool, TemplateError> {
+        let Some((function, argument)) = value.as_object().filter(|m| m.len() == 1).and_then(|m| m.iter().next()) else {
+            return Err(invalid(format!("not a condition: {value}")));
+        };
+        let operands = || argument.as_array().ok_or_else(|| invalid(format!("{function} {argument}")));
+        match function.as_str() {
+            "Condition" => self.condition(&scalar_text(argument)?),
+            "Fn::Equals" => match operands()?.as_slice() {
+                [a, b] => Ok(self.resolve(a)? == self.resolve(b)?),
+                _ => Err(invalid(format!("!Equals {argument}"))),
+            },
+            "Fn::Not" => match operands()?.as_slice() {
+                [inner] => Ok(!self.holds(inner)?),
+                _ => Err(invalid(format!("!Not {argument}"))),
+            },
+            "Fn::And" => operands()?.iter().try_fold(true, |all, c| Ok(all && self.holds(c)?)),
+            "Fn::Or" => operands()?.iter().try_fold(false, |any, c| Ok(any || self.holds(c)?)),
+            other => Err(invalid(format!("{other} is not a condition function"))),
         }
     }
 

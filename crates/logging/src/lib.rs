@@ -11,6 +11,7 @@
 
 use std::io::Write;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 pub const FILTER_VAR: &str = "BATON_LOG";
 pub const FORMAT_VAR: &str = "BATON_LOG_FORMAT";
@@ -42,13 +43,39 @@ fn filter(default: &str) -> EnvFilter {
 pub fn init(format: Format, default: &str) {
     // Without log_internal_errors(false), a write to a closed stderr (`baton ... 2>&1 | head`)
     // makes tracing-subscriber eprintln!, which panics whatever task logged.
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter(default)).with_writer(|| Scrubbed(std::io::stderr())).log_internal_errors(false);
+    let stderr = || Scrubbed(std::io::stderr());
     // A second init (tests, or a binary that calls it twice) keeps the first subscriber.
     let _ = match format {
-        Format::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).try_init(),
-        Format::Text => builder.try_init(),
+        Format::Json => json_lines(stderr, filter(default)).try_init(),
+        Format::Text => {
+            tracing_subscriber::fmt().with_env_filter(filter(default)).with_writer(stderr).log_internal_errors(false).try_init()
+        }
     };
+}
+
+/// The JSON lines the functions write on Lambda (one object per event, its fields at the top
+/// level, the task's span under `span`), to `writer`: what the stack's metric filters read, and
+/// what tests capture to check them.
+pub fn json_lines<W>(
+    writer: W,
+    filter: EnvFilter,
+) -> tracing_subscriber::fmt::SubscriberBuilder<
+    tracing_subscriber::fmt::format::JsonFields,
+    tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Json>,
+    EnvFilter,
+    W,
+>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer)
+        .log_internal_errors(false)
+        .json()
+        .flatten_event(true)
+        .with_current_span(true)
+        .with_span_list(false)
 }
 
 /// A writer that masks secrets in what it is given. The formatter hands it one whole event at a
@@ -71,23 +98,38 @@ pub fn task_span(function: &str, release_id: Option<&str>) -> tracing::Span {
     tracing::info_span!("task", function, release_id)
 }
 
+/// A writer that keeps what it is given (clones share it): tests read the lines a function
+/// writes through it, `json_lines(captured.writer(), filter)`.
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Captured {
+    /// A writer factory for a subscriber: each write lands in this capture.
+    pub fn writer(&self) -> impl Fn() -> Captured + Send + Sync + 'static {
+        let captured = self.clone();
+        move || captured.clone()
+    }
+
+    /// What was written so far, line by line.
+    pub fn lines(&self) -> Vec<String> {
+        let bytes = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+        String::from_utf8_lossy(&bytes).lines().map(str::to_string).collect()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[test]
     fn json_lines_of_a_task_carry_the_release_id() {

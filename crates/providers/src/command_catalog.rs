@@ -60,7 +60,7 @@ const PASS_ENV: Field = field(
     "Variables of Baton's environment the command also gets; otherwise it gets only PATH, HOME, USER, LOGNAME, SHELL, \
      TMPDIR, TERM, TZ and the locale (`LANG`, `LC_*`).",
 );
-const TIMEOUT: Field = field("timeout", Kind::Duration { min: 1 }, "Kill the command after this long.");
+const TIMEOUT: Field = field("timeout", Kind::Duration { min: 1, max: Kind::NO_MAX }, "Kill the command after this long.");
 
 const BUILD_COMMAND: &[Field] = &[
     required("command", Kind::Argv, "Program and arguments, run without a shell."),

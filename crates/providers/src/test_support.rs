@@ -26,7 +26,12 @@ pub fn entry_in(dir: &Path) -> ServiceEntry {
             build: ProviderBlock::of("command", &CommandBuild { run: CommandRun::new(command.clone()), artifact_file: None }),
             deploy: DeploySpec {
                 target: ProviderBlock::of("command", &CommandDeploy { run: CommandRun::new(command.clone()), rollback_command: None }),
-                waves: vec![WaveSpec { name: "canary".into(), targets: vec!["host-1".into()], bake: Default::default() }],
+                waves: vec![WaveSpec {
+                    name: "canary".into(),
+                    targets: vec!["host-1".into()],
+                    bake: Default::default(),
+                    deploy_timeout: WaveSpec::DEFAULT_DEPLOY_TIMEOUT,
+                }],
             },
             health: HealthSpec::single(ProviderBlock::of("command", &CommandRun::new(command))),
             notify: NotifySpec::default(),

@@ -3,13 +3,15 @@
 //! between invocations (the rules are in [`baton_domain::rules::waves`]).
 
 use baton_domain::error::{ErrorName, TaskError, chain_text};
-use baton_domain::flow::{DeployWaveRequest, Done, ReleaseContext, RollbackPlan, WavePlan};
+use baton_domain::flow::{DeployWaveRequest, Done, ReleaseContext, RollbackPlan, WavePlan, WaveStarted};
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
 use baton_domain::release::{Artifact, EventKind, Release, Stage, WaveRecord, WaveStatus};
 use baton_domain::rules::rollback;
 use baton_domain::rules::waves::{self, WaveDeploy};
-use baton_domain::support::{Ports, provider_error};
+use baton_domain::support::{Ports, invocation_deadline, provider_error};
+use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
+use std::time::Duration;
 
 pub const NAME: &str = "deploy-wave";
 
@@ -17,11 +19,16 @@ pub const NAME: &str = "deploy-wave";
 /// invocation, few enough not to trip a provider's rate limit.
 const TARGETS_AT_ONCE: usize = 16;
 
+/// No target starts once the invocation has less than this left: a start is a few provider
+/// calls of seconds each (an SDK call is bounded at 45 s, a Lambda code update waited for 10 s),
+/// and one cut off by the runtime leaves a deploy the record does not know about.
+const START_CUTOFF: Duration = Duration::from_secs(30);
+
 pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_json::Value, TaskError> {
     let request = baton_domain::flow::parse_request::<DeployWaveRequest>(NAME, payload)?;
     let answer = match request {
-        DeployWaveRequest::Start { release, wave, artifact, rollback } => {
-            serde_json::to_value(start(ports, &release, &wave, &artifact, rollback).await?)
+        DeployWaveRequest::Start { release, wave, artifact, rollback, now } => {
+            serde_json::to_value(start(ports, &release, &wave, &artifact, rollback, now).await?)
         }
         DeployWaveRequest::Poll { release, wave, rollback } => serde_json::to_value(poll(ports, &release, &wave, rollback).await?),
         DeployWaveRequest::PlanRollback { release, waves } => serde_json::to_value(plan_rollback(ports, &release, &waves).await?),
@@ -46,26 +53,53 @@ fn no_record(context: &ReleaseContext, wave: &WavePlan) -> TaskError {
 }
 
 /// Starts every target of the wave that has no run yet, so a retried task starts only what is
-/// missing. A forward deploy fails at the first refused target; a rollback goes on past it.
+/// missing. Each run is saved as its target starts, after the wave is marked begun: a task
+/// killed mid-start leaves a record whose rollback covers every target it touched. It starts
+/// no target once the invocation has less than [`START_CUTOFF`] left and answers
+/// `Baton.DeployPending` instead (the retry starts the rest). A forward deploy fails on a
+/// refused target; a rollback goes on past it. Answers the time the wave's deploys (or its
+/// rollback) must have finished by, which the definition holds its polls to: the wave's deploy
+/// timeout after `entered` (the execution's time of entering the state, the same for every retry).
 pub async fn start(
     ports: &Ports,
     context: &ReleaseContext,
     wave: &WavePlan,
     artifact: &Artifact,
     rollback: bool,
-) -> Result<Done, TaskError> {
+    entered: Option<DateTime<Utc>>,
+) -> Result<WaveStarted, TaskError> {
     ports.renew_lock(context).await?;
     let deployer = deployer(ports, context)?;
-    let mut release = ports.release(context).await?;
+    let now = ports.clock.now();
+    let mut release = ports
+        .update_release(context, |r| {
+            if rollback {
+                return;
+            }
+            r.stage = Stage::Deploy;
+            if let Some(record) = wave_record(r, wave)
+                && record.status == WaveStatus::Pending
+            {
+                record.status = WaveStatus::Deploying;
+                record.started_at.get_or_insert(now);
+            }
+        })
+        .await?;
     let record = wave_record(&mut release, wave).ok_or_else(|| no_record(context, wave))?;
+    let deadline = waves::deploy_deadline(wave, entered.unwrap_or(now));
     // On a rollback, each target's forward run: what it replaced is in its state.
     let to_start: Vec<(String, Option<RunHandle>)> = waves::targets_to_start(record, wave, rollback)
         .into_iter()
         .map(|target| (target.to_owned(), if rollback { waves::forward_run(record, target).cloned() } else { None }))
         .collect();
+    let cutoff = invocation_deadline().map(|deadline| deadline.checked_sub(START_CUTOFF).unwrap_or(deadline));
     let deployer = deployer.as_ref();
-    let results: Vec<(String, Result<RunHandle, ProviderError>)> = stream::iter(to_start)
+    let mut starts = stream::iter(to_start)
         .map(|(target, undoes)| async move {
+            // Checked as each start begins, not when the task does: a wide wave starts in turns.
+            if cutoff.is_some_and(|cutoff| tokio::time::Instant::now() >= cutoff) {
+                return (target, None);
+            }
             let request = DeployRequest {
                 service: context.service.clone(),
                 environment: context.environment.clone(),
@@ -77,41 +111,20 @@ pub async fn start(
                 undoes,
             };
             let run = deployer.start(&request).await;
-            (target, run)
+            (target, Some(run))
         })
-        .buffer_unordered(TARGETS_AT_ONCE)
-        .collect()
-        .await;
-
-    let now = ports.clock.now();
-    ports
-        .update_release(context, |r| {
-            if !rollback {
-                r.stage = Stage::Deploy;
-            }
-            let Some(record) = wave_record(r, wave) else { return };
-            if !rollback && record.status == WaveStatus::Pending {
-                record.status = WaveStatus::Deploying;
-                record.started_at.get_or_insert(now);
-            }
-            for (target, run) in &results {
-                match run {
-                    Ok(run) => waves::started(record, target, rollback, Ok(run.clone()), now),
-                    Err(ProviderError::Rejected { message: reason, .. }) => {
-                        waves::started(record, target, rollback, Err(reason.clone()), now)
-                    }
-                    // Not recorded: the retried task starts it again.
-                    Err(ProviderError::Unavailable { .. }) => {}
-                }
-            }
-        })
-        .await?;
+        .buffer_unordered(TARGETS_AT_ONCE);
 
     let what = if rollback { "rolling back" } else { "deploying" };
-    // Every target's event is recorded before the task answers, so the timeline shows the targets
-    // that did start even when another was refused.
-    let (mut refused, mut unavailable) = (None, None);
-    for (target, run) in results {
+    let (mut refused, mut unavailable, mut deferred) = (None, None, 0);
+    while let Some((target, run)) = starts.next().await {
+        let Some(run) = run else {
+            deferred += 1;
+            continue;
+        };
+        save_start(ports, context, wave, &target, rollback, &run).await?;
+        // Recorded as each target starts, so the timeline shows the targets that did start even
+        // when another was refused or the task was cut short.
         match run {
             Ok(run) => {
                 let message = format!("{what} {target} ({} {})", run.provider, run.id);
@@ -129,11 +142,44 @@ pub async fn start(
             Err(err @ ProviderError::Unavailable { .. }) => unavailable = Some(provider_error(err, ErrorName::DeployFailed)),
         }
     }
-    // A refusal fails the wave now (the rollback covers the rest); an outage is retried.
-    match refused.or(unavailable) {
+    // A refusal fails the wave now (the rollback covers the rest); an outage is retried, and so
+    // are the targets left for the next invocation.
+    let deferred = (deferred > 0).then(|| {
+        TaskError::new(
+            ErrorName::DeployPending,
+            format!("wave {}: {deferred} targets left to start when the invocation's time ran short; starting them next", wave.name),
+        )
+    });
+    match refused.or(unavailable).or(deferred) {
         Some(error) => Err(error),
-        None => Ok(Done {}),
+        None => Ok(WaveStarted { deadline }),
     }
+}
+
+/// Saves what starting `target` gave: its run, or why the provider refused it. An outage saves
+/// nothing, so the retried task starts it again.
+async fn save_start(
+    ports: &Ports,
+    context: &ReleaseContext,
+    wave: &WavePlan,
+    target: &str,
+    rollback: bool,
+    run: &Result<RunHandle, ProviderError>,
+) -> Result<(), TaskError> {
+    let started = match run {
+        Ok(run) => Ok(run.clone()),
+        Err(ProviderError::Rejected { message: reason, .. }) => Err(reason.clone()),
+        Err(ProviderError::Unavailable { .. }) => return Ok(()),
+    };
+    let now = ports.clock.now();
+    ports
+        .update_release(context, |r| {
+            if let Some(record) = wave_record(r, wave) {
+                waves::started(record, target, rollback, started.clone(), now);
+            }
+        })
+        .await?;
+    Ok(())
 }
 
 /// Polls every target still rolling out, records what finished, and answers when the wave is

@@ -610,4 +610,52 @@ mod tests {
         }
         assert_eq!(published(&hook), 0);
     }
+
+    /// The lines `run` logs, as the function writes them on Lambda.
+    async fn logged<F: std::future::Future>(run: F) -> Vec<String> {
+        let captured = baton_logging::Captured::default();
+        let subscriber = baton_logging::json_lines(captured.writer(), "info".parse().unwrap()).finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        run.await;
+        drop(guard);
+        captured.lines()
+    }
+
+    /// The stack's metric filter on this function's log group.
+    fn error_filter() -> baton_local_stack::logs::FilterPattern {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/template.yaml");
+        let names = baton_local_stack::template::StackNames { stack_name: "prod".into(), region: "eu-west-1".into(), account: "1".into() };
+        let template = baton_local_stack::template::Template::load(&path, names, &Default::default()).unwrap();
+        let pattern = template.properties("GitHubWebhookErrorsMetric").unwrap()["FilterPattern"].as_str().unwrap().to_string();
+        baton_local_stack::logs::FilterPattern::parse(&pattern).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_stack_s_error_metric_counts_the_lines_of_lost_merges_and_no_others() {
+        let filter = error_filter();
+        let body = pull_request("closed", true);
+        let merge = request("pull_request", &body, Some(sign(body.as_bytes())));
+        let counted = |lines: &[String]| lines.iter().filter(|line| filter.matches(line)).count();
+
+        let bus_down = Recorder::default();
+        *bus_down.fail.lock().unwrap() = Some(AwsError::Unavailable { operation: "PutEvents", message: "timeout".into() });
+        let hook = webhook(bus_down);
+        let lines = logged(hook.handle(&merge)).await;
+        assert!(counted(&lines) >= 1, "a merge the bus refused: {lines:#?}");
+
+        let hook = Webhook::new(WebhookSecret::new(SECRET).unwrap(), Recorder::default(), Unavailable);
+        let lines = logged(hook.handle(&merge)).await;
+        assert!(counted(&lines) >= 1, "a merge the delivery log could not record: {lines:#?}");
+
+        // A published merge, an ignored delivery and a forged one are no fault of Baton's.
+        let hook = webhook(Recorder::default());
+        let opened = pull_request("opened", false);
+        for request in
+            [merge.clone(), request("pull_request", &opened, Some(sign(opened.as_bytes()))), request("pull_request", &body, None)]
+        {
+            let lines = logged(hook.handle(&request)).await;
+            assert!(!lines.is_empty(), "every delivery is logged");
+            assert_eq!(counted(&lines), 0, "{lines:#?}");
+        }
+    }
 }

@@ -11,7 +11,7 @@ mod parse;
 mod schedule;
 pub mod shape;
 mod tree;
-mod validate;
+pub mod validate;
 
 pub use files::CATALOG_ROOT_ENV;
 pub use fs::FsCatalog;
@@ -184,6 +184,17 @@ pub struct WaveSpec {
     /// Time the wave runs before its health check.
     #[serde(default)]
     pub bake: Seconds,
+    /// How long the wave's targets may take to deploy (or to roll back) before the wave fails.
+    #[serde(default = "WaveSpec::default_deploy_timeout")]
+    pub deploy_timeout: Seconds,
+}
+
+impl WaveSpec {
+    pub const DEFAULT_DEPLOY_TIMEOUT: Seconds = Seconds(60 * 60);
+
+    fn default_deploy_timeout() -> Seconds {
+        WaveSpec::DEFAULT_DEPLOY_TIMEOUT
+    }
 }
 
 /// How each wave is judged: its gates, sampled from the end of its deploy to the end of its bake.

@@ -41,8 +41,9 @@ pub enum Kind {
     /// A mapping whose names a provider checks with its own rule and whose values are
     /// strings, integers or booleans (pipeline parameters).
     CheckedScalars(&'static CheckedText),
-    /// A whole number of seconds: `90`, `"90s"`, `"5m"`, `"1h30m"`; at least `min`.
-    Duration { min: u64 },
+    /// A whole number of seconds: `90`, `"90s"`, `"5m"`, `"1h30m"`; from `min` to `max`
+    /// ([`Kind::NO_MAX`]: no maximum).
+    Duration { min: u64, max: u64 },
     /// A whole number of at least `min` (fits in u32).
     Count { min: u64 },
     /// A whole number from `min` to `max`.
@@ -249,7 +250,18 @@ pub const fn shape(fields: &'static [Field]) -> Shape {
 pub(crate) const WAVE: Shape = shape(&[
     required("name", Kind::Name, "Wave name, unique in the service (`canary`, `one-region`, ...)."),
     required("targets", Kind::Targets, "Targets deployed in this wave; each appears in one wave only."),
-    defaulted("bake", Kind::Duration { min: 0 }, 0, "Time the wave's health gates are watched before the next wave starts."),
+    defaulted(
+        "bake",
+        Kind::Duration { min: 0, max: Kind::NO_MAX },
+        0,
+        "Time the wave's health gates are watched before the next wave starts.",
+    ),
+    defaulted(
+        "deploy-timeout",
+        Kind::Duration { min: 60, max: Kind::NO_MAX },
+        3600,
+        "How long the wave's targets may take to deploy (or to roll back) before the wave fails.",
+    ),
 ]);
 
 pub(crate) const BUILD: Shape = Shape { fields: &[], providers: Some(Slot::Build), at_least_one: &[], unknown_hint: None };
@@ -273,7 +285,7 @@ pub(crate) const GATE: Shape = Shape {
 
 pub(crate) const HEALTH: Shape = Shape {
     fields: &[
-        defaulted("interval", Kind::Duration { min: 1 }, 30, "Time between two samples of the gates."),
+        defaulted("interval", Kind::Duration { min: 1, max: Kind::NO_MAX }, 30, "Time between two samples of the gates."),
         required("gates", Kind::Gates, "Sampled from the end of each wave's deploy to the end of its bake; all must hold."),
     ],
     providers: None,
@@ -406,6 +418,9 @@ pub(crate) const SERVICE_SPEC_V3: Shape = shape(&[
 // ------------------------------------------------------------------ messages
 
 impl Kind {
+    /// A [`Kind::Duration`]'s `max` when it has none.
+    pub const NO_MAX: u64 = u64::MAX;
+
     /// What a value of this kind looks like, for "expected ..." messages.
     pub fn expected(&self) -> String {
         match self {
@@ -420,8 +435,9 @@ impl Kind {
             Kind::WaveTarget => "a target of the block's waves".into(),
             Kind::Checked(rule) => rule.expected.into(),
             Kind::CheckedScalars(rule) => format!("a mapping of names ({}) to strings, integers or booleans", rule.expected),
-            Kind::Duration { min: 0 } => "a duration such as 30s, 5m or 1h (or a number of seconds)".into(),
-            Kind::Duration { .. } => "a positive duration such as 30s, 5m or 1h (or a number of seconds)".into(),
+            Kind::Duration { min: 0, max: Kind::NO_MAX } => "a duration such as 30s, 5m or 1h (or a number of seconds)".into(),
+            Kind::Duration { max: Kind::NO_MAX, .. } => "a positive duration such as 30s, 5m or 1h (or a number of seconds)".into(),
+            Kind::Duration { min, max } => format!("a duration from {}s to {}s such as 30s, 5m or 1h (or a number of seconds)", min, max),
             Kind::Count { min } => format!("a whole number of at least {min}"),
             Kind::Between { min, max } => format!("a whole number from {min} to {max}"),
             Kind::WorkingDir => "a directory, relative to the catalog file's directory".into(),
@@ -541,10 +557,13 @@ fn kind_schema(kind: &Kind, registry: &Registry) -> Json {
             "propertyNames": (rule.schema)(),
             "additionalProperties": { "type": ["string", "integer", "boolean"] },
         }),
-        Kind::Duration { min } => json!({ "oneOf": [
-            { "type": "integer", "minimum": min },
-            { "type": "string", "pattern": "^([0-9]+|([0-9]+[smh])+)$" },
-        ] }),
+        Kind::Duration { min, max } => {
+            let mut integer = json!({ "type": "integer", "minimum": min });
+            if *max != Kind::NO_MAX {
+                integer["maximum"] = json!(max);
+            }
+            json!({ "oneOf": [integer, { "type": "string", "pattern": "^([0-9]+|([0-9]+[smh])+)$" }] })
+        }
         Kind::Count { min } => json!({ "type": "integer", "minimum": min, "maximum": u32::MAX }),
         Kind::Between { min, max } => json!({ "type": "integer", "minimum": min, "maximum": max }),
         Kind::WorkingDir | Kind::RelativePath => json!({ "type": "string", "minLength": 1 }),

@@ -23,6 +23,17 @@ pub(crate) struct Checker<'a> {
     wave_targets: Vec<(usize, String, String)>,
 }
 
+/// The secret names (Secrets Manager) and parameter paths (SSM, without the leading `/`) the
+/// stack's functions may read (`infra/template.yaml`): notify's, and every other function's.
+pub const NOTIFY_SECRETS: &str = "baton/slack/";
+pub const PROVIDER_SECRETS: &str = "baton/providers/";
+
+/// The name in a Secrets Manager id: the id itself, or the name part of its ARN (before the
+/// six random characters Secrets Manager appends, which the grant's `*` covers).
+fn secret_name(id: &str) -> &str {
+    if id.starts_with("arn:") { id.splitn(7, ':').nth(6).unwrap_or(id) } else { id }
+}
+
 pub(crate) fn join(parent: &str, key: &str) -> String {
     if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
 }
@@ -161,7 +172,7 @@ impl<'a> Checker<'a> {
                     }
                 }
             }
-            (Kind::Duration { min }, _) => self.duration(node, path, *min),
+            (Kind::Duration { min, max }, _) => self.duration(node, path, *min, *max),
             (Kind::Count { min }, Value::Int(n)) if *n >= 0 && (*n as u64) >= *min && *n <= i64::from(u32::MAX) => {}
             (Kind::Between { min, max }, Value::Int(n)) if u64::try_from(*n).is_ok_and(|n| (*min..=*max).contains(&n)) => {}
             (Kind::Between { .. }, Value::Int(n)) => self.error(node.line, path, format!("expected {}, found {n}", kind.expected())),
@@ -234,13 +245,14 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn duration(&mut self, node: &Node, path: &str, min: u64) {
+    fn duration(&mut self, node: &Node, path: &str, min: u64, max: u64) {
         let Some(seconds) = duration_seconds(node) else {
-            return self.mismatch(node, path, &Kind::Duration { min }.expected());
+            return self.mismatch(node, path, &Kind::Duration { min, max }.expected());
         };
         match seconds {
             Err(why) => self.error(node.line, path, format!("expected {why}")),
             Ok(n) if n < min => self.error(node.line, path, format!("expected a duration of at least {min}s")),
+            Ok(n) if n > max => self.error(node.line, path, format!("expected a duration of at most {max}s, found {n}s")),
             Ok(_) => {}
         }
     }
@@ -335,6 +347,42 @@ impl<'a> Checker<'a> {
                 let message = format!("`{name}` runs on the machine running Baton, which releases on AWS do not have: use {alternative}");
                 self.error(block.line, &join(&block_path, PROVIDER), message);
             }
+        }
+        self.secret_prefix_rules(baton, path, &join(path, "notify"));
+    }
+
+    /// Every `secrets-manager:` and `ssm:` reference names a secret the function that reads it
+    /// may read on AWS: notify reads the `notify` block's under [`NOTIFY_SECRETS`], the other
+    /// functions the rest under [`PROVIDER_SECRETS`]. Elsewhere the release fails on AWS with
+    /// AccessDenied (a page, silently).
+    fn secret_prefix_rules(&mut self, node: &Node, path: &str, notify: &str) {
+        match &node.value {
+            Value::Str(text) => {
+                let Ok(reference) = SecretRef::parse(text) else { return };
+                let prefix = if path == notify || path.starts_with(&format!("{notify}.")) { NOTIFY_SECRETS } else { PROVIDER_SECRETS };
+                let (name, expected) = match &reference {
+                    SecretRef::Env(_) => return,
+                    SecretRef::SecretsManager(id) => (secret_name(id), format!("secrets-manager:{prefix}<name>")),
+                    SecretRef::Ssm(name) => (name.trim_start_matches('/'), format!("ssm:/{prefix}<name>")),
+                };
+                if !name.starts_with(prefix) {
+                    let reader = if prefix == NOTIFY_SECRETS { "notify" } else { "the build, deploy and health functions" };
+                    let message = format!(
+                        "`{}` is outside what {reader} may read on AWS: expected {expected} (the stack grants `{prefix}*`)",
+                        shown(text)
+                    );
+                    self.error(node.line, path, message);
+                }
+            }
+            // The tagged form, `{ssm: /name}` or `{secrets-manager: id}`.
+            Value::Map(entries) if entries.len() == 1 && matches!(entries[0].key.as_str(), "ssm" | "secrets-manager") => {
+                let Some(name) = entries[0].value.as_str() else { return };
+                let text = format!("{}:{name}", entries[0].key);
+                self.secret_prefix_rules(&Node { line: node.line, value: Value::Str(text) }, path, notify);
+            }
+            Value::Seq(items) => items.iter().enumerate().for_each(|(i, item)| self.secret_prefix_rules(item, &index(path, i), notify)),
+            Value::Map(entries) => entries.iter().for_each(|entry| self.secret_prefix_rules(&entry.value, &join(path, &entry.key), notify)),
+            _ => {}
         }
     }
 

@@ -6,7 +6,7 @@
 use crate::flow::WavePlan;
 use crate::ports::DeployProgress;
 use crate::release::{DeployStatus, RunHandle, TargetDeploy, WaveRecord};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 /// How a wave's deploys, or its rollback, stand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +82,13 @@ pub fn settle(record: &mut WaveRecord, target: &str, rollback: bool, progress: &
     }
 }
 
+/// When `wave`'s deploys (or its rollback), begun at `began`, must have finished: its deploy
+/// timeout later (saturating).
+pub fn deploy_deadline(wave: &WavePlan, began: DateTime<Utc>) -> DateTime<Utc> {
+    let timeout = i64::try_from(wave.deploy_timeout_seconds).ok().and_then(TimeDelta::try_seconds).unwrap_or(TimeDelta::MAX);
+    began.checked_add_signed(timeout).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// Where `wave`'s deploys (`rollback` false) or rollbacks stand.
 pub fn wave_deploy(record: &WaveRecord, wave: &WavePlan, rollback: bool) -> WaveDeploy {
     let deploys: Vec<Option<&TargetDeploy>> = wave.targets.iter().map(|t| deploy_of(record, t, rollback)).collect();
@@ -110,7 +117,14 @@ mod tests {
     use crate::rules::fixtures::{minutes, t0};
 
     fn wave() -> WavePlan {
-        WavePlan { index: 1, total: 2, name: "rest".into(), targets: vec!["b".into(), "c".into()], bake_seconds: 0 }
+        WavePlan {
+            index: 1,
+            total: 2,
+            name: "rest".into(),
+            targets: vec!["b".into(), "c".into()],
+            bake_seconds: 0,
+            deploy_timeout_seconds: 600,
+        }
     }
 
     fn record() -> WaveRecord {
@@ -168,6 +182,13 @@ mod tests {
         for (steps, expected) in cases {
             assert_eq!(wave_deploy(&after(&steps), &wave(), false), expected, "{steps:?}");
         }
+    }
+
+    #[test]
+    fn a_wave_s_deadline_is_its_deploy_timeout_after_it_began() {
+        assert_eq!(deploy_deadline(&wave(), minutes(3)), minutes(13));
+        let forever = WavePlan { deploy_timeout_seconds: u64::MAX, ..wave() };
+        assert_eq!(deploy_deadline(&forever, t0()), DateTime::<Utc>::MAX_UTC, "saturates");
     }
 
     #[test]

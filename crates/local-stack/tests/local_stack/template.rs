@@ -1,5 +1,6 @@
 //! What `infra/template.yaml` must say, read as CloudFormation reads it (no AWS needed).
 
+use baton_local_stack::iam::{self, Operation};
 use baton_local_stack::template::{StackNames, Template};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -105,9 +106,11 @@ fn collect_lambda_targets(value: &Value, out: &mut Vec<String>) {
 }
 
 #[test]
-fn the_public_webhook_has_reserved_concurrency() {
-    let webhook = template().function("GitHubWebhookFunction").unwrap();
-    assert!(webhook.reserved_concurrency.is_some_and(|n| n > 0));
+fn the_public_webhook_reserves_concurrency_when_the_account_can() {
+    // A new account's quota (10) leaves nothing to reserve: the stack must create without it.
+    assert_eq!(template().function("GitHubWebhookFunction").unwrap().reserved_concurrency, None);
+    let raised = template_with(&[("WebhookConcurrency", "5")]).function("GitHubWebhookFunction").unwrap();
+    assert_eq!(raised.reserved_concurrency, Some(5));
 }
 
 #[test]
@@ -116,4 +119,179 @@ fn ttl_is_enabled_only_where_the_code_writes_the_attribute() {
     let ttl = |table: &str| template.properties(table).unwrap().pointer("/TimeToLiveSpecification/AttributeName").cloned();
     assert_eq!(ttl("ReleaseTable"), Some(json!(baton_aws::dynamo::TTL_ATTRIBUTE)), "locks carry `ttl`");
     assert_eq!(ttl("CatalogTable"), None, "catalog items carry no `ttl`: a TTL setting there does nothing");
+}
+
+fn template_with(overrides: &[(&str, &str)]) -> Template {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/template.yaml");
+    let names = StackNames { stack_name: "prod".into(), region: "eu-west-1".into(), account: "123456789012".into() };
+    let overrides = overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Template::load(&path, names, &overrides).unwrap()
+}
+
+/// The (action, resource) pairs of `calls` that `principal`'s policy refuses.
+fn refused(template: &Template, principal: &str, calls: &[(&str, &str)]) -> Vec<(String, String)> {
+    let operations =
+        calls.iter().map(|(action, resource)| Operation { action: action.to_string(), resource: resource.to_string() }).collect();
+    let report = iam::check(template, principal, &operations).unwrap();
+    report.denied.into_iter().map(|op| (op.action, op.resource)).collect()
+}
+
+/// `calls` in the order a report lists them.
+fn owned(calls: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut owned: Vec<(String, String)> = calls.iter().map(|(a, r)| (a.to_string(), r.to_string())).collect();
+    owned.sort();
+    owned
+}
+
+#[test]
+fn deploy_wave_may_do_what_cloud_targets_need_and_nothing_to_baton_itself() {
+    let template = template_with(&[("ArtifactBucket", "acme-builds")]);
+    // What the ECS and Lambda deployers call (crates/aws/src/ecs.rs, lambda.rs), on a customer's resources.
+    let needed = [
+        ("ecs:DescribeServices", "arn:aws:ecs:us-east-1:123456789012:service/web/web"),
+        ("ecs:RegisterTaskDefinition", "*"),
+        // A copied task definition's tags: RegisterTaskDefinition tags the revision it creates.
+        ("ecs:TagResource", "arn:aws:ecs:us-east-1:123456789012:task-definition/web:8"),
+        ("iam:PassRole", "arn:aws:iam::123456789012:role/web-task"),
+        ("lambda:UpdateFunctionCode", "arn:aws:lambda:us-east-1:123456789012:function:checkout"),
+        // Lambda reads a zip from S3 with the caller's credentials.
+        ("s3:GetObject", "arn:aws:s3:::acme-builds/checkout/4f2a9c1e.zip"),
+        ("lambda:UpdateAlias", "arn:aws:lambda:us-east-1:123456789012:function:checkout:live"),
+    ];
+    assert_eq!(refused(&template, "DeployWaveFunction", &needed), vec![], "what cloud targets need");
+    let tag_grant = template.properties("DeployWaveFunction").unwrap()["Policies"][0]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Action"] == json!(["ecs:TagResource"]))
+        .cloned()
+        .expect("an ecs:TagResource statement");
+    assert_eq!(tag_grant["Condition"], json!({"StringEquals": {"ecs:CreateAction": "RegisterTaskDefinition"}}), "tags only new revisions");
+
+    // A catalog that names Baton's own functions or roles, another bucket, or a role to assume
+    // that no one allowed, cannot use deploy-wave's role for it.
+    let deploy_wave = template.arn("DeployWaveFunction").unwrap();
+    let load_catalog = template.arn("LoadCatalogFunction").unwrap();
+    let own_role = template.arn("DeployWaveFunctionRole").unwrap();
+    let takeover = [
+        ("lambda:UpdateFunctionCode", deploy_wave.as_str()),
+        ("lambda:UpdateAlias", &format!("{load_catalog}:live")),
+        ("iam:PassRole", own_role.as_str()),
+        ("s3:GetObject", "arn:aws:s3:::someone-elses-bucket/x.zip"),
+        ("sts:AssumeRole", "arn:aws:iam::210987654321:role/admin"),
+    ];
+    assert_eq!(refused(&template, "DeployWaveFunction", &takeover), owned(&takeover));
+    // Without an artifact bucket, no S3 grant at all.
+    let plain = template_with(&[]);
+    assert_eq!(refused(&plain, "DeployWaveFunction", &needed[5..6]), owned(&needed[5..6]));
+}
+
+#[test]
+fn roles_in_other_accounts_and_customer_keys_are_granted_only_through_parameters() {
+    let deployer = "arn:aws:iam::210987654321:role/baton-deployer";
+    let key = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+    let plain = template_with(&[]);
+    let granted = template_with(&[("AssumableRoleArns", deployer), ("SecretsKmsKeyArns", key)]);
+    for principal in ["TriggerBuildFunction", "PollBuildFunction", "DeployWaveFunction", "CheckHealthFunction"] {
+        let assume = [("sts:AssumeRole", deployer)];
+        assert_eq!(refused(&plain, principal, &assume), owned(&assume), "{principal}: no role to assume by default");
+        assert_eq!(refused(&granted, principal, &assume), vec![], "{principal}: the listed role");
+        let other = [("sts:AssumeRole", "arn:aws:iam::210987654321:role/admin")];
+        assert_eq!(refused(&granted, principal, &other), owned(&other), "{principal}: only the listed role");
+        // Target accounts' trust policies name these roles.
+        let role = format!("{}Role", principal);
+        let output = principal.strip_suffix("Function").unwrap().to_string() + "RoleArn";
+        assert_eq!(granted.output(&output).unwrap(), granted.arn(&role).unwrap(), "{principal}'s role is a stack output");
+    }
+    for principal in ["TriggerBuildFunction", "PollBuildFunction", "DeployWaveFunction", "CheckHealthFunction", "NotifyFunction"] {
+        let decrypt = [("kms:Decrypt", key)];
+        assert_eq!(refused(&plain, principal, &decrypt), owned(&decrypt), "{principal}: no key by default");
+        assert_eq!(refused(&granted, principal, &decrypt), vec![], "{principal} reads secrets under the customer's key");
+    }
+}
+
+#[test]
+fn poll_tasks_retry_the_lambda_runtime_s_own_failures() {
+    let definition: Value = serde_json::from_str(&template().state_machine_definition("ReleaseStateMachine").unwrap()).unwrap();
+    let mut found = Vec::new();
+    find_states(&definition, &mut found);
+    for poll in ["WaitForBuild", "WaitForWave", "WaitForWaveRollback", "WatchHealth"] {
+        let state = found.iter().find(|(name, _)| name == poll).map(|(_, s)| s).unwrap_or_else(|| panic!("no state {poll}"));
+        let retried: Vec<&str> = state["Retry"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["ErrorEquals"].as_array().unwrap())
+            .filter_map(Value::as_str)
+            .collect();
+        for error in ["Lambda.ClientExecutionTimeoutException", "Lambda.Unknown", "Sandbox.Timedout"] {
+            assert!(retried.contains(&error), "{poll} does not retry {error}: {retried:?}");
+        }
+    }
+}
+
+fn find_states(value: &Value, out: &mut Vec<(String, Value)>) {
+    if let Some(states) = value.get("States").and_then(Value::as_object) {
+        for (name, state) in states {
+            out.push((name.clone(), state.clone()));
+            for key in ["Iterator", "ItemProcessor"] {
+                if let Some(inner) = state.get(key) {
+                    find_states(inner, out);
+                }
+            }
+            for branch in state.get("Branches").and_then(Value::as_array).into_iter().flatten() {
+                find_states(branch, out);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_dead_letter_queue_has_an_alarm_and_the_alarm_topic_takes_cloudwatch_s_messages() {
+    let template = template();
+    let queue = template.physical_name("ReleaseStartDeadLetterQueue").unwrap();
+    let alarms: Vec<Value> = template.of_type("AWS::CloudWatch::Alarm").map(|id| template.properties(id).unwrap()).collect();
+    assert!(
+        alarms.iter().any(|a| a["Namespace"] == "AWS/SQS" && a["Dimensions"][0]["Value"] == queue.as_str()),
+        "no alarm on the dead-letter queue {queue}"
+    );
+    // CloudWatch cannot use the AWS-managed SNS key: alarms to a topic under it never arrive.
+    let topic = template.properties("AlarmTopic").unwrap();
+    assert_ne!(topic.get("KmsMasterKeyId").and_then(Value::as_str), Some("alias/aws/sns"));
+}
+
+#[test]
+fn the_state_machine_logs_under_vended_logs_and_samconfig_names_only_template_parameters() {
+    let template = template();
+    let group = template.physical_name("ReleaseStateMachineLogs").unwrap();
+    assert!(group.starts_with("/aws/vendedlogs/"), "{group}");
+    let samconfig = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/samconfig.toml")).unwrap();
+    let parameters = template.parameters();
+    for line in samconfig.lines().filter(|l| l.trim_start().starts_with("parameter_overrides")) {
+        let value = line.split_once('=').unwrap().1.trim().trim_matches('"');
+        for name in value.split_whitespace().filter_map(|pair| pair.split_once('=')).map(|(name, _)| name) {
+            assert!(parameters.contains_key(name), "samconfig.toml overrides {name}, which the template does not declare");
+        }
+    }
+}
+
+#[test]
+fn catalog_validation_holds_secrets_to_the_prefixes_the_template_grants() {
+    use baton_domain::catalog::validate::{NOTIFY_SECRETS, PROVIDER_SECRETS};
+    let template = template();
+    let readers = [
+        ("NotifyFunction", NOTIFY_SECRETS),
+        ("TriggerBuildFunction", PROVIDER_SECRETS),
+        ("PollBuildFunction", PROVIDER_SECRETS),
+        ("DeployWaveFunction", PROVIDER_SECRETS),
+        ("CheckHealthFunction", PROVIDER_SECRETS),
+    ];
+    for (principal, prefix) in readers {
+        let reads = [
+            ("secretsmanager:GetSecretValue", format!("arn:aws:secretsmanager:eu-west-1:123456789012:secret:{prefix}token-AbCdEf")),
+            ("ssm:GetParameter", format!("arn:aws:ssm:eu-west-1:123456789012:parameter/{prefix}token")),
+        ];
+        let reads: Vec<(&str, &str)> = reads.iter().map(|(a, r)| (*a, r.as_str())).collect();
+        assert_eq!(refused(&template, principal, &reads), vec![], "{principal} reads what `catalog validate --cloud` lets it name");
+    }
 }

@@ -129,7 +129,7 @@ fn sample(kind: &Kind) -> Value {
         Kind::Targets => json!(["t"]),
         Kind::Url => json!("https://x.example.com"),
         Kind::CheckedScalars(_) => json!({ "word": "eu", "number": 3, "flag": false }),
-        Kind::Duration { min } | Kind::Count { min } | Kind::Between { min, .. } => json!(min.max(&1)),
+        Kind::Duration { min, .. } | Kind::Count { min } | Kind::Between { min, .. } => json!(min.max(&1)),
         Kind::Argv => json!(["sh", "run.sh"]),
         Kind::WorkingDir | Kind::RelativePath => json!("dir"),
         Kind::Env => json!({ "A": "1" }),
@@ -196,7 +196,10 @@ fn full_delivery(build: ProviderBlock, target: ProviderBlock, health: HealthSpec
         team: Some("t".into()),
         on_call: Some("o".into()),
         build,
-        deploy: DeploySpec { target, waves: vec![WaveSpec { name: "w".into(), targets: vec!["t".into()], bake: Seconds(1) }] },
+        deploy: DeploySpec {
+            target,
+            waves: vec![WaveSpec { name: "w".into(), targets: vec!["t".into()], bake: Seconds(1), deploy_timeout: Seconds(60) }],
+        },
         health,
         notify: NotifySpec {
             slack: Some(SlackSpec { channel: "#c".into(), webhook: secret("W"), token: secret("T") }),

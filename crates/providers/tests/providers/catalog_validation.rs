@@ -104,7 +104,10 @@ fn v2_2_happy_path_builds_the_entry() {
         CommandBuild { run: CommandRun::new(vec!["sh".into(), "build.sh".into()]), artifact_file: None }
     );
     assert_eq!(d.deploy.waves.len(), 2);
-    assert_eq!(d.deploy.waves[0], WaveSpec { name: "canary".into(), targets: vec!["c1".into()], bake: Seconds(5) });
+    assert_eq!(
+        d.deploy.waves[0],
+        WaveSpec { name: "canary".into(), targets: vec!["c1".into()], bake: Seconds(5), deploy_timeout: WaveSpec::DEFAULT_DEPLOY_TIMEOUT }
+    );
     assert_eq!(d.deploy.waves[1].bake, Seconds(0), "bake defaults to 0");
     let [gate] = &d.health.gates[..] else { panic!("one gate") };
     assert_eq!((d.health.interval, gate.consecutive, gate.failures), (Seconds(10), 3, 1));

@@ -86,7 +86,7 @@ async fn env_references_the_environment_cannot_answer_come_from_the_stack_creden
     assert_eq!(resolver.resolve(&env("SLACK_TOKEN")).await.unwrap(), "xoxb-stack");
     assert_eq!(resolver.resolve(&env("IN_ENV")).await.unwrap(), "value-from-env", "the environment comes first");
 
-    // Read once per cold start: deleting the secrets changes nothing for this resolver.
+    // Read once per TTL (minutes): deleting the secrets changes nothing for this resolver yet.
     for id in [&providers, &slack] {
         client.delete_secret().secret_id(id).force_delete_without_recovery(true).send().await.unwrap();
     }
@@ -103,4 +103,26 @@ async fn env_references_the_environment_cannot_answer_come_from_the_stack_creden
     let broken = create(common::unique("baton/providers/broken"), "ghp_not_json").await;
     let error = AwsSecretResolver::new(&config, Arc::new(EmptyEnv)).with_credentials(vec![broken]).resolve(&env("X")).await.unwrap_err();
     assert!(error.to_string().contains("is not a JSON object") && !error.to_string().contains("ghp_not_json"), "{error}");
+}
+
+#[tokio::test]
+async fn a_rotated_credential_is_picked_up_once_the_cache_is_older_than_its_ttl() {
+    let config = common::sdk_config().await;
+    let client = aws_sdk_secretsmanager::Client::new(&config);
+    let id = common::unique("baton/providers/rotated");
+    client.create_secret().name(&id).secret_string(r#"{"GITHUB_TOKEN": "ghp_old"}"#).send().await.expect("create secret");
+    let ttl = std::time::Duration::from_millis(300);
+    let resolver = AwsSecretResolver::new(&config, Arc::new(EmptyEnv)).with_credentials(vec![id.clone()]).credentials_ttl(ttl);
+    let token = SecretRef::Env("GITHUB_TOKEN".into());
+    assert_eq!(resolver.resolve(&token).await.unwrap(), "ghp_old");
+
+    client.put_secret_value().secret_id(&id).secret_string(r#"{"GITHUB_TOKEN": "ghp_new"}"#).send().await.unwrap();
+    assert_eq!(resolver.resolve(&token).await.unwrap(), "ghp_old", "within the TTL the cached value serves");
+    tokio::time::sleep(ttl).await;
+    assert_eq!(resolver.resolve(&token).await.unwrap(), "ghp_new", "past the TTL the rotated value is read");
+
+    // A read that fails past the TTL keeps the last values rather than failing the release.
+    client.delete_secret().secret_id(&id).force_delete_without_recovery(true).send().await.unwrap();
+    tokio::time::sleep(ttl).await;
+    assert_eq!(resolver.resolve(&token).await.unwrap(), "ghp_new");
 }
