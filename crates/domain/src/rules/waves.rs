@@ -222,15 +222,15 @@ mod tests {
     fn a_rollback_leaves_a_refused_target_alone() {
         use DeployProgress::Succeeded as S;
         // b started (it may have changed); c was refused before anything changed.
-        let mut record = after(&[("b", false, None)]);
-        started(&mut record, "c", false, Err("blocked by sync window".into()), t0());
-        assert!(refused(&record, "c") && !refused(&record, "b"));
-        assert!(changed_any(&record));
-        assert_eq!(targets_to_start(&record, &wave(), true), ["b"]);
-        started(&mut record, "b", true, Ok(run("b-back")), minutes(1));
-        assert_eq!(wave_deploy(&record, &wave(), true), WaveDeploy::Running);
-        settle(&mut record, "b", true, &S, minutes(2));
-        assert_eq!(wave_deploy(&record, &wave(), true), WaveDeploy::Succeeded, "c needs no rollback");
+        let mut partly = after(&[("b", false, None)]);
+        started(&mut partly, "c", false, Err("blocked by sync window".into()), t0());
+        assert!(refused(&partly, "c") && !refused(&partly, "b"));
+        assert!(changed_any(&partly));
+        assert_eq!(targets_to_start(&partly, &wave(), true), ["b"]);
+        started(&mut partly, "b", true, Ok(run("b-back")), minutes(1));
+        assert_eq!(wave_deploy(&partly, &wave(), true), WaveDeploy::Running);
+        settle(&mut partly, "b", true, &S, minutes(2));
+        assert_eq!(wave_deploy(&partly, &wave(), true), WaveDeploy::Succeeded, "c needs no rollback");
 
         // Every target refused: nothing changed, nothing to undo.
         let mut untouched = record();

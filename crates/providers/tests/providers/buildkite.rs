@@ -224,7 +224,8 @@ async fn rate_limit_windows_are_obeyed_to_their_end() {
         let limited = buildkite_error(429, "rate limited").insert_header("ratelimit-remaining", "0").insert_header("ratelimit-reset", window.to_string().as_str());
         let times = limited_then(&server, "POST", BUILDS, limited, ResponseTemplate::new(201).set_body_json(build("scheduled", false))).await;
         let buildkite = provider_on(&server, &clock);
-        let run = window_is_obeyed(window, &clock, &times, || buildkite.start(&build_request(Some(SHA)))).await;
+        let request = build_request(Some(SHA));
+        let run = window_is_obeyed(window, &clock, &times, || buildkite.start(&request)).await;
         assert_eq!(run.id, "57", "window {window}");
     }
 }

@@ -340,7 +340,8 @@ async fn rate_limit_windows_are_obeyed_to_their_end() {
         let limited = circleci_error(429, "Too many requests").insert_header("retry-after", window.to_string().as_str());
         let times = limited_then(&server, "POST", TRIGGER, limited, triggered()).await;
         let circleci = provider_on(&server, &clock);
-        let run = window_is_obeyed(window, &clock, &times, || circleci.start(&build_request(Some(SHA)))).await;
+        let request = build_request(Some(SHA));
+        let run = window_is_obeyed(window, &clock, &times, || circleci.start(&request)).await;
         assert_eq!(run.id, PIPELINE_ID, "window {window}");
     }
 }

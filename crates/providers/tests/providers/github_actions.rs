@@ -1,7 +1,7 @@
 //! Contract tests of the GitHub Actions build provider against a local server that answers
 //! with the shapes GitHub documents (REST API version 2022-11-28).
 
-mod support;
+use crate::support;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};

@@ -273,7 +273,8 @@ async fn rate_limit_windows_are_obeyed_to_their_end() {
         let limited = gitlab_error(429, "Retry later").insert_header(header, value.as_str());
         let times = limited_then(&server, "POST", CREATE, limited, created("created")).await;
         let gitlab = built_on(&spec(&server, true, false), &clock);
-        let run = window_is_obeyed(window, &clock, &times, || gitlab.start(&build_request(Some(SHA)))).await;
+        let request = build_request(Some(SHA));
+        let run = window_is_obeyed(window, &clock, &times, || gitlab.start(&request)).await;
         assert_eq!(run.id, "4242", "window {window}");
     }
 }
