@@ -387,6 +387,7 @@ async fn a_trigger_answered_after_the_timeout_yields_one_pipeline_that_is_found_
 async fn a_malformed_trigger_answer_cancels_the_pipeline_it_started() {
     let server = MockServer::start().await;
     circleci_that_triggers(&server, ResponseTemplate::new(201).set_body_string("<html>bad gateway</html>")).await;
+    answer(&server, "GET", PIPELINE, pipeline_state("created")).await;
     answer(&server, "GET", WORKFLOWS, workflow_page(&[("build", "running")], None)).await;
     Mock::given(method("POST")).and(path(cancel_path("build"))).respond_with(ResponseTemplate::new(202).set_body_json(json!({ "message": "Accepted." }))).expect(1).mount(&server).await;
     let error = provider(&server).start(&build_request(Some(SHA))).await.unwrap_err();
