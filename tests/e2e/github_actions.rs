@@ -159,7 +159,10 @@ async fn a_dispatch_that_fails_after_github_acted_yields_one_run_that_the_releas
     let events = baton.ports().store.events(&release.id).await.unwrap();
     let said: Vec<&str> = events.iter().map(|e| e.message.as_str()).collect();
     assert!(said.iter().any(|m| m.contains("got no answer; the retry looks for the build first")), "{said:#?}");
-    assert!(said.iter().any(|m| m.starts_with("found the build an unanswered request started: github-actions build 4242 started")), "{said:#?}");
+    assert!(
+        said.iter().any(|m| m.starts_with("found the build an unanswered request started: github-actions build 4242 started")),
+        "{said:#?}"
+    );
     assert_eq!(fixture.deployed(SERVICE, "box-1").as_deref(), Some("ghcr.io/acme/checkout:4f2a9c1"));
     assert_eq!(requests(&server, "POST").await.len(), 1, "dispatched once");
     assert_consistent(&baton, &release).await;

@@ -69,7 +69,11 @@ async fn a_command_build_without_a_sha_outside_git_is_refused_before_any_wave_ag
 #[tokio::test]
 async fn a_sync_window_fails_the_wave_and_rolls_back_nothing_on_the_refused_target() {
     let server = MockServer::start().await;
-    Mock::given(method("GET")).and(path("/api/v1/applications/box-1")).respond_with(ResponseTemplate::new(200).set_body_json(application("0ld"))).mount(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/applications/box-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(application("0ld")))
+        .mount(&server)
+        .await;
     let refused = json!({ "error": "Cannot sync: Blocked by sync window", "code": 7, "message": "Cannot sync: Blocked by sync window" });
     Mock::given(method("POST"))
         .and(path("/api/v1/applications/box-1/sync"))

@@ -28,10 +28,10 @@ use crate::clients::{AwsAccess, AwsClients, region_of, to_chrono};
 use crate::error::AwsError;
 use async_trait::async_trait;
 use aws_sdk_codebuild::types::{Build, EnvironmentVariable, EnvironmentVariableType, SortOrderType, StatusType};
-use chrono::{DateTime, Utc};
 use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::{Artifact, ReleaseId, UNKNOWN_SHA};
 use baton_domain::template::{ArtifactTemplate, RunFacts, RunWord};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 

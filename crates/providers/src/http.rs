@@ -117,8 +117,11 @@ pub(crate) fn after(now: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
 pub(crate) fn rate_limited(service: &str, context: &str, until: DateTime<Utc>, answered: bool) -> ProviderError {
     let when = until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let how = if answered { "is rate limiting" } else { "is still rate limiting" };
-    ProviderError::unavailable(format!("{context}: {service} {how}: nothing is sent to it before {when}"))
-        .caused_by(RateLimited { service: service.to_owned(), until, answered })
+    ProviderError::unavailable(format!("{context}: {service} {how}: nothing is sent to it before {when}")).caused_by(RateLimited {
+        service: service.to_owned(),
+        until,
+        answered,
+    })
 }
 
 /// The process's one HTTPS client ([`baton_http_client::shared`], which the AWS SDK clients use too):
@@ -320,8 +323,11 @@ impl Answer {
                 match self.limited_until {
                     Some(until) => {
                         let when = until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                        ProviderError::unavailable(format!("{limiting}; nothing is sent to it before {when}"))
-                            .caused_by(RateLimited { service: (*service).to_owned(), until, answered: true })
+                        ProviderError::unavailable(format!("{limiting}; nothing is sent to it before {when}")).caused_by(RateLimited {
+                            service: (*service).to_owned(),
+                            until,
+                            answered: true,
+                        })
                     }
                     None => ProviderError::unavailable(limiting),
                 }
@@ -393,8 +399,12 @@ mod tests {
 
     #[test]
     fn error_answers_say_what_their_service_said() {
-        let answer =
-            |body: &str| Answer { status: StatusCode::BAD_REQUEST, headers: HeaderMap::new(), body: body.as_bytes().to_vec(), limited_until: None };
+        let answer = |body: &str| Answer {
+            status: StatusCode::BAD_REQUEST,
+            headers: HeaderMap::new(),
+            body: body.as_bytes().to_vec(),
+            limited_until: None,
+        };
         let cases = [
             (
                 r#"{"error":"x","code":9,"message":"another operation is already in progress"}"#,

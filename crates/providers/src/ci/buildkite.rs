@@ -248,7 +248,8 @@ impl BuildProvider for BuildkiteBuildProvider {
         let (_, answer) = self.api.call(Method::GET, url, Credential::Bearer(token), Body::Empty, &call).await?;
         let builds: Vec<Build> = decode(&answer, &context)?;
         // The filter is the service's; the release id in the build's own env is the proof.
-        let ours = |build: &&Build| build.env.get("BATON_RELEASE_ID").and_then(serde_json::Value::as_str) == Some(request.release_id.0.as_str());
+        let ours =
+            |build: &&Build| build.env.get("BATON_RELEASE_ID").and_then(serde_json::Value::as_str) == Some(request.release_id.0.as_str());
         let oldest = builds.iter().filter(ours).min_by_key(|build| build.number);
         Ok(oldest.map(|build| {
             tracing::info!(target: "baton::buildkite", build = build.number, url = %build.web_url,

@@ -600,7 +600,11 @@ mod tests {
     }
 
     fn pipeline(state: &str) -> Pipeline {
-        Pipeline { state: state.into(), errors: Vec::new(), vcs: Some(Vcs { revision: "0123456789abcdef0123456789abcdef01234567".into(), branch: None }) }
+        Pipeline {
+            state: state.into(),
+            errors: Vec::new(),
+            vcs: Some(Vcs { revision: "0123456789abcdef0123456789abcdef01234567".into(), branch: None }),
+        }
     }
 
     fn workflows(statuses: &[&str]) -> Vec<Workflow> {

@@ -34,7 +34,8 @@
 use super::github_app::{AppAuth, GitHubAppTokens, InstallationToken};
 use super::{ArtifactTemplate, RunFacts, RunWord, created_from, handle_number, handle_state, unfollowable};
 use crate::http::{
-    CREATE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, RateLimits, SHORT_WAIT, after, decode, endpoint, header_u64, quote, rate_limited, retry_after, unanswered,
+    CREATE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, RateLimits, SHORT_WAIT, after, decode, endpoint, header_u64, quote, rate_limited, retry_after,
+    unanswered,
 };
 use crate::secrets::Secret;
 use async_trait::async_trait;
@@ -587,7 +588,9 @@ impl BuildProvider for GitHubActionsBuildProvider {
         match self.locate(&state, &dispatch).await {
             Ok(Some(run)) => return Ok(self.handle(run.id, run.html_url, state)),
             Ok(None) => {}
-            Err(e) => tracing::warn!(target: "baton::github", "cannot list the dispatched runs yet: {}", baton_domain::error::chain_text(&e)),
+            Err(e) => {
+                tracing::warn!(target: "baton::github", "cannot list the dispatched runs yet: {}", baton_domain::error::chain_text(&e))
+            }
         }
         state.locate = Some(dispatch);
         Ok(RunHandle { provider: PROVIDER.into(), id: PENDING.into(), url: None, state: state_json(&state) })

@@ -17,8 +17,8 @@ pub use github_app::GitHubAppTokens;
 use baton_domain::error::chain_text;
 use baton_domain::ports::{BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::ReleaseId;
-use chrono::{DateTime, Utc};
 pub(crate) use baton_domain::template::{ArtifactTemplate, RunFacts, RunWord};
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -100,5 +100,8 @@ pub(crate) async fn unfollowable(
         Ok(None) => format!("no build of release {} is listed: if one appears, cancel it", request.release_id),
         Err(err) => format!("cannot look for the build it may have started ({}): cancel it if one runs", chain_text(&err)),
     };
-    ProviderError::Rejected { message: format!("{message}; the request was accepted, not retried, to start no second build; {what}"), cause }
+    ProviderError::Rejected {
+        message: format!("{message}; the request was accepted, not retried, to start no second build; {what}"),
+        cause,
+    }
 }

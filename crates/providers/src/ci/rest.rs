@@ -106,7 +106,13 @@ impl RestApi {
 
     /// [`Self::call`] for the POST that creates a build, given [`CREATE_TIMEOUT`] (or the
     /// timeout set) to answer.
-    pub(crate) async fn create(&self, url: Url, credential: Credential<'_>, body: Body<'_>, call: &Call<'_>) -> Result<Vec<u8>, ProviderError> {
+    pub(crate) async fn create(
+        &self,
+        url: Url,
+        credential: Credential<'_>,
+        body: Body<'_>,
+        call: &Call<'_>,
+    ) -> Result<Vec<u8>, ProviderError> {
         Ok(self.timed(self.create_timeout, Method::POST, url, credential, body, call).await?.1)
     }
 

@@ -221,8 +221,11 @@ async fn rate_limit_windows_are_obeyed_to_their_end() {
     for window in [2, 20, 120] {
         let server = MockServer::start().await;
         let clock = ManualClock::new();
-        let limited = buildkite_error(429, "rate limited").insert_header("ratelimit-remaining", "0").insert_header("ratelimit-reset", window.to_string().as_str());
-        let times = limited_then(&server, "POST", BUILDS, limited, ResponseTemplate::new(201).set_body_json(build("scheduled", false))).await;
+        let limited = buildkite_error(429, "rate limited")
+            .insert_header("ratelimit-remaining", "0")
+            .insert_header("ratelimit-reset", window.to_string().as_str());
+        let times =
+            limited_then(&server, "POST", BUILDS, limited, ResponseTemplate::new(201).set_body_json(build("scheduled", false))).await;
         let buildkite = provider_on(&server, &clock);
         let request = build_request(Some(SHA));
         let run = window_is_obeyed(window, &clock, &times, || buildkite.start(&request)).await;
@@ -248,7 +251,8 @@ async fn buildkite_that_creates(server: &MockServer, create: ResponseTemplate) {
 #[tokio::test]
 async fn a_create_answered_after_the_timeout_yields_one_build_that_is_found_and_followed() {
     let server = MockServer::start().await;
-    buildkite_that_creates(&server, ResponseTemplate::new(201).set_body_json(build("scheduled", false)).set_delay(Duration::from_secs(2))).await;
+    buildkite_that_creates(&server, ResponseTemplate::new(201).set_body_json(build("scheduled", false)).set_delay(Duration::from_secs(2)))
+        .await;
     answer(&server, "GET", BUILD, state("passed")).await;
     let buildkite = provider(&server).with_create_timeout(Duration::from_millis(300));
     let asked_at = chrono::Utc::now();
@@ -259,8 +263,7 @@ async fn a_create_answered_after_the_timeout_yields_one_build_that_is_found_and_
     let found = buildkite.find(&build_request(Some(SHA)), asked_at).await.unwrap().expect("the build the first request created");
     assert_eq!(found, handle());
     let listing = &received(&server, "GET", BUILDS).await[0];
-    let from: chrono::DateTime<chrono::Utc> =
-        listing.url.query_pairs().find(|(key, _)| key == "created_from").unwrap().1.parse().unwrap();
+    let from: chrono::DateTime<chrono::Utc> = listing.url.query_pairs().find(|(key, _)| key == "created_from").unwrap().1.parse().unwrap();
     assert!(from <= asked_at && asked_at - from <= chrono::Duration::seconds(60), "{from}");
     assert!(matches!(buildkite.poll(&travelled(&found)).await.unwrap().progress, BuildProgress::Succeeded { .. }));
     // `expect(1)` on the create: the server verifies one build when it drops.

@@ -389,7 +389,12 @@ async fn a_malformed_trigger_answer_cancels_the_pipeline_it_started() {
     circleci_that_triggers(&server, ResponseTemplate::new(201).set_body_string("<html>bad gateway</html>")).await;
     answer(&server, "GET", PIPELINE, pipeline_state("created")).await;
     answer(&server, "GET", WORKFLOWS, workflow_page(&[("build", "running")], None)).await;
-    Mock::given(method("POST")).and(path(cancel_path("build"))).respond_with(ResponseTemplate::new(202).set_body_json(json!({ "message": "Accepted." }))).expect(1).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path(cancel_path("build")))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({ "message": "Accepted." })))
+        .expect(1)
+        .mount(&server)
+        .await;
     let error = provider(&server).start(&build_request(Some(SHA))).await.unwrap_err();
     let ProviderError::Rejected { message: said, .. } = &error else { panic!("a retry would trigger a second pipeline: {error:?}") };
     assert!(said.contains(&format!("cancelled the build it started (CircleCI {PIPELINE_ID})")), "{said}");

@@ -272,7 +272,12 @@ async fn an_unreadable_dispatch_answer_cancels_the_run_it_started_and_dispatches
         .mount(&server)
         .await;
     answer(&server, "GET", RUNS, listed(vec![run(31, "queued", None)])).await;
-    Mock::given(method("POST")).and(path(format!("{}/cancel", run_path(31)))).respond_with(ResponseTemplate::new(202)).expect(1).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path(format!("{}/cancel", run_path(31))))
+        .respond_with(ResponseTemplate::new(202))
+        .expect(1)
+        .mount(&server)
+        .await;
     let error = provider(&server).start(&request(Some(SHA))).await.unwrap_err();
     let ProviderError::Rejected { message: said, .. } = &error else { panic!("a retry would dispatch again: {error:?}") };
     assert!(said.contains("unreadable answer") && said.contains("cancelled the build it started (GitHub Actions run 31)"), "{said}");
@@ -281,7 +286,12 @@ async fn an_unreadable_dispatch_answer_cancels_the_run_it_started_and_dispatches
 #[tokio::test]
 async fn a_dispatch_answered_after_the_timeout_yields_one_run_that_is_found_and_followed() {
     let server = MockServer::start().await;
-    Mock::given(method("POST")).and(path(DISPATCHES)).respond_with(dispatched(55).set_delay(Duration::from_secs(2))).expect(1).mount(&server).await;
+    Mock::given(method("POST"))
+        .and(path(DISPATCHES))
+        .respond_with(dispatched(55).set_delay(Duration::from_secs(2)))
+        .expect(1)
+        .mount(&server)
+        .await;
     let mut ours = run(55, "in_progress", None);
     ours["display_title"] = json!(format!("release {RELEASE}"));
     answer(&server, "GET", RUNS, listed(vec![run(56, "queued", None), ours])).await;
@@ -314,10 +324,19 @@ async fn rate_limit_windows_are_obeyed_to_their_end_primary_and_secondary() {
                     .insert_header("x-ratelimit-limit", "5000")
                     .insert_header("x-ratelimit-remaining", "0")
                     .insert_header("x-ratelimit-reset", reset.to_string().as_str()),
-                "secondary" => github_error(403, "You have exceeded a secondary rate limit.").insert_header("retry-after", window.to_string().as_str()),
+                "secondary" => {
+                    github_error(403, "You have exceeded a secondary rate limit.").insert_header("retry-after", window.to_string().as_str())
+                }
                 _ => github_error(429, "Too many requests").insert_header("retry-after", window.to_string().as_str()),
             };
-            let times = support::limited_then(&server, "GET", &run_path(9), limited, ResponseTemplate::new(200).set_body_json(run(9, "in_progress", None))).await;
+            let times = support::limited_then(
+                &server,
+                "GET",
+                &run_path(9),
+                limited,
+                ResponseTemplate::new(200).set_body_json(run(9, "in_progress", None)),
+            )
+            .await;
             let mut config = config(&server, token());
             config.rate_limits = support::own_limits(clock.clone());
             let github = GitHubActionsBuildProvider::new(config, http_client().unwrap(), &GitHubAppTokens::new()).unwrap();

@@ -256,7 +256,10 @@ async fn a_short_rate_limit_is_waited_out_and_a_long_one_says_when() {
     answer(&server, "GET", PIPELINE, gitlab_error(429, "Retry later").insert_header("retry-after", "90")).await;
     let gitlab = provider(&server);
     let error = gitlab.poll(&handle()).await.unwrap_err();
-    assert!(matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("HTTP 429") && m.contains("GitLab is rate limiting")), "{error}");
+    assert!(
+        matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("HTTP 429") && m.contains("GitLab is rate limiting")),
+        "{error}"
+    );
     let left = (error.rate_limit().expect("a rate limit").until - chrono::Utc::now()).num_seconds();
     assert!((85..=90).contains(&left), "{error}");
     assert!(gitlab.poll(&handle()).await.unwrap_err().rate_limit().is_some_and(|limit| !limit.answered));
