@@ -82,6 +82,18 @@ impl Fixture {
     /// As [`Fixture::write_catalog`], with `build` (the lines under `build:`) as its build block.
     pub fn write_catalog_with_build(&self, service: &str, extra: &str, build: &str) {
         let control = self.control();
+        let deploy = format!(
+            "      provider: command\n      command: {}\n      env: {{CONTROL: \"{}\"}}\n",
+            serde_json::to_string(&["sh", "-c", DEPLOY]).unwrap(),
+            control.display()
+        );
+        self.write_catalog_with_blocks(service, extra, build, &deploy);
+    }
+
+    /// As [`Fixture::write_catalog_with_build`], with `deploy` (the lines under `deploy:` but its
+    /// waves) as its deploy block.
+    pub fn write_catalog_with_blocks(&self, service: &str, extra: &str, build: &str, deploy: &str) {
+        let control = self.control();
         let waves: String = self
             .waves
             .iter()
@@ -89,8 +101,7 @@ impl Fixture {
             .collect();
         let command = |script: &str| serde_json::to_string(&["sh", "-c", script]).unwrap();
         let yaml = format!(
-            "schema-version: v2.2\ndd-service: {service}\nteam: payments\nlinks:\n  - {{name: Source, type: repo, url: \"https://github.com/acme/{service}\"}}\nextensions:\n  baton:\n    environment: {ENVIRONMENT}\n    release-branch: main\n{extra}    build:\n{build}    deploy:\n      provider: command\n      command: {deploy}\n      env: {{CONTROL: \"{control}\"}}\n      waves:\n{waves}    health:\n      interval: 30s\n      gates:\n        - provider: command\n          command: {health}\n          env: {{CONTROL: \"{control}\"}}\n",
-            deploy = command(DEPLOY),
+            "schema-version: v2.2\ndd-service: {service}\nteam: payments\nlinks:\n  - {{name: Source, type: repo, url: \"https://github.com/acme/{service}\"}}\nextensions:\n  baton:\n    environment: {ENVIRONMENT}\n    release-branch: main\n{extra}    build:\n{build}    deploy:\n{deploy}      waves:\n{waves}    health:\n      interval: 30s\n      gates:\n        - provider: command\n          command: {health}\n          env: {{CONTROL: \"{control}\"}}\n",
             health = command(HEALTH),
             control = control.display(),
         );

@@ -127,3 +127,43 @@ async fn a_build_the_release_stops_following_is_cancelled() {
     assert_consistent(&baton, &release).await;
     assert_eq!(requests(&server, "POST").await.len(), 2, "dispatched once, cancelled once");
 }
+
+#[tokio::test]
+async fn a_dispatch_that_fails_after_github_acted_yields_one_run_that_the_release_follows() {
+    let server = MockServer::start().await;
+    // GitHub started the run, then the answer was lost in a 502 from the proxy in front of it.
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/checkout/actions/workflows/release.yml/dispatches"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("<html>502 Bad Gateway</html>"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let listed = json!({ "total_count": 1, "workflow_runs": [{
+        "id": RUN, "status": "queued", "conclusion": null,
+        "head_sha": "4f2a9c1e0b7d5a3c", "head_branch": "main", "html_url": HTML, "display_title": "release",
+    }]});
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/checkout/actions/workflows/release.yml/runs"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(listed))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET")).and(path(RUNS)).respond_with(run("completed", json!("success"))).mount(&server).await;
+    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_LOST_DISPATCH");
+    let baton = fixture.baton();
+    let outcome = baton.run("exec-gha-lost", cli_input("cli-1")).await;
+    assert_status(&outcome, ExecutionStatus::Succeeded);
+
+    let release = release_of(&baton, "exec-gha-lost").await;
+    let build = release.build.clone().expect("the build is recorded");
+    assert_eq!((build.run_id.as_str(), build.status, build.attempts), ("4242", BuildStatus::Succeeded, 1), "{build:#?}");
+    let events = baton.ports().store.events(&release.id).await.unwrap();
+    let said: Vec<&str> = events.iter().map(|e| e.message.as_str()).collect();
+    assert!(said.iter().any(|m| m.contains("got no answer; the retry looks for the build first")), "{said:#?}");
+    assert!(
+        said.iter().any(|m| m.starts_with("found the build an unanswered request started: github-actions build 4242 started")),
+        "{said:#?}"
+    );
+    assert_eq!(fixture.deployed(SERVICE, "box-1").as_deref(), Some("ghcr.io/acme/checkout:4f2a9c1"));
+    assert_eq!(requests(&server, "POST").await.len(), 1, "dispatched once");
+    assert_consistent(&baton, &release).await;
+}

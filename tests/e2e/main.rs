@@ -7,5 +7,6 @@ mod events;
 mod faults;
 mod github_actions;
 mod load;
+mod provider_faults;
 mod releases;
 mod slack;

@@ -6,6 +6,10 @@
 //!   and `BATON_BRANCH` as plaintext environment overrides, and an idempotency token derived
 //!   from the release id: a task retried within CodeBuild's five minutes gets the same build
 //!   back instead of starting a second one.
+//! - **Find.** Past those five minutes, a `StartBuild` whose answer was lost is found by
+//!   `find`: the project's latest builds (`ListBuildsForProject`, newest first, then
+//!   `BatchGetBuilds`) started since just before the request with the release's
+//!   `BATON_RELEASE_ID` override; the oldest of them is the one to follow.
 //! - **Poll.** `BatchGetBuilds`. `IN_PROGRESS` runs (whatever the phase, `QUEUED` included);
 //!   `SUCCEEDED` gives the artifact; `FAILED`, `FAULT`, `TIMED_OUT` and `STOPPED` fail, naming
 //!   the phase that did not succeed and CodeBuild's context message for it. A status CodeBuild
@@ -23,15 +27,20 @@
 use crate::clients::{AwsAccess, AwsClients, region_of, to_chrono};
 use crate::error::AwsError;
 use async_trait::async_trait;
-use aws_sdk_codebuild::types::{Build, EnvironmentVariable, EnvironmentVariableType, StatusType};
+use aws_sdk_codebuild::types::{Build, EnvironmentVariable, EnvironmentVariableType, SortOrderType, StatusType};
 use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::{Artifact, ReleaseId, UNKNOWN_SHA};
 use baton_domain::template::{ArtifactTemplate, RunFacts, RunWord};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// The `provider` of the handles this provider returns.
 const PROVIDER: &str = "codebuild";
+/// How many of the project's latest builds `find` reads.
+const FIND_CANDIDATES: usize = 20;
+/// How far before Baton's request the build it found may have started: clocks differ.
+const FIND_CLOCK_SLACK: chrono::Duration = chrono::Duration::seconds(30);
 
 pub struct CodeBuildProvider {
     project: String,
@@ -57,6 +66,23 @@ struct CodeBuildRun {
 }
 
 impl CodeBuildProvider {
+    fn handle(&self, request: &BuildRequest, region: String, build: &Build, id: &str) -> RunHandle {
+        let url = console_url(&region, build);
+        let run = CodeBuildRun {
+            region,
+            role: self.access.role_arn.clone(),
+            release_id: request.release_id.clone(),
+            branch: request.branch.clone(),
+            sha: request.sha.clone(),
+        };
+        RunHandle {
+            provider: PROVIDER.into(),
+            id: id.to_owned(),
+            url: Some(url),
+            state: serde_json::to_value(&run).expect("a CodeBuildRun is plain JSON"),
+        }
+    }
+
     /// `source` is the catalog file, for error messages. Refuses a bad artifact template before
     /// any build starts.
     pub fn new(spec: &CodeBuildBuild, source: &str, clients: AwsClients) -> Result<CodeBuildProvider, ProviderError> {
@@ -168,20 +194,39 @@ impl BuildProvider for CodeBuildProvider {
                 request.release_id
             )));
         };
-        let url = console_url(&region, build);
-        let run = CodeBuildRun {
-            region,
-            role: self.access.role_arn.clone(),
-            release_id: request.release_id.clone(),
-            branch: request.branch.clone(),
-            sha: request.sha.clone(),
+        Ok(self.handle(request, region, build, id))
+    }
+
+    async fn find(&self, request: &BuildRequest, since: DateTime<Utc>) -> Result<Option<RunHandle>, ProviderError> {
+        let config = self.clients.config_for(&self.access).await?;
+        let region = region_of(&config);
+        let codebuild = aws_sdk_codebuild::Client::new(&config);
+        let context = format!("looking for the build of release {} in CodeBuild project {} ({region})", request.release_id, self.project);
+        let listed = codebuild
+            .list_builds_for_project()
+            .project_name(&self.project)
+            .sort_order(SortOrderType::Descending)
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("ListBuildsForProject", e).for_provider(&context))?;
+        let recent: Vec<String> = listed.ids().iter().take(FIND_CANDIDATES).cloned().collect();
+        if recent.is_empty() {
+            return Ok(None);
+        }
+        let answer = codebuild
+            .batch_get_builds()
+            .set_ids(Some(recent))
+            .send()
+            .await
+            .map_err(|e| AwsError::from_sdk("BatchGetBuilds", e).for_provider(&context))?;
+        let earliest = since - FIND_CLOCK_SLACK;
+        let ours = |build: &&Build| {
+            let overrides = build.environment().map(|environment| environment.environment_variables()).unwrap_or_default();
+            build.start_time().map(to_chrono).is_some_and(|started| started >= earliest)
+                && overrides.iter().any(|v| v.name() == "BATON_RELEASE_ID" && v.value() == request.release_id.0)
         };
-        Ok(RunHandle {
-            provider: PROVIDER.into(),
-            id: id.to_owned(),
-            url: Some(url),
-            state: serde_json::to_value(&run).expect("a CodeBuildRun is plain JSON"),
-        })
+        let oldest = answer.builds().iter().filter(ours).min_by_key(|build| build.start_time().map(to_chrono));
+        Ok(oldest.and_then(|build| Some(self.handle(request, region.clone(), build, build.id()?))))
     }
 
     async fn poll(&self, handle: &RunHandle) -> Result<BuildPoll, ProviderError> {

@@ -105,6 +105,11 @@ impl Cause {
     pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Cause {
         Cause(Arc::new(error))
     }
+
+    /// The error itself, when it is a `T`.
+    pub fn downcast_ref<T: std::error::Error + 'static>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
 }
 
 impl fmt::Debug for Cause {

@@ -228,6 +228,26 @@ impl ProviderError {
         let (ProviderError::Unavailable { message, .. } | ProviderError::Rejected { message, .. }) = self;
         message
     }
+
+    /// The provider's rate limit this error waits for, when that is what it is.
+    pub fn rate_limit(&self) -> Option<&RateLimited> {
+        let ProviderError::Unavailable { cause: Some(cause), .. } = self else { return None };
+        cause.downcast_ref()
+    }
+}
+
+/// The cause of an `Unavailable` error that is a provider's rate limit: nothing is sent to that
+/// API with that credential before `until`, which is for the caller to wait out (a poll stays
+/// pending; a start is retried by the definition).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{service} takes no request with this credential before {until}")]
+pub struct RateLimited {
+    /// "GitHub", "Buildkite", "Argo CD".
+    pub service: String,
+    pub until: DateTime<Utc>,
+    /// True when the provider answered with the limit just now; false when Baton held the
+    /// request back because an earlier answer named a time not reached yet.
+    pub answered: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -267,7 +287,14 @@ impl From<BuildProgress> for BuildPoll {
 
 #[async_trait]
 pub trait BuildProvider: Send + Sync {
+    /// Asks the provider for a build. It must carry the release's id where [`find`](Self::find)
+    /// can see it (a dispatch input, build metadata, an environment variable, an idempotency
+    /// token): a request whose answer is lost may still have created the build.
     async fn start(&self, request: &BuildRequest) -> Result<RunHandle, ProviderError>;
+    /// The build this release already asked for (at or after `since`, Baton's clock), if the
+    /// provider shows one: trigger-build asks before sending a request again after one whose
+    /// answer never came, so a release gets one build whatever the network does.
+    async fn find(&self, request: &BuildRequest, since: DateTime<Utc>) -> Result<Option<RunHandle>, ProviderError>;
     async fn poll(&self, run: &RunHandle) -> Result<BuildPoll, ProviderError>;
     /// Stops the run if it is still going; a run that already finished is not an error.
     async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError>;
@@ -301,6 +328,12 @@ pub enum DeployProgress {
 
 #[async_trait]
 pub trait Deployer: Send + Sync {
+    /// Whether what it deploys names the artifact's commit (an Argo CD sync to `{sha}`): such a
+    /// deployer cannot deploy an artifact whose commit is unknown
+    /// ([`rules::revision::deployable`](crate::rules::revision::deployable)).
+    fn takes_revision(&self) -> bool {
+        false
+    }
     async fn start(&self, request: &DeployRequest) -> Result<RunHandle, ProviderError>;
     async fn poll(&self, run: &RunHandle) -> Result<DeployProgress, ProviderError>;
 }

@@ -337,21 +337,29 @@ impl BuildRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum BuildStatus {
+    /// Baton asked the provider for a build and has no answer yet (the request timed out, or the
+    /// task died before recording it): before asking again it looks for the build this release
+    /// may have started.
+    Requested,
     Running,
     Succeeded,
     Failed,
-    /// The release ended while the build ran (it was superseded, or gave up waiting): Baton
-    /// stopped following it, whatever the provider did with it afterwards.
+    /// Baton cancelled the build at the provider (the release stopped following it).
     Cancelled,
+    /// The release ended while the build ran and Baton could not cancel it: it stopped following
+    /// it, whatever the provider did with it afterwards.
+    Unfollowed,
 }
 
 impl BuildStatus {
     pub fn as_str(self) -> &'static str {
         match self {
+            BuildStatus::Requested => "requested",
             BuildStatus::Running => "running",
             BuildStatus::Succeeded => "succeeded",
             BuildStatus::Failed => "failed",
             BuildStatus::Cancelled => "cancelled",
+            BuildStatus::Unfollowed => "no longer followed",
         }
     }
 }
@@ -463,6 +471,9 @@ pub enum EventKind {
     Resumed,
     /// A person cancelled the release (`baton cancel`), saying why.
     Cancelled,
+    /// A provider call got no answer or was rate limited, and is tried again (the message says
+    /// why, and until when it waits).
+    Retrying,
 }
 
 impl EventKind {
@@ -478,6 +489,7 @@ impl EventKind {
             EventKind::Unlocked => "unlocked",
             EventKind::Interrupted => "interrupted",
             EventKind::Resumed => "resumed",
+            EventKind::Retrying => "retrying",
             EventKind::Cancelled => "cancelled",
         }
     }

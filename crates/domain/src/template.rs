@@ -4,7 +4,7 @@
 //! name their artifacts with [`ArtifactTemplate`].
 
 use crate::ports::BuildProgress;
-use crate::release::Artifact;
+use crate::release::{Artifact, UNKNOWN_SHA};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Template(Vec<Part>);
@@ -43,6 +43,11 @@ impl Template {
             parts.push(Part::Text(rest.to_owned()));
         }
         Ok(Template(parts))
+    }
+
+    /// Whether the template uses the placeholder `name`.
+    pub fn uses(&self, name: &str) -> bool {
+        self.0.iter().any(|part| matches!(part, Part::Placeholder(used) if *used == name))
     }
 
     /// The template with each placeholder replaced by `value(name)`.
@@ -92,6 +97,7 @@ impl RunWord {
 }
 
 /// What an [`ArtifactTemplate`] is filled with.
+#[derive(Clone, Copy)]
 pub struct RunFacts<'a> {
     pub sha: &'a str,
     pub branch: &'a str,
@@ -119,11 +125,25 @@ impl ArtifactTemplate {
     }
 
     /// A successful build: the artifact named from the run's facts, linked to the run's page.
-    pub fn built(&self, facts: &RunFacts<'_>, build_url: &str) -> BuildProgress {
+    /// Its commit is the one the release asked for (`requested`), else the commit id the
+    /// provider reports ([`rules::revision::built_sha`](crate::rules::revision::built_sha)); a
+    /// template that names the commit fails the build when neither says which it is.
+    pub fn built(&self, facts: &RunFacts<'_>, requested: Option<&str>, build_url: &str) -> BuildProgress {
+        let sha = crate::rules::revision::built_sha(requested, facts.sha);
+        if sha.is_none() && (self.0.uses("sha") || self.0.uses("short-sha")) {
+            return BuildProgress::Failed {
+                reason: format!(
+                    "the build reports the commit '{}', which is no commit id, and the release named none, so the artifact \
+                     cannot be named; see {build_url} and release again with --sha <commit>",
+                    facts.sha
+                ),
+            };
+        }
+        let sha = sha.unwrap_or_else(|| UNKNOWN_SHA.to_owned());
         BuildProgress::Succeeded {
             artifact: Artifact {
-                reference: self.render(facts),
-                sha: facts.sha.to_owned(),
+                reference: self.render(&RunFacts { sha: &sha, ..*facts }),
+                sha,
                 branch: facts.branch.to_owned(),
                 build_url: Some(build_url.to_owned()),
             },
@@ -168,6 +188,23 @@ mod tests {
         assert_eq!(ArtifactTemplate::parse("web:{pipeline-id}", RunWord::PipelineId).unwrap().render(&facts()), "web:42");
         assert_eq!(ArtifactTemplate::parse("web:{build-number}", RunWord::BuildNumber).unwrap().render(&facts()), "web:42");
         assert_eq!(ArtifactTemplate::parse("web:{pipeline-number}", RunWord::PipelineNumber).unwrap().render(&facts()), "web:42");
+    }
+
+    #[test]
+    fn a_built_artifact_names_the_requested_commit_never_an_echo() {
+        let template = ArtifactTemplate::parse("web:{short-sha}-{build-number}", RunWord::BuildNumber).unwrap();
+        let echoed = RunFacts { sha: "HEAD", ..facts() };
+        let BuildProgress::Succeeded { artifact } = template.built(&echoed, Some("4f2a9c1e0b7d"), "https://ci/1") else { panic!() };
+        assert_eq!((artifact.reference.as_str(), artifact.sha.as_str()), ("web:4f2a9c1-42", "4f2a9c1e0b7d"));
+        let resolved = RunFacts { sha: "4f2a9c1e0b7d5a3c4f2a9c1e0b7d5a3c4f2a9c1e", ..facts() };
+        let BuildProgress::Succeeded { artifact } = template.built(&resolved, None, "https://ci/1") else { panic!() };
+        assert_eq!(artifact.reference, "web:4f2a9c1-42");
+        let BuildProgress::Failed { reason } = template.built(&echoed, None, "https://ci/1") else { panic!("named from HEAD") };
+        assert!(reason.contains("'HEAD'") && reason.contains("--sha"), "{reason}");
+        // A template that does not name the commit still builds; the commit stays unknown.
+        let plain = ArtifactTemplate::parse("web:{build-number}", RunWord::BuildNumber).unwrap();
+        let BuildProgress::Succeeded { artifact } = plain.built(&echoed, None, "https://ci/1") else { panic!() };
+        assert_eq!((artifact.reference.as_str(), artifact.sha.as_str()), ("web:42", UNKNOWN_SHA));
     }
 
     #[test]

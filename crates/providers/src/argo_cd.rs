@@ -14,17 +14,25 @@
 //! - `Synced` compares with the application's `targetRevision`: syncing to a commit other than
 //!   the one it tracks leaves it `OutOfSync`, and the wave waits until its deploy times out. Track
 //!   the release branch (`revision: "{branch}"`), or let the pipeline move `targetRevision`.
-//! - Refusals: a sync window (403, "Cannot sync: Blocked by sync window") is `Rejected` naming
-//!   it; another operation in progress (400, "another operation is already in progress") is
-//!   `Unavailable`, retried, unless it is our own sync from a retried `start`.
+//! - Refusals change nothing, and are `Rejected` so the wave fails at once and its rollback leaves
+//!   the target alone: a sync window (403, "Cannot sync: Blocked by sync window"), named with
+//!   the windows active now (`GET .../syncwindows`: their schedule and duration say when they
+//!   close); 401 and 403; another operation in progress (400, "another operation is already in
+//!   progress"), once it is still running after [`OPERATION_WAIT`] of polling the application
+//!   (unless it is our own sync from a retried `start`); and a sync request whose answer never
+//!   came or does not read, when the application shows no sync to our revision afterwards (if it
+//!   does, that sync is followed).
+//! - A revision template with `{sha}` or `{short-sha}` never syncs an unknown commit: the start
+//!   is refused before any request (the release is refused before its first wave already, see
+//!   `rules::revision`), and so is a rollback to one.
 //! - Multi-source applications (`spec.sources`) are not supported: their sync takes
 //!   `revisions` and `sourcePositions`.
 
-use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, Refused, decode, exchange, http_url, quote, retry_after, shown};
+use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, RateLimits, Refused, decode, exchange_limited, http_url, quote, retry_after, shown};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, SecretResolver};
-use baton_domain::release::Artifact;
+use baton_domain::release::{Artifact, UNKNOWN_SHA};
 use baton_domain::template::{Template, short_sha};
 use reqwest::{Method, StatusCode, Url};
 use serde::{Deserialize, Serialize};
@@ -34,6 +42,11 @@ use std::time::Duration;
 /// The `provider` of the handles this deployer returns.
 pub(crate) const PROVIDER: &str = "argo-cd";
 const PLACEHOLDERS: &[&str] = &["sha", "short-sha", "branch", "artifact"];
+/// How long a sync refused for another operation in progress waits for that one to end before
+/// the target is refused.
+pub const OPERATION_WAIT: Duration = Duration::from_secs(60);
+/// How often the application is read while another operation runs.
+const OPERATION_CHECK: Duration = Duration::from_secs(3);
 
 /// Syncs each target application to the release's revision; see the module docs.
 pub struct ArgoCdDeployer {
@@ -41,6 +54,8 @@ pub struct ArgoCdDeployer {
     revision: Template,
     token: LazySecret,
     timeout: Duration,
+    operation_wait: Duration,
+    limits: Arc<RateLimits>,
     http: reqwest::Client,
 }
 
@@ -61,6 +76,27 @@ struct RunState {
 #[derive(Debug, Deserialize)]
 struct Application {
     status: AppStatus,
+    /// An operation requested and not yet picked up by the controller.
+    #[serde(default)]
+    operation: Option<Operation>,
+}
+
+/// A sync window, as `GET .../syncwindows` lists the active ones.
+#[derive(Debug, Deserialize)]
+struct SyncWindow {
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    schedule: String,
+    #[serde(default)]
+    duration: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SyncWindows {
+    #[serde(default)]
+    active_windows: Vec<SyncWindow>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -144,7 +180,27 @@ impl ArgoCdDeployer {
         let rejected = |why: String| ProviderError::rejected(format!("{source}: extensions.baton.deploy: argo-cd {why}"));
         let server = http_url(&spec.server).map_err(|why| rejected(format!("server {why}")))?;
         let revision = Template::parse(&spec.revision, "revision", "a git revision such as {sha}", PLACEHOLDERS).map_err(rejected)?;
-        Ok(ArgoCdDeployer { server, revision, token: LazySecret::new(spec.token.clone(), secrets), timeout: DEFAULT_REQUEST_TIMEOUT, http })
+        Ok(ArgoCdDeployer {
+            server,
+            revision,
+            token: LazySecret::new(spec.token.clone(), secrets),
+            timeout: DEFAULT_REQUEST_TIMEOUT,
+            operation_wait: OPERATION_WAIT,
+            limits: RateLimits::shared(),
+            http,
+        })
+    }
+
+    /// Rate-limit holds other than the process's [`RateLimits::shared`].
+    pub fn with_rate_limits(mut self, limits: Arc<RateLimits>) -> ArgoCdDeployer {
+        self.limits = limits;
+        self
+    }
+
+    /// How long a sync waits for another operation to end ([`OPERATION_WAIT`] unless set).
+    pub fn with_operation_wait(mut self, wait: Duration) -> ArgoCdDeployer {
+        self.operation_wait = wait;
+        self
     }
 
     /// How long one request may take ([`DEFAULT_REQUEST_TIMEOUT`] unless set).
@@ -191,7 +247,7 @@ impl ArgoCdDeployer {
                 None => request,
             }
         };
-        Ok((exchange(build, self.timeout, context, retry_after).await?, token))
+        Ok((exchange_limited(&self.limits, "Argo CD", build, self.timeout, context, retry_after).await?, token))
     }
 
     fn refusal(&self, answer: &Answer, app: &App<'_>, context: &str, token: &Secret) -> ProviderError {
@@ -215,10 +271,13 @@ impl ArgoCdDeployer {
     }
 
     /// The revision a request syncs to: the rendered template, or on rollback what the forward
-    /// run replaced (else the previous artifact's commit).
+    /// run replaced (else the previous artifact's commit); never one made of an unknown commit.
     fn revision_for(&self, request: &DeployRequest, app: &App<'_>) -> Result<String, ProviderError> {
         if !request.rollback {
-            return Ok(render(&self.revision, &request.artifact));
+            return match baton_domain::rules::revision::deployable(&request.artifact.sha, self.takes_revision()) {
+                Ok(()) => Ok(render(&self.revision, &request.artifact)),
+                Err(why) => Err(ProviderError::rejected(format!("syncing Argo CD application {}: {why}", app.name))),
+            };
         }
         let replaced = request
             .undoes
@@ -228,12 +287,84 @@ impl ArgoCdDeployer {
             .and_then(|state| state.previous_revision);
         match replaced {
             Some(revision) => Ok(revision),
-            None if !request.artifact.sha.is_empty() => Ok(request.artifact.sha.clone()),
+            None if !request.artifact.sha.is_empty() && request.artifact.sha != UNKNOWN_SHA => Ok(request.artifact.sha.clone()),
             None => Err(ProviderError::rejected(format!(
                 "rolling back Argo CD application {}: nothing to go back to (it had no synced revision before this release, \
-                 and no previous artifact names a commit)",
+                 and the previous artifact names no known commit)",
                 app.name
             ))),
+        }
+    }
+
+    /// Asks for the sync once: started (or found started), or busy with another operation; a
+    /// refusal is the error it means.
+    async fn sync(&self, app: &App<'_>, state: &RunState, context: &str) -> Result<Synced, ProviderError> {
+        let mut body = serde_json::json!({ "revision": state.revision, "prune": false });
+        if let Some(namespace) = app.namespace {
+            body["appNamespace"] = namespace.into();
+        }
+        let answer = match self.send(Method::POST, self.endpoint(app, Some("sync")), Some(&body), context).await {
+            Ok(answer) => answer,
+            // Held back by a rate limit: nothing was sent.
+            Err(limited) if limited.rate_limit().is_some() => return Err(limited),
+            Err(ProviderError::Unavailable { message, .. }) => return self.verify_sync(app, state, context, &message).await,
+            Err(refused) => return Err(refused),
+        };
+        let (answer, token) = answer;
+        if answer.status.is_success() {
+            if let Err(unreadable) = decode::<Application>(&answer.body, context) {
+                return self.verify_sync(app, state, context, unreadable.message()).await;
+            }
+            tracing::info!(target: "baton::argo_cd", application = app.name, revision = %state.revision, "sync requested");
+            return Ok(Synced::Started);
+        }
+        if answer.status == StatusCode::FORBIDDEN && contains(&answer, "sync window") {
+            let windows = self.active_windows(app, context).await;
+            return Err(ProviderError::rejected(format!(
+                "{context}: a sync window of the application's project blocks syncs now (HTTP 403{}){windows}; \
+                 nothing was changed: release again once the window closes, or allow manual syncs in it",
+                answer.said(&[token])
+            )));
+        }
+        if answer.status == StatusCode::BAD_REQUEST && contains(&answer, "another operation is already in progress") {
+            return Ok(Synced::Busy(answer.said(&[token])));
+        }
+        Err(self.refusal(&answer, app, context, token))
+    }
+
+    /// After a sync request whose answer never came or does not read (`why`): the sync it asked
+    /// for, if the application shows it, else a refusal that says nothing changed.
+    async fn verify_sync(&self, app: &App<'_>, state: &RunState, context: &str, why: &str) -> Result<Synced, ProviderError> {
+        let now = self.application(app, context).await?;
+        let requested = now.operation.as_ref().and_then(|operation| operation.sync.as_ref()).and_then(|sync| sync.revision.as_deref());
+        let started = now.status.operation_state.as_ref().is_some_and(|operation| operation.is_for(state));
+        if started || requested == Some(state.revision.as_str()) {
+            tracing::warn!(target: "baton::argo_cd", application = app.name, "the sync's answer was lost ({why}), but the sync started");
+            return Ok(Synced::Started);
+        }
+        Err(ProviderError::rejected(format!(
+            "{why}; the application shows no sync to {}, so nothing was changed: the deploy of this target is refused",
+            state.revision
+        )))
+    }
+
+    /// The sync windows active now, as ": active windows deny '0 22 * * *' for 8h", or nothing
+    /// when they cannot be read (the refusal stands without them).
+    async fn active_windows(&self, app: &App<'_>, context: &str) -> String {
+        let read = async {
+            let (answer, _) = self.send(Method::GET, self.endpoint(app, Some("syncwindows")), None, context).await?;
+            if !answer.status.is_success() {
+                return Err(ProviderError::rejected("the sync windows cannot be read"));
+            }
+            decode::<SyncWindows>(&answer.body, context)
+        };
+        match read.await {
+            Ok(windows) if !windows.active_windows.is_empty() => {
+                let listed: Vec<String> =
+                    windows.active_windows.iter().map(|w| format!("{} '{}' for {}", w.kind, w.schedule, w.duration)).collect();
+                format!(": active windows {} (each opens its duration after its schedule fires)", listed.join(", "))
+            }
+            _ => String::new(),
         }
     }
 
@@ -257,12 +388,23 @@ fn render(template: &Template, artifact: &Artifact) -> String {
     })
 }
 
+/// What one sync request came to.
+enum Synced {
+    Started,
+    /// Another operation runs on the application (what Argo CD said).
+    Busy(String),
+}
+
 fn contains(answer: &Answer, text: &str) -> bool {
     String::from_utf8_lossy(&answer.body).to_ascii_lowercase().contains(text)
 }
 
 #[async_trait]
 impl Deployer for ArgoCdDeployer {
+    fn takes_revision(&self) -> bool {
+        self.revision.uses("sha") || self.revision.uses("short-sha")
+    }
+
     async fn start(&self, request: &DeployRequest) -> Result<RunHandle, ProviderError> {
         let app = App::of(&request.target);
         let revision = self.revision_for(request, &app)?;
@@ -277,29 +419,24 @@ impl Deployer for ArgoCdDeployer {
             }
             state.since.clone_from(&operation.started_at);
         }
-        let mut body = serde_json::json!({ "revision": state.revision, "prune": false });
-        if let Some(namespace) = app.namespace {
-            body["appNamespace"] = namespace.into();
+        let waited_since = std::time::Instant::now();
+        loop {
+            match self.sync(&app, &state, &context).await? {
+                Synced::Started => return Ok(self.handle(&request.target, &app, &state)),
+                // Argo CD takes one operation at a time: wait for the other to end, bounded.
+                Synced::Busy(said) if waited_since.elapsed() < self.operation_wait => {
+                    tracing::info!(target: "baton::argo_cd", application = app.name, "another operation is in progress; waiting{said}");
+                    tokio::time::sleep(OPERATION_CHECK.min(self.operation_wait)).await;
+                }
+                Synced::Busy(said) => {
+                    return Err(ProviderError::rejected(format!(
+                        "{context}: another operation was still in progress on the application after {} s of waiting{said}; \
+                         nothing was changed",
+                        self.operation_wait.as_secs()
+                    )));
+                }
+            }
         }
-        let (answer, token) = self.send(Method::POST, self.endpoint(&app, Some("sync")), Some(&body), &context).await?;
-        if answer.status.is_success() {
-            tracing::info!(target: "baton::argo_cd", application = app.name, revision = %state.revision, "sync requested");
-            return Ok(self.handle(&request.target, &app, &state));
-        }
-        if answer.status == StatusCode::FORBIDDEN && contains(&answer, "sync window") {
-            return Err(ProviderError::rejected(format!(
-                "{context}: a sync window of the application's project blocks syncs now (HTTP 403{}); \
-                 wait for the window to open or allow manual syncs in it",
-                answer.said(&[token])
-            )));
-        }
-        if answer.status == StatusCode::BAD_REQUEST && contains(&answer, "another operation is already in progress") {
-            return Err(ProviderError::unavailable(format!(
-                "{context}: another operation is in progress on the application{}",
-                answer.said(&[token])
-            )));
-        }
-        Err(self.refusal(&answer, &app, &context, token))
     }
 
     async fn poll(&self, handle: &RunHandle) -> Result<DeployProgress, ProviderError> {

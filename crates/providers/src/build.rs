@@ -5,6 +5,7 @@ use crate::command_catalog::CommandBuild;
 use async_trait::async_trait;
 use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::{Artifact, UNKNOWN_SHA};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::process::Stdio;
 use std::time::Duration;
@@ -76,6 +77,13 @@ impl BuildProvider for CommandBuildProvider {
         let run = self.ctx.start(&self.command, env, &request.release_id).await?;
         let build = BuildRun { run, branch: request.branch.clone(), sha: request.sha.clone() };
         Ok(run_handle(&build.run, &build))
+    }
+
+    /// A local start answers in-process, so no answer of it is lost to a network; a task that died
+    /// with it left a run directory but no handle, and nothing that names the process: there is
+    /// nothing to follow, and the next start runs the build again.
+    async fn find(&self, _request: &BuildRequest, _since: DateTime<Utc>) -> Result<Option<RunHandle>, ProviderError> {
+        Ok(None)
     }
 
     /// Its start time is the spawn's: a local build waits in no queue.

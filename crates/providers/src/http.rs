@@ -3,22 +3,126 @@
 
 use crate::secrets::Secret;
 use baton_domain::error::chain_text;
-use baton_domain::ports::ProviderError;
+use baton_domain::ports::{Clock, ProviderError, RateLimited, SystemClock};
+use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{RequestBuilder, StatusCode, Url};
 use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// How long one API request may take, connection included, unless the config says otherwise.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request that creates something (a build, a pipeline) may take. Longer than
+/// [`DEFAULT_REQUEST_TIMEOUT`]: an answer given up on may still have created it, which costs a
+/// look for it before the request is sent again; busy CI services take tens of seconds to
+/// answer a create at their worst.
+pub const CREATE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Error texts quote at most this much of an answer: they travel in the execution state.
 const QUOTED_CHARS: usize = 300;
 /// The most of an answer a provider reads: API answers are small, and a broken or hostile
 /// server must not make Baton read without end.
 pub(crate) const MAX_ANSWER_BYTES: usize = 1024 * 1024;
 /// A rate limit asking for this long or less is waited out inside the call, once: cheaper than
-/// a failed task and the state machine's backoff. A longer one is `Unavailable`, saying when.
+/// a failed task and the state machine's backoff. A longer one is `Unavailable` with a
+/// [`RateLimited`] cause, saying until when.
 pub(crate) const SHORT_WAIT: Duration = Duration::from_secs(2);
+/// How long a 429 that names no time holds its API back.
+const UNNAMED_WAIT: Duration = Duration::from_secs(60);
+/// The request headers that carry a credential: a rate limit is per credential and API host.
+const CREDENTIAL_HEADERS: &[&str] = &["authorization", "private-token", "circle-token", "dd-api-key", "x-api-key"];
+
+/// When each credential may next call each API host, as the providers' rate-limit answers said:
+/// one hold per credential and host, shared by every call of the process (parallel targets and
+/// releases included), so nothing is sent before the time a provider named. Holds are keyed by
+/// a hash, never by the credential itself.
+pub struct RateLimits {
+    clock: Arc<dyn Clock>,
+    holds: Mutex<HashMap<u64, DateTime<Utc>>>,
+}
+
+impl std::fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RateLimits")
+    }
+}
+
+impl RateLimits {
+    /// Holds of their own, on `clock`: for tests, which move time themselves.
+    pub fn new(clock: Arc<dyn Clock>) -> Arc<RateLimits> {
+        Arc::new(RateLimits { clock, holds: Mutex::new(HashMap::new()) })
+    }
+
+    /// The process's holds, on the system clock.
+    pub fn shared() -> Arc<RateLimits> {
+        static SHARED: OnceLock<Arc<RateLimits>> = OnceLock::new();
+        Arc::clone(SHARED.get_or_init(|| RateLimits::new(Arc::new(SystemClock))))
+    }
+
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The key of `request`'s credential and API host.
+    pub(crate) fn key(url: &Url, headers: &HeaderMap) -> u64 {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (url.host_str(), url.port_or_known_default()).hash(&mut hasher);
+        for name in CREDENTIAL_HEADERS {
+            headers.get(*name).map(|value| value.as_bytes()).hash(&mut hasher);
+        }
+        hasher.finish()
+    }
+
+    /// Until when `key` is held back, if it is.
+    pub(crate) fn held(&self, key: u64) -> Option<DateTime<Utc>> {
+        let now = self.now();
+        self.holds.lock().expect("the rate-limit holds are never poisoned").get(&key).copied().filter(|until| *until > now)
+    }
+
+    /// Holds `key` back for `wait` from now (or longer, if it already was); returns until when.
+    pub(crate) fn hold(&self, key: u64, wait: Duration) -> DateTime<Utc> {
+        self.hold_until(key, after(self.now(), wait))
+    }
+
+    /// Holds `key` back until `until` (or longer, if it already was); returns until when.
+    pub(crate) fn hold_until(&self, key: u64, until: DateTime<Utc>) -> DateTime<Utc> {
+        let mut holds = self.holds.lock().expect("the rate-limit holds are never poisoned");
+        let held = holds.entry(key).or_insert(until);
+        *held = (*held).max(until);
+        *held
+    }
+
+    /// Waits out a hold of `key` shorter than [`SHORT_WAIT`]; a longer one is the error to
+    /// return instead of sending anything.
+    pub(crate) async fn wait_for(&self, key: u64, service: &str, context: &str) -> Result<(), ProviderError> {
+        let Some(until) = self.held(key) else { return Ok(()) };
+        let left = (until - self.now()).to_std().unwrap_or_default();
+        if left <= SHORT_WAIT {
+            tokio::time::sleep(left).await;
+            return Ok(());
+        }
+        Err(rate_limited(service, context, until, false))
+    }
+}
+
+/// `wait` after `now`; a day at most, whatever a header says.
+pub(crate) fn after(now: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
+    const LONGEST: Duration = Duration::from_secs(24 * 3600);
+    now + chrono::Duration::from_std(wait.min(LONGEST)).expect("a day fits")
+}
+
+/// The error for a rate limit that holds `service` back until `until`.
+pub(crate) fn rate_limited(service: &str, context: &str, until: DateTime<Utc>, answered: bool) -> ProviderError {
+    let when = until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let how = if answered { "is rate limiting" } else { "is still rate limiting" };
+    ProviderError::unavailable(format!("{context}: {service} {how}: nothing is sent to it before {when}")).caused_by(RateLimited {
+        service: service.to_owned(),
+        until,
+        answered,
+    })
+}
 
 /// The process's one HTTPS client ([`baton_http_client::shared`], which the AWS SDK clients use too):
 /// a Baton user agent and a connect timeout; request timeouts are set per request by each
@@ -118,6 +222,8 @@ pub(crate) struct Answer {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// A rate limit's answer: until when the API takes no request with this credential.
+    pub limited_until: Option<DateTime<Utc>>,
 }
 
 /// What a request was about, for the error its refusal becomes.
@@ -134,24 +240,51 @@ pub(crate) struct Refused<'a> {
     pub secrets: &'a [&'a Secret],
 }
 
-/// Sends the request `build` makes, with `timeout`, and reads the answer. A 429 that asks for
-/// at most [`SHORT_WAIT`] (as `wait` reads its headers) is waited out and the request sent once
-/// more. `Err` only when no whole answer came.
+/// Sends the request `build` makes, with `timeout`, and reads the answer; a 429 asking for at
+/// most [`SHORT_WAIT`] is waited out ([`exchange_limited`] with holds of this call's own: the
+/// notifiers and gates that call this keep no process-wide holds yet).
 pub(crate) async fn exchange(
     build: impl Fn() -> RequestBuilder,
     timeout: Duration,
     context: &str,
     wait: impl Fn(&HeaderMap) -> Option<Duration>,
 ) -> Result<Answer, ProviderError> {
-    let answer = send(build(), timeout, context).await?;
-    match wait(&answer.headers) {
-        Some(pause) if answer.status == StatusCode::TOO_MANY_REQUESTS && pause <= SHORT_WAIT => {
-            tracing::debug!(target: "baton::http", wait_ms = pause.as_millis() as u64, "{context}: rate limited, waiting");
-            tokio::time::sleep(pause).await;
-            send(build(), timeout, context).await
+    exchange_limited(&RateLimits::new(Arc::new(SystemClock)), "the API", build, timeout, context, wait).await
+}
+
+/// Sends the request `build` makes, with `timeout`, and reads the answer. Nothing is sent while
+/// `limits` hold the request's credential and host back (a hold of at most [`SHORT_WAIT`] is
+/// waited out; a longer one is the error, a [`RateLimited`] cause naming `service`). A 429
+/// holds them back for as long as `wait` reads from its headers; one that asks for at most
+/// [`SHORT_WAIT`] is waited out and the request sent once more. `Err` only when no whole
+/// answer came, or the request was held back.
+pub(crate) async fn exchange_limited(
+    limits: &RateLimits,
+    service: &str,
+    build: impl Fn() -> RequestBuilder,
+    timeout: Duration,
+    context: &str,
+    wait: impl Fn(&HeaderMap) -> Option<Duration>,
+) -> Result<Answer, ProviderError> {
+    let probe = build().build().map_err(|e| request_failed(e, context))?;
+    let key = RateLimits::key(probe.url(), probe.headers());
+    limits.wait_for(key, service, context).await?;
+    let mut answer = send(build(), timeout, context).await?;
+    if answer.status == StatusCode::TOO_MANY_REQUESTS {
+        let pause = wait(&answer.headers).unwrap_or(UNNAMED_WAIT);
+        let until = limits.hold(key, pause);
+        if pause > SHORT_WAIT {
+            answer.limited_until = Some(until);
+            return Ok(answer);
         }
-        _ => Ok(answer),
+        tracing::debug!(target: "baton::http", wait_ms = pause.as_millis() as u64, "{context}: rate limited, waiting");
+        tokio::time::sleep(pause).await;
+        answer = send(build(), timeout, context).await?;
+        if answer.status == StatusCode::TOO_MANY_REQUESTS {
+            answer.limited_until = Some(limits.hold(key, wait(&answer.headers).unwrap_or(UNNAMED_WAIT)));
+        }
     }
+    Ok(answer)
 }
 
 async fn send(request: RequestBuilder, timeout: Duration, context: &str) -> Result<Answer, ProviderError> {
@@ -169,7 +302,7 @@ async fn send(request: RequestBuilder, timeout: Duration, context: &str) -> Resu
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Answer { status, headers, body })
+    Ok(Answer { status, headers, body, limited_until: None })
 }
 
 impl Answer {
@@ -186,7 +319,18 @@ impl Answer {
             StatusCode::NOT_FOUND => ProviderError::rejected(format!("{context}: HTTP 404, {missing}{said}")),
             StatusCode::TOO_MANY_REQUESTS => {
                 let when = wait.map(|wait| format!("retry after {} s", wait.as_secs().max(1))).unwrap_or_else(|| "retry later".into());
-                ProviderError::unavailable(format!("{context}: {service} is rate limiting (HTTP 429), {when}{said}"))
+                let limiting = format!("{context}: {service} is rate limiting (HTTP 429), {when}{said}");
+                match self.limited_until {
+                    Some(until) => {
+                        let when = until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                        ProviderError::unavailable(format!("{limiting}; nothing is sent to it before {when}")).caused_by(RateLimited {
+                            service: (*service).to_owned(),
+                            until,
+                            answered: true,
+                        })
+                    }
+                    None => ProviderError::unavailable(limiting),
+                }
             }
             StatusCode::REQUEST_TIMEOUT => ProviderError::unavailable(format!("{context}: {service} answered HTTP 408{said}")),
             status if status.is_server_error() => ProviderError::unavailable(format!("{context}: {service} answered HTTP {code}{said}")),
@@ -255,7 +399,12 @@ mod tests {
 
     #[test]
     fn error_answers_say_what_their_service_said() {
-        let answer = |body: &str| Answer { status: StatusCode::BAD_REQUEST, headers: HeaderMap::new(), body: body.as_bytes().to_vec() };
+        let answer = |body: &str| Answer {
+            status: StatusCode::BAD_REQUEST,
+            headers: HeaderMap::new(),
+            body: body.as_bytes().to_vec(),
+            limited_until: None,
+        };
         let cases = [
             (
                 r#"{"error":"x","code":9,"message":"another operation is already in progress"}"#,

@@ -46,7 +46,7 @@ pub use command_catalog::{CommandBuild, CommandDeploy, CommandRun};
 pub use datadog_monitors::{DatadogGate, DatadogMonitorsGate};
 pub use deploy::CommandDeployer;
 pub use health::{CommandGate, HttpGate, HttpGateSampler};
-pub use http::{DEFAULT_REQUEST_TIMEOUT, http_client};
+pub use http::{CREATE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, RateLimits, http_client};
 pub use local::LocalProviders;
 pub use notify::console::ConsoleNotifier;
 pub use notify::pager::{DEFAULT_PAGERDUTY_EVENTS_URL, OPSGENIE_EU_API, OPSGENIE_US_API, OpsgenieNotifier, PagerDutyNotifier};

@@ -176,6 +176,10 @@ async fn save_start(
         .update_release(context, |r| {
             if let Some(record) = wave_record(r, wave) {
                 waves::started(record, target, rollback, started.clone(), now);
+                // A refused target fails the wave now: its record says so, not `deploying`.
+                if !rollback && matches!(waves::wave_deploy(record, wave, false), WaveDeploy::Failed(_)) {
+                    record.status = WaveStatus::Failed;
+                }
             }
         })
         .await?;
@@ -222,6 +226,13 @@ pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, roll
             Ok(DeployProgress::Succeeded) => (EventKind::Succeeded, format!("{done} {target}")),
             Ok(DeployProgress::Failed { reason }) => (EventKind::Failed, format!("{target} {failed}: {reason}")),
             Ok(DeployProgress::Running) => continue,
+            // A rate limit the provider just answered with is news for the timeline; the wave
+            // polls on after it (nothing is sent before its end).
+            Err(err) if err.rate_limit().is_some_and(|limit| limit.answered) => {
+                unavailable += 1;
+                let limit = err.rate_limit().expect("a rate limit");
+                (EventKind::Retrying, format!("{target}: waiting for {}'s rate limit until {}", limit.service, limit.until.to_rfc3339()))
+            }
             Err(err) => {
                 tracing::warn!(target_name = %target, error = %chain_text(&err), "deploy status unavailable; polling again");
                 unavailable += 1;

@@ -4,9 +4,9 @@
 
 use baton_domain::error::{ErrorName, TaskError, chain_text};
 use baton_domain::flow::PollBuildRequest;
-use baton_domain::ports::{BuildProgress, ProviderError};
+use baton_domain::ports::{BuildPoll, BuildProgress, ProviderError};
 use baton_domain::release::{Artifact, EventKind, Stage};
-use baton_domain::rules::builds;
+use baton_domain::rules::{builds, revision};
 use baton_domain::support::{Ports, call_json, provider_error};
 
 pub const NAME: &str = "poll-build";
@@ -52,7 +52,19 @@ pub async fn poll_build(ports: &Ports, request: PollBuildRequest) -> Result<Arti
     ports.renew_lock(context).await?;
     let provider =
         ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
-    let poll = provider.poll(&request.build).await.map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
+    let poll = match provider.poll(&request.build).await {
+        Ok(poll) => poll,
+        // A rate limit is waited out by the poll's own Retry: nothing is sent before its end.
+        Err(err) if err.rate_limit().is_some() => {
+            let limit = err.rate_limit().expect("a rate limit");
+            let message = format!("build {} waits for {}'s rate limit until {}", request.build.id, limit.service, limit.until.to_rfc3339());
+            if limit.answered {
+                ports.record_event(context, Stage::Build, None, EventKind::Retrying, message.clone()).await?;
+            }
+            return Err(TaskError::new(ErrorName::BuildPending, message));
+        }
+        Err(err) => return Err(provider_error(err, ErrorName::BuildFailed)),
+    };
     let seen_at = ports.clock.now();
     match &poll.progress {
         BuildProgress::Running => {
@@ -71,6 +83,7 @@ pub async fn poll_build(ports: &Ports, request: PollBuildRequest) -> Result<Arti
         }
         BuildProgress::Succeeded { artifact } => {
             let artifact = Artifact { build_url: artifact.build_url.clone().or_else(|| request.build.url.clone()), ..artifact.clone() };
+            refuse_unknown_revision(ports, &request, &poll, &artifact).await?;
             ports
                 .update_release(context, |release| {
                     builds::record_progress(release, &request.build, &poll, seen_at);
@@ -91,4 +104,25 @@ pub async fn poll_build(ports: &Ports, request: PollBuildRequest) -> Result<Arti
             Ok(artifact)
         }
     }
+}
+
+/// A build whose commit is unknown cannot go to a deployer that deploys a revision: the release
+/// is refused here, before any wave, asking for `--sha`.
+async fn refuse_unknown_revision(
+    ports: &Ports,
+    request: &PollBuildRequest,
+    poll: &BuildPoll,
+    artifact: &Artifact,
+) -> Result<(), TaskError> {
+    let context = &request.release;
+    let deployer = ports
+        .providers
+        .deployer(&context.entry.delivery.deploy.target, &context.entry)
+        .map_err(|e| provider_error(e, ErrorName::DeployFailed))?;
+    let Err(why) = revision::deployable(&artifact.sha, deployer.takes_revision()) else { return Ok(()) };
+    let message = format!("the deploy was refused before any wave: {} built {}, but {why}", request.build.id, artifact.reference);
+    let seen_at = ports.clock.now();
+    ports.update_release(context, |release| builds::record_progress(release, &request.build, poll, seen_at)).await?;
+    ports.record_event(context, Stage::Deploy, None, EventKind::Failed, message.clone()).await?;
+    Err(TaskError::new(ErrorName::BuildFailed, message))
 }

@@ -1,8 +1,14 @@
-//! trigger-build: starts the service's CI build for the release's branch and commit.
+//! trigger-build: starts the service's CI build for the release's branch and commit, once.
+//!
+//! A request whose answer never came (a timeout, a reset connection, a 5xx after the provider
+//! may have acted) leaves the record's build `requested`: the definition retries the task, and
+//! the retry first asks the provider for the build this release started
+//! ([`BuildProvider::find`](baton_domain::ports::BuildProvider::find)) and follows it; only when
+//! there is none does it ask again.
 
-use baton_domain::error::{ErrorName, TaskError};
-use baton_domain::flow::TriggerBuildRequest;
-use baton_domain::ports::{BuildRequest, RunHandle};
+use baton_domain::error::{ErrorName, TaskError, chain_text};
+use baton_domain::flow::{ReleaseContext, TriggerBuildRequest};
+use baton_domain::ports::{BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::{EventKind, Stage};
 use baton_domain::rules::builds;
 use baton_domain::support::{Ports, call_json, provider_error};
@@ -14,12 +20,13 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
 }
 
 /// Answers the run handle that poll-build needs to find the build again (`$.build`): the build
-/// the release already follows when there is one (this task ran before, and its answer was lost).
+/// the release already follows or started when there is one (this task ran before, and its
+/// answer was lost), else a new one.
 pub async fn trigger_build(ports: &Ports, request: TriggerBuildRequest) -> Result<RunHandle, TaskError> {
     let context = &request.release;
     ports.renew_lock(context).await?;
-    let provider =
-        ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
+    let spec = &context.entry.delivery.build;
+    let provider = ports.providers.build(spec, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
     let build = BuildRequest {
         service: context.service.clone(),
         environment: context.environment.clone(),
@@ -27,13 +34,56 @@ pub async fn trigger_build(ports: &Ports, request: TriggerBuildRequest) -> Resul
         branch: context.branch.clone(),
         sha: context.sha.clone(),
     };
-    if let Some(run) = builds::followed_build(&ports.release(context).await?) {
+    let release = ports.release(context).await?;
+    if let Some(run) = builds::followed_build(&release) {
         return Ok(run);
     }
+    if let Some(asked_at) = builds::unanswered_request(&release) {
+        let found = match provider.find(&build, asked_at).await {
+            Ok(found) => found,
+            Err(err) => return Err(failed(ports, context, err, "the look for the build an unanswered request may have started").await?),
+        };
+        if let Some(run) = found {
+            return started(ports, context, run, "found the build an unanswered request started:").await;
+        }
+        let message = format!("{} found no build from the unanswered request; asking again", spec.provider);
+        ports.record_event(context, Stage::Build, None, EventKind::Retrying, message).await?;
+    }
     let requested_at = ports.clock.now();
-    let run = provider.start(&build).await.map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
-    ports.update_release(context, |release| builds::record_start(release, &run, requested_at)).await?;
+    ports.update_release(context, |release| builds::record_request(release, &spec.provider, requested_at)).await?;
+    match provider.start(&build).await {
+        Ok(run) => started(ports, context, run, "").await,
+        Err(err) => Err(failed(ports, context, err, &format!("the request for a {} build", spec.provider)).await?),
+    }
+}
+
+/// What a failed call to the provider (`what`) becomes: a timeline event with its cause, and
+/// the task's error. A rate limit is `Baton.BuildPending` (the definition waits, and nothing is
+/// sent before the time the provider named); an outage is retried, and the retry looks for the
+/// build first; a refusal fails the build.
+async fn failed(ports: &Ports, context: &ReleaseContext, err: ProviderError, what: &str) -> Result<TaskError, TaskError> {
+    if let Some(limit) = err.rate_limit() {
+        let message = format!("{what} waits for {}'s rate limit until {}", limit.service, limit.until.to_rfc3339());
+        if limit.answered {
+            ports.record_event(context, Stage::Build, None, EventKind::Retrying, message.clone()).await?;
+        }
+        return Ok(TaskError::new(ErrorName::BuildPending, format!("{message}: {}", chain_text(&err))));
+    }
+    let (kind, outcome) = match &err {
+        ProviderError::Unavailable { .. } => (EventKind::Retrying, "got no answer; the retry looks for the build first"),
+        ProviderError::Rejected { .. } => (EventKind::Failed, "failed"),
+    };
+    ports.record_event(context, Stage::Build, None, kind, format!("{what} {outcome}: {}", chain_text(&err))).await?;
+    Ok(provider_error(err, ErrorName::BuildFailed))
+}
+
+/// Records `run` as the release's build and its start in the timeline (`how` says how it was
+/// had, when not simply started).
+async fn started(ports: &Ports, context: &ReleaseContext, run: RunHandle, how: &str) -> Result<RunHandle, TaskError> {
+    let now = ports.clock.now();
+    ports.update_release(context, |release| builds::record_start(release, &run, now)).await?;
     let link = run.url.as_deref().map(|url| format!(" ({url})")).unwrap_or_default();
-    ports.record_event(context, Stage::Build, None, EventKind::Started, format!("{} build {} started{link}", run.provider, run.id)).await?;
+    let how = if how.is_empty() { String::new() } else { format!("{how} ") };
+    ports.record_event(context, Stage::Build, None, EventKind::Started, format!("{how}{} build {} started{link}", run.provider, run.id)).await?;
     Ok(run)
 }

@@ -5,9 +5,10 @@
 //! otherwise from when Baton asked for it (so they include the provider's queue); each row says
 //! which. Ends are seen by polls, so a duration can be up to one poll interval long. Percentiles
 //! are nearest-rank over the builds that ran to an end (succeeded or failed); the failure rate is
-//! failed over those same builds. Cancelled builds are left out of both: they ended when the
-//! release stopped following them, not on their own merits, so their length and outcome say
-//! nothing about the build.
+//! failed over those same builds. Cancelled builds (and builds no longer followed, counted with
+//! them) are left out of both: they ended when the release stopped following them, not on their
+//! own merits, so their length and outcome say nothing about the build. A build asked for and
+//! not found yet counts as running.
 
 use crate::ports::{BuildPoll, BuildProgress, RunHandle};
 use crate::release::{BuildRecord, BuildStatus, Release, ReleaseId};
@@ -15,23 +16,59 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// trigger-build started `run` at `now`. A start after a recorded one (the task ran again after
-/// its record write failed) replaces it and counts another attempt; recording the same run
-/// twice counts it once.
+/// trigger-build is about to ask `provider` for a build at `now`. Each request counts an
+/// attempt; the record keeps when Baton first asked, so a request whose answer never came
+/// (a timeout, a reset connection, a 5xx after the provider may have acted) is looked for
+/// from then on before another is sent ([`unanswered_request`]).
+pub fn record_request(release: &mut Release, provider: &str, now: DateTime<Utc>) {
+    if let Some(build) = release.build.as_mut().filter(|build| build.status == BuildStatus::Requested) {
+        build.attempts += 1;
+        return;
+    }
+    let attempts = release.build.as_ref().map_or(0, |build| build.attempts) + 1;
+    release.build = Some(BuildRecord {
+        provider: provider.to_owned(),
+        run_id: String::new(),
+        url: None,
+        queued_at: now,
+        started_at: None,
+        finished_at: None,
+        status: BuildStatus::Requested,
+        attempts,
+        reason: None,
+        state: serde_json::Value::Null,
+    });
+}
+
+/// When Baton first asked for a build that it has no run for yet: the build the release
+/// started, if any, was created after this.
+pub fn unanswered_request(release: &Release) -> Option<DateTime<Utc>> {
+    release.build.as_ref().filter(|build| build.status == BuildStatus::Requested).map(|build| build.queued_at)
+}
+
+/// trigger-build started (or found) `run` at `now`. The run answers a pending request (which
+/// keeps its attempts and the time Baton first asked); a start after a recorded run (the task
+/// ran again after its record write failed) replaces it and counts another attempt; recording
+/// the same run twice counts it once.
 pub fn record_start(release: &mut Release, run: &RunHandle, now: DateTime<Utc>) {
     let earlier = release.build.as_ref();
     if earlier.is_some_and(|build| build.provider == run.provider && build.run_id == run.id) {
         return;
     }
+    let (queued_at, attempts) = match earlier {
+        Some(build) if build.status == BuildStatus::Requested => (build.queued_at, build.attempts),
+        Some(build) => (now, build.attempts + 1),
+        None => (now, 1),
+    };
     release.build = Some(BuildRecord {
         provider: run.provider.clone(),
         run_id: run.id.clone(),
         url: run.url.clone(),
-        queued_at: now,
+        queued_at,
         started_at: None,
         finished_at: None,
         status: BuildStatus::Running,
-        attempts: earlier.map_or(0, |build| build.attempts) + 1,
+        attempts,
         reason: None,
         state: run.state.clone(),
     });
@@ -72,10 +109,12 @@ pub fn record_cancelled(release: &mut Release, run: &RunHandle, now: DateTime<Ut
     }
 }
 
-/// The release ended at `now` with its build still running: Baton stops following it.
+/// The release ended at `now` with its build still running, or asked for and never found:
+/// Baton stops following it. Not `Cancelled`: nobody cancelled it.
 pub fn stop_following(release: &mut Release, now: DateTime<Utc>) {
-    if let Some(build) = release.build.as_mut().filter(|build| build.status == BuildStatus::Running) {
-        build.status = BuildStatus::Cancelled;
+    let following = |build: &&mut BuildRecord| matches!(build.status, BuildStatus::Running | BuildStatus::Requested);
+    if let Some(build) = release.build.as_mut().filter(following) {
+        build.status = BuildStatus::Unfollowed;
         build.finished_at = Some(now);
     }
 }
@@ -162,8 +201,8 @@ pub fn report(releases: &[Release]) -> BuildReport {
         builds: builds.len(),
         succeeded,
         failed,
-        cancelled: count(BuildStatus::Cancelled),
-        running: count(BuildStatus::Running),
+        cancelled: count(BuildStatus::Cancelled) + count(BuildStatus::Unfollowed),
+        running: count(BuildStatus::Running) + count(BuildStatus::Requested),
         failure_rate: (ended > 0).then(|| failed as f64 / ended as f64),
         p50_seconds: nearest_rank(&durations, 50),
         p90_seconds: nearest_rank(&durations, 90),
@@ -279,6 +318,27 @@ mod tests {
     }
 
     #[test]
+    fn an_unanswered_request_is_looked_for_and_answered_by_the_run_found() {
+        let mut release = release("rel-a", 0, ReleaseStatus::Running, None, false);
+        assert_eq!(unanswered_request(&release), None);
+        record_request(&mut release, "buildkite", minutes(1));
+        assert_eq!(unanswered_request(&release), Some(minutes(1)));
+        assert_eq!(followed_build(&release), None, "no run to follow yet");
+        // The request timed out; the retry found nothing and asked again.
+        record_request(&mut release, "buildkite", minutes(2));
+        assert_eq!(unanswered_request(&release), Some(minutes(1)), "looked for from the first request on");
+        record_start(&mut release, &run("7"), minutes(3));
+        let build = release.build.clone().unwrap();
+        assert_eq!((build.run_id.as_str(), build.status, build.queued_at, build.attempts), ("7", Running, minutes(1), 2));
+        assert_eq!(unanswered_request(&release), None);
+        // A later request (a new build after this one ended) starts a new count from here.
+        release.build.as_mut().unwrap().status = Failed;
+        record_request(&mut release, "buildkite", minutes(4));
+        let build = release.build.unwrap();
+        assert_eq!((build.status, build.queued_at, build.attempts), (Requested, minutes(4), 3));
+    }
+
+    #[test]
     fn a_running_build_is_followed_again_and_an_ended_one_is_not() {
         let mut release = release("rel-a", 0, ReleaseStatus::Running, None, false);
         assert_eq!(followed_build(&release), None);
@@ -343,7 +403,15 @@ mod tests {
 
     #[test]
     fn a_release_that_ends_stops_following_a_running_build_only() {
-        for (status, expected) in [(Running, (Cancelled, Some(7))), (Failed, (Failed, Some(5))), (Succeeded, (Succeeded, Some(5)))] {
+        let cases = [
+            // Nobody cancelled it: the record does not say so.
+            (Running, (Unfollowed, Some(7))),
+            (Requested, (Unfollowed, Some(7))),
+            (Failed, (Failed, Some(5))),
+            (Succeeded, (Succeeded, Some(5))),
+            (Cancelled, (Cancelled, Some(5))),
+        ];
+        for (status, expected) in cases {
             let mut release = release("rel-a", 0, ReleaseStatus::Running, None, false);
             record_start(&mut release, &run("1"), minutes(1));
             let build = release.build.as_mut().unwrap();

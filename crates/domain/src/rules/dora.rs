@@ -25,8 +25,10 @@ pub fn close(release: &mut Release, outcome: &Outcome, now: DateTime<Utc>) {
     release.finished_at = Some(now);
     crate::rules::builds::stop_following(release, now);
     if outcome.status == OutcomeStatus::RolledBack {
+        // A wave whose every target refused its deploy changed nothing: it failed, and no
+        // rollback undid it.
         for wave in release.waves.iter_mut().filter(|w| w.status != WaveStatus::Pending) {
-            wave.status = WaveStatus::RolledBack;
+            wave.status = if crate::rules::waves::changed_any(wave) { WaveStatus::RolledBack } else { WaveStatus::Failed };
         }
     }
 }
@@ -399,7 +401,7 @@ mod tests {
             assert_eq!(rolled_back, status == RolledBack, "only a rollback marks begun waves");
             assert_eq!(running.waves[1].status, WaveStatus::Pending, "waves that never began stay pending");
             let build = running.build.as_ref().map(|b| (b.status, b.finished_at));
-            assert_eq!(build, Some((BuildStatus::Cancelled, Some(minutes(9)))), "a build still running is no longer followed");
+            assert_eq!(build, Some((BuildStatus::Unfollowed, Some(minutes(9)))), "a build still running is no longer followed");
         }
     }
 

@@ -1,5 +1,5 @@
 //! The rules of a release, as pure functions over records: which signals a service takes,
-//! who runs when several wait, what a rollback puts back, when a wave is deployed, when its gates judge it, what a
+//! who runs when several wait, what a rollback puts back, which commit may be deployed, when a wave is deployed, when its gates judge it, what a
 //! finished release adds to the DORA counters, and what its CI build was. Handlers read the ports, call these, and write
 //! the ports; nothing here does I/O, so every rule has table-driven tests beside it.
 
@@ -7,6 +7,7 @@ pub mod admission;
 pub mod builds;
 pub mod dora;
 pub mod queue;
+pub mod revision;
 pub mod rollback;
 pub mod watch;
 pub mod waves;

@@ -13,14 +13,17 @@ pub fn rollback_target(release: &ReleaseId, recent: &[Release]) -> Option<Artifa
         .and_then(|r| r.artifact.clone())
 }
 
-/// Every wave of `waves` that began deploying, last first, and the artifact to put back on its
-/// targets: the previous one, or an empty reference (remove what this release put there) when
-/// the service had none.
+/// Every wave of `waves` that began deploying and may have changed a target (not every one of
+/// its targets was refused), last first, and the artifact to put back on its targets: the
+/// previous one, or an empty reference (remove what this release put there) when the service
+/// had none.
 pub fn plan_rollback(release: &Release, waves: &[WavePlan]) -> RollbackPlan {
     let begun = waves
         .iter()
         .rev()
-        .filter(|plan| release.waves.iter().any(|w| w.name == plan.name && w.status != WaveStatus::Pending))
+        .filter(|plan| {
+            release.waves.iter().any(|w| w.name == plan.name && w.status != WaveStatus::Pending && crate::rules::waves::changed_any(w))
+        })
         .cloned()
         .collect();
     let artifact = release.previous_artifact.clone().unwrap_or_else(|| Artifact {
@@ -80,5 +83,12 @@ mod tests {
         failing.previous_artifact = None;
         let plan = plan_rollback(&failing, &plans);
         assert_eq!((plan.artifact.reference.as_str(), plan.artifact.branch.as_str()), ("", "main"), "a first release is removed");
+        // The last wave's every target refused its deploy: it changed nothing, so it is not undone.
+        let now = failing.created_at;
+        let rest = &mut failing.waves[1];
+        for target in rest.targets.clone() {
+            crate::rules::waves::started(rest, &target, false, Err("blocked by sync window".into()), now);
+        }
+        assert_eq!(rollback(&failing).0, vec!["canary".to_owned()]);
     }
 }

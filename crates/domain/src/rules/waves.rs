@@ -27,9 +27,27 @@ fn deploy_of<'a>(record: &'a WaveRecord, target: &str, rollback: bool) -> Option
     record.deploys.iter().find(|d| d.target == target && d.rollback == rollback)
 }
 
+/// Whether the provider refused `target`'s forward deploy before changing anything (a sync
+/// window, bad credentials, an answer that started nothing): the target runs what it ran before,
+/// so a rollback leaves it alone. A target with no record at all is not known to be unchanged
+/// (its start may have been lost with its task), and is rolled back.
+pub fn refused(record: &WaveRecord, target: &str) -> bool {
+    deploy_of(record, target, false).is_some_and(|d| d.run.is_none() && d.status == DeployStatus::Failed)
+}
+
+/// Whether the wave may have changed any target: a rollback has something to undo.
+pub fn changed_any(record: &WaveRecord) -> bool {
+    record.targets.iter().any(|target| !refused(record, target))
+}
+
+/// The targets a direction covers: all of them forward; on a rollback, those not refused.
+fn covered<'a>(record: &WaveRecord, wave: &'a WavePlan, rollback: bool) -> Vec<&'a String> {
+    wave.targets.iter().filter(|target| !rollback || !refused(record, target)).collect()
+}
+
 /// Targets of `wave` with no deploy in this direction yet: what a (re)started task starts.
 pub fn targets_to_start<'a>(record: &WaveRecord, wave: &'a WavePlan, rollback: bool) -> Vec<&'a str> {
-    wave.targets.iter().filter(|t| deploy_of(record, t, rollback).is_none()).map(String::as_str).collect()
+    covered(record, wave, rollback).into_iter().filter(|t| deploy_of(record, t, rollback).is_none()).map(String::as_str).collect()
 }
 
 /// The forward run of `target`, which its rollback undoes (none when it never started).
@@ -89,9 +107,11 @@ pub fn deploy_deadline(wave: &WavePlan, began: DateTime<Utc>) -> DateTime<Utc> {
     began.checked_add_signed(timeout).unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
-/// Where `wave`'s deploys (`rollback` false) or rollbacks stand.
+/// Where `wave`'s deploys (`rollback` false) or rollbacks stand. A rollback covers the targets
+/// whose deploy was not [`refused`].
 pub fn wave_deploy(record: &WaveRecord, wave: &WavePlan, rollback: bool) -> WaveDeploy {
-    let deploys: Vec<Option<&TargetDeploy>> = wave.targets.iter().map(|t| deploy_of(record, t, rollback)).collect();
+    let targets = covered(record, wave, rollback);
+    let deploys: Vec<Option<&TargetDeploy>> = targets.iter().map(|t| deploy_of(record, t, rollback)).collect();
     let failed: Vec<(String, String)> = deploys
         .iter()
         .flatten()
@@ -103,7 +123,7 @@ pub fn wave_deploy(record: &WaveRecord, wave: &WavePlan, rollback: bool) -> Wave
         return WaveDeploy::Failed(failed);
     }
     // A target that was never started can never finish: say so rather than poll forever.
-    let missing: Vec<String> = wave.targets.iter().zip(&deploys).filter(|(_, d)| d.is_none()).map(|(t, _)| t.clone()).collect();
+    let missing: Vec<String> = targets.iter().zip(&deploys).filter(|(_, d)| d.is_none()).map(|(t, _)| (*t).clone()).collect();
     if !missing.is_empty() {
         return WaveDeploy::NotStarted(missing);
     }
@@ -217,6 +237,34 @@ mod tests {
         for (steps, expected) in cases {
             assert_eq!(wave_deploy(&after(&steps), &wave(), true), expected, "{steps:?}");
         }
+    }
+
+    #[test]
+    fn a_rollback_leaves_a_refused_target_alone() {
+        use DeployProgress::Succeeded as S;
+        // b started (it may have changed); c was refused before anything changed.
+        let mut partly = after(&[("b", false, None)]);
+        started(&mut partly, "c", false, Err("blocked by sync window".into()), t0());
+        assert!(refused(&partly, "c") && !refused(&partly, "b"));
+        assert!(changed_any(&partly));
+        assert_eq!(targets_to_start(&partly, &wave(), true), ["b"]);
+        started(&mut partly, "b", true, Ok(run("b-back")), minutes(1));
+        assert_eq!(wave_deploy(&partly, &wave(), true), WaveDeploy::Running);
+        settle(&mut partly, "b", true, &S, minutes(2));
+        assert_eq!(wave_deploy(&partly, &wave(), true), WaveDeploy::Succeeded, "c needs no rollback");
+
+        // Every target refused: nothing changed, nothing to undo.
+        let mut untouched = record();
+        for target in ["b", "c"] {
+            started(&mut untouched, target, false, Err("401".into()), t0());
+        }
+        assert!(!changed_any(&untouched));
+        assert!(targets_to_start(&untouched, &wave(), true).is_empty());
+        assert_eq!(wave_deploy(&untouched, &wave(), true), WaveDeploy::Succeeded);
+        // A target whose start left no record may have changed: it is rolled back.
+        let lost = record();
+        assert!(changed_any(&lost));
+        assert_eq!(targets_to_start(&lost, &wave(), true), ["b", "c"]);
     }
 
     #[test]

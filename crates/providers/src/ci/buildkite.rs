@@ -2,10 +2,14 @@
 //! follows it until it finishes.
 //!
 //! - **Start.** `POST /organizations/{org}/pipelines/{pipeline}/builds` with a bearer token:
-//!   `{commit, branch, message: "Baton release <id>", env}`. `commit` is the release's sha, or
-//!   `HEAD` (the branch's head) when it names none; `env` gets `BATON_RELEASE_ID` and
-//!   `BATON_SHA` last, so the catalog cannot override them. The artifact's sha is the build's
-//!   `commit`, which Buildkite resolves from `HEAD` once a job checks the branch out.
+//!   `{commit, branch, message: "Baton release <id>", env, meta_data}`. `commit` is the release's
+//!   sha, or `HEAD` (the branch's head) when it names none; `env` gets `BATON_RELEASE_ID` and
+//!   `BATON_SHA` last, so the catalog cannot override them; `meta_data` gets
+//!   `baton-release-id`, by which `find` lists the build a lost answer created
+//!   (`?meta_data[baton-release-id]=<id>`). The request may take [`CREATE_TIMEOUT`](crate::http::CREATE_TIMEOUT).
+//!   The artifact's sha is the build's `commit` when Buildkite resolved it to a commit id,
+//!   else the release's: a `commit` still `HEAD` names nothing, and a template with `{sha}`
+//!   or `{short-sha}` then fails the build rather than name an artifact `…:HEAD`.
 //! - **States.** `passed` is the only success. `failed`, `canceled`, `canceling` (it ends
 //!   `canceled`), `skipped` (superseded by a newer build of the branch), `not_run` and
 //!   `waiting_failed` (a step it waited on failed) fail the build, naming the state and the
@@ -22,17 +26,19 @@
 //! - **Cancel.** `PUT .../builds/{number}/cancel`; Buildkite refuses (422) builds that are not
 //!   scheduled, running or failing, that is builds already finished: not an error.
 //! - A 2xx to the create request whose body does not read is `Rejected`, not retried: the build
-//!   may exist, and a retry would start a second.
+//!   may exist, and a retry would start a second. The build `find` lists for the release is
+//!   cancelled: Baton cannot follow a build whose creation it could not read.
 //! - Errors: 401/403 name the token's reference (never its value), 404 the pipeline; 429 waits
 //!   out a short `Retry-After` (else `RateLimit-Reset`, seconds until the limit resets) once,
 //!   else is `Unavailable` saying when to retry; 5xx and timeouts are `Unavailable`.
 
-use super::rest::{Body, Call, Credential, RestApi, started_unreadable};
-use super::{ArtifactTemplate, RunFacts, RunWord, Started, handle_number, handle_state};
+use super::rest::{Body, Call, Credential, RestApi};
+use super::{ArtifactTemplate, RunFacts, RunWord, Started, created_from, handle_number, handle_state, unfollowable};
 use crate::http::{decode, header_u64, retry_after};
-use crate::secrets::LazySecret;
+use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
 use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
+use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -44,6 +50,8 @@ use std::time::Duration;
 pub(crate) const PROVIDER: &str = "buildkite";
 pub const DEFAULT_BUILDKITE_API_URL: &str = "https://api.buildkite.com/v2";
 const SERVICE: &str = "Buildkite";
+/// The build meta-data key holding the release id.
+const RELEASE_ID_KEY: &str = "baton-release-id";
 
 /// Creates a build for each release and polls it; see the module docs.
 pub struct BuildkiteBuildProvider {
@@ -67,7 +75,9 @@ struct Build {
     blocked: bool,
     /// When an agent began its first job; null while it is scheduled.
     #[serde(default)]
-    started_at: Option<chrono::DateTime<chrono::Utc>>,
+    started_at: Option<DateTime<Utc>>,
+    #[serde(default)]
+    env: BTreeMap<String, serde_json::Value>,
 }
 
 /// How long Buildkite asks to wait: `Retry-After`, else the seconds until `RateLimit-Reset`.
@@ -106,6 +116,18 @@ impl BuildkiteBuildProvider {
         self
     }
 
+    /// How long the request creating a build may take ([`CREATE_TIMEOUT`](crate::http::CREATE_TIMEOUT) unless set).
+    pub fn with_create_timeout(mut self, timeout: Duration) -> BuildkiteBuildProvider {
+        self.api.set_create_timeout(timeout);
+        self
+    }
+
+    /// Rate-limit holds other than the process's [`RateLimits::shared`](crate::RateLimits::shared).
+    pub fn with_rate_limits(mut self, limits: std::sync::Arc<crate::RateLimits>) -> BuildkiteBuildProvider {
+        self.api.set_rate_limits(limits);
+        self
+    }
+
     /// "pipeline acme/web"
     fn label(&self) -> String {
         format!("pipeline {}/{}", self.organization, self.pipeline)
@@ -126,7 +148,14 @@ impl BuildkiteBuildProvider {
         also_ok: Option<StatusCode>,
     ) -> Result<(StatusCode, Vec<u8>), ProviderError> {
         let token = self.token.get().await?;
-        let call = Call {
+        let secrets = [token];
+        let call = self.call(context, &secrets, also_ok);
+        self.api.call(method, self.builds(tail), Credential::Bearer(token), body, &call).await
+    }
+
+    /// What a request about the pipeline's builds is, for its errors.
+    fn call<'a>(&self, context: &str, secrets: &'a [&'a Secret], also_ok: Option<StatusCode>) -> Call<'a> {
+        Call {
             context: context.to_owned(),
             credentials: format!(
                 "check the token {}: it must be a current API access token of organization {} with read_builds and write_builds",
@@ -137,10 +166,29 @@ impl BuildkiteBuildProvider {
                 "Buildkite has no {} that this token can see, or no such build: check `organization` and `pipeline`",
                 self.label()
             ),
-            secrets: &[token],
+            secrets,
             also_ok,
-        };
-        self.api.call(method, self.builds(tail), Credential::Bearer(token), body, &call).await
+        }
+    }
+
+    /// Creates the build; `Err` when no answer came, or an error one.
+    async fn create(&self, request: &BuildRequest) -> Result<(Vec<u8>, String), ProviderError> {
+        let mut env = self.env.clone();
+        env.insert("BATON_RELEASE_ID".into(), request.release_id.0.clone());
+        env.insert("BATON_SHA".into(), request.sha.clone().unwrap_or_default());
+        let body = serde_json::json!({
+            "commit": request.sha.as_deref().unwrap_or("HEAD"),
+            "branch": request.branch,
+            "message": format!("Baton release {}", request.release_id),
+            "env": env,
+            "meta_data": { RELEASE_ID_KEY: request.release_id.0 },
+        });
+        let context = format!("creating a build of {} on {}", self.label(), request.branch);
+        let token = self.token.get().await?;
+        let secrets = [token];
+        let call = self.call(&context, &secrets, None);
+        let answer = self.api.create(self.builds(&[]), Credential::Bearer(token), Body::Json(&body), &call).await?;
+        Ok((answer, context))
     }
 
     fn progress(&self, build: &Build, started: &Started) -> BuildProgress {
@@ -156,7 +204,7 @@ impl BuildkiteBuildProvider {
             ("passed", false) => {
                 let number = build.number.to_string();
                 let facts = RunFacts { sha: &build.commit, branch: &started.branch, run_id: &number, release_id: &started.release_id.0 };
-                self.artifact.built(&facts, &build.web_url)
+                self.artifact.built(&facts, started.sha.as_deref(), &build.web_url)
             }
             ("failed", false) => failed("a job failed"),
             ("canceled", _) => failed("someone or something cancelled it"),
@@ -173,23 +221,41 @@ impl BuildkiteBuildProvider {
 #[async_trait]
 impl BuildProvider for BuildkiteBuildProvider {
     async fn start(&self, request: &BuildRequest) -> Result<RunHandle, ProviderError> {
-        let mut env = self.env.clone();
-        env.insert("BATON_RELEASE_ID".into(), request.release_id.0.clone());
-        env.insert("BATON_SHA".into(), request.sha.clone().unwrap_or_default());
-        let body = serde_json::json!({
-            "commit": request.sha.as_deref().unwrap_or("HEAD"),
-            "branch": request.branch,
-            "message": format!("Baton release {}", request.release_id),
-            "env": env,
-        });
-        let context = format!("creating a build of {} on {}", self.label(), request.branch);
-        let (_, answer) = self.send(Method::POST, &[], Body::Json(&body), &context, None).await?;
-        let look = format!("look for the build of {} whose message is 'Baton release {}'", self.label(), request.release_id);
-        let build: Build = decode(&answer, &context).map_err(|e| started_unreadable(e, &look))?;
+        let asked_at = Utc::now();
+        let (answer, context) = self.create(request).await?;
+        let build: Build = match decode(&answer, &context) {
+            Ok(build) => build,
+            Err(unreadable) => return Err(unfollowable(self, request, asked_at, unreadable, SERVICE).await),
+        };
         tracing::info!(target: "baton::buildkite", build = build.number, url = %build.web_url, state = %build.state,
             "created a build of {} on {}", self.label(), request.branch);
-        let started = Started { release_id: request.release_id.clone(), branch: request.branch.clone() };
-        Ok(started.handle(PROVIDER, build.number, &build.web_url))
+        Ok(Started::of(request).handle(PROVIDER, build.number, &build.web_url))
+    }
+
+    /// Lists the pipeline's builds on the branch with the release's meta-data, created since
+    /// just before `since`; the oldest is the one the first request created.
+    async fn find(&self, request: &BuildRequest, since: DateTime<Utc>) -> Result<Option<RunHandle>, ProviderError> {
+        let mut url = self.builds(&[]);
+        url.query_pairs_mut()
+            .append_pair("branch", &request.branch)
+            .append_pair(&format!("meta_data[{RELEASE_ID_KEY}]"), &request.release_id.0)
+            .append_pair("created_from", &created_from(since).to_rfc3339_opts(SecondsFormat::Secs, true))
+            .append_pair("per_page", "100");
+        let context = format!("looking for the build of release {} on {}", request.release_id, self.label());
+        let token = self.token.get().await?;
+        let secrets = [token];
+        let call = self.call(&context, &secrets, None);
+        let (_, answer) = self.api.call(Method::GET, url, Credential::Bearer(token), Body::Empty, &call).await?;
+        let builds: Vec<Build> = decode(&answer, &context)?;
+        // The filter is the service's; the release id in the build's own env is the proof.
+        let ours =
+            |build: &&Build| build.env.get("BATON_RELEASE_ID").and_then(serde_json::Value::as_str) == Some(request.release_id.0.as_str());
+        let oldest = builds.iter().filter(ours).min_by_key(|build| build.number);
+        Ok(oldest.map(|build| {
+            tracing::info!(target: "baton::buildkite", build = build.number, url = %build.web_url,
+                "found the build release {} started on {}", request.release_id, self.label());
+            Started::of(request).handle(PROVIDER, build.number, &build.web_url)
+        }))
     }
 
     async fn poll(&self, run: &RunHandle) -> Result<BuildPoll, ProviderError> {

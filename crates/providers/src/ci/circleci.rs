@@ -32,17 +32,22 @@
 //!   `failing` included); a finished workflow is left alone, so cancelling a finished pipeline
 //!   is not an error. A pipeline that has no workflow yet cannot be cancelled: `Unavailable`
 //!   (retried) within [`WORKFLOW_WINDOW`], after which no workflow will start.
+//! - **Find.** A trigger whose answer was lost may have made the pipeline: `find` lists the
+//!   branch's pipelines (`GET /project/{slug}/pipeline?branch=`, newest first, one page) and
+//!   takes the oldest created since just before the request whose `trigger_parameters` carry the
+//!   release's `baton-release-id`. The trigger may take [`CREATE_TIMEOUT`](crate::http::CREATE_TIMEOUT).
 //! - A 2xx to the trigger whose body does not read is `Rejected`, not retried: the pipeline may
-//!   exist, and a retry would start a second.
+//!   exist, and a retry would start a second. The pipeline `find` finds is cancelled: Baton
+//!   cannot follow a pipeline whose creation it could not read.
 //! - Errors: 401/403 name the token's reference (never its value), 404 the project; 429 waits out
 //!   a short `Retry-After` once, else is `Unavailable` saying when to retry; 5xx and timeouts are
 //!   `Unavailable`; any other refusal (400, 422: an undeclared parameter, an unknown branch) is
 //!   `Rejected` with what CircleCI said.
 
-use super::rest::{Body, Call, Credential, RestApi, started_unreadable};
-use super::{ArtifactTemplate, RunFacts, RunWord, Started, handle_state};
+use super::rest::{Body, Call, Credential, RestApi};
+use super::{ArtifactTemplate, RunFacts, RunWord, Started, created_from, handle_state, unfollowable};
 use crate::http::{decode, retry_after};
-use crate::secrets::LazySecret;
+use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
 use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
 use chrono::{DateTime, Utc};
@@ -83,9 +88,6 @@ struct RunState {
     started: Started,
     /// The pipeline's number in its project: the artifact's `{pipeline-number}` and its page.
     number: u64,
-    /// The release's commit, to compare with the one CircleCI built.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    sha: Option<String>,
     /// When Baton triggered the pipeline: its workflows must start within [`WORKFLOW_WINDOW`].
     triggered_at: DateTime<Utc>,
 }
@@ -96,6 +98,22 @@ struct Triggered {
     id: String,
     number: u64,
     state: String,
+}
+
+/// A pipeline as the project's listing shows it.
+#[derive(Debug, Deserialize)]
+struct Listed {
+    id: String,
+    number: u64,
+    created_at: DateTime<Utc>,
+    /// The parameters the trigger passed.
+    #[serde(default)]
+    trigger_parameters: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct PipelineList {
+    items: Vec<Listed>,
 }
 
 /// The fields of a pipeline Baton reads.
@@ -199,6 +217,18 @@ impl CircleCiBuildProvider {
         self
     }
 
+    /// How long the trigger may take ([`CREATE_TIMEOUT`](crate::http::CREATE_TIMEOUT) unless set).
+    pub fn with_create_timeout(mut self, timeout: Duration) -> CircleCiBuildProvider {
+        self.api.set_create_timeout(timeout);
+        self
+    }
+
+    /// Rate-limit holds other than the process's [`RateLimits::shared`](crate::RateLimits::shared).
+    pub fn with_rate_limits(mut self, limits: std::sync::Arc<crate::RateLimits>) -> CircleCiBuildProvider {
+        self.api.set_rate_limits(limits);
+        self
+    }
+
     /// "CircleCI pipeline 42 of project gh/acme/web"
     fn label(&self, number: u64) -> String {
         format!("CircleCI pipeline {number} of project {}", self.project)
@@ -211,7 +241,15 @@ impl CircleCiBuildProvider {
     /// Sends an authenticated request; the answer's body.
     async fn send(&self, method: Method, url: Url, body: Body<'_>, context: &str) -> Result<Vec<u8>, ProviderError> {
         let token = self.token.get().await?;
-        let call = Call {
+        let secrets = [token];
+        let call = self.call(context, &secrets);
+        let (_, answer) = self.api.call(method, url, Credential::Header(TOKEN_HEADER, token), body, &call).await?;
+        Ok(answer)
+    }
+
+    /// What a request is, for its errors.
+    fn call<'a>(&self, context: &str, secrets: &'a [&'a Secret]) -> Call<'a> {
+        Call {
             context: context.to_owned(),
             credentials: format!(
                 "check the token {}: it must be a current personal API token of a user who can trigger pipelines of \
@@ -224,11 +262,23 @@ impl CircleCiBuildProvider {
                  (the slug in the project's settings)",
                 self.project
             ),
-            secrets: &[token],
+            secrets,
             also_ok: None,
-        };
-        let (_, answer) = self.api.call(method, url, Credential::Header(TOKEN_HEADER, token), body, &call).await?;
-        Ok(answer)
+        }
+    }
+
+    fn pipelines_endpoint(&self) -> Url {
+        self.api.endpoint(["project"].into_iter().chain(self.project.split('/')).chain(["pipeline"]))
+    }
+
+    fn handle(&self, request: &BuildRequest, id: String, number: u64, triggered_at: DateTime<Utc>) -> RunHandle {
+        let state = RunState { started: Started::of(request), number, triggered_at };
+        RunHandle {
+            provider: PROVIDER.into(),
+            id,
+            url: Some(self.page(number)),
+            state: serde_json::to_value(&state).expect("run state serialises to JSON"),
+        }
     }
 
     async fn pipeline(&self, id: &str, number: u64) -> Result<Pipeline, ProviderError> {
@@ -308,14 +358,14 @@ impl CircleCiBuildProvider {
                 reason: format!("{label} succeeded but names no commit (no `vcs.revision`): the artifact cannot be named; see {page}"),
             };
         };
-        if let Some(sha) = state.sha.as_deref().filter(|sha| *sha != vcs.revision) {
+        if let Some(sha) = state.started.sha.as_deref().filter(|sha| *sha != vcs.revision) {
             tracing::warn!(target: "baton::circleci", built = %vcs.revision, release = %sha,
                 "{label} built {}, not the release's commit {sha}: the branch moved after the release was cut", vcs.revision);
         }
         let number = state.number.to_string();
         let branch = vcs.branch.as_deref().unwrap_or(&state.started.branch);
         let facts = RunFacts { sha: &vcs.revision, branch, run_id: &number, release_id: &state.started.release_id.0 };
-        self.artifact.built(&facts, &page)
+        self.artifact.built(&facts, state.started.sha.as_deref(), &page)
     }
 }
 
@@ -335,28 +385,35 @@ impl BuildProvider for CircleCiBuildProvider {
         );
         let body = serde_json::json!({ "branch": request.branch, "parameters": parameters });
         let triggered_at = Utc::now();
-        let url = self.api.endpoint(["project"].into_iter().chain(self.project.split('/')).chain(["pipeline"]));
-        let answer = self.send(Method::POST, url, Body::Json(&body), &context).await?;
-        let look = format!(
-            "look for the pipeline of project {} whose parameter {CIRCLECI_RELEASE_ID_PARAMETER} is {}",
-            self.project, request.release_id
-        );
-        let pipeline: Triggered = decode(&answer, &context).map_err(|e| started_unreadable(e, &look))?;
-        let page = self.page(pipeline.number);
-        tracing::info!(target: "baton::circleci", pipeline = pipeline.number, url = %page, state = %pipeline.state,
-            "triggered {} on {}", self.label(pipeline.number), request.branch);
-        let state = RunState {
-            started: Started { release_id: request.release_id.clone(), branch: request.branch.clone() },
-            number: pipeline.number,
-            sha: request.sha.clone(),
-            triggered_at,
+        let token = self.token.get().await?;
+        let secrets = [token];
+        let call = self.call(&context, &secrets);
+        let answer = self.api.create(self.pipelines_endpoint(), Credential::Header(TOKEN_HEADER, token), Body::Json(&body), &call).await?;
+        let pipeline: Triggered = match decode(&answer, &context) {
+            Ok(pipeline) => pipeline,
+            Err(unreadable) => return Err(unfollowable(self, request, triggered_at, unreadable, SERVICE).await),
         };
-        Ok(RunHandle {
-            provider: PROVIDER.into(),
-            id: pipeline.id,
-            url: Some(page),
-            state: serde_json::to_value(&state).expect("run state serialises to JSON"),
-        })
+        tracing::info!(target: "baton::circleci", pipeline = pipeline.number, url = %self.page(pipeline.number), state = %pipeline.state,
+            "triggered {} on {}", self.label(pipeline.number), request.branch);
+        Ok(self.handle(request, pipeline.id, pipeline.number, triggered_at))
+    }
+
+    async fn find(&self, request: &BuildRequest, since: DateTime<Utc>) -> Result<Option<RunHandle>, ProviderError> {
+        let mut url = self.pipelines_endpoint();
+        url.query_pairs_mut().append_pair("branch", &request.branch);
+        let context = format!("looking for the pipeline of release {} in CircleCI project {}", request.release_id, self.project);
+        let listed: PipelineList = decode(&self.send(Method::GET, url, Body::Empty, &context).await?, &context)?;
+        let ours = |pipeline: &&Listed| {
+            pipeline.created_at >= created_from(since)
+                && pipeline.trigger_parameters.get(CIRCLECI_RELEASE_ID_PARAMETER).and_then(serde_json::Value::as_str)
+                    == Some(request.release_id.0.as_str())
+        };
+        let oldest = listed.items.iter().filter(ours).min_by_key(|pipeline| pipeline.number);
+        Ok(oldest.map(|pipeline| {
+            tracing::info!(target: "baton::circleci", pipeline = pipeline.number,
+                "found the pipeline release {} triggered in {}", request.release_id, self.project);
+            self.handle(request, pipeline.id.clone(), pipeline.number, since)
+        }))
     }
 
     async fn poll(&self, run: &RunHandle) -> Result<BuildPoll, ProviderError> {
@@ -539,11 +596,15 @@ mod tests {
     }
 
     fn state(triggered_at: DateTime<Utc>) -> RunState {
-        RunState { started: Started { release_id: release_id(), branch: "main".into() }, number: 42, sha: None, triggered_at }
+        RunState { started: Started { release_id: release_id(), branch: "main".into(), sha: None }, number: 42, triggered_at }
     }
 
     fn pipeline(state: &str) -> Pipeline {
-        Pipeline { state: state.into(), errors: Vec::new(), vcs: Some(Vcs { revision: "0123456789".into(), branch: None }) }
+        Pipeline {
+            state: state.into(),
+            errors: Vec::new(),
+            vcs: Some(Vcs { revision: "0123456789abcdef0123456789abcdef01234567".into(), branch: None }),
+        }
     }
 
     fn workflows(statuses: &[&str]) -> Vec<Workflow> {

@@ -7,6 +7,7 @@ use super::github_actions::{DEFAULT_GITHUB_API_URL, GitHubActionsBuildProvider, 
 use crate::secrets::Secret;
 use async_trait::async_trait;
 use baton_domain::ports::{BuildPoll, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
+use chrono::{DateTime, Utc};
 use std::sync::Arc;
 use tokio::sync::OnceCell;
 
@@ -73,6 +74,10 @@ impl GitHubActionsFromCatalog {
 impl BuildProvider for GitHubActionsFromCatalog {
     async fn start(&self, request: &BuildRequest) -> Result<RunHandle, ProviderError> {
         self.provider().await?.start(request).await
+    }
+
+    async fn find(&self, request: &BuildRequest, since: DateTime<Utc>) -> Result<Option<RunHandle>, ProviderError> {
+        self.provider().await?.find(request, since).await
     }
 
     async fn poll(&self, run: &RunHandle) -> Result<BuildPoll, ProviderError> {

@@ -15,8 +15,11 @@
 //!   its jobs (their `if:` was false), and a neutral one reports neither success nor failure. Both fail
 //!   the build with a reason that names the conclusion.
 //! - A 200 whose body does not parse is `Unavailable` (see [`decode`]), except the dispatch's:
-//!   GitHub accepted it and a run exists, so retrying would start a second build; the provider
-//!   locates the run instead, as for a 204.
+//!   GitHub accepted it and a run exists, so retrying would start a second build, and Baton
+//!   cannot follow a run whose dispatch it could not read: the run `find` locates is cancelled
+//!   and the start is `Rejected`, saying so.
+//! - **Find.** A dispatch whose answer never came (it may take [`CREATE_TIMEOUT`]) may have
+//!   started a run: `find` locates it as for a 204, from just before the first dispatch.
 //! - When the dispatch answers 204 (GitHub Enterprise Server versions without
 //!   `return_run_details`), the run is found by listing the workflow's `workflow_dispatch` runs
 //!   on the branch (at the release's sha when known) created since just before the dispatch.
@@ -29,11 +32,13 @@
 //!   `x-ratelimit-reset`, else the minute GitHub asks for.
 
 use super::github_app::{AppAuth, GitHubAppTokens, InstallationToken};
-use super::{ArtifactTemplate, RunFacts, RunWord, handle_number, handle_state};
-use crate::http::{DEFAULT_REQUEST_TIMEOUT, decode, endpoint, header_u64, quote, retry_after, unanswered};
+use super::{ArtifactTemplate, RunFacts, RunWord, created_from, handle_number, handle_state, unfollowable};
+use crate::http::{
+    CREATE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, RateLimits, SHORT_WAIT, after, decode, endpoint, header_u64, quote, rate_limited, retry_after,
+    unanswered,
+};
 use crate::secrets::Secret;
 use async_trait::async_trait;
-use baton_domain::error::chain_text;
 use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::ReleaseId;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -45,6 +50,8 @@ use std::time::Duration;
 
 /// The `provider` of the handles this provider returns.
 pub(crate) const PROVIDER: &str = "github-actions";
+/// Who answers, in rate-limit errors.
+const SERVICE: &str = "GitHub";
 pub const DEFAULT_GITHUB_API_URL: &str = "https://api.github.com";
 /// The version whose dispatch answers with the run when asked to (`return_run_details`).
 const API_VERSION: &str = "2022-11-28";
@@ -52,8 +59,6 @@ const GITHUB_JSON: &str = "application/vnd.github+json";
 /// The inputs Baton adds to every dispatch; a config cannot set them.
 const RELEASE_ID_INPUT: &str = "baton_release_id";
 const SHA_INPUT: &str = "baton_sha";
-/// How far before the dispatch a listed run may have been created: GitHub's clock and ours differ.
-const CLOCK_SLACK: chrono::Duration = chrono::Duration::seconds(10);
 /// How long a dispatched run may take to show up in the listing before the build fails.
 const LOCATE_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 /// GitHub's advice for a secondary rate limit that says nothing about when it ends.
@@ -78,6 +83,10 @@ pub struct GitHubActionsConfig {
     pub artifact: String,
     /// How long one API request may take: [`DEFAULT_REQUEST_TIMEOUT`] unless set.
     pub request_timeout: Duration,
+    /// How long the dispatch may take: [`CREATE_TIMEOUT`] unless set.
+    pub create_timeout: Duration,
+    /// The rate-limit holds to mind: [`RateLimits::shared`] unless set.
+    pub rate_limits: std::sync::Arc<RateLimits>,
 }
 
 impl GitHubActionsConfig {
@@ -92,6 +101,8 @@ impl GitHubActionsConfig {
             auth,
             artifact: artifact.to_owned(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            create_timeout: CREATE_TIMEOUT,
+            rate_limits: RateLimits::shared(),
         }
     }
 }
@@ -121,6 +132,8 @@ pub struct GitHubActionsBuildProvider {
     auth: Auth,
     artifact: ArtifactTemplate,
     timeout: Duration,
+    create_timeout: Duration,
+    limits: std::sync::Arc<RateLimits>,
     http: reqwest::Client,
 }
 
@@ -131,6 +144,9 @@ struct RunState {
     release_id: ReleaseId,
     /// The dispatched branch, for the artifact when the run reports none.
     branch: String,
+    /// The commit the release asked for, for the artifact should the run report none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sha: Option<String>,
     /// Set while the run is not located yet (the dispatch answered without its id).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     locate: Option<Dispatch>,
@@ -140,7 +156,7 @@ struct RunState {
 struct Dispatch {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     sha: Option<String>,
-    /// Runs created before this are not ours: the dispatch time minus [`CLOCK_SLACK`].
+    /// Runs created before this are not ours: the dispatch time minus [`super::CLOCK_SLACK`].
     since: DateTime<Utc>,
 }
 
@@ -212,7 +228,8 @@ impl GitHubActionsBuildProvider {
         http: reqwest::Client,
         tokens: &GitHubAppTokens,
     ) -> Result<GitHubActionsBuildProvider, ProviderError> {
-        let GitHubActionsConfig { owner, repo, workflow, inputs, api_url, auth, artifact, request_timeout } = config;
+        let GitHubActionsConfig { owner, repo, workflow, inputs, api_url, auth, artifact, request_timeout, create_timeout, rate_limits } =
+            config;
         let rejected = |why: String| ProviderError::rejected(format!("GitHub Actions build of {owner}/{repo}: {why}"));
         for (field, value) in [("owner", &owner), ("repo", &repo), ("workflow", &workflow)] {
             if value.is_empty() || value.contains('/') || value.contains(char::is_whitespace) {
@@ -227,8 +244,8 @@ impl GitHubActionsBuildProvider {
         if let Some(reserved) = [RELEASE_ID_INPUT, SHA_INPUT].into_iter().find(|name| inputs.contains_key(*name)) {
             return Err(rejected(format!("the input {reserved} is set by Baton and cannot be configured")));
         }
-        if request_timeout.is_zero() {
-            return Err(rejected("the request timeout is 0".into()));
+        if request_timeout.is_zero() || create_timeout.is_zero() {
+            return Err(rejected("a request timeout is 0".into()));
         }
         let artifact = ArtifactTemplate::parse(&artifact, RunWord::RunId).map_err(rejected)?;
         let auth = match auth {
@@ -238,7 +255,19 @@ impl GitHubActionsBuildProvider {
                 Auth::App(AppAuth::new(api.as_str(), &app_id, installation_id, &private_key_pem, tokens).map_err(rejected)?)
             }
         };
-        Ok(GitHubActionsBuildProvider { api, owner, repo, workflow, inputs, auth, artifact, timeout: request_timeout, http })
+        Ok(GitHubActionsBuildProvider {
+            api,
+            owner,
+            repo,
+            workflow,
+            inputs,
+            auth,
+            artifact,
+            timeout: request_timeout,
+            create_timeout,
+            limits: rate_limits,
+            http,
+        })
     }
 
     /// "workflow release.yml of acme/web"
@@ -289,17 +318,19 @@ impl GitHubActionsBuildProvider {
         credential: &Secret,
         context: &str,
     ) -> Result<reqwest::Response, ProviderError> {
+        // The dispatch (the one POST with a body) creates a run: it gets the longer timeout.
+        let timeout = if body.is_some() { self.create_timeout } else { self.timeout };
         let mut request = self
             .http
             .request(method, url)
-            .timeout(self.timeout)
+            .timeout(timeout)
             .header(ACCEPT, GITHUB_JSON)
             .header("x-github-api-version", API_VERSION)
             .bearer_auth(credential.expose());
         if let Some(body) = body {
             request = request.json(body);
         }
-        request.send().await.map_err(|e| unanswered(e, context, self.timeout))
+        request.send().await.map_err(|e| unanswered(e, context, timeout))
     }
 
     /// Sends an authenticated request and returns the status and body of a 2xx (or of
@@ -312,11 +343,44 @@ impl GitHubActionsBuildProvider {
         call: &Call,
     ) -> Result<(StatusCode, Vec<u8>), ProviderError> {
         let token = self.token().await?;
-        let response = self.send(method, url, body, &token, &call.context).await?;
-        if let (StatusCode::UNAUTHORIZED, Auth::App(app)) = (response.status(), &self.auth) {
-            app.forget(&token).await;
+        let (method, target, credential) = (&method, &url, &token);
+        self.limited(&url, &token, &call.context, move || async move {
+            let response = self.send(method.clone(), target.clone(), body, credential, &call.context).await?;
+            if let (StatusCode::UNAUTHORIZED, Auth::App(app)) = (response.status(), &self.auth) {
+                app.forget(credential).await;
+            }
+            self.read(response, call, credential).await
+        })
+        .await
+    }
+
+    /// Runs `exchange` (one request to `url` with `credential`) minding GitHub's rate limits:
+    /// nothing is sent while a limit holds the credential back; a limit of at most
+    /// [`SHORT_WAIT`] is waited out and the request sent once more.
+    async fn limited<T, F: std::future::Future<Output = Result<T, ProviderError>>>(
+        &self,
+        url: &Url,
+        credential: &Secret,
+        context: &str,
+        exchange: impl Fn() -> F,
+    ) -> Result<T, ProviderError> {
+        let mut headers = HeaderMap::new();
+        if let Ok(value) = format!("Bearer {}", credential.expose()).parse() {
+            headers.insert(reqwest::header::AUTHORIZATION, value);
         }
-        self.read(response, call, &token).await
+        let key = RateLimits::key(url, &headers);
+        let mut waited = false;
+        loop {
+            self.limits.wait_for(key, SERVICE, context).await?;
+            let result = exchange().await;
+            let Some(until) = result.as_ref().err().and_then(ProviderError::rate_limit).map(|limit| limit.until) else { return result };
+            self.limits.hold_until(key, until);
+            let short = (until - self.limits.now()).to_std().unwrap_or_default() <= SHORT_WAIT;
+            if waited || !short {
+                return result;
+            }
+            waited = true;
+        }
     }
 
     /// An answer's status and body when it is a 2xx (or `call.also_ok`), else the error it means.
@@ -327,7 +391,7 @@ impl GitHubActionsBuildProvider {
         if status.is_success() || call.also_ok == Some(status) {
             return Ok((status, answer.to_vec()));
         }
-        Err(refusal(status, &headers, &String::from_utf8_lossy(&answer), &call.context, &call.missing, credential))
+        Err(refusal(status, &headers, &String::from_utf8_lossy(&answer), call, credential, self.limits.now()))
     }
 
     /// The bearer token for API calls: the configured one, or the App installation's.
@@ -411,7 +475,7 @@ impl GitHubActionsBuildProvider {
                 let branch = run.head_branch.as_deref().unwrap_or(&state.branch);
                 let run_id = run.id.to_string();
                 let facts = RunFacts { sha: &run.head_sha, branch, run_id: &run_id, release_id: &state.release_id.0 };
-                self.artifact.built(&facts, &run.html_url)
+                self.artifact.built(&facts, state.sha.as_deref(), &run.html_url)
             }
             (Some("completed"), Some(conclusion)) => BuildProgress::Failed {
                 reason: format!(
@@ -426,6 +490,12 @@ impl GitHubActionsBuildProvider {
             // "completed" before its conclusion is visible: none of them is an outcome yet.
             _ => BuildProgress::Running,
         }
+    }
+}
+
+impl RunState {
+    fn of(request: &BuildRequest) -> RunState {
+        RunState { release_id: request.release_id.clone(), branch: request.branch.clone(), sha: request.sha.clone(), locate: None }
     }
 }
 
@@ -448,21 +518,21 @@ fn what_it_means(conclusion: &str) -> &'static str {
     }
 }
 
-/// The error a non-2xx answer means; `credential` is blanked out of anything quoted.
-fn refusal(status: StatusCode, headers: &HeaderMap, body: &str, context: &str, missing: &str, credential: &Secret) -> ProviderError {
+/// The error a non-2xx answer to `call` means (a rate limit's names until when, from `now`);
+/// `credential` is blanked out of anything quoted.
+fn refusal(status: StatusCode, headers: &HeaderMap, body: &str, call: &Call, credential: &Secret, now: DateTime<Utc>) -> ProviderError {
     #[derive(Deserialize)]
     struct GitHubError {
         message: String,
     }
+    let Call { context, missing, .. } = call;
     let said = serde_json::from_str::<GitHubError>(body).map(|e| e.message).unwrap_or_else(|_| body.to_owned());
     let said = quote(&said, &[credential]);
     let said = if said.is_empty() { said } else { format!(": {said}") };
     let code = status.as_u16();
-    if let Some(wait) = rate_limit_wait(status, headers, &said) {
-        return ProviderError::unavailable(format!(
-            "{context}: GitHub's rate limit is exhausted (HTTP {code}), retry after {} s{said}",
-            wait.as_secs()
-        ));
+    if let Some(wait) = rate_limit_wait(status, headers, &said, now) {
+        let until = after(now, wait);
+        return rate_limited(SERVICE, &format!("{context}: GitHub's rate limit is exhausted (HTTP {code}{said})"), until, true);
     }
     match status {
         StatusCode::UNAUTHORIZED => ProviderError::rejected(format!("{context}: bad credentials (HTTP 401){said}")),
@@ -476,7 +546,7 @@ fn refusal(status: StatusCode, headers: &HeaderMap, body: &str, context: &str, m
 /// How long to wait when the answer is a rate limit: 429 always; 403 when the primary limit is
 /// used up (`x-ratelimit-remaining: 0`) or a secondary limit hit (`retry-after`, or a message
 /// saying so). `None` for any other answer.
-fn rate_limit_wait(status: StatusCode, headers: &HeaderMap, message: &str) -> Option<Duration> {
+fn rate_limit_wait(status: StatusCode, headers: &HeaderMap, message: &str, now: DateTime<Utc>) -> Option<Duration> {
     let retry = retry_after(headers);
     let exhausted = header_u64(headers, "x-ratelimit-remaining") == Some(0);
     let limited = status == StatusCode::TOO_MANY_REQUESTS
@@ -486,7 +556,7 @@ fn rate_limit_wait(status: StatusCode, headers: &HeaderMap, message: &str) -> Op
     }
     let until_reset = || {
         let reset = header_u64(headers, "x-ratelimit-reset")?;
-        let now = u64::try_from(Utc::now().timestamp()).unwrap_or(0);
+        let now = u64::try_from(now.timestamp()).unwrap_or(0);
         Some(Duration::from_secs(reset.saturating_sub(now)))
     };
     Some(retry.or_else(|| exhausted.then(until_reset).flatten()).unwrap_or(RATE_LIMIT_WAIT))
@@ -499,31 +569,41 @@ impl BuildProvider for GitHubActionsBuildProvider {
         inputs.insert(RELEASE_ID_INPUT.into(), request.release_id.0.clone());
         inputs.insert(SHA_INPUT.into(), request.sha.clone().unwrap_or_default());
         let body = serde_json::json!({ "ref": request.branch, "inputs": inputs, "return_run_details": true });
-        let since = Utc::now() - CLOCK_SLACK;
+        let asked_at = Utc::now();
         let call = self.workflow_call(format!("dispatching {} on {}", self.label(), request.branch));
         let (status, answer) = self.call(Method::POST, self.workflow_endpoint("dispatches"), Some(&body), &call).await?;
-        let mut state = RunState { release_id: request.release_id.clone(), branch: request.branch.clone(), locate: None };
+        let mut state = RunState::of(request);
         if status == StatusCode::OK {
-            match decode::<Dispatched>(&answer, &call.context) {
+            return match decode::<Dispatched>(&answer, &call.context) {
                 Ok(run) => {
                     tracing::info!(target: "baton::github", run = run.workflow_run_id, url = %run.html_url, "dispatched {}", self.label());
-                    return Ok(self.handle(run.workflow_run_id, run.html_url, state));
+                    Ok(self.handle(run.workflow_run_id, run.html_url, state))
                 }
-                Err(e) => {
-                    tracing::warn!(target: "baton::github", "the dispatch was accepted; locating its run by listing: {}", chain_text(&e))
-                }
-            }
+                Err(unreadable) => Err(unfollowable(self, request, asked_at, unreadable, "GitHub Actions run").await),
+            };
         }
-        // The run exists or soon will: look for it now, and let `poll` keep looking. A failed
-        // listing must not fail `start`, whose retry would dispatch a second build.
-        let dispatch = Dispatch { sha: request.sha.clone(), since };
+        // A 204: the run exists or soon will. Look for it now, and let `poll` keep looking. A
+        // failed listing must not fail `start`, whose retry would dispatch a second build.
+        let dispatch = Dispatch { sha: request.sha.clone(), since: created_from(asked_at) };
         match self.locate(&state, &dispatch).await {
             Ok(Some(run)) => return Ok(self.handle(run.id, run.html_url, state)),
             Ok(None) => {}
-            Err(e) => tracing::warn!(target: "baton::github", "cannot list the dispatched runs yet: {}", chain_text(&e)),
+            Err(e) => {
+                tracing::warn!(target: "baton::github", "cannot list the dispatched runs yet: {}", baton_domain::error::chain_text(&e))
+            }
         }
         state.locate = Some(dispatch);
         Ok(RunHandle { provider: PROVIDER.into(), id: PENDING.into(), url: None, state: state_json(&state) })
+    }
+
+    /// The run a dispatch sent at or after `since` started, located as for a 204.
+    async fn find(&self, request: &BuildRequest, since: DateTime<Utc>) -> Result<Option<RunHandle>, ProviderError> {
+        let state = RunState::of(request);
+        let dispatch = Dispatch { sha: request.sha.clone(), since: created_from(since) };
+        Ok(self.locate(&state, &dispatch).await?.map(|run| {
+            tracing::info!(target: "baton::github", run = run.id, url = %run.html_url, "found the run release {} dispatched", request.release_id);
+            self.handle(run.id, run.html_url, state)
+        }))
     }
 
     async fn poll(&self, handle: &RunHandle) -> Result<BuildPoll, ProviderError> {

@@ -7,7 +7,12 @@
 //!   token travels in the body, never in the URL. Both add `BATON_RELEASE_ID` and `BATON_SHA`
 //!   (empty when the release names no commit) to the configured variables, last, so the
 //!   catalog cannot override them. A pipeline runs at the branch's head; the artifact's sha is
-//!   the pipeline's.
+//!   the pipeline's. The request may take [`CREATE_TIMEOUT`](crate::http::CREATE_TIMEOUT).
+//! - **Find.** A create whose answer was lost may have made the pipeline: `find` lists the
+//!   branch's pipelines updated since just before the request (`GET /projects/:id/pipelines`,
+//!   oldest first) and reads each one's variables (`GET .../pipelines/:id/variables`) for the
+//!   release's `BATON_RELEASE_ID`. It needs `token`: with a trigger token alone it is refused
+//!   rather than risk a second pipeline.
 //! - **Poll and cancel** use `token`. A trigger token cannot read pipelines: without `token`,
 //!   polls go unauthenticated, which works for public projects only, and cancel is refused.
 //! - **Statuses.** `success` is the only success. `failed`, `canceled`, `canceling` (it ends
@@ -22,17 +27,20 @@
 //!   (`Baton.BuildPending` retries, about 73 minutes of them) bound the wait. Non-blocking
 //!   manual jobs do not hold a pipeline in `manual`.
 //! - A 2xx to the create request whose body does not read is `Rejected`, not retried: the
-//!   pipeline may exist, and a retry would start a second.
-//! - Errors: 401/403 name the token's reference (never its value), 404 the project; 429 waits
-//!   out a short `Retry-After` once, else is `Unavailable` saying when to retry; 5xx and
-//!   timeouts are `Unavailable`.
+//!   pipeline may exist, and a retry would start a second. The pipeline `find` finds is
+//!   cancelled: Baton cannot follow a pipeline whose creation it could not read.
+//! - Errors: 401/403 name the token's reference (never its value), 404 the project; 429 holds
+//!   the token back (`Retry-After`, else until `RateLimit-Reset`; see [`crate::RateLimits`]),
+//!   waited out at once when short, else `Unavailable` saying until when; 5xx and timeouts are
+//!   `Unavailable`.
 
-use super::rest::{Body, Call, Credential, RestApi, started_unreadable};
-use super::{ArtifactTemplate, RunFacts, RunWord, Started, handle_number, handle_state};
-use crate::http::{decode, retry_after, shown};
+use super::rest::{Body, Call, Credential, RestApi};
+use super::{ArtifactTemplate, RunFacts, RunWord, Started, created_from, handle_number, handle_state, unfollowable};
+use crate::http::{decode, header_u64, retry_after, shown};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
 use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
+use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Method;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -64,8 +72,27 @@ struct Pipeline {
     status: String,
     /// When its first job began; null while it is created or pending.
     #[serde(default)]
-    started_at: Option<chrono::DateTime<chrono::Utc>>,
+    started_at: Option<DateTime<Utc>>,
 }
+
+/// A pipeline variable, as `GET .../pipelines/:id/variables` lists them.
+#[derive(Debug, Deserialize)]
+struct Variable {
+    key: String,
+    #[serde(default)]
+    value: String,
+}
+
+/// How long GitLab asks to wait: `Retry-After`, else until `RateLimit-Reset` (Unix time).
+fn rate_limit_wait(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    retry_after(headers).or_else(|| {
+        let reset = header_u64(headers, "ratelimit-reset")?;
+        Some(Duration::from_secs(reset.saturating_sub(u64::try_from(Utc::now().timestamp()).unwrap_or(0))))
+    })
+}
+
+/// How many of the branch's pipelines since the request `find` reads the variables of.
+const FIND_CANDIDATES: usize = 20;
 
 impl GitLabCiBuildProvider {
     /// `source` is the catalog file, for error messages. Refuses a bad project, API URL or
@@ -82,7 +109,7 @@ impl GitLabCiBuildProvider {
             return Err(rejected("needs `token`, `trigger-token` or both".into()));
         }
         let api_url = spec.api_url.as_deref().unwrap_or(DEFAULT_GITLAB_API_URL);
-        let api = RestApi::new(SERVICE, api_url, http, retry_after).map_err(rejected)?;
+        let api = RestApi::new(SERVICE, api_url, http, rate_limit_wait).map_err(rejected)?;
         let artifact = ArtifactTemplate::parse(&spec.artifact, RunWord::PipelineId).map_err(rejected)?;
         let lazy = |reference: &Option<_>| reference.clone().map(|reference| LazySecret::new(reference, Arc::clone(&secrets)));
         Ok(GitLabCiBuildProvider {
@@ -98,6 +125,18 @@ impl GitLabCiBuildProvider {
     /// How long one request may take ([`DEFAULT_REQUEST_TIMEOUT`](crate::DEFAULT_REQUEST_TIMEOUT) unless set).
     pub fn with_request_timeout(mut self, timeout: Duration) -> GitLabCiBuildProvider {
         self.api.set_timeout(timeout);
+        self
+    }
+
+    /// How long the request creating a pipeline may take ([`CREATE_TIMEOUT`](crate::http::CREATE_TIMEOUT) unless set).
+    pub fn with_create_timeout(mut self, timeout: Duration) -> GitLabCiBuildProvider {
+        self.api.set_create_timeout(timeout);
+        self
+    }
+
+    /// Rate-limit holds other than the process's [`RateLimits::shared`](crate::RateLimits::shared).
+    pub fn with_rate_limits(mut self, limits: std::sync::Arc<crate::RateLimits>) -> GitLabCiBuildProvider {
+        self.api.set_rate_limits(limits);
         self
     }
 
@@ -144,16 +183,17 @@ impl GitLabCiBuildProvider {
         variables
     }
 
-    async fn create(&self, request: &BuildRequest) -> Result<Pipeline, ProviderError> {
+    /// Creates the pipeline: the answer's body, and what the call was about for reading it.
+    async fn create(&self, request: &BuildRequest) -> Result<(Vec<u8>, String), ProviderError> {
         let context = format!("creating a pipeline of GitLab project {} on {}", self.project, request.branch);
         let variables = self.variables(request);
         let secrets = self.secrets().await?;
-        let (_, answer) = if let Some(trigger) = &self.trigger_token {
+        let answer = if let Some(trigger) = &self.trigger_token {
             let secret = trigger.get().await?;
             let mut form = vec![("token".to_owned(), secret.expose().to_owned()), ("ref".to_owned(), request.branch.clone())];
             form.extend(variables.into_iter().map(|(key, value)| (format!("variables[{key}]"), value)));
             let call = self.call(context.clone(), &secrets, Some(trigger));
-            self.api.call(Method::POST, self.endpoint(&["trigger", "pipeline"]), Credential::None, Body::Form(&form), &call).await?
+            self.api.create(self.endpoint(&["trigger", "pipeline"]), Credential::None, Body::Form(&form), &call).await?
         } else {
             let token = self.token.as_ref().expect("new() requires token or trigger-token");
             let secret = token.get().await?;
@@ -161,10 +201,23 @@ impl GitLabCiBuildProvider {
             let body = serde_json::json!({ "ref": request.branch, "variables": variables });
             let call = self.call(context.clone(), &secrets, Some(token));
             let credential = Credential::Header(TOKEN_HEADER, secret);
-            self.api.call(Method::POST, self.endpoint(&["pipeline"]), credential, Body::Json(&body), &call).await?
+            self.api.create(self.endpoint(&["pipeline"]), credential, Body::Json(&body), &call).await?
         };
-        let look = format!("look for the pipeline of project {} whose BATON_RELEASE_ID is {}", self.project, request.release_id);
-        decode(&answer, &context).map_err(|e| started_unreadable(e, &look))
+        Ok((answer, context))
+    }
+
+    /// Reads `tail` of the project with `token`: the answer, decoded.
+    async fn read<T: serde::de::DeserializeOwned>(
+        &self,
+        token: &LazySecret,
+        url: reqwest::Url,
+        context: String,
+    ) -> Result<T, ProviderError> {
+        let secrets = self.secrets().await?;
+        let secret = token.get().await?;
+        let call = self.call(context.clone(), &secrets, Some(token));
+        let (_, answer) = self.api.call(Method::GET, url, Credential::Header(TOKEN_HEADER, secret), Body::Empty, &call).await?;
+        decode(&answer, &context)
     }
 
     /// Reads or cancels (`tail` `cancel`) pipeline `id`, with `token` when there is one: the
@@ -195,7 +248,7 @@ impl GitLabCiBuildProvider {
             "success" => {
                 let run_id = pipeline.id.to_string();
                 let facts = RunFacts { sha: &pipeline.sha, branch: &started.branch, run_id: &run_id, release_id: &started.release_id.0 };
-                self.artifact.built(&facts, &pipeline.web_url)
+                self.artifact.built(&facts, started.sha.as_deref(), &pipeline.web_url)
             }
             "failed" => failed("a job failed"),
             "canceled" => failed("someone or something cancelled it"),
@@ -216,11 +269,44 @@ impl GitLabCiBuildProvider {
 #[async_trait]
 impl BuildProvider for GitLabCiBuildProvider {
     async fn start(&self, request: &BuildRequest) -> Result<RunHandle, ProviderError> {
-        let pipeline = self.create(request).await?;
+        let asked_at = Utc::now();
+        let (answer, context) = self.create(request).await?;
+        let pipeline: Pipeline = match decode(&answer, &context) {
+            Ok(pipeline) => pipeline,
+            Err(unreadable) => return Err(unfollowable(self, request, asked_at, unreadable, SERVICE).await),
+        };
         tracing::info!(target: "baton::gitlab", pipeline = pipeline.id, url = %pipeline.web_url, status = %pipeline.status,
             "created a pipeline of {} on {}", self.project, request.branch);
-        let started = Started { release_id: request.release_id.clone(), branch: request.branch.clone() };
-        Ok(started.handle(PROVIDER, pipeline.id, &pipeline.web_url))
+        Ok(Started::of(request).handle(PROVIDER, pipeline.id, &pipeline.web_url))
+    }
+
+    async fn find(&self, request: &BuildRequest, since: DateTime<Utc>) -> Result<Option<RunHandle>, ProviderError> {
+        let Some(token) = &self.token else {
+            return Err(ProviderError::rejected(format!(
+                "the request for a pipeline of GitLab project {} got no answer, and looking for the pipeline it may have \
+                 started needs `token` (a trigger token cannot list pipelines): not asking again, to start no second one",
+                self.project
+            )));
+        };
+        let mut url = self.endpoint(&["pipelines"]);
+        url.query_pairs_mut()
+            .append_pair("ref", &request.branch)
+            .append_pair("updated_after", &created_from(since).to_rfc3339_opts(SecondsFormat::Secs, true))
+            .append_pair("order_by", "id")
+            .append_pair("sort", "asc")
+            .append_pair("per_page", &FIND_CANDIDATES.to_string());
+        let context = format!("looking for the pipeline of release {} in GitLab project {}", request.release_id, self.project);
+        let pipelines: Vec<Pipeline> = self.read(token, url, context.clone()).await?;
+        for pipeline in pipelines {
+            let id = pipeline.id.to_string();
+            let variables: Vec<Variable> = self.read(token, self.endpoint(&["pipelines", &id, "variables"]), context.clone()).await?;
+            if variables.iter().any(|variable| variable.key == "BATON_RELEASE_ID" && variable.value == request.release_id.0) {
+                tracing::info!(target: "baton::gitlab", pipeline = pipeline.id, url = %pipeline.web_url,
+                    "found the pipeline release {} started in {}", request.release_id, self.project);
+                return Ok(Some(Started::of(request).handle(PROVIDER, pipeline.id, &pipeline.web_url)));
+            }
+        }
+        Ok(None)
     }
 
     async fn poll(&self, run: &RunHandle) -> Result<BuildPoll, ProviderError> {

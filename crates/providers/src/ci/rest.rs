@@ -2,11 +2,12 @@
 //! called with a token, each answer read whole and, when it is a refusal, turned into an error
 //! that says what to check and never carries the token.
 
-use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, Refused, endpoint, exchange, http_url};
+use crate::http::{Answer, CREATE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, RateLimits, Refused, endpoint, exchange_limited, http_url};
 use crate::secrets::Secret;
 use baton_domain::ports::ProviderError;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use reqwest::{Method, StatusCode, Url};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// One service's API: where it is, how long a request may take, how its rate limits say when
@@ -16,8 +17,11 @@ pub(crate) struct RestApi {
     pub service: &'static str,
     base: Url,
     timeout: Duration,
+    /// For the request that creates a build: see [`CREATE_TIMEOUT`].
+    create_timeout: Duration,
     http: reqwest::Client,
     wait: fn(&HeaderMap) -> Option<Duration>,
+    limits: Arc<RateLimits>,
 }
 
 /// How a request carries its credential.
@@ -58,11 +62,28 @@ impl RestApi {
         wait: fn(&HeaderMap) -> Option<Duration>,
     ) -> Result<RestApi, String> {
         let base = http_url(api_url).map_err(|why| format!("api-url {why}"))?;
-        Ok(RestApi { service, base, timeout: DEFAULT_REQUEST_TIMEOUT, http, wait })
+        Ok(RestApi {
+            service,
+            base,
+            timeout: DEFAULT_REQUEST_TIMEOUT,
+            create_timeout: CREATE_TIMEOUT,
+            http,
+            wait,
+            limits: RateLimits::shared(),
+        })
     }
 
     pub(crate) fn set_timeout(&mut self, timeout: Duration) {
         self.timeout = timeout;
+    }
+
+    pub(crate) fn set_create_timeout(&mut self, timeout: Duration) {
+        self.create_timeout = timeout;
+    }
+
+    /// Rate-limit holds other than the process's (tests, on a clock of their own).
+    pub(crate) fn set_rate_limits(&mut self, limits: Arc<RateLimits>) {
+        self.limits = limits;
     }
 
     /// The API's URL with `segments` appended, each percent-encoded.
@@ -74,6 +95,30 @@ impl RestApi {
     /// any other answer becomes the error it means.
     pub(crate) async fn call(
         &self,
+        method: Method,
+        url: Url,
+        credential: Credential<'_>,
+        body: Body<'_>,
+        call: &Call<'_>,
+    ) -> Result<(StatusCode, Vec<u8>), ProviderError> {
+        self.timed(self.timeout, method, url, credential, body, call).await
+    }
+
+    /// [`Self::call`] for the POST that creates a build, given [`CREATE_TIMEOUT`] (or the
+    /// timeout set) to answer.
+    pub(crate) async fn create(
+        &self,
+        url: Url,
+        credential: Credential<'_>,
+        body: Body<'_>,
+        call: &Call<'_>,
+    ) -> Result<Vec<u8>, ProviderError> {
+        Ok(self.timed(self.create_timeout, Method::POST, url, credential, body, call).await?.1)
+    }
+
+    async fn timed(
+        &self,
+        timeout: Duration,
         method: Method,
         url: Url,
         credential: Credential<'_>,
@@ -93,7 +138,7 @@ impl RestApi {
                 Body::Form(pairs) => request.header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(form(pairs)),
             }
         };
-        let answer = exchange(build, self.timeout, &call.context, self.wait).await?;
+        let answer = exchange_limited(&self.limits, self.service, build, timeout, &call.context, self.wait).await?;
         if answer.status.is_success() || call.also_ok == Some(answer.status) {
             return Ok((answer.status, answer.body));
         }
@@ -118,13 +163,4 @@ fn form(pairs: &[(String, String)]) -> String {
     let mut encoder = Url::parse("http://form.invalid/").expect("a valid URL");
     encoder.query_pairs_mut().extend_pairs(pairs);
     encoder.query().unwrap_or_default().to_owned()
-}
-
-/// The error for a run the service started but whose answer does not read: `Rejected`, not the
-/// `Unavailable` of [`decode`](crate::http::decode), since retrying would start a second run. `look` says where the
-/// run can be found.
-pub(crate) fn started_unreadable(error: ProviderError, look: &str) -> ProviderError {
-    let (ProviderError::Unavailable { message, cause } | ProviderError::Rejected { message, cause }) = error;
-    let message = format!("{message}; the request was accepted, so a run may have started: not retried, to start no second one ({look})");
-    ProviderError::Rejected { message, cause }
 }

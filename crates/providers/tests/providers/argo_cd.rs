@@ -10,8 +10,12 @@ use baton_providers::ArgoCdDeploy;
 use baton_providers::ArgoCdDeployer;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use support::{SHA, Secrets, answer, answer_once, artifact, assert_secret_free, client, release_id, travelled};
-use wiremock::{MockServer, Request, ResponseTemplate};
+use support::{
+    ManualClock, SHA, Secrets, answer, answer_once, artifact, assert_secret_free, client, limited_then, own_limits, release_id, travelled,
+    window_is_obeyed,
+};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 /// Shaped like a JWT: Argo CD ignores bearer tokens that are not.
 const TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJiYXRvbiJ9.TOPSECRET_signature";
@@ -24,8 +28,15 @@ const BEFORE: &str = "2026-01-01T11:00:00Z";
 const OURS: &str = "2026-01-01T12:00:05Z";
 
 fn deployer_with(server: &MockServer, revision: &str) -> ArgoCdDeployer {
+    deployer_on(server, revision, &ManualClock::new())
+}
+
+/// The deployer, its rate limits on `clock`.
+fn deployer_on(server: &MockServer, revision: &str, clock: &std::sync::Arc<ManualClock>) -> ArgoCdDeployer {
     let spec = ArgoCdDeploy { server: server.uri(), token: SecretRef::Env(TOKEN_REF.into()), revision: revision.into() };
-    ArgoCdDeployer::new(&spec, "catalog/web.yaml", Secrets::of(&[(TOKEN_REF, TOKEN)]), client()).unwrap()
+    ArgoCdDeployer::new(&spec, "catalog/web.yaml", Secrets::of(&[(TOKEN_REF, TOKEN)]), client())
+        .unwrap()
+        .with_rate_limits(own_limits(clock.clone()))
 }
 
 fn deployer(server: &MockServer) -> ArgoCdDeployer {
@@ -203,29 +214,94 @@ async fn every_state_maps_to_its_progress() {
 }
 
 #[tokio::test]
-async fn a_sync_window_refusal_is_rejected_and_says_so() {
+async fn a_sync_window_refusal_is_rejected_and_says_when_the_window_is() {
     let server = MockServer::start().await;
     answer(&server, "GET", APP, ok(before())).await;
     answer(&server, "POST", SYNC, argo_error(403, 7, "Cannot sync: Blocked by sync window")).await;
+    let windows = json!({
+        "assignedWindows": [{ "kind": "deny", "schedule": "0 22 * * *", "duration": "8h", "applications": ["*"], "manualSync": false }],
+        "activeWindows": [{ "kind": "deny", "schedule": "0 22 * * *", "duration": "8h", "applications": ["*"], "manualSync": false }],
+        "canSync": false,
+    });
+    answer(&server, "GET", &format!("{APP}/syncwindows"), ok(windows)).await;
     let error = deployer(&server).start(&request("web-canary")).await.unwrap_err();
     let ProviderError::Rejected { message: text, .. } = &error else { panic!("{error}") };
     assert!(text.starts_with(&format!("syncing Argo CD application web-canary on {}/ to {SHA}", server.uri())), "{text}");
     assert!(
-        text.contains("a sync window of the application's project blocks syncs now (HTTP 403: Cannot sync: Blocked by sync window)"),
+        text.contains("a sync window of the application's project blocks syncs now (HTTP 403: Cannot sync: Blocked by sync window)")
+            && text.contains("active windows deny '0 22 * * *' for 8h")
+            && text.contains("nothing was changed"),
         "{text}"
     );
 }
 
 #[tokio::test]
-async fn another_operation_in_progress_is_retried() {
+async fn another_operation_in_progress_is_waited_out_and_then_refused() {
+    // The other operation ends while Baton waits: the sync goes through.
+    let server = MockServer::start().await;
+    answer(&server, "GET", APP, ok(application("OutOfSync", OLD, "Healthy", Some(("Running", "other", BEFORE))))).await;
+    answer_once(&server, "POST", SYNC, argo_error(400, 9, "another operation is already in progress")).await;
+    answer(&server, "POST", SYNC, ok(before())).await;
+    let handle = deployer(&server).with_operation_wait(Duration::from_millis(400)).start(&request("web-canary")).await.unwrap();
+    assert_eq!(handle.state["revision"], json!(SHA));
+
+    // It does not end in time: the target is refused, nothing having changed.
     let server = MockServer::start().await;
     answer(&server, "GET", APP, ok(application("OutOfSync", OLD, "Healthy", Some(("Running", "other", BEFORE))))).await;
     answer(&server, "POST", SYNC, argo_error(400, 9, "another operation is already in progress")).await;
-    let error = deployer(&server).start(&request("web-canary")).await.unwrap_err();
+    let started = Instant::now();
+    let error = deployer(&server).with_operation_wait(Duration::from_millis(400)).start(&request("web-canary")).await.unwrap_err();
+    assert!(started.elapsed() >= Duration::from_millis(400), "{:?}", started.elapsed());
     assert!(
-        matches!(&error, ProviderError::Unavailable { message: m, .. } if m.ends_with("another operation is in progress on the application: another operation is already in progress")),
+        matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("another operation was still in progress") && m.contains("nothing was changed")),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn a_sync_answer_that_is_lost_or_unreadable_refuses_the_target_unless_the_sync_started() {
+    let slow = ok(before()).set_delay(Duration::from_secs(2));
+    let garbled = ResponseTemplate::new(200).set_body_string("<html>gateway</html>");
+    for answer_to_sync in [slow, garbled] {
+        // The application shows no sync to our revision afterwards: nothing changed.
+        let server = MockServer::start().await;
+        answer(&server, "GET", APP, ok(before())).await;
+        Mock::given(method("POST")).and(path(SYNC)).respond_with(answer_to_sync.clone()).expect(1).mount(&server).await;
+        let argo = deployer(&server).with_request_timeout(Duration::from_millis(300));
+        let error = argo.start(&request("web-canary")).await.unwrap_err();
+        assert!(
+            matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains(&format!("shows no sync to {SHA}, so nothing was changed"))),
+            "{error}"
+        );
+
+        // It shows ours: the sync is followed.
+        let server = MockServer::start().await;
+        answer_once(&server, "GET", APP, ok(before())).await;
+        answer(&server, "GET", APP, ok(application("OutOfSync", OLD, "Healthy", Some(("Running", SHA, OURS))))).await;
+        Mock::given(method("POST")).and(path(SYNC)).respond_with(answer_to_sync).expect(1).mount(&server).await;
+        let argo = deployer(&server).with_request_timeout(Duration::from_millis(300));
+        let handle = argo.start(&request("web-canary")).await.unwrap();
+        assert_eq!(handle.state["revision"], json!(SHA));
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_commit_is_never_synced() {
+    let server = MockServer::start().await;
+    let mut unknown = request("web-canary");
+    unknown.artifact.sha = baton_providers::UNKNOWN_SHA.into();
+    let argo = deployer(&server);
+    assert!(argo.takes_revision());
+    let error = argo.start(&unknown).await.unwrap_err();
+    assert!(matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("--sha")), "{error}");
+    // Nor put back by a rollback.
+    let mut rollback = unknown.clone();
+    rollback.rollback = true;
+    let error = argo.start(&rollback).await.unwrap_err();
+    assert!(matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("nothing to go back to")), "{error}");
+    assert!(server.received_requests().await.unwrap().is_empty(), "a request was sent");
+    // A revision without the commit (a branch) deploys whatever the build.
+    assert!(!deployer_with(&server, "{branch}").takes_revision());
 }
 
 #[tokio::test]
@@ -332,6 +408,20 @@ async fn a_short_rate_limit_is_waited_out_and_a_long_one_says_when() {
         matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("Argo CD is rate limiting (HTTP 429), retry after 90 s")),
         "{error}"
     );
+    assert!(error.rate_limit().is_some(), "{error}");
+}
+
+#[tokio::test]
+async fn rate_limit_windows_are_obeyed_to_their_end() {
+    for window in [2, 20, 120] {
+        let server = MockServer::start().await;
+        let clock = ManualClock::new();
+        let limited = ResponseTemplate::new(429).insert_header("retry-after", window.to_string().as_str());
+        let times = limited_then(&server, "GET", APP, limited, ok(before())).await;
+        let argo = deployer_on(&server, "{sha}", &clock);
+        let handle = handle(&server);
+        assert_eq!(window_is_obeyed(window, &clock, &times, || argo.poll(&handle)).await, DeployProgress::Running, "window {window}");
+    }
 }
 
 #[tokio::test]

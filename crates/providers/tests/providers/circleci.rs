@@ -13,7 +13,10 @@ use baton_providers::{CircleCiBuild, PipelineParameter};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-use support::{RELEASE, SHA, Secrets, answer, answer_once, assert_secret_free, build_request, client, received, travelled};
+use support::{
+    ManualClock, RELEASE, SHA, Secrets, answer, answer_once, assert_secret_free, build_request, client, limited_then, own_limits, received,
+    travelled, window_is_obeyed,
+};
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
@@ -41,7 +44,14 @@ fn spec(server: &MockServer) -> CircleCiBuild {
 }
 
 fn provider(server: &MockServer) -> CircleCiBuildProvider {
-    CircleCiBuildProvider::new(&spec(server), "catalog/web.yaml", Secrets::of(&[("CIRCLE_TOKEN", TOKEN)]), client()).unwrap()
+    provider_on(server, &ManualClock::new())
+}
+
+/// The provider, its rate limits on `clock`.
+fn provider_on(server: &MockServer, clock: &std::sync::Arc<ManualClock>) -> CircleCiBuildProvider {
+    CircleCiBuildProvider::new(&spec(server), "catalog/web.yaml", Secrets::of(&[("CIRCLE_TOKEN", TOKEN)]), client())
+        .unwrap()
+        .with_rate_limits(own_limits(clock.clone()))
 }
 
 /// The trigger's answer (201).
@@ -319,6 +329,75 @@ async fn rate_limits_are_waited_out_when_short_and_reported_when_long() {
     assert!(began.elapsed() < Duration::from_secs(5), "a long wait is the definition's to make");
     let ProviderError::Unavailable { message: said, .. } = &error else { panic!("{error:?}") };
     assert!(said.contains("CircleCI is rate limiting (HTTP 429), retry after 120 s: Too many requests"), "{said}");
+    assert!(error.rate_limit().is_some(), "{error}");
+}
+
+#[tokio::test]
+async fn rate_limit_windows_are_obeyed_to_their_end() {
+    for window in [2, 20, 120] {
+        let server = MockServer::start().await;
+        let clock = ManualClock::new();
+        let limited = circleci_error(429, "Too many requests").insert_header("retry-after", window.to_string().as_str());
+        let times = limited_then(&server, "POST", TRIGGER, limited, triggered()).await;
+        let circleci = provider_on(&server, &clock);
+        let request = build_request(Some(SHA));
+        let run = window_is_obeyed(window, &clock, &times, || circleci.start(&request)).await;
+        assert_eq!(run.id, PIPELINE_ID, "window {window}");
+    }
+}
+
+/// CircleCI as its API behaves: a triggered pipeline is listed with the parameters it was
+/// triggered with, even when the answer to the trigger never reached Baton.
+async fn circleci_that_triggers(server: &MockServer, trigger: ResponseTemplate) {
+    Mock::given(method("POST")).and(path(TRIGGER)).respond_with(trigger).expect(1).mount(server).await;
+    let listed = |id: &str, number: u64, release: &str| {
+        let mut listed = pipeline("created", SHA);
+        listed["id"] = json!(id);
+        listed["number"] = json!(number);
+        listed["created_at"] = json!(chrono::Utc::now().to_rfc3339());
+        listed["trigger_parameters"] = json!({ "baton-release-id": release, "baton-sha": SHA });
+        listed
+    };
+    let items = json!([listed("another-pipeline", 43, "rel-web-other"), listed(PIPELINE_ID, 42, RELEASE)]);
+    Mock::given(method("GET"))
+        .and(path(TRIGGER))
+        .and(query_param("branch", "main"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "items": items, "next_page_token": null })))
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn a_trigger_answered_after_the_timeout_yields_one_pipeline_that_is_found_and_followed() {
+    let server = MockServer::start().await;
+    circleci_that_triggers(&server, triggered().set_delay(Duration::from_secs(2))).await;
+    answer(&server, "GET", PIPELINE, pipeline_state("created")).await;
+    answer(&server, "GET", WORKFLOWS, workflow_page(&[("build", "success")], None)).await;
+    let circleci = provider(&server).with_create_timeout(Duration::from_millis(300));
+    let asked_at = chrono::Utc::now();
+
+    let error = circleci.start(&build_request(Some(SHA))).await.unwrap_err();
+    assert!(matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("no answer within 300 ms")), "{error}");
+    let found = circleci.find(&build_request(Some(SHA)), asked_at).await.unwrap().expect("the pipeline the lost answer created");
+    assert_eq!((found.id.as_str(), found.url.as_deref()), (PIPELINE_ID, Some(PAGE)));
+    assert!(matches!(circleci.poll(&travelled(&found)).await.unwrap().progress, BuildProgress::Succeeded { .. }));
+}
+
+#[tokio::test]
+async fn a_malformed_trigger_answer_cancels_the_pipeline_it_started() {
+    let server = MockServer::start().await;
+    circleci_that_triggers(&server, ResponseTemplate::new(201).set_body_string("<html>bad gateway</html>")).await;
+    answer(&server, "GET", PIPELINE, pipeline_state("created")).await;
+    answer(&server, "GET", WORKFLOWS, workflow_page(&[("build", "running")], None)).await;
+    Mock::given(method("POST"))
+        .and(path(cancel_path("build")))
+        .respond_with(ResponseTemplate::new(202).set_body_json(json!({ "message": "Accepted." })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let error = provider(&server).start(&build_request(Some(SHA))).await.unwrap_err();
+    let ProviderError::Rejected { message: said, .. } = &error else { panic!("a retry would trigger a second pipeline: {error:?}") };
+    assert!(said.contains(&format!("cancelled the build it started (CircleCI {PIPELINE_ID})")), "{said}");
 }
 
 #[tokio::test]
@@ -340,7 +419,7 @@ async fn a_server_error_is_unavailable_until_circleci_answers_again() {
 async fn a_request_without_an_answer_in_time_is_unavailable() {
     let server = MockServer::start().await;
     answer(&server, "POST", TRIGGER, triggered().set_delay(Duration::from_secs(3))).await;
-    let circleci = provider(&server).with_request_timeout(Duration::from_millis(250));
+    let circleci = provider(&server).with_create_timeout(Duration::from_millis(250));
     let error = circleci.start(&build_request(Some(SHA))).await.unwrap_err();
     assert!(matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("no answer within 250 ms")), "{error}");
 }
@@ -371,7 +450,7 @@ async fn unreadable_answers_name_the_field() {
     answer(&server, "POST", TRIGGER, ResponseTemplate::new(201).set_body_json(json!({ "id": PIPELINE_ID, "number": "forty-two" }))).await;
     let error = provider(&server).start(&build_request(Some(SHA))).await.unwrap_err();
     let ProviderError::Rejected { message: said, .. } = &error else { panic!("a retry would trigger a second pipeline: {error:?}") };
-    assert!(said.contains("field `number`") && said.contains("not retried") && said.contains(RELEASE), "{said}");
+    assert!(said.contains("field `number`") && said.contains("not retried"), "{said}");
 }
 
 #[tokio::test]

@@ -92,3 +92,86 @@ pub fn build_request(sha: Option<&str>) -> baton_domain::ports::BuildRequest {
         sha: sha.map(str::to_owned),
     }
 }
+
+/// A clock that moves only when a test says: rate-limit windows of minutes pass at once.
+pub struct ManualClock(std::sync::Mutex<chrono::DateTime<chrono::Utc>>);
+
+impl ManualClock {
+    pub fn new() -> std::sync::Arc<ManualClock> {
+        std::sync::Arc::new(ManualClock(std::sync::Mutex::new(chrono::Utc::now())))
+    }
+
+    pub fn advance(&self, seconds: i64) {
+        *self.0.lock().unwrap() += chrono::Duration::seconds(seconds);
+    }
+}
+
+impl baton_domain::ports::Clock for ManualClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self.0.lock().unwrap()
+    }
+}
+
+/// Rate-limit holds of a test's own: wiremock hands the same ports out again, so the process's
+/// holds would leak one test's limit into the next.
+pub fn own_limits(clock: std::sync::Arc<ManualClock>) -> std::sync::Arc<baton_providers::RateLimits> {
+    baton_providers::RateLimits::new(clock)
+}
+
+/// Answers `first` once and then `then` to every `verb` request to `at`, noting when each came.
+pub async fn limited_then(
+    server: &wiremock::MockServer,
+    verb: &str,
+    at: &str,
+    first: wiremock::ResponseTemplate,
+    then: wiremock::ResponseTemplate,
+) -> std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>> {
+    struct Noted(std::sync::Arc<std::sync::Mutex<Vec<std::time::Instant>>>, wiremock::ResponseTemplate);
+    impl wiremock::Respond for Noted {
+        fn respond(&self, _: &wiremock::Request) -> wiremock::ResponseTemplate {
+            self.0.lock().unwrap().push(std::time::Instant::now());
+            self.1.clone()
+        }
+    }
+    let times = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let matcher = || wiremock::Mock::given(wiremock::matchers::method(verb)).and(wiremock::matchers::path(at));
+    matcher().respond_with(Noted(times.clone(), first)).up_to_n_times(1).with_priority(1).mount(server).await;
+    matcher().respond_with(Noted(times.clone(), then)).with_priority(2).mount(server).await;
+    times
+}
+
+/// The rate-limit contract, for an answer (mounted with [`limited_then`], `times`) that names a
+/// window of `window` seconds on `clock`: `call` gets through once the window is over, and no
+/// request reaches the provider before. A window of at most 2 s is waited out inside the call
+/// (in real time); a longer one is an error naming its end, and the calls made before it send
+/// nothing (the clock moves on instead of the test waiting).
+pub async fn window_is_obeyed<T: std::fmt::Debug, F: std::future::Future<Output = Result<T, ProviderError>>>(
+    window: i64,
+    clock: &ManualClock,
+    times: &std::sync::Mutex<Vec<std::time::Instant>>,
+    call: impl Fn() -> F,
+) -> T {
+    use baton_domain::ports::Clock;
+    let sent = || times.lock().unwrap().len();
+    if window <= 2 {
+        let answer = call().await.expect("a short window is waited out inside the call");
+        let times = times.lock().unwrap();
+        assert_eq!(times.len(), 2, "the limited request and the one after the window");
+        assert!(times[1] - times[0] >= std::time::Duration::from_secs(window as u64), "sent again {:?} later", times[1] - times[0]);
+        return answer;
+    }
+    let end = clock.now() + chrono::Duration::seconds(window);
+    let error = call().await.expect_err("a long window is the caller's to wait out");
+    let limit = error.rate_limit().unwrap_or_else(|| panic!("not a rate limit: {error}")).clone();
+    assert!(limit.answered && (limit.until - end).num_seconds().abs() <= 1, "{limit:?}, expected about {end}");
+    assert!(error.message().contains(&limit.until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)), "{error}");
+    // Five seconds before the end: more than a call waits out by itself.
+    clock.advance(window - 5);
+    let held = call().await.expect_err("held back until the window's end");
+    assert!(held.rate_limit().is_some_and(|limit| !limit.answered), "{held}");
+    assert_eq!(sent(), 1, "nothing is sent inside the window");
+    clock.advance(5);
+    let answer = call().await.expect("the window is over");
+    assert_eq!(sent(), 2);
+    answer
+}
