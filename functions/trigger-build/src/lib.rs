@@ -84,6 +84,8 @@ async fn started(ports: &Ports, context: &ReleaseContext, run: RunHandle, how: &
     ports.update_release(context, |release| builds::record_start(release, &run, now)).await?;
     let link = run.url.as_deref().map(|url| format!(" ({url})")).unwrap_or_default();
     let how = if how.is_empty() { String::new() } else { format!("{how} ") };
-    ports.record_event(context, Stage::Build, None, EventKind::Started, format!("{how}{} build {} started{link}", run.provider, run.id)).await?;
+    ports
+        .record_event(context, Stage::Build, None, EventKind::Started, format!("{how}{} build {} started{link}", run.provider, run.id))
+        .await?;
     Ok(run)
 }
