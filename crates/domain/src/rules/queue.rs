@@ -6,7 +6,8 @@ use std::time::Duration;
 
 /// The longest a waiting release goes between two attempts at the lock: the `Baton.LockHeld`
 /// retry's `MaxDelaySeconds` in `statemachines/release.asl.json` (a test keeps the two equal).
-pub const LOCK_RETRY_CAP: Duration = Duration::from_secs(60);
+/// Short enough that a waiter notices a dead lock holder within half a minute.
+pub const LOCK_RETRY_CAP: Duration = Duration::from_secs(20);
 
 /// A waiter whose last attempt at the lock is older than this is taken for dead: three missed
 /// attempts, so a slow store call or a busy executor does not make a live waiter look dead.
