@@ -8,7 +8,7 @@ use baton_asl::ExecutionStatus;
 use baton_domain::error::{ErrorName, chain_text};
 use baton_domain::refname::check_branch_name;
 use baton_domain::release::{Release, ReleaseStatus, Signal, Trigger, TriggerKind};
-use baton_local_runner::{Finished, Journaled, LocalBaton, LocalConfig, LocalError, ResumeError, Resumption, Run, describe, is_alive};
+use baton_local_runner::{Finished, Journaled, LocalBaton, LocalConfig, LocalError, ResumeError, Resumption, Run, describe};
 use clap::Args;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -129,11 +129,6 @@ async fn pick_up_left_behind(baton: &LocalBaton, args: &ReleaseArgs, live: Optio
         if !matches!(baton.journaled(execution).await, Ok(Journaled::Resumable(_))) {
             continue;
         }
-        if let Ok(Some(owner)) = baton.run_owner(execution).await
-            && is_alive(&owner)
-        {
-            continue;
-        }
         let newer_work = releases.iter().find(|r| r.created_at > left.created_at && r.started_at.is_some());
         let (how, what) = match newer_work {
             Some(newer) => (
@@ -160,12 +155,19 @@ async fn pick_up_left_behind(baton: &LocalBaton, args: &ReleaseArgs, live: Optio
         };
         errln!("baton: picking {} up at {state}", left.id);
         let code = follow(baton, &left.service, execution, run, live, report).await;
-        let closed = baton.ports().store.get_release(&left.id).await.ok().flatten().map(|r| r.status);
-        match closed {
+        let closed = baton.ports().store.get_release(&left.id).await.ok().flatten();
+        match closed.as_ref().map(|r| r.status) {
             Some(status) if status.is_terminal() && status != ReleaseStatus::RollbackFailed => {
                 errln!("baton: release {} ended {status}; now releasing {}", left.id, left.service);
             }
-            _ => return Some(code),
+            _ => {
+                // A person must act first; `--json` still answers with one object saying why.
+                if args.json {
+                    let why = format!("release {} was left behind and could not be closed: {} is not released", left.id, left.service);
+                    outln!("{}", serde_json::to_string_pretty(&json!({"release": null, "left_behind": closed, "error": why})).unwrap_or_default());
+                }
+                return Some(code);
+            }
         }
     }
     None

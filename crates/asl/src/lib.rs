@@ -17,6 +17,7 @@ mod limits;
 mod payload;
 
 pub use definition::{DefinitionError, DefinitionErrors, StateMachine};
+pub use limits::{INPUT_TOO_LARGE, certainly_over_payload};
 pub use executor::{
     Clock, ExecutionHandle, ExecutionOutcome, ExecutionStart, ExecutionStatus, Executor, ResumeAt, Stopper, TaskCall, TaskFailure,
     TaskInvoker, TaskTokenError,

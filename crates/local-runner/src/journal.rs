@@ -53,8 +53,8 @@ pub struct Finished {
 
 impl Run {
     /// Starts journaling `handle`'s events after the `base` events earlier runs of the execution wrote.
-    /// With `owned`, it beats for its claim on the execution, stops when a person cancels it or
-    /// another process took it over, and gives the claim up when it ends.
+    /// With `owned`, it beats for its claim on the execution while it runs, and stops when a
+    /// person cancels it or another process took it over.
     pub(crate) fn journaled(
         handle: ExecutionHandle,
         store: Option<SqliteStore>,

@@ -11,7 +11,7 @@ mod setup;
 pub use baton_domain::support::{RUN_HEARTBEAT as HEARTBEAT, RUN_SILENT_AFTER as SILENT_AFTER};
 pub use invoker::HandlerInvoker;
 pub use journal::{Finished, Journaled, ResumePoint, Run, resume_point};
-pub use owner::{Owned, describe, is_alive};
+pub use owner::{Owned, describe};
 pub use resume::{ResumeError, Resumption};
 pub use setup::LocalConfig;
 

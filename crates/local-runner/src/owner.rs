@@ -51,7 +51,9 @@ impl LocalBaton {
     /// came first) wins, and is answered.
     pub async fn claim(&self, execution: &str) -> Result<Result<Owned, RunOwner>, StoreError> {
         let store = &self.ports().store;
-        let owned = |fence| Ok(Ok(Owned { execution: execution.to_owned(), fence, store: store.clone() }));
+        let owned = |fence| -> Result<Result<Owned, RunOwner>, StoreError> {
+            Ok(Ok(Owned { execution: execution.to_owned(), fence, store: store.clone() }))
+        };
         let seen = match store.claim_run(execution, &self.owner, Utc::now(), RUN_SILENT_AFTER).await? {
             Claim::Claimed { fence } => return owned(fence),
             Claim::OwnedBy(owner) => owner,
@@ -65,19 +67,9 @@ impl LocalBaton {
         }
     }
 
-    /// Who owns the run of `execution`, if anyone.
-    pub async fn run_owner(&self, execution: &str) -> Result<Option<RunOwner>, StoreError> {
-        self.ports().store.run_owner(execution).await
-    }
-
     /// Asks the owner of the run of `execution` to stop and roll the release back; false when
     /// nobody owns it.
     pub async fn request_cancel(&self, execution: &str, why: &str) -> Result<bool, StoreError> {
         self.ports().store.cancel_run(execution, why).await
     }
-}
-
-/// Whether `owner` beat recently enough to be taken as alive.
-pub fn is_alive(owner: &RunOwner) -> bool {
-    (Utc::now() - owner.beat_at).to_std().unwrap_or_default() < RUN_SILENT_AFTER
 }

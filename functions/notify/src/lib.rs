@@ -67,6 +67,29 @@ const STAGE_BUDGET: Duration = Duration::from_secs(3);
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 const FIRST_PAUSE: Duration = Duration::from_millis(200);
 
+/// A notifier that left a call unanswered keeps this short budget, one call, for as long as it
+/// stays silent ([`SILENT_FOR`]): an endpoint that never answers costs a release one full stage
+/// budget, then this much per stage, not [`STAGE_BUDGET`] at every stage.
+const SILENT_BUDGET: Duration = Duration::from_millis(500);
+const SILENT_FOR: Duration = Duration::from_secs(10 * 60);
+
+/// The notifiers (by name and service) whose last call went unanswered, and when.
+static SILENT: std::sync::Mutex<Vec<(String, String, Instant)>> = std::sync::Mutex::new(Vec::new());
+
+/// Whether `notifier` of `service` left a call unanswered within [`SILENT_FOR`].
+fn was_silent(notifier: &str, service: &str) -> bool {
+    let silent = SILENT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    silent.iter().any(|(name, of, at)| name == notifier && of == service && at.elapsed() < SILENT_FOR)
+}
+
+fn mark_silent(notifier: &str, service: &str, silent_now: bool) {
+    let mut silent = SILENT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    silent.retain(|(name, of, at)| !(name == notifier && of == service) && at.elapsed() < SILENT_FOR);
+    if silent_now {
+        silent.push((notifier.to_owned(), service.to_owned(), Instant::now()));
+    }
+}
+
 /// Sends one notification, retrying answers worth retrying until the stage's budget is spent;
 /// a refusal is final at once.
 async fn deliver(
@@ -74,11 +97,15 @@ async fn deliver(
     notification: &Notification,
     previous: Option<&serde_json::Value>,
 ) -> Result<Option<serde_json::Value>, ProviderError> {
-    let deadline = Instant::now() + STAGE_BUDGET;
+    let service = notification.release.service.as_str();
+    let budget = if was_silent(notifier.name(), service) { SILENT_BUDGET } else { STAGE_BUDGET };
+    let deadline = Instant::now() + budget;
     let mut pause = FIRST_PAUSE;
     loop {
         let call_limit = deadline.saturating_duration_since(Instant::now()).min(CALL_TIMEOUT);
-        let error = match tokio::time::timeout(call_limit, notifier.notify(notification, previous)).await {
+        let answered = tokio::time::timeout(call_limit, notifier.notify(notification, previous)).await;
+        mark_silent(notifier.name(), service, answered.is_err());
+        let error = match answered {
             Ok(Ok(state)) => return Ok(state),
             Ok(Err(refused @ ProviderError::Rejected { .. })) => return Err(refused),
             Ok(Err(unavailable)) => unavailable,
@@ -125,4 +152,46 @@ fn links(release: &Release) -> Vec<(String, String)> {
     let build = release.artifact.as_ref().and_then(|a| a.build_url.clone()).map(|url| ("Build".to_owned(), url));
     let deploys = release.waves.iter().filter_map(|w| w.deploy_url.clone().map(|url| (format!("Deploy {}", w.name), url)));
     build.into_iter().chain(deploys).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use baton_domain::contract::release_at;
+
+    /// A notifier whose endpoint never answers.
+    struct Hangs;
+
+    #[async_trait]
+    impl Notifier for Hangs {
+        fn name(&self) -> &str {
+            "hangs"
+        }
+        async fn notify(&self, _: &Notification, _: Option<&serde_json::Value>) -> Result<Option<serde_json::Value>, ProviderError> {
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_notifier_that_never_answers_costs_one_stage_budget_then_a_short_one_per_stage() {
+        let notification = Notification {
+            release: release_at("rel-silent-1", "silent-service", "production", chrono::Utc::now()),
+            headline: "started".into(),
+            action_needed: None,
+            links: Vec::new(),
+        };
+        let timed = || async {
+            let started = Instant::now();
+            let delivered = deliver(&Hangs, &notification, None).await;
+            assert!(matches!(delivered, Err(ProviderError::Unavailable { .. })), "{delivered:?}");
+            started.elapsed()
+        };
+        let first = timed().await;
+        assert!(first >= CALL_TIMEOUT && first <= STAGE_BUDGET, "the first stage spends its budget: {first:?}");
+        for stage in 0..5 {
+            let next = timed().await;
+            assert!(next <= SILENT_BUDGET, "stage {stage} after the silence took {next:?}");
+        }
+    }
 }
