@@ -45,7 +45,7 @@ test:
 test-integ:
 	@if scripts/emulators.sh status >/dev/null; then started=0; else started=1; scripts/emulators.sh start; fi; \
 	eval "$$(scripts/emulators.sh env)"; \
-	cargo test -p baton-aws -p baton-local-stack --features baton-aws/emulator-tests,baton-local-stack/emulator-tests; status=$$?; \
+	cargo test --workspace --test aws --test local_stack -- emulator::; status=$$?; \
 	if (( started )); then scripts/emulators.sh stop; fi; \
 	exit $$status
 

@@ -12,15 +12,15 @@
 #   scripts/crash.sh race [runs]    `baton resume`, `baton cancel` and a new `baton release` started
 #                                   together on one killed release: exactly one process runs it, no
 #                                   history event written twice (default 200 runs).
-# Short fixed versions run in `cargo test --workspace` (cli/tests/crash.rs, cli/tests/ownership.rs).
+# Short fixed versions run in `cargo test --workspace` (cli/tests/cli/crash.rs, cli/tests/cli/ownership.rs).
 set -eu
 cd "$(dirname "$0")/.."
 case "${1:-}" in
     ops)
-        BATON_OPS_ROUNDS=${2:-5} exec cargo test --workspace --test crash -- --ignored --exact ops_crash_campaign --nocapture ;;
+        BATON_OPS_ROUNDS=${2:-5} exec cargo test --workspace --test cli -- --ignored --exact crash::ops_crash_campaign --nocapture ;;
     race)
-        BATON_RACE_RUNS=${2:-200} exec cargo test --workspace --test ownership -- --exact \
-            resume_cancel_and_a_new_release_racing_for_a_killed_release_leave_it_to_one_process --nocapture ;;
+        BATON_RACE_RUNS=${2:-200} exec cargo test --workspace --test cli -- --exact \
+            ownership::resume_cancel_and_a_new_release_racing_for_a_killed_release_leave_it_to_one_process --nocapture ;;
     *)
-        BATON_CRASH_KILLS=${1:-40} exec cargo test --workspace --test crash -- --ignored --exact crash_campaign --nocapture ;;
+        BATON_CRASH_KILLS=${1:-40} exec cargo test --workspace --test cli -- --ignored --exact crash::crash_campaign --nocapture ;;
 esac

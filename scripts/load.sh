@@ -11,5 +11,5 @@
 # Extra arguments go to cargo (say, CARGO_TARGET_DIR in the environment, or --release).
 set -euo pipefail
 cd "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-exec cargo test --workspace --features baton-aws/emulator-tests,baton-local-stack/emulator-tests "$@" --test load \
-    -- --ignored --nocapture --exact a_burst_of_1000_signals_for_200_services
+exec cargo test --workspace "$@" --test e2e \
+    -- --ignored --nocapture --exact load::a_burst_of_1000_signals_for_200_services

@@ -30,6 +30,9 @@ section() { printf '\n==> %s\n' "$*"; }
 started=$(date +%s)
 elapsed() { echo "$(( $(date +%s) - started ))s"; }
 
+section "one build for the README's two commands (scripts/shared-build.sh) [$(elapsed)]"
+scripts/shared-build.sh
+
 if (( emulators )); then
     # One cargo invocation for everything: a separate `-p baton-aws` run resolves features
     # differently and rebuilds the SDK stack (minutes on two cores).
@@ -42,12 +45,12 @@ if (( emulators )); then
     # (built by the test itself) and check their AWS operations against the template's IAM.
     # The CLI's github_actions_example test runs examples/github-stand-in's binary, which this
     # same invocation builds before any test runs (its crate has integration tests of its own).
-    cargo test --workspace --features baton-aws/emulator-tests,baton-local-stack/emulator-tests --no-fail-fast
+    cargo test --workspace --no-fail-fast
     scripts/emulators.sh stop
     trap - EXIT
 else
-    section "unit, contract and end-to-end tests (cargo test --workspace)"
-    cargo test --workspace --no-fail-fast
+    section "unit, contract and end-to-end tests (cargo test --workspace, emulator:: tests skipped)"
+    cargo test --workspace --no-fail-fast -- --skip emulator::
     echo "!! emulator tests NOT run (--no-emulators/--quick): the AWS adapters are untested in this run"
 fi
 

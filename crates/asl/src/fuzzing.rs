@@ -1,5 +1,5 @@
 //! The bodies of the fuzz targets (`fuzz/fuzz_targets/asl_*.rs`), here so that the nightly fuzzer and
-//! the stable replay test (`tests/fuzz_corpus.rs`) run the same code. Each takes arbitrary bytes and
+//! the stable replay test (`tests/asl/fuzz_corpus.rs`) run the same code. Each takes arbitrary bytes and
 //! returns normally whatever they are; a panic (or an execution that failed internally, which is a
 //! caught panic) is a bug. Only public APIs are used: hostile text reaches the parsers the way a
 //! definition's author reaches them.

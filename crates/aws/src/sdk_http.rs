@@ -206,7 +206,7 @@ mod tests {
     use aws_sdk_dynamodb::config::{Credentials, Region};
     use aws_sdk_dynamodb::error::SdkError;
     use aws_smithy_runtime_api::client::result::DispatchFailure;
-    use baton_http_client::test_server::{Recorded, Reply, TlsServer};
+    use baton_test_tls_server::{Recorded, Reply, TlsServer};
 
     const JSON: &str = "application/x-amz-json-1.0";
 

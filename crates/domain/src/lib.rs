@@ -13,7 +13,4 @@ pub mod rules;
 pub mod support;
 pub mod template;
 
-#[cfg(feature = "contract")]
-pub mod contract;
-
 pub use error::{ErrorName, TaskError};

@@ -15,9 +15,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-#[cfg(any(test, feature = "test-server"))]
-pub mod test_server;
-
 /// Names a PEM file whose certificates are trusted besides the compiled-in roots.
 pub const EXTRA_CA_FILE_ENV: &str = "SSL_CERT_FILE";
 
@@ -130,7 +127,7 @@ fn build_client(tls: rustls::ClientConfig, connect_timeout: Option<Duration>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_server::{Reply, TlsServer};
+    use baton_test_tls_server::{Reply, TlsServer};
 
     /// The error and its causes on one line.
     fn chain(error: &(dyn std::error::Error + 'static)) -> String {

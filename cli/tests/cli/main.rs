@@ -1,0 +1,8 @@
+//! The `baton` binary, run as a user runs it. One binary for all of them: each test binary links the workspace (and the AWS SDK) again, and linking is most of a clean test build.
+
+mod crash;
+mod durable;
+mod github_actions_example;
+mod ownership;
+mod release;
+mod secrets;

@@ -1,0 +1,489 @@
+//! The checked-in JSON Schema, the serde model and the example catalog agree.
+//!
+//! Regenerate the schema after changing the catalog shapes with
+//! `BATON_BLESS=1 cargo test --workspace --test providers -- catalog_examples::`.
+
+use baton_domain::catalog::shape::{Field, Kind};
+use baton_domain::catalog::*;
+use baton_providers::{CommandBuild, CommandDeploy, CommandRun, MODULES, registry};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn schema_path() -> PathBuf {
+    repo().join("schema/baton-extension.schema.json")
+}
+
+fn checked_in_schema() -> Value {
+    let text = std::fs::read_to_string(schema_path()).expect("schema/baton-extension.schema.json exists");
+    serde_json::from_str(&text).expect("the schema is JSON")
+}
+
+#[test]
+fn the_checked_in_schema_is_the_generated_one() {
+    let generated = baton_extension_schema(registry());
+    if std::env::var_os("BATON_BLESS").is_some() {
+        let text = serde_json::to_string_pretty(&generated).unwrap() + "\n";
+        std::fs::write(schema_path(), text).unwrap();
+    }
+    assert_eq!(checked_in_schema(), generated, "schema is stale: rerun with BATON_BLESS=1");
+    assert_eq!(generated["$schema"], "https://json-schema.org/draft/2020-12/schema");
+}
+
+// ------------------------------------------------------------------ model <-> schema
+
+/// The object schema that applies to `value`: the `provider` variant when the schema has variants.
+fn object_schema<'s>(schema: &'s Value, value: &Value) -> &'s Value {
+    match schema.get("oneOf").and_then(Value::as_array) {
+        Some(variants) if schema["properties"].get("provider").is_some() => variants
+            .iter()
+            .find(|v| v["properties"]["provider"]["const"] == value["provider"])
+            .unwrap_or_else(|| panic!("no variant for provider {}", value["provider"])),
+        _ => schema,
+    }
+}
+
+fn is_structural(schema: &Value) -> bool {
+    schema.get("properties").is_some() || schema.get("items").is_some()
+}
+
+/// Every property path a fully populated model value produces, each checked to exist in the schema.
+fn model_paths(schema: &Value, value: &Value, path: &str, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) if is_structural(schema) => {
+            let schema = object_schema(schema, value);
+            for (key, child) in map {
+                let child_path = format!("{path}/{key}{}", provider_suffix(child));
+                let child_schema =
+                    schema["properties"].get(key).unwrap_or_else(|| panic!("model field {child_path} is missing from the schema"));
+                out.insert(child_path.clone());
+                model_paths(child_schema, child, &child_path, out);
+            }
+        }
+        Value::Array(items) if is_structural(schema) => {
+            for item in items {
+                // Items of several providers (health gates) are told apart like fields: `/health/gates(http)`.
+                let suffix = provider_suffix(item);
+                let item_path = if suffix.is_empty() {
+                    path.to_owned()
+                } else {
+                    out.remove(path);
+                    let item_path = format!("{path}{suffix}");
+                    out.insert(item_path.clone());
+                    item_path
+                };
+                model_paths(&schema["items"], item, &item_path, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Variant fields are told apart by provider: `/health(http)/url`.
+fn provider_suffix(child: &Value) -> String {
+    child.get("provider").and_then(Value::as_str).map(|p| format!("({p})")).unwrap_or_default()
+}
+
+fn schema_paths(schema: &Value, path: &str, out: &mut BTreeSet<String>) {
+    if let (Some(variants), true) = (schema.get("oneOf").and_then(Value::as_array), schema["properties"].get("provider").is_some()) {
+        for variant in variants {
+            let provider = variant["properties"]["provider"]["const"].as_str().unwrap();
+            // The variant's path carries the provider, as in `model_paths`.
+            let (parent, key) = path.rsplit_once('/').unwrap();
+            let variant_path = format!("{parent}/{key}({provider})");
+            out.remove(path);
+            out.insert(variant_path.clone());
+            schema_paths(&json!({"properties": variant["properties"]}), &variant_path, out);
+        }
+        return;
+    }
+    if let Some(properties) = schema.get("properties").and_then(Value::as_object) {
+        for (key, child) in properties {
+            let child_path = format!("{path}/{key}");
+            out.insert(child_path.clone());
+            schema_paths(child, &child_path, out);
+        }
+    }
+    if let Some(items) = schema.get("items") {
+        schema_paths(items, path, out);
+    }
+}
+
+fn secret(name: &str) -> Option<SecretRef> {
+    Some(SecretRef::Env(name.into()))
+}
+
+/// A value of `kind`, as a catalog would write it.
+fn sample(kind: &Kind) -> Value {
+    match kind {
+        Kind::AnyText | Kind::Text | Kind::Checked(_) => json!("acme/web"),
+        Kind::Name => json!("n"),
+        Kind::Target | Kind::WaveTarget => json!("t"),
+        Kind::Enum(values) => json!(values[values.len() - 1]),
+        Kind::TextList => json!(["x"]),
+        Kind::Targets => json!(["t"]),
+        Kind::Url => json!("https://x.example.com"),
+        Kind::CheckedScalars(_) => json!({ "word": "eu", "number": 3, "flag": false }),
+        Kind::Duration { min } | Kind::Count { min } | Kind::Between { min, .. } => json!(min.max(&1)),
+        Kind::Argv => json!(["sh", "run.sh"]),
+        Kind::WorkingDir | Kind::RelativePath => json!("dir"),
+        Kind::Env => json!({ "A": "1" }),
+        Kind::EnvNames => json!(["A"]),
+        Kind::EnvName => json!("A"),
+        Kind::Secret => json!({ "env": "S" }),
+        Kind::Schedule => json!("rate(1 day)"),
+        Kind::Object(shape) => fields_sample(shape.fields, false),
+        Kind::List(shape) => json!([fields_sample(shape.fields, false)]),
+        Kind::Mapping => json!({}),
+        Kind::Waves | Kind::Gates => unreachable!("not a provider field"),
+        Kind::HttpStatuses => json!([200]),
+    }
+}
+
+/// A block with every field of `fields` set (only the required ones when `required_only`).
+fn fields_sample(fields: &[Field], required_only: bool) -> Value {
+    Value::Object(fields.iter().filter(|f| f.required || !required_only).map(|f| (f.name.to_owned(), sample(&f.kind))).collect())
+}
+
+/// The key paths of a JSON value (`/a/b`), lists looked into.
+fn key_paths(value: &Value, path: &str, out: &mut BTreeSet<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                let child_path = format!("{path}/{key}");
+                out.insert(child_path.clone());
+                key_paths(child, &child_path, out);
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| key_paths(item, path, out)),
+        _ => {}
+    }
+}
+
+/// Each provider's typed block reads every field its shape declares and writes it back, and
+/// reads a block with only the required ones: the shape and the model name the same fields.
+#[test]
+fn every_provider_block_reads_exactly_the_fields_of_its_shape() {
+    for module in MODULES {
+        let shape = module.shape;
+        let full = fields_sample(shape.fields, false);
+        let back = (shape.through_model)(&full).unwrap_or_else(|err| panic!("{}: {err}", shape.name));
+        let (mut written, mut read) = (BTreeSet::new(), BTreeSet::new());
+        key_paths(&full, "", &mut written);
+        key_paths(&back, "", &mut read);
+        // Maps of free names (env, parameters) are data, not fields.
+        let is_data = |path: &String| ["/A", "/word", "/number", "/flag"].iter().any(|leaf| path.ends_with(leaf));
+        written.retain(|p| !is_data(p));
+        read.retain(|p| !is_data(p));
+        assert_eq!(read, written, "{}: fields the model and the shape do not share", shape.name);
+        (shape.through_model)(&fields_sample(shape.fields, true))
+            .unwrap_or_else(|err| panic!("{} with its required fields: {err}", shape.name));
+    }
+}
+
+/// A delivery block with every optional field set, so serialisation shows every field.
+fn full_delivery(build: ProviderBlock, target: ProviderBlock, health: HealthSpec) -> Delivery {
+    Delivery {
+        environment: "production".into(),
+        release_branch: "main".into(),
+        feature_branch: Some("next".into()),
+        schedule: Some("rate(1 day)".into()),
+        team: Some("t".into()),
+        on_call: Some("o".into()),
+        build,
+        deploy: DeploySpec { target, waves: vec![WaveSpec { name: "w".into(), targets: vec!["t".into()], bake: Seconds(1) }] },
+        health,
+        notify: NotifySpec {
+            slack: Some(SlackSpec { channel: "#c".into(), webhook: secret("W"), token: secret("T") }),
+            pagerduty: Some(PagerDutySpec { routing_key: SecretRef::Env("PD".into()) }),
+            opsgenie: Some(OpsgenieSpec { api_key: SecretRef::Env("OG".into()), region: OpsgenieRegion::Eu }),
+        },
+    }
+}
+
+/// Every provider of every slot, each with every field set.
+fn full_variants() -> (Vec<ProviderBlock>, Vec<ProviderBlock>, HealthSpec) {
+    let blocks = |slot: Slot| -> Vec<ProviderBlock> {
+        registry().providers(slot).map(|shape| ProviderBlock::new(shape.name, fields_sample(shape.fields, false))).collect()
+    };
+    let gates = blocks(Slot::Gate).into_iter().map(|gate| GateSpec { gate, consecutive: 2, failures: 2 }).collect();
+    (blocks(Slot::Build), blocks(Slot::Deploy), HealthSpec { interval: Seconds(10), gates })
+}
+
+#[test]
+fn schema_properties_equal_the_model_fields() {
+    let schema = checked_in_schema();
+    let (builds, targets, health) = full_variants();
+    let mut from_model = BTreeSet::new();
+    for build in &builds {
+        for target in &targets {
+            let value = serde_json::to_value(full_delivery(build.clone(), target.clone(), health.clone())).unwrap();
+            model_paths(&schema, &value, "", &mut from_model);
+        }
+    }
+    let mut from_schema = BTreeSet::new();
+    schema_paths(&schema, "", &mut from_schema);
+    let only_schema: Vec<_> = from_schema.difference(&from_model).collect();
+    assert!(only_schema.is_empty(), "schema properties the model lacks: {only_schema:?}");
+    assert_eq!(from_schema, from_model);
+}
+
+#[test]
+fn schema_defaults_are_the_model_defaults() {
+    let schema = checked_in_schema();
+    let health: HealthSpec = serde_json::from_value(json!({"gates": [{"provider": "http", "url": "http://x"}]})).unwrap();
+    assert_eq!(schema["properties"]["health"]["properties"]["interval"]["default"], json!(health.interval.0));
+    let gate = object_schema(&schema["properties"]["health"]["properties"]["gates"]["items"], &json!({"provider": "http"}));
+    assert_eq!(gate["properties"]["consecutive"]["default"], json!(health.gates[0].consecutive));
+    assert_eq!(gate["properties"]["failures"]["default"], json!(health.gates[0].failures));
+    let wave: WaveSpec = serde_json::from_value(json!({"name": "w", "targets": ["t"]})).unwrap();
+    assert_eq!(
+        schema["properties"]["deploy"]["oneOf"][0]["properties"]["waves"]["items"]["properties"]["bake"]["default"],
+        json!(wave.bake.0)
+    );
+}
+
+// ------------------------------------------------------------------ a small JSON Schema checker
+
+/// Checks `value` against the keywords our schema uses. `pattern` and `propertyNames`
+/// are left to Baton's own validator, which applies the same rules with better messages.
+fn schema_errors(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
+    let fail = |errors: &mut Vec<String>, why: String| errors.push(format!("{path}: {why}"));
+    // `type` is one type or a list of them (pipeline parameters: string, integer or boolean).
+    let types: Option<Vec<&str>> = schema.get("type").map(|types| match types {
+        Value::Array(types) => types.iter().map(|t| t.as_str().unwrap()).collect(),
+        one => vec![one.as_str().unwrap()],
+    });
+    if let Some(expected) = types {
+        let is = |expected: &str| match expected {
+            "object" => value.is_object(),
+            "array" => value.is_array(),
+            "string" => value.is_string(),
+            "integer" => value.is_i64() || value.is_u64(),
+            "boolean" => value.is_boolean(),
+            other => panic!("type {other} not used by our schema"),
+        };
+        if !expected.iter().any(|t| is(t)) {
+            return fail(errors, format!("expected {}, found {value}", expected.join(" or ")));
+        }
+    }
+    if let Some(constant) = schema.get("const").filter(|c| *c != value) {
+        fail(errors, format!("expected {constant}"));
+    }
+    if let Some(values) = schema.get("enum").and_then(Value::as_array).filter(|v| !v.contains(value)) {
+        fail(errors, format!("expected one of {values:?}"));
+    }
+    if let (Some(min), Some(n)) = (schema.get("minimum").and_then(Value::as_u64), value.as_i64())
+        && n < min as i64
+    {
+        fail(errors, format!("below {min}"));
+    }
+    if let (Some(min), Some(s)) = (schema.get("minLength").and_then(Value::as_u64), value.as_str())
+        && (s.chars().count() as u64) < min
+    {
+        fail(errors, "too short".into());
+    }
+    if let Some(items) = value.as_array() {
+        if schema.get("minItems").and_then(Value::as_u64).is_some_and(|min| (items.len() as u64) < min) {
+            fail(errors, "too few items".into());
+        }
+        for (i, item) in items.iter().enumerate() {
+            schema_errors(&schema["items"], item, &format!("{path}[{i}]"), errors);
+        }
+    }
+    if let Some(map) = value.as_object() {
+        for name in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+            if !map.contains_key(name.as_str().unwrap()) {
+                fail(errors, format!("missing {name}"));
+            }
+        }
+        let properties = schema.get("properties").and_then(Value::as_object);
+        for (key, child) in map {
+            match properties.and_then(|p| p.get(key)) {
+                Some(child_schema) => schema_errors(child_schema, child, &format!("{path}.{key}"), errors),
+                None if schema["additionalProperties"] == json!(false) => fail(errors, format!("unexpected {key}")),
+                // A map's values (`env`, `parameters`) have one schema for every key.
+                None if schema["additionalProperties"].is_object() => {
+                    schema_errors(&schema["additionalProperties"], child, &format!("{path}.{key}"), errors)
+                }
+                None => {}
+            }
+        }
+    }
+    let passes = |alternative: &Value| {
+        let mut errors = Vec::new();
+        schema_errors(alternative, value, path, &mut errors);
+        errors.is_empty()
+    };
+    if let Some(variants) = schema.get("oneOf").and_then(Value::as_array) {
+        let passing = variants.iter().filter(|v| passes(v)).count();
+        if passing != 1 {
+            fail(errors, format!("matches {passing} of the oneOf alternatives, not exactly 1"));
+        }
+    }
+    if let Some(alternatives) = schema.get("anyOf").and_then(Value::as_array)
+        && !alternatives.iter().any(passes)
+    {
+        fail(errors, "matches none of the anyOf alternatives".into());
+    }
+}
+
+// ------------------------------------------------------------------ the examples
+
+fn load(path: &Path) -> LoadedCatalog {
+    CatalogLoader::new(registry()).load(path).unwrap_or_else(|err| panic!("{} is readable: {err}", path.display()))
+}
+
+fn examples() -> LoadedCatalog {
+    load(&repo().join("examples/catalog"))
+}
+
+#[test]
+fn examples_pass_the_validator_and_the_schema() {
+    let catalog = examples();
+    assert_eq!(catalog.diagnostics(), &[] as &[Diagnostic]);
+    let mut names: Vec<(&str, SchemaVersion)> = catalog.services().iter().map(|s| (s.name.as_str(), s.schema)).collect();
+    names.sort_by_key(|(name, _)| *name);
+    assert_eq!(names, [("flaky-api", SchemaVersion::V3), ("hello-api", SchemaVersion::V2_2), ("hello-web", SchemaVersion::V2_2)]);
+
+    let schema = checked_in_schema();
+    for service in catalog.services() {
+        let mut errors = Vec::new();
+        schema_errors(&schema, &serde_json::to_value(&service.delivery).unwrap(), &service.name, &mut errors);
+        assert_eq!(errors, Vec::<String>::new());
+        let targets: Vec<usize> = service.delivery.deploy.waves.iter().map(|w| w.targets.len()).collect();
+        assert_eq!(targets, [1, 2, 3], "{}: canary, one region, the rest", service.name);
+    }
+}
+
+/// `examples/providers` shows every build and deploy provider and every health gate in a valid block.
+#[test]
+fn the_provider_examples_show_every_provider_and_pass_both_checks() {
+    let catalog = load(&repo().join("examples/providers"));
+    assert_eq!(catalog.diagnostics(), &[] as &[Diagnostic]);
+    let schema = checked_in_schema();
+    let (mut builds, mut deploys, mut gates) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    for service in catalog.services() {
+        let value = serde_json::to_value(&service.delivery).unwrap();
+        let mut errors = Vec::new();
+        schema_errors(&schema, &value, &service.name, &mut errors);
+        assert_eq!(errors, Vec::<String>::new());
+        builds.insert(value["build"]["provider"].as_str().unwrap().to_owned());
+        deploys.insert(value["deploy"]["provider"].as_str().unwrap().to_owned());
+        gates.extend(value["health"]["gates"].as_array().unwrap().iter().map(|g| g["provider"].as_str().unwrap().to_owned()));
+    }
+    let providers = |shape: &Value| -> BTreeSet<String> {
+        shape["properties"]["provider"]["enum"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_owned()).collect()
+    };
+    // examples/catalog shows the `command` ones, and runs them (and github-actions, against a stand-in).
+    let without_command = |mut all: BTreeSet<String>| {
+        all.remove("command");
+        all
+    };
+    assert_eq!(builds, without_command(providers(&schema["properties"]["build"])));
+    assert_eq!(deploys, without_command(providers(&schema["properties"]["deploy"])));
+    assert_eq!(gates, without_command(providers(&schema["properties"]["health"]["properties"]["gates"]["items"])));
+}
+
+#[test]
+fn the_schema_checker_rejects_what_the_validator_rejects() {
+    let schema = checked_in_schema();
+    let hello = examples().services().iter().find(|s| s.name == "hello-web").unwrap().clone();
+    let mut value = serde_json::to_value(&hello.delivery).unwrap();
+    value["deploy"]["waves"] = json!([]);
+    value["build"]["comand"] = json!(["sh"]);
+    value["health"]["gates"][0]["provider"] = json!("htp");
+    let mut errors = Vec::new();
+    schema_errors(&schema, &value, "hello-web", &mut errors);
+    let joined = errors.join("\n");
+    assert!(joined.contains("hello-web.deploy: matches 0 of the oneOf"), "{joined}");
+    assert!(joined.contains("hello-web.build: matches 0 of the oneOf"), "{joined}");
+    assert!(joined.contains("hello-web.health.gates[0]: matches 0 of the oneOf"), "{joined}");
+
+    let mut value = serde_json::to_value(&hello.delivery).unwrap();
+    value["build"] = json!({
+        "provider": "circleci", "project": "gh/acme/web", "token": "env:CIRCLE_TOKEN", "artifact": "web:{sha}",
+        "parameters": { "deploy-env": "eu", "replicas": 3, "dry-run": false },
+    });
+    let mut errors = Vec::new();
+    schema_errors(&schema, &value, "hello-web", &mut errors);
+    assert_eq!(errors, Vec::<String>::new());
+    value["build"]["parameters"]["regions"] = json!(["eu", "us"]);
+    schema_errors(&schema, &value, "hello-web", &mut errors);
+    assert_eq!(errors, ["hello-web.build: matches 0 of the oneOf alternatives, not exactly 1"]);
+}
+
+/// Runs one example's scripts the way the local command providers do (argv in the
+/// working directory, `BATON_*` variables) through build, every wave's deploys and
+/// health checks. Returns the first wave whose health check failed.
+fn release(service: &ServiceEntry, workspace: &Path) -> Option<String> {
+    let catalog_dir = Path::new(&service.source).parent().unwrap();
+    let run = |command: &[String], working_dir: &Option<String>, vars: &[(&str, &str)]| {
+        let dir = catalog_dir.join(working_dir.as_deref().unwrap_or("."));
+        let output = Command::new(&command[0])
+            .args(&command[1..])
+            .current_dir(&dir)
+            .env("BATON_SERVICE", &service.name)
+            .env("BATON_ENVIRONMENT", &service.delivery.environment)
+            .env("BATON_RELEASE_ID", "rel-1")
+            .env("BATON_BRANCH", &service.delivery.release_branch)
+            .env("BATON_SHA", "0123abc")
+            .env("BATON_WORKSPACE", workspace)
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap_or_else(|err| panic!("{} in {}: {err}", command[0], dir.display()));
+        (output.status.success(), String::from_utf8(output.stdout).unwrap())
+    };
+    let build: CommandBuild = service.delivery.build.decode().expect("examples use command builds");
+    let deploy: CommandDeploy = service.delivery.deploy.target.decode().expect("examples use command deploys");
+    let [GateSpec { gate, .. }] = &service.delivery.health.gates[..] else { panic!("examples use one gate") };
+    let health: CommandRun = gate.decode().expect("examples use a command gate");
+
+    let (built, stdout) = run(&build.run.command, &build.run.working_dir, &[]);
+    assert!(built, "{} build failed", service.name);
+    let artifact = stdout.lines().last().expect("the build prints its artifact").to_string();
+    for wave in &service.delivery.deploy.waves {
+        for target in &wave.targets {
+            let vars =
+                [("BATON_WAVE", wave.name.as_str()), ("BATON_TARGET", target), ("BATON_ARTIFACT", &artifact), ("BATON_ROLLBACK", "false")];
+            assert!(run(&deploy.run.command, &deploy.run.working_dir, &vars).0, "deploy {target}");
+            let current = std::fs::read_to_string(workspace.join("targets").join(target).join("current")).unwrap();
+            assert_eq!(current.trim(), artifact);
+        }
+        let targets = wave.targets.join(",");
+        let vars = [("BATON_WAVE", wave.name.as_str()), ("BATON_TARGETS", &targets), ("BATON_ARTIFACT", &artifact)];
+        if !run(&health.command, &health.working_dir, &vars).0 {
+            return Some(wave.name.clone());
+        }
+    }
+    None
+}
+
+#[test]
+fn example_scripts_behave_as_documented() {
+    let catalog = examples();
+    let workspace = tempfile::tempdir().unwrap();
+    let hello = catalog.services().iter().find(|s| s.name == "hello-web").unwrap();
+    assert_eq!(release(hello, &workspace.path().join("hello-web")), None, "hello-web is healthy in every wave");
+    let flaky = catalog.services().iter().find(|s| s.name == "flaky-api").unwrap();
+    assert_eq!(release(flaky, &workspace.path().join("flaky-api")).as_deref(), Some("one-region"));
+}
+
+#[test]
+fn the_examples_in_docs_catalog_md_are_valid() {
+    let docs = std::fs::read_to_string(repo().join("docs/catalog.md")).unwrap();
+    let blocks: Vec<&str> = docs.split("```yaml\n").skip(1).map(|rest| rest.split("```").next().unwrap()).collect();
+    assert_eq!(blocks.len(), 2, "a v2.2 and a v3 example");
+    let mut versions = Vec::new();
+    for (i, block) in blocks.iter().enumerate() {
+        let (services, diagnostics) = CatalogLoader::new(registry()).parse(&format!("docs/catalog.md example {i}"), block);
+        assert_eq!(diagnostics, vec![]);
+        versions.push(services[0].schema);
+    }
+    assert_eq!(versions, [SchemaVersion::V2_2, SchemaVersion::V3]);
+}

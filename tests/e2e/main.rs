@@ -1,0 +1,11 @@
+//! End-to-end releases through the real release definition on the embedded executor. One binary
+//! for all of them: each test binary links the workspace (and the AWS SDK) again, and linking is
+//! most of a clean test build.
+
+mod budget;
+mod events;
+mod faults;
+mod github_actions;
+mod load;
+mod releases;
+mod slack;
