@@ -64,7 +64,7 @@ fn catalog_passing(dir: &Path, webhook: &str, pass_env: &str, build: &str) {
         format!("schema-version: v2.2\ndd-service: leaky\nteam: web\nextensions:\n  baton:\n    environment: production\n    \
          release-branch: main\n    build:\n      provider: command\n      command: [\"sh\", \"build.sh\"]\n      pass-env: {pass_env}\n    deploy:\n      \
          provider: command\n      command: [\"true\"]\n      waves:\n        - name: all\n          targets: [box-1]\n    \
-         health:\n      gates: [{provider: command, command: [\"true\"]}]\n    notify:\n      slack:\n        channel: \"#releases\"\n        webhook: env:LEAKY_SLACK_WEBHOOK\n"),
+         health:\n      gates: [{{provider: command, command: [\"true\"]}}]\n    notify:\n      slack:\n        channel: \"#releases\"\n        webhook: env:LEAKY_SLACK_WEBHOOK\n"),
     )
     .unwrap();
     // A credentials file that happens to hold the service's Slack webhook, printed by a careless build.
