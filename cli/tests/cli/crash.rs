@@ -302,13 +302,14 @@ fn ops_campaign(plan: &[(&str, Stop)]) -> OpsFigures {
     let dir = tempfile::tempdir().unwrap();
     let (catalog, state) = (dir.path().join("catalog"), dir.path().join("state"));
     std::fs::create_dir_all(&catalog).unwrap();
+    std::fs::create_dir_all(&state).unwrap();
     ops_catalog(&catalog);
     let mut figures = OpsFigures::default();
     for (sha, stop) in plan {
         figures.stops += 1;
         figures.landed += usize::from(release_then_stop(&catalog, &state, sha, *stop));
     }
-    let last = ops_release(&catalog, &state, "final");
+    let last = ops_release(&catalog, &state, "f1a1000");
     let last = last.wait_with_output().unwrap();
     assert_eq!(last.status.code(), Some(0), "the release after the campaign");
 
@@ -331,7 +332,7 @@ fn ops_campaign(plan: &[(&str, Stop)]) -> OpsFigures {
     assert_eq!(json(&unlock)["freed"], false, "a lock was left held");
     for target in ["t-1", "t-2", "t-3", "t-4", "t-5", "t-6"] {
         let current = std::fs::read_to_string(state.join("workspace/ops/targets").join(target).join("current")).unwrap();
-        assert_eq!(current.trim(), "ops@final", "{target} runs the newest release's artifact");
+        assert_eq!(current.trim(), "ops@f1a1000", "{target} runs the newest release's artifact");
     }
     figures
 }
@@ -341,12 +342,13 @@ fn ops_campaign(plan: &[(&str, Stop)]) -> OpsFigures {
 #[test]
 fn kills_and_signals_inside_commands_leave_records_that_match_what_the_commands_did() {
     let figures = ops_campaign(&[
-        ("good1", Stop::KillAt("WaitForBuild")),
-        ("good2", Stop::KillAt("DeployWaves")),
-        ("good3", Stop::KillInBake),
-        ("bad1", Stop::KillAt("RollbackWaves")),
-        ("bad2", Stop::SignalInRollback("TERM")),
-        ("bad3", Stop::SignalInRollback("INT")),
+        // Commits are hex; a `bad…` one fails its health gate.
+        ("a000001", Stop::KillAt("WaitForBuild")),
+        ("a000002", Stop::KillAt("DeployWaves")),
+        ("a000003", Stop::KillInBake),
+        ("bad0001", Stop::KillAt("RollbackWaves")),
+        ("bad0002", Stop::SignalInRollback("TERM")),
+        ("bad0003", Stop::SignalInRollback("INT")),
     ]);
     println!("ops campaign: {figures:?}");
     assert!(figures.landed >= 4, "most stops landed inside their release: {figures:?}");
@@ -365,7 +367,7 @@ fn ops_crash_campaign() {
         Stop::SignalInRollback("TERM"),
         Stop::SignalInRollback("INT"),
     ];
-    let shas: Vec<String> = (0..rounds * stops.len()).map(|n| if n % 6 >= 3 { format!("bad{n}") } else { format!("good{n}") }).collect();
+    let shas: Vec<String> = (0..rounds * stops.len()).map(|n| if n % 6 >= 3 { format!("bad{n:04x}") } else { format!("a00{n:04x}") }).collect();
     let plan: Vec<(&str, Stop)> = shas.iter().zip(stops.iter().cycle()).map(|(sha, stop)| (sha.as_str(), *stop)).collect();
     let figures = ops_campaign(&plan);
     println!("ops crash campaign: {rounds} rounds, {figures:?}");

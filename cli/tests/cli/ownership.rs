@@ -157,8 +157,10 @@ fn resume_cancel_and_a_new_release_racing_for_a_killed_release_leave_it_to_one_p
     let state = state.path();
     let mut outcomes = BTreeSet::new();
     for run in 0..runs {
-        let killed = a_release_killed_while_its_canary_bakes(state, &format!("k{run:04}"));
-        let sha = format!("n{run:04}");
+        // Commits are hex: the killed release's, then the new one's.
+        let killed_sha = format!("{:07x}", 0xa00_0000 + run);
+        let killed = a_release_killed_while_its_canary_bakes(state, &killed_sha);
+        let sha = format!("{:07x}", 0xb00_0000 + run);
         let racers = [
             spawn(state, &["resume", &killed, "--no-wait", "--json"]),
             spawn(state, &["cancel", &killed, "--reason", "race", "--json"]),
@@ -172,7 +174,7 @@ fn resume_cancel_and_a_new_release_racing_for_a_killed_release_leave_it_to_one_p
         assert_runs_never_overlap(state, &killed);
 
         let all = releases(state);
-        let closed = by_sha(&all, &format!("k{run:04}")).unwrap();
+        let closed = by_sha(&all, &killed_sha).unwrap();
         assert!(["succeeded", "rolled-back"].contains(&closed["status"].as_str().unwrap()), "run {run}: {closed}");
         outcomes.insert(closed["status"].as_str().unwrap().to_owned());
         let newer = by_sha(&all, &sha).unwrap();
