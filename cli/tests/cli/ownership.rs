@@ -4,24 +4,15 @@
 //! cancel` and a new `baton release` racing for one killed release leave it to exactly one of
 //! them, each history event written once.
 //!
-//! `cargo test --test ownership` races a few times; `scripts/crash.sh race [runs]` runs the
+//! `cargo test --workspace --test cli -- ownership::` races twice; `scripts/crash.sh race [runs]` runs the
 //! full race (`BATON_RACE_RUNS`, 200 by default there).
 
+use crate::durable::{TARGETS, baton, deployed, examples, json};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-const TARGETS: [&str; 6] = ["web-use1-a", "web-use1-b", "web-use1-c", "web-usw2-a", "web-usw2-b", "web-euw1-a"];
-
-fn examples() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog")
-}
-
-fn baton(state: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_baton")).args(args).arg("--state-dir").arg(state).output().expect("run baton")
-}
 
 /// A local command that takes the catalog, started.
 fn spawn(state: &Path, args: &[&str]) -> Child {
@@ -37,12 +28,6 @@ fn spawn(state: &Path, args: &[&str]) -> Child {
         .expect("start baton")
 }
 
-fn json(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!("stdout is not JSON ({e}): {}\nstderr: {}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
-    })
-}
-
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
@@ -54,12 +39,6 @@ fn releases(state: &Path) -> Vec<Value> {
 
 fn record(state: &Path, id: &str) -> Value {
     json(&baton(state, &["show", id, "--json"]))
-}
-
-/// What each of hello-web's targets runs (the example deploy writes it to its `current` file).
-fn deployed(state: &Path) -> Vec<Option<String>> {
-    let target = |name: &str| state.join("workspace/hello-web/targets").join(name).join("current");
-    TARGETS.iter().map(|name| std::fs::read_to_string(target(name)).ok().map(|text| text.trim().to_owned())).collect()
 }
 
 /// Waits until `done` holds for the service's releases, for at most a minute.
