@@ -92,7 +92,8 @@ async fn run_definition(
             Err(code) => return code,
             // Told before parsing: a document of megabytes takes hundreds to parse.
             Ok(text) if !no_quotas && baton_asl::certainly_over_payload(&text) => {
-                let mut out = json!({"status": "FAILED", "error": baton_asl::errors::DATA_LIMIT_EXCEEDED, "cause": baton_asl::INPUT_TOO_LARGE});
+                let mut out =
+                    json!({"status": "FAILED", "error": baton_asl::errors::DATA_LIMIT_EXCEEDED, "cause": baton_asl::INPUT_TOO_LARGE});
                 if history {
                     out["history"] = json!([]);
                 }

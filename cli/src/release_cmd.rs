@@ -132,7 +132,9 @@ async fn pick_up_left_behind(baton: &LocalBaton, args: &ReleaseArgs, live: Optio
         let newer_work = releases.iter().find(|r| r.created_at > left.created_at && r.started_at.is_some());
         let (how, what) = match newer_work {
             Some(newer) => (
-                Resumption::Close { why: format!("the newer release {} has deployed since; {person} released {} again", newer.id, left.service) },
+                Resumption::Close {
+                    why: format!("the newer release {} has deployed since; {person} released {} again", newer.id, left.service),
+                },
                 "closing it, touching no target (a newer release deployed since)".to_owned(),
             ),
             None if args.rollback_interrupted => (
@@ -164,7 +166,10 @@ async fn pick_up_left_behind(baton: &LocalBaton, args: &ReleaseArgs, live: Optio
                 // A person must act first; `--json` still answers with one object saying why.
                 if args.json {
                     let why = format!("release {} was left behind and could not be closed: {} is not released", left.id, left.service);
-                    outln!("{}", serde_json::to_string_pretty(&json!({"release": null, "left_behind": closed, "error": why})).unwrap_or_default());
+                    outln!(
+                        "{}",
+                        serde_json::to_string_pretty(&json!({"release": null, "left_behind": closed, "error": why})).unwrap_or_default()
+                    );
                 }
                 return Some(code);
             }
@@ -190,7 +195,13 @@ impl Report {
 
 /// The local Baton over `catalog` and the state directory, with the live view unless `json`.
 /// `command` names this process in its claims on release runs ("baton resume").
-pub fn open_local(catalog: &Path, state: &StateDirArg, no_wait: bool, json: bool, command: &str) -> Result<(LocalBaton, Option<LiveView>), ExitCode> {
+pub fn open_local(
+    catalog: &Path,
+    state: &StateDirArg,
+    no_wait: bool,
+    json: bool,
+    command: &str,
+) -> Result<(LocalBaton, Option<LiveView>), ExitCode> {
     let live = (!json).then(LiveView::new);
     let config = LocalConfig {
         catalog: catalog.to_owned(),
@@ -277,7 +288,9 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
                         run = next;
                         continue;
                     }
-                    Err(err @ ResumeError::Owned { .. }) => return Failure::failed(&err).hint("it rolls the cancelled release back").report(),
+                    Err(err @ ResumeError::Owned { .. }) => {
+                        return Failure::failed(&err).hint("it rolls the cancelled release back").report();
+                    }
                     Err(err) => return Failure::failed("the release was cancelled but cannot be rolled back").caused_by(&err).report(),
                 }
             }

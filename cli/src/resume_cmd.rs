@@ -77,9 +77,7 @@ pub fn refused(release: &baton_domain::release::Release, err: ResumeError) -> Ex
         err @ ResumeError::Owned { .. } => {
             Failure::failed(&err).hint(format!("`baton cancel {}` stops it; or let it finish", release.id)).report()
         }
-        err @ ResumeError::NotRegistered { .. } => {
-            Failure::failed(&err).hint(format!("`baton resume {}` runs it on", release.id)).report()
-        }
+        err @ ResumeError::NotRegistered { .. } => Failure::failed(&err).hint(format!("`baton resume {}` runs it on", release.id)).report(),
         err => Failure::failed(&err).sources_of(&err).report(),
     }
 }

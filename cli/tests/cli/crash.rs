@@ -199,10 +199,7 @@ fn crash_campaign() {
 /// gate and roll back. Commands take a moment, bakes one second: a kill lands inside them.
 fn ops_catalog(dir: &Path) {
     let script = |name: &str, body: &str| std::fs::write(dir.join(name), format!("set -eu\n{body}")).unwrap();
-    script(
-        "build.sh",
-        "sleep 0.4\necho \"build $BATON_RELEASE_ID ok\" >> \"$BATON_WORKSPACE/ops.log\"\necho \"ops@$BATON_SHA\"\n",
-    );
+    script("build.sh", "sleep 0.4\necho \"build $BATON_RELEASE_ID ok\" >> \"$BATON_WORKSPACE/ops.log\"\necho \"ops@$BATON_SHA\"\n");
     script(
         "deploy.sh",
         "action=deploy; [ \"${BATON_ROLLBACK:-false}\" = true ] && action=rollback\nsleep 0.3\n\
@@ -367,7 +364,8 @@ fn ops_crash_campaign() {
         Stop::SignalInRollback("TERM"),
         Stop::SignalInRollback("INT"),
     ];
-    let shas: Vec<String> = (0..rounds * stops.len()).map(|n| if n % 6 >= 3 { format!("bad{n:04x}") } else { format!("a00{n:04x}") }).collect();
+    let shas: Vec<String> =
+        (0..rounds * stops.len()).map(|n| if n % 6 >= 3 { format!("bad{n:04x}") } else { format!("a00{n:04x}") }).collect();
     let plan: Vec<(&str, Stop)> = shas.iter().zip(stops.iter().cycle()).map(|(sha, stop)| (sha.as_str(), *stop)).collect();
     let figures = ops_campaign(&plan);
     println!("ops crash campaign: {rounds} rounds, {figures:?}");

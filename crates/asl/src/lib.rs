@@ -17,9 +17,9 @@ mod limits;
 mod payload;
 
 pub use definition::{DefinitionError, DefinitionErrors, StateMachine};
-pub use limits::{INPUT_TOO_LARGE, certainly_over_payload};
 pub use executor::{
     Clock, ExecutionHandle, ExecutionOutcome, ExecutionStart, ExecutionStatus, Executor, ResumeAt, Stopper, TaskCall, TaskFailure,
     TaskInvoker, TaskTokenError,
 };
 pub use history::{EventDetails, EventType, HistoryEvent, MoreDetails};
+pub use limits::{INPUT_TOO_LARGE, certainly_over_payload};

@@ -325,7 +325,10 @@ impl DynamoStore {
 /// condition failed.
 #[allow(clippy::type_complexity)]
 fn conditional<R: Debug>(
-    result: Result<aws_sdk_dynamodb::operation::update_item::UpdateItemOutput, SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>>,
+    result: Result<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+        SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>,
+    >,
 ) -> Result<Result<Option<Item>, Option<Item>>, StoreError> {
     use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
     match result {

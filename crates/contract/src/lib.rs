@@ -23,6 +23,7 @@
 //! - `rollups` returns days in ascending order.
 //! - Only error variants are compared, never messages.
 
+use async_trait::async_trait;
 use baton_domain::error::ErrorName;
 use baton_domain::flow::{Outcome, OutcomeStatus};
 use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError};
@@ -31,7 +32,6 @@ use baton_domain::release::{
     Rollup, RollupKey, RunHandle, Stage, StageEvent, TargetDeploy, Trigger, TriggerKind, WaveRecord, WaveStatus,
 };
 use baton_domain::support::Closed;
-use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Timelike, Utc};
 use std::future::{Future, poll_fn};
 use std::ops::Deref;

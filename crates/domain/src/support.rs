@@ -137,7 +137,12 @@ pub async fn close_release(store: &dyn ReleaseStore, id: &ReleaseId, outcome: &O
 /// claimed first, so a `baton resume` of it at the same moment either wins (and this waits on)
 /// or finds it closed. The close frees the lock. Returns whether it closed it. A holder that no
 /// process ever claimed (one running on AWS) is never taken for dead.
-pub async fn close_dead_holder(store: &dyn ReleaseStore, holder: &ReleaseId, taker: &ReleaseId, now: DateTime<Utc>) -> Result<bool, TaskError> {
+pub async fn close_dead_holder(
+    store: &dyn ReleaseStore,
+    holder: &ReleaseId,
+    taker: &ReleaseId,
+    now: DateTime<Utc>,
+) -> Result<bool, TaskError> {
     let Some(release) = store.get_release(holder).await? else { return Ok(false) };
     let Some(run) = release.execution.as_deref() else { return Ok(false) };
     let Some(owner) = store.run_owner(run).await? else { return Ok(false) };
@@ -145,7 +150,9 @@ pub async fn close_dead_holder(store: &dyn ReleaseStore, holder: &ReleaseId, tak
     if release.status.is_terminal() || now - owner.beat_at < silent_after {
         return Ok(false);
     }
-    let Claim::Claimed { fence } = store.claim_run(run, &format!("release {taker}, closing a dead lock holder"), now, RUN_SILENT_AFTER).await? else {
+    let Claim::Claimed { fence } =
+        store.claim_run(run, &format!("release {taker}, closing a dead lock holder"), now, RUN_SILENT_AFTER).await?
+    else {
         return Ok(false);
     };
     let why = format!(
@@ -163,7 +170,15 @@ pub async fn close_dead_holder(store: &dyn ReleaseStore, holder: &ReleaseId, tak
     let closed = closed?;
     ended?;
     if closed.now {
-        let event = StageEvent { release_id: holder.clone(), at: now, stage: release.stage, wave: None, target: None, kind: EventKind::Interrupted, message: why };
+        let event = StageEvent {
+            release_id: holder.clone(),
+            at: now,
+            stage: release.stage,
+            wave: None,
+            target: None,
+            kind: EventKind::Interrupted,
+            message: why,
+        };
         store.append_event(&event).await?;
     }
     Ok(closed.now)

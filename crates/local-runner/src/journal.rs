@@ -55,13 +55,7 @@ impl Run {
     /// Starts journaling `handle`'s events after the `base` events earlier runs of the execution wrote.
     /// With `owned`, it beats for its claim on the execution while it runs, and stops when a
     /// person cancels it or another process took it over.
-    pub(crate) fn journaled(
-        handle: ExecutionHandle,
-        store: Option<SqliteStore>,
-        execution: &str,
-        base: u64,
-        owned: Option<Owned>,
-    ) -> Run {
+    pub(crate) fn journaled(handle: ExecutionHandle, store: Option<SqliteStore>, execution: &str, base: u64, owned: Option<Owned>) -> Run {
         let journal = store.map(|store| {
             let (past, live) = handle.subscribe();
             let writer = tokio::spawn(write(store.clone(), execution.to_owned(), base, past, live));

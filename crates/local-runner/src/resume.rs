@@ -112,7 +112,13 @@ impl LocalBaton {
     /// Picks up release `id` as [`resume_release`](Self::resume_release) does, under a claim this
     /// process holds already (a run it stopped itself, on a person's cancel). The claim is renewed
     /// first, which clears the cancel request it acts on.
-    pub async fn resume_claimed(&self, id: &ReleaseId, mut owned: Owned, how: &Resumption, person: &str) -> Result<(Run, String), ResumeError> {
+    pub async fn resume_claimed(
+        &self,
+        id: &ReleaseId,
+        mut owned: Owned,
+        how: &Resumption,
+        person: &str,
+    ) -> Result<(Run, String), ResumeError> {
         match self.ports().store.claim_run(&owned.execution, &self.owner, Utc::now(), RUN_SILENT_AFTER).await? {
             Claim::Claimed { fence } => owned.fence = fence,
             Claim::OwnedBy(owner) => return Err(ResumeError::Owned { id: id.to_string(), owner: describe(&owner) }),
@@ -136,7 +142,13 @@ impl LocalBaton {
 
     /// Where the claimed release resumes, read once the claim is held (another process may have
     /// closed it while this one waited), and what its timeline says about it.
-    async fn resume_point_of(&self, id: &ReleaseId, execution: &str, how: &Resumption, person: &str) -> Result<(ResumePoint, String), ResumeError> {
+    async fn resume_point_of(
+        &self,
+        id: &ReleaseId,
+        execution: &str,
+        how: &Resumption,
+        person: &str,
+    ) -> Result<(ResumePoint, String), ResumeError> {
         let release = self.ports().store.get_release(id).await?.ok_or_else(|| ResumeError::Vanished { id: id.to_string() })?;
         let id = id.to_string();
         if release.status.is_terminal() {
@@ -160,7 +172,8 @@ impl LocalBaton {
             }
             Resumption::Close { why } => {
                 let point = close_point(&id, point, why)?;
-                let message = format!("{person} is closing the release from {stopped_at} (at {}), touching no target: {why}", point.at.state);
+                let message =
+                    format!("{person} is closing the release from {stopped_at} (at {}), touching no target: {why}", point.at.state);
                 (point, message)
             }
         })

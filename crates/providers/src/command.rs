@@ -79,8 +79,7 @@ const EXIT_FILE: &str = "exit-code";
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(50);
 /// The shell a detached command runs under: it runs the command (`$2...`) and records its exit
 /// code in the run directory (`$1`), atomically, then exits with it.
-const RECORD_EXIT: &str =
-    r#"dir=$1; shift; "$@"; code=$?; printf '%s\n' "$code" > "$dir/exit-code.tmp" && mv "$dir/exit-code.tmp" "$dir/exit-code"; exit "$code""#;
+const RECORD_EXIT: &str = r#"dir=$1; shift; "$@"; code=$?; printf '%s\n' "$code" > "$dir/exit-code.tmp" && mv "$dir/exit-code.tmp" "$dir/exit-code"; exit "$code""#;
 
 /// Where a service's commands run and what they must not see; one per catalog entry.
 #[derive(Debug, Clone)]
@@ -326,10 +325,9 @@ async fn follow(mut child: Child, spec: &CommandSpec, pid: u32, log: Option<File
             child.stdout.take().map_or_else(|| Box::new(tokio::io::empty()) as Box<_>, |pipe| Box::new(pipe) as Box<_>),
             child.stderr.take().map_or_else(|| Box::new(tokio::io::empty()) as Box<_>, |pipe| Box::new(pipe) as Box<_>),
         ),
-        Some(dir) => (
-            Box::new(tokio::fs::File::open(dir.join(RAW_STDOUT)).await?),
-            Box::new(tokio::fs::File::open(dir.join(RAW_STDERR)).await?),
-        ),
+        Some(dir) => {
+            (Box::new(tokio::fs::File::open(dir.join(RAW_STDOUT)).await?), Box::new(tokio::fs::File::open(dir.join(RAW_STDERR)).await?))
+        }
     };
     // A file's end is no end while the command runs: it may write more.
     let growing = raw.is_some().then_some(&ended);
@@ -1186,7 +1184,8 @@ mod tests {
         let go = dir.path().join("go");
         let body = format!("echo started; while [ ! -e '{}' ]; do sleep 0.05; done; echo after Baton died; echo web:2.0", go.display());
         let argv = script(dir.path(), "build.sh", &body);
-        let failing = script(dir.path(), "fails.sh", &format!("while [ ! -e '{}' ]; do sleep 0.05; done; echo broken >&2; exit 4", go.display()));
+        let failing =
+            script(dir.path(), "fails.sh", &format!("while [ ! -e '{}' ]; do sleep 0.05; done; echo broken >&2; exit 4", go.display()));
         let starter = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
         let (run, fails) = starter.block_on(async {
             let run = ctx.start(&spec(&ctx, &argv, &BTreeMap::new(), None), env(), &release_id()).await.unwrap();

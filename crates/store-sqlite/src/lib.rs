@@ -498,7 +498,8 @@ impl ReleaseStore for SqliteStore {
     async fn cancel_run(&self, run: &str, reason: &str) -> Result<bool, StoreError> {
         let (run, reason) = (run.to_owned(), reason.to_owned());
         self.write("cancel_run", move |tx| {
-            let asked = tx.prepare_cached("UPDATE run_owners SET cancel = ?2 WHERE run = ?1 AND owner IS NOT NULL")?.execute([&run, &reason])?;
+            let asked =
+                tx.prepare_cached("UPDATE run_owners SET cancel = ?2 WHERE run = ?1 AND owner IS NOT NULL")?.execute([&run, &reason])?;
             Ok(asked == 1)
         })
         .await

@@ -90,7 +90,8 @@ async fn releases_from_before_versions_read_as_version_0() {
     drop(SqliteStore::open(&path).unwrap());
     let conn = raw(&path);
     // What version 1 had: no version column, no journal.
-    conn.execute_batch("ALTER TABLE releases DROP COLUMN version; DROP TABLE journal; DROP TABLE run_owners; PRAGMA user_version = 1").unwrap();
+    conn.execute_batch("ALTER TABLE releases DROP COLUMN version; DROP TABLE journal; DROP TABLE run_owners; PRAGMA user_version = 1")
+        .unwrap();
     conn.execute(
         "INSERT INTO releases (id, service, environment, created_at, status, body) VALUES ('rel-web-1', 'web', 'prod', ?1, 'queued', ?2)",
         rusqlite::params![at().timestamp_micros(), serde_json::Value::Object(body).to_string()],
