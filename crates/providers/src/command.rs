@@ -179,9 +179,7 @@ impl CommandContext {
     }
 
     /// Starts `spec` detached (see the module docs) and returns at once; the run, in a handle's
-    /// state, is all a later poll needs. Errors as for [`CommandContext::run`], but for a missing
-    /// program: the wrapper starts, and the run ends with code 127 and the shell's "not found"
-    /// (catalog validation checks programs before any release).
+    /// state, is all a later poll needs. Errors as for [`CommandContext::run`].
     pub(crate) async fn start(&self, spec: &CommandSpec, env: BatonEnv, release: &ReleaseId) -> Result<DetachedRun, ProviderError> {
         let dir = self.claim_run_dir(spec.what, release).await?;
         let lock_path = dir.join(WAITER_LOCK);
@@ -261,6 +259,16 @@ impl CommandContext {
                 command
             }
             Some(dir) => {
+                // The wrapper always starts: a missing program is refused here, as a spawn refuses it.
+                if !program_exists(spec) {
+                    let place = spec.working_dir.as_deref().map_or_else(|| "the current directory".into(), |d| d.display().to_string());
+                    return Err(ProviderError::rejected(format!(
+                        "could not start the {} command `{}` ({}) in {place}: no such program",
+                        spec.what,
+                        spec.display(),
+                        spec.argv[0]
+                    )));
+                }
                 let raw = |name: &str| {
                     File::create(dir.join(name))
                         .map_err(|e| ProviderError::unavailable(format!("cannot create {}", dir.join(name).display())).caused_by(e))
@@ -302,6 +310,20 @@ impl CommandContext {
         tracing::info!(target: "baton::command", command = spec.what, pid, argv = ?spec.argv, dir = ?spec.working_dir, "started");
         Ok((child, pid, label))
     }
+}
+
+/// Whether the program of `spec` is a file: at its path (from the working directory) when it
+/// names one, else on the `PATH` it runs with.
+fn program_exists(spec: &CommandSpec) -> bool {
+    let program = Path::new(&spec.argv[0]);
+    if spec.argv[0].contains('/') {
+        return match &spec.working_dir {
+            Some(dir) if program.is_relative() => dir.join(program).is_file(),
+            _ => program.is_file(),
+        };
+    }
+    let search = spec.env.get("PATH").cloned().or_else(|| std::env::var("PATH").ok()).unwrap_or_default();
+    std::env::split_paths(&search).any(|dir| dir.join(program).is_file())
 }
 
 /// How a command ended and what it printed: what [`follow`] saw, and what `status.json` keeps.
