@@ -88,12 +88,22 @@ async fn run_definition(
     };
     let input = match input {
         None => json!({}),
-        Some(path) => match read(path, "input").map(|t| serde_json::from_str::<Value>(&t)) {
+        Some(path) => match read(path, "input") {
             Err(code) => return code,
-            Ok(Ok(v)) => v,
-            Ok(Err(e)) => {
-                return Failure::usage(format!("the input {} is not valid JSON", path.display())).caused_by(&e).report();
+            // Told before parsing: a document of megabytes takes hundreds to parse.
+            Ok(text) if !no_quotas && baton_asl::certainly_over_payload(&text) => {
+                let mut out =
+                    json!({"status": "FAILED", "error": baton_asl::errors::DATA_LIMIT_EXCEEDED, "cause": baton_asl::INPUT_TOO_LARGE});
+                if history {
+                    out["history"] = json!([]);
+                }
+                outln!("{out}");
+                return exit::code(exit::OK);
             }
+            Ok(text) => match serde_json::from_str::<Value>(&text) {
+                Ok(v) => v,
+                Err(e) => return Failure::usage(format!("the input {} is not valid JSON", path.display())).caused_by(&e).report(),
+            },
         },
     };
     let clock = if virtual_time { Clock::Virtual } else { Clock::Real };

@@ -1,12 +1,11 @@
 //! `baton cancel`: a person settles a release: rolled back if any wave deployed, closed, its lock
-//! freed, who and why recorded. A live local run is asked to stop (it rolls itself back); a
-//! killed or interrupted one is rolled back by this command.
+//! freed, who and why recorded. A live local run is asked to stop (it rolls itself back, and this
+//! waits for it); a killed or interrupted one is claimed and rolled back by this command.
 
 use crate::failure::Failure;
 use crate::release_cmd::{CatalogArg, Report, StateDirArg, exit_for, open_local};
-use baton_domain::ports::StoreError;
 use baton_domain::release::{EventKind, ReleaseId, StageEvent};
-use baton_local_runner::{LocalBaton, Resumption, SILENT_AFTER};
+use baton_local_runner::{HEARTBEAT, ResumeError, Resumption};
 use clap::Args;
 use serde_json::json;
 use std::process::ExitCode;
@@ -35,7 +34,7 @@ pub async fn run(args: CancelArgs) -> ExitCode {
         return Failure::usage("--reason is empty").hint("say why the release is cancelled: it goes in its timeline").report();
     }
     // No bakes lie ahead of a rollback: the catalog's are skipped.
-    let (baton, live) = match open_local(&args.catalog.path, &args.state, true, args.json) {
+    let (baton, live) = match open_local(&args.catalog.path, &args.state, true, args.json, "baton cancel") {
         Ok(opened) => opened,
         Err(code) => return code,
     };
@@ -68,42 +67,40 @@ pub async fn run(args: CancelArgs) -> ExitCode {
     if let Err(err) = store.append_event(&event).await {
         return Failure::failed("cannot record the cancellation").caused_by(&err).report();
     }
-    match stop_live_run(&baton, &execution, &why).await {
-        Ok(true) => errln!("baton: the process running {id} stopped"),
-        Ok(false) => {}
-        Err(err) => return Failure::failed("cannot ask the running release to stop").caused_by(&err).report(),
+    let how = Resumption::RollBack { why: why.clone() };
+    let mut asked = None;
+    loop {
+        match baton.resume_release(&release, &how, &person).await {
+            Ok((run, state)) => {
+                errln!("baton: rolling {id} back (at {state})");
+                return crate::release_cmd::follow(&baton, &release.service, &execution, run, live.as_ref(), Report::of(args.json)).await;
+            }
+            Err(ResumeError::Ended { .. }) => break,
+            // A live process runs it: asked once to stop, it rolls the release back itself (under
+            // the same claim); this waits until it is closed, or until that process dies and its
+            // claim can be taken here.
+            Err(ResumeError::Owned { owner, .. }) => {
+                if asked.is_none() {
+                    match baton.request_cancel(&execution, &why).await {
+                        Ok(_) => errln!("baton: {owner} runs {id}: asked it to stop and roll back; waiting for it"),
+                        Err(err) => return Failure::failed("cannot ask the running release to stop").caused_by(&err).report(),
+                    }
+                    asked = Some(owner);
+                }
+                tokio::time::sleep(HEARTBEAT).await;
+            }
+            Err(err) => return crate::resume_cmd::refused(&release, err),
+        }
     }
     let release = match store.get_release(&id).await {
         Ok(Some(release)) => release,
         Ok(None) => return Failure::failed(format!("release {id} vanished from the local store")).report(),
         Err(err) => return Failure::failed(&err).sources_of(&err).report(),
     };
-    if !release.status.is_terminal() {
-        let how = Resumption::RollBack { why };
-        return crate::resume_cmd::pick_up(&baton, &release, &how, &person, live.as_ref(), Report::of(args.json)).await;
-    }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&json!({"release": release})).unwrap_or_default());
     } else {
         out!("{}", crate::view::summary(&release));
     }
     exit_for(Some(release.status))
-}
-
-/// Asks a live run of `execution` to stop and roll back, and waits until no process runs it any
-/// more; false when none did. A run that dies on the way leaves the rollback to the caller.
-async fn stop_live_run(baton: &LocalBaton, execution: &str, why: &str) -> Result<bool, StoreError> {
-    if !baton.running_elsewhere(execution).await? || !baton.request_cancel(execution, why).await? {
-        return Ok(false);
-    }
-    errln!("baton: asked the process running the release to stop and roll back; waiting for it");
-    // Its stopped run ends and its rollback starts a moment later: silent twice in a row is gone.
-    loop {
-        if !baton.running_elsewhere(execution).await? {
-            tokio::time::sleep(SILENT_AFTER).await;
-            if !baton.running_elsewhere(execution).await? {
-                return Ok(true);
-            }
-        }
-    }
 }

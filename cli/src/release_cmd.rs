@@ -8,7 +8,7 @@ use baton_asl::ExecutionStatus;
 use baton_domain::error::{ErrorName, chain_text};
 use baton_domain::refname::check_branch_name;
 use baton_domain::release::{Release, ReleaseStatus, Signal, Trigger, TriggerKind};
-use baton_local_runner::{Finished, Journaled, LocalBaton, LocalConfig, LocalError, Resumption, Run};
+use baton_local_runner::{Finished, Journaled, LocalBaton, LocalConfig, LocalError, ResumeError, Resumption, Run, describe};
 use clap::Args;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -89,7 +89,7 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
     if args.remote {
         return run_remote(args).await;
     }
-    let (baton, live) = match open_local(&args.catalog.path, &args.state, args.no_wait, args.json) {
+    let (baton, live) = match open_local(&args.catalog.path, &args.state, args.no_wait, args.json, "baton release") {
         Ok(opened) => opened,
         Err(code) => return code,
     };
@@ -103,41 +103,76 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
     let execution = format!("cli-{}", uuid::Uuid::new_v4().simple());
     let input = serde_json::to_value(&signal).unwrap_or_default();
 
-    let run = baton.start(&execution, input);
+    // Claimed before it starts, so that no resume or cancel can run the release it registers
+    // beside this process.
+    let owned = match baton.claim(&execution).await {
+        Ok(Ok(owned)) => owned,
+        Ok(Err(owner)) => return Failure::failed(format!("execution {execution} is run by {}", describe(&owner))).report(),
+        Err(err) => return Failure::failed("cannot claim the release's run").caused_by(&err).report(),
+    };
+    let run = baton.start_owned(owned, input);
     follow(&baton, &args.service, &execution, run, live.as_ref(), Report::of(args.json)).await
 }
 
-/// Picks up the service's releases whose run was killed or interrupted (no live process beats
-/// for them; a killed waiter for the lock included), before anything else deploys over their
-/// half-done waves: runs them on, or rolls them back with --rollback-interrupted. Answers the exit code when one could not be closed.
-/// A release another process runs is left to it: the new release waits for its lock.
+/// Picks up the service's releases whose run was killed or interrupted (no live process owns
+/// them; a killed waiter for the lock included), before anything else deploys over their
+/// half-done waves: runs them on, or rolls them back with --rollback-interrupted; one older than
+/// a release that has deployed since is closed touching no target (running it on or rolling it
+/// back would undo newer work). Answers the exit code when one could not be closed. A release
+/// another process owns is left to it: the new release waits for its lock.
 async fn pick_up_left_behind(baton: &LocalBaton, args: &ReleaseArgs, live: Option<&LiveView>) -> Option<ExitCode> {
     // A store that cannot be read is reported by the release's own registration.
     let releases = baton.ports().store.list_releases(&args.service, args.environment.as_deref(), 20).await.ok()?;
     let person = crate::person();
     for left in releases.iter().filter(|r| !r.status.is_terminal()) {
         let Some(execution) = &left.execution else { continue };
-        if !matches!(baton.journaled(execution).await, Ok(Journaled::Resumable(_)))
-            || baton.running_elsewhere(execution).await.unwrap_or(true)
-        {
+        if !matches!(baton.journaled(execution).await, Ok(Journaled::Resumable(_))) {
             continue;
         }
-        let (how, what) = if args.rollback_interrupted {
-            (
+        let newer_work = releases.iter().find(|r| r.created_at > left.created_at && r.started_at.is_some());
+        let (how, what) = match newer_work {
+            Some(newer) => (
+                Resumption::Close {
+                    why: format!("the newer release {} has deployed since; {person} released {} again", newer.id, left.service),
+                },
+                "closing it, touching no target (a newer release deployed since)".to_owned(),
+            ),
+            None if args.rollback_interrupted => (
                 Resumption::RollBack { why: format!("{person} released {} again with --rollback-interrupted", left.service) },
-                "rolling it back",
-            )
-        } else {
-            (Resumption::RunOn, "running it on (--rollback-interrupted rolls it back)")
+                "rolling it back".to_owned(),
+            ),
+            None => (Resumption::RunOn, "running it on (--rollback-interrupted rolls it back)".to_owned()),
         };
         errln!("baton: release {} of {} was left {} by an earlier run: {what} first", left.id, left.service, left.status);
-        let code = crate::resume_cmd::pick_up(baton, left, &how, &person, live, if args.json { Report::Quiet } else { Report::Text }).await;
-        let closed = baton.ports().store.get_release(&left.id).await.ok().flatten().map(|r| r.status);
-        match closed {
+        let report = if args.json { Report::Quiet } else { Report::Text };
+        let (run, state) = match baton.resume_release(left, &how, &person).await {
+            Ok(resumed) => resumed,
+            // Another process (a resume, a cancel, another release) took it at the same moment:
+            // it is theirs; this release waits for the lock as any other would.
+            Err(err @ (ResumeError::Owned { .. } | ResumeError::Ended { .. })) => {
+                errln!("baton: {err}; leaving it to them");
+                continue;
+            }
+            Err(err) => return Some(crate::resume_cmd::refused(left, err)),
+        };
+        errln!("baton: picking {} up at {state}", left.id);
+        let code = follow(baton, &left.service, execution, run, live, report).await;
+        let closed = baton.ports().store.get_release(&left.id).await.ok().flatten();
+        match closed.as_ref().map(|r| r.status) {
             Some(status) if status.is_terminal() && status != ReleaseStatus::RollbackFailed => {
                 errln!("baton: release {} ended {status}; now releasing {}", left.id, left.service);
             }
-            _ => return Some(code),
+            _ => {
+                // A person must act first; `--json` still answers with one object saying why.
+                if args.json {
+                    let why = format!("release {} was left behind and could not be closed: {} is not released", left.id, left.service);
+                    outln!(
+                        "{}",
+                        serde_json::to_string_pretty(&json!({"release": null, "left_behind": closed, "error": why})).unwrap_or_default()
+                    );
+                }
+                return Some(code);
+            }
         }
     }
     None
@@ -159,7 +194,14 @@ impl Report {
 }
 
 /// The local Baton over `catalog` and the state directory, with the live view unless `json`.
-pub fn open_local(catalog: &Path, state: &StateDirArg, no_wait: bool, json: bool) -> Result<(LocalBaton, Option<LiveView>), ExitCode> {
+/// `command` names this process in its claims on release runs ("baton resume").
+pub fn open_local(
+    catalog: &Path,
+    state: &StateDirArg,
+    no_wait: bool,
+    json: bool,
+    command: &str,
+) -> Result<(LocalBaton, Option<LiveView>), ExitCode> {
     let live = (!json).then(LiveView::new);
     let config = LocalConfig {
         catalog: catalog.to_owned(),
@@ -170,7 +212,7 @@ pub fn open_local(catalog: &Path, state: &StateDirArg, no_wait: bool, json: bool
         skip_bakes: no_wait,
     };
     match LocalBaton::open(config) {
-        Ok(baton) => Ok((baton, live)),
+        Ok(baton) => Ok((baton.with_owner(&format!("{command} by {}", crate::person())), live)),
         Err(err @ LocalError::Catalog(_)) => {
             let catalog = catalog.display();
             let hint = format!("fix the catalog ({catalog}) and run again; `baton catalog validate {catalog}` lists every error");
@@ -199,7 +241,7 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
         let finished = run.finished();
         tokio::pin!(finished);
         let mut signal = None;
-        let Finished { outcome, journal_error } = tokio::select! {
+        let Finished { outcome, journal_error, lost_to, owned } = tokio::select! {
             done = &mut finished => done,
             got = async { match &mut interrupts { Some(interrupts) => interrupts.first().await, None => std::future::pending().await } } => {
                 let name = signals::name(got);
@@ -211,6 +253,12 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
         };
         if let Some(watcher) = watcher {
             watcher.abort();
+        }
+        if let Some(taker) = lost_to {
+            // Another process owns the release now: this one must not touch it again.
+            return Failure::failed(format!("this process stopped beating long enough to lose the release; {taker} runs it now"))
+                .hint("`baton show` follows it")
+                .report();
         }
         if let Some(err) = journal_error {
             errln!(
@@ -226,14 +274,22 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
         };
         // Stopped with Baton.Interrupted and no signal here: a person cancelled it (`baton cancel`).
         let cancelled = outcome.status == ExecutionStatus::Aborted && outcome.error.as_deref() == Some(ErrorName::Interrupted.as_str());
-        match (&release, signal) {
+        let ended = match (&release, signal) {
             (Some(release), None) if cancelled && !release.status.is_terminal() => {
-                let why = outcome.cause.clone().unwrap_or_else(|| "cancelled".to_owned());
-                match baton.resume_release(release, &Resumption::RollBack { why }, &crate::person()).await {
+                let how = Resumption::RollBack { why: outcome.cause.clone().unwrap_or_else(|| "cancelled".to_owned()) };
+                // Rolled back under the claim it ran under: nobody else can pick it up between.
+                let resumed = match owned {
+                    Some(owned) => baton.resume_claimed(&release.id, owned, &how, &crate::person()).await,
+                    None => baton.resume_release(release, &how, &crate::person()).await,
+                };
+                match resumed {
                     Ok((next, state)) => {
                         errln!("baton: cancelled: rolling {} back (at {state})", release.id);
                         run = next;
                         continue;
+                    }
+                    Err(err @ ResumeError::Owned { .. }) => {
+                        return Failure::failed(&err).hint("it rolls the cancelled release back").report();
                     }
                     Err(err) => return Failure::failed("the release was cancelled but cannot be rolled back").caused_by(&err).report(),
                 }
@@ -245,10 +301,17 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
                     errln!("baton: warning: cannot record the release as interrupted: {}", chain_text(&err));
                 }
                 let reread = baton.ports().store.get_release(&stopped.id).await.ok().flatten().or(release.clone());
-                break (outcome, reread, signal);
+                (outcome, reread, signal)
             }
-            _ => break (outcome, release, signal),
+            _ => (outcome, release, signal),
+        };
+        // Recorded as it ended (interrupted included) first: whoever claims it next reads that.
+        if let Some(owned) = owned
+            && let Err(err) = owned.give_up().await
+        {
+            errln!("baton: warning: cannot give the release's run up (another process may take it in seconds): {}", chain_text(&err));
         }
+        break ended;
     };
     if let Some(view) = live {
         view.finish();

@@ -29,7 +29,7 @@ pub struct ResumeArgs {
 
 /// Exits as `baton release` does once the release ends.
 pub async fn run(args: ResumeArgs) -> ExitCode {
-    let (baton, live) = match open_local(&args.catalog.path, &args.state, args.no_wait, args.json) {
+    let (baton, live) = match open_local(&args.catalog.path, &args.state, args.no_wait, args.json, "baton resume") {
         Ok(opened) => opened,
         Err(code) => return code,
     };
@@ -66,13 +66,18 @@ pub async fn pick_up(
             let execution = release.execution.clone().unwrap_or_default();
             follow(baton, &release.service, &execution, run, live, report).await
         }
-        Err(err @ ResumeError::Ended { .. }) => Failure::usage(&err).report(),
-        Err(err @ ResumeError::Alive { .. }) => {
+        Err(err) => refused(release, err),
+    }
+}
+
+/// Reports why `release` could not be picked up; nothing of it was touched.
+pub fn refused(release: &baton_domain::release::Release, err: ResumeError) -> ExitCode {
+    match err {
+        err @ ResumeError::Ended { .. } => Failure::usage(&err).report(),
+        err @ ResumeError::Owned { .. } => {
             Failure::failed(&err).hint(format!("`baton cancel {}` stops it; or let it finish", release.id)).report()
         }
-        Err(err @ ResumeError::NotRegistered { .. }) => {
-            Failure::failed(&err).hint(format!("`baton resume {}` runs it on", release.id)).report()
-        }
-        Err(err) => Failure::failed(&err).sources_of(&err).report(),
+        err @ ResumeError::NotRegistered { .. } => Failure::failed(&err).hint(format!("`baton resume {}` runs it on", release.id)).report(),
+        err => Failure::failed(&err).sources_of(&err).report(),
     }
 }

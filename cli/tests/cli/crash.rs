@@ -191,3 +191,182 @@ fn crash_campaign() {
         .collect();
     campaign(&plan);
 }
+
+// ---------------------------------------------------------------- side effects under kill
+
+/// A service whose commands log what they did, when they finish, to `ops.log` in the workspace:
+/// a build, a deploy or a rollback of one target. Releases of a `bad…` commit fail their health
+/// gate and roll back. Commands take a moment, bakes one second: a kill lands inside them.
+fn ops_catalog(dir: &Path) {
+    let script = |name: &str, body: &str| std::fs::write(dir.join(name), format!("set -eu\n{body}")).unwrap();
+    script("build.sh", "sleep 0.4\necho \"build $BATON_RELEASE_ID ok\" >> \"$BATON_WORKSPACE/ops.log\"\necho \"ops@$BATON_SHA\"\n");
+    script(
+        "deploy.sh",
+        "action=deploy; [ \"${BATON_ROLLBACK:-false}\" = true ] && action=rollback\nsleep 0.3\n\
+         mkdir -p \"$BATON_WORKSPACE/targets/$BATON_TARGET\"\n\
+         if [ -z \"${BATON_ARTIFACT:-}\" ]; then rm -f \"$BATON_WORKSPACE/targets/$BATON_TARGET/current\"; \
+         else printf '%s\\n' \"$BATON_ARTIFACT\" > \"$BATON_WORKSPACE/targets/$BATON_TARGET/current\"; fi\n\
+         echo \"$action $BATON_TARGET ${BATON_ARTIFACT:-nothing} $BATON_RELEASE_ID ok\" >> \"$BATON_WORKSPACE/ops.log\"\n",
+    );
+    script("health.sh", "case \"$BATON_ARTIFACT\" in *@bad*) echo unhealthy >&2; exit 1;; esac\n");
+    let waves: String = [("canary", "[t-1]"), ("half", "[t-2, t-3]"), ("rest", "[t-4, t-5, t-6]")]
+        .iter()
+        .map(|(name, targets)| format!("        - name: {name}\n          targets: {targets}\n          bake: 1s\n"))
+        .collect();
+    let entry = format!(
+        "schema-version: v2.2\ndd-service: ops\nteam: web\nextensions:\n  baton:\n    environment: production\n    release-branch: main\n    \
+         build:\n      provider: command\n      command: [\"sh\", \"build.sh\"]\n      timeout: 1m\n    \
+         deploy:\n      provider: command\n      command: [\"sh\", \"deploy.sh\"]\n      timeout: 1m\n      waves:\n{waves}    \
+         health:\n      interval: 1s\n      gates:\n        - provider: command\n          command: [\"sh\", \"health.sh\"]\n"
+    );
+    std::fs::write(dir.join("ops.yaml"), entry).unwrap();
+}
+
+/// Where an ops release is stopped, and how.
+#[derive(Debug, Clone, Copy)]
+enum Stop {
+    /// SIGKILL once the newest release's execution entered this top-level state.
+    KillAt(&'static str),
+    /// SIGKILL while the first wave bakes.
+    KillInBake,
+    /// This signal once the rollback began.
+    SignalInRollback(&'static str),
+}
+
+fn ops_releases(state: &Path) -> Vec<Value> {
+    let history = baton(state, &["history", "ops", "--limit", "10000", "--json"]);
+    serde_json::from_slice::<Value>(&history.stdout).ok().and_then(|v| v.as_array().cloned()).unwrap_or_default()
+}
+
+fn ops_release(catalog: &Path, state: &Path, sha: &str) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["release", "ops", "--sha", sha, "--json", "--catalog"])
+        .arg(catalog)
+        .arg("--state-dir")
+        .arg(state)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start baton release")
+}
+
+/// Releases `sha` and stops it as `stop` says; answers whether the stop landed (the release had
+/// not ended first).
+fn release_then_stop(catalog: &Path, state: &Path, sha: &str, stop: Stop) -> bool {
+    let known: BTreeSet<String> = ops_releases(state).iter().filter_map(|r| r["id"].as_str().map(str::to_owned)).collect();
+    let mut child = ops_release(catalog, state, sha);
+    let db = rusqlite::Connection::open(state.join("baton.db")).expect("open the store");
+    let started = Instant::now();
+    let reached = || match stop {
+        Stop::KillAt(name) => entered_by_newest(&db, &known).iter().any(|entered| entered == name),
+        Stop::SignalInRollback(_) => entered_by_newest(&db, &known).iter().any(|entered| entered == "RollbackWaves"),
+        Stop::KillInBake => ops_releases(state).iter().any(|r| r["sha"] == sha && r["waves"][0]["status"] == "baking"),
+    };
+    while !reached() {
+        if child.try_wait().unwrap().is_some() || started.elapsed() > Duration::from_secs(60) {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if child.try_wait().unwrap().is_some() {
+        return false;
+    }
+    match stop {
+        Stop::SignalInRollback(signal) => {
+            // Inside a rollback command, not between two.
+            std::thread::sleep(Duration::from_millis(150));
+            let sent = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().expect("run kill");
+            assert!(sent.success());
+        }
+        Stop::KillAt(_) | Stop::KillInBake => child.kill().unwrap(),
+    }
+    child.wait().unwrap();
+    true
+}
+
+/// The figures of an ops campaign.
+#[derive(Debug, Default)]
+struct OpsFigures {
+    stops: usize,
+    landed: usize,
+    rolled_back: usize,
+}
+
+/// Stops releases of the ops service as `plan` says (a `bad…` commit rolls back), each next
+/// release picking the stopped one up, then a last good release; then checks what the records
+/// say against what the commands logged.
+fn ops_campaign(plan: &[(&str, Stop)]) -> OpsFigures {
+    let dir = tempfile::tempdir().unwrap();
+    let (catalog, state) = (dir.path().join("catalog"), dir.path().join("state"));
+    std::fs::create_dir_all(&catalog).unwrap();
+    std::fs::create_dir_all(&state).unwrap();
+    ops_catalog(&catalog);
+    let mut figures = OpsFigures::default();
+    for (sha, stop) in plan {
+        figures.stops += 1;
+        figures.landed += usize::from(release_then_stop(&catalog, &state, sha, *stop));
+    }
+    let last = ops_release(&catalog, &state, "f1a1000");
+    let last = last.wait_with_output().unwrap();
+    assert_eq!(last.status.code(), Some(0), "the release after the campaign");
+
+    let all = ops_releases(&state);
+    let ops = std::fs::read_to_string(state.join("workspace/ops/ops.log")).unwrap_or_default();
+    let said = |line: &str| ops.lines().any(|l| l == line);
+    for release in &all {
+        let (id, status) = (release["id"].as_str().unwrap(), release["status"].as_str().unwrap());
+        assert!(["succeeded", "failed", "rolled-back", "superseded"].contains(&status), "not closed: {release}");
+        // Every build, deploy and rollback here succeeds: none may be recorded failed.
+        assert_ne!(status, "rollback-failed", "{release}");
+        let error = release["failure"]["error"].as_str().unwrap_or_default();
+        assert!(!["Baton.BuildFailed", "Baton.DeployFailed"].contains(&error), "a command that finished recorded failed: {release}");
+        if said(&format!("build {id} ok")) && status != "superseded" {
+            assert!(release["artifact"].is_object(), "its build finished, so the record has its artifact: {release}");
+        }
+        figures.rolled_back += usize::from(status == "rolled-back");
+    }
+    let unlock = baton(&state, &["unlock", "ops", "--environment", "production", "--reason", "check", "--json"]);
+    assert_eq!(json(&unlock)["freed"], false, "a lock was left held");
+    for target in ["t-1", "t-2", "t-3", "t-4", "t-5", "t-6"] {
+        let current = std::fs::read_to_string(state.join("workspace/ops/targets").join(target).join("current")).unwrap();
+        assert_eq!(current.trim(), "ops@f1a1000", "{target} runs the newest release's artifact");
+    }
+    figures
+}
+
+/// A kill during a build, a deploy, a bake and a rollback, and SIGTERM and SIGINT during a
+/// rollback: every record matches what the commands did.
+#[test]
+fn kills_and_signals_inside_commands_leave_records_that_match_what_the_commands_did() {
+    let figures = ops_campaign(&[
+        // Commits are hex; a `bad…` one fails its health gate.
+        ("a000001", Stop::KillAt("WaitForBuild")),
+        ("a000002", Stop::KillAt("DeployWaves")),
+        ("a000003", Stop::KillInBake),
+        ("bad0001", Stop::KillAt("RollbackWaves")),
+        ("bad0002", Stop::SignalInRollback("TERM")),
+        ("bad0003", Stop::SignalInRollback("INT")),
+    ]);
+    println!("ops campaign: {figures:?}");
+    assert!(figures.landed >= 4, "most stops landed inside their release: {figures:?}");
+}
+
+/// `scripts/crash.sh ops [rounds]` runs it: the short plan over and over.
+#[test]
+#[ignore = "long: scripts/crash.sh runs it"]
+fn ops_crash_campaign() {
+    let rounds: usize = std::env::var("BATON_OPS_ROUNDS").ok().and_then(|n| n.parse().ok()).unwrap_or(5);
+    let stops = [
+        Stop::KillAt("WaitForBuild"),
+        Stop::KillAt("DeployWaves"),
+        Stop::KillInBake,
+        Stop::KillAt("RollbackWaves"),
+        Stop::SignalInRollback("TERM"),
+        Stop::SignalInRollback("INT"),
+    ];
+    let shas: Vec<String> =
+        (0..rounds * stops.len()).map(|n| if n % 6 >= 3 { format!("bad{n:04x}") } else { format!("a00{n:04x}") }).collect();
+    let plan: Vec<(&str, Stop)> = shas.iter().zip(stops.iter().cycle()).map(|(sha, stop)| (sha.as_str(), *stop)).collect();
+    let figures = ops_campaign(&plan);
+    println!("ops crash campaign: {rounds} rounds, {figures:?}");
+}

@@ -7,13 +7,13 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const TARGETS: [&str; 6] = ["web-use1-a", "web-use1-b", "web-use1-c", "web-usw2-a", "web-usw2-b", "web-euw1-a"];
+pub(crate) const TARGETS: [&str; 6] = ["web-use1-a", "web-use1-b", "web-use1-c", "web-usw2-a", "web-usw2-b", "web-euw1-a"];
 
-fn examples() -> std::path::PathBuf {
+pub(crate) fn examples() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog")
 }
 
-fn baton(state: &Path, args: &[&str]) -> Output {
+pub(crate) fn baton(state: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_baton")).args(args).arg("--state-dir").arg(state).output().expect("run baton")
 }
 
@@ -29,7 +29,7 @@ fn baton_with_catalog(state: &Path, args: &[&str]) -> Output {
         .expect("run baton")
 }
 
-fn json(output: &Output) -> Value {
+pub(crate) fn json(output: &Output) -> Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!("stdout is not JSON ({e}): {}\nstderr: {}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
     })
@@ -62,7 +62,7 @@ fn wait_for_the_canary_to_bake(state: &Path) {
 }
 
 /// What each of hello-web's targets runs (the example deploy writes it to its `current` file).
-fn deployed(state: &Path) -> Vec<Option<String>> {
+pub(crate) fn deployed(state: &Path) -> Vec<Option<String>> {
     let target = |name: &str| state.join("workspace/hello-web/targets").join(name).join("current");
     TARGETS.iter().map(|name| std::fs::read_to_string(target(name)).ok().map(|text| text.trim().to_owned())).collect()
 }

@@ -4,5 +4,6 @@ mod crash;
 mod dora_scale;
 mod durable;
 mod github_actions_example;
+mod ownership;
 mod release;
 mod secrets;

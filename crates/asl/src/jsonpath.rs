@@ -386,14 +386,17 @@ fn slice<'a>(items: &'a [Value], start: Option<i64>, end: Option<i64>, step: Opt
         let (mut i, end) = (norm(start.unwrap_or(0)), norm(end.unwrap_or(len)));
         while i < end {
             out.push(&items[i as usize]);
-            i += step;
+            // A step past i64's range steps past the end.
+            let Some(next) = i.checked_add(step) else { break };
+            i = next;
         }
     } else {
         let mut i = start.map(|s| if s < 0 { len + s } else { s.min(len - 1) }).unwrap_or(len - 1);
         let end = end.map(|e| if e < 0 { len + e } else { e }).unwrap_or(-1);
         while i > end && i >= 0 {
             out.push(&items[i as usize]);
-            i += step;
+            let Some(next) = i.checked_add(step) else { break };
+            i = next;
         }
     }
 }
@@ -863,6 +866,15 @@ mod tests {
         assert!(JsonPath::parse("$['a',\u{790}b\u{790}]").unwrap_err().contains("expected a quoted name"));
         assert!(JsonPath::parse("$['a', x]").is_err());
         assert_eq!(q("$['a', \"b\"]", &json!({"a": 1, "b": 2})), Some(json!([1, 2])));
+    }
+
+    #[test]
+    fn slices_with_extreme_bounds_and_steps_do_not_overflow() {
+        let doc = json!({"a": [0, 1, 2, 3]});
+        assert_eq!(q("$.a[1::9223372036854775807]", &doc), Some(json!([1])));
+        assert_eq!(q("$.a[::-9223372036854775808]", &doc), Some(json!([3])));
+        assert_eq!(q("$.a[-9223372036854775808:9223372036854775807:2]", &doc), Some(json!([0, 2])));
+        assert_eq!(q("$.a[9223372036854775807:-9223372036854775808:-3]", &doc), Some(json!([3, 0])));
     }
 
     #[test]

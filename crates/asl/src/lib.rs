@@ -22,3 +22,4 @@ pub use executor::{
     TaskInvoker, TaskTokenError,
 };
 pub use history::{EventDetails, EventType, HistoryEvent, MoreDetails};
+pub use limits::{INPUT_TOO_LARGE, certainly_over_payload};

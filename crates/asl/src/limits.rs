@@ -38,6 +38,35 @@ pub const INLINE_MAP_CONCURRENCY: usize = 40;
 /// as a UTF-8 encoded string" (developer guide, Quotas).
 pub const PAYLOAD_BYTES: usize = 262_144;
 
+/// What an execution whose input is over [`PAYLOAD_BYTES`] fails with (States.DataLimitExceeded).
+pub const INPUT_TOO_LARGE: &str = "The execution input has a size exceeding the maximum number of bytes service limit.";
+
+/// How many bytes of JSON text the shortest escape-free writing of them can take at most: a
+/// `\u0041` (six bytes) is written `A`.
+const MOST_SHRINK: usize = 6;
+
+/// Whether the JSON `text` is certainly over [`PAYLOAD_BYTES`] once parsed and written compactly,
+/// told without parsing it (a document of megabytes takes hundreds to parse): its bytes outside
+/// insignificant whitespace, divided by the most its escapes can shrink, are already over.
+/// False for any text that may fit, valid JSON or not: parsing decides those.
+pub fn certainly_over_payload(text: &str) -> bool {
+    let (mut significant, mut in_string, mut escaped) = (0usize, false, false);
+    for byte in text.bytes() {
+        match byte {
+            _ if escaped => escaped = false,
+            b'\\' if in_string => escaped = true,
+            b'"' => in_string = !in_string,
+            b' ' | b'\t' | b'\n' | b'\r' if !in_string => continue,
+            _ => {}
+        }
+        significant += 1;
+        if significant > PAYLOAD_BYTES * MOST_SHRINK {
+            return true;
+        }
+    }
+    false
+}
+
 /// The size of `v` as compact JSON text in UTF-8, as serde_json writes it, or `None` when it nests
 /// more than `depth` levels deep (so the walk stays within the stack).
 pub fn json_size(v: &Value, depth: usize) -> Option<usize> {
@@ -102,6 +131,24 @@ impl std::fmt::Write for Counter {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn text_certainly_over_the_payload_quota_is_told_without_parsing_and_nothing_that_may_fit() {
+        let over = PAYLOAD_BYTES * MOST_SHRINK;
+        let string = |n: usize| format!("\"{}\"", "a".repeat(n - 2));
+        assert!(certainly_over_payload(&string(over + 1)), "a string past what any escape can shrink");
+        assert!(!certainly_over_payload(&string(over)), "may fit: parsing decides");
+        // Whitespace between tokens is no part of the compact size; inside strings it is.
+        let padded = format!("{{\"a\": {}1}}", " ".repeat(over + 1));
+        assert!(!certainly_over_payload(&padded));
+        assert!(certainly_over_payload(&format!("[\"{}\"]", " ".repeat(over))));
+        // A string's escaped quote does not end it: the spaces after it are inside.
+        assert!(certainly_over_payload(&format!("[\"\\\"{}\"]", " ".repeat(over))));
+        // Escapes that shrink most still cannot bring the certainly-over below the quota.
+        let escapes = "\\u0041".repeat(PAYLOAD_BYTES + 1);
+        let parsed: serde_json::Value = serde_json::from_str(&format!("\"{escapes}\"")).unwrap();
+        assert!(json_size(&parsed, 4).unwrap() > PAYLOAD_BYTES && certainly_over_payload(&format!("\"{escapes}\"")));
+    }
 
     #[test]
     fn json_size_is_the_length_serde_json_writes() {

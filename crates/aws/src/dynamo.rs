@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::{
     Projection, ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
     TransactWriteItem, Update,
 };
-use baton_domain::ports::{Created, LockOutcome, ReleaseStore, StoreError};
+use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError};
 use baton_domain::redact::scrub_owned;
 use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
 use baton_domain::sketch::Sketch;
@@ -242,8 +242,8 @@ impl DynamoStore {
     }
 
     /// Writes `release` at the next version if the stored record is still at `release.version`,
-    /// with `also` (a close's rollup) in the same transaction.
-    async fn replace(&self, release: &Release, also: Option<TransactWriteItem>) -> Result<u64, StoreError> {
+    /// with `also` (a close's rollup and unlock) in the same transaction.
+    async fn replace(&self, release: &Release, also: Vec<TransactWriteItem>) -> Result<u64, StoreError> {
         let version = next_version(release)?;
         let record = |condition: String, listing: Option<(String, String)>| {
             let put = Put::builder()
@@ -309,6 +309,50 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// An UpdateItem of `run`'s owner item that answers, when its condition fails, with the item as it was.
+    fn update_run(&self, run: &str, expression: &str) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(run_pk(run)))
+            .key(SK, s("RUN"))
+            .update_expression(expression)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+    }
+}
+
+/// An UpdateItem's answer: `Ok(Ok(new item))` when it applied, `Ok(Err(old item))` when its
+/// condition failed.
+#[allow(clippy::type_complexity)]
+fn conditional<R: Debug>(
+    result: Result<
+        aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+        SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>,
+    >,
+) -> Result<Result<Option<Item>, Option<Item>>, StoreError> {
+    use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+    match result {
+        Ok(output) => Ok(Ok(output.attributes)),
+        Err(err) => match err.as_service_error() {
+            Some(UpdateItemError::ConditionalCheckFailedException(failed)) => Ok(Err(failed.item().cloned())),
+            _ => Err(store_error("UpdateItem", err)),
+        },
+    }
+}
+
+/// The owner an item of a run names; none when the run ended (or the item is absent: empty).
+fn parse_run_owner(item: &Item) -> Result<Option<RunOwner>, StoreError> {
+    let Ok(owner) = string_attr(item, "run_owner") else { return Ok(None) };
+    let beat_us = number_attr(item, "beat_us")?;
+    let beat_at = i64::try_from(beat_us)
+        .ok()
+        .and_then(DateTime::from_timestamp_micros)
+        .ok_or_else(|| StoreError::corrupt(format!("run attribute 'beat_us' = {beat_us} is not a representable time")))?;
+    let cancel = string_attr(item, "cancel_reason").ok().map(str::to_owned);
+    Ok(Some(RunOwner { owner: owner.to_owned(), fence: number_attr(item, "fence")?, beat_at, cancel }))
+}
+
 /// A request this crate built wrongly (a missing required field): a bug, not an outage.
 fn unbuildable(err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::refused("a DynamoDB request could not be built").caused_by(err)
@@ -357,7 +401,7 @@ impl ReleaseStore for DynamoStore {
     }
 
     async fn put_release(&self, release: &Release) -> Result<u64, StoreError> {
-        self.replace(release, None).await
+        self.replace(release, Vec::new()).await
     }
 
     async fn list_releases(&self, service: &str, environment: Option<&str>, limit: usize) -> Result<Vec<Release>, StoreError> {
@@ -500,19 +544,35 @@ impl ReleaseStore for DynamoStore {
     }
 
     async fn close_release(&self, release: &Release, rollup: &RollupKey, delta: &Rollup) -> Result<u64, StoreError> {
-        if delta == &Rollup::default() {
-            return self.replace(release, None).await;
+        let mut also = Vec::new();
+        if delta != &Rollup::default() {
+            let add = RollupAdd::new(rollup, delta);
+            let update = Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(add.key))
+                .update_expression(add.expression)
+                .set_expression_attribute_names(add.names)
+                .set_expression_attribute_values(Some(add.values))
+                .build()
+                .map_err(unbuildable)?;
+            also.push(TransactWriteItem::builder().update(update).build());
         }
-        let add = RollupAdd::new(rollup, delta);
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(add.key))
-            .update_expression(add.expression)
-            .set_expression_attribute_names(add.names)
-            .set_expression_attribute_values(Some(add.values))
-            .build()
-            .map_err(unbuildable)?;
-        self.replace(release, Some(TransactWriteItem::builder().update(update).build())).await
+        // The lock goes with the close when this release holds it; should it change hands before
+        // the transaction, the condition cancels it and the caller reads both again (Conflict).
+        let lock = lock_pk(&LockKey::new(&release.service, &release.environment));
+        let held = self.get_item("GetItem", lock.clone(), "LOCK").await?;
+        if held.as_ref().is_some_and(|item| string_attr(item, "holder").ok() == Some(release.id.as_str())) {
+            let delete = Delete::builder()
+                .table_name(&self.table)
+                .key(PK, s(lock))
+                .key(SK, s("LOCK"))
+                .condition_expression("holder = :holder")
+                .expression_attribute_values(":holder", s(release.id.as_str()))
+                .build()
+                .map_err(unbuildable)?;
+            also.push(TransactWriteItem::builder().delete(delete).build());
+        }
+        self.replace(release, also).await
     }
 
     async fn rollups(
@@ -535,6 +595,88 @@ impl ReleaseStore for DynamoStore {
             .expression_attribute_values(":to", s(format!("DAY#{to}")))
             .consistent_read(true);
         self.query(query, None).await?.iter().map(parse_rollup).collect()
+    }
+
+    async fn claim_run(&self, run: &str, owner: &str, now: DateTime<Utc>, stale_after: Duration) -> Result<Claim, StoreError> {
+        let stale = chrono::Duration::from_std(stale_after).unwrap_or(chrono::Duration::MAX);
+        let stale_before = now.checked_sub_signed(stale).unwrap_or(DateTime::<Utc>::MIN_UTC);
+        // A new owner takes it with the next fence; failing that, an owner renewing its own claim
+        // keeps its fence. Another claim may come between the two, hence the loop.
+        for _ in 0..TRANSACTION_ATTEMPTS {
+            let taken = self
+                .update_run(run, "SET run_owner = :owner, beat_us = :now, fence = if_not_exists(fence, :zero) + :one REMOVE cancel_reason")
+                .condition_expression("attribute_not_exists(run_owner) OR beat_us <= :stale")
+                .expression_attribute_values(":owner", s(owner))
+                .expression_attribute_values(":now", n_i64(now.timestamp_micros()))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":one", n(1))
+                .expression_attribute_values(":stale", n_i64(stale_before.timestamp_micros()))
+                .return_values(ReturnValue::AllNew)
+                .send()
+                .await;
+            let current = match conditional(taken)? {
+                Ok(new) => return Ok(Claim::Claimed { fence: number_attr(&new.unwrap_or_default(), "fence")? }),
+                Err(old) => parse_run_owner(&old.unwrap_or_default())?,
+            };
+            let Some(current) = current else { continue };
+            if current.owner != owner {
+                return Ok(Claim::OwnedBy(current));
+            }
+            let renewed = self
+                .update_run(run, "SET beat_us = :now REMOVE cancel_reason")
+                .condition_expression("run_owner = :owner AND fence = :fence")
+                .expression_attribute_values(":owner", s(owner))
+                .expression_attribute_values(":fence", n(current.fence))
+                .expression_attribute_values(":now", n_i64(now.timestamp_micros()))
+                .send()
+                .await;
+            if conditional(renewed)?.is_ok() {
+                return Ok(Claim::Claimed { fence: current.fence });
+            }
+        }
+        Err(StoreError::unavailable(format!("run {run}: claims kept colliding ({TRANSACTION_ATTEMPTS} attempts)")))
+    }
+
+    async fn beat_run(&self, run: &str, fence: u64, now: DateTime<Utc>) -> Result<Beat, StoreError> {
+        let beat = self
+            .update_run(run, "SET beat_us = :now")
+            .condition_expression("fence = :fence AND attribute_exists(run_owner)")
+            .expression_attribute_values(":fence", n(fence))
+            .expression_attribute_values(":now", n_i64(now.timestamp_micros()))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match conditional(beat)? {
+            Ok(new) => Ok(Beat::Owned { cancel: new.as_ref().and_then(|item| string_attr(item, "cancel_reason").ok()).map(str::to_owned) }),
+            Err(old) => Ok(Beat::Lost(parse_run_owner(&old.unwrap_or_default())?)),
+        }
+    }
+
+    async fn run_owner(&self, run: &str) -> Result<Option<RunOwner>, StoreError> {
+        match self.get_item("GetItem", run_pk(run), "RUN").await? {
+            Some(item) => parse_run_owner(&item),
+            None => Ok(None),
+        }
+    }
+
+    async fn cancel_run(&self, run: &str, reason: &str) -> Result<bool, StoreError> {
+        let asked = self
+            .update_run(run, "SET cancel_reason = :reason")
+            .condition_expression("attribute_exists(run_owner)")
+            .expression_attribute_values(":reason", s(reason))
+            .send()
+            .await;
+        Ok(conditional(asked)?.is_ok())
+    }
+
+    async fn end_run(&self, run: &str, fence: u64) -> Result<bool, StoreError> {
+        let ended = self
+            .update_run(run, "REMOVE run_owner, cancel_reason")
+            .condition_expression("fence = :fence AND attribute_exists(run_owner)")
+            .expression_attribute_values(":fence", n(fence))
+            .send()
+            .await;
+        Ok(conditional(ended)?.is_ok())
     }
 }
 
@@ -709,8 +851,9 @@ fn version_conflict(release: &Release, old: Option<&Item>) -> StoreError {
 fn write_cancelled(release: &Release, reasons: &[CancellationReason]) -> StoreError {
     match reasons.first().and_then(|r| r.code()) {
         Some("ConditionalCheckFailed") => version_conflict(release, reasons[0].item()),
-        // Another write of the record raced this one: read it again, as for a version conflict.
-        _ if reasons.iter().any(|r| r.code() == Some("TransactionConflict")) => {
+        // Another write of the record raced this one, or the lock a close frees changed hands:
+        // read them again, as for a version conflict.
+        _ if reasons.iter().any(|r| matches!(r.code(), Some("TransactionConflict" | "ConditionalCheckFailed"))) => {
             StoreError::conflict(format!("release {}: a concurrent write collided with this one", release.id))
         }
         _ => cancelled(reasons),
@@ -797,6 +940,10 @@ fn listing_pk(service: &str, environment: &str) -> String {
 /// Newest first within a service: the creation time sorts, the id breaks ties.
 fn release_order(release: &Release) -> String {
     format!("{}#{}", sortable_time(release.created_at), release.id)
+}
+
+fn run_pk(run: &str) -> String {
+    format!("RUN#{run}")
 }
 
 fn rollup_pk(service: &str, environment: &str) -> String {

@@ -26,7 +26,7 @@
 use async_trait::async_trait;
 use baton_domain::error::ErrorName;
 use baton_domain::flow::{Outcome, OutcomeStatus};
-use baton_domain::ports::{Created, LockOutcome, ReleaseStore, StoreError};
+use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError};
 use baton_domain::release::{
     Artifact, BuildRecord, BuildStatus, DeployStatus, EventKind, Failure, GateRecord, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus,
     Rollup, RollupKey, RunHandle, Stage, StageEvent, TargetDeploy, Trigger, TriggerKind, WaveRecord, WaveStatus,
@@ -78,6 +78,11 @@ macro_rules! store_contract_tests {
             a_close_lands_with_its_rollup_or_not_at_all,
             a_close_that_failed_once_counts_once_when_retried,
             a_close_whose_answer_was_lost_counts_once_when_retried,
+            a_close_frees_the_lock_its_release_holds_and_no_other,
+            a_run_has_one_owner_until_it_goes_silent,
+            a_lost_run_is_fenced_and_an_ended_one_free,
+            a_cancel_request_reaches_the_owner_until_the_next_claim,
+            concurrent_claims_admit_one_owner,
         );
     };
     (@each $make_store:expr; $($behaviour:ident),+ $(,)?) => {
@@ -772,6 +777,133 @@ pub async fn a_close_lands_with_its_rollup_or_not_at_all(store: &dyn ReleaseStor
     assert_eq!(store.rollups("web", "prod", day, day.succ_opt().unwrap()).await.expect("rollups").len(), 1);
 }
 
+/// Closing a release and freeing the lock it holds are one write: a close frees the lock of its
+/// service and environment when the release holds it, and leaves another holder's alone.
+pub async fn a_close_frees_the_lock_its_release_holds_and_no_other(store: &dyn ReleaseStore) {
+    let day = date(2026, 3, 14);
+    let key = LockKey::new("web", "prod");
+    let close = |mut release: Release| {
+        release.status = ReleaseStatus::Failed;
+        release.stage = Stage::Done;
+        release
+    };
+    let holder = release_at("rel-web-1", "web", "prod", t0());
+    store.create_release(&holder, "k1").await.expect("create_release");
+    store.try_lock(&key, &holder.id, t0(), LEASE).await.expect("try_lock");
+    store.try_lock(&LockKey::new("web", "staging"), &holder.id, t0(), LEASE).await.expect("try_lock");
+    store.close_release(&close(holder.clone()), &rollup_key("web", "prod", day), &Rollup::default()).await.expect("close_release");
+    assert_eq!(store.lock_holder(&key, t0()).await.expect("lock_holder"), None, "the close freed the lock its release held");
+    assert_eq!(
+        store.lock_holder(&LockKey::new("web", "staging"), t0()).await.expect("lock_holder"),
+        Some(lease(&holder.id, t0())),
+        "a close frees only its own environment's lock"
+    );
+
+    let waiter = release_at("rel-web-2", "web", "prod", t0());
+    let other = release_at("rel-web-3", "web", "prod", t0());
+    store.create_release(&waiter, "k2").await.expect("create_release");
+    store.create_release(&other, "k3").await.expect("create_release");
+    store.try_lock(&key, &other.id, t0(), LEASE).await.expect("try_lock");
+    let delta = Rollup { failed_deployments: 1, ..Rollup::default() };
+    store.close_release(&close(waiter), &rollup_key("web", "prod", day), &delta).await.expect("close_release");
+    assert_eq!(store.lock_holder(&key, t0()).await.expect("lock_holder"), Some(lease(&other.id, t0())), "another holder's lock stays");
+    assert_eq!(store.rollups("web", "prod", day, day).await.expect("rollups"), vec![(day, delta)], "and the close still counted");
+}
+
+// ---------------------------------------------------------------- runs
+
+const RUN: &str = "cli-0f3a";
+const SILENT: Duration = Duration::from_secs(3);
+
+fn seconds(s: i64) -> DateTime<Utc> {
+    t0() + TimeDelta::seconds(s)
+}
+
+fn owner(name: &str, fence: u64, beat_at: DateTime<Utc>) -> RunOwner {
+    RunOwner { owner: name.into(), fence, beat_at, cancel: None }
+}
+
+pub async fn a_run_has_one_owner_until_it_goes_silent(store: &dyn ReleaseStore) {
+    assert_eq!(store.run_owner(RUN).await.expect("run_owner"), None, "a run never claimed has no owner");
+    let Claim::Claimed { fence: first } = store.claim_run(RUN, "ann", t0(), SILENT).await.expect("claim_run") else {
+        panic!("a free run is claimed");
+    };
+    assert_eq!(store.run_owner(RUN).await.expect("run_owner"), Some(owner("ann", first, t0())));
+    assert_eq!(
+        store.claim_run(RUN, "bob", seconds(2), SILENT).await.expect("claim_run"),
+        Claim::OwnedBy(owner("ann", first, t0())),
+        "a run whose owner beat recently is refused to others, naming the owner"
+    );
+    assert_eq!(store.claim_run(RUN, "ann", seconds(2), SILENT).await.expect("claim_run"), Claim::Claimed { fence: first }, "renewed");
+    assert_eq!(store.beat_run(RUN, first, seconds(4)).await.expect("beat_run"), Beat::Owned { cancel: None });
+    assert_eq!(
+        store.claim_run(RUN, "bob", seconds(7) - TimeDelta::microseconds(1), SILENT).await.expect("claim_run"),
+        Claim::OwnedBy(owner("ann", first, seconds(4))),
+        "a beat keeps the run its owner's"
+    );
+    let Claim::Claimed { fence: second } = store.claim_run(RUN, "bob", seconds(7), SILENT).await.expect("claim_run") else {
+        panic!("a run silent for stale_after passes to another claim");
+    };
+    assert!(second > first, "each claim has a greater fence than the ones before ({second} after {first})");
+    assert_eq!(store.run_owner(RUN).await.expect("run_owner"), Some(owner("bob", second, seconds(7))));
+    assert_eq!(store.run_owner("cli-other").await.expect("run_owner"), None, "runs are per name");
+}
+
+pub async fn a_lost_run_is_fenced_and_an_ended_one_free(store: &dyn ReleaseStore) {
+    let Claim::Claimed { fence: first } = store.claim_run(RUN, "ann", t0(), SILENT).await.expect("claim_run") else { panic!("claimed") };
+    let Claim::Claimed { fence: second } = store.claim_run(RUN, "bob", seconds(10), SILENT).await.expect("claim_run") else {
+        panic!("claimed")
+    };
+    assert_eq!(
+        store.beat_run(RUN, first, seconds(11)).await.expect("beat_run"),
+        Beat::Lost(Some(owner("bob", second, seconds(10)))),
+        "the former owner's beat finds it lost the run, and to whom"
+    );
+    assert!(!store.end_run(RUN, first).await.expect("end_run"), "the former owner cannot end the new owner's run");
+    assert_eq!(store.run_owner(RUN).await.expect("run_owner"), Some(owner("bob", second, seconds(10))), "nor change its beat");
+
+    assert!(store.end_run(RUN, second).await.expect("end_run"), "the owner ends its run");
+    assert_eq!(store.run_owner(RUN).await.expect("run_owner"), None, "an ended run has no owner");
+    assert_eq!(store.beat_run(RUN, second, seconds(12)).await.expect("beat_run"), Beat::Lost(None), "nor beats");
+    assert!(!store.end_run(RUN, second).await.expect("end_run"), "a second end finds nothing");
+    let Claim::Claimed { fence: third } = store.claim_run(RUN, "cy", seconds(12), SILENT).await.expect("claim_run") else {
+        panic!("an ended run is free at once")
+    };
+    assert!(third > second, "the fence outlives an ended run ({third} after {second})");
+}
+
+pub async fn a_cancel_request_reaches_the_owner_until_the_next_claim(store: &dyn ReleaseStore) {
+    assert!(!store.cancel_run(RUN, "wrong artifact").await.expect("cancel_run"), "nobody owns the run: nobody to ask");
+    let Claim::Claimed { fence } = store.claim_run(RUN, "ann", t0(), SILENT).await.expect("claim_run") else { panic!("claimed") };
+    assert!(store.cancel_run(RUN, "wrong artifact").await.expect("cancel_run"));
+    assert_eq!(store.beat_run(RUN, fence, seconds(1)).await.expect("beat_run"), Beat::Owned { cancel: Some("wrong artifact".into()) });
+    assert_eq!(store.beat_run(RUN, fence, seconds(2)).await.expect("beat_run"), Beat::Owned { cancel: Some("wrong artifact".into()) });
+    assert_eq!(store.run_owner(RUN).await.expect("run_owner").and_then(|o| o.cancel).as_deref(), Some("wrong artifact"));
+    assert_eq!(store.claim_run(RUN, "ann", seconds(3), SILENT).await.expect("claim_run"), Claim::Claimed { fence });
+    assert_eq!(store.beat_run(RUN, fence, seconds(4)).await.expect("beat_run"), Beat::Owned { cancel: None }, "a claim clears it");
+}
+
+/// Racing claims of one free run: exactly one owns it, the others see it as owner.
+pub async fn concurrent_claims_admit_one_owner(store: &dyn ReleaseStore) {
+    let owners: Vec<String> = (0..RACERS).map(|i| format!("process-{i}")).collect();
+    let claims = join_all(owners.iter().map(|o| store.claim_run(RUN, o, t0(), SILENT))).await;
+    let winners: Vec<(&String, u64)> = owners
+        .iter()
+        .zip(&claims)
+        .filter_map(|(o, claim)| match claim {
+            Ok(Claim::Claimed { fence }) => Some((o, *fence)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one racing claim may win, got {claims:?}");
+    let (winner, fence) = winners[0];
+    for claim in claims {
+        if let Claim::OwnedBy(found) = claim.expect("claim_run") {
+            assert_eq!(found, owner(winner, fence, t0()), "losers must see the winner as owner");
+        }
+    }
+}
+
 /// A store whose first `close_release` fails as unavailable: before the store saw it, or
 /// (`lands`) after it landed, the answer lost on its way back. Everything else goes through to
 /// `inner` (a `&dyn ReleaseStore` here, an `Arc<dyn ReleaseStore>` in the end-to-end tests).
@@ -839,6 +971,21 @@ impl<'a, S: Deref<Target = dyn ReleaseStore + 'a> + Send + Sync> ReleaseStore fo
         to: NaiveDate,
     ) -> Result<Vec<(NaiveDate, Rollup)>, StoreError> {
         self.inner.rollups(service, environment, from, to).await
+    }
+    async fn claim_run(&self, run: &str, owner: &str, now: DateTime<Utc>, stale_after: Duration) -> Result<Claim, StoreError> {
+        self.inner.claim_run(run, owner, now, stale_after).await
+    }
+    async fn beat_run(&self, run: &str, fence: u64, now: DateTime<Utc>) -> Result<Beat, StoreError> {
+        self.inner.beat_run(run, fence, now).await
+    }
+    async fn run_owner(&self, run: &str) -> Result<Option<RunOwner>, StoreError> {
+        self.inner.run_owner(run).await
+    }
+    async fn cancel_run(&self, run: &str, reason: &str) -> Result<bool, StoreError> {
+        self.inner.cancel_run(run, reason).await
+    }
+    async fn end_run(&self, run: &str, fence: u64) -> Result<bool, StoreError> {
+        self.inner.end_run(run, fence).await
     }
 }
 

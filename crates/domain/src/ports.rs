@@ -95,6 +95,37 @@ pub enum Created {
     Existing(ReleaseId),
 }
 
+/// Who runs a release's execution now, as [`ReleaseStore::claim_run`] recorded it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOwner {
+    /// Who claimed it, for people ("baton resume by ann, pid 4242 on build-1").
+    pub owner: String,
+    /// Greater than every earlier claim's: a writer holding an older fence lost the run.
+    pub fence: u64,
+    /// The owner's latest heartbeat.
+    pub beat_at: DateTime<Utc>,
+    /// A person's request that the owner stop and roll the release back (`baton cancel`).
+    pub cancel: Option<String>,
+}
+
+/// The result of [`ReleaseStore::claim_run`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// The caller owns the run now, under this fence.
+    Claimed { fence: u64 },
+    /// Another owner beats for it.
+    OwnedBy(RunOwner),
+}
+
+/// The result of [`ReleaseStore::beat_run`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Beat {
+    /// Still the owner; `cancel` is a person's request to stop, when one was made.
+    Owned { cancel: Option<String> },
+    /// Another claim took the run (this owner was silent too long), or it was ended: stop at once.
+    Lost(Option<RunOwner>),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LockOutcome {
     Acquired,
@@ -132,9 +163,11 @@ pub trait ReleaseStore: Send + Sync {
     /// Adds `delta` to the day's counters (creating them at zero).
     async fn add_rollup(&self, key: &RollupKey, delta: &Rollup) -> Result<(), StoreError>;
     /// Writes the closed `release` as [`put_release`](Self::put_release) does (conditioned on
-    /// `release.version`) and adds `delta` to `rollup`'s counters, in one transaction: both land or
-    /// neither, so a close that is retried never loses a count nor adds it twice. An all-zero
-    /// `delta` adds nothing. Returns the record's new version.
+    /// `release.version`), adds `delta` to `rollup`'s counters and frees the service's lock
+    /// (`LockKey::new(service, environment)`) when this release holds it, in one transaction: all
+    /// land or none, so a close that is retried never loses a count nor adds it twice, and no
+    /// crash between closing and unlocking keeps the lock. An all-zero `delta` adds nothing.
+    /// Returns the record's new version.
     async fn close_release(&self, release: &Release, rollup: &RollupKey, delta: &Rollup) -> Result<u64, StoreError>;
     /// Rollups for `from..=to`, by day, days without any omitted.
     async fn rollups(
@@ -144,6 +177,25 @@ pub trait ReleaseStore: Send + Sync {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<(NaiveDate, Rollup)>, StoreError>;
+
+    // A release's run: which process executes it. Step Functions runs one execution at a time
+    // on AWS; on a machine, `baton release`, `resume` and `cancel` claim the run here first, so
+    // at most one process runs a release at any moment. `run` is the release's execution name.
+
+    /// Makes `owner` the owner of `run`, with a new fence and its heartbeat at `now`, if nobody
+    /// owns it, its owner's last beat is `stale_after` or more before `now` (the owner died), or
+    /// `owner` owns it already (renewed, same fence). Atomic: of racing claims, one wins. A claim
+    /// clears a pending cancel request: the new owner acts on what it was asked to do.
+    async fn claim_run(&self, run: &str, owner: &str, now: DateTime<Utc>, stale_after: Duration) -> Result<Claim, StoreError>;
+    /// The owner's heartbeat at `now`, if the run is still its under `fence`.
+    async fn beat_run(&self, run: &str, fence: u64, now: DateTime<Utc>) -> Result<Beat, StoreError>;
+    /// Who owns `run`, if anyone (a dead owner is still named: its beat says how long ago it was seen).
+    async fn run_owner(&self, run: &str) -> Result<Option<RunOwner>, StoreError>;
+    /// Asks the owner of `run` to stop, for `reason`; false when nobody owns it.
+    async fn cancel_run(&self, run: &str, reason: &str) -> Result<bool, StoreError>;
+    /// Gives `run` up, if still owned under `fence`; returns whether it did. The fence is kept:
+    /// the next claim's is greater.
+    async fn end_run(&self, run: &str, fence: u64) -> Result<bool, StoreError>;
 }
 
 // ---------------------------------------------------------------- catalog

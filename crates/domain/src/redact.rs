@@ -52,20 +52,27 @@ impl Registry {
 static SECRETS: RwLock<Registry> = RwLock::new(Registry::new());
 
 /// Remembers `value` so that [`scrub`] masks it from now on, including its JSON-escaped form
-/// (records and JSON log lines hold strings escaped).
+/// (records and JSON log lines hold strings escaped) and, for a URL, its path and query: the
+/// secret part of a webhook, which a server's error page echoes without the host.
 pub fn remember(value: &str) {
     if value.chars().count() < MIN_SECRET_CHARS {
         return;
     }
-    let mut forms = vec![value.to_owned()];
-    let escaped = serde_json::to_string(value).expect("a string serialises");
-    let escaped = &escaped[1..escaped.len() - 1];
-    if escaped != value {
-        forms.push(escaped.to_owned());
+    let mut plain = vec![value];
+    if let Some((_, rest)) = value.split_once("://")
+        && let Some(at) = rest.find('/')
+        && rest[at..].chars().count() >= MIN_SECRET_CHARS
+    {
+        plain.push(&rest[at..]);
     }
     let mut registry = SECRETS.write().unwrap_or_else(PoisonError::into_inner);
-    for form in forms {
-        registry.insert(form, MAX_SECRETS);
+    for form in plain {
+        let escaped = serde_json::to_string(form).expect("a string serialises");
+        let escaped = &escaped[1..escaped.len() - 1];
+        if escaped != form {
+            registry.insert(escaped.to_owned(), MAX_SECRETS);
+        }
+        registry.insert(form.to_owned(), MAX_SECRETS);
     }
 }
 
@@ -76,6 +83,37 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
     for secret in &registry.longest_first {
         if text.contains(secret.as_str()) {
             text = Cow::Owned(text.replace(secret.as_str(), MASK));
+        }
+    }
+    text
+}
+
+/// The shortest piece of a secret masked where text was cut through it: shorter ones match too
+/// much ordinary text.
+const MIN_CUT_PIECE: usize = 4;
+
+/// [`scrub`] for text that was cut (a tail of output, a line cut at its length cap): besides
+/// whole secrets, masks a start of the text (`cut_front`) that is the end of a secret, and an end
+/// (`cut_back`) that is the start of one, as a cut through a secret leaves.
+pub fn scrub_cut(text: &str, cut_front: bool, cut_back: bool) -> String {
+    let mut text = scrub(text).into_owned();
+    let registry = SECRETS.read().unwrap_or_else(PoisonError::into_inner);
+    for secret in &registry.longest_first {
+        let pieces = |from_end: bool| {
+            secret
+                .char_indices()
+                .map(|(at, _)| at)
+                .filter(move |&at| at > 0)
+                .map(move |at| if from_end { &secret[at..] } else { &secret[..at] })
+                .filter(|piece| piece.len() >= MIN_CUT_PIECE)
+        };
+        // Longest first: the suffixes start early in the secret, the prefixes end late.
+        if cut_front && let Some(piece) = pieces(true).find(|piece| text.starts_with(piece)) {
+            text.replace_range(..piece.len(), MASK);
+        }
+        if cut_back && let Some(piece) = pieces(false).filter(|piece| text.ends_with(piece)).last() {
+            let at = text.len() - piece.len();
+            text.replace_range(at.., MASK);
         }
     }
     text
@@ -162,6 +200,23 @@ mod tests {
         remember("inner-8c1d");
         remember("outer-inner-8c1d-tail");
         assert_eq!(scrub("x outer-inner-8c1d-tail y inner-8c1d"), "x *** y ***");
+    }
+
+    #[test]
+    fn a_url_secret_masks_its_path_alone_too() {
+        remember("https://hooks.example/services/T0/B0/url-secret-61");
+        assert_eq!(scrub("404 for /services/T0/B0/url-secret-61"), "404 for ***");
+        assert_eq!(scrub("POST https://hooks.example/services/T0/B0/url-secret-61"), "POST ***");
+    }
+
+    #[test]
+    fn a_secret_cut_at_either_end_of_cut_text_is_masked() {
+        remember("cut-secret-0a7e");
+        assert_eq!(scrub_cut("secret-0a7e and more", true, false), "*** and more");
+        assert_eq!(scrub_cut("some text cut-secr", false, true), "some text ***");
+        assert_eq!(scrub_cut("cut-secret-0a7e cut-se", true, true), "*** ***");
+        assert_eq!(scrub_cut("secret-0a7e uncut", false, false), "secret-0a7e uncut", "only where a cut was made");
+        assert_eq!(scrub_cut("e7 short", true, false), "e7 short", "pieces too short to tell are left");
     }
 
     #[test]

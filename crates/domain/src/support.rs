@@ -2,11 +2,11 @@
 //! record, keep the lock's lease fresh, and turn port errors into the error vocabulary.
 
 use crate::error::{ErrorName, TaskError, chain_text};
-use crate::flow::{Outcome, ReleaseContext};
-use crate::ports::{CatalogError, CatalogSource, Clock, ProviderError, Providers, ReleaseStore, StoreError};
+use crate::flow::{CaughtError, Outcome, OutcomeStatus, ReleaseContext};
+use crate::ports::{CatalogError, CatalogSource, Claim, Clock, ProviderError, Providers, ReleaseStore, StoreError};
 use crate::release::{EventKind, LockKey, Release, ReleaseId, ReleaseStatus, RollupKey, Stage, StageEvent};
 use crate::rules::dora;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::future::Future;
@@ -19,6 +19,13 @@ use std::time::Duration;
 /// so only a release whose executor died lets it lapse, and the next release waits minutes for it,
 /// not hours.
 pub const LOCK_LEASE: Duration = Duration::from_secs(15 * 60);
+
+/// How often a local run renews its claim on its release's run ([`ReleaseStore::beat_run`]).
+pub const RUN_HEARTBEAT: Duration = Duration::from_millis(500);
+
+/// A run silent for this long is taken as dead: a few heartbeats, so a busy machine's late beat is
+/// no false alarm, short enough that whoever waits for it after a crash waits seconds.
+pub const RUN_SILENT_AFTER: Duration = Duration::from_secs(3);
 
 /// The ports a handler reaches, built once per process (per Lambda cold start).
 #[derive(Clone)]
@@ -138,6 +145,59 @@ pub async fn close_release(store: &dyn ReleaseStore, id: &ReleaseId, outcome: &O
         Ok(Closed { status: release.status, now: true })
     })
     .await
+}
+
+/// Closes release `holder`, the holder of a lock `taker` waits for, when the process that ran it
+/// stopped beating ([`RUN_SILENT_AFTER`]): its lease would keep every newer release waiting for
+/// minutes, and running it on later would deploy its older commit over newer work. The run is
+/// claimed first, so a `baton resume` of it at the same moment either wins (and this waits on)
+/// or finds it closed. The close frees the lock. Returns whether it closed it. A holder that no
+/// process ever claimed (one running on AWS) is never taken for dead.
+pub async fn close_dead_holder(
+    store: &dyn ReleaseStore,
+    holder: &ReleaseId,
+    taker: &ReleaseId,
+    now: DateTime<Utc>,
+) -> Result<bool, TaskError> {
+    let Some(release) = store.get_release(holder).await? else { return Ok(false) };
+    let Some(run) = release.execution.as_deref() else { return Ok(false) };
+    let Some(owner) = store.run_owner(run).await? else { return Ok(false) };
+    let silent_after = TimeDelta::from_std(RUN_SILENT_AFTER).unwrap_or(TimeDelta::MAX);
+    if release.status.is_terminal() || now - owner.beat_at < silent_after {
+        return Ok(false);
+    }
+    let Claim::Claimed { fence } =
+        store.claim_run(run, &format!("release {taker}, closing a dead lock holder"), now, RUN_SILENT_AFTER).await?
+    else {
+        return Ok(false);
+    };
+    let why = format!(
+        "its process ({}) stopped beating at {}; the newer release {taker} takes the service over (what it deployed stays until {taker} deploys over it)",
+        owner.owner,
+        owner.beat_at.to_rfc3339()
+    );
+    let outcome = Outcome {
+        status: OutcomeStatus::Failed,
+        error: Some(CaughtError { error: ErrorName::Interrupted.as_str().to_owned(), cause: why.clone() }),
+        action_needed: None,
+    };
+    let closed = close_release(store, holder, &outcome, now).await;
+    let ended = store.end_run(run, fence).await;
+    let closed = closed?;
+    ended?;
+    if closed.now {
+        let event = StageEvent {
+            release_id: holder.clone(),
+            at: now,
+            stage: release.stage,
+            wave: None,
+            target: None,
+            kind: EventKind::Interrupted,
+            message: why,
+        };
+        store.append_event(&event).await?;
+    }
+    Ok(closed.now)
 }
 
 /// Frees the lock of `key` whoever holds it, for a person settling a release whose executor

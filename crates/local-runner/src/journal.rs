@@ -4,19 +4,28 @@
 //! state it entered, with the input it entered it with. That state runs again on resume, as
 //! Step Functions runs a task again after a lost worker: every handler is idempotent.
 
-use crate::resume::HEARTBEAT;
+use crate::owner::{Owned, describe};
 use baton_asl::{ExecutionHandle, ExecutionOutcome, HistoryEvent, ResumeAt, StateMachine, Stopper};
 use baton_domain::error::ErrorName;
-use baton_domain::ports::StoreError;
+use baton_domain::ports::{Beat, StoreError};
+use baton_domain::support::RUN_HEARTBEAT;
 use baton_store_sqlite::SqliteStore;
 use serde_json::Value;
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::task::JoinHandle;
 
-/// A started execution, the task journaling it and the one beating its heartbeat.
+/// A started execution, the task journaling it and the one beating for its claim.
 pub struct Run {
     handle: ExecutionHandle,
     journal: Option<Journal>,
+    owned: Option<Beating>,
+}
+
+/// The claim a run holds on its execution, and the task renewing it.
+struct Beating {
+    owned: Owned,
+    /// Ends with the owner that took the run over when this process lost it (silent too long).
+    heartbeat: JoinHandle<Option<String>>,
 }
 
 struct Journal {
@@ -26,7 +35,6 @@ struct Journal {
     base: u64,
     /// How many events it wrote.
     writer: JoinHandle<Result<usize, StoreError>>,
-    heartbeat: JoinHandle<()>,
 }
 
 /// How a run ended, and whether its journal kept up.
@@ -35,18 +43,29 @@ pub struct Finished {
     /// Set when journaling failed: the release ran on, but a crash would not have been resumable
     /// from where it was.
     pub journal_error: Option<StoreError>,
+    /// Set when another process took the run over (this one stopped beating long enough to be
+    /// taken for dead): it stopped at once, and that one runs the release now.
+    pub lost_to: Option<String>,
+    /// The run's claim, still held: the caller runs the release on under it (a cancelled run
+    /// rolling back), or gives it up.
+    pub owned: Option<Owned>,
 }
 
 impl Run {
     /// Starts journaling `handle`'s events after the `base` events earlier runs of the execution wrote.
-    pub(crate) fn journaled(handle: ExecutionHandle, store: Option<SqliteStore>, execution: &str, base: u64) -> Run {
+    /// With `owned`, it beats for its claim on the execution while it runs, and stops when a
+    /// person cancels it or another process took it over.
+    pub(crate) fn journaled(handle: ExecutionHandle, store: Option<SqliteStore>, execution: &str, base: u64, owned: Option<Owned>) -> Run {
         let journal = store.map(|store| {
             let (past, live) = handle.subscribe();
             let writer = tokio::spawn(write(store.clone(), execution.to_owned(), base, past, live));
-            let heartbeat = tokio::spawn(beat(store.clone(), execution.to_owned(), handle.stopper()));
-            Journal { store, execution: execution.to_owned(), base, writer, heartbeat }
+            Journal { store, execution: execution.to_owned(), base, writer }
         });
-        Run { handle, journal }
+        let owned = owned.map(|owned| {
+            let heartbeat = tokio::spawn(beat(owned.clone(), handle.stopper()));
+            Beating { owned, heartbeat }
+        });
+        Run { handle, journal, owned }
     }
 
     /// Stops the execution from elsewhere (a signal handler): it ends ABORTED, and stays resumable.
@@ -54,22 +73,35 @@ impl Run {
         self.handle.stopper()
     }
 
-    /// How the execution ended, once its journal is written; a journal that could not keep up is
-    /// logged, not answered (see [`Run::finished`]).
+    /// How the execution ended, once its journal is written and its claim given up; a journal
+    /// that could not keep up is logged, not answered (see [`Run::finished`]).
     pub async fn outcome(self) -> ExecutionOutcome {
-        let Finished { outcome, journal_error } = self.finished().await;
-        if let Some(err) = journal_error {
-            tracing::warn!(error = %baton_domain::error::chain_text(&err), "the execution journal is incomplete");
+        let Finished { outcome, journal_error, owned, .. } = self.finished().await;
+        let ended = match owned {
+            Some(owned) => owned.give_up().await,
+            None => Ok(()),
+        };
+        if let Some(err) = journal_error.or(ended.err()) {
+            tracing::warn!(error = %baton_domain::error::chain_text(&err), "the execution journal or claim is incomplete");
         }
         outcome
     }
 
-    /// Waits for the execution to end and for its journal to be written; then no run of the
-    /// execution is on record, so it can be resumed at once.
+    /// Waits for the execution to end and for its journal to be written. Its claim is still held
+    /// ([`Finished::owned`]): nobody resumes it until the caller gives it up.
     pub async fn finished(self) -> Finished {
         let outcome = self.handle.outcome().await;
-        let Some(journal) = self.journal else { return Finished { outcome, journal_error: None } };
-        journal.heartbeat.abort();
+        let (lost_to, owned) = match self.owned {
+            Some(Beating { owned, heartbeat }) => {
+                heartbeat.abort();
+                match heartbeat.await {
+                    Ok(Some(lost_to)) => (Some(lost_to), None),
+                    _ => (None, Some(owned)),
+                }
+            }
+            None => (None, None),
+        };
+        let Some(journal) = self.journal else { return Finished { outcome, journal_error: None, lost_to, owned } };
         let written = match journal.writer.await {
             // The execution ended before the journal subscribed (a signal rejected at once): its
             // events are all in the outcome.
@@ -84,22 +116,31 @@ impl Run {
             Ok(written) => written.map(drop),
             Err(join) => Err(StoreError::unavailable("the journal writer ended early").caused_by(join)),
         };
-        let ended = journal.store.run_ended(&journal.execution).await;
-        Finished { outcome, journal_error: written.and(ended).err() }
+        Finished { outcome, journal_error: written.err(), lost_to, owned }
     }
 }
 
 /// Tells other processes the run is alive, and stops it when a person cancels it
-/// (`baton cancel`): the run ends ABORTED with `Baton.Interrupted` and their reason.
-async fn beat(store: SqliteStore, execution: String, stopper: Stopper) {
+/// (`baton cancel`): the run ends ABORTED with `Baton.Interrupted` and their reason. Stops it at
+/// once, answering who took it, when another process claimed the run (this one was silent too
+/// long): two processes must never run one release.
+async fn beat(owned: Owned, stopper: Stopper) -> Option<String> {
+    let interrupted = || Some(ErrorName::Interrupted.as_str().to_owned());
     loop {
-        match store.run_beat(&execution, chrono::Utc::now()).await {
-            Ok(Some(reason)) => stopper.stop(Some(ErrorName::Interrupted.as_str().to_owned()), Some(reason)),
-            Ok(None) => {}
+        match owned.store.beat_run(&owned.execution, owned.fence, chrono::Utc::now()).await {
+            Ok(Beat::Owned { cancel: Some(reason) }) => stopper.stop(interrupted(), Some(reason)),
+            Ok(Beat::Owned { cancel: None }) => {}
+            Ok(Beat::Lost(owner)) => {
+                let taker = owner.map_or_else(|| "nobody (its claim was ended)".to_owned(), |owner| describe(&owner));
+                stopper.stop(interrupted(), Some(format!("another process took the release's run over: {taker}")));
+                return Some(taker);
+            }
             // A missed beat or two is no harm; a store gone for good fails the run's own writes.
-            Err(err) => tracing::warn!(execution, error = %baton_domain::error::chain_text(&err), "cannot record the run's heartbeat"),
+            Err(err) => {
+                tracing::warn!(execution = owned.execution, error = %baton_domain::error::chain_text(&err), "cannot renew the run's claim")
+            }
         }
-        tokio::time::sleep(HEARTBEAT).await;
+        tokio::time::sleep(RUN_HEARTBEAT).await;
     }
 }
 

@@ -4,12 +4,15 @@
 
 mod invoker;
 mod journal;
+mod owner;
 mod resume;
 mod setup;
 
+pub use baton_domain::support::{RUN_HEARTBEAT as HEARTBEAT, RUN_SILENT_AFTER as SILENT_AFTER};
 pub use invoker::HandlerInvoker;
 pub use journal::{Finished, Journaled, ResumePoint, Run, resume_point};
-pub use resume::{HEARTBEAT, ResumeError, Resumption, SILENT_AFTER};
+pub use owner::{Owned, describe};
+pub use resume::{ResumeError, Resumption};
 pub use setup::LocalConfig;
 
 use baton_asl::{Clock as AslClock, ExecutionOutcome, ExecutionStart, Executor, StateMachine};
@@ -68,13 +71,21 @@ pub struct LocalBaton {
     ports: Ports,
     /// Where executions are journaled; none keeps them in memory only (tests of the flow).
     journal: Option<SqliteStore>,
+    /// Who this process is, as its claims on runs name it.
+    pub(crate) owner: String,
 }
 
 impl LocalBaton {
     pub fn new(ports: Ports, clock: AslClock) -> Result<LocalBaton, LocalError> {
         let machine = StateMachine::from_json(&substituted_definition()).map_err(|err| LocalError::Definition(err.to_string()))?;
         let invoker = Arc::new(HandlerInvoker::new(ports.clone()));
-        Ok(LocalBaton { machine: Arc::new(machine), executor: Executor::new(invoker, clock), ports, journal: None })
+        let owner = owner::this_process("baton");
+        Ok(LocalBaton { machine: Arc::new(machine), executor: Executor::new(invoker, clock), ports, journal: None, owner })
+    }
+
+    /// Names this process in its claims by `role` ("baton resume by ann"), with its pid and host.
+    pub fn with_owner(self, role: &str) -> LocalBaton {
+        LocalBaton { owner: owner::this_process(role), ..self }
     }
 
     /// Journals every execution started from now on in `store`, so it can be read while it runs
@@ -91,10 +102,18 @@ impl LocalBaton {
         &self.executor
     }
 
-    /// Starts one execution of the release definition with `input` (any signal shape).
+    /// Starts one execution of the release definition with `input` (any signal shape), claimed by
+    /// no process: for runs nothing else can resume (tests of the flow).
     pub fn start(&self, execution_name: &str, input: serde_json::Value) -> Run {
         let start = ExecutionStart { state_machine_name: STATE_MACHINE_NAME.to_owned(), ..ExecutionStart::new(execution_name, input) };
-        Run::journaled(self.executor.start(self.machine.clone(), start), self.journal.clone(), execution_name, 0)
+        Run::journaled(self.executor.start(self.machine.clone(), start), self.journal.clone(), execution_name, 0, None)
+    }
+
+    /// Starts the execution `owned` names with `input`, beating for the claim while it runs.
+    pub fn start_owned(&self, owned: Owned, input: serde_json::Value) -> Run {
+        let execution = owned.execution.clone();
+        let start = ExecutionStart { state_machine_name: STATE_MACHINE_NAME.to_owned(), ..ExecutionStart::new(&execution, input) };
+        Run::journaled(self.executor.start(self.machine.clone(), start), self.journal.clone(), &execution, 0, Some(owned))
     }
 
     /// Runs one execution to its end.
@@ -115,14 +134,15 @@ impl LocalBaton {
         resume_point(&self.machine, execution_name, &self.journal(execution_name).await?)
     }
 
-    /// Runs a journaled execution on from `point` under its own name: its events follow the
-    /// earlier runs' in the journal.
-    pub fn resume(&self, execution_name: &str, point: ResumePoint) -> Run {
+    /// Runs the journaled execution `owned` names on from `point` under its own name: its events
+    /// follow the earlier runs' in the journal.
+    pub fn resume(&self, owned: Owned, point: ResumePoint) -> Run {
+        let execution = owned.execution.clone();
         let start = ExecutionStart {
             state_machine_name: STATE_MACHINE_NAME.to_owned(),
             resume_at: Some(point.at),
-            ..ExecutionStart::new(execution_name, point.input)
+            ..ExecutionStart::new(&execution, point.input)
         };
-        Run::journaled(self.executor.start(self.machine.clone(), start), self.journal.clone(), execution_name, point.journaled)
+        Run::journaled(self.executor.start(self.machine.clone(), start), self.journal.clone(), &execution, point.journaled, Some(owned))
     }
 }

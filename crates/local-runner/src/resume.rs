@@ -4,21 +4,14 @@
 
 use crate::LocalBaton;
 use crate::journal::{Journaled, ResumePoint, Run};
+use crate::owner::{Owned, describe};
 use baton_asl::ResumeAt;
 use baton_domain::error::{ErrorName, TaskError};
-use baton_domain::ports::StoreError;
-use baton_domain::release::{EventKind, Release, ReleaseStatus, StageEvent};
-use baton_domain::support::update_release;
+use baton_domain::ports::{Claim, StoreError};
+use baton_domain::release::{EventKind, Release, ReleaseId, ReleaseStatus, StageEvent};
+use baton_domain::support::{RUN_SILENT_AFTER, update_release};
 use chrono::Utc;
 use serde_json::json;
-use std::time::Duration;
-
-/// How often a local run tells the store it is alive.
-pub const HEARTBEAT: Duration = Duration::from_millis(500);
-
-/// A run silent for this long is taken as dead: a few heartbeats, so a busy machine's late beat is
-/// no false alarm, short enough that the next command after a crash waits little.
-pub const SILENT_AFTER: Duration = Duration::from_secs(3);
 
 /// What to do with a stopped release.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,14 +20,19 @@ pub enum Resumption {
     RunOn,
     /// Roll back what it deployed and close it, failed with `Baton.Interrupted` and this cause.
     RollBack { why: String },
+    /// Close it failed with `Baton.Interrupted` and this cause, touching no target: newer work
+    /// has deployed since, which neither running it on nor rolling it back may undo.
+    Close { why: String },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ResumeError {
     #[error("release {id} is {status}: there is nothing to resume")]
     Ended { id: String, status: ReleaseStatus },
-    #[error("release {id} is running in another process (its heartbeat goes on)")]
-    Alive { id: String },
+    #[error("release {id} is run by another process: {owner}")]
+    Owned { id: String, owner: String },
+    #[error("release {id} is no longer in the store")]
+    Vanished { id: String },
     #[error("release {id} names no execution to resume")]
     NoExecution { id: String },
     #[error("release {id}: its execution {execution} was not journaled (run by an older Baton, or on AWS)")]
@@ -47,6 +45,14 @@ pub enum ResumeError {
     Record { id: String, source: TaskError },
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// `err`, once the claim taken for nothing is given up.
+async fn giving_up(owned: Owned, err: ResumeError) -> ResumeError {
+    if let Err(ended) = owned.give_up().await {
+        tracing::warn!(error = %baton_domain::error::chain_text(&ended), "cannot give the run's claim up (it lapses in seconds)");
+    }
+    err
 }
 
 /// The states before any wave deployed: a rollback there has nothing to undo and closes the
@@ -65,76 +71,123 @@ fn rollback_point(id: &str, point: ResumePoint, why: &str) -> Result<ResumePoint
         "DeployWaves" => "NotifyRollingBack",
         _ => return Ok(point),
     };
+    Ok(enter(point, into, why))
+}
+
+/// `point` moved to state `into`, with the caught error the closing states record.
+fn enter(point: ResumePoint, into: &str, why: &str) -> ResumePoint {
     let mut input = point.at.input;
     input["error"] = json!({"Error": ErrorName::Interrupted.as_str(), "Cause": why});
-    Ok(ResumePoint { at: ResumeAt { state: into.to_owned(), input }, ..point })
+    ResumePoint { at: ResumeAt { state: into.to_owned(), input }, ..point }
+}
+
+/// Where a release stopped at `point` is closed without touching a target: straight to its
+/// closing states, unless it is there already.
+fn close_point(id: &str, point: ResumePoint, why: &str) -> Result<ResumePoint, ResumeError> {
+    match point.at.state.as_str() {
+        "Register" => Err(ResumeError::NotRegistered { id: id.to_owned() }),
+        "MarkFailed" | "MarkRolledBack" | "MarkRollbackFailed" | "RecordMetrics" | "NotifyFinished" | "Unlock" => Ok(point),
+        _ => Ok(enter(point, "MarkFailed", why)),
+    }
 }
 
 impl LocalBaton {
-    /// Whether a live process runs `execution`: its heartbeat is on record and goes on. A run
-    /// whose beat is recent is watched until it would have beaten again (up to [`SILENT_AFTER`]),
-    /// so a resume right after a crash waits a moment rather than refusing.
-    pub async fn running_elsewhere(&self, execution: &str) -> Result<bool, StoreError> {
-        let Some(store) = &self.journal else { return Ok(false) };
-        let Some(beat) = store.run_beat_at(execution).await? else { return Ok(false) };
-        let silent = (Utc::now() - beat).to_std().unwrap_or_default();
-        if silent >= SILENT_AFTER {
-            return Ok(false);
-        }
-        tokio::time::sleep(SILENT_AFTER - silent).await;
-        Ok(store.run_beat_at(execution).await? != Some(beat))
-    }
-
-    /// Asks the live run of `execution` to stop: its heartbeat hears `why`, and that process rolls
-    /// the release back.
-    pub async fn request_cancel(&self, execution: &str, why: &str) -> Result<bool, StoreError> {
-        match &self.journal {
-            Some(store) => store.run_cancel(execution, why).await,
-            None => Ok(false),
-        }
-    }
-
-    /// Picks up `release`, stopped or killed, from its journal: runs it on, or rolls it back. The
-    /// record says `running` again and its timeline who resumed it, how and from which state.
+    /// Picks up `release`, stopped or killed, from its journal: runs it on, rolls it back or
+    /// closes it. Its run is claimed first: a live owner (another process running, resuming or
+    /// cancelling it) wins, and this touches nothing. The record says `running` again and its
+    /// timeline who resumed it, how and from which state.
     pub async fn resume_release(&self, release: &Release, how: &Resumption, person: &str) -> Result<(Run, String), ResumeError> {
         let id = release.id.to_string();
         if release.status.is_terminal() {
             return Err(ResumeError::Ended { id, status: release.status });
         }
         let execution = release.execution.clone().ok_or_else(|| ResumeError::NoExecution { id: id.clone() })?;
-        if self.running_elsewhere(&execution).await? {
-            return Err(ResumeError::Alive { id });
-        }
-        let point = match self.journaled(&execution).await? {
-            Journaled::Resumable(point) => point,
-            Journaled::Nothing => return Err(ResumeError::NotJournaled { id, execution }),
-            Journaled::Ended => return Err(ResumeError::JournalEnded { id, execution, status: release.status }),
+        let owned = match self.claim(&execution).await? {
+            Ok(owned) => owned,
+            Err(owner) => return Err(ResumeError::Owned { id, owner: describe(&owner) }),
         };
-        let (point, message) = match how {
+        self.run_claimed(&release.id, owned, how, person).await
+    }
+
+    /// Picks up release `id` as [`resume_release`](Self::resume_release) does, under a claim this
+    /// process holds already (a run it stopped itself, on a person's cancel). The claim is renewed
+    /// first, which clears the cancel request it acts on.
+    pub async fn resume_claimed(
+        &self,
+        id: &ReleaseId,
+        mut owned: Owned,
+        how: &Resumption,
+        person: &str,
+    ) -> Result<(Run, String), ResumeError> {
+        match self.ports().store.claim_run(&owned.execution, &self.owner, Utc::now(), RUN_SILENT_AFTER).await? {
+            Claim::Claimed { fence } => owned.fence = fence,
+            Claim::OwnedBy(owner) => return Err(ResumeError::Owned { id: id.to_string(), owner: describe(&owner) }),
+        }
+        self.run_claimed(id, owned, how, person).await
+    }
+
+    async fn run_claimed(&self, id: &ReleaseId, owned: Owned, how: &Resumption, person: &str) -> Result<(Run, String), ResumeError> {
+        let execution = owned.execution.clone();
+        match self.resume_point_of(id, &execution, how, person).await {
+            Ok((point, message)) => {
+                let state = point.at.state.clone();
+                match self.record(id, ReleaseStatus::Running, EventKind::Resumed, message).await {
+                    Ok(()) => Ok((self.resume(owned, point), state)),
+                    Err(err) => Err(giving_up(owned, err).await),
+                }
+            }
+            Err(err) => Err(giving_up(owned, err).await),
+        }
+    }
+
+    /// Where the claimed release resumes, read once the claim is held (another process may have
+    /// closed it while this one waited), and what its timeline says about it.
+    async fn resume_point_of(
+        &self,
+        id: &ReleaseId,
+        execution: &str,
+        how: &Resumption,
+        person: &str,
+    ) -> Result<(ResumePoint, String), ResumeError> {
+        let release = self.ports().store.get_release(id).await?.ok_or_else(|| ResumeError::Vanished { id: id.to_string() })?;
+        let id = id.to_string();
+        if release.status.is_terminal() {
+            return Err(ResumeError::Ended { id, status: release.status });
+        }
+        let point = match self.journaled(execution).await? {
+            Journaled::Resumable(point) => point,
+            Journaled::Nothing => return Err(ResumeError::NotJournaled { id, execution: execution.to_owned() }),
+            Journaled::Ended => return Err(ResumeError::JournalEnded { id, execution: execution.to_owned(), status: release.status }),
+        };
+        let stopped_at = point.at.state.clone();
+        Ok(match how {
             Resumption::RunOn => {
-                let message = format!("{person} resumed the release at {}", point.at.state);
+                let message = format!("{person} resumed the release at {stopped_at}");
                 (point, message)
             }
             Resumption::RollBack { why } => {
-                let stopped_at = point.at.state.clone();
                 let point = rollback_point(&id, point, why)?;
-                (point.clone(), format!("{person} is rolling the release back from {stopped_at} (at {}): {why}", point.at.state))
+                let message = format!("{person} is rolling the release back from {stopped_at} (at {}): {why}", point.at.state);
+                (point, message)
             }
-        };
-        self.record(release, ReleaseStatus::Running, EventKind::Resumed, message).await?;
-        let state = point.at.state.clone();
-        Ok((self.resume(&execution, point), state))
+            Resumption::Close { why } => {
+                let point = close_point(&id, point, why)?;
+                let message =
+                    format!("{person} is closing the release from {stopped_at} (at {}), touching no target: {why}", point.at.state);
+                (point, message)
+            }
+        })
     }
 
     /// Records that `release`'s run stopped before its end, and why; it keeps its lock for the
     /// resume, so nothing else deploys over its half-done waves.
     pub async fn mark_interrupted(&self, release: &Release, why: &str) -> Result<(), ResumeError> {
-        self.record(release, ReleaseStatus::Interrupted, EventKind::Interrupted, why.to_owned()).await
+        self.record(&release.id, ReleaseStatus::Interrupted, EventKind::Interrupted, why.to_owned()).await
     }
 
-    async fn record(&self, release: &Release, status: ReleaseStatus, kind: EventKind, message: String) -> Result<(), ResumeError> {
+    async fn record(&self, id: &ReleaseId, status: ReleaseStatus, kind: EventKind, message: String) -> Result<(), ResumeError> {
         let store = self.ports().store.as_ref();
-        let id = release.id.clone();
+        let id = id.clone();
         let recorded = |source: TaskError| ResumeError::Record { id: id.to_string(), source };
         let updated = update_release(store, &id, |r| {
             if !r.status.is_terminal() {
@@ -172,6 +225,17 @@ mod tests {
         assert_eq!(rollback_point("r", point("RollbackWaves"), "x").unwrap(), point("RollbackWaves"));
         assert_eq!(rollback_point("r", point("NotifyFinished"), "x").unwrap(), point("NotifyFinished"));
         assert!(matches!(rollback_point("r", point("Register"), "x"), Err(ResumeError::NotRegistered { .. })));
+    }
+
+    #[test]
+    fn a_close_goes_straight_to_the_closing_states_from_anywhere_but_registration() {
+        for state in ["TriggerBuild", "WaitForBuild", "DeployWaves", "NotifyRollingBack", "RollbackWaves"] {
+            let closed = close_point("r", point(state), "newer work deployed").unwrap();
+            assert_eq!(closed.at.state, "MarkFailed", "{state}");
+            assert_eq!(closed.at.input["error"]["Cause"], "newer work deployed");
+        }
+        assert_eq!(close_point("r", point("NotifyFinished"), "x").unwrap(), point("NotifyFinished"));
+        assert!(matches!(close_point("r", point("Register"), "x"), Err(ResumeError::NotRegistered { .. })));
     }
 
     #[test]

@@ -11,13 +11,18 @@
 //!
 //! Builds and deploys run detached ([`CommandContext::start`]): the command gets its own
 //! process group and its own directory, `<workspace>/runs/<release>/<what>-<n>`, holding
-//! `output.log` (everything it printed), `waiter.lock` and, once it ended, `status.json`. A
-//! waiter task in the starting process supervises it like [`CommandContext::run`] does and
-//! writes the status atomically, holding `waiter.lock` until then. Polls, from any process,
-//! need nothing but the [`RunHandle`]: a status is the answer; no status while the lock is held
-//! means still running; a free lock and no status means the starting process died, and the
-//! command is followed by its pid and start time (a reused pid is not mistaken for it). Health
-//! samples stay synchronous ([`CommandContext::run`]): they are short and bounded by a timeout.
+//! `output.log` (everything it printed, scrubbed), `waiter.lock` and, once it ended,
+//! `status.json`. It runs under a small shell wrapper that writes its exit code to `exit-code`,
+//! and prints to files there (`stdout.raw`, `stderr.raw`, removed once settled), not to pipes:
+//! it outlives the process that started it, and what it did is known whoever looks. A waiter
+//! task in the starting process supervises it like [`CommandContext::run`] does and writes the
+//! status atomically, holding `waiter.lock` until then. Polls, from any process, need nothing
+//! but the [`RunHandle`]: a status is the answer; no status while the lock is held means still
+//! running; a free lock and no status means the starting process died (or stopped on a signal),
+//! and the command is followed by its pid and start time (a reused pid is not mistaken for it),
+//! then settled from its recorded exit code and output files: a command that finished is
+//! recorded as it finished, and only one whose wrapper died too is "interrupted". Health samples
+//! stay synchronous ([`CommandContext::run`]): they are short and bounded by a timeout.
 
 use crate::command_catalog::CommandRun;
 use baton_domain::catalog::{Seconds, SecretRef, ServiceEntry};
@@ -63,6 +68,18 @@ const STATUS_CHECK: Duration = Duration::from_millis(25);
 const STATUS_FILE: &str = "status.json";
 const WAITER_LOCK: &str = "waiter.lock";
 const OUTPUT_LOG: &str = "output.log";
+/// A detached command writes its output here, not to pipes: it never dies of a closed pipe when
+/// the process that started it dies, and what it printed is there for whoever settles the run.
+/// Raw (unmasked): removed once `output.log` and `status.json` hold it scrubbed.
+const RAW_STDOUT: &str = "stdout.raw";
+const RAW_STDERR: &str = "stderr.raw";
+/// The exit code a detached command's wrapper writes as it ends, whoever is left to see it.
+const EXIT_FILE: &str = "exit-code";
+/// How often the waiter reads a detached command's output files for new lines.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(50);
+/// The shell a detached command runs under: it runs the command (`$2...`) and records its exit
+/// code in the run directory (`$1`), atomically, then exits with it.
+const RECORD_EXIT: &str = r#"dir=$1; shift; "$@"; code=$?; printf '%s\n' "$code" > "$dir/exit-code.tmp" && mv "$dir/exit-code.tmp" "$dir/exit-code"; exit "$code""#;
 
 /// Where a service's commands run and what they must not see; one per catalog entry.
 #[derive(Debug, Clone)]
@@ -153,9 +170,9 @@ impl CommandContext {
     /// Runs `spec` to completion. `Err` only when it could not start: `Rejected` when it cannot
     /// (missing program or directory), `Unavailable` when the machine refused (no processes left).
     pub(crate) async fn run(&self, spec: &CommandSpec, env: BatonEnv) -> Result<Outcome, ProviderError> {
-        let (child, pid, label) = self.spawn(spec, env).await?;
+        let (child, pid, label) = self.spawn(spec, env, None).await?;
         let mut abandoned = GroupGuard(Some(pid));
-        let ended = follow(child, spec, pid, None).await;
+        let ended = follow(child, spec, pid, None, None).await;
         abandoned.0 = None;
         let ended = ended.map_err(|e| ProviderError::unavailable(format!("lost track of the {label}")).caused_by(e))?;
         Ok(Outcome::new(label, ended, spec.working_dir.clone()))
@@ -172,7 +189,7 @@ impl CommandContext {
         let log = File::create(&log_path)
             .map_err(|e| ProviderError::unavailable(format!("cannot create {}", log_path.display())).caused_by(e))?;
 
-        let (child, pid, label) = self.spawn(spec, env).await?;
+        let (child, pid, label) = self.spawn(spec, env, Some(&dir)).await?;
         let run = DetachedRun {
             pid,
             start_ticks: start_ticks(pid),
@@ -185,17 +202,13 @@ impl CommandContext {
         let started = run.clone();
         let spec = spec.clone();
         tokio::spawn(async move {
-            // Killed with its group should this task be dropped (the runtime shut down): no
-            // command runs unsupervised, and without a status the next poll says why it ended.
-            let mut abandoned = GroupGuard(Some(pid));
-            let ended = follow(child, &spec, pid, Some(log)).await;
-            abandoned.0 = None;
-            match ended {
-                Ok(ended) => {
-                    if let Err(e) = run.record(&ended) {
-                        tracing::warn!(target: "baton::command", command = spec.what, pid, "cannot record how it ended: {e}");
-                    }
-                }
+            // Should this task be dropped (Baton stopped on a signal, or was killed), the command
+            // runs on: its wrapper records how it ended, and the next poll finds that.
+            match follow(child, &spec, pid, Some(log), Some(&run.dir)).await {
+                Ok(ended) => match run.record(&ended) {
+                    Ok(()) => run.forget_raw_output(),
+                    Err(e) => tracing::warn!(target: "baton::command", command = spec.what, pid, "cannot record how it ended: {e}"),
+                },
                 Err(e) => tracing::warn!(target: "baton::command", command = spec.what, pid, "lost track of it: {e}"),
             }
             drop(lock);
@@ -223,9 +236,10 @@ impl CommandContext {
         unreachable!("the run numbers are unbounded")
     }
 
-    /// Spawns `spec` in its own process group with piped output; returns the child, its pid and
-    /// the label that names it in messages.
-    async fn spawn(&self, spec: &CommandSpec, env: BatonEnv) -> Result<(Child, u32, String), ProviderError> {
+    /// Spawns `spec` in its own process group with piped output, or (`detached` in a run
+    /// directory) with its output to files there and its exit code recorded by a wrapper; returns
+    /// the child, its pid and the label that names it in messages.
+    async fn spawn(&self, spec: &CommandSpec, env: BatonEnv, detached: Option<&Path>) -> Result<(Child, u32, String), ProviderError> {
         if let Some(dir) = spec.working_dir.as_deref().filter(|dir| !dir.is_dir()) {
             return Err(ProviderError::rejected(format!(
                 "{}: the working directory {} of the {} command does not exist",
@@ -238,8 +252,34 @@ impl CommandContext {
             .await
             .map_err(|e| ProviderError::rejected(format!("cannot create the workspace {}", self.workspace.display())).caused_by(e))?;
 
-        let mut command = tokio::process::Command::new(&spec.argv[0]);
-        command.args(&spec.argv[1..]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
+        let mut command = match detached {
+            None => {
+                let mut command = tokio::process::Command::new(&spec.argv[0]);
+                command.args(&spec.argv[1..]).stdout(Stdio::piped()).stderr(Stdio::piped());
+                command
+            }
+            Some(dir) => {
+                // The wrapper always starts: a missing program is refused here, as a spawn refuses it.
+                if !program_exists(spec) {
+                    let place = spec.working_dir.as_deref().map_or_else(|| "the current directory".into(), |d| d.display().to_string());
+                    return Err(ProviderError::rejected(format!(
+                        "could not start the {} command `{}` ({}) in {place}: no such program",
+                        spec.what,
+                        spec.display(),
+                        spec.argv[0]
+                    )));
+                }
+                let raw = |name: &str| {
+                    File::create(dir.join(name))
+                        .map_err(|e| ProviderError::unavailable(format!("cannot create {}", dir.join(name).display())).caused_by(e))
+                };
+                let mut command = tokio::process::Command::new("sh");
+                command.args(["-c", RECORD_EXIT, "baton-command"]).arg(dir).args(&spec.argv);
+                command.stdout(raw(RAW_STDOUT)?).stderr(raw(RAW_STDERR)?);
+                command
+            }
+        };
+        command.stdin(Stdio::null()).process_group(0);
         if let Some(dir) = &spec.working_dir {
             command.current_dir(dir);
         }
@@ -247,6 +287,11 @@ impl CommandContext {
         let inherited = BASE_ENV.iter().copied().chain(spec.pass_env.iter().map(String::as_str));
         for name in inherited.filter(|name| !self.withheld.iter().any(|withheld| withheld == name)) {
             if let Some(value) = std::env::var_os(name) {
+                // What a catalog hands a command from Baton's environment is often a credential
+                // (another service's token, an AWS key): masked wherever the command prints it.
+                if !BASE_ENV.contains(&name) {
+                    baton_domain::redact::remember(&value.to_string_lossy());
+                }
                 command.env(name, value);
             }
         }
@@ -267,6 +312,20 @@ impl CommandContext {
     }
 }
 
+/// Whether the program of `spec` is a file: at its path (from the working directory) when it
+/// names one, else on the `PATH` it runs with.
+fn program_exists(spec: &CommandSpec) -> bool {
+    let program = Path::new(&spec.argv[0]);
+    if spec.argv[0].contains('/') {
+        return match &spec.working_dir {
+            Some(dir) if program.is_relative() => dir.join(program).is_file(),
+            _ => program.is_file(),
+        };
+    }
+    let search = spec.env.get("PATH").cloned().or_else(|| std::env::var("PATH").ok()).unwrap_or_default();
+    std::env::split_paths(&search).any(|dir| dir.join(program).is_file())
+}
+
 /// How a command ended and what it printed: what [`follow`] saw, and what `status.json` keeps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -277,15 +336,29 @@ struct Ended {
     last_stdout_line: Option<String>,
 }
 
-/// Streams the command's output to the log (and `log`), enforces its deadline and waits for
-/// it to end; its group is killed on the way out.
-async fn follow(mut child: Child, spec: &CommandSpec, pid: u32, log: Option<File>) -> std::io::Result<Ended> {
+/// Streams the command's output (its pipes, or a detached run's files in `raw`) to the log and
+/// `log`, enforces its deadline and waits for it to end; its group is killed on the way out.
+async fn follow(mut child: Child, spec: &CommandSpec, pid: u32, log: Option<File>, raw: Option<&Path>) -> std::io::Result<Ended> {
     let started = Instant::now();
-    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let output = Mutex::new(Output { log: log.map(BufWriter::new), ..Output::default() });
+    let ended = std::sync::atomic::AtomicBool::new(false);
+    let (stdout, stderr): (Box<dyn AsyncRead + Unpin + Send>, Box<dyn AsyncRead + Unpin + Send>) = match raw {
+        None => (
+            child.stdout.take().map_or_else(|| Box::new(tokio::io::empty()) as Box<_>, |pipe| Box::new(pipe) as Box<_>),
+            child.stderr.take().map_or_else(|| Box::new(tokio::io::empty()) as Box<_>, |pipe| Box::new(pipe) as Box<_>),
+        ),
+        Some(dir) => {
+            (Box::new(tokio::fs::File::open(dir.join(RAW_STDOUT)).await?), Box::new(tokio::fs::File::open(dir.join(RAW_STDERR)).await?))
+        }
+    };
+    // A file's end is no end while the command runs: it may write more.
+    let growing = raw.is_some().then_some(&ended);
     let exit = {
         let pumps = async {
-            tokio::join!(pump(stdout, Stream::Stdout, spec.what, pid, &output), pump(stderr, Stream::Stderr, spec.what, pid, &output),)
+            tokio::join!(
+                pump(stdout, Stream::Stdout, spec.what, pid, &output, growing),
+                pump(stderr, Stream::Stderr, spec.what, pid, &output, growing),
+            )
         };
         tokio::pin!(pumps);
         let supervise = supervise(&mut child, pid, spec.timeout);
@@ -297,6 +370,7 @@ async fn follow(mut child: Child, spec: &CommandSpec, pid: u32, log: Option<File
                 _ = &mut pumps, if !drained => drained = true,
             }
         };
+        ended.store(true, std::sync::atomic::Ordering::Release);
         if !drained && tokio::time::timeout(DRAIN_GRACE, &mut pumps).await.is_err() {
             tracing::warn!(target: "baton::command", command = spec.what, pid, "a process outside the command's group still holds its output; not waiting for it");
         }
@@ -511,11 +585,46 @@ impl DetachedRun {
                 Exit::TimedOut(self.timeout)
             }
             true => return Ok(None),
-            false => Exit::Interrupted,
+            // It ended after its waiter: its wrapper recorded how, unless it was killed too.
+            false => self.recorded_exit().unwrap_or(Exit::Interrupted),
         };
-        let ended = Ended { exit, tail: String::new(), last_stdout_line: None };
+        let ended = self.ended_from_files(exit);
         self.record(&ended).map_err(|e| ProviderError::unavailable(format!("cannot record how the {} ended", self.label)).caused_by(e))?;
+        self.forget_raw_output();
         Ok(Some(ended))
+    }
+
+    /// The exit code the command's wrapper recorded, if it lived to.
+    fn recorded_exit(&self) -> Option<Exit> {
+        std::fs::read_to_string(self.dir.join(EXIT_FILE)).ok()?.trim().parse().ok().map(Exit::Code)
+    }
+
+    /// How the run ended as its output files tell, its waiter gone: what it printed (scrubbed)
+    /// replaces the partial `output.log`, stdout's lines first.
+    fn ended_from_files(&self, exit: Exit) -> Ended {
+        let mut output = Output { log: File::create(self.dir.join(OUTPUT_LOG)).ok().map(BufWriter::new), ..Output::default() };
+        for (name, stream) in [(RAW_STDOUT, Stream::Stdout), (RAW_STDERR, Stream::Stderr)] {
+            let text = std::fs::read(self.dir.join(name)).unwrap_or_default();
+            for line in String::from_utf8_lossy(&text).lines() {
+                let cut = line.len() > MAX_LINE_BYTES;
+                let mut end = line.len().min(MAX_LINE_BYTES);
+                while !line.is_char_boundary(end) {
+                    end -= 1;
+                }
+                output.push(stream, &baton_domain::redact::scrub_cut(&line[..end], false, cut));
+            }
+        }
+        if let Some(mut log) = output.log.take() {
+            let _ = log.flush();
+        }
+        Ended { exit, tail: baton_domain::redact::scrub_owned(output.tail()), last_stdout_line: output.last_stdout_line }
+    }
+
+    /// Removes the unmasked output files once `status.json` and `output.log` hold it scrubbed.
+    fn forget_raw_output(&self) {
+        for name in [RAW_STDOUT, RAW_STDERR] {
+            let _ = std::fs::remove_file(self.dir.join(name));
+        }
     }
 
     fn status(&self) -> Result<Option<Ended>, ProviderError> {
@@ -603,9 +712,9 @@ async fn supervise(child: &mut Child, pid: u32, timeout: Duration) -> std::io::R
     Ok(exit)
 }
 
-/// Kills the command's whole group when [`CommandContext::run`] or a detached run's waiter is
-/// dropped before the command ended (its caller gave up, the runtime shut down), so no command
-/// keeps running unsupervised.
+/// Kills the command's whole group when [`CommandContext::run`] is dropped before the command
+/// ended (its caller gave up, the runtime shut down), so no health sample runs unsupervised. A
+/// detached run is left to end on its own: its wrapper records how.
 struct GroupGuard(Option<u32>);
 
 impl Drop for GroupGuard {
@@ -664,10 +773,11 @@ struct Output {
 }
 
 impl Output {
+    /// Keeps `line`, scrubbed already: before any cut of the tail can split a secret.
     fn push(&mut self, stream: Stream, line: &str) {
         self.lines_read += 1;
         if let Some(log) = &mut self.log
-            && let Err(e) = writeln!(log, "{}", baton_domain::redact::scrub(line))
+            && let Err(e) = writeln!(log, "{line}")
         {
             tracing::warn!(target: "baton::command", "stopped writing the output log: {e}");
             self.log = None;
@@ -696,40 +806,62 @@ impl Output {
         while !joined.is_char_boundary(cut) {
             cut += 1;
         }
-        format!("…{}", &joined[cut..])
+        format!("…{}", baton_domain::redact::scrub_cut(&joined[cut..], true, false))
     }
 }
 
-/// Reads one pipe line by line into the log and the shared output until it closes.
-async fn pump(pipe: Option<impl AsyncRead + Unpin>, stream: Stream, what: &str, pid: u32, output: &Mutex<Output>) {
-    let Some(pipe) = pipe else { return };
-    let mut reader = BufReader::new(pipe);
+/// Reads one pipe, or one output file while it grows (until `growing` says the command ended),
+/// line by line into the log and the shared output.
+async fn pump(
+    source: impl AsyncRead + Unpin,
+    stream: Stream,
+    what: &str,
+    pid: u32,
+    output: &Mutex<Output>,
+    growing: Option<&std::sync::atomic::AtomicBool>,
+) {
+    let mut reader = BufReader::new(source);
     let mut line = Vec::new();
+    let mut consumed = 0;
     loop {
-        line.clear();
-        match read_line_capped(&mut reader, &mut line, MAX_LINE_BYTES).await {
-            Ok(0) => return,
-            Ok(_) => {}
+        // Read before looking at the flag: what the command wrote before it ended is read after.
+        let ended = growing.is_none_or(|ended| ended.load(std::sync::atomic::Ordering::Acquire));
+        let (read, complete) = match read_line_capped(&mut reader, &mut line, MAX_LINE_BYTES).await {
+            Ok(read) => read,
             Err(e) => {
                 tracing::debug!(target: "baton::command", command = what, pid, stream = stream.name(), "stopped reading: {e}");
                 return;
             }
+        };
+        consumed += read;
+        if !complete && !ended {
+            // The end of a file the command still writes: the rest of the line comes later.
+            tokio::time::sleep(FOLLOW_INTERVAL).await;
+            continue;
         }
+        if consumed == 0 {
+            return;
+        }
+        let cut = consumed > line.len();
+        consumed = 0;
         let text = String::from_utf8_lossy(&line);
-        let text = text.trim_end_matches(['\n', '\r']);
+        // Scrubbed here, whole: a line cut at its cap may end in the start of a secret.
+        let text = baton_domain::redact::scrub_cut(text.trim_end_matches(['\n', '\r']), false, cut);
         tracing::info!(target: "baton::command", command = what, pid, stream = stream.name(), "{text}");
-        output.lock().unwrap_or_else(PoisonError::into_inner).push(stream, text);
+        output.lock().unwrap_or_else(PoisonError::into_inner).push(stream, &text);
+        line.clear();
     }
 }
 
 /// Reads up to and including the next `\n`, keeping at most `cap` bytes of it (the rest of a
-/// longer line is read and dropped). Returns the bytes consumed; 0 at end of input.
-async fn read_line_capped<R: AsyncBufRead + Unpin>(reader: &mut R, out: &mut Vec<u8>, cap: usize) -> std::io::Result<usize> {
+/// longer line is read and dropped), appended to `out`. Returns the bytes consumed (0 at end of
+/// input) and whether the line ended (false: the input ended first).
+async fn read_line_capped<R: AsyncBufRead + Unpin>(reader: &mut R, out: &mut Vec<u8>, cap: usize) -> std::io::Result<(usize, bool)> {
     let mut consumed = 0;
     loop {
         let buffer = reader.fill_buf().await?;
         if buffer.is_empty() {
-            return Ok(consumed);
+            return Ok((consumed, false));
         }
         let (chunk, complete) = match buffer.iter().position(|&b| b == b'\n') {
             Some(newline) => (&buffer[..=newline], true),
@@ -741,7 +873,7 @@ async fn read_line_capped<R: AsyncBufRead + Unpin>(reader: &mut R, out: &mut Vec
         reader.consume(length);
         consumed += length;
         if complete {
-            return Ok(consumed);
+            return Ok((consumed, true));
         }
     }
 }
@@ -832,7 +964,8 @@ mod tests {
         let plain = ctx.run(&with_pass_env(&[]).unwrap(), env()).await.unwrap();
         assert_eq!(plain.last_stdout_line.as_deref(), Some("pkg=unset path=set"));
         let passed = ctx.run(&with_pass_env(&["CARGO_PKG_NAME".into()]).unwrap(), env()).await.unwrap();
-        assert_eq!(passed.last_stdout_line.as_deref(), Some("pkg=baton-providers path=set"));
+        // Passed, and masked: what pass-env hands over may be a credential.
+        assert_eq!(passed.last_stdout_line.as_deref(), Some("pkg=*** path=set"));
         let refused = with_pass_env(&["SLACK_HOOK".into()]).unwrap_err();
         assert!(refused.message().contains("names SLACK_HOOK, which this service uses as a secret"), "{refused}");
     }
@@ -860,6 +993,40 @@ mod tests {
         let logs = logs.text();
         assert!(logs.contains("baton::command") && logs.contains("line 0 of output") && logs.contains("oops"), "{logs}");
         assert!(!logs.contains("value-that-must-not-be-logged"));
+    }
+
+    /// Masking happens before any cut: a tail cut through a secret, a line cut at its cap through
+    /// one, and the last stdout line `status.json` keeps leak no piece of it.
+    #[tokio::test]
+    async fn a_secret_cut_by_the_tail_or_a_line_cap_leaks_no_piece() {
+        const SECRET: &str = "cut-through-secret-4e2b9d";
+        baton_domain::redact::remember(SECRET);
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = CommandContext::new(&entry_in(dir.path()), &dir.path().join("ws")).unwrap();
+        // Unmasked, the tail's last TAIL_BYTES would start nine bytes into the secret on the second
+        // line; the first line, cut at its cap, ends ten bytes into it.
+        let after = TAIL_BYTES - (SECRET.len() - 10) - 1;
+        let capped = MAX_LINE_BYTES - 10;
+        let body = format!(
+            "head -c {capped} /dev/zero | tr '\\0' c; echo {SECRET}; printf '%s' {SECRET}; head -c {after} /dev/zero | tr '\\0' t; echo"
+        );
+        let argv = script(dir.path(), "cut.sh", &body);
+        let run = ctx.start(&spec(&ctx, &argv, &BTreeMap::new(), None), env(), &release_id()).await.unwrap();
+        let outcome = loop {
+            if let Some(outcome) = run.outcome().await.unwrap() {
+                break outcome;
+            }
+        };
+        let status = std::fs::read_to_string(run.dir.join(STATUS_FILE)).unwrap();
+        let log = std::fs::read_to_string(run.dir.join(OUTPUT_LOG)).unwrap();
+        assert!(outcome.tail.contains("***tttt"), "the line cut by the tail is there, masked: {}", &outcome.tail[..40]);
+        for (place, text) in [("tail", &outcome.tail), ("status.json", &status), ("output.log", &log)] {
+            for piece in [&SECRET[..10], &SECRET[10..], &SECRET[SECRET.len() - 8..]] {
+                assert!(!text.contains(piece), "{piece} of the secret leaked into {place}");
+            }
+        }
+        assert!(log.lines().next().is_some_and(|line| line.ends_with("c***")), "the capped line is masked where it was cut");
+        assert!(outcome.last_stdout_line.as_deref().is_some_and(|line| line.starts_with("***t")), "{:?}", outcome.last_stdout_line);
     }
 
     #[tokio::test]
@@ -1029,6 +1196,49 @@ mod tests {
         assert_eq!(run.outcome().await.unwrap().unwrap().exit, Exit::Interrupted);
     }
 
+    /// Baton dies (here: the runtime that started the command shuts down) while the command runs;
+    /// the command finishes on its own, and a later poll records it as it ended, its last stdout
+    /// line included: a build that worked is never taken for one that failed.
+    #[test]
+    fn a_command_that_outlives_the_process_that_started_it_is_recorded_as_it_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = CommandContext::new(&entry_in(dir.path()), &dir.path().join("ws")).unwrap();
+        let go = dir.path().join("go");
+        let body = format!("echo started; while [ ! -e '{}' ]; do sleep 0.05; done; echo after Baton died; echo web:2.0", go.display());
+        let argv = script(dir.path(), "build.sh", &body);
+        let failing =
+            script(dir.path(), "fails.sh", &format!("while [ ! -e '{}' ]; do sleep 0.05; done; echo broken >&2; exit 4", go.display()));
+        let starter = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        let (run, fails) = starter.block_on(async {
+            let run = ctx.start(&spec(&ctx, &argv, &BTreeMap::new(), None), env(), &release_id()).await.unwrap();
+            let fails = ctx.start(&spec(&ctx, &failing, &BTreeMap::new(), None), env(), &release_id()).await.unwrap();
+            (run, fails)
+        });
+        starter.shutdown_background();
+
+        let later = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        assert_eq!(travelled(&run).settled().unwrap(), None, "it runs on without its waiter");
+        std::fs::write(&go, "").unwrap();
+        let settle = |run: &DetachedRun| {
+            later.block_on(async {
+                loop {
+                    if let Some(outcome) = travelled(run).outcome().await.unwrap() {
+                        break outcome;
+                    }
+                }
+            })
+        };
+        let outcome = settle(&run);
+        assert!(outcome.succeeded(), "{}", outcome.failure());
+        assert_eq!(outcome.last_stdout_line.as_deref(), Some("web:2.0"));
+        assert_eq!(outcome.tail, "started\nafter Baton died\nweb:2.0");
+        assert_eq!(std::fs::read_to_string(run.dir.join(OUTPUT_LOG)).unwrap(), "started\nafter Baton died\nweb:2.0\n");
+        assert!(!run.dir.join(RAW_STDOUT).exists(), "the unmasked output is gone once settled");
+
+        let failed = settle(&fails);
+        assert_eq!((failed.exit, failed.tail.as_str()), (Exit::Code(4), "broken"), "a command that failed is recorded failed");
+    }
+
     #[tokio::test]
     async fn an_abandoned_run_past_its_timeout_is_killed() {
         let dir = tempfile::tempdir().unwrap();
@@ -1088,13 +1298,13 @@ mod tests {
         let mut input: &[u8] = b"abcdefghij\nxy";
         let mut reader = BufReader::with_capacity(4, &mut input);
         let mut line = Vec::new();
-        assert_eq!(read_line_capped(&mut reader, &mut line, 5).await.unwrap(), 11);
+        assert_eq!(read_line_capped(&mut reader, &mut line, 5).await.unwrap(), (11, true));
         assert_eq!(line, b"abcde");
         line.clear();
-        assert_eq!(read_line_capped(&mut reader, &mut line, 5).await.unwrap(), 2);
+        assert_eq!(read_line_capped(&mut reader, &mut line, 5).await.unwrap(), (2, false));
         assert_eq!(line, b"xy");
         line.clear();
-        assert_eq!(read_line_capped(&mut reader, &mut line, 5).await.unwrap(), 0);
+        assert_eq!(read_line_capped(&mut reader, &mut line, 5).await.unwrap(), (0, false));
     }
 
     #[test]

@@ -15,7 +15,7 @@ mod journal;
 mod schema;
 
 use async_trait::async_trait;
-use baton_domain::ports::{Created, LockOutcome, ReleaseStore, StoreError};
+use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError};
 use baton_domain::redact::scrub_owned;
 use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
 use baton_domain::sketch::Sketch;
@@ -423,11 +423,13 @@ impl ReleaseStore for SqliteStore {
         let version = release.version + 1;
         let rollup = rollup.clone();
         let delta = delta.clone();
+        let lock = LockKey::new(&release.service, &release.environment).0;
         self.write("close_release", move |tx| {
             replace_release(tx, &row, read)?;
             if delta != Rollup::default() {
                 add_to_rollup(tx, &rollup, &delta)?;
             }
+            tx.prepare_cached("DELETE FROM locks WHERE key = ?1 AND holder = ?2")?.execute([&lock, &row.id])?;
             Ok(version)
         })
         .await
@@ -480,6 +482,86 @@ impl ReleaseStore for SqliteStore {
         })
         .await
     }
+
+    async fn claim_run(&self, run: &str, owner: &str, now: DateTime<Utc>, stale_after: Duration) -> Result<Claim, StoreError> {
+        let (run, owner) = (run.to_owned(), owner.to_owned());
+        let stale_before = now.timestamp_micros().saturating_sub(i64::try_from(stale_after.as_micros()).unwrap_or(i64::MAX));
+        let now = now.timestamp_micros();
+        self.write("claim_run", move |tx| {
+            // One statement decides: insert when new, take over when ended, ours or silent, else leave it.
+            let fence: Option<i64> = tx
+                .prepare_cached(
+                    "INSERT INTO run_owners (run, owner, fence, beat_at) VALUES (?1, ?2, 1, ?3)
+                     ON CONFLICT (run) DO UPDATE SET
+                         fence = CASE WHEN run_owners.owner = excluded.owner THEN run_owners.fence ELSE run_owners.fence + 1 END,
+                         owner = excluded.owner, beat_at = excluded.beat_at, cancel = NULL
+                     WHERE run_owners.owner IS NULL OR run_owners.owner = excluded.owner OR run_owners.beat_at <= ?4
+                     RETURNING fence",
+                )?
+                .query_row(params![run, owner, now, stale_before], |row| row.get(0))
+                .optional()?;
+            match fence {
+                Some(fence) => Ok(Claim::Claimed { fence: fence.unsigned_abs() }),
+                None => Ok(Claim::OwnedBy(current_owner(tx, &run)?.ok_or_else(|| StoreError::corrupt(format!("run {run}: no owner")))?)),
+            }
+        })
+        .await
+    }
+
+    async fn beat_run(&self, run: &str, fence: u64, now: DateTime<Utc>) -> Result<Beat, StoreError> {
+        let run = run.to_owned();
+        let (fence, now) = (i64::try_from(fence).unwrap_or(i64::MAX), now.timestamp_micros());
+        self.write("beat_run", move |tx| {
+            let beat: Option<Option<String>> = tx
+                .prepare_cached("UPDATE run_owners SET beat_at = ?3 WHERE run = ?1 AND fence = ?2 AND owner IS NOT NULL RETURNING cancel")?
+                .query_row(params![run, fence, now], |row| row.get(0))
+                .optional()?;
+            match beat {
+                Some(cancel) => Ok(Beat::Owned { cancel }),
+                None => Ok(Beat::Lost(current_owner(tx, &run)?)),
+            }
+        })
+        .await
+    }
+
+    async fn run_owner(&self, run: &str) -> Result<Option<RunOwner>, StoreError> {
+        let run = run.to_owned();
+        self.call("run_owner", move |conn| current_owner(conn, &run)).await
+    }
+
+    async fn cancel_run(&self, run: &str, reason: &str) -> Result<bool, StoreError> {
+        let (run, reason) = (run.to_owned(), reason.to_owned());
+        self.write("cancel_run", move |tx| {
+            let asked =
+                tx.prepare_cached("UPDATE run_owners SET cancel = ?2 WHERE run = ?1 AND owner IS NOT NULL")?.execute([&run, &reason])?;
+            Ok(asked == 1)
+        })
+        .await
+    }
+
+    async fn end_run(&self, run: &str, fence: u64) -> Result<bool, StoreError> {
+        let run = run.to_owned();
+        let fence = i64::try_from(fence).unwrap_or(i64::MAX);
+        self.write("end_run", move |tx| {
+            let ended = tx
+                .prepare_cached("UPDATE run_owners SET owner = NULL, cancel = NULL WHERE run = ?1 AND fence = ?2 AND owner IS NOT NULL")?
+                .execute(params![run, fence])?;
+            Ok(ended == 1)
+        })
+        .await
+    }
+}
+
+/// The owner of `run`, if it has one.
+fn current_owner(conn: &Connection, run: &str) -> Result<Option<RunOwner>, Failure> {
+    let row: Option<(String, i64, i64, Option<String>)> = conn
+        .prepare_cached("SELECT owner, fence, beat_at, cancel FROM run_owners WHERE run = ?1 AND owner IS NOT NULL")?
+        .query_row([run], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)))
+        .optional()?;
+    let Some((owner, fence, beat_at, cancel)) = row else { return Ok(None) };
+    let beat_at = DateTime::from_timestamp_micros(beat_at)
+        .ok_or_else(|| StoreError::corrupt(format!("run {run}: heartbeat {beat_at} is not a representable time")))?;
+    Ok(Some(RunOwner { owner, fence: fence.unsigned_abs(), beat_at, cancel }))
 }
 
 /// Replaces the release row if it is still at version `read`.

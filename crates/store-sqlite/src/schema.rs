@@ -97,6 +97,18 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (service, environment, day, figure, bucket)
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 5: runs become owned (ReleaseStore::claim_run): one owner at a time, fenced. A run's row
+    // outlives its owner (owner NULL once ended) so that the next claim's fence is greater.
+    r#"
+    DROP TABLE runs;
+    CREATE TABLE run_owners (
+        run     TEXT    NOT NULL PRIMARY KEY,
+        owner   TEXT,
+        fence   INTEGER NOT NULL,
+        beat_at INTEGER NOT NULL,
+        cancel  TEXT
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

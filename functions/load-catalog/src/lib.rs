@@ -15,7 +15,7 @@ use baton_domain::release::TriggerKind;
 use baton_domain::release::{EventKind, LockKey, Release, ReleaseId, ReleaseStatus, Stage};
 use baton_domain::rules::admission::{self, Refusal};
 use baton_domain::rules::{queue, rollback};
-use baton_domain::support::{LOCK_LEASE, Ports};
+use baton_domain::support::{LOCK_LEASE, Ports, close_dead_holder};
 
 pub use signal::normalise;
 
@@ -101,7 +101,14 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
                 format!("release {} was superseded by the newer release {newer}", context.id),
             ));
         }
-        if let LockOutcome::HeldBy(info) = ports.store.try_lock(&key, &context.id, now, LOCK_LEASE).await? {
+        let mut taken = ports.store.try_lock(&key, &context.id, now, LOCK_LEASE).await?;
+        if let LockOutcome::HeldBy(info) = &taken
+            && close_dead_holder(ports.store.as_ref(), &info.holder, &context.id, now).await?
+        {
+            tracing::warn!(release = %context.id, dead = %info.holder, "the lock holder's process is dead: closed it, taking the lock");
+            taken = ports.store.try_lock(&key, &context.id, now, LOCK_LEASE).await?;
+        }
+        if let LockOutcome::HeldBy(info) = taken {
             return Err(TaskError::new(
                 ErrorName::LockHeld,
                 format!(

@@ -67,6 +67,29 @@ const STAGE_BUDGET: Duration = Duration::from_secs(3);
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 const FIRST_PAUSE: Duration = Duration::from_millis(200);
 
+/// A notifier that left a call unanswered keeps this short budget, one call, for as long as it
+/// stays silent ([`SILENT_FOR`]): an endpoint that never answers costs a release one full stage
+/// budget, then this much per stage, not [`STAGE_BUDGET`] at every stage.
+const SILENT_BUDGET: Duration = Duration::from_millis(500);
+const SILENT_FOR: Duration = Duration::from_secs(10 * 60);
+
+/// The notifiers (by name and service) whose last call went unanswered, and when.
+static SILENT: std::sync::Mutex<Vec<(String, String, Instant)>> = std::sync::Mutex::new(Vec::new());
+
+/// Whether `notifier` of `service` left a call unanswered within [`SILENT_FOR`].
+fn was_silent(notifier: &str, service: &str) -> bool {
+    let silent = SILENT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    silent.iter().any(|(name, of, at)| name == notifier && of == service && at.elapsed() < SILENT_FOR)
+}
+
+fn mark_silent(notifier: &str, service: &str, silent_now: bool) {
+    let mut silent = SILENT.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    silent.retain(|(name, of, at)| !(name == notifier && of == service) && at.elapsed() < SILENT_FOR);
+    if silent_now {
+        silent.push((notifier.to_owned(), service.to_owned(), Instant::now()));
+    }
+}
+
 /// Sends one notification, retrying answers worth retrying until the stage's budget is spent;
 /// a refusal is final at once.
 async fn deliver(
@@ -74,11 +97,15 @@ async fn deliver(
     notification: &Notification,
     previous: Option<&serde_json::Value>,
 ) -> Result<Option<serde_json::Value>, ProviderError> {
-    let deadline = Instant::now() + STAGE_BUDGET;
+    let service = notification.release.service.as_str();
+    let budget = if was_silent(notifier.name(), service) { SILENT_BUDGET } else { STAGE_BUDGET };
+    let deadline = Instant::now() + budget;
     let mut pause = FIRST_PAUSE;
     loop {
         let call_limit = deadline.saturating_duration_since(Instant::now()).min(CALL_TIMEOUT);
-        let error = match tokio::time::timeout(call_limit, notifier.notify(notification, previous)).await {
+        let answered = tokio::time::timeout(call_limit, notifier.notify(notification, previous)).await;
+        mark_silent(notifier.name(), service, answered.is_err());
+        let error = match answered {
             Ok(Ok(state)) => return Ok(state),
             Ok(Err(refused @ ProviderError::Rejected { .. })) => return Err(refused),
             Ok(Err(unavailable)) => unavailable,
@@ -125,4 +152,51 @@ fn links(release: &Release) -> Vec<(String, String)> {
     let build = release.artifact.as_ref().and_then(|a| a.build_url.clone()).map(|url| ("Build".to_owned(), url));
     let deploys = release.waves.iter().filter_map(|w| w.deploy_url.clone().map(|url| (format!("Deploy {}", w.name), url)));
     build.into_iter().chain(deploys).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use async_trait::async_trait;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A notifier whose endpoint never answers, counting the calls it gets.
+    #[derive(Default)]
+    struct Hangs(AtomicUsize);
+
+    #[async_trait]
+    impl Notifier for Hangs {
+        fn name(&self) -> &str {
+            "hangs"
+        }
+        async fn notify(&self, _: &Notification, _: Option<&serde_json::Value>) -> Result<Option<serde_json::Value>, ProviderError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            std::future::pending().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_notifier_that_never_answers_costs_one_stage_budget_then_one_short_call_per_stage() {
+        let notification = Notification {
+            release: baton_contract::release_at("rel-silent-1", "silent-service", "production", chrono::Utc::now()),
+            headline: "started".into(),
+            action_needed: None,
+            links: Vec::new(),
+        };
+        let hangs = Hangs::default();
+        let stage = || async {
+            let started = Instant::now();
+            let delivered = deliver(&hangs, &notification, None).await;
+            assert!(matches!(delivered, Err(ProviderError::Unavailable { .. })), "{delivered:?}");
+            started.elapsed()
+        };
+        let first = stage().await;
+        assert_eq!(hangs.0.swap(0, Ordering::SeqCst), 2, "the first stage calls again once its first call timed out");
+        assert!(first >= CALL_TIMEOUT, "{first:?}");
+        for n in 0..2 {
+            let next = stage().await;
+            assert_eq!(hangs.0.swap(0, Ordering::SeqCst), 1, "stage {n} after the silence: one call");
+            assert!(next < STAGE_BUDGET, "stage {n} took {next:?}");
+        }
+    }
 }

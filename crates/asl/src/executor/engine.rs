@@ -240,7 +240,7 @@ impl Execution {
         };
         th.record(EventType::ExecutionStarted, Some(details));
         if self.inner.quotas && limits::json_size(&self.input, limits::MAX_DOCUMENT_DEPTH).is_none_or(|n| n > limits::PAYLOAD_BYTES) {
-            let cause = "The execution input has a size exceeding the maximum number of bytes service limit.".to_owned();
+            let cause = limits::INPUT_TOO_LARGE.to_owned();
             let outcome = self.failed(&mut th, Failure::new(errors::DATA_LIMIT_EXCEEDED, cause));
             return ExecutionOutcome { history: self.log.take(), ..outcome };
         }

@@ -47,6 +47,19 @@ impl Root {
         })
     }
 
+    /// Why a catalog file found in a directory must not be read: a symlink leading out of the
+    /// root, whose definitions (and the commands they run) nobody reviewing the catalog sees.
+    pub fn refuses_file(&self, file: &Path) -> Option<String> {
+        if !std::fs::symlink_metadata(file).is_ok_and(|meta| meta.file_type().is_symlink()) {
+            return None;
+        }
+        match std::fs::canonicalize(file) {
+            Ok(real) if real.starts_with(&self.path) => None,
+            Ok(real) => Some(format!("expected a file inside {}, found a symlink to {}", self.describe(), real.display())),
+            Err(err) => Some(format!("cannot follow the symlink: {err}")),
+        }
+    }
+
     fn describe(&self) -> String {
         format!("{} ({}; `{CATALOG_ROOT_ENV}` sets another)", self.path.display(), self.what)
     }

@@ -67,11 +67,12 @@ impl<'r> CatalogLoader<'r> {
 
     /// Loads a catalog: a single file, or a directory searched recursively for
     /// `*.yaml`, `*.yml` and `*.json` (hidden entries and symlinked directories are
-    /// skipped). Fails only when `path` itself (or the root) cannot be read; an
+    /// skipped; a symlinked file leading out of the root is a diagnostic, not read). Fails only when `path` itself (or the root) cannot be read; an
     /// unreadable file inside a directory is a diagnostic.
     pub fn load(&self, path: &Path) -> std::io::Result<LoadedCatalog> {
         let mut files = Vec::new();
-        if std::fs::metadata(path)?.is_dir() {
+        let walked = std::fs::metadata(path)?.is_dir();
+        if walked {
             collect_files(path, &mut files)?;
             files.sort();
         } else {
@@ -87,6 +88,10 @@ impl<'r> CatalogLoader<'r> {
             // The directory relative paths resolve against, as the command providers resolve them.
             let dir = std::path::absolute(file).ok().and_then(|f| std::fs::canonicalize(f.parent()?).ok());
             let place = dir.map(|dir| Place { dir, root: &root });
+            if let Some(why) = root.refuses_file(file).filter(|_| walked) {
+                builder.file_error(&label, why);
+                continue;
+            }
             match read_text(file) {
                 Ok(text) => builder.add_text(&label, &text, place.as_ref()),
                 Err(message) => builder.file_error(&label, message),

@@ -266,6 +266,12 @@ impl<'a> Checker<'a> {
             Some(_) => {}
         }
         self.each(items, path, &Kind::AnyText);
+        // The system refuses to run such a word: caught here, not retried as an outage.
+        for (i, item) in items.iter().enumerate() {
+            if item.as_str().is_some_and(|word| word.contains('\0')) {
+                self.error(item.line, &index(path, i), "found a NUL byte: a command's words cannot hold one");
+            }
+        }
     }
 
     fn secret(&mut self, node: &Node, path: &str) {

@@ -744,6 +744,8 @@ fn commands_need_a_program() {
     );
     let text = with("command: [\"sh\", \"deploy.sh\"]", "command: [\"\", \"deploy.sh\"]");
     assert_diag(&only_error(&text), line_of(&text, "deploy.sh"), "extensions.baton.deploy.command[0]", "expected a program name");
+    let text = with("command: [\"sh\", \"deploy.sh\"]", "command: [\"sh\", \"deploy.sh\\0--force\"]");
+    assert_diag(&only_error(&text), line_of(&text, "deploy.sh"), "extensions.baton.deploy.command[1]", "found a NUL byte");
     let text = with("command: [\"sh\", \"deploy.sh\"]", "command: [sleep, 5]");
     assert_diag(&only_error(&text), line_of(&text, "sleep"), "extensions.baton.deploy.command[1]", "expected a string, found a number");
 }
@@ -1135,6 +1137,27 @@ fn working_dirs_and_artifact_files_stay_inside_the_root() {
     assert_eq!(load_in(&root, &build_in("../services/shop", None), &wide).1, vec![]);
     // A root that does not exist stops the load.
     assert!(rooted(&root.join("nope")).load(&root.join("catalog")).unwrap_err().to_string().contains("catalog root"));
+}
+
+#[test]
+fn a_symlinked_catalog_file_leading_out_of_the_root_is_refused_and_one_inside_read() {
+    let (dir, elsewhere) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let root = std::fs::canonicalize(dir.path()).unwrap();
+    let outside = std::fs::canonicalize(elsewhere.path()).unwrap().join("evil.yaml");
+    std::fs::create_dir_all(root.join("catalog")).unwrap();
+    std::fs::create_dir_all(root.join("shared")).unwrap();
+    std::fs::write(&outside, BASE.replace("dd-service: shop", "dd-service: evil")).unwrap();
+    std::fs::write(root.join("shared/shop.yaml"), BASE).unwrap();
+    std::os::unix::fs::symlink(&outside, root.join("catalog/evil.yaml")).unwrap();
+    std::os::unix::fs::symlink(root.join("shared/shop.yaml"), root.join("catalog/shop.yaml")).unwrap();
+
+    let catalog = rooted(&root).load(&root.join("catalog")).unwrap();
+    let [refused] = catalog.diagnostics() else { panic!("{:#?}", catalog.diagnostics()) };
+    assert!(refused.file.ends_with("catalog/evil.yaml"), "{refused}");
+    let why = format!("found a symlink to {}", outside.display());
+    assert!(refused.message.starts_with("expected a file inside") && refused.message.contains(&why), "{refused}");
+    assert!(catalog.services().iter().all(|s| s.name != "evil"), "the file outside was not read");
+    assert!(catalog.services().iter().any(|s| s.name == "shop"), "a link inside the root is read");
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //! connections and meet SQLite's own locking, as separate `baton` processes would.
 
 use async_trait::async_trait;
-use baton_domain::ports::{Created, LockOutcome, ReleaseStore, StoreError};
+use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError};
 use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
 use baton_store_sqlite::SqliteStore;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -96,5 +96,20 @@ impl ReleaseStore for Connections {
         to: NaiveDate,
     ) -> Result<Vec<(NaiveDate, Rollup)>, StoreError> {
         self.pick().rollups(service, environment, from, to).await
+    }
+    async fn claim_run(&self, run: &str, owner: &str, now: DateTime<Utc>, stale_after: Duration) -> Result<Claim, StoreError> {
+        self.pick().claim_run(run, owner, now, stale_after).await
+    }
+    async fn beat_run(&self, run: &str, fence: u64, now: DateTime<Utc>) -> Result<Beat, StoreError> {
+        self.pick().beat_run(run, fence, now).await
+    }
+    async fn run_owner(&self, run: &str) -> Result<Option<RunOwner>, StoreError> {
+        self.pick().run_owner(run).await
+    }
+    async fn cancel_run(&self, run: &str, reason: &str) -> Result<bool, StoreError> {
+        self.pick().cancel_run(run, reason).await
+    }
+    async fn end_run(&self, run: &str, fence: u64) -> Result<bool, StoreError> {
+        self.pick().end_run(run, fence).await
     }
 }
