@@ -111,7 +111,7 @@ pub fn scrub_cut(text: &str, cut_front: bool, cut_back: bool) -> String {
         if cut_front && let Some(piece) = pieces(true).find(|piece| text.starts_with(piece)) {
             text.replace_range(..piece.len(), MASK);
         }
-        if cut_back && let Some(piece) = pieces(false).filter(|piece| text.ends_with(piece)).last() {
+        if cut_back && let Some(piece) = pieces(false).rev().find(|piece| text.ends_with(piece)) {
             let at = text.len() - piece.len();
             text.replace_range(at.., MASK);
         }
