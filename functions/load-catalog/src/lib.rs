@@ -92,7 +92,9 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
         // superseding older ones.
         let mine = ports.update_release(context, |r| r.heartbeat_at = Some(now)).await?;
         let recent = ports.store.list_releases(&context.service, Some(&context.environment), RECENT_RELEASES).await?;
-        if let Some(newer) = queue::newer_signal(&mine, &recent, now) {
+        // Judged as of the listing, not the attempt's start: a waiter that registered while this
+        // task was held up is seen with its true silence, not as fresher than it is.
+        if let Some(newer) = queue::newer_signal(&mine, &recent, ports.clock.now()) {
             ports.update_release(context, |r| queue::supersede(r, now)).await?;
             let why = format!("superseded by the newer release {newer}");
             ports.record_event(context, Stage::Queued, None, EventKind::Superseded, why).await?;
