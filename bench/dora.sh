@@ -5,8 +5,16 @@
 # against what was generated, and prints the load time, the store's size on disk and the query's
 # p50 and max. CI runs a small organisation of the same test.
 #
-#   bench/dora.sh [records]        (BATON_DORA_RECORDS; extra cargo flags in CARGO_FLAGS, say --release)
+#   bench/dora.sh [--release] [records]
+# The generator is the CLI's test (a debug build); with --release the command timed is a release
+# build of `baton` (built first, into target/dora-release), as users run it.
 set -euo pipefail
 cd "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-BATON_DORA_RECORDS=${1:-1000000} exec cargo test --workspace ${CARGO_FLAGS:-} --test cli \
+if [ "${1:-}" = --release ]; then
+    shift
+    release_dir=${CARGO_TARGET_DIR:-target}/dora-release
+    CARGO_TARGET_DIR=$release_dir cargo build --release -p baton-cli
+    export BATON_DORA_BIN=$release_dir/release/baton
+fi
+BATON_DORA_RECORDS=${1:-1000000} exec cargo test --workspace --test cli \
     -- --ignored --exact dora_scale::dora_at_scale --nocapture
