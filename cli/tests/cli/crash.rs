@@ -8,6 +8,7 @@
 //! boundaries); `scripts/crash.sh [kills]` runs a long one (`BATON_CRASH_KILLS`, boundaries and
 //! random moments; `BATON_CRASH_SEED` replays one) and prints its figures.
 
+use crate::support::{baton_command, examples};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -35,10 +36,6 @@ struct Figures {
     ended_first: usize,
     /// Releases open when their process was killed.
     left_open: BTreeSet<String>,
-}
-
-fn examples() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog")
 }
 
 fn baton(state: &Path, args: &[&str]) -> Output {
@@ -116,13 +113,7 @@ fn campaign(kills: &[Kill]) {
     for (n, kill) in kills.iter().enumerate() {
         release_then_kill(state.path(), *kill, n % 3 == 2, &mut figures);
     }
-    let last = Command::new(env!("CARGO_BIN_EXE_baton"))
-        .args(["release", "hello-web", "--no-wait", "--json", "--catalog"])
-        .arg(examples())
-        .arg("--state-dir")
-        .arg(state.path())
-        .output()
-        .unwrap();
+    let last = baton_command(state.path(), &examples(), &["release", "hello-web", "--no-wait", "--json"]).output().unwrap();
     assert_eq!(last.status.code(), Some(0), "the release after the campaign: {}", String::from_utf8_lossy(&last.stderr));
     let newest = json(&last)["release"].clone();
     assert_eq!(newest["status"], "succeeded");

@@ -4,6 +4,7 @@
 //! size are printed. CI runs a small organisation; `bench/dora.sh` the full one (1,000,000
 //! release records, 2,000 services, 50 teams).
 
+use crate::support::{baton_command, examples};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use std::path::Path;
 use std::process::Command;
@@ -29,8 +30,7 @@ fn generate(org: &Organisation, catalog: &Path, state: &Path, window: i64) -> Ve
         std::fs::write(catalog.join(format!("svc-{service:04}.yaml")), entry).unwrap();
     }
     // The store and a real record to copy, made by baton itself: the example service's release.
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog");
-    let released = baton(state, &examples, &["release", "hello-web", "--no-wait", "--json"]);
+    let released = baton(state, &examples(), &["release", "hello-web", "--no-wait", "--json"]);
     assert!(released.status.success(), "{}", String::from_utf8_lossy(&released.stderr));
     let mut conn = rusqlite::Connection::open(baton_store_sqlite::database_path(state)).unwrap();
     let (example_id, body): (String, String) =
@@ -98,14 +98,7 @@ fn generate(org: &Organisation, catalog: &Path, state: &Path, window: i64) -> Ve
 }
 
 fn baton(state: &Path, catalog: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_baton"))
-        .args(args)
-        .arg("--catalog")
-        .arg(catalog)
-        .arg("--state-dir")
-        .arg(state)
-        .output()
-        .expect("run baton")
+    baton_command(state, catalog, args).output().expect("run baton")
 }
 
 fn run(org: Organisation, repeats: usize) {
@@ -122,13 +115,10 @@ fn run(org: Organisation, repeats: usize) {
     let mut times = Vec::new();
     for _ in 0..repeats {
         let started = Instant::now();
-        let output = Command::new(&timed)
-            .args(["dora", "--team", &format!("team-{team:02}"), "--since", "90d", "--json", "--catalog"])
-            .arg(catalog.path())
-            .arg("--state-dir")
-            .arg(state.path())
-            .output()
-            .expect("run baton");
+        let args = ["dora", "--team", &format!("team-{team:02}"), "--since", "90d", "--json"];
+        // The arguments of this build's command, given to the binary timed.
+        let command = baton_command(state.path(), catalog.path(), &args);
+        let output = Command::new(&timed).args(command.get_args()).output().expect("run baton");
         times.push(started.elapsed());
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();

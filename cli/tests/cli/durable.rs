@@ -2,6 +2,7 @@
 //! `baton show --history` reads and `baton resume` runs on, or rolls back, to a closed record,
 //! a free lock and targets that run what the record says.
 
+use crate::support::{baton_command, examples};
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
@@ -9,24 +10,13 @@ use std::time::{Duration, Instant};
 
 pub(crate) const TARGETS: [&str; 6] = ["web-use1-a", "web-use1-b", "web-use1-c", "web-usw2-a", "web-usw2-b", "web-euw1-a"];
 
-pub(crate) fn examples() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog")
-}
-
 pub(crate) fn baton(state: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_baton")).args(args).arg("--state-dir").arg(state).output().expect("run baton")
 }
 
 /// A local command that takes the catalog.
 fn baton_with_catalog(state: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_baton"))
-        .args(args)
-        .arg("--catalog")
-        .arg(examples())
-        .arg("--state-dir")
-        .arg(state)
-        .output()
-        .expect("run baton")
+    baton_command(state, &examples(), args).output().expect("run baton")
 }
 
 pub(crate) fn json(output: &Output) -> Value {
@@ -41,11 +31,7 @@ fn newest(state: &Path) -> Value {
 
 /// Starts `baton release hello-web` with its bakes (5 s each: time to stop it in one).
 fn start_release(state: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_baton"))
-        .args(["release", "hello-web", "--json", "--catalog"])
-        .arg(examples())
-        .arg("--state-dir")
-        .arg(state)
+    baton_command(state, &examples(), &["release", "hello-web", "--json"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -7,3 +7,4 @@ mod github_actions_example;
 mod ownership;
 mod release;
 mod secrets;
+mod support;

@@ -7,25 +7,17 @@
 //! `cargo test --workspace --test cli -- ownership::` races twice; `scripts/crash.sh race [runs]` runs the
 //! full race (`BATON_RACE_RUNS`, 200 by default there).
 
-use crate::durable::{TARGETS, baton, deployed, examples, json};
+use crate::durable::{TARGETS, baton, deployed, json};
+use crate::support::{baton_command, examples};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A local command that takes the catalog, started.
 fn spawn(state: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_baton"))
-        .args(args)
-        .arg("--catalog")
-        .arg(examples())
-        .arg("--state-dir")
-        .arg(state)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start baton")
+    baton_command(state, &examples(), args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("start baton")
 }
 
 fn stderr(output: &Output) -> String {

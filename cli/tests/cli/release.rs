@@ -1,18 +1,11 @@
 //! The README's first command, as a user runs it: `baton release` on the bundled examples.
 
+use crate::support::{baton_command, examples};
 use std::path::Path;
 use std::process::{Command, Output};
 
 fn baton(state: &Path, args: &[&str]) -> Output {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog");
-    Command::new(env!("CARGO_BIN_EXE_baton"))
-        .args(args)
-        .arg("--catalog")
-        .arg(&examples)
-        .arg("--state-dir")
-        .arg(state)
-        .output()
-        .expect("run baton")
+    baton_command(state, &examples(), args).output().expect("run baton")
 }
 
 fn json(output: &Output) -> serde_json::Value {
