@@ -4,6 +4,10 @@ mod asl;
 mod crash;
 mod dora_scale;
 mod durable;
+/// Tests that need what `scripts/emulators.sh start` installs (here: headless Chromium).
+mod emulator {
+    mod dashboard;
+}
 mod github_actions_example;
 mod ownership;
 mod release;
