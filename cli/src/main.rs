@@ -25,6 +25,7 @@ mod builds_cmd;
 mod cancel_cmd;
 mod catalog_cmd;
 mod dashboard_cmd;
+mod dashboards_cmd;
 mod dev_cmd;
 mod dora_cmd;
 mod exit;
@@ -72,6 +73,9 @@ enum Command {
     /// The release dashboard: what is releasing now, each service's timeline, builds and DORA
     /// trends, teams and the organisation; served live on loopback or written as a static site.
     Dashboard(dashboard_cmd::DashboardArgs),
+    /// Dashboards for the team's own monitoring: Baton's deploy markers over a service's graphs.
+    #[command(subcommand)]
+    Dashboards(dashboards_cmd::DashboardsCommand),
     /// A release's execution on AWS Step Functions: status, current state, stage and waves.
     Status(status_cmd::StatusArgs),
     /// Pick up a release whose local run was killed or interrupted: run it on, or --rollback.
@@ -113,6 +117,7 @@ fn main() -> ExitCode {
             Command::Builds(args) => builds_cmd::run(args).await,
             Command::Dora(args) => dora_cmd::run(args).await,
             Command::Dashboard(args) => dashboard_cmd::run(args).await,
+            Command::Dashboards(cmd) => dashboards_cmd::run(cmd).await,
             Command::Status(args) => status_cmd::run(args).await,
             Command::Resume(args) => resume_cmd::run(args).await,
             Command::Cancel(args) => cancel_cmd::run(args).await,

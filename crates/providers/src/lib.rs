@@ -22,6 +22,7 @@ pub mod catalog_datadog;
 mod ci;
 mod command;
 mod command_catalog;
+pub mod datadog_dashboards;
 mod datadog_monitors;
 mod deploy;
 mod health;

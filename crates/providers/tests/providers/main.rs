@@ -6,6 +6,7 @@ mod catalog_examples;
 mod catalog_properties;
 mod catalog_validation;
 mod circleci;
+mod datadog_dashboards;
 mod datadog_monitors;
 mod github_actions;
 mod gitlab_ci;
