@@ -142,6 +142,7 @@ impl LocalStack {
     /// and the state machine's Lambda invocations.
     pub fn operations(&self) -> Result<BTreeMap<String, BTreeSet<Operation>>, StackError> {
         let names = self.template.names();
+        let hash_keys = self.template.partition_keys()?;
         let mut out = BTreeMap::new();
         for function in self.functions() {
             let text = match std::fs::read_to_string(function.operations_file()) {
@@ -149,7 +150,8 @@ impl LocalStack {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(StackError::Setup(format!("{}: {e}", function.operations_file().display()))),
             };
-            out.insert(function.spec().logical_id.clone(), iam::read_operations(&text, &names.region, &names.account));
+            let operations = iam::read_operations(&text, &names.region, &names.account);
+            out.insert(function.spec().logical_id.clone(), operations.into_iter().map(|op| iam::with_leading_keys(op, &hash_keys)).collect());
         }
         out.insert(STATE_MACHINE.to_string(), self.invoker.invoked.lock().unwrap_or_else(|p| p.into_inner()).clone());
         Ok(out)
@@ -187,7 +189,7 @@ impl TaskInvoker for StackInvoker {
         self.invoked
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(Operation { action: "lambda:InvokeFunction".into(), resource: target.to_string() });
+            .insert(Operation::new("lambda:InvokeFunction", target));
         // `...:function:<name>[:<alias or version>]`
         let (unqualified, qualifier) = match target.match_indices(':').nth(6) {
             Some((at, _)) => (&target[..at], Some(&target[at + 1..])),
