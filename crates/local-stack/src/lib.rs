@@ -49,6 +49,11 @@ pub struct StackOptions {
     /// The catalog to push (a directory or one file).
     pub catalog: PathBuf,
     pub clock: Clock,
+    /// Values of the template's parameters (`ArtifactBucket`, ...), as `sam deploy` would be given them.
+    pub parameters: BTreeMap<String, String>,
+    /// Variables the functions get besides the host's endpoints and credentials: an endpoint
+    /// that reaches one service through something else (`AWS_ENDPOINT_URL_ECS`, a proxy).
+    pub function_env: Vec<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +86,7 @@ impl LocalStack {
         let config = baton_aws::sdk_config().await.map_err(|e| StackError::Setup(e.to_string()))?;
         let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
         let names = StackNames { stack_name: options.stack_name.clone(), region: region.clone(), account: LOCAL_ACCOUNT.into() };
-        let template = Template::load(&options.template, names, &BTreeMap::new())?;
+        let template = Template::load(&options.template, names, &options.parameters)?;
         let dynamodb = aws_sdk_dynamodb::Client::new(&config);
         let tables = tables::create_tables(&dynamodb, &template).await?;
         push_catalog(&dynamodb, &template, &options.catalog).await?;
@@ -90,7 +95,7 @@ impl LocalStack {
             binaries: options.binaries.clone(),
             state_dir: options.state_dir.clone(),
             region,
-            passthrough: passthrough(&config).await?,
+            passthrough: passthrough(&config).await?.into_iter().chain(options.function_env.iter().cloned()).collect(),
         });
         let functions = template
             .functions()?
