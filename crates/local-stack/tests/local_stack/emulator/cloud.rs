@@ -1,6 +1,8 @@
 //! The cloud examples (examples/cloud) released through the stack's own function binaries: a
 //! CodeBuild build and an ECS service, a Lambda function from a zip in the stack's ArtifactBucket
-//! and one from an image, all on moto, each wave watched by a CloudWatch alarm on LocalStack.
+//! and one from an image, all on moto, each wave watched by a CloudWatch alarm on LocalStack, and
+//! the ECS service's also by Datadog monitors (a stand-in) whose keys are in Secrets Manager
+//! under the names the example gives.
 //! The IAM check then holds every call the functions made, whatever its protocol, to the
 //! template's policies with their conditions; taking away a grant the runs used (`s3:GetObject`,
 //! `ecs:TagResource`) fails the check naming the call and the resource.
@@ -20,6 +22,8 @@ use baton_domain::release::ReleaseStatus;
 use baton_local_stack::iam::{self, Operation};
 use baton_local_stack::template::Template;
 use std::collections::{BTreeMap, BTreeSet};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 /// The examples' names (examples/cloud/*.yaml).
 const BUCKET: &str = "baton-local-artifacts";
@@ -30,6 +34,9 @@ const IMAGE_FUNCTION: &str = "checkout-web-use1";
 const IMAGE: &str = "000000000000.dkr.ecr.us-east-1.amazonaws.com";
 const PROJECTS: [&str; 3] = ["inventory-api-release", "checkout-events-release", "checkout-web-release"];
 const ALARMS: [&str; 3] = ["inventory-api-errors", "checkout-events-errors", "checkout-web-errors"];
+/// Where examples/cloud/inventory-api.yaml's Datadog gate looks.
+const DATADOG: &str = "127.0.0.1:8716";
+const DATADOG_KEYS: [(&str, &str); 2] = [("baton/providers/datadog-api-key", "dd-api"), ("baton/providers/datadog-app-key", "dd-app")];
 /// The smallest zip file (an empty archive: its end-of-central-directory record).
 const EMPTY_ZIP: [u8; 22] = [0x50, 0x4b, 0x05, 0x06, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 
@@ -129,6 +136,33 @@ async fn resources(config: &SdkConfig, sha: &str) {
     }
 }
 
+/// The example's secrets, set as an operator sets them (created, or a new value put).
+async fn secrets(config: &SdkConfig) {
+    let secrets = aws_sdk_secretsmanager::Client::new(config);
+    for (name, value) in DATADOG_KEYS {
+        if secrets.put_secret_value().secret_id(name).secret_string(value).send().await.is_err() {
+            secrets.create_secret().name(name).secret_string(value).send().await.expect("create the secret on LocalStack");
+        }
+    }
+}
+
+/// Datadog's Monitors API for the example's gate: one OK monitor, only for the keys the secrets hold.
+async fn datadog() -> MockServer {
+    let listener = std::net::TcpListener::bind(DATADOG).unwrap_or_else(|e| panic!("the Datadog stand-in's port {DATADOG}: {e}"));
+    let server = MockServer::builder().listener(listener).start().await;
+    Mock::given(method("GET"))
+        .and(path("/api/v1/monitor"))
+        .and(header("dd-api-key", DATADOG_KEYS[0].1))
+        .and(header("dd-application-key", DATADOG_KEYS[1].1))
+        .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!([
+            {"id": 7, "name": "inventory-api latency", "overall_state": "OK", "tags": ["team:inventory", "service:inventory-api", "env:production"]}
+        ])))
+        .expect(1..)
+        .mount(&server)
+        .await;
+    server
+}
+
 /// The template with one action taken out of every statement that grants it.
 fn template_without(action: &str, parameters: &BTreeMap<String, String>, stack: &Template) -> (tempfile::TempDir, Template) {
     let text = std::fs::read_to_string(repo("infra/template.yaml")).unwrap();
@@ -146,6 +180,8 @@ async fn the_cloud_examples_release_through_the_function_binaries_within_their_i
     let config = baton_aws::sdk_config().await.expect("the SDK's configuration");
     let sha = format!("{:x}", uuid::Uuid::new_v4().as_u128()) + "00000000";
     resources(&config, &sha).await;
+    secrets(&config).await;
+    let datadog = datadog().await;
     let proxy = MotoProxy::start(&moto_url()).await;
     proxy.rewrite(
         "DescribeServices",
@@ -173,6 +209,7 @@ async fn the_cloud_examples_release_through_the_function_binaries_within_their_i
         );
     }
     assert!(proxy.rewritten() > 0, "the ECS rollouts went through the proxy");
+    datadog.verify().await;
 
     // What the services run now: the new image on both ECS services (a tagged copy of their
     // revision), and the aliases on new versions of the zip and image functions.
