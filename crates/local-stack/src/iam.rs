@@ -180,11 +180,7 @@ impl Condition {
                 }
             })
         };
-        let positive = if for_all {
-            values.iter().all(|v| matches_one(v))
-        } else {
-            values.iter().any(|v| matches_one(v))
-        };
+        let positive = if for_all { values.iter().all(|v| matches_one(v)) } else { values.iter().any(|v| matches_one(v)) };
         if negated { !positive } else { positive }
     }
 }

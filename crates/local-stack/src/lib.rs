@@ -156,7 +156,10 @@ impl LocalStack {
                 Err(e) => return Err(StackError::Setup(format!("{}: {e}", function.operations_file().display()))),
             };
             let operations = iam::read_operations(&text, &names.region, &names.account);
-            out.insert(function.spec().logical_id.clone(), operations.into_iter().map(|op| iam::with_leading_keys(op, &hash_keys)).collect());
+            out.insert(
+                function.spec().logical_id.clone(),
+                operations.into_iter().map(|op| iam::with_leading_keys(op, &hash_keys)).collect(),
+            );
         }
         out.insert(STATE_MACHINE.to_string(), self.invoker.invoked.lock().unwrap_or_else(|p| p.into_inner()).clone());
         Ok(out)
@@ -191,10 +194,7 @@ struct StackInvoker {
 impl TaskInvoker for StackInvoker {
     async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure> {
         let target = call.function.as_deref().unwrap_or(&call.resource);
-        self.invoked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(Operation::new("lambda:InvokeFunction", target));
+        self.invoked.lock().unwrap_or_else(|p| p.into_inner()).insert(Operation::new("lambda:InvokeFunction", target));
         // `...:function:<name>[:<alias or version>]`
         let (unqualified, qualifier) = match target.match_indices(':').nth(6) {
             Some((at, _)) => (&target[..at], Some(&target[at + 1..])),

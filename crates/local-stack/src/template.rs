@@ -261,7 +261,13 @@ impl Template {
     /// `<table ARN>/index/<name>`): what IAM's `dynamodb:LeadingKeys` names.
     pub fn partition_keys(&self) -> Result<BTreeMap<String, String>, TemplateError> {
         let hash = |schema: &Value| {
-            schema.as_array().into_iter().flatten().find(|k| k["KeyType"] == "HASH").and_then(|k| k["AttributeName"].as_str()).map(str::to_string)
+            schema
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|k| k["KeyType"] == "HASH")
+                .and_then(|k| k["AttributeName"].as_str())
+                .map(str::to_string)
         };
         let mut out = BTreeMap::new();
         for logical_id in self.of_type("AWS::DynamoDB::Table") {

@@ -7,6 +7,7 @@ mod template;
 /// Tests that talk to the emulators (`scripts/emulators.sh start`; `scripts/test.sh --quick` skips `emulator::`).
 mod emulator {
     mod cloud;
+    mod runbook;
     mod stack;
 }
 

@@ -34,6 +34,10 @@ const IMAGE_FUNCTION: &str = "checkout-web-use1";
 const IMAGE: &str = "000000000000.dkr.ecr.us-east-1.amazonaws.com";
 const PROJECTS: [&str; 3] = ["inventory-api-release", "checkout-events-release", "checkout-web-release"];
 const ALARMS: [&str; 3] = ["inventory-api-errors", "checkout-events-errors", "checkout-web-errors"];
+/// Held by the tests that set the examples' secrets (this one, and the runbook's, which deletes
+/// and creates them as on a fresh account).
+pub(super) static EXAMPLE_SECRETS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Where examples/cloud/inventory-api.yaml's Datadog gate looks.
 const DATADOG: &str = "127.0.0.1:8716";
 const DATADOG_KEYS: [(&str, &str); 2] = [("baton/providers/datadog-api-key", "dd-api"), ("baton/providers/datadog-app-key", "dd-app")];
@@ -178,6 +182,7 @@ fn template_without(action: &str, parameters: &BTreeMap<String, String>, stack: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cloud_examples_release_through_the_function_binaries_within_their_iam_policies() {
     let config = baton_aws::sdk_config().await.expect("the SDK's configuration");
+    let _examples = EXAMPLE_SECRETS.lock().await;
     let sha = format!("{:x}", uuid::Uuid::new_v4().as_u128()) + "00000000";
     resources(&config, &sha).await;
     secrets(&config).await;

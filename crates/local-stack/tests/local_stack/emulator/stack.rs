@@ -25,7 +25,7 @@ pub(super) fn repo(path: &str) -> PathBuf {
 }
 
 /// The directory the function binaries are in, built once per test run.
-fn function_binaries() -> &'static Path {
+pub(super) fn function_binaries() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         // This test runs as <target>/debug/deps/<name>-<hash>: its target directory and profile.
