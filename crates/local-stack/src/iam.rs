@@ -180,7 +180,7 @@ impl Condition {
                 }
             })
         };
-        let positive = if for_all { values.iter().all(|v| matches_one(v)) } else { values.iter().any(|v| matches_one(v)) };
+        let positive = if for_all { values.iter().all(matches_one) } else { values.iter().any(matches_one) };
         if negated { !positive } else { positive }
     }
 }
