@@ -295,11 +295,6 @@ pub fn with_leading_keys(operation: Operation, hash_keys: &BTreeMap<String, Stri
 /// Checks one principal's recorded operations against its grants.
 pub fn check(template: &Template, logical_id: &str, operations: &BTreeSet<Operation>) -> Result<PrincipalReport, TemplateError> {
     let Policy { allowed: grants, denied: denials } = policy(template, logical_id)?;
-    let allows = |grant: &Grant, op: &Operation| {
-        wildcard_match(&grant.action.to_ascii_lowercase(), &op.action.to_ascii_lowercase())
-            && wildcard_match(&grant.resource, &op.resource)
-            && grant.conditions.iter().all(|c| c.holds(&op.context))
-    };
     let permitted = |op: &Operation| grants.iter().any(|g| allows(g, op)) && !denials.iter().any(|d| allows(d, op));
     let mut report =
         PrincipalReport { denied: operations.iter().filter(|op| !permitted(op)).cloned().collect(), ..PrincipalReport::default() };
@@ -312,6 +307,33 @@ pub fn check(template: &Template, logical_id: &str, operations: &BTreeSet<Operat
         list.push(grant.clone());
     }
     Ok(report)
+}
+
+/// Each grant some operation used, with the operations no other grant allows: what taking that
+/// one grant out of the template would deny. An empty list: other grants cover all it was used for.
+pub fn needed(
+    template: &Template,
+    logical_id: &str,
+    operations: &BTreeSet<Operation>,
+) -> Result<Vec<(Grant, Vec<Operation>)>, TemplateError> {
+    let grants = policy(template, logical_id)?.allowed;
+    Ok(grants
+        .iter()
+        .enumerate()
+        .filter(|(_, grant)| operations.iter().any(|op| allows(grant, op)))
+        .map(|(at, grant)| {
+            let others = || grants.iter().enumerate().filter(move |(other, _)| *other != at).map(|(_, g)| g);
+            let only_this = operations.iter().filter(|op| allows(grant, op) && !others().any(|g| allows(g, op))).cloned().collect();
+            (grant.clone(), only_this)
+        })
+        .collect())
+}
+
+/// Whether a statement's (action, resource, conditions) covers the operation.
+fn allows(grant: &Grant, op: &Operation) -> bool {
+    wildcard_match(&grant.action.to_ascii_lowercase(), &op.action.to_ascii_lowercase())
+        && wildcard_match(&grant.resource, &op.resource)
+        && grant.conditions.iter().all(|c| c.holds(&op.context))
 }
 
 /// The lines of a resource's block in the template text (`  <LogicalId>:` to the next resource).

@@ -353,3 +353,22 @@ fn catalog_validation_holds_secrets_to_the_prefixes_the_template_grants() {
         assert_eq!(refused(&template, principal, &reads), vec![], "{principal} reads what `catalog validate --cloud` lets it name");
     }
 }
+
+#[test]
+fn a_grant_other_grants_cover_is_not_needed() {
+    // The stack's credentials secret lies under `baton/providers/`, which another grant allows too:
+    // taking either grant out would deny nothing.
+    let template = template_with(&[]);
+    let secret = template.arn("ProviderCredentialsSecret").unwrap();
+    let reads = iam::read_operations(&format!("secretsmanager:GetSecretValue {secret}"), "eu-west-1", "123456789012");
+    let needed = iam::needed(&template, "TriggerBuildFunction", &reads).unwrap();
+    let resources: Vec<&str> = needed.iter().map(|(grant, _)| grant.resource.as_str()).collect();
+    assert_eq!(resources, ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:baton/providers/*", secret.as_str()], "{needed:?}");
+    assert!(needed.iter().all(|(_, only_this)| only_this.is_empty()), "{needed:?}");
+    // The bucket grant alone allows reading a zip: without it, the read is denied.
+    let template = template_with(&[("ArtifactBucket", "acme-builds")]);
+    let zip = iam::read_operations("s3:GetObject arn:aws:s3:::acme-builds/checkout/1.zip", "eu-west-1", "123456789012");
+    let needed = iam::needed(&template, "DeployWaveFunction", &zip).unwrap();
+    assert_eq!(needed.len(), 1, "{needed:?}");
+    assert_eq!(needed[0].1, zip.into_iter().collect::<Vec<_>>());
+}

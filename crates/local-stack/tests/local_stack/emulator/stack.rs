@@ -92,6 +92,15 @@ pub(super) async fn stack_with(
     LocalStack::up(&options).await.unwrap_or_else(|e| panic!("the local stack: {e}"))
 }
 
+/// Taking any one grant the runs used out of the template would deny a call they made.
+pub(super) fn every_used_grant_is_needed(stack: &LocalStack) {
+    for (principal, performed) in &stack.operations().unwrap() {
+        for (grant, only_this) in iam::needed(stack.template(), principal, performed).unwrap() {
+            assert!(!only_this.is_empty(), "{principal}: {grant:?} was used, but other grants cover every call it allowed");
+        }
+    }
+}
+
 pub(super) fn signal(service: &str) -> serde_json::Value {
     json!({"service": service, "trigger": {"kind": "cli", "id": uuid::Uuid::new_v4().to_string(), "actor": "test"}})
 }
@@ -134,5 +143,6 @@ async fn a_release_and_a_rollback_run_through_the_function_binaries_within_their
     }
     assert!(reports.values().all(|r| r.denied.is_empty()), "operations the template's policies do not allow:\n{text}");
     assert!(reports.values().all(|r| r.unused.is_empty()), "grants no run used and no comment explains:\n{text}");
+    every_used_grant_is_needed(&stack);
     stack.shutdown();
 }
