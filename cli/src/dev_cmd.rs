@@ -134,3 +134,17 @@ async fn release(args: DevReleaseArgs) -> ExitCode {
 fn table_names(stack: &LocalStack) -> String {
     stack.tables().iter().map(|(_, name)| name.as_str()).collect::<Vec<_>>().join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parameter;
+
+    #[test]
+    fn parameters_are_name_equals_value() {
+        assert_eq!(parameter("ArtifactBucket=acme-builds"), Ok(("ArtifactBucket".into(), "acme-builds".into())));
+        assert_eq!(parameter("AssumableRoleArns="), Ok(("AssumableRoleArns".into(), String::new())), "an empty value is a value");
+        assert_eq!(parameter("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert_eq!(parameter("ArtifactBucket"), Err("expected NAME=VALUE, found `ArtifactBucket`".into()));
+        assert!(parameter("=x").is_err());
+    }
+}
