@@ -41,6 +41,20 @@ pub struct DevReleaseArgs {
     /// Skip bake times and backoff waits (the virtual clock); function timeouts still apply.
     #[arg(long)]
     no_wait: bool,
+    /// A template parameter, as `sam deploy --parameter-overrides` takes it (repeatable):
+    /// `--parameter ArtifactBucket=acme-builds` grants deploy-wave the bucket's zips.
+    #[arg(long = "parameter", value_name = "NAME=VALUE", value_parser = parameter)]
+    parameters: Vec<(String, String)>,
+    /// The commit to release [default: the build provider's own choice].
+    #[arg(long)]
+    sha: Option<String>,
+}
+
+fn parameter(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.is_empty() => Ok((name.to_string(), value.to_string())),
+        _ => Err(format!("expected NAME=VALUE, found `{text}`")),
+    }
 }
 
 pub async fn run(command: DevCommand) -> ExitCode {
@@ -64,6 +78,8 @@ async fn release(args: DevReleaseArgs) -> ExitCode {
         state_dir: args.work_dir.clone().unwrap_or_else(|| std::env::temp_dir().join(&stack_name)),
         catalog: args.catalog.clone(),
         clock: if args.no_wait { baton_asl::Clock::Virtual } else { baton_asl::Clock::Real },
+        parameters: args.parameters.iter().cloned().collect(),
+        function_env: Vec::new(),
     };
     let started = Instant::now();
     let stack = match LocalStack::up(&options).await {
@@ -77,7 +93,7 @@ async fn release(args: DevReleaseArgs) -> ExitCode {
     let signal = Signal {
         service: args.service.clone(),
         environment: None,
-        sha: None,
+        sha: args.sha.clone(),
         branch: None,
         trigger: Trigger::new(TriggerKind::Cli, uuid::Uuid::new_v4().to_string(), std::env::var("USER").ok()),
         changed_at: None,
@@ -117,4 +133,18 @@ async fn release(args: DevReleaseArgs) -> ExitCode {
 
 fn table_names(stack: &LocalStack) -> String {
     stack.tables().iter().map(|(_, name)| name.as_str()).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parameter;
+
+    #[test]
+    fn parameters_are_name_equals_value() {
+        assert_eq!(parameter("ArtifactBucket=acme-builds"), Ok(("ArtifactBucket".into(), "acme-builds".into())));
+        assert_eq!(parameter("AssumableRoleArns="), Ok(("AssumableRoleArns".into(), String::new())), "an empty value is a value");
+        assert_eq!(parameter("a=b=c"), Ok(("a".into(), "b=c".into())));
+        assert_eq!(parameter("ArtifactBucket"), Err("expected NAME=VALUE, found `ArtifactBucket`".into()));
+        assert!(parameter("=x").is_err());
+    }
 }

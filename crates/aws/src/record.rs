@@ -1,5 +1,6 @@
 //! A record of the AWS operations a process performs, as IAM authorises them: one
-//! `<action> <resource>` line per authorised action, appended to the file named by
+//! `<action> <resource>[ <condition key>=<value>[,<value>]...]` line per authorised action (values
+//! percent-escaped), appended to the file named by
 //! [`RECORD_ENV`]. The local stack (`crates/local-stack`) sets it on each function it runs, and
 //! its IAM check compares the lines with that function's policy in `infra/template.yaml`.
 //!
@@ -9,7 +10,10 @@
 //! method and path: Lambda), query (a form body: STS) and RPC v2 CBOR (the path names the
 //! operation: CloudWatch). Calls authorised on more than their own resource are recorded with
 //! each: Lambda reading an `s3://` zip with the caller's credentials (`s3:GetObject`), ECS tagging
-//! the task definition it registers (`ecs:TagResource`). A request none of these read is recorded
+//! the task definition it registers (`ecs:TagResource`, with `ecs:CreateAction` and the request's
+//! tags) and passing the roles it names (`iam:PassRole`, with `iam:PassedToService`). DynamoDB item
+//! calls carry their key attributes (`dynamodb:Key/<name>`), from which the local stack, which knows
+//! each table's key schema, derives `dynamodb:LeadingKeys`. A request none of these read is recorded
 //! as `<service>:? <method> <path>`, which no policy allows, so the check fails rather than miss it.
 
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
@@ -118,8 +122,9 @@ fn form_fields(body: &[u8]) -> Vec<(String, String)> {
         .collect()
 }
 
-/// `%XX` escapes decoded (bytes that are not UTF-8 are replaced).
-fn percent_decoded(text: &str) -> String {
+/// `%XX` escapes decoded (bytes that are not UTF-8 are replaced): form fields, Lambda's paths,
+/// and the condition values of a record line.
+pub fn percent_decoded(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -216,8 +221,25 @@ fn ecs_actions(operation: &str, body: &Value) -> Vec<(String, String)> {
         "UpdateService" => vec![(action(operation), service(&text("service")))],
         "RegisterTaskDefinition" => {
             let mut pairs = vec![(action(operation), "*".to_string())];
-            if body.get("tags").and_then(Value::as_array).is_some_and(|tags| !tags.is_empty()) {
-                pairs.push((action("TagResource"), format!("task-definition/{}:*", text("family"))));
+            let tags: Vec<(&str, &str)> = body
+                .get("tags")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|tag| Some((tag.get("key")?.as_str()?, tag.get("value").and_then(Value::as_str).unwrap_or_default())))
+                .collect();
+            if !tags.is_empty() {
+                let mut context = vec![
+                    ("ecs:CreateAction".to_string(), vec![operation.to_string()]),
+                    ("aws:TagKeys".to_string(), tags.iter().map(|(k, _)| k.to_string()).collect()),
+                ];
+                context.extend(tags.iter().map(|(k, v)| (format!("aws:RequestTag/{k}"), vec![v.to_string()])));
+                pairs.push((action("TagResource"), with_context(&format!("task-definition/{}:*", text("family")), &context)));
+            }
+            // The roles the new revision names are passed to ECS by whoever registers it.
+            for role in ["taskRoleArn", "executionRoleArn"].iter().filter_map(|key| body.get(*key).and_then(Value::as_str)) {
+                let passed = [("iam:PassedToService".to_string(), vec!["ecs-tasks.amazonaws.com".to_string()])];
+                pairs.push(("iam:PassRole".to_string(), with_context(role, &passed)));
             }
             pairs
         }
@@ -248,7 +270,7 @@ fn dynamodb_actions(operation: &str, body: &Value) -> Vec<(String, String)> {
                         "ConditionCheck" => "ConditionCheckItem",
                         _ => "GetItem",
                     };
-                    (format!("dynamodb:{action}"), table(&str_of(request, "TableName")))
+                    (format!("dynamodb:{action}"), with_context(&table(&str_of(request, "TableName")), &key_attributes(request)))
                 })
                 .collect()
         }
@@ -262,9 +284,57 @@ fn dynamodb_actions(operation: &str, body: &Value) -> Vec<(String, String)> {
                 Some(index) => format!("{}/index/{index}", table(&name)),
                 None => table(&name),
             };
-            vec![(format!("dynamodb:{operation}"), resource)]
+            vec![(format!("dynamodb:{operation}"), with_context(&resource, &key_attributes(body)))]
         }
     }
+}
+
+/// The key attributes one DynamoDB item request names, as `dynamodb:Key/<name>` (IAM's
+/// `dynamodb:LeadingKeys` is the partition key's, which only the table's schema tells): a
+/// `Key`'s attributes, an `Item`'s short scalar ones, or the equalities of a `KeyConditionExpression`.
+fn key_attributes(request: &Value) -> Vec<(String, Vec<String>)> {
+    let scalar = |value: &Value| value.get("S").or_else(|| value.get("N")).and_then(Value::as_str).map(str::to_string);
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    if let Some(attributes) = request.get("Key").or_else(|| request.get("Item")).and_then(Value::as_object) {
+        // An item's long attributes are no keys: DynamoDB keys are short, release records are not.
+        for (name, value) in attributes {
+            if let Some(text) = scalar(value).filter(|t| t.len() <= 256) {
+                out.push((format!("dynamodb:Key/{name}"), vec![text]));
+            }
+        }
+    }
+    if let Some(expression) = request.get("KeyConditionExpression").and_then(Value::as_str) {
+        let names = request.get("ExpressionAttributeNames");
+        let values = request.get("ExpressionAttributeValues");
+        for clause in expression.split(" AND ").flat_map(|c| c.split(" and ")) {
+            // Only equalities name a key's value (`SK >= :since` and `BETWEEN` name a range).
+            let Some((left, right)) = clause.split_once('=') else { continue };
+            let (left, right) = (left.trim(), right.trim());
+            if left.ends_with(['<', '>', '!']) || left.contains(char::is_whitespace) {
+                continue;
+            }
+            let name = names.and_then(|n| n.get(left)).and_then(Value::as_str).unwrap_or(left);
+            if let Some(value) = values.and_then(|v| v.get(right)).and_then(scalar) {
+                out.push((format!("dynamodb:Key/{name}"), vec![value]));
+            }
+        }
+    }
+    out
+}
+
+/// `resource` followed by condition keys, as the record's line carries them.
+fn with_context(resource: &str, context: &[(String, Vec<String>)]) -> String {
+    let mut out = resource.to_string();
+    for (key, values) in context {
+        let values: Vec<String> = values.iter().map(|v| escaped(v)).collect();
+        out += &format!(" {key}={}", values.join(","));
+    }
+    out
+}
+
+/// The characters that separate a record line's fields, percent-escaped.
+fn escaped(value: &str) -> String {
+    value.replace('%', "%25").replace(' ', "%20").replace(',', "%2C").replace('\n', "%0A")
 }
 
 #[cfg(test)]
@@ -282,6 +352,31 @@ mod tests {
         assert_eq!(
             authorised_actions(DYNAMODB, "DynamoDB_20120810.TransactWriteItems", &transaction).unwrap(),
             [("dynamodb:PutItem".to_string(), "table/t".to_string()), ("dynamodb:ConditionCheckItem".to_string(), "table/u".to_string())]
+        );
+    }
+
+    #[test]
+    fn item_calls_carry_their_key_attributes() {
+        let delete = json!({"TableName": "t", "Key": {"PK": {"S": "LOCK#web#prod"}, "SK": {"S": "LOCK"}}});
+        assert_eq!(
+            authorised_actions(DYNAMODB, "DynamoDB_20120810.DeleteItem", &delete).unwrap(),
+            [("dynamodb:DeleteItem".to_string(), "table/t dynamodb:Key/PK=LOCK#web#prod dynamodb:Key/SK=LOCK".to_string())]
+        );
+        let long = "x".repeat(300);
+        let put = json!({"TableName": "t", "Item": {"PK": {"S": "REL#1"}, "body": {"S": long}, "n": {"N": "3"}, "l": {"L": []}}});
+        assert_eq!(
+            authorised_actions(DYNAMODB, "DynamoDB_20120810.PutItem", &put).unwrap(),
+            [("dynamodb:PutItem".to_string(), "table/t dynamodb:Key/PK=REL#1 dynamodb:Key/n=3".to_string())]
+        );
+        let query = json!({
+            "TableName": "t", "IndexName": "by-service",
+            "KeyConditionExpression": "#pk = :pk AND SK >= :since",
+            "ExpressionAttributeNames": {"#pk": "GSI1PK"},
+            "ExpressionAttributeValues": {":pk": {"S": "SVC#web"}, ":since": {"S": "2026"}}
+        });
+        assert_eq!(
+            authorised_actions(DYNAMODB, "DynamoDB_20120810.Query", &query).unwrap(),
+            [("dynamodb:Query".to_string(), "table/t/index/by-service dynamodb:Key/GSI1PK=SVC#web".to_string())]
         );
     }
 
@@ -373,8 +468,18 @@ mod tests {
             pairs(&[("ecs:DescribeServices", "service/web/a"), ("ecs:DescribeServices", "service/web/b")])
         );
         assert_eq!(
-            ecs("RegisterTaskDefinition", json!({"family": "web", "tags": [{"key": "team", "value": "web"}]})),
-            pairs(&[("ecs:RegisterTaskDefinition", "*"), ("ecs:TagResource", "task-definition/web:*")])
+            ecs(
+                "RegisterTaskDefinition",
+                json!({"family": "web", "taskRoleArn": "arn:aws:iam::1:role/web-task", "tags": [{"key": "team", "value": "web, api"}]})
+            ),
+            pairs(&[
+                ("ecs:RegisterTaskDefinition", "*"),
+                (
+                    "ecs:TagResource",
+                    "task-definition/web:* ecs:CreateAction=RegisterTaskDefinition aws:TagKeys=team aws:RequestTag/team=web%2C%20api"
+                ),
+                ("iam:PassRole", "arn:aws:iam::1:role/web-task iam:PassedToService=ecs-tasks.amazonaws.com"),
+            ])
         );
         assert_eq!(ecs("RegisterTaskDefinition", json!({"family": "web"})), pairs(&[("ecs:RegisterTaskDefinition", "*")]));
         let codebuild = |op: &str, body: Value| {

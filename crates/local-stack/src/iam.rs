@@ -4,26 +4,56 @@
 //!
 //! Policies are read from the template with intrinsics resolved to the local stack's names; SAM
 //! policy templates are expanded to the actions and resources of AWS's SAM policy template list
-//! (`samtranslator/policy_templates_data/policy_templates.json`). A `Deny` statement wins over
-//! every `Allow`, as in IAM; a managed policy or an unknown policy template is refused rather
-//! than guessed at.
+//! (`samtranslator/policy_templates_data/policy_templates.json`). A statement's `Condition` is
+//! evaluated as IAM evaluates it against the condition keys the record carries (`ecs:CreateAction`,
+//! `dynamodb:LeadingKeys`, `iam:PassedToService`, request tags): a key the record lacks fails a
+//! condition that needs it, so the check denies rather than guesses. A `Deny` statement wins over
+//! every `Allow`, as in IAM; a managed policy, an unknown policy template or an unknown condition
+//! operator is refused rather than guessed at.
 
 use crate::template::{Template, TemplateError};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 
-/// One allowed (action pattern, resource pattern) pair of a principal's policy.
+/// One (action pattern, resource pattern) pair of a principal's policy, under its statement's conditions.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Grant {
     pub action: String,
     pub resource: String,
+    pub conditions: Vec<Condition>,
 }
 
-/// One AWS operation as IAM authorises it, with the resource's full ARN.
+/// One test of a statement's `Condition` block: `{"<operator>": {"<key>": [values]}}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Condition {
+    pub operator: String,
+    pub key: String,
+    pub values: Vec<String>,
+}
+
+/// One AWS operation as IAM authorises it, with the resource's full ARN and the request's
+/// condition keys (by key: its values).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Operation {
     pub action: String,
     pub resource: String,
+    pub context: BTreeMap<String, Vec<String>>,
+}
+
+impl Operation {
+    pub fn new(action: impl Into<String>, resource: impl Into<String>) -> Operation {
+        Operation { action: action.into(), resource: resource.into(), context: BTreeMap::new() }
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} on {}", self.action, self.resource)?;
+        for (key, values) in &self.context {
+            write!(f, " ({key} = {})", values.join(", "))?;
+        }
+        Ok(())
+    }
 }
 
 /// The outcome of [`check`] for one principal (a function or the state machine, by logical id).
@@ -87,13 +117,72 @@ fn policy(template: &Template, logical_id: &str) -> Result<Policy, TemplateError
                 _ => Vec::new(),
             }
         };
+        let conditions = conditions(logical_id, statement.get("Condition"))?;
         for action in strings("Action") {
             for resource in strings("Resource") {
-                out.insert(Grant { action: action.clone(), resource });
+                out.insert(Grant { action: action.clone(), resource, conditions: conditions.clone() });
             }
         }
     }
     Ok(Policy { allowed: allowed.into_iter().collect(), denied: denied.into_iter().collect() })
+}
+
+/// The condition operators the check evaluates (each also with `IfExists`, and with the
+/// `ForAllValues:` / `ForAnyValue:` set qualifiers).
+const OPERATORS: [&str; 9] =
+    ["StringEquals", "StringNotEquals", "StringLike", "StringNotLike", "ArnEquals", "ArnNotEquals", "ArnLike", "ArnNotLike", "Bool"];
+
+fn conditions(logical_id: &str, block: Option<&Value>) -> Result<Vec<Condition>, TemplateError> {
+    let mut out = Vec::new();
+    for (operator, tests) in block.and_then(Value::as_object).into_iter().flatten() {
+        let base = operator.trim_start_matches("ForAllValues:").trim_start_matches("ForAnyValue:").trim_end_matches("IfExists");
+        if !OPERATORS.contains(&base) {
+            return Err(TemplateError::Invalid(format!("{logical_id}: condition operator {operator} is not checked locally")));
+        }
+        for (key, values) in tests.as_object().into_iter().flatten() {
+            let values = match values {
+                Value::Array(items) => items.iter().map(|v| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())).collect(),
+                Value::String(text) => vec![text.clone()],
+                other => vec![other.to_string()],
+            };
+            out.push(Condition { operator: operator.clone(), key: key.clone(), values });
+        }
+    }
+    Ok(out)
+}
+
+impl Condition {
+    /// Whether the request's condition keys satisfy this test, as IAM decides it: a key the
+    /// request lacks fails a positive test and passes a negated one (`...Not...`), `IfExists` and
+    /// `ForAllValues:` (true over no values); `ForAnyValue:` needs one value to match.
+    pub fn holds(&self, context: &BTreeMap<String, Vec<String>>) -> bool {
+        let for_all = self.operator.starts_with("ForAllValues:");
+        let base = self.operator.trim_start_matches("ForAllValues:").trim_start_matches("ForAnyValue:");
+        let (base, if_exists) = match base.strip_suffix("IfExists") {
+            Some(base) => (base, true),
+            None => (base, false),
+        };
+        let negated = base.contains("Not");
+        // Condition keys are case-insensitive.
+        let present = context.iter().find(|(k, _)| k.eq_ignore_ascii_case(&self.key)).map(|(_, v)| v);
+        let Some(values) = present.filter(|v| !v.is_empty()) else {
+            return for_all || negated || if_exists;
+        };
+        // ARN operators take wildcards whether `Equals` or `Like`; `Bool` compares `true`/`false`.
+        let matches_one = |value: &String| {
+            self.values.iter().any(|wanted| {
+                if base.starts_with("Arn") || base.ends_with("Like") {
+                    wildcard_match(wanted, value)
+                } else if base == "Bool" {
+                    wanted.eq_ignore_ascii_case(value)
+                } else {
+                    wanted == value
+                }
+            })
+        };
+        let positive = if for_all { values.iter().all(matches_one) } else { values.iter().any(matches_one) };
+        if negated { !positive } else { positive }
+    }
 }
 
 /// A SAM policy template's statements, from AWS's list.
@@ -164,29 +253,48 @@ fn policy_template(template: &Template, name: &str, parameters: &Value) -> Resul
     })
 }
 
-/// Reads a record written through `baton_aws::record` (`<action> <resource>` lines), turning
-/// relative resources into ARNs of the local stack's region and account.
+/// Reads a record written through `baton_aws::record` (`<action> <resource>[ <key>=<values>]...`
+/// lines), turning relative resources into ARNs of the local stack's region and account.
 pub fn read_operations(text: &str, region: &str, account: &str) -> BTreeSet<Operation> {
     text.lines()
-        .filter_map(|line| line.split_once(' '))
-        .map(|(action, resource)| {
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let (action, resource) = (fields.next()?, fields.next()?);
             let service = action.split(':').next().unwrap_or_default();
             let resource = if resource.starts_with("arn:") || resource == "*" {
                 resource.to_string()
             } else {
                 format!("arn:aws:{service}:{region}:{account}:{resource}")
             };
-            Operation { action: action.to_string(), resource }
+            let mut operation = Operation::new(action, resource);
+            for (key, values) in fields.filter_map(|field| field.split_once('=')) {
+                operation.context.insert(key.to_string(), values.split(',').map(baton_aws::record::percent_decoded).collect());
+            }
+            Some(operation)
         })
         .collect()
+}
+
+/// DynamoDB's `dynamodb:LeadingKeys` for the recorded key attributes (`dynamodb:Key/<name>`):
+/// the value of the table's (or the queried index's) partition key, which `hash_keys` gives by
+/// table ARN (and `<table ARN>/index/<name>`).
+pub fn with_leading_keys(operation: Operation, hash_keys: &BTreeMap<String, String>) -> Operation {
+    let Operation { action, resource, context } = operation;
+    let hash_key = hash_keys.get(&resource).map(|name| format!("dynamodb:Key/{name}"));
+    let mut out = Operation::new(action, resource);
+    for (key, values) in context {
+        if Some(&key) == hash_key.as_ref() {
+            out.context.insert("dynamodb:LeadingKeys".into(), values);
+        } else if !key.starts_with("dynamodb:Key/") {
+            out.context.insert(key, values);
+        }
+    }
+    out
 }
 
 /// Checks one principal's recorded operations against its grants.
 pub fn check(template: &Template, logical_id: &str, operations: &BTreeSet<Operation>) -> Result<PrincipalReport, TemplateError> {
     let Policy { allowed: grants, denied: denials } = policy(template, logical_id)?;
-    let allows = |grant: &Grant, op: &Operation| {
-        wildcard_match(&grant.action.to_ascii_lowercase(), &op.action.to_ascii_lowercase()) && wildcard_match(&grant.resource, &op.resource)
-    };
     let permitted = |op: &Operation| grants.iter().any(|g| allows(g, op)) && !denials.iter().any(|d| allows(d, op));
     let mut report =
         PrincipalReport { denied: operations.iter().filter(|op| !permitted(op)).cloned().collect(), ..PrincipalReport::default() };
@@ -199,6 +307,33 @@ pub fn check(template: &Template, logical_id: &str, operations: &BTreeSet<Operat
         list.push(grant.clone());
     }
     Ok(report)
+}
+
+/// Each grant some operation used, with the operations no other grant allows: what taking that
+/// one grant out of the template would deny. An empty list: other grants cover all it was used for.
+pub fn needed(
+    template: &Template,
+    logical_id: &str,
+    operations: &BTreeSet<Operation>,
+) -> Result<Vec<(Grant, Vec<Operation>)>, TemplateError> {
+    let grants = policy(template, logical_id)?.allowed;
+    Ok(grants
+        .iter()
+        .enumerate()
+        .filter(|(_, grant)| operations.iter().any(|op| allows(grant, op)))
+        .map(|(at, grant)| {
+            let others = || grants.iter().enumerate().filter(move |(other, _)| *other != at).map(|(_, g)| g);
+            let only_this = operations.iter().filter(|op| allows(grant, op) && !others().any(|g| allows(g, op))).cloned().collect();
+            (grant.clone(), only_this)
+        })
+        .collect())
+}
+
+/// Whether a statement's (action, resource, conditions) covers the operation.
+fn allows(grant: &Grant, op: &Operation) -> bool {
+    wildcard_match(&grant.action.to_ascii_lowercase(), &op.action.to_ascii_lowercase())
+        && wildcard_match(&grant.resource, &op.resource)
+        && grant.conditions.iter().all(|c| c.holds(&op.context))
 }
 
 /// The lines of a resource's block in the template text (`  <LogicalId>:` to the next resource).
@@ -241,19 +376,30 @@ pub fn render(reports: &BTreeMap<String, PrincipalReport>) -> String {
     let mut out = String::new();
     for (principal, report) in reports {
         for op in &report.denied {
-            out += &format!("DENIED  {principal}: {} on {}\n", op.action, op.resource);
+            out += &format!("DENIED  {principal}: {op}\n");
         }
         for grant in &report.unused {
             out += &format!(
-                "UNUSED  {principal}: {} on {} (remove it, or say why in a comment naming the action)\n",
-                grant.action, grant.resource
+                "UNUSED  {principal}: {} on {}{} (remove it, or say why in a comment naming the action)\n",
+                grant.action,
+                grant.resource,
+                conditioned(grant)
             );
         }
         for grant in &report.justified {
-            out += &format!("kept    {principal}: {} on {} (unused here; the template says why)\n", grant.action, grant.resource);
+            out += &format!(
+                "kept    {principal}: {} on {}{} (unused here; the template says why)\n",
+                grant.action,
+                grant.resource,
+                conditioned(grant)
+            );
         }
     }
     out
+}
+
+fn conditioned(grant: &Grant) -> String {
+    grant.conditions.iter().map(|c| format!(" if {} {} {:?}", c.operator, c.key, c.values)).collect()
 }
 
 #[cfg(test)]

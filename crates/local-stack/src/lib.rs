@@ -49,6 +49,11 @@ pub struct StackOptions {
     /// The catalog to push (a directory or one file).
     pub catalog: PathBuf,
     pub clock: Clock,
+    /// Values of the template's parameters (`ArtifactBucket`, ...), as `sam deploy` would be given them.
+    pub parameters: BTreeMap<String, String>,
+    /// Variables the functions get besides the host's endpoints and credentials: an endpoint
+    /// that reaches one service through something else (`AWS_ENDPOINT_URL_ECS`, a proxy).
+    pub function_env: Vec<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +86,7 @@ impl LocalStack {
         let config = baton_aws::sdk_config().await.map_err(|e| StackError::Setup(e.to_string()))?;
         let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
         let names = StackNames { stack_name: options.stack_name.clone(), region: region.clone(), account: LOCAL_ACCOUNT.into() };
-        let template = Template::load(&options.template, names, &BTreeMap::new())?;
+        let template = Template::load(&options.template, names, &options.parameters)?;
         let dynamodb = aws_sdk_dynamodb::Client::new(&config);
         let tables = tables::create_tables(&dynamodb, &template).await?;
         push_catalog(&dynamodb, &template, &options.catalog).await?;
@@ -90,7 +95,7 @@ impl LocalStack {
             binaries: options.binaries.clone(),
             state_dir: options.state_dir.clone(),
             region,
-            passthrough: passthrough(&config).await?,
+            passthrough: passthrough(&config).await?.into_iter().chain(options.function_env.iter().cloned()).collect(),
         });
         let functions = template
             .functions()?
@@ -142,6 +147,7 @@ impl LocalStack {
     /// and the state machine's Lambda invocations.
     pub fn operations(&self) -> Result<BTreeMap<String, BTreeSet<Operation>>, StackError> {
         let names = self.template.names();
+        let hash_keys = self.template.partition_keys()?;
         let mut out = BTreeMap::new();
         for function in self.functions() {
             let text = match std::fs::read_to_string(function.operations_file()) {
@@ -149,7 +155,11 @@ impl LocalStack {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => return Err(StackError::Setup(format!("{}: {e}", function.operations_file().display()))),
             };
-            out.insert(function.spec().logical_id.clone(), iam::read_operations(&text, &names.region, &names.account));
+            let operations = iam::read_operations(&text, &names.region, &names.account);
+            out.insert(
+                function.spec().logical_id.clone(),
+                operations.into_iter().map(|op| iam::with_leading_keys(op, &hash_keys)).collect(),
+            );
         }
         out.insert(STATE_MACHINE.to_string(), self.invoker.invoked.lock().unwrap_or_else(|p| p.into_inner()).clone());
         Ok(out)
@@ -184,10 +194,7 @@ struct StackInvoker {
 impl TaskInvoker for StackInvoker {
     async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure> {
         let target = call.function.as_deref().unwrap_or(&call.resource);
-        self.invoked
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(Operation { action: "lambda:InvokeFunction".into(), resource: target.to_string() });
+        self.invoked.lock().unwrap_or_else(|p| p.into_inner()).insert(Operation::new("lambda:InvokeFunction", target));
         // `...:function:<name>[:<alias or version>]`
         let (unqualified, qualifier) = match target.match_indices(':').nth(6) {
             Some((at, _)) => (&target[..at], Some(&target[at + 1..])),

@@ -257,6 +257,31 @@ impl Template {
         })
     }
 
+    /// The partition key attribute of every table (by ARN) and global secondary index (by
+    /// `<table ARN>/index/<name>`): what IAM's `dynamodb:LeadingKeys` names.
+    pub fn partition_keys(&self) -> Result<BTreeMap<String, String>, TemplateError> {
+        let hash = |schema: &Value| {
+            schema
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|k| k["KeyType"] == "HASH")
+                .and_then(|k| k["AttributeName"].as_str())
+                .map(str::to_string)
+        };
+        let mut out = BTreeMap::new();
+        for logical_id in self.of_type("AWS::DynamoDB::Table") {
+            let (arn, properties) = (self.arn(logical_id)?, self.properties(logical_id)?);
+            out.extend(hash(&properties["KeySchema"]).map(|key| (arn.clone(), key)));
+            for index in properties["GlobalSecondaryIndexes"].as_array().into_iter().flatten() {
+                if let (Some(name), Some(key)) = (index["IndexName"].as_str(), hash(&index["KeySchema"])) {
+                    out.insert(format!("{arn}/index/{name}"), key);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Evaluates every intrinsic function in `value`.
     pub fn resolve(&self, value: &Value) -> Result<Value, TemplateError> {
         Ok(self.resolve_present(value)?.unwrap_or(Value::Null))

@@ -6,5 +6,16 @@ mod template;
 
 /// Tests that talk to the emulators (`scripts/emulators.sh start`; `scripts/test.sh --quick` skips `emulator::`).
 mod emulator {
+    mod cloud;
+    mod runbook;
     mod stack;
 }
+
+/// crates/aws's test resources and moto proxy, shared as files: the cloud release test needs the
+/// same projects, alarms and scripted ECS rollouts.
+#[allow(dead_code)]
+#[path = "../../../aws/tests/aws/common/fixtures.rs"]
+mod fixtures;
+#[allow(dead_code)]
+#[path = "../../../aws/tests/aws/common/moto_proxy.rs"]
+mod moto_proxy;

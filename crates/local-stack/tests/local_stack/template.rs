@@ -1,6 +1,6 @@
 //! What `infra/template.yaml` must say, read as CloudFormation reads it (no AWS needed).
 
-use baton_local_stack::iam::{self, Operation};
+use baton_local_stack::iam;
 use baton_local_stack::template::{StackNames, Template};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -128,12 +128,16 @@ fn template_with(overrides: &[(&str, &str)]) -> Template {
     Template::load(&path, names, &overrides).unwrap()
 }
 
-/// The (action, resource) pairs of `calls` that `principal`'s policy refuses.
+/// The calls `principal`'s policy refuses, in the order a report lists them; a call's resource may
+/// carry the request's condition keys as the record writes them (`<arn> ecs:CreateAction=...`).
 fn refused(template: &Template, principal: &str, calls: &[(&str, &str)]) -> Vec<(String, String)> {
-    let operations =
-        calls.iter().map(|(action, resource)| Operation { action: action.to_string(), resource: resource.to_string() }).collect();
-    let report = iam::check(template, principal, &operations).unwrap();
-    report.denied.into_iter().map(|op| (op.action, op.resource)).collect()
+    let operation = |(action, resource): &(&str, &str)| {
+        let names = template.names();
+        let mut read = iam::read_operations(&format!("{action} {resource}"), &names.region, &names.account);
+        iam::with_leading_keys(read.pop_first().expect("one operation"), &template.partition_keys().unwrap())
+    };
+    let report = iam::check(template, principal, &calls.iter().map(operation).collect()).unwrap();
+    owned(&calls.iter().filter(|call| report.denied.contains(&operation(call))).copied().collect::<Vec<_>>())
 }
 
 /// `calls` in the order a report lists them.
@@ -151,8 +155,8 @@ fn deploy_wave_may_do_what_cloud_targets_need_and_nothing_to_baton_itself() {
         ("ecs:DescribeServices", "arn:aws:ecs:us-east-1:123456789012:service/web/web"),
         ("ecs:RegisterTaskDefinition", "*"),
         // A copied task definition's tags: RegisterTaskDefinition tags the revision it creates.
-        ("ecs:TagResource", "arn:aws:ecs:us-east-1:123456789012:task-definition/web:8"),
-        ("iam:PassRole", "arn:aws:iam::123456789012:role/web-task"),
+        ("ecs:TagResource", "arn:aws:ecs:us-east-1:123456789012:task-definition/web:8 ecs:CreateAction=RegisterTaskDefinition"),
+        ("iam:PassRole", "arn:aws:iam::123456789012:role/web-task iam:PassedToService=ecs-tasks.amazonaws.com"),
         ("lambda:UpdateFunctionCode", "arn:aws:lambda:us-east-1:123456789012:function:checkout"),
         // Lambda reads a zip from S3 with the caller's credentials.
         ("s3:GetObject", "arn:aws:s3:::acme-builds/checkout/4f2a9c1e.zip"),
@@ -176,14 +180,65 @@ fn deploy_wave_may_do_what_cloud_targets_need_and_nothing_to_baton_itself() {
     let takeover = [
         ("lambda:UpdateFunctionCode", deploy_wave.as_str()),
         ("lambda:UpdateAlias", &format!("{load_catalog}:live")),
-        ("iam:PassRole", own_role.as_str()),
+        ("iam:PassRole", &format!("{own_role} iam:PassedToService=ecs-tasks.amazonaws.com")),
         ("s3:GetObject", "arn:aws:s3:::someone-elses-bucket/x.zip"),
+        // Tagging outside a registration, and a role passed to another service.
+        ("ecs:TagResource", "arn:aws:ecs:us-east-1:123456789012:task-definition/web:7"),
+        ("ecs:TagResource", "arn:aws:ecs:us-east-1:123456789012:task-definition/web:7 ecs:CreateAction=CreateService"),
+        ("iam:PassRole", "arn:aws:iam::123456789012:role/web-task iam:PassedToService=lambda.amazonaws.com"),
         ("sts:AssumeRole", "arn:aws:iam::210987654321:role/admin"),
     ];
     assert_eq!(refused(&template, "DeployWaveFunction", &takeover), owned(&takeover));
     // Without an artifact bucket, no S3 grant at all.
     let plain = template_with(&[]);
     assert_eq!(refused(&plain, "DeployWaveFunction", &needed[5..6]), owned(&needed[5..6]));
+}
+
+#[test]
+fn item_grants_under_a_leading_key_condition_reach_only_their_items() {
+    let template = template_with(&[]);
+    let table = template.arn("ReleaseTable").unwrap();
+    let call = |key: &str| format!("{table} dynamodb:Key/PK={key} dynamodb:Key/SK=x");
+    let (lock, release, delivery) = (call("LOCK#web#prod"), call("REL#01J"), call("DELIVERY#42"));
+    // record-metrics frees the lock it closes, and deletes nothing else.
+    assert_eq!(refused(&template, "RecordMetricsFunction", &[("dynamodb:DeleteItem", &lock)]), vec![]);
+    let other = [("dynamodb:DeleteItem", release.as_str())];
+    assert_eq!(refused(&template, "RecordMetricsFunction", &other), owned(&other));
+    // The public webhook writes delivery claims only.
+    assert_eq!(refused(&template, "GitHubWebhookFunction", &[("dynamodb:PutItem", &delivery)]), vec![]);
+    let takeover = [("dynamodb:PutItem", release.as_str()), ("dynamodb:DeleteItem", lock.as_str())];
+    assert_eq!(refused(&template, "GitHubWebhookFunction", &takeover), owned(&takeover));
+}
+
+#[test]
+fn conditions_are_evaluated_as_iam_evaluates_them() {
+    use baton_local_stack::iam::Condition;
+    let condition = |operator: &str, values: &[&str]| Condition {
+        operator: operator.into(),
+        key: "k".into(),
+        values: values.iter().map(|v| v.to_string()).collect(),
+    };
+    let context = |values: &[&str]| BTreeMap::from([("K".to_string(), values.iter().map(|v| v.to_string()).collect())]);
+    let none = BTreeMap::new();
+    // (condition, request values or none, holds)
+    let cases = [
+        (condition("StringEquals", &["a"]), Some(context(&["a"])), true),
+        (condition("StringEquals", &["a"]), Some(context(&["A"])), false),
+        (condition("StringEquals", &["a"]), None, false),
+        (condition("StringEqualsIfExists", &["a"]), None, true),
+        (condition("StringNotEquals", &["a"]), None, true),
+        (condition("StringNotEquals", &["a"]), Some(context(&["a"])), false),
+        (condition("StringLike", &["LOCK#*"]), Some(context(&["LOCK#web"])), true),
+        (condition("ForAllValues:StringLike", &["LOCK#*"]), Some(context(&["LOCK#web", "REL#1"])), false),
+        (condition("ForAllValues:StringLike", &["LOCK#*"]), None, true),
+        (condition("ForAnyValue:StringLike", &["LOCK#*"]), Some(context(&["LOCK#web", "REL#1"])), true),
+        (condition("ForAnyValue:StringLike", &["LOCK#*"]), None, false),
+        (condition("ArnEquals", &["arn:aws:events:*:1:rule/r"]), Some(context(&["arn:aws:events:us-east-1:1:rule/r"])), true),
+        (condition("Bool", &["true"]), Some(context(&["True"])), true),
+    ];
+    for (condition, request, holds) in cases {
+        assert_eq!(condition.holds(request.as_ref().unwrap_or(&none)), holds, "{condition:?} on {request:?}");
+    }
 }
 
 #[test]
@@ -204,9 +259,12 @@ fn roles_in_other_accounts_and_customer_keys_are_granted_only_through_parameters
         assert_eq!(granted.output(&output).unwrap(), granted.arn(&role).unwrap(), "{principal}'s role is a stack output");
     }
     for principal in ["TriggerBuildFunction", "PollBuildFunction", "DeployWaveFunction", "CheckHealthFunction", "NotifyFunction"] {
-        let decrypt = [("kms:Decrypt", key)];
+        let through_secrets_manager = format!("{key} kms:ViaService=secretsmanager.eu-west-1.amazonaws.com");
+        let decrypt = [("kms:Decrypt", through_secrets_manager.as_str())];
         assert_eq!(refused(&plain, principal, &decrypt), owned(&decrypt), "{principal}: no key by default");
         assert_eq!(refused(&granted, principal, &decrypt), vec![], "{principal} reads secrets under the customer's key");
+        let direct = [("kms:Decrypt", key)];
+        assert_eq!(refused(&granted, principal, &direct), owned(&direct), "{principal}: the key only through Secrets Manager");
     }
 }
 
@@ -294,4 +352,23 @@ fn catalog_validation_holds_secrets_to_the_prefixes_the_template_grants() {
         let reads: Vec<(&str, &str)> = reads.iter().map(|(a, r)| (*a, r.as_str())).collect();
         assert_eq!(refused(&template, principal, &reads), vec![], "{principal} reads what `catalog validate --cloud` lets it name");
     }
+}
+
+#[test]
+fn a_grant_other_grants_cover_is_not_needed() {
+    // The stack's credentials secret lies under `baton/providers/`, which another grant allows too:
+    // taking either grant out would deny nothing.
+    let template = template_with(&[]);
+    let secret = template.arn("ProviderCredentialsSecret").unwrap();
+    let reads = iam::read_operations(&format!("secretsmanager:GetSecretValue {secret}"), "eu-west-1", "123456789012");
+    let needed = iam::needed(&template, "TriggerBuildFunction", &reads).unwrap();
+    let resources: Vec<&str> = needed.iter().map(|(grant, _)| grant.resource.as_str()).collect();
+    assert_eq!(resources, ["arn:aws:secretsmanager:eu-west-1:123456789012:secret:baton/providers/*", secret.as_str()], "{needed:?}");
+    assert!(needed.iter().all(|(_, only_this)| only_this.is_empty()), "{needed:?}");
+    // The bucket grant alone allows reading a zip: without it, the read is denied.
+    let template = template_with(&[("ArtifactBucket", "acme-builds")]);
+    let zip = iam::read_operations("s3:GetObject arn:aws:s3:::acme-builds/checkout/1.zip", "eu-west-1", "123456789012");
+    let needed = iam::needed(&template, "DeployWaveFunction", &zip).unwrap();
+    assert_eq!(needed.len(), 1, "{needed:?}");
+    assert_eq!(needed[0].1, zip.into_iter().collect::<Vec<_>>());
 }

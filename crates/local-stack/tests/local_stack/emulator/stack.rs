@@ -12,6 +12,7 @@ use baton_asl::{Clock, ExecutionStatus};
 use baton_domain::release::ReleaseStatus;
 use baton_local_stack::{LocalStack, StackOptions, iam};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -19,12 +20,12 @@ use std::time::Instant;
 const HINT: &str =
     "run scripts/emulators.sh start, then eval \"$(scripts/emulators.sh env)\" before cargo test (scripts/test.sh does both)";
 
-fn repo(path: &str) -> PathBuf {
+pub(super) fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
 }
 
 /// The directory the function binaries are in, built once per test run.
-fn function_binaries() -> &'static Path {
+pub(super) fn function_binaries() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT.get_or_init(|| {
         // This test runs as <target>/debug/deps/<name>-<hash>: its target directory and profile.
@@ -64,6 +65,17 @@ fn require_local_dynamodb() {
 }
 
 async fn stack(state_dir: &Path) -> LocalStack {
+    stack_with(state_dir, "examples/catalog", BTreeMap::new(), Vec::new()).await
+}
+
+/// A stack of its own (tables named after a fresh stack name) with `catalog` pushed, the
+/// template's `parameters` set and `function_env` given to every function.
+pub(super) async fn stack_with(
+    state_dir: &Path,
+    catalog: &str,
+    parameters: BTreeMap<String, String>,
+    function_env: Vec<(String, String)>,
+) -> LocalStack {
     require_local_dynamodb();
     let stack_name = format!("test-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..6]);
     let options = StackOptions {
@@ -71,14 +83,25 @@ async fn stack(state_dir: &Path) -> LocalStack {
         stack_name,
         binaries: function_binaries().to_path_buf(),
         state_dir: state_dir.to_path_buf(),
-        catalog: repo("examples/catalog"),
+        catalog: repo(catalog),
         // Bakes and backoffs take no time; the functions' timeouts still run on the wall clock.
         clock: Clock::Virtual,
+        parameters,
+        function_env,
     };
     LocalStack::up(&options).await.unwrap_or_else(|e| panic!("the local stack: {e}"))
 }
 
-fn signal(service: &str) -> serde_json::Value {
+/// Taking any one grant the runs used out of the template would deny a call they made.
+pub(super) fn every_used_grant_is_needed(stack: &LocalStack) {
+    for (principal, performed) in &stack.operations().unwrap() {
+        for (grant, only_this) in iam::needed(stack.template(), principal, performed).unwrap() {
+            assert!(!only_this.is_empty(), "{principal}: {grant:?} was used, but other grants cover every call it allowed");
+        }
+    }
+}
+
+pub(super) fn signal(service: &str) -> serde_json::Value {
     json!({"service": service, "trigger": {"kind": "cli", "id": uuid::Uuid::new_v4().to_string(), "actor": "test"}})
 }
 
@@ -120,5 +143,6 @@ async fn a_release_and_a_rollback_run_through_the_function_binaries_within_their
     }
     assert!(reports.values().all(|r| r.denied.is_empty()), "operations the template's policies do not allow:\n{text}");
     assert!(reports.values().all(|r| r.unused.is_empty()), "grants no run used and no comment explains:\n{text}");
+    every_used_grant_is_needed(&stack);
     stack.shutdown();
 }
