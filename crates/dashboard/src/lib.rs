@@ -54,6 +54,11 @@ impl Site {
         self.entries.iter().filter_map(reports::team_of).collect()
     }
 
+    /// The repositories the catalog's entries declare (`owner/name`), a shared one once.
+    fn repositories(&self) -> BTreeSet<String> {
+        self.entries.iter().flat_map(|e| e.repositories()).map(str::to_lowercase).collect()
+    }
+
     /// The page at `path` (as [`Site::paths`] lists them, or `api/...json`), `None` when there is none.
     pub async fn page(&self, path: &str, now: DateTime<Utc>) -> Result<Option<Page>, StoreError> {
         let html = |body: String| Some(Page { body, content_type: "text/html; charset=utf-8" });
@@ -90,6 +95,14 @@ impl Site {
             let report = self.group("team", &team, &members, now).await?;
             return Ok(html(pages::group(self, &report, 1)));
         }
+        if let Some(repository) = page_name(path, "repositories/") {
+            let members: Vec<&ServiceEntry> = self.entries.iter().filter(|e| e.declares_repository(&repository)).collect();
+            if members.is_empty() {
+                return Ok(None);
+            }
+            let report = self.group("repository", &repository, &members, now).await?;
+            return Ok(html(pages::group(self, &report, 1)));
+        }
         if let Some(id) = page_name(path, "releases/") {
             let id = ReleaseId(id);
             let Some(service) = self.release_service(&id).await? else { return Ok(None) };
@@ -120,6 +133,7 @@ impl Site {
     pub async fn paths(&self) -> Result<Vec<String>, StoreError> {
         let mut paths = vec!["index.html".to_owned(), "organisation.html".to_owned()];
         paths.extend(self.teams().into_iter().map(|team| format!("teams/{}.html", slug(team))));
+        paths.extend(self.repositories().iter().map(|repository| format!("repositories/{}.html", slug(repository))));
         for entry in &self.entries {
             paths.push(format!("services/{}.html", slug(&entry.name)));
             for release in self.store.list_releases(&entry.name, None, reports::TIMELINE_LENGTH).await? {

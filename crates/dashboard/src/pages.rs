@@ -350,6 +350,13 @@ pub fn group(site: &Site, report: &GroupReport, depth: usize) -> String {
         );
     }
     main.push_str("</tbody></table></div>");
+    if report.scope == "organisation" {
+        let repositories: Vec<String> =
+            site.repositories().iter().map(|r| format!(r#"<a href="{}repositories/{}.html">{}</a>"#, up(depth), slug(r), esc(r))).collect();
+        if !repositories.is_empty() {
+            let _ = write!(main, "<h2>Repositories</h2><p>{}</p>", repositories.join(" · "));
+        }
+    }
     if report.services.len() > GROUP_ROWS {
         let mut names: Vec<&str> = report.services.iter().map(|s| s.service.as_str()).collect();
         names.sort_unstable();

@@ -15,6 +15,8 @@ const ENTRY: &str = "
 schema-version: v2.2
 dd-service: web
 team: platform
+links:
+  - {name: Source, type: repo, url: https://github.com/Acme/web}
 extensions:
   baton:
     environment: production
@@ -93,6 +95,7 @@ async fn the_site_lists_every_view_and_writes_each_as_a_file() {
             "index.html",
             "organisation.html",
             "teams/platform.html",
+            "repositories/acme~2fweb.html",
             "services/web.html",
             "releases/rel-web-2.html",
             "releases/rel-web-1.html",
@@ -104,6 +107,9 @@ async fn the_site_lists_every_view_and_writes_each_as_a_file() {
     assert!(now.contains(r#"data-release="rel-web-0""#) && now.contains(r#"data-lock="web""#), "found by the lock it holds");
     assert!(site.page("services/nobody.html", Utc::now()).await.unwrap().is_none());
     assert!(site.page("teams/nobody.html", Utc::now()).await.unwrap().is_none());
+    let repository = site.page("repositories/acme~2fweb.html", Utc::now()).await.unwrap().unwrap().body;
+    assert!(repository.contains(r#"data-service="web""#), "the repository's page lists its services");
+    assert!(site.page("repositories/acme~2fother.html", Utc::now()).await.unwrap().is_none());
     assert!(site.page("releases/rel-none.html", Utc::now()).await.unwrap().is_none());
     let dir = tempfile::tempdir().unwrap();
     assert_eq!(export(&site, dir.path(), Utc::now()).await.unwrap(), paths.len());
