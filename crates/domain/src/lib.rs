@@ -12,6 +12,7 @@ pub mod release;
 pub mod rules;
 pub mod sketch;
 pub mod support;
+pub mod telemetry;
 pub mod template;
 
 pub use error::{ErrorName, TaskError};

@@ -3,12 +3,13 @@
 
 use crate::ci::GitHubAppTokens;
 use crate::command::CommandContext;
+use crate::export::emf::EmfSink;
 use crate::notify::console::ConsoleNotifier;
 use crate::notify::slack::{DEFAULT_SLACK_API_BASE, SlackWebApiNotifier, SlackWebhookNotifier};
 use crate::registry::{Make, maker};
 use baton_aws::AwsClients;
 use baton_domain::catalog::{GateSpec, ProviderBlock, ServiceEntry, SlackSpec, Slot};
-use baton_domain::ports::{BuildProvider, Deployer, HealthGate, Notifier, ProviderError, Providers, SecretResolver};
+use baton_domain::ports::{BuildProvider, Deployer, HealthGate, Notifier, ProviderError, Providers, SecretResolver, TelemetryExporter};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +26,8 @@ pub struct LocalProviders {
     /// AWS SDK configurations per region and assumed role, loaded on first use and kept for the
     /// process, for the CodeBuild builds, the ECS and Lambda deployers and the CloudWatch gate.
     pub(crate) aws: AwsClients,
+    /// Where the `cloudwatch-emf` exporter writes its lines: stdout (Lambda's log stream) unless set.
+    pub(crate) emf_sink: EmfSink,
 }
 
 impl LocalProviders {
@@ -45,7 +48,13 @@ impl LocalProviders {
             http: crate::http_client()?,
             github_tokens: GitHubAppTokens::new(),
             aws: AwsClients::new(),
+            emf_sink: EmfSink::Stdout,
         })
+    }
+
+    /// The `cloudwatch-emf` exporter writes to `sink` instead of stdout (a local run's file).
+    pub fn with_emf_sink(self, sink: EmfSink) -> LocalProviders {
+        LocalProviders { emf_sink: sink, ..self }
     }
 
     /// The AWS providers call AWS through `clients` (tests point them at emulators this way).
@@ -112,6 +121,11 @@ impl Providers for LocalProviders {
             )));
         }
         Ok(notifiers)
+    }
+
+    fn exporters(&self, entry: &ServiceEntry) -> Result<Vec<Box<dyn TelemetryExporter>>, ProviderError> {
+        let pick = |make: &Make| if let Make::Export(f) = make { Some(*f) } else { None };
+        entry.delivery.telemetry.iter().map(|block| maker(Slot::Export, &block.provider, pick)?(self, block, entry)).collect()
     }
 }
 

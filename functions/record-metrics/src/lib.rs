@@ -1,10 +1,18 @@
 //! record-metrics: closes the release record and adds it to the day's DORA rollups (the
-//! rules are in [`baton_domain::rules::dora`]).
+//! rules are in [`baton_domain::rules::dora`]), then tells the telemetry exporters the release
+//! finished (best effort: see [`baton_domain::telemetry`]).
 
 use baton_domain::error::TaskError;
 use baton_domain::flow::{Done, RecordMetricsRequest};
+use baton_domain::ports::TelemetryKind;
 use baton_domain::release::{EventKind, Stage};
+use baton_domain::rules::dora;
 use baton_domain::support::{Ports, call_json, close_release};
+use baton_domain::telemetry;
+
+/// How far back the figures sent to the exporters look for the previous deployment, as the
+/// close does.
+const FIGURES_HISTORY: usize = 50;
 
 pub const NAME: &str = "record-metrics";
 
@@ -19,11 +27,25 @@ pub async fn record(ports: &Ports, request: RecordMetricsRequest) -> Result<Done
     let closed = close_release(ports.store.as_ref(), &context.id, &request.outcome, ports.clock.now()).await?;
     let Some(ending) = EventKind::ending(closed.status) else { return Ok(Done {}) };
     // A retry after a close that landed but whose answer was lost finds the release closed and
-    // its timeline perhaps without the ending; a retry after the ending was written adds none.
+    // its timeline perhaps without the ending; a retry after the ending was written adds none
+    // (nor exports again: an export's failure may follow the ending on the timeline).
     let ended = !closed.now
-        && ports.store.events(&context.id).await?.last().is_some_and(|event| event.stage == Stage::Done && event.kind == ending);
+        && ports
+            .store
+            .events(&context.id)
+            .await?
+            .iter()
+            .rev()
+            .find(|event| event.kind != EventKind::ExportFailed)
+            .is_some_and(|event| event.stage == Stage::Done && event.kind == ending);
     if !ended {
         ports.record_event(context, Stage::Done, None, ending, format!("release {}", closed.status)).await?;
+        if !context.entry.delivery.telemetry.is_empty() {
+            let release = ports.release(context).await?;
+            let history = ports.store.list_releases(&release.service, Some(&release.environment), FIGURES_HISTORY).await?;
+            let figures = dora::rollup_delta(&release, &history);
+            telemetry::export(ports, context, &release, TelemetryKind::ReleaseFinished { figures }).await?;
+        }
     }
     Ok(Done {})
 }

@@ -1,0 +1,76 @@
+//! What handlers tell the telemetry exporters (Datadog, CloudWatch), and the bounds that keep an
+//! export from failing or slowing a release: every exporter runs at once, each within
+//! [`EXPORT_BUDGET`], and what did not go out is a line on the release's timeline
+//! (`export-failed`, shown by `baton show`), never a task error.
+
+use crate::catalog::{REPOSITORY_LINK_TYPE, ServiceEntry};
+use crate::error::{TaskError, chain_text};
+use crate::flow::ReleaseContext;
+use crate::ports::{ProviderError, TelemetryEvent, TelemetryExporter, TelemetryKind};
+use crate::release::{EventKind, Release, Stage};
+use crate::support::Ports;
+use futures_util::future::join_all;
+use std::time::Duration;
+
+/// The longest one exporter may take over one event, its own retries included: a little more
+/// than two attempts of the exporters' request timeout, so an exporter's bounded retries end
+/// first and this only cuts one that hangs past them.
+pub const EXPORT_BUDGET: Duration = Duration::from_secs(12);
+
+/// The service's team: the Baton block's, else the catalog's.
+pub fn team(entry: &ServiceEntry) -> Option<String> {
+    entry.delivery.team.clone().or_else(|| entry.team.clone())
+}
+
+/// The service's source repository as a URL: its first link of type `repo`.
+pub fn repository_url(entry: &ServiceEntry) -> Option<String> {
+    entry.links.iter().find(|link| link.kind.as_deref() == Some(REPOSITORY_LINK_TYPE)).map(|link| link.url.clone())
+}
+
+/// The timeline stage an event belongs to.
+fn stage(kind: &TelemetryKind) -> Stage {
+    match kind {
+        TelemetryKind::ReleaseFinished { .. } => Stage::Done,
+        TelemetryKind::BuildFinished => Stage::Build,
+        TelemetryKind::WaveStarted { .. } | TelemetryKind::WaveHealthy { .. } => Stage::Deploy,
+        TelemetryKind::WaveRolledBack { .. } => Stage::Rollback,
+    }
+}
+
+/// Sends `kind` about `release` to every exporter of the release's catalog entry. An exporter
+/// that cannot be built, fails or overruns [`EXPORT_BUDGET`] is recorded on the timeline; only
+/// a failure to write that record (the store) is an error.
+pub async fn export(ports: &Ports, context: &ReleaseContext, release: &Release, kind: TelemetryKind) -> Result<(), TaskError> {
+    if context.entry.delivery.telemetry.is_empty() {
+        return Ok(());
+    }
+    let event = TelemetryEvent {
+        kind,
+        release: release.clone(),
+        team: team(&context.entry),
+        repository_url: repository_url(&context.entry),
+        at: ports.clock.now(),
+    };
+    let failures = match ports.providers.exporters(&context.entry) {
+        Ok(exporters) => deliver(&exporters, &event, EXPORT_BUDGET).await,
+        Err(err) => vec![("telemetry".to_owned(), err)],
+    };
+    for (exporter, err) in failures {
+        let message = format!("{exporter}: could not export {}: {}", event.kind.describe(), chain_text(&err));
+        ports.record_event(context, stage(&event.kind), event.kind.wave(), EventKind::ExportFailed, message).await?;
+    }
+    Ok(())
+}
+
+/// Runs every exporter on `event` at once, each cut off after `budget`; answers the failures,
+/// by exporter name.
+pub async fn deliver(exporters: &[Box<dyn TelemetryExporter>], event: &TelemetryEvent, budget: Duration) -> Vec<(String, ProviderError)> {
+    let runs = exporters.iter().map(|exporter| async move {
+        let outcome = match tokio::time::timeout(budget, exporter.export(event)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(ProviderError::unavailable(format!("no end within {} s; given up", budget.as_secs()))),
+        };
+        outcome.err().map(|err| (exporter.name().to_owned(), err))
+    });
+    join_all(runs).await.into_iter().flatten().collect()
+}
