@@ -12,10 +12,10 @@ use crate::support::Ports;
 use futures_util::future::join_all;
 use std::time::Duration;
 
-/// The longest one exporter may take over one event, its own retries included: a little more
-/// than two attempts of the exporters' request timeout, so an exporter's bounded retries end
-/// first and this only cuts one that hangs past them.
-pub const EXPORT_BUDGET: Duration = Duration::from_secs(12);
+/// The longest one exporter may take over one event, its own retries included (two attempts of
+/// 1.5 s and a pause): an exporter that hangs costs a release this much per event at most, and
+/// one that is down (refused connections) well under a second.
+pub const EXPORT_BUDGET: Duration = Duration::from_secs(4);
 
 /// The service's team: the Baton block's, else the catalog's.
 pub fn team(entry: &ServiceEntry) -> Option<String> {

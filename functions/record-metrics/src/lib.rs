@@ -27,25 +27,19 @@ pub async fn record(ports: &Ports, request: RecordMetricsRequest) -> Result<Done
     let closed = close_release(ports.store.as_ref(), &context.id, &request.outcome, ports.clock.now()).await?;
     let Some(ending) = EventKind::ending(closed.status) else { return Ok(Done {}) };
     // A retry after a close that landed but whose answer was lost finds the release closed and
-    // its timeline perhaps without the ending; a retry after the ending was written adds none
-    // (nor exports again: an export's failure may follow the ending on the timeline).
+    // its timeline perhaps without the ending; a retry after the ending was written adds none.
     let ended = !closed.now
-        && ports
-            .store
-            .events(&context.id)
-            .await?
-            .iter()
-            .rev()
-            .find(|event| event.kind != EventKind::ExportFailed)
-            .is_some_and(|event| event.stage == Stage::Done && event.kind == ending);
+        && ports.store.events(&context.id).await?.last().is_some_and(|event| event.stage == Stage::Done && event.kind == ending);
     if !ended {
-        ports.record_event(context, Stage::Done, None, ending, format!("release {}", closed.status)).await?;
+        // Exported before the ending is written, so the ending stays the timeline's last event
+        // (an export that failed is recorded before it).
         if !context.entry.delivery.telemetry.is_empty() {
             let release = ports.release(context).await?;
             let history = ports.store.list_releases(&release.service, Some(&release.environment), FIGURES_HISTORY).await?;
             let figures = dora::rollup_delta(&release, &history);
             telemetry::export(ports, context, &release, TelemetryKind::ReleaseFinished { figures }).await?;
         }
+        ports.record_event(context, Stage::Done, None, ending, format!("release {}", closed.status)).await?;
     }
     Ok(Done {})
 }

@@ -302,3 +302,34 @@ pub const DATADOG_EXPORT: ProviderShape = ProviderShape {
     local_only: None,
     through_model: through_model::<DatadogExport>,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::FixedSecrets;
+
+    fn exporter(site: &str, api_url: Option<&str>) -> Result<DatadogExporter, ProviderError> {
+        let spec = DatadogExport {
+            site: site.into(),
+            api_url: api_url.map(str::to_owned),
+            api_key: SecretRef::Env("DD".into()),
+            send: DatadogSend::All,
+        };
+        let secrets = Arc::new(FixedSecrets::one(SecretRef::Env("DD".into()), "key"));
+        DatadogExporter::new(&spec, "catalog/web.yaml", secrets, crate::http_client()?)
+    }
+
+    #[test]
+    fn the_site_picks_the_host_unless_an_api_url_is_given() {
+        for (site, api) in [
+            ("datadoghq.com", "https://api.datadoghq.com/"),
+            ("datadoghq.eu", "https://api.datadoghq.eu/"),
+            ("ap2.datadoghq.com", "https://api.ap2.datadoghq.com/"),
+        ] {
+            assert_eq!(exporter(site, None).unwrap().api.as_str(), api);
+        }
+        assert_eq!(exporter("datadoghq.eu", Some("http://proxy.local:8126")).unwrap().api.as_str(), "http://proxy.local:8126/");
+        let Err(error) = exporter("datadoghq.com", Some("ftp://proxy")) else { panic!("an ftp URL was taken") };
+        assert!(error.message().contains("catalog/web.yaml: extensions.baton.telemetry: datadog API URL"), "{error}");
+    }
+}

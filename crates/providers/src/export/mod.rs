@@ -15,11 +15,11 @@ use std::time::Duration;
 
 /// How long one export request may take: two attempts, the pause between them and a short
 /// rate-limit wait stay within the export budget.
-pub const EXPORT_REQUEST_TIMEOUT: Duration = Duration::from_secs(4);
+pub const EXPORT_REQUEST_TIMEOUT: Duration = Duration::from_millis(1500);
 /// Attempts per request: the first, and one after an outage (no answer, 408 or 5xx).
 const ATTEMPTS: u32 = 2;
 /// The pause before the second attempt.
-const RETRY_PAUSE: Duration = Duration::from_millis(500);
+const RETRY_PAUSE: Duration = Duration::from_millis(250);
 
 /// Sends the request `build` makes through the shared rate-limit holds and answers the 2xx
 /// answer; `refusal` turns any other answer into its error. An outage is tried once more; a

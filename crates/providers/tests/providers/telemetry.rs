@@ -1,0 +1,427 @@
+//! Contract tests of the telemetry exporters: the `datadog` exporter against a local server that
+//! answers as Datadog's DORA Metrics API (`POST /api/v2/dora/deployment`, `/dora/failure`) and
+//! Events API (`POST /api/v1/events`) do, and the `cloudwatch-emf` exporter's lines read as the
+//! Embedded Metric Format specification says CloudWatch reads them.
+
+use crate::support;
+
+use baton_domain::catalog::SecretRef;
+use baton_domain::error::chain_text;
+use baton_domain::ports::{ProviderError, TelemetryEvent, TelemetryExporter, TelemetryKind};
+use baton_domain::release::{Release, ReleaseStatus, Rollup, Stage, Trigger, TriggerKind, WaveRecord, WaveStatus};
+use baton_providers::{DatadogExport, DatadogExporter, DatadogSend, EmfExport, EmfExporter, EmfSink};
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::{ManualClock, SHA, Secrets, artifact, assert_secret_free, client, own_limits, release_id};
+use wiremock::matchers::{header, method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+const API_KEY: &str = "dd_api_TOPSECRET_0123456789abcdef";
+const DEPLOYMENT: &str = "/api/v2/dora/deployment";
+const FAILURE: &str = "/api/v2/dora/failure";
+const EVENTS: &str = "/api/v1/events";
+const REPOSITORY: &str = "https://github.com/acme/web";
+
+fn at(hour: u32, minute: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, hour, minute, 0).unwrap()
+}
+
+fn wave(name: &str, status: WaveStatus, started: bool) -> WaveRecord {
+    WaveRecord {
+        name: name.into(),
+        targets: vec![format!("web-{name}")],
+        status,
+        started_at: started.then(|| at(12, 10)),
+        finished_at: None,
+        deploy_url: None,
+        deploys: Vec::new(),
+        bake_started_at: None,
+        gates: Vec::new(),
+    }
+}
+
+/// A release of `web` that ended `status` at 12:30, having started at 12:00.
+fn release(status: ReleaseStatus) -> Release {
+    Release {
+        id: release_id(),
+        service: "web".into(),
+        environment: "production".into(),
+        status,
+        stage: Stage::Done,
+        trigger: Trigger::new(TriggerKind::Merge, "pr-42".into(), None),
+        branch: "main".into(),
+        sha: Some(SHA.into()),
+        changed_at: Some(at(11, 0)),
+        artifact: Some(artifact()),
+        build: None,
+        previous_artifact: None,
+        waves: vec![wave("canary", WaveStatus::Healthy, true), wave("rest", WaveStatus::Pending, false)],
+        created_at: at(11, 59),
+        heartbeat_at: None,
+        started_at: Some(at(12, 0)),
+        finished_at: Some(at(12, 30)),
+        failure: None,
+        execution: None,
+        notifier_state: Default::default(),
+        version: 3,
+    }
+}
+
+fn event(kind: TelemetryKind, release: Release) -> TelemetryEvent {
+    TelemetryEvent { kind, release, team: Some("payments".into()), repository_url: Some(REPOSITORY.into()), at: at(12, 30) }
+}
+
+fn finished(status: ReleaseStatus, figures: Rollup) -> TelemetryEvent {
+    event(TelemetryKind::ReleaseFinished { figures }, release(status))
+}
+
+fn deployed() -> Rollup {
+    Rollup { deployments: 1, lead_time_seconds_total: 5400, lead_time_samples: 1, ..Rollup::default() }
+}
+
+fn rolled_back() -> Rollup {
+    Rollup { deployments: 1, failed_deployments: 1, rollbacks: 1, ..Rollup::default() }
+}
+
+fn spec(server: &MockServer, send: DatadogSend) -> DatadogExport {
+    DatadogExport { site: "datadoghq.eu".into(), api_url: Some(server.uri()), api_key: SecretRef::Env("DD_API_KEY".into()), send }
+}
+
+/// An exporter with rate-limit holds of its own, so one test's limit does not leak into the next.
+fn exporter_with(server: &MockServer, send: DatadogSend) -> DatadogExporter {
+    let secrets = Secrets::of(&[("DD_API_KEY", API_KEY)]);
+    DatadogExporter::new(&spec(server, send), "catalog/web.yaml", secrets, client())
+        .unwrap()
+        .with_rate_limits(own_limits(ManualClock::new()))
+}
+
+fn exporter(server: &MockServer) -> DatadogExporter {
+    exporter_with(server, DatadogSend::All)
+}
+
+/// Datadog's DORA answer: the event's id and type.
+fn accepted(kind: &str) -> ResponseTemplate {
+    ResponseTemplate::new(202).set_body_json(json!({ "data": { "id": "4242", "type": kind } }))
+}
+
+/// Datadog's error body: `{"errors": [...]}`.
+fn datadog_error(status: u16, errors: &[&str]) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({ "errors": errors }))
+}
+
+async fn answer(server: &MockServer, at: &str, response: ResponseTemplate) {
+    Mock::given(method("POST")).and(path(at)).and(header("dd-api-key", API_KEY)).respond_with(response).mount(server).await;
+}
+
+async fn requests(server: &MockServer) -> Vec<Request> {
+    server.received_requests().await.unwrap_or_default()
+}
+
+fn body(request: &Request) -> Value {
+    serde_json::from_slice(&request.body).unwrap()
+}
+
+fn nanos(at: DateTime<Utc>) -> i64 {
+    at.timestamp_nanos_opt().unwrap()
+}
+
+#[tokio::test]
+async fn a_finished_deployment_is_one_dora_deployment_event() {
+    let server = MockServer::start().await;
+    answer(&server, DEPLOYMENT, accepted("dora_deployment")).await;
+    exporter(&server).export(&finished(ReleaseStatus::Succeeded, deployed())).await.unwrap();
+    let sent = requests(&server).await;
+    assert_eq!(sent.len(), 1, "a success is no failure");
+    assert_eq!(sent[0].url.path(), DEPLOYMENT);
+    assert_eq!(
+        body(&sent[0]),
+        json!({ "data": { "attributes": {
+            "service": "web",
+            "env": "production",
+            "version": "ghcr.io/acme/web:0123456",
+            "team": "payments",
+            "started_at": nanos(at(12, 0)),
+            "finished_at": nanos(at(12, 30)),
+            "id": release_id().0,
+            "git": { "repository_url": REPOSITORY, "commit_sha": SHA },
+            "custom_tags": ["baton_status:succeeded"],
+        } } })
+    );
+}
+
+#[tokio::test]
+async fn a_rolled_back_deployment_is_also_a_dora_failure() {
+    let server = MockServer::start().await;
+    answer(&server, DEPLOYMENT, accepted("dora_deployment")).await;
+    answer(&server, FAILURE, ResponseTemplate::new(200).set_body_json(json!({ "data": { "id": "43", "type": "dora_failure" } }))).await;
+    let mut event = finished(ReleaseStatus::RolledBack, rolled_back());
+    event.release.failure = Some(baton_domain::release::Failure {
+        error: "Baton.HealthCheckFailed".into(),
+        cause: "wave canary is unhealthy".into(),
+        stage: Some(Stage::Deploy),
+    });
+    exporter(&server).export(&event).await.unwrap();
+    let sent = requests(&server).await;
+    let paths: Vec<&str> = sent.iter().map(|request| request.url.path()).collect();
+    assert_eq!(paths, [DEPLOYMENT, FAILURE]);
+    let failure = body(&sent[1]);
+    assert_eq!(
+        failure,
+        json!({ "data": { "attributes": {
+            "services": ["web"],
+            "env": "production",
+            "version": "ghcr.io/acme/web:0123456",
+            "team": "payments",
+            "started_at": nanos(at(12, 0)),
+            "finished_at": nanos(at(12, 30)),
+            "name": format!("web {} rolled-back: wave canary is unhealthy", release_id()),
+            "id": release_id().0,
+            "git": { "repository_url": REPOSITORY, "commit_sha": SHA },
+        } } })
+    );
+}
+
+#[tokio::test]
+async fn a_release_that_deployed_nothing_sends_no_dora_event() {
+    let server = MockServer::start().await;
+    answer(&server, DEPLOYMENT, accepted("dora_deployment")).await;
+    exporter(&server).export(&finished(ReleaseStatus::Failed, Rollup::default())).await.unwrap();
+    assert!(requests(&server).await.is_empty());
+}
+
+#[tokio::test]
+async fn each_wave_is_one_event_tagged_for_the_services_graphs() {
+    let server = MockServer::start().await;
+    answer(&server, EVENTS, ResponseTemplate::new(202).set_body_json(json!({ "status": "ok", "event": { "id": 1, "url": "u" } }))).await;
+    let exporter = exporter(&server);
+    let kinds = [
+        (TelemetryKind::WaveStarted { wave: "canary".into() }, "info", "web production: wave canary (1/2) started"),
+        (TelemetryKind::WaveHealthy { wave: "canary".into() }, "success", "web production: wave canary (1/2) healthy"),
+        (TelemetryKind::WaveRolledBack { wave: "canary".into() }, "warning", "web production: wave canary (1/2) rolled back"),
+    ];
+    for (kind, ..) in &kinds {
+        exporter.export(&event(kind.clone(), release(ReleaseStatus::Running))).await.unwrap();
+    }
+    // The build's end and the release's are no wave markers.
+    exporter.export(&event(TelemetryKind::BuildFinished, release(ReleaseStatus::Running))).await.unwrap();
+    let sent = requests(&server).await;
+    assert_eq!(sent.len(), kinds.len());
+    for (request, (_, alert_type, title)) in sent.iter().zip(&kinds) {
+        let marker = body(request);
+        assert_eq!(marker["title"], *title);
+        assert_eq!(marker["alert_type"], *alert_type);
+        assert_eq!(marker["date_happened"], at(12, 30).timestamp());
+        assert_eq!(marker["aggregation_key"], release_id().0);
+        assert_eq!(
+            marker["tags"],
+            json!(["service:web", "env:production", "wave:canary", "version:ghcr.io/acme/web:0123456", "team:payments", "source:baton"])
+        );
+        assert!(marker["text"].as_str().unwrap().contains(SHA), "{marker}");
+    }
+}
+
+#[tokio::test]
+async fn send_picks_dora_events_or_markers() {
+    let server = MockServer::start().await;
+    answer(&server, DEPLOYMENT, accepted("dora_deployment")).await;
+    answer(&server, EVENTS, ResponseTemplate::new(202).set_body_json(json!({ "status": "ok" }))).await;
+    let wave_started = event(TelemetryKind::WaveStarted { wave: "canary".into() }, release(ReleaseStatus::Running));
+    exporter_with(&server, DatadogSend::Dora).export(&wave_started).await.unwrap();
+    exporter_with(&server, DatadogSend::Markers).export(&finished(ReleaseStatus::Succeeded, deployed())).await.unwrap();
+    assert!(requests(&server).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_400_is_refused_at_once_quoting_datadogs_errors() {
+    let server = MockServer::start().await;
+    answer(&server, DEPLOYMENT, datadog_error(400, &["Invalid attribute 'started_at': must be before finished_at"])).await;
+    let error = exporter(&server).export(&finished(ReleaseStatus::Succeeded, deployed())).await.unwrap_err();
+    assert!(matches!(error, ProviderError::Rejected { .. }), "{error:?}");
+    let text = chain_text(&error);
+    assert!(text.contains("HTTP 400: Invalid attribute 'started_at': must be before finished_at"), "{text}");
+    assert_eq!(requests(&server).await.len(), 1, "a refusal is not sent again");
+}
+
+#[tokio::test]
+async fn a_403_names_the_key_and_never_shows_it() {
+    let server = MockServer::start().await;
+    // A proxy that echoes the key it was given.
+    answer(&server, EVENTS, datadog_error(403, &[&format!("Forbidden: key {API_KEY}")])).await;
+    let wave_started = event(TelemetryKind::WaveStarted { wave: "canary".into() }, release(ReleaseStatus::Running));
+    let error = exporter(&server).export(&wave_started).await.unwrap_err();
+    assert!(matches!(error, ProviderError::Rejected { .. }), "{error:?}");
+    let text = chain_text(&error);
+    assert!(text.contains("HTTP 403") && text.contains("env:DD_API_KEY"), "{text}");
+    assert_secret_free(&text, API_KEY);
+    assert_eq!(requests(&server).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_short_retry_after_is_waited_out_once() {
+    let server = MockServer::start().await;
+    let times = support::limited_then(
+        &server,
+        "POST",
+        DEPLOYMENT,
+        datadog_error(429, &["Too many requests"]).insert_header("retry-after", "1"),
+        accepted("dora_deployment"),
+    )
+    .await;
+    exporter(&server).export(&finished(ReleaseStatus::Succeeded, deployed())).await.unwrap();
+    let times = times.lock().unwrap();
+    assert_eq!(times.len(), 2);
+    assert!(times[1] - times[0] >= Duration::from_secs(1), "sent again {:?} later", times[1] - times[0]);
+}
+
+#[tokio::test]
+async fn a_long_rate_limit_is_not_waited_for_and_holds_the_next_export_back() {
+    let server = MockServer::start().await;
+    answer(&server, DEPLOYMENT, datadog_error(429, &["Too many requests"]).insert_header("x-ratelimit-reset", "60")).await;
+    let exporter = exporter(&server);
+    let started = Instant::now();
+    let error = exporter.export(&finished(ReleaseStatus::Succeeded, deployed())).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2), "waited {:?}", started.elapsed());
+    let limit = error.rate_limit().unwrap_or_else(|| panic!("not a rate limit: {error}"));
+    assert!(limit.answered);
+    let held = exporter.export(&finished(ReleaseStatus::Succeeded, deployed())).await.unwrap_err();
+    assert!(held.rate_limit().is_some_and(|limit| !limit.answered), "{held}");
+    assert_eq!(requests(&server).await.len(), 1, "nothing is sent before the reset");
+}
+
+#[tokio::test]
+async fn a_5xx_is_tried_once_more() {
+    let server = MockServer::start().await;
+    let times =
+        support::limited_then(&server, "POST", DEPLOYMENT, datadog_error(503, &["Service Unavailable"]), accepted("dora_deployment")).await;
+    exporter(&server).export(&finished(ReleaseStatus::Succeeded, deployed())).await.unwrap();
+    assert_eq!(times.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn an_outage_is_given_up_after_two_attempts() {
+    let server = MockServer::start().await;
+    answer(&server, DEPLOYMENT, datadog_error(500, &["Internal Server Error"])).await;
+    let error = exporter(&server).export(&finished(ReleaseStatus::Succeeded, deployed())).await.unwrap_err();
+    assert!(matches!(error, ProviderError::Unavailable { .. }), "{error:?}");
+    assert!(chain_text(&error).contains("HTTP 500: Internal Server Error"), "{error}");
+    assert_eq!(requests(&server).await.len(), 2);
+}
+
+#[tokio::test]
+async fn a_server_that_does_not_answer_costs_two_timeouts_at_most() {
+    let server = MockServer::start().await;
+    answer(&server, DEPLOYMENT, accepted("dora_deployment").set_delay(Duration::from_secs(5))).await;
+    let exporter = exporter(&server).with_request_timeout(Duration::from_millis(200));
+    let started = Instant::now();
+    let error = exporter.export(&finished(ReleaseStatus::Succeeded, deployed())).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    assert!(error.message().contains("no answer within 200 ms"), "{error}");
+    assert_eq!(requests(&server).await.len(), 2);
+}
+
+// ------------------------------------------------------------------ CloudWatch EMF
+
+/// Reads an EMF line as CloudWatch does (the specification's rules), answering the metrics it
+/// yields: (namespace, dimension name and value pairs, metric name, unit, value).
+fn read_emf(line: &str) -> Vec<(String, Vec<(String, String)>, String, String, f64)> {
+    let root: Value = serde_json::from_str(line).expect("an EMF line is one JSON object");
+    let aws = root["_aws"].as_object().expect("the `_aws` member");
+    assert!(aws["Timestamp"].as_i64().is_some_and(|ms| ms > 0), "Timestamp is epoch milliseconds");
+    let directives = aws["CloudWatchMetrics"].as_array().expect("CloudWatchMetrics is an array");
+    let mut metrics = Vec::new();
+    for directive in directives {
+        let namespace = directive["Namespace"].as_str().expect("a Namespace").to_owned();
+        assert!(!namespace.is_empty() && namespace.len() <= 255);
+        let sets = directive["Dimensions"].as_array().expect("Dimensions is an array of dimension sets");
+        let declared = directive["Metrics"].as_array().expect("Metrics is an array");
+        assert!(declared.len() <= 100, "at most 100 metrics per directive");
+        for set in sets {
+            let names = set.as_array().expect("a dimension set is an array");
+            assert!(names.len() <= 30, "at most 30 dimensions per set");
+            let dimensions: Vec<(String, String)> = names
+                .iter()
+                .map(|name| {
+                    let name = name.as_str().expect("a dimension is a member's name");
+                    let value = root[name].as_str().unwrap_or_else(|| panic!("dimension {name} names no string member"));
+                    (name.to_owned(), value.to_owned())
+                })
+                .collect();
+            for metric in declared {
+                let name = metric["Name"].as_str().expect("a metric Name");
+                let unit = metric["Unit"].as_str().unwrap_or("None");
+                assert!(["Seconds", "Count", "Milliseconds", "None"].contains(&unit), "unit {unit}");
+                let value = root[name].as_f64().unwrap_or_else(|| panic!("metric {name} names no number member"));
+                metrics.push((namespace.clone(), dimensions.clone(), name.to_owned(), unit.to_owned(), value));
+            }
+        }
+    }
+    metrics
+}
+
+#[tokio::test]
+async fn a_finished_release_is_one_emf_line_of_its_figures() {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let exporter = EmfExporter::new(&EmfExport { namespace: "Acme/Releases".into() }, EmfSink::Memory(Arc::clone(&lines)));
+    let figures = Rollup { restores: 1, restore_seconds_total: 7200, ..deployed() };
+    exporter.export(&finished(ReleaseStatus::Succeeded, figures)).await.unwrap();
+    // Waves and builds are no figures.
+    exporter.export(&event(TelemetryKind::WaveStarted { wave: "canary".into() }, release(ReleaseStatus::Running))).await.unwrap();
+    let lines = lines.lock().unwrap();
+    assert_eq!(lines.len(), 1);
+    let metrics = read_emf(&lines[0]);
+    let dimensions = vec![
+        ("service".to_owned(), "web".to_owned()),
+        ("team".to_owned(), "payments".to_owned()),
+        ("environment".to_owned(), "production".to_owned()),
+    ];
+    let expected = [
+        ("Deployments", "Count", 1.0),
+        ("FailedDeployments", "Count", 0.0),
+        ("Rollbacks", "Count", 0.0),
+        ("Redeployments", "Count", 0.0),
+        ("DurationSeconds", "Seconds", 1800.0),
+        ("Waves", "Count", 1.0),
+        ("LeadTimeSeconds", "Seconds", 5400.0),
+        ("RestoreSeconds", "Seconds", 7200.0),
+        ("Succeeded", "Count", 1.0),
+    ];
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|(name, unit, value)| ("Acme/Releases".to_owned(), dimensions.clone(), name.to_string(), unit.to_string(), *value))
+        .collect();
+    assert_eq!(metrics, expected);
+    let root: Value = serde_json::from_str(&lines[0]).unwrap();
+    assert_eq!(root["_aws"]["Timestamp"], at(12, 30).timestamp_millis());
+    assert_eq!((root["release_id"].as_str(), root["sha"].as_str()), (Some(release_id().0.as_str()), Some(SHA)));
+}
+
+#[tokio::test]
+async fn a_rolled_back_release_counts_as_a_failed_deployment_and_a_team_less_one_has_two_dimensions() {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let exporter = EmfExporter::new(&EmfExport { namespace: "Baton".into() }, EmfSink::Memory(Arc::clone(&lines)));
+    let mut rolled = finished(ReleaseStatus::RolledBack, rolled_back());
+    rolled.team = None;
+    exporter.export(&rolled).await.unwrap();
+    let metrics = read_emf(&lines.lock().unwrap()[0]);
+    let value = |name: &str| metrics.iter().find(|m| m.2 == name).map(|m| m.4);
+    assert_eq!((value("FailedDeployments"), value("Rollbacks"), value("RolledBack")), (Some(1.0), Some(1.0), Some(1.0)));
+    assert_eq!((value("Succeeded"), value("LeadTimeSeconds")), (None, None));
+    let names: Vec<&str> = metrics[0].1.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["service", "environment"]);
+}
+
+#[tokio::test]
+async fn emf_lines_append_to_a_file_one_per_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("metrics.emf.jsonl");
+    let exporter = EmfExporter::new(&EmfExport { namespace: "Baton".into() }, EmfSink::File(file.clone()));
+    exporter.export(&finished(ReleaseStatus::Succeeded, deployed())).await.unwrap();
+    exporter.export(&finished(ReleaseStatus::RolledBack, rolled_back())).await.unwrap();
+    let text = std::fs::read_to_string(&file).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    lines.iter().for_each(|line| assert!(!read_emf(line).is_empty()));
+}

@@ -1,0 +1,126 @@
+//! Whole releases with telemetry exporters: what reaches Datadog and CloudWatch when they are
+//! up, and a release that goes on unhindered when they are down, its timeline saying what did
+//! not go out.
+
+use baton_asl::ExecutionStatus;
+use baton_domain::release::{EventKind, ReleaseStatus, Stage};
+use baton_domain::telemetry::EXPORT_BUDGET;
+use baton_e2e::*;
+use baton_local_runner::LocalConfig;
+use serde_json::Value;
+use std::time::Instant;
+use wiremock::matchers::{header, method};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const KEY: &str = "dd_api_e2e_TOPSECRET_0123456789";
+
+/// The service's `telemetry` block: Datadog at `api_url` with the key in `variable`, and EMF.
+fn telemetry(api_url: &str, variable: &str) -> String {
+    format!(
+        "    telemetry:\n      - provider: datadog\n        api-url: \"{api_url}\"\n        api-key: env:{variable}\n      - provider: cloudwatch-emf\n        namespace: Acme\n"
+    )
+}
+
+fn set_key(variable: &str) {
+    // SAFETY: each test sets its own variable before any thread of it reads the environment.
+    #[allow(unsafe_code)]
+    unsafe {
+        std::env::set_var(variable, KEY)
+    };
+}
+
+#[tokio::test]
+async fn a_release_reaches_datadog_and_cloudwatch_as_it_goes() {
+    let datadog = MockServer::start().await;
+    Mock::given(method("POST")).and(header("dd-api-key", KEY)).respond_with(ResponseTemplate::new(202)).mount(&datadog).await;
+    let fixture = Fixture::new();
+    set_key("BATON_E2E_DD_KEY_UP");
+    fixture.write_catalog(SERVICE, &telemetry(&datadog.uri(), "BATON_E2E_DD_KEY_UP"));
+    let baton = fixture.baton();
+    let outcome = baton.run("exec-telemetry", cli_input("cli-1")).await;
+    assert_status(&outcome, ExecutionStatus::Succeeded);
+    let release = release_of(&baton, "exec-telemetry").await;
+    assert_consistent(&baton, &release).await;
+
+    // Each wave started, then healthy, in order; then the release as a DORA deployment.
+    let sent = datadog.received_requests().await.unwrap_or_default();
+    let seen: Vec<(String, String)> = sent
+        .iter()
+        .map(|request| {
+            let body: Value = serde_json::from_slice(&request.body).unwrap();
+            let what = body["title"].as_str().map(str::to_owned).unwrap_or_else(|| body["data"]["attributes"]["id"].to_string());
+            (request.url.path().to_owned(), what)
+        })
+        .collect();
+    let mut expected = Vec::new();
+    for (i, (wave, _)) in WAVES.iter().enumerate() {
+        for what in ["started", "healthy"] {
+            expected
+                .push(("/api/v1/events".to_owned(), format!("{SERVICE} {ENVIRONMENT}: wave {wave} ({}/{}) {what}", i + 1, WAVES.len())));
+        }
+    }
+    expected.push(("/api/v2/dora/deployment".to_owned(), format!("\"{}\"", release.id)));
+    assert_eq!(seen, expected);
+    let deployment: Value = serde_json::from_slice(&sent.last().unwrap().body).unwrap();
+    let git = &deployment["data"]["attributes"]["git"];
+    assert_eq!((git["repository_url"].as_str(), git["commit_sha"].as_str()), (Some("https://github.com/acme/checkout"), Some("4f2a9c1e")));
+
+    let emf = std::fs::read_to_string(LocalConfig::emf_log(&fixture.state_dir())).unwrap();
+    let lines: Vec<Value> = emf.lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(lines.len(), 1, "{emf}");
+    assert_eq!((lines[0]["Deployments"].as_u64(), lines[0]["Waves"].as_u64()), (Some(1), Some(WAVES.len() as u64)));
+    assert_eq!(lines[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["service", "team", "environment"]]));
+    let timeline = baton.ports().store.events(&release.id).await.unwrap();
+    assert!(timeline.iter().all(|event| event.kind != EventKind::ExportFailed), "{timeline:#?}");
+}
+
+#[tokio::test]
+async fn a_release_with_every_exporter_down_ends_as_soon_and_says_what_did_not_go_out() {
+    // The baseline: the same release without telemetry.
+    let plain = Fixture::new();
+    let baton = plain.baton();
+    let started = Instant::now();
+    assert_status(&baton.run("exec-plain", cli_input("cli-1")).await, ExecutionStatus::Succeeded);
+    let baseline = started.elapsed();
+
+    // Datadog on a port nothing listens on; the EMF file's path taken by a directory.
+    let fixture = Fixture::new();
+    set_key("BATON_E2E_DD_KEY_DOWN");
+    fixture.write_catalog(SERVICE, &telemetry("http://127.0.0.1:9", "BATON_E2E_DD_KEY_DOWN"));
+    std::fs::create_dir_all(LocalConfig::emf_log(&fixture.state_dir())).unwrap();
+    let baton = fixture.baton();
+    let started = Instant::now();
+    let outcome = baton.run("exec-down", cli_input("cli-1")).await;
+    let elapsed = started.elapsed();
+    assert_status(&outcome, ExecutionStatus::Succeeded);
+    let release = release_of(&baton, "exec-down").await;
+    assert_eq!(release.status, ReleaseStatus::Succeeded);
+    assert_consistent(&baton, &release).await;
+    assert!(elapsed < baseline + EXPORT_BUDGET, "{elapsed:?} against {baseline:?} without exporters");
+
+    let failed: Vec<(Stage, Option<String>, String)> = baton
+        .ports()
+        .store
+        .events(&release.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|event| event.kind == EventKind::ExportFailed)
+        .map(|event| (event.stage, event.wave, event.message))
+        .collect();
+    let datadog = |stage: Stage, wave: Option<&str>, what: &str| {
+        failed.iter().any(|(s, w, message)| {
+            *s == stage && w.as_deref() == wave && message.starts_with(&format!("datadog: could not export {what}:"))
+        })
+    };
+    for (wave, _) in WAVES {
+        assert!(datadog(Stage::Deploy, Some(wave), &format!("wave {wave} started")), "{failed:#?}");
+        assert!(datadog(Stage::Deploy, Some(wave), &format!("wave {wave} healthy")), "{failed:#?}");
+    }
+    assert!(datadog(Stage::Done, None, "release finished"), "{failed:#?}");
+    let emf = failed.iter().filter(|(_, _, message)| message.starts_with("cloudwatch-emf: could not export release finished:"));
+    assert_eq!(emf.count(), 1, "{failed:#?}");
+    // Only the events with something to send failed: the build's end sends nothing yet.
+    assert_eq!(failed.len(), 2 * WAVES.len() + 2, "{failed:#?}");
+    assert!(failed.iter().all(|(_, _, message)| !message.contains(KEY)));
+}
