@@ -68,9 +68,70 @@ pub async fn deliver(exporters: &[Box<dyn TelemetryExporter>], event: &Telemetry
     let runs = exporters.iter().map(|exporter| async move {
         let outcome = match tokio::time::timeout(budget, exporter.export(event)).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(ProviderError::unavailable(format!("no end within {} s; given up", budget.as_secs()))),
+            Err(_) => Err(ProviderError::unavailable(format!("no end within {} ms; given up", budget.as_millis()))),
         };
         outcome.err().map(|err| (exporter.name().to_owned(), err))
     });
     join_all(runs).await.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::release::ReleaseStatus;
+    use crate::rules::fixtures;
+    use async_trait::async_trait;
+    use std::time::Instant;
+
+    /// An exporter that answers `outcome` after `delay`.
+    struct Scripted {
+        name: &'static str,
+        delay: Duration,
+        refuse: bool,
+    }
+
+    #[async_trait]
+    impl TelemetryExporter for Scripted {
+        fn name(&self) -> &str {
+            self.name
+        }
+
+        async fn export(&self, _event: &TelemetryEvent) -> Result<(), ProviderError> {
+            tokio::time::sleep(self.delay).await;
+            if self.refuse { Err(ProviderError::rejected("HTTP 403")) } else { Ok(()) }
+        }
+    }
+
+    #[tokio::test]
+    async fn exporters_run_at_once_each_cut_at_the_budget_and_failures_come_in_their_order() {
+        let release = fixtures::release("r1", 0, ReleaseStatus::Succeeded, Some(60), true);
+        let event = TelemetryEvent {
+            kind: TelemetryKind::WaveStarted { wave: "canary".into() },
+            release,
+            team: None,
+            repository_url: None,
+            at: chrono::Utc::now(),
+        };
+        let exporters: Vec<Box<dyn TelemetryExporter>> = vec![
+            Box::new(Scripted { name: "hangs", delay: Duration::from_secs(30), refuse: false }),
+            Box::new(Scripted { name: "refuses", delay: Duration::from_millis(100), refuse: true }),
+            Box::new(Scripted { name: "delivers", delay: Duration::from_millis(100), refuse: false }),
+        ];
+        let started = Instant::now();
+        let failures = deliver(&exporters, &event, Duration::from_millis(300)).await;
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(300) && took < Duration::from_secs(2), "took {took:?}");
+        let failures: Vec<(String, String)> = failures.into_iter().map(|(name, err)| (name, err.message().to_owned())).collect();
+        assert_eq!(
+            failures,
+            [("hangs".to_owned(), "no end within 300 ms; given up".to_owned()), ("refuses".to_owned(), "HTTP 403".to_owned())]
+        );
+    }
+
+    #[test]
+    fn the_team_and_repository_come_from_the_catalog() {
+        let entry = fixtures::entry();
+        assert_eq!(team(&entry).as_deref(), Some("platform"));
+        assert_eq!(repository_url(&entry).as_deref(), Some("https://github.com/acme/web.git"));
+    }
 }

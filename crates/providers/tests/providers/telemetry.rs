@@ -324,9 +324,11 @@ async fn a_server_that_does_not_answer_costs_two_timeouts_at_most() {
 
 // ------------------------------------------------------------------ CloudWatch EMF
 
-/// Reads an EMF line as CloudWatch does (the specification's rules), answering the metrics it
-/// yields: (namespace, dimension name and value pairs, metric name, unit, value).
-fn read_emf(line: &str) -> Vec<(String, Vec<(String, String)>, String, String, f64)> {
+/// One metric an EMF line yields: namespace, dimension name and value pairs, name, unit, value.
+type EmfMetric = (String, Vec<(String, String)>, String, String, f64);
+
+/// Reads an EMF line as CloudWatch does (the specification's rules), answering its metrics.
+fn read_emf(line: &str) -> Vec<EmfMetric> {
     let root: Value = serde_json::from_str(line).expect("an EMF line is one JSON object");
     let aws = root["_aws"].as_object().expect("the `_aws` member");
     assert!(aws["Timestamp"].as_i64().is_some_and(|ms| ms > 0), "Timestamp is epoch milliseconds");
