@@ -41,7 +41,8 @@ fn stage(kind: &TelemetryKind) -> Stage {
 /// that cannot be built, fails or overruns [`EXPORT_BUDGET`] is recorded on the timeline; only
 /// a failure to write that record (the store) is an error.
 pub async fn export(ports: &Ports, context: &ReleaseContext, release: &Release, kind: TelemetryKind) -> Result<(), TaskError> {
-    if context.entry.delivery.telemetry.is_empty() {
+    let exporters = ports.providers.exporters(&context.entry);
+    if exporters.as_ref().is_ok_and(Vec::is_empty) {
         return Ok(());
     }
     let event = TelemetryEvent {
@@ -51,7 +52,7 @@ pub async fn export(ports: &Ports, context: &ReleaseContext, release: &Release, 
         repository_url: repository_url(&context.entry),
         at: ports.clock.now(),
     };
-    let failures = match ports.providers.exporters(&context.entry) {
+    let failures = match exporters {
         Ok(exporters) => deliver(&exporters, &event, EXPORT_BUDGET).await,
         Err(err) => vec![("telemetry".to_owned(), err)],
     };

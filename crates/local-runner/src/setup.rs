@@ -51,7 +51,8 @@ impl LocalBaton {
         let store = SqliteStore::open(&baton_store_sqlite::database_path(&state_dir))?;
         let providers =
             LocalProviders::new(LocalConfig::workspace(&state_dir), config.console, Arc::new(EnvSecretResolver), config.slack_api_base)?
-                .with_emf_sink(EmfSink::File(LocalConfig::emf_log(&state_dir)));
+                .with_emf_sink(EmfSink::File(LocalConfig::emf_log(&state_dir)))
+                .with_telemetry_defaults_from_env()?;
         let ports = Ports { store: Arc::new(store.clone()), catalog, providers: Arc::new(providers), clock: Arc::new(SystemClock) };
         Ok(LocalBaton::new(ports, config.clock)?.with_journal(store))
     }

@@ -28,6 +28,8 @@ pub struct LocalProviders {
     pub(crate) aws: AwsClients,
     /// Where the `cloudwatch-emf` exporter writes its lines: stdout (Lambda's log stream) unless set.
     pub(crate) emf_sink: EmfSink,
+    /// The organisation's exporters, which every service gets unless it names the exporter itself.
+    telemetry_defaults: Vec<ProviderBlock>,
 }
 
 impl LocalProviders {
@@ -49,7 +51,23 @@ impl LocalProviders {
             github_tokens: GitHubAppTokens::new(),
             aws: AwsClients::new(),
             emf_sink: EmfSink::Stdout,
+            telemetry_defaults: Vec::new(),
         })
+    }
+
+    /// Every service also gets these exporters, unless its own `telemetry` names the exporter
+    /// (see [`crate::telemetry_defaults`]).
+    pub fn with_telemetry_defaults(self, defaults: Vec<ProviderBlock>) -> LocalProviders {
+        LocalProviders { telemetry_defaults: defaults, ..self }
+    }
+
+    /// [`LocalProviders::with_telemetry_defaults`] with the list [`crate::TELEMETRY_DEFAULTS_ENV`]
+    /// holds, when it is set and not empty; an invalid list is refused.
+    pub fn with_telemetry_defaults_from_env(self) -> Result<LocalProviders, ProviderError> {
+        match std::env::var(crate::TELEMETRY_DEFAULTS_ENV).ok().filter(|text| !text.trim().is_empty()) {
+            Some(text) => Ok(self.with_telemetry_defaults(crate::telemetry_defaults(&text, crate::TELEMETRY_DEFAULTS_ENV)?)),
+            None => Ok(self),
+        }
     }
 
     /// The `cloudwatch-emf` exporter writes to `sink` instead of stdout (a local run's file).
@@ -125,7 +143,8 @@ impl Providers for LocalProviders {
 
     fn exporters(&self, entry: &ServiceEntry) -> Result<Vec<Box<dyn TelemetryExporter>>, ProviderError> {
         let pick = |make: &Make| if let Make::Export(f) = make { Some(*f) } else { None };
-        entry.delivery.telemetry.iter().map(|block| maker(Slot::Export, &block.provider, pick)?(self, block, entry)).collect()
+        let blocks = crate::export::with_defaults(&entry.delivery.telemetry, &self.telemetry_defaults);
+        blocks.into_iter().map(|block| maker(Slot::Export, &block.provider, pick)?(self, block, entry)).collect()
     }
 }
 
@@ -416,5 +435,25 @@ mod tests {
         assert!(
             matches!(providers.build(&empty, &entry), Err(ProviderError::Rejected { message: m, .. }) if m.contains("extensions.baton.build.command is empty"))
         );
+    }
+
+    #[test]
+    fn every_service_gets_the_default_exporters_unless_it_names_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let defaults = crate::telemetry_defaults(
+            r#"[{"provider": "datadog", "api-key": "env:DD_API_KEY"}, {"provider": "cloudwatch-emf", "namespace": "Org"}]"#,
+            "test",
+        )
+        .unwrap();
+        let with_defaults = providers(dir.path(), false).with_telemetry_defaults(defaults);
+        let names = |entry: &ServiceEntry| -> Vec<String> {
+            with_defaults.exporters(entry).unwrap().iter().map(|exporter| exporter.name().to_owned()).collect()
+        };
+        let mut entry = entry_in(dir.path());
+        assert_eq!(names(&entry), ["datadog", "cloudwatch-emf"]);
+        entry.delivery.telemetry = vec![ProviderBlock::new("cloudwatch-emf", serde_json::json!({"namespace": "Team"}))];
+        assert_eq!(names(&entry), ["cloudwatch-emf", "datadog"], "the service's own block first, the other default after");
+        let bare = providers(dir.path(), false);
+        assert!(bare.exporters(&entry_in(dir.path())).unwrap().is_empty());
     }
 }

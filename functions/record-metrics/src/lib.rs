@@ -33,12 +33,10 @@ pub async fn record(ports: &Ports, request: RecordMetricsRequest) -> Result<Done
     if !ended {
         // Exported before the ending is written, so the ending stays the timeline's last event
         // (an export that failed is recorded before it).
-        if !context.entry.delivery.telemetry.is_empty() {
-            let release = ports.release(context).await?;
-            let history = ports.store.list_releases(&release.service, Some(&release.environment), FIGURES_HISTORY).await?;
-            let figures = dora::rollup_delta(&release, &history);
-            telemetry::export(ports, context, &release, TelemetryKind::ReleaseFinished { figures }).await?;
-        }
+        let release = ports.release(context).await?;
+        let history = ports.store.list_releases(&release.service, Some(&release.environment), FIGURES_HISTORY).await?;
+        let figures = dora::rollup_delta(&release, &history);
+        telemetry::export(ports, context, &release, TelemetryKind::ReleaseFinished { figures }).await?;
         ports.record_event(context, Stage::Done, None, ending, format!("release {}", closed.status)).await?;
     }
     Ok(Done {})
