@@ -48,6 +48,7 @@ pub use datadog_monitors::{DatadogGate, DatadogMonitorsGate};
 pub use deploy::CommandDeployer;
 pub use export::datadog::{DORA_SITES, DatadogExport, DatadogExporter, DatadogSend, dora_deployment, dora_failure, marker};
 pub use export::emf::{CLOUDWATCH_EMF, EmfExport, EmfExporter, EmfSink, emf_line};
+pub use export::otlp::{OtlpExport, OtlpExporter, release_trace, span_id, trace_id, traceparent};
 pub use export::{EXPORT_REQUEST_TIMEOUT, TELEMETRY_DEFAULTS_ENV, telemetry_defaults};
 pub use health::{CommandGate, HttpGate, HttpGateSampler};
 pub use http::{CREATE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, RateLimits, http_client};

@@ -13,6 +13,7 @@ use crate::datadog_monitors::{DATADOG, DatadogMonitorsGate};
 use crate::deploy::CommandDeployer;
 use crate::export::datadog::{DATADOG_EXPORT, DatadogExporter};
 use crate::export::emf::{CLOUDWATCH_EMF, EmfExporter};
+use crate::export::otlp::{OTLP, OtlpExporter};
 use crate::health::{CommandGate, HTTP_GATE, HttpGateSampler};
 use crate::local::LocalProviders;
 use crate::webhook::{WEBHOOK, WebhookDeployer};
@@ -138,6 +139,12 @@ pub static MODULES: &[Module] = &[
     Module {
         shape: &CLOUDWATCH_EMF,
         make: Make::Export(|providers, block, _| Ok(Box::new(EmfExporter::new(&block.decode()?, providers.emf_sink.clone())))),
+    },
+    Module {
+        shape: &OTLP,
+        make: Make::Export(|providers, block, entry| {
+            Ok(Box::new(OtlpExporter::new(&block.decode()?, &entry.source, providers.http.clone())?))
+        }),
     },
 ];
 

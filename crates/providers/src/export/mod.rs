@@ -1,11 +1,13 @@
 //! Telemetry exporters: a release's events sent where the team already looks (Datadog's DORA
-//! metrics and events; CloudWatch metrics as Embedded Metric Format log lines). Each is best
+//! metrics and events; CloudWatch metrics as Embedded Metric Format log lines; an OpenTelemetry
+//! trace per release). Each is best
 //! effort within bounds its caller also enforces ([`baton_domain::telemetry::EXPORT_BUDGET`]):
 //! a request gets [`EXPORT_REQUEST_TIMEOUT`], one more attempt after an outage, and a rate limit
 //! longer than a couple of seconds is not waited for.
 
 pub(crate) mod datadog;
 pub(crate) mod emf;
+pub(crate) mod otlp;
 
 use crate::http::{Answer, RateLimits, exchange_limited};
 use baton_domain::catalog::{ProviderBlock, Slot};
@@ -115,7 +117,7 @@ mod tests {
         assert_eq!(defaults[0].text("site"), Some("datadoghq.eu"));
         let cases = [
             ("{}", "BATON_TELEMETRY_DEFAULTS: expected a JSON list of telemetry blocks"),
-            (r#"[{"site": "x"}]"#, "[0]: missing `provider`: expected one of datadog, cloudwatch-emf"),
+            (r#"[{"site": "x"}]"#, "[0]: missing `provider`: expected one of datadog, cloudwatch-emf, otlp"),
             (r#"[{"provider": "newrelic"}]"#, "[0].provider: unknown exporter `newrelic`"),
             (r#"[{"provider": "datadog", "api-key": "env:K", "apikey": "hunter2-SECRET"}]"#, "[0].apikey: unknown field of `datadog`"),
             (r#"[{"provider": "datadog", "api-key": "hunter2-SECRET"}]"#, "[0]: the `datadog` block does not fit the exporter"),

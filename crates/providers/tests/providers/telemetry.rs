@@ -427,3 +427,212 @@ async fn emf_lines_append_to_a_file_one_per_release() {
     assert_eq!(lines.len(), 2);
     lines.iter().for_each(|line| assert!(!read_emf(line).is_empty()));
 }
+
+// ------------------------------------------------------------------ OpenTelemetry (OTLP/HTTP JSON)
+
+/// A rolled-back release as its record ends: built 12:01-12:05, wave canary deployed 12:10-12:12
+/// and baked (one gate, unhealthy at 12:20), both targets put back 12:21-12:23.
+fn traced_release() -> Release {
+    use baton_domain::release::{BuildRecord, BuildStatus, DeployStatus, GateRecord, RunHandle, TargetDeploy};
+    let deploy = |target: &str, rollback: bool, started: DateTime<Utc>, finished: DateTime<Utc>| TargetDeploy {
+        target: target.into(),
+        rollback,
+        run: Some(RunHandle { provider: "argo-cd".into(), id: format!("{target}-run"), url: None, state: Value::Null }),
+        status: DeployStatus::Succeeded,
+        reason: None,
+        started_at: started,
+        finished_at: Some(finished),
+    };
+    let mut release = release(ReleaseStatus::RolledBack);
+    release.build = Some(BuildRecord {
+        provider: "github-actions".into(),
+        run_id: "42".into(),
+        url: Some("https://github.com/acme/web/actions/runs/42".into()),
+        queued_at: at(12, 1),
+        started_at: Some(at(12, 2)),
+        finished_at: Some(at(12, 5)),
+        status: BuildStatus::Succeeded,
+        attempts: 1,
+        reason: None,
+        state: Value::Null,
+    });
+    let canary = &mut release.waves[0];
+    canary.status = WaveStatus::RolledBack;
+    canary.targets = vec!["web-1".into(), "web-2".into()];
+    canary.finished_at = Some(at(12, 20));
+    canary.bake_started_at = Some(at(12, 12));
+    canary.deploys = vec![
+        deploy("web-1", false, at(12, 10), at(12, 11)),
+        deploy("web-2", false, at(12, 10), at(12, 12)),
+        deploy("web-1", true, at(12, 21), at(12, 22)),
+        deploy("web-2", true, at(12, 21), at(12, 23)),
+    ];
+    canary.gates = vec![GateRecord {
+        gate: "HTTP https://web/health".into(),
+        samples: 9,
+        healthy_in_a_row: 0,
+        unhealthy_in_a_row: 1,
+        last: Some("HTTP 503".into()),
+        last_at: Some(at(12, 20)),
+    }];
+    release
+}
+
+/// The spans a receiver decoded, by name: (span id, parent span id, start, end, status code, attributes).
+struct Decoded {
+    trace_ids: std::collections::BTreeSet<String>,
+    resource: Vec<(String, String)>,
+    spans: Vec<(String, String, Option<String>, i64, i64, u64, Vec<(String, String)>)>,
+}
+
+fn attributes(list: &Value) -> Vec<(String, String)> {
+    let value = |v: &Value| v.get("stringValue").or(v.get("intValue")).and_then(Value::as_str).unwrap().to_owned();
+    list.as_array().unwrap().iter().map(|a| (a["key"].as_str().unwrap().to_owned(), value(&a["value"]))).collect()
+}
+
+/// Decodes an `ExportTraceServiceRequest` as OTLP/JSON defines it: lowerCamelCase fields, hex
+/// ids, 64-bit times as decimal strings, enums as integers.
+fn decode_traces(body: &[u8]) -> Decoded {
+    let request: Value = serde_json::from_slice(body).unwrap();
+    let resource_spans = request["resourceSpans"].as_array().unwrap();
+    assert_eq!(resource_spans.len(), 1);
+    let resource = attributes(&resource_spans[0]["resource"]["attributes"]);
+    let mut decoded = Decoded { trace_ids: Default::default(), resource, spans: Vec::new() };
+    for scope in resource_spans[0]["scopeSpans"].as_array().unwrap() {
+        assert_eq!(scope["scope"]["name"], "baton");
+        for span in scope["spans"].as_array().unwrap() {
+            let hex = |field: &str, len: usize| {
+                let id = span[field].as_str().unwrap().to_owned();
+                assert!(id.len() == len && id.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{field} {id}");
+                id
+            };
+            decoded.trace_ids.insert(hex("traceId", 32));
+            let time = |field: &str| span[field].as_str().unwrap().parse::<i64>().unwrap();
+            let parent = span.get("parentSpanId").map(|_| hex("parentSpanId", 16));
+            decoded.spans.push((
+                span["name"].as_str().unwrap().to_owned(),
+                hex("spanId", 16),
+                parent,
+                time("startTimeUnixNano"),
+                time("endTimeUnixNano"),
+                span["status"]["code"].as_u64().unwrap(),
+                attributes(&span["attributes"]),
+            ));
+        }
+    }
+    decoded
+}
+
+#[tokio::test]
+async fn a_finished_release_is_one_trace_that_a_collector_decodes() {
+    let collector = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/traces"))
+        .and(header("content-type", "application/json"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "partialSuccess": {} })))
+        .mount(&collector)
+        .await;
+    let exporter =
+        baton_providers::OtlpExporter::new(&baton_providers::OtlpExport { endpoint: collector.uri() }, "catalog/web.yaml", client())
+            .unwrap();
+    let finished = event(TelemetryKind::ReleaseFinished { figures: rolled_back() }, traced_release());
+    exporter.export(&finished).await.unwrap();
+    // Only the release's end sends the trace.
+    exporter.export(&event(TelemetryKind::WaveStarted { wave: "canary".into() }, traced_release())).await.unwrap();
+    let sent = requests(&collector).await;
+    assert_eq!(sent.len(), 1);
+    let trace = decode_traces(&sent[0].body);
+
+    assert_eq!(trace.trace_ids.len(), 1, "one trace");
+    assert_eq!(trace.trace_ids.first().unwrap(), &baton_providers::trace_id(&release_id()));
+    for (key, value) in [("service.name", "web"), ("deployment.environment.name", "production"), ("team.name", "payments")] {
+        assert!(trace.resource.contains(&(key.to_owned(), value.to_owned())), "{key}: {:?}", trace.resource);
+    }
+    let by_name = |name: &str| trace.spans.iter().find(|span| span.0 == name).unwrap_or_else(|| panic!("no span {name}"));
+    let names: Vec<&str> = trace.spans.iter().map(|span| span.0.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "release web to production",
+            "build 42",
+            "wave canary",
+            "deploy web-1",
+            "deploy web-2",
+            "bake canary",
+            "gate HTTP https://web/health",
+            "rollback",
+            "rollback web-1",
+            "rollback web-2",
+        ]
+    );
+    // Parents: the release is the root; the build, the wave and the rollback hang from it; the
+    // deploys and the bake from the wave; the gate from the bake; the targets put back from the rollback.
+    let id = |name: &str| Some(by_name(name).1.clone());
+    let parents = [
+        ("release web to production", None),
+        ("build 42", id("release web to production")),
+        ("wave canary", id("release web to production")),
+        ("deploy web-1", id("wave canary")),
+        ("bake canary", id("wave canary")),
+        ("gate HTTP https://web/health", id("bake canary")),
+        ("rollback", id("release web to production")),
+        ("rollback web-2", id("rollback")),
+    ];
+    for (name, parent) in parents {
+        assert_eq!(by_name(name).2, parent, "{name}");
+    }
+    // Timing: each span as the record says, every child within its parent.
+    let times = |name: &str| (by_name(name).3, by_name(name).4);
+    let ns = |at: DateTime<Utc>| at.timestamp_nanos_opt().unwrap();
+    assert_eq!(times("release web to production"), (ns(at(11, 59)), ns(at(12, 30))));
+    assert_eq!(times("build 42"), (ns(at(12, 1)), ns(at(12, 5))));
+    assert_eq!(times("wave canary"), (ns(at(12, 10)), ns(at(12, 20))));
+    assert_eq!(times("deploy web-2"), (ns(at(12, 10)), ns(at(12, 12))));
+    assert_eq!(times("bake canary"), (ns(at(12, 12)), ns(at(12, 20))));
+    assert_eq!(times("rollback"), (ns(at(12, 21)), ns(at(12, 23))));
+    for span in &trace.spans {
+        assert!(span.3 <= span.4, "{} ends before it starts", span.0);
+        if let Some(parent) = &span.2 {
+            let parent = trace.spans.iter().find(|p| &p.1 == parent).expect("the parent is in the trace");
+            assert!(parent.3 <= span.3 && span.4 <= parent.4, "{} is not within {}", span.0, parent.0);
+        }
+    }
+    // Outcome: the release, the wave, its bake and its gate failed; the build, the deploys and the rollback did not.
+    let status = |name: &str| by_name(name).5;
+    assert_eq!(
+        [status("release web to production"), status("wave canary"), status("bake canary"), status("gate HTTP https://web/health")],
+        [2, 2, 2, 2]
+    );
+    assert_eq!([status("build 42"), status("deploy web-1"), status("rollback")], [1, 1, 1]);
+    // Attributes: the commit and the release on the root, what each part was.
+    let attribute = |name: &str, key: &str| by_name(name).6.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    assert_eq!(attribute("release web to production", "vcs.ref.head.revision").as_deref(), Some(SHA));
+    assert_eq!(attribute("release web to production", "baton.release_id"), Some(release_id().0));
+    assert_eq!(attribute("release web to production", "baton.status").as_deref(), Some("rolled-back"));
+    assert_eq!(attribute("deploy web-1", "baton.run").as_deref(), Some("argo-cd web-1-run"));
+    assert_eq!(attribute("gate HTTP https://web/health", "baton.gate.samples").as_deref(), Some("9"));
+    assert_eq!(attribute("build 42", "url.full").as_deref(), Some("https://github.com/acme/web/actions/runs/42"));
+    // The build's span is the one its TRACEPARENT names.
+    let parent = baton_providers::traceparent(&release_id(), "build");
+    assert_eq!(parent, format!("00-{}-{}-01", trace.trace_ids.first().unwrap(), by_name("build 42").1));
+}
+
+#[tokio::test]
+async fn a_collector_that_refuses_or_is_unavailable_is_told_once_or_twice() {
+    let collector = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(400).set_body_string("bad trace")).mount(&collector).await;
+    let exporter =
+        baton_providers::OtlpExporter::new(&baton_providers::OtlpExport { endpoint: collector.uri() }, "catalog/web.yaml", client())
+            .unwrap();
+    let event = event(TelemetryKind::ReleaseFinished { figures: rolled_back() }, traced_release());
+    let error = exporter.export(&event).await.unwrap_err();
+    assert!(matches!(error, ProviderError::Rejected { .. }) && chain_text(&error).contains("HTTP 400: bad trace"), "{error}");
+    assert_eq!(requests(&collector).await.len(), 1, "OTLP: a 400 is never retried");
+
+    let busy = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).mount(&busy).await;
+    let exporter =
+        baton_providers::OtlpExporter::new(&baton_providers::OtlpExport { endpoint: busy.uri() }, "catalog/web.yaml", client()).unwrap();
+    assert!(matches!(exporter.export(&event).await, Err(ProviderError::Unavailable { .. })));
+    assert_eq!(requests(&busy).await.len(), 2, "a 503 is tried once more");
+}
