@@ -1,5 +1,5 @@
-//! Whole releases with telemetry exporters: what reaches Datadog and CloudWatch when they are
-//! up, and a release that goes on unhindered when they are down, its timeline saying what did
+//! Whole releases with telemetry exporters: what reaches Datadog, CloudWatch and an OTLP
+//! collector when they are up, and a release that goes on unhindered when they are down, its timeline saying what did
 //! not go out.
 
 use baton_asl::ExecutionStatus;
@@ -14,10 +14,11 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const KEY: &str = "dd_api_e2e_TOPSECRET_0123456789";
 
-/// The service's `telemetry` block: Datadog at `api_url` with the key in `variable`, and EMF.
-fn telemetry(api_url: &str, variable: &str) -> String {
+/// The service's `telemetry` block: Datadog at `api_url` with the key in `variable`, EMF, and an
+/// OTLP collector at `collector`.
+fn telemetry(api_url: &str, variable: &str, collector: &str) -> String {
     format!(
-        "    telemetry:\n      - provider: datadog\n        api-url: \"{api_url}\"\n        api-key: env:{variable}\n      - provider: cloudwatch-emf\n        namespace: Acme\n"
+        "    telemetry:\n      - provider: datadog\n        api-url: \"{api_url}\"\n        api-key: env:{variable}\n      - provider: cloudwatch-emf\n        namespace: Acme\n      - provider: otlp\n        endpoint: \"{collector}\"\n"
     )
 }
 
@@ -30,12 +31,14 @@ fn set_key(variable: &str) {
 }
 
 #[tokio::test]
-async fn a_release_reaches_datadog_and_cloudwatch_as_it_goes() {
+async fn a_release_reaches_datadog_cloudwatch_and_a_collector_as_it_goes() {
     let datadog = MockServer::start().await;
     Mock::given(method("POST")).and(header("dd-api-key", KEY)).respond_with(ResponseTemplate::new(202)).mount(&datadog).await;
+    let collector = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&collector).await;
     let fixture = Fixture::new();
     set_key("BATON_E2E_DD_KEY_UP");
-    fixture.write_catalog(SERVICE, &telemetry(&datadog.uri(), "BATON_E2E_DD_KEY_UP"));
+    fixture.write_catalog(SERVICE, &telemetry(&datadog.uri(), "BATON_E2E_DD_KEY_UP", &collector.uri()));
     let baton = fixture.baton();
     let outcome = baton.run("exec-telemetry", cli_input("cli-1")).await;
     assert_status(&outcome, ExecutionStatus::Succeeded);
@@ -72,6 +75,39 @@ async fn a_release_reaches_datadog_and_cloudwatch_as_it_goes() {
     assert_eq!(lines[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["service", "team", "environment"]]));
     let timeline = baton.ports().store.events(&release.id).await.unwrap();
     assert!(timeline.iter().all(|event| event.kind != EventKind::ExportFailed), "{timeline:#?}");
+
+    // One trace, whose spans follow the release as its record and history tell it: the build,
+    // then each wave in order (its targets' deploys, its bake, its gate), all ended well.
+    let traces = collector.received_requests().await.unwrap_or_default();
+    assert_eq!(traces.len(), 1);
+    assert_eq!(traces[0].url.path(), "/v1/traces");
+    let request: Value = serde_json::from_slice(&traces[0].body).unwrap();
+    let spans = request["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().unwrap();
+    let names: Vec<&str> = spans.iter().map(|span| span["name"].as_str().unwrap()).collect();
+    let build = release.build.as_ref().expect("the build is recorded");
+    let mut expected = vec![format!("release {SERVICE} to {ENVIRONMENT}"), format!("build {}", build.run_id)];
+    assert_eq!(release.waves.iter().map(|wave| wave.name.as_str()).collect::<Vec<_>>(), WAVES.map(|(wave, _)| wave));
+    for wave in &release.waves {
+        expected.push(format!("wave {}", wave.name));
+        // A wave's targets start at once: their spans come in the order the record has them.
+        expected.extend(wave.deploys.iter().map(|deploy| format!("deploy {}", deploy.target)));
+        expected.push(format!("bake {}", wave.name));
+        expected.push("gate command".to_owned());
+    }
+    let names: Vec<String> =
+        names.into_iter().map(|name| if name.starts_with("gate ") { "gate command".to_owned() } else { name.to_owned() }).collect();
+    assert_eq!(names, expected);
+    assert!(spans.iter().all(|span| span["status"]["code"] == 1), "every part ended well");
+    let trace_ids: std::collections::BTreeSet<&str> = spans.iter().map(|span| span["traceId"].as_str().unwrap()).collect();
+    assert_eq!(trace_ids.len(), 1);
+    // The stages start in the order the history ran them.
+    let starts: Vec<i64> = spans
+        .iter()
+        .skip(1)
+        .filter(|span| !span.get("parentSpanId").is_some_and(|parent| parent != &spans[0]["spanId"]))
+        .map(|span| span["startTimeUnixNano"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(starts.windows(2).all(|pair| pair[0] <= pair[1]), "{starts:?}");
 }
 
 #[tokio::test]
@@ -86,7 +122,7 @@ async fn a_release_with_every_exporter_down_ends_as_soon_and_says_what_did_not_g
     // Datadog on a port nothing listens on; the EMF file's path taken by a directory.
     let fixture = Fixture::new();
     set_key("BATON_E2E_DD_KEY_DOWN");
-    fixture.write_catalog(SERVICE, &telemetry("http://127.0.0.1:9", "BATON_E2E_DD_KEY_DOWN"));
+    fixture.write_catalog(SERVICE, &telemetry("http://127.0.0.1:9", "BATON_E2E_DD_KEY_DOWN", "http://127.0.0.1:9"));
     std::fs::create_dir_all(LocalConfig::emf_log(&fixture.state_dir())).unwrap();
     let baton = fixture.baton();
     let started = Instant::now();
@@ -120,7 +156,9 @@ async fn a_release_with_every_exporter_down_ends_as_soon_and_says_what_did_not_g
     assert!(datadog(Stage::Done, None, "release finished"), "{failed:#?}");
     let emf = failed.iter().filter(|(_, _, message)| message.starts_with("cloudwatch-emf: could not export release finished:"));
     assert_eq!(emf.count(), 1, "{failed:#?}");
+    let otlp = failed.iter().filter(|(_, _, message)| message.starts_with("otlp: could not export release finished:"));
+    assert_eq!(otlp.count(), 1, "{failed:#?}");
     // Only the events with something to send failed: the build's end sends nothing yet.
-    assert_eq!(failed.len(), 2 * WAVES.len() + 2, "{failed:#?}");
+    assert_eq!(failed.len(), 2 * WAVES.len() + 3, "{failed:#?}");
     assert!(failed.iter().all(|(_, _, message)| !message.contains(KEY)));
 }

@@ -176,8 +176,17 @@ mod tests {
     async fn a_release_builds_deploys_and_checks_through_the_catalog_specs() {
         let dir = tempfile::tempdir().unwrap();
         let mut entry = entry_in(dir.path());
-        let build = script(dir.path(), "build.sh", "echo \"web-$BATON_RELEASE_ID.tar\"");
-        let deploy = script(dir.path(), "deploy.sh", "cp /dev/null \"$BATON_WORKSPACE/$BATON_TARGET-$BATON_ARTIFACT\"");
+        let traces = dir.path().display();
+        let build = script(
+            dir.path(),
+            "build.sh",
+            &format!("printf %s \"$TRACEPARENT\" > {traces}/build.trace\necho \"web-$BATON_RELEASE_ID.tar\""),
+        );
+        let deploy = script(
+            dir.path(),
+            "deploy.sh",
+            &format!("printf %s \"$TRACEPARENT\" > {traces}/deploy.trace\ncp /dev/null \"$BATON_WORKSPACE/$BATON_TARGET-$BATON_ARTIFACT\""),
+        );
         let health = script(dir.path(), "health.sh", "test -e \"$BATON_WORKSPACE/$BATON_TARGETS-$BATON_ARTIFACT\"");
         entry.delivery.build = ProviderBlock::of("command", &CommandBuild { run: CommandRun::new(build), artifact_file: None });
         entry.delivery.deploy.target =
@@ -210,6 +219,10 @@ mod tests {
         };
         let run = deployer.start(&request).await.unwrap();
         assert_eq!(deployer.poll(&run).await.unwrap(), DeployProgress::Succeeded);
+        // Each command is handed its span of the release's trace.
+        let handed = |what: &str| std::fs::read_to_string(dir.path().join(format!("{what}.trace"))).unwrap();
+        assert_eq!(handed("build"), crate::traceparent(&release_id(), "build"));
+        assert_eq!(handed("deploy"), crate::traceparent(&release_id(), "wave/canary/deploy/host-1"));
 
         let gate = providers.gate(&entry.delivery.health.gates[0], &entry).unwrap();
         let mut request = HealthRequest {

@@ -9,8 +9,8 @@
 //! succeed marks the root (and each failed part) with an error status.
 //!
 //! Ids are derived from the release id ([`trace_id`], [`span_id`]), so any task can name a span
-//! before the trace is sent: the build and deploy get it as `TRACEPARENT` ([`traceparent`]) and a
-//! CI system that traces can join the release's trace.
+//! before the trace is sent: a `command` build and deploy get their span as `TRACEPARENT`
+//! ([`traceparent`]), so what they trace joins the release's trace.
 
 use super::{EXPORT_REQUEST_TIMEOUT, send_bounded};
 use crate::http::{Answer, RateLimits, Refused, endpoint, http_url, retry_after, shown};
@@ -53,6 +53,14 @@ pub fn span_id(release: &ReleaseId, path: &str) -> String {
 /// The W3C `traceparent` naming the span at `path` of the release's trace, sampled.
 pub fn traceparent(release: &ReleaseId, path: &str) -> String {
     format!("00-{}-{}-01", trace_id(release), span_id(release, path))
+}
+
+/// The path of the build's span.
+pub const BUILD_SPAN: &str = "build";
+
+/// The path of the span of `target`'s deploy in `wave`, or of putting it back on a rollback.
+pub fn deploy_span(wave: &str, target: &str, rollback: bool) -> String {
+    if rollback { format!("rollback/{wave}/{target}") } else { format!("wave/{wave}/deploy/{target}") }
 }
 
 fn nanos(at: DateTime<Utc>) -> String {
@@ -116,7 +124,7 @@ impl Trace<'_> {
         ];
         self.span(&path, Some("release"), format!("wave {}", wave.name), (started, end), failed, attributes);
         for deploy in wave.deploys.iter().filter(|deploy| !deploy.rollback) {
-            let deploy_path = format!("{path}/deploy/{}", deploy.target);
+            let deploy_path = deploy_span(&wave.name, &deploy.target, false);
             let mut attributes = vec![string("baton.target", &deploy.target)];
             attributes.extend(deploy.run.as_ref().map(|run| string("baton.run", format!("{} {}", run.provider, run.id))));
             attributes.extend(deploy.reason.as_ref().map(|reason| string("baton.reason", reason)));
@@ -155,7 +163,7 @@ impl Trace<'_> {
             let attributes = vec![string("baton.wave", &wave.name), string("baton.target", &deploy.target)];
             let times = (deploy.started_at, deploy.finished_at.unwrap_or(end));
             let failed = deploy.status != DeployStatus::Succeeded;
-            let path = format!("rollback/{}/{}", wave.name, deploy.target);
+            let path = deploy_span(&wave.name, &deploy.target, true);
             self.span(&path, Some("rollback"), format!("rollback {}", deploy.target), times, failed, attributes);
         }
     }
