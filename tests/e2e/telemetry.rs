@@ -51,18 +51,21 @@ async fn a_release_reaches_datadog_cloudwatch_and_a_collector_as_it_goes() {
         .iter()
         .map(|request| {
             let body: Value = serde_json::from_slice(&request.body).unwrap();
-            let what = body["title"].as_str().map(str::to_owned).unwrap_or_else(|| body["data"]["attributes"]["id"].to_string());
+            let attributes = &body["data"]["attributes"];
+            let what = body["title"].as_str().or(attributes["id"].as_str()).or(attributes["resource"]["unique_id"].as_str());
+            let what = what.expect("a marker's title, a DORA event's id or a pipeline's unique id").to_owned();
             (request.url.path().to_owned(), what)
         })
         .collect();
-    let mut expected = Vec::new();
+    // The build first, as a CI pipeline.
+    let mut expected = vec![("/api/v2/ci/pipeline".to_owned(), format!("{}-build-1", release.id))];
     for (i, (wave, _)) in WAVES.iter().enumerate() {
         for what in ["started", "healthy"] {
             expected
                 .push(("/api/v1/events".to_owned(), format!("{SERVICE} {ENVIRONMENT}: wave {wave} ({}/{}) {what}", i + 1, WAVES.len())));
         }
     }
-    expected.push(("/api/v2/dora/deployment".to_owned(), format!("\"{}\"", release.id)));
+    expected.push(("/api/v2/dora/deployment".to_owned(), release.id.0.clone()));
     assert_eq!(seen, expected);
     let deployment: Value = serde_json::from_slice(&sent.last().unwrap().body).unwrap();
     let git = &deployment["data"]["attributes"]["git"];
@@ -154,11 +157,12 @@ async fn a_release_with_every_exporter_down_ends_as_soon_and_says_what_did_not_g
         assert!(datadog(Stage::Deploy, Some(wave), &format!("wave {wave} healthy")), "{failed:#?}");
     }
     assert!(datadog(Stage::Done, None, "release finished"), "{failed:#?}");
+    assert!(datadog(Stage::Build, None, "build finished"), "{failed:#?}");
     let emf = failed.iter().filter(|(_, _, message)| message.starts_with("cloudwatch-emf: could not export release finished:"));
     assert_eq!(emf.count(), 1, "{failed:#?}");
     let otlp = failed.iter().filter(|(_, _, message)| message.starts_with("otlp: could not export release finished:"));
     assert_eq!(otlp.count(), 1, "{failed:#?}");
-    // Only the events with something to send failed: the build's end sends nothing yet.
-    assert_eq!(failed.len(), 2 * WAVES.len() + 3, "{failed:#?}");
+    // Datadog: the build, each wave's start and health, the release; EMF and OTLP: the release.
+    assert_eq!(failed.len(), 1 + 2 * WAVES.len() + 1 + 2, "{failed:#?}");
     assert!(failed.iter().all(|(_, _, message)| !message.contains(KEY)));
 }

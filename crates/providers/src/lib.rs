@@ -46,7 +46,7 @@ pub use command::CommandContext;
 pub use command_catalog::{CommandBuild, CommandDeploy, CommandRun};
 pub use datadog_monitors::{DatadogGate, DatadogMonitorsGate};
 pub use deploy::CommandDeployer;
-pub use export::datadog::{DORA_SITES, DatadogExport, DatadogExporter, DatadogSend, dora_deployment, dora_failure, marker};
+pub use export::datadog::{DORA_SITES, DatadogExport, DatadogExporter, DatadogSend, ci_pipeline, dora_deployment, dora_failure, marker};
 pub use export::emf::{CLOUDWATCH_EMF, EmfExport, EmfExporter, EmfSink, emf_line};
 pub use export::otlp::{OtlpExport, OtlpExporter, release_trace, span_id, trace_id, traceparent};
 pub use export::{EXPORT_REQUEST_TIMEOUT, TELEMETRY_DEFAULTS_ENV, telemetry_defaults};

@@ -7,6 +7,9 @@
 //! - Each wave's start, health and rollback is an event, `POST /api/v1/events`, tagged
 //!   `service:`, `env:`, `version:` and `team:`, so a graph of the service shows when each wave
 //!   landed (an overlay of `tags:service:<name>`).
+//! - Each build Baton followed is a CI Visibility pipeline, `POST /api/v2/ci/pipeline`, tagged
+//!   with the catalog's service, team and environment, so a shared repository's builds can be
+//!   told apart by service.
 //!
 //! The API key goes in `DD-API-KEY`; the site picks the host (`https://api.<site>`). Datadog
 //! answers 200 or 202; 400 quotes its `errors`; 429 carries `X-RateLimit-Reset` (seconds).
@@ -18,7 +21,7 @@ use async_trait::async_trait;
 use baton_domain::catalog::SecretRef;
 use baton_domain::catalog::shape::{Field, Kind, ProviderShape, Slot, field, required, through_model};
 use baton_domain::ports::{ProviderError, SecretResolver, TelemetryEvent, TelemetryExporter, TelemetryKind};
-use baton_domain::release::{Release, ReleaseStatus};
+use baton_domain::release::{BuildStatus, Release, ReleaseStatus};
 use chrono::{DateTime, Utc};
 use reqwest::Url;
 use reqwest::header::HeaderMap;
@@ -170,6 +173,53 @@ pub fn dora_failure(event: &TelemetryEvent) -> Value {
     json!({ "data": { "attributes": attributes } })
 }
 
+/// The body of `POST /api/v2/ci/pipeline` for the build the release followed, once it ended;
+/// `None` before it did (or when no build was recorded).
+pub fn ci_pipeline(event: &TelemetryEvent) -> Option<Value> {
+    let release = &event.release;
+    let build = release.build.as_ref()?;
+    let end = build.finished_at?;
+    let status = match build.status {
+        BuildStatus::Succeeded => "success",
+        BuildStatus::Failed => "error",
+        BuildStatus::Cancelled | BuildStatus::Unfollowed => "canceled",
+        BuildStatus::Requested | BuildStatus::Running => return None,
+    };
+    let rfc3339 = |at: DateTime<Utc>| at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let mut tags = vec![format!("service:{}", release.service), format!("env:{}", release.environment), "source:baton".to_owned()];
+    tags.extend(event.team.as_ref().map(|team| format!("team:{team}")));
+    tags.extend(event.repository_url.as_ref().map(|url| format!("git.repository_url:{url}")));
+    let sha = release.artifact.as_ref().map(|artifact| artifact.sha.clone()).or_else(|| release.sha.clone());
+    tags.extend(sha.map(|sha| format!("git.commit.sha:{sha}")));
+    tags.push(format!("git.branch:{}", release.branch));
+    tags.push(format!("baton.release_id:{}", release.id));
+    let start = build.started_at.unwrap_or(build.queued_at);
+    let mut resource = json!({
+        "level": "pipeline",
+        // Unique across attempts: a build started again for the release is another pipeline.
+        "unique_id": format!("{}-build-{}", release.id, build.attempts),
+        "name": format!("{} build ({})", release.service, build.provider),
+        "url": build.url.clone().unwrap_or_default(),
+        "start": rfc3339(start),
+        "end": rfc3339(end.max(start)),
+        "status": status,
+        "partial_retry": false,
+        "pipeline_id": build.run_id,
+        "tags": tags,
+    });
+    if build.started_at.is_some() {
+        resource["queue_time"] = json!((start - build.queued_at).num_milliseconds().max(0));
+    }
+    if let Some(reason) = &build.reason {
+        resource["error"] = json!({ "message": reason.chars().take(5000).collect::<String>() });
+    }
+    Some(json!({ "data": { "type": "cipipeline_resource_request", "attributes": {
+        "provider_name": "custom",
+        "env": release.environment,
+        "resource": resource,
+    } } }))
+}
+
 /// The body of `POST /api/v1/events` for a wave's marker, or `None` for an event with none.
 pub fn marker(event: &TelemetryEvent) -> Option<Value> {
     let release = &event.release;
@@ -221,6 +271,10 @@ impl TelemetryExporter for DatadogExporter {
                 }
                 Ok(())
             }
+            TelemetryKind::BuildFinished if self.send.ci() => match ci_pipeline(event) {
+                Some(body) => self.post(&["api", "v2", "ci", "pipeline"], &body, "the build's CI pipeline event").await,
+                None => Ok(()),
+            },
             _ if self.send.markers() => match marker(event) {
                 Some(body) => self.post(&["api", "v1", "events"], &body, &format!("the {} marker", event.kind.describe())).await,
                 None => Ok(()),
@@ -236,13 +290,15 @@ impl TelemetryExporter for DatadogExporter {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatadogSend {
-    /// DORA events and deploy markers.
+    /// DORA events, deploy markers and CI pipelines.
     #[default]
     All,
     /// DORA deployment and failure events only.
     Dora,
     /// One event per wave only.
     Markers,
+    /// CI Visibility pipeline events only.
+    Ci,
 }
 
 impl DatadogSend {
@@ -252,6 +308,10 @@ impl DatadogSend {
 
     fn markers(self) -> bool {
         matches!(self, DatadogSend::All | DatadogSend::Markers)
+    }
+
+    fn ci(self) -> bool {
+        matches!(self, DatadogSend::All | DatadogSend::Ci)
     }
 }
 
@@ -290,13 +350,17 @@ const EXPORT_DATADOG: &[Field] = &[
     field("site", Kind::Enum(DORA_SITES), "The Datadog site; `datadoghq.com` by default."),
     field("api-url", Kind::Url, "The API's base URL instead of the site's (a proxy)."),
     required("api-key", Kind::Secret, "A Datadog API key (secret reference)."),
-    field("send", Kind::Enum(&["all", "dora", "markers"]), "What is sent: DORA events, wave markers, or both (`all`, the default)."),
+    field(
+        "send",
+        Kind::Enum(&["all", "dora", "markers", "ci"]),
+        "What is sent: DORA events, wave markers, CI pipelines, or all of them (`all`, the default).",
+    ),
 ];
 
 pub const DATADOG_EXPORT: ProviderShape = ProviderShape {
     slot: Slot::Export,
     name: "datadog",
-    doc: "Datadog DORA deployment and failure events, and one event per wave.",
+    doc: "Datadog DORA deployment and failure events, one event per wave, CI Visibility pipelines.",
     fields: EXPORT_DATADOG,
     at_least_one: None,
     local_only: None,

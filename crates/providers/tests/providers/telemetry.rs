@@ -636,3 +636,66 @@ async fn a_collector_that_refuses_or_is_unavailable_is_told_once_or_twice() {
     assert!(matches!(exporter.export(&event).await, Err(ProviderError::Unavailable { .. })));
     assert_eq!(requests(&busy).await.len(), 2, "a 503 is tried once more");
 }
+
+// ------------------------------------------------------------------ Datadog CI Visibility
+
+#[tokio::test]
+async fn a_followed_build_is_one_ci_pipeline_tagged_with_the_service() {
+    let server = MockServer::start().await;
+    answer(&server, "/api/v2/ci/pipeline", ResponseTemplate::new(202).set_body_json(json!({}))).await;
+    let built = event(TelemetryKind::BuildFinished, traced_release());
+    exporter_with(&server, DatadogSend::Ci).export(&built).await.unwrap();
+    // Ci sends no wave marker; a build not ended yet is no pipeline.
+    let wave_started = event(TelemetryKind::WaveStarted { wave: "canary".into() }, traced_release());
+    exporter_with(&server, DatadogSend::Ci).export(&wave_started).await.unwrap();
+    let mut running = traced_release();
+    running.build.as_mut().unwrap().finished_at = None;
+    exporter(&server).export(&event(TelemetryKind::BuildFinished, running)).await.unwrap();
+    let sent = requests(&server).await;
+    assert_eq!(sent.len(), 1);
+    assert_eq!(
+        body(&sent[0]),
+        json!({ "data": { "type": "cipipeline_resource_request", "attributes": {
+            "provider_name": "custom",
+            "env": "production",
+            "resource": {
+                "level": "pipeline",
+                "unique_id": format!("{}-build-1", release_id()),
+                "name": "web build (github-actions)",
+                "url": "https://github.com/acme/web/actions/runs/42",
+                "start": "2026-01-01T12:02:00.000Z",
+                "end": "2026-01-01T12:05:00.000Z",
+                "status": "success",
+                "partial_retry": false,
+                "pipeline_id": "42",
+                "queue_time": 60000,
+                "tags": [
+                    "service:web",
+                    "env:production",
+                    "source:baton",
+                    "team:payments",
+                    format!("git.repository_url:{REPOSITORY}"),
+                    format!("git.commit.sha:{SHA}"),
+                    "git.branch:main",
+                    format!("baton.release_id:{}", release_id()),
+                ],
+            },
+        } } })
+    );
+}
+
+#[tokio::test]
+async fn a_failed_build_is_an_errored_pipeline_with_its_reason() {
+    let server = MockServer::start().await;
+    answer(&server, "/api/v2/ci/pipeline", ResponseTemplate::new(202)).await;
+    let mut failed = traced_release();
+    let build = failed.build.as_mut().unwrap();
+    build.status = baton_domain::release::BuildStatus::Failed;
+    build.reason = Some("tests failed".into());
+    build.started_at = None;
+    exporter(&server).export(&event(TelemetryKind::BuildFinished, failed)).await.unwrap();
+    let resource = body(&requests(&server).await[0])["data"]["attributes"]["resource"].clone();
+    assert_eq!((resource["status"].as_str(), resource["error"]["message"].as_str()), (Some("error"), Some("tests failed")));
+    assert_eq!(resource["start"], "2026-01-01T12:01:00.000Z", "no start reported: from Baton's request");
+    assert!(resource.get("queue_time").is_none());
+}
