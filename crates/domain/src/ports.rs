@@ -519,8 +519,7 @@ pub trait Providers: Send + Sync {
     fn notifiers(&self, slack: Option<&SlackSpec>, entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError>;
     /// Every telemetry exporter of the entry (its `telemetry` blocks); none unless a factory
     /// knows exporters.
-    fn exporters(&self, entry: &ServiceEntry) -> Result<Vec<Box<dyn TelemetryExporter>>, ProviderError> {
-        let _ = entry;
+    fn exporters(&self, _entry: &ServiceEntry) -> Result<Vec<Box<dyn TelemetryExporter>>, ProviderError> {
         Ok(Vec::new())
     }
 }

@@ -15,16 +15,16 @@
 //! answers 200 or 202; 400 quotes its `errors`; 429 carries `X-RateLimit-Reset` (seconds).
 
 use super::{EXPORT_REQUEST_TIMEOUT, send_bounded};
-use crate::http::{Answer, RateLimits, Refused, endpoint, header_u64, http_url, retry_after, shown};
+use crate::datadog_monitors::rate_limit_wait;
+use crate::http::{Answer, RateLimits, Refused, endpoint, http_url, shown};
 use crate::secrets::LazySecret;
 use async_trait::async_trait;
 use baton_domain::catalog::SecretRef;
 use baton_domain::catalog::shape::{Field, Kind, ProviderShape, Slot, field, required, through_model};
 use baton_domain::ports::{ProviderError, SecretResolver, TelemetryEvent, TelemetryExporter, TelemetryKind};
-use baton_domain::release::{BuildStatus, Release, ReleaseStatus};
+use baton_domain::release::{BuildStatus, Release};
 use chrono::{DateTime, Utc};
 use reqwest::Url;
-use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -97,11 +97,6 @@ impl DatadogExporter {
         };
         send_bounded(&self.limits, "Datadog", build, self.timeout, &context, rate_limit_wait, refusal).await.map(|_| ())
     }
-}
-
-/// How long Datadog asks to wait: `Retry-After`, else `X-RateLimit-Reset` (seconds).
-fn rate_limit_wait(headers: &HeaderMap) -> Option<Duration> {
-    retry_after(headers).or_else(|| header_u64(headers, "x-ratelimit-reset").map(Duration::from_secs))
 }
 
 fn nanos(at: DateTime<Utc>) -> i64 {
@@ -264,9 +259,8 @@ impl TelemetryExporter for DatadogExporter {
         match &event.kind {
             TelemetryKind::ReleaseFinished { figures } if self.send.dora() && figures.deployments > 0 => {
                 self.post(&["api", "v2", "dora", "deployment"], &dora_deployment(event), "the DORA deployment").await?;
-                let failed = figures.failed_deployments > 0
-                    || matches!(event.release.status, ReleaseStatus::RolledBack | ReleaseStatus::RollbackFailed);
-                if failed {
+                // A failed, rolled-back or rollback-failed deployment, as the DORA rules count it.
+                if figures.failed_deployments > 0 {
                     self.post(&["api", "v2", "dora", "failure"], &dora_failure(event), "the DORA failure").await?;
                 }
                 Ok(())

@@ -478,11 +478,22 @@ fn traced_release() -> Release {
     release
 }
 
-/// The spans a receiver decoded, by name: (span id, parent span id, start, end, status code, attributes).
+/// One span as a receiver decoded it.
+struct Span {
+    name: String,
+    id: String,
+    parent: Option<String>,
+    start: i64,
+    end: i64,
+    status: u64,
+    attributes: Vec<(String, String)>,
+}
+
+/// What a receiver decoded: the trace ids seen, the resource's attributes, the spans.
 struct Decoded {
     trace_ids: std::collections::BTreeSet<String>,
     resource: Vec<(String, String)>,
-    spans: Vec<(String, String, Option<String>, i64, i64, u64, Vec<(String, String)>)>,
+    spans: Vec<Span>,
 }
 
 fn attributes(list: &Value) -> Vec<(String, String)> {
@@ -509,15 +520,15 @@ fn decode_traces(body: &[u8]) -> Decoded {
             decoded.trace_ids.insert(hex("traceId", 32));
             let time = |field: &str| span[field].as_str().unwrap().parse::<i64>().unwrap();
             let parent = span.get("parentSpanId").map(|_| hex("parentSpanId", 16));
-            decoded.spans.push((
-                span["name"].as_str().unwrap().to_owned(),
-                hex("spanId", 16),
+            decoded.spans.push(Span {
+                name: span["name"].as_str().unwrap().to_owned(),
+                id: hex("spanId", 16),
                 parent,
-                time("startTimeUnixNano"),
-                time("endTimeUnixNano"),
-                span["status"]["code"].as_u64().unwrap(),
-                attributes(&span["attributes"]),
-            ));
+                start: time("startTimeUnixNano"),
+                end: time("endTimeUnixNano"),
+                status: span["status"]["code"].as_u64().unwrap(),
+                attributes: attributes(&span["attributes"]),
+            });
         }
     }
     decoded
@@ -548,8 +559,8 @@ async fn a_finished_release_is_one_trace_that_a_collector_decodes() {
     for (key, value) in [("service.name", "web"), ("deployment.environment.name", "production"), ("team.name", "payments")] {
         assert!(trace.resource.contains(&(key.to_owned(), value.to_owned())), "{key}: {:?}", trace.resource);
     }
-    let by_name = |name: &str| trace.spans.iter().find(|span| span.0 == name).unwrap_or_else(|| panic!("no span {name}"));
-    let names: Vec<&str> = trace.spans.iter().map(|span| span.0.as_str()).collect();
+    let by_name = |name: &str| trace.spans.iter().find(|span| span.name == name).unwrap_or_else(|| panic!("no span {name}"));
+    let names: Vec<&str> = trace.spans.iter().map(|span| span.name.as_str()).collect();
     assert_eq!(
         names,
         [
@@ -567,7 +578,7 @@ async fn a_finished_release_is_one_trace_that_a_collector_decodes() {
     );
     // Parents: the release is the root; the build, the wave and the rollback hang from it; the
     // deploys and the bake from the wave; the gate from the bake; the targets put back from the rollback.
-    let id = |name: &str| Some(by_name(name).1.clone());
+    let id = |name: &str| Some(by_name(name).id.clone());
     let parents = [
         ("release web to production", None),
         ("build 42", id("release web to production")),
@@ -579,10 +590,10 @@ async fn a_finished_release_is_one_trace_that_a_collector_decodes() {
         ("rollback web-2", id("rollback")),
     ];
     for (name, parent) in parents {
-        assert_eq!(by_name(name).2, parent, "{name}");
+        assert_eq!(by_name(name).parent, parent, "{name}");
     }
     // Timing: each span as the record says, every child within its parent.
-    let times = |name: &str| (by_name(name).3, by_name(name).4);
+    let times = |name: &str| (by_name(name).start, by_name(name).end);
     let ns = |at: DateTime<Utc>| at.timestamp_nanos_opt().unwrap();
     assert_eq!(times("release web to production"), (ns(at(11, 59)), ns(at(12, 30))));
     assert_eq!(times("build 42"), (ns(at(12, 1)), ns(at(12, 5))));
@@ -591,21 +602,21 @@ async fn a_finished_release_is_one_trace_that_a_collector_decodes() {
     assert_eq!(times("bake canary"), (ns(at(12, 12)), ns(at(12, 20))));
     assert_eq!(times("rollback"), (ns(at(12, 21)), ns(at(12, 23))));
     for span in &trace.spans {
-        assert!(span.3 <= span.4, "{} ends before it starts", span.0);
-        if let Some(parent) = &span.2 {
-            let parent = trace.spans.iter().find(|p| &p.1 == parent).expect("the parent is in the trace");
-            assert!(parent.3 <= span.3 && span.4 <= parent.4, "{} is not within {}", span.0, parent.0);
+        assert!(span.start <= span.end, "{} ends before it starts", span.name);
+        if let Some(parent) = &span.parent {
+            let parent = trace.spans.iter().find(|p| &p.id == parent).expect("the parent is in the trace");
+            assert!(parent.start <= span.start && span.end <= parent.end, "{} is not within {}", span.name, parent.name);
         }
     }
     // Outcome: the release, the wave, its bake and its gate failed; the build, the deploys and the rollback did not.
-    let status = |name: &str| by_name(name).5;
+    let status = |name: &str| by_name(name).status;
     assert_eq!(
         [status("release web to production"), status("wave canary"), status("bake canary"), status("gate HTTP https://web/health")],
         [2, 2, 2, 2]
     );
     assert_eq!([status("build 42"), status("deploy web-1"), status("rollback")], [1, 1, 1]);
     // Attributes: the commit and the release on the root, what each part was.
-    let attribute = |name: &str, key: &str| by_name(name).6.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let attribute = |name: &str, key: &str| by_name(name).attributes.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
     assert_eq!(attribute("release web to production", "vcs.ref.head.revision").as_deref(), Some(SHA));
     assert_eq!(attribute("release web to production", "baton.release_id"), Some(release_id().0));
     assert_eq!(attribute("release web to production", "baton.status").as_deref(), Some("rolled-back"));
@@ -614,7 +625,7 @@ async fn a_finished_release_is_one_trace_that_a_collector_decodes() {
     assert_eq!(attribute("build 42", "url.full").as_deref(), Some("https://github.com/acme/web/actions/runs/42"));
     // The build's span is the one its TRACEPARENT names.
     let parent = baton_providers::traceparent(&release_id(), "build");
-    assert_eq!(parent, format!("00-{}-{}-01", trace.trace_ids.first().unwrap(), by_name("build 42").1));
+    assert_eq!(parent, format!("00-{}-{}-01", trace.trace_ids.first().unwrap(), by_name("build 42").id));
 }
 
 #[tokio::test]
