@@ -166,3 +166,67 @@ async fn a_release_with_every_exporter_down_ends_as_soon_and_says_what_did_not_g
     assert_eq!(failed.len(), 1 + 2 * WAVES.len() + 1 + 2, "{failed:#?}");
     assert!(failed.iter().all(|(_, _, message)| !message.contains(KEY)));
 }
+
+#[tokio::test]
+async fn a_rolled_back_release_is_a_dora_failure_wave_markers_and_a_trace_that_ends_in_its_rollback() {
+    let datadog = MockServer::start().await;
+    Mock::given(method("POST")).and(header("dd-api-key", KEY)).respond_with(ResponseTemplate::new(202)).mount(&datadog).await;
+    let collector = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&collector).await;
+    let fixture = Fixture::new();
+    set_key("BATON_E2E_DD_KEY_ROLLBACK");
+    fixture.write_catalog(SERVICE, &telemetry(&datadog.uri(), "BATON_E2E_DD_KEY_ROLLBACK", &collector.uri()));
+    let baton = fixture.baton();
+    assert_status(&baton.run("exec-first", cli_input("cli-1")).await, ExecutionStatus::Succeeded);
+    let sent_before = datadog.received_requests().await.unwrap_or_default().len();
+    fixture.set("unhealthy-one-region");
+    assert_status(&baton.run("exec-bad", cli_input("cli-2")).await, ExecutionStatus::Failed);
+    let release = release_of(&baton, "exec-bad").await;
+    assert_eq!(release.status, ReleaseStatus::RolledBack);
+
+    // Datadog: the build, canary started and healthy, one-region started, then each wave rolled
+    // back (the failing one first), then the deployment and its failure.
+    let sent = datadog.received_requests().await.unwrap_or_default();
+    let seen: Vec<String> = sent[sent_before..]
+        .iter()
+        .map(|request| {
+            let body: Value = serde_json::from_slice(&request.body).unwrap();
+            body["title"].as_str().map(str::to_owned).unwrap_or_else(|| request.url.path().to_owned())
+        })
+        .collect();
+    let title = |wave: &str, index: usize, what: &str| format!("{SERVICE} {ENVIRONMENT}: wave {wave} ({index}/3) {what}");
+    assert_eq!(
+        seen,
+        [
+            "/api/v2/ci/pipeline".to_owned(),
+            title("canary", 1, "started"),
+            title("canary", 1, "healthy"),
+            title("one-region", 2, "started"),
+            title("one-region", 2, "rolled back"),
+            title("canary", 1, "rolled back"),
+            "/api/v2/dora/deployment".to_owned(),
+            "/api/v2/dora/failure".to_owned(),
+        ]
+    );
+
+    // The trace: the same stages in the same order, ending in the rollback, with the outcome.
+    let traces = collector.received_requests().await.unwrap_or_default();
+    assert_eq!(traces.len(), 2, "one trace per release");
+    let request: Value = serde_json::from_slice(&traces[1].body).unwrap();
+    let spans = request["resourceSpans"][0]["scopeSpans"][0]["spans"].as_array().unwrap();
+    let root_children: Vec<(&str, u64)> = spans
+        .iter()
+        .filter(|span| span.get("parentSpanId") == Some(&spans[0]["spanId"]))
+        .map(|span| (span["name"].as_str().unwrap(), span["status"]["code"].as_u64().unwrap()))
+        .collect();
+    let build = format!("build {}", release.build.as_ref().unwrap().run_id);
+    assert_eq!(root_children, [(build.as_str(), 1), ("wave canary", 2), ("wave one-region", 2), ("rollback", 1)]);
+    assert_eq!(spans[0]["status"]["code"], 2, "the release did not succeed");
+    let put_back: Vec<&str> = spans.iter().filter_map(|span| span["name"].as_str()).filter(|name| name.starts_with("rollback ")).collect();
+    let mut expected: Vec<String> = Vec::new();
+    for wave in &release.waves {
+        expected.extend(wave.deploys.iter().filter(|deploy| deploy.rollback).map(|deploy| format!("rollback {}", deploy.target)));
+    }
+    assert_eq!(put_back, expected);
+    assert_eq!(put_back.len(), 3, "box-1, use1-a and use1-b were put back");
+}
