@@ -30,15 +30,22 @@ fn set_key(variable: &str) {
     };
 }
 
-#[tokio::test]
-async fn a_release_reaches_datadog_cloudwatch_and_a_collector_as_it_goes() {
+/// Datadog (answering 202 to requests with the key in `variable`) and an OTLP collector (200),
+/// and a service exporting to both and to EMF.
+async fn exporting_fixture(variable: &str) -> (MockServer, MockServer, Fixture) {
     let datadog = MockServer::start().await;
     Mock::given(method("POST")).and(header("dd-api-key", KEY)).respond_with(ResponseTemplate::new(202)).mount(&datadog).await;
     let collector = MockServer::start().await;
     Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&collector).await;
     let fixture = Fixture::new();
-    set_key("BATON_E2E_DD_KEY_UP");
-    fixture.write_catalog(SERVICE, &telemetry(&datadog.uri(), "BATON_E2E_DD_KEY_UP", &collector.uri()));
+    set_key(variable);
+    fixture.write_catalog(SERVICE, &telemetry(&datadog.uri(), variable, &collector.uri()));
+    (datadog, collector, fixture)
+}
+
+#[tokio::test]
+async fn a_release_reaches_datadog_cloudwatch_and_a_collector_as_it_goes() {
+    let (datadog, collector, fixture) = exporting_fixture("BATON_E2E_DD_KEY_UP").await;
     let baton = fixture.baton();
     let outcome = baton.run("exec-telemetry", cli_input("cli-1")).await;
     assert_status(&outcome, ExecutionStatus::Succeeded);
@@ -169,13 +176,7 @@ async fn a_release_with_every_exporter_down_ends_as_soon_and_says_what_did_not_g
 
 #[tokio::test]
 async fn a_rolled_back_release_is_a_dora_failure_wave_markers_and_a_trace_that_ends_in_its_rollback() {
-    let datadog = MockServer::start().await;
-    Mock::given(method("POST")).and(header("dd-api-key", KEY)).respond_with(ResponseTemplate::new(202)).mount(&datadog).await;
-    let collector = MockServer::start().await;
-    Mock::given(method("POST")).respond_with(ResponseTemplate::new(200)).mount(&collector).await;
-    let fixture = Fixture::new();
-    set_key("BATON_E2E_DD_KEY_ROLLBACK");
-    fixture.write_catalog(SERVICE, &telemetry(&datadog.uri(), "BATON_E2E_DD_KEY_ROLLBACK", &collector.uri()));
+    let (datadog, collector, fixture) = exporting_fixture("BATON_E2E_DD_KEY_ROLLBACK").await;
     let baton = fixture.baton();
     assert_status(&baton.run("exec-first", cli_input("cli-1")).await, ExecutionStatus::Succeeded);
     let sent_before = datadog.received_requests().await.unwrap_or_default().len();
