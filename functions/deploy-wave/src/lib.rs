@@ -145,7 +145,6 @@ pub async fn start(
             Err(err @ ProviderError::Unavailable { .. }) => unavailable = Some(provider_error(err, ErrorName::DeployFailed)),
         }
     }
-    drop(starts);
     if began {
         telemetry::export(ports, context, &release, TelemetryKind::WaveStarted { wave: wave.name.clone() }).await?;
     }
