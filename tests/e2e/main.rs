@@ -10,3 +10,4 @@ mod load;
 mod provider_faults;
 mod releases;
 mod slack;
+mod telemetry;

@@ -13,6 +13,7 @@ pub mod reports;
 pub mod rules;
 pub mod sketch;
 pub mod support;
+pub mod telemetry;
 pub mod template;
 
 pub use error::{ErrorName, TaskError};

@@ -444,6 +444,70 @@ pub trait Notifier: Send + Sync {
     ) -> Result<Option<serde_json::Value>, ProviderError>;
 }
 
+/// What happened to a release that its telemetry exporters hear about.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum TelemetryKind {
+    /// The release record was closed; `figures` is what it added to the day's DORA counters
+    /// (a deployment, a failed one, its lead time and time to restore).
+    ReleaseFinished { figures: Rollup },
+    /// The CI build Baton followed ended (the record's `build` says how).
+    BuildFinished,
+    /// The wave's first target began deploying.
+    WaveStarted { wave: String },
+    /// The wave's gates held through its bake.
+    WaveHealthy { wave: String },
+    /// The wave's targets were put back on the previous artifact.
+    WaveRolledBack { wave: String },
+}
+
+impl TelemetryKind {
+    /// "release finished", "wave canary started": for the timeline and error messages.
+    pub fn describe(&self) -> String {
+        match self {
+            TelemetryKind::ReleaseFinished { .. } => "release finished".into(),
+            TelemetryKind::BuildFinished => "build finished".into(),
+            TelemetryKind::WaveStarted { wave } => format!("wave {wave} started"),
+            TelemetryKind::WaveHealthy { wave } => format!("wave {wave} healthy"),
+            TelemetryKind::WaveRolledBack { wave } => format!("wave {wave} rolled back"),
+        }
+    }
+
+    pub fn wave(&self) -> Option<&str> {
+        match self {
+            TelemetryKind::WaveStarted { wave } | TelemetryKind::WaveHealthy { wave } | TelemetryKind::WaveRolledBack { wave } => {
+                Some(wave)
+            }
+            TelemetryKind::ReleaseFinished { .. } | TelemetryKind::BuildFinished => None,
+        }
+    }
+}
+
+/// One event for the exporters: what happened, the release record as it stands after it, and
+/// the catalog's facts exporters tag it with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TelemetryEvent {
+    pub kind: TelemetryKind,
+    pub release: Release,
+    /// The service's team (the Baton block's, else the catalog's).
+    pub team: Option<String>,
+    /// The service's source repository as a URL, when the catalog names one.
+    pub repository_url: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Sends a release's events to a telemetry backend (Datadog, CloudWatch). An export is best
+/// effort: its caller bounds it in time and records a failure on the release's timeline, and a
+/// release never waits on, nor fails for, an exporter.
+#[async_trait]
+pub trait TelemetryExporter: Send + Sync {
+    /// Names the exporter on the timeline ("datadog", "cloudwatch-emf").
+    fn name(&self) -> &str;
+    /// Delivers what this exporter sends for `event` (often nothing): at most a couple of
+    /// attempts, each with a short timeout.
+    async fn export(&self, event: &TelemetryEvent) -> Result<(), ProviderError>;
+}
+
 /// Builds provider adapters from catalog specs. The handlers are generic over it, so the
 /// embedded run, the Lambdas and the tests each pass their own.
 pub trait Providers: Send + Sync {
@@ -453,6 +517,11 @@ pub trait Providers: Send + Sync {
     fn gate(&self, spec: &GateSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthGate>, ProviderError>;
     /// Every notifier configured for the service, the always-on ones included.
     fn notifiers(&self, slack: Option<&SlackSpec>, entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError>;
+    /// Every telemetry exporter of the entry (its `telemetry` blocks); none unless a factory
+    /// knows exporters.
+    fn exporters(&self, _entry: &ServiceEntry) -> Result<Vec<Box<dyn TelemetryExporter>>, ProviderError> {
+        Ok(Vec::new())
+    }
 }
 
 /// Resolves a secret reference to its value. Values never reach a log line.

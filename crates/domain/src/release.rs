@@ -474,6 +474,8 @@ pub enum EventKind {
     /// A provider call got no answer or was rate limited, and is tried again (the message says
     /// why, and until when it waits).
     Retrying,
+    /// A telemetry exporter could not deliver an event (the release went on without it).
+    ExportFailed,
 }
 
 impl EventKind {
@@ -491,6 +493,7 @@ impl EventKind {
             EventKind::Resumed => "resumed",
             EventKind::Retrying => "retrying",
             EventKind::Cancelled => "cancelled",
+            EventKind::ExportFailed => "export-failed",
         }
     }
 

@@ -59,8 +59,9 @@ pub async fn ports_from_env() -> Result<Ports, InitError> {
     let credentials = CREDENTIAL_SECRETS.iter().filter_map(|name| std::env::var(name).ok()).collect();
     let secrets = Arc::new(AwsSecretResolver::new(&config, Arc::new(EnvSecretResolver)).with_credentials(credentials));
     // Lambda's only writable directory: command providers get their scratch space there.
-    let providers =
-        LocalProviders::new(PathBuf::from("/tmp/baton"), None, secrets, None).map_err(|e| InitError::Setup("providers", chain_text(&e)))?;
+    let providers = LocalProviders::new(PathBuf::from("/tmp/baton"), None, secrets, None)
+        .and_then(LocalProviders::with_telemetry_defaults_from_env)
+        .map_err(|e| InitError::Setup("providers", chain_text(&e)))?;
     Ok(Ports {
         store: Arc::new(DynamoStore::new(dynamodb, release_table)),
         catalog,

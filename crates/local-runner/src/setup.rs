@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use baton_domain::catalog::{FsCatalog, Seconds, ServiceEntry};
 use baton_domain::ports::{CatalogError, CatalogSource, StoreError, SystemClock};
 use baton_domain::support::Ports;
-use baton_providers::{EnvSecretResolver, LocalProviders};
+use baton_providers::{EmfSink, EnvSecretResolver, LocalProviders};
 use baton_store_sqlite::SqliteStore;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,6 +32,11 @@ impl LocalConfig {
     pub fn workspace(state_dir: &Path) -> PathBuf {
         state_dir.join("workspace")
     }
+
+    /// Where the `cloudwatch-emf` exporter writes a local run's metric lines (stdout is the CLI's).
+    pub fn emf_log(state_dir: &Path) -> PathBuf {
+        state_dir.join("metrics.emf.jsonl")
+    }
 }
 
 impl LocalBaton {
@@ -45,7 +50,9 @@ impl LocalBaton {
             .map_err(|err| StoreError::unavailable(format!("state directory {}", config.state_dir.display())).caused_by(err))?;
         let store = SqliteStore::open(&baton_store_sqlite::database_path(&state_dir))?;
         let providers =
-            LocalProviders::new(LocalConfig::workspace(&state_dir), config.console, Arc::new(EnvSecretResolver), config.slack_api_base)?;
+            LocalProviders::new(LocalConfig::workspace(&state_dir), config.console, Arc::new(EnvSecretResolver), config.slack_api_base)?
+                .with_emf_sink(EmfSink::File(LocalConfig::emf_log(&state_dir)))
+                .with_telemetry_defaults_from_env()?;
         let ports = Ports { store: Arc::new(store.clone()), catalog, providers: Arc::new(providers), clock: Arc::new(SystemClock) };
         Ok(LocalBaton::new(ports, config.clock)?.with_journal(store))
     }

@@ -2,6 +2,7 @@
 
 use crate::command::{BatonEnv, CommandContext, CommandFields, CommandSpec, DetachedRun, Outcome, handle_state, run_handle};
 use crate::command_catalog::CommandBuild;
+use crate::export::otlp::{BUILD_SPAN, traceparent};
 use async_trait::async_trait;
 use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::{Artifact, UNKNOWN_SHA};
@@ -73,7 +74,8 @@ impl CommandBuildProvider {
 #[async_trait]
 impl BuildProvider for CommandBuildProvider {
     async fn start(&self, request: &BuildRequest) -> Result<RunHandle, ProviderError> {
-        let env = BatonEnv::new(&request.service, &request.environment, &request.release_id, &request.branch, request.sha.as_deref());
+        let env = BatonEnv::new(&request.service, &request.environment, &request.release_id, &request.branch, request.sha.as_deref())
+            .with("TRACEPARENT", traceparent(&request.release_id, BUILD_SPAN));
         let run = self.ctx.start(&self.command, env, &request.release_id).await?;
         let build = BuildRun { run, branch: request.branch.clone(), sha: request.sha.clone() };
         Ok(run_handle(&build.run, &build))

@@ -152,7 +152,7 @@ impl DatadogMonitorsGate {
 }
 
 /// How long Datadog asks to wait: `Retry-After`, else `X-RateLimit-Reset`.
-fn rate_limit_wait(headers: &HeaderMap) -> Option<Duration> {
+pub(crate) fn rate_limit_wait(headers: &HeaderMap) -> Option<Duration> {
     retry_after(headers).or_else(|| header_u64(headers, "x-ratelimit-reset").map(Duration::from_secs))
 }
 

@@ -2,6 +2,7 @@
 
 use crate::command::{BatonEnv, CommandContext, CommandFields, CommandSpec, DetachedRun, handle_state, run_handle};
 use crate::command_catalog::CommandDeploy;
+use crate::export::otlp::{deploy_span, traceparent};
 use async_trait::async_trait;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
 use std::time::Duration;
@@ -37,7 +38,8 @@ impl Deployer for CommandDeployer {
         let env = BatonEnv::for_artifact(&request.service, &request.environment, &request.release_id, &request.artifact)
             .with("BATON_WAVE", &request.wave)
             .with("BATON_TARGET", &request.target)
-            .with("BATON_ROLLBACK", request.rollback.to_string());
+            .with("BATON_ROLLBACK", request.rollback.to_string())
+            .with("TRACEPARENT", traceparent(&request.release_id, &deploy_span(&request.wave, &request.target, request.rollback)));
         let command = if request.rollback { &self.rollback } else { &self.deploy };
         let run = self.ctx.start(command, env, &request.release_id).await?;
         Ok(run_handle(&run, &run))

@@ -3,12 +3,13 @@
 
 use crate::ci::GitHubAppTokens;
 use crate::command::CommandContext;
+use crate::export::emf::EmfSink;
 use crate::notify::console::ConsoleNotifier;
 use crate::notify::slack::{DEFAULT_SLACK_API_BASE, SlackWebApiNotifier, SlackWebhookNotifier};
 use crate::registry::{Make, maker};
 use baton_aws::AwsClients;
 use baton_domain::catalog::{GateSpec, ProviderBlock, ServiceEntry, SlackSpec, Slot};
-use baton_domain::ports::{BuildProvider, Deployer, HealthGate, Notifier, ProviderError, Providers, SecretResolver};
+use baton_domain::ports::{BuildProvider, Deployer, HealthGate, Notifier, ProviderError, Providers, SecretResolver, TelemetryExporter};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -25,6 +26,10 @@ pub struct LocalProviders {
     /// AWS SDK configurations per region and assumed role, loaded on first use and kept for the
     /// process, for the CodeBuild builds, the ECS and Lambda deployers and the CloudWatch gate.
     pub(crate) aws: AwsClients,
+    /// Where the `cloudwatch-emf` exporter writes its lines: stdout (Lambda's log stream) unless set.
+    pub(crate) emf_sink: EmfSink,
+    /// The organisation's exporters, which every service gets unless it names the exporter itself.
+    telemetry_defaults: Vec<ProviderBlock>,
 }
 
 impl LocalProviders {
@@ -45,7 +50,29 @@ impl LocalProviders {
             http: crate::http_client()?,
             github_tokens: GitHubAppTokens::new(),
             aws: AwsClients::new(),
+            emf_sink: EmfSink::Stdout,
+            telemetry_defaults: Vec::new(),
         })
+    }
+
+    /// Every service also gets these exporters, unless its own `telemetry` names the exporter
+    /// (see [`crate::telemetry_defaults`]).
+    pub fn with_telemetry_defaults(self, defaults: Vec<ProviderBlock>) -> LocalProviders {
+        LocalProviders { telemetry_defaults: defaults, ..self }
+    }
+
+    /// [`LocalProviders::with_telemetry_defaults`] with the list [`crate::TELEMETRY_DEFAULTS_ENV`]
+    /// holds, when it is set and not empty; an invalid list is refused.
+    pub fn with_telemetry_defaults_from_env(self) -> Result<LocalProviders, ProviderError> {
+        match std::env::var(crate::TELEMETRY_DEFAULTS_ENV).ok().filter(|text| !text.trim().is_empty()) {
+            Some(text) => Ok(self.with_telemetry_defaults(crate::telemetry_defaults(&text, crate::TELEMETRY_DEFAULTS_ENV)?)),
+            None => Ok(self),
+        }
+    }
+
+    /// The `cloudwatch-emf` exporter writes to `sink` instead of stdout (a local run's file).
+    pub fn with_emf_sink(self, sink: EmfSink) -> LocalProviders {
+        LocalProviders { emf_sink: sink, ..self }
     }
 
     /// The AWS providers call AWS through `clients` (tests point them at emulators this way).
@@ -113,6 +140,12 @@ impl Providers for LocalProviders {
         }
         Ok(notifiers)
     }
+
+    fn exporters(&self, entry: &ServiceEntry) -> Result<Vec<Box<dyn TelemetryExporter>>, ProviderError> {
+        let pick = |make: &Make| if let Make::Export(f) = make { Some(*f) } else { None };
+        let blocks = crate::export::with_defaults(&entry.delivery.telemetry, &self.telemetry_defaults);
+        blocks.into_iter().map(|block| maker(Slot::Export, &block.provider, pick)?(self, block, entry)).collect()
+    }
 }
 
 #[cfg(test)]
@@ -143,8 +176,17 @@ mod tests {
     async fn a_release_builds_deploys_and_checks_through_the_catalog_specs() {
         let dir = tempfile::tempdir().unwrap();
         let mut entry = entry_in(dir.path());
-        let build = script(dir.path(), "build.sh", "echo \"web-$BATON_RELEASE_ID.tar\"");
-        let deploy = script(dir.path(), "deploy.sh", "cp /dev/null \"$BATON_WORKSPACE/$BATON_TARGET-$BATON_ARTIFACT\"");
+        let traces = dir.path().display();
+        let build = script(
+            dir.path(),
+            "build.sh",
+            &format!("printf %s \"$TRACEPARENT\" > {traces}/build.trace\necho \"web-$BATON_RELEASE_ID.tar\""),
+        );
+        let deploy = script(
+            dir.path(),
+            "deploy.sh",
+            &format!("printf %s \"$TRACEPARENT\" > {traces}/deploy.trace\ncp /dev/null \"$BATON_WORKSPACE/$BATON_TARGET-$BATON_ARTIFACT\""),
+        );
         let health = script(dir.path(), "health.sh", "test -e \"$BATON_WORKSPACE/$BATON_TARGETS-$BATON_ARTIFACT\"");
         entry.delivery.build = ProviderBlock::of("command", &CommandBuild { run: CommandRun::new(build), artifact_file: None });
         entry.delivery.deploy.target =
@@ -177,6 +219,10 @@ mod tests {
         };
         let run = deployer.start(&request).await.unwrap();
         assert_eq!(deployer.poll(&run).await.unwrap(), DeployProgress::Succeeded);
+        // Each command is handed its span of the release's trace.
+        let handed = |what: &str| std::fs::read_to_string(dir.path().join(format!("{what}.trace"))).unwrap();
+        assert_eq!(handed("build"), crate::traceparent(&release_id(), "build"));
+        assert_eq!(handed("deploy"), crate::traceparent(&release_id(), "wave/canary/deploy/host-1"));
 
         let gate = providers.gate(&entry.delivery.health.gates[0], &entry).unwrap();
         let mut request = HealthRequest {
@@ -402,5 +448,25 @@ mod tests {
         assert!(
             matches!(providers.build(&empty, &entry), Err(ProviderError::Rejected { message: m, .. }) if m.contains("extensions.baton.build.command is empty"))
         );
+    }
+
+    #[test]
+    fn every_service_gets_the_default_exporters_unless_it_names_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let defaults = crate::telemetry_defaults(
+            r#"[{"provider": "datadog", "api-key": "env:DD_API_KEY"}, {"provider": "cloudwatch-emf", "namespace": "Org"}]"#,
+            "test",
+        )
+        .unwrap();
+        let with_defaults = providers(dir.path(), false).with_telemetry_defaults(defaults);
+        let names = |entry: &ServiceEntry| -> Vec<String> {
+            with_defaults.exporters(entry).unwrap().iter().map(|exporter| exporter.name().to_owned()).collect()
+        };
+        let mut entry = entry_in(dir.path());
+        assert_eq!(names(&entry), ["datadog", "cloudwatch-emf"]);
+        entry.delivery.telemetry = vec![ProviderBlock::new("cloudwatch-emf", serde_json::json!({"namespace": "Team"}))];
+        assert_eq!(names(&entry), ["cloudwatch-emf", "datadog"], "the service's own block first, the other default after");
+        let bare = providers(dir.path(), false);
+        assert!(bare.exporters(&entry_in(dir.path())).unwrap().is_empty());
     }
 }

@@ -11,6 +11,9 @@ use crate::ci::gitlab_ci::{GITLAB_CI, GitLabCiBuildProvider};
 use crate::command_catalog::{COMMAND_BUILD, COMMAND_DEPLOY, COMMAND_GATE};
 use crate::datadog_monitors::{DATADOG, DatadogMonitorsGate};
 use crate::deploy::CommandDeployer;
+use crate::export::datadog::{DATADOG_EXPORT, DatadogExporter};
+use crate::export::emf::{CLOUDWATCH_EMF, EmfExporter};
+use crate::export::otlp::{OTLP, OtlpExporter};
 use crate::health::{CommandGate, HTTP_GATE, HttpGateSampler};
 use crate::local::LocalProviders;
 use crate::webhook::{WEBHOOK, WebhookDeployer};
@@ -20,7 +23,7 @@ use baton_aws::ecs::ECS;
 use baton_aws::lambda::LAMBDA;
 use baton_aws::{CloudWatchGateSampler, CodeBuildProvider, EcsDeployer, LambdaDeployer};
 use baton_domain::catalog::{ProviderBlock, ProviderShape, Registry, ServiceEntry, Slot};
-use baton_domain::ports::{BuildProvider, Deployer, HealthGate, ProviderError};
+use baton_domain::ports::{BuildProvider, Deployer, HealthGate, ProviderError, TelemetryExporter};
 use std::sync::{Arc, LazyLock};
 
 pub(crate) type Maker<T> = fn(&LocalProviders, &ProviderBlock, &ServiceEntry) -> Result<Box<T>, ProviderError>;
@@ -30,6 +33,7 @@ pub enum Make {
     Build(Maker<dyn BuildProvider>),
     Deploy(Maker<dyn Deployer>),
     Gate(Maker<dyn HealthGate>),
+    Export(Maker<dyn TelemetryExporter>),
 }
 
 pub struct Module {
@@ -125,6 +129,23 @@ pub static MODULES: &[Module] = &[
         shape: &COMMAND_GATE,
         make: Make::Gate(|providers, block, entry| Ok(Box::new(CommandGate::new(&block.decode()?, providers.context(entry)?)?))),
     },
+    Module {
+        shape: &DATADOG_EXPORT,
+        make: Make::Export(|providers, block, entry| {
+            let secrets = Arc::clone(&providers.secrets);
+            Ok(Box::new(DatadogExporter::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?))
+        }),
+    },
+    Module {
+        shape: &CLOUDWATCH_EMF,
+        make: Make::Export(|providers, block, _| Ok(Box::new(EmfExporter::new(&block.decode()?, providers.emf_sink.clone())))),
+    },
+    Module {
+        shape: &OTLP,
+        make: Make::Export(|providers, block, entry| {
+            Ok(Box::new(OtlpExporter::new(&block.decode()?, &entry.source, providers.http.clone())?))
+        }),
+    },
 ];
 
 /// The catalog's providers, for [`baton_domain::catalog::CatalogLoader`].
@@ -154,6 +175,7 @@ mod tests {
                 Make::Build(_) => Slot::Build,
                 Make::Deploy(_) => Slot::Deploy,
                 Make::Gate(_) => Slot::Gate,
+                Make::Export(_) => Slot::Export,
             };
             assert_eq!(slot, module.shape.slot, "{}", module.shape.name);
             assert!(seen.insert((slot.describe(), module.shape.name)), "{} registered twice", module.shape.name);

@@ -6,10 +6,11 @@
 use baton_domain::catalog::GateSpec;
 use baton_domain::error::{ErrorName, TaskError};
 use baton_domain::flow::{CheckHealthRequest, WatchReport};
-use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError};
+use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError, TelemetryKind};
 use baton_domain::release::{EventKind, GateRecord, Release, Stage, WaveRecord, WaveStatus};
 use baton_domain::rules::watch::{self, Watch};
 use baton_domain::support::{Ports, call_json, provider_error};
+use baton_domain::telemetry;
 use futures_util::future::join_all;
 
 pub const NAME: &str = "check-health";
@@ -88,6 +89,7 @@ pub async fn check_health(ports: &Ports, request: CheckHealthRequest) -> Result<
         Watch::Healthy => {
             let message = format!("healthy: {detail}");
             ports.record_event(context, Stage::Deploy, Some(&wave.name), EventKind::Succeeded, message).await?;
+            telemetry::export(ports, context, &release, TelemetryKind::WaveHealthy { wave: wave.name.clone() }).await?;
             Ok(WatchReport { wave: wave.name.clone(), done: true, wait_seconds: 0, detail })
         }
         Watch::Unhealthy { gate, saw } => {

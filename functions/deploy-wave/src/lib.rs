@@ -4,11 +4,12 @@
 
 use baton_domain::error::{ErrorName, TaskError, chain_text};
 use baton_domain::flow::{DeployWaveRequest, Done, ReleaseContext, RollbackPlan, WavePlan, WaveStarted};
-use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
+use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, TelemetryKind};
 use baton_domain::release::{Artifact, EventKind, Release, Stage, WaveRecord, WaveStatus};
 use baton_domain::rules::rollback;
 use baton_domain::rules::waves::{self, WaveDeploy};
 use baton_domain::support::{Ports, invocation_deadline, provider_error};
+use baton_domain::telemetry;
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use std::time::Duration;
@@ -86,6 +87,8 @@ pub async fn start(
         })
         .await?;
     let record = wave_record(&mut release, wave).ok_or_else(|| no_record(context, wave))?;
+    // This call began the wave (a retry finds it begun earlier): the exporters hear of it once.
+    let began = !rollback && record.started_at == Some(now);
     let deadline = waves::deploy_deadline(wave, entered.unwrap_or(now));
     // On a rollback, each target's forward run: what it replaced is in its state.
     let to_start: Vec<(String, Option<RunHandle>)> = waves::targets_to_start(record, wave, rollback)
@@ -142,6 +145,9 @@ pub async fn start(
             Err(err @ ProviderError::Unavailable { .. }) => unavailable = Some(provider_error(err, ErrorName::DeployFailed)),
         }
     }
+    if began {
+        telemetry::export(ports, context, &release, TelemetryKind::WaveStarted { wave: wave.name.clone() }).await?;
+    }
     // A refusal fails the wave now (the rollback covers the rest); an outage is retried, and so
     // are the targets left for the next invocation.
     let deferred = (deferred > 0).then(|| {
@@ -194,6 +200,7 @@ pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, roll
     let deployer = deployer(ports, context)?;
     let mut release = ports.release(context).await?;
     let record = wave_record(&mut release, wave).ok_or_else(|| no_record(context, wave))?;
+    let was_rolled_back = record.status == WaveStatus::RolledBack;
     let deployer = deployer.as_ref();
     let results: Vec<(String, Result<DeployProgress, ProviderError>)> = stream::iter(waves::running(record, rollback))
         .map(|(target, run)| async move { (target, deployer.poll(&run).await) })
@@ -245,7 +252,12 @@ pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, roll
     let record = release.waves.iter().find(|w| w.name == wave.name).ok_or_else(|| no_record(context, wave))?;
     let direction = if rollback { "rollback" } else { "deploy" };
     match waves::wave_deploy(record, wave, rollback) {
-        WaveDeploy::Succeeded => Ok(Done {}),
+        WaveDeploy::Succeeded => {
+            if rollback && !was_rolled_back {
+                telemetry::export(ports, context, &release, TelemetryKind::WaveRolledBack { wave: wave.name.clone() }).await?;
+            }
+            Ok(Done {})
+        }
         WaveDeploy::Running => {
             let running = waves::running(record, rollback).len();
             let unanswered = if unavailable > 0 { format!(" ({unavailable} did not answer)") } else { String::new() };

@@ -4,10 +4,11 @@
 
 use baton_domain::error::{ErrorName, TaskError, chain_text};
 use baton_domain::flow::PollBuildRequest;
-use baton_domain::ports::{BuildPoll, BuildProgress, ProviderError};
+use baton_domain::ports::{BuildPoll, BuildProgress, ProviderError, TelemetryKind};
 use baton_domain::release::{Artifact, EventKind, Stage};
 use baton_domain::rules::{builds, revision};
 use baton_domain::support::{Ports, call_json, provider_error};
+use baton_domain::telemetry;
 
 pub const NAME: &str = "poll-build";
 
@@ -75,16 +76,17 @@ pub async fn poll_build(ports: &Ports, request: PollBuildRequest) -> Result<Arti
             Err(TaskError::new(ErrorName::BuildPending, format!("build {} is still running", request.build.id)))
         }
         BuildProgress::Failed { reason } => {
-            ports.update_release(context, |release| builds::record_progress(release, &request.build, &poll, seen_at)).await?;
+            let release = ports.update_release(context, |release| builds::record_progress(release, &request.build, &poll, seen_at)).await?;
             ports
                 .record_event(context, Stage::Build, None, EventKind::Failed, format!("build {} failed: {reason}", request.build.id))
                 .await?;
+            telemetry::export(ports, context, &release, TelemetryKind::BuildFinished).await?;
             Err(TaskError::new(ErrorName::BuildFailed, format!("build {} failed: {reason}", request.build.id)))
         }
         BuildProgress::Succeeded { artifact } => {
             let artifact = Artifact { build_url: artifact.build_url.clone().or_else(|| request.build.url.clone()), ..artifact.clone() };
             refuse_unknown_revision(ports, &request, &poll, &artifact).await?;
-            ports
+            let release = ports
                 .update_release(context, |release| {
                     builds::record_progress(release, &request.build, &poll, seen_at);
                     release.artifact = Some(artifact.clone());
@@ -101,6 +103,7 @@ pub async fn poll_build(ports: &Ports, request: PollBuildRequest) -> Result<Arti
                     format!("built {} from {} at {}", artifact.reference, artifact.branch, artifact.sha),
                 )
                 .await?;
+            telemetry::export(ports, context, &release, TelemetryKind::BuildFinished).await?;
             Ok(artifact)
         }
     }

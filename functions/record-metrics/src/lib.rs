@@ -1,10 +1,18 @@
 //! record-metrics: closes the release record and adds it to the day's DORA rollups (the
-//! rules are in [`baton_domain::rules::dora`]).
+//! rules are in [`baton_domain::rules::dora`]), then tells the telemetry exporters the release
+//! finished (best effort: see [`baton_domain::telemetry`]).
 
 use baton_domain::error::TaskError;
 use baton_domain::flow::{Done, RecordMetricsRequest};
+use baton_domain::ports::TelemetryKind;
 use baton_domain::release::{EventKind, Stage};
+use baton_domain::rules::dora;
 use baton_domain::support::{Ports, call_json, close_release};
+use baton_domain::telemetry;
+
+/// How far back the figures sent to the exporters look for the previous deployment, as the
+/// close does.
+const FIGURES_HISTORY: usize = 50;
 
 pub const NAME: &str = "record-metrics";
 
@@ -23,6 +31,12 @@ pub async fn record(ports: &Ports, request: RecordMetricsRequest) -> Result<Done
     let ended = !closed.now
         && ports.store.events(&context.id).await?.last().is_some_and(|event| event.stage == Stage::Done && event.kind == ending);
     if !ended {
+        // Exported before the ending is written, so the ending stays the timeline's last event
+        // (an export that failed is recorded before it).
+        let release = ports.release(context).await?;
+        let history = ports.store.list_releases(&release.service, Some(&release.environment), FIGURES_HISTORY).await?;
+        let figures = dora::rollup_delta(&release, &history);
+        telemetry::export(ports, context, &release, TelemetryKind::ReleaseFinished { figures }).await?;
         ports.record_event(context, Stage::Done, None, ending, format!("release {}", closed.status)).await?;
     }
     Ok(Done {})

@@ -107,15 +107,20 @@ pub struct Delivery {
     pub health: HealthSpec,
     #[serde(default)]
     pub notify: NotifySpec,
+    /// Where the release's events are exported, one provider block per exporter.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub telemetry: Vec<ProviderBlock>,
 }
 
 impl Delivery {
     /// Every provider block: its slot, its path under `extensions.baton`, the block.
     pub fn provider_blocks(&self) -> Vec<(Slot, String, &ProviderBlock)> {
         let gates = self.health.gates.iter().enumerate().map(|(i, gate)| (Slot::Gate, format!("health.gates[{i}]"), &gate.gate));
+        let exporters = self.telemetry.iter().enumerate().map(|(i, block)| (Slot::Export, format!("telemetry[{i}]"), block));
         [(Slot::Build, "build".to_owned(), &self.build), (Slot::Deploy, "deploy".to_owned(), &self.deploy.target)]
             .into_iter()
             .chain(gates)
+            .chain(exporters)
             .collect()
     }
 }

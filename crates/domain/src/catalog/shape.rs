@@ -112,6 +112,8 @@ pub enum Slot {
     Deploy,
     /// An item of `health.gates` (beside `consecutive` and `failures`).
     Gate,
+    /// An item of `telemetry`: where a release's events are exported.
+    Export,
 }
 
 impl Slot {
@@ -120,6 +122,7 @@ impl Slot {
             Slot::Build => "build",
             Slot::Deploy => "deploy",
             Slot::Gate => "health gate",
+            Slot::Export => "telemetry exporter",
         }
     }
 }
@@ -318,6 +321,9 @@ pub(crate) const NOTIFY: Shape = shape(&[
     field("opsgenie", Kind::Object(&PAGE_OPSGENIE), "Pages the on-call through Opsgenie when a release needs a person."),
 ]);
 
+/// An item of `telemetry`: the exporter its `provider` picks, with that exporter's fields.
+pub(crate) const EXPORTER: Shape = Shape { fields: &[], providers: Some(Slot::Export), at_least_one: &[], unknown_hint: None };
+
 /// The `extensions.baton` block.
 pub(crate) const DELIVERY: Shape = shape(&[
     required("environment", Kind::Name, "Environment this entry releases to (`production`, `staging`)."),
@@ -330,6 +336,11 @@ pub(crate) const DELIVERY: Shape = shape(&[
     required("deploy", Kind::Object(&DEPLOY), "How and where it is deployed, wave by wave."),
     required("health", Kind::Object(&HEALTH), "How each wave is judged, through its bake."),
     field("notify", Kind::Object(&NOTIFY), "Where the team hears about releases."),
+    field(
+        "telemetry",
+        Kind::List(&EXPORTER),
+        "Where the release's events are exported (Datadog, CloudWatch); an exporter that fails never fails the release.",
+    ),
 ]);
 
 // ------------------------------------------------------------------ Datadog
@@ -612,6 +623,6 @@ pub(crate) fn test_registry() -> Registry {
             through_model: |block| Ok(block.clone()),
         }
     }
-    static SCRIPTS: [ProviderShape; 3] = [script(Slot::Build), script(Slot::Deploy), script(Slot::Gate)];
+    static SCRIPTS: [ProviderShape; 4] = [script(Slot::Build), script(Slot::Deploy), script(Slot::Gate), script(Slot::Export)];
     Registry::new(&SCRIPTS)
 }

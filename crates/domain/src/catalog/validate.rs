@@ -457,6 +457,10 @@ pub(crate) fn provider_nodes<'n>(baton: &'n Node, path: &str) -> Vec<(Slot, Stri
         let gates_path = join(path, "health.gates");
         blocks.extend(gates.iter().enumerate().map(|(i, gate)| (Slot::Gate, index(&gates_path, i), gate)));
     }
+    if let Some(Value::Seq(exporters)) = baton.get("telemetry").map(|t| &t.value) {
+        let telemetry_path = join(path, "telemetry");
+        blocks.extend(exporters.iter().enumerate().map(|(i, block)| (Slot::Export, index(&telemetry_path, i), block)));
+    }
     blocks
 }
 

@@ -206,6 +206,10 @@ fn full_delivery(build: ProviderBlock, target: ProviderBlock, health: HealthSpec
             pagerduty: Some(PagerDutySpec { routing_key: SecretRef::Env("PD".into()) }),
             opsgenie: Some(OpsgenieSpec { api_key: SecretRef::Env("OG".into()), region: OpsgenieRegion::Eu }),
         },
+        telemetry: registry()
+            .providers(Slot::Export)
+            .map(|shape| ProviderBlock::new(shape.name, fields_sample(shape.fields, false)))
+            .collect(),
     }
 }
 
@@ -364,13 +368,14 @@ fn examples_pass_the_validator_and_the_schema() {
     }
 }
 
-/// `examples/providers` shows every build and deploy provider and every health gate in a valid block.
+/// `examples/providers` shows every build and deploy provider, every health gate and every
+/// telemetry exporter in a valid block.
 #[test]
 fn the_provider_examples_show_every_provider_and_pass_both_checks() {
     let catalog = load(&repo().join("examples/providers"));
     assert_eq!(catalog.diagnostics(), &[] as &[Diagnostic]);
     let schema = checked_in_schema();
-    let (mut builds, mut deploys, mut gates) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+    let (mut builds, mut deploys, mut gates, mut exporters) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
     for service in catalog.services() {
         let value = serde_json::to_value(&service.delivery).unwrap();
         let mut errors = Vec::new();
@@ -379,6 +384,8 @@ fn the_provider_examples_show_every_provider_and_pass_both_checks() {
         builds.insert(value["build"]["provider"].as_str().unwrap().to_owned());
         deploys.insert(value["deploy"]["provider"].as_str().unwrap().to_owned());
         gates.extend(value["health"]["gates"].as_array().unwrap().iter().map(|g| g["provider"].as_str().unwrap().to_owned()));
+        let telemetry = value.get("telemetry").and_then(Value::as_array).into_iter().flatten();
+        exporters.extend(telemetry.map(|e| e["provider"].as_str().unwrap().to_owned()));
     }
     let providers = |shape: &Value| -> BTreeSet<String> {
         shape["properties"]["provider"]["enum"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_owned()).collect()
@@ -391,6 +398,7 @@ fn the_provider_examples_show_every_provider_and_pass_both_checks() {
     assert_eq!(builds, without_command(providers(&schema["properties"]["build"])));
     assert_eq!(deploys, without_command(providers(&schema["properties"]["deploy"])));
     assert_eq!(gates, without_command(providers(&schema["properties"]["health"]["properties"]["gates"]["items"])));
+    assert_eq!(exporters, providers(&schema["properties"]["telemetry"]["items"]));
 }
 
 #[test]

@@ -11,4 +11,5 @@ mod datadog_monitors;
 mod github_actions;
 mod gitlab_ci;
 mod support;
+mod telemetry;
 mod webhook;
