@@ -710,3 +710,59 @@ async fn a_failed_build_is_an_errored_pipeline_with_its_reason() {
     assert_eq!(resource["start"], "2026-01-01T12:01:00.000Z", "no start reported: from Baton's request");
     assert!(resource.get("queue_time").is_none());
 }
+
+/// The stack's CloudWatch dashboard (infra/template.yaml's ReleaseDashboard) draws what this
+/// exporter writes: every metric its SEARCH expressions name is one an EMF line carries, in the
+/// namespace and with the dimension sets the lines declare.
+#[tokio::test]
+async fn the_stacks_dashboard_searches_only_for_metrics_the_emf_lines_carry() {
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../infra/template.yaml")).unwrap();
+    let body = template.split_once("DashboardBody: !Sub |").expect("the stack has a dashboard").1;
+    let body: String =
+        body.lines().skip(1).take_while(|line| line.starts_with("        ") || line.trim().is_empty()).collect::<Vec<_>>().join("\n");
+    let substituted =
+        body.replace("${AWS::Region}", "us-east-1").replace("${ReleaseStateMachine}", "arn:aws:states:us-east-1:1:stateMachine:x");
+    let dashboard: Value = serde_json::from_str(&substituted).expect("the dashboard body is JSON once substituted");
+
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let exporter = EmfExporter::new(&EmfExport { namespace: "Baton".into() }, EmfSink::Memory(Arc::clone(&lines)));
+    // With a team and without: the two dimension sets the dashboard searches.
+    for team in [true, false] {
+        let figures = Rollup { restores: 1, restore_seconds_total: 7200, ..deployed() };
+        for mut event in [finished(ReleaseStatus::Succeeded, figures), finished(ReleaseStatus::RolledBack, rolled_back())] {
+            if !team {
+                event.team = None;
+            }
+            exporter.export(&event).await.unwrap();
+        }
+    }
+    let written: Vec<(String, Vec<(String, String)>, String, String, f64)> =
+        lines.lock().unwrap().iter().flat_map(|line| read_emf(line)).collect();
+
+    let mut searched = 0;
+    for widget in dashboard["widgets"].as_array().unwrap() {
+        for metric in widget["properties"]["metrics"].as_array().into_iter().flatten() {
+            let Some(expression) = metric[0]["expression"].as_str() else { continue };
+            let schema = expression.split_once("{").unwrap().1.split_once('}').unwrap().0;
+            let mut parts = schema.split(',');
+            let namespace = parts.next().unwrap();
+            let mut dimensions: Vec<&str> = parts.collect();
+            dimensions.sort_unstable();
+            for name in expression
+                .split("MetricName=\\\"")
+                .skip(1)
+                .map(|rest| rest.split('\\').next().unwrap())
+                .chain(expression.split("MetricName=\"").skip(1).map(|rest| rest.split('"').next().unwrap()))
+            {
+                searched += 1;
+                let found = written.iter().any(|(ns, dims, metric, _, _)| {
+                    let mut keys: Vec<&str> = dims.iter().map(|(k, _)| k.as_str()).collect();
+                    keys.sort_unstable();
+                    ns == namespace && metric == name && keys == dimensions
+                });
+                assert!(found, "the dashboard searches {namespace} {dimensions:?} {name}, which no EMF line carries");
+            }
+        }
+    }
+    assert!(searched >= 8, "the dashboard's SEARCH expressions were read: {searched}");
+}
