@@ -83,6 +83,7 @@ macro_rules! store_contract_tests {
             a_lost_run_is_fenced_and_an_ended_one_free,
             a_cancel_request_reaches_the_owner_until_the_next_claim,
             concurrent_claims_admit_one_owner,
+            the_read_model_sees_open_releases_locks_and_the_last_day,
         );
     };
     (@each $make_store:expr; $($behaviour:ident),+ $(,)?) => {
@@ -1262,4 +1263,89 @@ async fn join_all<F: Future>(futures: impl IntoIterator<Item = F>) -> Vec<F::Out
     })
     .await;
     outputs.into_iter().map(|o| o.expect("every future completed")).collect()
+}
+
+/// The catalog entry of `web` the read-model behaviour reports on: two waves, the second baking 5 minutes.
+fn reported_entry() -> baton_domain::catalog::ServiceEntry {
+    serde_json::from_value(serde_json::json!({
+        "name": "web", "schema": "v2.2", "team": "platform", "source": "web.yaml",
+        "delivery": {
+            "environment": "production", "release-branch": "main",
+            "build": {"provider": "command", "command": ["true"]},
+            "deploy": {"provider": "command", "command": ["true"], "waves": [
+                {"name": "canary", "targets": ["a"]},
+                {"name": "rest", "targets": ["b", "c"], "bake": 300},
+            ]},
+            "health": {"gates": [{"provider": "command", "command": ["true"]}]},
+        },
+    }))
+    .expect("the entry fixture decodes")
+}
+
+/// The read model ([`baton_domain::reports`]) over the store: the Now view finds the running
+/// release with its bake's end, the releases that ended in the last day, and an interrupted one
+/// from days before through the lock it still holds; a service's page lists its releases newest
+/// first and counts its deployments from the rollups.
+pub async fn the_read_model_sees_open_releases_locks_and_the_last_day(store: &dyn ReleaseStore) {
+    use baton_domain::reports;
+    let entry = reported_entry();
+    let now = Utc::now();
+    let mut old = release_at("rel-web-old", "web", "production", now - TimeDelta::days(3));
+    old.status = ReleaseStatus::Interrupted;
+    store.create_release(&old, "k-old").await.unwrap();
+    let lock = LockKey::new("web", "production");
+    assert_eq!(store.try_lock(&lock, &old.id, now, Duration::from_secs(3600)).await.unwrap(), LockOutcome::Acquired);
+
+    let mut ended = release_at("rel-web-ended", "web", "production", now - TimeDelta::hours(5));
+    ended.status = ReleaseStatus::Succeeded;
+    ended.stage = Stage::Done;
+    ended.finished_at = Some(now - TimeDelta::hours(4));
+    ended.waves = vec![WaveRecord {
+        name: "canary".into(),
+        targets: vec!["a".into()],
+        status: WaveStatus::Healthy,
+        started_at: Some(now - TimeDelta::hours(5)),
+        finished_at: Some(now - TimeDelta::hours(4)),
+        deploy_url: None,
+        deploys: Vec::new(),
+        bake_started_at: None,
+        gates: Vec::new(),
+    }];
+    store.create_release(&ended, "k-ended").await.unwrap();
+    let day = (now - TimeDelta::hours(4)).date_naive();
+    let key = RollupKey { service: "web".into(), environment: "production".into(), day };
+    store.add_rollup(&key, &Rollup { deployments: 1, ..Rollup::default() }).await.unwrap();
+
+    let mut baking = release_at("rel-web-baking", "web", "production", now - TimeDelta::minutes(10));
+    baking.status = ReleaseStatus::Running;
+    baking.stage = Stage::Deploy;
+    let bake_start = now - TimeDelta::minutes(2);
+    baking.waves = vec![WaveRecord {
+        name: "rest".into(),
+        targets: vec!["b".into(), "c".into()],
+        status: WaveStatus::Baking,
+        started_at: Some(now - TimeDelta::minutes(5)),
+        finished_at: None,
+        deploy_url: None,
+        deploys: Vec::new(),
+        bake_started_at: Some(bake_start),
+        gates: Vec::new(),
+    }];
+    store.create_release(&baking, "k-baking").await.unwrap();
+
+    let view = reports::now(store, std::slice::from_ref(&entry), now).await.unwrap();
+    let open: Vec<&str> = view.open.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(open, ["rel-web-old", "rel-web-baking"], "open releases, oldest first, the old one found by its lock");
+    let running = &view.open[1];
+    assert_eq!(running.current_wave.as_deref(), Some("rest"));
+    assert_eq!(running.waves[0].bake_ends_at, Some(bake_start + TimeDelta::minutes(5)));
+    assert_eq!((view.ended, view.recent[0].id.as_str()), (1, "rel-web-ended"));
+    assert_eq!(view.locks.len(), 1);
+    assert_eq!(view.locks[0].holder, "rel-web-old");
+
+    let page = reports::service(store, &entry, 30, now).await.unwrap();
+    let listed: Vec<&str> = page.releases.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(listed, ["rel-web-baking", "rel-web-ended", "rel-web-old"]);
+    assert_eq!(page.delivery.figures.deployments, 1);
+    assert_eq!(page.team.as_deref(), Some("platform"));
 }
