@@ -736,8 +736,7 @@ async fn the_stacks_dashboard_searches_only_for_metrics_the_emf_lines_carry() {
             exporter.export(&event).await.unwrap();
         }
     }
-    let written: Vec<(String, Vec<(String, String)>, String, String, f64)> =
-        lines.lock().unwrap().iter().flat_map(|line| read_emf(line)).collect();
+    let written: Vec<EmfMetric> = lines.lock().unwrap().iter().flat_map(|line| read_emf(line)).collect();
 
     let mut searched = 0;
     for widget in dashboard["widgets"].as_array().unwrap() {
