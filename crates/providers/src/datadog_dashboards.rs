@@ -1,7 +1,9 @@
 //! Ready-made Datadog dashboards, one per service or per team: Baton's deploy markers (the
 //! `source:baton` events the datadog exporter sends for each wave) over the service's APM
-//! request, error and latency graphs, and where its DORA figures are (Datadog computes them from
-//! the deployment events Baton sends). Written as the Dashboards API's JSON
+//! request, error and latency graphs, and the DORA counts Datadog keeps from the deployment and
+//! failure events Baton sends (`dora.deployments.count`, `dora.incidents.count`: the change
+//! failure rate is their quotient, as Datadog's DORA documentation computes it). Written as the
+//! Dashboards API's JSON
 //! (<https://docs.datadoghq.com/api/latest/dashboards/>) and pushed idempotently: a dashboard
 //! with the same title is replaced whole (PUT), else one is created (POST).
 
@@ -45,6 +47,15 @@ fn timeseries(title: &str, query: &str, events: &Value) -> Value {
     }})
 }
 
+fn query_value(title: &str, query: &str) -> Value {
+    json!({"definition": {
+        "type": "query_value",
+        "title": title,
+        "precision": 0,
+        "requests": [{"q": query, "aggregator": "sum"}],
+    }})
+}
+
 /// The widgets of a group of services released to `environment`; `span` is the APM operation
 /// whose `trace.<span>.*` metrics the graphs show (`http.request` for most web frameworks).
 fn widgets(services: &[&str], environment: &str, span: &str) -> Vec<Value> {
@@ -58,8 +69,8 @@ fn widgets(services: &[&str], environment: &str, span: &str) -> Vec<Value> {
             "type": "note",
             "content": format!(
                 "Releases by Baton of **{}** in `{environment}`. Each marker is a wave: started, healthy or rolled back. \
-                 The four DORA figures are on Datadog's DORA Metrics page (filter by service), from the deployment \
-                 events Baton sends, and in `baton dora`.",
+                 Lead time and time to restore are on Datadog's DORA Metrics page (filter by service), and all four \
+                 figures in `baton dora`.",
                 services.join(", ")
             ),
             "background_color": "white",
@@ -68,6 +79,8 @@ fn widgets(services: &[&str], environment: &str, span: &str) -> Vec<Value> {
         timeseries("Requests, with Baton's deploy markers", &format!("sum:{}.as_rate()", scope(&format!("trace.{span}.hits"))), &events),
         timeseries("Errors, with Baton's deploy markers", &format!("sum:{}.as_rate()", scope(&format!("trace.{span}.errors"))), &events),
         timeseries("p95 latency, with Baton's deploy markers", &format!("p95:{}", scope(&format!("trace.{span}"))), &events),
+        query_value("Deployments (DORA)", &format!("sum:{}.as_count()", scope("dora.deployments.count"))),
+        query_value("Failed deployments (DORA)", &format!("sum:{}.as_count()", scope("dora.incidents.count"))),
     ]
 }
 

@@ -49,6 +49,12 @@ fn assert_dashboard_shape(dashboard: &Value) {
                     assert!(overlay["q"].as_str().is_some_and(|q| q.contains("source:baton")));
                 }
             }
+            "query_value" => {
+                let requests = definition["requests"].as_array().unwrap();
+                assert_eq!(requests.len(), 1, "a query value has one request");
+                assert!(["sum", "avg", "min", "max", "last"].contains(&requests[0]["aggregator"].as_str().unwrap()));
+                assert!(requests[0]["q"].as_str().is_some_and(|q| q.starts_with("sum:dora.")));
+            }
             other => panic!("a widget type the ordered layout's generator does not make: {other}"),
         }
     }
