@@ -6,6 +6,7 @@ use crate::exit;
 use crate::failure::Failure;
 use crate::release_cmd::StateDirArg;
 use crate::report_cmd::open_store;
+use crate::scope::ScopeArgs;
 use baton_domain::ports::ReleaseStore;
 use baton_domain::rules::builds::{BuildReport, MeasuredFrom, report};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -16,8 +17,8 @@ use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct BuildsArgs {
-    /// The service, as the catalog names it.
-    pub service: String,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// Only releases to this environment [default: every environment].
     #[arg(long)]
     pub environment: Option<String>,
@@ -34,7 +35,12 @@ pub struct BuildsArgs {
 /// What `--json` prints: the window, then the report's `builds`, `summary` and `flaky`.
 #[derive(Serialize)]
 struct Document<'a> {
-    service: &'a str,
+    /// The service, when the report is one service's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service: Option<&'a str>,
+    scope: &'a str,
+    name: &'a str,
+    services: &'a [String],
     environment: Option<&'a str>,
     days: u64,
     since: DateTime<Utc>,
@@ -43,6 +49,10 @@ struct Document<'a> {
 }
 
 pub async fn run(args: BuildsArgs) -> ExitCode {
+    let scope = match args.scope.resolve() {
+        Ok(scope) => scope,
+        Err(code) => return code,
+    };
     let store = match open_store(&args.state) {
         Ok(store) => store,
         Err(code) => return code,
@@ -50,16 +60,19 @@ pub async fn run(args: BuildsArgs) -> ExitCode {
     // Whole days: the range check above keeps this in TimeDelta's bounds.
     let since = Utc::now() - TimeDelta::days(i64::try_from(args.days).unwrap_or(i64::MAX));
     let environment = args.environment.as_deref();
-    let releases = match store.releases_since(&args.service, environment, since).await {
-        Ok(releases) => releases,
-        Err(err) => return Failure::failed(&err).sources_of(&err).report(),
-    };
-    // A name the store never saw is most likely a typo: say so rather than report no builds.
-    if releases.is_empty() {
-        match store.list_releases(&args.service, environment, 1).await {
+    let mut releases = Vec::new();
+    for service in &scope.services {
+        match store.releases_since(service, environment, since).await {
+            Ok(found) => releases.extend(found),
+            Err(err) => return Failure::failed(&err).sources_of(&err).report(),
+        }
+    }
+    // A service name the store never saw is most likely a typo: say so rather than report no builds.
+    if releases.is_empty() && scope.kind == "service" {
+        match store.list_releases(&scope.name, environment, 1).await {
             Ok(any) if any.is_empty() => {
                 let place = environment.map(|e| format!(" in {e}")).unwrap_or_default();
-                return Failure::usage(format!("no releases of {}{place} in the local store", args.service))
+                return Failure::usage(format!("no releases of {}{place} in the local store", scope.name))
                     .hint("`baton history <service>` lists a service's releases; check the name and --environment")
                     .report();
             }
@@ -69,11 +82,25 @@ pub async fn run(args: BuildsArgs) -> ExitCode {
     }
     let report = report(&releases);
     if args.json {
-        let document = Document { service: &args.service, environment, days: args.days, since, report: &report };
+        let document = Document {
+            service: (scope.kind == "service").then_some(scope.name.as_str()),
+            scope: scope.kind,
+            name: &scope.name,
+            services: &scope.services,
+            environment,
+            days: args.days,
+            since,
+            report: &report,
+        };
         outln!("{}", serde_json::to_string_pretty(&document).unwrap_or_default());
     } else {
         let place = environment.unwrap_or("every environment");
-        outln!("{} in {place}, last {} days (since {})", args.service, args.days, since.format("%Y-%m-%d %H:%M UTC"));
+        let named = if scope.kind == "service" {
+            scope.name.clone()
+        } else {
+            format!("{} {} ({} services)", scope.kind, scope.name, scope.services.len())
+        };
+        outln!("{named} in {place}, last {} days (since {})", args.days, since.format("%Y-%m-%d %H:%M UTC"));
         out!("{}", text(&report));
     }
     exit::code(exit::OK)

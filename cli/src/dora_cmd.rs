@@ -4,32 +4,21 @@
 
 use crate::exit;
 use crate::failure::Failure;
-use crate::release_cmd::{CatalogArg, StateDirArg};
+use crate::release_cmd::StateDirArg;
 use crate::report_cmd::open_store;
-use baton_domain::catalog::{CatalogLoader, ServiceEntry};
+use crate::scope::{Scope, ScopeArgs};
 use baton_domain::ports::ReleaseStore;
 use baton_domain::release::Rollup;
 use baton_domain::rules::dora::{Band, Durations, Figures, Week, figures, weekly};
 use chrono::{Days, NaiveDate, Utc};
-use clap::{ArgGroup, Args};
+use clap::Args;
 use serde::Serialize;
 use std::process::ExitCode;
 
 #[derive(Args)]
-#[command(group(ArgGroup::new("scope").required(true).args(["service", "service_flag", "team", "repo"])))]
 pub struct DoraArgs {
-    /// The service (as `--service`).
-    #[arg(value_name = "SERVICE")]
-    pub service: Option<String>,
-    /// One service.
-    #[arg(long = "service", value_name = "SERVICE")]
-    pub service_flag: Option<String>,
-    /// Every service of a team (the catalog's `team`): one figure across them.
-    #[arg(long)]
-    pub team: Option<String>,
-    /// Every service whose catalog entry names this repository (`owner/name`).
-    #[arg(long)]
-    pub repo: Option<String>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// Environment whose releases count.
     #[arg(long, default_value = "production")]
     pub environment: String,
@@ -39,8 +28,6 @@ pub struct DoraArgs {
     /// The window in days (the older form of --since).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3650))]
     pub days: Option<u64>,
-    #[command(flatten)]
-    pub catalog: CatalogArg,
     #[command(flatten)]
     pub state: StateDirArg,
     /// One JSON object on stdout.
@@ -81,38 +68,9 @@ struct Report<'a> {
 
 /// The services a report spans, by its scope: a service needs no catalog (its records say
 /// enough), a team or a repository is looked up in it.
-fn services(args: &DoraArgs) -> Result<(&'static str, String, Vec<String>), ExitCode> {
-    if let Some(service) = args.service.as_ref().or(args.service_flag.as_ref()) {
-        return Ok(("service", service.clone(), vec![service.clone()]));
-    }
-    let loaded = CatalogLoader::new(baton_providers::registry()).load_with_env_root(&args.catalog.path).map_err(|err| {
-        Failure::usage(format!("cannot read the catalog at {}", args.catalog.path.display()))
-            .caused_by(&err)
-            .hint("--team and --repo find their services in the catalog: pass --catalog DIR")
-            .report()
-    })?;
-    let belongs = |entry: &ServiceEntry| match (&args.team, &args.repo) {
-        (Some(team), _) => entry.team.as_deref() == Some(team.as_str()),
-        (_, Some(repo)) => entry.declares_repository(repo),
-        (None, None) => false,
-    };
-    let (scope, name) = match (&args.team, &args.repo) {
-        (Some(team), _) => ("team", team.clone()),
-        (_, Some(repo)) => ("repository", repo.clone()),
-        (None, None) => unreachable!("clap requires one of the scope arguments"),
-    };
-    let members: Vec<String> = loaded.services().iter().filter(|e| belongs(e)).map(|e| e.name.clone()).collect();
-    if members.is_empty() {
-        return Err(Failure::usage(format!("no service of the catalog at {} has {scope} {name}", args.catalog.path.display()))
-            .hint("`baton catalog validate` lists the catalog's services with their team and links")
-            .report());
-    }
-    Ok((scope, name, members))
-}
-
 pub async fn run(args: DoraArgs) -> ExitCode {
-    let (scope, name, members) = match services(&args) {
-        Ok(found) => found,
+    let Scope { kind: scope, name, services: members } = match args.scope.resolve() {
+        Ok(scope) => scope,
         Err(code) => return code,
     };
     let store = match open_store(&args.state) {

@@ -34,6 +34,7 @@ mod release_cmd;
 mod remote;
 mod report_cmd;
 mod resume_cmd;
+mod scope;
 mod signals;
 mod status_cmd;
 mod unlock_cmd;

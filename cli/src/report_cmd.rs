@@ -3,6 +3,7 @@
 use crate::exit;
 use crate::failure::Failure;
 use crate::release_cmd::StateDirArg;
+use crate::scope::ScopeArgs;
 use crate::view;
 use baton_domain::ports::ReleaseStore;
 use baton_domain::release::ReleaseId;
@@ -12,12 +13,12 @@ use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct HistoryArgs {
-    /// The service, as the catalog names it.
-    pub service: String,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
     /// Only releases to this environment [default: every environment].
     #[arg(long)]
     pub environment: Option<String>,
-    /// How many releases, newest first.
+    /// How many releases, newest first (across the scope's services).
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
     #[command(flatten)]
@@ -52,27 +53,36 @@ pub fn open_store(state: &StateDirArg) -> Result<SqliteStore, ExitCode> {
 }
 
 pub async fn history(args: HistoryArgs) -> ExitCode {
+    let scope = match args.scope.resolve() {
+        Ok(scope) => scope,
+        Err(code) => return code,
+    };
     let store = match open_store(&args.state) {
         Ok(store) => store,
         Err(code) => return code,
     };
-    let releases = match store.list_releases(&args.service, args.environment.as_deref(), args.limit).await {
-        Ok(releases) => releases,
-        Err(err) => {
-            return Failure::failed(&err).sources_of(&err).report();
+    let mut releases = Vec::new();
+    for service in &scope.services {
+        match store.list_releases(service, args.environment.as_deref(), args.limit).await {
+            Ok(found) => releases.extend(found),
+            Err(err) => return Failure::failed(&err).sources_of(&err).report(),
         }
-    };
+    }
+    releases.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
+    releases.truncate(args.limit);
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&releases).unwrap_or_default());
         return exit::code(exit::OK);
     }
     if releases.is_empty() {
-        outln!("no releases of {} recorded", args.service);
+        outln!("no releases of {} {} recorded", scope.kind, scope.name);
     }
+    let several = scope.services.len() > 1;
     for release in &releases {
         let sha = release.artifact.as_ref().map(|a| a.sha.as_str()).or(release.sha.as_deref()).unwrap_or("-");
+        let service = if several { format!("{:<20} ", release.service) } else { String::new() };
         outln!(
-            "{}  {:<11} {:<11} {:<8} {}  {}",
+            "{}  {service}{:<11} {:<11} {:<8} {}  {}",
             release.created_at.format("%Y-%m-%d %H:%M:%S"),
             release.status.as_str(),
             release.environment,

@@ -62,6 +62,19 @@ fn the_example_service_releases_and_the_flaky_one_rolls_back() {
     let nobody = baton(state.path(), &["dora", "--team", "nobody"]);
     assert_eq!(nobody.status.code(), Some(2), "a team with no service is a usage error");
     assert!(String::from_utf8_lossy(&nobody.stderr).contains("team nobody"));
+
+    // History and builds take the same scopes: a team's releases, a repository's builds.
+    let team_history = json(&baton(state.path(), &["history", "--team", "web-platform", "--json"]));
+    let services: Vec<&str> = team_history.as_array().unwrap().iter().map(|r| r["service"].as_str().unwrap()).collect();
+    assert_eq!(services, ["hello-web"], "flaky-api is another team's");
+    let builds = json(&baton(state.path(), &["builds", "--repo", "acme/hello-web", "--json"]));
+    assert_eq!(
+        (&builds["scope"], &builds["services"], &builds["summary"]["builds"]),
+        (&"repository".into(), &serde_json::json!(["hello-web"]), &1.into())
+    );
+    assert!(builds.get("service").is_none(), "a repository's report names no one service");
+    let nobody = baton(state.path(), &["builds", "--repo", "acme/nothing"]);
+    assert_eq!(nobody.status.code(), Some(2));
 }
 
 #[test]
@@ -210,7 +223,7 @@ fn builds_reports_a_commit_that_failed_then_passed_as_flaky() {
     );
     let summary = &report["summary"];
     assert_eq!((summary["builds"].as_u64(), summary["failure_rate"].as_f64()), (Some(2), Some(0.5)), "{summary}");
-    assert_eq!(report["flaky"], serde_json::json!([{"sha": "4f2a9c1e", "failed": [failed_id], "passed": passed_id}]));
+    assert_eq!(report["flaky"], serde_json::json!([{"service": "hello-web", "sha": "4f2a9c1e", "failed": [failed_id], "passed": passed_id}]));
 
     let text = builds(&["builds", "hello-web", "--environment", "production"]);
     let text = String::from_utf8_lossy(&text.stdout);

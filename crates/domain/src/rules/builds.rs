@@ -133,6 +133,7 @@ pub enum MeasuredFrom {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BuildRow {
     pub release_id: ReleaseId,
+    pub service: String,
     pub environment: String,
     /// The commit built: the artifact's, else the one the release asked for; `None` when the
     /// release asked for the branch head and the build did not end with an artifact.
@@ -157,6 +158,7 @@ pub struct BuildRow {
 /// A commit whose build failed and later passed: the failures say nothing about the change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FlakyCommit {
+    pub service: String,
     pub sha: String,
     /// The releases whose build of it failed before it passed, oldest first.
     pub failed: Vec<ReleaseId>,
@@ -226,6 +228,7 @@ fn row(release: &Release) -> Option<BuildRow> {
     let duration_seconds = build.finished_at.map(|end| seconds(from, end));
     Some(BuildRow {
         release_id: release.id.clone(),
+        service: release.service.clone(),
         environment: release.environment.clone(),
         sha: release.artifact.as_ref().map(|artifact| artifact.sha.clone()).or_else(|| release.sha.clone()),
         provider: build.provider.clone(),
@@ -249,23 +252,28 @@ fn nearest_rank(sorted: &[u64], percent: usize) -> Option<u64> {
     sorted.get(rank - 1).copied()
 }
 
-/// `builds` is newest first; a commit is flaky once a build of it passed after one failed.
+/// `builds` is newest first; a commit is flaky once a build of it passed after one failed, for
+/// the same service (in a monorepo, one service's build of a commit failing says nothing of
+/// another's).
 fn flaky_commits(builds: &[BuildRow]) -> Vec<FlakyCommit> {
-    let mut by_sha: BTreeMap<&str, Vec<&BuildRow>> = BTreeMap::new();
+    let mut by_sha: BTreeMap<(&str, &str), Vec<&BuildRow>> = BTreeMap::new();
     for row in builds.iter().rev() {
         if let Some(sha) = row.sha.as_deref() {
-            by_sha.entry(sha).or_default().push(row);
+            by_sha.entry((row.service.as_str(), sha)).or_default().push(row);
         }
     }
     let mut flaky: Vec<(DateTime<Utc>, FlakyCommit)> = by_sha
         .into_iter()
-        .filter_map(|(sha, oldest_first)| {
+        .filter_map(|((service, sha), oldest_first)| {
             let first_failure = oldest_first.iter().position(|row| row.status == BuildStatus::Failed)?;
             let after = &oldest_first[first_failure..];
             let pass = after.iter().position(|row| row.status == BuildStatus::Succeeded)?;
             let failed = after[..pass].iter().filter(|row| row.status == BuildStatus::Failed).map(|row| row.release_id.clone()).collect();
             let passed = after[pass];
-            Some((passed.queued_at, FlakyCommit { sha: sha.to_owned(), failed, passed: passed.release_id.clone() }))
+            Some((
+                passed.queued_at,
+                FlakyCommit { service: service.to_owned(), sha: sha.to_owned(), failed, passed: passed.release_id.clone() },
+            ))
         })
         .collect();
     flaky.sort_by_key(|(passed_at, _)| std::cmp::Reverse(*passed_at));
@@ -569,5 +577,17 @@ mod tests {
                 expected.iter().map(|(sha, failed, passed)| (*sha, failed.to_vec(), *passed)).collect();
             assert_eq!(got, expected, "{builds:?}");
         }
+    }
+
+    #[test]
+    fn one_services_failure_and_anothers_pass_of_a_commit_are_no_flake() {
+        // A monorepo: web's build of `a` failed, api's passed; then web's passed.
+        let mut releases = vec![built("r1", Some("a"), 0, Failed, Some(60), None), built("r2", Some("a"), 1, Succeeded, Some(60), None)];
+        releases[1].service = "api".into();
+        assert_eq!(report(&releases).flaky, vec![]);
+        releases.push(built("r3", Some("a"), 2, Succeeded, Some(60), None));
+        let flaky = report(&releases).flaky;
+        assert_eq!(flaky.len(), 1);
+        assert_eq!((flaky[0].service.as_str(), flaky[0].passed.as_str()), ("web", "r3"));
     }
 }

@@ -1,0 +1,68 @@
+//! Which services a report covers: one by name, or a team's or a repository's, found in the
+//! catalog. `baton dora`, `baton history` and `baton builds` take the same arguments.
+
+use crate::failure::Failure;
+use crate::release_cmd::CatalogArg;
+use baton_domain::catalog::{CatalogLoader, ServiceEntry};
+use clap::{ArgGroup, Args};
+use std::process::ExitCode;
+
+#[derive(Args)]
+#[command(group(ArgGroup::new("scope").required(true).args(["service", "service_flag", "team", "repo"])))]
+pub struct ScopeArgs {
+    /// The service (as `--service`).
+    #[arg(value_name = "SERVICE")]
+    pub service: Option<String>,
+    /// One service.
+    #[arg(long = "service", value_name = "SERVICE")]
+    pub service_flag: Option<String>,
+    /// Every service of a team (the catalog's `team`): one report across them.
+    #[arg(long)]
+    pub team: Option<String>,
+    /// Every service whose catalog entry names this repository (`owner/name`).
+    #[arg(long)]
+    pub repo: Option<String>,
+    #[command(flatten)]
+    pub catalog: CatalogArg,
+}
+
+/// The services a report covers, and what the person asked for.
+pub struct Scope {
+    /// `service`, `team` or `repository`.
+    pub kind: &'static str,
+    pub name: String,
+    pub services: Vec<String>,
+}
+
+impl ScopeArgs {
+    /// The services in scope: the one named, or the catalog's entries of the team or repository
+    /// (exit 2 when the catalog cannot be read or none matches).
+    pub fn resolve(&self) -> Result<Scope, ExitCode> {
+        if let Some(service) = self.service.as_ref().or(self.service_flag.as_ref()) {
+            return Ok(Scope { kind: "service", name: service.clone(), services: vec![service.clone()] });
+        }
+        let loaded = CatalogLoader::new(baton_providers::registry()).load_with_env_root(&self.catalog.path).map_err(|err| {
+            Failure::usage(format!("cannot read the catalog at {}", self.catalog.path.display()))
+                .caused_by(&err)
+                .hint("--team and --repo find their services in the catalog: pass --catalog DIR")
+                .report()
+        })?;
+        let belongs = |entry: &ServiceEntry| match (&self.team, &self.repo) {
+            (Some(team), _) => entry.team.as_deref() == Some(team.as_str()),
+            (_, Some(repo)) => entry.declares_repository(repo),
+            (None, None) => false,
+        };
+        let (kind, name) = match (&self.team, &self.repo) {
+            (Some(team), _) => ("team", team.clone()),
+            (_, Some(repo)) => ("repository", repo.clone()),
+            (None, None) => unreachable!("clap requires one of the scope arguments"),
+        };
+        let services: Vec<String> = loaded.services().iter().filter(|e| belongs(e)).map(|e| e.name.clone()).collect();
+        if services.is_empty() {
+            return Err(Failure::usage(format!("no service of the catalog at {} has {kind} {name}", self.catalog.path.display()))
+                .hint("`baton catalog validate` lists the catalog's services with their team and links")
+                .report());
+        }
+        Ok(Scope { kind, name, services })
+    }
+}
