@@ -28,7 +28,7 @@
 //! - Multi-source applications (`spec.sources`) are not supported: their sync takes
 //!   `revisions` and `sourcePositions`.
 
-use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, RateLimits, Refused, decode, exchange_limited, http_url, quote, retry_after, shown};
+use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, RateLimits, Refused, decode, exchange, http_url, quote, retry_after, shown};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, SecretResolver};
@@ -247,7 +247,7 @@ impl ArgoCdDeployer {
                 None => request,
             }
         };
-        Ok((exchange_limited(&self.limits, "Argo CD", build, self.timeout, context, retry_after).await?, token))
+        Ok((exchange(&self.limits, "Argo CD", build, self.timeout, context, retry_after).await?, token))
     }
 
     fn refusal(&self, answer: &Answer, app: &App<'_>, context: &str, token: &Secret) -> ProviderError {

@@ -118,6 +118,11 @@ pub fn own_limits(clock: std::sync::Arc<ManualClock>) -> std::sync::Arc<baton_pr
     baton_providers::RateLimits::new(clock)
 }
 
+/// Rate-limit holds of a test's own on the system clock, for tests that do not move time.
+pub fn fresh_limits() -> std::sync::Arc<baton_providers::RateLimits> {
+    baton_providers::RateLimits::new(std::sync::Arc::new(baton_domain::ports::SystemClock))
+}
+
 /// Answers `first` once and then `then` to every `verb` request to `at`, noting when each came.
 pub async fn limited_then(
     server: &wiremock::MockServer,
