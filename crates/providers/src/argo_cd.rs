@@ -20,8 +20,10 @@
 //!   close); 401 and 403; another operation in progress (400, "another operation is already in
 //!   progress"), once it is still running after [`OPERATION_WAIT`] of polling the application
 //!   (unless it is our own sync from a retried `start`); and a sync request whose answer never
-//!   came or does not read, when the application shows no sync to our revision afterwards (if it
-//!   does, that sync is followed).
+//!   came or does not read, when the application shows no sync to our revision in the
+//!   [`OPERATION_WAIT`] after it. A server still working on a sync Baton stopped waiting for
+//!   shows it only on a later read: the first read that shows it makes the target changed, and
+//!   its sync is followed (and rolled back with the wave).
 //! - A revision template with `{sha}` or `{short-sha}` never syncs an unknown commit: the start
 //!   is refused before any request (the release is refused before its first wave already, see
 //!   `rules::revision`), and so is a rollback to one.
@@ -43,7 +45,8 @@ use std::time::Duration;
 pub(crate) const PROVIDER: &str = "argo-cd";
 const PLACEHOLDERS: &[&str] = &["sha", "short-sha", "branch", "artifact"];
 /// How long a sync refused for another operation in progress waits for that one to end before
-/// the target is refused.
+/// the target is refused, and how long a sync whose answer was lost is looked for before the
+/// target is taken as unchanged.
 pub const OPERATION_WAIT: Duration = Duration::from_secs(60);
 /// How often the application is read while another operation runs.
 const OPERATION_CHECK: Duration = Duration::from_secs(3);
@@ -197,7 +200,8 @@ impl ArgoCdDeployer {
         self
     }
 
-    /// How long a sync waits for another operation to end ([`OPERATION_WAIT`] unless set).
+    /// How long a sync waits for another operation to end, and a lost sync is looked for
+    /// ([`OPERATION_WAIT`] unless set).
     pub fn with_operation_wait(mut self, wait: Duration) -> ArgoCdDeployer {
         self.operation_wait = wait;
         self
@@ -333,18 +337,28 @@ impl ArgoCdDeployer {
     }
 
     /// After a sync request whose answer never came or does not read (`why`): the sync it asked
-    /// for, if the application shows it, else a refusal that says nothing changed.
+    /// for, as soon as the application shows it (a server still at work on the request shows it
+    /// only on a later read), else, once [`Self::with_operation_wait`]'s time has passed with
+    /// none shown, a refusal that says nothing changed.
     async fn verify_sync(&self, app: &App<'_>, state: &RunState, context: &str, why: &str) -> Result<Synced, ProviderError> {
-        let now = self.application(app, context).await?;
-        let requested = now.operation.as_ref().and_then(|operation| operation.sync.as_ref()).and_then(|sync| sync.revision.as_deref());
-        let started = now.status.operation_state.as_ref().is_some_and(|operation| operation.is_for(state));
-        if started || requested == Some(state.revision.as_str()) {
-            tracing::warn!(target: "baton::argo_cd", application = app.name, "the sync's answer was lost ({why}), but the sync started");
-            return Ok(Synced::Started);
+        let looked_since = std::time::Instant::now();
+        loop {
+            let now = self.application(app, context).await?;
+            let requested = now.operation.as_ref().and_then(|operation| operation.sync.as_ref()).and_then(|sync| sync.revision.as_deref());
+            let started = now.status.operation_state.as_ref().is_some_and(|operation| operation.is_for(state));
+            if started || requested == Some(state.revision.as_str()) {
+                tracing::warn!(target: "baton::argo_cd", application = app.name, "the sync's answer was lost ({why}), but the sync started");
+                return Ok(Synced::Started);
+            }
+            if looked_since.elapsed() >= self.operation_wait {
+                break;
+            }
+            tokio::time::sleep(OPERATION_CHECK.min(self.operation_wait)).await;
         }
         Err(ProviderError::rejected(format!(
-            "{why}; the application shows no sync to {}, so nothing was changed: the deploy of this target is refused",
-            state.revision
+            "{why}; the application showed no sync to {} in the {} s after, so nothing was changed: the deploy of this target is refused",
+            state.revision,
+            self.operation_wait.as_secs()
         )))
     }
 
