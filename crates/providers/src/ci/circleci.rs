@@ -423,7 +423,7 @@ impl BuildProvider for CircleCiBuildProvider {
         // An errored pipeline has no workflows to list.
         let workflows = if pipeline.state == "errored" { Vec::new() } else { self.workflows(&run.id, state.number).await? };
         let started_at = workflows.iter().filter_map(|workflow| workflow.created_at).min();
-        Ok(BuildPoll { progress: self.progress(&pipeline, &workflows, &state), started_at })
+        Ok(BuildPoll { progress: self.progress(&pipeline, &workflows, &state), started_at, run: None })
     }
 
     async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError> {

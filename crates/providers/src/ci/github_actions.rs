@@ -66,8 +66,6 @@ const SHA_INPUT: &str = "baton_sha";
 const LOCATE_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 /// GitHub's advice for a secondary rate limit that says nothing about when it ends.
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
-/// The handle id while the dispatched run is not located yet.
-const PENDING: &str = "pending";
 
 /// A GitHub Actions build: which workflow, how to authenticate, and how its artifact is named.
 #[derive(Debug, Clone)]
@@ -591,10 +589,10 @@ fn rate_limit_wait(status: StatusCode, headers: &HeaderMap, message: &str, now: 
     if !limited {
         return None;
     }
+    // To the reset's very second: the hold ends at the time GitHub named, not a fraction after.
     let until_reset = || {
-        let reset = header_u64(headers, "x-ratelimit-reset")?;
-        let now = u64::try_from(now.timestamp()).unwrap_or(0);
-        Some(Duration::from_secs(reset.saturating_sub(now)))
+        let reset = DateTime::from_timestamp(i64::try_from(header_u64(headers, "x-ratelimit-reset")?).ok()?, 0)?;
+        Some((reset - now).to_std().unwrap_or_default())
     };
     Some(retry.or_else(|| exhausted.then(until_reset).flatten()).unwrap_or(RATE_LIMIT_WAIT))
 }
@@ -631,7 +629,7 @@ impl BuildProvider for GitHubActionsBuildProvider {
             }
         }
         state.locate = Some(dispatch);
-        Ok(RunHandle { provider: PROVIDER.into(), id: PENDING.into(), url: None, state: state_json(&state) })
+        Ok(RunHandle { provider: PROVIDER.into(), id: RunHandle::UNLOCATED.into(), url: None, state: state_json(&state) })
     }
 
     /// The run a dispatch sent at or after `since` started, located as for a 204. Runs listed
@@ -652,9 +650,12 @@ impl BuildProvider for GitHubActionsBuildProvider {
 
     async fn poll(&self, handle: &RunHandle) -> Result<BuildPoll, ProviderError> {
         let (state, target) = self.read_handle(handle)?;
-        let run = match target {
+        let (run, located) = match target {
             Target::Pending(dispatch) => match self.located(&state, &dispatch).await? {
-                Located::Run(run) => run,
+                Located::Run(run) => {
+                    let located = self.handle(run.id, run.html_url.clone(), state.clone());
+                    (run, Some(located))
+                }
                 Located::NotYet => return Ok(BuildProgress::Running.into()),
                 Located::Never => {
                     return Ok(BuildProgress::Failed {
@@ -669,9 +670,9 @@ impl BuildProvider for GitHubActionsBuildProvider {
                 }
                 Located::Unidentifiable(reason) => return Ok(BuildProgress::Failed { reason }.into()),
             },
-            Target::Run(id) => self.run(id).await?,
+            Target::Run(id) => (self.run(id).await?, None),
         };
-        Ok(BuildPoll { progress: self.progress(&run, &state), started_at: run.run_started_at })
+        Ok(BuildPoll { progress: self.progress(&run, &state), started_at: run.run_started_at, run: located })
     }
 
     async fn cancel(&self, handle: &RunHandle) -> Result<(), ProviderError> {
