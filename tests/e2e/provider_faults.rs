@@ -98,3 +98,41 @@ async fn a_sync_window_fails_the_wave_and_rolls_back_nothing_on_the_refused_targ
     // `expect(1)`: one sync asked for, refused; none sent to put anything back.
     assert_consistent(&baton, &release).await;
 }
+
+#[tokio::test]
+async fn a_sync_refused_for_its_credentials_or_answered_unreadably_rolls_back_nothing_on_its_target() {
+    let unauthenticated = json!({ "error": "no session information", "code": 16, "message": "no session information" });
+    let cases = [
+        ("401", ResponseTemplate::new(401).set_body_json(unauthenticated), "HTTP 401"),
+        // Argo CD's answer cut by a proxy; the application shows no sync started after it.
+        ("unreadable", ResponseTemplate::new(200).set_body_string("<html>upstream reset</html>"), "so nothing was changed"),
+    ];
+    for (case, answer, said) in cases {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/api/v1/applications/box-1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(application("0ld")))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST")).and(path("/api/v1/applications/box-1/sync")).respond_with(answer).expect(1).mount(&server).await;
+        let fixture = argo_fixture(&server, &format!("BATON_E2E_ARGO_TOKEN_{}", case.to_uppercase()));
+        let baton = fixture.baton();
+        let mut input = cli_input(&format!("cli-{case}"));
+        input["sha"] = json!(SHA);
+        let execution = format!("exec-{case}");
+        let outcome = baton.run(&execution, input).await;
+        assert_status(&outcome, ExecutionStatus::Failed);
+
+        let release = release_of(&baton, &execution).await;
+        assert!(matches!(release.status, ReleaseStatus::Failed | ReleaseStatus::RolledBack), "{case}: {}", release.status);
+        let canary = &release.waves[0];
+        assert_eq!(canary.status, WaveStatus::Failed, "{case}: {canary:#?}");
+        assert!(canary.deploys.iter().all(|deploy| !deploy.rollback), "{case}: a rollback ran on the refused target: {canary:#?}");
+        let events = baton.ports().store.events(&release.id).await.unwrap();
+        assert!(
+            events.iter().any(|e| e.kind == EventKind::Failed && e.message.contains("refused") && e.message.contains(said)),
+            "{case}: {events:#?}"
+        );
+        assert_consistent(&baton, &release).await;
+    }
+}

@@ -21,7 +21,7 @@
 //!   progress"), once it is still running after [`OPERATION_WAIT`] of polling the application
 //!   (unless it is our own sync from a retried `start`); and a sync request whose answer never
 //!   came or does not read, when the application shows no sync to our revision in the
-//!   [`OPERATION_WAIT`] after it. A server still working on a sync Baton stopped waiting for
+//!   [`LOST_SYNC_WAIT`] after it. A server still working on a sync Baton stopped waiting for
 //!   shows it only on a later read: the first read that shows it makes the target changed, and
 //!   its sync is followed (and rolled back with the wave).
 //! - A revision template with `{sha}` or `{short-sha}` never syncs an unknown commit: the start
@@ -45,9 +45,12 @@ use std::time::Duration;
 pub(crate) const PROVIDER: &str = "argo-cd";
 const PLACEHOLDERS: &[&str] = &["sha", "short-sha", "branch", "artifact"];
 /// How long a sync refused for another operation in progress waits for that one to end before
-/// the target is refused, and how long a sync whose answer was lost is looked for before the
-/// target is taken as unchanged.
+/// the target is refused.
 pub const OPERATION_WAIT: Duration = Duration::from_secs(60);
+/// How long a sync whose answer was lost is looked for before the target is taken as
+/// unchanged: a server still at work on the request shows the sync within about a request's
+/// time. With [`OPERATION_WAIT`], within deploy-wave's two minutes.
+pub const LOST_SYNC_WAIT: Duration = Duration::from_secs(15);
 /// How often the application is read while another operation runs.
 const OPERATION_CHECK: Duration = Duration::from_secs(3);
 
@@ -58,6 +61,7 @@ pub struct ArgoCdDeployer {
     token: LazySecret,
     timeout: Duration,
     operation_wait: Duration,
+    lost_sync_wait: Duration,
     limits: Arc<RateLimits>,
     http: reqwest::Client,
 }
@@ -189,6 +193,7 @@ impl ArgoCdDeployer {
             token: LazySecret::new(spec.token.clone(), secrets),
             timeout: DEFAULT_REQUEST_TIMEOUT,
             operation_wait: OPERATION_WAIT,
+            lost_sync_wait: LOST_SYNC_WAIT,
             limits: RateLimits::shared(),
             http,
         })
@@ -200,8 +205,13 @@ impl ArgoCdDeployer {
         self
     }
 
-    /// How long a sync waits for another operation to end, and a lost sync is looked for
-    /// ([`OPERATION_WAIT`] unless set).
+    /// How long a sync whose answer was lost is looked for ([`LOST_SYNC_WAIT`] unless set).
+    pub fn with_lost_sync_wait(mut self, wait: Duration) -> ArgoCdDeployer {
+        self.lost_sync_wait = wait;
+        self
+    }
+
+    /// How long a sync waits for another operation to end ([`OPERATION_WAIT`] unless set).
     pub fn with_operation_wait(mut self, wait: Duration) -> ArgoCdDeployer {
         self.operation_wait = wait;
         self
@@ -338,7 +348,7 @@ impl ArgoCdDeployer {
 
     /// After a sync request whose answer never came or does not read (`why`): the sync it asked
     /// for, as soon as the application shows it (a server still at work on the request shows it
-    /// only on a later read), else, once [`Self::with_operation_wait`]'s time has passed with
+    /// only on a later read), else, once [`Self::with_lost_sync_wait`]'s time has passed with
     /// none shown, a refusal that says nothing changed.
     async fn verify_sync(&self, app: &App<'_>, state: &RunState, context: &str, why: &str) -> Result<Synced, ProviderError> {
         let looked_since = std::time::Instant::now();
@@ -350,15 +360,15 @@ impl ArgoCdDeployer {
                 tracing::warn!(target: "baton::argo_cd", application = app.name, "the sync's answer was lost ({why}), but the sync started");
                 return Ok(Synced::Started);
             }
-            if looked_since.elapsed() >= self.operation_wait {
+            if looked_since.elapsed() >= self.lost_sync_wait {
                 break;
             }
-            tokio::time::sleep(OPERATION_CHECK.min(self.operation_wait)).await;
+            tokio::time::sleep(OPERATION_CHECK.min(self.lost_sync_wait)).await;
         }
         Err(ProviderError::rejected(format!(
             "{why}; the application showed no sync to {} in the {} s after, so nothing was changed: the deploy of this target is refused",
             state.revision,
-            self.operation_wait.as_secs()
+            self.lost_sync_wait.as_secs()
         )))
     }
 

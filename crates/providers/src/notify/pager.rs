@@ -324,6 +324,25 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_rate_limit_holds_the_pager_back_until_its_end() {
+        let server = MockServer::start().await;
+        let throttled = ResponseTemplate::new(429)
+            .set_body_json(json!({"status": "throttle event", "message": "Requests for this service are arriving too quickly"}))
+            .insert_header("retry-after", "30");
+        Mock::given(method("POST")).respond_with(throttled).mount(&server).await;
+        let limits = RateLimits::new(Arc::new(baton_domain::ports::SystemClock));
+        let error = pagerduty(&server).with_rate_limits(limits.clone()).notify(&notification(), None).await.unwrap_err();
+        assert!(error.rate_limit().is_some_and(|limit| limit.answered && limit.service == "PagerDuty"), "{error}");
+        // The notify handler's retry inside the window sends nothing.
+        let held = pagerduty(&server).with_rate_limits(limits.clone()).notify(&notification(), None).await.unwrap_err();
+        assert!(held.rate_limit().is_some_and(|limit| !limit.answered), "{held}");
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
+        // Opsgenie is another API: its own quota.
+        let error = opsgenie(&server).with_rate_limits(limits).notify(&notification(), None).await.unwrap_err();
+        assert!(error.rate_limit().is_some_and(|limit| limit.answered && limit.service == "Opsgenie"), "{error}");
+    }
+
+    #[tokio::test]
     async fn pagerduty_is_paged_with_a_trigger_deduplicated_by_the_release() {
         let server = MockServer::start().await;
         Mock::given(method("POST")).and(path("/v2/enqueue")).respond_with(event_processed()).mount(&server).await;
