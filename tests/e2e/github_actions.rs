@@ -176,10 +176,10 @@ async fn a_dispatch_that_fails_after_github_acted_yields_one_run_that_the_releas
     assert_consistent(&baton, &release).await;
 }
 
-#[tokio::test]
-async fn a_dispatch_answered_without_its_run_is_requested_and_started_only_once_the_run_shows() {
+/// GitHub Enterprise Server without `return_run_details`: the dispatch answers 204, no run id;
+/// the run is listed from the second poll on, and reads as `run_answer`.
+async fn github_answering_204(run_answer: ResponseTemplate) -> MockServer {
     let server = MockServer::start().await;
-    // GitHub Enterprise Server without `return_run_details`: 204, no run id.
     Mock::given(method("POST"))
         .and(path("/repos/acme/checkout/actions/workflows/release.yml/dispatches"))
         .respond_with(ResponseTemplate::new(204))
@@ -195,7 +195,13 @@ async fn a_dispatch_answered_without_its_run_is_requested_and_started_only_once_
     // Not listed at the dispatch nor at the first poll; listed from the second.
     Mock::given(method("GET")).and(path(runs)).respond_with(listing(vec![])).up_to_n_times(2).with_priority(1).mount(&server).await;
     Mock::given(method("GET")).and(path(runs)).respond_with(listing(vec![listed_run])).with_priority(2).mount(&server).await;
-    Mock::given(method("GET")).and(path(RUNS)).respond_with(run("completed", json!("success"))).mount(&server).await;
+    Mock::given(method("GET")).and(path(RUNS)).respond_with(run_answer).mount(&server).await;
+    server
+}
+
+#[tokio::test]
+async fn a_dispatch_answered_without_its_run_is_requested_and_started_only_once_the_run_shows() {
+    let server = github_answering_204(run("completed", json!("success"))).await;
     let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_204");
     let baton = fixture.baton();
     let outcome = baton.run("exec-gha-204", cli_input("cli-1")).await;
@@ -328,5 +334,22 @@ async fn an_hour_long_primary_rate_limit_is_waited_out_and_nothing_is_sent_befor
     let waiting = format!("waits for GitHub's rate limit until {}", reset_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     assert!(events.iter().any(|e| e.kind == EventKind::Retrying && e.message.contains(&waiting)), "{waiting}: {events:#?}");
     assert_eq!(release.build.as_ref().map(|build| build.run_id.as_str()), Some("4242"));
+    assert_consistent(&baton, &release).await;
+}
+
+#[tokio::test]
+async fn a_run_found_after_a_204_dispatch_is_the_one_cancelled_when_the_release_stops_following_it() {
+    let server = github_answering_204(run("in_progress", Value::Null)).await;
+    Mock::given(method("POST")).and(path(format!("{RUNS}/cancel"))).respond_with(ResponseTemplate::new(202)).expect(1).mount(&server).await;
+    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_204_ENDLESS");
+    let baton = fixture.baton();
+    let outcome = baton.run("exec-gha-204-endless", cli_input("cli-1")).await;
+    assert_status(&outcome, ExecutionStatus::Failed);
+
+    let release = release_of(&baton, "exec-gha-204-endless").await;
+    let build = release.build.clone().expect("the build is recorded");
+    assert_eq!((build.run_id.as_str(), build.status), ("4242", BuildStatus::Cancelled), "{build:#?}");
+    let events = baton.ports().store.events(&release.id).await.unwrap();
+    assert!(events.iter().any(|e| e.message == format!("cancelled build {RUN}: the release stopped following it")), "{events:#?}");
     assert_consistent(&baton, &release).await;
 }

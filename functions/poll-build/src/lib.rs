@@ -29,7 +29,7 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
 /// is recorded, and the release goes on to close: the build is then shown as no longer followed.
 pub async fn cancel_build(ports: &Ports, request: PollBuildRequest) -> Result<(), TaskError> {
     let context = &request.release;
-    let run = &request.build;
+    let run = &recorded_run(ports, context, request.build.clone()).await?;
     let provider =
         ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
     let why = "the release stopped following it";
@@ -55,13 +55,7 @@ pub async fn poll_build(ports: &Ports, mut request: PollBuildRequest) -> Result<
     ports.renew_lock(context).await?;
     let provider =
         ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
-    // A handle that named no run travels on in the definition's state; the record knows the
-    // run an earlier poll found.
-    if !request.build.located()
-        && let Some(located) = builds::followed_build(&ports.release(context).await?).filter(RunHandle::located)
-    {
-        request.build = located;
-    }
+    request.build = recorded_run(ports, context, request.build).await?;
     let poll = match provider.poll(&request.build).await {
         Ok(poll) => poll,
         // A rate limit is waited out by the poll's own Retry: nothing is sent before its end.
@@ -119,6 +113,15 @@ pub async fn poll_build(ports: &Ports, mut request: PollBuildRequest) -> Result<
             Ok(artifact)
         }
     }
+}
+
+/// The run `build` is: itself, or for a handle that named no run (it travels on unchanged in
+/// the definition's state), the run an earlier poll found, which the record follows.
+async fn recorded_run(ports: &Ports, context: &ReleaseContext, build: RunHandle) -> Result<RunHandle, TaskError> {
+    if build.located() {
+        return Ok(build);
+    }
+    Ok(builds::followed_build(&ports.release(context).await?).filter(RunHandle::located).unwrap_or(build))
 }
 
 /// The run a poll found for a request the provider had accepted without naming its run: the
