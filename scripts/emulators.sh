@@ -187,7 +187,24 @@ wait_ready() {
     say "$name ready"
 }
 
+# Not an emulator, but installed the same way: the dashboard's tests drive a real browser.
+install_chromium() {
+    local browser="${CHROMIUM:-chromium}"
+    command -v "$browser" >/dev/null && return 0
+    if [[ "$browser" == chromium && $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        say "installing Debian's chromium (the dashboard's browser tests)"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >"$LOGS/chromium-install.log" 2>&1 ||
+            { apt-get update >>"$LOGS/chromium-install.log" 2>&1 &&
+                DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >>"$LOGS/chromium-install.log" 2>&1; } ||
+            die "could not install chromium: see $LOGS/chromium-install.log"
+    else
+        die "no $browser: the dashboard's browser tests need Debian's chromium (apt-get install chromium) or CHROMIUM=<path>"
+    fi
+}
+
 start() {
+    mkdir -p "$LOGS"
+    install_chromium
     install_localstack
     patch_localstack
     install_dynamodb

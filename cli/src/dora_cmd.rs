@@ -49,7 +49,7 @@ pub struct DoraArgs {
 }
 
 /// `90d`, `12w` or a plain number of days, as days (1 to 3650).
-fn parse_window(text: &str) -> Result<u64, String> {
+pub fn parse_window(text: &str) -> Result<u64, String> {
     let (number, unit) = match text.strip_suffix('d') {
         Some(number) => (number, 1),
         None => text.strip_suffix('w').map_or((text, 1), |number| (number, 7)),

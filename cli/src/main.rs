@@ -24,6 +24,7 @@ mod asl_cmd;
 mod builds_cmd;
 mod cancel_cmd;
 mod catalog_cmd;
+mod dashboard_cmd;
 mod dev_cmd;
 mod dora_cmd;
 mod exit;
@@ -68,6 +69,9 @@ enum Command {
     /// failure rate and time to restore, with their bands and a weekly trend.
     #[command(visible_alias = "metrics")]
     Dora(dora_cmd::DoraArgs),
+    /// The release dashboard: what is releasing now, each service's timeline, builds and DORA
+    /// trends, teams and the organisation; served live on loopback or written as a static site.
+    Dashboard(dashboard_cmd::DashboardArgs),
     /// A release's execution on AWS Step Functions: status, current state, stage and waves.
     Status(status_cmd::StatusArgs),
     /// Pick up a release whose local run was killed or interrupted: run it on, or --rollback.
@@ -108,6 +112,7 @@ fn main() -> ExitCode {
             Command::Show(args) => report_cmd::show(args).await,
             Command::Builds(args) => builds_cmd::run(args).await,
             Command::Dora(args) => dora_cmd::run(args).await,
+            Command::Dashboard(args) => dashboard_cmd::run(args).await,
             Command::Status(args) => status_cmd::run(args).await,
             Command::Resume(args) => resume_cmd::run(args).await,
             Command::Cancel(args) => cancel_cmd::run(args).await,

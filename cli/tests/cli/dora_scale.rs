@@ -157,3 +157,82 @@ fn dora_at_scale() {
     let records = std::env::var("BATON_DORA_RECORDS").ok().and_then(|r| r.parse().ok()).unwrap_or(1_000_000);
     run(Organisation { services: 2_000, teams: 50, records, days: 365 }, 10);
 }
+
+/// The status, body and time of a GET of `path` from the dashboard at `address`.
+fn get(address: &str, path: &str) -> (u16, String, std::time::Duration) {
+    use std::io::{Read, Write};
+    let started = Instant::now();
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: dashboard\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let elapsed = started.elapsed();
+    let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = answer.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default();
+    (status, body, elapsed)
+}
+
+/// `baton dashboard` over the generated organisation: each view's time to answer and its
+/// weight, and a team page's deployments checked against what was generated.
+fn serve_dashboard(org: Organisation, repeats: usize) {
+    let catalog = tempfile::tempdir().unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let expected = generate(&org, catalog.path(), state.path(), 90);
+    let timed = std::env::var_os("BATON_DORA_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_baton").into());
+    let command = baton_command(state.path(), catalog.path(), &["dashboard", "--serve", "127.0.0.1:0"]);
+    let mut server = Command::new(&timed).args(command.get_args()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.take().unwrap()), &mut line).unwrap();
+    let address = line.split_whitespace().find_map(|w| w.strip_prefix("http://")).unwrap().trim_end_matches('/').to_owned();
+    let team = org.teams / 2;
+    let views = [
+        ("now", "/".to_owned()),
+        ("team", format!("/teams/team-{team:02}.html")),
+        ("service", "/services/svc-0000.html".to_owned()),
+        ("organisation", "/organisation.html".to_owned()),
+    ];
+    let mut figures = Vec::new();
+    for (name, path) in &views {
+        let mut times = Vec::new();
+        let mut weight = 0;
+        for _ in 0..repeats {
+            let (status, body, elapsed) = get(&address, path);
+            assert_eq!(status, 200, "{path}: {body}");
+            times.push(elapsed);
+            weight = body.len();
+            if *name == "team" {
+                let marker = format!(r#"data-figure="deployments" data-value="{}""#, expected[team].0);
+                assert!(body.contains(&marker), "the team page shows the generated deployments ({marker})");
+            }
+        }
+        times.sort();
+        figures.push(format!(
+            "{name} p50 {:.1} ms, max {:.1} ms, {:.1} KB",
+            times[times.len() / 2].as_secs_f64() * 1000.0,
+            times[times.len() - 1].as_secs_f64() * 1000.0,
+            weight as f64 / 1024.0
+        ));
+    }
+    server.kill().unwrap();
+    let _ = server.wait();
+    println!(
+        "dashboard at scale: {} release records, {} services, {} teams ({}), over {repeats} requests each: {}",
+        org.records,
+        org.services,
+        org.teams,
+        Path::new(&timed).display(),
+        figures.join("; ")
+    );
+}
+
+#[test]
+fn the_dashboard_over_a_generated_organisation_shows_a_teams_figures() {
+    serve_dashboard(Organisation { services: 40, teams: 4, records: 4_000, days: 365 }, 2);
+}
+
+#[test]
+#[ignore = "the full benchmark: bench/dashboard.sh"]
+fn dashboard_at_scale() {
+    let records = std::env::var("BATON_DORA_RECORDS").ok().and_then(|r| r.parse().ok()).unwrap_or(1_000_000);
+    serve_dashboard(Organisation { services: 2_000, teams: 50, records, days: 365 }, 10);
+}

@@ -9,6 +9,7 @@ pub mod ports;
 pub mod redact;
 pub mod refname;
 pub mod release;
+pub mod reports;
 pub mod rules;
 pub mod sketch;
 pub mod support;

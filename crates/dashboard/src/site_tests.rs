@@ -1,0 +1,159 @@
+//! The site over a real embedded store: the pages it lists, what a hostile record cannot do to
+//! them, and the server's refusals.
+
+use crate::{ServeError, Site, export, serve};
+use baton_contract::release_at;
+use baton_domain::catalog::{CatalogLoader, ServiceEntry};
+use baton_domain::ports::ReleaseStore;
+use baton_domain::release::{BuildRecord, BuildStatus, Failure, ReleaseStatus, Stage};
+use baton_store_sqlite::SqliteStore;
+use chrono::{TimeDelta, Utc};
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+const ENTRY: &str = "
+schema-version: v2.2
+dd-service: web
+team: platform
+extensions:
+  baton:
+    environment: production
+    release-branch: main
+    build: {provider: command, command: [sh, build.sh]}
+    deploy:
+      provider: command
+      command: [sh, deploy.sh]
+      waves:
+        - {name: canary, targets: [a], bake: 5m}
+        - {name: rest, targets: [b, c]}
+    health: {gates: [{provider: command, command: [sh, health.sh]}]}
+";
+
+fn entry() -> ServiceEntry {
+    let (mut entries, diagnostics) = CatalogLoader::new(baton_providers::registry()).parse("web.yaml", ENTRY);
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    entries.remove(0)
+}
+
+/// A store with one finished release whose record holds markup and a script URL, and one running.
+async fn site() -> Site {
+    let store = SqliteStore::in_memory().unwrap();
+    let now = Utc::now();
+    let mut hostile = release_at("rel-web-1", "web", "production", now - TimeDelta::hours(2));
+    hostile.status = ReleaseStatus::Failed;
+    hostile.stage = Stage::Done;
+    hostile.finished_at = Some(now - TimeDelta::hours(1));
+    hostile.branch = "<img src=x onerror=alert(1)>".into();
+    hostile.failure =
+        Some(Failure { error: "Baton.BuildFailed".into(), cause: "<script>alert(1)</script>".into(), stage: Some(Stage::Build) });
+    hostile.build = Some(BuildRecord {
+        provider: "command".into(),
+        run_id: "1".into(),
+        url: Some("javascript:alert(1)".into()),
+        queued_at: now - TimeDelta::hours(2),
+        started_at: None,
+        finished_at: Some(now - TimeDelta::hours(1)),
+        status: BuildStatus::Failed,
+        attempts: 1,
+        reason: None,
+        state: serde_json::Value::Null,
+    });
+    store.create_release(&hostile, "k1").await.unwrap();
+    let mut running = release_at("rel-web-2", "web", "production", now - TimeDelta::minutes(3));
+    running.status = ReleaseStatus::Running;
+    store.create_release(&running, "k2").await.unwrap();
+    // Interrupted days ago, it still holds the service's lock for `baton resume`.
+    let mut interrupted = release_at("rel-web-0", "web", "production", now - TimeDelta::days(3));
+    interrupted.status = ReleaseStatus::Interrupted;
+    store.create_release(&interrupted, "k0").await.unwrap();
+    let lock = baton_domain::release::LockKey::new("web", "production");
+    store.try_lock(&lock, &interrupted.id, now, std::time::Duration::from_secs(3600)).await.unwrap();
+    Site::new(Arc::new(store), vec![entry()], 30)
+}
+
+#[tokio::test]
+async fn a_record_cannot_put_markup_or_a_script_link_on_a_page() {
+    let site = site().await;
+    for path in ["index.html", "services/web.html", "releases/rel-web-1.html"] {
+        let page = site.page(path, Utc::now()).await.unwrap().unwrap().body;
+        assert!(!page.contains("<script>alert") && !page.contains("<img src=x"), "{path} carries the record's markup");
+        assert!(!page.contains("javascript:"), "{path} links a script URL");
+    }
+    let release = site.page("releases/rel-web-1.html", Utc::now()).await.unwrap().unwrap().body;
+    assert!(release.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "the cause is shown, escaped");
+}
+
+#[tokio::test]
+async fn the_site_lists_every_view_and_writes_each_as_a_file() {
+    let site = site().await;
+    let paths = site.paths().await.unwrap();
+    assert_eq!(
+        paths,
+        [
+            "index.html",
+            "organisation.html",
+            "teams/platform.html",
+            "services/web.html",
+            "releases/rel-web-2.html",
+            "releases/rel-web-1.html",
+            "releases/rel-web-0.html"
+        ]
+    );
+    let now = Site::page(&site, "index.html", Utc::now()).await.unwrap().unwrap().body;
+    assert!(now.contains(r#"data-figure="open" data-value="2""#), "the running release and the old interrupted one are open: {now}");
+    assert!(now.contains(r#"data-release="rel-web-0""#) && now.contains(r#"data-lock="web""#), "found by the lock it holds");
+    assert!(site.page("services/nobody.html", Utc::now()).await.unwrap().is_none());
+    assert!(site.page("teams/nobody.html", Utc::now()).await.unwrap().is_none());
+    assert!(site.page("releases/rel-none.html", Utc::now()).await.unwrap().is_none());
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(export(&site, dir.path(), Utc::now()).await.unwrap(), paths.len());
+    for path in &paths {
+        assert!(dir.path().join(path).is_file(), "{path} written");
+    }
+}
+
+/// The status line and body of a GET (or `method`) to `address`.
+async fn request(address: std::net::SocketAddr, method: &str, target: &str, headers: &str) -> (u16, String) {
+    let request = format!("{method} {target} HTTP/1.1\r\nHost: dashboard\r\nConnection: close\r\n{headers}\r\n");
+    tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let status = answer.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        (status, answer)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn served_on_loopback_it_answers_reads_only() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(serve(Arc::new(site().await), listener, None));
+    let (status, answer) = request(address, "GET", "/", "").await;
+    assert_eq!(status, 200);
+    assert!(answer.contains("content-security-policy: default-src 'none'"), "{answer}");
+    assert_eq!(request(address, "GET", "/services/web.html", "").await.0, 200);
+    assert_eq!(request(address, "GET", "/api/now.json", "").await.0, 200);
+    assert_eq!(request(address, "GET", "/services/../../etc/passwd", "").await.0, 404);
+    assert_eq!(request(address, "POST", "/", "Content-Length: 0\r\n").await.0, 405);
+}
+
+#[tokio::test]
+async fn beyond_loopback_it_needs_a_token_and_asks_for_it() {
+    let open = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+    assert!(matches!(serve(Arc::new(site().await), open, None).await, Err(ServeError::ExposedWithoutToken(_))));
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(serve(Arc::new(site().await), listener, Some("s3cret".into())));
+    assert_eq!(request(address, "GET", "/", "").await.0, 401);
+    assert_eq!(request(address, "GET", "/", "Authorization: Bearer wrong\r\n").await.0, 401);
+    assert_eq!(request(address, "GET", "/", "Authorization: Bearer s3cret\r\n").await.0, 200);
+    let (status, answer) = request(address, "GET", "/?token=s3cret", "").await;
+    assert_eq!(status, 200);
+    assert!(answer.to_lowercase().contains("set-cookie: baton-dashboard-token=s3cret; httponly"), "{answer}");
+    assert_eq!(request(address, "GET", "/", "Cookie: baton-dashboard-token=s3cret\r\n").await.0, 200);
+}
