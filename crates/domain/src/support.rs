@@ -303,15 +303,13 @@ impl Ports {
         &self,
         context: &ReleaseContext,
         stage: Stage,
-        wave: Option<&str>,
         kind: EventKind,
-        message: impl Into<String>,
+        message: String,
     ) -> Result<(), TaskError> {
-        let message = message.into();
         if self.store.events(&context.id).await?.iter().any(|event| event.kind == kind && event.message == message) {
             return Ok(());
         }
-        self.record_event(context, stage, wave, kind, message).await
+        self.record_event(context, stage, None, kind, message).await
     }
 
     /// An event about one deploy target of a wave.

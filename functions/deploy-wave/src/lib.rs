@@ -294,7 +294,7 @@ pub async fn plan_rollback(
     error: Option<&CaughtError>,
 ) -> Result<RollbackPlan, TaskError> {
     if let Some(gave_up) = error.and_then(timeline::gave_up) {
-        ports.record_event_once(context, Stage::Deploy, None, EventKind::GaveUp, gave_up).await?;
+        ports.record_event_once(context, Stage::Deploy, EventKind::GaveUp, gave_up).await?;
     }
     let release = ports.update_release(context, |r| r.stage = Stage::Rollback).await?;
     let plan = rollback::plan_rollback(&release, waves);

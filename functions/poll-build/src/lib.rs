@@ -34,7 +34,7 @@ pub async fn cancel_build(ports: &Ports, request: PollBuildRequest) -> Result<()
         ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
     let why = "the release stopped following it";
     if let Some(gave_up) = request.error.as_ref().and_then(timeline::gave_up) {
-        ports.record_event_once(context, Stage::Build, None, EventKind::GaveUp, format!("build {}: {gave_up}", run.id)).await?;
+        ports.record_event_once(context, Stage::Build, EventKind::GaveUp, format!("build {}: {gave_up}", run.id)).await?;
     }
     match provider.cancel(run).await {
         Ok(()) => {
