@@ -318,3 +318,88 @@ async fn a_deploy_wave_short_of_time_starts_no_target_and_its_retry_starts_them(
     assert!(answer["deadline"].is_string(), "{answer}");
     assert_eq!(wave_now().await.deploys.len(), 2);
 }
+
+/// Starts of `target`'s forward deploys: held back by a rate limit for the first `limited`
+/// starts (answered by the provider at the first, held back by Baton after), unavailable for
+/// ever when `limited` is `None`.
+struct LimitedDeployer {
+    inner: Box<dyn Deployer>,
+    target: &'static str,
+    limited: Option<usize>,
+    /// Shared by the deployers of every task call.
+    starts: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[async_trait]
+impl Deployer for LimitedDeployer {
+    async fn start(&self, request: &DeployRequest) -> Result<RunHandle, ProviderError> {
+        if request.target != self.target || request.rollback {
+            return self.inner.start(request).await;
+        }
+        let start = self.starts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let Some(limited) = self.limited else {
+            return Err(ProviderError::unavailable(format!("syncing {}: Argo CD answered HTTP 503", request.target)));
+        };
+        if start >= limited {
+            return self.inner.start(request).await;
+        }
+        let until = chrono::DateTime::parse_from_rfc3339(LIMITED_UNTIL).unwrap().with_timezone(&chrono::Utc);
+        let limit = baton_domain::ports::RateLimited { service: "Argo CD".into(), until, answered: start == 0 };
+        Err(ProviderError::unavailable(format!("syncing {}: Argo CD is rate limiting", request.target)).caused_by(limit))
+    }
+    async fn poll(&self, run: &RunHandle) -> Result<DeployProgress, ProviderError> {
+        self.inner.poll(run).await
+    }
+}
+
+const LIMITED_UNTIL: &str = "2026-01-01T13:00:00Z";
+
+fn limited_baton(fixture: &Fixture, limited: Option<usize>) -> LocalBaton {
+    let mut ports = fixture.baton().ports().clone();
+    let starts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    ports.providers = Arc::new(WrappedDeploys::new(fixture, move |inner| {
+        Box::new(LimitedDeployer { inner, target: "box-1", limited, starts: starts.clone() })
+    }));
+    LocalBaton::new(ports, baton_asl::Clock::Virtual).unwrap()
+}
+
+#[tokio::test]
+async fn a_deploy_provider_s_rate_limit_is_waited_out_by_the_wave_not_failed() {
+    let fixture = Fixture::new();
+    // Thirty starts held back: more than the outage budget (6) and the old start budget (20).
+    let baton = limited_baton(&fixture, Some(30));
+    let outcome = baton.run("exec-limited", cli_input("cli-1")).await;
+    assert_status(&outcome, ExecutionStatus::Succeeded);
+    let release = release_of(&baton, "exec-limited").await;
+    assert_eq!(release.status, ReleaseStatus::Succeeded, "{:#?}", release.failure);
+    assert_eq!(fixture.deployed(SERVICE, "box-1"), release.artifact.as_ref().map(|artifact| artifact.reference.clone()));
+    let events = baton.ports().store.events(&release.id).await.unwrap();
+    let waiting: Vec<&str> = events
+        .iter()
+        .filter(|e| e.kind == EventKind::Retrying && e.target.as_deref() == Some("box-1"))
+        .map(|e| e.message.as_str())
+        .collect();
+    assert_eq!(waiting, vec!["box-1: waiting for Argo CD's rate limit until 2026-01-01T13:00:00Z"], "told once, with until when");
+    assert_consistent(&baton, &release).await;
+}
+
+#[tokio::test]
+async fn a_deploy_start_given_up_is_told_before_the_rollback() {
+    let fixture = Fixture::new();
+    let baton = limited_baton(&fixture, None);
+    let outcome = baton.run("exec-gave-up", cli_input("cli-1")).await;
+    assert_status(&outcome, ExecutionStatus::Failed);
+    let release = release_of(&baton, "exec-gave-up").await;
+    assert_eq!(release.status, ReleaseStatus::RolledBack, "{:#?}", release.failure);
+    let events = baton.ports().store.events(&release.id).await.unwrap();
+    let gave_up = events.iter().position(|e| e.kind == EventKind::GaveUp).expect("the give-up is in the timeline");
+    assert!(
+        events[gave_up].message.starts_with("gave up after its retries: Baton.ProviderUnavailable")
+            && events[gave_up].message.contains("Argo CD answered HTTP 503"),
+        "{events:#?}"
+    );
+    let rolling_back = events.iter().position(|e| e.stage == Stage::Rollback && e.kind == EventKind::Started).expect("a rollback");
+    assert!(gave_up < rolling_back, "told when it happened, not at the end: {events:#?}");
+    assert_eq!(events.iter().filter(|e| e.kind == EventKind::GaveUp).count(), 1, "record-metrics does not tell it again");
+    assert_consistent(&baton, &release).await;
+}

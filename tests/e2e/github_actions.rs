@@ -3,7 +3,7 @@
 //! shapes GitHub's REST API documents.
 
 use baton_asl::ExecutionStatus;
-use baton_domain::release::{BuildStatus, ReleaseStatus};
+use baton_domain::release::{BuildStatus, EventKind, ReleaseStatus, RunHandle, Stage};
 use baton_e2e::*;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -123,6 +123,14 @@ async fn a_build_the_release_stops_following_is_cancelled() {
     assert_eq!(build.reason.as_deref(), Some("cancelled by Baton: the release stopped following it"));
     let events = baton.ports().store.events(&release.id).await.unwrap();
     assert!(events.iter().any(|e| e.message == format!("cancelled build {RUN}: the release stopped following it")), "{events:#?}");
+    // Why it stopped following the build, before the cancel: the polls' retries were spent.
+    let gave_up = events.iter().position(|e| e.kind == EventKind::GaveUp).expect("the give-up is in the timeline");
+    assert_eq!(
+        events[gave_up].message,
+        format!("build {RUN}: gave up after its retries: Baton.BuildPending: build {RUN} is still running")
+    );
+    assert!(events[gave_up + 1..].iter().any(|e| e.message.starts_with("cancelled build")), "{events:#?}");
+    assert_eq!(events.iter().filter(|e| e.kind == EventKind::GaveUp).count(), 1, "told once: {events:#?}");
     assert_eq!(fixture.deployed(SERVICE, "box-1"), None, "nothing was deployed");
     assert_consistent(&baton, &release).await;
     assert_eq!(requests(&server, "POST").await.len(), 2, "dispatched once, cancelled once");
@@ -165,5 +173,183 @@ async fn a_dispatch_that_fails_after_github_acted_yields_one_run_that_the_releas
     );
     assert_eq!(fixture.deployed(SERVICE, "box-1").as_deref(), Some("ghcr.io/acme/checkout:4f2a9c1"));
     assert_eq!(requests(&server, "POST").await.len(), 1, "dispatched once");
+    assert_consistent(&baton, &release).await;
+}
+
+/// GitHub Enterprise Server without `return_run_details`: the dispatch answers 204, no run id;
+/// the run is listed from the second poll on, and reads as `run_answer`.
+async fn github_answering_204(run_answer: ResponseTemplate) -> MockServer {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/checkout/actions/workflows/release.yml/dispatches"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let listing = |runs: Vec<Value>| ResponseTemplate::new(200).set_body_json(json!({ "total_count": runs.len(), "workflow_runs": runs }));
+    let listed_run = json!({
+        "id": RUN, "status": "queued", "conclusion": null, "head_sha": "4f2a9c1e0b7d5a3c", "head_branch": "main",
+        "html_url": HTML, "display_title": "release",
+    });
+    let runs = "/repos/acme/checkout/actions/workflows/release.yml/runs";
+    // Not listed at the dispatch nor at the first poll; listed from the second.
+    Mock::given(method("GET")).and(path(runs)).respond_with(listing(vec![])).up_to_n_times(2).with_priority(1).mount(&server).await;
+    Mock::given(method("GET")).and(path(runs)).respond_with(listing(vec![listed_run])).with_priority(2).mount(&server).await;
+    Mock::given(method("GET")).and(path(RUNS)).respond_with(run_answer).mount(&server).await;
+    server
+}
+
+#[tokio::test]
+async fn a_dispatch_answered_without_its_run_is_requested_and_started_only_once_the_run_shows() {
+    let server = github_answering_204(run("completed", json!("success"))).await;
+    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_204");
+    let baton = fixture.baton();
+    let outcome = baton.run("exec-gha-204", cli_input("cli-1")).await;
+    assert_status(&outcome, ExecutionStatus::Succeeded);
+
+    let release = release_of(&baton, "exec-gha-204").await;
+    let build = release.build.clone().expect("the build is recorded");
+    assert_eq!(
+        (build.run_id.as_str(), build.url.as_deref(), build.status, build.attempts),
+        ("4242", Some(HTML), BuildStatus::Succeeded, 1)
+    );
+    let events = baton.ports().store.events(&release.id).await.unwrap();
+    let build_events: Vec<(EventKind, &str)> =
+        events.iter().filter(|e| e.stage == Stage::Build).map(|e| (e.kind, e.message.as_str())).collect();
+    let requested = build_events.iter().position(|(kind, _)| *kind == EventKind::Requested).expect("the request is in the timeline");
+    let started = build_events
+        .iter()
+        .position(|(kind, message)| *kind == EventKind::Started && message.contains("build 4242 started"))
+        .expect("the build starts once GitHub shows its run");
+    assert!(requested < started, "{build_events:#?}");
+    assert!(!build_events.iter().any(|(_, message)| message.contains(RunHandle::UNLOCATED)), "no run called pending: {build_events:#?}");
+    assert_eq!(build_events.iter().filter(|(kind, message)| *kind == EventKind::Started && message.contains("4242")).count(), 1);
+    assert_consistent(&baton, &release).await;
+}
+
+#[tokio::test]
+async fn a_dispatch_that_never_gets_through_ends_the_release_saying_the_retries_gave_up() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/repos/acme/checkout/actions/workflows/release.yml/dispatches"))
+        .respond_with(ResponseTemplate::new(503).set_body_string("<html>503 Service Unavailable</html>"))
+        .mount(&server)
+        .await;
+    let listing = ResponseTemplate::new(200).set_body_json(json!({ "total_count": 0, "workflow_runs": [] }));
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/checkout/actions/workflows/release.yml/runs"))
+        .respond_with(listing)
+        .mount(&server)
+        .await;
+    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_DOWN");
+    let baton = fixture.baton();
+    let outcome = baton.run("exec-gha-down", cli_input("cli-1")).await;
+    assert_status(&outcome, ExecutionStatus::Failed);
+
+    let release = release_of(&baton, "exec-gha-down").await;
+    assert_eq!(release.status, ReleaseStatus::Failed);
+    let events = baton.ports().store.events(&release.id).await.unwrap();
+    let gave_up: Vec<&str> = events.iter().filter(|e| e.kind == EventKind::GaveUp).map(|e| e.message.as_str()).collect();
+    assert_eq!(gave_up.len(), 1, "{events:#?}");
+    assert!(
+        gave_up[0].starts_with("gave up after its retries: Baton.ProviderUnavailable") && gave_up[0].contains("HTTP 503"),
+        "the cause is told: {gave_up:?}"
+    );
+    let ending = events.last().unwrap();
+    assert_eq!((ending.stage, ending.kind), (Stage::Done, EventKind::Failed), "the give-up comes before the ending: {events:#?}");
+    assert_consistent(&baton, &release).await;
+}
+
+/// Each request GitHub saw ("POST /path") and the handler time it came at.
+type Seen = std::sync::Arc<std::sync::Mutex<Vec<(String, chrono::DateTime<chrono::Utc>)>>>;
+
+/// GitHub's answers to every request of a test, each noted with the handler time it came at.
+struct Noting {
+    clock: std::sync::Arc<ScaledClock>,
+    seen: Seen,
+    answer: ResponseTemplate,
+}
+
+impl wiremock::Respond for Noting {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        use baton_domain::ports::Clock;
+        self.seen.lock().unwrap().push((format!("{} {}", request.method, request.url.path()), self.clock.now()));
+        self.answer.clone()
+    }
+}
+
+#[tokio::test]
+async fn an_hour_long_primary_rate_limit_is_waited_out_and_nothing_is_sent_before_its_reset() {
+    use baton_domain::ports::Clock;
+    // Handler time and the definition's waits both run this much faster than the wall clock:
+    // the hour passes in about two seconds, and the rate-limit holds see it pass.
+    const FACTOR: u32 = 2000;
+    let clock = std::sync::Arc::new(ScaledClock::new(FACTOR));
+    let reset = clock.now().timestamp() + 3600;
+    let reset_at = chrono::DateTime::from_timestamp(reset, 0).unwrap();
+    let server = MockServer::start().await;
+    let seen: Seen = Default::default();
+    let noting = |answer: ResponseTemplate| Noting { clock: clock.clone(), seen: seen.clone(), answer };
+    let dispatches = "/repos/acme/checkout/actions/workflows/release.yml/dispatches";
+    let limited = ResponseTemplate::new(403)
+        .set_body_json(json!({ "message": "API rate limit exceeded for user ID 1.", "documentation_url": "https://docs.github.com/rest" }))
+        .insert_header("x-ratelimit-limit", "5000")
+        .insert_header("x-ratelimit-remaining", "0")
+        .insert_header("x-ratelimit-used", "5000")
+        .insert_header("x-ratelimit-reset", reset.to_string().as_str());
+    Mock::given(method("POST")).and(path(dispatches)).respond_with(noting(limited)).up_to_n_times(1).with_priority(1).mount(&server).await;
+    let dispatched = ResponseTemplate::new(200).set_body_json(json!({ "workflow_run_id": RUN, "run_url": RUNS, "html_url": HTML }));
+    Mock::given(method("POST")).and(path(dispatches)).respond_with(noting(dispatched)).with_priority(2).mount(&server).await;
+    let none = ResponseTemplate::new(200).set_body_json(json!({ "total_count": 0, "workflow_runs": [] }));
+    Mock::given(method("GET"))
+        .and(path("/repos/acme/checkout/actions/workflows/release.yml/runs"))
+        .respond_with(noting(none))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET")).and(path(RUNS)).respond_with(noting(run("completed", json!("success")))).mount(&server).await;
+
+    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_HOUR");
+    let mut ports = fixture.baton_with(baton_asl::Clock::Scaled(FACTOR)).ports().clone();
+    ports.clock = clock.clone();
+    let providers = baton_providers::LocalProviders::new(
+        fixture.state_dir().join("workspace"),
+        None,
+        std::sync::Arc::new(baton_providers::EnvSecretResolver),
+        None,
+    )
+    .unwrap()
+    .with_rate_limits(baton_providers::RateLimits::new(clock.clone()));
+    ports.providers = std::sync::Arc::new(providers);
+    let baton = baton_local_runner::LocalBaton::new(ports, baton_asl::Clock::Scaled(FACTOR)).unwrap();
+    let outcome = baton.run("exec-gha-hour", cli_input("cli-1")).await;
+    assert_status(&outcome, ExecutionStatus::Succeeded);
+
+    let release = release_of(&baton, "exec-gha-hour").await;
+    assert_eq!(release.status, ReleaseStatus::Succeeded);
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen[0].0, format!("POST {dispatches}"), "{seen:#?}");
+    assert!(seen[1..].iter().all(|(_, at)| *at >= reset_at), "a request before the reset at {reset_at}: {seen:#?}");
+    assert_eq!(seen.iter().filter(|(request, _)| request.starts_with("POST")).count(), 2, "the limited dispatch and one more: {seen:#?}");
+    let events = baton.ports().store.events(&release.id).await.unwrap();
+    let waiting = format!("waits for GitHub's rate limit until {}", reset_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    assert!(events.iter().any(|e| e.kind == EventKind::Retrying && e.message.contains(&waiting)), "{waiting}: {events:#?}");
+    assert_eq!(release.build.as_ref().map(|build| build.run_id.as_str()), Some("4242"));
+    assert_consistent(&baton, &release).await;
+}
+
+#[tokio::test]
+async fn a_run_found_after_a_204_dispatch_is_the_one_cancelled_when_the_release_stops_following_it() {
+    let server = github_answering_204(run("in_progress", Value::Null)).await;
+    Mock::given(method("POST")).and(path(format!("{RUNS}/cancel"))).respond_with(ResponseTemplate::new(202)).expect(1).mount(&server).await;
+    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_204_ENDLESS");
+    let baton = fixture.baton();
+    let outcome = baton.run("exec-gha-204-endless", cli_input("cli-1")).await;
+    assert_status(&outcome, ExecutionStatus::Failed);
+
+    let release = release_of(&baton, "exec-gha-204-endless").await;
+    let build = release.build.clone().expect("the build is recorded");
+    assert_eq!((build.run_id.as_str(), build.status), ("4242", BuildStatus::Cancelled), "{build:#?}");
+    let events = baton.ports().store.events(&release.id).await.unwrap();
+    assert!(events.iter().any(|e| e.message == format!("cancelled build {RUN}: the release stopped following it")), "{events:#?}");
     assert_consistent(&baton, &release).await;
 }

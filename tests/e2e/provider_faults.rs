@@ -67,34 +67,42 @@ async fn a_command_build_without_a_sha_outside_git_is_refused_before_any_wave_ag
 }
 
 #[tokio::test]
-async fn a_sync_window_fails_the_wave_and_rolls_back_nothing_on_the_refused_target() {
-    let server = MockServer::start().await;
-    Mock::given(method("GET"))
-        .and(path("/api/v1/applications/box-1"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(application("0ld")))
-        .mount(&server)
-        .await;
-    let refused = json!({ "error": "Cannot sync: Blocked by sync window", "code": 7, "message": "Cannot sync: Blocked by sync window" });
-    Mock::given(method("POST"))
-        .and(path("/api/v1/applications/box-1/sync"))
-        .respond_with(ResponseTemplate::new(403).set_body_json(refused))
-        .expect(1)
-        .mount(&server)
-        .await;
-    let fixture = argo_fixture(&server, "BATON_E2E_ARGO_TOKEN_WINDOW");
-    let baton = fixture.baton();
-    let mut input = cli_input("cli-window");
-    input["sha"] = json!(SHA);
-    let outcome = baton.run("exec-window", input).await;
-    assert_status(&outcome, ExecutionStatus::Failed);
+async fn a_refused_sync_fails_the_wave_and_rolls_back_nothing_on_the_refused_target() {
+    let window = json!({ "error": "Cannot sync: Blocked by sync window", "code": 7, "message": "Cannot sync: Blocked by sync window" });
+    let unauthenticated = json!({ "error": "no session information", "code": 16, "message": "no session information" });
+    let cases = [
+        ("window", ResponseTemplate::new(403).set_body_json(window), "sync window"),
+        ("401", ResponseTemplate::new(401).set_body_json(unauthenticated), "HTTP 401"),
+        // Argo CD's answer cut by a proxy; the application shows no sync started after it.
+        ("unreadable", ResponseTemplate::new(200).set_body_string("<html>upstream reset</html>"), "so nothing was changed"),
+    ];
+    for (case, answer, said) in cases {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/api/v1/applications/box-1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(application("0ld")))
+            .mount(&server)
+            .await;
+        // `expect(1)`: one sync asked for, refused; none sent to put anything back.
+        Mock::given(method("POST")).and(path("/api/v1/applications/box-1/sync")).respond_with(answer).expect(1).mount(&server).await;
+        let fixture = argo_fixture(&server, &format!("BATON_E2E_ARGO_TOKEN_{}", case.to_uppercase()));
+        let baton = fixture.baton();
+        let mut input = cli_input(&format!("cli-{case}"));
+        input["sha"] = json!(SHA);
+        let execution = format!("exec-{case}");
+        let outcome = baton.run(&execution, input).await;
+        assert_status(&outcome, ExecutionStatus::Failed);
 
-    let release = release_of(&baton, "exec-window").await;
-    assert!(matches!(release.status, ReleaseStatus::Failed | ReleaseStatus::RolledBack), "{}: {:#?}", release.status, release.failure);
-    let canary = &release.waves[0];
-    assert_eq!(canary.status, WaveStatus::Failed, "{canary:#?}");
-    assert!(canary.deploys.iter().all(|deploy| !deploy.rollback), "a rollback ran on the refused target: {canary:#?}");
-    let events = baton.ports().store.events(&release.id).await.unwrap();
-    assert!(events.iter().any(|e| e.kind == EventKind::Failed && e.message.contains("sync window")), "{events:#?}");
-    // `expect(1)`: one sync asked for, refused; none sent to put anything back.
-    assert_consistent(&baton, &release).await;
+        let release = release_of(&baton, &execution).await;
+        assert!(matches!(release.status, ReleaseStatus::Failed | ReleaseStatus::RolledBack), "{case}: {}", release.status);
+        let canary = &release.waves[0];
+        assert_eq!(canary.status, WaveStatus::Failed, "{case}: {canary:#?}");
+        assert!(canary.deploys.iter().all(|deploy| !deploy.rollback), "{case}: a rollback ran on the refused target: {canary:#?}");
+        let events = baton.ports().store.events(&release.id).await.unwrap();
+        assert!(
+            events.iter().any(|e| e.kind == EventKind::Failed && e.message.contains("refused") && e.message.contains(said)),
+            "{case}: {events:#?}"
+        );
+        assert_consistent(&baton, &release).await;
+    }
 }

@@ -223,7 +223,10 @@ fn builds_reports_a_commit_that_failed_then_passed_as_flaky() {
     );
     let summary = &report["summary"];
     assert_eq!((summary["builds"].as_u64(), summary["failure_rate"].as_f64()), (Some(2), Some(0.5)), "{summary}");
-    assert_eq!(report["flaky"], serde_json::json!([{"service": "hello-web", "sha": "4f2a9c1e", "failed": [failed_id], "passed": passed_id}]));
+    assert_eq!(
+        report["flaky"],
+        serde_json::json!([{"service": "hello-web", "sha": "4f2a9c1e", "failed": [failed_id], "passed": passed_id}])
+    );
 
     let text = builds(&["builds", "hello-web", "--environment", "production"]);
     let text = String::from_utf8_lossy(&text.stdout);

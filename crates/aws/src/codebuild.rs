@@ -234,7 +234,7 @@ impl BuildProvider for CodeBuildProvider {
         let codebuild = self.client_for(&run).await?;
         let build = get_build(&codebuild, &handle.id, &run.region).await?;
         let url = handle.url.clone().unwrap_or_else(|| console_url(&run.region, &build));
-        Ok(BuildPoll { progress: self.progress(&build, &run, &url), started_at: build.start_time().map(to_chrono) })
+        Ok(BuildPoll { progress: self.progress(&build, &run, &url), started_at: build.start_time().map(to_chrono), run: None })
     }
 
     async fn cancel(&self, handle: &RunHandle) -> Result<(), ProviderError> {

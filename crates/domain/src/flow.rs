@@ -100,6 +100,10 @@ pub struct PollBuildRequest {
     /// definition's `CancelBuild`, after `WaitForBuild` gave up or failed).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cancel: bool,
+    /// With `cancel`: why the release stopped following the build (what `WaitForBuild`'s Catch
+    /// handed on), for the timeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<CaughtError>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,8 +130,14 @@ pub enum DeployWaveRequest {
         #[serde(default)]
         rollback: bool,
     },
-    /// The waves to roll back: every wave that began deploying, last first.
-    PlanRollback { release: ReleaseContext, waves: Vec<WavePlan> },
+    /// The waves to roll back: every wave that began deploying, last first. `error` is what
+    /// failed the deploy (the Catch's), for the timeline.
+    PlanRollback {
+        release: ReleaseContext,
+        waves: Vec<WavePlan>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        error: Option<CaughtError>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -7,7 +7,7 @@ use crate::error::Cause;
 pub use crate::release::RunHandle;
 use crate::release::{Artifact, LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -302,6 +302,16 @@ pub struct RateLimited {
     pub answered: bool,
 }
 
+impl RateLimited {
+    /// `until` for people (the timeline, Slack): to the second, rounded up, so the time shown
+    /// is never before the end of the hold.
+    pub fn until_text(&self) -> String {
+        let whole = self.until.with_nanosecond(0).unwrap_or(self.until);
+        let shown = if whole < self.until { whole + chrono::Duration::seconds(1) } else { whole };
+        shown.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BuildRequest {
     pub service: String,
@@ -328,12 +338,16 @@ pub struct BuildPoll {
     /// field; `None` while it waits, or when the provider does not say.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started_at: Option<DateTime<Utc>>,
+    /// The run a poll of an unlocated handle ([`RunHandle::located`]) found: the build the
+    /// release follows from then on. `None` when the handle already named its run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunHandle>,
 }
 
 /// A poll that knows no start time: the build waits in the provider's queue, or was never found.
 impl From<BuildProgress> for BuildPoll {
     fn from(progress: BuildProgress) -> BuildPoll {
-        BuildPoll { progress, started_at: None }
+        BuildPoll { progress, started_at: None, run: None }
     }
 }
 
@@ -540,5 +554,19 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_limit_s_end_is_shown_to_the_second_never_before_it() {
+        let at = |text: &str| text.parse::<DateTime<Utc>>().unwrap();
+        let limit = |until: &str| RateLimited { service: "GitHub".into(), until: at(until), answered: true };
+        assert_eq!(limit("2026-01-01T13:00:00Z").until_text(), "2026-01-01T13:00:00Z");
+        assert_eq!(limit("2026-01-01T13:00:00.001Z").until_text(), "2026-01-01T13:00:01Z");
+        assert_eq!(limit("2026-01-01T23:59:59.75Z").until_text(), "2026-01-02T00:00:00Z");
     }
 }

@@ -296,6 +296,17 @@ pub struct RunHandle {
     pub state: serde_json::Value,
 }
 
+impl RunHandle {
+    /// The id of a handle whose provider accepted the request but shows no run for it yet (a
+    /// GitHub dispatch answered without the run): polls keep looking for the run.
+    pub const UNLOCATED: &'static str = "pending";
+
+    /// Whether the provider has a run for this handle: until then the build has not started.
+    pub fn located(&self) -> bool {
+        self.id != RunHandle::UNLOCATED
+    }
+}
+
 /// The CI build of a release, as Baton saw it: one per release, the latest start of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BuildRecord {
@@ -476,6 +487,12 @@ pub enum EventKind {
     Retrying,
     /// A telemetry exporter could not deliver an event (the release went on without it).
     ExportFailed,
+    /// Baton asked a provider for a build, which accepted it and shows no run for it yet; the
+    /// build is `started` once it does.
+    Requested,
+    /// The definition stopped retrying a task (its retry budget is spent); the message names
+    /// the last error and its cause.
+    GaveUp,
 }
 
 impl EventKind {
@@ -494,6 +511,8 @@ impl EventKind {
             EventKind::Retrying => "retrying",
             EventKind::Cancelled => "cancelled",
             EventKind::ExportFailed => "export-failed",
+            EventKind::Requested => "requested",
+            EventKind::GaveUp => "gave-up",
         }
     }
 

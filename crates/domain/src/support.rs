@@ -295,6 +295,23 @@ impl Ports {
         self.append(context, stage, wave, None, kind, message.into()).await
     }
 
+    /// [`Self::record_event`], unless the timeline already has an event of `kind` saying
+    /// `message`: for news that more than one task may tell (a task given up on is told by the
+    /// state its Catch leads to, and by record-metrics should that state not have), and that a
+    /// retried task tells again.
+    pub async fn record_event_once(
+        &self,
+        context: &ReleaseContext,
+        stage: Stage,
+        kind: EventKind,
+        message: String,
+    ) -> Result<(), TaskError> {
+        if self.store.events(&context.id).await?.iter().any(|event| event.kind == kind && event.message == message) {
+            return Ok(());
+        }
+        self.record_event(context, stage, None, kind, message).await
+    }
+
     /// An event about one deploy target of a wave.
     pub async fn record_target_event(
         &self,

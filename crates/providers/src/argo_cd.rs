@@ -20,15 +20,17 @@
 //!   close); 401 and 403; another operation in progress (400, "another operation is already in
 //!   progress"), once it is still running after [`OPERATION_WAIT`] of polling the application
 //!   (unless it is our own sync from a retried `start`); and a sync request whose answer never
-//!   came or does not read, when the application shows no sync to our revision afterwards (if it
-//!   does, that sync is followed).
+//!   came or does not read, when the application shows no sync to our revision in the
+//!   [`LOST_SYNC_WAIT`] after it. A server still working on a sync Baton stopped waiting for
+//!   shows it only on a later read: the first read that shows it makes the target changed, and
+//!   its sync is followed (and rolled back with the wave).
 //! - A revision template with `{sha}` or `{short-sha}` never syncs an unknown commit: the start
 //!   is refused before any request (the release is refused before its first wave already, see
 //!   `rules::revision`), and so is a rollback to one.
 //! - Multi-source applications (`spec.sources`) are not supported: their sync takes
 //!   `revisions` and `sourcePositions`.
 
-use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, RateLimits, Refused, decode, exchange_limited, http_url, quote, retry_after, shown};
+use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, RateLimits, Refused, decode, exchange, http_url, quote, retry_after, shown};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, SecretResolver};
@@ -45,6 +47,10 @@ const PLACEHOLDERS: &[&str] = &["sha", "short-sha", "branch", "artifact"];
 /// How long a sync refused for another operation in progress waits for that one to end before
 /// the target is refused.
 pub const OPERATION_WAIT: Duration = Duration::from_secs(60);
+/// How long a sync whose answer was lost is looked for before the target is taken as
+/// unchanged: a server still at work on the request shows the sync within about a request's
+/// time. With [`OPERATION_WAIT`], within deploy-wave's two minutes.
+pub const LOST_SYNC_WAIT: Duration = Duration::from_secs(15);
 /// How often the application is read while another operation runs.
 const OPERATION_CHECK: Duration = Duration::from_secs(3);
 
@@ -55,6 +61,7 @@ pub struct ArgoCdDeployer {
     token: LazySecret,
     timeout: Duration,
     operation_wait: Duration,
+    lost_sync_wait: Duration,
     limits: Arc<RateLimits>,
     http: reqwest::Client,
 }
@@ -186,6 +193,7 @@ impl ArgoCdDeployer {
             token: LazySecret::new(spec.token.clone(), secrets),
             timeout: DEFAULT_REQUEST_TIMEOUT,
             operation_wait: OPERATION_WAIT,
+            lost_sync_wait: LOST_SYNC_WAIT,
             limits: RateLimits::shared(),
             http,
         })
@@ -194,6 +202,12 @@ impl ArgoCdDeployer {
     /// Rate-limit holds other than the process's [`RateLimits::shared`].
     pub fn with_rate_limits(mut self, limits: Arc<RateLimits>) -> ArgoCdDeployer {
         self.limits = limits;
+        self
+    }
+
+    /// How long a sync whose answer was lost is looked for ([`LOST_SYNC_WAIT`] unless set).
+    pub fn with_lost_sync_wait(mut self, wait: Duration) -> ArgoCdDeployer {
+        self.lost_sync_wait = wait;
         self
     }
 
@@ -247,7 +261,7 @@ impl ArgoCdDeployer {
                 None => request,
             }
         };
-        Ok((exchange_limited(&self.limits, "Argo CD", build, self.timeout, context, retry_after).await?, token))
+        Ok((exchange(&self.limits, "Argo CD", build, self.timeout, context, retry_after).await?, token))
     }
 
     fn refusal(&self, answer: &Answer, app: &App<'_>, context: &str, token: &Secret) -> ProviderError {
@@ -333,18 +347,28 @@ impl ArgoCdDeployer {
     }
 
     /// After a sync request whose answer never came or does not read (`why`): the sync it asked
-    /// for, if the application shows it, else a refusal that says nothing changed.
+    /// for, as soon as the application shows it (a server still at work on the request shows it
+    /// only on a later read), else, once [`Self::with_lost_sync_wait`]'s time has passed with
+    /// none shown, a refusal that says nothing changed.
     async fn verify_sync(&self, app: &App<'_>, state: &RunState, context: &str, why: &str) -> Result<Synced, ProviderError> {
-        let now = self.application(app, context).await?;
-        let requested = now.operation.as_ref().and_then(|operation| operation.sync.as_ref()).and_then(|sync| sync.revision.as_deref());
-        let started = now.status.operation_state.as_ref().is_some_and(|operation| operation.is_for(state));
-        if started || requested == Some(state.revision.as_str()) {
-            tracing::warn!(target: "baton::argo_cd", application = app.name, "the sync's answer was lost ({why}), but the sync started");
-            return Ok(Synced::Started);
+        let looked_since = std::time::Instant::now();
+        loop {
+            let now = self.application(app, context).await?;
+            let requested = now.operation.as_ref().and_then(|operation| operation.sync.as_ref()).and_then(|sync| sync.revision.as_deref());
+            let started = now.status.operation_state.as_ref().is_some_and(|operation| operation.is_for(state));
+            if started || requested == Some(state.revision.as_str()) {
+                tracing::warn!(target: "baton::argo_cd", application = app.name, "the sync's answer was lost ({why}), but the sync started");
+                return Ok(Synced::Started);
+            }
+            if looked_since.elapsed() >= self.lost_sync_wait {
+                break;
+            }
+            tokio::time::sleep(OPERATION_CHECK.min(self.lost_sync_wait)).await;
         }
         Err(ProviderError::rejected(format!(
-            "{why}; the application shows no sync to {}, so nothing was changed: the deploy of this target is refused",
-            state.revision
+            "{why}; the application showed no sync to {} in the {} s after, so nothing was changed: the deploy of this target is refused",
+            state.revision,
+            self.lost_sync_wait.as_secs()
         )))
     }
 

@@ -99,7 +99,7 @@ impl BuildProvider for CommandBuildProvider {
             },
             Some(outcome) => BuildProgress::Failed { reason: outcome.failure() },
         };
-        Ok(BuildPoll { progress, started_at: Some(build.run.started_at) })
+        Ok(BuildPoll { progress, started_at: Some(build.run.started_at), run: None })
     }
 
     async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError> {

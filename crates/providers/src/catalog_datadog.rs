@@ -2,11 +2,13 @@
 //! returns the service's v2.2 definition, whose `extensions.baton` block is read by the same
 //! parser as catalog files.
 
+use crate::http::{RateLimits, exchange, x_rate_limit_wait};
 use crate::secrets::Secret;
 use async_trait::async_trait;
 use baton_domain::catalog::{CatalogLoader, ServiceEntry};
 use baton_domain::ports::{CatalogError, CatalogSource};
 use serde::Deserialize;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The Datadog site when `DD_SITE` is unset.
@@ -20,11 +22,25 @@ pub struct DatadogCatalog {
     base_url: String,
     api_key: Secret,
     application_key: Secret,
+    limits: Arc<RateLimits>,
 }
 
 impl DatadogCatalog {
     pub fn new(client: reqwest::Client, base_url: impl Into<String>, api_key: Secret, application_key: Secret) -> DatadogCatalog {
-        DatadogCatalog { client, base_url: base_url.into().trim_end_matches('/').to_string(), api_key, application_key }
+        DatadogCatalog {
+            client,
+            base_url: base_url.into().trim_end_matches('/').to_string(),
+            api_key,
+            application_key,
+            limits: RateLimits::shared(),
+        }
+    }
+
+    /// Rate-limit holds other than the process's [`RateLimits::shared`] (which the Datadog
+    /// monitors gates with the same keys share).
+    pub fn with_rate_limits(mut self, limits: Arc<RateLimits>) -> DatadogCatalog {
+        self.limits = limits;
+        self
     }
 
     /// The API base URL of a Datadog site (`datadoghq.com`, `datadoghq.eu`, `us5.datadoghq.com`...).
@@ -73,17 +89,18 @@ impl CatalogSource for DatadogCatalog {
             .extend(["api", "v2", "services", "definitions", name]);
         url.query_pairs_mut().append_pair("schema_version", "v2.2");
 
-        let response = self
-            .client
-            .get(url)
-            .header("DD-API-KEY", self.api_key.expose())
-            .header("DD-APPLICATION-KEY", self.application_key.expose())
-            .header("Accept", "application/json")
-            .timeout(REQUEST_TIMEOUT)
-            .send()
+        let build = || {
+            self.client
+                .get(url.clone())
+                .header("DD-API-KEY", self.api_key.expose())
+                .header("DD-APPLICATION-KEY", self.application_key.expose())
+                .header("Accept", "application/json")
+        };
+        let searched = self.searched();
+        let answer = exchange(&self.limits, "Datadog", build, REQUEST_TIMEOUT, &searched, x_rate_limit_wait)
             .await
-            .map_err(|e| CatalogError::unavailable(self.searched()).caused_by(e.without_url()))?;
-        let status = response.status();
+            .map_err(|e| CatalogError::unavailable(searched.clone()).caused_by(e))?;
+        let status = answer.status;
         match status.as_u16() {
             200 => {}
             404 => return Err(CatalogError::NotFound { service: name.to_string(), searched: self.searched() }),
@@ -93,11 +110,15 @@ impl CatalogSource for DatadogCatalog {
                     self.searched()
                 )));
             }
+            429 => {
+                let limited = answer.limited("Datadog", "Datadog is rate limiting (HTTP 429)".into());
+                return Err(CatalogError::unavailable(searched).caused_by(limited));
+            }
             _ => return Err(CatalogError::unavailable(format!("{} answered HTTP {status}", self.searched()))),
         }
-        let body: DefinitionResponse = response.json().await.map_err(|e| {
+        let body: DefinitionResponse = serde_json::from_slice(&answer.body).map_err(|e| {
             CatalogError::unavailable(format!("{}: unexpected answer for '{name}', expected data.attributes.schema", self.searched()))
-                .caused_by(e.without_url())
+                .caused_by(e)
         })?;
         // JSON is YAML: the file parser reads the definition as Datadog returned it.
         let text = serde_json::to_string_pretty(&body.data.attributes.schema).expect("a JSON value serialises");
@@ -147,6 +168,25 @@ mod tests {
 
     async fn catalog_for(server: &MockServer) -> DatadogCatalog {
         DatadogCatalog::new(crate::http_client().unwrap(), server.uri(), Secret::new("api-key-1".into()), Secret::new("app-key-1".into()))
+            .with_rate_limits(RateLimits::new(Arc::new(baton_domain::ports::SystemClock)))
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_holds_the_keys_back_until_its_end() {
+        let server = MockServer::start().await;
+        let limited = ResponseTemplate::new(429)
+            .set_body_json(serde_json::json!({ "errors": ["Rate limit exceeded"] }))
+            .insert_header("x-ratelimit-remaining", "0")
+            .insert_header("x-ratelimit-reset", "45");
+        Mock::given(method("GET")).respond_with(limited).mount(&server).await;
+        let catalog = catalog_for(&server).await;
+        let error = catalog.service("payments-api").await.unwrap_err();
+        let text = baton_domain::error::chain_text(&error);
+        assert!(text.contains("Datadog is rate limiting (HTTP 429)") && text.contains("nothing is sent to it before"), "{text}");
+        assert!(!text.contains("api-key-1") && !text.contains("app-key-1"), "{text}");
+        let held = baton_domain::error::chain_text(&catalog.service("web").await.unwrap_err());
+        assert!(held.contains("is still rate limiting"), "{held}");
+        assert_eq!(server.received_requests().await.unwrap().len(), 1, "nothing sent inside the window");
     }
 
     #[tokio::test]

@@ -7,11 +7,10 @@
 //! (<https://docs.datadoghq.com/api/latest/dashboards/>) and pushed idempotently: a dashboard
 //! with the same title is replaced whole (PUT), else one is created (POST).
 
-use crate::http::{Answer, RateLimits, Refused, decode, endpoint, exchange_limited, retry_after};
+use crate::http::{Answer, RateLimits, Refused, decode, endpoint, exchange, x_rate_limit_wait as wait};
 use crate::secrets::Secret;
 use baton_domain::catalog::ServiceEntry;
 use baton_domain::ports::ProviderError;
-use reqwest::header::HeaderMap;
 use reqwest::{Method, Url};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -144,10 +143,6 @@ struct Saved {
     url: Option<String>,
 }
 
-fn wait(headers: &HeaderMap) -> Option<Duration> {
-    retry_after(headers).or_else(|| crate::http::header_u64(headers, "x-ratelimit-reset").map(Duration::from_secs))
-}
-
 impl DashboardsApi {
     pub fn new(client: reqwest::Client, base_url: &str, api_key: Secret, application_key: Secret) -> Result<DashboardsApi, ProviderError> {
         let base = crate::http::http_url(base_url).map_err(|why| ProviderError::rejected(format!("the Datadog API URL {why}")))?;
@@ -179,7 +174,7 @@ impl DashboardsApi {
                 None => request,
             }
         };
-        let answer = exchange_limited(&self.limits, SERVICE, build, REQUEST_TIMEOUT, context, wait).await?;
+        let answer = exchange(&self.limits, SERVICE, build, REQUEST_TIMEOUT, context, wait).await?;
         if answer.status.is_success() {
             return Ok(answer);
         }

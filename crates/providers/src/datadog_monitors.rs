@@ -9,14 +9,14 @@
 //! - Unhealthy when any monitor's overall state is one of the gate's `unhealthy` states
 //!   (`Alert` unless set; `Warn`, `No Data` and the others may be added), compared ignoring case.
 //! - No monitor carrying the tags is a configuration problem, not health: `Rejected`.
-//! - Rate limits: `Retry-After`, else Datadog's `X-RateLimit-Reset` (seconds until the reset).
+//! - Rate limits: `Retry-After`, else Datadog's `X-RateLimit-Reset` (seconds until the reset), held
+//!   per API key and host for the whole process ([`RateLimits`]): nothing is sent before their end.
 
-use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, Refused, decode, exchange, header_u64, http_url, quote, retry_after, shown};
+use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, RateLimits, Refused, decode, exchange, http_url, quote, shown, x_rate_limit_wait};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
 use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError, SecretResolver};
 use reqwest::Url;
-use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +36,7 @@ pub struct DatadogMonitorsGate {
     app_key: LazySecret,
     timeout: Duration,
     page_size: usize,
+    limits: Arc<RateLimits>,
     http: reqwest::Client,
 }
 
@@ -75,6 +76,7 @@ impl DatadogMonitorsGate {
             app_key: LazySecret::new(spec.app_key.clone(), secrets),
             timeout: DEFAULT_REQUEST_TIMEOUT,
             page_size: PAGE_SIZE,
+            limits: RateLimits::shared(),
             http,
         })
     }
@@ -82,6 +84,12 @@ impl DatadogMonitorsGate {
     /// How long one request may take ([`DEFAULT_REQUEST_TIMEOUT`] unless set).
     pub fn with_request_timeout(mut self, timeout: Duration) -> DatadogMonitorsGate {
         self.timeout = timeout;
+        self
+    }
+
+    /// Rate-limit holds other than the process's [`RateLimits::shared`].
+    pub fn with_rate_limits(mut self, limits: Arc<RateLimits>) -> DatadogMonitorsGate {
+        self.limits = limits;
         self
     }
 
@@ -111,7 +119,7 @@ impl DatadogMonitorsGate {
         );
         let missing = format!("{} has no Monitors API: check the gate's site or api-url", shown(&self.api));
         let refused = Refused { service: "Datadog", context, credentials: &credentials, missing: &missing, secrets: &keys };
-        answer.refusal(&refused, rate_limit_wait(&answer.headers))
+        answer.refusal(&refused, x_rate_limit_wait(&answer.headers))
     }
 
     /// Every monitor carrying all the tags.
@@ -128,7 +136,7 @@ impl DatadogMonitorsGate {
                     .header("dd-application-key", app_key.expose())
                     .header(reqwest::header::ACCEPT, "application/json")
             };
-            let answer = exchange(build, self.timeout, &context, rate_limit_wait).await?;
+            let answer = exchange(&self.limits, "Datadog", build, self.timeout, &context, x_rate_limit_wait).await?;
             if !answer.status.is_success() {
                 return Err(self.refusal(&answer, &context, [api_key, app_key]));
             }
@@ -149,11 +157,6 @@ impl DatadogMonitorsGate {
     fn is_unhealthy(&self, monitor: &Monitor) -> bool {
         self.unhealthy.iter().any(|state| state.eq_ignore_ascii_case(&monitor.overall_state))
     }
-}
-
-/// How long Datadog asks to wait: `Retry-After`, else `X-RateLimit-Reset`.
-pub(crate) fn rate_limit_wait(headers: &HeaderMap) -> Option<Duration> {
-    retry_after(headers).or_else(|| header_u64(headers, "x-ratelimit-reset").map(Duration::from_secs))
 }
 
 fn counted(monitors: usize) -> String {

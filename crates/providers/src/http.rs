@@ -65,13 +65,16 @@ impl RateLimits {
         self.clock.now()
     }
 
-    /// The key of `request`'s credential and API host.
+    /// The key of `request`'s credential and API host. A request that carries no credential
+    /// header is keyed by its URL's path too: a Slack webhook's URL is its credential.
     pub(crate) fn key(url: &Url, headers: &HeaderMap) -> u64 {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         (url.host_str(), url.port_or_known_default()).hash(&mut hasher);
-        for name in CREDENTIAL_HEADERS {
-            headers.get(*name).map(|value| value.as_bytes()).hash(&mut hasher);
+        let credentials: Vec<_> = CREDENTIAL_HEADERS.iter().map(|name| headers.get(*name).map(|value| value.as_bytes())).collect();
+        if credentials.iter().all(Option::is_none) {
+            url.path().hash(&mut hasher);
         }
+        credentials.hash(&mut hasher);
         hasher.finish()
     }
 
@@ -185,6 +188,20 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     header_u64(headers, RETRY_AFTER.as_str()).map(Duration::from_secs)
 }
 
+/// How long an API that names its limit's end with `X-RateLimit-Reset` (Datadog, CircleCI) asks
+/// to wait: `Retry-After`, else `X-RateLimit-Reset`, read as the seconds until the reset, or as
+/// the Unix time of the reset when it is one (a count of seconds that large would be decades).
+pub(crate) fn x_rate_limit_wait(headers: &HeaderMap) -> Option<Duration> {
+    const UNIX_TIME_FROM: u64 = 1_000_000_000;
+    retry_after(headers).or_else(|| {
+        let reset = header_u64(headers, "x-ratelimit-reset")?;
+        if reset < UNIX_TIME_FROM {
+            return Some(Duration::from_secs(reset));
+        }
+        Some(Duration::from_secs(reset.saturating_sub(u64::try_from(Utc::now().timestamp()).unwrap_or(0))))
+    })
+}
+
 pub(crate) fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
@@ -240,25 +257,13 @@ pub(crate) struct Refused<'a> {
     pub secrets: &'a [&'a Secret],
 }
 
-/// Sends the request `build` makes, with `timeout`, and reads the answer; a 429 asking for at
-/// most [`SHORT_WAIT`] is waited out ([`exchange_limited`] with holds of this call's own: the
-/// notifiers and gates that call this keep no process-wide holds yet).
-pub(crate) async fn exchange(
-    build: impl Fn() -> RequestBuilder,
-    timeout: Duration,
-    context: &str,
-    wait: impl Fn(&HeaderMap) -> Option<Duration>,
-) -> Result<Answer, ProviderError> {
-    exchange_limited(&RateLimits::new(Arc::new(SystemClock)), "the API", build, timeout, context, wait).await
-}
-
 /// Sends the request `build` makes, with `timeout`, and reads the answer. Nothing is sent while
 /// `limits` hold the request's credential and host back (a hold of at most [`SHORT_WAIT`] is
 /// waited out; a longer one is the error, a [`RateLimited`] cause naming `service`). A 429
 /// holds them back for as long as `wait` reads from its headers; one that asks for at most
 /// [`SHORT_WAIT`] is waited out and the request sent once more. `Err` only when no whole
 /// answer came, or the request was held back.
-pub(crate) async fn exchange_limited(
+pub(crate) async fn exchange(
     limits: &RateLimits,
     service: &str,
     build: impl Fn() -> RequestBuilder,
@@ -319,22 +324,27 @@ impl Answer {
             StatusCode::NOT_FOUND => ProviderError::rejected(format!("{context}: HTTP 404, {missing}{said}")),
             StatusCode::TOO_MANY_REQUESTS => {
                 let when = wait.map(|wait| format!("retry after {} s", wait.as_secs().max(1))).unwrap_or_else(|| "retry later".into());
-                let limiting = format!("{context}: {service} is rate limiting (HTTP 429), {when}{said}");
-                match self.limited_until {
-                    Some(until) => {
-                        let when = until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-                        ProviderError::unavailable(format!("{limiting}; nothing is sent to it before {when}")).caused_by(RateLimited {
-                            service: (*service).to_owned(),
-                            until,
-                            answered: true,
-                        })
-                    }
-                    None => ProviderError::unavailable(limiting),
-                }
+                self.limited(service, format!("{context}: {service} is rate limiting (HTTP 429), {when}{said}"))
             }
             StatusCode::REQUEST_TIMEOUT => ProviderError::unavailable(format!("{context}: {service} answered HTTP 408{said}")),
             status if status.is_server_error() => ProviderError::unavailable(format!("{context}: {service} answered HTTP {code}{said}")),
             _ => ProviderError::rejected(format!("{context}: {service} answered HTTP {code}{said}")),
+        }
+    }
+
+    /// The error for this rate limit's answer (`limiting` says what and how long): with a
+    /// [`RateLimited`] cause when it holds `service` back until a time.
+    pub(crate) fn limited(&self, service: &str, limiting: String) -> ProviderError {
+        match self.limited_until {
+            Some(until) => {
+                let when = until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                ProviderError::unavailable(format!("{limiting}; nothing is sent to it before {when}")).caused_by(RateLimited {
+                    service: service.to_owned(),
+                    until,
+                    answered: true,
+                })
+            }
+            None => ProviderError::unavailable(limiting),
         }
     }
 
@@ -389,6 +399,41 @@ mod tests {
         };
         let text = chain_text(&error);
         assert!(text.contains("unreadable answer, the body: expected value"), "{text}");
+    }
+
+    #[test]
+    fn x_rate_limit_reset_is_read_as_seconds_or_as_a_unix_time() {
+        let headers = |pairs: &[(&'static str, String)]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.insert(*name, value.parse().unwrap());
+            }
+            headers
+        };
+        assert_eq!(x_rate_limit_wait(&headers(&[("x-ratelimit-reset", "42".into())])), Some(Duration::from_secs(42)));
+        let reset = (Utc::now() + chrono::Duration::seconds(600)).timestamp();
+        let wait = x_rate_limit_wait(&headers(&[("x-ratelimit-reset", reset.to_string())])).unwrap();
+        assert!((598..=600).contains(&wait.as_secs()), "{wait:?}");
+        let both = headers(&[("x-ratelimit-reset", "42".into()), ("retry-after", "7".into())]);
+        assert_eq!(x_rate_limit_wait(&both), Some(Duration::from_secs(7)), "Retry-After first");
+        assert_eq!(x_rate_limit_wait(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn holds_are_per_credential_and_host_and_per_url_without_a_credential() {
+        let url = |text: &str| Url::parse(text).unwrap();
+        let bearer = |token: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert("authorization", format!("Bearer {token}").parse().unwrap());
+            headers
+        };
+        let key = RateLimits::key;
+        assert_eq!(key(&url("https://api.example.com/a"), &bearer("t1")), key(&url("https://api.example.com/b"), &bearer("t1")));
+        assert_ne!(key(&url("https://api.example.com/a"), &bearer("t1")), key(&url("https://api.example.com/a"), &bearer("t2")));
+        assert_ne!(key(&url("https://api.example.com/a"), &bearer("t1")), key(&url("https://other.example.com/a"), &bearer("t1")));
+        let none = HeaderMap::new();
+        assert_ne!(key(&url("https://hooks.example.com/T1/B1/x"), &none), key(&url("https://hooks.example.com/T1/B2/y"), &none));
+        assert_eq!(key(&url("https://hooks.example.com/T1/B1/x?a=1"), &none), key(&url("https://hooks.example.com/T1/B1/x?a=2"), &none));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use crate::ci::GitHubAppTokens;
 use crate::command::CommandContext;
 use crate::export::emf::EmfSink;
+use crate::http::RateLimits;
 use crate::notify::console::ConsoleNotifier;
 use crate::notify::slack::{DEFAULT_SLACK_API_BASE, SlackWebApiNotifier, SlackWebhookNotifier};
 use crate::registry::{Make, maker};
@@ -30,6 +31,9 @@ pub struct LocalProviders {
     pub(crate) emf_sink: EmfSink,
     /// The organisation's exporters, which every service gets unless it names the exporter itself.
     telemetry_defaults: Vec<ProviderBlock>,
+    /// The rate-limit holds every HTTP provider it builds minds: the process's
+    /// ([`RateLimits::shared`]) unless set.
+    pub(crate) limits: Arc<RateLimits>,
 }
 
 impl LocalProviders {
@@ -52,6 +56,7 @@ impl LocalProviders {
             aws: AwsClients::new(),
             emf_sink: EmfSink::Stdout,
             telemetry_defaults: Vec::new(),
+            limits: RateLimits::shared(),
         })
     }
 
@@ -78,6 +83,12 @@ impl LocalProviders {
     /// The AWS providers call AWS through `clients` (tests point them at emulators this way).
     pub fn with_aws_clients(self, clients: AwsClients) -> LocalProviders {
         LocalProviders { aws: clients, ..self }
+    }
+
+    /// Rate-limit holds other than the process's, on a clock of their own (a test whose
+    /// handlers run on scaled time: a provider's window passes as the definition's waits do).
+    pub fn with_rate_limits(self, limits: Arc<RateLimits>) -> LocalProviders {
+        LocalProviders { limits, ..self }
     }
 
     pub(crate) fn context(&self, entry: &ServiceEntry) -> Result<CommandContext, ProviderError> {
@@ -117,26 +128,19 @@ impl Providers for LocalProviders {
             let http = self.http.clone();
             if let Some(token) = &slack.token {
                 let web_api = SlackWebApiNotifier::new(&slack.channel, token.clone(), secrets, http, &self.slack_api_base);
-                notifiers.push(Box::new(web_api.with_on_call(on_call)));
+                notifiers.push(Box::new(web_api.with_on_call(on_call).with_rate_limits(Arc::clone(&self.limits))));
             } else if let Some(webhook) = &slack.webhook {
-                notifiers.push(Box::new(SlackWebhookNotifier::new(&slack.channel, webhook.clone(), secrets, http)));
+                let webhook = SlackWebhookNotifier::new(&slack.channel, webhook.clone(), secrets, http);
+                notifiers.push(Box::new(webhook.with_rate_limits(Arc::clone(&self.limits))));
             }
         }
         if let Some(pagerduty) = &entry.delivery.notify.pagerduty {
-            notifiers.push(Box::new(crate::notify::pager::PagerDutyNotifier::new(
-                pagerduty,
-                on_call,
-                Arc::clone(&self.secrets),
-                self.http.clone(),
-            )));
+            let pager = crate::notify::pager::PagerDutyNotifier::new(pagerduty, on_call, Arc::clone(&self.secrets), self.http.clone());
+            notifiers.push(Box::new(pager.with_rate_limits(Arc::clone(&self.limits))));
         }
         if let Some(opsgenie) = &entry.delivery.notify.opsgenie {
-            notifiers.push(Box::new(crate::notify::pager::OpsgenieNotifier::new(
-                opsgenie,
-                on_call,
-                Arc::clone(&self.secrets),
-                self.http.clone(),
-            )));
+            let pager = crate::notify::pager::OpsgenieNotifier::new(opsgenie, on_call, Arc::clone(&self.secrets), self.http.clone());
+            notifiers.push(Box::new(pager.with_rate_limits(Arc::clone(&self.limits))));
         }
         Ok(notifiers)
     }

@@ -50,28 +50,33 @@ pub static MODULES: &[Module] = &[
         shape: &GITHUB_ACTIONS,
         make: Make::Build(|providers, block, _| {
             let secrets = Arc::clone(&providers.secrets);
-            Ok(Box::new(GitHubActionsFromCatalog::new(&block.decode()?, secrets, providers.http.clone(), providers.github_tokens.clone())?))
+            let tokens = providers.github_tokens.clone();
+            let github = GitHubActionsFromCatalog::new(&block.decode()?, secrets, providers.http.clone(), tokens)?;
+            Ok(Box::new(github.with_rate_limits(Arc::clone(&providers.limits))))
         }),
     },
     Module {
         shape: &GITLAB_CI,
         make: Make::Build(|providers, block, entry| {
             let secrets = Arc::clone(&providers.secrets);
-            Ok(Box::new(GitLabCiBuildProvider::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?))
+            let gitlab = GitLabCiBuildProvider::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?;
+            Ok(Box::new(gitlab.with_rate_limits(Arc::clone(&providers.limits))))
         }),
     },
     Module {
         shape: &BUILDKITE,
         make: Make::Build(|providers, block, entry| {
             let secrets = Arc::clone(&providers.secrets);
-            Ok(Box::new(BuildkiteBuildProvider::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?))
+            let buildkite = BuildkiteBuildProvider::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?;
+            Ok(Box::new(buildkite.with_rate_limits(Arc::clone(&providers.limits))))
         }),
     },
     Module {
         shape: &CIRCLECI,
         make: Make::Build(|providers, block, entry| {
             let secrets = Arc::clone(&providers.secrets);
-            Ok(Box::new(CircleCiBuildProvider::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?))
+            let circleci = CircleCiBuildProvider::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?;
+            Ok(Box::new(circleci.with_rate_limits(Arc::clone(&providers.limits))))
         }),
     },
     Module {
@@ -96,14 +101,16 @@ pub static MODULES: &[Module] = &[
         shape: &ARGO_CD,
         make: Make::Deploy(|providers, block, entry| {
             let secrets = Arc::clone(&providers.secrets);
-            Ok(Box::new(ArgoCdDeployer::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?))
+            let argo = ArgoCdDeployer::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?;
+            Ok(Box::new(argo.with_rate_limits(Arc::clone(&providers.limits))))
         }),
     },
     Module {
         shape: &WEBHOOK,
         make: Make::Deploy(|providers, block, entry| {
             let secrets = Arc::clone(&providers.secrets);
-            Ok(Box::new(WebhookDeployer::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?))
+            let webhook = WebhookDeployer::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?;
+            Ok(Box::new(webhook.with_rate_limits(Arc::clone(&providers.limits))))
         }),
     },
     Module {
@@ -116,7 +123,7 @@ pub static MODULES: &[Module] = &[
             let secrets = Arc::clone(&providers.secrets);
             let (service, environment) = (&entry.name, &entry.delivery.environment);
             let gate = DatadogMonitorsGate::new(&block.decode()?, service, environment, &entry.source, secrets, providers.http.clone())?;
-            Ok(Box::new(gate))
+            Ok(Box::new(gate.with_rate_limits(Arc::clone(&providers.limits))))
         }),
     },
     Module {

@@ -21,7 +21,7 @@
 //! - **Errors.** 401/403 is a signature the endpoint refuses (the secret differs), 404 a wrong
 //!   URL: neither is retried. 408, 429 (with `Retry-After` in seconds) and 5xx are retried.
 
-use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, Refused, decode, exchange, http_url, quote, retry_after, shown};
+use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, RateLimits, Refused, decode, exchange, http_url, quote, retry_after, shown};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, SecretResolver};
@@ -48,6 +48,7 @@ pub struct WebhookDeployer {
     url: Url,
     secret: LazySecret,
     timeout: Duration,
+    limits: Arc<RateLimits>,
     http: reqwest::Client,
 }
 
@@ -102,12 +103,24 @@ impl WebhookDeployer {
     ) -> Result<WebhookDeployer, ProviderError> {
         let url =
             http_url(&spec.url).map_err(|why| ProviderError::rejected(format!("{source}: extensions.baton.deploy: webhook url {why}")))?;
-        Ok(WebhookDeployer { url, secret: LazySecret::new(spec.secret.clone(), secrets), timeout: DEFAULT_REQUEST_TIMEOUT, http })
+        Ok(WebhookDeployer {
+            url,
+            secret: LazySecret::new(spec.secret.clone(), secrets),
+            timeout: DEFAULT_REQUEST_TIMEOUT,
+            limits: RateLimits::shared(),
+            http,
+        })
     }
 
     /// How long one request may take ([`DEFAULT_REQUEST_TIMEOUT`] unless set).
     pub fn with_request_timeout(mut self, timeout: Duration) -> WebhookDeployer {
         self.timeout = timeout;
+        self
+    }
+
+    /// Rate-limit holds other than the process's [`RateLimits::shared`].
+    pub fn with_rate_limits(mut self, limits: Arc<RateLimits>) -> WebhookDeployer {
+        self.limits = limits;
         self
     }
 
@@ -136,7 +149,7 @@ impl WebhookDeployer {
             }
             request
         };
-        let answer = exchange(build, self.timeout, context, retry_after).await?;
+        let answer = exchange(&self.limits, "the webhook endpoint", build, self.timeout, context, retry_after).await?;
         if answer.status.is_success() {
             return Ok(answer.body);
         }

@@ -3,11 +3,11 @@
 //! between invocations (the rules are in [`baton_domain::rules::waves`]).
 
 use baton_domain::error::{ErrorName, TaskError, chain_text};
-use baton_domain::flow::{DeployWaveRequest, Done, ReleaseContext, RollbackPlan, WavePlan, WaveStarted};
+use baton_domain::flow::{CaughtError, DeployWaveRequest, Done, ReleaseContext, RollbackPlan, WavePlan, WaveStarted};
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, TelemetryKind};
 use baton_domain::release::{Artifact, EventKind, Release, Stage, WaveRecord, WaveStatus};
-use baton_domain::rules::rollback;
 use baton_domain::rules::waves::{self, WaveDeploy};
+use baton_domain::rules::{rollback, timeline};
 use baton_domain::support::{Ports, invocation_deadline, provider_error};
 use baton_domain::telemetry;
 use chrono::{DateTime, Utc};
@@ -32,7 +32,9 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
             serde_json::to_value(start(ports, &release, &wave, &artifact, rollback, now).await?)
         }
         DeployWaveRequest::Poll { release, wave, rollback } => serde_json::to_value(poll(ports, &release, &wave, rollback).await?),
-        DeployWaveRequest::PlanRollback { release, waves } => serde_json::to_value(plan_rollback(ports, &release, &waves).await?),
+        DeployWaveRequest::PlanRollback { release, waves, error } => {
+            serde_json::to_value(plan_rollback(ports, &release, &waves, error.as_ref()).await?)
+        }
     };
     answer.map_err(|err| TaskError::new(ErrorName::Internal, format!("{NAME}: cannot encode the answer: {err}")))
 }
@@ -120,6 +122,8 @@ pub async fn start(
 
     let what = if rollback { "rolling back" } else { "deploying" };
     let (mut refused, mut unavailable, mut deferred) = (None, None, 0);
+    // How many targets a rate limit held back, and the last limit's words.
+    let (mut held, mut held_by) = (0, String::new());
     while let Some((target, run)) = starts.next().await {
         let Some(run) = run else {
             deferred += 1;
@@ -142,6 +146,18 @@ pub async fn start(
                     });
                 }
             }
+            // Held back by the provider's rate limit: nothing was sent, and the target starts
+            // on a retry after the limit's end (the definition's wait, not this task's).
+            Err(err) if err.rate_limit().is_some() => {
+                let limit = err.rate_limit().expect("a rate limit");
+                let until = limit.until_text();
+                if limit.answered {
+                    let message = format!("{target}: waiting for {}'s rate limit until {until}", limit.service);
+                    ports.record_target_event(context, stage(rollback), &wave.name, &target, EventKind::Retrying, message).await?;
+                }
+                held += 1;
+                held_by = format!("{}'s rate limit until {until}", limit.service);
+            }
             Err(err @ ProviderError::Unavailable { .. }) => unavailable = Some(provider_error(err, ErrorName::DeployFailed)),
         }
     }
@@ -149,14 +165,18 @@ pub async fn start(
         telemetry::export(ports, context, &release, TelemetryKind::WaveStarted { wave: wave.name.clone() }).await?;
     }
     // A refusal fails the wave now (the rollback covers the rest); an outage is retried, and so
-    // are the targets left for the next invocation.
+    // are the targets a rate limit holds back and those left for the next invocation, the
+    // definition waiting for them (`Baton.DeployPending` has a budget of about an hour).
+    let limited = (held > 0).then(|| {
+        TaskError::new(ErrorName::DeployPending, format!("wave {}: {held} targets held back by {held_by}; starting them then", wave.name))
+    });
     let deferred = (deferred > 0).then(|| {
         TaskError::new(
             ErrorName::DeployPending,
             format!("wave {}: {deferred} targets left to start when the invocation's time ran short; starting them next", wave.name),
         )
     });
-    match refused.or(unavailable).or(deferred) {
+    match refused.or(unavailable).or(limited).or(deferred) {
         Some(error) => Err(error),
         None => Ok(WaveStarted { deadline }),
     }
@@ -238,7 +258,7 @@ pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, roll
             Err(err) if err.rate_limit().is_some_and(|limit| limit.answered) => {
                 unavailable += 1;
                 let limit = err.rate_limit().expect("a rate limit");
-                (EventKind::Retrying, format!("{target}: waiting for {}'s rate limit until {}", limit.service, limit.until.to_rfc3339()))
+                (EventKind::Retrying, format!("{target}: waiting for {}'s rate limit until {}", limit.service, limit.until_text()))
             }
             Err(err) => {
                 tracing::warn!(target_name = %target, error = %chain_text(&err), "deploy status unavailable; polling again");
@@ -277,8 +297,17 @@ pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, roll
     }
 }
 
-/// Every wave that began deploying, last first, with what to put back.
-pub async fn plan_rollback(ports: &Ports, context: &ReleaseContext, waves: &[WavePlan]) -> Result<RollbackPlan, TaskError> {
+/// Every wave that began deploying, last first, with what to put back. `error` is what failed
+/// the deploy: the timeline says so first when it is a task given up on.
+pub async fn plan_rollback(
+    ports: &Ports,
+    context: &ReleaseContext,
+    waves: &[WavePlan],
+    error: Option<&CaughtError>,
+) -> Result<RollbackPlan, TaskError> {
+    if let Some(gave_up) = error.and_then(timeline::gave_up) {
+        ports.record_event_once(context, Stage::Deploy, EventKind::GaveUp, gave_up).await?;
+    }
     let release = ports.update_release(context, |r| r.stage = Stage::Rollback).await?;
     let plan = rollback::plan_rollback(&release, waves);
     let names: Vec<&str> = plan.waves.iter().map(|w| w.name.as_str()).collect();

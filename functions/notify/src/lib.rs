@@ -91,7 +91,8 @@ fn mark_silent(notifier: &str, service: &str, silent_now: bool) {
 }
 
 /// Sends one notification, retrying answers worth retrying until the stage's budget is spent;
-/// a refusal is final at once.
+/// a refusal is final at once, and so is a rate limit: nothing may be sent to that API before
+/// the time it named, so the stage's budget would pass in waiting for nothing.
 async fn deliver(
     notifier: &dyn Notifier,
     notification: &Notification,
@@ -108,6 +109,7 @@ async fn deliver(
         let error = match answered {
             Ok(Ok(state)) => return Ok(state),
             Ok(Err(refused @ ProviderError::Rejected { .. })) => return Err(refused),
+            Ok(Err(limited)) if limited.rate_limit().is_some() => return Err(limited),
             Ok(Err(unavailable)) => unavailable,
             Err(_) => ProviderError::unavailable(format!("no answer within {:.1} s", call_limit.as_secs_f64())),
         };
@@ -173,6 +175,39 @@ mod tests {
             self.0.fetch_add(1, Ordering::SeqCst);
             std::future::pending().await
         }
+    }
+
+    /// A notifier whose API is rate limiting for the next hour, counting the calls it gets.
+    #[derive(Default)]
+    struct Limited(AtomicUsize);
+
+    #[async_trait]
+    impl Notifier for Limited {
+        fn name(&self) -> &str {
+            "limited"
+        }
+        async fn notify(&self, _: &Notification, _: Option<&serde_json::Value>) -> Result<Option<serde_json::Value>, ProviderError> {
+            let calls = self.0.fetch_add(1, Ordering::SeqCst);
+            let until = chrono::Utc::now() + chrono::Duration::hours(1);
+            let limit = baton_domain::ports::RateLimited { service: "Slack".into(), until, answered: calls == 0 };
+            Err(ProviderError::unavailable("Slack is rate limiting").caused_by(limit))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rate_limited_notifier_is_not_called_again_within_the_stage() {
+        let notification = Notification {
+            release: baton_contract::release_at("rel-limited-1", "limited-service", "production", chrono::Utc::now()),
+            headline: "started".into(),
+            action_needed: None,
+            links: Vec::new(),
+        };
+        let limited = Limited::default();
+        let started = Instant::now();
+        let delivered = deliver(&limited, &notification, None).await;
+        assert!(delivered.as_ref().is_err_and(|err| err.rate_limit().is_some()), "{delivered:?}");
+        assert_eq!(limited.0.load(Ordering::SeqCst), 1, "no second call inside the limit");
+        assert!(started.elapsed() < FIRST_PAUSE, "{:?}", started.elapsed());
     }
 
     #[tokio::test]

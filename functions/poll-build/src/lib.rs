@@ -3,10 +3,10 @@
 //! (the definition's `CancelBuild`, once the release stops following the build), it cancels it.
 
 use baton_domain::error::{ErrorName, TaskError, chain_text};
-use baton_domain::flow::PollBuildRequest;
-use baton_domain::ports::{BuildPoll, BuildProgress, ProviderError, TelemetryKind};
+use baton_domain::flow::{PollBuildRequest, ReleaseContext};
+use baton_domain::ports::{BuildPoll, BuildProgress, ProviderError, RunHandle, TelemetryKind};
 use baton_domain::release::{Artifact, EventKind, Stage};
-use baton_domain::rules::{builds, revision};
+use baton_domain::rules::{builds, revision, timeline};
 use baton_domain::support::{Ports, call_json, provider_error};
 use baton_domain::telemetry;
 
@@ -30,10 +30,13 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
 /// is recorded, and the release goes on to close: the build is then shown as no longer followed.
 pub async fn cancel_build(ports: &Ports, request: PollBuildRequest) -> Result<(), TaskError> {
     let context = &request.release;
-    let run = &request.build;
+    let run = &recorded_run(ports, context, request.build.clone()).await?;
     let provider =
         ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
     let why = "the release stopped following it";
+    if let Some(gave_up) = request.error.as_ref().and_then(timeline::gave_up) {
+        ports.record_event_once(context, Stage::Build, EventKind::GaveUp, format!("build {}: {gave_up}", run.id)).await?;
+    }
     match provider.cancel(run).await {
         Ok(()) => {
             ports.update_release(context, |release| builds::record_cancelled(release, run, ports.clock.now(), why)).await?;
@@ -48,17 +51,18 @@ pub async fn cancel_build(ports: &Ports, request: PollBuildRequest) -> Result<()
 }
 
 /// Answers the artifact (`$.artifact`), which the rest of the release deploys.
-pub async fn poll_build(ports: &Ports, request: PollBuildRequest) -> Result<Artifact, TaskError> {
-    let context = &request.release;
+pub async fn poll_build(ports: &Ports, mut request: PollBuildRequest) -> Result<Artifact, TaskError> {
+    let context = &request.release.clone();
     ports.renew_lock(context).await?;
     let provider =
         ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
+    request.build = recorded_run(ports, context, request.build).await?;
     let poll = match provider.poll(&request.build).await {
         Ok(poll) => poll,
         // A rate limit is waited out by the poll's own Retry: nothing is sent before its end.
         Err(err) if err.rate_limit().is_some() => {
             let limit = err.rate_limit().expect("a rate limit");
-            let message = format!("build {} waits for {}'s rate limit until {}", request.build.id, limit.service, limit.until.to_rfc3339());
+            let message = format!("build {} waits for {}'s rate limit until {}", request.build.id, limit.service, limit.until_text());
             if limit.answered {
                 ports.record_event(context, Stage::Build, None, EventKind::Retrying, message.clone()).await?;
             }
@@ -66,6 +70,11 @@ pub async fn poll_build(ports: &Ports, request: PollBuildRequest) -> Result<Arti
         }
         Err(err) => return Err(provider_error(err, ErrorName::BuildFailed)),
     };
+    let run = match &poll.run {
+        Some(located) => follow_located(ports, context, located).await?,
+        None => request.build.clone(),
+    };
+    request.build = run;
     let seen_at = ports.clock.now();
     match &poll.progress {
         BuildProgress::Running => {
@@ -107,6 +116,29 @@ pub async fn poll_build(ports: &Ports, request: PollBuildRequest) -> Result<Arti
             Ok(artifact)
         }
     }
+}
+
+/// The run `build` is: itself, or for a handle that named no run (it travels on unchanged in
+/// the definition's state), the run an earlier poll found, which the record follows.
+async fn recorded_run(ports: &Ports, context: &ReleaseContext, build: RunHandle) -> Result<RunHandle, TaskError> {
+    if build.located() {
+        return Ok(build);
+    }
+    Ok(builds::followed_build(&ports.release(context).await?).filter(RunHandle::located).unwrap_or(build))
+}
+
+/// The run a poll found for a request the provider had accepted without naming its run: the
+/// record follows it, and the build has started (news once: later polls find it recorded).
+async fn follow_located(ports: &Ports, context: &ReleaseContext, run: &RunHandle) -> Result<RunHandle, TaskError> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let news = AtomicBool::new(false);
+    ports.update_release(context, |release| news.store(builds::record_located(release, run), Ordering::Relaxed)).await?;
+    if news.load(Ordering::Relaxed) {
+        let link = run.url.as_deref().map(|url| format!(" ({url})")).unwrap_or_default();
+        let message = format!("{} build {} started{link}", run.provider, run.id);
+        ports.record_event(context, Stage::Build, None, EventKind::Started, message).await?;
+    }
+    Ok(run.clone())
 }
 
 /// A build whose commit is unknown cannot go to a deployer that deploys a revision: the release

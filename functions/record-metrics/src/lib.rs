@@ -6,7 +6,7 @@ use baton_domain::error::TaskError;
 use baton_domain::flow::{Done, RecordMetricsRequest};
 use baton_domain::ports::TelemetryKind;
 use baton_domain::release::{EventKind, Stage};
-use baton_domain::rules::dora;
+use baton_domain::rules::{dora, timeline};
 use baton_domain::support::{Ports, call_json, close_release};
 use baton_domain::telemetry;
 
@@ -26,6 +26,13 @@ pub async fn record(ports: &Ports, request: RecordMetricsRequest) -> Result<Done
     // both done or neither.
     let closed = close_release(ports.store.as_ref(), &context.id, &request.outcome, ports.clock.now()).await?;
     let Some(ending) = EventKind::ending(closed.status) else { return Ok(Done {}) };
+    // A task given up on that no state after its Catch told (the paths straight to MarkFailed).
+    if let Some(gave_up) = request.outcome.error.as_ref().and_then(timeline::gave_up)
+        && !ports.store.events(&context.id).await?.iter().any(|event| event.kind == EventKind::GaveUp)
+    {
+        let stage = ports.release(context).await?.stage;
+        ports.record_event(context, stage, None, EventKind::GaveUp, gave_up).await?;
+    }
     // A retry after a close that landed but whose answer was lost finds the release closed and
     // its timeline perhaps without the ending; a retry after the ending was written adds none.
     let ended = !closed.now

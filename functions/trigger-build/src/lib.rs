@@ -63,7 +63,7 @@ pub async fn trigger_build(ports: &Ports, request: TriggerBuildRequest) -> Resul
 /// build first; a refusal fails the build.
 async fn failed(ports: &Ports, context: &ReleaseContext, err: ProviderError, what: &str) -> Result<TaskError, TaskError> {
     if let Some(limit) = err.rate_limit() {
-        let message = format!("{what} waits for {}'s rate limit until {}", limit.service, limit.until.to_rfc3339());
+        let message = format!("{what} waits for {}'s rate limit until {}", limit.service, limit.until_text());
         if limit.answered {
             ports.record_event(context, Stage::Build, None, EventKind::Retrying, message.clone()).await?;
         }
@@ -78,10 +78,16 @@ async fn failed(ports: &Ports, context: &ReleaseContext, err: ProviderError, wha
 }
 
 /// Records `run` as the release's build and its start in the timeline (`how` says how it was
-/// had, when not simply started).
+/// had, when not simply started). A run the provider does not show yet (a dispatch accepted
+/// without its run) is only `requested`: poll-build says `started` once it finds the run.
 async fn started(ports: &Ports, context: &ReleaseContext, run: RunHandle, how: &str) -> Result<RunHandle, TaskError> {
     let now = ports.clock.now();
     ports.update_release(context, |release| builds::record_start(release, &run, now)).await?;
+    if !run.located() {
+        let message = format!("{} accepted the request for a build and shows no run for it yet; following it once it does", run.provider);
+        ports.record_event(context, Stage::Build, None, EventKind::Requested, message).await?;
+        return Ok(run);
+    }
     let link = run.url.as_deref().map(|url| format!(" ({url})")).unwrap_or_default();
     let how = if how.is_empty() { String::new() } else { format!("{how} ") };
     ports

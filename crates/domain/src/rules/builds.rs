@@ -74,6 +74,21 @@ pub fn record_start(release: &mut Release, run: &RunHandle, now: DateTime<Utc>) 
     });
 }
 
+/// poll-build's poll of the recorded build, whose handle named no run yet (the provider
+/// accepted the request without saying which run it started), found `run`: the release
+/// follows it from now on. The request keeps its attempts and the time Baton asked. True when
+/// this is news (the build is `started` then); false when the record already has a run.
+pub fn record_located(release: &mut Release, run: &RunHandle) -> bool {
+    let unlocated = |build: &&mut BuildRecord| {
+        build.status == BuildStatus::Running && build.provider == run.provider && build.run_id == RunHandle::UNLOCATED
+    };
+    let Some(build) = release.build.as_mut().filter(unlocated) else { return false };
+    build.run_id.clone_from(&run.id);
+    build.url.clone_from(&run.url);
+    build.state = run.state.clone();
+    true
+}
+
 /// The build the release already started and still follows: a trigger-build run again (tasks are
 /// at-least-once: a retry, a resumed release) follows it rather than starting another.
 pub fn followed_build(release: &Release) -> Option<RunHandle> {
@@ -299,7 +314,7 @@ mod tests {
 
     /// A poll that saw `progress` of a build that started at minute 2.
     fn poll(progress: BuildProgress) -> BuildPoll {
-        BuildPoll { progress, started_at: Some(minutes(2)) }
+        BuildPoll { progress, started_at: Some(minutes(2)), run: None }
     }
 
     fn succeeded() -> BuildPoll {
@@ -308,6 +323,31 @@ mod tests {
 
     fn failed() -> BuildPoll {
         poll(BuildProgress::Failed { reason: "tests failed".into() })
+    }
+
+    #[test]
+    fn a_run_located_after_the_request_is_followed_once_keeping_the_request() {
+        let mut release = release("rel-a", 0, ReleaseStatus::Running, None, false);
+        record_request(&mut release, "github-actions", minutes(1));
+        let unlocated = RunHandle { url: None, ..run(RunHandle::UNLOCATED) };
+        assert!(!unlocated.located() && run("7").located());
+        record_start(&mut release, &unlocated, minutes(1));
+        let cases: [(&str, RunHandle, bool, &str); 4] = [
+            ("another provider's run is not this build", RunHandle { provider: "gitlab-ci".into(), ..run("7") }, false, "pending"),
+            ("the run found is news once", run("7"), true, "7"),
+            ("found again, it is not", run("7"), false, "7"),
+            ("a located build is not replaced", run("8"), false, "7"),
+        ];
+        for (case, located, news, id) in cases {
+            assert_eq!(record_located(&mut release, &located), news, "{case}");
+            let build = release.build.as_ref().unwrap();
+            assert_eq!(build.run_id, id, "{case}");
+            assert_eq!((build.queued_at, build.attempts, build.status), (minutes(1), 1, Running), "{case}: the request is kept");
+        }
+        assert_eq!(release.build.as_ref().unwrap().url.as_deref(), Some("https://ci.example.com/runs/7"));
+        // Its polls now count against the located run.
+        record_progress(&mut release, &run("7"), &succeeded(), minutes(9));
+        assert_eq!(release.build.as_ref().unwrap().status, Succeeded);
     }
 
     #[test]
@@ -391,11 +431,11 @@ mod tests {
     fn the_first_start_time_a_poll_reports_is_kept() {
         let mut release = release("rel-a", 0, ReleaseStatus::Running, None, false);
         record_start(&mut release, &run("1"), minutes(1));
-        record_progress(&mut release, &run("1"), &BuildPoll { progress: BuildProgress::Running, started_at: None }, minutes(2));
+        record_progress(&mut release, &run("1"), &BuildPoll { progress: BuildProgress::Running, started_at: None, run: None }, minutes(2));
         assert_eq!(release.build.as_ref().unwrap().started_at, None, "still queued");
         record_progress(&mut release, &run("1"), &poll(BuildProgress::Running), minutes(3));
         assert_eq!(release.build.as_ref().unwrap().started_at, Some(minutes(2)));
-        let restarted = BuildPoll { progress: BuildProgress::Running, started_at: Some(minutes(4)) };
+        let restarted = BuildPoll { progress: BuildProgress::Running, started_at: Some(minutes(4)), run: None };
         record_progress(&mut release, &run("1"), &restarted, minutes(5));
         record_progress(&mut release, &run("0"), &BuildPoll { started_at: Some(minutes(0)), ..failed() }, minutes(6));
         let build = release.build.unwrap();

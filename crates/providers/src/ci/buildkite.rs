@@ -264,7 +264,7 @@ impl BuildProvider for BuildkiteBuildProvider {
         let context = format!("reading Buildkite build {number} of {}", self.label());
         let (_, answer) = self.send(Method::GET, &[&number], Body::Empty, &context, None).await?;
         let build: Build = decode(&answer, &context)?;
-        Ok(BuildPoll { progress: self.progress(&build, &started), started_at: build.started_at })
+        Ok(BuildPoll { progress: self.progress(&build, &started), started_at: build.started_at, run: None })
     }
 
     async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError> {

@@ -40,13 +40,14 @@
 //!   exist, and a retry would start a second. The pipeline `find` finds is cancelled: Baton
 //!   cannot follow a pipeline whose creation it could not read.
 //! - Errors: 401/403 name the token's reference (never its value), 404 the project; 429 waits out
-//!   a short `Retry-After` once, else is `Unavailable` saying when to retry; 5xx and timeouts are
+//!   a short `Retry-After` (else `X-RateLimit-Reset`) once, else is `Unavailable` saying when to
+//!   retry, and nothing is sent with the token to that host before then; 5xx and timeouts are
 //!   `Unavailable`; any other refusal (400, 422: an undeclared parameter, an unknown branch) is
 //!   `Rejected` with what CircleCI said.
 
 use super::rest::{Body, Call, Credential, RestApi};
 use super::{ArtifactTemplate, RunFacts, RunWord, Started, created_from, handle_state, unfollowable};
-use crate::http::{decode, retry_after};
+use crate::http::{decode, x_rate_limit_wait};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
 use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
@@ -201,7 +202,7 @@ impl CircleCiBuildProvider {
             check_pipeline_parameter_name(name).map_err(|why| rejected(format!("parameters.{name}: {why}")))?;
         }
         let api_url = spec.api_url.as_deref().unwrap_or(DEFAULT_CIRCLECI_API_URL);
-        let api = RestApi::new(SERVICE, api_url, http, retry_after).map_err(rejected)?;
+        let api = RestApi::new(SERVICE, api_url, http, x_rate_limit_wait).map_err(rejected)?;
         Ok(CircleCiBuildProvider {
             api,
             project: spec.project.clone(),
@@ -422,7 +423,7 @@ impl BuildProvider for CircleCiBuildProvider {
         // An errored pipeline has no workflows to list.
         let workflows = if pipeline.state == "errored" { Vec::new() } else { self.workflows(&run.id, state.number).await? };
         let started_at = workflows.iter().filter_map(|workflow| workflow.created_at).min();
-        Ok(BuildPoll { progress: self.progress(&pipeline, &workflows, &state), started_at })
+        Ok(BuildPoll { progress: self.progress(&pipeline, &workflows, &state), started_at, run: None })
     }
 
     async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError> {

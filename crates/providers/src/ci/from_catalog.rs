@@ -4,6 +4,7 @@
 
 use super::GitHubAppTokens;
 use super::github_actions::{DEFAULT_GITHUB_API_URL, GitHubActionsBuildProvider, GitHubActionsConfig, GitHubAuth};
+use crate::http::RateLimits;
 use crate::secrets::Secret;
 use async_trait::async_trait;
 use baton_domain::ports::{BuildPoll, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
@@ -18,6 +19,7 @@ pub(crate) struct GitHubActionsFromCatalog {
     secrets: Arc<dyn SecretResolver>,
     http: reqwest::Client,
     tokens: GitHubAppTokens,
+    limits: Arc<RateLimits>,
     provider: OnceCell<GitHubActionsBuildProvider>,
 }
 
@@ -45,8 +47,14 @@ impl GitHubActionsFromCatalog {
             secrets,
             http,
             tokens,
+            limits: RateLimits::shared(),
             provider: OnceCell::new(),
         })
+    }
+
+    /// Rate-limit holds other than the process's [`RateLimits::shared`].
+    pub(crate) fn with_rate_limits(self, limits: Arc<RateLimits>) -> GitHubActionsFromCatalog {
+        GitHubActionsFromCatalog { limits, ..self }
     }
 
     async fn provider(&self) -> Result<&GitHubActionsBuildProvider, ProviderError> {
@@ -64,6 +72,7 @@ impl GitHubActionsFromCatalog {
                 let mut config = GitHubActionsConfig::new(&self.owner, &self.repo, &self.spec.workflow, auth, &self.spec.artifact);
                 config.inputs = self.spec.inputs.clone();
                 config.api_url = self.spec.api_url.clone().unwrap_or_else(|| DEFAULT_GITHUB_API_URL.to_owned());
+                config.rate_limits = Arc::clone(&self.limits);
                 GitHubActionsBuildProvider::new(config, self.http.clone(), &self.tokens)
             })
             .await

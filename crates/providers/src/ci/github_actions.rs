@@ -23,10 +23,13 @@
 //! - When the dispatch answers 204 (GitHub Enterprise Server versions without
 //!   `return_run_details`), the run is found by listing the workflow's `workflow_dispatch` runs
 //!   on the branch (at the release's sha when known) created since just before the dispatch.
-//!   A run whose title names the release (`run-name: ${{ inputs.baton_release_id }}`) is
-//!   certainly ours; otherwise the oldest candidate is taken, which later dispatches cannot
-//!   displace between polls. Until the run shows up the build is `Running`, for at most
-//!   [`LOCATE_WINDOW`].
+//!   Only a run Baton can tie to the release is taken: one whose title names the release
+//!   (`run-name: ${{ inputs.baton_release_id }}`), or, when the release names its commit, the
+//!   only run listed at that commit. Anything else (several untitled runs, or an untitled run
+//!   of a release that names no commit) could be another release's or a person's: the build
+//!   fails saying Baton cannot tell which run is its own, and how to make it tell (a run
+//!   GitHub lists later cannot make an ambiguous listing less so). Until a run shows up the
+//!   build is `Running`, for at most [`LOCATE_WINDOW`].
 //! - Rate limits (429, or 403 with `x-ratelimit-remaining: 0` or `retry-after`) are
 //!   `Unavailable` with "retry after N s" in the text: `retry-after`, else the time left until
 //!   `x-ratelimit-reset`, else the minute GitHub asks for.
@@ -63,8 +66,6 @@ const SHA_INPUT: &str = "baton_sha";
 const LOCATE_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 /// GitHub's advice for a secondary rate limit that says nothing about when it ends.
 const RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
-/// The handle id while the dispatched run is not located yet.
-const PENDING: &str = "pending";
 
 /// A GitHub Actions build: which workflow, how to authenticate, and how its artifact is named.
 #[derive(Debug, Clone)]
@@ -217,6 +218,16 @@ enum Located {
     NotYet,
     /// Nothing appeared within [`LOCATE_WINDOW`].
     Never,
+    /// Runs are listed, but none can be tied to the release (why).
+    Unidentifiable(String),
+}
+
+/// Which of the listed runs is the release's (see the module docs).
+enum Identified {
+    Run(Run),
+    NotListed,
+    /// Why none of the listed runs can be taken for the release's.
+    Unidentifiable(String),
 }
 
 impl GitHubActionsBuildProvider {
@@ -425,7 +436,7 @@ impl GitHubActionsBuildProvider {
     }
 
     /// The dispatched run, if GitHub lists it yet (see the module docs for which one is taken).
-    async fn locate(&self, state: &RunState, dispatch: &Dispatch) -> Result<Option<Run>, ProviderError> {
+    async fn locate(&self, state: &RunState, dispatch: &Dispatch) -> Result<Identified, ProviderError> {
         let mut url = self.workflow_endpoint("runs");
         url.query_pairs_mut()
             .append_pair("event", "workflow_dispatch")
@@ -437,21 +448,45 @@ impl GitHubActionsBuildProvider {
         }
         let call = self.workflow_call(format!("listing the dispatched runs of {}", self.label()));
         let (_, answer) = self.call(Method::GET, url, None, &call).await?;
-        let mut runs = decode::<RunList>(&answer, &call.context)?.workflow_runs;
-        // Newest first, so the oldest candidate is the last.
-        let named = runs.iter().position(|run| run.display_title.contains(state.release_id.0.as_str()));
-        Ok(match named {
-            Some(index) => Some(runs.swap_remove(index)),
-            None => runs.pop(),
-        })
+        let runs = decode::<RunList>(&answer, &call.context)?.workflow_runs;
+        Ok(self.identify(runs, state, dispatch))
+    }
+
+    /// The run of `runs` (listed for `dispatch`) that is certainly the release's.
+    fn identify(&self, mut runs: Vec<Run>, state: &RunState, dispatch: &Dispatch) -> Identified {
+        if let Some(named) = runs.iter().position(|run| run.display_title.contains(state.release_id.0.as_str())) {
+            return Identified::Run(runs.swap_remove(named));
+        }
+        // GitHub filters by head_sha, but what is taken is checked here all the same (the
+        // release may name its commit by a prefix).
+        let at_commit = |run: &Run| dispatch.sha.as_deref().is_some_and(|sha| !sha.is_empty() && run.head_sha.starts_with(sha));
+        match runs.as_slice() {
+            [] => Identified::NotListed,
+            [only] if at_commit(only) => Identified::Run(runs.remove(0)),
+            listed => {
+                let ids: Vec<String> = listed.iter().map(|run| run.id.to_string()).collect();
+                let commit = match &dispatch.sha {
+                    Some(sha) => format!("at {sha}"),
+                    None => "(the release names no commit)".to_owned(),
+                };
+                Identified::Unidentifiable(format!(
+                    "GitHub lists dispatched runs {} of {} on {} {commit}, and none is titled with the release id {}:                      Baton cannot tell which one this release started, so it follows none. Give the workflow                      `run-name: ${{{{ inputs.{RELEASE_ID_INPUT} }}}}` (or upgrade GitHub Enterprise Server to a version                      whose dispatch answers with the run)",
+                    ids.join(", "),
+                    self.label(),
+                    state.branch,
+                    state.release_id
+                ))
+            }
+        }
     }
 
     /// [`Self::locate`], and whether it is still worth waiting when nothing is listed.
     async fn located(&self, state: &RunState, dispatch: &Dispatch) -> Result<Located, ProviderError> {
         Ok(match self.locate(state, dispatch).await? {
-            Some(run) => Located::Run(run),
-            None if Utc::now() < dispatch.since + LOCATE_WINDOW => Located::NotYet,
-            None => Located::Never,
+            Identified::Run(run) => Located::Run(run),
+            Identified::Unidentifiable(why) => Located::Unidentifiable(why),
+            Identified::NotListed if Utc::now() < dispatch.since + LOCATE_WINDOW => Located::NotYet,
+            Identified::NotListed => Located::Never,
         })
     }
 
@@ -554,10 +589,10 @@ fn rate_limit_wait(status: StatusCode, headers: &HeaderMap, message: &str, now: 
     if !limited {
         return None;
     }
+    // To the reset's very second: the hold ends at the time GitHub named, not a fraction after.
     let until_reset = || {
-        let reset = header_u64(headers, "x-ratelimit-reset")?;
-        let now = u64::try_from(now.timestamp()).unwrap_or(0);
-        Some(Duration::from_secs(reset.saturating_sub(now)))
+        let reset = DateTime::from_timestamp(i64::try_from(header_u64(headers, "x-ratelimit-reset")?).ok()?, 0)?;
+        Some((reset - now).to_std().unwrap_or_default())
     };
     Some(retry.or_else(|| exhausted.then(until_reset).flatten()).unwrap_or(RATE_LIMIT_WAIT))
 }
@@ -586,31 +621,41 @@ impl BuildProvider for GitHubActionsBuildProvider {
         // failed listing must not fail `start`, whose retry would dispatch a second build.
         let dispatch = Dispatch { sha: request.sha.clone(), since: created_from(asked_at) };
         match self.locate(&state, &dispatch).await {
-            Ok(Some(run)) => return Ok(self.handle(run.id, run.html_url, state)),
-            Ok(None) => {}
+            Ok(Identified::Run(run)) => return Ok(self.handle(run.id, run.html_url, state)),
+            Ok(Identified::Unidentifiable(why)) => return Err(ProviderError::rejected(why)),
+            Ok(Identified::NotListed) => {}
             Err(e) => {
                 tracing::warn!(target: "baton::github", "cannot list the dispatched runs yet: {}", baton_domain::error::chain_text(&e))
             }
         }
         state.locate = Some(dispatch);
-        Ok(RunHandle { provider: PROVIDER.into(), id: PENDING.into(), url: None, state: state_json(&state) })
+        Ok(RunHandle { provider: PROVIDER.into(), id: RunHandle::UNLOCATED.into(), url: None, state: state_json(&state) })
     }
 
-    /// The run a dispatch sent at or after `since` started, located as for a 204.
+    /// The run a dispatch sent at or after `since` started, located as for a 204. Runs listed
+    /// that cannot be tied to the release are an error, not `None`: dispatching again could
+    /// start a second build.
     async fn find(&self, request: &BuildRequest, since: DateTime<Utc>) -> Result<Option<RunHandle>, ProviderError> {
         let state = RunState::of(request);
         let dispatch = Dispatch { sha: request.sha.clone(), since: created_from(since) };
-        Ok(self.locate(&state, &dispatch).await?.map(|run| {
-            tracing::info!(target: "baton::github", run = run.id, url = %run.html_url, "found the run release {} dispatched", request.release_id);
-            self.handle(run.id, run.html_url, state)
-        }))
+        match self.locate(&state, &dispatch).await? {
+            Identified::Run(run) => {
+                tracing::info!(target: "baton::github", run = run.id, url = %run.html_url, "found the run release {} dispatched", request.release_id);
+                Ok(Some(self.handle(run.id, run.html_url, state)))
+            }
+            Identified::NotListed => Ok(None),
+            Identified::Unidentifiable(why) => Err(ProviderError::rejected(why)),
+        }
     }
 
     async fn poll(&self, handle: &RunHandle) -> Result<BuildPoll, ProviderError> {
         let (state, target) = self.read_handle(handle)?;
-        let run = match target {
+        let (run, located) = match target {
             Target::Pending(dispatch) => match self.located(&state, &dispatch).await? {
-                Located::Run(run) => run,
+                Located::Run(run) => {
+                    let located = self.handle(run.id, run.html_url.clone(), state.clone());
+                    (run, Some(located))
+                }
                 Located::NotYet => return Ok(BuildProgress::Running.into()),
                 Located::Never => {
                     return Ok(BuildProgress::Failed {
@@ -623,10 +668,11 @@ impl BuildProvider for GitHubActionsBuildProvider {
                     }
                     .into());
                 }
+                Located::Unidentifiable(reason) => return Ok(BuildProgress::Failed { reason }.into()),
             },
-            Target::Run(id) => self.run(id).await?,
+            Target::Run(id) => (self.run(id).await?, None),
         };
-        Ok(BuildPoll { progress: self.progress(&run, &state), started_at: run.run_started_at })
+        Ok(BuildPoll { progress: self.progress(&run, &state), started_at: run.run_started_at, run: located })
     }
 
     async fn cancel(&self, handle: &RunHandle) -> Result<(), ProviderError> {
@@ -641,6 +687,7 @@ impl BuildProvider for GitHubActionsBuildProvider {
                     )));
                 }
                 Located::Never => return Ok(()),
+                Located::Unidentifiable(why) => return Err(ProviderError::rejected(why)),
             },
             Target::Run(id) => id,
         };

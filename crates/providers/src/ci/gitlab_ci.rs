@@ -314,7 +314,7 @@ impl BuildProvider for GitLabCiBuildProvider {
         let id = handle_number(run, SERVICE)?;
         let (answer, context) = self.pipeline(Method::GET, id, None, "reading").await?;
         let pipeline: Pipeline = decode(&answer, &context)?;
-        Ok(BuildPoll { progress: self.progress(&pipeline, &started), started_at: pipeline.started_at })
+        Ok(BuildPoll { progress: self.progress(&pipeline, &started), started_at: pipeline.started_at, run: None })
     }
 
     async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError> {

@@ -2,7 +2,7 @@
 //! called with a token, each answer read whole and, when it is a refusal, turned into an error
 //! that says what to check and never carries the token.
 
-use crate::http::{Answer, CREATE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, RateLimits, Refused, endpoint, exchange_limited, http_url};
+use crate::http::{Answer, CREATE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, RateLimits, Refused, endpoint, exchange, http_url};
 use crate::secrets::Secret;
 use baton_domain::ports::ProviderError;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
@@ -138,7 +138,7 @@ impl RestApi {
                 Body::Form(pairs) => request.header(CONTENT_TYPE, "application/x-www-form-urlencoded").body(form(pairs)),
             }
         };
-        let answer = exchange_limited(&self.limits, self.service, build, timeout, &call.context, self.wait).await?;
+        let answer = exchange(&self.limits, self.service, build, timeout, &call.context, self.wait).await?;
         if answer.status.is_success() || call.also_ok == Some(answer.status) {
             return Ok((answer.status, answer.body));
         }

@@ -15,7 +15,7 @@
 //! answers 200 or 202; 400 quotes its `errors`; 429 carries `X-RateLimit-Reset` (seconds).
 
 use super::{EXPORT_REQUEST_TIMEOUT, send_bounded};
-use crate::datadog_monitors::rate_limit_wait;
+use crate::http::x_rate_limit_wait as rate_limit_wait;
 use crate::http::{Answer, RateLimits, Refused, endpoint, http_url, shown};
 use crate::secrets::LazySecret;
 use async_trait::async_trait;

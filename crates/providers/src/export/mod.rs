@@ -9,7 +9,7 @@ pub(crate) mod datadog;
 pub(crate) mod emf;
 pub(crate) mod otlp;
 
-use crate::http::{Answer, RateLimits, exchange_limited};
+use crate::http::{Answer, RateLimits, exchange};
 use baton_domain::catalog::{ProviderBlock, Slot};
 use baton_domain::ports::ProviderError;
 use reqwest::header::HeaderMap;
@@ -38,7 +38,7 @@ pub(crate) async fn send_bounded(
 ) -> Result<Answer, ProviderError> {
     let mut attempt = 1;
     loop {
-        let outcome = match exchange_limited(limits, service, &build, timeout, context, wait).await {
+        let outcome = match exchange(limits, service, &build, timeout, context, wait).await {
             Ok(answer) if answer.status.is_success() => return Ok(answer),
             Ok(answer) => {
                 let again = answer.status == StatusCode::REQUEST_TIMEOUT || answer.status.is_server_error();

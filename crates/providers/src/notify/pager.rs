@@ -4,7 +4,7 @@
 //! `dedup_key`, Opsgenie's `alias`), so a notification sent again, by the notify handler's
 //! retries or a retried task, pages no one twice; neither keeps notifier state.
 
-use crate::http::{DEFAULT_REQUEST_TIMEOUT, Refused, decode, exchange, retry_after};
+use crate::http::{DEFAULT_REQUEST_TIMEOUT, RateLimits, Refused, decode, exchange, retry_after};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
 use baton_domain::catalog::{OpsgenieRegion, OpsgenieSpec, PagerDutySpec};
@@ -31,6 +31,7 @@ pub struct PagerDutyNotifier {
     on_call: Option<String>,
     url: String,
     timeout: Duration,
+    limits: Arc<RateLimits>,
     http: reqwest::Client,
 }
 
@@ -48,6 +49,7 @@ impl PagerDutyNotifier {
             on_call: on_call.map(str::to_owned),
             url: DEFAULT_PAGERDUTY_EVENTS_URL.to_owned(),
             timeout: DEFAULT_REQUEST_TIMEOUT,
+            limits: RateLimits::shared(),
             http,
         }
     }
@@ -56,6 +58,12 @@ impl PagerDutyNotifier {
     pub fn with_endpoint(mut self, url: &str, timeout: Duration) -> PagerDutyNotifier {
         self.url = url.to_owned();
         self.timeout = timeout;
+        self
+    }
+
+    /// Rate-limit holds other than the process's [`RateLimits::shared`].
+    pub fn with_rate_limits(mut self, limits: Arc<RateLimits>) -> PagerDutyNotifier {
+        self.limits = limits;
         self
     }
 
@@ -104,7 +112,7 @@ impl Notifier for PagerDutyNotifier {
             missing: "nothing takes events at the events URL",
             secrets: &[routing_key],
         };
-        let body = page.send(&self.http, &refused).await?;
+        let body = page.send(&self.http, &self.limits, &refused).await?;
         let accepted: EventAccepted = decode(&body, &context)?;
         if accepted.status != "success" {
             return Err(ProviderError::unavailable(format!("{context}: PagerDuty answered status '{}', not 'success'", accepted.status)));
@@ -120,6 +128,7 @@ pub struct OpsgenieNotifier {
     on_call: Option<String>,
     api: String,
     timeout: Duration,
+    limits: Arc<RateLimits>,
     http: reqwest::Client,
 }
 
@@ -143,6 +152,7 @@ impl OpsgenieNotifier {
             on_call: on_call.map(str::to_owned),
             api: api.to_owned(),
             timeout: DEFAULT_REQUEST_TIMEOUT,
+            limits: RateLimits::shared(),
             http,
         }
     }
@@ -151,6 +161,12 @@ impl OpsgenieNotifier {
     pub fn with_endpoint(mut self, api: &str, timeout: Duration) -> OpsgenieNotifier {
         self.api = api.trim_end_matches('/').to_owned();
         self.timeout = timeout;
+        self
+    }
+
+    /// Rate-limit holds other than the process's [`RateLimits::shared`].
+    pub fn with_rate_limits(mut self, limits: Arc<RateLimits>) -> OpsgenieNotifier {
+        self.limits = limits;
         self
     }
 
@@ -199,7 +215,7 @@ impl Notifier for OpsgenieNotifier {
             missing: "no alert API at this address: check the region",
             secrets: &[api_key],
         };
-        let body = page.send(&self.http, &refused).await?;
+        let body = page.send(&self.http, &self.limits, &refused).await?;
         let requested: AlertRequested = decode(&body, &context)?;
         tracing::info!(target: "baton::notify", request_id = %requested.request_id, "{context}: Opsgenie accepted the alert");
         Ok(None)
@@ -217,7 +233,7 @@ struct Page<'a> {
 impl Page<'_> {
     /// The 2xx answer's body, or what the answer means: 429, 408 and 5xx are worth retrying
     /// (the notify handler does, within its budget), any other refusal is not.
-    async fn send(&self, http: &reqwest::Client, refused: &Refused<'_>) -> Result<Vec<u8>, ProviderError> {
+    async fn send(&self, http: &reqwest::Client, limits: &RateLimits, refused: &Refused<'_>) -> Result<Vec<u8>, ProviderError> {
         let body = self.body.to_string();
         let build = || {
             let request = http.post(self.url).header(CONTENT_TYPE, "application/json").body(body.clone());
@@ -226,7 +242,7 @@ impl Page<'_> {
                 None => request,
             }
         };
-        let answer = exchange(build, self.timeout, refused.context, retry_after).await?;
+        let answer = exchange(limits, refused.service, build, self.timeout, refused.context, retry_after).await?;
         if answer.status.is_success() {
             return Ok(answer.body);
         }
@@ -275,6 +291,7 @@ mod tests {
         let secrets = Arc::new(FixedSecrets::one(reference.clone(), ROUTING_KEY));
         PagerDutyNotifier::new(&PagerDutySpec { routing_key: reference }, Some("web-platform-primary"), secrets, http_client().unwrap())
             .with_endpoint(&format!("{}/v2/enqueue", server.uri()), Duration::from_millis(500))
+            .with_rate_limits(RateLimits::new(Arc::new(baton_domain::ports::SystemClock)))
     }
 
     fn opsgenie(server: &MockServer) -> OpsgenieNotifier {
@@ -283,6 +300,7 @@ mod tests {
         let spec = OpsgenieSpec { api_key: reference, region: OpsgenieRegion::Eu };
         OpsgenieNotifier::new(&spec, Some("web-platform-primary"), secrets, http_client().unwrap())
             .with_endpoint(&server.uri(), Duration::from_millis(500))
+            .with_rate_limits(RateLimits::new(Arc::new(baton_domain::ports::SystemClock)))
     }
 
     fn event_processed() -> ResponseTemplate {
@@ -303,6 +321,25 @@ mod tests {
 
     fn assert_secret_free(text: &str) {
         assert!(!text.contains("TOPSECRET"), "a secret leaked: {text}");
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_holds_the_pager_back_until_its_end() {
+        let server = MockServer::start().await;
+        let throttled = ResponseTemplate::new(429)
+            .set_body_json(json!({"status": "throttle event", "message": "Requests for this service are arriving too quickly"}))
+            .insert_header("retry-after", "30");
+        Mock::given(method("POST")).respond_with(throttled).mount(&server).await;
+        let limits = RateLimits::new(Arc::new(baton_domain::ports::SystemClock));
+        let error = pagerduty(&server).with_rate_limits(limits.clone()).notify(&notification(), None).await.unwrap_err();
+        assert!(error.rate_limit().is_some_and(|limit| limit.answered && limit.service == "PagerDuty"), "{error}");
+        // The notify handler's retry inside the window sends nothing.
+        let held = pagerduty(&server).with_rate_limits(limits.clone()).notify(&notification(), None).await.unwrap_err();
+        assert!(held.rate_limit().is_some_and(|limit| !limit.answered), "{held}");
+        assert_eq!(server.received_requests().await.unwrap().len(), 1);
+        // Opsgenie is another API: its own quota.
+        let error = opsgenie(&server).with_rate_limits(limits).notify(&notification(), None).await.unwrap_err();
+        assert!(error.rate_limit().is_some_and(|limit| limit.answered && limit.service == "Opsgenie"), "{error}");
     }
 
     #[tokio::test]

@@ -5,13 +5,13 @@
 //! [`Secret`]; error messages name the secret reference and the channel, never the value.
 
 use super::slack_message;
-use crate::http::request_failed;
+use crate::http::{Answer, RateLimits, exchange};
 use crate::secrets::{Secret, resolve_secret};
 use async_trait::async_trait;
 use baton_domain::catalog::SecretRef;
 use baton_domain::ports::{Notification, Notifier, ProviderError, SecretResolver};
 use reqwest::StatusCode;
-use reqwest::header::{CONTENT_TYPE, HeaderMap, RETRY_AFTER};
+use reqwest::header::{CONTENT_TYPE, HeaderMap};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,13 +28,20 @@ pub struct SlackWebhookNotifier {
     channel: String,
     webhook: SecretRef,
     secrets: Arc<dyn SecretResolver>,
+    limits: Arc<RateLimits>,
     http: reqwest::Client,
 }
 
 impl SlackWebhookNotifier {
     /// `channel` only names the destination in errors: a webhook is bound to its channel.
     pub fn new(channel: &str, webhook: SecretRef, secrets: Arc<dyn SecretResolver>, http: reqwest::Client) -> SlackWebhookNotifier {
-        SlackWebhookNotifier { channel: channel.to_owned(), webhook, secrets, http }
+        SlackWebhookNotifier { channel: channel.to_owned(), webhook, secrets, limits: RateLimits::shared(), http }
+    }
+
+    /// Rate-limit holds other than the process's [`RateLimits::shared`].
+    pub fn with_rate_limits(mut self, limits: Arc<RateLimits>) -> SlackWebhookNotifier {
+        self.limits = limits;
+        self
     }
 }
 
@@ -51,7 +58,7 @@ impl Notifier for SlackWebhookNotifier {
     ) -> Result<Option<serde_json::Value>, ProviderError> {
         let url = resolve_secret(&*self.secrets, &self.webhook).await?;
         let context = format!("Slack webhook {} for {}", self.webhook, self.channel);
-        post_json(&self.http, url.expose(), None, &slack_message(notification), &context).await?;
+        post_json(&self.http, &self.limits, url.expose(), None, &slack_message(notification), &context).await?;
         Ok(None)
     }
 }
@@ -67,6 +74,7 @@ pub struct SlackWebApiNotifier {
     on_call: Option<String>,
     token: SecretRef,
     secrets: Arc<dyn SecretResolver>,
+    limits: Arc<RateLimits>,
     http: reqwest::Client,
     api_base: String,
 }
@@ -104,9 +112,16 @@ impl SlackWebApiNotifier {
             on_call: None,
             token,
             secrets,
+            limits: RateLimits::shared(),
             http,
             api_base: api_base.trim_end_matches('/').to_owned(),
         }
+    }
+
+    /// Rate-limit holds other than the process's [`RateLimits::shared`].
+    pub fn with_rate_limits(mut self, limits: Arc<RateLimits>) -> SlackWebApiNotifier {
+        self.limits = limits;
+        self
     }
 
     /// The catalog's `on-call` rotation, mentioned in the thread reply when someone must act.
@@ -119,10 +134,10 @@ impl SlackWebApiNotifier {
     async fn send(&self, token: &Secret, method: &str, body: serde_json::Value) -> Result<(Reply, String), ProviderError> {
         let context = format!("Slack {method} to {}", self.channel);
         let url = format!("{}/{method}", self.api_base);
-        let response = post_json(&self.http, &url, Some(token), &body, &context).await?;
-        let retry = retry_after(response.headers());
-        let reply = response.json::<Reply>().await.map_err(|e| {
-            ProviderError::unavailable(format!("{context} answered something other than Slack's JSON envelope")).caused_by(e.without_url())
+        let answer = post_json(&self.http, &self.limits, &url, Some(token), &body, &context).await?;
+        let retry = retry_text(&answer.headers);
+        let reply = serde_json::from_slice::<Reply>(&answer.body).map_err(|e| {
+            ProviderError::unavailable(format!("{context} answered something other than Slack's JSON envelope")).caused_by(e)
         })?;
         Ok((reply, retry))
     }
@@ -235,41 +250,43 @@ fn on_call_mention(on_call: &str) -> String {
 
 /// POSTs `body` as JSON and returns the answer if it is a 2xx. 429 and 5xx are worth
 /// retrying; any other answer is a refusal, which Slack explains in a short plain-text body.
+/// A 429 holds the token (or the webhook, whose URL is its credential) back in `limits` until
+/// the time it names: nothing is sent to Slack with it before.
 async fn post_json(
     http: &reqwest::Client,
+    limits: &RateLimits,
     url: &str,
     token: Option<&Secret>,
     body: &serde_json::Value,
     context: &str,
-) -> Result<reqwest::Response, ProviderError> {
-    let mut request = http.post(url).timeout(REQUEST_TIMEOUT).header(CONTENT_TYPE, JSON_UTF8).body(body.to_string());
-    if let Some(token) = token {
-        request = request.bearer_auth(token.expose());
-    }
-    let response = request.send().await.map_err(|e| request_failed(e, context))?;
-    let status = response.status();
+) -> Result<Answer, ProviderError> {
+    let body = body.to_string();
+    let build = || {
+        let request = http.post(url).header(CONTENT_TYPE, JSON_UTF8).body(body.clone());
+        match token {
+            Some(token) => request.bearer_auth(token.expose()),
+            None => request,
+        }
+    };
+    let answer = exchange(limits, "Slack", build, REQUEST_TIMEOUT, context, crate::http::retry_after).await?;
+    let status = answer.status;
     if status.is_success() {
-        return Ok(response);
+        return Ok(answer);
     }
-    let retry = retry_after(response.headers());
-    let body = response.text().await.unwrap_or_default();
+    let retry = retry_text(&answer.headers);
+    let body = String::from_utf8_lossy(&answer.body);
     let detail: String = body.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect();
     let detail = if detail.is_empty() { detail } else { format!(": {detail}") };
     Err(match status {
-        StatusCode::TOO_MANY_REQUESTS => ProviderError::unavailable(format!("{context} is rate-limited{retry}")),
+        StatusCode::TOO_MANY_REQUESTS => answer.limited("Slack", format!("{context} is rate-limited{retry}")),
         status if status.is_server_error() => ProviderError::unavailable(format!("{context} answered {status}{detail}")),
         status => ProviderError::rejected(format!("{context} was refused ({status}){detail}")),
     })
 }
 
 /// " (retry after 30 s)" when the answer says how long to wait.
-fn retry_after(headers: &HeaderMap) -> String {
-    headers
-        .get(RETRY_AFTER)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.trim().parse::<u64>().ok())
-        .map(|seconds| format!(" (retry after {seconds} s)"))
-        .unwrap_or_default()
+fn retry_text(headers: &HeaderMap) -> String {
+    crate::http::retry_after(headers).map(|wait| format!(" (retry after {} s)", wait.as_secs())).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -289,12 +306,18 @@ mod tests {
     fn web_api(server: &MockServer) -> SlackWebApiNotifier {
         let secrets = Arc::new(FixedSecrets::one(SecretRef::Env("SLACK_BOT_TOKEN".into()), TOKEN));
         SlackWebApiNotifier::new("#deploys", SecretRef::Env("SLACK_BOT_TOKEN".into()), secrets, http_client().unwrap(), &server.uri())
+            .with_rate_limits(fresh_limits())
     }
 
     fn webhook(server: &MockServer) -> SlackWebhookNotifier {
         let url = format!("{}/services/{WEBHOOK_SECRET_PART}", server.uri());
         let secrets = Arc::new(FixedSecrets::one(SecretRef::Env("SLACK_WEBHOOK".into()), &url));
         SlackWebhookNotifier::new("#deploys", SecretRef::Env("SLACK_WEBHOOK".into()), secrets, http_client().unwrap())
+            .with_rate_limits(fresh_limits())
+    }
+
+    fn fresh_limits() -> Arc<RateLimits> {
+        RateLimits::new(Arc::new(baton_domain::ports::SystemClock))
     }
 
     fn posted(ts: &str) -> ResponseTemplate {
@@ -463,6 +486,34 @@ mod tests {
             "{error:?}"
         );
         assert_secret_free(&logs.text());
+    }
+
+    #[tokio::test]
+    async fn a_rate_limit_holds_the_token_or_the_webhook_until_its_end() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST")).respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "30")).mount(&server).await;
+        let limits = fresh_limits();
+        let slack = web_api(&server).with_rate_limits(limits.clone());
+        let limited = slack.notify(&notification(), None).await.unwrap_err();
+        let limit = limited.rate_limit().expect("a rate limit with its end").clone();
+        assert!(limit.answered && limit.service == "Slack", "{limited}");
+        assert!(limit.until - chrono::Utc::now() > chrono::Duration::seconds(25), "{limit:?}");
+        // The next notification with the token, whichever notifier sends it, waits: nothing is sent.
+        let held = web_api(&server).with_rate_limits(limits.clone()).notify(&notification(), None).await.unwrap_err();
+        assert!(held.rate_limit().is_some_and(|limit| !limit.answered), "{held}");
+        assert_eq!(requests(&server).await.len(), 1);
+
+        // A webhook's URL is its credential: one limited webhook holds back only itself.
+        let hook = |part: &str| {
+            let url = format!("{}/services/{part}", server.uri());
+            let secrets = Arc::new(FixedSecrets::one(SecretRef::Env("SLACK_WEBHOOK".into()), &url));
+            SlackWebhookNotifier::new("#deploys", SecretRef::Env("SLACK_WEBHOOK".into()), secrets, http_client().unwrap())
+                .with_rate_limits(limits.clone())
+        };
+        assert!(hook("T1/B1/ONE").notify(&notification(), None).await.unwrap_err().rate_limit().is_some_and(|limit| limit.answered));
+        assert!(hook("T1/B1/ONE").notify(&notification(), None).await.unwrap_err().rate_limit().is_some_and(|limit| !limit.answered));
+        assert!(hook("T1/B2/TWO").notify(&notification(), None).await.unwrap_err().rate_limit().is_some_and(|limit| limit.answered));
+        assert_eq!(requests(&server).await.len(), 3);
     }
 
     #[tokio::test]

@@ -11,8 +11,8 @@ use baton_providers::ArgoCdDeployer;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::{
-    ManualClock, SHA, Secrets, answer, answer_once, artifact, assert_secret_free, client, limited_then, own_limits, release_id, travelled,
-    window_is_obeyed,
+    ManualClock, SHA, Secrets, answer, answer_once, artifact, assert_secret_free, client, limited_then, own_limits, received, release_id,
+    travelled, window_is_obeyed,
 };
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -267,21 +267,33 @@ async fn a_sync_answer_that_is_lost_or_unreadable_refuses_the_target_unless_the_
         let server = MockServer::start().await;
         answer(&server, "GET", APP, ok(before())).await;
         Mock::given(method("POST")).and(path(SYNC)).respond_with(answer_to_sync.clone()).expect(1).mount(&server).await;
-        let argo = deployer(&server).with_request_timeout(Duration::from_millis(300));
+        let argo = deployer(&server).with_request_timeout(Duration::from_millis(300)).with_lost_sync_wait(Duration::from_secs(1));
         let error = argo.start(&request("web-canary")).await.unwrap_err();
         assert!(
-            matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains(&format!("shows no sync to {SHA}, so nothing was changed"))),
+            matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains(&format!("showed no sync to {SHA} in the 1 s after, so nothing was changed"))),
             "{error}"
         );
+        assert!(received(&server, "GET", APP).await.len() >= 3, "looked for the sync more than once");
 
         // It shows ours: the sync is followed.
         let server = MockServer::start().await;
         answer_once(&server, "GET", APP, ok(before())).await;
         answer(&server, "GET", APP, ok(application("OutOfSync", OLD, "Healthy", Some(("Running", SHA, OURS))))).await;
-        Mock::given(method("POST")).and(path(SYNC)).respond_with(answer_to_sync).expect(1).mount(&server).await;
+        Mock::given(method("POST")).and(path(SYNC)).respond_with(answer_to_sync.clone()).expect(1).mount(&server).await;
         let argo = deployer(&server).with_request_timeout(Duration::from_millis(300));
         let handle = argo.start(&request("web-canary")).await.unwrap();
         assert_eq!(handle.state["revision"], json!(SHA));
+
+        // It shows ours only on a later read (the server was still at work on the sync when
+        // first asked): changed, so followed, not refused as unchanged.
+        let server = MockServer::start().await;
+        Mock::given(method("GET")).and(path(APP)).respond_with(ok(before())).up_to_n_times(2).mount(&server).await;
+        answer(&server, "GET", APP, ok(application("OutOfSync", OLD, "Healthy", Some(("Running", SHA, OURS))))).await;
+        Mock::given(method("POST")).and(path(SYNC)).respond_with(answer_to_sync).expect(1).mount(&server).await;
+        let argo = deployer(&server).with_request_timeout(Duration::from_millis(300));
+        let handle = argo.start(&request("web-canary")).await.expect("a sync shown on a later read is the target changed");
+        assert_eq!(handle.state["revision"], json!(SHA));
+        assert_eq!(received(&server, "GET", APP).await.len(), 3, "the read before, the read that missed it, the one that saw it");
     }
 }
 

@@ -335,14 +335,19 @@ async fn rate_limits_are_waited_out_when_short_and_reported_when_long() {
 #[tokio::test]
 async fn rate_limit_windows_are_obeyed_to_their_end() {
     for window in [2, 20, 120] {
-        let server = MockServer::start().await;
-        let clock = ManualClock::new();
-        let limited = circleci_error(429, "Too many requests").insert_header("retry-after", window.to_string().as_str());
-        let times = limited_then(&server, "POST", TRIGGER, limited, triggered()).await;
-        let circleci = provider_on(&server, &clock);
-        let request = build_request(Some(SHA));
-        let run = window_is_obeyed(window, &clock, &times, || circleci.start(&request)).await;
-        assert_eq!(run.id, PIPELINE_ID, "window {window}");
+        for header in ["retry-after", "x-ratelimit-reset"] {
+            let server = MockServer::start().await;
+            let clock = ManualClock::new();
+            let limited = circleci_error(429, "Too many requests")
+                .insert_header("x-ratelimit-limit", "3000")
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header(header, window.to_string().as_str());
+            let times = limited_then(&server, "POST", TRIGGER, limited, triggered()).await;
+            let circleci = provider_on(&server, &clock);
+            let request = build_request(Some(SHA));
+            let run = window_is_obeyed(window, &clock, &times, || circleci.start(&request)).await;
+            assert_eq!(run.id, PIPELINE_ID, "{header} {window}");
+        }
     }
 }
 

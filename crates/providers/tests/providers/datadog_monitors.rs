@@ -32,7 +32,9 @@ fn spec(server: &MockServer, unhealthy: &[&str]) -> DatadogGate {
 
 fn gate_with(server: &MockServer, unhealthy: &[&str]) -> DatadogMonitorsGate {
     let secrets = Secrets::of(&[("DD_API_KEY", API_KEY), ("DD_APP_KEY", APP_KEY)]);
-    DatadogMonitorsGate::new(&spec(server, unhealthy), "web", "production", "catalog/web.yaml", secrets, client()).unwrap()
+    DatadogMonitorsGate::new(&spec(server, unhealthy), "web", "production", "catalog/web.yaml", secrets, client())
+        .unwrap()
+        .with_rate_limits(support::fresh_limits())
 }
 
 fn gate(server: &MockServer) -> DatadogMonitorsGate {
@@ -222,6 +224,49 @@ async fn a_short_rate_limit_is_waited_out_and_a_long_one_says_when() {
         matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("Datadog is rate limiting (HTTP 429), retry after 30 s: Rate limit exceeded")),
         "{error}"
     );
+}
+
+#[tokio::test]
+async fn rate_limit_windows_are_obeyed_to_their_end_whichever_header_names_them() {
+    for window in [2, 20, 120] {
+        for header in ["retry-after", "x-ratelimit-reset"] {
+            let server = MockServer::start().await;
+            let clock = support::ManualClock::new();
+            let limited = datadog_error(429, &["Rate limit exceeded"])
+                .insert_header("x-ratelimit-limit", "1000")
+                .insert_header("x-ratelimit-period", "3600")
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header(header, window.to_string().as_str());
+            let times = support::limited_then(&server, "GET", MONITORS, limited, listed(vec![monitor(1, "a", "OK")])).await;
+            let gate = gate(&server).with_rate_limits(support::own_limits(clock.clone()));
+            let reading = support::window_is_obeyed(window, &clock, &times, || sample(&gate)).await;
+            assert!(matches!(reading, GateReading::Healthy { .. }), "{header} {window}: {reading:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rate_limit_holds_every_gate_with_the_same_key_and_no_other() {
+    let server = MockServer::start().await;
+    answer_once(&server, datadog_error(429, &["Rate limit exceeded"]).insert_header("x-ratelimit-reset", "60")).await;
+    answer(&server, listed(vec![monitor(1, "a", "OK")])).await;
+    let limits = support::own_limits(support::ManualClock::new());
+    let first = gate(&server).with_rate_limits(limits.clone());
+    assert!(sample(&first).await.unwrap_err().rate_limit().is_some_and(|limit| limit.answered));
+    // Another service's gate with the same keys, on the same host: held back, nothing sent.
+    let secrets = Secrets::of(&[("DD_API_KEY", API_KEY), ("DD_APP_KEY", APP_KEY)]);
+    let other = DatadogMonitorsGate::new(&spec(&server, &["Alert"]), "api", "production", "catalog/api.yaml", secrets, client())
+        .unwrap()
+        .with_rate_limits(limits.clone());
+    let held = sample(&other).await.unwrap_err();
+    assert!(held.rate_limit().is_some_and(|limit| !limit.answered && limit.service == "Datadog"), "{held}");
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    // Another organisation's key is its own quota.
+    let secrets = Secrets::of(&[("DD_API_KEY", "dd_api_other_TOPSECRET"), ("DD_APP_KEY", APP_KEY)]);
+    let elsewhere = DatadogMonitorsGate::new(&spec(&server, &["Alert"]), "web", "production", "catalog/web.yaml", secrets, client())
+        .unwrap()
+        .with_rate_limits(limits);
+    assert!(matches!(sample(&elsewhere).await.unwrap(), GateReading::Healthy { .. }));
 }
 
 #[tokio::test]

@@ -199,8 +199,8 @@ async fn without_a_sha_the_dispatch_sends_an_empty_one() {
 async fn a_204_dispatch_finds_its_run_by_listing() {
     let server = MockServer::start().await;
     answer(&server, "POST", DISPATCHES, ResponseTemplate::new(204)).await;
-    // Newest first, as GitHub lists them: the oldest since the dispatch is taken.
-    answer_once(&server, "GET", RUNS, listed(vec![run(12, "queued", None), run(11, "queued", None)])).await;
+    // The only dispatched run at the release's commit since the dispatch.
+    answer_once(&server, "GET", RUNS, listed(vec![run(11, "queued", None)])).await;
     let mut named = run(13, "queued", None);
     named["display_title"] = json!(format!("release {RELEASE}"));
     answer_once(&server, "GET", RUNS, listed(vec![run(14, "queued", None), named, run(11, "queued", None)])).await;
@@ -227,11 +227,49 @@ async fn a_204_dispatch_finds_its_run_by_listing() {
 }
 
 #[tokio::test]
+async fn runs_that_cannot_be_tied_to_the_release_are_never_taken_for_its_own() {
+    let untitled = || listed(vec![run(12, "queued", None), run(11, "queued", None)]);
+    // Two untitled runs at the commit: either could be another environment's or a person's.
+    let server = MockServer::start().await;
+    answer(&server, "POST", DISPATCHES, ResponseTemplate::new(204)).await;
+    answer(&server, "GET", RUNS, untitled()).await;
+    let github = provider(&server);
+    let error = github.start(&request(Some(SHA))).await.unwrap_err();
+    let ProviderError::Rejected { message: said, .. } = &error else { panic!("{error:?}") };
+    assert!(said.contains("runs 12, 11") && said.contains("cannot tell which one this release started"), "{said}");
+    assert!(said.contains("run-name: ${{ inputs.baton_release_id }}"), "{said}");
+    // The look after a lost dispatch answer says so too, rather than finding none (which would
+    // dispatch a second build) or taking the oldest.
+    let error = github.find(&request(Some(SHA)), chrono::Utc::now()).await.unwrap_err();
+    assert!(matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("cannot tell")), "{error:?}");
+
+    // One untitled run, but the release names no commit: nothing ties it to the release.
+    let server = MockServer::start().await;
+    answer(&server, "POST", DISPATCHES, ResponseTemplate::new(204)).await;
+    Mock::given(method("GET")).and(path(RUNS)).respond_with(listed(vec![])).up_to_n_times(1).mount(&server).await;
+    answer(&server, "GET", RUNS, listed(vec![run(77, "in_progress", None)])).await;
+    let github = provider(&server);
+    let handle = travelled(&github.start(&request(None)).await.unwrap());
+    assert_eq!(handle.id, "pending");
+    let BuildProgress::Failed { reason } = github.poll(&handle).await.unwrap().progress else { panic!("an untitled run was taken") };
+    assert!(reason.contains("runs 77") && reason.contains("the release names no commit"), "{reason}");
+    let error = github.cancel(&handle).await.unwrap_err();
+    assert!(matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("cannot tell")), "{error:?}");
+    assert!(received_cancels(&server).await.is_empty(), "nobody's run is cancelled on a guess");
+}
+
+async fn received_cancels(server: &MockServer) -> Vec<Request> {
+    server.received_requests().await.unwrap().into_iter().filter(|request| request.url.path().ends_with("/cancel")).collect()
+}
+
+#[tokio::test]
 async fn a_run_not_listed_yet_is_located_by_poll() {
     let server = MockServer::start().await;
     answer(&server, "POST", DISPATCHES, ResponseTemplate::new(204)).await;
     Mock::given(method("GET")).and(path(RUNS)).respond_with(listed(vec![])).up_to_n_times(2).mount(&server).await;
-    answer(&server, "GET", RUNS, listed(vec![run(77, "completed", Some("success"))])).await;
+    let mut ours = run(77, "completed", Some("success"));
+    ours["display_title"] = json!(format!("release {RELEASE}"));
+    answer(&server, "GET", RUNS, listed(vec![ours])).await;
     let github = provider(&server);
 
     let handle = travelled(&github.start(&request(None)).await.unwrap());

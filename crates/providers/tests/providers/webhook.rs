@@ -22,7 +22,9 @@ const STATUS: &str = "/runs/7";
 
 fn deployer_at(url: String) -> WebhookDeployer {
     let spec = WebhookDeploy { url, secret: SecretRef::Env(SECRET_REF.into()) };
-    WebhookDeployer::new(&spec, "catalog/web.yaml", Secrets::of(&[(SECRET_REF, SECRET)]), client()).unwrap()
+    WebhookDeployer::new(&spec, "catalog/web.yaml", Secrets::of(&[(SECRET_REF, SECRET)]), client())
+        .unwrap()
+        .with_rate_limits(crate::support::fresh_limits())
 }
 
 fn deployer(server: &MockServer) -> WebhookDeployer {

@@ -97,8 +97,12 @@ pub fn build_request(sha: Option<&str>) -> baton_domain::ports::BuildRequest {
 pub struct ManualClock(std::sync::Mutex<chrono::DateTime<chrono::Utc>>);
 
 impl ManualClock {
+    /// Starting now, on a whole second: a window a test names in whole seconds from now (a
+    /// GitHub reset time, in Unix seconds) then lasts exactly that long.
     pub fn new() -> std::sync::Arc<ManualClock> {
-        std::sync::Arc::new(ManualClock(std::sync::Mutex::new(chrono::Utc::now())))
+        use chrono::Timelike;
+        let now = chrono::Utc::now();
+        std::sync::Arc::new(ManualClock(std::sync::Mutex::new(now.with_nanosecond(0).unwrap_or(now))))
     }
 
     pub fn advance(&self, seconds: i64) {
@@ -116,6 +120,11 @@ impl baton_domain::ports::Clock for ManualClock {
 /// holds would leak one test's limit into the next.
 pub fn own_limits(clock: std::sync::Arc<ManualClock>) -> std::sync::Arc<baton_providers::RateLimits> {
     baton_providers::RateLimits::new(clock)
+}
+
+/// Rate-limit holds of a test's own on the system clock, for tests that do not move time.
+pub fn fresh_limits() -> std::sync::Arc<baton_providers::RateLimits> {
+    baton_providers::RateLimits::new(std::sync::Arc::new(baton_domain::ports::SystemClock))
 }
 
 /// Answers `first` once and then `then` to every `verb` request to `at`, noting when each came.
