@@ -147,6 +147,15 @@ pub async fn close_release(store: &dyn ReleaseStore, id: &ReleaseId, outcome: &O
     .await
 }
 
+/// `Baton.Interrupted` when a person asked `release` to stop and roll back
+/// ([`Release::cancel_requested`]): the definition catches it as any failure of the stage.
+pub fn stop_if_cancelled(release: &Release) -> Result<(), TaskError> {
+    match &release.cancel_requested {
+        Some(reason) => Err(TaskError::new(ErrorName::Interrupted, format!("release {} was cancelled: {reason}", release.id))),
+        None => Ok(()),
+    }
+}
+
 /// Closes release `holder`, the holder of a lock `taker` waits for, when the process that ran it
 /// stopped beating ([`RUN_SILENT_AFTER`]): its lease would keep every newer release waiting for
 /// minutes, and running it on later would deploy its older commit over newer work. The run is
@@ -328,6 +337,15 @@ impl Ports {
         };
         self.store.append_event(&event).await?;
         Ok(())
+    }
+
+    /// Reads the record and raises `Baton.Interrupted` if a person asked the release to stop
+    /// ([`stop_if_cancelled`]). Every task that moves a release forward calls it first (or reads
+    /// the record and calls [`stop_if_cancelled`]); the definition then rolls the release back.
+    pub async fn stop_if_cancelled(&self, context: &ReleaseContext) -> Result<Release, TaskError> {
+        let release = self.release(context).await?;
+        stop_if_cancelled(&release)?;
+        Ok(release)
     }
 
     /// Renews this release's lock; fails if another release took it after the lease lapsed,

@@ -84,6 +84,8 @@ fn context_of(id: ReleaseId, release: &Release, entry: ServiceEntry) -> ReleaseC
 }
 
 pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, TaskError> {
+    // A release cancelled while it waits for the lock stops waiting.
+    ports.stop_if_cancelled(context).await?;
     let key = LockKey::new(&context.service, &context.environment);
     let now = ports.clock.now();
     let holds_it = ports.store.lock_holder(&key, now).await?.is_some_and(|info| info.holder == context.id);

@@ -50,6 +50,7 @@ pub async fn cancel_build(ports: &Ports, request: PollBuildRequest) -> Result<()
 pub async fn poll_build(ports: &Ports, request: PollBuildRequest) -> Result<Artifact, TaskError> {
     let context = &request.release;
     ports.renew_lock(context).await?;
+    ports.stop_if_cancelled(context).await?;
     let provider =
         ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
     let poll = match provider.poll(&request.build).await {

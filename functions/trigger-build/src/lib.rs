@@ -25,6 +25,8 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
 pub async fn trigger_build(ports: &Ports, request: TriggerBuildRequest) -> Result<RunHandle, TaskError> {
     let context = &request.release;
     ports.renew_lock(context).await?;
+    // Before a build starts: a release cancelled meanwhile starts none.
+    ports.stop_if_cancelled(context).await?;
     let spec = &context.entry.delivery.build;
     let provider = ports.providers.build(spec, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
     let build = BuildRequest {
