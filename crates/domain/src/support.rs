@@ -156,6 +156,49 @@ pub fn stop_if_cancelled(release: &Release) -> Result<(), TaskError> {
     }
 }
 
+/// What [`ask_to_cancel`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CancelAsked {
+    /// The record carries the request now (the first one's reason, if it was asked before).
+    Asked(Release),
+    Missing,
+    /// It had closed, with this status: nothing to cancel.
+    Closed(ReleaseStatus),
+}
+
+/// `person` asks release `id` to stop and roll back, for `reason`, wherever it runs: the request
+/// goes on its record, where its next task finds it and raises `Baton.Interrupted` (the
+/// definition rolls back, cancels a build it follows, notifies and unlocks), and in its timeline.
+/// What `baton cancel --remote` does; one UpdateItem by hand does the first half (docs/aws.md).
+pub async fn ask_to_cancel(
+    store: &dyn ReleaseStore,
+    id: &ReleaseId,
+    person: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<CancelAsked, StoreError> {
+    let why = format!("{person} cancelled the release: {reason}");
+    if !store.request_cancel(id, &why).await? {
+        return Ok(match store.get_release(id).await? {
+            Some(release) => CancelAsked::Closed(release.status),
+            None => CancelAsked::Missing,
+        });
+    }
+    let release =
+        store.get_release(id).await?.ok_or_else(|| StoreError::corrupt(format!("release {id} vanished after its cancel request")))?;
+    let event = StageEvent {
+        release_id: id.clone(),
+        at: now,
+        stage: release.stage,
+        wave: None,
+        target: None,
+        kind: EventKind::Cancelled,
+        message: why,
+    };
+    store.append_event(&event).await?;
+    Ok(CancelAsked::Asked(release))
+}
+
 /// Closes release `holder`, the holder of a lock `taker` waits for, when the process that ran it
 /// stopped beating ([`RUN_SILENT_AFTER`]): its lease would keep every newer release waiting for
 /// minutes, and running it on later would deploy its older commit over newer work. The run is

@@ -129,13 +129,19 @@ impl LocalStack {
     /// The release an execution carried, read back from the stack's release table (its
     /// `ReleaseTableName` output): the one its output names, else the service's newest.
     pub async fn release(&self, service: &str, outcome: &ExecutionOutcome) -> Result<Option<Release>, StackError> {
-        let store = DynamoStore::new(self.dynamodb.clone(), self.template.output("ReleaseTableName")?);
+        let store = self.release_store()?;
         let named = outcome.output.as_ref().and_then(|o| o.pointer("/release/id")).and_then(Value::as_str);
         let found = match named {
             Some(id) => store.get_release(&ReleaseId(id.to_string())).await,
             None => store.list_releases(service, None, 1).await.map(|releases| releases.into_iter().next()),
         };
         found.map_err(|e| StackError::Setup(format!("the release table: {}", chain_text(&e))))
+    }
+
+    /// The stack's release table (its `ReleaseTableName` output), as the functions and the CLI's
+    /// remote commands read it.
+    pub fn release_store(&self) -> Result<DynamoStore, StackError> {
+        Ok(DynamoStore::new(self.dynamodb.clone(), self.template.output("ReleaseTableName")?))
     }
 
     /// The operations each principal performed so far, by logical id: the functions' records

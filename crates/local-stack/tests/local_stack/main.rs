@@ -6,5 +6,6 @@ mod template;
 
 /// Tests that talk to the emulators (`scripts/emulators.sh start`; `scripts/test.sh --quick` skips `emulator::`).
 mod emulator {
+    mod cancel;
     mod stack;
 }

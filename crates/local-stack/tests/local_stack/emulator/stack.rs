@@ -19,7 +19,7 @@ use std::time::Instant;
 const HINT: &str =
     "run scripts/emulators.sh start, then eval \"$(scripts/emulators.sh env)\" before cargo test (scripts/test.sh does both)";
 
-fn repo(path: &str) -> PathBuf {
+pub(super) fn repo(path: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
 }
 
@@ -64,6 +64,11 @@ fn require_local_dynamodb() {
 }
 
 async fn stack(state_dir: &Path) -> LocalStack {
+    stack_of(state_dir, repo("examples/catalog")).await
+}
+
+/// The stack with `catalog` pushed.
+pub(super) async fn stack_of(state_dir: &Path, catalog: PathBuf) -> LocalStack {
     require_local_dynamodb();
     let stack_name = format!("test-{}-{}", std::process::id(), &uuid::Uuid::new_v4().simple().to_string()[..6]);
     let options = StackOptions {
@@ -71,14 +76,14 @@ async fn stack(state_dir: &Path) -> LocalStack {
         stack_name,
         binaries: function_binaries().to_path_buf(),
         state_dir: state_dir.to_path_buf(),
-        catalog: repo("examples/catalog"),
+        catalog,
         // Bakes and backoffs take no time; the functions' timeouts still run on the wall clock.
         clock: Clock::Virtual,
     };
     LocalStack::up(&options).await.unwrap_or_else(|e| panic!("the local stack: {e}"))
 }
 
-fn signal(service: &str) -> serde_json::Value {
+pub(super) fn signal(service: &str) -> serde_json::Value {
     json!({"service": service, "trigger": {"kind": "cli", "id": uuid::Uuid::new_v4().to_string(), "actor": "test"}})
 }
 
