@@ -8,3 +8,8 @@ mod ownership;
 mod release;
 mod secrets;
 mod support;
+
+/// Tests that talk to the emulators (`scripts/emulators.sh start`).
+mod emulator {
+    mod cancel_remote;
+}
