@@ -7,16 +7,22 @@
 //! there is none does it ask again.
 
 use baton_domain::error::{ErrorName, TaskError, chain_text};
-use baton_domain::flow::{ReleaseContext, TriggerBuildRequest};
+use baton_domain::flow::{BuildStarted, ReleaseContext, TriggerBuildRequest};
 use baton_domain::ports::{BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::{EventKind, Stage};
-use baton_domain::rules::builds;
+use baton_domain::rules::{builds, deadline_after};
 use baton_domain::support::{Ports, call_json, provider_error};
 
 pub const NAME: &str = "trigger-build";
 
 pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_json::Value, TaskError> {
-    call_json(NAME, payload, |request| trigger_build(ports, request)).await
+    call_json(NAME, payload, |request: TriggerBuildRequest| async move {
+        let timeout = request.release.entry.delivery.build_timeout;
+        let asked = request.now.unwrap_or_else(|| ports.clock.now());
+        let run = trigger_build(ports, request).await?;
+        Ok(BuildStarted { run, deadline: deadline_after(asked, timeout.0) })
+    })
+    .await
 }
 
 /// Answers the run handle that poll-build needs to find the build again (`$.build`): the build
