@@ -228,18 +228,25 @@ pub async fn close_dead_holder(
         owner.owner,
         owner.beat_at.to_rfc3339()
     );
+    let closed = close_interrupted(store, &release, why, now).await;
+    let ended = store.end_run(run, fence).await;
+    let closed = closed?;
+    ended?;
+    Ok(closed)
+}
+
+/// Closes `release`, whose execution is gone, as failed with `Baton.Interrupted` and `why` (in
+/// its failure and its timeline). Returns whether this call closed it.
+async fn close_interrupted(store: &dyn ReleaseStore, release: &Release, why: String, now: DateTime<Utc>) -> Result<bool, TaskError> {
     let outcome = Outcome {
         status: OutcomeStatus::Failed,
         error: Some(CaughtError { error: ErrorName::Interrupted.as_str().to_owned(), cause: why.clone() }),
         action_needed: None,
     };
-    let closed = close_release(store, holder, &outcome, now).await;
-    let ended = store.end_run(run, fence).await;
-    let closed = closed?;
-    ended?;
+    let closed = close_release(store, &release.id, &outcome, now).await?;
     if closed.now {
         let event = StageEvent {
-            release_id: holder.clone(),
+            release_id: release.id.clone(),
             at: now,
             stage: release.stage,
             wave: None,
@@ -250,6 +257,22 @@ pub async fn close_dead_holder(
         store.append_event(&event).await?;
     }
     Ok(closed.now)
+}
+
+/// Closes `lapsed`, a release still `running` whose lock `holder` took after its lease lapsed
+/// ([`crate::rules::queue::lapsed_holders`]): its execution ended without closing it (on AWS, a
+/// StopExecution). Returns whether this call closed it.
+pub async fn close_lapsed_holder(
+    store: &dyn ReleaseStore,
+    lapsed: &Release,
+    holder: &ReleaseId,
+    now: DateTime<Utc>,
+) -> Result<bool, TaskError> {
+    let why = format!(
+        "its execution ended without closing it (stopped, timed out or gone) and let its lock lapse; the newer release {holder} \
+         took the service over (what it deployed stays until {holder} deploys over it)"
+    );
+    close_interrupted(store, lapsed, why, now).await
 }
 
 /// Frees the lock of `key` whoever holds it, for a person settling a release whose executor

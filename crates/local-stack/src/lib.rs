@@ -16,7 +16,7 @@ pub mod tables;
 pub mod template;
 
 use aws_sdk_dynamodb::config::ProvideCredentials;
-use baton_asl::{Clock, ExecutionOutcome, ExecutionStart, Executor, StateMachine, TaskCall, TaskFailure, TaskInvoker};
+use baton_asl::{Clock, ExecutionHandle, ExecutionOutcome, ExecutionStart, Executor, StateMachine, TaskCall, TaskFailure, TaskInvoker};
 use baton_aws::DynamoStore;
 use baton_domain::catalog::CatalogLoader;
 use baton_domain::error::chain_text;
@@ -119,11 +119,16 @@ impl LocalStack {
 
     /// Runs one execution of the release state machine to its end.
     pub async fn run(&self, execution_name: &str, input: Value) -> ExecutionOutcome {
+        self.start(execution_name, input).outcome().await
+    }
+
+    /// Starts one execution of the release state machine (its handle stops it as StopExecution does).
+    pub fn start(&self, execution_name: &str, input: Value) -> ExecutionHandle {
         let start = ExecutionStart {
             state_machine_name: format!("{}-{STATE_MACHINE}", self.template.names().stack_name),
             ..ExecutionStart::new(execution_name, input)
         };
-        self.executor.start(self.machine.clone(), start).outcome().await
+        self.executor.start(self.machine.clone(), start)
     }
 
     /// The release an execution carried, read back from the stack's release table (its
