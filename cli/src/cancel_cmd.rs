@@ -114,12 +114,7 @@ pub async fn run(args: CancelArgs) -> ExitCode {
         Ok(None) => return Failure::failed(format!("release {id} vanished from the local store")).report(),
         Err(err) => return Failure::failed(&err).sources_of(&err).report(),
     };
-    if args.json {
-        outln!("{}", serde_json::to_string_pretty(&json!({"release": release})).unwrap_or_default());
-    } else {
-        out!("{}", crate::view::summary(&release));
-    }
-    exit_for(Some(release.status))
+    report_closed(&release, args.json)
 }
 
 /// How often `--remote --wait` reads the record.
@@ -163,10 +158,15 @@ async fn run_remote(args: &CancelArgs, reason: &str) -> ExitCode {
             Err(err) => return Failure::failed(&err).sources_of(&err).report(),
         }
     };
-    if args.json {
+    report_closed(&release, args.json)
+}
+
+/// The closed release, as `baton release` shows it, and its exit code.
+fn report_closed(release: &baton_domain::release::Release, json: bool) -> ExitCode {
+    if json {
         outln!("{}", serde_json::to_string_pretty(&json!({"release": release})).unwrap_or_default());
     } else {
-        out!("{}", crate::view::summary(&release));
+        out!("{}", crate::view::summary(release));
     }
     exit_for(Some(release.status))
 }
