@@ -4,6 +4,7 @@
 
 use baton_asl::{EventType, ExecutionStatus};
 use baton_domain::release::{BuildStatus, ReleaseStatus};
+use baton_domain::support::{CancelAsked, ask_to_cancel};
 use baton_e2e::*;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -179,4 +180,37 @@ async fn a_dispatch_that_fails_after_github_acted_yields_one_run_that_the_releas
     assert_eq!(fixture.deployed(SERVICE, "box-1").as_deref(), Some("ghcr.io/acme/checkout:4f2a9c1"));
     assert_eq!(requests(&server, "POST").await.len(), 1, "dispatched once");
     assert_consistent(&baton, &release).await;
+}
+
+#[tokio::test]
+async fn a_release_cancelled_while_it_builds_cancels_its_build_and_fails() {
+    let server = github(u64::MAX, "success").await;
+    Mock::given(method("POST")).and(path(format!("{RUNS}/cancel"))).respond_with(ResponseTemplate::new(202)).expect(1).mount(&server).await;
+    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_CANCELLED", "");
+    let baton = fixture.baton();
+    let store = baton.ports().store.clone();
+    // A person asks for a stop once the build runs (what `baton cancel --remote` does on AWS).
+    let cancel = async {
+        loop {
+            let newest = store.list_releases(SERVICE, None, 1).await.unwrap().into_iter().next();
+            if let Some(release) = newest.filter(|r| r.build.as_ref().is_some_and(|b| b.status == BuildStatus::Running)) {
+                let asked = ask_to_cancel(store.as_ref(), &release.id, "ann", "wrong commit", chrono::Utc::now()).await.unwrap();
+                assert!(matches!(asked, CancelAsked::Asked(_)), "{asked:?}");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    let (outcome, ()) = tokio::join!(baton.run("exec-gha-cancelled", cli_input("cli-1")), cancel);
+    assert_status(&outcome, ExecutionStatus::Failed);
+
+    let release = release_of(&baton, "exec-gha-cancelled").await;
+    assert_eq!(release.status, ReleaseStatus::Failed, "nothing was deployed, so nothing rolls back");
+    let failure = release.failure.clone().unwrap();
+    assert_eq!(failure.error, "Baton.Interrupted");
+    assert!(failure.cause.contains("ann cancelled the release: wrong commit"), "{failure:?}");
+    assert_eq!(release.build.clone().expect("the build is recorded").status, BuildStatus::Cancelled);
+    assert_eq!(fixture.deployed(SERVICE, "box-1"), None, "nothing was deployed");
+    assert_consistent(&baton, &release).await;
+    assert_eq!(requests(&server, "POST").await.len(), 2, "dispatched once, cancelled once");
 }
