@@ -160,7 +160,7 @@ pub fn stop_if_cancelled(release: &Release) -> Result<(), TaskError> {
 #[derive(Debug, Clone, PartialEq)]
 pub enum CancelAsked {
     /// The record carries the request now (the first one's reason, if it was asked before).
-    Asked(Release),
+    Asked(Box<Release>),
     Missing,
     /// It had closed, with this status: nothing to cancel.
     Closed(ReleaseStatus),
@@ -196,7 +196,7 @@ pub async fn ask_to_cancel(
         message: why,
     };
     store.append_event(&event).await?;
-    Ok(CancelAsked::Asked(release))
+    Ok(CancelAsked::Asked(Box::new(release)))
 }
 
 /// Closes release `holder`, the holder of a lock `taker` waits for, when the process that ran it
