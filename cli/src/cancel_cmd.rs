@@ -1,10 +1,14 @@
 //! `baton cancel`: a person settles a release: rolled back if any wave deployed, closed, its lock
 //! freed, who and why recorded. A live local run is asked to stop (it rolls itself back, and this
 //! waits for it); a killed or interrupted one is claimed and rolled back by this command.
+//! With `--remote`, the release runs on AWS: the request goes on its record in the release table,
+//! and the execution's next task rolls it back (never StopExecution: docs/aws.md).
 
 use crate::failure::Failure;
 use crate::release_cmd::{CatalogArg, Report, StateDirArg, exit_for, open_local};
+use baton_domain::ports::ReleaseStore;
 use baton_domain::release::{EventKind, ReleaseId, StageEvent};
+use baton_domain::support::{CancelAsked, ask_to_cancel};
 use baton_local_runner::{HEARTBEAT, ResumeError, Resumption};
 use clap::Args;
 use serde_json::json;
@@ -24,6 +28,16 @@ pub struct CancelArgs {
     /// Print the result as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+    /// Cancel a release running on AWS: the request goes on its record in the release table, and
+    /// its execution's next task rolls it back, cancels its build, notifies and unlocks.
+    #[arg(long)]
+    pub remote: bool,
+    /// The release table (with --remote; the stack's ReleaseTableName output).
+    #[arg(long, env = "BATON_RELEASE_TABLE", requires = "remote")]
+    pub table: Option<String>,
+    /// With --remote: wait until the release is closed, and exit as `baton release` does.
+    #[arg(long, requires = "remote")]
+    pub wait: bool,
 }
 
 /// Exits as `baton release` does once the release is closed (1 rolled back or failed, 3 when its
@@ -32,6 +46,9 @@ pub async fn run(args: CancelArgs) -> ExitCode {
     let reason = args.reason.trim();
     if reason.is_empty() {
         return Failure::usage("--reason is empty").hint("say why the release is cancelled: it goes in its timeline").report();
+    }
+    if args.remote {
+        return run_remote(&args, reason).await;
     }
     // No bakes lie ahead of a rollback: the catalog's are skipped.
     let (baton, live) = match open_local(&args.catalog.path, &args.state, true, args.json, "baton cancel") {
@@ -97,10 +114,59 @@ pub async fn run(args: CancelArgs) -> ExitCode {
         Ok(None) => return Failure::failed(format!("release {id} vanished from the local store")).report(),
         Err(err) => return Failure::failed(&err).sources_of(&err).report(),
     };
-    if args.json {
+    report_closed(&release, args.json)
+}
+
+/// How often `--remote --wait` reads the record.
+const REMOTE_POLL: std::time::Duration = std::time::Duration::from_secs(5);
+
+async fn run_remote(args: &CancelArgs, reason: &str) -> ExitCode {
+    let Some(table) = args.table.as_deref() else {
+        return Failure::usage("--remote needs the release table")
+            .hint("pass --table or set BATON_RELEASE_TABLE (the stack's ReleaseTableName output)")
+            .report();
+    };
+    let config = match crate::remote::aws_config().await {
+        Ok(config) => config,
+        Err(err) => return Failure::usage(&err).sources_of(&err).report(),
+    };
+    let store = baton_aws::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let id = ReleaseId(args.release_id.clone());
+    let release = match ask_to_cancel(&store, &id, &crate::person(), reason, chrono::Utc::now()).await {
+        Ok(CancelAsked::Asked(release)) => release,
+        Ok(CancelAsked::Missing) => {
+            return Failure::usage(format!("no release {id} in table {table}")).hint("`baton history <service>` lists them").report();
+        }
+        Ok(CancelAsked::Closed(status)) => return Failure::usage(format!("release {id} is {status}: there is nothing to cancel")).report(),
+        Err(err) => return Failure::failed("cannot record the cancel request").caused_by(&err).report(),
+    };
+    if !args.wait {
+        if args.json {
+            outln!("{}", json!({"release": release.id, "cancel_requested": release.cancel_requested}));
+        } else {
+            outln!("asked {id} to stop: its next task rolls it back, cancels its build, notifies and unlocks");
+            outln!("follow it with: baton status {id} --watch");
+        }
+        return crate::exit::code(crate::exit::OK);
+    }
+    errln!("baton: asked {id} to stop; waiting for it to roll back and close");
+    let release = loop {
+        match store.get_release(&id).await {
+            Ok(Some(release)) if release.status.is_terminal() => break release,
+            Ok(Some(_)) => tokio::time::sleep(REMOTE_POLL).await,
+            Ok(None) => return Failure::failed(format!("release {id} vanished from table {table}")).report(),
+            Err(err) => return Failure::failed(&err).sources_of(&err).report(),
+        }
+    };
+    report_closed(&release, args.json)
+}
+
+/// The closed release, as `baton release` shows it, and its exit code.
+fn report_closed(release: &baton_domain::release::Release, json: bool) -> ExitCode {
+    if json {
         outln!("{}", serde_json::to_string_pretty(&json!({"release": release})).unwrap_or_default());
     } else {
-        out!("{}", crate::view::summary(&release));
+        out!("{}", crate::view::summary(release));
     }
     exit_for(Some(release.status))
 }

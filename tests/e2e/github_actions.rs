@@ -2,8 +2,9 @@
 //! executor, the real handlers and provider, GitHub played by a local server answering with the
 //! shapes GitHub's REST API documents.
 
-use baton_asl::ExecutionStatus;
+use baton_asl::{EventType, ExecutionStatus};
 use baton_domain::release::{BuildStatus, EventKind, ReleaseStatus, RunHandle, Stage};
+use baton_domain::support::{CancelAsked, ask_to_cancel};
 use baton_e2e::*;
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -42,13 +43,14 @@ async fn github(pending: u64, conclusion: &str) -> MockServer {
     server
 }
 
-fn fixture(server: &MockServer, token_variable: &str) -> Fixture {
+/// A fixture building on the stand-in GitHub; `extra`: lines added to `extensions.baton`.
+fn fixture(server: &MockServer, token_variable: &str, extra: &str) -> Fixture {
     let fixture = Fixture::new();
     let build = format!(
         "      provider: github-actions\n      repository: acme/checkout\n      workflow: release.yml\n      api-url: {}\n      token: env:{token_variable}\n      artifact: \"ghcr.io/acme/checkout:{{short-sha}}\"\n",
         server.uri()
     );
-    fixture.write_catalog_with_build(SERVICE, "", &build);
+    fixture.write_catalog_with_build(SERVICE, extra, &build);
     // SAFETY: each test sets its own variable before any thread of it reads the environment.
     #[allow(unsafe_code)]
     unsafe {
@@ -64,7 +66,7 @@ async fn requests(server: &MockServer, method_name: &str) -> Vec<wiremock::Reque
 #[tokio::test]
 async fn a_release_builds_on_github_actions_started_then_polled() {
     let server = github(3, "success").await;
-    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_OK");
+    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_OK", "");
     let baton = fixture.baton();
     let outcome = baton.run("exec-gha", cli_input("cli-1")).await;
     assert_status(&outcome, ExecutionStatus::Succeeded);
@@ -90,7 +92,7 @@ async fn a_release_builds_on_github_actions_started_then_polled() {
 #[tokio::test]
 async fn a_failed_github_actions_run_fails_the_release_before_any_wave() {
     let server = github(1, "failure").await;
-    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_FAILING");
+    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_FAILING", "");
     let baton = fixture.baton();
     let outcome = baton.run("exec-gha-fail", cli_input("cli-1")).await;
     assert_status(&outcome, ExecutionStatus::Failed);
@@ -106,18 +108,21 @@ async fn a_failed_github_actions_run_fails_the_release_before_any_wave() {
 }
 
 #[tokio::test]
-async fn a_build_the_release_stops_following_is_cancelled() {
-    // The run never ends: WaitForBuild gives up after its retries, and CancelBuild cancels it.
+async fn a_build_past_its_build_timeout_is_cancelled_and_the_release_fails() {
+    // The run never ends: the polls go on past any retry count until the build's deadline
+    // (build-timeout after TriggerBuild), then CancelBuild cancels it.
     let server = github(u64::MAX, "success").await;
     Mock::given(method("POST")).and(path(format!("{RUNS}/cancel"))).respond_with(ResponseTemplate::new(202)).expect(1).mount(&server).await;
-    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_ENDLESS");
+    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_ENDLESS", "    build-timeout: 3h\n");
     let baton = fixture.baton();
     let outcome = baton.run("exec-gha-endless", cli_input("cli-1")).await;
     assert_status(&outcome, ExecutionStatus::Failed);
-    assert_eq!(outcome.error.as_deref(), Some("Baton.BuildPending"), "the polls gave up");
+    assert_eq!(outcome.error.as_deref(), Some("Baton.BuildFailed"), "{:?}", outcome.cause);
 
     let release = release_of(&baton, "exec-gha-endless").await;
     assert_eq!(release.status, ReleaseStatus::Failed);
+    let failure = release.failure.clone().unwrap();
+    assert!(failure.cause.contains("build-timeout") && failure.cause.contains("still running"), "{failure:?}");
     let build = release.build.clone().expect("the build is recorded");
     assert_eq!(build.status, BuildStatus::Cancelled);
     assert_eq!(build.reason.as_deref(), Some("cancelled by Baton: the release stopped following it"));
@@ -134,6 +139,15 @@ async fn a_build_the_release_stops_following_is_cancelled() {
     assert_eq!(fixture.deployed(SERVICE, "box-1"), None, "nothing was deployed");
     assert_consistent(&baton, &release).await;
     assert_eq!(requests(&server, "POST").await.len(), 2, "dispatched once, cancelled once");
+    // Three hours of (virtual) polling, a minute apart: the deadline, not a count, ended it.
+    let entered = |event_type: EventType, state: &str| {
+        let named = |e: &&baton_asl::HistoryEvent| e.details.as_ref().and_then(|d| d.name.as_deref()) == Some(state);
+        outcome.history.iter().filter(|e| e.event_type == event_type).find(named).map(|e| e.timestamp).unwrap()
+    };
+    let waited = entered(EventType::PassStateEntered, "BuildTimedOut") - entered(EventType::TaskStateEntered, "TriggerBuild");
+    assert!(waited >= chrono::TimeDelta::hours(3) && waited < chrono::TimeDelta::minutes(185), "{waited:?}");
+    let polls = requests(&server, "GET").await.iter().filter(|r| r.url.path().starts_with(RUNS)).count();
+    assert!(polls > 150, "{polls} polls: more than any retry count allowed");
 }
 
 #[tokio::test]
@@ -156,7 +170,7 @@ async fn a_dispatch_that_fails_after_github_acted_yields_one_run_that_the_releas
         .mount(&server)
         .await;
     Mock::given(method("GET")).and(path(RUNS)).respond_with(run("completed", json!("success"))).mount(&server).await;
-    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_LOST_DISPATCH");
+    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_LOST_DISPATCH", "");
     let baton = fixture.baton();
     let outcome = baton.run("exec-gha-lost", cli_input("cli-1")).await;
     assert_status(&outcome, ExecutionStatus::Succeeded);
@@ -202,7 +216,7 @@ async fn github_answering_204(run_answer: ResponseTemplate) -> MockServer {
 #[tokio::test]
 async fn a_dispatch_answered_without_its_run_is_requested_and_started_only_once_the_run_shows() {
     let server = github_answering_204(run("completed", json!("success"))).await;
-    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_204");
+    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_204", "");
     let baton = fixture.baton();
     let outcome = baton.run("exec-gha-204", cli_input("cli-1")).await;
     assert_status(&outcome, ExecutionStatus::Succeeded);
@@ -241,7 +255,7 @@ async fn a_dispatch_that_never_gets_through_ends_the_release_saying_the_retries_
         .respond_with(listing)
         .mount(&server)
         .await;
-    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_DOWN");
+    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_DOWN", "");
     let baton = fixture.baton();
     let outcome = baton.run("exec-gha-down", cli_input("cli-1")).await;
     assert_status(&outcome, ExecutionStatus::Failed);
@@ -308,7 +322,7 @@ async fn an_hour_long_primary_rate_limit_is_waited_out_and_nothing_is_sent_befor
         .await;
     Mock::given(method("GET")).and(path(RUNS)).respond_with(noting(run("completed", json!("success")))).mount(&server).await;
 
-    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_HOUR");
+    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_HOUR", "");
     let mut ports = fixture.baton_with(baton_asl::Clock::Scaled(FACTOR)).ports().clone();
     ports.clock = clock.clone();
     let providers = baton_providers::LocalProviders::new(
@@ -341,7 +355,7 @@ async fn an_hour_long_primary_rate_limit_is_waited_out_and_nothing_is_sent_befor
 async fn a_run_found_after_a_204_dispatch_is_the_one_cancelled_when_the_release_stops_following_it() {
     let server = github_answering_204(run("in_progress", Value::Null)).await;
     Mock::given(method("POST")).and(path(format!("{RUNS}/cancel"))).respond_with(ResponseTemplate::new(202)).expect(1).mount(&server).await;
-    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_204_ENDLESS");
+    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_204_ENDLESS", "");
     let baton = fixture.baton();
     let outcome = baton.run("exec-gha-204-endless", cli_input("cli-1")).await;
     assert_status(&outcome, ExecutionStatus::Failed);
@@ -352,4 +366,37 @@ async fn a_run_found_after_a_204_dispatch_is_the_one_cancelled_when_the_release_
     let events = baton.ports().store.events(&release.id).await.unwrap();
     assert!(events.iter().any(|e| e.message == format!("cancelled build {RUN}: the release stopped following it")), "{events:#?}");
     assert_consistent(&baton, &release).await;
+}
+
+#[tokio::test]
+async fn a_release_cancelled_while_it_builds_cancels_its_build_and_fails() {
+    let server = github(u64::MAX, "success").await;
+    Mock::given(method("POST")).and(path(format!("{RUNS}/cancel"))).respond_with(ResponseTemplate::new(202)).expect(1).mount(&server).await;
+    let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_CANCELLED", "");
+    let baton = fixture.baton();
+    let store = baton.ports().store.clone();
+    // A person asks for a stop once the build runs (what `baton cancel --remote` does on AWS).
+    let cancel = async {
+        loop {
+            let newest = store.list_releases(SERVICE, None, 1).await.unwrap().into_iter().next();
+            if let Some(release) = newest.filter(|r| r.build.as_ref().is_some_and(|b| b.status == BuildStatus::Running)) {
+                let asked = ask_to_cancel(store.as_ref(), &release.id, "ann", "wrong commit", chrono::Utc::now()).await.unwrap();
+                assert!(matches!(asked, CancelAsked::Asked(_)), "{asked:?}");
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    };
+    let (outcome, ()) = tokio::join!(baton.run("exec-gha-cancelled", cli_input("cli-1")), cancel);
+    assert_status(&outcome, ExecutionStatus::Failed);
+
+    let release = release_of(&baton, "exec-gha-cancelled").await;
+    assert_eq!(release.status, ReleaseStatus::Failed, "nothing was deployed, so nothing rolls back");
+    let failure = release.failure.clone().unwrap();
+    assert_eq!(failure.error, "Baton.Interrupted");
+    assert!(failure.cause.contains("ann cancelled the release: wrong commit"), "{failure:?}");
+    assert_eq!(release.build.clone().expect("the build is recorded").status, BuildStatus::Cancelled);
+    assert_eq!(fixture.deployed(SERVICE, "box-1"), None, "nothing was deployed");
+    assert_consistent(&baton, &release).await;
+    assert_eq!(requests(&server, "POST").await.len(), 2, "dispatched once, cancelled once");
 }

@@ -4,12 +4,15 @@ mod asl;
 mod crash;
 mod dora_scale;
 mod durable;
-/// Tests that need what `scripts/emulators.sh start` installs (here: headless Chromium).
-mod emulator {
-    mod dashboard;
-}
 mod github_actions_example;
 mod ownership;
 mod release;
 mod secrets;
 mod support;
+
+/// Tests that need what `scripts/emulators.sh start` starts or installs: the emulators, and
+/// headless Chromium for the dashboard.
+mod emulator {
+    mod cancel_remote;
+    mod dashboard;
+}

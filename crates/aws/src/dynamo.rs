@@ -14,7 +14,7 @@ use aws_sdk_dynamodb::types::{
 };
 use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError};
 use baton_domain::redact::scrub_owned;
-use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
+use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, StageEvent};
 use baton_domain::sketch::Sketch;
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use std::collections::HashMap;
@@ -38,6 +38,9 @@ const RELEASE_SK: &str = "RELEASE";
 const LISTING_PK: &str = "LPK";
 const LISTING_SK: &str = "LSK";
 const EVENT_COUNTER_SK: &str = "EVENT-SEQ";
+/// A release item's cancel request, outside its `record` so that one UpdateItem (by
+/// `baton cancel --remote`, or by hand: docs/aws.md) sets it; it wins over the record's copy.
+pub const CANCEL_ATTRIBUTE: &str = "cancel_requested";
 /// A transaction that collides with a concurrent one on the same idempotency key is
 /// cancelled with `TransactionConflict`; retrying (with a growing pause) settles which one won.
 const TRANSACTION_ATTEMPTS: u32 = 8;
@@ -260,7 +263,7 @@ impl DynamoStore {
         };
         // Usually the record stays where list_releases finds it: one conditional write.
         let stays = record(
-            format!("{} AND {LISTING_PK} = :lpk AND {LISTING_SK} = :lsk", version_condition(release.version)),
+            format!("{} AND {LISTING_PK} = :lpk AND {LISTING_SK} = :lsk", write_condition(release)),
             Some((listing_pk(&release.service, &release.environment), release_order(release))),
         )?;
         let mut items = vec![TransactWriteItem::builder().put(stays).build()];
@@ -276,13 +279,13 @@ impl DynamoStore {
             _ => return Err(write_cancelled(release, &reasons)),
         };
         let old = match old {
-            Some(old) if stored_version(&old) == release.version => old,
+            Some(old) if stored_version(&old) == release.version && !drops_cancel(release, &old) => old,
             other => return Err(version_conflict(release, other.as_ref())),
         };
         // The version holds, so the listing moved (a new environment or creation time), or the
         // record predates listings: move the listing item with the write.
         let mut items = vec![
-            TransactWriteItem::builder().put(record(version_condition(release.version).to_string(), None)?).build(),
+            TransactWriteItem::builder().put(record(write_condition(release), None)?).build(),
             TransactWriteItem::builder().put(self.listing_put(release)?).build(),
         ];
         if let (Ok(pk), Ok(sk)) = (string_attr(&old, LISTING_PK), string_attr(&old, LISTING_SK)) {
@@ -402,6 +405,26 @@ impl ReleaseStore for DynamoStore {
 
     async fn put_release(&self, release: &Release) -> Result<u64, StoreError> {
         self.replace(release, Vec::new()).await
+    }
+
+    async fn request_cancel(&self, id: &ReleaseId, reason: &str) -> Result<bool, StoreError> {
+        // Only an open release takes a request; the first reason stays.
+        let open = [ReleaseStatus::Queued, ReleaseStatus::Running, ReleaseStatus::Interrupted];
+        debug_assert!(open.iter().all(|status| !status.is_terminal()));
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(PK, s(release_pk(id)))
+            .key(SK, s(RELEASE_SK))
+            .update_expression(format!("SET {CANCEL_ATTRIBUTE} = if_not_exists({CANCEL_ATTRIBUTE}, :reason)"))
+            .condition_expression("attribute_exists(PK) AND #status IN (:open0, :open1, :open2)")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":reason", s(scrub_owned(reason.to_owned())));
+        for (i, status) in open.iter().enumerate() {
+            request = request.expression_attribute_values(format!(":open{i}"), s(status.as_str()));
+        }
+        Ok(conditional(request.send().await)?.is_ok())
     }
 
     async fn list_releases(&self, service: &str, environment: Option<&str>, limit: usize) -> Result<Vec<Release>, StoreError> {
@@ -798,7 +821,7 @@ fn release_item(release: &Release, version: u64) -> Result<Item, StoreError> {
     // Records outlive the process and are shown to anyone who can read the table.
     let record = scrub_owned(record);
     let order = release_order(release);
-    Ok(HashMap::from([
+    let mut item = HashMap::from([
         (PK.to_string(), s(release_pk(&release.id))),
         (SK.to_string(), s(RELEASE_SK)),
         ("GSI1PK".to_string(), s(service_key(&release.service))),
@@ -813,7 +836,11 @@ fn release_item(release: &Release, version: u64) -> Result<Item, StoreError> {
         // Mirrors the record's version, for the condition of the next write.
         ("version".to_string(), n(version)),
         ("record".to_string(), s(record)),
-    ]))
+    ]);
+    if let Some(reason) = &release.cancel_requested {
+        item.insert(CANCEL_ATTRIBUTE.to_string(), s(scrub_owned(reason.clone())));
+    }
+    Ok(item)
 }
 
 fn next_version(release: &Release) -> Result<u64, StoreError> {
@@ -829,6 +856,20 @@ fn version_condition(read: u64) -> &'static str {
     if read == 0 { "attribute_exists(PK) AND (attribute_not_exists(version) OR version = :read)" } else { "version = :read" }
 }
 
+/// The condition of a write of `release` ([`version_condition`]), which also fails when a cancel
+/// was requested since it was read (that request changes no version): the writer reads again.
+fn write_condition(release: &Release) -> String {
+    match release.cancel_requested {
+        Some(_) => version_condition(release.version).to_string(),
+        None => format!("{} AND attribute_not_exists({CANCEL_ATTRIBUTE})", version_condition(release.version)),
+    }
+}
+
+/// Whether writing `release` over the stored `item` would drop a cancel request.
+fn drops_cancel(release: &Release, item: &Item) -> bool {
+    release.cancel_requested.is_none() && item.contains_key(CANCEL_ATTRIBUTE)
+}
+
 /// The version of a stored release item; items written before versions existed are at 0.
 fn stored_version(item: &Item) -> u64 {
     item.get("version").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0)
@@ -838,6 +879,9 @@ fn stored_version(item: &Item) -> u64 {
 fn version_conflict(release: &Release, old: Option<&Item>) -> StoreError {
     match old {
         None => StoreError::conflict(format!("release {} does not exist; create_release stores new releases", release.id)),
+        Some(item) if stored_version(item) == release.version && drops_cancel(release, item) => {
+            StoreError::conflict(format!("release {}: a cancel was requested since it was read", release.id))
+        }
         Some(item) => StoreError::conflict(format!(
             "release {}: written at version {}, but another write made it {}",
             release.id,
@@ -861,7 +905,11 @@ fn write_cancelled(release: &Release, reasons: &[CancellationReason]) -> StoreEr
 }
 
 fn parse_release(item: &Item) -> Result<Release, StoreError> {
-    parse_record(item, "release")
+    let mut release: Release = parse_record(item, "release")?;
+    if item.contains_key(CANCEL_ATTRIBUTE) {
+        release.cancel_requested = Some(string_attr(item, CANCEL_ATTRIBUTE)?.to_owned());
+    }
+    Ok(release)
 }
 
 fn parse_record<T: serde::de::DeserializeOwned>(item: &Item, what: &str) -> Result<T, StoreError> {

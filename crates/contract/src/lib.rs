@@ -79,6 +79,7 @@ macro_rules! store_contract_tests {
             a_close_that_failed_once_counts_once_when_retried,
             a_close_whose_answer_was_lost_counts_once_when_retried,
             a_close_frees_the_lock_its_release_holds_and_no_other,
+            a_cancel_request_stays_on_an_open_release_whoever_writes_it,
             a_run_has_one_owner_until_it_goes_silent,
             a_lost_run_is_fenced_and_an_ended_one_free,
             a_cancel_request_reaches_the_owner_until_the_next_claim,
@@ -778,6 +779,63 @@ pub async fn a_close_lands_with_its_rollup_or_not_at_all(store: &dyn ReleaseStor
     assert_eq!(store.rollups("web", "prod", day, day.succ_opt().unwrap()).await.expect("rollups").len(), 1);
 }
 
+/// A cancel request lands on an open release at once and is never lost: a writer that read the
+/// record before it conflicts (and reads it again), the first reason stays, and a closed or
+/// missing release takes none.
+pub async fn a_cancel_request_stays_on_an_open_release_whoever_writes_it(store: &dyn ReleaseStore) {
+    let mut running = release_at("rel-web-1", "web", "prod", t0());
+    running.status = ReleaseStatus::Running;
+    store.create_release(&running, "k1").await.expect("create_release");
+    let read_before = store.get_release(&running.id).await.expect("get_release").expect("the release exists");
+
+    assert!(store.request_cancel(&running.id, "ann cancelled the release: wrong commit").await.expect("request_cancel"));
+    assert!(
+        store.request_cancel(&running.id, "bob cancelled the release: twice").await.expect("request_cancel"),
+        "asked again: still asked"
+    );
+    let asked = store.get_release(&running.id).await.expect("get_release").expect("the release exists");
+    assert_eq!(asked.cancel_requested.as_deref(), Some("ann cancelled the release: wrong commit"), "the first reason stays");
+
+    let mut stale = read_before.clone();
+    stale.stage = Stage::Deploy;
+    match store.put_release(&stale).await {
+        Err(StoreError::Conflict { .. }) => {}
+        other => panic!("a put of a record read before the cancel request must fail with Conflict, got {other:?}"),
+    }
+    let mut closing = read_before;
+    closing.status = ReleaseStatus::RolledBack;
+    match store.close_release(&closing, &rollup_key("web", "prod", date(2026, 3, 14)), &Rollup::default()).await {
+        Err(StoreError::Conflict { .. }) => {}
+        other => panic!("a close of a record read before the cancel request must fail with Conflict, got {other:?}"),
+    }
+    let mut reread = store.get_release(&running.id).await.expect("get_release").expect("the release exists");
+    reread.stage = Stage::Deploy;
+    let version = store.put_release(&reread).await.expect("put_release of the record read again");
+    let written = store.get_release(&running.id).await.expect("get_release").expect("the release exists");
+    assert_eq!((written.stage, written.version), (Stage::Deploy, version));
+    assert_eq!(written.cancel_requested.as_deref(), Some("ann cancelled the release: wrong commit"), "a write keeps the request");
+
+    let mut closed = written;
+    closed.status = ReleaseStatus::RolledBack;
+    closed.stage = Stage::Done;
+    store.close_release(&closed, &rollup_key("web", "prod", date(2026, 3, 14)), &Rollup::default()).await.expect("close_release");
+    let other = release_at("rel-web-2", "web", "prod", t0() + TimeDelta::minutes(1));
+    store.create_release(&other, "k2").await.expect("create_release");
+    store
+        .close_release(
+            &Release { status: ReleaseStatus::Succeeded, ..other.clone() },
+            &rollup_key("web", "prod", date(2026, 3, 14)),
+            &Rollup::default(),
+        )
+        .await
+        .expect("close_release");
+    assert!(!store.request_cancel(&other.id, "too late").await.expect("request_cancel"), "a closed release takes no request");
+    let after = store.get_release(&other.id).await.expect("get_release").expect("the release exists");
+    assert_eq!(after.cancel_requested, None, "and keeps none");
+    assert!(!store.request_cancel(&ReleaseId("rel-web-404".into()), "nothing").await.expect("request_cancel"), "nor a missing one");
+    assert_eq!(store.get_release(&ReleaseId("rel-web-404".into())).await.expect("get_release"), None, "which it does not create");
+}
+
 /// Closing a release and freeing the lock it holds are one write: a close frees the lock of its
 /// service and environment when the release holds it, and leaves another holder's alone.
 pub async fn a_close_frees_the_lock_its_release_holds_and_no_other(store: &dyn ReleaseStore) {
@@ -964,6 +1022,9 @@ impl<'a, S: Deref<Target = dyn ReleaseStore + 'a> + Send + Sync> ReleaseStore fo
         }
         Err(StoreError::unavailable("the store did not answer the close in time"))
     }
+    async fn request_cancel(&self, id: &ReleaseId, reason: &str) -> Result<bool, StoreError> {
+        self.inner.request_cancel(id, reason).await
+    }
     async fn rollups(
         &self,
         service: &str,
@@ -1112,6 +1173,7 @@ pub fn release_at(id: &str, service: &str, environment: &str, created_at: DateTi
         finished_at: None,
         failure: None,
         execution: None,
+        cancel_requested: None,
         notifier_state: serde_json::Map::new(),
         version: 0,
     }
@@ -1207,6 +1269,7 @@ fn full_release() -> Release {
             stage: Some(Stage::Deploy),
         }),
         execution: Some("arn:aws:states:eu-west-1:123456789012:execution:baton:rel-web-1".into()),
+        cancel_requested: Some("ann cancelled the release: wrong commit".into()),
         notifier_state: notifier_state.as_object().cloned().unwrap(),
         version: 0,
     }

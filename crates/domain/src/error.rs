@@ -60,8 +60,9 @@ error_names! {
     /// A bug, an unexpected state, or a store that refuses requests (a missing IAM grant); the
     /// cause says what. Not retried: it needs a person.
     Internal => "Baton.Internal",
-    /// The release's local run was stopped (a signal, `baton cancel`) and the release closed by
-    /// rolling it back; the cause says who or what stopped it. Raised by no handler.
+    /// The release was stopped (a signal, `baton cancel`, a cancel requested on its record) and
+    /// is closed by rolling it back; the cause says who or what stopped it. Raised by the tasks
+    /// that move a release forward once its record carries a cancel request.
     Interrupted => "Baton.Interrupted",
 }
 

@@ -90,6 +90,18 @@ pub struct Registered {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TriggerBuildRequest {
     pub release: ReleaseContext,
+    /// When the execution entered the state (`$$.State.EnteredTime`, the same across the
+    /// task's retries): the build's deadline runs from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// What trigger-build answers (`$.build`): the build to follow, and when it must have finished
+/// (its `build-timeout` after the request), which the definition compares with each poll's time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BuildStarted {
+    pub run: RunHandle,
+    pub deadline: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -169,6 +169,11 @@ pub trait ReleaseStore: Send + Sync {
     /// crash between closing and unlocking keeps the lock. An all-zero `delta` adds nothing.
     /// Returns the record's new version.
     async fn close_release(&self, release: &Release, rollup: &RollupKey, delta: &Rollup) -> Result<u64, StoreError>;
+    /// Asks release `id` to stop and roll back, for `reason`: sets its
+    /// [`cancel_requested`](Release::cancel_requested) unless it was set before (the first
+    /// reason stays), so that a writer holding an older read of the record cannot drop it.
+    /// Returns false, writing nothing, when there is no such release or it is closed.
+    async fn request_cancel(&self, id: &ReleaseId, reason: &str) -> Result<bool, StoreError>;
     /// Rollups for `from..=to`, by day, days without any omitted.
     async fn rollups(
         &self,

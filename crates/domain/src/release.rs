@@ -428,6 +428,13 @@ pub struct Release {
     /// Execution id or ARN of the state machine run that carries this release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub execution: Option<String>,
+    /// A person asked for the release to stop and roll back, and why (`baton cancel --remote`,
+    /// or the record's `cancel_requested` attribute set by hand): every task that moves the
+    /// release forward raises `Baton.Interrupted` once it is set ([`ReleaseStore::request_cancel`]).
+    ///
+    /// [`ReleaseStore::request_cancel`]: crate::ports::ReleaseStore::request_cancel
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_requested: Option<String>,
     /// Per-notifier state, such as a Slack message's channel and ts, keyed by notifier name.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub notifier_state: serde_json::Map<String, serde_json::Value>,

@@ -147,6 +147,58 @@ pub async fn close_release(store: &dyn ReleaseStore, id: &ReleaseId, outcome: &O
     .await
 }
 
+/// `Baton.Interrupted` when a person asked `release` to stop and roll back
+/// ([`Release::cancel_requested`]): the definition catches it as any failure of the stage.
+pub fn stop_if_cancelled(release: &Release) -> Result<(), TaskError> {
+    match &release.cancel_requested {
+        Some(reason) => Err(TaskError::new(ErrorName::Interrupted, format!("release {} was cancelled: {reason}", release.id))),
+        None => Ok(()),
+    }
+}
+
+/// What [`ask_to_cancel`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CancelAsked {
+    /// The record carries the request now (the first one's reason, if it was asked before).
+    Asked(Box<Release>),
+    Missing,
+    /// It had closed, with this status: nothing to cancel.
+    Closed(ReleaseStatus),
+}
+
+/// `person` asks release `id` to stop and roll back, for `reason`, wherever it runs: the request
+/// goes on its record, where its next task finds it and raises `Baton.Interrupted` (the
+/// definition rolls back, cancels a build it follows, notifies and unlocks), and in its timeline.
+/// What `baton cancel --remote` does; one UpdateItem by hand does the first half (docs/aws.md).
+pub async fn ask_to_cancel(
+    store: &dyn ReleaseStore,
+    id: &ReleaseId,
+    person: &str,
+    reason: &str,
+    now: DateTime<Utc>,
+) -> Result<CancelAsked, StoreError> {
+    let why = format!("{person} cancelled the release: {reason}");
+    if !store.request_cancel(id, &why).await? {
+        return Ok(match store.get_release(id).await? {
+            Some(release) => CancelAsked::Closed(release.status),
+            None => CancelAsked::Missing,
+        });
+    }
+    let release =
+        store.get_release(id).await?.ok_or_else(|| StoreError::corrupt(format!("release {id} vanished after its cancel request")))?;
+    let event = StageEvent {
+        release_id: id.clone(),
+        at: now,
+        stage: release.stage,
+        wave: None,
+        target: None,
+        kind: EventKind::Cancelled,
+        message: why,
+    };
+    store.append_event(&event).await?;
+    Ok(CancelAsked::Asked(Box::new(release)))
+}
+
 /// Closes release `holder`, the holder of a lock `taker` waits for, when the process that ran it
 /// stopped beating ([`RUN_SILENT_AFTER`]): its lease would keep every newer release waiting for
 /// minutes, and running it on later would deploy its older commit over newer work. The run is
@@ -176,18 +228,25 @@ pub async fn close_dead_holder(
         owner.owner,
         owner.beat_at.to_rfc3339()
     );
+    let closed = close_interrupted(store, &release, why, now).await;
+    let ended = store.end_run(run, fence).await;
+    let closed = closed?;
+    ended?;
+    Ok(closed)
+}
+
+/// Closes `release`, whose execution is gone, as failed with `Baton.Interrupted` and `why` (in
+/// its failure and its timeline). Returns whether this call closed it.
+async fn close_interrupted(store: &dyn ReleaseStore, release: &Release, why: String, now: DateTime<Utc>) -> Result<bool, TaskError> {
     let outcome = Outcome {
         status: OutcomeStatus::Failed,
         error: Some(CaughtError { error: ErrorName::Interrupted.as_str().to_owned(), cause: why.clone() }),
         action_needed: None,
     };
-    let closed = close_release(store, holder, &outcome, now).await;
-    let ended = store.end_run(run, fence).await;
-    let closed = closed?;
-    ended?;
+    let closed = close_release(store, &release.id, &outcome, now).await?;
     if closed.now {
         let event = StageEvent {
-            release_id: holder.clone(),
+            release_id: release.id.clone(),
             at: now,
             stage: release.stage,
             wave: None,
@@ -198,6 +257,22 @@ pub async fn close_dead_holder(
         store.append_event(&event).await?;
     }
     Ok(closed.now)
+}
+
+/// Closes `lapsed`, a release still `running` whose lock `holder` took after its lease lapsed
+/// ([`crate::rules::queue::lapsed_holders`]): its execution ended without closing it (on AWS, a
+/// StopExecution). Returns whether this call closed it.
+pub async fn close_lapsed_holder(
+    store: &dyn ReleaseStore,
+    lapsed: &Release,
+    holder: &ReleaseId,
+    now: DateTime<Utc>,
+) -> Result<bool, TaskError> {
+    let why = format!(
+        "its execution ended without closing it (stopped, timed out or gone) and let its lock lapse; the newer release {holder} \
+         took the service over (what it deployed stays until {holder} deploys over it)"
+    );
+    close_interrupted(store, lapsed, why, now).await
 }
 
 /// Frees the lock of `key` whoever holds it, for a person settling a release whose executor
@@ -345,6 +420,15 @@ impl Ports {
         };
         self.store.append_event(&event).await?;
         Ok(())
+    }
+
+    /// Reads the record and raises `Baton.Interrupted` if a person asked the release to stop
+    /// ([`stop_if_cancelled`]). Every task that moves a release forward calls it first (or reads
+    /// the record and calls [`stop_if_cancelled`]); the definition then rolls the release back.
+    pub async fn stop_if_cancelled(&self, context: &ReleaseContext) -> Result<Release, TaskError> {
+        let release = self.release(context).await?;
+        stop_if_cancelled(&release)?;
+        Ok(release)
     }
 
     /// Renews this release's lock; fails if another release took it after the lease lapsed,

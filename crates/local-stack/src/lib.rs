@@ -16,7 +16,7 @@ pub mod tables;
 pub mod template;
 
 use aws_sdk_dynamodb::config::ProvideCredentials;
-use baton_asl::{Clock, ExecutionOutcome, ExecutionStart, Executor, StateMachine, TaskCall, TaskFailure, TaskInvoker};
+use baton_asl::{Clock, ExecutionHandle, ExecutionOutcome, ExecutionStart, Executor, StateMachine, TaskCall, TaskFailure, TaskInvoker};
 use baton_aws::DynamoStore;
 use baton_domain::catalog::CatalogLoader;
 use baton_domain::error::chain_text;
@@ -124,23 +124,34 @@ impl LocalStack {
 
     /// Runs one execution of the release state machine to its end.
     pub async fn run(&self, execution_name: &str, input: Value) -> ExecutionOutcome {
+        self.start(execution_name, input).outcome().await
+    }
+
+    /// Starts one execution of the release state machine (its handle stops it as StopExecution does).
+    pub fn start(&self, execution_name: &str, input: Value) -> ExecutionHandle {
         let start = ExecutionStart {
             state_machine_name: format!("{}-{STATE_MACHINE}", self.template.names().stack_name),
             ..ExecutionStart::new(execution_name, input)
         };
-        self.executor.start(self.machine.clone(), start).outcome().await
+        self.executor.start(self.machine.clone(), start)
     }
 
     /// The release an execution carried, read back from the stack's release table (its
     /// `ReleaseTableName` output): the one its output names, else the service's newest.
     pub async fn release(&self, service: &str, outcome: &ExecutionOutcome) -> Result<Option<Release>, StackError> {
-        let store = DynamoStore::new(self.dynamodb.clone(), self.template.output("ReleaseTableName")?);
+        let store = self.release_store()?;
         let named = outcome.output.as_ref().and_then(|o| o.pointer("/release/id")).and_then(Value::as_str);
         let found = match named {
             Some(id) => store.get_release(&ReleaseId(id.to_string())).await,
             None => store.list_releases(service, None, 1).await.map(|releases| releases.into_iter().next()),
         };
         found.map_err(|e| StackError::Setup(format!("the release table: {}", chain_text(&e))))
+    }
+
+    /// The stack's release table (its `ReleaseTableName` output), as the functions and the CLI's
+    /// remote commands read it.
+    pub fn release_store(&self) -> Result<DynamoStore, StackError> {
+        Ok(DynamoStore::new(self.dynamodb.clone(), self.template.output("ReleaseTableName")?))
     }
 
     /// The operations each principal performed so far, by logical id: the functions' records

@@ -24,6 +24,7 @@ pub fn entry_in(dir: &Path) -> ServiceEntry {
             team: None,
             on_call: None,
             build: ProviderBlock::of("command", &CommandBuild { run: CommandRun::new(command.clone()), artifact_file: None }),
+            build_timeout: Delivery::DEFAULT_BUILD_TIMEOUT,
             deploy: DeploySpec {
                 target: ProviderBlock::of("command", &CommandDeploy { run: CommandRun::new(command.clone()), rollback_command: None }),
                 waves: vec![WaveSpec {

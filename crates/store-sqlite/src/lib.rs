@@ -323,6 +323,27 @@ impl ReleaseStore for SqliteStore {
         .await
     }
 
+    async fn request_cancel(&self, id: &ReleaseId, reason: &str) -> Result<bool, StoreError> {
+        let (id, reason) = (id.0.clone(), reason.to_owned());
+        self.write("request_cancel", move |tx| {
+            let body: Option<String> =
+                tx.prepare_cached("SELECT body FROM releases WHERE id = ?1")?.query_row([&id], |r| r.get(0)).optional()?;
+            let Some(mut release) = body.map(|body| decode_release(&id, &body)).transpose()? else { return Ok(false) };
+            if release.status.is_terminal() {
+                return Ok(false);
+            }
+            if release.cancel_requested.is_none() {
+                release.cancel_requested = Some(reason);
+                // A new version: a writer holding the record as it was read before conflicts,
+                // reads it again and keeps the request.
+                let (row, read) = ReleaseRow::next(&release)?;
+                replace_release(tx, &row, read)?;
+            }
+            Ok(true)
+        })
+        .await
+    }
+
     async fn list_releases(&self, service: &str, environment: Option<&str>, limit: usize) -> Result<Vec<Release>, StoreError> {
         self.list("list_releases", service, environment, i64::MIN, i64::try_from(limit).unwrap_or(i64::MAX)).await
     }

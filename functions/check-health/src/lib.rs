@@ -24,6 +24,7 @@ pub async fn check_health(ports: &Ports, request: CheckHealthRequest) -> Result<
     let wave = &request.wave;
     let health = &context.entry.delivery.health;
     ports.renew_lock(context).await?;
+    ports.stop_if_cancelled(context).await?;
     let gates: Vec<Box<dyn HealthGate>> = health
         .gates
         .iter()

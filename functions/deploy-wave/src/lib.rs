@@ -8,7 +8,7 @@ use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError
 use baton_domain::release::{Artifact, EventKind, Release, Stage, WaveRecord, WaveStatus};
 use baton_domain::rules::waves::{self, WaveDeploy};
 use baton_domain::rules::{rollback, timeline};
-use baton_domain::support::{Ports, invocation_deadline, provider_error};
+use baton_domain::support::{Ports, invocation_deadline, provider_error, stop_if_cancelled};
 use baton_domain::telemetry;
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
@@ -72,6 +72,10 @@ pub async fn start(
     entered: Option<DateTime<Utc>>,
 ) -> Result<WaveStarted, TaskError> {
     ports.renew_lock(context).await?;
+    if !rollback {
+        // A cancelled release starts no more targets: it rolls back what it started.
+        ports.stop_if_cancelled(context).await?;
+    }
     let deployer = deployer(ports, context)?;
     let now = ports.clock.now();
     let mut release = ports
@@ -219,6 +223,9 @@ pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, roll
     ports.renew_lock(context).await?;
     let deployer = deployer(ports, context)?;
     let mut release = ports.release(context).await?;
+    if !rollback {
+        stop_if_cancelled(&release)?;
+    }
     let record = wave_record(&mut release, wave).ok_or_else(|| no_record(context, wave))?;
     let was_rolled_back = record.status == WaveStatus::RolledBack;
     let deployer = deployer.as_ref();

@@ -15,7 +15,7 @@ use baton_domain::release::TriggerKind;
 use baton_domain::release::{EventKind, LockKey, Release, ReleaseId, ReleaseStatus, Stage};
 use baton_domain::rules::admission::{self, Refusal};
 use baton_domain::rules::{queue, rollback};
-use baton_domain::support::{LOCK_LEASE, Ports, close_dead_holder};
+use baton_domain::support::{LOCK_LEASE, Ports, close_dead_holder, close_lapsed_holder};
 
 pub use signal::normalise;
 
@@ -84,6 +84,8 @@ fn context_of(id: ReleaseId, release: &Release, entry: ServiceEntry) -> ReleaseC
 }
 
 pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, TaskError> {
+    // A release cancelled while it waits for the lock stops waiting.
+    ports.stop_if_cancelled(context).await?;
     let key = LockKey::new(&context.service, &context.environment);
     let now = ports.clock.now();
     let holds_it = ports.store.lock_holder(&key, now).await?.is_some_and(|info| info.holder == context.id);
@@ -137,6 +139,11 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
         })
         .await?;
     ports.record_event(context, Stage::Build, None, EventKind::Started, "lock taken; release running").await?;
+    for lapsed in queue::lapsed_holders(&context.id, &recent) {
+        if close_lapsed_holder(ports.store.as_ref(), lapsed, &context.id, started).await? {
+            tracing::warn!(release = %context.id, lapsed = %lapsed.id, "a release whose execution ended without closing it let its lock lapse: closed it");
+        }
+    }
     Ok(Done {})
 }
 

@@ -54,6 +54,7 @@ pub async fn cancel_build(ports: &Ports, request: PollBuildRequest) -> Result<()
 pub async fn poll_build(ports: &Ports, mut request: PollBuildRequest) -> Result<Artifact, TaskError> {
     let context = &request.release.clone();
     ports.renew_lock(context).await?;
+    ports.stop_if_cancelled(context).await?;
     let provider =
         ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
     request.build = recorded_run(ports, context, request.build).await?;

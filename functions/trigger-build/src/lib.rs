@@ -7,16 +7,22 @@
 //! there is none does it ask again.
 
 use baton_domain::error::{ErrorName, TaskError, chain_text};
-use baton_domain::flow::{ReleaseContext, TriggerBuildRequest};
+use baton_domain::flow::{BuildStarted, ReleaseContext, TriggerBuildRequest};
 use baton_domain::ports::{BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::{EventKind, Stage};
-use baton_domain::rules::builds;
+use baton_domain::rules::{builds, deadline_after};
 use baton_domain::support::{Ports, call_json, provider_error};
 
 pub const NAME: &str = "trigger-build";
 
 pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_json::Value, TaskError> {
-    call_json(NAME, payload, |request| trigger_build(ports, request)).await
+    call_json(NAME, payload, |request: TriggerBuildRequest| async move {
+        let timeout = request.release.entry.delivery.build_timeout;
+        let asked = request.now.unwrap_or_else(|| ports.clock.now());
+        let run = trigger_build(ports, request).await?;
+        Ok(BuildStarted { run, deadline: deadline_after(asked, timeout.0) })
+    })
+    .await
 }
 
 /// Answers the run handle that poll-build needs to find the build again (`$.build`): the build
@@ -25,6 +31,8 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
 pub async fn trigger_build(ports: &Ports, request: TriggerBuildRequest) -> Result<RunHandle, TaskError> {
     let context = &request.release;
     ports.renew_lock(context).await?;
+    // Before a build starts: a release cancelled meanwhile starts none.
+    ports.stop_if_cancelled(context).await?;
     let spec = &context.entry.delivery.build;
     let provider = ports.providers.build(spec, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
     let build = BuildRequest {

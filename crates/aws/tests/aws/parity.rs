@@ -7,8 +7,7 @@
 use async_trait::async_trait;
 use baton_asl::{Clock, EventType, ExecutionStart, Executor, StateMachine, TaskCall, TaskFailure, TaskInvoker};
 use baton_domain::error::ErrorName;
-use baton_domain::flow::{Done, Registered, ReleaseContext, RollbackPlan, WatchReport, WavePlan};
-use baton_domain::ports::RunHandle;
+use baton_domain::flow::{BuildStarted, Done, Registered, ReleaseContext, RollbackPlan, WatchReport, WavePlan};
 use baton_domain::release::Artifact;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -312,7 +311,7 @@ fn conforms<T: DeserializeOwned + serde::Serialize>(payload: &Value) -> Result<(
 fn contract(state: &str) -> fn(&Value) -> Result<(), String> {
     match state {
         "Register" => conforms::<Registered>,
-        "TriggerBuild" => conforms::<RunHandle>,
+        "TriggerBuild" => conforms::<BuildStarted>,
         "WaitForBuild" => conforms::<Artifact>,
         "WatchHealth" => conforms::<WatchReport>,
         "PlanRollback" => conforms::<RollbackPlan>,

@@ -103,6 +103,10 @@ pub struct Delivery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_call: Option<String>,
     pub build: ProviderBlock,
+    /// How long the build may run before the release stops following it, cancels it and fails:
+    /// elapsed time from the build's request, however many polls that takes.
+    #[serde(default = "Delivery::default_build_timeout")]
+    pub build_timeout: Seconds,
     pub deploy: DeploySpec,
     pub health: HealthSpec,
     #[serde(default)]
@@ -113,6 +117,12 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    pub const DEFAULT_BUILD_TIMEOUT: Seconds = Seconds(2 * 60 * 60);
+
+    fn default_build_timeout() -> Seconds {
+        Delivery::DEFAULT_BUILD_TIMEOUT
+    }
+
     /// Every provider block: its slot, its path under `extensions.baton`, the block.
     pub fn provider_blocks(&self) -> Vec<(Slot, String, &ProviderBlock)> {
         let gates = self.health.gates.iter().enumerate().map(|(i, gate)| (Slot::Gate, format!("health.gates[{i}]"), &gate.gate));

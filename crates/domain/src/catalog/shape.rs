@@ -333,6 +333,12 @@ pub(crate) const DELIVERY: Shape = shape(&[
     field("team", Kind::Text, "Team that owns releases; defaults to the catalog's team/owner."),
     field("on-call", Kind::Text, "On-call rotation paged when a release needs a person."),
     required("build", Kind::Object(&BUILD), "How the artifact is built."),
+    defaulted(
+        "build-timeout",
+        Kind::Duration { min: 60, max: Kind::NO_MAX },
+        7200,
+        "How long the build may run before the release cancels it and fails.",
+    ),
     required("deploy", Kind::Object(&DEPLOY), "How and where it is deployed, wave by wave."),
     required("health", Kind::Object(&HEALTH), "How each wave is judged, through its bake."),
     field("notify", Kind::Object(&NOTIFY), "Where the team hears about releases."),

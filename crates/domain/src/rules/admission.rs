@@ -96,6 +96,7 @@ pub fn admit(signal: &Signal, entry: &ServiceEntry, id: ReleaseId, execution: &s
         finished_at: None,
         failure: None,
         execution: Some(execution.to_owned()),
+        cancel_requested: None,
         notifier_state: Default::default(),
         version: 0,
     })

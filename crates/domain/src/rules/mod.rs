@@ -15,3 +15,11 @@ pub mod waves;
 
 #[cfg(test)]
 pub(crate) mod fixtures;
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// `seconds` after `began` (saturating): when something begun then must have finished.
+pub fn deadline_after(began: DateTime<Utc>, seconds: u64) -> DateTime<Utc> {
+    let timeout = i64::try_from(seconds).ok().and_then(TimeDelta::try_seconds).unwrap_or(TimeDelta::MAX);
+    began.checked_add_signed(timeout).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}

@@ -49,10 +49,33 @@ pub fn supersede(release: &mut Release, now: DateTime<Utc>) {
     release.finished_at = Some(now);
 }
 
+/// The releases among `recent` (one service and environment, read once `holder` took the lock)
+/// that still say `running` though `holder` holds the lock: each lost it when its lease lapsed,
+/// which only a release whose execution ended without closing it lets happen (stopped with
+/// StopExecution, timed out, or its executor gone), since every task renews the lease. The new
+/// holder closes them, so no record stays `running` for ever.
+pub fn lapsed_holders<'a>(holder: &ReleaseId, recent: &'a [Release]) -> Vec<&'a Release> {
+    recent.iter().filter(|r| r.id != *holder && r.status == ReleaseStatus::Running).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rules::fixtures::{minutes, release};
+
+    #[test]
+    fn only_other_running_releases_lapsed_their_lock() {
+        let of = |id: &str, status| release(id, 1, status, None, false);
+        let recent = vec![
+            of("rel-mine", ReleaseStatus::Running),
+            of("rel-stopped", ReleaseStatus::Running),
+            of("rel-waiting", ReleaseStatus::Queued),
+            of("rel-interrupted", ReleaseStatus::Interrupted),
+            of("rel-done", ReleaseStatus::RolledBack),
+        ];
+        let lapsed: Vec<&str> = lapsed_holders(&ReleaseId("rel-mine".into()), &recent).iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(lapsed, ["rel-stopped"]);
+    }
 
     type Recent = &'static [(&'static str, i64)];
 

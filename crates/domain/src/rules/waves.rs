@@ -6,7 +6,7 @@
 use crate::flow::WavePlan;
 use crate::ports::DeployProgress;
 use crate::release::{DeployStatus, RunHandle, TargetDeploy, WaveRecord};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 /// How a wave's deploys, or its rollback, stand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,8 +103,7 @@ pub fn settle(record: &mut WaveRecord, target: &str, rollback: bool, progress: &
 /// When `wave`'s deploys (or its rollback), begun at `began`, must have finished: its deploy
 /// timeout later (saturating).
 pub fn deploy_deadline(wave: &WavePlan, began: DateTime<Utc>) -> DateTime<Utc> {
-    let timeout = i64::try_from(wave.deploy_timeout_seconds).ok().and_then(TimeDelta::try_seconds).unwrap_or(TimeDelta::MAX);
-    began.checked_add_signed(timeout).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    super::deadline_after(began, wave.deploy_timeout_seconds)
 }
 
 /// Where `wave`'s deploys (`rollback` false) or rollbacks stand. A rollback covers the targets

@@ -162,6 +162,7 @@ pub(crate) mod tests {
                 finished_at: None,
                 failure: None,
                 execution: None,
+                cancel_requested: None,
                 notifier_state: Default::default(),
                 version: 0,
             },

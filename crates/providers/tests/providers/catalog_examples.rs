@@ -196,6 +196,7 @@ fn full_delivery(build: ProviderBlock, target: ProviderBlock, health: HealthSpec
         team: Some("t".into()),
         on_call: Some("o".into()),
         build,
+        build_timeout: Seconds(5400),
         deploy: DeploySpec {
             target,
             waves: vec![WaveSpec { name: "w".into(), targets: vec!["t".into()], bake: Seconds(1), deploy_timeout: Seconds(60) }],

@@ -65,6 +65,7 @@ fn release(status: ReleaseStatus) -> Release {
         failure: None,
         execution: None,
         notifier_state: Default::default(),
+        cancel_requested: None,
         version: 3,
     }
 }

@@ -88,6 +88,9 @@ impl ReleaseStore for Connections {
     async fn close_release(&self, release: &Release, rollup: &RollupKey, delta: &Rollup) -> Result<u64, StoreError> {
         self.pick().close_release(release, rollup, delta).await
     }
+    async fn request_cancel(&self, id: &ReleaseId, reason: &str) -> Result<bool, StoreError> {
+        self.pick().request_cancel(id, reason).await
+    }
     async fn rollups(
         &self,
         service: &str,

@@ -198,7 +198,7 @@ async fn the_cloud_examples_release_through_the_function_binaries_within_their_i
     let state = tempfile::tempdir().unwrap();
     let parameters = BTreeMap::from([("ArtifactBucket".to_string(), BUCKET.to_string())]);
     let endpoint = vec![("AWS_ENDPOINT_URL_ECS".to_string(), proxy.url.clone())];
-    let stack = stack_with(state.path(), "examples/cloud", parameters.clone(), endpoint).await;
+    let stack = stack_with(state.path(), repo("examples/cloud"), parameters.clone(), endpoint).await;
 
     for service in ["inventory-api", "checkout-events", "checkout-web"] {
         let mut input = signal(service);

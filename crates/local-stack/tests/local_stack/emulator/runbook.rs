@@ -52,7 +52,7 @@ async fn every_command_of_the_runbook_that_can_run_here_runs_in_order() {
 
     let state = tempfile::tempdir().unwrap();
     let parameters = BTreeMap::from([("ArtifactBucket".to_string(), "baton-local-artifacts".to_string())]);
-    let stack = stack_with(state.path(), "examples/cloud", parameters, Vec::new()).await;
+    let stack = stack_with(state.path(), repo("examples/cloud"), parameters, Vec::new()).await;
     let template = stack.template();
     let stack_name = template.names().stack_name.clone();
     let path = format!("{}:{}", function_binaries().display(), std::env::var("PATH").unwrap_or_default());

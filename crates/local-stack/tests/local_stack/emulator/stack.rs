@@ -65,14 +65,19 @@ fn require_local_dynamodb() {
 }
 
 async fn stack(state_dir: &Path) -> LocalStack {
-    stack_with(state_dir, "examples/catalog", BTreeMap::new(), Vec::new()).await
+    stack_of(state_dir, repo("examples/catalog")).await
+}
+
+/// The stack with `catalog` pushed.
+pub(super) async fn stack_of(state_dir: &Path, catalog: PathBuf) -> LocalStack {
+    stack_with(state_dir, catalog, BTreeMap::new(), Vec::new()).await
 }
 
 /// A stack of its own (tables named after a fresh stack name) with `catalog` pushed, the
 /// template's `parameters` set and `function_env` given to every function.
 pub(super) async fn stack_with(
     state_dir: &Path,
-    catalog: &str,
+    catalog: PathBuf,
     parameters: BTreeMap<String, String>,
     function_env: Vec<(String, String)>,
 ) -> LocalStack {
@@ -83,7 +88,7 @@ pub(super) async fn stack_with(
         stack_name,
         binaries: function_binaries().to_path_buf(),
         state_dir: state_dir.to_path_buf(),
-        catalog: repo(catalog),
+        catalog,
         // Bakes and backoffs take no time; the functions' timeouts still run on the wall clock.
         clock: Clock::Virtual,
         parameters,
