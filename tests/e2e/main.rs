@@ -6,6 +6,7 @@ mod budget;
 mod events;
 mod faults;
 mod github_actions;
+mod large_entry;
 mod load;
 mod provider_faults;
 mod releases;

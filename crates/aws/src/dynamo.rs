@@ -6,12 +6,14 @@ use crate::error::AwsError;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, CancellationReason, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
     Projection, ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
     TransactWriteItem, Update,
 };
+use baton_domain::catalog::ServiceEntry;
 use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError};
 use baton_domain::redact::scrub_owned;
 use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, StageEvent};
@@ -34,6 +36,8 @@ pub const BY_SERVICE_INDEX: &str = "by-service";
 pub const TTL_ATTRIBUTE: &str = "ttl";
 
 const RELEASE_SK: &str = "RELEASE";
+/// Beside a release's record: the catalog entry it was registered with.
+const ENTRY_SK: &str = "ENTRY";
 /// Attributes of a release item naming its listing item.
 const LISTING_PK: &str = "LPK";
 const LISTING_SK: &str = "LSK";
@@ -401,6 +405,36 @@ impl ReleaseStore for DynamoStore {
             Some(item) => Ok(Some(parse_release(&item)?)),
             None => Ok(None),
         }
+    }
+
+    async fn keep_entry(&self, id: &ReleaseId, entry: &ServiceEntry) -> Result<(), StoreError> {
+        // Beside the record, not in it: the record is rewritten at every step and listed 50 at a
+        // time, the entry written once and read by one task at a time. Kept as the catalog holds
+        // it, unscrubbed: it is configuration the tasks act on.
+        let entry = serde_json::to_string(entry)
+            .map_err(|e| StoreError::corrupt(format!("release {id}: the catalog entry cannot be encoded as JSON")).caused_by(e))?;
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(release_pk(id)))
+            .item(SK, s(ENTRY_SK))
+            .item("entry", s(entry))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if matches!(err.as_service_error(), Some(PutItemError::ConditionalCheckFailedException(_))) => Ok(()),
+            Err(err) => Err(store_error("PutItem", err)),
+        }
+    }
+
+    async fn kept_entry(&self, id: &ReleaseId) -> Result<Option<ServiceEntry>, StoreError> {
+        let Some(item) = self.get_item("GetItem", release_pk(id), ENTRY_SK).await? else { return Ok(None) };
+        let entry = serde_json::from_str(string_attr(&item, "entry")?)
+            .map_err(|e| StoreError::corrupt(format!("release {id}: the kept catalog entry is not readable")).caused_by(e))?;
+        Ok(Some(entry))
     }
 
     async fn put_release(&self, release: &Release) -> Result<u64, StoreError> {

@@ -24,6 +24,7 @@
 //! - Only error variants are compared, never messages.
 
 use async_trait::async_trait;
+use baton_domain::catalog::ServiceEntry;
 use baton_domain::error::ErrorName;
 use baton_domain::flow::{Outcome, OutcomeStatus};
 use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError};
@@ -54,6 +55,7 @@ macro_rules! store_contract_tests {
             round_trip_keeps_every_field,
             timestamps_keep_microseconds,
             missing_release_is_none,
+            a_release_keeps_the_first_entry_it_was_given,
             create_is_idempotent_by_key,
             concurrent_creates_with_one_key_make_one_release,
             put_release_replaces_the_record,
@@ -180,6 +182,23 @@ pub async fn missing_release_is_none(store: &dyn ReleaseStore) {
     store.create_release(&release_at("rel-web-1", "web", "prod", t0()), "k1").await.expect("create_release");
     let read = store.get_release(&ReleaseId("rel-web-404".into())).await.expect("get_release");
     assert_eq!(read, None, "get_release of an id never created returns None");
+}
+
+/// The entry kept for a release comes back whole, a second keep (a retried registration after
+/// the catalog changed) leaves the first, and a release with none kept reads `None`.
+pub async fn a_release_keeps_the_first_entry_it_was_given(store: &dyn ReleaseStore) {
+    let id = ReleaseId("rel-web-1".into());
+    store.create_release(&release_at(id.as_str(), "web", "prod", t0()), "k1").await.expect("create_release");
+    assert_eq!(store.kept_entry(&id).await.expect("kept_entry"), None, "no entry kept yet");
+    let mut entry = reported_entry();
+    // Large, as a catalog entry may be: well past what a Step Functions payload may carry.
+    entry.delivery.deploy.waves[1].targets = (0..9000).map(|i| format!("target-{i:05}-with-a-long-name")).collect();
+    store.keep_entry(&id, &entry).await.expect("keep_entry");
+    let mut changed = reported_entry();
+    changed.team = Some("someone-else".into());
+    store.keep_entry(&id, &changed).await.expect("a second keep_entry is no error");
+    assert_eq!(store.kept_entry(&id).await.expect("kept_entry"), Some(entry), "the first entry stays, whole");
+    assert_eq!(store.kept_entry(&ReleaseId("rel-web-404".into())).await.expect("kept_entry"), None);
 }
 
 /// A key used before returns the first release's id and writes nothing, whatever the new body.
@@ -985,6 +1004,12 @@ impl<'a, S: Deref<Target = dyn ReleaseStore + 'a> + Send + Sync> ReleaseStore fo
     }
     async fn get_release(&self, id: &ReleaseId) -> Result<Option<Release>, StoreError> {
         self.inner.get_release(id).await
+    }
+    async fn keep_entry(&self, id: &ReleaseId, entry: &ServiceEntry) -> Result<(), StoreError> {
+        self.inner.keep_entry(id, entry).await
+    }
+    async fn kept_entry(&self, id: &ReleaseId) -> Result<Option<ServiceEntry>, StoreError> {
+        self.inner.kept_entry(id).await
     }
     async fn put_release(&self, release: &Release) -> Result<u64, StoreError> {
         self.inner.put_release(release).await

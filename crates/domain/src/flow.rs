@@ -4,13 +4,17 @@
 //! of these responses; `statemachines/release.asl.json` places them in the
 //! execution's state (`$.release`, `$.build`, `$.artifact`, `$.waves`, ...).
 
-use crate::catalog::{ServiceEntry, WaveSpec};
+use crate::catalog::WaveSpec;
 use crate::error::{ErrorName, TaskError};
 use crate::release::{Artifact, ReleaseId, RunHandle};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// What every task after registration knows about its release (`$.release`).
+/// What every task after registration knows about its release (`$.release`). The catalog entry
+/// is not in it: registration keeps the entry in the store under the release's id, and each task
+/// reads it from there ([`crate::support::Ports::entry`]), so the same configuration applies
+/// throughout even if the catalog changes mid-release, and a large entry never makes a state's
+/// payload outgrow Step Functions' 256 KiB.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReleaseContext {
     pub id: ReleaseId,
@@ -19,9 +23,6 @@ pub struct ReleaseContext {
     pub branch: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sha: Option<String>,
-    /// The catalog entry as loaded at registration, so later tasks act on the same configuration
-    /// even if the catalog changes mid-release.
-    pub entry: ServiceEntry,
 }
 
 /// One wave as the definition's Map iterates it (`$.waves[*]`).

@@ -139,6 +139,13 @@ pub trait ReleaseStore: Send + Sync {
     /// Stores a new release unless `idempotency_key` was used before, atomically.
     async fn create_release(&self, release: &Release, idempotency_key: &str) -> Result<Created, StoreError>;
     async fn get_release(&self, id: &ReleaseId) -> Result<Option<Release>, StoreError>;
+    /// Keeps the catalog entry release `id` was registered with, unless one is kept already (the
+    /// first stays: a retried registration after a catalog change still releases what it
+    /// started with). Tasks read it back with [`kept_entry`](Self::kept_entry) rather than carry
+    /// it in the execution's state, whose payloads Step Functions caps at 256 KiB.
+    async fn keep_entry(&self, id: &ReleaseId, entry: &ServiceEntry) -> Result<(), StoreError>;
+    /// The entry kept for release `id`; `None` when none was (a release registered before entries were kept).
+    async fn kept_entry(&self, id: &ReleaseId) -> Result<Option<ServiceEntry>, StoreError>;
     /// Replaces an existing release record if it is still at `release.version` (the version it
     /// was read at), and returns its new version. `Conflict` when another write changed it since,
     /// or when it does not exist: [`crate::support::write_release`] reads again and retries.

@@ -1,6 +1,7 @@
 //! What every handler does the same way: reach its ports, read and write the release
 //! record, keep the lock's lease fresh, and turn port errors into the error vocabulary.
 
+use crate::catalog::ServiceEntry;
 use crate::error::{ErrorName, TaskError, chain_text};
 use crate::flow::{CaughtError, Outcome, OutcomeStatus, ReleaseContext};
 use crate::ports::{CatalogError, CatalogSource, Claim, Clock, ProviderError, Providers, ReleaseStore, StoreError};
@@ -344,6 +345,16 @@ where
 impl Ports {
     pub async fn release(&self, context: &ReleaseContext) -> Result<Release, TaskError> {
         self.store.get_release(&context.id).await?.ok_or_else(|| no_record(&context.id))
+    }
+
+    /// The catalog entry the release was registered with, as kept in the store. A release
+    /// registered before entries were kept (an execution that ran across the upgrade) falls
+    /// back to the catalog's current entry.
+    pub async fn entry(&self, context: &ReleaseContext) -> Result<ServiceEntry, TaskError> {
+        if let Some(entry) = self.store.kept_entry(&context.id).await? {
+            return Ok(entry);
+        }
+        Ok(self.catalog.service(&context.service).await?)
     }
 
     /// Reads the record, applies `change`, writes it back; see [`update_release`].

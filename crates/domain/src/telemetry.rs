@@ -37,21 +37,22 @@ fn stage(kind: &TelemetryKind) -> Stage {
     }
 }
 
-/// Sends `kind` about `release` to every exporter of the release's catalog entry. An exporter
+/// Sends `kind` about `release` to every exporter of the release's catalog `entry`. An exporter
 /// that cannot be built, fails or overruns [`EXPORT_BUDGET`] is recorded on the timeline; only
 /// a failure to write that record (the store) is an error.
-pub async fn export(ports: &Ports, context: &ReleaseContext, release: &Release, kind: TelemetryKind) -> Result<(), TaskError> {
-    let exporters = ports.providers.exporters(&context.entry);
+pub async fn export(
+    ports: &Ports,
+    context: &ReleaseContext,
+    entry: &ServiceEntry,
+    release: &Release,
+    kind: TelemetryKind,
+) -> Result<(), TaskError> {
+    let exporters = ports.providers.exporters(entry);
     if exporters.as_ref().is_ok_and(Vec::is_empty) {
         return Ok(());
     }
-    let event = TelemetryEvent {
-        kind,
-        release: release.clone(),
-        team: team(&context.entry),
-        repository_url: repository_url(&context.entry),
-        at: ports.clock.now(),
-    };
+    let event =
+        TelemetryEvent { kind, release: release.clone(), team: team(entry), repository_url: repository_url(entry), at: ports.clock.now() };
     let failures = match exporters {
         Ok(exporters) => deliver(&exporters, &event, EXPORT_BUDGET).await,
         Err(err) => vec![("telemetry".to_owned(), err)],

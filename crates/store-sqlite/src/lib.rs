@@ -15,6 +15,7 @@ mod journal;
 mod schema;
 
 use async_trait::async_trait;
+use baton_domain::catalog::ServiceEntry;
 use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError};
 use baton_domain::redact::scrub_owned;
 use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
@@ -309,6 +310,35 @@ impl ReleaseStore for SqliteStore {
             let body: Option<String> =
                 conn.prepare_cached("SELECT body FROM releases WHERE id = ?1")?.query_row([&id], |r| r.get(0)).optional()?;
             Ok(body.map(|body| decode_release(&id, &body)).transpose()?)
+        })
+        .await
+    }
+
+    async fn keep_entry(&self, id: &ReleaseId, entry: &ServiceEntry) -> Result<(), StoreError> {
+        let id = id.0.clone();
+        // Kept as the catalog holds it, unscrubbed: it is configuration the tasks act on.
+        let entry = serde_json::to_string(entry)
+            .map_err(|err| StoreError::corrupt(format!("release {id}: the catalog entry cannot be encoded as JSON")).caused_by(err))?;
+        self.write("keep_entry", move |tx| {
+            tx.prepare_cached("INSERT INTO release_entries (release_id, entry) VALUES (?1, ?2) ON CONFLICT DO NOTHING")?
+                .execute(params![id, entry])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn kept_entry(&self, id: &ReleaseId) -> Result<Option<ServiceEntry>, StoreError> {
+        let id = id.0.clone();
+        self.call("kept_entry", move |conn| {
+            let entry: Option<String> = conn
+                .prepare_cached("SELECT entry FROM release_entries WHERE release_id = ?1")?
+                .query_row([&id], |r| r.get(0))
+                .optional()?;
+            let decode = |entry: String| {
+                serde_json::from_str(&entry)
+                    .map_err(|err| StoreError::corrupt(format!("release {id}: the kept catalog entry is not readable")).caused_by(err))
+            };
+            Ok(entry.map(decode).transpose()?)
         })
         .await
     }

@@ -109,6 +109,14 @@ const MIGRATIONS: &[&str] = &[
         cancel  TEXT
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 6: the catalog entry each release was registered with (ReleaseStore::keep_entry), read by
+    // its tasks instead of carried in the execution's state.
+    r#"
+    CREATE TABLE release_entries (
+        release_id TEXT NOT NULL PRIMARY KEY,
+        entry      TEXT NOT NULL
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -22,13 +22,14 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
 pub async fn check_health(ports: &Ports, request: CheckHealthRequest) -> Result<WatchReport, TaskError> {
     let context = &request.release;
     let wave = &request.wave;
-    let health = &context.entry.delivery.health;
     ports.renew_lock(context).await?;
     ports.stop_if_cancelled(context).await?;
+    let entry = &ports.entry(context).await?;
+    let health = &entry.delivery.health;
     let gates: Vec<Box<dyn HealthGate>> = health
         .gates
         .iter()
-        .map(|spec| ports.providers.gate(spec, &context.entry))
+        .map(|spec| ports.providers.gate(spec, entry))
         .collect::<Result<_, _>>()
         .map_err(|e| provider_error(e, ErrorName::HealthCheckFailed))?;
     let sample = HealthRequest {
@@ -90,7 +91,7 @@ pub async fn check_health(ports: &Ports, request: CheckHealthRequest) -> Result<
         Watch::Healthy => {
             let message = format!("healthy: {detail}");
             ports.record_event(context, Stage::Deploy, Some(&wave.name), EventKind::Succeeded, message).await?;
-            telemetry::export(ports, context, &release, TelemetryKind::WaveHealthy { wave: wave.name.clone() }).await?;
+            telemetry::export(ports, context, entry, &release, TelemetryKind::WaveHealthy { wave: wave.name.clone() }).await?;
             Ok(WatchReport { wave: wave.name.clone(), done: true, wait_seconds: 0, detail })
         }
         Watch::Unhealthy { gate, saw } => {

@@ -2,6 +2,7 @@
 //! back), and plans the rollback of the waves that began. The runs live in the release record
 //! between invocations (the rules are in [`baton_domain::rules::waves`]).
 
+use baton_domain::catalog::ServiceEntry;
 use baton_domain::error::{ErrorName, TaskError, chain_text};
 use baton_domain::flow::{CaughtError, DeployWaveRequest, Done, ReleaseContext, RollbackPlan, WavePlan, WaveStarted};
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, TelemetryKind};
@@ -43,8 +44,8 @@ fn stage(rollback: bool) -> Stage {
     if rollback { Stage::Rollback } else { Stage::Deploy }
 }
 
-fn deployer(ports: &Ports, context: &ReleaseContext) -> Result<Box<dyn Deployer>, TaskError> {
-    ports.providers.deployer(&context.entry.delivery.deploy.target, &context.entry).map_err(|e| provider_error(e, ErrorName::DeployFailed))
+fn deployer(ports: &Ports, entry: &ServiceEntry) -> Result<Box<dyn Deployer>, TaskError> {
+    ports.providers.deployer(&entry.delivery.deploy.target, entry).map_err(|e| provider_error(e, ErrorName::DeployFailed))
 }
 
 fn wave_record<'a>(release: &'a mut Release, wave: &WavePlan) -> Option<&'a mut WaveRecord> {
@@ -76,7 +77,8 @@ pub async fn start(
         // A cancelled release starts no more targets: it rolls back what it started.
         ports.stop_if_cancelled(context).await?;
     }
-    let deployer = deployer(ports, context)?;
+    let entry = &ports.entry(context).await?;
+    let deployer = deployer(ports, entry)?;
     let now = ports.clock.now();
     let mut release = ports
         .update_release(context, |r| {
@@ -166,7 +168,7 @@ pub async fn start(
         }
     }
     if began {
-        telemetry::export(ports, context, &release, TelemetryKind::WaveStarted { wave: wave.name.clone() }).await?;
+        telemetry::export(ports, context, entry, &release, TelemetryKind::WaveStarted { wave: wave.name.clone() }).await?;
     }
     // A refusal fails the wave now (the rollback covers the rest); an outage is retried, and so
     // are the targets a rate limit holds back and those left for the next invocation, the
@@ -221,7 +223,8 @@ async fn save_start(
 /// `Baton.DeployFailed` naming the targets that failed.
 pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, rollback: bool) -> Result<Done, TaskError> {
     ports.renew_lock(context).await?;
-    let deployer = deployer(ports, context)?;
+    let entry = &ports.entry(context).await?;
+    let deployer = deployer(ports, entry)?;
     let mut release = ports.release(context).await?;
     if !rollback {
         stop_if_cancelled(&release)?;
@@ -281,7 +284,7 @@ pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, roll
     match waves::wave_deploy(record, wave, rollback) {
         WaveDeploy::Succeeded => {
             if rollback && !was_rolled_back {
-                telemetry::export(ports, context, &release, TelemetryKind::WaveRolledBack { wave: wave.name.clone() }).await?;
+                telemetry::export(ports, context, entry, &release, TelemetryKind::WaveRolledBack { wave: wave.name.clone() }).await?;
             }
             Ok(Done {})
         }

@@ -6,7 +6,6 @@
 
 mod signal;
 
-use baton_domain::catalog::ServiceEntry;
 use baton_domain::error::{ErrorName, TaskError};
 use baton_domain::flow::{Done, LoadCatalogRequest, Registered, ReleaseContext, WavePlan};
 use baton_domain::ports::CatalogError;
@@ -52,7 +51,8 @@ pub async fn register(ports: &Ports, input: &serde_json::Value, execution: &str)
     let waves = WavePlan::from_specs(&entry.delivery.deploy.waves);
     match ports.store.create_release(&release, &signal.idempotency_key()).await? {
         Created::New(id) => {
-            let context = context_of(id, &release, entry);
+            ports.store.keep_entry(&id, &entry).await?;
+            let context = context_of(id, &release);
             let accepted = format!("{} signal {} accepted", signal.trigger.kind.as_str(), signal.trigger.id);
             ports.record_event(&context, Stage::Queued, None, EventKind::Queued, accepted).await?;
             tracing::info!(release = %context.id, service = %context.service, "release registered");
@@ -62,24 +62,26 @@ pub async fn register(ports: &Ports, input: &serde_json::Value, execution: &str)
             let existing = ports.store.get_release(&id).await?.ok_or_else(|| {
                 TaskError::new(ErrorName::Internal, format!("idempotency key points at release {id}, which has no record"))
             })?;
-            // The same execution retrying registration is not a duplicate signal.
+            // The same execution retrying registration is not a duplicate signal; its first
+            // attempt may have stopped before keeping the entry (a kept one stays).
             let duplicate = existing.execution.as_deref() != Some(execution);
             if duplicate {
                 tracing::info!(release = %id, "duplicate signal: the release already exists");
+            } else {
+                ports.store.keep_entry(&id, &entry).await?;
             }
-            Ok(Registered { release: context_of(id, &existing, entry), waves, duplicate })
+            Ok(Registered { release: context_of(id, &existing), waves, duplicate })
         }
     }
 }
 
-fn context_of(id: ReleaseId, release: &Release, entry: ServiceEntry) -> ReleaseContext {
+fn context_of(id: ReleaseId, release: &Release) -> ReleaseContext {
     ReleaseContext {
         id,
         service: release.service.clone(),
         environment: release.environment.clone(),
         branch: release.branch.clone(),
         sha: release.sha.clone(),
-        entry,
     }
 }
 

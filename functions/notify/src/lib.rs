@@ -20,9 +20,10 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
 
 pub async fn notify(ports: &Ports, request: NotifyRequest) -> Result<Done, TaskError> {
     let context = &request.release;
+    let entry = ports.entry(context).await?;
     let notifiers = ports
         .providers
-        .notifiers(context.entry.delivery.notify.slack.as_ref(), &context.entry)
+        .notifiers(entry.delivery.notify.slack.as_ref(), &entry)
         .map_err(|e| provider_error(e, ErrorName::ProviderUnavailable))?;
     let release = ports.release(context).await?;
     let notification = Notification {

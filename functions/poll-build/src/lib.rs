@@ -2,6 +2,7 @@
 //! with `Baton.BuildPending` and the definition's Retry waits, backing off. Asked to `cancel`
 //! (the definition's `CancelBuild`, once the release stops following the build), it cancels it.
 
+use baton_domain::catalog::ServiceEntry;
 use baton_domain::error::{ErrorName, TaskError, chain_text};
 use baton_domain::flow::{PollBuildRequest, ReleaseContext};
 use baton_domain::ports::{BuildPoll, BuildProgress, ProviderError, RunHandle, TelemetryKind};
@@ -31,8 +32,8 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
 pub async fn cancel_build(ports: &Ports, request: PollBuildRequest) -> Result<(), TaskError> {
     let context = &request.release;
     let run = &recorded_run(ports, context, request.build.clone()).await?;
-    let provider =
-        ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
+    let entry = ports.entry(context).await?;
+    let provider = ports.providers.build(&entry.delivery.build, &entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
     let why = "the release stopped following it";
     if let Some(gave_up) = request.error.as_ref().and_then(timeline::gave_up) {
         ports.record_event_once(context, Stage::Build, EventKind::GaveUp, format!("build {}: {gave_up}", run.id)).await?;
@@ -55,8 +56,8 @@ pub async fn poll_build(ports: &Ports, mut request: PollBuildRequest) -> Result<
     let context = &request.release.clone();
     ports.renew_lock(context).await?;
     ports.stop_if_cancelled(context).await?;
-    let provider =
-        ports.providers.build(&context.entry.delivery.build, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
+    let entry = &ports.entry(context).await?;
+    let provider = ports.providers.build(&entry.delivery.build, entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
     request.build = recorded_run(ports, context, request.build).await?;
     let poll = match provider.poll(&request.build).await {
         Ok(poll) => poll,
@@ -90,12 +91,12 @@ pub async fn poll_build(ports: &Ports, mut request: PollBuildRequest) -> Result<
             ports
                 .record_event(context, Stage::Build, None, EventKind::Failed, format!("build {} failed: {reason}", request.build.id))
                 .await?;
-            telemetry::export(ports, context, &release, TelemetryKind::BuildFinished).await?;
+            telemetry::export(ports, context, entry, &release, TelemetryKind::BuildFinished).await?;
             Err(TaskError::new(ErrorName::BuildFailed, format!("build {} failed: {reason}", request.build.id)))
         }
         BuildProgress::Succeeded { artifact } => {
             let artifact = Artifact { build_url: artifact.build_url.clone().or_else(|| request.build.url.clone()), ..artifact.clone() };
-            refuse_unknown_revision(ports, &request, &poll, &artifact).await?;
+            refuse_unknown_revision(ports, entry, &request, &poll, &artifact).await?;
             let release = ports
                 .update_release(context, |release| {
                     builds::record_progress(release, &request.build, &poll, seen_at);
@@ -113,7 +114,7 @@ pub async fn poll_build(ports: &Ports, mut request: PollBuildRequest) -> Result<
                     format!("built {} from {} at {}", artifact.reference, artifact.branch, artifact.sha),
                 )
                 .await?;
-            telemetry::export(ports, context, &release, TelemetryKind::BuildFinished).await?;
+            telemetry::export(ports, context, entry, &release, TelemetryKind::BuildFinished).await?;
             Ok(artifact)
         }
     }
@@ -146,15 +147,14 @@ async fn follow_located(ports: &Ports, context: &ReleaseContext, run: &RunHandle
 /// is refused here, before any wave, asking for `--sha`.
 async fn refuse_unknown_revision(
     ports: &Ports,
+    entry: &ServiceEntry,
     request: &PollBuildRequest,
     poll: &BuildPoll,
     artifact: &Artifact,
 ) -> Result<(), TaskError> {
     let context = &request.release;
-    let deployer = ports
-        .providers
-        .deployer(&context.entry.delivery.deploy.target, &context.entry)
-        .map_err(|e| provider_error(e, ErrorName::DeployFailed))?;
+    let deployer =
+        ports.providers.deployer(&entry.delivery.deploy.target, entry).map_err(|e| provider_error(e, ErrorName::DeployFailed))?;
     let Err(why) = revision::deployable(&artifact.sha, deployer.takes_revision()) else { return Ok(()) };
     let message = format!("the deploy was refused before any wave: {} built {}, but {why}", request.build.id, artifact.reference);
     let seen_at = ports.clock.now();

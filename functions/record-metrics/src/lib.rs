@@ -43,7 +43,8 @@ pub async fn record(ports: &Ports, request: RecordMetricsRequest) -> Result<Done
         let release = ports.release(context).await?;
         let history = ports.store.list_releases(&release.service, Some(&release.environment), FIGURES_HISTORY).await?;
         let figures = dora::rollup_delta(&release, &history);
-        telemetry::export(ports, context, &release, TelemetryKind::ReleaseFinished { figures }).await?;
+        let entry = ports.entry(context).await?;
+        telemetry::export(ports, context, &entry, &release, TelemetryKind::ReleaseFinished { figures }).await?;
         ports.record_event(context, Stage::Done, None, ending, format!("release {}", closed.status)).await?;
     }
     Ok(Done {})

@@ -6,6 +6,7 @@
 //! ([`BuildProvider::find`](baton_domain::ports::BuildProvider::find)) and follows it; only when
 //! there is none does it ask again.
 
+use baton_domain::catalog::ServiceEntry;
 use baton_domain::error::{ErrorName, TaskError, chain_text};
 use baton_domain::flow::{BuildStarted, ReleaseContext, TriggerBuildRequest};
 use baton_domain::ports::{BuildRequest, ProviderError, RunHandle};
@@ -17,10 +18,10 @@ pub const NAME: &str = "trigger-build";
 
 pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_json::Value, TaskError> {
     call_json(NAME, payload, |request: TriggerBuildRequest| async move {
-        let timeout = request.release.entry.delivery.build_timeout;
+        let entry = ports.entry(&request.release).await?;
         let asked = request.now.unwrap_or_else(|| ports.clock.now());
-        let run = trigger_build(ports, request).await?;
-        Ok(BuildStarted { run, deadline: deadline_after(asked, timeout.0) })
+        let run = trigger_build(ports, &entry, request).await?;
+        Ok(BuildStarted { run, deadline: deadline_after(asked, entry.delivery.build_timeout.0) })
     })
     .await
 }
@@ -28,13 +29,13 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
 /// Answers the run handle that poll-build needs to find the build again (`$.build`): the build
 /// the release already follows or started when there is one (this task ran before, and its
 /// answer was lost), else a new one.
-pub async fn trigger_build(ports: &Ports, request: TriggerBuildRequest) -> Result<RunHandle, TaskError> {
+pub async fn trigger_build(ports: &Ports, entry: &ServiceEntry, request: TriggerBuildRequest) -> Result<RunHandle, TaskError> {
     let context = &request.release;
     ports.renew_lock(context).await?;
     // Before a build starts: a release cancelled meanwhile starts none.
     ports.stop_if_cancelled(context).await?;
-    let spec = &context.entry.delivery.build;
-    let provider = ports.providers.build(spec, &context.entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
+    let spec = &entry.delivery.build;
+    let provider = ports.providers.build(spec, entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
     let build = BuildRequest {
         service: context.service.clone(),
         environment: context.environment.clone(),

@@ -30,6 +30,13 @@ fn fixture_release() -> ReleaseContext {
     serde_json::from_value(sample["release"].clone()).expect("events/trigger-build.json: release is a ReleaseContext")
 }
 
+/// The waves of the release in `events/`, as PlanRollback's sample lists them.
+fn fixture_waves() -> Vec<WavePlan> {
+    let sample: Value = serde_json::from_str(include_str!("../../../../events/deploy-wave-plan-rollback.json"))
+        .expect("events/deploy-wave-plan-rollback.json is JSON");
+    serde_json::from_value(sample["waves"].clone()).expect("events/deploy-wave-plan-rollback.json: waves are WavePlans")
+}
+
 /// The release definition with its substitutions made as `sam deploy` would make them in
 /// LocalStack's account and region; the embedded run gets the same text.
 fn release_definition() -> String {
@@ -337,7 +344,7 @@ const CASES: [&str; 3] = ["Success", "BuildFailure", "HealthFailure"];
 fn mocked_answers_follow_the_handlers_contracts() {
     let config = MockConfig::load();
     let release = fixture_release();
-    let waves = WavePlan::from_specs(&release.entry.delivery.deploy.waves);
+    let waves = fixture_waves();
     for case in CASES {
         for (state, answers) in config.test_case(STATE_MACHINE, case) {
             for (invocation, answer) in answers.iter().enumerate() {
@@ -349,7 +356,10 @@ fn mocked_answers_follow_the_handlers_contracts() {
                         if state == "Register" {
                             let registered: Registered = serde_json::from_value(payload.clone()).expect("checked above");
                             assert_eq!(registered.release, release, "{at}: the release is not the one in events/trigger-build.json");
-                            assert_eq!(registered.waves, waves, "{at}: the waves are not the release entry's");
+                            assert_eq!(
+                                registered.waves, waves,
+                                "{at}: the waves are not the ones in events/deploy-wave-plan-rollback.json"
+                            );
                         }
                     }
                     // Handlers fail with an ErrorName and Lambda's error object as the cause (see baton_local_runner).

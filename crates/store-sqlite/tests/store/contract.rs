@@ -3,6 +3,7 @@
 //! connections and meet SQLite's own locking, as separate `baton` processes would.
 
 use async_trait::async_trait;
+use baton_domain::catalog::ServiceEntry;
 use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError};
 use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
 use baton_store_sqlite::SqliteStore;
@@ -57,6 +58,12 @@ impl ReleaseStore for Connections {
     }
     async fn get_release(&self, id: &ReleaseId) -> Result<Option<Release>, StoreError> {
         self.pick().get_release(id).await
+    }
+    async fn keep_entry(&self, id: &ReleaseId, entry: &ServiceEntry) -> Result<(), StoreError> {
+        self.pick().keep_entry(id, entry).await
+    }
+    async fn kept_entry(&self, id: &ReleaseId) -> Result<Option<ServiceEntry>, StoreError> {
+        self.pick().kept_entry(id).await
     }
     async fn put_release(&self, release: &Release) -> Result<u64, StoreError> {
         self.pick().put_release(release).await
