@@ -99,3 +99,25 @@ async fn a_catalog_change_mid_release_does_not_reach_the_running_release() {
     }
     assert_consistent(&baton, &release).await;
 }
+
+/// A retried registration (the same execution, its first attempt's answer lost) after a catalog
+/// change answers the release it registered: the entry kept first, and that entry's waves.
+#[tokio::test]
+async fn a_registration_retried_after_a_catalog_change_keeps_the_first_entry() {
+    let fixture = Fixture::new();
+    let open = |fixture: &Fixture| -> Arc<dyn CatalogSource> {
+        Arc::new(FsCatalog::open(baton_providers::registry(), fixture.catalog()).unwrap())
+    };
+    let catalog = Arc::new(ChangingCatalog(Mutex::new(open(&fixture))));
+    let ports = Ports { catalog: catalog.clone(), ..fixture.baton().ports().clone() };
+    let first = baton_load_catalog::register(&ports, &cli_input("cli-1"), "exec-retried").await.unwrap();
+    let entry = ports.catalog.service(SERVICE).await.unwrap();
+
+    let changed = Fixture::with_waves(&[("everything".to_string(), vec!["box-9".to_string()])]);
+    *catalog.0.lock().unwrap() = open(&changed);
+    let retried = baton_load_catalog::register(&ports, &cli_input("cli-1"), "exec-retried").await.unwrap();
+    assert!(!retried.duplicate, "a retry of the same execution is no duplicate");
+    assert_eq!(retried.release, first.release);
+    assert_eq!(retried.waves, first.waves, "the waves of the entry the release was registered with");
+    assert_eq!(ports.store.kept_entry(&first.release.id).await.unwrap(), Some(entry));
+}

@@ -48,7 +48,7 @@ pub async fn register(ports: &Ports, input: &serde_json::Value, execution: &str)
             Refusal::Invalid(message) => TaskError::new(ErrorName::InputInvalid, message),
             Refusal::NotReleased(message) => TaskError::new(ErrorName::Ignored, message),
         })?;
-    let waves = WavePlan::from_specs(&entry.delivery.deploy.waves);
+    let mut waves = WavePlan::from_specs(&entry.delivery.deploy.waves);
     match ports.store.create_release(&release, &signal.idempotency_key()).await? {
         Created::New(id) => {
             ports.store.keep_entry(&id, &entry).await?;
@@ -63,12 +63,16 @@ pub async fn register(ports: &Ports, input: &serde_json::Value, execution: &str)
                 TaskError::new(ErrorName::Internal, format!("idempotency key points at release {id}, which has no record"))
             })?;
             // The same execution retrying registration is not a duplicate signal; its first
-            // attempt may have stopped before keeping the entry (a kept one stays).
+            // attempt may have stopped before keeping the entry. A kept one stays, and its waves
+            // are the release's even if the catalog changed since.
             let duplicate = existing.execution.as_deref() != Some(execution);
             if duplicate {
                 tracing::info!(release = %id, "duplicate signal: the release already exists");
             } else {
                 ports.store.keep_entry(&id, &entry).await?;
+                if let Some(kept) = ports.store.kept_entry(&id).await? {
+                    waves = WavePlan::from_specs(&kept.delivery.deploy.waves);
+                }
             }
             Ok(Registered { release: context_of(id, &existing), waves, duplicate })
         }
