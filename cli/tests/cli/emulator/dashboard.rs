@@ -157,6 +157,20 @@ fn every_view_shows_the_store_in_a_real_browser_and_the_now_view_updates_live() 
     );
     assert_eq!(team, serde_json::json!([["hello-api", 0], ["hello-web", dora["deployments"]]]));
 
+    // Organisation and repository: every service, and the repository's own.
+    let organisation = view(
+        &format!("{base}organisation.html"),
+        "organisation",
+        "JSON.stringify([...document.querySelectorAll('table#services tr[data-service]')].map(r => r.dataset.service).sort())",
+    );
+    assert_eq!(organisation, serde_json::json!(["flaky-api", "hello-api", "hello-web"]));
+    let repository = view(
+        &format!("{base}repositories/acme~2fhello-web.html"),
+        "repository",
+        "JSON.stringify([...document.querySelectorAll('table#services tr[data-service]')].map(r => [r.dataset.service, Number(r.dataset.deployments)]))",
+    );
+    assert_eq!(repository, serde_json::json!([["hello-web", dora["deployments"]]]));
+
     // Live: a release started while the Now view is open shows up in it, with no reload.
     let mut watcher = Command::new("python3")
         .arg(browser_script())
