@@ -327,7 +327,11 @@ pub fn service(site: &Site, entry: &ServiceEntry, report: &ServiceReport, depth:
 }
 
 pub fn group(site: &Site, report: &GroupReport, depth: usize) -> String {
-    let mut main = format!(r#"<h1 data-{}="{}">{} {}</h1>"#, esc(&report.scope), esc(&report.name), esc(&report.scope), esc(&report.name));
+    let heading = match report.scope.as_str() {
+        "organisation" => format!("The organisation: {} services", report.services.len()),
+        scope => format!("{scope} {}", report.name),
+    };
+    let mut main = format!(r#"<h1 data-{}="{}">{}</h1>"#, esc(&report.scope), esc(&report.name), esc(&heading));
     let d = &report.delivery;
     let _ = write!(main, "<h2>Delivery in {} <span class=\"muted\">({} to {})</span></h2>", esc(&d.environment), d.from, d.to);
     main.push_str(&figure_cards(&d.figures));
