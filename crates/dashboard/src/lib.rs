@@ -186,23 +186,7 @@ pub fn slug(name: &str) -> String {
 
 /// The name [`slug`] made `text` from; bytes that are not a valid escape are kept as they are.
 pub fn unslug(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'~').then(|| text.get(i + 1..i + 3)).flatten().and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    baton_domain::text::decode_escapes(text, b'~')
 }
 
 /// The name in `<prefix><slug>.html`.
