@@ -125,7 +125,8 @@ impl Site {
     ) -> Result<reports::GroupReport, StoreError> {
         // A group's figures are in the environment most of its services release to.
         let environment = members.first().map_or("production", |e| e.delivery.environment.as_str());
-        reports::group(self.store.as_ref(), scope, name, members, environment, self.days, now).await
+        let names: Vec<&str> = members.iter().map(|e| e.name.as_str()).collect();
+        reports::group(self.store.as_ref(), scope, name, &names, environment, self.days, now).await
     }
 
     /// Every page of the site: the Now view, the organisation, each team, each service and each
