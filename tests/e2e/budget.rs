@@ -5,7 +5,7 @@
 //! last wave unhealthy so that all four roll back. Run with `--nocapture` for the figures.
 
 use async_trait::async_trait;
-use baton_asl::{Clock, EventType, ExecutionStatus};
+use baton_asl::{Clock, EventType};
 use baton_domain::catalog::{FsCatalog, GateSpec, ProviderBlock, ServiceEntry, SlackSpec};
 use baton_domain::ports::{
     BuildProvider, DeployProgress, DeployRequest, Deployer, HealthGate, Notifier, ProviderError, Providers, RunHandle, SystemClock,

@@ -2,7 +2,6 @@
 //! that refuses a sync, a release whose commit nobody knows. The real definition on the
 //! embedded executor, the real handlers and providers, Argo CD played by a local server.
 
-use baton_asl::ExecutionStatus;
 use baton_domain::release::{EventKind, ReleaseStatus, WaveStatus};
 use baton_e2e::*;
 use serde_json::{Value, json};
