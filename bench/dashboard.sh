@@ -9,12 +9,4 @@
 # With --release the server timed is a release build of `baton` (built first, into
 # target/dora-release), as users run it.
 set -euo pipefail
-cd "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-if [ "${1:-}" = --release ]; then
-    shift
-    release_dir=${CARGO_TARGET_DIR:-target}/dora-release
-    CARGO_TARGET_DIR=$release_dir cargo build --release -p baton-cli
-    export BATON_DORA_BIN=$release_dir/release/baton
-fi
-BATON_DORA_RECORDS=${1:-1000000} exec cargo test --workspace --test cli \
-    -- --ignored --exact dora_scale::dashboard_at_scale --nocapture
+BATON_SCALE_TEST=dashboard_at_scale exec "$(dirname "${BASH_SOURCE[0]}")/dora.sh" "$@"

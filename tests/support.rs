@@ -239,6 +239,15 @@ pub fn assert_status(outcome: &ExecutionOutcome, status: ExecutionStatus) {
     assert_eq!(outcome.status, status, "execution ended {:?}: {:?} {:?}", outcome.status, outcome.error, outcome.cause);
 }
 
+/// An ordinary end that is not a success (a failed build, a clean rollback, a cancel): the
+/// execution succeeds, so the failed-executions alarm does not page, and its output names the
+/// outcome (`outcome.status`) and why (`outcome.error.Error`).
+pub fn assert_outcome(outcome: &ExecutionOutcome, status: &str, error: &str) {
+    assert_status(outcome, ExecutionStatus::Succeeded);
+    let named = |pointer: &str| outcome.output.as_ref().and_then(|output| output.pointer(pointer)).and_then(|value| value.as_str());
+    assert_eq!((named("/outcome/status"), named("/outcome/error/Error")), (Some(status), Some(error)), "{:?}", outcome.output);
+}
+
 pub fn path_string(path: &Path) -> String {
     path.display().to_string()
 }

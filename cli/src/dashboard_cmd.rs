@@ -8,9 +8,10 @@ use crate::release_cmd::{CatalogArg, StateDirArg};
 use crate::remote;
 use crate::report_cmd::open_store;
 use crate::signals::Interrupts;
-use baton_dashboard::Site;
-use baton_domain::catalog::CatalogLoader;
-use baton_domain::ports::ReleaseStore;
+use baton_dashboard::{ExecutionHistories, Site};
+use baton_domain::catalog::{CatalogLoader, ServiceEntry};
+use baton_domain::ports::{ReleaseStore, StoreError};
+use baton_store_sqlite::SqliteStore;
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -49,9 +50,21 @@ pub struct DashboardArgs {
 
 const DEFAULT_ADDRESS: &str = "127.0.0.1:8080";
 
-async fn store(args: &DashboardArgs) -> Result<Arc<dyn ReleaseStore>, ExitCode> {
+/// The embedded store's journal, as the release pages show an execution's history.
+struct Journal(Arc<SqliteStore>);
+
+#[async_trait::async_trait]
+impl ExecutionHistories for Journal {
+    async fn history(&self, execution: &str) -> Result<Vec<serde_json::Value>, StoreError> {
+        self.0.journal(execution).await
+    }
+}
+
+/// The site over the local store (with its journal), or the stack's release table.
+async fn site(args: &DashboardArgs, entries: Vec<ServiceEntry>) -> Result<Site, ExitCode> {
     if !args.remote {
-        return Ok(Arc::new(open_store(&args.state)?));
+        let local = Arc::new(open_store(&args.state)?);
+        return Ok(Site::new(local.clone(), entries, args.since).with_histories(Arc::new(Journal(local))));
     }
     let Some(table) = args.table.clone() else {
         return Err(Failure::usage("--remote reads the stack's release table: pass --table or set BATON_RELEASE_TABLE")
@@ -59,7 +72,8 @@ async fn store(args: &DashboardArgs) -> Result<Arc<dyn ReleaseStore>, ExitCode> 
             .report());
     };
     let config = remote::aws_config().await.map_err(|err| Failure::usage(&err).sources_of(&err).report())?;
-    Ok(Arc::new(baton_aws::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table)))
+    let store: Arc<dyn ReleaseStore> = Arc::new(baton_aws::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table));
+    Ok(Site::new(store, entries, args.since))
 }
 
 pub async fn run(args: DashboardArgs) -> ExitCode {
@@ -72,11 +86,10 @@ pub async fn run(args: DashboardArgs) -> ExitCode {
                 .report();
         }
     };
-    let store = match store(&args).await {
-        Ok(store) => store,
+    let site = match site(&args, loaded.services().to_vec()).await {
+        Ok(site) => site,
         Err(code) => return code,
     };
-    let site = Site::new(store, loaded.services().to_vec(), args.since);
     if let Some(dir) = &args.out {
         return match baton_dashboard::export(&site, dir, chrono::Utc::now()).await {
             Ok(pages) => {

@@ -7,10 +7,9 @@ use crate::failure::Failure;
 use crate::release_cmd::StateDirArg;
 use crate::report_cmd::open_store;
 use crate::scope::{Scope, ScopeArgs};
-use baton_domain::ports::ReleaseStore;
-use baton_domain::release::Rollup;
-use baton_domain::rules::dora::{Band, Durations, Figures, Week, figures, weekly};
-use chrono::{Days, NaiveDate, Utc};
+use baton_domain::reports::{self, Delivery};
+use baton_domain::rules::dora::{Band, Durations, Figures, Week};
+use chrono::{NaiveDate, Utc};
 use clap::Args;
 use serde::Serialize;
 use std::process::ExitCode;
@@ -66,8 +65,6 @@ struct Report<'a> {
     weeks: Vec<Week>,
 }
 
-/// The services a report spans, by its scope: a service needs no catalog (its records say
-/// enough), a team or a repository is looked up in it.
 pub async fn run(args: DoraArgs) -> ExitCode {
     let Scope { kind: scope, name, services: members } = match args.scope.resolve() {
         Ok(scope) => scope,
@@ -78,16 +75,13 @@ pub async fn run(args: DoraArgs) -> ExitCode {
         Err(code) => return code,
     };
     let days = args.days.unwrap_or(args.since);
-    let to = Utc::now().date_naive();
-    let from = to.checked_sub_days(Days::new(days - 1)).unwrap_or(to);
-    let mut rollups: Vec<(NaiveDate, Rollup)> = Vec::new();
-    for service in &members {
-        match store.rollups(service, &args.environment, from, to).await {
-            Ok(days) => rollups.extend(days),
-            Err(err) => return Failure::failed(&err).sources_of(&err).report(),
-        }
-    }
-    let figures = figures(days, rollups.iter().map(|(_, rollup)| rollup));
+    let names: Vec<&str> = members.iter().map(String::as_str).collect();
+    // The same read as the dashboard's team page: one rollup query per service.
+    let group = match reports::group(&store, scope, &name, &names, &args.environment, days, Utc::now()).await {
+        Ok(group) => group,
+        Err(err) => return Failure::failed(&err).sources_of(&err).report(),
+    };
+    let Delivery { from, to, figures, weeks, .. } = group.delivery;
     let report = Report {
         scope,
         name: &name,
@@ -98,7 +92,7 @@ pub async fn run(args: DoraArgs) -> ExitCode {
         figures: &figures,
         mean_lead_time_seconds: figures.lead_time.mean_seconds,
         mean_time_to_restore_seconds: figures.time_to_restore.mean_seconds,
-        weeks: weekly(from, to, &rollups),
+        weeks,
     };
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());

@@ -354,11 +354,17 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
 
 /// The exit code of a release that ended with `status`.
 pub fn exit_for(status: Option<ReleaseStatus>) -> ExitCode {
+    exit::code(status.map_or(exit::FAILED, exit_value))
+}
+
+/// The exit code's value for a release that ended with `status` (`baton status` reads it from
+/// the execution's outcome).
+pub fn exit_value(status: ReleaseStatus) -> u8 {
     match status {
-        Some(ReleaseStatus::Succeeded) => exit::code(exit::OK),
-        Some(ReleaseStatus::Superseded) => exit::code(exit::SUPERSEDED),
-        Some(ReleaseStatus::RollbackFailed) => exit::code(exit::ROLLBACK_FAILED),
-        _ => exit::code(exit::FAILED),
+        ReleaseStatus::Succeeded => exit::OK,
+        ReleaseStatus::Superseded => exit::SUPERSEDED,
+        ReleaseStatus::RollbackFailed => exit::ROLLBACK_FAILED,
+        _ => exit::FAILED,
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::exit;
 use crate::failure::Failure;
+use crate::release_cmd::exit_value;
 use crate::remote::{self, RemoteError};
 use crate::view;
 use baton_aws::DynamoStore;
@@ -68,13 +69,25 @@ pub async fn run(args: StatusArgs) -> ExitCode {
             }
         }
         if !(args.watch && view.is_running()) {
-            return exit::code(match view.status.as_str() {
-                "RUNNING" | "SUCCEEDED" => exit::OK,
-                _ => exit::FAILED,
-            });
+            return exit::code(exit_code(&view));
         }
         last = Some(view);
         tokio::time::sleep(Duration::from_secs(args.interval)).await;
+    }
+}
+
+/// `baton release`'s codes, from the outcome the execution names rather than its status: a
+/// failed build or a clean rollback ends the execution SUCCEEDED (no fault, no alarm), yet the
+/// release failed. An execution that ended with none (refused before anything was recorded,
+/// timed out, aborted) fails unless it succeeded (a merge that releases nothing).
+fn exit_code(view: &ReleaseView) -> u8 {
+    if view.is_running() {
+        return exit::OK;
+    }
+    match view.outcome {
+        Some(outcome) => exit_value(outcome),
+        None if view.status == "SUCCEEDED" => exit::OK,
+        None => exit::FAILED,
     }
 }
 
@@ -112,6 +125,9 @@ fn render(view: &ReleaseView) -> String {
     let time = |at: chrono::DateTime<chrono::Utc>| at.format("%Y-%m-%d %H:%M:%S UTC").to_string();
     let stopped = view.stopped_at.map(|at| format!(", stopped {}", time(at))).unwrap_or_default();
     let _ = writeln!(out, "status     {} (started {}{stopped})", view.status, time(view.started_at));
+    if let Some(outcome) = view.outcome {
+        let _ = writeln!(out, "outcome    {outcome}");
+    }
     if let Some(state) = &view.current_state {
         let _ = writeln!(out, "state      {state}");
     }
@@ -128,6 +144,7 @@ fn render(view: &ReleaseView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use baton_domain::release::ReleaseStatus;
 
     fn execution(status: &str) -> ReleaseView {
         ReleaseView {
@@ -140,6 +157,7 @@ mod tests {
             stage: None,
             waves: Vec::new(),
             release: None,
+            outcome: None,
             error: None,
             cause: None,
         }
@@ -154,5 +172,25 @@ mod tests {
         assert!(text.contains("status     FAILED (started 2026-03-01 10:00:00 UTC)"), "{text}");
         assert!(text.contains("state      DeployWave"), "{text}");
         assert!(text.contains("error      Baton.BuildFailed: compile error"), "{text}");
+    }
+
+    #[test]
+    fn the_exit_code_follows_the_outcome_not_the_execution_status() {
+        let ended = |status: &str, outcome: Option<ReleaseStatus>| exit_code(&ReleaseView { outcome, ..execution(status) });
+        let cases = [
+            (ended("SUCCEEDED", Some(ReleaseStatus::Succeeded)), exit::OK),
+            (ended("SUCCEEDED", Some(ReleaseStatus::RolledBack)), exit::FAILED),
+            (ended("SUCCEEDED", Some(ReleaseStatus::Failed)), exit::FAILED),
+            (ended("SUCCEEDED", Some(ReleaseStatus::Superseded)), exit::SUPERSEDED),
+            (ended("FAILED", Some(ReleaseStatus::RollbackFailed)), exit::ROLLBACK_FAILED),
+            (ended("FAILED", Some(ReleaseStatus::Failed)), exit::FAILED),
+            (ended("SUCCEEDED", None), exit::OK),
+            (ended("FAILED", None), exit::FAILED),
+            (ended("TIMED_OUT", None), exit::FAILED),
+            (ended("RUNNING", Some(ReleaseStatus::RolledBack)), exit::OK),
+        ];
+        for (index, (got, want)) in cases.into_iter().enumerate() {
+            assert_eq!(got, want, "case {index}");
+        }
     }
 }

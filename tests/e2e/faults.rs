@@ -263,7 +263,8 @@ async fn a_slow_deploy_within_its_deploy_timeout_succeeds_however_many_polls_it_
 #[tokio::test]
 async fn a_deploy_past_its_deploy_timeout_fails_its_wave_and_the_release_rolls_back() {
     let (fixture, baton, outcome, _) = slow_canary_release(Some("10m"), None).await;
-    assert_status(&outcome, ExecutionStatus::Failed);
+    assert_outcome(&outcome, "rolled-back", "Baton.DeployFailed");
+
     let release = release_of(&baton, "exec-slow").await;
     assert_eq!(release.status, ReleaseStatus::RolledBack, "{release:#?}");
     let failure = release.failure.clone().expect("the failure is recorded");

@@ -2,7 +2,6 @@
 //! that refuses a sync, a release whose commit nobody knows. The real definition on the
 //! embedded executor, the real handlers and providers, Argo CD played by a local server.
 
-use baton_asl::ExecutionStatus;
 use baton_domain::release::{EventKind, ReleaseStatus, WaveStatus};
 use baton_e2e::*;
 use serde_json::{Value, json};
@@ -53,7 +52,7 @@ async fn a_command_build_without_a_sha_outside_git_is_refused_before_any_wave_ag
     let baton = fixture.baton();
     let input = json!({"service": SERVICE, "trigger": {"kind": "cli", "id": "cli-no-sha", "actor": "test"}});
     let outcome = baton.run("exec-no-sha", input).await;
-    assert_status(&outcome, ExecutionStatus::Failed);
+    assert_outcome(&outcome, "failed", "Baton.BuildFailed");
 
     let release = release_of(&baton, "exec-no-sha").await;
     assert_eq!(release.status, ReleaseStatus::Failed);
@@ -91,7 +90,7 @@ async fn a_refused_sync_fails_the_wave_and_rolls_back_nothing_on_the_refused_tar
         input["sha"] = json!(SHA);
         let execution = format!("exec-{case}");
         let outcome = baton.run(&execution, input).await;
-        assert_status(&outcome, ExecutionStatus::Failed);
+        assert_outcome(&outcome, "rolled-back", "Baton.DeployFailed");
 
         let release = release_of(&baton, &execution).await;
         assert!(matches!(release.status, ReleaseStatus::Failed | ReleaseStatus::RolledBack), "{case}: {}", release.status);

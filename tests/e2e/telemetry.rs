@@ -181,7 +181,8 @@ async fn a_rolled_back_release_is_a_dora_failure_wave_markers_and_a_trace_that_e
     assert_status(&baton.run("exec-first", cli_input("cli-1")).await, ExecutionStatus::Succeeded);
     let sent_before = datadog.received_requests().await.unwrap_or_default().len();
     fixture.set("unhealthy-one-region");
-    assert_status(&baton.run("exec-bad", cli_input("cli-2")).await, ExecutionStatus::Failed);
+    assert_outcome(&baton.run("exec-bad", cli_input("cli-2")).await, "rolled-back", "Baton.HealthCheckFailed");
+
     let release = release_of(&baton, "exec-bad").await;
     assert_eq!(release.status, ReleaseStatus::RolledBack);
 

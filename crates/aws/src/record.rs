@@ -125,23 +125,7 @@ fn form_fields(body: &[u8]) -> Vec<(String, String)> {
 /// `%XX` escapes decoded (bytes that are not UTF-8 are replaced): form fields, Lambda's paths,
 /// and the condition values of a record line.
 pub fn percent_decoded(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%').then(|| text.get(i + 1..i + 3).and_then(|hex| u8::from_str_radix(hex, 16).ok())).flatten();
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    baton_domain::text::decode_escapes(text, b'%')
 }
 
 /// The (action, resource) pairs IAM evaluates for one JSON-protocol request. Resources are

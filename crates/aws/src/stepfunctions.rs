@@ -7,9 +7,10 @@ use aws_sdk_sfn::Client;
 use aws_sdk_sfn::operation::describe_execution::DescribeExecutionError;
 use aws_sdk_sfn::operation::start_execution::StartExecutionError;
 use aws_sdk_sfn::types::HistoryEvent;
-use baton_domain::release::{Release, Signal, Stage, WaveRecord};
+use baton_domain::flow::CaughtError;
+use baton_domain::release::{Release, ReleaseStatus, Signal, Stage, WaveRecord};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// AWS's limit on execution names.
 const MAX_NAME_LEN: usize = 80;
@@ -85,6 +86,11 @@ pub struct ReleaseView {
     /// The newest release record found in the execution's state outputs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release: Option<Release>,
+    /// How the release ended (`$.outcome.status`), once the definition has said so. A failed
+    /// build or a clean rollback ends the execution SUCCEEDED: this, not `status`, says how.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<ReleaseStatus>,
+    /// The execution's error, or for an ordinary end the error behind its outcome.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -104,6 +110,8 @@ pub async fn describe_release(client: &Client, execution_arn: &str) -> Result<Re
         client.describe_execution().execution_arn(execution_arn).send().await.map_err(|e| AwsError::from_sdk("DescribeExecution", e))?;
     let mut current_state = None;
     let mut release = execution.output().and_then(release_in);
+    // Set by the last few states, so found in the first page of the newest-first history.
+    let mut outcome = execution.output().and_then(outcome_in);
     let mut pages = client
         .get_execution_history()
         .execution_arn(execution_arn)
@@ -122,12 +130,19 @@ pub async fn describe_release(client: &Client, execution_arn: &str) -> Result<Re
             if release.is_none() {
                 release = event_output(event).and_then(release_in);
             }
+            if outcome.is_none() {
+                outcome = event_output(event).and_then(outcome_in);
+            }
         }
         read += 1;
         if read == MAX_HISTORY_PAGES {
             break;
         }
     }
+    let (error, cause) = match (execution.error(), outcome.as_ref().and_then(|o| o.error.as_ref())) {
+        (None, Some(caught)) => (Some(caught.error.clone()), Some(caught.cause.clone())),
+        (error, _) => (error.map(str::to_string), execution.cause().map(str::to_string)),
+    };
     Ok(ReleaseView {
         execution_arn: execution.execution_arn().to_string(),
         name: execution.name().unwrap_or_default().to_string(),
@@ -138,9 +153,22 @@ pub async fn describe_release(client: &Client, execution_arn: &str) -> Result<Re
         stage: release.as_ref().map(|r| r.stage),
         waves: release.as_ref().map(|r| r.waves.clone()).unwrap_or_default(),
         release,
-        error: execution.error().map(str::to_string),
-        cause: execution.cause().map(str::to_string),
+        outcome: outcome.as_ref().map(|o| o.status),
+        error,
+        cause,
     })
+}
+
+/// `$.outcome` as the definition sets it before the finishing chain (`Mark*`, `Superseded`).
+#[derive(Deserialize)]
+struct NamedOutcome {
+    status: ReleaseStatus,
+    error: Option<CaughtError>,
+}
+
+fn outcome_in(output: &str) -> Option<NamedOutcome> {
+    let mut value: serde_json::Value = serde_json::from_str(output).ok()?;
+    serde_json::from_value(value.get_mut("outcome")?.take()).ok()
 }
 
 fn event_output(event: &HistoryEvent) -> Option<&str> {

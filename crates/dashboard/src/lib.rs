@@ -18,9 +18,18 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
 
+/// Where a release's execution history comes from, in the shape Step Functions'
+/// GetExecutionHistory gives it (the embedded executor's journal keeps that shape too).
+#[async_trait::async_trait]
+pub trait ExecutionHistories: Send + Sync {
+    /// The events of `execution`, oldest first; empty when none are kept.
+    async fn history(&self, execution: &str) -> Result<Vec<serde_json::Value>, StoreError>;
+}
+
 /// What the pages are drawn from.
 pub struct Site {
     store: Arc<dyn ReleaseStore>,
+    histories: Option<Arc<dyn ExecutionHistories>>,
     entries: Vec<ServiceEntry>,
     /// The window of the DORA figures and the build report.
     days: u64,
@@ -37,7 +46,13 @@ pub struct Page {
 impl Site {
     pub fn new(store: Arc<dyn ReleaseStore>, mut entries: Vec<ServiceEntry>, days: u64) -> Site {
         entries.sort_by(|a, b| a.name.cmp(&b.name));
-        Site { store, entries, days: days.max(1), refresh_seconds: 0 }
+        Site { store, histories: None, entries, days: days.max(1), refresh_seconds: 0 }
+    }
+
+    /// Release pages show each execution's history from `histories`.
+    pub fn with_histories(mut self, histories: Arc<dyn ExecutionHistories>) -> Site {
+        self.histories = Some(histories);
+        self
     }
 
     /// Served pages fetch themselves again every `seconds`.
@@ -106,8 +121,12 @@ impl Site {
         if let Some(id) = page_name(path, "releases/") {
             let id = ReleaseId(id);
             let Some(service) = self.release_service(&id).await? else { return Ok(None) };
-            let report = reports::release(self.store.as_ref(), &id, self.entry(&service), now).await?;
-            return Ok(report.map(|report| pages::release(self, &report, 1)).and_then(html));
+            let Some(report) = reports::release(self.store.as_ref(), &id, self.entry(&service), now).await? else { return Ok(None) };
+            let history = match (&self.histories, report.release.execution.as_deref()) {
+                (Some(histories), Some(execution)) => histories.history(execution).await?,
+                _ => Vec::new(),
+            };
+            return Ok(html(pages::release(self, &report, &history, 1)));
         }
         Ok(None)
     }
@@ -125,7 +144,8 @@ impl Site {
     ) -> Result<reports::GroupReport, StoreError> {
         // A group's figures are in the environment most of its services release to.
         let environment = members.first().map_or("production", |e| e.delivery.environment.as_str());
-        reports::group(self.store.as_ref(), scope, name, members, environment, self.days, now).await
+        let names: Vec<&str> = members.iter().map(|e| e.name.as_str()).collect();
+        reports::group(self.store.as_ref(), scope, name, &names, environment, self.days, now).await
     }
 
     /// Every page of the site: the Now view, the organisation, each team, each service and each
@@ -186,23 +206,7 @@ pub fn slug(name: &str) -> String {
 
 /// The name [`slug`] made `text` from; bytes that are not a valid escape are kept as they are.
 pub fn unslug(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'~').then(|| text.get(i + 1..i + 3)).flatten().and_then(|hex| u8::from_str_radix(hex, 16).ok());
-        match escaped {
-            Some(byte) => {
-                out.push(byte);
-                i += 3;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    baton_domain::text::decode_escapes(text, b'~')
 }
 
 /// The name in `<prefix><slug>.html`.

@@ -327,7 +327,11 @@ pub fn service(site: &Site, entry: &ServiceEntry, report: &ServiceReport, depth:
 }
 
 pub fn group(site: &Site, report: &GroupReport, depth: usize) -> String {
-    let mut main = format!(r#"<h1 data-{}="{}">{} {}</h1>"#, esc(&report.scope), esc(&report.name), esc(&report.scope), esc(&report.name));
+    let heading = match report.scope.as_str() {
+        "organisation" => format!("The organisation: {} services", report.services.len()),
+        scope => format!("{scope} {}", report.name),
+    };
+    let mut main = format!(r#"<h1 data-{}="{}">{}</h1>"#, esc(&report.scope), esc(&report.name), esc(&heading));
     let d = &report.delivery;
     let _ = write!(main, "<h2>Delivery in {} <span class=\"muted\">({} to {})</span></h2>", esc(&d.environment), d.from, d.to);
     main.push_str(&figure_cards(&d.figures));
@@ -368,7 +372,7 @@ pub fn group(site: &Site, report: &GroupReport, depth: usize) -> String {
     layout(site, &format!("{} {}", report.scope, report.name), depth, &main)
 }
 
-pub fn release(site: &Site, report: &ReleaseReport, depth: usize) -> String {
+pub fn release(site: &Site, report: &ReleaseReport, history: &[serde_json::Value], depth: usize) -> String {
     let row = &report.row;
     let mut main = format!(r#"<h1 data-release="{0}">{0}</h1>"#, esc(&row.id));
     let artifact = row.artifact.as_deref().map(|a| format!("<code>{}</code>", esc(a))).unwrap_or_else(|| "-".into());
@@ -434,5 +438,39 @@ pub fn release(site: &Site, report: &ReleaseReport, depth: usize) -> String {
         );
     }
     main.push_str("</tbody></table></div>");
+    main.push_str(&execution_history(history));
     layout(site, &row.id, depth, &main)
+}
+
+/// The execution's history as Step Functions shows it: each event's type, state and resource,
+/// and when it came after the first.
+fn execution_history(events: &[serde_json::Value]) -> String {
+    if events.is_empty() {
+        return String::new();
+    }
+    let at = |event: &serde_json::Value| event["timestamp"].as_str().and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+    let start = events.first().and_then(at);
+    let mut out = String::from(
+        r#"<h2>Execution history</h2><div class="table-wrap"><table id="history"><thead><tr><th>id</th><th>type</th><th>state</th><th>resource</th><th>after</th></tr></thead><tbody>"#,
+    );
+    for event in events {
+        let details: Vec<&serde_json::Value> =
+            event.as_object().into_iter().flatten().filter(|(key, _)| key.ends_with("EventDetails")).map(|(_, d)| d).collect();
+        let field = |name: &str| details.iter().find_map(|d| d[name].as_str()).unwrap_or("");
+        let after = match (start, at(event)) {
+            (Some(start), Some(at)) => format!("{} ms", (at - start).num_milliseconds()),
+            _ => String::new(),
+        };
+        let kind = event["type"].as_str().unwrap_or("?");
+        let _ = write!(
+            out,
+            r#"<tr data-history-type="{kind}"><td>{}</td><td>{kind}</td><td>{}</td><td>{}</td><td>{after}</td></tr>"#,
+            event["id"].as_u64().unwrap_or(0),
+            esc(field("name")),
+            esc(field("resource").rsplit(':').next().unwrap_or("")),
+            kind = esc(kind),
+        );
+    }
+    out.push_str("</tbody></table></div>");
+    out
 }

@@ -15,5 +15,6 @@ pub mod sketch;
 pub mod support;
 pub mod telemetry;
 pub mod template;
+pub mod text;
 
 pub use error::{ErrorName, TaskError};

@@ -207,22 +207,27 @@ pub struct Delivery {
     pub weeks: Vec<Week>,
 }
 
-async fn delivery(
-    store: &dyn ReleaseStore,
-    services: &[&str],
-    environment: &str,
-    days: u64,
-    now: DateTime<Utc>,
-) -> Result<Delivery, StoreError> {
+/// The window of `days` ending today (UTC).
+fn days_window(days: u64, now: DateTime<Utc>) -> (u64, NaiveDate, NaiveDate) {
     let days = days.max(1);
     let to = now.date_naive();
-    let from = to.checked_sub_days(Days::new(days - 1)).unwrap_or(to);
-    let mut rollups: Vec<(NaiveDate, Rollup)> = Vec::new();
-    for service in services {
-        rollups.extend(store.rollups(service, environment, from, to).await?);
-    }
+    (days, to.checked_sub_days(Days::new(days - 1)).unwrap_or(to), to)
+}
+
+/// The figures and trend of `rollups` (any number of services' days) over the window.
+fn delivery_of(environment: &str, (days, from, to): (u64, NaiveDate, NaiveDate), rollups: &[(NaiveDate, Rollup)]) -> Delivery {
     let figures = dora::figures(days, rollups.iter().map(|(_, rollup)| rollup));
-    Ok(Delivery { environment: environment.to_owned(), from, to, figures, weeks: dora::weekly(from, to, &rollups) })
+    Delivery { environment: environment.to_owned(), from, to, figures, weeks: dora::weekly(from, to, rollups) }
+}
+
+/// One service's daily rollups over the window: one query, at most one item a day.
+async fn rollups_of(
+    store: &dyn ReleaseStore,
+    service: &str,
+    environment: &str,
+    (_, from, to): (u64, NaiveDate, NaiveDate),
+) -> Result<Vec<(NaiveDate, Rollup)>, StoreError> {
+    store.rollups(service, environment, from, to).await
 }
 
 /// A service's page: its timeline, builds and delivery figures.
@@ -249,7 +254,10 @@ pub async fn service(store: &dyn ReleaseStore, entry: &ServiceEntry, days: u64, 
         generated_at: now,
         releases: releases.iter().map(|r| row(r, Some(entry), now)).collect(),
         builds: builds::report(&window),
-        delivery: delivery(store, &[entry.name.as_str()], &entry.delivery.environment, days, now).await?,
+        delivery: {
+            let window = days_window(days, now);
+            delivery_of(&entry.delivery.environment, window, &rollups_of(store, &entry.name, &entry.delivery.environment, window).await?)
+        },
     })
 }
 
@@ -280,16 +288,18 @@ pub async fn group(
     store: &dyn ReleaseStore,
     scope: &str,
     name: &str,
-    members: &[&ServiceEntry],
+    members: &[&str],
     environment: &str,
     days: u64,
     now: DateTime<Utc>,
 ) -> Result<GroupReport, StoreError> {
-    let names: Vec<&str> = members.iter().map(|e| e.name.as_str()).collect();
-    let mut services = Vec::new();
-    for service in &names {
-        let figures = delivery(store, &[service], environment, days, now).await?.figures;
-        services.push(ServiceFigures { service: (*service).to_owned(), figures });
+    // Each service's rollups are read once: its own figures, and the group's from all of them.
+    let window = days_window(days, now);
+    let (mut services, mut all) = (Vec::new(), Vec::new());
+    for service in members {
+        let rollups = rollups_of(store, service, environment, window).await?;
+        services.push(ServiceFigures { service: (*service).to_owned(), figures: delivery_of(environment, window, &rollups).figures });
+        all.extend(rollups);
     }
     // Who needs attention first: the most failing, then the least shipping.
     services.sort_by(|a, b| {
@@ -303,7 +313,7 @@ pub async fn group(
         scope: scope.to_owned(),
         name: name.to_owned(),
         generated_at: now,
-        delivery: delivery(store, &names, environment, days, now).await?,
+        delivery: delivery_of(environment, window, &all),
         services,
     })
 }

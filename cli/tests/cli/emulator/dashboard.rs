@@ -130,14 +130,16 @@ fn every_view_shows_the_store_in_a_real_browser_and_the_now_view_updates_live() 
 
     // Release: every wave drawn, the timeline's events listed.
     let id = rolled_back["id"].as_str().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_baton")).args(["show", id, "--json", "--state-dir"]).arg(state).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_baton")).args(["show", id, "--history", "--json", "--state-dir"]).arg(state).output().unwrap();
     let shown: Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("baton show: {}", String::from_utf8_lossy(&out.stderr)));
     let page = view(
         &format!("{base}releases/{id}.html"),
         "release",
         "JSON.stringify({waves: [...document.querySelectorAll('table#waves tr[data-wave]')].map(r => [r.dataset.wave, r.dataset.status]), \
-         drawn: document.querySelectorAll('svg.waves rect').length, events: document.querySelectorAll('table#timeline tr[data-event]').length})",
+         drawn: document.querySelectorAll('svg.waves rect').length, events: document.querySelectorAll('table#timeline tr[data-event]').length, \
+         history: [...document.querySelectorAll('table#history tr[data-history-type]')].map(r => r.dataset.historyType)})",
     );
     let waves: Vec<Value> = shown["release"]["waves"]
         .as_array()
@@ -148,6 +150,9 @@ fn every_view_shows_the_store_in_a_real_browser_and_the_now_view_updates_live() 
     assert_eq!(page["waves"], serde_json::json!(waves));
     assert!(page["drawn"].as_u64().unwrap() >= 2, "the started waves are drawn: {page}");
     assert_eq!(page["events"], shown["events"].as_array().unwrap().len());
+    let history: Vec<&Value> = shown["history"].as_array().unwrap().iter().map(|e| &e["type"]).collect();
+    assert!(history.len() > 10, "the execution's history is journaled: {history:?}");
+    assert_eq!(page["history"], serde_json::json!(history), "the execution history, event by event");
 
     // Team: its services and their deployments.
     let team = view(
@@ -156,6 +161,20 @@ fn every_view_shows_the_store_in_a_real_browser_and_the_now_view_updates_live() 
         "JSON.stringify([...document.querySelectorAll('table#services tr[data-service]')].map(r => [r.dataset.service, Number(r.dataset.deployments)]).sort())",
     );
     assert_eq!(team, serde_json::json!([["hello-api", 0], ["hello-web", dora["deployments"]]]));
+
+    // Organisation and repository: every service, and the repository's own.
+    let organisation = view(
+        &format!("{base}organisation.html"),
+        "organisation",
+        "JSON.stringify([...document.querySelectorAll('table#services tr[data-service]')].map(r => r.dataset.service).sort())",
+    );
+    assert_eq!(organisation, serde_json::json!(["flaky-api", "hello-api", "hello-web"]));
+    let repository = view(
+        &format!("{base}repositories/acme~2fhello-web.html"),
+        "repository",
+        "JSON.stringify([...document.querySelectorAll('table#services tr[data-service]')].map(r => [r.dataset.service, Number(r.dataset.deployments)]))",
+    );
+    assert_eq!(repository, serde_json::json!([["hello-web", dora["deployments"]]]));
 
     // Live: a release started while the Now view is open shows up in it, with no reload.
     let mut watcher = Command::new("python3")

@@ -338,7 +338,7 @@ fn contract(state: &str) -> fn(&Value) -> Result<(), String> {
     }
 }
 
-const CASES: [&str; 3] = ["Success", "BuildFailure", "HealthFailure"];
+const CASES: [&str; 4] = ["Success", "BuildFailure", "HealthFailure", "RecordFailure"];
 
 #[test]
 fn mocked_answers_follow_the_handlers_contracts() {
@@ -377,6 +377,12 @@ fn mocked_answers_follow_the_handlers_contracts() {
     }
 }
 
+/// The outcome an execution's output names, and the error behind it.
+fn outcome_of(ending: &Ending) -> (&str, &str) {
+    let named = |pointer: &str| ending.output.as_ref().and_then(|o| o.pointer(pointer)).and_then(Value::as_str).unwrap_or_default();
+    (named("/outcome/status"), named("/outcome/error/Error"))
+}
+
 /// Each test case takes the path its name promises, so the parity runs cover those paths.
 #[tokio::test]
 async fn each_test_case_takes_its_path_on_the_embedded_executor() {
@@ -389,14 +395,21 @@ async fn each_test_case_takes_its_path_on_the_embedded_executor() {
     assert_eq!((count(&success, "WatchHealth"), count(&success, "WatchPause")), (4, 1), "{:?}", success.path);
 
     let build = embedded_run("BuildFailure", "parity-build-failure").await;
-    assert_eq!((build.status.as_str(), build.error.as_deref()), ("FAILED", Some("Baton.BuildFailed")));
+    // An ordinary outcome, no fault: the execution succeeds and its output says what ended it.
+    assert_eq!((build.status.as_str(), outcome_of(&build)), ("SUCCEEDED", ("failed", "Baton.BuildFailed")), "{build:?}");
     assert_eq!((count(&build, "MarkFailed"), count(&build, "DeployWaves")), (1, 0), "{:?}", build.path);
 
     let health = embedded_run("HealthFailure", "parity-health-failure").await;
-    assert_eq!((health.status.as_str(), health.error.as_deref()), ("FAILED", Some("Baton.HealthCheckFailed")));
+    assert_eq!((health.status.as_str(), outcome_of(&health)), ("SUCCEEDED", ("rolled-back", "Baton.HealthCheckFailed")), "{health:?}");
     assert_eq!(count(&health, "MarkRolledBack"), 1, "{:?}", health.path);
     // one-region, then the canary: one task per wave, whatever its targets.
     assert_eq!(count(&health, "StartWaveRollback"), 2, "{:?}", health.path);
+
+    // A release that shipped but whose record the store refused to close is Baton's fault: the
+    // execution fails (the failed-executions alarm), after the last notification and the unlock.
+    let record = embedded_run("RecordFailure", "parity-record-failure").await;
+    assert_eq!((record.status.as_str(), record.error.as_deref()), ("FAILED", Some("Baton.Internal")), "{record:?}");
+    assert_eq!(record.path.iter().rev().take(3).collect::<Vec<_>>(), ["RecordFailed", "Finished", "Unlock"], "{:?}", record.path);
 }
 
 #[test]
@@ -519,5 +532,10 @@ mod emulator {
     #[tokio::test]
     async fn health_failure_with_rollback_ends_alike() {
         same_ending("HealthFailure").await;
+    }
+
+    #[tokio::test]
+    async fn record_failure_ends_alike() {
+        same_ending("RecordFailure").await;
     }
 }

@@ -307,3 +307,34 @@ async fn a_role_builds_in_that_account() {
         other => panic!("expected Rejected, got {other:?}"),
     }
 }
+
+/// A StartBuild whose answer was lost (a timeout, a reset, a 5xx after CodeBuild acted): the
+/// retried trigger looks for the build first (`find`), which is the build carrying the release
+/// id among its overrides, started since the request; another release's look finds nothing, and
+/// no second build is started. (On AWS the idempotency token also makes a resent StartBuild
+/// answer the first build; moto honours no token, so `find` is what this shows.)
+#[tokio::test]
+async fn a_build_whose_start_answer_was_lost_is_found_by_its_release_and_no_other() {
+    let bench = Bench::new().await;
+    let provider = bench.provider(Some("registry/web:{short-sha}"), None);
+    let request = request(Some(SHA));
+    let since = chrono::Utc::now();
+    let run = provider.start(&request).await.expect("moto starts the build");
+    // moto drops the environment overrides that CodeBuild keeps on the build: give them back.
+    let overrides = bench.start_request()["environmentVariablesOverride"].clone();
+    bench.proxy.rewrite("BatchGetBuilds", move |answer: &mut Answer| {
+        for build in answer.body["builds"].as_array_mut().into_iter().flatten() {
+            build["environment"]["environmentVariables"] = overrides.clone();
+        }
+    });
+
+    let found = provider.find(&request, since).await.unwrap().expect("the build the lost answer started");
+    assert_eq!((found.id.as_str(), found.provider.as_str()), (run.id.as_str(), "codebuild"));
+    let other = BuildRequest { release_id: ReleaseId(common::unique("rel")), ..request.clone() };
+    assert_eq!(provider.find(&other, since).await.unwrap(), None, "another release's build is not this one");
+    let later = since + chrono::TimeDelta::hours(1);
+    assert_eq!(provider.find(&request, later).await.unwrap(), None, "a build started before the request is not its own");
+
+    let listed = aws_sdk_codebuild::Client::new(&bench.config).list_builds_for_project().project_name(&bench.project).send().await.unwrap();
+    assert_eq!(listed.ids().len(), 1, "one build in the project");
+}

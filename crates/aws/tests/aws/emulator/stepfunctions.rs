@@ -3,7 +3,7 @@
 use crate::common;
 
 use baton_aws::stepfunctions::{describe_release, execution_name, start_release};
-use baton_domain::release::{Signal, Stage, Trigger, TriggerKind, WaveStatus};
+use baton_domain::release::{ReleaseStatus, Signal, Stage, Trigger, TriggerKind, WaveStatus};
 use serde_json::json;
 
 fn signal(service: &str, pr: u64) -> Signal {
@@ -109,6 +109,33 @@ async fn describe_release_reads_stage_and_waves_from_the_state_outputs() {
     let waves: Vec<(&str, WaveStatus)> = view.waves.iter().map(|w| (w.name.as_str(), w.status)).collect();
     assert_eq!(waves, [("canary", WaveStatus::RolledBack), ("rest", WaveStatus::Unhealthy)]);
     assert!(view.stopped_at.is_some());
+}
+
+/// A clean rollback ends the execution SUCCEEDED: the view names the outcome and the error behind
+/// it from the output, which is what `baton status` exits on.
+#[tokio::test]
+async fn describe_release_reads_the_outcome_an_execution_that_succeeded_names() {
+    let config = common::sdk_config().await;
+    let client = aws_sdk_sfn::Client::new(&config);
+    let outcome = json!({"status": "rolled-back", "error": {"Error": "Baton.HealthCheckFailed", "Cause": "wave rest unhealthy"}});
+    let machine = common::state_machine(
+        &config,
+        &common::unique("outcome"),
+        json!({
+            "StartAt": "MarkRolledBack",
+            "States": {
+                "MarkRolledBack": {"Type": "Pass", "Result": outcome, "ResultPath": "$.outcome", "Next": "NotReleased"},
+                "NotReleased": {"Type": "Succeed"}
+            }
+        }),
+    )
+    .await;
+    let started = start_release(&client, &machine, &signal("web", 10)).await.expect("start");
+    common::finished_execution(&client, &started.execution_arn, FINISH_LIMIT).await;
+
+    let view = describe_release(&client, &started.execution_arn).await.expect("describe");
+    assert_eq!((view.status.as_str(), view.outcome), ("SUCCEEDED", Some(ReleaseStatus::RolledBack)));
+    assert_eq!((view.error.as_deref(), view.cause.as_deref()), (Some("Baton.HealthCheckFailed"), Some("wave rest unhealthy")));
 }
 
 /// `scripts/emulators.sh` starts LocalStack with `SFN_MOCK_CONFIG` (tests/fixtures/sfn-mock-config.json):

@@ -84,3 +84,63 @@ async fn releases_from_before_versions_read_as_version_0() {
     let listed = store.list_releases("web", Some("prod"), 10).await.unwrap();
     assert_eq!(listed.iter().map(|r| r.version).collect::<Vec<_>>(), [1], "its first write lists it");
 }
+
+/// What a team's DORA report reads from DynamoDB (the dashboard's team page and `baton dora
+/// --team`): one Query per service, and at most one item per service and day, however many
+/// releases the services had. Counted through a proxy in front of DynamoDB Local.
+#[tokio::test]
+async fn a_teams_figures_read_one_query_and_at_most_one_item_a_day_per_service() {
+    use crate::common::moto_proxy::MotoProxy;
+    use baton_domain::release::{Rollup, RollupKey};
+    const SERVICES: usize = 8;
+    const DAYS: u64 = 30;
+    let proxy = MotoProxy::start(&common::endpoint("DYNAMODB")).await;
+    let client = aws_sdk_dynamodb::Client::new(&common::config_through(&proxy.url).await);
+    let table = common::unique("baton-releases");
+    DynamoStore::create_table(&client, &table).await.expect("create the release table");
+    let store = DynamoStore::new(client, table);
+    let now = Utc::now();
+    let entries: Vec<baton_domain::catalog::ServiceEntry> = (0..SERVICES)
+        .map(|n| {
+            serde_json::from_value(serde_json::json!({
+                "name": format!("svc-{n}"), "schema": "v2.2", "team": "payments", "source": "svc.yaml",
+                "delivery": {"environment": "production", "release-branch": "main",
+                    "build": {"provider": "command", "command": ["true"]},
+                    "deploy": {"provider": "command", "command": ["true"], "waves": [{"name": "all", "targets": ["a"]}]},
+                    "health": {"gates": []}},
+            }))
+            .unwrap()
+        })
+        .collect();
+    for entry in &entries {
+        for day in 0..DAYS {
+            let key = RollupKey {
+                service: entry.name.clone(),
+                environment: "production".into(),
+                day: (now - chrono::TimeDelta::days(day as i64)).date_naive(),
+            };
+            store.add_rollup(&key, &Rollup { deployments: 2, ..Rollup::default() }).await.unwrap();
+        }
+    }
+    // Many releases of one service: a report reads rollups, never releases.
+    for n in 0..40 {
+        let release = baton_contract::release_at(&format!("rel-svc-0-{n}"), "svc-0", "production", now - chrono::TimeDelta::hours(n));
+        store.create_release(&release, &format!("k{n}")).await.unwrap();
+    }
+
+    let members: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    let before = proxy.requests("Query").len();
+    let report = baton_domain::reports::group(&store, "team", "payments", &members, "production", DAYS, now).await.unwrap();
+    let queries = proxy.requests("Query").len() - before;
+    assert_eq!(report.delivery.figures.deployments, 2 * DAYS * SERVICES as u64, "every day of every service counted");
+    assert_eq!(queries, SERVICES, "one query per service, none for the releases");
+    // Each query's key condition names one service's days: a day is one item, none filtered out.
+    for body in proxy.requests("Query").iter().skip(before) {
+        assert_eq!(body["KeyConditionExpression"], "PK = :pk AND SK BETWEEN :from AND :to");
+        assert!(body.get("FilterExpression").is_none(), "{body}");
+    }
+    println!(
+        "a team of {SERVICES} services over {DAYS} days: {queries} Query requests, {} items read (days x services)",
+        DAYS * SERVICES as u64
+    );
+}

@@ -111,7 +111,10 @@ async fn cancel_remote_rolls_the_running_release_back_unlocks_and_closes_it_as_c
     assert!(events.iter().any(|e| e.kind == EventKind::Cancelled && e.message == "ann cancelled the release: wrong commit"), "{events:?}");
     let lock = store.lock_holder(&LockKey::new("held-web", "production"), SystemClock.now()).await.unwrap();
     assert_eq!(lock, None, "the cancelled release freed its lock");
-    assert_eq!(outcome.status, ExecutionStatus::Failed, "{:?}", outcome.error);
+    // Cancelled by a person and rolled back cleanly: an outcome, not a fault (no failed-execution alarm).
+    assert_eq!(outcome.status, ExecutionStatus::Succeeded, "{:?}: {:?}", outcome.error, outcome.cause);
+    let named = |pointer: &str| outcome.output.as_ref().and_then(|o| o.pointer(pointer)).and_then(|v| v.as_str());
+    assert_eq!((named("/outcome/status"), named("/outcome/error/Error")), (Some("rolled-back"), Some(ErrorName::Interrupted.as_str())));
 
     let reports = stack.iam_reports().unwrap();
     let text = iam::render(&reports);

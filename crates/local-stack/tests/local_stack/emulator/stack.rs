@@ -129,6 +129,10 @@ async fn a_release_and_a_rollback_run_through_the_function_binaries_within_their
     eprintln!("flaky-api: {:?} in {:?}", outcome.status, started.elapsed());
     let release = stack.release("flaky-api", &outcome).await.unwrap().expect("the release is in the release table");
     assert_eq!(release.status, ReleaseStatus::RolledBack, "{:?}: {:?}", outcome.error, outcome.cause);
+    // A clean rollback is an outcome, not a fault: the execution succeeds (no failed-execution
+    // alarm) and its output names it.
+    assert_eq!(outcome.status, ExecutionStatus::Succeeded, "{:?}: {:?}", outcome.error, outcome.cause);
+    assert_eq!(outcome.output.as_ref().and_then(|o| o.pointer("/outcome/status")), Some(&json!("rolled-back")));
 
     let reports = stack.iam_reports().unwrap();
     let text = iam::render(&reports);
