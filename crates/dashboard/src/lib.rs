@@ -38,6 +38,7 @@ pub struct Site {
 }
 
 /// A page: its HTML, or a JSON document for the `api/` paths.
+#[derive(Clone)]
 pub struct Page {
     pub body: String,
     pub content_type: &'static str,
@@ -53,6 +54,12 @@ impl Site {
     pub fn with_histories(mut self, histories: Arc<dyn ExecutionHistories>) -> Site {
         self.histories = Some(histories);
         self
+    }
+
+    /// How long a served page may be answered again without reading the store: the refresh
+    /// interval, so any number of open tabs cost one read of each page per interval.
+    pub(crate) fn freshness(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.refresh_seconds.max(1))
     }
 
     /// Served pages fetch themselves again every `seconds`.

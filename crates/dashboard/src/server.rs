@@ -1,6 +1,6 @@
 //! The dashboard over HTTP: read-only GETs of [`Site::page`], loopback unless a token guards it.
 
-use crate::Site;
+use crate::{Page, Site};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderValue};
@@ -8,8 +8,10 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::net::TcpListener;
 
 /// Inline styles and script only, and fetches of the page's own origin: a value in a record
@@ -36,18 +38,40 @@ pub async fn serve(site: Arc<Site>, listener: TcpListener, token: Option<String>
         return Err(ServeError::ExposedWithoutToken(local));
     }
     let token: Option<Arc<str>> = token.filter(|t| !t.is_empty()).map(Arc::from);
+    let cache = Arc::new(Rendered::default());
     loop {
         let (stream, _) = listener.accept().await.map_err(ServeError::Accept)?;
-        let (site, token) = (site.clone(), token.clone());
+        let (site, token, cache) = (site.clone(), token.clone(), cache.clone());
         tokio::spawn(async move {
             let service = service_fn(move |request| {
-                let (site, token) = (site.clone(), token.clone());
-                async move { Ok::<_, std::convert::Infallible>(answer(&site, token.as_deref(), request).await) }
+                let (site, token, cache) = (site.clone(), token.clone(), cache.clone());
+                async move { Ok::<_, std::convert::Infallible>(answer(&site, &cache, token.as_deref(), request).await) }
             });
             if let Err(err) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
                 tracing::debug!(error = %err, "dashboard connection ended with an error");
             }
         });
+    }
+}
+
+/// Pages rendered within the site's freshness, by path: the store is read once per page and
+/// interval however many viewers poll it.
+#[derive(Default)]
+struct Rendered(Mutex<HashMap<String, (Instant, Page)>>);
+
+impl Rendered {
+    async fn page(&self, site: &Site, path: &str) -> Result<Option<Page>, baton_domain::ports::StoreError> {
+        let fresh = |at: &Instant| at.elapsed() < site.freshness();
+        if let Some((_, page)) = self.0.lock().expect("the page cache is never poisoned").get(path).filter(|(at, _)| fresh(at)) {
+            return Ok(Some(page.clone()));
+        }
+        let page = site.page(path, chrono::Utc::now()).await?;
+        let mut pages = self.0.lock().expect("the page cache is never poisoned");
+        pages.retain(|_, (at, _)| fresh(at));
+        if let Some(page) = &page {
+            pages.insert(path.to_owned(), (Instant::now(), page.clone()));
+        }
+        Ok(page)
     }
 }
 
@@ -84,7 +108,7 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-async fn answer(site: &Site, token: Option<&str>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(site: &Site, cache: &Rendered, token: Option<&str>, request: Request<Incoming>) -> Response<Full<Bytes>> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
         let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "the dashboard is read-only");
         response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
@@ -99,7 +123,7 @@ async fn answer(site: &Site, token: Option<&str>, request: Request<Incoming>) ->
         }
     }
     let path = request.uri().path();
-    let mut response = match site.page(path, chrono::Utc::now()).await {
+    let mut response = match cache.page(site, path).await {
         Ok(Some(page)) => {
             let mut response = Response::new(Full::new(Bytes::from(page.body)));
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(page.content_type));
