@@ -48,7 +48,7 @@ impl ScopeArgs {
                 .report()
         })?;
         let belongs = |entry: &ServiceEntry| match (&self.team, &self.repo) {
-            (Some(team), _) => entry.team.as_deref() == Some(team.as_str()),
+            (Some(team), _) => baton_domain::reports::team_of(entry) == Some(team.as_str()),
             (_, Some(repo)) => entry.declares_repository(repo),
             (None, None) => false,
         };
