@@ -8,10 +8,11 @@
 //! process's one (see [`http_client`]).
 //!
 //! Decisions worth knowing:
-//! - Command builds and deploys run to completion inside `start`; the outcome travels in the
-//!   [`RunHandle`](baton_domain::ports::RunHandle)'s `state`, so `poll` in another process works.
-//! - Commands inherit Baton's environment minus the variables the catalog entry names as Slack
-//!   secrets; `BATON_*` are set last and cannot be overridden by the spec's `env`.
+//! - Command builds and deploys run detached: `start` returns once the command runs, and the
+//!   [`RunHandle`](baton_domain::ports::RunHandle) is all `poll` needs, in any process (see
+//!   `command`'s module documentation).
+//! - Commands do not inherit Baton's environment: a small base, the variables their `pass-env`
+//!   names (never a secret of the entry), the spec's `env`, then `BATON_*`, which it cannot override.
 //! - A build's sha is the request's, else `git rev-parse HEAD` where it ran, else [`UNKNOWN_SHA`].
 //! - The Slack webhook cannot update a message (no `ts`): each notification is a new message.
 //!   The Web API notifier (name `slack`) keeps one message per release, updated in place.
