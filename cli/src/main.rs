@@ -35,6 +35,7 @@ mod remote;
 mod report_cmd;
 mod resume_cmd;
 mod scope;
+mod shell_cmd;
 mod signals;
 mod status_cmd;
 mod unlock_cmd;
@@ -94,6 +95,10 @@ enum Command {
     /// Run the AWS stack's own function binaries on this machine, as Lambda would.
     #[command(subcommand)]
     Dev(dev_cmd::DevCommand),
+    /// Print a shell completion script: `baton completions bash > /etc/bash_completion.d/baton`.
+    Completions(shell_cmd::CompletionsArgs),
+    /// Print the baton(1) man page, or write one page per command with --out.
+    Man(shell_cmd::ManArgs),
 }
 
 /// Who runs the command, as timelines record a person's act (`unlock`, `resume`, `cancel`).
@@ -126,6 +131,8 @@ fn main() -> ExitCode {
             Command::Asl(cmd) => asl_cmd::run(cmd).await,
             Command::Catalog(cmd) => catalog_cmd::run(cmd).await,
             Command::Dev(cmd) => dev_cmd::run(cmd).await,
+            Command::Completions(args) => shell_cmd::completions(args),
+            Command::Man(args) => shell_cmd::man(args),
         }
     })
 }

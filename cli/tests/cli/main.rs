@@ -8,6 +8,7 @@ mod github_actions_example;
 mod ownership;
 mod release;
 mod secrets;
+mod shell;
 mod support;
 
 /// Tests that need what `scripts/emulators.sh start` starts or installs: the emulators, and
