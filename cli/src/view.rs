@@ -4,6 +4,7 @@
 use baton_domain::flow::CaughtError;
 use baton_domain::ports::ReleaseStore;
 use baton_domain::release::{Release, ReleaseStatus, WaveStatus};
+use baton_domain::text::counted;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -54,7 +55,7 @@ impl LiveView {
                             bar.set_prefix(wave.name.clone());
                             bar
                         });
-                        bar.set_message(format!("{} ({} targets)", wave.status.as_str(), wave.targets.len()));
+                        bar.set_message(format!("{} ({})", wave.status.as_str(), counted(wave.targets.len(), "target")));
                         bar.tick();
                     }
                 }

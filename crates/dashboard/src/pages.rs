@@ -7,6 +7,7 @@ use crate::{Site, slug};
 use baton_domain::catalog::ServiceEntry;
 use baton_domain::reports::{self, GroupReport, NowReport, ReleaseReport, ReleaseRow, ServiceReport};
 use baton_domain::rules::dora::{Band, Durations, Figures};
+use baton_domain::text::counted;
 use chrono::{DateTime, Utc};
 use std::fmt::Write as _;
 
@@ -270,10 +271,7 @@ fn entry_facts(entry: &ServiceEntry) -> String {
         .waves
         .iter()
         .map(|w| {
-            let targets = match w.targets.len() {
-                1 => "1 target".to_owned(),
-                n => format!("{n} targets"),
-            };
+            let targets = counted(w.targets.len(), "target");
             format!("{} ({targets}, bake {})", esc(&w.name), human_seconds(w.bake.0 as f64))
         })
         .collect::<Vec<_>>()

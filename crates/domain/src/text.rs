@@ -1,4 +1,4 @@
-//! Text helpers with no home in the model: escapes shared by the adapters and the views.
+//! Text helpers with no home in the model: escapes and counts shared by the adapters and the views.
 
 /// `text` with each `<marker>XX` escape (two hex digits) decoded to its byte; bytes that are not
 /// a valid escape are kept as they are, and bytes that are not UTF-8 are replaced. `%` decodes
@@ -23,9 +23,21 @@ pub fn decode_escapes(text: &str, marker: u8) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `1 target`, `3 targets`: every noun Baton counts takes a plain `s`.
+pub fn counted(count: usize, noun: &str) -> String {
+    if count == 1 { format!("1 {noun}") } else { format!("{count} {noun}s") }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_is_singular_and_every_other_count_plural() {
+        assert_eq!(counted(1, "target"), "1 target");
+        assert_eq!(counted(0, "wave"), "0 waves");
+        assert_eq!(counted(12, "monitor"), "12 monitors");
+    }
 
     #[test]
     fn escapes_decode_and_anything_else_stays() {

@@ -995,6 +995,28 @@ mod tests {
         assert!(!logs.contains("value-that-must-not-be-logged"));
     }
 
+    /// The command's output line reached first on a thread with no subscriber (a sibling test's)
+    /// must not be lost to a capture afterwards: see `test_support`'s anchor.
+    #[tokio::test]
+    async fn output_reached_first_without_a_subscriber_is_still_captured_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let argv = script(dir.path(), "say.sh", "echo first-reached-elsewhere");
+        let run_once = |dir: std::path::PathBuf, argv: Vec<String>| {
+            let ctx = CommandContext::new(&entry_in(&dir), &dir).unwrap();
+            async move { ctx.run(&spec(&ctx, &argv, &BTreeMap::new(), None), env()).await.unwrap() }
+        };
+        let (path, args) = (dir.path().to_path_buf(), argv.clone());
+        std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(run_once(path, args))
+        })
+        .join()
+        .unwrap();
+
+        let logs = LogCapture::start();
+        run_once(dir.path().to_path_buf(), argv).await;
+        assert!(logs.text().contains("first-reached-elsewhere"), "{}", logs.text());
+    }
+
     /// Masking happens before any cut: a tail cut through a secret, a line cut at its cap through
     /// one, and the last stdout line `status.json` keeps leak no piece of it.
     #[tokio::test]

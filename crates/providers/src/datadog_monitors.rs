@@ -16,6 +16,7 @@ use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, RateLimits, Refused, decode, 
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
 use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError, SecretResolver};
+use baton_domain::text::counted;
 use reqwest::Url;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -159,10 +160,6 @@ impl DatadogMonitorsGate {
     }
 }
 
-fn counted(monitors: usize) -> String {
-    if monitors == 1 { "1 monitor".into() } else { format!("{monitors} monitors") }
-}
-
 #[async_trait]
 impl HealthGate for DatadogMonitorsGate {
     fn describe(&self) -> String {
@@ -180,9 +177,9 @@ impl HealthGate for DatadogMonitorsGate {
         let (bad, good): (Vec<&Monitor>, Vec<&Monitor>) = monitors.iter().partition(|monitor| self.is_unhealthy(monitor));
         let listed = bad.iter().chain(&good).map(|m| format!("#{} {} ({})", m.id, m.name, m.overall_state)).collect::<Vec<_>>().join("; ");
         let summary = if bad.is_empty() {
-            format!("{}, none {}: {listed}", counted(monitors.len()), self.unhealthy.join(" or "))
+            format!("{}, none {}: {listed}", counted(monitors.len(), "monitor"), self.unhealthy.join(" or "))
         } else {
-            format!("{} of {} {}: {listed}", bad.len(), counted(monitors.len()), self.unhealthy.join(" or "))
+            format!("{} of {} {}: {listed}", bad.len(), counted(monitors.len(), "monitor"), self.unhealthy.join(" or "))
         };
         let saw = quote(&summary, &[]);
         tracing::debug!(target: "baton::health", gate = %self.describe(), saw = %saw, "sampled");

@@ -5,7 +5,10 @@ use baton_domain::catalog::{Delivery, DeploySpec, HealthSpec, NotifySpec, Provid
 use baton_domain::release::ReleaseId;
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
+use tracing::level_filters::LevelFilter;
+use tracing::subscriber::{Interest, Subscriber};
+use tracing::{Dispatch, Event, Metadata, span};
 
 /// A catalog entry for service `web` whose file lives in `dir`.
 pub fn entry_in(dir: &Path) -> ServiceEntry {
@@ -61,6 +64,7 @@ pub struct LogCapture {
 
 impl LogCapture {
     pub fn start() -> LogCapture {
+        LazyLock::force(&ANCHOR);
         let buffer = Buffer::default();
         let subscriber =
             tracing_subscriber::fmt().with_writer(buffer.clone()).with_max_level(tracing::Level::TRACE).with_ansi(false).finish();
@@ -70,6 +74,39 @@ impl LogCapture {
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.buffer.0.lock().unwrap()).into_owned()
     }
+}
+
+/// tracing caches each callsite's interest for the whole process, asking the subscriber of the
+/// thread that first reaches it while at most one dispatcher is registered: a sibling test with no
+/// subscriber would cache `never`, and a capture would then miss that line's events (the flaky
+/// `output_is_logged_line_by_line...`). This dispatcher lives for the process and answers
+/// "sometimes", so every callsite asks the current thread's subscriber at each event.
+static ANCHOR: LazyLock<Dispatch> = LazyLock::new(|| {
+    let anchor = Dispatch::new(AskEveryTime);
+    tracing::callsite::rebuild_interest_cache();
+    anchor
+});
+
+struct AskEveryTime;
+
+impl Subscriber for AskEveryTime {
+    fn register_callsite(&self, _: &'static Metadata<'static>) -> Interest {
+        Interest::sometimes()
+    }
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::TRACE)
+    }
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        false
+    }
+    fn new_span(&self, _: &span::Attributes<'_>) -> span::Id {
+        span::Id::from_u64(1)
+    }
+    fn record(&self, _: &span::Id, _: &span::Record<'_>) {}
+    fn record_follows_from(&self, _: &span::Id, _: &span::Id) {}
+    fn event(&self, _: &Event<'_>) {}
+    fn enter(&self, _: &span::Id) {}
+    fn exit(&self, _: &span::Id) {}
 }
 
 #[derive(Clone, Default)]

@@ -11,6 +11,7 @@ use baton_domain::rules::waves::{self, WaveDeploy};
 use baton_domain::rules::{rollback, timeline};
 use baton_domain::support::{Ports, invocation_deadline, provider_error, stop_if_cancelled};
 use baton_domain::telemetry;
+use baton_domain::text::counted;
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use std::time::Duration;
@@ -293,7 +294,7 @@ pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, roll
             let unanswered = if unavailable > 0 { format!(" ({unavailable} did not answer)") } else { String::new() };
             Err(TaskError::new(
                 ErrorName::DeployPending,
-                format!("wave {}: {running} of {} targets still rolling out{unanswered}", wave.name, wave.targets.len()),
+                format!("wave {}: {running} of {} still rolling out{unanswered}", wave.name, counted(wave.targets.len(), "target")),
             ))
         }
         WaveDeploy::Failed(targets) => {

@@ -8,6 +8,7 @@ use baton_domain::ports::{Notification, Notifier, ProviderError};
 use baton_domain::redact;
 use baton_domain::release::{Release, WaveStatus};
 use baton_domain::support::{Ports, call_json, provider_error};
+use baton_domain::text::counted;
 use futures_util::future::join_all;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -127,7 +128,7 @@ fn headline(release: &Release, request: &NotifyRequest) -> String {
     match request.event {
         NotifyEvent::Started => format!("release started from {} ({})", release.branch, release.trigger.kind.as_str()),
         NotifyEvent::Built => match &release.artifact {
-            Some(artifact) => format!("built {}; deploying {} waves", artifact.reference, release.waves.len()),
+            Some(artifact) => format!("built {}; deploying {}", artifact.reference, counted(release.waves.len(), "wave")),
             None => "build finished".to_owned(),
         },
         NotifyEvent::WaveHealthy => {
