@@ -200,6 +200,7 @@ fn full_delivery(build: ProviderBlock, target: ProviderBlock, health: HealthSpec
         deploy: DeploySpec {
             target,
             waves: vec![WaveSpec { name: "w".into(), targets: vec!["t".into()], bake: Seconds(1), deploy_timeout: Seconds(60) }],
+            topology: None,
         },
         health,
         notify: NotifySpec {
