@@ -140,7 +140,7 @@ fn sample(kind: &Kind) -> Value {
         Kind::Object(shape) => fields_sample(shape.fields, false),
         Kind::List(shape) => json!([fields_sample(shape.fields, false)]),
         Kind::Mapping => json!({}),
-        Kind::Waves | Kind::Gates => unreachable!("not a provider field"),
+        Kind::Waves | Kind::Gates | Kind::LabeledTargets | Kind::WaveOrder | Kind::Shares => unreachable!("not a provider field"),
         Kind::HttpStatuses => json!([200]),
     }
 }
