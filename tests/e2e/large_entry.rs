@@ -54,7 +54,7 @@ async fn a_release_whose_entry_is_over_the_payload_quota_completes_and_unlocks()
 }
 
 /// The catalog as it is now: a test changes it under a running release.
-struct ChangingCatalog(Mutex<Arc<dyn CatalogSource>>);
+pub(crate) struct ChangingCatalog(pub(crate) Mutex<Arc<dyn CatalogSource>>);
 
 #[async_trait::async_trait]
 impl CatalogSource for ChangingCatalog {
