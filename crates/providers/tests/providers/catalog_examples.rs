@@ -496,12 +496,17 @@ fn example_scripts_behave_as_documented() {
 fn the_examples_in_docs_catalog_md_are_valid() {
     let docs = std::fs::read_to_string(repo().join("docs/catalog.md")).unwrap();
     let blocks: Vec<&str> = docs.split("```yaml\n").skip(1).map(|rest| rest.split("```").next().unwrap()).collect();
-    assert_eq!(blocks.len(), 2, "a v2.2 and a v3 example");
-    let mut versions = Vec::new();
+    assert_eq!(blocks.len(), 3, "waves from a topology, a v2.2 and a v3 example");
+    let mut services = Vec::new();
     for (i, block) in blocks.iter().enumerate() {
-        let (services, diagnostics) = CatalogLoader::new(registry()).parse(&format!("docs/catalog.md example {i}"), block);
+        let (mut parsed, diagnostics) = CatalogLoader::new(registry()).parse(&format!("docs/catalog.md example {i}"), block);
         assert_eq!(diagnostics, vec![]);
-        versions.push(services[0].schema);
+        services.push(parsed.remove(0));
     }
-    assert_eq!(versions, [SchemaVersion::V2_2, SchemaVersion::V3]);
+    let versions: Vec<SchemaVersion> = services.iter().map(|service| service.schema).collect();
+    assert_eq!(versions, [SchemaVersion::V2_2, SchemaVersion::V2_2, SchemaVersion::V3]);
+    // The waves the page says the topology gives.
+    let waves: Vec<String> = services[0].delivery.deploy.waves.iter().map(|w| format!("{}: {}", w.name, w.targets.join(", "))).collect();
+    let said = ["one: edge-euw1-a1", "az: edge-euw1-a2", "region: edge-euw1-b1, edge-euw1-b2", "rest-1: edge-use1-a1", "rest-2: edge-use1-b1"];
+    assert_eq!(waves, said);
 }
