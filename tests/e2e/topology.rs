@@ -2,18 +2,13 @@
 //! waves `rules::topology` gives for the entry it was registered with, records them, and keeps
 //! them when the catalog changes under it.
 
-use crate::large_entry::ChangingCatalog;
-use baton_asl::{Clock, ExecutionStatus};
-use baton_domain::catalog::{FsCatalog, WaveSpec};
-use baton_domain::ports::{CatalogSource, SystemClock};
+use crate::large_entry::{ChangingCatalog, held_release};
+use baton_asl::ExecutionStatus;
+use baton_domain::catalog::WaveSpec;
+use baton_domain::ports::CatalogSource;
 use baton_domain::release::{Release, ReleaseStatus};
 use baton_domain::rules::topology::compute;
-use baton_domain::support::Ports;
 use baton_e2e::*;
-use baton_local_runner::LocalBaton;
-use baton_providers::{EnvSecretResolver, LocalProviders};
-use baton_store_sqlite::SqliteStore;
-use std::sync::{Arc, Mutex};
 
 /// A target and its labels: name, region, zone.
 pub(crate) type Placed = (String, String, String);
@@ -99,25 +94,14 @@ async fn a_catalog_change_mid_release_does_not_change_its_computed_waves() {
     let fixture = Fixture::new();
     let targets = placed(&[&[2, 2], &[2, 2]]);
     write_topology(&fixture, &targets, POLICY);
-    fixture.set("hold-build");
-    let open = || -> Arc<dyn CatalogSource> { Arc::new(FsCatalog::open(baton_providers::registry(), fixture.catalog()).unwrap()) };
-    let catalog = Arc::new(ChangingCatalog(Mutex::new(open())));
+    let catalog = ChangingCatalog::of(&fixture);
     let registered = specs(&catalog.service(SERVICE).await.unwrap().delivery.deploy.waves);
-    let local = LocalProviders::new(fixture.state_dir().join("workspace"), None, Arc::new(EnvSecretResolver), None).unwrap();
-    let ports = Ports {
-        store: Arc::new(SqliteStore::open(&baton_store_sqlite::database_path(&fixture.state_dir())).unwrap()),
-        catalog: catalog.clone(),
-        providers: Arc::new(local),
-        clock: Arc::new(SystemClock),
-    };
-    let baton = LocalBaton::new(ports, Clock::Scaled(1000)).unwrap();
-    let running = baton.start("exec-held", cli_input("cli-1"));
-    wait_for_status(&baton, "exec-held", ReleaseStatus::Running).await;
+    let (baton, running) = held_release(&fixture, catalog.clone()).await;
 
     let mut changed = targets.clone();
     changed.push(("r1-a1-t003".into(), "r1".into(), "r1-a1".into()));
     write_topology(&fixture, &changed, "        order: [1%, 100%]\n        bake: 10m\n");
-    *catalog.0.lock().unwrap() = open();
+    catalog.reload(&fixture);
     let now = specs(&catalog.service(SERVICE).await.unwrap().delivery.deploy.waves);
     assert_ne!(now, registered, "the catalog now gives other waves");
     fixture.clear("hold-build");

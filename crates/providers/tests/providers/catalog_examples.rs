@@ -507,6 +507,7 @@ fn the_examples_in_docs_catalog_md_are_valid() {
     assert_eq!(versions, [SchemaVersion::V2_2, SchemaVersion::V2_2, SchemaVersion::V3]);
     // The waves the page says the topology gives.
     let waves: Vec<String> = services[0].delivery.deploy.waves.iter().map(|w| format!("{}: {}", w.name, w.targets.join(", "))).collect();
-    let said = ["one: edge-euw1-a1", "az: edge-euw1-a2", "region: edge-euw1-b1, edge-euw1-b2", "rest-1: edge-use1-a1", "rest-2: edge-use1-b1"];
+    let said =
+        ["one: edge-euw1-a1", "az: edge-euw1-a2", "region: edge-euw1-b1, edge-euw1-b2", "rest-1: edge-use1-a1", "rest-2: edge-use1-b1"];
     assert_eq!(waves, said);
 }

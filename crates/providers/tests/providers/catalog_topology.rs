@@ -2,12 +2,11 @@
 //! computed waves, and a topology that cannot satisfy its policy is refused with the file, line,
 //! field and why.
 
+use crate::catalog_validation::{FILE, assert_diag, line_of, only_error};
 use baton_domain::catalog::topology::{MaxShare, Percent, Step};
 use baton_domain::catalog::*;
 use baton_domain::rules::topology::compute;
 use baton_providers::registry;
-
-const FILE: &str = "catalog/edge.yaml";
 
 const BASE: &str = r#"schema-version: v2.2
 dd-service: edge
@@ -43,24 +42,6 @@ extensions:
 fn with(from: &str, to: &str) -> String {
     assert_eq!(BASE.matches(from).count(), 1, "fixture snippet {from:?} must occur once");
     BASE.replacen(from, to, 1)
-}
-
-fn line_of(text: &str, needle: &str) -> usize {
-    let lines: Vec<usize> = text.lines().enumerate().filter(|(_, l)| l.contains(needle)).map(|(i, _)| i + 1).collect();
-    assert_eq!(lines.len(), 1, "{needle:?} must be on exactly one line");
-    lines[0]
-}
-
-fn only_error(text: &str) -> Diagnostic {
-    let (services, mut diagnostics) = CatalogLoader::new(registry()).parse(FILE, text);
-    assert!(services.is_empty(), "an invalid document yields no service");
-    assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
-    diagnostics.remove(0)
-}
-
-fn assert_diag(d: &Diagnostic, line: usize, path: &str, message_part: &str) {
-    assert_eq!((d.file.as_str(), d.line, d.path.as_str()), (FILE, Some(line), path), "{d}");
-    assert!(d.message.contains(message_part), "{:?} should contain {:?}", d.message, message_part);
 }
 
 fn entry(text: &str) -> ServiceEntry {
