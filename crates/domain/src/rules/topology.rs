@@ -98,7 +98,7 @@ fn label_list(labels: &BTreeSet<&str>) -> String {
     labels.iter().map(|l| format!("`{l}`")).collect::<Vec<_>>().join(", ")
 }
 
-/// Steps in one form, growing, ending with every target.
+/// Steps in one form (shares growing), ending with every target.
 fn check_order(policy: &WavePolicy, labels: &BTreeSet<&str>) -> Result<(), Refusal> {
     let at = |i: usize| format!("waves.order[{i}]");
     let Some(last) = policy.order.last() else {
@@ -125,7 +125,7 @@ fn check_order(policy: &WavePolicy, labels: &BTreeSet<&str>) -> Result<(), Refus
         }
     }
     match last {
-        Step::Share(share) if share.0 != Percent::WHOLE.0 => Err(Refusal::new(
+        Step::Share(share) if *share != Percent::WHOLE => Err(Refusal::new(
             at(policy.order.len() - 1),
             format!("expected the last share to be 100%, so every target is deployed; found {share}"),
         )),
@@ -136,13 +136,15 @@ fn check_order(policy: &WavePolicy, labels: &BTreeSet<&str>) -> Result<(), Refus
     }
 }
 
+/// The most targets of each of a label's domains one wave may hold, for a label the policy bounds.
+struct Bound {
+    label: String,
+    most: HashMap<String, usize>,
+}
+
 /// For each bounded label, the most targets of each of its domains one wave may hold; a domain
 /// whose share is less than one target can never be deployed and is refused.
-fn shares(
-    policy: &WavePolicy,
-    labels: &BTreeSet<&str>,
-    targets: &[LabeledTarget],
-) -> Result<Vec<(String, HashMap<String, usize>)>, Refusal> {
+fn shares(policy: &WavePolicy, labels: &BTreeSet<&str>, targets: &[LabeledTarget]) -> Result<Vec<Bound>, Refusal> {
     let Some(max_share) = &policy.max_share else { return Ok(Vec::new()) };
     if let MaxShare::Labels(named) = max_share
         && let Some(unknown) = named.keys().find(|label| !labels.contains(label.as_str()))
@@ -173,7 +175,7 @@ fn shares(
             }
             most.insert(domain.to_owned(), cap);
         }
-        bounds.push(((*label).to_owned(), most));
+        bounds.push(Bound { label: (*label).to_owned(), most });
     }
     Ok(bounds)
 }
@@ -198,8 +200,7 @@ fn kept_together(targets: &[LabeledTarget], labels: &BTreeSet<&str>) -> Vec<usiz
 /// Waves so far, and what they deployed.
 struct Planner<'t> {
     targets: &'t [LabeledTarget],
-    /// (label, most per domain) for each label the policy bounds.
-    shares: Vec<(String, HashMap<String, usize>)>,
+    shares: Vec<Bound>,
     deployed_target: Vec<bool>,
     deployed: usize,
     /// Targets of each region not deployed yet; empty when the targets carry no region.
@@ -210,7 +211,7 @@ struct Planner<'t> {
 }
 
 impl<'t> Planner<'t> {
-    fn new(targets: &'t [LabeledTarget], shares: Vec<(String, HashMap<String, usize>)>) -> Planner<'t> {
+    fn new(targets: &'t [LabeledTarget], shares: Vec<Bound>) -> Planner<'t> {
         let mut region_left = HashMap::new();
         for region in targets.iter().filter_map(|t| t.labels.get(REGION_LABEL)) {
             *region_left.entry(region.as_str()).or_default() += 1;
@@ -246,8 +247,8 @@ impl<'t> Planner<'t> {
                     return true;
                 }
                 let domains: Vec<(usize, &str)> =
-                    self.shares.iter().enumerate().map(|(l, (label, _))| (l, self.targets[t].labels[label].as_str())).collect();
-                if domains.iter().any(|&(l, domain)| held.get(&(l, domain)).copied().unwrap_or(0) >= self.shares[l].1[domain]) {
+                    self.shares.iter().enumerate().map(|(l, bound)| (l, self.targets[t].labels[&bound.label].as_str())).collect();
+                if domains.iter().any(|&(l, domain)| held.get(&(l, domain)).copied().unwrap_or(0) >= self.shares[l].most[domain]) {
                     return true;
                 }
                 domains.into_iter().for_each(|key| *held.entry(key).or_default() += 1);
@@ -349,7 +350,8 @@ mod tests {
     fn hand_checked_waves_from_1_to_500_targets_over_1_to_6_regions() {
         let six_regions: &[&[usize]] = &[&[50, 50], &[50, 50], &[50, 50], &[50, 50], &[25, 25], &[25, 25]];
         // (what, regions and zone sizes, order, max-share, expected waves and sizes)
-        let cases: Vec<(&str, &[&[usize]], &[&str], Option<MaxShare>, Vec<(&str, usize)>)> = vec![
+        type Case<'a> = (&'a str, &'a [&'a [usize]], &'a [&'a str], Option<MaxShare>, Vec<(&'a str, usize)>);
+        let cases: Vec<Case> = vec![
             ("one target", &[&[1]], GROWING, None, vec![("one", 1)]),
             ("one target, percentages", &[&[1]], &["1%", "10%", "100%"], None, vec![("percent-1", 1)]),
             (
@@ -438,7 +440,8 @@ mod tests {
         let mut twice = fleet(&[&[2]]);
         twice[1].name = twice[0].name.clone();
         // (what, targets, order, max-share, path, words of the message)
-        let cases: Vec<(&str, Vec<LabeledTarget>, &[&str], Option<MaxShare>, &str, &[&str])> = vec![
+        type Case<'a> = (&'a str, Vec<LabeledTarget>, &'a [&'a str], Option<MaxShare>, &'a str, &'a [&'a str]);
+        let cases: Vec<Case> = vec![
             (
                 "a region too small for its share",
                 fleet(&[&[2, 2], &[1]]),
