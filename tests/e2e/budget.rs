@@ -1,8 +1,9 @@
 //! The release definition's history budget: a large service's release must stay well inside
 //! Step Functions' 25,000-event execution history, which the executor enforces as AWS does.
 //!
-//! 200 targets across 4 waves, every target's deploy and rollback pending for 40 polls, the
-//! last wave unhealthy so that all four roll back. Run with `--nocapture` for the figures.
+//! 200 targets across 4 waves, and 500 targets in the waves their topology gives, every target's
+//! deploy and rollback pending for 40 polls, the last wave unhealthy so that all roll back. Run
+//! with `--nocapture` for the figures.
 
 use async_trait::async_trait;
 use baton_asl::{Clock, EventType};
@@ -84,7 +85,49 @@ async fn a_large_release_with_a_full_rollback_stays_well_inside_the_history_quot
     let waves: Vec<(String, Vec<String>)> =
         (1..=WAVES).map(|w| (format!("w{w}"), (1..=TARGETS_PER_WAVE).map(|t| format!("w{w}-t{t:03}")).collect())).collect();
     let fixture = Fixture::with_waves(&waves);
-    fixture.set(&format!("unhealthy-w{WAVES}"));
+    let events = release_rolled_back_in_full(&fixture, &format!("w{WAVES}"), WAVES * TARGETS_PER_WAVE).await;
+    eprintln!("history budget: {WAVES} waves x {TARGETS_PER_WAVE} targets, {PENDING_POLLS} pending polls per run, full rollback: {events}");
+    assert!(events.count < HISTORY_QUOTA / 5, "{events}: the definition must stay well inside {HISTORY_QUOTA}");
+}
+
+/// 500 targets over 6 regions, their waves computed from the topology (one target, its zone, half
+/// its region, the other regions half by half: 5 waves), the last unhealthy so that all roll back.
+#[tokio::test]
+async fn a_500_target_topology_release_with_a_full_rollback_stays_within_a_quarter_of_the_history_quota() {
+    let fixture = Fixture::new();
+    let regions: &[&[usize]] = &[&[50, 50], &[50, 50], &[50, 50], &[50, 50], &[25, 25], &[25, 25]];
+    let targets = crate::topology::placed(regions);
+    assert_eq!(targets.len(), 500);
+    let policy = "        order: [one, az, region, rest]\n        max-share: {region: 50%}\n        bake: 10m\n";
+    crate::topology::write_topology(&fixture, &targets, policy);
+    let events = release_rolled_back_in_full(&fixture, "rest-2", targets.len()).await;
+    eprintln!("history budget: 500 topology targets in 5 waves, {PENDING_POLLS} pending polls per run, full rollback: {events}");
+    assert!(events.count < HISTORY_QUOTA / 4, "{events}: a 500-target topology release must stay within a quarter of {HISTORY_QUOTA}");
+}
+
+/// What a release's execution history cost.
+struct HistoryCost {
+    count: usize,
+    transitions: usize,
+    invocations: usize,
+}
+
+impl std::fmt::Display for HistoryCost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let share = 100.0 * self.count as f64 / HISTORY_QUOTA as f64;
+        write!(
+            f,
+            "{} events ({share:.1} % of {HISTORY_QUOTA}), {} state transitions, {} Lambda invocations",
+            self.count, self.transitions, self.invocations
+        )
+    }
+}
+
+/// Releases the fixture's service with every deploy and rollback pending for [`PENDING_POLLS`]
+/// polls and `unhealthy` (the last wave) failing its health check, checks that all `targets`
+/// were put back, and answers what the history cost.
+async fn release_rolled_back_in_full(fixture: &Fixture, unhealthy: &str, targets: usize) -> HistoryCost {
+    fixture.set(&format!("unhealthy-{unhealthy}"));
     let local = LocalProviders::new(fixture.state_dir().join("workspace"), None, Arc::new(EnvSecretResolver), None).unwrap();
     let ports = Ports {
         store: Arc::new(SqliteStore::open(&baton_store_sqlite::database_path(&fixture.state_dir())).unwrap()),
@@ -99,16 +142,13 @@ async fn a_large_release_with_a_full_rollback_stays_well_inside_the_history_quot
 
     let release = release_of(&baton, "exec-large").await;
     assert_eq!(release.status, ReleaseStatus::RolledBack);
+    assert_eq!(release.waves.last().map(|w| w.name.as_str()), Some(unhealthy), "the last wave failed");
     let rolled_back = release.waves.iter().flat_map(|w| &w.deploys).filter(|d| d.rollback).count();
-    assert_eq!(rolled_back, WAVES * TARGETS_PER_WAVE, "every target was put back");
+    assert_eq!(rolled_back, targets, "every target was put back");
 
-    let events = outcome.history.len();
-    let transitions = outcome.history.iter().filter(|e| e.event_type.as_str().ends_with("StateEntered")).count();
-    let invocations = outcome.history.iter().filter(|e| e.event_type == EventType::LambdaFunctionScheduled).count();
-    eprintln!(
-        "history budget: {WAVES} waves x {TARGETS_PER_WAVE} targets, {PENDING_POLLS} pending polls per run, full rollback: \
-         {events} events ({:.1} % of {HISTORY_QUOTA}), {transitions} state transitions, {invocations} Lambda invocations",
-        100.0 * events as f64 / HISTORY_QUOTA as f64
-    );
-    assert!(events < HISTORY_QUOTA / 5, "{events} history events: the definition must stay well inside {HISTORY_QUOTA}");
+    HistoryCost {
+        count: outcome.history.len(),
+        transitions: outcome.history.iter().filter(|e| e.event_type.as_str().ends_with("StateEntered")).count(),
+        invocations: outcome.history.iter().filter(|e| e.event_type == EventType::LambdaFunctionScheduled).count(),
+    }
 }

@@ -8,7 +8,7 @@ use baton_domain::ports::{CatalogError, CatalogSource, SystemClock};
 use baton_domain::release::{ReleaseStatus, WaveStatus};
 use baton_domain::support::Ports;
 use baton_e2e::*;
-use baton_local_runner::LocalBaton;
+use baton_local_runner::{LocalBaton, Run};
 use baton_providers::{EnvSecretResolver, LocalProviders};
 use baton_store_sqlite::SqliteStore;
 use std::sync::{Arc, Mutex};
@@ -54,7 +54,23 @@ async fn a_release_whose_entry_is_over_the_payload_quota_completes_and_unlocks()
 }
 
 /// The catalog as it is now: a test changes it under a running release.
-struct ChangingCatalog(Mutex<Arc<dyn CatalogSource>>);
+pub(crate) struct ChangingCatalog(Mutex<Arc<dyn CatalogSource>>);
+
+impl ChangingCatalog {
+    /// The fixture's catalog as its files are now.
+    pub(crate) fn of(fixture: &Fixture) -> Arc<ChangingCatalog> {
+        Arc::new(ChangingCatalog(Mutex::new(files_of(fixture))))
+    }
+
+    /// Reads the fixture's files again: what the catalog says from now on.
+    pub(crate) fn reload(&self, fixture: &Fixture) {
+        *self.0.lock().unwrap() = files_of(fixture);
+    }
+}
+
+fn files_of(fixture: &Fixture) -> Arc<dyn CatalogSource> {
+    Arc::new(FsCatalog::open(baton_providers::registry(), fixture.catalog()).unwrap())
+}
 
 #[async_trait::async_trait]
 impl CatalogSource for ChangingCatalog {
@@ -64,28 +80,34 @@ impl CatalogSource for ChangingCatalog {
     }
 }
 
-/// The entry a release started with is the one it finishes with: a catalog change mid-release
-/// (here, while it builds) does not reach it.
-#[tokio::test]
-async fn a_catalog_change_mid_release_does_not_reach_the_running_release() {
-    let fixture = Fixture::new();
+/// A release of the fixture's service on a Baton that reads `catalog`, held in its build: running,
+/// the moment a test changes the catalog under it (and clears `hold-build`).
+pub(crate) async fn held_release(fixture: &Fixture, catalog: Arc<ChangingCatalog>) -> (LocalBaton, Run) {
     fixture.set("hold-build");
-    let open = || -> Arc<dyn CatalogSource> { Arc::new(FsCatalog::open(baton_providers::registry(), fixture.catalog()).unwrap()) };
-    let catalog = Arc::new(ChangingCatalog(Mutex::new(open())));
     let local = LocalProviders::new(fixture.state_dir().join("workspace"), None, Arc::new(EnvSecretResolver), None).unwrap();
     let ports = Ports {
         store: Arc::new(SqliteStore::open(&baton_store_sqlite::database_path(&fixture.state_dir())).unwrap()),
-        catalog: catalog.clone(),
+        catalog,
         providers: Arc::new(local),
         clock: Arc::new(SystemClock),
     };
     let baton = LocalBaton::new(ports, Clock::Scaled(1000)).unwrap();
     let running = baton.start("exec-held", cli_input("cli-1"));
     wait_for_status(&baton, "exec-held", ReleaseStatus::Running).await;
+    (baton, running)
+}
+
+/// The entry a release started with is the one it finishes with: a catalog change mid-release
+/// (here, while it builds) does not reach it.
+#[tokio::test]
+async fn a_catalog_change_mid_release_does_not_reach_the_running_release() {
+    let fixture = Fixture::new();
+    let catalog = ChangingCatalog::of(&fixture);
+    let (baton, running) = held_release(&fixture, catalog.clone()).await;
     // The new definition's deploy fails everywhere: a task that read it would fail the release.
     let fails = "      provider: command\n      command: [\"sh\", \"-c\", \"exit 9\"]\n";
     fixture.write_catalog_with_blocks(SERVICE, "", fails, fails);
-    *catalog.0.lock().unwrap() = open();
+    catalog.reload(&fixture);
     fixture.clear("hold-build");
 
     assert_status(&running.outcome().await, ExecutionStatus::Succeeded);
@@ -104,16 +126,13 @@ async fn a_catalog_change_mid_release_does_not_reach_the_running_release() {
 #[tokio::test]
 async fn a_registration_retried_after_a_catalog_change_keeps_the_first_entry() {
     let fixture = Fixture::new();
-    let open = |fixture: &Fixture| -> Arc<dyn CatalogSource> {
-        Arc::new(FsCatalog::open(baton_providers::registry(), fixture.catalog()).unwrap())
-    };
-    let catalog = Arc::new(ChangingCatalog(Mutex::new(open(&fixture))));
+    let catalog = ChangingCatalog::of(&fixture);
     let ports = Ports { catalog: catalog.clone(), ..fixture.baton().ports().clone() };
     let first = baton_load_catalog::register(&ports, &cli_input("cli-1"), "exec-retried").await.unwrap();
     let entry = ports.catalog.service(SERVICE).await.unwrap();
 
     let changed = Fixture::with_waves(&[("everything".to_string(), vec!["box-9".to_string()])]);
-    *catalog.0.lock().unwrap() = open(&changed);
+    catalog.reload(&changed);
     let retried = baton_load_catalog::register(&ports, &cli_input("cli-1"), "exec-retried").await.unwrap();
     assert!(!retried.duplicate, "a retry of the same execution is no duplicate");
     assert_eq!(retried.release, first.release);

@@ -12,3 +12,4 @@ mod provider_faults;
 mod releases;
 mod slack;
 mod telemetry;
+mod topology;

@@ -36,6 +36,7 @@ pub fn entry_in(dir: &Path) -> ServiceEntry {
                     bake: Default::default(),
                     deploy_timeout: WaveSpec::DEFAULT_DEPLOY_TIMEOUT,
                 }],
+                topology: None,
             },
             health: HealthSpec::single(ProviderBlock::of("command", &CommandRun::new(command))),
             notify: NotifySpec::default(),

@@ -10,6 +10,7 @@ mod fs;
 mod parse;
 mod schedule;
 pub mod shape;
+pub mod topology;
 mod tree;
 pub mod validate;
 
@@ -182,13 +183,58 @@ impl ProviderBlock {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct DeploySpec {
     #[serde(flatten)]
     pub target: ProviderBlock,
-    /// Ordered from the smallest failure domain to the largest.
+    /// Ordered from the smallest failure domain to the largest: as the catalog lists them, or
+    /// computed from `topology` when the entry was read, and kept so with the release.
     pub waves: Vec<WaveSpec>,
+    /// The labeled targets and the policy the waves were computed from, when they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<topology::Topology>,
+}
+
+/// Reads the catalog's form (`waves` a list, or `waves: {from: topology, ...}` with `targets`,
+/// computed here) and the model's own (`waves` a list, with the `topology` they came from, never
+/// computed again: a kept entry keeps its waves whatever the rules become).
+impl<'de> Deserialize<'de> for DeploySpec {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            #[serde(flatten)]
+            target: ProviderBlock,
+            waves: RawWaves,
+            #[serde(default)]
+            targets: Option<Vec<topology::LabeledTarget>>,
+            #[serde(default)]
+            topology: Option<topology::Topology>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum RawWaves {
+            Listed(Vec<WaveSpec>),
+            Computed(topology::WavePolicy),
+        }
+        use serde::de::Error;
+        let Raw { target, waves, targets, topology } = Raw::deserialize(d)?;
+        match (waves, targets) {
+            (RawWaves::Listed(waves), None) => Ok(DeploySpec { target, waves, topology }),
+            (RawWaves::Computed(policy), Some(targets)) => {
+                let topology = topology::Topology { targets, policy };
+                let waves = crate::rules::topology::compute(&topology)
+                    .map_err(|refusal| D::Error::custom(format!("deploy.{}: {}", refusal.path, refusal.message)))?;
+                Ok(DeploySpec { target, waves, topology: Some(topology) })
+            }
+            (RawWaves::Computed(_), None) => {
+                Err(D::Error::custom("`waves: {from: topology}` computes the waves from `targets`: none given"))
+            }
+            (RawWaves::Listed(_), Some(_)) => {
+                Err(D::Error::custom("`targets` go with `waves: {from: topology}`; listed waves name their own"))
+            }
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

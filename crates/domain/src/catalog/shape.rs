@@ -72,8 +72,16 @@ pub enum Kind {
     List(&'static Shape),
     /// Any mapping (free-form sections such as `extensions`).
     Mapping,
-    /// Baton's deploy waves: a non-empty list of [`WAVE`] with unique names and targets.
+    /// Baton's deploy waves: a non-empty list of [`WAVE`] with unique names and targets, or a
+    /// [`TOPOLOGY_WAVES`] policy computing them from the block's [`Kind::LabeledTargets`].
     Waves,
+    /// A non-empty list of targets, each a mapping of its `name` ([`TARGET`]) and its
+    /// failure-domain labels ([`LABEL`] to a [`NAME`]).
+    LabeledTargets,
+    /// A non-empty list of steps: `one`, a label, `rest`, or percentages (`10%`).
+    WaveOrder,
+    /// A percentage, or a mapping of labels to percentages.
+    Shares,
     /// A non-empty list of [`GATE`].
     Gates,
     /// A list of HTTP status codes (100-599).
@@ -195,6 +203,13 @@ pub(crate) const NAME: NameRule = NameRule { what: "a name", extra: &['.', '_', 
 /// no `,`: `BATON_TARGETS` joins a wave's targets with commas.
 pub(crate) const TARGET: NameRule = NameRule { what: "a target name", extra: &['.', '_', ':', '-'], max_chars: 255 };
 
+/// Failure-domain labels of a topology's targets (`region`, `az`, `cell`): they name the waves
+/// computed from them (`az-2`), so they stay short and plain.
+pub(crate) const LABEL: NameRule = NameRule { what: "a label", extra: &['_', '-'], max_chars: 32 };
+
+/// A percentage as a policy writes it: `10%`, `12.5%` (see `topology::Percent`).
+const PERCENT_PATTERN: &str = "^[0-9]{1,3}(\\.[0-9]{1,2})?%$";
+
 impl NameRule {
     /// Why `text` breaks the rule, if it does.
     pub fn check(&self, text: &str) -> Result<(), String> {
@@ -267,10 +282,36 @@ pub(crate) const WAVE: Shape = shape(&[
     ),
 ]);
 
+/// `waves: {from: topology, ...}`: the waves computed from the block's labeled `targets`
+/// (`rules::topology`).
+pub(crate) const TOPOLOGY_WAVES: Shape = shape(&[
+    required("from", Kind::Enum(&["topology"]), "The waves are computed from `targets` and their labels."),
+    required(
+        "order",
+        Kind::WaveOrder,
+        "Growing steps, each a wave or more: `one` target, a label (the rest of one of its domains: `az`, `region`), \
+         `rest`; or cumulative shares of the targets (`[1%, 10%, 50%, 100%]`).",
+    ),
+    field(
+        "max-share",
+        Kind::Shares,
+        "The most of any failure domain one wave may hold: a percentage for every label, or per label (`{region: 50%}`).",
+    ),
+    defaulted("bake", Kind::Duration { min: 0, max: Kind::NO_MAX }, 0, "Every computed wave's bake."),
+    defaulted("deploy-timeout", Kind::Duration { min: 60, max: Kind::NO_MAX }, 3600, "Every computed wave's deploy timeout."),
+]);
+
 pub(crate) const BUILD: Shape = Shape { fields: &[], providers: Some(Slot::Build), at_least_one: &[], unknown_hint: None };
 
 pub(crate) const DEPLOY: Shape = Shape {
-    fields: &[required("waves", Kind::Waves, "Ordered from the smallest failure domain to the largest.")],
+    fields: &[
+        required(
+            "waves",
+            Kind::Waves,
+            "Ordered from the smallest failure domain to the largest; or `{from: topology, ...}` to compute them from `targets`.",
+        ),
+        field("targets", Kind::LabeledTargets, "Targets with failure-domain labels, for `waves: {from: topology}`."),
+    ],
     providers: Some(Slot::Deploy),
     at_least_one: &[],
     unknown_hint: None,
@@ -467,7 +508,10 @@ impl Kind {
             Kind::Schedule => "an EventBridge Scheduler expression: `cron(...)`, `rate(...)` or `at(...)`".into(),
             Kind::Object(_) | Kind::Mapping => "a mapping".into(),
             Kind::List(_) => "a list of mappings".into(),
-            Kind::Waves => "a non-empty list of waves, each with `name` and `targets`".into(),
+            Kind::Waves => "a non-empty list of waves, each with `name` and `targets`, or `{from: topology, order: [...]}`".into(),
+            Kind::LabeledTargets => "a non-empty list of targets, each a mapping of its `name` and its labels (`region: eu-west-1`)".into(),
+            Kind::WaveOrder => "a non-empty list of steps (`one`, a label, `rest`) or of percentages (`10%`)".into(),
+            Kind::Shares => "a percentage (`50%`) or a mapping of labels to percentages (`{region: 50%}`)".into(),
             Kind::Gates => "a non-empty list of gates, each with a `provider`".into(),
             Kind::HttpStatuses => "a list of HTTP status codes (100-599)".into(),
         }
@@ -607,7 +651,30 @@ fn kind_schema(kind: &Kind, registry: &Registry) -> Json {
         Kind::Object(shape) => object_schema(shape, registry),
         Kind::List(shape) => json!({ "type": "array", "items": object_schema(shape, registry) }),
         Kind::Mapping => json!({ "type": "object" }),
-        Kind::Waves => json!({ "type": "array", "minItems": 1, "items": object_schema(&WAVE, registry) }),
+        Kind::Waves => json!({ "oneOf": [
+            { "type": "array", "minItems": 1, "items": object_schema(&WAVE, registry) },
+            object_schema(&TOPOLOGY_WAVES, registry),
+        ] }),
+        Kind::LabeledTargets => json!({
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "type": "object",
+                "required": ["name"],
+                "properties": { "name": TARGET.schema() },
+                "propertyNames": LABEL.schema(),
+                "additionalProperties": NAME.schema(),
+            },
+        }),
+        Kind::WaveOrder => json!({
+            "type": "array",
+            "minItems": 1,
+            "items": { "type": "string", "anyOf": [LABEL.schema(), { "pattern": PERCENT_PATTERN }] },
+        }),
+        Kind::Shares => {
+            let percent = json!({ "type": "string", "pattern": PERCENT_PATTERN });
+            json!({ "oneOf": [percent, { "type": "object", "propertyNames": LABEL.schema(), "additionalProperties": percent }] })
+        }
         Kind::Gates => json!({ "type": "array", "minItems": 1, "items": object_schema(&GATE, registry) }),
         Kind::HttpStatuses => json!({ "type": "array", "items": { "type": "integer", "minimum": 100, "maximum": 599 } }),
     }

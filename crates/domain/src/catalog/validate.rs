@@ -3,9 +3,12 @@
 //! repeat a value that could be a secret.
 
 use super::schedule::check_schedule;
-use super::shape::{Field, GATE, Kind, NAME, NameRule, PROVIDER, ProviderShape, Registry, Shape, Slot, TARGET, WAVE, quoted_list};
+use super::shape::{
+    Field, GATE, Kind, LABEL, NAME, NameRule, PROVIDER, ProviderShape, Registry, Shape, Slot, TARGET, TOPOLOGY_WAVES, WAVE, quoted_list,
+};
+use super::topology::{Percent, Step, Topology};
 use super::tree::{Node, Value};
-use super::{Diagnostic, HealthSpec, Seconds, SecretRef};
+use super::{Diagnostic, HealthSpec, Seconds, SecretRef, WaveSpec};
 use crate::rules::watch::{EVENTS_PER_SAMPLE, HISTORY_QUOTA, MAX_WATCH_SAMPLES};
 use crate::support::LOCK_LEASE;
 use std::borrow::Cow;
@@ -208,6 +211,31 @@ impl<'a> Checker<'a> {
             }
             (Kind::Waves, Value::Seq(items)) if !items.is_empty() => self.waves(items, path),
             (Kind::Waves, Value::Seq(_)) => self.error(node.line, path, "expected at least one wave"),
+            (Kind::Waves, Value::Map(_)) => self.object(node, path, &TOPOLOGY_WAVES),
+            (Kind::LabeledTargets, Value::Seq(items)) if !items.is_empty() => self.labeled_targets(items, path),
+            (Kind::WaveOrder, Value::Seq(items)) if !items.is_empty() => {
+                for (i, item) in items.iter().enumerate() {
+                    match item.as_str() {
+                        Some(text) if text.ends_with('%') => self.percent(item, &index(path, i), text),
+                        Some(Step::ONE | Step::REST) => {}
+                        Some(label) => self.name(item, &index(path, i), &LABEL, label),
+                        None => self.mismatch(item, &index(path, i), "a step: `one`, a label, `rest`, or a percentage such as `10%`"),
+                    }
+                }
+            }
+            (Kind::Shares, Value::Str(text)) => self.percent(node, path, text),
+            (Kind::Shares, Value::Map(entries)) => {
+                for entry in entries {
+                    let entry_path = join(path, &entry.key);
+                    if let Err(why) = LABEL.check(&entry.key) {
+                        self.error(entry.key_line, &entry_path, format!("expected {}; {why}", LABEL.expected()));
+                    }
+                    match entry.value.as_str() {
+                        Some(text) => self.percent(&entry.value, &entry_path, text),
+                        None => self.mismatch(&entry.value, &entry_path, "a percentage such as `50%`"),
+                    }
+                }
+            }
             (Kind::Gates, Value::Seq(items)) if !items.is_empty() => {
                 for (i, item) in items.iter().enumerate() {
                     self.object(item, &index(path, i), &GATE);
@@ -222,6 +250,49 @@ impl<'a> Checker<'a> {
                 }
             }
             _ => self.mismatch(node, path, &kind.expected()),
+        }
+    }
+
+    fn percent(&mut self, node: &Node, path: &str, text: &str) {
+        if let Err(why) = Percent::parse(text) {
+            self.error(node.line, path, format!("expected {why}"));
+        }
+    }
+
+    /// Each target: its `name` and its labels, label names plain and values names (numbers quoted).
+    fn labeled_targets(&mut self, items: &[Node], path: &str) {
+        for (i, item) in items.iter().enumerate() {
+            let item_path = index(path, i);
+            let Some(entries) = item.as_map() else {
+                self.mismatch(item, &item_path, "a mapping of the target's `name` and its labels, e.g. `{name: web-1, region: eu-west-1}`");
+                continue;
+            };
+            if item.get("name").is_none() {
+                self.error(item.line, &join(&item_path, "name"), format!("missing required field: expected {}", TARGET.expected()));
+            }
+            for entry in entries {
+                let entry_path = join(&item_path, &entry.key);
+                let rule = if entry.key == "name" {
+                    &TARGET
+                } else if let Err(why) = LABEL.check(&entry.key) {
+                    self.error(entry.key_line, &entry_path, format!("expected {}; {why}", LABEL.expected()));
+                    continue;
+                } else if [Step::ONE, Step::REST].contains(&entry.key.as_str()) {
+                    let message = format!("`{}` is a step of `waves.order`, not a label: name the failure domain otherwise", entry.key);
+                    self.error(entry.key_line, &entry_path, message);
+                    continue;
+                } else {
+                    &NAME
+                };
+                match entry.value.as_str() {
+                    Some(text) => self.name(&entry.value, &entry_path, rule, text),
+                    None => self.mismatch(
+                        &entry.value,
+                        &entry_path,
+                        &format!("{} (quote numbers: `account: \"123456789012\"`)", rule.expected()),
+                    ),
+                }
+            }
         }
     }
 
@@ -304,13 +375,55 @@ impl<'a> Checker<'a> {
     /// Rules across fields of the Baton block at `path`, judged where those fields are
     /// themselves valid (their own problems are reported by [`Checker::object`]).
     pub fn delivery_rules(&mut self, baton: &Node, path: &str) {
+        let computed = self.topology_rules(baton, path);
         self.wave_target_rules(baton);
-        self.watch_rules(baton, path);
+        self.watch_rules(baton, path, computed.as_deref());
+    }
+
+    /// Labeled `targets` go with `waves: {from: topology}` and the other way round; the waves they
+    /// give are computed here, so a topology that cannot satisfy its policy is refused with why
+    /// (`rules::topology`). Returns the computed waves.
+    fn topology_rules(&mut self, baton: &Node, path: &str) -> Option<Vec<WaveSpec>> {
+        let deploy = baton.get("deploy")?;
+        let deploy_path = join(path, "deploy");
+        let waves = deploy.get("waves")?;
+        match (&waves.value, deploy.get("targets")) {
+            (Value::Map(_), None) => {
+                let message = "missing required field: `waves: {from: topology}` computes the waves from labeled targets, \
+                               e.g. `targets: [{name: web-1, region: eu-west-1, az: eu-west-1a}]`";
+                self.error(deploy.line, &join(&deploy_path, "targets"), message);
+                None
+            }
+            (Value::Seq(_), Some(targets)) => {
+                let message = "`targets` with labels go with `waves: {from: topology, ...}`: listed waves name their own targets";
+                let line =
+                    deploy.as_map().and_then(|entries| entries.iter().find(|e| e.key == "targets")).map_or(targets.line, |e| e.key_line);
+                self.error(line, &join(&deploy_path, "targets"), message);
+                None
+            }
+            // Judged once the fields themselves are valid (their problems were reported one by one).
+            (Value::Map(_), Some(_)) if self.diagnostics.iter().any(|d| d.path.starts_with(&deploy_path)) => None,
+            (Value::Map(_), Some(targets)) => {
+                let topology = Topology {
+                    targets: serde_json::from_value(targets.to_json()).ok()?,
+                    policy: serde_json::from_value(waves.to_json()).ok()?,
+                };
+                match crate::rules::topology::compute(&topology) {
+                    Ok(computed) => Some(computed),
+                    Err(refusal) => {
+                        let line = node_at(deploy, &refusal.path).line;
+                        self.error(line, &join(&deploy_path, &refusal.path), refusal.message);
+                        None
+                    }
+                }
+            }
+            _ => None,
+        }
     }
 
     /// Each sample of the gates renews the release lock, so samples come well within its lease;
     /// and every sample costs the execution history events, so the bakes fit in its quota.
-    fn watch_rules(&mut self, baton: &Node, path: &str) {
+    fn watch_rules(&mut self, baton: &Node, path: &str, computed: Option<&[WaveSpec]>) {
         let interval_node = baton.get("health").and_then(|h| h.get("interval"));
         let interval = match interval_node.map(duration_seconds) {
             None => HealthSpec::default_interval().0,
@@ -328,11 +441,27 @@ impl<'a> Checker<'a> {
             );
             return self.error(node.line, &join(path, "health.interval"), message);
         }
-        let Some(Value::Seq(waves)) = baton.get("deploy").and_then(|deploy| deploy.get("waves")).map(|w| &w.value) else { return };
+        let Some(waves) = baton.get("deploy").and_then(|deploy| deploy.get("waves")) else { return };
+        let waves_path = join(path, "deploy.waves");
+        // Each wave's bake: where it is written, and its seconds.
+        let bakes: Vec<(usize, String, u64)> = match (&waves.value, computed) {
+            (Value::Seq(listed), _) => listed
+                .iter()
+                .enumerate()
+                .filter_map(|(i, wave)| {
+                    let bake = wave.get("bake")?;
+                    let Some(Ok(seconds)) = duration_seconds(bake) else { return None };
+                    Some((bake.line, join(&index(&waves_path, i), "bake"), seconds))
+                })
+                .collect(),
+            (Value::Map(_), Some(computed)) => {
+                let line = waves.get("bake").map_or(waves.line, |bake| bake.line);
+                computed.iter().map(|wave| (line, join(&waves_path, "bake"), wave.bake.0)).collect()
+            }
+            _ => return,
+        };
         let mut samples: u64 = 0;
-        for (i, wave) in waves.iter().enumerate() {
-            let Some(bake) = wave.get("bake") else { continue };
-            let Some(Ok(seconds)) = duration_seconds(bake) else { continue };
+        for (line, bake_path, seconds) in bakes {
             samples = samples.saturating_add(seconds / interval + 1);
             if samples > MAX_WATCH_SAMPLES {
                 let message = format!(
@@ -340,7 +469,11 @@ impl<'a> Checker<'a> {
                      within the execution's quota of {}); up to this wave they take {samples}: bake less or sample less often",
                     MAX_WATCH_SAMPLES, interval, EVENTS_PER_SAMPLE, HISTORY_QUOTA
                 );
-                return self.error(bake.line, &join(&index(&join(path, "deploy.waves"), i), "bake"), message);
+                let message = match computed {
+                    Some(computed) => format!("{message} (the topology gives {} waves)", computed.len()),
+                    None => message,
+                };
+                return self.error(line, &bake_path, message);
             }
         }
     }
@@ -396,8 +529,9 @@ impl<'a> Checker<'a> {
     /// wave deploys would never apply).
     fn wave_target_rules(&mut self, baton: &Node) {
         let named = std::mem::take(&mut self.wave_targets);
-        let targets: Vec<&str> = match baton.get("deploy").and_then(|deploy| deploy.get("waves")).map(|w| &w.value) {
-            Some(Value::Seq(waves)) => waves
+        let deploy = baton.get("deploy");
+        let targets: Vec<&str> = match (deploy.and_then(|d| d.get("waves")).map(|w| &w.value), deploy.and_then(|d| d.get("targets"))) {
+            (Some(Value::Seq(waves)), _) => waves
                 .iter()
                 .filter_map(|wave| match wave.get("targets").map(|t| &t.value) {
                     Some(Value::Seq(items)) => Some(items.iter().filter_map(Node::as_str)),
@@ -405,6 +539,9 @@ impl<'a> Checker<'a> {
                 })
                 .flatten()
                 .collect(),
+            (Some(Value::Map(_)), Some(Node { value: Value::Seq(labeled), .. })) => {
+                labeled.iter().filter_map(|target| target.get("name").and_then(Node::as_str)).collect()
+            }
             _ => return,
         };
         for (line, path, name) in named {
@@ -462,6 +599,25 @@ pub(crate) fn provider_nodes<'n>(baton: &'n Node, path: &str) -> Vec<(Slot, Stri
         blocks.extend(exporters.iter().enumerate().map(|(i, block)| (Slot::Export, index(&telemetry_path, i), block)));
     }
     blocks
+}
+
+/// The node at `path` under `node` (`targets[3].az`, `waves.order[1]`), or the deepest one found.
+fn node_at<'n>(node: &'n Node, path: &str) -> &'n Node {
+    let mut at = node;
+    for segment in path.split('.') {
+        let (key, item) = match segment.split_once('[') {
+            Some((key, item)) => (key, item.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        let Some(next) = at.get(key) else { break };
+        at = next;
+        match (&at.value, item) {
+            (Value::Seq(items), Some(i)) if i < items.len() => at = &items[i],
+            (_, None) => {}
+            _ => break,
+        }
+    }
+    at
 }
 
 /// A duration node's seconds, or why it is no duration; None when it is neither number nor string.

@@ -10,6 +10,7 @@ pub mod queue;
 pub mod revision;
 pub mod rollback;
 pub mod timeline;
+pub mod topology;
 pub mod watch;
 pub mod waves;
 

@@ -26,7 +26,7 @@ fn rooted(root: &std::path::Path) -> CatalogLoader<'_> {
     CatalogLoader { root: Some(root), ..CatalogLoader::new(registry()) }
 }
 
-const FILE: &str = "catalog/shop.yaml";
+pub(crate) const FILE: &str = "catalog/shop.yaml";
 
 const BASE: &str = r#"schema-version: v2.2
 dd-service: shop
@@ -66,21 +66,21 @@ fn with(from: &str, to: &str) -> String {
 }
 
 /// 1-based line of the only line of `text` containing `needle`.
-fn line_of(text: &str, needle: &str) -> usize {
+pub(crate) fn line_of(text: &str, needle: &str) -> usize {
     let lines: Vec<usize> = text.lines().enumerate().filter(|(_, l)| l.contains(needle)).map(|(i, _)| i + 1).collect();
     assert_eq!(lines.len(), 1, "{needle:?} must be on exactly one line");
     lines[0]
 }
 
 /// The only diagnostic for `text`; fails the test when there are none or several.
-fn only_error(text: &str) -> Diagnostic {
+pub(crate) fn only_error(text: &str) -> Diagnostic {
     let (services, mut diagnostics) = parse_catalog_documents(FILE, text);
     assert!(services.is_empty(), "an invalid document yields no service");
     assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
     diagnostics.remove(0)
 }
 
-fn assert_diag(d: &Diagnostic, line: usize, path: &str, message_part: &str) {
+pub(crate) fn assert_diag(d: &Diagnostic, line: usize, path: &str, message_part: &str) {
     assert_eq!(d.file, FILE);
     assert_eq!(d.line, Some(line), "{d}");
     assert_eq!(d.path, path, "{d}");

@@ -4,6 +4,7 @@ mod argo_cd;
 mod buildkite;
 mod catalog_examples;
 mod catalog_properties;
+mod catalog_topology;
 mod catalog_validation;
 mod circleci;
 mod datadog_dashboards;
