@@ -364,6 +364,7 @@ pub fn exit_value(status: ReleaseStatus) -> u8 {
         ReleaseStatus::Succeeded => exit::OK,
         ReleaseStatus::Superseded => exit::SUPERSEDED,
         ReleaseStatus::RollbackFailed => exit::ROLLBACK_FAILED,
+        ReleaseStatus::Cancelled => exit::CANCELLED,
         _ => exit::FAILED,
     }
 }

@@ -121,7 +121,10 @@ fn campaign(kills: &[Kill]) {
     let all = releases(state.path());
     let status = |r: &Value| r["status"].as_str().unwrap_or_default().to_owned();
     for release in &all {
-        assert!(["succeeded", "failed", "rolled-back", "superseded"].contains(&status(release).as_str()), "not closed: {release}");
+        assert!(
+            ["succeeded", "failed", "rolled-back", "superseded", "cancelled"].contains(&status(release).as_str()),
+            "not closed: {release}"
+        );
     }
     let unlock = baton(state.path(), &["unlock", "hello-web", "--environment", "production", "--reason", "check", "--json"]);
     assert_eq!(json(&unlock)["freed"], false, "a lock was left held");
@@ -136,13 +139,13 @@ fn campaign(kills: &[Kill]) {
         let picked_up = show["events"].as_array().unwrap().iter().any(|e| e["kind"] == "resumed");
         assert!(picked_up, "release {id}, killed open, was never picked up: {show}");
         match show["release"]["status"].as_str() {
-            Some("rolled-back" | "failed") => rolled_back += 1,
+            Some("rolled-back" | "failed" | "cancelled") => rolled_back += 1,
             _ => resumed += 1,
         }
     }
     println!(
         "crash campaign: {} kills ({} after the process had ended), {} releases left open by a kill: {resumed} resumed to the end, \
-         {rolled_back} rolled back or closed failed; {} releases in all; {:.1} s",
+         {rolled_back} rolled back or closed (failed, cancelled); {} releases in all; {:.1} s",
         figures.kills,
         figures.ended_first,
         figures.left_open.len(),
@@ -306,7 +309,7 @@ fn ops_campaign(plan: &[(&str, Stop)]) -> OpsFigures {
     let said = |line: &str| ops.lines().any(|l| l == line);
     for release in &all {
         let (id, status) = (release["id"].as_str().unwrap(), release["status"].as_str().unwrap());
-        assert!(["succeeded", "failed", "rolled-back", "superseded"].contains(&status), "not closed: {release}");
+        assert!(["succeeded", "failed", "rolled-back", "superseded", "cancelled"].contains(&status), "not closed: {release}");
         // Every build, deploy and rollback here succeeds: none may be recorded failed.
         assert_ne!(status, "rollback-failed", "{release}");
         let error = release["failure"]["error"].as_str().unwrap_or_default();
@@ -314,7 +317,7 @@ fn ops_campaign(plan: &[(&str, Stop)]) -> OpsFigures {
         if said(&format!("build {id} ok")) && status != "superseded" {
             assert!(release["artifact"].is_object(), "its build finished, so the record has its artifact: {release}");
         }
-        figures.rolled_back += usize::from(status == "rolled-back");
+        figures.rolled_back += usize::from(matches!(status, "rolled-back" | "cancelled"));
     }
     let unlock = baton(&state, &["unlock", "ops", "--environment", "production", "--reason", "check", "--json"]);
     assert_eq!(json(&unlock)["freed"], false, "a lock was left held");

@@ -3,7 +3,7 @@
 //! a free lock and targets that run what the record says.
 
 use crate::support::{baton_command, examples};
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -105,9 +105,14 @@ fn a_killed_release_rolls_back_on_request() {
     assert!(deployed(state.path())[0].is_some(), "the canary was deployed");
 
     let rolled = baton_with_catalog(state.path(), &["resume", &id, "--rollback", "--no-wait", "--json"]);
-    assert_eq!(rolled.status.code(), Some(1), "a rolled-back release exits 1: {}", String::from_utf8_lossy(&rolled.stderr));
+    assert_eq!(
+        rolled.status.code(),
+        Some(5),
+        "a person's rollback ends it cancelled (exit 5): {}",
+        String::from_utf8_lossy(&rolled.stderr)
+    );
     let record = &json(&rolled)["release"];
-    assert_eq!(record["status"], "rolled-back");
+    assert_eq!(record["status"], "cancelled");
     assert_eq!(record["failure"]["error"], "Baton.Interrupted", "{record}");
     assert_eq!(deployed(state.path()), vec![None; TARGETS.len()], "the service's first release: nothing was live before");
 
@@ -164,9 +169,10 @@ fn sigterm_interrupts_a_release_and_cancel_rolls_it_back_saying_who_and_why() {
     let id = json(&stopped)["release"]["id"].as_str().unwrap().to_owned();
 
     let cancel = baton_with_catalog(state.path(), &["cancel", &id, "--reason", "wrong commit", "--json"]);
-    assert_eq!(cancel.status.code(), Some(1), "rolled back: {}", String::from_utf8_lossy(&cancel.stderr));
+    assert_eq!(cancel.status.code(), Some(5), "cancelled: {}", String::from_utf8_lossy(&cancel.stderr));
     let record = &json(&cancel)["release"];
-    assert_eq!(record["status"], "rolled-back", "{record}");
+    assert_eq!(record["status"], "cancelled", "{record}");
+    assert_eq!(record["waves"][0]["status"], "rolled-back", "the canary it deployed is rolled back: {record}");
     assert_eq!(record["failure"]["error"], "Baton.Interrupted");
     assert!(record["failure"]["cause"].as_str().unwrap().contains("cancelled the release: wrong commit"), "{record}");
     assert!(events_of(state.path(), &id, "cancelled")[0].ends_with("cancelled the release: wrong commit"));
@@ -186,11 +192,13 @@ fn cancel_stops_a_live_release_which_rolls_itself_back() {
     let id = newest(state.path())["id"].as_str().unwrap().to_owned();
 
     let cancel = baton_with_catalog(state.path(), &["cancel", &id, "--reason", "pager went off", "--json"]);
-    assert_eq!(cancel.status.code(), Some(1), "rolled back: {}", String::from_utf8_lossy(&cancel.stderr));
-    assert_eq!(json(&cancel)["release"]["status"], "rolled-back");
+    assert_eq!(cancel.status.code(), Some(5), "cancelled: {}", String::from_utf8_lossy(&cancel.stderr));
+    assert_eq!(json(&cancel)["release"]["status"], "cancelled");
     let live = release.wait_with_output().unwrap();
-    assert_eq!(live.status.code(), Some(1), "the release's own process rolled it back: {}", String::from_utf8_lossy(&live.stderr));
-    assert_eq!(json(&live)["release"]["status"], "rolled-back");
-    assert!(String::from_utf8_lossy(&live.stderr).contains(&format!("cancelled: rolling {id} back (at NotifyRollingBack)")));
+    // It stops at its next task (the record's request) or at its next beat (the run's): either
+    // way its own process rolls it back and closes it.
+    assert_eq!(live.status.code(), Some(5), "the release's own process rolled it back: {}", String::from_utf8_lossy(&live.stderr));
+    let record = &json(&live)["release"];
+    assert_eq!((&record["status"], &record["waves"][0]["status"]), (&json!("cancelled"), &json!("rolled-back")), "{record}");
     assert_eq!(deployed(state.path()), vec![None; TARGETS.len()]);
 }

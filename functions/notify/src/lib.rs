@@ -144,6 +144,8 @@ fn headline(release: &Release, request: &NotifyRequest) -> String {
                     OutcomeStatus::RolledBack => format!("rolled back{why}"),
                     OutcomeStatus::RollbackFailed => format!("rollback failed{why}"),
                     OutcomeStatus::Failed => format!("failed{why}"),
+                    // The cause names who stopped it and why; what it deployed was rolled back.
+                    OutcomeStatus::Cancelled => format!("cancelled{why}"),
                 }
             }
             None => "finished".to_owned(),
