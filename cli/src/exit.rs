@@ -16,8 +16,9 @@ pub const SUPERSEDED: u8 = 4;
 /// this commit did not ship, and nothing failed.
 pub const CANCELLED: u8 = 5;
 
-/// Stopped by a signal (SIGINT: 130, SIGTERM: 143, as shells report a process it killed): the
-/// release is recorded interrupted and `baton resume` picks it up.
+/// Stopped by a signal (SIGINT: 130, SIGTERM: 143, as shells report a process it killed): a
+/// person's stop, after which the release was rolled back and closed `cancelled` (or, on a
+/// second signal, left `interrupted` for `baton resume`).
 pub fn signalled(signal: i32) -> u8 {
     u8::try_from(128 + signal).unwrap_or(u8::MAX)
 }
@@ -30,7 +31,8 @@ pub const HELP: &str = "Exit codes:
   3    a release failed and so did its rollback: a person must act
   4    superseded: a newer signal for the service ran instead (this commit did not ship)
   5    cancelled: a person stopped the release and what it deployed was rolled back
-  130  stopped by SIGINT (Ctrl-C); 143 stopped by SIGTERM: the release is recorded interrupted";
+  130  stopped by SIGINT (Ctrl-C); 143 stopped by SIGTERM: the release rolled back and ended cancelled
+       (a second signal leaves it interrupted for `baton resume`)";
 
 pub fn code(value: u8) -> ExitCode {
     ExitCode::from(value)

@@ -172,12 +172,12 @@ fn the_lock_of_a_killed_release_is_freed_by_hand_with_a_reason() {
     assert_eq!(unlocked.len(), 1, "{events}");
     assert!(unlocked[0]["message"].as_str().unwrap().ends_with("released the lock by hand: the release process was killed"), "{events}");
 
-    // The next release runs at once instead of waiting out the lease, once it has run the killed
-    // one on from its journal.
+    // The next release runs at once instead of waiting out the lease, once it has rolled the
+    // killed one back (superseded it).
     let next = baton(state.path(), &["release", "hello-web", "--no-wait", "--force", "--json"]);
     assert_eq!(next.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&next.stderr));
     let show = Command::new(env!("CARGO_BIN_EXE_baton")).args(["show", id, "--json", "--state-dir"]).arg(state.path()).output().unwrap();
-    assert_eq!(json(&show)["release"]["status"], "succeeded", "the killed release was resumed");
+    assert_eq!(json(&show)["release"]["status"], "cancelled", "the killed release was superseded: rolled back, not shipped");
 }
 
 #[test]
