@@ -15,7 +15,7 @@ pub(crate) fn baton(state: &Path, args: &[&str]) -> Output {
 }
 
 /// A local command that takes the catalog.
-fn baton_with_catalog(state: &Path, args: &[&str]) -> Output {
+pub(crate) fn baton_with_catalog(state: &Path, args: &[&str]) -> Output {
     baton_command(state, &examples(), args).output().expect("run baton")
 }
 
@@ -25,7 +25,7 @@ pub(crate) fn json(output: &Output) -> Value {
     })
 }
 
-fn newest(state: &Path) -> Value {
+pub(crate) fn newest(state: &Path) -> Value {
     serde_json::from_slice::<Value>(&baton(state, &["history", "hello-web", "--json"]).stdout).unwrap_or_default()[0].clone()
 }
 
@@ -39,7 +39,7 @@ fn start_release(state: &Path) -> Child {
 }
 
 /// Waits until the newest release's first wave bakes.
-fn wait_for_the_canary_to_bake(state: &Path) {
+pub(crate) fn wait_for_the_canary_to_bake(state: &Path) {
     let started = Instant::now();
     while newest(state)["waves"][0]["status"] != "baking" {
         assert!(started.elapsed() < Duration::from_secs(60), "the canary never baked: {}", newest(state));
@@ -127,14 +127,14 @@ fn signal(child: &Child, name: &str) {
     assert!(sent.success(), "kill -{name}");
 }
 
-fn events_of(state: &Path, id: &str, kind: &str) -> Vec<String> {
+pub(crate) fn events_of(state: &Path, id: &str, kind: &str) -> Vec<String> {
     let show = json(&baton(state, &["show", id, "--json"]));
     let events = show["events"].as_array().unwrap().iter().filter(|e| e["kind"] == kind);
     events.map(|e| e["message"].as_str().unwrap().to_owned()).collect()
 }
 
 /// Starts `baton release hello-web --sha <sha>` with its bakes, as [`start_release`] does.
-fn start_release_of(state: &Path, sha: &str) -> Child {
+pub(crate) fn start_release_of(state: &Path, sha: &str) -> Child {
     baton_command(state, &examples(), &["release", "hello-web", "--sha", sha, "--json"])
         .env("USER", "ann")
         .stdout(Stdio::piped())
@@ -144,7 +144,7 @@ fn start_release_of(state: &Path, sha: &str) -> Child {
 }
 
 /// The next release of hello-web, of commit `sha`: it ships that commit and nothing older.
-fn next_release_ships_only(state: &Path, sha: &str, extra: &[&str]) -> Output {
+pub(crate) fn next_release_ships_only(state: &Path, sha: &str, extra: &[&str]) -> Output {
     let mut args = vec!["release", "hello-web", "--sha", sha, "--no-wait", "--json"];
     args.extend_from_slice(extra);
     let next = baton_with_catalog(state, &args);

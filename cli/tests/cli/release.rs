@@ -156,10 +156,19 @@ fn the_lock_of_a_killed_release_is_freed_by_hand_with_a_reason() {
     let killed = history()[0].clone();
     assert_eq!(killed["status"], "running");
 
+    // Past the silence after which a run's owner counts as gone (RUN_SILENT_AFTER, 3 s).
+    std::thread::sleep(std::time::Duration::from_millis(3500));
     let unlock = |reason: &str| baton(state.path(), &["unlock", "hello-web", "--reason", reason, "--json"]);
     let freed = unlock("the release process was killed");
     assert_eq!(freed.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&freed.stderr));
     assert_eq!(json(&freed)["holder"], killed["id"]);
+    let next = json(&freed)["holder_next"].as_str().unwrap_or_default().to_owned();
+    let id = killed["id"].as_str().unwrap();
+    assert!(
+        next.starts_with(&format!("{id} is running and no process runs it: the next `baton release hello-web` supersedes it"))
+            && next.contains(&format!("`baton resume {id}` runs it on")),
+        "unlock says what becomes of the release that held the lock: {next}"
+    );
     let again = unlock("twice");
     assert_eq!((again.status.code(), json(&again)["freed"].clone()), (Some(1), serde_json::Value::Bool(false)), "nothing left to free");
     let empty = unlock(" ");
