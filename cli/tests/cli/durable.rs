@@ -209,14 +209,20 @@ fn a_second_signal_leaves_the_release_interrupted_and_cancel_rolls_it_back_sayin
     assert_eq!(again.status.code(), Some(2), "a closed release cannot be cancelled");
 }
 
-#[test]
-fn a_killed_release_is_superseded_by_the_next_release_rather_than_shipped() {
+/// A release of commit aaa1111 SIGKILLed while its canary bakes, and its id.
+fn killed_in_the_canary_bake() -> (tempfile::TempDir, String) {
     let state = tempfile::tempdir().unwrap();
     let mut release = start_release_of(state.path(), "aaa1111");
     wait_for_the_canary_to_bake(state.path());
     release.kill().unwrap();
     release.wait().unwrap();
     let id = newest(state.path())["id"].as_str().unwrap().to_owned();
+    (state, id)
+}
+
+#[test]
+fn a_killed_release_is_superseded_by_the_next_release_rather_than_shipped() {
+    let (state, id) = killed_in_the_canary_bake();
     assert_eq!(deployed(state.path())[0].as_deref(), Some("hello-web@aaa1111"), "the canary runs the killed release's commit");
 
     let next = next_release_ships_only(state.path(), "bbb2222", &[]);
@@ -232,12 +238,7 @@ fn a_killed_release_is_superseded_by_the_next_release_rather_than_shipped() {
 
 #[test]
 fn resume_interrupted_runs_a_killed_release_on_before_the_next_one() {
-    let state = tempfile::tempdir().unwrap();
-    let mut release = start_release_of(state.path(), "aaa1111");
-    wait_for_the_canary_to_bake(state.path());
-    release.kill().unwrap();
-    release.wait().unwrap();
-    let id = newest(state.path())["id"].as_str().unwrap().to_owned();
+    let (state, id) = killed_in_the_canary_bake();
 
     let next = next_release_ships_only(state.path(), "bbb2222", &["--resume-interrupted"]);
     let stderr = String::from_utf8_lossy(&next.stderr);
