@@ -7,7 +7,7 @@ use crate::view::{self, LiveView};
 use baton_asl::ExecutionStatus;
 use baton_domain::error::{ErrorName, chain_text};
 use baton_domain::refname::check_branch_name;
-use baton_domain::release::{Release, ReleaseStatus, Signal, Trigger, TriggerKind};
+use baton_domain::release::{Release, ReleaseStatus, Signal, Stage, Trigger, TriggerKind};
 use baton_domain::support::{CancelAsked, ask_to_cancel};
 use baton_local_runner::{Finished, Journaled, LocalBaton, LocalConfig, LocalError, ResumeError, Resumption, Run, describe};
 use clap::Args;
@@ -191,6 +191,11 @@ async fn pick_up_left_behind(baton: &LocalBaton, args: &ReleaseArgs, live: Optio
 async fn stop_requested(baton: &LocalBaton, release: &Release, signal: i32) -> String {
     let reason = format!("{} on `baton release`", signals::name(signal));
     let person = crate::person();
+    if release.stage == Stage::Rollback {
+        // It failed by itself and rolls back already: that failure is what it ends with.
+        errln!("baton: {} is rolling back already: letting the rollback finish", release.id);
+        return format!("{person} stopped the release while it rolled back: {reason}");
+    }
     match ask_to_cancel(baton.ports().store.as_ref(), &release.id, &person, &reason, chrono::Utc::now()).await {
         Ok(CancelAsked::Asked(asked)) => asked.cancel_requested.unwrap_or_else(|| format!("{person} cancelled the release: {reason}")),
         Ok(_) => format!("{person} cancelled the release: {reason}"),

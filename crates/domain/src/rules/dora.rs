@@ -16,7 +16,7 @@ use serde::Serialize;
 /// marked rolled back when it rolled back (or was cancelled), and a build it still waited for
 /// cancelled.
 pub fn close(release: &mut Release, outcome: &Outcome, now: DateTime<Utc>) {
-    release.status = closing_status(release, outcome.status);
+    release.status = closing_status(release, outcome);
     release.failure = outcome.error.as_ref().map(|e| Failure { error: e.error.clone(), cause: e.message(), stage: Some(release.stage) });
     release.stage = Stage::Done;
     release.finished_at = Some(now);
@@ -31,11 +31,14 @@ pub fn close(release: &mut Release, outcome: &Outcome, now: DateTime<Utc>) {
 }
 
 /// The status a release closes with. A release a person asked to stop
-/// ([`Release::cancel_requested`]) that failed or rolled back cleanly is `cancelled`, whatever
-/// stopped it first; one whose rollback failed stays `rollback-failed`: a person must act.
-pub fn closing_status(release: &Release, outcome: OutcomeStatus) -> ReleaseStatus {
-    let cancel_asked = release.cancel_requested.is_some();
-    match outcome {
+/// ([`Release::cancel_requested`]) that stopped on that request (`Baton.Interrupted`) and failed
+/// before any wave or rolled back cleanly is `cancelled` (a definition without the cancelled
+/// outcome included); one that had failed by itself first keeps its failure, and one whose
+/// rollback failed stays `rollback-failed`: a person must act.
+pub fn closing_status(release: &Release, outcome: &Outcome) -> ReleaseStatus {
+    let interrupted = outcome.error.as_ref().is_some_and(|e| e.error == crate::error::ErrorName::Interrupted.as_str());
+    let cancel_asked = interrupted && release.cancel_requested.is_some();
+    match outcome.status {
         OutcomeStatus::Succeeded => ReleaseStatus::Succeeded,
         OutcomeStatus::RollbackFailed => ReleaseStatus::RollbackFailed,
         OutcomeStatus::Cancelled => ReleaseStatus::Cancelled,
@@ -407,22 +410,28 @@ mod tests {
 
     #[test]
     fn a_release_a_person_asked_to_stop_closes_cancelled_unless_its_rollback_failed() {
-        // (outcome, cancel asked on the record, status it closes with)
+        // (outcome, the error that stopped it, cancel asked on the record, status it closes with)
         let cases = [
-            (OutcomeStatus::Cancelled, false, Cancelled),
-            (OutcomeStatus::Cancelled, true, Cancelled),
-            (OutcomeStatus::RolledBack, true, Cancelled),
-            (OutcomeStatus::Failed, true, Cancelled),
-            (OutcomeStatus::RollbackFailed, true, RollbackFailed),
+            (OutcomeStatus::Cancelled, "Baton.Interrupted", false, Cancelled),
+            (OutcomeStatus::Cancelled, "Baton.Interrupted", true, Cancelled),
+            // A definition without the cancelled outcome: the request on the record decides.
+            (OutcomeStatus::RolledBack, "Baton.Interrupted", true, Cancelled),
+            (OutcomeStatus::Failed, "Baton.Interrupted", true, Cancelled),
+            (OutcomeStatus::RolledBack, "Baton.Interrupted", false, RolledBack),
+            // It failed by itself before the request was acted on: a failure, not a cancel.
+            (OutcomeStatus::RolledBack, "Baton.HealthCheckFailed", true, RolledBack),
+            (OutcomeStatus::Failed, "Baton.BuildFailed", true, Failed),
+            (OutcomeStatus::RollbackFailed, "Baton.Interrupted", true, RollbackFailed),
             // It ended before the request was acted on: it shipped.
-            (OutcomeStatus::Succeeded, true, Succeeded),
-            (OutcomeStatus::RolledBack, false, RolledBack),
-            (OutcomeStatus::Failed, false, Failed),
+            (OutcomeStatus::Succeeded, "", true, Succeeded),
+            (OutcomeStatus::Failed, "Baton.BuildFailed", false, Failed),
         ];
-        for (outcome, asked, expected) in cases {
+        for (status, error, asked, expected) in cases {
             let mut running = release("rel-me", 0, Running, None, true);
             running.cancel_requested = asked.then(|| "ann cancelled the release: wrong commit".to_owned());
-            assert_eq!(closing_status(&running, outcome), expected, "{outcome:?} asked={asked}");
+            let error = (!error.is_empty()).then(|| CaughtError { error: error.into(), cause: "why".into() });
+            let outcome = Outcome { status, error, action_needed: None };
+            assert_eq!(closing_status(&running, &outcome), expected, "{outcome:?} asked={asked}");
         }
     }
 
