@@ -220,8 +220,11 @@ pub async fn assert_consistent(baton: &LocalBaton, release: &Release) {
     assert!(release.finished_at.is_some(), "{} has no finish time", release.id);
     assert_eq!(
         release.failure.is_some(),
-        matches!(release.status, ReleaseStatus::Failed | ReleaseStatus::RolledBack | ReleaseStatus::RollbackFailed),
-        "failure recorded iff the release failed: {release:#?}"
+        matches!(
+            release.status,
+            ReleaseStatus::Failed | ReleaseStatus::RolledBack | ReleaseStatus::RollbackFailed | ReleaseStatus::Cancelled
+        ),
+        "failure recorded iff the release failed or was stopped (who stopped it and why): {release:#?}"
     );
     if release.status == ReleaseStatus::Succeeded {
         assert!(release.artifact.is_some(), "a succeeded release keeps its artifact");

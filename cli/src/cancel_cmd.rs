@@ -7,7 +7,7 @@
 use crate::failure::Failure;
 use crate::release_cmd::{CatalogArg, Report, StateDirArg, exit_for, open_local};
 use baton_domain::ports::ReleaseStore;
-use baton_domain::release::{EventKind, ReleaseId, StageEvent};
+use baton_domain::release::ReleaseId;
 use baton_domain::support::{CancelAsked, ask_to_cancel};
 use baton_local_runner::{HEARTBEAT, ResumeError, Resumption};
 use clap::Args;
@@ -40,8 +40,8 @@ pub struct CancelArgs {
     pub wait: bool,
 }
 
-/// Exits as `baton release` does once the release is closed (1 rolled back or failed, 3 when its
-/// rollback failed).
+/// Exits as `baton release` does once the release is closed (5 cancelled, 3 when its rollback
+/// failed).
 pub async fn run(args: CancelArgs) -> ExitCode {
     let reason = args.reason.trim();
     if reason.is_empty() {
@@ -71,19 +71,14 @@ pub async fn run(args: CancelArgs) -> ExitCode {
         return Failure::failed(format!("release {id} names no execution to stop")).report();
     };
     let person = crate::person();
-    let why = format!("{person} cancelled the release: {reason}");
-    let event = StageEvent {
-        release_id: id.clone(),
-        at: chrono::Utc::now(),
-        stage: release.stage,
-        wave: None,
-        target: None,
-        kind: EventKind::Cancelled,
-        message: why.clone(),
+    // On the record as `--remote` puts it, so the release closes `cancelled` whoever rolls it
+    // back, and its timeline says who asked and why.
+    let why = match ask_to_cancel(store.as_ref(), &id, &person, reason, chrono::Utc::now()).await {
+        Ok(CancelAsked::Asked(asked)) => asked.cancel_requested.unwrap_or_else(|| format!("{person} cancelled the release: {reason}")),
+        Ok(CancelAsked::Closed(status)) => return Failure::usage(format!("release {id} is {status}: there is nothing to cancel")).report(),
+        Ok(CancelAsked::Missing) => return Failure::failed(format!("release {id} vanished from the local store")).report(),
+        Err(err) => return Failure::failed("cannot record the cancellation").caused_by(&err).report(),
     };
-    if let Err(err) = store.append_event(&event).await {
-        return Failure::failed("cannot record the cancellation").caused_by(&err).report();
-    }
     let how = Resumption::RollBack { why: why.clone() };
     let mut asked = None;
     loop {

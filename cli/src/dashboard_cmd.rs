@@ -116,6 +116,6 @@ pub async fn run(args: DashboardArgs) -> ExitCode {
             Ok(()) => exit::code(exit::OK),
             Err(err) => Failure::usage(&err).report(),
         },
-        _ = interrupts.first() => exit::code(exit::OK),
+        _ = interrupts.next() => exit::code(exit::OK),
     }
 }

@@ -12,9 +12,13 @@ pub const ROLLBACK_FAILED: u8 = 3;
 /// The release never ran: a newer signal for the service and environment ran instead. Not a
 /// success (this commit did not ship) nor a failure (the newer one carries the change on).
 pub const SUPERSEDED: u8 = 4;
+/// A person stopped the release (`baton cancel`, Ctrl-C) and what it deployed was rolled back:
+/// this commit did not ship, and nothing failed.
+pub const CANCELLED: u8 = 5;
 
-/// Stopped by a signal (SIGINT: 130, SIGTERM: 143, as shells report a process it killed): the
-/// release is recorded interrupted and `baton resume` picks it up.
+/// Stopped by a signal (SIGINT: 130, SIGTERM: 143, as shells report a process it killed): a
+/// person's stop, after which the release was rolled back and closed `cancelled` (or, on a
+/// second signal, left `interrupted` for `baton resume`).
 pub fn signalled(signal: i32) -> u8 {
     u8::try_from(128 + signal).unwrap_or(u8::MAX)
 }
@@ -26,7 +30,9 @@ pub const HELP: &str = "Exit codes:
   2    bad usage, unreadable files, invalid configuration
   3    a release failed and so did its rollback: a person must act
   4    superseded: a newer signal for the service ran instead (this commit did not ship)
-  130  stopped by SIGINT (Ctrl-C); 143 stopped by SIGTERM: the release is recorded interrupted";
+  5    cancelled: a person stopped the release and what it deployed was rolled back
+  130  stopped by SIGINT (Ctrl-C); 143 stopped by SIGTERM: the release rolled back and ended cancelled
+       (a second signal leaves it interrupted for `baton resume`)";
 
 pub fn code(value: u8) -> ExitCode {
     ExitCode::from(value)
@@ -38,7 +44,7 @@ mod tests {
 
     #[test]
     fn the_help_lists_every_exit_code() {
-        for code in [OK, FAILED, USAGE, ROLLBACK_FAILED, SUPERSEDED, signalled(2), signalled(15)] {
+        for code in [OK, FAILED, USAGE, ROLLBACK_FAILED, SUPERSEDED, CANCELLED, signalled(2), signalled(15)] {
             assert!(
                 HELP.lines().any(|line| line.trim_start().starts_with(&code.to_string()) || line.contains(&format!(" {code} "))),
                 "{code}"

@@ -7,7 +7,8 @@ use crate::view::{self, LiveView};
 use baton_asl::ExecutionStatus;
 use baton_domain::error::{ErrorName, chain_text};
 use baton_domain::refname::check_branch_name;
-use baton_domain::release::{Release, ReleaseStatus, Signal, Trigger, TriggerKind};
+use baton_domain::release::{Release, ReleaseStatus, Signal, Stage, Trigger, TriggerKind};
+use baton_domain::support::{CancelAsked, ask_to_cancel};
 use baton_local_runner::{Finished, Journaled, LocalBaton, LocalConfig, LocalError, ResumeError, Resumption, Run, describe};
 use clap::Args;
 use serde_json::json;
@@ -46,10 +47,11 @@ pub struct ReleaseArgs {
     /// Print the result as one JSON object on stdout (no live view).
     #[arg(long)]
     pub json: bool,
-    /// A release of the service that a killed or interrupted run left behind is picked up first;
-    /// by default it runs on, with this it is rolled back and closed.
+    /// A release of the service that a killed or interrupted run left behind is superseded by
+    /// this one: rolled back (or, if a newer release deployed since, closed) before it starts.
+    /// With this it is run on to its end first instead.
     #[arg(long, conflicts_with = "remote")]
-    pub rollback_interrupted: bool,
+    pub resume_interrupted: bool,
     /// Start the release on Baton's state machine in AWS instead of on this machine; follow it with `baton status`.
     #[arg(long)]
     pub remote: bool,
@@ -116,9 +118,10 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
 
 /// Picks up the service's releases whose run was killed or interrupted (no live process owns
 /// them; a killed waiter for the lock included), before anything else deploys over their
-/// half-done waves: runs them on, or rolls them back with --rollback-interrupted; one older than
-/// a release that has deployed since is closed touching no target (running it on or rolling it
-/// back would undo newer work). Answers the exit code when one could not be closed. A release
+/// half-done waves. This newer signal supersedes them, as it does any older waiting signal: they
+/// are rolled back (the next release never silently ships an older commit), or run on with
+/// --resume-interrupted; one older than a release that has deployed since is closed touching no
+/// target (running it on or rolling it back would undo newer work). Answers the exit code when one could not be closed. A release
 /// another process owns is left to it: the new release waits for its lock.
 async fn pick_up_left_behind(baton: &LocalBaton, args: &ReleaseArgs, live: Option<&LiveView>) -> Option<ExitCode> {
     // A store that cannot be read is reported by the release's own registration.
@@ -135,13 +138,13 @@ async fn pick_up_left_behind(baton: &LocalBaton, args: &ReleaseArgs, live: Optio
                 Resumption::Close {
                     why: format!("the newer release {} has deployed since; {person} released {} again", newer.id, left.service),
                 },
-                "closing it, touching no target (a newer release deployed since)".to_owned(),
+                "this release supersedes it: closing it, touching no target (a newer release deployed since)".to_owned(),
             ),
-            None if args.rollback_interrupted => (
-                Resumption::RollBack { why: format!("{person} released {} again with --rollback-interrupted", left.service) },
-                "rolling it back".to_owned(),
+            None if args.resume_interrupted => (Resumption::RunOn, "running it on to its end (--resume-interrupted)".to_owned()),
+            None => (
+                Resumption::RollBack { why: format!("superseded: {person} released {} again", left.service) },
+                "this release supersedes it: rolling back what it touched (--resume-interrupted runs it on instead)".to_owned(),
             ),
-            None => (Resumption::RunOn, "running it on (--rollback-interrupted rolls it back)".to_owned()),
         };
         errln!("baton: release {} of {} was left {} by an earlier run: {what} first", left.id, left.service, left.status);
         let report = if args.json { Report::Quiet } else { Report::Text };
@@ -157,6 +160,10 @@ async fn pick_up_left_behind(baton: &LocalBaton, args: &ReleaseArgs, live: Optio
         };
         errln!("baton: picking {} up at {state}", left.id);
         let code = follow(baton, &left.service, execution, run, live, report).await;
+        if signals::stopped_by_one(code) {
+            // A person's stop covers the release that was to follow too.
+            return Some(code);
+        }
         let closed = baton.ports().store.get_release(&left.id).await.ok().flatten();
         match closed.as_ref().map(|r| r.status) {
             Some(status) if status.is_terminal() && status != ReleaseStatus::RollbackFailed => {
@@ -176,6 +183,27 @@ async fn pick_up_left_behind(baton: &LocalBaton, args: &ReleaseArgs, live: Optio
         }
     }
     None
+}
+
+/// Records `release`'s stop by `signal` as a person's cancel (who, and by what) on its record, as
+/// `baton cancel` does, so it closes `cancelled` whoever finishes its rollback; answers the cause
+/// its rollback records.
+async fn stop_requested(baton: &LocalBaton, release: &Release, signal: i32) -> String {
+    let reason = format!("{} on `baton release`", signals::name(signal));
+    let person = crate::person();
+    if release.stage == Stage::Rollback {
+        // It failed by itself and rolls back already: that failure is what it ends with.
+        errln!("baton: {} is rolling back already: letting the rollback finish", release.id);
+        return format!("{person} stopped the release while it rolled back: {reason}");
+    }
+    match ask_to_cancel(baton.ports().store.as_ref(), &release.id, &person, &reason, chrono::Utc::now()).await {
+        Ok(CancelAsked::Asked(asked)) => asked.cancel_requested.unwrap_or_else(|| format!("{person} cancelled the release: {reason}")),
+        Ok(_) => format!("{person} cancelled the release: {reason}"),
+        Err(err) => {
+            errln!("baton: warning: cannot record the stop on the release (it still rolls back): {}", chain_text(&err));
+            format!("{person} cancelled the release: {reason}")
+        }
+    }
 }
 
 /// How `follow` reports the release once it ends.
@@ -223,9 +251,11 @@ pub fn open_local(
 }
 
 /// Follows a local run of `execution` to its end (the live view unless `json`), then prints the
-/// release it carried and exits as its final state says. SIGINT or SIGTERM stops the run and
-/// leaves the release interrupted (exit 130 or 143); a person's `baton cancel` makes this
-/// process roll the release back and close it.
+/// release it carried and exits as its final state says. SIGINT or SIGTERM is a person's stop: the
+/// request goes on the record with who sent it, the release rolls back what it touched (a queued
+/// one touches nothing) and closes `cancelled`, freeing its lock, and this exits 130 or 143. A
+/// second signal stops that too and leaves the release `interrupted` for `baton resume`. A
+/// person's `baton cancel` makes this process roll the release back and close it likewise.
 pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run: Run, live: Option<&LiveView>, report: Report) -> ExitCode {
     let mut interrupts = match Interrupts::listen() {
         Ok(interrupts) => Some(interrupts),
@@ -234,6 +264,8 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
             None
         }
     };
+    // The first signal, once the release is rolling back on it.
+    let mut stopping: Option<i32> = None;
     let (outcome, release, signal) = loop {
         let watcher =
             live.map(|view| view.watch(baton.ports().store.clone(), service.to_owned(), execution.to_owned(), Duration::from_millis(200)));
@@ -243,9 +275,13 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
         let mut signal = None;
         let Finished { outcome, journal_error, lost_to, owned } = tokio::select! {
             done = &mut finished => done,
-            got = async { match &mut interrupts { Some(interrupts) => interrupts.first().await, None => std::future::pending().await } } => {
+            got = async { match &mut interrupts { Some(interrupts) => interrupts.next().await, None => std::future::pending().await } } => {
                 let name = signals::name(got);
-                errln!("baton: {name}: stopping the release; `baton resume` picks it up (again to abort at once)");
+                if stopping.is_none() {
+                    errln!("baton: {name}: stopping the release: rolling back what it touched (again to leave it interrupted for `baton resume`)");
+                } else {
+                    errln!("baton: {name} again: stopping the rollback; the release stays interrupted (again to abort at once)");
+                }
                 stopper.stop(Some(ErrorName::Interrupted.as_str().to_owned()), Some(format!("stopped by {name}")));
                 signal = Some(got);
                 finished.await
@@ -274,9 +310,17 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
         };
         // Stopped with Baton.Interrupted and no signal here: a person cancelled it (`baton cancel`).
         let cancelled = outcome.status == ExecutionStatus::Aborted && outcome.error.as_deref() == Some(ErrorName::Interrupted.as_str());
+        let first_signal = signal.filter(|_| stopping.is_none());
         let ended = match (&release, signal) {
-            (Some(release), None) if cancelled && !release.status.is_terminal() => {
-                let how = Resumption::RollBack { why: outcome.cause.clone().unwrap_or_else(|| "cancelled".to_owned()) };
+            (Some(release), _) if !release.status.is_terminal() && ((cancelled && signal.is_none()) || first_signal.is_some()) => {
+                let why = match first_signal {
+                    Some(got) => {
+                        stopping = Some(got);
+                        stop_requested(baton, release, got).await
+                    }
+                    None => outcome.cause.clone().unwrap_or_else(|| "cancelled".to_owned()),
+                };
+                let how = Resumption::RollBack { why };
                 // Rolled back under the claim it ran under: nobody else can pick it up between.
                 let resumed = match owned {
                     Some(owned) => baton.resume_claimed(&release.id, owned, &how, &crate::person()).await,
@@ -295,15 +339,24 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
                 }
             }
             (Some(stopped), Some(got)) if !stopped.status.is_terminal() => {
-                let why =
-                    format!("stopped by {} (`baton resume {}` runs it on, `--rollback` rolls it back)", signals::name(got), stopped.id);
+                let why = format!(
+                    "stopped by {} while it rolled back (`baton resume {} --rollback` finishes the rollback)",
+                    signals::name(got),
+                    stopped.id
+                );
                 if let Err(err) = baton.mark_interrupted(stopped, &why).await {
                     errln!("baton: warning: cannot record the release as interrupted: {}", chain_text(&err));
                 }
+                errln!(
+                    "baton: {} is left interrupted and holds the lock of {}: `baton resume {} --rollback` finishes rolling it back",
+                    stopped.id,
+                    stopped.service,
+                    stopped.id
+                );
                 let reread = baton.ports().store.get_release(&stopped.id).await.ok().flatten().or(release.clone());
                 (outcome, reread, signal)
             }
-            _ => (outcome, release, signal),
+            _ => (outcome, release, signal.or(stopping)),
         };
         // Recorded as it ended (interrupted included) first: whoever claims it next reads that.
         if let Some(owned) = owned
@@ -364,6 +417,7 @@ pub fn exit_value(status: ReleaseStatus) -> u8 {
         ReleaseStatus::Succeeded => exit::OK,
         ReleaseStatus::Superseded => exit::SUPERSEDED,
         ReleaseStatus::RollbackFailed => exit::ROLLBACK_FAILED,
+        ReleaseStatus::Cancelled => exit::CANCELLED,
         _ => exit::FAILED,
     }
 }

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 pub struct ResumeArgs {
     /// The release to pick up (`baton history <service>` lists them).
     pub release_id: String,
-    /// Roll back what it deployed and close it (failed with Baton.Interrupted) instead of running it on.
+    /// Roll back what it deployed and close it (cancelled, with Baton.Interrupted) instead of running it on.
     #[arg(long)]
     pub rollback: bool,
     #[command(flatten)]

@@ -1,37 +1,39 @@
-//! SIGINT and SIGTERM during a local run. The first stops the run: the execution is stopped,
-//! the release recorded `interrupted`, its lock kept for `baton resume`. A second one aborts at
-//! once, as a crash would (the journal still resumes it).
+//! SIGINT and SIGTERM during a local run. The first is a person's stop: the release rolls back
+//! what it touched and closes `cancelled`. The second stops that too and leaves the release
+//! `interrupted`, holding its lock, for `baton resume`. A third aborts at once, as a crash would
+//! (the journal still resumes it).
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::{Handle, Signals};
 use tokio::sync::mpsc;
 
 pub struct Interrupts {
-    first: mpsc::UnboundedReceiver<i32>,
+    received: mpsc::UnboundedReceiver<i32>,
     handle: Handle,
 }
+
+/// The signals a run answers before the next one aborts the process.
+const ANSWERED: usize = 2;
 
 impl Interrupts {
     pub fn listen() -> std::io::Result<Interrupts> {
         let mut signals = Signals::new([SIGINT, SIGTERM])?;
         let handle = signals.handle();
-        let (tx, first) = mpsc::unbounded_channel();
+        let (tx, received) = mpsc::unbounded_channel();
         std::thread::spawn(move || {
-            let mut seen = false;
-            for signal in signals.forever() {
-                if seen {
+            for (seen, signal) in signals.forever().enumerate() {
+                if seen >= ANSWERED {
                     std::process::exit(crate::exit::signalled(signal).into());
                 }
-                seen = true;
                 let _ = tx.send(signal);
             }
         });
-        Ok(Interrupts { first, handle })
+        Ok(Interrupts { received, handle })
     }
 
-    /// The first signal, when it comes.
-    pub async fn first(&mut self) -> i32 {
-        match self.first.recv().await {
+    /// The next signal, when it comes.
+    pub async fn next(&mut self) -> i32 {
+        match self.received.recv().await {
             Some(signal) => signal,
             None => std::future::pending().await,
         }
@@ -50,4 +52,9 @@ pub fn name(signal: i32) -> &'static str {
         SIGTERM => "SIGTERM",
         _ => "a signal",
     }
+}
+
+/// Whether a run ended with `code` because a person stopped it with a signal (130 or 143).
+pub fn stopped_by_one(code: std::process::ExitCode) -> bool {
+    [SIGINT, SIGTERM].iter().any(|&signal| code == crate::exit::code(crate::exit::signalled(signal)))
 }

@@ -182,6 +182,7 @@ mod tests {
             (ended("SUCCEEDED", Some(ReleaseStatus::RolledBack)), exit::FAILED),
             (ended("SUCCEEDED", Some(ReleaseStatus::Failed)), exit::FAILED),
             (ended("SUCCEEDED", Some(ReleaseStatus::Superseded)), exit::SUPERSEDED),
+            (ended("SUCCEEDED", Some(ReleaseStatus::Cancelled)), exit::CANCELLED),
             (ended("FAILED", Some(ReleaseStatus::RollbackFailed)), exit::ROLLBACK_FAILED),
             (ended("FAILED", Some(ReleaseStatus::Failed)), exit::FAILED),
             (ended("SUCCEEDED", None), exit::OK),

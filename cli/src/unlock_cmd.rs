@@ -6,8 +6,11 @@ use crate::failure::Failure;
 use crate::release_cmd::{CatalogArg, StateDirArg};
 use crate::report_cmd::open_store;
 use baton_domain::catalog::FsCatalog;
+use baton_domain::error::chain_text;
 use baton_domain::ports::CatalogSource;
-use baton_domain::release::LockKey;
+use baton_domain::ports::ReleaseStore;
+use baton_domain::release::{LockKey, ReleaseId};
+use baton_domain::support::RUN_SILENT_AFTER;
 use clap::Args;
 use serde_json::json;
 use std::process::ExitCode;
@@ -53,18 +56,59 @@ pub async fn run(args: UnlockArgs) -> ExitCode {
         Ok(freed) => freed,
         Err(err) => return Failure::failed(&err).sources_of(&err).report(),
     };
+    let next = match &freed {
+        Some(info) => what_becomes_of(&store, &info.holder, &args.service).await,
+        None => None,
+    };
     if args.json {
         let holder = freed.as_ref().map(|info| info.holder.to_string());
-        outln!("{}", json!({"service": args.service, "environment": environment, "freed": freed.is_some(), "holder": holder}));
+        outln!(
+            "{}",
+            json!({"service": args.service, "environment": environment, "freed": freed.is_some(), "holder": holder, "holder_next": next})
+        );
     } else {
         match &freed {
             Some(info) => {
-                outln!("freed the lock of {} [{environment}] held by {} (its lease ran to {})", args.service, info.holder, info.expires_at)
+                outln!("freed the lock of {} [{environment}] held by {} (its lease ran to {})", args.service, info.holder, info.expires_at);
+                if let Some(next) = &next {
+                    outln!("{next}");
+                }
             }
             None => outln!("{} [{environment}] holds no lock", args.service),
         }
     }
     exit::code(if freed.is_some() { exit::OK } else { exit::FAILED })
+}
+
+/// What happens to `holder`, the release whose lock was freed, said for the person who freed it.
+async fn what_becomes_of(store: &dyn ReleaseStore, holder: &ReleaseId, service: &str) -> Option<String> {
+    let release = match store.get_release(holder).await {
+        Ok(Some(release)) => release,
+        Ok(None) => return Some(format!("{holder} is not in the store: nothing more happens to it")),
+        Err(err) => return Some(format!("cannot read {holder} to say what becomes of it: {}", chain_text(&err))),
+    };
+    if release.status.is_terminal() {
+        return Some(format!("{holder} is {}: nothing more happens to it", release.status));
+    }
+    let owner = match &release.execution {
+        Some(execution) => store.run_owner(execution).await.ok().flatten(),
+        None => None,
+    };
+    let silent_for = owner.as_ref().map(|owner| chrono::Utc::now() - owner.beat_at);
+    let alive = silent_for.is_some_and(|silent| silent.to_std().unwrap_or_default() < RUN_SILENT_AFTER);
+    Some(match owner {
+        Some(owner) if alive => format!(
+            "{holder} is {} and still run by {}: it takes the lock back at its next step unless another release took it, and stops \
+             if one did; `baton cancel {holder} --reason ...` stops it",
+            release.status, owner.owner
+        ),
+        _ => format!(
+            "{holder} is {} and no process runs it: the next `baton release {service}` supersedes it (rolls back what it touched, \
+             or closes it if a newer release deployed since); `baton resume {holder}` runs it on, `baton cancel {holder} --reason ...` \
+             rolls it back now",
+            release.status
+        ),
+    })
 }
 
 async fn environment_from_catalog(args: &UnlockArgs) -> Result<String, ExitCode> {

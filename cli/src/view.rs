@@ -158,6 +158,7 @@ pub fn summary(release: &Release) -> String {
         ReleaseStatus::Succeeded => "✔",
         ReleaseStatus::Superseded | ReleaseStatus::Queued | ReleaseStatus::Running => "•",
         ReleaseStatus::Interrupted => "‖",
+        ReleaseStatus::Cancelled => "■",
         ReleaseStatus::Failed | ReleaseStatus::RolledBack => "✘",
         ReleaseStatus::RollbackFailed => "‼",
     };

@@ -361,7 +361,7 @@ async fn a_run_found_after_a_204_dispatch_is_the_one_cancelled_when_the_release_
 }
 
 #[tokio::test]
-async fn a_release_cancelled_while_it_builds_cancels_its_build_and_fails() {
+async fn a_release_cancelled_while_it_builds_cancels_its_build_and_ends_cancelled() {
     let server = github(u64::MAX, "success").await;
     Mock::given(method("POST")).and(path(format!("{RUNS}/cancel"))).respond_with(ResponseTemplate::new(202)).expect(1).mount(&server).await;
     let fixture = fixture(&server, "BATON_E2E_GITHUB_TOKEN_CANCELLED", "");
@@ -380,10 +380,10 @@ async fn a_release_cancelled_while_it_builds_cancels_its_build_and_fails() {
         }
     };
     let (outcome, ()) = tokio::join!(baton.run("exec-gha-cancelled", cli_input("cli-1")), cancel);
-    assert_outcome(&outcome, "failed", "Baton.Interrupted");
+    assert_outcome(&outcome, "cancelled", "Baton.Interrupted");
 
     let release = release_of(&baton, "exec-gha-cancelled").await;
-    assert_eq!(release.status, ReleaseStatus::Failed, "nothing was deployed, so nothing rolls back");
+    assert_eq!(release.status, ReleaseStatus::Cancelled, "nothing was deployed, so nothing rolls back: a person's stop, no failure");
     let failure = release.failure.clone().unwrap();
     assert_eq!(failure.error, "Baton.Interrupted");
     assert!(failure.cause.contains("ann cancelled the release: wrong commit"), "{failure:?}");

@@ -1,6 +1,6 @@
 //! The crash campaign: `baton release` of the example service is SIGKILLed at stage boundaries
-//! and at random moments, each next release picking up the killed one (running it on, or every
-//! third time rolling it back); then one last release, and the service must be consistent: every
+//! and at random moments, each next release picking up the killed one (superseding it: rolling
+//! it back, or every third time running it on with `--resume-interrupted`); then one last release, and the service must be consistent: every
 //! record closed, no lock held, every target running the artifact the newest record says, and
 //! every killed release resumed or rolled back.
 //!
@@ -73,12 +73,12 @@ fn entered_by_newest(db: &rusqlite::Connection, known: &BTreeSet<String>) -> Vec
         .collect()
 }
 
-fn release_then_kill(state: &Path, kill: Kill, roll_back: bool, figures: &mut Figures) {
+fn release_then_kill(state: &Path, kill: Kill, run_on: bool, figures: &mut Figures) {
     let known: BTreeSet<String> = releases(state).iter().filter_map(|r| r["id"].as_str().map(str::to_owned)).collect();
     let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
     command.args(["release", "hello-web", "--no-wait", "--json", "--catalog"]).arg(examples()).arg("--state-dir").arg(state);
-    if roll_back {
-        command.arg("--rollback-interrupted");
+    if run_on {
+        command.arg("--resume-interrupted");
     }
     let mut child = command.stdout(Stdio::null()).stderr(Stdio::null()).spawn().expect("start baton release");
     let started = Instant::now();
@@ -121,7 +121,10 @@ fn campaign(kills: &[Kill]) {
     let all = releases(state.path());
     let status = |r: &Value| r["status"].as_str().unwrap_or_default().to_owned();
     for release in &all {
-        assert!(["succeeded", "failed", "rolled-back", "superseded"].contains(&status(release).as_str()), "not closed: {release}");
+        assert!(
+            ["succeeded", "failed", "rolled-back", "superseded", "cancelled"].contains(&status(release).as_str()),
+            "not closed: {release}"
+        );
     }
     let unlock = baton(state.path(), &["unlock", "hello-web", "--environment", "production", "--reason", "check", "--json"]);
     assert_eq!(json(&unlock)["freed"], false, "a lock was left held");
@@ -136,13 +139,13 @@ fn campaign(kills: &[Kill]) {
         let picked_up = show["events"].as_array().unwrap().iter().any(|e| e["kind"] == "resumed");
         assert!(picked_up, "release {id}, killed open, was never picked up: {show}");
         match show["release"]["status"].as_str() {
-            Some("rolled-back" | "failed") => rolled_back += 1,
+            Some("rolled-back" | "failed" | "cancelled") => rolled_back += 1,
             _ => resumed += 1,
         }
     }
     println!(
         "crash campaign: {} kills ({} after the process had ended), {} releases left open by a kill: {resumed} resumed to the end, \
-         {rolled_back} rolled back or closed failed; {} releases in all; {:.1} s",
+         {rolled_back} rolled back or closed (failed, cancelled); {} releases in all; {:.1} s",
         figures.kills,
         figures.ended_first,
         figures.left_open.len(),
@@ -306,15 +309,16 @@ fn ops_campaign(plan: &[(&str, Stop)]) -> OpsFigures {
     let said = |line: &str| ops.lines().any(|l| l == line);
     for release in &all {
         let (id, status) = (release["id"].as_str().unwrap(), release["status"].as_str().unwrap());
-        assert!(["succeeded", "failed", "rolled-back", "superseded"].contains(&status), "not closed: {release}");
+        assert!(["succeeded", "failed", "rolled-back", "superseded", "cancelled"].contains(&status), "not closed: {release}");
         // Every build, deploy and rollback here succeeds: none may be recorded failed.
         assert_ne!(status, "rollback-failed", "{release}");
         let error = release["failure"]["error"].as_str().unwrap_or_default();
         assert!(!["Baton.BuildFailed", "Baton.DeployFailed"].contains(&error), "a command that finished recorded failed: {release}");
-        if said(&format!("build {id} ok")) && status != "superseded" {
+        // A release superseded (or stopped) while it built stops following its build: it keeps no artifact.
+        if said(&format!("build {id} ok")) && !matches!(status, "superseded" | "cancelled") {
             assert!(release["artifact"].is_object(), "its build finished, so the record has its artifact: {release}");
         }
-        figures.rolled_back += usize::from(status == "rolled-back");
+        figures.rolled_back += usize::from(matches!(status, "rolled-back" | "cancelled"));
     }
     let unlock = baton(&state, &["unlock", "ops", "--environment", "production", "--reason", "check", "--json"]);
     assert_eq!(json(&unlock)["freed"], false, "a lock was left held");

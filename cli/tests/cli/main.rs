@@ -6,6 +6,7 @@ mod dora_scale;
 mod durable;
 mod github_actions_example;
 mod ownership;
+mod pty;
 mod release;
 mod secrets;
 mod shell;

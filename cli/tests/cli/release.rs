@@ -156,10 +156,19 @@ fn the_lock_of_a_killed_release_is_freed_by_hand_with_a_reason() {
     let killed = history()[0].clone();
     assert_eq!(killed["status"], "running");
 
+    // Past the silence after which a run's owner counts as gone (RUN_SILENT_AFTER, 3 s).
+    std::thread::sleep(std::time::Duration::from_millis(3500));
     let unlock = |reason: &str| baton(state.path(), &["unlock", "hello-web", "--reason", reason, "--json"]);
     let freed = unlock("the release process was killed");
     assert_eq!(freed.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&freed.stderr));
     assert_eq!(json(&freed)["holder"], killed["id"]);
+    let next = json(&freed)["holder_next"].as_str().unwrap_or_default().to_owned();
+    let id = killed["id"].as_str().unwrap();
+    assert!(
+        next.starts_with(&format!("{id} is running and no process runs it: the next `baton release hello-web` supersedes it"))
+            && next.contains(&format!("`baton resume {id}` runs it on")),
+        "unlock says what becomes of the release that held the lock: {next}"
+    );
     let again = unlock("twice");
     assert_eq!((again.status.code(), json(&again)["freed"].clone()), (Some(1), serde_json::Value::Bool(false)), "nothing left to free");
     let empty = unlock(" ");
@@ -172,12 +181,12 @@ fn the_lock_of_a_killed_release_is_freed_by_hand_with_a_reason() {
     assert_eq!(unlocked.len(), 1, "{events}");
     assert!(unlocked[0]["message"].as_str().unwrap().ends_with("released the lock by hand: the release process was killed"), "{events}");
 
-    // The next release runs at once instead of waiting out the lease, once it has run the killed
-    // one on from its journal.
+    // The next release runs at once instead of waiting out the lease, once it has rolled the
+    // killed one back (superseded it).
     let next = baton(state.path(), &["release", "hello-web", "--no-wait", "--force", "--json"]);
     assert_eq!(next.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&next.stderr));
     let show = Command::new(env!("CARGO_BIN_EXE_baton")).args(["show", id, "--json", "--state-dir"]).arg(state.path()).output().unwrap();
-    assert_eq!(json(&show)["release"]["status"], "succeeded", "the killed release was resumed");
+    assert_eq!(json(&show)["release"]["status"], "cancelled", "the killed release was superseded: rolled back, not shipped");
 }
 
 #[test]

@@ -834,10 +834,16 @@ pub async fn a_cancel_request_stays_on_an_open_release_whoever_writes_it(store: 
     assert_eq!((written.stage, written.version), (Stage::Deploy, version));
     assert_eq!(written.cancel_requested.as_deref(), Some("ann cancelled the release: wrong commit"), "a write keeps the request");
 
+    // It closes as a person's cancel does: `cancelled`, which is terminal and takes no request.
     let mut closed = written;
-    closed.status = ReleaseStatus::RolledBack;
+    closed.status = ReleaseStatus::Cancelled;
     closed.stage = Stage::Done;
     store.close_release(&closed, &rollup_key("web", "prod", date(2026, 3, 14)), &Rollup::default()).await.expect("close_release");
+    let cancelled = store.get_release(&running.id).await.expect("get_release").expect("the release exists");
+    assert_eq!((cancelled.status, cancelled.stage), (ReleaseStatus::Cancelled, Stage::Done), "the cancelled status reads back");
+    let listed = store.list_releases("web", Some("prod"), 10).await.expect("list_releases");
+    assert!(listed.iter().any(|r| r.id == running.id && r.status == ReleaseStatus::Cancelled), "and lists: {listed:?}");
+    assert!(!store.request_cancel(&running.id, "again").await.expect("request_cancel"), "a cancelled release takes no request");
     let other = release_at("rel-web-2", "web", "prod", t0() + TimeDelta::minutes(1));
     store.create_release(&other, "k2").await.expect("create_release");
     store

@@ -225,6 +225,9 @@ pub enum OutcomeStatus {
     Failed,
     RolledBack,
     RollbackFailed,
+    /// A person stopped it (`Baton.Interrupted`) and it failed before any wave or rolled back
+    /// cleanly (the definition's `MarkCancelled`).
+    Cancelled,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

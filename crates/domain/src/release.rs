@@ -140,6 +140,10 @@ pub enum ReleaseStatus {
     RollbackFailed,
     /// A newer signal for the same service and environment ran instead.
     Superseded,
+    /// A person stopped it (`baton cancel`, Ctrl-C on `baton release`) and what it had deployed
+    /// was rolled back cleanly: neither a deployment nor a change failure. A cancel whose
+    /// rollback failed ends `rollback-failed` instead.
+    Cancelled,
     /// Its local run was stopped (SIGINT, SIGTERM, `baton cancel`) or killed: it holds its lock
     /// and waits for `baton resume`, which runs it on or rolls it back.
     Interrupted,
@@ -159,6 +163,7 @@ impl ReleaseStatus {
             ReleaseStatus::RolledBack => "rolled-back",
             ReleaseStatus::RollbackFailed => "rollback-failed",
             ReleaseStatus::Superseded => "superseded",
+            ReleaseStatus::Cancelled => "cancelled",
             ReleaseStatus::Interrupted => "interrupted",
         }
     }
@@ -487,7 +492,8 @@ pub enum EventKind {
     Interrupted,
     /// An interrupted or killed run was picked up again (run on, or rolled back).
     Resumed,
-    /// A person cancelled the release (`baton cancel`), saying why.
+    /// A person asked the release to stop (`baton cancel`, Ctrl-C), saying why; also the last
+    /// event of a release that ended `cancelled`.
     Cancelled,
     /// A provider call got no answer or was rate limited, and is tried again (the message says
     /// why, and until when it waits).
@@ -532,6 +538,7 @@ impl EventKind {
             ReleaseStatus::RolledBack => Some(EventKind::RolledBack),
             ReleaseStatus::RollbackFailed => Some(EventKind::RollbackFailed),
             ReleaseStatus::Superseded => Some(EventKind::Superseded),
+            ReleaseStatus::Cancelled => Some(EventKind::Cancelled),
         }
     }
 }

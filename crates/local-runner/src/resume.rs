@@ -18,9 +18,9 @@ use serde_json::json;
 pub enum Resumption {
     /// Run it on from its last checkpoint (that state runs again: tasks are at-least-once).
     RunOn,
-    /// Roll back what it deployed and close it, failed with `Baton.Interrupted` and this cause.
+    /// Roll back what it deployed and close it `cancelled`, with `Baton.Interrupted` and this cause.
     RollBack { why: String },
-    /// Close it failed with `Baton.Interrupted` and this cause, touching no target: newer work
+    /// Close it `cancelled` with `Baton.Interrupted` and this cause, touching no target: newer work
     /// has deployed since, which neither running it on nor rolling it back may undo.
     Close { why: String },
 }
@@ -86,7 +86,8 @@ fn enter(point: ResumePoint, into: &str, why: &str) -> ResumePoint {
 fn close_point(id: &str, point: ResumePoint, why: &str) -> Result<ResumePoint, ResumeError> {
     match point.at.state.as_str() {
         "Register" => Err(ResumeError::NotRegistered { id: id.to_owned() }),
-        "MarkFailed" | "MarkRolledBack" | "MarkRollbackFailed" | "RecordMetrics" | "NotifyFinished" | "Unlock" => Ok(point),
+        "MarkFailed" | "MarkRolledBack" | "StoppedByAPerson" | "MarkCancelled" | "MarkRollbackFailed" | "RecordMetrics"
+        | "NotifyFinished" | "Unlock" => Ok(point),
         _ => Ok(enter(point, "MarkFailed", why)),
     }
 }

@@ -145,6 +145,8 @@ fn headline(release: &Release, request: &NotifyRequest) -> String {
                     OutcomeStatus::RolledBack => format!("rolled back{why}"),
                     OutcomeStatus::RollbackFailed => format!("rollback failed{why}"),
                     OutcomeStatus::Failed => format!("failed{why}"),
+                    // The cause names who stopped it and why; what it deployed was rolled back.
+                    OutcomeStatus::Cancelled => format!("cancelled{why}"),
                 }
             }
             None => "finished".to_owned(),
@@ -193,6 +195,40 @@ mod tests {
             let until = chrono::Utc::now() + chrono::Duration::hours(1);
             let limit = baton_domain::ports::RateLimited { service: "Slack".into(), until, answered: calls == 0 };
             Err(ProviderError::unavailable("Slack is rate limiting").caused_by(limit))
+        }
+    }
+
+    #[test]
+    fn the_finished_headline_names_the_outcome_and_who_stopped_a_cancelled_release() {
+        use baton_domain::flow::{CaughtError, Outcome, ReleaseContext};
+        let release = baton_contract::release_at("rel-web-1", "web", "production", chrono::Utc::now());
+        let finished = |status: OutcomeStatus, error: Option<(&str, &str)>| NotifyRequest {
+            release: ReleaseContext {
+                id: release.id.clone(),
+                service: "web".into(),
+                environment: "production".into(),
+                branch: "main".into(),
+                sha: None,
+            },
+            event: NotifyEvent::Finished,
+            wave: None,
+            outcome: Some(Outcome {
+                status,
+                error: error.map(|(error, cause)| CaughtError { error: error.into(), cause: cause.into() }),
+                action_needed: None,
+            }),
+        };
+        let cancelled = ("Baton.Interrupted", "release rel-web-1 was cancelled: ann cancelled the release: wrong commit");
+        let cases = [
+            (finished(OutcomeStatus::Succeeded, None), "released".to_owned()),
+            (finished(OutcomeStatus::Cancelled, Some(cancelled)), format!("cancelled: {}", cancelled.1)),
+            (
+                finished(OutcomeStatus::RolledBack, Some(("Baton.HealthCheckFailed", "wave rest is unhealthy"))),
+                "rolled back: wave rest is unhealthy".to_owned(),
+            ),
+        ];
+        for (request, expected) in cases {
+            assert_eq!(headline(&release, &request), expected);
         }
     }
 

@@ -47,13 +47,13 @@ fn cancel_remote_asks_the_release_on_its_record_and_refuses_a_closed_one() {
     let missing = cancel(&table, "rel-web-404", &[]);
     assert_eq!(missing.status.code(), Some(2), "{}", String::from_utf8_lossy(&missing.stderr));
     let mut closed = record;
-    closed.status = ReleaseStatus::RolledBack;
+    closed.status = ReleaseStatus::Cancelled;
     closed.stage = Stage::Done;
     runtime.block_on(store.put_release(&closed)).unwrap();
     let late = cancel(&table, "rel-web-1", &[]);
     assert_eq!(late.status.code(), Some(2));
     assert!(
-        String::from_utf8_lossy(&late.stderr).contains("rolled-back: there is nothing to cancel"),
+        String::from_utf8_lossy(&late.stderr).contains("cancelled: there is nothing to cancel"),
         "{}",
         String::from_utf8_lossy(&late.stderr)
     );

@@ -1,7 +1,8 @@
 //! How a release ends, what it adds to the DORA counters, and the four figures those counters give.
 //!
 //! A deployment is a release that changed production (at least one wave began); it failed when
-//! it rolled back or failed after a wave began. Lead time runs from the change (merge or commit
+//! it rolled back or failed after a wave began. A release a person cancelled is neither, even
+//! if a wave began (it was rolled back on purpose, not because the change failed). Lead time runs from the change (merge or commit
 //! time) to the release's end; time to restore from the previous failed deployment's end to the
 //! next successful one's.
 
@@ -12,19 +13,15 @@ use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::Serialize;
 
 /// Closes `release` with the execution's outcome: its status, why it failed, its waves
-/// marked rolled back when it rolled back, and a build it still waited for cancelled.
+/// marked rolled back when it rolled back (or was cancelled), and a build it still waited for
+/// cancelled.
 pub fn close(release: &mut Release, outcome: &Outcome, now: DateTime<Utc>) {
-    release.status = match outcome.status {
-        OutcomeStatus::Succeeded => ReleaseStatus::Succeeded,
-        OutcomeStatus::Failed => ReleaseStatus::Failed,
-        OutcomeStatus::RolledBack => ReleaseStatus::RolledBack,
-        OutcomeStatus::RollbackFailed => ReleaseStatus::RollbackFailed,
-    };
+    release.status = closing_status(release, outcome);
     release.failure = outcome.error.as_ref().map(|e| Failure { error: e.error.clone(), cause: e.message(), stage: Some(release.stage) });
     release.stage = Stage::Done;
     release.finished_at = Some(now);
     crate::rules::builds::stop_following(release, now);
-    if outcome.status == OutcomeStatus::RolledBack {
+    if matches!(outcome.status, OutcomeStatus::RolledBack | OutcomeStatus::Cancelled) {
         // A wave whose every target refused its deploy changed nothing: it failed, and no
         // rollback undid it.
         for wave in release.waves.iter_mut().filter(|w| w.status != WaveStatus::Pending) {
@@ -33,17 +30,40 @@ pub fn close(release: &mut Release, outcome: &Outcome, now: DateTime<Utc>) {
     }
 }
 
+/// The status a release closes with. A release a person asked to stop
+/// ([`Release::cancel_requested`]) that stopped on that request (`Baton.Interrupted`) and failed
+/// before any wave or rolled back cleanly is `cancelled` (a definition without the cancelled
+/// outcome included); one that had failed by itself first keeps its failure, and one whose
+/// rollback failed stays `rollback-failed`: a person must act.
+pub fn closing_status(release: &Release, outcome: &Outcome) -> ReleaseStatus {
+    let interrupted = outcome.error.as_ref().is_some_and(|e| e.error == crate::error::ErrorName::Interrupted.as_str());
+    let cancel_asked = interrupted && release.cancel_requested.is_some();
+    match outcome.status {
+        OutcomeStatus::Succeeded => ReleaseStatus::Succeeded,
+        OutcomeStatus::RollbackFailed => ReleaseStatus::RollbackFailed,
+        OutcomeStatus::Cancelled => ReleaseStatus::Cancelled,
+        OutcomeStatus::Failed | OutcomeStatus::RolledBack if cancel_asked => ReleaseStatus::Cancelled,
+        OutcomeStatus::Failed => ReleaseStatus::Failed,
+        OutcomeStatus::RolledBack => ReleaseStatus::RolledBack,
+    }
+}
+
 fn reached_production(release: &Release) -> bool {
     release.waves.iter().any(|w| w.started_at.is_some())
+}
+
+/// A deployment changed production; a person's cancel, rolled back, is none (nor a failed one).
+fn is_deployment(release: &Release) -> bool {
+    release.status != ReleaseStatus::Cancelled && reached_production(release)
 }
 
 /// What a finished release adds to its day's counters. `history` is the service's releases in
 /// the environment, in any order (it may include `release` itself).
 pub fn rollup_delta(release: &Release, history: &[Release]) -> Rollup {
     let mut delta = Rollup::default();
-    let Some(finished) = release.finished_at.filter(|_| reached_production(release)) else { return delta };
+    let Some(finished) = release.finished_at.filter(|_| is_deployment(release)) else { return delta };
     let earlier: Vec<&Release> =
-        history.iter().filter(|r| r.id != release.id && r.finished_at.is_some_and(|f| f <= finished) && reached_production(r)).collect();
+        history.iter().filter(|r| r.id != release.id && r.finished_at.is_some_and(|f| f <= finished) && is_deployment(r)).collect();
     let previous = earlier.iter().max_by_key(|r| r.finished_at);
     match release.status {
         ReleaseStatus::Succeeded => {
@@ -71,7 +91,11 @@ pub fn rollup_delta(release: &Release, history: &[Release]) -> Rollup {
             delta.deployments = 1;
             delta.failed_deployments = 1;
         }
-        ReleaseStatus::Queued | ReleaseStatus::Running | ReleaseStatus::Interrupted | ReleaseStatus::Superseded => {}
+        ReleaseStatus::Queued
+        | ReleaseStatus::Running
+        | ReleaseStatus::Interrupted
+        | ReleaseStatus::Superseded
+        | ReleaseStatus::Cancelled => {}
     }
     delta
 }
@@ -303,6 +327,9 @@ mod tests {
             (Succeeded, false, Some(30), Rollup::default()),
             (Superseded, false, None, Rollup::default()),
             (Superseded, true, None, Rollup::default()),
+            // A person's cancel, rolled back: neither a deployment nor a change failure.
+            (Cancelled, true, Some(30), Rollup::default()),
+            (Cancelled, false, None, Rollup::default()),
         ];
         for (status, deployed, changed_before, expected) in cases {
             let mut finished = release("rel-me", 60, *status, Some(100), *deployed);
@@ -335,6 +362,9 @@ mod tests {
             // Releases that never reached production are not deployments, failed or not.
             (&[("rel-a", RolledBack, 40, true), ("rel-b", Failed, 70, false)], Some(3600)),
             (&[("rel-a", RolledBack, 40, true), ("rel-b", Superseded, 70, false)], Some(3600)),
+            // Nor is a cancelled one: the failure before it is what this one restores.
+            (&[("rel-a", RolledBack, 40, true), ("rel-b", Cancelled, 70, true)], Some(3600)),
+            (&[("rel-a", Cancelled, 70, true)], None),
             // A release that ended after this one is not before it.
             (&[("rel-a", RolledBack, 120, true)], None),
         ];
@@ -379,13 +409,41 @@ mod tests {
     }
 
     #[test]
+    fn a_release_a_person_asked_to_stop_closes_cancelled_unless_its_rollback_failed() {
+        // (outcome, the error that stopped it, cancel asked on the record, status it closes with)
+        let cases = [
+            (OutcomeStatus::Cancelled, "Baton.Interrupted", false, Cancelled),
+            (OutcomeStatus::Cancelled, "Baton.Interrupted", true, Cancelled),
+            // A definition without the cancelled outcome: the request on the record decides.
+            (OutcomeStatus::RolledBack, "Baton.Interrupted", true, Cancelled),
+            (OutcomeStatus::Failed, "Baton.Interrupted", true, Cancelled),
+            (OutcomeStatus::RolledBack, "Baton.Interrupted", false, RolledBack),
+            // It failed by itself before the request was acted on: a failure, not a cancel.
+            (OutcomeStatus::RolledBack, "Baton.HealthCheckFailed", true, RolledBack),
+            (OutcomeStatus::Failed, "Baton.BuildFailed", true, Failed),
+            (OutcomeStatus::RollbackFailed, "Baton.Interrupted", true, RollbackFailed),
+            // It ended before the request was acted on: it shipped.
+            (OutcomeStatus::Succeeded, "", true, Succeeded),
+            (OutcomeStatus::Failed, "Baton.BuildFailed", false, Failed),
+        ];
+        for (status, error, asked, expected) in cases {
+            let mut running = release("rel-me", 0, Running, None, true);
+            running.cancel_requested = asked.then(|| "ann cancelled the release: wrong commit".to_owned());
+            let error = (!error.is_empty()).then(|| CaughtError { error: error.into(), cause: "why".into() });
+            let outcome = Outcome { status, error, action_needed: None };
+            assert_eq!(closing_status(&running, &outcome), expected, "{outcome:?} asked={asked}");
+        }
+    }
+
+    #[test]
     fn closing_sets_status_failure_and_rolled_back_waves() {
         let caught = CaughtError { error: "Baton.HealthCheckFailed".into(), cause: r#"{"errorMessage":"wave rest is unhealthy"}"#.into() };
         let cases = [
             (OutcomeStatus::Succeeded, Succeeded, None),
             (OutcomeStatus::RolledBack, RolledBack, Some(caught.clone())),
             (OutcomeStatus::Failed, Failed, Some(caught.clone())),
-            (OutcomeStatus::RollbackFailed, RollbackFailed, Some(caught)),
+            (OutcomeStatus::RollbackFailed, RollbackFailed, Some(caught.clone())),
+            (OutcomeStatus::Cancelled, Cancelled, Some(caught)),
         ];
         for (outcome_status, status, error) in cases {
             let mut running = release("rel-me", 0, Running, None, true);
@@ -398,7 +456,7 @@ mod tests {
             let failure = running.failure.as_ref().map(|f| (f.error.as_str(), f.cause.as_str(), f.stage));
             assert_eq!(failure, error.as_ref().map(|_| ("Baton.HealthCheckFailed", "wave rest is unhealthy", Some(Stage::Deploy))));
             let rolled_back = running.waves[0].status == WaveStatus::RolledBack;
-            assert_eq!(rolled_back, status == RolledBack, "only a rollback marks begun waves");
+            assert_eq!(rolled_back, matches!(status, RolledBack | Cancelled), "only a rollback or a cancel marks begun waves");
             assert_eq!(running.waves[1].status, WaveStatus::Pending, "waves that never began stay pending");
             let build = running.build.as_ref().map(|b| (b.status, b.finished_at));
             assert_eq!(build, Some((BuildStatus::Unfollowed, Some(minutes(9)))), "a build still running is no longer followed");

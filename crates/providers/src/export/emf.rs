@@ -7,7 +7,8 @@
 //! namespace the block names, with the dimensions `service`, `team` (when known) and
 //! `environment`: `Deployments`, `FailedDeployments`, `Rollbacks`, `Redeployments`,
 //! `LeadTimeSeconds` and `RestoreSeconds` (when the release has them), `DurationSeconds`,
-//! `Waves`, and one of `Succeeded`, `Failed`, `RolledBack`, `RollbackFailed` at 1.
+//! `Waves`, and one of `Succeeded`, `Failed`, `RolledBack`, `RollbackFailed`, `Cancelled` at 1
+//! (a person's cancel counts in no DORA figure).
 
 use async_trait::async_trait;
 use baton_domain::catalog::shape::{Field, Kind, ProviderShape, Slot, field, through_model};
@@ -78,6 +79,8 @@ pub fn emf_line(namespace: &str, event: &TelemetryEvent, figures: &Rollup) -> Va
         ReleaseStatus::Failed => Some("Failed"),
         ReleaseStatus::RolledBack => Some("RolledBack"),
         ReleaseStatus::RollbackFailed => Some("RollbackFailed"),
+        // A person's stop: counted apart, never as a failure.
+        ReleaseStatus::Cancelled => Some("Cancelled"),
         _ => None,
     };
     let mut metrics: Vec<(&str, &str, Value)> = vec![

@@ -183,7 +183,8 @@ pub fn release_trace(event: &TelemetryEvent) -> Value {
     attributes.extend(release.sha.as_ref().map(|sha| string("vcs.ref.head.revision", sha)));
     attributes.extend(release.artifact.as_ref().map(|artifact| string("baton.artifact", &artifact.reference)));
     attributes.extend(release.failure.as_ref().map(|failure| string("baton.failure", format!("{}: {}", failure.error, failure.cause))));
-    let failed = release.status != ReleaseStatus::Succeeded;
+    // A person's cancel is a stop, not an error (nor is a superseded release a success).
+    let failed = !matches!(release.status, ReleaseStatus::Succeeded | ReleaseStatus::Cancelled);
     let root_name = format!("release {} to {}", release.service, release.environment);
     trace.span("release", None, root_name, (release.created_at, end), failed, attributes);
     if let Some(build) = &release.build {

@@ -193,6 +193,18 @@ async fn a_release_that_deployed_nothing_sends_no_dora_event() {
 }
 
 #[tokio::test]
+async fn a_cancelled_release_that_deployed_a_wave_sends_no_dora_event() {
+    let server = MockServer::start().await;
+    answer(&server, DEPLOYMENT, accepted("dora_deployment")).await;
+    answer(&server, FAILURE, accepted("dora_failure")).await;
+    let mut cancelled = release(ReleaseStatus::Cancelled);
+    cancelled.waves[0].status = WaveStatus::RolledBack;
+    let figures = baton_domain::rules::dora::rollup_delta(&cancelled, &[]);
+    exporter(&server).export(&event(TelemetryKind::ReleaseFinished { figures }, cancelled)).await.unwrap();
+    assert!(requests(&server).await.is_empty(), "a person's cancel is neither a deployment nor a failure");
+}
+
+#[tokio::test]
 async fn each_wave_is_one_event_tagged_for_the_services_graphs() {
     let server = MockServer::start().await;
     answer(&server, EVENTS, ResponseTemplate::new(202).set_body_json(json!({ "status": "ok", "event": { "id": 1, "url": "u" } }))).await;
@@ -414,6 +426,19 @@ async fn a_rolled_back_release_counts_as_a_failed_deployment_and_a_team_less_one
     assert_eq!((value("Succeeded"), value("LeadTimeSeconds")), (None, None));
     let names: Vec<&str> = metrics[0].1.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(names, ["service", "environment"]);
+}
+
+#[tokio::test]
+async fn a_cancelled_release_counts_as_cancelled_and_in_no_dora_figure() {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let exporter = EmfExporter::new(&EmfExport { namespace: "Baton".into() }, EmfSink::Memory(Arc::clone(&lines)));
+    let cancelled = release(ReleaseStatus::Cancelled);
+    let figures = baton_domain::rules::dora::rollup_delta(&cancelled, &[]);
+    exporter.export(&event(TelemetryKind::ReleaseFinished { figures }, cancelled)).await.unwrap();
+    let metrics = read_emf(&lines.lock().unwrap()[0]);
+    let value = |name: &str| metrics.iter().find(|m| m.2 == name).map(|m| m.4);
+    assert_eq!((value("Deployments"), value("FailedDeployments"), value("Rollbacks")), (Some(0.0), Some(0.0), Some(0.0)));
+    assert_eq!((value("Cancelled"), value("RolledBack"), value("Failed")), (Some(1.0), None, None));
 }
 
 #[tokio::test]

@@ -102,7 +102,7 @@ async fn cancel_remote_rolls_the_running_release_back_unlocks_and_closes_it_as_c
 
     let release = store.get_release(&id).await.unwrap().expect("the release is in the release table");
     eprintln!("held-web: {:?} {:?}: {:?}", outcome.status, outcome.error, release.failure);
-    assert_eq!(release.status, ReleaseStatus::RolledBack, "{:?}", release.failure);
+    assert_eq!(release.status, ReleaseStatus::Cancelled, "{:?}", release.failure);
     let failure = release.failure.as_ref().expect("the record says why it stopped");
     assert_eq!(failure.error, ErrorName::Interrupted.as_str());
     assert!(failure.cause.contains("ann cancelled the release: wrong commit"), "{}", failure.cause);
@@ -114,7 +114,7 @@ async fn cancel_remote_rolls_the_running_release_back_unlocks_and_closes_it_as_c
     // Cancelled by a person and rolled back cleanly: an outcome, not a fault (no failed-execution alarm).
     assert_eq!(outcome.status, ExecutionStatus::Succeeded, "{:?}: {:?}", outcome.error, outcome.cause);
     let named = |pointer: &str| outcome.output.as_ref().and_then(|o| o.pointer(pointer)).and_then(|v| v.as_str());
-    assert_eq!((named("/outcome/status"), named("/outcome/error/Error")), (Some("rolled-back"), Some(ErrorName::Interrupted.as_str())));
+    assert_eq!((named("/outcome/status"), named("/outcome/error/Error")), (Some("cancelled"), Some(ErrorName::Interrupted.as_str())));
 
     let reports = stack.iam_reports().unwrap();
     let text = iam::render(&reports);
