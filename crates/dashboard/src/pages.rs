@@ -120,6 +120,14 @@ fn release_link(row: &ReleaseRow, depth: usize) -> String {
     format!(r#"<a href="{}releases/{}.html">{}</a>"#, up(depth), slug(&row.id), esc(&row.id))
 }
 
+/// The release's Slack message, when the notifier kept its permalink.
+fn slack_link(row: &ReleaseRow) -> String {
+    match link(row.slack_thread.as_deref(), "Slack thread") {
+        a if a.is_empty() => a,
+        a => format!(r#" <span class="slack-thread">{a}</span>"#),
+    }
+}
+
 fn service_link(service: &str, depth: usize) -> String {
     format!(r#"<a href="{}services/{}.html">{}</a>"#, up(depth), slug(service), esc(service))
 }
@@ -162,7 +170,7 @@ fn release_table(rows: &[ReleaseRow], depth: usize, with_service: bool, id: &str
         });
         let _ = write!(
             out,
-            r#"<td>{}</td><td>{stage}{bake}</td><td>{}</td><td>{}</td><td class="hide-narrow">{}</td><td class="hide-narrow">{}</td><td>{}</td><td>{}</td><td data-seconds="{}">{}</td><td class="hide-narrow">{}</td></tr>"#,
+            r#"<td>{}</td><td>{stage}{bake}</td><td>{}</td><td>{}</td><td class="hide-narrow">{}</td><td class="hide-narrow">{}</td><td>{}</td><td>{}</td><td data-seconds="{}">{}</td><td class="hide-narrow">{}{}</td></tr>"#,
             status(row.status.as_str()),
             wave_chips(row),
             short(row.sha.as_deref()),
@@ -173,6 +181,7 @@ fn release_table(rows: &[ReleaseRow], depth: usize, with_service: bool, id: &str
             row.duration_seconds,
             human_seconds(row.duration_seconds as f64),
             release_link(row, depth),
+            slack_link(row),
         );
     }
     out.push_str("</tbody></table></div>");
@@ -383,7 +392,7 @@ pub fn release(site: &Site, report: &ReleaseReport, history: &[serde_json::Value
         .unwrap_or_else(|| "-".into());
     let _ = write!(
         main,
-        r#"<dl class="entry"><dt>service</dt><dd>{}</dd><dt>status</dt><dd>{}</dd><dt>environment</dt><dd>{}</dd><dt>commit</dt><dd>{} on {}</dd><dt>artifact</dt><dd>{artifact}</dd><dt>build</dt><dd>{build}</dd><dt>trigger</dt><dd>{}{}</dd><dt>started</dt><dd>{}</dd><dt>ended</dt><dd>{}</dd><dt>duration</dt><dd>{}</dd>{}</dl>"#,
+        r#"<dl class="entry"><dt>service</dt><dd>{}</dd><dt>status</dt><dd>{}</dd><dt>environment</dt><dd>{}</dd><dt>commit</dt><dd>{} on {}</dd><dt>artifact</dt><dd>{artifact}</dd><dt>build</dt><dd>{build}</dd><dt>trigger</dt><dd>{}{}</dd><dt>started</dt><dd>{}</dd><dt>ended</dt><dd>{}</dd><dt>duration</dt><dd>{}</dd><dt>slack</dt><dd>{}</dd>{}</dl>"#,
         service_link(&row.service, depth),
         status(row.status.as_str()),
         esc(&row.environment),
@@ -394,6 +403,10 @@ pub fn release(site: &Site, report: &ReleaseReport, history: &[serde_json::Value
         time(row.created_at),
         opt_time(row.finished_at),
         human_seconds(row.duration_seconds as f64),
+        match slack_link(row) {
+            a if a.is_empty() => "-".to_owned(),
+            a => a,
+        },
         row.failure.as_deref().map(|f| format!(r#"<dt>failure</dt><dd class="status-failed">{}</dd>"#, esc(f))).unwrap_or_default(),
     );
     main.push_str("<h2>Waves</h2>");

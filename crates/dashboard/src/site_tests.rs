@@ -37,6 +37,8 @@ fn entry() -> ServiceEntry {
     entries.remove(0)
 }
 
+const SLACK_THREAD: &str = "https://acme.slack.com/archives/C1/p13";
+
 /// A store with one finished release whose record holds markup and a script URL, and one running.
 async fn site() -> Site {
     let store = SqliteStore::in_memory().unwrap();
@@ -60,9 +62,11 @@ async fn site() -> Site {
         reason: None,
         state: serde_json::Value::Null,
     });
+    hostile.notifier_state.insert("slack".into(), serde_json::json!({"channel": "C1", "ts": "1.2", "permalink": "javascript:alert(1)"}));
     store.create_release(&hostile, "k1").await.unwrap();
     let mut running = release_at("rel-web-2", "web", "production", now - TimeDelta::minutes(3));
     running.status = ReleaseStatus::Running;
+    running.notifier_state.insert("slack".into(), serde_json::json!({"channel": "C1", "ts": "1.3", "permalink": SLACK_THREAD}));
     store.create_release(&running, "k2").await.unwrap();
     // Interrupted days ago, it still holds the service's lock for `baton resume`.
     let mut interrupted = release_at("rel-web-0", "web", "production", now - TimeDelta::days(3));
@@ -83,6 +87,18 @@ async fn a_record_cannot_put_markup_or_a_script_link_on_a_page() {
     }
     let release = site.page("releases/rel-web-1.html", Utc::now()).await.unwrap().unwrap().body;
     assert!(release.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "the cause is shown, escaped");
+}
+
+#[tokio::test]
+async fn each_release_links_its_slack_thread_where_it_is_shown() {
+    let site = site().await;
+    let thread = format!(r#"<span class="slack-thread"><a href="{SLACK_THREAD}" rel="noopener noreferrer">Slack thread</a></span>"#);
+    for path in ["index.html", "services/web.html", "releases/rel-web-2.html"] {
+        let page = site.page(path, Utc::now()).await.unwrap().unwrap().body;
+        assert_eq!(page.matches(&thread).count(), 1, "{path} links the running release's thread once: {page}");
+    }
+    let without = site.page("releases/rel-web-0.html", Utc::now()).await.unwrap().unwrap().body;
+    assert!(without.contains("<dt>slack</dt><dd>-</dd>"), "no message, no link");
 }
 
 #[tokio::test]

@@ -42,6 +42,8 @@ pub struct ReleaseRow {
     /// The wave deploying or baking now.
     pub current_wave: Option<String>,
     pub failure: Option<String>,
+    /// The release's Slack message (the Slack notifier keeps its permalink in its state).
+    pub slack_thread: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -128,6 +130,7 @@ pub fn row(release: &Release, entry: Option<&ServiceEntry>, now: DateTime<Utc>) 
         waves,
         current_wave,
         failure: release.failure.as_ref().map(|f| format!("{}: {}", f.error, f.cause)),
+        slack_thread: release.notifier_state.get("slack").and_then(|state| state["permalink"].as_str()).map(str::to_owned),
     }
 }
 
@@ -380,5 +383,16 @@ mod tests {
         let row = row(&running, None, minutes(2));
         assert_eq!(row.waves[0].bake_ends_at, None);
         assert_eq!(row.waves.len(), 2);
+    }
+
+    #[test]
+    fn a_row_links_the_slack_message_the_notifier_kept() {
+        let mut notified = release("r4", 0, ReleaseStatus::Succeeded, Some(5), true);
+        assert_eq!(row(&notified, None, minutes(9)).slack_thread, None, "no Slack message, no link");
+        let link = "https://acme.slack.com/archives/C1/p1700000000000100";
+        notified.notifier_state.insert("slack".into(), serde_json::json!({"channel": "C1", "ts": "1700000000.000100", "permalink": link}));
+        assert_eq!(row(&notified, None, minutes(9)).slack_thread.as_deref(), Some(link));
+        notified.notifier_state.insert("slack".into(), serde_json::json!({"channel": "C1", "ts": "1700000000.000100"}));
+        assert_eq!(row(&notified, None, minutes(9)).slack_thread, None, "a message posted before permalinks were kept");
     }
 }
