@@ -29,8 +29,8 @@ use baton_domain::error::ErrorName;
 use baton_domain::flow::{Outcome, OutcomeStatus};
 use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError};
 use baton_domain::release::{
-    Artifact, BuildRecord, BuildStatus, DeployStatus, EventKind, Failure, GateRecord, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus,
-    Rollup, RollupKey, RunHandle, Stage, StageEvent, TargetDeploy, Trigger, TriggerKind, WaveRecord, WaveStatus,
+    Artifact, BuildRecord, BuildStatus, DeployStatus, EventKind, Failure, GateRecord, GateSample, LockInfo, LockKey, Release, ReleaseId,
+    ReleaseStatus, Rollup, RollupKey, RunHandle, Stage, StageEvent, TargetDeploy, Trigger, TriggerKind, WaveRecord, WaveStatus,
 };
 use baton_domain::sketch::Sketch;
 use baton_domain::support::Closed;
@@ -87,6 +87,7 @@ macro_rules! store_contract_tests {
             a_cancel_request_reaches_the_owner_until_the_next_claim,
             concurrent_claims_admit_one_owner,
             the_read_model_sees_open_releases_locks_and_the_last_day,
+            a_release_whose_gates_kept_every_sample_they_may_is_stored_whole,
         );
     };
     (@each $make_store:expr; $($behaviour:ident),+ $(,)?) => {
@@ -134,6 +135,36 @@ pub async fn round_trip_keeps_every_field(store: &dyn ReleaseStore) {
 
     let read = store.get_release(&release.id).await.expect("get_release");
     assert_eq!(read.as_ref(), Some(&release), "get_release must return the release exactly as created");
+}
+
+/// A release of ten waves watched by five gates each, every gate with its
+/// [`GateSample::KEPT`] samples (the most a record holds), is stored and read back whole: the
+/// samples kept fit in one record (a DynamoDB item is 400 KB at most).
+pub async fn a_release_whose_gates_kept_every_sample_they_may_is_stored_whole(store: &dyn ReleaseStore) {
+    let mut release = full_release();
+    let watched = release.waves[0].clone();
+    release.waves = (0..10)
+        .map(|w| WaveRecord {
+            name: format!("wave-{w}"),
+            gates: (0..5)
+                .map(|g| GateRecord {
+                    gate: format!("CloudWatch alarms web-{w}-{g}-*"),
+                    samples: 2_000,
+                    history: (0..GateSample::KEPT)
+                        .map(|i| GateSample { at: t0() + TimeDelta::milliseconds(60_000 * i as i64 + 123), healthy: i % 5 != 0 })
+                        .collect(),
+                    ..watched.gates[0].clone()
+                })
+                .collect(),
+            ..watched.clone()
+        })
+        .collect();
+    store.create_release(&release, "web#full-watch").await.expect("create_release of a fully watched release");
+    assert_eq!(store.get_release(&release.id).await.expect("get_release").as_ref(), Some(&release));
+    release.waves[9].gates[4].history[0].healthy = true;
+    let version = store.put_release(&release).await.expect("put_release of a fully watched release");
+    release.version = version;
+    assert_eq!(store.get_release(&release.id).await.expect("get_release").as_ref(), Some(&release));
 }
 
 /// Timestamps keep at least their microseconds, and one microsecond is enough to order releases.
@@ -1270,6 +1301,11 @@ fn full_release() -> Release {
                     unhealthy_in_a_row: 0,
                     last: Some("web-5xx OK, web-latency INSUFFICIENT_DATA".into()),
                     last_at: Some(t0() + TimeDelta::seconds(64)),
+                    history: vec![
+                        GateSample { at: t0() + TimeDelta::seconds(31), healthy: false },
+                        GateSample { at: t0() + TimeDelta::seconds(47) + TimeDelta::microseconds(9), healthy: true },
+                        GateSample { at: t0() + TimeDelta::seconds(64), healthy: true },
+                    ],
                 }],
             },
             WaveRecord {

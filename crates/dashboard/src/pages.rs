@@ -434,7 +434,14 @@ pub fn release(site: &Site, report: &ReleaseReport, history: &[serde_json::Value
             link(wave.deploy_url.as_deref(), "deploy"),
         );
     }
-    main.push_str("</tbody></table></div><h2>Timeline</h2>");
+    main.push_str("</tbody></table></div>");
+    let charts: String = row.waves.iter().flat_map(|wave| wave.gates.iter().map(|gate| svg::gate_samples(&wave.name, gate))).collect();
+    if !charts.is_empty() {
+        main.push_str(r#"<h2>Gate samples</h2><div class="gate-charts">"#);
+        main.push_str(&charts);
+        main.push_str("</div>");
+    }
+    main.push_str("<h2>Timeline</h2>");
     main.push_str(r#"<div class="table-wrap"><table id="timeline"><thead><tr><th>at</th><th>stage</th><th>event</th><th>wave</th><th>what happened</th></tr></thead><tbody>"#);
     for event in &report.events {
         let stage = serde_json::to_value(event.stage).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();

@@ -5,7 +5,7 @@
 
 use crate::catalog::ServiceEntry;
 use crate::ports::{ReleaseStore, StoreError};
-use crate::release::{LockKey, Release, ReleaseId, ReleaseStatus, Rollup, StageEvent, WaveStatus};
+use crate::release::{GateSample, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, StageEvent, WaveStatus};
 use crate::rules::builds::{self, BuildReport};
 use crate::rules::dora::{self, Figures, Week};
 use chrono::{DateTime, Days, NaiveDate, TimeDelta, Utc};
@@ -76,6 +76,8 @@ pub struct GateCell {
     pub gate: String,
     pub samples: u32,
     pub last: Option<String>,
+    /// The latest samples, oldest first (the record keeps [`GateSample::KEPT`]).
+    pub history: Vec<GateSample>,
 }
 
 /// `release` as a row; `entry` (the service's catalog entry) gives the bake times.
@@ -97,7 +99,11 @@ pub fn row(release: &Release, entry: Option<&ServiceEntry>, now: DateTime<Utc>) 
             bake_ends_at: wave.bake_started_at.zip(bake_of(&wave.name)).map(|(start, bake)| start + bake),
             finished_at: wave.finished_at,
             deploy_url: wave.deploy_url.clone(),
-            gates: wave.gates.iter().map(|g| GateCell { gate: g.gate.clone(), samples: g.samples, last: g.last.clone() }).collect(),
+            gates: wave
+                .gates
+                .iter()
+                .map(|g| GateCell { gate: g.gate.clone(), samples: g.samples, last: g.last.clone(), history: g.history.clone() })
+                .collect(),
             rolled_back_targets: wave.deploys.iter().filter(|d| d.rollback).count(),
         })
         .collect();
