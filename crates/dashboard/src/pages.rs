@@ -3,8 +3,9 @@
 //! as numbers, for scripts and the browser tests.
 
 use crate::svg;
-use crate::{Site, slug};
+use crate::{HISTORY_EVENTS, Site, slug};
 use baton_domain::catalog::ServiceEntry;
+use baton_domain::ports::StoreError;
 use baton_domain::reports::{self, GroupReport, NowReport, ReleaseReport, ReleaseRow, ServiceReport};
 use baton_domain::rules::dora::{Band, Durations, Figures};
 use chrono::{DateTime, Utc};
@@ -381,7 +382,7 @@ pub fn group(site: &Site, report: &GroupReport, depth: usize) -> String {
     layout(site, &format!("{} {}", report.scope, report.name), depth, &main)
 }
 
-pub fn release(site: &Site, report: &ReleaseReport, history: &[serde_json::Value], depth: usize) -> String {
+pub fn release(site: &Site, report: &ReleaseReport, history: Option<Result<Vec<serde_json::Value>, StoreError>>, depth: usize) -> String {
     let row = &report.row;
     let mut main = format!(r#"<h1 data-release="{0}">{0}</h1>"#, esc(&row.id));
     let artifact = row.artifact.as_deref().map(|a| format!("<code>{}</code>", esc(a))).unwrap_or_else(|| "-".into());
@@ -458,7 +459,17 @@ pub fn release(site: &Site, report: &ReleaseReport, history: &[serde_json::Value
         );
     }
     main.push_str("</tbody></table></div>");
-    main.push_str(&execution_history(history));
+    match history {
+        Some(Ok(events)) => main.push_str(&execution_history(&events)),
+        Some(Err(err)) => {
+            let _ = write!(
+                main,
+                r#"<h2>Execution history</h2><p class="status-failed" data-history-error>Cannot read the execution history: {}</p>"#,
+                esc(&err.to_string())
+            );
+        }
+        None => {}
+    }
     layout(site, &row.id, depth, &main)
 }
 
@@ -492,5 +503,8 @@ fn execution_history(events: &[serde_json::Value]) -> String {
         );
     }
     out.push_str("</tbody></table></div>");
+    if events.len() >= HISTORY_EVENTS {
+        let _ = write!(out, r#"<p class="muted">The first {HISTORY_EVENTS} events.</p>"#);
+    }
     out
 }

@@ -123,6 +123,43 @@ async fn the_release_page_charts_each_gates_kept_samples() {
     assert!(!none.contains("gate-samples"), "no samples, no chart");
 }
 
+/// Histories as the journal or GetExecutionHistory give them; `exec-gone` cannot be read.
+struct Histories;
+
+#[async_trait::async_trait]
+impl crate::ExecutionHistories for Histories {
+    async fn history(&self, execution: &str, limit: usize) -> Result<Vec<serde_json::Value>, baton_domain::ports::StoreError> {
+        if execution == "exec-gone" {
+            return Err(baton_domain::ports::StoreError::refused("GetExecutionHistory: ExecutionDoesNotExist"));
+        }
+        let event = |id: usize| {
+            serde_json::json!({
+                "id": id, "previousEventId": id - 1, "type": "TaskScheduled",
+                "timestamp": format!("2026-12-06T10:00:{:02}.000Z", id % 60),
+                "taskScheduledEventDetails": {"resource": "arn:aws:states:::lambda:invoke", "resourceType": "lambda"},
+            })
+        };
+        Ok((1..=crate::HISTORY_EVENTS + 40).map(event).take(limit).collect())
+    }
+}
+
+#[tokio::test]
+async fn the_release_page_shows_the_execution_history_or_why_it_cannot() {
+    let store = SqliteStore::in_memory().unwrap();
+    for (id, execution) in [("rel-web-1", "exec-1"), ("rel-web-2", "exec-gone")] {
+        let mut release = release_at(id, "web", "production", Utc::now() - TimeDelta::hours(1));
+        release.execution = Some(execution.into());
+        store.create_release(&release, id).await.unwrap();
+    }
+    let site = Site::new(Arc::new(store), vec![entry()], 30).with_histories(Arc::new(Histories));
+    let page = site.page("releases/rel-web-1.html", Utc::now()).await.unwrap().unwrap().body;
+    assert_eq!(page.matches(r#"<tr data-history-type="TaskScheduled">"#).count(), crate::HISTORY_EVENTS, "a page shows a bounded history");
+    assert!(page.contains("<td>invoke</td>") && page.contains("The first 500 events."), "{page}");
+    let gone = site.page("releases/rel-web-2.html", Utc::now()).await.unwrap().unwrap().body;
+    assert!(gone.contains("Cannot read the execution history: ") && gone.contains("ExecutionDoesNotExist"), "{gone}");
+    assert!(gone.contains(r#"<table id="waves">"#), "the record is still shown");
+}
+
 #[tokio::test]
 async fn each_release_links_its_slack_thread_where_it_is_shown() {
     let site = site().await;
