@@ -147,8 +147,11 @@ pub enum ReleaseStatus {
 
 impl ReleaseStatus {
     pub fn is_terminal(self) -> bool {
-        !matches!(self, ReleaseStatus::Queued | ReleaseStatus::Running | ReleaseStatus::Interrupted)
+        !Self::OPEN.contains(&self)
     }
+
+    /// The statuses of a release that may still change; every other one is terminal.
+    pub const OPEN: [ReleaseStatus; 3] = [ReleaseStatus::Queued, ReleaseStatus::Running, ReleaseStatus::Interrupted];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -164,29 +164,27 @@ pub struct NowReport {
     pub outcomes: Vec<(ReleaseStatus, usize)>,
 }
 
-/// The Now view over `entries` (the catalog's services). Two reads a service: its releases of
-/// the last day, and its lock. A release still open from before the day holds its lock (an
-/// interrupted release keeps it for `baton resume`), so the lock finds it.
+/// The Now view over `entries` (the catalog's services): one read of the open releases and the
+/// last day's ([`ReleaseStore::open_or_created_since`]), then the lock of each service with an
+/// open release (a lock is taken and held by an open release only: closing frees it).
 pub async fn now(store: &dyn ReleaseStore, entries: &[ServiceEntry], now: DateTime<Utc>) -> Result<NowReport, StoreError> {
     let (mut open, mut recent, mut locks) = (Vec::new(), Vec::new(), Vec::new());
-    for entry in entries {
-        let window = store.releases_since(&entry.name, None, now - RECENT).await?;
-        for release in &window {
-            if !release.status.is_terminal() {
-                open.push(row(release, Some(entry), now));
-            } else if release.finished_at.is_some_and(|at| at >= now - RECENT) {
-                recent.push(row(release, Some(entry), now));
-            }
+    let by_name: std::collections::HashMap<&str, &ServiceEntry> = entries.iter().map(|e| (e.name.as_str(), e)).collect();
+    let mut releasing = std::collections::BTreeSet::new();
+    for release in store.open_or_created_since(now - RECENT).await? {
+        let Some(&entry) = by_name.get(release.service.as_str()) else { continue };
+        if !release.status.is_terminal() {
+            open.push(row(&release, Some(entry), now));
+            releasing.insert(entry.name.as_str());
+        } else if release.finished_at.is_some_and(|at| at >= now - RECENT) {
+            recent.push(row(&release, Some(entry), now));
         }
-        let environment = &entry.delivery.environment;
-        let Some(lock) = store.lock_holder(&LockKey::new(&entry.name, environment), now).await? else { continue };
-        if !window.iter().any(|r| r.id == lock.holder)
-            && let Some(holder) = store.get_release(&lock.holder).await?.filter(|r| !r.status.is_terminal())
-        {
-            open.push(row(&holder, Some(entry), now));
-        }
+    }
+    for service in releasing {
+        let environment = &by_name[service].delivery.environment;
+        let Some(lock) = store.lock_holder(&LockKey::new(service, environment), now).await? else { continue };
         locks.push(HeldLock {
-            service: entry.name.clone(),
+            service: service.to_owned(),
             environment: environment.clone(),
             holder: lock.holder.0,
             expires_at: lock.expires_at,
