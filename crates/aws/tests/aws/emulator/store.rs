@@ -85,22 +85,18 @@ async fn releases_from_before_versions_read_as_version_0() {
     assert_eq!(listed.iter().map(|r| r.version).collect::<Vec<_>>(), [1], "its first write lists it");
 }
 
-/// What a team's DORA report reads from DynamoDB (the dashboard's team page and `baton dora
-/// --team`): one Query per service, and at most one item per service and day, however many
-/// releases the services had. Counted through a proxy in front of DynamoDB Local.
-#[tokio::test]
-async fn a_teams_figures_read_one_query_and_at_most_one_item_a_day_per_service() {
-    use crate::common::moto_proxy::MotoProxy;
-    use baton_domain::release::{Rollup, RollupKey};
-    const SERVICES: usize = 8;
-    const DAYS: u64 = 30;
-    let proxy = MotoProxy::start(&common::endpoint("DYNAMODB")).await;
+/// A fresh release table behind a proxy that counts the requests made to it.
+async fn counted_store() -> (crate::common::moto_proxy::MotoProxy, DynamoStore) {
+    let proxy = crate::common::moto_proxy::MotoProxy::start(&common::endpoint("DYNAMODB")).await;
     let client = aws_sdk_dynamodb::Client::new(&common::config_through(&proxy.url).await);
     let table = common::unique("baton-releases");
     DynamoStore::create_table(&client, &table).await.expect("create the release table");
-    let store = DynamoStore::new(client, table);
-    let now = Utc::now();
-    let entries: Vec<baton_domain::catalog::ServiceEntry> = (0..SERVICES)
+    (proxy, DynamoStore::new(client, table))
+}
+
+/// `count` catalog entries of one team, `svc-0`, `svc-1`...
+fn services(count: usize) -> Vec<baton_domain::catalog::ServiceEntry> {
+    (0..count)
         .map(|n| {
             serde_json::from_value(serde_json::json!({
                 "name": format!("svc-{n}"), "schema": "v2.2", "team": "payments", "source": "svc.yaml",
@@ -111,7 +107,20 @@ async fn a_teams_figures_read_one_query_and_at_most_one_item_a_day_per_service()
             }))
             .unwrap()
         })
-        .collect();
+        .collect()
+}
+
+/// What a team's DORA report reads from DynamoDB (the dashboard's team page and `baton dora
+/// --team`): one Query per service, and at most one item per service and day, however many
+/// releases the services had. Counted through a proxy in front of DynamoDB Local.
+#[tokio::test]
+async fn a_teams_figures_read_one_query_and_at_most_one_item_a_day_per_service() {
+    use baton_domain::release::{Rollup, RollupKey};
+    const SERVICES: usize = 8;
+    const DAYS: u64 = 30;
+    let (proxy, store) = counted_store().await;
+    let now = Utc::now();
+    let entries = services(SERVICES);
     for entry in &entries {
         for day in 0..DAYS {
             let key = RollupKey {
@@ -150,27 +159,11 @@ async fn a_teams_figures_read_one_query_and_at_most_one_item_a_day_per_service()
 /// requests a service. Counted through a proxy in front of DynamoDB Local.
 #[tokio::test]
 async fn the_now_view_reads_a_few_queries_and_the_locks_of_the_services_releasing() {
-    use crate::common::moto_proxy::MotoProxy;
     use baton_domain::release::ReleaseStatus;
     const SERVICES: usize = 200;
-    let proxy = MotoProxy::start(&common::endpoint("DYNAMODB")).await;
-    let client = aws_sdk_dynamodb::Client::new(&common::config_through(&proxy.url).await);
-    let table = common::unique("baton-releases");
-    DynamoStore::create_table(&client, &table).await.expect("create the release table");
-    let store = DynamoStore::new(client, table);
+    let (proxy, store) = counted_store().await;
     let now = Utc::now();
-    let entries: Vec<baton_domain::catalog::ServiceEntry> = (0..SERVICES)
-        .map(|n| {
-            serde_json::from_value(serde_json::json!({
-                "name": format!("svc-{n}"), "schema": "v2.2", "team": "payments", "source": "svc.yaml",
-                "delivery": {"environment": "production", "release-branch": "main",
-                    "build": {"provider": "command", "command": ["true"]},
-                    "deploy": {"provider": "command", "command": ["true"], "waves": [{"name": "all", "targets": ["a"]}]},
-                    "health": {"gates": []}},
-            }))
-            .unwrap()
-        })
-        .collect();
+    let entries = services(SERVICES);
     // Three services releasing now (one of them since days), ten that released today, older ones.
     let mut open = Vec::new();
     for (n, age) in [(0, chrono::TimeDelta::days(4)), (1, chrono::TimeDelta::minutes(5)), (2, chrono::TimeDelta::minutes(1))] {
