@@ -8,6 +8,7 @@ use crate::release_cmd::{CatalogArg, StateDirArg};
 use crate::remote;
 use crate::report_cmd::open_store;
 use crate::signals::Interrupts;
+use baton_aws::stepfunctions;
 use baton_dashboard::{ExecutionHistories, Site};
 use baton_domain::catalog::{CatalogLoader, ServiceEntry};
 use baton_domain::ports::{ReleaseStore, StoreError};
@@ -42,6 +43,10 @@ pub struct DashboardArgs {
     /// The release table with --remote (the stack's ReleaseTableName output).
     #[arg(long, env = "BATON_RELEASE_TABLE")]
     pub table: Option<String>,
+    /// The stack's state machine with --remote (its StateMachineArn output): release pages then
+    /// show each execution's history.
+    #[arg(long, env = remote::STATE_MACHINE_ENV)]
+    pub state_machine_arn: Option<String>,
     #[command(flatten)]
     pub catalog: CatalogArg,
     #[command(flatten)]
@@ -55,8 +60,33 @@ struct Journal(Arc<SqliteStore>);
 
 #[async_trait::async_trait]
 impl ExecutionHistories for Journal {
-    async fn history(&self, execution: &str) -> Result<Vec<serde_json::Value>, StoreError> {
-        self.0.journal(execution).await
+    async fn history(&self, execution: &str, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+        let mut events = self.0.journal(execution).await?;
+        events.truncate(limit);
+        Ok(events)
+    }
+}
+
+/// The stack's executions, read with GetExecutionHistory (the operator's own credentials).
+struct StepFunctions {
+    client: aws_sdk_sfn::Client,
+    state_machine_arn: String,
+}
+
+#[async_trait::async_trait]
+impl ExecutionHistories for StepFunctions {
+    async fn history(&self, execution: &str, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+        // A release record names its execution (`$$.Execution.Name`); an ARN is taken as it is.
+        let arn = match execution.starts_with("arn:") {
+            true => Some(execution.to_owned()),
+            false => stepfunctions::execution_arn(&self.state_machine_arn, execution),
+        };
+        let Some(arn) = arn else {
+            return Err(StoreError::refused(format!("'{}' is not a state machine ARN", self.state_machine_arn)));
+        };
+        stepfunctions::execution_history(&self.client, &arn, limit)
+            .await
+            .map_err(|err| StoreError::unavailable(format!("GetExecutionHistory of {arn}")).caused_by(err))
     }
 }
 
@@ -73,7 +103,16 @@ async fn site(args: &DashboardArgs, entries: Vec<ServiceEntry>) -> Result<Site, 
     };
     let config = remote::aws_config().await.map_err(|err| Failure::usage(&err).sources_of(&err).report())?;
     let store: Arc<dyn ReleaseStore> = Arc::new(baton_aws::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table));
-    Ok(Site::new(store, entries, args.since))
+    let site = Site::new(store, entries, args.since);
+    match remote::state_machine_arn(args.state_machine_arn.clone()) {
+        Ok(state_machine_arn) => {
+            Ok(site.with_histories(Arc::new(StepFunctions { client: aws_sdk_sfn::Client::new(&config), state_machine_arn })))
+        }
+        Err(err) => {
+            errln!("release pages show no execution history: {err}");
+            Ok(site)
+        }
+    }
 }
 
 pub async fn run(args: DashboardArgs) -> ExitCode {

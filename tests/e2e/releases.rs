@@ -114,6 +114,13 @@ async fn a_wave_is_watched_through_its_bake_and_fails_at_its_first_unhealthy_sam
     let watched = region.gates[0].last_at.unwrap() - region.bake_started_at.unwrap();
     assert_eq!(watched.num_seconds(), 90, "the fourth sample fails the wave, 90 s into a 10 min bake");
     assert!(region.gates[0].last.as_deref().unwrap().contains("error rate 12% on use1-a,use1-b at sample 4"), "{region:?}");
+    // Each sample is kept for the release page's chart: when, and whether healthy.
+    let kept = |wave: &baton_domain::release::WaveRecord| -> Vec<(i64, bool)> {
+        let start = wave.bake_started_at.unwrap();
+        wave.gates[0].history.iter().map(|s| ((s.at - start).num_seconds(), s.healthy)).collect()
+    };
+    assert_eq!(kept(region), [(0, true), (30, true), (60, true), (90, false)]);
+    assert_eq!(kept(canary), (0..=20).map(|i| (i * 30, true)).collect::<Vec<_>>());
     assert_eq!(release.status, ReleaseStatus::RolledBack);
     let cause = release.failure.unwrap().cause;
     assert!(cause.contains("wave one-region (2/3) is unhealthy: command `sh ") && cause.contains("at sample 4"), "{cause}");

@@ -1,6 +1,6 @@
 //! One Slack message per release, updated in place at every stage: a whole release through
 //! the real definition, with the Slack Web API notifier talking to a local server that answers
-//! as Slack documents `chat.postMessage` and `chat.update`.
+//! as Slack documents `chat.postMessage`, `chat.getPermalink` and `chat.update`.
 
 use baton_asl::{Clock, ExecutionStatus};
 use baton_e2e::*;
@@ -10,6 +10,7 @@ use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const TS: &str = "1700000000.000100";
+const PERMALINK: &str = "https://acme.slack.com/archives/C0RELEASES/p1700000000000100";
 
 #[tokio::test]
 async fn a_release_keeps_one_slack_message_up_to_date() {
@@ -23,6 +24,11 @@ async fn a_release_keeps_one_slack_message_up_to_date() {
             .mount(&slack)
             .await;
     }
+    Mock::given(method("POST"))
+        .and(path("/chat.getPermalink"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "channel": "C0RELEASES", "permalink": PERMALINK})))
+        .mount(&slack)
+        .await;
     let fixture = Fixture::new();
     fixture.write_catalog(SERVICE, "    notify:\n      slack:\n        channel: \"#releases\"\n        token: env:BATON_E2E_SLACK_TOKEN\n");
     // SAFETY: set before any thread of this test reads the environment.
@@ -51,8 +57,8 @@ async fn a_release_keeps_one_slack_message_up_to_date() {
     let release = release_of(&baton, "exec-slack").await;
     assert_eq!(
         release.notifier_state.get("slack"),
-        Some(&json!({"channel": "C0RELEASES", "ts": TS})),
-        "the message is kept in the release record"
+        Some(&json!({"channel": "C0RELEASES", "ts": TS, "permalink": PERMALINK})),
+        "the message and its link are kept in the release record"
     );
     assert_consistent(&baton, &release).await;
 }

@@ -31,6 +31,13 @@ pub(crate) const SK: &str = "SK";
 /// only listings across environments (history for people) read it; decisions read the
 /// listing items of one environment, in the base table.
 pub const BY_SERVICE_INDEX: &str = "by-service";
+/// Sparse index for the Now view, on `GSI2PK`/`GSI2SK` (creation order): an open release under
+/// [`OPEN_RELEASES`], a terminal one under its creation day (`CREATED#2026-12-06`). The view
+/// reads the open partition and the last day's one or two: a few Queries for any number of
+/// services. Each write of a release's item moves it, so a release leaves the open partition
+/// in the same write that closes it.
+pub const BY_ACTIVITY_INDEX: &str = "by-activity";
+const OPEN_RELEASES: &str = "OPEN";
 /// DynamoDB deletes items whose `ttl` (epoch seconds) has passed: expired locks, and webhook
 /// deliveries past their retention (`deliveries.rs`).
 pub const TTL_ATTRIBUTE: &str = "ttl";
@@ -98,8 +105,9 @@ impl DynamoStore {
             .billing_mode(BillingMode::PayPerRequest)
             .key_schema(key(PK, KeyType::Hash)?)
             .key_schema(key(SK, KeyType::Range)?)
-            .global_secondary_indexes(index(BY_SERVICE_INDEX, "GSI1PK", "GSI1SK")?);
-        for attr in [PK, SK, "GSI1PK", "GSI1SK"] {
+            .global_secondary_indexes(index(BY_SERVICE_INDEX, "GSI1PK", "GSI1SK")?)
+            .global_secondary_indexes(index(BY_ACTIVITY_INDEX, "GSI2PK", "GSI2SK")?);
+        for attr in [PK, SK, "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"] {
             request = request.attribute_definitions(string_attr(attr)?);
         }
         request.send().await.map_err(|e| AwsError::from_sdk("CreateTable", e))?;
@@ -470,6 +478,27 @@ impl ReleaseStore for DynamoStore {
 
     async fn releases_since(&self, service: &str, environment: Option<&str>, since: DateTime<Utc>) -> Result<Vec<Release>, StoreError> {
         self.list(service, environment, Some(since), None).await
+    }
+
+    async fn open_or_created_since(&self, since: DateTime<Utc>) -> Result<Vec<Release>, StoreError> {
+        let by_activity = |pk: String| {
+            self.client
+                .query()
+                .index_name(BY_ACTIVITY_INDEX)
+                .key_condition_expression("GSI2PK = :pk")
+                .expression_attribute_values(":pk", s(pk))
+        };
+        let mut items = self.query(by_activity(OPEN_RELEASES.to_owned()), None).await?;
+        let mut day = since.date_naive();
+        while day <= Utc::now().date_naive() {
+            let query = by_activity(created_key(day))
+                .key_condition_expression("GSI2PK = :pk AND GSI2SK >= :since")
+                .expression_attribute_values(":since", s(sortable_time(since)));
+            items.extend(self.query(query, None).await?);
+            let Some(next) = day.succ_opt() else { break };
+            day = next;
+        }
+        items.iter().map(parse_release).collect()
     }
 
     async fn append_event(&self, event: &StageEvent) -> Result<(), StoreError> {
@@ -860,6 +889,8 @@ fn release_item(release: &Release, version: u64) -> Result<Item, StoreError> {
         (SK.to_string(), s(RELEASE_SK)),
         ("GSI1PK".to_string(), s(service_key(&release.service))),
         ("GSI1SK".to_string(), s(order.clone())),
+        ("GSI2PK".to_string(), s(activity_key(release))),
+        ("GSI2SK".to_string(), s(order.clone())),
         // Where list_releases finds the record: its writes check that it has not moved.
         (LISTING_PK.to_string(), s(listing_pk(&release.service, &release.environment))),
         (LISTING_SK.to_string(), s(order)),
@@ -1020,6 +1051,18 @@ fn listing_pk(service: &str, environment: &str) -> String {
 }
 
 /// Newest first within a service: the creation time sorts, the id breaks ties.
+/// A release's partition of [`BY_ACTIVITY_INDEX`].
+fn activity_key(release: &Release) -> String {
+    match release.status.is_terminal() {
+        false => OPEN_RELEASES.to_owned(),
+        true => created_key(release.created_at.date_naive()),
+    }
+}
+
+fn created_key(day: NaiveDate) -> String {
+    format!("CREATED#{day}")
+}
+
 fn release_order(release: &Release) -> String {
     format!("{}#{}", sortable_time(release.created_at), release.id)
 }

@@ -159,6 +159,72 @@ pub async fn describe_release(client: &Client, execution_arn: &str) -> Result<Re
     })
 }
 
+/// The first `limit` events of an execution's history, oldest first, as GetExecutionHistory's
+/// JSON shows them (`id`, `previousEventId`, `timestamp`, `type` and the event's details, without
+/// the states' input and output, which hold whole release records): the embedded executor's
+/// journal has that shape too, so the dashboard reads either.
+pub async fn execution_history(client: &Client, execution_arn: &str, limit: usize) -> Result<Vec<serde_json::Value>, AwsError> {
+    let mut events = Vec::new();
+    let mut pages = client
+        .get_execution_history()
+        .execution_arn(execution_arn)
+        .include_execution_data(false)
+        .max_results(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
+        .into_paginator()
+        .send();
+    while events.len() < limit {
+        let Some(page) = pages.next().await else { break };
+        let page = page.map_err(|e| AwsError::from_sdk("GetExecutionHistory", e))?;
+        events.extend(page.events().iter().take(limit - events.len()).map(history_event_json));
+    }
+    Ok(events)
+}
+
+/// `event` as GetExecutionHistory's JSON, with the details the dashboard shows: a state's name,
+/// a task's resource, a failure's error and cause.
+fn history_event_json(event: &HistoryEvent) -> serde_json::Value {
+    use serde_json::json;
+    let task = |key: &str, resource_type: &str, resource: &str, error: Option<&str>, cause: Option<&str>| {
+        (key.to_owned(), json!({ "resourceType": resource_type, "resource": resource, "error": error, "cause": cause }))
+    };
+    let failure = |key: &str, error: Option<&str>, cause: Option<&str>| (key.to_owned(), json!({ "error": error, "cause": cause }));
+    let details = if let Some(d) = event.state_entered_event_details() {
+        Some(("stateEnteredEventDetails".to_owned(), json!({ "name": d.name() })))
+    } else if let Some(d) = event.state_exited_event_details() {
+        Some(("stateExitedEventDetails".to_owned(), json!({ "name": d.name() })))
+    } else if let Some(d) = event.task_scheduled_event_details() {
+        Some(task("taskScheduledEventDetails", d.resource_type(), d.resource(), None, None))
+    } else if let Some(d) = event.task_started_event_details() {
+        Some(task("taskStartedEventDetails", d.resource_type(), d.resource(), None, None))
+    } else if let Some(d) = event.task_succeeded_event_details() {
+        Some(task("taskSucceededEventDetails", d.resource_type(), d.resource(), None, None))
+    } else if let Some(d) = event.task_failed_event_details() {
+        Some(task("taskFailedEventDetails", d.resource_type(), d.resource(), d.error(), d.cause()))
+    } else if let Some(d) = event.task_timed_out_event_details() {
+        Some(task("taskTimedOutEventDetails", d.resource_type(), d.resource(), d.error(), d.cause()))
+    } else if let Some(d) = event.lambda_function_scheduled_event_details() {
+        Some(("lambdaFunctionScheduledEventDetails".to_owned(), json!({ "resource": d.resource() })))
+    } else if let Some(d) = event.lambda_function_failed_event_details() {
+        Some(failure("lambdaFunctionFailedEventDetails", d.error(), d.cause()))
+    } else if let Some(d) = event.execution_failed_event_details() {
+        Some(failure("executionFailedEventDetails", d.error(), d.cause()))
+    } else if let Some(d) = event.execution_aborted_event_details() {
+        Some(failure("executionAbortedEventDetails", d.error(), d.cause()))
+    } else {
+        event.execution_timed_out_event_details().map(|d| failure("executionTimedOutEventDetails", d.error(), d.cause()))
+    };
+    let mut out = json!({
+        "id": event.id(),
+        "previousEventId": event.previous_event_id(),
+        "timestamp": to_chrono(event.timestamp()).to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "type": event.r#type().as_str(),
+    });
+    if let Some((key, details)) = details {
+        out[key] = details;
+    }
+    out
+}
+
 /// `$.outcome` as the definition sets it before the finishing chain (`Mark*`, `Superseded`).
 #[derive(Deserialize)]
 struct NamedOutcome {
@@ -191,7 +257,49 @@ fn release_in(output: &str) -> Option<Release> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aws_sdk_sfn::types::{HistoryEventType, StateEnteredEventDetails, TaskFailedEventDetails};
     use baton_domain::release::{Trigger, TriggerKind};
+
+    #[test]
+    fn history_events_read_as_get_execution_history_shows_them() {
+        let at = aws_smithy_types::DateTime::from_millis(1_800_000_000_250);
+        let entered = HistoryEvent::builder()
+            .id(2)
+            .previous_event_id(1)
+            .timestamp(at)
+            .r#type(HistoryEventType::TaskStateEntered)
+            .state_entered_event_details(StateEnteredEventDetails::builder().name("CheckHealth").input("{\"secret\":1}").build().unwrap())
+            .build()
+            .unwrap();
+        assert_eq!(
+            history_event_json(&entered),
+            serde_json::json!({
+                "id": 2, "previousEventId": 1, "timestamp": "2027-01-15T08:00:00.250Z", "type": "TaskStateEntered",
+                "stateEnteredEventDetails": {"name": "CheckHealth"},
+            }),
+            "the name, never the state's input"
+        );
+        let failed = HistoryEvent::builder()
+            .id(5)
+            .previous_event_id(4)
+            .timestamp(at)
+            .r#type(HistoryEventType::TaskFailed)
+            .task_failed_event_details(
+                TaskFailedEventDetails::builder()
+                    .resource_type("lambda")
+                    .resource("invoke")
+                    .error("Baton.HealthCheckFailed")
+                    .cause("wave canary is unhealthy")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap();
+        assert_eq!(
+            history_event_json(&failed)["taskFailedEventDetails"],
+            serde_json::json!({"resourceType": "lambda", "resource": "invoke", "error": "Baton.HealthCheckFailed", "cause": "wave canary is unhealthy"})
+        );
+    }
 
     fn signal(service: &str, id: &str) -> Signal {
         Signal {

@@ -29,8 +29,8 @@ use baton_domain::error::ErrorName;
 use baton_domain::flow::{Outcome, OutcomeStatus};
 use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError};
 use baton_domain::release::{
-    Artifact, BuildRecord, BuildStatus, DeployStatus, EventKind, Failure, GateRecord, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus,
-    Rollup, RollupKey, RunHandle, Stage, StageEvent, TargetDeploy, Trigger, TriggerKind, WaveRecord, WaveStatus,
+    Artifact, BuildRecord, BuildStatus, DeployStatus, EventKind, Failure, GateRecord, GateSample, LockInfo, LockKey, Release, ReleaseId,
+    ReleaseStatus, Rollup, RollupKey, RunHandle, Stage, StageEvent, TargetDeploy, Trigger, TriggerKind, WaveRecord, WaveStatus,
 };
 use baton_domain::sketch::Sketch;
 use baton_domain::support::Closed;
@@ -87,6 +87,8 @@ macro_rules! store_contract_tests {
             a_cancel_request_reaches_the_owner_until_the_next_claim,
             concurrent_claims_admit_one_owner,
             the_read_model_sees_open_releases_locks_and_the_last_day,
+            a_release_whose_gates_kept_every_sample_they_may_is_stored_whole,
+            open_releases_however_old_and_the_days_releases_are_read_across_services,
         );
     };
     (@each $make_store:expr; $($behaviour:ident),+ $(,)?) => {
@@ -134,6 +136,36 @@ pub async fn round_trip_keeps_every_field(store: &dyn ReleaseStore) {
 
     let read = store.get_release(&release.id).await.expect("get_release");
     assert_eq!(read.as_ref(), Some(&release), "get_release must return the release exactly as created");
+}
+
+/// A release of ten waves watched by five gates each, every gate with its
+/// [`GateSample::KEPT`] samples (the most a record holds), is stored and read back whole: the
+/// samples kept fit in one record (a DynamoDB item is 400 KB at most).
+pub async fn a_release_whose_gates_kept_every_sample_they_may_is_stored_whole(store: &dyn ReleaseStore) {
+    let mut release = full_release();
+    let watched = release.waves[0].clone();
+    release.waves = (0..10)
+        .map(|w| WaveRecord {
+            name: format!("wave-{w}"),
+            gates: (0..5)
+                .map(|g| GateRecord {
+                    gate: format!("CloudWatch alarms web-{w}-{g}-*"),
+                    samples: 2_000,
+                    history: (0..GateSample::KEPT)
+                        .map(|i| GateSample { at: t0() + TimeDelta::milliseconds(60_000 * i as i64 + 123), healthy: i % 5 != 0 })
+                        .collect(),
+                    ..watched.gates[0].clone()
+                })
+                .collect(),
+            ..watched.clone()
+        })
+        .collect();
+    store.create_release(&release, "web#full-watch").await.expect("create_release of a fully watched release");
+    assert_eq!(store.get_release(&release.id).await.expect("get_release").as_ref(), Some(&release));
+    release.waves[9].gates[4].history[0].healthy = true;
+    let version = store.put_release(&release).await.expect("put_release of a fully watched release");
+    release.version = version;
+    assert_eq!(store.get_release(&release.id).await.expect("get_release").as_ref(), Some(&release));
 }
 
 /// Timestamps keep at least their microseconds, and one microsecond is enough to order releases.
@@ -1026,6 +1058,9 @@ impl<'a, S: Deref<Target = dyn ReleaseStore + 'a> + Send + Sync> ReleaseStore fo
     async fn releases_since(&self, service: &str, environment: Option<&str>, since: DateTime<Utc>) -> Result<Vec<Release>, StoreError> {
         self.inner.releases_since(service, environment, since).await
     }
+    async fn open_or_created_since(&self, since: DateTime<Utc>) -> Result<Vec<Release>, StoreError> {
+        self.inner.open_or_created_since(since).await
+    }
     async fn append_event(&self, event: &StageEvent) -> Result<(), StoreError> {
         self.inner.append_event(event).await
     }
@@ -1276,6 +1311,11 @@ fn full_release() -> Release {
                     unhealthy_in_a_row: 0,
                     last: Some("web-5xx OK, web-latency INSUFFICIENT_DATA".into()),
                     last_at: Some(t0() + TimeDelta::seconds(64)),
+                    history: vec![
+                        GateSample { at: t0() + TimeDelta::seconds(31), healthy: false },
+                        GateSample { at: t0() + TimeDelta::seconds(47) + TimeDelta::microseconds(9), healthy: true },
+                        GateSample { at: t0() + TimeDelta::seconds(64), healthy: true },
+                    ],
                 }],
             },
             WaveRecord {
@@ -1380,6 +1420,51 @@ fn reported_entry() -> baton_domain::catalog::ServiceEntry {
 /// release with its bake's end, the releases that ended in the last day, and an interrupted one
 /// from days before through the lock it still holds; a service's page lists its releases newest
 /// first and counts its deployments from the rollups.
+/// What the Now view reads: every open release whatever its age, service or environment, and
+/// every release created since the cut, open or not; a release that closes is no longer open.
+pub async fn open_releases_however_old_and_the_days_releases_are_read_across_services(store: &dyn ReleaseStore) {
+    let now = Utc::now();
+    let since = now - TimeDelta::hours(24);
+    let with = |id: &str, service: &str, environment: &str, age: TimeDelta, status: ReleaseStatus| {
+        let mut release = release_at(id, service, environment, now - age);
+        release.status = status;
+        release
+    };
+    let releases = [
+        with("rel-web-interrupted", "web", "production", TimeDelta::days(5), ReleaseStatus::Interrupted),
+        with("rel-api-queued", "api", "staging", TimeDelta::days(2), ReleaseStatus::Queued),
+        with("rel-web-old", "web", "production", TimeDelta::days(3), ReleaseStatus::Succeeded),
+        with("rel-api-today", "api", "production", TimeDelta::hours(2), ReleaseStatus::RolledBack),
+        with("rel-web-running", "web", "production", TimeDelta::hours(1), ReleaseStatus::Running),
+        with("rel-db-closing", "db", "production", TimeDelta::days(2), ReleaseStatus::Running),
+        with("rel-db-at-the-cut", "db", "production", TimeDelta::hours(24), ReleaseStatus::Failed),
+    ];
+    for (n, release) in releases.iter().enumerate() {
+        store.create_release(release, &format!("k{n}")).await.expect("create_release");
+    }
+    let ids = |mut releases: Vec<Release>| {
+        let mut ids: Vec<String> = releases.drain(..).map(|r| r.id.0).collect();
+        ids.sort();
+        ids
+    };
+    let read = store.open_or_created_since(since).await.expect("open_or_created_since");
+    let expected = ["rel-api-queued", "rel-api-today", "rel-db-at-the-cut", "rel-db-closing", "rel-web-interrupted", "rel-web-running"];
+    assert_eq!(ids(read), expected, "open ones however old, and every one created since the cut");
+
+    // Closed two days after it was created: no longer open, and too old for the day.
+    let mut closed = releases[5].clone();
+    closed.status = ReleaseStatus::Succeeded;
+    store.put_release(&closed).await.expect("put_release");
+    let mut running = releases[4].clone();
+    running.status = ReleaseStatus::Succeeded;
+    store.put_release(&running).await.expect("put_release");
+    let read = store.open_or_created_since(since).await.expect("open_or_created_since");
+    let expected = ["rel-api-queued", "rel-api-today", "rel-db-at-the-cut", "rel-web-interrupted", "rel-web-running"];
+    assert_eq!(ids(read.clone()), expected);
+    let ended = read.iter().find(|r| r.id.0 == "rel-web-running").unwrap();
+    assert_eq!(ended.status, ReleaseStatus::Succeeded, "the record as last written");
+}
+
 pub async fn the_read_model_sees_open_releases_locks_and_the_last_day(store: &dyn ReleaseStore) {
     use baton_domain::reports;
     let entry = reported_entry();
@@ -1429,7 +1514,7 @@ pub async fn the_read_model_sees_open_releases_locks_and_the_last_day(store: &dy
 
     let view = reports::now(store, std::slice::from_ref(&entry), now).await.unwrap();
     let open: Vec<&str> = view.open.iter().map(|r| r.id.as_str()).collect();
-    assert_eq!(open, ["rel-web-old", "rel-web-baking"], "open releases, oldest first, the old one found by its lock");
+    assert_eq!(open, ["rel-web-old", "rel-web-baking"], "open releases, oldest first, the old one however old");
     let running = &view.open[1];
     assert_eq!(running.current_wave.as_deref(), Some("rest"));
     assert_eq!(running.waves[0].bake_ends_at, Some(bake_start + TimeDelta::minutes(5)));

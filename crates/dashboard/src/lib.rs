@@ -22,9 +22,14 @@ use std::sync::Arc;
 /// GetExecutionHistory gives it (the embedded executor's journal keeps that shape too).
 #[async_trait::async_trait]
 pub trait ExecutionHistories: Send + Sync {
-    /// The events of `execution`, oldest first; empty when none are kept.
-    async fn history(&self, execution: &str) -> Result<Vec<serde_json::Value>, StoreError>;
+    /// The first `limit` events of `execution` (the release record's name for it), oldest
+    /// first; empty when none are kept.
+    async fn history(&self, execution: &str, limit: usize) -> Result<Vec<serde_json::Value>, StoreError>;
 }
+
+/// The events a release page shows of its execution: a page stays light, and the first events
+/// are where a release's stages begin (a long watch repeats the same few states).
+pub const HISTORY_EVENTS: usize = 500;
 
 /// What the pages are drawn from.
 pub struct Site {
@@ -129,11 +134,13 @@ impl Site {
             let id = ReleaseId(id);
             let Some(service) = self.release_service(&id).await? else { return Ok(None) };
             let Some(report) = reports::release(self.store.as_ref(), &id, self.entry(&service), now).await? else { return Ok(None) };
+            // A history that cannot be read (expired on AWS after 90 days, no permission) is
+            // said on the page, which still shows the release record.
             let history = match (&self.histories, report.release.execution.as_deref()) {
-                (Some(histories), Some(execution)) => histories.history(execution).await?,
-                _ => Vec::new(),
+                (Some(histories), Some(execution)) => Some(histories.history(execution, HISTORY_EVENTS).await),
+                _ => None,
             };
-            return Ok(html(pages::release(self, &report, &history, 1)));
+            return Ok(html(pages::release(self, &report, history, 1)));
         }
         Ok(None)
     }

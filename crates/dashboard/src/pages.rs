@@ -3,8 +3,9 @@
 //! as numbers, for scripts and the browser tests.
 
 use crate::svg;
-use crate::{Site, slug};
+use crate::{HISTORY_EVENTS, Site, slug};
 use baton_domain::catalog::ServiceEntry;
+use baton_domain::ports::StoreError;
 use baton_domain::reports::{self, GroupReport, NowReport, ReleaseReport, ReleaseRow, ServiceReport};
 use baton_domain::rules::dora::{Band, Durations, Figures};
 use baton_domain::text::counted;
@@ -121,6 +122,14 @@ fn release_link(row: &ReleaseRow, depth: usize) -> String {
     format!(r#"<a href="{}releases/{}.html">{}</a>"#, up(depth), slug(&row.id), esc(&row.id))
 }
 
+/// The release's Slack message, when the notifier kept its permalink.
+fn slack_link(row: &ReleaseRow) -> String {
+    match link(row.slack_thread.as_deref(), "Slack thread") {
+        a if a.is_empty() => a,
+        a => format!(r#" <span class="slack-thread">{a}</span>"#),
+    }
+}
+
 fn service_link(service: &str, depth: usize) -> String {
     format!(r#"<a href="{}services/{}.html">{}</a>"#, up(depth), slug(service), esc(service))
 }
@@ -163,7 +172,7 @@ fn release_table(rows: &[ReleaseRow], depth: usize, with_service: bool, id: &str
         });
         let _ = write!(
             out,
-            r#"<td>{}</td><td>{stage}{bake}</td><td>{}</td><td>{}</td><td class="hide-narrow">{}</td><td class="hide-narrow">{}</td><td>{}</td><td>{}</td><td data-seconds="{}">{}</td><td class="hide-narrow">{}</td></tr>"#,
+            r#"<td>{}</td><td>{stage}{bake}</td><td>{}</td><td>{}</td><td class="hide-narrow">{}</td><td class="hide-narrow">{}</td><td>{}</td><td>{}</td><td data-seconds="{}">{}</td><td class="hide-narrow">{}{}</td></tr>"#,
             status(row.status.as_str()),
             wave_chips(row),
             short(row.sha.as_deref()),
@@ -174,6 +183,7 @@ fn release_table(rows: &[ReleaseRow], depth: usize, with_service: bool, id: &str
             row.duration_seconds,
             human_seconds(row.duration_seconds as f64),
             release_link(row, depth),
+            slack_link(row),
         );
     }
     out.push_str("</tbody></table></div>");
@@ -370,7 +380,7 @@ pub fn group(site: &Site, report: &GroupReport, depth: usize) -> String {
     layout(site, &format!("{} {}", report.scope, report.name), depth, &main)
 }
 
-pub fn release(site: &Site, report: &ReleaseReport, history: &[serde_json::Value], depth: usize) -> String {
+pub fn release(site: &Site, report: &ReleaseReport, history: Option<Result<Vec<serde_json::Value>, StoreError>>, depth: usize) -> String {
     let row = &report.row;
     let mut main = format!(r#"<h1 data-release="{0}">{0}</h1>"#, esc(&row.id));
     let artifact = row.artifact.as_deref().map(|a| format!("<code>{}</code>", esc(a))).unwrap_or_else(|| "-".into());
@@ -381,7 +391,7 @@ pub fn release(site: &Site, report: &ReleaseReport, history: &[serde_json::Value
         .unwrap_or_else(|| "-".into());
     let _ = write!(
         main,
-        r#"<dl class="entry"><dt>service</dt><dd>{}</dd><dt>status</dt><dd>{}</dd><dt>environment</dt><dd>{}</dd><dt>commit</dt><dd>{} on {}</dd><dt>artifact</dt><dd>{artifact}</dd><dt>build</dt><dd>{build}</dd><dt>trigger</dt><dd>{}{}</dd><dt>started</dt><dd>{}</dd><dt>ended</dt><dd>{}</dd><dt>duration</dt><dd>{}</dd>{}</dl>"#,
+        r#"<dl class="entry"><dt>service</dt><dd>{}</dd><dt>status</dt><dd>{}</dd><dt>environment</dt><dd>{}</dd><dt>commit</dt><dd>{} on {}</dd><dt>artifact</dt><dd>{artifact}</dd><dt>build</dt><dd>{build}</dd><dt>trigger</dt><dd>{}{}</dd><dt>started</dt><dd>{}</dd><dt>ended</dt><dd>{}</dd><dt>duration</dt><dd>{}</dd><dt>slack</dt><dd>{}</dd>{}</dl>"#,
         service_link(&row.service, depth),
         status(row.status.as_str()),
         esc(&row.environment),
@@ -392,6 +402,10 @@ pub fn release(site: &Site, report: &ReleaseReport, history: &[serde_json::Value
         time(row.created_at),
         opt_time(row.finished_at),
         human_seconds(row.duration_seconds as f64),
+        match slack_link(row) {
+            a if a.is_empty() => "-".to_owned(),
+            a => a,
+        },
         row.failure.as_deref().map(|f| format!(r#"<dt>failure</dt><dd class="status-failed">{}</dd>"#, esc(f))).unwrap_or_default(),
     );
     main.push_str("<h2>Waves</h2>");
@@ -419,7 +433,14 @@ pub fn release(site: &Site, report: &ReleaseReport, history: &[serde_json::Value
             link(wave.deploy_url.as_deref(), "deploy"),
         );
     }
-    main.push_str("</tbody></table></div><h2>Timeline</h2>");
+    main.push_str("</tbody></table></div>");
+    let charts: String = row.waves.iter().flat_map(|wave| wave.gates.iter().map(|gate| svg::gate_samples(&wave.name, gate))).collect();
+    if !charts.is_empty() {
+        main.push_str(r#"<h2>Gate samples</h2><div class="gate-charts">"#);
+        main.push_str(&charts);
+        main.push_str("</div>");
+    }
+    main.push_str("<h2>Timeline</h2>");
     main.push_str(r#"<div class="table-wrap"><table id="timeline"><thead><tr><th>at</th><th>stage</th><th>event</th><th>wave</th><th>what happened</th></tr></thead><tbody>"#);
     for event in &report.events {
         let stage = serde_json::to_value(event.stage).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
@@ -436,7 +457,17 @@ pub fn release(site: &Site, report: &ReleaseReport, history: &[serde_json::Value
         );
     }
     main.push_str("</tbody></table></div>");
-    main.push_str(&execution_history(history));
+    match history {
+        Some(Ok(events)) => main.push_str(&execution_history(&events)),
+        Some(Err(err)) => {
+            let _ = write!(
+                main,
+                r#"<h2>Execution history</h2><p class="status-failed" data-history-error>Cannot read the execution history: {}</p>"#,
+                esc(&err.to_string())
+            );
+        }
+        None => {}
+    }
     layout(site, &row.id, depth, &main)
 }
 
@@ -470,5 +501,8 @@ fn execution_history(events: &[serde_json::Value]) -> String {
         );
     }
     out.push_str("</tbody></table></div>");
+    if events.len() >= HISTORY_EVENTS {
+        let _ = write!(out, r#"<p class="muted">The first {HISTORY_EVENTS} events.</p>"#);
+    }
     out
 }

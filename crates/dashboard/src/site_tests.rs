@@ -5,7 +5,7 @@ use crate::{ServeError, Site, export, serve};
 use baton_contract::release_at;
 use baton_domain::catalog::{CatalogLoader, ServiceEntry};
 use baton_domain::ports::ReleaseStore;
-use baton_domain::release::{BuildRecord, BuildStatus, Failure, ReleaseStatus, Stage};
+use baton_domain::release::{BuildRecord, BuildStatus, Failure, GateRecord, GateSample, ReleaseStatus, Stage, WaveRecord, WaveStatus};
 use baton_store_sqlite::SqliteStore;
 use chrono::{TimeDelta, Utc};
 use std::io::{Read, Write};
@@ -37,6 +37,24 @@ fn entry() -> ServiceEntry {
     entries.remove(0)
 }
 
+/// A wave whose gate kept 6 samples of 7 taken, the fourth of those kept unhealthy.
+fn watched_wave(baked_from: chrono::DateTime<Utc>) -> WaveRecord {
+    let history: Vec<GateSample> = (0..6).map(|i| GateSample { at: baked_from + TimeDelta::seconds(30 * i), healthy: i != 3 }).collect();
+    WaveRecord {
+        name: "canary".into(),
+        targets: vec!["a".into()],
+        status: WaveStatus::Unhealthy,
+        started_at: Some(baked_from - TimeDelta::minutes(1)),
+        finished_at: Some(baked_from + TimeDelta::minutes(3)),
+        deploy_url: None,
+        deploys: Vec::new(),
+        bake_started_at: Some(baked_from),
+        gates: vec![GateRecord { gate: "<b>alarms</b>".into(), samples: 7, history, ..GateRecord::default() }],
+    }
+}
+
+const SLACK_THREAD: &str = "https://acme.slack.com/archives/C1/p13";
+
 /// A store with one finished release whose record holds markup and a script URL, and one running.
 async fn site() -> Site {
     let store = SqliteStore::in_memory().unwrap();
@@ -60,9 +78,12 @@ async fn site() -> Site {
         reason: None,
         state: serde_json::Value::Null,
     });
+    hostile.waves = vec![watched_wave(now - TimeDelta::minutes(100))];
+    hostile.notifier_state.insert("slack".into(), serde_json::json!({"channel": "C1", "ts": "1.2", "permalink": "javascript:alert(1)"}));
     store.create_release(&hostile, "k1").await.unwrap();
     let mut running = release_at("rel-web-2", "web", "production", now - TimeDelta::minutes(3));
     running.status = ReleaseStatus::Running;
+    running.notifier_state.insert("slack".into(), serde_json::json!({"channel": "C1", "ts": "1.3", "permalink": SLACK_THREAD}));
     store.create_release(&running, "k2").await.unwrap();
     // Interrupted days ago, it still holds the service's lock for `baton resume`.
     let mut interrupted = release_at("rel-web-0", "web", "production", now - TimeDelta::days(3));
@@ -83,6 +104,72 @@ async fn a_record_cannot_put_markup_or_a_script_link_on_a_page() {
     }
     let release = site.page("releases/rel-web-1.html", Utc::now()).await.unwrap().unwrap().body;
     assert!(release.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "the cause is shown, escaped");
+}
+
+#[tokio::test]
+async fn the_release_page_charts_each_gates_kept_samples() {
+    let site = site().await;
+    let page = site.page("releases/rel-web-1.html", Utc::now()).await.unwrap().unwrap().body;
+    let chart_at = page.find(r#"<svg class="chart gate-samples""#).expect("a chart of the gate's samples");
+    let chart = &page[chart_at..chart_at + page[chart_at..].find("</svg>").unwrap()];
+    assert!(
+        chart.contains(r#"data-wave="canary" data-gate="&lt;b&gt;alarms&lt;/b&gt;" data-kept="6" data-healthy="5" data-samples="7""#),
+        "{chart}"
+    );
+    let drawn: Vec<&str> = chart.match_indices(r#"data-healthy=""#).skip(1).map(|(at, _)| &chart[at + 14..at + 15]).collect();
+    assert_eq!(drawn, ["t", "t", "t", "f", "t", "t"], "one bar a sample, in time order");
+    assert!(page.contains("the latest 6 of 7"), "the caption says older samples were dropped");
+    let none = site.page("releases/rel-web-2.html", Utc::now()).await.unwrap().unwrap().body;
+    assert!(!none.contains("gate-samples"), "no samples, no chart");
+}
+
+/// Histories as the journal or GetExecutionHistory give them; `exec-gone` cannot be read.
+struct Histories;
+
+#[async_trait::async_trait]
+impl crate::ExecutionHistories for Histories {
+    async fn history(&self, execution: &str, limit: usize) -> Result<Vec<serde_json::Value>, baton_domain::ports::StoreError> {
+        if execution == "exec-gone" {
+            return Err(baton_domain::ports::StoreError::refused("GetExecutionHistory: ExecutionDoesNotExist"));
+        }
+        let event = |id: usize| {
+            serde_json::json!({
+                "id": id, "previousEventId": id - 1, "type": "TaskScheduled",
+                "timestamp": format!("2026-12-06T10:00:{:02}.000Z", id % 60),
+                "taskScheduledEventDetails": {"resource": "arn:aws:states:::lambda:invoke", "resourceType": "lambda"},
+            })
+        };
+        Ok((1..=crate::HISTORY_EVENTS + 40).map(event).take(limit).collect())
+    }
+}
+
+#[tokio::test]
+async fn the_release_page_shows_the_execution_history_or_why_it_cannot() {
+    let store = SqliteStore::in_memory().unwrap();
+    for (id, execution) in [("rel-web-1", "exec-1"), ("rel-web-2", "exec-gone")] {
+        let mut release = release_at(id, "web", "production", Utc::now() - TimeDelta::hours(1));
+        release.execution = Some(execution.into());
+        store.create_release(&release, id).await.unwrap();
+    }
+    let site = Site::new(Arc::new(store), vec![entry()], 30).with_histories(Arc::new(Histories));
+    let page = site.page("releases/rel-web-1.html", Utc::now()).await.unwrap().unwrap().body;
+    assert_eq!(page.matches(r#"<tr data-history-type="TaskScheduled">"#).count(), crate::HISTORY_EVENTS, "a page shows a bounded history");
+    assert!(page.contains("<td>invoke</td>") && page.contains("The first 500 events."), "{page}");
+    let gone = site.page("releases/rel-web-2.html", Utc::now()).await.unwrap().unwrap().body;
+    assert!(gone.contains("Cannot read the execution history: ") && gone.contains("ExecutionDoesNotExist"), "{gone}");
+    assert!(gone.contains(r#"<table id="waves">"#), "the record is still shown");
+}
+
+#[tokio::test]
+async fn each_release_links_its_slack_thread_where_it_is_shown() {
+    let site = site().await;
+    let thread = format!(r#"<span class="slack-thread"><a href="{SLACK_THREAD}" rel="noopener noreferrer">Slack thread</a></span>"#);
+    for path in ["index.html", "services/web.html", "releases/rel-web-2.html"] {
+        let page = site.page(path, Utc::now()).await.unwrap().unwrap().body;
+        assert_eq!(page.matches(&thread).count(), 1, "{path} links the running release's thread once: {page}");
+    }
+    let without = site.page("releases/rel-web-0.html", Utc::now()).await.unwrap().unwrap().body;
+    assert!(without.contains("<dt>slack</dt><dd>-</dd>"), "no message, no link");
 }
 
 #[tokio::test]

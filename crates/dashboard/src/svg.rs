@@ -2,7 +2,7 @@
 //! every bar carries its number so a reader (or a test) can check what is drawn.
 
 use crate::pages::{esc, human_seconds};
-use baton_domain::reports::ReleaseRow;
+use baton_domain::reports::{GateCell, ReleaseRow};
 use baton_domain::rules::dora::Week;
 use std::fmt::Write as _;
 
@@ -109,6 +109,52 @@ pub fn waves(row: &ReleaseRow) -> String {
     );
     out.push_str(
         "</svg><figcaption class=\"muted\">Each wave's deploy (blue), then its bake (green, amber when rolled back).</figcaption></figure>",
+    );
+    out
+}
+
+/// A gate's kept samples on their time axis: a short green bar for each healthy one, a tall red
+/// one for each unhealthy (told apart by height as well as colour).
+pub fn gate_samples(wave: &str, gate: &GateCell) -> String {
+    let (Some(first), Some(last)) = (gate.history.first(), gate.history.last()) else { return String::new() };
+    const W: f64 = 360.0;
+    const H: f64 = 30.0;
+    let span = (last.at - first.at).num_milliseconds().max(1) as f64;
+    // Bars a little narrower than the space a sample has, at least a pixel.
+    let bar = ((W - 4.0) / gate.history.len() as f64 * 0.8).clamp(1.0, 8.0);
+    let x = |at: chrono::DateTime<chrono::Utc>| 2.0 + (at - first.at).num_milliseconds() as f64 / span * (W - 4.0 - bar);
+    let healthy = gate.history.iter().filter(|s| s.healthy).count();
+    let mut out = format!(
+        r#"<figure class="gate"><svg class="chart gate-samples" viewBox="0 0 {W} {H}" width="{W}" role="img" aria-label="{gate_name} in {wave_name}: {healthy} of {kept} samples healthy" data-wave="{wave_name}" data-gate="{gate_name}" data-kept="{kept}" data-healthy="{healthy}" data-samples="{samples}">"#,
+        gate_name = esc(&gate.gate),
+        wave_name = esc(wave),
+        kept = gate.history.len(),
+        samples = gate.samples,
+    );
+    for sample in &gate.history {
+        let (class, height) = if sample.healthy { ("sample-healthy", 10.0) } else { ("sample-unhealthy", H - 4.0) };
+        let _ = write!(
+            out,
+            r#"<rect class="{class}" data-healthy="{}" x="{:.1}" y="{:.1}" width="{bar:.1}" height="{height}"><title>{} {}</title></rect>"#,
+            sample.healthy,
+            x(sample.at),
+            H - 2.0 - height,
+            sample.at.format("%H:%M:%S UTC"),
+            if sample.healthy { "healthy" } else { "unhealthy" },
+        );
+    }
+    let older = if gate.samples as usize > gate.history.len() {
+        format!(" (the latest {} of {})", gate.history.len(), gate.samples)
+    } else {
+        String::new()
+    };
+    let _ = write!(
+        out,
+        r#"</svg><figcaption class="muted">{}, {}: {healthy} of {} samples healthy{older}, over {}.</figcaption></figure>"#,
+        esc(wave),
+        esc(&gate.gate),
+        gate.history.len(),
+        human_seconds(span / 1000.0),
     );
     out
 }

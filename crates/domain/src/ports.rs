@@ -159,6 +159,11 @@ pub trait ReleaseStore: Send + Sync {
     /// Reports over a time window read this (a limit would cut a busy window short silently); it
     /// is as consistent as [`list_releases`](Self::list_releases) with the same `environment`.
     async fn releases_since(&self, service: &str, environment: Option<&str>, since: DateTime<Utc>) -> Result<Vec<Release>, StoreError>;
+    /// Every open release (not [terminal](crate::release::ReleaseStatus::is_terminal)), however
+    /// old, and every release created at or after `since`, of any service and environment, in no
+    /// particular order: what the Now view reads, in a few requests whatever the number of
+    /// services. It may lag the latest writes briefly (a view for people).
+    async fn open_or_created_since(&self, since: DateTime<Utc>) -> Result<Vec<Release>, StoreError>;
     async fn append_event(&self, event: &StageEvent) -> Result<(), StoreError>;
     /// A release's timeline, oldest first.
     async fn events(&self, id: &ReleaseId) -> Result<Vec<StageEvent>, StoreError>;

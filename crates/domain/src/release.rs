@@ -151,8 +151,11 @@ pub enum ReleaseStatus {
 
 impl ReleaseStatus {
     pub fn is_terminal(self) -> bool {
-        !matches!(self, ReleaseStatus::Queued | ReleaseStatus::Running | ReleaseStatus::Interrupted)
+        !Self::OPEN.contains(&self)
     }
+
+    /// The statuses of a release that may still change; every other one is terminal.
+    pub const OPEN: [ReleaseStatus; 3] = [ReleaseStatus::Queued, ReleaseStatus::Running, ReleaseStatus::Interrupted];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -261,6 +264,25 @@ pub struct GateRecord {
     pub last: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_at: Option<DateTime<Utc>>,
+    /// The latest samples, oldest first, at most [`GateSample::KEPT`] of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<GateSample>,
+}
+
+/// One sample of a gate, for the release page's chart. Gates answer healthy or not with a
+/// text (no number and threshold to plot), so that is what is kept; the text of the latest is
+/// [`GateRecord::last`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateSample {
+    pub at: DateTime<Utc>,
+    pub healthy: bool,
+}
+
+impl GateSample {
+    /// How many samples a gate keeps. The whole release is one DynamoDB item (400 KB at most)
+    /// and a watch may take up to 2,000 samples: 120 of about 50 bytes is 6 KB a gate, so ten
+    /// waves of five gates stay well within the item with the rest of the record.
+    pub const KEPT: usize = 120;
 }
 
 /// One target's deploy (or rollback) in a wave, as the provider started it.

@@ -5,7 +5,7 @@
 
 use crate::catalog::ServiceEntry;
 use crate::ports::{ReleaseStore, StoreError};
-use crate::release::{LockKey, Release, ReleaseId, ReleaseStatus, Rollup, StageEvent, WaveStatus};
+use crate::release::{GateSample, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, StageEvent, WaveStatus};
 use crate::rules::builds::{self, BuildReport};
 use crate::rules::dora::{self, Figures, Week};
 use chrono::{DateTime, Days, NaiveDate, TimeDelta, Utc};
@@ -42,6 +42,8 @@ pub struct ReleaseRow {
     /// The wave deploying or baking now.
     pub current_wave: Option<String>,
     pub failure: Option<String>,
+    /// The release's Slack message (the Slack notifier keeps its permalink in its state).
+    pub slack_thread: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,6 +76,8 @@ pub struct GateCell {
     pub gate: String,
     pub samples: u32,
     pub last: Option<String>,
+    /// The latest samples, oldest first (the record keeps [`GateSample::KEPT`]).
+    pub history: Vec<GateSample>,
 }
 
 /// `release` as a row; `entry` (the service's catalog entry) gives the bake times.
@@ -95,7 +99,11 @@ pub fn row(release: &Release, entry: Option<&ServiceEntry>, now: DateTime<Utc>) 
             bake_ends_at: wave.bake_started_at.zip(bake_of(&wave.name)).map(|(start, bake)| start + bake),
             finished_at: wave.finished_at,
             deploy_url: wave.deploy_url.clone(),
-            gates: wave.gates.iter().map(|g| GateCell { gate: g.gate.clone(), samples: g.samples, last: g.last.clone() }).collect(),
+            gates: wave
+                .gates
+                .iter()
+                .map(|g| GateCell { gate: g.gate.clone(), samples: g.samples, last: g.last.clone(), history: g.history.clone() })
+                .collect(),
             rolled_back_targets: wave.deploys.iter().filter(|d| d.rollback).count(),
         })
         .collect();
@@ -128,6 +136,7 @@ pub fn row(release: &Release, entry: Option<&ServiceEntry>, now: DateTime<Utc>) 
         waves,
         current_wave,
         failure: release.failure.as_ref().map(|f| format!("{}: {}", f.error, f.cause)),
+        slack_thread: release.notifier_state.get("slack").and_then(|state| state["permalink"].as_str()).map(str::to_owned),
     }
 }
 
@@ -155,29 +164,27 @@ pub struct NowReport {
     pub outcomes: Vec<(ReleaseStatus, usize)>,
 }
 
-/// The Now view over `entries` (the catalog's services). Two reads a service: its releases of
-/// the last day, and its lock. A release still open from before the day holds its lock (an
-/// interrupted release keeps it for `baton resume`), so the lock finds it.
+/// The Now view over `entries` (the catalog's services): one read of the open releases and the
+/// last day's ([`ReleaseStore::open_or_created_since`]), then the lock of each service with an
+/// open release (a lock is taken and held by an open release only: closing frees it).
 pub async fn now(store: &dyn ReleaseStore, entries: &[ServiceEntry], now: DateTime<Utc>) -> Result<NowReport, StoreError> {
     let (mut open, mut recent, mut locks) = (Vec::new(), Vec::new(), Vec::new());
-    for entry in entries {
-        let window = store.releases_since(&entry.name, None, now - RECENT).await?;
-        for release in &window {
-            if !release.status.is_terminal() {
-                open.push(row(release, Some(entry), now));
-            } else if release.finished_at.is_some_and(|at| at >= now - RECENT) {
-                recent.push(row(release, Some(entry), now));
-            }
+    let by_name: std::collections::HashMap<&str, &ServiceEntry> = entries.iter().map(|e| (e.name.as_str(), e)).collect();
+    let mut releasing = std::collections::BTreeSet::new();
+    for release in store.open_or_created_since(now - RECENT).await? {
+        let Some(&entry) = by_name.get(release.service.as_str()) else { continue };
+        if !release.status.is_terminal() {
+            open.push(row(&release, Some(entry), now));
+            releasing.insert(entry.name.as_str());
+        } else if release.finished_at.is_some_and(|at| at >= now - RECENT) {
+            recent.push(row(&release, Some(entry), now));
         }
-        let environment = &entry.delivery.environment;
-        let Some(lock) = store.lock_holder(&LockKey::new(&entry.name, environment), now).await? else { continue };
-        if !window.iter().any(|r| r.id == lock.holder)
-            && let Some(holder) = store.get_release(&lock.holder).await?.filter(|r| !r.status.is_terminal())
-        {
-            open.push(row(&holder, Some(entry), now));
-        }
+    }
+    for service in releasing {
+        let environment = &by_name[service].delivery.environment;
+        let Some(lock) = store.lock_holder(&LockKey::new(service, environment), now).await? else { continue };
         locks.push(HeldLock {
-            service: entry.name.clone(),
+            service: service.to_owned(),
             environment: environment.clone(),
             holder: lock.holder.0,
             expires_at: lock.expires_at,
@@ -380,5 +387,16 @@ mod tests {
         let row = row(&running, None, minutes(2));
         assert_eq!(row.waves[0].bake_ends_at, None);
         assert_eq!(row.waves.len(), 2);
+    }
+
+    #[test]
+    fn a_row_links_the_slack_message_the_notifier_kept() {
+        let mut notified = release("r4", 0, ReleaseStatus::Succeeded, Some(5), true);
+        assert_eq!(row(&notified, None, minutes(9)).slack_thread, None, "no Slack message, no link");
+        let link = "https://acme.slack.com/archives/C1/p1700000000000100";
+        notified.notifier_state.insert("slack".into(), serde_json::json!({"channel": "C1", "ts": "1700000000.000100", "permalink": link}));
+        assert_eq!(row(&notified, None, minutes(9)).slack_thread.as_deref(), Some(link));
+        notified.notifier_state.insert("slack".into(), serde_json::json!({"channel": "C1", "ts": "1700000000.000100"}));
+        assert_eq!(row(&notified, None, minutes(9)).slack_thread, None, "a message posted before permalinks were kept");
     }
 }

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use baton_domain::catalog::ServiceEntry;
 use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError};
 use baton_domain::redact::scrub_owned;
-use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
+use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, StageEvent};
 use baton_domain::sketch::Sketch;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use failure::Failure;
@@ -380,6 +380,19 @@ impl ReleaseStore for SqliteStore {
 
     async fn releases_since(&self, service: &str, environment: Option<&str>, since: DateTime<Utc>) -> Result<Vec<Release>, StoreError> {
         self.list("releases_since", service, environment, since.timestamp_micros(), -1).await
+    }
+
+    async fn open_or_created_since(&self, since: DateTime<Utc>) -> Result<Vec<Release>, StoreError> {
+        let mut values: Vec<rusqlite::types::Value> = ReleaseStatus::OPEN.iter().map(|s| s.as_str().to_owned().into()).collect();
+        let statuses = vec!["?"; values.len()].join(", ");
+        values.push(since.timestamp_micros().into());
+        self.call("open_or_created_since", move |conn| {
+            let sql = format!(
+                "SELECT id, body FROM releases WHERE status IN ({statuses}) UNION SELECT id, body FROM releases WHERE created_at >= ?"
+            );
+            decode_releases(&mut conn.prepare_cached(&sql)?.query(rusqlite::params_from_iter(values))?)
+        })
+        .await
     }
 
     async fn append_event(&self, event: &StageEvent) -> Result<(), StoreError> {

@@ -117,6 +117,12 @@ const MIGRATIONS: &[&str] = &[
         entry      TEXT NOT NULL
     ) STRICT, WITHOUT ROWID;
     "#,
+    // 7: the Now view (ReleaseStore::open_or_created_since) reads the open releases and the
+    // last day's across services, by index rather than through every record.
+    r#"
+    CREATE INDEX releases_by_status ON releases (status);
+    CREATE INDEX releases_by_created ON releases (created_at);
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,7 +1,8 @@
 //! `baton dashboard` in a real browser (Debian's headless Chromium, driven by
 //! scripts/browser.py over the DevTools protocol), on a store filled by real releases of the
 //! example services: each view loads with no console error and no failed request, shows what
-//! the store holds, and a release started while the Now view is open appears without a reload.
+//! the store holds (gate samples charted, Slack threads linked), and a release started while the
+//! Now view is open appears without a reload.
 //! Screenshots at laptop and phone widths are kept in `target/tmp/dashboard-screenshots/`.
 
 use crate::support::{baton_command, examples};
@@ -99,16 +100,34 @@ fn every_view_shows_the_store_in_a_real_browser_and_the_now_view_updates_live() 
         [&shipped, &broken, &rolled_back, &again].map(|r| r["status"].as_str().unwrap().to_owned()),
         ["succeeded", "failed", "rolled-back", "succeeded"]
     );
+    // The Slack notifier keeps its message's permalink (tested against Slack's documented
+    // answers in the providers and e2e tests); here the record says it as it would.
+    let thread = "https://acme.slack.com/archives/C0RELEASES/p1700000000000100";
+    let slack = serde_json::json!({"notifier_state": {"slack": {"channel": "C0RELEASES", "ts": "1700000000.000100", "permalink": thread}}});
+    let db = rusqlite::Connection::open(baton_store_sqlite::database_path(state)).unwrap();
+    let patched = db
+        .execute(
+            "UPDATE releases SET body = json_patch(body, ?1) WHERE id = ?2",
+            rusqlite::params![slack.to_string(), rolled_back["id"].as_str()],
+        )
+        .unwrap();
+    assert_eq!(patched, 1);
+    drop(db);
     let (server, base) = serve(state);
 
     // Now: the last day's outcomes, newest first; nothing open yet.
     let now = view(
         &base,
         "now",
-        &format!("JSON.stringify({{recent: {}, open: document.querySelectorAll('table#open tr').length}})", rows("recent")),
+        &format!(
+            "JSON.stringify({{recent: {}, open: document.querySelectorAll('table#open tr').length, \
+             threads: [...document.querySelectorAll('table#recent tr[data-release] .slack-thread a')].map(a => [a.closest('tr').dataset.release, a.href])}})",
+            rows("recent")
+        ),
     );
     assert_eq!(now["recent"], serde_json::json!(statuses(&[&again, &rolled_back, &broken, &shipped])));
     assert_eq!(now["open"], 0);
+    assert_eq!(now["threads"], serde_json::json!([[rolled_back["id"], thread]]), "the Slack thread is linked on its release's row");
 
     // Service: its timeline and figures match the store's.
     let service = view(
@@ -139,8 +158,25 @@ fn every_view_shows_the_store_in_a_real_browser_and_the_now_view_updates_live() 
         "release",
         "JSON.stringify({waves: [...document.querySelectorAll('table#waves tr[data-wave]')].map(r => [r.dataset.wave, r.dataset.status]), \
          drawn: document.querySelectorAll('svg.waves rect').length, events: document.querySelectorAll('table#timeline tr[data-event]').length, \
-         history: [...document.querySelectorAll('table#history tr[data-history-type]')].map(r => r.dataset.historyType)})",
+         history: [...document.querySelectorAll('table#history tr[data-history-type]')].map(r => r.dataset.historyType), \
+         thread: document.querySelector('.slack-thread a')?.href, \
+         gates: [...document.querySelectorAll('svg.gate-samples')].map(s => [s.dataset.wave, Number(s.dataset.samples), \
+           [...s.querySelectorAll('rect')].map(r => r.dataset.healthy === 'true')])})",
     );
+    assert_eq!(page["thread"], thread, "the release page links its Slack thread");
+    let kept: Vec<Value> = shown["release"]["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| {
+            w["gates"].as_array().into_iter().flatten().map(move |g| {
+                let healthy: Vec<&Value> = g["history"].as_array().unwrap().iter().map(|s| &s["healthy"]).collect();
+                serde_json::json!([w["name"], g["samples"], healthy])
+            })
+        })
+        .collect();
+    assert!(!kept.is_empty(), "the rolled-back release's gates were sampled: {shown}");
+    assert_eq!(page["gates"], serde_json::json!(kept), "a chart a gate, a bar a kept sample");
     let waves: Vec<Value> = shown["release"]["waves"]
         .as_array()
         .unwrap()

@@ -5,7 +5,7 @@
 
 use crate::catalog::GateSpec;
 use crate::ports::GateReading;
-use crate::release::GateRecord;
+use crate::release::{GateRecord, GateSample};
 use chrono::{DateTime, Utc};
 
 /// Step Functions' limit on an execution's history (a Standard workflow's quota).
@@ -30,9 +30,13 @@ pub enum Watch {
     },
 }
 
-/// Adds one sample to a gate's record.
+/// Adds one sample to a gate's record (its history keeps the latest [`GateSample::KEPT`]).
 pub fn record_sample(record: &mut GateRecord, reading: &GateReading, now: DateTime<Utc>) {
     record.samples = record.samples.saturating_add(1);
+    let healthy = matches!(reading, GateReading::Healthy { .. });
+    record.history.push(GateSample { at: now, healthy });
+    let over = record.history.len().saturating_sub(GateSample::KEPT);
+    record.history.drain(..over);
     let saw = match reading {
         GateReading::Healthy { saw } => {
             record.healthy_in_a_row = record.healthy_in_a_row.saturating_add(1);
@@ -105,6 +109,23 @@ mod tests {
         assert_eq!((record.last.as_deref(), record.last_at), (Some("sample 4"), Some(at(3))));
         let record = after("alarms", &[true, false, false]);
         assert_eq!((record.healthy_in_a_row, record.unhealthy_in_a_row), (0, 2));
+        let kept: Vec<(DateTime<Utc>, bool)> = record.history.iter().map(|s| (s.at, s.healthy)).collect();
+        assert_eq!(kept, [(at(0), true), (at(1), false), (at(2), false)], "each sample, oldest first");
+    }
+
+    #[test]
+    fn a_long_watch_keeps_only_its_latest_samples() {
+        let readings: Vec<bool> = (0..GateSample::KEPT + 30).map(|i| i % 7 != 0).collect();
+        let record = after("alarms", &readings);
+        assert_eq!(record.samples as usize, GateSample::KEPT + 30, "the count covers every sample");
+        assert_eq!(record.history.len(), GateSample::KEPT);
+        assert_eq!(record.history.first().map(|s| s.at), Some(at(30)), "the oldest are dropped");
+        assert_eq!(
+            record.history.last().map(|s| (s.at, s.healthy)),
+            Some((at(GateSample::KEPT as i64 + 29), readings[GateSample::KEPT + 29]))
+        );
+        let healthy = record.history.iter().filter(|s| s.healthy).count();
+        assert_eq!(healthy, readings[30..].iter().filter(|h| **h).count());
     }
 
     #[test]

@@ -64,8 +64,9 @@ impl Notifier for SlackWebhookNotifier {
 }
 
 /// One message per release through the Web API: `chat.postMessage` first, `chat.update` of
-/// that message afterwards (its state is `{"channel", "ts"}`, the channel being the id Slack
-/// answered with, which `chat.update` requires), and a thread reply (`reply_broadcast`
+/// that message afterwards (its state is `{"channel", "ts", "permalink"}`, the channel being the
+/// id Slack answered with, which `chat.update` requires, and the permalink `chat.getPermalink`
+/// gave once at the first post, for the dashboard's links), and a thread reply (`reply_broadcast`
 /// false) for each notification with `action_needed`, mentioning the on-call rotation (see
 /// [`on_call_mention`]). Should someone delete the message, the
 /// next notification posts a new one.
@@ -84,6 +85,11 @@ pub struct SlackWebApiNotifier {
 struct MessageRef {
     channel: String,
     ts: String,
+    /// The message's web address. Asked of Slack rather than built from the channel and `ts`:
+    /// the `https://<workspace>.slack.com/archives/...` form needs the workspace's domain, which
+    /// the catalog does not know. Absent on records from before, or when Slack did not answer it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    permalink: Option<String>,
 }
 
 /// The envelope of every Web API answer.
@@ -96,6 +102,8 @@ struct Reply {
     channel: Option<String>,
     #[serde(default)]
     ts: Option<String>,
+    #[serde(default)]
+    permalink: Option<String>,
 }
 
 impl SlackWebApiNotifier {
@@ -171,11 +179,32 @@ impl SlackWebApiNotifier {
         body["channel"] = self.channel.clone().into();
         let reply = self.call(token, "chat.postMessage", body).await?;
         match (reply.channel, reply.ts) {
-            (Some(channel), Some(ts)) => Ok(MessageRef { channel, ts }),
+            (Some(channel), Some(ts)) => {
+                let permalink = self.permalink(token, &channel, &ts).await;
+                Ok(MessageRef { channel, ts, permalink })
+            }
             _ => Err(ProviderError::unavailable(format!(
                 "Slack chat.postMessage to {} answered ok without the message's channel and ts",
                 self.channel
             ))),
+        }
+    }
+
+    /// The posted message's permalink, or none: the message is out, and a missing link must not
+    /// fail the notification (nor send it again), so a refusal is only logged.
+    async fn permalink(&self, token: &Secret, channel: &str, ts: &str) -> Option<String> {
+        let body = serde_json::json!({ "channel": channel, "message_ts": ts });
+        let answer = self.call(token, "chat.getPermalink", body).await;
+        match answer.map(|reply| reply.permalink.filter(|link| link.starts_with("https://"))) {
+            Ok(Some(permalink)) => Some(permalink),
+            Ok(None) => {
+                tracing::warn!(target: "baton::notify", channel = %self.channel, ts, "Slack chat.getPermalink answered no https permalink; the release's message has no link");
+                None
+            }
+            Err(err) => {
+                tracing::warn!(target: "baton::notify", channel = %self.channel, ts, error = %err, "the release's Slack message has no link");
+                None
+            }
         }
     }
 
@@ -302,6 +331,7 @@ mod tests {
 
     const TOKEN: &str = "xoxb-1111-2222-TOPSECRETTOKEN";
     const WEBHOOK_SECRET_PART: &str = "T000/B000/TOPSECRETHOOK";
+    const PERMALINK: &str = "https://acme.slack.com/archives/C123/p1700000000000100";
 
     fn web_api(server: &MockServer) -> SlackWebApiNotifier {
         let secrets = Arc::new(FixedSecrets::one(SecretRef::Env("SLACK_BOT_TOKEN".into()), TOKEN));
@@ -361,24 +391,30 @@ mod tests {
             )
             .mount(&server)
             .await;
+        Mock::given(method("POST"))
+            .and(path("/chat.getPermalink"))
+            .and(body_partial_json(json!({ "channel": "C123", "message_ts": "1700000000.000100" })))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "ok": true, "channel": "C123", "permalink": PERMALINK })))
+            .mount(&server)
+            .await;
         let slack = web_api(&server);
         let mut quiet = notification();
         quiet.action_needed = None;
 
         let state = slack.notify(&quiet, None).await.unwrap();
-        assert_eq!(state, Some(json!({ "channel": "C123", "ts": "1700000000.000100" })));
+        assert_eq!(state, Some(json!({ "channel": "C123", "ts": "1700000000.000100", "permalink": PERMALINK })));
         let again = slack.notify(&quiet, state.as_ref()).await.unwrap();
-        assert_eq!(again, state);
+        assert_eq!(again, state, "the permalink is asked for once, and kept");
 
         let requests = requests(&server).await;
-        assert_eq!(requests.len(), 2);
+        let paths: Vec<&str> = requests.iter().map(|r| r.url.path()).collect();
+        assert_eq!(paths, ["/chat.postMessage", "/chat.getPermalink", "/chat.update"]);
         assert_eq!(requests[0].headers.get("content-type").unwrap(), JSON_UTF8);
         let expected = slack_message(&quiet);
         let first = body(&requests[0]);
         assert_eq!(first["channel"], "#deploys");
         assert_eq!((&first["text"], &first["blocks"]), (&expected["text"], &expected["blocks"]));
-        let update = body(&requests[1]);
-        assert_eq!(requests[1].url.path(), "/chat.update");
+        let update = body(&requests[2]);
         assert_eq!((&update["channel"], &update["ts"]), (&json!("C123"), &json!("1700000000.000100")));
         assert_eq!(update["blocks"], expected["blocks"]);
         assert_secret_free(&logs.text());
@@ -445,6 +481,30 @@ mod tests {
 
         assert_eq!(state, Some(json!({ "channel": "C123", "ts": "1700000000.000900" })));
         assert_eq!(body(&requests(&server).await[1])["channel"], "#deploys");
+    }
+
+    #[tokio::test]
+    async fn a_message_without_a_permalink_is_still_posted_and_kept() {
+        let logs = LogCapture::start();
+        let cases = [
+            slack_error("channel_not_found"),
+            ResponseTemplate::new(503),
+            ResponseTemplate::new(200).set_body_json(json!({ "ok": true, "permalink": "javascript:alert(1)" })),
+        ];
+        for answer in cases {
+            let server = MockServer::start().await;
+            Mock::given(path("/chat.postMessage")).respond_with(posted("1700000000.000100")).mount(&server).await;
+            Mock::given(path("/chat.getPermalink")).respond_with(answer).mount(&server).await;
+            let mut quiet = notification();
+            quiet.action_needed = None;
+
+            let state = web_api(&server).notify(&quiet, None).await.unwrap();
+
+            assert_eq!(state, Some(json!({ "channel": "C123", "ts": "1700000000.000100" })));
+            assert_eq!(requests(&server).await.len(), 2, "posted once, not again for the link");
+        }
+        assert!(logs.text().contains("has no link"), "{}", logs.text());
+        assert_secret_free(&logs.text());
     }
 
     #[tokio::test]

@@ -500,6 +500,7 @@ fn traced_release() -> Release {
         unhealthy_in_a_row: 1,
         last: Some("HTTP 503".into()),
         last_at: Some(at(12, 20)),
+        history: Vec::new(),
     }];
     release
 }

@@ -74,6 +74,9 @@ impl ReleaseStore for Connections {
     async fn releases_since(&self, service: &str, environment: Option<&str>, since: DateTime<Utc>) -> Result<Vec<Release>, StoreError> {
         self.pick().releases_since(service, environment, since).await
     }
+    async fn open_or_created_since(&self, since: DateTime<Utc>) -> Result<Vec<Release>, StoreError> {
+        self.pick().open_or_created_since(since).await
+    }
     async fn append_event(&self, event: &StageEvent) -> Result<(), StoreError> {
         self.pick().append_event(event).await
     }

@@ -89,9 +89,11 @@ async fn releases_from_before_versions_read_as_version_0() {
     body.remove("version");
     drop(SqliteStore::open(&path).unwrap());
     let conn = raw(&path);
-    // What version 1 had: no version column, no journal or run owners, no rollup buckets, no kept entries.
+    // What version 1 had: no version column, no journal or run owners, no rollup buckets, no kept
+    // entries, no status and creation indexes.
     conn.execute_batch(
-        "ALTER TABLE releases DROP COLUMN version; DROP TABLE journal; DROP TABLE run_owners;
+        "DROP INDEX releases_by_status; DROP INDEX releases_by_created;
+         ALTER TABLE releases DROP COLUMN version; DROP TABLE journal; DROP TABLE run_owners;
          ALTER TABLE rollups DROP COLUMN redeployments; DROP TABLE rollup_buckets; DROP TABLE release_entries;
          PRAGMA user_version = 1",
     )

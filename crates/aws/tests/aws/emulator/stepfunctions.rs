@@ -2,7 +2,7 @@
 
 use crate::common;
 
-use baton_aws::stepfunctions::{describe_release, execution_name, start_release};
+use baton_aws::stepfunctions::{describe_release, execution_history, execution_name, start_release};
 use baton_domain::release::{ReleaseStatus, Signal, Stage, Trigger, TriggerKind, WaveStatus};
 use serde_json::json;
 
@@ -109,6 +109,41 @@ async fn describe_release_reads_stage_and_waves_from_the_state_outputs() {
     let waves: Vec<(&str, WaveStatus)> = view.waves.iter().map(|w| (w.name.as_str(), w.status)).collect();
     assert_eq!(waves, [("canary", WaveStatus::RolledBack), ("rest", WaveStatus::Unhealthy)]);
     assert!(view.stopped_at.is_some());
+}
+
+/// The dashboard's release page reads an execution's history as GetExecutionHistory gives it,
+/// oldest first, as many events as it asks for and without the states' data.
+#[tokio::test]
+async fn execution_history_reads_the_first_events_oldest_first() {
+    let config = common::sdk_config().await;
+    let client = aws_sdk_sfn::Client::new(&config);
+    let machine = common::state_machine(
+        &config,
+        &common::unique("history"),
+        json!({
+            "StartAt": "Deploy",
+            "States": {
+                "Deploy": {"Type": "Pass", "Result": {"token": "kept-out"}, "ResultPath": "$.release", "Next": "Fail"},
+                "Fail": {"Type": "Fail", "Error": "Baton.HealthCheckFailed", "Cause": "wave rest unhealthy"}
+            }
+        }),
+    )
+    .await;
+    let started = start_release(&client, &machine, &signal("web", 11)).await.expect("start");
+    common::finished_execution(&client, &started.execution_arn, FINISH_LIMIT).await;
+
+    let events = execution_history(&client, &started.execution_arn, 100).await.expect("history");
+    let types: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(types, ["ExecutionStarted", "PassStateEntered", "PassStateExited", "FailStateEntered", "ExecutionFailed"]);
+    let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5]);
+    assert_eq!(events[1]["stateEnteredEventDetails"]["name"], "Deploy");
+    assert_eq!(events[4]["executionFailedEventDetails"]["error"], "Baton.HealthCheckFailed");
+    assert!(events.iter().all(|e| chrono::DateTime::parse_from_rfc3339(e["timestamp"].as_str().unwrap()).is_ok()), "{events:?}");
+    assert!(!serde_json::Value::Array(events.clone()).to_string().contains("kept-out"), "no state data: {events:?}");
+
+    let first = execution_history(&client, &started.execution_arn, 2).await.expect("the first two");
+    assert_eq!(first, events[..2]);
 }
 
 /// A clean rollback ends the execution SUCCEEDED: the view names the outcome and the error behind

@@ -85,22 +85,18 @@ async fn releases_from_before_versions_read_as_version_0() {
     assert_eq!(listed.iter().map(|r| r.version).collect::<Vec<_>>(), [1], "its first write lists it");
 }
 
-/// What a team's DORA report reads from DynamoDB (the dashboard's team page and `baton dora
-/// --team`): one Query per service, and at most one item per service and day, however many
-/// releases the services had. Counted through a proxy in front of DynamoDB Local.
-#[tokio::test]
-async fn a_teams_figures_read_one_query_and_at_most_one_item_a_day_per_service() {
-    use crate::common::moto_proxy::MotoProxy;
-    use baton_domain::release::{Rollup, RollupKey};
-    const SERVICES: usize = 8;
-    const DAYS: u64 = 30;
-    let proxy = MotoProxy::start(&common::endpoint("DYNAMODB")).await;
+/// A fresh release table behind a proxy that counts the requests made to it.
+async fn counted_store() -> (crate::common::moto_proxy::MotoProxy, DynamoStore) {
+    let proxy = crate::common::moto_proxy::MotoProxy::start(&common::endpoint("DYNAMODB")).await;
     let client = aws_sdk_dynamodb::Client::new(&common::config_through(&proxy.url).await);
     let table = common::unique("baton-releases");
     DynamoStore::create_table(&client, &table).await.expect("create the release table");
-    let store = DynamoStore::new(client, table);
-    let now = Utc::now();
-    let entries: Vec<baton_domain::catalog::ServiceEntry> = (0..SERVICES)
+    (proxy, DynamoStore::new(client, table))
+}
+
+/// `count` catalog entries of one team, `svc-0`, `svc-1`...
+fn services(count: usize) -> Vec<baton_domain::catalog::ServiceEntry> {
+    (0..count)
         .map(|n| {
             serde_json::from_value(serde_json::json!({
                 "name": format!("svc-{n}"), "schema": "v2.2", "team": "payments", "source": "svc.yaml",
@@ -111,7 +107,20 @@ async fn a_teams_figures_read_one_query_and_at_most_one_item_a_day_per_service()
             }))
             .unwrap()
         })
-        .collect();
+        .collect()
+}
+
+/// What a team's DORA report reads from DynamoDB (the dashboard's team page and `baton dora
+/// --team`): one Query per service, and at most one item per service and day, however many
+/// releases the services had. Counted through a proxy in front of DynamoDB Local.
+#[tokio::test]
+async fn a_teams_figures_read_one_query_and_at_most_one_item_a_day_per_service() {
+    use baton_domain::release::{Rollup, RollupKey};
+    const SERVICES: usize = 8;
+    const DAYS: u64 = 30;
+    let (proxy, store) = counted_store().await;
+    let now = Utc::now();
+    let entries = services(SERVICES);
     for entry in &entries {
         for day in 0..DAYS {
             let key = RollupKey {
@@ -143,4 +152,58 @@ async fn a_teams_figures_read_one_query_and_at_most_one_item_a_day_per_service()
         "a team of {SERVICES} services over {DAYS} days: {queries} Query requests, {} items read (days x services)",
         DAYS * SERVICES as u64
     );
+}
+
+/// The Now view over many services reads the open releases and the last day's in a few
+/// Queries on the `by-activity` index, and only the locks of the services releasing: not two
+/// requests a service. Counted through a proxy in front of DynamoDB Local.
+#[tokio::test]
+async fn the_now_view_reads_a_few_queries_and_the_locks_of_the_services_releasing() {
+    use baton_domain::release::ReleaseStatus;
+    const SERVICES: usize = 200;
+    let (proxy, store) = counted_store().await;
+    let now = Utc::now();
+    let entries = services(SERVICES);
+    // Three services releasing now (one of them since days), ten that released today, older ones.
+    let mut open = Vec::new();
+    for (n, age) in [(0, chrono::TimeDelta::days(4)), (1, chrono::TimeDelta::minutes(5)), (2, chrono::TimeDelta::minutes(1))] {
+        let mut release = baton_contract::release_at(&format!("rel-open-{n}"), &format!("svc-{n}"), "production", now - age);
+        release.status = ReleaseStatus::Running;
+        store.create_release(&release, &format!("open-{n}")).await.unwrap();
+        let lock = LockKey::new(&format!("svc-{n}"), "production");
+        store.try_lock(&lock, &release.id, now, std::time::Duration::from_secs(600)).await.unwrap();
+        open.push(release.id.0);
+    }
+    for n in 0..10 {
+        let mut release = baton_contract::release_at(
+            &format!("rel-today-{n}"),
+            &format!("svc-{}", 10 + n),
+            "production",
+            now - chrono::TimeDelta::hours(3),
+        );
+        release.status = ReleaseStatus::Succeeded;
+        release.finished_at = Some(now - chrono::TimeDelta::hours(2));
+        store.create_release(&release, &format!("today-{n}")).await.unwrap();
+    }
+    for n in 0..20 {
+        let mut release =
+            baton_contract::release_at(&format!("rel-old-{n}"), &format!("svc-{}", 30 + n), "production", now - chrono::TimeDelta::days(3));
+        release.status = ReleaseStatus::Succeeded;
+        release.finished_at = Some(now - chrono::TimeDelta::days(3));
+        store.create_release(&release, &format!("old-{n}")).await.unwrap();
+    }
+
+    let (queries, gets) = (proxy.requests("Query").len(), proxy.requests("GetItem").len());
+    let report = baton_domain::reports::now(&store, &entries, now).await.unwrap();
+    let queries = proxy.requests("Query").len() - queries;
+    let gets = proxy.requests("GetItem").len() - gets;
+    assert_eq!(report.open.iter().map(|r| r.id.clone()).collect::<Vec<_>>(), open, "the open releases, oldest first");
+    assert_eq!((report.ended, report.locks.len()), (10, 3));
+    assert!(queries <= 3, "the open partition and at most two days: {queries} Queries");
+    assert_eq!(gets, 3, "one lock a releasing service, nothing for the {SERVICES} others");
+    for body in proxy.requests("Query").iter().rev().take(queries) {
+        assert_eq!(body["IndexName"], "by-activity", "{body}");
+        assert!(body.get("FilterExpression").is_none(), "{body}");
+    }
+    println!("the Now view of {SERVICES} services: {queries} Query and {gets} GetItem requests (was {})", 2 * SERVICES);
 }
