@@ -2,6 +2,7 @@
 //! HTTP providers and local commands live in other crates and implement the
 //! ports declared in [`ports`].
 
+pub mod approvals;
 pub mod catalog;
 pub mod error;
 pub mod flow;

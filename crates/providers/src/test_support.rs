@@ -32,6 +32,7 @@ pub fn entry_in(dir: &Path) -> ServiceEntry {
                     targets: vec!["host-1".into()],
                     bake: Default::default(),
                     deploy_timeout: WaveSpec::DEFAULT_DEPLOY_TIMEOUT,
+                    approval: None,
                 }],
             },
             health: HealthSpec::single(ProviderBlock::of("command", &CommandRun::new(command))),

@@ -163,6 +163,7 @@ pub(crate) mod tests {
                 failure: None,
                 execution: None,
                 cancel_requested: None,
+                approvals: Vec::new(),
                 notifier_state: Default::default(),
                 version: 0,
             },
