@@ -161,3 +161,84 @@ async fn the_author_under_four_eyes_and_strangers_are_refused_and_change_nothing
     answer(&baton, &waiting, "ann", Verdict::Granted, None).await.unwrap();
     assert_status(&run.outcome().await, ExecutionStatus::Succeeded);
 }
+
+mod slack {
+    use super::*;
+    use baton_domain::signing::hmac_sha256_hex;
+    use baton_interactions::{FunctionUrlRequest, HttpRespond, Interactions};
+    use baton_local_runner::ExecutorTokens;
+    use baton_providers::{APPROVE_ACTION, SlackInteractions};
+    use serde_json::{Value, json};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const SECRET: &str = "e2e-slack-signing-secret";
+
+    /// A press on the release message's button by `user`, as Slack sends it, signed at `timestamp` with `secret`.
+    fn press(release: &Release, user: &str, respond_to: &str, timestamp: i64, secret: &str) -> FunctionUrlRequest {
+        let payload = json!({
+            "type": "block_actions",
+            "user": {"id": user},
+            "actions": [{"type": "button", "action_id": APPROVE_ACTION, "value": release.id.as_str()}],
+            "response_url": respond_to,
+        });
+        let body = form_urlencoded::Serializer::new(String::new()).append_pair("payload", &payload.to_string()).finish();
+        let signature = hmac_sha256_hex(secret.as_bytes(), &[b"v0:", timestamp.to_string().as_bytes(), b":", body.as_bytes()]);
+        let headers = HashMap::from([
+            ("x-slack-request-timestamp".to_owned(), timestamp.to_string()),
+            ("x-slack-signature".to_owned(), format!("v0={signature}")),
+            ("content-type".to_owned(), "application/x-www-form-urlencoded".to_owned()),
+        ]);
+        FunctionUrlRequest { headers, body: Some(body), is_base64_encoded: false }
+    }
+
+    async fn answers(server: &MockServer) -> Vec<Value> {
+        server.received_requests().await.unwrap().iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_signed_press_approves_and_bad_stale_replayed_or_outsider_presses_change_nothing() {
+        let slack = MockServer::start().await;
+        Mock::given(method("POST")).and(path("/actions/respond")).respond_with(ResponseTemplate::new(200)).mount(&slack).await;
+        let respond_to = format!("{}/actions/respond", slack.uri());
+        let fixture = approval_fixture("{required: true, approvers: [U0ANN], timeout: 1h}");
+        let baton = fixture.baton();
+        let run = baton.start("exec-slack-approval", cli_input("cli-1"));
+        let waiting = pending(&baton, "exec-slack-approval").await;
+        let interactions = Interactions {
+            inbound: Arc::new(SlackInteractions::new(SECRET).unwrap()),
+            store: baton.ports().store.clone(),
+            tokens: Arc::new(ExecutorTokens(baton.executor().clone())),
+            respond: Arc::new(HttpRespond::over_shared_https().unwrap()),
+        };
+        let now = chrono::Utc::now();
+        let ts = now.timestamp();
+
+        let forged = interactions.handle_at(&press(&waiting, "U0ANN", &respond_to, ts, "not the secret"), now).await;
+        let stale = interactions.handle_at(&press(&waiting, "U0ANN", &respond_to, ts - 6 * 60, SECRET), now).await;
+        assert_eq!((forged.status_code, stale.status_code), (401, 401), "{} {}", forged.body, stale.body);
+        let outsider = interactions.handle_at(&press(&waiting, "U0MALLORY", &respond_to, ts, SECRET), now).await;
+        assert_eq!(outsider.status_code, 200);
+        let told = answers(&slack).await;
+        assert_eq!(told.len(), 1, "only a verified request hears back: {told:?}");
+        assert_eq!(told[0]["response_type"], "ephemeral", "only the person who pressed reads it");
+        assert_eq!(told[0]["text"], "Not recorded: U0MALLORY is not among the approvers of wave one-region (U0ANN).");
+        let unchanged = release_of(&baton, "exec-slack-approval").await;
+        assert_eq!((unchanged.version, &unchanged.approvals), (waiting.version, &waiting.approvals), "refused presses change nothing");
+
+        let good = press(&waiting, "U0ANN", &respond_to, ts + 1, SECRET);
+        assert_eq!(interactions.handle_at(&good, now).await.status_code, 200);
+        assert_eq!(answers(&slack).await[1]["text"], "Done: wave one-region approved by U0ANN via Slack.");
+        let replayed = interactions.handle_at(&good, now).await;
+        assert_eq!(replayed.status_code, 401, "{}", replayed.body);
+        assert_eq!(answers(&slack).await.len(), 2, "a replay hears nothing back");
+
+        assert_status(&run.outcome().await, ExecutionStatus::Succeeded);
+        let release = release_of(&baton, "exec-slack-approval").await;
+        let decision = release.approvals[0].decision.clone().unwrap();
+        assert_eq!((decision.verdict, decision.by.as_deref(), decision.via), (Verdict::Granted, Some("U0ANN"), Via::Slack));
+        assert_consistent(&baton, &release).await;
+    }
+}

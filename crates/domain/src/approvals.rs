@@ -57,7 +57,18 @@ pub async fn answer(
         release.version = store.put_release(&release).await?;
         Ok(Ok(Answered { release, wave, decision }))
     })
-    .await??;
+    .await?;
+    let decided = match decided {
+        Ok(decided) => decided,
+        Err(refusal) => {
+            // An earlier answer recorded but never heard (its sender died or ran out of time)
+            // still reaches the waiting task.
+            if let Some(tokens) = tokens {
+                deliver(store, tokens, id).await?;
+            }
+            return Err(refusal.into());
+        }
+    };
     let kind = if verdict == Verdict::Granted { EventKind::Approved } else { EventKind::Rejected };
     let event = StageEvent {
         release_id: id.clone(),

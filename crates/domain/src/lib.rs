@@ -12,6 +12,7 @@ pub mod refname;
 pub mod release;
 pub mod reports;
 pub mod rules;
+pub mod signing;
 pub mod sketch;
 pub mod support;
 pub mod telemetry;

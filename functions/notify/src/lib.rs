@@ -35,7 +35,7 @@ pub async fn notify(ports: &Ports, request: NotifyRequest) -> Result<Done, TaskE
     let release = ports.release(context).await?;
     let notification = Notification {
         headline: headline(&release, &request),
-        action_needed: request.outcome.as_ref().and_then(|o| o.action_needed.clone()),
+        action_needed: action_needed(&release, &request),
         links: links(&release),
         release,
     };
@@ -208,6 +208,20 @@ fn headline(release: &Release, request: &NotifyRequest) -> String {
             }
             None => "finished".to_owned(),
         },
+    }
+}
+
+/// What a person must do now: what the outcome says, or answer the approval the release waits for
+/// (the Slack message's buttons, or `baton approve`).
+fn action_needed(release: &Release, request: &NotifyRequest) -> Option<String> {
+    match (request.event, release.pending_approval()) {
+        (NotifyEvent::ApprovalRequested, Some(pending)) => Some(format!(
+            "approve or reject wave {} before {}: the buttons above, or `baton approve {} [--reject] --reason TEXT`",
+            pending.wave,
+            pending.deadline.format("%Y-%m-%d %H:%M UTC"),
+            release.id
+        )),
+        _ => request.outcome.as_ref().and_then(|o| o.action_needed.clone()),
     }
 }
 
