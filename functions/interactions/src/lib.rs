@@ -121,3 +121,37 @@ impl Interactions {
         json!({ "response_type": "ephemeral", "replace_original": false, "text": text })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_domain::release::Verdict;
+    use baton_providers::SlackInteractions;
+
+    /// The secret and the time `events/interactions-*.json` were signed with and at.
+    const EVENTS_SECRET: &str = "events-signing-secret";
+    const EVENTS_SIGNED_AT: i64 = 1_765_000_000;
+
+    fn inbound(event: &str) -> InboundRequest {
+        let request: FunctionUrlRequest = serde_json::from_str(event).expect("a function URL request");
+        let body = request.body_bytes(MAX_BODY_BYTES).unwrap();
+        InboundRequest { headers: request.headers.into_iter().collect(), body }
+    }
+
+    #[test]
+    fn the_test_events_are_presses_slack_signed() {
+        let at = DateTime::from_timestamp(EVENTS_SIGNED_AT, 0).unwrap();
+        let cases = [
+            (include_str!("../../../events/interactions-approve.json"), Verdict::Granted),
+            (include_str!("../../../events/interactions-reject.json"), Verdict::Rejected),
+        ];
+        for (event, verdict) in cases {
+            let slack = SlackInteractions::new(EVENTS_SECRET).unwrap();
+            let interaction = slack.verify(&inbound(event), at).unwrap();
+            assert_eq!((interaction.verdict, interaction.person.id.as_str()), (verdict, "U0ANN"));
+            assert_eq!(interaction.release.as_str(), "rel-hello-web-20261206101500-0a1b2c3d");
+            let later = at + chrono::TimeDelta::minutes(6);
+            assert!(matches!(slack.verify(&inbound(event), later), Err(InboundRefused::Unauthenticated(_))), "stale by now");
+        }
+    }
+}

@@ -155,7 +155,9 @@ mod tests {
 
     #[test]
     fn who_may_answer_and_when() {
-        let cases: &[(&str, bool, Person, u32, Result<(), &str>)] = &[
+        // (case, four-eyes, who answers, at minute, Ok or a part of the refusal)
+        type Case = (&'static str, bool, Person, u32, Result<(), &'static str>);
+        let cases: &[Case] = &[
             ("an approver by id", false, person("U1", &[]), 5, Ok(())),
             ("a member of an approving group", false, person("U9", &["S-RELEASERS"]), 5, Ok(())),
             ("a session of an approving role", false, person("arn:aws:sts::123:assumed-role/Releaser/ann", &[]), 5, Ok(())),
