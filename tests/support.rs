@@ -39,6 +39,8 @@ echo "healthy: $BATON_TARGETS""#;
 pub struct Fixture {
     pub dir: tempfile::TempDir,
     waves: Vec<(String, Vec<String>)>,
+    /// Waves' `approval` blocks (flow-style YAML), by wave name.
+    approvals: Vec<(String, String)>,
 }
 
 impl Fixture {
@@ -52,11 +54,18 @@ impl Fixture {
     /// The service with these waves (name, targets).
     pub fn with_waves(waves: &[(String, Vec<String>)]) -> Fixture {
         let dir = tempfile::tempdir().expect("temp dir");
-        let fixture = Fixture { dir, waves: waves.to_vec() };
+        let fixture = Fixture { dir, waves: waves.to_vec(), approvals: Vec::new() };
         std::fs::create_dir_all(fixture.control()).unwrap();
         std::fs::create_dir_all(fixture.catalog()).unwrap();
         fixture.write_catalog(SERVICE, "");
         fixture
+    }
+
+    /// Gives `wave` the approval block `approval` (flow-style YAML, `{required: true, ...}`) and
+    /// writes the catalog again.
+    pub fn require_approval(&mut self, wave: &str, approval: &str) {
+        self.approvals.push((wave.to_owned(), approval.to_owned()));
+        self.write_catalog(SERVICE, "");
     }
 
     pub fn catalog(&self) -> PathBuf {
@@ -97,7 +106,15 @@ impl Fixture {
         let waves: String = self
             .waves
             .iter()
-            .map(|(name, targets)| format!("        - name: {name}\n          targets: [{}]\n          bake: 10m\n", targets.join(", ")))
+            .map(|(name, targets)| {
+                let approval =
+                    self.approvals.iter().find(|(wave, _)| wave == name).map(|(_, block)| format!("          approval: {block}\n"));
+                format!(
+                    "        - name: {name}\n          targets: [{}]\n          bake: 10m\n{}",
+                    targets.join(", "),
+                    approval.unwrap_or_default()
+                )
+            })
             .collect();
         let command = |script: &str| serde_json::to_string(&["sh", "-c", script]).unwrap();
         let yaml = format!(

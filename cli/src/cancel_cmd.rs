@@ -159,7 +159,7 @@ async fn run_remote(args: &CancelArgs, reason: &str) -> ExitCode {
 /// The closed release, as `baton release` shows it, and its exit code.
 fn report_closed(release: &baton_domain::release::Release, json: bool) -> ExitCode {
     if json {
-        outln!("{}", serde_json::to_string_pretty(&json!({"release": release})).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(&json!({"release": release.for_display()})).unwrap_or_default());
     } else {
         out!("{}", crate::view::summary(release));
     }

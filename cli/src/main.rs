@@ -20,6 +20,7 @@ macro_rules! errln {
     ($($arg:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stderr(), "{}", baton_domain::redact::scrub(&format!($($arg)*))); }};
 }
 
+mod approve_cmd;
 mod asl_cmd;
 mod builds_cmd;
 mod cancel_cmd;
@@ -82,6 +83,8 @@ enum Command {
     Status(status_cmd::StatusArgs),
     /// Pick up a release whose local run was killed or interrupted: run it on, or --rollback.
     Resume(resume_cmd::ResumeArgs),
+    /// Approve (or --reject) the wave a release waits on, saying why; recorded with who and where.
+    Approve(approve_cmd::ApproveArgs),
     /// Cancel a release, saying why: a live local run stops and rolls back, a killed one is rolled back here.
     Cancel(cancel_cmd::CancelArgs),
     /// Free a service's release lock by hand (a release whose process died), saying why.
@@ -126,6 +129,7 @@ fn main() -> ExitCode {
             Command::Dashboards(cmd) => dashboards_cmd::run(cmd).await,
             Command::Status(args) => status_cmd::run(args).await,
             Command::Resume(args) => resume_cmd::run(args).await,
+            Command::Approve(args) => approve_cmd::run(args).await,
             Command::Cancel(args) => cancel_cmd::run(args).await,
             Command::Unlock(args) => unlock_cmd::run(args).await,
             Command::Asl(cmd) => asl_cmd::run(cmd).await,

@@ -71,7 +71,8 @@ pub async fn history(args: HistoryArgs) -> ExitCode {
     releases.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
     releases.truncate(args.limit);
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&releases).unwrap_or_default());
+        let shown: Vec<_> = releases.iter().map(baton_domain::release::Release::for_display).collect();
+        outln!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
         return exit::code(exit::OK);
     }
     if releases.is_empty() {
@@ -120,7 +121,7 @@ pub async fn show(args: ShowArgs) -> ExitCode {
         (true, None) => return Failure::failed(format!("release {id} names no execution")).report(),
     };
     if args.json {
-        let doc = serde_json::json!({"release": release, "events": events, "history": history});
+        let doc = serde_json::json!({"release": release.for_display(), "events": events, "history": history});
         outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return exit::code(exit::OK);
     }

@@ -186,6 +186,21 @@ pub fn summary(release: &Release) -> String {
     for wave in &release.waves {
         let _ = writeln!(out, "  wave {:<14} {:<12} {}", wave.name, wave.status.as_str(), wave.targets.join(", "));
     }
+    for approval in &release.approvals {
+        let line = match &approval.decision {
+            Some(decision) => {
+                let at = decision.at.format("%Y-%m-%d %H:%M:%S UTC");
+                format!("{} at {at}", baton_domain::rules::approval::describe(&approval.wave, decision))
+            }
+            None => format!(
+                "wave {} waits for approval by {} until {}",
+                approval.wave,
+                approval.approvers.join(", "),
+                approval.deadline.format("%Y-%m-%d %H:%M:%S UTC")
+            ),
+        };
+        let _ = writeln!(out, "  approval  {line}");
+    }
     if let Some(failure) = &release.failure {
         let _ = writeln!(out, "  failure   {}: {}", failure.error, failure.cause);
     }

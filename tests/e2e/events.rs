@@ -63,6 +63,8 @@ async fn every_sample_event_is_a_valid_handler_input() {
             n if n.starts_with("notify") => parse_as::<NotifyRequest>(&path, value),
             "record-metrics" => parse_as::<RecordMetricsRequest>(&path, value),
             "github-webhook" => check_webhook_sample(&path, value).await,
+            // Slack's presses; their signatures are checked in functions/interactions' tests.
+            n if n.starts_with("interactions") => parse_as::<baton_interactions::FunctionUrlRequest>(&path, value),
             // Execution inputs: whatever starts the state machine must normalise to a signal.
             "eventbridge-merge" | "scheduler-schedule" | "console-start" => {
                 let signal = baton_load_catalog::normalise(&value, "sample-execution").unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -2,6 +2,7 @@
 //! for all of them: each test binary links the workspace (and the AWS SDK) again, and linking is
 //! most of a clean test build.
 
+mod approval;
 mod budget;
 mod events;
 mod faults;

@@ -1,5 +1,6 @@
 //! The `baton` binary, run as a user runs it. One binary for all of them: each test binary links the workspace (and the AWS SDK) again, and linking is most of a clean test build.
 
+mod approve;
 mod asl;
 mod crash;
 mod dora_scale;

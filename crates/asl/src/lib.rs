@@ -19,7 +19,7 @@ mod payload;
 pub use definition::{DefinitionError, DefinitionErrors, StateMachine};
 pub use executor::{
     Clock, ExecutionHandle, ExecutionOutcome, ExecutionStart, ExecutionStatus, Executor, ResumeAt, Stopper, TaskCall, TaskFailure,
-    TaskInvoker, TaskTokenError,
+    TaskInvoker, TaskTokenError, WeakExecutor,
 };
 pub use history::{EventDetails, EventType, HistoryEvent, MoreDetails};
 pub use limits::{INPUT_TOO_LARGE, certainly_over_payload};

@@ -177,3 +177,18 @@ fn non_empty(secret: &SecretRef, value: Option<String>) -> Result<String, Provid
         _ => Err(ProviderError::rejected(format!("secret {secret} has no (non-empty) string value"))),
     }
 }
+
+/// The shared secret a public function checks signatures with (the GitHub webhook's, Slack's
+/// signing secret): the value of `value_var` for local runs, else the string of the Secrets
+/// Manager secret `arn_var` names, as the stack sets it. The error names the variable or the
+/// secret, never a value.
+pub async fn signing_secret(config: &aws_config::SdkConfig, value_var: &str, arn_var: &str) -> Result<String, String> {
+    if let Ok(value) = std::env::var(value_var) {
+        return Ok(value);
+    }
+    let arn = std::env::var(arn_var).map_err(|_| format!("environment variable {arn_var} (or {value_var}) is not set"))?;
+    let read = aws_sdk_secretsmanager::Client::new(config).get_secret_value().secret_id(&arn).send().await;
+    let secret =
+        read.map_err(|e| format!("cannot read the secret {arn} from Secrets Manager: {}", AwsError::from_sdk("GetSecretValue", e)))?;
+    secret.secret_string.ok_or_else(|| format!("the secret {arn} has no string value"))
+}

@@ -7,8 +7,10 @@ use aws_sdk_sfn::Client;
 use aws_sdk_sfn::operation::describe_execution::DescribeExecutionError;
 use aws_sdk_sfn::operation::start_execution::StartExecutionError;
 use aws_sdk_sfn::types::HistoryEvent;
+use baton_domain::error::ErrorName;
 use baton_domain::flow::CaughtError;
-use baton_domain::release::{Release, ReleaseStatus, Signal, Stage, WaveRecord};
+use baton_domain::ports::{ProviderError, TaskTokens};
+use baton_domain::release::{Release, ReleaseStatus, Signal, Stage, TaskToken, WaveRecord};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -252,6 +254,31 @@ fn release_in(output: &str) -> Option<Release> {
     let value: serde_json::Value = serde_json::from_str(output).ok()?;
     let candidates = [Some(&value), value.get("release"), value.get("Payload"), value.get("Payload").and_then(|p| p.get("release"))];
     candidates.into_iter().flatten().find_map(|candidate| serde_json::from_value(candidate.clone()).ok())
+}
+
+/// Answers tasks parked on `.waitForTaskToken` (an approval) through `SendTaskSuccess` and
+/// `SendTaskFailure`. The token is sent, never logged: errors name the operation only.
+pub struct SfnTaskTokens {
+    client: Client,
+}
+
+impl SfnTaskTokens {
+    pub fn new(client: Client) -> SfnTaskTokens {
+        SfnTaskTokens { client }
+    }
+}
+
+#[async_trait::async_trait]
+impl TaskTokens for SfnTaskTokens {
+    async fn succeed(&self, token: &TaskToken, output: &serde_json::Value) -> Result<(), ProviderError> {
+        let sent = self.client.send_task_success().task_token(token.expose()).output(output.to_string()).send().await;
+        sent.map(drop).map_err(|err| AwsError::from_sdk("SendTaskSuccess", err).for_provider("the approval's waiting task"))
+    }
+
+    async fn fail(&self, token: &TaskToken, error: ErrorName, cause: &str) -> Result<(), ProviderError> {
+        let sent = self.client.send_task_failure().task_token(token.expose()).error(error.as_str()).cause(cause).send().await;
+        sent.map(drop).map_err(|err| AwsError::from_sdk("SendTaskFailure", err).for_provider("the approval's waiting task"))
+    }
 }
 
 #[cfg(test)]

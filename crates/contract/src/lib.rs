@@ -29,8 +29,9 @@ use baton_domain::error::ErrorName;
 use baton_domain::flow::{Outcome, OutcomeStatus};
 use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError};
 use baton_domain::release::{
-    Artifact, BuildRecord, BuildStatus, DeployStatus, EventKind, Failure, GateRecord, GateSample, LockInfo, LockKey, Release, ReleaseId,
-    ReleaseStatus, Rollup, RollupKey, RunHandle, Stage, StageEvent, TargetDeploy, Trigger, TriggerKind, WaveRecord, WaveStatus,
+    Approval, ApprovalDecision, Artifact, BuildRecord, BuildStatus, DeployStatus, EventKind, Failure, GateRecord, GateSample, LockInfo, LockKey,
+    Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, RunHandle, Stage, StageEvent, TargetDeploy, TaskToken, Trigger, TriggerKind,
+    Verdict, Via, WaveRecord, WaveStatus,
 };
 use baton_domain::sketch::Sketch;
 use baton_domain::support::Closed;
@@ -1240,6 +1241,7 @@ pub fn release_at(id: &str, service: &str, environment: &str, created_at: DateTi
         failure: None,
         execution: None,
         cancel_requested: None,
+        approvals: Vec::new(),
         notifier_state: serde_json::Map::new(),
         version: 0,
     }
@@ -1341,6 +1343,35 @@ fn full_release() -> Release {
         }),
         execution: Some("arn:aws:states:eu-west-1:123456789012:execution:baton:rel-web-1".into()),
         cancel_requested: Some("ann cancelled the release: wrong commit".into()),
+        // A decided approval and one waiting on its task token: both stores keep the token, which
+        // answers the waiting task, byte for byte.
+        approvals: vec![
+            Approval {
+                wave: "canary".into(),
+                requested_at: t0() + TimeDelta::seconds(5),
+                deadline: t0() + TimeDelta::hours(4),
+                approvers: vec!["U0ANN".into(), "S0RELEASERS".into()],
+                four_eyes: true,
+                token: None,
+                decision: Some(ApprovalDecision {
+                    verdict: Verdict::Granted,
+                    by: Some("U0ANN".into()),
+                    via: Via::Slack,
+                    at: t0() + TimeDelta::seconds(7),
+                    reason: Some("looks good ü".into()),
+                    delivered: true,
+                }),
+            },
+            Approval {
+                wave: "everywhere".into(),
+                requested_at: t0() + TimeDelta::seconds(9),
+                deadline: t0() + TimeDelta::hours(5),
+                approvers: vec!["arn:aws:iam::123456789012:role/Releaser".into()],
+                four_eyes: false,
+                token: Some(TaskToken("AAAAKgAAAAIAAAAAAAAAAf+/token==".into())),
+                decision: None,
+            },
+        ],
         notifier_state: notifier_state.as_object().cloned().unwrap(),
         version: 0,
     }

@@ -64,6 +64,13 @@ error_names! {
     /// is closed by rolling it back; the cause says who or what stopped it. Raised by the tasks
     /// that move a release forward once its record carries a cancel request.
     Interrupted => "Baton.Interrupted",
+    /// A person rejected a wave's approval: the release rolls back the waves that ran.
+    ApprovalRejected => "Baton.ApprovalRejected",
+    /// Nobody approved a wave before its deadline, and the catalog says `on-timeout: rollback`.
+    ApprovalExpired => "Baton.ApprovalExpired",
+    /// Nobody approved a wave before its deadline, and the catalog says `on-timeout: stop`: the
+    /// release ends before the wave, leaving the waves that ran.
+    ApprovalStopped => "Baton.ApprovalStopped",
 }
 
 impl ErrorName {
@@ -225,7 +232,8 @@ mod tests {
     fn wire_names_round_trip_through_serde() {
         let wire = r#"["Baton.InputInvalid","Baton.CatalogInvalid","Baton.Ignored","Baton.LockHeld","Baton.Superseded","Baton.BuildFailed",
             "Baton.BuildPending","Baton.DeployFailed","Baton.DeployPending","Baton.HealthCheckFailed",
-            "Baton.ProviderUnavailable","Baton.StoreUnavailable","Baton.Internal","Baton.Interrupted"]"#;
+            "Baton.ProviderUnavailable","Baton.StoreUnavailable","Baton.Internal","Baton.Interrupted",
+            "Baton.ApprovalRejected","Baton.ApprovalExpired","Baton.ApprovalStopped"]"#;
         let names: Vec<ErrorName> = serde_json::from_str(wire).unwrap();
         assert_eq!(names, ErrorName::ALL, "the published vocabulary, in order");
         let back: serde_json::Value = serde_json::to_value(&names).unwrap();

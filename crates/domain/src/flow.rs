@@ -4,9 +4,9 @@
 //! of these responses; `statemachines/release.asl.json` places them in the
 //! execution's state (`$.release`, `$.build`, `$.artifact`, `$.waves`, ...).
 
-use crate::catalog::WaveSpec;
+use crate::catalog::{ApprovalSpec, OnTimeout, WaveSpec};
 use crate::error::{ErrorName, TaskError};
-use crate::release::{Artifact, ReleaseId, RunHandle};
+use crate::release::{Artifact, ReleaseId, RunHandle, TaskToken};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,17 @@ pub struct WavePlan {
     /// How long the targets may take to deploy (or to roll back): the wave fails past it.
     #[serde(default = "WavePlan::default_deploy_timeout")]
     pub deploy_timeout_seconds: u64,
+    /// Set when a person must approve the wave before it deploys: the definition parks on a
+    /// task token for at most `timeout_seconds`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalPlan>,
+}
+
+/// What the definition needs of a wave's approval gate; who may approve stays in the kept entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalPlan {
+    pub timeout_seconds: u64,
+    pub on_timeout: OnTimeout,
 }
 
 impl WavePlan {
@@ -52,6 +63,8 @@ impl WavePlan {
                 targets: wave.targets.clone(),
                 bake_seconds: wave.bake.0,
                 deploy_timeout_seconds: wave.deploy_timeout.0,
+                approval: ApprovalSpec::required(wave.approval.as_ref())
+                    .map(|spec| ApprovalPlan { timeout_seconds: spec.timeout.0, on_timeout: spec.on_timeout }),
             })
             .collect()
     }
@@ -186,6 +199,11 @@ pub enum NotifyEvent {
     RollingBack,
     /// The release ended; the outcome says how.
     Finished,
+    /// A wave waits for a person's approval: the request is recorded with the task token
+    /// that answers it.
+    ApprovalRequested,
+    /// Nobody answered the wave's approval before its deadline.
+    ApprovalExpired,
 }
 
 /// An ASL error as a Catch hands it on (`{"Error": ..., "Cause": ...}`).
@@ -238,6 +256,12 @@ pub struct NotifyRequest {
     pub wave: Option<WavePlan>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// With `approval-requested`: what answers the waiting task (`$$.Task.Token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TaskToken>,
+    /// When the state was entered (`$$.State.EnteredTime`): an approval's deadline runs from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub now: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

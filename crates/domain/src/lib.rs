@@ -2,6 +2,7 @@
 //! HTTP providers and local commands live in other crates and implement the
 //! ports declared in [`ports`].
 
+pub mod approvals;
 pub mod catalog;
 pub mod error;
 pub mod flow;
@@ -11,6 +12,7 @@ pub mod refname;
 pub mod release;
 pub mod reports;
 pub mod rules;
+pub mod signing;
 pub mod sketch;
 pub mod support;
 pub mod telemetry;

@@ -555,6 +555,58 @@ pub trait Providers: Send + Sync {
     }
 }
 
+// ---------------------------------------------------------------- approvals
+
+/// Answers a task parked on `.waitForTaskToken` (Step Functions' `SendTaskSuccess` and
+/// `SendTaskFailure`, or the embedded executor's).
+#[async_trait]
+pub trait TaskTokens: Send + Sync {
+    async fn succeed(&self, token: &crate::release::TaskToken, output: &serde_json::Value) -> Result<(), ProviderError>;
+    async fn fail(&self, token: &crate::release::TaskToken, error: crate::error::ErrorName, cause: &str) -> Result<(), ProviderError>;
+}
+
+/// A request from outside (Slack's interactivity request today) as it arrived: its headers
+/// (names lower-case) and its raw body, which signatures cover byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundRequest {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl InboundRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+    }
+}
+
+/// What a verified request asks: a person's answer to a release's pending approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interaction {
+    pub release: ReleaseId,
+    pub verdict: crate::release::Verdict,
+    pub person: crate::rules::approval::Person,
+    pub reason: Option<String>,
+    /// Where to answer the person later (Slack's `response_url`), when the channel has one.
+    pub respond_to: Option<String>,
+}
+
+/// Why an inbound request is refused before it can change anything.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InboundRefused {
+    /// No signature, a wrong one, a stale timestamp or a replay: the sender is not who it claims.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// Signed, but not a request this port understands.
+    #[error("malformed: {0}")]
+    Malformed(String),
+}
+
+/// Verified inbound interactions: checks a request's signature, freshness and uniqueness, then
+/// reads what it asks. Slack's signing secret today; another chat tool plugs in beside it.
+pub trait InboundInteractions: Send + Sync {
+    fn verify(&self, request: &InboundRequest, now: DateTime<Utc>) -> Result<Interaction, InboundRefused>;
+}
+
 /// Resolves a secret reference to its value. Values never reach a log line.
 #[async_trait]
 pub trait SecretResolver: Send + Sync {

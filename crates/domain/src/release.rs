@@ -462,6 +462,9 @@ pub struct Release {
     /// [`ReleaseStore::request_cancel`]: crate::ports::ReleaseStore::request_cancel
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_requested: Option<String>,
+    /// The approvals its waves asked for, oldest first, with their answers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvals: Vec<Approval>,
     /// Per-notifier state, such as a Slack message's channel and ts, keyed by notifier name.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub notifier_state: serde_json::Map<String, serde_json::Value>,
@@ -475,6 +478,109 @@ pub struct Release {
 impl Release {
     pub fn lock_key(&self) -> LockKey {
         LockKey::new(&self.service, &self.environment)
+    }
+
+    /// The approval the release waits for: the last one asked, while nobody answered it.
+    pub fn pending_approval(&self) -> Option<&Approval> {
+        self.approvals.last().filter(|approval| approval.decision.is_none())
+    }
+
+    /// The record as people may read it: without the task tokens that answer its approvals.
+    pub fn for_display(&self) -> Release {
+        let mut shown = self.clone();
+        for approval in &mut shown.approvals {
+            approval.token = None;
+        }
+        shown
+    }
+}
+
+/// What answers a task waiting on `.waitForTaskToken` (Step Functions' token, or the embedded
+/// executor's). Kept on the record so whoever approves can answer it; never logged or shown
+/// ([`Release::for_display`]), and its `Debug` hides it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskToken(pub String);
+
+impl TaskToken {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TaskToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TaskToken(***)")
+    }
+}
+
+/// A wave's request for a person's approval, and its answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub wave: String,
+    pub requested_at: DateTime<Utc>,
+    /// Past it the release stops waiting (`approval-expired`).
+    pub deadline: DateTime<Utc>,
+    pub approvers: Vec<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub four_eyes: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TaskToken>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<ApprovalDecision>,
+}
+
+/// Who answered an approval, how, when, from where and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalDecision {
+    pub verdict: Verdict,
+    /// The person (none when the deadline passed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    pub via: Via,
+    pub at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Whether the waiting task has heard the answer (it is recorded first, then sent).
+    #[serde(default)]
+    pub delivered: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Granted,
+    Rejected,
+    Expired,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Granted => "approved",
+            Verdict::Rejected => "rejected",
+            Verdict::Expired => "expired",
+        }
+    }
+}
+
+/// Where an approval's answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Via {
+    Slack,
+    Cli,
+    /// Nobody answered before the deadline.
+    Deadline,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Slack => "Slack",
+            Via::Cli => "the CLI",
+            Via::Deadline => "the deadline",
+        }
     }
 }
 
@@ -528,6 +634,14 @@ pub enum EventKind {
     /// The definition stopped retrying a task (its retry budget is spent); the message names
     /// the last error and its cause.
     GaveUp,
+    /// A wave waits for a person's approval (the message names who may give it, and until when).
+    AwaitingApproval,
+    /// A person approved the wave.
+    Approved,
+    /// A person rejected the wave.
+    Rejected,
+    /// Nobody answered the wave's approval before its deadline.
+    ApprovalExpired,
 }
 
 impl EventKind {
@@ -548,6 +662,10 @@ impl EventKind {
             EventKind::ExportFailed => "export-failed",
             EventKind::Requested => "requested",
             EventKind::GaveUp => "gave-up",
+            EventKind::AwaitingApproval => "awaiting-approval",
+            EventKind::Approved => "approved",
+            EventKind::Rejected => "rejected",
+            EventKind::ApprovalExpired => "approval-expired",
         }
     }
 

@@ -4,6 +4,7 @@
 //! invocation runs the handler. A handler's [`TaskError`] becomes Lambda's error response,
 //! whose `errorType` is the stable name the definition's Retry and Catch match.
 
+pub mod function_url;
 use baton_aws::{AwsSecretResolver, DynamoCatalog, DynamoStore};
 use baton_domain::error::{TaskError, chain_text};
 use baton_domain::flow::release_id_in;

@@ -1,23 +1,67 @@
 //! Answers the definition's Lambda tasks by calling the handlers in-process.
 
 use async_trait::async_trait;
-use baton_asl::{TaskCall, TaskFailure, TaskInvoker};
+use baton_asl::{Executor, TaskCall, TaskFailure, TaskInvoker, WeakExecutor};
+use baton_domain::approvals;
 use baton_domain::error::{ErrorName, TaskError};
 use baton_domain::flow::release_id_in;
-use baton_domain::support::Ports;
+use baton_domain::ports::{ProviderError, TaskTokens};
+use baton_domain::release::{ReleaseId, TaskToken};
+use baton_domain::support::{Ports, RUN_HEARTBEAT};
 use futures_util::FutureExt;
 use serde_json::Value;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, OnceLock};
 use tracing::Instrument;
 
 pub struct HandlerInvoker {
     ports: Ports,
+    /// The executor calling this invoker, once it exists: it answers the approvals a person
+    /// records while a task waits on its token.
+    executor: Arc<OnceLock<WeakExecutor>>,
 }
 
 impl HandlerInvoker {
     pub fn new(ports: Ports) -> HandlerInvoker {
-        HandlerInvoker { ports }
+        HandlerInvoker { ports, executor: Arc::default() }
+    }
+
+    /// Where the executor that calls this invoker will be found (set once it is built).
+    pub(crate) fn executor_slot(&self) -> Arc<OnceLock<WeakExecutor>> {
+        self.executor.clone()
+    }
+}
+
+/// The embedded executor's task tokens, as Step Functions' are answered on AWS.
+pub struct ExecutorTokens(pub Executor);
+
+#[async_trait]
+impl TaskTokens for ExecutorTokens {
+    async fn succeed(&self, token: &TaskToken, output: &Value) -> Result<(), ProviderError> {
+        self.0.send_task_success(token.expose(), output.clone()).map_err(|err| ProviderError::rejected(err.to_string()))
+    }
+
+    async fn fail(&self, token: &TaskToken, error: ErrorName, cause: &str) -> Result<(), ProviderError> {
+        self.0.send_task_failure(token.expose(), error.as_str(), Some(cause)).map_err(|err| ProviderError::rejected(err.to_string()))
+    }
+}
+
+/// While a task waits on `token`, hands it the answer a person records on the release (`baton
+/// approve` from another process, say): the executor holding the token lives in this process.
+/// One read of the record per heartbeat; the execution itself makes no transition meanwhile.
+async fn answer_when_decided(ports: Ports, executor: WeakExecutor, token: String, release: ReleaseId) {
+    loop {
+        tokio::time::sleep(RUN_HEARTBEAT).await;
+        let Some(executor) = executor.upgrade() else { return };
+        if !executor.is_waiting(&token) {
+            return;
+        }
+        match approvals::deliver(ports.store.as_ref(), &ExecutorTokens(executor), &release).await {
+            Ok(true) => return,
+            Ok(false) => {}
+            Err(err) => tracing::warn!(release = %release, error = %err, "cannot hand the recorded approval to the waiting task"),
+        }
     }
 }
 
@@ -37,6 +81,7 @@ impl TaskInvoker for HandlerInvoker {
         let name = function_name(target);
         let span = baton_logging::task_span(name, release_id_in(&call.payload));
         let handler = name.strip_prefix("baton-").unwrap_or(name);
+        let waiting = call.task_token.clone().zip(release_id_in(&call.payload).map(|id| ReleaseId(id.to_owned())));
         let Some(result) = contain_panics(handler, dispatch(&self.ports, handler, call.payload)).instrument(span).await else {
             // What Lambda answers for a function that does not exist.
             return Err(TaskFailure {
@@ -44,6 +89,9 @@ impl TaskInvoker for HandlerInvoker {
                 cause: Some(format!("Function not found: {target}")),
             });
         };
+        if let (Ok(_), Some((token, release)), Some(executor)) = (&result, waiting, self.executor.get()) {
+            tokio::spawn(answer_when_decided(self.ports.clone(), executor.clone(), token, release));
+        }
         result.map_err(lambda_failure)
     }
 }

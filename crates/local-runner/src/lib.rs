@@ -9,7 +9,7 @@ mod resume;
 mod setup;
 
 pub use baton_domain::support::{RUN_HEARTBEAT as HEARTBEAT, RUN_SILENT_AFTER as SILENT_AFTER};
-pub use invoker::HandlerInvoker;
+pub use invoker::{ExecutorTokens, HandlerInvoker};
 pub use journal::{Finished, Journaled, ResumePoint, Run, resume_point};
 pub use owner::{Owned, describe};
 pub use resume::{ResumeError, Resumption};
@@ -78,9 +78,12 @@ pub struct LocalBaton {
 impl LocalBaton {
     pub fn new(ports: Ports, clock: AslClock) -> Result<LocalBaton, LocalError> {
         let machine = StateMachine::from_json(&substituted_definition()).map_err(|err| LocalError::Definition(err.to_string()))?;
-        let invoker = Arc::new(HandlerInvoker::new(ports.clone()));
+        let invoker = HandlerInvoker::new(ports.clone());
+        let slot = invoker.executor_slot();
+        let executor = Executor::new(Arc::new(invoker), clock);
+        let _ = slot.set(executor.downgrade());
         let owner = owner::this_process("baton");
-        Ok(LocalBaton { machine: Arc::new(machine), executor: Executor::new(invoker, clock), ports, journal: None, owner })
+        Ok(LocalBaton { machine: Arc::new(machine), executor, ports, journal: None, owner })
     }
 
     /// Names this process in its claims by `role` ("baton resume by ann"), with its pid and host.

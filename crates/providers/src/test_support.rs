@@ -35,6 +35,7 @@ pub fn entry_in(dir: &Path) -> ServiceEntry {
                     targets: vec!["host-1".into()],
                     bake: Default::default(),
                     deploy_timeout: WaveSpec::DEFAULT_DEPLOY_TIMEOUT,
+                    approval: None,
                 }],
                 topology: None,
             },

@@ -16,9 +16,9 @@ use async_trait::async_trait;
 use base64::Engine;
 use baton_aws::AwsError;
 use baton_aws::events::{MergeEvent, put_merge_event};
+use baton_domain::signing;
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 
@@ -63,12 +63,7 @@ impl WebhookSecret {
 
     /// Checks `header` (`sha256=<hex>`) against the HMAC-SHA256 of `body`, in constant time.
     pub fn verify(&self, body: &[u8], header: &str) -> bool {
-        let Some(signature) = header.trim().strip_prefix("sha256=").and_then(|hex| hex::decode(hex).ok()) else {
-            return false;
-        };
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any length");
-        mac.update(body);
-        mac.verify_slice(&signature).is_ok()
+        header.trim().strip_prefix("sha256=").is_some_and(|hex| signing::hmac_sha256_matches(&self.0, &[body], hex))
     }
 }
 
@@ -78,40 +73,7 @@ impl std::fmt::Debug for WebhookSecret {
     }
 }
 
-/// A Lambda function URL request (payload format 2.0); only what the webhook reads.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FunctionUrlRequest {
-    /// Header names arrive lower-cased.
-    #[serde(default)]
-    pub headers: HashMap<String, String>,
-    #[serde(default)]
-    pub body: Option<String>,
-    #[serde(default)]
-    pub is_base64_encoded: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FunctionUrlResponse {
-    pub status_code: u16,
-    pub headers: HashMap<String, String>,
-    pub body: String,
-}
-
-impl FunctionUrlResponse {
-    fn json(status_code: u16, body: serde_json::Value) -> FunctionUrlResponse {
-        FunctionUrlResponse {
-            status_code,
-            headers: HashMap::from([("content-type".to_string(), "application/json".to_string())]),
-            body: body.to_string(),
-        }
-    }
-
-    fn message(status_code: u16, message: impl Into<String>) -> FunctionUrlResponse {
-        FunctionUrlResponse::json(status_code, serde_json::json!({ "message": message.into() }))
-    }
-}
+pub use baton_lambda_glue::function_url::{FunctionUrlRequest, FunctionUrlResponse};
 
 /// The parts of GitHub's `pull_request` payload the merge event needs.
 #[derive(Deserialize)]
@@ -167,23 +129,15 @@ impl<P: MergePublisher, D: DeliveryLog> Webhook<P, D> {
 
     /// [`Webhook::handle`] at `now`, the time a delivery is logged at.
     pub async fn handle_at(&self, request: &FunctionUrlRequest, now: DateTime<Utc>) -> FunctionUrlResponse {
-        let header = |name: &str| request.headers.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str());
+        let header = |name: &str| request.header(name);
         // Logged, never trusted: the header is outside the signature.
         let delivery = header("x-github-delivery").unwrap_or("-");
-        let raw = request.body.as_deref().unwrap_or_default();
-        // Base64 takes 4 characters for 3 bytes: the bound applies to what decoding would give.
-        let body_bytes = if request.is_base64_encoded { raw.len() / 4 * 3 } else { raw.len() };
-        if body_bytes > MAX_BODY_BYTES {
-            tracing::warn!(delivery, body_bytes, "rejected: body over the limit");
-            return FunctionUrlResponse::message(413, format!("body of {body_bytes} bytes is over the limit of {MAX_BODY_BYTES} bytes"));
-        }
-        let body = if request.is_base64_encoded {
-            match base64::engine::general_purpose::STANDARD.decode(raw) {
-                Ok(bytes) => bytes,
-                Err(_) => return FunctionUrlResponse::message(400, "body is flagged base64 but is not valid base64"),
+        let body = match request.body_bytes(MAX_BODY_BYTES) {
+            Ok(body) => body,
+            Err(refused) => {
+                tracing::warn!(delivery, status = refused.status_code, "rejected: {}", refused.body);
+                return refused;
             }
-        } else {
-            raw.as_bytes().to_vec()
         };
 
         let Some(signature) = header("x-hub-signature-256") else {
@@ -321,11 +275,9 @@ pub mod fuzzing {
         };
         let signed = match (sign, &body) {
             (true, Some(body)) => {
-                let mut mac = Hmac::<Sha256>::new_from_slice(SECRET).expect("HMAC takes keys of any length");
-                mac.update(body);
                 // Header names are matched without regard to case: drop any spelling of it first.
                 request.headers.retain(|name, _| !name.eq_ignore_ascii_case("x-hub-signature-256"));
-                request.headers.insert("x-hub-signature-256".into(), format!("sha256={}", hex::encode(mac.finalize().into_bytes())));
+                request.headers.insert("x-hub-signature-256".into(), format!("sha256={}", signing::hmac_sha256_hex(SECRET, &[body])));
                 true
             }
             _ => false,
@@ -404,9 +356,7 @@ mod tests {
     }
 
     fn sign(body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
-        mac.update(body);
-        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+        format!("sha256={}", signing::hmac_sha256_hex(SECRET.as_bytes(), &[body]))
     }
 
     fn pull_request(action: &str, merged: bool) -> String {

@@ -3,6 +3,7 @@
 //! deliveries are logged in the release table (`BATON_RELEASE_TABLE`, under `DELIVERY#`).
 
 use baton_aws::deliveries::DynamoDeliveryLog;
+use baton_aws::secrets::signing_secret;
 use baton_github_webhook::{DELIVERY_RETENTION, EventBridgePublisher, FunctionUrlRequest, FunctionUrlResponse, Webhook, WebhookSecret};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::convert::Infallible;
@@ -12,8 +13,8 @@ use std::convert::Infallible;
 enum InitError {
     #[error("environment variable {0} is not set")]
     MissingEnv(&'static str),
-    #[error("cannot read the webhook secret {arn} from Secrets Manager: {message}")]
-    Secret { arn: String, message: String },
+    #[error("the webhook secret: {0}")]
+    Secret(String),
     #[error("BATON_WEBHOOK_SECRET(_ARN): {0}")]
     InvalidSecret(String),
     #[error("cannot set up the HTTPS client: {0}")]
@@ -26,16 +27,7 @@ fn env(name: &'static str) -> Result<String, InitError> {
 
 /// `BATON_WEBHOOK_SECRET_ARN` (Secrets Manager) in the stack; `BATON_WEBHOOK_SECRET` for local runs.
 async fn webhook_secret(config: &aws_config::SdkConfig) -> Result<WebhookSecret, InitError> {
-    let value = match std::env::var("BATON_WEBHOOK_SECRET") {
-        Ok(value) => value,
-        Err(_) => {
-            let arn = env("BATON_WEBHOOK_SECRET_ARN")?;
-            let secret = aws_sdk_secretsmanager::Client::new(config).get_secret_value().secret_id(&arn).send().await.map_err(|e| {
-                InitError::Secret { arn: arn.clone(), message: baton_aws::AwsError::from_sdk("GetSecretValue", e).to_string() }
-            })?;
-            secret.secret_string.ok_or_else(|| InitError::Secret { arn, message: "the secret has no string value".into() })?
-        }
-    };
+    let value = signing_secret(config, "BATON_WEBHOOK_SECRET", "BATON_WEBHOOK_SECRET_ARN").await.map_err(InitError::Secret)?;
     WebhookSecret::new(value).map_err(InitError::InvalidSecret)
 }
 

@@ -6,6 +6,7 @@
 
 mod signal;
 
+use baton_domain::catalog::ApprovalSpec;
 use baton_domain::error::{ErrorName, TaskError};
 use baton_domain::flow::{Done, LoadCatalogRequest, Registered, ReleaseContext, WavePlan};
 use baton_domain::ports::CatalogError;
@@ -42,6 +43,11 @@ pub async fn register(ports: &Ports, input: &serde_json::Value, execution: &str)
         }
         entry => entry?,
     };
+    // The organisation's default approval joins the entry the release keeps, so every task and
+    // every approver reads the same gate.
+    let mut entry = entry;
+    let default = ApprovalSpec::organisation_default().map_err(|message| TaskError::new(ErrorName::CatalogInvalid, message))?;
+    ApprovalSpec::apply_default(&mut entry.delivery, default.as_ref());
     let now = ports.clock.now();
     let release =
         admission::admit(&signal, &entry, ReleaseId::generate(&entry.name, now), execution, now).map_err(|refusal| match refusal {

@@ -2,11 +2,13 @@
 //! configures (console, Slack). Each notifier keeps its own state (a Slack message's
 //! channel and ts) in the release record, so the next stage updates the same message.
 
+use baton_domain::catalog::{ApprovalSpec, ServiceEntry};
 use baton_domain::error::{ErrorName, TaskError, chain_text};
 use baton_domain::flow::{Done, NotifyEvent, NotifyRequest, OutcomeStatus};
 use baton_domain::ports::{Notification, Notifier, ProviderError};
 use baton_domain::redact;
-use baton_domain::release::{Release, WaveStatus};
+use baton_domain::release::{EventKind, Release, Stage, WaveStatus};
+use baton_domain::rules::approval;
 use baton_domain::support::{Ports, call_json, provider_error};
 use baton_domain::text::counted;
 use futures_util::future::join_all;
@@ -22,6 +24,11 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
 pub async fn notify(ports: &Ports, request: NotifyRequest) -> Result<Done, TaskError> {
     let context = &request.release;
     let entry = ports.entry(context).await?;
+    match request.event {
+        NotifyEvent::ApprovalRequested => record_approval_request(ports, &request, &entry).await?,
+        NotifyEvent::ApprovalExpired => record_approval_expiry(ports, &request).await?,
+        _ => {}
+    }
     let notifiers = ports
         .providers
         .notifiers(entry.delivery.notify.slack.as_ref(), &entry)
@@ -29,7 +36,7 @@ pub async fn notify(ports: &Ports, request: NotifyRequest) -> Result<Done, TaskE
     let release = ports.release(context).await?;
     let notification = Notification {
         headline: headline(&release, &request),
-        action_needed: request.outcome.as_ref().and_then(|o| o.action_needed.clone()),
+        action_needed: action_needed(&release, &request),
         links: links(&release),
         release,
     };
@@ -60,6 +67,46 @@ pub async fn notify(ports: &Ports, request: NotifyRequest) -> Result<Done, TaskE
         ports.update_release(context, |release| release.notifier_state.extend(states.clone())).await?;
     }
     Ok(Done {})
+}
+
+/// The wave of an approval event, and when it happened (the state's entry; the handler's clock without it).
+fn approval_wave<'r>(ports: &Ports, request: &'r NotifyRequest) -> Result<(&'r str, chrono::DateTime<chrono::Utc>), TaskError> {
+    let wave = request
+        .wave
+        .as_ref()
+        .ok_or_else(|| TaskError::new(ErrorName::InputInvalid, format!("{NAME}: an approval event names its wave")))?;
+    Ok((wave.name.as_str(), request.now.unwrap_or_else(|| ports.clock.now())))
+}
+
+/// Keeps the approval request, with the token that answers the waiting task, on the record, and
+/// says on the timeline who may answer until when (once, however often the task runs).
+async fn record_approval_request(ports: &Ports, request: &NotifyRequest, entry: &ServiceEntry) -> Result<(), TaskError> {
+    let (wave, now) = approval_wave(ports, request)?;
+    let token = request.token.clone().ok_or_else(|| {
+        TaskError::new(ErrorName::InputInvalid, format!("{NAME}: approval-requested needs the task token (`$$.Task.Token`)"))
+    })?;
+    let spec =
+        entry.delivery.deploy.waves.iter().find(|spec| spec.name == wave).and_then(|spec| ApprovalSpec::required(spec.approval.as_ref()));
+    let spec = spec.ok_or_else(|| {
+        TaskError::new(
+            ErrorName::CatalogInvalid,
+            format!("{NAME}: wave {wave} of {} requires no approval in the entry the release kept", entry.name),
+        )
+    })?;
+    let release = ports.update_release(&request.release, |release| approval::request(release, wave, spec, token.clone(), now)).await?;
+    if let Some(pending) = release.approvals.iter().rev().find(|pending| pending.wave == wave) {
+        let message = format!("wave {wave} waits for approval by {} until {}", pending.approvers.join(", "), pending.deadline.to_rfc3339());
+        ports.record_event_once(&request.release, Stage::Deploy, EventKind::AwaitingApproval, message).await?;
+    }
+    Ok(())
+}
+
+/// Records `approval-expired` on the release and its timeline.
+async fn record_approval_expiry(ports: &Ports, request: &NotifyRequest) -> Result<(), TaskError> {
+    let (wave, now) = approval_wave(ports, request)?;
+    ports.update_release(&request.release, |release| approval::expire(release, wave, now)).await?;
+    let message = format!("approval of wave {wave} expired: nobody answered before its deadline");
+    ports.record_event_once(&request.release, Stage::Deploy, EventKind::ApprovalExpired, message).await
 }
 
 /// The longest one notifier may take for one stage, retries included: with an endpoint that
@@ -137,6 +184,19 @@ fn headline(release: &Release, request: &NotifyRequest) -> String {
             format!("{wave} healthy ({done}/{} waves)", release.waves.len())
         }
         NotifyEvent::RollingBack => "a wave failed; rolling back".to_owned(),
+        NotifyEvent::ApprovalRequested => match release.pending_approval() {
+            Some(pending) => format!(
+                "wave {} waits for approval by {} until {}",
+                pending.wave,
+                pending.approvers.join(", "),
+                pending.deadline.format("%Y-%m-%d %H:%M UTC")
+            ),
+            None => "waiting for approval".to_owned(),
+        },
+        NotifyEvent::ApprovalExpired => {
+            let wave = request.wave.as_ref().map(|w| w.name.as_str()).unwrap_or("wave");
+            format!("approval of {wave} expired: nobody answered before its deadline")
+        }
         NotifyEvent::Finished => match &request.outcome {
             Some(outcome) => {
                 let why = outcome.error.as_ref().map(|e| format!(": {}", e.message())).unwrap_or_default();
@@ -151,6 +211,20 @@ fn headline(release: &Release, request: &NotifyRequest) -> String {
             }
             None => "finished".to_owned(),
         },
+    }
+}
+
+/// What a person must do now: what the outcome says, or answer the approval the release waits for
+/// (the Slack message's buttons, or `baton approve`).
+fn action_needed(release: &Release, request: &NotifyRequest) -> Option<String> {
+    match (request.event, release.pending_approval()) {
+        (NotifyEvent::ApprovalRequested, Some(pending)) => Some(format!(
+            "approve or reject wave {} before {}: the buttons above, or `baton approve {} [--reject] --reason TEXT`",
+            pending.wave,
+            pending.deadline.format("%Y-%m-%d %H:%M UTC"),
+            release.id
+        )),
+        _ => request.outcome.as_ref().and_then(|o| o.action_needed.clone()),
     }
 }
 

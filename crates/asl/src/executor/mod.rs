@@ -9,7 +9,7 @@ mod states;
 mod task_token;
 
 pub use clock::Clock;
-pub use task_token::TaskTokenError;
+pub use task_token::{TaskTokenError, WeakExecutor};
 
 use crate::definition::StateMachine;
 use crate::history::{EventType, HistoryEvent};

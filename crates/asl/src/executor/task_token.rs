@@ -30,6 +30,17 @@ impl Drop for TokenGuard<'_> {
     }
 }
 
+/// See [`Executor::downgrade`].
+#[derive(Clone)]
+pub struct WeakExecutor(std::sync::Weak<Inner>);
+
+impl WeakExecutor {
+    /// The executor, while it lives.
+    pub fn upgrade(&self) -> Option<Executor> {
+        self.0.upgrade().map(|inner| Executor { inner })
+    }
+}
+
 impl Executor {
     fn take_token(&self, token: &str) -> Result<TokenSlot, TaskTokenError> {
         self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(token).ok_or(TaskTokenError::TaskDoesNotExist)
@@ -42,6 +53,17 @@ impl Executor {
     pub fn send_task_failure(&self, token: &str, error: &str, cause: Option<&str>) -> Result<(), TaskTokenError> {
         let failure = TaskFailure { error: error.to_owned(), cause: cause.map(str::to_owned) };
         self.take_token(token)?.reply.send(Err(failure)).map_err(|_| TaskTokenError::TaskDoesNotExist)
+    }
+
+    /// Whether a task still waits for `token` (not answered, timed out or aborted yet).
+    pub fn is_waiting(&self, token: &str) -> bool {
+        self.inner.tokens.lock().unwrap_or_else(|p| p.into_inner()).contains_key(token)
+    }
+
+    /// A handle that does not keep the executor alive: for the embedder's task invoker, which the
+    /// executor itself holds, to answer tokens without a reference cycle.
+    pub fn downgrade(&self) -> WeakExecutor {
+        WeakExecutor(Arc::downgrade(&self.inner))
     }
 
     pub fn send_task_heartbeat(&self, token: &str) -> Result<(), TaskTokenError> {

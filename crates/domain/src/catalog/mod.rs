@@ -248,6 +248,90 @@ pub struct WaveSpec {
     /// How long the wave's targets may take to deploy (or to roll back) before the wave fails.
     #[serde(default = "WaveSpec::default_deploy_timeout")]
     pub deploy_timeout: Seconds,
+    /// A person approves the wave before it deploys; `None` when the catalog says nothing (the
+    /// organisation's default may then apply, see [`ApprovalSpec::apply_default`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<ApprovalSpec>,
+}
+
+/// A wave's approval gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ApprovalSpec {
+    pub required: bool,
+    /// Slack user ids, Slack user group ids, IAM principal ARNs or local user names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub approvers: Vec<String>,
+    #[serde(default = "ApprovalSpec::default_timeout")]
+    pub timeout: Seconds,
+    #[serde(default)]
+    pub on_timeout: OnTimeout,
+    /// The release's own author may not approve it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub four_eyes: bool,
+}
+
+/// What an approval that nobody gave in time does to the release.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnTimeout {
+    /// Undo the waves that ran, as for any failed wave.
+    #[default]
+    Rollback,
+    /// End the release before the wave, leaving the waves that ran in place.
+    Stop,
+}
+
+/// The environment an organisation's default approval applies to.
+pub const PRODUCTION: &str = "production";
+
+/// The environment variable holding the organisation's default approval block (JSON), which
+/// every wave of a production entry gets unless its own `approval` says otherwise.
+pub const APPROVAL_DEFAULT_ENV: &str = "BATON_APPROVAL_DEFAULT";
+
+impl ApprovalSpec {
+    pub const DEFAULT_TIMEOUT: Seconds = Seconds(4 * 60 * 60);
+
+    fn default_timeout() -> Seconds {
+        ApprovalSpec::DEFAULT_TIMEOUT
+    }
+
+    /// Reads the organisation's default from `text` (the value of `variable`), naming the
+    /// variable and what was expected when it does not read.
+    pub fn parse_default(text: &str, variable: &str) -> Result<ApprovalSpec, String> {
+        let spec: ApprovalSpec = serde_json::from_str(text).map_err(|err| {
+            format!("{variable}: expected a JSON approval block such as {{\"required\": true, \"approvers\": [\"S0RELEASERS\"], \"timeout\": \"4h\"}}: {err}")
+        })?;
+        if spec.required && spec.approvers.is_empty() {
+            return Err(format!("{variable}: approvers: expected a non-empty list when `required` is true"));
+        }
+        Ok(spec)
+    }
+
+    /// The organisation's default from [`APPROVAL_DEFAULT_ENV`], when it is set.
+    pub fn organisation_default() -> Result<Option<ApprovalSpec>, String> {
+        match std::env::var(APPROVAL_DEFAULT_ENV) {
+            Ok(text) if !text.trim().is_empty() => ApprovalSpec::parse_default(&text, APPROVAL_DEFAULT_ENV).map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Gives every wave of a production `delivery` that says nothing of approval the
+    /// organisation's `default`; a wave's own block (even `required: false`) wins.
+    pub fn apply_default(delivery: &mut Delivery, default: Option<&ApprovalSpec>) {
+        let Some(default) = default else { return };
+        if delivery.environment != PRODUCTION {
+            return;
+        }
+        for wave in delivery.deploy.waves.iter_mut().filter(|wave| wave.approval.is_none()) {
+            wave.approval = Some(default.clone());
+        }
+    }
+
+    /// The approval the wave waits for, if it waits for one.
+    pub fn required(spec: Option<&ApprovalSpec>) -> Option<&ApprovalSpec> {
+        spec.filter(|spec| spec.required)
+    }
 }
 
 impl WaveSpec {

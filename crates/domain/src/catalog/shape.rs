@@ -86,6 +86,11 @@ pub enum Kind {
     Gates,
     /// A list of HTTP status codes (100-599).
     HttpStatuses,
+    /// `true` or `false`.
+    Bool,
+    /// A non-empty list of non-empty strings (approvers: Slack user or user group ids, IAM
+    /// principal ARNs, local user names).
+    Approvers,
 }
 
 /// A string rule a provider brings: what it looks like, the check, and its JSON Schema.
@@ -280,6 +285,30 @@ pub(crate) const WAVE: Shape = shape(&[
         3600,
         "How long the wave's targets may take to deploy (or to roll back) before the wave fails.",
     ),
+    field("approval", Kind::Object(&APPROVAL), "A person approves the wave before it deploys (Slack buttons or `baton approve`)."),
+]);
+
+/// A wave's approval gate (`deploy.waves[].approval`), or the organisation's default
+/// (`BATON_APPROVAL_DEFAULT`) for production waves.
+pub(crate) const APPROVAL: Shape = shape(&[
+    required("required", Kind::Bool, "Whether the wave waits for a person's approval; `false` opts out of the organisation's default."),
+    field(
+        "approvers",
+        Kind::Approvers,
+        "Who may approve: Slack user ids (`U...`), Slack user group ids (`S...`), IAM principal ARNs or local user names (for `baton approve`). Required when `required` is true.",
+    ),
+    defaulted(
+        "timeout",
+        Kind::Duration { min: 1, max: 31_536_000 },
+        14_400,
+        "How long the release waits for an answer (at most a year, Step Functions' limit).",
+    ),
+    field(
+        "on-timeout",
+        Kind::Enum(&["rollback", "stop"]),
+        "Past the timeout: `rollback` (default) undoes the waves that ran; `stop` ends the release before the wave and leaves them.",
+    ),
+    field("four-eyes", Kind::Bool, "The release's own author may not approve it (default false)."),
 ]);
 
 /// `waves: {from: topology, ...}`: the waves computed from the block's labeled `targets`
@@ -514,6 +543,8 @@ impl Kind {
             Kind::Shares => "a percentage (`50%`) or a mapping of labels to percentages (`{region: 50%}`)".into(),
             Kind::Gates => "a non-empty list of gates, each with a `provider`".into(),
             Kind::HttpStatuses => "a list of HTTP status codes (100-599)".into(),
+            Kind::Bool => "`true` or `false`".into(),
+            Kind::Approvers => "a non-empty list of approvers (Slack user or group ids, IAM principal ARNs, user names)".into(),
         }
     }
 }
@@ -677,6 +708,8 @@ fn kind_schema(kind: &Kind, registry: &Registry) -> Json {
         }
         Kind::Gates => json!({ "type": "array", "minItems": 1, "items": object_schema(&GATE, registry) }),
         Kind::HttpStatuses => json!({ "type": "array", "items": { "type": "integer", "minimum": 100, "maximum": 599 } }),
+        Kind::Bool => json!({ "type": "boolean" }),
+        Kind::Approvers => json!({ "type": "array", "minItems": 1, "items": { "type": "string", "minLength": 1 } }),
     }
 }
 

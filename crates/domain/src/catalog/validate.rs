@@ -242,6 +242,8 @@ impl<'a> Checker<'a> {
                 }
             }
             (Kind::Gates, Value::Seq(_)) => self.error(node.line, path, "expected at least one gate"),
+            (Kind::Bool, Value::Bool(_)) => {}
+            (Kind::Approvers, Value::Seq(items)) if !items.is_empty() => self.each(items, path, &Kind::Text),
             (Kind::HttpStatuses, Value::Seq(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     if !matches!(item.value, Value::Int(100..=599)) {
@@ -551,12 +553,23 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// What the approval block's shape cannot say alone: an approval that is required names who gives it.
+    pub(crate) fn approval(&mut self, approval: &Node, path: &str) {
+        let required = approval.get("required").is_some_and(|r| matches!(r.value, Value::Bool(true)));
+        if required && approval.get("approvers").is_none() {
+            self.error(approval.line, &join(path, "approvers"), "missing required field: a required approval names its approvers");
+        }
+    }
+
     fn waves(&mut self, waves: &[Node], path: &str) {
         let mut names: HashMap<&str, usize> = HashMap::new();
         let mut targets: HashMap<&str, usize> = HashMap::new();
         for (i, wave) in waves.iter().enumerate() {
             let wave_path = index(path, i);
             self.object(wave, &wave_path, &WAVE);
+            if let Some(approval) = wave.get("approval") {
+                self.approval(approval, &join(&wave_path, "approval"));
+            }
             if let Some(name_node) = wave.get("name")
                 && let Some(name) = name_node.as_str()
                 && let Some(first) = names.insert(name, i)

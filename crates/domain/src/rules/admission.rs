@@ -74,6 +74,7 @@ pub fn admit(signal: &Signal, entry: &ServiceEntry, id: ReleaseId, execution: &s
         // Known only once the lock is taken: a release ahead in the queue may still change it.
         build: None,
         previous_artifact: None,
+        approvals: Vec::new(),
         waves: delivery
             .deploy
             .waves

@@ -4,6 +4,7 @@
 //! the ports; nothing here does I/O, so every rule has table-driven tests beside it.
 
 pub mod admission;
+pub mod approval;
 pub mod builds;
 pub mod dora;
 pub mod queue;

@@ -294,7 +294,7 @@ fn named(targets: &[LabeledTarget], waves: Vec<(String, Vec<usize>)>, policy: &W
                 }
             };
             let targets = wave.into_iter().map(|t| targets[t].name.clone()).collect();
-            WaveSpec { name, targets, bake: policy.bake, deploy_timeout: policy.deploy_timeout }
+            WaveSpec { name, targets, bake: policy.bake, deploy_timeout: policy.deploy_timeout, approval: None }
         })
         .collect()
 }

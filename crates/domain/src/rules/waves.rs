@@ -143,6 +143,7 @@ mod tests {
             targets: vec!["b".into(), "c".into()],
             bake_seconds: 0,
             deploy_timeout_seconds: 600,
+            approval: None,
         }
     }
 

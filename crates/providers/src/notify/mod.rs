@@ -4,9 +4,11 @@
 pub(crate) mod console;
 pub(crate) mod pager;
 pub(crate) mod slack;
+pub(crate) mod slack_interactions;
 
 use baton_domain::ports::Notification;
-use baton_domain::release::{Release, WaveRecord, WaveStatus};
+use baton_domain::release::{Release, Via, WaveRecord, WaveStatus};
+use baton_domain::rules::approval;
 
 /// "abc1234 on main", or just the branch before the commit is known.
 fn commit(release: &Release) -> String {
@@ -73,6 +75,71 @@ fn wave_emoji(status: WaveStatus) -> &'static str {
     }
 }
 
+/// The `action_id`s of the release message's approval buttons; their `value` is the release id.
+pub const APPROVE_ACTION: &str = "baton-approve";
+pub const REJECT_ACTION: &str = "baton-reject";
+
+/// Who answered each approval (never the token), and, while one waits, its Approve / Reject
+/// buttons: Slack sends a press to the interactions function.
+fn approval_blocks(release: &Release) -> Vec<serde_json::Value> {
+    let mut blocks = Vec::new();
+    let answered: Vec<String> = release
+        .approvals
+        .iter()
+        .filter_map(|approval| approval.decision.as_ref().map(|decision| (approval, decision)))
+        .map(|(approval, decision)| {
+            let line = approval::describe(&approval.wave, decision);
+            let who = decision.by.as_deref().filter(|_| decision.via == Via::Slack).map(|by| format!(" ({})", mention(by)));
+            format!(":ballot_box_with_check: {}{}", escape(&line), who.unwrap_or_default())
+        })
+        .collect();
+    if !answered.is_empty() {
+        blocks.push(serde_json::json!({ "type": "context", "elements": [mrkdwn(answered.join("\n"))] }));
+    }
+    if let Some(pending) = release.pending_approval() {
+        let button = |text: &str, action: &str, style: &str| {
+            serde_json::json!({
+                "type": "button",
+                "text": { "type": "plain_text", "text": text },
+                "action_id": action,
+                "value": release.id.as_str(),
+                "style": style,
+            })
+        };
+        blocks.push(serde_json::json!({
+            "type": "section",
+            "text": mrkdwn(format!(
+                ":raised_hand: *Wave {} waits for approval* until {}",
+                escape(&pending.wave),
+                pending.deadline.format("%Y-%m-%d %H:%M UTC")
+            )),
+        }));
+        blocks.push(serde_json::json!({
+            "type": "actions",
+            "block_id": format!("baton-approval-{}", escape(&pending.wave)),
+            "elements": [button("Approve", APPROVE_ACTION, "primary"), button("Reject", REJECT_ACTION, "danger")],
+        }));
+    }
+    blocks
+}
+
+/// How a message names a person or a group. A Slack user-group id (`S…`, what Slack shows
+/// under a group's "Copy group ID") becomes a group mention, which notifies its members; a user id
+/// (`U…`, `W…`) a user mention; anything else `@name` as plain text, since Slack does not turn
+/// names into mentions in messages sent through the API.
+pub(crate) fn mention(name: &str) -> String {
+    let is_id = |prefixes: &[char]| {
+        name.len() >= 9 && name.starts_with(prefixes) && name.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    };
+    if is_id(&['S']) {
+        format!("<!subteam^{name}>")
+    } else if is_id(&['U', 'W']) {
+        format!("<@{name}>")
+    } else {
+        format!("@{}", escape(name.trim_start_matches('@')))
+    }
+}
+
 /// The fallback `text` (shown in notifications) and the Block Kit `blocks` of a release message.
 pub(crate) fn slack_message(notification: &Notification) -> serde_json::Value {
     let release = &notification.release;
@@ -110,6 +177,7 @@ pub(crate) fn slack_message(notification: &Notification) -> serde_json::Value {
             serde_json::json!({ "type": "section", "text": mrkdwn(format!(":rotating_light: *Action needed:* {}", escape(action))) }),
         );
     }
+    blocks.extend(approval_blocks(release));
     if !notification.links.is_empty() {
         let links = notification.links.iter().map(|(label, url)| format!("<{}|{}>", escape(url).replace('|', "%7C"), escape(label)));
         blocks.push(serde_json::json!({ "type": "context", "elements": [mrkdwn(links.collect::<Vec<_>>().join(" · "))] }));
@@ -163,6 +231,7 @@ pub(crate) mod tests {
                 failure: None,
                 execution: None,
                 cancel_requested: None,
+                approvals: Vec::new(),
                 notifier_state: Default::default(),
                 version: 0,
             },

@@ -68,7 +68,7 @@ impl Notifier for SlackWebhookNotifier {
 /// id Slack answered with, which `chat.update` requires, and the permalink `chat.getPermalink`
 /// gave once at the first post, for the dashboard's links), and a thread reply (`reply_broadcast`
 /// false) for each notification with `action_needed`, mentioning the on-call rotation (see
-/// [`on_call_mention`]). Should someone delete the message, the
+/// [`super::mention`]). Should someone delete the message, the
 /// next notification posts a new one.
 pub struct SlackWebApiNotifier {
     channel: String,
@@ -248,10 +248,7 @@ impl Notifier for SlackWebApiNotifier {
             let reply = serde_json::json!({
                 "channel": posted.channel,
                 "thread_ts": posted.ts,
-                "text": super::truncate(match &self.on_call {
-                    Some(on_call) => format!("{} {}", on_call_mention(on_call), super::escape(action)),
-                    None => super::escape(action),
-                }),
+                "text": super::truncate(thread_reply(self.on_call.as_deref(), &notification.release, action)),
                 "reply_broadcast": false,
             });
             self.call(&token, "chat.postMessage", reply).await?;
@@ -260,21 +257,12 @@ impl Notifier for SlackWebApiNotifier {
     }
 }
 
-/// How a thread reply names the on-call rotation. A Slack user-group id (`S…`, what Slack shows
-/// under a group's "Copy group ID") becomes a group mention, which notifies its members; a user id
-/// (`U…`, `W…`) a user mention; anything else `@name` as plain text, since Slack does not turn
-/// names into mentions in messages sent through the API.
-fn on_call_mention(on_call: &str) -> String {
-    let is_id = |prefixes: &[char]| {
-        on_call.len() >= 9 && on_call.starts_with(prefixes) && on_call.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
-    };
-    if is_id(&['S']) {
-        format!("<!subteam^{on_call}>")
-    } else if is_id(&['U', 'W']) {
-        format!("<@{on_call}>")
-    } else {
-        format!("@{}", super::escape(on_call.trim_start_matches('@')))
-    }
+/// A thread reply saying what to do, naming who must: the on-call rotation, and the approvers of
+/// the approval the release waits for.
+fn thread_reply(on_call: Option<&str>, release: &baton_domain::release::Release, action: &str) -> String {
+    let approvers = release.pending_approval().map(|pending| pending.approvers.as_slice()).unwrap_or_default();
+    let names: Vec<String> = on_call.into_iter().chain(approvers.iter().map(String::as_str)).map(super::mention).collect();
+    names.into_iter().chain([super::escape(action)]).collect::<Vec<_>>().join(" ")
 }
 
 /// POSTs `body` as JSON and returns the answer if it is a 2xx. 429 and 5xx are worth

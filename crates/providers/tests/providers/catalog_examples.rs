@@ -142,6 +142,8 @@ fn sample(kind: &Kind) -> Value {
         Kind::Mapping => json!({}),
         Kind::Waves | Kind::Gates | Kind::LabeledTargets | Kind::WaveOrder | Kind::Shares => unreachable!("not a provider field"),
         Kind::HttpStatuses => json!([200]),
+        Kind::Bool => json!(true),
+        Kind::Approvers => json!(["U0ANN"]),
     }
 }
 
@@ -199,7 +201,19 @@ fn full_delivery(build: ProviderBlock, target: ProviderBlock, health: HealthSpec
         build_timeout: Seconds(5400),
         deploy: DeploySpec {
             target,
-            waves: vec![WaveSpec { name: "w".into(), targets: vec!["t".into()], bake: Seconds(1), deploy_timeout: Seconds(60) }],
+            waves: vec![WaveSpec {
+                name: "w".into(),
+                targets: vec!["t".into()],
+                bake: Seconds(1),
+                deploy_timeout: Seconds(60),
+                approval: Some(ApprovalSpec {
+                    required: true,
+                    approvers: vec!["U0ANN".into()],
+                    timeout: Seconds(600),
+                    on_timeout: OnTimeout::Stop,
+                    four_eyes: true,
+                }),
+            }],
             topology: None,
         },
         health,

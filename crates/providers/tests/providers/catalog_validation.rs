@@ -106,7 +106,13 @@ fn v2_2_happy_path_builds_the_entry() {
     assert_eq!(d.deploy.waves.len(), 2);
     assert_eq!(
         d.deploy.waves[0],
-        WaveSpec { name: "canary".into(), targets: vec!["c1".into()], bake: Seconds(5), deploy_timeout: WaveSpec::DEFAULT_DEPLOY_TIMEOUT }
+        WaveSpec {
+            name: "canary".into(),
+            targets: vec!["c1".into()],
+            bake: Seconds(5),
+            deploy_timeout: WaveSpec::DEFAULT_DEPLOY_TIMEOUT,
+            approval: None
+        }
     );
     assert_eq!(d.deploy.waves[1].bake, Seconds(0), "bake defaults to 0");
     let [gate] = &d.health.gates[..] else { panic!("one gate") };
@@ -1256,4 +1262,69 @@ fn a_catalog_for_the_cloud_refuses_the_command_providers_naming_their_aws_altern
         assert!(diagnostic.message.starts_with("`command` runs on the machine running Baton"), "{diagnostic}");
         assert!(diagnostic.message.ends_with(alternative), "{diagnostic}");
     }
+}
+
+#[test]
+fn a_wave_approval_reads_into_the_model_with_its_defaults() {
+    let text = with(
+        "          targets: [r1, r2]\n",
+        "          targets: [r1, r2]\n          approval: {required: true, approvers: [U0ANN, S0OPS], four-eyes: true}\n",
+    );
+    let (services, diagnostics) = parse_catalog_documents(FILE, &text);
+    assert_eq!(diagnostics, vec![]);
+    let approval = services[0].delivery.deploy.waves[1].approval.clone().expect("the block is kept");
+    assert_eq!(
+        approval,
+        ApprovalSpec {
+            required: true,
+            approvers: vec!["U0ANN".into(), "S0OPS".into()],
+            timeout: ApprovalSpec::DEFAULT_TIMEOUT,
+            on_timeout: OnTimeout::Rollback,
+            four_eyes: true,
+        }
+    );
+}
+
+#[test]
+fn bad_approval_blocks_name_the_file_line_field_and_what_was_expected() {
+    let cases = [
+        ("approval: {required: true}", "extensions.baton.deploy.waves[1].approval.approvers", "a required approval names its approvers"),
+        ("approval: {required: yes-please, approvers: [U1]}", "extensions.baton.deploy.waves[1].approval.required", "`true` or `false`"),
+        (
+            "approval: {required: true, approvers: []}",
+            "extensions.baton.deploy.waves[1].approval.approvers",
+            "a non-empty list of approvers",
+        ),
+        (
+            "approval: {required: true, approvers: [U1], on-timeout: pause}",
+            "extensions.baton.deploy.waves[1].approval.on-timeout",
+            "`rollback`, `stop`",
+        ),
+        ("approval: {required: true, approvers: [U1], timeout: 2y}", "extensions.baton.deploy.waves[1].approval.timeout", "a duration"),
+        ("approval: {required: true, approvers: [U1], for-eyes: true}", "extensions.baton.deploy.waves[1].approval.for-eyes", "four-eyes"),
+    ];
+    for (block, path, expected) in cases {
+        let text = with("          targets: [r1, r2]\n", &format!("          targets: [r1, r2]\n          {block}\n"));
+        let d = only_error(&text);
+        assert_diag(&d, line_of(&text, "approval:"), path, expected);
+    }
+}
+
+#[test]
+fn the_organisation_default_gates_production_waves_the_catalog_leaves_open() {
+    let default =
+        ApprovalSpec::parse_default(r#"{"required": true, "approvers": ["S0OPS"], "timeout": "1h"}"#, APPROVAL_DEFAULT_ENV).unwrap();
+    let text = with("          targets: [r1, r2]\n", "          targets: [r1, r2]\n          approval: {required: false}\n");
+    let (services, _) = parse_catalog_documents(FILE, &text);
+    let mut delivery = services[0].delivery.clone();
+    ApprovalSpec::apply_default(&mut delivery, Some(&default));
+    assert_eq!(delivery.deploy.waves[0].approval.as_ref(), Some(&default), "a wave that says nothing gets the default");
+    assert_eq!(delivery.deploy.waves[1].approval.as_ref().map(|a| a.required), Some(false), "a wave's own block wins");
+    let mut staging = Delivery { environment: "staging".into(), ..services[0].delivery.clone() };
+    ApprovalSpec::apply_default(&mut staging, Some(&default));
+    assert_eq!(staging.deploy.waves[0].approval, None, "only production waves");
+    let refused = ApprovalSpec::parse_default(r#"{"required": true}"#, APPROVAL_DEFAULT_ENV).unwrap_err();
+    assert_eq!(refused, "BATON_APPROVAL_DEFAULT: approvers: expected a non-empty list when `required` is true");
+    let unreadable = ApprovalSpec::parse_default("yes", APPROVAL_DEFAULT_ENV).unwrap_err();
+    assert!(unreadable.starts_with("BATON_APPROVAL_DEFAULT: expected a JSON approval block"), "{unreadable}");
 }

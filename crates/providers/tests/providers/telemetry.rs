@@ -64,6 +64,7 @@ fn release(status: ReleaseStatus) -> Release {
         finished_at: Some(at(12, 30)),
         failure: None,
         execution: None,
+        approvals: Vec::new(),
         notifier_state: Default::default(),
         cancel_requested: None,
         version: 3,
