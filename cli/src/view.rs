@@ -184,6 +184,9 @@ pub fn summary(release: &Release) -> String {
     for wave in &release.waves {
         let _ = writeln!(out, "  wave {:<14} {:<12} {}", wave.name, wave.status.as_str(), wave.targets.join(", "));
     }
+    if let Some(changes) = &release.changes {
+        let _ = writeln!(out, "  changes   {}", baton_domain::changes::describe(changes));
+    }
     if let Some(failure) = &release.failure {
         let _ = writeln!(out, "  failure   {}: {}", failure.error, failure.cause);
     }

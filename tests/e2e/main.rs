@@ -7,6 +7,7 @@ mod events;
 mod faults;
 mod github_actions;
 mod large_entry;
+mod lead_time;
 mod load;
 mod provider_faults;
 mod releases;

@@ -3,6 +3,7 @@
 //! ports declared in [`ports`].
 
 pub mod catalog;
+pub mod changes;
 pub mod error;
 pub mod flow;
 pub mod ports;

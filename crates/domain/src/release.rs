@@ -435,6 +435,10 @@ pub struct Release {
     /// [`ReleaseStore::request_cancel`]: crate::ports::ReleaseStore::request_cancel
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_requested: Option<String>,
+    /// The commits it carried to its environment, each the start of a lead time: set by
+    /// record-metrics when a deployment succeeds ([`crate::rules::dora::carried`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
     /// Per-notifier state, such as a Slack message's channel and ts, keyed by notifier name.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub notifier_state: serde_json::Map<String, serde_json::Value>,
@@ -443,6 +447,31 @@ pub struct Release {
     /// Records written before versions existed read as 0.
     #[serde(default)]
     pub version: u64,
+}
+
+/// The commits a successful deployment carried: every commit between the previous deployment's
+/// and its own, each measured from its change's time to the release's end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    /// The previous deployment's commit the release was compared with; `None` for the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// The commits whose lead times count, oldest first (merge commits left out).
+    pub commits: Vec<Change>,
+    /// How many commits the range held: more than `commits` when merges were left out or the
+    /// range was longer than Baton reads ([`crate::ports::MAX_COMPARED`]).
+    pub total: u64,
+    /// Why only the release's own commit counts (a force push dropped `since`, the history could
+    /// not be read, a first deployment): the flag on its lead time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+}
+
+/// One commit a release carried, and when its change was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub sha: String,
+    pub at: DateTime<Utc>,
 }
 
 impl Release {
@@ -500,6 +529,9 @@ pub enum EventKind {
     /// The definition stopped retrying a task (its retry budget is spent); the message names
     /// the last error and its cause.
     GaveUp,
+    /// The commits a successful deployment carried (their lead times), or why only its own
+    /// commit counts.
+    Carried,
 }
 
 impl EventKind {
@@ -520,6 +552,7 @@ impl EventKind {
             EventKind::ExportFailed => "export-failed",
             EventKind::Requested => "requested",
             EventKind::GaveUp => "gave-up",
+            EventKind::Carried => "carried",
         }
     }
 

@@ -97,6 +97,7 @@ pub fn admit(signal: &Signal, entry: &ServiceEntry, id: ReleaseId, execution: &s
         failure: None,
         execution: Some(execution.to_owned()),
         cancel_requested: None,
+        changes: None,
         notifier_state: Default::default(),
         version: 0,
     })

@@ -84,7 +84,7 @@ struct Variable {
 }
 
 /// How long GitLab asks to wait: `Retry-After`, else until `RateLimit-Reset` (Unix time).
-fn rate_limit_wait(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+pub(crate) fn rate_limit_wait(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     retry_after(headers).or_else(|| {
         let reset = header_u64(headers, "ratelimit-reset")?;
         Some(Duration::from_secs(reset.saturating_sub(u64::try_from(Utc::now().timestamp()).unwrap_or(0))))

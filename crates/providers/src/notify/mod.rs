@@ -163,6 +163,7 @@ pub(crate) mod tests {
                 failure: None,
                 execution: None,
                 cancel_requested: None,
+                changes: None,
                 notifier_state: Default::default(),
                 version: 0,
             },

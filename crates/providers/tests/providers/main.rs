@@ -5,6 +5,7 @@ mod buildkite;
 mod catalog_examples;
 mod catalog_properties;
 mod catalog_validation;
+mod changes;
 mod circleci;
 mod datadog_dashboards;
 mod datadog_monitors;

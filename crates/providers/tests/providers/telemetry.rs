@@ -66,6 +66,7 @@ fn release(status: ReleaseStatus) -> Release {
         execution: None,
         notifier_state: Default::default(),
         cancel_requested: None,
+        changes: None,
         version: 3,
     }
 }
