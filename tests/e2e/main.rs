@@ -3,6 +3,7 @@
 //! most of a clean test build.
 
 mod budget;
+mod cost;
 mod events;
 mod faults;
 mod github_actions;

@@ -1272,6 +1272,7 @@ pub fn release_at(id: &str, service: &str, environment: &str, created_at: DateTi
         execution: None,
         cancel_requested: None,
         changes: None,
+        cost: None,
         notifier_state: serde_json::Map::new(),
         version: 0,
     }
@@ -1377,6 +1378,8 @@ fn full_release() -> Release {
             total: 2,
             fallback: Some("0ff1ce is not in the history of abc123".into()),
         }),
+        // Binary fractions: every JSON reader gives them back exactly.
+        cost: Some(baton_domain::rules::cost::Cost { transitions: 187, invocations: 52, lambda_gb_seconds: 3.25, dollars: 0.0078125 }),
         notifier_state: notifier_state.as_object().cloned().unwrap(),
         version: 0,
     }

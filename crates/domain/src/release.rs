@@ -439,6 +439,10 @@ pub struct Release {
     /// record-metrics when a deployment succeeds ([`crate::rules::dora::carried`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Changes>,
+    /// What its execution cost on AWS (state transitions, task invocations, dollars at public
+    /// prices: [`crate::rules::cost`]), from its history once it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::rules::cost::Cost>,
     /// Per-notifier state, such as a Slack message's channel and ts, keyed by notifier name.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub notifier_state: serde_json::Map<String, serde_json::Value>,

@@ -5,6 +5,7 @@
 
 pub mod admission;
 pub mod builds;
+pub mod cost;
 pub mod dora;
 pub mod queue;
 pub mod revision;

@@ -164,6 +164,7 @@ pub(crate) mod tests {
                 execution: None,
                 cancel_requested: None,
                 changes: None,
+                cost: None,
                 notifier_state: Default::default(),
                 version: 0,
             },

@@ -67,6 +67,7 @@ fn release(status: ReleaseStatus) -> Release {
         notifier_state: Default::default(),
         cancel_requested: None,
         changes: None,
+        cost: None,
         version: 3,
     }
 }
