@@ -11,7 +11,7 @@
 //! - `GET /projects/:id/repository/commits/:sha`: one commit; 404 when there is none.
 
 use super::commit_id;
-use crate::ci::gitlab_ci::{DEFAULT_GITLAB_API_URL, GitLabCiBuild, GitLabProject, rate_limit_wait};
+use crate::ci::gitlab_ci::{GitLabCiBuild, project_api};
 use crate::ci::rest::{Body, Call, Credential, RestApi};
 use crate::http::{RateLimits, decode};
 use crate::secrets::{LazySecret, Secret};
@@ -67,10 +67,7 @@ impl GitLabHistory {
         secrets: Arc<dyn SecretResolver>,
         http: reqwest::Client,
     ) -> Result<GitLabHistory, ProviderError> {
-        let rejected = |why: String| ProviderError::rejected(format!("{source}: extensions.baton.build: gitlab-ci {why}"));
-        GitLabProject::check(&spec.project.0).map_err(|why| rejected(format!("project: expected {}; {why}", GitLabProject::EXPECTED)))?;
-        let api =
-            RestApi::new("GitLab", spec.api_url.as_deref().unwrap_or(DEFAULT_GITLAB_API_URL), http, rate_limit_wait).map_err(rejected)?;
+        let api = project_api(spec, source, http)?;
         let token = spec.token.clone().map(|reference| LazySecret::new(reference, secrets));
         Ok(GitLabHistory { api, project: spec.project.0.clone(), token })
     }
