@@ -200,9 +200,18 @@ pub fn summary(release: &Release) -> String {
             ),
         };
         let _ = writeln!(out, "  approval  {line}");
+    if let Some(changes) = &release.changes {
+        let _ = writeln!(out, "  changes   {}", baton_domain::changes::describe(changes));
     }
     if let Some(failure) = &release.failure {
         let _ = writeln!(out, "  failure   {}: {}", failure.error, failure.cause);
+    }
+    if let Some(cost) = &release.cost {
+        let _ = writeln!(
+            out,
+            "  cost      {} state transitions, {} task invocations, {:.2} Lambda GB-s: ${:.4} at AWS's public prices",
+            cost.transitions, cost.invocations, cost.lambda_gb_seconds, cost.dollars
+        );
     }
     out
 }

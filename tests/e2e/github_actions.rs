@@ -86,7 +86,11 @@ async fn a_release_builds_on_github_actions_started_then_polled() {
     assert_eq!(body["inputs"]["baton_sha"], "4f2a9c1e");
     assert_eq!(dispatch.headers["authorization"], "Bearer ghp_e2e_token_value");
     // Started once, then polled: three answers in progress and the one that completed.
-    assert_eq!(requests(&server, "GET").await.len(), 4);
+    let gets = requests(&server, "GET").await;
+    let paths: Vec<&str> = gets.iter().map(|r| r.url.path()).collect();
+    assert_eq!(paths.iter().filter(|path| path.contains("/actions/runs/")).count(), 4, "{paths:?}");
+    // And, as the first deployment closed, its own commit was read for its lead time.
+    assert_eq!(paths.iter().filter(|path| **path == "/repos/acme/checkout/commits/4f2a9c1e").count(), 1, "{paths:?}");
 }
 
 #[tokio::test]

@@ -4,10 +4,12 @@
 
 mod approval;
 mod budget;
+mod cost;
 mod events;
 mod faults;
 mod github_actions;
 mod large_entry;
+mod lead_time;
 mod load;
 mod provider_faults;
 mod releases;

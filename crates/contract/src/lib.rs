@@ -23,6 +23,8 @@
 //! - `rollups` returns days in ascending order.
 //! - Only error variants are compared, never messages.
 
+pub mod changes;
+
 use async_trait::async_trait;
 use baton_domain::catalog::ServiceEntry;
 use baton_domain::error::ErrorName;
@@ -81,6 +83,7 @@ macro_rules! store_contract_tests {
             a_close_lands_with_its_rollup_or_not_at_all,
             a_close_that_failed_once_counts_once_when_retried,
             a_close_whose_answer_was_lost_counts_once_when_retried,
+            lead_time_counts_every_commit_a_deployment_carried,
             a_close_frees_the_lock_its_release_holds_and_no_other,
             a_cancel_request_stays_on_an_open_release_whoever_writes_it,
             a_run_has_one_owner_until_it_goes_silent,
@@ -1174,6 +1177,75 @@ pub async fn a_close_whose_answer_was_lost_counts_once_when_retried(store: &dyn 
     a_close_failing_once_counts_once(store, true).await;
 }
 
+/// Lead time per commit on hand-built histories, through the close every release ends with:
+/// three deployments of `web` on one day, whose commits record-metrics put on their records.
+/// - one carried three commits written 90, 60 and 30 minutes before it ended;
+/// - one shipped a squash merge made 10 minutes before its end (measured from the merge);
+/// - one whose previous commit a force push dropped: its own commit, written 30 minutes before
+///   its end, counts, flagged.
+///
+/// Lead times 600, 1800, 1800, 3600, 5400 s: the median is the third (1800 s), the p90 the
+/// fifth (5400 s), the mean 2640 s, five samples over three deployments.
+pub async fn lead_time_counts_every_commit_a_deployment_carried(store: &dyn ReleaseStore) {
+    use baton_domain::release::{Change, Changes};
+    let at = |m: i64| t0() + TimeDelta::minutes(m);
+    let change = |sha: &str, m: i64| Change { sha: sha.into(), at: at(m) };
+    let deployments = [
+        (
+            "rel-web-1",
+            60,
+            Changes {
+                since: Some("c0".into()),
+                commits: vec![change("c1", -30), change("c2", 0), change("c3", 30)],
+                total: 3,
+                fallback: None,
+            },
+        ),
+        ("rel-web-2", 110, Changes { since: Some("c3".into()), commits: vec![change("squash", 100)], total: 1, fallback: None }),
+        (
+            "rel-web-3",
+            180,
+            Changes {
+                since: Some("squash".into()),
+                commits: vec![change("rewritten", 150)],
+                total: 1,
+                fallback: Some("squash is not in the history of rewritten: a force push?".into()),
+            },
+        ),
+    ];
+    let succeeded = Outcome { status: OutcomeStatus::Succeeded, error: None, action_needed: None };
+    for (i, (id, ends, changes)) in deployments.iter().enumerate() {
+        let mut running = release_at(id, "web", "prod", at(*ends - 20));
+        running.status = ReleaseStatus::Running;
+        running.changed_at = Some(at(*ends - 1));
+        running.changes = Some(changes.clone());
+        running.waves.push(WaveRecord {
+            name: "all".into(),
+            targets: vec!["a".into()],
+            status: WaveStatus::Healthy,
+            started_at: Some(at(*ends - 10)),
+            finished_at: Some(at(*ends - 5)),
+            deploy_url: None,
+            deploys: Vec::new(),
+            bake_started_at: None,
+            gates: Vec::new(),
+        });
+        store.create_release(&running, &format!("k{i}")).await.expect("create_release");
+        baton_domain::support::close_release(store, &running.id, &succeeded, at(*ends)).await.expect("close_release");
+        let closed = store.get_release(&running.id).await.expect("get_release").expect("the release exists");
+        assert_eq!(closed.changes.as_ref(), Some(changes), "the record keeps what it carried, its flag included");
+    }
+    let day = t0().date_naive();
+    let rollups = store.rollups("web", "prod", day, day).await.expect("rollups");
+    let figures = baton_domain::rules::dora::figures(1, rollups.iter().map(|(_, rollup)| rollup));
+    assert_eq!((figures.deployments, figures.lead_time.samples, figures.lead_time.mean_seconds), (3, 5, Some(2640.0)));
+    let close_to = |found: Option<f64>, expected: f64| {
+        found.is_some_and(|f| (f - expected).abs() <= expected * baton_domain::sketch::RELATIVE_ACCURACY)
+    };
+    assert!(close_to(figures.lead_time.p50_seconds, 1800.0), "{:?}", figures.lead_time);
+    assert!(close_to(figures.lead_time.p90_seconds, 5400.0), "{:?}", figures.lead_time);
+}
+
 pub async fn rollups_range_is_inclusive_and_scoped(store: &dyn ReleaseStore) {
     let d = |day| date(2026, 2, day);
     let one = Rollup { deployments: 1, ..Rollup::default() };
@@ -1242,6 +1314,8 @@ pub fn release_at(id: &str, service: &str, environment: &str, created_at: DateTi
         execution: None,
         cancel_requested: None,
         approvals: Vec::new(),
+        changes: None,
+        cost: None,
         notifier_state: serde_json::Map::new(),
         version: 0,
     }
@@ -1372,6 +1446,17 @@ fn full_release() -> Release {
                 decision: None,
             },
         ],
+        changes: Some(baton_domain::release::Changes {
+            since: Some("0ff1ce".into()),
+            commits: vec![baton_domain::release::Change {
+                sha: "abc123".into(),
+                at: t0() - TimeDelta::minutes(50) + TimeDelta::microseconds(7),
+            }],
+            total: 2,
+            fallback: Some("0ff1ce is not in the history of abc123".into()),
+        }),
+        // Binary fractions: every JSON reader gives them back exactly.
+        cost: Some(baton_domain::rules::cost::Cost { transitions: 187, invocations: 52, lambda_gb_seconds: 3.25, dollars: 0.0078125 }),
         notifier_state: notifier_state.as_object().cloned().unwrap(),
         version: 0,
     }

@@ -4,6 +4,7 @@
 
 pub mod approvals;
 pub mod catalog;
+pub mod changes;
 pub mod error;
 pub mod flow;
 pub mod ports;

@@ -539,6 +539,48 @@ pub trait TelemetryExporter: Send + Sync {
     async fn export(&self, event: &TelemetryEvent) -> Result<(), ProviderError>;
 }
 
+// ---------------------------------------------------------------- change history
+
+/// A commit, as the repository's history tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    pub sha: String,
+    /// When the change was written (git's author date): kept when the commit is rebased,
+    /// cherry-picked or squashed locally.
+    pub authored_at: DateTime<Utc>,
+    /// When the commit was made where it is now (git's committer date): a rebase or a hosted
+    /// squash merge sets it to that moment.
+    pub committed_at: DateTime<Utc>,
+    /// How many parents it has: more than one is a merge commit.
+    pub parents: usize,
+}
+
+/// What [`ChangeHistory::compare`] found between a base and a head commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Compared {
+    /// `head` descends from `base` (or is it): the commits reachable from `head` and not from
+    /// `base`, oldest first, at most [`MAX_COMPARED`] of them; `total` is how many the range holds.
+    Carried { commits: Vec<Commit>, total: u64 },
+    /// `base` is not in `head`'s history (a force push dropped it, or the branch diverged) or not
+    /// in the repository at all; the text says which.
+    Unrelated(String),
+}
+
+/// The most commits one comparison reads (the oldest of the range first): a release carrying
+/// more records how many it carried and measures these.
+pub const MAX_COMPARED: usize = 1000;
+
+/// A repository's history, read to find the commits a release carried (their lead times):
+/// `git` in the service's checkout locally, the repository provider's API on AWS.
+#[async_trait]
+pub trait ChangeHistory: Send + Sync {
+    /// What it reads, for the timeline ("git in /src/web", "GitHub acme/web").
+    fn describe(&self) -> String;
+    async fn compare(&self, base: &str, head: &str) -> Result<Compared, ProviderError>;
+    /// One commit; `None` when the repository has no such commit.
+    async fn commit(&self, sha: &str) -> Result<Option<Commit>, ProviderError>;
+}
+
 /// Builds provider adapters from catalog specs. The handlers are generic over it, so the
 /// embedded run, the Lambdas and the tests each pass their own.
 pub trait Providers: Send + Sync {
@@ -552,6 +594,11 @@ pub trait Providers: Send + Sync {
     /// knows exporters.
     fn exporters(&self, _entry: &ServiceEntry) -> Result<Vec<Box<dyn TelemetryExporter>>, ProviderError> {
         Ok(Vec::new())
+    }
+    /// Where the entry's commits can be read (its lead times); `None` when nowhere Baton knows
+    /// how to read with the entry's credentials.
+    fn changes(&self, _entry: &ServiceEntry) -> Result<Option<Box<dyn ChangeHistory>>, ProviderError> {
+        Ok(None)
     }
 }
 

@@ -465,6 +465,14 @@ pub struct Release {
     /// The approvals its waves asked for, oldest first, with their answers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<Approval>,
+    /// The commits it carried to its environment, each the start of a lead time: set by
+    /// record-metrics when a deployment succeeds ([`crate::rules::dora::carried`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
+    /// What its execution cost on AWS (state transitions, task invocations, dollars at public
+    /// prices: [`crate::rules::cost`]), from its history once it ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost: Option<crate::rules::cost::Cost>,
     /// Per-notifier state, such as a Slack message's channel and ts, keyed by notifier name.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub notifier_state: serde_json::Map<String, serde_json::Value>,
@@ -473,6 +481,31 @@ pub struct Release {
     /// Records written before versions existed read as 0.
     #[serde(default)]
     pub version: u64,
+}
+
+/// The commits a successful deployment carried: every commit between the previous deployment's
+/// and its own, each measured from its change's time to the release's end.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    /// The previous deployment's commit the release was compared with; `None` for the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
+    /// The commits whose lead times count, oldest first (merge commits left out).
+    pub commits: Vec<Change>,
+    /// How many commits the range held: more than `commits` when merges were left out or the
+    /// range was longer than Baton reads ([`crate::ports::MAX_COMPARED`]).
+    pub total: u64,
+    /// Why only the release's own commit counts (a force push dropped `since`, the history could
+    /// not be read, a first deployment): the flag on its lead time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
+}
+
+/// One commit a release carried, and when its change was made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub sha: String,
+    pub at: DateTime<Utc>,
 }
 
 impl Release {
@@ -642,6 +675,9 @@ pub enum EventKind {
     Rejected,
     /// Nobody answered the wave's approval before its deadline.
     ApprovalExpired,
+    /// The commits a successful deployment carried (their lead times), or why only its own
+    /// commit counts.
+    Carried,
 }
 
 impl EventKind {
@@ -666,6 +702,7 @@ impl EventKind {
             EventKind::Approved => "approved",
             EventKind::Rejected => "rejected",
             EventKind::ApprovalExpired => "approval-expired",
+            EventKind::Carried => "carried",
         }
     }
 

@@ -116,8 +116,36 @@ impl Run {
             Ok(written) => written.map(drop),
             Err(join) => Err(StoreError::unavailable("the journal writer ended early").caused_by(join)),
         };
+        if written.is_ok()
+            && let Err(err) = record_cost(&journal.store, &journal.execution, &outcome).await
+        {
+            tracing::warn!(error = %baton_domain::error::chain_text(&err), "cannot put the execution's cost on its release");
+        }
         Finished { outcome, journal_error: written.err(), lost_to, owned }
     }
+}
+
+/// Puts on the record of the release `execution` carried what the execution cost, from its whole
+/// history (every run of it, as journaled): the embedded executor's counts are Step Functions'.
+/// A run that carried no release (a rejected signal) has nothing to put it on.
+async fn record_cost(store: &SqliteStore, execution: &str, outcome: &ExecutionOutcome) -> Result<(), StoreError> {
+    use baton_domain::ports::ReleaseStore;
+    use baton_domain::rules::cost;
+    let named = outcome.output.as_ref().and_then(|o| o.pointer("/release/id")).and_then(Value::as_str).map(str::to_owned);
+    let service =
+        outcome.history.first().and_then(|started| started.details.as_ref()?.input.as_ref()?.get("service")?.as_str().map(str::to_owned));
+    let Some(service) = service else { return Ok(()) };
+    let releases = store.list_releases(&service, None, 100).await?;
+    let Some(release) =
+        releases.into_iter().find(|r| r.execution.as_deref() == Some(execution) && named.as_deref().is_none_or(|id| id == r.id.as_str()))
+    else {
+        return Ok(());
+    };
+    let cost = cost::estimate(&cost::usage(&store.journal(execution).await?), cost::BATON_FUNCTIONS, &cost::PUBLIC_PRICES);
+    baton_domain::support::update_release(store, &release.id, |release| release.cost = Some(cost.clone()))
+        .await
+        .map_err(|err| StoreError::unavailable(format!("writing the cost of release {}: {}", release.id, err.cause)))?;
+    Ok(())
 }
 
 /// Tells other processes the run is alive, and stops it when a person cancels it

@@ -152,19 +152,24 @@ impl CommandContext {
                 self.source
             )));
         }
-        let working_dir = match fields.working_dir.map(Path::new) {
-            Some(dir) if dir.is_absolute() => Some(dir.to_path_buf()),
-            Some(dir) => Some(self.catalog_dir.as_ref().map_or_else(|| dir.to_path_buf(), |base| base.join(dir))),
-            None => self.catalog_dir.clone(),
-        };
         Ok(CommandSpec {
             what,
             argv: fields.argv.to_vec(),
-            working_dir,
+            working_dir: self.working_dir(fields.working_dir),
             env: fields.env.clone(),
             pass_env: fields.pass_env.to_vec(),
             timeout,
         })
+    }
+
+    /// Where a command with `working-dir` `dir` runs: relative to the catalog file's directory,
+    /// which is the default; `None` (the current directory) when the catalog is not in a directory.
+    pub(crate) fn working_dir(&self, dir: Option<&str>) -> Option<PathBuf> {
+        match dir.map(Path::new) {
+            Some(dir) if dir.is_absolute() => Some(dir.to_path_buf()),
+            Some(dir) => Some(self.catalog_dir.as_ref().map_or_else(|| dir.to_path_buf(), |base| base.join(dir))),
+            None => self.catalog_dir.clone(),
+        }
     }
 
     /// Runs `spec` to completion. `Err` only when it could not start: `Rejected` when it cannot

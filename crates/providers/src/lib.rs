@@ -20,6 +20,7 @@
 mod argo_cd;
 mod build;
 pub mod catalog_datadog;
+mod changes;
 mod ci;
 mod command;
 mod command_catalog;
@@ -38,6 +39,7 @@ mod webhook;
 pub use argo_cd::{ArgoCdDeploy, ArgoCdDeployer};
 pub use baton_domain::release::UNKNOWN_SHA;
 pub use build::CommandBuildProvider;
+pub use changes::{GitHistory, GitHubHistory, GitLabHistory};
 pub use ci::GitHubAppTokens;
 pub use ci::buildkite::{BuildkiteBuild, BuildkiteBuildProvider, DEFAULT_BUILDKITE_API_URL};
 pub use ci::circleci::{CircleCiBuild, CircleCiBuildProvider, DEFAULT_CIRCLECI_API_URL, PipelineParameter};

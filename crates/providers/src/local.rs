@@ -1,8 +1,10 @@
 //! [`Providers`] for a machine without AWS: commands, the CI services, Argo CD and webhooks,
 //! HTTP and Datadog health, console and Slack.
 
+use crate::changes::{GitHistory, GitHubHistory, GitLabHistory};
 use crate::ci::GitHubAppTokens;
 use crate::command::CommandContext;
+use crate::command_catalog::CommandBuild;
 use crate::export::emf::EmfSink;
 use crate::http::RateLimits;
 use crate::notify::console::ConsoleNotifier;
@@ -10,7 +12,9 @@ use crate::notify::slack::{DEFAULT_SLACK_API_BASE, SlackWebApiNotifier, SlackWeb
 use crate::registry::{Make, maker};
 use baton_aws::AwsClients;
 use baton_domain::catalog::{GateSpec, ProviderBlock, ServiceEntry, SlackSpec, Slot};
-use baton_domain::ports::{BuildProvider, Deployer, HealthGate, Notifier, ProviderError, Providers, SecretResolver, TelemetryExporter};
+use baton_domain::ports::{
+    BuildProvider, ChangeHistory, Deployer, HealthGate, Notifier, ProviderError, Providers, SecretResolver, TelemetryExporter,
+};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -143,6 +147,29 @@ impl Providers for LocalProviders {
             notifiers.push(Box::new(pager.with_rate_limits(Arc::clone(&self.limits))));
         }
         Ok(notifiers)
+    }
+
+    /// Where the build reads its source: `git` in a `command` build's working directory, the
+    /// repository of a `github-actions` or `gitlab-ci` build with the block's credentials.
+    fn changes(&self, entry: &ServiceEntry) -> Result<Option<Box<dyn ChangeHistory>>, ProviderError> {
+        let build = &entry.delivery.build;
+        Ok(match build.provider.as_str() {
+            "command" => {
+                let spec: CommandBuild = build.decode()?;
+                let dir = self.context(entry)?.working_dir(spec.run.working_dir.as_deref()).unwrap_or_else(|| PathBuf::from("."));
+                Some(Box::new(GitHistory::new(dir)))
+            }
+            "github-actions" => {
+                let github =
+                    GitHubHistory::new(&build.decode()?, Arc::clone(&self.secrets), self.http.clone(), self.github_tokens.clone())?;
+                Some(Box::new(github.with_rate_limits(Arc::clone(&self.limits))))
+            }
+            "gitlab-ci" => {
+                let gitlab = GitLabHistory::new(&build.decode()?, &entry.source, Arc::clone(&self.secrets), self.http.clone())?;
+                Some(Box::new(gitlab.with_rate_limits(Arc::clone(&self.limits))))
+            }
+            _ => None,
+        })
     }
 
     fn exporters(&self, entry: &ServiceEntry) -> Result<Vec<Box<dyn TelemetryExporter>>, ProviderError> {

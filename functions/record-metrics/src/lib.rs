@@ -2,8 +2,9 @@
 //! rules are in [`baton_domain::rules::dora`]), then tells the telemetry exporters the release
 //! finished (best effort: see [`baton_domain::telemetry`]).
 
+use baton_domain::changes;
 use baton_domain::error::TaskError;
-use baton_domain::flow::{Done, RecordMetricsRequest};
+use baton_domain::flow::{Done, OutcomeStatus, RecordMetricsRequest, ReleaseContext};
 use baton_domain::ports::TelemetryKind;
 use baton_domain::release::{EventKind, Stage};
 use baton_domain::rules::{dora, timeline};
@@ -22,6 +23,9 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
 
 pub async fn record(ports: &Ports, request: RecordMetricsRequest) -> Result<Done, TaskError> {
     let context = &request.release;
+    if request.outcome.status == OutcomeStatus::Succeeded {
+        record_changes(ports, context).await?;
+    }
     // The record and its rollup are written in one transaction, so a retried task finds either
     // both done or neither.
     let closed = close_release(ports.store.as_ref(), &context.id, &request.outcome, ports.clock.now()).await?;
@@ -48,4 +52,20 @@ pub async fn record(ports: &Ports, request: RecordMetricsRequest) -> Result<Done
         ports.record_event(context, Stage::Done, None, ending, format!("release {}", closed.status)).await?;
     }
     Ok(Done {})
+}
+
+/// Puts on the record of a successful deployment the commits it carried (their lead times, which
+/// the close adds to the day's rollup), before the close. Reading the history is best effort
+/// ([`changes::carried`]); a retry after the close finds the release closed and reads nothing.
+async fn record_changes(ports: &Ports, context: &ReleaseContext) -> Result<(), TaskError> {
+    let release = ports.release(context).await?;
+    if release.status.is_terminal() || !dora::reached_production(&release) {
+        return Ok(());
+    }
+    let entry = ports.entry(context).await?;
+    let history = ports.store.list_releases(&release.service, Some(&release.environment), FIGURES_HISTORY).await?;
+    let changes = changes::carried(ports.providers.as_ref(), &entry, &release, &history, ports.clock.now()).await;
+    let line = changes::describe(&changes);
+    ports.update_release(context, |release| release.changes = Some(changes.clone())).await?;
+    ports.record_event_once(context, Stage::Done, EventKind::Carried, line).await
 }

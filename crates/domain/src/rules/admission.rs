@@ -98,6 +98,8 @@ pub fn admit(signal: &Signal, entry: &ServiceEntry, id: ReleaseId, execution: &s
         failure: None,
         execution: Some(execution.to_owned()),
         cancel_requested: None,
+        changes: None,
+        cost: None,
         notifier_state: Default::default(),
         version: 0,
     })

@@ -2,12 +2,15 @@
 //!
 //! A deployment is a release that changed production (at least one wave began); it failed when
 //! it rolled back or failed after a wave began. A release a person cancelled is neither, even
-//! if a wave began (it was rolled back on purpose, not because the change failed). Lead time runs from the change (merge or commit
-//! time) to the release's end; time to restore from the previous failed deployment's end to the
-//! next successful one's.
+//! if a wave began (it was rolled back on purpose, not because the change failed). Lead time runs,
+//! for each commit a successful deployment carried (every commit between the previous deployment's
+//! and its own: [`carried`]), from the commit's change time ([`change_time`]) to the release's end;
+//! a release whose commits were never read counts from its signal's change time (merge time). Time
+//! to restore runs from the previous failed deployment's end to the next successful one's.
 
 use crate::flow::{Outcome, OutcomeStatus};
-use crate::release::{Failure, Release, ReleaseStatus, Rollup, Stage, WaveStatus};
+use crate::ports::Commit;
+use crate::release::{Change, Changes, Failure, Release, ReleaseStatus, Rollup, Stage, UNKNOWN_SHA, WaveStatus};
 use crate::sketch::Sketch;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use serde::Serialize;
@@ -48,8 +51,81 @@ pub fn closing_status(release: &Release, outcome: &Outcome) -> ReleaseStatus {
     }
 }
 
-fn reached_production(release: &Release) -> bool {
+/// Whether a wave of `release` began: only then is it a deployment.
+pub fn reached_production(release: &Release) -> bool {
     release.waves.iter().any(|w| w.started_at.is_some())
+}
+
+/// The deployments of `history` other than `release` that ended by `finished`.
+fn deployments_before<'a>(release: &Release, finished: DateTime<Utc>, history: &'a [Release]) -> Vec<&'a Release> {
+    history.iter().filter(|r| r.id != release.id && r.finished_at.is_some_and(|f| f <= finished) && is_deployment(r)).collect()
+}
+
+/// Whether `release`, ending at `finished`, puts back a version shipped before (see
+/// [`redeploys_an_earlier_version`]): such a deployment carries no change.
+pub fn is_redeployment(release: &Release, finished: DateTime<Utc>, history: &[Release]) -> bool {
+    let earlier = deployments_before(release, finished, history);
+    let previous = earlier.iter().max_by_key(|r| r.finished_at).copied();
+    redeploys_an_earlier_version(release, previous, &earlier)
+}
+
+/// The commit a release shipped: its artifact's, else the one it asked for; `None` when unknown.
+pub fn shipped_commit(release: &Release) -> Option<&str> {
+    let built = release.artifact.as_ref().map(|a| a.sha.as_str()).filter(|sha| !sha.is_empty() && *sha != UNKNOWN_SHA);
+    built.or(release.sha.as_deref()).filter(|sha| !sha.is_empty() && *sha != UNKNOWN_SHA)
+}
+
+/// The deployment whose commit a successful `release`, ending at `finished`, carries changes
+/// since: the latest earlier successful deployment of a change with a known commit. A failed one
+/// shipped nothing (its commits reach production with the next success, which measures them);
+/// a redeployment of an older version is skipped, or the next release would count again the
+/// commits between that version and the newest one shipped.
+pub fn compared_with<'a>(release: &Release, finished: DateTime<Utc>, history: &'a [Release]) -> Option<&'a Release> {
+    deployments_before(release, finished, history)
+        .into_iter()
+        .filter(|r| r.status == ReleaseStatus::Succeeded && shipped_commit(r).is_some())
+        .filter(|r| r.finished_at.is_some_and(|ended| !is_redeployment(r, ended, history)))
+        .max_by_key(|r| r.finished_at)
+}
+
+/// When a commit's change was made, the start of its lead time: its author date. Git keeps the
+/// author date when a commit is rebased, cherry-picked or squashed locally (a squash keeps the
+/// oldest), and sets the committer date to that moment, so the author date is the closer to when
+/// the change was written. A hosted "squash and merge" (GitHub, GitLab) leaves the branch one new
+/// commit made at merge time, the pull request's commits gone from its history (DataDog
+/// documentation#23271, dora-team/fourkeys#456): no compare lists them, so such a change is
+/// measured from its merge, which is what the history still shows.
+pub fn change_time(commit: &Commit) -> DateTime<Utc> {
+    commit.authored_at
+}
+
+/// The changes a successful deployment carried, from the commits `since..head` (oldest first)
+/// of a range holding `total`. Merge commits are left out: a merge brings the commits of the
+/// branch it merges, which the range lists too, each with its own time, so counting the merge
+/// would add a sample of its own merge time. A range of merges alone (their branches' commits
+/// shipped before) still changed something: its merges count.
+pub fn carried(since: &str, commits: &[Commit], total: u64) -> Changes {
+    let changes: Vec<&Commit> = commits.iter().filter(|c| c.parents <= 1).collect();
+    let counted = if changes.is_empty() { commits.iter().collect() } else { changes };
+    Changes {
+        since: Some(since.to_owned()),
+        commits: counted.into_iter().map(|c| Change { sha: c.sha.clone(), at: change_time(c) }).collect(),
+        total,
+        fallback: None,
+    }
+}
+
+/// Only the release's own commit `head` counts, for `why`: from its change time when the
+/// history had the commit, else from the signal's change time (`changed_at`); nothing is measured
+/// when neither is known.
+pub fn own_commit(since: Option<&str>, head: &str, commit: Option<&Commit>, changed_at: Option<DateTime<Utc>>, why: String) -> Changes {
+    let at = commit.map(change_time).or(changed_at);
+    Changes {
+        since: since.map(str::to_owned),
+        commits: at.map(|at| Change { sha: head.to_owned(), at }).into_iter().collect(),
+        total: 1,
+        fallback: Some(why),
+    }
 }
 
 /// A deployment changed production; a person's cancel, rolled back, is none (nor a failed one).
@@ -62,18 +138,23 @@ fn is_deployment(release: &Release) -> bool {
 pub fn rollup_delta(release: &Release, history: &[Release]) -> Rollup {
     let mut delta = Rollup::default();
     let Some(finished) = release.finished_at.filter(|_| is_deployment(release)) else { return delta };
-    let earlier: Vec<&Release> =
-        history.iter().filter(|r| r.id != release.id && r.finished_at.is_some_and(|f| f <= finished) && is_deployment(r)).collect();
+    let earlier = deployments_before(release, finished, history);
     let previous = earlier.iter().max_by_key(|r| r.finished_at);
     match release.status {
         ReleaseStatus::Succeeded => {
             delta.deployments = 1;
             delta.redeployments = u64::from(redeploys_an_earlier_version(release, previous.copied(), &earlier));
-            if let Some(changed) = release.changed_at {
-                let lead = seconds_between(changed, finished);
-                delta.lead_time_seconds_total = lead as u64;
-                delta.lead_time_samples = 1;
-                delta.lead_times = Sketch::of(lead);
+            // One sample per commit carried, so a release of ten commits weighs ten in the
+            // median; a release whose commits were never read counts its signal's change time.
+            let starts: Vec<DateTime<Utc>> = match &release.changes {
+                Some(changes) => changes.commits.iter().map(|change| change.at).collect(),
+                None => release.changed_at.into_iter().collect(),
+            };
+            for start in starts {
+                let lead = seconds_between(start, finished);
+                delta.lead_time_seconds_total += lead as u64;
+                delta.lead_time_samples += 1;
+                delta.lead_times.add(lead);
             }
             if let Some(failed_at) = previous.filter(|r| is_failed_deployment(r.status)).and_then(|r| r.finished_at) {
                 let restore = seconds_between(failed_at, finished);
@@ -343,6 +424,108 @@ mod tests {
         let mut finished = release("rel-me", 60, Succeeded, Some(100), true);
         finished.changed_at = Some(minutes(101));
         assert_eq!(rollup_delta(&finished, &[]), rollup(1, 0, 0, Some(0), None));
+    }
+
+    fn commit(sha: &str, authored: i64, committed: i64, parents: usize) -> Commit {
+        Commit { sha: sha.into(), authored_at: minutes(authored), committed_at: minutes(committed), parents }
+    }
+
+    /// A release ending at minute 100 that carried `changes`, and what it adds to its day.
+    fn lead_times_of(changes: Changes) -> Rollup {
+        let mut finished = release("rel-me", 60, Succeeded, Some(100), true);
+        finished.changed_at = Some(minutes(95));
+        finished.changes = Some(changes);
+        rollup_delta(&finished, &[])
+    }
+
+    fn leads(seconds: &[u64]) -> Rollup {
+        let mut sketch = Sketch::default();
+        seconds.iter().for_each(|&s| sketch.add(s as f64));
+        Rollup {
+            deployments: 1,
+            lead_time_seconds_total: seconds.iter().sum(),
+            lead_time_samples: seconds.len() as u64,
+            lead_times: sketch,
+            ..Rollup::default()
+        }
+    }
+
+    #[test]
+    fn each_commit_a_release_carried_is_one_lead_time_worked_by_hand() {
+        // (the commits since the previous deployment as (sha, authored, committed, parents), lead times in seconds; the release ends at minute 100)
+        type Case = (&'static str, &'static [(&'static str, i64, i64, usize)], &'static [u64]);
+        let cases: &[Case] = &[
+            // Three commits, written at minutes 10, 40 and 70: 90, 60 and 30 minutes.
+            ("several commits", &[("a", 10, 10, 1), ("b", 40, 40, 1), ("c", 70, 70, 1)], &[5400, 3600, 1800]),
+            // A hosted squash merge is one commit made at merge time (minute 90): 10 minutes, from the merge.
+            ("a squash merge", &[("squash", 90, 90, 1)], &[600]),
+            // Rebased at minute 90, written at 20: the author date counts, 80 minutes.
+            ("a rebased commit", &[("rebased", 20, 90, 1)], &[4800]),
+            // A merge commit adds no sample of its own: its branch's commits are each counted.
+            ("a merge of two commits", &[("a", 30, 30, 1), ("b", 50, 50, 1), ("merge", 80, 80, 2)], &[4200, 3000]),
+            // A range of merges alone (their branches shipped before) still changed something.
+            ("merges alone", &[("merge", 80, 80, 2)], &[1200]),
+            // A commit made after the release's end (a clock behind) counts as zero.
+            ("a commit after the end", &[("late", 101, 101, 1)], &[0]),
+            // Nothing new: no lead time, and not the signal's change time either.
+            ("no commit", &[], &[]),
+        ];
+        for (name, commits, expected) in cases {
+            let commits: Vec<Commit> = commits.iter().map(|(sha, a, c, p)| commit(sha, *a, *c, *p)).collect();
+            let changes = carried("base", &commits, commits.len() as u64);
+            assert_eq!(lead_times_of(changes), leads(expected), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_release_that_falls_back_counts_its_own_commit_and_says_why() {
+        // A force push dropped the previous commit: the release's own commit, written at minute 60, counts: 40 minutes.
+        let own = commit("head", 60, 62, 1);
+        let changes = own_commit(Some("base"), "head", Some(&own), Some(minutes(95)), "force push".into());
+        assert_eq!(changes.fallback.as_deref(), Some("force push"));
+        assert_eq!(changes.commits, vec![Change { sha: "head".into(), at: minutes(60) }]);
+        assert_eq!(lead_times_of(changes), leads(&[2400]));
+        // Its commit unknown to the history too: the signal's change time (minute 95), 5 minutes.
+        let changes = own_commit(Some("base"), "head", None, Some(minutes(95)), "history down".into());
+        assert_eq!(lead_times_of(changes), leads(&[300]));
+        // Neither known: no lead time at all.
+        assert_eq!(lead_times_of(own_commit(None, "head", None, None, "nothing known".into())), leads(&[]));
+        // A release whose commits were never read keeps the signal's change time.
+        let mut unread = release("rel-me", 60, Succeeded, Some(100), true);
+        unread.changed_at = Some(minutes(95));
+        assert_eq!(rollup_delta(&unread, &[]), leads(&[300]));
+    }
+
+    #[test]
+    fn a_release_carries_the_changes_since_the_latest_change_shipped() {
+        // (earlier releases as (id, status, finished minute, commit), the one compared with)
+        type Case = (&'static [(&'static str, ReleaseStatus, i64, &'static str)], Option<&'static str>);
+        let cases: &[Case] = &[
+            (&[], None),
+            (&[("rel-1", Succeeded, 10, "v1")], Some("rel-1")),
+            // A failed deployment shipped nothing: its commits come with the next success.
+            (&[("rel-1", Succeeded, 10, "v1"), ("rel-2", RolledBack, 20, "v2")], Some("rel-1")),
+            (&[("rel-1", Succeeded, 10, "v1"), ("rel-2", Succeeded, 20, "v2")], Some("rel-2")),
+            // A redeployment of v1 carried no change: the changes since v2 are what is new.
+            (&[("rel-1", Succeeded, 10, "v1"), ("rel-2", Succeeded, 20, "v2"), ("rel-3", Succeeded, 30, "v1")], Some("rel-2")),
+            // A deployment whose commit is unknown cannot be compared with.
+            (&[("rel-1", Succeeded, 10, "v1"), ("rel-2", Succeeded, 20, UNKNOWN_SHA)], Some("rel-1")),
+            // One that ended after this one is not before it.
+            (&[("rel-1", Succeeded, 120, "v1")], None),
+        ];
+        for (earlier, expected) in cases {
+            let history: Vec<Release> = earlier
+                .iter()
+                .map(|(id, status, at, sha)| {
+                    let mut r = release(id, 0, *status, Some(*at), true);
+                    r.artifact.as_mut().unwrap().sha = (*sha).into();
+                    r
+                })
+                .collect();
+            let me = release("rel-me", 60, Running, None, true);
+            let found = compared_with(&me, minutes(100), &history).map(|r| r.id.0.as_str());
+            assert_eq!(found, *expected, "{earlier:?}");
+        }
     }
 
     type Earlier = &'static [(&'static str, ReleaseStatus, i64, bool)];

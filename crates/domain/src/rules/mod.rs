@@ -6,6 +6,7 @@
 pub mod admission;
 pub mod approval;
 pub mod builds;
+pub mod cost;
 pub mod dora;
 pub mod queue;
 pub mod revision;

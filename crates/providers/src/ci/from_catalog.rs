@@ -57,7 +57,14 @@ impl GitHubActionsFromCatalog {
         GitHubActionsFromCatalog { limits, ..self }
     }
 
-    async fn provider(&self) -> Result<&GitHubActionsBuildProvider, ProviderError> {
+    /// `owner/name` of the block's repository.
+    pub(crate) fn repository(&self) -> String {
+        format!("{}/{}", self.owner, self.repo)
+    }
+
+    /// The provider the block makes, its secrets resolved on the first call: the repository's
+    /// API with the block's credentials.
+    pub(crate) async fn provider(&self) -> Result<&GitHubActionsBuildProvider, ProviderError> {
         self.provider
             .get_or_try_init(|| async {
                 let auth = match (&self.spec.token, &self.spec.app) {

@@ -281,6 +281,32 @@ impl GitHubActionsBuildProvider {
         })
     }
 
+    /// GETs `tail` under the repository (`/repos/{owner}/{repo}/...`) with `query`, with this
+    /// provider's credentials and minding the same rate limits: a 2xx answer's body, `None` for a
+    /// 404 or 422 (no such commit or range), any other answer the error it means.
+    pub(crate) async fn read_repository(
+        &self,
+        tail: &[&str],
+        query: &[(&str, String)],
+        doing: &str,
+    ) -> Result<Option<Vec<u8>>, ProviderError> {
+        let mut url = self.endpoint(["repos", self.owner.as_str(), self.repo.as_str()].into_iter().chain(tail.iter().copied()));
+        url.query_pairs_mut().extend_pairs(query);
+        let call = Call {
+            context: format!("{doing} of {}/{}", self.owner, self.repo),
+            missing: format!(
+                "the repository {}/{} cannot be seen with these credentials (reading commits needs `contents: read`)",
+                self.owner, self.repo
+            ),
+            also_ok: Some(StatusCode::NOT_FOUND),
+        };
+        let (status, body) = match self.call(Method::GET, url, None, &call).await {
+            Err(ProviderError::Rejected { message, .. }) if message.contains("(HTTP 422)") => return Ok(None),
+            other => other?,
+        };
+        Ok((status.is_success()).then_some(body))
+    }
+
     /// "workflow release.yml of acme/web"
     fn label(&self) -> String {
         format!("workflow {} of {}/{}", self.workflow, self.owner, self.repo)

@@ -91,6 +91,19 @@ fn rate_limit_wait(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
     })
 }
 
+/// A refusal of the `gitlab-ci` block of catalog file `source`, saying `why`.
+fn block_error(source: &str, why: String) -> ProviderError {
+    ProviderError::rejected(format!("{source}: extensions.baton.build: gitlab-ci {why}"))
+}
+
+/// The API of the block's GitLab (its `api-url`, else gitlab.com's), once its `project` is one.
+pub(crate) fn project_api(spec: &GitLabCiBuild, source: &str, http: reqwest::Client) -> Result<RestApi, ProviderError> {
+    GitLabProject::check(&spec.project.0)
+        .map_err(|why| block_error(source, format!("project: expected {}; {why}", GitLabProject::EXPECTED)))?;
+    let api_url = spec.api_url.as_deref().unwrap_or(DEFAULT_GITLAB_API_URL);
+    RestApi::new(SERVICE, api_url, http, rate_limit_wait).map_err(|why| block_error(source, why))
+}
+
 /// How many of the branch's pipelines since the request `find` reads the variables of.
 const FIND_CANDIDATES: usize = 20;
 
@@ -103,13 +116,11 @@ impl GitLabCiBuildProvider {
         secrets: Arc<dyn SecretResolver>,
         http: reqwest::Client,
     ) -> Result<GitLabCiBuildProvider, ProviderError> {
-        let rejected = |why: String| ProviderError::rejected(format!("{source}: extensions.baton.build: gitlab-ci {why}"));
-        GitLabProject::check(&spec.project.0).map_err(|why| rejected(format!("project: expected {}; {why}", GitLabProject::EXPECTED)))?;
+        let rejected = |why: String| block_error(source, why);
+        let api = project_api(spec, source, http)?;
         if spec.token.is_none() && spec.trigger_token.is_none() {
             return Err(rejected("needs `token`, `trigger-token` or both".into()));
         }
-        let api_url = spec.api_url.as_deref().unwrap_or(DEFAULT_GITLAB_API_URL);
-        let api = RestApi::new(SERVICE, api_url, http, rate_limit_wait).map_err(rejected)?;
         let artifact = ArtifactTemplate::parse(&spec.artifact, RunWord::PipelineId).map_err(rejected)?;
         let lazy = |reference: &Option<_>| reference.clone().map(|reference| LazySecret::new(reference, Arc::clone(&secrets)));
         Ok(GitLabCiBuildProvider {

@@ -10,7 +10,7 @@ pub(crate) mod from_catalog;
 pub(crate) mod github_actions;
 mod github_app;
 pub(crate) mod gitlab_ci;
-mod rest;
+pub(crate) mod rest;
 
 pub use github_app::GitHubAppTokens;
 

@@ -232,6 +232,8 @@ pub(crate) mod tests {
                 execution: None,
                 cancel_requested: None,
                 approvals: Vec::new(),
+                changes: None,
+                cost: None,
                 notifier_state: Default::default(),
                 version: 0,
             },

@@ -6,6 +6,7 @@ mod catalog_examples;
 mod catalog_properties;
 mod catalog_topology;
 mod catalog_validation;
+mod changes;
 mod circleci;
 mod datadog_dashboards;
 mod datadog_monitors;

@@ -67,6 +67,8 @@ fn release(status: ReleaseStatus) -> Release {
         approvals: Vec::new(),
         notifier_state: Default::default(),
         cancel_requested: None,
+        changes: None,
+        cost: None,
         version: 3,
     }
 }
