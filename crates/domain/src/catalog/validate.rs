@@ -6,6 +6,7 @@ use super::schedule::check_schedule;
 use super::shape::{Field, GATE, Kind, NAME, NameRule, PROVIDER, ProviderShape, Registry, Shape, Slot, TARGET, WAVE, quoted_list};
 use super::tree::{Node, Value};
 use super::{Diagnostic, HealthSpec, Seconds, SecretRef};
+use crate::rules::freeze::Cron;
 use crate::rules::watch::{EVENTS_PER_SAMPLE, HISTORY_QUOTA, MAX_WATCH_SAMPLES};
 use crate::support::LOCK_LEASE;
 use std::borrow::Cow;
@@ -200,6 +201,10 @@ impl<'a> Checker<'a> {
                     self.error(node.line, path, format!("expected {why}"));
                 }
             }
+            (Kind::Timestamp, Value::Str(s)) => self.checked(node, path, super::freeze::check_timestamp(s)),
+            (Kind::TimeZone, Value::Str(s)) => self.checked(node, path, super::freeze::parse_zone(s).map(|_| ())),
+            (Kind::Cron, Value::Str(s)) => self.checked(node, path, Cron::parse(s).map(|_| ())),
+            (Kind::FreezeWindows, Value::Seq(items)) => super::freeze::check_windows(self, items, path),
             (Kind::Object(shape), _) => self.object(node, path, shape),
             (Kind::List(shape), Value::Seq(items)) => {
                 for (i, item) in items.iter().enumerate() {
@@ -222,6 +227,12 @@ impl<'a> Checker<'a> {
                 }
             }
             _ => self.mismatch(node, path, &kind.expected()),
+        }
+    }
+
+    fn checked(&mut self, node: &Node, path: &str, verdict: Result<(), String>) {
+        if let Err(why) = verdict {
+            self.error(node.line, path, format!("expected {why}"));
         }
     }
 

@@ -203,7 +203,8 @@ mod tests {
     #[test]
     fn a_recurring_window_ends_on_the_wall_clock_of_its_zone() {
         // (what, window, asked at, expected [start, end) in force, or none)
-        let cases: Vec<(&str, Window, &str, Option<(&str, &str)>)> = vec![
+        type Case = (&'static str, Window, &'static str, Option<(&'static str, &'static str)>);
+        let cases: Vec<Case> = vec![
             ("winter weekend", weekend(), "2026-12-05T12:00:00Z", Some(("2026-12-04T15:00:00Z", "2026-12-07T07:00:00Z"))),
             ("summer weekend", weekend(), "2026-07-11T12:00:00Z", Some(("2026-07-10T14:00:00Z", "2026-07-13T06:00:00Z"))),
             // Clocks go back on Sunday 2026-10-25: Friday 16:00 is UTC+2, Monday 08:00 UTC+1, so
