@@ -5,6 +5,7 @@
 mod budget;
 mod events;
 mod faults;
+mod freeze;
 mod github_actions;
 mod large_entry;
 mod load;

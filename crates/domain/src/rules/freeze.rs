@@ -169,6 +169,29 @@ pub fn first_open(windows: &[Window], environment: &str, from: DateTime<Utc>) ->
     })
 }
 
+/// What the freeze windows say of a signal as it is admitted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admission {
+    /// No window in force, or the sender overrode them: the release goes on (its waves are still
+    /// checked as each starts).
+    Open,
+    /// A schedule fired inside a window: nothing ships, the release is recorded as skipped.
+    Skipped(Occurrence),
+    /// The catalog says `on-freeze: refuse` and a window is in force.
+    Refused(Occurrence),
+}
+
+/// Judges a signal against the windows in force at `now` (the first one, as declared, is named).
+/// A release that waits (the default) is admitted: its first wave waits for the window's end.
+pub fn admission(windows: &[Window], environment: &str, refuse: bool, scheduled: bool, overridden: bool, now: DateTime<Utc>) -> Admission {
+    match in_force(windows, environment, now).into_iter().next() {
+        Some(_) if overridden => Admission::Open,
+        Some(window) if scheduled => Admission::Skipped(window),
+        Some(window) if refuse => Admission::Refused(window),
+        _ => Admission::Open,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -333,6 +356,37 @@ mod tests {
                 ("weekend".to_owned(), utc("2026-12-18T15:00:00Z")),
             ]
         );
+    }
+
+    #[test]
+    fn admission_skips_schedules_and_refuses_only_when_told() {
+        let inside = utc("2026-12-05T12:00:00Z");
+        let outside = utc("2026-12-09T12:00:00Z");
+        let windows = [weekend()];
+        // (at, refuse, scheduled, overridden, expected: none, "skipped" or "refused")
+        let cases = [
+            (outside, true, true, false, "open"),
+            (inside, false, false, false, "open"),
+            (inside, true, false, false, "refused"),
+            (inside, false, true, false, "skipped"),
+            (inside, true, true, false, "skipped"),
+            (inside, true, false, true, "open"),
+            (inside, false, true, true, "open"),
+        ];
+        for (at, refuse, scheduled, overridden, expected) in cases {
+            let found = match admission(&windows, "production", refuse, scheduled, overridden, at) {
+                Admission::Open => "open",
+                Admission::Skipped(window) => {
+                    assert_eq!(window.end, utc("2026-12-07T07:00:00Z"));
+                    "skipped"
+                }
+                Admission::Refused(window) => {
+                    assert_eq!(window.window, "weekend");
+                    "refused"
+                }
+            };
+            assert_eq!(found, expected, "at {at}, refuse {refuse}, scheduled {scheduled}, overridden {overridden}");
+        }
     }
 
     const ZONES: &[&str] = &["Europe/Paris", "America/New_York", "Australia/Lord_Howe", "Asia/Kolkata", "UTC"];
