@@ -19,6 +19,7 @@ pub use freeze::{FREEZES_FILE, FreezeSpec, FreezeWindow, MAX_WINDOW_DURATION, On
 pub use fs::FsCatalog;
 pub use parse::{CatalogLoader, LoadedCatalog, Lookup};
 pub use schedule::check_schedule;
+pub(crate) use schedule::not_a_value;
 pub use shape::{ProviderShape, Registry, Slot, baton_extension_schema};
 pub use tree::MAX_TEXT_BYTES;
 

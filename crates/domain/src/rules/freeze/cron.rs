@@ -124,11 +124,7 @@ fn value(text: &str, field: &Field) -> Result<u32, String> {
     if let Some(index) = field.names.iter().position(|name| name.eq_ignore_ascii_case(text)) {
         return Ok(field.names_from + index as u32);
     }
-    let names = match field.names {
-        [] => String::new(),
-        names => format!(" or {}-{}", names[0], names[names.len() - 1]),
-    };
-    Err(format!("`{text}` is not a value in {}-{}{names}", field.min, field.max))
+    Err(crate::catalog::not_a_value(text, field.min, field.max, field.names))
 }
 
 #[cfg(test)]
