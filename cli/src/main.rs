@@ -31,6 +31,7 @@ mod dev_cmd;
 mod dora_cmd;
 mod exit;
 mod failure;
+mod freezes_cmd;
 mod release_cmd;
 mod remote;
 mod report_cmd;
@@ -81,6 +82,8 @@ enum Command {
     Dashboards(dashboards_cmd::DashboardsCommand),
     /// A release's execution on AWS Step Functions: status, current state, stage and waves.
     Status(status_cmd::StatusArgs),
+    /// Freeze windows in force at an instant (default now) and the next ones, per service.
+    Freezes(freezes_cmd::FreezesArgs),
     /// Pick up a release whose local run was killed or interrupted: run it on, or --rollback.
     Resume(resume_cmd::ResumeArgs),
     /// Approve (or --reject) the wave a release waits on, saying why; recorded with who and where.
@@ -125,6 +128,7 @@ fn main() -> ExitCode {
             Command::Show(args) => report_cmd::show(args).await,
             Command::Builds(args) => builds_cmd::run(args).await,
             Command::Dora(args) => dora_cmd::run(args).await,
+            Command::Freezes(args) => freezes_cmd::run(args).await,
             Command::Dashboard(args) => dashboard_cmd::run(args).await,
             Command::Dashboards(cmd) => dashboards_cmd::run(cmd).await,
             Command::Status(args) => status_cmd::run(args).await,

@@ -30,6 +30,13 @@ pub struct ReleaseArgs {
     /// Release a --branch the catalog does not name; the release records the override.
     #[arg(long, requires = "branch")]
     pub allow_any_branch: bool,
+    /// Release through the catalog's freeze windows (a hotfix): recorded with who and --reason,
+    /// shown in the timeline and the Slack message.
+    #[arg(long, requires = "reason")]
+    pub override_freeze: bool,
+    /// Why the freeze is overridden (with --override-freeze).
+    #[arg(long, requires = "override_freeze")]
+    pub reason: Option<String>,
     /// Environment (default: the catalog entry's); must match the entry.
     #[arg(long)]
     pub environment: Option<String>,
@@ -440,7 +447,11 @@ fn cli_signal(args: &ReleaseArgs) -> Signal {
         environment: args.environment.clone(),
         sha: args.sha.clone(),
         branch: args.branch.clone(),
-        trigger: Trigger { branch_override: args.allow_any_branch, ..Trigger::new(TriggerKind::Cli, id, std::env::var("USER").ok()) },
+        trigger: Trigger {
+            branch_override: args.allow_any_branch,
+            freeze_override: args.reason.clone().filter(|_| args.override_freeze),
+            ..Trigger::new(TriggerKind::Cli, id, std::env::var("USER").ok())
+        },
         changed_at: None,
     }
 }

@@ -177,6 +177,10 @@ pub fn summary(release: &Release) -> String {
     if release.trigger.branch_override {
         let _ = writeln!(out, "  override  the catalog does not name this branch; released with --allow-any-branch");
     }
+    if let Some(reason) = &release.trigger.freeze_override {
+        let who = release.trigger.actor.as_deref().unwrap_or("an unnamed sender");
+        let _ = writeln!(out, "  override  freeze windows overridden by {who}: {reason}");
+    }
     if let Some(artifact) = &release.artifact {
         let _ = writeln!(out, "  artifact  {}", artifact.reference);
     }

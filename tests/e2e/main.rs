@@ -7,6 +7,7 @@ mod budget;
 mod cost;
 mod events;
 mod faults;
+mod freeze;
 mod github_actions;
 mod large_entry;
 mod lead_time;

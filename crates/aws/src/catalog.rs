@@ -7,7 +7,7 @@ use crate::error::AwsError;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
-use baton_domain::catalog::{CatalogLoader, Diagnostic, LoadedCatalog, Registry, ServiceEntry};
+use baton_domain::catalog::{CatalogLoader, Diagnostic, FREEZES_FILE, LoadedCatalog, Registry, ServiceEntry, parse_freezes};
 use baton_domain::ports::{CatalogError, CatalogSource};
 use chrono::{SecondsFormat, Utc};
 use std::collections::BTreeSet;
@@ -20,6 +20,9 @@ pub struct CatalogItem {
     pub source: String,
     /// The catalog text that declares the service (its whole file: documents are validated together).
     pub definition: String,
+    /// The organisation's freeze file pushed with it (its label and text), whose windows the
+    /// entry takes on when read, as it does from files.
+    pub freezes: Option<(String, String)>,
 }
 
 /// The items to push for one catalog file, or every problem in it: a file with any problem is
@@ -31,7 +34,7 @@ pub fn catalog_items(loader: &CatalogLoader, file_label: &str, text: &str) -> Re
     }
     Ok(services
         .into_iter()
-        .map(|entry| CatalogItem { service: entry.name, source: file_label.to_string(), definition: text.to_string() })
+        .map(|entry| CatalogItem { service: entry.name, source: file_label.to_string(), definition: text.to_string(), freezes: None })
         .collect())
 }
 
@@ -54,6 +57,12 @@ pub fn loaded_catalog_items(loader: &CatalogLoader, catalog: &LoadedCatalog) -> 
         let text = std::fs::read_to_string(file).map_err(|error| CatalogFilesError::Read { file: file.to_string(), error })?;
         items.extend(catalog_items(loader, file, &text).map_err(CatalogFilesError::Invalid)?);
     }
+    if let Some((file, _)) = catalog.freezes() {
+        let text = std::fs::read_to_string(file).map_err(|error| CatalogFilesError::Read { file: file.to_string(), error })?;
+        for item in &mut items {
+            item.freezes = Some((file.to_string(), text.clone()));
+        }
+    }
     Ok(items)
 }
 
@@ -67,16 +76,17 @@ pub fn cloud_loader(registry: &Registry) -> CatalogLoader<'_> {
 pub async fn push_catalog(client: &Client, table: &str, items: &[CatalogItem]) -> Result<(), AwsError> {
     let pushed_at = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
     for item in items {
-        client
+        let mut put = client
             .put_item()
             .table_name(table)
             .item("service", AttributeValue::S(item.service.clone()))
             .item("source", AttributeValue::S(item.source.clone()))
             .item("definition", AttributeValue::S(item.definition.clone()))
-            .item("pushed_at", AttributeValue::S(pushed_at.clone()))
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("PutItem", e))?;
+            .item("pushed_at", AttributeValue::S(pushed_at.clone()));
+        if let Some((source, text)) = &item.freezes {
+            put = put.item("freezes_source", AttributeValue::S(source.clone())).item("freezes", AttributeValue::S(text.clone()));
+        }
+        put.send().await.map_err(|e| AwsError::from_sdk("PutItem", e))?;
     }
     Ok(())
 }
@@ -139,9 +149,15 @@ impl CatalogSource for DynamoCatalog {
         if !diagnostics.is_empty() {
             return Err(CatalogError::Invalid(diagnostics));
         }
-        services.into_iter().find(|entry| entry.name == name).ok_or_else(|| CatalogError::NotFound {
+        let mut entry = services.into_iter().find(|entry| entry.name == name).ok_or_else(|| CatalogError::NotFound {
             service: name.to_string(),
             searched: format!("{searched}: the stored definition does not declare it"),
-        })
+        })?;
+        if let Some(AttributeValue::S(freezes)) = item.get("freezes") {
+            let source = text("freezes_source").unwrap_or(FREEZES_FILE);
+            let organisation = parse_freezes(self.registry, source, freezes).map_err(CatalogError::Invalid)?;
+            entry.delivery.freeze.include(&organisation);
+        }
+        Ok(entry)
     }
 }

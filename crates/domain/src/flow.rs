@@ -149,6 +149,13 @@ pub enum DeployWaveRequest {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         now: Option<DateTime<Utc>>,
     },
+    /// Whether a freeze window holds the wave at `now` (`$$.State.EnteredTime`), and until when.
+    CheckFreeze {
+        release: ReleaseContext,
+        wave: WavePlan,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        now: Option<DateTime<Utc>>,
+    },
     /// Poll every target still rolling out; raise `Baton.DeployPending` until all are done.
     Poll {
         release: ReleaseContext,
@@ -275,6 +282,15 @@ pub struct RecordMetricsRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaveStarted {
     pub deadline: DateTime<Utc>,
+}
+
+/// What checking a wave for freeze windows answers: `frozen` with the instant the definition's
+/// Wait holds it to (`until`, past every window in force and those chained to them), else open.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreezeVerdict {
+    pub frozen: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
 }
 
 /// Handlers answer `{}` when the definition discards their result.

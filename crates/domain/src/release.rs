@@ -91,12 +91,16 @@ pub struct Trigger {
     /// branch, on purpose (`baton release --allow-any-branch`); kept on the release for review.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub branch_override: bool,
+    /// Why the sender released through the freeze windows (`baton release --override-freeze
+    /// --reason`, a hotfix); who did is `actor`. Kept on the release for review.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freeze_override: Option<String>,
 }
 
 impl Trigger {
     /// A trigger from no repository, releasing only the catalog's branches.
     pub fn new(kind: TriggerKind, id: String, actor: Option<String>) -> Trigger {
-        Trigger { kind, id, actor, repository: None, branch_override: false }
+        Trigger { kind, id, actor, repository: None, branch_override: false, freeze_override: None }
     }
 }
 
@@ -678,6 +682,9 @@ pub enum EventKind {
     /// The commits a successful deployment carried (their lead times), or why only its own
     /// commit counts.
     Carried,
+    /// A freeze window held a wave until its end, or was overridden (the message names the
+    /// window, its reason and end, and who overrode it and why).
+    Frozen,
 }
 
 impl EventKind {
@@ -703,6 +710,7 @@ impl EventKind {
             EventKind::Rejected => "rejected",
             EventKind::ApprovalExpired => "approval-expired",
             EventKind::Carried => "carried",
+            EventKind::Frozen => "frozen",
         }
     }
 

@@ -445,8 +445,13 @@ impl Ports {
     /// Renews this release's lock; fails if another release took it after the lease lapsed,
     /// because two releases must never deploy one service at once.
     pub async fn renew_lock(&self, context: &ReleaseContext) -> Result<(), TaskError> {
+        self.renew_lock_for(context, LOCK_LEASE).await
+    }
+
+    /// [`Self::renew_lock`] for `lease` (a release that waits out a freeze holds it that long).
+    pub async fn renew_lock_for(&self, context: &ReleaseContext, lease: Duration) -> Result<(), TaskError> {
         let key = LockKey::new(&context.service, &context.environment);
-        match self.store.try_lock(&key, &context.id, self.clock.now(), LOCK_LEASE).await? {
+        match self.store.try_lock(&key, &context.id, self.clock.now(), lease).await? {
             crate::ports::LockOutcome::Acquired => Ok(()),
             crate::ports::LockOutcome::HeldBy(info) => Err(TaskError::new(
                 ErrorName::Internal,

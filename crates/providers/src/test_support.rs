@@ -42,6 +42,7 @@ pub fn entry_in(dir: &Path) -> ServiceEntry {
             health: HealthSpec::single(ProviderBlock::of("command", &CommandRun::new(command))),
             notify: NotifySpec::default(),
             telemetry: Vec::new(),
+            freeze: Default::default(),
         },
     }
 }

@@ -4,15 +4,15 @@
 
 use baton_domain::catalog::ServiceEntry;
 use baton_domain::error::{ErrorName, TaskError, chain_text};
-use baton_domain::flow::{CaughtError, DeployWaveRequest, Done, ReleaseContext, RollbackPlan, WavePlan, WaveStarted};
+use baton_domain::flow::{CaughtError, DeployWaveRequest, Done, FreezeVerdict, ReleaseContext, RollbackPlan, WavePlan, WaveStarted};
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, TelemetryKind};
 use baton_domain::release::{Artifact, EventKind, Release, Stage, WaveRecord, WaveStatus};
 use baton_domain::rules::waves::{self, WaveDeploy};
-use baton_domain::rules::{rollback, timeline};
-use baton_domain::support::{Ports, invocation_deadline, provider_error, stop_if_cancelled};
+use baton_domain::rules::{freeze, rollback, timeline};
+use baton_domain::support::{LOCK_LEASE, Ports, invocation_deadline, provider_error, stop_if_cancelled};
 use baton_domain::telemetry;
 use baton_domain::text::counted;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Timelike, Utc};
 use futures_util::stream::{self, StreamExt};
 use std::time::Duration;
 
@@ -33,12 +33,57 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
         DeployWaveRequest::Start { release, wave, artifact, rollback, now } => {
             serde_json::to_value(start(ports, &release, &wave, &artifact, rollback, now).await?)
         }
+        DeployWaveRequest::CheckFreeze { release, wave, now } => serde_json::to_value(check_freeze(ports, &release, &wave, now).await?),
         DeployWaveRequest::Poll { release, wave, rollback } => serde_json::to_value(poll(ports, &release, &wave, rollback).await?),
         DeployWaveRequest::PlanRollback { release, waves, error } => {
             serde_json::to_value(plan_rollback(ports, &release, &waves, error.as_ref()).await?)
         }
     };
     answer.map_err(|err| TaskError::new(ErrorName::Internal, format!("{NAME}: cannot encode the answer: {err}")))
+}
+
+/// Whether a freeze window of the release's entry holds the wave at `entered` (the definition's
+/// time, virtual in tests): if so, until the first instant outside every window, which the
+/// definition waits for in one Wait state. The lock's lease is stretched past that instant in
+/// the same breath, since no task renews it while the release waits. A release whose trigger
+/// overrides the freeze goes on, and its timeline says who overrode which window and why.
+pub async fn check_freeze(
+    ports: &Ports,
+    context: &ReleaseContext,
+    wave: &WavePlan,
+    entered: Option<DateTime<Utc>>,
+) -> Result<FreezeVerdict, TaskError> {
+    ports.stop_if_cancelled(context).await?;
+    let now = entered.unwrap_or_else(|| ports.clock.now());
+    let entry = ports.entry(context).await?;
+    let windows = entry.delivery.freeze.rules().map_err(|why| TaskError::new(ErrorName::CatalogInvalid, why))?;
+    let in_force = freeze::in_force(&windows, &context.environment, now);
+    let Some(first) = in_force.first() else {
+        return Ok(FreezeVerdict { frozen: false, until: None });
+    };
+    let release = ports
+        .store
+        .get_release(&context.id)
+        .await?
+        .ok_or_else(|| TaskError::new(ErrorName::Internal, format!("release {} has no record", context.id)))?;
+    if let Some(reason) = &release.trigger.freeze_override {
+        let who = release.trigger.actor.as_deref().unwrap_or("an unnamed sender");
+        let message = format!("wave {} starts inside {first}: freeze overridden by {who}: {reason}", wave.name);
+        ports.record_event(context, Stage::Deploy, Some(&wave.name), EventKind::Frozen, message).await?;
+        return Ok(FreezeVerdict { frozen: false, until: None });
+    }
+    let open = freeze::first_open(&windows, &context.environment, now)
+        .map_err(|frozen| TaskError::new(ErrorName::CatalogInvalid, frozen.to_string()))?;
+    // Up to the whole second: the state's entered time after the Wait keeps milliseconds at
+    // most, and one a hair before the window's end would be held again.
+    let until = match open.nanosecond() {
+        0 => open,
+        _ => open.with_nanosecond(0).unwrap_or(open) + chrono::TimeDelta::seconds(1),
+    };
+    ports.renew_lock_for(context, (until - now).to_std().unwrap_or_default() + LOCK_LEASE).await?;
+    let message = format!("wave {} held by {first}; starts at {}", wave.name, until.to_rfc3339());
+    ports.record_event(context, Stage::Deploy, Some(&wave.name), EventKind::Frozen, message).await?;
+    Ok(FreezeVerdict { frozen: true, until: Some(until) })
 }
 
 fn stage(rollback: bool) -> Stage {

@@ -7,13 +7,16 @@
 mod signal;
 
 use baton_domain::catalog::ApprovalSpec;
+use baton_domain::catalog::OnFreeze;
 use baton_domain::error::{ErrorName, TaskError};
 use baton_domain::flow::{Done, LoadCatalogRequest, Registered, ReleaseContext, WavePlan};
 use baton_domain::ports::CatalogError;
 use baton_domain::ports::{Created, LockOutcome};
+use baton_domain::release::Signal;
 use baton_domain::release::TriggerKind;
 use baton_domain::release::{EventKind, LockKey, Release, ReleaseId, ReleaseStatus, Stage};
 use baton_domain::rules::admission::{self, Refusal};
+use baton_domain::rules::freeze::{self, Admission, Occurrence};
 use baton_domain::rules::{queue, rollback};
 use baton_domain::support::{LOCK_LEASE, Ports, close_dead_holder, close_lapsed_holder};
 
@@ -54,6 +57,24 @@ pub async fn register(ports: &Ports, input: &serde_json::Value, execution: &str)
             Refusal::Invalid(message) => TaskError::new(ErrorName::InputInvalid, message),
             Refusal::NotReleased(message) => TaskError::new(ErrorName::Ignored, message),
         })?;
+    let freeze = &entry.delivery.freeze;
+    let windows = freeze.rules().map_err(|why| TaskError::new(ErrorName::CatalogInvalid, why))?;
+    let refuse = freeze.on_freeze() == OnFreeze::Refuse;
+    let scheduled = signal.trigger.kind == TriggerKind::Schedule;
+    let overridden = signal.trigger.freeze_override.is_some();
+    match freeze::admission(&windows, &release.environment, refuse, scheduled, overridden, now) {
+        Admission::Open => {}
+        Admission::Refused(window) => {
+            return Err(TaskError::new(
+                ErrorName::InputInvalid,
+                format!(
+                    "release of {} refused: {window} (the catalog says `on-freeze: refuse`; a hotfix may pass with `baton release --override-freeze --reason TEXT`)",
+                    entry.name
+                ),
+            ));
+        }
+        Admission::Skipped(window) => return Err(skip(ports, &signal, &release, &window).await?),
+    }
     let mut waves = WavePlan::from_specs(&entry.delivery.deploy.waves);
     match ports.store.create_release(&release, &signal.idempotency_key()).await? {
         Created::New(id) => {
@@ -83,6 +104,22 @@ pub async fn register(ports: &Ports, input: &serde_json::Value, execution: &str)
             Ok(Registered { release: context_of(id, &existing), waves, duplicate })
         }
     }
+}
+
+/// Records a scheduled release that fired inside a freeze window as skipped: the release is
+/// closed before it ran (as a superseded one is: nothing changed, nothing counts) and its
+/// timeline names the window; the execution ends quietly through `Baton.Ignored`.
+async fn skip(ports: &Ports, signal: &Signal, release: &Release, window: &Occurrence) -> Result<TaskError, TaskError> {
+    let id = match ports.store.create_release(release, &signal.idempotency_key()).await? {
+        Created::New(id) | Created::Existing(id) => id,
+    };
+    let context = context_of(id, release);
+    let now = ports.clock.now();
+    ports.update_release(&context, |r| queue::supersede(r, now)).await?;
+    let message = format!("scheduled release skipped: it fired inside {window}");
+    ports.record_event_once(&context, Stage::Queued, EventKind::Frozen, message.clone()).await?;
+    tracing::info!(release = %context.id, "scheduled release skipped inside a freeze window");
+    Ok(TaskError::new(ErrorName::Ignored, format!("release {}: {message}", context.id)))
 }
 
 fn context_of(id: ReleaseId, release: &Release) -> ReleaseContext {

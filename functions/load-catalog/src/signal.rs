@@ -23,7 +23,7 @@ struct Request {
     changed_at: Option<DateTime<Utc>>,
 }
 
-const REQUEST_SHAPE: &str = "expected {\"service\": \"<name>\"} with optional environment, sha, branch, trigger {kind, id, actor, repository, branch_override}, changed_at; or an EventBridge merge event";
+const REQUEST_SHAPE: &str = "expected {\"service\": \"<name>\"} with optional environment, sha, branch, trigger {kind, id, actor, repository, branch_override, freeze_override}, changed_at; or an EventBridge merge event";
 
 pub fn normalise(input: &Value, execution: &str) -> Result<Signal, TaskError> {
     let invalid = |message: String| TaskError::new(ErrorName::InputInvalid, message);
@@ -83,6 +83,11 @@ fn finish(signal: Signal) -> Result<Signal, TaskError> {
         && (sha.is_empty() || sha.len() > 64 || !sha.chars().all(|c| c.is_ascii_hexdigit()))
     {
         return invalid(format!("execution input: `sha` is '{sha}'; expected a hexadecimal commit id"));
+    }
+    if signal.trigger.freeze_override.as_deref().is_some_and(|reason| reason.trim().is_empty()) {
+        return invalid(
+            "execution input: `trigger.freeze_override` is empty; expected why the release may pass the freeze (a hotfix's reason)".into(),
+        );
     }
     Ok(signal)
 }

@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use baton_asl::{Clock, EventType, ExecutionStart, Executor, StateMachine, TaskCall, TaskFailure, TaskInvoker};
 use baton_domain::error::ErrorName;
-use baton_domain::flow::{BuildStarted, Done, Registered, ReleaseContext, RollbackPlan, WatchReport, WavePlan};
+use baton_domain::flow::{BuildStarted, Done, FreezeVerdict, Registered, ReleaseContext, RollbackPlan, WatchReport, WavePlan};
 use baton_domain::release::Artifact;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -322,6 +322,7 @@ fn contract(state: &str) -> fn(&Value) -> Result<(), String> {
         "WaitForBuild" => conforms::<Artifact>,
         "WatchHealth" => conforms::<WatchReport>,
         "PlanRollback" => conforms::<RollbackPlan>,
+        "CheckFreeze" => conforms::<FreezeVerdict>,
         "Acquire"
         | "Unlock"
         | "NotifyStarted"

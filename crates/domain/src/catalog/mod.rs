@@ -6,6 +6,7 @@
 //! what travels in the execution state.
 
 mod files;
+mod freeze;
 mod fs;
 mod parse;
 mod schedule;
@@ -15,9 +16,11 @@ mod tree;
 pub mod validate;
 
 pub use files::CATALOG_ROOT_ENV;
+pub use freeze::{FREEZES_FILE, FreezeSpec, FreezeWindow, MAX_WINDOW_DURATION, OnFreeze, parse_freezes};
 pub use fs::FsCatalog;
 pub use parse::{CatalogLoader, LoadedCatalog, Lookup};
 pub use schedule::check_schedule;
+pub(crate) use schedule::not_a_value;
 pub use shape::{ProviderShape, Registry, Slot, baton_extension_schema};
 pub use tree::MAX_TEXT_BYTES;
 
@@ -115,6 +118,9 @@ pub struct Delivery {
     /// Where the release's events are exported, one provider block per exporter.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub telemetry: Vec<ProviderBlock>,
+    /// When its waves may not start: its own windows and, once loaded, the organisation's.
+    #[serde(default, skip_serializing_if = "FreezeSpec::is_empty")]
+    pub freeze: FreezeSpec,
 }
 
 impl Delivery {

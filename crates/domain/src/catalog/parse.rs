@@ -10,6 +10,7 @@
 //! catalog, Baton's or not.
 
 use super::files::{CATALOG_ROOT_ENV, Place, Root};
+use super::freeze::{FREEZES_FILE, FreezeSpec, parse_freezes};
 use super::shape::{DATADOG_V2_2, DATADOG_V3, DELIVERY, NAME, Registry, SERVICE_SPEC_V3, quoted_list};
 use super::tree::{self, LoadError, MAX_TEXT_BYTES, Node};
 use super::validate::{Checker, DOCUMENT, shown};
@@ -62,11 +63,12 @@ impl<'r> CatalogLoader<'r> {
     }
 
     fn builder(&self) -> Builder<'r> {
-        Builder { registry: self.registry, for_cloud: self.for_cloud, documents: Vec::new(), other: Vec::new(), files: 0 }
+        Builder { registry: self.registry, for_cloud: self.for_cloud, documents: Vec::new(), other: Vec::new(), files: 0, freezes: None }
     }
 
     /// Loads a catalog: a single file, or a directory searched recursively for
-    /// `*.yaml`, `*.yml` and `*.json` (hidden entries and symlinked directories are
+    /// `*.yaml`, `*.yml` and `*.json`, whose root's [`FREEZES_FILE`] holds the organisation's
+    /// freeze windows, which every entry takes on (hidden entries and symlinked directories are
     /// skipped; a symlinked file leading out of the root is a diagnostic, not read). Fails only when `path` itself (or the root) cannot be read; an
     /// unreadable file inside a directory is a diagnostic.
     pub fn load(&self, path: &Path) -> std::io::Result<LoadedCatalog> {
@@ -92,7 +94,9 @@ impl<'r> CatalogLoader<'r> {
                 builder.file_error(&label, why);
                 continue;
             }
+            let organisation = walked && file.parent() == Some(path) && file.file_name().is_some_and(|name| name == FREEZES_FILE);
             match read_text(file) {
+                Ok(text) if organisation => builder.add_freezes(&label, &text),
                 Ok(text) => builder.add_text(&label, &text, place.as_ref()),
                 Err(message) => builder.file_error(&label, message),
             }
@@ -145,6 +149,8 @@ pub struct LoadedCatalog {
     /// Services defined without a Baton block, with where.
     unmanaged: BTreeMap<String, String>,
     files: usize,
+    /// The organisation's freeze file, when the catalog has one, and its windows.
+    freezes: Option<(String, FreezeSpec)>,
 }
 
 /// What the catalog says about one service name.
@@ -171,6 +177,11 @@ impl LoadedCatalog {
     /// How many files were read.
     pub fn files(&self) -> usize {
         self.files
+    }
+
+    /// The organisation's freeze file (as read) and its windows, which the services already include.
+    pub fn freezes(&self) -> Option<(&str, &FreezeSpec)> {
+        self.freezes.as_ref().map(|(file, spec)| (file.as_str(), spec))
     }
 
     pub fn lookup(&self, name: &str) -> Lookup<'_> {
@@ -205,9 +216,17 @@ struct Builder<'r> {
     /// Problems not tied to a named document (syntax errors, unreadable files, nameless documents).
     other: Vec<Diagnostic>,
     files: usize,
+    freezes: Option<(String, FreezeSpec)>,
 }
 
 impl Builder<'_> {
+    fn add_freezes(&mut self, file: &str, text: &str) {
+        match parse_freezes(self.registry, file, text) {
+            Ok(spec) => self.freezes = Some((file.to_string(), spec)),
+            Err(diagnostics) => self.other.extend(diagnostics),
+        }
+    }
+
     fn file_error(&mut self, file: &str, message: String) {
         self.other.push(Diagnostic { file: file.to_string(), line: None, path: DOCUMENT.into(), message });
     }
@@ -319,11 +338,16 @@ impl Builder<'_> {
 
     fn finish(mut self) -> LoadedCatalog {
         self.flag_duplicates();
-        let mut catalog = LoadedCatalog { files: self.files, ..LoadedCatalog::default() };
+        let mut catalog = LoadedCatalog { files: self.files, freezes: self.freezes, ..LoadedCatalog::default() };
         for doc in self.documents {
             catalog.diagnostics.extend(doc.diagnostics.iter().cloned());
             match (doc.entry, doc.baton) {
-                (Some(entry), _) => catalog.services.push(entry),
+                (Some(mut entry), _) => {
+                    if let Some((_, organisation)) = &catalog.freezes {
+                        entry.delivery.freeze.include(organisation);
+                    }
+                    catalog.services.push(entry)
+                }
                 (None, true) => catalog.invalid.entry(doc.name).or_default().extend(doc.diagnostics),
                 (None, false) => {
                     catalog.unmanaged.insert(doc.name, format!("{}:{}", doc.file, doc.line));

@@ -164,11 +164,16 @@ fn check_value(text: &str, field: &CronField) -> Result<(), String> {
     } else if field.names.iter().any(|name| name.eq_ignore_ascii_case(text)) {
         return Ok(());
     }
-    let names = match field.names {
+    Err(not_a_value(text, field.min, field.max, field.names))
+}
+
+/// Why `text` is no value of a cron field from `min` to `max` that also takes `names`.
+pub(crate) fn not_a_value(text: &str, min: u32, max: u32, names: &[&str]) -> String {
+    let names = match names {
         [] => String::new(),
         names => format!(" or {}-{}", names[0], names[names.len() - 1]),
     };
-    Err(format!("`{text}` is not a value in {}-{}{names}", field.min, field.max))
+    format!("`{text}` is not a value in {min}-{max}{names}")
 }
 
 #[cfg(test)]

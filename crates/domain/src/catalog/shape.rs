@@ -66,6 +66,14 @@ pub enum Kind {
     Secret,
     /// An EventBridge Scheduler expression.
     Schedule,
+    /// An RFC 3339 time with its offset.
+    Timestamp,
+    /// An IANA time zone name.
+    TimeZone,
+    /// A five-field cron expression (a recurring freeze window's start).
+    Cron,
+    /// A list of [`FREEZE_WINDOW`] with unique names, each one-off or recurring.
+    FreezeWindows,
     /// A mapping checked field by field.
     Object(&'static Shape),
     /// A list of mappings of one shape.
@@ -417,6 +425,35 @@ pub(crate) const DELIVERY: Shape = shape(&[
         Kind::List(&EXPORTER),
         "Where the release's events are exported (Datadog, CloudWatch); an exporter that fails never fails the release.",
     ),
+    field("freeze", Kind::Object(&FREEZE), "When the service's waves may not start; the organisation's `freezes.yaml` adds its own."),
+]);
+
+pub(crate) const FREEZE_WINDOW: Shape = shape(&[
+    required("name", Kind::Name, "Window name, unique in its list; releases held or refused name it."),
+    required("reason", Kind::Text, "Why nothing ships then: shown to whoever is held."),
+    field("environments", Kind::TextList, "Environments it applies to; all when absent."),
+    field("start", Kind::Timestamp, "A one-off window's start (RFC 3339, with an offset)."),
+    field("end", Kind::Timestamp, "A one-off window's end (RFC 3339), after its start."),
+    field(
+        "every",
+        Kind::Cron,
+        "A recurring window's start: `minute hour day-of-month month day-of-week` on the wall clock of `time-zone`.",
+    ),
+    field("time-zone", Kind::TimeZone, "A recurring window's IANA time zone (`Europe/Paris`); daylight-saving changes are followed."),
+    field(
+        "duration",
+        Kind::Duration { min: 60, max: super::freeze::MAX_WINDOW_DURATION },
+        "A recurring window's length on the wall clock: `64h` from Friday 16:00 ends Monday 08:00 local, whatever the clocks did.",
+    ),
+]);
+
+pub(crate) const FREEZE: Shape = shape(&[
+    field(
+        "on-freeze",
+        Kind::Enum(&["wait", "refuse"]),
+        "A release that would start inside a window waits for its end (`wait`, the default) or is refused (`refuse`); between waves it always waits.",
+    ),
+    field("windows", Kind::FreezeWindows, "One-off windows (`start`, `end`) and recurring ones (`every`, `time-zone`, `duration`)."),
 ]);
 
 // ------------------------------------------------------------------ Datadog
@@ -535,6 +572,12 @@ impl Kind {
             Kind::EnvName => "an environment variable name ([A-Za-z_][A-Za-z0-9_]*)".into(),
             Kind::Secret => "a secret reference: `env:NAME`, `ssm:/parameter/name` or `secrets-manager:secret-id`".into(),
             Kind::Schedule => "an EventBridge Scheduler expression: `cron(...)`, `rate(...)` or `at(...)`".into(),
+            Kind::Timestamp => "an RFC 3339 time with its offset, e.g. `2026-12-24T18:00:00+01:00`".into(),
+            Kind::TimeZone => "an IANA time zone such as `Europe/Paris` or `UTC`".into(),
+            Kind::Cron => "a cron expression `minute hour day-of-month month day-of-week`, e.g. `0 16 * * FRI`".into(),
+            Kind::FreezeWindows => {
+                "a list of freeze windows, each with `name`, `reason` and `start`/`end` or `every`/`time-zone`/`duration`".into()
+            }
             Kind::Object(_) | Kind::Mapping => "a mapping".into(),
             Kind::List(_) => "a list of mappings".into(),
             Kind::Waves => "a non-empty list of waves, each with `name` and `targets`, or `{from: topology, order: [...]}`".into(),
@@ -679,6 +722,17 @@ fn kind_schema(kind: &Kind, registry: &Registry) -> Json {
             },
         ] }),
         Kind::Schedule => json!({ "type": "string", "pattern": "^(cron|rate|at)\\(.+\\)$" }),
+        Kind::Timestamp => json!({ "type": "string", "format": "date-time" }),
+        Kind::TimeZone => json!({ "type": "string", "pattern": "^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$" }),
+        Kind::Cron => json!({ "type": "string", "pattern": "^\\S+(\\s+\\S+){4}$" }),
+        Kind::FreezeWindows => {
+            let mut window = object_schema(&FREEZE_WINDOW, registry);
+            window["oneOf"] = json!([
+                { "required": ["start", "end"], "not": { "anyOf": [{ "required": ["every"] }, { "required": ["time-zone"] }, { "required": ["duration"] }] } },
+                { "required": ["every", "time-zone", "duration"], "not": { "anyOf": [{ "required": ["start"] }, { "required": ["end"] }] } },
+            ]);
+            json!({ "type": "array", "items": window })
+        }
         Kind::Object(shape) => object_schema(shape, registry),
         Kind::List(shape) => json!({ "type": "array", "items": object_schema(shape, registry) }),
         Kind::Mapping => json!({ "type": "object" }),

@@ -9,6 +9,7 @@ use super::shape::{
 use super::topology::{Percent, Step, Topology};
 use super::tree::{Node, Value};
 use super::{Diagnostic, HealthSpec, Seconds, SecretRef, WaveSpec};
+use crate::rules::freeze::Cron;
 use crate::rules::watch::{EVENTS_PER_SAMPLE, HISTORY_QUOTA, MAX_WATCH_SAMPLES};
 use crate::support::LOCK_LEASE;
 use std::borrow::Cow;
@@ -203,6 +204,10 @@ impl<'a> Checker<'a> {
                     self.error(node.line, path, format!("expected {why}"));
                 }
             }
+            (Kind::Timestamp, Value::Str(s)) => self.checked(node, path, super::freeze::check_timestamp(s)),
+            (Kind::TimeZone, Value::Str(s)) => self.checked(node, path, super::freeze::parse_zone(s).map(|_| ())),
+            (Kind::Cron, Value::Str(s)) => self.checked(node, path, Cron::parse(s).map(|_| ())),
+            (Kind::FreezeWindows, Value::Seq(items)) => super::freeze::check_windows(self, items, path),
             (Kind::Object(shape), _) => self.object(node, path, shape),
             (Kind::List(shape), Value::Seq(items)) => {
                 for (i, item) in items.iter().enumerate() {
@@ -216,14 +221,14 @@ impl<'a> Checker<'a> {
             (Kind::WaveOrder, Value::Seq(items)) if !items.is_empty() => {
                 for (i, item) in items.iter().enumerate() {
                     match item.as_str() {
-                        Some(text) if text.ends_with('%') => self.percent(item, &index(path, i), text),
+                        Some(text) if text.ends_with('%') => self.checked(item, &index(path, i), Percent::parse(text).map(|_| ())),
                         Some(Step::ONE | Step::REST) => {}
                         Some(label) => self.name(item, &index(path, i), &LABEL, label),
                         None => self.mismatch(item, &index(path, i), "a step: `one`, a label, `rest`, or a percentage such as `10%`"),
                     }
                 }
             }
-            (Kind::Shares, Value::Str(text)) => self.percent(node, path, text),
+            (Kind::Shares, Value::Str(text)) => self.checked(node, path, Percent::parse(text).map(|_| ())),
             (Kind::Shares, Value::Map(entries)) => {
                 for entry in entries {
                     let entry_path = join(path, &entry.key);
@@ -231,7 +236,7 @@ impl<'a> Checker<'a> {
                         self.error(entry.key_line, &entry_path, format!("expected {}; {why}", LABEL.expected()));
                     }
                     match entry.value.as_str() {
-                        Some(text) => self.percent(&entry.value, &entry_path, text),
+                        Some(text) => self.checked(&entry.value, &entry_path, Percent::parse(text).map(|_| ())),
                         None => self.mismatch(&entry.value, &entry_path, "a percentage such as `50%`"),
                     }
                 }
@@ -255,8 +260,8 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn percent(&mut self, node: &Node, path: &str, text: &str) {
-        if let Err(why) = Percent::parse(text) {
+    fn checked(&mut self, node: &Node, path: &str, verdict: Result<(), String>) {
+        if let Err(why) = verdict {
             self.error(node.line, path, format!("expected {why}"));
         }
     }

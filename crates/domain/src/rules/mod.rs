@@ -1,5 +1,5 @@
 //! The rules of a release, as pure functions over records: which signals a service takes,
-//! who runs when several wait, what a rollback puts back, which commit may be deployed, when a wave is deployed, when its gates judge it, what a
+//! who runs when several wait, what a rollback puts back, which commit may be deployed, when a freeze window holds a wave, when a wave is deployed, when its gates judge it, what a
 //! finished release adds to the DORA counters, what its CI build was, and what the timeline says of a task given up on. Handlers read the ports, call these, and write
 //! the ports; nothing here does I/O, so every rule has table-driven tests beside it.
 
@@ -8,6 +8,7 @@ pub mod approval;
 pub mod builds;
 pub mod cost;
 pub mod dora;
+pub mod freeze;
 pub mod queue;
 pub mod revision;
 pub mod rollback;

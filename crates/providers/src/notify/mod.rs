@@ -172,6 +172,11 @@ pub(crate) fn slack_message(notification: &Notification) -> serde_json::Value {
         });
         blocks.push(serde_json::json!({ "type": "section", "text": mrkdwn(lines.collect::<Vec<_>>().join("\n")) }));
     }
+    if let Some(reason) = &release.trigger.freeze_override {
+        let who = release.trigger.actor.as_deref().unwrap_or("an unnamed sender");
+        let line = format!(":snowflake: *Freeze overridden* by {}: {}", escape(who), escape(reason));
+        blocks.push(serde_json::json!({ "type": "section", "text": mrkdwn(line) }));
+    }
     if let Some(action) = &notification.action_needed {
         blocks.push(
             serde_json::json!({ "type": "section", "text": mrkdwn(format!(":rotating_light: *Action needed:* {}", escape(action))) }),
@@ -251,6 +256,16 @@ pub(crate) mod tests {
              | waves: canary healthy, eu unhealthy, us pending | action needed: Check <eu> dashboards before retrying \
              | build: http://ci.local/build/7?a=1&b=2, deploy: http://cd.local/web"
         );
+    }
+
+    #[test]
+    fn a_freeze_override_is_shown_with_who_and_why() {
+        let mut hotfix = notification();
+        hotfix.release.trigger.actor = Some("ada".into());
+        hotfix.release.trigger.freeze_override = Some("INC-42 <payments>".into());
+        let text = slack_message(&hotfix).to_string();
+        assert!(text.contains("*Freeze overridden* by ada: INC-42 &lt;payments&gt;"), "{text}");
+        assert!(!slack_message(&notification()).to_string().contains("Freeze overridden"));
     }
 
     #[test]

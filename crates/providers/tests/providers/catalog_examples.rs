@@ -144,6 +144,10 @@ fn sample(kind: &Kind) -> Value {
         Kind::HttpStatuses => json!([200]),
         Kind::Bool => json!(true),
         Kind::Approvers => json!(["U0ANN"]),
+        Kind::Timestamp => json!("2026-12-24T18:00:00+01:00"),
+        Kind::TimeZone => json!("Europe/Paris"),
+        Kind::Cron => json!("0 16 * * FRI"),
+        Kind::FreezeWindows => unreachable!("not a provider field"),
     }
 }
 
@@ -226,6 +230,15 @@ fn full_delivery(build: ProviderBlock, target: ProviderBlock, health: HealthSpec
             .providers(Slot::Export)
             .map(|shape| ProviderBlock::new(shape.name, fields_sample(shape.fields, false)))
             .collect(),
+        // One window of each kind: between them they set every field.
+        freeze: serde_json::from_value(json!({
+            "on-freeze": "refuse",
+            "windows": [
+                { "name": "launch", "reason": "r", "environments": ["production"], "start": "2026-12-20T00:00:00Z", "end": "2026-12-21T00:00:00Z" },
+                { "name": "weekend", "reason": "r", "every": "0 16 * * FRI", "time-zone": "Europe/Paris", "duration": "64h" },
+            ],
+        }))
+        .unwrap(),
     }
 }
 

@@ -118,3 +118,26 @@ async fn invalid_definitions_are_refused_on_push_and_reported_on_read() {
         other => panic!("expected Invalid, got {other:?}"),
     }
 }
+
+/// The organisation's `freezes.yaml` is pushed with every service and read back into its entry.
+#[tokio::test]
+async fn the_organisation_freezes_travel_with_the_pushed_catalog() {
+    let (client, table) = catalog_table().await;
+    let mut items = catalog_items("catalog/payments.yaml", &definition("payments-api", "production")).expect("the file is valid");
+    let freezes = "windows:\n  - {name: weekend, reason: nobody on call, every: 0 16 * * FRI, time-zone: Europe/Paris, duration: 64h}\n";
+    items[0].freezes = Some(("catalog/freezes.yaml".into(), freezes.into()));
+    push_catalog(&client, &table, &items).await.expect("push");
+    let catalog = DynamoCatalog::new(client.clone(), &table, baton_providers::registry());
+    let entry = catalog.service("payments-api").await.expect("payments-api");
+    assert_eq!(entry.delivery.freeze.windows.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(), ["weekend"]);
+
+    // A freeze file broken in the table is reported with its name, not ignored.
+    items[0].freezes = Some(("catalog/freezes.yaml".into(), freezes.replace("Europe/Paris", "Europe/Pariss")));
+    push_catalog(&client, &table, &items).await.expect("push");
+    match catalog.service("payments-api").await {
+        Err(CatalogError::Invalid(diagnostics)) => {
+            assert_eq!((diagnostics[0].file.as_str(), diagnostics[0].path.as_str()), ("catalog/freezes.yaml", "windows[0].time-zone"))
+        }
+        other => panic!("expected Invalid, got {other:?}"),
+    }
+}
