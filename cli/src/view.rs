@@ -204,6 +204,7 @@ pub fn summary(release: &Release) -> String {
             ),
         };
         let _ = writeln!(out, "  approval  {line}");
+    }
     if let Some(changes) = &release.changes {
         let _ = writeln!(out, "  changes   {}", baton_domain::changes::describe(changes));
     }

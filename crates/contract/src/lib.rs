@@ -31,9 +31,9 @@ use baton_domain::error::ErrorName;
 use baton_domain::flow::{Outcome, OutcomeStatus};
 use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError};
 use baton_domain::release::{
-    Approval, ApprovalDecision, Artifact, BuildRecord, BuildStatus, DeployStatus, EventKind, Failure, GateRecord, GateSample, LockInfo, LockKey,
-    Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, RunHandle, Stage, StageEvent, TargetDeploy, TaskToken, Trigger, TriggerKind,
-    Verdict, Via, WaveRecord, WaveStatus,
+    Approval, ApprovalDecision, Artifact, BuildRecord, BuildStatus, DeployStatus, EventKind, Failure, GateRecord, GateSample, LockInfo,
+    LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, RunHandle, Stage, StageEvent, TargetDeploy, TaskToken, Trigger,
+    TriggerKind, Verdict, Via, WaveRecord, WaveStatus,
 };
 use baton_domain::sketch::Sketch;
 use baton_domain::support::Closed;

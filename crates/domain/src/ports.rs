@@ -396,7 +396,10 @@ pub struct DeployRequest {
     /// True when this deploy puts back the previous artifact.
     pub rollback: bool,
     /// On a rollback, the forward run it undoes (when that one started): providers keep in its
-    /// state what they replaced (an ECS task definition, a Lambda version) and put that back.
+    /// state what they replaced (an ECS task definition, a Lambda version) and put that back. A
+    /// forward run may still be going (its task was killed mid-wave): the rollback must end it
+    /// or supersede it, never race it (a command is killed; ECS, Lambda and Argo CD apply the
+    /// latest request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub undoes: Option<RunHandle>,
 }

@@ -41,6 +41,11 @@ impl Deployer for CommandDeployer {
             .with("BATON_ROLLBACK", request.rollback.to_string())
             .with("TRACEPARENT", traceparent(&request.release_id, &deploy_span(&request.wave, &request.target, request.rollback)));
         let command = if request.rollback { &self.rollback } else { &self.deploy };
+        if let Some(forward) = request.undoes.as_ref().filter(|_| request.rollback) {
+            // A forward command still running would finish after the rollback and leave the
+            // target on the new artifact.
+            handle_state::<DetachedRun>(forward, "deploy")?.cancel();
+        }
         let run = self.ctx.start(command, env, &request.release_id).await?;
         Ok(run_handle(&run, &run))
     }
@@ -86,6 +91,15 @@ mod tests {
         deployer.poll(&travelled).await.unwrap()
     }
 
+    async fn settled(deployer: &CommandDeployer, run: &RunHandle) -> DeployProgress {
+        loop {
+            match deployer.poll(run).await.unwrap() {
+                DeployProgress::Running => continue,
+                done => return done,
+            }
+        }
+    }
+
     const RECORD: &str = "echo \"$0 $BATON_WAVE $BATON_TARGET $BATON_ARTIFACT $BATON_ROLLBACK $BATON_SHA\" >> \"$BATON_WORKSPACE/log\"";
 
     #[tokio::test]
@@ -100,6 +114,26 @@ mod tests {
         let log = std::fs::read_to_string(dir.path().join("web/log")).unwrap();
         let script = &deploy[1];
         assert_eq!(log, format!("{script} canary host-1 web:2 false abc123\n{script} canary host-1 web:1 true abc123\n"));
+    }
+
+    /// The forward deploy's task was killed mid-wave and its command still runs: the rollback
+    /// ends it first, so it cannot finish afterwards and leave the target on the new artifact.
+    #[tokio::test]
+    async fn a_rollback_ends_the_forward_deploy_it_undoes_if_that_still_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let deploy = script(
+            dir.path(),
+            "deploy.sh",
+            "[ \"$BATON_ROLLBACK\" = true ] || sleep 3; echo \"$BATON_ARTIFACT\" > \"$BATON_WORKSPACE/on\"",
+        );
+        let deployer = deployer(dir.path(), deploy, None);
+
+        let forward = deployer.start(&request("web:2", false)).await.unwrap();
+        let undo = DeployRequest { undoes: Some(forward.clone()), ..request("web:1", true) };
+        let rollback = deployer.start(&undo).await.unwrap();
+        assert_eq!(settled(&deployer, &rollback).await, DeployProgress::Succeeded);
+        assert!(matches!(settled(&deployer, &forward).await, DeployProgress::Failed { .. }), "the forward deploy was ended");
+        assert_eq!(std::fs::read_to_string(dir.path().join("web/on")).unwrap(), "web:1\n");
     }
 
     #[tokio::test]

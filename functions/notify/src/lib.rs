@@ -291,6 +291,8 @@ mod tests {
                 error: error.map(|(error, cause)| CaughtError { error: error.into(), cause: cause.into() }),
                 action_needed: None,
             }),
+            token: None,
+            now: None,
         };
         let cancelled = ("Baton.Interrupted", "release rel-web-1 was cancelled: ann cancelled the release: wrong commit");
         let cases = [
