@@ -130,6 +130,17 @@ fn slack_link(row: &ReleaseRow) -> String {
     }
 }
 
+/// What the release's execution cost at AWS's public prices, its counts on hover; `-` until counted.
+fn cost(row: &ReleaseRow) -> String {
+    match &row.cost {
+        Some(cost) => format!(
+            r#"<span class="cost" data-dollars="{}" title="{} state transitions, {} task invocations, {:.2} Lambda GB-s">${:.4}</span>"#,
+            cost.dollars, cost.transitions, cost.invocations, cost.lambda_gb_seconds, cost.dollars
+        ),
+        None => "-".to_owned(),
+    }
+}
+
 fn service_link(service: &str, depth: usize) -> String {
     format!(r#"<a href="{}services/{}.html">{}</a>"#, up(depth), slug(service), esc(service))
 }
@@ -143,7 +154,7 @@ fn release_table(rows: &[ReleaseRow], depth: usize, with_service: bool, id: &str
     if with_service {
         out.push_str("<th>service</th>");
     }
-    out.push_str(r#"<th>status</th><th>stage</th><th>waves</th><th>commit</th><th class="hide-narrow">branch</th><th class="hide-narrow">trigger</th><th>build</th><th>started</th><th>duration</th><th class="hide-narrow">release</th></tr></thead><tbody>"#);
+    out.push_str(r#"<th>status</th><th>stage</th><th>waves</th><th>commit</th><th class="hide-narrow">branch</th><th class="hide-narrow">trigger</th><th>build</th><th>started</th><th>duration</th><th class="hide-narrow">cost</th><th class="hide-narrow">release</th></tr></thead><tbody>"#);
     for row in rows {
         let _ = write!(out, r#"<tr data-release="{}" data-status="{}">"#, esc(&row.id), row.status.as_str());
         if with_service {
@@ -172,7 +183,7 @@ fn release_table(rows: &[ReleaseRow], depth: usize, with_service: bool, id: &str
         });
         let _ = write!(
             out,
-            r#"<td>{}</td><td>{stage}{bake}</td><td>{}</td><td>{}</td><td class="hide-narrow">{}</td><td class="hide-narrow">{}</td><td>{}</td><td>{}</td><td data-seconds="{}">{}</td><td class="hide-narrow">{}{}</td></tr>"#,
+            r#"<td>{}</td><td>{stage}{bake}</td><td>{}</td><td>{}</td><td class="hide-narrow">{}</td><td class="hide-narrow">{}</td><td>{}</td><td>{}</td><td data-seconds="{}">{}</td><td class="hide-narrow">{}</td><td class="hide-narrow">{}{}</td></tr>"#,
             status(row.status.as_str()),
             wave_chips(row),
             short(row.sha.as_deref()),
@@ -182,6 +193,7 @@ fn release_table(rows: &[ReleaseRow], depth: usize, with_service: bool, id: &str
             time(row.created_at),
             row.duration_seconds,
             human_seconds(row.duration_seconds as f64),
+            cost(row),
             release_link(row, depth),
             slack_link(row),
         );
@@ -391,7 +403,7 @@ pub fn release(site: &Site, report: &ReleaseReport, history: Option<Result<Vec<s
         .unwrap_or_else(|| "-".into());
     let _ = write!(
         main,
-        r#"<dl class="entry"><dt>service</dt><dd>{}</dd><dt>status</dt><dd>{}</dd><dt>environment</dt><dd>{}</dd><dt>commit</dt><dd>{} on {}</dd><dt>artifact</dt><dd>{artifact}</dd><dt>build</dt><dd>{build}</dd><dt>trigger</dt><dd>{}{}</dd><dt>started</dt><dd>{}</dd><dt>ended</dt><dd>{}</dd><dt>duration</dt><dd>{}</dd><dt>slack</dt><dd>{}</dd>{}</dl>"#,
+        r#"<dl class="entry"><dt>service</dt><dd>{}</dd><dt>status</dt><dd>{}</dd><dt>environment</dt><dd>{}</dd><dt>commit</dt><dd>{} on {}</dd><dt>artifact</dt><dd>{artifact}</dd><dt>build</dt><dd>{build}</dd><dt>trigger</dt><dd>{}{}</dd><dt>started</dt><dd>{}</dd><dt>ended</dt><dd>{}</dd><dt>duration</dt><dd>{}</dd><dt>cost</dt><dd>{}</dd><dt>slack</dt><dd>{}</dd>{}</dl>"#,
         service_link(&row.service, depth),
         status(row.status.as_str()),
         esc(&row.environment),
@@ -402,6 +414,7 @@ pub fn release(site: &Site, report: &ReleaseReport, history: Option<Result<Vec<s
         time(row.created_at),
         opt_time(row.finished_at),
         human_seconds(row.duration_seconds as f64),
+        cost(row),
         match slack_link(row) {
             a if a.is_empty() => "-".to_owned(),
             a => a,

@@ -80,6 +80,7 @@ async fn site() -> Site {
     });
     hostile.waves = vec![watched_wave(now - TimeDelta::minutes(100))];
     hostile.notifier_state.insert("slack".into(), serde_json::json!({"channel": "C1", "ts": "1.2", "permalink": "javascript:alert(1)"}));
+    hostile.cost = Some(baton_domain::rules::cost::Cost { transitions: 187, invocations: 52, lambda_gb_seconds: 3.25, dollars: 0.0078125 });
     store.create_release(&hostile, "k1").await.unwrap();
     let mut running = release_at("rel-web-2", "web", "production", now - TimeDelta::minutes(3));
     running.status = ReleaseStatus::Running;
@@ -170,6 +171,18 @@ async fn each_release_links_its_slack_thread_where_it_is_shown() {
     }
     let without = site.page("releases/rel-web-0.html", Utc::now()).await.unwrap().unwrap().body;
     assert!(without.contains("<dt>slack</dt><dd>-</dd>"), "no message, no link");
+}
+
+#[tokio::test]
+async fn each_release_shows_its_cost_once_counted() {
+    let site = site().await;
+    let cost = r#"<span class="cost" data-dollars="0.0078125" title="187 state transitions, 52 task invocations, 3.25 Lambda GB-s">$0.0078</span>"#;
+    for path in ["services/web.html", "releases/rel-web-1.html"] {
+        let page = site.page(path, Utc::now()).await.unwrap().unwrap().body;
+        assert_eq!(page.matches(cost).count(), 1, "{path} shows the counted release's cost once: {page}");
+    }
+    let uncounted = site.page("releases/rel-web-0.html", Utc::now()).await.unwrap().unwrap().body;
+    assert!(uncounted.contains("<dt>cost</dt><dd>-</dd>"), "not counted, no figure");
 }
 
 #[tokio::test]

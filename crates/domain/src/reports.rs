@@ -44,6 +44,8 @@ pub struct ReleaseRow {
     pub failure: Option<String>,
     /// The release's Slack message (the Slack notifier keeps its permalink in its state).
     pub slack_thread: Option<String>,
+    /// What its execution cost, once counted ([`crate::rules::cost`]).
+    pub cost: Option<crate::rules::cost::Cost>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -137,6 +139,7 @@ pub fn row(release: &Release, entry: Option<&ServiceEntry>, now: DateTime<Utc>) 
         current_wave,
         failure: release.failure.as_ref().map(|f| format!("{}: {}", f.error, f.cause)),
         slack_thread: release.notifier_state.get("slack").and_then(|state| state["permalink"].as_str()).map(str::to_owned),
+        cost: release.cost.clone(),
     }
 }
 
