@@ -100,13 +100,14 @@ fn short(sha: &str) -> &str {
 
 /// The timeline's line for `changes`.
 pub fn describe(changes: &Changes) -> String {
+    // Every fallback reason ends saying that only the release's own commit counts.
     if let Some(why) = &changes.fallback {
-        return format!("lead time from its own commit only: {why}");
+        return why.clone();
     }
     let since = changes.since.as_deref().map(short).unwrap_or("the start");
     match (changes.commits.len(), changes.total) {
         (0, _) => format!("no new commit since {since}: no lead time"),
-        (n, total) if n as u64 == total => format!("{n} commit{} since {since}, each a lead time", if n == 1 { "" } else { "s" }),
+        (n, total) if n as u64 == total => format!("{} since {since}, each a lead time", crate::text::counted(n, "commit")),
         (n, total) => format!(
             "{total} commits since {since}; lead times of {n} (merge commits, and commits past the first {}, left out)",
             crate::ports::MAX_COMPARED
