@@ -11,6 +11,7 @@ mod freeze;
 mod github_actions;
 mod large_entry;
 mod lead_time;
+mod plan;
 mod load;
 mod provider_faults;
 mod releases;

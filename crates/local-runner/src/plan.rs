@@ -15,7 +15,7 @@ use baton_domain::flow::{
     TriggerBuildRequest, WatchReport, WaveStarted, WavePlan,
 };
 use baton_domain::ports::{CatalogError, CatalogSource, GateReading, ReleaseStore, StoreError};
-use baton_domain::release::{Artifact, GateRecord, ReleaseId, RunHandle, Signal};
+use baton_domain::release::{Artifact, GateRecord, ReleaseId, RunHandle};
 use baton_domain::rules::cost::{self, Cost, Usage};
 use baton_domain::rules::plan::{self, Plan, PlanRequest, Verdict};
 use baton_domain::rules::{deadline_after, watch};
@@ -54,14 +54,15 @@ pub enum PlanError {
     Simulation { service: String, status: ExecutionStatus, why: String },
 }
 
-/// Plans the release `signal` asks for at `now`, from `catalog` and (when there is one) the
-/// `store`'s records of the service.
+/// Plans the release an execution `input` (any shape a release starts from) asks for at `now`,
+/// from `catalog` and (when there is one) the `store`'s records of the service.
 pub async fn plan_release(
     catalog: &dyn CatalogSource,
     store: Option<&dyn ReleaseStore>,
-    signal: &Signal,
+    input: &Value,
     now: DateTime<Utc>,
 ) -> Result<Planned, PlanError> {
+    let signal = &baton_load_catalog::normalise(input, "plan").map_err(|refused| PlanError::Refused(refused.cause))?;
     let mut entry = catalog.service(&signal.service).await?;
     let default = ApprovalSpec::organisation_default().map_err(PlanError::Refused)?;
     ApprovalSpec::apply_default(&mut entry.delivery, default.as_ref());
@@ -73,7 +74,7 @@ pub async fn plan_release(
         plan::Refusal::Invalid(why) | plan::Refusal::NotReleased(why) | plan::Refusal::CatalogInvalid(why) => PlanError::Refused(why),
     })?;
     let cost = match plan.admission {
-        Verdict::Allowed => Some(cost::estimate(&expected_usage(&plan, signal, now).await?, cost::BATON_FUNCTIONS, &cost::PUBLIC_PRICES)),
+        Verdict::Allowed => Some(cost::estimate(&expected_usage(&plan, input, now).await?, cost::BATON_FUNCTIONS, &cost::PUBLIC_PRICES)),
         Verdict::Refused { .. } | Verdict::Skipped { .. } => None,
     };
     Ok(Planned { entry, plan, cost })
@@ -81,14 +82,13 @@ pub async fn plan_release(
 
 /// What a release of `plan` uses, counted from the history of the release definition run with
 /// simulated answers. Lambda time is not foreseen: the simulated tasks take none.
-pub async fn expected_usage(plan: &Plan, signal: &Signal, now: DateTime<Utc>) -> Result<Usage, PlanError> {
+pub async fn expected_usage(plan: &Plan, input: &Value, now: DateTime<Utc>) -> Result<Usage, PlanError> {
     let machine = StateMachine::from_json(&substituted_definition()).map_err(|err| LocalError::Definition(err.to_string()))?;
     let simulated = Arc::new(Simulated::new(plan));
     let executor = Executor::new(simulated.clone(), Clock::Virtual);
     let _ = simulated.executor.set(executor.downgrade());
-    let input = serde_json::to_value(signal).unwrap_or(Value::Null);
     let name = format!("plan-{}-{}", plan.service, now.timestamp());
-    let handle = executor.start(Arc::new(machine), ExecutionStart { state_machine_name: STATE_MACHINE_NAME.to_owned(), ..ExecutionStart::new(&name, input) });
+    let handle = executor.start(Arc::new(machine), ExecutionStart { state_machine_name: STATE_MACHINE_NAME.to_owned(), ..ExecutionStart::new(&name, input.clone()) });
     let (_, events) = handle.subscribe();
     let _ = simulated.events.set(Mutex::new(events));
     let outcome = handle.outcome().await;
@@ -107,8 +107,12 @@ struct Simulated {
     gates: Vec<GateSpec>,
     interval_seconds: u64,
     build_timeout_seconds: u64,
+    /// When the build and each wave's deploy are expected to end, after their start; a poll sees
+    /// one ended when it ends within the poll's patience ([`baton_providers::poll_patience`]).
     build_seconds: u64,
     deploy_seconds: u64,
+    build_patience: u64,
+    deploy_patience: u64,
     /// The execution's events as they happen: the latest one's time is the calling branch's
     /// virtual now (a poll's payload carries no time).
     events: OnceLock<Mutex<broadcast::Receiver<HistoryEvent>>>,
@@ -142,6 +146,8 @@ impl Simulated {
             build_timeout_seconds: plan.build_timeout_seconds,
             build_seconds: expected.build.map_or(0, |build| build.p50_seconds),
             deploy_seconds: expected.deploy.map_or(0, |deploy| deploy.p50_seconds),
+            build_patience: baton_providers::poll_patience(&plan.build.provider).as_secs(),
+            deploy_patience: baton_providers::poll_patience(&plan.deploy.provider).as_secs(),
             events: OnceLock::new(),
             executor: OnceLock::new(),
             progress: Mutex::default(),
@@ -199,7 +205,7 @@ impl Simulated {
             }
             baton_poll_build::NAME => {
                 let started = self.progress().build_started.unwrap_or(now);
-                if now < deadline_after(started, self.build_seconds) {
+                if deadline_after(now, self.build_patience) < deadline_after(started, self.build_seconds) {
                     return Err(ErrorName::BuildPending);
                 }
                 let context = &self.context;
@@ -215,7 +221,7 @@ impl Simulated {
                 }
                 DeployWaveRequest::Poll { wave, .. } => {
                     let started = self.progress().deploys.get(&wave.name).copied().unwrap_or(now);
-                    if now < deadline_after(started, self.deploy_seconds) {
+                    if deadline_after(now, self.deploy_patience) < deadline_after(started, self.deploy_seconds) {
                         return Err(ErrorName::DeployPending);
                     }
                     Ok(done())

@@ -133,6 +133,8 @@ pub struct Plan {
     pub admission: Verdict,
     pub build: ProviderBlock,
     pub build_timeout_seconds: u64,
+    /// The deploy provider every wave's targets are deployed with.
+    pub deploy: ProviderBlock,
     pub waves: Vec<PlannedWave>,
     pub health_interval_seconds: u64,
     pub gates: Vec<GateSpec>,
@@ -192,6 +194,7 @@ pub fn plan(request: &PlanRequest) -> Result<Plan, Refusal> {
         admission: admitted.verdict,
         build: delivery.build.clone(),
         build_timeout_seconds: delivery.build_timeout.0,
+        deploy: delivery.deploy.target.clone(),
         waves,
         health_interval_seconds: delivery.health.interval.0,
         gates: delivery.health.gates.clone(),

@@ -1,0 +1,51 @@
+//! `baton plan`'s counts against the releases that follow: each example service is planned, then
+//! released through the real definition and handlers, and the transitions and task invocations
+//! its execution history shows are those the plan expected. The plan is made first, from the
+//! catalog and the records alone; nothing of the release is known to it.
+
+use baton_asl::{Clock, ExecutionStatus};
+use baton_domain::rules::cost;
+use baton_domain::rules::plan::Verdict;
+use baton_e2e::*;
+use baton_local_runner::{LocalBaton, LocalConfig, plan_release};
+use std::path::PathBuf;
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog")
+}
+
+fn input(service: &str, trigger: &str) -> serde_json::Value {
+    serde_json::json!({"service": service, "sha": "4f2a9c1e", "trigger": {"kind": "cli", "id": trigger, "actor": "test"}})
+}
+
+/// Plans `service`, releases it under `execution`, and compares the plan's counts with the
+/// release's history.
+async fn plan_then_release(baton: &LocalBaton, service: &str, execution: &str) {
+    let ports = baton.ports();
+    let input = input(service, execution);
+    let planned = plan_release(ports.catalog.as_ref(), Some(ports.store.as_ref()), &input, chrono::Utc::now()).await.unwrap();
+    assert_eq!(planned.plan.admission, Verdict::Allowed);
+    let expected = planned.cost.expect("an admitted release has a planned cost");
+
+    let outcome = baton.run(execution, input).await;
+    assert_status(&outcome, ExecutionStatus::Succeeded);
+    let used = cost::usage(&baton.journal(execution).await.unwrap());
+    assert_eq!((expected.transitions, expected.invocations), (used.transitions, used.invocations), "{service}: planned against used");
+}
+
+#[tokio::test]
+async fn the_planned_transitions_and_invocations_of_hello_web_are_those_of_its_release() {
+    let state = tempfile::tempdir().unwrap();
+    let config = LocalConfig {
+        catalog: examples(),
+        state_dir: state.path().to_owned(),
+        console: None,
+        clock: Clock::Virtual,
+        slack_api_base: None,
+        skip_bakes: false,
+    };
+    let baton = LocalBaton::open(config).unwrap();
+    // First without history, then planned from the first release's records.
+    plan_then_release(&baton, "hello-web", "exec-plan-1").await;
+    plan_then_release(&baton, "hello-web", "exec-plan-2").await;
+}
