@@ -49,3 +49,27 @@ async fn the_planned_transitions_and_invocations_of_hello_web_are_those_of_its_r
     plan_then_release(&baton, "hello-web", "exec-plan-1").await;
     plan_then_release(&baton, "hello-web", "exec-plan-2").await;
 }
+
+#[tokio::test]
+async fn a_planned_approval_and_long_bakes_count_as_the_release_uses_them() {
+    // Three waves of ten-minute bakes sampled every 30 s, the second behind an approval given
+    // as soon as it is asked for.
+    let mut fixture = Fixture::new();
+    fixture.require_approval("one-region", "{required: true, approvers: [ann], timeout: 1h}");
+    let baton = fixture.baton();
+    let ports = baton.ports();
+    let input = cli_input("cli-plan");
+    let planned = plan_release(ports.catalog.as_ref(), Some(ports.store.as_ref()), &input, chrono::Utc::now()).await.unwrap();
+    let expected = planned.cost.expect("an admitted release has a planned cost");
+    assert!(planned.plan.waves[1].approval.is_some(), "the plan shows the gate");
+
+    let run = baton.start("exec-plan-approved", input);
+    let waiting = crate::approval::pending(&baton, "exec-plan-approved").await;
+    let ann = baton_domain::rules::approval::Person::new("ann");
+    let granted = baton_domain::release::Verdict::Granted;
+    let via = baton_domain::release::Via::Cli;
+    baton_domain::approvals::answer(ports.store.as_ref(), None, &waiting.id, &ann, granted, via, None, chrono::Utc::now()).await.unwrap();
+    assert_status(&run.outcome().await, ExecutionStatus::Succeeded);
+    let used = cost::usage(&baton.journal("exec-plan-approved").await.unwrap());
+    assert_eq!((expected.transitions, expected.invocations), (used.transitions, used.invocations), "planned against used");
+}
