@@ -77,7 +77,8 @@ pub async fn run(args: PlanArgs) -> ExitCode {
 
 /// From the catalog directory and the local store, when there is one (no store: no history).
 async fn plan_local(args: &PlanArgs, input: &serde_json::Value, now: chrono::DateTime<chrono::Utc>) -> Result<Planned, ExitCode> {
-    let catalog = FsCatalog::open(baton_providers::registry(), &args.catalog.path).map_err(|err| Failure::usage(&err).sources_of(&err).report())?;
+    let catalog =
+        FsCatalog::open(baton_providers::registry(), &args.catalog.path).map_err(|err| Failure::usage(&err).sources_of(&err).report())?;
     let database = baton_store_sqlite::database_path(&args.state.resolve());
     let store = match database.exists() {
         true => Some(crate::report_cmd::open_store(&args.state)?),
@@ -136,13 +137,19 @@ fn describe(planned: &Planned) -> String {
     let _ = writeln!(out, "  deploy      {}", block(&plan.deploy));
     let _ = writeln!(out, "  health      every {}:", human(Some(plan.health_interval_seconds as f64)));
     for gate in &plan.gates {
-        let _ = writeln!(out, "    {} ({} healthy in a row to pass, {} unhealthy to fail)", block(&gate.gate), gate.consecutive, gate.failures);
+        let _ =
+            writeln!(out, "    {} ({} healthy in a row to pass, {} unhealthy to fail)", block(&gate.gate), gate.consecutive, gate.failures);
     }
     let _ = writeln!(out, "  waves");
     for planned in &plan.waves {
         let wave = &planned.wave;
         let _ = writeln!(out, "    {}/{} {}: {}", wave.index + 1, wave.total, wave.name, wave.targets.join(", "));
-        let _ = write!(out, "        bake {}, deploy timeout {}", human(Some(wave.bake_seconds as f64)), human(Some(wave.deploy_timeout_seconds as f64)));
+        let _ = write!(
+            out,
+            "        bake {}, deploy timeout {}",
+            human(Some(wave.bake_seconds as f64)),
+            human(Some(wave.deploy_timeout_seconds as f64))
+        );
         let _ = writeln!(out, ", expected to start {}", planned.expected_start.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
         if let Some(approval) = &planned.approval {
             let who = if approval.approvers.is_empty() { "anyone".to_owned() } else { approval.approvers.join(", ") };
@@ -155,7 +162,9 @@ fn describe(planned: &Planned) -> String {
         }
     }
     let _ = match &plan.rollback_to {
-        Some(artifact) => writeln!(out, "  rollback    every target back to {} ({} @ {})", artifact.reference, artifact.branch, artifact.sha),
+        Some(artifact) => {
+            writeln!(out, "  rollback    every target back to {} ({} @ {})", artifact.reference, artifact.branch, artifact.sha)
+        }
         None => writeln!(out, "  rollback    nothing ran before: every target's deploy is removed"),
     };
     let _ = writeln!(out, "  freezes     {}", freezes(plan));

@@ -73,3 +73,30 @@ async fn a_planned_approval_and_long_bakes_count_as_the_release_uses_them() {
     let used = cost::usage(&baton.journal("exec-plan-approved").await.unwrap());
     assert_eq!((expected.transitions, expected.invocations), (used.transitions, used.invocations), "planned against used");
 }
+
+#[tokio::test]
+async fn a_wave_held_by_a_freeze_is_planned_as_it_waits() {
+    // A window from 5 to 30 minutes from now: the canary starts at once and bakes 10 minutes, so
+    // the second wave meets the window and waits for its end.
+    let fixture = Fixture::new();
+    let now = chrono::Utc::now();
+    let at = |minutes: i64| (now + chrono::TimeDelta::minutes(minutes)).to_rfc3339();
+    let window = format!("{{name: migration, reason: the database moves, start: \"{}\", end: \"{}\"}}", at(5), at(30));
+    fixture.write_catalog(SERVICE, &format!("    freeze:\n      on-freeze: wait\n      windows:\n        - {window}\n"));
+    let baton = fixture.baton();
+    let ports = baton.ports();
+    let input = cli_input("cli-plan-frozen");
+    let planned = plan_release(ports.catalog.as_ref(), Some(ports.store.as_ref()), &input, now).await.unwrap();
+    let held: Vec<usize> = planned.plan.waves.iter().map(|wave| wave.freezes.len()).collect();
+    assert_eq!(held, [0, 1, 0], "the plan shows the second wave waiting");
+    let expected = planned.cost.expect("an admitted release has a planned cost");
+
+    assert_status(&baton.run("exec-plan-frozen", input).await, ExecutionStatus::Succeeded);
+    let history = baton.journal("exec-plan-frozen").await.unwrap();
+    assert_eq!(
+        history.iter().filter(|e| e["type"] == "WaitStateEntered" && e["stateEnteredEventDetails"]["name"] == "WaitOutFreeze").count(),
+        1
+    );
+    let used = cost::usage(&history);
+    assert_eq!((expected.transitions, expected.invocations), (used.transitions, used.invocations), "planned against used");
+}

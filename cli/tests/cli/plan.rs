@@ -21,7 +21,14 @@ fn every_example_service_plans_its_waves_duration_and_cost() {
         let shown = text(&output);
         assert_eq!(output.status.code(), Some(0), "{service}: {shown}\n{}", String::from_utf8_lossy(&output.stderr));
         assert!(shown.starts_with(&format!("Plan: {service} → production, main @ the branch head")), "{shown}");
-        for line in ["admission   allowed", "1/3 canary", "2/3 one-region", "3/3 rest", "bake 5s", "duration    no history: the bakes alone take 15s"] {
+        for line in [
+            "admission   allowed",
+            "1/3 canary",
+            "2/3 one-region",
+            "3/3 rest",
+            "bake 5s",
+            "duration    no history: the bakes alone take 15s",
+        ] {
             assert!(shown.contains(line), "{service}: no '{line}' in\n{shown}");
         }
         assert!(shown.contains("rollback    nothing ran before"), "{shown}");
@@ -30,7 +37,10 @@ fn every_example_service_plans_its_waves_duration_and_cost() {
         let output = plan(state.path(), &examples(), &[service, "--json", "--sha", "4f2a9c1e"]);
         let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("--json prints one JSON object");
         let plan = &json["plan"];
-        assert_eq!((&json["entry"]["name"], &plan["sha"], &plan["admission"]["verdict"]), (&service.into(), &"4f2a9c1e".into(), &"allowed".into()));
+        assert_eq!(
+            (&json["entry"]["name"], &plan["sha"], &plan["admission"]["verdict"]),
+            (&service.into(), &"4f2a9c1e".into(), &"allowed".into())
+        );
         let waves: Vec<&str> = plan["waves"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
         assert_eq!(waves, ["canary", "one-region", "rest"]);
         assert_eq!(plan["expected"]["bakes_seconds"], 15);
@@ -42,9 +52,8 @@ fn every_example_service_plans_its_waves_duration_and_cost() {
 #[test]
 fn after_a_release_the_plan_rolls_back_to_it_and_knows_its_durations() {
     let state = tempfile::tempdir().unwrap();
-    let released = baton_command(state.path(), &examples(), &["release", "hello-web", "--no-wait", "--sha", "4f2a9c1e", "--json"])
-        .output()
-        .unwrap();
+    let released =
+        baton_command(state.path(), &examples(), &["release", "hello-web", "--no-wait", "--sha", "4f2a9c1e", "--json"]).output().unwrap();
     assert_eq!(released.status.code(), Some(0), "{}", String::from_utf8_lossy(&released.stderr));
     let output = plan(state.path(), &examples(), &["hello-web"]);
     let shown = text(&output);

@@ -7,16 +7,19 @@
 
 use crate::{LocalError, STATE_MACHINE_NAME, substituted_definition};
 use async_trait::async_trait;
-use baton_asl::{Clock, ExecutionStart, ExecutionStatus, Executor, HistoryEvent, StateMachine, TaskCall, TaskFailure, TaskInvoker, WeakExecutor};
+use baton_asl::{
+    Clock, ExecutionStart, ExecutionStatus, Executor, HistoryEvent, StateMachine, TaskCall, TaskFailure, TaskInvoker, WeakExecutor,
+};
 use baton_domain::catalog::{ApprovalSpec, GateSpec, ServiceEntry};
 use baton_domain::error::ErrorName;
 use baton_domain::flow::{
     BuildStarted, CheckHealthRequest, DeployWaveRequest, Done, FreezeVerdict, NotifyEvent, NotifyRequest, Registered, ReleaseContext,
-    TriggerBuildRequest, WatchReport, WaveStarted, WavePlan,
+    TriggerBuildRequest, WatchReport, WavePlan, WaveStarted,
 };
 use baton_domain::ports::{CatalogError, CatalogSource, GateReading, ReleaseStore, StoreError};
-use baton_domain::release::{Artifact, GateRecord, ReleaseId, RunHandle};
+use baton_domain::release::{Artifact, GateRecord, ReleaseId, RunHandle, Signal};
 use baton_domain::rules::cost::{self, Cost, Usage};
+use baton_domain::rules::freeze::{self, Window};
 use baton_domain::rules::plan::{self, Plan, PlanRequest, Verdict};
 use baton_domain::rules::{deadline_after, watch};
 use chrono::{DateTime, Utc};
@@ -74,27 +77,34 @@ pub async fn plan_release(
         plan::Refusal::Invalid(why) | plan::Refusal::NotReleased(why) | plan::Refusal::CatalogInvalid(why) => PlanError::Refused(why),
     })?;
     let cost = match plan.admission {
-        Verdict::Allowed => Some(cost::estimate(&expected_usage(&plan, input, now).await?, cost::BATON_FUNCTIONS, &cost::PUBLIC_PRICES)),
+        Verdict::Allowed => {
+            let simulated = Simulated::new(&plan, &entry, signal)?;
+            Some(cost::estimate(&expected_usage(simulated, input, now).await?, cost::BATON_FUNCTIONS, &cost::PUBLIC_PRICES))
+        }
         Verdict::Refused { .. } | Verdict::Skipped { .. } => None,
     };
     Ok(Planned { entry, plan, cost })
 }
 
-/// What a release of `plan` uses, counted from the history of the release definition run with
-/// simulated answers. Lambda time is not foreseen: the simulated tasks take none.
-pub async fn expected_usage(plan: &Plan, input: &Value, now: DateTime<Utc>) -> Result<Usage, PlanError> {
+/// What the release `input` starts uses, counted from the history of the release definition run
+/// with `simulated` answers. Lambda time is not foreseen: the simulated tasks take none.
+async fn expected_usage(simulated: Simulated, input: &Value, now: DateTime<Utc>) -> Result<Usage, PlanError> {
     let machine = StateMachine::from_json(&substituted_definition()).map_err(|err| LocalError::Definition(err.to_string()))?;
-    let simulated = Arc::new(Simulated::new(plan));
+    let service = simulated.context.service.clone();
+    let simulated = Arc::new(simulated);
     let executor = Executor::new(simulated.clone(), Clock::Virtual);
     let _ = simulated.executor.set(executor.downgrade());
-    let name = format!("plan-{}-{}", plan.service, now.timestamp());
-    let handle = executor.start(Arc::new(machine), ExecutionStart { state_machine_name: STATE_MACHINE_NAME.to_owned(), ..ExecutionStart::new(&name, input.clone()) });
+    let name = format!("plan-{service}-{}", now.timestamp());
+    let handle = executor.start(
+        Arc::new(machine),
+        ExecutionStart { state_machine_name: STATE_MACHINE_NAME.to_owned(), ..ExecutionStart::new(&name, input.clone()) },
+    );
     let (_, events) = handle.subscribe();
     let _ = simulated.events.set(Mutex::new(events));
     let outcome = handle.outcome().await;
     if outcome.status != ExecutionStatus::Succeeded {
         let why = outcome.cause.or(outcome.error).unwrap_or_default();
-        return Err(PlanError::Simulation { service: plan.service.clone(), status: outcome.status, why });
+        return Err(PlanError::Simulation { service, status: outcome.status, why });
     }
     let history: Vec<Value> = outcome.history.iter().filter_map(|event| serde_json::to_value(event).ok()).collect();
     Ok(cost::usage(&history))
@@ -113,6 +123,10 @@ struct Simulated {
     deploy_seconds: u64,
     build_patience: u64,
     deploy_patience: u64,
+    /// The entry's freeze windows, which hold a wave as check-freeze holds it, unless the
+    /// signal overrides them.
+    windows: Vec<Window>,
+    overridden: bool,
     /// The execution's events as they happen: the latest one's time is the calling branch's
     /// virtual now (a poll's payload carries no time).
     events: OnceLock<Mutex<broadcast::Receiver<HistoryEvent>>>,
@@ -130,9 +144,9 @@ struct Progress {
 }
 
 impl Simulated {
-    fn new(plan: &Plan) -> Simulated {
+    fn new(plan: &Plan, entry: &ServiceEntry, signal: &Signal) -> Result<Simulated, PlanError> {
         let expected = &plan.expected;
-        Simulated {
+        Ok(Simulated {
             context: ReleaseContext {
                 id: ReleaseId(format!("planned-{}", plan.service)),
                 service: plan.service.clone(),
@@ -148,10 +162,12 @@ impl Simulated {
             deploy_seconds: expected.deploy.map_or(0, |deploy| deploy.p50_seconds),
             build_patience: baton_providers::poll_patience(&plan.build.provider).as_secs(),
             deploy_patience: baton_providers::poll_patience(&plan.deploy.provider).as_secs(),
+            windows: entry.delivery.freeze.rules().map_err(PlanError::Refused)?,
+            overridden: signal.trigger.freeze_override.is_some(),
             events: OnceLock::new(),
             executor: OnceLock::new(),
             progress: Mutex::default(),
-        }
+        })
     }
 
     /// The calling branch's virtual time: that of the latest event (this task's start).
@@ -210,10 +226,22 @@ impl Simulated {
                 }
                 let context = &self.context;
                 let sha = context.sha.clone().unwrap_or_default();
-                Ok(to_value(&Artifact { reference: format!("{}@planned", context.service), sha, branch: context.branch.clone(), build_url: None }))
+                Ok(to_value(&Artifact {
+                    reference: format!("{}@planned", context.service),
+                    sha,
+                    branch: context.branch.clone(),
+                    build_url: None,
+                }))
             }
             baton_deploy_wave::NAME => match parse(payload)? {
-                DeployWaveRequest::CheckFreeze { .. } => Ok(to_value(&FreezeVerdict { frozen: false, until: None })),
+                DeployWaveRequest::CheckFreeze { now: entered, .. } => {
+                    let held = match self.overridden {
+                        true => None,
+                        false => freeze::held_until(&self.windows, &self.context.environment, entered.unwrap_or(now))
+                            .map_err(|_| ErrorName::CatalogInvalid)?,
+                    };
+                    Ok(to_value(&FreezeVerdict { frozen: held.is_some(), until: held }))
+                }
                 DeployWaveRequest::Start { wave, now: entered, .. } => {
                     let started = entered.unwrap_or(now);
                     self.progress().deploys.insert(wave.name.clone(), started);

@@ -51,11 +51,12 @@ pub async fn register(ports: &Ports, input: &serde_json::Value, execution: &str)
     let default = ApprovalSpec::organisation_default().map_err(|message| TaskError::new(ErrorName::CatalogInvalid, message))?;
     ApprovalSpec::apply_default(&mut entry.delivery, default.as_ref());
     let now = ports.clock.now();
-    let admitted = plan::admit(&signal, &entry, ReleaseId::generate(&entry.name, now), execution, now).map_err(|refusal| match refusal {
-        plan::Refusal::Invalid(message) => TaskError::new(ErrorName::InputInvalid, message),
-        plan::Refusal::NotReleased(message) => TaskError::new(ErrorName::Ignored, message),
-        plan::Refusal::CatalogInvalid(message) => TaskError::new(ErrorName::CatalogInvalid, message),
-    })?;
+    let admitted =
+        plan::admit(&signal, &entry, ReleaseId::generate(&entry.name, now), execution, now).map_err(|refusal| match refusal {
+            plan::Refusal::Invalid(message) => TaskError::new(ErrorName::InputInvalid, message),
+            plan::Refusal::NotReleased(message) => TaskError::new(ErrorName::Ignored, message),
+            plan::Refusal::CatalogInvalid(message) => TaskError::new(ErrorName::CatalogInvalid, message),
+        })?;
     let release = admitted.release;
     match admitted.verdict {
         Verdict::Allowed => {}

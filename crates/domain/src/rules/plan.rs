@@ -107,10 +107,10 @@ pub struct PlannedWave {
     /// Who may approve it and how, when a person must (the organisation's default applied).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub approval: Option<ApprovalSpec>,
-    /// When it is expected to start (the build's and earlier waves' p50 times, or none of them
-    /// without history).
+    /// When it is expected to start: after the build's and earlier waves' p50 times (none of
+    /// them without history) and the bakes, and past any window that holds it.
     pub expected_start: DateTime<Utc>,
-    /// The windows in force then: the wave waits for their end.
+    /// The windows in force when it would start: it waits for their end.
     pub freezes: Vec<Occurrence>,
 }
 
@@ -164,22 +164,18 @@ pub fn plan(request: &PlanRequest) -> Result<Plan, Refusal> {
     let expected = expected(&admitted.waves, recent);
     let windows = delivery.freeze.rules().map_err(Refusal::CatalogInvalid)?;
     let environment = &admitted.release.environment;
+    let overridden = signal.trigger.freeze_override.is_some();
+    let deploy_seconds = expected.deploy.map_or(0, |deploy| deploy.p50_seconds);
     let mut start = deadline_after(now, expected.build.map_or(0, |build| build.p50_seconds));
-    let waves = admitted
-        .waves
-        .into_iter()
-        .zip(&delivery.deploy.waves)
-        .map(|(wave, spec)| {
-            let planned = PlannedWave {
-                approval: ApprovalSpec::required(spec.approval.as_ref()).cloned(),
-                expected_start: start,
-                freezes: freeze::in_force(&windows, environment, start),
-                wave,
-            };
-            start = deadline_after(start, expected.deploy.map_or(0, |deploy| deploy.p50_seconds) + planned.wave.bake_seconds);
-            planned
-        })
-        .collect();
+    let mut waves = Vec::with_capacity(admitted.waves.len());
+    for (wave, spec) in admitted.waves.into_iter().zip(&delivery.deploy.waves) {
+        // A wave that meets a window waits for its end, as check-freeze holds it.
+        let freezes = if overridden { Vec::new() } else { freeze::in_force(&windows, environment, start) };
+        let held = freeze::held_until(&windows, environment, start).map_err(|frozen| Refusal::CatalogInvalid(frozen.to_string()))?;
+        let expected_start = held.filter(|_| !overridden).unwrap_or(start);
+        start = deadline_after(expected_start, deploy_seconds + wave.bake_seconds);
+        waves.push(PlannedWave { approval: ApprovalSpec::required(spec.approval.as_ref()).cloned(), expected_start, freezes, wave });
+    }
     let until = deadline_after(now, expected.total.map_or(expected.bakes_seconds, |total| total.p90_seconds));
     let freezes = Freezes {
         on_freeze: delivery.freeze.on_freeze(),
@@ -285,7 +281,10 @@ mod tests {
     #[test]
     fn a_signal_the_entry_does_not_take_is_refused_before_the_freezes() {
         let refusal = admit(&signal(TriggerKind::Cli, Some("staging"), None), &frozen("refuse"), ReleaseId("r".into()), "e", t0());
-        assert!(matches!(&refusal, Err(Refusal::Invalid(message)) if message.contains("releases to environment 'production'")), "{refusal:?}");
+        assert!(
+            matches!(&refusal, Err(Refusal::Invalid(message)) if message.contains("releases to environment 'production'")),
+            "{refusal:?}"
+        );
     }
 
     /// A finished release of `web` whose build took `build` seconds and whose first wave's
@@ -348,22 +347,24 @@ mod tests {
             failed
         }];
         // Planned at 08:30: the build ends at 08:50, the canary starts then and bakes to 09:00,
-        // when `maintenance` begins: the second wave waits for it.
-        let plan = plan(&PlanRequest { signal: &signal(TriggerKind::Cli, None, None), entry: &entry, recent: &recent, now: minutes(-30) })
-            .unwrap();
-        assert_eq!(plan.admission, Verdict::Allowed);
-        assert_eq!((plan.branch.as_str(), plan.sha.as_deref()), ("main", Some("abc1")));
-        assert_eq!(plan.rollback_to, Some(artifact("r1")));
-        let starts: Vec<_> = plan.waves.iter().map(|w| (w.wave.name.as_str(), w.expected_start, w.freezes.len())).collect();
-        assert_eq!(starts, vec![("canary", minutes(-10), 0), ("rest", t0(), 1)]);
-        assert!(plan.freezes.in_force.is_empty());
-        assert_eq!(plan.freezes.coming.iter().map(|o| o.window.as_str()).collect::<Vec<_>>(), ["maintenance"]);
-        assert_eq!((plan.build.provider.as_str(), plan.gates[0].gate.provider.as_str()), ("script", "script"));
+        // when `maintenance` begins: the second wave waits for its end at 11:00.
+        let planned = plan_now(&entry, &recent);
+        assert_eq!(planned.admission, Verdict::Allowed);
+        assert_eq!((planned.branch.as_str(), planned.sha.as_deref()), ("main", Some("abc1")));
+        assert_eq!(planned.rollback_to, Some(artifact("r1")));
+        let starts: Vec<_> = planned.waves.iter().map(|w| (w.wave.name.as_str(), w.expected_start, w.freezes.len())).collect();
+        assert_eq!(starts, vec![("canary", minutes(-10), 0), ("rest", minutes(120), 1)]);
+        assert!(planned.freezes.in_force.is_empty());
+        assert_eq!(planned.freezes.coming.iter().map(|o| o.window.as_str()).collect::<Vec<_>>(), ["maintenance"]);
+        assert_eq!((planned.build.provider.as_str(), planned.gates[0].gate.provider.as_str()), ("script", "script"));
+        // A hotfix that overrides the freeze is not held.
+        let hotfix = signal(TriggerKind::Cli, None, Some("INC-7"));
+        let hotfixed = plan(&PlanRequest { signal: &hotfix, entry: &entry, recent: &recent, now: minutes(-30) }).unwrap();
+        assert_eq!((hotfixed.waves[1].expected_start, hotfixed.waves[1].freezes.len()), (t0(), 0));
         // Without history, the waves start at once and only the bakes are known.
-        let plan = plan_now(&entry, &[]);
-        assert_eq!(plan.rollback_to, None);
-        assert_eq!(plan.expected.total, None);
-        assert_eq!(plan.waves[1].expected_start, deadline_after(minutes(-30), 600));
+        let fresh = plan_now(&crate::rules::fixtures::entry(), &[]);
+        assert_eq!((fresh.rollback_to, fresh.expected.total), (None, None));
+        assert_eq!(fresh.waves[1].expected_start, minutes(-30), "the fixture's waves do not bake");
     }
 
     fn plan_now(entry: &ServiceEntry, recent: &[Release]) -> Plan {
