@@ -107,7 +107,7 @@ async fn planned(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Planned, ExitCode> {
     plan_release(catalog, store, input, now).await.map_err(|err| match &err {
-        PlanError::Catalog(_) | PlanError::Refused(_) => Failure::usage(&err).sources_of(&err).report(),
+        PlanError::Catalog(_) | PlanError::Invalid(_) => Failure::usage(&err).sources_of(&err).report(),
         PlanError::Store(_) | PlanError::Local(_) | PlanError::Simulation { .. } => Failure::failed(&err).sources_of(&err).report(),
     })
 }

@@ -19,4 +19,5 @@ mod support;
 mod emulator {
     mod cancel_remote;
     mod dashboard;
+    mod plan_remote;
 }

@@ -47,9 +47,10 @@ pub enum PlanError {
     Catalog(#[from] CatalogError),
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// The signal cannot open a release of the entry (another environment, a bad branch).
+    /// The signal or the entry cannot make a release: another environment, a bad branch or
+    /// commit, freeze windows or an approval default that cannot be read.
     #[error("{0}")]
-    Refused(String),
+    Invalid(String),
     #[error(transparent)]
     Local(#[from] LocalError),
     /// The simulated release did not succeed: the definition and the simulation disagree.
@@ -65,16 +66,16 @@ pub async fn plan_release(
     input: &Value,
     now: DateTime<Utc>,
 ) -> Result<Planned, PlanError> {
-    let signal = &baton_load_catalog::normalise(input, "plan").map_err(|refused| PlanError::Refused(refused.cause))?;
+    let signal = &baton_load_catalog::normalise(input, "plan").map_err(|refused| PlanError::Invalid(refused.cause))?;
     let mut entry = catalog.service(&signal.service).await?;
-    let default = ApprovalSpec::organisation_default().map_err(PlanError::Refused)?;
+    let default = ApprovalSpec::organisation_default().map_err(PlanError::Invalid)?;
     ApprovalSpec::apply_default(&mut entry.delivery, default.as_ref());
     let recent = match store {
         Some(store) => store.list_releases(&entry.name, Some(&entry.delivery.environment), RECENT_RELEASES).await?,
         None => Vec::new(),
     };
     let plan = plan::plan(&PlanRequest { signal, entry: &entry, recent: &recent, now }).map_err(|refusal| match refusal {
-        plan::Refusal::Invalid(why) | plan::Refusal::NotReleased(why) | plan::Refusal::CatalogInvalid(why) => PlanError::Refused(why),
+        plan::Refusal::Invalid(why) | plan::Refusal::NotReleased(why) | plan::Refusal::CatalogInvalid(why) => PlanError::Invalid(why),
     })?;
     let cost = match plan.admission {
         Verdict::Allowed => {
@@ -102,8 +103,11 @@ async fn expected_usage(simulated: Simulated, input: &Value, now: DateTime<Utc>)
     let (_, events) = handle.subscribe();
     let _ = simulated.events.set(Mutex::new(events));
     let outcome = handle.outcome().await;
-    if outcome.status != ExecutionStatus::Succeeded {
-        let why = outcome.cause.or(outcome.error).unwrap_or_default();
+    // A release that does not ship ends its execution SUCCEEDED too (`NotReleased`): the plan is
+    // of one that does.
+    let shipped = outcome.output.as_ref().and_then(|output| output.pointer("/outcome/status")).is_some_and(|status| status == "succeeded");
+    if outcome.status != ExecutionStatus::Succeeded || !shipped {
+        let why = outcome.cause.or(outcome.error).or(outcome.output.map(|output| output.to_string())).unwrap_or_default();
         return Err(PlanError::Simulation { service, status: outcome.status, why });
     }
     let history: Vec<Value> = outcome.history.iter().filter_map(|event| serde_json::to_value(event).ok()).collect();
@@ -162,7 +166,7 @@ impl Simulated {
             deploy_seconds: expected.deploy.map_or(0, |deploy| deploy.p50_seconds),
             build_patience: baton_providers::poll_patience(&plan.build.provider).as_secs(),
             deploy_patience: baton_providers::poll_patience(&plan.deploy.provider).as_secs(),
-            windows: entry.delivery.freeze.rules().map_err(PlanError::Refused)?,
+            windows: entry.delivery.freeze.rules().map_err(PlanError::Invalid)?,
             overridden: signal.trigger.freeze_override.is_some(),
             events: OnceLock::new(),
             executor: OnceLock::new(),
@@ -207,8 +211,8 @@ impl Simulated {
             baton_load_catalog::NAME | baton_record_metrics::NAME => Ok(done()),
             baton_notify::NAME => {
                 let request: NotifyRequest = parse(payload)?;
-                if let (NotifyEvent::ApprovalRequested, Some(token)) = (request.event, call.task_token) {
-                    self.approve(token);
+                if let (NotifyEvent::ApprovalRequested, Some(token)) = (request.event, call.task_token.as_deref()) {
+                    self.approve(token)?;
                 }
                 Ok(done())
             }
@@ -259,14 +263,14 @@ impl Simulated {
             },
             baton_check_health::NAME => {
                 let request: CheckHealthRequest = parse(payload)?;
-                Ok(to_value(&self.watch(&request.wave, request.now.unwrap_or(now))))
+                self.watch(&request.wave, request.now.unwrap_or(now)).map(|report| to_value(&report))
             }
             _ => Err(ErrorName::Internal),
         }
     }
 
     /// One healthy sample of every gate, judged as check-health judges it.
-    fn watch(&self, wave: &WavePlan, now: DateTime<Utc>) -> WatchReport {
+    fn watch(&self, wave: &WavePlan, now: DateTime<Utc>) -> Result<WatchReport, ErrorName> {
         let mut progress = self.progress();
         let blank = || self.gates.iter().map(|_| GateRecord::default()).collect();
         let (bake_started, records) = progress.watches.entry(wave.name.clone()).or_insert_with(|| (now, blank()));
@@ -277,20 +281,17 @@ impl Simulated {
         let pairs: Vec<(&GateRecord, &GateSpec)> = records.iter().zip(&self.gates).collect();
         let (done, wait_seconds) = match watch::judge(&pairs, *bake_started, wave.bake_seconds, self.interval_seconds, now) {
             watch::Watch::Continue { wait_seconds } => (false, wait_seconds),
-            watch::Watch::Healthy | watch::Watch::Unhealthy { .. } => (true, 0),
+            watch::Watch::Healthy => (true, 0),
+            watch::Watch::Unhealthy { .. } => return Err(ErrorName::HealthCheckFailed),
         };
-        WatchReport { wave: wave.name.clone(), done, wait_seconds, detail: String::new() }
+        Ok(WatchReport { wave: wave.name.clone(), done, wait_seconds, detail: String::new() })
     }
 
-    /// Gives the approval `token` waits for as soon as the task waits on it.
-    fn approve(&self, token: String) {
-        let Some(executor) = self.executor.get().and_then(WeakExecutor::upgrade) else { return };
-        tokio::spawn(async move {
-            while !executor.is_waiting(&token) {
-                tokio::task::yield_now().await;
-            }
-            let _ = executor.send_task_success(&token, Value::Object(Default::default()));
-        });
+    /// Gives the approval `token` waits for: the executor holds the token before it invokes the
+    /// task, and reads the answer once the invocation returned, as a person's comes.
+    fn approve(&self, token: &str) -> Result<(), ErrorName> {
+        let executor = self.executor.get().and_then(WeakExecutor::upgrade).ok_or(ErrorName::Internal)?;
+        executor.send_task_success(token, Value::Object(Default::default())).map_err(|_| ErrorName::Internal)
     }
 }
 
