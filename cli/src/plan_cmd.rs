@@ -29,6 +29,12 @@ pub struct PlanArgs {
     /// The environment; a catalog entry releases to one [default: the entry's].
     #[arg(long)]
     pub environment: Option<String>,
+    /// Plan a hotfix that passes the freeze windows, as `baton release --override-freeze` would.
+    #[arg(long, requires = "reason")]
+    pub override_freeze: bool,
+    /// Why the freeze would be overridden (with --override-freeze).
+    #[arg(long, requires = "override_freeze")]
+    pub reason: Option<String>,
     #[command(flatten)]
     pub catalog: CatalogArg,
     #[command(flatten)]
@@ -56,7 +62,7 @@ pub async fn run(args: PlanArgs) -> ExitCode {
         "sha": args.sha,
         "branch": args.branch,
         "environment": args.environment,
-        "trigger": {"kind": "cli", "id": "plan", "actor": crate::person()},
+        "trigger": {"kind": "cli", "id": "plan", "actor": crate::person(), "freeze_override": args.reason},
     });
     let now = chrono::Utc::now();
     let planned = if args.remote { plan_remote(&args, &input, now).await } else { plan_local(&args, &input, now).await };

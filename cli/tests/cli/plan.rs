@@ -83,6 +83,11 @@ fn a_release_refused_by_a_freeze_is_planned_as_refused_and_exits_1() {
     assert!(shown.contains("admission   refused: release of hello-web refused: freeze window `migration` (the database moves)"), "{shown}");
     assert!(shown.contains("freezes     in force: freeze window `migration`"), "{shown}");
     assert!(shown.contains("cost        none: the release would not run"), "{shown}");
+
+    let mut command = baton_command(&dir.path().join("state"), &catalog, &["plan", "hello-web", "--override-freeze", "--reason", "INC-7"]);
+    let hotfix = command.env("BATON_CATALOG_ROOT", examples().join("..")).output().unwrap();
+    assert_eq!(hotfix.status.code(), Some(0), "{}", text(&hotfix));
+    assert!(text(&hotfix).contains("admission   allowed"), "{}", text(&hotfix));
 }
 
 #[test]
