@@ -685,6 +685,9 @@ pub enum EventKind {
     /// A freeze window held a wave until its end, or was overridden (the message names the
     /// window, its reason and end, and who overrode it and why).
     Frozen,
+    /// The release's cost could not be worked out (its execution history could not be read);
+    /// the record keeps no cost.
+    CostUnknown,
 }
 
 impl EventKind {
@@ -711,6 +714,7 @@ impl EventKind {
             EventKind::ApprovalExpired => "approval-expired",
             EventKind::Carried => "carried",
             EventKind::Frozen => "frozen",
+            EventKind::CostUnknown => "cost-unknown",
         }
     }
 
