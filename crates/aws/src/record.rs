@@ -384,7 +384,12 @@ mod tests {
         assert_eq!(authorised_actions(DYNAMODB, "", &Value::Null), None, "a request without X-Amz-Target is not JSON protocol");
         let execution = "arn:aws:states:us-east-1:1:execution:ReleaseStateMachine-Xb2G:run-1";
         assert_eq!(
-            authorised_actions(&DYNAMODB.replace("/dynamodb/", "/states/"), "AWSStepFunctions.GetExecutionHistory", &json!({"executionArn": execution})).unwrap(),
+            authorised_actions(
+                &DYNAMODB.replace("/dynamodb/", "/states/"),
+                "AWSStepFunctions.GetExecutionHistory",
+                &json!({"executionArn": execution})
+            )
+            .unwrap(),
             [("states:GetExecutionHistory".to_string(), execution.to_string())]
         );
     }

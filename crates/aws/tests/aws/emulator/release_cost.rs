@@ -23,7 +23,8 @@ async fn ports(dir: &std::path::Path, service: &str) -> (Ports, Release) {
     let entry = format!(
         "schema-version: v2.2\ndd-service: {service}\nteam: web\nextensions:\n  baton:\n    environment: production\n    \
          release-branch: main\n    build: {{provider: command, command: [echo, web:1]}}\n    deploy:\n      provider: command\n      \
-         command: [\"true\"]\n      waves: [{{name: all, targets: [eu-1]}}]\n"
+         command: [\"true\"]\n      waves: [{{name: all, targets: [eu-1]}}]\n    health:\n      \
+         gates: [{{provider: command, command: [\"true\"]}}]\n"
     );
     std::fs::write(catalog.join(format!("{service}.yaml")), entry).unwrap();
     let store = Arc::new(SqliteStore::open(&dir.join("baton.db")).unwrap());
