@@ -434,6 +434,7 @@ mod tests {
                     project: project.into(),
                     token: SecretRef::Env("CIRCLE_TOKEN".into()),
                     parameters: Default::default(),
+                    traceparent: false,
                     artifact: "web:{pipeline-number}".into(),
                     api_url: None,
                 },

@@ -195,6 +195,25 @@ async fn without_a_sha_the_dispatch_sends_an_empty_one() {
     assert_eq!(body["inputs"]["baton_sha"], "");
 }
 
+/// A workflow that declares `baton_traceparent` gets the build's span of the release's trace;
+/// one that does not is never sent it (GitHub would refuse the dispatch), which is the default.
+#[tokio::test]
+async fn the_build_span_is_an_input_only_when_the_config_asks() {
+    let server = MockServer::start().await;
+    answer(&server, "POST", DISPATCHES, dispatched(1)).await;
+    let mut traced = config(&server, token());
+    traced.traceparent = true;
+    GitHubActionsBuildProvider::new(traced, http_client().unwrap(), &GitHubAppTokens::new())
+        .unwrap()
+        .start(&request(Some(SHA)))
+        .await
+        .unwrap();
+    let requests = server.received_requests().await.unwrap();
+    let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    let span = baton_providers::traceparent(&ReleaseId(RELEASE.into()), "build");
+    assert_eq!(body["inputs"]["baton_traceparent"], json!(span), "{body}");
+}
+
 #[tokio::test]
 async fn a_204_dispatch_finds_its_run_by_listing() {
     let server = MockServer::start().await;
@@ -582,6 +601,12 @@ fn a_bad_config_is_refused_when_the_provider_is_built() {
             c.inputs.insert("baton_sha".into(), "x".into());
         })
         .contains("baton_sha is set by Baton")
+    );
+    assert!(
+        build(&|c| {
+            c.inputs.insert("baton_traceparent".into(), "x".into());
+        })
+        .contains("baton_traceparent is set by Baton")
     );
     assert!(build(&|c| c.auth = GitHubAuth::Token(Secret::new(" ".into()))).contains("the token is empty"));
     let bad_key = build(&|c| c.auth = app("-----BEGIN RSA PRIVATE KEY-----\nTOPSECRETbm90IGEga2V5\n-----END RSA PRIVATE KEY-----\n"));
