@@ -29,19 +29,9 @@ impl Histories {
         let url = format!("http://{}", listener.local_addr()?);
         let executions: Arc<Mutex<HashMap<String, HistoryReader>>> = Arc::default();
         let known = executions.clone();
-        let server = tokio::spawn(async move {
-            let mut connections = tokio::task::JoinSet::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                let known = known.clone();
-                connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let known = known.clone();
-                        async move { Ok::<_, std::convert::Infallible>(answer(&known, request).await) }
-                    });
-                    let _ =
-                        hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
-                });
-            }
+        let server = crate::lambda::spawn_server(listener, move |request| {
+            let known = known.clone();
+            async move { answer(&known, request).await }
         });
         Ok(Histories { executions, url, server })
     }
@@ -88,9 +78,5 @@ fn refuse(kind: &str, message: &str) -> Response<Full<Bytes>> {
 }
 
 fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
-    Response::builder()
-        .status(status)
-        .header("content-type", "application/x-amz-json-1.0")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .expect("a valid response")
+    crate::lambda::reply_as(status, "application/x-amz-json-1.0", body)
 }
