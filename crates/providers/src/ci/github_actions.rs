@@ -4,8 +4,8 @@
 //! The workflow must have a `workflow_dispatch` trigger that declares the inputs
 //! `baton_release_id` and `baton_sha` (GitHub refuses undeclared inputs) besides those of the
 //! config, and `baton_traceparent` (the build's span of the release's trace) when the config
-//! asks for it: off by default, as a workflow that does not declare it would refuse every
-//! dispatch. A dispatch runs the workflow at the branch's head: a workflow that must build exactly
+//! asks for it: off by default, as a workflow that does not declare it refuses the dispatch (a
+//! refusal naming it is dispatched again without it, so it never fails a build). A dispatch runs the workflow at the branch's head: a workflow that must build exactly
 //! the release's commit checks out `inputs.baton_sha` (empty when the release names none). The
 //! artifact's sha is the run's `head_sha`, the branch head at dispatch, which differs from
 //! `baton_sha` only if the branch moved after the release was cut.
@@ -654,10 +654,20 @@ impl BuildProvider for GitHubActionsBuildProvider {
         if self.traceparent {
             inputs.insert(TRACEPARENT_INPUT.into(), build_traceparent(&request.release_id));
         }
-        let body = serde_json::json!({ "ref": request.branch, "inputs": inputs, "return_run_details": true });
+        let body =
+            |inputs: &BTreeMap<String, String>| serde_json::json!({ "ref": request.branch, "inputs": inputs, "return_run_details": true });
         let asked_at = Utc::now();
         let call = self.workflow_call(format!("dispatching {} on {}", self.label(), request.branch));
-        let (status, answer) = self.call(Method::POST, self.workflow_endpoint("dispatches"), Some(&body), &call).await?;
+        let (status, answer) = match self.call(Method::POST, self.workflow_endpoint("dispatches"), Some(&body(&inputs)), &call).await {
+            // A workflow that does not declare the input refuses the dispatch (422, "Unexpected
+            // inputs provided") and runs nothing: the build goes on without its trace context.
+            Err(refused @ ProviderError::Rejected { .. }) if self.traceparent && refused.message().contains(TRACEPARENT_INPUT) => {
+                tracing::warn!(target: "baton::github", "{} does not declare the input {TRACEPARENT_INPUT}: dispatched without it", self.label());
+                inputs.remove(TRACEPARENT_INPUT);
+                self.call(Method::POST, self.workflow_endpoint("dispatches"), Some(&body(&inputs)), &call).await?
+            }
+            dispatched => dispatched?,
+        };
         let mut state = RunState::of(request);
         if status == StatusCode::OK {
             return match decode::<Dispatched>(&answer, &call.context) {
