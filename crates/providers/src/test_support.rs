@@ -1,7 +1,7 @@
 //! Fixtures shared by the unit tests.
 
 use crate::command_catalog::{CommandBuild, CommandDeploy, CommandRun};
-use baton_domain::catalog::{Delivery, DeploySpec, HealthSpec, NotifySpec, ProviderBlock, SchemaVersion, ServiceEntry, WaveSpec};
+use baton_domain::catalog::{Delivery, DeploySpec, HealthSpec, ProviderBlock, SchemaVersion, ServiceEntry, WaveSpec};
 use baton_domain::release::ReleaseId;
 use std::io::Write;
 use std::path::Path;
@@ -40,7 +40,7 @@ pub fn entry_in(dir: &Path) -> ServiceEntry {
                 topology: None,
             },
             health: HealthSpec::single(ProviderBlock::of("command", &CommandRun::new(command))),
-            notify: NotifySpec::default(),
+            notify: Vec::new(),
             telemetry: Vec::new(),
             freeze: Default::default(),
         },

@@ -29,10 +29,7 @@ pub async fn notify(ports: &Ports, request: NotifyRequest) -> Result<Done, TaskE
         NotifyEvent::ApprovalExpired => record_approval_expiry(ports, &request).await?,
         _ => {}
     }
-    let notifiers = ports
-        .providers
-        .notifiers(entry.delivery.notify.slack.as_ref(), &entry)
-        .map_err(|e| provider_error(e, ErrorName::ProviderUnavailable))?;
+    let notifiers = ports.providers.notifiers(&entry).map_err(|e| provider_error(e, ErrorName::ProviderUnavailable))?;
     let release = ports.release(context).await?;
     let notification = Notification {
         headline: headline(&release, &request),

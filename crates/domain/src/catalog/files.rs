@@ -8,7 +8,7 @@
 //! events and messages) and runs commands in the working directory. A program
 //! is not: a command can run anything it names anyway.
 
-use super::shape::{Kind, PROVIDER};
+use super::shape::Kind;
 use super::tree::{Node, Value};
 use super::validate::{Checker, index, join, provider_nodes};
 use std::ffi::OsStr;
@@ -78,8 +78,9 @@ impl Place<'_> {
     /// directory inside the root, its [`Kind::RelativePath`]s stay inside the root, and each
     /// [`Kind::Argv`]'s program exists (on the block's own `PATH` when its environment sets one).
     pub fn check_commands(&self, checker: &mut Checker, baton: &Node, path: &str) {
-        for (slot, block_path, node) in provider_nodes(baton, path) {
-            let Some(shape) = node.get(PROVIDER).and_then(Node::as_str).and_then(|name| checker.registry.find(slot, name)) else {
+        for block in provider_nodes(baton, path) {
+            let (block_path, node) = (&block.path, block.node);
+            let Some(shape) = block.name.and_then(|name| checker.registry.find(block.slot, name)) else {
                 continue;
             };
             let field_of = |kind: fn(&Kind) -> bool| shape.fields.iter().filter(move |field| kind(&field.kind));
