@@ -85,7 +85,7 @@ impl Place<'_> {
             };
             let field_of = |kind: fn(&Kind) -> bool| shape.fields.iter().filter(move |field| kind(&field.kind));
             let work_dir = match field_of(|k| matches!(k, Kind::WorkingDir)).find_map(|field| Some((field.name, node.get(field.name)?))) {
-                Some((name, dir)) => match self.working_dir(checker, dir, &join(&block_path, name)) {
+                Some((name, dir)) => match self.working_dir(checker, dir, &join(block_path, name)) {
                     Some(dir) => dir,
                     None => continue,
                 },
@@ -93,7 +93,7 @@ impl Place<'_> {
             };
             for field in field_of(|k| matches!(k, Kind::RelativePath)) {
                 if let Some(file) = node.get(field.name) {
-                    self.resolve(checker, file, &join(&block_path, field.name), &work_dir);
+                    self.resolve(checker, file, &join(block_path, field.name), &work_dir);
                 }
             }
             let search = field_of(|k| matches!(k, Kind::Env)).find_map(|field| node.get(field.name)?.get("PATH")?.as_str());
@@ -101,7 +101,7 @@ impl Place<'_> {
                 if let Some(Value::Seq(items)) = node.get(field.name).map(|n| &n.value)
                     && let Some(program) = items.first()
                 {
-                    check_program(checker, program, &index(&join(&block_path, field.name), 0), &work_dir, search);
+                    check_program(checker, program, &index(&join(block_path, field.name), 0), &work_dir, search);
                 }
             }
         }
