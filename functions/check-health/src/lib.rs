@@ -65,11 +65,12 @@ pub async fn check_health(ports: &Ports, request: CheckHealthRequest) -> Result<
             for (gate, reading) in record.gates.iter_mut().zip(&readings) {
                 watch::record_sample(gate, reading, now);
             }
-            match judge(record) {
-                Watch::Continue { .. } => {}
-                Watch::Healthy => record.status = WaveStatus::Healthy,
-                Watch::Unhealthy { .. } => record.status = WaveStatus::Unhealthy,
-            }
+            let judged = match judge(record) {
+                Watch::Continue { .. } => Ok(()),
+                Watch::Healthy => record.move_to(WaveStatus::Healthy),
+                Watch::Unhealthy { .. } => record.move_to(WaveStatus::Unhealthy),
+            };
+            judged.unwrap_or_else(|refused| tracing::warn!(release = %context.id, %refused, "state change refused"));
             if !matches!(record.status, WaveStatus::Baking) {
                 record.finished_at.get_or_insert(now);
             }

@@ -131,12 +131,9 @@ pub async fn start(
             if rollback {
                 return;
             }
-            r.stage = Stage::Deploy;
-            if let Some(record) = wave_record(r, wave)
-                && record.status == WaveStatus::Pending
-            {
-                record.status = WaveStatus::Deploying;
-                record.started_at.get_or_insert(now);
+            r.enter(Stage::Deploy).unwrap_or_else(|refused| tracing::warn!(release = %context.id, %refused, "state change refused"));
+            if let Some(record) = wave_record(r, wave) {
+                record.begin_deploy(now);
             }
         })
         .await?;
@@ -256,7 +253,9 @@ async fn save_start(
                 waves::started(record, target, rollback, started.clone(), now);
                 // A refused target fails the wave now: its record says so, not `deploying`.
                 if !rollback && matches!(waves::wave_deploy(record, wave, false), WaveDeploy::Failed(_)) {
-                    record.status = WaveStatus::Failed;
+                    record
+                        .move_to(WaveStatus::Failed)
+                        .unwrap_or_else(|refused| tracing::warn!(release = %context.id, %refused, "state change refused"));
                 }
             }
         })
@@ -293,12 +292,13 @@ pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, roll
                     waves::settle(record, target, rollback, progress, now);
                 }
             }
-            match (waves::wave_deploy(record, wave, rollback), rollback) {
-                (WaveDeploy::Succeeded, false) if record.status == WaveStatus::Deploying => record.status = WaveStatus::Baking,
-                (WaveDeploy::Succeeded, true) => record.status = WaveStatus::RolledBack,
-                (WaveDeploy::Failed(_), false) => record.status = WaveStatus::Failed,
-                _ => {}
-            }
+            let moved = match (waves::wave_deploy(record, wave, rollback), rollback) {
+                (WaveDeploy::Succeeded, false) => record.move_to(WaveStatus::Baking),
+                (WaveDeploy::Succeeded, true) => record.move_to(WaveStatus::RolledBack),
+                (WaveDeploy::Failed(_), false) => record.move_to(WaveStatus::Failed),
+                _ => Ok(()),
+            };
+            moved.unwrap_or_else(|refused| tracing::warn!(release = %context.id, %refused, "state change refused"));
         })
         .await?;
 
@@ -364,7 +364,11 @@ pub async fn plan_rollback(
     if let Some(gave_up) = error.and_then(timeline::gave_up) {
         ports.record_event_once(context, Stage::Deploy, EventKind::GaveUp, gave_up).await?;
     }
-    let release = ports.update_release(context, |r| r.stage = Stage::Rollback).await?;
+    let release = ports
+        .update_release(context, |r| {
+            r.enter(Stage::Rollback).unwrap_or_else(|refused| tracing::warn!(release = %context.id, %refused, "state change refused"))
+        })
+        .await?;
     let plan = rollback::plan_rollback(&release, waves);
     let names: Vec<&str> = plan.waves.iter().map(|w| w.name.as_str()).collect();
     let to = if plan.artifact.reference.is_empty() { "nothing (first release)" } else { plan.artifact.reference.as_str() };

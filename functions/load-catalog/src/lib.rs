@@ -14,7 +14,7 @@ use baton_domain::ports::CatalogError;
 use baton_domain::ports::{Created, LockOutcome};
 use baton_domain::release::Signal;
 use baton_domain::release::TriggerKind;
-use baton_domain::release::{EventKind, LockKey, Release, ReleaseId, ReleaseStatus, Stage};
+use baton_domain::release::{EventKind, LockKey, Release, ReleaseId, Stage};
 use baton_domain::rules::admission::{self, Refusal};
 use baton_domain::rules::freeze::{self, Admission, Occurrence};
 use baton_domain::rules::{queue, rollback};
@@ -115,11 +115,17 @@ async fn skip(ports: &Ports, signal: &Signal, release: &Release, window: &Occurr
     };
     let context = context_of(id, release);
     let now = ports.clock.now();
-    ports.update_release(&context, |r| queue::supersede(r, now)).await?;
+    supersede(ports, &context, now).await?;
     let message = format!("scheduled release skipped: it fired inside {window}");
     ports.record_event_once(&context, Stage::Queued, EventKind::Frozen, message.clone()).await?;
     tracing::info!(release = %context.id, "scheduled release skipped inside a freeze window");
     Ok(TaskError::new(ErrorName::Ignored, format!("release {}: {message}", context.id)))
+}
+
+/// Closes the release as superseded (one that closed meanwhile stays as it closed).
+async fn supersede(ports: &Ports, context: &ReleaseContext, now: chrono::DateTime<chrono::Utc>) -> Result<Release, TaskError> {
+    let refused = |refused| tracing::warn!(release = %context.id, %refused, "state change refused");
+    ports.update_release(context, |r| queue::supersede(r, now).unwrap_or_else(refused)).await
 }
 
 fn context_of(id: ReleaseId, release: &Release) -> ReleaseContext {
@@ -146,7 +152,7 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
         // Judged as of the listing, not the attempt's start: a waiter that registered while this
         // task was held up is seen with its true silence, not as fresher than it is.
         if let Some(newer) = queue::newer_signal(&mine, &recent, ports.clock.now()) {
-            ports.update_release(context, |r| queue::supersede(r, now)).await?;
+            supersede(ports, context, now).await?;
             let why = format!("superseded by the newer release {newer}");
             ports.record_event(context, Stage::Queued, None, EventKind::Superseded, why).await?;
             return Err(TaskError::new(
@@ -181,10 +187,8 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
     let live = rollback::rollback_target(&context.id, &recent);
     ports
         .update_release(context, |r| {
-            r.status = ReleaseStatus::Running;
-            r.stage = Stage::Build;
-            r.started_at.get_or_insert(started);
-            r.previous_artifact = live.clone();
+            r.begin(started, live.clone())
+                .unwrap_or_else(|refused| tracing::warn!(release = %context.id, %refused, "state change refused"));
         })
         .await?;
     ports.record_event(context, Stage::Build, None, EventKind::Started, "lock taken; release running").await?;

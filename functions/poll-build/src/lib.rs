@@ -102,7 +102,9 @@ pub async fn poll_build(ports: &Ports, mut request: PollBuildRequest) -> Result<
                     builds::record_progress(release, &request.build, &poll, seen_at);
                     release.artifact = Some(artifact.clone());
                     release.sha.get_or_insert_with(|| artifact.sha.clone());
-                    release.stage = Stage::Deploy;
+                    release
+                        .enter(Stage::Deploy)
+                        .unwrap_or_else(|refused| tracing::warn!(release = %context.id, %refused, "state change refused"));
                 })
                 .await?;
             ports
