@@ -5,12 +5,12 @@
 
 use async_trait::async_trait;
 use baton_domain::catalog::{Delivery, DeploySpec, HealthSpec, ProviderBlock, SchemaVersion, ServiceEntry, WaveSpec};
-use baton_domain::flow::ReleaseContext;
+use baton_domain::flow::{ReleaseContext, WavePlan};
 use baton_domain::ports::{
     BuildPoll, BuildProgress, BuildProvider, BuildRequest, CatalogError, CatalogSource, Clock, DeployProgress, DeployRequest, Deployer,
     GateReading, HealthGate, HealthRequest, Notification, Notifier, ProviderError, Providers, ReleaseStore,
 };
-use baton_domain::release::{ReleaseId, RunHandle, Signal, Trigger, TriggerKind};
+use baton_domain::release::{Artifact, ReleaseId, RunHandle, Signal, Stage, Trigger, TriggerKind, WaveStatus};
 use baton_domain::rules::{admission, builds};
 use baton_domain::support::Ports;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -273,6 +273,48 @@ impl FakePorts {
             .await
             .expect("the release is updated");
         (context, run)
+    }
+
+    /// A release whose build gave [`artifact`] (as poll-build leaves it), deploying.
+    pub async fn built(&self) -> ReleaseContext {
+        let (context, _) = self.building().await;
+        self.ports
+            .update_release(&context, |release| {
+                release.artifact = Some(artifact());
+                release.enter(Stage::Deploy).expect("a building release deploys");
+            })
+            .await
+            .expect("the release is updated");
+        context
+    }
+
+    /// A release whose one wave deployed and bakes (as deploy-wave leaves it).
+    pub async fn baking(&self) -> ReleaseContext {
+        let context = self.built().await;
+        let now = self.clock.now();
+        self.ports
+            .update_release(&context, |release| {
+                release.waves[0].begin_deploy(now);
+                release.waves[0].move_to(WaveStatus::Baking).expect("a deploying wave bakes");
+            })
+            .await
+            .expect("the release is updated");
+        context
+    }
+
+    /// The entry's one wave, as the definition iterates it.
+    pub fn wave(&self) -> WavePlan {
+        WavePlan::from_specs(&self.entry.delivery.deploy.waves).remove(0)
+    }
+}
+
+/// What the scripted build builds.
+pub fn artifact() -> Artifact {
+    Artifact {
+        reference: "ghcr.io/acme/web:0123456".into(),
+        sha: "0123456789abcdef0123456789abcdef01234567".into(),
+        branch: "main".into(),
+        build_url: None,
     }
 }
 

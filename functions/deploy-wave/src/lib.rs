@@ -376,3 +376,61 @@ pub async fn plan_rollback(
     ports.record_event(context, Stage::Rollback, None, EventKind::Started, message).await?;
     Ok(plan)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_contract::fakes::{FakePorts, artifact};
+    use baton_domain::ports::Clock;
+    use std::sync::Arc;
+
+    fn fake() -> FakePorts {
+        FakePorts::new(Arc::new(baton_store_sqlite::SqliteStore::in_memory().unwrap()))
+    }
+
+    async fn release(fake: &FakePorts, context: &ReleaseContext) -> Release {
+        fake.ports.release(context).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_wave_deploys_its_targets_then_bakes() {
+        let fake = fake();
+        let context = fake.built().await;
+        let wave = fake.wave();
+        fake.script.deploy(DeployProgress::Running);
+        fake.script.deploy(DeployProgress::Succeeded);
+
+        start(&fake.ports, &context, &wave, &artifact(), false, None).await.unwrap();
+        let deploying = release(&fake, &context).await;
+        assert_eq!((deploying.stage, deploying.waves[0].status), (Stage::Deploy, WaveStatus::Deploying));
+        assert_eq!(deploying.waves[0].started_at, Some(fake.clock.now()));
+
+        assert_eq!(poll(&fake.ports, &context, &wave, false).await.unwrap_err().error, ErrorName::DeployPending);
+        poll(&fake.ports, &context, &wave, false).await.unwrap();
+
+        assert_eq!(release(&fake, &context).await.waves[0].status, WaveStatus::Baking);
+        let calls = fake.script.calls();
+        assert_eq!(calls[1..], ["deploy web-1 ghcr.io/acme/web:0123456", "poll deploy web-1", "poll deploy web-1"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_target_fails_the_wave_and_its_rollback_rolls_it_back() {
+        let fake = fake();
+        let context = fake.built().await;
+        let wave = fake.wave();
+        fake.script.deploy(DeployProgress::Failed { reason: "image not found".into() });
+        fake.script.deploy(DeployProgress::Succeeded);
+
+        start(&fake.ports, &context, &wave, &artifact(), false, None).await.unwrap();
+        let failed = poll(&fake.ports, &context, &wave, false).await.unwrap_err();
+        assert_eq!(failed.error, ErrorName::DeployFailed);
+        assert_eq!(release(&fake, &context).await.waves[0].status, WaveStatus::Failed);
+
+        let plan = plan_rollback(&fake.ports, &context, std::slice::from_ref(&wave), None).await.unwrap();
+        assert_eq!(release(&fake, &context).await.stage, Stage::Rollback);
+        start(&fake.ports, &context, &wave, &plan.artifact, true, None).await.unwrap();
+        poll(&fake.ports, &context, &wave, true).await.unwrap();
+
+        assert_eq!(release(&fake, &context).await.waves[0].status, WaveStatus::RolledBack);
+    }
+}

@@ -168,7 +168,7 @@ async fn refuse_unknown_revision(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use baton_contract::fakes::FakePorts;
+    use baton_contract::fakes::{FakePorts, artifact};
     use baton_domain::release::{BuildStatus, ReleaseStatus};
     use std::sync::Arc;
 
@@ -180,15 +180,11 @@ mod tests {
         PollBuildRequest { release: context.clone(), build: build.clone(), cancel: false, error: None }
     }
 
-    fn artifact(sha: &str) -> Artifact {
-        Artifact { reference: "ghcr.io/acme/web:0123456".into(), sha: sha.into(), branch: "main".into(), build_url: None }
-    }
-
     #[tokio::test]
     async fn a_finished_build_gives_the_release_its_artifact_and_moves_it_to_deploy() {
         let fake = fake();
         let (context, build) = fake.building().await;
-        fake.script.build(BuildProgress::Succeeded { artifact: artifact("0123456789abcdef0123456789abcdef01234567") });
+        fake.script.build(BuildProgress::Succeeded { artifact: artifact() });
 
         let built = poll_build(&fake.ports, poll(&context, &build)).await.unwrap();
 
@@ -223,7 +219,7 @@ mod tests {
         let fake = fake();
         let (context, build) = fake.building().await;
         fake.ports.update_release(&context, |release| release.enter(Stage::Rollback).unwrap()).await.unwrap();
-        fake.script.build(BuildProgress::Succeeded { artifact: artifact("0123456789abcdef0123456789abcdef01234567") });
+        fake.script.build(BuildProgress::Succeeded { artifact: artifact() });
 
         poll_build(&fake.ports, poll(&context, &build)).await.unwrap();
 
