@@ -257,16 +257,25 @@ impl FakePorts {
         ReleaseContext { id, service: release.service, environment: release.environment, branch: release.branch, sha: release.sha }
     }
 
-    /// A release that took its lock and whose build runs (as load-catalog and trigger-build
-    /// leave it), with the build's handle.
-    pub async fn building(&self) -> (ReleaseContext, RunHandle) {
+    /// A release that took its lock (as load-catalog leaves it).
+    pub async fn running(&self) -> ReleaseContext {
         let context = self.registered().await;
+        let now = self.clock.now();
+        self.ports
+            .update_release(&context, |release| release.begin(now, None).expect("a queued release begins"))
+            .await
+            .expect("the release is updated");
+        context
+    }
+
+    /// A release whose build runs (as trigger-build leaves it), with the build's handle.
+    pub async fn building(&self) -> (ReleaseContext, RunHandle) {
+        let context = self.running().await;
         let build = self.ports.providers.build(&self.entry.delivery.build, &self.entry).expect("a scripted build");
         let run = build.start(&build_request(&context)).await.expect("the scripted build starts");
         let now = self.clock.now();
         self.ports
             .update_release(&context, |release| {
-                release.begin(now, None).expect("a queued release begins");
                 builds::record_request(release, SCRIPTED, now);
                 builds::record_start(release, &run, now);
             })

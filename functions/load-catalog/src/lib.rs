@@ -207,3 +207,48 @@ pub async fn unlock(ports: &Ports, context: &ReleaseContext) -> Result<Done, Tas
     }
     Ok(Done {})
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_contract::fakes::FakePorts;
+    use baton_domain::ports::Clock;
+    use baton_domain::release::ReleaseStatus;
+    use std::sync::Arc;
+
+    fn fake() -> FakePorts {
+        FakePorts::new(Arc::new(baton_store_sqlite::SqliteStore::in_memory().unwrap()))
+    }
+
+    #[tokio::test]
+    async fn a_queued_release_takes_the_free_lock_and_runs_from_its_build() {
+        let fake = fake();
+        let context = fake.registered().await;
+        fake.clock.advance(5);
+
+        acquire(&fake.ports, &context).await.unwrap();
+
+        let release = fake.ports.release(&context).await.unwrap();
+        assert_eq!((release.status, release.stage, release.started_at), (ReleaseStatus::Running, Stage::Build, Some(fake.clock.now())));
+        let holder = fake.ports.store.lock_holder(&release.lock_key(), fake.clock.now()).await.unwrap().map(|info| info.holder);
+        assert_eq!(holder, Some(context.id.clone()));
+        let events = fake.ports.store.events(&context.id).await.unwrap();
+        assert!(events.iter().any(|e| e.kind == EventKind::Started && e.message == "lock taken; release running"), "{events:?}");
+    }
+
+    #[tokio::test]
+    async fn a_release_waits_while_another_holds_the_lock() {
+        let fake = fake();
+        let context = fake.registered().await;
+        let other = ReleaseId("rel-web-0".into());
+        let key = LockKey::new(&context.service, &context.environment);
+        fake.ports.store.try_lock(&key, &other, fake.clock.now(), LOCK_LEASE).await.unwrap();
+
+        let waiting = acquire(&fake.ports, &context).await.unwrap_err();
+
+        assert_eq!(waiting.error, ErrorName::LockHeld);
+        assert!(waiting.cause.starts_with("release rel-web-0 of web in production is running"), "{}", waiting.cause);
+        let release = fake.ports.release(&context).await.unwrap();
+        assert_eq!((release.status, release.stage, release.heartbeat_at), (ReleaseStatus::Queued, Stage::Queued, Some(fake.clock.now())));
+    }
+}

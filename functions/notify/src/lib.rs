@@ -345,4 +345,17 @@ mod tests {
             assert!(next < STAGE_BUDGET, "stage {n} took {next:?}");
         }
     }
+
+    #[tokio::test]
+    async fn every_notifier_of_the_entry_hears_of_the_release() {
+        let fake = baton_contract::fakes::FakePorts::new(std::sync::Arc::new(baton_store_sqlite::SqliteStore::in_memory().unwrap()));
+        let context = fake.running().await;
+        let request =
+            NotifyRequest { release: context.clone(), event: NotifyEvent::Started, wave: None, outcome: None, token: None, now: None };
+
+        notify(&fake.ports, request.clone()).await.unwrap();
+
+        let said = headline(&fake.ports.release(&context).await.unwrap(), &request);
+        assert_eq!(fake.script.calls(), [format!("notify {said}")], "the entry's one notifier");
+    }
 }
