@@ -587,7 +587,6 @@ pub trait ChangeHistory: Send + Sync {
 /// Builds provider adapters from catalog specs. The handlers are generic over it, so the
 /// embedded run, the Lambdas and the tests each pass their own.
 pub trait Providers: Send + Sync {
-    /// `catalog_dir` resolves relative paths in command specs.
     fn build(&self, spec: &ProviderBlock, entry: &ServiceEntry) -> Result<Box<dyn BuildProvider>, ProviderError>;
     fn deployer(&self, spec: &ProviderBlock, entry: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError>;
     fn gate(&self, spec: &GateSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthGate>, ProviderError>;

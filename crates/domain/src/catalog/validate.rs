@@ -725,26 +725,10 @@ pub(crate) fn did_you_mean<'c>(found: &str, candidates: &[&'c str]) -> Option<&'
     let limit = (found.chars().count() / 3).max(2);
     candidates
         .iter()
-        .map(|c| (edit_distance(&found, &c.to_ascii_lowercase()), *c))
+        .map(|c| (strsim::levenshtein(&found, &c.to_ascii_lowercase()), *c))
         .filter(|(distance, _)| *distance <= limit)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, c)| c)
-}
-
-/// Levenshtein distance over chars.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
-        }
-    }
-    row[b.len()]
 }
 
 pub(crate) fn is_env_name(s: &str) -> bool {
@@ -767,8 +751,6 @@ mod tests {
         assert_eq!(did_you_mean("working_dir", &names), Some("working-dir"));
         assert_eq!(did_you_mean("timeuot", &names), Some("timeout"));
         assert_eq!(did_you_mean("replicas", &names), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
     }
 
     #[test]
