@@ -32,6 +32,7 @@ mod dora_cmd;
 mod exit;
 mod failure;
 mod freezes_cmd;
+mod plan_cmd;
 mod release_cmd;
 mod remote;
 mod report_cmd;
@@ -64,6 +65,9 @@ struct Cli {
 enum Command {
     /// Release a service: build, deploy wave by wave with bake and health checks, roll back on failure.
     Release(release_cmd::ReleaseArgs),
+    /// What a release of a service would do, starting nothing: waves, freezes, rollback target,
+    /// expected duration and cost.
+    Plan(plan_cmd::PlanArgs),
     /// A service's recent releases, newest first.
     History(report_cmd::HistoryArgs),
     /// One release: waves, timeline and, on request, its execution history.
@@ -124,6 +128,7 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Release(args) => release_cmd::run(args).await,
+            Command::Plan(args) => plan_cmd::run(args).await,
             Command::History(args) => report_cmd::history(args).await,
             Command::Show(args) => report_cmd::show(args).await,
             Command::Builds(args) => builds_cmd::run(args).await,
