@@ -230,7 +230,11 @@ mod tests {
         let refusal = format!("{hello_web}:35: extensions.baton.build.provider: `command` runs on the machine running Baton");
         let refusals: Vec<&str> = report.lines().filter(|line| line.starts_with(&hello_web) && line.contains("running Baton")).collect();
         assert_eq!(refusals.len(), 3, "the build, the deploy and the gate: {report}");
-        assert!(refusals[0].starts_with(&refusal) && refusals[0].contains("use `codebuild`, or the team's CI"), "{report}");
+        assert!(
+            refusals[0].starts_with(&refusal)
+                && refusals[0].contains("use `github-actions`, `gitlab-ci`, `buildkite`, `circleci` or `codebuild`"),
+            "{report}"
+        );
         assert!(refusals[1].contains("extensions.baton.deploy.provider") && refusals[1].contains("use `ecs`, `lambda`"), "{report}");
         assert!(refusals[2].contains("extensions.baton.health.gates[0].provider") && refusals[2].contains("`cloudwatch`"), "{report}");
     }

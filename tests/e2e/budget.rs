@@ -7,7 +7,7 @@
 
 use async_trait::async_trait;
 use baton_asl::{Clock, EventType};
-use baton_domain::catalog::{FsCatalog, GateSpec, ProviderBlock, ServiceEntry, SlackSpec};
+use baton_domain::catalog::{FsCatalog, GateSpec, ProviderBlock, ServiceEntry};
 use baton_domain::ports::{
     BuildProvider, DeployProgress, DeployRequest, Deployer, HealthGate, Notifier, ProviderError, Providers, RunHandle, SystemClock,
 };
@@ -75,8 +75,8 @@ impl Providers for SlowDeploys {
     fn gate(&self, spec: &GateSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthGate>, ProviderError> {
         self.local.gate(spec, entry)
     }
-    fn notifiers(&self, slack: Option<&SlackSpec>, entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError> {
-        self.local.notifiers(slack, entry)
+    fn notifiers(&self, entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError> {
+        self.local.notifiers(entry)
     }
 }
 

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use baton_asl::{EventType, ExecutionOutcome, ExecutionStart, ExecutionStatus, Executor, StateMachine, TaskCall, TaskFailure, TaskInvoker};
 use baton_contract::ClosesFailOnce;
-use baton_domain::catalog::{GateSpec, ProviderBlock, ServiceEntry, SlackSpec};
+use baton_domain::catalog::{GateSpec, ProviderBlock, ServiceEntry};
 use baton_domain::ports::{
     BuildProvider, DeployProgress, DeployRequest, Deployer, HealthGate, Notifier, ProviderError, Providers, RunHandle,
 };
@@ -45,8 +45,8 @@ impl Providers for WrappedDeploys {
     fn gate(&self, spec: &GateSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthGate>, ProviderError> {
         self.local.gate(spec, entry)
     }
-    fn notifiers(&self, slack: Option<&SlackSpec>, entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError> {
-        self.local.notifiers(slack, entry)
+    fn notifiers(&self, entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError> {
+        self.local.notifiers(entry)
     }
 }
 

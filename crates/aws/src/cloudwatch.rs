@@ -232,7 +232,8 @@ pub const CLOUDWATCH: ProviderShape = ProviderShape {
     doc: "CloudWatch alarms: any in ALARM is unhealthy.",
     fields: GATE_CLOUDWATCH,
     at_least_one: Some((&["alarms", "alarm-prefix"], "the gate must name the alarms it watches")),
-    local_only: None,
+    local_only: false,
+    run_word: None,
     through_model: through_model::<CloudWatchGate>,
 };
 

@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use aws_sdk_codebuild::types::{Build, EnvironmentVariable, EnvironmentVariableType, SortOrderType, StatusType};
 use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::{Artifact, ReleaseId, UNKNOWN_SHA};
-use baton_domain::template::{ArtifactTemplate, RunFacts, RunWord};
+use baton_domain::template::{ArtifactTemplate, RunFacts};
 use baton_domain::trace::{TRACEPARENT, build_traceparent};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -91,7 +91,7 @@ impl CodeBuildProvider {
         let artifact = spec
             .artifact
             .as_deref()
-            .map(|template| ArtifactTemplate::parse(template, RunWord::BuildNumber))
+            .map(|template| ArtifactTemplate::parse(template, CODEBUILD.run_word))
             .transpose()
             .map_err(|why| ProviderError::rejected(format!("{source}: extensions.baton.build.artifact: codebuild {why}")))?;
         if artifact.is_none() && spec.artifact_variable.is_none() {
@@ -393,7 +393,8 @@ pub const CODEBUILD: ProviderShape = ProviderShape {
     doc: "Starts an AWS CodeBuild build and polls it.",
     fields: BUILD_CODEBUILD,
     at_least_one: Some((&["artifact", "artifact-variable"], "Baton needs one to name the build's artifact")),
-    local_only: None,
+    local_only: false,
+    run_word: Some("build-number"),
     through_model: through_model::<CodeBuildBuild>,
 };
 

@@ -310,7 +310,8 @@ pub const ECS: ProviderShape = ProviderShape {
     doc: "Rolls out Amazon ECS services.",
     fields: DEPLOY_ECS,
     at_least_one: None,
-    local_only: None,
+    local_only: false,
+    run_word: None,
     through_model: through_model::<EcsDeploy>,
 };
 

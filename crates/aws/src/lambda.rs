@@ -368,7 +368,8 @@ pub const LAMBDA: ProviderShape = ProviderShape {
     doc: "Shifts AWS Lambda aliases to new versions.",
     fields: DEPLOY_LAMBDA,
     at_least_one: None,
-    local_only: None,
+    local_only: false,
+    run_word: None,
     through_model: through_model::<LambdaDeploy>,
 };
 

@@ -24,6 +24,7 @@
 //! - Only error variants are compared, never messages.
 
 pub mod changes;
+pub mod fakes;
 
 use async_trait::async_trait;
 use baton_domain::catalog::ServiceEntry;

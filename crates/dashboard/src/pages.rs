@@ -283,7 +283,7 @@ fn entry_facts(entry: &ServiceEntry) -> String {
         ("environment", esc(&d.environment)),
         ("release branch", esc(&d.release_branch)),
         ("schedule", d.schedule.as_deref().map(esc).unwrap_or_else(|| "-".into())),
-        ("slack", d.notify.slack.as_ref().map(|s| esc(&s.channel)).unwrap_or_else(|| "-".into())),
+        ("slack", d.notifier("slack").and_then(|slack| slack.text("channel")).map(esc).unwrap_or_else(|| "-".into())),
         ("build", esc(&d.build.provider)),
         ("deploy", esc(&d.deploy.target.provider)),
         ("gates", esc(&d.health.gates.iter().map(|g| g.gate.provider.as_str()).collect::<Vec<_>>().join(", "))),

@@ -2,7 +2,7 @@
 //! them (SQLite and DynamoDB stores; command, HTTP and Slack providers; AWS
 //! services), and each port has a contract suite every implementation passes.
 
-use crate::catalog::{Diagnostic, GateSpec, ProviderBlock, ServiceEntry, SlackSpec};
+use crate::catalog::{Diagnostic, GateSpec, ProviderBlock, ServiceEntry};
 use crate::error::Cause;
 pub use crate::release::RunHandle;
 use crate::release::{Artifact, LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
@@ -597,12 +597,11 @@ pub trait ExecutionHistories: Send + Sync {
 /// Builds provider adapters from catalog specs. The handlers are generic over it, so the
 /// embedded run, the Lambdas and the tests each pass their own.
 pub trait Providers: Send + Sync {
-    /// `catalog_dir` resolves relative paths in command specs.
     fn build(&self, spec: &ProviderBlock, entry: &ServiceEntry) -> Result<Box<dyn BuildProvider>, ProviderError>;
     fn deployer(&self, spec: &ProviderBlock, entry: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError>;
     fn gate(&self, spec: &GateSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthGate>, ProviderError>;
-    /// Every notifier configured for the service, the always-on ones included.
-    fn notifiers(&self, slack: Option<&SlackSpec>, entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError>;
+    /// Every notifier of the entry (its `notify` blocks), the always-on ones included.
+    fn notifiers(&self, entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError>;
     /// Every telemetry exporter of the entry (its `telemetry` blocks); none unless a factory
     /// knows exporters.
     fn exporters(&self, _entry: &ServiceEntry) -> Result<Vec<Box<dyn TelemetryExporter>>, ProviderError> {

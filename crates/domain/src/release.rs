@@ -806,9 +806,283 @@ pub struct RollupKey {
     pub day: NaiveDate,
 }
 
+// ---------------------------------------------------------------- lifecycle
+
+/// A state change the lifecycle refuses: the record keeps the state it has (a stale retry, or a
+/// record another task moved on first). Which changes are allowed is said once, by
+/// [`ReleaseStatus::may_become`], [`Stage::may_become`] and [`WaveStatus::may_become`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} cannot go from {from} to {to}")]
+pub struct Refused {
+    /// "the release", "the stage", "wave canary".
+    pub what: String,
+    pub from: &'static str,
+    pub to: &'static str,
+}
+
+impl ReleaseStatus {
+    /// Whether a release in this status may take `next`: an open release runs, is interrupted
+    /// (a local run stopped) or closes; an interrupted one runs on; a closed one never changes.
+    /// Taking the status it has is no change, and allowed.
+    pub fn may_become(self, next: ReleaseStatus) -> bool {
+        use ReleaseStatus::*;
+        self == next
+            || match (self, next) {
+                (Queued | Interrupted, Running) => true,
+                (Queued | Running, Interrupted) => true,
+                (from, to) => !from.is_terminal() && to.is_terminal(),
+            }
+    }
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Queued => "queued",
+            Stage::Build => "build",
+            Stage::Deploy => "deploy",
+            Stage::Rollback => "rollback",
+            Stage::Done => "done",
+        }
+    }
+
+    /// Whether a release at this stage may move to `next`: forward only (queued, build, deploy),
+    /// to a rollback from any stage before it ends, and to done from any.
+    pub fn may_become(self, next: Stage) -> bool {
+        use Stage::*;
+        self == next
+            || matches!(
+                (self, next),
+                (Queued, Build)
+                    | (Queued | Build, Deploy)
+                    | (Queued | Build | Deploy, Rollback)
+                    | (Queued | Build | Deploy | Rollback, Done)
+            )
+    }
+}
+
+impl WaveStatus {
+    /// Whether a wave in this status may take `next`: pending, deploying, baking, then healthy
+    /// or unhealthy; failed from any step once it began (a target refused or failed, or the
+    /// release closed with the wave having changed nothing); rolled back once it began. A wave
+    /// that was rolled back stays so, and nothing goes back to pending.
+    pub fn may_become(self, next: WaveStatus) -> bool {
+        use WaveStatus::*;
+        self == next
+            || matches!(
+                (self, next),
+                (Pending, Deploying)
+                    | (Deploying, Baking)
+                    | (Baking, Healthy | Unhealthy)
+                    | (Deploying | Baking | Healthy | Unhealthy, Failed)
+                    | (Deploying | Baking | Healthy | Unhealthy | Failed, RolledBack)
+            )
+    }
+}
+
+impl Release {
+    /// The release took its lock: running, at its build, started now (or when a first attempt
+    /// did), putting back `previous_artifact` should it roll back.
+    pub fn begin(&mut self, now: DateTime<Utc>, previous_artifact: Option<Artifact>) -> Result<(), Refused> {
+        self.check_status(ReleaseStatus::Running)?;
+        self.check_stage(Stage::Build)?;
+        self.status = ReleaseStatus::Running;
+        self.stage = Stage::Build;
+        self.started_at.get_or_insert(now);
+        self.previous_artifact = previous_artifact;
+        Ok(())
+    }
+
+    /// The release moves to `stage`.
+    pub fn enter(&mut self, stage: Stage) -> Result<(), Refused> {
+        self.check_stage(stage)?;
+        self.stage = stage;
+        Ok(())
+    }
+
+    /// The release takes `status` (interrupted, running on, closed).
+    pub fn move_to(&mut self, status: ReleaseStatus) -> Result<(), Refused> {
+        self.check_status(status)?;
+        self.status = status;
+        Ok(())
+    }
+
+    fn check_status(&self, next: ReleaseStatus) -> Result<(), Refused> {
+        match self.status.may_become(next) {
+            true => Ok(()),
+            false => Err(Refused { what: format!("release {}", self.id), from: self.status.as_str(), to: next.as_str() }),
+        }
+    }
+
+    fn check_stage(&self, next: Stage) -> Result<(), Refused> {
+        match self.stage.may_become(next) {
+            true => Ok(()),
+            false => Err(Refused { what: format!("the stage of release {}", self.id), from: self.stage.as_str(), to: next.as_str() }),
+        }
+    }
+}
+
+impl WaveRecord {
+    /// The wave takes `status`.
+    pub fn move_to(&mut self, status: WaveStatus) -> Result<(), Refused> {
+        if !self.status.may_become(status) {
+            return Err(Refused { what: format!("wave {}", self.name), from: self.status.as_str(), to: status.as_str() });
+        }
+        self.status = status;
+        Ok(())
+    }
+
+    /// The wave's deploy begins now, if it has not begun: whether this call began it.
+    pub fn begin_deploy(&mut self, now: DateTime<Utc>) -> bool {
+        if self.status != WaveStatus::Pending || self.move_to(WaveStatus::Deploying).is_err() {
+            return false;
+        }
+        self.started_at.get_or_insert(now);
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const STATUSES: [ReleaseStatus; 9] = [
+        ReleaseStatus::Queued,
+        ReleaseStatus::Running,
+        ReleaseStatus::Succeeded,
+        ReleaseStatus::Failed,
+        ReleaseStatus::RolledBack,
+        ReleaseStatus::RollbackFailed,
+        ReleaseStatus::Superseded,
+        ReleaseStatus::Cancelled,
+        ReleaseStatus::Interrupted,
+    ];
+    const STAGES: [Stage; 5] = [Stage::Queued, Stage::Build, Stage::Deploy, Stage::Rollback, Stage::Done];
+    const WAVES: [WaveStatus; 7] = [
+        WaveStatus::Pending,
+        WaveStatus::Deploying,
+        WaveStatus::Baking,
+        WaveStatus::Healthy,
+        WaveStatus::Unhealthy,
+        WaveStatus::Failed,
+        WaveStatus::RolledBack,
+    ];
+
+    #[test]
+    fn release_statuses_allow_and_refuse() {
+        use ReleaseStatus::*;
+        for (from, to, allowed) in [
+            (Queued, Running, true),
+            (Queued, Superseded, true),
+            (Queued, Failed, true),
+            (Running, Succeeded, true),
+            (Running, RolledBack, true),
+            (Running, RollbackFailed, true),
+            (Running, Cancelled, true),
+            (Running, Interrupted, true),
+            (Interrupted, Running, true),
+            (Interrupted, Cancelled, true),
+            (Running, Running, true),
+            (Running, Queued, false),
+            (Interrupted, Queued, false),
+            (Succeeded, Running, false),
+            (Failed, Succeeded, false),
+            (Cancelled, Interrupted, false),
+            (Superseded, Running, false),
+            (RolledBack, RolledBack, true),
+        ] {
+            assert_eq!(from.may_become(to), allowed, "{from} -> {to}");
+        }
+        for (from, to) in STATUSES.into_iter().flat_map(|from| STATUSES.map(|to| (from, to))) {
+            if from.is_terminal() && from != to {
+                assert!(!from.may_become(to), "a closed release stays closed: {from} -> {to}");
+            }
+            if to == Queued && from != Queued {
+                assert!(!from.may_become(to), "nothing queues again: {from} -> {to}");
+            }
+        }
+    }
+
+    #[test]
+    fn stages_move_forward_to_a_rollback_or_the_end() {
+        use Stage::*;
+        for (from, to, allowed) in [
+            (Queued, Build, true),
+            (Build, Deploy, true),
+            (Queued, Deploy, true),
+            (Deploy, Rollback, true),
+            (Build, Rollback, true),
+            (Rollback, Done, true),
+            (Queued, Done, true),
+            (Deploy, Deploy, true),
+            (Deploy, Build, false),
+            (Rollback, Deploy, false),
+            (Done, Deploy, false),
+            (Done, Rollback, false),
+            (Build, Queued, false),
+        ] {
+            assert_eq!(from.may_become(to), allowed, "{} -> {}", from.as_str(), to.as_str());
+        }
+        assert!(STAGES.iter().all(|&from| from.may_become(Done)), "every stage can end");
+    }
+
+    #[test]
+    fn waves_deploy_bake_and_are_judged_then_fail_or_roll_back() {
+        use WaveStatus::*;
+        for (from, to, allowed) in [
+            (Pending, Deploying, true),
+            (Deploying, Baking, true),
+            (Baking, Healthy, true),
+            (Baking, Unhealthy, true),
+            (Deploying, Failed, true),
+            (Unhealthy, RolledBack, true),
+            (Healthy, RolledBack, true),
+            (Failed, RolledBack, true),
+            (Baking, Baking, true),
+            (Pending, Baking, false),
+            (Pending, Failed, false),
+            (Pending, RolledBack, false),
+            (Baking, Deploying, false),
+            (Healthy, Deploying, false),
+            (Healthy, Unhealthy, false),
+            (Failed, Baking, false),
+            (RolledBack, Failed, false),
+            (RolledBack, Deploying, false),
+        ] {
+            assert_eq!(from.may_become(to), allowed, "{} -> {}", from.as_str(), to.as_str());
+        }
+        assert!(WAVES.iter().all(|&from| from == Pending || !from.may_become(Pending)), "nothing goes back to pending");
+    }
+
+    #[test]
+    fn a_refused_change_leaves_the_record_as_it_was() {
+        let mut release = crate::rules::fixtures::release("r1", 0, ReleaseStatus::Succeeded, Some(30), true);
+        let before = release.clone();
+        let refused = release.begin(chrono::Utc::now(), None).unwrap_err();
+        assert_eq!((refused.from, refused.to), ("succeeded", "running"));
+        assert_eq!(release.move_to(ReleaseStatus::Interrupted).unwrap_err().to, "interrupted");
+        assert_eq!(release, before);
+
+        let mut wave = before.waves[0].clone();
+        let refused = wave.move_to(WaveStatus::Pending).unwrap_err();
+        assert_eq!(refused.to_string(), format!("wave {} cannot go from {} to pending", wave.name, wave.status.as_str()));
+        assert_eq!(wave, before.waves[0]);
+    }
+
+    #[test]
+    fn a_queued_release_begins_once_and_a_pending_wave_begins_deploying_once() {
+        let mut release = crate::rules::fixtures::release("r1", 0, ReleaseStatus::Queued, None, false);
+        let (first, later) = (crate::rules::fixtures::minutes(1), crate::rules::fixtures::minutes(2));
+        release.begin(first, None).unwrap();
+        release.begin(later, None).unwrap();
+        assert_eq!((release.status, release.stage, release.started_at), (ReleaseStatus::Running, Stage::Build, Some(first)));
+
+        let mut wave = release.waves[0].clone();
+        assert_eq!((wave.status, wave.started_at), (WaveStatus::Pending, None));
+        assert!(wave.begin_deploy(first));
+        assert!(!wave.begin_deploy(later), "a retry finds it begun");
+        assert_eq!((wave.status, wave.started_at), (WaveStatus::Deploying, Some(first)));
+    }
 
     #[test]
     fn idempotency_key_names_service_commit_and_trigger() {

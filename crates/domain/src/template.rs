@@ -18,7 +18,7 @@ enum Part {
 impl Template {
     /// `what` names the template in errors ("the artifact template"), `example` says what a
     /// good one looks like, `known` lists the placeholders it may use.
-    pub fn parse(template: &str, what: &str, example: &str, known: &'static [&'static str]) -> Result<Template, String> {
+    pub fn parse(template: &str, what: &str, example: &str, known: &[&'static str]) -> Result<Template, String> {
         let listed = || known.iter().map(|name| format!("{{{name}}}")).collect::<Vec<_>>().join(", ");
         if template.trim().is_empty() {
             return Err(format!("{what} is empty: expected {example} ({})", listed()));
@@ -72,45 +72,25 @@ pub fn short_sha(sha: &str) -> &str {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArtifactTemplate(Template);
 
-/// The placeholder that names the run, in each service's own word.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunWord {
-    /// GitHub Actions: `{run-id}`.
-    RunId,
-    /// GitLab CI: `{pipeline-id}`.
-    PipelineId,
-    /// Buildkite and CodeBuild: `{build-number}`.
-    BuildNumber,
-    /// CircleCI: `{pipeline-number}`.
-    PipelineNumber,
-}
-
-impl RunWord {
-    fn placeholders(self) -> &'static [&'static str] {
-        match self {
-            RunWord::RunId => &["sha", "short-sha", "branch", "run-id", "release-id"],
-            RunWord::PipelineId => &["sha", "short-sha", "branch", "pipeline-id", "release-id"],
-            RunWord::BuildNumber => &["sha", "short-sha", "branch", "build-number", "release-id"],
-            RunWord::PipelineNumber => &["sha", "short-sha", "branch", "pipeline-number", "release-id"],
-        }
-    }
-}
-
 /// What an [`ArtifactTemplate`] is filled with.
 #[derive(Clone, Copy)]
 pub struct RunFacts<'a> {
     pub sha: &'a str,
     pub branch: &'a str,
-    /// The run's id or number: what the template's [`RunWord`] stands for.
+    /// The run's id or number: what the provider's run word stands for.
     pub run_id: &'a str,
     pub release_id: &'a str,
 }
 
 impl ArtifactTemplate {
     /// Checked when the provider is built, so that a typo fails the release before a build runs.
-    pub fn parse(template: &str, run: RunWord) -> Result<ArtifactTemplate, String> {
-        Template::parse(template, "the artifact template", "a reference such as registry/app:{short-sha}", run.placeholders())
-            .map(ArtifactTemplate)
+    /// `run_word` is the provider's word for its run ([`ProviderShape::run_word`]: `run-id`,
+    /// `pipeline-number`), the one placeholder that differs from one CI service to the next.
+    ///
+    /// [`ProviderShape::run_word`]: crate::catalog::ProviderShape::run_word
+    pub fn parse(template: &str, run_word: Option<&'static str>) -> Result<ArtifactTemplate, String> {
+        let known: Vec<&'static str> = ["sha", "short-sha", "branch"].into_iter().chain(run_word).chain(["release-id"]).collect();
+        Template::parse(template, "the artifact template", "a reference such as registry/app:{short-sha}", &known).map(ArtifactTemplate)
     }
 
     pub fn render(&self, facts: &RunFacts<'_>) -> String {
@@ -180,19 +160,19 @@ mod tests {
     #[test]
     fn artifact_templates_fill_every_placeholder() {
         let template =
-            ArtifactTemplate::parse("ghcr.io/acme/web:{short-sha} {sha} {branch} {run-id} {release-id}", RunWord::RunId).unwrap();
+            ArtifactTemplate::parse("ghcr.io/acme/web:{short-sha} {sha} {branch} {run-id} {release-id}", Some("run-id")).unwrap();
         assert_eq!(template.render(&facts()), "ghcr.io/acme/web:0123456 0123456789abcdef main 42 rel-1");
         let short = RunFacts { sha: "abc", ..facts() };
-        assert_eq!(ArtifactTemplate::parse("{short-sha}", RunWord::RunId).unwrap().render(&short), "abc");
-        assert_eq!(ArtifactTemplate::parse("plain", RunWord::RunId).unwrap().render(&facts()), "plain");
-        assert_eq!(ArtifactTemplate::parse("web:{pipeline-id}", RunWord::PipelineId).unwrap().render(&facts()), "web:42");
-        assert_eq!(ArtifactTemplate::parse("web:{build-number}", RunWord::BuildNumber).unwrap().render(&facts()), "web:42");
-        assert_eq!(ArtifactTemplate::parse("web:{pipeline-number}", RunWord::PipelineNumber).unwrap().render(&facts()), "web:42");
+        assert_eq!(ArtifactTemplate::parse("{short-sha}", Some("run-id")).unwrap().render(&short), "abc");
+        assert_eq!(ArtifactTemplate::parse("plain", Some("run-id")).unwrap().render(&facts()), "plain");
+        assert_eq!(ArtifactTemplate::parse("web:{pipeline-id}", Some("pipeline-id")).unwrap().render(&facts()), "web:42");
+        assert_eq!(ArtifactTemplate::parse("web:{build-number}", Some("build-number")).unwrap().render(&facts()), "web:42");
+        assert_eq!(ArtifactTemplate::parse("web:{pipeline-number}", Some("pipeline-number")).unwrap().render(&facts()), "web:42");
     }
 
     #[test]
     fn a_built_artifact_names_the_requested_commit_never_an_echo() {
-        let template = ArtifactTemplate::parse("web:{short-sha}-{build-number}", RunWord::BuildNumber).unwrap();
+        let template = ArtifactTemplate::parse("web:{short-sha}-{build-number}", Some("build-number")).unwrap();
         let echoed = RunFacts { sha: "HEAD", ..facts() };
         let BuildProgress::Succeeded { artifact } = template.built(&echoed, Some("4f2a9c1e0b7d"), "https://ci/1") else { panic!() };
         assert_eq!((artifact.reference.as_str(), artifact.sha.as_str()), ("web:4f2a9c1-42", "4f2a9c1e0b7d"));
@@ -202,21 +182,21 @@ mod tests {
         let BuildProgress::Failed { reason } = template.built(&echoed, None, "https://ci/1") else { panic!("named from HEAD") };
         assert!(reason.contains("'HEAD'") && reason.contains("--sha"), "{reason}");
         // A template that does not name the commit still builds; the commit stays unknown.
-        let plain = ArtifactTemplate::parse("web:{build-number}", RunWord::BuildNumber).unwrap();
+        let plain = ArtifactTemplate::parse("web:{build-number}", Some("build-number")).unwrap();
         let BuildProgress::Succeeded { artifact } = plain.built(&echoed, None, "https://ci/1") else { panic!() };
         assert_eq!((artifact.reference.as_str(), artifact.sha.as_str()), ("web:42", UNKNOWN_SHA));
     }
 
     #[test]
     fn bad_artifact_templates_are_refused_with_the_known_placeholders() {
-        let unknown = ArtifactTemplate::parse("web:{commit}", RunWord::RunId).unwrap_err();
+        let unknown = ArtifactTemplate::parse("web:{commit}", Some("run-id")).unwrap_err();
         assert!(unknown.contains("unknown placeholder {commit}") && unknown.contains("{short-sha}"), "{unknown}");
-        let open = ArtifactTemplate::parse("web:{sha", RunWord::RunId).unwrap_err();
+        let open = ArtifactTemplate::parse("web:{sha", Some("run-id")).unwrap_err();
         assert!(open.contains("without a closing"), "{open}");
-        assert!(ArtifactTemplate::parse("  ", RunWord::RunId).unwrap_err().contains("empty"));
+        assert!(ArtifactTemplate::parse("  ", Some("run-id")).unwrap_err().contains("empty"));
         // Each service's run placeholder is its own: a template copied from another fails early.
-        let copied = ArtifactTemplate::parse("web:{run-id}", RunWord::PipelineId).unwrap_err();
+        let copied = ArtifactTemplate::parse("web:{run-id}", Some("pipeline-id")).unwrap_err();
         assert!(copied.contains("unknown placeholder {run-id}") && copied.contains("{pipeline-id}"), "{copied}");
-        assert!(ArtifactTemplate::parse("web:{pipeline-id}", RunWord::BuildNumber).unwrap_err().contains("{build-number}"));
+        assert!(ArtifactTemplate::parse("web:{pipeline-id}", Some("build-number")).unwrap_err().contains("{build-number}"));
     }
 }

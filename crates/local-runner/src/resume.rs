@@ -190,10 +190,9 @@ impl LocalBaton {
         let store = self.ports().store.as_ref();
         let id = id.clone();
         let recorded = |source: TaskError| ResumeError::Record { id: id.to_string(), source };
+        // A release that closed meanwhile keeps its status: the lifecycle refuses the change.
         let updated = update_release(store, &id, |r| {
-            if !r.status.is_terminal() {
-                r.status = status;
-            }
+            let _ = r.move_to(status);
         })
         .await
         .map_err(recorded)?;

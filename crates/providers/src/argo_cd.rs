@@ -531,6 +531,7 @@ pub const ARGO_CD: ProviderShape = ProviderShape {
     doc: "Syncs Argo CD applications.",
     fields: DEPLOY_ARGO_CD,
     at_least_one: None,
-    local_only: None,
+    local_only: false,
+    run_word: None,
     through_model: through_model::<ArgoCdDeploy>,
 };

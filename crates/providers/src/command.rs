@@ -113,16 +113,15 @@ impl CommandContext {
             )));
         }
         let catalog_dir = Path::new(&entry.source).parent().filter(|dir| dir.is_dir()).map(Path::to_path_buf);
+        // The notifiers' secrets held in variables (any field that reads as a secret reference).
         let withheld = entry
             .delivery
             .notify
-            .slack
             .iter()
-            .flat_map(|slack| [&slack.webhook, &slack.token])
-            .flatten()
-            .filter_map(|secret| match secret {
-                SecretRef::Env(name) => Some(name.clone()),
-                SecretRef::Ssm(_) | SecretRef::SecretsManager(_) => None,
+            .flat_map(|block| block.settings.values())
+            .filter_map(|value| match serde_json::from_value(value.clone()) {
+                Ok(SecretRef::Env(name)) => Some(name),
+                _ => None,
             })
             .collect();
         Ok(CommandContext { source: entry.source.clone(), catalog_dir, workspace: workspace_root.join(&entry.name), withheld })
@@ -913,6 +912,7 @@ impl Tail {
 mod tests {
     use super::*;
     use crate::test_support::{LogCapture, entry_in, release_id, script};
+    use baton_domain::catalog::ProviderBlock;
 
     fn spec(ctx: &CommandContext, argv: &[String], env: &BTreeMap<String, String>, timeout: Option<Seconds>) -> CommandSpec {
         let fields = CommandFields { argv, working_dir: None, env, pass_env: &[], timeout };
@@ -927,12 +927,8 @@ mod tests {
     async fn runs_in_the_catalog_directory_with_baton_variables_and_without_slack_secrets() {
         let dir = tempfile::tempdir().unwrap();
         let mut entry = entry_in(dir.path());
-        entry.delivery.notify.slack = Some(baton_domain::catalog::SlackSpec {
-            channel: "#deploys".into(),
-            webhook: None,
-            // HOME is set in every test environment, so its absence proves the withholding.
-            token: Some(SecretRef::Env("HOME".into())),
-        });
+        // HOME is set in every test environment, so its absence proves the withholding.
+        entry.delivery.notify = vec![ProviderBlock::new("slack", serde_json::json!({ "channel": "#deploys", "token": "env:HOME" }))];
         let ctx = CommandContext::new(&entry, &dir.path().join("ws")).unwrap();
         let argv = script(
             dir.path(),
@@ -961,11 +957,8 @@ mod tests {
         assert!(std::env::var("CARGO_PKG_NAME").is_ok(), "run under cargo test");
         let dir = tempfile::tempdir().unwrap();
         let mut entry = entry_in(dir.path());
-        entry.delivery.notify.slack = Some(baton_domain::catalog::SlackSpec {
-            channel: "#deploys".into(),
-            webhook: Some(SecretRef::Env("SLACK_HOOK".into())),
-            token: None,
-        });
+        entry.delivery.notify =
+            vec![ProviderBlock::new("slack", serde_json::json!({ "channel": "#deploys", "webhook": { "env": "SLACK_HOOK" } }))];
         let ctx = CommandContext::new(&entry, dir.path()).unwrap();
         let argv = script(dir.path(), "env.sh", "echo \"pkg=${CARGO_PKG_NAME-unset} path=${PATH:+set}\"");
         let with_pass_env = |names: &[String]| {

@@ -88,16 +88,14 @@ const DEPLOY_COMMAND: &[Field] = &[
 const GATE_COMMAND: &[Field] =
     &[required("command", Kind::Argv, "Program and arguments; healthy when it exits 0."), WORKING_DIR, ENV, PASS_ENV, TIMEOUT];
 
-/// Where a cloud catalog's builds run instead.
-const BUILD_ELSEWHERE: &str = "`codebuild`, or the team's CI (`github-actions`, `gitlab-ci`, `buildkite`, `circleci`)";
-
 pub const COMMAND_BUILD: ProviderShape = ProviderShape {
     slot: Slot::Build,
     name: "command",
     doc: "Runs a local command.",
     fields: BUILD_COMMAND,
     at_least_one: None,
-    local_only: Some(BUILD_ELSEWHERE),
+    local_only: true,
+    run_word: None,
     through_model: through_model::<CommandBuild>,
 };
 
@@ -107,7 +105,8 @@ pub const COMMAND_DEPLOY: ProviderShape = ProviderShape {
     doc: "Runs a local command per target.",
     fields: DEPLOY_COMMAND,
     at_least_one: None,
-    local_only: Some("`ecs`, `lambda`, `argo-cd` or `webhook`"),
+    local_only: true,
+    run_word: None,
     through_model: through_model::<CommandDeploy>,
 };
 
@@ -117,6 +116,7 @@ pub const COMMAND_GATE: ProviderShape = ProviderShape {
     doc: "A local command: healthy when it exits 0.",
     fields: GATE_COMMAND,
     at_least_one: None,
-    local_only: Some("`cloudwatch`, `datadog` or `http`"),
+    local_only: true,
+    run_word: None,
     through_model: through_model::<CommandRun>,
 };

@@ -238,6 +238,7 @@ pub const DATADOG: ProviderShape = ProviderShape {
     doc: "Datadog monitors found by tags.",
     fields: GATE_DATADOG,
     at_least_one: None,
-    local_only: None,
+    local_only: false,
+    run_word: None,
     through_model: through_model::<DatadogGate>,
 };

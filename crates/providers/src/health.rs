@@ -151,7 +151,8 @@ pub const HTTP_GATE: ProviderShape = ProviderShape {
     doc: "An HTTP endpoint's answer.",
     fields: GATE_HTTP,
     at_least_one: None,
-    local_only: None,
+    local_only: false,
+    run_word: None,
     through_model: through_model::<HttpGate>,
 };
 

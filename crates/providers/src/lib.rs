@@ -59,11 +59,14 @@ pub use health::{CommandGate, HttpGate, HttpGateSampler};
 pub use http::{CREATE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, RateLimits, http_client};
 pub use local::LocalProviders;
 pub use notify::console::ConsoleNotifier;
-pub use notify::pager::{DEFAULT_PAGERDUTY_EVENTS_URL, OPSGENIE_EU_API, OPSGENIE_US_API, OpsgenieNotifier, PagerDutyNotifier};
-pub use notify::slack::{DEFAULT_SLACK_API_BASE, SlackWebApiNotifier, SlackWebhookNotifier};
+pub use notify::pager::{
+    DEFAULT_PAGERDUTY_EVENTS_URL, OPSGENIE_EU_API, OPSGENIE_US_API, OpsgenieNotifier, OpsgenieRegion, OpsgenieSpec, PagerDutyNotifier,
+    PagerDutySpec,
+};
+pub use notify::slack::{DEFAULT_SLACK_API_BASE, SlackSpec, SlackWebApiNotifier, SlackWebhookNotifier};
 pub use notify::slack_interactions::{SLACK_MAX_AGE_SECONDS, SlackInteractions};
 pub use notify::{APPROVE_ACTION, REJECT_ACTION};
-pub use registry::{MODULES, Make, Module, registry};
+pub use registry::{MODULES, Make, Maker, Module, ProviderTable, registry};
 pub use secrets::{EnvSecretResolver, Secret, resolve_secret};
 pub use webhook::{WebhookDeploy, WebhookDeployer};
 

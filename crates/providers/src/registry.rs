@@ -1,6 +1,7 @@
 //! Every provider a catalog may name, in one table: its catalog block's shape (which the parser,
 //! the validator and the JSON Schema read) and how its adapter is built from a checked block.
-//! Adding a provider is a module with its block, its shape and its adapter, plus one entry here.
+//! Adding a provider is a module with its block, its shape and its adapter, plus one entry here
+//! (or, for a test or an extension, a [`ProviderTable::with`] its own modules).
 
 use crate::argo_cd::{ARGO_CD, ArgoCdDeployer};
 use crate::build::CommandBuildProvider;
@@ -16,6 +17,8 @@ use crate::export::emf::{CLOUDWATCH_EMF, EmfExporter};
 use crate::export::otlp::{OTLP, OtlpExporter};
 use crate::health::{CommandGate, HTTP_GATE, HttpGateSampler};
 use crate::local::LocalProviders;
+use crate::notify::pager::{OPSGENIE, OpsgenieNotifier, PAGERDUTY, PagerDutyNotifier};
+use crate::notify::slack::{SLACK, SlackSpec, SlackWebApiNotifier, SlackWebhookNotifier};
 use crate::webhook::{WEBHOOK, WebhookDeployer};
 use baton_aws::cloudwatch::CLOUDWATCH;
 use baton_aws::codebuild::CODEBUILD;
@@ -23,10 +26,11 @@ use baton_aws::ecs::ECS;
 use baton_aws::lambda::LAMBDA;
 use baton_aws::{CloudWatchGateSampler, CodeBuildProvider, EcsDeployer, LambdaDeployer};
 use baton_domain::catalog::{ProviderBlock, ProviderShape, Registry, ServiceEntry, Slot};
-use baton_domain::ports::{BuildProvider, Deployer, HealthGate, ProviderError, TelemetryExporter};
+use baton_domain::ports::{BuildProvider, Deployer, HealthGate, Notifier, ProviderError, TelemetryExporter};
 use std::sync::{Arc, LazyLock};
 
-pub(crate) type Maker<T> = fn(&LocalProviders, &ProviderBlock, &ServiceEntry) -> Result<Box<T>, ProviderError>;
+/// Builds a provider's adapter from its checked block, for the entry that names it.
+pub type Maker<T> = fn(&LocalProviders, &ProviderBlock, &ServiceEntry) -> Result<Box<T>, ProviderError>;
 
 /// How a provider's adapter is built, by slot.
 pub enum Make {
@@ -34,6 +38,20 @@ pub enum Make {
     Deploy(Maker<dyn Deployer>),
     Gate(Maker<dyn HealthGate>),
     Export(Maker<dyn TelemetryExporter>),
+    Notify(Maker<dyn Notifier>),
+}
+
+impl Make {
+    /// The slot whose adapters it builds.
+    pub fn slot(&self) -> Slot {
+        match self {
+            Make::Build(_) => Slot::Build,
+            Make::Deploy(_) => Slot::Deploy,
+            Make::Gate(_) => Slot::Gate,
+            Make::Export(_) => Slot::Export,
+            Make::Notify(_) => Slot::Notify,
+        }
+    }
 }
 
 pub struct Module {
@@ -153,21 +171,106 @@ pub static MODULES: &[Module] = &[
             Ok(Box::new(OtlpExporter::new(&block.decode()?, &entry.source, providers.http.clone())?))
         }),
     },
+    Module {
+        shape: &SLACK,
+        // The Web API when a bot token is set (one live message, its thread replies mentioning
+        // the on-call), else the webhook.
+        make: Make::Notify(|providers, block, entry| {
+            let slack: SlackSpec = block.decode()?;
+            let (secrets, http, limits) = (Arc::clone(&providers.secrets), providers.http.clone(), Arc::clone(&providers.limits));
+            match (slack.token, slack.webhook) {
+                (Some(token), _) => {
+                    let web_api = SlackWebApiNotifier::new(&slack.channel, token, secrets, http, &providers.slack_api_base);
+                    Ok(Box::new(web_api.with_on_call(entry.delivery.on_call.as_deref()).with_rate_limits(limits)))
+                }
+                (None, Some(webhook)) => {
+                    Ok(Box::new(SlackWebhookNotifier::new(&slack.channel, webhook, secrets, http).with_rate_limits(limits)))
+                }
+                (None, None) => Err(ProviderError::rejected("the `slack` block names neither a `token` nor a `webhook`")),
+            }
+        }),
+    },
+    Module {
+        shape: &PAGERDUTY,
+        make: Make::Notify(|providers, block, entry| {
+            let pager = PagerDutyNotifier::new(
+                &block.decode()?,
+                entry.delivery.on_call.as_deref(),
+                Arc::clone(&providers.secrets),
+                providers.http.clone(),
+            );
+            Ok(Box::new(pager.with_rate_limits(Arc::clone(&providers.limits))))
+        }),
+    },
+    Module {
+        shape: &OPSGENIE,
+        make: Make::Notify(|providers, block, entry| {
+            let pager = OpsgenieNotifier::new(
+                &block.decode()?,
+                entry.delivery.on_call.as_deref(),
+                Arc::clone(&providers.secrets),
+                providers.http.clone(),
+            );
+            Ok(Box::new(pager.with_rate_limits(Arc::clone(&providers.limits))))
+        }),
+    },
 ];
 
-/// The catalog's providers, for [`baton_domain::catalog::CatalogLoader`].
-pub fn registry() -> &'static Registry {
-    static REGISTRY: LazyLock<Registry> = LazyLock::new(|| Registry::new(MODULES.iter().map(|module| module.shape)));
-    &REGISTRY
+/// The providers a process knows: their modules, and the registry of their shapes that the
+/// catalog's parser, validator and schema read.
+pub struct ProviderTable {
+    modules: Vec<&'static Module>,
+    registry: Registry,
 }
 
-/// The maker of the provider `name` that `pick` takes (the one of a slot), for a block the
-/// parser accepted (so it is registered).
-pub(crate) fn maker<T: ?Sized>(slot: Slot, name: &str, pick: fn(&Make) -> Option<Maker<T>>) -> Result<Maker<T>, ProviderError> {
-    MODULES.iter().filter(|module| module.shape.name == name).find_map(|module| pick(&module.make)).ok_or_else(|| {
-        let known: Vec<&str> = registry().providers(slot).map(|shape| shape.name).collect();
-        ProviderError::rejected(format!("no {} provider `{name}`: expected one of {}", slot.describe(), known.join(", ")))
-    })
+impl ProviderTable {
+    /// Baton's own providers, [`MODULES`].
+    pub fn standard() -> &'static ProviderTable {
+        static STANDARD: LazyLock<ProviderTable> = LazyLock::new(|| ProviderTable::of(MODULES.iter()));
+        &STANDARD
+    }
+
+    /// Baton's providers and `more` (a test's or an extension's), which may not reuse a name
+    /// of their slot: panics if one does, as two providers of one name would make a catalog
+    /// mean two things.
+    pub fn with(more: &'static [Module]) -> ProviderTable {
+        ProviderTable::of(MODULES.iter().chain(more))
+    }
+
+    fn of(modules: impl Iterator<Item = &'static Module>) -> ProviderTable {
+        let modules: Vec<&'static Module> = modules.collect();
+        let mut seen = std::collections::HashSet::new();
+        for module in &modules {
+            assert_eq!(module.make.slot(), module.shape.slot, "`{}` builds for another slot than its shape's", module.shape.name);
+            assert!(
+                seen.insert((module.shape.slot.describe(), module.shape.name)),
+                "two {} providers named `{}`",
+                module.shape.slot.describe(),
+                module.shape.name
+            );
+        }
+        let registry = Registry::new(modules.iter().map(|module| module.shape));
+        ProviderTable { modules, registry }
+    }
+
+    /// The catalog's providers, for [`baton_domain::catalog::CatalogLoader`].
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The maker of the provider `name` that `pick` takes (the one of a slot), for a block the
+    /// parser accepted (so it is registered).
+    pub(crate) fn maker<T: ?Sized>(&self, slot: Slot, name: &str, pick: fn(&Make) -> Option<Maker<T>>) -> Result<Maker<T>, ProviderError> {
+        self.modules.iter().filter(|module| module.shape.name == name).find_map(|module| pick(&module.make)).ok_or_else(|| {
+            let known: Vec<&str> = self.registry.providers(slot).map(|shape| shape.name).collect();
+            ProviderError::rejected(format!("no {} provider `{name}`: expected one of {}", slot.describe(), known.join(", ")))
+        })
+    }
+}
+
+/// The catalog's providers (Baton's own), for [`baton_domain::catalog::CatalogLoader`].
+pub fn registry() -> &'static Registry {
+    ProviderTable::standard().registry()
 }
 
 #[cfg(test)]
@@ -175,17 +278,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn each_module_builds_for_the_slot_of_its_shape_and_names_are_unique_per_slot() {
-        let mut seen = std::collections::HashSet::new();
-        for module in MODULES {
-            let slot = match module.make {
-                Make::Build(_) => Slot::Build,
-                Make::Deploy(_) => Slot::Deploy,
-                Make::Gate(_) => Slot::Gate,
-                Make::Export(_) => Slot::Export,
-            };
-            assert_eq!(slot, module.shape.slot, "{}", module.shape.name);
-            assert!(seen.insert((slot.describe(), module.shape.name)), "{} registered twice", module.shape.name);
+    fn the_standard_table_builds_each_provider_for_the_slot_of_its_shape_under_a_unique_name() {
+        let table = ProviderTable::standard();
+        assert_eq!(table.modules.len(), MODULES.len());
+        for slot in [Slot::Build, Slot::Deploy, Slot::Gate, Slot::Export, Slot::Notify] {
+            assert!(table.registry().providers(slot).next().is_some(), "no {} provider", slot.describe());
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "two notifier providers named `slack`")]
+    fn a_table_refuses_a_second_provider_of_a_name_in_its_slot() {
+        static AGAIN: [Module; 1] = [Module { shape: &SLACK, make: Make::Notify(|_, _, _| Err(ProviderError::rejected(String::new()))) }];
+        ProviderTable::with(&AGAIN);
     }
 }

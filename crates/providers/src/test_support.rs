@@ -1,7 +1,7 @@
 //! Fixtures shared by the unit tests.
 
 use crate::command_catalog::{CommandBuild, CommandDeploy, CommandRun};
-use baton_domain::catalog::{Delivery, DeploySpec, HealthSpec, NotifySpec, ProviderBlock, SchemaVersion, ServiceEntry, WaveSpec};
+use baton_domain::catalog::{HealthSpec, ProviderBlock, ServiceEntry};
 use baton_domain::release::ReleaseId;
 use std::io::Write;
 use std::path::Path;
@@ -10,41 +10,21 @@ use tracing::level_filters::LevelFilter;
 use tracing::subscriber::{Interest, Subscriber};
 use tracing::{Dispatch, Event, Metadata, span};
 
-/// A catalog entry for service `web` whose file lives in `dir`.
+/// A catalog entry for service `web` whose file lives in `dir`: the handlers' fake entry, its
+/// blocks commands that succeed, its one wave `canary` on `host-1` without a bake, no notifier.
 pub fn entry_in(dir: &Path) -> ServiceEntry {
     let command = vec!["true".to_string()];
-    ServiceEntry {
-        name: "web".into(),
-        schema: SchemaVersion::V2_2,
-        team: Some("payments".into()),
-        links: Vec::new(),
-        source: dir.join("service.datadog.yaml").display().to_string(),
-        delivery: Delivery {
-            environment: "production".into(),
-            release_branch: "main".into(),
-            feature_branch: None,
-            schedule: None,
-            team: None,
-            on_call: None,
-            build: ProviderBlock::of("command", &CommandBuild { run: CommandRun::new(command.clone()), artifact_file: None }),
-            build_timeout: Delivery::DEFAULT_BUILD_TIMEOUT,
-            deploy: DeploySpec {
-                target: ProviderBlock::of("command", &CommandDeploy { run: CommandRun::new(command.clone()), rollback_command: None }),
-                waves: vec![WaveSpec {
-                    name: "canary".into(),
-                    targets: vec!["host-1".into()],
-                    bake: Default::default(),
-                    deploy_timeout: WaveSpec::DEFAULT_DEPLOY_TIMEOUT,
-                    approval: None,
-                }],
-                topology: None,
-            },
-            health: HealthSpec::single(ProviderBlock::of("command", &CommandRun::new(command))),
-            notify: NotifySpec::default(),
-            telemetry: Vec::new(),
-            freeze: Default::default(),
-        },
-    }
+    let mut entry = baton_contract::fakes::entry();
+    entry.team = Some("payments".into());
+    entry.source = dir.join("service.datadog.yaml").display().to_string();
+    let delivery = &mut entry.delivery;
+    delivery.build = ProviderBlock::of("command", &CommandBuild { run: CommandRun::new(command.clone()), artifact_file: None });
+    delivery.deploy.target = ProviderBlock::of("command", &CommandDeploy { run: CommandRun::new(command.clone()), rollback_command: None });
+    delivery.deploy.waves[0].targets = vec!["host-1".into()];
+    delivery.deploy.waves[0].bake = Default::default();
+    delivery.health = HealthSpec::single(ProviderBlock::of("command", &CommandRun::new(command)));
+    delivery.notify = Vec::new();
+    entry
 }
 
 pub fn release_id() -> ReleaseId {

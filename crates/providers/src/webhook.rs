@@ -306,6 +306,7 @@ pub const WEBHOOK: ProviderShape = ProviderShape {
     doc: "Calls the team's endpoint with a signed request.",
     fields: DEPLOY_WEBHOOK,
     at_least_one: None,
-    local_only: None,
+    local_only: false,
+    run_word: None,
     through_model: through_model::<WebhookDeploy>,
 };

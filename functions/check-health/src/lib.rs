@@ -65,11 +65,12 @@ pub async fn check_health(ports: &Ports, request: CheckHealthRequest) -> Result<
             for (gate, reading) in record.gates.iter_mut().zip(&readings) {
                 watch::record_sample(gate, reading, now);
             }
-            match judge(record) {
-                Watch::Continue { .. } => {}
-                Watch::Healthy => record.status = WaveStatus::Healthy,
-                Watch::Unhealthy { .. } => record.status = WaveStatus::Unhealthy,
-            }
+            let judged = match judge(record) {
+                Watch::Continue { .. } => Ok(()),
+                Watch::Healthy => record.move_to(WaveStatus::Healthy),
+                Watch::Unhealthy { .. } => record.move_to(WaveStatus::Unhealthy),
+            };
+            judged.unwrap_or_else(|refused| tracing::warn!(release = %context.id, %refused, "state change refused"));
             if !matches!(record.status, WaveStatus::Baking) {
                 record.finished_at.get_or_insert(now);
             }
@@ -126,4 +127,70 @@ fn sight(record: &WaveRecord) -> String {
     let lines: Vec<String> =
         record.gates.iter().map(|gate| format!("{}: {}", gate.gate, gate.last.as_deref().unwrap_or("not sampled"))).collect();
     lines.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_contract::fakes::{FakePorts, artifact};
+    use baton_domain::flow::ReleaseContext;
+    use baton_domain::ports::Clock;
+    use std::sync::Arc;
+
+    fn fake() -> FakePorts {
+        FakePorts::new(Arc::new(baton_store_sqlite::SqliteStore::in_memory().unwrap()))
+    }
+
+    fn request(fake: &FakePorts, context: &ReleaseContext) -> CheckHealthRequest {
+        CheckHealthRequest { release: context.clone(), wave: fake.wave(), artifact: artifact(), now: None }
+    }
+
+    async fn wave(fake: &FakePorts, context: &ReleaseContext) -> WaveRecord {
+        fake.ports.release(context).await.unwrap().waves.remove(0)
+    }
+
+    #[tokio::test]
+    async fn a_wave_healthy_through_its_bake_becomes_healthy_at_its_end() {
+        let fake = fake();
+        let context = fake.baking().await;
+        fake.script.reading(GateReading::Healthy { saw: "200 OK".into() });
+        fake.script.reading(GateReading::Healthy { saw: "200 OK".into() });
+
+        let watching = check_health(&fake.ports, request(&fake, &context)).await.unwrap();
+        assert!(!watching.done && watching.wait_seconds > 0, "{watching:?}");
+        assert_eq!(wave(&fake, &context).await.status, WaveStatus::Baking, "the bake has not ended");
+
+        fake.clock.advance(60);
+        let done = check_health(&fake.ports, request(&fake, &context)).await.unwrap();
+
+        assert!(done.done, "{done:?}");
+        let record = wave(&fake, &context).await;
+        assert_eq!((record.status, record.finished_at), (WaveStatus::Healthy, Some(fake.clock.now())));
+        assert_eq!(fake.script.calls().iter().filter(|call| *call == "sample canary").count(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_unhealthy_sample_fails_the_wave_and_the_task() {
+        let fake = fake();
+        let context = fake.baking().await;
+        fake.script.reading(GateReading::Unhealthy { saw: "503 Service Unavailable".into() });
+
+        let failed = check_health(&fake.ports, request(&fake, &context)).await.unwrap_err();
+
+        assert_eq!(failed.error, ErrorName::HealthCheckFailed);
+        assert!(failed.cause.ends_with("the scripted gate: 503 Service Unavailable"), "{}", failed.cause);
+        assert_eq!(wave(&fake, &context).await.status, WaveStatus::Unhealthy);
+    }
+
+    #[tokio::test]
+    async fn a_gate_that_cannot_answer_decides_nothing() {
+        let fake = fake();
+        let context = fake.baking().await;
+
+        let failed = check_health(&fake.ports, request(&fake, &context)).await.unwrap_err();
+
+        assert_eq!(failed.error, ErrorName::ProviderUnavailable);
+        let record = wave(&fake, &context).await;
+        assert_eq!((record.status, record.gates.len()), (WaveStatus::Baking, 0), "no sample recorded");
+    }
 }

@@ -126,12 +126,9 @@ pub async fn start(
             if rollback {
                 return;
             }
-            r.stage = Stage::Deploy;
-            if let Some(record) = wave_record(r, wave)
-                && record.status == WaveStatus::Pending
-            {
-                record.status = WaveStatus::Deploying;
-                record.started_at.get_or_insert(now);
+            r.enter(Stage::Deploy).unwrap_or_else(|refused| tracing::warn!(release = %context.id, %refused, "state change refused"));
+            if let Some(record) = wave_record(r, wave) {
+                record.begin_deploy(now);
             }
         })
         .await?;
@@ -251,7 +248,9 @@ async fn save_start(
                 waves::started(record, target, rollback, started.clone(), now);
                 // A refused target fails the wave now: its record says so, not `deploying`.
                 if !rollback && matches!(waves::wave_deploy(record, wave, false), WaveDeploy::Failed(_)) {
-                    record.status = WaveStatus::Failed;
+                    record
+                        .move_to(WaveStatus::Failed)
+                        .unwrap_or_else(|refused| tracing::warn!(release = %context.id, %refused, "state change refused"));
                 }
             }
         })
@@ -288,12 +287,13 @@ pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, roll
                     waves::settle(record, target, rollback, progress, now);
                 }
             }
-            match (waves::wave_deploy(record, wave, rollback), rollback) {
-                (WaveDeploy::Succeeded, false) if record.status == WaveStatus::Deploying => record.status = WaveStatus::Baking,
-                (WaveDeploy::Succeeded, true) => record.status = WaveStatus::RolledBack,
-                (WaveDeploy::Failed(_), false) => record.status = WaveStatus::Failed,
-                _ => {}
-            }
+            let moved = match (waves::wave_deploy(record, wave, rollback), rollback) {
+                (WaveDeploy::Succeeded, false) => record.move_to(WaveStatus::Baking),
+                (WaveDeploy::Succeeded, true) => record.move_to(WaveStatus::RolledBack),
+                (WaveDeploy::Failed(_), false) => record.move_to(WaveStatus::Failed),
+                _ => Ok(()),
+            };
+            moved.unwrap_or_else(|refused| tracing::warn!(release = %context.id, %refused, "state change refused"));
         })
         .await?;
 
@@ -359,11 +359,73 @@ pub async fn plan_rollback(
     if let Some(gave_up) = error.and_then(timeline::gave_up) {
         ports.record_event_once(context, Stage::Deploy, EventKind::GaveUp, gave_up).await?;
     }
-    let release = ports.update_release(context, |r| r.stage = Stage::Rollback).await?;
+    let release = ports
+        .update_release(context, |r| {
+            r.enter(Stage::Rollback).unwrap_or_else(|refused| tracing::warn!(release = %context.id, %refused, "state change refused"))
+        })
+        .await?;
     let plan = rollback::plan_rollback(&release, waves);
     let names: Vec<&str> = plan.waves.iter().map(|w| w.name.as_str()).collect();
     let to = if plan.artifact.reference.is_empty() { "nothing (first release)" } else { plan.artifact.reference.as_str() };
     let message = format!("rolling back waves [{}] to {to}", names.join(", "));
     ports.record_event(context, Stage::Rollback, None, EventKind::Started, message).await?;
     Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_contract::fakes::{FakePorts, artifact};
+    use baton_domain::ports::Clock;
+    use std::sync::Arc;
+
+    fn fake() -> FakePorts {
+        FakePorts::new(Arc::new(baton_store_sqlite::SqliteStore::in_memory().unwrap()))
+    }
+
+    async fn release(fake: &FakePorts, context: &ReleaseContext) -> Release {
+        fake.ports.release(context).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_wave_deploys_its_targets_then_bakes() {
+        let fake = fake();
+        let context = fake.built().await;
+        let wave = fake.wave();
+        fake.script.deploy(DeployProgress::Running);
+        fake.script.deploy(DeployProgress::Succeeded);
+
+        start(&fake.ports, &context, &wave, &artifact(), false, None).await.unwrap();
+        let deploying = release(&fake, &context).await;
+        assert_eq!((deploying.stage, deploying.waves[0].status), (Stage::Deploy, WaveStatus::Deploying));
+        assert_eq!(deploying.waves[0].started_at, Some(fake.clock.now()));
+
+        assert_eq!(poll(&fake.ports, &context, &wave, false).await.unwrap_err().error, ErrorName::DeployPending);
+        poll(&fake.ports, &context, &wave, false).await.unwrap();
+
+        assert_eq!(release(&fake, &context).await.waves[0].status, WaveStatus::Baking);
+        let calls = fake.script.calls();
+        assert_eq!(calls[1..], ["deploy web-1 ghcr.io/acme/web:0123456", "poll deploy web-1", "poll deploy web-1"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_target_fails_the_wave_and_its_rollback_rolls_it_back() {
+        let fake = fake();
+        let context = fake.built().await;
+        let wave = fake.wave();
+        fake.script.deploy(DeployProgress::Failed { reason: "image not found".into() });
+        fake.script.deploy(DeployProgress::Succeeded);
+
+        start(&fake.ports, &context, &wave, &artifact(), false, None).await.unwrap();
+        let failed = poll(&fake.ports, &context, &wave, false).await.unwrap_err();
+        assert_eq!(failed.error, ErrorName::DeployFailed);
+        assert_eq!(release(&fake, &context).await.waves[0].status, WaveStatus::Failed);
+
+        let plan = plan_rollback(&fake.ports, &context, std::slice::from_ref(&wave), None).await.unwrap();
+        assert_eq!(release(&fake, &context).await.stage, Stage::Rollback);
+        start(&fake.ports, &context, &wave, &plan.artifact, true, None).await.unwrap();
+        poll(&fake.ports, &context, &wave, true).await.unwrap();
+
+        assert_eq!(release(&fake, &context).await.waves[0].status, WaveStatus::RolledBack);
+    }
 }

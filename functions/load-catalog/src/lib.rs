@@ -13,7 +13,7 @@ use baton_domain::ports::CatalogError;
 use baton_domain::ports::{Created, LockOutcome};
 use baton_domain::release::Signal;
 use baton_domain::release::TriggerKind;
-use baton_domain::release::{EventKind, LockKey, Release, ReleaseId, ReleaseStatus, Stage};
+use baton_domain::release::{EventKind, LockKey, Release, ReleaseId, Stage};
 use baton_domain::rules::freeze::Occurrence;
 use baton_domain::rules::plan::{self, Verdict};
 use baton_domain::rules::{queue, rollback};
@@ -103,11 +103,17 @@ async fn skip(ports: &Ports, signal: &Signal, release: &Release, window: &Occurr
     };
     let context = context_of(id, release);
     let now = ports.clock.now();
-    ports.update_release(&context, |r| queue::supersede(r, now)).await?;
+    supersede(ports, &context, now).await?;
     let message = format!("scheduled release skipped: it fired inside {window}");
     ports.record_event_once(&context, Stage::Queued, EventKind::Frozen, message.clone()).await?;
     tracing::info!(release = %context.id, "scheduled release skipped inside a freeze window");
     Ok(TaskError::new(ErrorName::Ignored, format!("release {}: {message}", context.id)))
+}
+
+/// Closes the release as superseded (one that closed meanwhile stays as it closed).
+async fn supersede(ports: &Ports, context: &ReleaseContext, now: chrono::DateTime<chrono::Utc>) -> Result<Release, TaskError> {
+    let refused = |refused| tracing::warn!(release = %context.id, %refused, "state change refused");
+    ports.update_release(context, |r| queue::supersede(r, now).unwrap_or_else(refused)).await
 }
 
 fn context_of(id: ReleaseId, release: &Release) -> ReleaseContext {
@@ -134,7 +140,7 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
         // Judged as of the listing, not the attempt's start: a waiter that registered while this
         // task was held up is seen with its true silence, not as fresher than it is.
         if let Some(newer) = queue::newer_signal(&mine, &recent, ports.clock.now()) {
-            ports.update_release(context, |r| queue::supersede(r, now)).await?;
+            supersede(ports, context, now).await?;
             let why = format!("superseded by the newer release {newer}");
             ports.record_event(context, Stage::Queued, None, EventKind::Superseded, why).await?;
             return Err(TaskError::new(
@@ -169,10 +175,8 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
     let live = rollback::rollback_target(&context.id, &recent);
     ports
         .update_release(context, |r| {
-            r.status = ReleaseStatus::Running;
-            r.stage = Stage::Build;
-            r.started_at.get_or_insert(started);
-            r.previous_artifact = live.clone();
+            r.begin(started, live.clone())
+                .unwrap_or_else(|refused| tracing::warn!(release = %context.id, %refused, "state change refused"));
         })
         .await?;
     ports.record_event(context, Stage::Build, None, EventKind::Started, "lock taken; release running").await?;
@@ -190,4 +194,49 @@ pub async fn unlock(ports: &Ports, context: &ReleaseContext) -> Result<Done, Tas
         tracing::info!(release = %context.id, "lock released");
     }
     Ok(Done {})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_contract::fakes::FakePorts;
+    use baton_domain::ports::Clock;
+    use baton_domain::release::ReleaseStatus;
+    use std::sync::Arc;
+
+    fn fake() -> FakePorts {
+        FakePorts::new(Arc::new(baton_store_sqlite::SqliteStore::in_memory().unwrap()))
+    }
+
+    #[tokio::test]
+    async fn a_queued_release_takes_the_free_lock_and_runs_from_its_build() {
+        let fake = fake();
+        let context = fake.registered().await;
+        fake.clock.advance(5);
+
+        acquire(&fake.ports, &context).await.unwrap();
+
+        let release = fake.ports.release(&context).await.unwrap();
+        assert_eq!((release.status, release.stage, release.started_at), (ReleaseStatus::Running, Stage::Build, Some(fake.clock.now())));
+        let holder = fake.ports.store.lock_holder(&release.lock_key(), fake.clock.now()).await.unwrap().map(|info| info.holder);
+        assert_eq!(holder, Some(context.id.clone()));
+        let events = fake.ports.store.events(&context.id).await.unwrap();
+        assert!(events.iter().any(|e| e.kind == EventKind::Started && e.message == "lock taken; release running"), "{events:?}");
+    }
+
+    #[tokio::test]
+    async fn a_release_waits_while_another_holds_the_lock() {
+        let fake = fake();
+        let context = fake.registered().await;
+        let other = ReleaseId("rel-web-0".into());
+        let key = LockKey::new(&context.service, &context.environment);
+        fake.ports.store.try_lock(&key, &other, fake.clock.now(), LOCK_LEASE).await.unwrap();
+
+        let waiting = acquire(&fake.ports, &context).await.unwrap_err();
+
+        assert_eq!(waiting.error, ErrorName::LockHeld);
+        assert!(waiting.cause.starts_with("release rel-web-0 of web in production is running"), "{}", waiting.cause);
+        let release = fake.ports.release(&context).await.unwrap();
+        assert_eq!((release.status, release.stage, release.heartbeat_at), (ReleaseStatus::Queued, Stage::Queued, Some(fake.clock.now())));
+    }
 }

@@ -29,10 +29,7 @@ pub async fn notify(ports: &Ports, request: NotifyRequest) -> Result<Done, TaskE
         NotifyEvent::ApprovalExpired => record_approval_expiry(ports, &request).await?,
         _ => {}
     }
-    let notifiers = ports
-        .providers
-        .notifiers(entry.delivery.notify.slack.as_ref(), &entry)
-        .map_err(|e| provider_error(e, ErrorName::ProviderUnavailable))?;
+    let notifiers = ports.providers.notifiers(&entry).map_err(|e| provider_error(e, ErrorName::ProviderUnavailable))?;
     let release = ports.release(context).await?;
     let notification = Notification {
         headline: headline(&release, &request),
@@ -347,5 +344,18 @@ mod tests {
             assert_eq!(hangs.0.swap(0, Ordering::SeqCst), 1, "stage {n} after the silence: one call");
             assert!(next < STAGE_BUDGET, "stage {n} took {next:?}");
         }
+    }
+
+    #[tokio::test]
+    async fn every_notifier_of_the_entry_hears_of_the_release() {
+        let fake = baton_contract::fakes::FakePorts::new(std::sync::Arc::new(baton_store_sqlite::SqliteStore::in_memory().unwrap()));
+        let context = fake.running().await;
+        let request =
+            NotifyRequest { release: context.clone(), event: NotifyEvent::Started, wave: None, outcome: None, token: None, now: None };
+
+        notify(&fake.ports, request.clone()).await.unwrap();
+
+        let said = headline(&fake.ports.release(&context).await.unwrap(), &request);
+        assert_eq!(fake.script.calls(), [format!("notify {said}")], "the entry's one notifier");
     }
 }

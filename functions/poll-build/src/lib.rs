@@ -102,7 +102,9 @@ pub async fn poll_build(ports: &Ports, mut request: PollBuildRequest) -> Result<
                     builds::record_progress(release, &request.build, &poll, seen_at);
                     release.artifact = Some(artifact.clone());
                     release.sha.get_or_insert_with(|| artifact.sha.clone());
-                    release.stage = Stage::Deploy;
+                    release
+                        .enter(Stage::Deploy)
+                        .unwrap_or_else(|refused| tracing::warn!(release = %context.id, %refused, "state change refused"));
                 })
                 .await?;
             ports
@@ -161,4 +163,78 @@ async fn refuse_unknown_revision(
     ports.update_release(context, |release| builds::record_progress(release, &request.build, poll, seen_at)).await?;
     ports.record_event(context, Stage::Deploy, None, EventKind::Failed, message.clone()).await?;
     Err(TaskError::new(ErrorName::BuildFailed, message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_contract::fakes::{FakePorts, artifact};
+    use baton_domain::release::{BuildStatus, ReleaseStatus};
+    use std::sync::Arc;
+
+    fn fake() -> FakePorts {
+        FakePorts::new(Arc::new(baton_store_sqlite::SqliteStore::in_memory().unwrap()))
+    }
+
+    fn poll(context: &ReleaseContext, build: &RunHandle) -> PollBuildRequest {
+        PollBuildRequest { release: context.clone(), build: build.clone(), cancel: false, error: None }
+    }
+
+    #[tokio::test]
+    async fn a_finished_build_gives_the_release_its_artifact_and_moves_it_to_deploy() {
+        let fake = fake();
+        let (context, build) = fake.building().await;
+        fake.script.build(BuildProgress::Succeeded { artifact: artifact() });
+
+        let built = poll_build(&fake.ports, poll(&context, &build)).await.unwrap();
+
+        assert_eq!(built.build_url, build.url, "the run's page, when the provider names none");
+        let release = fake.ports.release(&context).await.unwrap();
+        assert_eq!((release.status, release.stage), (ReleaseStatus::Running, Stage::Deploy));
+        assert_eq!(release.artifact, Some(built));
+        assert_eq!(release.build.map(|build| build.status), Some(BuildStatus::Succeeded));
+        assert_eq!(fake.script.calls(), ["start build", "poll build 7"]);
+    }
+
+    #[tokio::test]
+    async fn a_running_build_is_pending_and_a_failed_one_fails_the_release_at_its_build() {
+        let fake = fake();
+        let (context, build) = fake.building().await;
+        fake.script.build(BuildProgress::Running);
+        fake.script.build(BuildProgress::Failed { reason: "tests failed".into() });
+
+        let pending = poll_build(&fake.ports, poll(&context, &build)).await.unwrap_err();
+        assert_eq!(pending.error, ErrorName::BuildPending);
+        let failed = poll_build(&fake.ports, poll(&context, &build)).await.unwrap_err();
+        assert_eq!((failed.error, failed.cause.as_str()), (ErrorName::BuildFailed, "build 7 failed: tests failed"));
+
+        let release = fake.ports.release(&context).await.unwrap();
+        assert_eq!((release.stage, release.artifact), (Stage::Build, None));
+        let events = fake.ports.store.events(&context.id).await.unwrap();
+        assert!(events.iter().any(|e| e.kind == EventKind::Failed && e.message == "build 7 failed: tests failed"), "{events:?}");
+    }
+
+    #[tokio::test]
+    async fn a_build_that_ends_after_its_release_began_rolling_back_leaves_the_stage_alone() {
+        let fake = fake();
+        let (context, build) = fake.building().await;
+        fake.ports.update_release(&context, |release| release.enter(Stage::Rollback).unwrap()).await.unwrap();
+        fake.script.build(BuildProgress::Succeeded { artifact: artifact() });
+
+        poll_build(&fake.ports, poll(&context, &build)).await.unwrap();
+
+        assert_eq!(fake.ports.release(&context).await.unwrap().stage, Stage::Rollback, "the lifecycle refuses rollback -> deploy");
+    }
+
+    #[tokio::test]
+    async fn a_cancel_stops_the_build_at_its_provider_and_records_it() {
+        let fake = fake();
+        let (context, build) = fake.building().await;
+
+        cancel_build(&fake.ports, PollBuildRequest { cancel: true, ..poll(&context, &build) }).await.unwrap();
+
+        assert_eq!(fake.script.calls(), ["start build", "cancel build 7"]);
+        let release = fake.ports.release(&context).await.unwrap();
+        assert_eq!(release.build.map(|build| build.status), Some(BuildStatus::Cancelled));
+    }
 }

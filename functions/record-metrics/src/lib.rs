@@ -113,3 +113,34 @@ async fn record_cost(
         Err(why) => ports.record_event_once(context, Stage::Done, EventKind::CostUnknown, format!("cost unknown: {why}")).await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_contract::fakes::FakePorts;
+    use baton_domain::flow::Outcome;
+    use baton_domain::release::{ReleaseStatus, WaveStatus};
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_successful_release_closes_once_with_its_ending_last_in_the_timeline() {
+        let fake = FakePorts::new(Arc::new(baton_store_sqlite::SqliteStore::in_memory().unwrap()));
+        let context = fake.baking().await;
+        fake.ports.update_release(&context, |release| release.waves[0].move_to(WaveStatus::Healthy).unwrap()).await.unwrap();
+        let request = || RecordMetricsRequest {
+            release: context.clone(),
+            outcome: Outcome { status: OutcomeStatus::Succeeded, error: None, action_needed: None },
+            execution: None,
+        };
+
+        record(&fake.ports, None, request()).await.unwrap();
+        record(&fake.ports, None, request()).await.unwrap();
+
+        let release = fake.ports.release(&context).await.unwrap();
+        assert_eq!((release.status, release.stage, release.finished_at.is_some()), (ReleaseStatus::Succeeded, Stage::Done, true));
+        let events = fake.ports.store.events(&context.id).await.unwrap();
+        let endings = events.iter().filter(|event| event.kind == EventKind::Succeeded && event.stage == Stage::Done).count();
+        assert_eq!(endings, 1, "a retry adds no second ending: {events:?}");
+        assert_eq!(events.last().map(|event| event.message.as_str()), Some("release succeeded"));
+    }
+}

@@ -104,3 +104,26 @@ async fn started(ports: &Ports, context: &ReleaseContext, run: RunHandle, how: &
         .await?;
     Ok(run)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_contract::fakes::FakePorts;
+    use baton_domain::release::BuildStatus;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn a_build_is_requested_once_and_a_retry_follows_the_same_one() {
+        let fake = FakePorts::new(Arc::new(baton_store_sqlite::SqliteStore::in_memory().unwrap()));
+        let context = fake.running().await;
+        let request = || TriggerBuildRequest { release: context.clone(), now: None };
+
+        let run = trigger_build(&fake.ports, &fake.entry, request()).await.unwrap();
+        let again = trigger_build(&fake.ports, &fake.entry, request()).await.unwrap();
+
+        assert_eq!((run.id.as_str(), &again), ("7", &run));
+        assert_eq!(fake.script.calls(), ["start build"], "the retry starts no second build");
+        let build = fake.ports.release(&context).await.unwrap().build.unwrap();
+        assert_eq!((build.run_id.as_str(), build.status), ("7", BuildStatus::Running));
+    }
+}

@@ -8,7 +8,7 @@
 //! events and messages) and runs commands in the working directory. A program
 //! is not: a command can run anything it names anyway.
 
-use super::shape::{Kind, PROVIDER};
+use super::shape::Kind;
 use super::tree::{Node, Value};
 use super::validate::{Checker, index, join, provider_nodes};
 use std::ffi::OsStr;
@@ -78,13 +78,14 @@ impl Place<'_> {
     /// directory inside the root, its [`Kind::RelativePath`]s stay inside the root, and each
     /// [`Kind::Argv`]'s program exists (on the block's own `PATH` when its environment sets one).
     pub fn check_commands(&self, checker: &mut Checker, baton: &Node, path: &str) {
-        for (slot, block_path, node) in provider_nodes(baton, path) {
-            let Some(shape) = node.get(PROVIDER).and_then(Node::as_str).and_then(|name| checker.registry.find(slot, name)) else {
+        for block in provider_nodes(baton, path) {
+            let (block_path, node) = (&block.path, block.node);
+            let Some(shape) = block.name.and_then(|name| checker.registry.find(block.slot, name)) else {
                 continue;
             };
             let field_of = |kind: fn(&Kind) -> bool| shape.fields.iter().filter(move |field| kind(&field.kind));
             let work_dir = match field_of(|k| matches!(k, Kind::WorkingDir)).find_map(|field| Some((field.name, node.get(field.name)?))) {
-                Some((name, dir)) => match self.working_dir(checker, dir, &join(&block_path, name)) {
+                Some((name, dir)) => match self.working_dir(checker, dir, &join(block_path, name)) {
                     Some(dir) => dir,
                     None => continue,
                 },
@@ -92,7 +93,7 @@ impl Place<'_> {
             };
             for field in field_of(|k| matches!(k, Kind::RelativePath)) {
                 if let Some(file) = node.get(field.name) {
-                    self.resolve(checker, file, &join(&block_path, field.name), &work_dir);
+                    self.resolve(checker, file, &join(block_path, field.name), &work_dir);
                 }
             }
             let search = field_of(|k| matches!(k, Kind::Env)).find_map(|field| node.get(field.name)?.get("PATH")?.as_str());
@@ -100,7 +101,7 @@ impl Place<'_> {
                 if let Some(Value::Seq(items)) = node.get(field.name).map(|n| &n.value)
                     && let Some(program) = items.first()
                 {
-                    check_program(checker, program, &index(&join(&block_path, field.name), 0), &work_dir, search);
+                    check_program(checker, program, &index(&join(block_path, field.name), 0), &work_dir, search);
                 }
             }
         }

@@ -113,8 +113,9 @@ pub struct Delivery {
     pub build_timeout: Seconds,
     pub deploy: DeploySpec,
     pub health: HealthSpec,
-    #[serde(default)]
-    pub notify: NotifySpec,
+    /// Where the team hears about releases, one provider block per notifier.
+    #[serde(default, deserialize_with = "notifier_blocks", skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<ProviderBlock>,
     /// Where the release's events are exported, one provider block per exporter.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub telemetry: Vec<ProviderBlock>,
@@ -134,12 +135,34 @@ impl Delivery {
     pub fn provider_blocks(&self) -> Vec<(Slot, String, &ProviderBlock)> {
         let gates = self.health.gates.iter().enumerate().map(|(i, gate)| (Slot::Gate, format!("health.gates[{i}]"), &gate.gate));
         let exporters = self.telemetry.iter().enumerate().map(|(i, block)| (Slot::Export, format!("telemetry[{i}]"), block));
+        let notifiers = self.notify.iter().enumerate().map(|(i, block)| (Slot::Notify, format!("notify[{i}]"), block));
         [(Slot::Build, "build".to_owned(), &self.build), (Slot::Deploy, "deploy".to_owned(), &self.deploy.target)]
             .into_iter()
             .chain(gates)
             .chain(exporters)
+            .chain(notifiers)
             .collect()
     }
+
+    /// The entry's notifier block of provider `name`, if it has one.
+    pub fn notifier(&self, name: &str) -> Option<&ProviderBlock> {
+        self.notify.iter().find(|block| block.provider == name)
+    }
+}
+
+/// `notify` as a list of provider blocks, or keyed by provider (`slack: {channel: ...}`), the
+/// form catalogs (and the records of releases begun before notifiers were providers) use.
+fn notifier_blocks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<ProviderBlock>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Notify {
+        Blocks(Vec<ProviderBlock>),
+        Keyed(serde_json::Map<String, serde_json::Value>),
+    }
+    Ok(match Notify::deserialize(d)? {
+        Notify::Blocks(blocks) => blocks,
+        Notify::Keyed(keyed) => keyed.into_iter().map(|(provider, settings)| ProviderBlock::new(&provider, settings)).collect(),
+    })
 }
 
 /// One provider's block (`build`, `deploy` or a gate): the provider's name and its own fields,
@@ -387,58 +410,6 @@ impl GateSpec {
     fn one() -> u32 {
         1
     }
-}
-
-/// Where the team hears about releases.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct NotifySpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slack: Option<SlackSpec>,
-    /// Pages the service's on-call through PagerDuty when a release needs a person.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pagerduty: Option<PagerDutySpec>,
-    /// Pages the service's on-call through Opsgenie when a release needs a person.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub opsgenie: Option<OpsgenieSpec>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct PagerDutySpec {
-    /// The integration key of the service's Events API v2 integration (a secret).
-    pub routing_key: SecretRef,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct OpsgenieSpec {
-    /// The key of an Opsgenie API integration (a secret).
-    pub api_key: SecretRef,
-    /// Where the Opsgenie account lives, as Datadog's `integrations.opsgenie.region` says it.
-    #[serde(default)]
-    pub region: OpsgenieRegion,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum OpsgenieRegion {
-    #[default]
-    #[serde(rename = "US")]
-    Us,
-    #[serde(rename = "EU")]
-    Eu,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct SlackSpec {
-    pub channel: String,
-    /// Incoming webhook URL (a secret): posts only, cannot update a message in place.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub webhook: Option<SecretRef>,
-    /// Bot token (a secret): one message per release, updated in place, with thread replies.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<SecretRef>,
 }
 
 /// A secret is named, never written in the catalog. The catalog writes it as

@@ -2,7 +2,7 @@
 //! tables, and `schema/baton-extension.schema.json` is generated from them.
 //!
 //! The domain owns the block's structure (waves, health, notify) and the Datadog
-//! envelope; each provider's block (`build`, `deploy`, a gate) is a [`ProviderShape`]
+//! envelope; each provider's block (`build`, `deploy`, a gate, a notifier, an exporter) is a [`ProviderShape`]
 //! declared by the provider's own module and handed to the parser in a [`Registry`],
 //! so the domain names no provider.
 
@@ -92,6 +92,9 @@ pub enum Kind {
     Shares,
     /// A non-empty list of [`GATE`].
     Gates,
+    /// The notifiers: a list of [`NOTIFIER`] blocks, or a mapping from each notifier's
+    /// `provider` name to its fields (`slack: {channel: ...}`, the form catalogs used first).
+    Notifiers,
     /// A list of HTTP status codes (100-599).
     HttpStatuses,
     /// `true` or `false`.
@@ -135,6 +138,8 @@ pub enum Slot {
     Gate,
     /// An item of `telemetry`: where a release's events are exported.
     Export,
+    /// An item of `notify`: where the team hears about releases.
+    Notify,
 }
 
 impl Slot {
@@ -144,6 +149,7 @@ impl Slot {
             Slot::Deploy => "deploy",
             Slot::Gate => "health gate",
             Slot::Export => "telemetry exporter",
+            Slot::Notify => "notifier",
         }
     }
 }
@@ -157,8 +163,12 @@ pub struct ProviderShape {
     /// At least one of these fields must be present, and why.
     pub at_least_one: Option<(&'static [&'static str], &'static str)>,
     /// Whether the provider runs only where Baton runs on a machine (a local command): a catalog
-    /// pushed for the cloud refuses it, naming `cloud_alternative`.
-    pub local_only: Option<&'static str>,
+    /// pushed for the cloud refuses it, naming the slot's providers that are not local-only.
+    pub local_only: bool,
+    /// A build provider's word for its run in the block's artifact template (`run-id`,
+    /// `pipeline-number`): the placeholder [`ArtifactTemplate`](crate::template::ArtifactTemplate)
+    /// fills with the run's id or number.
+    pub run_word: Option<&'static str>,
     /// The block read into the provider's typed model and written back (see [`through_model`]):
     /// the parser refuses an entry whose block does not read, so a provider is never built from
     /// one, and a test compares what comes back with the shape, field for field.
@@ -191,8 +201,19 @@ impl Registry {
         self.providers(slot).find(|shape| shape.name == name)
     }
 
-    fn names(&self, slot: Slot) -> Vec<&'static str> {
+    pub(crate) fn names(&self, slot: Slot) -> Vec<&'static str> {
         self.providers(slot).map(|shape| shape.name).collect()
+    }
+
+    /// What a cloud catalog may name instead of a local-only provider of `slot`: the slot's
+    /// providers that run anywhere, as "`a`, `b` or `c`".
+    pub fn cloud_alternatives(&self, slot: Slot) -> String {
+        let names: Vec<String> = self.providers(slot).filter(|shape| !shape.local_only).map(|shape| format!("`{}`", shape.name)).collect();
+        match names.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            Some((last, _)) => last.clone(),
+            None => "nothing yet".into(),
+        }
     }
 }
 
@@ -374,30 +395,8 @@ pub(crate) const HEALTH: Shape = Shape {
     unknown_hint: Some("each gate is an item of `gates`, e.g. `gates: [{provider: http, url: ...}]`"),
 };
 
-pub(crate) const SLACK: Shape = Shape {
-    fields: &[
-        required("channel", Kind::Text, "Channel the release message goes to."),
-        field("webhook", Kind::Secret, "Incoming webhook URL (secret reference): posts only."),
-        field("token", Kind::Secret, "Bot token (secret reference): one message per release, updated in place."),
-    ],
-    providers: None,
-    at_least_one: &["webhook", "token"],
-    unknown_hint: None,
-};
-
-const PAGE_PAGERDUTY: Shape =
-    shape(&[required("routing-key", Kind::Secret, "The integration key of the service's Events API v2 integration (secret reference).")]);
-
-const PAGE_OPSGENIE: Shape = shape(&[
-    required("api-key", Kind::Secret, "The key of an Opsgenie API integration (secret reference)."),
-    field("region", Kind::Enum(&["US", "EU"]), "The account's region; `US` by default."),
-]);
-
-pub(crate) const NOTIFY: Shape = shape(&[
-    field("slack", Kind::Object(&SLACK), "Slack notifications."),
-    field("pagerduty", Kind::Object(&PAGE_PAGERDUTY), "Pages the on-call through PagerDuty when a release needs a person."),
-    field("opsgenie", Kind::Object(&PAGE_OPSGENIE), "Pages the on-call through Opsgenie when a release needs a person."),
-]);
+/// An item of `notify`: the notifier its `provider` picks, with that notifier's fields.
+pub(crate) const NOTIFIER: Shape = Shape { fields: &[], providers: Some(Slot::Notify), at_least_one: &[], unknown_hint: None };
 
 /// An item of `telemetry`: the exporter its `provider` picks, with that exporter's fields.
 pub(crate) const EXPORTER: Shape = Shape { fields: &[], providers: Some(Slot::Export), at_least_one: &[], unknown_hint: None };
@@ -419,7 +418,11 @@ pub(crate) const DELIVERY: Shape = shape(&[
     ),
     required("deploy", Kind::Object(&DEPLOY), "How and where it is deployed, wave by wave."),
     required("health", Kind::Object(&HEALTH), "How each wave is judged, through its bake."),
-    field("notify", Kind::Object(&NOTIFY), "Where the team hears about releases."),
+    field(
+        "notify",
+        Kind::Notifiers,
+        "Where the team hears about releases: notifier blocks, each with its `provider`, or a mapping from notifier names to their fields.",
+    ),
     field(
         "telemetry",
         Kind::List(&EXPORTER),
@@ -585,6 +588,7 @@ impl Kind {
             Kind::WaveOrder => "a non-empty list of steps (`one`, a label, `rest`) or of percentages (`10%`)".into(),
             Kind::Shares => "a percentage (`50%`) or a mapping of labels to percentages (`{region: 50%}`)".into(),
             Kind::Gates => "a non-empty list of gates, each with a `provider`".into(),
+            Kind::Notifiers => "a list of notifiers, each with a `provider`, or a mapping from notifier names to their fields".into(),
             Kind::HttpStatuses => "a list of HTTP status codes (100-599)".into(),
             Kind::Bool => "`true` or `false`".into(),
             Kind::Approvers => "a non-empty list of approvers (Slack user or group ids, IAM principal ARNs, user names)".into(),
@@ -761,6 +765,24 @@ fn kind_schema(kind: &Kind, registry: &Registry) -> Json {
             json!({ "oneOf": [percent, { "type": "object", "propertyNames": LABEL.schema(), "additionalProperties": percent }] })
         }
         Kind::Gates => json!({ "type": "array", "minItems": 1, "items": object_schema(&GATE, registry) }),
+        Kind::Notifiers => {
+            let keyed: Map<String, Json> = registry
+                .providers(Slot::Notify)
+                .map(|provider| {
+                    let at_least_one = provider.at_least_one.map_or(&[][..], |(fields, _)| fields);
+                    let mut schema = closed_object(provider.fields.iter(), &[], at_least_one, registry);
+                    schema["description"] = json!(provider.doc);
+                    (provider.name.to_owned(), schema)
+                })
+                .collect();
+            // `items` applies to the list form only, `properties` to the keyed form only.
+            json!({
+                "type": ["array", "object"],
+                "items": object_schema(&NOTIFIER, registry),
+                "additionalProperties": false,
+                "properties": keyed,
+            })
+        }
         Kind::HttpStatuses => json!({ "type": "array", "items": { "type": "integer", "minimum": 100, "maximum": 599 } }),
         Kind::Bool => json!({ "type": "boolean" }),
         Kind::Approvers => json!({ "type": "array", "minItems": 1, "items": { "type": "string", "minLength": 1 } }),
@@ -779,10 +801,12 @@ pub(crate) fn test_registry() -> Registry {
             doc: "",
             fields: SCRIPT,
             at_least_one: None,
-            local_only: None,
+            local_only: false,
+            run_word: None,
             through_model: |block| Ok(block.clone()),
         }
     }
-    static SCRIPTS: [ProviderShape; 4] = [script(Slot::Build), script(Slot::Deploy), script(Slot::Gate), script(Slot::Export)];
+    static SCRIPTS: [ProviderShape; 5] =
+        [script(Slot::Build), script(Slot::Deploy), script(Slot::Gate), script(Slot::Export), script(Slot::Notify)];
     Registry::new(&SCRIPTS)
 }

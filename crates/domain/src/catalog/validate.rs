@@ -4,10 +4,11 @@
 
 use super::schedule::check_schedule;
 use super::shape::{
-    Field, GATE, Kind, LABEL, NAME, NameRule, PROVIDER, ProviderShape, Registry, Shape, Slot, TARGET, TOPOLOGY_WAVES, WAVE, quoted_list,
+    Field, GATE, Kind, LABEL, NAME, NOTIFIER, NameRule, PROVIDER, ProviderShape, Registry, Shape, Slot, TARGET, TOPOLOGY_WAVES, WAVE,
+    quoted_list,
 };
 use super::topology::{Percent, Step, Topology};
-use super::tree::{Node, Value};
+use super::tree::{Entry, Node, Value};
 use super::{Diagnostic, HealthSpec, Seconds, SecretRef, WaveSpec};
 use crate::rules::freeze::Cron;
 use crate::rules::watch::{EVENTS_PER_SAMPLE, HISTORY_QUOTA, MAX_WATCH_SAMPLES};
@@ -247,6 +248,16 @@ impl<'a> Checker<'a> {
                 }
             }
             (Kind::Gates, Value::Seq(_)) => self.error(node.line, path, "expected at least one gate"),
+            (Kind::Notifiers, Value::Seq(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    self.object(item, &index(path, i), &NOTIFIER);
+                }
+            }
+            (Kind::Notifiers, Value::Map(entries)) => {
+                for entry in entries {
+                    self.keyed_notifier(entry, &join(path, &entry.key));
+                }
+            }
             (Kind::Bool, Value::Bool(_)) => {}
             (Kind::Approvers, Value::Seq(items)) if !items.is_empty() => self.each(items, path, &Kind::Text),
             (Kind::HttpStatuses, Value::Seq(items)) => {
@@ -258,6 +269,28 @@ impl<'a> Checker<'a> {
             }
             _ => self.mismatch(node, path, &kind.expected()),
         }
+    }
+
+    /// A notifier written as `name: {fields}`: checked as the block `{provider: name, fields}`.
+    fn keyed_notifier(&mut self, entry: &Entry, path: &str) {
+        if self.registry.find(Slot::Notify, &entry.key).is_none() {
+            let names = self.registry.names(Slot::Notify);
+            return self.error(entry.key_line, path, unknown_message("notifier", &entry.key, &names));
+        }
+        let Some(fields) = entry.value.as_map() else {
+            return self.mismatch(&entry.value, path, "a mapping");
+        };
+        if let Some(provider) = entry.value.get(PROVIDER) {
+            let message = format!("the key `{}` already names the notifier: remove `{PROVIDER}`", entry.key);
+            return self.error(provider.line, &join(path, PROVIDER), message);
+        }
+        let named = Entry {
+            key: PROVIDER.into(),
+            key_line: entry.key_line,
+            value: Node { line: entry.key_line, value: Value::Str(entry.key.clone()) },
+        };
+        let block = Node { line: entry.value.line, value: Value::Map(std::iter::once(named).chain(fields.iter().cloned()).collect()) };
+        self.object(&block, path, &NOTIFIER);
     }
 
     fn checked(&mut self, node: &Node, path: &str, verdict: Result<(), String>) {
@@ -487,11 +520,12 @@ impl<'a> Checker<'a> {
 
     /// Refuses providers that run on Baton's own machine, for a catalog whose releases run on AWS.
     pub fn cloud_rules(&mut self, baton: &Node, path: &str) {
-        for (slot, block_path, block) in provider_nodes(baton, path) {
-            let Some(name) = block.get(PROVIDER).and_then(Node::as_str) else { continue };
-            if let Some(alternative) = self.registry.find(slot, name).and_then(|shape| shape.local_only) {
-                let message = format!("`{name}` runs on the machine running Baton, which releases on AWS do not have: use {alternative}");
-                self.error(block.line, &join(&block_path, PROVIDER), message);
+        for block in provider_nodes(baton, path) {
+            let Some(name) = block.name else { continue };
+            if self.registry.find(block.slot, name).is_some_and(|shape| shape.local_only) {
+                let alternatives = self.registry.cloud_alternatives(block.slot);
+                let message = format!("`{name}` runs on the machine running Baton, which releases on AWS do not have: use {alternatives}");
+                self.error(block.node.line, &join(&block.path, PROVIDER), message);
             }
         }
         self.secret_prefix_rules(baton, path, &join(path, "notify"));
@@ -505,7 +539,8 @@ impl<'a> Checker<'a> {
         match &node.value {
             Value::Str(text) => {
                 let Ok(reference) = SecretRef::parse(text) else { return };
-                let prefix = if path == notify || path.starts_with(&format!("{notify}.")) { NOTIFY_SECRETS } else { PROVIDER_SECRETS };
+                let under_notify = path.strip_prefix(notify).is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[']));
+                let prefix = if under_notify { NOTIFY_SECRETS } else { PROVIDER_SECRETS };
                 let (name, expected) = match &reference {
                     SecretRef::Env(_) => return,
                     SecretRef::SecretsManager(id) => (secret_name(id), format!("secrets-manager:{prefix}<name>")),
@@ -600,21 +635,43 @@ impl<'a> Checker<'a> {
     }
 }
 
-/// The provider blocks of a Baton block: its slot, path and node.
-pub(crate) fn provider_nodes<'n>(baton: &'n Node, path: &str) -> Vec<(Slot, String, &'n Node)> {
+/// One provider block of a Baton block, where the validator found it.
+pub(crate) struct ProviderNode<'n> {
+    pub slot: Slot,
+    pub path: String,
+    /// The provider it names (its `provider`, or its key in `notify`'s keyed form), if it names one.
+    pub name: Option<&'n str>,
+    pub node: &'n Node,
+}
+
+/// The provider blocks of a Baton block.
+pub(crate) fn provider_nodes<'n>(baton: &'n Node, path: &str) -> Vec<ProviderNode<'n>> {
+    let block =
+        |slot: Slot, path: String, node: &'n Node| ProviderNode { slot, path, name: node.get(PROVIDER).and_then(Node::as_str), node };
     let mut blocks = Vec::new();
     for (slot, key) in [(Slot::Build, "build"), (Slot::Deploy, "deploy")] {
         if let Some(node) = baton.get(key) {
-            blocks.push((slot, join(path, key), node));
+            blocks.push(block(slot, join(path, key), node));
         }
     }
-    if let Some(Value::Seq(gates)) = baton.get("health").and_then(|h| h.get("gates")).map(|g| &g.value) {
-        let gates_path = join(path, "health.gates");
-        blocks.extend(gates.iter().enumerate().map(|(i, gate)| (Slot::Gate, index(&gates_path, i), gate)));
-    }
-    if let Some(Value::Seq(exporters)) = baton.get("telemetry").map(|t| &t.value) {
-        let telemetry_path = join(path, "telemetry");
-        blocks.extend(exporters.iter().enumerate().map(|(i, block)| (Slot::Export, index(&telemetry_path, i), block)));
+    let lists = [
+        (Slot::Gate, "health.gates", baton.get("health").and_then(|h| h.get("gates"))),
+        (Slot::Export, "telemetry", baton.get("telemetry")),
+    ];
+    let lists = lists.into_iter().chain([(Slot::Notify, "notify", baton.get("notify"))]);
+    for (slot, key, node) in lists {
+        let list_path = join(path, key);
+        match node.map(|n| &n.value) {
+            Some(Value::Seq(items)) => blocks.extend(items.iter().enumerate().map(|(i, item)| block(slot, index(&list_path, i), item))),
+            // `notify`'s keyed form: each key names its notifier.
+            Some(Value::Map(entries)) if slot == Slot::Notify => blocks.extend(entries.iter().map(|entry| ProviderNode {
+                slot,
+                path: join(&list_path, &entry.key),
+                name: Some(&entry.key),
+                node: &entry.value,
+            })),
+            _ => {}
+        }
     }
     blocks
 }
@@ -668,26 +725,10 @@ pub(crate) fn did_you_mean<'c>(found: &str, candidates: &[&'c str]) -> Option<&'
     let limit = (found.chars().count() / 3).max(2);
     candidates
         .iter()
-        .map(|c| (edit_distance(&found, &c.to_ascii_lowercase()), *c))
+        .map(|c| (strsim::levenshtein(&found, &c.to_ascii_lowercase()), *c))
         .filter(|(distance, _)| *distance <= limit)
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, c)| c)
-}
-
-/// Levenshtein distance over chars.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = diagonal + usize::from(ca != *cb);
-            diagonal = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
-        }
-    }
-    row[b.len()]
 }
 
 pub(crate) fn is_env_name(s: &str) -> bool {
@@ -710,8 +751,6 @@ mod tests {
         assert_eq!(did_you_mean("working_dir", &names), Some("working-dir"));
         assert_eq!(did_you_mean("timeuot", &names), Some("timeout"));
         assert_eq!(did_you_mean("replicas", &names), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
     }
 
     #[test]

@@ -18,17 +18,22 @@ use serde::Serialize;
 /// Closes `release` with the execution's outcome: its status, why it failed, its waves
 /// marked rolled back when it rolled back (or was cancelled), and a build it still waited for
 /// cancelled.
+///
+/// The caller closes an open release only ([`ReleaseStatus::is_terminal`]), whose status and
+/// stage the lifecycle then always lets it close; a wave whose state cannot take the closing one
+/// keeps its own.
 pub fn close(release: &mut Release, outcome: &Outcome, now: DateTime<Utc>) {
-    release.status = closing_status(release, outcome);
+    let closed = release.move_to(closing_status(release, outcome));
+    debug_assert!(closed.is_ok(), "{closed:?}");
     release.failure = outcome.error.as_ref().map(|e| Failure { error: e.error.clone(), cause: e.message(), stage: Some(release.stage) });
-    release.stage = Stage::Done;
+    let _ = release.enter(Stage::Done);
     release.finished_at = Some(now);
     crate::rules::builds::stop_following(release, now);
     if matches!(outcome.status, OutcomeStatus::RolledBack | OutcomeStatus::Cancelled) {
         // A wave whose every target refused its deploy changed nothing: it failed, and no
         // rollback undid it.
         for wave in release.waves.iter_mut().filter(|w| w.status != WaveStatus::Pending) {
-            wave.status = if crate::rules::waves::changed_any(wave) { WaveStatus::RolledBack } else { WaveStatus::Failed };
+            let _ = wave.move_to(if crate::rules::waves::changed_any(wave) { WaveStatus::RolledBack } else { WaveStatus::Failed });
         }
     }
 }

@@ -1,6 +1,6 @@
 //! When several signals wait for one service's lock, only the newest live one runs.
 
-use crate::release::{Release, ReleaseId, ReleaseStatus, Stage};
+use crate::release::{Refused, Release, ReleaseId, ReleaseStatus, Stage};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::time::Duration;
 
@@ -42,11 +42,12 @@ pub fn newer_signal<'a>(mine: &Release, recent: &'a [Release], now: DateTime<Utc
         .map(|r| &r.id)
 }
 
-/// Closes a release that a newer signal replaced before it ran.
-pub fn supersede(release: &mut Release, now: DateTime<Utc>) {
-    release.status = ReleaseStatus::Superseded;
-    release.stage = Stage::Done;
+/// Closes a release that a newer signal replaced before it ran (a closed one stays as it is).
+pub fn supersede(release: &mut Release, now: DateTime<Utc>) -> Result<(), Refused> {
+    release.move_to(ReleaseStatus::Superseded)?;
+    release.enter(Stage::Done)?;
     release.finished_at = Some(now);
+    Ok(())
 }
 
 /// The releases among `recent` (one service and environment, read once `holder` took the lock)
@@ -164,7 +165,11 @@ mod tests {
     #[test]
     fn a_superseded_release_is_closed() {
         let mut queued = release("rel-a", 10, ReleaseStatus::Queued, None, false);
-        supersede(&mut queued, minutes(12));
+        supersede(&mut queued, minutes(12)).unwrap();
         assert_eq!((queued.status, queued.stage, queued.finished_at), (ReleaseStatus::Superseded, Stage::Done, Some(minutes(12))));
+        let mut cancelled = release("rel-b", 10, ReleaseStatus::Cancelled, Some(11), false);
+        let before = cancelled.clone();
+        assert_eq!(supersede(&mut cancelled, minutes(12)).unwrap_err().from, "cancelled");
+        assert_eq!(cancelled, before, "a closed release stays as it closed");
     }
 }

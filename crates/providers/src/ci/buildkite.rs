@@ -34,7 +34,7 @@
 //!   else is `Unavailable` saying when to retry; 5xx and timeouts are `Unavailable`.
 
 use super::rest::{Body, Call, Credential, RestApi};
-use super::{ArtifactTemplate, RunFacts, RunWord, Started, created_from, handle_number, handle_state, unfollowable};
+use super::{ArtifactTemplate, RunFacts, Started, created_from, handle_number, handle_state, unfollowable};
 use crate::http::{decode, header_u64, retry_after};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
@@ -108,7 +108,7 @@ impl BuildkiteBuildProvider {
             pipeline: spec.pipeline.clone(),
             token: LazySecret::new(spec.token.clone(), secrets),
             env: spec.env.clone(),
-            artifact: ArtifactTemplate::parse(&spec.artifact, RunWord::BuildNumber).map_err(rejected)?,
+            artifact: ArtifactTemplate::parse(&spec.artifact, BUILDKITE.run_word).map_err(rejected)?,
         })
     }
 
@@ -347,6 +347,7 @@ pub const BUILDKITE: ProviderShape = ProviderShape {
     doc: "Creates a Buildkite build and polls it.",
     fields: BUILD_BUILDKITE,
     at_least_one: None,
-    local_only: None,
+    local_only: false,
+    run_word: Some("build-number"),
     through_model: through_model::<BuildkiteBuild>,
 };

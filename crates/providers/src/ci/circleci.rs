@@ -46,7 +46,7 @@
 //!   `Rejected` with what CircleCI said.
 
 use super::rest::{Body, Call, Credential, RestApi};
-use super::{ArtifactTemplate, RunFacts, RunWord, Started, created_from, handle_state, unfollowable};
+use super::{ArtifactTemplate, RunFacts, Started, created_from, handle_state, unfollowable};
 use crate::http::{decode, x_rate_limit_wait};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
@@ -211,7 +211,7 @@ impl CircleCiBuildProvider {
             token: LazySecret::new(spec.token.clone(), secrets),
             parameters: spec.parameters.clone(),
             traceparent: spec.traceparent,
-            artifact: ArtifactTemplate::parse(&spec.artifact, RunWord::PipelineNumber).map_err(rejected)?,
+            artifact: ArtifactTemplate::parse(&spec.artifact, CIRCLECI.run_word).map_err(rejected)?,
         })
     }
 
@@ -594,7 +594,8 @@ pub const CIRCLECI: ProviderShape = ProviderShape {
     doc: "Triggers a CircleCI pipeline and polls its workflows.",
     fields: BUILD_CIRCLECI,
     at_least_one: None,
-    local_only: None,
+    local_only: false,
+    run_word: Some("pipeline-number"),
     through_model: through_model::<CircleCiBuild>,
 };
 

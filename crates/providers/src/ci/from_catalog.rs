@@ -182,6 +182,7 @@ pub const GITHUB_ACTIONS: ProviderShape = ProviderShape {
     doc: "Dispatches a GitHub Actions workflow and polls its run.",
     fields: BUILD_GITHUB_ACTIONS,
     at_least_one: Some((&["token", "app"], "Baton needs a token or a GitHub App to dispatch the workflow")),
-    local_only: None,
+    local_only: false,
+    run_word: Some("run-id"),
     through_model: through_model::<GitHubActionsBuild>,
 };

@@ -37,7 +37,7 @@
 //!   `x-ratelimit-reset`, else the minute GitHub asks for.
 
 use super::github_app::{AppAuth, GitHubAppTokens, InstallationToken};
-use super::{ArtifactTemplate, RunFacts, RunWord, created_from, handle_number, handle_state, unfollowable};
+use super::{ArtifactTemplate, RunFacts, created_from, handle_number, handle_state, unfollowable};
 use crate::http::{
     CREATE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, RateLimits, SHORT_WAIT, after, decode, endpoint, header_u64, quote, rate_limited, retry_after,
     unanswered,
@@ -279,7 +279,7 @@ impl GitHubActionsBuildProvider {
         if request_timeout.is_zero() || create_timeout.is_zero() {
             return Err(rejected("a request timeout is 0".into()));
         }
-        let artifact = ArtifactTemplate::parse(&artifact, RunWord::RunId).map_err(rejected)?;
+        let artifact = ArtifactTemplate::parse(&artifact, crate::ci::from_catalog::GITHUB_ACTIONS.run_word).map_err(rejected)?;
         let auth = match auth {
             GitHubAuth::Token(token) if token.expose().trim().is_empty() => return Err(rejected("the token is empty".into())),
             GitHubAuth::Token(token) => Auth::Token(token),

@@ -36,7 +36,7 @@
 //!   `Unavailable`.
 
 use super::rest::{Body, Call, Credential, RestApi};
-use super::{ArtifactTemplate, RunFacts, RunWord, Started, created_from, handle_number, handle_state, unfollowable};
+use super::{ArtifactTemplate, RunFacts, Started, created_from, handle_number, handle_state, unfollowable};
 use crate::http::{decode, header_u64, retry_after, shown};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
@@ -123,7 +123,7 @@ impl GitLabCiBuildProvider {
         if spec.token.is_none() && spec.trigger_token.is_none() {
             return Err(rejected("needs `token`, `trigger-token` or both".into()));
         }
-        let artifact = ArtifactTemplate::parse(&spec.artifact, RunWord::PipelineId).map_err(rejected)?;
+        let artifact = ArtifactTemplate::parse(&spec.artifact, GITLAB_CI.run_word).map_err(rejected)?;
         let lazy = |reference: &Option<_>| reference.clone().map(|reference| LazySecret::new(reference, Arc::clone(&secrets)));
         Ok(GitLabCiBuildProvider {
             api,
@@ -473,6 +473,7 @@ pub const GITLAB_CI: ProviderShape = ProviderShape {
     doc: "Creates a GitLab CI pipeline and polls it.",
     fields: BUILD_GITLAB_CI,
     at_least_one: Some((&["token", "trigger-token"], "Baton needs one to create the pipeline")),
-    local_only: None,
+    local_only: false,
+    run_word: Some("pipeline-id"),
     through_model: through_model::<GitLabCiBuild>,
 };

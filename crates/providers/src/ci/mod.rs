@@ -17,7 +17,7 @@ pub use github_app::GitHubAppTokens;
 use baton_domain::error::chain_text;
 use baton_domain::ports::{BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::ReleaseId;
-pub(crate) use baton_domain::template::{ArtifactTemplate, RunFacts, RunWord};
+pub(crate) use baton_domain::template::{ArtifactTemplate, RunFacts};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};

@@ -357,7 +357,8 @@ pub const DATADOG_EXPORT: ProviderShape = ProviderShape {
     doc: "Datadog DORA deployment and failure events, one event per wave, CI Visibility pipelines.",
     fields: EXPORT_DATADOG,
     at_least_one: None,
-    local_only: None,
+    local_only: false,
+    run_word: None,
     through_model: through_model::<DatadogExport>,
 };
 

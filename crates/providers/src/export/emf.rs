@@ -156,6 +156,7 @@ pub const CLOUDWATCH_EMF: ProviderShape = ProviderShape {
     doc: "CloudWatch metrics of each finished release, as Embedded Metric Format log lines.",
     fields: EXPORT_EMF,
     at_least_one: None,
-    local_only: None,
+    local_only: false,
+    run_word: None,
     through_model: through_model::<EmfExport>,
 };

@@ -245,6 +245,7 @@ pub const OTLP: ProviderShape = ProviderShape {
     doc: "One OpenTelemetry trace per release, over OTLP/HTTP (JSON).",
     fields: EXPORT_OTLP,
     at_least_one: None,
-    local_only: None,
+    local_only: false,
+    run_word: None,
     through_model: through_model::<OtlpExport>,
 };

@@ -7,10 +7,11 @@
 use crate::http::{DEFAULT_REQUEST_TIMEOUT, RateLimits, Refused, decode, exchange, retry_after};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
-use baton_domain::catalog::{OpsgenieRegion, OpsgenieSpec, PagerDutySpec};
+use baton_domain::catalog::SecretRef;
+use baton_domain::catalog::shape::{Field, Kind, ProviderShape, Slot, field, required, through_model};
 use baton_domain::ports::{Notification, Notifier, ProviderError, SecretResolver};
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,64 @@ pub const OPSGENIE_EU_API: &str = "https://api.eu.opsgenie.com";
 const PAGERDUTY_SUMMARY_CHARS: usize = 1024;
 const OPSGENIE_MESSAGE_CHARS: usize = 130;
 const OPSGENIE_DESCRIPTION_CHARS: usize = 15_000;
+
+/// The `pagerduty` notifier's block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PagerDutySpec {
+    /// The integration key of the service's Events API v2 integration (a secret).
+    pub routing_key: SecretRef,
+}
+
+/// The `opsgenie` notifier's block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct OpsgenieSpec {
+    /// The key of an Opsgenie API integration (a secret).
+    pub api_key: SecretRef,
+    /// Where the Opsgenie account lives, as Datadog's `integrations.opsgenie.region` says it.
+    #[serde(default)]
+    pub region: OpsgenieRegion,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OpsgenieRegion {
+    #[default]
+    #[serde(rename = "US")]
+    Us,
+    #[serde(rename = "EU")]
+    Eu,
+}
+
+const PAGERDUTY_FIELDS: &[Field] =
+    &[required("routing-key", Kind::Secret, "The integration key of the service's Events API v2 integration (secret reference).")];
+
+pub const PAGERDUTY: ProviderShape = ProviderShape {
+    slot: Slot::Notify,
+    name: "pagerduty",
+    doc: "Pages the on-call through PagerDuty when a release needs a person.",
+    fields: PAGERDUTY_FIELDS,
+    at_least_one: None,
+    local_only: false,
+    run_word: None,
+    through_model: through_model::<PagerDutySpec>,
+};
+
+const OPSGENIE_FIELDS: &[Field] = &[
+    required("api-key", Kind::Secret, "The key of an Opsgenie API integration (secret reference)."),
+    field("region", Kind::Enum(&["US", "EU"]), "The account's region; `US` by default."),
+];
+
+pub const OPSGENIE: ProviderShape = ProviderShape {
+    slot: Slot::Notify,
+    name: "opsgenie",
+    doc: "Pages the on-call through Opsgenie when a release needs a person.",
+    fields: OPSGENIE_FIELDS,
+    at_least_one: None,
+    local_only: false,
+    run_word: None,
+    through_model: through_model::<OpsgenieSpec>,
+};
 
 /// Triggers a PagerDuty alert (`event_action: trigger`, `dedup_key` the release id) on the
 /// service's Events API v2 integration, whose escalation policy reaches the on-call.
@@ -278,7 +337,7 @@ mod tests {
     use crate::http_client;
     use crate::notify::tests::notification;
     use crate::test_support::{FixedSecrets, LogCapture};
-    use baton_domain::catalog::SecretRef;
+    use baton_domain::catalog::{ProviderBlock, SecretRef};
     use baton_domain::error::chain_text;
     use wiremock::matchers::{header, method, path};
     use wiremock::{Mock, MockServer, Request, ResponseTemplate};
@@ -522,13 +581,16 @@ mod tests {
         let providers = crate::LocalProviders::new(dir.path().into(), None, secrets, None).unwrap();
         let mut entry = crate::test_support::entry_in(dir.path());
         let names = |entry: &baton_domain::catalog::ServiceEntry| {
-            let notifiers = baton_domain::ports::Providers::notifiers(&providers, None, entry).unwrap();
+            let notifiers = baton_domain::ports::Providers::notifiers(&providers, entry).unwrap();
             notifiers.iter().map(|n| n.name().to_owned()).collect::<Vec<_>>()
         };
         assert!(names(&entry).is_empty());
-        entry.delivery.notify.pagerduty = Some(PagerDutySpec { routing_key: SecretRef::Env("K".into()) });
+        entry.delivery.notify.push(ProviderBlock::of("pagerduty", &PagerDutySpec { routing_key: SecretRef::Env("K".into()) }));
         assert_eq!(names(&entry), ["pagerduty"]);
-        entry.delivery.notify.opsgenie = Some(OpsgenieSpec { api_key: SecretRef::Env("K".into()), region: OpsgenieRegion::Us });
+        entry
+            .delivery
+            .notify
+            .push(ProviderBlock::of("opsgenie", &OpsgenieSpec { api_key: SecretRef::Env("K".into()), region: OpsgenieRegion::Us }));
         assert_eq!(names(&entry), ["pagerduty", "opsgenie"]);
     }
 

@@ -9,6 +9,7 @@ use crate::http::{Answer, RateLimits, exchange};
 use crate::secrets::{Secret, resolve_secret};
 use async_trait::async_trait;
 use baton_domain::catalog::SecretRef;
+use baton_domain::catalog::shape::{Field, Kind, ProviderShape, Slot, field, required, through_model};
 use baton_domain::ports::{Notification, Notifier, ProviderError, SecretResolver};
 use reqwest::StatusCode;
 use reqwest::header::{CONTENT_TYPE, HeaderMap};
@@ -20,6 +21,36 @@ pub const DEFAULT_SLACK_API_BASE: &str = "https://slack.com/api";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Slack warns about JSON bodies sent without a charset.
 const JSON_UTF8: &str = "application/json; charset=utf-8";
+
+/// The `slack` notifier's block.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SlackSpec {
+    pub channel: String,
+    /// Incoming webhook URL (a secret): posts only, cannot update a message in place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<SecretRef>,
+    /// Bot token (a secret): one message per release, updated in place, with thread replies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<SecretRef>,
+}
+
+const SLACK_FIELDS: &[Field] = &[
+    required("channel", Kind::Text, "Channel the release message goes to."),
+    field("webhook", Kind::Secret, "Incoming webhook URL (secret reference): posts only."),
+    field("token", Kind::Secret, "Bot token (secret reference): one message per release, updated in place."),
+];
+
+pub const SLACK: ProviderShape = ProviderShape {
+    slot: Slot::Notify,
+    name: "slack",
+    doc: "Slack: one live message per release with a bot token, else a new message per stage through a webhook.",
+    fields: SLACK_FIELDS,
+    at_least_one: Some((&["webhook", "token"], "a bot token keeps one message per release; a webhook only posts")),
+    local_only: false,
+    run_word: None,
+    through_model: through_model::<SlackSpec>,
+};
 
 /// Posts a new Block Kit message per notification through an incoming webhook. Webhooks
 /// answer `ok`, not a message `ts`, so they cannot update a message in place: every stage

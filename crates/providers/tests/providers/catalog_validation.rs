@@ -8,8 +8,8 @@ use baton_aws::lambda::{LambdaCanary, LambdaDeploy};
 use baton_domain::catalog::*;
 use baton_domain::ports::{CatalogError, CatalogSource};
 use baton_providers::{
-    BuildkiteBuild, CircleCiBuild, CommandBuild, CommandDeploy, CommandRun, GitLabCiBuild, GitLabProject, HttpGate, PipelineParameter,
-    registry,
+    BuildkiteBuild, CircleCiBuild, CommandBuild, CommandDeploy, CommandRun, GitLabCiBuild, GitLabProject, HttpGate, OpsgenieRegion,
+    OpsgenieSpec, PagerDutySpec, PipelineParameter, SlackSpec, registry,
 };
 use std::collections::BTreeMap;
 
@@ -121,7 +121,7 @@ fn v2_2_happy_path_builds_the_entry() {
         gate.gate.decode::<HttpGate>().unwrap(),
         HttpGate { url: "https://shop.example.com/health".into(), expect_status: vec![], body_contains: None }
     );
-    assert_eq!(d.notify, NotifySpec::default());
+    assert!(d.notify.is_empty());
 }
 
 #[test]
@@ -173,11 +173,13 @@ extensions:
     let deploy: CommandDeploy = d.deploy.target.decode().unwrap();
     assert_eq!(deploy.rollback_command, Some(vec!["./rollback".to_string()]));
     assert_eq!(d.deploy.waves[0].bake, Seconds(90));
-    let slack = d.notify.slack.as_ref().unwrap();
+    let slack: SlackSpec = d.notifier("slack").unwrap().decode().unwrap();
     assert_eq!(slack.token, Some(SecretRef::SecretsManager("slack/bot".into())));
     assert_eq!(slack.webhook, Some(SecretRef::Ssm("/slack/webhook".into())));
-    assert_eq!(d.notify.pagerduty, Some(PagerDutySpec { routing_key: SecretRef::Ssm("/pagerduty/billing".into()) }));
-    assert_eq!(d.notify.opsgenie, Some(OpsgenieSpec { api_key: SecretRef::Env("OPSGENIE_KEY".into()), region: OpsgenieRegion::Eu }));
+    let pagerduty: PagerDutySpec = d.notifier("pagerduty").unwrap().decode().unwrap();
+    assert_eq!(pagerduty, PagerDutySpec { routing_key: SecretRef::Ssm("/pagerduty/billing".into()) });
+    let opsgenie: OpsgenieSpec = d.notifier("opsgenie").unwrap().decode().unwrap();
+    assert_eq!(opsgenie, OpsgenieSpec { api_key: SecretRef::Env("OPSGENIE_KEY".into()), region: OpsgenieRegion::Eu });
 }
 
 #[test]
@@ -822,11 +824,58 @@ fn inline_secrets_are_rejected_without_repeating_them() {
 #[test]
 fn slack_needs_a_way_to_post() {
     let text = with("          consecutive: 3\n", "          consecutive: 3\n    notify:\n      slack:\n        channel: \"#shop\"\n");
+    assert_diag(&only_error(&text), line_of(&text, "channel:"), "extensions.baton.notify.slack", "expected `webhook`, `token` or both");
+}
+
+#[test]
+fn notifiers_read_the_same_as_a_list_of_provider_blocks_or_keyed_by_provider() {
+    let keyed =
+        "    notify:\n      slack: {channel: \"#shop\", token: \"env:SLACK_TOKEN\"}\n      pagerduty: {routing-key: \"env:PD_KEY\"}\n";
+    let listed = "    notify:\n      - {provider: slack, channel: \"#shop\", token: \"env:SLACK_TOKEN\"}\n      - provider: pagerduty\n        routing-key: \"env:PD_KEY\"\n";
+    let read = |notify: &str| {
+        let (services, diagnostics) =
+            parse_catalog_documents(FILE, &with("          consecutive: 3\n", &format!("          consecutive: 3\n{notify}")));
+        assert_eq!(diagnostics, vec![]);
+        services[0].delivery.notify.clone()
+    };
+    let notify = read(listed);
+    assert_eq!(read(keyed), notify);
+    let slack: SlackSpec = notify[0].decode().unwrap();
+    assert_eq!((slack.channel.as_str(), slack.token), ("#shop", Some(SecretRef::Env("SLACK_TOKEN".into()))));
+    let pagerduty: PagerDutySpec = notify[1].decode().unwrap();
+    assert_eq!(pagerduty.routing_key, SecretRef::Env("PD_KEY".into()));
+}
+
+#[test]
+fn a_notifier_is_checked_against_its_own_shape_in_either_form() {
+    let keyed = with("          consecutive: 3\n", "          consecutive: 3\n    notify:\n      slak: {channel: \"#shop\"}\n");
     assert_diag(
-        &only_error(&text),
-        line_of(&text, "channel:"),
-        "extensions.baton.notify.slack",
-        "expected at least one of `webhook`, `token`",
+        &only_error(&keyed),
+        line_of(&keyed, "slak:"),
+        "extensions.baton.notify.slak",
+        "unknown notifier `slak` (did you mean `slack`?)",
+    );
+    let keyed = with(
+        "          consecutive: 3\n",
+        "          consecutive: 3\n    notify:\n      pagerduty: {routing-key: \"env:K\", provider: slack}\n",
+    );
+    assert_diag(
+        &only_error(&keyed),
+        line_of(&keyed, "pagerduty:"),
+        "extensions.baton.notify.pagerduty.provider",
+        "the key `pagerduty` already names the notifier",
+    );
+    let listed = with(
+        "          consecutive: 3\n",
+        "          consecutive: 3\n    notify:\n      - provider: opsgenie\n        api-key: \"env:K\"\n        region: APAC\n",
+    );
+    assert_diag(&only_error(&listed), line_of(&listed, "region:"), "extensions.baton.notify[0].region", "unknown value `APAC`");
+    let listed = with("          consecutive: 3\n", "          consecutive: 3\n    notify:\n      - provider: pagerdooty\n");
+    assert_diag(
+        &only_error(&listed),
+        line_of(&listed, "provider: pagerdooty"),
+        "extensions.baton.notify[0].provider",
+        "unknown provider `pagerdooty` (did you mean `pagerduty`?)",
     );
 }
 
@@ -1248,11 +1297,7 @@ fn a_catalog_for_the_cloud_refuses_the_command_providers_naming_their_aws_altern
     let file = file.display().to_string();
     let build_line = text.lines().position(|l| l == "      provider: command").unwrap() + 1;
     let expected = [
-        (
-            build_line,
-            "extensions.baton.build.provider",
-            "use `codebuild`, or the team's CI (`github-actions`, `gitlab-ci`, `buildkite`, `circleci`)",
-        ),
+        (build_line, "extensions.baton.build.provider", "use `github-actions`, `gitlab-ci`, `buildkite`, `circleci` or `codebuild`"),
         (build_line + 3, "extensions.baton.deploy.provider", "use `ecs`, `lambda`, `argo-cd` or `webhook`"),
         (line_of(&text, "provider:   command"), "extensions.baton.health.gates[1].provider", "use `cloudwatch`, `datadog` or `http`"),
     ];

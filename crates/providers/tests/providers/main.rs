@@ -1,5 +1,6 @@
 //! The providers' contract tests against local servers, and the catalog tests. One binary for all of them: each test binary links the workspace (and the AWS SDK) again, and linking is most of a clean test build.
 
+mod added_provider;
 mod argo_cd;
 mod buildkite;
 mod catalog_examples;
