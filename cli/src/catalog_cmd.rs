@@ -1,12 +1,11 @@
 //! `baton catalog validate` and `baton catalog push`.
 use crate::exit;
-use crate::failure::Failure;
+use crate::failure::{Failure, Outcome};
 use baton_aws::catalog::{CatalogFilesError, cloud_loader, loaded_catalog_items, push_catalog};
 use baton_aws::scheduler::{ScheduleTarget, SyncScope, sync_schedules};
 use baton_domain::catalog::{CATALOG_ROOT_ENV, CatalogLoader, LoadedCatalog};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 #[derive(Subcommand)]
 pub enum CatalogCommand {
@@ -81,23 +80,23 @@ impl RootArg {
     }
 }
 
-pub async fn run(command: CatalogCommand) -> ExitCode {
+pub async fn run(command: CatalogCommand) -> Outcome {
     match command {
         CatalogCommand::Validate(args) => validate(&args),
         CatalogCommand::Push(args) => push(&args).await,
     }
 }
 
-async fn push(args: &PushArgs) -> ExitCode {
+async fn push(args: &PushArgs) -> Outcome {
     let catalog = match args.root.load(&args.path, true) {
         Ok(catalog) => catalog,
         Err(err) => {
-            return Failure::usage(format!("cannot read catalog {}", args.path.display())).caused_by(&err).report();
+            return Err(Failure::usage(format!("cannot read catalog {}", args.path.display())).caused_by(&err));
         }
     };
     if !catalog.diagnostics().is_empty() {
         err!("{}", validation_report(&catalog, false));
-        return Failure::failed("nothing pushed: fix the catalog first").report();
+        return Err(Failure::failed("nothing pushed: fix the catalog first"));
     }
     let target = match (&args.schedule_group, &args.state_machine_arn, &args.schedule_role_arn) {
         (None, _, _) => None,
@@ -106,28 +105,27 @@ async fn push(args: &PushArgs) -> ExitCode {
             ScheduleTarget { state_machine_arn: arn.clone(), role_arn: role.clone(), dead_letter_arn: args.schedule_dlq_arn.clone() },
         )),
         (Some(_), _, _) => {
-            return Failure::usage("--schedule-group needs --state-machine-arn and --schedule-role-arn")
-                .hint("or set BATON_STATE_MACHINE_ARN and BATON_SCHEDULE_ROLE_ARN")
-                .report();
+            return Err(Failure::usage("--schedule-group needs --state-machine-arn and --schedule-role-arn")
+                .hint("or set BATON_STATE_MACHINE_ARN and BATON_SCHEDULE_ROLE_ARN"));
         }
     };
     let items = match loaded_catalog_items(&cloud_loader(baton_providers::registry()), &catalog) {
         Ok(items) => items,
         Err(err @ CatalogFilesError::Read { .. }) => {
-            return Failure::usage(&err).sources_of(&err).report();
+            return Err(Failure::usage(&err).sources_of(&err));
         }
         Err(err) => {
-            return Failure::failed(&err).sources_of(&err).report();
+            return Err(Failure::failed(&err).sources_of(&err));
         }
     };
     let config = match crate::remote::aws_config().await {
         Ok(config) => config,
         Err(err) => {
-            return Failure::usage(&err).sources_of(&err).report();
+            return Err(Failure::usage(&err).sources_of(&err));
         }
     };
     if let Err(err) = push_catalog(&aws_sdk_dynamodb::Client::new(&config), &args.table, &items).await {
-        return Failure::failed(format!("cannot push to {}", args.table)).caused_by(&err).report();
+        return Err(Failure::failed(format!("cannot push to {}", args.table)).caused_by(&err));
     }
     outln!("pushed {} to {}", count(items.len(), "service"), args.table);
     if let Some((group, target)) = target {
@@ -141,22 +139,22 @@ async fn push(args: &PushArgs) -> ExitCode {
                 report.deleted.len()
             ),
             Err(err) => {
-                return Failure::failed("the catalog was pushed but the schedules were not synced").caused_by(&err).report();
+                return Err(Failure::failed("the catalog was pushed but the schedules were not synced").caused_by(&err));
             }
         }
     }
-    exit::code(exit::OK)
+    Ok(exit::code(exit::OK))
 }
 
-fn validate(args: &ValidateArgs) -> ExitCode {
+fn validate(args: &ValidateArgs) -> Outcome {
     let catalog = match args.root.load(&args.path, args.cloud) {
         Ok(catalog) => catalog,
         Err(err) => {
-            return Failure::usage(format!("cannot read catalog {}", args.path.display())).caused_by(&err).report();
+            return Err(Failure::usage(format!("cannot read catalog {}", args.path.display())).caused_by(&err));
         }
     };
     out!("{}", validation_report(&catalog, args.json));
-    exit::code(validation_status(&catalog))
+    Ok(exit::code(validation_status(&catalog)))
 }
 
 /// Any error fails validation, whether or not it belongs to a Baton service.

@@ -31,7 +31,9 @@ mod dev_cmd;
 mod dora_cmd;
 mod exit;
 mod failure;
+mod follow;
 mod freezes_cmd;
+mod local;
 mod release_cmd;
 mod remote;
 mod report_cmd;
@@ -117,32 +119,33 @@ fn main() -> ExitCode {
     baton_logging::init(baton_logging::Format::from_env(cli.log_json), "warn");
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
-        Err(err) => {
-            return failure::Failure::usage("cannot start the async runtime").caused_by(&err).report();
-        }
+        Err(err) => return failure::Failure::usage("cannot start the async runtime").caused_by(&err).report(),
     };
-    runtime.block_on(async {
-        match cli.command {
-            Command::Release(args) => release_cmd::run(args).await,
-            Command::History(args) => report_cmd::history(args).await,
-            Command::Show(args) => report_cmd::show(args).await,
-            Command::Builds(args) => builds_cmd::run(args).await,
-            Command::Dora(args) => dora_cmd::run(args).await,
-            Command::Freezes(args) => freezes_cmd::run(args).await,
-            Command::Dashboard(args) => dashboard_cmd::run(args).await,
-            Command::Dashboards(cmd) => dashboards_cmd::run(cmd).await,
-            Command::Status(args) => status_cmd::run(args).await,
-            Command::Resume(args) => resume_cmd::run(args).await,
-            Command::Approve(args) => approve_cmd::run(args).await,
-            Command::Cancel(args) => cancel_cmd::run(args).await,
-            Command::Unlock(args) => unlock_cmd::run(args).await,
-            Command::Asl(cmd) => asl_cmd::run(cmd).await,
-            Command::Catalog(cmd) => catalog_cmd::run(cmd).await,
-            Command::Dev(cmd) => dev_cmd::run(cmd).await,
-            Command::Completions(args) => shell_cmd::completions(args),
-            Command::Man(args) => shell_cmd::man(args),
-        }
-    })
+    // The one place a command's failure is printed.
+    runtime.block_on(run(cli.command)).unwrap_or_else(failure::Failure::report)
+}
+
+async fn run(command: Command) -> failure::Outcome {
+    match command {
+        Command::Release(args) => release_cmd::run(args).await,
+        Command::History(args) => report_cmd::history(args).await,
+        Command::Show(args) => report_cmd::show(args).await,
+        Command::Builds(args) => builds_cmd::run(args).await,
+        Command::Dora(args) => dora_cmd::run(args).await,
+        Command::Freezes(args) => freezes_cmd::run(args).await,
+        Command::Dashboard(args) => dashboard_cmd::run(args).await,
+        Command::Dashboards(cmd) => dashboards_cmd::run(cmd).await,
+        Command::Status(args) => status_cmd::run(args).await,
+        Command::Resume(args) => resume_cmd::run(args).await,
+        Command::Approve(args) => approve_cmd::run(args).await,
+        Command::Cancel(args) => cancel_cmd::run(args).await,
+        Command::Unlock(args) => unlock_cmd::run(args).await,
+        Command::Asl(cmd) => asl_cmd::run(cmd).await,
+        Command::Catalog(cmd) => catalog_cmd::run(cmd).await,
+        Command::Dev(cmd) => dev_cmd::run(cmd).await,
+        Command::Completions(args) => shell_cmd::completions(args),
+        Command::Man(args) => shell_cmd::man(args),
+    }
 }
 
 #[cfg(test)]

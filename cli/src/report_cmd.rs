@@ -1,15 +1,13 @@
 //! `baton history` and `baton show`: what the local store recorded.
 
 use crate::exit;
-use crate::failure::Failure;
-use crate::release_cmd::StateDirArg;
+use crate::failure::{Failure, Outcome};
+use crate::local::{StateDirArg, open_store, recorded_release};
 use crate::scope::ScopeArgs;
 use crate::view;
 use baton_domain::ports::ReleaseStore;
 use baton_domain::release::ReleaseId;
-use baton_store_sqlite::SqliteStore;
 use clap::Args;
-use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct HistoryArgs {
@@ -42,30 +40,14 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
-pub fn open_store(state: &StateDirArg) -> Result<SqliteStore, ExitCode> {
-    let dir = state.resolve();
-    let path = baton_store_sqlite::database_path(&dir);
-    if !path.exists() {
-        let failure = Failure::usage(format!("no local store at {}", path.display()));
-        return Err(failure.hint("run `baton release` first, or pass --state-dir").report());
-    }
-    SqliteStore::open(&path).map_err(|err| Failure::usage(format!("cannot open {}", path.display())).caused_by(&err).report())
-}
-
-pub async fn history(args: HistoryArgs) -> ExitCode {
-    let scope = match args.scope.resolve() {
-        Ok(scope) => scope,
-        Err(code) => return code,
-    };
-    let store = match open_store(&args.state) {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
+pub async fn history(args: HistoryArgs) -> Outcome {
+    let scope = args.scope.resolve()?;
+    let store = open_store(&args.state)?;
     let mut releases = Vec::new();
     for service in &scope.services {
         match store.list_releases(service, args.environment.as_deref(), args.limit).await {
             Ok(found) => releases.extend(found),
-            Err(err) => return Failure::failed(&err).sources_of(&err).report(),
+            Err(err) => return Err(Failure::failed(&err).sources_of(&err)),
         }
     }
     releases.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
@@ -73,7 +55,7 @@ pub async fn history(args: HistoryArgs) -> ExitCode {
     if args.json {
         let shown: Vec<_> = releases.iter().map(baton_domain::release::Release::for_display).collect();
         outln!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
-        return exit::code(exit::OK);
+        return Ok(exit::code(exit::OK));
     }
     if releases.is_empty() {
         outln!("no releases of {} {} recorded", scope.kind, scope.name);
@@ -92,38 +74,28 @@ pub async fn history(args: HistoryArgs) -> ExitCode {
             release.id
         );
     }
-    exit::code(exit::OK)
+    Ok(exit::code(exit::OK))
 }
 
-pub async fn show(args: ShowArgs) -> ExitCode {
-    let store = match open_store(&args.state) {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
+pub async fn show(args: ShowArgs) -> Outcome {
+    let store = open_store(&args.state)?;
     let id = ReleaseId(args.release_id.clone());
-    let (release, events) = match (store.get_release(&id).await, store.events(&id).await) {
-        (Ok(Some(release)), Ok(events)) => (release, events),
-        (Ok(None), _) => {
-            return Failure::usage(format!("no release {id} in the local store")).hint("`baton history <service>` lists them").report();
-        }
-        (Err(err), _) | (_, Err(err)) => {
-            return Failure::failed(&err).sources_of(&err).report();
-        }
-    };
+    let release = recorded_release(&store, &id).await?;
+    let events = store.events(&id).await.map_err(|err| Failure::failed(&err).sources_of(&err))?;
     // The journal is written as the run goes: a running or killed release has its history so far.
     let history = match (args.history, &release.execution) {
         (false, _) => None,
         (true, Some(execution)) => match store.journal(execution).await {
             Ok(history) if !history.is_empty() => Some(history),
-            Ok(_) => return Failure::failed(format!("no execution history of {id} in the local store's journal")).report(),
-            Err(err) => return Failure::failed("cannot read the execution journal").caused_by(&err).report(),
+            Ok(_) => return Err(Failure::failed(format!("no execution history of {id} in the local store's journal"))),
+            Err(err) => return Err(Failure::failed("cannot read the execution journal").caused_by(&err)),
         },
-        (true, None) => return Failure::failed(format!("release {id} names no execution")).report(),
+        (true, None) => return Err(Failure::failed(format!("release {id} names no execution"))),
     };
     if args.json {
         let doc = serde_json::json!({"release": release.for_display(), "events": events, "history": history});
         outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-        return exit::code(exit::OK);
+        return Ok(exit::code(exit::OK));
     }
     out!("{}", view::summary(&release));
     outln!("  timeline");
@@ -140,5 +112,5 @@ pub async fn show(args: ShowArgs) -> ExitCode {
     if let Some(history) = history {
         out!("{}", view::history_table(&history));
     }
-    exit::code(exit::OK)
+    Ok(exit::code(exit::OK))
 }

@@ -2,10 +2,9 @@
 //! catalog. `baton dora`, `baton history` and `baton builds` take the same arguments.
 
 use crate::failure::Failure;
-use crate::release_cmd::CatalogArg;
+use crate::local::CatalogArg;
 use baton_domain::catalog::{CatalogLoader, ServiceEntry};
 use clap::{ArgGroup, Args};
-use std::process::ExitCode;
 
 #[derive(Args)]
 #[command(group(ArgGroup::new("scope").required(true).args(["service", "service_flag", "team", "repo"])))]
@@ -37,7 +36,7 @@ pub struct Scope {
 impl ScopeArgs {
     /// The services in scope: the one named, or the catalog's entries of the team or repository
     /// (exit 2 when the catalog cannot be read or none matches).
-    pub fn resolve(&self) -> Result<Scope, ExitCode> {
+    pub fn resolve(&self) -> Result<Scope, Failure> {
         if let Some(service) = self.service.as_ref().or(self.service_flag.as_ref()) {
             return Ok(Scope { kind: "service", name: service.clone(), services: vec![service.clone()] });
         }
@@ -45,7 +44,6 @@ impl ScopeArgs {
             Failure::usage(format!("cannot read the catalog at {}", self.catalog.path.display()))
                 .caused_by(&err)
                 .hint("--team and --repo find their services in the catalog: pass --catalog DIR")
-                .report()
         })?;
         let belongs = |entry: &ServiceEntry| match (&self.team, &self.repo) {
             (Some(team), _) => baton_domain::reports::team_of(entry) == Some(team.as_str()),
@@ -60,8 +58,7 @@ impl ScopeArgs {
         let services: Vec<String> = loaded.services().iter().filter(|e| belongs(e)).map(|e| e.name.clone()).collect();
         if services.is_empty() {
             return Err(Failure::usage(format!("no service of the catalog at {} has {kind} {name}", self.catalog.path.display()))
-                .hint("`baton catalog validate` lists the catalog's services with their team and links")
-                .report());
+                .hint("`baton catalog validate` lists the catalog's services with their team and links"));
         }
         Ok(Scope { kind, name, services })
     }

@@ -2,8 +2,7 @@
 //! from DescribeExecution and GetExecutionHistory.
 
 use crate::exit;
-use crate::failure::Failure;
-use crate::release_cmd::exit_value;
+use crate::failure::{Failure, Outcome};
 use crate::remote::{self, RemoteError};
 use crate::view;
 use baton_aws::DynamoStore;
@@ -12,7 +11,6 @@ use baton_domain::ports::ReleaseStore;
 use baton_domain::release::ReleaseId;
 use clap::Args;
 use std::fmt::Write as _;
-use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Args)]
@@ -36,17 +34,17 @@ pub struct StatusArgs {
     pub state_machine_arn: Option<String>,
 }
 
-pub async fn run(args: StatusArgs) -> ExitCode {
+pub async fn run(args: StatusArgs) -> Outcome {
     let config = match remote::aws_config().await {
         Ok(config) => config,
         Err(err) => {
-            return Failure::usage(&err).sources_of(&err).report();
+            return Err(Failure::usage(&err).sources_of(&err));
         }
     };
     let arn = match resolve(&args, &config).await {
         Ok(arn) => arn,
         Err(message) => {
-            return Failure::usage(message).report();
+            return Err(Failure::usage(message));
         }
     };
     let client = aws_sdk_sfn::Client::new(&config);
@@ -55,7 +53,7 @@ pub async fn run(args: StatusArgs) -> ExitCode {
         let view = match describe_release(&client, &arn).await {
             Ok(view) => view,
             Err(err) => {
-                return Failure::usage(&err).sources_of(&err).report();
+                return Err(Failure::usage(&err).sources_of(&err));
             }
         };
         if last.as_ref() != Some(&view) {
@@ -69,7 +67,7 @@ pub async fn run(args: StatusArgs) -> ExitCode {
             }
         }
         if !(args.watch && view.is_running()) {
-            return exit::code(exit_code(&view));
+            return Ok(exit::code(exit_code(&view)));
         }
         last = Some(view);
         tokio::time::sleep(Duration::from_secs(args.interval)).await;
@@ -85,7 +83,7 @@ fn exit_code(view: &ReleaseView) -> u8 {
         return exit::OK;
     }
     match view.outcome {
-        Some(outcome) => exit_value(outcome),
+        Some(outcome) => exit::value_for(outcome),
         None if view.status == "SUCCEEDED" => exit::OK,
         None => exit::FAILED,
     }

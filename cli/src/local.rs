@@ -1,0 +1,80 @@
+//! The local Baton every local command works on: the catalog and state directory arguments,
+//! and opening the run (`release`, `resume`, `cancel`) or just the store (reports, `unlock`).
+
+use crate::failure::Failure;
+use crate::view::LiveView;
+use baton_domain::ports::ReleaseStore;
+use baton_domain::release::{Release, ReleaseId};
+use baton_local_runner::{LocalBaton, LocalConfig, LocalError};
+use baton_store_sqlite::SqliteStore;
+use clap::Args;
+use std::path::{Path, PathBuf};
+
+#[derive(Args, Clone)]
+pub struct CatalogArg {
+    /// Catalog directory or file.
+    #[arg(long = "catalog", env = "BATON_CATALOG", default_value = "catalog")]
+    pub path: PathBuf,
+}
+
+#[derive(Args, Clone)]
+pub struct StateDirArg {
+    /// Where the local store, workspaces and execution histories live [default: the platform data dir, e.g. ~/.local/share/baton].
+    #[arg(long, env = "BATON_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl StateDirArg {
+    pub fn resolve(&self) -> PathBuf {
+        self.state_dir.clone().unwrap_or_else(baton_store_sqlite::default_state_dir)
+    }
+}
+
+/// The local Baton over `catalog` and the state directory, with the live view unless `json`.
+/// `command` names this process in its claims on release runs ("baton resume").
+pub fn open_local(
+    catalog: &Path,
+    state: &StateDirArg,
+    no_wait: bool,
+    json: bool,
+    command: &str,
+) -> Result<(LocalBaton, Option<LiveView>), Failure> {
+    let live = (!json).then(LiveView::new);
+    let config = LocalConfig {
+        catalog: catalog.to_owned(),
+        state_dir: state.resolve(),
+        console: live.as_ref().map(|view| view.console_writer()),
+        clock: baton_asl::Clock::Real,
+        slack_api_base: None,
+        skip_bakes: no_wait,
+    };
+    match LocalBaton::open(config) {
+        Ok(baton) => Ok((baton.with_owner(&format!("{command} by {}", crate::person())), live)),
+        Err(err @ LocalError::Catalog(_)) => {
+            let catalog = catalog.display();
+            let hint = format!("fix the catalog ({catalog}) and run again; `baton catalog validate {catalog}` lists every error");
+            Err(Failure::usage(&err).sources_of(&err).hint(hint))
+        }
+        Err(err) => Err(Failure::usage("cannot start the local run").caused_by(&err)),
+    }
+}
+
+/// The local store, for commands that read or settle records without running a release.
+pub fn open_store(state: &StateDirArg) -> Result<SqliteStore, Failure> {
+    let dir = state.resolve();
+    let path = baton_store_sqlite::database_path(&dir);
+    if !path.exists() {
+        let failure = Failure::usage(format!("no local store at {}", path.display()));
+        return Err(failure.hint("run `baton release` first, or pass --state-dir"));
+    }
+    SqliteStore::open(&path).map_err(|err| Failure::usage(format!("cannot open {}", path.display())).caused_by(&err))
+}
+
+/// The release `id` from the local store, or the failure saying it is not there.
+pub async fn recorded_release(store: &dyn ReleaseStore, id: &ReleaseId) -> Result<Release, Failure> {
+    match store.get_release(id).await {
+        Ok(Some(release)) => Ok(release),
+        Ok(None) => Err(Failure::usage(format!("no release {id} in the local store")).hint("`baton history <service>` lists them")),
+        Err(err) => Err(Failure::failed(&err).sources_of(&err)),
+    }
+}
