@@ -152,6 +152,7 @@ fn report_closed(release: &baton_domain::release::Release, json: bool) -> Outcom
         outln!("{}", serde_json::to_string_pretty(&json!({"release": release.for_display()})).unwrap_or_default());
     } else {
         out!("{}", crate::view::summary(release));
+        out!("{}", crate::view::next_steps(release, false));
     }
     Ok(crate::exit::for_release(Some(release.status)))
 }

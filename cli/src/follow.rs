@@ -160,6 +160,7 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
             Some(_) if report == Report::Quiet => {}
             Some(release) => {
                 out!("{}", view::summary(release));
+                out!("{}", view::next_steps(release, false));
                 if release.status == ReleaseStatus::Superseded
                     && let Some(cause) = outcome.output.as_ref().and_then(|o| o.pointer("/error/Cause")).and_then(|c| c.as_str())
                 {

@@ -3,8 +3,9 @@
 
 use crate::failure::Failure;
 use crate::view::LiveView;
-use baton_domain::ports::ReleaseStore;
+use baton_domain::ports::{ReleaseStore, RunOwner};
 use baton_domain::release::{Release, ReleaseId};
+use baton_domain::support::RUN_SILENT_AFTER;
 use baton_local_runner::{LocalBaton, LocalConfig, LocalError};
 use baton_store_sqlite::SqliteStore;
 use clap::Args;
@@ -77,4 +78,18 @@ pub async fn recorded_release(store: &dyn ReleaseStore, id: &ReleaseId) -> Resul
         Ok(None) => Err(Failure::usage(format!("no release {id} in the local store")).hint("`baton history <service>` lists them")),
         Err(err) => Err(Failure::failed(&err).sources_of(&err)),
     }
+}
+
+/// Whether no live process runs the open `release`: nobody owns its run, or its owner stopped
+/// beating ([`RUN_SILENT_AFTER`]). Such a release is `interrupted (process gone)` to a person,
+/// whatever its record says.
+pub async fn process_gone(store: &dyn ReleaseStore, release: &Release) -> bool {
+    live_owner(store, release).await.is_none()
+}
+
+/// The process that runs `release` now, if one does (its heartbeat is fresh).
+pub async fn live_owner(store: &dyn ReleaseStore, release: &Release) -> Option<RunOwner> {
+    let owner = store.run_owner(release.execution.as_deref()?).await.ok().flatten()?;
+    let silent_for = (chrono::Utc::now() - owner.beat_at).to_std().unwrap_or_default();
+    (silent_for < RUN_SILENT_AFTER).then_some(owner)
 }

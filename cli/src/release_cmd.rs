@@ -79,6 +79,7 @@ pub async fn run(args: ReleaseArgs) -> Outcome {
     if let Some(code) = pick_up_left_behind(&baton, &args, live.as_ref()).await {
         return code;
     }
+    warn_of_mixed_fleet(&baton, &args).await;
     let signal = cli_signal(&args);
     // Each invocation is its own execution, even when its signal repeats an earlier one (the
     // registration then finds that release and this execution ends naming it).
@@ -166,6 +167,29 @@ async fn pick_up_left_behind(baton: &LocalBaton, args: &ReleaseArgs, live: Optio
         }
     }
     None
+}
+
+/// Warns, before this release starts, when the service's latest release ended `rollback-failed`:
+/// the targets it left on its new artifact run another version than the rest until this one
+/// deploys over them.
+async fn warn_of_mixed_fleet(baton: &LocalBaton, args: &ReleaseArgs) {
+    let Ok(releases) = baton.ports().store.list_releases(&args.service, args.environment.as_deref(), 20).await else { return };
+    let Some(last) = releases.iter().find(|r| r.status.is_terminal() && r.started_at.is_some()) else { return };
+    if last.status != ReleaseStatus::RollbackFailed {
+        return;
+    }
+    let left = baton_domain::rules::waves::left_on_new_artifact(&last.waves);
+    if left.is_empty() {
+        return;
+    }
+    let targets: Vec<String> = left.iter().map(|(wave, target)| format!("{target} (wave {wave})")).collect();
+    let artifact = last.artifact.as_ref().map_or("its new artifact".to_owned(), |a| a.reference.clone());
+    errln!(
+        "baton: warning: a mixed fleet: {}'s last release {} ended rollback-failed and left {} on {artifact}; this release deploys over them wave by wave",
+        args.service,
+        last.id,
+        targets.join(", ")
+    );
 }
 
 /// This invocation as a signal. A release of a named commit is idempotent: the same service,

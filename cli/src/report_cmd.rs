@@ -2,11 +2,11 @@
 
 use crate::exit;
 use crate::failure::{Failure, Outcome};
-use crate::local::{StateDirArg, open_store, recorded_release};
+use crate::local::{StateDirArg, open_store, process_gone, recorded_release};
 use crate::scope::ScopeArgs;
 use crate::view;
 use baton_domain::ports::ReleaseStore;
-use baton_domain::release::ReleaseId;
+use baton_domain::release::{Release, ReleaseId};
 use clap::Args;
 
 #[derive(Args)]
@@ -52,8 +52,12 @@ pub async fn history(args: HistoryArgs) -> Outcome {
     }
     releases.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
     releases.truncate(args.limit);
+    let mut labels = Vec::with_capacity(releases.len());
+    for release in &releases {
+        labels.push(view::status_label(release, !release.status.is_terminal() && process_gone(&store, release).await));
+    }
     if args.json {
-        let shown: Vec<_> = releases.iter().map(baton_domain::release::Release::for_display).collect();
+        let shown: Vec<_> = releases.iter().zip(&labels).map(|(release, label)| shown_with(release, label)).collect();
         outln!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
         return Ok(exit::code(exit::OK));
     }
@@ -61,13 +65,13 @@ pub async fn history(args: HistoryArgs) -> Outcome {
         outln!("no releases of {} {} recorded", scope.kind, scope.name);
     }
     let several = scope.services.len() > 1;
-    for release in &releases {
+    let status_width = labels.iter().map(|label| label.len()).max().unwrap_or(0).max(11);
+    for (release, status) in releases.iter().zip(&labels) {
         let sha = release.artifact.as_ref().map(|a| a.sha.as_str()).or(release.sha.as_deref()).unwrap_or("-");
         let service = if several { format!("{:<20} ", release.service) } else { String::new() };
         outln!(
-            "{}  {service}{:<11} {:<11} {:<8} {}  {}",
+            "{}  {service}{status:<status_width$} {:<11} {:<8} {}  {}",
             release.created_at.format("%Y-%m-%d %H:%M:%S"),
-            release.status.as_str(),
             release.environment,
             release.trigger.kind.as_str(),
             &sha[..sha.len().min(12)],
@@ -92,12 +96,15 @@ pub async fn show(args: ShowArgs) -> Outcome {
         },
         (true, None) => return Err(Failure::failed(format!("release {id} names no execution"))),
     };
+    let gone = !release.status.is_terminal() && process_gone(&store, &release).await;
+    let status = view::status_label(&release, gone);
     if args.json {
-        let doc = serde_json::json!({"release": release.for_display(), "events": events, "history": history});
+        let doc = serde_json::json!({"release": shown_with(&release, status), "events": events, "history": history});
         outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(exit::code(exit::OK));
     }
-    out!("{}", view::summary(&release));
+    out!("{}", view::summary_as(&release, status));
+    out!("{}", view::next_steps(&release, gone));
     outln!("  timeline");
     for event in &events {
         let wave = event.wave.as_deref().map(|w| format!("[{w}] ")).unwrap_or_default();
@@ -113,4 +120,14 @@ pub async fn show(args: ShowArgs) -> Outcome {
         out!("{}", view::history_table(&history));
     }
     Ok(exit::code(exit::OK))
+}
+
+/// The release as `--json` shows it, with the status a person reads beside the recorded one
+/// (`interrupted (process gone)` for an open release no live process runs).
+fn shown_with(release: &Release, status: &str) -> serde_json::Value {
+    let mut shown = serde_json::to_value(release.for_display()).unwrap_or_default();
+    if let Some(fields) = shown.as_object_mut() {
+        fields.insert("shown_status".into(), status.into());
+    }
+    shown
 }

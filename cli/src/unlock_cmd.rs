@@ -3,14 +3,13 @@
 
 use crate::exit;
 use crate::failure::{Failure, Outcome};
-use crate::local::open_store;
 use crate::local::{CatalogArg, StateDirArg};
+use crate::local::{live_owner, open_store};
 use baton_domain::catalog::FsCatalog;
 use baton_domain::error::chain_text;
 use baton_domain::ports::CatalogSource;
 use baton_domain::ports::ReleaseStore;
 use baton_domain::release::{LockKey, ReleaseId};
-use baton_domain::support::RUN_SILENT_AFTER;
 use clap::Args;
 use serde_json::json;
 
@@ -83,14 +82,8 @@ async fn what_becomes_of(store: &dyn ReleaseStore, holder: &ReleaseId, service: 
     if release.status.is_terminal() {
         return Some(format!("{holder} is {}: nothing more happens to it", release.status));
     }
-    let owner = match &release.execution {
-        Some(execution) => store.run_owner(execution).await.ok().flatten(),
-        None => None,
-    };
-    let silent_for = owner.as_ref().map(|owner| chrono::Utc::now() - owner.beat_at);
-    let alive = silent_for.is_some_and(|silent| silent.to_std().unwrap_or_default() < RUN_SILENT_AFTER);
-    Some(match owner {
-        Some(owner) if alive => format!(
+    Some(match live_owner(store, &release).await {
+        Some(owner) => format!(
             "{holder} is {} and still run by {}: it takes the lock back at its next step unless another release took it, and stops \
              if one did; `baton cancel {holder} --reason ...` stops it",
             release.status, owner.owner

@@ -153,6 +153,23 @@ fn duration(release: &Release) -> String {
 
 /// The summary printed when a release ends, and by `baton show`.
 pub fn summary(release: &Release) -> String {
+    summary_as(release, release.status.as_str())
+}
+
+/// How `history` and `show` name the status of an open release whose process is gone.
+pub const PROCESS_GONE: &str = "interrupted (process gone)";
+
+/// The status a person reads: an open release no live process runs is not `running`.
+pub fn status_label(release: &Release, process_gone: bool) -> &'static str {
+    if process_gone && matches!(release.status, ReleaseStatus::Queued | ReleaseStatus::Running) {
+        PROCESS_GONE
+    } else {
+        release.status.as_str()
+    }
+}
+
+/// The summary with `status` in place of the recorded one.
+pub fn summary_as(release: &Release, status: &str) -> String {
     let mut out = String::new();
     let mark = match release.status {
         ReleaseStatus::Succeeded => "✔",
@@ -162,8 +179,7 @@ pub fn summary(release: &Release) -> String {
         ReleaseStatus::Failed | ReleaseStatus::RolledBack => "✘",
         ReleaseStatus::RollbackFailed => "‼",
     };
-    let _ =
-        writeln!(out, "{mark} {} {} → {}: {} in {}", release.id, release.service, release.environment, release.status, duration(release));
+    let _ = writeln!(out, "{mark} {} {} → {}: {status} in {}", release.id, release.service, release.environment, duration(release));
     let sha = release.artifact.as_ref().map(|a| a.sha.as_str()).or(release.sha.as_deref()).unwrap_or("-");
     let _ = writeln!(out, "  trigger   {} {}", release.trigger.kind.as_str(), release.trigger.id);
     if let Some(repository) = &release.trigger.repository {
@@ -219,6 +235,54 @@ pub fn summary(release: &Release) -> String {
         );
     }
     out
+}
+
+/// The closing lines of a local release's screen: what is left of it (a lock held, targets on the
+/// new artifact) and the exact command to run next. `process_gone`: no live process runs it.
+pub fn next_steps(release: &Release, process_gone: bool) -> String {
+    let (id, service) = (&release.id, &release.service);
+    let lock = format!("the release lock of {service} [{}]", release.environment);
+    let new_artifact = release.artifact.as_ref().map_or("the new artifact".to_owned(), |a| a.reference.clone());
+    // Left by a stopped or dead process, it waits for a person.
+    let stranded = release.status == ReleaseStatus::Interrupted || (process_gone && !release.status.is_terminal());
+    let (left, next) = match release.status {
+        _ if stranded => (
+            format!("{lock}; any wave it deployed runs {new_artifact}"),
+            format!(
+                "`baton resume {id}` runs it on, `baton resume {id} --rollback` rolls it back; the next `baton release {service}` \
+                 supersedes it (rolls it back first)"
+            ),
+        ),
+        ReleaseStatus::Queued | ReleaseStatus::Running | ReleaseStatus::Interrupted => {
+            (format!("{lock}, while it runs"), format!("`baton cancel {id} --reason ...` stops it and rolls it back"))
+        }
+        ReleaseStatus::RollbackFailed => {
+            let left = baton_domain::rules::waves::left_on_new_artifact(&release.waves);
+            let targets = if left.is_empty() {
+                "no target is known to be".to_owned()
+            } else {
+                left.iter().map(|(wave, target)| format!("{target} (wave {wave})")).collect::<Vec<_>>().join(", ")
+            };
+            let back = match &release.previous_artifact {
+                Some(previous) => format!(
+                    "put {} back on them: fix what failed (`baton show {id}`), then `baton release {service} --sha {} --force`",
+                    previous.reference, previous.sha
+                ),
+                None => format!("no previous artifact is recorded: put them right by hand (`baton show {id}` says what failed)"),
+            };
+            (format!("{targets} on {new_artifact}: a mixed fleet; the lock is free"), back)
+        }
+        ReleaseStatus::Failed => (
+            "nothing: it failed before any wave changed production; the lock is free".to_owned(),
+            format!("`baton show {id} --history` says where it stopped; `baton release {service}` once it is fixed"),
+        ),
+        ReleaseStatus::RolledBack | ReleaseStatus::Cancelled => (
+            "nothing: what it deployed was put back and the lock is free".to_owned(),
+            format!("`baton show {id} --history` says where it stopped; `baton release {service}` once it is fixed"),
+        ),
+        ReleaseStatus::Succeeded | ReleaseStatus::Superseded => return String::new(),
+    };
+    format!("  left      {left}\n  next      {next}\n")
 }
 
 #[cfg(test)]

@@ -158,6 +158,19 @@ fn the_lock_of_a_killed_release_is_freed_by_hand_with_a_reason() {
 
     // Past the silence after which a run's owner counts as gone (RUN_SILENT_AFTER, 3 s).
     std::thread::sleep(std::time::Duration::from_millis(3500));
+    let id = killed["id"].as_str().unwrap();
+    let listed = String::from_utf8_lossy(&baton(state.path(), &["history", "hello-web"]).stdout).into_owned();
+    let line = listed.lines().find(|line| line.ends_with(id)).unwrap_or_default();
+    assert!(line.contains("interrupted (process gone)"), "history does not call a dead release running: {listed}");
+    assert_eq!(history()[0]["shown_status"], "interrupted (process gone)", "nor does its JSON");
+    let shown = Command::new(env!("CARGO_BIN_EXE_baton")).args(["show", id, "--state-dir"]).arg(state.path()).output().unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(
+        shown.contains("hello-web → production: interrupted (process gone)")
+            && shown.contains("  left      the release lock of hello-web [production]")
+            && shown.contains(&format!("  next      `baton resume {id}` runs it on, `baton resume {id} --rollback` rolls it back")),
+        "show says the process is gone, what is left and what to run next: {shown}"
+    );
     let unlock = |reason: &str| baton(state.path(), &["unlock", "hello-web", "--reason", reason, "--json"]);
     let freed = unlock("the release process was killed");
     assert_eq!(freed.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&freed.stderr));
@@ -174,7 +187,6 @@ fn the_lock_of_a_killed_release_is_freed_by_hand_with_a_reason() {
     let empty = unlock(" ");
     assert_eq!(empty.status.code(), Some(2), "a reason is required");
 
-    let id = killed["id"].as_str().unwrap();
     let show = Command::new(env!("CARGO_BIN_EXE_baton")).args(["show", id, "--json", "--state-dir"]).arg(state.path()).output().unwrap();
     let events = json(&show)["events"].clone();
     let unlocked: Vec<&serde_json::Value> = events.as_array().unwrap().iter().filter(|e| e["kind"] == "unlocked").collect();
@@ -478,4 +490,35 @@ fn a_rollback_that_fails_on_one_target_exits_3() {
         .collect();
     assert_eq!(rollbacks.len(), 2, "both canary targets were rolled back, the refused one too: {canary}");
     assert!(rollbacks.contains(&("canary-a", "succeeded")) && rollbacks.contains(&("canary-b", "failed")), "{rollbacks:?}");
+
+    // The screen names the target left on the new artifact and the command that puts it right.
+    let id = release["id"].as_str().unwrap();
+    let artifact = release["artifact"]["reference"].as_str().unwrap();
+    let shown = Command::new(env!("CARGO_BIN_EXE_baton")).args(["show", id, "--state-dir"]).arg(state.path()).output().unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains(&format!("  left      canary-b (wave canary) on {artifact}: a mixed fleet; the lock is free")),
+        "only canary-b was not put back: {shown}"
+    );
+    assert!(
+        shown.contains(&format!("  next      put {} back on them", release["previous_artifact"]["reference"].as_str().unwrap_or("?")))
+            || shown.contains("  next      no previous artifact is recorded"),
+        "{shown}"
+    );
+
+    // The next release of the service warns of the mixed fleet before it starts.
+    let next = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["release", "stuck-api", "--no-wait", "--catalog"])
+        .arg(catalog.path())
+        .arg("--state-dir")
+        .arg(state.path())
+        .output()
+        .expect("run baton");
+    let warned = String::from_utf8_lossy(&next.stderr);
+    assert!(
+        warned.contains(&format!(
+            "baton: warning: a mixed fleet: stuck-api's last release {id} ended rollback-failed and left canary-b (wave canary) on {artifact}"
+        )),
+        "{warned}"
+    );
 }
