@@ -12,6 +12,7 @@ use baton_domain::release::{Release, ReleaseStatus, Stage};
 use baton_domain::support::{CancelAsked, ask_to_cancel};
 use baton_local_runner::{Finished, LocalBaton, ResumeError, Resumption, Run};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// How `follow` reports the release once it ends.
@@ -43,11 +44,24 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
             None
         }
     };
+    // The catalog is read again (it was when the run opened): each wave's bake for its countdown.
+    let entry = baton.ports().catalog.service(service).await.ok();
+    let bakes: BTreeMap<String, Duration> = entry
+        .iter()
+        .flat_map(|entry| &entry.delivery.deploy.waves)
+        .map(|wave| (wave.name.clone(), Duration::from_secs(wave.bake.0)))
+        .collect();
+    if live.is_some()
+        && let Some(entry) = &entry
+    {
+        err!("{}", view::service_lines(entry));
+    }
+    // One watcher for the run and the rollbacks it may go on to: its bars stay the same lines.
+    let watcher = live
+        .map(|view| view.watch(baton.ports().store.clone(), service.to_owned(), execution.to_owned(), Duration::from_millis(200), bakes));
     // The first signal, once the release is rolling back on it.
     let mut stopping: Option<i32> = None;
     let (outcome, release, signal) = loop {
-        let watcher =
-            live.map(|view| view.watch(baton.ports().store.clone(), service.to_owned(), execution.to_owned(), Duration::from_millis(200)));
         let stopper = run.stopper();
         let finished = run.finished();
         tokio::pin!(finished);
@@ -66,9 +80,6 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
                 finished.await
             }
         };
-        if let Some(watcher) = watcher {
-            watcher.abort();
-        }
         if let Some(taker) = lost_to {
             // Another process owns the release now: this one must not touch it again.
             return Err(Failure::failed(format!("this process stopped beating long enough to lose the release; {taker} runs it now"))
@@ -144,6 +155,9 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
         }
         break ended;
     };
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
     if let Some(view) = live {
         view.finish();
     }

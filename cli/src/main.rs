@@ -12,12 +12,13 @@ macro_rules! outln {
     () => {{ use std::io::Write as _; let _ = writeln!(std::io::stdout()); }};
     ($($arg:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stdout(), "{}", baton_domain::redact::scrub(&format!($($arg)*))); }};
 }
+// Lines on stderr go above the live view's bars while it is on screen (`view::to_stderr`).
 macro_rules! err {
-    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = write!(std::io::stderr(), "{}", baton_domain::redact::scrub(&format!($($arg)*))); }};
+    ($($arg:tt)*) => {{ $crate::view::to_stderr(&baton_domain::redact::scrub(&format!($($arg)*))); }};
 }
 macro_rules! errln {
-    () => {{ use std::io::Write as _; let _ = writeln!(std::io::stderr()); }};
-    ($($arg:tt)*) => {{ use std::io::Write as _; let _ = writeln!(std::io::stderr(), "{}", baton_domain::redact::scrub(&format!($($arg)*))); }};
+    () => {{ $crate::view::to_stderr("\n"); }};
+    ($($arg:tt)*) => {{ $crate::view::to_stderr(&format!("{}\n", baton_domain::redact::scrub(&format!($($arg)*)))); }};
 }
 
 mod approve_cmd;
@@ -116,7 +117,8 @@ fn person() -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    baton_logging::init(baton_logging::Format::from_env(cli.log_json), "warn");
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    baton_logging::init_to(baton_logging::Format::from_env(cli.log_json), "warn", ansi, view::LogLines::default);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => return failure::Failure::usage("cannot start the async runtime").caused_by(&err).report(),

@@ -1,61 +1,142 @@
 //! How releases look on a terminal: the live view during `baton release`, and the
 //! summaries `release`, `history` and `show` print.
 
+use baton_domain::catalog::ServiceEntry;
 use baton_domain::flow::CaughtError;
 use baton_domain::ports::ReleaseStore;
-use baton_domain::release::{Release, ReleaseStatus, WaveStatus};
+use baton_domain::release::{Release, ReleaseStatus, Stage, WaveRecord, WaveStatus};
 use baton_domain::text::counted;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The bars on screen while a live view runs on a terminal: every other line written to stderr
+/// (warnings, log lines, `baton:` notes) goes above them through these, so no stale frame is
+/// left between the lines.
+static ON_SCREEN: Mutex<Option<MultiProgress>> = Mutex::new(None);
+
+/// Writes `text` to stderr, above the live view's bars while they are on screen.
+pub fn to_stderr(text: &str) {
+    let bars = ON_SCREEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+    match bars {
+        Some(bars) => {
+            for line in text.lines() {
+                let _ = bars.println(line);
+            }
+        }
+        None => {
+            let _ = io::stderr().write_all(text.as_bytes());
+        }
+    }
+}
+
+/// A writer whose whole lines go to [`to_stderr`]: the CLI's log lines, so that a warning (a
+/// secret not set, a notification not delivered, an export failing) shows in the live view, and
+/// the console notifier's lines.
+#[derive(Default)]
+pub struct LogLines {
+    pending: Vec<u8>,
+}
+
+impl Write for LogLines {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.pending.extend_from_slice(buf);
+        if let Some(end) = self.pending.iter().rposition(|b| *b == b'\n') {
+            let lines: Vec<u8> = self.pending.drain(..=end).collect();
+            to_stderr(&String::from_utf8_lossy(&lines));
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        io::stderr().flush()
+    }
+}
+
+impl Drop for LogLines {
+    fn drop(&mut self) {
+        if !self.pending.is_empty() {
+            to_stderr(&format!("{}\n", String::from_utf8_lossy(&self.pending)));
+        }
+    }
+}
 
 /// Progress bars for the release's stage and each wave, redrawn from the store.
 pub struct LiveView {
     bars: MultiProgress,
+    /// Every bar a watcher added: taken off the screen when the view finishes, so the next
+    /// release's view (after a left-behind one is picked up) starts on a clean screen.
+    drawn: Arc<Mutex<Vec<ProgressBar>>>,
 }
 
 impl LiveView {
     pub fn new() -> LiveView {
-        LiveView { bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()) }
+        LiveView { bars: MultiProgress::with_draw_target(ProgressDrawTarget::stderr()), drawn: Arc::default() }
     }
 
     /// A writer whose lines appear above the bars (the console notifier's lines), or as plain
-    /// lines on stderr when it is not a terminal (indicatif draws nothing there).
+    /// lines on stderr when it is not a terminal.
     pub fn console_writer(&self) -> Box<dyn Write + Send> {
-        if io::stderr().is_terminal() { Box::new(AboveBars { bars: self.bars.clone(), pending: Vec::new() }) } else { Box::new(PlainLines) }
+        Box::new(LogLines::default())
     }
 
-    /// Follows the release carried by `execution` until aborted.
-    pub fn watch(&self, store: Arc<dyn ReleaseStore>, service: String, execution: String, every: Duration) -> tokio::task::JoinHandle<()> {
+    /// Follows the release carried by `execution` until aborted. `bakes`: each wave's bake, for
+    /// its countdown (none when bakes are skipped).
+    pub fn watch(
+        &self,
+        store: Arc<dyn ReleaseStore>,
+        service: String,
+        execution: String,
+        every: Duration,
+        bakes: BTreeMap<String, Duration>,
+    ) -> tokio::task::JoinHandle<()> {
+        // indicatif draws nothing when stderr is no terminal: a redirected run gets plain lines.
+        if io::stderr().is_terminal() {
+            *ON_SCREEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(self.bars.clone());
+        }
         let bars = self.bars.clone();
+        let drawn = Arc::clone(&self.drawn);
+        let add = move |bar: ProgressBar| {
+            drawn.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).push(bar.clone());
+            bars.add(bar)
+        };
         tokio::spawn(async move {
             let mut stage_bar: Option<ProgressBar> = None;
             let mut wave_bars: BTreeMap<String, ProgressBar> = BTreeMap::new();
+            // The stage on screen and since when this process saw it.
+            let mut stage_since: Option<(Stage, Instant)> = None;
             loop {
                 if let Ok(releases) = store.list_releases(&service, None, 20).await
                     && let Some(release) = releases.into_iter().find(|r| r.execution.as_deref() == Some(execution.as_str()))
                 {
                     let stage = stage_bar.get_or_insert_with(|| {
-                        let bar = bars.add(ProgressBar::new(release.waves.len() as u64));
-                        bar.set_style(style("{spinner} {prefix:.bold} [{bar:20}] {pos}/{len} waves  {msg}"));
-                        bar.set_prefix(format!("{} {}", release.service, release.id));
+                        let bar = add(ProgressBar::new(release.waves.len() as u64));
+                        bar.set_style(style("{spinner} {prefix:.bold} [{bar:20}] {pos}/{len} waves  {wide_msg}"));
+                        // The id is on the notifier's lines and the summary; the status needs the width.
+                        bar.set_prefix(release.service.clone());
                         bar.enable_steady_tick(Duration::from_millis(120));
                         bar
                     });
+                    let since = match stage_since {
+                        Some((seen, since)) if seen == release.stage => since,
+                        _ => stage_since.insert((release.stage, Instant::now())).1,
+                    };
                     let healthy = release.waves.iter().filter(|w| w.status == WaveStatus::Healthy).count();
                     stage.set_position(healthy as u64);
-                    stage.set_message(format!("{} · {:?}", release.status, release.stage).to_lowercase());
+                    let stage_name = format!("{:?}", release.stage).to_lowercase();
+                    stage.set_message(format!("{} · {stage_name} {}", release.status, short(since.elapsed())));
+                    let now = chrono::Utc::now();
                     for wave in &release.waves {
                         let bar = wave_bars.entry(wave.name.clone()).or_insert_with(|| {
-                            let bar = bars.add(ProgressBar::new_spinner());
-                            bar.set_style(style("  {prefix:<14} {msg}"));
+                            let bar = add(ProgressBar::new_spinner());
+                            bar.set_style(style("  {prefix:<14} {wide_msg}"));
                             bar.set_prefix(wave.name.clone());
                             bar
                         });
-                        bar.set_message(format!("{} ({})", wave.status.as_str(), counted(wave.targets.len(), "target")));
+                        bar.set_message(wave_line(&release, wave, bakes.get(&wave.name).copied(), now));
                         bar.tick();
                     }
                 }
@@ -66,47 +147,67 @@ impl LiveView {
 
     /// Takes the bars off the screen: the summary printed next says where everything ended.
     pub fn finish(&self) {
+        *ON_SCREEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        for bar in std::mem::take(&mut *self.drawn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())) {
+            bar.finish_and_clear();
+            self.bars.remove(&bar);
+        }
         let _ = self.bars.clear();
+    }
+}
+
+/// A duration as a person reads it at a glance: `42s`, `3m05s`, `1h02m`.
+fn short(duration: Duration) -> String {
+    let seconds = duration.as_secs();
+    match seconds {
+        0..60 => format!("{seconds}s"),
+        60..3600 => format!("{}m{:02}s", seconds / 60, seconds % 60),
+        _ => format!("{}h{:02}m", seconds / 3600, seconds % 3600 / 60),
+    }
+}
+
+fn since(at: chrono::DateTime<chrono::Utc>, now: chrono::DateTime<chrono::Utc>) -> String {
+    short((now - at).to_std().unwrap_or_default())
+}
+
+/// One wave's line in the live view: what it does now, for how long, and what time is left of
+/// its bake or its approval's deadline. A wave whose release rolls back shows as rolling back
+/// until it is rolled back, whatever it reached before.
+pub fn wave_line(release: &Release, wave: &WaveRecord, bake: Option<Duration>, now: chrono::DateTime<chrono::Utc>) -> String {
+    let targets = counted(wave.targets.len(), "target");
+    let waiting = release.approvals.iter().find(|a| a.wave == wave.name && a.decision.is_none());
+    let started = wave.started_at.is_some() || !wave.deploys.is_empty();
+    let rolling_back = release.stage == Stage::Rollback && started && !matches!(wave.status, WaveStatus::RolledBack | WaveStatus::Pending);
+    if rolling_back {
+        let since_rollback = wave.deploys.iter().filter(|d| d.rollback).map(|d| d.started_at).min();
+        let elapsed = since_rollback.map(|at| format!(" {}", since(at, now))).unwrap_or_default();
+        return format!("rolling back ({targets}){elapsed}");
+    }
+    match (wave.status, waiting) {
+        (WaveStatus::Pending, Some(approval)) => {
+            let left = short((approval.deadline - now).to_std().unwrap_or_default());
+            format!("waits for approval by {} ({targets}), {left} left", approval.approvers.join(", "))
+        }
+        (WaveStatus::Deploying, _) => {
+            let elapsed = wave.started_at.map(|at| format!(" {}", since(at, now))).unwrap_or_default();
+            format!("deploying ({targets}){elapsed}")
+        }
+        (WaveStatus::Baking, _) => match (wave.bake_started_at, bake) {
+            (Some(began), Some(bake)) if !bake.is_zero() => {
+                let baked = (now - began).to_std().unwrap_or_default();
+                format!("baking ({targets}), {} left of {}", short(bake.saturating_sub(baked)), short(bake))
+            }
+            _ => format!("baking ({targets}), checking health"),
+        },
+        (status, _) => match (wave.started_at, wave.finished_at) {
+            (Some(began), Some(ended)) => format!("{} ({targets}) in {}", status.as_str(), since(began, ended)),
+            _ => format!("{} ({targets})", status.as_str()),
+        },
     }
 }
 
 fn style(template: &str) -> ProgressStyle {
     ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> ")
-}
-
-struct AboveBars {
-    bars: MultiProgress,
-    pending: Vec<u8>,
-}
-
-impl Write for AboveBars {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.pending.extend_from_slice(buf);
-        while let Some(end) = self.pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.pending.drain(..=end).collect();
-            self.bars.println(String::from_utf8_lossy(&line[..line.len() - 1]))?;
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Lines straight to stderr; a closed stderr loses them rather than failing the notifier.
-struct PlainLines;
-
-impl Write for PlainLines {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let _ = io::stderr().write_all(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        let _ = io::stderr().flush();
-        Ok(())
-    }
 }
 
 /// An execution history (GetExecutionHistory's events) as the Step Functions console's table
@@ -233,6 +334,31 @@ pub fn summary_as(release: &Release, status: &str) -> String {
             "  cost      {} state transitions, {} task invocations, {:.2} Lambda GB-s: ${:.4} at AWS's public prices",
             cost.transitions, cost.invocations, cost.lambda_gb_seconds, cost.dollars
         );
+    }
+    out
+}
+
+/// Who owns `entry` and where its runbook and dashboards are, for the release screen and
+/// `baton show`: what a person needs at hand when a release goes wrong.
+pub fn service_lines(entry: &ServiceEntry) -> String {
+    let mut out = String::new();
+    let team = baton_domain::reports::team_of(entry);
+    match (team, &entry.delivery.on_call) {
+        (Some(team), Some(on_call)) => {
+            let _ = writeln!(out, "  team      {team} (on-call {on_call})");
+        }
+        (Some(team), None) => {
+            let _ = writeln!(out, "  team      {team}");
+        }
+        (None, Some(on_call)) => {
+            let _ = writeln!(out, "  on-call   {on_call}");
+        }
+        (None, None) => {}
+    }
+    // The source repository is on the trigger line already.
+    for link in entry.links.iter().filter(|link| link.kind.as_deref() != Some(baton_domain::catalog::REPOSITORY_LINK_TYPE)) {
+        let name = link.kind.as_deref().unwrap_or(&link.name);
+        let _ = writeln!(out, "  {name:<9} {}", link.url);
     }
     out
 }

@@ -438,7 +438,7 @@ fn of_two_waiting_releases_the_older_is_superseded_and_exits_4() {
 }
 
 /// A service whose second wave fails to deploy and whose rollback fails on one canary target.
-const ROLLBACK_FAILS: &str = r#"schema-version: v2.2
+pub(crate) const ROLLBACK_FAILS: &str = r#"schema-version: v2.2
 dd-service: stuck-api
 team: payments
 extensions:
