@@ -413,8 +413,100 @@ pub fn next_steps(release: &Release, process_gone: bool) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::history_table;
+    use super::*;
     use serde_json::json;
+
+    const T0: &str = "2026-12-01T10:00:00Z";
+
+    fn at(seconds: i64) -> chrono::DateTime<chrono::Utc> {
+        T0.parse::<chrono::DateTime<chrono::Utc>>().unwrap() + chrono::TimeDelta::seconds(seconds)
+    }
+
+    /// A release of web whose canary (a, b) is in `canary` and whose stage is `stage`.
+    fn release(status: &str, stage: &str, canary: serde_json::Value) -> Release {
+        let mut wave = json!({"name": "canary", "targets": ["a", "b"], "status": "pending"});
+        wave.as_object_mut().unwrap().extend(canary.as_object().unwrap().clone());
+        serde_json::from_value(json!({
+            "id": "rel-web-1", "service": "web", "environment": "production", "status": status, "stage": stage,
+            "trigger": {"kind": "cli", "id": "x"}, "branch": "main", "created_at": T0, "waves": [wave],
+            "artifact": {"reference": "web@new", "sha": "new", "branch": "main"},
+            "previous_artifact": {"reference": "web@old", "sha": "old", "branch": "main"},
+        }))
+        .unwrap()
+    }
+
+    fn deploy(target: &str, rollback: bool, status: &str) -> serde_json::Value {
+        json!({"target": target, "rollback": rollback, "run": {"provider": "command", "id": target, "state": null}, "status": status, "started_at": at(10)})
+    }
+
+    #[test]
+    fn a_wave_line_says_what_the_wave_does_and_what_time_is_left() {
+        let bake = Some(Duration::from_secs(300));
+        let cases = [
+            ("pending", release("running", "deploy", json!({})), None, "pending (2 targets)"),
+            (
+                "deploying",
+                release("running", "deploy", json!({"status": "deploying", "started_at": at(0)})),
+                bake,
+                "deploying (2 targets) 1m30s",
+            ),
+            (
+                "baking",
+                release("running", "deploy", json!({"status": "baking", "started_at": at(0), "bake_started_at": at(30)})),
+                bake,
+                "baking (2 targets), 4m00s left of 5m00s",
+            ),
+            (
+                "baking, bakes skipped",
+                release("running", "deploy", json!({"status": "baking", "started_at": at(0), "bake_started_at": at(30)})),
+                None,
+                "baking (2 targets), checking health",
+            ),
+            (
+                "healthy, then its release rolls back",
+                release(
+                    "running",
+                    "rollback",
+                    json!({"status": "healthy", "started_at": at(0), "deploys": [deploy("a", false, "succeeded"), deploy("a", true, "running")]}),
+                ),
+                bake,
+                "rolling back (2 targets) 1m20s",
+            ),
+            (
+                "rolled back",
+                release("rolled-back", "rollback", json!({"status": "rolled-back", "started_at": at(0), "finished_at": at(45)})),
+                bake,
+                "rolled back (2 targets) in 45s",
+            ),
+        ];
+        for (name, release, bake, want) in cases {
+            assert_eq!(wave_line(&release, &release.waves[0], bake, at(90)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_rollback_failure_names_each_target_left_on_the_new_artifact_and_the_command_that_puts_it_right() {
+        let failed = release(
+            "rollback-failed",
+            "done",
+            json!({"status": "failed", "started_at": at(0), "deploys": [
+                deploy("a", false, "succeeded"), deploy("b", false, "succeeded"), deploy("a", true, "succeeded"), deploy("b", true, "failed")
+            ]}),
+        );
+        assert_eq!(
+            next_steps(&failed, false),
+            "  left      b (wave canary) on web@new: a mixed fleet; the lock is free\n  next      put web@old back on them: fix what failed \
+             (`baton show rel-web-1`), then `baton release web --sha old --force`\n"
+        );
+        let running = release("running", "deploy", json!({}));
+        assert!(next_steps(&running, false).contains("`baton cancel rel-web-1 --reason ...` stops it"));
+        assert!(
+            next_steps(&running, true).contains("`baton resume rel-web-1` runs it on"),
+            "a release whose process is gone waits for a person"
+        );
+        assert_eq!(status_label(&running, true), PROCESS_GONE);
+        assert_eq!(next_steps(&release("succeeded", "done", json!({})), false), "");
+    }
 
     #[test]
     fn the_history_reads_like_the_consoles_table() {
