@@ -94,7 +94,7 @@ async fn release(args: DevReleaseArgs) -> Outcome {
         environment: None,
         sha: args.sha.clone(),
         branch: None,
-        trigger: Trigger::new(TriggerKind::Cli, uuid::Uuid::new_v4().to_string(), std::env::var("USER").ok()),
+        trigger: Trigger::new(TriggerKind::Cli, uuid::Uuid::new_v4().to_string(), Some(crate::person())),
         changed_at: None,
     };
     let started = Instant::now();

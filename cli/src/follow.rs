@@ -173,6 +173,9 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
         match &release {
             Some(_) if report == Report::Quiet => {}
             Some(release) => {
+                if release.execution.as_deref() != Some(execution) {
+                    out!("{}", view::earlier_release(release, chrono::Utc::now()));
+                }
                 out!("{}", view::summary(release));
                 out!("{}", view::next_steps(release, false));
                 if release.status == ReleaseStatus::Superseded

@@ -110,9 +110,24 @@ enum Command {
     Man(shell_cmd::ManArgs),
 }
 
-/// Who runs the command, as timelines record a person's act (`unlock`, `resume`, `cancel`).
+/// Who runs the command, as timelines record a person's act (`release`, `unlock`, `resume`,
+/// `cancel`): the login name from the environment, else the account's name (`id -un`, which reads
+/// the password database: a cron job or a container often sets no USER).
 fn person() -> String {
-    std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "someone".into())
+    static PERSON: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PERSON
+        .get_or_init(|| {
+            let from_env =
+                ["USER", "LOGNAME", "USERNAME"].iter().find_map(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()));
+            from_env.or_else(account_name).unwrap_or_else(|| "someone".into())
+        })
+        .clone()
+}
+
+fn account_name() -> Option<String> {
+    let output = std::process::Command::new("id").arg("-un").stdin(std::process::Stdio::null()).output().ok()?;
+    let name = String::from_utf8(output.stdout).ok()?.trim().to_owned();
+    (output.status.success() && !name.is_empty()).then_some(name)
 }
 
 fn main() -> ExitCode {

@@ -213,7 +213,7 @@ fn cli_signal(args: &ReleaseArgs) -> Signal {
         trigger: Trigger {
             branch_override: args.allow_any_branch,
             freeze_override: args.reason.clone().filter(|_| args.override_freeze),
-            ..Trigger::new(TriggerKind::Cli, id, std::env::var("USER").ok())
+            ..Trigger::new(TriggerKind::Cli, id, Some(crate::person()))
         },
         changed_at: None,
     }

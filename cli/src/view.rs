@@ -252,6 +252,19 @@ fn duration(release: &Release) -> String {
     }
 }
 
+/// The line above the summary when a repeated `--sha` names a release started before: this run
+/// started nothing new, and `--force` would.
+pub fn earlier_release(release: &Release, now: chrono::DateTime<chrono::Utc>) -> String {
+    let sha = release.sha.as_deref().or(release.artifact.as_ref().map(|a| a.sha.as_str())).unwrap_or("<sha>");
+    format!(
+        "this commit was released before: showing release {} (started {} ago), nothing new started; \
+         `baton release {} --sha {sha} --force` starts a new one\n",
+        release.id,
+        since(release.created_at, now),
+        release.service
+    )
+}
+
 /// The summary printed when a release ends, and by `baton show`.
 pub fn summary(release: &Release) -> String {
     summary_as(release, release.status.as_str())

@@ -106,10 +106,28 @@ fn a_repeated_release_of_one_commit_starts_nothing_new_unless_forced() {
     let again = baton(state.path(), &["release", "hello-web", "--sha", "4f2a9c1e", "--no-wait", "--json"]);
     assert_eq!(again.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&again.stderr));
     assert_eq!(json(&again)["release"]["id"], first_id, "the same commit names the release already made");
+    let shown = baton(state.path(), &["release", "hello-web", "--sha", "4f2a9c1e", "--no-wait"]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.starts_with(&format!("this commit was released before: showing release {} (started ", first_id.as_str().unwrap()))
+            && text.contains("`baton release hello-web --sha 4f2a9c1e --force` starts a new one"),
+        "{text}"
+    );
 
     let forced = baton(state.path(), &["release", "hello-web", "--sha", "4f2a9c1e", "--no-wait", "--json", "--force"]);
     assert_eq!(forced.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&forced.stderr));
     assert_ne!(json(&forced)["release"]["id"], first_id, "--force starts a new release");
+}
+
+#[test]
+fn the_actor_is_the_accounts_name_when_the_environment_names_nobody() {
+    let state = tempfile::tempdir().unwrap();
+    let account = Command::new("id").arg("-un").output().unwrap();
+    let account = String::from_utf8_lossy(&account.stdout).trim().to_owned();
+    let mut release = baton_command(state.path(), &examples(), &["release", "hello-web", "--no-wait", "--json"]);
+    let output = release.env_remove("USER").env_remove("LOGNAME").env_remove("USERNAME").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(json(&output)["release"]["trigger"]["actor"], account.as_str());
 }
 
 #[test]
