@@ -409,7 +409,24 @@ fn durations_are_checked() {
         &only_error(&text),
         line_of(&text, "bake: 5d"),
         "extensions.baton.deploy.waves[0].bake",
-        "expected a duration such as 30s, 5m or 1h (unknown unit 'd')",
+        "expected a duration such as 30s, 5m, 1h or 1h30m, found '5d' (unknown unit 'd': s, m or h)",
+    );
+    let text = with("bake: 5s", "bake: 500ms");
+    let said = only_error(&text).message;
+    assert!(said.contains("found '500ms'") && said.contains("whole seconds"), "{said}");
+    let text = with("bake: 5s", "bake: -30s");
+    let said = only_error(&text).message;
+    assert!(said.contains("found '-30s' (a duration cannot be negative)"), "{said}");
+}
+
+#[test]
+fn a_url_without_its_scheme_is_named_with_the_fix() {
+    let text = with("url: https://shop.example.com/health", "url: localhost:8080/healthz");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "url: localhost:8080/healthz"),
+        "extensions.baton.health.gates[0].url",
+        "found 'localhost:8080/healthz' (with its scheme: http://localhost:8080/healthz)",
     );
     let text = with("bake: 5s", "bake: -5");
     assert_eq!(only_error(&text).message, "expected a duration that is not negative");
