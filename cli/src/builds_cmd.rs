@@ -60,17 +60,8 @@ pub async fn run(args: BuildsArgs) -> Outcome {
             Err(err) => return Err(Failure::failed(&err).sources_of(&err)),
         }
     }
-    // A service name the store never saw is most likely a typo: say so rather than report no builds.
-    if releases.is_empty() && scope.kind == "service" {
-        match store.list_releases(&scope.name, environment, 1).await {
-            Ok(any) if any.is_empty() => {
-                let place = environment.map(|e| format!(" in {e}")).unwrap_or_default();
-                return Err(Failure::usage(format!("no releases of {}{place} in the local store", scope.name))
-                    .hint("`baton history <service>` lists a service's releases; check the name and --environment"));
-            }
-            Ok(_) => {}
-            Err(err) => return Err(Failure::failed(&err).sources_of(&err)),
-        }
+    if releases.is_empty() {
+        scope.known_to(&store, environment).await?;
     }
     let report = report(&releases);
     if args.json {

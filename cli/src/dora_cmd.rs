@@ -13,6 +13,20 @@ use chrono::{NaiveDate, Utc};
 use clap::Args;
 use serde::Serialize;
 
+/// What each figure counts, as `baton dora --help` says it (README "baton dora" has the detail).
+pub const FIGURES: &str = "What each figure counts (releases to --environment that ended in the window):
+  deployments           releases that changed the environment (a wave began), whatever their end;
+                        a release that never deployed (refused, build failed, superseded) or that a
+                        person cancelled counts nowhere
+  change failure rate   failed deployments (failed, rolled back, rollback failed) over deployments of a
+                        change: a redeployment (a release putting back a version shipped before, the
+                        rollback run of a bad change) is a deployment but no change; a person's cancel
+                        is no failure
+  lead time             per commit carried, from its time to the end of the first successful deployment
+                        that carried it; median, p90 and mean, to the millisecond
+  time to restore       from the end of a failed deployment to the end of the next successful one of
+                        that service; median, p90 and mean, to the millisecond";
+
 #[derive(Args)]
 pub struct DoraArgs {
     #[command(flatten)]
@@ -65,8 +79,10 @@ struct Report<'a> {
 }
 
 pub async fn run(args: DoraArgs) -> Outcome {
-    let Scope { kind: scope, name, services: members } = args.scope.resolve()?;
+    let scope = args.scope.resolve()?;
     let store = open_store(&args.state)?;
+    scope.known_to(&store, Some(&args.environment)).await?;
+    let Scope { kind: scope, name, services: members } = scope;
     let days = args.days.unwrap_or(args.since);
     let names: Vec<&str> = members.iter().map(String::as_str).collect();
     // The same read as the dashboard's team page: one rollup query per service.

@@ -75,7 +75,7 @@ enum Command {
     Builds(builds_cmd::BuildsArgs),
     /// DORA figures of a service, team or repository: deployment frequency, lead time, change
     /// failure rate and time to restore, with their bands and a weekly trend.
-    #[command(visible_alias = "metrics")]
+    #[command(visible_alias = "metrics", after_help = dora_cmd::FIGURES)]
     Dora(dora_cmd::DoraArgs),
     /// The release dashboard: what is releasing now, each service's timeline, builds and DORA
     /// trends, teams and the organisation; served live on loopback or written as a static site.

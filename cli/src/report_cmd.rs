@@ -43,6 +43,7 @@ pub struct ShowArgs {
 pub async fn history(args: HistoryArgs) -> Outcome {
     let scope = args.scope.resolve()?;
     let store = open_store(&args.state)?;
+    scope.known_to(&store, args.environment.as_deref()).await?;
     let mut releases = Vec::new();
     for service in &scope.services {
         match store.list_releases(service, args.environment.as_deref(), args.limit).await {

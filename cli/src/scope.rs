@@ -4,6 +4,7 @@
 use crate::failure::Failure;
 use crate::local::CatalogArg;
 use baton_domain::catalog::{CatalogLoader, ServiceEntry};
+use baton_domain::ports::ReleaseStore;
 use clap::{ArgGroup, Args};
 
 #[derive(Args)]
@@ -61,5 +62,25 @@ impl ScopeArgs {
                 .hint("`baton catalog validate` lists the catalog's services with their team and links"));
         }
         Ok(Scope { kind, name, services })
+    }
+}
+
+impl Scope {
+    /// A single service must be one the store has seen: a name with no release at all is most
+    /// likely a typo (or a service not in the catalog), and a report of nothing would hide it
+    /// (exit 2, as every report says it).
+    pub async fn known_to(&self, store: &dyn ReleaseStore, environment: Option<&str>) -> Result<(), Failure> {
+        if self.kind != "service" {
+            return Ok(());
+        }
+        match store.list_releases(&self.name, environment, 1).await {
+            Ok(any) if any.is_empty() => {
+                let place = environment.map(|e| format!(" in {e}")).unwrap_or_default();
+                Err(Failure::usage(format!("no releases of {}{place} in the local store", self.name))
+                    .hint("`baton history <service>` lists a service's releases; check the name (the catalog's) and --environment"))
+            }
+            Ok(_) => Ok(()),
+            Err(err) => Err(Failure::failed(&err).sources_of(&err)),
+        }
     }
 }

@@ -62,6 +62,15 @@ fn the_example_service_releases_and_the_flaky_one_rolls_back() {
     let nobody = baton(state.path(), &["dora", "--team", "nobody"]);
     assert_eq!(nobody.status.code(), Some(2), "a team with no service is a usage error");
     assert!(String::from_utf8_lossy(&nobody.stderr).contains("team nobody"));
+    // A service name nothing was released as is a typo, in every report as in `builds`.
+    for report in ["history", "metrics", "dora", "builds"] {
+        let typo = baton(state.path(), &[report, "hello-wbe"]);
+        assert_eq!(typo.status.code(), Some(2), "{report}: {}", String::from_utf8_lossy(&typo.stderr));
+        assert!(String::from_utf8_lossy(&typo.stderr).contains("no releases of hello-wbe"), "{report}");
+    }
+    let help = Command::new(env!("CARGO_BIN_EXE_baton")).args(["dora", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("a person's cancel") && help.contains("is no failure") && help.contains("to the millisecond"), "{help}");
 
     // History and builds take the same scopes: a team's releases, a repository's builds.
     let team_history = json(&baton(state.path(), &["history", "--team", "web-platform", "--json"]));
