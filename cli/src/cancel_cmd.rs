@@ -6,7 +6,7 @@
 
 use crate::failure::{Failure, Outcome};
 use crate::follow::Report;
-use crate::local::{CatalogArg, StateDirArg, open_local, recorded_release};
+use crate::local::{RecordedCatalogArg, StateDirArg, open_local, recorded_release};
 use baton_domain::ports::ReleaseStore;
 use baton_domain::release::ReleaseId;
 use baton_domain::support::{CancelAsked, ask_to_cancel};
@@ -22,7 +22,7 @@ pub struct CancelArgs {
     #[arg(long)]
     pub reason: String,
     #[command(flatten)]
-    pub catalog: CatalogArg,
+    pub catalog: RecordedCatalogArg,
     #[command(flatten)]
     pub state: StateDirArg,
     /// Print the result as one JSON object on stdout.
@@ -51,9 +51,10 @@ pub async fn run(args: CancelArgs) -> Outcome {
         return run_remote(&args, reason).await;
     }
     // No bakes lie ahead of a rollback: the catalog's are skipped.
-    let (baton, live) = open_local(&args.catalog.path, &args.state, true, args.json, "baton cancel")?;
-    let store = baton.ports().store.clone();
     let id = ReleaseId(args.release_id.clone());
+    let catalog = args.catalog.resolve(&args.state, &id).await;
+    let (baton, live) = open_local(&catalog, &args.state, true, args.json, "baton cancel")?;
+    let store = baton.ports().store.clone();
     let release = recorded_release(store.as_ref(), &id).await?;
     if release.status.is_terminal() {
         return Err(Failure::usage(format!("release {id} is {}: there is nothing to cancel", release.status)));

@@ -18,6 +18,33 @@ pub struct CatalogArg {
     pub path: PathBuf,
 }
 
+/// The catalog of a command that picks a recorded release up (`resume`, `cancel`): by default
+/// the one the release was started with.
+#[derive(Args, Clone)]
+pub struct RecordedCatalogArg {
+    /// Catalog directory or file [default: the directory the release's entry was read from, as its record names it, else ./catalog].
+    #[arg(long = "catalog", env = "BATON_CATALOG")]
+    pub path: Option<PathBuf>,
+}
+
+impl RecordedCatalogArg {
+    /// --catalog, else the directory release `id`'s kept entry was read from (when it is still
+    /// there), else `./catalog`. A store that cannot be read is reported by the command itself.
+    pub async fn resolve(&self, state: &StateDirArg, id: &ReleaseId) -> PathBuf {
+        if let Some(path) = &self.path {
+            return path.clone();
+        }
+        let recorded = match open_store(state) {
+            Ok(store) => store.kept_entry(id).await.ok().flatten(),
+            Err(_) => None,
+        };
+        recorded
+            .and_then(|entry| Path::new(&entry.source).parent().map(Path::to_owned))
+            .filter(|dir| dir.is_dir())
+            .unwrap_or_else(|| PathBuf::from("catalog"))
+    }
+}
+
 #[derive(Args, Clone)]
 pub struct StateDirArg {
     /// Where the local store, workspaces and execution histories live [default: the platform data dir, e.g. ~/.local/share/baton].
@@ -40,6 +67,10 @@ pub fn open_local(
     json: bool,
     command: &str,
 ) -> Result<(LocalBaton, Option<LiveView>), Failure> {
+    if !catalog.exists() {
+        return Err(Failure::usage(format!("no catalog at {}", catalog.display()))
+            .hint("pass the catalog directory (or file) with --catalog DIR, or set BATON_CATALOG"));
+    }
     let live = (!json).then(LiveView::new);
     let config = LocalConfig {
         catalog: catalog.to_owned(),

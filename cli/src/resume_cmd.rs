@@ -3,7 +3,7 @@
 
 use crate::failure::Outcome;
 use crate::follow::{Report, pick_up};
-use crate::local::{CatalogArg, StateDirArg, open_local, recorded_release};
+use crate::local::{RecordedCatalogArg, StateDirArg, open_local, recorded_release};
 use baton_domain::release::ReleaseId;
 use baton_local_runner::Resumption;
 use clap::Args;
@@ -16,7 +16,7 @@ pub struct ResumeArgs {
     #[arg(long)]
     pub rollback: bool,
     #[command(flatten)]
-    pub catalog: CatalogArg,
+    pub catalog: RecordedCatalogArg,
     #[command(flatten)]
     pub state: StateDirArg,
     /// Skip bake times still ahead (as `baton release --no-wait`).
@@ -29,8 +29,9 @@ pub struct ResumeArgs {
 
 /// Exits as `baton release` does once the release ends.
 pub async fn run(args: ResumeArgs) -> Outcome {
-    let (baton, live) = open_local(&args.catalog.path, &args.state, args.no_wait, args.json, "baton resume")?;
     let id = ReleaseId(args.release_id.clone());
+    let catalog = args.catalog.resolve(&args.state, &id).await;
+    let (baton, live) = open_local(&catalog, &args.state, args.no_wait, args.json, "baton resume")?;
     let release = recorded_release(baton.ports().store.as_ref(), &id).await?;
     let person = crate::person();
     let how = if args.rollback {
