@@ -6,7 +6,7 @@ use crate::local::{StateDirArg, open_store, process_gone, recorded_release};
 use crate::scope::ScopeArgs;
 use crate::view;
 use baton_domain::ports::ReleaseStore;
-use baton_domain::release::{Release, ReleaseId};
+use baton_domain::release::ReleaseId;
 use clap::Args;
 
 #[derive(Args)]
@@ -58,7 +58,7 @@ pub async fn history(args: HistoryArgs) -> Outcome {
         labels.push(view::status_label(release, !release.status.is_terminal() && process_gone(&store, release).await));
     }
     if args.json {
-        let shown: Vec<_> = releases.iter().zip(&labels).map(|(release, label)| shown_with(release, label)).collect();
+        let shown: Vec<_> = releases.iter().zip(&labels).map(|(release, label)| view::shown_json(release, label)).collect();
         outln!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
         return Ok(exit::code(exit::OK));
     }
@@ -100,7 +100,7 @@ pub async fn show(args: ShowArgs) -> Outcome {
     let gone = !release.status.is_terminal() && process_gone(&store, &release).await;
     let status = view::status_label(&release, gone);
     if args.json {
-        let doc = serde_json::json!({"release": shown_with(&release, status), "events": events, "history": history});
+        let doc = serde_json::json!({"release": view::shown_json(&release, status), "events": events, "history": history});
         outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
         return Ok(exit::code(exit::OK));
     }
@@ -121,14 +121,4 @@ pub async fn show(args: ShowArgs) -> Outcome {
         out!("{}", view::history_table(&history));
     }
     Ok(exit::code(exit::OK))
-}
-
-/// The release as `--json` shows it, with the status a person reads beside the recorded one
-/// (`interrupted (process gone)` for an open release no live process runs).
-fn shown_with(release: &Release, status: &str) -> serde_json::Value {
-    let mut shown = serde_json::to_value(release.for_display()).unwrap_or_default();
-    if let Some(fields) = shown.as_object_mut() {
-        fields.insert("shown_status".into(), status.into());
-    }
-    shown
 }

@@ -3,12 +3,13 @@
 
 use crate::exit;
 use crate::failure::{Failure, Outcome};
+use crate::local::{StateDirArg, open_store, process_gone, recorded_release};
 use crate::remote::{self, RemoteError};
 use crate::view;
 use baton_aws::DynamoStore;
 use baton_aws::stepfunctions::{ReleaseView, describe_release, execution_arn};
 use baton_domain::ports::ReleaseStore;
-use baton_domain::release::ReleaseId;
+use baton_domain::release::{Release, ReleaseId};
 use clap::Args;
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -32,9 +33,15 @@ pub struct StatusArgs {
     /// The release state machine, when the release record names its execution without an ARN.
     #[arg(long, env = remote::STATE_MACHINE_ENV)]
     pub state_machine_arn: Option<String>,
+    /// A release id without --table is a local release: read from this state directory's store.
+    #[command(flatten)]
+    pub state: StateDirArg,
 }
 
 pub async fn run(args: StatusArgs) -> Outcome {
+    if !args.release.starts_with("arn:") && args.table.is_none() {
+        return local(&args).await;
+    }
     let config = match remote::aws_config().await {
         Ok(config) => config,
         Err(err) => {
@@ -70,6 +77,37 @@ pub async fn run(args: StatusArgs) -> Outcome {
             return Ok(exit::code(exit_code(&view)));
         }
         last = Some(view);
+        tokio::time::sleep(Duration::from_secs(args.interval)).await;
+    }
+}
+
+/// A local release, from the local store: no AWS call.
+async fn local(args: &StatusArgs) -> Outcome {
+    let store = open_store(&args.state)?;
+    let id = ReleaseId(args.release.clone());
+    let mut last: Option<Release> = None;
+    loop {
+        let hint = "`baton history <service>` lists the local releases; for one on AWS pass --table or set BATON_RELEASE_TABLE";
+        let release = recorded_release(&store, &id).await.map_err(|failure| failure.hint(hint))?;
+        let gone = !release.status.is_terminal() && process_gone(&store, &release).await;
+        let status = view::status_label(&release, gone);
+        if last.as_ref() != Some(&release) {
+            if args.json {
+                outln!("{}", view::shown_json(&release, status));
+            } else {
+                if last.is_some() {
+                    outln!();
+                }
+                out!("{}", view::summary_as(&release, status));
+                out!("{}", view::next_steps(&release, gone));
+            }
+        }
+        // A release whose process is gone changes no more until a person acts.
+        if !args.watch || release.status.is_terminal() || gone {
+            let open = !release.status.is_terminal();
+            return Ok(if open { exit::code(exit::OK) } else { exit::for_release(Some(release.status)) });
+        }
+        last = Some(release);
         tokio::time::sleep(Duration::from_secs(args.interval)).await;
     }
 }

@@ -282,6 +282,16 @@ pub fn status_label(release: &Release, process_gone: bool) -> &'static str {
     }
 }
 
+/// The release as `--json` shows it, with the status a person reads beside the recorded one
+/// (`interrupted (process gone)` for an open release no live process runs).
+pub fn shown_json(release: &Release, status: &str) -> serde_json::Value {
+    let mut shown = serde_json::to_value(release.for_display()).unwrap_or_default();
+    if let Some(fields) = shown.as_object_mut() {
+        fields.insert("shown_status".into(), status.into());
+    }
+    shown
+}
+
 /// The summary with `status` in place of the recorded one.
 pub fn summary_as(release: &Release, status: &str) -> String {
     let mut out = String::new();

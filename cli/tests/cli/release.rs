@@ -140,6 +140,36 @@ fn the_actor_is_the_accounts_name_when_the_environment_names_nobody() {
 }
 
 #[test]
+fn status_reads_a_local_release_from_the_store_and_says_in_one_line_that_aws_has_no_credentials() {
+    let state = tempfile::tempdir().unwrap();
+    let release = baton(state.path(), &["release", "hello-web", "--no-wait", "--json"]);
+    let id = json(&release)["release"]["id"].as_str().unwrap().to_owned();
+    let home = tempfile::tempdir().unwrap();
+    // Nothing of AWS in reach: no keys, no profile, no instance metadata.
+    let without_aws = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
+        command.args(args).arg("--state-dir").arg(state.path()).env("HOME", home.path()).env("AWS_EC2_METADATA_DISABLED", "true");
+        for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "BATON_RELEASE_TABLE"] {
+            command.env_remove(name);
+        }
+        command.output().unwrap()
+    };
+    let local = without_aws(&["status", &id]);
+    assert_eq!(local.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&local.stderr));
+    assert!(String::from_utf8_lossy(&local.stdout).contains(&format!("{id} hello-web → production: succeeded")));
+    assert!(local.stderr.is_empty(), "no AWS call, no warning: {}", String::from_utf8_lossy(&local.stderr));
+    let unknown = without_aws(&["status", "rel-nowhere-1"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("for one on AWS pass --table"));
+
+    let remote = without_aws(&["status", "arn:aws:states:us-east-1:123456789012:execution:baton:web-1"]);
+    let said = String::from_utf8_lossy(&remote.stderr);
+    assert_eq!(remote.status.code(), Some(2), "{said}");
+    assert_eq!(said.lines().count(), 1, "one line: {said}");
+    assert!(said.starts_with("baton: no AWS credentials (") && said.contains("set AWS_PROFILE"), "{said}");
+}
+
+#[test]
 fn a_relative_state_directory_is_one_place_for_every_command() {
     let cwd = tempfile::tempdir().unwrap();
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/catalog");
