@@ -105,6 +105,10 @@ pub async fn show(args: ShowArgs) -> Outcome {
         return Ok(exit::code(exit::OK));
     }
     out!("{}", view::summary_as(&release, status));
+    // Who owns it and its runbook, from the entry the release kept (the catalog may have moved on).
+    if let Ok(Some(entry)) = store.kept_entry(&id).await {
+        out!("{}", view::service_lines(&entry));
+    }
     out!("{}", view::next_steps(&release, gone));
     outln!("  timeline");
     for event in &events {

@@ -225,7 +225,9 @@ fn the_lock_of_a_killed_release_is_freed_by_hand_with_a_reason() {
     assert!(
         shown.contains("hello-web → production: interrupted (process gone)")
             && shown.contains("  left      the release lock of hello-web [production]")
-            && shown.contains(&format!("  next      `baton resume {id}` runs it on, `baton resume {id} --rollback` rolls it back")),
+            && shown.contains(&format!("  next      `baton resume {id}` runs it on, `baton resume {id} --rollback` rolls it back"))
+            && shown
+                .contains("  team      web-platform (on-call web-platform-primary)\n  runbook   https://example.com/runbooks/hello-web\n"),
         "show says the process is gone, what is left and what to run next: {shown}"
     );
     let unlock = |reason: &str| baton(state.path(), &["unlock", "hello-web", "--reason", reason, "--json"]);
