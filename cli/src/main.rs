@@ -40,6 +40,7 @@ mod remote;
 mod report_cmd;
 mod resume_cmd;
 mod scope;
+mod services_cmd;
 mod shell_cmd;
 mod signals;
 mod status_cmd;
@@ -93,6 +94,8 @@ enum Command {
     Approve(approve_cmd::ApproveArgs),
     /// Cancel a release, saying why: a live local run stops and rolls back, a killed one is rolled back here.
     Cancel(cancel_cmd::CancelArgs),
+    /// The catalog's services, each with its last local release, that release's state and the lock.
+    Services(services_cmd::ServicesArgs),
     /// Free a service's release lock by hand (a release whose process died), saying why.
     Unlock(unlock_cmd::UnlockArgs),
     /// Run or validate Amazon States Language definitions on the embedded executor.
@@ -156,6 +159,7 @@ async fn run(command: Command) -> failure::Outcome {
         Command::Resume(args) => resume_cmd::run(args).await,
         Command::Approve(args) => approve_cmd::run(args).await,
         Command::Cancel(args) => cancel_cmd::run(args).await,
+        Command::Services(args) => services_cmd::run(args).await,
         Command::Unlock(args) => unlock_cmd::run(args).await,
         Command::Asl(cmd) => asl_cmd::run(cmd).await,
         Command::Catalog(cmd) => catalog_cmd::run(cmd).await,

@@ -157,7 +157,7 @@ impl LiveView {
 }
 
 /// A duration as a person reads it at a glance: `42s`, `3m05s`, `1h02m`.
-fn short(duration: Duration) -> String {
+pub fn short(duration: Duration) -> String {
     let seconds = duration.as_secs();
     match seconds {
         0..60 => format!("{seconds}s"),
