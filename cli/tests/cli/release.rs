@@ -226,7 +226,10 @@ fn the_lock_of_a_killed_release_is_freed_by_hand_with_a_reason() {
         line.contains("web-platform  interrupted (process gone)") && line.contains(&format!("{id}  locked by {id} until ")),
         "services lists the stuck release and its lock: {services}"
     );
-    assert!(services.lines().any(|line| line.starts_with("flaky-api ") && line.contains("never released") && line.ends_with("lock free")), "{services}");
+    assert!(
+        services.lines().any(|line| line.starts_with("flaky-api ") && line.contains("never released") && line.ends_with("lock free")),
+        "{services}"
+    );
     let shown = Command::new(env!("CARGO_BIN_EXE_baton")).args(["show", id, "--state-dir"]).arg(state.path()).output().unwrap();
     let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
     assert!(

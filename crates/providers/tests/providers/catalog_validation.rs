@@ -1142,7 +1142,8 @@ fn working_dirs_and_artifact_files_stay_inside_the_root() {
         assert_eq!((d.file.as_str(), d.line), (file.to_str().unwrap(), Some(line_of(&text, field))));
         assert_eq!(d.path, format!("extensions.baton.build.{field}"));
         assert!(d.message.starts_with("expected a path") && d.message.contains(&why), "{d}");
-        assert!(d.message.contains(&format!("{} (the catalog root; `BATON_CATALOG_ROOT` sets another)", root.join("catalog").display())));
+        let rule = "(the catalog root the operator set (`BATON_CATALOG_ROOT`, `--root`))";
+        assert!(d.message.contains(&format!("{} {rule}", root.join("catalog").display())), "{d}");
     }
 
     // A symlink inside the root that points out of it.
@@ -1191,12 +1192,15 @@ fn the_default_root_is_the_repository_holding_the_catalog() {
     let loader = CatalogLoader::new(registry());
     // Without a repository, the catalog's directory.
     let (_, diagnostics) = load_in(&root.join("repo"), &build_in("../services/shop", None), &loader);
-    assert!(diagnostics[0].message.contains("(the catalog's directory;"), "{diagnostics:#?}");
+    assert!(diagnostics[0].message.contains("(the catalog's directory: no directory above it has a .git"), "{diagnostics:#?}");
     // In a repository, anywhere inside it, as the examples' `../services/common`.
     std::fs::create_dir(root.join("repo/.git")).unwrap();
     assert_eq!(load_in(&root.join("repo"), &build_in("../services/shop", None), &loader).1, vec![]);
     let (_, diagnostics) = load_in(&root.join("repo"), &build_in("../..", None), &loader);
-    assert!(diagnostics[0].message.contains("(the repository holding the catalog;"), "{diagnostics:#?}");
+    assert!(
+        diagnostics[0].message.contains("(the repository holding the catalog: the nearest directory above it with a .git;"),
+        "{diagnostics:#?}"
+    );
     // Absolute paths only under an operator's root.
     let text = build_in(&root.join("repo/services/shop").display().to_string(), None);
     let (_, diagnostics) = load_in(&root.join("repo"), &text, &loader);
@@ -1204,7 +1208,8 @@ fn the_default_root_is_the_repository_holding_the_catalog() {
         diagnostics[0].message,
         format!(
             "expected a path relative to the catalog file's directory, found an absolute path; paths must stay inside {} \
-             (the repository holding the catalog; `BATON_CATALOG_ROOT` sets another)",
+             (the repository holding the catalog: the nearest directory above it with a .git; `BATON_CATALOG_ROOT` sets another \
+             root, inside which absolute paths are allowed too)",
             root.join("repo").display()
         )
     );
