@@ -35,6 +35,7 @@ mod failure;
 mod follow;
 mod freezes_cmd;
 mod local;
+mod pass_env;
 mod release_cmd;
 mod remote;
 mod report_cmd;
