@@ -188,7 +188,16 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
                 let error = outcome.error.as_deref().unwrap_or("unknown");
                 let cause = outcome.cause.as_deref().map(view::cause_message).unwrap_or_default();
                 let message = format!("release not started: {error}: {cause}");
-                return Err(if rejected { Failure::usage(message) } else { Failure::failed(message) });
+                let failure = if rejected { Failure::usage(message) } else { Failure::failed(message) };
+                // A refusal leaves nothing behind: say so, and what to run once it is fixed.
+                let next = if error == ErrorName::CatalogInvalid.as_str() {
+                    format!(
+                        "nothing was recorded and no lock is held; `baton catalog validate` lists the entry's errors, then run `baton release {service}` again"
+                    )
+                } else {
+                    format!("nothing was recorded and no lock is held; once that is fixed, run `baton release {service}` again")
+                };
+                return Err(failure.hint(next));
             }
         }
     }
