@@ -308,7 +308,8 @@ mod tests {
     #[test]
     fn the_targets_left_on_the_new_artifact_are_those_not_put_back() {
         use DeployProgress::Succeeded as S;
-        let cases: Vec<(&str, Vec<Step>, Vec<(&str, &str)>)> = vec![
+        type Left = Vec<(&'static str, &'static str)>;
+        let cases: Vec<(&str, Vec<Step>, Left)> = vec![
             ("a wave never started leaves nothing", vec![], vec![]),
             ("both deployed, none put back", vec![("b", false, None), ("c", false, None)], vec![("rest", "b"), ("rest", "c")]),
             (
