@@ -62,7 +62,7 @@ pub struct ValidateArgs {
     /// outside the prefixes the stack's IAM grants, naming the prefix expected.
     #[arg(long)]
     cloud: bool,
-    /// Print `{"services": [names], "errors": [diagnostics]}` instead of text.
+    /// Print `{"services": [names], "errors": [diagnostics], "warnings": [unlisted pass-env variables]}` instead of text.
     #[arg(long)]
     json: bool,
 }

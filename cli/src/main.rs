@@ -56,7 +56,13 @@ use std::process::ExitCode;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
-#[command(name = "baton", version, about = "Release orchestrator for AWS: catalog-driven, wave-by-wave releases", after_help = exit::HELP)]
+#[command(
+    name = "baton",
+    version,
+    about = "Release orchestrator for AWS: catalog-driven, wave-by-wave releases",
+    after_help = exit::HELP,
+    disable_help_subcommand = true
+)]
 struct Cli {
     /// Log as JSON lines on stderr (the Lambda format) instead of plain text.
     #[arg(long, global = true)]
@@ -108,6 +114,8 @@ enum Command {
     /// Run the AWS stack's own function binaries on this machine, as Lambda would.
     #[command(subcommand)]
     Dev(dev_cmd::DevCommand),
+    /// Print the help of baton or of a command (`baton help catalog validate`), as --help does.
+    Help(shell_cmd::HelpArgs),
     /// Print a shell completion script: `baton completions bash > /etc/bash_completion.d/baton`.
     Completions(shell_cmd::CompletionsArgs),
     /// Print the baton(1) man page, or write one page per command with --out.
@@ -165,6 +173,7 @@ async fn run(command: Command) -> failure::Outcome {
         Command::Asl(cmd) => asl_cmd::run(cmd).await,
         Command::Catalog(cmd) => catalog_cmd::run(cmd).await,
         Command::Dev(cmd) => dev_cmd::run(cmd).await,
+        Command::Help(args) => shell_cmd::help(args),
         Command::Completions(args) => shell_cmd::completions(args),
         Command::Man(args) => shell_cmd::man(args),
     }
