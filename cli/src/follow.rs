@@ -15,6 +15,20 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+/// The live view's watcher while a run is followed: stopped, and the bars taken off the screen,
+/// when dropped.
+struct Watching<'a> {
+    view: &'a LiveView,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Watching<'_> {
+    fn drop(&mut self) {
+        self.task.abort();
+        self.view.finish();
+    }
+}
+
 /// How `follow` reports the release once it ends.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Report {
@@ -56,9 +70,12 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
     {
         err!("{}", view::service_lines(entry));
     }
-    // One watcher for the run and the rollbacks it may go on to: its bars stay the same lines.
-    let watcher = live
-        .map(|view| view.watch(baton.ports().store.clone(), service.to_owned(), execution.to_owned(), Duration::from_millis(200), bakes));
+    // One watcher for the run and the rollbacks it may go on to: its bars stay the same lines,
+    // and leave the screen however this returns.
+    let watching = live.map(|view| Watching {
+        view,
+        task: view.watch(baton.ports().store.clone(), service.to_owned(), execution.to_owned(), Duration::from_millis(200), bakes),
+    });
     // The first signal, once the release is rolling back on it.
     let mut stopping: Option<i32> = None;
     let (outcome, release, signal) = loop {
@@ -155,12 +172,7 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
         }
         break ended;
     };
-    if let Some(watcher) = watcher {
-        watcher.abort();
-    }
-    if let Some(view) = live {
-        view.finish();
-    }
+    drop(watching);
 
     let rejected = release.is_none() && outcome.error.is_some() && signal.is_none();
     if report == Report::Json {
