@@ -395,6 +395,15 @@ pub fn next_steps(release: &Release, process_gone: bool) -> String {
     // Left by a stopped or dead process, it waits for a person.
     let stranded = release.status == ReleaseStatus::Interrupted || (process_gone && !release.status.is_terminal());
     let (left, next) = match release.status {
+        // A queued release waits for the lock: it holds none and deployed nothing.
+        ReleaseStatus::Queued if process_gone => (
+            "nothing: it never took the lock nor deployed".to_owned(),
+            format!("the next `baton release {service}` supersedes it; `baton cancel {id} --reason ...` closes it now"),
+        ),
+        ReleaseStatus::Queued => (
+            "nothing yet: it waits for the release lock".to_owned(),
+            format!("`baton cancel {id} --reason ...` closes it; `baton services` shows who holds the lock"),
+        ),
         _ if stranded => (
             format!("{lock}; any wave it deployed runs {new_artifact}"),
             format!(
@@ -402,7 +411,7 @@ pub fn next_steps(release: &Release, process_gone: bool) -> String {
                  supersedes it (rolls it back first)"
             ),
         ),
-        ReleaseStatus::Queued | ReleaseStatus::Running | ReleaseStatus::Interrupted => {
+        ReleaseStatus::Running | ReleaseStatus::Interrupted => {
             (format!("{lock}, while it runs"), format!("`baton cancel {id} --reason ...` stops it and rolls it back"))
         }
         ReleaseStatus::RollbackFailed => {
@@ -528,6 +537,8 @@ mod tests {
             "a release whose process is gone waits for a person"
         );
         assert_eq!(status_label(&running, true), PROCESS_GONE);
+        let queued = release("queued", "queued", json!({}));
+        assert!(next_steps(&queued, true).starts_with("  left      nothing: it never took the lock"), "a queued release holds no lock");
         assert_eq!(next_steps(&release("succeeded", "done", json!({})), false), "");
     }
 
