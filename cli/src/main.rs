@@ -36,6 +36,7 @@ mod follow;
 mod freezes_cmd;
 mod local;
 mod pass_env;
+mod plan_cmd;
 mod release_cmd;
 mod remote;
 mod report_cmd;
@@ -75,6 +76,9 @@ struct Cli {
 enum Command {
     /// Release a service: build, deploy wave by wave with bake and health checks, roll back on failure.
     Release(release_cmd::ReleaseArgs),
+    /// What a release of a service would do, starting nothing: waves, freezes, rollback target,
+    /// expected duration and cost.
+    Plan(plan_cmd::PlanArgs),
     /// A service's recent releases, newest first.
     History(report_cmd::HistoryArgs),
     /// One release: waves, timeline and, on request, its execution history.
@@ -157,6 +161,7 @@ fn main() -> ExitCode {
 async fn run(command: Command) -> failure::Outcome {
     match command {
         Command::Release(args) => release_cmd::run(args).await,
+        Command::Plan(args) => plan_cmd::run(args).await,
         Command::History(args) => report_cmd::history(args).await,
         Command::Show(args) => report_cmd::show(args).await,
         Command::Builds(args) => builds_cmd::run(args).await,

@@ -12,6 +12,7 @@ mod github_actions;
 mod large_entry;
 mod lead_time;
 mod load;
+mod plan;
 mod provider_faults;
 mod releases;
 mod slack;

@@ -7,6 +7,7 @@ mod dora_scale;
 mod durable;
 mod github_actions_example;
 mod ownership;
+mod plan;
 mod pty;
 mod release;
 mod secrets;
@@ -18,4 +19,5 @@ mod support;
 mod emulator {
     mod cancel_remote;
     mod dashboard;
+    mod plan_remote;
 }

@@ -63,6 +63,13 @@ const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// command is seen ending by the first poll; on the virtual clock, where backoffs take no time,
 /// each poll still gives the command this long, so its Retry budget is not spent in a blink.
 const POLL_PATIENCE: Duration = Duration::from_secs(5);
+
+/// How long a poll of a `provider`'s build or deploy waits for it to end before answering that it
+/// runs: a command's poll waits [`POLL_PATIENCE`]; other providers answer at once. A plan counts
+/// the polls a release makes with it.
+pub fn poll_patience(provider: &str) -> Duration {
+    if provider == PROVIDER { POLL_PATIENCE } else { Duration::ZERO }
+}
 /// How often a waiting poll looks for the status.
 const STATUS_CHECK: Duration = Duration::from_millis(25);
 const STATUS_FILE: &str = "status.json";

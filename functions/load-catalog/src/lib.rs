@@ -7,16 +7,15 @@
 mod signal;
 
 use baton_domain::catalog::ApprovalSpec;
-use baton_domain::catalog::OnFreeze;
 use baton_domain::error::{ErrorName, TaskError};
-use baton_domain::flow::{Done, LoadCatalogRequest, Registered, ReleaseContext, WavePlan};
+use baton_domain::flow::{Done, LoadCatalogRequest, Registered, ReleaseContext};
 use baton_domain::ports::CatalogError;
 use baton_domain::ports::{Created, LockOutcome};
 use baton_domain::release::Signal;
 use baton_domain::release::TriggerKind;
 use baton_domain::release::{EventKind, LockKey, Release, ReleaseId, ReleaseStatus, Stage};
-use baton_domain::rules::admission::{self, Refusal};
-use baton_domain::rules::freeze::{self, Admission, Occurrence};
+use baton_domain::rules::freeze::Occurrence;
+use baton_domain::rules::plan::{self, Verdict};
 use baton_domain::rules::{queue, rollback};
 use baton_domain::support::{LOCK_LEASE, Ports, close_dead_holder, close_lapsed_holder};
 
@@ -52,30 +51,19 @@ pub async fn register(ports: &Ports, input: &serde_json::Value, execution: &str)
     let default = ApprovalSpec::organisation_default().map_err(|message| TaskError::new(ErrorName::CatalogInvalid, message))?;
     ApprovalSpec::apply_default(&mut entry.delivery, default.as_ref());
     let now = ports.clock.now();
-    let release =
-        admission::admit(&signal, &entry, ReleaseId::generate(&entry.name, now), execution, now).map_err(|refusal| match refusal {
-            Refusal::Invalid(message) => TaskError::new(ErrorName::InputInvalid, message),
-            Refusal::NotReleased(message) => TaskError::new(ErrorName::Ignored, message),
+    let admitted =
+        plan::admit(&signal, &entry, ReleaseId::generate(&entry.name, now), execution, now).map_err(|refusal| match refusal {
+            plan::Refusal::Invalid(message) => TaskError::new(ErrorName::InputInvalid, message),
+            plan::Refusal::NotReleased(message) => TaskError::new(ErrorName::Ignored, message),
+            plan::Refusal::CatalogInvalid(message) => TaskError::new(ErrorName::CatalogInvalid, message),
         })?;
-    let freeze = &entry.delivery.freeze;
-    let windows = freeze.rules().map_err(|why| TaskError::new(ErrorName::CatalogInvalid, why))?;
-    let refuse = freeze.on_freeze() == OnFreeze::Refuse;
-    let scheduled = signal.trigger.kind == TriggerKind::Schedule;
-    let overridden = signal.trigger.freeze_override.is_some();
-    match freeze::admission(&windows, &release.environment, refuse, scheduled, overridden, now) {
-        Admission::Open => {}
-        Admission::Refused(window) => {
-            return Err(TaskError::new(
-                ErrorName::InputInvalid,
-                format!(
-                    "release of {} refused: {window} (the catalog says `on-freeze: refuse`; a hotfix may pass with `baton release --override-freeze --reason TEXT`)",
-                    entry.name
-                ),
-            ));
-        }
-        Admission::Skipped(window) => return Err(skip(ports, &signal, &release, &window).await?),
+    let release = admitted.release;
+    match admitted.verdict {
+        Verdict::Allowed => {}
+        Verdict::Refused { reason } => return Err(TaskError::new(ErrorName::InputInvalid, reason)),
+        Verdict::Skipped { window } => return Err(skip(ports, &signal, &release, &window).await?),
     }
-    let mut waves = WavePlan::from_specs(&entry.delivery.deploy.waves);
+    let mut waves = admitted.waves;
     match ports.store.create_release(&release, &signal.idempotency_key()).await? {
         Created::New(id) => {
             ports.store.keep_entry(&id, &entry).await?;
@@ -98,7 +86,7 @@ pub async fn register(ports: &Ports, input: &serde_json::Value, execution: &str)
             } else {
                 ports.store.keep_entry(&id, &entry).await?;
                 if let Some(kept) = ports.store.kept_entry(&id).await? {
-                    waves = WavePlan::from_specs(&kept.delivery.deploy.waves);
+                    waves = plan::waves(&kept);
                 }
             }
             Ok(Registered { release: context_of(id, &existing), waves, duplicate })

@@ -262,7 +262,7 @@ fn row(release: &Release) -> Option<BuildRow> {
 }
 
 /// The smallest value with at least `percent`% of `sorted` at or below it.
-fn nearest_rank(sorted: &[u64], percent: usize) -> Option<u64> {
+pub(crate) fn nearest_rank(sorted: &[u64], percent: usize) -> Option<u64> {
     let rank = (percent * sorted.len()).div_ceil(100).max(1);
     sorted.get(rank - 1).copied()
 }

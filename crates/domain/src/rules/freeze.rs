@@ -7,7 +7,7 @@ mod cron;
 
 pub use cron::Cron;
 
-use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, Duration, LocalResult, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
 use std::fmt;
 
@@ -169,6 +169,20 @@ pub fn first_open(windows: &[Window], environment: &str, from: DateTime<Utc>) ->
     })
 }
 
+/// Until when a wave that would start at `now` is held: `None` when no window is in force, else
+/// [`first_open`] rounded up to the whole second (the state's entered time after the Wait keeps
+/// milliseconds at most, and one a hair before the window's end would be held again).
+pub fn held_until(windows: &[Window], environment: &str, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, FrozenForever> {
+    if in_force(windows, environment, now).is_empty() {
+        return Ok(None);
+    }
+    let open = first_open(windows, environment, now)?;
+    Ok(Some(match open.nanosecond() {
+        0 => open,
+        _ => open.with_nanosecond(0).unwrap_or(open) + TimeDelta::seconds(1),
+    }))
+}
+
 /// What the freeze windows say of a signal as it is admitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
@@ -217,6 +231,22 @@ mod tests {
             environments: vec![],
             when: When::Once { start: utc(start), end: utc(end) },
         }
+    }
+
+    #[test]
+    fn a_held_wave_starts_on_the_whole_second_after_the_windows_in_force() {
+        let windows = [
+            once("migration", "2026-11-02T09:00:00Z", "2026-11-02T11:00:00.250Z"),
+            once("chained", "2026-11-02T11:00:00Z", "2026-11-02T12:00:00Z"),
+        ];
+        // (asked at, held until)
+        let cases =
+            [("2026-11-02T08:59:59Z", None), ("2026-11-02T09:00:00Z", Some("2026-11-02T12:00:00Z")), ("2026-11-02T12:00:00Z", None)];
+        for (at, until) in cases {
+            assert_eq!(held_until(&windows, "production", utc(at)).unwrap(), until.map(utc), "{at}");
+        }
+        let alone = [once("migration", "2026-11-02T09:00:00Z", "2026-11-02T11:00:00.250Z")];
+        assert_eq!(held_until(&alone, "production", utc("2026-11-02T10:00:00Z")).unwrap(), Some(utc("2026-11-02T11:00:01Z")));
     }
 
     fn weekend() -> Window {

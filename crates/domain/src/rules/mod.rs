@@ -9,6 +9,7 @@ pub mod builds;
 pub mod cost;
 pub mod dora;
 pub mod freeze;
+pub mod plan;
 pub mod queue;
 pub mod revision;
 pub mod rollback;

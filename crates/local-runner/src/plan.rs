@@ -1,0 +1,311 @@
+//! `baton plan`'s work: the [`Plan`] of a release from the catalog and the store's records, and
+//! what the release is expected to cost, counted by running the real release definition on the
+//! embedded executor's virtual clock with simulated task answers: the build ends after its
+//! expected time, each wave deploys in its expected time, every gate is healthy and every
+//! approval is given at once. The definition stays the one source of the flow: a change to it
+//! changes the plan's counts with no edit here. Nothing is written and no provider is called.
+
+use crate::{LocalError, STATE_MACHINE_NAME, substituted_definition};
+use async_trait::async_trait;
+use baton_asl::{
+    Clock, ExecutionStart, ExecutionStatus, Executor, HistoryEvent, StateMachine, TaskCall, TaskFailure, TaskInvoker, WeakExecutor,
+};
+use baton_domain::catalog::{ApprovalSpec, GateSpec, ServiceEntry};
+use baton_domain::error::ErrorName;
+use baton_domain::flow::{
+    BuildStarted, CheckHealthRequest, DeployWaveRequest, Done, FreezeVerdict, NotifyEvent, NotifyRequest, Registered, ReleaseContext,
+    TriggerBuildRequest, WatchReport, WavePlan, WaveStarted,
+};
+use baton_domain::ports::{CatalogError, CatalogSource, GateReading, ReleaseStore, StoreError};
+use baton_domain::release::{Artifact, GateRecord, ReleaseId, RunHandle, Signal};
+use baton_domain::rules::cost::{self, Cost, Usage};
+use baton_domain::rules::freeze::{self, Window};
+use baton_domain::rules::plan::{self, Plan, PlanRequest, Verdict};
+use baton_domain::rules::{deadline_after, watch};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use tokio::sync::broadcast;
+
+/// How many of the service's latest releases the durations and the rollback target come from.
+const RECENT_RELEASES: usize = 50;
+
+/// A release planned: the entry as registration resolves it, the plan, and its expected cost.
+#[derive(Debug, Clone, Serialize)]
+pub struct Planned {
+    pub entry: ServiceEntry,
+    pub plan: Plan,
+    /// `None` when admission refuses the release: nothing would run.
+    pub cost: Option<Cost>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The signal or the entry cannot make a release: another environment, a bad branch or
+    /// commit, freeze windows or an approval default that cannot be read.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Local(#[from] LocalError),
+    /// The simulated release did not succeed: the definition and the simulation disagree.
+    #[error("the simulated release of {service} ended {status:?}: {why}")]
+    Simulation { service: String, status: ExecutionStatus, why: String },
+}
+
+/// Plans the release an execution `input` (any shape a release starts from) asks for at `now`,
+/// from `catalog` and (when there is one) the `store`'s records of the service.
+pub async fn plan_release(
+    catalog: &dyn CatalogSource,
+    store: Option<&dyn ReleaseStore>,
+    input: &Value,
+    now: DateTime<Utc>,
+) -> Result<Planned, PlanError> {
+    let signal = &baton_load_catalog::normalise(input, "plan").map_err(|refused| PlanError::Invalid(refused.cause))?;
+    let mut entry = catalog.service(&signal.service).await?;
+    let default = ApprovalSpec::organisation_default().map_err(PlanError::Invalid)?;
+    ApprovalSpec::apply_default(&mut entry.delivery, default.as_ref());
+    let recent = match store {
+        Some(store) => store.list_releases(&entry.name, Some(&entry.delivery.environment), RECENT_RELEASES).await?,
+        None => Vec::new(),
+    };
+    let plan = plan::plan(&PlanRequest { signal, entry: &entry, recent: &recent, now }).map_err(|refusal| match refusal {
+        plan::Refusal::Invalid(why) | plan::Refusal::NotReleased(why) | plan::Refusal::CatalogInvalid(why) => PlanError::Invalid(why),
+    })?;
+    let cost = match plan.admission {
+        Verdict::Allowed => {
+            let simulated = Simulated::new(&plan, &entry, signal)?;
+            Some(cost::estimate(&expected_usage(simulated, input, now).await?, cost::BATON_FUNCTIONS, &cost::PUBLIC_PRICES))
+        }
+        Verdict::Refused { .. } | Verdict::Skipped { .. } => None,
+    };
+    Ok(Planned { entry, plan, cost })
+}
+
+/// What the release `input` starts uses, counted from the history of the release definition run
+/// with `simulated` answers. Lambda time is not foreseen: the simulated tasks take none.
+async fn expected_usage(simulated: Simulated, input: &Value, now: DateTime<Utc>) -> Result<Usage, PlanError> {
+    let machine = StateMachine::from_json(&substituted_definition()).map_err(|err| LocalError::Definition(err.to_string()))?;
+    let service = simulated.context.service.clone();
+    let simulated = Arc::new(simulated);
+    let executor = Executor::new(simulated.clone(), Clock::Virtual);
+    let _ = simulated.executor.set(executor.downgrade());
+    let name = format!("plan-{service}-{}", now.timestamp());
+    let handle = executor.start(
+        Arc::new(machine),
+        ExecutionStart { state_machine_name: STATE_MACHINE_NAME.to_owned(), ..ExecutionStart::new(&name, input.clone()) },
+    );
+    let (_, events) = handle.subscribe();
+    let _ = simulated.events.set(Mutex::new(events));
+    let outcome = handle.outcome().await;
+    // A release that does not ship ends its execution SUCCEEDED too (`NotReleased`): the plan is
+    // of one that does.
+    let shipped = outcome.output.as_ref().and_then(|output| output.pointer("/outcome/status")).is_some_and(|status| status == "succeeded");
+    if outcome.status != ExecutionStatus::Succeeded || !shipped {
+        let why = outcome.cause.or(outcome.error).or(outcome.output.map(|output| output.to_string())).unwrap_or_default();
+        return Err(PlanError::Simulation { service, status: outcome.status, why });
+    }
+    let history: Vec<Value> = outcome.history.iter().filter_map(|event| serde_json::to_value(event).ok()).collect();
+    Ok(cost::usage(&history))
+}
+
+/// Answers the definition's tasks as a release that goes to plan would.
+struct Simulated {
+    context: ReleaseContext,
+    waves: Vec<WavePlan>,
+    gates: Vec<GateSpec>,
+    interval_seconds: u64,
+    build_timeout_seconds: u64,
+    /// When the build and each wave's deploy are expected to end, after their start; a poll sees
+    /// one ended when it ends within the poll's patience ([`baton_providers::poll_patience`]).
+    build_seconds: u64,
+    deploy_seconds: u64,
+    build_patience: u64,
+    deploy_patience: u64,
+    /// The entry's freeze windows, which hold a wave as check-freeze holds it, unless the
+    /// signal overrides them.
+    windows: Vec<Window>,
+    overridden: bool,
+    /// The execution's events as they happen: the latest one's time is the calling branch's
+    /// virtual now (a poll's payload carries no time).
+    events: OnceLock<Mutex<broadcast::Receiver<HistoryEvent>>>,
+    executor: OnceLock<WeakExecutor>,
+    progress: Mutex<Progress>,
+}
+
+#[derive(Default)]
+struct Progress {
+    now: Option<DateTime<Utc>>,
+    build_started: Option<DateTime<Utc>>,
+    /// Each wave's deploy start, and its gates' records and bake start.
+    deploys: HashMap<String, DateTime<Utc>>,
+    watches: HashMap<String, (DateTime<Utc>, Vec<GateRecord>)>,
+}
+
+impl Simulated {
+    fn new(plan: &Plan, entry: &ServiceEntry, signal: &Signal) -> Result<Simulated, PlanError> {
+        let expected = &plan.expected;
+        Ok(Simulated {
+            context: ReleaseContext {
+                id: ReleaseId(format!("planned-{}", plan.service)),
+                service: plan.service.clone(),
+                environment: plan.environment.clone(),
+                branch: plan.branch.clone(),
+                sha: plan.sha.clone(),
+            },
+            waves: plan.waves.iter().map(|wave| wave.wave.clone()).collect(),
+            gates: plan.gates.clone(),
+            interval_seconds: plan.health_interval_seconds,
+            build_timeout_seconds: plan.build_timeout_seconds,
+            build_seconds: expected.build.map_or(0, |build| build.p50_seconds),
+            deploy_seconds: expected.deploy.map_or(0, |deploy| deploy.p50_seconds),
+            build_patience: baton_providers::poll_patience(&plan.build.provider).as_secs(),
+            deploy_patience: baton_providers::poll_patience(&plan.deploy.provider).as_secs(),
+            windows: entry.delivery.freeze.rules().map_err(PlanError::Invalid)?,
+            overridden: signal.trigger.freeze_override.is_some(),
+            events: OnceLock::new(),
+            executor: OnceLock::new(),
+            progress: Mutex::default(),
+        })
+    }
+
+    /// The calling branch's virtual time: that of the latest event (this task's start).
+    async fn now(&self) -> DateTime<Utc> {
+        let events = loop {
+            match self.events.get() {
+                Some(events) => break events,
+                None => tokio::task::yield_now().await,
+            }
+        };
+        let mut events = events.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut progress = self.progress.lock().unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match events.try_recv() {
+                Ok(event) => progress.now = Some(event.timestamp),
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(_) => break,
+            }
+        }
+        progress.now.unwrap_or_else(Utc::now)
+    }
+
+    fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
+        self.progress.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    async fn answer(&self, call: TaskCall) -> Result<Value, ErrorName> {
+        let function = call.function.as_deref().unwrap_or(&call.resource);
+        let handler = function.rsplit(":function:baton-").next().unwrap_or(function);
+        let payload = call.payload;
+        let now = self.now().await;
+        let done = || to_value(&Done {});
+        match handler {
+            baton_load_catalog::NAME if payload["action"] == "register" => {
+                Ok(to_value(&Registered { release: self.context.clone(), waves: self.waves.clone(), duplicate: false }))
+            }
+            baton_load_catalog::NAME | baton_record_metrics::NAME => Ok(done()),
+            baton_notify::NAME => {
+                let request: NotifyRequest = parse(payload)?;
+                if let (NotifyEvent::ApprovalRequested, Some(token)) = (request.event, call.task_token.as_deref()) {
+                    self.approve(token)?;
+                }
+                Ok(done())
+            }
+            baton_trigger_build::NAME => {
+                let request: TriggerBuildRequest = parse(payload)?;
+                let started = request.now.unwrap_or(now);
+                self.progress().build_started = Some(started);
+                let run = RunHandle { provider: "planned".into(), id: "planned".into(), url: None, state: Value::Null };
+                Ok(to_value(&BuildStarted { run, deadline: deadline_after(started, self.build_timeout_seconds) }))
+            }
+            baton_poll_build::NAME => {
+                let started = self.progress().build_started.unwrap_or(now);
+                if deadline_after(now, self.build_patience) < deadline_after(started, self.build_seconds) {
+                    return Err(ErrorName::BuildPending);
+                }
+                let context = &self.context;
+                let sha = context.sha.clone().unwrap_or_default();
+                Ok(to_value(&Artifact {
+                    reference: format!("{}@planned", context.service),
+                    sha,
+                    branch: context.branch.clone(),
+                    build_url: None,
+                }))
+            }
+            baton_deploy_wave::NAME => match parse(payload)? {
+                DeployWaveRequest::CheckFreeze { now: entered, .. } => {
+                    let held = match self.overridden {
+                        true => None,
+                        false => freeze::held_until(&self.windows, &self.context.environment, entered.unwrap_or(now))
+                            .map_err(|_| ErrorName::CatalogInvalid)?,
+                    };
+                    Ok(to_value(&FreezeVerdict { frozen: held.is_some(), until: held }))
+                }
+                DeployWaveRequest::Start { wave, now: entered, .. } => {
+                    let started = entered.unwrap_or(now);
+                    self.progress().deploys.insert(wave.name.clone(), started);
+                    Ok(to_value(&WaveStarted { deadline: deadline_after(started, wave.deploy_timeout_seconds) }))
+                }
+                DeployWaveRequest::Poll { wave, .. } => {
+                    let started = self.progress().deploys.get(&wave.name).copied().unwrap_or(now);
+                    if deadline_after(now, self.deploy_patience) < deadline_after(started, self.deploy_seconds) {
+                        return Err(ErrorName::DeployPending);
+                    }
+                    Ok(done())
+                }
+                // The plan is of a release whose gates stay healthy: nothing is rolled back.
+                DeployWaveRequest::PlanRollback { .. } => Err(ErrorName::Internal),
+            },
+            baton_check_health::NAME => {
+                let request: CheckHealthRequest = parse(payload)?;
+                self.watch(&request.wave, request.now.unwrap_or(now)).map(|report| to_value(&report))
+            }
+            _ => Err(ErrorName::Internal),
+        }
+    }
+
+    /// One healthy sample of every gate, judged as check-health judges it.
+    fn watch(&self, wave: &WavePlan, now: DateTime<Utc>) -> Result<WatchReport, ErrorName> {
+        let mut progress = self.progress();
+        let blank = || self.gates.iter().map(|_| GateRecord::default()).collect();
+        let (bake_started, records) = progress.watches.entry(wave.name.clone()).or_insert_with(|| (now, blank()));
+        let healthy = GateReading::Healthy { saw: "planned".into() };
+        for record in records.iter_mut() {
+            watch::record_sample(record, &healthy, now);
+        }
+        let pairs: Vec<(&GateRecord, &GateSpec)> = records.iter().zip(&self.gates).collect();
+        let (done, wait_seconds) = match watch::judge(&pairs, *bake_started, wave.bake_seconds, self.interval_seconds, now) {
+            watch::Watch::Continue { wait_seconds } => (false, wait_seconds),
+            watch::Watch::Healthy => (true, 0),
+            watch::Watch::Unhealthy { .. } => return Err(ErrorName::HealthCheckFailed),
+        };
+        Ok(WatchReport { wave: wave.name.clone(), done, wait_seconds, detail: String::new() })
+    }
+
+    /// Gives the approval `token` waits for: the executor holds the token before it invokes the
+    /// task, and reads the answer once the invocation returned, as a person's comes.
+    fn approve(&self, token: &str) -> Result<(), ErrorName> {
+        let executor = self.executor.get().and_then(WeakExecutor::upgrade).ok_or(ErrorName::Internal)?;
+        executor.send_task_success(token, Value::Object(Default::default())).map_err(|_| ErrorName::Internal)
+    }
+}
+
+#[async_trait]
+impl TaskInvoker for Simulated {
+    async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure> {
+        self.answer(call).await.map_err(|error| TaskFailure::new(error.as_str(), "simulated by baton plan"))
+    }
+}
+
+fn to_value<T: Serialize>(answer: &T) -> Value {
+    serde_json::to_value(answer).unwrap_or(Value::Null)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(payload: Value) -> Result<T, ErrorName> {
+    serde_json::from_value(payload).map_err(|_| ErrorName::InputInvalid)
+}
