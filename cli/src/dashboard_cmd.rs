@@ -66,29 +66,6 @@ impl ExecutionHistories for Journal {
     }
 }
 
-/// The stack's executions, read with GetExecutionHistory (the operator's own credentials).
-struct StepFunctions {
-    client: aws_sdk_sfn::Client,
-    state_machine_arn: String,
-}
-
-#[async_trait::async_trait]
-impl ExecutionHistories for StepFunctions {
-    async fn history(&self, execution: &str, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
-        // A release record names its execution (`$$.Execution.Name`); an ARN is taken as it is.
-        let arn = match execution.starts_with("arn:") {
-            true => Some(execution.to_owned()),
-            false => stepfunctions::execution_arn(&self.state_machine_arn, execution),
-        };
-        let Some(arn) = arn else {
-            return Err(StoreError::refused(format!("'{}' is not a state machine ARN", self.state_machine_arn)));
-        };
-        stepfunctions::execution_history(&self.client, &arn, limit)
-            .await
-            .map_err(|err| StoreError::unavailable(format!("GetExecutionHistory of {arn}")).caused_by(err))
-    }
-}
-
 /// The site over the local store (with its journal), or the stack's release table.
 async fn site(args: &DashboardArgs, entries: Vec<ServiceEntry>) -> Result<Site, Failure> {
     if !args.remote {
@@ -104,7 +81,7 @@ async fn site(args: &DashboardArgs, entries: Vec<ServiceEntry>) -> Result<Site, 
     let site = Site::new(store, entries, args.since);
     match remote::state_machine_arn(args.state_machine_arn.clone()) {
         Ok(state_machine_arn) => {
-            Ok(site.with_histories(Arc::new(StepFunctions { client: aws_sdk_sfn::Client::new(&config), state_machine_arn })))
+            Ok(site.with_histories(Arc::new(stepfunctions::SfnHistories::new(aws_sdk_sfn::Client::new(&config), Some(state_machine_arn)))))
         }
         Err(err) => {
             errln!("release pages show no execution history: {err}");

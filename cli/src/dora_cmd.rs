@@ -123,7 +123,7 @@ fn print_report(report: &Report<'_>) {
         f.deployments_per_day,
         f.deployments_per_week
     );
-    outln!("  lead time for changes  {:<8} {} (change to released)", band(f.bands.lead_time), durations(&f.lead_time));
+    outln!("  lead time for changes  {:<8} {} (change to released{})", band(f.bands.lead_time), durations(&f.lead_time), fallbacks(f));
     let rate = f.change_failure_rate.map_or("-".into(), |r| format!("{:.1}%", r * 100.0));
     outln!(
         "  change failure rate    {:<8} {rate}: {} failed of {} changes ({} rolled back; {} redeployments not counted)",
@@ -141,6 +141,15 @@ fn print_report(report: &Report<'_>) {
     outln!("  week of      deploys  failed  lead p50");
     for week in &report.weeks {
         outln!("  {}  {:>7}  {:>6}  {}", week.starts, week.deployments, week.failed_deployments, human(week.lead_time_p50_seconds));
+    }
+}
+
+/// How many lead times are approximations, so a reader weighs the figure: each deployment that
+/// fell back to its own commit measured one for all it carried.
+fn fallbacks(f: &Figures) -> String {
+    match f.lead_time_fallbacks {
+        0 => String::new(),
+        n => format!("; {n} approximate: measured from a deployment's own commit alone, `baton show` says why"),
     }
 }
 
@@ -169,6 +178,18 @@ pub(crate) fn human(seconds: Option<f64>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_lead_time_line_counts_its_approximations() {
+        use baton_domain::release::Rollup;
+        let exact = Rollup { deployments: 3, lead_time_samples: 5, ..Rollup::default() };
+        assert_eq!(fallbacks(&baton_domain::rules::dora::figures(7, [&exact])), "");
+        let approximate = Rollup { lead_time_fallbacks: 2, ..exact };
+        assert_eq!(
+            fallbacks(&baton_domain::rules::dora::figures(7, [&approximate])),
+            "; 2 approximate: measured from a deployment's own commit alone, `baton show` says why"
+        );
+    }
 
     #[test]
     fn windows_are_days_or_weeks() {

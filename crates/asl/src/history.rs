@@ -261,6 +261,11 @@ impl Log {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).events.len() as u64
     }
 
+    /// The events so far; none once the execution ended (its events taken for its outcome).
+    pub fn events(&self) -> Vec<HistoryEvent> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).events.clone()
+    }
+
     /// The events so far and a receiver for every later one, taken atomically so none is missed or
     /// repeated. After the execution ended (its events taken for its outcome) there is nothing
     /// more to come: no events and a receiver already closed, so a subscriber that came too late

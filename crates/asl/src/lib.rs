@@ -18,8 +18,8 @@ mod payload;
 
 pub use definition::{DefinitionError, DefinitionErrors, StateMachine};
 pub use executor::{
-    Clock, ExecutionHandle, ExecutionOutcome, ExecutionStart, ExecutionStatus, Executor, ResumeAt, Stopper, TaskCall, TaskFailure,
-    TaskInvoker, TaskTokenError, WeakExecutor,
+    Clock, ExecutionHandle, ExecutionOutcome, ExecutionStart, ExecutionStatus, Executor, HistoryReader, ResumeAt, Stopper, TaskCall,
+    TaskFailure, TaskInvoker, TaskTokenError, WeakExecutor,
 };
 pub use history::{EventDetails, EventType, HistoryEvent, MoreDetails};
 pub use limits::{INPUT_TOO_LARGE, certainly_over_payload};

@@ -2,8 +2,9 @@
 //! commit and follows it until it ends.
 //!
 //! - **Start.** `StartBuild` with `sourceVersion` the release's sha (its branch when it names
-//!   none), the catalog's `env` and then `BATON_RELEASE_ID`, `BATON_SHA` (empty without a sha)
-//!   and `BATON_BRANCH` as plaintext environment overrides, and an idempotency token derived
+//!   none), the catalog's `env` and then `BATON_RELEASE_ID`, `BATON_SHA` (empty without a sha),
+//!   `BATON_BRANCH` and `TRACEPARENT` (the build's span of the release's trace) as plaintext
+//!   environment overrides, and an idempotency token derived
 //!   from the release id: a task retried within CodeBuild's five minutes gets the same build
 //!   back instead of starting a second one.
 //! - **Find.** Past those five minutes, a `StartBuild` whose answer was lost is found by
@@ -31,6 +32,7 @@ use aws_sdk_codebuild::types::{Build, EnvironmentVariable, EnvironmentVariableTy
 use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::{Artifact, ReleaseId, UNKNOWN_SHA};
 use baton_domain::template::{ArtifactTemplate, RunFacts, RunWord};
+use baton_domain::trace::{TRACEPARENT, build_traceparent};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -166,15 +168,19 @@ impl BuildProvider for CodeBuildProvider {
         let region = region_of(&config);
         let codebuild = aws_sdk_codebuild::Client::new(&config);
         let context = format!("starting a build of CodeBuild project {} ({region})", self.project);
+        let span = build_traceparent(&request.release_id);
         let baton = [
             ("BATON_RELEASE_ID", request.release_id.0.as_str()),
             ("BATON_SHA", request.sha.as_deref().unwrap_or_default()),
             ("BATON_BRANCH", request.branch.as_str()),
+            (TRACEPARENT, span.as_str()),
         ];
-        // The validator keeps `BATON_*` out of `env`, so Baton's own come last and stay Baton's.
+        // The validator keeps `BATON_*` out of `env`, and a `TRACEPARENT` of its own gives way to
+        // the release's, so Baton's own come last and stay Baton's.
         let overrides = self
             .env
             .iter()
+            .filter(|(name, _)| name.as_str() != TRACEPARENT)
             .map(|(name, value)| (name.as_str(), value.as_str()))
             .chain(baton)
             .map(|(name, value)| plaintext(name, value))
@@ -364,7 +370,7 @@ pub struct CodeBuildBuild {
 
 const BUILD_CODEBUILD: &[Field] = &[
     required("project", Kind::Text, "The CodeBuild project's name; its build runs the release's commit (else its branch)."),
-    field("env", Kind::Env, "Environment overrides, besides `BATON_RELEASE_ID`, `BATON_SHA` and `BATON_BRANCH`."),
+    field("env", Kind::Env, "Environment overrides, besides `BATON_RELEASE_ID`, `BATON_SHA`, `BATON_BRANCH` and `TRACEPARENT`."),
     field(
         "artifact",
         Kind::Text,

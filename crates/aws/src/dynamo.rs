@@ -766,7 +766,7 @@ impl ReleaseStore for DynamoStore {
     }
 }
 
-const ROLLUP_FIELDS: [&str; 8] = [
+const ROLLUP_FIELDS: [&str; 9] = [
     "deployments",
     "failed_deployments",
     "rollbacks",
@@ -775,10 +775,11 @@ const ROLLUP_FIELDS: [&str; 8] = [
     "restore_seconds_total",
     "restores",
     "redeployments",
+    "lead_time_fallbacks",
 ];
 
 /// Counters added after the first release of the table: missing on older items, read as 0.
-const LATER_ROLLUP_FIELDS: [&str; 1] = ["redeployments"];
+const LATER_ROLLUP_FIELDS: [&str; 2] = ["redeployments", "lead_time_fallbacks"];
 
 /// A rollup's sketches, each bucket an attribute `<prefix><bucket>` (a counter like the others).
 fn sketch_attributes(rollup: &Rollup) -> [(&'static str, &Sketch); 2] {
@@ -818,7 +819,7 @@ impl RollupAdd {
     }
 }
 
-fn rollup_values(r: &Rollup) -> [u64; 8] {
+fn rollup_values(r: &Rollup) -> [u64; 9] {
     [
         r.deployments,
         r.failed_deployments,
@@ -828,6 +829,7 @@ fn rollup_values(r: &Rollup) -> [u64; 8] {
         r.restore_seconds_total,
         r.restores,
         r.redeployments,
+        r.lead_time_fallbacks,
     ]
 }
 
@@ -837,7 +839,7 @@ fn parse_rollup(item: &Item) -> Result<(NaiveDate, Rollup), StoreError> {
         .strip_prefix("DAY#")
         .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
         .ok_or_else(|| StoreError::corrupt(format!("rollup sort key '{sk}' is not DAY#YYYY-MM-DD")))?;
-    let mut v = [0u64; 8];
+    let mut v = [0u64; 9];
     for (slot, field) in v.iter_mut().zip(ROLLUP_FIELDS) {
         *slot = match item.get(field) {
             None if LATER_ROLLUP_FIELDS.contains(&field) => 0,
@@ -853,6 +855,7 @@ fn parse_rollup(item: &Item) -> Result<(NaiveDate, Rollup), StoreError> {
         restore_seconds_total,
         restores,
         redeployments,
+        lead_time_fallbacks,
     ] = v;
     let mut rollup = Rollup {
         deployments,
@@ -863,6 +866,7 @@ fn parse_rollup(item: &Item) -> Result<(NaiveDate, Rollup), StoreError> {
         restore_seconds_total,
         restores,
         redeployments,
+        lead_time_fallbacks,
         ..Rollup::default()
     };
     for (name, _) in item.iter().filter(|(name, _)| name.contains('#')) {
@@ -1148,6 +1152,7 @@ mod tests {
             restore_seconds_total: 6,
             restores: 7,
             redeployments: 8,
+            lead_time_fallbacks: 9,
             lead_times: Sketch::of(60.0),
             restore_times: Sketch::of(0.0),
         };
@@ -1159,8 +1164,9 @@ mod tests {
             item.insert(name, add.values[&placeholder.replace('#', ":")].clone());
         }
         assert_eq!(parse_rollup(&item).unwrap(), (NaiveDate::from_ymd_opt(2026, 3, 4).unwrap(), delta.clone()));
-        // Items written before redeployments were counted read them as none.
+        // Items written before redeployments and fallbacks were counted read them as none.
         item.remove("redeployments");
-        assert_eq!(parse_rollup(&item).unwrap().1, Rollup { redeployments: 0, ..delta });
+        item.remove("lead_time_fallbacks");
+        assert_eq!(parse_rollup(&item).unwrap().1, Rollup { redeployments: 0, lead_time_fallbacks: 0, ..delta });
     }
 }

@@ -158,7 +158,11 @@ fn authorised_actions(authorization: &str, target: &str, body: &Value) -> Option
             }
             pairs
         }
-        "states" => vec![(action(operation), text("stateMachineArn"))],
+        // An execution's operations (GetExecutionHistory) name it by its ARN.
+        "states" => {
+            let arn = body.get("stateMachineArn").or_else(|| body.get("executionArn")).and_then(Value::as_str).unwrap_or("*");
+            vec![(action(operation), arn.to_string())]
+        }
         "ecs" => ecs_actions(operation, body),
         "codebuild" => {
             let projects: Vec<String> = match operation {
@@ -365,7 +369,7 @@ mod tests {
     }
 
     #[test]
-    fn secrets_and_buses_keep_the_arn_they_were_named_by() {
+    fn secrets_buses_and_executions_keep_the_arn_they_were_named_by() {
         let auth = DYNAMODB.replace("/dynamodb/", "/secretsmanager/");
         let arn = "arn:aws:secretsmanager:us-east-1:1:secret:baton/providers/x-AbCdEf";
         assert_eq!(
@@ -378,6 +382,16 @@ mod tests {
             [("events:PutEvents".to_string(), "event-bus/bus".to_string())]
         );
         assert_eq!(authorised_actions(DYNAMODB, "", &Value::Null), None, "a request without X-Amz-Target is not JSON protocol");
+        let execution = "arn:aws:states:us-east-1:1:execution:ReleaseStateMachine-Xb2G:run-1";
+        assert_eq!(
+            authorised_actions(
+                &DYNAMODB.replace("/dynamodb/", "/states/"),
+                "AWSStepFunctions.GetExecutionHistory",
+                &json!({"executionArn": execution})
+            )
+            .unwrap(),
+            [("states:GetExecutionHistory".to_string(), execution.to_string())]
+        );
     }
 
     fn auth(service: &str) -> String {

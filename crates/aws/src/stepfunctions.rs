@@ -9,7 +9,7 @@ use aws_sdk_sfn::operation::start_execution::StartExecutionError;
 use aws_sdk_sfn::types::HistoryEvent;
 use baton_domain::error::ErrorName;
 use baton_domain::flow::CaughtError;
-use baton_domain::ports::{ProviderError, TaskTokens};
+use baton_domain::ports::{ExecutionHistories, ProviderError, StoreError, TaskTokens};
 use baton_domain::release::{Release, ReleaseStatus, Signal, Stage, TaskToken, WaveRecord};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -278,6 +278,38 @@ impl TaskTokens for SfnTaskTokens {
     async fn fail(&self, token: &TaskToken, error: ErrorName, cause: &str) -> Result<(), ProviderError> {
         let sent = self.client.send_task_failure().task_token(token.expose()).error(error.as_str()).cause(cause).send().await;
         sent.map(drop).map_err(|err| AwsError::from_sdk("SendTaskFailure", err).for_provider("the approval's waiting task"))
+    }
+}
+
+/// Executions' histories read with GetExecutionHistory: the dashboard's release pages (the
+/// operator's credentials) and record-metrics' cost (the function's role).
+pub struct SfnHistories {
+    client: Client,
+    /// Turns a release record's execution name into its ARN; without it only ARNs are read.
+    state_machine_arn: Option<String>,
+}
+
+impl SfnHistories {
+    pub fn new(client: Client, state_machine_arn: Option<String>) -> SfnHistories {
+        SfnHistories { client, state_machine_arn }
+    }
+}
+
+#[async_trait::async_trait]
+impl ExecutionHistories for SfnHistories {
+    async fn history(&self, execution: &str, limit: usize) -> Result<Vec<serde_json::Value>, StoreError> {
+        // A release record names its execution (`$$.Execution.Name`); an ARN is taken as it is.
+        let arn = match execution.starts_with("arn:") {
+            true => Some(execution.to_owned()),
+            false => self.state_machine_arn.as_deref().and_then(|machine| execution_arn(machine, execution)),
+        };
+        let Some(arn) = arn else {
+            let machine = self.state_machine_arn.as_deref().unwrap_or("no state machine");
+            return Err(StoreError::refused(format!("execution '{execution}' is not an ARN, and '{machine}' is not a state machine ARN")));
+        };
+        execution_history(&self.client, &arn, limit)
+            .await
+            .map_err(|err| StoreError::unavailable(format!("GetExecutionHistory of {arn}")).caused_by(err))
     }
 }
 

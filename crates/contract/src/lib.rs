@@ -84,6 +84,7 @@ macro_rules! store_contract_tests {
             a_close_that_failed_once_counts_once_when_retried,
             a_close_whose_answer_was_lost_counts_once_when_retried,
             lead_time_counts_every_commit_a_deployment_carried,
+            restore_time_spans_a_weekend_and_counts_on_the_day_it_ended,
             a_close_frees_the_lock_its_release_holds_and_no_other,
             a_cancel_request_stays_on_an_open_release_whoever_writes_it,
             a_run_has_one_owner_until_it_goes_silent,
@@ -721,6 +722,7 @@ pub async fn rollups_add_up_per_day(store: &dyn ReleaseStore) {
         restore_seconds_total: 6,
         restores: 7,
         redeployments: 8,
+        lead_time_fallbacks: 9,
         lead_times: sketch(&[60.0, 3600.0]),
         restore_times: sketch(&[0.0]),
     };
@@ -733,6 +735,7 @@ pub async fn rollups_add_up_per_day(store: &dyn ReleaseStore) {
         restore_seconds_total: 60,
         restores: 70,
         redeployments: 80,
+        lead_time_fallbacks: 90,
         lead_times: sketch(&[60.0, 86_400.0]),
         restore_times: Sketch::default(),
     };
@@ -754,6 +757,7 @@ pub async fn rollups_add_up_per_day(store: &dyn ReleaseStore) {
         restore_seconds_total: 66,
         restores: 77,
         redeployments: 88,
+        lead_time_fallbacks: 99,
         lead_times: sketch(&[60.0, 60.0, 3600.0, 86_400.0]),
         restore_times: sketch(&[0.0]),
     };
@@ -1182,10 +1186,12 @@ pub async fn a_close_whose_answer_was_lost_counts_once_when_retried(store: &dyn 
 /// - one carried three commits written 90, 60 and 30 minutes before it ended;
 /// - one shipped a squash merge made 10 minutes before its end (measured from the merge);
 /// - one whose previous commit a force push dropped: its own commit, written 30 minutes before
-///   its end, counts, flagged.
+///   its end, counts, flagged;
+/// - one that fell back too, but whose own commit the history did not have: nothing measured.
 ///
 /// Lead times 600, 1800, 1800, 3600, 5400 s: the median is the third (1800 s), the p90 the
-/// fifth (5400 s), the mean 2640 s, five samples over three deployments.
+/// fifth (5400 s), the mean 2640 s, five samples over four deployments, one of them (the
+/// force push's) an approximation: the deployment that measured nothing approximates nothing.
 pub async fn lead_time_counts_every_commit_a_deployment_carried(store: &dyn ReleaseStore) {
     use baton_domain::release::{Change, Changes};
     let at = |m: i64| t0() + TimeDelta::minutes(m);
@@ -1211,6 +1217,11 @@ pub async fn lead_time_counts_every_commit_a_deployment_carried(store: &dyn Rele
                 total: 1,
                 fallback: Some("squash is not in the history of rewritten: a force push?".into()),
             },
+        ),
+        (
+            "rel-web-4",
+            240,
+            Changes { since: Some("rewritten".into()), commits: Vec::new(), total: 1, fallback: Some("no commit gone".into()) },
         ),
     ];
     let succeeded = Outcome { status: OutcomeStatus::Succeeded, error: None, action_needed: None };
@@ -1238,12 +1249,55 @@ pub async fn lead_time_counts_every_commit_a_deployment_carried(store: &dyn Rele
     let day = t0().date_naive();
     let rollups = store.rollups("web", "prod", day, day).await.expect("rollups");
     let figures = baton_domain::rules::dora::figures(1, rollups.iter().map(|(_, rollup)| rollup));
-    assert_eq!((figures.deployments, figures.lead_time.samples, figures.lead_time.mean_seconds), (3, 5, Some(2640.0)));
+    assert_eq!((figures.deployments, figures.lead_time.samples, figures.lead_time.mean_seconds), (4, 5, Some(2640.0)));
+    assert_eq!(figures.lead_time_fallbacks, 1, "the force push's lead time is flagged as an approximation");
     let close_to = |found: Option<f64>, expected: f64| {
         found.is_some_and(|f| (f - expected).abs() <= expected * baton_domain::sketch::RELATIVE_ACCURACY)
     };
     assert!(close_to(figures.lead_time.p50_seconds, 1800.0), "{:?}", figures.lead_time);
     assert!(close_to(figures.lead_time.p90_seconds, 5400.0), "{:?}", figures.lead_time);
+}
+
+/// A deployment that failed on Friday 2026-03-13 at 17:00 UTC, restored by the next successful
+/// one on Monday 2026-03-16 at 09:00: 64 hours, 230,400 s, counted on Monday (the day the
+/// restore ended), the failure on Friday. Over Friday to Monday: 2 deployments, 1 failed (50 %),
+/// one restore of 64 h, under a week: medium.
+pub async fn restore_time_spans_a_weekend_and_counts_on_the_day_it_ended(store: &dyn ReleaseStore) {
+    use baton_domain::rules::dora::{self, Band};
+    let friday = Utc.with_ymd_and_hms(2026, 3, 13, 17, 0, 0).unwrap();
+    let monday = Utc.with_ymd_and_hms(2026, 3, 16, 9, 0, 0).unwrap();
+    let deployments = [
+        ("rel-web-fri", friday, OutcomeStatus::Failed, WaveStatus::Unhealthy),
+        ("rel-web-mon", monday, OutcomeStatus::Succeeded, WaveStatus::Healthy),
+    ];
+    for (i, (id, ended, status, wave)) in deployments.into_iter().enumerate() {
+        let mut running = release_at(id, "web", "prod", ended - TimeDelta::minutes(30));
+        running.status = ReleaseStatus::Running;
+        running.waves.push(WaveRecord {
+            name: "all".into(),
+            targets: vec!["a".into()],
+            status: wave,
+            started_at: Some(ended - TimeDelta::minutes(20)),
+            finished_at: Some(ended - TimeDelta::minutes(10)),
+            deploy_url: None,
+            deploys: Vec::new(),
+            bake_started_at: None,
+            gates: Vec::new(),
+        });
+        store.create_release(&running, &format!("weekend-{i}")).await.expect("create_release");
+        let outcome = Outcome { status, error: None, action_needed: None };
+        baton_domain::support::close_release(store, &running.id, &outcome, ended).await.expect("close_release");
+    }
+    let rollups = store.rollups("web", "prod", friday.date_naive(), monday.date_naive()).await.expect("rollups");
+    let days: Vec<(NaiveDate, u64, u64, u64, u64)> =
+        rollups.iter().map(|(day, r)| (*day, r.deployments, r.failed_deployments, r.restores, r.restore_seconds_total)).collect();
+    assert_eq!(days, [(date(2026, 3, 13), 1, 1, 0, 0), (date(2026, 3, 16), 1, 0, 1, 230_400)]);
+    let figures = dora::figures(4, rollups.iter().map(|(_, rollup)| rollup));
+    assert_eq!((figures.deployments, figures.change_failure_rate), (2, Some(0.5)));
+    assert_eq!((figures.time_to_restore.samples, figures.time_to_restore.mean_seconds), (1, Some(230_400.0)));
+    let p50 = figures.time_to_restore.p50_seconds.expect("a median");
+    assert!((p50 - 230_400.0).abs() <= 230_400.0 * baton_domain::sketch::RELATIVE_ACCURACY, "{p50}");
+    assert_eq!(figures.bands.time_to_restore, Some(Band::Medium));
 }
 
 pub async fn rollups_range_is_inclusive_and_scoped(store: &dyn ReleaseStore) {

@@ -7,6 +7,7 @@ mod pages;
 mod server;
 mod svg;
 
+pub use baton_domain::ports::ExecutionHistories;
 pub use server::{ServeError, serve};
 
 use baton_domain::catalog::ServiceEntry;
@@ -17,15 +18,6 @@ use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
-
-/// Where a release's execution history comes from, in the shape Step Functions'
-/// GetExecutionHistory gives it (the embedded executor's journal keeps that shape too).
-#[async_trait::async_trait]
-pub trait ExecutionHistories: Send + Sync {
-    /// The first `limit` events of `execution` (the release record's name for it), oldest
-    /// first; empty when none are kept.
-    async fn history(&self, execution: &str, limit: usize) -> Result<Vec<serde_json::Value>, StoreError>;
-}
 
 /// The events a release page shows of its execution: a page stays light, and the first events
 /// are where a release's stages begin (a long watch repeats the same few states).

@@ -275,6 +275,9 @@ pub struct NotifyRequest {
 pub struct RecordMetricsRequest {
     pub release: ReleaseContext,
     pub outcome: Outcome,
+    /// The execution's ARN (`$$.Execution.Id`), whose history prices the release on AWS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub execution: Option<String>,
 }
 
 /// What starting a wave (or its rollback) answers: when its targets must have finished, which the

@@ -19,5 +19,6 @@ pub mod support;
 pub mod telemetry;
 pub mod template;
 pub mod text;
+pub mod trace;
 
 pub use error::{ErrorName, TaskError};

@@ -584,6 +584,16 @@ pub trait ChangeHistory: Send + Sync {
     async fn commit(&self, sha: &str) -> Result<Option<Commit>, ProviderError>;
 }
 
+/// Where a release's execution history comes from, in the shape Step Functions'
+/// GetExecutionHistory gives it (the embedded executor's journal keeps that shape too): the
+/// dashboard's release pages, and the cost record-metrics puts on a record on AWS.
+#[async_trait]
+pub trait ExecutionHistories: Send + Sync {
+    /// The first `limit` events of `execution` (the release record's name for it, or its ARN),
+    /// oldest first; empty when none are kept.
+    async fn history(&self, execution: &str, limit: usize) -> Result<Vec<serde_json::Value>, StoreError>;
+}
+
 /// Builds provider adapters from catalog specs. The handlers are generic over it, so the
 /// embedded run, the Lambdas and the tests each pass their own.
 pub trait Providers: Send + Sync {

@@ -685,6 +685,9 @@ pub enum EventKind {
     /// A freeze window held a wave until its end, or was overridden (the message names the
     /// window, its reason and end, and who overrode it and why).
     Frozen,
+    /// The release's cost could not be worked out (its execution history could not be read);
+    /// the record keeps no cost.
+    CostUnknown,
 }
 
 impl EventKind {
@@ -711,6 +714,7 @@ impl EventKind {
             EventKind::ApprovalExpired => "approval-expired",
             EventKind::Carried => "carried",
             EventKind::Frozen => "frozen",
+            EventKind::CostUnknown => "cost-unknown",
         }
     }
 
@@ -766,6 +770,11 @@ pub struct Rollup {
     /// rollback by redeploying): deployments, but not changes, so out of the change failure rate.
     #[serde(default)]
     pub redeployments: u64,
+    /// Successful deployments whose lead time fell back to their own commit (a force push, a
+    /// first deployment, a repository that could not be read): each sample of theirs is an
+    /// approximation, from one commit for all they carried.
+    #[serde(default)]
+    pub lead_time_fallbacks: u64,
     /// Lead times (seconds), as a sketch whose quantiles survive merging days and services.
     #[serde(default)]
     pub lead_times: Sketch,
@@ -784,6 +793,7 @@ impl std::ops::AddAssign<&Rollup> for Rollup {
         self.restore_seconds_total += other.restore_seconds_total;
         self.restores += other.restores;
         self.redeployments += other.redeployments;
+        self.lead_time_fallbacks += other.lead_time_fallbacks;
         self.lead_times.merge(&other.lead_times);
         self.restore_times.merge(&other.restore_times);
     }

@@ -105,7 +105,7 @@ async fn dispatch(ports: &Ports, name: &str, payload: Value) -> Option<Result<Va
         baton_deploy_wave::NAME => baton_deploy_wave::handle(ports, payload).await,
         baton_check_health::NAME => baton_check_health::handle(ports, payload).await,
         baton_notify::NAME => baton_notify::handle(ports, payload).await,
-        baton_record_metrics::NAME => baton_record_metrics::handle(ports, payload).await,
+        baton_record_metrics::NAME => baton_record_metrics::handle(ports, None, payload).await,
         _ => return None,
     })
 }

@@ -284,21 +284,9 @@ impl RuntimeApi {
             timeout,
         });
         let shared = api.clone();
-        let server = tokio::spawn(async move {
-            // Connections live in the server task: aborting it ends them, including a runtime's
-            // pending `next` call, which nothing else would ever answer.
-            let mut connections = tokio::task::JoinSet::new();
-            while let Ok((stream, _)) = listener.accept().await {
-                let api = shared.clone();
-                connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let api = api.clone();
-                        async move { Ok::<_, std::convert::Infallible>(api.handle(request).await) }
-                    });
-                    let _ =
-                        hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
-                });
-            }
+        let server = spawn_server(listener, move |request| {
+            let api = shared.clone();
+            async move { api.handle(request).await }
         });
         Ok((api, address, server))
     }
@@ -392,10 +380,38 @@ async fn error_object(request: Request<Incoming>) -> Value {
     error
 }
 
+/// Serves HTTP/1 on `listener`, each request answered by `handler`, until the returned task is
+/// aborted. Connections live in that task: aborting it ends them, including a runtime's pending
+/// `next` call, which nothing else would ever answer.
+pub(crate) fn spawn_server<H, F>(listener: TcpListener, handler: H) -> tokio::task::JoinHandle<()>
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            let handler = handler.clone();
+            connections.spawn(async move {
+                let service = hyper::service::service_fn(move |request| {
+                    let answer = handler(request);
+                    async move { Ok::<_, std::convert::Infallible>(answer.await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(hyper_util::rt::TokioIo::new(stream), service).await;
+            });
+        }
+    })
+}
+
 fn reply(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+    reply_as(status, "application/json", body)
+}
+
+/// A JSON answer whose media type is `content_type`.
+pub(crate) fn reply_as(status: StatusCode, content_type: &str, body: Value) -> Response<Full<Bytes>> {
     Response::builder()
         .status(status)
-        .header("content-type", "application/json")
+        .header("content-type", content_type)
         .body(Full::new(Bytes::from(body.to_string())))
         .expect("a valid response")
 }

@@ -9,6 +9,7 @@
 //! Endpoints and credentials come from the standard AWS environment (`AWS_ENDPOINT_URL*`);
 //! [`LocalStack::up`] refuses any DynamoDB endpoint that is not on this machine.
 
+pub mod histories;
 pub mod iam;
 pub mod lambda;
 pub mod logs;
@@ -78,6 +79,7 @@ pub struct LocalStack {
     invoker: Arc<StackInvoker>,
     tables: Vec<(String, String)>,
     dynamodb: aws_sdk_dynamodb::Client,
+    histories: histories::Histories,
 }
 
 impl LocalStack {
@@ -91,11 +93,20 @@ impl LocalStack {
         let tables = tables::create_tables(&dynamodb, &template).await?;
         push_catalog(&dynamodb, &template, &options.catalog).await?;
 
+        // The executions run here, so their histories are read here too (record-metrics' cost).
+        let histories =
+            histories::Histories::serve().await.map_err(|e| StackError::Setup(format!("the executions' history endpoint: {e}")))?;
+        let history_endpoint = ("AWS_ENDPOINT_URL_SFN".to_owned(), histories.url().to_owned());
         let settings = Arc::new(SandboxSettings {
             binaries: options.binaries.clone(),
             state_dir: options.state_dir.clone(),
             region,
-            passthrough: passthrough(&config).await?.into_iter().chain(options.function_env.iter().cloned()).collect(),
+            passthrough: passthrough(&config)
+                .await?
+                .into_iter()
+                .chain(std::iter::once(history_endpoint))
+                .chain(options.function_env.iter().cloned())
+                .collect(),
         });
         let functions = template
             .functions()?
@@ -106,7 +117,7 @@ impl LocalStack {
         let definition = template.state_machine_definition(STATE_MACHINE)?;
         let machine = StateMachine::from_json(&definition).map_err(|e| StackError::Setup(format!("{STATE_MACHINE}: {e}")))?;
         let executor = Executor::new(invoker.clone(), options.clock);
-        Ok(LocalStack { template, machine: Arc::new(machine), executor, invoker, tables, dynamodb })
+        Ok(LocalStack { template, machine: Arc::new(machine), executor, invoker, tables, dynamodb, histories })
     }
 
     pub fn template(&self) -> &Template {
@@ -129,11 +140,17 @@ impl LocalStack {
 
     /// Starts one execution of the release state machine (its handle stops it as StopExecution does).
     pub fn start(&self, execution_name: &str, input: Value) -> ExecutionHandle {
+        let names = self.template.names();
+        // The execution's ARN in the stack's region and account, as the functions' grants name it.
         let start = ExecutionStart {
-            state_machine_name: format!("{}-{STATE_MACHINE}", self.template.names().stack_name),
+            state_machine_name: format!("{}-{STATE_MACHINE}", names.stack_name),
+            region: names.region.clone(),
+            account_id: names.account.clone(),
             ..ExecutionStart::new(execution_name, input)
         };
-        self.executor.start(self.machine.clone(), start)
+        let handle = self.executor.start(self.machine.clone(), start);
+        self.histories.add(handle.execution_arn(), handle.history_reader());
+        handle
     }
 
     /// The release an execution carried, read back from the stack's release table (its

@@ -2,10 +2,10 @@
 
 use crate::command::{BatonEnv, CommandContext, CommandFields, CommandSpec, DetachedRun, Outcome, handle_state, run_handle};
 use crate::command_catalog::CommandBuild;
-use crate::export::otlp::{BUILD_SPAN, traceparent};
 use async_trait::async_trait;
 use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::{Artifact, UNKNOWN_SHA};
+use baton_domain::trace::{TRACEPARENT, build_traceparent};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::process::Stdio;
@@ -75,7 +75,7 @@ impl CommandBuildProvider {
 impl BuildProvider for CommandBuildProvider {
     async fn start(&self, request: &BuildRequest) -> Result<RunHandle, ProviderError> {
         let env = BatonEnv::new(&request.service, &request.environment, &request.release_id, &request.branch, request.sha.as_deref())
-            .with("TRACEPARENT", traceparent(&request.release_id, BUILD_SPAN));
+            .with(TRACEPARENT, build_traceparent(&request.release_id));
         let run = self.ctx.start(&self.command, env, &request.release_id).await?;
         let build = BuildRun { run, branch: request.branch.clone(), sha: request.sha.clone() };
         Ok(run_handle(&build.run, &build))

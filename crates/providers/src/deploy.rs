@@ -2,9 +2,9 @@
 
 use crate::command::{BatonEnv, CommandContext, CommandFields, CommandSpec, DetachedRun, handle_state, run_handle};
 use crate::command_catalog::CommandDeploy;
-use crate::export::otlp::{deploy_span, traceparent};
 use async_trait::async_trait;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
+use baton_domain::trace::{TRACEPARENT, deploy_traceparent};
 use std::time::Duration;
 
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -39,7 +39,7 @@ impl Deployer for CommandDeployer {
             .with("BATON_WAVE", &request.wave)
             .with("BATON_TARGET", &request.target)
             .with("BATON_ROLLBACK", request.rollback.to_string())
-            .with("TRACEPARENT", traceparent(&request.release_id, &deploy_span(&request.wave, &request.target, request.rollback)));
+            .with(TRACEPARENT, deploy_traceparent(request));
         let command = if request.rollback { &self.rollback } else { &self.deploy };
         if let Some(forward) = request.undoes.as_ref().filter(|_| request.rollback) {
             // A forward command still running would finish after the rollback and leave the

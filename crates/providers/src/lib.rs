@@ -38,6 +38,7 @@ mod webhook;
 
 pub use argo_cd::{ArgoCdDeploy, ArgoCdDeployer};
 pub use baton_domain::release::UNKNOWN_SHA;
+pub use baton_domain::trace::{span_id, trace_id, traceparent};
 pub use build::CommandBuildProvider;
 pub use changes::{GitHistory, GitHubHistory, GitLabHistory};
 pub use ci::GitHubAppTokens;
@@ -52,7 +53,7 @@ pub use datadog_monitors::{DatadogGate, DatadogMonitorsGate};
 pub use deploy::CommandDeployer;
 pub use export::datadog::{DORA_SITES, DatadogExport, DatadogExporter, DatadogSend, ci_pipeline, dora_deployment, dora_failure, marker};
 pub use export::emf::{CLOUDWATCH_EMF, EmfExport, EmfExporter, EmfSink, emf_line};
-pub use export::otlp::{OtlpExport, OtlpExporter, release_trace, span_id, trace_id, traceparent};
+pub use export::otlp::{OtlpExport, OtlpExporter, release_trace};
 pub use export::{EXPORT_REQUEST_TIMEOUT, TELEMETRY_DEFAULTS_ENV, telemetry_defaults};
 pub use health::{CommandGate, HttpGate, HttpGateSampler};
 pub use http::{CREATE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, RateLimits, http_client};

@@ -175,7 +175,7 @@ impl Providers for LocalProviders {
     fn exporters(&self, entry: &ServiceEntry) -> Result<Vec<Box<dyn TelemetryExporter>>, ProviderError> {
         let pick = |make: &Make| if let Make::Export(f) = make { Some(*f) } else { None };
         let blocks = crate::export::with_defaults(&entry.delivery.telemetry, &self.telemetry_defaults);
-        blocks.into_iter().map(|block| maker(Slot::Export, &block.provider, pick)?(self, block, entry)).collect()
+        blocks.iter().map(|block| maker(Slot::Export, &block.provider, pick)?(self, block, entry)).collect()
     }
 }
 
@@ -434,6 +434,7 @@ mod tests {
                     project: project.into(),
                     token: SecretRef::Env("CIRCLE_TOKEN".into()),
                     parameters: Default::default(),
+                    traceparent: false,
                     artifact: "web:{pipeline-number}".into(),
                     api_url: None,
                 },

@@ -10,6 +10,8 @@
 //! - **Signature.** `X-Baton-Timestamp: <unix seconds>` and `X-Baton-Signature: sha256=<hex>`,
 //!   the HMAC-SHA256 with the shared secret of `<timestamp>.<body>` (the raw bytes). The endpoint
 //!   should compare in constant time and refuse timestamps more than a few minutes old.
+//! - **Trace context.** `traceparent` (W3C Trace Context): the deploy's span of the release's
+//!   trace (or its putting back's, on a rollback), so an endpoint that traces joins the trace.
 //! - **Idempotency.** `Idempotency-Key: <release_id>/<wave>/<target>/<deploy|rollback>`. Baton
 //!   sends the same request again when an answer is lost or unreadable: the endpoint answers a
 //!   key it has seen with the run it started for it, and starts nothing new.
@@ -25,6 +27,7 @@ use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, RateLimits, Refused, decode, 
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, SecretResolver};
+use baton_domain::trace::deploy_traceparent;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, Url};
 use ring::hmac;
@@ -38,6 +41,7 @@ pub(crate) const PROVIDER: &str = "webhook";
 const TIMESTAMP_HEADER: &str = "x-baton-timestamp";
 const SIGNATURE_HEADER: &str = "x-baton-signature";
 const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+const TRACEPARENT_HEADER: &str = "traceparent";
 /// The longest run id and status URL kept: the handle travels in the execution's state.
 const MAX_ID_CHARS: usize = 200;
 const MAX_URL_CHARS: usize = 2048;
@@ -124,13 +128,14 @@ impl WebhookDeployer {
         self
     }
 
-    /// Sends a signed request and returns the 2xx answer's body, or the error the answer means.
+    /// Sends a signed request with `headers` and returns the 2xx answer's body, or the error the
+    /// answer means.
     async fn signed(
         &self,
         method: Method,
         url: &Url,
         body: Vec<u8>,
-        idempotency_key: Option<&str>,
+        headers: &[(&str, &str)],
         context: &str,
     ) -> Result<Vec<u8>, ProviderError> {
         let secret = self.secret.get().await?;
@@ -141,8 +146,8 @@ impl WebhookDeployer {
                 .request(method.clone(), url.clone())
                 .header(TIMESTAMP_HEADER, &timestamp)
                 .header(SIGNATURE_HEADER, signature(secret, &timestamp, &body));
-            if let Some(key) = idempotency_key {
-                request = request.header(IDEMPOTENCY_HEADER, key);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
             }
             if !body.is_empty() {
                 request = request.header(CONTENT_TYPE, "application/json").body(body.clone());
@@ -228,7 +233,9 @@ impl Deployer for WebhookDeployer {
         })
         .expect("a deploy call serialises to JSON");
         let key = format!("{}/{}/{}/{kind}", request.release_id.0, request.wave, request.target);
-        let answer = self.signed(Method::POST, &self.url, body, Some(&key), &context).await?;
+        let span = deploy_traceparent(request);
+        let headers = [(IDEMPOTENCY_HEADER, key.as_str()), (TRACEPARENT_HEADER, span.as_str())];
+        let answer = self.signed(Method::POST, &self.url, body, &headers, &context).await?;
         let Started { status_url, id } = decode(&answer, &context)?;
         if id.is_empty() || id.chars().count() > MAX_ID_CHARS || status_url.chars().count() > MAX_URL_CHARS {
             return Err(ProviderError::rejected(format!(
@@ -253,7 +260,7 @@ impl Deployer for WebhookDeployer {
         let state = read_state(handle)?;
         let context = format!("reading the status of webhook run {} (target {})", handle.id, state.target);
         let url = self.status_url(&state.status_url, &context)?;
-        let answer = self.signed(Method::GET, &url, Vec::new(), None, &context).await?;
+        let answer = self.signed(Method::GET, &url, Vec::new(), &[], &context).await?;
         let status: Status = decode(&answer, &context)?;
         Ok(match status.state {
             State::Running => DeployProgress::Running,

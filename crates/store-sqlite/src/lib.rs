@@ -264,6 +264,7 @@ fn decode_rollup(row: &Row<'_>) -> Result<(NaiveDate, Rollup), Failure> {
         restore_seconds_total: row.get(6)?,
         restores: row.get(7)?,
         redeployments: row.get(8)?,
+        lead_time_fallbacks: row.get(9)?,
         ..Rollup::default()
     };
     Ok((day, rollup))
@@ -512,7 +513,7 @@ impl ReleaseStore for SqliteStore {
             let range = params![service, environment, from.num_days_from_ce(), to.num_days_from_ce()];
             let mut statement = conn.prepare_cached(
                 "SELECT day, deployments, failed_deployments, rollbacks, lead_time_seconds_total, lead_time_samples,
-                     restore_seconds_total, restores, redeployments
+                     restore_seconds_total, restores, redeployments, lead_time_fallbacks
                  FROM rollups WHERE service = ?1 AND environment = ?2 AND day BETWEEN ?3 AND ?4 ORDER BY day",
             )?;
             let mut rows = statement.query(range)?;
@@ -653,8 +654,9 @@ fn add_to_rollup(tx: &Transaction<'_>, key: &RollupKey, delta: &Rollup) -> Resul
     let added = tx
         .prepare_cached(
             "INSERT INTO rollups (service, environment, day, deployments, failed_deployments, rollbacks,
-                 lead_time_seconds_total, lead_time_samples, restore_seconds_total, restores, redeployments)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+                 lead_time_seconds_total, lead_time_samples, restore_seconds_total, restores, redeployments,
+                 lead_time_fallbacks)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
              ON CONFLICT (service, environment, day) DO UPDATE SET
                  deployments = deployments + excluded.deployments,
                  failed_deployments = failed_deployments + excluded.failed_deployments,
@@ -663,7 +665,8 @@ fn add_to_rollup(tx: &Transaction<'_>, key: &RollupKey, delta: &Rollup) -> Resul
                  lead_time_samples = lead_time_samples + excluded.lead_time_samples,
                  restore_seconds_total = restore_seconds_total + excluded.restore_seconds_total,
                  restores = restores + excluded.restores,
-                 redeployments = redeployments + excluded.redeployments",
+                 redeployments = redeployments + excluded.redeployments,
+                 lead_time_fallbacks = lead_time_fallbacks + excluded.lead_time_fallbacks",
         )?
         .execute(params![
             service,
@@ -677,6 +680,7 @@ fn add_to_rollup(tx: &Transaction<'_>, key: &RollupKey, delta: &Rollup) -> Resul
             delta.restore_seconds_total,
             delta.restores,
             delta.redeployments,
+            delta.lead_time_fallbacks,
         ])
         .and_then(|_| {
             let mut add = tx.prepare_cached(

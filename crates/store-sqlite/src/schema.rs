@@ -123,6 +123,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX releases_by_status ON releases (status);
     CREATE INDEX releases_by_created ON releases (created_at);
     "#,
+    // 8: deployments whose lead time fell back to their own commit, counted like the rest.
+    r#"
+    ALTER TABLE rollups ADD COLUMN lead_time_fallbacks INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.

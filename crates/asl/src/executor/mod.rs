@@ -152,6 +152,12 @@ impl ExecutionHandle {
         self.stopper().stop(error, cause);
     }
 
+    /// Something that reads the execution's history from elsewhere while it runs, as
+    /// GetExecutionHistory does.
+    pub fn history_reader(&self) -> HistoryReader {
+        HistoryReader { exec: self.exec.clone() }
+    }
+
     /// Something that stops the execution from elsewhere (a signal handler, a watchdog) while
     /// this handle waits for its outcome.
     pub fn stopper(&self) -> Stopper {
@@ -168,6 +174,19 @@ impl ExecutionHandle {
             }
             Err(join) => self.exec.failed_internally(&join),
         }
+    }
+}
+
+/// Reads one execution's history; see [`ExecutionHandle::history_reader`].
+#[derive(Clone)]
+pub struct HistoryReader {
+    exec: Arc<Execution>,
+}
+
+impl HistoryReader {
+    /// The events so far, oldest first; none once the execution ended (its outcome has them).
+    pub fn events(&self) -> Vec<HistoryEvent> {
+        self.exec.log.events()
     }
 }
 

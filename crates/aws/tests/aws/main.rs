@@ -14,6 +14,7 @@ mod emulator {
     mod ecs_release;
     mod lambda;
     mod merge_events;
+    mod release_cost;
     mod schedules;
     mod secrets;
     mod stepfunctions;

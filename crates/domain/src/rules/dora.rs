@@ -150,12 +150,15 @@ pub fn rollup_delta(release: &Release, history: &[Release]) -> Rollup {
                 Some(changes) => changes.commits.iter().map(|change| change.at).collect(),
                 None => release.changed_at.into_iter().collect(),
             };
-            for start in starts {
-                let lead = seconds_between(start, finished);
+            for start in &starts {
+                let lead = seconds_between(*start, finished);
                 delta.lead_time_seconds_total += lead as u64;
                 delta.lead_time_samples += 1;
                 delta.lead_times.add(lead);
             }
+            // A fallback that found no time for the commit measured nothing to approximate.
+            let fell_back = release.changes.as_ref().is_some_and(|changes| changes.fallback.is_some());
+            delta.lead_time_fallbacks = u64::from(fell_back && !starts.is_empty());
             if let Some(failed_at) = previous.filter(|r| is_failed_deployment(r.status)).and_then(|r| r.finished_at) {
                 let restore = seconds_between(failed_at, finished);
                 delta.restore_seconds_total = restore as u64;
@@ -227,6 +230,9 @@ pub struct Figures {
     pub change_failure_rate: Option<f64>,
     /// From the change to the end of the successful release that shipped it.
     pub lead_time: Durations,
+    /// Deployments whose lead time fell back to their own commit: their samples are
+    /// approximations (one each, whatever they carried).
+    pub lead_time_fallbacks: u64,
     /// From a failed deployment's end to the end of the next successful one.
     pub time_to_restore: Durations,
     pub bands: Bands,
@@ -327,6 +333,7 @@ pub fn figures<'a>(days: u64, rollups: impl IntoIterator<Item = &'a Rollup>) -> 
         redeployments: total.redeployments,
         change_failure_rate: ratio(total.failed_deployments, total.deployments.saturating_sub(total.redeployments)),
         lead_time: durations(&total.lead_times, total.lead_time_seconds_total, total.lead_time_samples),
+        lead_time_fallbacks: total.lead_time_fallbacks,
         time_to_restore: durations(&total.restore_times, total.restore_seconds_total, total.restores),
         bands: Bands { deployment_frequency: Band::Low, lead_time: None, change_failure_rate: None, time_to_restore: None },
     };
@@ -389,6 +396,7 @@ mod tests {
             restore_seconds_total: restore.unwrap_or(0),
             restores: u64::from(restore.is_some()),
             redeployments: 0,
+            lead_time_fallbacks: 0,
             lead_times: lead.map(|s| Sketch::of(s as f64)).unwrap_or_default(),
             restore_times: restore.map(|s| Sketch::of(s as f64)).unwrap_or_default(),
         }
@@ -479,16 +487,18 @@ mod tests {
 
     #[test]
     fn a_release_that_falls_back_counts_its_own_commit_and_says_why() {
+        // Each fallback that measured something is counted as an approximation.
+        let fell_back = |seconds: &[u64]| Rollup { lead_time_fallbacks: 1, ..leads(seconds) };
         // A force push dropped the previous commit: the release's own commit, written at minute 60, counts: 40 minutes.
         let own = commit("head", 60, 62, 1);
         let changes = own_commit(Some("base"), "head", Some(&own), Some(minutes(95)), "force push".into());
         assert_eq!(changes.fallback.as_deref(), Some("force push"));
         assert_eq!(changes.commits, vec![Change { sha: "head".into(), at: minutes(60) }]);
-        assert_eq!(lead_times_of(changes), leads(&[2400]));
+        assert_eq!(lead_times_of(changes), fell_back(&[2400]));
         // Its commit unknown to the history too: the signal's change time (minute 95), 5 minutes.
         let changes = own_commit(Some("base"), "head", None, Some(minutes(95)), "history down".into());
-        assert_eq!(lead_times_of(changes), leads(&[300]));
-        // Neither known: no lead time at all.
+        assert_eq!(lead_times_of(changes), fell_back(&[300]));
+        // Neither known: no lead time at all, so none approximated.
         assert_eq!(lead_times_of(own_commit(None, "head", None, None, "nothing known".into())), leads(&[]));
         // A release whose commits were never read keeps the signal's change time.
         let mut unread = release("rel-me", 60, Succeeded, Some(100), true);

@@ -3,8 +3,9 @@
 //!
 //! - **Start.** `POST /organizations/{org}/pipelines/{pipeline}/builds` with a bearer token:
 //!   `{commit, branch, message: "Baton release <id>", env, meta_data}`. `commit` is the release's
-//!   sha, or `HEAD` (the branch's head) when it names none; `env` gets `BATON_RELEASE_ID` and
-//!   `BATON_SHA` last, so the catalog cannot override them; `meta_data` gets
+//!   sha, or `HEAD` (the branch's head) when it names none; `env` gets `BATON_RELEASE_ID`,
+//!   `BATON_SHA` and `TRACEPARENT` (the build's span of the release's trace) last, so the
+//!   catalog cannot override them; `meta_data` gets
 //!   `baton-release-id`, by which `find` lists the build a lost answer created
 //!   (`?meta_data[baton-release-id]=<id>`). The request may take [`CREATE_TIMEOUT`](crate::http::CREATE_TIMEOUT).
 //!   The artifact's sha is the build's `commit` when Buildkite resolved it to a commit id,
@@ -38,6 +39,7 @@ use crate::http::{decode, header_u64, retry_after};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
 use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
+use baton_domain::trace::{TRACEPARENT, build_traceparent};
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
@@ -176,6 +178,7 @@ impl BuildkiteBuildProvider {
         let mut env = self.env.clone();
         env.insert("BATON_RELEASE_ID".into(), request.release_id.0.clone());
         env.insert("BATON_SHA".into(), request.sha.clone().unwrap_or_default());
+        env.insert(TRACEPARENT.into(), build_traceparent(&request.release_id));
         let body = serde_json::json!({
             "commit": request.sha.as_deref().unwrap_or("HEAD"),
             "branch": request.branch,
@@ -328,7 +331,7 @@ const BUILD_BUILDKITE: &[Field] = &[
     required("organization", Kind::Checked(&SLUG), "The organization's slug, as in its Buildkite URL."),
     required("pipeline", Kind::Checked(&SLUG), "The pipeline's slug, as in its Buildkite URL."),
     required("token", Kind::Secret, "An API access token with `read_builds` and `write_builds` (secret reference)."),
-    field("env", Kind::Env, "Build environment variables, besides `BATON_RELEASE_ID` and `BATON_SHA`."),
+    field("env", Kind::Env, "Build environment variables, besides `BATON_RELEASE_ID`, `BATON_SHA` and `TRACEPARENT`."),
     required(
         "artifact",
         Kind::Text,

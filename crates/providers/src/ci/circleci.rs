@@ -51,6 +51,7 @@ use crate::http::{decode, x_rate_limit_wait};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
 use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
+use baton_domain::trace::build_traceparent;
 use chrono::{DateTime, Utc};
 use reqwest::{Method, Url};
 use serde::{Deserialize, Serialize};
@@ -79,6 +80,7 @@ pub struct CircleCiBuildProvider {
     project: String,
     token: LazySecret,
     parameters: BTreeMap<String, PipelineParameter>,
+    traceparent: bool,
     artifact: ArtifactTemplate,
 }
 
@@ -208,6 +210,7 @@ impl CircleCiBuildProvider {
             project: spec.project.clone(),
             token: LazySecret::new(spec.token.clone(), secrets),
             parameters: spec.parameters.clone(),
+            traceparent: spec.traceparent,
             artifact: ArtifactTemplate::parse(&spec.artifact, RunWord::PipelineNumber).map_err(rejected)?,
         })
     }
@@ -376,8 +379,13 @@ impl BuildProvider for CircleCiBuildProvider {
         let mut parameters = serde_json::to_value(&self.parameters).expect("parameters serialise to a JSON object");
         parameters[CIRCLECI_RELEASE_ID_PARAMETER] = request.release_id.0.clone().into();
         parameters[CIRCLECI_SHA_PARAMETER] = request.sha.clone().unwrap_or_default().into();
-        let names: Vec<&str> =
-            [CIRCLECI_RELEASE_ID_PARAMETER, CIRCLECI_SHA_PARAMETER].into_iter().chain(self.parameters.keys().map(String::as_str)).collect();
+        let mut names = vec![CIRCLECI_RELEASE_ID_PARAMETER, CIRCLECI_SHA_PARAMETER];
+        // Only when asked: CircleCI fails a pipeline given a parameter its config does not declare.
+        if self.traceparent {
+            parameters[CIRCLECI_TRACEPARENT_PARAMETER] = build_traceparent(&request.release_id).into();
+            names.push(CIRCLECI_TRACEPARENT_PARAMETER);
+        }
+        names.extend(self.parameters.keys().map(String::as_str));
         let context = format!(
             "triggering a pipeline of CircleCI project {} on {} with the parameters {} (its config must declare each)",
             self.project,
@@ -463,6 +471,10 @@ pub struct CircleCiBuild {
     pub token: SecretRef,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub parameters: BTreeMap<String, PipelineParameter>,
+    /// Hand the build its span of the release's trace as [`CIRCLECI_TRACEPARENT_PARAMETER`],
+    /// which the config then declares.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub traceparent: bool,
     /// The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{pipeline-number}`, `{release-id}`.
     pub artifact: String,
     /// CircleCI's API; `https://circleci.com/api/v2` when absent.
@@ -472,6 +484,8 @@ pub struct CircleCiBuild {
 
 /// The pipeline parameter that carries the release id; the config declares it as a string.
 pub const CIRCLECI_RELEASE_ID_PARAMETER: &str = "baton-release-id";
+/// The pipeline parameter that carries the build's `traceparent`, with `traceparent: true`.
+pub const CIRCLECI_TRACEPARENT_PARAMETER: &str = "baton-traceparent";
 /// The pipeline parameter that carries the release's commit (empty when it names none).
 pub const CIRCLECI_SHA_PARAMETER: &str = "baton-sha";
 
@@ -518,7 +532,7 @@ pub fn check_circleci_project(text: &str) -> Result<(), String> {
 /// Why `name` cannot be a pipeline parameter of Baton's block, if it cannot: CircleCI's rule
 /// for parameter names, and not one of the two Baton sets.
 pub fn check_pipeline_parameter_name(name: &str) -> Result<(), String> {
-    if [CIRCLECI_RELEASE_ID_PARAMETER, CIRCLECI_SHA_PARAMETER].contains(&name) {
+    if [CIRCLECI_RELEASE_ID_PARAMETER, CIRCLECI_SHA_PARAMETER, CIRCLECI_TRACEPARENT_PARAMETER].contains(&name) {
         return Err(format!("`{name}` is set by Baton; choose another name"));
     }
     let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-');
@@ -559,6 +573,12 @@ const BUILD_CIRCLECI: &[Field] = &[
         Kind::CheckedScalars(&PIPELINE_PARAMETER_NAME),
         "Pipeline parameters, besides `baton-release-id` and `baton-sha` (the config must declare them all).",
     ),
+    field(
+        "traceparent",
+        Kind::Bool,
+        "Pass the build's span of the release's trace as the parameter `baton-traceparent` (the config must declare it, \
+         as a string); off by default, since CircleCI fails a pipeline given an undeclared parameter.",
+    ),
     required(
         "artifact",
         Kind::Text,
@@ -590,6 +610,7 @@ mod tests {
             project: "gh/acme/web".into(),
             token: token.clone(),
             parameters: BTreeMap::new(),
+            traceparent: false,
             artifact: "web:{short-sha}-{pipeline-number}".into(),
             api_url: None,
         };

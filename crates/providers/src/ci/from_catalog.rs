@@ -78,6 +78,7 @@ impl GitHubActionsFromCatalog {
                 };
                 let mut config = GitHubActionsConfig::new(&self.owner, &self.repo, &self.spec.workflow, auth, &self.spec.artifact);
                 config.inputs = self.spec.inputs.clone();
+                config.traceparent = self.spec.traceparent;
                 config.api_url = self.spec.api_url.clone().unwrap_or_else(|| DEFAULT_GITHUB_API_URL.to_owned());
                 config.rate_limits = Arc::clone(&self.limits);
                 GitHubActionsBuildProvider::new(config, self.http.clone(), &self.tokens)
@@ -122,6 +123,9 @@ pub struct GitHubActionsBuild {
     pub workflow: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub inputs: BTreeMap<String, String>,
+    /// Pass the build's span of the release's trace as the input `baton_traceparent`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub traceparent: bool,
     /// The artifact's reference, with `{sha}`, `{short-sha}`, `{branch}`, `{run-id}`, `{release-id}`.
     pub artifact: String,
     /// GitHub Enterprise Server's API (`https://HOST/api/v3`); github.com's when absent.
@@ -155,6 +159,12 @@ const BUILD_GITHUB_ACTIONS: &[Field] = &[
     required("repository", Kind::Text, "`owner/name` of the repository whose workflow builds the service."),
     required("workflow", Kind::Text, "The workflow's file name (`release.yml`) or id; it takes `workflow_dispatch`."),
     field("inputs", Kind::Env, "Workflow inputs, besides `baton_release_id` and `baton_sha` (which the workflow must declare)."),
+    field(
+        "traceparent",
+        Kind::Bool,
+        "Pass the build's span of the release's trace as the input `baton_traceparent` (the workflow must declare it); \
+         off by default, since GitHub refuses a dispatch with an undeclared input.",
+    ),
     required(
         "artifact",
         Kind::Text,

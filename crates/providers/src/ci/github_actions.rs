@@ -3,7 +3,9 @@
 //!
 //! The workflow must have a `workflow_dispatch` trigger that declares the inputs
 //! `baton_release_id` and `baton_sha` (GitHub refuses undeclared inputs) besides those of the
-//! config. A dispatch runs the workflow at the branch's head: a workflow that must build exactly
+//! config, and `baton_traceparent` (the build's span of the release's trace) when the config
+//! asks for it: off by default, as a workflow that does not declare it refuses the dispatch (a
+//! refusal naming it is dispatched again without it, so it never fails a build). A dispatch runs the workflow at the branch's head: a workflow that must build exactly
 //! the release's commit checks out `inputs.baton_sha` (empty when the release names none). The
 //! artifact's sha is the run's `head_sha`, the branch head at dispatch, which differs from
 //! `baton_sha` only if the branch moved after the release was cut.
@@ -44,6 +46,7 @@ use crate::secrets::Secret;
 use async_trait::async_trait;
 use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::ReleaseId;
+use baton_domain::trace::build_traceparent;
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::header::{ACCEPT, HeaderMap};
 use reqwest::{Method, StatusCode, Url};
@@ -62,6 +65,8 @@ const GITHUB_JSON: &str = "application/vnd.github+json";
 /// The inputs Baton adds to every dispatch; a config cannot set them.
 const RELEASE_ID_INPUT: &str = "baton_release_id";
 const SHA_INPUT: &str = "baton_sha";
+/// The input that carries the build's `traceparent`, with [`GitHubActionsConfig::traceparent`].
+const TRACEPARENT_INPUT: &str = "baton_traceparent";
 /// How long a dispatched run may take to show up in the listing before the build fails.
 const LOCATE_WINDOW: chrono::Duration = chrono::Duration::minutes(10);
 /// GitHub's advice for a secondary rate limit that says nothing about when it ends.
@@ -76,6 +81,9 @@ pub struct GitHubActionsConfig {
     pub workflow: String,
     /// Passed to the workflow as they are, besides `baton_release_id` and `baton_sha`.
     pub inputs: BTreeMap<String, String>,
+    /// Also pass the build's span of the release's trace as `baton_traceparent`, which the
+    /// workflow then declares (GitHub refuses a dispatch with an undeclared input).
+    pub traceparent: bool,
     /// [`DEFAULT_GITHUB_API_URL`], or `https://HOST/api/v3` for GitHub Enterprise Server.
     pub api_url: String,
     pub auth: GitHubAuth,
@@ -98,6 +106,7 @@ impl GitHubActionsConfig {
             repo: repo.to_owned(),
             workflow: workflow.to_owned(),
             inputs: BTreeMap::new(),
+            traceparent: false,
             api_url: DEFAULT_GITHUB_API_URL.to_owned(),
             auth,
             artifact: artifact.to_owned(),
@@ -130,6 +139,7 @@ pub struct GitHubActionsBuildProvider {
     repo: String,
     workflow: String,
     inputs: BTreeMap<String, String>,
+    traceparent: bool,
     auth: Auth,
     artifact: ArtifactTemplate,
     timeout: Duration,
@@ -239,8 +249,19 @@ impl GitHubActionsBuildProvider {
         http: reqwest::Client,
         tokens: &GitHubAppTokens,
     ) -> Result<GitHubActionsBuildProvider, ProviderError> {
-        let GitHubActionsConfig { owner, repo, workflow, inputs, api_url, auth, artifact, request_timeout, create_timeout, rate_limits } =
-            config;
+        let GitHubActionsConfig {
+            owner,
+            repo,
+            workflow,
+            inputs,
+            traceparent,
+            api_url,
+            auth,
+            artifact,
+            request_timeout,
+            create_timeout,
+            rate_limits,
+        } = config;
         let rejected = |why: String| ProviderError::rejected(format!("GitHub Actions build of {owner}/{repo}: {why}"));
         for (field, value) in [("owner", &owner), ("repo", &repo), ("workflow", &workflow)] {
             if value.is_empty() || value.contains('/') || value.contains(char::is_whitespace) {
@@ -252,7 +273,7 @@ impl GitHubActionsBuildProvider {
             Ok(_) => return Err(rejected(format!("the API URL '{api_url}' is not an http(s) URL"))),
             Err(e) => return Err(rejected(format!("the API URL '{api_url}' is not a URL: {e}"))),
         };
-        if let Some(reserved) = [RELEASE_ID_INPUT, SHA_INPUT].into_iter().find(|name| inputs.contains_key(*name)) {
+        if let Some(reserved) = [RELEASE_ID_INPUT, SHA_INPUT, TRACEPARENT_INPUT].into_iter().find(|name| inputs.contains_key(*name)) {
             return Err(rejected(format!("the input {reserved} is set by Baton and cannot be configured")));
         }
         if request_timeout.is_zero() || create_timeout.is_zero() {
@@ -272,6 +293,7 @@ impl GitHubActionsBuildProvider {
             repo,
             workflow,
             inputs,
+            traceparent,
             auth,
             artifact,
             timeout: request_timeout,
@@ -629,10 +651,23 @@ impl BuildProvider for GitHubActionsBuildProvider {
         let mut inputs = self.inputs.clone();
         inputs.insert(RELEASE_ID_INPUT.into(), request.release_id.0.clone());
         inputs.insert(SHA_INPUT.into(), request.sha.clone().unwrap_or_default());
-        let body = serde_json::json!({ "ref": request.branch, "inputs": inputs, "return_run_details": true });
+        if self.traceparent {
+            inputs.insert(TRACEPARENT_INPUT.into(), build_traceparent(&request.release_id));
+        }
+        let body =
+            |inputs: &BTreeMap<String, String>| serde_json::json!({ "ref": request.branch, "inputs": inputs, "return_run_details": true });
         let asked_at = Utc::now();
         let call = self.workflow_call(format!("dispatching {} on {}", self.label(), request.branch));
-        let (status, answer) = self.call(Method::POST, self.workflow_endpoint("dispatches"), Some(&body), &call).await?;
+        let (status, answer) = match self.call(Method::POST, self.workflow_endpoint("dispatches"), Some(&body(&inputs)), &call).await {
+            // A workflow that does not declare the input refuses the dispatch (422, "Unexpected
+            // inputs provided") and runs nothing: the build goes on without its trace context.
+            Err(refused @ ProviderError::Rejected { .. }) if self.traceparent && refused.message().contains(TRACEPARENT_INPUT) => {
+                tracing::warn!(target: "baton::github", "{} does not declare the input {TRACEPARENT_INPUT}: dispatched without it", self.label());
+                inputs.remove(TRACEPARENT_INPUT);
+                self.call(Method::POST, self.workflow_endpoint("dispatches"), Some(&body(&inputs)), &call).await?
+            }
+            dispatched => dispatched?,
+        };
         let mut state = RunState::of(request);
         if status == StatusCode::OK {
             return match decode::<Dispatched>(&answer, &call.context) {

@@ -5,7 +5,8 @@
 //!   `{ref, variables: [{key, value}]}`). With `trigger-token`, the trigger API
 //!   `POST /projects/:id/trigger/pipeline` (form `token`, `ref`, `variables[KEY]`): the trigger
 //!   token travels in the body, never in the URL. Both add `BATON_RELEASE_ID` and `BATON_SHA`
-//!   (empty when the release names no commit) to the configured variables, last, so the
+//!   (empty when the release names no commit) and `TRACEPARENT` (the build's span of the
+//!   release's trace, for a job that traces) to the configured variables, last, so the
 //!   catalog cannot override them. A pipeline runs at the branch's head; the artifact's sha is
 //!   the pipeline's. The request may take [`CREATE_TIMEOUT`](crate::http::CREATE_TIMEOUT).
 //! - **Find.** A create whose answer was lost may have made the pipeline: `find` lists the
@@ -40,6 +41,7 @@ use crate::http::{decode, header_u64, retry_after, shown};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
 use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle, SecretResolver};
+use baton_domain::trace::{TRACEPARENT, build_traceparent};
 use chrono::{DateTime, SecondsFormat, Utc};
 use reqwest::Method;
 use serde::Deserialize;
@@ -191,6 +193,7 @@ impl GitLabCiBuildProvider {
         let mut variables = self.variables.clone();
         variables.insert("BATON_RELEASE_ID".into(), request.release_id.0.clone());
         variables.insert("BATON_SHA".into(), request.sha.clone().unwrap_or_default());
+        variables.insert(TRACEPARENT.into(), build_traceparent(&request.release_id));
         variables
     }
 
@@ -454,7 +457,7 @@ const BUILD_GITLAB_CI: &[Field] = &[
         "A pipeline trigger token (secret reference): creates the pipeline through the trigger API; \
          without `token`, Baton can follow only pipelines anyone may read, and cannot cancel them.",
     ),
-    field("variables", Kind::Env, "Pipeline variables, besides `BATON_RELEASE_ID` and `BATON_SHA`."),
+    field("variables", Kind::Env, "Pipeline variables, besides `BATON_RELEASE_ID`, `BATON_SHA` and `TRACEPARENT`."),
     required(
         "artifact",
         Kind::Text,

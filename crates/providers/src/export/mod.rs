@@ -62,8 +62,8 @@ pub(crate) async fn send_bounded(
 
 /// The environment variable holding the organisation's default exporters: a JSON list of
 /// `telemetry` blocks, as a catalog entry writes them (`[{"provider": "datadog", "api-key":
-/// "secrets-manager:baton/providers/datadog-api-key"}]`). Every service gets them, except an
-/// exporter its own `telemetry` names, whose block replaces the default's.
+/// "secrets-manager:baton/providers/datadog-api-key"}]`). Every service gets them; an exporter
+/// its own `telemetry` names takes the default's fields it does not set.
 pub const TELEMETRY_DEFAULTS_ENV: &str = "BATON_TELEMETRY_DEFAULTS";
 
 /// Reads the default exporters from `text` (`origin` names where it came from, for errors):
@@ -98,10 +98,17 @@ pub fn telemetry_defaults(text: &str, origin: &str) -> Result<Vec<ProviderBlock>
     Ok(defaults)
 }
 
-/// The exporters of a service: its own blocks, then each default whose exporter it does not name.
-pub(crate) fn with_defaults<'a>(own: &'a [ProviderBlock], defaults: &'a [ProviderBlock]) -> Vec<&'a ProviderBlock> {
-    let inherited = defaults.iter().filter(|default| !own.iter().any(|block| block.provider == default.provider));
-    own.iter().chain(inherited).collect()
+/// The exporters of a service: each of its own blocks over the default of its exporter, field by
+/// field (the service's fields win, the default's fill the rest: an organisation's `site`, say),
+/// then each default whose exporter it does not name.
+pub(crate) fn with_defaults(own: &[ProviderBlock], defaults: &[ProviderBlock]) -> Vec<ProviderBlock> {
+    let merged = own.iter().map(|block| {
+        let mut merged = defaults.iter().find(|default| default.provider == block.provider).cloned().unwrap_or_else(|| block.clone());
+        merged.settings.extend(block.settings.clone());
+        merged
+    });
+    let inherited = defaults.iter().filter(|default| !own.iter().any(|block| block.provider == default.provider)).cloned();
+    merged.chain(inherited).collect()
 }
 
 #[cfg(test)]
@@ -131,12 +138,19 @@ mod tests {
     }
 
     #[test]
-    fn a_service_block_replaces_the_default_of_its_exporter() {
+    fn a_service_block_overrides_the_default_of_its_exporter_field_by_field() {
         let block = |provider: &str, namespace: &str| ProviderBlock::new(provider, serde_json::json!({ "namespace": namespace }));
         let own = [block("cloudwatch-emf", "Team")];
         let defaults = [block("datadog", "-"), block("cloudwatch-emf", "Org")];
-        let merged: Vec<(&str, Option<&str>)> =
-            with_defaults(&own, &defaults).into_iter().map(|b| (b.provider.as_str(), b.text("namespace"))).collect();
+        let merged = with_defaults(&own, &defaults);
+        let merged: Vec<(&str, Option<&str>)> = merged.iter().map(|b| (b.provider.as_str(), b.text("namespace"))).collect();
         assert_eq!(merged, [("cloudwatch-emf", Some("Team")), ("datadog", Some("-"))]);
+        // The organisation's site and key, the team's own key: the site is the organisation's.
+        let org = ProviderBlock::new("datadog", serde_json::json!({ "api-key": "env:ORG_KEY", "site": "datadoghq.eu" }));
+        let team = ProviderBlock::new("datadog", serde_json::json!({ "api-key": "env:TEAM_KEY" }));
+        let merged = with_defaults(std::slice::from_ref(&team), std::slice::from_ref(&org));
+        assert_eq!(merged.len(), 1);
+        assert_eq!((merged[0].text("api-key"), merged[0].text("site")), (Some("env:TEAM_KEY"), Some("datadoghq.eu")));
+        assert_eq!(with_defaults(std::slice::from_ref(&team), &[]), [team], "no default: the block as it is");
     }
 }

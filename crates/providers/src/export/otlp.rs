@@ -8,60 +8,28 @@
 //! repository, the commit) as the semantic conventions name them, and a release that did not
 //! succeed marks the root (and each failed part) with an error status.
 //!
-//! Ids are derived from the release id ([`trace_id`], [`span_id`]), so any task can name a span
-//! before the trace is sent: a `command` build and deploy get their span as `TRACEPARENT`
-//! ([`traceparent`]), so what they trace joins the release's trace.
+//! Ids are derived from the release id ([`baton_domain::trace`]), so any task can name a span
+//! before the trace is sent: each build and deploy that can take it gets its span as
+//! `TRACEPARENT`, so what they trace joins the release's trace.
 
 use super::{EXPORT_REQUEST_TIMEOUT, send_bounded};
 use crate::http::{Answer, RateLimits, Refused, endpoint, http_url, retry_after, shown};
 use async_trait::async_trait;
 use baton_domain::catalog::shape::{Field, Kind, ProviderShape, Slot, required, through_model};
 use baton_domain::ports::{ProviderError, TelemetryEvent, TelemetryExporter, TelemetryKind};
-use baton_domain::release::{DeployStatus, Release, ReleaseId, ReleaseStatus, WaveRecord, WaveStatus};
+use baton_domain::release::{DeployStatus, Release, ReleaseStatus, WaveRecord, WaveStatus};
 use chrono::{DateTime, Utc};
 use reqwest::Url;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
+use baton_domain::trace::{deploy_span, span_id, trace_id};
+
 /// OTLP's span kinds and status codes (JSON carries the enums as integers).
 const SPAN_KIND_INTERNAL: u8 = 1;
 const STATUS_OK: u8 = 1;
 const STATUS_ERROR: u8 = 2;
-
-/// The first `bytes` bytes of a SHA-256 of `parts`, as lowercase hex.
-fn digest_hex(parts: &[&str], bytes: usize) -> String {
-    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-    for part in parts {
-        context.update(part.as_bytes());
-        context.update(&[0]);
-    }
-    context.finish().as_ref()[..bytes].iter().map(|byte| format!("{byte:02x}")).collect()
-}
-
-/// The release's trace id: 16 bytes of a hash of its id, as 32 lowercase hex digits.
-pub fn trace_id(release: &ReleaseId) -> String {
-    digest_hex(&["baton-trace", &release.0], 16)
-}
-
-/// The id of the span at `path` ("release", "build", "wave/canary", "wave/canary/deploy/web-1"):
-/// 8 bytes of a hash of the release id and the path, as 16 lowercase hex digits.
-pub fn span_id(release: &ReleaseId, path: &str) -> String {
-    digest_hex(&["baton-span", &release.0, path], 8)
-}
-
-/// The W3C `traceparent` naming the span at `path` of the release's trace, sampled.
-pub fn traceparent(release: &ReleaseId, path: &str) -> String {
-    format!("00-{}-{}-01", trace_id(release), span_id(release, path))
-}
-
-/// The path of the build's span.
-pub const BUILD_SPAN: &str = "build";
-
-/// The path of the span of `target`'s deploy in `wave`, or of putting it back on a rollback.
-pub fn deploy_span(wave: &str, target: &str, rollback: bool) -> String {
-    if rollback { format!("rollback/{wave}/{target}") } else { format!("wave/{wave}/deploy/{target}") }
-}
 
 fn nanos(at: DateTime<Utc>) -> String {
     // OTLP/JSON writes 64-bit integers as strings.
@@ -280,21 +248,3 @@ pub const OTLP: ProviderShape = ProviderShape {
     local_only: None,
     through_model: through_model::<OtlpExport>,
 };
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_are_stable_w3c_shaped_and_distinct() {
-        let release = ReleaseId("rel-web-20260101120000-0123abcd".into());
-        let parent = traceparent(&release, "build");
-        assert_eq!(parent, traceparent(&release, "build"));
-        let parts: Vec<&str> = parent.split('-').collect();
-        assert_eq!(parts.iter().map(|part| part.len()).collect::<Vec<_>>(), [2, 32, 16, 2]);
-        assert!(parent.chars().all(|c| c == '-' || c.is_ascii_digit() || ('a'..='f').contains(&c)), "{parent}");
-        assert_eq!((parts[0], parts[3]), ("00", "01"));
-        assert_ne!(span_id(&release, "build"), span_id(&release, "release"));
-        assert_ne!(trace_id(&release), trace_id(&ReleaseId("rel-web-20260101120000-0123abce".into())));
-    }
-}

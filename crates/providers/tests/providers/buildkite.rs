@@ -12,8 +12,8 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::{
-    ManualClock, RELEASE, SHA, Secrets, answer, answer_once, assert_secret_free, build_request, client, limited_then, own_limits, received,
-    travelled, window_is_obeyed,
+    ManualClock, RELEASE, SHA, Secrets, answer, answer_once, assert_secret_free, build_request, build_span, client, limited_then,
+    own_limits, received, travelled, window_is_obeyed,
 };
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -117,7 +117,8 @@ async fn a_build_is_created_for_the_release_commit_and_followed_until_it_passes(
             "commit": SHA,
             "branch": "main",
             "message": format!("Baton release {RELEASE}"),
-            "env": { "BATON_RELEASE_ID": RELEASE, "BATON_SHA": SHA, "REGION": "eu-west-1" },
+            // TRACEPARENT: the build's span of the release's trace, for a step that traces.
+            "env": { "BATON_RELEASE_ID": RELEASE, "BATON_SHA": SHA, "REGION": "eu-west-1", "TRACEPARENT": build_span() },
             "meta_data": { "baton-release-id": RELEASE },
         })
     );

@@ -229,6 +229,7 @@ fn github_history(api_url: String) -> GitHubHistory {
         repository: "acme/web".into(),
         workflow: "release.yml".into(),
         inputs: BTreeMap::new(),
+        traceparent: false,
         artifact: "ghcr.io/acme/web:{short-sha}".into(),
         api_url: Some(api_url),
         token: Some(SecretRef::Env("GITHUB_TOKEN".into())),

@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::{
-    ManualClock, RELEASE, SHA, Secrets, answer, answer_once, assert_secret_free, build_request, client, limited_then, own_limits, received,
-    travelled, window_is_obeyed,
+    ManualClock, RELEASE, SHA, Secrets, answer, answer_once, assert_secret_free, build_request, build_span, client, limited_then,
+    own_limits, received, travelled, window_is_obeyed,
 };
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -38,6 +38,7 @@ fn spec(server: &MockServer) -> CircleCiBuild {
             ("replicas".to_string(), PipelineParameter::Integer(3)),
             ("dry-run".to_string(), PipelineParameter::Boolean(false)),
         ]),
+        traceparent: false,
         artifact: "acme/web:{short-sha}-p{pipeline-number}".into(),
         api_url: Some(format!("{}/api/v2", server.uri())),
     }
@@ -201,6 +202,30 @@ async fn the_artifact_names_the_commit_circleci_built_when_the_branch_moved() {
     provider(&server).start(&build_request(None)).await.unwrap();
     let body: Value = serde_json::from_slice(&received(&server, "POST", TRIGGER).await[1].body).unwrap();
     assert_eq!(body["parameters"]["baton-sha"], json!(""));
+}
+
+/// Only a block that asks hands the pipeline its trace context: an undeclared parameter fails it.
+#[tokio::test]
+async fn the_build_span_is_a_parameter_only_when_the_block_asks() {
+    let server = MockServer::start().await;
+    answer(&server, "POST", TRIGGER, triggered()).await;
+    provider(&server).start(&build_request(Some(SHA))).await.unwrap();
+    let traced = CircleCiBuild { traceparent: true, ..spec(&server) };
+    let provider = CircleCiBuildProvider::new(&traced, "catalog/web.yaml", Secrets::of(&[("CIRCLE_TOKEN", TOKEN)]), client()).unwrap();
+    provider.start(&build_request(Some(SHA))).await.unwrap();
+    let bodies: Vec<Value> =
+        received(&server, "POST", TRIGGER).await.iter().map(|request| serde_json::from_slice(&request.body).unwrap()).collect();
+    assert_eq!(bodies[0]["parameters"].get("baton-traceparent"), None, "{}", bodies[0]);
+    assert_eq!(bodies[1]["parameters"]["baton-traceparent"], json!(build_span()), "{}", bodies[1]);
+    let said = CircleCiBuildProvider::new(
+        &CircleCiBuild { parameters: BTreeMap::from([("baton-traceparent".into(), PipelineParameter::Boolean(true))]), ..spec(&server) },
+        "catalog/web.yaml",
+        Secrets::of(&[]),
+        client(),
+    )
+    .err()
+    .unwrap();
+    assert!(said.message().contains("`baton-traceparent` is set by Baton"), "{said}");
 }
 
 #[tokio::test]
@@ -530,6 +555,7 @@ fn bad_blocks_are_refused_when_the_provider_is_built() {
         project: "gh/acme/web".into(),
         token: SecretRef::Env("CIRCLE_TOKEN".into()),
         parameters: BTreeMap::new(),
+        traceparent: false,
         artifact: "web:{pipeline-number}".into(),
         api_url: None,
     };

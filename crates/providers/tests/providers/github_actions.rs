@@ -195,6 +195,51 @@ async fn without_a_sha_the_dispatch_sends_an_empty_one() {
     assert_eq!(body["inputs"]["baton_sha"], "");
 }
 
+/// A workflow that declares `baton_traceparent` gets the build's span of the release's trace;
+/// one that does not is never sent it (GitHub would refuse the dispatch), which is the default.
+#[tokio::test]
+async fn the_build_span_is_an_input_only_when_the_config_asks() {
+    let server = MockServer::start().await;
+    answer(&server, "POST", DISPATCHES, dispatched(1)).await;
+    let mut traced = config(&server, token());
+    traced.traceparent = true;
+    GitHubActionsBuildProvider::new(traced, http_client().unwrap(), &GitHubAppTokens::new())
+        .unwrap()
+        .start(&request(Some(SHA)))
+        .await
+        .unwrap();
+    let requests = server.received_requests().await.unwrap();
+    let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
+    let span = baton_providers::traceparent(&ReleaseId(RELEASE.into()), "build");
+    assert_eq!(body["inputs"]["baton_traceparent"], json!(span), "{body}");
+
+    // A workflow that does not declare it refuses the dispatch: Baton dispatches again without it.
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(DISPATCHES))
+        .and(wiremock::matchers::body_string_contains("baton_traceparent"))
+        .respond_with(github_error(422, "Unexpected inputs provided: [\"baton_traceparent\"]"))
+        .mount(&server)
+        .await;
+    answer(&server, "POST", DISPATCHES, dispatched(7)).await;
+    let mut traced = config(&server, token());
+    traced.traceparent = true;
+    let github = GitHubActionsBuildProvider::new(traced, http_client().unwrap(), &GitHubAppTokens::new()).unwrap();
+    assert_eq!(github.start(&request(Some(SHA))).await.unwrap().id, "7");
+    let requests = server.received_requests().await.unwrap();
+    let inputs: Vec<Value> = requests.iter().map(|r| serde_json::from_slice::<Value>(&r.body).unwrap()["inputs"].clone()).collect();
+    assert_eq!(inputs.len(), 2);
+    assert_eq!(inputs[1], json!({ "environment": "production", "baton_release_id": RELEASE, "baton_sha": SHA }));
+    // Any other refusal stays one.
+    let server = MockServer::start().await;
+    answer(&server, "POST", DISPATCHES, github_error(422, "No ref found for: main")).await;
+    let mut traced = config(&server, token());
+    traced.traceparent = true;
+    let github = GitHubActionsBuildProvider::new(traced, http_client().unwrap(), &GitHubAppTokens::new()).unwrap();
+    assert!(github.start(&request(Some(SHA))).await.unwrap_err().message().contains("No ref found"));
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
 #[tokio::test]
 async fn a_204_dispatch_finds_its_run_by_listing() {
     let server = MockServer::start().await;
@@ -582,6 +627,12 @@ fn a_bad_config_is_refused_when_the_provider_is_built() {
             c.inputs.insert("baton_sha".into(), "x".into());
         })
         .contains("baton_sha is set by Baton")
+    );
+    assert!(
+        build(&|c| {
+            c.inputs.insert("baton_traceparent".into(), "x".into());
+        })
+        .contains("baton_traceparent is set by Baton")
     );
     assert!(build(&|c| c.auth = GitHubAuth::Token(Secret::new(" ".into()))).contains("the token is empty"));
     let bad_key = build(&|c| c.auth = app("-----BEGIN RSA PRIVATE KEY-----\nTOPSECRETbm90IGEga2V5\n-----END RSA PRIVATE KEY-----\n"));

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use support::{
-    ManualClock, RELEASE, SHA, Secrets, answer, answer_once, assert_secret_free, build_request, client, limited_then, own_limits, received,
-    travelled, window_is_obeyed,
+    ManualClock, RELEASE, SHA, Secrets, answer, answer_once, assert_secret_free, build_request, build_span, client, limited_then,
+    own_limits, received, travelled, window_is_obeyed,
 };
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -127,6 +127,8 @@ async fn a_pipeline_is_created_with_the_release_variables_and_followed_until_it_
             { "key": "BATON_RELEASE_ID", "value": RELEASE },
             { "key": "BATON_SHA", "value": SHA },
             { "key": "DEPLOY_ENV", "value": "production" },
+            // The build's span of the release's trace, for a job that traces.
+            { "key": "TRACEPARENT", "value": build_span() },
         ] })
     );
 
@@ -172,12 +174,14 @@ async fn the_trigger_api_takes_its_token_in_the_form_and_polls_use_the_access_to
     // The form read back with the URL parser's query decoding, which is the same encoding.
     let form = reqwest::Url::parse(&format!("http://form/?{}", String::from_utf8_lossy(&trigger.body))).unwrap();
     let form: BTreeMap<String, String> = form.query_pairs().into_owned().collect();
+    let span = build_span();
     let expected = [
         ("token", TRIGGER),
         ("ref", "main"),
         ("variables[BATON_RELEASE_ID]", RELEASE),
         ("variables[BATON_SHA]", SHA),
         ("variables[DEPLOY_ENV]", "production"),
+        ("variables[TRACEPARENT]", span.as_str()),
     ];
     assert_eq!(form, expected.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
     assert!(received(&server, "POST", CREATE).await.is_empty());

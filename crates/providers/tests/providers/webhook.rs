@@ -6,6 +6,7 @@ use crate::support;
 use baton_domain::catalog::SecretRef;
 use baton_domain::error::chain_text;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
+use baton_domain::release::ReleaseId;
 use baton_providers::WebhookDeploy;
 use baton_providers::WebhookDeployer;
 use hmac::{Hmac, Mac};
@@ -114,6 +115,9 @@ async fn a_signed_deploy_is_followed_until_it_succeeds() {
     );
     assert_eq!(header(&requests[0], "content-type"), "application/json");
     assert_eq!(header(&requests[0], "idempotency-key"), format!("{RELEASE}/canary/eu-west-1/deploy"));
+    // The deploy's span of the release's trace (the `otlp` exporter's span of this deploy).
+    let span = baton_providers::traceparent(&ReleaseId(RELEASE.into()), "wave/canary/deploy/eu-west-1");
+    assert_eq!(header(&requests[0], "traceparent"), span);
     for request in &requests {
         assert_signed(request);
     }
@@ -171,6 +175,8 @@ async fn a_rollback_names_the_run_it_undoes() {
     let body: Value = serde_json::from_slice(&requests[0].body).unwrap();
     assert_eq!((&body["rollback"], &body["undoes"], &body["artifact"]["reference"]), (&json!(true), &json!("run-41"), &json!("")));
     assert_eq!(header(&requests[0], "idempotency-key"), format!("{RELEASE}/canary/eu-west-1/rollback"));
+    let span = baton_providers::traceparent(&ReleaseId(RELEASE.into()), "rollback/canary/eu-west-1");
+    assert_eq!(header(&requests[0], "traceparent"), span, "a rollback's span is its putting back");
     assert_signed(&requests[0]);
 }
 

@@ -90,11 +90,11 @@ async fn releases_from_before_versions_read_as_version_0() {
     drop(SqliteStore::open(&path).unwrap());
     let conn = raw(&path);
     // What version 1 had: no version column, no journal or run owners, no rollup buckets, no kept
-    // entries, no status and creation indexes.
+    // entries, no status and creation indexes, no lead time fallbacks.
     conn.execute_batch(
         "DROP INDEX releases_by_status; DROP INDEX releases_by_created;
          ALTER TABLE releases DROP COLUMN version; DROP TABLE journal; DROP TABLE run_owners;
-         ALTER TABLE rollups DROP COLUMN redeployments; DROP TABLE rollup_buckets; DROP TABLE release_entries;
+         ALTER TABLE rollups DROP COLUMN redeployments; ALTER TABLE rollups DROP COLUMN lead_time_fallbacks; DROP TABLE rollup_buckets; DROP TABLE release_entries;
          PRAGMA user_version = 1",
     )
     .unwrap();
@@ -163,12 +163,12 @@ async fn unreadable_records_are_corrupt_and_name_their_release() {
     conn.execute("UPDATE locks SET expires_at = 9223372036854775807", []).unwrap();
     expect_corrupt(store.lock_holder(&key, at()).await, &["web#prod"]);
 
-    conn.execute("INSERT INTO rollups VALUES ('web', 'prod', 739000, -1, 0, 0, 0, 0, 0, 0, 0)", []).unwrap();
+    conn.execute("INSERT INTO rollups VALUES ('web', 'prod', 739000, -1, 0, 0, 0, 0, 0, 0, 0, 0)", []).unwrap();
     let day = NaiveDate::from_num_days_from_ce_opt(739000).unwrap();
     expect_corrupt(store.rollups("web", "prod", day, day).await, &["rollups"]);
     // A sketch bucket whose day has no rollup.
     conn.execute("DELETE FROM rollups", []).unwrap();
-    conn.execute("INSERT INTO rollups VALUES ('web', 'prod', 739000, 1, 0, 0, 0, 0, 0, 0, 0)", []).unwrap();
+    conn.execute("INSERT INTO rollups VALUES ('web', 'prod', 739000, 1, 0, 0, 0, 0, 0, 0, 0, 0)", []).unwrap();
     conn.execute("INSERT INTO rollup_buckets VALUES ('web', 'prod', 739001, 'lead', 5, 1)", []).unwrap();
     let next = day.succ_opt().unwrap();
     expect_corrupt(store.rollups("web", "prod", day, next).await, &["739001", "no rollup of that day"]);

@@ -142,6 +142,8 @@ async fn a_build_starts_at_the_release_commit_with_the_overrides_and_follows_its
             ("BATON_RELEASE_ID", request.release_id.0.as_str(), "PLAINTEXT"),
             ("BATON_SHA", SHA, "PLAINTEXT"),
             ("BATON_BRANCH", "main", "PLAINTEXT"),
+            // The build's span of the release's trace, for a buildspec that traces.
+            ("TRACEPARENT", baton_domain::trace::traceparent(&request.release_id, "build").as_str(), "PLAINTEXT"),
         ]
     );
 

@@ -106,6 +106,21 @@ pub(super) fn every_used_grant_is_needed(stack: &LocalStack) {
     }
 }
 
+/// record-metrics read the execution's history from the stack (its GetExecutionHistory) while it
+/// ran: the record's cost counts every state and task up to record-metrics' own start.
+fn assert_priced_by_its_history(release: &baton_domain::release::Release, outcome: &baton_asl::ExecutionOutcome) {
+    let history: Vec<serde_json::Value> = outcome.history.iter().map(|event| serde_json::to_value(event).unwrap()).collect();
+    let entered = history
+        .iter()
+        .position(|e| e["type"] == "TaskStateEntered" && e["stateEnteredEventDetails"]["name"] == "RecordMetrics")
+        .expect("the execution entered RecordMetrics");
+    let started = entered + history[entered..].iter().position(|e| e["type"].as_str().unwrap().ends_with("Started")).unwrap();
+    let read = baton_domain::rules::cost::usage(&history[..=started]);
+    let cost = release.cost.as_ref().unwrap_or_else(|| panic!("{} has no cost", release.id));
+    assert_eq!((cost.transitions, cost.invocations), (read.transitions, read.invocations), "{cost:?}");
+    assert!(cost.invocations >= 8 && cost.transitions > cost.invocations, "every task up to RecordMetrics: {cost:?}");
+}
+
 pub(super) fn signal(service: &str) -> serde_json::Value {
     json!({"service": service, "trigger": {"kind": "cli", "id": uuid::Uuid::new_v4().to_string(), "actor": "test"}})
 }
@@ -121,6 +136,7 @@ async fn a_release_and_a_rollback_run_through_the_function_binaries_within_their
     assert_eq!(outcome.status, ExecutionStatus::Succeeded, "{:?}: {:?}", outcome.error, outcome.cause);
     let release = stack.release("hello-web", &outcome).await.unwrap().expect("the release is in the release table");
     assert_eq!(release.status, ReleaseStatus::Succeeded);
+    assert_priced_by_its_history(&release, &outcome);
     let load_catalog = stack.functions().find(|f| f.spec().binary == "baton-load-catalog").unwrap();
     assert_eq!(load_catalog.cold_starts(), 1, "register, acquire and unlock share one warm environment");
 

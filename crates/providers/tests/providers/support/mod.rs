@@ -83,6 +83,12 @@ pub async fn received(server: &wiremock::MockServer, verb: &str, at: &str) -> Ve
 }
 
 /// What a task sees of a build request.
+/// The build's span of the release's trace as a `traceparent`: what every build provider hands
+/// its run (`telemetry::` checks it names the build span of the trace the `otlp` exporter sends).
+pub fn build_span() -> String {
+    baton_providers::traceparent(&release_id(), "build")
+}
+
 pub fn build_request(sha: Option<&str>) -> baton_domain::ports::BuildRequest {
     baton_domain::ports::BuildRequest {
         service: "web".into(),
