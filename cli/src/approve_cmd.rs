@@ -4,15 +4,14 @@
 //! straight to Step Functions (`SendTaskSuccess` / `SendTaskFailure`), as Slack's buttons do.
 //! Who (the local user; the IAM principal with `--remote`), when, from where and why are recorded.
 
-use crate::failure::Failure;
-use crate::release_cmd::StateDirArg;
+use crate::failure::{Failure, Outcome};
+use crate::local::StateDirArg;
 use baton_domain::approvals::{AnswerError, Answered, answer};
 use baton_domain::ports::{ReleaseStore, TaskTokens};
 use baton_domain::release::{ReleaseId, Verdict, Via};
 use baton_domain::rules::approval::{self, Person};
 use clap::Args;
 use serde_json::json;
-use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct ApproveArgs {
@@ -37,37 +36,33 @@ pub struct ApproveArgs {
     pub table: Option<String>,
 }
 
-pub async fn run(args: ApproveArgs) -> ExitCode {
+pub async fn run(args: ApproveArgs) -> Outcome {
     let verdict = if args.reject { Verdict::Rejected } else { Verdict::Granted };
     let reason = args.reason.as_deref().map(str::trim).filter(|reason| !reason.is_empty()).map(str::to_owned);
     let id = ReleaseId(args.release_id.clone());
     let answered = if args.remote {
         let Some(table) = args.table.as_deref() else {
-            return Failure::usage("--remote needs the release table")
-                .hint("pass --table or set BATON_RELEASE_TABLE (the stack's ReleaseTableName output)")
-                .report();
+            return Err(Failure::usage("--remote needs the release table")
+                .hint("pass --table or set BATON_RELEASE_TABLE (the stack's ReleaseTableName output)"));
         };
         let config = match crate::remote::aws_config().await {
             Ok(config) => config,
-            Err(err) => return Failure::usage(&err).sources_of(&err).report(),
+            Err(err) => return Err(Failure::usage(&err).sources_of(&err)),
         };
         let identity = aws_sdk_sts::Client::new(&config).get_caller_identity().send().await;
         let principal = match identity.map(|identity| identity.arn) {
             Ok(Some(arn)) => arn,
-            Ok(None) => return Failure::failed("STS named no principal for these credentials").report(),
+            Ok(None) => return Err(Failure::failed("STS named no principal for these credentials")),
             Err(err) => {
                 let err = baton_aws::AwsError::from_sdk("GetCallerIdentity", err);
-                return Failure::failed("cannot tell who you are on AWS").caused_by(&err).report();
+                return Err(Failure::failed("cannot tell who you are on AWS").caused_by(&err));
             }
         };
         let store = baton_aws::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table);
         let tokens = baton_aws::stepfunctions::SfnTaskTokens::new(aws_sdk_sfn::Client::new(&config));
         answer_as(&store, Some(&tokens), &id, &Person::new(principal), verdict, reason).await
     } else {
-        let store = match crate::report_cmd::open_store(&args.state) {
-            Ok(store) => store,
-            Err(code) => return code,
-        };
+        let store = crate::local::open_store(&args.state)?;
         answer_as(&store, None, &id, &Person::new(crate::person()), verdict, reason).await
     };
     match answered {
@@ -80,11 +75,11 @@ pub async fn run(args: ApproveArgs) -> ExitCode {
             } else {
                 outln!("{line}\nthe process running {id} hands the answer to the waiting wave");
             }
-            crate::exit::code(crate::exit::OK)
+            Ok(crate::exit::code(crate::exit::OK))
         }
-        Err(AnswerError::Refused(refusal)) => Failure::usage(format!("{refusal}; nothing was changed")).report(),
-        Err(err @ AnswerError::NotDelivered(_)) => Failure::failed(&err).report(),
-        Err(err) => Failure::failed("cannot record the answer").caused_by(&err).report(),
+        Err(AnswerError::Refused(refusal)) => Err(Failure::usage(format!("{refusal}; nothing was changed"))),
+        Err(err @ AnswerError::NotDelivered(_)) => Err(Failure::failed(&err)),
+        Err(err) => Err(Failure::failed("cannot record the answer").caused_by(&err)),
     }
 }
 

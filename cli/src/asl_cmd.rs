@@ -1,11 +1,10 @@
 //! `baton asl run|validate`.
 use crate::exit;
-use crate::failure::Failure;
+use crate::failure::{Failure, Outcome};
 use baton_asl::{Clock, ExecutionStart, ExecutionStatus, Executor, StateMachine, TaskCall, TaskFailure, TaskInvoker};
 use clap::Subcommand;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Subcommand)]
@@ -43,7 +42,7 @@ pub enum AslCommand {
     },
 }
 
-pub async fn run(command: AslCommand) -> ExitCode {
+pub async fn run(command: AslCommand) -> Outcome {
     match command {
         AslCommand::Run { definition, input, virtual_time, history, name, no_quotas } => {
             run_definition(&definition, input.as_deref(), virtual_time, history, name, no_quotas).await
@@ -65,13 +64,13 @@ impl TaskInvoker for NoTasks {
     }
 }
 
-fn read(path: &Path, what: &str) -> Result<String, ExitCode> {
-    std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("cannot read the {what} {}", path.display())).caused_by(&e).report())
+fn read(path: &Path, what: &str) -> Result<String, Failure> {
+    std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("cannot read the {what} {}", path.display())).caused_by(&e))
 }
 
-fn load(path: &Path) -> Result<StateMachine, ExitCode> {
+fn load(path: &Path) -> Result<StateMachine, Failure> {
     let text = read(path, "definition")?;
-    StateMachine::from_json(&text).map_err(|errors| Failure::usage(format!("{}: {errors}", path.display())).report())
+    StateMachine::from_json(&text).map_err(|errors| Failure::usage(format!("{}: {errors}", path.display())))
 }
 
 async fn run_definition(
@@ -81,28 +80,24 @@ async fn run_definition(
     history: bool,
     name: String,
     no_quotas: bool,
-) -> ExitCode {
-    let machine = match load(definition) {
-        Ok(m) => Arc::new(m),
-        Err(code) => return code,
-    };
+) -> Outcome {
+    let machine = Arc::new(load(definition)?);
     let input = match input {
         None => json!({}),
-        Some(path) => match read(path, "input") {
-            Err(code) => return code,
+        Some(path) => match read(path, "input")? {
             // Told before parsing: a document of megabytes takes hundreds to parse.
-            Ok(text) if !no_quotas && baton_asl::certainly_over_payload(&text) => {
+            text if !no_quotas && baton_asl::certainly_over_payload(&text) => {
                 let mut out =
                     json!({"status": "FAILED", "error": baton_asl::errors::DATA_LIMIT_EXCEEDED, "cause": baton_asl::INPUT_TOO_LARGE});
                 if history {
                     out["history"] = json!([]);
                 }
                 outln!("{out}");
-                return exit::code(exit::OK);
+                return Ok(exit::code(exit::OK));
             }
-            Ok(text) => match serde_json::from_str::<Value>(&text) {
+            text => match serde_json::from_str::<Value>(&text) {
                 Ok(v) => v,
-                Err(e) => return Failure::usage(format!("the input {} is not valid JSON", path.display())).caused_by(&e).report(),
+                Err(e) => return Err(Failure::usage(format!("the input {} is not valid JSON", path.display())).caused_by(&e)),
             },
         },
     };
@@ -118,14 +113,11 @@ async fn run_definition(
         out["history"] = serde_json::to_value(&outcome.history).unwrap_or(Value::Null);
     }
     outln!("{out}");
-    exit::code(exit::OK)
+    Ok(exit::code(exit::OK))
 }
 
-fn validate(definition: &Path, as_json: bool) -> ExitCode {
-    let text = match read(definition, "definition") {
-        Ok(t) => t,
-        Err(code) => return code,
-    };
+fn validate(definition: &Path, as_json: bool) -> Outcome {
+    let text = read(definition, "definition")?;
     let errors = match StateMachine::from_json(&text) {
         Ok(_) => Vec::new(),
         Err(errors) => errors.0,
@@ -140,5 +132,5 @@ fn validate(definition: &Path, as_json: bool) -> ExitCode {
             outln!("  {e}");
         }
     }
-    exit::code(if errors.is_empty() { exit::OK } else { exit::FAILED })
+    Ok(exit::code(if errors.is_empty() { exit::OK } else { exit::FAILED }))
 }

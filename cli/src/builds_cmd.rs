@@ -3,9 +3,9 @@
 
 use crate::dora_cmd::human;
 use crate::exit;
-use crate::failure::Failure;
-use crate::release_cmd::StateDirArg;
-use crate::report_cmd::open_store;
+use crate::failure::{Failure, Outcome};
+use crate::local::StateDirArg;
+use crate::local::open_store;
 use crate::scope::ScopeArgs;
 use baton_domain::ports::ReleaseStore;
 use baton_domain::rules::builds::{BuildReport, MeasuredFrom, report};
@@ -13,7 +13,6 @@ use chrono::{DateTime, TimeDelta, Utc};
 use clap::Args;
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct BuildsArgs {
@@ -48,15 +47,9 @@ struct Document<'a> {
     report: &'a BuildReport,
 }
 
-pub async fn run(args: BuildsArgs) -> ExitCode {
-    let scope = match args.scope.resolve() {
-        Ok(scope) => scope,
-        Err(code) => return code,
-    };
-    let store = match open_store(&args.state) {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
+pub async fn run(args: BuildsArgs) -> Outcome {
+    let scope = args.scope.resolve()?;
+    let store = open_store(&args.state)?;
     // Whole days: the range check above keeps this in TimeDelta's bounds.
     let since = Utc::now() - TimeDelta::days(i64::try_from(args.days).unwrap_or(i64::MAX));
     let environment = args.environment.as_deref();
@@ -64,21 +57,11 @@ pub async fn run(args: BuildsArgs) -> ExitCode {
     for service in &scope.services {
         match store.releases_since(service, environment, since).await {
             Ok(found) => releases.extend(found),
-            Err(err) => return Failure::failed(&err).sources_of(&err).report(),
+            Err(err) => return Err(Failure::failed(&err).sources_of(&err)),
         }
     }
-    // A service name the store never saw is most likely a typo: say so rather than report no builds.
-    if releases.is_empty() && scope.kind == "service" {
-        match store.list_releases(&scope.name, environment, 1).await {
-            Ok(any) if any.is_empty() => {
-                let place = environment.map(|e| format!(" in {e}")).unwrap_or_default();
-                return Failure::usage(format!("no releases of {}{place} in the local store", scope.name))
-                    .hint("`baton history <service>` lists a service's releases; check the name and --environment")
-                    .report();
-            }
-            Ok(_) => {}
-            Err(err) => return Failure::failed(&err).sources_of(&err).report(),
-        }
+    if releases.is_empty() {
+        scope.known_to(&store, environment).await?;
     }
     let report = report(&releases);
     if args.json {
@@ -103,7 +86,7 @@ pub async fn run(args: BuildsArgs) -> ExitCode {
         outln!("{named} in {place}, last {} days (since {})", args.days, since.format("%Y-%m-%d %H:%M UTC"));
         out!("{}", text(&report));
     }
-    exit::code(exit::OK)
+    Ok(exit::code(exit::OK))
 }
 
 /// The table of builds, newest first, then the summary and the flaky commits.

@@ -1,12 +1,12 @@
 //! `baton catalog validate` and `baton catalog push`.
 use crate::exit;
-use crate::failure::Failure;
+use crate::failure::{Failure, Outcome};
+use crate::pass_env;
 use baton_aws::catalog::{CatalogFilesError, cloud_loader, loaded_catalog_items, push_catalog};
 use baton_aws::scheduler::{ScheduleTarget, SyncScope, sync_schedules};
 use baton_domain::catalog::{CATALOG_ROOT_ENV, CatalogLoader, LoadedCatalog};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 #[derive(Subcommand)]
 pub enum CatalogCommand {
@@ -62,7 +62,7 @@ pub struct ValidateArgs {
     /// outside the prefixes the stack's IAM grants, naming the prefix expected.
     #[arg(long)]
     cloud: bool,
-    /// Print `{"services": [names], "errors": [diagnostics]}` instead of text.
+    /// Print `{"services": [names], "errors": [diagnostics], "warnings": [unlisted pass-env variables]}` instead of text.
     #[arg(long)]
     json: bool,
 }
@@ -81,23 +81,23 @@ impl RootArg {
     }
 }
 
-pub async fn run(command: CatalogCommand) -> ExitCode {
+pub async fn run(command: CatalogCommand) -> Outcome {
     match command {
         CatalogCommand::Validate(args) => validate(&args),
         CatalogCommand::Push(args) => push(&args).await,
     }
 }
 
-async fn push(args: &PushArgs) -> ExitCode {
+async fn push(args: &PushArgs) -> Outcome {
     let catalog = match args.root.load(&args.path, true) {
         Ok(catalog) => catalog,
         Err(err) => {
-            return Failure::usage(format!("cannot read catalog {}", args.path.display())).caused_by(&err).report();
+            return Err(Failure::usage(format!("cannot read catalog {}", args.path.display())).caused_by(&err));
         }
     };
     if !catalog.diagnostics().is_empty() {
         err!("{}", validation_report(&catalog, false));
-        return Failure::failed("nothing pushed: fix the catalog first").report();
+        return Err(Failure::failed("nothing pushed: fix the catalog first"));
     }
     let target = match (&args.schedule_group, &args.state_machine_arn, &args.schedule_role_arn) {
         (None, _, _) => None,
@@ -106,28 +106,27 @@ async fn push(args: &PushArgs) -> ExitCode {
             ScheduleTarget { state_machine_arn: arn.clone(), role_arn: role.clone(), dead_letter_arn: args.schedule_dlq_arn.clone() },
         )),
         (Some(_), _, _) => {
-            return Failure::usage("--schedule-group needs --state-machine-arn and --schedule-role-arn")
-                .hint("or set BATON_STATE_MACHINE_ARN and BATON_SCHEDULE_ROLE_ARN")
-                .report();
+            return Err(Failure::usage("--schedule-group needs --state-machine-arn and --schedule-role-arn")
+                .hint("or set BATON_STATE_MACHINE_ARN and BATON_SCHEDULE_ROLE_ARN"));
         }
     };
     let items = match loaded_catalog_items(&cloud_loader(baton_providers::registry()), &catalog) {
         Ok(items) => items,
         Err(err @ CatalogFilesError::Read { .. }) => {
-            return Failure::usage(&err).sources_of(&err).report();
+            return Err(Failure::usage(&err).sources_of(&err));
         }
         Err(err) => {
-            return Failure::failed(&err).sources_of(&err).report();
+            return Err(Failure::failed(&err).sources_of(&err));
         }
     };
     let config = match crate::remote::aws_config().await {
         Ok(config) => config,
         Err(err) => {
-            return Failure::usage(&err).sources_of(&err).report();
+            return Err(Failure::usage(&err).sources_of(&err));
         }
     };
     if let Err(err) = push_catalog(&aws_sdk_dynamodb::Client::new(&config), &args.table, &items).await {
-        return Failure::failed(format!("cannot push to {}", args.table)).caused_by(&err).report();
+        return Err(Failure::failed(format!("cannot push to {}", args.table)).caused_by(&err));
     }
     outln!("pushed {} to {}", count(items.len(), "service"), args.table);
     if let Some((group, target)) = target {
@@ -141,22 +140,22 @@ async fn push(args: &PushArgs) -> ExitCode {
                 report.deleted.len()
             ),
             Err(err) => {
-                return Failure::failed("the catalog was pushed but the schedules were not synced").caused_by(&err).report();
+                return Err(Failure::failed("the catalog was pushed but the schedules were not synced").caused_by(&err));
             }
         }
     }
-    exit::code(exit::OK)
+    Ok(exit::code(exit::OK))
 }
 
-fn validate(args: &ValidateArgs) -> ExitCode {
+fn validate(args: &ValidateArgs) -> Outcome {
     let catalog = match args.root.load(&args.path, args.cloud) {
         Ok(catalog) => catalog,
         Err(err) => {
-            return Failure::usage(format!("cannot read catalog {}", args.path.display())).caused_by(&err).report();
+            return Err(Failure::usage(format!("cannot read catalog {}", args.path.display())).caused_by(&err));
         }
     };
     out!("{}", validation_report(&catalog, args.json));
-    exit::code(validation_status(&catalog))
+    Ok(exit::code(validation_status(&catalog)))
 }
 
 /// Any error fails validation, whether or not it belongs to a Baton service.
@@ -164,15 +163,23 @@ fn validation_status(catalog: &LoadedCatalog) -> u8 {
     if catalog.diagnostics().is_empty() { exit::OK } else { exit::FAILED }
 }
 
-/// One `file:line: path: message` line per problem and a summary, or the JSON form.
+/// One `file:line: path: message` line per problem, one line per command script reading a
+/// variable its `pass-env` does not list (a warning: it fails nothing), and a summary; or the
+/// JSON form.
 fn validation_report(catalog: &LoadedCatalog, json: bool) -> String {
     let names: Vec<&str> = catalog.services().iter().map(|s| s.name.as_str()).collect();
     let errors = catalog.diagnostics();
+    let warnings: Vec<pass_env::Unlisted> = catalog.services().iter().flat_map(pass_env::unlisted).collect();
     if json {
-        return serde_json::json!({ "services": names, "errors": errors }).to_string() + "\n";
+        return serde_json::json!({ "services": names, "errors": errors, "warnings": warnings }).to_string() + "\n";
     }
     let mut out: String = errors.iter().map(|d| format!("{d}\n")).collect();
-    out += &format!("{}, {}\n", count(names.len(), "service"), count(errors.len(), "error"));
+    out.extend(warnings.iter().map(|w| format!("{w}\n")));
+    out += &format!("{}, {}", count(names.len(), "service"), count(errors.len(), "error"));
+    if !warnings.is_empty() {
+        out += &format!(", {} (add the variables to the block's pass-env)", count(warnings.len(), "warning"));
+    }
+    out += "\n";
     out
 }
 
@@ -196,7 +203,10 @@ mod tests {
     fn the_examples_report_no_errors() {
         let catalog = load_catalog(&repo("examples/catalog")).unwrap();
         assert_eq!(validation_report(&catalog, false), "3 services, 0 errors\n");
-        assert_eq!(validation_report(&catalog, true), "{\"services\":[\"flaky-api\",\"hello-api\",\"hello-web\"],\"errors\":[]}\n");
+        assert_eq!(
+            validation_report(&catalog, true),
+            "{\"services\":[\"flaky-api\",\"hello-api\",\"hello-web\"],\"errors\":[],\"warnings\":[]}\n"
+        );
     }
 
     #[test]
@@ -309,5 +319,31 @@ mod tests {
 
         let catalog = load_catalog(&repo("examples/catalog")).unwrap();
         assert_eq!(validation_status(&catalog), exit::OK);
+    }
+
+    #[test]
+    fn a_script_reading_a_variable_pass_env_does_not_list_is_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let entry = std::fs::read_to_string(repo("examples/catalog/hello-web.yaml")).unwrap();
+        // The build reads DEPLOY_REGION, and its pass-env lists only EXAMPLE_BUILD_FAILS.
+        let entry = entry.replace("working-dir: ../services/common", "working-dir: scripts");
+        std::fs::create_dir(dir.path().join("scripts")).unwrap();
+        for script in ["build.sh", "deploy.sh", "health.sh"] {
+            std::fs::copy(repo("examples/services/common").join(script), dir.path().join("scripts").join(script)).unwrap();
+        }
+        std::fs::write(dir.path().join("scripts/build.sh"), "echo \"$DEPLOY_REGION $EXAMPLE_BUILD_FAILS ${BATON_SHA}\"\n").unwrap();
+        std::fs::write(dir.path().join("hello-web.yaml"), entry).unwrap();
+        let catalog = RootArg { root: Some(dir.path().to_owned()) }.load(dir.path(), false).unwrap();
+        assert_eq!(validation_status(&catalog), exit::OK, "a warning fails nothing: {}", validation_report(&catalog, false));
+        let report = validation_report(&catalog, false);
+        let file = dir.path().join("hello-web.yaml").canonicalize().unwrap().display().to_string();
+        assert!(
+            report
+                .contains(&format!("{file}: extensions.baton.build: warning: build.sh reads DEPLOY_REGION, which pass-env does not list")),
+            "{report}"
+        );
+        assert!(report.ends_with("1 service, 0 errors, 1 warning (add the variables to the block's pass-env)\n"), "{report}");
+        let json: serde_json::Value = serde_json::from_str(&validation_report(&catalog, true)).unwrap();
+        assert_eq!(json["warnings"][0]["variables"], serde_json::json!(["DEPLOY_REGION"]));
     }
 }

@@ -3,10 +3,10 @@
 
 use crate::dora_cmd::parse_window;
 use crate::exit;
-use crate::failure::Failure;
-use crate::release_cmd::{CatalogArg, StateDirArg};
+use crate::failure::{Failure, Outcome};
+use crate::local::open_store;
+use crate::local::{CatalogArg, StateDirArg};
 use crate::remote;
-use crate::report_cmd::open_store;
 use crate::signals::Interrupts;
 use baton_aws::stepfunctions;
 use baton_dashboard::{ExecutionHistories, Site};
@@ -16,7 +16,6 @@ use baton_store_sqlite::SqliteStore;
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Args)]
@@ -68,17 +67,16 @@ impl ExecutionHistories for Journal {
 }
 
 /// The site over the local store (with its journal), or the stack's release table.
-async fn site(args: &DashboardArgs, entries: Vec<ServiceEntry>) -> Result<Site, ExitCode> {
+async fn site(args: &DashboardArgs, entries: Vec<ServiceEntry>) -> Result<Site, Failure> {
     if !args.remote {
         let local = Arc::new(open_store(&args.state)?);
         return Ok(Site::new(local.clone(), entries, args.since).with_histories(Arc::new(Journal(local))));
     }
     let Some(table) = args.table.clone() else {
         return Err(Failure::usage("--remote reads the stack's release table: pass --table or set BATON_RELEASE_TABLE")
-            .hint("the stack's ReleaseTableName output")
-            .report());
+            .hint("the stack's ReleaseTableName output"));
     };
-    let config = remote::aws_config().await.map_err(|err| Failure::usage(&err).sources_of(&err).report())?;
+    let config = remote::aws_config().await.map_err(|err| Failure::usage(&err).sources_of(&err))?;
     let store: Arc<dyn ReleaseStore> = Arc::new(baton_aws::DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table));
     let site = Site::new(store, entries, args.since);
     match remote::state_machine_arn(args.state_machine_arn.clone()) {
@@ -92,46 +90,42 @@ async fn site(args: &DashboardArgs, entries: Vec<ServiceEntry>) -> Result<Site, 
     }
 }
 
-pub async fn run(args: DashboardArgs) -> ExitCode {
+pub async fn run(args: DashboardArgs) -> Outcome {
     let loaded = match CatalogLoader::new(baton_providers::registry()).load_with_env_root(&args.catalog.path) {
         Ok(loaded) => loaded,
         Err(err) => {
-            return Failure::usage(format!("cannot read the catalog at {}", args.catalog.path.display()))
+            return Err(Failure::usage(format!("cannot read the catalog at {}", args.catalog.path.display()))
                 .caused_by(&err)
-                .hint("the dashboard lists the catalog's services: pass --catalog DIR")
-                .report();
+                .hint("the dashboard lists the catalog's services: pass --catalog DIR"));
         }
     };
-    let site = match site(&args, loaded.services().to_vec()).await {
-        Ok(site) => site,
-        Err(code) => return code,
-    };
+    let site = site(&args, loaded.services().to_vec()).await?;
     if let Some(dir) = &args.out {
         return match baton_dashboard::export(&site, dir, chrono::Utc::now()).await {
             Ok(pages) => {
                 outln!("wrote {pages} pages to {}: open {}", dir.display(), dir.join("index.html").display());
-                exit::code(exit::OK)
+                Ok(exit::code(exit::OK))
             }
-            Err(err) => Failure::failed(&err).report(),
+            Err(err) => Err(Failure::failed(&err)),
         };
     }
     let address = args.serve.unwrap_or_else(|| DEFAULT_ADDRESS.parse().expect("the default address parses"));
     let listener = match tokio::net::TcpListener::bind(address).await {
         Ok(listener) => listener,
-        Err(err) => return Failure::usage(format!("cannot listen on {address}")).caused_by(&err).report(),
+        Err(err) => return Err(Failure::usage(format!("cannot listen on {address}")).caused_by(&err)),
     };
     let bound = listener.local_addr().map_or(address, |a| a);
     outln!("dashboard at http://{bound}/ (Ctrl-C stops it)");
     let site = Arc::new(site.refreshing_every(args.refresh));
     let mut interrupts = match Interrupts::listen() {
         Ok(interrupts) => interrupts,
-        Err(err) => return Failure::failed("cannot listen for Ctrl-C").caused_by(&err).report(),
+        Err(err) => return Err(Failure::failed("cannot listen for Ctrl-C").caused_by(&err)),
     };
     tokio::select! {
         served = baton_dashboard::serve(site, listener, args.token.clone()) => match served {
-            Ok(()) => exit::code(exit::OK),
-            Err(err) => Failure::usage(&err).report(),
+            Ok(()) => Ok(exit::code(exit::OK)),
+            Err(err) => Err(Failure::usage(&err)),
         },
-        _ = interrupts.next() => exit::code(exit::OK),
+        _ = interrupts.next() => Ok(exit::code(exit::OK)),
     }
 }

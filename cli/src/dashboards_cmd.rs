@@ -2,12 +2,11 @@
 //! over its APM graphs, written as the Dashboards API's JSON or pushed (created, then replaced).
 
 use crate::exit;
-use crate::failure::Failure;
-use crate::release_cmd::CatalogArg;
+use crate::failure::{Failure, Outcome};
+use crate::local::CatalogArg;
 use baton_domain::catalog::CatalogLoader;
 use baton_providers::datadog_dashboards::{DashboardsApi, service_dashboard, team_dashboard};
 use clap::{ArgGroup, Args, Subcommand};
-use std::process::ExitCode;
 
 #[derive(Subcommand)]
 pub enum DashboardsCommand {
@@ -36,39 +35,39 @@ pub struct DatadogArgs {
     pub catalog: CatalogArg,
 }
 
-pub async fn run(command: DashboardsCommand) -> ExitCode {
+pub async fn run(command: DashboardsCommand) -> Outcome {
     let DashboardsCommand::Datadog(args) = command;
     let loaded = match CatalogLoader::new(baton_providers::registry()).load_with_env_root(&args.catalog.path) {
         Ok(loaded) => loaded,
-        Err(err) => return Failure::usage(format!("cannot read the catalog at {}", args.catalog.path.display())).caused_by(&err).report(),
+        Err(err) => return Err(Failure::usage(format!("cannot read the catalog at {}", args.catalog.path.display())).caused_by(&err)),
     };
     let dashboard = match (&args.service, &args.team) {
         (Some(service), _) => match loaded.services().iter().find(|e| &e.name == service) {
             Some(entry) => service_dashboard(entry, &args.span),
-            None => return Failure::usage(format!("no service {service} in the catalog at {}", args.catalog.path.display())).report(),
+            None => return Err(Failure::usage(format!("no service {service} in the catalog at {}", args.catalog.path.display()))),
         },
         (_, Some(team)) => match team_dashboard(team, loaded.services(), &args.span) {
             Some(dashboard) => dashboard,
             None => {
-                return Failure::usage(format!("no service of the catalog at {} has team {team}", args.catalog.path.display())).report();
+                return Err(Failure::usage(format!("no service of the catalog at {} has team {team}", args.catalog.path.display())));
             }
         },
         (None, None) => unreachable!("clap requires --service or --team"),
     };
     if !args.push {
         outln!("{}", serde_json::to_string_pretty(&dashboard).unwrap_or_default());
-        return exit::code(exit::OK);
+        return Ok(exit::code(exit::OK));
     }
     let api = match baton_providers::http_client().and_then(DashboardsApi::from_env) {
         Ok(api) => api,
-        Err(err) => return Failure::usage(&err).report(),
+        Err(err) => return Err(Failure::usage(&err)),
     };
     match api.push(&dashboard).await {
         Ok(pushed) => {
             let done = if pushed.created { "created" } else { "replaced" };
             outln!("{done} Datadog dashboard {} {}", pushed.id, pushed.url.as_deref().unwrap_or(""));
-            exit::code(exit::OK)
+            Ok(exit::code(exit::OK))
         }
-        Err(err) => Failure::failed(&err).report(),
+        Err(err) => Err(Failure::failed(&err)),
     }
 }

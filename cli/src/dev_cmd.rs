@@ -1,12 +1,11 @@
 //! `baton dev`: the AWS stack on this machine (crates/local-stack).
 
 use crate::exit;
-use crate::failure::Failure;
+use crate::failure::{Failure, Outcome};
 use baton_domain::release::{ReleaseStatus, Signal, Trigger, TriggerKind};
 use baton_local_stack::{LocalStack, StackOptions, iam};
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Instant;
 
 #[derive(Subcommand)]
@@ -57,18 +56,18 @@ fn parameter(text: &str) -> Result<(String, String), String> {
     }
 }
 
-pub async fn run(command: DevCommand) -> ExitCode {
+pub async fn run(command: DevCommand) -> Outcome {
     match command {
         DevCommand::Release(args) => release(args).await,
     }
 }
 
-async fn release(args: DevReleaseArgs) -> ExitCode {
+async fn release(args: DevReleaseArgs) -> Outcome {
     let stack_name = args.stack_name.clone().unwrap_or_else(|| format!("baton-dev-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
     let binaries = match args.functions_dir.clone().or_else(|| std::env::current_exe().ok()?.parent().map(PathBuf::from)) {
         Some(dir) => dir,
         None => {
-            return Failure::usage("cannot tell where the function binaries are").hint("pass --functions-dir").report();
+            return Err(Failure::usage("cannot tell where the function binaries are").hint("pass --functions-dir"));
         }
     };
     let options = StackOptions {
@@ -85,7 +84,7 @@ async fn release(args: DevReleaseArgs) -> ExitCode {
     let stack = match LocalStack::up(&options).await {
         Ok(stack) => stack,
         Err(err) => {
-            return Failure::usage("cannot bring the local stack up").caused_by(&err).report();
+            return Err(Failure::usage("cannot bring the local stack up").caused_by(&err));
         }
     };
     outln!("stack {stack_name} up in {:.1}s (tables: {})", started.elapsed().as_secs_f64(), table_names(&stack));
@@ -95,7 +94,7 @@ async fn release(args: DevReleaseArgs) -> ExitCode {
         environment: None,
         sha: args.sha.clone(),
         branch: None,
-        trigger: Trigger::new(TriggerKind::Cli, uuid::Uuid::new_v4().to_string(), std::env::var("USER").ok()),
+        trigger: Trigger::new(TriggerKind::Cli, uuid::Uuid::new_v4().to_string(), Some(crate::person())),
         changed_at: None,
     };
     let started = Instant::now();
@@ -110,7 +109,7 @@ async fn release(args: DevReleaseArgs) -> ExitCode {
     let release = match stack.release(&args.service, &outcome).await {
         Ok(release) => release,
         Err(err) => {
-            return Failure::failed(&err).sources_of(&err).report();
+            return Err(Failure::failed(&err).sources_of(&err));
         }
     };
     let status = release.as_ref().map(|r| r.status);
@@ -122,13 +121,13 @@ async fn release(args: DevReleaseArgs) -> ExitCode {
     let reports = match stack.iam_reports() {
         Ok(reports) => reports,
         Err(err) => {
-            return Failure::failed("cannot check IAM").caused_by(&err).report();
+            return Err(Failure::failed("cannot check IAM").caused_by(&err));
         }
     };
     out!("IAM check of what ran against {}:\n{}", args.template.display(), iam::render(&reports));
     let denied = reports.values().any(|r| !r.denied.is_empty());
     stack.shutdown();
-    if denied || status != Some(ReleaseStatus::Succeeded) { exit::code(exit::FAILED) } else { exit::code(exit::OK) }
+    if denied || status != Some(ReleaseStatus::Succeeded) { Ok(exit::code(exit::FAILED)) } else { Ok(exit::code(exit::OK)) }
 }
 
 fn table_names(stack: &LocalStack) -> String {

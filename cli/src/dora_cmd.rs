@@ -3,16 +3,29 @@
 //! record-metrics keeps. A report reads one rollup per service and day, never the releases.
 
 use crate::exit;
-use crate::failure::Failure;
-use crate::release_cmd::StateDirArg;
-use crate::report_cmd::open_store;
+use crate::failure::{Failure, Outcome};
+use crate::local::StateDirArg;
+use crate::local::open_store;
 use crate::scope::{Scope, ScopeArgs};
 use baton_domain::reports::{self, Delivery};
 use baton_domain::rules::dora::{Band, Durations, Figures, Week};
 use chrono::{NaiveDate, Utc};
 use clap::Args;
 use serde::Serialize;
-use std::process::ExitCode;
+
+/// What each figure counts, as `baton dora --help` says it (README "baton dora" has the detail).
+pub const FIGURES: &str = "What each figure counts (releases to --environment that ended in the window):
+  deployments           releases that changed the environment (a wave began), whatever their end;
+                        a release that never deployed (refused, build failed, superseded) or that a
+                        person cancelled counts nowhere
+  change failure rate   failed deployments (failed, rolled back, rollback failed) over deployments of a
+                        change: a redeployment (a release putting back a version shipped before, the
+                        rollback run of a bad change) is a deployment but no change; a person's cancel
+                        is no failure
+  lead time             per commit carried, from its time to the end of the first successful deployment
+                        that carried it; median, p90 and mean, to the millisecond
+  time to restore       from the end of a failed deployment to the end of the next successful one of
+                        that service; median, p90 and mean, to the millisecond";
 
 #[derive(Args)]
 pub struct DoraArgs {
@@ -65,21 +78,17 @@ struct Report<'a> {
     weeks: Vec<Week>,
 }
 
-pub async fn run(args: DoraArgs) -> ExitCode {
-    let Scope { kind: scope, name, services: members } = match args.scope.resolve() {
-        Ok(scope) => scope,
-        Err(code) => return code,
-    };
-    let store = match open_store(&args.state) {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
+pub async fn run(args: DoraArgs) -> Outcome {
+    let scope = args.scope.resolve()?;
+    let store = open_store(&args.state)?;
+    scope.known_to(&store, Some(&args.environment)).await?;
+    let Scope { kind: scope, name, services: members } = scope;
     let days = args.days.unwrap_or(args.since);
     let names: Vec<&str> = members.iter().map(String::as_str).collect();
     // The same read as the dashboard's team page: one rollup query per service.
     let group = match reports::group(&store, scope, &name, &names, &args.environment, days, Utc::now()).await {
         Ok(group) => group,
-        Err(err) => return Failure::failed(&err).sources_of(&err).report(),
+        Err(err) => return Err(Failure::failed(&err).sources_of(&err)),
     };
     let Delivery { from, to, figures, weeks, .. } = group.delivery;
     let report = Report {
@@ -96,10 +105,10 @@ pub async fn run(args: DoraArgs) -> ExitCode {
     };
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
-        return exit::code(exit::OK);
+        return Ok(exit::code(exit::OK));
     }
     print_report(&report);
-    exit::code(exit::OK)
+    Ok(exit::code(exit::OK))
 }
 
 fn print_report(report: &Report<'_>) {

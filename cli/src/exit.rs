@@ -1,4 +1,6 @@
-//! Exit codes that mean something to scripts.
+//! Exit codes that mean something to scripts, all of them here: what each means, what `baton
+//! --help` lists, and the code a release's final status exits with.
+use baton_domain::release::ReleaseStatus;
 use std::process::ExitCode;
 
 pub const OK: u8 = 0;
@@ -36,6 +38,23 @@ pub const HELP: &str = "Exit codes:
 
 pub fn code(value: u8) -> ExitCode {
     ExitCode::from(value)
+}
+
+/// The exit code of a release that ended with `status`.
+pub fn for_release(status: Option<ReleaseStatus>) -> ExitCode {
+    code(status.map_or(FAILED, value_for))
+}
+
+/// The exit code's value for a release that ended with `status` (`baton status` reads it from
+/// the execution's outcome).
+pub fn value_for(status: ReleaseStatus) -> u8 {
+    match status {
+        ReleaseStatus::Succeeded => OK,
+        ReleaseStatus::Superseded => SUPERSEDED,
+        ReleaseStatus::RollbackFailed => ROLLBACK_FAILED,
+        ReleaseStatus::Cancelled => CANCELLED,
+        _ => FAILED,
+    }
 }
 
 #[cfg(test)]

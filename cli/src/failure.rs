@@ -12,6 +12,10 @@ use std::error::Error;
 use std::fmt::Display;
 use std::process::ExitCode;
 
+/// What a command ends with: the exit code of work that ran (a failed release included: its
+/// summary says why), or the failure that stopped it, which `main` reports.
+pub type Outcome = Result<ExitCode, Failure>;
+
 pub struct Failure {
     code: u8,
     message: String,
@@ -53,7 +57,7 @@ impl Failure {
         self
     }
 
-    /// Prints the failure on stderr and returns its exit code.
+    /// Prints the failure on stderr and returns its exit code: `main` does, once per command.
     pub fn report(self) -> ExitCode {
         errln!("{}", self.text());
         exit::code(self.code)

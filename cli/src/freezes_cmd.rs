@@ -1,8 +1,8 @@
 //! `baton freezes`: the freeze windows in force at an instant and the next ones, per service,
 //! from the local catalog (each service's own windows and the organisation's `freezes.yaml`).
 
-use crate::failure::Failure;
-use crate::release_cmd::CatalogArg;
+use crate::failure::{Failure, Outcome};
+use crate::local::CatalogArg;
 use baton_domain::catalog::{FsCatalog, OnFreeze};
 use baton_domain::rules::freeze::{self, Occurrence};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -33,21 +33,19 @@ pub struct FreezesArgs {
 }
 
 /// Exit 0 when listed, 2 on bad input or an unreadable catalog.
-pub async fn run(args: FreezesArgs) -> ExitCode {
+pub async fn run(args: FreezesArgs) -> Outcome {
     let at = match &args.at {
         None => Utc::now(),
         Some(text) => match DateTime::parse_from_rfc3339(text) {
             Ok(at) => at.with_timezone(&Utc),
             Err(_) => {
-                return Failure::usage(format!("--at '{text}' is not an RFC 3339 time"))
-                    .hint("e.g. --at 2026-12-24T18:00:00+01:00")
-                    .report();
+                return Err(Failure::usage(format!("--at '{text}' is not an RFC 3339 time")).hint("e.g. --at 2026-12-24T18:00:00+01:00"));
             }
         },
     };
     let catalog = match FsCatalog::open(baton_providers::registry(), &args.catalog.path) {
         Ok(catalog) => catalog,
-        Err(err) => return Failure::usage(&err).sources_of(&err).report(),
+        Err(err) => return Err(Failure::usage(&err).sources_of(&err)),
     };
     let services: Vec<_> = catalog
         .catalog()
@@ -59,16 +57,15 @@ pub async fn run(args: FreezesArgs) -> ExitCode {
     if let Some(name) = &args.service
         && services.is_empty()
     {
-        return Failure::usage(format!("no valid service `{name}` in {}", args.catalog.path.display()))
-            .hint("run `baton catalog validate` to see every problem")
-            .report();
+        return Err(Failure::usage(format!("no valid service `{name}` in {}", args.catalog.path.display()))
+            .hint("run `baton catalog validate` to see every problem"));
     }
     let mut listed = Vec::new();
     for entry in services {
         let environment = &entry.delivery.environment;
         let windows = match entry.delivery.freeze.rules() {
             Ok(windows) => windows,
-            Err(why) => return Failure::failed(format!("{}: {why}", entry.source)).report(),
+            Err(why) => return Err(Failure::failed(format!("{}: {why}", entry.source))),
         };
         let in_force = freeze::in_force(&windows, environment, at);
         let next: Vec<Occurrence> =
@@ -92,7 +89,7 @@ pub async fn run(args: FreezesArgs) -> ExitCode {
             })
             .collect();
         outln!("{}", json!({ "at": at, "services": services }));
-        return ExitCode::SUCCESS;
+        return Ok(ExitCode::SUCCESS);
     }
     for (entry, in_force, next, open) in &listed {
         let mode = match entry.delivery.freeze.on_freeze() {
@@ -111,5 +108,5 @@ pub async fn run(args: FreezesArgs) -> ExitCode {
             outln!("  next: `{}` from {} to {} ({})", window.window, window.start.to_rfc3339(), window.end.to_rfc3339(), window.reason);
         }
     }
-    ExitCode::SUCCESS
+    Ok(ExitCode::SUCCESS)
 }

@@ -6,15 +6,14 @@
 
 use crate::dora_cmd::human;
 use crate::exit;
-use crate::failure::Failure;
-use crate::release_cmd::{CatalogArg, StateDirArg};
+use crate::failure::{Failure, Outcome};
+use crate::local::{CatalogArg, StateDirArg, open_store};
 use baton_domain::catalog::{FsCatalog, ProviderBlock};
 use baton_domain::ports::{CatalogSource, ReleaseStore};
 use baton_domain::rules::plan::{Percentiles, Plan, Verdict};
 use baton_local_runner::{PlanError, Planned, plan_release};
 use clap::Args;
 use serde_json::json;
-use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct PlanArgs {
@@ -56,7 +55,7 @@ pub struct PlanArgs {
 
 /// Exit 0 when the release would run, 1 when admission would refuse or skip it (the plan is
 /// still printed), 2 on bad input, an unreadable catalog or store.
-pub async fn run(args: PlanArgs) -> ExitCode {
+pub async fn run(args: PlanArgs) -> Outcome {
     let input = json!({
         "service": args.service,
         "sha": args.sha,
@@ -66,40 +65,36 @@ pub async fn run(args: PlanArgs) -> ExitCode {
     });
     let now = chrono::Utc::now();
     let planned = if args.remote { plan_remote(&args, &input, now).await } else { plan_local(&args, &input, now).await };
-    let planned = match planned {
-        Ok(planned) => planned,
-        Err(code) => return code,
-    };
+    let planned = planned?;
     if args.json {
         outln!("{}", serde_json::to_value(&planned).unwrap_or_default());
     } else {
         out!("{}", describe(&planned));
     }
-    match planned.plan.admission {
-        Verdict::Allowed => ExitCode::SUCCESS,
+    Ok(match planned.plan.admission {
+        Verdict::Allowed => exit::code(exit::OK),
         Verdict::Refused { .. } | Verdict::Skipped { .. } => exit::code(exit::FAILED),
-    }
+    })
 }
 
 /// From the catalog directory and the local store, when there is one (no store: no history).
-async fn plan_local(args: &PlanArgs, input: &serde_json::Value, now: chrono::DateTime<chrono::Utc>) -> Result<Planned, ExitCode> {
-    let catalog =
-        FsCatalog::open(baton_providers::registry(), &args.catalog.path).map_err(|err| Failure::usage(&err).sources_of(&err).report())?;
+async fn plan_local(args: &PlanArgs, input: &serde_json::Value, now: chrono::DateTime<chrono::Utc>) -> Result<Planned, Failure> {
+    let catalog = FsCatalog::open(baton_providers::registry(), &args.catalog.path).map_err(|err| Failure::usage(&err).sources_of(&err))?;
     let database = baton_store_sqlite::database_path(&args.state.resolve());
     let store = match database.exists() {
-        true => Some(crate::report_cmd::open_store(&args.state)?),
+        true => Some(open_store(&args.state)?),
         false => None,
     };
     planned(&catalog, store.as_ref().map(|store| store as &dyn ReleaseStore), input, now).await
 }
 
 /// From the stack's catalog and release tables.
-async fn plan_remote(args: &PlanArgs, input: &serde_json::Value, now: chrono::DateTime<chrono::Utc>) -> Result<Planned, ExitCode> {
+async fn plan_remote(args: &PlanArgs, input: &serde_json::Value, now: chrono::DateTime<chrono::Utc>) -> Result<Planned, Failure> {
     let (Some(catalog_table), Some(release_table)) = (&args.catalog_table, &args.release_table) else {
         let hint = "pass --catalog-table and --release-table, or set BATON_CATALOG_TABLE and BATON_RELEASE_TABLE (the stack's CatalogTableName and ReleaseTableName outputs)";
-        return Err(Failure::usage("--remote needs the catalog and release tables").hint(hint).report());
+        return Err(Failure::usage("--remote needs the catalog and release tables").hint(hint));
     };
-    let config = crate::remote::aws_config().await.map_err(|err| Failure::usage(&err).sources_of(&err).report())?;
+    let config = crate::remote::aws_config().await.map_err(|err| Failure::usage(&err).sources_of(&err))?;
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
     let catalog = baton_aws::DynamoCatalog::new(dynamodb.clone(), catalog_table, baton_providers::registry());
     let store = baton_aws::DynamoStore::new(dynamodb, release_table);
@@ -111,10 +106,10 @@ async fn planned(
     store: Option<&dyn ReleaseStore>,
     input: &serde_json::Value,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<Planned, ExitCode> {
+) -> Result<Planned, Failure> {
     plan_release(catalog, store, input, now).await.map_err(|err| match &err {
-        PlanError::Catalog(_) | PlanError::Invalid(_) => Failure::usage(&err).sources_of(&err).report(),
-        PlanError::Store(_) | PlanError::Local(_) | PlanError::Simulation { .. } => Failure::failed(&err).sources_of(&err).report(),
+        PlanError::Catalog(_) | PlanError::Invalid(_) => Failure::usage(&err).sources_of(&err),
+        PlanError::Store(_) | PlanError::Local(_) | PlanError::Simulation { .. } => Failure::failed(&err).sources_of(&err),
     })
 }
 

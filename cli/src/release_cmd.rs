@@ -1,20 +1,16 @@
 //! `baton release`: one release of one service, on this machine by default.
 
 use crate::exit;
-use crate::failure::Failure;
-use crate::signals::{self, Interrupts};
-use crate::view::{self, LiveView};
-use baton_asl::ExecutionStatus;
-use baton_domain::error::{ErrorName, chain_text};
+use crate::failure::{Failure, Outcome};
+use crate::follow::{Report, follow};
+use crate::local::{CatalogArg, StateDirArg, open_local};
+use crate::signals;
+use crate::view::LiveView;
 use baton_domain::refname::check_branch_name;
-use baton_domain::release::{Release, ReleaseStatus, Signal, Stage, Trigger, TriggerKind};
-use baton_domain::support::{CancelAsked, ask_to_cancel};
-use baton_local_runner::{Finished, Journaled, LocalBaton, LocalConfig, LocalError, ResumeError, Resumption, Run, describe};
+use baton_domain::release::{ReleaseStatus, Signal, Trigger, TriggerKind};
+use baton_local_runner::{Journaled, LocalBaton, ResumeError, Resumption, describe};
 use clap::Args;
 use serde_json::json;
-use std::path::{Path, PathBuf};
-use std::process::ExitCode;
-use std::time::Duration;
 
 #[derive(Args)]
 pub struct ReleaseArgs {
@@ -67,45 +63,23 @@ pub struct ReleaseArgs {
     pub state_machine_arn: Option<String>,
 }
 
-#[derive(Args, Clone)]
-pub struct CatalogArg {
-    /// Catalog directory or file.
-    #[arg(long = "catalog", env = "BATON_CATALOG", default_value = "catalog")]
-    pub path: PathBuf,
-}
-
-#[derive(Args, Clone)]
-pub struct StateDirArg {
-    /// Where the local store, workspaces and execution histories live [default: the platform data dir, e.g. ~/.local/share/baton].
-    #[arg(long, env = "BATON_STATE_DIR")]
-    pub state_dir: Option<PathBuf>,
-}
-
-impl StateDirArg {
-    pub fn resolve(&self) -> PathBuf {
-        self.state_dir.clone().unwrap_or_else(baton_store_sqlite::default_state_dir)
-    }
-}
-
-pub async fn run(args: ReleaseArgs) -> ExitCode {
+pub async fn run(args: ReleaseArgs) -> Outcome {
     // Checked here for a prompt answer; admission checks it again for every other sender.
     if let Some(branch) = &args.branch
         && let Err(why) = check_branch_name(branch)
     {
         let hint = "git's rules: no '..', '//', '@{', spaces, control characters or any of ~^:?*[\\; no leading '-' or '/'; no trailing '/', '.' or '.lock'";
-        return Failure::usage(format!("--branch '{}' is not a git branch name: it {why}", branch.escape_debug())).hint(hint).report();
+        return Err(Failure::usage(format!("--branch '{}' is not a git branch name: it {why}", branch.escape_debug())).hint(hint));
     }
     if args.remote {
         return run_remote(args).await;
     }
-    let (baton, live) = match open_local(&args.catalog.path, &args.state, args.no_wait, args.json, "baton release") {
-        Ok(opened) => opened,
-        Err(code) => return code,
-    };
+    let (baton, live) = open_local(&args.catalog.path, &args.state, args.no_wait, args.json, "baton release")?;
 
     if let Some(code) = pick_up_left_behind(&baton, &args, live.as_ref()).await {
         return code;
     }
+    warn_of_mixed_fleet(&baton, &args).await;
     let signal = cli_signal(&args);
     // Each invocation is its own execution, even when its signal repeats an earlier one (the
     // registration then finds that release and this execution ends naming it).
@@ -116,8 +90,8 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
     // beside this process.
     let owned = match baton.claim(&execution).await {
         Ok(Ok(owned)) => owned,
-        Ok(Err(owner)) => return Failure::failed(format!("execution {execution} is run by {}", describe(&owner))).report(),
-        Err(err) => return Failure::failed("cannot claim the release's run").caused_by(&err).report(),
+        Ok(Err(owner)) => return Err(Failure::failed(format!("execution {execution} is run by {}", describe(&owner)))),
+        Err(err) => return Err(Failure::failed("cannot claim the release's run").caused_by(&err)),
     };
     let run = baton.start_owned(owned, input);
     follow(&baton, &args.service, &execution, run, live.as_ref(), Report::of(args.json)).await
@@ -130,7 +104,7 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
 /// --resume-interrupted; one older than a release that has deployed since is closed touching no
 /// target (running it on or rolling it back would undo newer work). Answers the exit code when one could not be closed. A release
 /// another process owns is left to it: the new release waits for its lock.
-async fn pick_up_left_behind(baton: &LocalBaton, args: &ReleaseArgs, live: Option<&LiveView>) -> Option<ExitCode> {
+async fn pick_up_left_behind(baton: &LocalBaton, args: &ReleaseArgs, live: Option<&LiveView>) -> Option<Outcome> {
     // A store that cannot be read is reported by the release's own registration.
     let releases = baton.ports().store.list_releases(&args.service, args.environment.as_deref(), 20).await.ok()?;
     let person = crate::person();
@@ -163,13 +137,16 @@ async fn pick_up_left_behind(baton: &LocalBaton, args: &ReleaseArgs, live: Optio
                 errln!("baton: {err}; leaving it to them");
                 continue;
             }
-            Err(err) => return Some(crate::resume_cmd::refused(left, err)),
+            Err(err) => return Some(crate::follow::refused(left, err)),
         };
         errln!("baton: picking {} up at {state}", left.id);
-        let code = follow(baton, &left.service, execution, run, live, report).await;
+        let code = match follow(baton, &left.service, execution, run, live, report).await {
+            Ok(code) => code,
+            failed @ Err(_) => return Some(failed),
+        };
         if signals::stopped_by_one(code) {
             // A person's stop covers the release that was to follow too.
-            return Some(code);
+            return Some(Ok(code));
         }
         let closed = baton.ports().store.get_release(&left.id).await.ok().flatten();
         match closed.as_ref().map(|r| r.status) {
@@ -185,248 +162,34 @@ async fn pick_up_left_behind(baton: &LocalBaton, args: &ReleaseArgs, live: Optio
                         serde_json::to_string_pretty(&json!({"release": null, "left_behind": closed, "error": why})).unwrap_or_default()
                     );
                 }
-                return Some(code);
+                return Some(Ok(code));
             }
         }
     }
     None
 }
 
-/// Records `release`'s stop by `signal` as a person's cancel (who, and by what) on its record, as
-/// `baton cancel` does, so it closes `cancelled` whoever finishes its rollback; answers the cause
-/// its rollback records.
-async fn stop_requested(baton: &LocalBaton, release: &Release, signal: i32) -> String {
-    let reason = format!("{} on `baton release`", signals::name(signal));
-    let person = crate::person();
-    if release.stage == Stage::Rollback {
-        // It failed by itself and rolls back already: that failure is what it ends with.
-        errln!("baton: {} is rolling back already: letting the rollback finish", release.id);
-        return format!("{person} stopped the release while it rolled back: {reason}");
+/// Warns, before this release starts, when the service's latest release ended `rollback-failed`:
+/// the targets it left on its new artifact run another version than the rest until this one
+/// deploys over them.
+async fn warn_of_mixed_fleet(baton: &LocalBaton, args: &ReleaseArgs) {
+    let Ok(releases) = baton.ports().store.list_releases(&args.service, args.environment.as_deref(), 20).await else { return };
+    let Some(last) = releases.iter().find(|r| r.status.is_terminal() && r.started_at.is_some()) else { return };
+    if last.status != ReleaseStatus::RollbackFailed {
+        return;
     }
-    match ask_to_cancel(baton.ports().store.as_ref(), &release.id, &person, &reason, chrono::Utc::now()).await {
-        Ok(CancelAsked::Asked(asked)) => asked.cancel_requested.unwrap_or_else(|| format!("{person} cancelled the release: {reason}")),
-        Ok(_) => format!("{person} cancelled the release: {reason}"),
-        Err(err) => {
-            errln!("baton: warning: cannot record the stop on the release (it still rolls back): {}", chain_text(&err));
-            format!("{person} cancelled the release: {reason}")
-        }
+    let left = baton_domain::rules::waves::left_on_new_artifact(&last.waves);
+    if left.is_empty() {
+        return;
     }
-}
-
-/// How `follow` reports the release once it ends.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Report {
-    Text,
-    Json,
-    /// Nothing on stdout: another report follows (a left-behind release picked up before a `--json` release).
-    Quiet,
-}
-
-impl Report {
-    pub fn of(json: bool) -> Report {
-        if json { Report::Json } else { Report::Text }
-    }
-}
-
-/// The local Baton over `catalog` and the state directory, with the live view unless `json`.
-/// `command` names this process in its claims on release runs ("baton resume").
-pub fn open_local(
-    catalog: &Path,
-    state: &StateDirArg,
-    no_wait: bool,
-    json: bool,
-    command: &str,
-) -> Result<(LocalBaton, Option<LiveView>), ExitCode> {
-    let live = (!json).then(LiveView::new);
-    let config = LocalConfig {
-        catalog: catalog.to_owned(),
-        state_dir: state.resolve(),
-        console: live.as_ref().map(|view| view.console_writer()),
-        clock: baton_asl::Clock::Real,
-        slack_api_base: None,
-        skip_bakes: no_wait,
-    };
-    match LocalBaton::open(config) {
-        Ok(baton) => Ok((baton.with_owner(&format!("{command} by {}", crate::person())), live)),
-        Err(err @ LocalError::Catalog(_)) => {
-            let catalog = catalog.display();
-            let hint = format!("fix the catalog ({catalog}) and run again; `baton catalog validate {catalog}` lists every error");
-            Err(Failure::usage(&err).sources_of(&err).hint(hint).report())
-        }
-        Err(err) => Err(Failure::usage("cannot start the local run").caused_by(&err).report()),
-    }
-}
-
-/// Follows a local run of `execution` to its end (the live view unless `json`), then prints the
-/// release it carried and exits as its final state says. SIGINT or SIGTERM is a person's stop: the
-/// request goes on the record with who sent it, the release rolls back what it touched (a queued
-/// one touches nothing) and closes `cancelled`, freeing its lock, and this exits 130 or 143. A
-/// second signal stops that too and leaves the release `interrupted` for `baton resume`. A
-/// person's `baton cancel` makes this process roll the release back and close it likewise.
-pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run: Run, live: Option<&LiveView>, report: Report) -> ExitCode {
-    let mut interrupts = match Interrupts::listen() {
-        Ok(interrupts) => Some(interrupts),
-        Err(err) => {
-            errln!("baton: warning: cannot listen for SIGINT/SIGTERM (they kill the run, which `baton resume` picks up): {err}");
-            None
-        }
-    };
-    // The first signal, once the release is rolling back on it.
-    let mut stopping: Option<i32> = None;
-    let (outcome, release, signal) = loop {
-        let watcher =
-            live.map(|view| view.watch(baton.ports().store.clone(), service.to_owned(), execution.to_owned(), Duration::from_millis(200)));
-        let stopper = run.stopper();
-        let finished = run.finished();
-        tokio::pin!(finished);
-        let mut signal = None;
-        let Finished { outcome, journal_error, lost_to, owned } = tokio::select! {
-            done = &mut finished => done,
-            got = async { match &mut interrupts { Some(interrupts) => interrupts.next().await, None => std::future::pending().await } } => {
-                let name = signals::name(got);
-                if stopping.is_none() {
-                    errln!("baton: {name}: stopping the release: rolling back what it touched (again to leave it interrupted for `baton resume`)");
-                } else {
-                    errln!("baton: {name} again: stopping the rollback; the release stays interrupted (again to abort at once)");
-                }
-                stopper.stop(Some(ErrorName::Interrupted.as_str().to_owned()), Some(format!("stopped by {name}")));
-                signal = Some(got);
-                finished.await
-            }
-        };
-        if let Some(watcher) = watcher {
-            watcher.abort();
-        }
-        if let Some(taker) = lost_to {
-            // Another process owns the release now: this one must not touch it again.
-            return Failure::failed(format!("this process stopped beating long enough to lose the release; {taker} runs it now"))
-                .hint("`baton show` follows it")
-                .report();
-        }
-        if let Some(err) = journal_error {
-            errln!(
-                "baton: warning: the execution journal is incomplete (`show --history` and a resume after a crash miss its end): {}",
-                chain_text(&err)
-            );
-        }
-        let release = match baton.ports().store.list_releases(service, None, 100).await {
-            Ok(releases) => find_release(releases, execution, &outcome.output),
-            Err(err) => {
-                return Failure::failed("the run ended but the store cannot be read").caused_by(&err).report();
-            }
-        };
-        // Stopped with Baton.Interrupted and no signal here: a person cancelled it (`baton cancel`).
-        let cancelled = outcome.status == ExecutionStatus::Aborted && outcome.error.as_deref() == Some(ErrorName::Interrupted.as_str());
-        let first_signal = signal.filter(|_| stopping.is_none());
-        let ended = match (&release, signal) {
-            (Some(release), _) if !release.status.is_terminal() && ((cancelled && signal.is_none()) || first_signal.is_some()) => {
-                let why = match first_signal {
-                    Some(got) => {
-                        stopping = Some(got);
-                        stop_requested(baton, release, got).await
-                    }
-                    None => outcome.cause.clone().unwrap_or_else(|| "cancelled".to_owned()),
-                };
-                let how = Resumption::RollBack { why };
-                // Rolled back under the claim it ran under: nobody else can pick it up between.
-                let resumed = match owned {
-                    Some(owned) => baton.resume_claimed(&release.id, owned, &how, &crate::person()).await,
-                    None => baton.resume_release(release, &how, &crate::person()).await,
-                };
-                match resumed {
-                    Ok((next, state)) => {
-                        errln!("baton: cancelled: rolling {} back (at {state})", release.id);
-                        run = next;
-                        continue;
-                    }
-                    Err(err @ ResumeError::Owned { .. }) => {
-                        return Failure::failed(&err).hint("it rolls the cancelled release back").report();
-                    }
-                    Err(err) => return Failure::failed("the release was cancelled but cannot be rolled back").caused_by(&err).report(),
-                }
-            }
-            (Some(stopped), Some(got)) if !stopped.status.is_terminal() => {
-                let why = format!(
-                    "stopped by {} while it rolled back (`baton resume {} --rollback` finishes the rollback)",
-                    signals::name(got),
-                    stopped.id
-                );
-                if let Err(err) = baton.mark_interrupted(stopped, &why).await {
-                    errln!("baton: warning: cannot record the release as interrupted: {}", chain_text(&err));
-                }
-                errln!(
-                    "baton: {} is left interrupted and holds the lock of {}: `baton resume {} --rollback` finishes rolling it back",
-                    stopped.id,
-                    stopped.service,
-                    stopped.id
-                );
-                let reread = baton.ports().store.get_release(&stopped.id).await.ok().flatten().or(release.clone());
-                (outcome, reread, signal)
-            }
-            _ => (outcome, release, signal.or(stopping)),
-        };
-        // Recorded as it ended (interrupted included) first: whoever claims it next reads that.
-        if let Some(owned) = owned
-            && let Err(err) = owned.give_up().await
-        {
-            errln!("baton: warning: cannot give the release's run up (another process may take it in seconds): {}", chain_text(&err));
-        }
-        break ended;
-    };
-    if let Some(view) = live {
-        view.finish();
-    }
-
-    let rejected = release.is_none() && outcome.error.is_some() && signal.is_none();
-    if report == Report::Json {
-        let summary = json!({
-            "execution": {"name": execution, "status": outcome.status, "error": outcome.error, "cause": outcome.cause},
-            "release": release,
-        });
-        outln!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
-    } else {
-        match &release {
-            Some(_) if report == Report::Quiet => {}
-            Some(release) => {
-                out!("{}", view::summary(release));
-                if release.status == ReleaseStatus::Superseded
-                    && let Some(cause) = outcome.output.as_ref().and_then(|o| o.pointer("/error/Cause")).and_then(|c| c.as_str())
-                {
-                    outln!("  why       {}", view::cause_message(cause));
-                }
-            }
-            None => {
-                let error = outcome.error.as_deref().unwrap_or("unknown");
-                let cause = outcome.cause.as_deref().map(view::cause_message).unwrap_or_default();
-                let message = format!("release not started: {error}: {cause}");
-                return if rejected { Failure::usage(message) } else { Failure::failed(message) }.report();
-            }
-        }
-    }
-    if let Some(signal) = signal {
-        return exit::code(exit::signalled(signal));
-    }
-    if rejected {
-        return exit::code(exit::USAGE);
-    }
-    exit_for(release.map(|r| r.status))
-}
-
-/// The exit code of a release that ended with `status`.
-pub fn exit_for(status: Option<ReleaseStatus>) -> ExitCode {
-    exit::code(status.map_or(exit::FAILED, exit_value))
-}
-
-/// The exit code's value for a release that ended with `status` (`baton status` reads it from
-/// the execution's outcome).
-pub fn exit_value(status: ReleaseStatus) -> u8 {
-    match status {
-        ReleaseStatus::Succeeded => exit::OK,
-        ReleaseStatus::Superseded => exit::SUPERSEDED,
-        ReleaseStatus::RollbackFailed => exit::ROLLBACK_FAILED,
-        ReleaseStatus::Cancelled => exit::CANCELLED,
-        _ => exit::FAILED,
-    }
+    let targets: Vec<String> = left.iter().map(|(wave, target)| format!("{target} (wave {wave})")).collect();
+    let artifact = last.artifact.as_ref().map_or("its new artifact".to_owned(), |a| a.reference.clone());
+    errln!(
+        "baton: warning: a mixed fleet: {}'s last release {} ended rollback-failed and left {} on {artifact}; this release deploys over them wave by wave",
+        args.service,
+        last.id,
+        targets.join(", ")
+    );
 }
 
 /// This invocation as a signal. A release of a named commit is idempotent: the same service,
@@ -450,13 +213,13 @@ fn cli_signal(args: &ReleaseArgs) -> Signal {
         trigger: Trigger {
             branch_override: args.allow_any_branch,
             freeze_override: args.reason.clone().filter(|_| args.override_freeze),
-            ..Trigger::new(TriggerKind::Cli, id, std::env::var("USER").ok())
+            ..Trigger::new(TriggerKind::Cli, id, Some(crate::person()))
         },
         changed_at: None,
     }
 }
 
-async fn run_remote(args: ReleaseArgs) -> ExitCode {
+async fn run_remote(args: ReleaseArgs) -> Outcome {
     let signal = cli_signal(&args);
     match crate::remote::start_remote(&signal, args.state_machine_arn.clone()).await {
         Ok(started) => {
@@ -467,18 +230,11 @@ async fn run_remote(args: ReleaseArgs) -> ExitCode {
                 outln!("{} release {what} {}", args.service, started.execution_arn);
                 outln!("follow it with: baton status {} --watch", started.execution_arn);
             }
-            exit::code(exit::OK)
+            Ok(exit::code(exit::OK))
         }
         Err(err @ (crate::remote::RemoteError::NoStateMachine | crate::remote::RemoteError::Https(_))) => {
-            Failure::usage(&err).sources_of(&err).report()
+            Err(Failure::usage(&err).sources_of(&err))
         }
-        Err(err) => Failure::failed("cannot start the release on AWS").caused_by(&err).report(),
+        Err(err) => Err(Failure::failed("cannot start the release on AWS").caused_by(&err)),
     }
-}
-
-/// The release this execution carried: the one it created, or (for a duplicate signal) the
-/// one its output names.
-fn find_release(releases: Vec<Release>, execution: &str, output: &Option<serde_json::Value>) -> Option<Release> {
-    let named = output.as_ref().and_then(|o| o.pointer("/release/id")).and_then(|id| id.as_str()).map(str::to_owned);
-    releases.into_iter().find(|r| r.execution.as_deref() == Some(execution) || Some(r.id.as_str()) == named.as_deref())
 }

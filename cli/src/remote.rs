@@ -15,6 +15,8 @@ pub enum RemoteError {
     Aws(#[from] AwsError),
     #[error(transparent)]
     Https(baton_http_client::HttpsError),
+    #[error("no AWS credentials ({0}): set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run `aws sso login`")]
+    NoCredentials(String),
 }
 
 /// The flag's value, else `BATON_STATE_MACHINE_ARN`.
@@ -23,9 +25,14 @@ pub fn state_machine_arn(flag: Option<String>) -> Result<String, RemoteError> {
 }
 
 /// The SDK configuration of every remote command: the standard AWS chain (profile, region,
-/// credentials, `AWS_ENDPOINT_URL*`) over Baton's HTTPS client.
+/// credentials, `AWS_ENDPOINT_URL*`) over Baton's HTTPS client. The credentials are asked for
+/// here, once: none is one line saying so, not the SDK's error chain at the first call.
 pub async fn aws_config() -> Result<aws_config::SdkConfig, RemoteError> {
-    baton_aws::sdk_config().await.map_err(RemoteError::Https)
+    use aws_sdk_sfn::config::ProvideCredentials as _;
+    let config = baton_aws::sdk_config().await.map_err(RemoteError::Https)?;
+    let provider = config.credentials_provider().ok_or_else(|| RemoteError::NoCredentials("no credentials provider".into()))?;
+    provider.provide_credentials().await.map_err(|err| RemoteError::NoCredentials(err.to_string()))?;
+    Ok(config)
 }
 
 /// Starts `signal` on the release state machine in AWS. A signal sent before starts nothing:

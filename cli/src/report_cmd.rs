@@ -1,15 +1,13 @@
 //! `baton history` and `baton show`: what the local store recorded.
 
 use crate::exit;
-use crate::failure::Failure;
-use crate::release_cmd::StateDirArg;
+use crate::failure::{Failure, Outcome};
+use crate::local::{StateDirArg, open_store, process_gone, recorded_release};
 use crate::scope::ScopeArgs;
 use crate::view;
 use baton_domain::ports::ReleaseStore;
 use baton_domain::release::ReleaseId;
-use baton_store_sqlite::SqliteStore;
 use clap::Args;
-use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct HistoryArgs {
@@ -42,90 +40,76 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
-pub fn open_store(state: &StateDirArg) -> Result<SqliteStore, ExitCode> {
-    let dir = state.resolve();
-    let path = baton_store_sqlite::database_path(&dir);
-    if !path.exists() {
-        let failure = Failure::usage(format!("no local store at {}", path.display()));
-        return Err(failure.hint("run `baton release` first, or pass --state-dir").report());
-    }
-    SqliteStore::open(&path).map_err(|err| Failure::usage(format!("cannot open {}", path.display())).caused_by(&err).report())
-}
-
-pub async fn history(args: HistoryArgs) -> ExitCode {
-    let scope = match args.scope.resolve() {
-        Ok(scope) => scope,
-        Err(code) => return code,
-    };
-    let store = match open_store(&args.state) {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
+pub async fn history(args: HistoryArgs) -> Outcome {
+    let scope = args.scope.resolve()?;
+    let store = open_store(&args.state)?;
+    scope.known_to(&store, args.environment.as_deref()).await?;
     let mut releases = Vec::new();
     for service in &scope.services {
         match store.list_releases(service, args.environment.as_deref(), args.limit).await {
             Ok(found) => releases.extend(found),
-            Err(err) => return Failure::failed(&err).sources_of(&err).report(),
+            Err(err) => return Err(Failure::failed(&err).sources_of(&err)),
         }
     }
     releases.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
     releases.truncate(args.limit);
+    let mut labels = Vec::with_capacity(releases.len());
+    for release in &releases {
+        labels.push(view::status_label(release, !release.status.is_terminal() && process_gone(&store, release).await));
+    }
     if args.json {
-        let shown: Vec<_> = releases.iter().map(baton_domain::release::Release::for_display).collect();
+        let shown: Vec<_> = releases.iter().zip(&labels).map(|(release, label)| view::shown_json(release, label)).collect();
         outln!("{}", serde_json::to_string_pretty(&shown).unwrap_or_default());
-        return exit::code(exit::OK);
+        return Ok(exit::code(exit::OK));
     }
     if releases.is_empty() {
         outln!("no releases of {} {} recorded", scope.kind, scope.name);
     }
     let several = scope.services.len() > 1;
-    for release in &releases {
+    let status_width = labels.iter().map(|label| label.len()).max().unwrap_or(0).max(11);
+    for (release, status) in releases.iter().zip(&labels) {
         let sha = release.artifact.as_ref().map(|a| a.sha.as_str()).or(release.sha.as_deref()).unwrap_or("-");
         let service = if several { format!("{:<20} ", release.service) } else { String::new() };
         outln!(
-            "{}  {service}{:<11} {:<11} {:<8} {}  {}",
+            "{}  {service}{status:<status_width$} {:<11} {:<8} {}  {}",
             release.created_at.format("%Y-%m-%d %H:%M:%S"),
-            release.status.as_str(),
             release.environment,
             release.trigger.kind.as_str(),
             &sha[..sha.len().min(12)],
             release.id
         );
     }
-    exit::code(exit::OK)
+    Ok(exit::code(exit::OK))
 }
 
-pub async fn show(args: ShowArgs) -> ExitCode {
-    let store = match open_store(&args.state) {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
+pub async fn show(args: ShowArgs) -> Outcome {
+    let store = open_store(&args.state)?;
     let id = ReleaseId(args.release_id.clone());
-    let (release, events) = match (store.get_release(&id).await, store.events(&id).await) {
-        (Ok(Some(release)), Ok(events)) => (release, events),
-        (Ok(None), _) => {
-            return Failure::usage(format!("no release {id} in the local store")).hint("`baton history <service>` lists them").report();
-        }
-        (Err(err), _) | (_, Err(err)) => {
-            return Failure::failed(&err).sources_of(&err).report();
-        }
-    };
+    let release = recorded_release(&store, &id).await?;
+    let events = store.events(&id).await.map_err(|err| Failure::failed(&err).sources_of(&err))?;
     // The journal is written as the run goes: a running or killed release has its history so far.
     let history = match (args.history, &release.execution) {
         (false, _) => None,
         (true, Some(execution)) => match store.journal(execution).await {
             Ok(history) if !history.is_empty() => Some(history),
-            Ok(_) => return Failure::failed(format!("no execution history of {id} in the local store's journal")).report(),
-            Err(err) => return Failure::failed("cannot read the execution journal").caused_by(&err).report(),
+            Ok(_) => return Err(Failure::failed(format!("no execution history of {id} in the local store's journal"))),
+            Err(err) => return Err(Failure::failed("cannot read the execution journal").caused_by(&err)),
         },
-        (true, None) => return Failure::failed(format!("release {id} names no execution")).report(),
+        (true, None) => return Err(Failure::failed(format!("release {id} names no execution"))),
     };
+    let gone = !release.status.is_terminal() && process_gone(&store, &release).await;
+    let status = view::status_label(&release, gone);
     if args.json {
-        let doc = serde_json::json!({"release": release.for_display(), "events": events, "history": history});
+        let doc = serde_json::json!({"release": view::shown_json(&release, status), "events": events, "history": history});
         outln!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
-        return exit::code(exit::OK);
+        return Ok(exit::code(exit::OK));
     }
-    out!("{}", view::summary(&release));
+    out!("{}", view::summary_as(&release, status));
+    // Who owns it and its runbook, from the entry the release kept (the catalog may have moved on).
+    if let Ok(Some(entry)) = store.kept_entry(&id).await {
+        out!("{}", view::service_lines(&entry));
+    }
+    out!("{}", view::next_steps(&release, gone));
     outln!("  timeline");
     for event in &events {
         let wave = event.wave.as_deref().map(|w| format!("[{w}] ")).unwrap_or_default();
@@ -140,5 +124,5 @@ pub async fn show(args: ShowArgs) -> ExitCode {
     if let Some(history) = history {
         out!("{}", view::history_table(&history));
     }
-    exit::code(exit::OK)
+    Ok(exit::code(exit::OK))
 }

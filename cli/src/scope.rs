@@ -2,10 +2,10 @@
 //! catalog. `baton dora`, `baton history` and `baton builds` take the same arguments.
 
 use crate::failure::Failure;
-use crate::release_cmd::CatalogArg;
+use crate::local::CatalogArg;
 use baton_domain::catalog::{CatalogLoader, ServiceEntry};
+use baton_domain::ports::ReleaseStore;
 use clap::{ArgGroup, Args};
-use std::process::ExitCode;
 
 #[derive(Args)]
 #[command(group(ArgGroup::new("scope").required(true).args(["service", "service_flag", "team", "repo"])))]
@@ -37,7 +37,7 @@ pub struct Scope {
 impl ScopeArgs {
     /// The services in scope: the one named, or the catalog's entries of the team or repository
     /// (exit 2 when the catalog cannot be read or none matches).
-    pub fn resolve(&self) -> Result<Scope, ExitCode> {
+    pub fn resolve(&self) -> Result<Scope, Failure> {
         if let Some(service) = self.service.as_ref().or(self.service_flag.as_ref()) {
             return Ok(Scope { kind: "service", name: service.clone(), services: vec![service.clone()] });
         }
@@ -45,7 +45,6 @@ impl ScopeArgs {
             Failure::usage(format!("cannot read the catalog at {}", self.catalog.path.display()))
                 .caused_by(&err)
                 .hint("--team and --repo find their services in the catalog: pass --catalog DIR")
-                .report()
         })?;
         let belongs = |entry: &ServiceEntry| match (&self.team, &self.repo) {
             (Some(team), _) => baton_domain::reports::team_of(entry) == Some(team.as_str()),
@@ -60,9 +59,28 @@ impl ScopeArgs {
         let services: Vec<String> = loaded.services().iter().filter(|e| belongs(e)).map(|e| e.name.clone()).collect();
         if services.is_empty() {
             return Err(Failure::usage(format!("no service of the catalog at {} has {kind} {name}", self.catalog.path.display()))
-                .hint("`baton catalog validate` lists the catalog's services with their team and links")
-                .report());
+                .hint("`baton catalog validate` lists the catalog's services with their team and links"));
         }
         Ok(Scope { kind, name, services })
+    }
+}
+
+impl Scope {
+    /// A single service must be one the store has seen: a name with no release at all is most
+    /// likely a typo (or a service not in the catalog), and a report of nothing would hide it
+    /// (exit 2, as every report says it).
+    pub async fn known_to(&self, store: &dyn ReleaseStore, environment: Option<&str>) -> Result<(), Failure> {
+        if self.kind != "service" {
+            return Ok(());
+        }
+        match store.list_releases(&self.name, environment, 1).await {
+            Ok(any) if any.is_empty() => {
+                let place = environment.map(|e| format!(" in {e}")).unwrap_or_default();
+                Err(Failure::usage(format!("no releases of {}{place} in the local store", self.name))
+                    .hint("`baton history <service>` lists a service's releases; check the name (the catalog's) and --environment"))
+            }
+            Ok(_) => Ok(()),
+            Err(err) => Err(Failure::failed(&err).sources_of(&err)),
+        }
     }
 }

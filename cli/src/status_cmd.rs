@@ -2,17 +2,16 @@
 //! from DescribeExecution and GetExecutionHistory.
 
 use crate::exit;
-use crate::failure::Failure;
-use crate::release_cmd::exit_value;
+use crate::failure::{Failure, Outcome};
+use crate::local::{StateDirArg, open_store, process_gone, recorded_release};
 use crate::remote::{self, RemoteError};
 use crate::view;
 use baton_aws::DynamoStore;
 use baton_aws::stepfunctions::{ReleaseView, describe_release, execution_arn};
 use baton_domain::ports::ReleaseStore;
-use baton_domain::release::ReleaseId;
+use baton_domain::release::{Release, ReleaseId};
 use clap::Args;
 use std::fmt::Write as _;
-use std::process::ExitCode;
 use std::time::Duration;
 
 #[derive(Args)]
@@ -34,19 +33,25 @@ pub struct StatusArgs {
     /// The release state machine, when the release record names its execution without an ARN.
     #[arg(long, env = remote::STATE_MACHINE_ENV)]
     pub state_machine_arn: Option<String>,
+    /// A release id without --table is a local release: read from this state directory's store.
+    #[command(flatten)]
+    pub state: StateDirArg,
 }
 
-pub async fn run(args: StatusArgs) -> ExitCode {
+pub async fn run(args: StatusArgs) -> Outcome {
+    if !args.release.starts_with("arn:") && args.table.is_none() {
+        return local(&args).await;
+    }
     let config = match remote::aws_config().await {
         Ok(config) => config,
         Err(err) => {
-            return Failure::usage(&err).sources_of(&err).report();
+            return Err(Failure::usage(&err).sources_of(&err));
         }
     };
     let arn = match resolve(&args, &config).await {
         Ok(arn) => arn,
         Err(message) => {
-            return Failure::usage(message).report();
+            return Err(Failure::usage(message));
         }
     };
     let client = aws_sdk_sfn::Client::new(&config);
@@ -55,7 +60,7 @@ pub async fn run(args: StatusArgs) -> ExitCode {
         let view = match describe_release(&client, &arn).await {
             Ok(view) => view,
             Err(err) => {
-                return Failure::usage(&err).sources_of(&err).report();
+                return Err(Failure::usage(&err).sources_of(&err));
             }
         };
         if last.as_ref() != Some(&view) {
@@ -69,9 +74,40 @@ pub async fn run(args: StatusArgs) -> ExitCode {
             }
         }
         if !(args.watch && view.is_running()) {
-            return exit::code(exit_code(&view));
+            return Ok(exit::code(exit_code(&view)));
         }
         last = Some(view);
+        tokio::time::sleep(Duration::from_secs(args.interval)).await;
+    }
+}
+
+/// A local release, from the local store: no AWS call.
+async fn local(args: &StatusArgs) -> Outcome {
+    let store = open_store(&args.state)?;
+    let id = ReleaseId(args.release.clone());
+    let mut last: Option<Release> = None;
+    loop {
+        let hint = "`baton history <service>` lists the local releases; for one on AWS pass --table or set BATON_RELEASE_TABLE";
+        let release = recorded_release(&store, &id).await.map_err(|failure| failure.hint(hint))?;
+        let gone = !release.status.is_terminal() && process_gone(&store, &release).await;
+        let status = view::status_label(&release, gone);
+        if last.as_ref() != Some(&release) {
+            if args.json {
+                outln!("{}", view::shown_json(&release, status));
+            } else {
+                if last.is_some() {
+                    outln!();
+                }
+                out!("{}", view::summary_as(&release, status));
+                out!("{}", view::next_steps(&release, gone));
+            }
+        }
+        // A release whose process is gone changes no more until a person acts.
+        if !args.watch || release.status.is_terminal() || gone {
+            let open = !release.status.is_terminal();
+            return Ok(if open { exit::code(exit::OK) } else { exit::for_release(Some(release.status)) });
+        }
+        last = Some(release);
         tokio::time::sleep(Duration::from_secs(args.interval)).await;
     }
 }
@@ -85,7 +121,7 @@ fn exit_code(view: &ReleaseView) -> u8 {
         return exit::OK;
     }
     match view.outcome {
-        Some(outcome) => exit_value(outcome),
+        Some(outcome) => exit::value_for(outcome),
         None if view.status == "SUCCEEDED" => exit::OK,
         None => exit::FAILED,
     }

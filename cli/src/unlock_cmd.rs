@@ -2,18 +2,16 @@
 //! whose process died (its lease would free the lock within 15 minutes anyway).
 
 use crate::exit;
-use crate::failure::Failure;
-use crate::release_cmd::{CatalogArg, StateDirArg};
-use crate::report_cmd::open_store;
+use crate::failure::{Failure, Outcome};
+use crate::local::{CatalogArg, StateDirArg};
+use crate::local::{live_owner, open_store};
 use baton_domain::catalog::FsCatalog;
 use baton_domain::error::chain_text;
 use baton_domain::ports::CatalogSource;
 use baton_domain::ports::ReleaseStore;
 use baton_domain::release::{LockKey, ReleaseId};
-use baton_domain::support::RUN_SILENT_AFTER;
 use clap::Args;
 use serde_json::json;
-use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct UnlockArgs {
@@ -35,26 +33,20 @@ pub struct UnlockArgs {
 }
 
 /// Exit 0 when a lock was freed, 1 when none was held.
-pub async fn run(args: UnlockArgs) -> ExitCode {
+pub async fn run(args: UnlockArgs) -> Outcome {
     if args.reason.trim().is_empty() {
-        return Failure::usage("--reason is empty").hint("say why the lock is freed: it goes in the release's timeline").report();
+        return Err(Failure::usage("--reason is empty").hint("say why the lock is freed: it goes in the release's timeline"));
     }
     let environment = match &args.environment {
         Some(environment) => environment.clone(),
-        None => match environment_from_catalog(&args).await {
-            Ok(environment) => environment,
-            Err(code) => return code,
-        },
+        None => environment_from_catalog(&args).await?,
     };
-    let store = match open_store(&args.state) {
-        Ok(store) => store,
-        Err(code) => return code,
-    };
+    let store = open_store(&args.state)?;
     let person = crate::person();
     let key = LockKey::new(&args.service, &environment);
     let freed = match baton_domain::support::unlock_by_hand(&store, &key, &person, args.reason.trim(), chrono::Utc::now()).await {
         Ok(freed) => freed,
-        Err(err) => return Failure::failed(&err).sources_of(&err).report(),
+        Err(err) => return Err(Failure::failed(&err).sources_of(&err)),
     };
     let next = match &freed {
         Some(info) => what_becomes_of(&store, &info.holder, &args.service).await,
@@ -77,7 +69,7 @@ pub async fn run(args: UnlockArgs) -> ExitCode {
             None => outln!("{} [{environment}] holds no lock", args.service),
         }
     }
-    exit::code(if freed.is_some() { exit::OK } else { exit::FAILED })
+    Ok(exit::code(if freed.is_some() { exit::OK } else { exit::FAILED }))
 }
 
 /// What happens to `holder`, the release whose lock was freed, said for the person who freed it.
@@ -90,14 +82,8 @@ async fn what_becomes_of(store: &dyn ReleaseStore, holder: &ReleaseId, service: 
     if release.status.is_terminal() {
         return Some(format!("{holder} is {}: nothing more happens to it", release.status));
     }
-    let owner = match &release.execution {
-        Some(execution) => store.run_owner(execution).await.ok().flatten(),
-        None => None,
-    };
-    let silent_for = owner.as_ref().map(|owner| chrono::Utc::now() - owner.beat_at);
-    let alive = silent_for.is_some_and(|silent| silent.to_std().unwrap_or_default() < RUN_SILENT_AFTER);
-    Some(match owner {
-        Some(owner) if alive => format!(
+    Some(match live_owner(store, &release).await {
+        Some(owner) => format!(
             "{holder} is {} and still run by {}: it takes the lock back at its next step unless another release took it, and stops \
              if one did; `baton cancel {holder} --reason ...` stops it",
             release.status, owner.owner
@@ -111,12 +97,12 @@ async fn what_becomes_of(store: &dyn ReleaseStore, holder: &ReleaseId, service: 
     })
 }
 
-async fn environment_from_catalog(args: &UnlockArgs) -> Result<String, ExitCode> {
+async fn environment_from_catalog(args: &UnlockArgs) -> Result<String, Failure> {
     let hint = "pass --environment, or --catalog with the service's entry";
     let catalog = FsCatalog::open(baton_providers::registry(), &args.catalog.path)
-        .map_err(|err| Failure::usage("cannot read the catalog").caused_by(&err).hint(hint).report())?;
+        .map_err(|err| Failure::usage("cannot read the catalog").caused_by(&err).hint(hint))?;
     match catalog.service(&args.service).await {
         Ok(entry) => Ok(entry.delivery.environment),
-        Err(err) => Err(Failure::usage(format!("no environment for {}", args.service)).caused_by(&err).hint(hint).report()),
+        Err(err) => Err(Failure::usage(format!("no environment for {}", args.service)).caused_by(&err).hint(hint)),
     }
 }

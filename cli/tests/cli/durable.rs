@@ -104,7 +104,21 @@ fn a_killed_release_rolls_back_on_request() {
     let id = newest(state.path())["id"].as_str().unwrap().to_owned();
     assert!(deployed(state.path())[0].is_some(), "the canary was deployed");
 
-    let rolled = baton_with_catalog(state.path(), &["resume", &id, "--rollback", "--no-wait", "--json"]);
+    // Run where no ./catalog is, without --catalog: the release's record names its catalog.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let here = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
+        command.args(args).arg("--state-dir").arg(state.path()).current_dir(elsewhere.path()).env_remove("BATON_CATALOG");
+        command.output().expect("run baton")
+    };
+    let lost = here(&["release", "hello-web", "--no-wait"]);
+    assert_eq!(lost.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&lost.stderr);
+    assert!(
+        said.contains("no catalog at catalog") && said.contains("hint: pass the catalog directory (or file) with --catalog DIR"),
+        "{said}"
+    );
+    let rolled = here(&["resume", &id, "--rollback", "--no-wait", "--json"]);
     assert_eq!(
         rolled.status.code(),
         Some(5),

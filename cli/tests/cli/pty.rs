@@ -24,9 +24,13 @@ struct OnTerminal {
 }
 
 impl OnTerminal {
+    fn start(state: &Path, args: &[&str]) -> OnTerminal {
+        OnTerminal::start_on(state, &examples(), args)
+    }
+
     // openpty, and the session and controlling terminal set between fork and exec: libc calls.
     #[allow(unsafe_code)]
-    fn start(state: &Path, args: &[&str]) -> OnTerminal {
+    fn start_on(state: &Path, catalog: &Path, args: &[&str]) -> OnTerminal {
         let (mut controller, mut device) = (0, 0);
         // SAFETY: openpty writes the two descriptors it opens; the name and settings are unused.
         let opened = unsafe { libc::openpty(&mut controller, &mut device, std::ptr::null_mut(), std::ptr::null(), std::ptr::null()) };
@@ -34,7 +38,7 @@ impl OnTerminal {
         // SAFETY: both descriptors were just opened and are owned here alone.
         let (terminal, device) = unsafe { (File::from_raw_fd(controller), OwnedFd::from_raw_fd(device)) };
         let stdio = || Stdio::from(device.try_clone().expect("dup the terminal"));
-        let mut command = baton_command(state, &examples(), args);
+        let mut command = baton_command(state, catalog, args);
         command.env("USER", "ann").env("TERM", "xterm").stdin(stdio()).stdout(stdio()).stderr(stdio());
         // SAFETY: only async-signal-safe calls between fork and exec. A session of its own makes
         // the terminal its controlling one, and its process group the terminal's foreground.
@@ -143,4 +147,51 @@ fn ctrl_c_on_a_queued_release_cancels_it_at_once_and_leaves_the_running_one_alon
     assert_eq!(deployed(state.path()), vec![Some("hello-web@aaa1111".to_owned()); TARGETS.len()]);
     assert!(lock_is_free(state.path()), "no lock is left held");
     next_release_ships_only(state.path(), "ccc3333", &[]);
+}
+
+/// Waits until the screen shows `text`.
+fn wait_for_screen(terminal: &OnTerminal, text: &str, within: Duration) {
+    let started = Instant::now();
+    while !terminal.screen().contains(text) {
+        assert!(started.elapsed() < within, "the screen never showed {text:?}:\n{}", terminal.screen());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn the_live_view_counts_each_bake_down_and_names_the_team_and_runbook() {
+    let state = tempfile::tempdir().unwrap();
+    let mut release = OnTerminal::start(state.path(), &["release", "hello-web", "--sha", "aaa1111"]);
+    // hello-web's canary bakes 5 s: its line counts down what is left of it.
+    wait_for_screen(&release, "baking (1 target), 4s left of 5s", Duration::from_secs(60));
+    wait_for_screen(&release, "baking (1 target), 2s left of 5s", Duration::from_secs(10));
+    let screen = release.screen();
+    assert!(screen.contains("running · deploy "), "the stage and its elapsed time:\n{screen}");
+    assert!(screen.contains("team      web-platform (on-call web-platform-primary)"), "{screen}");
+    assert!(screen.contains("runbook   https://example.com/runbooks/hello-web"), "{screen}");
+    release.ctrl_c();
+    assert_eq!(release.wait(Duration::from_secs(60)).code(), Some(130), "{}", release.screen());
+}
+
+#[test]
+fn a_rollback_failure_ends_its_screen_naming_the_target_and_warnings_show_in_the_view() {
+    let state = tempfile::tempdir().unwrap();
+    let catalog = tempfile::tempdir().unwrap();
+    // Its Slack webhook is not set: the notification is not delivered, and the view says so.
+    let notify = "    notify:\n      slack:\n        channel: \"#releases\"\n        webhook: env:STUCK_API_SLACK_WEBHOOK_UNSET\n";
+    std::fs::write(catalog.path().join("stuck-api.yaml"), format!("{}{notify}", crate::release::ROLLBACK_FAILS)).unwrap();
+    let mut release = OnTerminal::start_on(state.path(), catalog.path(), &["release", "stuck-api", "--no-wait"]);
+    let status = release.wait(Duration::from_secs(60));
+    let screen = release.screen();
+    assert_eq!(status.code(), Some(3), "{screen}");
+    assert!(screen.contains("notification not delivered") && screen.contains("STUCK_API_SLACK_WEBHOOK_UNSET"), "{screen}");
+    assert!(screen.contains("stuck-api → production: rollback-failed"), "{screen}");
+    assert!(screen.contains("  left      canary-b (wave canary) on stuck-api-"), "the target left on the new artifact:\n{screen}");
+    assert!(screen.contains("  next      "), "{screen}");
+
+    // Redirected, the same screen has no terminal codes, the warning's included.
+    let piped = baton_command(state.path(), catalog.path(), &["release", "stuck-api", "--no-wait", "--force"]).output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&piped.stdout), String::from_utf8_lossy(&piped.stderr));
+    assert!(stderr.contains("notification not delivered"), "{stderr}");
+    assert!(!stdout.contains('\x1b') && !stderr.contains('\x1b'), "no ANSI codes in redirected output:\n{stdout}\n{stderr}");
 }

@@ -62,6 +62,15 @@ fn the_example_service_releases_and_the_flaky_one_rolls_back() {
     let nobody = baton(state.path(), &["dora", "--team", "nobody"]);
     assert_eq!(nobody.status.code(), Some(2), "a team with no service is a usage error");
     assert!(String::from_utf8_lossy(&nobody.stderr).contains("team nobody"));
+    // A service name nothing was released as is a typo, in every report as in `builds`.
+    for report in ["history", "metrics", "dora", "builds"] {
+        let typo = baton(state.path(), &[report, "hello-wbe"]);
+        assert_eq!(typo.status.code(), Some(2), "{report}: {}", String::from_utf8_lossy(&typo.stderr));
+        assert!(String::from_utf8_lossy(&typo.stderr).contains("no releases of hello-wbe"), "{report}");
+    }
+    let help = Command::new(env!("CARGO_BIN_EXE_baton")).args(["dora", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("a person's cancel") && help.contains("is no failure") && help.contains("to the millisecond"), "{help}");
 
     // History and builds take the same scopes: a team's releases, a repository's builds.
     let team_history = json(&baton(state.path(), &["history", "--team", "web-platform", "--json"]));
@@ -106,10 +115,58 @@ fn a_repeated_release_of_one_commit_starts_nothing_new_unless_forced() {
     let again = baton(state.path(), &["release", "hello-web", "--sha", "4f2a9c1e", "--no-wait", "--json"]);
     assert_eq!(again.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&again.stderr));
     assert_eq!(json(&again)["release"]["id"], first_id, "the same commit names the release already made");
+    let shown = baton(state.path(), &["release", "hello-web", "--sha", "4f2a9c1e", "--no-wait"]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.starts_with(&format!("this commit was released before: showing release {} (started ", first_id.as_str().unwrap()))
+            && text.contains("`baton release hello-web --sha 4f2a9c1e --force` starts a new one"),
+        "{text}"
+    );
 
     let forced = baton(state.path(), &["release", "hello-web", "--sha", "4f2a9c1e", "--no-wait", "--json", "--force"]);
     assert_eq!(forced.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&forced.stderr));
     assert_ne!(json(&forced)["release"]["id"], first_id, "--force starts a new release");
+}
+
+#[test]
+fn the_actor_is_the_accounts_name_when_the_environment_names_nobody() {
+    let state = tempfile::tempdir().unwrap();
+    let account = Command::new("id").arg("-un").output().unwrap();
+    let account = String::from_utf8_lossy(&account.stdout).trim().to_owned();
+    let mut release = baton_command(state.path(), &examples(), &["release", "hello-web", "--no-wait", "--json"]);
+    let output = release.env_remove("USER").env_remove("LOGNAME").env_remove("USERNAME").output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(json(&output)["release"]["trigger"]["actor"], account.as_str());
+}
+
+#[test]
+fn status_reads_a_local_release_from_the_store_and_says_in_one_line_that_aws_has_no_credentials() {
+    let state = tempfile::tempdir().unwrap();
+    let release = baton(state.path(), &["release", "hello-web", "--no-wait", "--json"]);
+    let id = json(&release)["release"]["id"].as_str().unwrap().to_owned();
+    let home = tempfile::tempdir().unwrap();
+    // Nothing of AWS in reach: no keys, no profile, no instance metadata.
+    let without_aws = |args: &[&str]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
+        command.args(args).arg("--state-dir").arg(state.path()).env("HOME", home.path()).env("AWS_EC2_METADATA_DISABLED", "true");
+        for name in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "BATON_RELEASE_TABLE"] {
+            command.env_remove(name);
+        }
+        command.output().unwrap()
+    };
+    let local = without_aws(&["status", &id]);
+    assert_eq!(local.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&local.stderr));
+    assert!(String::from_utf8_lossy(&local.stdout).contains(&format!("{id} hello-web → production: succeeded")));
+    assert!(local.stderr.is_empty(), "no AWS call, no warning: {}", String::from_utf8_lossy(&local.stderr));
+    let unknown = without_aws(&["status", "rel-nowhere-1"]);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("for one on AWS pass --table"));
+
+    let remote = without_aws(&["status", "arn:aws:states:us-east-1:123456789012:execution:baton:web-1"]);
+    let said = String::from_utf8_lossy(&remote.stderr);
+    assert_eq!(remote.status.code(), Some(2), "{said}");
+    assert_eq!(said.lines().count(), 1, "one line: {said}");
+    assert!(said.starts_with("baton: no AWS credentials (") && said.contains("set AWS_PROFILE"), "{said}");
 }
 
 #[test]
@@ -158,6 +215,31 @@ fn the_lock_of_a_killed_release_is_freed_by_hand_with_a_reason() {
 
     // Past the silence after which a run's owner counts as gone (RUN_SILENT_AFTER, 3 s).
     std::thread::sleep(std::time::Duration::from_millis(3500));
+    let id = killed["id"].as_str().unwrap();
+    let listed = String::from_utf8_lossy(&baton(state.path(), &["history", "hello-web"]).stdout).into_owned();
+    let line = listed.lines().find(|line| line.ends_with(id)).unwrap_or_default();
+    assert!(line.contains("interrupted (process gone)"), "history does not call a dead release running: {listed}");
+    assert_eq!(history()[0]["shown_status"], "interrupted (process gone)", "nor does its JSON");
+    let services = String::from_utf8_lossy(&baton(state.path(), &["services"]).stdout).into_owned();
+    let line = services.lines().find(|line| line.starts_with("hello-web ")).unwrap_or_default();
+    assert!(
+        line.contains("web-platform  interrupted (process gone)") && line.contains(&format!("{id}  locked by {id} until ")),
+        "services lists the stuck release and its lock: {services}"
+    );
+    assert!(
+        services.lines().any(|line| line.starts_with("flaky-api ") && line.contains("never released") && line.ends_with("lock free")),
+        "{services}"
+    );
+    let shown = Command::new(env!("CARGO_BIN_EXE_baton")).args(["show", id, "--state-dir"]).arg(state.path()).output().unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(
+        shown.contains("hello-web → production: interrupted (process gone)")
+            && shown.contains("  left      the release lock of hello-web [production]")
+            && shown.contains(&format!("  next      `baton resume {id}` runs it on, `baton resume {id} --rollback` rolls it back"))
+            && shown
+                .contains("  team      web-platform (on-call web-platform-primary)\n  runbook   https://example.com/runbooks/hello-web\n"),
+        "show says the process is gone, what is left and what to run next: {shown}"
+    );
     let unlock = |reason: &str| baton(state.path(), &["unlock", "hello-web", "--reason", reason, "--json"]);
     let freed = unlock("the release process was killed");
     assert_eq!(freed.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&freed.stderr));
@@ -174,7 +256,6 @@ fn the_lock_of_a_killed_release_is_freed_by_hand_with_a_reason() {
     let empty = unlock(" ");
     assert_eq!(empty.status.code(), Some(2), "a reason is required");
 
-    let id = killed["id"].as_str().unwrap();
     let show = Command::new(env!("CARGO_BIN_EXE_baton")).args(["show", id, "--json", "--state-dir"]).arg(state.path()).output().unwrap();
     let events = json(&show)["events"].clone();
     let unlocked: Vec<&serde_json::Value> = events.as_array().unwrap().iter().filter(|e| e["kind"] == "unlocked").collect();
@@ -426,7 +507,7 @@ fn of_two_waiting_releases_the_older_is_superseded_and_exits_4() {
 }
 
 /// A service whose second wave fails to deploy and whose rollback fails on one canary target.
-const ROLLBACK_FAILS: &str = r#"schema-version: v2.2
+pub(crate) const ROLLBACK_FAILS: &str = r#"schema-version: v2.2
 dd-service: stuck-api
 team: payments
 extensions:
@@ -478,4 +559,35 @@ fn a_rollback_that_fails_on_one_target_exits_3() {
         .collect();
     assert_eq!(rollbacks.len(), 2, "both canary targets were rolled back, the refused one too: {canary}");
     assert!(rollbacks.contains(&("canary-a", "succeeded")) && rollbacks.contains(&("canary-b", "failed")), "{rollbacks:?}");
+
+    // The screen names the target left on the new artifact and the command that puts it right.
+    let id = release["id"].as_str().unwrap();
+    let artifact = release["artifact"]["reference"].as_str().unwrap();
+    let shown = Command::new(env!("CARGO_BIN_EXE_baton")).args(["show", id, "--state-dir"]).arg(state.path()).output().unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains(&format!("  left      canary-b (wave canary) on {artifact}: a mixed fleet; the lock is free")),
+        "only canary-b was not put back: {shown}"
+    );
+    assert!(
+        shown.contains(&format!("  next      put {} back on them", release["previous_artifact"]["reference"].as_str().unwrap_or("?")))
+            || shown.contains("  next      no previous artifact is recorded"),
+        "{shown}"
+    );
+
+    // The next release of the service warns of the mixed fleet before it starts.
+    let next = Command::new(env!("CARGO_BIN_EXE_baton"))
+        .args(["release", "stuck-api", "--no-wait", "--catalog"])
+        .arg(catalog.path())
+        .arg("--state-dir")
+        .arg(state.path())
+        .output()
+        .expect("run baton");
+    let warned = String::from_utf8_lossy(&next.stderr);
+    assert!(
+        warned.contains(&format!(
+            "baton: warning: a mixed fleet: stuck-api's last release {id} ended rollback-failed and left canary-b (wave canary) on {artifact}"
+        )),
+        "{warned}"
+    );
 }

@@ -24,6 +24,16 @@ fn syntax_check(shell: &str, check_flags: &[&str], script: &[u8]) {
 }
 
 #[test]
+fn help_shows_a_commands_help_and_its_own() {
+    let text = |args: &[&str]| String::from_utf8_lossy(&baton(args).stdout).into_owned();
+    assert!(text(&["help"]).contains("Exit codes:"), "baton help is baton --help");
+    assert_eq!(text(&["help", "catalog", "validate"]), text(&["catalog", "validate", "-h"]));
+    assert!(text(&["help", "--help"]).contains("Print the help of baton or of a command"), "baton help --help works");
+    let unknown = Command::new(env!("CARGO_BIN_EXE_baton")).args(["help", "relase"]).output().unwrap();
+    assert_eq!(unknown.status.code(), Some(2));
+}
+
+#[test]
 fn completions_for_every_shell_name_every_command_and_parse_where_the_shell_is_installed() {
     for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
         let script = baton(&["completions", shell]).stdout;

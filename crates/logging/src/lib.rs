@@ -41,15 +41,24 @@ fn filter(default: &str) -> EnvFilter {
 /// Installs the process's subscriber. `default` is the filter when no variable sets one
 /// (`warn` for the CLI, whose output is its own; `info` for the functions).
 pub fn init(format: Format, default: &str) {
+    init_to(format, default, std::io::IsTerminal::is_terminal(&std::io::stderr()), std::io::stderr);
+}
+
+/// As [`init`], with lines written to `writer`'s writers (the CLI's go above its live view);
+/// `ansi`: colour the text format (only when it reaches a terminal).
+pub fn init_to<W: Write + 'static>(format: Format, default: &str, ansi: bool, writer: impl Fn() -> W + Send + Sync + 'static) {
     // Without log_internal_errors(false), a write to a closed stderr (`baton ... 2>&1 | head`)
     // makes tracing-subscriber eprintln!, which panics whatever task logged.
-    let stderr = || Scrubbed(std::io::stderr());
+    let scrubbed = move || Scrubbed(writer());
     // A second init (tests, or a binary that calls it twice) keeps the first subscriber.
     let _ = match format {
-        Format::Json => json_lines(stderr, filter(default)).try_init(),
-        Format::Text => {
-            tracing_subscriber::fmt().with_env_filter(filter(default)).with_writer(stderr).log_internal_errors(false).try_init()
-        }
+        Format::Json => json_lines(scrubbed, filter(default)).try_init(),
+        Format::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter(default))
+            .with_writer(scrubbed)
+            .with_ansi(ansi)
+            .log_internal_errors(false)
+            .try_init(),
     };
 }
 

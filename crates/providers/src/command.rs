@@ -44,7 +44,7 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Child;
 
 /// What every command gets from Baton's environment. No credential is in it.
-const BASE_ENV: &[&str] =
+pub const BASE_ENV: &[&str] =
     &["PATH", "HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "TERM", "TZ", "LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "LC_MESSAGES"];
 
 /// The `provider` of every [`RunHandle`] a command provider returns.

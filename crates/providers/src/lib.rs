@@ -47,7 +47,7 @@ pub use ci::circleci::{CircleCiBuild, CircleCiBuildProvider, DEFAULT_CIRCLECI_AP
 pub use ci::from_catalog::{GitHubActionsBuild, GitHubApp};
 pub use ci::github_actions::{DEFAULT_GITHUB_API_URL, GitHubActionsBuildProvider, GitHubActionsConfig, GitHubAuth};
 pub use ci::gitlab_ci::{DEFAULT_GITLAB_API_URL, GitLabCiBuild, GitLabCiBuildProvider, GitLabProject};
-pub use command::{CommandContext, poll_patience};
+pub use command::{BASE_ENV, CommandContext, poll_patience};
 pub use command_catalog::{CommandBuild, CommandDeploy, CommandRun};
 pub use datadog_monitors::{DatadogGate, DatadogMonitorsGate};
 pub use deploy::CommandDeployer;

@@ -32,7 +32,7 @@ impl Root {
     pub fn explicit(path: &Path) -> io::Result<Root> {
         let path =
             std::fs::canonicalize(path).map_err(|err| io::Error::new(err.kind(), format!("catalog root {}: {err}", path.display())))?;
-        Ok(Root { path, what: "the catalog root", explicit: true })
+        Ok(Root { path, what: "the catalog root the operator set (`BATON_CATALOG_ROOT`, `--root`)", explicit: true })
     }
 
     /// The repository holding `catalog` (the nearest directory above it with a `.git`),
@@ -42,8 +42,16 @@ impl Root {
         let catalog = std::fs::canonicalize(catalog)?;
         let dir = if catalog.is_dir() { catalog.as_path() } else { catalog.parent().unwrap_or(&catalog) };
         Ok(match dir.ancestors().find(|d| d.join(".git").exists()) {
-            Some(repository) => Root { path: repository.to_path_buf(), what: "the repository holding the catalog", explicit: false },
-            None => Root { path: dir.to_path_buf(), what: "the catalog's directory", explicit: false },
+            Some(repository) => Root {
+                path: repository.to_path_buf(),
+                what: "the repository holding the catalog: the nearest directory above it with a .git",
+                explicit: false,
+            },
+            None => Root {
+                path: dir.to_path_buf(),
+                what: "the catalog's directory: no directory above it has a .git, whose repository would be the root",
+                explicit: false,
+            },
         })
     }
 
@@ -60,8 +68,16 @@ impl Root {
         }
     }
 
+    /// The root and the rule that chose it, so the person refused knows how to move it.
     fn describe(&self) -> String {
-        format!("{} ({}; `{CATALOG_ROOT_ENV}` sets another)", self.path.display(), self.what)
+        if self.explicit {
+            return format!("{} ({})", self.path.display(), self.what);
+        }
+        format!(
+            "{} ({}; `{CATALOG_ROOT_ENV}` sets another root, inside which absolute paths are allowed too)",
+            self.path.display(),
+            self.what
+        )
     }
 }
 

@@ -487,14 +487,23 @@ impl fmt::Display for SecretRef {
 pub struct Seconds(pub u64);
 
 impl Seconds {
-    /// Parses `90`, `90s`, `5m`, `1h`, `1h30m`.
+    /// Parses `90`, `90s`, `5m`, `1h`, `1h30m`. The error reads after "expected": what is
+    /// accepted, what was given, and why it is not.
     pub fn parse(text: &str) -> Result<Seconds, String> {
+        const ACCEPTED: &str = "a duration such as 30s, 5m, 1h or 1h30m";
         let text = text.trim();
+        let given = |why: &str| format!("{ACCEPTED}, found '{}' ({why})", text.escape_debug());
         if text.is_empty() {
-            return Err("a duration such as 30s, 5m or 1h".into());
+            return Err(format!("{ACCEPTED}, found an empty text"));
         }
         if let Ok(n) = text.parse::<u64>() {
             return Ok(Seconds(n));
+        }
+        if text.starts_with('-') {
+            return Err(given("a duration cannot be negative"));
+        }
+        if text.ends_with("ms") && text[..text.len() - 2].chars().all(|c| c.is_ascii_digit()) {
+            return Err(given("Baton counts whole seconds: write 1s or more"));
         }
         let mut total: u64 = 0;
         let mut digits = String::new();
@@ -507,14 +516,14 @@ impl Seconds {
                 's' => 1,
                 'm' => 60,
                 'h' => 3600,
-                _ => return Err(format!("a duration such as 30s, 5m or 1h (unknown unit '{ch}')")),
+                _ => return Err(given(&format!("unknown unit '{ch}': s, m or h"))),
             };
-            let n: u64 = digits.parse().map_err(|_| "a number before each unit (e.g. 1h30m)".to_string())?;
+            let n: u64 = digits.parse().map_err(|_| given("a number before each unit"))?;
             total = total.saturating_add(n.saturating_mul(unit));
             digits.clear();
         }
         if !digits.is_empty() {
-            return Err("a unit after the last number (s, m or h)".into());
+            return Err(given("a unit after the last number: s, m or h"));
         }
         Ok(Seconds(total))
     }
@@ -581,5 +590,9 @@ mod tests {
         assert!(Seconds::parse("5d").unwrap_err().contains("unknown unit 'd'"));
         assert!(Seconds::parse("5m3").is_err());
         assert!(Seconds::parse("").is_err());
+        let said = |text: &str| Seconds::parse(text).unwrap_err();
+        assert_eq!(said("500ms"), "a duration such as 30s, 5m, 1h or 1h30m, found '500ms' (Baton counts whole seconds: write 1s or more)");
+        assert_eq!(said("-30s"), "a duration such as 30s, 5m, 1h or 1h30m, found '-30s' (a duration cannot be negative)");
+        assert_eq!(said("5m3"), "a duration such as 30s, 5m, 1h or 1h30m, found '5m3' (a unit after the last number: s, m or h)");
     }
 }

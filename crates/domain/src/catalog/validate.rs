@@ -155,6 +155,14 @@ impl<'a> Checker<'a> {
             (Kind::TextList, Value::Seq(items)) => self.each(items, path, &Kind::AnyText),
             (Kind::Targets, Value::Seq(items)) if !items.is_empty() => self.each(items, path, &Kind::Target),
             (Kind::Url, Value::Str(s)) if is_http_url(s) => {}
+            (Kind::Url, Value::Str(s)) => {
+                let advice = if s.contains("://") { String::new() } else { format!(" (with its scheme: http://{})", shown(s)) };
+                self.error(
+                    node.line,
+                    path,
+                    format!("expected {} such as https://example.com/healthz, found '{}'{advice}", kind.expected(), shown(s)),
+                );
+            }
             (Kind::WaveTarget, Value::Str(s)) => self.wave_targets.push((node.line, path.to_string(), s.clone())),
             (Kind::Checked(rule), Value::Int(n)) if rule.integers && *n > 0 => {}
             (Kind::Checked(rule), Value::Str(s)) => {

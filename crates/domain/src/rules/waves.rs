@@ -129,6 +129,26 @@ pub fn wave_deploy(record: &WaveRecord, wave: &WavePlan, rollback: bool) -> Wave
     if any_running { WaveDeploy::Running } else { WaveDeploy::Succeeded }
 }
 
+/// The targets (wave, target) a release may have left on its new artifact: every target of a
+/// started wave whose deploy was not refused and whose rollback did not succeed. After a failed
+/// rollback these are the mixed fleet a person must put right, and the next release of the
+/// service deploys over.
+pub fn left_on_new_artifact(waves: &[WaveRecord]) -> Vec<(&str, &str)> {
+    let started = |record: &WaveRecord| record.started_at.is_some() || !record.deploys.is_empty();
+    let put_back = |record: &WaveRecord, target: &str| deploy_of(record, target, true).is_some_and(|d| d.status == DeployStatus::Succeeded);
+    waves
+        .iter()
+        .filter(|record| started(record))
+        .flat_map(|record| {
+            record
+                .targets
+                .iter()
+                .filter(|target| !refused(record, target) && !put_back(record, target))
+                .map(|target| (record.name.as_str(), target.as_str()))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -283,5 +303,43 @@ mod tests {
         settle(&mut record, "b", false, &failed("late"), minutes(3));
         assert_eq!((record.deploys[0].status, record.deploys[0].finished_at), (DeployStatus::Succeeded, Some(minutes(2))));
         assert!(running(&record, false).is_empty());
+    }
+
+    #[test]
+    fn the_targets_left_on_the_new_artifact_are_those_not_put_back() {
+        use DeployProgress::Succeeded as S;
+        type Left = Vec<(&'static str, &'static str)>;
+        let cases: Vec<(&str, Vec<Step>, Left)> = vec![
+            ("a wave never started leaves nothing", vec![], vec![]),
+            ("both deployed, none put back", vec![("b", false, None), ("c", false, None)], vec![("rest", "b"), ("rest", "c")]),
+            (
+                "b put back, c's rollback failed",
+                vec![
+                    ("b", false, None),
+                    ("c", false, None),
+                    ("b", true, None),
+                    ("b", true, Some(S)),
+                    ("c", true, None),
+                    ("c", true, Some(failed("timeout"))),
+                ],
+                vec![("rest", "c")],
+            ),
+            (
+                "a rollback still running puts nothing back yet",
+                vec![("b", false, None), ("b", true, None)],
+                vec![("rest", "b"), ("rest", "c")],
+            ),
+        ];
+        for (name, steps, want) in cases {
+            let mut record = after(&steps);
+            if steps.is_empty() {
+                record.started_at = None;
+            }
+            assert_eq!(left_on_new_artifact(std::slice::from_ref(&record)), want, "{name}");
+        }
+        let mut refused_c = record();
+        started(&mut refused_c, "b", false, Ok(run("b")), t0());
+        started(&mut refused_c, "c", false, Err("sync window".into()), t0());
+        assert_eq!(left_on_new_artifact(&[refused_c]), [("rest", "b")], "a refused deploy changed nothing");
     }
 }

@@ -411,7 +411,24 @@ fn durations_are_checked() {
         &only_error(&text),
         line_of(&text, "bake: 5d"),
         "extensions.baton.deploy.waves[0].bake",
-        "expected a duration such as 30s, 5m or 1h (unknown unit 'd')",
+        "expected a duration such as 30s, 5m, 1h or 1h30m, found '5d' (unknown unit 'd': s, m or h)",
+    );
+    let text = with("bake: 5s", "bake: 500ms");
+    let said = only_error(&text).message;
+    assert!(said.contains("found '500ms'") && said.contains("whole seconds"), "{said}");
+    let text = with("bake: 5s", "bake: -30s");
+    let said = only_error(&text).message;
+    assert!(said.contains("found '-30s' (a duration cannot be negative)"), "{said}");
+}
+
+#[test]
+fn a_url_without_its_scheme_is_named_with_the_fix() {
+    let text = with("url: https://shop.example.com/health", "url: localhost:8080/healthz");
+    assert_diag(
+        &only_error(&text),
+        line_of(&text, "url: localhost:8080/healthz"),
+        "extensions.baton.health.gates[0].url",
+        "found 'localhost:8080/healthz' (with its scheme: http://localhost:8080/healthz)",
     );
     let text = with("bake: 5s", "bake: -5");
     assert_eq!(only_error(&text).message, "expected a duration that is not negative");
@@ -1174,7 +1191,8 @@ fn working_dirs_and_artifact_files_stay_inside_the_root() {
         assert_eq!((d.file.as_str(), d.line), (file.to_str().unwrap(), Some(line_of(&text, field))));
         assert_eq!(d.path, format!("extensions.baton.build.{field}"));
         assert!(d.message.starts_with("expected a path") && d.message.contains(&why), "{d}");
-        assert!(d.message.contains(&format!("{} (the catalog root; `BATON_CATALOG_ROOT` sets another)", root.join("catalog").display())));
+        let rule = "(the catalog root the operator set (`BATON_CATALOG_ROOT`, `--root`))";
+        assert!(d.message.contains(&format!("{} {rule}", root.join("catalog").display())), "{d}");
     }
 
     // A symlink inside the root that points out of it.
@@ -1223,12 +1241,15 @@ fn the_default_root_is_the_repository_holding_the_catalog() {
     let loader = CatalogLoader::new(registry());
     // Without a repository, the catalog's directory.
     let (_, diagnostics) = load_in(&root.join("repo"), &build_in("../services/shop", None), &loader);
-    assert!(diagnostics[0].message.contains("(the catalog's directory;"), "{diagnostics:#?}");
+    assert!(diagnostics[0].message.contains("(the catalog's directory: no directory above it has a .git"), "{diagnostics:#?}");
     // In a repository, anywhere inside it, as the examples' `../services/common`.
     std::fs::create_dir(root.join("repo/.git")).unwrap();
     assert_eq!(load_in(&root.join("repo"), &build_in("../services/shop", None), &loader).1, vec![]);
     let (_, diagnostics) = load_in(&root.join("repo"), &build_in("../..", None), &loader);
-    assert!(diagnostics[0].message.contains("(the repository holding the catalog;"), "{diagnostics:#?}");
+    assert!(
+        diagnostics[0].message.contains("(the repository holding the catalog: the nearest directory above it with a .git;"),
+        "{diagnostics:#?}"
+    );
     // Absolute paths only under an operator's root.
     let text = build_in(&root.join("repo/services/shop").display().to_string(), None);
     let (_, diagnostics) = load_in(&root.join("repo"), &text, &loader);
@@ -1236,7 +1257,8 @@ fn the_default_root_is_the_repository_holding_the_catalog() {
         diagnostics[0].message,
         format!(
             "expected a path relative to the catalog file's directory, found an absolute path; paths must stay inside {} \
-             (the repository holding the catalog; `BATON_CATALOG_ROOT` sets another)",
+             (the repository holding the catalog: the nearest directory above it with a .git; `BATON_CATALOG_ROOT` sets another \
+             root, inside which absolute paths are allowed too)",
             root.join("repo").display()
         )
     );
