@@ -389,7 +389,7 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
             Some(_) if report == Report::Quiet => {}
             Some(release) => {
                 out!("{}", view::summary(release));
-                if release.status == ReleaseStatus::Superseded
+                if matches!(release.status, ReleaseStatus::Superseded | ReleaseStatus::Skipped)
                     && let Some(cause) = outcome.output.as_ref().and_then(|o| o.pointer("/error/Cause")).and_then(|c| c.as_str())
                 {
                     outln!("  why       {}", view::cause_message(cause));
@@ -423,6 +423,7 @@ pub fn exit_value(status: ReleaseStatus) -> u8 {
     match status {
         ReleaseStatus::Succeeded => exit::OK,
         ReleaseStatus::Superseded => exit::SUPERSEDED,
+        ReleaseStatus::Skipped => exit::SKIPPED,
         ReleaseStatus::RollbackFailed => exit::ROLLBACK_FAILED,
         ReleaseStatus::Cancelled => exit::CANCELLED,
         _ => exit::FAILED,

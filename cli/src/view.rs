@@ -156,7 +156,7 @@ pub fn summary(release: &Release) -> String {
     let mut out = String::new();
     let mark = match release.status {
         ReleaseStatus::Succeeded => "✔",
-        ReleaseStatus::Superseded | ReleaseStatus::Queued | ReleaseStatus::Running => "•",
+        ReleaseStatus::Superseded | ReleaseStatus::Skipped | ReleaseStatus::Queued | ReleaseStatus::Running => "•",
         ReleaseStatus::Interrupted => "‖",
         ReleaseStatus::Cancelled => "■",
         ReleaseStatus::Failed | ReleaseStatus::RolledBack => "✘",

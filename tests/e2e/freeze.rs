@@ -128,7 +128,8 @@ async fn a_schedule_that_fires_inside_a_freeze_is_recorded_as_skipped() {
     assert_eq!(entered(&outcome, "Ignored").len(), 1, "ends quietly");
     assert!(entered(&outcome, "TriggerBuild").is_empty(), "nothing was built");
     let release = release_of(&baton, "exec-scheduled").await;
-    assert_eq!(release.status, ReleaseStatus::Superseded);
+    assert_eq!(release.status, ReleaseStatus::Skipped);
+    assert!(release.status.is_terminal() && release.started_at.is_none(), "closed before it ran: {release:#?}");
     let skipped = frozen_events(&baton, &release).await;
     assert_eq!(skipped.len(), 1);
     assert!(skipped[0].starts_with("scheduled release skipped: it fired inside freeze window `nightly-batch`"), "{}", skipped[0]);

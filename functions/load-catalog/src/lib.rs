@@ -106,16 +106,16 @@ pub async fn register(ports: &Ports, input: &serde_json::Value, execution: &str)
     }
 }
 
-/// Records a scheduled release that fired inside a freeze window as skipped: the release is
-/// closed before it ran (as a superseded one is: nothing changed, nothing counts) and its
-/// timeline names the window; the execution ends quietly through `Baton.Ignored`.
+/// Records a scheduled release that fired inside a freeze window as `skipped`: the release is
+/// closed before it ran (nothing changed, nothing counts) and its timeline names the window; the
+/// execution ends quietly through `Baton.Ignored`.
 async fn skip(ports: &Ports, signal: &Signal, release: &Release, window: &Occurrence) -> Result<TaskError, TaskError> {
     let id = match ports.store.create_release(release, &signal.idempotency_key()).await? {
         Created::New(id) | Created::Existing(id) => id,
     };
     let context = context_of(id, release);
     let now = ports.clock.now();
-    ports.update_release(&context, |r| queue::supersede(r, now)).await?;
+    ports.update_release(&context, |r| queue::skip(r, now)).await?;
     let message = format!("scheduled release skipped: it fired inside {window}");
     ports.record_event_once(&context, Stage::Queued, EventKind::Frozen, message.clone()).await?;
     tracing::info!(release = %context.id, "scheduled release skipped inside a freeze window");
