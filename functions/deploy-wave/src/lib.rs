@@ -12,7 +12,7 @@ use baton_domain::rules::{freeze, rollback, timeline};
 use baton_domain::support::{LOCK_LEASE, Ports, invocation_deadline, provider_error, stop_if_cancelled};
 use baton_domain::telemetry;
 use baton_domain::text::counted;
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use std::time::Duration;
 
@@ -72,14 +72,8 @@ pub async fn check_freeze(
         ports.record_event(context, Stage::Deploy, Some(&wave.name), EventKind::Frozen, message).await?;
         return Ok(FreezeVerdict { frozen: false, until: None });
     }
-    let open = freeze::first_open(&windows, &context.environment, now)
+    let until = freeze::wait_until(&windows, &context.environment, now)
         .map_err(|frozen| TaskError::new(ErrorName::CatalogInvalid, frozen.to_string()))?;
-    // Up to the whole second: the state's entered time after the Wait keeps milliseconds at
-    // most, and one a hair before the window's end would be held again.
-    let until = match open.nanosecond() {
-        0 => open,
-        _ => open.with_nanosecond(0).unwrap_or(open) + chrono::TimeDelta::seconds(1),
-    };
     ports.renew_lock_for(context, (until - now).to_std().unwrap_or_default() + LOCK_LEASE).await?;
     let message = format!("wave {} held by {first}; starts at {}", wave.name, until.to_rfc3339());
     ports.record_event(context, Stage::Deploy, Some(&wave.name), EventKind::Frozen, message).await?;

@@ -9,16 +9,18 @@ mod signal;
 use baton_domain::catalog::ApprovalSpec;
 use baton_domain::catalog::OnFreeze;
 use baton_domain::error::{ErrorName, TaskError};
-use baton_domain::flow::{Done, LoadCatalogRequest, Registered, ReleaseContext, WavePlan};
+use baton_domain::flow::{Done, FreezeVerdict, LoadCatalogRequest, Registered, ReleaseContext, WavePlan};
 use baton_domain::ports::CatalogError;
 use baton_domain::ports::{Created, LockOutcome};
 use baton_domain::release::Signal;
 use baton_domain::release::TriggerKind;
-use baton_domain::release::{EventKind, LockKey, Release, ReleaseId, ReleaseStatus, Stage};
+use baton_domain::release::{EventKind, LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Stage};
 use baton_domain::rules::admission::{self, Refusal};
 use baton_domain::rules::freeze::{self, Admission, Occurrence};
 use baton_domain::rules::{queue, rollback};
 use baton_domain::support::{LOCK_LEASE, Ports, close_dead_holder, close_lapsed_holder};
+
+use chrono::{DateTime, Utc};
 
 pub use signal::normalise;
 
@@ -31,7 +33,7 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
     let request = baton_domain::flow::parse_request::<LoadCatalogRequest>(NAME, payload)?;
     let answer = match request {
         LoadCatalogRequest::Register { input, execution } => serde_json::to_value(register(ports, &input, &execution).await?),
-        LoadCatalogRequest::Acquire { release } => serde_json::to_value(acquire(ports, &release).await?),
+        LoadCatalogRequest::Acquire { release, now } => serde_json::to_value(acquire(ports, &release, now).await?),
         LoadCatalogRequest::Unlock { release } => serde_json::to_value(unlock(ports, &release).await?),
     };
     answer.map_err(|err| TaskError::new(ErrorName::Internal, format!("{NAME}: cannot encode the answer: {err}")))
@@ -132,7 +134,9 @@ fn context_of(id: ReleaseId, release: &Release) -> ReleaseContext {
     }
 }
 
-pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, TaskError> {
+/// Takes the service's lock (answering not frozen), or says to wait: `Baton.LockHeld` to retry,
+/// or, held while a freeze window is in force at `entered`, frozen until the window's end.
+pub async fn acquire(ports: &Ports, context: &ReleaseContext, entered: Option<DateTime<Utc>>) -> Result<FreezeVerdict, TaskError> {
     // A release cancelled while it waits for the lock stops waiting.
     ports.stop_if_cancelled(context).await?;
     let key = LockKey::new(&context.service, &context.environment);
@@ -162,6 +166,9 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
             taken = ports.store.try_lock(&key, &context.id, now, LOCK_LEASE).await?;
         }
         if let LockOutcome::HeldBy(info) = taken {
+            if let Some(until) = queued_behind_freeze(ports, context, &mine, &info, entered).await? {
+                return Ok(FreezeVerdict { frozen: true, until: Some(until) });
+            }
             return Err(TaskError::new(
                 ErrorName::LockHeld,
                 format!(
@@ -193,7 +200,38 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
             tracing::warn!(release = %context.id, lapsed = %lapsed.id, "a release whose execution ended without closing it let its lock lapse: closed it");
         }
     }
-    Ok(Done {})
+    Ok(FreezeVerdict { frozen: false, until: None })
+}
+
+/// When the release waiting for a held lock should try again if a freeze window is in force:
+/// with the lock it would only be held by the window, and its lock retries (hours) would run
+/// out behind a holder waiting out the same window (days). So it waits for the window's end in
+/// one Wait state, its heartbeat set to that end so other waiters still see it alive (the
+/// newest still wins). A hotfix that overrides the freeze keeps trying for the lock.
+async fn queued_behind_freeze(
+    ports: &Ports,
+    context: &ReleaseContext,
+    mine: &Release,
+    holder: &LockInfo,
+    entered: Option<DateTime<Utc>>,
+) -> Result<Option<DateTime<Utc>>, TaskError> {
+    if mine.trigger.freeze_override.is_some() {
+        return Ok(None);
+    }
+    // The state's entered time stays that of the first attempt through every retry: the later
+    // of it and the clock (the executor's time runs ahead of the clock on a virtual clock).
+    let now = ports.clock.now();
+    let at = entered.map_or(now, |entered| entered.max(now));
+    let entry = ports.entry(context).await?;
+    let windows = entry.delivery.freeze.rules().map_err(|why| TaskError::new(ErrorName::CatalogInvalid, why))?;
+    let Some(first) = freeze::in_force(&windows, &context.environment, at).into_iter().next() else { return Ok(None) };
+    let until = freeze::wait_until(&windows, &context.environment, at)
+        .map_err(|frozen| TaskError::new(ErrorName::CatalogInvalid, frozen.to_string()))?;
+    ports.update_release(context, |r| r.heartbeat_at = Some(until)).await?;
+    let message = format!("queued behind release {} during {first}: tries for the lock again at {}", holder.holder, until.to_rfc3339());
+    ports.record_event_once(context, Stage::Queued, EventKind::Frozen, message).await?;
+    tracing::info!(release = %context.id, holder = %holder.holder, until = %until, "queued behind a freeze window");
+    Ok(Some(until))
 }
 
 pub async fn unlock(ports: &Ports, context: &ReleaseContext) -> Result<Done, TaskError> {

@@ -169,6 +169,17 @@ pub fn first_open(windows: &[Window], environment: &str, from: DateTime<Utc>) ->
     })
 }
 
+/// The instant a definition's Wait holds a release to when `from` is frozen: [`first_open`] up
+/// to the whole second, since the state entered after the Wait keeps milliseconds at most and
+/// one a hair before the window's end would be held again.
+pub fn wait_until(windows: &[Window], environment: &str, from: DateTime<Utc>) -> Result<DateTime<Utc>, FrozenForever> {
+    let open = first_open(windows, environment, from)?;
+    Ok(match open.timestamp_subsec_nanos() {
+        0 => open,
+        _ => DateTime::from_timestamp(open.timestamp() + 1, 0).unwrap_or(open),
+    })
+}
+
 /// What the freeze windows say of a signal as it is admitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admission {
@@ -273,6 +284,20 @@ mod tests {
                 in_force(std::slice::from_ref(&window), "production", utc(at)).into_iter().map(|o| (o.start, o.end)).collect();
             let expected: Vec<(DateTime<Utc>, DateTime<Utc>)> = expected.into_iter().map(|(s, e)| (utc(s), utc(e))).collect();
             assert_eq!(found, expected, "{what}");
+        }
+    }
+
+    #[test]
+    fn a_wait_lasts_to_the_whole_second_past_the_windows() {
+        let launch = once("launch", "2026-12-20T00:00:00.250Z", "2026-12-21T00:00:00.250Z");
+        // (asked at, expected wait end)
+        let cases = [
+            ("2026-12-20T12:00:00Z", "2026-12-21T00:00:01Z"),
+            ("2026-12-19T12:00:00Z", "2026-12-19T12:00:00Z"),
+            ("2026-12-21T00:00:00.250Z", "2026-12-21T00:00:01Z"),
+        ];
+        for (at, expected) in cases {
+            assert_eq!(wait_until(std::slice::from_ref(&launch), "production", utc(at)), Ok(utc(expected)), "{at}");
         }
     }
 
