@@ -18,4 +18,5 @@ mod support;
 mod emulator {
     mod cancel_remote;
     mod dashboard;
+    mod freezes_remote;
 }
