@@ -165,13 +165,13 @@ async fn the_author_under_four_eyes_and_strangers_are_refused_and_change_nothing
 mod slack {
     use super::*;
     use baton_domain::signing::hmac_sha256_hex;
-    use baton_interactions::{FunctionUrlRequest, HttpRespond, Interactions};
+    use baton_interactions::{FunctionUrlRequest, HttpRespond, Interactions, NoUserGroups};
     use baton_local_runner::ExecutorTokens;
-    use baton_providers::{APPROVE_ACTION, SlackInteractions};
+    use baton_providers::{APPROVE_ACTION, SlackInteractions, SlackUserGroups};
     use serde_json::{Value, json};
     use std::collections::HashMap;
     use std::sync::Arc;
-    use wiremock::matchers::{method, path};
+    use wiremock::matchers::{header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const SECRET: &str = "e2e-slack-signing-secret";
@@ -195,7 +195,8 @@ mod slack {
     }
 
     async fn answers(server: &MockServer) -> Vec<Value> {
-        server.received_requests().await.unwrap().iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect()
+        let requests = server.received_requests().await.unwrap();
+        requests.iter().filter(|r| r.url.path() == "/actions/respond").map(|r| serde_json::from_slice(&r.body).unwrap()).collect()
     }
 
     #[tokio::test]
@@ -212,6 +213,7 @@ mod slack {
             store: baton.ports().store.clone(),
             tokens: Arc::new(ExecutorTokens(baton.executor().clone())),
             respond: Arc::new(HttpRespond::over_shared_https().unwrap()),
+            groups: Arc::new(NoUserGroups),
         };
         let now = chrono::Utc::now();
         let ts = now.timestamp();
@@ -240,5 +242,65 @@ mod slack {
         let decision = release.approvals[0].decision.clone().unwrap();
         assert_eq!((decision.verdict, decision.by.as_deref(), decision.via), (Verdict::Granted, Some("U0ANN"), Via::Slack));
         assert_consistent(&baton, &release).await;
+    }
+
+    /// Slack's `usergroups.users.list` for S0RELEASERS: U0BOB is in it, until Slack fails.
+    async fn user_groups_api(slack: &MockServer, answer: ResponseTemplate) {
+        Mock::given(method("GET"))
+            .and(path("/api/usergroups.users.list"))
+            .and(query_param("usergroup", "S0RELEASERS"))
+            .and(header("authorization", "Bearer xoxb-e2e"))
+            .respond_with(answer)
+            .mount(slack)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_member_of_an_approving_user_group_approves_and_a_slack_outage_refuses_the_press() {
+        let slack = MockServer::start().await;
+        Mock::given(method("POST")).and(path("/actions/respond")).respond_with(ResponseTemplate::new(200)).mount(&slack).await;
+        let respond_to = format!("{}/actions/respond", slack.uri());
+        let fixture = approval_fixture("{required: true, approvers: [S0RELEASERS], timeout: 1h}");
+        let baton = fixture.baton();
+        let run = baton.start("exec-group-approval", cli_input("cli-1"));
+        let waiting = pending(&baton, "exec-group-approval").await;
+        let http = baton_providers::http_client().unwrap();
+        let interactions = Interactions {
+            inbound: Arc::new(SlackInteractions::new(SECRET).unwrap()),
+            store: baton.ports().store.clone(),
+            tokens: Arc::new(ExecutorTokens(baton.executor().clone())),
+            respond: Arc::new(HttpRespond::over_shared_https().unwrap()),
+            groups: Arc::new(SlackUserGroups::new("xoxb-e2e".into(), http, &format!("{}/api", slack.uri()))),
+        };
+        let now = chrono::Utc::now();
+        let ts = now.timestamp();
+
+        // Slack is down: the press is refused, saying so; nothing changes.
+        user_groups_api(&slack, ResponseTemplate::new(503)).await;
+        assert_eq!(interactions.handle_at(&press(&waiting, "U0BOB", &respond_to, ts, SECRET), now).await.status_code, 200);
+        let text = answers(&slack).await[0]["text"].as_str().unwrap().to_owned();
+        assert!(text.starts_with("Baton could not record your answer (cannot tell whether you are in user group S0RELEASERS"), "{text}");
+        assert!(text.contains("Slack usergroups.users.list for S0RELEASERS answered 503"), "{text}");
+        let unchanged = release_of(&baton, "exec-group-approval").await;
+        assert_eq!((unchanged.version, &unchanged.approvals), (waiting.version, &waiting.approvals), "an outage approves nothing");
+
+        slack.reset().await;
+        Mock::given(method("POST")).and(path("/actions/respond")).respond_with(ResponseTemplate::new(200)).mount(&slack).await;
+        user_groups_api(&slack, ResponseTemplate::new(200).set_body_json(json!({"ok": true, "users": ["U0ANN", "U0BOB"]}))).await;
+        let outsider = interactions.handle_at(&press(&waiting, "U0MALLORY", &respond_to, ts + 1, SECRET), now).await;
+        assert_eq!(outsider.status_code, 200);
+        assert_eq!(
+            answers(&slack).await[0]["text"],
+            "Not recorded: U0MALLORY is not among the approvers of wave one-region (S0RELEASERS)."
+        );
+        let member = interactions.handle_at(&press(&waiting, "U0BOB", &respond_to, ts + 2, SECRET), now).await;
+        assert_eq!(member.status_code, 200);
+        assert_eq!(answers(&slack).await[1]["text"], "Done: wave one-region approved by U0BOB via Slack.");
+        let asked = slack.received_requests().await.unwrap().iter().filter(|r| r.url.path().ends_with("usergroups.users.list")).count();
+        assert_eq!(asked, 1, "the group's members are kept for a while: asked once for two presses");
+
+        assert_status(&run.outcome().await, ExecutionStatus::Succeeded);
+        let release = release_of(&baton, "exec-group-approval").await;
+        assert_eq!(release.approvals[0].decision.as_ref().and_then(|d| d.by.as_deref()), Some("U0BOB"));
     }
 }

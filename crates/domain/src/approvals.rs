@@ -5,7 +5,7 @@
 //! recorded (`crates/local-runner`), as its executor holds the token.
 
 use crate::error::{ErrorName, TaskError};
-use crate::ports::{ProviderError, ReleaseStore, TaskTokens};
+use crate::ports::{ProviderError, ReleaseStore, TaskTokens, UserGroups};
 use crate::release::{ApprovalDecision, EventKind, Release, ReleaseId, Stage, StageEvent, Verdict, Via};
 use crate::rules::approval::{self, Person, Refusal};
 use crate::support::{update_release, write_release};
@@ -22,6 +22,9 @@ pub enum AnswerError {
     /// Recorded, but the waiting task could not be told (it ended, or Step Functions refused).
     #[error("the answer is recorded, but the release did not hear it: {0}")]
     NotDelivered(ProviderError),
+    /// Whether the person belongs to an approving user group is unknown: nothing was recorded.
+    #[error("cannot tell whether you are in user group {group}, so nothing was recorded: {source}")]
+    UserGroupUnknown { group: String, source: ProviderError },
 }
 
 /// An answer taken: the record after it, and the decision.
@@ -84,6 +87,31 @@ pub async fn answer(
         deliver(store, tokens, id).await?;
     }
     Ok(decided)
+}
+
+/// `person` with the user groups among release `id`'s pending approvers that `groups` says they
+/// are in. Groups are asked only when the person is no approver otherwise, so a named approver's
+/// press needs no answer from the chat tool; one that does not answer fails this (the press is
+/// refused), never counting as an empty group.
+pub async fn with_approving_groups(
+    store: &dyn ReleaseStore,
+    groups: &dyn UserGroups,
+    id: &ReleaseId,
+    person: &Person,
+) -> Result<Person, AnswerError> {
+    let release = store.get_release(id).await.map_err(TaskError::from)?;
+    let Some(approval) = release.as_ref().and_then(Release::pending_approval) else { return Ok(person.clone()) };
+    if approval::is_approver(&approval.approvers, person) {
+        return Ok(person.clone());
+    }
+    let mut found = person.clone();
+    for group in approval.approvers.iter().filter(|approver| approval::is_user_group(approver)) {
+        let members = groups.members(group).await.map_err(|source| AnswerError::UserGroupUnknown { group: group.clone(), source })?;
+        if members.contains(&person.id) {
+            found.groups.push(group.clone());
+        }
+    }
+    Ok(found)
 }
 
 /// Tells the waiting task the recorded answer it has not heard yet, if any, and marks it heard

@@ -651,6 +651,13 @@ pub enum InboundRefused {
     Malformed(String),
 }
 
+/// Who belongs to a chat tool's user group (Slack's `S…` ids), for approvers that name one. An
+/// answer it cannot get is an error, never an empty group: a press it cannot judge is refused.
+#[async_trait]
+pub trait UserGroups: Send + Sync {
+    async fn members(&self, group: &str) -> Result<Vec<String>, ProviderError>;
+}
+
 /// Verified inbound interactions: checks a request's signature, freshness and uniqueness, then
 /// reads what it asks. Slack's signing secret today; another chat tool plugs in beside it.
 pub trait InboundInteractions: Send + Sync {

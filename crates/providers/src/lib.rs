@@ -61,6 +61,7 @@ pub use notify::console::ConsoleNotifier;
 pub use notify::pager::{DEFAULT_PAGERDUTY_EVENTS_URL, OPSGENIE_EU_API, OPSGENIE_US_API, OpsgenieNotifier, PagerDutyNotifier};
 pub use notify::slack::{DEFAULT_SLACK_API_BASE, SlackWebApiNotifier, SlackWebhookNotifier};
 pub use notify::slack_interactions::{SLACK_MAX_AGE_SECONDS, SlackInteractions};
+pub use notify::slack_user_groups::{MEMBERS_TTL, SlackUserGroups};
 pub use notify::{APPROVE_ACTION, REJECT_ACTION};
 pub use registry::{MODULES, Make, Module, registry};
 pub use secrets::{EnvSecretResolver, Secret, resolve_secret};

@@ -9,8 +9,10 @@
 //! which changes nothing; 413 a body over the limit.
 
 use async_trait::async_trait;
-use baton_domain::approvals::{AnswerError, answer};
-use baton_domain::ports::{InboundInteractions, InboundRefused, InboundRequest, Interaction, ProviderError, ReleaseStore, TaskTokens};
+use baton_domain::approvals::{AnswerError, answer, with_approving_groups};
+use baton_domain::ports::{
+    InboundInteractions, InboundRefused, InboundRequest, Interaction, ProviderError, ReleaseStore, TaskTokens, UserGroups,
+};
 use baton_domain::release::Via;
 use baton_domain::rules::approval;
 pub use baton_lambda_glue::function_url::{FunctionUrlRequest, FunctionUrlResponse};
@@ -62,11 +64,26 @@ impl Respond for HttpRespond {
     }
 }
 
+/// The user groups of a function given no Slack bot token: a press that only a group could
+/// allow is refused, saying why.
+pub struct NoUserGroups;
+
+#[async_trait]
+impl UserGroups for NoUserGroups {
+    async fn members(&self, _group: &str) -> Result<Vec<String>, ProviderError> {
+        Err(ProviderError::rejected(
+            "the interactions function has no Slack bot token to list user groups with (BATON_SLACK_TOKEN_SECRET_ARN)",
+        ))
+    }
+}
+
 pub struct Interactions {
     pub inbound: Arc<dyn InboundInteractions>,
     pub store: Arc<dyn ReleaseStore>,
     pub tokens: Arc<dyn TaskTokens>,
     pub respond: Arc<dyn Respond>,
+    /// Who is in the user groups approvals name (Slack's `usergroups.users.list`).
+    pub groups: Arc<dyn UserGroups>,
 }
 
 impl Interactions {
@@ -105,7 +122,10 @@ impl Interactions {
     /// Records and sends the person's answer; what they should read about it.
     async fn answer(&self, interaction: &Interaction, now: DateTime<Utc>, deadline: Instant) -> Value {
         let Interaction { release, verdict, person, reason, .. } = interaction;
-        let answered = answer(self.store.as_ref(), Some(self.tokens.as_ref()), release, person, *verdict, Via::Slack, reason.clone(), now);
+        let answered = async {
+            let person = with_approving_groups(self.store.as_ref(), self.groups.as_ref(), release, person).await?;
+            answer(self.store.as_ref(), Some(self.tokens.as_ref()), release, &person, *verdict, Via::Slack, reason.clone(), now).await
+        };
         let text = match tokio::time::timeout_at(deadline, answered).await {
             Ok(Ok(answered)) => {
                 tracing::info!(release = %release, wave = answered.wave, verdict = answered.decision.verdict.as_str(), "approval answered from Slack");

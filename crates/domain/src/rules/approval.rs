@@ -66,6 +66,12 @@ pub fn is_approver(approvers: &[String], person: &Person) -> bool {
     })
 }
 
+/// Whether an approver names a Slack user group (`S` and upper-case letters and digits, as
+/// Slack's ids are), whose members only Slack knows.
+pub fn is_user_group(approver: &str) -> bool {
+    approver.len() > 1 && approver.starts_with('S') && approver.bytes().all(|byte| byte.is_ascii_uppercase() || byte.is_ascii_digit())
+}
+
 /// The role ARN of an assumed-role session ARN.
 fn assumed_role(principal: &str) -> Option<String> {
     let rest = principal.strip_prefix("arn:")?;
@@ -175,6 +181,14 @@ mod tests {
                 (Err(part), Err(refusal)) => assert!(refusal.to_string().contains(part), "{name}: {refusal}"),
                 (expected, got) => panic!("{name}: expected {expected:?}, got {got:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn user_groups_are_told_from_people_and_roles() {
+        let cases = [("S0RELEASERS", true), ("S1", true), ("U0ANN", false), ("S", false), ("Sam", false), ("arn:aws:iam::1:role/S", false)];
+        for (approver, group) in cases {
+            assert_eq!(is_user_group(approver), group, "{approver}");
         }
     }
 
