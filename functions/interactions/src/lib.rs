@@ -9,9 +9,9 @@
 //! which changes nothing; 413 a body over the limit.
 
 use async_trait::async_trait;
-use baton_domain::approvals::{AnswerError, answer, with_approving_groups};
+use baton_domain::approvals::{AnswerError, answer, identify};
 use baton_domain::ports::{
-    InboundInteractions, InboundRefused, InboundRequest, Interaction, ProviderError, ReleaseStore, TaskTokens, UserGroups,
+    ChatDirectory, InboundInteractions, InboundRefused, InboundRequest, Interaction, ProviderError, ReleaseStore, TaskTokens,
 };
 use baton_domain::release::Via;
 use baton_domain::rules::approval;
@@ -64,16 +64,20 @@ impl Respond for HttpRespond {
     }
 }
 
-/// The user groups of a function given no Slack bot token: a press that only a group could
-/// allow is refused, saying why.
-pub struct NoUserGroups;
+/// The directory of a function given no Slack bot token: a press that only a user group could
+/// allow, or that four-eyes must judge, is refused, saying why.
+pub struct NoChatDirectory;
+
+const NO_TOKEN: &str = "the interactions function has no Slack bot token to ask Slack with (BATON_SLACK_TOKEN_SECRET_ARN)";
 
 #[async_trait]
-impl UserGroups for NoUserGroups {
+impl ChatDirectory for NoChatDirectory {
     async fn members(&self, _group: &str) -> Result<Vec<String>, ProviderError> {
-        Err(ProviderError::rejected(
-            "the interactions function has no Slack bot token to list user groups with (BATON_SLACK_TOKEN_SECRET_ARN)",
-        ))
+        Err(ProviderError::rejected(NO_TOKEN))
+    }
+
+    async fn email(&self, _person: &str) -> Result<Option<String>, ProviderError> {
+        Err(ProviderError::rejected(NO_TOKEN))
     }
 }
 
@@ -82,8 +86,9 @@ pub struct Interactions {
     pub store: Arc<dyn ReleaseStore>,
     pub tokens: Arc<dyn TaskTokens>,
     pub respond: Arc<dyn Respond>,
-    /// Who is in the user groups approvals name (Slack's `usergroups.users.list`).
-    pub groups: Arc<dyn UserGroups>,
+    /// Who is in the user groups approvals name, and people's emails for four-eyes (Slack's
+    /// `usergroups.users.list` and `users.info`).
+    pub directory: Arc<dyn ChatDirectory>,
 }
 
 impl Interactions {
@@ -123,7 +128,7 @@ impl Interactions {
     async fn answer(&self, interaction: &Interaction, now: DateTime<Utc>, deadline: Instant) -> Value {
         let Interaction { release, verdict, person, reason, .. } = interaction;
         let answered = async {
-            let person = with_approving_groups(self.store.as_ref(), self.groups.as_ref(), release, person).await?;
+            let person = identify(self.store.as_ref(), self.directory.as_ref(), release, person).await?;
             answer(self.store.as_ref(), Some(self.tokens.as_ref()), release, &person, *verdict, Via::Slack, reason.clone(), now).await
         };
         let text = match tokio::time::timeout_at(deadline, answered).await {

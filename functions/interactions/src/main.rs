@@ -4,9 +4,9 @@
 use baton_aws::DynamoStore;
 use baton_aws::secrets::signing_secret;
 use baton_aws::stepfunctions::SfnTaskTokens;
-use baton_domain::ports::UserGroups;
-use baton_interactions::{FunctionUrlRequest, FunctionUrlResponse, HttpRespond, Interactions, NoUserGroups};
-use baton_providers::{DEFAULT_SLACK_API_BASE, SlackInteractions, SlackUserGroups};
+use baton_domain::ports::ChatDirectory;
+use baton_interactions::{FunctionUrlRequest, FunctionUrlResponse, HttpRespond, Interactions, NoChatDirectory};
+use baton_providers::{DEFAULT_SLACK_API_BASE, SlackDirectory, SlackInteractions};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -30,13 +30,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let inbound = SlackInteractions::new(secret).map_err(InitError::Setup)?;
         let respond = HttpRespond::over_shared_https().map_err(|e| InitError::Setup(format!("cannot set up the HTTPS client: {e}")))?;
         let table = std::env::var(baton_lambda_glue::RELEASE_TABLE).map_err(|_| InitError::MissingEnv(baton_lambda_glue::RELEASE_TABLE))?;
-        let groups = user_groups(&config).await?;
+        let directory = directory(&config).await?;
         Ok::<_, InitError>(Interactions {
             inbound: Arc::new(inbound),
             store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table)),
             tokens: Arc::new(SfnTaskTokens::new(aws_sdk_sfn::Client::new(&config))),
             respond: Arc::new(respond),
-            groups,
+            directory,
         })
     };
     let interactions = match init.await {
@@ -53,12 +53,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     .await
 }
 
-/// Slack's user groups through the bot token (`BATON_SLACK_BOT_TOKEN` for local runs, else the
-/// `SLACK_TOKEN` of the JSON secret `BATON_SLACK_TOKEN_SECRET_ARN` names, notify's). Without one,
-/// a press that only a group could allow is refused, saying the token is missing.
-async fn user_groups(config: &aws_config::SdkConfig) -> Result<Arc<dyn UserGroups>, InitError> {
+/// Slack's user groups and profiles through the bot token (`BATON_SLACK_BOT_TOKEN` for local
+/// runs, else the `SLACK_TOKEN` of the JSON secret `BATON_SLACK_TOKEN_SECRET_ARN` names,
+/// notify's). Without one, a press that only a group could allow, or that four-eyes must judge,
+/// is refused, saying the token is missing.
+async fn directory(config: &aws_config::SdkConfig) -> Result<Arc<dyn ChatDirectory>, InitError> {
     if std::env::var_os("BATON_SLACK_BOT_TOKEN").is_none() && std::env::var_os("BATON_SLACK_TOKEN_SECRET_ARN").is_none() {
-        return Ok(Arc::new(NoUserGroups));
+        return Ok(Arc::new(NoChatDirectory));
     }
     let stored = signing_secret(config, "BATON_SLACK_BOT_TOKEN", "BATON_SLACK_TOKEN_SECRET_ARN").await.map_err(InitError::Setup)?;
     let token = match serde_json::from_str::<serde_json::Value>(&stored) {
@@ -71,5 +72,5 @@ async fn user_groups(config: &aws_config::SdkConfig) -> Result<Arc<dyn UserGroup
     };
     let http = baton_http_client::shared().map_err(|e| InitError::Setup(format!("cannot set up the HTTPS client: {e}")))?.client().clone();
     let api_base = std::env::var("BATON_SLACK_API_BASE").unwrap_or_else(|_| DEFAULT_SLACK_API_BASE.to_owned());
-    Ok(Arc::new(SlackUserGroups::new(token, http, &api_base)))
+    Ok(Arc::new(SlackDirectory::new(token, http, &api_base)))
 }

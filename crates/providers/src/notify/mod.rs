@@ -4,8 +4,8 @@
 pub(crate) mod console;
 pub(crate) mod pager;
 pub(crate) mod slack;
+pub(crate) mod slack_directory;
 pub(crate) mod slack_interactions;
-pub(crate) mod slack_user_groups;
 
 use baton_domain::ports::Notification;
 use baton_domain::release::{Release, Via, WaveRecord, WaveStatus};
