@@ -17,6 +17,9 @@ pub const SUPERSEDED: u8 = 4;
 /// A person stopped the release (`baton cancel`, Ctrl-C) and what it deployed was rolled back:
 /// this commit did not ship, and nothing failed.
 pub const CANCELLED: u8 = 5;
+/// A scheduled release fired inside a freeze window and was closed before it ran: like a
+/// superseded one, this commit did not ship and nothing failed; the freeze said no.
+pub const SKIPPED: u8 = 6;
 
 /// Stopped by a signal (SIGINT: 130, SIGTERM: 143, as shells report a process it killed): a
 /// person's stop, after which the release was rolled back and closed `cancelled` (or, on a
@@ -33,6 +36,7 @@ pub const HELP: &str = "Exit codes:
   3    a release failed and so did its rollback: a person must act
   4    superseded: a newer signal for the service ran instead (this commit did not ship)
   5    cancelled: a person stopped the release and what it deployed was rolled back
+  6    skipped: a scheduled release fired inside a freeze window and never ran
   130  stopped by SIGINT (Ctrl-C); 143 stopped by SIGTERM: the release rolled back and ended cancelled
        (a second signal leaves it interrupted for `baton resume`)";
 
@@ -51,6 +55,7 @@ pub fn value_for(status: ReleaseStatus) -> u8 {
     match status {
         ReleaseStatus::Succeeded => OK,
         ReleaseStatus::Superseded => SUPERSEDED,
+        ReleaseStatus::Skipped => SKIPPED,
         ReleaseStatus::RollbackFailed => ROLLBACK_FAILED,
         ReleaseStatus::Cancelled => CANCELLED,
         _ => FAILED,
@@ -63,7 +68,7 @@ mod tests {
 
     #[test]
     fn the_help_lists_every_exit_code() {
-        for code in [OK, FAILED, USAGE, ROLLBACK_FAILED, SUPERSEDED, CANCELLED, signalled(2), signalled(15)] {
+        for code in [OK, FAILED, USAGE, ROLLBACK_FAILED, SUPERSEDED, CANCELLED, SKIPPED, signalled(2), signalled(15)] {
             assert!(
                 HELP.lines().any(|line| line.trim_start().starts_with(&code.to_string()) || line.contains(&format!(" {code} "))),
                 "{code}"

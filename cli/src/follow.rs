@@ -190,7 +190,7 @@ pub async fn follow(baton: &LocalBaton, service: &str, execution: &str, mut run:
                 }
                 out!("{}", view::summary(release));
                 out!("{}", view::next_steps(release, false));
-                if release.status == ReleaseStatus::Superseded
+                if matches!(release.status, ReleaseStatus::Superseded | ReleaseStatus::Skipped)
                     && let Some(cause) = outcome.output.as_ref().and_then(|o| o.pointer("/error/Cause")).and_then(|c| c.as_str())
                 {
                     outln!("  why       {}", view::cause_message(cause));

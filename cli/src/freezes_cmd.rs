@@ -1,9 +1,12 @@
 //! `baton freezes`: the freeze windows in force at an instant and the next ones, per service,
-//! from the local catalog (each service's own windows and the organisation's `freezes.yaml`).
+//! from the local catalog (each service's own windows and the organisation's `freezes.yaml`), or
+//! with `--remote` from the catalog pushed to the AWS stack's catalog table (the windows the
+//! releases there obey).
 
 use crate::failure::{Failure, Outcome};
 use crate::local::CatalogArg;
-use baton_domain::catalog::{FsCatalog, OnFreeze};
+use baton_aws::catalog::DynamoCatalog;
+use baton_domain::catalog::{FsCatalog, OnFreeze, ServiceEntry};
 use baton_domain::rules::freeze::{self, Occurrence};
 use chrono::{DateTime, TimeDelta, Utc};
 use clap::Args;
@@ -27,12 +30,36 @@ pub struct FreezesArgs {
     pub at: Option<String>,
     #[command(flatten)]
     pub catalog: CatalogArg,
+    /// Read the catalog pushed to the AWS stack (`baton catalog push`) instead of the local one.
+    #[arg(long)]
+    pub remote: bool,
+    /// The catalog table (with --remote; the stack's CatalogTableName output).
+    #[arg(long, env = "BATON_CATALOG_TABLE", requires = "remote")]
+    pub table: Option<String>,
     /// Print one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
 }
 
-/// Exit 0 when listed, 2 on bad input or an unreadable catalog.
+/// Every service of the catalog the flags name, and where it was read.
+async fn services(args: &FreezesArgs) -> Result<(Vec<ServiceEntry>, String), Failure> {
+    if !args.remote {
+        let catalog =
+            FsCatalog::open(baton_providers::registry(), &args.catalog.path).map_err(|err| Failure::usage(&err).sources_of(&err))?;
+        return Ok((catalog.catalog().services().to_vec(), args.catalog.path.display().to_string()));
+    }
+    let Some(table) = args.table.as_deref() else {
+        return Err(Failure::usage("--remote needs the catalog table")
+            .hint("pass --table or set BATON_CATALOG_TABLE (the stack's CatalogTableName output)"));
+    };
+    let config = crate::remote::aws_config().await.map_err(|err| Failure::usage(&err).sources_of(&err))?;
+    let catalog = DynamoCatalog::new(aws_sdk_dynamodb::Client::new(&config), table, baton_providers::registry());
+    let entries = catalog.services().await.map_err(|err| Failure::failed(format!("cannot read catalog table {table}")).caused_by(&err))?;
+    Ok((entries, format!("catalog table {table}")))
+}
+
+/// Exit 0 when listed, 1 when the remote catalog cannot be read, 2 on bad input or an
+/// unreadable local catalog.
 pub async fn run(args: FreezesArgs) -> Outcome {
     let at = match &args.at {
         None => Utc::now(),
@@ -43,13 +70,8 @@ pub async fn run(args: FreezesArgs) -> Outcome {
             }
         },
     };
-    let catalog = match FsCatalog::open(baton_providers::registry(), &args.catalog.path) {
-        Ok(catalog) => catalog,
-        Err(err) => return Err(Failure::usage(&err).sources_of(&err)),
-    };
-    let services: Vec<_> = catalog
-        .catalog()
-        .services()
+    let (entries, source) = services(&args).await?;
+    let services: Vec<_> = entries
         .iter()
         .filter(|entry| args.service.as_deref().is_none_or(|name| name == entry.name))
         .filter(|entry| args.environment.as_deref().is_none_or(|env| env == entry.delivery.environment))
@@ -57,8 +79,8 @@ pub async fn run(args: FreezesArgs) -> Outcome {
     if let Some(name) = &args.service
         && services.is_empty()
     {
-        return Err(Failure::usage(format!("no valid service `{name}` in {}", args.catalog.path.display()))
-            .hint("run `baton catalog validate` to see every problem"));
+        let hint = if args.remote { "`baton catalog push` puts it there" } else { "run `baton catalog validate` to see every problem" };
+        return Err(Failure::usage(format!("no valid service `{name}` in {source}")).hint(hint));
     }
     let mut listed = Vec::new();
     for entry in services {

@@ -219,6 +219,7 @@ mod tests {
             (ended("SUCCEEDED", Some(ReleaseStatus::Failed)), exit::FAILED),
             (ended("SUCCEEDED", Some(ReleaseStatus::Superseded)), exit::SUPERSEDED),
             (ended("SUCCEEDED", Some(ReleaseStatus::Cancelled)), exit::CANCELLED),
+            (ended("SUCCEEDED", Some(ReleaseStatus::Skipped)), exit::SKIPPED),
             (ended("FAILED", Some(ReleaseStatus::RollbackFailed)), exit::ROLLBACK_FAILED),
             (ended("FAILED", Some(ReleaseStatus::Failed)), exit::FAILED),
             (ended("SUCCEEDED", None), exit::OK),

@@ -297,7 +297,7 @@ pub fn summary_as(release: &Release, status: &str) -> String {
     let mut out = String::new();
     let mark = match release.status {
         ReleaseStatus::Succeeded => "✔",
-        ReleaseStatus::Superseded | ReleaseStatus::Queued | ReleaseStatus::Running => "•",
+        ReleaseStatus::Superseded | ReleaseStatus::Skipped | ReleaseStatus::Queued | ReleaseStatus::Running => "•",
         ReleaseStatus::Interrupted => "‖",
         ReleaseStatus::Cancelled => "■",
         ReleaseStatus::Failed | ReleaseStatus::RolledBack => "✘",
@@ -437,6 +437,13 @@ pub fn next_steps(release: &Release, process_gone: bool) -> String {
         ReleaseStatus::RolledBack | ReleaseStatus::Cancelled => (
             "nothing: what it deployed was put back and the lock is free".to_owned(),
             format!("`baton show {id} --history` says where it stopped; `baton release {service}` once it is fixed"),
+        ),
+        ReleaseStatus::Skipped => (
+            "nothing: it fired inside a freeze window and never ran; the lock is free".to_owned(),
+            format!(
+                "`baton freezes --service {service}` says when the window ends; `baton release {service}` then, or with \
+                 `--override-freeze --reason ...` for a hotfix"
+            ),
         ),
         ReleaseStatus::Succeeded | ReleaseStatus::Superseded => return String::new(),
     };

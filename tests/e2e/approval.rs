@@ -164,14 +164,16 @@ async fn the_author_under_four_eyes_and_strangers_are_refused_and_change_nothing
 
 mod slack {
     use super::*;
+    use baton_domain::ports::ChatDirectory;
     use baton_domain::signing::hmac_sha256_hex;
-    use baton_interactions::{FunctionUrlRequest, HttpRespond, Interactions};
+    use baton_interactions::{FunctionUrlRequest, HttpRespond, Interactions, NoChatDirectory};
     use baton_local_runner::ExecutorTokens;
-    use baton_providers::{APPROVE_ACTION, SlackInteractions};
+    use baton_local_runner::LocalBaton;
+    use baton_providers::{APPROVE_ACTION, SlackDirectory, SlackInteractions};
     use serde_json::{Value, json};
     use std::collections::HashMap;
     use std::sync::Arc;
-    use wiremock::matchers::{method, path};
+    use wiremock::matchers::{header, method, path, query_param};
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     const SECRET: &str = "e2e-slack-signing-secret";
@@ -194,8 +196,26 @@ mod slack {
         FunctionUrlRequest { headers, body: Some(body), is_base64_encoded: false }
     }
 
+    /// The interactions function over the local Baton's store and executor, asking `directory`
+    /// who pressed.
+    fn interactions(baton: &LocalBaton, directory: Arc<dyn ChatDirectory>) -> Interactions {
+        Interactions {
+            inbound: Arc::new(SlackInteractions::new(SECRET).unwrap()),
+            store: baton.ports().store.clone(),
+            tokens: Arc::new(ExecutorTokens(baton.executor().clone())),
+            respond: Arc::new(HttpRespond::over_shared_https().unwrap()),
+            directory,
+        }
+    }
+
+    /// Slack's Web API on `slack`, with the bot token the mocks expect.
+    fn slack_directory(slack: &MockServer) -> Arc<dyn ChatDirectory> {
+        Arc::new(SlackDirectory::new("xoxb-e2e".into(), baton_providers::http_client().unwrap(), &format!("{}/api", slack.uri())))
+    }
+
     async fn answers(server: &MockServer) -> Vec<Value> {
-        server.received_requests().await.unwrap().iter().map(|r| serde_json::from_slice(&r.body).unwrap()).collect()
+        let requests = server.received_requests().await.unwrap();
+        requests.iter().filter(|r| r.url.path() == "/actions/respond").map(|r| serde_json::from_slice(&r.body).unwrap()).collect()
     }
 
     #[tokio::test]
@@ -207,12 +227,7 @@ mod slack {
         let baton = fixture.baton();
         let run = baton.start("exec-slack-approval", cli_input("cli-1"));
         let waiting = pending(&baton, "exec-slack-approval").await;
-        let interactions = Interactions {
-            inbound: Arc::new(SlackInteractions::new(SECRET).unwrap()),
-            store: baton.ports().store.clone(),
-            tokens: Arc::new(ExecutorTokens(baton.executor().clone())),
-            respond: Arc::new(HttpRespond::over_shared_https().unwrap()),
-        };
+        let interactions = interactions(&baton, Arc::new(NoChatDirectory));
         let now = chrono::Utc::now();
         let ts = now.timestamp();
 
@@ -240,5 +255,102 @@ mod slack {
         let decision = release.approvals[0].decision.clone().unwrap();
         assert_eq!((decision.verdict, decision.by.as_deref(), decision.via), (Verdict::Granted, Some("U0ANN"), Via::Slack));
         assert_consistent(&baton, &release).await;
+    }
+
+    /// Slack's `usergroups.users.list` for S0RELEASERS: U0BOB is in it, until Slack fails.
+    async fn user_groups_api(slack: &MockServer, answer: ResponseTemplate) {
+        Mock::given(method("GET"))
+            .and(path("/api/usergroups.users.list"))
+            .and(query_param("usergroup", "S0RELEASERS"))
+            .and(header("authorization", "Bearer xoxb-e2e"))
+            .respond_with(answer)
+            .mount(slack)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_member_of_an_approving_user_group_approves_and_a_slack_outage_refuses_the_press() {
+        let slack = MockServer::start().await;
+        Mock::given(method("POST")).and(path("/actions/respond")).respond_with(ResponseTemplate::new(200)).mount(&slack).await;
+        let respond_to = format!("{}/actions/respond", slack.uri());
+        let fixture = approval_fixture("{required: true, approvers: [S0RELEASERS], timeout: 1h}");
+        let baton = fixture.baton();
+        let run = baton.start("exec-group-approval", cli_input("cli-1"));
+        let waiting = pending(&baton, "exec-group-approval").await;
+        let interactions = interactions(&baton, slack_directory(&slack));
+        let now = chrono::Utc::now();
+        let ts = now.timestamp();
+
+        // Slack is down: the press is refused, saying so; nothing changes.
+        user_groups_api(&slack, ResponseTemplate::new(503)).await;
+        assert_eq!(interactions.handle_at(&press(&waiting, "U0BOB", &respond_to, ts, SECRET), now).await.status_code, 200);
+        let text = answers(&slack).await[0]["text"].as_str().unwrap().to_owned();
+        assert!(text.starts_with("Baton could not record your answer (cannot tell whether you are in user group S0RELEASERS"), "{text}");
+        assert!(text.contains("Slack usergroups.users.list for S0RELEASERS answered 503"), "{text}");
+        let unchanged = release_of(&baton, "exec-group-approval").await;
+        assert_eq!((unchanged.version, &unchanged.approvals), (waiting.version, &waiting.approvals), "an outage approves nothing");
+
+        slack.reset().await;
+        Mock::given(method("POST")).and(path("/actions/respond")).respond_with(ResponseTemplate::new(200)).mount(&slack).await;
+        user_groups_api(&slack, ResponseTemplate::new(200).set_body_json(json!({"ok": true, "users": ["U0ANN", "U0BOB"]}))).await;
+        let outsider = interactions.handle_at(&press(&waiting, "U0MALLORY", &respond_to, ts + 1, SECRET), now).await;
+        assert_eq!(outsider.status_code, 200);
+        assert_eq!(
+            answers(&slack).await[0]["text"],
+            "Not recorded: U0MALLORY is not among the approvers of wave one-region (S0RELEASERS)."
+        );
+        let member = interactions.handle_at(&press(&waiting, "U0BOB", &respond_to, ts + 2, SECRET), now).await;
+        assert_eq!(member.status_code, 200);
+        assert_eq!(answers(&slack).await[1]["text"], "Done: wave one-region approved by U0BOB via Slack.");
+        let asked = slack.received_requests().await.unwrap().iter().filter(|r| r.url.path().ends_with("usergroups.users.list")).count();
+        assert_eq!(asked, 1, "the group's members are kept for a while: asked once for two presses");
+
+        assert_status(&run.outcome().await, ExecutionStatus::Succeeded);
+        let release = release_of(&baton, "exec-group-approval").await;
+        assert_eq!(release.approvals[0].decision.as_ref().and_then(|d| d.by.as_deref()), Some("U0BOB"));
+    }
+
+    /// Slack's `users.info` for `user`, whose profile shows `email`.
+    async fn user_info(slack: &MockServer, user: &str, email: &str) {
+        let answer = json!({"ok": true, "user": {"id": user, "name": user.to_lowercase(), "profile": {"email": email}}});
+        Mock::given(method("GET"))
+            .and(path("/api/users.info"))
+            .and(query_param("user", user))
+            .and(header("authorization", "Bearer xoxb-e2e"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(answer))
+            .mount(slack)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn four_eyes_refuses_the_author_under_their_slack_identity_and_takes_another_person() {
+        let slack = MockServer::start().await;
+        Mock::given(method("POST")).and(path("/actions/respond")).respond_with(ResponseTemplate::new(200)).mount(&slack).await;
+        // The CLI release's actor is the local user `test`; in Slack they are U0TEST.
+        user_info(&slack, "U0TEST", "test@example.com").await;
+        user_info(&slack, "U0BOB", "bob@example.com").await;
+        let respond_to = format!("{}/actions/respond", slack.uri());
+        let fixture = approval_fixture("{required: true, approvers: [U0TEST, U0BOB], timeout: 1h, four-eyes: true}");
+        let baton = fixture.baton();
+        let run = baton.start("exec-four-eyes", cli_input("cli-1"));
+        let waiting = pending(&baton, "exec-four-eyes").await;
+        assert_eq!(waiting.trigger.actor.as_deref(), Some("test"));
+        let interactions = interactions(&baton, slack_directory(&slack));
+        let now = chrono::Utc::now();
+        let ts = now.timestamp();
+
+        let author = interactions.handle_at(&press(&waiting, "U0TEST", &respond_to, ts, SECRET), now).await;
+        assert_eq!(author.status_code, 200);
+        assert_eq!(
+            answers(&slack).await[0]["text"],
+            "Not recorded: U0TEST started this release and wave one-region needs a second person (four-eyes)."
+        );
+        let unchanged = release_of(&baton, "exec-four-eyes").await;
+        assert_eq!((unchanged.version, &unchanged.approvals), (waiting.version, &waiting.approvals), "the author's press changes nothing");
+
+        let other = interactions.handle_at(&press(&waiting, "U0BOB", &respond_to, ts + 1, SECRET), now).await;
+        assert_eq!(other.status_code, 200);
+        assert_eq!(answers(&slack).await[1]["text"], "Done: wave one-region approved by U0BOB via Slack.");
+        assert_status(&run.outcome().await, ExecutionStatus::Succeeded);
     }
 }

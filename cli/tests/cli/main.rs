@@ -19,5 +19,6 @@ mod support;
 mod emulator {
     mod cancel_remote;
     mod dashboard;
+    mod freezes_remote;
     mod plan_remote;
 }

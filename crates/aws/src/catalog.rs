@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{AttributeDefinition, AttributeValue, BillingMode, 
 use baton_domain::catalog::{CatalogLoader, Diagnostic, FREEZES_FILE, LoadedCatalog, Registry, ServiceEntry, parse_freezes};
 use baton_domain::ports::{CatalogError, CatalogSource};
 use chrono::{SecondsFormat, Utc};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 
 /// One service's catalog item.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,23 +120,37 @@ impl DynamoCatalog {
     pub fn new(client: Client, table: impl Into<String>, registry: &'static Registry) -> DynamoCatalog {
         DynamoCatalog { client, table: table.into(), registry }
     }
-}
 
-#[async_trait]
-impl CatalogSource for DynamoCatalog {
-    async fn service(&self, name: &str) -> Result<ServiceEntry, CatalogError> {
+    /// Every pushed service's entry (with the organisation's freezes pushed with it), in the
+    /// order of their names: what `baton freezes --remote` lists.
+    pub async fn services(&self) -> Result<Vec<ServiceEntry>, CatalogError> {
+        let mut entries = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| CatalogError::unavailable(AwsError::from_sdk("Scan", e).to_string()))?;
+            for item in page.items() {
+                let Some(AttributeValue::S(name)) = item.get("service") else { continue };
+                entries.push(self.entry_of(name, item)?);
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(entries)
+    }
+
+    /// The entry of service `name` from its catalog item, parsed as files are.
+    fn entry_of(&self, name: &str, item: &HashMap<String, AttributeValue>) -> Result<ServiceEntry, CatalogError> {
         let searched = format!("DynamoDB table {}", self.table);
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("service", AttributeValue::S(name.to_string()))
-            .send()
-            .await
-            .map_err(|e| CatalogError::unavailable(AwsError::from_sdk("GetItem", e).to_string()))?;
-        let Some(item) = output.item else {
-            return Err(CatalogError::NotFound { service: name.to_string(), searched });
-        };
         let text = |attr: &str| match item.get(attr) {
             Some(AttributeValue::S(value)) => Ok(value.as_str()),
             _ => Err(CatalogError::unavailable(format!(
@@ -159,5 +173,23 @@ impl CatalogSource for DynamoCatalog {
             entry.delivery.freeze.include(&organisation);
         }
         Ok(entry)
+    }
+}
+
+#[async_trait]
+impl CatalogSource for DynamoCatalog {
+    async fn service(&self, name: &str) -> Result<ServiceEntry, CatalogError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("service", AttributeValue::S(name.to_string()))
+            .send()
+            .await
+            .map_err(|e| CatalogError::unavailable(AwsError::from_sdk("GetItem", e).to_string()))?;
+        let Some(item) = output.item else {
+            return Err(CatalogError::NotFound { service: name.to_string(), searched: format!("DynamoDB table {}", self.table) });
+        };
+        self.entry_of(name, &item)
     }
 }

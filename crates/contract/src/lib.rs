@@ -1609,6 +1609,9 @@ pub async fn open_releases_however_old_and_the_days_releases_are_read_across_ser
         with("rel-web-running", "web", "production", TimeDelta::hours(1), ReleaseStatus::Running),
         with("rel-db-closing", "db", "production", TimeDelta::days(2), ReleaseStatus::Running),
         with("rel-db-at-the-cut", "db", "production", TimeDelta::hours(24), ReleaseStatus::Failed),
+        // A schedule skipped inside a freeze is closed from the start: read only while recent.
+        with("rel-web-skipped-old", "web", "production", TimeDelta::days(2), ReleaseStatus::Skipped),
+        with("rel-web-skipped", "web", "production", TimeDelta::hours(3), ReleaseStatus::Skipped),
     ];
     for (n, release) in releases.iter().enumerate() {
         store.create_release(release, &format!("k{n}")).await.expect("create_release");
@@ -1619,8 +1622,20 @@ pub async fn open_releases_however_old_and_the_days_releases_are_read_across_ser
         ids
     };
     let read = store.open_or_created_since(since).await.expect("open_or_created_since");
-    let expected = ["rel-api-queued", "rel-api-today", "rel-db-at-the-cut", "rel-db-closing", "rel-web-interrupted", "rel-web-running"];
+    let expected = [
+        "rel-api-queued",
+        "rel-api-today",
+        "rel-db-at-the-cut",
+        "rel-db-closing",
+        "rel-web-interrupted",
+        "rel-web-running",
+        "rel-web-skipped",
+    ];
+    let skipped = read.iter().find(|r| r.id.0 == "rel-web-skipped").map(|r| r.status);
+    assert_eq!(skipped, Some(ReleaseStatus::Skipped), "the skipped status reads back");
     assert_eq!(ids(read), expected, "open ones however old, and every one created since the cut");
+    let skipped_id = releases[8].id.clone();
+    assert!(!store.request_cancel(&skipped_id, "too late").await.expect("request_cancel"), "a skipped release is closed: no cancel");
 
     // Closed two days after it was created: no longer open, and too old for the day.
     let mut closed = releases[5].clone();
@@ -1630,7 +1645,7 @@ pub async fn open_releases_however_old_and_the_days_releases_are_read_across_ser
     running.status = ReleaseStatus::Succeeded;
     store.put_release(&running).await.expect("put_release");
     let read = store.open_or_created_since(since).await.expect("open_or_created_since");
-    let expected = ["rel-api-queued", "rel-api-today", "rel-db-at-the-cut", "rel-web-interrupted", "rel-web-running"];
+    let expected = ["rel-api-queued", "rel-api-today", "rel-db-at-the-cut", "rel-web-interrupted", "rel-web-running", "rel-web-skipped"];
     assert_eq!(ids(read.clone()), expected);
     let ended = read.iter().find(|r| r.id.0 == "rel-web-running").unwrap();
     assert_eq!(ended.status, ReleaseStatus::Succeeded, "the record as last written");

@@ -5,7 +5,7 @@
 //! recorded (`crates/local-runner`), as its executor holds the token.
 
 use crate::error::{ErrorName, TaskError};
-use crate::ports::{ProviderError, ReleaseStore, TaskTokens};
+use crate::ports::{ChatDirectory, ProviderError, ReleaseStore, TaskTokens};
 use crate::release::{ApprovalDecision, EventKind, Release, ReleaseId, Stage, StageEvent, Verdict, Via};
 use crate::rules::approval::{self, Person, Refusal};
 use crate::support::{update_release, write_release};
@@ -22,6 +22,10 @@ pub enum AnswerError {
     /// Recorded, but the waiting task could not be told (it ended, or Step Functions refused).
     #[error("the answer is recorded, but the release did not hear it: {0}")]
     NotDelivered(ProviderError),
+    /// What the rules need to know of the person (an approving group's members, their email
+    /// under four-eyes) is unknown: nothing was recorded.
+    #[error("cannot tell {what}, so nothing was recorded: {source}")]
+    Unknown { what: String, source: ProviderError },
 }
 
 /// An answer taken: the record after it, and the decision.
@@ -84,6 +88,40 @@ pub async fn answer(
         deliver(store, tokens, id).await?;
     }
     Ok(decided)
+}
+
+/// `person` as `directory` knows them for release `id`'s pending approval: with the approving
+/// user groups they are in, asked only when they are no approver otherwise (a named approver's
+/// press needs no answer from the chat tool), and, under four-eyes, with their email, which the
+/// author is compared with too. A directory that does not answer fails this (the press is
+/// refused), never counting as an empty group or a stranger.
+pub async fn identify(
+    store: &dyn ReleaseStore,
+    directory: &dyn ChatDirectory,
+    id: &ReleaseId,
+    person: &Person,
+) -> Result<Person, AnswerError> {
+    let release = store.get_release(id).await.map_err(TaskError::from)?;
+    let Some(approval) = release.as_ref().and_then(Release::pending_approval) else { return Ok(person.clone()) };
+    let mut found = person.clone();
+    if !approval::is_approver(&approval.approvers, person) {
+        for group in approval.approvers.iter().filter(|approver| approval::is_user_group(approver)) {
+            let members = directory
+                .members(group)
+                .await
+                .map_err(|source| AnswerError::Unknown { what: format!("whether you are in user group {group}"), source })?;
+            if members.contains(&person.id) {
+                found.groups.push(group.clone());
+            }
+        }
+    }
+    if approval.four_eyes && approval::is_approver(&approval.approvers, &found) {
+        found.email = directory
+            .email(&person.id)
+            .await
+            .map_err(|source| AnswerError::Unknown { what: "whether you started this release".into(), source })?;
+    }
+    Ok(found)
 }
 
 /// Tells the waiting task the recorded answer it has not heard yet, if any, and marks it heard

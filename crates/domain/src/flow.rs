@@ -87,8 +87,14 @@ pub enum LoadCatalogRequest {
         /// `$$.Execution.Name`: identifies console starts and this execution's own retries.
         execution: String,
     },
-    /// Take the service's lock, or raise `Baton.LockHeld` (retried) or `Baton.Superseded`.
-    Acquire { release: ReleaseContext },
+    /// Take the service's lock, or raise `Baton.LockHeld` (retried) or `Baton.Superseded`, or
+    /// (the lock held while a freeze window is in force at `now`, `$$.State.EnteredTime`) answer
+    /// a [`FreezeVerdict`] to wait for the window's end.
+    Acquire {
+        release: ReleaseContext,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        now: Option<DateTime<Utc>>,
+    },
     /// Give the lock back; a no-op when this release does not hold it.
     Unlock { release: ReleaseContext },
 }
@@ -287,8 +293,9 @@ pub struct WaveStarted {
     pub deadline: DateTime<Utc>,
 }
 
-/// What checking a wave for freeze windows answers: `frozen` with the instant the definition's
-/// Wait holds it to (`until`, past every window in force and those chained to them), else open.
+/// What checking a wave for freeze windows answers (and Acquire, for a release queued behind a
+/// lock while a window is in force): `frozen` with the instant the definition's Wait holds it to
+/// (`until`, past every window in force and those chained to them), else open.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FreezeVerdict {
     pub frozen: bool,

@@ -660,6 +660,17 @@ pub enum InboundRefused {
     Malformed(String),
 }
 
+/// What a chat tool knows of the people pressing its buttons: who is in a user group (Slack's
+/// `S…` ids), for approvers that name one, and a person's email, for four-eyes against the
+/// release's author. An answer it cannot get is an error, never an empty group or no email: a
+/// press it cannot judge is refused.
+#[async_trait]
+pub trait ChatDirectory: Send + Sync {
+    async fn members(&self, group: &str) -> Result<Vec<String>, ProviderError>;
+    /// The person's email, `None` when their profile shows none.
+    async fn email(&self, person: &str) -> Result<Option<String>, ProviderError>;
+}
+
 /// Verified inbound interactions: checks a request's signature, freshness and uniqueness, then
 /// reads what it asks. Slack's signing secret today; another chat tool plugs in beside it.
 pub trait InboundInteractions: Send + Sync {

@@ -144,6 +144,10 @@ pub enum ReleaseStatus {
     RollbackFailed,
     /// A newer signal for the same service and environment ran instead.
     Superseded,
+    /// A scheduled release that fired inside a freeze window: closed before it ran (its
+    /// timeline's `frozen` event names the window and its end). Neither a deployment nor a
+    /// change failure.
+    Skipped,
     /// A person stopped it (`baton cancel`, Ctrl-C on `baton release`) and what it had deployed
     /// was rolled back cleanly: neither a deployment nor a change failure. A cancel whose
     /// rollback failed ends `rollback-failed` instead.
@@ -170,6 +174,7 @@ impl ReleaseStatus {
             ReleaseStatus::RolledBack => "rolled-back",
             ReleaseStatus::RollbackFailed => "rollback-failed",
             ReleaseStatus::Superseded => "superseded",
+            ReleaseStatus::Skipped => "skipped",
             ReleaseStatus::Cancelled => "cancelled",
             ReleaseStatus::Interrupted => "interrupted",
         }
@@ -727,6 +732,8 @@ impl EventKind {
             ReleaseStatus::RolledBack => Some(EventKind::RolledBack),
             ReleaseStatus::RollbackFailed => Some(EventKind::RollbackFailed),
             ReleaseStatus::Superseded => Some(EventKind::Superseded),
+            // The `frozen` event that names the window is a skipped release's last.
+            ReleaseStatus::Skipped => Some(EventKind::Frozen),
             ReleaseStatus::Cancelled => Some(EventKind::Cancelled),
         }
     }

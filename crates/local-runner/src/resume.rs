@@ -57,7 +57,8 @@ async fn giving_up(owned: Owned, err: ResumeError) -> ResumeError {
 
 /// The states before any wave deployed: a rollback there has nothing to undo and closes the
 /// release failed.
-const BEFORE_DEPLOY: [&str; 5] = ["Acquire", "NotifyStarted", "TriggerBuild", "WaitForBuild", "NotifyBuilt"];
+const BEFORE_DEPLOY: [&str; 7] =
+    ["Acquire", "QueuedBehindFreeze", "WaitForLockAfterFreeze", "NotifyStarted", "TriggerBuild", "WaitForBuild", "NotifyBuilt"];
 
 /// Where a rollback of a release stopped at `point` starts. The caught error the definition's
 /// closing states record is `Baton.Interrupted` with `why`; a release already rolling back or

@@ -64,6 +64,7 @@ pub use notify::pager::{
     PagerDutySpec,
 };
 pub use notify::slack::{DEFAULT_SLACK_API_BASE, SlackSpec, SlackWebApiNotifier, SlackWebhookNotifier};
+pub use notify::slack_directory::{DIRECTORY_TTL, SlackDirectory};
 pub use notify::slack_interactions::{SLACK_MAX_AGE_SECONDS, SlackInteractions};
 pub use notify::{APPROVE_ACTION, REJECT_ACTION};
 pub use registry::{MODULES, Make, Maker, Module, ProviderTable, registry};

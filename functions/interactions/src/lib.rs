@@ -9,8 +9,10 @@
 //! which changes nothing; 413 a body over the limit.
 
 use async_trait::async_trait;
-use baton_domain::approvals::{AnswerError, answer};
-use baton_domain::ports::{InboundInteractions, InboundRefused, InboundRequest, Interaction, ProviderError, ReleaseStore, TaskTokens};
+use baton_domain::approvals::{AnswerError, answer, identify};
+use baton_domain::ports::{
+    ChatDirectory, InboundInteractions, InboundRefused, InboundRequest, Interaction, ProviderError, ReleaseStore, TaskTokens,
+};
 use baton_domain::release::Via;
 use baton_domain::rules::approval;
 pub use baton_lambda_glue::function_url::{FunctionUrlRequest, FunctionUrlResponse};
@@ -62,11 +64,31 @@ impl Respond for HttpRespond {
     }
 }
 
+/// The directory of a function given no Slack bot token: a press that only a user group could
+/// allow, or that four-eyes must judge, is refused, saying why.
+pub struct NoChatDirectory;
+
+const NO_TOKEN: &str = "the interactions function has no Slack bot token to ask Slack with (BATON_SLACK_TOKEN_SECRET_ARN)";
+
+#[async_trait]
+impl ChatDirectory for NoChatDirectory {
+    async fn members(&self, _group: &str) -> Result<Vec<String>, ProviderError> {
+        Err(ProviderError::rejected(NO_TOKEN))
+    }
+
+    async fn email(&self, _person: &str) -> Result<Option<String>, ProviderError> {
+        Err(ProviderError::rejected(NO_TOKEN))
+    }
+}
+
 pub struct Interactions {
     pub inbound: Arc<dyn InboundInteractions>,
     pub store: Arc<dyn ReleaseStore>,
     pub tokens: Arc<dyn TaskTokens>,
     pub respond: Arc<dyn Respond>,
+    /// Who is in the user groups approvals name, and people's emails for four-eyes (Slack's
+    /// `usergroups.users.list` and `users.info`).
+    pub directory: Arc<dyn ChatDirectory>,
 }
 
 impl Interactions {
@@ -105,7 +127,10 @@ impl Interactions {
     /// Records and sends the person's answer; what they should read about it.
     async fn answer(&self, interaction: &Interaction, now: DateTime<Utc>, deadline: Instant) -> Value {
         let Interaction { release, verdict, person, reason, .. } = interaction;
-        let answered = answer(self.store.as_ref(), Some(self.tokens.as_ref()), release, person, *verdict, Via::Slack, reason.clone(), now);
+        let answered = async {
+            let person = identify(self.store.as_ref(), self.directory.as_ref(), release, person).await?;
+            answer(self.store.as_ref(), Some(self.tokens.as_ref()), release, &person, *verdict, Via::Slack, reason.clone(), now).await
+        };
         let text = match tokio::time::timeout_at(deadline, answered).await {
             Ok(Ok(answered)) => {
                 tracing::info!(release = %release, wave = answered.wave, verdict = answered.decision.verdict.as_str(), "approval answered from Slack");

@@ -4,8 +4,9 @@
 use baton_aws::DynamoStore;
 use baton_aws::secrets::signing_secret;
 use baton_aws::stepfunctions::SfnTaskTokens;
-use baton_interactions::{FunctionUrlRequest, FunctionUrlResponse, HttpRespond, Interactions};
-use baton_providers::SlackInteractions;
+use baton_domain::ports::ChatDirectory;
+use baton_interactions::{FunctionUrlRequest, FunctionUrlResponse, HttpRespond, Interactions, NoChatDirectory};
+use baton_providers::{DEFAULT_SLACK_API_BASE, SlackDirectory, SlackInteractions};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -29,11 +30,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let inbound = SlackInteractions::new(secret).map_err(InitError::Setup)?;
         let respond = HttpRespond::over_shared_https().map_err(|e| InitError::Setup(format!("cannot set up the HTTPS client: {e}")))?;
         let table = std::env::var(baton_lambda_glue::RELEASE_TABLE).map_err(|_| InitError::MissingEnv(baton_lambda_glue::RELEASE_TABLE))?;
+        let directory = directory(&config).await?;
         Ok::<_, InitError>(Interactions {
             inbound: Arc::new(inbound),
             store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&config), table)),
             tokens: Arc::new(SfnTaskTokens::new(aws_sdk_sfn::Client::new(&config))),
             respond: Arc::new(respond),
+            directory,
         })
     };
     let interactions = match init.await {
@@ -48,4 +51,26 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         Ok::<FunctionUrlResponse, Infallible>(interactions.handle(&event.payload).await)
     }))
     .await
+}
+
+/// Slack's user groups and profiles through the bot token (`BATON_SLACK_BOT_TOKEN` for local
+/// runs, else the `SLACK_TOKEN` of the JSON secret `BATON_SLACK_TOKEN_SECRET_ARN` names,
+/// notify's). Without one, a press that only a group could allow, or that four-eyes must judge,
+/// is refused, saying the token is missing.
+async fn directory(config: &aws_config::SdkConfig) -> Result<Arc<dyn ChatDirectory>, InitError> {
+    if std::env::var_os("BATON_SLACK_BOT_TOKEN").is_none() && std::env::var_os("BATON_SLACK_TOKEN_SECRET_ARN").is_none() {
+        return Ok(Arc::new(NoChatDirectory));
+    }
+    let stored = signing_secret(config, "BATON_SLACK_BOT_TOKEN", "BATON_SLACK_TOKEN_SECRET_ARN").await.map_err(InitError::Setup)?;
+    let token = match serde_json::from_str::<serde_json::Value>(&stored) {
+        Ok(serde_json::Value::Object(keys)) => keys
+            .get("SLACK_TOKEN")
+            .and_then(|token| token.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| InitError::Setup("the Slack token secret has no string key SLACK_TOKEN".into()))?,
+        _ => stored,
+    };
+    let http = baton_http_client::shared().map_err(|e| InitError::Setup(format!("cannot set up the HTTPS client: {e}")))?.client().clone();
+    let api_base = std::env::var("BATON_SLACK_API_BASE").unwrap_or_else(|_| DEFAULT_SLACK_API_BASE.to_owned());
+    Ok(Arc::new(SlackDirectory::new(token, http, &api_base)))
 }

@@ -8,16 +8,18 @@ mod signal;
 
 use baton_domain::catalog::ApprovalSpec;
 use baton_domain::error::{ErrorName, TaskError};
-use baton_domain::flow::{Done, LoadCatalogRequest, Registered, ReleaseContext};
+use baton_domain::flow::{Done, FreezeVerdict, LoadCatalogRequest, Registered, ReleaseContext};
 use baton_domain::ports::CatalogError;
 use baton_domain::ports::{Created, LockOutcome};
 use baton_domain::release::Signal;
 use baton_domain::release::TriggerKind;
-use baton_domain::release::{EventKind, LockKey, Release, ReleaseId, Stage};
-use baton_domain::rules::freeze::Occurrence;
+use baton_domain::release::{EventKind, LockInfo, LockKey, Refused, Release, ReleaseId, Stage};
+use baton_domain::rules::freeze::{self, Occurrence};
 use baton_domain::rules::plan::{self, Verdict};
 use baton_domain::rules::{queue, rollback};
 use baton_domain::support::{LOCK_LEASE, Ports, close_dead_holder, close_lapsed_holder};
+
+use chrono::{DateTime, Utc};
 
 pub use signal::normalise;
 
@@ -30,7 +32,7 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
     let request = baton_domain::flow::parse_request::<LoadCatalogRequest>(NAME, payload)?;
     let answer = match request {
         LoadCatalogRequest::Register { input, execution } => serde_json::to_value(register(ports, &input, &execution).await?),
-        LoadCatalogRequest::Acquire { release } => serde_json::to_value(acquire(ports, &release).await?),
+        LoadCatalogRequest::Acquire { release, now } => serde_json::to_value(acquire(ports, &release, now).await?),
         LoadCatalogRequest::Unlock { release } => serde_json::to_value(unlock(ports, &release).await?),
     };
     answer.map_err(|err| TaskError::new(ErrorName::Internal, format!("{NAME}: cannot encode the answer: {err}")))
@@ -94,16 +96,16 @@ pub async fn register(ports: &Ports, input: &serde_json::Value, execution: &str)
     }
 }
 
-/// Records a scheduled release that fired inside a freeze window as skipped: the release is
-/// closed before it ran (as a superseded one is: nothing changed, nothing counts) and its
-/// timeline names the window; the execution ends quietly through `Baton.Ignored`.
+/// Records a scheduled release that fired inside a freeze window as `skipped`: the release is
+/// closed before it ran (nothing changed, nothing counts) and its timeline names the window; the
+/// execution ends quietly through `Baton.Ignored`.
 async fn skip(ports: &Ports, signal: &Signal, release: &Release, window: &Occurrence) -> Result<TaskError, TaskError> {
     let id = match ports.store.create_release(release, &signal.idempotency_key()).await? {
         Created::New(id) | Created::Existing(id) => id,
     };
     let context = context_of(id, release);
     let now = ports.clock.now();
-    supersede(ports, &context, now).await?;
+    close_before_it_ran(ports, &context, now, queue::skip).await?;
     let message = format!("scheduled release skipped: it fired inside {window}");
     ports.record_event_once(&context, Stage::Queued, EventKind::Frozen, message.clone()).await?;
     tracing::info!(release = %context.id, "scheduled release skipped inside a freeze window");
@@ -111,9 +113,15 @@ async fn skip(ports: &Ports, signal: &Signal, release: &Release, window: &Occurr
 }
 
 /// Closes the release as superseded (one that closed meanwhile stays as it closed).
-async fn supersede(ports: &Ports, context: &ReleaseContext, now: chrono::DateTime<chrono::Utc>) -> Result<Release, TaskError> {
+/// Closes a release before it ran with `close` (superseded or skipped); a closed one stays as it is.
+async fn close_before_it_ran(
+    ports: &Ports,
+    context: &ReleaseContext,
+    now: DateTime<Utc>,
+    close: fn(&mut Release, DateTime<Utc>) -> Result<(), Refused>,
+) -> Result<Release, TaskError> {
     let refused = |refused| tracing::warn!(release = %context.id, %refused, "state change refused");
-    ports.update_release(context, |r| queue::supersede(r, now).unwrap_or_else(refused)).await
+    ports.update_release(context, |r| close(r, now).unwrap_or_else(refused)).await
 }
 
 fn context_of(id: ReleaseId, release: &Release) -> ReleaseContext {
@@ -126,7 +134,9 @@ fn context_of(id: ReleaseId, release: &Release) -> ReleaseContext {
     }
 }
 
-pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, TaskError> {
+/// Takes the service's lock (answering not frozen), or says to wait: `Baton.LockHeld` to retry,
+/// or, held while a freeze window is in force at `entered`, frozen until the window's end.
+pub async fn acquire(ports: &Ports, context: &ReleaseContext, entered: Option<DateTime<Utc>>) -> Result<FreezeVerdict, TaskError> {
     // A release cancelled while it waits for the lock stops waiting.
     ports.stop_if_cancelled(context).await?;
     let key = LockKey::new(&context.service, &context.environment);
@@ -140,7 +150,7 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
         // Judged as of the listing, not the attempt's start: a waiter that registered while this
         // task was held up is seen with its true silence, not as fresher than it is.
         if let Some(newer) = queue::newer_signal(&mine, &recent, ports.clock.now()) {
-            supersede(ports, context, now).await?;
+            close_before_it_ran(ports, context, now, queue::supersede).await?;
             let why = format!("superseded by the newer release {newer}");
             ports.record_event(context, Stage::Queued, None, EventKind::Superseded, why).await?;
             return Err(TaskError::new(
@@ -156,6 +166,9 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
             taken = ports.store.try_lock(&key, &context.id, now, LOCK_LEASE).await?;
         }
         if let LockOutcome::HeldBy(info) = taken {
+            if let Some(until) = queued_behind_freeze(ports, context, &mine, &info, entered).await? {
+                return Ok(FreezeVerdict { frozen: true, until: Some(until) });
+            }
             return Err(TaskError::new(
                 ErrorName::LockHeld,
                 format!(
@@ -185,7 +198,41 @@ pub async fn acquire(ports: &Ports, context: &ReleaseContext) -> Result<Done, Ta
             tracing::warn!(release = %context.id, lapsed = %lapsed.id, "a release whose execution ended without closing it let its lock lapse: closed it");
         }
     }
-    Ok(Done {})
+    Ok(FreezeVerdict { frozen: false, until: None })
+}
+
+/// When the release waiting for a held lock should try again if a freeze window is in force:
+/// with the lock it would only be held by the window, and its lock retries (hours) would run
+/// out behind a holder waiting out the same window (days). So it waits for the window's end in
+/// one Wait state, its heartbeat set to that end so other waiters still see it alive (the
+/// newest still wins). A hotfix that overrides the freeze keeps trying for the lock.
+async fn queued_behind_freeze(
+    ports: &Ports,
+    context: &ReleaseContext,
+    mine: &Release,
+    holder: &LockInfo,
+    entered: Option<DateTime<Utc>>,
+) -> Result<Option<DateTime<Utc>>, TaskError> {
+    if mine.trigger.freeze_override.is_some() {
+        return Ok(None);
+    }
+    // The state's entered time stays that of the first attempt through every retry: the later
+    // of it and the clock (the executor's time runs ahead of the clock on a virtual clock).
+    let now = ports.clock.now();
+    let at = entered.map_or(now, |entered| entered.max(now));
+    let entry = ports.entry(context).await?;
+    let windows = entry.delivery.freeze.rules().map_err(|why| TaskError::new(ErrorName::CatalogInvalid, why))?;
+    let Some(until) = freeze::held_until(&windows, &context.environment, at)
+        .map_err(|frozen| TaskError::new(ErrorName::CatalogInvalid, frozen.to_string()))?
+    else {
+        return Ok(None);
+    };
+    let first = freeze::in_force(&windows, &context.environment, at).into_iter().next().map_or_else(String::new, |w| w.to_string());
+    ports.update_release(context, |r| r.heartbeat_at = Some(until)).await?;
+    let message = format!("queued behind release {} during {first}: tries for the lock again at {}", holder.holder, until.to_rfc3339());
+    ports.record_event_once(context, Stage::Queued, EventKind::Frozen, message).await?;
+    tracing::info!(release = %context.id, holder = %holder.holder, until = %until, "queued behind a freeze window");
+    Ok(Some(until))
 }
 
 pub async fn unlock(ports: &Ports, context: &ReleaseContext) -> Result<Done, TaskError> {
@@ -214,7 +261,7 @@ mod tests {
         let context = fake.registered().await;
         fake.clock.advance(5);
 
-        acquire(&fake.ports, &context).await.unwrap();
+        acquire(&fake.ports, &context, None).await.unwrap();
 
         let release = fake.ports.release(&context).await.unwrap();
         assert_eq!((release.status, release.stage, release.started_at), (ReleaseStatus::Running, Stage::Build, Some(fake.clock.now())));
@@ -232,7 +279,7 @@ mod tests {
         let key = LockKey::new(&context.service, &context.environment);
         fake.ports.store.try_lock(&key, &other, fake.clock.now(), LOCK_LEASE).await.unwrap();
 
-        let waiting = acquire(&fake.ports, &context).await.unwrap_err();
+        let waiting = acquire(&fake.ports, &context, None).await.unwrap_err();
 
         assert_eq!(waiting.error, ErrorName::LockHeld);
         assert!(waiting.cause.starts_with("release rel-web-0 of web in production is running"), "{}", waiting.cause);

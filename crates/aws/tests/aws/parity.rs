@@ -322,9 +322,8 @@ fn contract(state: &str) -> fn(&Value) -> Result<(), String> {
         "WaitForBuild" => conforms::<Artifact>,
         "WatchHealth" => conforms::<WatchReport>,
         "PlanRollback" => conforms::<RollbackPlan>,
-        "CheckFreeze" => conforms::<FreezeVerdict>,
-        "Acquire"
-        | "Unlock"
+        "CheckFreeze" | "Acquire" => conforms::<FreezeVerdict>,
+        "Unlock"
         | "NotifyStarted"
         | "NotifyBuilt"
         | "NotifyWaveHealthy"

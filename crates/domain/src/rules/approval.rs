@@ -14,12 +14,38 @@ pub struct Person {
     pub id: String,
     /// The Slack user groups the person belongs to (matched against group ids in `approvers`).
     pub groups: Vec<String>,
+    /// The person's email as the chat tool knows it (Slack's profile), which four-eyes compares
+    /// with the release's author too.
+    pub email: Option<String>,
 }
 
 impl Person {
     pub fn new(id: impl Into<String>) -> Person {
-        Person { id: id.into(), groups: Vec::new() }
+        Person { id: id.into(), groups: Vec::new(), email: None }
     }
+
+    /// Whether this person is `author` (a trigger's actor: a Slack id, a local user name, an
+    /// email, an IAM principal ARN, a Git host login) under any identity they are known by: the
+    /// id; the email, whole or its local part (a local user name); an assumed-role session's name
+    /// (SSO sessions are named by email), as ARN or as the author's. Case does not matter in
+    /// names and emails. Four-eyes errs on refusing: a namesake is taken for the author.
+    pub fn is(&self, author: &str) -> bool {
+        let author = session_name(author).unwrap_or(author);
+        let mine = session_name(&self.id).unwrap_or(&self.id);
+        if mine.eq_ignore_ascii_case(author) {
+            return true;
+        }
+        self.email.as_deref().is_some_and(|email| {
+            let local = email.split('@').next().unwrap_or(email);
+            email.eq_ignore_ascii_case(author) || local.eq_ignore_ascii_case(author)
+        })
+    }
+}
+
+/// The session name of an assumed-role ARN (`arn:aws:sts::A:assumed-role/R/S`).
+fn session_name(principal: &str) -> Option<&str> {
+    let resource = principal.strip_prefix("arn:")?.splitn(5, ':').nth(4)?;
+    resource.strip_prefix("assumed-role/")?.split('/').nth(1)
 }
 
 /// Why an answer changes nothing.
@@ -66,6 +92,12 @@ pub fn is_approver(approvers: &[String], person: &Person) -> bool {
     })
 }
 
+/// Whether an approver names a Slack user group (`S` and upper-case letters and digits, as
+/// Slack's ids are), whose members only Slack knows.
+pub fn is_user_group(approver: &str) -> bool {
+    approver.len() > 1 && approver.starts_with('S') && approver.bytes().all(|byte| byte.is_ascii_uppercase() || byte.is_ascii_digit())
+}
+
 /// The role ARN of an assumed-role session ARN.
 fn assumed_role(principal: &str) -> Option<String> {
     let rest = principal.strip_prefix("arn:")?;
@@ -93,7 +125,7 @@ pub fn decide(
         let approvers = approval.approvers.join(", ");
         return Err(Refusal::NotAnApprover { person: person.id.clone(), wave: approval.wave.clone(), approvers });
     }
-    if approval.four_eyes && release.trigger.actor.as_deref() == Some(person.id.as_str()) {
+    if approval.four_eyes && release.trigger.actor.as_deref().is_some_and(|author| person.is(author)) {
         return Err(Refusal::Author { person: person.id.clone(), wave: approval.wave.clone() });
     }
     Ok(ApprovalDecision { verdict, by: Some(person.id.clone()), via, at: now, reason, delivered: false })
@@ -150,7 +182,7 @@ mod tests {
     }
 
     fn person(id: &str, groups: &[&str]) -> Person {
-        Person { id: id.into(), groups: groups.iter().map(|g| (*g).to_owned()).collect() }
+        Person { id: id.into(), groups: groups.iter().map(|g| (*g).to_owned()).collect(), email: None }
     }
 
     #[test]
@@ -175,6 +207,36 @@ mod tests {
                 (Err(part), Err(refusal)) => assert!(refusal.to_string().contains(part), "{name}: {refusal}"),
                 (expected, got) => panic!("{name}: expected {expected:?}, got {got:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn four_eyes_knows_the_author_under_each_of_their_identities() {
+        let slack = |id: &str, email: Option<&str>| Person { email: email.map(str::to_owned), ..Person::new(id) };
+        // (who answers, the release's author, whether they are the author)
+        let cases = [
+            (slack("U0ANN", None), "U0ANN", true),
+            (slack("U0ANN", Some("ann@example.com")), "ann@example.com", true),
+            (slack("U0ANN", Some("Ann@Example.com")), "ann@example.com", true),
+            (slack("U0ANN", Some("ann@example.com")), "ann", true),
+            (slack("U0ANN", Some("ann@example.com")), "arn:aws:sts::123:assumed-role/Releaser/ann@example.com", true),
+            (Person::new("arn:aws:sts::123:assumed-role/Releaser/ann@example.com"), "ann@example.com", true),
+            (Person::new("ann"), "ann", true),
+            (slack("U0BOB", Some("bob@example.com")), "ann@example.com", false),
+            (slack("U0BOB", Some("bob@example.com")), "ann", false),
+            (slack("U0BOB", None), "arn:aws:sts::123:assumed-role/Releaser/ann@example.com", false),
+            (Person::new("arn:aws:sts::123:assumed-role/Releaser/bob"), "arn:aws:sts::123:assumed-role/Releaser/ann", false),
+        ];
+        for (person, author, is) in cases {
+            assert_eq!(person.is(author), is, "{person:?} vs {author}");
+        }
+    }
+
+    #[test]
+    fn user_groups_are_told_from_people_and_roles() {
+        let cases = [("S0RELEASERS", true), ("S1", true), ("U0ANN", false), ("S", false), ("Sam", false), ("arn:aws:iam::1:role/S", false)];
+        for (approver, group) in cases {
+            assert_eq!(is_user_group(approver), group, "{approver}");
         }
     }
 

@@ -184,6 +184,7 @@ pub fn rollup_delta(release: &Release, history: &[Release]) -> Rollup {
         | ReleaseStatus::Running
         | ReleaseStatus::Interrupted
         | ReleaseStatus::Superseded
+        | ReleaseStatus::Skipped
         | ReleaseStatus::Cancelled => {}
     }
     delta
@@ -421,6 +422,7 @@ mod tests {
             (Succeeded, false, Some(30), Rollup::default()),
             (Superseded, false, None, Rollup::default()),
             (Superseded, true, None, Rollup::default()),
+            (Skipped, false, None, Rollup::default()),
             // A person's cancel, rolled back: neither a deployment nor a change failure.
             (Cancelled, true, Some(30), Rollup::default()),
             (Cancelled, false, None, Rollup::default()),

@@ -23,10 +23,12 @@ pub fn last_seen(release: &Release) -> DateTime<Utc> {
 /// Whether `other` can supersede a waiter at `now`. A waiting release (`Queued`) must have tried
 /// for the lock within [`WAITER_STALE_AFTER`]: one whose process died would otherwise hold every
 /// older waiter back forever and ship nothing. A release past the queue (running or ended) took
-/// the lock after the waiter's signal, so the waiter's commit is stale whatever became of it.
+/// the lock after the waiter's signal, so the waiter's commit is stale whatever became of it;
+/// but a skipped one (a schedule that fired inside a freeze) never queued and ships nothing.
 fn can_supersede(other: &Release, now: DateTime<Utc>) -> bool {
     match other.status {
         ReleaseStatus::Queued => now - last_seen(other) <= TimeDelta::from_std(WAITER_STALE_AFTER).unwrap_or(TimeDelta::MAX),
+        ReleaseStatus::Skipped => false,
         _ => true,
     }
 }
@@ -44,7 +46,16 @@ pub fn newer_signal<'a>(mine: &Release, recent: &'a [Release], now: DateTime<Utc
 
 /// Closes a release that a newer signal replaced before it ran (a closed one stays as it is).
 pub fn supersede(release: &mut Release, now: DateTime<Utc>) -> Result<(), Refused> {
-    release.move_to(ReleaseStatus::Superseded)?;
+    close_unrun(release, ReleaseStatus::Superseded, now)
+}
+
+/// Closes a scheduled release that fired inside a freeze window, before it ran.
+pub fn skip(release: &mut Release, now: DateTime<Utc>) -> Result<(), Refused> {
+    close_unrun(release, ReleaseStatus::Skipped, now)
+}
+
+fn close_unrun(release: &mut Release, status: ReleaseStatus, now: DateTime<Utc>) -> Result<(), Refused> {
+    release.move_to(status)?;
     release.enter(Stage::Done)?;
     release.finished_at = Some(now);
     Ok(())
@@ -133,6 +144,8 @@ mod tests {
             (ReleaseStatus::Running, None, 90, true),
             (ReleaseStatus::Succeeded, Some(12), 90, true),
             (ReleaseStatus::Superseded, None, 90, true),
+            // A schedule skipped inside a freeze: nothing newer will ship.
+            (ReleaseStatus::Skipped, None, 11, false),
         ];
         for (status, heartbeat, now, supersedes) in cases {
             let recent = [newer(status, heartbeat)];
@@ -171,5 +184,13 @@ mod tests {
         let before = cancelled.clone();
         assert_eq!(supersede(&mut cancelled, minutes(12)).unwrap_err().from, "cancelled");
         assert_eq!(cancelled, before, "a closed release stays as it closed");
+    }
+
+    #[test]
+    fn a_skipped_release_is_closed() {
+        let mut queued = release("rel-a", 10, ReleaseStatus::Queued, None, false);
+        skip(&mut queued, minutes(12)).unwrap();
+        assert_eq!((queued.status, queued.stage, queued.finished_at), (ReleaseStatus::Skipped, Stage::Done, Some(minutes(12))));
+        assert!(queued.status.is_terminal());
     }
 }

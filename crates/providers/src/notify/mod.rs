@@ -4,6 +4,7 @@
 pub(crate) mod console;
 pub(crate) mod pager;
 pub(crate) mod slack;
+pub(crate) mod slack_directory;
 pub(crate) mod slack_interactions;
 
 use baton_domain::ports::Notification;
