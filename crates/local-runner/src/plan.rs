@@ -208,6 +208,8 @@ impl Simulated {
             baton_load_catalog::NAME if payload["action"] == "register" => {
                 Ok(to_value(&Registered { release: self.context.clone(), waves: self.waves.clone(), duplicate: false }))
             }
+            // A plan assumes the lock is free: nothing queues it behind another release.
+            baton_load_catalog::NAME if payload["action"] == "acquire" => Ok(to_value(&FreezeVerdict { frozen: false, until: None })),
             baton_load_catalog::NAME | baton_record_metrics::NAME => Ok(done()),
             baton_notify::NAME => {
                 let request: NotifyRequest = parse(payload)?;
