@@ -3,16 +3,19 @@
 //! Task invoking the real function binary through a local Lambda Runtime API ([`lambda`]),
 //! with the environment, timeout and memory the template gives that function, against the
 //! template's own tables on a local DynamoDB ([`tables`]), the catalog pushed there by
-//! `baton catalog push`'s code. Every AWS operation a function performs is recorded, and
+//! `baton catalog push`'s code. Step Functions' calls the functions make about the executions
+//! are answered by the stack ([`stepfunctions`]); a function behind a function URL is called as
+//! its URL would call it ([`function_url`]). Every AWS operation a function performs is recorded, and
 //! [`iam`] checks the records against the template's policies.
 //!
 //! Endpoints and credentials come from the standard AWS environment (`AWS_ENDPOINT_URL*`);
 //! [`LocalStack::up`] refuses any DynamoDB endpoint that is not on this machine.
 
-pub mod histories;
+pub mod function_url;
 pub mod iam;
 pub mod lambda;
 pub mod logs;
+pub mod stepfunctions;
 pub mod tables;
 pub mod template;
 
@@ -23,12 +26,14 @@ use baton_domain::catalog::CatalogLoader;
 use baton_domain::error::chain_text;
 use baton_domain::ports::ReleaseStore;
 use baton_domain::release::{Release, ReleaseId};
+use function_url::{UrlRequest, UrlResponse};
 use iam::{Operation, PrincipalReport};
 use lambda::{LambdaFunction, SandboxSettings};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use stepfunctions::StepFunctions;
 use template::{StackNames, Template, TemplateError};
 
 /// The state machine the stack runs, by logical id.
@@ -79,7 +84,7 @@ pub struct LocalStack {
     invoker: Arc<StackInvoker>,
     tables: Vec<(String, String)>,
     dynamodb: aws_sdk_dynamodb::Client,
-    histories: histories::Histories,
+    step_functions: Arc<StepFunctions>,
 }
 
 impl LocalStack {
@@ -93,10 +98,10 @@ impl LocalStack {
         let tables = tables::create_tables(&dynamodb, &template).await?;
         push_catalog(&dynamodb, &template, &options.catalog).await?;
 
-        // The executions run here, so their histories are read here too (record-metrics' cost).
-        let histories =
-            histories::Histories::serve().await.map_err(|e| StackError::Setup(format!("the executions' history endpoint: {e}")))?;
-        let history_endpoint = ("AWS_ENDPOINT_URL_SFN".to_owned(), histories.url().to_owned());
+        // The executions run here, so their histories are read and their task tokens answered here too.
+        let step_functions =
+            Arc::new(StepFunctions::serve().await.map_err(|e| StackError::Setup(format!("the executions' Step Functions endpoint: {e}")))?);
+        let sfn_endpoint = ("AWS_ENDPOINT_URL_SFN".to_owned(), step_functions.url().to_owned());
         let settings = Arc::new(SandboxSettings {
             binaries: options.binaries.clone(),
             state_dir: options.state_dir.clone(),
@@ -104,7 +109,7 @@ impl LocalStack {
             passthrough: passthrough(&config)
                 .await?
                 .into_iter()
-                .chain(std::iter::once(history_endpoint))
+                .chain(std::iter::once(sfn_endpoint))
                 .chain(options.function_env.iter().cloned())
                 .collect(),
         });
@@ -113,11 +118,12 @@ impl LocalStack {
             .into_iter()
             .map(|spec| (spec.arn.clone(), Arc::new(LambdaFunction::new(spec, settings.clone()))))
             .collect();
-        let invoker = Arc::new(StackInvoker { functions, invoked: Mutex::default() });
+        let invoker = Arc::new(StackInvoker { functions, invoked: Mutex::default(), step_functions: step_functions.clone() });
         let definition = template.state_machine_definition(STATE_MACHINE)?;
         let machine = StateMachine::from_json(&definition).map_err(|e| StackError::Setup(format!("{STATE_MACHINE}: {e}")))?;
         let executor = Executor::new(invoker.clone(), options.clock);
-        Ok(LocalStack { template, machine: Arc::new(machine), executor, invoker, tables, dynamodb, histories })
+        step_functions.answer_tasks_of(&executor);
+        Ok(LocalStack { template, machine: Arc::new(machine), executor, invoker, tables, dynamodb, step_functions })
     }
 
     pub fn template(&self) -> &Template {
@@ -149,8 +155,28 @@ impl LocalStack {
             ..ExecutionStart::new(execution_name, input)
         };
         let handle = self.executor.start(self.machine.clone(), start);
-        self.histories.add(handle.execution_arn(), handle.history_reader());
+        self.step_functions.add(handle.execution_arn(), handle.history_reader());
         handle
+    }
+
+    /// Calls the function `logical_id` through its function URL (`FunctionUrlConfig`), as a
+    /// person's tool (Slack) would: the URL's event in, the URL's HTTP response out.
+    pub async fn call_function_url(&self, logical_id: &str, request: &UrlRequest) -> Result<UrlResponse, StackError> {
+        if self.template.properties(logical_id)?.get("FunctionUrlConfig").is_none() {
+            return Err(StackError::Setup(format!("{logical_id} has no FunctionUrlConfig in the template")));
+        }
+        let function = self
+            .functions()
+            .find(|f| f.spec().logical_id == logical_id)
+            .ok_or_else(|| StackError::Setup(format!("{logical_id} is not a function of the template")))?;
+        let spec = function.spec();
+        // With AutoPublishAlias, SAM puts the URL on the alias.
+        let invoked = match &spec.alias {
+            Some(alias) => format!("{}:{alias}", spec.arn),
+            None => spec.arn.clone(),
+        };
+        let event = function_url::event(request, &uuid::Uuid::new_v4().to_string());
+        Ok(function_url::response(function.invoke(&invoked, &event).await))
     }
 
     /// The release an execution carried, read back from the stack's release table (its
@@ -176,6 +202,7 @@ impl LocalStack {
     pub fn operations(&self) -> Result<BTreeMap<String, BTreeSet<Operation>>, StackError> {
         let names = self.template.names();
         let hash_keys = self.template.partition_keys()?;
+        let state_machine = self.template.reference(STATE_MACHINE)?;
         let mut out = BTreeMap::new();
         for function in self.functions() {
             let text = match std::fs::read_to_string(function.operations_file()) {
@@ -186,7 +213,10 @@ impl LocalStack {
             let operations = iam::read_operations(&text, &names.region, &names.account);
             out.insert(
                 function.spec().logical_id.clone(),
-                operations.into_iter().map(|op| iam::with_leading_keys(op, &hash_keys)).collect(),
+                operations
+                    .into_iter()
+                    .map(|op| stepfunctions::with_token_machine(iam::with_leading_keys(op, &hash_keys), &state_machine))
+                    .collect(),
             );
         }
         out.insert(STATE_MACHINE.to_string(), self.invoker.invoked.lock().unwrap_or_else(|p| p.into_inner()).clone());
@@ -216,12 +246,17 @@ struct StackInvoker {
     functions: BTreeMap<String, Arc<LambdaFunction>>,
     /// The state machine's `lambda:InvokeFunction` calls, for the IAM check.
     invoked: Mutex<BTreeSet<Operation>>,
+    /// Told the task tokens the tasks are given, which it answers.
+    step_functions: Arc<StepFunctions>,
 }
 
 #[async_trait::async_trait]
 impl TaskInvoker for StackInvoker {
     async fn invoke(&self, call: TaskCall) -> Result<Value, TaskFailure> {
         let target = call.function.as_deref().unwrap_or(&call.resource);
+        if let Some(token) = &call.task_token {
+            self.step_functions.issued(token);
+        }
         self.invoked.lock().unwrap_or_else(|p| p.into_inner()).insert(Operation::new("lambda:InvokeFunction", target));
         // `...:function:<name>[:<alias or version>]`
         let (unqualified, qualifier) = match target.match_indices(':').nth(6) {

@@ -6,6 +6,7 @@ mod template;
 
 /// Tests that talk to the emulators (`scripts/emulators.sh start`; `scripts/test.sh --quick` skips `emulator::`).
 mod emulator {
+    mod approval;
     mod cancel;
     mod cloud;
     mod runbook;

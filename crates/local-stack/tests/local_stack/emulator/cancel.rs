@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 /// `service`, whose second wave's deploy holds until `gate` exists, so the test can act on the
 /// release while that wave rolls out. Each test names its own service: the command provider's
 /// workspaces and runs are per service, and the tests run at once.
-fn catalog(dir: &Path, gate: &Path, service: &str) -> std::path::PathBuf {
+pub(super) fn catalog(dir: &Path, gate: &Path, service: &str) -> std::path::PathBuf {
     // Working directories stay inside the catalog's: the example's scripts are copied there.
     let scripts = dir.join("svc");
     std::fs::create_dir_all(&scripts).unwrap();
