@@ -2,6 +2,7 @@
 //! Tests under `emulator::` need DynamoDB Local.
 
 mod lambda;
+mod stepfunctions;
 mod template;
 
 /// Tests that talk to the emulators (`scripts/emulators.sh start`; `scripts/test.sh --quick` skips `emulator::`).
