@@ -91,7 +91,7 @@ async fn site(args: &DashboardArgs, entries: Vec<ServiceEntry>) -> Result<Site, 
 }
 
 pub async fn run(args: DashboardArgs) -> Outcome {
-    let loaded = match CatalogLoader::new(baton_providers::registry()).load_with_env_root(&args.catalog.path) {
+    let loaded = match CatalogLoader::for_reports(baton_providers::registry()).load_with_env_root(&args.catalog.path) {
         Ok(loaded) => loaded,
         Err(err) => {
             return Err(Failure::usage(format!("cannot read the catalog at {}", args.catalog.path.display()))

@@ -41,7 +41,7 @@ impl ScopeArgs {
         if let Some(service) = self.service.as_ref().or(self.service_flag.as_ref()) {
             return Ok(Scope { kind: "service", name: service.clone(), services: vec![service.clone()] });
         }
-        let loaded = CatalogLoader::new(baton_providers::registry()).load_with_env_root(&self.catalog.path).map_err(|err| {
+        let loaded = CatalogLoader::for_reports(baton_providers::registry()).load_with_env_root(&self.catalog.path).map_err(|err| {
             Failure::usage(format!("cannot read the catalog at {}", self.catalog.path.display()))
                 .caused_by(&err)
                 .hint("--team and --repo find their services in the catalog: pass --catalog DIR")

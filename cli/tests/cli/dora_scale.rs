@@ -17,14 +17,20 @@ struct Organisation {
     days: i64,
 }
 
+/// A deploy program this machine lacks (beside the catalog file).
+const RELEASE_MACHINE_ONLY: &str = "deploy-from-the-release-machine";
+
 /// Writes the catalog (one file per service) and fills the store's tables as record-metrics
 /// would have: a release row per record, and per service and day the rollup and its lead-time
 /// sketch buckets. Every release deploys; every tenth one rolls back. Returns, per team, the
 /// deployments and failed deployments of the last `window` days.
 fn generate(org: &Organisation, catalog: &Path, state: &Path, window: i64) -> Vec<(u64, u64)> {
     for service in 0..org.services {
+        // One service of the team timed deploys with a program only its release machine has:
+        // a report, run elsewhere, still counts it.
+        let deploy = if service == org.teams / 2 { format!("./{RELEASE_MACHINE_ONLY}") } else { "true".into() };
         let entry = format!(
-            "schema-version: v2.2\ndd-service: svc-{service:04}\nteam: team-{:02}\nextensions:\n  baton:\n    environment: production\n    release-branch: main\n    build: {{provider: command, command: [\"true\"]}}\n    deploy:\n      provider: command\n      command: [\"true\"]\n      waves:\n        - {{name: all, targets: [a]}}\n    health:\n      gates:\n        - {{provider: command, command: [\"true\"]}}\n",
+            "schema-version: v2.2\ndd-service: svc-{service:04}\nteam: team-{:02}\nextensions:\n  baton:\n    environment: production\n    release-branch: main\n    build: {{provider: command, command: [\"true\"]}}\n    deploy:\n      provider: command\n      command: [\"{deploy}\"]\n      waves:\n        - {{name: all, targets: [a]}}\n    health:\n      gates:\n        - {{provider: command, command: [\"true\"]}}\n",
             service % org.teams
         );
         std::fs::write(catalog.join(format!("svc-{service:04}.yaml")), entry).unwrap();
@@ -128,6 +134,10 @@ fn run(org: Organisation, repeats: usize) {
         let p50 = report["lead_time"]["p50_seconds"].as_f64().unwrap();
         assert!((p50 - 1800.0).abs() <= 18.0, "lead time median {p50}");
     }
+    // Releases stay as strict: the catalog's check refuses the program it cannot find.
+    let validate = Command::new(env!("CARGO_BIN_EXE_baton")).args(["catalog", "validate"]).arg(catalog.path()).output().unwrap();
+    assert_eq!(validate.status.code(), Some(1), "{}", String::from_utf8_lossy(&validate.stdout));
+    assert!(String::from_utf8_lossy(&validate.stdout).contains(RELEASE_MACHINE_ONLY), "{}", String::from_utf8_lossy(&validate.stdout));
     times.sort();
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     println!(

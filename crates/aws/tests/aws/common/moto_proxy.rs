@@ -1,5 +1,5 @@
 //! A loopback HTTP proxy in front of moto for the JSON-protocol services (ECS, CodeBuild): it
-//! forwards every request as it is, keeps the request bodies, and, when told to, rewrites the
+//! forwards every request as it is, keeps the request and answer bodies, and, when told to, rewrites the
 //! answers of one operation. moto never advances an ECS rollout (its one PRIMARY deployment
 //! stays IN_PROGRESS) nor fails a CodeBuild build (SUCCEEDED at the first look), so the tests
 //! script those states here.
@@ -34,6 +34,8 @@ struct Shared {
     rewritten: AtomicUsize,
     /// (operation, JSON body) of every request, in order.
     requests: Mutex<Vec<(String, Value)>>,
+    /// (operation, JSON body) of every JSON answer as passed on, in order.
+    answers: Mutex<Vec<(String, Value)>>,
 }
 
 impl MotoProxy {
@@ -48,6 +50,7 @@ impl MotoProxy {
             rewrites: Mutex::default(),
             rewritten: AtomicUsize::new(0),
             requests: Mutex::default(),
+            answers: Mutex::default(),
         });
         let serving = shared.clone();
         let task = tokio::spawn(async move {
@@ -75,8 +78,17 @@ impl MotoProxy {
 
     /// The JSON bodies of the requests to `operation` so far, oldest first.
     pub fn requests(&self, operation: &str) -> Vec<Value> {
-        self.shared.requests.lock().unwrap().iter().filter(|(op, _)| op == operation).map(|(_, body)| body.clone()).collect()
+        of(&self.shared.requests, operation)
     }
+
+    /// The JSON bodies of the answers to `operation` so far (as passed on), oldest first.
+    pub fn answers(&self, operation: &str) -> Vec<Value> {
+        of(&self.shared.answers, operation)
+    }
+}
+
+fn of(bodies: &Mutex<Vec<(String, Value)>>, operation: &str) -> Vec<Value> {
+    bodies.lock().unwrap().iter().filter(|(op, _)| op == operation).map(|(_, body)| body.clone()).collect()
 }
 
 impl Drop for MotoProxy {
@@ -168,6 +180,9 @@ impl Shared {
             self.rewritten.fetch_add(1, Ordering::SeqCst);
         }
 
+        if let Ok(json) = serde_json::from_slice::<Value>(&answer_body) {
+            self.answers.lock().unwrap().push((operation, json));
+        }
         let reason = http::StatusCode::from_u16(status).ok().and_then(|s| s.canonical_reason()).unwrap_or("");
         let mut out = format!("HTTP/1.1 {status} {reason}\r\n");
         for (name, value) in &answer_headers {

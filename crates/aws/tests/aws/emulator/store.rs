@@ -112,17 +112,22 @@ fn services(count: usize) -> Vec<baton_domain::catalog::ServiceEntry> {
 
 /// What a team's DORA report reads from DynamoDB (the dashboard's team page and `baton dora
 /// --team`): one Query per service, and at most one item per service and day, however many
-/// releases the services had. Counted through a proxy in front of DynamoDB Local.
+/// releases the services had. Counted through a proxy in front of DynamoDB Local: the Queries
+/// sent and the items DynamoDB read for them (each answer's `ScannedCount`). `bench/dora.sh` runs
+/// it at the benchmark's size (`BATON_DORA_TEAM=40x90`: a team of 40 services over 90 days).
 #[tokio::test]
 async fn a_teams_figures_read_one_query_and_at_most_one_item_a_day_per_service() {
     use baton_domain::release::{Rollup, RollupKey};
-    const SERVICES: usize = 8;
-    const DAYS: u64 = 30;
+    let size = std::env::var("BATON_DORA_TEAM").unwrap_or_else(|_| "8x30".into());
+    let (count, days) = size
+        .split_once('x')
+        .and_then(|(count, days)| Some((count.parse::<usize>().ok()?, days.parse::<u64>().ok()?)))
+        .unwrap_or_else(|| panic!("BATON_DORA_TEAM={size}: expected SERVICESxDAYS, e.g. 40x90"));
     let (proxy, store) = counted_store().await;
     let now = Utc::now();
-    let entries = services(SERVICES);
+    let entries = services(count);
     for entry in &entries {
-        for day in 0..DAYS {
+        for day in 0..days {
             let key = RollupKey {
                 service: entry.name.clone(),
                 environment: "production".into(),
@@ -138,19 +143,25 @@ async fn a_teams_figures_read_one_query_and_at_most_one_item_a_day_per_service()
     }
 
     let members: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
-    let before = proxy.requests("Query").len();
-    let report = baton_domain::reports::group(&store, "team", "payments", &members, "production", DAYS, now).await.unwrap();
+    let (before, answered) = (proxy.requests("Query").len(), proxy.answers("Query").len());
+    let report = baton_domain::reports::group(&store, "team", "payments", &members, "production", days, now).await.unwrap();
     let queries = proxy.requests("Query").len() - before;
-    assert_eq!(report.delivery.figures.deployments, 2 * DAYS * SERVICES as u64, "every day of every service counted");
-    assert_eq!(queries, SERVICES, "one query per service, none for the releases");
+    assert_eq!(report.delivery.figures.deployments, 2 * days * count as u64, "every day of every service counted");
+    assert_eq!(queries, count, "one query per service, none for the releases");
     // Each query's key condition names one service's days: a day is one item, none filtered out.
     for body in proxy.requests("Query").iter().skip(before) {
         assert_eq!(body["KeyConditionExpression"], "PK = :pk AND SK BETWEEN :from AND :to");
         assert!(body.get("FilterExpression").is_none(), "{body}");
     }
+    let answers = proxy.answers("Query");
+    let scanned =
+        |field: &str| answers.iter().skip(answered).map(|a| a[field].as_u64().expect("a Query answer counts its items")).sum::<u64>();
+    let (read, returned) = (scanned("ScannedCount"), scanned("Count"));
+    assert_eq!((read, returned), (days * count as u64, days * count as u64), "one item a day per service, no more");
     println!(
-        "a team of {SERVICES} services over {DAYS} days: {queries} Query requests, {} items read (days x services)",
-        DAYS * SERVICES as u64
+        "DynamoDB items read by a team's figures ({count} services, {days} days) on DynamoDB Local: \
+         {queries} Query requests, {read} items read, {returned} returned (bound: days x services = {})",
+        days * count as u64
     );
 }
 
