@@ -128,12 +128,7 @@ impl<'r> CatalogLoader<'r> {
 /// The file's text, read no further than the size limit: a huge file costs no memory.
 fn read_text(file: &Path) -> Result<String, String> {
     let mut bytes = Vec::new();
-    // Sized from the file's length, a catalog file takes two reads, not six small probes.
-    let read = std::fs::File::open(file).and_then(|f| {
-        let len = f.metadata()?.len().min(MAX_TEXT_BYTES as u64) as usize;
-        bytes.reserve_exact(len + 1);
-        f.take(MAX_TEXT_BYTES as u64 + 1).read_to_end(&mut bytes)
-    });
+    let read = std::fs::File::open(file).and_then(|f| f.take(MAX_TEXT_BYTES as u64 + 1).read_to_end(&mut bytes));
     read.map_err(|err| format!("cannot read the file: {err}"))?;
     if bytes.len() > MAX_TEXT_BYTES {
         let len = std::fs::metadata(file).map_or(bytes.len() as u64, |m| m.len());
@@ -149,14 +144,10 @@ fn collect_files(dir: &Path, files: &mut Vec<std::path::PathBuf>) -> std::io::Re
         if entry.file_name().to_string_lossy().starts_with('.') {
             continue;
         }
-        // file_type() does not follow symlinks: linked directories could loop. It costs no stat;
-        // only a symlink needs one, to know whether it leads to a file.
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
+        // file_type() does not follow symlinks: linked directories could loop.
+        if entry.file_type()?.is_dir() {
             collect_files(&path, files)?;
-        } else if (kind.is_file() || (kind.is_symlink() && path.is_file()))
-            && path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
-        {
+        } else if path.is_file() && path.extension().and_then(|e| e.to_str()).is_some_and(|e| matches!(e, "yaml" | "yml" | "json")) {
             files.push(path);
         }
     }
