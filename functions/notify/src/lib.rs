@@ -8,7 +8,7 @@ use baton_domain::flow::{Done, NotifyEvent, NotifyRequest, OutcomeStatus};
 use baton_domain::ports::{Notification, Notifier, ProviderError};
 use baton_domain::redact;
 use baton_domain::release::{EventKind, Release, Stage, WaveStatus};
-use baton_domain::rules::approval;
+use baton_domain::rules::{self, approval};
 use baton_domain::support::{Ports, call_json, provider_error};
 use baton_domain::text::counted;
 use futures_util::future::join_all;
@@ -90,11 +90,11 @@ async fn record_approval_request(ports: &Ports, request: &NotifyRequest, entry: 
             format!("{NAME}: wave {wave} of {} requires no approval in the entry the release kept", entry.name),
         )
     })?;
-    let release = ports.update_release(&request.release, |release| approval::request(release, wave, spec, token.clone(), now)).await?;
-    if let Some(pending) = release.approvals.iter().rev().find(|pending| pending.wave == wave) {
-        let message = format!("wave {wave} waits for approval by {} until {}", pending.approvers.join(", "), pending.deadline.to_rfc3339());
-        ports.record_event_once(&request.release, Stage::Deploy, EventKind::AwaitingApproval, message).await?;
-    }
+    // The timeline first: whoever finds the token on the record (and may answer) finds the request on the timeline.
+    let deadline = rules::deadline_after(now, spec.timeout.0);
+    let message = format!("wave {wave} waits for approval by {} until {}", spec.approvers.join(", "), deadline.to_rfc3339());
+    ports.record_event_once(&request.release, Stage::Deploy, EventKind::AwaitingApproval, message).await?;
+    ports.update_release(&request.release, |release| approval::request(release, wave, spec, token.clone(), now)).await?;
     Ok(())
 }
 
