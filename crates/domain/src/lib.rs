@@ -20,5 +20,6 @@ pub mod telemetry;
 pub mod template;
 pub mod text;
 pub mod trace;
+pub mod waits;
 
 pub use error::{ErrorName, TaskError};

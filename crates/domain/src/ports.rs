@@ -638,6 +638,17 @@ impl InboundRequest {
     }
 }
 
+/// A provider's signed callback (a CI system's webhook, an Argo CD or Datadog notification, the
+/// `webhook` deploy provider's callback): checks who sent it under the provider's own signature
+/// scheme, and reads the events it carries.
+pub trait EventReceiver: Send + Sync {
+    /// The provider whose callbacks this receives (the catalog's provider name).
+    fn provider(&self) -> &str;
+    /// The events of a verified request (none when it carries nothing a release waits for). An
+    /// unsigned, forged or stale request is refused before its body is read as anything.
+    fn receive(&self, request: &InboundRequest, now: DateTime<Utc>) -> Result<Vec<crate::waits::ProviderEvent>, InboundRefused>;
+}
+
 /// What a verified request asks: a person's answer to a release's pending approval.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interaction {
