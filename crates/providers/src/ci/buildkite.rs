@@ -34,7 +34,7 @@
 //!   else is `Unavailable` saying when to retry; 5xx and timeouts are `Unavailable`.
 
 use super::rest::{Body, Call, Credential, RestApi};
-use super::{ArtifactTemplate, RunFacts, Started, created_from, handle_number, handle_state, unfollowable};
+use super::{ArtifactTemplate, RunFacts, Started, Verdict, created_from, handle_number, handle_state, unfollowable};
 use crate::http::{decode, header_u64, retry_after};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
@@ -195,29 +195,40 @@ impl BuildkiteBuildProvider {
     }
 
     fn progress(&self, build: &Build, started: &Started) -> BuildProgress {
-        let failed = |what: &str| BuildProgress::Failed {
-            reason: format!("Buildkite build {} of {} is '{}': {what}; see {}", build.number, self.label(), build.state, build.web_url),
-        };
-        match (build.state.as_str(), build.blocked) {
-            ("blocked", _) | ("passed" | "failed" | "running", true) => {
-                tracing::info!(target: "baton::buildkite", build = build.number, url = %build.web_url,
-                    "Buildkite build of {} waits at a block step: unblock it to go on", self.label());
-                BuildProgress::Running
-            }
-            ("passed", false) => {
+        match verdict(&build.state, build.blocked) {
+            Verdict::Passed => {
                 let number = build.number.to_string();
                 let facts = RunFacts { sha: &build.commit, branch: &started.branch, run_id: &number, release_id: &started.release_id.0 };
                 self.artifact.built(&facts, started.sha.as_deref(), &build.web_url)
             }
-            ("failed", false) => failed("a job failed"),
-            ("canceled", _) => failed("someone or something cancelled it"),
-            ("canceling", _) => failed("it is being cancelled"),
-            ("skipped", _) => failed("Buildkite skipped it, most often for a newer build of the branch"),
-            ("not_run", _) => failed("it was not run"),
-            ("waiting_failed", _) => failed("a step it waited on failed"),
-            // creating, scheduled, running, waiting, failing, and any state Buildkite adds later.
-            _ => BuildProgress::Running,
+            Verdict::Failed(what) => BuildProgress::Failed {
+                reason: format!("Buildkite build {} of {} is '{}': {what}; see {}", build.number, self.label(), build.state, build.web_url),
+            },
+            Verdict::Running => {
+                if build.blocked || build.state == "blocked" {
+                    tracing::info!(target: "baton::buildkite", build = build.number, url = %build.web_url,
+                        "Buildkite build of {} waits at a block step: unblock it to go on", self.label());
+                }
+                BuildProgress::Running
+            }
         }
+    }
+}
+
+/// What a build's state says about it, `blocked` when a block step holds it (the polls' and the
+/// `build.finished` receiver's reading).
+pub(crate) fn verdict(state: &str, blocked: bool) -> Verdict {
+    match (state, blocked) {
+        ("blocked", _) | ("passed" | "failed" | "running", true) => Verdict::Running,
+        ("passed", false) => Verdict::Passed,
+        ("failed", false) => Verdict::Failed("a job failed"),
+        ("canceled", _) => Verdict::Failed("someone or something cancelled it"),
+        ("canceling", _) => Verdict::Failed("it is being cancelled"),
+        ("skipped", _) => Verdict::Failed("Buildkite skipped it, most often for a newer build of the branch"),
+        ("not_run", _) => Verdict::Failed("it was not run"),
+        ("waiting_failed", _) => Verdict::Failed("a step it waited on failed"),
+        // creating, scheduled, running, waiting, failing, and any state Buildkite adds later.
+        _ => Verdict::Running,
     }
 }
 
@@ -305,6 +316,9 @@ pub struct BuildkiteBuild {
     /// Buildkite's REST API; `https://api.buildkite.com/v2` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_url: Option<String>,
+    /// Authenticates the provider's callbacks to Baton: the webhook's token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_secret: Option<SecretRef>,
 }
 
 /// Why `text` is no Buildkite slug (as in the pipeline's URL), if it is not one.
@@ -339,6 +353,11 @@ const BUILD_BUILDKITE: &[Field] = &[
          filled from the build.",
     ),
     field("api-url", Kind::Url, "Buildkite's REST API; `https://api.buildkite.com/v2` by default."),
+    field(
+        "events-secret",
+        Kind::Secret,
+        "The token of the webhook that sends build events to Baton, signed or plain (secret reference); without it, Baton polls.",
+    ),
 ];
 
 pub const BUILDKITE: ProviderShape = ProviderShape {

@@ -33,7 +33,8 @@ fn deployer_with(server: &MockServer, revision: &str) -> ArgoCdDeployer {
 
 /// The deployer, its rate limits on `clock`.
 fn deployer_on(server: &MockServer, revision: &str, clock: &std::sync::Arc<ManualClock>) -> ArgoCdDeployer {
-    let spec = ArgoCdDeploy { server: server.uri(), token: SecretRef::Env(TOKEN_REF.into()), revision: revision.into() };
+    let spec =
+        ArgoCdDeploy { server: server.uri(), token: SecretRef::Env(TOKEN_REF.into()), revision: revision.into(), events_secret: None };
     ArgoCdDeployer::new(&spec, "catalog/web.yaml", Secrets::of(&[(TOKEN_REF, TOKEN)]), client())
         .unwrap()
         .with_rate_limits(own_limits(clock.clone()))
@@ -505,7 +506,8 @@ fn bad_blocks_are_rejected_when_built() {
         ),
     ];
     for (server, revision, expected) in cases {
-        let spec = ArgoCdDeploy { server: server.into(), token: SecretRef::Env(TOKEN_REF.into()), revision: revision.into() };
+        let spec =
+            ArgoCdDeploy { server: server.into(), token: SecretRef::Env(TOKEN_REF.into()), revision: revision.into(), events_secret: None };
         let Err(ProviderError::Rejected { message: text, .. }) = ArgoCdDeployer::new(&spec, "catalog/web.yaml", Secrets::of(&[]), client())
         else {
             panic!("{server} {revision} was accepted")

@@ -32,6 +32,7 @@ fn spec(server: &MockServer) -> BuildkiteBuild {
         env: BTreeMap::from([("REGION".to_string(), "eu-west-1".to_string())]),
         artifact: "acme/web:{short-sha}-b{build-number}".into(),
         api_url: Some(format!("{}/v2", server.uri())),
+        events_secret: None,
     }
 }
 
@@ -387,6 +388,7 @@ fn bad_slugs_and_templates_are_refused_when_the_provider_is_built() {
         env: BTreeMap::new(),
         artifact: "web:{build-number}".into(),
         api_url: Some(server_uri.into()),
+        events_secret: None,
     };
     let refused = |spec: BuildkiteBuild| {
         let error = BuildkiteBuildProvider::new(&spec, "catalog/web.yaml", Secrets::of(&[]), client()).err().unwrap();
