@@ -76,8 +76,11 @@ pub struct Receive {
     /// The secret a checked block names for them, if it names one.
     pub secret: fn(&ProviderBlock) -> Result<Option<SecretRef>, ProviderError>,
     /// The receiver accepting what any of these secrets authenticates (pure: no network).
-    pub make: fn(Vec<Secret>) -> Result<Box<dyn EventReceiver>, String>,
+    pub make: MakeReceiver,
 }
+
+/// Builds a provider's event receiver from the secrets of its blocks; refuses none, or an empty one.
+pub type MakeReceiver = fn(Vec<Secret>) -> Result<Box<dyn EventReceiver>, String>;
 
 pub static MODULES: &[Module] = &[
     Module {

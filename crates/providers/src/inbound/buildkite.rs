@@ -5,7 +5,7 @@
 //! the one to choose; a request carrying a signature is never let in on a token. The key is the
 //! build's `number`, the id the `buildkite` provider keeps; its state reads as the polls read it.
 
-use super::{Keys, fresh, json, required, token, unauthenticated};
+use super::{Keys, Timestamped, json, required, token, unauthenticated};
 use crate::ci::Verdict;
 use crate::ci::buildkite::{PROVIDER, verdict};
 use crate::secrets::Secret;
@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 const SIGNATURE: &str = "X-Buildkite-Signature";
+const SIGNED: Timestamped = Timestamped { header: SIGNATURE, time: "timestamp", signature: "signature" };
 const TOKEN: &str = "X-Buildkite-Token";
 const EVENT: &str = "X-Buildkite-Event";
 
@@ -38,21 +39,7 @@ impl BuildkiteBuildEvents {
             }
             return token(request, TOKEN, &self.keys);
         };
-        let (mut timestamp, mut hex) = (None, None);
-        for part in signature.split(',') {
-            match part.trim().split_once('=') {
-                Some(("timestamp", value)) => timestamp = Some(value),
-                Some(("signature", value)) => hex = Some(value),
-                _ => {}
-            }
-        }
-        let (Some(timestamp), Some(hex)) = (timestamp, hex) else {
-            return Err(unauthenticated("X-Buildkite-Signature is not `timestamp=<unix seconds>,signature=<hex>`"));
-        };
-        fresh(timestamp, "X-Buildkite-Signature's timestamp", now)?;
-        if !self.keys.sign(&[timestamp.as_bytes(), b".", &request.body], hex) {
-            return Err(unauthenticated("X-Buildkite-Signature does not match the request"));
-        }
+        SIGNED.check(signature, &request.body, &self.keys, now)?;
         Ok(())
     }
 }

@@ -88,6 +88,31 @@ pub(crate) fn token(request: &InboundRequest, header: &str, keys: &Keys) -> Resu
     if keys.token(required(request, header)?) { Ok(()) } else { Err(unauthenticated(format!("{header} is not the configured secret"))) }
 }
 
+/// How a timestamped signature header names its parts: Buildkite's `timestamp`/`signature`,
+/// Baton's `t`/`v1`.
+pub(crate) struct Timestamped {
+    pub(crate) header: &'static str,
+    pub(crate) time: &'static str,
+    pub(crate) signature: &'static str,
+}
+
+impl Timestamped {
+    /// Checks `value`, a `<time>=<unix seconds>,<signature>=<hex>` header whose HMAC-SHA256 covers
+    /// `<unix seconds>.<body>`: fresh, and signed by one of `keys`. The signed time.
+    pub(crate) fn check(&self, value: &str, body: &[u8], keys: &Keys, now: DateTime<Utc>) -> Result<i64, InboundRefused> {
+        let Timestamped { header, time, signature } = self;
+        let part = |name: &str| value.split(',').find_map(|part| part.trim().strip_prefix(name)?.strip_prefix('='));
+        let (Some(t), Some(hex)) = (part(time), part(signature)) else {
+            return Err(unauthenticated(format!("{header} is not `{time}=<unix seconds>,{signature}=<hex>`")));
+        };
+        let seconds = fresh(t, &format!("{header}'s {time}"), now)?;
+        if !keys.sign(&[t.as_bytes(), b".", body], hex) {
+            return Err(unauthenticated(format!("{header} does not match the request")));
+        }
+        Ok(seconds)
+    }
+}
+
 /// The signed Unix time `text` (from `what`), refused when it is more than [`MAX_AGE_SECONDS`]
 /// from `now`: a captured request replayed later is stale.
 pub(crate) fn fresh(text: &str, what: &str, now: DateTime<Utc>) -> Result<i64, InboundRefused> {

@@ -5,7 +5,7 @@
 //! body, `{"id", "state", "reason"?}`, is the status URL's answer plus the run's id, the id the
 //! deployer keeps; a replayed body is the same delivery (its digest).
 
-use super::{Keys, fresh, json, required, unauthenticated};
+use super::{Keys, Timestamped, json, required};
 use crate::http::quote;
 use crate::secrets::Secret;
 use crate::webhook::{PROVIDER, State, Status};
@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 /// The callback's signature header.
 pub const SIGNATURE_HEADER: &str = "X-Baton-Signature";
+const SIGNED: Timestamped = Timestamped { header: SIGNATURE_HEADER, time: "t", signature: "v1" };
 
 /// Receives the `webhook` deployer's callbacks.
 #[derive(Debug)]
@@ -52,21 +53,7 @@ impl EventReceiver for WebhookCallbacks {
 
     fn receive(&self, request: &InboundRequest, now: DateTime<Utc>) -> Result<Vec<ProviderEvent>, InboundRefused> {
         let signature = required(request, SIGNATURE_HEADER)?;
-        let (mut t, mut v1) = (None, None);
-        for part in signature.split(',') {
-            match part.trim().split_once('=') {
-                Some(("t", value)) => t = Some(value),
-                Some(("v1", value)) => v1 = Some(value),
-                _ => {}
-            }
-        }
-        let (Some(t), Some(v1)) = (t, v1) else {
-            return Err(unauthenticated("X-Baton-Signature is not `t=<unix seconds>,v1=<hex>`"));
-        };
-        let seconds = fresh(t, "X-Baton-Signature's t", now)?;
-        if !self.keys.sign(&[t.as_bytes(), b".", &request.body], v1) {
-            return Err(unauthenticated("X-Baton-Signature does not match the request"));
-        }
+        let seconds = SIGNED.check(signature, &request.body, &self.keys, now)?;
         let callback: Callback = json(&request.body, "a webhook callback (id, state: running, succeeded or failed, reason)")?;
         if callback.id.is_empty() {
             return Err(super::malformed("the callback names no run (`id` is empty)"));

@@ -388,7 +388,9 @@ fn github_workflow_runs_read_as_the_provider_reads_a_run() {
     let [event] = &workflow_run_events(&workflow_run("completed", 30433642, Some("success")), "d-1").unwrap()[..] else { panic!() };
     assert_eq!(event.key, WaitKey::new(WaitKind::Build, "github-actions", "30433642"));
     assert_eq!((&event.happened, event.delivery.as_str(), event.at), (&Happened::Succeeded, "d-1", at("2026-01-01T12:20:00Z")));
-    for (conclusion, meaning) in [("failure", "a job failed"), ("cancelled", "someone or something cancelled it"), ("timed_out", "a job ran out of time")] {
+    for (conclusion, meaning) in
+        [("failure", "a job failed"), ("cancelled", "someone or something cancelled it"), ("timed_out", "a job ran out of time")]
+    {
         let events = workflow_run_events(&workflow_run("completed", 30433642, Some(conclusion)), "d-2").unwrap();
         assert!(failed_with(&events[0].happened, &format!("ended with conclusion '{conclusion}': {meaning}")), "{events:?}");
     }
