@@ -3,11 +3,12 @@
 //! timestamp=<unix seconds>,signature=<hex HMAC-SHA256 of "<timestamp>.<body>">` (refused more
 //! than 5 minutes from now), or plain, `X-Buildkite-Token`, compared in constant time. Signed is
 //! the one to choose; a request carrying a signature is never let in on a token. The key is the
-//! build's `number`, the id the `buildkite` provider keeps; its state reads as the polls read it.
+//! build's `organization/pipeline/number` (from its `url`), the id the `buildkite` provider keeps;
+//! its state reads as the polls read it.
 
-use super::{Keys, Timestamped, json, required, token, unauthenticated};
+use super::{Keys, Timestamped, json, malformed, required, token, unauthenticated};
 use crate::ci::Verdict;
-use crate::ci::buildkite::{PROVIDER, verdict};
+use crate::ci::buildkite::{PROVIDER, run_id, verdict};
 use crate::secrets::Secret;
 use baton_domain::ports::{EventReceiver, InboundRefused, InboundRequest};
 use baton_domain::waits::{Happened, ProviderEvent, WaitKey, WaitKind};
@@ -53,6 +54,8 @@ struct BuildEvent {
 #[derive(Deserialize)]
 struct Build {
     number: u64,
+    /// The build's API URL, `.../organizations/{org}/pipelines/{pipeline}/builds/{number}`.
+    url: String,
     state: String,
     #[serde(default)]
     blocked: bool,
@@ -86,8 +89,19 @@ impl EventReceiver for BuildkiteBuildEvents {
             // build.scheduled, build.running, a blocked build: under way.
             _ => Happened::Progress,
         };
-        let key = WaitKey::new(WaitKind::Build, PROVIDER, event.build.number.to_string());
+        let Some((organization, pipeline)) = pipeline_of(&event.build.url) else {
+            return Err(malformed("build.url does not name the build's organization and pipeline"));
+        };
+        let key = WaitKey::new(WaitKind::Build, PROVIDER, run_id(organization, pipeline, event.build.number));
         let at = event.build.finished_at.unwrap_or(now);
         Ok(vec![ProviderEvent { key, happened, delivery: super::digest(&request.body), at }])
     }
+}
+
+/// The organization and pipeline slugs of a build's API URL.
+fn pipeline_of(url: &str) -> Option<(&str, &str)> {
+    let mut parts = url.split_once("/organizations/")?.1.split('/');
+    let organization = parts.next().filter(|slug| !slug.is_empty())?;
+    let pipeline = parts.next().filter(|segment| *segment == "pipelines").and_then(|_| parts.next()).filter(|slug| !slug.is_empty())?;
+    Some((organization, pipeline))
 }

@@ -173,6 +173,7 @@ fn buildkite_event(event: &str, number: u64, state: &str, blocked: bool) -> Vec<
         "event": event,
         "build": {
             "id": "f62a1b4d-10f9-4790-bc1c-e2c3a0c80983", "number": number, "state": state, "blocked": blocked,
+            "url": format!("https://api.buildkite.com/v2/organizations/acme/pipelines/web/builds/{number}"),
             "web_url": format!("https://buildkite.com/acme/web/builds/{number}"),
             "commit": "abc123", "branch": "main", "finished_at": "2026-01-01T12:20:00.000Z",
         },
@@ -200,7 +201,7 @@ fn buildkite_build_events_are_read_signed_or_with_the_token() {
     let now = DateTime::from_timestamp(BUILDKITE_NOW, 0).unwrap();
     let body = buildkite_event("build.finished", 42, "passed", false);
     let event = one(&buildkite, &buildkite_signed(&body, BUILDKITE_NOW - 10, SECRET), now);
-    assert_eq!(event.key, WaitKey::new(WaitKind::Build, "buildkite", "42"));
+    assert_eq!(event.key, WaitKey::new(WaitKind::Build, "buildkite", "acme/web/42"), "build numbers count per pipeline");
     assert_eq!((event.happened, event.at), (Happened::Succeeded, at("2026-01-01T12:20:00Z")));
     assert!(event.delivery.starts_with("sha256:"));
     let plain = request(&[("X-Buildkite-Event", "build.finished".into()), ("X-Buildkite-Token", SECRET.into())], &body);
@@ -246,12 +247,15 @@ fn buildkite_requests_unsigned_forged_or_stale_are_refused() {
         ],
     );
     assert_malformed(&buildkite, &buildkite_signed(br#"{"event": "build.finished"}"#, BUILDKITE_NOW, SECRET), now, "`build`");
+    let elsewhere = String::from_utf8(body.clone()).unwrap().replace("/organizations/acme/pipelines/web/", "/builds/");
+    assert_malformed(&buildkite, &buildkite_signed(elsewhere.as_bytes(), BUILDKITE_NOW, SECRET), now, "organization and pipeline");
 }
 
 #[tokio::test]
 async fn a_buildkite_event_finds_the_build_the_provider_created() {
     let server = MockServer::start().await;
     let created = json!({"id": "f62a1b4d", "number": 1234, "web_url": "https://buildkite.com/acme/web/builds/1234", "state": "scheduled",
+                         "url": "https://api.buildkite.com/v2/organizations/acme/pipelines/web/builds/1234",
                          "commit": "HEAD", "blocked": false, "env": {}});
     answer(&server, "POST", "/organizations/acme/pipelines/web/builds", ResponseTemplate::new(201).set_body_json(created)).await;
     let spec = BuildkiteBuild {
