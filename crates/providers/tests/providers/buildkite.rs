@@ -287,7 +287,10 @@ async fn a_malformed_create_answer_cancels_the_build_it_started() {
     Mock::given(method("PUT")).and(path(CANCEL)).respond_with(state("canceling")).expect(1).mount(&server).await;
     let error = provider(&server).start(&build_request(Some(SHA))).await.unwrap_err();
     let ProviderError::Rejected { message: said, .. } = &error else { panic!("a retry would start a second build: {error:?}") };
-    assert!(said.contains("unreadable answer") && said.contains("cancelled the build it started (Buildkite acme/web-release/57)"), "{said}");
+    assert!(
+        said.contains("unreadable answer") && said.contains("cancelled the build it started (Buildkite acme/web-release/57)"),
+        "{said}"
+    );
 }
 
 #[tokio::test]

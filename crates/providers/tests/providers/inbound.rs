@@ -3,9 +3,9 @@
 //! into the key the provider module keeps for the run. Each key is checked against a run the
 //! provider module started on a local server: an event whose key differs finds no release.
 
-use crate::support::{self, Secrets, answer, client, release_id};
+use crate::support::{self, Secrets, answer, client, deploy_request};
 use baton_domain::catalog::SecretRef;
-use baton_domain::ports::{BuildProvider, DeployRequest, Deployer, EventReceiver, InboundRefused, InboundRequest, ProviderError};
+use baton_domain::ports::{BuildProvider, Deployer, EventReceiver, InboundRefused, InboundRequest, ProviderError};
 use baton_domain::signing::hmac_sha256_hex;
 use baton_domain::waits::{Happened, ProviderEvent, WaitKey, WaitKind};
 use baton_providers::*;
@@ -500,19 +500,6 @@ async fn an_argo_cd_notification_finds_the_sync_the_deployer_started() {
     let argo = ArgoCdNotifications::new(secrets(&[SECRET])).unwrap();
     let events = argo.receive(&with_token(&argo_note("Succeeded", "Synced", "Healthy"), SECRET), at("2026-01-01T12:20:02Z")).unwrap();
     assert!(events.iter().any(|event| event.key == WaitKey::of_run(WaitKind::Rollout, &run)), "{events:?} for {run:?}");
-}
-
-fn deploy_request(target: &str) -> DeployRequest {
-    DeployRequest {
-        service: "web".into(),
-        environment: "production".into(),
-        release_id: release_id(),
-        wave: "canary".into(),
-        target: target.into(),
-        artifact: support::artifact(),
-        rollback: false,
-        undoes: None,
-    }
 }
 
 // ------------------------------------------------------------------ Datadog
