@@ -701,3 +701,31 @@ fn every_receiving_provider_is_a_registered_one() {
         assert!((receive.make)(vec![]).is_err(), "{provider}: a receiver without a secret would accept anything");
     }
 }
+
+#[test]
+fn a_retried_or_replayed_call_carries_the_delivery_of_the_first() {
+    // The caller acts on a delivery once: a provider's retry, signed anew, and a captured call
+    // replayed within the window must name the same delivery as the first.
+    let buildkite = BuildkiteBuildEvents::new(secrets(&[SECRET])).unwrap();
+    let now = DateTime::from_timestamp(BUILDKITE_NOW, 0).unwrap();
+    let body = buildkite_event("build.finished", 42, "passed", false);
+    let first = one(&buildkite, &buildkite_signed(&body, BUILDKITE_NOW - 60, SECRET), now);
+    let retried = one(&buildkite, &buildkite_signed(&body, BUILDKITE_NOW, SECRET), now);
+    assert_eq!(first.delivery, retried.delivery);
+    let other = one(&buildkite, &buildkite_signed(&buildkite_event("build.finished", 43, "passed", false), BUILDKITE_NOW, SECRET), now);
+    assert_ne!(first.delivery, other.delivery, "another build is another delivery");
+
+    let callbacks = WebhookCallbacks::new(secrets(&[SECRET])).unwrap();
+    let now = DateTime::from_timestamp(CALLBACK_NOW, 0).unwrap();
+    let done = json!({"id": "7", "state": "succeeded"});
+    let first = one(&callbacks, &callback(&done, CALLBACK_NOW - 30, SECRET), now);
+    assert_eq!(first.delivery, one(&callbacks, &callback(&done, CALLBACK_NOW, SECRET), now).delivery);
+
+    let gitlab = GitLabPipelineEvents::new(secrets(&[SECRET])).unwrap();
+    let replayed = gitlab_request(&gitlab_event(9, "success"), SECRET);
+    assert_eq!(one(&gitlab, &replayed, at(GITLAB_AT)).delivery, one(&gitlab, &replayed, at(GITLAB_AT)).delivery);
+
+    let datadog = DatadogMonitorEvents::new(secrets(&[SECRET])).unwrap();
+    let alert = with_token(&datadog_note("1234", "Triggered"), SECRET);
+    assert_eq!(one(&datadog, &alert, at(GITLAB_AT)).delivery, one(&datadog, &alert, at(GITLAB_AT)).delivery);
+}
