@@ -23,6 +23,7 @@
 //!   `{"state": "running" | "succeeded" | "failed", "reason"?: "..."}`.
 //! - **Callback** (optional: the status URL stays the safety net). `POST <callback_url>` with
 //!   `{"id": <the id the answer gave>, "state": "succeeded" | "failed" | "running", "reason"?}`
+//!   (the waiting release is found by that id: keep ids unique across endpoints, a UUID)
 //!   and `X-Baton-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` under the same
 //!   secret; Baton refuses a `t` more than 5 minutes from its clock. The release moves on within
 //!   seconds instead of at its next poll.
