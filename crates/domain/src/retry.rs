@@ -99,9 +99,11 @@ mod tests {
         assert_eq!(late, Duration::from_secs(60), "no overflow after many attempts");
     }
 
-    /// Runs `retry` over `results` (one per attempt, `Err(true)` retryable); answers the
-    /// attempts made and the final result.
-    async fn run(backoff: Backoff, results: &[Result<u32, bool>]) -> (u32, Result<u32, bool>) {
+    /// One attempt's result: `Err(true)` is retryable.
+    type Attempt = Result<u32, bool>;
+
+    /// Runs `retry` over `results` (one per attempt); answers the attempts made and the final result.
+    async fn run(backoff: Backoff, results: &[Attempt]) -> (u32, Attempt) {
         let mut made = 0;
         let result = retry(
             backoff,
@@ -119,7 +121,7 @@ mod tests {
     #[tokio::test]
     async fn retries_what_is_retryable_while_attempts_remain() {
         let quick = Backoff::fixed(MS).attempts(3);
-        let cases: [(&str, &[Result<u32, bool>], (u32, Result<u32, bool>)); 5] = [
+        let cases: [(&str, &[Attempt], (u32, Attempt)); 5] = [
             ("first succeeds", &[Ok(1)], (1, Ok(1))),
             ("succeeds on a retry", &[Err(true), Err(true), Ok(3)], (3, Ok(3))),
             ("attempts spent", &[Err(true), Err(true), Err(true)], (3, Err(true))),

@@ -1,6 +1,7 @@
 //! docs/catalog.md's field tables agree with the shape tables: each registered provider's fields
 //! are documented under its slot's section, with the same required flag and a type column that
-//! names the field's kind, and the docs name no field a shape lacks.
+//! names the field's kind (for the kinds with one word for it), and the docs name no field a
+//! shape lacks.
 
 use baton_domain::catalog::shape::{Field, Kind, Slot};
 use baton_providers::registry;
