@@ -5,8 +5,10 @@ use crate::clients::{AwsAccess, Placement, access_for};
 use crate::clients::{AwsClients, region_of};
 use crate::error::AwsError;
 use async_trait::async_trait;
+use aws_sdk_lambda::client::Waiters;
 use aws_sdk_lambda::operation::get_alias::GetAliasOutput;
-use aws_sdk_lambda::types::{AliasRoutingConfiguration, LastUpdateStatus};
+use aws_sdk_lambda::types::AliasRoutingConfiguration;
+use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 use baton_domain::catalog::Seconds;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
 use chrono::{DateTime, Utc};
@@ -268,38 +270,23 @@ fn replaced_version(run: &RunHandle, function: &str, alias: &str) -> Option<Stri
     (run.function == function && run.alias == alias && !run.previous_version.is_empty()).then_some(run.previous_version)
 }
 
-/// Polls the function's last update until it succeeded; Rejected when it failed, Unavailable
-/// when it is still going after [`UPDATE_WAIT`].
+/// Waits (the SDK's `function_updated` waiter) until the function's last update succeeded;
+/// Rejected when it failed, Unavailable when it is still going after [`UPDATE_WAIT`].
 async fn wait_until_updated(lambda: &aws_sdk_lambda::Client, function: &str) -> Result<(), ProviderError> {
     let context = format!("Lambda function {function}");
-    let deadline = tokio::time::Instant::now() + UPDATE_WAIT;
-    let mut pause = Duration::from_millis(250);
-    loop {
-        let configuration = lambda
-            .get_function_configuration()
-            .function_name(function)
-            .send()
-            .await
-            .map_err(|e| lambda_error(AwsError::from_sdk("GetFunctionConfiguration", e), &context))?;
-        match configuration.last_update_status() {
-            // No status: the function was never updated since creation and is ready.
-            Some(LastUpdateStatus::Successful) | None => return Ok(()),
-            Some(LastUpdateStatus::Failed) => {
-                return Err(ProviderError::rejected(format!(
-                    "{context}: the code update failed: {}",
-                    configuration.last_update_status_reason().unwrap_or("no reason given")
-                )));
-            }
-            Some(status) if tokio::time::Instant::now() + pause > deadline => {
-                return Err(ProviderError::unavailable(format!(
-                    "{context}: the code update is still {status} after {UPDATE_WAIT:?}; the deploy will be retried"
-                )));
-            }
-            Some(_) => {
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(2));
-            }
+    match lambda.wait_until_function_updated().function_name(function).wait(UPDATE_WAIT).await {
+        Ok(_) => Ok(()),
+        Err(WaiterError::FailureState(failed)) => {
+            let reason = failed.final_poll().as_result().ok().and_then(|configuration| configuration.last_update_status_reason());
+            Err(ProviderError::rejected(format!("{context}: the code update failed: {}", reason.unwrap_or("no reason given"))))
         }
+        Err(WaiterError::ExceededMaxWait(_)) => Err(ProviderError::unavailable(format!(
+            "{context}: the code update is still in progress after {UPDATE_WAIT:?}; the deploy will be retried"
+        ))),
+        Err(WaiterError::OperationFailed(failed)) => {
+            Err(lambda_error(AwsError::from_sdk("GetFunctionConfiguration", failed.into_error()), &context))
+        }
+        Err(other) => Err(ProviderError::unavailable(format!("{context}: waiting for the code update: {other}"))),
     }
 }
 

@@ -12,6 +12,7 @@ pub mod redact;
 pub mod refname;
 pub mod release;
 pub mod reports;
+pub mod retry;
 pub mod rules;
 pub mod signing;
 pub mod sketch;

@@ -6,6 +6,7 @@ use crate::error::{ErrorName, TaskError, chain_text};
 use crate::flow::{CaughtError, Outcome, OutcomeStatus, ReleaseContext};
 use crate::ports::{CatalogError, CatalogSource, Claim, Clock, ProviderError, Providers, ReleaseStore, StoreError};
 use crate::release::{EventKind, LockKey, Release, ReleaseId, ReleaseStatus, RollupKey, Stage, StageEvent};
+use crate::retry::{Backoff, retry};
 use crate::rules::dora;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -71,28 +72,37 @@ const WRITE_BACKOFF_CAP: Duration = Duration::from_millis(400);
 ///
 /// (`write` returns a future rather than being an async closure: the futures of async closures
 /// cannot be proven `Send`, and the handlers' must be.)
-pub async fn write_release<T, Fut>(store: &dyn ReleaseStore, id: &ReleaseId, mut write: impl FnMut(Release) -> Fut) -> Result<T, TaskError>
+pub async fn write_release<T, Fut>(store: &dyn ReleaseStore, id: &ReleaseId, write: impl Fn(Release) -> Fut) -> Result<T, TaskError>
 where
     Fut: Future<Output = Result<T, StoreError>>,
 {
-    let mut attempt = 1;
-    loop {
-        let release = store.get_release(id).await?.ok_or_else(|| no_record(id))?;
-        match write(release).await {
-            Err(StoreError::Conflict { .. }) if attempt < WRITE_ATTEMPTS => {
-                let ceiling = WRITE_BACKOFF.saturating_mul(1 << (attempt - 1).min(16)).min(WRITE_BACKOFF_CAP);
-                tokio::time::sleep(ceiling.mul_f64(rand::random::<f64>())).await;
-                attempt += 1;
-            }
-            // Contention, not a bug: the definition retries the task.
-            Err(StoreError::Conflict { message: cause, .. }) => {
-                return Err(TaskError::new(
-                    ErrorName::StoreUnavailable,
-                    format!("release {id} kept changing under concurrent writes ({WRITE_ATTEMPTS} attempts): {cause}"),
-                ));
-            }
-            result => return result.map_err(TaskError::from),
-        }
+    let write = &write;
+    let backoff = Backoff::doubling(WRITE_BACKOFF, WRITE_BACKOFF_CAP).attempts(WRITE_ATTEMPTS).jittered();
+    let attempt = |_| async move {
+        let release = store.get_release(id).await?.ok_or(WriteFailed::NoRecord)?;
+        Ok(write(release).await?)
+    };
+    let is_conflict = |failed: &WriteFailed| matches!(failed, WriteFailed::Store(StoreError::Conflict { .. }));
+    retry(backoff, attempt, is_conflict).await.map_err(|failed| match failed {
+        // Contention, not a bug: the definition retries the task.
+        WriteFailed::Store(StoreError::Conflict { message: cause, .. }) => TaskError::new(
+            ErrorName::StoreUnavailable,
+            format!("release {id} kept changing under concurrent writes ({WRITE_ATTEMPTS} attempts): {cause}"),
+        ),
+        WriteFailed::Store(err) => TaskError::from(err),
+        WriteFailed::NoRecord => no_record(id),
+    })
+}
+
+/// Why one attempt of [`write_release`] failed.
+enum WriteFailed {
+    Store(StoreError),
+    NoRecord,
+}
+
+impl From<StoreError> for WriteFailed {
+    fn from(err: StoreError) -> WriteFailed {
+        WriteFailed::Store(err)
     }
 }
 
@@ -363,7 +373,7 @@ impl Ports {
     }
 
     /// Reads the record and hands it to `write`; see [`write_release`].
-    pub async fn write_release<T, Fut>(&self, context: &ReleaseContext, write: impl FnMut(Release) -> Fut) -> Result<T, TaskError>
+    pub async fn write_release<T, Fut>(&self, context: &ReleaseContext, write: impl Fn(Release) -> Fut) -> Result<T, TaskError>
     where
         Fut: Future<Output = Result<T, StoreError>>,
     {

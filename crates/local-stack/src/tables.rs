@@ -3,6 +3,8 @@
 
 use crate::template::{Template, TemplateError};
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::client::Waiters;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType,
     TimeToLiveSpecification,
@@ -111,19 +113,10 @@ async fn create_table(client: &Client, name: &str, properties: &Value) -> Result
     Ok(())
 }
 
-/// Waits until the table is ACTIVE (DynamoDB Local usually creates it so; real DynamoDB takes seconds).
+/// Waits (the SDK's `table_exists` waiter) until the table is ACTIVE: DynamoDB Local creates it
+/// so, and the waiter's first look sees it.
 async fn wait_active(client: &Client, name: &str) -> Result<(), String> {
-    for _ in 0..100 {
-        let table = client
-            .describe_table()
-            .table_name(name)
-            .send()
-            .await
-            .map_err(|e| baton_aws::AwsError::from_sdk("DescribeTable", e).to_string())?;
-        if table.table().and_then(|t| t.table_status()) == Some(&aws_sdk_dynamodb::types::TableStatus::Active) {
-            return Ok(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    Err("not ACTIVE after 10 s".into())
+    const ACTIVE_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
+    let waited = client.wait_until_table_exists().table_name(name).wait(ACTIVE_WAIT).await;
+    waited.map(|_| ()).map_err(|err| format!("not ACTIVE within {} s: {}", ACTIVE_WAIT.as_secs(), DisplayErrorContext(&err)))
 }

@@ -34,12 +34,11 @@ use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, RateLimits, Refused, decode, 
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, SecretResolver};
+use baton_domain::signing::hmac_sha256_hex;
 use baton_domain::trace::deploy_traceparent;
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, Url};
-use ring::hmac;
 use serde::{Deserialize, Serialize};
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -215,15 +214,7 @@ impl WebhookDeployer {
 
 /// `sha256=<hex>` of the HMAC-SHA256 of `<timestamp>.<body>`.
 fn signature(secret: &Secret, timestamp: &str, body: &[u8]) -> String {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.expose().as_bytes());
-    let mut signed = hmac::Context::with_key(&key);
-    signed.update(timestamp.as_bytes());
-    signed.update(b".");
-    signed.update(body);
-    signed.sign().as_ref().iter().fold(String::from("sha256="), |mut hex, byte| {
-        let _ = write!(hex, "{byte:02x}");
-        hex
-    })
+    format!("sha256={}", hmac_sha256_hex(secret.expose().as_bytes(), &[timestamp.as_bytes(), b".", body]))
 }
 
 fn read_state(handle: &RunHandle) -> Result<RunState, ProviderError> {

@@ -8,6 +8,7 @@ use baton_domain::flow::{Done, NotifyEvent, NotifyRequest, OutcomeStatus};
 use baton_domain::ports::{Notification, Notifier, ProviderError};
 use baton_domain::redact;
 use baton_domain::release::{EventKind, Release, Stage, WaveStatus};
+use baton_domain::retry::{Backoff, retry};
 use baton_domain::rules::{self, approval};
 use baton_domain::support::{Ports, call_json, provider_error};
 use baton_domain::text::counted;
@@ -147,24 +148,14 @@ async fn deliver(
     let service = notification.release.service.as_str();
     let budget = if was_silent(notifier.name(), service) { SILENT_BUDGET } else { STAGE_BUDGET };
     let deadline = Instant::now() + budget;
-    let mut pause = FIRST_PAUSE;
-    loop {
+    let attempt = |_| async move {
         let call_limit = deadline.saturating_duration_since(Instant::now()).min(CALL_TIMEOUT);
         let answered = tokio::time::timeout(call_limit, notifier.notify(notification, previous)).await;
         mark_silent(notifier.name(), service, answered.is_err());
-        let error = match answered {
-            Ok(Ok(state)) => return Ok(state),
-            Ok(Err(refused @ ProviderError::Rejected { .. })) => return Err(refused),
-            Ok(Err(limited)) if limited.rate_limit().is_some() => return Err(limited),
-            Ok(Err(unavailable)) => unavailable,
-            Err(_) => ProviderError::unavailable(format!("no answer within {:.1} s", call_limit.as_secs_f64())),
-        };
-        if Instant::now() + pause >= deadline {
-            return Err(error);
-        }
-        tokio::time::sleep(pause).await;
-        pause *= 2;
-    }
+        answered.unwrap_or_else(|_| Err(ProviderError::unavailable(format!("no answer within {:.1} s", call_limit.as_secs_f64()))))
+    };
+    let retryable = |error: &ProviderError| !matches!(error, ProviderError::Rejected { .. }) && error.rate_limit().is_none();
+    retry(Backoff::doubling(FIRST_PAUSE, Duration::MAX).until(deadline), attempt, retryable).await
 }
 
 fn headline(release: &Release, request: &NotifyRequest) -> String {

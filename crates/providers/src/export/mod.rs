@@ -12,6 +12,7 @@ pub(crate) mod otlp;
 use crate::http::{Answer, RateLimits, exchange};
 use baton_domain::catalog::{ProviderBlock, Slot};
 use baton_domain::ports::ProviderError;
+use baton_domain::retry::{Backoff, retry};
 use reqwest::header::HeaderMap;
 use reqwest::{RequestBuilder, StatusCode};
 use std::time::Duration;
@@ -36,28 +37,27 @@ pub(crate) async fn send_bounded(
     wait: impl Fn(&HeaderMap) -> Option<Duration> + Copy,
     refusal: impl Fn(&Answer) -> ProviderError,
 ) -> Result<Answer, ProviderError> {
-    let mut attempt = 1;
-    loop {
-        let outcome = match exchange(limits, service, &build, timeout, context, wait).await {
-            Ok(answer) if answer.status.is_success() => return Ok(answer),
+    // Each failed attempt says whether it is worth another (an outage is; a refusal is not).
+    let attempt = |_| async {
+        match exchange(limits, service, &build, timeout, context, wait).await {
+            Ok(answer) if answer.status.is_success() => Ok(answer),
             Ok(answer) => {
                 let again = answer.status == StatusCode::REQUEST_TIMEOUT || answer.status.is_server_error();
-                (refusal(&answer), again)
+                Err((refusal(&answer), again))
             }
             Err(err) => {
                 let again = matches!(err, ProviderError::Unavailable { .. }) && err.rate_limit().is_none();
-                (err, again)
+                Err((err, again))
             }
-        };
-        match outcome {
-            (err, true) if attempt < ATTEMPTS => {
-                tracing::debug!(target: "baton::export", attempt, error = %baton_domain::error::chain_text(&err), "{context}: trying again");
-                tokio::time::sleep(RETRY_PAUSE).await;
-                attempt += 1;
-            }
-            (err, _) => return Err(err),
         }
-    }
+    };
+    let retryable = |(err, again): &(ProviderError, bool)| {
+        if *again {
+            tracing::debug!(target: "baton::export", error = %baton_domain::error::chain_text(err), "{context}: trying again");
+        }
+        *again
+    };
+    retry(Backoff::fixed(RETRY_PAUSE).attempts(ATTEMPTS), attempt, retryable).await.map_err(|(err, _)| err)
 }
 
 /// The environment variable holding the organisation's default exporters: a JSON list of

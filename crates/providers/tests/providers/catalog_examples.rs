@@ -296,89 +296,39 @@ fn schema_defaults_are_the_model_defaults() {
     assert_eq!(waves[1]["properties"]["deploy-timeout"]["default"], json!(policy.deploy_timeout.0));
 }
 
-// ------------------------------------------------------------------ a small JSON Schema checker
+// ------------------------------------------------------------------ a real JSON Schema validator
 
-/// Checks `value` against the keywords our schema uses. `pattern` and `propertyNames`
-/// are left to Baton's own validator, which applies the same rules with better messages.
-fn schema_errors(schema: &Value, value: &Value, path: &str, errors: &mut Vec<String>) {
-    let fail = |errors: &mut Vec<String>, why: String| errors.push(format!("{path}: {why}"));
-    // `type` is one type or a list of them (pipeline parameters: string, integer or boolean).
-    let types: Option<Vec<&str>> = schema.get("type").map(|types| match types {
-        Value::Array(types) => types.iter().map(|t| t.as_str().unwrap()).collect(),
-        one => vec![one.as_str().unwrap()],
-    });
-    if let Some(expected) = types {
-        let is = |expected: &str| match expected {
-            "object" => value.is_object(),
-            "array" => value.is_array(),
-            "string" => value.is_string(),
-            "integer" => value.is_i64() || value.is_u64(),
-            "boolean" => value.is_boolean(),
-            other => panic!("type {other} not used by our schema"),
-        };
-        if !expected.iter().any(|t| is(t)) {
-            return fail(errors, format!("expected {}, found {value}", expected.join(" or ")));
-        }
-    }
-    if let Some(constant) = schema.get("const").filter(|c| *c != value) {
-        fail(errors, format!("expected {constant}"));
-    }
-    if let Some(values) = schema.get("enum").and_then(Value::as_array).filter(|v| !v.contains(value)) {
-        fail(errors, format!("expected one of {values:?}"));
-    }
-    if let (Some(min), Some(n)) = (schema.get("minimum").and_then(Value::as_u64), value.as_i64())
-        && n < min as i64
-    {
-        fail(errors, format!("below {min}"));
-    }
-    if let (Some(min), Some(s)) = (schema.get("minLength").and_then(Value::as_u64), value.as_str())
-        && (s.chars().count() as u64) < min
-    {
-        fail(errors, "too short".into());
-    }
-    if let Some(items) = value.as_array() {
-        if schema.get("minItems").and_then(Value::as_u64).is_some_and(|min| (items.len() as u64) < min) {
-            fail(errors, "too few items".into());
-        }
-        for (i, item) in items.iter().enumerate() {
-            schema_errors(&schema["items"], item, &format!("{path}[{i}]"), errors);
-        }
-    }
-    if let Some(map) = value.as_object() {
-        for name in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
-            if !map.contains_key(name.as_str().unwrap()) {
-                fail(errors, format!("missing {name}"));
-            }
-        }
-        let properties = schema.get("properties").and_then(Value::as_object);
-        for (key, child) in map {
-            match properties.and_then(|p| p.get(key)) {
-                Some(child_schema) => schema_errors(child_schema, child, &format!("{path}.{key}"), errors),
-                None if schema["additionalProperties"] == json!(false) => fail(errors, format!("unexpected {key}")),
-                // A map's values (`env`, `parameters`) have one schema for every key.
-                None if schema["additionalProperties"].is_object() => {
-                    schema_errors(&schema["additionalProperties"], child, &format!("{path}.{key}"), errors)
-                }
-                None => {}
-            }
-        }
-    }
-    let passes = |alternative: &Value| {
-        let mut errors = Vec::new();
-        schema_errors(alternative, value, path, &mut errors);
-        errors.is_empty()
-    };
-    if let Some(variants) = schema.get("oneOf").and_then(Value::as_array) {
-        let passing = variants.iter().filter(|v| passes(v)).count();
-        if passing != 1 {
-            fail(errors, format!("matches {passing} of the oneOf alternatives, not exactly 1"));
-        }
-    }
-    if let Some(alternatives) = schema.get("anyOf").and_then(Value::as_array)
-        && !alternatives.iter().any(passes)
-    {
-        fail(errors, "matches none of the anyOf alternatives".into());
-    }
+/// Applies the schema to each instance with Python's `jsonschema` (draft 2020-12: `pattern`,
+/// `propertyNames`, `oneOf` and every other keyword), answering each one's violations as
+/// `$.json.path: keyword`, sorted.
+const VALIDATE: &str = r#"
+import json, sys
+try:
+    from jsonschema import Draft202012Validator
+except ImportError:
+    sys.exit("python3 lacks the jsonschema package (4.x): pip install jsonschema")
+given = json.load(sys.stdin)
+Draft202012Validator.check_schema(given["schema"])
+validator = Draft202012Validator(given["schema"])
+print(json.dumps([sorted(f"{e.json_path}: {e.validator}" for e in validator.iter_errors(i)) for i in given["instances"]]))
+"#;
+
+/// Each of `instances`' violations of the checked-in schema (see [`VALIDATE`]).
+fn schema_violations(instances: &[Value]) -> Vec<Vec<String>> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut python = Command::new("python3")
+        .args(["-c", VALIDATE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|err| panic!("the schema tests run python3 (with its jsonschema package): {err}"));
+    let input = json!({ "schema": checked_in_schema(), "instances": instances });
+    python.stdin.take().unwrap().write_all(input.to_string().as_bytes()).unwrap();
+    let output = python.wait_with_output().unwrap();
+    assert!(output.status.success(), "python3's jsonschema did not run: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|err| panic!("python3 answered no list of violations ({err})"))
 }
 
 // ------------------------------------------------------------------ the examples
@@ -399,11 +349,9 @@ fn examples_pass_the_validator_and_the_schema() {
     names.sort_by_key(|(name, _)| *name);
     assert_eq!(names, [("flaky-api", SchemaVersion::V3), ("hello-api", SchemaVersion::V2_2), ("hello-web", SchemaVersion::V2_2)]);
 
-    let schema = checked_in_schema();
+    let blocks: Vec<Value> = catalog.services().iter().map(|service| serde_json::to_value(&service.delivery).unwrap()).collect();
+    assert_eq!(schema_violations(&blocks), vec![Vec::<String>::new(); blocks.len()]);
     for service in catalog.services() {
-        let mut errors = Vec::new();
-        schema_errors(&schema, &serde_json::to_value(&service.delivery).unwrap(), &service.name, &mut errors);
-        assert_eq!(errors, Vec::<String>::new());
         let targets: Vec<usize> = service.delivery.deploy.waves.iter().map(|w| w.targets.len()).collect();
         assert_eq!(targets, [1, 2, 3], "{}: canary, one region, the rest", service.name);
     }
@@ -416,12 +364,10 @@ fn the_provider_examples_show_every_provider_and_pass_both_checks() {
     let catalog = load(&repo().join("examples/providers"));
     assert_eq!(catalog.diagnostics(), &[] as &[Diagnostic]);
     let schema = checked_in_schema();
+    let blocks: Vec<Value> = catalog.services().iter().map(|service| serde_json::to_value(&service.delivery).unwrap()).collect();
+    assert_eq!(schema_violations(&blocks), vec![Vec::<String>::new(); blocks.len()]);
     let (mut builds, mut deploys, mut gates, mut exporters) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
-    for service in catalog.services() {
-        let value = serde_json::to_value(&service.delivery).unwrap();
-        let mut errors = Vec::new();
-        schema_errors(&schema, &value, &service.name, &mut errors);
-        assert_eq!(errors, Vec::<String>::new());
+    for value in &blocks {
         builds.insert(value["build"]["provider"].as_str().unwrap().to_owned());
         deploys.insert(value["deploy"]["provider"].as_str().unwrap().to_owned());
         gates.extend(value["health"]["gates"].as_array().unwrap().iter().map(|g| g["provider"].as_str().unwrap().to_owned()));
@@ -442,32 +388,62 @@ fn the_provider_examples_show_every_provider_and_pass_both_checks() {
     assert_eq!(exporters, providers(&schema["properties"]["telemetry"]["items"]));
 }
 
+/// Each broken block, the schema's violations and the path Baton's own validator names.
 #[test]
-fn the_schema_checker_rejects_what_the_validator_rejects() {
-    let schema = checked_in_schema();
+fn the_schema_rejects_what_the_validator_rejects() {
     let hello = examples().services().iter().find(|s| s.name == "hello-web").unwrap().clone();
-    let mut value = serde_json::to_value(&hello.delivery).unwrap();
-    value["deploy"]["waves"] = json!([]);
-    value["build"]["comand"] = json!(["sh"]);
-    value["health"]["gates"][0]["provider"] = json!("htp");
-    let mut errors = Vec::new();
-    schema_errors(&schema, &value, "hello-web", &mut errors);
-    let joined = errors.join("\n");
-    assert!(joined.contains("hello-web.deploy: matches 0 of the oneOf"), "{joined}");
-    assert!(joined.contains("hello-web.build: matches 0 of the oneOf"), "{joined}");
-    assert!(joined.contains("hello-web.health.gates[0]: matches 0 of the oneOf"), "{joined}");
-
-    let mut value = serde_json::to_value(&hello.delivery).unwrap();
-    value["build"] = json!({
+    let valid = serde_json::to_value(&hello.delivery).unwrap();
+    let broken = |change: &dyn Fn(&mut Value)| {
+        let mut value = valid.clone();
+        change(&mut value);
+        value
+    };
+    let circleci = json!({
         "provider": "circleci", "project": "gh/acme/web", "token": "env:CIRCLE_TOKEN", "artifact": "web:{sha}",
         "parameters": { "deploy-env": "eu", "replicas": 3, "dry-run": false },
     });
-    let mut errors = Vec::new();
-    schema_errors(&schema, &value, "hello-web", &mut errors);
-    assert_eq!(errors, Vec::<String>::new());
-    value["build"]["parameters"]["regions"] = json!(["eu", "us"]);
-    schema_errors(&schema, &value, "hello-web", &mut errors);
-    assert_eq!(errors, ["hello-web.build: matches 0 of the oneOf alternatives, not exactly 1"]);
+    let cases: Vec<(&str, Value, &[&str], &str)> = vec![
+        ("valid", valid.clone(), &[], ""),
+        ("no waves", broken(&|v| v["deploy"]["waves"] = json!([])), &["$.deploy: oneOf"], "deploy.waves"),
+        ("misspelt field", broken(&|v| v["build"]["comand"] = json!(["sh"])), &["$.build: oneOf"], "build.comand"),
+        (
+            "unknown provider",
+            broken(&|v| v["health"]["gates"][0]["provider"] = json!("htp")),
+            &["$.health.gates[0].provider: enum", "$.health.gates[0]: oneOf"],
+            "health.gates[0].provider",
+        ),
+        ("environment pattern", broken(&|v| v["environment"] = json!("prod env")), &["$.environment: pattern"], "environment"),
+        ("schedule pattern", broken(&|v| v["schedule"] = json!("daily")), &["$.schedule: pattern"], "schedule"),
+        (
+            "wave name pattern",
+            broken(&|v| v["deploy"]["waves"][0]["name"] = json!("-canary")),
+            &["$.deploy: oneOf"],
+            "deploy.waves[0].name",
+        ),
+        ("parameters of every type", broken(&|v| v["build"] = circleci.clone()), &[], ""),
+        (
+            "a parameter of no allowed type",
+            broken(&|v| {
+                v["build"] = circleci.clone();
+                v["build"]["parameters"]["regions"] = json!(["eu", "us"]);
+            }),
+            &["$.build: oneOf"],
+            "build.parameters.regions",
+        ),
+    ];
+    let instances: Vec<Value> = cases.iter().map(|(_, value, _, _)| value.clone()).collect();
+    for ((case, value, violations, field), found) in cases.iter().zip(schema_violations(&instances)) {
+        assert_eq!(found, *violations, "{case}");
+        // JSON is YAML: the same block, in a v2.2 definition, through Baton's parser.
+        let document = json!({ "schema-version": "v2.2", "dd-service": "web", "team": "web-team", "extensions": { "baton": value } });
+        let (_, diagnostics) = CatalogLoader::new(registry()).parse("web.yaml", &document.to_string());
+        let paths: Vec<&str> = diagnostics.iter().map(|d| d.path.as_str()).collect();
+        if field.is_empty() {
+            assert_eq!(paths, Vec::<&str>::new(), "{case}: {diagnostics:#?}");
+        } else {
+            assert!(paths.contains(&format!("extensions.baton.{field}").as_str()), "{case}: {diagnostics:#?}");
+        }
+    }
 }
 
 /// Runs one example's scripts the way the local command providers do (argv in the

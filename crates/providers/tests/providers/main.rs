@@ -3,6 +3,7 @@
 mod added_provider;
 mod argo_cd;
 mod buildkite;
+mod catalog_docs;
 mod catalog_examples;
 mod catalog_properties;
 mod catalog_topology;
