@@ -372,14 +372,6 @@ impl Ports {
         update_release(self.store.as_ref(), &context.id, change).await
     }
 
-    /// Reads the record and hands it to `write`; see [`write_release`].
-    pub async fn write_release<T, Fut>(&self, context: &ReleaseContext, write: impl Fn(Release) -> Fut) -> Result<T, TaskError>
-    where
-        Fut: Future<Output = Result<T, StoreError>>,
-    {
-        write_release(self.store.as_ref(), &context.id, write).await
-    }
-
     pub async fn record_event(
         &self,
         context: &ReleaseContext,
