@@ -32,6 +32,8 @@ elapsed() { echo "$(( $(date +%s) - started ))s"; }
 
 section "one build for the README's two commands (scripts/shared-build.sh) [$(elapsed)]"
 scripts/shared-build.sh
+section "no test left out by a test = false or doctest = false (scripts/test-targets.sh) [$(elapsed)]"
+scripts/test-targets.sh
 
 if (( emulators )); then
     # One cargo invocation for everything: a separate `-p baton-aws` run resolves features

@@ -39,8 +39,9 @@ pub(super) fn function_binaries() -> &'static Path {
         command.args(["build", "--quiet", "--workspace", "--all-targets"]).current_dir(repo(""));
         // Cargo gives this test its package's CARGO_* variables; a build script that watches one
         // (ring's watches CARGO_MANIFEST_DIR) would otherwise run again and rebuild its dependents.
+        // CARGO_INCREMENTAL (0 in CI, .ci/run) stays: it is part of every workspace crate's profile.
         for (name, _) in std::env::vars_os() {
-            if name.to_str().is_some_and(|name| name.starts_with("CARGO_") && name != "CARGO_HOME") {
+            if name.to_str().is_some_and(|name| name.starts_with("CARGO_") && !matches!(name, "CARGO_HOME" | "CARGO_INCREMENTAL")) {
                 command.env_remove(&name);
             }
         }
