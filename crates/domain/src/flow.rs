@@ -122,6 +122,18 @@ pub struct TriggerBuildRequest {
 pub struct BuildStarted {
     pub run: RunHandle,
     pub deadline: DateTime<Utc>,
+    /// With the catalog's `events.wait`: how long the build parks on its provider's event before
+    /// its safety-net poll. Absent, the definition polls it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub park_seconds: Option<u64>,
+}
+
+/// A task parked on its provider's event (`.waitForTaskToken`): the token that resumes it, and
+/// its timeout (`seconds` from `now`), after which the definition polls all the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Park {
+    pub token: TaskToken,
+    pub seconds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +148,9 @@ pub struct PollBuildRequest {
     /// handed on), for the timeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<CaughtError>,
+    /// Park on the build's events instead of answering a poll (the definition's `ParkBuild`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub park: Option<Park>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -189,15 +204,21 @@ pub struct CheckHealthRequest {
     /// handler's own clock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub now: Option<DateTime<Utc>>,
+    /// Park on the gates' alarms instead of sampling them (the definition's `ParkBake`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub park: Option<Park>,
 }
 
 /// One look at a wave's gates: `done` when the wave is healthy (an unhealthy wave fails the task
-/// instead); otherwise the definition waits `wait_seconds` and asks again.
+/// instead); otherwise the definition waits `wait_seconds` and asks again, or, with
+/// `park_seconds`, parks on the gates' alarms that long.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WatchReport {
     pub wave: String,
     pub done: bool,
     pub wait_seconds: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub park_seconds: Option<u64>,
     /// What the gates saw last, one line per gate.
     pub detail: String,
 }

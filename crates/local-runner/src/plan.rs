@@ -223,7 +223,7 @@ impl Simulated {
                 let started = request.now.unwrap_or(now);
                 self.progress().build_started = Some(started);
                 let run = RunHandle { provider: "planned".into(), id: "planned".into(), url: None, state: Value::Null };
-                Ok(to_value(&BuildStarted { run, deadline: deadline_after(started, self.build_timeout_seconds) }))
+                Ok(to_value(&BuildStarted { run, deadline: deadline_after(started, self.build_timeout_seconds), park_seconds: None }))
             }
             baton_poll_build::NAME => {
                 let started = self.progress().build_started.unwrap_or(now);
@@ -286,7 +286,7 @@ impl Simulated {
             watch::Watch::Healthy => (true, 0),
             watch::Watch::Unhealthy { .. } => return Err(ErrorName::HealthCheckFailed),
         };
-        Ok(WatchReport { wave: wave.name.clone(), done, wait_seconds, detail: String::new() })
+        Ok(WatchReport { wave: wave.name.clone(), done, wait_seconds, park_seconds: None, detail: String::new() })
     }
 
     /// Gives the approval `token` waits for: the executor holds the token before it invokes the
