@@ -452,8 +452,9 @@ async fn an_alarm_event_fails_a_parked_bake_at_once_and_a_duplicated_or_late_eve
     // w1 parks through its 30-minute bake in three 10-minute parks; w2's first park ends at 7 minutes by the alarm.
     let kinds: Vec<&str> = parks.iter().map(|(kind, _)| kind.as_str()).collect();
     assert_eq!(kinds, ["TaskTimedOut", "TaskTimedOut", "TaskTimedOut", "TaskFailed"], "{parks:?}");
-    let alarm = world.seen.lock().unwrap().delivered.iter().flat_map(|d| d.resumed.clone()).collect::<Vec<_>>();
-    assert_eq!(alarm.len(), 1, "the alarm's event resumed the one release parked on it");
+    let resumed = world.seen.lock().unwrap().delivered.iter().flat_map(|d| d.resumed.clone()).collect::<Vec<_>>();
+    let bakes: Vec<_> = resumed.iter().filter(|(_, key)| key.kind == WaitKind::Bake).collect();
+    assert_eq!(bakes.len(), 1, "the alarm's event resumed the one release parked on it: {resumed:?}");
 
     // The same event again, and a late build event: nobody waits for them any more.
     let key = WaitKey::new(WaitKind::Bake, "cloudwatch", script.alarm_name());
@@ -469,4 +470,73 @@ async fn an_alarm_event_fails_a_parked_bake_at_once_and_a_duplicated_or_late_eve
     let releases = baton.ports().store.list_releases("delta", None, 10).await.unwrap();
     let statuses: Vec<_> = releases.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [baton_domain::release::ReleaseStatus::RolledBack], "unchanged");
+}
+
+/// The figures of issue 29's standard release (a 20-minute build, 3 waves of 5-minute rollouts,
+/// 10-minute bakes sampled every 30 s, CloudWatch-alarm gates), parked on events with a 5-minute
+/// safety net and polled as before (`events.wait: false`), side by side on the same definition.
+/// `bench/events.sh` runs it and prints them.
+#[tokio::test]
+#[ignore = "a benchmark: bench/events.sh"]
+async fn bench_standard_release_events_against_polling() {
+    let dir = tempfile::tempdir().unwrap();
+    let standard = |service: &str, events: bool| Script {
+        rollout_minutes: 5,
+        bake: "10m",
+        events,
+        safety_net: "5m",
+        ..Script::new(service, 20)
+    };
+    let scripts = [standard("evented", true), standard("polled", false)];
+    let (baton, world) = standins::baton(dir.path(), FACTOR, &scripts);
+    let runs: Vec<_> = scripts.iter().map(|s| baton.start(&format!("exec-{}", s.service), standins::input(&s.service))).collect();
+    let mut outcomes = Vec::new();
+    for run in runs {
+        outcomes.push(run.outcome().await);
+    }
+    let seen = world.seen.lock().unwrap();
+    println!("standard release: 20-min build, 3 waves of 5-min rollouts, 10-min bakes sampled every 30 s, CloudWatch-alarm gates");
+    println!("{:<28} {:>12} {:>12}", "", "events", "polling");
+    let mut rows: Vec<(String, Vec<String>)> = Vec::new();
+    let mut row = |name: &str, values: Vec<String>| rows.push((name.to_owned(), values));
+    let figures: Vec<_> = outcomes
+        .iter()
+        .zip(&scripts)
+        .map(|(outcome, script)| {
+            standins::assert_released(outcome, &script.service);
+            let history = history(outcome);
+            let all = baton_domain::rules::cost::usage(&history);
+            let first = history.iter().position(|e| e["type"] == "MapIterationStarted").unwrap();
+            let last = history.iter().rposition(|e| e["type"] == "MapIterationSucceeded").unwrap();
+            let waves = baton_domain::rules::cost::usage(&history[first..=last]);
+            let calls = |what: &str| seen.calls.iter().filter(|c| c.starts_with(&format!("{} {what}", script.service))).count();
+            (all, waves, calls("start build") + calls("poll build"), calls("poll rollout"), calls("sample"))
+        })
+        .collect();
+    row("state transitions", figures.iter().map(|f| f.0.transitions.to_string()).collect());
+    row("  per wave", figures.iter().map(|f| format!("{:.0}", f.1.transitions as f64 / 3.0)).collect());
+    row("Lambda invocations", figures.iter().map(|f| f.0.invocations.to_string()).collect());
+    row("build API calls", figures.iter().map(|f| f.2.to_string()).collect());
+    row("rollout polls", figures.iter().map(|f| f.3.to_string()).collect());
+    row("gate samples", figures.iter().map(|f| f.4.to_string()).collect());
+    for (name, values) in &rows {
+        println!("{name:<28} {:>12} {:>12}", values[0], values[1]);
+    }
+    let mut latencies = seen.latencies.clone();
+    latencies.sort();
+    let ms = |d: &std::time::Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
+    match (latencies.first(), latencies.last()) {
+        (Some(_), Some(max)) => {
+            println!("event -> next step (real clock): {} events, p50 {}, max {}", latencies.len(), ms(&latencies[latencies.len() / 2]), ms(max))
+        }
+        _ => println!("event -> next step: no event was followed by a step"),
+    }
+    let targets = [
+        ("<= 30 transitions per CloudWatch-gated wave", figures[0].1.transitions as f64 / 3.0 <= 30.0),
+        ("<= 10 provider API calls per build", figures[0].2 <= 10),
+        ("<= 5 s event -> next step", latencies.last().is_some_and(|max| max.as_secs_f64() <= 5.0)),
+    ];
+    for (target, met) in targets {
+        println!("target {target}: {}", if met { "met" } else { "MISSED" });
+    }
 }
