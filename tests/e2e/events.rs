@@ -227,7 +227,8 @@ pub(crate) mod standins {
             if world.clock_now() < ends {
                 return Ok(BuildProgress::Running.into());
             }
-            let artifact = Artifact { reference: format!("{service}:{}", run.id), sha: "4f2a9c1e".into(), branch: "main".into(), build_url: None };
+            let artifact =
+                Artifact { reference: format!("{service}:{}", run.id), sha: "4f2a9c1e".into(), branch: "main".into(), build_url: None };
             Ok(BuildProgress::Succeeded { artifact }.into())
         }
         async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError> {
@@ -245,6 +246,8 @@ pub(crate) mod standins {
             world.call(&request.service, "start rollout".into(), &id);
             let ends = world.clock_now() + TimeDelta::minutes(world.scripts[&request.service].rollout_minutes);
             world.ends.lock().unwrap().insert(id.clone(), ends);
+            let key = WaitKey::new(WaitKind::Rollout, "ecs", &id);
+            world.emit_at(&request.service, ends, id.clone(), event(key, Happened::Succeeded, ends));
             Ok(RunHandle { provider: "ecs".into(), id, url: None, state: serde_json::Value::Null })
         }
         async fn poll(&self, run: &RunHandle) -> Result<DeployProgress, ProviderError> {
@@ -431,9 +434,15 @@ async fn each_build_event_resumes_its_own_release_and_a_lost_one_is_caught_by_th
     assert!(late <= chrono::TimeDelta::minutes(10), "gamma moved on {late} after its build ended: within the 10m safety net");
 
     let seen = world.seen.lock().unwrap();
-    let resumed: Vec<String> = seen.delivered.iter().flat_map(|d| d.resumed.iter().map(|(_, key)| key.to_string())).collect();
+    let resumed: Vec<String> = seen
+        .delivered
+        .iter()
+        .flat_map(|d| d.resumed.iter().filter(|(_, key)| key.kind == WaitKind::Build).map(|(_, key)| key.to_string()))
+        .collect();
     assert_eq!(resumed.len(), 2, "alpha's and beta's build events: {resumed:?}");
-    assert!(resumed.iter().any(|k| k.starts_with("build:codebuild:alpha:")) && resumed.iter().any(|k| k.starts_with("build:codebuild:beta:")));
+    assert!(
+        resumed.iter().any(|k| k.starts_with("build:codebuild:alpha:")) && resumed.iter().any(|k| k.starts_with("build:codebuild:beta:"))
+    );
     let alpha_build_polls = seen.calls.iter().filter(|c| *c == "alpha poll build").count();
     assert_eq!(alpha_build_polls, 2, "one poll when it parked, one after its event: {:?}", seen.calls);
 }
@@ -458,7 +467,8 @@ async fn an_alarm_event_fails_a_parked_bake_at_once_and_a_duplicated_or_late_eve
 
     // The same event again, and a late build event: nobody waits for them any more.
     let key = WaitKey::new(WaitKind::Bake, "cloudwatch", script.alarm_name());
-    let again = ProviderEvent { key, happened: Happened::Failed("delta-5xx in ALARM".into()), delivery: "again".into(), at: chrono::Utc::now() };
+    let again =
+        ProviderEvent { key, happened: Happened::Failed("delta-5xx in ALARM".into()), delivery: "again".into(), at: chrono::Utc::now() };
     let late = ProviderEvent {
         key: WaitKey::new(WaitKind::Build, "codebuild", "delta:whatever"),
         happened: Happened::Succeeded,
@@ -480,13 +490,8 @@ async fn an_alarm_event_fails_a_parked_bake_at_once_and_a_duplicated_or_late_eve
 #[ignore = "a benchmark: bench/events.sh"]
 async fn bench_standard_release_events_against_polling() {
     let dir = tempfile::tempdir().unwrap();
-    let standard = |service: &str, events: bool| Script {
-        rollout_minutes: 5,
-        bake: "10m",
-        events,
-        safety_net: "5m",
-        ..Script::new(service, 20)
-    };
+    let standard =
+        |service: &str, events: bool| Script { rollout_minutes: 5, bake: "10m", events, safety_net: "5m", ..Script::new(service, 20) };
     let scripts = [standard("evented", true), standard("polled", false)];
     let (baton, world) = standins::baton(dir.path(), FACTOR, &scripts);
     let runs: Vec<_> = scripts.iter().map(|s| baton.start(&format!("exec-{}", s.service), standins::input(&s.service))).collect();
@@ -527,7 +532,12 @@ async fn bench_standard_release_events_against_polling() {
     let ms = |d: &std::time::Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
     match (latencies.first(), latencies.last()) {
         (Some(_), Some(max)) => {
-            println!("event -> next step (real clock): {} events, p50 {}, max {}", latencies.len(), ms(&latencies[latencies.len() / 2]), ms(max))
+            println!(
+                "event -> next step (real clock): {} events, p50 {}, max {}",
+                latencies.len(),
+                ms(&latencies[latencies.len() / 2]),
+                ms(max)
+            )
         }
         _ => println!("event -> next step: no event was followed by a step"),
     }

@@ -31,7 +31,6 @@ use baton_domain::catalog::ServiceEntry;
 use baton_domain::error::ErrorName;
 use baton_domain::flow::{Outcome, OutcomeStatus};
 use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError, WaitRegistry};
-use baton_domain::waits::{Parked, WaitKey, WaitKind};
 use baton_domain::release::{
     Approval, ApprovalDecision, Artifact, BuildRecord, BuildStatus, DeployStatus, EventKind, Failure, GateRecord, GateSample, LockInfo,
     LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, RunHandle, Stage, StageEvent, TargetDeploy, TaskToken, Trigger,
@@ -39,6 +38,7 @@ use baton_domain::release::{
 };
 use baton_domain::sketch::Sketch;
 use baton_domain::support::Closed;
+use baton_domain::waits::{Parked, WaitKey, WaitKind};
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Timelike, Utc};
 use std::future::{Future, poll_fn};
 use std::ops::Deref;

@@ -184,6 +184,9 @@ pub enum DeployWaveRequest {
         #[serde(default)]
         rollback: bool,
     },
+    /// Park on the rollouts of the wave's targets still running (the definition's `ParkWave`):
+    /// records the waits, then polls them once; when none runs any more, answers its own token.
+    Park { release: ReleaseContext, wave: WavePlan, park: Park },
     /// The waves to roll back: every wave that began deploying, last first. `error` is what
     /// failed the deploy (the Catch's), for the timeline.
     PlanRollback {
@@ -312,6 +315,10 @@ pub struct RecordMetricsRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaveStarted {
     pub deadline: DateTime<Utc>,
+    /// With the catalog's `events.wait`: how long the wave parks on its rollouts' events before
+    /// its safety-net poll. Absent, the definition polls them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub park_seconds: Option<u64>,
 }
 
 /// What checking a wave for freeze windows answers (and Acquire, for a release queued behind a

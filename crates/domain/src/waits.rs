@@ -375,7 +375,10 @@ mod tests {
     fn a_bake_parks_only_when_every_gate_names_its_alarms() {
         let alarms = |names: &[&str]| gate("cloudwatch", serde_json::json!({ "alarms": names }));
         let keys = bake_keys(&[alarms(&["a"]), alarms(&["b", "c"])]).unwrap();
-        assert_eq!(keys.iter().map(ToString::to_string).collect::<Vec<_>>(), ["bake:cloudwatch:a", "bake:cloudwatch:b", "bake:cloudwatch:c"]);
+        assert_eq!(
+            keys.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["bake:cloudwatch:a", "bake:cloudwatch:b", "bake:cloudwatch:c"]
+        );
         let cases = [
             ("an HTTP gate is sampled", vec![alarms(&["a"]), gate("http", serde_json::json!({"url": "https://x"}))]),
             ("a prefix names no alarm", vec![gate("cloudwatch", serde_json::json!({"alarms": ["a"], "alarm-prefix": "api-"}))]),

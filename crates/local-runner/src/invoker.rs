@@ -106,7 +106,7 @@ async fn dispatch(ports: &Ports, tokens: Option<&dyn TaskTokens>, name: &str, pa
         baton_load_catalog::NAME => baton_load_catalog::handle(ports, payload).await,
         baton_trigger_build::NAME => baton_trigger_build::handle(ports, payload).await,
         baton_poll_build::NAME => baton_poll_build::handle(ports, tokens, payload).await,
-        baton_deploy_wave::NAME => baton_deploy_wave::handle(ports, payload).await,
+        baton_deploy_wave::NAME => baton_deploy_wave::handle(ports, tokens, payload).await,
         baton_check_health::NAME => baton_check_health::handle(ports, tokens, payload).await,
         baton_notify::NAME => baton_notify::handle(ports, payload).await,
         baton_record_metrics::NAME => baton_record_metrics::handle(ports, None, payload).await,

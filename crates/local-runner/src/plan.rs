@@ -251,7 +251,7 @@ impl Simulated {
                 DeployWaveRequest::Start { wave, now: entered, .. } => {
                     let started = entered.unwrap_or(now);
                     self.progress().deploys.insert(wave.name.clone(), started);
-                    Ok(to_value(&WaveStarted { deadline: deadline_after(started, wave.deploy_timeout_seconds) }))
+                    Ok(to_value(&WaveStarted { deadline: deadline_after(started, wave.deploy_timeout_seconds), park_seconds: None }))
                 }
                 DeployWaveRequest::Poll { wave, .. } => {
                     let started = self.progress().deploys.get(&wave.name).copied().unwrap_or(now);
@@ -260,8 +260,9 @@ impl Simulated {
                     }
                     Ok(done())
                 }
-                // The plan is of a release whose gates stay healthy: nothing is rolled back.
-                DeployWaveRequest::PlanRollback { .. } => Err(ErrorName::Internal),
+                // The plan is of a release whose gates stay healthy: nothing is rolled back; and
+                // it polls (its simulated tasks start no parks).
+                DeployWaveRequest::PlanRollback { .. } | DeployWaveRequest::Park { .. } => Err(ErrorName::Internal),
             },
             baton_check_health::NAME => {
                 let request: CheckHealthRequest = parse(payload)?;

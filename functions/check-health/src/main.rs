@@ -1,15 +1,12 @@
-//! The check-health Lambda: the handler in lib.rs, served by the shared runtime glue. Its parked
-//! bakes answer their own token through Step Functions when an alarm fired before the park.
-
-use baton_aws::stepfunctions::SfnTaskTokens;
+//! The check-health Lambda: the handler in lib.rs, served by the shared runtime glue. A parked task
+//! answers its own token through Step Functions when what it waits for settled before the park.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    let config = baton_aws::sdk_config().await?;
-    let tokens = SfnTaskTokens::new(aws_sdk_sfn::Client::new(&config));
-    let tokens: &dyn baton_domain::ports::TaskTokens = &tokens;
-    baton_lambda_glue::serve(baton_check_health::NAME, move |ports, payload| async move {
-        baton_check_health::handle(&ports, Some(tokens), payload).await
+    let tokens = baton_lambda_glue::task_tokens().await?;
+    baton_lambda_glue::serve(baton_check_health::NAME, move |ports, payload| {
+        let tokens = tokens.clone();
+        async move { baton_check_health::handle(&ports, Some(tokens.as_ref()), payload).await }
     })
     .await
 }

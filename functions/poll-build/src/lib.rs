@@ -71,7 +71,12 @@ pub async fn park_build(ports: &Ports, tokens: &dyn TaskTokens, request: PollBui
     let provider = ports.providers.build(&entry.delivery.build, entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
     let mut run = recorded_run(ports, context, request.build).await?;
     let until = ports.clock.now() + chrono::TimeDelta::seconds(i64::try_from(park.seconds).unwrap_or(i64::MAX / 1_000_000));
-    let parked = |run: &RunHandle| Parked { key: WaitKey::of_run(WaitKind::Build, run), release: context.id.clone(), token: park.token.clone(), until };
+    let parked = |run: &RunHandle| Parked {
+        key: WaitKey::of_run(WaitKind::Build, run),
+        release: context.id.clone(),
+        token: park.token.clone(),
+        until,
+    };
     if run.located() {
         ports.store.park(&parked(&run)).await?;
     }

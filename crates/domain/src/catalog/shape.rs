@@ -433,7 +433,11 @@ pub(crate) const DELIVERY: Shape = shape(&[
 ]);
 
 pub(crate) const EVENTS: Shape = shape(&[
-    field("wait", Kind::Bool, "Park builds and bakes whose gates are all named CloudWatch alarms until the provider's event (default false)."),
+    field(
+        "wait",
+        Kind::Bool,
+        "Park builds and bakes whose gates are all named CloudWatch alarms until the provider's event (default false).",
+    ),
     defaulted(
         "safety-net",
         Kind::Duration { min: 60, max: 86_400 },

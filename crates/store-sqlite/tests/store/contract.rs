@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use baton_domain::catalog::ServiceEntry;
 use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError, WaitRegistry};
-use baton_domain::waits::{Parked, WaitKey};
 use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
+use baton_domain::waits::{Parked, WaitKey};
 use baton_store_sqlite::SqliteStore;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::sync::atomic::{AtomicUsize, Ordering};
