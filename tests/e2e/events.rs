@@ -63,6 +63,10 @@ async fn every_sample_event_is_a_valid_handler_input() {
             n if n.starts_with("notify") => parse_as::<NotifyRequest>(&path, value),
             "record-metrics" => parse_as::<RecordMetricsRequest>(&path, value),
             "github-webhook" => check_webhook_sample(&path, value).await,
+            // EventBridge's events for the releases parked on them: each names a wait.
+            n if n.starts_with("provider-events") => {
+                assert_eq!(baton_provider_events::from_eventbridge(&value).len(), 1, "{name}: one event a release waits for");
+            }
             // Slack's presses; their signatures are checked in functions/interactions' tests.
             n if n.starts_with("interactions") => parse_as::<baton_interactions::FunctionUrlRequest>(&path, value),
             // Execution inputs: whatever starts the state machine must normalise to a signal.
