@@ -30,6 +30,7 @@ mod deploy;
 mod export;
 mod health;
 mod http;
+mod inbound;
 mod local;
 mod notify;
 mod registry;
@@ -49,7 +50,7 @@ pub use ci::github_actions::{DEFAULT_GITHUB_API_URL, GitHubActionsBuildProvider,
 pub use ci::gitlab_ci::{DEFAULT_GITLAB_API_URL, GitLabCiBuild, GitLabCiBuildProvider, GitLabProject};
 pub use command::{BASE_ENV, CommandContext, poll_patience};
 pub use command_catalog::{CommandBuild, CommandDeploy, CommandRun};
-pub use datadog_monitors::{DatadogGate, DatadogMonitorsGate};
+pub use datadog_monitors::{DATADOG_MONITOR, DatadogGate, DatadogMonitorsGate, monitor_key};
 pub use deploy::CommandDeployer;
 pub use export::datadog::{DORA_SITES, DatadogExport, DatadogExporter, DatadogSend, ci_pipeline, dora_deployment, dora_failure, marker};
 pub use export::emf::{CLOUDWATCH_EMF, EmfExport, EmfExporter, EmfSink, emf_line};
@@ -57,6 +58,14 @@ pub use export::otlp::{OtlpExport, OtlpExporter, release_trace};
 pub use export::{EXPORT_REQUEST_TIMEOUT, TELEMETRY_DEFAULTS_ENV, telemetry_defaults};
 pub use health::{CommandGate, HttpGate, HttpGateSampler};
 pub use http::{CREATE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, RateLimits, http_client};
+pub use inbound::argo_cd::ArgoCdNotifications;
+pub use inbound::buildkite::BuildkiteBuildEvents;
+pub use inbound::circleci::CircleCiWorkflowEvents;
+pub use inbound::datadog::DatadogMonitorEvents;
+pub use inbound::github::workflow_run_events;
+pub use inbound::gitlab::GitLabPipelineEvents;
+pub use inbound::webhook::{SIGNATURE_HEADER as CALLBACK_SIGNATURE_HEADER, WebhookCallbacks, callback_signature};
+pub use inbound::{MAX_AGE_SECONDS as EVENT_MAX_AGE_SECONDS, TOKEN_HEADER as EVENT_TOKEN_HEADER};
 pub use local::LocalProviders;
 pub use notify::console::ConsoleNotifier;
 pub use notify::pager::{
@@ -67,7 +76,7 @@ pub use notify::slack::{DEFAULT_SLACK_API_BASE, SlackSpec, SlackWebApiNotifier, 
 pub use notify::slack_directory::{DIRECTORY_TTL, SlackDirectory};
 pub use notify::slack_interactions::{SLACK_MAX_AGE_SECONDS, SlackInteractions};
 pub use notify::{APPROVE_ACTION, REJECT_ACTION};
-pub use registry::{MODULES, Make, Maker, Module, ProviderTable, registry};
+pub use registry::{MODULES, Make, MakeReceiver, Maker, Module, ProviderTable, Receive, registry};
 pub use secrets::{EnvSecretResolver, Secret, resolve_secret};
 pub use webhook::{WebhookDeploy, WebhookDeployer};
 
