@@ -307,7 +307,7 @@ async fn a_deploy_wave_short_of_time_starts_no_target_and_its_retry_starts_them(
 
     // Less time left than a start may take: nothing starts, and the retry is asked for.
     let short = tokio::time::Instant::now() + Duration::from_secs(20);
-    let error = with_invocation_deadline(short, baton_deploy_wave::handle(&ports, payload.clone())).await.unwrap_err();
+    let error = with_invocation_deadline(short, baton_deploy_wave::handle(&ports, None, payload.clone())).await.unwrap_err();
     assert_eq!(error.error, baton_domain::error::ErrorName::DeployPending, "{error:?}");
     assert!(error.cause.contains("2 targets left to start"), "{error:?}");
     let begun = wave_now().await;
@@ -315,7 +315,7 @@ async fn a_deploy_wave_short_of_time_starts_no_target_and_its_retry_starts_them(
 
     // The retry has the time: both targets start, and the wave's deadline comes back.
     let ample = tokio::time::Instant::now() + Duration::from_secs(120);
-    let answer = with_invocation_deadline(ample, baton_deploy_wave::handle(&ports, payload)).await.unwrap();
+    let answer = with_invocation_deadline(ample, baton_deploy_wave::handle(&ports, None, payload)).await.unwrap();
     assert!(answer["deadline"].is_string(), "{answer}");
     assert_eq!(wave_now().await.deploys.len(), 2);
 }

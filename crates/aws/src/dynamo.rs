@@ -14,10 +14,11 @@ use aws_sdk_dynamodb::types::{
     TransactWriteItem, Update,
 };
 use baton_domain::catalog::ServiceEntry;
-use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError};
+use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError, WaitRegistry};
 use baton_domain::redact::scrub_owned;
-use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, StageEvent};
+use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, StageEvent, TaskToken};
 use baton_domain::sketch::Sketch;
+use baton_domain::waits::{Parked, WaitKey};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -392,6 +393,68 @@ pub(crate) async fn wait_active(client: &Client, name: &str) -> Result<(), AwsEr
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Err(AwsError::unexpected("DescribeTable", format!("table {name} did not become ACTIVE within 60 s")))
+}
+
+/// Parked waits, one item per key and release (`WAIT#<key>`, `RELEASE#<id>`): a Query reads a
+/// key's waits, and each is taken by the DeleteItem that returns it, so of two takers of one
+/// key each wait goes to one. The table's TTL removes those no event came for.
+#[async_trait]
+impl WaitRegistry for DynamoStore {
+    async fn park(&self, wait: &Parked) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item(PK, s(wait_pk(&wait.key)))
+            .item(SK, s(format!("{WAIT_SK_PREFIX}{}", wait.release)))
+            .item("release", s(wait.release.as_str()))
+            .item("token", s(wait.token.expose()))
+            .item("until_us", n_i64(wait.until.timestamp_micros()))
+            // Rounded up, and a day later: a wait is never deleted before its task times out.
+            .item(TTL_ATTRIBUTE, n_i64(wait.until.timestamp() + 86_400))
+            .send()
+            .await
+            .map_err(|e| store_error("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn take(&self, key: &WaitKey, now: DateTime<Utc>) -> Result<Vec<Parked>, StoreError> {
+        let query = self
+            .client
+            .query()
+            .key_condition_expression("PK = :pk AND begins_with(SK, :prefix)")
+            .expression_attribute_values(":pk", s(wait_pk(key)))
+            .expression_attribute_values(":prefix", s(WAIT_SK_PREFIX))
+            .consistent_read(true);
+        let mut taken = Vec::new();
+        for item in self.query(query, None).await? {
+            let deleted = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key(PK, s(wait_pk(key)))
+                .key(SK, s(string_attr(&item, SK)?))
+                .return_values(ReturnValue::AllOld)
+                .send()
+                .await
+                .map_err(|e| store_error("DeleteItem", e))?;
+            // Another taker deleted it first: it answers that wait.
+            let Some(old) = deleted.attributes else { continue };
+            let until_us = i64::try_from(number_attr(&old, "until_us")?).unwrap_or(i64::MAX);
+            let until = DateTime::from_timestamp_micros(until_us)
+                .ok_or_else(|| StoreError::corrupt(format!("wait on {key}: until {until_us} is out of range")))?;
+            if until > now {
+                let release = ReleaseId(string_attr(&old, "release")?.to_owned());
+                taken.push(Parked { key: key.clone(), release, token: TaskToken(string_attr(&old, "token")?.to_owned()), until });
+            }
+        }
+        Ok(taken)
+    }
+}
+
+const WAIT_SK_PREFIX: &str = "RELEASE#";
+
+fn wait_pk(key: &WaitKey) -> String {
+    format!("WAIT#{key}")
 }
 
 #[async_trait]

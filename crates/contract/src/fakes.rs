@@ -216,6 +216,7 @@ pub fn entry() -> ServiceEntry {
             notify: vec![scripted()],
             telemetry: Vec::new(),
             freeze: Default::default(),
+            events: Default::default(),
         },
     }
 }

@@ -30,7 +30,7 @@ use async_trait::async_trait;
 use baton_domain::catalog::ServiceEntry;
 use baton_domain::error::ErrorName;
 use baton_domain::flow::{Outcome, OutcomeStatus};
-use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError};
+use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError, WaitRegistry};
 use baton_domain::release::{
     Approval, ApprovalDecision, Artifact, BuildRecord, BuildStatus, DeployStatus, EventKind, Failure, GateRecord, GateSample, LockInfo,
     LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, RunHandle, Stage, StageEvent, TargetDeploy, TaskToken, Trigger,
@@ -38,6 +38,7 @@ use baton_domain::release::{
 };
 use baton_domain::sketch::Sketch;
 use baton_domain::support::Closed;
+use baton_domain::waits::{Parked, WaitKey, WaitKind};
 use chrono::{DateTime, NaiveDate, TimeDelta, TimeZone, Timelike, Utc};
 use std::future::{Future, poll_fn};
 use std::ops::Deref;
@@ -95,6 +96,9 @@ macro_rules! store_contract_tests {
             the_read_model_sees_open_releases_locks_and_the_last_day,
             a_release_whose_gates_kept_every_sample_they_may_is_stored_whole,
             open_releases_however_old_and_the_days_releases_are_read_across_services,
+            a_wait_is_taken_once_by_its_key_and_a_new_park_replaces_the_old,
+            expired_waits_are_not_answered,
+            concurrent_takes_of_one_key_share_its_waits_out,
         );
     };
     (@each $make_store:expr; $($behaviour:ident),+ $(,)?) => {
@@ -1029,6 +1033,62 @@ pub async fn concurrent_claims_admit_one_owner(store: &dyn ReleaseStore) {
     }
 }
 
+fn wait_on(key: &WaitKey, release: &str, token: &str, until: DateTime<Utc>) -> Parked {
+    Parked { key: key.clone(), release: ReleaseId(release.into()), token: baton_domain::release::TaskToken(token.into()), until }
+}
+
+fn tokens_of(waits: &[Parked]) -> Vec<(String, String)> {
+    let mut pairs: Vec<_> = waits.iter().map(|w| (w.release.0.clone(), w.token.expose().to_owned())).collect();
+    pairs.sort();
+    pairs
+}
+
+pub async fn a_wait_is_taken_once_by_its_key_and_a_new_park_replaces_the_old(store: &dyn ReleaseStore) {
+    let now = Utc.with_ymd_and_hms(2026, 12, 7, 10, 0, 0).unwrap();
+    let until = now + TimeDelta::minutes(5);
+    // Build ids with colons (CodeBuild's `project:uuid`) and one alarm shared by two releases.
+    let build = WaitKey::new(WaitKind::Build, "codebuild", "web:6f1c-42");
+    let other = WaitKey::new(WaitKind::Build, "codebuild", "web:6f1c-43");
+    let alarm = WaitKey::new(WaitKind::Bake, "cloudwatch", "api-5xx");
+    store.park(&wait_on(&build, "r1", "old", until)).await.expect("park");
+    store.park(&wait_on(&build, "r1", "new", until + TimeDelta::minutes(5))).await.expect("park again");
+    store.park(&wait_on(&other, "r2", "t2", until)).await.expect("park");
+    store.park(&wait_on(&alarm, "r3", "t3", until)).await.expect("park");
+    store.park(&wait_on(&alarm, "r4", "t4", until)).await.expect("park");
+
+    let taken = store.take(&build, now).await.expect("take");
+    assert_eq!(tokens_of(&taken), [("r1".into(), "new".into())], "one wait per release and key: the last park's");
+    assert_eq!(taken[0].until, until + TimeDelta::minutes(5));
+    assert_eq!(taken[0].key, build);
+    assert!(store.take(&build, now).await.expect("take again").is_empty(), "taken once");
+    assert_eq!(tokens_of(&store.take(&alarm, now).await.expect("take")), [("r3".into(), "t3".into()), ("r4".into(), "t4".into())]);
+    assert_eq!(tokens_of(&store.take(&other, now).await.expect("take")), [("r2".into(), "t2".into())], "other keys untouched");
+}
+
+pub async fn expired_waits_are_not_answered(store: &dyn ReleaseStore) {
+    let now = Utc.with_ymd_and_hms(2026, 12, 7, 10, 0, 0).unwrap();
+    let key = WaitKey::new(WaitKind::Bake, "cloudwatch", "api-latency");
+    store.park(&wait_on(&key, "r1", "t1", now - TimeDelta::seconds(1))).await.expect("park");
+    store.park(&wait_on(&key, "r2", "t2", now + TimeDelta::seconds(1))).await.expect("park");
+
+    assert_eq!(tokens_of(&store.take(&key, now).await.expect("take")), [("r2".into(), "t2".into())]);
+    assert!(store.take(&key, now - TimeDelta::minutes(1)).await.expect("take").is_empty(), "the expired one is gone too");
+}
+
+pub async fn concurrent_takes_of_one_key_share_its_waits_out(store: &dyn ReleaseStore) {
+    let now = Utc.with_ymd_and_hms(2026, 12, 7, 10, 0, 0).unwrap();
+    let key = WaitKey::new(WaitKind::Bake, "cloudwatch", "shared");
+    for n in 0..6 {
+        store.park(&wait_on(&key, &format!("r{n}"), &format!("t{n}"), now + TimeDelta::minutes(5))).await.expect("park");
+    }
+    let takes = join_all((0..4).map(|_| store.take(&key, now))).await;
+    let mut all: Vec<Parked> = takes.into_iter().flat_map(|taken| taken.expect("take")).collect();
+    all.sort_by(|a, b| a.release.0.cmp(&b.release.0));
+    assert_eq!(all.len(), 6, "each wait to exactly one taker: {:?}", tokens_of(&all));
+    all.dedup_by(|a, b| a.release == b.release);
+    assert_eq!(all.len(), 6, "no wait taken twice");
+}
+
 /// A store whose first `close_release` fails as unavailable: before the store saw it, or
 /// (`lands`) after it landed, the answer lost on its way back. Everything else goes through to
 /// `inner` (a `&dyn ReleaseStore` here, an `Arc<dyn ReleaseStore>` in the end-to-end tests).
@@ -1041,6 +1101,16 @@ pub struct ClosesFailOnce<S> {
 impl<S> ClosesFailOnce<S> {
     pub fn new(inner: S, lands: bool) -> ClosesFailOnce<S> {
         ClosesFailOnce { inner, lands, failed: AtomicBool::new(false) }
+    }
+}
+
+#[async_trait]
+impl<'a, S: Deref<Target = dyn ReleaseStore + 'a> + Send + Sync> WaitRegistry for ClosesFailOnce<S> {
+    async fn park(&self, wait: &Parked) -> Result<(), StoreError> {
+        self.inner.park(wait).await
+    }
+    async fn take(&self, key: &WaitKey, now: DateTime<Utc>) -> Result<Vec<Parked>, StoreError> {
+        self.inner.take(key, now).await
     }
 }
 

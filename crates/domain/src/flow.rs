@@ -122,6 +122,18 @@ pub struct TriggerBuildRequest {
 pub struct BuildStarted {
     pub run: RunHandle,
     pub deadline: DateTime<Utc>,
+    /// With the catalog's `events.wait`: how long the build parks on its provider's event before
+    /// its safety-net poll. Absent, the definition polls it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub park_seconds: Option<u64>,
+}
+
+/// A task parked on its provider's event (`.waitForTaskToken`): the token that resumes it, and
+/// its timeout (`seconds` from `now`), after which the definition polls all the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Park {
+    pub token: TaskToken,
+    pub seconds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,6 +148,9 @@ pub struct PollBuildRequest {
     /// handed on), for the timeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<CaughtError>,
+    /// Park on the build's events instead of answering a poll (the definition's `ParkBuild`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub park: Option<Park>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -169,6 +184,9 @@ pub enum DeployWaveRequest {
         #[serde(default)]
         rollback: bool,
     },
+    /// Park on the rollouts of the wave's targets still running (the definition's `ParkWave`):
+    /// records the waits, then polls them once; when none runs any more, answers its own token.
+    Park { release: ReleaseContext, wave: WavePlan, park: Park },
     /// The waves to roll back: every wave that began deploying, last first. `error` is what
     /// failed the deploy (the Catch's), for the timeline.
     PlanRollback {
@@ -189,15 +207,21 @@ pub struct CheckHealthRequest {
     /// handler's own clock.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub now: Option<DateTime<Utc>>,
+    /// Park on the gates' alarms instead of sampling them (the definition's `ParkBake`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub park: Option<Park>,
 }
 
 /// One look at a wave's gates: `done` when the wave is healthy (an unhealthy wave fails the task
-/// instead); otherwise the definition waits `wait_seconds` and asks again.
+/// instead); otherwise the definition waits `wait_seconds` and asks again, or, with
+/// `park_seconds`, parks on the gates' alarms that long.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WatchReport {
     pub wave: String,
     pub done: bool,
     pub wait_seconds: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub park_seconds: Option<u64>,
     /// What the gates saw last, one line per gate.
     pub detail: String,
 }
@@ -291,6 +315,10 @@ pub struct RecordMetricsRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WaveStarted {
     pub deadline: DateTime<Utc>,
+    /// With the catalog's `events.wait`: how long the wave parks on its rollouts' events before
+    /// its safety-net poll. Absent, the definition polls them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub park_seconds: Option<u64>,
 }
 
 /// What checking a wave for freeze windows answers (and Acquire, for a release queued behind a

@@ -133,9 +133,23 @@ pub enum LockOutcome {
     HeldBy(LockInfo),
 }
 
+/// Where releases parked on a task token wait for a provider's event
+/// ([`crate::waits`]): the store keeps them beside the releases.
+#[async_trait]
+pub trait WaitRegistry: Send + Sync {
+    /// Records that `wait.release` waits on `wait.key` with `wait.token`, until `wait.until` at
+    /// the latest. A release parks once per key: parking again (a new token after a timeout or
+    /// a retry) replaces its earlier wait. Other releases parked on the same key stay.
+    async fn park(&self, wait: &crate::waits::Parked) -> Result<(), StoreError>;
+    /// Removes and answers every wait parked on `key`, atomically: of two takers of one key,
+    /// each wait goes to one. Waits past their `until` at `now` are dropped, not answered (their
+    /// tasks have timed out).
+    async fn take(&self, key: &crate::waits::WaitKey, now: DateTime<Utc>) -> Result<Vec<crate::waits::Parked>, StoreError>;
+}
+
 /// Releases, their timelines, locks, idempotency keys and DORA rollups.
 #[async_trait]
-pub trait ReleaseStore: Send + Sync {
+pub trait ReleaseStore: WaitRegistry {
     /// Stores a new release unless `idempotency_key` was used before, atomically.
     async fn create_release(&self, release: &Release, idempotency_key: &str) -> Result<Created, StoreError>;
     async fn get_release(&self, id: &ReleaseId) -> Result<Option<Release>, StoreError>;

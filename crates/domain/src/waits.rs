@@ -75,3 +75,325 @@ pub struct ProviderEvent {
     /// When the provider says it happened.
     pub at: DateTime<Utc>,
 }
+
+/// A release parked on `key` with the task token that resumes it, until `until` at the latest
+/// (its task's timeout: the safety net's next poll, or the bake's end).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Parked {
+    pub key: WaitKey,
+    pub release: crate::release::ReleaseId,
+    pub token: crate::release::TaskToken,
+    pub until: DateTime<Utc>,
+}
+
+/// What a batch of events did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// The releases resumed, each with the key whose event resumed it.
+    pub resumed: Vec<(crate::release::ReleaseId, WaitKey)>,
+    /// Events that changed nothing: progress, nobody waiting (late, duplicated, for a release
+    /// that is not parked), or a task that had already ended.
+    pub ignored: usize,
+}
+
+/// Why a batch of events could not all be delivered: the caller (EventBridge, a webhook's
+/// sender) should send it again. Waits whose tokens could not be told are parked again first,
+/// so a second delivery finds them.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error(transparent)]
+    Store(#[from] crate::ports::StoreError),
+    #[error("{0} parked task(s) could not be told and wait again: {1}")]
+    NotTold(usize, String),
+}
+
+/// The stable error name a parked task fails with when its event says the thing failed: the
+/// same names the polling tasks fail with, so the definition's Catch treats both alike.
+pub fn failure_name(kind: WaitKind) -> crate::error::ErrorName {
+    use crate::error::ErrorName;
+    match kind {
+        WaitKind::Build => ErrorName::BuildFailed,
+        WaitKind::Rollout => ErrorName::DeployFailed,
+        WaitKind::Bake => ErrorName::HealthCheckFailed,
+    }
+}
+
+/// Delivers verified `events`: each takes the waits parked on its key and answers their tokens
+/// (succeeded: success; failed: failure under [`failure_name`]). A resumed task does not trust
+/// the event's word: the definition polls or samples the provider once before it moves on, so an
+/// event that lies, arrives out of order or comes twice can at most cost one extra look.
+/// Progress, an event nobody waits for and a token whose task has ended change nothing and are
+/// logged. A token that could not be told for a passing reason is parked again and the batch
+/// fails, for its sender to retry.
+pub async fn deliver(
+    events: &[ProviderEvent],
+    registry: &dyn crate::ports::WaitRegistry,
+    tokens: &dyn crate::ports::TaskTokens,
+    now: DateTime<Utc>,
+) -> Result<Delivered, DeliveryError> {
+    use crate::ports::ProviderError;
+    let mut delivered = Delivered::default();
+    let mut untold = Vec::new();
+    for event in events {
+        let key = &event.key;
+        if event.happened == Happened::Progress {
+            tracing::info!(key = %key, delivery = %event.delivery, "provider event: still under way, nothing to resume");
+            delivered.ignored += 1;
+            continue;
+        }
+        let parked = registry.take(key, now).await?;
+        if parked.is_empty() {
+            tracing::info!(key = %key, delivery = %event.delivery, "provider event: no release waits for it (late, duplicated or not ours)");
+            delivered.ignored += 1;
+            continue;
+        }
+        for wait in parked {
+            let told = match &event.happened {
+                Happened::Failed(why) => tokens.fail(&wait.token, failure_name(key.kind), why).await,
+                _ => tokens.succeed(&wait.token, &serde_json::json!({ "event": key.to_string(), "delivery": event.delivery })).await,
+            };
+            match told {
+                Ok(()) => {
+                    tracing::info!(key = %key, release = %wait.release, delivery = %event.delivery, "provider event resumed the release");
+                    delivered.resumed.push((wait.release.clone(), key.clone()));
+                }
+                Err(ProviderError::Rejected { message, .. }) => {
+                    tracing::info!(key = %key, release = %wait.release, delivery = %event.delivery, %message, "provider event: the parked task had already ended");
+                    delivered.ignored += 1;
+                }
+                Err(err) => {
+                    tracing::warn!(key = %key, release = %wait.release, delivery = %event.delivery, error = %err, "provider event: the parked task could not be told; it waits again");
+                    untold.push((wait, err));
+                }
+            }
+        }
+    }
+    let Some((_, first)) = untold.first() else { return Ok(delivered) };
+    let first = first.to_string();
+    for (wait, _) in &untold {
+        registry.park(wait).await?;
+    }
+    Err(DeliveryError::NotTold(untold.len(), first))
+}
+
+/// The keys a bake can park on: every alarm of every gate, when each gate is a CloudWatch gate
+/// naming its alarms (an alarm entering ALARM emits an event naming it). `None` when any gate
+/// can only be sampled (HTTP, command, an alarm prefix, ...): that wave keeps sampling.
+pub fn bake_keys(gates: &[crate::catalog::GateSpec]) -> Option<Vec<WaitKey>> {
+    let mut keys = Vec::new();
+    for spec in gates {
+        let gate = &spec.gate;
+        let alarms = gate.settings.get("alarms").and_then(serde_json::Value::as_array)?;
+        if gate.provider != CLOUDWATCH_GATE || gate.settings.contains_key("alarm-prefix") || alarms.is_empty() {
+            return None;
+        }
+        keys.extend(alarms.iter().filter_map(serde_json::Value::as_str).map(|alarm| WaitKey::new(WaitKind::Bake, CLOUDWATCH_GATE, alarm)));
+    }
+    (!keys.is_empty()).then_some(keys)
+}
+
+/// The catalog's name of the CloudWatch alarms gate, which bake waits are keyed under.
+pub const CLOUDWATCH_GATE: &str = "cloudwatch";
+
+/// How long a bake that has `rest` seconds to run parks: until its end, or until the safety
+/// net's next sample if that comes first. `None` once the bake is over (nothing to wait for).
+pub fn bake_park_seconds(safety_net: u64, rest: u64) -> Option<u64> {
+    (rest > 0).then(|| rest.min(safety_net))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{GateSpec, ProviderBlock};
+    use crate::error::ErrorName;
+    use crate::ports::{ProviderError, StoreError, TaskTokens, WaitRegistry};
+    use crate::release::{ReleaseId, TaskToken};
+    use async_trait::async_trait;
+    use chrono::TimeZone;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct Memory(Mutex<Vec<Parked>>);
+
+    #[async_trait]
+    impl WaitRegistry for Memory {
+        async fn park(&self, wait: &Parked) -> Result<(), StoreError> {
+            let mut waits = self.0.lock().unwrap();
+            waits.retain(|w| !(w.key == wait.key && w.release == wait.release));
+            waits.push(wait.clone());
+            Ok(())
+        }
+        async fn take(&self, key: &WaitKey, now: DateTime<Utc>) -> Result<Vec<Parked>, StoreError> {
+            let mut waits = self.0.lock().unwrap();
+            let (taken, kept) = waits.drain(..).partition(|w| &w.key == key);
+            *waits = kept;
+            Ok(taken.into_iter().filter(|w: &Parked| w.until > now).collect())
+        }
+    }
+
+    /// Tokens as a task table: a token is answerable once; `down` makes every answer a passing failure.
+    #[derive(Default)]
+    struct Table {
+        waiting: Mutex<Vec<String>>,
+        told: Mutex<Vec<String>>,
+        down: bool,
+    }
+
+    impl Table {
+        fn answer(&self, token: &TaskToken, what: String) -> Result<(), ProviderError> {
+            if self.down {
+                return Err(ProviderError::unavailable("states unreachable"));
+            }
+            let mut waiting = self.waiting.lock().unwrap();
+            let Some(at) = waiting.iter().position(|t| t == token.expose()) else {
+                return Err(ProviderError::rejected("TaskTimedOut"));
+            };
+            waiting.remove(at);
+            self.told.lock().unwrap().push(format!("{} {what}", token.expose()));
+            Ok(())
+        }
+    }
+
+    #[async_trait]
+    impl TaskTokens for Table {
+        async fn succeed(&self, token: &TaskToken, _: &serde_json::Value) -> Result<(), ProviderError> {
+            self.answer(token, "succeeded".into())
+        }
+        async fn fail(&self, token: &TaskToken, error: ErrorName, cause: &str) -> Result<(), ProviderError> {
+            self.answer(token, format!("failed {} ({cause})", error.as_str()))
+        }
+    }
+
+    fn at(minute: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 12, 7, 10, minute, 0).unwrap()
+    }
+
+    fn build(id: &str) -> WaitKey {
+        WaitKey::new(WaitKind::Build, "codebuild", id)
+    }
+
+    fn parked(key: &WaitKey, release: &str, token: &str) -> Parked {
+        Parked { key: key.clone(), release: ReleaseId(release.into()), token: TaskToken(token.into()), until: at(30) }
+    }
+
+    fn event(key: &WaitKey, happened: Happened, delivery: &str) -> ProviderEvent {
+        ProviderEvent { key: key.clone(), happened, delivery: delivery.into(), at: at(10) }
+    }
+
+    async fn setup(waits: &[Parked], live: &[&str]) -> (Memory, Table) {
+        let registry = Memory::default();
+        for wait in waits {
+            registry.park(wait).await.unwrap();
+        }
+        let tokens = Table { waiting: Mutex::new(live.iter().map(|t| t.to_string()).collect()), ..Table::default() };
+        (registry, tokens)
+    }
+
+    #[tokio::test]
+    async fn each_event_answers_the_releases_parked_on_its_key_and_no_other() {
+        let alarm = WaitKey::new(WaitKind::Bake, "cloudwatch", "api-5xx");
+        let cases: Vec<(&str, Vec<ProviderEvent>, Vec<&str>, usize)> = vec![
+            ("a finished build succeeds its release", vec![event(&build("b-1"), Happened::Succeeded, "d1")], vec!["t1 succeeded"], 0),
+            (
+                "a failed build fails it as Baton.BuildFailed",
+                vec![event(&build("b-1"), Happened::Failed("tests failed".into()), "d1")],
+                vec!["t1 failed Baton.BuildFailed (tests failed)"],
+                0,
+            ),
+            (
+                "an alarm fails every bake parked on it",
+                vec![event(&alarm, Happened::Failed("api-5xx in ALARM".into()), "d1")],
+                vec!["t3 failed Baton.HealthCheckFailed (api-5xx in ALARM)", "t4 failed Baton.HealthCheckFailed (api-5xx in ALARM)"],
+                0,
+            ),
+            ("progress resumes nothing", vec![event(&build("b-1"), Happened::Progress, "d1")], vec![], 1),
+            ("an event for a build nobody waits for changes nothing", vec![event(&build("b-9"), Happened::Succeeded, "d1")], vec![], 1),
+            (
+                "a duplicated delivery is told once",
+                vec![event(&build("b-2"), Happened::Succeeded, "d1"), event(&build("b-2"), Happened::Succeeded, "d1")],
+                vec!["t2 succeeded"],
+                1,
+            ),
+        ];
+        for (case, events, told, ignored) in cases {
+            let waits = [
+                parked(&build("b-1"), "r1", "t1"),
+                parked(&build("b-2"), "r2", "t2"),
+                parked(&alarm, "r3", "t3"),
+                parked(&alarm, "r4", "t4"),
+            ];
+            let (registry, tokens) = setup(&waits, &["t1", "t2", "t3", "t4"]).await;
+            let delivered = deliver(&events, &registry, &tokens, at(10)).await.unwrap();
+            assert_eq!(*tokens.told.lock().unwrap(), told, "{case}");
+            assert_eq!(delivered.ignored, ignored, "{case}");
+            assert_eq!(delivered.resumed.len(), told.len(), "{case}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_wait_whose_task_ended_or_expired_changes_nothing() {
+        let key = build("b-1");
+        let expired = Parked { until: at(5), ..parked(&key, "r2", "t2") };
+        let (registry, tokens) = setup(&[parked(&key, "r1", "t1"), expired], &["t2"]).await;
+
+        let delivered = deliver(&[event(&key, Happened::Succeeded, "d1")], &registry, &tokens, at(10)).await.unwrap();
+
+        assert_eq!((delivered.resumed.len(), delivered.ignored), (0, 1), "t1's task ended; t2's wait expired before the event");
+        assert!(tokens.told.lock().unwrap().is_empty());
+        assert!(registry.0.lock().unwrap().is_empty(), "both waits are gone");
+    }
+
+    #[tokio::test]
+    async fn parking_again_replaces_the_release_s_earlier_token() {
+        let key = build("b-1");
+        let (registry, tokens) = setup(&[parked(&key, "r1", "old"), parked(&key, "r1", "new")], &["old", "new"]).await;
+
+        deliver(&[event(&key, Happened::Succeeded, "d1")], &registry, &tokens, at(10)).await.unwrap();
+
+        assert_eq!(*tokens.told.lock().unwrap(), ["new succeeded"]);
+    }
+
+    #[tokio::test]
+    async fn a_token_that_cannot_be_told_now_waits_again_and_the_batch_fails() {
+        let key = build("b-1");
+        let (registry, mut tokens) = setup(&[parked(&key, "r1", "t1")], &["t1"]).await;
+        tokens.down = true;
+
+        let failed = deliver(&[event(&key, Happened::Succeeded, "d1")], &registry, &tokens, at(10)).await.unwrap_err();
+
+        assert!(matches!(failed, DeliveryError::NotTold(1, _)), "{failed}");
+        tokens.down = false;
+        let delivered = deliver(&[event(&key, Happened::Succeeded, "d1")], &registry, &tokens, at(11)).await.unwrap();
+        assert_eq!(delivered.resumed, [(ReleaseId("r1".into()), key)], "the sender's retry finds it");
+    }
+
+    fn gate(provider: &str, settings: serde_json::Value) -> GateSpec {
+        GateSpec { gate: ProviderBlock::new(provider, settings), consecutive: 1, failures: 1 }
+    }
+
+    #[test]
+    fn a_bake_parks_only_when_every_gate_names_its_alarms() {
+        let alarms = |names: &[&str]| gate("cloudwatch", serde_json::json!({ "alarms": names }));
+        let keys = bake_keys(&[alarms(&["a"]), alarms(&["b", "c"])]).unwrap();
+        assert_eq!(
+            keys.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["bake:cloudwatch:a", "bake:cloudwatch:b", "bake:cloudwatch:c"]
+        );
+        let cases = [
+            ("an HTTP gate is sampled", vec![alarms(&["a"]), gate("http", serde_json::json!({"url": "https://x"}))]),
+            ("a prefix names no alarm", vec![gate("cloudwatch", serde_json::json!({"alarms": ["a"], "alarm-prefix": "api-"}))]),
+            ("a prefix alone names no alarm", vec![gate("cloudwatch", serde_json::json!({"alarm-prefix": "api-"}))]),
+            ("no gate, no event", vec![]),
+        ];
+        for (case, gates) in cases {
+            assert_eq!(bake_keys(&gates), None, "{case}");
+        }
+    }
+
+    #[test]
+    fn a_bake_parks_until_its_end_or_the_safety_net() {
+        assert_eq!(bake_park_seconds(300, 600), Some(300));
+        assert_eq!(bake_park_seconds(300, 120), Some(120));
+        assert_eq!(bake_park_seconds(300, 0), None);
+    }
+}

@@ -71,6 +71,13 @@ pub async fn ports_from_env() -> Result<Ports, InitError> {
     })
 }
 
+/// Step Functions' task tokens, for a handler whose parked task answers its own token (a build,
+/// a rollout or an alarm that settled before the park).
+pub async fn task_tokens() -> Result<Arc<dyn baton_domain::ports::TaskTokens>, InitError> {
+    let config = baton_aws::sdk_config().await.map_err(|e| InitError::Setup("HTTPS client", e.to_string()))?;
+    Ok(Arc::new(baton_aws::stepfunctions::SfnTaskTokens::new(aws_sdk_sfn::Client::new(&config))))
+}
+
 /// Runs one handler as a Lambda function until the runtime stops it.
 pub async fn serve<F, Fut>(name: &'static str, handler: F) -> Result<(), lambda_runtime::Error>
 where

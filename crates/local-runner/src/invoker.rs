@@ -82,28 +82,32 @@ impl TaskInvoker for HandlerInvoker {
         let span = baton_logging::task_span(name, release_id_in(&call.payload));
         let handler = name.strip_prefix("baton-").unwrap_or(name);
         let waiting = call.task_token.clone().zip(release_id_in(&call.payload).map(|id| ReleaseId(id.to_owned())));
-        let Some(result) = contain_panics(handler, dispatch(&self.ports, handler, call.payload)).instrument(span).await else {
+        let tokens = self.executor.get().and_then(WeakExecutor::upgrade).map(ExecutorTokens);
+        let tokens = tokens.as_ref().map(|tokens| tokens as &dyn TaskTokens);
+        let Some(result) = contain_panics(handler, dispatch(&self.ports, tokens, handler, call.payload)).instrument(span).await else {
             // What Lambda answers for a function that does not exist.
             return Err(TaskFailure {
                 error: "Lambda.ResourceNotFoundException".into(),
                 cause: Some(format!("Function not found: {target}")),
             });
         };
-        if let (Ok(_), Some((token, release)), Some(executor)) = (&result, waiting, self.executor.get()) {
+        let approval = handler == baton_notify::NAME;
+        if let (true, Ok(_), Some((token, release)), Some(executor)) = (approval, &result, waiting, self.executor.get()) {
             tokio::spawn(answer_when_decided(self.ports.clone(), executor.clone(), token, release));
         }
         result.map_err(lambda_failure)
     }
 }
 
-/// Runs the handler `name`; `None` when there is none of that name.
-async fn dispatch(ports: &Ports, name: &str, payload: Value) -> Option<Result<Value, TaskError>> {
+/// Runs the handler `name`; `None` when there is none of that name. `tokens` answer the
+/// executor's task tokens (a parked task's own).
+async fn dispatch(ports: &Ports, tokens: Option<&dyn TaskTokens>, name: &str, payload: Value) -> Option<Result<Value, TaskError>> {
     Some(match name {
         baton_load_catalog::NAME => baton_load_catalog::handle(ports, payload).await,
         baton_trigger_build::NAME => baton_trigger_build::handle(ports, payload).await,
-        baton_poll_build::NAME => baton_poll_build::handle(ports, payload).await,
-        baton_deploy_wave::NAME => baton_deploy_wave::handle(ports, payload).await,
-        baton_check_health::NAME => baton_check_health::handle(ports, payload).await,
+        baton_poll_build::NAME => baton_poll_build::handle(ports, tokens, payload).await,
+        baton_deploy_wave::NAME => baton_deploy_wave::handle(ports, tokens, payload).await,
+        baton_check_health::NAME => baton_check_health::handle(ports, tokens, payload).await,
         baton_notify::NAME => baton_notify::handle(ports, payload).await,
         baton_record_metrics::NAME => baton_record_metrics::handle(ports, None, payload).await,
         _ => return None,

@@ -20,6 +20,7 @@ pub use setup::LocalConfig;
 use baton_asl::{Clock as AslClock, ExecutionOutcome, ExecutionStart, Executor, StateMachine};
 use baton_domain::ports::StoreError;
 use baton_domain::support::Ports;
+use baton_domain::waits::{self, Delivered, DeliveryError, ProviderEvent};
 use baton_store_sqlite::SqliteStore;
 use std::sync::Arc;
 
@@ -119,6 +120,13 @@ impl LocalBaton {
         let execution = owned.execution.clone();
         let start = ExecutionStart { state_machine_name: STATE_MACHINE_NAME.to_owned(), ..ExecutionStart::new(&execution, input) };
         Run::journaled(self.executor.start(self.machine.clone(), start), self.journal.clone(), &execution, 0, Some(owned))
+    }
+
+    /// Hands verified provider events to the releases parked on them, as the provider-events
+    /// function does on AWS: the tokens are this process's executor's.
+    pub async fn deliver(&self, events: &[ProviderEvent]) -> Result<Delivered, DeliveryError> {
+        let tokens = ExecutorTokens(self.executor.clone());
+        waits::deliver(events, self.ports.store.as_ref(), &tokens, self.ports.clock.now()).await
     }
 
     /// Runs one execution to its end.

@@ -223,7 +223,7 @@ impl Simulated {
                 let started = request.now.unwrap_or(now);
                 self.progress().build_started = Some(started);
                 let run = RunHandle { provider: "planned".into(), id: "planned".into(), url: None, state: Value::Null };
-                Ok(to_value(&BuildStarted { run, deadline: deadline_after(started, self.build_timeout_seconds) }))
+                Ok(to_value(&BuildStarted { run, deadline: deadline_after(started, self.build_timeout_seconds), park_seconds: None }))
             }
             baton_poll_build::NAME => {
                 let started = self.progress().build_started.unwrap_or(now);
@@ -251,7 +251,7 @@ impl Simulated {
                 DeployWaveRequest::Start { wave, now: entered, .. } => {
                     let started = entered.unwrap_or(now);
                     self.progress().deploys.insert(wave.name.clone(), started);
-                    Ok(to_value(&WaveStarted { deadline: deadline_after(started, wave.deploy_timeout_seconds) }))
+                    Ok(to_value(&WaveStarted { deadline: deadline_after(started, wave.deploy_timeout_seconds), park_seconds: None }))
                 }
                 DeployWaveRequest::Poll { wave, .. } => {
                     let started = self.progress().deploys.get(&wave.name).copied().unwrap_or(now);
@@ -260,8 +260,9 @@ impl Simulated {
                     }
                     Ok(done())
                 }
-                // The plan is of a release whose gates stay healthy: nothing is rolled back.
-                DeployWaveRequest::PlanRollback { .. } => Err(ErrorName::Internal),
+                // The plan is of a release whose gates stay healthy: nothing is rolled back; and
+                // it polls (its simulated tasks start no parks).
+                DeployWaveRequest::PlanRollback { .. } | DeployWaveRequest::Park { .. } => Err(ErrorName::Internal),
             },
             baton_check_health::NAME => {
                 let request: CheckHealthRequest = parse(payload)?;
@@ -286,7 +287,7 @@ impl Simulated {
             watch::Watch::Healthy => (true, 0),
             watch::Watch::Unhealthy { .. } => return Err(ErrorName::HealthCheckFailed),
         };
-        Ok(WatchReport { wave: wave.name.clone(), done, wait_seconds, detail: String::new() })
+        Ok(WatchReport { wave: wave.name.clone(), done, wait_seconds, park_seconds: None, detail: String::new() })
     }
 
     /// Gives the approval `token` waits for: the executor holds the token before it invokes the

@@ -529,7 +529,7 @@ mod tests {
     fn functions_get_the_globals_and_their_own_settings() {
         let template = stack_template();
         let functions = template.functions().unwrap();
-        assert_eq!(functions.len(), 9, "seven task functions, the GitHub webhook and Slack interactions");
+        assert_eq!(functions.len(), 10, "seven task functions, the GitHub webhook, Slack interactions and provider events");
         let health = functions.iter().find(|f| f.logical_id == "CheckHealthFunction").unwrap();
         assert_eq!((health.binary.as_str(), health.timeout, health.memory_mb), ("baton-check-health", Duration::from_secs(60), 256));
         let deploy = functions.iter().find(|f| f.logical_id == "DeployWaveFunction").unwrap();

@@ -16,10 +16,11 @@ mod schema;
 
 use async_trait::async_trait;
 use baton_domain::catalog::ServiceEntry;
-use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError};
+use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError, WaitRegistry};
 use baton_domain::redact::scrub_owned;
-use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, StageEvent};
+use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, StageEvent, TaskToken};
 use baton_domain::sketch::Sketch;
+use baton_domain::waits::{Parked, WaitKey};
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use failure::Failure;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
@@ -276,6 +277,44 @@ const RESTORE_TIMES: &str = "restore";
 /// The rollup's sketches, by the name their buckets are stored under.
 fn sketches(rollup: &Rollup) -> [(&'static str, &Sketch); 2] {
     [(LEAD_TIMES, &rollup.lead_times), (RESTORE_TIMES, &rollup.restore_times)]
+}
+
+#[async_trait]
+impl WaitRegistry for SqliteStore {
+    async fn park(&self, wait: &Parked) -> Result<(), StoreError> {
+        let (key, release, token, until) = (wait.key.to_string(), wait.release.0.clone(), wait.token.expose().to_owned(), wait.until);
+        self.write("park", move |tx| {
+            tx.prepare_cached(
+                "INSERT INTO waits (key, release_id, token, until) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (key, release_id) DO UPDATE SET token = excluded.token, until = excluded.until",
+            )?
+            .execute(params![key, release, token, until.timestamp_micros()])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn take(&self, key: &WaitKey, now: DateTime<Utc>) -> Result<Vec<Parked>, StoreError> {
+        let wanted = key.clone();
+        let now = now.timestamp_micros();
+        self.write("take", move |tx| {
+            let key = wanted.to_string();
+            let rows: Vec<(String, String, i64)> = tx
+                .prepare_cached("DELETE FROM waits WHERE key = ?1 RETURNING release_id, token, until")?
+                .query_map([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<_, _>>()?;
+            // Waits nobody's event came for (their tasks timed out) go with the next take.
+            tx.prepare_cached("DELETE FROM waits WHERE until <= ?1")?.execute([now])?;
+            let mut taken = Vec::new();
+            for (release, token, until) in rows.into_iter().filter(|(_, _, until)| *until > now) {
+                let until = DateTime::from_timestamp_micros(until)
+                    .ok_or_else(|| StoreError::corrupt(format!("wait on {key} for {release}: until {until} is out of range")))?;
+                taken.push(Parked { key: wanted.clone(), release: ReleaseId(release), token: TaskToken(token), until });
+            }
+            Ok(taken)
+        })
+        .await
+    }
 }
 
 #[async_trait]

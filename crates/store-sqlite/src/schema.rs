@@ -127,6 +127,16 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE rollups ADD COLUMN lead_time_fallbacks INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 9: releases parked on a provider's event (WaitRegistry), one row per key and release.
+    r#"
+    CREATE TABLE waits (
+        key        TEXT    NOT NULL,
+        release_id TEXT    NOT NULL,
+        token      TEXT    NOT NULL,
+        until      INTEGER NOT NULL,
+        PRIMARY KEY (key, release_id)
+    ) STRICT, WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,32 +1,53 @@
 //! check-health: takes one sample of every health gate of a wave, from the end of its deploy to
 //! the end of its bake, and judges the wave by [`baton_domain::rules::watch`]. It answers when to
 //! look again (the definition waits, then calls it again); an unhealthy wave fails the task with
-//! `Baton.HealthCheckFailed` at once, which rolls the release back.
+//! `Baton.HealthCheckFailed` at once, which rolls the release back. A wave whose gates are all
+//! named CloudWatch alarms, under the catalog's `events.wait`, parks instead of waiting
+//! (`park_seconds`): the definition's `ParkBake` calls this with `park`, which records the
+//! release as waiting on each alarm, then samples once (an alarm that fired before the park
+//! answers the task's own token); an alarm's event, or the park's timeout, brings the definition
+//! back to a sample here.
 
 use baton_domain::catalog::GateSpec;
 use baton_domain::error::{ErrorName, TaskError};
-use baton_domain::flow::{CheckHealthRequest, WatchReport};
-use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError, TelemetryKind};
+use baton_domain::flow::{CheckHealthRequest, Park, WatchReport};
+use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError, TaskTokens, TelemetryKind};
 use baton_domain::release::{EventKind, GateRecord, Release, Stage, WaveRecord, WaveStatus};
 use baton_domain::rules::watch::{self, Watch};
 use baton_domain::support::{Ports, call_json, provider_error};
 use baton_domain::telemetry;
+use baton_domain::waits::{self, Parked};
 use futures_util::future::join_all;
 
 pub const NAME: &str = "check-health";
 
-pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_json::Value, TaskError> {
-    call_json(NAME, payload, |request| check_health(ports, request)).await
+/// `tokens` answer a parked task's own token; only `park` needs them.
+pub async fn handle(ports: &Ports, tokens: Option<&dyn TaskTokens>, payload: serde_json::Value) -> Result<serde_json::Value, TaskError> {
+    call_json(NAME, payload, |request: CheckHealthRequest| async move {
+        match request.park.clone() {
+            Some(park) => {
+                let tokens =
+                    tokens.ok_or_else(|| TaskError::new(ErrorName::Internal, format!("{NAME}: asked to park without task tokens")))?;
+                park_bake(ports, tokens, request, park).await.map(|()| serde_json::Value::Null)
+            }
+            None => check_health(ports, request).await.and_then(|report| {
+                serde_json::to_value(report).map_err(|err| TaskError::new(ErrorName::Internal, format!("{NAME}: {err}")))
+            }),
+        }
+    })
+    .await
 }
 
-pub async fn check_health(ports: &Ports, request: CheckHealthRequest) -> Result<WatchReport, TaskError> {
+/// The wave's gates, and what one sample of them asks.
+fn gates_of(
+    ports: &Ports,
+    entry: &baton_domain::catalog::ServiceEntry,
+    request: &CheckHealthRequest,
+) -> Result<(Vec<Box<dyn HealthGate>>, HealthRequest), TaskError> {
     let context = &request.release;
-    let wave = &request.wave;
-    ports.renew_lock(context).await?;
-    ports.stop_if_cancelled(context).await?;
-    let entry = &ports.entry(context).await?;
-    let health = &entry.delivery.health;
-    let gates: Vec<Box<dyn HealthGate>> = health
+    let gates = entry
+        .delivery
+        .health
         .gates
         .iter()
         .map(|spec| ports.providers.gate(spec, entry))
@@ -36,10 +57,46 @@ pub async fn check_health(ports: &Ports, request: CheckHealthRequest) -> Result<
         service: context.service.clone(),
         environment: context.environment.clone(),
         release_id: context.id.clone(),
-        wave: wave.name.clone(),
-        targets: wave.targets.clone(),
+        wave: request.wave.name.clone(),
+        targets: request.wave.targets.clone(),
         artifact: request.artifact.clone(),
     };
+    Ok((gates, sample))
+}
+
+/// Parks the bake on each of its alarms for `park.seconds`, then samples once without recording:
+/// an alarm already in ALARM fails the task's own token, and the definition's next sample
+/// records it. A gate that cannot answer now leaves the park to its timeout.
+pub async fn park_bake(ports: &Ports, tokens: &dyn TaskTokens, request: CheckHealthRequest, park: Park) -> Result<(), TaskError> {
+    let context = &request.release;
+    ports.renew_lock(context).await?;
+    ports.stop_if_cancelled(context).await?;
+    let entry = &ports.entry(context).await?;
+    let keys = waits::bake_keys(&entry.delivery.health.gates).ok_or_else(|| {
+        TaskError::new(ErrorName::Internal, format!("{NAME}: wave {} has gates that can only be sampled, not parked on", request.wave.name))
+    })?;
+    let until = ports.clock.now() + chrono::TimeDelta::seconds(i64::try_from(park.seconds).unwrap_or(i64::MAX / 1_000_000));
+    for key in keys {
+        ports.store.park(&Parked { key, release: context.id.clone(), token: park.token.clone(), until }).await?;
+    }
+    let (gates, sample) = gates_of(ports, entry, &request)?;
+    let readings = join_all(gates.iter().map(|gate| gate.sample(&sample))).await;
+    let unhealthy = readings.iter().zip(&gates).find_map(|(reading, gate)| match reading {
+        Ok(GateReading::Unhealthy { saw }) => Some(format!("{}: {saw}", gate.describe())),
+        _ => None,
+    });
+    let Some(saw) = unhealthy else { return Ok(()) };
+    tokens.fail(&park.token, ErrorName::HealthCheckFailed, &saw).await.map_err(|err| provider_error(err, ErrorName::HealthCheckFailed))
+}
+
+pub async fn check_health(ports: &Ports, request: CheckHealthRequest) -> Result<WatchReport, TaskError> {
+    let context = &request.release;
+    let wave = &request.wave;
+    ports.renew_lock(context).await?;
+    ports.stop_if_cancelled(context).await?;
+    let entry = &ports.entry(context).await?;
+    let health = &entry.delivery.health;
+    let (gates, sample) = gates_of(ports, entry, &request)?;
     let readings = join_all(gates.iter().map(|gate| gate.sample(&sample))).await;
     // A gate that cannot answer decides nothing: the task fails and its Retry samples again.
     let readings: Vec<GateReading> = readings
@@ -87,13 +144,23 @@ pub async fn check_health(ports: &Ports, request: CheckHealthRequest) -> Result<
                 let message = format!("watching {} through a {}s bake", names.join(", "), wave.bake_seconds);
                 ports.record_event(context, Stage::Deploy, Some(&wave.name), EventKind::Started, message).await?;
             }
-            Ok(WatchReport { wave: wave.name.clone(), done: false, wait_seconds, detail })
+            let rest = record.bake_started_at.map_or(0, |started| {
+                let ends = started + chrono::TimeDelta::seconds(i64::try_from(wave.bake_seconds).unwrap_or(i64::MAX / 1_000_000));
+                u64::try_from((ends - now).num_seconds()).unwrap_or(0)
+            });
+            let park_seconds = entry
+                .delivery
+                .events
+                .park_seconds()
+                .filter(|_| waits::bake_keys(&health.gates).is_some())
+                .and_then(|safety_net| waits::bake_park_seconds(safety_net, rest));
+            Ok(WatchReport { wave: wave.name.clone(), done: false, wait_seconds, park_seconds, detail })
         }
         Watch::Healthy => {
             let message = format!("healthy: {detail}");
             ports.record_event(context, Stage::Deploy, Some(&wave.name), EventKind::Succeeded, message).await?;
             telemetry::export(ports, context, entry, &release, TelemetryKind::WaveHealthy { wave: wave.name.clone() }).await?;
-            Ok(WatchReport { wave: wave.name.clone(), done: true, wait_seconds: 0, detail })
+            Ok(WatchReport { wave: wave.name.clone(), done: true, wait_seconds: 0, park_seconds: None, detail })
         }
         Watch::Unhealthy { gate, saw } => {
             let message = format!("unhealthy: {gate}: {saw}");
@@ -142,7 +209,7 @@ mod tests {
     }
 
     fn request(fake: &FakePorts, context: &ReleaseContext) -> CheckHealthRequest {
-        CheckHealthRequest { release: context.clone(), wave: fake.wave(), artifact: artifact(), now: None }
+        CheckHealthRequest { release: context.clone(), wave: fake.wave(), artifact: artifact(), now: None, park: None }
     }
 
     async fn wave(fake: &FakePorts, context: &ReleaseContext) -> WaveRecord {

@@ -1,17 +1,19 @@
 //! deploy-wave: starts every target of a wave, polls them until the wave is deployed (or rolled
 //! back), and plans the rollback of the waves that began. The runs live in the release record
-//! between invocations (the rules are in [`baton_domain::rules::waves`]).
+//! between invocations (the rules are in [`baton_domain::rules::waves`]). Under the catalog's
+//! `events.wait` a wave parks on its rollouts' events instead of polling (`park`).
 
 use baton_domain::catalog::ServiceEntry;
 use baton_domain::error::{ErrorName, TaskError, chain_text};
-use baton_domain::flow::{CaughtError, DeployWaveRequest, Done, FreezeVerdict, ReleaseContext, RollbackPlan, WavePlan, WaveStarted};
-use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, TelemetryKind};
+use baton_domain::flow::{CaughtError, DeployWaveRequest, Done, FreezeVerdict, Park, ReleaseContext, RollbackPlan, WavePlan, WaveStarted};
+use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, TaskTokens, TelemetryKind};
 use baton_domain::release::{Artifact, EventKind, Release, Stage, WaveRecord, WaveStatus};
 use baton_domain::rules::waves::{self, WaveDeploy};
 use baton_domain::rules::{freeze, rollback, timeline};
 use baton_domain::support::{LOCK_LEASE, Ports, invocation_deadline, provider_error, stop_if_cancelled};
 use baton_domain::telemetry;
 use baton_domain::text::counted;
+use baton_domain::waits::{Parked, WaitKey, WaitKind};
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use std::time::Duration;
@@ -27,7 +29,8 @@ const TARGETS_AT_ONCE: usize = 16;
 /// and one cut off by the runtime leaves a deploy the record does not know about.
 const START_CUTOFF: Duration = Duration::from_secs(30);
 
-pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_json::Value, TaskError> {
+/// `tokens` answer a parked task's own token; only `park` needs them.
+pub async fn handle(ports: &Ports, tokens: Option<&dyn TaskTokens>, payload: serde_json::Value) -> Result<serde_json::Value, TaskError> {
     let request = baton_domain::flow::parse_request::<DeployWaveRequest>(NAME, payload)?;
     let answer = match request {
         DeployWaveRequest::Start { release, wave, artifact, rollback, now } => {
@@ -35,6 +38,11 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
         }
         DeployWaveRequest::CheckFreeze { release, wave, now } => serde_json::to_value(check_freeze(ports, &release, &wave, now).await?),
         DeployWaveRequest::Poll { release, wave, rollback } => serde_json::to_value(poll(ports, &release, &wave, rollback).await?),
+        DeployWaveRequest::Park { release, wave, park } => {
+            let tokens = tokens.ok_or_else(|| TaskError::new(ErrorName::Internal, format!("{NAME}: asked to park without task tokens")))?;
+            park_wave(ports, tokens, &release, &wave, park).await?;
+            Ok(serde_json::Value::Null)
+        }
         DeployWaveRequest::PlanRollback { release, waves, error } => {
             serde_json::to_value(plan_rollback(ports, &release, &waves, error.as_ref()).await?)
         }
@@ -222,7 +230,7 @@ pub async fn start(
     });
     match refused.or(unavailable).or(limited).or(deferred) {
         Some(error) => Err(error),
-        None => Ok(WaveStarted { deadline }),
+        None => Ok(WaveStarted { deadline, park_seconds: entry.delivery.events.park_seconds() }),
     }
 }
 
@@ -261,6 +269,44 @@ async fn save_start(
 /// Polls every target still rolling out, records what finished, and answers when the wave is
 /// done: `Baton.DeployPending` while any target runs (the definition's Retry waits),
 /// `Baton.DeployFailed` naming the targets that failed.
+/// Parks the wave on each running rollout's event for `park.seconds`, then polls them once
+/// without recording: when none runs any more, the task answers its own token, and the
+/// definition's one poll after the park records them, as it does after an event or a timeout.
+pub async fn park_wave(
+    ports: &Ports,
+    tokens: &dyn TaskTokens,
+    context: &ReleaseContext,
+    wave: &WavePlan,
+    park: Park,
+) -> Result<(), TaskError> {
+    ports.renew_lock(context).await?;
+    let entry = &ports.entry(context).await?;
+    let deployer = deployer(ports, entry)?;
+    let mut release = ports.release(context).await?;
+    stop_if_cancelled(&release)?;
+    let record = wave_record(&mut release, wave).ok_or_else(|| no_record(context, wave))?;
+    let running = waves::running(record, false);
+    let until = ports.clock.now() + chrono::TimeDelta::seconds(i64::try_from(park.seconds).unwrap_or(i64::MAX / 1_000_000));
+    for (_, run) in &running {
+        let wait = Parked { key: WaitKey::of_run(WaitKind::Rollout, run), release: context.id.clone(), token: park.token.clone(), until };
+        ports.store.park(&wait).await?;
+    }
+    let deployer = deployer.as_ref();
+    let still: Vec<bool> = stream::iter(running.into_iter().map(|(_, run)| run))
+        .map(|run| async move { !matches!(deployer.poll(&run).await, Ok(DeployProgress::Succeeded | DeployProgress::Failed { .. })) })
+        .buffer_unordered(TARGETS_AT_ONCE)
+        .collect()
+        .await;
+    if still.contains(&true) {
+        return Ok(());
+    }
+    // Every rollout ended before its event could be waited for: the task answers itself.
+    tokens
+        .succeed(&park.token, &serde_json::json!({ "settled-before-the-park": wave.name }))
+        .await
+        .map_err(|err| provider_error(err, ErrorName::DeployFailed))
+}
+
 pub async fn poll(ports: &Ports, context: &ReleaseContext, wave: &WavePlan, rollback: bool) -> Result<Done, TaskError> {
     ports.renew_lock(context).await?;
     let entry = &ports.entry(context).await?;

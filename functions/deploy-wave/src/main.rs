@@ -1,7 +1,12 @@
-//! The deploy-wave Lambda: the handler in lib.rs, served by the shared runtime glue.
+//! The deploy-wave Lambda: the handler in lib.rs, served by the shared runtime glue. A parked task
+//! answers its own token through Step Functions when what it waits for settled before the park.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    baton_lambda_glue::serve(baton_deploy_wave::NAME, |ports, payload| async move { baton_deploy_wave::handle(&ports, payload).await })
-        .await
+    let tokens = baton_lambda_glue::task_tokens().await?;
+    baton_lambda_glue::serve(baton_deploy_wave::NAME, move |ports, payload| {
+        let tokens = tokens.clone();
+        async move { baton_deploy_wave::handle(&ports, Some(tokens.as_ref()), payload).await }
+    })
+    .await
 }

@@ -1,21 +1,30 @@
 //! poll-build: asks the CI provider how the build is doing. While it runs, the task fails
 //! with `Baton.BuildPending` and the definition's Retry waits, backing off. Asked to `cancel`
 //! (the definition's `CancelBuild`, once the release stops following the build), it cancels it.
+//! Asked to `park` (the definition's `ParkBuild`, with the catalog's `events.wait`), it records
+//! the release as waiting for the build's event, then polls once: a build that finished before
+//! the park answers its own token, so no event is missed between the two.
 
 use baton_domain::catalog::ServiceEntry;
 use baton_domain::error::{ErrorName, TaskError, chain_text};
-use baton_domain::flow::{PollBuildRequest, ReleaseContext};
-use baton_domain::ports::{BuildPoll, BuildProgress, ProviderError, RunHandle, TelemetryKind};
+use baton_domain::flow::{Park, PollBuildRequest, ReleaseContext};
+use baton_domain::ports::{BuildPoll, BuildProgress, ProviderError, RunHandle, TaskTokens, TelemetryKind};
 use baton_domain::release::{Artifact, EventKind, Stage};
 use baton_domain::rules::{builds, revision, timeline};
 use baton_domain::support::{Ports, call_json, provider_error};
 use baton_domain::telemetry;
+use baton_domain::waits::{Parked, WaitKey, WaitKind};
 
 pub const NAME: &str = "poll-build";
 
-pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_json::Value, TaskError> {
+/// `tokens` answer a parked task's own token (Step Functions' on AWS, the embedded executor's
+/// locally); only `park` needs them.
+pub async fn handle(ports: &Ports, tokens: Option<&dyn TaskTokens>, payload: serde_json::Value) -> Result<serde_json::Value, TaskError> {
     call_json(NAME, payload, |request: PollBuildRequest| async move {
-        if request.cancel {
+        if let Some(park) = request.park.clone() {
+            let tokens = tokens.ok_or_else(|| TaskError::new(ErrorName::Internal, format!("{NAME}: asked to park without task tokens")))?;
+            park_build(ports, tokens, request, park).await.map(|()| serde_json::Value::Null)
+        } else if request.cancel {
             cancel_build(ports, request).await.map(|()| serde_json::Value::Null)
         } else {
             poll_build(ports, request).await.and_then(|artifact| {
@@ -49,6 +58,50 @@ pub async fn cancel_build(ports: &Ports, request: PollBuildRequest) -> Result<()
             ports.record_event(context, Stage::Build, None, EventKind::Failed, message).await
         }
     }
+}
+
+/// Parks the release on its build's event for `park.seconds` (the definition's timeout on the
+/// task), then polls once. Nothing is recorded of a finished build here: the task's end, by
+/// event, by this poll or by timeout, leads to the definition's one poll that records it.
+pub async fn park_build(ports: &Ports, tokens: &dyn TaskTokens, request: PollBuildRequest, park: Park) -> Result<(), TaskError> {
+    let context = &request.release;
+    ports.renew_lock(context).await?;
+    ports.stop_if_cancelled(context).await?;
+    let entry = &ports.entry(context).await?;
+    let provider = ports.providers.build(&entry.delivery.build, entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
+    let mut run = recorded_run(ports, context, request.build).await?;
+    let until = ports.clock.now() + chrono::TimeDelta::seconds(i64::try_from(park.seconds).unwrap_or(i64::MAX / 1_000_000));
+    let parked = |run: &RunHandle| Parked {
+        key: WaitKey::of_run(WaitKind::Build, run),
+        release: context.id.clone(),
+        token: park.token.clone(),
+        until,
+    };
+    if run.located() {
+        ports.store.park(&parked(&run)).await?;
+    }
+    let poll = match provider.poll(&run).await {
+        Ok(poll) => poll,
+        // The safety net polls again at the park's end.
+        Err(err @ ProviderError::Unavailable { .. }) => {
+            tracing::info!(release = %context.id, build = %run.id, error = %chain_text(&err), "parked without a first poll");
+            return Ok(());
+        }
+        Err(err) => return Err(provider_error(err, ErrorName::BuildFailed)),
+    };
+    if let Some(located) = poll.run.as_ref().filter(|located| located.id != run.id || !run.located()) {
+        run = follow_located(ports, context, located).await?;
+        ports.store.park(&parked(&run)).await?;
+    }
+    if matches!(poll.progress, BuildProgress::Running) {
+        return Ok(());
+    }
+    // Finished before its event could be waited for: the task answers itself. Its wait stays
+    // until it expires; an event that takes it finds the task ended and changes nothing.
+    tokens
+        .succeed(&park.token, &serde_json::json!({ "finished-before-the-park": run.id }))
+        .await
+        .map_err(|err| provider_error(err, ErrorName::BuildFailed))
 }
 
 /// Answers the artifact (`$.artifact`), which the rest of the release deploys.
@@ -177,7 +230,7 @@ mod tests {
     }
 
     fn poll(context: &ReleaseContext, build: &RunHandle) -> PollBuildRequest {
-        PollBuildRequest { release: context.clone(), build: build.clone(), cancel: false, error: None }
+        PollBuildRequest { release: context.clone(), build: build.clone(), cancel: false, error: None, park: None }
     }
 
     #[tokio::test]

@@ -21,7 +21,11 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
         let entry = ports.entry(&request.release).await?;
         let asked = request.now.unwrap_or_else(|| ports.clock.now());
         let run = trigger_build(ports, &entry, request).await?;
-        Ok(BuildStarted { run, deadline: deadline_after(asked, entry.delivery.build_timeout.0) })
+        Ok(BuildStarted {
+            run,
+            deadline: deadline_after(asked, entry.delivery.build_timeout.0),
+            park_seconds: entry.delivery.events.park_seconds(),
+        })
     })
     .await
 }

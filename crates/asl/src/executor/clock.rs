@@ -13,7 +13,8 @@ pub enum Clock {
     Virtual,
     /// Wall-clock time with every Wait, retry interval and the execution's TimeoutSeconds divided by this
     /// factor: executions that wait on each other (a lock, a callback) really wait, only faster. For tests.
-    /// Task timeouts and heartbeats stay unscaled, as on the virtual clock. `$$` times and history
+    /// Task timeouts and heartbeats stay unscaled, as on the virtual clock, except a task's wait for its token (a
+    /// person's answer, a provider's event), which is scaled like a Wait. `$$` times and history
     /// timestamps run this many times faster than the wall clock, so waits keep their definition length.
     Scaled(u32),
 }

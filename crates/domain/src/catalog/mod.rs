@@ -122,6 +122,45 @@ pub struct Delivery {
     /// When its waves may not start: its own windows and, once loaded, the organisation's.
     #[serde(default, skip_serializing_if = "FreezeSpec::is_empty")]
     pub freeze: FreezeSpec,
+    /// Whether its builds and bakes wait for the providers' events, and how often they poll
+    /// meanwhile.
+    #[serde(default, skip_serializing_if = "EventsSpec::is_default")]
+    pub events: EventsSpec,
+}
+
+/// Event-driven waits (`events:`): with `wait`, a build and a bake whose gates are all named
+/// CloudWatch alarms park on a task token that the provider's event answers, and poll only
+/// every `safety-net` (so a lost event costs at most that long). Without it they poll as before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct EventsSpec {
+    #[serde(default)]
+    pub wait: bool,
+    #[serde(default = "EventsSpec::default_safety_net")]
+    pub safety_net: Seconds,
+}
+
+impl EventsSpec {
+    pub const DEFAULT_SAFETY_NET: Seconds = Seconds(300);
+
+    fn default_safety_net() -> Seconds {
+        EventsSpec::DEFAULT_SAFETY_NET
+    }
+
+    fn is_default(&self) -> bool {
+        *self == EventsSpec::default()
+    }
+
+    /// How long a wait parks before its safety-net poll; `None` when the entry does not wait for events.
+    pub fn park_seconds(&self) -> Option<u64> {
+        self.wait.then_some(self.safety_net.0)
+    }
+}
+
+impl Default for EventsSpec {
+    fn default() -> EventsSpec {
+        EventsSpec { wait: false, safety_net: EventsSpec::DEFAULT_SAFETY_NET }
+    }
 }
 
 impl Delivery {

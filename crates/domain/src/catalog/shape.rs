@@ -429,6 +429,21 @@ pub(crate) const DELIVERY: Shape = shape(&[
         "Where the release's events are exported (Datadog, CloudWatch); an exporter that fails never fails the release.",
     ),
     field("freeze", Kind::Object(&FREEZE), "When the service's waves may not start; the organisation's `freezes.yaml` adds its own."),
+    field("events", Kind::Object(&EVENTS), "Whether builds and CloudWatch-gated bakes wait for the providers' events instead of polling."),
+]);
+
+pub(crate) const EVENTS: Shape = shape(&[
+    field(
+        "wait",
+        Kind::Bool,
+        "Park builds and bakes whose gates are all named CloudWatch alarms until the provider's event (default false).",
+    ),
+    defaulted(
+        "safety-net",
+        Kind::Duration { min: 60, max: 86_400 },
+        300,
+        "While parked, poll this often all the same, so a lost event costs at most this long.",
+    ),
 ]);
 
 pub(crate) const FREEZE_WINDOW: Shape = shape(&[

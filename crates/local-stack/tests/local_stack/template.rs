@@ -79,8 +79,8 @@ fn the_state_machine_invokes_published_aliases() {
     let mut resources = Vec::new();
     collect_lambda_targets(&definition, &mut resources);
     assert!(!resources.is_empty());
-    // The two functions people's tools call over HTTPS, not the definition.
-    let called_over_https = ["GitHubWebhookFunction", "InteractionsFunction"];
+    // The functions people's tools and providers call (over HTTPS, through EventBridge), not the definition.
+    let called_over_https = ["GitHubWebhookFunction", "InteractionsFunction", "ProviderEventsFunction"];
     for function in template.functions().unwrap().into_iter().filter(|f| !called_over_https.contains(&f.logical_id.as_str())) {
         assert_eq!(function.alias.as_deref(), Some("live"), "{} publishes no alias", function.logical_id);
         assert!(

@@ -231,6 +231,7 @@ fn full_delivery(build: ProviderBlock, target: ProviderBlock, health: HealthSpec
             ],
         }))
         .unwrap(),
+        events: baton_domain::catalog::EventsSpec { wait: true, safety_net: Seconds(120) },
     }
 }
 

@@ -293,7 +293,7 @@ fn unknown_keys_suggest_the_closest_field() {
     assert_eq!(
         only_error(&text).message,
         "unknown field `replicas`; expected one of `environment`, `release-branch`, \
-        `feature-branch`, `schedule`, `team`, `on-call`, `build`, `build-timeout`, `deploy`, `health`, `notify`, `telemetry`, `freeze`"
+        `feature-branch`, `schedule`, `team`, `on-call`, `build`, `build-timeout`, `deploy`, `health`, `notify`, `telemetry`, `freeze`, `events`"
     );
 }
 

@@ -4,8 +4,9 @@
 
 use async_trait::async_trait;
 use baton_domain::catalog::ServiceEntry;
-use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError};
+use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError, WaitRegistry};
 use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, Rollup, RollupKey, StageEvent};
+use baton_domain::waits::{Parked, WaitKey};
 use baton_store_sqlite::SqliteStore;
 use chrono::{DateTime, NaiveDate, Utc};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -48,6 +49,16 @@ struct Connections {
 impl Connections {
     fn pick(&self) -> &SqliteStore {
         &self.stores[self.next.fetch_add(1, Ordering::Relaxed) % self.stores.len()]
+    }
+}
+
+#[async_trait]
+impl WaitRegistry for Connections {
+    async fn park(&self, wait: &Parked) -> Result<(), StoreError> {
+        self.pick().park(wait).await
+    }
+    async fn take(&self, key: &WaitKey, now: DateTime<Utc>) -> Result<Vec<Parked>, StoreError> {
+        self.pick().take(key, now).await
     }
 }
 

@@ -90,12 +90,12 @@ async fn releases_from_before_versions_read_as_version_0() {
     drop(SqliteStore::open(&path).unwrap());
     let conn = raw(&path);
     // What version 1 had: no version column, no journal or run owners, no rollup buckets, no kept
-    // entries, no status and creation indexes, no lead time fallbacks.
+    // entries, no status and creation indexes, no lead time fallbacks, no waits.
     conn.execute_batch(
         "DROP INDEX releases_by_status; DROP INDEX releases_by_created;
          ALTER TABLE releases DROP COLUMN version; DROP TABLE journal; DROP TABLE run_owners;
          ALTER TABLE rollups DROP COLUMN redeployments; ALTER TABLE rollups DROP COLUMN lead_time_fallbacks; DROP TABLE rollup_buckets; DROP TABLE release_entries;
-         PRAGMA user_version = 1",
+         DROP TABLE waits; PRAGMA user_version = 1",
     )
     .unwrap();
     conn.execute(

@@ -129,6 +129,10 @@ pub(crate) async fn run_task(th: &mut Thread, run: &mut StateRun<'_>, spec: &Tas
         retry_count: run.retry_count,
     };
     let deadline = timeout.map(|t| after(Duration::from_secs(t)));
+    // Waiting for a token is waiting in the definition's time (for a person, a provider's
+    // event), as a Wait state is: the scaled clock shortens it. The handler's own work stays
+    // bounded in wall time, and so does the virtual clock's wait (nothing can answer in virtual time).
+    let token_deadline = timeout.and_then(|t| th.exec.inner.clock.wall(Duration::from_secs(t))).map(after).or(deadline);
     let end = match &run.task_token {
         Some(token) => {
             let (tx, rx) = oneshot::channel();
@@ -141,7 +145,7 @@ pub(crate) async fn run_task(th: &mut Thread, run: &mut StateRun<'_>, spec: &Tas
                 Some(Err(f)) => TaskEnd::Done(Err(f)),
                 Some(Ok(_)) => {
                     th.record(EventType::TaskSubmitted, Some(task_details(EventDetails::default())));
-                    await_token(rx, beat, deadline, heartbeat).await
+                    await_token(rx, beat, token_deadline, heartbeat).await
                 }
             }
         }
