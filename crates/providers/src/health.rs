@@ -1,7 +1,7 @@
 //! Health gates sampled on this machine: an HTTP endpoint's answer, or a command's exit code.
 
+use crate::command::catalog::CommandRun;
 use crate::command::{BatonEnv, CommandContext, CommandFields, CommandSpec};
-use crate::command_catalog::CommandRun;
 use crate::http::describe;
 use async_trait::async_trait;
 use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError};

@@ -4,14 +4,14 @@
 //! (or, for a test or an extension, a [`ProviderTable::with`] its own modules).
 
 use crate::argo_cd::{ARGO_CD, ArgoCdDeployer};
-use crate::build::CommandBuildProvider;
 use crate::ci::buildkite::{BUILDKITE, BuildkiteBuildProvider};
 use crate::ci::circleci::{CIRCLECI, CircleCiBuildProvider};
 use crate::ci::from_catalog::{GITHUB_ACTIONS, GitHubActionsFromCatalog};
 use crate::ci::gitlab_ci::{GITLAB_CI, GitLabCiBuildProvider};
-use crate::command_catalog::{COMMAND_BUILD, COMMAND_DEPLOY, COMMAND_GATE};
+use crate::command::build::CommandBuildProvider;
+use crate::command::catalog::{COMMAND_BUILD, COMMAND_DEPLOY, COMMAND_GATE};
+use crate::command::deploy::CommandDeployer;
 use crate::datadog_monitors::{DATADOG, DatadogMonitorsGate};
-use crate::deploy::CommandDeployer;
 use crate::export::datadog::{DATADOG_EXPORT, DatadogExporter};
 use crate::export::emf::{CLOUDWATCH_EMF, EmfExporter};
 use crate::export::otlp::{OTLP, OtlpExporter};

@@ -1,6 +1,6 @@
 //! Fixtures shared by the unit tests.
 
-use crate::command_catalog::{CommandBuild, CommandDeploy, CommandRun};
+use crate::command::catalog::{CommandBuild, CommandDeploy, CommandRun};
 use baton_domain::catalog::{HealthSpec, ProviderBlock, ServiceEntry};
 use baton_domain::release::ReleaseId;
 use std::io::Write;

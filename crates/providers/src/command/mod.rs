@@ -24,10 +24,14 @@
 //! recorded as it finished, and only one whose wrapper died too is "interrupted". Health samples
 //! stay synchronous ([`CommandContext::run`]): they are short and bounded by a timeout.
 
-use crate::command_catalog::CommandRun;
+pub(crate) mod build;
+pub(crate) mod catalog;
+pub(crate) mod deploy;
+
 use baton_domain::catalog::{Seconds, SecretRef, ServiceEntry};
 use baton_domain::ports::{ProviderError, RunHandle};
 use baton_domain::release::{Artifact, ReleaseId};
+use catalog::CommandRun;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
