@@ -10,7 +10,7 @@
 //! Decisions worth knowing:
 //! - Command builds and deploys run detached: `start` returns once the command runs, and the
 //!   [`RunHandle`](baton_domain::ports::RunHandle) is all `poll` needs, in any process (see
-//!   `command`'s module documentation).
+//!   `command::detached`'s module documentation).
 //! - Commands do not inherit Baton's environment: a small base, the variables their `pass-env`
 //!   names (never a secret of the entry), the spec's `env`, then `BATON_*`, which it cannot override.
 //! - A build's sha is the request's, else `git rev-parse HEAD` where it ran, else [`UNKNOWN_SHA`].
@@ -46,13 +46,14 @@ pub use ci::gitlab_ci::{DEFAULT_GITLAB_API_URL, GitLabCiBuild, GitLabCiBuildProv
 pub use command::build::CommandBuildProvider;
 pub use command::catalog::{CommandBuild, CommandDeploy, CommandRun};
 pub use command::deploy::CommandDeployer;
+pub use command::gate::CommandGate;
 pub use command::{BASE_ENV, CommandContext, poll_patience};
 pub use datadog_monitors::{DatadogGate, DatadogMonitorsGate};
 pub use export::datadog::{DORA_SITES, DatadogExport, DatadogExporter, DatadogSend, ci_pipeline, dora_deployment, dora_failure, marker};
 pub use export::emf::{CLOUDWATCH_EMF, EmfExport, EmfExporter, EmfSink, emf_line};
 pub use export::otlp::{OtlpExport, OtlpExporter, release_trace};
 pub use export::{EXPORT_REQUEST_TIMEOUT, TELEMETRY_DEFAULTS_ENV, telemetry_defaults};
-pub use health::{CommandGate, HttpGate, HttpGateSampler};
+pub use health::{HttpGate, HttpGateSampler};
 pub use http::{CREATE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, RateLimits, http_client};
 pub use local::LocalProviders;
 pub use notify::console::ConsoleNotifier;
