@@ -71,11 +71,21 @@ pub async fn run(args: ServicesArgs) -> Outcome {
         let team = baton_domain::reports::team_of(entry).map(str::to_owned);
         rows.push(Row { service: entry.name.clone(), environment, team, last_release, state, lock });
     }
+    let invalid: Vec<&str> = loaded.invalid_services().collect();
+    if !invalid.is_empty() {
+        // Left out of the list, not silently: an entry that does not load cannot be released.
+        errln!(
+            "{} not listed: their catalog entries are invalid ({}); `baton catalog validate {}` says why",
+            baton_domain::text::counted(invalid.len(), "service"),
+            invalid.join(", "),
+            path.display()
+        );
+    }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
         return Ok(exit::code(exit::OK));
     }
-    if rows.is_empty() {
+    if rows.is_empty() && invalid.is_empty() {
         outln!("no services in the catalog at {}", path.display());
     }
     let width = |field: fn(&Row) -> usize| rows.iter().map(field).max().unwrap_or(0);

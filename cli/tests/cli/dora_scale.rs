@@ -4,7 +4,7 @@
 //! size are printed. CI runs a small organisation; `bench/dora.sh` the full one (1,000,000
 //! release records, 2,000 services, 50 teams).
 
-use crate::support::{baton_command, examples};
+use crate::support::{Served, baton_command, examples};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use std::path::Path;
 use std::process::Command;
@@ -190,9 +190,9 @@ fn serve_dashboard(org: Organisation, repeats: usize) {
     let expected = generate(&org, catalog.path(), state.path(), 90);
     let timed = std::env::var_os("BATON_DORA_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_baton").into());
     let command = baton_command(state.path(), catalog.path(), &["dashboard", "--serve", "127.0.0.1:0"]);
-    let mut server = Command::new(&timed).args(command.get_args()).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut server = Served(Command::new(&timed).args(command.get_args()).stdout(std::process::Stdio::piped()).spawn().unwrap());
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.take().unwrap()), &mut line).unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(server.0.stdout.take().unwrap()), &mut line).unwrap();
     let address = line.split_whitespace().find_map(|w| w.strip_prefix("http://")).unwrap().trim_end_matches('/').to_owned();
     let team = org.teams / 2;
     let views = [
@@ -223,8 +223,7 @@ fn serve_dashboard(org: Organisation, repeats: usize) {
             weight as f64 / 1024.0
         ));
     }
-    server.kill().unwrap();
-    let _ = server.wait();
+    drop(server);
     println!(
         "dashboard at scale: {} release records, {} services, {} teams ({}), over {repeats} requests each: {}",
         org.records,

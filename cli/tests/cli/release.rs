@@ -87,6 +87,35 @@ fn the_example_service_releases_and_the_flaky_one_rolls_back() {
 }
 
 #[test]
+fn services_names_the_entries_it_leaves_out_because_they_are_invalid() {
+    let (state, root) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // The examples' layout (catalog beside the scripts), rooted in the temporary directory.
+    let catalog = root.path().join("catalog");
+    std::fs::create_dir(&catalog).unwrap();
+    let copied = Command::new("cp").arg("-r").arg(examples().join("../services")).arg(root.path()).status().unwrap();
+    assert!(copied.success());
+    let services = |args: &[&str]| baton_command(state.path(), &catalog, args).env("BATON_CATALOG_ROOT", root.path()).output().unwrap();
+    let web = std::fs::read_to_string(examples().join("hello-web.yaml")).unwrap();
+    let broken = web.replace("dd-service: hello-web", "dd-service: broken-web").replace("bake: ", "bake: whenever-");
+    assert_ne!(broken, web.replace("dd-service: hello-web", "dd-service: broken-web"), "the example has a bake to break");
+    std::fs::write(catalog.join("broken-web.yaml"), broken).unwrap();
+    let only_invalid = services(&["services"]);
+    let (stdout, stderr) = (String::from_utf8_lossy(&only_invalid.stdout), String::from_utf8_lossy(&only_invalid.stderr));
+    assert_eq!(only_invalid.status.code(), Some(0), "{stderr}");
+    assert!(!stdout.contains("no services"), "an invalid entry is a service, not nothing: {stdout}");
+    assert!(
+        stderr.contains("1 service not listed") && stderr.contains("(broken-web)") && stderr.contains("baton catalog validate"),
+        "{stderr}"
+    );
+
+    std::fs::write(catalog.join("hello-web.yaml"), &web).unwrap();
+    let listed = services(&["services", "--json"]);
+    let rows: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(rows.as_array().unwrap().iter().map(|row| row["service"].as_str().unwrap()).collect::<Vec<_>>(), ["hello-web"]);
+    assert!(String::from_utf8_lossy(&listed.stderr).contains("(broken-web)"), "the JSON list keeps stdout clean and still says so");
+}
+
+#[test]
 fn bad_usage_and_configuration_exit_2_with_a_reason() {
     let state = tempfile::tempdir().unwrap();
     let missing = baton(state.path(), &["release", "no-such-service", "--no-wait"]);

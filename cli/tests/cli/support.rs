@@ -2,7 +2,7 @@
 //! catalog and a state directory.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
 
 /// examples/catalog: hello-web, flaky-api and hello-api.
 pub fn examples() -> PathBuf {
@@ -14,4 +14,14 @@ pub fn baton_command(state: &Path, catalog: &Path, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_baton"));
     command.args(args).arg("--catalog").arg(catalog).arg("--state-dir").arg(state);
     command
+}
+
+/// A spawned process (a served dashboard), stopped when dropped: a failed assertion included.
+pub struct Served(pub Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

@@ -483,16 +483,36 @@ impl Deployer for ArgoCdDeployer {
         let token = self.token.get().await?;
         let said =
             |message: Option<String>| message.map(|m| quote(&m, &[token])).filter(|m| !m.is_empty()).unwrap_or_else(|| "no message".into());
-        Ok(match (operation.phase.as_str(), status.sync.status.as_str(), status.health.status.as_str()) {
-            (phase @ ("Failed" | "Error"), _, _) => {
-                DeployProgress::Failed { reason: format!("{label} ended {phase}: {}", said(operation.message)) }
-            }
-            ("Succeeded", _, "Degraded") => DeployProgress::Failed {
+        Ok(match settled(&operation.phase, &status.sync.status, &status.health.status) {
+            Settled::Ended => DeployProgress::Failed { reason: format!("{label} ended {}: {}", operation.phase, said(operation.message)) },
+            Settled::Degraded => DeployProgress::Failed {
                 reason: format!("{label} was applied, and the application is Degraded: {}", said(status.health.message)),
             },
-            ("Succeeded", "Synced", "Healthy") => DeployProgress::Succeeded,
-            _ => DeployProgress::Running,
+            Settled::Succeeded => DeployProgress::Succeeded,
+            Settled::Running => DeployProgress::Running,
         })
+    }
+}
+
+/// What a sync came to, from its operation's phase and the application's sync and health
+/// statuses (the polls' and the notification receiver's reading).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Settled {
+    Succeeded,
+    /// The operation ended `Failed` or `Error`.
+    Ended,
+    /// Applied, and the application is `Degraded`.
+    Degraded,
+    /// Anything else, `Terminating` included (it ends `Failed`).
+    Running,
+}
+
+pub(crate) fn settled(phase: &str, sync: &str, health: &str) -> Settled {
+    match (phase, sync, health) {
+        ("Failed" | "Error", _, _) => Settled::Ended,
+        ("Succeeded", _, "Degraded") => Settled::Degraded,
+        ("Succeeded", "Synced", "Healthy") => Settled::Succeeded,
+        _ => Settled::Running,
     }
 }
 
@@ -511,6 +531,9 @@ pub struct ArgoCdDeploy {
     /// The revision to sync to, with `{sha}`, `{short-sha}`, `{branch}`, `{artifact}` filled.
     #[serde(default = "ArgoCdDeploy::default_revision")]
     pub revision: String,
+    /// Authenticates the provider's callbacks to Baton: the notification's X-Baton-Token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_secret: Option<SecretRef>,
 }
 
 impl ArgoCdDeploy {
@@ -523,6 +546,11 @@ const DEPLOY_ARGO_CD: &[Field] = &[
     required("server", Kind::Url, "The Argo CD server; the targets are application names."),
     required("token", Kind::Secret, "An Argo CD API token allowed to sync the applications (secret reference)."),
     field("revision", Kind::Text, "Revision to sync to, with `{sha}`, `{short-sha}`, `{branch}`, `{artifact}`; `{sha}` by default."),
+    field(
+        "events-secret",
+        Kind::Secret,
+        "The token the Argo CD notification webhook sends Baton as `X-Baton-Token` (secret reference); without it, Baton polls.",
+    ),
 ];
 
 pub const ARGO_CD: ProviderShape = ProviderShape {

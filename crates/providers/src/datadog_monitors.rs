@@ -17,10 +17,19 @@ use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
 use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError, SecretResolver};
 use baton_domain::text::counted;
+use baton_domain::waits::{WaitKey, WaitKind};
 use reqwest::Url;
 use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The `provider` of a bake's wait on one monitor: the monitor's webhook ends it early.
+pub const DATADOG_MONITOR: &str = "datadog-monitor";
+
+/// The key a bake waits on for monitor `id` (as the Monitors API and the webhook's `$ALERT_ID` give it).
+pub fn monitor_key(id: i64) -> WaitKey {
+    WaitKey::new(WaitKind::Bake, DATADOG_MONITOR, id.to_string())
+}
 
 /// Monitors asked for per page.
 pub const PAGE_SIZE: usize = 1000;
@@ -155,6 +164,12 @@ impl DatadogMonitorsGate {
         )))
     }
 
+    /// The keys of the monitors the gate samples: what a bake parks on, so that a monitor's
+    /// webhook ([`monitor_key`]) ends it.
+    pub async fn monitor_keys(&self) -> Result<Vec<WaitKey>, ProviderError> {
+        Ok(self.monitors().await?.iter().map(|monitor| monitor_key(monitor.id)).collect())
+    }
+
     fn is_unhealthy(&self, monitor: &Monitor) -> bool {
         self.unhealthy.iter().any(|state| state.eq_ignore_ascii_case(&monitor.overall_state))
     }
@@ -209,6 +224,9 @@ pub struct DatadogGate {
     /// Monitor states that are unhealthy.
     #[serde(default = "DatadogGate::default_unhealthy")]
     pub unhealthy: Vec<String>,
+    /// Authenticates the provider's callbacks to Baton: the monitor webhook's X-Baton-Token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_secret: Option<SecretRef>,
 }
 
 impl DatadogGate {
@@ -230,6 +248,11 @@ const GATE_DATADOG: &[Field] = &[
     required("api-key", Kind::Secret, "A Datadog API key (secret reference)."),
     required("app-key", Kind::Secret, "A Datadog application key with monitors_read (secret reference)."),
     field("unhealthy", Kind::TextList, "Monitor states that fail the gate (`Alert`, `Warn`, `No Data`); `[Alert]` by default."),
+    field(
+        "events-secret",
+        Kind::Secret,
+        "The token the Datadog monitor webhook sends Baton as `X-Baton-Token` (secret reference); without it, bakes sample.",
+    ),
 ];
 
 pub const DATADOG: ProviderShape = ProviderShape {

@@ -11,9 +11,10 @@ use crate::notify::console::ConsoleNotifier;
 use crate::notify::slack::DEFAULT_SLACK_API_BASE;
 use crate::registry::{Make, ProviderTable};
 use baton_aws::AwsClients;
-use baton_domain::catalog::{GateSpec, ProviderBlock, ServiceEntry, Slot};
+use baton_domain::catalog::{GateSpec, ProviderBlock, SecretRef, ServiceEntry, Slot};
 use baton_domain::ports::{
-    BuildProvider, ChangeHistory, Deployer, HealthGate, Notifier, ProviderError, Providers, SecretResolver, TelemetryExporter,
+    BuildProvider, ChangeHistory, Deployer, EventReceiver, HealthGate, Notifier, ProviderError, Providers, SecretResolver,
+    TelemetryExporter,
 };
 use std::io::Write;
 use std::path::PathBuf;
@@ -40,6 +41,9 @@ pub struct LocalProviders {
     pub(crate) limits: Arc<RateLimits>,
     /// The providers it builds: Baton's own ([`ProviderTable::standard`]) unless set.
     table: &'static ProviderTable,
+    /// The provider-events URL, when Baton receives provider events: the `webhook` deployer
+    /// tells its endpoint to report there.
+    pub(crate) events_url: Option<String>,
 }
 
 impl LocalProviders {
@@ -64,6 +68,7 @@ impl LocalProviders {
             telemetry_defaults: Vec::new(),
             limits: RateLimits::shared(),
             table: ProviderTable::standard(),
+            events_url: None,
         })
     }
 
@@ -101,6 +106,51 @@ impl LocalProviders {
     /// Builds its adapters from `table` (Baton's providers and a test's or an extension's).
     pub fn with_table(self, table: &'static ProviderTable) -> LocalProviders {
         LocalProviders { table, ..self }
+    }
+
+    /// Baton receives provider events at `url` (the provider-events function's URL, or `baton`'s
+    /// loopback listener): the providers that can be told where to report, are.
+    pub fn with_events_url(self, url: impl Into<String>) -> LocalProviders {
+        LocalProviders { events_url: Some(url.into()), ..self }
+    }
+
+    /// The receiver of `provider`'s callbacks (the `/{provider}` path of the provider-events URL),
+    /// accepting what any secret that a block of `entries` naming the provider gives for them
+    /// authenticates. Refused for a provider whose callbacks Baton does not receive, and when no
+    /// block names a secret (its releases poll).
+    pub async fn receiver(&self, provider: &str, entries: &[ServiceEntry]) -> Result<Box<dyn EventReceiver>, ProviderError> {
+        let Some((slot, receive)) = self.table.receive(provider) else {
+            return Err(ProviderError::rejected(format!(
+                "Baton receives no events from `{provider}`: expected one of {}",
+                self.table.receiving().join(", ")
+            )));
+        };
+        let mut references: Vec<SecretRef> = Vec::new();
+        for entry in entries {
+            let delivery = &entry.delivery;
+            let blocks: Vec<&ProviderBlock> = match slot {
+                Slot::Build => vec![&delivery.build],
+                Slot::Deploy => vec![&delivery.deploy.target],
+                Slot::Gate => delivery.health.gates.iter().map(|gate| &gate.gate).collect(),
+                Slot::Export | Slot::Notify => Vec::new(),
+            };
+            for block in blocks.into_iter().filter(|block| block.provider == provider) {
+                let reference = (receive.secret)(block).map_err(|err| ProviderError::rejected(format!("{}: {err}", entry.source)))?;
+                if let Some(reference) = reference.filter(|reference| !references.contains(reference)) {
+                    references.push(reference);
+                }
+            }
+        }
+        if references.is_empty() {
+            return Err(ProviderError::rejected(format!(
+                "no catalog entry's `{provider}` block names the secret of its events (`events-secret`): its releases poll"
+            )));
+        }
+        let mut secrets = Vec::with_capacity(references.len());
+        for reference in &references {
+            secrets.push(crate::resolve_secret(self.secrets.as_ref(), reference).await?);
+        }
+        (receive.make)(secrets).map_err(ProviderError::rejected)
     }
 
     pub(crate) fn context(&self, entry: &ServiceEntry) -> Result<CommandContext, ProviderError> {
@@ -339,7 +389,10 @@ mod tests {
 
         let token = SecretRef::Env("ARGOCD_TOKEN".into());
         let argo_cd = |server: &str| {
-            ProviderBlock::of("argo-cd", &ArgoCdDeploy { server: server.into(), token: token.clone(), revision: "{sha}".into() })
+            ProviderBlock::of(
+                "argo-cd",
+                &ArgoCdDeploy { server: server.into(), token: token.clone(), revision: "{sha}".into(), events_secret: None },
+            )
         };
         assert!(providers.deployer(&argo_cd("https://argocd.example.com"), &entry).is_ok());
         let refused = providers.deployer(&argo_cd("argocd.example.com"), &entry).err().unwrap();
@@ -355,6 +408,7 @@ mod tests {
             api_key: SecretRef::Env("DD_API_KEY".into()),
             app_key: SecretRef::Env("DD_APP_KEY".into()),
             unhealthy: vec!["Alert".into()],
+            events_secret: None,
         };
         let gate = providers.gate(&HealthSpec::single(ProviderBlock::of("datadog", &datadog)).gates[0], &entry).unwrap();
         assert_eq!(gate.describe(), "Datadog monitors tagged service:web, env:production, team:payments");
@@ -383,6 +437,7 @@ mod tests {
                     variables: Default::default(),
                     artifact: "web:{pipeline-id}".into(),
                     api_url: Some(format!("{}/api/v4", server.uri())),
+                    events_secret: None,
                 },
             )
         };
@@ -411,6 +466,7 @@ mod tests {
                     env: Default::default(),
                     artifact: "web:{build-number}".into(),
                     api_url: None,
+                    events_secret: None,
                 },
             )
         };
@@ -428,6 +484,7 @@ mod tests {
                     traceparent: false,
                     artifact: "web:{pipeline-number}".into(),
                     api_url: None,
+                    events_secret: None,
                 },
             )
         };

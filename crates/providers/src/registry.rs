@@ -1,7 +1,9 @@
 //! Every provider a catalog may name, in one table: its catalog block's shape (which the parser,
 //! the validator and the JSON Schema read) and how its adapter is built from a checked block.
 //! Adding a provider is a module with its block, its shape and its adapter, plus one entry here
-//! (or, for a test or an extension, a [`ProviderTable::with`] its own modules).
+//! (or, for a test or an extension, a [`ProviderTable::with`] its own modules). A provider whose
+//! callbacks Baton receives (provider events: a CI webhook, a deploy notification) also says, in
+//! its [`Receive`], which secret of its block authenticates them and how its receiver is built.
 
 use crate::argo_cd::{ARGO_CD, ArgoCdDeployer};
 use crate::ci::buildkite::{BUILDKITE, BuildkiteBuildProvider};
@@ -17,17 +19,25 @@ use crate::export::datadog::{DATADOG_EXPORT, DatadogExporter};
 use crate::export::emf::{CLOUDWATCH_EMF, EmfExporter};
 use crate::export::otlp::{OTLP, OtlpExporter};
 use crate::health::{HTTP_GATE, HttpGateSampler};
+use crate::inbound::argo_cd::ArgoCdNotifications;
+use crate::inbound::buildkite::BuildkiteBuildEvents;
+use crate::inbound::circleci::CircleCiWorkflowEvents;
+use crate::inbound::datadog::DatadogMonitorEvents;
+use crate::inbound::gitlab::GitLabPipelineEvents;
+use crate::inbound::webhook::WebhookCallbacks;
 use crate::local::LocalProviders;
 use crate::notify::pager::{OPSGENIE, OpsgenieNotifier, PAGERDUTY, PagerDutyNotifier};
 use crate::notify::slack::{SLACK, SlackSpec, SlackWebApiNotifier, SlackWebhookNotifier};
+use crate::secrets::Secret;
 use crate::webhook::{WEBHOOK, WebhookDeployer};
+use crate::{ArgoCdDeploy, BuildkiteBuild, CircleCiBuild, DatadogGate, GitLabCiBuild, WebhookDeploy};
 use baton_aws::cloudwatch::CLOUDWATCH;
 use baton_aws::codebuild::CODEBUILD;
 use baton_aws::ecs::ECS;
 use baton_aws::lambda::LAMBDA;
 use baton_aws::{CloudWatchGateSampler, CodeBuildProvider, EcsDeployer, LambdaDeployer};
-use baton_domain::catalog::{ProviderBlock, ProviderShape, Registry, ServiceEntry, Slot};
-use baton_domain::ports::{BuildProvider, Deployer, HealthGate, Notifier, ProviderError, TelemetryExporter};
+use baton_domain::catalog::{ProviderBlock, ProviderShape, Registry, SecretRef, ServiceEntry, Slot};
+use baton_domain::ports::{BuildProvider, Deployer, EventReceiver, HealthGate, Notifier, ProviderError, TelemetryExporter};
 use std::sync::{Arc, LazyLock};
 
 /// Builds a provider's adapter from its checked block, for the entry that names it.
@@ -58,12 +68,26 @@ impl Make {
 pub struct Module {
     pub shape: &'static ProviderShape,
     pub make: Make,
+    /// How its callbacks are received, when Baton receives them.
+    pub receive: Option<Receive>,
 }
+
+/// How a provider's callbacks are received.
+pub struct Receive {
+    /// The secret a checked block names for them, if it names one.
+    pub secret: fn(&ProviderBlock) -> Result<Option<SecretRef>, ProviderError>,
+    /// The receiver accepting what any of these secrets authenticates (pure: no network).
+    pub make: MakeReceiver,
+}
+
+/// Builds a provider's event receiver from the secrets of its blocks; refuses none, or an empty one.
+pub type MakeReceiver = fn(Vec<Secret>) -> Result<Box<dyn EventReceiver>, String>;
 
 pub static MODULES: &[Module] = &[
     Module {
         shape: &COMMAND_BUILD,
         make: Make::Build(|providers, block, entry| Ok(Box::new(CommandBuildProvider::new(&block.decode()?, providers.context(entry)?)?))),
+        receive: None,
     },
     Module {
         shape: &GITHUB_ACTIONS,
@@ -73,6 +97,7 @@ pub static MODULES: &[Module] = &[
             let github = GitHubActionsFromCatalog::new(&block.decode()?, secrets, providers.http.clone(), tokens)?;
             Ok(Box::new(github.with_rate_limits(Arc::clone(&providers.limits))))
         }),
+        receive: None,
     },
     Module {
         shape: &GITLAB_CI,
@@ -80,6 +105,10 @@ pub static MODULES: &[Module] = &[
             let secrets = Arc::clone(&providers.secrets);
             let gitlab = GitLabCiBuildProvider::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?;
             Ok(Box::new(gitlab.with_rate_limits(Arc::clone(&providers.limits))))
+        }),
+        receive: Some(Receive {
+            secret: |block| Ok(block.decode::<GitLabCiBuild>()?.events_secret),
+            make: |secrets| Ok(Box::new(GitLabPipelineEvents::new(secrets)?)),
         }),
     },
     Module {
@@ -89,6 +118,10 @@ pub static MODULES: &[Module] = &[
             let buildkite = BuildkiteBuildProvider::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?;
             Ok(Box::new(buildkite.with_rate_limits(Arc::clone(&providers.limits))))
         }),
+        receive: Some(Receive {
+            secret: |block| Ok(block.decode::<BuildkiteBuild>()?.events_secret),
+            make: |secrets| Ok(Box::new(BuildkiteBuildEvents::new(secrets)?)),
+        }),
     },
     Module {
         shape: &CIRCLECI,
@@ -97,24 +130,32 @@ pub static MODULES: &[Module] = &[
             let circleci = CircleCiBuildProvider::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?;
             Ok(Box::new(circleci.with_rate_limits(Arc::clone(&providers.limits))))
         }),
+        receive: Some(Receive {
+            secret: |block| Ok(block.decode::<CircleCiBuild>()?.events_secret),
+            make: |secrets| Ok(Box::new(CircleCiWorkflowEvents::new(secrets)?)),
+        }),
     },
     Module {
         shape: &CODEBUILD,
         make: Make::Build(|providers, block, entry| {
             Ok(Box::new(CodeBuildProvider::new(&block.decode()?, &entry.source, providers.aws.clone())?))
         }),
+        receive: None,
     },
     Module {
         shape: &COMMAND_DEPLOY,
         make: Make::Deploy(|providers, block, entry| Ok(Box::new(CommandDeployer::new(&block.decode()?, providers.context(entry)?)?))),
+        receive: None,
     },
     Module {
         shape: &ECS,
         make: Make::Deploy(|providers, block, _| Ok(Box::new(EcsDeployer::new(&block.decode()?, providers.aws.clone())))),
+        receive: None,
     },
     Module {
         shape: &LAMBDA,
         make: Make::Deploy(|providers, block, _| Ok(Box::new(LambdaDeployer::new(&block.decode()?, providers.aws.clone())))),
+        receive: None,
     },
     Module {
         shape: &ARGO_CD,
@@ -123,18 +164,30 @@ pub static MODULES: &[Module] = &[
             let argo = ArgoCdDeployer::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?;
             Ok(Box::new(argo.with_rate_limits(Arc::clone(&providers.limits))))
         }),
+        receive: Some(Receive {
+            secret: |block| Ok(block.decode::<ArgoCdDeploy>()?.events_secret),
+            make: |secrets| Ok(Box::new(ArgoCdNotifications::new(secrets)?)),
+        }),
     },
     Module {
         shape: &WEBHOOK,
         make: Make::Deploy(|providers, block, entry| {
             let secrets = Arc::clone(&providers.secrets);
-            let webhook = WebhookDeployer::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?;
+            let mut webhook = WebhookDeployer::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?;
+            if let Some(events_url) = &providers.events_url {
+                webhook = webhook.with_events_url(events_url);
+            }
             Ok(Box::new(webhook.with_rate_limits(Arc::clone(&providers.limits))))
+        }),
+        receive: Some(Receive {
+            secret: |block| Ok(Some(block.decode::<WebhookDeploy>()?.secret)),
+            make: |secrets| Ok(Box::new(WebhookCallbacks::new(secrets)?)),
         }),
     },
     Module {
         shape: &CLOUDWATCH,
         make: Make::Gate(|providers, block, _| Ok(Box::new(CloudWatchGateSampler::new(&block.decode()?, providers.aws.clone())))),
+        receive: None,
     },
     Module {
         shape: &DATADOG,
@@ -144,16 +197,22 @@ pub static MODULES: &[Module] = &[
             let gate = DatadogMonitorsGate::new(&block.decode()?, service, environment, &entry.source, secrets, providers.http.clone())?;
             Ok(Box::new(gate.with_rate_limits(Arc::clone(&providers.limits))))
         }),
+        receive: Some(Receive {
+            secret: |block| Ok(block.decode::<DatadogGate>()?.events_secret),
+            make: |secrets| Ok(Box::new(DatadogMonitorEvents::new(secrets)?)),
+        }),
     },
     Module {
         shape: &HTTP_GATE,
         make: Make::Gate(|providers, block, entry| {
             Ok(Box::new(HttpGateSampler::new(&block.decode()?, &entry.source, providers.http.clone())?))
         }),
+        receive: None,
     },
     Module {
         shape: &COMMAND_GATE,
         make: Make::Gate(|providers, block, entry| Ok(Box::new(CommandGate::new(&block.decode()?, providers.context(entry)?)?))),
+        receive: None,
     },
     Module {
         shape: &DATADOG_EXPORT,
@@ -161,16 +220,19 @@ pub static MODULES: &[Module] = &[
             let secrets = Arc::clone(&providers.secrets);
             Ok(Box::new(DatadogExporter::new(&block.decode()?, &entry.source, secrets, providers.http.clone())?))
         }),
+        receive: None,
     },
     Module {
         shape: &CLOUDWATCH_EMF,
         make: Make::Export(|providers, block, _| Ok(Box::new(EmfExporter::new(&block.decode()?, providers.emf_sink.clone())))),
+        receive: None,
     },
     Module {
         shape: &OTLP,
         make: Make::Export(|providers, block, entry| {
             Ok(Box::new(OtlpExporter::new(&block.decode()?, &entry.source, providers.http.clone())?))
         }),
+        receive: None,
     },
     Module {
         shape: &SLACK,
@@ -190,6 +252,7 @@ pub static MODULES: &[Module] = &[
                 (None, None) => Err(ProviderError::rejected("the `slack` block names neither a `token` nor a `webhook`")),
             }
         }),
+        receive: None,
     },
     Module {
         shape: &PAGERDUTY,
@@ -202,6 +265,7 @@ pub static MODULES: &[Module] = &[
             );
             Ok(Box::new(pager.with_rate_limits(Arc::clone(&providers.limits))))
         }),
+        receive: None,
     },
     Module {
         shape: &OPSGENIE,
@@ -214,6 +278,7 @@ pub static MODULES: &[Module] = &[
             );
             Ok(Box::new(pager.with_rate_limits(Arc::clone(&providers.limits))))
         }),
+        receive: None,
     },
 ];
 
@@ -269,6 +334,19 @@ impl ProviderTable {
     }
 }
 
+impl ProviderTable {
+    /// How `provider`'s callbacks are received (the `/{provider}` path of the provider-events
+    /// URL), with the slot of the blocks naming it; `None` when Baton receives none of its.
+    pub fn receive(&self, provider: &str) -> Option<(Slot, &Receive)> {
+        self.modules.iter().find_map(|module| Some((module.shape.slot, module.receive.as_ref()?)).filter(|_| module.shape.name == provider))
+    }
+
+    /// The providers whose callbacks Baton receives, for messages.
+    pub fn receiving(&self) -> Vec<&'static str> {
+        self.modules.iter().filter(|module| module.receive.is_some()).map(|module| module.shape.name).collect()
+    }
+}
+
 /// The catalog's providers (Baton's own), for [`baton_domain::catalog::CatalogLoader`].
 pub fn registry() -> &'static Registry {
     ProviderTable::standard().registry()
@@ -290,7 +368,8 @@ mod tests {
     #[test]
     #[should_panic(expected = "two notifier providers named `slack`")]
     fn a_table_refuses_a_second_provider_of_a_name_in_its_slot() {
-        static AGAIN: [Module; 1] = [Module { shape: &SLACK, make: Make::Notify(|_, _, _| Err(ProviderError::rejected(String::new()))) }];
+        static AGAIN: [Module; 1] =
+            [Module { shape: &SLACK, make: Make::Notify(|_, _, _| Err(ProviderError::rejected(String::new()))), receive: None }];
         ProviderTable::with(&AGAIN);
     }
 }

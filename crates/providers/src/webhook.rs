@@ -6,7 +6,8 @@
 //!   `{"service", "environment", "release_id", "wave", "target", "artifact": {"reference", "sha",
 //!   "branch", "build_url"?}, "rollback": bool, "undoes": <id of the forward run, or null>}`.
 //!   On a rollback the artifact is the one to put back; an empty `reference` means nothing was
-//!   live before this release.
+//!   live before this release. When Baton receives provider events, the body also carries
+//!   `"callback_url"`: see **Callback**.
 //! - **Signature.** `X-Baton-Timestamp: <unix seconds>` and `X-Baton-Signature: sha256=<hex>`,
 //!   the HMAC-SHA256 with the shared secret of `<timestamp>.<body>` (the raw bytes). The endpoint
 //!   should compare in constant time and refuse timestamps more than a few minutes old.
@@ -20,6 +21,12 @@
 //!   `url`: Baton signs its requests, and an endpoint must not be able to send them elsewhere.
 //! - **Status.** `GET <status_url>`, signed the same way over an empty body, answers
 //!   `{"state": "running" | "succeeded" | "failed", "reason"?: "..."}`.
+//! - **Callback** (optional: the status URL stays the safety net). `POST <callback_url>` with
+//!   `{"id": <the id the answer gave>, "state": "succeeded" | "failed" | "running", "reason"?}`
+//!   (the waiting release is found by that id: keep ids unique across endpoints, a UUID)
+//!   and `X-Baton-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` under the same
+//!   secret; Baton refuses a `t` more than 5 minutes from its clock. The release moves on within
+//!   seconds instead of at its next poll.
 //! - **Errors.** 401/403 is a signature the endpoint refuses (the secret differs), 404 a wrong
 //!   URL: neither is retried. 408, 429 (with `Retry-After` in seconds) and 5xx are retried.
 
@@ -50,6 +57,8 @@ const MAX_URL_CHARS: usize = 2048;
 /// module docs for the contract.
 pub struct WebhookDeployer {
     url: Url,
+    /// The provider-events URL for this provider's callbacks, when Baton receives events.
+    callback_url: Option<String>,
     secret: LazySecret,
     timeout: Duration,
     limits: Arc<RateLimits>,
@@ -67,6 +76,10 @@ struct Call<'a> {
     artifact: &'a baton_domain::release::Artifact,
     rollback: bool,
     undoes: Option<&'a str>,
+    /// Where the endpoint may report the run's end at once (see the module docs), when Baton
+    /// receives provider events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    callback_url: Option<&'a str>,
 }
 
 #[derive(Deserialize)]
@@ -75,19 +88,20 @@ struct Started {
     id: String,
 }
 
+/// A run's state, as the status URL and the callback report it.
 #[derive(Deserialize)]
 #[serde(rename_all = "lowercase")]
-enum State {
+pub(crate) enum State {
     Running,
     Succeeded,
     Failed,
 }
 
 #[derive(Deserialize)]
-struct Status {
-    state: State,
+pub(crate) struct Status {
+    pub(crate) state: State,
     #[serde(default)]
-    reason: Option<String>,
+    pub(crate) reason: Option<String>,
 }
 
 /// What a handle carries: where to poll, and which target, for messages.
@@ -109,11 +123,19 @@ impl WebhookDeployer {
             http_url(&spec.url).map_err(|why| ProviderError::rejected(format!("{source}: extensions.baton.deploy: webhook url {why}")))?;
         Ok(WebhookDeployer {
             url,
+            callback_url: None,
             secret: LazySecret::new(spec.secret.clone(), secrets),
             timeout: DEFAULT_REQUEST_TIMEOUT,
             limits: RateLimits::shared(),
             http,
         })
+    }
+
+    /// Tells the endpoint, in each deploy request, to report the run's end to `events_url` (the
+    /// provider-events function's URL) under `/webhook`.
+    pub fn with_events_url(mut self, events_url: &str) -> WebhookDeployer {
+        self.callback_url = Some(format!("{}/{PROVIDER}", events_url.trim_end_matches('/')));
+        self
     }
 
     /// How long one request may take ([`DEFAULT_REQUEST_TIMEOUT`] unless set).
@@ -230,6 +252,7 @@ impl Deployer for WebhookDeployer {
             artifact: &request.artifact,
             rollback: request.rollback,
             undoes: request.undoes.as_ref().map(|run| run.id.as_str()),
+            callback_url: self.callback_url.as_deref(),
         })
         .expect("a deploy call serialises to JSON");
         let key = format!("{}/{}/{}/{kind}", request.release_id.0, request.wave, request.target);

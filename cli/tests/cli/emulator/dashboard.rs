@@ -5,11 +5,11 @@
 //! Now view is open appears without a reload.
 //! Screenshots at laptop and phone widths are kept in `target/tmp/dashboard-screenshots/`.
 
-use crate::support::{baton_command, examples};
+use crate::support::{Served, baton_command, examples};
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 fn browser_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/browser.py")
@@ -37,16 +37,6 @@ fn release(state: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
     let summary: Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("baton release {args:?}: {}", String::from_utf8_lossy(&out.stderr)));
     summary["release"].clone()
-}
-
-/// A served dashboard, stopped when dropped (a failed assertion included).
-struct Served(Child);
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The dashboard served on a free loopback port, and its base URL.

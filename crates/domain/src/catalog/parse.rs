@@ -184,6 +184,11 @@ impl LoadedCatalog {
         &self.services
     }
 
+    /// The Baton services defined but invalid, by name.
+    pub fn invalid_services(&self) -> impl Iterator<Item = &str> {
+        self.invalid.keys().map(String::as_str)
+    }
+
     /// Every problem, ordered by file and line.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         &self.diagnostics

@@ -24,6 +24,8 @@
 //!   unblock it from): a block step is how teams put an approval before a build's release
 //!   steps, and the definition's build polls (`Baton.BuildPending` retries, about 73 minutes of
 //!   them) bound the wait. A cancelled or skipped build is over, blocked or not.
+//! - **Handles.** A build's id is `organization/pipeline/number` (build numbers count per
+//!   pipeline): the key its `build.finished` event is read into.
 //! - **Cancel.** `PUT .../builds/{number}/cancel`; Buildkite refuses (422) builds that are not
 //!   scheduled, running or failing, that is builds already finished: not an error.
 //! - A 2xx to the create request whose body does not read is `Rejected`, not retried: the build
@@ -34,7 +36,7 @@
 //!   else is `Unavailable` saying when to retry; 5xx and timeouts are `Unavailable`.
 
 use super::rest::{Body, Call, Credential, RestApi};
-use super::{ArtifactTemplate, RunFacts, Started, created_from, handle_number, handle_state, unfollowable};
+use super::{ArtifactTemplate, RunFacts, Started, Verdict, created_from, handle_state, unfollowable};
 use crate::http::{decode, header_u64, retry_after};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
@@ -130,6 +132,11 @@ impl BuildkiteBuildProvider {
         self
     }
 
+    fn handle(&self, request: &BuildRequest, build: &Build) -> RunHandle {
+        let started = Started::of(request).handle(PROVIDER, build.number, &build.web_url);
+        RunHandle { id: run_id(&self.organization, &self.pipeline, build.number), ..started }
+    }
+
     /// "pipeline acme/web"
     fn label(&self) -> String {
         format!("pipeline {}/{}", self.organization, self.pipeline)
@@ -195,29 +202,53 @@ impl BuildkiteBuildProvider {
     }
 
     fn progress(&self, build: &Build, started: &Started) -> BuildProgress {
-        let failed = |what: &str| BuildProgress::Failed {
-            reason: format!("Buildkite build {} of {} is '{}': {what}; see {}", build.number, self.label(), build.state, build.web_url),
-        };
-        match (build.state.as_str(), build.blocked) {
-            ("blocked", _) | ("passed" | "failed" | "running", true) => {
-                tracing::info!(target: "baton::buildkite", build = build.number, url = %build.web_url,
-                    "Buildkite build of {} waits at a block step: unblock it to go on", self.label());
-                BuildProgress::Running
-            }
-            ("passed", false) => {
+        match verdict(&build.state, build.blocked) {
+            Verdict::Passed => {
                 let number = build.number.to_string();
                 let facts = RunFacts { sha: &build.commit, branch: &started.branch, run_id: &number, release_id: &started.release_id.0 };
                 self.artifact.built(&facts, started.sha.as_deref(), &build.web_url)
             }
-            ("failed", false) => failed("a job failed"),
-            ("canceled", _) => failed("someone or something cancelled it"),
-            ("canceling", _) => failed("it is being cancelled"),
-            ("skipped", _) => failed("Buildkite skipped it, most often for a newer build of the branch"),
-            ("not_run", _) => failed("it was not run"),
-            ("waiting_failed", _) => failed("a step it waited on failed"),
-            // creating, scheduled, running, waiting, failing, and any state Buildkite adds later.
-            _ => BuildProgress::Running,
+            Verdict::Failed(what) => BuildProgress::Failed {
+                reason: format!("Buildkite build {} of {} is '{}': {what}; see {}", build.number, self.label(), build.state, build.web_url),
+            },
+            Verdict::Running => {
+                if build.blocked || build.state == "blocked" {
+                    tracing::info!(target: "baton::buildkite", build = build.number, url = %build.web_url,
+                        "Buildkite build of {} waits at a block step: unblock it to go on", self.label());
+                }
+                BuildProgress::Running
+            }
         }
+    }
+}
+
+/// A build's id, in its handle and in its events' keys: `organization/pipeline/number`. Build
+/// numbers count per pipeline, so the number alone could name another pipeline's build.
+pub(crate) fn run_id(organization: &str, pipeline: &str, number: u64) -> String {
+    format!("{organization}/{pipeline}/{number}")
+}
+
+/// The build number a handle's id ends with (a bare number in handles made before the id named
+/// its pipeline).
+fn build_number(run: &RunHandle) -> Result<u64, ProviderError> {
+    let number = run.id.rsplit('/').next().unwrap_or_default();
+    number.parse().map_err(|_| ProviderError::rejected(format!("{SERVICE} run handle {}: the id does not end with a build number", run.id)))
+}
+
+/// What a build's state says about it, `blocked` when a block step holds it (the polls' and the
+/// `build.finished` receiver's reading).
+pub(crate) fn verdict(state: &str, blocked: bool) -> Verdict {
+    match (state, blocked) {
+        ("blocked", _) | ("passed" | "failed" | "running", true) => Verdict::Running,
+        ("passed", false) => Verdict::Passed,
+        ("failed", false) => Verdict::Failed("a job failed"),
+        ("canceled", _) => Verdict::Failed("someone or something cancelled it"),
+        ("canceling", _) => Verdict::Failed("it is being cancelled"),
+        ("skipped", _) => Verdict::Failed("Buildkite skipped it, most often for a newer build of the branch"),
+        ("not_run", _) => Verdict::Failed("it was not run"),
+        ("waiting_failed", _) => Verdict::Failed("a step it waited on failed"),
+        // creating, scheduled, running, waiting, failing, and any state Buildkite adds later.
+        _ => Verdict::Running,
     }
 }
 
@@ -232,7 +263,7 @@ impl BuildProvider for BuildkiteBuildProvider {
         };
         tracing::info!(target: "baton::buildkite", build = build.number, url = %build.web_url, state = %build.state,
             "created a build of {} on {}", self.label(), request.branch);
-        Ok(Started::of(request).handle(PROVIDER, build.number, &build.web_url))
+        Ok(self.handle(request, &build))
     }
 
     /// Lists the pipeline's builds on the branch with the release's meta-data, created since
@@ -257,13 +288,13 @@ impl BuildProvider for BuildkiteBuildProvider {
         Ok(oldest.map(|build| {
             tracing::info!(target: "baton::buildkite", build = build.number, url = %build.web_url,
                 "found the build release {} started on {}", request.release_id, self.label());
-            Started::of(request).handle(PROVIDER, build.number, &build.web_url)
+            self.handle(request, build)
         }))
     }
 
     async fn poll(&self, run: &RunHandle) -> Result<BuildPoll, ProviderError> {
         let started: Started = handle_state(run, PROVIDER, SERVICE)?;
-        let number = handle_number(run, SERVICE)?.to_string();
+        let number = build_number(run)?.to_string();
         let context = format!("reading Buildkite build {number} of {}", self.label());
         let (_, answer) = self.send(Method::GET, &[&number], Body::Empty, &context, None).await?;
         let build: Build = decode(&answer, &context)?;
@@ -272,7 +303,7 @@ impl BuildProvider for BuildkiteBuildProvider {
 
     async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError> {
         let _: Started = handle_state(run, PROVIDER, SERVICE)?;
-        let number = handle_number(run, SERVICE)?.to_string();
+        let number = build_number(run)?.to_string();
         let context = format!("cancelling Buildkite build {number} of {}", self.label());
         // 422: the build is no longer scheduled, running or failing, so there is nothing to stop.
         let (status, _) =
@@ -305,6 +336,9 @@ pub struct BuildkiteBuild {
     /// Buildkite's REST API; `https://api.buildkite.com/v2` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_url: Option<String>,
+    /// Authenticates the provider's callbacks to Baton: the webhook's token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_secret: Option<SecretRef>,
 }
 
 /// Why `text` is no Buildkite slug (as in the pipeline's URL), if it is not one.
@@ -339,6 +373,11 @@ const BUILD_BUILDKITE: &[Field] = &[
          filled from the build.",
     ),
     field("api-url", Kind::Url, "Buildkite's REST API; `https://api.buildkite.com/v2` by default."),
+    field(
+        "events-secret",
+        Kind::Secret,
+        "The token of the webhook that sends build events to Baton, signed or plain (secret reference); without it, Baton polls.",
+    ),
 ];
 
 pub const BUILDKITE: ProviderShape = ProviderShape {

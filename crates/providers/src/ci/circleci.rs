@@ -46,7 +46,7 @@
 //!   `Rejected` with what CircleCI said.
 
 use super::rest::{Body, Call, Credential, RestApi};
-use super::{ArtifactTemplate, RunFacts, Started, created_from, handle_state, unfollowable};
+use super::{ArtifactTemplate, RunFacts, Started, Verdict, created_from, handle_state, unfollowable};
 use crate::http::{decode, x_rate_limit_wait};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
@@ -165,16 +165,9 @@ struct Workflow {
     created_at: Option<DateTime<Utc>>,
 }
 
-/// What one workflow's status says about the build.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    Passed,
-    Running,
-    /// Finished without success; the text says why, for the build's reason.
-    Failed(&'static str),
-}
-
-fn verdict(status: &str) -> Verdict {
+/// What one workflow's status says about the build (the polls' and the `workflow-completed`
+/// receiver's reading).
+pub(crate) fn verdict(status: &str) -> Verdict {
     match status {
         "success" => Verdict::Passed,
         "failed" => Verdict::Failed("a job failed"),
@@ -480,6 +473,9 @@ pub struct CircleCiBuild {
     /// CircleCI's API; `https://circleci.com/api/v2` when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_url: Option<String>,
+    /// Authenticates the provider's callbacks to Baton: the webhook's secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_secret: Option<SecretRef>,
 }
 
 /// The pipeline parameter that carries the release id; the config declares it as a string.
@@ -586,6 +582,11 @@ const BUILD_CIRCLECI: &[Field] = &[
          filled from the pipeline.",
     ),
     field("api-url", Kind::Url, "CircleCI's API; `https://circleci.com/api/v2` by default."),
+    field(
+        "events-secret",
+        Kind::Secret,
+        "The secret of the project webhook that sends workflow-completed events to Baton (secret reference); without it, Baton polls.",
+    ),
 ];
 
 pub const CIRCLECI: ProviderShape = ProviderShape {
@@ -614,6 +615,7 @@ mod tests {
             traceparent: false,
             artifact: "web:{short-sha}-{pipeline-number}".into(),
             api_url: None,
+            events_secret: None,
         };
         CircleCiBuildProvider::new(&spec, "web.yaml", Arc::new(FixedSecrets::one(token, "t")), crate::http_client().unwrap()).unwrap()
     }

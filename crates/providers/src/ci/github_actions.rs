@@ -587,7 +587,7 @@ fn state_json(state: &RunState) -> serde_json::Value {
 }
 
 /// Why a completed run without `success` built nothing Baton can deploy.
-fn what_it_means(conclusion: &str) -> &'static str {
+pub(crate) fn what_it_means(conclusion: &str) -> &'static str {
     match conclusion {
         "failure" => "a job failed",
         "cancelled" => "someone or something cancelled it",

@@ -36,7 +36,7 @@
 //!   `Unavailable`.
 
 use super::rest::{Body, Call, Credential, RestApi};
-use super::{ArtifactTemplate, RunFacts, Started, created_from, handle_number, handle_state, unfollowable};
+use super::{ArtifactTemplate, RunFacts, Started, Verdict, created_from, handle_number, handle_state, unfollowable};
 use crate::http::{decode, header_u64, retry_after, shown};
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
@@ -252,31 +252,42 @@ impl GitLabCiBuildProvider {
     }
 
     fn progress(&self, pipeline: &Pipeline, started: &Started) -> BuildProgress {
-        let failed = |what: &str| BuildProgress::Failed {
-            reason: format!(
-                "GitLab pipeline {} of project {} is '{}': {what}; see {}",
-                pipeline.id, self.project, pipeline.status, pipeline.web_url
-            ),
-        };
-        match pipeline.status.as_str() {
-            "success" => {
+        match verdict(&pipeline.status) {
+            Verdict::Passed => {
                 let run_id = pipeline.id.to_string();
                 let facts = RunFacts { sha: &pipeline.sha, branch: &started.branch, run_id: &run_id, release_id: &started.release_id.0 };
                 self.artifact.built(&facts, started.sha.as_deref(), &pipeline.web_url)
             }
-            "failed" => failed("a job failed"),
-            "canceled" => failed("someone or something cancelled it"),
-            "canceling" => failed("it is being cancelled"),
-            "skipped" => failed("no job ran (their rules excluded them all), so nothing was built"),
-            "manual" => {
-                tracing::info!(target: "baton::gitlab", pipeline = pipeline.id, url = %pipeline.web_url,
-                    "GitLab pipeline of {} waits for a manual job: play it to go on", self.project);
+            Verdict::Failed(what) => BuildProgress::Failed {
+                reason: format!(
+                    "GitLab pipeline {} of project {} is '{}': {what}; see {}",
+                    pipeline.id, self.project, pipeline.status, pipeline.web_url
+                ),
+            },
+            Verdict::Running => {
+                if pipeline.status == "manual" {
+                    tracing::info!(target: "baton::gitlab", pipeline = pipeline.id, url = %pipeline.web_url,
+                        "GitLab pipeline of {} waits for a manual job: play it to go on", self.project);
+                }
                 BuildProgress::Running
             }
-            // created, waiting_for_resource, preparing, pending, running, scheduled,
-            // waiting_for_callback, and any status GitLab adds later: no outcome yet.
-            _ => BuildProgress::Running,
         }
+    }
+}
+
+/// What a pipeline's status says about the build (the polls' and the pipeline-event receiver's
+/// reading).
+pub(crate) fn verdict(status: &str) -> Verdict {
+    match status {
+        "success" => Verdict::Passed,
+        "failed" => Verdict::Failed("a job failed"),
+        "canceled" => Verdict::Failed("someone or something cancelled it"),
+        "canceling" => Verdict::Failed("it is being cancelled"),
+        "skipped" => Verdict::Failed("no job ran (their rules excluded them all), so nothing was built"),
+        // manual (a blocking manual job waits for a person), created, waiting_for_resource,
+        // preparing, pending, running, scheduled, waiting_for_callback, and any status GitLab
+        // adds later: no outcome yet.
+        _ => Verdict::Running,
     }
 }
 
@@ -374,6 +385,9 @@ pub struct GitLabCiBuild {
     /// A self-managed instance's API (`https://HOST/api/v4`); gitlab.com's when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_url: Option<String>,
+    /// Authenticates the provider's callbacks to Baton: the webhook's secret token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_secret: Option<SecretRef>,
 }
 
 /// A GitLab project as the API names it: its numeric id, or its full path (`group/sub/name`).
@@ -465,6 +479,11 @@ const BUILD_GITLAB_CI: &[Field] = &[
          filled from the pipeline (e.g. `registry.gitlab.com/acme/web:{short-sha}`).",
     ),
     field("api-url", Kind::Url, "A self-managed instance's API, `https://HOST/api/v4`; gitlab.com's by default."),
+    field(
+        "events-secret",
+        Kind::Secret,
+        "The secret token of the project webhook that sends pipeline events to Baton (secret reference); without it, Baton polls.",
+    ),
 ];
 
 pub const GITLAB_CI: ProviderShape = ProviderShape {

@@ -22,6 +22,16 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+/// What a run's status says before its artifact is read: shared by a provider's polls and its
+/// event receiver, so both read a status alike.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Passed,
+    Running,
+    /// Finished without success; the text says why, for the build's reason.
+    Failed(&'static str),
+}
+
 /// What the handle of a started run carries besides its id: what the artifact template needs,
 /// since `poll` sees nothing but the handle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

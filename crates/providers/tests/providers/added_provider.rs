@@ -114,10 +114,12 @@ static ADDED: [Module; 2] = [
                 artifact: ArtifactTemplate::parse(&relay.artifact, RELAY.run_word).map_err(ProviderError::rejected)?,
             }))
         }),
+        receive: None,
     },
     Module {
         shape: &LOGBOOK,
         make: Make::Notify(|_, block, _| Ok(Box::new(LogbookNotifier { file: block.decode::<Logbook>()?.file.into() }))),
+        receive: None,
     },
 ];
 

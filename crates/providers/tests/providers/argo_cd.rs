@@ -5,13 +5,13 @@ use crate::support;
 
 use baton_domain::catalog::SecretRef;
 use baton_domain::error::chain_text;
-use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
+use baton_domain::ports::{DeployProgress, Deployer, ProviderError, RunHandle};
 use baton_providers::ArgoCdDeploy;
 use baton_providers::ArgoCdDeployer;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::{
-    ManualClock, SHA, Secrets, answer, answer_once, artifact, assert_secret_free, client, limited_then, own_limits, received, release_id,
+    ManualClock, SHA, Secrets, answer, answer_once, assert_secret_free, client, deploy_request, limited_then, own_limits, received,
     travelled, window_is_obeyed,
 };
 use wiremock::matchers::{method, path};
@@ -33,7 +33,8 @@ fn deployer_with(server: &MockServer, revision: &str) -> ArgoCdDeployer {
 
 /// The deployer, its rate limits on `clock`.
 fn deployer_on(server: &MockServer, revision: &str, clock: &std::sync::Arc<ManualClock>) -> ArgoCdDeployer {
-    let spec = ArgoCdDeploy { server: server.uri(), token: SecretRef::Env(TOKEN_REF.into()), revision: revision.into() };
+    let spec =
+        ArgoCdDeploy { server: server.uri(), token: SecretRef::Env(TOKEN_REF.into()), revision: revision.into(), events_secret: None };
     ArgoCdDeployer::new(&spec, "catalog/web.yaml", Secrets::of(&[(TOKEN_REF, TOKEN)]), client())
         .unwrap()
         .with_rate_limits(own_limits(clock.clone()))
@@ -41,19 +42,6 @@ fn deployer_on(server: &MockServer, revision: &str, clock: &std::sync::Arc<Manua
 
 fn deployer(server: &MockServer) -> ArgoCdDeployer {
     deployer_with(server, "{sha}")
-}
-
-fn request(target: &str) -> DeployRequest {
-    DeployRequest {
-        service: "web".into(),
-        environment: "production".into(),
-        release_id: release_id(),
-        wave: "canary".into(),
-        target: target.into(),
-        artifact: artifact(),
-        rollback: false,
-        undoes: None,
-    }
 }
 
 /// An operation as `status.operationState` shows it: (phase, revision, startedAt).
@@ -139,7 +127,7 @@ async fn a_sync_is_followed_until_the_application_is_synced_and_healthy() {
     answer(&server, "GET", APP, ok(application("Synced", SHA, "Healthy", Some(("Succeeded", SHA, OURS))))).await;
     let argo = deployer(&server);
 
-    let handle = argo.start(&request("web-canary")).await.unwrap();
+    let handle = argo.start(&deploy_request("web-canary")).await.unwrap();
     assert_eq!((handle.provider.as_str(), handle.id.as_str()), ("argo-cd", "web-canary"));
     assert_eq!(handle.url, Some(format!("{}/applications/web-canary", server.uri())));
     assert_eq!(handle.state, json!({ "revision": SHA, "previous_revision": OLD, "since": BEFORE }));
@@ -224,7 +212,7 @@ async fn a_sync_window_refusal_is_rejected_and_says_when_the_window_is() {
         "canSync": false,
     });
     answer(&server, "GET", &format!("{APP}/syncwindows"), ok(windows)).await;
-    let error = deployer(&server).start(&request("web-canary")).await.unwrap_err();
+    let error = deployer(&server).start(&deploy_request("web-canary")).await.unwrap_err();
     let ProviderError::Rejected { message: text, .. } = &error else { panic!("{error}") };
     assert!(text.starts_with(&format!("syncing Argo CD application web-canary on {}/ to {SHA}", server.uri())), "{text}");
     assert!(
@@ -242,7 +230,7 @@ async fn another_operation_in_progress_is_waited_out_and_then_refused() {
     answer(&server, "GET", APP, ok(application("OutOfSync", OLD, "Healthy", Some(("Running", "other", BEFORE))))).await;
     answer_once(&server, "POST", SYNC, argo_error(400, 9, "another operation is already in progress")).await;
     answer(&server, "POST", SYNC, ok(before())).await;
-    let handle = deployer(&server).with_operation_wait(Duration::from_millis(400)).start(&request("web-canary")).await.unwrap();
+    let handle = deployer(&server).with_operation_wait(Duration::from_millis(400)).start(&deploy_request("web-canary")).await.unwrap();
     assert_eq!(handle.state["revision"], json!(SHA));
 
     // It does not end in time: the target is refused, nothing having changed.
@@ -250,7 +238,7 @@ async fn another_operation_in_progress_is_waited_out_and_then_refused() {
     answer(&server, "GET", APP, ok(application("OutOfSync", OLD, "Healthy", Some(("Running", "other", BEFORE))))).await;
     answer(&server, "POST", SYNC, argo_error(400, 9, "another operation is already in progress")).await;
     let started = Instant::now();
-    let error = deployer(&server).with_operation_wait(Duration::from_millis(400)).start(&request("web-canary")).await.unwrap_err();
+    let error = deployer(&server).with_operation_wait(Duration::from_millis(400)).start(&deploy_request("web-canary")).await.unwrap_err();
     assert!(started.elapsed() >= Duration::from_millis(400), "{:?}", started.elapsed());
     assert!(
         matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains("another operation was still in progress") && m.contains("nothing was changed")),
@@ -268,7 +256,7 @@ async fn a_sync_answer_that_is_lost_or_unreadable_refuses_the_target_unless_the_
         answer(&server, "GET", APP, ok(before())).await;
         Mock::given(method("POST")).and(path(SYNC)).respond_with(answer_to_sync.clone()).expect(1).mount(&server).await;
         let argo = deployer(&server).with_request_timeout(Duration::from_millis(300)).with_lost_sync_wait(Duration::from_secs(1));
-        let error = argo.start(&request("web-canary")).await.unwrap_err();
+        let error = argo.start(&deploy_request("web-canary")).await.unwrap_err();
         assert!(
             matches!(&error, ProviderError::Rejected { message: m, .. } if m.contains(&format!("showed no sync to {SHA} in the 1 s after, so nothing was changed"))),
             "{error}"
@@ -281,7 +269,7 @@ async fn a_sync_answer_that_is_lost_or_unreadable_refuses_the_target_unless_the_
         answer(&server, "GET", APP, ok(application("OutOfSync", OLD, "Healthy", Some(("Running", SHA, OURS))))).await;
         Mock::given(method("POST")).and(path(SYNC)).respond_with(answer_to_sync.clone()).expect(1).mount(&server).await;
         let argo = deployer(&server).with_request_timeout(Duration::from_millis(300));
-        let handle = argo.start(&request("web-canary")).await.unwrap();
+        let handle = argo.start(&deploy_request("web-canary")).await.unwrap();
         assert_eq!(handle.state["revision"], json!(SHA));
 
         // It shows ours only on a later read (the server was still at work on the sync when
@@ -291,7 +279,7 @@ async fn a_sync_answer_that_is_lost_or_unreadable_refuses_the_target_unless_the_
         answer(&server, "GET", APP, ok(application("OutOfSync", OLD, "Healthy", Some(("Running", SHA, OURS))))).await;
         Mock::given(method("POST")).and(path(SYNC)).respond_with(answer_to_sync).expect(1).mount(&server).await;
         let argo = deployer(&server).with_request_timeout(Duration::from_millis(300));
-        let handle = argo.start(&request("web-canary")).await.expect("a sync shown on a later read is the target changed");
+        let handle = argo.start(&deploy_request("web-canary")).await.expect("a sync shown on a later read is the target changed");
         assert_eq!(handle.state["revision"], json!(SHA));
         assert_eq!(received(&server, "GET", APP).await.len(), 3, "the read before, the read that missed it, the one that saw it");
     }
@@ -300,7 +288,7 @@ async fn a_sync_answer_that_is_lost_or_unreadable_refuses_the_target_unless_the_
 #[tokio::test]
 async fn an_unknown_commit_is_never_synced() {
     let server = MockServer::start().await;
-    let mut unknown = request("web-canary");
+    let mut unknown = deploy_request("web-canary");
     unknown.artifact.sha = baton_providers::UNKNOWN_SHA.into();
     let argo = deployer(&server);
     assert!(argo.takes_revision());
@@ -323,7 +311,7 @@ async fn a_retried_start_adopts_its_own_running_sync() {
     answer_once(&server, "GET", APP, ok(application("OutOfSync", OLD, "Healthy", Some(("Running", SHA, OURS))))).await;
     answer(&server, "GET", APP, ok(application("Synced", SHA, "Healthy", Some(("Succeeded", SHA, OURS))))).await;
     let argo = deployer(&server);
-    let handle = argo.start(&request("web-canary")).await.unwrap();
+    let handle = argo.start(&deploy_request("web-canary")).await.unwrap();
     assert_eq!(argo.poll(&handle).await.unwrap(), DeployProgress::Succeeded);
     let requests = server.received_requests().await.unwrap();
     assert!(requests.iter().all(|request| request.method.as_str() == "GET"), "synced twice");
@@ -344,7 +332,7 @@ async fn a_rollback_syncs_back_to_what_the_forward_run_replaced() {
         let server = MockServer::start().await;
         answer(&server, "GET", APP, ok(application("Synced", SHA, "Healthy", Some(("Succeeded", SHA, OURS))))).await;
         answer(&server, "POST", SYNC, ok(before())).await;
-        let mut rollback = request("web-canary");
+        let mut rollback = deploy_request("web-canary");
         rollback.rollback = true;
         rollback.artifact.sha = previous_sha.into();
         rollback.undoes = undoes;
@@ -354,7 +342,7 @@ async fn a_rollback_syncs_back_to_what_the_forward_run_replaced() {
     }
 
     let server = MockServer::start().await;
-    let mut nothing_before = request("web-canary");
+    let mut nothing_before = deploy_request("web-canary");
     nothing_before.rollback = true;
     nothing_before.artifact =
         baton_domain::release::Artifact { reference: String::new(), sha: String::new(), branch: "main".into(), build_url: None };
@@ -372,7 +360,7 @@ async fn revisions_are_rendered_and_namespaced_applications_addressed() {
     let app = "/api/v1/applications/web";
     answer(&server, "GET", app, ok(before())).await;
     answer(&server, "POST", &format!("{app}/sync"), ok(before())).await;
-    let handle = deployer_with(&server, "{branch}-{short-sha}").start(&request("team-a/web")).await.unwrap();
+    let handle = deployer_with(&server, "{branch}-{short-sha}").start(&deploy_request("team-a/web")).await.unwrap();
     assert_eq!(handle.url, Some(format!("{}/applications/team-a/web", server.uri())));
 
     let requests = server.received_requests().await.unwrap();
@@ -397,7 +385,7 @@ async fn refusals_are_rejected_naming_the_problem_without_the_token() {
     for (response, expected) in cases {
         let server = MockServer::start().await;
         answer(&server, "GET", APP, response).await;
-        let error = deployer(&server).start(&request("web-canary")).await.unwrap_err();
+        let error = deployer(&server).start(&deploy_request("web-canary")).await.unwrap_err();
         let ProviderError::Rejected { message: text, .. } = &error else { panic!("{error}") };
         assert!(text.contains(expected), "{text}");
         assert_secret_free(text, TOKEN);
@@ -456,7 +444,7 @@ async fn a_slow_server_times_out_as_unavailable() {
     answer(&server, "GET", APP, ok(before()).set_delay(Duration::from_secs(3))).await;
     let argo = deployer(&server).with_request_timeout(Duration::from_millis(200));
     let started = Instant::now();
-    let error = argo.start(&request("web-canary")).await.unwrap_err();
+    let error = argo.start(&deploy_request("web-canary")).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
     assert!(matches!(&error, ProviderError::Unavailable { message: m, .. } if m.contains("no answer within 200 ms")), "{error}");
 }
@@ -473,7 +461,7 @@ async fn a_malformed_application_names_the_field() {
     for (response, expected) in cases {
         let server = MockServer::start().await;
         answer(&server, "GET", APP, response).await;
-        let error = deployer(&server).start(&request("web-canary")).await.unwrap_err();
+        let error = deployer(&server).start(&deploy_request("web-canary")).await.unwrap_err();
         assert!(matches!(&error, ProviderError::Unavailable { .. }) && chain_text(&error).contains(expected), "{error:?}");
     }
 }
@@ -487,7 +475,7 @@ async fn the_token_never_reaches_a_handle_or_an_error() {
     failed["status"]["operationState"]["message"] = json!(format!("git fetch failed with token {TOKEN}"));
     answer(&server, "GET", APP, ok(failed)).await;
     let argo = deployer(&server);
-    let handle = argo.start(&request("web-canary")).await.unwrap();
+    let handle = argo.start(&deploy_request("web-canary")).await.unwrap();
     assert_secret_free(&serde_json::to_string(&handle).unwrap(), TOKEN);
     let DeployProgress::Failed { reason } = argo.poll(&handle).await.unwrap() else { panic!("not failed") };
     assert!(reason.contains("git fetch failed with token"), "{reason}");
@@ -505,7 +493,8 @@ fn bad_blocks_are_rejected_when_built() {
         ),
     ];
     for (server, revision, expected) in cases {
-        let spec = ArgoCdDeploy { server: server.into(), token: SecretRef::Env(TOKEN_REF.into()), revision: revision.into() };
+        let spec =
+            ArgoCdDeploy { server: server.into(), token: SecretRef::Env(TOKEN_REF.into()), revision: revision.into(), events_secret: None };
         let Err(ProviderError::Rejected { message: text, .. }) = ArgoCdDeployer::new(&spec, "catalog/web.yaml", Secrets::of(&[]), client())
         else {
             panic!("{server} {revision} was accepted")

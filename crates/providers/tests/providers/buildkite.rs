@@ -32,6 +32,7 @@ fn spec(server: &MockServer) -> BuildkiteBuild {
         env: BTreeMap::from([("REGION".to_string(), "eu-west-1".to_string())]),
         artifact: "acme/web:{short-sha}-b{build-number}".into(),
         api_url: Some(format!("{}/v2", server.uri())),
+        events_secret: None,
     }
 }
 
@@ -88,7 +89,7 @@ fn buildkite_error(status: u16, text: &str) -> ResponseTemplate {
 fn handle() -> RunHandle {
     RunHandle {
         provider: "buildkite".into(),
-        id: "57".into(),
+        id: "acme/web-release/57".into(),
         url: Some(PAGE.into()),
         state: json!({ "release_id": RELEASE, "branch": "main", "sha": SHA }),
     }
@@ -230,7 +231,7 @@ async fn rate_limit_windows_are_obeyed_to_their_end() {
         let buildkite = provider_on(&server, &clock);
         let request = build_request(Some(SHA));
         let run = window_is_obeyed(window, &clock, &times, || buildkite.start(&request)).await;
-        assert_eq!(run.id, "57", "window {window}");
+        assert_eq!(run.id, "acme/web-release/57", "window {window}");
     }
 }
 
@@ -286,7 +287,10 @@ async fn a_malformed_create_answer_cancels_the_build_it_started() {
     Mock::given(method("PUT")).and(path(CANCEL)).respond_with(state("canceling")).expect(1).mount(&server).await;
     let error = provider(&server).start(&build_request(Some(SHA))).await.unwrap_err();
     let ProviderError::Rejected { message: said, .. } = &error else { panic!("a retry would start a second build: {error:?}") };
-    assert!(said.contains("unreadable answer") && said.contains("cancelled the build it started (Buildkite 57)"), "{said}");
+    assert!(
+        said.contains("unreadable answer") && said.contains("cancelled the build it started (Buildkite acme/web-release/57)"),
+        "{said}"
+    );
 }
 
 #[tokio::test]
@@ -301,6 +305,9 @@ async fn an_echoed_head_never_names_the_artifact() {
     // With the release's commit, the artifact names it, whatever Buildkite echoes.
     let BuildProgress::Succeeded { artifact } = provider(&server).poll(&handle()).await.unwrap().progress else { panic!("failed") };
     assert_eq!((artifact.reference.as_str(), artifact.sha.as_str()), ("acme/web:0123456-b57", SHA));
+    // A handle made before ids named their pipeline: the bare number still reads.
+    let bare = RunHandle { id: "57".into(), ..handle() };
+    assert!(matches!(provider(&server).poll(&bare).await.unwrap().progress, BuildProgress::Succeeded { .. }));
 }
 
 #[tokio::test]
@@ -387,6 +394,7 @@ fn bad_slugs_and_templates_are_refused_when_the_provider_is_built() {
         env: BTreeMap::new(),
         artifact: "web:{build-number}".into(),
         api_url: Some(server_uri.into()),
+        events_secret: None,
     };
     let refused = |spec: BuildkiteBuild| {
         let error = BuildkiteBuildProvider::new(&spec, "catalog/web.yaml", Secrets::of(&[]), client()).err().unwrap();

@@ -367,6 +367,7 @@ async fn gitlab_compares_with_the_block_s_token() {
         variables: BTreeMap::new(),
         artifact: "registry.gitlab.com/acme/web:{short-sha}".into(),
         api_url: Some(format!("{}/api/v4", server.uri())),
+        events_secret: None,
     };
     let secrets = Secrets::of(&[("GITLAB_TOKEN", GITLAB_TOKEN)]);
     let history = GitLabHistory::new(&spec, "catalog/web.yaml", secrets, client()).unwrap().with_rate_limits(fresh_limits());

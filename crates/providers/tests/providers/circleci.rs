@@ -41,6 +41,7 @@ fn spec(server: &MockServer) -> CircleCiBuild {
         traceparent: false,
         artifact: "acme/web:{short-sha}-p{pipeline-number}".into(),
         api_url: Some(format!("{}/api/v2", server.uri())),
+        events_secret: None,
     }
 }
 
@@ -558,6 +559,7 @@ fn bad_blocks_are_refused_when_the_provider_is_built() {
         traceparent: false,
         artifact: "web:{pipeline-number}".into(),
         api_url: None,
+        events_secret: None,
     };
     let refused = |spec: CircleCiBuild| {
         let error = CircleCiBuildProvider::new(&spec, "catalog/web.yaml", Secrets::of(&[]), client()).err().unwrap();

@@ -27,6 +27,7 @@ fn spec(server: &MockServer, unhealthy: &[&str]) -> DatadogGate {
         api_key: SecretRef::Env("DD_API_KEY".into()),
         app_key: SecretRef::Env("DD_APP_KEY".into()),
         unhealthy: unhealthy.iter().map(|state| state.to_string()).collect(),
+        events_secret: None,
     }
 }
 
@@ -334,6 +335,7 @@ fn bad_gates_are_rejected_when_built() {
         api_key: SecretRef::Env("DD_API_KEY".into()),
         app_key: SecretRef::Env("DD_APP_KEY".into()),
         unhealthy: vec!["Alert".into()],
+        events_secret: None,
     };
     let cases = [
         (

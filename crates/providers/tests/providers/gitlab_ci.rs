@@ -36,6 +36,7 @@ fn spec(server: &MockServer, token: bool, trigger: bool) -> GitLabCiBuild {
         variables: BTreeMap::from([("DEPLOY_ENV".to_string(), "production".to_string())]),
         artifact: "registry.gitlab.com/acme/web:{short-sha}-{pipeline-id}".into(),
         api_url: Some(format!("{}/api/v4", server.uri())),
+        events_secret: None,
     }
 }
 
@@ -434,6 +435,7 @@ fn bad_blocks_are_refused_before_any_request() {
         variables: BTreeMap::new(),
         artifact: "web:{pipeline-id}".into(),
         api_url: Some(server_uri.into()),
+        events_secret: None,
     };
     let refused = |spec: GitLabCiBuild| {
         let error = GitLabCiBuildProvider::new(&spec, "catalog/web.yaml", Secrets::of(&[]), client()).err().unwrap();

@@ -13,6 +13,7 @@ mod datadog_dashboards;
 mod datadog_monitors;
 mod github_actions;
 mod gitlab_ci;
+mod inbound;
 mod support;
 mod telemetry;
 mod webhook;

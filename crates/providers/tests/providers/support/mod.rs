@@ -99,6 +99,20 @@ pub fn build_request(sha: Option<&str>) -> baton_domain::ports::BuildRequest {
     }
 }
 
+/// A forward deploy of the release's artifact to `target`, in wave `canary`.
+pub fn deploy_request(target: &str) -> baton_domain::ports::DeployRequest {
+    baton_domain::ports::DeployRequest {
+        service: "web".into(),
+        environment: "production".into(),
+        release_id: release_id(),
+        wave: "canary".into(),
+        target: target.into(),
+        artifact: artifact(),
+        rollback: false,
+        undoes: None,
+    }
+}
+
 /// A clock that moves only when a test says: rate-limit windows of minutes pass at once.
 pub struct ManualClock(std::sync::Mutex<chrono::DateTime<chrono::Utc>>);
 
