@@ -1,8 +1,8 @@
 //! Parsing and validating a definition into its executable form, reporting every problem at once.
-use crate::choice::{Rule, parse_timestamp};
+use crate::choice::Rule;
+use crate::executor::states::{FailField, MapSpec, ParallelSpec, TaskSpec, WaitSpec};
 use crate::jsonpath::JsonPath;
-use crate::payload::{Dynamic, Problem, Template, escape_pointer};
-use chrono::{DateTime, FixedOffset};
+use crate::payload::{Problem, Template, escape_pointer};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::fmt;
@@ -154,20 +154,6 @@ pub(crate) enum Kind {
     Map(Box<MapSpec>),
 }
 
-#[derive(Debug)]
-pub(crate) enum FailField {
-    Literal(String),
-    Dynamic { field: &'static str, value: Dynamic },
-}
-
-#[derive(Debug)]
-pub(crate) enum WaitSpec {
-    Seconds(u64),
-    Timestamp(DateTime<FixedOffset>),
-    SecondsPath(JsonPath),
-    TimestampPath(JsonPath),
-}
-
 /// A number given literally or read from the input at run time.
 #[derive(Debug)]
 pub(crate) enum Amount<T> {
@@ -198,33 +184,6 @@ pub(crate) struct Catcher {
     pub errors: Vec<String>,
     pub result_path: ResultPath,
     pub next: usize,
-}
-
-#[derive(Debug)]
-pub(crate) struct TaskSpec {
-    pub resource: String,
-    pub parameters: Option<Template>,
-    pub timeout: Option<Amount<u64>>,
-    pub heartbeat: Option<Amount<u64>>,
-    pub recovery: Recovery,
-}
-
-#[derive(Debug)]
-pub(crate) struct ParallelSpec {
-    pub branches: Vec<Program>,
-    pub parameters: Option<Template>,
-    pub recovery: Recovery,
-}
-
-#[derive(Debug)]
-pub(crate) struct MapSpec {
-    pub items_path: IoPath,
-    pub item_selector: Option<Template>,
-    pub processor: Program,
-    pub max_concurrency: Amount<u64>,
-    pub tolerated_count: Option<Amount<i64>>,
-    pub tolerated_percentage: Option<Amount<f64>>,
-    pub recovery: Recovery,
 }
 
 const IO: [&str; 2] = ["InputPath", "OutputPath"];
@@ -276,7 +235,9 @@ const UNSUPPORTED: [(&str, &str); 6] = [
     ("Output", "JSONata fields (Output) are not supported: use OutputPath"),
 ];
 
-struct Cx {
+/// A definition being checked: the problems found so far. Each state type's parsing lives beside
+/// its evaluation, in `executor::states`.
+pub(crate) struct Cx {
     errors: Vec<DefinitionError>,
     state: Option<String>,
     /// Every state name met so far, with where: AWS requires names unique across the whole
@@ -285,17 +246,17 @@ struct Cx {
 }
 
 impl Cx {
-    fn err(&mut self, pointer: &str, message: impl Into<String>) {
+    pub(crate) fn err(&mut self, pointer: &str, message: impl Into<String>) {
         self.errors.push(DefinitionError { pointer: pointer.to_owned(), state: self.state.clone(), message: message.into() });
     }
 
-    fn absorb(&mut self, problems: Vec<Problem>) {
+    pub(crate) fn absorb(&mut self, problems: Vec<Problem>) {
         for (pointer, message) in problems {
             self.err(&pointer, message);
         }
     }
 
-    fn unknown_fields(&mut self, obj: &Map<String, Value>, at: &str, allowed: &[&str]) {
+    pub(crate) fn unknown_fields(&mut self, obj: &Map<String, Value>, at: &str, allowed: &[&str]) {
         for key in obj.keys() {
             if let Some((_, why)) = UNSUPPORTED.iter().find(|(k, _)| k == key) {
                 self.err(&format!("{at}/{key}"), *why);
@@ -308,7 +269,7 @@ impl Cx {
         }
     }
 
-    fn program(&mut self, obj: &Map<String, Value>, at: &str) -> Option<Program> {
+    pub(crate) fn program(&mut self, obj: &Map<String, Value>, at: &str) -> Option<Program> {
         let Some(states) = obj.get("States").and_then(Value::as_object).filter(|s| !s.is_empty()) else {
             self.err(&format!("{at}/States"), "expected a non-empty object of states");
             return None;
@@ -411,11 +372,7 @@ impl Cx {
         let input_path = self.io_path(obj, at, "InputPath");
         let output_path = self.io_path(obj, at, "OutputPath");
         let kind = match ty {
-            "Pass" => {
-                let parameters = self.template(obj, at, "Parameters");
-                let result_path = self.result_path(obj, at, "ResultPath");
-                Some(Kind::Pass { parameters, result: obj.get("Result").cloned(), result_path })
-            }
+            "Pass" => Some(self.pass(obj, at)),
             "Task" => self.task(obj, at, index).map(|t| Kind::Task(Box::new(t))),
             "Choice" => self.choice(obj, at, index),
             "Wait" => self.wait(obj, at).map(Kind::Wait),
@@ -452,7 +409,7 @@ impl Cx {
         }
     }
 
-    fn target(&mut self, v: &Value, at: &str, index: &HashMap<&str, usize>) -> Option<usize> {
+    pub(crate) fn target(&mut self, v: &Value, at: &str, index: &HashMap<&str, usize>) -> Option<usize> {
         match v.as_str() {
             Some(name) => match index.get(name) {
                 Some(i) => Some(*i),
@@ -468,7 +425,7 @@ impl Cx {
         }
     }
 
-    fn path(&mut self, v: &Value, at: &str) -> Option<JsonPath> {
+    pub(crate) fn path(&mut self, v: &Value, at: &str) -> Option<JsonPath> {
         match v.as_str().map(JsonPath::parse) {
             Some(Ok(p)) => Some(p),
             Some(Err(e)) => {
@@ -482,7 +439,7 @@ impl Cx {
         }
     }
 
-    fn io_path(&mut self, obj: &Map<String, Value>, at: &str, field: &str) -> IoPath {
+    pub(crate) fn io_path(&mut self, obj: &Map<String, Value>, at: &str, field: &str) -> IoPath {
         match obj.get(field) {
             None => IoPath::Whole,
             Some(Value::Null) => IoPath::Empty,
@@ -494,7 +451,7 @@ impl Cx {
         }
     }
 
-    fn result_path(&mut self, obj: &Map<String, Value>, at: &str, field: &str) -> ResultPath {
+    pub(crate) fn result_path(&mut self, obj: &Map<String, Value>, at: &str, field: &str) -> ResultPath {
         let here = format!("{at}/{field}");
         match obj.get(field) {
             None => ResultPath::Path(JsonPath::parse("$").expect("'$' is a path")),
@@ -510,7 +467,7 @@ impl Cx {
         }
     }
 
-    fn template(&mut self, obj: &Map<String, Value>, at: &str, field: &str) -> Option<Template> {
+    pub(crate) fn template(&mut self, obj: &Map<String, Value>, at: &str, field: &str) -> Option<Template> {
         let v = obj.get(field)?;
         let here = format!("{at}/{field}");
         if !v.is_object() {
@@ -523,7 +480,7 @@ impl Cx {
         Some(t)
     }
 
-    fn int_field(&mut self, obj: &Map<String, Value>, at: &str, field: &str, min: i64) -> Option<i64> {
+    pub(crate) fn int_field(&mut self, obj: &Map<String, Value>, at: &str, field: &str, min: i64) -> Option<i64> {
         let v = obj.get(field)?;
         match v.as_i64() {
             Some(n) if n >= min => Some(n),
@@ -535,12 +492,12 @@ impl Cx {
         }
     }
 
-    fn positive_int(&mut self, obj: &Map<String, Value>, at: &str, field: &str) -> Option<u64> {
+    pub(crate) fn positive_int(&mut self, obj: &Map<String, Value>, at: &str, field: &str) -> Option<u64> {
         self.int_field(obj, at, field, 1).map(|n| n as u64)
     }
 
     /// A literal number field and its `...Path` twin, at most one of them.
-    fn amount<T>(
+    pub(crate) fn amount<T>(
         &mut self,
         obj: &Map<String, Value>,
         at: &str,
@@ -559,7 +516,7 @@ impl Cx {
         }
     }
 
-    fn recovery(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Recovery {
+    pub(crate) fn recovery(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Recovery {
         let mut retry = Vec::new();
         if let Some(v) = obj.get("Retry") {
             match v.as_array() {
@@ -666,170 +623,12 @@ impl Cx {
         Some(Catcher { errors: errors?, result_path, next: next? })
     }
 
-    fn task(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<TaskSpec> {
-        let resource = obj.get("Resource").and_then(Value::as_str).map(str::to_owned);
-        if resource.is_none() {
-            self.err(&format!("{at}/Resource"), "expected the resource ARN to invoke");
-        }
-        let timeout = self.amount(obj, at, "TimeoutSeconds", |cx| cx.positive_int(obj, at, "TimeoutSeconds"));
-        let heartbeat = self.amount(obj, at, "HeartbeatSeconds", |cx| cx.positive_int(obj, at, "HeartbeatSeconds"));
-        if let (Some(Amount::Fixed(t)), Some(Amount::Fixed(h))) = (&timeout, &heartbeat)
-            && h >= t
-        {
-            self.err(&format!("{at}/HeartbeatSeconds"), "HeartbeatSeconds must be smaller than TimeoutSeconds");
-        }
-        let parameters = self.template(obj, at, "Parameters");
-        let recovery = self.recovery(obj, at, index);
-        Some(TaskSpec { resource: resource?, parameters, timeout, heartbeat, recovery })
-    }
-
-    fn non_empty_array<'v>(&mut self, obj: &'v Map<String, Value>, at: &str, field: &str, what: &str) -> Option<&'v Vec<Value>> {
+    pub(crate) fn non_empty_array<'v>(&mut self, obj: &'v Map<String, Value>, at: &str, field: &str, what: &str) -> Option<&'v Vec<Value>> {
         let items = obj.get(field).and_then(Value::as_array).filter(|a| !a.is_empty());
         if items.is_none() {
             self.err(&format!("{at}/{field}"), format!("expected a non-empty array of {what}"));
         }
         items
-    }
-
-    fn choice(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<Kind> {
-        let items = self.non_empty_array(obj, at, "Choices", "choice rules")?;
-        let mut choices = Vec::with_capacity(items.len());
-        for (i, item) in items.iter().enumerate() {
-            let here = format!("{at}/Choices/{i}");
-            let mut problems = Vec::new();
-            let rule = Rule::parse(item, &here, true, &mut problems);
-            self.absorb(problems);
-            let next = item.get("Next").filter(|n| n.is_string()).and_then(|n| self.target(n, &format!("{here}/Next"), index));
-            if let (Some(rule), Some(next)) = (rule, next) {
-                choices.push((rule, next));
-            }
-        }
-        let default = match obj.get("Default") {
-            Some(d) => Some(self.target(d, &format!("{at}/Default"), index)?),
-            None => None,
-        };
-        Some(Kind::Choice { choices, default })
-    }
-
-    fn wait(&mut self, obj: &Map<String, Value>, at: &str) -> Option<WaitSpec> {
-        let present: Vec<&str> =
-            ["Seconds", "Timestamp", "SecondsPath", "TimestampPath"].into_iter().filter(|k| obj.contains_key(*k)).collect();
-        if present.len() != 1 {
-            self.err(at, "a Wait state needs exactly one of Seconds, Timestamp, SecondsPath, TimestampPath");
-            return None;
-        }
-        let here = format!("{at}/{}", present[0]);
-        let v = &obj[present[0]];
-        match present[0] {
-            "Seconds" => match v.as_u64() {
-                Some(s) => Some(WaitSpec::Seconds(s)),
-                None => {
-                    self.err(&here, "expected a non-negative integer");
-                    None
-                }
-            },
-            "Timestamp" => match v.as_str().and_then(parse_timestamp) {
-                Some(t) => Some(WaitSpec::Timestamp(t)),
-                None => {
-                    self.err(&here, "expected an ISO-8601 extended offset date-time such as 2016-03-14T01:59:00Z");
-                    None
-                }
-            },
-            "SecondsPath" => self.path(v, &here).map(WaitSpec::SecondsPath),
-            _ => self.path(v, &here).map(WaitSpec::TimestampPath),
-        }
-    }
-
-    fn fail_field(&mut self, obj: &Map<String, Value>, at: &str, literal: &str, path: &'static str) -> Option<FailField> {
-        match (obj.get(literal), obj.get(path)) {
-            (Some(_), Some(_)) => {
-                self.err(&format!("{at}/{path}"), format!("use either '{literal}' or '{path}', not both"));
-                None
-            }
-            (Some(v), None) => match v.as_str() {
-                Some(s) => Some(FailField::Literal(s.to_owned())),
-                None => {
-                    self.err(&format!("{at}/{literal}"), "expected a string");
-                    None
-                }
-            },
-            (None, Some(v)) => match v.as_str().map(Dynamic::parse) {
-                Some(Ok(d)) => Some(FailField::Dynamic { field: path, value: d }),
-                Some(Err(e)) => {
-                    self.err(&format!("{at}/{path}"), e);
-                    None
-                }
-                None => {
-                    self.err(&format!("{at}/{path}"), "expected a JSONPath or an intrinsic function string");
-                    None
-                }
-            },
-            (None, None) => None,
-        }
-    }
-
-    fn sub_program(&mut self, v: &Value, at: &str, extra: &[&str]) -> Option<Program> {
-        let Some(obj) = v.as_object() else {
-            self.err(at, "expected an object with StartAt and States");
-            return None;
-        };
-        let mut allowed = vec!["StartAt", "States", "Comment"];
-        allowed.extend_from_slice(extra);
-        self.unknown_fields(obj, at, &allowed);
-        self.program(obj, at)
-    }
-
-    fn parallel(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<ParallelSpec> {
-        let items = self.non_empty_array(obj, at, "Branches", "branches")?;
-        let branches: Vec<Option<Program>> =
-            items.iter().enumerate().map(|(i, b)| self.sub_program(b, &format!("{at}/Branches/{i}"), &[])).collect();
-        let parameters = self.template(obj, at, "Parameters");
-        let recovery = self.recovery(obj, at, index);
-        Some(ParallelSpec { branches: branches.into_iter().collect::<Option<_>>()?, parameters, recovery })
-    }
-
-    fn map(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<MapSpec> {
-        let processor = match (obj.get("ItemProcessor"), obj.get("Iterator")) {
-            (Some(_), Some(_)) => {
-                self.err(&format!("{at}/Iterator"), "use either 'ItemProcessor' or the older 'Iterator', not both");
-                None
-            }
-            (Some(p), None) => self.sub_program(p, &format!("{at}/ItemProcessor"), &["ProcessorConfig"]),
-            (None, Some(p)) => self.sub_program(p, &format!("{at}/Iterator"), &["ProcessorConfig"]),
-            (None, None) => {
-                self.err(&format!("{at}/ItemProcessor"), "a Map state needs an ItemProcessor (or the older Iterator)");
-                None
-            }
-        };
-        let item_selector = match (obj.contains_key("ItemSelector"), obj.contains_key("Parameters")) {
-            (true, true) => {
-                self.err(&format!("{at}/Parameters"), "use either 'ItemSelector' or the older 'Parameters', not both");
-                None
-            }
-            (true, false) => self.template(obj, at, "ItemSelector"),
-            (false, _) => self.template(obj, at, "Parameters"),
-        };
-        let max_concurrency = self.amount(obj, at, "MaxConcurrency", |cx| cx.int_field(obj, at, "MaxConcurrency", 0).map(|n| n as u64));
-        let tolerated_count = self.amount(obj, at, "ToleratedFailureCount", |cx| cx.int_field(obj, at, "ToleratedFailureCount", 0));
-        let tolerated_percentage =
-            self.amount(obj, at, "ToleratedFailurePercentage", |cx| match obj["ToleratedFailurePercentage"].as_f64() {
-                Some(p) if (0.0..=100.0).contains(&p) => Some(p),
-                _ => {
-                    cx.err(&format!("{at}/ToleratedFailurePercentage"), "expected a number between 0 and 100");
-                    None
-                }
-            });
-        let items_path = self.io_path(obj, at, "ItemsPath");
-        let recovery = self.recovery(obj, at, index);
-        Some(MapSpec {
-            items_path,
-            item_selector,
-            processor: processor?,
-            max_concurrency: max_concurrency.unwrap_or(Amount::Fixed(0)),
-            tolerated_count,
-            tolerated_percentage,
-            recovery,
-        })
     }
 }
 

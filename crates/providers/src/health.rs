@@ -1,13 +1,10 @@
-//! Health gates sampled on this machine: an HTTP endpoint's answer, or a command's exit code.
+//! The `http` health gate: an HTTP endpoint's answer, sampled on this machine.
 
-use crate::command::{BatonEnv, CommandContext, CommandFields, CommandSpec};
-use crate::command_catalog::CommandRun;
 use crate::http::describe;
 use async_trait::async_trait;
 use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError};
 use std::time::Duration;
 
-const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 /// One answer may take this long; a slower one is an unhealthy sample.
 const HTTP_SAMPLE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How much of a body is read to look for `body-contains`: a health page is small, and a
@@ -89,40 +86,6 @@ impl HealthGate for HttpGateSampler {
     }
 }
 
-/// Healthy when `command` exits 0. It gets `BATON_WAVE`, `BATON_TARGETS` (comma-separated) and
-/// `BATON_ARTIFACT` on top of the release variables.
-pub struct CommandGate {
-    ctx: CommandContext,
-    command: CommandSpec,
-}
-
-impl CommandGate {
-    pub fn new(spec: &CommandRun, ctx: CommandContext) -> Result<CommandGate, ProviderError> {
-        let command =
-            ctx.command("health check", "extensions.baton.health.gates: command", CommandFields::of(spec), DEFAULT_COMMAND_TIMEOUT)?;
-        Ok(CommandGate { ctx, command })
-    }
-}
-
-#[async_trait]
-impl HealthGate for CommandGate {
-    fn describe(&self) -> String {
-        format!("command `{}`", self.command.display())
-    }
-
-    async fn sample(&self, request: &HealthRequest) -> Result<GateReading, ProviderError> {
-        let env = BatonEnv::for_artifact(&request.service, &request.environment, &request.release_id, &request.artifact)
-            .with("BATON_WAVE", &request.wave)
-            .with("BATON_TARGETS", request.targets.join(","));
-        let outcome = self.ctx.run(&self.command, env).await?;
-        Ok(if outcome.succeeded() {
-            GateReading::Healthy { saw: outcome.summary() }
-        } else {
-            GateReading::Unhealthy { saw: outcome.failure() }
-        })
-    }
-}
-
 // ------------------------------------------------------------------ catalog block
 
 use baton_domain::catalog::shape::{Field, Kind, ProviderShape, Slot, field, required, through_model};
@@ -159,22 +122,10 @@ pub const HTTP_GATE: ProviderShape = ProviderShape {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{entry_in, release_id, script};
-    use baton_domain::release::Artifact;
+    use crate::test_support::health_request;
     use std::time::Instant;
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
-
-    fn request() -> HealthRequest {
-        HealthRequest {
-            service: "web".into(),
-            environment: "production".into(),
-            release_id: release_id(),
-            wave: "canary".into(),
-            targets: vec!["host-1".into(), "host-2".into()],
-            artifact: Artifact { reference: "web:2".into(), sha: "abc123".into(), branch: "main".into(), build_url: None },
-        }
-    }
 
     /// A client of this test's own: a shared one would reuse a pooled connection of a finished
     /// test's runtime when a later test's server gets the same port.
@@ -194,7 +145,7 @@ mod tests {
     }
 
     async fn sample(gate: &HttpGateSampler) -> GateReading {
-        gate.sample(&request()).await.unwrap()
+        gate.sample(&health_request()).await.unwrap()
     }
 
     #[tokio::test]
@@ -261,25 +212,5 @@ mod tests {
             };
             assert!(message.starts_with("catalog/web.yaml: extensions.baton.health.gates") && message.contains(expected), "{message}");
         }
-    }
-
-    #[tokio::test]
-    async fn a_health_command_sees_the_wave_and_its_targets() {
-        let dir = tempfile::tempdir().unwrap();
-        let ctx = CommandContext::new(&entry_in(dir.path()), dir.path()).unwrap();
-        let argv = script(
-            dir.path(),
-            "health.sh",
-            "echo \"$BATON_WAVE $BATON_TARGETS $BATON_ARTIFACT\"; [ \"$BATON_TARGETS\" = host-1,host-2 ] || exit 4",
-        );
-        let spec = CommandRun::new(argv);
-        let reading = CommandGate::new(&spec, ctx.clone()).unwrap().sample(&request()).await.unwrap();
-        assert!(matches!(&reading, GateReading::Healthy { saw } if saw.ends_with("exited with code 0")), "{reading:?}");
-
-        let mut one_target = request();
-        one_target.targets.pop();
-        let reading = CommandGate::new(&spec, ctx).unwrap().sample(&one_target).await.unwrap();
-        let GateReading::Unhealthy { saw } = reading else { panic!("{reading:?}") };
-        assert!(saw.contains("exited with code 4; last output:\ncanary host-1 web:2"), "{saw}");
     }
 }

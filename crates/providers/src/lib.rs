@@ -10,7 +10,7 @@
 //! Decisions worth knowing:
 //! - Command builds and deploys run detached: `start` returns once the command runs, and the
 //!   [`RunHandle`](baton_domain::ports::RunHandle) is all `poll` needs, in any process (see
-//!   `command`'s module documentation).
+//!   `command::detached`'s module documentation).
 //! - Commands do not inherit Baton's environment: a small base, the variables their `pass-env`
 //!   names (never a secret of the entry), the spec's `env`, then `BATON_*`, which it cannot override.
 //! - A build's sha is the request's, else `git rev-parse HEAD` where it ran, else [`UNKNOWN_SHA`].
@@ -18,15 +18,12 @@
 //!   The Web API notifier (name `slack`) keeps one message per release, updated in place.
 
 mod argo_cd;
-mod build;
 pub mod catalog_datadog;
 mod changes;
 mod ci;
 mod command;
-mod command_catalog;
 pub mod datadog_dashboards;
 mod datadog_monitors;
-mod deploy;
 mod export;
 mod health;
 mod http;
@@ -40,7 +37,6 @@ mod webhook;
 pub use argo_cd::{ArgoCdDeploy, ArgoCdDeployer};
 pub use baton_domain::release::UNKNOWN_SHA;
 pub use baton_domain::trace::{span_id, trace_id, traceparent};
-pub use build::CommandBuildProvider;
 pub use changes::{GitHistory, GitHubHistory, GitLabHistory};
 pub use ci::GitHubAppTokens;
 pub use ci::buildkite::{BuildkiteBuild, BuildkiteBuildProvider, DEFAULT_BUILDKITE_API_URL};
@@ -48,15 +44,17 @@ pub use ci::circleci::{CircleCiBuild, CircleCiBuildProvider, DEFAULT_CIRCLECI_AP
 pub use ci::from_catalog::{GitHubActionsBuild, GitHubApp};
 pub use ci::github_actions::{DEFAULT_GITHUB_API_URL, GitHubActionsBuildProvider, GitHubActionsConfig, GitHubAuth};
 pub use ci::gitlab_ci::{DEFAULT_GITLAB_API_URL, GitLabCiBuild, GitLabCiBuildProvider, GitLabProject};
+pub use command::build::CommandBuildProvider;
+pub use command::catalog::{CommandBuild, CommandDeploy, CommandRun};
+pub use command::deploy::CommandDeployer;
+pub use command::gate::CommandGate;
 pub use command::{BASE_ENV, CommandContext, poll_patience};
-pub use command_catalog::{CommandBuild, CommandDeploy, CommandRun};
 pub use datadog_monitors::{DATADOG_MONITOR, DatadogGate, DatadogMonitorsGate, monitor_key};
-pub use deploy::CommandDeployer;
 pub use export::datadog::{DORA_SITES, DatadogExport, DatadogExporter, DatadogSend, ci_pipeline, dora_deployment, dora_failure, marker};
 pub use export::emf::{CLOUDWATCH_EMF, EmfExport, EmfExporter, EmfSink, emf_line};
 pub use export::otlp::{OtlpExport, OtlpExporter, release_trace};
 pub use export::{EXPORT_REQUEST_TIMEOUT, TELEMETRY_DEFAULTS_ENV, telemetry_defaults};
-pub use health::{CommandGate, HttpGate, HttpGateSampler};
+pub use health::{HttpGate, HttpGateSampler};
 pub use http::{CREATE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, RateLimits, http_client};
 pub use inbound::argo_cd::ArgoCdNotifications;
 pub use inbound::buildkite::BuildkiteBuildEvents;

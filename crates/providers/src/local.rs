@@ -4,7 +4,7 @@
 use crate::changes::{GitHistory, GitHubHistory, GitLabHistory};
 use crate::ci::GitHubAppTokens;
 use crate::command::CommandContext;
-use crate::command_catalog::CommandBuild;
+use crate::command::catalog::CommandBuild;
 use crate::export::emf::EmfSink;
 use crate::http::RateLimits;
 use crate::notify::console::ConsoleNotifier;
@@ -220,7 +220,7 @@ mod tests {
     use crate::ci::buildkite::BuildkiteBuild;
     use crate::ci::circleci::CircleCiBuild;
     use crate::ci::gitlab_ci::{GitLabCiBuild, GitLabProject};
-    use crate::command_catalog::{CommandBuild, CommandDeploy, CommandRun};
+    use crate::command::catalog::{CommandBuild, CommandDeploy, CommandRun};
     use crate::datadog_monitors::DatadogGate;
     use crate::health::HttpGate;
     use crate::notify::slack::SlackSpec;

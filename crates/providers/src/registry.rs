@@ -6,18 +6,19 @@
 //! its [`Receive`], which secret of its block authenticates them and how its receiver is built.
 
 use crate::argo_cd::{ARGO_CD, ArgoCdDeployer};
-use crate::build::CommandBuildProvider;
 use crate::ci::buildkite::{BUILDKITE, BuildkiteBuildProvider};
 use crate::ci::circleci::{CIRCLECI, CircleCiBuildProvider};
 use crate::ci::from_catalog::{GITHUB_ACTIONS, GitHubActionsFromCatalog};
 use crate::ci::gitlab_ci::{GITLAB_CI, GitLabCiBuildProvider};
-use crate::command_catalog::{COMMAND_BUILD, COMMAND_DEPLOY, COMMAND_GATE};
+use crate::command::build::CommandBuildProvider;
+use crate::command::catalog::{COMMAND_BUILD, COMMAND_DEPLOY, COMMAND_GATE};
+use crate::command::deploy::CommandDeployer;
+use crate::command::gate::CommandGate;
 use crate::datadog_monitors::{DATADOG, DatadogMonitorsGate};
-use crate::deploy::CommandDeployer;
 use crate::export::datadog::{DATADOG_EXPORT, DatadogExporter};
 use crate::export::emf::{CLOUDWATCH_EMF, EmfExporter};
 use crate::export::otlp::{OTLP, OtlpExporter};
-use crate::health::{CommandGate, HTTP_GATE, HttpGateSampler};
+use crate::health::{HTTP_GATE, HttpGateSampler};
 use crate::inbound::argo_cd::ArgoCdNotifications;
 use crate::inbound::buildkite::BuildkiteBuildEvents;
 use crate::inbound::circleci::CircleCiWorkflowEvents;

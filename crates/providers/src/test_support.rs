@@ -1,8 +1,9 @@
 //! Fixtures shared by the unit tests.
 
-use crate::command_catalog::{CommandBuild, CommandDeploy, CommandRun};
+use crate::command::catalog::{CommandBuild, CommandDeploy, CommandRun};
 use baton_domain::catalog::{HealthSpec, ProviderBlock, ServiceEntry};
-use baton_domain::release::ReleaseId;
+use baton_domain::ports::HealthRequest;
+use baton_domain::release::{Artifact, ReleaseId};
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, LazyLock, Mutex};
@@ -25,6 +26,18 @@ pub fn entry_in(dir: &Path) -> ServiceEntry {
     delivery.health = HealthSpec::single(ProviderBlock::of("command", &CommandRun::new(command)));
     delivery.notify = Vec::new();
     entry
+}
+
+/// A health request for `web`'s wave `canary` on two hosts, artifact `web:2`.
+pub fn health_request() -> HealthRequest {
+    HealthRequest {
+        service: "web".into(),
+        environment: "production".into(),
+        release_id: release_id(),
+        wave: "canary".into(),
+        targets: vec!["host-1".into(), "host-2".into()],
+        artifact: Artifact { reference: "web:2".into(), sha: "abc123".into(), branch: "main".into(), build_url: None },
+    }
 }
 
 pub fn release_id() -> ReleaseId {

@@ -5,7 +5,7 @@ mod clock;
 mod context;
 mod engine;
 mod io;
-mod states;
+pub(crate) mod states;
 mod task_token;
 
 pub use clock::Clock;

@@ -1,15 +1,101 @@
-//! Parallel and Map: sub-programs run side by side within their execution's task.
-use crate::definition::{IoPath, MapSpec, ParallelSpec, Program};
+//! Parallel and Map: their branches and item processor parsed as sub-programs, run side by side within their execution's task.
+use crate::definition::{Amount, Cx, IoPath, Program, Recovery};
 use crate::env::compact;
 use crate::errors;
 use crate::executor::engine::{Failure, StateRun, Thread, run_program};
 use crate::executor::io::{eval, input_path, resolve_amount, select};
 use crate::history::{EventDetails, EventType, MoreDetails};
+use crate::payload::Template;
 use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Debug)]
+pub(crate) struct ParallelSpec {
+    pub branches: Vec<Program>,
+    pub parameters: Option<Template>,
+    pub recovery: Recovery,
+}
+
+#[derive(Debug)]
+pub(crate) struct MapSpec {
+    pub items_path: IoPath,
+    pub item_selector: Option<Template>,
+    pub processor: Program,
+    pub max_concurrency: Amount<u64>,
+    pub tolerated_count: Option<Amount<i64>>,
+    pub tolerated_percentage: Option<Amount<f64>>,
+    pub recovery: Recovery,
+}
+
+impl Cx {
+    fn sub_program(&mut self, v: &Value, at: &str, extra: &[&str]) -> Option<Program> {
+        let Some(obj) = v.as_object() else {
+            self.err(at, "expected an object with StartAt and States");
+            return None;
+        };
+        let mut allowed = vec!["StartAt", "States", "Comment"];
+        allowed.extend_from_slice(extra);
+        self.unknown_fields(obj, at, &allowed);
+        self.program(obj, at)
+    }
+
+    pub(crate) fn parallel(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<ParallelSpec> {
+        let items = self.non_empty_array(obj, at, "Branches", "branches")?;
+        let branches: Vec<Option<Program>> =
+            items.iter().enumerate().map(|(i, b)| self.sub_program(b, &format!("{at}/Branches/{i}"), &[])).collect();
+        let parameters = self.template(obj, at, "Parameters");
+        let recovery = self.recovery(obj, at, index);
+        Some(ParallelSpec { branches: branches.into_iter().collect::<Option<_>>()?, parameters, recovery })
+    }
+
+    pub(crate) fn map(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<MapSpec> {
+        let processor = match (obj.get("ItemProcessor"), obj.get("Iterator")) {
+            (Some(_), Some(_)) => {
+                self.err(&format!("{at}/Iterator"), "use either 'ItemProcessor' or the older 'Iterator', not both");
+                None
+            }
+            (Some(p), None) => self.sub_program(p, &format!("{at}/ItemProcessor"), &["ProcessorConfig"]),
+            (None, Some(p)) => self.sub_program(p, &format!("{at}/Iterator"), &["ProcessorConfig"]),
+            (None, None) => {
+                self.err(&format!("{at}/ItemProcessor"), "a Map state needs an ItemProcessor (or the older Iterator)");
+                None
+            }
+        };
+        let item_selector = match (obj.contains_key("ItemSelector"), obj.contains_key("Parameters")) {
+            (true, true) => {
+                self.err(&format!("{at}/Parameters"), "use either 'ItemSelector' or the older 'Parameters', not both");
+                None
+            }
+            (true, false) => self.template(obj, at, "ItemSelector"),
+            (false, _) => self.template(obj, at, "Parameters"),
+        };
+        let max_concurrency = self.amount(obj, at, "MaxConcurrency", |cx| cx.int_field(obj, at, "MaxConcurrency", 0).map(|n| n as u64));
+        let tolerated_count = self.amount(obj, at, "ToleratedFailureCount", |cx| cx.int_field(obj, at, "ToleratedFailureCount", 0));
+        let tolerated_percentage =
+            self.amount(obj, at, "ToleratedFailurePercentage", |cx| match obj["ToleratedFailurePercentage"].as_f64() {
+                Some(p) if (0.0..=100.0).contains(&p) => Some(p),
+                _ => {
+                    cx.err(&format!("{at}/ToleratedFailurePercentage"), "expected a number between 0 and 100");
+                    None
+                }
+            });
+        let items_path = self.io_path(obj, at, "ItemsPath");
+        let recovery = self.recovery(obj, at, index);
+        Some(MapSpec {
+            items_path,
+            item_selector,
+            processor: processor?,
+            max_concurrency: max_concurrency.unwrap_or(Amount::Fixed(0)),
+            tolerated_count,
+            tolerated_percentage,
+            recovery,
+        })
+    }
+}
 
 /// Runs sub-programs side by side as futures of the execution's own task: they interleave at every await
 /// (a Wait, a task, a token) as AWS's branches do, without a tokio task, a cross-thread wake-up and a

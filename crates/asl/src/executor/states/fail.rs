@@ -1,10 +1,46 @@
-//! Fail: the error and cause, literal or read with ErrorPath and CausePath.
-use crate::definition::FailField;
+//! Fail: the error and cause, literal or read with ErrorPath and CausePath: parsed, then resolved.
+use crate::definition::Cx;
 use crate::env::{Env, compact};
 use crate::executor::context::StateContext;
 use crate::executor::engine::{Failure, StateRun, Thread};
 use crate::payload::Dynamic;
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+#[derive(Debug)]
+pub(crate) enum FailField {
+    Literal(String),
+    Dynamic { field: &'static str, value: Dynamic },
+}
+
+impl Cx {
+    pub(crate) fn fail_field(&mut self, obj: &Map<String, Value>, at: &str, literal: &str, path: &'static str) -> Option<FailField> {
+        match (obj.get(literal), obj.get(path)) {
+            (Some(_), Some(_)) => {
+                self.err(&format!("{at}/{path}"), format!("use either '{literal}' or '{path}', not both"));
+                None
+            }
+            (Some(v), None) => match v.as_str() {
+                Some(s) => Some(FailField::Literal(s.to_owned())),
+                None => {
+                    self.err(&format!("{at}/{literal}"), "expected a string");
+                    None
+                }
+            },
+            (None, Some(v)) => match v.as_str().map(Dynamic::parse) {
+                Some(Ok(d)) => Some(FailField::Dynamic { field: path, value: d }),
+                Some(Err(e)) => {
+                    self.err(&format!("{at}/{path}"), e);
+                    None
+                }
+                None => {
+                    self.err(&format!("{at}/{path}"), "expected a JSONPath or an intrinsic function string");
+                    None
+                }
+            },
+            (None, None) => None,
+        }
+    }
+}
 
 pub(crate) fn fail_field(th: &Thread, run: &StateRun, field: Option<&FailField>, input: &Value) -> Result<Option<String>, Failure> {
     let (name, dynamic) = match field {

@@ -1,4 +1,4 @@
-//! Running one state: the simple states inline, the rest in a module per family; Retry and Catch
+//! Running one state (and parsing it, beside): the simple states inline, the rest in a module per family; Retry and Catch
 //! around Task, Parallel and Map.
 mod branches;
 mod fail;
@@ -8,16 +8,52 @@ mod wait;
 use super::context::StateContext;
 use super::engine::{Failure, StateRun, Thread};
 use super::io::{apply_result_path, bounded, eval, input_path, output_path};
-use crate::definition::{Catcher, Kind, Recovery, Retrier, Transition};
+use crate::choice::Rule;
+use crate::definition::{Catcher, Cx, Kind, Recovery, Retrier, Transition};
 use crate::env::Env;
 use crate::errors;
 use branches::{run_map, run_parallel};
 use fail::fail_field;
-use serde_json::Value;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use task::run_task;
 use wait::wait_delay;
+
+pub(crate) use branches::{MapSpec, ParallelSpec};
+pub(crate) use fail::FailField;
+pub(crate) use task::TaskSpec;
+pub(crate) use wait::WaitSpec;
+
+/// The simple states' parsing, beside their running below.
+impl Cx {
+    pub(crate) fn choice(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<Kind> {
+        let items = self.non_empty_array(obj, at, "Choices", "choice rules")?;
+        let mut choices = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let here = format!("{at}/Choices/{i}");
+            let mut problems = Vec::new();
+            let rule = Rule::parse(item, &here, true, &mut problems);
+            self.absorb(problems);
+            let next = item.get("Next").filter(|n| n.is_string()).and_then(|n| self.target(n, &format!("{here}/Next"), index));
+            if let (Some(rule), Some(next)) = (rule, next) {
+                choices.push((rule, next));
+            }
+        }
+        let default = match obj.get("Default") {
+            Some(d) => Some(self.target(d, &format!("{at}/Default"), index)?),
+            None => None,
+        };
+        Some(Kind::Choice { choices, default })
+    }
+
+    pub(crate) fn pass(&mut self, obj: &Map<String, Value>, at: &str) -> Kind {
+        let parameters = self.template(obj, at, "Parameters");
+        let result_path = self.result_path(obj, at, "ResultPath");
+        Kind::Pass { parameters, result: obj.get("Result").cloned(), result_path }
+    }
+}
 
 pub(crate) async fn run_state(th: &mut Thread, run: &mut StateRun<'_>, raw: Arc<Value>) -> Result<(Arc<Value>, Transition), Failure> {
     let state = run.state;

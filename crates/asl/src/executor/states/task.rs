@@ -1,6 +1,6 @@
-//! Task: calling the embedder's invoker, timeouts and heartbeats, waiting for a task token, and the
+//! Task: its fields parsed and checked; calling the embedder's invoker, timeouts and heartbeats, waiting for a task token, and the
 //! history events of each kind of resource.
-use crate::definition::TaskSpec;
+use crate::definition::{Amount, Cx, Recovery};
 use crate::env::compact;
 use crate::errors;
 use crate::executor::clock::{after, far_future};
@@ -9,11 +9,41 @@ use crate::executor::io::{eval, input_path, resolve_amount};
 use crate::executor::task_token::{TokenGuard, TokenReply, TokenSlot};
 use crate::executor::{TaskCall, TaskFailure};
 use crate::history::{EventDetails, EventType, MoreDetails};
+use crate::payload::Template;
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Notify, oneshot};
+
+#[derive(Debug)]
+pub(crate) struct TaskSpec {
+    pub resource: String,
+    pub parameters: Option<Template>,
+    pub timeout: Option<Amount<u64>>,
+    pub heartbeat: Option<Amount<u64>>,
+    pub recovery: Recovery,
+}
+
+impl Cx {
+    pub(crate) fn task(&mut self, obj: &Map<String, Value>, at: &str, index: &HashMap<&str, usize>) -> Option<TaskSpec> {
+        let resource = obj.get("Resource").and_then(Value::as_str).map(str::to_owned);
+        if resource.is_none() {
+            self.err(&format!("{at}/Resource"), "expected the resource ARN to invoke");
+        }
+        let timeout = self.amount(obj, at, "TimeoutSeconds", |cx| cx.positive_int(obj, at, "TimeoutSeconds"));
+        let heartbeat = self.amount(obj, at, "HeartbeatSeconds", |cx| cx.positive_int(obj, at, "HeartbeatSeconds"));
+        if let (Some(Amount::Fixed(t)), Some(Amount::Fixed(h))) = (&timeout, &heartbeat)
+            && h >= t
+        {
+            self.err(&format!("{at}/HeartbeatSeconds"), "HeartbeatSeconds must be smaller than TimeoutSeconds");
+        }
+        let parameters = self.template(obj, at, "Parameters");
+        let recovery = self.recovery(obj, at, index);
+        Some(TaskSpec { resource: resource?, parameters, timeout, heartbeat, recovery })
+    }
+}
 
 fn positive_seconds(v: &Value) -> Option<u64> {
     v.as_u64().filter(|n| *n > 0)

@@ -1,7 +1,7 @@
 //! The `command` build provider: the build runs on this machine, detached from the task.
 
+use crate::command::catalog::CommandBuild;
 use crate::command::{BatonEnv, CommandContext, CommandFields, CommandSpec, DetachedRun, Outcome, handle_state, run_handle};
-use crate::command_catalog::CommandBuild;
 use async_trait::async_trait;
 use baton_domain::ports::{BuildPoll, BuildProgress, BuildProvider, BuildRequest, ProviderError, RunHandle};
 use baton_domain::release::{Artifact, UNKNOWN_SHA};
@@ -133,7 +133,7 @@ mod tests {
     }
 
     fn spec(command: Vec<String>) -> CommandBuild {
-        CommandBuild { run: crate::command_catalog::CommandRun::new(command), artifact_file: None }
+        CommandBuild { run: crate::command::catalog::CommandRun::new(command), artifact_file: None }
     }
 
     fn request(sha: Option<&str>) -> BuildRequest {

@@ -2,6 +2,13 @@
 //! `docs/aws.md`; every request path is a GetItem, PutItem, UpdateItem, DeleteItem, Query
 //! or TransactWriteItems: never a Scan.
 
+mod items;
+mod keys;
+
+pub(crate) use items::{n_i64, s};
+pub use keys::{BY_ACTIVITY_INDEX, BY_SERVICE_INDEX, CANCEL_ATTRIBUTE, TTL_ATTRIBUTE};
+pub(crate) use keys::{PK, SK};
+
 use crate::error::AwsError;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -9,54 +16,28 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, CancellationReason, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-    Projection, ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
-    TransactWriteItem, Update,
+    AttributeDefinition, BillingMode, CancellationReason, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
+    Update,
 };
 use baton_domain::catalog::ServiceEntry;
 use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError, WaitRegistry};
 use baton_domain::redact::scrub_owned;
 use baton_domain::release::{LockInfo, LockKey, Release, ReleaseId, ReleaseStatus, Rollup, RollupKey, StageEvent, TaskToken};
-use baton_domain::sketch::Sketch;
+use baton_domain::retry::{Backoff, retry};
 use baton_domain::waits::{Parked, WaitKey};
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use items::*;
+use keys::*;
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
-type Item = HashMap<String, AttributeValue>;
-
-pub(crate) const PK: &str = "PK";
-pub(crate) const SK: &str = "SK";
-/// Sparse index: releases by service, newest first. Index reads are eventually consistent, so
-/// only listings across environments (history for people) read it; decisions read the
-/// listing items of one environment, in the base table.
-pub const BY_SERVICE_INDEX: &str = "by-service";
-/// Sparse index for the Now view, on `GSI2PK`/`GSI2SK` (creation order): an open release under
-/// [`OPEN_RELEASES`], a terminal one under its creation day (`CREATED#2026-12-06`). The view
-/// reads the open partition and the last day's one or two: a few Queries for any number of
-/// services. Each write of a release's item moves it, so a release leaves the open partition
-/// in the same write that closes it.
-pub const BY_ACTIVITY_INDEX: &str = "by-activity";
-const OPEN_RELEASES: &str = "OPEN";
-/// DynamoDB deletes items whose `ttl` (epoch seconds) has passed: expired locks, and webhook
-/// deliveries past their retention (`deliveries.rs`).
-pub const TTL_ATTRIBUTE: &str = "ttl";
-
-const RELEASE_SK: &str = "RELEASE";
-/// Beside a release's record: the catalog entry it was registered with.
-const ENTRY_SK: &str = "ENTRY";
-/// Attributes of a release item naming its listing item.
-const LISTING_PK: &str = "LPK";
-const LISTING_SK: &str = "LSK";
-const EVENT_COUNTER_SK: &str = "EVENT-SEQ";
-/// A release item's cancel request, outside its `record` so that one UpdateItem (by
-/// `baton cancel --remote`, or by hand: docs/aws.md) sets it; it wins over the record's copy.
-pub const CANCEL_ATTRIBUTE: &str = "cancel_requested";
 /// A transaction that collides with a concurrent one on the same idempotency key is
 /// cancelled with `TransactionConflict`; retrying (with a growing pause) settles which one won.
 const TRANSACTION_ATTEMPTS: u32 = 8;
 const TRANSACTION_BACKOFF: Duration = Duration::from_millis(20);
+const TRANSACTION_BACKOFF_CAP: Duration = Duration::from_millis(320);
 
 /// The Baton release table.
 #[derive(Debug, Clone)]
@@ -357,18 +338,6 @@ fn conditional<R: Debug>(
     }
 }
 
-/// The owner an item of a run names; none when the run ended (or the item is absent: empty).
-fn parse_run_owner(item: &Item) -> Result<Option<RunOwner>, StoreError> {
-    let Ok(owner) = string_attr(item, "run_owner") else { return Ok(None) };
-    let beat_us = number_attr(item, "beat_us")?;
-    let beat_at = i64::try_from(beat_us)
-        .ok()
-        .and_then(DateTime::from_timestamp_micros)
-        .ok_or_else(|| StoreError::corrupt(format!("run attribute 'beat_us' = {beat_us} is not a representable time")))?;
-    let cancel = string_attr(item, "cancel_reason").ok().map(str::to_owned);
-    Ok(Some(RunOwner { owner: owner.to_owned(), fence: number_attr(item, "fence")?, beat_at, cancel }))
-}
-
 /// A request this crate built wrongly (a missing required field): a bug, not an outage.
 fn unbuildable(err: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::refused("a DynamoDB request could not be built").caused_by(err)
@@ -451,24 +420,19 @@ impl WaitRegistry for DynamoStore {
     }
 }
 
-const WAIT_SK_PREFIX: &str = "RELEASE#";
-
-fn wait_pk(key: &WaitKey) -> String {
-    format!("WAIT#{key}")
-}
-
 #[async_trait]
 impl ReleaseStore for DynamoStore {
     async fn create_release(&self, release: &Release, idempotency_key: &str) -> Result<Created, StoreError> {
-        for attempt in 1..=TRANSACTION_ATTEMPTS {
-            if let Some(created) = self.try_create_release(release, idempotency_key).await? {
-                return Ok(created);
-            }
-            tokio::time::sleep(TRANSACTION_BACKOFF * attempt).await;
-        }
-        Err(StoreError::unavailable(format!(
-            "TransactWriteItems kept conflicting with concurrent writes for idempotency key '{idempotency_key}'"
-        )))
+        let backoff = Backoff::doubling(TRANSACTION_BACKOFF, TRANSACTION_BACKOFF_CAP).attempts(TRANSACTION_ATTEMPTS).jittered();
+        let collided =
+            || StoreError::conflict(format!("TransactWriteItems collided with a concurrent write for idempotency key '{idempotency_key}'"));
+        let attempt = |_| async { self.try_create_release(release, idempotency_key).await?.ok_or_else(collided) };
+        retry(backoff, attempt, |failed: &StoreError| matches!(failed, StoreError::Conflict { .. })).await.map_err(|failed| match failed {
+            StoreError::Conflict { .. } => StoreError::unavailable(format!(
+                "TransactWriteItems kept conflicting with concurrent writes for idempotency key '{idempotency_key}' ({TRANSACTION_ATTEMPTS} attempts)"
+            )),
+            other => other,
+        })
     }
 
     async fn get_release(&self, id: &ReleaseId) -> Result<Option<Release>, StoreError> {
@@ -829,152 +793,6 @@ impl ReleaseStore for DynamoStore {
     }
 }
 
-const ROLLUP_FIELDS: [&str; 9] = [
-    "deployments",
-    "failed_deployments",
-    "rollbacks",
-    "lead_time_seconds_total",
-    "lead_time_samples",
-    "restore_seconds_total",
-    "restores",
-    "redeployments",
-    "lead_time_fallbacks",
-];
-
-/// Counters added after the first release of the table: missing on older items, read as 0.
-const LATER_ROLLUP_FIELDS: [&str; 2] = ["redeployments", "lead_time_fallbacks"];
-
-/// A rollup's sketches, each bucket an attribute `<prefix><bucket>` (a counter like the others).
-fn sketch_attributes(rollup: &Rollup) -> [(&'static str, &Sketch); 2] {
-    [("lead#", &rollup.lead_times), ("restore#", &rollup.restore_times)]
-}
-
-/// The `ADD` of a delta to a day's counters, for UpdateItem alone or inside a transaction.
-struct RollupAdd {
-    key: Item,
-    expression: String,
-    names: Option<HashMap<String, String>>,
-    values: Item,
-}
-
-impl RollupAdd {
-    fn new(key: &RollupKey, delta: &Rollup) -> RollupAdd {
-        let mut adds: Vec<String> = ROLLUP_FIELDS.iter().map(|field| format!("{field} :{field}")).collect();
-        let mut values: Item =
-            ROLLUP_FIELDS.iter().zip(rollup_values(delta)).map(|(field, value)| (format!(":{field}"), n(value))).collect();
-        // Bucket names hold '#' and '-', so they go through placeholders.
-        let mut names = HashMap::new();
-        let buckets = sketch_attributes(delta).into_iter().flat_map(|(prefix, sketch)| sketch.buckets().map(move |(b, c)| (prefix, b, c)));
-        for (i, (prefix, bucket, count)) in buckets.enumerate() {
-            adds.push(format!("#b{i} :b{i}"));
-            names.insert(format!("#b{i}"), format!("{prefix}{bucket}"));
-            values.insert(format!(":b{i}"), n(count));
-        }
-        RollupAdd {
-            key: HashMap::from([
-                (PK.to_string(), s(rollup_pk(&key.service, &key.environment))),
-                (SK.to_string(), s(format!("DAY#{}", key.day))),
-            ]),
-            expression: format!("ADD {}", adds.join(", ")),
-            names: (!names.is_empty()).then_some(names),
-            values,
-        }
-    }
-}
-
-fn rollup_values(r: &Rollup) -> [u64; 9] {
-    [
-        r.deployments,
-        r.failed_deployments,
-        r.rollbacks,
-        r.lead_time_seconds_total,
-        r.lead_time_samples,
-        r.restore_seconds_total,
-        r.restores,
-        r.redeployments,
-        r.lead_time_fallbacks,
-    ]
-}
-
-fn parse_rollup(item: &Item) -> Result<(NaiveDate, Rollup), StoreError> {
-    let sk = string_attr(item, SK)?;
-    let day = sk
-        .strip_prefix("DAY#")
-        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-        .ok_or_else(|| StoreError::corrupt(format!("rollup sort key '{sk}' is not DAY#YYYY-MM-DD")))?;
-    let mut v = [0u64; 9];
-    for (slot, field) in v.iter_mut().zip(ROLLUP_FIELDS) {
-        *slot = match item.get(field) {
-            None if LATER_ROLLUP_FIELDS.contains(&field) => 0,
-            _ => number_attr(item, field)?,
-        };
-    }
-    let [
-        deployments,
-        failed_deployments,
-        rollbacks,
-        lead_time_seconds_total,
-        lead_time_samples,
-        restore_seconds_total,
-        restores,
-        redeployments,
-        lead_time_fallbacks,
-    ] = v;
-    let mut rollup = Rollup {
-        deployments,
-        failed_deployments,
-        rollbacks,
-        lead_time_seconds_total,
-        lead_time_samples,
-        restore_seconds_total,
-        restores,
-        redeployments,
-        lead_time_fallbacks,
-        ..Rollup::default()
-    };
-    for (name, _) in item.iter().filter(|(name, _)| name.contains('#')) {
-        let (sketch, bucket) = match name.split_once('#') {
-            Some(("lead", bucket)) => (&mut rollup.lead_times, bucket),
-            Some(("restore", bucket)) => (&mut rollup.restore_times, bucket),
-            _ => continue,
-        };
-        let bucket = bucket.parse().map_err(|_| StoreError::corrupt(format!("rollup {sk}: attribute '{name}' names no sketch bucket")))?;
-        sketch.add_count(bucket, number_attr(item, name)?);
-    }
-    Ok((day, rollup))
-}
-
-/// The item of `release` stored at `version`.
-fn release_item(release: &Release, version: u64) -> Result<Item, StoreError> {
-    let record = serde_json::to_string(&Release { version, ..release.clone() })
-        .map_err(|e| StoreError::corrupt(format!("release {}: cannot be encoded as JSON", release.id)).caused_by(e))?;
-    // Records outlive the process and are shown to anyone who can read the table.
-    let record = scrub_owned(record);
-    let order = release_order(release);
-    let mut item = HashMap::from([
-        (PK.to_string(), s(release_pk(&release.id))),
-        (SK.to_string(), s(RELEASE_SK)),
-        ("GSI1PK".to_string(), s(service_key(&release.service))),
-        ("GSI1SK".to_string(), s(order.clone())),
-        ("GSI2PK".to_string(), s(activity_key(release))),
-        ("GSI2SK".to_string(), s(order.clone())),
-        // Where list_releases finds the record: its writes check that it has not moved.
-        (LISTING_PK.to_string(), s(listing_pk(&release.service, &release.environment))),
-        (LISTING_SK.to_string(), s(order)),
-        // Plain attributes for people reading the table in the console; `record` is the source of truth.
-        ("service".to_string(), s(&release.service)),
-        ("environment".to_string(), s(&release.environment)),
-        ("status".to_string(), s(release.status.as_str())),
-        // Mirrors the record's version, for the condition of the next write.
-        ("version".to_string(), n(version)),
-        ("record".to_string(), s(record)),
-    ]);
-    if let Some(reason) = &release.cancel_requested {
-        item.insert(CANCEL_ATTRIBUTE.to_string(), s(scrub_owned(reason.clone())));
-    }
-    Ok(item)
-}
-
 fn next_version(release: &Release) -> Result<u64, StoreError> {
     release
         .version
@@ -1036,112 +854,6 @@ fn write_cancelled(release: &Release, reasons: &[CancellationReason]) -> StoreEr
     }
 }
 
-fn parse_release(item: &Item) -> Result<Release, StoreError> {
-    let mut release: Release = parse_record(item, "release")?;
-    if item.contains_key(CANCEL_ATTRIBUTE) {
-        release.cancel_requested = Some(string_attr(item, CANCEL_ATTRIBUTE)?.to_owned());
-    }
-    Ok(release)
-}
-
-fn parse_record<T: serde::de::DeserializeOwned>(item: &Item, what: &str) -> Result<T, StoreError> {
-    let text = string_attr(item, "record")?;
-    serde_json::from_str(text).map_err(|e| {
-        let pk = item.get(PK).and_then(|v| v.as_s().ok()).map(String::as_str).unwrap_or("?");
-        StoreError::corrupt(format!("{what} item {pk}: attribute 'record' is not a valid {what}")).caused_by(e)
-    })
-}
-
-fn parse_lock(item: &Item) -> Result<LockInfo, StoreError> {
-    let expires_at = string_attr(item, "expires_at")?;
-    Ok(LockInfo {
-        holder: ReleaseId(string_attr(item, "holder")?.to_string()),
-        expires_at: DateTime::parse_from_rfc3339(expires_at)
-            .map_err(|e| StoreError::corrupt(format!("lock attribute 'expires_at' = '{expires_at}'")).caused_by(e))?
-            .with_timezone(&Utc),
-    })
-}
-
-fn string_attr<'a>(item: &'a Item, name: &str) -> Result<&'a str, StoreError> {
-    match item.get(name) {
-        Some(AttributeValue::S(value)) => Ok(value),
-        Some(_) => Err(StoreError::corrupt(format!("attribute '{name}' is not a string"))),
-        None => Err(StoreError::corrupt(format!("attribute '{name}' is missing"))),
-    }
-}
-
-fn number_attr(item: &Item, name: &str) -> Result<u64, StoreError> {
-    match item.get(name) {
-        Some(AttributeValue::N(value)) => {
-            value.parse().map_err(|_| StoreError::corrupt(format!("attribute '{name}' = {value} is not a whole number >= 0")))
-        }
-        Some(_) => Err(StoreError::corrupt(format!("attribute '{name}' is not a number"))),
-        None => Err(StoreError::corrupt(format!("attribute '{name}' is missing"))),
-    }
-}
-
-pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(value.into())
-}
-
-fn n(value: u64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-pub(crate) fn n_i64(value: i64) -> AttributeValue {
-    AttributeValue::N(value.to_string())
-}
-
-/// Fixed width, so string order is time order.
-fn sortable_time(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
-}
-
-fn release_pk(id: &ReleaseId) -> String {
-    format!("RELEASE#{id}")
-}
-
-fn idempotency_pk(key: &str) -> String {
-    format!("IDEMPOTENCY#{key}")
-}
-
-fn lock_pk(key: &LockKey) -> String {
-    format!("LOCK#{}", key.0)
-}
-
-fn service_key(service: &str) -> String {
-    format!("SERVICE#{service}")
-}
-
-fn listing_pk(service: &str, environment: &str) -> String {
-    format!("RELEASES#{service}#ENV#{environment}")
-}
-
-/// Newest first within a service: the creation time sorts, the id breaks ties.
-/// A release's partition of [`BY_ACTIVITY_INDEX`].
-fn activity_key(release: &Release) -> String {
-    match release.status.is_terminal() {
-        false => OPEN_RELEASES.to_owned(),
-        true => created_key(release.created_at.date_naive()),
-    }
-}
-
-fn created_key(day: NaiveDate) -> String {
-    format!("CREATED#{day}")
-}
-
-fn release_order(release: &Release) -> String {
-    format!("{}#{}", sortable_time(release.created_at), release.id)
-}
-
-fn run_pk(run: &str) -> String {
-    format!("RUN#{run}")
-}
-
-fn rollup_pk(service: &str, environment: &str) -> String {
-    format!("ROLLUP#{service}#ENV#{environment}")
-}
-
 /// Throttling, 5xx and lost connections are worth retrying; anything else AWS answered
 /// (AccessDenied, a validation error, a missing table) is a refusal that a retry would only
 /// repeat, so it must not pass for an outage.
@@ -1163,6 +875,7 @@ fn classify(err: AwsError) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use baton_domain::sketch::Sketch;
     use chrono::TimeZone;
 
     #[test]

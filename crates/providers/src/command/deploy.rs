@@ -1,7 +1,7 @@
 //! The `command` deployer: one detached run per target, like the command build.
 
+use crate::command::catalog::CommandDeploy;
 use crate::command::{BatonEnv, CommandContext, CommandFields, CommandSpec, DetachedRun, handle_state, run_handle};
-use crate::command_catalog::CommandDeploy;
 use async_trait::async_trait;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
 use baton_domain::trace::{TRACEPARENT, deploy_traceparent};
@@ -68,7 +68,7 @@ mod tests {
     use std::path::Path;
 
     fn deployer(dir: &Path, command: Vec<String>, rollback_command: Option<Vec<String>>) -> CommandDeployer {
-        let spec = CommandDeploy { run: crate::command_catalog::CommandRun::new(command), rollback_command };
+        let spec = CommandDeploy { run: crate::command::catalog::CommandRun::new(command), rollback_command };
         CommandDeployer::new(&spec, CommandContext::new(&entry_in(dir), dir).unwrap()).unwrap()
     }
 
