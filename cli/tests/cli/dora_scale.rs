@@ -138,11 +138,14 @@ fn run(org: Organisation, repeats: usize) {
     let validate = Command::new(env!("CARGO_BIN_EXE_baton")).args(["catalog", "validate"]).arg(catalog.path()).output().unwrap();
     assert_eq!(validate.status.code(), Some(1), "{}", String::from_utf8_lossy(&validate.stdout));
     assert!(String::from_utf8_lossy(&validate.stdout).contains(RELEASE_MACHINE_ONLY), "{}", String::from_utf8_lossy(&validate.stdout));
+    // The first run reads the whole catalog; the others find the team's services in the index it kept.
+    let first = times[0];
     times.sort();
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
     println!(
         "dora at scale: {} release records, {} services, {} teams, {} days: loaded in {:.1} s, store {:.1} MiB; \
-         `baton dora --team --since 90d` ({} services, {}) over {repeats} runs: p50 {:.1} ms, max {:.1} ms",
+         `baton dora --team --since 90d` ({} services, {}) over {repeats} runs: p50 {:.1} ms, max {:.1} ms, \
+         first (the catalog read in full) {:.1} ms",
         org.records,
         org.services,
         org.teams,
@@ -153,6 +156,7 @@ fn run(org: Organisation, repeats: usize) {
         Path::new(&timed).display(),
         ms(times[times.len() / 2]),
         ms(times[times.len() - 1]),
+        ms(first),
     );
 }
 
