@@ -3,7 +3,8 @@
 # releases: 1,000,000 release records by default) in the embedded store's tables, then times
 # `baton dora --team T --since 90d --json` run as a user runs it (ten runs), checking its figures
 # against what was generated, and prints the load time, the store's size on disk and the query's
-# p50 and max. CI runs a small organisation of the same test. Then, when DynamoDB Local answers
+# p50 and max, and its first run's time (the catalog read in full; later runs use the catalog
+# index that run kept beside the store). CI runs a small organisation of the same test. Then, when DynamoDB Local answers
 # (scripts/emulators.sh start), the same team's query (its 40 services over 90 days) on
 # DynamoDB, printing the Query requests and the items DynamoDB read for them.
 #

@@ -48,7 +48,7 @@ struct Document<'a> {
 }
 
 pub async fn run(args: BuildsArgs) -> Outcome {
-    let scope = args.scope.resolve()?;
+    let scope = args.scope.resolve(&args.state)?;
     let store = open_store(&args.state)?;
     // Whole days: the range check above keeps this in TimeDelta's bounds.
     let since = Utc::now() - TimeDelta::days(i64::try_from(args.days).unwrap_or(i64::MAX));

@@ -79,7 +79,7 @@ struct Report<'a> {
 }
 
 pub async fn run(args: DoraArgs) -> Outcome {
-    let scope = args.scope.resolve()?;
+    let scope = args.scope.resolve(&args.state)?;
     let store = open_store(&args.state)?;
     scope.known_to(&store, Some(&args.environment)).await?;
     let Scope { kind: scope, name, services: members } = scope;

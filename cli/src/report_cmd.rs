@@ -41,7 +41,7 @@ pub struct ShowArgs {
 }
 
 pub async fn history(args: HistoryArgs) -> Outcome {
-    let scope = args.scope.resolve()?;
+    let scope = args.scope.resolve(&args.state)?;
     let store = open_store(&args.state)?;
     scope.known_to(&store, args.environment.as_deref()).await?;
     let mut releases = Vec::new();

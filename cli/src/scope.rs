@@ -2,8 +2,8 @@
 //! catalog. `baton dora`, `baton history` and `baton builds` take the same arguments.
 
 use crate::failure::Failure;
-use crate::local::CatalogArg;
-use baton_domain::catalog::{CatalogLoader, ServiceEntry};
+use crate::local::{CatalogArg, StateDirArg};
+use baton_domain::catalog::{CatalogLoader, REPORT_INDEX_FILE, ServiceSummary};
 use baton_domain::ports::ReleaseStore;
 use clap::{ArgGroup, Args};
 
@@ -36,19 +36,22 @@ pub struct Scope {
 
 impl ScopeArgs {
     /// The services in scope: the one named, or the catalog's entries of the team or repository
-    /// (exit 2 when the catalog cannot be read or none matches).
-    pub fn resolve(&self) -> Result<Scope, Failure> {
+    /// (exit 2 when the catalog cannot be read or none matches), found through the catalog index
+    /// kept in the state directory when the catalog has not changed since.
+    pub fn resolve(&self, state: &StateDirArg) -> Result<Scope, Failure> {
         if let Some(service) = self.service.as_ref().or(self.service_flag.as_ref()) {
             return Ok(Scope { kind: "service", name: service.clone(), services: vec![service.clone()] });
         }
-        let loaded = CatalogLoader::for_reports(baton_providers::registry()).load_with_env_root(&self.catalog.path).map_err(|err| {
-            Failure::usage(format!("cannot read the catalog at {}", self.catalog.path.display()))
-                .caused_by(&err)
-                .hint("--team and --repo find their services in the catalog: pass --catalog DIR")
-        })?;
-        let belongs = |entry: &ServiceEntry| match (&self.team, &self.repo) {
-            (Some(team), _) => baton_domain::reports::team_of(entry) == Some(team.as_str()),
-            (_, Some(repo)) => entry.declares_repository(repo),
+        let index = state.resolve().join(REPORT_INDEX_FILE);
+        let catalog =
+            CatalogLoader::for_reports(baton_providers::registry()).report_services(&self.catalog.path, &index).map_err(|err| {
+                Failure::usage(format!("cannot read the catalog at {}", self.catalog.path.display()))
+                    .caused_by(&err)
+                    .hint("--team and --repo find their services in the catalog: pass --catalog DIR")
+            })?;
+        let belongs = |service: &ServiceSummary| match (&self.team, &self.repo) {
+            (Some(team), _) => service.team.as_deref() == Some(team.as_str()),
+            (_, Some(repo)) => service.declares_repository(repo),
             (None, None) => false,
         };
         let (kind, name) = match (&self.team, &self.repo) {
@@ -56,7 +59,7 @@ impl ScopeArgs {
             (_, Some(repo)) => ("repository", repo.clone()),
             (None, None) => unreachable!("clap requires one of the scope arguments"),
         };
-        let services: Vec<String> = loaded.services().iter().filter(|e| belongs(e)).map(|e| e.name.clone()).collect();
+        let services: Vec<String> = catalog.into_iter().filter(belongs).map(|service| service.name).collect();
         if services.is_empty() {
             return Err(Failure::usage(format!("no service of the catalog at {} has {kind} {name}", self.catalog.path.display()))
                 .hint("`baton catalog validate` lists the catalog's services with their team and links"));

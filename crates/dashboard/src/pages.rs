@@ -254,10 +254,21 @@ fn durations(d: &Durations) -> String {
     }
 }
 
+/// How many lead times are approximations (as `baton dora` says it): each deployment whose
+/// commits could not be listed measured one, from its own commit, for all it carried.
+fn approximate(fallbacks: u64) -> String {
+    match fallbacks {
+        0 => String::new(),
+        n => format!(
+            r#"<div class="muted" data-figure="lead-time-fallbacks" data-value="{n}">{n} approximate: measured from a deployment's own commit alone</div>"#
+        ),
+    }
+}
+
 fn figure_cards(f: &Figures) -> String {
     let rate = f.change_failure_rate.map_or("-".into(), |r| format!("{:.1} %", r * 100.0));
     format!(
-        r#"<div class="cards dora"><div class="card" data-figure="deployments" data-value="{deployments}"><div class="muted">deployment frequency</div><div class="figure">{per_week:.1} a week{df}</div><div class="muted">{deployments} deployments in {days} days</div></div><div class="card" data-figure="lead-time" data-value="{lead}"><div class="muted">lead time for changes (p50)</div><div class="figure">{lead_text}{lt}</div></div><div class="card" data-figure="change-failure-rate" data-value="{rate_value}"><div class="muted">change failure rate</div><div class="figure">{rate}{cfr}</div><div class="muted">{failed} failed, {rollbacks} rolled back</div></div><div class="card" data-figure="time-to-restore" data-value="{restore}"><div class="muted">time to restore (p50)</div><div class="figure">{restore_text}{ttr}</div></div></div>"#,
+        r#"<div class="cards dora"><div class="card" data-figure="deployments" data-value="{deployments}"><div class="muted">deployment frequency</div><div class="figure">{per_week:.1} a week{df}</div><div class="muted">{deployments} deployments in {days} days</div></div><div class="card" data-figure="lead-time" data-value="{lead}"><div class="muted">lead time for changes (p50)</div><div class="figure">{lead_text}{lt}</div>{approximate}</div><div class="card" data-figure="change-failure-rate" data-value="{rate_value}"><div class="muted">change failure rate</div><div class="figure">{rate}{cfr}</div><div class="muted">{failed} failed, {rollbacks} rolled back</div></div><div class="card" data-figure="time-to-restore" data-value="{restore}"><div class="muted">time to restore (p50)</div><div class="figure">{restore_text}{ttr}</div></div></div>"#,
         deployments = f.deployments,
         per_week = f.deployments_per_week,
         df = band(Some(f.bands.deployment_frequency)),
@@ -265,6 +276,7 @@ fn figure_cards(f: &Figures) -> String {
         lead = f.lead_time.p50_seconds.unwrap_or(-1.0),
         lead_text = durations(&f.lead_time),
         lt = band(f.bands.lead_time),
+        approximate = approximate(f.lead_time_fallbacks),
         rate_value = f.change_failure_rate.unwrap_or(-1.0),
         cfr = band(f.bands.change_failure_rate),
         failed = f.failed_deployments,

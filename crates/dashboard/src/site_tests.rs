@@ -6,6 +6,7 @@ use baton_contract::release_at;
 use baton_domain::catalog::{CatalogLoader, ServiceEntry};
 use baton_domain::ports::ReleaseStore;
 use baton_domain::release::{BuildRecord, BuildStatus, Failure, GateRecord, GateSample, ReleaseStatus, Stage, WaveRecord, WaveStatus};
+use baton_domain::release::{Rollup, RollupKey};
 use baton_store_sqlite::SqliteStore;
 use chrono::{TimeDelta, Utc};
 use std::io::{Read, Write};
@@ -183,6 +184,26 @@ async fn each_release_shows_its_cost_once_counted() {
     }
     let uncounted = site.page("releases/rel-web-0.html", Utc::now()).await.unwrap().unwrap().body;
     assert!(uncounted.contains("<dt>cost</dt><dd>-</dd>"), "not counted, no figure");
+}
+
+#[tokio::test]
+async fn the_dora_figures_say_how_many_lead_times_are_approximate() {
+    let store = SqliteStore::in_memory().unwrap();
+    let key = RollupKey { service: "web".into(), environment: "production".into(), day: Utc::now().date_naive() };
+    let mut measured =
+        Rollup { deployments: 3, lead_time_samples: 3, lead_time_seconds_total: 3 * 3600, lead_time_fallbacks: 2, ..Rollup::default() };
+    for _ in 0..3 {
+        measured.lead_times.add(3600.0);
+    }
+    store.add_rollup(&key, &measured).await.unwrap();
+    let approximated = Site::new(Arc::new(store), vec![entry()], 30);
+    let approximate = r#"<div class="muted" data-figure="lead-time-fallbacks" data-value="2">2 approximate: measured from a deployment's own commit alone</div>"#;
+    for path in ["services/web.html", "teams/platform.html", "organisation.html"] {
+        let page = approximated.page(path, Utc::now()).await.unwrap().unwrap().body;
+        assert_eq!(page.matches(approximate).count(), 1, "{path}: {page}");
+    }
+    let exact = site().await.page("services/web.html", Utc::now()).await.unwrap().unwrap().body;
+    assert!(!exact.contains("lead-time-fallbacks"), "no fallback, nothing said: {exact}");
 }
 
 #[tokio::test]

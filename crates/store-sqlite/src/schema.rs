@@ -142,21 +142,32 @@ const MIGRATIONS: &[&str] = &[
 /// The schema version this build writes.
 pub(crate) const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
-/// Brings the schema up to [`SCHEMA_VERSION`]. The immediate transaction serialises
-/// processes opening the same fresh database at once: the second sees the first's work.
+/// Brings the schema up to [`SCHEMA_VERSION`]. A database already there is only read: every
+/// command opens the store, and a write on each open (the version, rewritten) would make every
+/// reader a writer, waiting for a release's write lock and checkpointing on close. The
+/// immediate transaction serialises processes opening the same older or fresh database at
+/// once: the second sees the first's work.
 pub(crate) fn migrate(conn: &mut Connection, location: &str) -> Result<(), Failure> {
+    if applied(conn, location)? == MIGRATIONS.len() {
+        return Ok(());
+    }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let found: i64 = tx.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    for migration in &MIGRATIONS[applied(&tx, location)?..] {
+        tx.execute_batch(migration)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// How many migrations the database has had, refusing a version this build does not know.
+fn applied(conn: &Connection, location: &str) -> Result<usize, Failure> {
+    let found: i64 = conn.pragma_query_value(None, "user_version", |row| row.get(0))?;
     let applied = usize::try_from(found).ok().filter(|&applied| applied <= MIGRATIONS.len()).ok_or_else(|| {
         StoreError::corrupt(format!(
             "{location}: schema version {found} is not one this Baton knows (0 to {SCHEMA_VERSION}); \
                  a newer Baton wrote it, or it was edited by hand"
         ))
     })?;
-    for migration in &MIGRATIONS[applied..] {
-        tx.execute_batch(migration)?;
-    }
-    tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
-    tx.commit()?;
-    Ok(())
+    Ok(applied)
 }

@@ -55,6 +55,10 @@ impl Root {
         })
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// Why a catalog file found in a directory must not be read: a symlink leading out of the
     /// root, whose definitions (and the commands they run) nobody reviewing the catalog sees.
     pub fn refuses_file(&self, file: &Path) -> Option<String> {

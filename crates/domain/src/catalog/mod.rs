@@ -8,6 +8,7 @@
 mod files;
 mod freeze;
 mod fs;
+mod index;
 mod parse;
 mod schedule;
 pub mod shape;
@@ -18,6 +19,7 @@ pub mod validate;
 pub use files::CATALOG_ROOT_ENV;
 pub use freeze::{FREEZES_FILE, FreezeSpec, FreezeWindow, MAX_WINDOW_DURATION, OnFreeze, parse_freezes};
 pub use fs::FsCatalog;
+pub use index::{REPORT_INDEX_FILE, ServiceSummary};
 pub use parse::{CatalogLoader, LoadedCatalog, Lookup};
 pub use schedule::check_schedule;
 pub(crate) use schedule::not_a_value;
@@ -82,8 +84,13 @@ impl ServiceEntry {
     /// Whether `full_name` (`owner/name`) is one of [`ServiceEntry::repositories`]; GitHub compares
     /// owners and names without regard to case, and so does this.
     pub fn declares_repository(&self, full_name: &str) -> bool {
-        self.repositories().iter().any(|declared| declared.eq_ignore_ascii_case(full_name))
+        names_repository(self.repositories(), full_name)
     }
+}
+
+/// Whether `full_name` is one of the `declared` repositories, without regard to case.
+fn names_repository<'a>(declared: impl IntoIterator<Item = &'a str>, full_name: &str) -> bool {
+    declared.into_iter().any(|declared| declared.eq_ignore_ascii_case(full_name))
 }
 
 /// The `extensions.baton` block.

@@ -67,9 +67,23 @@ impl<'r> CatalogLoader<'r> {
 
     /// [`CatalogLoader::load`] with the root `BATON_CATALOG_ROOT` names when it is set and not empty.
     pub fn load_with_env_root(&self, path: &Path) -> std::io::Result<LoadedCatalog> {
-        match std::env::var_os(CATALOG_ROOT_ENV).filter(|root| !root.is_empty()) {
-            Some(root) => CatalogLoader { root: Some(Path::new(&root)), ..*self }.load(path),
-            None => self.load(path),
+        let root = env_root();
+        self.rooted(root.as_deref()).load(path)
+    }
+
+    /// This loader with `root` instead of its own, when there is one.
+    pub(crate) fn rooted<'a>(&self, root: Option<&'a Path>) -> CatalogLoader<'a>
+    where
+        'r: 'a,
+    {
+        CatalogLoader { root: root.or(self.root), ..*self }
+    }
+
+    /// The root every `working-dir` and `artifact-file` of the catalog at `path` must stay inside.
+    pub(crate) fn root_of(&self, path: &Path) -> std::io::Result<Root> {
+        match self.root {
+            Some(root) => Root::explicit(root),
+            None => Root::around(path),
         }
     }
 
@@ -83,18 +97,8 @@ impl<'r> CatalogLoader<'r> {
     /// skipped; a symlinked file leading out of the root is a diagnostic, not read). Fails only when `path` itself (or the root) cannot be read; an
     /// unreadable file inside a directory is a diagnostic.
     pub fn load(&self, path: &Path) -> std::io::Result<LoadedCatalog> {
-        let mut files = Vec::new();
-        let walked = std::fs::metadata(path)?.is_dir();
-        if walked {
-            collect_files(path, &mut files)?;
-            files.sort();
-        } else {
-            files.push(path.to_path_buf());
-        }
-        let root = match self.root {
-            Some(root) => Root::explicit(root)?,
-            None => Root::around(path)?,
-        };
+        let (files, walked) = catalog_files(path)?;
+        let root = self.root_of(path)?;
         let mut builder = self.builder();
         for file in &files {
             let label = file.display().to_string();
@@ -135,6 +139,23 @@ fn read_text(file: &Path) -> Result<String, String> {
         return Err(LoadError::too_large(len).message);
     }
     String::from_utf8(bytes).map_err(|_| "expected UTF-8 text".to_string())
+}
+
+/// `BATON_CATALOG_ROOT`, when it is set and not empty.
+pub(crate) fn env_root() -> Option<std::path::PathBuf> {
+    std::env::var_os(CATALOG_ROOT_ENV).filter(|root| !root.is_empty()).map(Into::into)
+}
+
+/// The files a catalog is read from, in the order they are read, and whether `path` is a
+/// directory (searched) rather than one file.
+pub(crate) fn catalog_files(path: &Path) -> std::io::Result<(Vec<std::path::PathBuf>, bool)> {
+    if !std::fs::metadata(path)?.is_dir() {
+        return Ok((vec![path.to_path_buf()], false));
+    }
+    let mut files = Vec::new();
+    collect_files(path, &mut files)?;
+    files.sort();
+    Ok((files, true))
 }
 
 fn collect_files(dir: &Path, files: &mut Vec<std::path::PathBuf>) -> std::io::Result<()> {

@@ -6,7 +6,8 @@
 //! The metrics are the inputs of the four DORA figures and the release's own counts, in the
 //! namespace the block names, with the dimensions `service`, `team` (when known) and
 //! `environment`: `Deployments`, `FailedDeployments`, `Rollbacks`, `Redeployments`,
-//! `LeadTimeSeconds` and `RestoreSeconds` (when the release has them), `DurationSeconds`,
+//! `LeadTimeSeconds` with `LeadTimeFallbacks` (1 when that lead time fell back to the release's own
+//! commit) and `RestoreSeconds` (when the release has them), `DurationSeconds`,
 //! `Waves`, and one of `Succeeded`, `Failed`, `RolledBack`, `RollbackFailed`, `Cancelled` at 1
 //! (a person's cancel counts in no DORA figure).
 
@@ -93,6 +94,9 @@ pub fn emf_line(namespace: &str, event: &TelemetryEvent, figures: &Rollup) -> Va
     ];
     if figures.lead_time_samples > 0 {
         metrics.push(("LeadTimeSeconds", "Seconds", json!(figures.lead_time_seconds_total)));
+        // 1 when the commits carried could not be listed and the lead time is the release's own
+        // commit's: summed, how many lead times are approximations.
+        metrics.push(("LeadTimeFallbacks", "Count", json!(figures.lead_time_fallbacks)));
     }
     if figures.restores > 0 {
         metrics.push(("RestoreSeconds", "Seconds", json!(figures.restore_seconds_total)));

@@ -403,6 +403,7 @@ async fn a_finished_release_is_one_emf_line_of_its_figures() {
         ("DurationSeconds", "Seconds", 1800.0),
         ("Waves", "Count", 1.0),
         ("LeadTimeSeconds", "Seconds", 5400.0),
+        ("LeadTimeFallbacks", "Count", 0.0),
         ("RestoreSeconds", "Seconds", 7200.0),
         ("Succeeded", "Count", 1.0),
     ];
@@ -417,6 +418,16 @@ async fn a_finished_release_is_one_emf_line_of_its_figures() {
 }
 
 #[tokio::test]
+async fn a_lead_time_fallen_back_to_the_releases_own_commit_is_counted() {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let exporter = EmfExporter::new(&EmfExport { namespace: "Baton".into() }, EmfSink::Memory(Arc::clone(&lines)));
+    exporter.export(&finished(ReleaseStatus::Succeeded, Rollup { lead_time_fallbacks: 1, ..deployed() })).await.unwrap();
+    let metrics = read_emf(&lines.lock().unwrap()[0]);
+    let metric = |name: &str| metrics.iter().find(|m| m.2 == name).map(|m| (m.3.as_str(), m.4));
+    assert_eq!((metric("LeadTimeSeconds"), metric("LeadTimeFallbacks")), (Some(("Seconds", 5400.0)), Some(("Count", 1.0))));
+}
+
+#[tokio::test]
 async fn a_rolled_back_release_counts_as_a_failed_deployment_and_a_team_less_one_has_two_dimensions() {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let exporter = EmfExporter::new(&EmfExport { namespace: "Baton".into() }, EmfSink::Memory(Arc::clone(&lines)));
@@ -426,7 +437,7 @@ async fn a_rolled_back_release_counts_as_a_failed_deployment_and_a_team_less_one
     let metrics = read_emf(&lines.lock().unwrap()[0]);
     let value = |name: &str| metrics.iter().find(|m| m.2 == name).map(|m| m.4);
     assert_eq!((value("FailedDeployments"), value("Rollbacks"), value("RolledBack")), (Some(1.0), Some(1.0), Some(1.0)));
-    assert_eq!((value("Succeeded"), value("LeadTimeSeconds")), (None, None));
+    assert_eq!((value("Succeeded"), value("LeadTimeSeconds"), value("LeadTimeFallbacks")), (None, None, None));
     let names: Vec<&str> = metrics[0].1.iter().map(|(name, _)| name.as_str()).collect();
     assert_eq!(names, ["service", "environment"]);
 }

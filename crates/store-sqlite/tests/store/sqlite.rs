@@ -193,6 +193,26 @@ async fn a_held_write_lock_makes_writes_unavailable_while_reads_proceed() {
     assert_eq!(store.create_release(&release("rel-web-2"), "k2").await.unwrap(), Created::New(ReleaseId("rel-web-2".into())));
 }
 
+/// Every report opens the store: opening one already at this schema version writes nothing, so
+/// it neither waits for a release's write lock nor leaves anything to checkpoint (an fsync of the
+/// whole database, on close, that grew with the store).
+#[tokio::test]
+async fn opening_an_up_to_date_store_writes_nothing_and_waits_for_no_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("baton.db");
+    SqliteStore::open(&path).unwrap().create_release(&release("rel-web-1"), "k1").await.unwrap();
+
+    let writer = raw(&path);
+    writer.execute_batch("PRAGMA wal_checkpoint(TRUNCATE); BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    let store = SqliteStore::open(&path).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(1), "opened in {:?}, behind the writer", started.elapsed());
+    assert!(store.get_release(&ReleaseId("rel-web-1".into())).await.unwrap().is_some());
+    writer.execute_batch("COMMIT").unwrap();
+    let wal = std::fs::metadata(dir.path().join("baton.db-wal")).map_or(0, |meta| meta.len());
+    assert_eq!(wal, 0, "nothing written to the write-ahead log");
+}
+
 /// On a single-threaded runtime, a store call waiting for SQLite's lock must leave the thread
 /// free: the lock below is released by this very task, so blocking it would time out.
 #[tokio::test(flavor = "current_thread")]
