@@ -396,17 +396,25 @@ impl WaitRegistry for DynamoStore {
             .consistent_read(true);
         let mut taken = Vec::new();
         for item in self.query(query, None).await? {
+            // Conditional on the token read: of two takers (or a take and a new park of the same
+            // release) exactly one deletes the wait it read; the other is told so and skips it.
             let deleted = self
                 .client
                 .delete_item()
                 .table_name(&self.table)
                 .key(PK, s(wait_pk(key)))
                 .key(SK, s(string_attr(&item, SK)?))
+                .condition_expression("#token = :token")
+                .expression_attribute_names("#token", "token")
+                .expression_attribute_values(":token", s(string_attr(&item, "token")?))
                 .return_values(ReturnValue::AllOld)
                 .send()
-                .await
-                .map_err(|e| store_error("DeleteItem", e))?;
-            // Another taker deleted it first: it answers that wait.
+                .await;
+            let deleted = match deleted {
+                Ok(deleted) => deleted,
+                Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => continue,
+                Err(err) => return Err(store_error("DeleteItem", err)),
+            };
             let Some(old) = deleted.attributes else { continue };
             let until_us = i64::try_from(number_attr(&old, "until_us")?).unwrap_or(i64::MAX);
             let until = DateTime::from_timestamp_micros(until_us)
