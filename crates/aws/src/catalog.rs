@@ -6,7 +6,7 @@
 use crate::error::AwsError;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_dynamodb::types::AttributeValue;
 use baton_domain::catalog::{CatalogLoader, Diagnostic, FREEZES_FILE, LoadedCatalog, Registry, ServiceEntry, parse_freezes};
 use baton_domain::ports::{CatalogError, CatalogSource};
 use chrono::{SecondsFormat, Utc};
@@ -89,23 +89,6 @@ pub async fn push_catalog(client: &Client, table: &str, items: &[CatalogItem]) -
         put.send().await.map_err(|e| AwsError::from_sdk("PutItem", e))?;
     }
     Ok(())
-}
-
-/// Creates the catalog table (on-demand, key `service`). For tests and `baton` setup.
-pub async fn create_catalog_table(client: &Client, name: &str) -> Result<(), AwsError> {
-    let invalid = |e: aws_sdk_dynamodb::error::BuildError| AwsError::unexpected("CreateTable", e.to_string());
-    client
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .attribute_definitions(
-            AttributeDefinition::builder().attribute_name("service").attribute_type(ScalarAttributeType::S).build().map_err(invalid)?,
-        )
-        .key_schema(KeySchemaElement::builder().attribute_name("service").key_type(KeyType::Hash).build().map_err(invalid)?)
-        .send()
-        .await
-        .map_err(|e| AwsError::from_sdk("CreateTable", e))?;
-    crate::dynamo::wait_active(client, name).await
 }
 
 /// [`CatalogSource`] over the catalog table.

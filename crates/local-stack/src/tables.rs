@@ -1,7 +1,7 @@
 //! The template's DynamoDB tables, created on the local DynamoDB from their own definitions:
 //! keys, global secondary indexes and TTL, so the functions meet the table the stack deploys.
 
-use crate::template::{Template, TemplateError};
+use crate::template::{StackNames, Template, TemplateError};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
@@ -10,6 +10,8 @@ use aws_sdk_dynamodb::types::{
     TimeToLiveSpecification,
 };
 use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
 
 /// Properties DynamoDB Local does not emulate (backups, encryption at rest, deletion
 /// protection, tags): accepted and left out. Any other unknown property fails the set-up, so
@@ -37,6 +39,15 @@ pub async fn create_tables(client: &Client, template: &Template) -> Result<Vec<(
         created.push((logical_id.to_string(), name));
     }
     Ok(created)
+}
+
+/// The template's table `logical_id` (`ReleaseTable`, `CatalogTable`) created under `name`: what
+/// tests give each its own of, with the keys, indexes and TTL the stack deploys.
+pub async fn create_template_table(client: &Client, logical_id: &str, name: &str) -> Result<(), TableError> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/template.yaml");
+    let names = StackNames { stack_name: "test".into(), region: "us-east-1".into(), account: "000000000000".into() };
+    let template = Template::load(&path, names, &BTreeMap::new())?;
+    create_table(client, name, &template.properties(logical_id)?).await
 }
 
 async fn create_table(client: &Client, name: &str, properties: &Value) -> Result<(), TableError> {

@@ -4,6 +4,7 @@
 use baton_aws::DynamoStore;
 use baton_domain::ports::ReleaseStore;
 use baton_domain::release::{EventKind, Release, ReleaseStatus, Stage};
+use baton_local_stack::tables::create_template_table;
 use std::process::Command;
 
 fn running_release(id: &str) -> Release {
@@ -29,7 +30,7 @@ fn cancel_remote_asks_the_release_on_its_record_and_refuses_a_closed_one() {
     let config = runtime.block_on(baton_aws::sdk_config()).unwrap();
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = format!("cli-cancel-{}", uuid::Uuid::new_v4().simple());
-    runtime.block_on(DynamoStore::create_table(&client, &table)).expect("DynamoDB Local (scripts/emulators.sh start)");
+    runtime.block_on(create_template_table(&client, "ReleaseTable", &table)).expect("DynamoDB Local (scripts/emulators.sh start)");
     let store = DynamoStore::new(client, &table);
     let release = running_release("rel-web-1");
     runtime.block_on(store.create_release(&release, "k1")).unwrap();

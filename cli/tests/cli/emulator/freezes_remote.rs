@@ -2,6 +2,7 @@
 //! push`: the windows listed are the pushed ones, the service's own and the organisation's
 //! `freezes.yaml`, not the local catalog's.
 
+use baton_local_stack::tables::create_template_table;
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -40,7 +41,7 @@ fn freezes_remote_lists_the_windows_of_the_pushed_catalog() {
     let config = runtime.block_on(baton_aws::sdk_config()).unwrap();
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = format!("cli-freezes-{}", uuid::Uuid::new_v4().simple());
-    runtime.block_on(baton_aws::catalog::create_catalog_table(&client, &table)).expect("DynamoDB Local (scripts/emulators.sh start)");
+    runtime.block_on(create_template_table(&client, "CatalogTable", &table)).expect("DynamoDB Local (scripts/emulators.sh start)");
     let pushed = tempfile::tempdir().unwrap();
     catalog_with_freezes(pushed.path());
     let push = baton(&["catalog", "push", &pushed.path().display().to_string(), "--table", &table], pushed.path());

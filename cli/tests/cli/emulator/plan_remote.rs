@@ -2,9 +2,10 @@
 //! entry comes from the pushed catalog, the rollback target and durations from the records.
 
 use baton_aws::DynamoStore;
-use baton_aws::catalog::{catalog_items, cloud_loader, create_catalog_table, push_catalog};
+use baton_aws::catalog::{catalog_items, cloud_loader, push_catalog};
 use baton_domain::ports::ReleaseStore;
 use baton_domain::release::Release;
+use baton_local_stack::tables::create_template_table;
 use std::process::Command;
 
 const LEDGER: &str = r#"schema-version: v2.2
@@ -49,8 +50,8 @@ fn plan_remote_reads_the_stack_catalog_and_records() {
     let client = aws_sdk_dynamodb::Client::new(&config);
     let suffix = uuid::Uuid::new_v4().simple().to_string();
     let (catalog, releases) = (format!("cli-plan-catalog-{suffix}"), format!("cli-plan-releases-{suffix}"));
-    runtime.block_on(create_catalog_table(&client, &catalog)).expect("DynamoDB Local (scripts/emulators.sh start)");
-    runtime.block_on(DynamoStore::create_table(&client, &releases)).unwrap();
+    runtime.block_on(create_template_table(&client, "CatalogTable", &catalog)).expect("DynamoDB Local (scripts/emulators.sh start)");
+    runtime.block_on(create_template_table(&client, "ReleaseTable", &releases)).unwrap();
     let items = catalog_items(&cloud_loader(baton_providers::registry()), "catalog/ledger.yaml", LEDGER).expect("a valid entry");
     runtime.block_on(push_catalog(&client, &catalog, &items)).unwrap();
     let store = DynamoStore::new(client, &releases);

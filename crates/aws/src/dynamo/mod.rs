@@ -16,9 +16,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, CancellationReason, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem,
-    Update,
+    CancellationReason, Delete, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use baton_domain::catalog::ServiceEntry;
 use baton_domain::ports::{Beat, Claim, Created, LockOutcome, ReleaseStore, RunOwner, StoreError, WaitRegistry};
@@ -53,61 +51,6 @@ impl DynamoStore {
 
     pub fn table(&self) -> &str {
         &self.table
-    }
-
-    /// Creates the release table (on-demand, the `by-service` index, TTL on `ttl`) and waits until it is
-    /// active. For tests and `baton` setup; the SAM stack declares the same table.
-    pub async fn create_table(client: &Client, name: &str) -> Result<(), AwsError> {
-        let string_attr = |attr: &str| {
-            AttributeDefinition::builder()
-                .attribute_name(attr)
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .map_err(|e| AwsError::unexpected("CreateTable", e.to_string()))
-        };
-        let key = |attr: &str, kind: KeyType| {
-            KeySchemaElement::builder()
-                .attribute_name(attr)
-                .key_type(kind)
-                .build()
-                .map_err(|e| AwsError::unexpected("CreateTable", e.to_string()))
-        };
-        let index = |name: &str, pk: &str, sk: &str| -> Result<GlobalSecondaryIndex, AwsError> {
-            GlobalSecondaryIndex::builder()
-                .index_name(name)
-                .key_schema(key(pk, KeyType::Hash)?)
-                .key_schema(key(sk, KeyType::Range)?)
-                .projection(Projection::builder().projection_type(ProjectionType::All).build())
-                .build()
-                .map_err(|e| AwsError::unexpected("CreateTable", e.to_string()))
-        };
-        let mut request = client
-            .create_table()
-            .table_name(name)
-            .billing_mode(BillingMode::PayPerRequest)
-            .key_schema(key(PK, KeyType::Hash)?)
-            .key_schema(key(SK, KeyType::Range)?)
-            .global_secondary_indexes(index(BY_SERVICE_INDEX, "GSI1PK", "GSI1SK")?)
-            .global_secondary_indexes(index(BY_ACTIVITY_INDEX, "GSI2PK", "GSI2SK")?);
-        for attr in [PK, SK, "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK"] {
-            request = request.attribute_definitions(string_attr(attr)?);
-        }
-        request.send().await.map_err(|e| AwsError::from_sdk("CreateTable", e))?;
-        wait_active(client, name).await?;
-        client
-            .update_time_to_live()
-            .table_name(name)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .enabled(true)
-                    .attribute_name(TTL_ATTRIBUTE)
-                    .build()
-                    .map_err(|e| AwsError::unexpected("UpdateTimeToLive", e.to_string()))?,
-            )
-            .send()
-            .await
-            .map_err(|e| AwsError::from_sdk("UpdateTimeToLive", e))?;
-        Ok(())
     }
 
     /// A service's releases newest first: created at `since` or later when given, at most `limit`
@@ -352,21 +295,9 @@ fn cancelled(reasons: &[CancellationReason]) -> StoreError {
     if codes.iter().any(|code| transient.contains(code)) { StoreError::unavailable(message) } else { StoreError::refused(message) }
 }
 
-pub(crate) async fn wait_active(client: &Client, name: &str) -> Result<(), AwsError> {
-    use aws_sdk_dynamodb::types::TableStatus;
-    for _ in 0..120 {
-        let table = client.describe_table().table_name(name).send().await.map_err(|e| AwsError::from_sdk("DescribeTable", e))?;
-        if table.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    Err(AwsError::unexpected("DescribeTable", format!("table {name} did not become ACTIVE within 60 s")))
-}
-
 /// Parked waits, one item per key and release (`WAIT#<key>`, `RELEASE#<id>`): a Query reads a
 /// key's waits, and each is taken by the DeleteItem that returns it, so of two takers of one
-/// key each wait goes to one. The table's TTL removes those no event came for.
+/// key each wait goes to one (the delete is conditional on the token read). The table's TTL removes those no event came for.
 #[async_trait]
 impl WaitRegistry for DynamoStore {
     async fn park(&self, wait: &Parked) -> Result<(), StoreError> {

@@ -1,10 +1,11 @@
 //! Catalog push and lookup on DynamoDB Local.
 
 use crate::common;
+use baton_local_stack::tables::create_template_table;
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use baton_aws::DynamoCatalog;
-use baton_aws::catalog::{CatalogItem, cloud_loader, create_catalog_table, push_catalog};
+use baton_aws::catalog::{CatalogItem, cloud_loader, push_catalog};
 use baton_domain::catalog::Diagnostic;
 use baton_domain::ports::{CatalogError, CatalogSource};
 
@@ -46,7 +47,7 @@ async fn catalog_table() -> (aws_sdk_dynamodb::Client, String) {
     let config = common::sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = common::unique("baton-catalog");
-    create_catalog_table(&client, &table).await.expect("create the catalog table");
+    create_template_table(&client, "CatalogTable", &table).await.expect("create the catalog table");
     (client, table)
 }
 

@@ -1,8 +1,8 @@
 //! The webhook's delivery log on DynamoDB Local, in a release table as the stack declares it.
 
 use crate::common;
+use baton_local_stack::tables::create_template_table;
 
-use baton_aws::DynamoStore;
 use baton_aws::deliveries::{DeliveryClaim, DynamoDeliveryLog};
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -10,7 +10,7 @@ async fn make_log(retention: TimeDelta) -> (DynamoDeliveryLog, aws_sdk_dynamodb:
     let config = common::sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = common::unique("baton-releases");
-    DynamoStore::create_table(&client, &table).await.expect("create the release table");
+    create_template_table(&client, "ReleaseTable", &table).await.expect("create the release table");
     (DynamoDeliveryLog::new(client.clone(), &table, retention), client, table)
 }
 

@@ -1,6 +1,7 @@
 //! `DynamoStore` on DynamoDB Local: the store contract suite, plus a lock under the real clock.
 
 use crate::common;
+use baton_local_stack::tables::create_template_table;
 
 use baton_aws::DynamoStore;
 use baton_domain::error::chain_text;
@@ -14,7 +15,7 @@ async fn make_store() -> DynamoStore {
     let config = common::sdk_config().await;
     let client = aws_sdk_dynamodb::Client::new(&config);
     let table = common::unique("baton-releases");
-    DynamoStore::create_table(&client, &table).await.expect("create the release table");
+    create_template_table(&client, "ReleaseTable", &table).await.expect("create the release table");
     DynamoStore::new(client, table)
 }
 
@@ -90,7 +91,7 @@ async fn counted_store() -> (crate::common::moto_proxy::MotoProxy, DynamoStore) 
     let proxy = crate::common::moto_proxy::MotoProxy::start(&common::endpoint("DYNAMODB")).await;
     let client = aws_sdk_dynamodb::Client::new(&common::config_through(&proxy.url).await);
     let table = common::unique("baton-releases");
-    DynamoStore::create_table(&client, &table).await.expect("create the release table");
+    create_template_table(&client, "ReleaseTable", &table).await.expect("create the release table");
     (proxy, DynamoStore::new(client, table))
 }
 
