@@ -256,7 +256,7 @@ fn release_in(output: &str) -> Option<Release> {
     candidates.into_iter().flatten().find_map(|candidate| serde_json::from_value(candidate.clone()).ok())
 }
 
-/// Answers tasks parked on `.waitForTaskToken` (an approval) through `SendTaskSuccess` and
+/// Answers tasks parked on `.waitForTaskToken` (an approval, an event wait) through `SendTaskSuccess` and
 /// `SendTaskFailure`. The token is sent, never logged: errors name the operation only.
 pub struct SfnTaskTokens {
     client: Client,
@@ -272,12 +272,14 @@ impl SfnTaskTokens {
 impl TaskTokens for SfnTaskTokens {
     async fn succeed(&self, token: &TaskToken, output: &serde_json::Value) -> Result<(), ProviderError> {
         let sent = self.client.send_task_success().task_token(token.expose()).output(output.to_string()).send().await;
-        sent.map(drop).map_err(|err| AwsError::from_sdk("SendTaskSuccess", err).for_provider("the approval's waiting task"))
+        sent.map(drop)
+            .map_err(|err| AwsError::from_sdk("SendTaskSuccess", err).for_provider("the parked task (an approval or an event wait)"))
     }
 
     async fn fail(&self, token: &TaskToken, error: ErrorName, cause: &str) -> Result<(), ProviderError> {
         let sent = self.client.send_task_failure().task_token(token.expose()).error(error.as_str()).cause(cause).send().await;
-        sent.map(drop).map_err(|err| AwsError::from_sdk("SendTaskFailure", err).for_provider("the approval's waiting task"))
+        sent.map(drop)
+            .map_err(|err| AwsError::from_sdk("SendTaskFailure", err).for_provider("the parked task (an approval or an event wait)"))
     }
 }
 
