@@ -60,7 +60,15 @@ impl<S: WaitRegistry, T: TaskTokens> Delivery<S, T> {
 
     async fn callback(&self, path: &str, request: &FunctionUrlRequest, now: DateTime<Utc>) -> FunctionUrlResponse {
         let Some(receiver) = self.receivers.for_path(path) else {
-            return FunctionUrlResponse::message(404, format!("no provider receives callbacks at {path}"));
+            let known: Vec<&str> = self.receivers.0.iter().map(|receiver| receiver.provider()).collect();
+            let known =
+                if known.is_empty() { "none is registered in this deployment".to_owned() } else { format!("/{}", known.join(", /")) };
+            return FunctionUrlResponse::message(
+                404,
+                format!(
+                    "no provider receives callbacks at {path}: receivers here: {known} (docs/events.md says how to point a provider at Baton)"
+                ),
+            );
         };
         let body = match request.body_bytes(MAX_BODY_BYTES) {
             Ok(body) => body,
