@@ -68,11 +68,7 @@ extensions:
     environment: production
     release-branch: main
     events: {{wait: true, safety-net: 5m}}
-    build:
-      provider: command
-      command: ["sh", "build.sh"]
-      working-dir: svc
-      timeout: 2m
+    build: {{provider: command, command: [sh, build.sh], working-dir: svc, timeout: 2m}}
     deploy:
       provider: webhook
       url: {deployer}/deploy
