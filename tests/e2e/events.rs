@@ -121,6 +121,8 @@ pub(crate) mod standins {
         pub service: String,
         pub build_minutes: i64,
         pub rollout_minutes: i64,
+        /// `false`: no event names its rollouts (a Lambda alias update, over when it starts).
+        pub rollout_events: bool,
         pub bake: &'static str,
         /// `true`: the catalog's `events.wait`.
         pub events: bool,
@@ -137,6 +139,7 @@ pub(crate) mod standins {
                 service: service.into(),
                 build_minutes,
                 rollout_minutes: 1,
+                rollout_events: true,
                 bake: "2m",
                 events: true,
                 safety_net: "10m",
@@ -257,9 +260,15 @@ pub(crate) mod standins {
             world.call(&request.service, "start rollout".into(), &id);
             let ends = world.clock_now() + TimeDelta::minutes(world.scripts[&request.service].rollout_minutes);
             world.ends.lock().unwrap().insert(id.clone(), ends);
-            let key = WaitKey::new(WaitKind::Rollout, "ecs", &id);
-            world.emit_at(&request.service, ends, id.clone(), event(key, Happened::Succeeded, ends));
+            if world.scripts[&request.service].rollout_events {
+                let key = WaitKey::new(WaitKind::Rollout, "ecs", &id);
+                world.emit_at(&request.service, ends, id.clone(), event(key, Happened::Succeeded, ends));
+            }
             Ok(RunHandle { provider: "ecs".into(), id, url: None, state: serde_json::Value::Null })
+        }
+        fn wait_key(&self, run: &RunHandle) -> Option<WaitKey> {
+            let service = run.id.split('/').next().unwrap_or_default();
+            self.0.scripts[service].rollout_events.then(|| WaitKey::of_run(WaitKind::Rollout, run))
         }
         async fn poll(&self, run: &RunHandle) -> Result<DeployProgress, ProviderError> {
             let world = &self.0;
@@ -491,6 +500,24 @@ async fn an_alarm_event_fails_a_parked_bake_at_once_and_a_duplicated_or_late_eve
     let releases = baton.ports().store.list_releases("delta", None, 10).await.unwrap();
     let statuses: Vec<_> = releases.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [baton_domain::release::ReleaseStatus::RolledBack], "unchanged");
+}
+
+#[tokio::test]
+async fn a_wave_whose_rollouts_no_event_names_is_polled_not_parked() {
+    // As a Lambda alias update: over when its start answers, and no event would ever say so.
+    let dir = tempfile::tempdir().unwrap();
+    let script = Script { rollout_minutes: 0, rollout_events: false, ..Script::new("epsilon", 1) };
+    let (baton, world) = standins::baton(dir.path(), FACTOR, std::slice::from_ref(&script));
+
+    let outcome = baton.run("exec-epsilon", standins::input("epsilon")).await;
+
+    standins::assert_released(&outcome, "epsilon");
+    let epsilon = history(&outcome);
+    assert_eq!(endings(&epsilon, "ParkWave"), [], "no wave parked");
+    assert_eq!(endings(&epsilon, "WaitForWave").len(), 3, "each wave went to the polls");
+    let rollout_polls = world.seen.lock().unwrap().calls.iter().filter(|c| *c == "epsilon poll rollout").count();
+    assert_eq!(rollout_polls, 3, "whose first look found the rollout done");
+    assert_eq!(endings(&epsilon, "ParkBuild").len(), 1, "the build still parks on its event");
 }
 
 /// The figures of issue 29's standard release (a 20-minute build, 3 waves of 5-minute rollouts,

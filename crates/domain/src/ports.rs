@@ -436,6 +436,13 @@ pub trait Deployer: Send + Sync {
     }
     async fn start(&self, request: &DeployRequest) -> Result<RunHandle, ProviderError>;
     async fn poll(&self, run: &RunHandle) -> Result<DeployProgress, ProviderError>;
+    /// The key the provider's events name `run` by, which a wave parks on: by default the run's
+    /// id ([`WaitKey::of_run`](crate::waits::WaitKey::of_run)). `None` when no event names it
+    /// (a deploy that is over when `start` answers, a handle an older Baton kept): the wave
+    /// polls it instead of parking.
+    fn wait_key(&self, run: &RunHandle) -> Option<crate::waits::WaitKey> {
+        Some(crate::waits::WaitKey::of_run(crate::waits::WaitKind::Rollout, run))
+    }
 }
 
 /// What a gate is asked about: one sample of one wave's health.

@@ -1,7 +1,7 @@
 //! provider-events: delivers providers' events to the releases parked on them
 //! ([`baton_domain::waits::deliver`]). Two doors:
-//! - EventBridge, trusted (the account's own bus): "CodeBuild Build State Change" and
-//!   "CloudWatch Alarm State Change", read here into [`ProviderEvent`]s;
+//! - EventBridge, trusted (the account's own bus): "CodeBuild Build State Change", "ECS
+//!   Deployment State Change" and "CloudWatch Alarm State Change", read here into [`ProviderEvent`]s;
 //! - its function URL, `/{provider}`: the provider's signed callback, verified and read by the
 //!   [`EventReceiver`] registered for that provider; anything unsigned or forged is refused.
 
@@ -136,6 +136,7 @@ pub fn from_eventbridge(event: &Value) -> Vec<ProviderEvent> {
     let at = text("/time").and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map_or_else(Utc::now, |t| t.with_timezone(&Utc));
     let found = match text("/detail-type") {
         Some("CodeBuild Build State Change") => codebuild(event),
+        Some("ECS Deployment State Change") => ecs_deployment(event),
         Some("CloudWatch Alarm State Change") => alarm(event),
         other => {
             tracing::info!(detail_type = ?other, delivery, "an EventBridge event no release waits for");
@@ -157,6 +158,25 @@ fn codebuild(event: &Value) -> Option<(WaitKey, Happened)> {
         _ => Happened::Progress,
     };
     Some((WaitKey::new(WaitKind::Build, "codebuild", id), happened))
+}
+
+/// ECS names the service by its ARN (`resources[0]`) and the deployment by its id, as the ECS
+/// deployer keeps them ([`baton_aws::ecs::deployment_key`]). A deployment the circuit breaker
+/// stopped is FAILED; the rollback ECS then starts is another deployment, which no run waits for.
+fn ecs_deployment(event: &Value) -> Option<(WaitKey, Happened)> {
+    let service_arn = event.pointer("/resources/0")?.as_str()?;
+    let detail = event.get("detail")?;
+    let deployment = detail.get("deploymentId")?.as_str()?;
+    let happened = match detail.get("eventName")?.as_str()? {
+        "SERVICE_DEPLOYMENT_COMPLETED" => Happened::Succeeded,
+        "SERVICE_DEPLOYMENT_FAILED" => {
+            let service = service_arn.rsplit('/').next().unwrap_or(service_arn);
+            let reason = detail.get("reason").and_then(Value::as_str).unwrap_or("no reason given");
+            Happened::Failed(format!("ECS deployment {deployment} of service {service} failed: {reason}"))
+        }
+        _ => Happened::Progress,
+    };
+    Some((baton_aws::ecs::deployment_key(service_arn, deployment), happened))
 }
 
 fn alarm(event: &Value) -> Option<(WaitKey, Happened)> {
@@ -205,6 +225,37 @@ mod tests {
         let mut other = sample("provider-events-codebuild");
         other["detail-type"] = "CodeBuild Build Phase Change".into();
         assert!(from_eventbridge(&other).is_empty());
+    }
+
+    #[test]
+    fn ecs_deployment_events_name_the_deployment_the_run_keeps() {
+        let service = "arn:aws:ecs:us-east-1:123456789012:service/prod/hello-web";
+        let completed = from_eventbridge(&sample("provider-events-ecs-deployment"));
+        assert_eq!(completed.len(), 1);
+        assert_eq!(completed[0].key, baton_aws::ecs::deployment_key(service, "ecs-svc/6508373925391276325"));
+        assert_eq!(completed[0].key.to_string(), format!("rollout:ecs:{service}/ecs-svc/6508373925391276325"));
+        assert_eq!(completed[0].happened, Happened::Succeeded);
+        assert_eq!(completed[0].delivery, "6c1f3e9a-2b7d-4e58-9a0c-8d4f1b2e7a35");
+
+        let with = |name: &str, reason: &str| {
+            let mut event = sample("provider-events-ecs-deployment");
+            event["detail"]["eventName"] = name.into();
+            event["detail"]["reason"] = reason.into();
+            from_eventbridge(&event).remove(0)
+        };
+        let breaker = "ECS deployment circuit breaker: task failed to start.";
+        assert_eq!(
+            with("SERVICE_DEPLOYMENT_FAILED", breaker).happened,
+            Happened::Failed(format!("ECS deployment ecs-svc/6508373925391276325 of service hello-web failed: {breaker}"))
+        );
+        assert_eq!(with("SERVICE_DEPLOYMENT_IN_PROGRESS", "ECS deployment in progress.").happened, Happened::Progress);
+
+        let mut action = sample("provider-events-ecs-deployment");
+        action["detail-type"] = "ECS Service Action".into();
+        assert!(from_eventbridge(&action).is_empty(), "another ECS event");
+        let mut unnamed = sample("provider-events-ecs-deployment");
+        unnamed["resources"] = serde_json::json!([]);
+        assert!(from_eventbridge(&unnamed).is_empty(), "no service, no wait to find");
     }
 
     #[derive(Default)]
