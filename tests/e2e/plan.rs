@@ -25,7 +25,7 @@ async fn plan_then_release(baton: &LocalBaton, service: &str, execution: &str) {
     let input = input(service, execution);
     let planned = plan_release(ports.catalog.as_ref(), Some(ports.store.as_ref()), &input, chrono::Utc::now()).await.unwrap();
     assert_eq!(planned.plan.admission, Verdict::Allowed);
-    let expected = planned.cost.expect("an admitted release has a planned cost");
+    let expected = planned.cost.expect("an admitted release has a planned cost").polling.cost;
 
     let outcome = baton.run(execution, input).await;
     assert_status(&outcome, ExecutionStatus::Succeeded);
@@ -60,7 +60,7 @@ async fn a_planned_approval_and_long_bakes_count_as_the_release_uses_them() {
     let ports = baton.ports();
     let input = cli_input("cli-plan");
     let planned = plan_release(ports.catalog.as_ref(), Some(ports.store.as_ref()), &input, chrono::Utc::now()).await.unwrap();
-    let expected = planned.cost.expect("an admitted release has a planned cost");
+    let expected = planned.cost.expect("an admitted release has a planned cost").polling.cost;
     assert!(planned.plan.waves[1].approval.is_some(), "the plan shows the gate");
 
     let run = baton.start("exec-plan-approved", input);
@@ -89,7 +89,7 @@ async fn a_wave_held_by_a_freeze_is_planned_as_it_waits() {
     let planned = plan_release(ports.catalog.as_ref(), Some(ports.store.as_ref()), &input, now).await.unwrap();
     let held: Vec<usize> = planned.plan.waves.iter().map(|wave| wave.freezes.len()).collect();
     assert_eq!(held, [0, 1, 0], "the plan shows the second wave waiting");
-    let expected = planned.cost.expect("an admitted release has a planned cost");
+    let expected = planned.cost.expect("an admitted release has a planned cost").polling.cost;
 
     assert_status(&baton.run("exec-plan-frozen", input).await, ExecutionStatus::Succeeded);
     let history = baton.journal("exec-plan-frozen").await.unwrap();
@@ -99,4 +99,103 @@ async fn a_wave_held_by_a_freeze_is_planned_as_it_waits() {
     );
     let used = cost::usage(&history);
     assert_eq!((expected.transitions, expected.invocations), (used.transitions, used.invocations), "planned against used");
+}
+
+/// Issue 29's standard release (a 20-minute build, 3 waves of 5-minute rollouts, 10-minute bakes
+/// sampled every 30 s, a 5-minute safety net) in three shapes: polled with a CloudWatch gate, on
+/// events with a CloudWatch gate, on events with an HTTP gate (sampled). Each is released once, so
+/// the plan knows its build and deploy times, then planned, then released again by the real
+/// definition and handlers with stand-in providers that take their time and emit their events
+/// (`events::standins`). The plan's figures for the flow the entry runs are the second release's,
+/// and the polled entry's figures on events are the evented twin's. Tolerance: within 15 % or 3,
+/// whichever is more. The stand-ins' clock runs 600 times faster than the wall clock, so each
+/// task's few real milliseconds are seconds of the release's time: samples and polls fall later
+/// and fewer of them fit a bake (a polled release here counts 283 to 297 transitions where the
+/// virtual clock, as the tests above show exactly, and the plan count 311); and an event that
+/// falls on a park's timeout races it, moving a count by a park (2 transitions, 1 invocation, 1
+/// call).
+#[tokio::test]
+async fn the_planned_costs_polled_and_on_events_are_those_the_releases_use() {
+    use crate::events::standins::{self, Script};
+    use baton_domain::rules::cost::Estimate;
+
+    let standard = |service: &str, events: bool, sampled_gate: bool| Script {
+        rollout_minutes: 5,
+        bake: "10m",
+        events,
+        safety_net: "5m",
+        sampled_gate,
+        ..Script::new(service, 20)
+    };
+    let scripts = [standard("polled", false, false), standard("evented", true, false), standard("sampled", true, true)];
+    let dir = tempfile::tempdir().unwrap();
+    let (baton, world) = standins::baton(dir.path(), 600, &scripts);
+    let release = |round: &'static str| {
+        let runs: Vec<_> = scripts.iter().map(|s| baton.start(&format!("exec-{}-{round}", s.service), input(&s.service, round))).collect();
+        async move {
+            let mut outcomes = Vec::new();
+            for run in runs {
+                outcomes.push(run.outcome().await);
+            }
+            outcomes
+        }
+    };
+    for (outcome, script) in release("first").await.iter().zip(&scripts) {
+        standins::assert_released(outcome, &script.service);
+    }
+    let ports = baton.ports();
+    let mut forecasts = Vec::new();
+    for script in &scripts {
+        let second = input(&script.service, "second");
+        let planned = plan_release(ports.catalog.as_ref(), Some(ports.store.as_ref()), &second, chrono::Utc::now()).await.unwrap();
+        let forecast = planned.cost.expect("an admitted release has a planned cost");
+        assert_eq!((forecast.waits_for_events, forecast.bakes_park), (script.events, !script.sampled_gate), "{}", script.service);
+        forecasts.push(forecast);
+    }
+    let calls_before = world.seen.lock().unwrap().calls.len();
+    let outcomes = release("second").await;
+
+    let seen = world.seen.lock().unwrap();
+    let calls = &seen.calls[calls_before..];
+    let used: Vec<Estimate> = outcomes
+        .iter()
+        .zip(&scripts)
+        .map(|(outcome, script)| {
+            standins::assert_released(outcome, &script.service);
+            let count = |what: &str| calls.iter().filter(|c| c.starts_with(&format!("{} {what}", script.service))).count() as u64;
+            let usage = cost::usage(&standins::history(outcome));
+            Estimate {
+                cost: cost::estimate(&usage, cost::BATON_FUNCTIONS, &cost::PUBLIC_PRICES),
+                provider_calls: cost::ProviderCalls {
+                    build: count("start build") + count("poll build"),
+                    rollout_polls: count("poll rollout"),
+                    gate_samples: count("sample"),
+                },
+            }
+        })
+        .collect();
+    let own = |i: usize| if scripts[i].events { &forecasts[i].events } else { &forecasts[i].polling };
+    let comparisons = [
+        ("polled", own(0), &used[0]),
+        ("evented", own(1), &used[1]),
+        ("sampled", own(2), &used[2]),
+        ("polled's figures on events against evented", &forecasts[0].events, &used[1]),
+    ];
+    for (case, planned, used) in comparisons {
+        let (p, u) = (&planned.provider_calls, &used.provider_calls);
+        let counts = [
+            ("state transitions", planned.cost.transitions, used.cost.transitions),
+            ("Lambda invocations", planned.cost.invocations, used.cost.invocations),
+            ("build calls", p.build, u.build),
+            ("rollout polls", p.rollout_polls, u.rollout_polls),
+            ("gate samples", p.gate_samples, u.gate_samples),
+        ];
+        for (what, planned, used) in counts {
+            assert!(planned.abs_diff(used) <= (used * 15 / 100).max(3), "{case}: {what}: planned {planned}, used {used}");
+        }
+    }
+    // What turning events on saves, as the plan shows it (the bench's figures, issue 29).
+    let (polled, evented) = (&forecasts[0].polling, &forecasts[0].events);
+    assert!(evented.cost.transitions * 3 < polled.cost.transitions, "{evented:?} against {polled:?}");
+    assert!(evented.provider_calls.build <= 10, "{evented:?}");
 }
