@@ -182,10 +182,15 @@ fn describe(planned: &Planned) -> String {
 fn costs(plan: &Plan, forecast: &Forecast) -> String {
     let net = human(Some(forecast.safety_net_seconds as f64));
     let parks = if forecast.bakes_park { "builds, rollouts and bakes park" } else { "builds and rollouts park, the gates are sampled" };
-    let events = format!("on events ({parks}, safety net {net})");
     let rows = match forecast.waits_for_events {
-        true => [(events, &forecast.events), ("polled (with events: {wait: false})".to_owned(), &forecast.polling)],
-        false => [("polled".to_owned(), &forecast.polling), (format!("{events}, with events: {{wait: true}}"), &forecast.events)],
+        true => [
+            (format!("on events (as the entry runs; safety net {net}; {parks})"), &forecast.events),
+            ("polled (events: {wait: false})".to_owned(), &forecast.polling),
+        ],
+        false => [
+            ("polled (as the entry runs)".to_owned(), &forecast.polling),
+            (format!("on events (events: {{wait: true}}, safety net {net}; {parks})"), &forecast.events),
+        ],
     };
     let mut out = String::new();
     for (row, (flow, estimate)) in rows.iter().enumerate() {
@@ -193,8 +198,13 @@ fn costs(plan: &Plan, forecast: &Forecast) -> String {
         let (cost, calls) = (&estimate.cost, &estimate.provider_calls);
         let _ = writeln!(
             out,
-            "  {label:<11} {flow}: {} state transitions, {} Lambda invocations, ${:.4}; provider API calls: {} build, {} rollout polls, {} gate samples",
-            cost.transitions, cost.invocations, cost.dollars, calls.build, calls.rollout_polls, calls.gate_samples
+            "  {label:<11} {flow}: {} state transitions, {} Lambda invocations, ${:.4}",
+            cost.transitions, cost.invocations, cost.dollars
+        );
+        let _ = writeln!(
+            out,
+            "                provider API calls: {} build, {} rollout polls, {} gate samples",
+            calls.build, calls.rollout_polls, calls.gate_samples
         );
     }
     let assumed = |p: Option<Percentiles>| match p {
@@ -204,7 +214,7 @@ fn costs(plan: &Plan, forecast: &Forecast) -> String {
     let expected = &plan.expected;
     let _ = writeln!(
         out,
-        "              counted for a build {} and each wave's deploy {}, at public prices, Lambda compute not foreseen",
+        "              counted for a build {} and each wave's deploy {}, at public prices; Lambda compute not foreseen",
         assumed(expected.build),
         assumed(expected.deploy)
     );

@@ -110,10 +110,9 @@ async fn a_wave_held_by_a_freeze_is_planned_as_it_waits() {
 /// and the polled entry's figures on events are the evented twin's. Tolerance: within 15 % or 3,
 /// whichever is more. The stand-ins' clock runs 600 times faster than the wall clock, so each
 /// task's few real milliseconds are seconds of the release's time: samples and polls fall later
-/// and fewer of them fit a bake (a polled release here counts 283 to 297 transitions where the
-/// virtual clock, as the tests above show exactly, and the plan count 311); and an event that
-/// falls on a park's timeout races it, moving a count by a park (2 transitions, 1 invocation, 1
-/// call).
+/// and fewer of them fit a bake (the polled release here counts 283 to 297 transitions where the
+/// plan, exact on the virtual clock as the tests above show, counts 311); and an event that falls
+/// on a park's timeout races it, moving a count by a park (2 transitions, 1 invocation, 1 call).
 #[tokio::test]
 async fn the_planned_costs_polled_and_on_events_are_those_the_releases_use() {
     use crate::events::standins::{self, Script};

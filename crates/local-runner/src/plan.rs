@@ -365,10 +365,8 @@ impl Simulated {
         };
         // As check-health parks: until the bake's end or the safety net, whichever comes first.
         let rest = u64::try_from((deadline_after(*bake_started, wave.bake_seconds) - now).num_seconds()).unwrap_or(0);
-        let park_seconds = self
-            .park_seconds
-            .filter(|_| self.bakes_park && !done)
-            .and_then(|safety_net| waits::bake_park_seconds(safety_net, rest));
+        let park_seconds =
+            self.park_seconds.filter(|_| self.bakes_park && !done).and_then(|safety_net| waits::bake_park_seconds(safety_net, rest));
         Ok(WatchReport { wave: wave.name.clone(), done, wait_seconds, park_seconds, detail: String::new() })
     }
 
@@ -422,4 +420,89 @@ fn to_value<T: Serialize>(answer: &T) -> Value {
 
 fn parse<T: serde::de::DeserializeOwned>(payload: Value) -> Result<T, ErrorName> {
     serde_json::from_value(payload).map_err(|_| ErrorName::InputInvalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_domain::catalog::FsCatalog;
+    use baton_domain::rules::plan::Percentiles;
+
+    /// Issue 29's standard release: a CodeBuild build, three waves of one ECS service each with
+    /// 10-minute bakes sampled every 30 s, behind `gate`, `events` as given.
+    fn standard(gate: &str, events: &str) -> String {
+        let waves: String = (1..=3).map(|n| format!("        - {{name: w{n}, targets: [web-{n}], bake: 10m}}\n")).collect();
+        format!(
+            "schema-version: v2.2\ndd-service: web\nteam: web\nextensions:\n  baton:\n    environment: production\n    release-branch: main\n    events: {events}\n    build:\n      provider: codebuild\n      project: web\n      artifact: \"web:{{sha}}\"\n    deploy:\n      provider: ecs\n      cluster: web\n      container: web\n      region: us-east-1\n      waves:\n{waves}    health:\n      interval: 30s\n      gates:\n        - {gate}\n"
+        )
+    }
+
+    /// The forecast of `entry` for a build of `build` seconds and deploys of `deploy` seconds.
+    async fn forecast_of(entry: &str, build: u64, deploy: u64) -> Forecast {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("web.yaml"), entry).unwrap();
+        let catalog = FsCatalog::open(baton_providers::registry(), dir.path()).unwrap();
+        let input = serde_json::json!({"service": "web", "sha": "4f2a9c1e", "trigger": {"kind": "cli", "id": "t", "actor": "test"}});
+        let now = Utc::now();
+        let Planned { entry, mut plan, .. } = plan_release(&catalog, None, &input, now).await.unwrap();
+        plan.expected.build = Some(Percentiles { p50_seconds: build, p90_seconds: build });
+        plan.expected.deploy = Some(Percentiles { p50_seconds: deploy, p90_seconds: deploy });
+        let signal = baton_load_catalog::normalise(&input, "plan").unwrap();
+        forecast(&plan, &entry, &signal, &input, now).await.unwrap()
+    }
+
+    /// (transitions, invocations, build calls, rollout polls, gate samples)
+    fn counts(estimate: &Estimate) -> (u64, u64, u64, u64, u64) {
+        let (cost, calls) = (&estimate.cost, &estimate.provider_calls);
+        (cost.transitions, cost.invocations, calls.build, calls.rollout_polls, calls.gate_samples)
+    }
+
+    /// Worked by hand from the definition. Every release: 15 states and 8 tasks outside the
+    /// build and the waves; each wave 5 states (2 tasks) before its deploy and 2 (1) after its
+    /// bake. Polled, a 20-minute build is polled at 0, 15, 37.5, 71.25, 121.9, 197.8 and 311.7 s
+    /// (WaitForBuild's Retry: 15 s ×1.5, 6 retries), then BuildOverdue and a 60 s BuildPause begin
+    /// the next round: the 26th poll, at 1237 s, sees it done (10 states, 22 retries). A 5-minute
+    /// rollout: rounds of 7 polls from 0 to 103.9 s (5 s ×1.5) and a 30 s pause: the 19th poll,
+    /// at 308.4 s, sees it (7 states, 16 retries). A 10-minute bake: 21 samples, 62 states. On
+    /// events with a 5-minute safety net: the build parks 4 times (its event ends the 4th) and is
+    /// polled once (8 states: 4 parks, 3 BuildOverdue, CheckBuild); a rollout parks once and is
+    /// polled once; a bake parked on its alarms samples at 0, 5 and 10 minutes and parks twice
+    /// (each park samples once): 8 states, 5 samples. Samples of an HTTP gate go on every 30 s.
+    #[tokio::test]
+    async fn the_standard_release_costs_what_the_definition_counts_worked_by_hand() {
+        let cloudwatch = "provider: cloudwatch\n          alarms: [web-5xx]";
+        let http = "provider: http\n          url: https://web.example.com/health";
+        let polled = (15 + 32 + 3 * (5 + 23 + 62 + 2), 8 + 26 + 3 * (2 + 19 + 21 + 1), 27, 57, 63);
+        let parked = (15 + 8 + 3 * (5 + 2 + 8 + 2), 8 + 5 + 3 * (2 + 2 + 5 + 1), 6, 6, 15);
+        // (gate, events block, polled counts, counts on events, bakes park)
+        let cases = [
+            (cloudwatch, "{wait: false}", polled, parked, true),
+            (cloudwatch, "{wait: true, safety-net: 5m}", polled, parked, true),
+            (http, "{wait: true}", polled, (15 + 8 + 3 * (5 + 2 + 62 + 2), 8 + 5 + 3 * (2 + 2 + 21 + 1), 6, 6, 63), false),
+        ];
+        for (gate, events, polling, parked, bakes_park) in cases {
+            let forecast = forecast_of(&standard(gate, events), 1200, 300).await;
+            let case = format!("{gate} {events}");
+            assert_eq!((counts(&forecast.polling), counts(&forecast.events)), (polling, parked), "{case}");
+            assert_eq!((forecast.waits_for_events, forecast.bakes_park), (events.contains("wait: true"), bakes_park), "{case}");
+            assert_eq!(forecast.safety_net_seconds, 300, "{case}");
+        }
+        // Priced as a release that ran: $0.025 a thousand transitions, $0.20 a million requests.
+        let forecast = forecast_of(&standard(cloudwatch, "{wait: true}"), 1200, 300).await;
+        assert!((forecast.polling.cost.dollars - (323.0 * 0.025 / 1000.0 + 163.0 * 0.2 / 1e6)).abs() < 1e-12, "{forecast:?}");
+    }
+
+    #[tokio::test]
+    async fn a_longer_safety_net_parks_fewer_times_and_a_finished_build_is_read_at_once() {
+        let cloudwatch = "provider: cloudwatch\n          alarms: [web-5xx]";
+        // A 10-minute safety net: the build parks twice (timeout at 10, its event at 20), a bake
+        // once (to its end): build calls 1 + 2 + 1, bake samples 3 a wave.
+        let forecast = forecast_of(&standard(cloudwatch, "{wait: true, safety-net: 10m}"), 1200, 300).await;
+        let calls = forecast.events.provider_calls;
+        assert_eq!((calls.build, calls.rollout_polls, calls.gate_samples), (4, 6, 9), "{forecast:?}");
+        // A build done before its first poll: polled, one poll; on events, the park's own poll
+        // answers it and CheckBuild reads it (two).
+        let forecast = forecast_of(&standard(cloudwatch, "{wait: true}"), 0, 0).await;
+        assert_eq!((forecast.polling.provider_calls.build, forecast.events.provider_calls.build), (2, 3), "{forecast:?}");
+    }
 }
