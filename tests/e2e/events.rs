@@ -122,8 +122,6 @@ pub(crate) mod standins {
         pub lost: bool,
         /// The wave whose alarm enters ALARM this many minutes into its bake.
         pub alarm: Option<(&'static str, i64)>,
-        /// Its gate is an HTTP check, which can only be sampled, not a CloudWatch alarm.
-        pub sampled_gate: bool,
     }
 
     impl Script {
@@ -137,7 +135,6 @@ pub(crate) mod standins {
                 safety_net: "10m",
                 lost: false,
                 alarm: None,
-                sampled_gate: false,
             }
         }
 
@@ -320,15 +317,12 @@ pub(crate) mod standins {
         let waves: String = (1..=3)
             .map(|n| format!("        - name: w{n}\n          targets: [{}-t{n}]\n          bake: {}\n", script.service, script.bake))
             .collect();
-        let gate = match script.sampled_gate {
-            true => format!("provider: http\n          url: https://{}.example.com/health", script.service),
-            false => format!("provider: cloudwatch\n          alarms: [{}]", script.alarm_name()),
-        };
         format!(
-            "schema-version: v2.2\ndd-service: {service}\nteam: payments\nextensions:\n  baton:\n    environment: production\n    release-branch: main\n    events: {{wait: {events}, safety-net: {net}}}\n    build:\n      provider: codebuild\n      project: {service}\n      artifact: \"{service}:{{sha}}\"\n    deploy:\n      provider: command\n      command: [\"true\"]\n      waves:\n{waves}    health:\n      interval: 30s\n      gates:\n        - {gate}\n",
+            "schema-version: v2.2\ndd-service: {service}\nteam: payments\nextensions:\n  baton:\n    environment: production\n    release-branch: main\n    events: {{wait: {events}, safety-net: {net}}}\n    build:\n      provider: codebuild\n      project: {service}\n      artifact: \"{service}:{{sha}}\"\n    deploy:\n      provider: command\n      command: [\"true\"]\n      waves:\n{waves}    health:\n      interval: 30s\n      gates:\n        - provider: cloudwatch\n          alarms: [{alarm}]\n",
             service = script.service,
             events = script.events,
             net = script.safety_net,
+            alarm = script.alarm_name(),
         )
     }
 
