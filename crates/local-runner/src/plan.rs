@@ -381,7 +381,7 @@ impl Simulated {
     /// as it would end: by its own poll when the run ended within the poll's `patience`, by the
     /// run's event when it comes within the park, else by the safety net's timeout.
     fn end_park(&self, park: &Park, now: DateTime<Utc>, ends: Option<DateTime<Utc>>, patience: u64) -> Result<(), ErrorName> {
-        let executor = self.executor.get().and_then(WeakExecutor::upgrade).ok_or(ErrorName::Internal)?;
+        let executor = self.executor()?;
         let timeout = deadline_after(now, park.seconds);
         let answered = match ends.filter(|ends| *ends <= timeout) {
             Some(ends) => {
@@ -402,8 +402,12 @@ impl Simulated {
     /// Gives the approval `token` waits for: the executor holds the token before it invokes the
     /// task, and reads the answer once the invocation returned, as a person's comes.
     fn approve(&self, token: &str) -> Result<(), ErrorName> {
-        let executor = self.executor.get().and_then(WeakExecutor::upgrade).ok_or(ErrorName::Internal)?;
-        executor.send_task_success(token, Value::Object(Default::default())).map_err(|_| ErrorName::Internal)
+        self.executor()?.send_task_success(token, Value::Object(Default::default())).map_err(|_| ErrorName::Internal)
+    }
+
+    /// The executor running the simulated release, which holds its task tokens.
+    fn executor(&self) -> Result<Executor, ErrorName> {
+        self.executor.get().and_then(WeakExecutor::upgrade).ok_or(ErrorName::Internal)
     }
 }
 
