@@ -13,7 +13,7 @@ pub use baton_domain::support::{RUN_HEARTBEAT as HEARTBEAT, RUN_SILENT_AFTER as 
 pub use invoker::{ExecutorTokens, HandlerInvoker};
 pub use journal::{Finished, Journaled, ResumePoint, Run, resume_point};
 pub use owner::{Owned, describe};
-pub use plan::{PlanError, Planned, plan_release};
+pub use plan::{Forecast, PlanError, Planned, plan_release};
 pub use resume::{ResumeError, Resumption};
 pub use setup::LocalConfig;
 
