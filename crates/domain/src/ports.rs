@@ -471,6 +471,14 @@ pub trait HealthGate: Send + Sync {
     /// What the gate watches, for people ("CloudWatch alarms web-*").
     fn describe(&self) -> String;
     async fn sample(&self, request: &HealthRequest) -> Result<GateReading, ProviderError>;
+    /// The keys a bake can park on instead of sampling this gate: one per thing whose provider
+    /// event says it turned bad (an alarm, a monitor), computed by the function the provider's
+    /// receiver uses too. `None` (the default) when the gate can only be sampled: what it
+    /// watches sends no event Baton receives, or is a selection (a prefix, a query) whose
+    /// members may change during the bake.
+    async fn bake_keys(&self) -> Result<Option<Vec<crate::waits::WaitKey>>, ProviderError> {
+        Ok(None)
+    }
 }
 
 /// What happened, for the people watching the release.

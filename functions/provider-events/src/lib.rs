@@ -5,6 +5,7 @@
 //! - its function URL, `/{provider}`: the provider's signed callback, verified and read by the
 //!   [`EventReceiver`] registered for that provider; anything unsigned or forged is refused.
 
+use baton_aws::cloudwatch::alarm_key;
 use baton_domain::ports::{EventReceiver, InboundRefused, InboundRequest, TaskTokens, WaitRegistry};
 use baton_domain::waits::{self, DeliveryError, Happened, ProviderEvent, WaitKey, WaitKind};
 use baton_lambda_glue::function_url::{FunctionUrlRequest, FunctionUrlResponse};
@@ -179,9 +180,11 @@ fn ecs_deployment(event: &Value) -> Option<(WaitKey, Happened)> {
     Some((baton_aws::ecs::deployment_key(service_arn, deployment), happened))
 }
 
+/// Keyed by [`alarm_key`] from the envelope's account and region: the alarm's, wherever the bus is.
 fn alarm(event: &Value) -> Option<(WaitKey, Happened)> {
     let detail = event.get("detail")?;
     let name = detail.get("alarmName")?.as_str()?;
+    let (account, region) = (event.get("account")?.as_str()?, event.get("region")?.as_str()?);
     let happened = match detail.pointer("/state/value")?.as_str()? {
         "ALARM" => {
             let reason = detail.pointer("/state/reason").and_then(Value::as_str).unwrap_or_default();
@@ -189,7 +192,7 @@ fn alarm(event: &Value) -> Option<(WaitKey, Happened)> {
         }
         _ => Happened::Progress,
     };
-    Some((WaitKey::new(WaitKind::Bake, waits::CLOUDWATCH_GATE, name), happened))
+    Some((alarm_key(account, region, name), happened))
 }
 
 #[cfg(test)]
@@ -216,7 +219,7 @@ mod tests {
         assert_eq!(build[0].delivery, "4c8e1f0a-7d2b-4b6e-9a35-0f3c2d1e5b7a");
 
         let alarm = from_eventbridge(&sample("provider-events-cloudwatch-alarm"));
-        assert_eq!(alarm[0].key.to_string(), "bake:cloudwatch:hello-web-5xx");
+        assert_eq!(alarm[0].key.to_string(), "bake:cloudwatch:123456789012:us-east-1:hello-web-5xx");
         assert!(matches!(&alarm[0].happened, Happened::Failed(why) if why.starts_with("hello-web-5xx in ALARM: Threshold Crossed")));
 
         let mut ok = sample("provider-events-cloudwatch-alarm");
@@ -358,11 +361,18 @@ mod tests {
     #[tokio::test]
     async fn each_door_resumes_the_release_parked_on_the_event_s_key() {
         let store = Memory::default();
-        store.park(&parked(WaitKey::new(WaitKind::Bake, "cloudwatch", "hello-web-5xx"), "t-alarm")).await.unwrap();
+        store.park(&parked(alarm_key("123456789012", "us-east-1", "hello-web-5xx"), "t-alarm")).await.unwrap();
         store.park(&parked(WaitKey::new(WaitKind::Build, "buildkite", "42"), "t-build")).await.unwrap();
         let receivers = RefreshingReceivers::read(Catalog::naming(&[("buildkite", "good")]), Utc::now()).await;
         let delivery = Delivery { store, tokens: Told::default(), receivers };
 
+        // The same alarm name in another region, then in another account: another alarm.
+        for (field, other) in [("region", "eu-west-1"), ("account", "210987654321")] {
+            let mut elsewhere = sample("provider-events-cloudwatch-alarm");
+            elsewhere[field] = other.into();
+            let answer = delivery.handle(elsewhere, Utc::now()).await.unwrap();
+            assert_eq!(answer, serde_json::json!({"resumed": 0, "ignored": 1}), "{field} {other}");
+        }
         let answer = delivery.handle(sample("provider-events-cloudwatch-alarm"), Utc::now()).await.unwrap();
         assert_eq!(answer, serde_json::json!({"resumed": 1, "ignored": 0}));
 
