@@ -32,6 +32,7 @@ const NAMES_PER_CALL: usize = 100;
 pub struct CloudWatchGateSampler {
     alarms: Vec<String>,
     prefix: Option<String>,
+    parks: bool,
     insufficient_data: InsufficientData,
     access: AwsAccess,
     clients: AwsClients,
@@ -50,6 +51,7 @@ impl CloudWatchGateSampler {
         CloudWatchGateSampler {
             alarms: spec.alarms.clone(),
             prefix: spec.alarm_prefix.clone(),
+            parks: spec.parks_bake(),
             insufficient_data: spec.insufficient_data,
             access: spec.access.clone(),
             clients,
@@ -146,7 +148,7 @@ impl HealthGate for CloudWatchGateSampler {
     /// ([`AwsClients::account_of`]). A prefix names no alarm: what falls under it may change
     /// during the bake, so such a gate samples.
     async fn bake_keys(&self) -> Result<Option<Vec<WaitKey>>, ProviderError> {
-        if self.prefix.is_some() || self.alarms.is_empty() {
+        if !self.parks {
             return Ok(None);
         }
         let region = region_of(&self.clients.config_for(&self.access).await?);
@@ -232,6 +234,14 @@ pub struct CloudWatchGate {
     pub insufficient_data: InsufficientData,
     #[serde(flatten)]
     pub access: AwsAccess,
+}
+
+impl CloudWatchGate {
+    /// Whether a bake watched by this gate can park on its alarms' events: it names every alarm
+    /// (a prefix's alarms may change during the bake). Read from the block alone, no call made.
+    pub fn parks_bake(&self) -> bool {
+        self.alarm_prefix.is_none() && !self.alarms.is_empty()
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -395,6 +395,11 @@ pub trait BuildProvider: Send + Sync {
     async fn poll(&self, run: &RunHandle) -> Result<BuildPoll, ProviderError>;
     /// Stops the run if it is still going; a run that already finished is not an error.
     async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError>;
+    /// The key the provider's events name `run` by, which the build parks on: by default the
+    /// run's id. `None` when no event ever names it (a local command): the build is polled.
+    fn wait_key(&self, run: &RunHandle) -> Option<crate::waits::WaitKey> {
+        Some(crate::waits::WaitKey::of_run(crate::waits::WaitKind::Build, run))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -110,10 +110,16 @@ async fn forecast(plan: &Plan, entry: &ServiceEntry, signal: &Signal, input: &Va
     Ok(Forecast {
         waits_for_events: events.wait,
         safety_net_seconds: events.safety_net.0,
-        bakes_park: waits::bake_keys(&entry.delivery.health.gates).is_some(),
+        bakes_park: bakes_park(&entry.delivery.health.gates),
         polling,
         events: parked,
     })
+}
+
+/// Whether a wave's bake parks: every gate declares it can ([`baton_providers::gate_parks_bake`]),
+/// as check-health's `waits::bake_keys` decides from the built gates.
+fn bakes_park(gates: &[GateSpec]) -> bool {
+    !gates.is_empty() && gates.iter().all(|spec| baton_providers::gate_parks_bake(&spec.gate))
 }
 
 /// The `simulated` release's usage priced, and the provider calls its tasks made.
@@ -214,7 +220,7 @@ impl Simulated {
             build_patience: baton_providers::poll_patience(&plan.build.provider).as_secs(),
             deploy_patience: baton_providers::poll_patience(&plan.deploy.provider).as_secs(),
             park_seconds,
-            bakes_park: waits::bake_keys(&plan.gates).is_some(),
+            bakes_park: bakes_park(&plan.gates),
             windows: entry.delivery.freeze.rules().map_err(PlanError::Invalid)?,
             overridden: signal.trigger.freeze_override.is_some(),
             events: OnceLock::new(),

@@ -46,8 +46,8 @@ pub struct DatadogMonitorsGate {
     ids: Vec<i64>,
     /// `service:web`, `env:production`, then the gate's own.
     tags: Vec<String>,
-    /// Whether Baton receives the monitors' webhooks (the gate names an `events-secret`).
-    receives_events: bool,
+    /// Whether a bake parks on the monitors' webhooks ([`DatadogGate::parks_bake`]).
+    parks: bool,
     unhealthy: Vec<String>,
     api_key: LazySecret,
     app_key: LazySecret,
@@ -92,7 +92,7 @@ impl DatadogMonitorsGate {
             api,
             ids: spec.monitors.clone(),
             tags,
-            receives_events: spec.events_secret.is_some(),
+            parks: spec.parks_bake(),
             unhealthy: spec.unhealthy.clone(),
             api_key: LazySecret::new(spec.api_key.clone(), Arc::clone(&secrets)),
             app_key: LazySecret::new(spec.app_key.clone(), secrets),
@@ -219,8 +219,7 @@ impl HealthGate for DatadogMonitorsGate {
     /// The named monitors' keys, when Baton receives their webhooks. A tag selection samples:
     /// knowing its monitors takes a call, and a monitor tagged during the bake would be missed.
     async fn bake_keys(&self) -> Result<Option<Vec<WaitKey>>, ProviderError> {
-        let parkable = self.receives_events && !self.ids.is_empty();
-        Ok(parkable.then(|| self.ids.iter().copied().map(monitor_key).collect()))
+        Ok(self.parks.then(|| self.ids.iter().copied().map(monitor_key).collect()))
     }
 
     async fn sample(&self, _request: &HealthRequest) -> Result<GateReading, ProviderError> {
@@ -276,6 +275,13 @@ pub struct DatadogGate {
 }
 
 impl DatadogGate {
+    /// Whether a bake watched by this gate can park on its monitors' webhooks: it names its
+    /// monitors by id (a tag selection's monitors take a call to know and may change during the
+    /// bake) and Baton receives their webhooks (an `events-secret`). Read from the block alone.
+    pub fn parks_bake(&self) -> bool {
+        self.events_secret.is_some() && !self.monitors.is_empty()
+    }
+
     fn default_site() -> String {
         "datadoghq.com".into()
     }
