@@ -390,7 +390,7 @@ pub(crate) mod standins {
             .map(|n| format!("        - name: w{n}\n          targets: [{}-t{n}]\n          bake: {}\n", script.service, script.bake))
             .collect();
         format!(
-            "schema-version: v2.2\ndd-service: {service}\nteam: payments\nextensions:\n  baton:\n    environment: production\n    release-branch: main\n    events: {{wait: {events}, safety-net: {net}}}\n    build:\n      provider: codebuild\n      project: {service}\n      artifact: \"{service}:{{sha}}\"\n    deploy:\n      provider: command\n      command: [\"true\"]\n      waves:\n{waves}    health:\n      interval: 30s\n      gates:\n{gates}",
+            "schema-version: v2.2\ndd-service: {service}\nteam: payments\nextensions:\n  baton:\n    environment: production\n    release-branch: main\n    events: {{wait: {events}, safety-net: {net}}}\n    build:\n      provider: codebuild\n      project: {service}\n      artifact: \"{service}:{{sha}}\"\n    deploy:\n      provider: ecs\n      cluster: {service}\n      container: app\n      waves:\n{waves}    health:\n      interval: 30s\n      gates:\n{gates}",
             service = script.service,
             events = script.events,
             net = script.safety_net,

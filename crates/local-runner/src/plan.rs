@@ -12,6 +12,7 @@ use async_trait::async_trait;
 use baton_asl::{
     Clock, ExecutionStart, ExecutionStatus, Executor, HistoryEvent, StateMachine, TaskCall, TaskFailure, TaskInvoker, WeakExecutor,
 };
+use baton_domain::catalog::shape::Slot;
 use baton_domain::catalog::{ApprovalSpec, GateSpec, ServiceEntry};
 use baton_domain::error::ErrorName;
 use baton_domain::flow::{
@@ -52,8 +53,9 @@ pub struct Forecast {
     pub waits_for_events: bool,
     /// How long a park waits for its event before the safety net's poll (`events.safety-net`).
     pub safety_net_seconds: u64,
-    /// Whether the bakes park too (every gate a CloudWatch gate naming its alarms); otherwise
-    /// they sample at the health interval either way.
+    /// Whether the bakes park too (every gate names what it watches: CloudWatch alarms by name,
+    /// Datadog monitors by id with an `events-secret`); otherwise they sample at the health
+    /// interval either way.
     pub bakes_park: bool,
     pub polling: Estimate,
     pub events: Estimate,
@@ -172,7 +174,10 @@ struct Simulated {
     deploy_patience: u64,
     /// The safety net when the release parks on its providers' events; `None`: it polls.
     park_seconds: Option<u64>,
-    /// Whether a bake parks on its gates' alarms (with `park_seconds`).
+    /// Whether the build, the rollouts and a bake park (with `park_seconds`): their providers
+    /// name them in events.
+    build_parks: bool,
+    deploy_parks: bool,
     bakes_park: bool,
     /// The entry's freeze windows, which hold a wave as check-freeze holds it, unless the
     /// signal overrides them.
@@ -220,6 +225,8 @@ impl Simulated {
             build_patience: baton_providers::poll_patience(&plan.build.provider).as_secs(),
             deploy_patience: baton_providers::poll_patience(&plan.deploy.provider).as_secs(),
             park_seconds,
+            build_parks: baton_providers::runs_park(Slot::Build, &plan.build.provider),
+            deploy_parks: baton_providers::runs_park(Slot::Deploy, &plan.deploy.provider),
             bakes_park: bakes_park(&plan.gates),
             windows: entry.delivery.freeze.rules().map_err(PlanError::Invalid)?,
             overridden: signal.trigger.freeze_override.is_some(),
@@ -286,7 +293,7 @@ impl Simulated {
                 progress.calls.build += 1;
                 let run = RunHandle { provider: "planned".into(), id: "planned".into(), url: None, state: Value::Null };
                 let deadline = deadline_after(started, self.build_timeout_seconds);
-                Ok(to_value(&BuildStarted { run, deadline, park_seconds: self.park_seconds }))
+                Ok(to_value(&BuildStarted { run, deadline, park_seconds: self.park_seconds.filter(|_| self.build_parks) }))
             }
             baton_poll_build::NAME => {
                 let request: PollBuildRequest = parse(payload)?;
@@ -325,7 +332,7 @@ impl Simulated {
                     let started = self.entered(entered, now);
                     self.progress().deploys.insert(wave.name.clone(), started);
                     let deadline = deadline_after(started, wave.deploy_timeout_seconds);
-                    Ok(to_value(&WaveStarted { deadline, park_seconds: self.park_seconds }))
+                    Ok(to_value(&WaveStarted { deadline, park_seconds: self.park_seconds.filter(|_| self.deploy_parks) }))
                 }
                 DeployWaveRequest::Poll { wave, .. } => {
                     let ends = self.polled_rollouts(&wave, now);

@@ -87,10 +87,18 @@ pub struct LocalStack {
     step_functions: Arc<StepFunctions>,
 }
 
+/// The SDK's configuration over an HTTPS client of its own: the process's shared client keeps
+/// pooled connections that belong to the tokio runtime that opened them, and tests start a
+/// runtime each (a connection left by an ended test's runtime fails the next one's call).
+pub async fn sdk_config() -> Result<aws_config::SdkConfig, StackError> {
+    let https = baton_http_client::Https::new(None).map_err(|e| StackError::Setup(e.to_string()))?;
+    Ok(baton_aws::sdk_http::sdk_config_with(https).await)
+}
+
 impl LocalStack {
     pub async fn up(options: &StackOptions) -> Result<LocalStack, StackError> {
         require_local_dynamodb()?;
-        let config = baton_aws::sdk_config().await.map_err(|e| StackError::Setup(e.to_string()))?;
+        let config = sdk_config().await?;
         let region = config.region().map(|r| r.to_string()).unwrap_or_else(|| "us-east-1".into());
         let names = StackNames { stack_name: options.stack_name.clone(), region: region.clone(), account: LOCAL_ACCOUNT.into() };
         let template = Template::load(&options.template, names, &options.parameters)?;

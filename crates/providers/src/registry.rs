@@ -358,6 +358,15 @@ pub fn gate_parks_bake(block: &ProviderBlock) -> bool {
     }
 }
 
+/// Whether the runs of the build or deploy provider `provider` are named by events a release can
+/// park on, read from its name alone (`baton plan`'s question): the rule the built provider's
+/// `wait_key` applies to each run. A local command reports to no one, and a Lambda alias update
+/// is over when it starts: they are polled.
+pub fn runs_park(slot: Slot, provider: &str) -> bool {
+    !matches!((slot, provider), (Slot::Build, name) if name == COMMAND_BUILD.name)
+        && !matches!((slot, provider), (Slot::Deploy, name) if name == COMMAND_DEPLOY.name || name == LAMBDA.name)
+}
+
 /// The catalog's providers (Baton's own), for [`baton_domain::catalog::CatalogLoader`].
 pub fn registry() -> &'static Registry {
     ProviderTable::standard().registry()

@@ -37,7 +37,7 @@ async fn task_tokens_are_answered_and_refused_as_step_functions_does() {
     let executor = Executor::new(Arc::new(TokensOut { step_functions: step_functions.clone(), tokens: sender }), Clock::Virtual);
     step_functions.answer_tasks_of(&executor);
     let machine = Arc::new(StateMachine::from_json(PARKED).unwrap());
-    let config = baton_aws::sdk_config().await.unwrap();
+    let config = baton_local_stack::sdk_config().await.unwrap();
     let sfn = aws_sdk_sfn::Client::from_conf(
         aws_sdk_sfn::config::Builder::from(&config)
             .endpoint_url(step_functions.url())

@@ -181,7 +181,7 @@ fn template_without(action: &str, parameters: &BTreeMap<String, String>, stack: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cloud_examples_release_through_the_function_binaries_within_their_iam_policies() {
-    let config = baton_aws::sdk_config().await.expect("the SDK's configuration");
+    let config = baton_local_stack::sdk_config().await.expect("the SDK's configuration");
     let _examples = EXAMPLE_SECRETS.lock().await;
     let sha = format!("{:x}", uuid::Uuid::new_v4().as_u128()) + "00000000";
     resources(&config, &sha).await;

@@ -101,7 +101,7 @@ extensions:
 
 /// The releases parked on `key` in the stack's release table, read without taking them.
 async fn parked_on(stack: &LocalStack, key: &WaitKey) -> Vec<String> {
-    let config = baton_aws::sdk_config().await.unwrap();
+    let config = baton_local_stack::sdk_config().await.unwrap();
     let table = stack.template().output("ReleaseTableName").unwrap();
     let found = aws_sdk_dynamodb::Client::new(&config)
         .query()
