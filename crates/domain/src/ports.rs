@@ -436,6 +436,12 @@ pub trait Deployer: Send + Sync {
     }
     async fn start(&self, request: &DeployRequest) -> Result<RunHandle, ProviderError>;
     async fn poll(&self, run: &RunHandle) -> Result<DeployProgress, ProviderError>;
+    /// The key the event that ends `run` (target `target` of `release`) carries: the run's own
+    /// id unless the provider's events name it otherwise (the `webhook` deployer's callbacks
+    /// name the release and target too, as run ids are only unique per endpoint).
+    fn wait_key(&self, _release: &ReleaseId, _target: &str, run: &RunHandle) -> crate::waits::WaitKey {
+        crate::waits::WaitKey::of_run(crate::waits::WaitKind::Rollout, run)
+    }
 }
 
 /// What a gate is asked about: one sample of one wave's health.
@@ -638,10 +644,13 @@ pub trait TaskTokens: Send + Sync {
     async fn fail(&self, token: &crate::release::TaskToken, error: crate::error::ErrorName, cause: &str) -> Result<(), ProviderError>;
 }
 
-/// A request from outside (Slack's interactivity request today) as it arrived: its headers
-/// (names lower-case) and its raw body, which signatures cover byte for byte.
+/// A request from outside (a provider's callback, Slack's interactivity request) as it arrived:
+/// its path (as sent, percent-encoding kept; empty where the door does not pass it on: Slack's
+/// requests are read by their signed body alone), its headers (names lower-case) and its raw body,
+/// which signatures cover byte for byte.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundRequest {
+    pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }

@@ -13,7 +13,7 @@ use baton_domain::rules::{freeze, rollback, timeline};
 use baton_domain::support::{LOCK_LEASE, Ports, invocation_deadline, provider_error, stop_if_cancelled};
 use baton_domain::telemetry;
 use baton_domain::text::counted;
-use baton_domain::waits::{Parked, WaitKey, WaitKind};
+use baton_domain::waits::Parked;
 use chrono::{DateTime, Utc};
 use futures_util::stream::{self, StreamExt};
 use std::time::Duration;
@@ -287,8 +287,8 @@ pub async fn park_wave(
     let record = wave_record(&mut release, wave).ok_or_else(|| no_record(context, wave))?;
     let running = waves::running(record, false);
     let until = ports.clock.now() + chrono::TimeDelta::seconds(i64::try_from(park.seconds).unwrap_or(i64::MAX / 1_000_000));
-    for (_, run) in &running {
-        let wait = Parked { key: WaitKey::of_run(WaitKind::Rollout, run), release: context.id.clone(), token: park.token.clone(), until };
+    for (target, run) in &running {
+        let wait = Parked { key: deployer.wait_key(&context.id, target, run), release: context.id.clone(), token: park.token.clone(), until };
         ports.store.park(&wait).await?;
     }
     let deployer = deployer.as_ref();

@@ -3,18 +3,15 @@
 //! - EventBridge, trusted (the account's own bus): "CodeBuild Build State Change" and
 //!   "CloudWatch Alarm State Change", read here into [`ProviderEvent`]s;
 //! - its function URL, `/{provider}`: the provider's signed callback, verified and read by the
-//!   [`EventReceiver`] registered for that provider; anything unsigned or forged is refused.
+//!   [`EventReceiver`](baton_domain::ports::EventReceiver) registered for that provider; anything unsigned or forged is refused.
 
-use baton_domain::ports::{EventReceiver, InboundRefused, InboundRequest, TaskTokens, WaitRegistry};
+use baton_domain::ports::{InboundRequest, TaskTokens, WaitRegistry};
 use baton_domain::waits::{self, DeliveryError, Happened, ProviderEvent, WaitKey, WaitKind};
 use baton_lambda_glue::function_url::{FunctionUrlRequest, FunctionUrlResponse};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 pub const NAME: &str = "provider-events";
-
-/// A callback's body is refused past this size before its signature is checked.
-const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// Why an EventBridge event could not be delivered: EventBridge retries the invocation.
 #[derive(Debug, thiserror::Error)]
@@ -25,16 +22,9 @@ pub enum EventError {
     Unrecognised(String),
 }
 
-/// The signed receivers, by the provider name their path carries.
-#[derive(Default)]
-pub struct Receivers(pub Vec<Box<dyn EventReceiver>>);
-
-impl Receivers {
-    fn for_path(&self, path: &str) -> Option<&dyn EventReceiver> {
-        let provider = path.trim_matches('/');
-        self.0.iter().find(|receiver| receiver.provider() == provider).map(Box::as_ref)
-    }
-}
+/// The signed receivers, by the provider name their path starts with (shared with `baton`'s
+/// loopback listener).
+pub use baton_domain::waits::Receivers;
 
 pub struct Delivery<S, T> {
     pub store: S,
@@ -59,37 +49,14 @@ impl<S: WaitRegistry, T: TaskTokens> Delivery<S, T> {
     }
 
     async fn callback(&self, path: &str, request: &FunctionUrlRequest, now: DateTime<Utc>) -> FunctionUrlResponse {
-        let Some(receiver) = self.receivers.for_path(path) else {
-            let known: Vec<&str> = self.receivers.0.iter().map(|receiver| receiver.provider()).collect();
-            let known =
-                if known.is_empty() { "none is registered in this deployment".to_owned() } else { format!("/{}", known.join(", /")) };
-            return FunctionUrlResponse::message(
-                404,
-                format!(
-                    "no provider receives callbacks at {path}: receivers here: {known} (docs/events.md says how to point a provider at Baton)"
-                ),
-            );
-        };
-        let body = match request.body_bytes(MAX_BODY_BYTES) {
+        let body = match request.body_bytes(waits::MAX_CALLBACK_BYTES) {
             Ok(body) => body,
             Err(response) => return response,
         };
         let headers = request.headers.iter().map(|(name, value)| (name.to_ascii_lowercase(), value.clone())).collect();
-        let events = match receiver.receive(&InboundRequest { headers, body }, now) {
-            Ok(events) => events,
-            Err(refused @ InboundRefused::Unauthenticated(_)) => {
-                tracing::warn!(provider = receiver.provider(), %refused, "callback refused");
-                return FunctionUrlResponse::message(401, refused.to_string());
-            }
-            Err(refused) => return FunctionUrlResponse::message(400, refused.to_string()),
-        };
-        match waits::deliver(&events, &self.store, &self.tokens, now).await {
-            Ok(delivered) => {
-                FunctionUrlResponse::json(202, serde_json::json!({ "resumed": delivered.resumed.len(), "ignored": delivered.ignored }))
-            }
-            // The provider sends it again: the waits it could not tell are parked again.
-            Err(err) => FunctionUrlResponse::message(503, err.to_string()),
-        }
+        let inbound = InboundRequest { path: path.to_owned(), headers, body };
+        let answer = waits::answer_callback(&self.receivers, &inbound, &self.store, &self.tokens, now).await;
+        FunctionUrlResponse::json(answer.status, answer.body)
     }
 }
 
@@ -141,7 +108,7 @@ fn alarm(event: &Value) -> Option<(WaitKey, Happened)> {
 mod tests {
     use super::*;
     use baton_domain::error::ErrorName;
-    use baton_domain::ports::{ProviderError, StoreError};
+    use baton_domain::ports::{EventReceiver, InboundRefused, ProviderError, StoreError};
     use baton_domain::release::{ReleaseId, TaskToken};
     use baton_domain::waits::Parked;
     use std::sync::Mutex;
