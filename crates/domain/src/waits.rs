@@ -229,7 +229,9 @@ pub async fn answer_callback(
         let known = if known.is_empty() { "none is registered here".to_owned() } else { known.join(", ") };
         return CallbackAnswer::message(
             404,
-            format!("no provider receives callbacks at {path}: receivers here: {known} (docs/events.md says how to point a provider at Baton)"),
+            format!(
+                "no provider receives callbacks at {path}: receivers here: {known} (docs/events.md says how to point a provider at Baton)"
+            ),
         );
     };
     let events = match receiver.receive(request, now) {

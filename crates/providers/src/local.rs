@@ -114,6 +114,11 @@ impl LocalProviders {
         LocalProviders { events_url: Some(url.into()), ..self }
     }
 
+    /// The providers whose callbacks Baton receives (those [`LocalProviders::receiver`] builds).
+    pub fn receiving(&self) -> Vec<&'static str> {
+        self.table.receiving()
+    }
+
     /// The receiver of `provider`'s callbacks (the `/{provider}` path of the provider-events URL),
     /// accepting what any secret that a block of `entries` naming the provider gives for them
     /// authenticates. Refused for a provider whose callbacks Baton does not receive, and when no

@@ -288,7 +288,8 @@ pub async fn park_wave(
     let running = waves::running(record, false);
     let until = ports.clock.now() + chrono::TimeDelta::seconds(i64::try_from(park.seconds).unwrap_or(i64::MAX / 1_000_000));
     for (target, run) in &running {
-        let wait = Parked { key: deployer.wait_key(&context.id, target, run), release: context.id.clone(), token: park.token.clone(), until };
+        let wait =
+            Parked { key: deployer.wait_key(&context.id, target, run), release: context.id.clone(), token: park.token.clone(), until };
         ports.store.park(&wait).await?;
     }
     let deployer = deployer.as_ref();

@@ -103,7 +103,11 @@ impl Interactions {
             Ok(body) => body,
             Err(refused) => return refused,
         };
-        let inbound = InboundRequest { path: String::new(), headers: request.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect(), body };
+        let inbound = InboundRequest {
+            path: String::new(),
+            headers: request.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect(),
+            body,
+        };
         let interaction = match self.inbound.verify(&inbound, now) {
             Ok(interaction) => interaction,
             Err(refused @ InboundRefused::Unauthenticated(_)) => {

@@ -607,7 +607,12 @@ fn webhook_callbacks_are_read_under_batons_signature() {
             ("sent to another target's URL", elsewhere("/webhook/rel-1/web-2"), now, "does not match"),
             ("no signature", without(good.clone(), "X-Baton-Signature"), now, "missing X-Baton-Signature"),
             ("older than 5 minutes", good.clone(), DateTime::from_timestamp(CALLBACK_NOW + 301, 0).unwrap(), "more than 5 minutes"),
-            ("the outgoing format", request_at(CALLBACK_PATH, &[("X-Baton-Signature", "sha256=00".into())], &good.body), now, "t=<unix seconds>,v1=<hex>"),
+            (
+                "the outgoing format",
+                request_at(CALLBACK_PATH, &[("X-Baton-Signature", "sha256=00".into())], &good.body),
+                now,
+                "t=<unix seconds>,v1=<hex>",
+            ),
         ],
     );
     let stale_signed_anew = {
