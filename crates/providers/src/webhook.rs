@@ -135,8 +135,9 @@ impl WebhookDeployer {
         })
     }
 
-    /// Tells the endpoint, in each deploy request, to report the run's end under `events_url`
-    /// (the provider-events function's URL, or `baton`'s loopback listener's): see [`callback_url`].
+    /// Tells the endpoint, in each deploy request, to report the run's end under `events_url` (the
+    /// provider-events function's URL, or `baton`'s loopback listener's), at
+    /// `<events URL>/webhook/<release id>/<target>`.
     pub fn with_events_url(mut self, events_url: &str) -> WebhookDeployer {
         self.events_url = Some(events_url.trim_end_matches('/').to_owned());
         self
