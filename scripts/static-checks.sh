@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Offline checks of the AWS artefacts: the SAM template (sam validate --lint, cfn-lint) and
+# Offline checks of the AWS artefacts: the SAM template (sam validate --lint, cfn-lint, and its
+# resources' dependency cycles, which neither finds: scripts/template-cycles.py) and
 # every state machine definition (asl-validator). Tools are installed into .emulators/ on
 # first use. Exits non-zero when any check fails; runs them all either way.
 set -uo pipefail
@@ -54,6 +55,7 @@ install_tools || { say "cannot install the checkers"; exit 1; }
 export SAM_CLI_TELEMETRY=0 AWS_REGION="${AWS_REGION:-us-east-1}" AWS_DEFAULT_REGION="${AWS_REGION:-us-east-1}"
 check "sam validate --lint" "$VENV/bin/sam" validate --lint -t "$TEMPLATE"
 check "cfn-lint" "$VENV/bin/cfn-lint" "$TEMPLATE"
+check "dependency cycles" "$VENV/bin/python" "$ROOT/scripts/template-cycles.py" "$TEMPLATE"
 
 shopt -s nullglob
 definitions=("$ROOT"/statemachines/*.asl.json)

@@ -63,7 +63,7 @@ pub async fn serve(baton: &LocalBaton, bound: Option<Bound>) -> Result<Option<Ca
     };
     errln!("baton: listening for provider callbacks on http://{} ({paths}); providers call back to {url}", served.address());
     for skipped in served.skipped() {
-        errln!("baton: not receiving callbacks at {skipped}");
+        errln!("baton: not receiving callbacks for {skipped}; its releases poll");
     }
     Ok(Some(served))
 }

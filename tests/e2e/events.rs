@@ -4,15 +4,18 @@
 use baton_aws::AwsError;
 use baton_domain::flow::*;
 use baton_domain::release::{MERGE_DETAIL_TYPE, MERGE_SOURCE, MergeEvent};
-use baton_github_webhook::{DELIVERY_RETENTION, FunctionUrlRequest, MemoryDeliveryLog, MergePublisher, Webhook, WebhookSecret};
+use baton_github_webhook::{
+    DELIVERY_RETENTION, FunctionUrlRequest, MemoryDeliveryLog, MemoryWaits, MergePublisher, Webhook, WebhookSecret,
+};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// The secret `events/github-webhook.json` is signed with (`BATON_WEBHOOK_SECRET` to replay it).
 const SAMPLE_WEBHOOK_SECRET: &str = "baton-sample-secret";
 
+/// The merge events a webhook published.
 #[derive(Default, Clone)]
-struct Published(Arc<Mutex<Vec<MergeEvent>>>);
+pub(crate) struct Published(pub(crate) Arc<Mutex<Vec<MergeEvent>>>);
 
 #[async_trait::async_trait]
 impl MergePublisher for Published {
@@ -26,8 +29,12 @@ impl MergePublisher for Published {
 async fn check_webhook_sample(path: &Path, value: serde_json::Value) {
     let request: FunctionUrlRequest = serde_json::from_value(value).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let published = Published::default();
-    let webhook =
-        Webhook::new(WebhookSecret::new(SAMPLE_WEBHOOK_SECRET).unwrap(), published.clone(), MemoryDeliveryLog::new(DELIVERY_RETENTION));
+    let webhook = Webhook::new(
+        WebhookSecret::new(SAMPLE_WEBHOOK_SECRET).unwrap(),
+        published.clone(),
+        MemoryDeliveryLog::new(DELIVERY_RETENTION),
+        Arc::new(MemoryWaits::default()).ports(),
+    );
     let response = webhook.handle(&request).await;
     assert_eq!(response.status_code, 202, "{}: {}", path.display(), response.body);
     let event = published.0.lock().unwrap().pop().expect("one merge event published");

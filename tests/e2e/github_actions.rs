@@ -46,17 +46,23 @@ async fn github(pending: u64, conclusion: &str) -> MockServer {
 /// A fixture building on the stand-in GitHub; `extra`: lines added to `extensions.baton`.
 fn fixture(server: &MockServer, token_variable: &str, extra: &str) -> Fixture {
     let fixture = Fixture::new();
+    write_service(&fixture, server, SERVICE, token_variable, extra);
+    fixture
+}
+
+/// `service`'s catalog entry, built by the workflow `release.yml` of `acme/<service>` on the
+/// stand-in GitHub with the token in `token_variable` (set here).
+fn write_service(fixture: &Fixture, server: &MockServer, service: &str, token_variable: &str, extra: &str) {
     let build = format!(
-        "      provider: github-actions\n      repository: acme/checkout\n      workflow: release.yml\n      api-url: {}\n      token: env:{token_variable}\n      artifact: \"ghcr.io/acme/checkout:{{short-sha}}\"\n",
+        "      provider: github-actions\n      repository: acme/{service}\n      workflow: release.yml\n      api-url: {}\n      token: env:{token_variable}\n      artifact: \"ghcr.io/acme/{service}:{{short-sha}}\"\n",
         server.uri()
     );
-    fixture.write_catalog_with_build(SERVICE, extra, &build);
+    fixture.write_catalog_with_build(service, extra, &build);
     // SAFETY: each test sets its own variable before any thread of it reads the environment.
     #[allow(unsafe_code)]
     unsafe {
         std::env::set_var(token_variable, "ghp_e2e_token_value")
     };
-    fixture
 }
 
 async fn requests(server: &MockServer, method_name: &str) -> Vec<wiremock::Request> {
@@ -395,4 +401,145 @@ async fn a_release_cancelled_while_it_builds_cancels_its_build_and_ends_cancelle
     assert_eq!(fixture.deployed(SERVICE, "box-1"), None, "nothing was deployed");
     assert_consistent(&baton, &release).await;
     assert_eq!(requests(&server, "POST").await.len(), 2, "dispatched once, cancelled once");
+}
+
+// ------------------------------------------------------------------ workflow_run events (issue 29)
+
+/// The github-webhook function's secret in these tests.
+const WEBHOOK_SECRET: &str = "e2e-github-webhook-secret";
+
+/// The runs GitHub reports completed (and succeeded); every other run is in progress.
+type Completed = std::sync::Arc<std::sync::Mutex<std::collections::HashSet<u64>>>;
+
+/// GitHub for `runs` (`(repository, run id)`): a dispatch of the repository's `release.yml`
+/// starts its run, in progress until `completed` holds it.
+async fn github_runs(runs: &[(&str, u64)], completed: &Completed) -> MockServer {
+    let server = MockServer::start().await;
+    for &(repository, id) in runs {
+        let api = format!("/repos/{repository}/actions/runs/{id}");
+        let html = format!("https://github.example.com/{repository}/actions/runs/{id}");
+        Mock::given(method("POST"))
+            .and(path(format!("/repos/{repository}/actions/workflows/release.yml/dispatches")))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "workflow_run_id": id, "run_url": format!("{}{api}", server.uri()), "html_url": html,
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let completed = completed.clone();
+        let answer = move |_: &wiremock::Request| {
+            let done = completed.lock().unwrap().contains(&id);
+            ResponseTemplate::new(200).set_body_json(json!({
+                "id": id, "status": if done { "completed" } else { "in_progress" },
+                "conclusion": if done { json!("success") } else { Value::Null },
+                "head_sha": "4f2a9c1e0b7d5a3c", "head_branch": "main", "html_url": html, "display_title": "release",
+            }))
+        };
+        Mock::given(method("GET")).and(path(api)).respond_with(answer).mount(&server).await;
+    }
+    server
+}
+
+/// The `workflow_run` delivery GitHub sends when `repository`'s run `id` completes with
+/// `conclusion`, as the function URL hands it over, signed with `secret`.
+fn workflow_run_completed(repository: &str, id: u64, conclusion: &str, secret: &str) -> baton_github_webhook::FunctionUrlRequest {
+    let body = json!({
+        "action": "completed",
+        "workflow_run": {
+            "id": id, "name": "release", "run_number": 12, "run_attempt": 1, "event": "workflow_dispatch",
+            "status": "completed", "conclusion": conclusion, "workflow_id": 161335,
+            "head_branch": "main", "head_sha": "4f2a9c1e0b7d5a3c",
+            "html_url": format!("https://github.example.com/{repository}/actions/runs/{id}"),
+            "created_at": "2026-12-07T09:40:00Z", "updated_at": "2026-12-07T09:59:58Z",
+        },
+        "workflow": {"id": 161335, "path": ".github/workflows/release.yml"},
+        "repository": {"name": repository.split_once('/').unwrap().1, "full_name": repository},
+        "sender": {"login": "octocat"},
+    })
+    .to_string();
+    let signature = baton_domain::signing::hmac_sha256_hex(secret.as_bytes(), &[body.as_bytes()]);
+    let headers = [
+        ("x-github-event", "workflow_run".to_owned()),
+        ("x-github-delivery", format!("delivery-{id}")),
+        ("x-hub-signature-256", format!("sha256={signature}")),
+        ("content-type", "application/json".to_owned()),
+    ];
+    baton_github_webhook::FunctionUrlRequest {
+        headers: headers.into_iter().map(|(name, value)| (name.to_owned(), value)).collect(),
+        body: Some(body),
+        is_base64_encoded: false,
+    }
+}
+
+/// How many times GitHub was asked about `repository`'s run `id`.
+async fn polls(server: &MockServer, repository: &str, id: u64) -> usize {
+    let run = format!("/repos/{repository}/actions/runs/{id}");
+    requests(server, "GET").await.iter().filter(|request| request.url.path() == run).count()
+}
+
+#[tokio::test]
+async fn a_workflow_run_delivered_to_the_github_webhook_resumes_the_release_building_that_run_and_no_other() {
+    use baton_github_webhook::{BuildWaits, DELIVERY_RETENTION, MemoryDeliveryLog, Webhook, WebhookSecret};
+    let completed = Completed::default();
+    let server = github_runs(&[("acme/checkout", 4242), ("acme/billing", 4343)], &completed).await;
+    let fixture = Fixture::new();
+    // A long safety net: on the virtual clock a park's timeout is wall time, and no poll but
+    // the park's own may end these parks.
+    for service in [SERVICE, "billing"] {
+        write_service(&fixture, &server, service, "BATON_E2E_GITHUB_TOKEN_EVENTS", "    events: {wait: true, safety-net: 30m}\n");
+    }
+    let baton = fixture.baton();
+    let checkout = baton.start("exec-gha-event-checkout", cli_input("cli-1"));
+    let billing_input = json!({"service": "billing", "sha": "4f2a9c1e", "trigger": {"kind": "cli", "id": "cli-2", "actor": "test"}});
+    let billing = baton.start("exec-gha-event-billing", billing_input);
+    // Each release records its wait before its park's one poll: once both polled, both wait.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while polls(&server, "acme/checkout", 4242).await == 0 || polls(&server, "acme/billing", 4343).await == 0 {
+        assert!(std::time::Instant::now() < deadline, "the releases never parked on their runs");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // The function as on AWS, with this process's waits and task tokens for the release table's
+    // and Step Functions'.
+    let waits = BuildWaits {
+        registry: baton.ports().store.clone(),
+        tokens: std::sync::Arc::new(baton_local_runner::ExecutorTokens(baton.executor().clone())),
+    };
+    let published = crate::events::Published::default();
+    let webhook =
+        Webhook::new(WebhookSecret::new(WEBHOOK_SECRET).unwrap(), published.clone(), MemoryDeliveryLog::new(DELIVERY_RETENTION), waits);
+
+    completed.lock().unwrap().insert(4242);
+    let checkout_done = workflow_run_completed("acme/checkout", 4242, "success", WEBHOOK_SECRET);
+    let resumed = webhook.handle(&checkout_done).await;
+    assert_eq!((resumed.status_code, resumed.body.as_str()), (202, r#"{"resumed":1,"ignored":0}"#));
+    let outcome = checkout.outcome().await;
+    assert_status(&outcome, ExecutionStatus::Succeeded);
+    let parks = crate::events::standins::endings(&crate::events::standins::history(&outcome), "ParkBuild");
+    assert_eq!(parks.iter().map(|(ending, _)| ending.as_str()).collect::<Vec<_>>(), ["TaskSucceeded"], "ended by the event");
+    assert_eq!(polls(&server, "acme/billing", 4343).await, 1, "billing was not resumed: only its park's poll");
+
+    // The same delivery again, a run nobody waits for, and a forged delivery for billing's run.
+    let again = webhook.handle(&checkout_done).await;
+    assert_eq!(again.status_code, 200, "{}", again.body);
+    assert!(again.body.contains("duplicate delivery"), "{}", again.body);
+    let stray = webhook.handle(&workflow_run_completed("acme/checkout", 9999, "success", WEBHOOK_SECRET)).await;
+    assert_eq!(stray.status_code, 204, "{}", stray.body);
+    let forged = webhook.handle(&workflow_run_completed("acme/billing", 4343, "success", "not the webhook secret")).await;
+    assert_eq!(forged.status_code, 401, "{}", forged.body);
+
+    // billing still waits, on its own run: its event resumes it, and only now.
+    completed.lock().unwrap().insert(4343);
+    let billing_done = webhook.handle(&workflow_run_completed("acme/billing", 4343, "success", WEBHOOK_SECRET)).await;
+    assert_eq!((billing_done.status_code, billing_done.body.as_str()), (202, r#"{"resumed":1,"ignored":0}"#));
+    let outcome = billing.outcome().await;
+    assert_status(&outcome, ExecutionStatus::Succeeded);
+    let parks = crate::events::standins::endings(&crate::events::standins::history(&outcome), "ParkBuild");
+    assert_eq!(parks.iter().map(|(ending, _)| ending.as_str()).collect::<Vec<_>>(), ["TaskSucceeded"]);
+
+    for (service, run) in [(SERVICE, "4242"), ("billing", "4343")] {
+        let [release] = &baton.ports().store.list_releases(service, None, 10).await.unwrap()[..] else { panic!("one {service} release") };
+        assert_eq!(release.build.as_ref().map(|build| build.run_id.as_str()), Some(run), "{service}");
+        assert_eq!(release.status, ReleaseStatus::Succeeded, "{service}");
+    }
+    assert!(published.0.lock().unwrap().is_empty(), "workflow runs are no merges");
 }

@@ -107,6 +107,13 @@ impl DynamoCatalog {
     /// Every pushed service's entry (with the organisation's freezes pushed with it), in the
     /// order of their names: what `baton freezes --remote` lists.
     pub async fn services(&self) -> Result<Vec<ServiceEntry>, CatalogError> {
+        self.each_service().await?.into_iter().map(|(_, entry)| entry).collect()
+    }
+
+    /// Every pushed service by name, in the order of their names, each with its entry or why it
+    /// does not read: one broken item fails only itself (the provider-events function still
+    /// receives the other services' events).
+    pub async fn each_service(&self) -> Result<Vec<(String, Result<ServiceEntry, CatalogError>)>, CatalogError> {
         let mut entries = Vec::new();
         let mut start = None;
         loop {
@@ -120,14 +127,14 @@ impl DynamoCatalog {
                 .map_err(|e| CatalogError::unavailable(AwsError::from_sdk("Scan", e).to_string()))?;
             for item in page.items() {
                 let Some(AttributeValue::S(name)) = item.get("service") else { continue };
-                entries.push(self.entry_of(name, item)?);
+                entries.push((name.clone(), self.entry_of(name, item)));
             }
             start = page.last_evaluated_key;
             if start.is_none() {
                 break;
             }
         }
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(entries)
     }
 

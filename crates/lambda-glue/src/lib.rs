@@ -27,6 +27,9 @@ pub const CATALOG_TABLE: &str = "BATON_CATALOG_TABLE";
 /// The stack's credentials secrets (JSON objects of names to values), where `env:` references
 /// find their values on AWS: the provider functions get one, notify the other.
 pub const CREDENTIAL_SECRETS: [&str; 2] = ["BATON_PROVIDER_SECRET_ARN", "BATON_SLACK_TOKEN_SECRET_ARN"];
+/// The provider-events function's URL, where the providers that can be told where to report
+/// their runs' ends (the `webhook` deployer) are told to: the stack sets it on deploy-wave.
+pub const EVENTS_URL: &str = "BATON_EVENTS_URL";
 
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -57,17 +60,27 @@ pub async fn ports_from_env() -> Result<Ports, InitError> {
         Ok(table) => Arc::new(DynamoCatalog::new(dynamodb.clone(), table, baton_providers::registry())),
         Err(_) => Arc::new(DatadogCatalog::from_env(http).map_err(|e| InitError::Setup("Datadog catalog", chain_text(&e)))?),
     };
-    let credentials = CREDENTIAL_SECRETS.iter().filter_map(|name| std::env::var(name).ok()).collect();
-    let secrets = Arc::new(AwsSecretResolver::new(&config, Arc::new(EnvSecretResolver)).with_credentials(credentials));
-    // Lambda's only writable directory: command providers get their scratch space there.
-    let providers = LocalProviders::new(PathBuf::from("/tmp/baton"), None, secrets, None)
-        .and_then(LocalProviders::with_telemetry_defaults_from_env)
-        .map_err(|e| InitError::Setup("providers", chain_text(&e)))?;
+    let providers = providers_from_env(&config)?;
     Ok(Ports {
         store: Arc::new(DynamoStore::new(dynamodb, release_table)),
         catalog,
         providers: Arc::new(providers),
         clock: Arc::new(SystemClock),
+    })
+}
+
+/// The providers, their secrets resolved through the stack's credentials secrets and AWS, told
+/// the events URL when the stack gives one ([`EVENTS_URL`]).
+pub fn providers_from_env(config: &aws_config::SdkConfig) -> Result<LocalProviders, InitError> {
+    let credentials = CREDENTIAL_SECRETS.iter().filter_map(|name| std::env::var(name).ok()).collect();
+    let secrets = Arc::new(AwsSecretResolver::new(config, Arc::new(EnvSecretResolver)).with_credentials(credentials));
+    // Lambda's only writable directory: command providers get their scratch space there.
+    let providers = LocalProviders::new(PathBuf::from("/tmp/baton"), None, secrets, None)
+        .and_then(LocalProviders::with_telemetry_defaults_from_env)
+        .map_err(|e| InitError::Setup("providers", chain_text(&e)))?;
+    Ok(match std::env::var(EVENTS_URL).ok().filter(|url| !url.trim().is_empty()) {
+        Some(url) => providers.with_events_url(url),
+        None => providers,
     })
 }
 

@@ -4,7 +4,7 @@
 //! ([`baton_domain::waits::answer_callback`]), the parked tasks being this process's executor's.
 
 use crate::{ExecutorTokens, LocalBaton, LocalError};
-use baton_domain::ports::{EventReceiver, InboundRequest};
+use baton_domain::ports::InboundRequest;
 use baton_domain::waits::{self, CallbackAnswer, MAX_CALLBACK_BYTES, Receivers};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
@@ -63,8 +63,8 @@ impl CallbackListener {
         &self.paths
     }
 
-    /// Why the catalog's providers it does not serve are not served (no block names the secret of
-    /// their events, or it cannot be read): their releases poll.
+    /// The catalog entries whose callbacks it does not receive, each with why (a block or a secret
+    /// that does not read): their releases poll.
     pub fn skipped(&self) -> &[String] {
         &self.skipped
     }
@@ -79,8 +79,8 @@ impl Drop for CallbackListener {
 impl LocalBaton {
     /// Serves the providers' callbacks on `listener` (see [`bind_callbacks`]) until the returned
     /// listener is dropped: a receiver for each provider whose blocks in the catalog name the
-    /// secret of its events. A provider of the catalog that is not served (no secret named, or
-    /// one that cannot be read) is reported in [`CallbackListener::skipped`]: its releases poll.
+    /// secret of its events. An entry whose block or secret does not read is left out and
+    /// reported in [`CallbackListener::skipped`]: its releases poll.
     pub async fn serve_callbacks(&self, listener: TcpListener) -> Result<CallbackListener, LocalError> {
         let address = listener
             .local_addr()
@@ -94,20 +94,8 @@ impl LocalBaton {
 
     async fn receivers(&self) -> (Receivers, Vec<String>) {
         let Some(sources) = &self.callbacks_from else { return (Receivers::default(), Vec::new()) };
-        let mut receivers: Vec<Box<dyn EventReceiver>> = Vec::new();
-        let mut skipped = Vec::new();
-        for provider in sources.providers.receiving() {
-            let named =
-                sources.entries.iter().any(|entry| entry.delivery.provider_blocks().iter().any(|(_, _, block)| block.provider == provider));
-            if !named {
-                continue;
-            }
-            match sources.providers.receiver(provider, &sources.entries).await {
-                Ok(receiver) => receivers.push(receiver),
-                Err(err) => skipped.push(format!("/{provider}: {err}")),
-            }
-        }
-        (Receivers(receivers), skipped)
+        let (receivers, problems) = sources.providers.receivers(&sources.entries).await;
+        (Receivers(receivers), problems.iter().map(ToString::to_string).collect())
     }
 }
 

@@ -9,7 +9,8 @@ use crate::export::emf::EmfSink;
 use crate::http::RateLimits;
 use crate::notify::console::ConsoleNotifier;
 use crate::notify::slack::DEFAULT_SLACK_API_BASE;
-use crate::registry::{Make, ProviderTable};
+use crate::registry::{Make, ProviderTable, Receive};
+use crate::secrets::Secret;
 use baton_aws::AwsClients;
 use baton_domain::catalog::{GateSpec, ProviderBlock, SecretRef, ServiceEntry, Slot};
 use baton_domain::ports::{
@@ -114,11 +115,6 @@ impl LocalProviders {
         LocalProviders { events_url: Some(url.into()), ..self }
     }
 
-    /// The providers whose callbacks Baton receives (those [`LocalProviders::receiver`] builds).
-    pub fn receiving(&self) -> Vec<&'static str> {
-        self.table.receiving()
-    }
-
     /// The receiver of `provider`'s callbacks (the `/{provider}` path of the provider-events URL),
     /// accepting what any secret that a block of `entries` naming the provider gives for them
     /// authenticates. Refused for a provider whose callbacks Baton does not receive, and when no
@@ -132,16 +128,8 @@ impl LocalProviders {
         };
         let mut references: Vec<SecretRef> = Vec::new();
         for entry in entries {
-            let delivery = &entry.delivery;
-            let blocks: Vec<&ProviderBlock> = match slot {
-                Slot::Build => vec![&delivery.build],
-                Slot::Deploy => vec![&delivery.deploy.target],
-                Slot::Gate => delivery.health.gates.iter().map(|gate| &gate.gate).collect(),
-                Slot::Export | Slot::Notify => Vec::new(),
-            };
-            for block in blocks.into_iter().filter(|block| block.provider == provider) {
-                let reference = (receive.secret)(block).map_err(|err| ProviderError::rejected(format!("{}: {err}", entry.source)))?;
-                if let Some(reference) = reference.filter(|reference| !references.contains(reference)) {
+            for reference in events_secrets(slot, receive, provider, entry)? {
+                if !references.contains(&reference) {
                     references.push(reference);
                 }
             }
@@ -158,9 +146,77 @@ impl LocalProviders {
         (receive.make)(secrets).map_err(ProviderError::rejected)
     }
 
+    /// A receiver for each provider whose callbacks Baton receives and that a block of `entries`
+    /// names a secret for, as [`LocalProviders::receiver`] builds it, except that an entry whose
+    /// block or secret does not read is left out (its releases poll) rather than failing its
+    /// provider's receiver: each such entry's error comes back beside the receivers.
+    pub async fn receivers(&self, entries: &[ServiceEntry]) -> (Vec<Box<dyn EventReceiver>>, Vec<ProviderError>) {
+        let (mut receivers, mut problems) = (Vec::new(), Vec::new());
+        for provider in self.table.receiving() {
+            let Some((slot, receive)) = self.table.receive(provider) else { continue };
+            let (mut resolved, mut secrets): (Vec<SecretRef>, Vec<Secret>) = (Vec::new(), Vec::new());
+            for entry in entries {
+                match self.entry_secrets(slot, receive, provider, entry, &resolved).await {
+                    Ok(found) => found.into_iter().for_each(|(reference, secret)| {
+                        resolved.push(reference);
+                        secrets.push(secret);
+                    }),
+                    Err(err) => problems.push(err),
+                }
+            }
+            if secrets.is_empty() {
+                continue;
+            }
+            match (receive.make)(secrets) {
+                Ok(receiver) => receivers.push(receiver),
+                Err(err) => problems.push(ProviderError::rejected(format!("the `{provider}` receiver: {err}"))),
+            }
+        }
+        (receivers, problems)
+    }
+
+    /// The secrets of `entry`'s `provider` blocks not among `resolved`, all of them or its error
+    /// (naming the entry's file): an entry is received with every secret it names, or not at all.
+    async fn entry_secrets(
+        &self,
+        slot: Slot,
+        receive: &Receive,
+        provider: &str,
+        entry: &ServiceEntry,
+        resolved: &[SecretRef],
+    ) -> Result<Vec<(SecretRef, Secret)>, ProviderError> {
+        let mut found = Vec::new();
+        for reference in events_secrets(slot, receive, provider, entry)? {
+            if !resolved.contains(&reference) && !found.iter().any(|(known, _)| known == &reference) {
+                let secret = crate::resolve_secret(self.secrets.as_ref(), &reference)
+                    .await
+                    .map_err(|err| ProviderError::rejected(format!("{}: the `{provider}` events secret: {err}", entry.source)))?;
+                found.push((reference, secret));
+            }
+        }
+        Ok(found)
+    }
+
     pub(crate) fn context(&self, entry: &ServiceEntry) -> Result<CommandContext, ProviderError> {
         CommandContext::new(entry, &self.workspace_root)
     }
+}
+
+/// The secrets `entry`'s blocks naming `provider` (in its `slot`) give for its events.
+fn events_secrets(slot: Slot, receive: &Receive, provider: &str, entry: &ServiceEntry) -> Result<Vec<SecretRef>, ProviderError> {
+    let delivery = &entry.delivery;
+    let blocks: Vec<&ProviderBlock> = match slot {
+        Slot::Build => vec![&delivery.build],
+        Slot::Deploy => vec![&delivery.deploy.target],
+        Slot::Gate => delivery.health.gates.iter().map(|gate| &gate.gate).collect(),
+        Slot::Export | Slot::Notify => Vec::new(),
+    };
+    let mut references = Vec::new();
+    for block in blocks.into_iter().filter(|block| block.provider == provider) {
+        let reference = (receive.secret)(block).map_err(|err| ProviderError::rejected(format!("{}: {err}", entry.source)))?;
+        references.extend(reference);
+    }
+    Ok(references)
 }
 
 /// Each provider is built by its entry in the registry's table.

@@ -1,16 +1,20 @@
 //! The github-webhook Lambda handler, behind a Lambda function URL: verifies GitHub's
-//! `X-Hub-Signature-256` over the raw body, and turns a merged pull request into a merge
-//! event on the Baton bus (`baton_aws::events`), once per delivery.
+//! `X-Hub-Signature-256` over the raw body, then, once per delivery, turns a merged pull request
+//! into a merge event on the Baton bus (`baton_aws::events`), and a finished workflow run into
+//! the resumption of the release parked on it ([`workflow_runs`]).
 //!
-//! Answers: 202 merge event published; 200 duplicate delivery (published before, nothing
-//! published now); 204 delivery understood and ignored (ping, other events, pull requests
-//! closed without merging); 400 unreadable body; 401 missing or wrong signature; 413 body over
-//! [`MAX_BODY_BYTES`]; 503 the delivery log or the bus did not answer (GitHub shows the failed
-//! delivery, and it can be redelivered).
+//! Answers: 202 merge event published, or a release resumed; 200 duplicate delivery (acted on
+//! before, nothing done now); 204 delivery understood and ignored (ping, other events, pull
+//! requests closed without merging, a run under way or one no release waits for); 400 unreadable
+//! body; 401 missing or wrong signature; 413 body over [`MAX_BODY_BYTES`]; 503 the delivery log,
+//! the bus, the waits or Step Functions did not answer (GitHub shows the failed delivery, and it
+//! can be redelivered; a workflow run's end is also seen by the release's safety-net poll).
 
 mod deliveries;
+pub mod workflow_runs;
 
 pub use deliveries::{DELIVERY_RETENTION, DeliveryClaim, DeliveryLog, MemoryDeliveryLog};
+pub use workflow_runs::{BuildWaits, MemoryWaits};
 
 use async_trait::async_trait;
 use base64::Engine;
@@ -26,7 +30,8 @@ use std::collections::HashMap;
 /// sender cannot make it hash and parse more. GitHub caps deliveries at 25 MB, but a
 /// `pull_request` payload is far smaller: tens of KB, and well under 1 MiB even with a pull
 /// request description at GitHub's 65,536-character limit written entirely as `\uXXXX` escapes
-/// (6 bytes each, about 400 KB). Lambda caps a function URL request at 6 MB anyway.
+/// (6 bytes each, about 400 KB); a `workflow_run` payload is of the same order (its head
+/// commit's message is its only free text). Lambda caps a function URL request at 6 MB anyway.
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 /// Where merge events go; the handler sees only this, so tests pass a recorder.
@@ -116,11 +121,12 @@ pub struct Webhook<P, D> {
     secret: WebhookSecret,
     publisher: P,
     deliveries: D,
+    waits: BuildWaits,
 }
 
 impl<P: MergePublisher, D: DeliveryLog> Webhook<P, D> {
-    pub fn new(secret: WebhookSecret, publisher: P, deliveries: D) -> Webhook<P, D> {
-        Webhook { secret, publisher, deliveries }
+    pub fn new(secret: WebhookSecret, publisher: P, deliveries: D, waits: BuildWaits) -> Webhook<P, D> {
+        Webhook { secret, publisher, deliveries, waits }
     }
 
     pub async fn handle(&self, request: &FunctionUrlRequest) -> FunctionUrlResponse {
@@ -151,9 +157,10 @@ impl<P: MergePublisher, D: DeliveryLog> Webhook<P, D> {
 
         match header("x-github-event") {
             Some("pull_request") => {}
+            Some("workflow_run") => return self.workflow_run(&body, &delivery_key(&body), delivery, now).await,
             other => {
-                tracing::info!(delivery, event = other.unwrap_or("-"), "ignored: not a pull_request event");
-                return FunctionUrlResponse { status_code: 204, headers: HashMap::new(), body: String::new() };
+                tracing::info!(delivery, event = other.unwrap_or("-"), "ignored: not a pull_request or workflow_run event");
+                return ignored();
             }
         }
         let payload: PullRequestDelivery = match serde_json::from_slice(&body) {
@@ -170,7 +177,7 @@ impl<P: MergePublisher, D: DeliveryLog> Webhook<P, D> {
         let pr = payload.pull_request;
         if payload.action != "closed" || !pr.merged {
             tracing::info!(delivery, action = payload.action, merged = pr.merged, "ignored: not a merge");
-            return FunctionUrlResponse { status_code: 204, headers: HashMap::new(), body: String::new() };
+            return ignored();
         }
         let (Some(sha), Some(merged_at)) = (pr.merge_commit_sha, pr.merged_at) else {
             return FunctionUrlResponse::message(400, "merged pull_request lacks merge_commit_sha or merged_at");
@@ -195,19 +202,12 @@ impl<P: MergePublisher, D: DeliveryLog> Webhook<P, D> {
             author: pr.user.login,
             merged_at,
         };
-        // Keyed by the signed body, not by the delivery header, which anyone replaying a captured
-        // body can change. GitHub's redelivery resends the same body under the same delivery id.
-        let key = hex::encode(Sha256::digest(&body));
+        let key = delivery_key(&body);
         match self.deliveries.claim(&key, delivery, now).await {
             Ok(DeliveryClaim::New) => {}
-            // 200, not an error: the delivery was handled, and GitHub shows a failed delivery as
-            // one to redeliver, which would only be refused again.
             Ok(DeliveryClaim::Seen { delivery: first, at }) => {
                 tracing::warn!(delivery, first_delivery = first, first_at = %at, pull_request = event.pull_request, "duplicate delivery: nothing published");
-                return FunctionUrlResponse::json(
-                    200,
-                    serde_json::json!({ "message": "duplicate delivery", "first_delivery": first, "first_received_at": at }),
-                );
+                return duplicate(&first, at);
             }
             Err(err) => {
                 tracing::error!(delivery, error = %err, "delivery log unavailable: nothing published");
@@ -237,15 +237,38 @@ impl<P: MergePublisher, D: DeliveryLog> Webhook<P, D> {
     }
 }
 
+/// The key a delivery is claimed under: the signed body, not the delivery header, which anyone
+/// replaying a captured body can change. GitHub's redelivery resends the same body under the
+/// same delivery id.
+fn delivery_key(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
+}
+
+/// 204: understood, and nothing to do.
+fn ignored() -> FunctionUrlResponse {
+    FunctionUrlResponse { status_code: 204, headers: HashMap::new(), body: String::new() }
+}
+
+/// 200, not an error, for a delivery acted on before: GitHub shows a failed delivery as one to
+/// redeliver, which would only be refused again.
+fn duplicate(first: &str, at: DateTime<Utc>) -> FunctionUrlResponse {
+    FunctionUrlResponse::json(200, serde_json::json!({ "message": "duplicate delivery", "first_delivery": first, "first_received_at": at }))
+}
+
 /// The body of the `github_webhook` fuzz target, here so that the nightly fuzzer and the stable replay
 /// test (`tests/fuzz_corpus.rs`) run the same code: arbitrary bytes never make the handler panic, and
-/// nothing is published without a valid signature.
+/// nothing is published or resumed without a valid signature.
 #[doc(hidden)]
 pub mod fuzzing {
     use super::*;
+    use baton_domain::ports::WaitRegistry;
+    use baton_domain::release::{ReleaseId, TaskToken};
+    use baton_domain::waits::{Parked, WaitKey, WaitKind};
     use std::sync::Mutex;
 
     const SECRET: &[u8] = b"fuzzing secret";
+    /// The run a release waits for (the corpus' `workflow-run-signed` finishes it).
+    const PARKED_RUN: &str = "1";
 
     #[derive(Default)]
     struct Recorder(Mutex<Vec<MergeEvent>>);
@@ -282,19 +305,31 @@ pub mod fuzzing {
             }
             _ => false,
         };
+        let waits = std::sync::Arc::new(MemoryWaits::default());
         let hook = Webhook::new(
             WebhookSecret::new(SECRET).expect("a non-empty secret"),
             Recorder::default(),
             MemoryDeliveryLog::new(DELIVERY_RETENTION),
+            waits.ports(),
         );
-        let response = runtime().block_on(hook.handle(&request));
+        let response = runtime().block_on(async {
+            let parked = Parked {
+                key: WaitKey::new(WaitKind::Build, "github-actions", PARKED_RUN),
+                release: ReleaseId("rel-fuzz".into()),
+                token: TaskToken("token-fuzz".into()),
+                until: Utc::now() + chrono::TimeDelta::days(1),
+            };
+            WaitRegistry::park(waits.as_ref(), &parked).await.expect("an in-memory park");
+            hook.handle(&request).await
+        });
         let published = hook.publisher.0.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let acted = published + waits.told().len();
         // A fresh log per input: 200 (duplicate) would mean a first delivery was taken for a replay.
         assert!(matches!(response.status_code, 202 | 204 | 400 | 401 | 413), "unexpected status: {response:?}");
-        assert_eq!(published, usize::from(response.status_code == 202), "published {published} event(s) for {response:?}");
+        assert_eq!(acted, usize::from(response.status_code == 202), "published or resumed {acted} for {response:?}");
         // Forging an HMAC is out of the fuzzer's reach: a request the harness did not sign that was
-        // published would mean the check was skipped.
-        assert!(signed || response.status_code != 202, "published without a valid signature: {request:?}");
+        // acted on would mean the check was skipped.
+        assert!(signed || response.status_code != 202, "acted on without a valid signature: {request:?}");
     }
 
     thread_local! {
@@ -309,14 +344,14 @@ pub mod fuzzing {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    const SECRET: &str = "It's a Secret to Everybody";
+    pub(crate) const SECRET: &str = "It's a Secret to Everybody";
 
     #[derive(Default)]
-    struct Recorder {
+    pub(crate) struct Recorder {
         published: Mutex<Vec<MergeEvent>>,
         /// The next publish fails with this.
         fail: Mutex<Option<AwsError>>,
@@ -334,7 +369,7 @@ mod tests {
     }
 
     /// A delivery log that does not answer.
-    struct Unavailable;
+    pub(crate) struct Unavailable;
 
     #[async_trait]
     impl DeliveryLog for Unavailable {
@@ -348,14 +383,19 @@ mod tests {
     }
 
     fn webhook(recorder: Recorder) -> Webhook<Recorder, MemoryDeliveryLog> {
-        Webhook::new(WebhookSecret::new(SECRET).unwrap(), recorder, MemoryDeliveryLog::new(DELIVERY_RETENTION))
+        Webhook::new(WebhookSecret::new(SECRET).unwrap(), recorder, MemoryDeliveryLog::new(DELIVERY_RETENTION), no_waits())
     }
 
-    fn published(hook: &Webhook<Recorder, impl DeliveryLog>) -> usize {
+    /// No release waits for a build: the merge tests' webhook.
+    fn no_waits() -> BuildWaits {
+        std::sync::Arc::new(MemoryWaits::default()).ports()
+    }
+
+    pub(crate) fn published(hook: &Webhook<Recorder, impl DeliveryLog>) -> usize {
         hook.publisher.published.lock().unwrap().len()
     }
 
-    fn sign(body: &[u8]) -> String {
+    pub(crate) fn sign(body: &[u8]) -> String {
         format!("sha256={}", signing::hmac_sha256_hex(SECRET.as_bytes(), &[body]))
     }
 
@@ -378,7 +418,7 @@ mod tests {
         .to_string()
     }
 
-    fn request(event: &str, body: &str, signature: Option<String>) -> FunctionUrlRequest {
+    pub(crate) fn request(event: &str, body: &str, signature: Option<String>) -> FunctionUrlRequest {
         let mut headers = HashMap::from([
             ("x-github-event".to_string(), event.to_string()),
             ("x-github-delivery".to_string(), "72d3162e-cc78-11e3-81ab-4c9367dc0958".to_string()),
@@ -522,7 +562,7 @@ mod tests {
 
     #[tokio::test]
     async fn without_the_delivery_log_nothing_is_published() {
-        let hook = Webhook::new(WebhookSecret::new(SECRET).unwrap(), Recorder::default(), Unavailable);
+        let hook = Webhook::new(WebhookSecret::new(SECRET).unwrap(), Recorder::default(), Unavailable, no_waits());
         let body = pull_request("closed", true);
         let response = hook.handle(&request("pull_request", &body, Some(sign(body.as_bytes())))).await;
         assert_eq!(response.status_code, 503, "{}", response.body);
@@ -562,7 +602,7 @@ mod tests {
     }
 
     /// The lines `run` logs, as the function writes them on Lambda.
-    async fn logged<F: std::future::Future>(run: F) -> Vec<String> {
+    pub(crate) async fn logged<F: std::future::Future>(run: F) -> Vec<String> {
         let captured = baton_logging::Captured::default();
         let subscriber = baton_logging::json_lines(captured.writer(), "info".parse().unwrap()).finish();
         let guard = tracing::subscriber::set_default(subscriber);
@@ -572,7 +612,7 @@ mod tests {
     }
 
     /// The stack's metric filter on this function's log group.
-    fn error_filter() -> baton_local_stack::logs::FilterPattern {
+    pub(crate) fn error_filter() -> baton_local_stack::logs::FilterPattern {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/template.yaml");
         let names = baton_local_stack::template::StackNames { stack_name: "prod".into(), region: "eu-west-1".into(), account: "1".into() };
         let template = baton_local_stack::template::Template::load(&path, names, &Default::default()).unwrap();
@@ -593,7 +633,7 @@ mod tests {
         let lines = logged(hook.handle(&merge)).await;
         assert!(counted(&lines) >= 1, "a merge the bus refused: {lines:#?}");
 
-        let hook = Webhook::new(WebhookSecret::new(SECRET).unwrap(), Recorder::default(), Unavailable);
+        let hook = Webhook::new(WebhookSecret::new(SECRET).unwrap(), Recorder::default(), Unavailable, no_waits());
         let lines = logged(hook.handle(&merge)).await;
         assert!(counted(&lines) >= 1, "a merge the delivery log could not record: {lines:#?}");
 

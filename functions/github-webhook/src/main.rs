@@ -1,12 +1,18 @@
 //! Lambda entry point of the github-webhook function: clients and the secret are read once
-//! per cold start, then every function URL request goes to [`Webhook::handle`]. Published
-//! deliveries are logged in the release table (`BATON_RELEASE_TABLE`, under `DELIVERY#`).
+//! per cold start, then every function URL request goes to [`Webhook::handle`]. Deliveries
+//! acted on are logged in the release table (`BATON_RELEASE_TABLE`, under `DELIVERY#`), where
+//! the releases parked on their builds wait too (`WAIT#`), resumed through Step Functions.
 
+use baton_aws::DynamoStore;
 use baton_aws::deliveries::DynamoDeliveryLog;
 use baton_aws::secrets::signing_secret;
-use baton_github_webhook::{DELIVERY_RETENTION, EventBridgePublisher, FunctionUrlRequest, FunctionUrlResponse, Webhook, WebhookSecret};
+use baton_aws::stepfunctions::SfnTaskTokens;
+use baton_github_webhook::{
+    BuildWaits, DELIVERY_RETENTION, EventBridgePublisher, FunctionUrlRequest, FunctionUrlResponse, Webhook, WebhookSecret,
+};
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::convert::Infallible;
+use std::sync::Arc;
 
 /// Start-up failures: logged, then the process exits and Lambda reports an init error.
 #[derive(Debug, thiserror::Error)]
@@ -38,8 +44,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         let config = baton_aws::sdk_config().await.map_err(|e| InitError::Https(e.to_string()))?;
         let secret = webhook_secret(&config).await?;
         let publisher = EventBridgePublisher { client: aws_sdk_eventbridge::Client::new(&config), bus: env("BATON_EVENT_BUS")? };
-        let deliveries = DynamoDeliveryLog::new(aws_sdk_dynamodb::Client::new(&config), env("BATON_RELEASE_TABLE")?, DELIVERY_RETENTION);
-        Ok::<_, InitError>(Webhook::new(secret, publisher, deliveries))
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        let table = env("BATON_RELEASE_TABLE")?;
+        let waits = BuildWaits {
+            registry: Arc::new(DynamoStore::new(dynamodb.clone(), table.clone())),
+            tokens: Arc::new(SfnTaskTokens::new(aws_sdk_sfn::Client::new(&config))),
+        };
+        let deliveries = DynamoDeliveryLog::new(dynamodb, table, DELIVERY_RETENTION);
+        Ok::<_, InitError>(Webhook::new(secret, publisher, deliveries, waits))
     };
     let webhook = match init.await {
         Ok(webhook) => webhook,

@@ -3,15 +3,22 @@
 //! - EventBridge, trusted (the account's own bus): "CodeBuild Build State Change" and
 //!   "CloudWatch Alarm State Change", read here into [`ProviderEvent`]s;
 //! - its function URL, `/{provider}`: the provider's signed callback, verified and read by the
-//!   [`EventReceiver`](baton_domain::ports::EventReceiver) registered for that provider; anything unsigned or forged is refused.
+//!   [`EventReceiver`] registered for that provider; anything unsigned or forged is refused.
 
-use baton_domain::ports::{InboundRequest, TaskTokens, WaitRegistry};
+use baton_domain::ports::{EventReceiver, InboundRefused, InboundRequest, TaskTokens, WaitRegistry};
 use baton_domain::waits::{self, DeliveryError, Happened, ProviderEvent, WaitKey, WaitKind};
 use baton_lambda_glue::function_url::{FunctionUrlRequest, FunctionUrlResponse};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+pub mod receivers;
+
+pub use receivers::{CatalogReceivers, REFRESH_INTERVAL, ReceiverSource, RefreshingReceivers, ServiceList};
+
 pub const NAME: &str = "provider-events";
+
+/// A callback's body is refused past this size before its signature is checked.
+const MAX_BODY_BYTES: usize = waits::MAX_CALLBACK_BYTES;
 
 /// Why an EventBridge event could not be delivered: EventBridge retries the invocation.
 #[derive(Debug, thiserror::Error)]
@@ -22,17 +29,46 @@ pub enum EventError {
     Unrecognised(String),
 }
 
-/// The signed receivers, by the provider name their path starts with (shared with `baton`'s
-/// loopback listener).
-pub use baton_domain::waits::Receivers;
+/// The signed receivers, by the provider name their path carries.
+#[derive(Default)]
+pub struct Receivers(pub Vec<Box<dyn EventReceiver>>);
 
-pub struct Delivery<S, T> {
-    pub store: S,
-    pub tokens: T,
-    pub receivers: Receivers,
+impl Receivers {
+    fn for_provider(&self, provider: &str) -> Option<&dyn EventReceiver> {
+        self.0.iter().find(|receiver| receiver.provider() == provider).map(Box::as_ref)
+    }
+
+    pub(crate) fn names(&self) -> String {
+        let known: Vec<&str> = self.0.iter().map(|receiver| receiver.provider()).collect();
+        if known.is_empty() { "none is registered in this deployment".to_owned() } else { format!("/{}", known.join(", /")) }
+    }
 }
 
-impl<S: WaitRegistry, T: TaskTokens> Delivery<S, T> {
+pub struct Delivery<S, T, R> {
+    pub store: S,
+    pub tokens: T,
+    pub receivers: RefreshingReceivers<R>,
+}
+
+/// Why a callback's request was not read into events.
+enum NotRead {
+    NoReceiver,
+    Refused(InboundRefused),
+}
+
+impl NotRead {
+    /// The catalog may name what the request needs since the receivers were read.
+    fn calls_for_a_refresh(&self) -> bool {
+        matches!(self, NotRead::NoReceiver | NotRead::Refused(InboundRefused::Unauthenticated(_)))
+    }
+}
+
+fn read(receivers: &Receivers, provider: &str, request: &InboundRequest, now: DateTime<Utc>) -> Result<Vec<ProviderEvent>, NotRead> {
+    let receiver = receivers.for_provider(provider).ok_or(NotRead::NoReceiver)?;
+    receiver.receive(request, now).map_err(NotRead::Refused)
+}
+
+impl<S: WaitRegistry, T: TaskTokens, R: ReceiverSource> Delivery<S, T, R> {
     /// One invocation: a function URL request (answered with its response) or an EventBridge event.
     pub async fn handle(&self, payload: Value, now: DateTime<Utc>) -> Result<Value, EventError> {
         if payload.get("detail-type").is_some() {
@@ -49,14 +85,47 @@ impl<S: WaitRegistry, T: TaskTokens> Delivery<S, T> {
     }
 
     async fn callback(&self, path: &str, request: &FunctionUrlRequest, now: DateTime<Utc>) -> FunctionUrlResponse {
-        let body = match request.body_bytes(waits::MAX_CALLBACK_BYTES) {
+        // `/<provider>`, or under it (`/webhook/<release>/<target>`): the receiver reads the rest.
+        let provider = path.trim_start_matches('/').split('/').next().unwrap_or_default();
+        let body = match request.body_bytes(MAX_BODY_BYTES) {
             Ok(body) => body,
             Err(response) => return response,
         };
         let headers = request.headers.iter().map(|(name, value)| (name.to_ascii_lowercase(), value.clone())).collect();
         let inbound = InboundRequest { path: path.to_owned(), headers, body };
-        let answer = waits::answer_callback(&self.receivers, &inbound, &self.store, &self.tokens, now).await;
-        FunctionUrlResponse::json(answer.status, answer.body)
+        let mut receivers = self.receivers.current().await;
+        let mut events = read(&receivers, provider, &inbound, now);
+        if let Err(not_read) = &events
+            && not_read.calls_for_a_refresh()
+            && let Some(fresh) = self.receivers.refreshed(now).await
+        {
+            receivers = fresh;
+            events = read(&receivers, provider, &inbound, now);
+        }
+        let events = match events {
+            Ok(events) => events,
+            Err(NotRead::NoReceiver) => {
+                let known = receivers.names();
+                return FunctionUrlResponse::message(
+                    404,
+                    format!(
+                        "no provider receives callbacks at {path}: receivers here: {known} (docs/events.md says how to point a provider at Baton)"
+                    ),
+                );
+            }
+            Err(NotRead::Refused(refused @ InboundRefused::Unauthenticated(_))) => {
+                tracing::warn!(provider, %refused, "callback refused");
+                return FunctionUrlResponse::message(401, refused.to_string());
+            }
+            Err(NotRead::Refused(refused)) => return FunctionUrlResponse::message(400, refused.to_string()),
+        };
+        match waits::deliver(&events, &self.store, &self.tokens, now).await {
+            Ok(delivered) => {
+                FunctionUrlResponse::json(202, serde_json::json!({ "resumed": delivered.resumed.len(), "ignored": delivered.ignored }))
+            }
+            // The provider sends it again: the waits it could not tell are parked again.
+            Err(err) => FunctionUrlResponse::message(503, err.to_string()),
+        }
     }
 }
 
@@ -108,9 +177,10 @@ fn alarm(event: &Value) -> Option<(WaitKey, Happened)> {
 mod tests {
     use super::*;
     use baton_domain::error::ErrorName;
-    use baton_domain::ports::{EventReceiver, InboundRefused, ProviderError, StoreError};
+    use baton_domain::ports::{ProviderError, StoreError};
     use baton_domain::release::{ReleaseId, TaskToken};
     use baton_domain::waits::Parked;
+    use chrono::TimeDelta;
     use std::sync::Mutex;
 
     fn sample(name: &str) -> Value {
@@ -170,25 +240,65 @@ mod tests {
         }
     }
 
-    /// Accepts a request whose `x-signature` is `good`, carrying one build event for the run its body names.
-    struct Signed;
+    /// Accepts a request to `provider` whose `x-signature` is `secret`, carrying one build event for the run its body names.
+    struct Signed {
+        provider: &'static str,
+        secret: &'static str,
+    }
 
     impl EventReceiver for Signed {
         fn provider(&self) -> &str {
-            "buildkite"
+            self.provider
         }
         fn receive(&self, request: &InboundRequest, now: DateTime<Utc>) -> Result<Vec<ProviderEvent>, InboundRefused> {
-            if request.header("x-signature") != Some("good") {
+            if request.header("x-signature") != Some(self.secret) {
                 return Err(InboundRefused::Unauthenticated("bad signature".into()));
             }
             let id = String::from_utf8(request.body.clone()).map_err(|e| InboundRefused::Malformed(e.to_string()))?;
             Ok(vec![ProviderEvent {
-                key: WaitKey::new(WaitKind::Build, "buildkite", id),
+                key: WaitKey::new(WaitKind::Build, self.provider, id),
                 happened: Happened::Succeeded,
                 delivery: "d".into(),
                 at: now,
             }])
         }
+    }
+
+    /// A catalog naming, for each provider, its callbacks' secret (or unreadable), counting its reads.
+    #[derive(Default)]
+    struct Catalog {
+        secrets: Mutex<Option<Vec<(&'static str, &'static str)>>>,
+        reads: Mutex<usize>,
+    }
+
+    impl Catalog {
+        fn naming(secrets: &[(&'static str, &'static str)]) -> Catalog {
+            Catalog { secrets: Mutex::new(Some(secrets.to_vec())), reads: Mutex::default() }
+        }
+        fn now_names(&self, secrets: Option<&[(&'static str, &'static str)]>) {
+            *self.secrets.lock().unwrap() = secrets.map(<[_]>::to_vec);
+        }
+        fn reads(&self) -> usize {
+            *self.reads.lock().unwrap()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl ReceiverSource for Catalog {
+        async fn receivers(&self) -> Result<Receivers, String> {
+            *self.reads.lock().unwrap() += 1;
+            let secrets = self.secrets.lock().unwrap().clone().ok_or("the catalog table is unavailable")?;
+            let signed = secrets.into_iter().map(|(provider, secret)| Box::new(Signed { provider, secret }) as Box<dyn EventReceiver>);
+            Ok(Receivers(signed.collect()))
+        }
+    }
+
+    fn callback(path: &str, signature: &str, body: &str) -> Value {
+        serde_json::json!({"rawPath": path, "headers": {"x-signature": signature}, "body": body, "isBase64Encoded": false})
+    }
+
+    fn status(answer: Value) -> u64 {
+        answer["statusCode"].as_u64().unwrap()
     }
 
     fn parked(key: WaitKey, token: &str) -> Parked {
@@ -200,18 +310,66 @@ mod tests {
         let store = Memory::default();
         store.park(&parked(WaitKey::new(WaitKind::Bake, "cloudwatch", "hello-web-5xx"), "t-alarm")).await.unwrap();
         store.park(&parked(WaitKey::new(WaitKind::Build, "buildkite", "42"), "t-build")).await.unwrap();
-        let delivery = Delivery { store, tokens: Told::default(), receivers: Receivers(vec![Box::new(Signed)]) };
+        let receivers = RefreshingReceivers::read(Catalog::naming(&[("buildkite", "good")]), Utc::now()).await;
+        let delivery = Delivery { store, tokens: Told::default(), receivers };
 
         let answer = delivery.handle(sample("provider-events-cloudwatch-alarm"), Utc::now()).await.unwrap();
         assert_eq!(answer, serde_json::json!({"resumed": 1, "ignored": 0}));
 
-        let url = |path: &str, signature: &str, body: &str| serde_json::json!({"rawPath": path, "headers": {"x-signature": signature}, "body": body, "isBase64Encoded": false});
-        let status = |answer: Value| answer["statusCode"].as_u64().unwrap();
-        assert_eq!(status(delivery.handle(url("/buildkite", "forged", "42"), Utc::now()).await.unwrap()), 401, "a forged callback");
-        assert_eq!(status(delivery.handle(url("/gitlab", "good", "42"), Utc::now()).await.unwrap()), 404, "no receiver");
+        assert_eq!(status(delivery.handle(callback("/buildkite", "forged", "42"), Utc::now()).await.unwrap()), 401, "a forged callback");
+        assert_eq!(status(delivery.handle(callback("/gitlab", "good", "42"), Utc::now()).await.unwrap()), 404, "no receiver");
         assert_eq!(*delivery.tokens.0.lock().unwrap(), ["t-alarm Baton.HealthCheckFailed"], "neither resumed anything");
-        assert_eq!(status(delivery.handle(url("/buildkite", "good", "42"), Utc::now()).await.unwrap()), 202);
+        assert_eq!(status(delivery.handle(callback("/buildkite", "good", "42"), Utc::now()).await.unwrap()), 202);
         assert_eq!(*delivery.tokens.0.lock().unwrap(), ["t-alarm Baton.HealthCheckFailed", "t-build succeeded"]);
         assert!(delivery.handle(serde_json::json!({"source": "x"}), Utc::now()).await.is_err(), "neither door");
+    }
+
+    #[tokio::test]
+    async fn the_receivers_are_read_again_when_a_callback_needs_it_at_most_once_a_minute() {
+        let store = Memory::default();
+        for id in ["1", "2", "3"] {
+            store.park(&parked(WaitKey::new(WaitKind::Build, "gitlab-ci", id), &format!("t-{id}"))).await.unwrap();
+        }
+        let cold_start = Utc::now();
+        let after = |seconds: i64| cold_start + TimeDelta::seconds(seconds);
+        let receivers = RefreshingReceivers::read(Catalog::naming(&[]), cold_start).await;
+        let delivery = Delivery { store, tokens: Told::default(), receivers };
+        let catalog = &delivery.receivers.source;
+        let told = || delivery.tokens.0.lock().unwrap().clone();
+        assert_eq!(catalog.reads(), 1, "read at the cold start");
+
+        // A provider added to the catalog: a minute after the last read, its callback reads it.
+        catalog.now_names(Some(&[("gitlab-ci", "hook-1")]));
+        assert_eq!(status(delivery.handle(callback("/gitlab-ci", "hook-1", "1"), after(30)).await.unwrap()), 404);
+        assert_eq!(catalog.reads(), 1, "not again within the minute");
+        assert_eq!(status(delivery.handle(callback("/gitlab-ci", "hook-1", "1"), after(60)).await.unwrap()), 202);
+        assert_eq!((catalog.reads(), told()), (2, vec!["t-1 succeeded".to_owned()]));
+
+        // Forged callbacks read the catalog at most once a minute, and resume nothing.
+        for second in 61..=119 {
+            assert_eq!(status(delivery.handle(callback("/gitlab-ci", "forged", "2"), after(second)).await.unwrap()), 401);
+        }
+        assert_eq!(catalog.reads(), 2, "forged callbacks within a minute of the last read do not read it");
+        assert_eq!(status(delivery.handle(callback("/gitlab-ci", "forged", "2"), after(120)).await.unwrap()), 401);
+        assert_eq!(status(delivery.handle(callback("/gitlab-ci", "forged", "2"), after(121)).await.unwrap()), 401);
+        assert_eq!((catalog.reads(), told().len()), (3, 1));
+
+        // A rotated secret: refused until the next read, accepted after it.
+        catalog.now_names(Some(&[("gitlab-ci", "hook-2")]));
+        assert_eq!(status(delivery.handle(callback("/gitlab-ci", "hook-2", "2"), after(150)).await.unwrap()), 401);
+        assert_eq!(status(delivery.handle(callback("/gitlab-ci", "hook-2", "2"), after(180)).await.unwrap()), 202);
+        assert_eq!((catalog.reads(), told().len()), (4, 2));
+
+        // An accepted callback or a malformed one does not read it; an unreadable catalog keeps
+        // the receivers read before.
+        catalog.now_names(None);
+        assert_eq!(status(delivery.handle(callback("/gitlab-ci", "hook-2", "3"), after(300)).await.unwrap()), 202);
+        let bad_body =
+            serde_json::json!({"rawPath": "/gitlab-ci", "headers": {"x-signature": "hook-2"}, "body": "/w==", "isBase64Encoded": true});
+        assert_eq!(status(delivery.handle(bad_body, after(301)).await.unwrap()), 400);
+        assert_eq!(catalog.reads(), 4);
+        assert_eq!(status(delivery.handle(callback("/buildkite", "any", "4"), after(302)).await.unwrap()), 404);
+        assert_eq!(catalog.reads(), 5, "a path without a receiver reads it");
+        assert_eq!(status(delivery.handle(callback("/gitlab-ci", "hook-2", "3"), after(303)).await.unwrap()), 202, "still received");
     }
 }

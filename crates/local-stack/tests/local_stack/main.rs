@@ -10,6 +10,7 @@ mod emulator {
     mod approval;
     mod cancel;
     mod cloud;
+    mod events;
     mod runbook;
     mod stack;
 }

@@ -206,9 +206,28 @@ fn item_grants_under_a_leading_key_condition_reach_only_their_items() {
     assert_eq!(refused(&template, "RecordMetricsFunction", &[("dynamodb:DeleteItem", &lock)]), vec![]);
     let other = [("dynamodb:DeleteItem", release.as_str())];
     assert_eq!(refused(&template, "RecordMetricsFunction", &other), owned(&other));
-    // The public webhook writes delivery claims only.
-    assert_eq!(refused(&template, "GitHubWebhookFunction", &[("dynamodb:PutItem", &delivery)]), vec![]);
-    let takeover = [("dynamodb:PutItem", release.as_str()), ("dynamodb:DeleteItem", lock.as_str())];
+    // The public webhook writes delivery claims, and takes (or parks again) the waits of a
+    // finished workflow run, telling their tasks; it reads no release and touches no lock.
+    let wait = call("WAIT#build:github-actions:4242");
+    let machine = template.reference("ReleaseStateMachine").unwrap();
+    let webhook = [
+        ("dynamodb:PutItem", delivery.as_str()),
+        ("dynamodb:Query", wait.as_str()),
+        ("dynamodb:DeleteItem", wait.as_str()),
+        ("dynamodb:PutItem", wait.as_str()),
+        ("states:SendTaskSuccess", machine.as_str()),
+        ("states:SendTaskFailure", machine.as_str()),
+    ];
+    assert_eq!(refused(&template, "GitHubWebhookFunction", &webhook), vec![]);
+    let other_machine = machine.replace("ReleaseStateMachine", "SomeoneElsesMachine");
+    let takeover = [
+        ("dynamodb:PutItem", release.as_str()),
+        ("dynamodb:DeleteItem", lock.as_str()),
+        ("dynamodb:Query", release.as_str()),
+        ("dynamodb:GetItem", wait.as_str()),
+        ("states:SendTaskSuccess", other_machine.as_str()),
+        ("states:StopExecution", machine.as_str()),
+    ];
     assert_eq!(refused(&template, "GitHubWebhookFunction", &takeover), owned(&takeover));
 }
 

@@ -1,6 +1,6 @@
 //! GitHub's `workflow_run` webhook events. The github-webhook function checks their
-//! `X-Hub-Signature-256` (and claims each delivery once) before it calls [`workflow_run_events`]
-//! with the signed body: this is only the reading. The key is the run's `workflow_run.id`, the id
+//! `X-Hub-Signature-256` before it calls [`workflow_run_events`] with the signed body (and claims
+//! the delivery of each completed run once): this is only the reading. The key is the run's `workflow_run.id`, the id
 //! the `github-actions` provider keeps once it has located the run; a completed run's conclusion
 //! reads as the provider's polls read it.
 
@@ -27,7 +27,7 @@ struct WorkflowRun {
 }
 
 /// The events of a verified `workflow_run` delivery (`X-GitHub-Event: workflow_run`) whose body
-/// is `body`; `delivery` names it (the github-webhook function's delivery key). `requested` and
+/// is `body`; `delivery` names it (its `X-GitHub-Delivery`, as the github-webhook function logs it). `requested` and
 /// `in_progress` are progress; `completed` is the run's outcome, `success` alone succeeding.
 pub fn workflow_run_events(body: &[u8], delivery: &str) -> Result<Vec<ProviderEvent>, InboundRefused> {
     let event: WorkflowRunEvent =

@@ -120,6 +120,36 @@ async fn invalid_definitions_are_refused_on_push_and_reported_on_read() {
     }
 }
 
+/// Listing the catalog: an item edited by hand fails only itself (provider-events still builds the
+/// other services' receivers), while `services` refuses the whole list.
+#[tokio::test]
+async fn a_broken_item_fails_only_itself_in_the_listing() {
+    let (client, table) = catalog_table().await;
+    let file = format!("{}---\n{}", definition("payments-api", "production"), definition("ledger", "staging"));
+    push_catalog(&client, &table, &catalog_items("catalog/payments.yaml", &file).unwrap()).await.expect("push");
+    let broken = definition("ledger", "staging").replace("release-branch: main", "release-brnch: main");
+    client
+        .put_item()
+        .table_name(&table)
+        .item("service", AttributeValue::S("ledger".into()))
+        .item("source", AttributeValue::S("catalog/payments.yaml".into()))
+        .item("definition", AttributeValue::S(broken))
+        .send()
+        .await
+        .unwrap();
+
+    let catalog = DynamoCatalog::new(client, &table, baton_providers::registry());
+    let listed = catalog.each_service().await.expect("the table lists");
+    let read: Vec<(&str, Result<&str, String>)> = listed
+        .iter()
+        .map(|(name, entry)| (name.as_str(), entry.as_ref().map(|e| e.name.as_str()).map_err(|err| err.to_string())))
+        .collect();
+    let [(ledger, Err(why)), (payments, Ok(entry))] = &read[..] else { panic!("{read:#?}") };
+    assert_eq!((*ledger, *payments, *entry), ("ledger", "payments-api", "payments-api"));
+    assert!(why.contains("release-br"), "{why}");
+    assert!(matches!(catalog.services().await, Err(CatalogError::Invalid(_))), "the whole list is refused");
+}
+
 /// The organisation's `freezes.yaml` is pushed with every service and read back into its entry.
 #[tokio::test]
 async fn the_organisation_freezes_travel_with_the_pushed_catalog() {
