@@ -165,6 +165,7 @@ impl Fixture {
             slack_api_base: None,
             skip_bakes: false,
             events_url: None,
+            poll_only: false,
         }
     }
 

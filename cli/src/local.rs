@@ -81,6 +81,7 @@ pub fn open_local(
         clock: baton_asl::Clock::Real,
         slack_api_base: None,
         skip_bakes: no_wait,
+        poll_only: events_url.is_none(),
         events_url,
     };
     match LocalBaton::open(config) {

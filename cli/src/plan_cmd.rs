@@ -1,8 +1,9 @@
 //! `baton plan`: what a release of a service would do, started nothing. The entry as registration
 //! resolves it, admission, the build, each wave with its targets, bake, gates and approval, the
 //! freezes, what a rollback puts back, the expected duration from the service's records and the
-//! expected cost, counted by running the release definition with simulated answers
-//! (`baton_local_runner::plan_release`). Nothing is written, no provider is called.
+//! expected cost, polled and parked on the providers' events, counted by running the release
+//! definition with simulated answers (`baton_local_runner::plan_release`). Nothing is written, no
+//! provider is called.
 
 use crate::dora_cmd::human;
 use crate::exit;
@@ -11,9 +12,10 @@ use crate::local::{CatalogArg, StateDirArg, open_store};
 use baton_domain::catalog::{FsCatalog, ProviderBlock};
 use baton_domain::ports::{CatalogSource, ReleaseStore};
 use baton_domain::rules::plan::{Percentiles, Plan, Verdict};
-use baton_local_runner::{PlanError, Planned, plan_release};
+use baton_local_runner::{Forecast, PlanError, Planned, plan_release};
 use clap::Args;
 use serde_json::json;
+use std::fmt::Write as _;
 
 #[derive(Args)]
 pub struct PlanArgs {
@@ -115,7 +117,6 @@ async fn planned(
 
 /// The plan as a person reads it.
 fn describe(planned: &Planned) -> String {
-    use std::fmt::Write as _;
     let Planned { entry, plan, cost } = planned;
     let mut out = String::new();
     let sha = plan.sha.as_deref().unwrap_or("the branch head");
@@ -170,14 +171,53 @@ fn describe(planned: &Planned) -> String {
     };
     let _ = writeln!(out, "  freezes     {}", freezes(plan));
     let _ = writeln!(out, "  duration    {}", duration(plan));
-    let _ = match cost {
-        Some(cost) => writeln!(
-            out,
-            "  cost        {} state transitions, {} task invocations, ${:.6} at public prices (Lambda compute not foreseen)",
-            cost.transitions, cost.invocations, cost.dollars
-        ),
-        None => writeln!(out, "  cost        none: the release would not run"),
+    match cost {
+        Some(forecast) => out.push_str(&costs(plan, forecast)),
+        None => out.push_str("  cost        none: the release would not run\n"),
+    }
+    out
+}
+
+/// Both flows' costs, the entry's first, and what they are counted from.
+fn costs(plan: &Plan, forecast: &Forecast) -> String {
+    let net = human(Some(forecast.safety_net_seconds as f64));
+    let parks = if forecast.bakes_park { "builds, rollouts and bakes park" } else { "builds and rollouts park, the gates are sampled" };
+    let rows = match forecast.waits_for_events {
+        true => [
+            (format!("on events (as the entry runs; safety net {net}; {parks})"), &forecast.events),
+            ("polled (events: {wait: false})".to_owned(), &forecast.polling),
+        ],
+        false => [
+            ("polled (as the entry runs)".to_owned(), &forecast.polling),
+            (format!("on events (events: {{wait: true}}, safety net {net}; {parks})"), &forecast.events),
+        ],
     };
+    let mut out = String::new();
+    for (row, (flow, estimate)) in rows.iter().enumerate() {
+        let label = if row == 0 { "cost" } else { "" };
+        let (cost, calls) = (&estimate.cost, &estimate.provider_calls);
+        let _ = writeln!(
+            out,
+            "  {label:<11} {flow}: {} state transitions, {} Lambda invocations, ${:.4}",
+            cost.transitions, cost.invocations, cost.dollars
+        );
+        let _ = writeln!(
+            out,
+            "                provider API calls: {} build, {} rollout polls, {} gate samples",
+            calls.build, calls.rollout_polls, calls.gate_samples
+        );
+    }
+    let assumed = |p: Option<Percentiles>| match p {
+        Some(p) => format!("of {} (p50 of recent releases)", human(Some(p.p50_seconds as f64))),
+        None => "ending at its first poll (no history)".to_owned(),
+    };
+    let expected = &plan.expected;
+    let _ = writeln!(
+        out,
+        "              counted for a build {} and each wave's deploy {}, at public prices; Lambda compute not foreseen",
+        assumed(expected.build),
+        assumed(expected.deploy)
+    );
     out
 }
 

@@ -121,14 +121,28 @@ pub(crate) mod standins {
         pub service: String,
         pub build_minutes: i64,
         pub rollout_minutes: i64,
+        /// `false`: no event names its rollouts (a Lambda alias update, over when it starts).
+        pub rollout_events: bool,
         pub bake: &'static str,
         /// `true`: the catalog's `events.wait`.
         pub events: bool,
         pub safety_net: &'static str,
         /// Its provider events never arrive (a lost webhook).
         pub lost: bool,
-        /// The wave whose alarm enters ALARM this many minutes into its bake.
+        /// The wave whose first gate's alarm or monitor turns bad this many minutes into its bake.
         pub alarm: Option<(&'static str, i64)>,
+        pub gates: Gates,
+    }
+
+    /// The health gates of a script's waves.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Gates {
+        /// One CloudWatch alarm, named.
+        Alarm,
+        /// One Datadog monitor, named by id, its webhook received.
+        Monitor,
+        /// The monitor and an HTTP gate, which can only be sampled.
+        MonitorAndHttp,
     }
 
     impl Script {
@@ -137,18 +151,29 @@ pub(crate) mod standins {
                 service: service.into(),
                 build_minutes,
                 rollout_minutes: 1,
+                rollout_events: true,
                 bake: "2m",
                 events: true,
                 safety_net: "10m",
                 lost: false,
                 alarm: None,
+                gates: Gates::Alarm,
             }
         }
 
         pub fn alarm_name(&self) -> String {
             format!("{}-5xx", self.service)
         }
+
+        /// The id of the service's Datadog monitor.
+        pub fn monitor_id(&self) -> i64 {
+            4000 + self.service.len() as i64
+        }
     }
+
+    /// Where the stand-in alarms live: the account and region of Baton's own credentials.
+    pub const ACCOUNT: &str = "123456789012";
+    pub const REGION: &str = "us-east-1";
 
     /// What the providers saw and sent.
     #[derive(Default)]
@@ -257,9 +282,15 @@ pub(crate) mod standins {
             world.call(&request.service, "start rollout".into(), &id);
             let ends = world.clock_now() + TimeDelta::minutes(world.scripts[&request.service].rollout_minutes);
             world.ends.lock().unwrap().insert(id.clone(), ends);
-            let key = WaitKey::new(WaitKind::Rollout, "ecs", &id);
-            world.emit_at(&request.service, ends, id.clone(), event(key, Happened::Succeeded, ends));
+            if world.scripts[&request.service].rollout_events {
+                let key = WaitKey::new(WaitKind::Rollout, "ecs", &id);
+                world.emit_at(&request.service, ends, id.clone(), event(key, Happened::Succeeded, ends));
+            }
             Ok(RunHandle { provider: "ecs".into(), id, url: None, state: serde_json::Value::Null })
+        }
+        fn wait_key(&self, run: &RunHandle) -> Option<WaitKey> {
+            let service = run.id.split('/').next().unwrap_or_default();
+            self.0.scripts[service].rollout_events.then(|| WaitKey::of_run(WaitKind::Rollout, run))
         }
         async fn poll(&self, run: &RunHandle) -> Result<DeployProgress, ProviderError> {
             let world = &self.0;
@@ -270,32 +301,42 @@ pub(crate) mod standins {
         }
     }
 
-    struct Alarms(Arc<World>, String);
+    /// A gate watching one thing (an alarm, a monitor, an endpoint) named `name`; `key` is the
+    /// key of the events its provider sends about it, `None` for a gate that can only be sampled.
+    struct Watched {
+        world: Arc<World>,
+        name: String,
+        key: Option<WaitKey>,
+    }
 
     #[async_trait]
-    impl HealthGate for Alarms {
+    impl HealthGate for Watched {
         fn describe(&self) -> String {
-            format!("CloudWatch alarms {}", self.1)
+            self.name.clone()
         }
         async fn sample(&self, request: &HealthRequest) -> Result<GateReading, ProviderError> {
-            let world = &self.0;
+            let world = &self.world;
             let script = &world.scripts[&request.service];
-            world.call(&request.service, format!("sample {}", request.wave), &self.1);
+            world.call(&request.service, format!("sample {}", request.wave), &self.name);
             let now = world.clock_now();
-            if let Some((wave, minutes)) = script.alarm
+            if let Some(key) = &self.key
+                && let Some((wave, minutes)) = script.alarm
                 && wave == request.wave
                 && world.started_alarms.lock().unwrap().insert(wave.to_owned())
             {
                 let fires = now + TimeDelta::minutes(minutes);
-                world.alarms.lock().unwrap().insert(self.1.clone(), fires);
-                let key = WaitKey::new(WaitKind::Bake, "cloudwatch", &self.1);
-                world.emit_at(&request.service, fires, self.1.clone(), event(key, Happened::Failed(format!("{} in ALARM", self.1)), fires));
+                world.alarms.lock().unwrap().insert(self.name.clone(), fires);
+                let event = event(key.clone(), Happened::Failed(format!("{} in ALARM", self.name)), fires);
+                world.emit_at(&request.service, fires, self.name.clone(), event);
             }
-            let firing = world.alarms.lock().unwrap().get(&self.1).is_some_and(|fires| *fires <= now);
+            let firing = world.alarms.lock().unwrap().get(&self.name).is_some_and(|fires| *fires <= now);
             Ok(match firing {
-                true => GateReading::Unhealthy { saw: format!("{} in ALARM", self.1) },
-                false => GateReading::Healthy { saw: format!("{} OK", self.1) },
+                true => GateReading::Unhealthy { saw: format!("{} in ALARM", self.name) },
+                false => GateReading::Healthy { saw: format!("{} OK", self.name) },
             })
+        }
+        async fn bake_keys(&self) -> Result<Option<Vec<WaitKey>>, ProviderError> {
+            Ok(self.key.clone().map(|key| vec![key]))
         }
     }
 
@@ -311,9 +352,22 @@ pub(crate) mod standins {
         fn deployer(&self, _: &ProviderBlock, _: &ServiceEntry) -> Result<Box<dyn Deployer>, ProviderError> {
             Ok(Box::new(Rollout(self.world.clone())))
         }
+        /// The gate its block describes, keyed as the real provider keys its events.
         fn gate(&self, spec: &GateSpec, entry: &ServiceEntry) -> Result<Box<dyn HealthGate>, ProviderError> {
-            let alarms = spec.gate.settings.get("alarms").and_then(|a| a.as_array()).and_then(|a| a.first()).and_then(|a| a.as_str());
-            Ok(Box::new(Alarms(self.world.clone(), alarms.unwrap_or(&entry.name).to_owned())))
+            let first = |field: &str| spec.gate.settings.get(field).and_then(|a| a.as_array()).and_then(|a| a.first()).cloned();
+            let (name, key) = match spec.gate.provider.as_str() {
+                "cloudwatch" => {
+                    let alarm = first("alarms").and_then(|a| a.as_str().map(str::to_owned)).unwrap_or_else(|| entry.name.clone());
+                    let key = baton_aws::cloudwatch::alarm_key(ACCOUNT, REGION, &alarm);
+                    (alarm, Some(key))
+                }
+                "datadog" => {
+                    let id = first("monitors").and_then(|id| id.as_i64()).expect("the stand-in monitors are named by id");
+                    (format!("monitor #{id}"), Some(baton_providers::monitor_key(id)))
+                }
+                other => (format!("{other} gate of {}", entry.name), None),
+            };
+            Ok(Box::new(Watched { world: self.world.clone(), name, key }))
         }
         fn notifiers(&self, entry: &ServiceEntry) -> Result<Vec<Box<dyn Notifier>>, ProviderError> {
             self.local.notifiers(entry)
@@ -321,15 +375,25 @@ pub(crate) mod standins {
     }
 
     fn catalog_entry(script: &Script) -> String {
+        let alarm = format!("        - provider: cloudwatch\n          alarms: [{}]\n", script.alarm_name());
+        let monitor = format!(
+            "        - provider: datadog\n          monitors: [{}]\n          api-key: env:DD_API_KEY\n          app-key: env:DD_APP_KEY\n          events-secret: env:DD_HOOK\n",
+            script.monitor_id()
+        );
+        let http = format!("        - provider: http\n          url: https://{}.example.com/health\n", script.service);
+        let gates = match script.gates {
+            Gates::Alarm => alarm,
+            Gates::Monitor => monitor,
+            Gates::MonitorAndHttp => monitor + &http,
+        };
         let waves: String = (1..=3)
             .map(|n| format!("        - name: w{n}\n          targets: [{}-t{n}]\n          bake: {}\n", script.service, script.bake))
             .collect();
         format!(
-            "schema-version: v2.2\ndd-service: {service}\nteam: payments\nextensions:\n  baton:\n    environment: production\n    release-branch: main\n    events: {{wait: {events}, safety-net: {net}}}\n    build:\n      provider: codebuild\n      project: {service}\n      artifact: \"{service}:{{sha}}\"\n    deploy:\n      provider: command\n      command: [\"true\"]\n      waves:\n{waves}    health:\n      interval: 30s\n      gates:\n        - provider: cloudwatch\n          alarms: [{alarm}]\n",
+            "schema-version: v2.2\ndd-service: {service}\nteam: payments\nextensions:\n  baton:\n    environment: production\n    release-branch: main\n    events: {{wait: {events}, safety-net: {net}}}\n    build:\n      provider: codebuild\n      project: {service}\n      artifact: \"{service}:{{sha}}\"\n    deploy:\n      provider: command\n      command: [\"true\"]\n      waves:\n{waves}    health:\n      interval: 30s\n      gates:\n{gates}",
             service = script.service,
             events = script.events,
             net = script.safety_net,
-            alarm = script.alarm_name(),
         )
     }
 
@@ -412,7 +476,7 @@ pub(crate) mod standins {
 }
 
 use baton_domain::waits::{Happened, ProviderEvent, WaitKey, WaitKind};
-use standins::{Script, endings, entered_at, history};
+use standins::{Gates, Script, endings, entered_at, history};
 
 /// 600 times faster than the wall clock: a 10-minute safety net is one second.
 const FACTOR: u32 = 600;
@@ -477,7 +541,7 @@ async fn an_alarm_event_fails_a_parked_bake_at_once_and_a_duplicated_or_late_eve
     assert_eq!(bakes.len(), 1, "the alarm's event resumed the one release parked on it: {resumed:?}");
 
     // The same event again, and a late build event: nobody waits for them any more.
-    let key = WaitKey::new(WaitKind::Bake, "cloudwatch", script.alarm_name());
+    let key = baton_aws::cloudwatch::alarm_key(standins::ACCOUNT, standins::REGION, &script.alarm_name());
     let again =
         ProviderEvent { key, happened: Happened::Failed("delta-5xx in ALARM".into()), delivery: "again".into(), at: chrono::Utc::now() };
     let late = ProviderEvent {
@@ -491,6 +555,69 @@ async fn an_alarm_event_fails_a_parked_bake_at_once_and_a_duplicated_or_late_eve
     let releases = baton.ports().store.list_releases("delta", None, 10).await.unwrap();
     let statuses: Vec<_> = releases.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [baton_domain::release::ReleaseStatus::RolledBack], "unchanged");
+}
+
+#[tokio::test]
+async fn a_wave_whose_rollouts_no_event_names_is_polled_not_parked() {
+    // As a Lambda alias update: over when its start answers, and no event would ever say so.
+    let dir = tempfile::tempdir().unwrap();
+    let script = Script { rollout_minutes: 0, rollout_events: false, ..Script::new("eta", 1) };
+    let (baton, world) = standins::baton(dir.path(), FACTOR, std::slice::from_ref(&script));
+
+    let outcome = baton.run("exec-eta", standins::input("eta")).await;
+
+    standins::assert_released(&outcome, "eta");
+    let eta = history(&outcome);
+    assert_eq!(endings(&eta, "ParkWave"), [], "no wave parked");
+    assert_eq!(endings(&eta, "WaitForWave").len(), 3, "each wave went to the polls");
+    let rollout_polls = world.seen.lock().unwrap().calls.iter().filter(|c| *c == "eta poll rollout").count();
+    assert_eq!(rollout_polls, 3, "whose first look found the rollout done");
+    assert_eq!(endings(&eta, "ParkBuild").len(), 1, "the build still parks on its event");
+}
+
+#[tokio::test]
+async fn a_datadog_gated_wave_parks_and_a_monitor_alert_fails_it_at_once_while_a_quiet_bake_passes_with_one_final_sample() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Script { bake: "10m", gates: Gates::Monitor, alarm: Some(("w2", 7)), ..Script::new("epsilon", 1) };
+    let (baton, world) = standins::baton(dir.path(), FACTOR, std::slice::from_ref(&script));
+
+    let outcome = baton.run("exec-epsilon", standins::input("epsilon")).await;
+
+    baton_e2e::assert_outcome(&outcome, "rolled-back", "Baton.HealthCheckFailed");
+    let epsilon = history(&outcome);
+    // w1 parks through its 10-minute bake in one park; w2's park ends at 7 minutes by the monitor's alert.
+    let kinds: Vec<String> = endings(&epsilon, "ParkBake").into_iter().map(|(kind, _)| kind).collect();
+    assert_eq!(kinds, ["TaskTimedOut", "TaskFailed"]);
+    let seen = world.seen.lock().unwrap();
+    let bakes: Vec<String> = seen
+        .delivered
+        .iter()
+        .flat_map(|d| d.resumed.iter())
+        .filter(|(_, key)| key.kind == WaitKind::Bake)
+        .map(|(_, key)| key.to_string())
+        .collect();
+    assert_eq!(bakes, [baton_providers::monitor_key(script.monitor_id()).to_string()], "the monitor's webhook resumed the bake");
+    let samples = |wave: &str| seen.calls.iter().filter(|call| **call == format!("epsilon sample {wave}")).count();
+    // The bake's first sample, the park's own, and one at the bake's end.
+    assert_eq!(samples("w1"), 3, "{:?}", seen.calls);
+    assert_eq!(samples("w3"), 0, "the release stopped at w2");
+}
+
+#[tokio::test]
+async fn a_wave_with_a_gate_that_can_only_be_sampled_samples_every_gate_at_its_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = Script { bake: "5m", gates: Gates::MonitorAndHttp, ..Script::new("zeta", 1) };
+    let (baton, world) = standins::baton(dir.path(), FACTOR, std::slice::from_ref(&script));
+
+    let outcome = baton.run("exec-zeta", standins::input("zeta")).await;
+
+    standins::assert_released(&outcome, "zeta");
+    assert!(endings(&history(&outcome), "ParkBake").is_empty(), "no wave parked");
+    let seen = world.seen.lock().unwrap();
+    let samples = seen.calls.iter().filter(|call| *call == "zeta sample w1").count();
+    // Every 30 s through a 5-minute bake, both gates each time: 10 samples of each at least (one
+    // more when the scaled clock's jitter lets it in before the bake's end), where a park samples 2.
+    assert!(samples >= 2 * 10 && samples % 2 == 0, "{samples}: {:?}", seen.calls);
 }
 
 /// The figures of issue 29's standard release (a 20-minute build, 3 waves of 5-minute rollouts,

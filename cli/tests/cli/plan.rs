@@ -32,7 +32,11 @@ fn every_example_service_plans_its_waves_duration_and_cost() {
             assert!(shown.contains(line), "{service}: no '{line}' in\n{shown}");
         }
         assert!(shown.contains("rollback    nothing ran before"), "{shown}");
-        assert!(shown.contains("state transitions,") && shown.contains("task invocations, $0.00"), "{shown}");
+        // The entry polls; the line after says what parking on events would cost.
+        let cost = shown.split("  cost        ").nth(1).expect("a cost");
+        assert!(cost.starts_with("polled (as the entry runs): ") && cost.contains("Lambda invocations, $0.00"), "{shown}");
+        assert!(cost.contains("on events (events: {wait: true}, safety net 5.0 min; "), "{shown}");
+        assert!(cost.contains("provider API calls: ") && cost.contains("ending at its first poll (no history)"), "{shown}");
 
         let output = plan(state.path(), &examples(), &[service, "--json", "--sha", "4f2a9c1e"]);
         let json: serde_json::Value = serde_json::from_slice(&output.stdout).expect("--json prints one JSON object");
@@ -44,7 +48,12 @@ fn every_example_service_plans_its_waves_duration_and_cost() {
         let waves: Vec<&str> = plan["waves"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect();
         assert_eq!(waves, ["canary", "one-region", "rest"]);
         assert_eq!(plan["expected"]["bakes_seconds"], 15);
-        assert!(json["cost"]["transitions"].as_u64().unwrap() > json["cost"]["invocations"].as_u64().unwrap(), "{json}");
+        let cost = &json["cost"];
+        assert_eq!((&cost["waits_for_events"], &cost["safety_net_seconds"]), (&false.into(), &300.into()), "{json}");
+        for flow in ["polling", "events"] {
+            assert!(cost[flow]["transitions"].as_u64().unwrap() > cost[flow]["invocations"].as_u64().unwrap(), "{json}");
+            assert!(cost[flow]["provider_calls"]["build"].as_u64().unwrap() >= 2, "a start and a poll at least: {json}");
+        }
     }
     assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0, "planning wrote nothing in the state directory");
 }

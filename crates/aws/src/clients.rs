@@ -2,6 +2,7 @@
 //! and, when it names a role, credentials of that role (assumed through STS, refreshed before
 //! they expire). Deploy targets and health gates in other regions and accounts go through here.
 
+use crate::error::AwsError;
 use crate::sdk_http::sdk_config;
 use aws_config::SdkConfig;
 use aws_config::sts::AssumeRoleProvider;
@@ -32,6 +33,8 @@ struct Inner {
     /// By (region, role), for the process: an assumed role's credentials are cached (and
     /// refreshed) by the configuration's identity cache, so reusing it saves an AssumeRole per call.
     by_access: Mutex<HashMap<AccessKey, SdkConfig>>,
+    /// The account of the base credentials, asked of STS once per process.
+    own_account: OnceCell<String>,
 }
 
 impl std::fmt::Debug for AwsClients {
@@ -48,7 +51,7 @@ impl AwsClients {
 
     /// Configurations derived from `base` instead (tests give one over a client of their own).
     pub fn with_base(base: SdkConfig) -> AwsClients {
-        AwsClients { inner: Arc::new(Inner { base: OnceCell::new_with(Some(base)), by_access: Mutex::default() }) }
+        AwsClients { inner: Arc::new(Inner { base: OnceCell::new_with(Some(base)), ..Inner::default() }) }
     }
 
     async fn base(&self) -> Result<&SdkConfig, ProviderError> {
@@ -87,6 +90,39 @@ impl AwsClients {
         cache.insert(key, config.clone());
         Ok(config)
     }
+}
+
+impl AwsClients {
+    /// The account whose resources `access` reaches: its role's (read from the role's ARN, no
+    /// call), else the process's own credentials' (STS GetCallerIdentity, once per process; it
+    /// needs no permission).
+    pub async fn account_of(&self, access: &AwsAccess) -> Result<String, ProviderError> {
+        if let Some(role) = &access.role_arn {
+            return account_in_arn(role).map(str::to_owned).ok_or_else(|| {
+                ProviderError::rejected(format!("role-arn {role:?} names no account: expected arn:aws:iam::<12-digit account>:role/<name>"))
+            });
+        }
+        let base = self.base().await?;
+        let account = self
+            .inner
+            .own_account
+            .get_or_try_init(|| async {
+                let identity = aws_sdk_sts::Client::new(base)
+                    .get_caller_identity()
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::from_sdk("GetCallerIdentity", e).for_provider("cannot tell Baton's own AWS account"))?;
+                identity.account.ok_or_else(|| ProviderError::unavailable("STS GetCallerIdentity named no account"))
+            })
+            .await?;
+        Ok(account.clone())
+    }
+}
+
+/// The account field of an ARN (`arn:partition:service:region:account:resource`), when it is one.
+fn account_in_arn(arn: &str) -> Option<&str> {
+    let account = arn.split(':').nth(4)?;
+    (arn.starts_with("arn:") && account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
 }
 
 /// The region a configuration from [`AwsClients::config_for`] calls (it always has one).
@@ -145,13 +181,14 @@ pub const PLACEMENTS: Field =
     field("placements", Kind::List(&PLACEMENT), "Targets in other regions or accounts: their own `region` and `role-arn`.");
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use aws_config::BehaviorVersion;
     use aws_sdk_dynamodb::config::Credentials;
 
     /// Loaded as the real one is (the assume-role provider needs its time source), without I/O.
-    async fn base() -> SdkConfig {
+    /// A base configuration in us-east-1 with static credentials: no call leaves the process.
+    pub(crate) async fn base() -> SdkConfig {
         aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
             .credentials_provider(Credentials::new("AKIDBASE", "secret", None, None, "test"))
@@ -184,6 +221,20 @@ mod tests {
         assert!(provider.starts_with("SharedCredentialsProvider(AssumeRoleProvider"), "{provider}");
         assert!(provider.contains(r#"role_arn: Some("arn:aws:iam::210987654321:role/deployer")"#), "{provider}");
         assert!(provider.contains(r#"role_session_name: Some("baton")"#), "{provider}");
+    }
+
+    #[tokio::test]
+    async fn a_role_s_account_is_read_from_its_arn_without_a_call() {
+        let clients = AwsClients::with_base(base().await);
+        let role = |arn: &str| AwsAccess { region: None, role_arn: Some(arn.into()) };
+        assert_eq!(clients.account_of(&role("arn:aws:iam::210987654321:role/deployer")).await.unwrap(), "210987654321");
+        assert_eq!(clients.account_of(&role("arn:aws-cn:iam::210987654321:role/a/b")).await.unwrap(), "210987654321");
+        for bad in ["deployer", "arn:aws:iam::2109:role/deployer", "arn:aws:iam::21098765432x:role/deployer"] {
+            match clients.account_of(&role(bad)).await {
+                Err(ProviderError::Rejected { message, .. }) => assert!(message.contains("names no account"), "{message}"),
+                other => panic!("{bad}: expected Rejected, got {other:?}"),
+            }
+        }
     }
 
     #[tokio::test]

@@ -8,7 +8,19 @@ use async_trait::async_trait;
 use aws_sdk_cloudwatch::types::{AlarmType, StateValue};
 
 use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError};
+use baton_domain::waits::{WaitKey, WaitKind};
 use std::collections::BTreeMap;
+
+/// The key a bake waits on for the alarm `name` of `account` in `region`: what the gate parks
+/// on, and what provider-events reads from a "CloudWatch Alarm State Change" (its `account`,
+/// `region` and `detail.alarmName`). An alarm's name is unique only within one account and one
+/// region, while one EventBridge bus may receive other regions' and accounts' alarm events
+/// (cross-region rules, an organisation's central bus): keyed by its name alone, `web-5xx` in
+/// eu-west-1 entering ALARM would fail a bake watching `web-5xx` in us-east-1. Not the alarm's
+/// ARN, which says the same plus a partition the gate could only learn from a call.
+pub fn alarm_key(account: &str, region: &str, name: &str) -> WaitKey {
+    WaitKey::new(WaitKind::Bake, CLOUDWATCH.name, format!("{account}:{region}:{name}"))
+}
 
 /// How long `saw` may get: it goes into the release record and the team's message.
 const SAW_LIMIT: usize = 300;
@@ -20,6 +32,7 @@ const NAMES_PER_CALL: usize = 100;
 pub struct CloudWatchGateSampler {
     alarms: Vec<String>,
     prefix: Option<String>,
+    parks: bool,
     insufficient_data: InsufficientData,
     access: AwsAccess,
     clients: AwsClients,
@@ -38,6 +51,7 @@ impl CloudWatchGateSampler {
         CloudWatchGateSampler {
             alarms: spec.alarms.clone(),
             prefix: spec.alarm_prefix.clone(),
+            parks: spec.parks_bake(),
             insufficient_data: spec.insufficient_data,
             access: spec.access.clone(),
             clients,
@@ -129,6 +143,18 @@ impl HealthGate for CloudWatchGateSampler {
         let alarms: Vec<Alarm> = self.alarms(&cloudwatch, &region).await?.into_values().collect();
         Ok(reading(&alarms, self.insufficient_data))
     }
+
+    /// Each named alarm's key in the gate's region (its own, else the process's) and account
+    /// ([`AwsClients::account_of`]). A prefix names no alarm: what falls under it may change
+    /// during the bake, so such a gate samples.
+    async fn bake_keys(&self) -> Result<Option<Vec<WaitKey>>, ProviderError> {
+        if !self.parks {
+            return Ok(None);
+        }
+        let region = region_of(&self.clients.config_for(&self.access).await?);
+        let account = self.clients.account_of(&self.access).await?;
+        Ok(Some(self.alarms.iter().map(|name| alarm_key(&account, &region, name)).collect()))
+    }
 }
 
 /// Whether an alarm makes the sample unhealthy.
@@ -210,6 +236,14 @@ pub struct CloudWatchGate {
     pub access: AwsAccess,
 }
 
+impl CloudWatchGate {
+    /// Whether a bake watched by this gate can park on its alarms' events: it names every alarm
+    /// (a prefix's alarms may change during the bake). Read from the block alone, no call made.
+    pub fn parks_bake(&self) -> bool {
+        self.alarm_prefix.is_none() && !self.alarms.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InsufficientData {
@@ -246,15 +280,43 @@ mod tests {
     }
 
     fn gate(alarms: &[&str], prefix: Option<&str>, region: Option<&str>) -> CloudWatchGateSampler {
+        gate_as(alarms, prefix, AwsAccess { region: region.map(str::to_string), role_arn: None }, AwsClients::new())
+    }
+
+    fn gate_as(alarms: &[&str], prefix: Option<&str>, access: AwsAccess, clients: AwsClients) -> CloudWatchGateSampler {
         CloudWatchGateSampler::new(
             &CloudWatchGate {
                 alarms: alarms.iter().map(|a| a.to_string()).collect(),
                 alarm_prefix: prefix.map(str::to_string),
                 insufficient_data: InsufficientData::Healthy,
-                access: AwsAccess { region: region.map(str::to_string), role_arn: None },
+                access,
             },
-            AwsClients::new(),
+            clients,
         )
+    }
+
+    #[tokio::test]
+    async fn named_alarms_park_on_keys_of_their_account_and_region_and_a_prefix_samples() {
+        let role = |region: Option<&str>| AwsAccess {
+            region: region.map(str::to_string),
+            role_arn: Some("arn:aws:iam::210987654321:role/reader".into()),
+        };
+        let clients = AwsClients::with_base(crate::clients::tests::base().await);
+        let keys = |alarms: &'static [&'static str], prefix: Option<&'static str>, access: AwsAccess| {
+            let gate = gate_as(alarms, prefix, access, clients.clone());
+            async move { gate.bake_keys().await.unwrap().map(|keys| keys.iter().map(ToString::to_string).collect::<Vec<_>>()) }
+        };
+        assert_eq!(
+            keys(&["web-5xx", "web-p99"], None, role(Some("eu-west-1"))).await.unwrap(),
+            ["bake:cloudwatch:210987654321:eu-west-1:web-5xx", "bake:cloudwatch:210987654321:eu-west-1:web-p99"]
+        );
+        assert_eq!(
+            keys(&["web-5xx"], None, role(None)).await.unwrap(),
+            ["bake:cloudwatch:210987654321:us-east-1:web-5xx"],
+            "the process's region"
+        );
+        assert_eq!(keys(&["web-5xx"], Some("web-"), role(None)).await, None, "a prefix names no alarm");
+        assert_eq!(keys(&[], Some("web-"), role(None)).await, None);
     }
 
     #[test]

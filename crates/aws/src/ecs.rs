@@ -1,6 +1,8 @@
 //! Deploys to ECS services: a new revision of the service's task definition with one
 //! container's image replaced, then the service updated to it; ECS runs the rollout (and its
-//! circuit breaker), and polling reads the rollout state of that revision's deployment.
+//! circuit breaker), and polling reads the rollout state of that revision's deployment. The
+//! deployment ECS created for the update is kept too: its "ECS Deployment State Change" events
+//! name it, so a wave can park on them ([`deployment_key`]).
 
 use crate::clients::{AwsAccess, Placement, access_for};
 use crate::clients::{AwsClients, region_of};
@@ -9,6 +11,7 @@ use async_trait::async_trait;
 use aws_sdk_ecs::operation::register_task_definition::builders::RegisterTaskDefinitionFluentBuilder;
 use aws_sdk_ecs::types::{ContainerDefinition, DeploymentRolloutState, Service, Tag, TaskDefinition, TaskDefinitionField};
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle};
+use baton_domain::waits::{WaitKey, WaitKind};
 use serde::{Deserialize, Serialize};
 
 const PROVIDER: &str = "ecs";
@@ -34,6 +37,24 @@ struct EcsRun {
     task_definition: String,
     /// The revision the service ran before (ARN).
     previous_task_definition: String,
+    /// Absent from the handles of Baton versions before events, and when UpdateService's answer
+    /// did not list the deployment: such a run is polled, never parked on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deployment: Option<EcsDeployment>,
+}
+
+/// The deployment ECS created for a run's UpdateService, as its events name it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct EcsDeployment {
+    service_arn: String,
+    id: String,
+}
+
+/// The key a wait on an ECS deployment is parked under, and that an "ECS Deployment State
+/// Change" event (`resources[0]`, `detail.deploymentId`) is delivered to: one spelling for both.
+/// The service's ARN keeps deployments of services in other clusters, accounts and regions apart.
+pub fn deployment_key(service_arn: &str, deployment_id: &str) -> WaitKey {
+    WaitKey::new(WaitKind::Rollout, PROVIDER, format!("{service_arn}/{deployment_id}"))
 }
 
 impl EcsDeployer {
@@ -101,9 +122,18 @@ impl Deployer for EcsDeployer {
             _ => self.register_with_image(&ecs, &current, &request.artifact.reference).await?,
         };
 
-        ecs.update_service().cluster(&self.cluster).service(&request.target).task_definition(&next).send().await.map_err(|e| {
-            AwsError::from_sdk("UpdateService", e).for_provider(&format!("ECS service {} in cluster {}", request.target, self.cluster))
-        })?;
+        let updated =
+            ecs.update_service().cluster(&self.cluster).service(&request.target).task_definition(&next).send().await.map_err(|e| {
+                AwsError::from_sdk("UpdateService", e).for_provider(&format!("ECS service {} in cluster {}", request.target, self.cluster))
+            })?;
+        let deployment = updated.service().and_then(|service| deployment_of(service, &next));
+        if deployment.is_none() {
+            tracing::info!(
+                service = request.target,
+                task_definition = next,
+                "UpdateService's answer names no deployment of the revision: its rollout is polled"
+            );
+        }
 
         let run = EcsRun {
             cluster: self.cluster.clone(),
@@ -112,6 +142,7 @@ impl Deployer for EcsDeployer {
             role: access.role_arn.clone(),
             task_definition: next.clone(),
             previous_task_definition: current,
+            deployment,
         };
         Ok(RunHandle {
             provider: PROVIDER.into(),
@@ -131,6 +162,18 @@ impl Deployer for EcsDeployer {
         let service = describe_service(&ecs, &run.cluster, &run.service, &run.region).await?;
         Ok(progress(&service, &run.task_definition))
     }
+
+    fn wait_key(&self, run: &RunHandle) -> Option<WaitKey> {
+        let deployment = serde_json::from_value::<EcsRun>(run.state.clone()).ok()?.deployment?;
+        Some(deployment_key(&deployment.service_arn, &deployment.id))
+    }
+}
+
+/// The deployment ECS created for an UpdateService to `ours`, from its answer: the PRIMARY one
+/// running that revision.
+fn deployment_of(service: &Service, ours: &str) -> Option<EcsDeployment> {
+    let deployment = service.deployments().iter().find(|d| d.status() == Some("PRIMARY") && d.task_definition() == Some(ours))?;
+    Some(EcsDeployment { service_arn: service.service_arn()?.to_owned(), id: deployment.id()?.to_owned() })
 }
 
 /// The service, or Rejected when the cluster or the service does not exist (or was deleted).
@@ -322,6 +365,7 @@ mod tests {
 
     const OURS: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:8";
     const OLD: &str = "arn:aws:ecs:us-east-1:123456789012:task-definition/web:7";
+    const SERVICE_ARN: &str = "arn:aws:ecs:us-east-1:123456789012:service/prod/web";
 
     fn container(name: &str, image: &str) -> ContainerDefinition {
         ContainerDefinition::builder().name(name).image(image).memory(256).build()
@@ -454,16 +498,22 @@ mod tests {
         assert_eq!(progress(&draining, OURS), DeployProgress::Running);
     }
 
-    #[test]
-    fn a_rollback_takes_the_replaced_revision_only_from_an_ecs_run_of_the_same_service() {
-        let run = EcsRun {
+    /// A run of service `web` in cluster `prod` that put OURS in place of OLD in deployment `deployment`.
+    fn run(deployment: &str) -> EcsRun {
+        EcsRun {
             cluster: "prod".into(),
             service: "web".into(),
             region: "us-east-1".into(),
             role: None,
             task_definition: OURS.into(),
             previous_task_definition: OLD.into(),
-        };
+            deployment: Some(EcsDeployment { service_arn: SERVICE_ARN.into(), id: deployment.into() }),
+        }
+    }
+
+    #[test]
+    fn a_rollback_takes_the_replaced_revision_only_from_an_ecs_run_of_the_same_service() {
+        let run = run("ecs-svc/1234567890123456789");
         let handle = RunHandle { provider: "ecs".into(), id: OURS.into(), url: None, state: serde_json::to_value(&run).unwrap() };
         assert_eq!(replaced_revision(&handle, "prod", "web").as_deref(), Some(OLD));
         assert_eq!(replaced_revision(&handle, "prod", "api"), None);
@@ -474,5 +524,48 @@ mod tests {
         );
         // The state stays small: it travels in Step Functions state.
         assert!(handle.state.to_string().len() < 400, "{}", handle.state);
+    }
+
+    fn deployer() -> EcsDeployer {
+        let config = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+        let spec = EcsDeploy { cluster: "prod".into(), container: "app".into(), access: AwsAccess::default(), placements: vec![] };
+        EcsDeployer::new(&spec, AwsClients::with_base(config))
+    }
+
+    #[test]
+    fn the_run_keeps_the_primary_deployment_update_service_created_for_its_revision() {
+        use DeploymentRolloutState::*;
+        let answer = |deployments| {
+            let mut answer = service(OURS, deployments);
+            answer.service_arn = Some(SERVICE_ARN.into());
+            answer
+        };
+        let updated = answer(vec![deployment("PRIMARY", OURS, Some(InProgress), None), deployment("ACTIVE", OLD, Some(Completed), None)]);
+        assert_eq!(deployment_of(&updated, OURS), Some(EcsDeployment { service_arn: SERVICE_ARN.into(), id: "ecs-svc/PRIMARY".into() }));
+        // moto's answer: its one PRIMARY deployment still names the revision the service ran.
+        let stale = answer(vec![deployment("PRIMARY", OLD, Some(InProgress), None)]);
+        assert_eq!(deployment_of(&stale, OURS), None);
+        let draining = answer(vec![deployment("PRIMARY", OLD, Some(InProgress), None), deployment("ACTIVE", OURS, Some(InProgress), None)]);
+        assert_eq!(deployment_of(&draining, OURS), None, "ours, but no longer the one rolling out");
+        let no_arn = service(OURS, vec![deployment("PRIMARY", OURS, Some(InProgress), None)]);
+        assert_eq!(deployment_of(&no_arn, OURS), None);
+    }
+
+    #[test]
+    fn a_run_is_parked_on_its_deployment_s_events_and_an_older_handle_on_none() {
+        let run = run("ecs-svc/42");
+        let handle = RunHandle { provider: "ecs".into(), id: OURS.into(), url: None, state: serde_json::to_value(&run).unwrap() };
+        let key = deployer().wait_key(&handle).expect("a key");
+        assert_eq!(key, deployment_key(SERVICE_ARN, "ecs-svc/42"));
+        assert_eq!(key.to_string(), format!("rollout:ecs:{SERVICE_ARN}/ecs-svc/42"));
+
+        // A handle kept before runs knew their deployment: it still reads, and is polled.
+        let older = serde_json::json!({
+            "cluster": "prod", "service": "web", "region": "us-east-1",
+            "task_definition": OURS, "previous_task_definition": OLD,
+        });
+        let read: EcsRun = serde_json::from_value(older.clone()).expect("an older handle reads");
+        assert_eq!(read, EcsRun { deployment: None, ..run });
+        assert_eq!(deployer().wait_key(&RunHandle { state: older, ..handle }), None);
     }
 }

@@ -194,6 +194,12 @@ impl Deployer for LambdaDeployer {
             }
         }
     }
+
+    /// No event names a Lambda run: the alias update is over when `start` answers, and a
+    /// canary's promotion is a poll's doing. Its waves are polled, never parked.
+    fn wait_key(&self, _: &RunHandle) -> Option<baton_domain::waits::WaitKey> {
+        None
+    }
 }
 
 impl LambdaRun {
@@ -385,6 +391,20 @@ mod tests {
                 (!weights.is_empty()).then(|| AliasRoutingConfiguration::builder().set_additional_version_weights(Some(weights)).build()),
             )
             .build()
+    }
+
+    #[test]
+    fn a_lambda_run_is_never_parked_on() {
+        let config = aws_config::SdkConfig::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+        let spec = LambdaDeploy {
+            alias: "live".into(),
+            canary: Some(LambdaCanary { weight: 10, hold: Seconds(300) }),
+            access: AwsAccess::default(),
+            placements: vec![],
+        };
+        let deployer = LambdaDeployer::new(&spec, AwsClients::with_base(config));
+        assert_eq!(deployer.wait_key(&run(None).handle()), None);
+        assert_eq!(deployer.wait_key(&run(Some(Utc::now())).handle()), None, "a canary is promoted by a poll");
     }
 
     #[test]

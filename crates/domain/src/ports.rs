@@ -395,6 +395,11 @@ pub trait BuildProvider: Send + Sync {
     async fn poll(&self, run: &RunHandle) -> Result<BuildPoll, ProviderError>;
     /// Stops the run if it is still going; a run that already finished is not an error.
     async fn cancel(&self, run: &RunHandle) -> Result<(), ProviderError>;
+    /// The key the provider's events name `run` by, which the build parks on: by default the
+    /// run's id. `None` when no event ever names it (a local command): the build is polled.
+    fn wait_key(&self, run: &RunHandle) -> Option<crate::waits::WaitKey> {
+        Some(crate::waits::WaitKey::of_run(crate::waits::WaitKind::Build, run))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -436,11 +441,12 @@ pub trait Deployer: Send + Sync {
     }
     async fn start(&self, request: &DeployRequest) -> Result<RunHandle, ProviderError>;
     async fn poll(&self, run: &RunHandle) -> Result<DeployProgress, ProviderError>;
-    /// The key the event that ends `run` (target `target` of `release`) carries: the run's own
-    /// id unless the provider's events name it otherwise (the `webhook` deployer's callbacks
-    /// name the release and target too, as run ids are only unique per endpoint).
-    fn wait_key(&self, _release: &ReleaseId, _target: &str, run: &RunHandle) -> crate::waits::WaitKey {
-        crate::waits::WaitKey::of_run(crate::waits::WaitKind::Rollout, run)
+    /// The key the provider's events name `run` by, which a wave parks on: by default the run's
+    /// id ([`WaitKey::of_run`](crate::waits::WaitKey::of_run)). `None` when no event names it
+    /// (a deploy that is over when `start` answers, a handle an older Baton kept): the wave
+    /// polls it instead of parking.
+    fn wait_key(&self, run: &RunHandle) -> Option<crate::waits::WaitKey> {
+        Some(crate::waits::WaitKey::of_run(crate::waits::WaitKind::Rollout, run))
     }
 }
 
@@ -470,6 +476,14 @@ pub trait HealthGate: Send + Sync {
     /// What the gate watches, for people ("CloudWatch alarms web-*").
     fn describe(&self) -> String;
     async fn sample(&self, request: &HealthRequest) -> Result<GateReading, ProviderError>;
+    /// The keys a bake can park on instead of sampling this gate: one per thing whose provider
+    /// event says it turned bad (an alarm, a monitor), computed by the function the provider's
+    /// receiver uses too. `None` (the default) when the gate can only be sampled: what it
+    /// watches sends no event Baton receives, or is a selection (a prefix, a query) whose
+    /// members may change during the bake.
+    async fn bake_keys(&self) -> Result<Option<Vec<crate::waits::WaitKey>>, ProviderError> {
+        Ok(None)
+    }
 }
 
 /// What happened, for the people watching the release.

@@ -21,8 +21,9 @@ pub enum WaitKind {
 }
 
 /// One thing a provider reports on: a CI run, a deployment, an alarm or monitor. `provider` is
-/// the catalog's provider name (`github-actions`, `codebuild`, `ecs`, `cloudwatch-alarm`, ...);
-/// `id` is the id Baton kept for it (a [`RunHandle`]'s id, an alarm's name).
+/// the catalog's provider name (`github-actions`, `codebuild`, `ecs`, `cloudwatch`, ...);
+/// `id` is the id Baton kept for it (a [`RunHandle`]'s id; for a bake, what the gate's provider
+/// keys its alarm or monitor by).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct WaitKey {
     pub kind: WaitKind,
@@ -251,24 +252,20 @@ pub async fn answer_callback(
     }
 }
 
-/// The keys a bake can park on: every alarm of every gate, when each gate is a CloudWatch gate
-/// naming its alarms (an alarm entering ALARM emits an event naming it). `None` when any gate
-/// can only be sampled (HTTP, command, an alarm prefix, ...): that wave keeps sampling.
-pub fn bake_keys(gates: &[crate::catalog::GateSpec]) -> Option<Vec<WaitKey>> {
+/// The keys a bake parks on: every key of every gate, when each gate declares keys
+/// ([`crate::ports::HealthGate::bake_keys`]). `None` when any gate can only be sampled (or
+/// declares none, or there is no gate): that wave keeps sampling at its interval. Which gate
+/// parks on which keys is its provider's rule, so the domain names no provider here.
+pub async fn bake_keys(gates: &[Box<dyn crate::ports::HealthGate>]) -> Result<Option<Vec<WaitKey>>, crate::ports::ProviderError> {
     let mut keys = Vec::new();
-    for spec in gates {
-        let gate = &spec.gate;
-        let alarms = gate.settings.get("alarms").and_then(serde_json::Value::as_array)?;
-        if gate.provider != CLOUDWATCH_GATE || gate.settings.contains_key("alarm-prefix") || alarms.is_empty() {
-            return None;
+    for gate in gates {
+        match gate.bake_keys().await? {
+            Some(own) if !own.is_empty() => keys.extend(own),
+            _ => return Ok(None),
         }
-        keys.extend(alarms.iter().filter_map(serde_json::Value::as_str).map(|alarm| WaitKey::new(WaitKind::Bake, CLOUDWATCH_GATE, alarm)));
     }
-    (!keys.is_empty()).then_some(keys)
+    Ok((!keys.is_empty()).then_some(keys))
 }
-
-/// The catalog's name of the CloudWatch alarms gate, which bake waits are keyed under.
-pub const CLOUDWATCH_GATE: &str = "cloudwatch";
 
 /// How long a bake that has `rest` seconds to run parks: until its end, or until the safety
 /// net's next sample if that comes first. `None` once the bake is over (nothing to wait for).
@@ -279,7 +276,6 @@ pub fn bake_park_seconds(safety_net: u64, rest: u64) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{GateSpec, ProviderBlock};
     use crate::error::ErrorName;
     use crate::ports::{ProviderError, StoreError, TaskTokens, WaitRegistry};
     use crate::release::{ReleaseId, TaskToken};
@@ -442,27 +438,41 @@ mod tests {
         assert_eq!(delivered.resumed, [(ReleaseId("r1".into()), key)], "the sender's retry finds it");
     }
 
-    fn gate(provider: &str, settings: serde_json::Value) -> GateSpec {
-        GateSpec { gate: ProviderBlock::new(provider, settings), consecutive: 1, failures: 1 }
+    /// A gate declaring `keys` (`None`: sample-only), or failing to say.
+    struct Keyed(Result<Option<Vec<&'static str>>, ()>);
+
+    #[async_trait]
+    impl crate::ports::HealthGate for Keyed {
+        fn describe(&self) -> String {
+            "a keyed gate".into()
+        }
+        async fn sample(&self, _: &crate::ports::HealthRequest) -> Result<crate::ports::GateReading, ProviderError> {
+            Err(ProviderError::rejected("not sampled here"))
+        }
+        async fn bake_keys(&self) -> Result<Option<Vec<WaitKey>>, ProviderError> {
+            let keys = self.0.clone().map_err(|()| ProviderError::unavailable("STS unreachable"))?;
+            Ok(keys.map(|ids| ids.into_iter().map(|id| WaitKey::new(WaitKind::Bake, "alarm", id)).collect()))
+        }
     }
 
-    #[test]
-    fn a_bake_parks_only_when_every_gate_names_its_alarms() {
-        let alarms = |names: &[&str]| gate("cloudwatch", serde_json::json!({ "alarms": names }));
-        let keys = bake_keys(&[alarms(&["a"]), alarms(&["b", "c"])]).unwrap();
-        assert_eq!(
-            keys.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            ["bake:cloudwatch:a", "bake:cloudwatch:b", "bake:cloudwatch:c"]
-        );
-        let cases = [
-            ("an HTTP gate is sampled", vec![alarms(&["a"]), gate("http", serde_json::json!({"url": "https://x"}))]),
-            ("a prefix names no alarm", vec![gate("cloudwatch", serde_json::json!({"alarms": ["a"], "alarm-prefix": "api-"}))]),
-            ("a prefix alone names no alarm", vec![gate("cloudwatch", serde_json::json!({"alarm-prefix": "api-"}))]),
+    fn keyed(keys: Option<&[&'static str]>) -> Box<dyn crate::ports::HealthGate> {
+        Box::new(Keyed(Ok(keys.map(<[_]>::to_vec))))
+    }
+
+    #[tokio::test]
+    async fn a_bake_parks_only_when_every_gate_declares_keys() {
+        let keys = bake_keys(&[keyed(Some(&["a"])), keyed(Some(&["b", "c"]))]).await.unwrap().unwrap();
+        assert_eq!(keys.iter().map(ToString::to_string).collect::<Vec<_>>(), ["bake:alarm:a", "bake:alarm:b", "bake:alarm:c"]);
+        let cases: [(&str, Vec<Box<dyn crate::ports::HealthGate>>); 3] = [
+            ("a sample-only gate beside a keyed one", vec![keyed(Some(&["a"])), keyed(None)]),
+            ("a gate declaring no key would never be woken", vec![keyed(Some(&["a"])), keyed(Some(&[]))]),
             ("no gate, no event", vec![]),
         ];
         for (case, gates) in cases {
-            assert_eq!(bake_keys(&gates), None, "{case}");
+            assert_eq!(bake_keys(&gates).await.unwrap(), None, "{case}");
         }
+        let unknown: Vec<Box<dyn crate::ports::HealthGate>> = vec![keyed(Some(&["a"])), Box::new(Keyed(Err(())))];
+        assert!(bake_keys(&unknown).await.is_err(), "a gate that cannot say now is not taken for sample-only");
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub use invoker::{ExecutorTokens, HandlerInvoker};
 pub use journal::{Finished, Journaled, ResumePoint, Run, resume_point};
 pub use listener::{CallbackListener, ListenError, bind_callbacks};
 pub use owner::{Owned, describe};
-pub use plan::{PlanError, Planned, plan_release};
+pub use plan::{Forecast, PlanError, Planned, plan_release};
 pub use resume::{ResumeError, Resumption};
 pub use setup::LocalConfig;
 

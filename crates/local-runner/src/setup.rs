@@ -27,10 +27,12 @@ pub struct LocalConfig {
     /// lock waits and polls still take the time they take.
     pub skip_bakes: bool,
     /// Where the providers reach this process's callback listener ([`LocalBaton::serve_callbacks`]),
-    /// when it listens: the `webhook` deployer hands out callback URLs under it. Without it
-    /// nothing could deliver an event, so the catalog's `events: {wait: true}` is read as off and
-    /// every wait polls.
+    /// when it listens: the `webhook` deployer hands out callback URLs under it.
     pub events_url: Option<String>,
+    /// Nothing delivers events to this process (`baton release` without `--events-listen`): the
+    /// catalog's `events: {wait: true}` is read as off and every wait polls. An embedder that
+    /// delivers events itself ([`LocalBaton::deliver`]) leaves it false.
+    pub poll_only: bool,
 }
 
 impl LocalConfig {
@@ -48,7 +50,7 @@ impl LocalBaton {
     pub fn open(config: LocalConfig) -> Result<LocalBaton, LocalError> {
         let catalog = FsCatalog::open(baton_providers::registry(), &config.catalog)?;
         let entries = catalog.catalog().services().to_vec();
-        let adjust = Adjust { skip_bakes: config.skip_bakes, poll_only: config.events_url.is_none() };
+        let adjust = Adjust { skip_bakes: config.skip_bakes, poll_only: config.poll_only };
         let catalog: Arc<dyn CatalogSource> =
             if adjust.changes_nothing() { Arc::new(catalog) } else { Arc::new(Adjusted(catalog, adjust)) };
         // Absolute once, here: commands run in other directories must all see one workspace.

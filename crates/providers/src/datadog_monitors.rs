@@ -1,6 +1,9 @@
 //! The `datadog` health gate: the overall state of the service's Datadog monitors.
 //!
-//! Each sample lists the monitors tagged `service:<service>`, `env:<environment>` and the
+//! Monitors named by id (`monitors`) are read one by one (`GET /api/v1/monitor/{id}`, "Get a
+//! monitor's details"), and a bake can park on their webhooks ([`monitor_key`]) instead of
+//! sampling: the gate knows each monitor's key without a call. Otherwise each sample lists the
+//! monitors tagged `service:<service>`, `env:<environment>` and the
 //! gate's `tags` (`GET /api/v1/monitor?monitor_tags=...`, the Monitors API's list, which filters
 //! by monitor tags and reports each monitor's `overall_state`), a page of [`PAGE_SIZE`] at a
 //! time. The tags are checked again on each monitor, so a filter that matched any of them
@@ -36,11 +39,15 @@ pub const PAGE_SIZE: usize = 1000;
 /// A gate matching more monitors than this many pages hold is too wide to mean anything.
 const MAX_PAGES: usize = 10;
 
-/// Samples the overall state of the monitors tagged for the service; see the module docs.
+/// Samples the overall state of the monitors named by id or tagged for the service; see the module docs.
 pub struct DatadogMonitorsGate {
     api: Url,
+    /// The monitors named by id; when empty, those carrying `tags`.
+    ids: Vec<i64>,
     /// `service:web`, `env:production`, then the gate's own.
     tags: Vec<String>,
+    /// Whether a bake parks on the monitors' webhooks ([`DatadogGate::parks_bake`]).
+    parks: bool,
     unhealthy: Vec<String>,
     api_key: LazySecret,
     app_key: LazySecret,
@@ -76,11 +83,16 @@ impl DatadogMonitorsGate {
         if spec.unhealthy.is_empty() {
             return Err(rejected("unhealthy lists no state: nothing could fail the gate (Alert is the default)".into()));
         }
+        if !spec.monitors.is_empty() && !spec.tags.is_empty() {
+            return Err(rejected("names monitors by id and selects them by tags: expected one of monitors or tags".into()));
+        }
         let mut tags = vec![format!("service:{service}"), format!("env:{environment}")];
         tags.extend(spec.tags.iter().filter(|tag| !tags.contains(tag)).cloned().collect::<Vec<_>>());
         Ok(DatadogMonitorsGate {
             api,
+            ids: spec.monitors.clone(),
             tags,
+            parks: spec.parks_bake(),
             unhealthy: spec.unhealthy.clone(),
             api_key: LazySecret::new(spec.api_key.clone(), Arc::clone(&secrets)),
             app_key: LazySecret::new(spec.app_key.clone(), secrets),
@@ -132,24 +144,49 @@ impl DatadogMonitorsGate {
         answer.refusal(&refused, x_rate_limit_wait(&answer.headers))
     }
 
-    /// Every monitor carrying all the tags.
+    fn monitor_url(&self, id: i64) -> Url {
+        let mut url = self.api.clone();
+        url.path_segments_mut().expect("an http(s) URL has a path").pop_if_empty().extend(["api", "v1", "monitor", &id.to_string()]);
+        url
+    }
+
+    /// GET `url` with the keys: the answer of a success, else the refusal (`not_found`'s for a 404, when given).
+    async fn get(&self, url: &Url, context: &str, keys: [&Secret; 2], not_found: Option<&str>) -> Result<Answer, ProviderError> {
+        let [api_key, app_key] = keys;
+        let build = || {
+            self.http
+                .get(url.clone())
+                .header("dd-api-key", api_key.expose())
+                .header("dd-application-key", app_key.expose())
+                .header(reqwest::header::ACCEPT, "application/json")
+        };
+        let answer = exchange(&self.limits, "Datadog", build, self.timeout, context, x_rate_limit_wait).await?;
+        match not_found {
+            Some(not_found) if answer.status == reqwest::StatusCode::NOT_FOUND => {
+                Err(ProviderError::rejected(format!("{context}: {not_found}")))
+            }
+            _ if !answer.status.is_success() => Err(self.refusal(&answer, context, keys)),
+            _ => Ok(answer),
+        }
+    }
+
+    /// The gate's monitors: those named by id, else every one carrying all the tags.
     async fn monitors(&self) -> Result<Vec<Monitor>, ProviderError> {
         let (api_key, app_key) = (self.api_key.get().await?, self.app_key.get().await?);
+        if !self.ids.is_empty() {
+            let mut monitors = Vec::with_capacity(self.ids.len());
+            for id in &self.ids {
+                let context = format!("reading the Datadog monitor #{id}");
+                let not_found = format!("{} has no such monitor (HTTP 404): check the gate's monitors and site", shown(&self.api));
+                let answer = self.get(&self.monitor_url(*id), &context, [api_key, app_key], Some(&not_found)).await?;
+                monitors.push(decode(&answer.body, &context)?);
+            }
+            return Ok(monitors);
+        }
         let mut monitors = Vec::new();
         for page in 0..MAX_PAGES {
             let context = format!("listing the Datadog monitors tagged {} (page {page})", self.tags.join(", "));
-            let url = self.page_url(page);
-            let build = || {
-                self.http
-                    .get(url.clone())
-                    .header("dd-api-key", api_key.expose())
-                    .header("dd-application-key", app_key.expose())
-                    .header(reqwest::header::ACCEPT, "application/json")
-            };
-            let answer = exchange(&self.limits, "Datadog", build, self.timeout, &context, x_rate_limit_wait).await?;
-            if !answer.status.is_success() {
-                return Err(self.refusal(&answer, &context, [api_key, app_key]));
-            }
+            let answer = self.get(&self.page_url(page), &context, [api_key, app_key], None).await?;
             let listed: Vec<Monitor> = decode(&answer.body, &context)?;
             let last = listed.len() < self.page_size;
             monitors.extend(listed.into_iter().filter(|monitor| self.tags.iter().all(|tag| monitor.tags.contains(tag))));
@@ -164,12 +201,6 @@ impl DatadogMonitorsGate {
         )))
     }
 
-    /// The keys of the monitors the gate samples: what a bake parks on, so that a monitor's
-    /// webhook ([`monitor_key`]) ends it.
-    pub async fn monitor_keys(&self) -> Result<Vec<WaitKey>, ProviderError> {
-        Ok(self.monitors().await?.iter().map(|monitor| monitor_key(monitor.id)).collect())
-    }
-
     fn is_unhealthy(&self, monitor: &Monitor) -> bool {
         self.unhealthy.iter().any(|state| state.eq_ignore_ascii_case(&monitor.overall_state))
     }
@@ -178,12 +209,23 @@ impl DatadogMonitorsGate {
 #[async_trait]
 impl HealthGate for DatadogMonitorsGate {
     fn describe(&self) -> String {
-        format!("Datadog monitors tagged {}", self.tags.join(", "))
+        if self.ids.is_empty() {
+            return format!("Datadog monitors tagged {}", self.tags.join(", "));
+        }
+        let ids: Vec<String> = self.ids.iter().map(|id| format!("#{id}")).collect();
+        format!("Datadog {} {}", if ids.len() == 1 { "monitor" } else { "monitors" }, ids.join(", "))
+    }
+
+    /// The named monitors' keys, when Baton receives their webhooks. A tag selection samples:
+    /// knowing its monitors takes a call, and a monitor tagged during the bake would be missed.
+    async fn bake_keys(&self) -> Result<Option<Vec<WaitKey>>, ProviderError> {
+        Ok(self.parks.then(|| self.ids.iter().copied().map(monitor_key).collect()))
     }
 
     async fn sample(&self, _request: &HealthRequest) -> Result<GateReading, ProviderError> {
         let monitors = self.monitors().await?;
         if monitors.is_empty() {
+            // Only a tag selection can find none: named monitors are each found or refused.
             return Err(ProviderError::rejected(format!(
                 "no Datadog monitor carries the tags {}: tag the service's monitors so, or change the gate's tags",
                 self.tags.join(", ")
@@ -210,6 +252,9 @@ use baton_domain::catalog::shape::{Field, Kind, ProviderShape, Slot, field, requ
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct DatadogGate {
+    /// Monitors named by id, read instead of those tagged for the service.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub monitors: Vec<i64>,
     /// Tags every monitor must carry besides `service:<name>` and `env:<environment>`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
@@ -230,6 +275,13 @@ pub struct DatadogGate {
 }
 
 impl DatadogGate {
+    /// Whether a bake watched by this gate can park on its monitors' webhooks: it names its
+    /// monitors by id (a tag selection's monitors take a call to know and may change during the
+    /// bake) and Baton receives their webhooks (an `events-secret`). Read from the block alone.
+    pub fn parks_bake(&self) -> bool {
+        self.events_secret.is_some() && !self.monitors.is_empty()
+    }
+
     fn default_site() -> String {
         "datadoghq.com".into()
     }
@@ -242,7 +294,12 @@ pub const DATADOG_SITES: &[&str] =
     &["datadoghq.com", "datadoghq.eu", "us3.datadoghq.com", "us5.datadoghq.com", "ap1.datadoghq.com", "ddog-gov.com"];
 
 const GATE_DATADOG: &[Field] = &[
-    field("tags", Kind::TextList, "Tags the monitors carry besides `service:<name>` and `env:<environment>`."),
+    field(
+        "monitors",
+        Kind::Ids,
+        "Monitor ids the gate reads instead of the service's tagged monitors; with `events-secret`, a bake waits on their webhooks instead of sampling.",
+    ),
+    field("tags", Kind::TextList, "Tags the monitors carry besides `service:<name>` and `env:<environment>` (not with `monitors`)."),
     field("site", Kind::Enum(DATADOG_SITES), "The Datadog site; `datadoghq.com` by default."),
     field("api-url", Kind::Url, "The API's base URL instead of the site's (a proxy)."),
     required("api-key", Kind::Secret, "A Datadog API key (secret reference)."),
@@ -258,7 +315,7 @@ const GATE_DATADOG: &[Field] = &[
 pub const DATADOG: ProviderShape = ProviderShape {
     slot: Slot::Gate,
     name: "datadog",
-    doc: "Datadog monitors found by tags.",
+    doc: "Datadog monitors named by id or found by tags.",
     fields: GATE_DATADOG,
     at_least_one: None,
     local_only: false,

@@ -74,7 +74,7 @@ pub use notify::slack::{DEFAULT_SLACK_API_BASE, SlackSpec, SlackWebApiNotifier, 
 pub use notify::slack_directory::{DIRECTORY_TTL, SlackDirectory};
 pub use notify::slack_interactions::{SLACK_MAX_AGE_SECONDS, SlackInteractions};
 pub use notify::{APPROVE_ACTION, REJECT_ACTION};
-pub use registry::{MODULES, Make, MakeReceiver, Maker, Module, ProviderTable, Receive, registry};
+pub use registry::{MODULES, Make, MakeReceiver, Maker, Module, ProviderTable, Receive, gate_parks_bake, registry};
 pub use secrets::{EnvSecretResolver, Secret, resolve_secret};
 pub use webhook::{WebhookDeploy, WebhookDeployer};
 

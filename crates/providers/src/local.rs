@@ -463,6 +463,7 @@ mod tests {
         );
 
         let datadog = DatadogGate {
+            monitors: vec![],
             tags: vec!["team:payments".into()],
             site: "datadoghq.eu".into(),
             api_url: None,

@@ -31,7 +31,7 @@ use crate::notify::slack::{SLACK, SlackSpec, SlackWebApiNotifier, SlackWebhookNo
 use crate::secrets::Secret;
 use crate::webhook::{WEBHOOK, WebhookDeployer};
 use crate::{ArgoCdDeploy, BuildkiteBuild, CircleCiBuild, DatadogGate, GitLabCiBuild, WebhookDeploy};
-use baton_aws::cloudwatch::CLOUDWATCH;
+use baton_aws::cloudwatch::{CLOUDWATCH, CloudWatchGate};
 use baton_aws::codebuild::CODEBUILD;
 use baton_aws::ecs::ECS;
 use baton_aws::lambda::LAMBDA;
@@ -344,6 +344,17 @@ impl ProviderTable {
     /// The providers whose callbacks Baton receives, for messages.
     pub fn receiving(&self) -> Vec<&'static str> {
         self.modules.iter().filter(|module| module.receive.is_some()).map(|module| module.shape.name).collect()
+    }
+}
+
+/// Whether a bake watched by the gate `block` declares can park on events: its provider's rule
+/// read from the block alone, no call made (`baton plan` asks it without credentials), the same
+/// rule the built gate's `HealthGate::bake_keys` applies. A provider without one samples.
+pub fn gate_parks_bake(block: &ProviderBlock) -> bool {
+    match block.provider.as_str() {
+        name if name == CLOUDWATCH.name => block.decode::<CloudWatchGate>().is_ok_and(|gate| gate.parks_bake()),
+        name if name == DATADOG.name => block.decode::<DatadogGate>().is_ok_and(|gate| gate.parks_bake()),
+        _ => false,
     }
 }
 

@@ -36,7 +36,6 @@ use crate::http::{Answer, DEFAULT_REQUEST_TIMEOUT, RateLimits, Refused, decode, 
 use crate::secrets::{LazySecret, Secret};
 use async_trait::async_trait;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, SecretResolver};
-use baton_domain::release::ReleaseId;
 use baton_domain::signing::hmac_sha256_hex;
 use baton_domain::trace::deploy_traceparent;
 use baton_domain::waits::{WaitKey, WaitKind};
@@ -113,6 +112,10 @@ pub(crate) struct Status {
 struct RunState {
     status_url: String,
     target: String,
+    /// The release the run deploys, which its callback URL names (absent from the handles of an
+    /// older Baton: those runs are polled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    release: Option<String>,
 }
 
 impl WebhookDeployer {
@@ -291,7 +294,8 @@ impl Deployer for WebhookDeployer {
         }
         let status_url = self.status_url(&status_url, &context)?;
         tracing::info!(target: "baton::webhook", id = %id, target_name = %request.target, "the webhook started a {kind}");
-        let state = RunState { status_url: status_url.to_string(), target: request.target.clone() };
+        let state =
+            RunState { status_url: status_url.to_string(), target: request.target.clone(), release: Some(request.release_id.0.clone()) };
         Ok(RunHandle {
             provider: PROVIDER.into(),
             id,
@@ -300,8 +304,9 @@ impl Deployer for WebhookDeployer {
         })
     }
 
-    fn wait_key(&self, release: &ReleaseId, target: &str, run: &RunHandle) -> WaitKey {
-        callback_key(&segment(&release.0), &segment(target), &run.id)
+    fn wait_key(&self, run: &RunHandle) -> Option<WaitKey> {
+        let state = read_state(run).ok()?;
+        Some(callback_key(&segment(&state.release?), &segment(&state.target), &run.id))
     }
 
     async fn poll(&self, handle: &RunHandle) -> Result<DeployProgress, ProviderError> {

@@ -1,12 +1,12 @@
 //! check-health: takes one sample of every health gate of a wave, from the end of its deploy to
 //! the end of its bake, and judges the wave by [`baton_domain::rules::watch`]. It answers when to
 //! look again (the definition waits, then calls it again); an unhealthy wave fails the task with
-//! `Baton.HealthCheckFailed` at once, which rolls the release back. A wave whose gates are all
-//! named CloudWatch alarms, under the catalog's `events.wait`, parks instead of waiting
-//! (`park_seconds`): the definition's `ParkBake` calls this with `park`, which records the
-//! release as waiting on each alarm, then samples once (an alarm that fired before the park
-//! answers the task's own token); an alarm's event, or the park's timeout, brings the definition
-//! back to a sample here.
+//! `Baton.HealthCheckFailed` at once, which rolls the release back. A wave whose gates all
+//! declare event keys ([`HealthGate::bake_keys`]: named CloudWatch alarms, Datadog monitors named
+//! by id), under the catalog's `events.wait`, parks instead of waiting (`park_seconds`): the
+//! definition's `ParkBake` calls this with `park`, which records the release as waiting on each
+//! key, then samples once (an alarm that fired before the park answers the task's own token); an
+//! alarm's or monitor's event, or the park's timeout, brings the definition back to a sample here.
 
 use baton_domain::catalog::GateSpec;
 use baton_domain::error::{ErrorName, TaskError};
@@ -72,14 +72,16 @@ pub async fn park_bake(ports: &Ports, tokens: &dyn TaskTokens, request: CheckHea
     ports.renew_lock(context).await?;
     ports.stop_if_cancelled(context).await?;
     let entry = &ports.entry(context).await?;
-    let keys = waits::bake_keys(&entry.delivery.health.gates).ok_or_else(|| {
+    let (gates, sample) = gates_of(ports, entry, &request)?;
+    // A gate that cannot name its keys now fails the park: Retry takes it if passing, else the
+    // Catch sends the wave to its next sample.
+    let keys = waits::bake_keys(&gates).await.map_err(|e| provider_error(e, ErrorName::HealthCheckFailed))?.ok_or_else(|| {
         TaskError::new(ErrorName::Internal, format!("{NAME}: wave {} has gates that can only be sampled, not parked on", request.wave.name))
     })?;
     let until = ports.clock.now() + chrono::TimeDelta::seconds(i64::try_from(park.seconds).unwrap_or(i64::MAX / 1_000_000));
     for key in keys {
         ports.store.park(&Parked { key, release: context.id.clone(), token: park.token.clone(), until }).await?;
     }
-    let (gates, sample) = gates_of(ports, entry, &request)?;
     let readings = join_all(gates.iter().map(|gate| gate.sample(&sample))).await;
     let unhealthy = readings.iter().zip(&gates).find_map(|(reading, gate)| match reading {
         Ok(GateReading::Unhealthy { saw }) => Some(format!("{}: {saw}", gate.describe())),
@@ -148,12 +150,10 @@ pub async fn check_health(ports: &Ports, request: CheckHealthRequest) -> Result<
                 let ends = started + chrono::TimeDelta::seconds(i64::try_from(wave.bake_seconds).unwrap_or(i64::MAX / 1_000_000));
                 u64::try_from((ends - now).num_seconds()).unwrap_or(0)
             });
-            let park_seconds = entry
-                .delivery
-                .events
-                .park_seconds()
-                .filter(|_| waits::bake_keys(&health.gates).is_some())
-                .and_then(|safety_net| waits::bake_park_seconds(safety_net, rest));
+            let park_seconds = match entry.delivery.events.park_seconds() {
+                Some(safety_net) if parkable(&gates, &context.id).await => waits::bake_park_seconds(safety_net, rest),
+                _ => None,
+            };
             Ok(WatchReport { wave: wave.name.clone(), done: false, wait_seconds, park_seconds, detail })
         }
         Watch::Healthy => {
@@ -169,6 +169,17 @@ pub async fn check_health(ports: &Ports, request: CheckHealthRequest) -> Result<
                 ErrorName::HealthCheckFailed,
                 format!("wave {} ({}/{}) is unhealthy: {gate}: {saw}", wave.name, wave.index + 1, wave.total),
             ))
+        }
+    }
+}
+
+/// Whether every gate declares the keys of a park; a gate that cannot say now samples.
+async fn parkable(gates: &[Box<dyn HealthGate>], release: &baton_domain::release::ReleaseId) -> bool {
+    match waits::bake_keys(gates).await {
+        Ok(keys) => keys.is_some(),
+        Err(err) => {
+            tracing::warn!(%release, error = %baton_domain::error::chain_text(&err), "the gates' event keys are unknown for now: the bake samples");
+            false
         }
     }
 }

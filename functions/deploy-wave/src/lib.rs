@@ -112,7 +112,8 @@ fn no_record(context: &ReleaseContext, wave: &WavePlan) -> TaskError {
 /// `Baton.DeployPending` instead (the retry starts the rest). A forward deploy fails on a
 /// refused target; a rollback goes on past it. Answers the time the wave's deploys (or its
 /// rollback) must have finished by, which the definition holds its polls to: the wave's deploy
-/// timeout after `entered` (the execution's time of entering the state, the same for every retry).
+/// timeout after `entered` (the execution's time of entering the state, the same for every retry);
+/// under the catalog's `events.wait`, how long to park, when an event names each of its runs.
 pub async fn start(
     ports: &Ports,
     context: &ReleaseContext,
@@ -151,6 +152,9 @@ pub async fn start(
         .collect();
     let cutoff = invocation_deadline().map(|deadline| deadline.checked_sub(START_CUTOFF).unwrap_or(deadline));
     let deployer = deployer.as_ref();
+    // The wave parks only when an event names each of its runs: one that none names (a Lambda
+    // alias update, over when `start` answers) is polled, and the wave with it.
+    let mut evented = waves::running(record, rollback).iter().all(|(_, run)| deployer.wait_key(run).is_some());
     let mut starts = stream::iter(to_start)
         .map(|(target, undoes)| async move {
             // Checked as each start begins, not when the task does: a wide wave starts in turns.
@@ -186,6 +190,7 @@ pub async fn start(
         // when another was refused or the task was cut short.
         match run {
             Ok(run) => {
+                evented &= deployer.wait_key(&run).is_some();
                 let message = format!("{what} {target} ({} {})", run.provider, run.id);
                 ports.record_target_event(context, stage(rollback), &wave.name, &target, EventKind::Started, message).await?;
             }
@@ -230,7 +235,7 @@ pub async fn start(
     });
     match refused.or(unavailable).or(limited).or(deferred) {
         Some(error) => Err(error),
-        None => Ok(WaveStarted { deadline, park_seconds: entry.delivery.events.park_seconds() }),
+        None => Ok(WaveStarted { deadline, park_seconds: entry.delivery.events.park_seconds().filter(|_| evented) }),
     }
 }
 
@@ -287,12 +292,11 @@ pub async fn park_wave(
     let record = wave_record(&mut release, wave).ok_or_else(|| no_record(context, wave))?;
     let running = waves::running(record, false);
     let until = ports.clock.now() + chrono::TimeDelta::seconds(i64::try_from(park.seconds).unwrap_or(i64::MAX / 1_000_000));
-    for (target, run) in &running {
-        let wait =
-            Parked { key: deployer.wait_key(&context.id, target, run), release: context.id.clone(), token: park.token.clone(), until };
-        ports.store.park(&wait).await?;
-    }
     let deployer = deployer.as_ref();
+    // A run no event names (a handle an older Baton kept) is left to the safety net's poll.
+    for key in running.iter().filter_map(|(_, run)| deployer.wait_key(run)) {
+        ports.store.park(&Parked { key, release: context.id.clone(), token: park.token.clone(), until }).await?;
+    }
     let still: Vec<bool> = stream::iter(running.into_iter().map(|(_, run)| run))
         .map(|run| async move { !matches!(deployer.poll(&run).await, Ok(DeployProgress::Succeeded | DeployProgress::Failed { .. })) })
         .buffer_unordered(TARGETS_AT_ONCE)

@@ -13,7 +13,7 @@ use baton_domain::release::{Artifact, EventKind, Stage};
 use baton_domain::rules::{builds, revision, timeline};
 use baton_domain::support::{Ports, call_json, provider_error};
 use baton_domain::telemetry;
-use baton_domain::waits::{Parked, WaitKey, WaitKind};
+use baton_domain::waits::Parked;
 
 pub const NAME: &str = "poll-build";
 
@@ -71,14 +71,13 @@ pub async fn park_build(ports: &Ports, tokens: &dyn TaskTokens, request: PollBui
     let provider = ports.providers.build(&entry.delivery.build, entry).map_err(|e| provider_error(e, ErrorName::BuildFailed))?;
     let mut run = recorded_run(ports, context, request.build).await?;
     let until = ports.clock.now() + chrono::TimeDelta::seconds(i64::try_from(park.seconds).unwrap_or(i64::MAX / 1_000_000));
-    let parked = |run: &RunHandle| Parked {
-        key: WaitKey::of_run(WaitKind::Build, run),
-        release: context.id.clone(),
-        token: park.token.clone(),
-        until,
+    let park_on = async |run: &RunHandle| -> Result<(), TaskError> {
+        // A run no event names (trigger-build asks for no park then) is left to the safety net.
+        let Some(key) = provider.wait_key(run) else { return Ok(()) };
+        Ok(ports.store.park(&Parked { key, release: context.id.clone(), token: park.token.clone(), until }).await?)
     };
     if run.located() {
-        ports.store.park(&parked(&run)).await?;
+        park_on(&run).await?;
     }
     let poll = match provider.poll(&run).await {
         Ok(poll) => poll,
@@ -91,7 +90,7 @@ pub async fn park_build(ports: &Ports, tokens: &dyn TaskTokens, request: PollBui
     };
     if let Some(located) = poll.run.as_ref().filter(|located| located.id != run.id || !run.located()) {
         run = follow_located(ports, context, located).await?;
-        ports.store.park(&parked(&run)).await?;
+        park_on(&run).await?;
     }
     if matches!(poll.progress, BuildProgress::Running) {
         return Ok(());

@@ -1,10 +1,11 @@
 //! provider-events: delivers providers' events to the releases parked on them
 //! ([`baton_domain::waits::deliver`]). Two doors:
-//! - EventBridge, trusted (the account's own bus): "CodeBuild Build State Change" and
-//!   "CloudWatch Alarm State Change", read here into [`ProviderEvent`]s;
+//! - EventBridge, trusted (the account's own bus): "CodeBuild Build State Change", "ECS
+//!   Deployment State Change" and "CloudWatch Alarm State Change", read here into [`ProviderEvent`]s;
 //! - its function URL, `/{provider}`: the provider's signed callback, verified and read by the
 //!   [`EventReceiver`] registered for that provider; anything unsigned or forged is refused.
 
+use baton_aws::cloudwatch::alarm_key;
 use baton_domain::ports::{EventReceiver, InboundRefused, InboundRequest, TaskTokens, WaitRegistry};
 use baton_domain::waits::{self, DeliveryError, Happened, ProviderEvent, WaitKey, WaitKind};
 use baton_lambda_glue::function_url::{FunctionUrlRequest, FunctionUrlResponse};
@@ -137,6 +138,7 @@ pub fn from_eventbridge(event: &Value) -> Vec<ProviderEvent> {
     let at = text("/time").and_then(|t| DateTime::parse_from_rfc3339(t).ok()).map_or_else(Utc::now, |t| t.with_timezone(&Utc));
     let found = match text("/detail-type") {
         Some("CodeBuild Build State Change") => codebuild(event),
+        Some("ECS Deployment State Change") => ecs_deployment(event),
         Some("CloudWatch Alarm State Change") => alarm(event),
         other => {
             tracing::info!(detail_type = ?other, delivery, "an EventBridge event no release waits for");
@@ -160,9 +162,30 @@ fn codebuild(event: &Value) -> Option<(WaitKey, Happened)> {
     Some((WaitKey::new(WaitKind::Build, "codebuild", id), happened))
 }
 
+/// ECS names the service by its ARN (`resources[0]`) and the deployment by its id, as the ECS
+/// deployer keeps them ([`baton_aws::ecs::deployment_key`]). A deployment the circuit breaker
+/// stopped is FAILED; the rollback ECS then starts is another deployment, which no run waits for.
+fn ecs_deployment(event: &Value) -> Option<(WaitKey, Happened)> {
+    let service_arn = event.pointer("/resources/0")?.as_str()?;
+    let detail = event.get("detail")?;
+    let deployment = detail.get("deploymentId")?.as_str()?;
+    let happened = match detail.get("eventName")?.as_str()? {
+        "SERVICE_DEPLOYMENT_COMPLETED" => Happened::Succeeded,
+        "SERVICE_DEPLOYMENT_FAILED" => {
+            let service = service_arn.rsplit('/').next().unwrap_or(service_arn);
+            let reason = detail.get("reason").and_then(Value::as_str).unwrap_or("no reason given");
+            Happened::Failed(format!("ECS deployment {deployment} of service {service} failed: {reason}"))
+        }
+        _ => Happened::Progress,
+    };
+    Some((baton_aws::ecs::deployment_key(service_arn, deployment), happened))
+}
+
+/// Keyed by [`alarm_key`] from the envelope's account and region: the alarm's, wherever the bus is.
 fn alarm(event: &Value) -> Option<(WaitKey, Happened)> {
     let detail = event.get("detail")?;
     let name = detail.get("alarmName")?.as_str()?;
+    let (account, region) = (event.get("account")?.as_str()?, event.get("region")?.as_str()?);
     let happened = match detail.pointer("/state/value")?.as_str()? {
         "ALARM" => {
             let reason = detail.pointer("/state/reason").and_then(Value::as_str).unwrap_or_default();
@@ -170,7 +193,7 @@ fn alarm(event: &Value) -> Option<(WaitKey, Happened)> {
         }
         _ => Happened::Progress,
     };
-    Some((WaitKey::new(WaitKind::Bake, waits::CLOUDWATCH_GATE, name), happened))
+    Some((alarm_key(account, region, name), happened))
 }
 
 #[cfg(test)]
@@ -197,7 +220,7 @@ mod tests {
         assert_eq!(build[0].delivery, "4c8e1f0a-7d2b-4b6e-9a35-0f3c2d1e5b7a");
 
         let alarm = from_eventbridge(&sample("provider-events-cloudwatch-alarm"));
-        assert_eq!(alarm[0].key.to_string(), "bake:cloudwatch:hello-web-5xx");
+        assert_eq!(alarm[0].key.to_string(), "bake:cloudwatch:123456789012:us-east-1:hello-web-5xx");
         assert!(matches!(&alarm[0].happened, Happened::Failed(why) if why.starts_with("hello-web-5xx in ALARM: Threshold Crossed")));
 
         let mut ok = sample("provider-events-cloudwatch-alarm");
@@ -206,6 +229,37 @@ mod tests {
         let mut other = sample("provider-events-codebuild");
         other["detail-type"] = "CodeBuild Build Phase Change".into();
         assert!(from_eventbridge(&other).is_empty());
+    }
+
+    #[test]
+    fn ecs_deployment_events_name_the_deployment_the_run_keeps() {
+        let service = "arn:aws:ecs:us-east-1:123456789012:service/prod/hello-web";
+        let completed = from_eventbridge(&sample("provider-events-ecs-deployment"));
+        assert_eq!(completed.len(), 1);
+        assert_eq!(completed[0].key, baton_aws::ecs::deployment_key(service, "ecs-svc/6508373925391276325"));
+        assert_eq!(completed[0].key.to_string(), format!("rollout:ecs:{service}/ecs-svc/6508373925391276325"));
+        assert_eq!(completed[0].happened, Happened::Succeeded);
+        assert_eq!(completed[0].delivery, "6c1f3e9a-2b7d-4e58-9a0c-8d4f1b2e7a35");
+
+        let with = |name: &str, reason: &str| {
+            let mut event = sample("provider-events-ecs-deployment");
+            event["detail"]["eventName"] = name.into();
+            event["detail"]["reason"] = reason.into();
+            from_eventbridge(&event).remove(0)
+        };
+        let breaker = "ECS deployment circuit breaker: task failed to start.";
+        assert_eq!(
+            with("SERVICE_DEPLOYMENT_FAILED", breaker).happened,
+            Happened::Failed(format!("ECS deployment ecs-svc/6508373925391276325 of service hello-web failed: {breaker}"))
+        );
+        assert_eq!(with("SERVICE_DEPLOYMENT_IN_PROGRESS", "ECS deployment in progress.").happened, Happened::Progress);
+
+        let mut action = sample("provider-events-ecs-deployment");
+        action["detail-type"] = "ECS Service Action".into();
+        assert!(from_eventbridge(&action).is_empty(), "another ECS event");
+        let mut unnamed = sample("provider-events-ecs-deployment");
+        unnamed["resources"] = serde_json::json!([]);
+        assert!(from_eventbridge(&unnamed).is_empty(), "no service, no wait to find");
     }
 
     #[derive(Default)]
@@ -308,11 +362,18 @@ mod tests {
     #[tokio::test]
     async fn each_door_resumes_the_release_parked_on_the_event_s_key() {
         let store = Memory::default();
-        store.park(&parked(WaitKey::new(WaitKind::Bake, "cloudwatch", "hello-web-5xx"), "t-alarm")).await.unwrap();
+        store.park(&parked(alarm_key("123456789012", "us-east-1", "hello-web-5xx"), "t-alarm")).await.unwrap();
         store.park(&parked(WaitKey::new(WaitKind::Build, "buildkite", "42"), "t-build")).await.unwrap();
         let receivers = RefreshingReceivers::read(Catalog::naming(&[("buildkite", "good")]), Utc::now()).await;
         let delivery = Delivery { store, tokens: Told::default(), receivers };
 
+        // The same alarm name in another region, then in another account: another alarm.
+        for (field, other) in [("region", "eu-west-1"), ("account", "210987654321")] {
+            let mut elsewhere = sample("provider-events-cloudwatch-alarm");
+            elsewhere[field] = other.into();
+            let answer = delivery.handle(elsewhere, Utc::now()).await.unwrap();
+            assert_eq!(answer, serde_json::json!({"resumed": 0, "ignored": 1}), "{field} {other}");
+        }
         let answer = delivery.handle(sample("provider-events-cloudwatch-alarm"), Utc::now()).await.unwrap();
         assert_eq!(answer, serde_json::json!({"resumed": 1, "ignored": 0}));
 

@@ -21,10 +21,12 @@ pub async fn handle(ports: &Ports, payload: serde_json::Value) -> Result<serde_j
         let entry = ports.entry(&request.release).await?;
         let asked = request.now.unwrap_or_else(|| ports.clock.now());
         let run = trigger_build(ports, &entry, request).await?;
+        // A build no event names (a local command) is polled, whatever `events.wait` says.
+        let named_by_events = ports.providers.build(&entry.delivery.build, &entry).is_ok_and(|provider| provider.wait_key(&run).is_some());
         Ok(BuildStarted {
+            park_seconds: entry.delivery.events.park_seconds().filter(|_| named_by_events),
             run,
             deadline: deadline_after(asked, entry.delivery.build_timeout.0),
-            park_seconds: entry.delivery.events.park_seconds(),
         })
     })
     .await

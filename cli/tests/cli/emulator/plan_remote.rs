@@ -68,5 +68,5 @@ fn plan_remote_reads_the_stack_catalog_and_records() {
     assert_eq!(plan["waves"].as_array().unwrap().iter().map(|w| w["name"].as_str().unwrap()).collect::<Vec<_>>(), ["canary", "rest"]);
     assert_eq!(plan["expected"]["bakes_seconds"], 330);
     assert_eq!(plan["rollback_to"]["reference"], "ledger:4f2a9c1e");
-    assert!(json["cost"]["transitions"].as_u64().unwrap() > 0, "{json}");
+    assert!(json["cost"]["polling"]["transitions"].as_u64().unwrap() > 0, "{json}");
 }

@@ -11,6 +11,7 @@ mod emulator {
     mod codebuild;
     mod deliveries;
     mod ecs;
+    mod ecs_events;
     mod ecs_release;
     mod lambda;
     mod merge_events;

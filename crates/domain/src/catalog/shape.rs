@@ -97,6 +97,8 @@ pub enum Kind {
     Notifiers,
     /// A list of HTTP status codes (100-599).
     HttpStatuses,
+    /// A non-empty list of ids that are positive whole numbers (Datadog monitors).
+    Ids,
     /// `true` or `false`.
     Bool,
     /// A non-empty list of non-empty strings (approvers: Slack user or user group ids, IAM
@@ -605,6 +607,7 @@ impl Kind {
             Kind::Gates => "a non-empty list of gates, each with a `provider`".into(),
             Kind::Notifiers => "a list of notifiers, each with a `provider`, or a mapping from notifier names to their fields".into(),
             Kind::HttpStatuses => "a list of HTTP status codes (100-599)".into(),
+            Kind::Ids => "a non-empty list of ids (positive whole numbers)".into(),
             Kind::Bool => "`true` or `false`".into(),
             Kind::Approvers => "a non-empty list of approvers (Slack user or group ids, IAM principal ARNs, user names)".into(),
         }
@@ -799,6 +802,7 @@ fn kind_schema(kind: &Kind, registry: &Registry) -> Json {
             })
         }
         Kind::HttpStatuses => json!({ "type": "array", "items": { "type": "integer", "minimum": 100, "maximum": 599 } }),
+        Kind::Ids => json!({ "type": "array", "minItems": 1, "items": { "type": "integer", "minimum": 1 } }),
         Kind::Bool => json!({ "type": "boolean" }),
         Kind::Approvers => json!({ "type": "array", "minItems": 1, "items": { "type": "string", "minLength": 1 } }),
     }

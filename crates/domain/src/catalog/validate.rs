@@ -268,6 +268,14 @@ impl<'a> Checker<'a> {
             }
             (Kind::Bool, Value::Bool(_)) => {}
             (Kind::Approvers, Value::Seq(items)) if !items.is_empty() => self.each(items, path, &Kind::Text),
+            (Kind::Ids, Value::Seq(items)) if items.is_empty() => self.mismatch(node, path, &kind.expected()),
+            (Kind::Ids, Value::Seq(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    if !matches!(item.value, Value::Int(1..)) {
+                        self.mismatch(item, &index(path, i), "an id (a positive whole number)");
+                    }
+                }
+            }
             (Kind::HttpStatuses, Value::Seq(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     if !matches!(item.value, Value::Int(100..=599)) {

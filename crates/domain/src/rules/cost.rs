@@ -60,6 +60,23 @@ pub struct Cost {
     pub dollars: f64,
 }
 
+/// The calls a release makes against its providers' APIs (and their quotas): each build start
+/// and poll, each poll of a target's rollout, each sample of a gate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderCalls {
+    pub build: u64,
+    pub rollout_polls: u64,
+    pub gate_samples: u64,
+}
+
+/// What one way of running a release is expected to cost.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    #[serde(flatten)]
+    pub cost: Cost,
+    pub provider_calls: ProviderCalls,
+}
+
 /// The price of `usage` on functions of `size` at `prices`.
 pub fn estimate(usage: &Usage, size: FunctionSize, prices: &Prices) -> Cost {
     let gb_seconds = usage.task_milliseconds as f64 / 1000.0 * size.memory_mb as f64 / 1024.0;

@@ -393,3 +393,42 @@ fn a_grant_other_grants_cover_is_not_needed() {
     assert_eq!(needed.len(), 1, "{needed:?}");
     assert_eq!(needed[0].1, zip.into_iter().collect::<Vec<_>>());
 }
+
+/// EventBridge's matching for the kinds of pattern the template's rules use (lists of values,
+/// nested objects): every field the pattern names holds one of its values.
+fn matches_pattern(pattern: &Value, event: &Value) -> bool {
+    pattern.as_object().is_some_and(|fields| {
+        fields.iter().all(|(name, wanted)| match wanted {
+            Value::Array(values) => event.get(name).is_some_and(|found| values.contains(found)),
+            nested => event.get(name).is_some_and(|found| matches_pattern(nested, found)),
+        })
+    })
+}
+
+#[test]
+fn the_provider_events_rules_let_through_every_provider_event_sample_and_no_progress() {
+    let template = template();
+    let function = template.resource("ProviderEventsFunction").unwrap();
+    let rules = function.pointer("/Properties/Events").and_then(Value::as_object).expect("the function's events");
+    let patterns: Vec<&Value> =
+        rules.values().filter(|event| event["Type"] == "EventBridgeRule").map(|rule| &rule["Properties"]["Pattern"]).collect();
+    let read = |path: &Path| -> Value { serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap() };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events");
+    let mut samples = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.starts_with("provider-events-") {
+            assert!(
+                patterns.iter().any(|pattern| matches_pattern(pattern, &read(&path))),
+                "{name}: no rule of ProviderEventsFunction matches it"
+            );
+            samples.push(name);
+        }
+    }
+    assert!(samples.iter().any(|name| name.contains("ecs")), "{samples:?}");
+    // A deployment under way is nothing to deliver: the rule leaves it on the bus.
+    let mut in_progress = read(&dir.join("provider-events-ecs-deployment.json"));
+    in_progress["detail"]["eventName"] = "SERVICE_DEPLOYMENT_IN_PROGRESS".into();
+    assert!(!patterns.iter().any(|pattern| matches_pattern(pattern, &in_progress)));
+}

@@ -106,6 +106,11 @@ impl BuildProvider for CommandBuildProvider {
         handle_state::<BuildRun>(run, "build")?.run.cancel();
         Ok(())
     }
+
+    /// A local command reports to no one: its build is polled, never parked on.
+    fn wait_key(&self, _: &RunHandle) -> Option<baton_domain::waits::WaitKey> {
+        None
+    }
 }
 
 /// The commit checked out where the build ran, if that is a git work tree.

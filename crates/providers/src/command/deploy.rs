@@ -58,6 +58,11 @@ impl Deployer for CommandDeployer {
             Some(outcome) => DeployProgress::Failed { reason: outcome.failure() },
         })
     }
+
+    /// A local command reports to no one: its rollouts are polled, never parked on.
+    fn wait_key(&self, _: &RunHandle) -> Option<baton_domain::waits::WaitKey> {
+        None
+    }
 }
 
 #[cfg(test)]

@@ -138,6 +138,7 @@ fn sample(kind: &Kind) -> Value {
         Kind::Mapping => json!({}),
         Kind::Waves | Kind::Gates | Kind::LabeledTargets | Kind::WaveOrder | Kind::Shares => unreachable!("not a provider field"),
         Kind::HttpStatuses => json!([200]),
+        Kind::Ids => json!([1234]),
         Kind::Bool => json!(true),
         Kind::Approvers => json!(["U0ANN"]),
         Kind::Timestamp => json!("2026-12-24T18:00:00+01:00"),

@@ -8,8 +8,8 @@ use baton_aws::lambda::{LambdaCanary, LambdaDeploy};
 use baton_domain::catalog::*;
 use baton_domain::ports::{CatalogError, CatalogSource};
 use baton_providers::{
-    BuildkiteBuild, CircleCiBuild, CommandBuild, CommandDeploy, CommandRun, GitLabCiBuild, GitLabProject, HttpGate, OpsgenieRegion,
-    OpsgenieSpec, PagerDutySpec, PipelineParameter, SlackSpec, registry,
+    BuildkiteBuild, CircleCiBuild, CommandBuild, CommandDeploy, CommandRun, DatadogGate, GitLabCiBuild, GitLabProject, HttpGate,
+    OpsgenieRegion, OpsgenieSpec, PagerDutySpec, PipelineParameter, SlackSpec, registry,
 };
 use std::collections::BTreeMap;
 
@@ -469,6 +469,24 @@ fn a_cloudwatch_gate_names_its_alarms() {
     for names in ["          alarms: [web-5xx]\n", "          alarm-prefix: web-\n"] {
         let text = with("      gates:\n", &format!("      gates:\n{gate}{names}"));
         assert_eq!(parse_catalog_documents(FILE, &text).1, vec![], "{names}");
+    }
+}
+
+#[test]
+fn a_datadog_gate_names_its_monitors_by_positive_whole_ids() {
+    let gate = "        - provider: datadog\n          api-key: env:DD_API_KEY\n          app-key: env:DD_APP_KEY\n";
+    let text = with("      gates:\n", &format!("      gates:\n{gate}          monitors: [1234, 5678]\n"));
+    let (services, diagnostics) = parse_catalog_documents(FILE, &text);
+    assert_eq!(diagnostics, vec![]);
+    let spec: DatadogGate = services[0].delivery.health.gates[0].gate.decode().unwrap();
+    assert_eq!(spec.monitors, [1234, 5678]);
+    for (monitors, path, expected) in [
+        ("[1234, web-5xx]", "monitors[1]", "expected an id (a positive whole number), found a string"),
+        ("[0]", "monitors[0]", "expected an id (a positive whole number), found"),
+        ("[]", "monitors", "expected a non-empty list of ids (positive whole numbers)"),
+    ] {
+        let text = with("      gates:\n", &format!("      gates:\n{gate}          monitors: {monitors}\n"));
+        assert_diag(&only_error(&text), line_of(&text, "monitors:"), &format!("extensions.baton.health.gates[0].{path}"), expected);
     }
 }
 

@@ -8,6 +8,7 @@ use baton_domain::error::chain_text;
 use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError};
 use baton_providers::DatadogGate;
 use baton_providers::DatadogMonitorsGate;
+use baton_providers::monitor_key;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use support::{Secrets, artifact, assert_secret_free, client, release_id};
@@ -21,6 +22,7 @@ const SERVICE_TAGS: [&str; 3] = ["service:web", "env:production", "team:payments
 
 fn spec(server: &MockServer, unhealthy: &[&str]) -> DatadogGate {
     DatadogGate {
+        monitors: vec![],
         tags: vec!["team:payments".into()],
         site: "datadoghq.eu".into(),
         api_url: Some(server.uri()),
@@ -329,6 +331,7 @@ async fn unresolvable_keys_are_refused_by_reference() {
 fn bad_gates_are_rejected_when_built() {
     let server_uri = "http://127.0.0.1:9";
     let base = DatadogGate {
+        monitors: vec![],
         tags: vec![],
         site: "datadoghq.com".into(),
         api_url: Some(server_uri.into()),
@@ -343,10 +346,77 @@ fn bad_gates_are_rejected_when_built() {
             "API URL 'api.datadoghq.com' is not a URL: relative URL without a base (from site or api-url)",
         ),
         (DatadogGate { unhealthy: vec![], ..base.clone() }, "unhealthy lists no state"),
+        (
+            DatadogGate { monitors: vec![1234], tags: vec!["team:payments".into()], ..base.clone() },
+            "names monitors by id and selects them by tags: expected one of monitors or tags",
+        ),
     ];
     for (spec, expected) in cases {
         let built = DatadogMonitorsGate::new(&spec, "web", "production", "catalog/web.yaml", Secrets::of(&[]), client());
         let Err(ProviderError::Rejected { message: text, .. }) = built else { panic!("{spec:?} was accepted") };
         assert!(text.starts_with("catalog/web.yaml: extensions.baton.health.gates: datadog ") && text.contains(expected), "{text}");
     }
+}
+
+// ------------------------------------------------------------------ monitors named by id
+
+fn named(server: &MockServer, ids: &[i64], events_secret: Option<&str>) -> DatadogMonitorsGate {
+    let spec = DatadogGate {
+        monitors: ids.to_vec(),
+        tags: vec![],
+        events_secret: events_secret.map(|name| SecretRef::Env(name.into())),
+        ..spec(server, &["Alert"])
+    };
+    let secrets = Secrets::of(&[("DD_API_KEY", API_KEY), ("DD_APP_KEY", APP_KEY)]);
+    DatadogMonitorsGate::new(&spec, "web", "production", "catalog/web.yaml", secrets, client())
+        .unwrap()
+        .with_rate_limits(support::fresh_limits())
+}
+
+async fn answer_monitor(server: &MockServer, id: i64, response: ResponseTemplate) {
+    Mock::given(method("GET")).and(path(format!("{MONITORS}/{id}"))).respond_with(response).mount(server).await;
+}
+
+#[tokio::test]
+async fn monitors_named_by_id_are_read_one_by_one_whatever_their_tags() {
+    let server = MockServer::start().await;
+    let mut untagged = monitor(102, "checkout p99", "Alert");
+    untagged["tags"] = json!([]);
+    answer_monitor(&server, 101, ResponseTemplate::new(200).set_body_json(monitor(101, "web 5xx rate", "OK"))).await;
+    answer_monitor(&server, 102, ResponseTemplate::new(200).set_body_json(untagged)).await;
+    let gate = named(&server, &[101, 102], None);
+
+    assert_eq!(gate.describe(), "Datadog monitors #101, #102");
+    assert_eq!(
+        sample(&gate).await.unwrap(),
+        GateReading::Unhealthy { saw: "1 of 2 monitors Alert: #102 checkout p99 (Alert); #101 web 5xx rate (OK)".into() }
+    );
+    let requests = server.received_requests().await.unwrap();
+    let paths: Vec<&str> = requests.iter().map(|r| r.url.path()).collect();
+    assert_eq!(paths, ["/api/v1/monitor/101", "/api/v1/monitor/102"]);
+    assert_eq!(requests[0].headers.get("dd-application-key").unwrap(), APP_KEY);
+}
+
+#[tokio::test]
+async fn a_named_monitor_that_does_not_exist_is_rejected_by_its_id() {
+    let server = MockServer::start().await;
+    answer_monitor(&server, 7, datadog_error(404, &["Monitor not found"])).await;
+    let error = sample(&named(&server, &[7], None)).await.unwrap_err();
+    assert!(
+        matches!(&error, ProviderError::Rejected { message: m, .. }
+            if m.starts_with("reading the Datadog monitor #7: http://127.0.0.1") && m.ends_with("has no such monitor (HTTP 404): check the gate's monitors and site")),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_bake_parks_on_named_monitors_whose_webhook_baton_receives_only() {
+    let server = MockServer::start().await;
+    let keys = |gate: DatadogMonitorsGate| async move { gate.bake_keys().await.unwrap() };
+    assert_eq!(keys(named(&server, &[101, 102], Some("DD_HOOK"))).await, Some(vec![monitor_key(101), monitor_key(102)]));
+    assert_eq!(keys(named(&server, &[101], None)).await, None, "no events-secret: no webhook reaches Baton");
+    let tagged = DatadogGate { events_secret: Some(SecretRef::Env("DD_HOOK".into())), ..spec(&server, &["Alert"]) };
+    let tagged = DatadogMonitorsGate::new(&tagged, "web", "production", "catalog/web.yaml", Secrets::of(&[]), client()).unwrap();
+    assert_eq!(keys(tagged).await, None, "a tag selection samples");
+    assert!(server.received_requests().await.unwrap().is_empty(), "keys cost no call");
 }

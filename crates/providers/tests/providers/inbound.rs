@@ -5,7 +5,7 @@
 
 use crate::support::{self, Secrets, answer, client, deploy_request};
 use baton_domain::catalog::SecretRef;
-use baton_domain::ports::{BuildProvider, Deployer, EventReceiver, InboundRefused, InboundRequest, ProviderError};
+use baton_domain::ports::{BuildProvider, Deployer, EventReceiver, HealthGate, InboundRefused, InboundRequest, ProviderError};
 use baton_domain::signing::hmac_sha256_hex;
 use baton_domain::waits::{Happened, ProviderEvent, WaitKey, WaitKind};
 use baton_providers::*;
@@ -542,12 +542,10 @@ fn datadog_monitor_notifications_fail_bakes_on_alert_only() {
 }
 
 #[tokio::test]
-async fn a_datadog_notification_names_a_monitor_the_gate_samples() {
+async fn a_datadog_notification_names_a_monitor_the_gate_parks_on() {
     let server = MockServer::start().await;
-    let monitors = json!([{"id": 1234, "name": "web p99 latency", "overall_state": "OK", "tags": ["service:web", "env:production"],
-                           "type": "metric alert"}]);
-    answer(&server, "GET", "/api/v1/monitor", ResponseTemplate::new(200).set_body_json(monitors)).await;
     let spec = DatadogGate {
+        monitors: vec![1234],
         tags: vec![],
         site: "datadoghq.com".into(),
         api_url: Some(server.uri()),
@@ -558,10 +556,12 @@ async fn a_datadog_notification_names_a_monitor_the_gate_samples() {
     };
     let secrets_of_gate = Secrets::of(&[("DD_API_KEY", "api"), ("DD_APP_KEY", "app")]);
     let gate = DatadogMonitorsGate::new(&spec, "web", "production", "catalog/web.yaml", secrets_of_gate, client()).unwrap();
-    let keys = gate.monitor_keys().await.unwrap();
+    let keys = gate.bake_keys().await.unwrap().expect("a named monitor with a webhook parks");
     let datadog = DatadogMonitorEvents::new(secrets(&[SECRET])).unwrap();
     let event = one(&datadog, &with_token(&datadog_note("1234", "Triggered"), SECRET), at("2026-01-01T12:20:02Z"));
     assert_eq!(keys, vec![event.key]);
+    let other = one(&datadog, &with_token(&datadog_note("1235", "Triggered"), SECRET), at("2026-01-01T12:20:02Z"));
+    assert!(!keys.contains(&other.key), "another monitor's alert is not this bake's");
 }
 
 // ------------------------------------------------------------------ the webhook deployer's callback
@@ -655,7 +655,7 @@ async fn a_webhook_callback_finds_the_run_the_endpoint_started_and_the_request_s
         assert!(path.starts_with(&format!("/webhook/{}/", request.release_id)) && path.matches('/').count() == 3, "{path}");
 
         let event = one(&callbacks, &callback_to(path, &json!({"id": run.id, "state": "succeeded"}), CALLBACK_NOW, SECRET), now);
-        assert_eq!(event.key, deployer.wait_key(&request.release_id, target, &run), "{target}: the key the release parks on");
+        assert_eq!(Some(event.key.clone()), deployer.wait_key(&run), "{target}: the key the release parks on");
         keys.push(event.key);
     }
     assert_ne!(keys[0], keys[1]);

@@ -7,7 +7,7 @@ use crate::common;
 use aws_config::SdkConfig;
 use aws_sdk_cloudwatch::types::StateValue;
 use baton_aws::clients::AwsAccess;
-use baton_aws::cloudwatch::{CloudWatchGate, InsufficientData};
+use baton_aws::cloudwatch::{CloudWatchGate, InsufficientData, alarm_key};
 use baton_aws::{AwsClients, CloudWatchGateSampler};
 use baton_domain::ports::{GateReading, HealthGate, HealthRequest, ProviderError};
 use baton_domain::release::{Artifact, ReleaseId};
@@ -154,4 +154,17 @@ async fn a_missing_named_alarm_is_rejected_with_its_name_and_region() {
         }
         other => panic!("expected Rejected, got {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_gate_naming_its_alarms_parks_on_keys_of_the_process_s_own_account_and_region() {
+    let config = common::sdk_config_for(&["CLOUDWATCH", "STS"]).await;
+    let identity = aws_sdk_sts::Client::new(&config).get_caller_identity().send().await.unwrap();
+    let (account, region) = (identity.account.unwrap(), config.region().unwrap().to_string());
+    let gate = gate(&["web-5xx", "web-p99"], None, InsufficientData::Healthy, &config);
+
+    let keys = gate.bake_keys().await.unwrap().expect("named alarms park");
+
+    assert_eq!(keys, [alarm_key(&account, &region, "web-5xx"), alarm_key(&account, &region, "web-p99")]);
+    assert_eq!(gate.bake_keys().await.unwrap().unwrap(), keys, "asked again: the same keys");
 }

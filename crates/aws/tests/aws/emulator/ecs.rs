@@ -15,7 +15,7 @@ fn spec(cluster: &str) -> EcsDeploy {
     EcsDeploy { cluster: cluster.into(), container: "app".into(), access: AwsAccess::default(), placements: vec![] }
 }
 
-fn request(service: &str, image: &str, rollback: bool, undoes: Option<RunHandle>) -> DeployRequest {
+pub(super) fn request(service: &str, image: &str, rollback: bool, undoes: Option<RunHandle>) -> DeployRequest {
     DeployRequest {
         service: service.into(),
         environment: "prod".into(),

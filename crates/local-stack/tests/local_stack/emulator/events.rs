@@ -1,13 +1,14 @@
 //! Provider events on the stack: a release whose waves deploy through the `webhook` deployer
 //! parks on its rollouts' events (`events.wait`), and the provider-events function binary,
 //! whose receivers it built from the catalog table at its cold start (the `webhook` block's
-//! `env:` secret), resumes it: the first wave by the endpoint's signed callback to the callback
-//! URL it was given (`/webhook/<release>/<target>` under the function URL; after an unsigned and a forged one are refused and resume nothing), the second
-//! by an EventBridge event. A wave's own EventBridge source (ECS) is not this test's: the test
-//! parks the second wave's task token under a CodeBuild build's key, as poll-build parks a
-//! build's, and the function answers it on that build's "Build State Change". Every call the
-//! function made is within its IAM policy, and its policy grants nothing the run did not use
-//! or the template does not explain.
+//! `env:` secret), resumes it: the first wave by the endpoint's signed callback to the callback URL it was
+//! given (`/webhook/<release>/<target>` under the function URL; after an unsigned and a forged one are refused and resume nothing), the second
+//! by an EventBridge event, the third by GitHub's `workflow_run` through the github-webhook
+//! function's URL. A wave's own EventBridge source (ECS) and a GitHub-built wave are not this
+//! test's: the test parks the second wave's task token under a CodeBuild build's key and the
+//! third's under a GitHub Actions run's, as poll-build parks a build's, and each function answers
+//! it on that build's event. Every call the two functions made is within their IAM policies, and
+//! their policies grant nothing the run did not use or the template does not explain.
 
 use super::stack::{every_used_grant_is_needed, repo, signal, stack_with};
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -29,6 +30,8 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 const SERVICE: &str = "evented-web";
 const SECRET: &str = "local-stack-webhook-secret";
 const FUNCTION: &str = "ProviderEventsFunction";
+const GITHUB_FUNCTION: &str = "GitHubWebhookFunction";
+const GITHUB_SECRET: &str = "local-stack-github-secret";
 
 /// The deploy endpoint: each target's run is `<wave>-<target>`, running until the test finishes it.
 #[derive(Clone, Default)]
@@ -79,6 +82,9 @@ extensions:
           bake: 5s
         - name: second
           targets: [b]
+          bake: 5s
+        - name: third
+          targets: [c]
           bake: 5s
     health:
       interval: 2s
@@ -161,14 +167,48 @@ fn build_succeeded(build: &str) -> Value {
     event
 }
 
+/// GitHub's signed `workflow_run` delivery: run `run` completed with `success`.
+fn workflow_run_succeeded(run: u64) -> UrlRequest {
+    let body = json!({
+        "action": "completed",
+        "workflow_run": {
+            "id": run, "status": "completed", "conclusion": "success",
+            "html_url": format!("https://github.com/acme/evented-web/actions/runs/{run}"),
+            "updated_at": chrono::Utc::now().to_rfc3339(),
+        },
+        "repository": {"full_name": "acme/evented-web"}
+    })
+    .to_string();
+    let signature = baton_domain::signing::hmac_sha256_hex(GITHUB_SECRET.as_bytes(), &[body.as_bytes()]);
+    let headers = vec![
+        ("Content-Type".to_owned(), "application/json".to_owned()),
+        ("X-GitHub-Event".to_owned(), "workflow_run".to_owned()),
+        ("X-GitHub-Delivery".to_owned(), uuid::Uuid::new_v4().to_string()),
+        ("X-Hub-Signature-256".to_owned(), format!("sha256={signature}")),
+    ];
+    UrlRequest { method: "POST".into(), path: "/".into(), headers, body: body.into_bytes() }
+}
+
+/// Takes the waits parked on `from` and parks them again on `to`: the release's token, waiting
+/// for a build's event instead of its rollout's.
+async fn repark(stack: &LocalStack, store: &DynamoStore, from: &WaitKey, to: WaitKey) {
+    until_parked(stack, from).await;
+    let taken: Vec<Parked> = store.take(from, chrono::Utc::now()).await.unwrap();
+    assert_eq!(taken.len(), 1, "one release parked on {from}");
+    for wait in &taken {
+        store.park(&Parked { key: to.clone(), ..wait.clone() }).await.unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn provider_events_resume_the_parked_release_through_the_function_url_and_eventbridge_within_the_iam_policy() {
+async fn each_event_door_resumes_the_parked_release_within_its_function_s_iam_policy() {
     let deployer = MockServer::start().await;
     let runs = Runs::default();
     Mock::given(wiremock::matchers::any()).respond_with(runs.clone()).mount(&deployer).await;
     let state = tempfile::tempdir().unwrap();
     let catalog = catalog(state.path(), &deployer.uri());
-    let env = vec![("BATON_TEST_WEBHOOK_SECRET".to_owned(), SECRET.to_owned())];
+    let env =
+        vec![("BATON_TEST_WEBHOOK_SECRET".to_owned(), SECRET.to_owned()), ("BATON_WEBHOOK_SECRET".to_owned(), GITHUB_SECRET.to_owned())];
     let stack = stack_with(state.path(), catalog, BTreeMap::new(), env).await;
     let store: DynamoStore = stack.release_store().unwrap();
     let execution = stack.start(SERVICE, signal(SERVICE));
@@ -189,16 +229,19 @@ async fn provider_events_resume_the_parked_release_through_the_function_url_and_
     assert_eq!((answer.status, serde_json::from_str::<Value>(&answer.body).unwrap()), (202, json!({"resumed": 1, "ignored": 0})));
 
     let second = key_at(&callback_path(&deployer, "b").await, "second-b");
-    until_parked(&stack, &second).await;
-    let taken: Vec<Parked> = store.take(&second, chrono::Utc::now()).await.unwrap();
     let build = format!("{SERVICE}:{}", uuid::Uuid::new_v4());
-    for wait in &taken {
-        store.park(&Parked { key: WaitKey::new(WaitKind::Build, "codebuild", build.as_str()), ..wait.clone() }).await.unwrap();
-    }
+    repark(&stack, &store, &second, WaitKey::new(WaitKind::Build, "codebuild", build.as_str())).await;
     runs.finish("second-b");
     let function = stack.functions().find(|f| f.spec().logical_id == FUNCTION).unwrap();
     let answer = function.invoke(&function.spec().arn, &build_succeeded(&build)).await.unwrap();
     assert_eq!(answer, json!({"resumed": 1, "ignored": 0}));
+
+    let third = key_at(&callback_path(&deployer, "c").await, "third-c");
+    let run = 7_700_000_000 + u64::from(std::process::id());
+    repark(&stack, &store, &third, WaitKey::new(WaitKind::Build, "github-actions", run.to_string())).await;
+    runs.finish("third-c");
+    let answer = stack.call_function_url(GITHUB_FUNCTION, &workflow_run_succeeded(run)).await.unwrap();
+    assert_eq!((answer.status, serde_json::from_str::<Value>(&answer.body).unwrap()), (202, json!({"resumed": 1, "ignored": 0})));
 
     let outcome = execution.outcome().await;
     assert_eq!(outcome.status, ExecutionStatus::Succeeded, "{:?}: {:?}", outcome.error, outcome.cause);
@@ -210,7 +253,7 @@ async fn provider_events_resume_the_parked_release_through_the_function_url_and_
     let requests = deployer.received_requests().await.unwrap();
     let deploys: Vec<Value> =
         requests.iter().filter(|r| r.method.as_str() == "POST").map(|r| serde_json::from_slice(&r.body).unwrap()).collect();
-    assert_eq!(deploys.len(), 2, "{deploys:#?}");
+    assert_eq!(deploys.len(), 3, "{deploys:#?}");
     let url = stack.template().attribute("ProviderEventsFunctionUrl", "FunctionUrl").unwrap();
     let told = |target: &str| format!("{}/webhook/{}/{target}", url.trim_end_matches('/'), release.id);
     assert!(deploys.iter().all(|d| d["callback_url"] == told(d["target"].as_str().unwrap()).as_str()), "{deploys:#?}");
@@ -227,6 +270,12 @@ async fn provider_events_resume_the_parked_release_through_the_function_url_and_
         "the catalog read, the waits taken, the tokens answered:\n{text}"
     );
     assert!(events.unused.is_empty(), "grants no run used and no comment explains:\n{text}");
+    let github: BTreeSet<&str> = operations[GITHUB_FUNCTION].iter().map(|op| op.action.as_str()).collect();
+    assert_eq!(
+        github,
+        BTreeSet::from(["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:Query", "states:SendTaskSuccess"]),
+        "the delivery claimed, the wait taken, the token answered:\n{text}"
+    );
     assert!(reports.values().all(|r| r.denied.is_empty()), "operations the template's policies do not allow:\n{text}");
     every_used_grant_is_needed(&stack);
     stack.shutdown();
