@@ -157,7 +157,16 @@ impl Fixture {
     }
 
     pub fn config(&self, clock: Clock) -> LocalConfig {
-        LocalConfig { catalog: self.catalog(), state_dir: self.state_dir(), console: None, clock, slack_api_base: None, skip_bakes: false }
+        LocalConfig {
+            catalog: self.catalog(),
+            state_dir: self.state_dir(),
+            console: None,
+            clock,
+            slack_api_base: None,
+            skip_bakes: false,
+            events_url: None,
+            poll_only: false,
+        }
     }
 
     /// What a target runs now, if anything.

@@ -53,7 +53,7 @@ pub async fn run(args: CancelArgs) -> Outcome {
     // No bakes lie ahead of a rollback: the catalog's are skipped.
     let id = ReleaseId(args.release_id.clone());
     let catalog = args.catalog.resolve(&args.state, &id).await;
-    let (baton, live) = open_local(&catalog, &args.state, true, args.json, "baton cancel")?;
+    let (baton, live) = open_local(&catalog, &args.state, true, args.json, "baton cancel", None)?;
     let store = baton.ports().store.clone();
     let release = recorded_release(store.as_ref(), &id).await?;
     if release.status.is_terminal() {

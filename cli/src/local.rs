@@ -59,13 +59,15 @@ impl StateDirArg {
 }
 
 /// The local Baton over `catalog` and the state directory, with the live view unless `json`.
-/// `command` names this process in its claims on release runs ("baton resume").
+/// `command` names this process in its claims on release runs ("baton resume"); `events_url`
+/// is where its callback listener is reached, when it listens (`--events-listen`).
 pub fn open_local(
     catalog: &Path,
     state: &StateDirArg,
     no_wait: bool,
     json: bool,
     command: &str,
+    events_url: Option<String>,
 ) -> Result<(LocalBaton, Option<LiveView>), Failure> {
     if !catalog.exists() {
         return Err(Failure::usage(format!("no catalog at {}", catalog.display()))
@@ -79,6 +81,8 @@ pub fn open_local(
         clock: baton_asl::Clock::Real,
         slack_api_base: None,
         skip_bakes: no_wait,
+        poll_only: events_url.is_none(),
+        events_url,
     };
     match LocalBaton::open(config) {
         Ok(baton) => Ok((baton.with_owner(&format!("{command} by {}", crate::person())), live)),

@@ -24,6 +24,7 @@ macro_rules! errln {
 mod approve_cmd;
 mod asl_cmd;
 mod builds_cmd;
+mod callbacks;
 mod cancel_cmd;
 mod catalog_cmd;
 mod dashboard_cmd;

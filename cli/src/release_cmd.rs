@@ -1,5 +1,6 @@
 //! `baton release`: one release of one service, on this machine by default.
 
+use crate::callbacks::{EventsArgs, serve};
 use crate::exit;
 use crate::failure::{Failure, Outcome};
 use crate::follow::{Report, follow};
@@ -61,6 +62,8 @@ pub struct ReleaseArgs {
     /// The release state machine (with --remote) [default: $BATON_STATE_MACHINE_ARN].
     #[arg(long, requires = "remote")]
     pub state_machine_arn: Option<String>,
+    #[command(flatten)]
+    pub events: EventsArgs,
 }
 
 pub async fn run(args: ReleaseArgs) -> Outcome {
@@ -72,9 +75,18 @@ pub async fn run(args: ReleaseArgs) -> Outcome {
         return Err(Failure::usage(format!("--branch '{}' is not a git branch name: it {why}", branch.escape_debug())).hint(hint));
     }
     if args.remote {
+        if args.events.events_listen.is_some() {
+            return Err(Failure::usage(
+                "--events-listen is for a release on this machine: on AWS the provider-events function receives the callbacks",
+            ));
+        }
         return run_remote(args).await;
     }
-    let (baton, live) = open_local(&args.catalog.path, &args.state, args.no_wait, args.json, "baton release")?;
+    let bound = args.events.bind().await?;
+    let events_url = bound.as_ref().map(|bound| bound.url.clone());
+    let (baton, live) = open_local(&args.catalog.path, &args.state, args.no_wait, args.json, "baton release", events_url)?;
+    // Listening before a left-behind release is picked up: it may wait for callbacks too.
+    let _listening = serve(&baton, bound).await?;
 
     if let Some(code) = pick_up_left_behind(&baton, &args, live.as_ref()).await {
         return code;

@@ -43,6 +43,8 @@ async fn the_planned_transitions_and_invocations_of_hello_web_are_those_of_its_r
         clock: Clock::Virtual,
         slack_api_base: None,
         skip_bakes: false,
+        events_url: None,
+        poll_only: false,
     };
     let baton = LocalBaton::open(config).unwrap();
     // First without history, then planned from the first release's records.

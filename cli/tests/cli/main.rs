@@ -2,6 +2,7 @@
 
 mod approve;
 mod asl;
+mod callbacks;
 mod crash;
 mod dora_scale;
 mod durable;

@@ -658,10 +658,13 @@ pub trait TaskTokens: Send + Sync {
     async fn fail(&self, token: &crate::release::TaskToken, error: crate::error::ErrorName, cause: &str) -> Result<(), ProviderError>;
 }
 
-/// A request from outside (Slack's interactivity request today) as it arrived: its headers
-/// (names lower-case) and its raw body, which signatures cover byte for byte.
+/// A request from outside (a provider's callback, Slack's interactivity request) as it arrived:
+/// its path (as sent, percent-encoding kept; empty where the door does not pass it on: Slack's
+/// requests are read by their signed body alone), its headers (names lower-case) and its raw body,
+/// which signatures cover byte for byte.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InboundRequest {
+    pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }

@@ -177,6 +177,81 @@ pub async fn deliver(
     Err(DeliveryError::NotTold(untold.len(), first))
 }
 
+/// A callback's body is refused past this size before its signature is checked.
+pub const MAX_CALLBACK_BYTES: usize = 256 * 1024;
+
+/// The signed receivers of one door (the provider-events function's URL, `baton`'s loopback
+/// listener), by the provider name that starts their path: `/<provider>[/...]`.
+#[derive(Default)]
+pub struct Receivers(pub Vec<Box<dyn crate::ports::EventReceiver>>);
+
+impl Receivers {
+    fn for_path(&self, path: &str) -> Option<&dyn crate::ports::EventReceiver> {
+        let provider = path.trim_start_matches('/').split('/').next().unwrap_or_default();
+        self.0.iter().find(|receiver| receiver.provider() == provider).map(Box::as_ref)
+    }
+
+    /// The paths served, `/<provider>` each, for messages.
+    pub fn paths(&self) -> Vec<String> {
+        self.0.iter().map(|receiver| format!("/{}", receiver.provider())).collect()
+    }
+}
+
+/// How a door answers a callback: an HTTP status and its JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackAnswer {
+    pub status: u16,
+    pub body: serde_json::Value,
+}
+
+impl CallbackAnswer {
+    /// `{"message": ...}`.
+    pub fn message(status: u16, message: impl Into<String>) -> CallbackAnswer {
+        CallbackAnswer { status, body: serde_json::json!({ "message": message.into() }) }
+    }
+}
+
+/// Answers one provider callback (its body already bounded by [`MAX_CALLBACK_BYTES`]): the
+/// receiver its path names checks and reads it, and its events are [`deliver`]ed. 404 for a path
+/// no receiver serves, 401 for an unsigned, forged or stale request (logged), 400 for a signed
+/// one that does not read, 503 when a parked task could not be told (the provider sends it
+/// again), else 202 with how many releases it resumed.
+pub async fn answer_callback(
+    receivers: &Receivers,
+    request: &crate::ports::InboundRequest,
+    registry: &dyn crate::ports::WaitRegistry,
+    tokens: &dyn crate::ports::TaskTokens,
+    now: DateTime<Utc>,
+) -> CallbackAnswer {
+    use crate::ports::InboundRefused;
+    let path = &request.path;
+    let Some(receiver) = receivers.for_path(path) else {
+        let known = receivers.paths();
+        let known = if known.is_empty() { "none is registered here".to_owned() } else { known.join(", ") };
+        return CallbackAnswer::message(
+            404,
+            format!(
+                "no provider receives callbacks at {path}: receivers here: {known} (docs/events.md says how to point a provider at Baton)"
+            ),
+        );
+    };
+    let events = match receiver.receive(request, now) {
+        Ok(events) => events,
+        Err(refused @ InboundRefused::Unauthenticated(_)) => {
+            tracing::warn!(provider = receiver.provider(), %path, %refused, "callback refused");
+            return CallbackAnswer::message(401, refused.to_string());
+        }
+        Err(refused) => return CallbackAnswer::message(400, refused.to_string()),
+    };
+    match deliver(&events, registry, tokens, now).await {
+        Ok(delivered) => {
+            CallbackAnswer { status: 202, body: serde_json::json!({ "resumed": delivered.resumed.len(), "ignored": delivered.ignored }) }
+        }
+        // The provider sends it again: the waits it could not tell are parked again.
+        Err(err) => CallbackAnswer::message(503, err.to_string()),
+    }
+}
+
 /// The keys a bake parks on: every key of every gate, when each gate declares keys
 /// ([`crate::ports::HealthGate::bake_keys`]). `None` when any gate can only be sampled (or
 /// declares none, or there is no gate): that wave keeps sampling at its interval. Which gate

@@ -4,6 +4,7 @@
 
 mod invoker;
 mod journal;
+mod listener;
 mod owner;
 mod plan;
 mod resume;
@@ -12,6 +13,7 @@ mod setup;
 pub use baton_domain::support::{RUN_HEARTBEAT as HEARTBEAT, RUN_SILENT_AFTER as SILENT_AFTER};
 pub use invoker::{ExecutorTokens, HandlerInvoker};
 pub use journal::{Finished, Journaled, ResumePoint, Run, resume_point};
+pub use listener::{CallbackListener, ListenError, bind_callbacks};
 pub use owner::{Owned, describe};
 pub use plan::{Forecast, PlanError, Planned, plan_release};
 pub use resume::{ResumeError, Resumption};
@@ -76,6 +78,9 @@ pub struct LocalBaton {
     journal: Option<SqliteStore>,
     /// Who this process is, as its claims on runs name it.
     pub(crate) owner: String,
+    /// What its callback listener's receivers are built from: none for a Baton not opened over a
+    /// catalog's files (tests of the flow).
+    pub(crate) callbacks_from: Option<Arc<setup::CallbackSources>>,
 }
 
 impl LocalBaton {
@@ -86,7 +91,7 @@ impl LocalBaton {
         let executor = Executor::new(Arc::new(invoker), clock);
         let _ = slot.set(executor.downgrade());
         let owner = owner::this_process("baton");
-        Ok(LocalBaton { machine: Arc::new(machine), executor, ports, journal: None, owner })
+        Ok(LocalBaton { machine: Arc::new(machine), executor, ports, journal: None, owner, callbacks_from: None })
     }
 
     /// Names this process in its claims by `role` ("baton resume by ann"), with its pid and host.

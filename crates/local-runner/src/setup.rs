@@ -26,6 +26,13 @@ pub struct LocalConfig {
     /// Every wave's bake taken as zero (`baton release --no-wait`): unlike the virtual clock,
     /// lock waits and polls still take the time they take.
     pub skip_bakes: bool,
+    /// Where the providers reach this process's callback listener ([`LocalBaton::serve_callbacks`]),
+    /// when it listens: the `webhook` deployer hands out callback URLs under it.
+    pub events_url: Option<String>,
+    /// Nothing delivers events to this process (`baton release` without `--events-listen`): the
+    /// catalog's `events: {wait: true}` is read as off and every wait polls. An embedder that
+    /// delivers events itself ([`LocalBaton::deliver`]) leaves it false.
+    pub poll_only: bool,
 }
 
 impl LocalConfig {
@@ -41,31 +48,63 @@ impl LocalConfig {
 
 impl LocalBaton {
     pub fn open(config: LocalConfig) -> Result<LocalBaton, LocalError> {
-        let catalog: Arc<dyn CatalogSource> = match FsCatalog::open(baton_providers::registry(), &config.catalog)? {
-            catalog if config.skip_bakes => Arc::new(WithoutBakes(catalog)),
-            catalog => Arc::new(catalog),
-        };
+        let catalog = FsCatalog::open(baton_providers::registry(), &config.catalog)?;
+        let entries = catalog.catalog().services().to_vec();
+        let adjust = Adjust { skip_bakes: config.skip_bakes, poll_only: config.poll_only };
+        let catalog: Arc<dyn CatalogSource> =
+            if adjust.changes_nothing() { Arc::new(catalog) } else { Arc::new(Adjusted(catalog, adjust)) };
         // Absolute once, here: commands run in other directories must all see one workspace.
         let state_dir = std::path::absolute(&config.state_dir)
             .map_err(|err| StoreError::unavailable(format!("state directory {}", config.state_dir.display())).caused_by(err))?;
         let store = SqliteStore::open(&baton_store_sqlite::database_path(&state_dir))?;
-        let providers =
+        let mut providers =
             LocalProviders::new(LocalConfig::workspace(&state_dir), config.console, Arc::new(EnvSecretResolver), config.slack_api_base)?
                 .with_emf_sink(EmfSink::File(LocalConfig::emf_log(&state_dir)))
                 .with_telemetry_defaults_from_env()?;
-        let ports = Ports { store: Arc::new(store.clone()), catalog, providers: Arc::new(providers), clock: Arc::new(SystemClock) };
-        Ok(LocalBaton::new(ports, config.clock)?.with_journal(store))
+        if let Some(url) = config.events_url {
+            providers = providers.with_events_url(url);
+        }
+        let providers = Arc::new(providers);
+        let ports = Ports { store: Arc::new(store.clone()), catalog, providers: providers.clone(), clock: Arc::new(SystemClock) };
+        let baton = LocalBaton::new(ports, config.clock)?.with_journal(store);
+        Ok(LocalBaton { callbacks_from: Some(Arc::new(CallbackSources { providers, entries })), ..baton })
     }
 }
 
-/// The file catalog with every wave's bake at zero.
-struct WithoutBakes(FsCatalog);
+/// What the callback listener builds its receivers from: the catalog's `events-secret`s.
+pub(crate) struct CallbackSources {
+    pub(crate) providers: Arc<LocalProviders>,
+    pub(crate) entries: Vec<ServiceEntry>,
+}
+
+/// How a local run reads the file catalog.
+#[derive(Clone, Copy)]
+struct Adjust {
+    /// Every wave's bake at zero (`--no-wait`).
+    skip_bakes: bool,
+    /// `events.wait` off: no listener, so no event could end a wait.
+    poll_only: bool,
+}
+
+impl Adjust {
+    fn changes_nothing(self) -> bool {
+        !self.skip_bakes && !self.poll_only
+    }
+}
+
+struct Adjusted(FsCatalog, Adjust);
 
 #[async_trait]
-impl CatalogSource for WithoutBakes {
+impl CatalogSource for Adjusted {
     async fn service(&self, name: &str) -> Result<ServiceEntry, CatalogError> {
         let mut entry = self.0.service(name).await?;
-        entry.delivery.deploy.waves.iter_mut().for_each(|wave| wave.bake = Seconds(0));
+        let Adjust { skip_bakes, poll_only } = self.1;
+        if skip_bakes {
+            entry.delivery.deploy.waves.iter_mut().for_each(|wave| wave.bake = Seconds(0));
+        }
+        if poll_only {
+            entry.delivery.events.wait = false;
+        }
         Ok(entry)
     }
 }

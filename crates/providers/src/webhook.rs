@@ -7,7 +7,7 @@
 //!   "branch", "build_url"?}, "rollback": bool, "undoes": <id of the forward run, or null>}`.
 //!   On a rollback the artifact is the one to put back; an empty `reference` means nothing was
 //!   live before this release. When Baton receives provider events, the body also carries
-//!   `"callback_url"`: see **Callback**.
+//!   `"callback_url"`, this target's of this release: see **Callback**.
 //! - **Signature.** `X-Baton-Timestamp: <unix seconds>` and `X-Baton-Signature: sha256=<hex>`,
 //!   the HMAC-SHA256 with the shared secret of `<timestamp>.<body>` (the raw bytes). The endpoint
 //!   should compare in constant time and refuse timestamps more than a few minutes old.
@@ -23,10 +23,12 @@
 //!   `{"state": "running" | "succeeded" | "failed", "reason"?: "..."}`.
 //! - **Callback** (optional: the status URL stays the safety net). `POST <callback_url>` with
 //!   `{"id": <the id the answer gave>, "state": "succeeded" | "failed" | "running", "reason"?}`
-//!   (the waiting release is found by that id: keep ids unique across endpoints, a UUID)
-//!   and `X-Baton-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">` under the same
-//!   secret; Baton refuses a `t` more than 5 minutes from its clock. The release moves on within
-//!   seconds instead of at its next poll.
+//!   and `X-Baton-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<path>.<body>">` under
+//!   the same secret, `<path>` being the callback URL's path as given
+//!   (`/webhook/<release id>/<target>`, percent-encoded): the URL names the release and target, the
+//!   body the run, so ids need only be unique per endpoint, and a callback signed for one release
+//!   is refused at another's URL. Baton refuses a `t` more than 5 minutes from its clock. The
+//!   release moves on within seconds instead of at its next poll.
 //! - **Errors.** 401/403 is a signature the endpoint refuses (the secret differs), 404 a wrong
 //!   URL: neither is retried. 408, 429 (with `Retry-After` in seconds) and 5xx are retried.
 
@@ -36,6 +38,7 @@ use async_trait::async_trait;
 use baton_domain::ports::{DeployProgress, DeployRequest, Deployer, ProviderError, RunHandle, SecretResolver};
 use baton_domain::signing::hmac_sha256_hex;
 use baton_domain::trace::deploy_traceparent;
+use baton_domain::waits::{WaitKey, WaitKind};
 use reqwest::header::CONTENT_TYPE;
 use reqwest::{Method, Url};
 use serde::{Deserialize, Serialize};
@@ -56,8 +59,9 @@ const MAX_URL_CHARS: usize = 2048;
 /// module docs for the contract.
 pub struct WebhookDeployer {
     url: Url,
-    /// The provider-events URL for this provider's callbacks, when Baton receives events.
-    callback_url: Option<String>,
+    /// Where Baton receives provider events, when it does: each request's `callback_url` is
+    /// under it ([`callback_url`]).
+    events_url: Option<String>,
     secret: LazySecret,
     timeout: Duration,
     limits: Arc<RateLimits>,
@@ -78,7 +82,7 @@ struct Call<'a> {
     /// Where the endpoint may report the run's end at once (see the module docs), when Baton
     /// receives provider events.
     #[serde(skip_serializing_if = "Option::is_none")]
-    callback_url: Option<&'a str>,
+    callback_url: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -108,6 +112,10 @@ pub(crate) struct Status {
 struct RunState {
     status_url: String,
     target: String,
+    /// The release the run deploys, which its callback URL names (absent from the handles of an
+    /// older Baton: those runs are polled).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    release: Option<String>,
 }
 
 impl WebhookDeployer {
@@ -122,7 +130,7 @@ impl WebhookDeployer {
             http_url(&spec.url).map_err(|why| ProviderError::rejected(format!("{source}: extensions.baton.deploy: webhook url {why}")))?;
         Ok(WebhookDeployer {
             url,
-            callback_url: None,
+            events_url: None,
             secret: LazySecret::new(spec.secret.clone(), secrets),
             timeout: DEFAULT_REQUEST_TIMEOUT,
             limits: RateLimits::shared(),
@@ -130,10 +138,11 @@ impl WebhookDeployer {
         })
     }
 
-    /// Tells the endpoint, in each deploy request, to report the run's end to `events_url` (the
-    /// provider-events function's URL) under `/webhook`.
+    /// Tells the endpoint, in each deploy request, to report the run's end under `events_url` (the
+    /// provider-events function's URL, or `baton`'s loopback listener's), at
+    /// `<events URL>/webhook/<release id>/<target>`.
     pub fn with_events_url(mut self, events_url: &str) -> WebhookDeployer {
-        self.callback_url = Some(format!("{}/{PROVIDER}", events_url.trim_end_matches('/')));
+        self.events_url = Some(events_url.trim_end_matches('/').to_owned());
         self
     }
 
@@ -212,6 +221,30 @@ impl WebhookDeployer {
     }
 }
 
+/// The path of the callback URL of `target`'s run in `release`: `/webhook/<release>/<target>`,
+/// each name encoded into one path segment (a target may hold `/`).
+pub(crate) fn callback_path(release: &str, target: &str) -> String {
+    format!("/{PROVIDER}/{}/{}", segment(release), segment(target))
+}
+
+/// Where the endpoint reports `target`'s run in `release`: [`callback_path`] under `events_url`.
+fn callback_url(events_url: &str, release: &str, target: &str) -> String {
+    format!("{events_url}{}", callback_path(release, target))
+}
+
+/// `text` as one path segment: every byte but ASCII letters, digits and `*-._` escaped, so the
+/// segments and the key built from them read back one way only.
+fn segment(text: &str) -> String {
+    form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// The key a webhook rollout parks on and its callback resumes: the release and target its
+/// callback URL names (as [`callback_path`] encodes them) and the run id the endpoint answered.
+/// `release` and `target` are taken encoded by the receiver, which reads them off the path.
+pub(crate) fn callback_key(encoded_release: &str, encoded_target: &str, id: &str) -> WaitKey {
+    WaitKey::new(WaitKind::Rollout, PROVIDER, format!("{encoded_release}/{encoded_target}/{id}"))
+}
+
 /// `sha256=<hex>` of the HMAC-SHA256 of `<timestamp>.<body>`.
 fn signature(secret: &Secret, timestamp: &str, body: &[u8]) -> String {
     format!("sha256={}", hmac_sha256_hex(secret.expose().as_bytes(), &[timestamp.as_bytes(), b".", body]))
@@ -243,7 +276,7 @@ impl Deployer for WebhookDeployer {
             artifact: &request.artifact,
             rollback: request.rollback,
             undoes: request.undoes.as_ref().map(|run| run.id.as_str()),
-            callback_url: self.callback_url.as_deref(),
+            callback_url: self.events_url.as_deref().map(|events_url| callback_url(events_url, &request.release_id.0, &request.target)),
         })
         .expect("a deploy call serialises to JSON");
         let key = format!("{}/{}/{}/{kind}", request.release_id.0, request.wave, request.target);
@@ -261,13 +294,19 @@ impl Deployer for WebhookDeployer {
         }
         let status_url = self.status_url(&status_url, &context)?;
         tracing::info!(target: "baton::webhook", id = %id, target_name = %request.target, "the webhook started a {kind}");
-        let state = RunState { status_url: status_url.to_string(), target: request.target.clone() };
+        let state =
+            RunState { status_url: status_url.to_string(), target: request.target.clone(), release: Some(request.release_id.0.clone()) };
         Ok(RunHandle {
             provider: PROVIDER.into(),
             id,
             url: None,
             state: serde_json::to_value(state).expect("run state serialises to JSON"),
         })
+    }
+
+    fn wait_key(&self, run: &RunHandle) -> Option<WaitKey> {
+        let state = read_state(run).ok()?;
+        Some(callback_key(&segment(&state.release?), &segment(&state.target), &run.id))
     }
 
     async fn poll(&self, handle: &RunHandle) -> Result<DeployProgress, ProviderError> {

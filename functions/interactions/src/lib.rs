@@ -103,7 +103,11 @@ impl Interactions {
             Ok(body) => body,
             Err(refused) => return refused,
         };
-        let inbound = InboundRequest { headers: request.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect(), body };
+        let inbound = InboundRequest {
+            path: String::new(),
+            headers: request.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect(),
+            body,
+        };
         let interaction = match self.inbound.verify(&inbound, now) {
             Ok(interaction) => interaction,
             Err(refused @ InboundRefused::Unauthenticated(_)) => {
@@ -160,7 +164,7 @@ mod tests {
     fn inbound(event: &str) -> InboundRequest {
         let request: FunctionUrlRequest = serde_json::from_str(event).expect("a function URL request");
         let body = request.body_bytes(MAX_BODY_BYTES).unwrap();
-        InboundRequest { headers: request.headers.into_iter().collect(), body }
+        InboundRequest { path: String::new(), headers: request.headers.into_iter().collect(), body }
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub use receivers::{CatalogReceivers, REFRESH_INTERVAL, ReceiverSource, Refreshi
 pub const NAME: &str = "provider-events";
 
 /// A callback's body is refused past this size before its signature is checked.
-const MAX_BODY_BYTES: usize = 256 * 1024;
+const MAX_BODY_BYTES: usize = waits::MAX_CALLBACK_BYTES;
 
 /// Why an EventBridge event could not be delivered: EventBridge retries the invocation.
 #[derive(Debug, thiserror::Error)]
@@ -86,13 +86,14 @@ impl<S: WaitRegistry, T: TaskTokens, R: ReceiverSource> Delivery<S, T, R> {
     }
 
     async fn callback(&self, path: &str, request: &FunctionUrlRequest, now: DateTime<Utc>) -> FunctionUrlResponse {
-        let provider = path.trim_matches('/');
+        // `/<provider>`, or under it (`/webhook/<release>/<target>`): the receiver reads the rest.
+        let provider = path.trim_start_matches('/').split('/').next().unwrap_or_default();
         let body = match request.body_bytes(MAX_BODY_BYTES) {
             Ok(body) => body,
             Err(response) => return response,
         };
         let headers = request.headers.iter().map(|(name, value)| (name.to_ascii_lowercase(), value.clone())).collect();
-        let inbound = InboundRequest { headers, body };
+        let inbound = InboundRequest { path: path.to_owned(), headers, body };
         let mut receivers = self.receivers.current().await;
         let mut events = read(&receivers, provider, &inbound, now);
         if let Err(not_read) = &events

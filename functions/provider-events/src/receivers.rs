@@ -178,7 +178,11 @@ mod tests {
     }
 
     fn gitlab_call(token: &str) -> InboundRequest {
-        InboundRequest { headers: vec![("x-gitlab-token".to_owned(), token.to_owned())], body: b"{}".to_vec() }
+        InboundRequest {
+            path: "/gitlab-ci".to_owned(),
+            headers: vec![("x-gitlab-token".to_owned(), token.to_owned())],
+            body: b"{}".to_vec(),
+        }
     }
 
     #[tokio::test]

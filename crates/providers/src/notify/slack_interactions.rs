@@ -150,6 +150,7 @@ mod tests {
     fn signed(body: &[u8], timestamp: i64, secret: &[u8]) -> InboundRequest {
         let signature = hmac_sha256_hex(secret, &[b"v0:", timestamp.to_string().as_bytes(), b":", body]);
         InboundRequest {
+            path: String::new(),
             headers: vec![
                 ("x-slack-request-timestamp".into(), timestamp.to_string()),
                 ("x-slack-signature".into(), format!("v0={signature}")),

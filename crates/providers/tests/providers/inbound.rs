@@ -25,7 +25,12 @@ fn at(text: &str) -> DateTime<Utc> {
 }
 
 fn request(headers: &[(&str, String)], body: &[u8]) -> InboundRequest {
-    InboundRequest { headers: headers.iter().map(|(name, value)| ((*name).to_owned(), value.clone())).collect(), body: body.to_vec() }
+    request_at("/", headers, body)
+}
+
+fn request_at(path: &str, headers: &[(&str, String)], body: &[u8]) -> InboundRequest {
+    let headers = headers.iter().map(|(name, value)| ((*name).to_owned(), value.clone())).collect();
+    InboundRequest { path: path.to_owned(), headers, body: body.to_vec() }
 }
 
 fn without(mut request: InboundRequest, header: &str) -> InboundRequest {
@@ -562,10 +567,16 @@ async fn a_datadog_notification_names_a_monitor_the_gate_parks_on() {
 // ------------------------------------------------------------------ the webhook deployer's callback
 
 const CALLBACK_NOW: i64 = 1_767_270_000;
+/// The callback URL's path Baton hands out for target `web-1` of release `rel-1`.
+const CALLBACK_PATH: &str = "/webhook/rel-1/web-1";
+
+fn callback_to(path: &str, body: &Value, t: i64, secret: &str) -> InboundRequest {
+    let body = body.to_string().into_bytes();
+    request_at(path, &[(CALLBACK_SIGNATURE_HEADER, callback_signature(secret.as_bytes(), t, path, &body))], &body)
+}
 
 fn callback(body: &Value, t: i64, secret: &str) -> InboundRequest {
-    let body = body.to_string().into_bytes();
-    request(&[(CALLBACK_SIGNATURE_HEADER, callback_signature(secret.as_bytes(), t, &body))], &body)
+    callback_to(CALLBACK_PATH, body, t, secret)
 }
 
 #[test]
@@ -573,7 +584,7 @@ fn webhook_callbacks_are_read_under_batons_signature() {
     let callbacks = WebhookCallbacks::new(secrets(&[SECRET])).unwrap();
     let now = DateTime::from_timestamp(CALLBACK_NOW, 0).unwrap();
     let event = one(&callbacks, &callback(&json!({"id": "7", "state": "succeeded"}), CALLBACK_NOW - 2, SECRET), now);
-    assert_eq!(event.key, WaitKey::new(WaitKind::Rollout, "webhook", "7"));
+    assert_eq!(event.key, WaitKey::new(WaitKind::Rollout, "webhook", "rel-1/web-1/7"), "the URL names the release and target");
     assert_eq!((event.happened, event.at), (Happened::Succeeded, DateTime::from_timestamp(CALLBACK_NOW - 2, 0).unwrap()));
     let failed = json!({"id": "7", "state": "failed", "reason": format!("pods crash-looping (token {SECRET})")});
     let failed = one(&callbacks, &callback(&failed, CALLBACK_NOW, SECRET), now).happened;
@@ -586,14 +597,22 @@ fn webhook_callbacks_are_read_under_batons_signature() {
     assert_eq!(running.happened, Happened::Progress);
 
     let good = callback(&json!({"id": "7", "state": "succeeded"}), CALLBACK_NOW, SECRET);
+    let elsewhere = |path: &str| InboundRequest { path: path.to_owned(), ..good.clone() };
     assert_unauthenticated(
         &callbacks,
         vec![
             ("another secret", callback(&json!({"id": "7", "state": "succeeded"}), CALLBACK_NOW, "not-the-secret"), now, "does not match"),
             ("a body changed after signing", tampered(good.clone()), now, "does not match"),
+            ("sent to another release's URL", elsewhere("/webhook/rel-2/web-1"), now, "does not match"),
+            ("sent to another target's URL", elsewhere("/webhook/rel-1/web-2"), now, "does not match"),
             ("no signature", without(good.clone(), "X-Baton-Signature"), now, "missing X-Baton-Signature"),
             ("older than 5 minutes", good.clone(), DateTime::from_timestamp(CALLBACK_NOW + 301, 0).unwrap(), "more than 5 minutes"),
-            ("the outgoing format", request(&[("X-Baton-Signature", "sha256=00".into())], &good.body), now, "t=<unix seconds>,v1=<hex>"),
+            (
+                "the outgoing format",
+                request_at(CALLBACK_PATH, &[("X-Baton-Signature", "sha256=00".into())], &good.body),
+                now,
+                "t=<unix seconds>,v1=<hex>",
+            ),
         ],
     );
     let stale_signed_anew = {
@@ -608,6 +627,10 @@ fn webhook_callbacks_are_read_under_batons_signature() {
     );
     assert_malformed(&callbacks, &callback(&json!({"id": "7", "state": "done"}), CALLBACK_NOW, SECRET), now, "unknown variant");
     assert_malformed(&callbacks, &callback(&json!({"id": "", "state": "failed"}), CALLBACK_NOW, SECRET), now, "names no run");
+    for path in ["/webhook", "/webhook/rel-1", "/webhook/rel-1/web-1/more", "/webhook//web-1"] {
+        let signed = callback_to(path, &json!({"id": "7", "state": "succeeded"}), CALLBACK_NOW, SECRET);
+        assert_malformed(&callbacks, &signed, now, "is not /webhook/<release>/<target>");
+    }
 }
 
 #[tokio::test]
@@ -619,14 +642,23 @@ async fn a_webhook_callback_finds_the_run_the_endpoint_started_and_the_request_s
     let deployer = WebhookDeployer::new(&spec, "catalog/web.yaml", Secrets::of(&[("WEBHOOK_SECRET", SECRET)]), client())
         .unwrap()
         .with_events_url("https://events.example.com/");
-    let run = deployer.start(&deploy_request("eu-west-1")).await.unwrap();
-    let sent: Value = serde_json::from_slice(&support::received(&server, "POST", "/hooks/deploy").await[0].body).unwrap();
-    assert_eq!(sent["callback_url"], "https://events.example.com/webhook");
-
     let callbacks = WebhookCallbacks::new(secrets(&[SECRET])).unwrap();
     let now = DateTime::from_timestamp(CALLBACK_NOW, 0).unwrap();
-    let event = one(&callbacks, &callback(&json!({"id": run.id, "state": "succeeded"}), CALLBACK_NOW, SECRET), now);
-    assert_eq!(event.key, WaitKey::of_run(WaitKind::Rollout, &run));
+    // Two targets answered the same run id: each callback URL, and so each key, is its own.
+    let mut keys = Vec::new();
+    for (at, target) in ["eu-west-1", "apps/web 1"].into_iter().enumerate() {
+        let request = deploy_request(target);
+        let run = deployer.start(&request).await.unwrap();
+        let sent: Value = serde_json::from_slice(&support::received(&server, "POST", "/hooks/deploy").await[at].body).unwrap();
+        let url = sent["callback_url"].as_str().unwrap();
+        let path = url.strip_prefix("https://events.example.com").unwrap_or_else(|| panic!("under the events URL: {url}"));
+        assert!(path.starts_with(&format!("/webhook/{}/", request.release_id)) && path.matches('/').count() == 3, "{path}");
+
+        let event = one(&callbacks, &callback_to(path, &json!({"id": run.id, "state": "succeeded"}), CALLBACK_NOW, SECRET), now);
+        assert_eq!(Some(event.key.clone()), deployer.wait_key(&run), "{target}: the key the release parks on");
+        keys.push(event.key);
+    }
+    assert_ne!(keys[0], keys[1]);
 }
 
 // ------------------------------------------------------------------ the provider table

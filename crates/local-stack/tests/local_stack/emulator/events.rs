@@ -1,8 +1,8 @@
 //! Provider events on the stack: a release whose waves deploy through the `webhook` deployer
 //! parks on its rollouts' events (`events.wait`), and the provider-events function binary,
 //! whose receivers it built from the catalog table at its cold start (the `webhook` block's
-//! `env:` secret), resumes it: the first wave by the endpoint's signed callback through the
-//! function URL (after an unsigned and a forged one are refused and resume nothing), the second
+//! `env:` secret), resumes it: the first wave by the endpoint's signed callback to the callback URL it was
+//! given (`/webhook/<release>/<target>` under the function URL; after an unsigned and a forged one are refused and resume nothing), the second
 //! by an EventBridge event, the third by GitHub's `workflow_run` through the github-webhook
 //! function's URL. A wave's own EventBridge source (ECS) and a GitHub-built wave are not this
 //! test's: the test parks the second wave's task token under a CodeBuild build's key and the
@@ -123,15 +123,37 @@ async fn until_parked(stack: &LocalStack, key: &WaitKey) {
     }
 }
 
-/// The endpoint's callback for run `id`, signed with `secret` (none: unsigned).
-fn callback(id: &str, state: &str, secret: Option<&str>) -> UrlRequest {
+/// The path of the callback URL the deploy request for `target` carried, once it has been sent.
+async fn callback_path(deployer: &MockServer, target: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let requests = deployer.received_requests().await.unwrap_or_default();
+        let call = requests.iter().filter(|r| r.method.as_str() == "POST").find_map(|r| {
+            let call: Value = serde_json::from_slice(&r.body).ok()?;
+            (call["target"] == target).then(|| call["callback_url"].as_str().map(str::to_owned)).flatten()
+        });
+        if let Some(url) = call {
+            return url[url.find("/webhook/").unwrap_or_else(|| panic!("a webhook callback URL: {url}"))..].to_owned();
+        }
+        assert!(Instant::now() < deadline, "no deploy request for {target}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The key a rollout reported at `path` (`/webhook/<release>/<target>`) as run `id` parks on.
+fn key_at(path: &str, id: &str) -> WaitKey {
+    WaitKey::new(WaitKind::Rollout, "webhook", format!("{}/{id}", path.trim_start_matches("/webhook/")))
+}
+
+/// The endpoint's callback to `path` for run `id`, signed with `secret` (none: unsigned).
+fn callback(path: &str, id: &str, state: &str, secret: Option<&str>) -> UrlRequest {
     let body = json!({"id": id, "state": state}).to_string();
     let mut headers = vec![("Content-Type".to_owned(), "application/json".to_owned())];
     if let Some(secret) = secret {
-        let signature = callback_signature(secret.as_bytes(), chrono::Utc::now().timestamp(), body.as_bytes());
+        let signature = callback_signature(secret.as_bytes(), chrono::Utc::now().timestamp(), path, body.as_bytes());
         headers.push((CALLBACK_SIGNATURE_HEADER.to_owned(), signature));
     }
-    UrlRequest { method: "POST".into(), path: "/webhook".into(), headers, body: body.into_bytes() }
+    UrlRequest { method: "POST".into(), path: path.into(), headers, body: body.into_bytes() }
 }
 
 /// CodeBuild's "Build State Change" for `build` (`project:uuid`), as EventBridge invokes the function with it.
@@ -191,19 +213,22 @@ async fn each_event_door_resumes_the_parked_release_within_its_function_s_iam_po
     let store: DynamoStore = stack.release_store().unwrap();
     let execution = stack.start(SERVICE, signal(SERVICE));
 
-    let first = WaitKey::new(WaitKind::Rollout, "webhook", "first-a");
+    let first_path = callback_path(&deployer, "a").await;
+    let first = key_at(&first_path, "first-a");
     until_parked(&stack, &first).await;
-    for refused in [callback("first-a", "succeeded", None), callback("first-a", "succeeded", Some("not the secret"))] {
+    let refusals =
+        [callback(&first_path, "first-a", "succeeded", None), callback(&first_path, "first-a", "succeeded", Some("not the secret"))];
+    for refused in refusals {
         let answer = stack.call_function_url(FUNCTION, &refused).await.unwrap();
         assert_eq!(answer.status, 401, "{}", answer.body);
     }
     assert_eq!(parked_on(&stack, &first).await.len(), 1, "a refused callback resumes nothing");
 
     runs.finish("first-a");
-    let answer = stack.call_function_url(FUNCTION, &callback("first-a", "succeeded", Some(SECRET))).await.unwrap();
+    let answer = stack.call_function_url(FUNCTION, &callback(&first_path, "first-a", "succeeded", Some(SECRET))).await.unwrap();
     assert_eq!((answer.status, serde_json::from_str::<Value>(&answer.body).unwrap()), (202, json!({"resumed": 1, "ignored": 0})));
 
-    let second = WaitKey::new(WaitKind::Rollout, "webhook", "second-b");
+    let second = key_at(&callback_path(&deployer, "b").await, "second-b");
     let build = format!("{SERVICE}:{}", uuid::Uuid::new_v4());
     repark(&stack, &store, &second, WaitKey::new(WaitKind::Build, "codebuild", build.as_str())).await;
     runs.finish("second-b");
@@ -211,7 +236,7 @@ async fn each_event_door_resumes_the_parked_release_within_its_function_s_iam_po
     let answer = function.invoke(&function.spec().arn, &build_succeeded(&build)).await.unwrap();
     assert_eq!(answer, json!({"resumed": 1, "ignored": 0}));
 
-    let third = WaitKey::new(WaitKind::Rollout, "webhook", "third-c");
+    let third = key_at(&callback_path(&deployer, "c").await, "third-c");
     let run = 7_700_000_000 + u64::from(std::process::id());
     repark(&stack, &store, &third, WaitKey::new(WaitKind::Build, "github-actions", run.to_string())).await;
     runs.finish("third-c");
@@ -223,14 +248,15 @@ async fn each_event_door_resumes_the_parked_release_within_its_function_s_iam_po
     let release = stack.release(SERVICE, &outcome).await.unwrap().expect("the release is in the release table");
     assert_eq!(release.status, ReleaseStatus::Succeeded, "{:?}", release.failure);
 
-    // deploy-wave told the endpoint where to report: the stack's provider-events URL.
+    // deploy-wave told the endpoint where to report: under the stack's provider-events URL, the
+    // release and the target.
     let requests = deployer.received_requests().await.unwrap();
     let deploys: Vec<Value> =
         requests.iter().filter(|r| r.method.as_str() == "POST").map(|r| serde_json::from_slice(&r.body).unwrap()).collect();
     assert_eq!(deploys.len(), 3, "{deploys:#?}");
     let url = stack.template().attribute("ProviderEventsFunctionUrl", "FunctionUrl").unwrap();
-    let told = format!("{}/webhook", url.trim_end_matches('/'));
-    assert!(deploys.iter().all(|d| d["callback_url"] == told.as_str()), "{deploys:#?}");
+    let told = |target: &str| format!("{}/webhook/{}/{target}", url.trim_end_matches('/'), release.id);
+    assert!(deploys.iter().all(|d| d["callback_url"] == told(d["target"].as_str().unwrap()).as_str()), "{deploys:#?}");
 
     let reports = stack.iam_reports().unwrap();
     let text = iam::render(&reports);
