@@ -211,11 +211,74 @@ impl CallbackAnswer {
     }
 }
 
-/// Answers one provider callback (its body already bounded by [`MAX_CALLBACK_BYTES`]): the
-/// receiver its path names checks and reads it, and its events are [`deliver`]ed. 404 for a path
-/// no receiver serves, 401 for an unsigned, forged or stale request (logged), 400 for a signed
-/// one that does not read, 503 when a parked task could not be told (the provider sends it
-/// again), else 202 with how many releases it resumed.
+/// Why a callback was not read into events.
+#[derive(Debug)]
+pub enum NotRead {
+    /// No receiver serves the path's provider.
+    NoReceiver,
+    /// The receiver refused the request: unsigned, forged or stale, or signed but unreadable.
+    Refused(crate::ports::InboundRefused),
+}
+
+impl NotRead {
+    /// Whether receivers read again might read the request: a provider added, a secret rotated
+    /// since they were read.
+    pub fn calls_for_a_refresh(&self) -> bool {
+        matches!(self, NotRead::NoReceiver | NotRead::Refused(crate::ports::InboundRefused::Unauthenticated(_)))
+    }
+
+    /// 404 for a path no receiver serves (naming those that are), 401 for an unsigned, forged
+    /// or stale request (logged), 400 for a signed one that does not read.
+    pub fn answer(&self, receivers: &Receivers, path: &str) -> CallbackAnswer {
+        use crate::ports::InboundRefused;
+        match self {
+            NotRead::NoReceiver => {
+                let known = receivers.paths();
+                let known = if known.is_empty() { "none is registered here".to_owned() } else { known.join(", ") };
+                CallbackAnswer::message(
+                    404,
+                    format!(
+                        "no provider receives callbacks at {path}: receivers here: {known} (docs/events.md says how to point a provider at Baton)"
+                    ),
+                )
+            }
+            NotRead::Refused(refused @ InboundRefused::Unauthenticated(_)) => {
+                tracing::warn!(%path, %refused, "callback refused");
+                CallbackAnswer::message(401, refused.to_string())
+            }
+            NotRead::Refused(refused) => CallbackAnswer::message(400, refused.to_string()),
+        }
+    }
+}
+
+/// Checks and reads one provider callback (its body already bounded by [`MAX_CALLBACK_BYTES`])
+/// with the receiver its path names.
+pub fn read_callback(
+    receivers: &Receivers,
+    request: &crate::ports::InboundRequest,
+    now: DateTime<Utc>,
+) -> Result<Vec<ProviderEvent>, NotRead> {
+    let receiver = receivers.for_path(&request.path).ok_or(NotRead::NoReceiver)?;
+    receiver.receive(request, now).map_err(NotRead::Refused)
+}
+
+/// [`deliver`]s a read callback's events: 202 with how many releases it resumed, or 503 when a
+/// parked task could not be told (the provider sends it again; its waits are parked again).
+pub async fn answer_events(
+    events: &[ProviderEvent],
+    registry: &dyn crate::ports::WaitRegistry,
+    tokens: &dyn crate::ports::TaskTokens,
+    now: DateTime<Utc>,
+) -> CallbackAnswer {
+    match deliver(events, registry, tokens, now).await {
+        Ok(delivered) => {
+            CallbackAnswer { status: 202, body: serde_json::json!({ "resumed": delivered.resumed.len(), "ignored": delivered.ignored }) }
+        }
+        Err(err) => CallbackAnswer::message(503, err.to_string()),
+    }
+}
+
+/// Answers one provider callback: [`read_callback`], then [`answer_events`], or why it was not read.
 pub async fn answer_callback(
     receivers: &Receivers,
     request: &crate::ports::InboundRequest,
@@ -223,32 +286,9 @@ pub async fn answer_callback(
     tokens: &dyn crate::ports::TaskTokens,
     now: DateTime<Utc>,
 ) -> CallbackAnswer {
-    use crate::ports::InboundRefused;
-    let path = &request.path;
-    let Some(receiver) = receivers.for_path(path) else {
-        let known = receivers.paths();
-        let known = if known.is_empty() { "none is registered here".to_owned() } else { known.join(", ") };
-        return CallbackAnswer::message(
-            404,
-            format!(
-                "no provider receives callbacks at {path}: receivers here: {known} (docs/events.md says how to point a provider at Baton)"
-            ),
-        );
-    };
-    let events = match receiver.receive(request, now) {
-        Ok(events) => events,
-        Err(refused @ InboundRefused::Unauthenticated(_)) => {
-            tracing::warn!(provider = receiver.provider(), %path, %refused, "callback refused");
-            return CallbackAnswer::message(401, refused.to_string());
-        }
-        Err(refused) => return CallbackAnswer::message(400, refused.to_string()),
-    };
-    match deliver(&events, registry, tokens, now).await {
-        Ok(delivered) => {
-            CallbackAnswer { status: 202, body: serde_json::json!({ "resumed": delivered.resumed.len(), "ignored": delivered.ignored }) }
-        }
-        // The provider sends it again: the waits it could not tell are parked again.
-        Err(err) => CallbackAnswer::message(503, err.to_string()),
+    match read_callback(receivers, request, now) {
+        Ok(events) => answer_events(&events, registry, tokens, now).await,
+        Err(not_read) => not_read.answer(receivers, &request.path),
     }
 }
 

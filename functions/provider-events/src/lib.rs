@@ -6,7 +6,7 @@
 //!   [`EventReceiver`] registered for that provider; anything unsigned or forged is refused.
 
 use baton_aws::cloudwatch::alarm_key;
-use baton_domain::ports::{EventReceiver, InboundRefused, InboundRequest, TaskTokens, WaitRegistry};
+use baton_domain::ports::{InboundRequest, TaskTokens, WaitRegistry};
 use baton_domain::waits::{self, DeliveryError, Happened, ProviderEvent, WaitKey, WaitKind};
 use baton_lambda_glue::function_url::{FunctionUrlRequest, FunctionUrlResponse};
 use chrono::{DateTime, Utc};
@@ -30,43 +30,12 @@ pub enum EventError {
     Unrecognised(String),
 }
 
-/// The signed receivers, by the provider name their path carries.
-#[derive(Default)]
-pub struct Receivers(pub Vec<Box<dyn EventReceiver>>);
-
-impl Receivers {
-    fn for_provider(&self, provider: &str) -> Option<&dyn EventReceiver> {
-        self.0.iter().find(|receiver| receiver.provider() == provider).map(Box::as_ref)
-    }
-
-    pub(crate) fn names(&self) -> String {
-        let known: Vec<&str> = self.0.iter().map(|receiver| receiver.provider()).collect();
-        if known.is_empty() { "none is registered in this deployment".to_owned() } else { format!("/{}", known.join(", /")) }
-    }
-}
+pub use baton_domain::waits::Receivers;
 
 pub struct Delivery<S, T, R> {
     pub store: S,
     pub tokens: T,
     pub receivers: RefreshingReceivers<R>,
-}
-
-/// Why a callback's request was not read into events.
-enum NotRead {
-    NoReceiver,
-    Refused(InboundRefused),
-}
-
-impl NotRead {
-    /// The catalog may name what the request needs since the receivers were read.
-    fn calls_for_a_refresh(&self) -> bool {
-        matches!(self, NotRead::NoReceiver | NotRead::Refused(InboundRefused::Unauthenticated(_)))
-    }
-}
-
-fn read(receivers: &Receivers, provider: &str, request: &InboundRequest, now: DateTime<Utc>) -> Result<Vec<ProviderEvent>, NotRead> {
-    let receiver = receivers.for_provider(provider).ok_or(NotRead::NoReceiver)?;
-    receiver.receive(request, now).map_err(NotRead::Refused)
 }
 
 impl<S: WaitRegistry, T: TaskTokens, R: ReceiverSource> Delivery<S, T, R> {
@@ -86,47 +55,27 @@ impl<S: WaitRegistry, T: TaskTokens, R: ReceiverSource> Delivery<S, T, R> {
     }
 
     async fn callback(&self, path: &str, request: &FunctionUrlRequest, now: DateTime<Utc>) -> FunctionUrlResponse {
-        // `/<provider>`, or under it (`/webhook/<release>/<target>`): the receiver reads the rest.
-        let provider = path.trim_start_matches('/').split('/').next().unwrap_or_default();
         let body = match request.body_bytes(MAX_BODY_BYTES) {
             Ok(body) => body,
             Err(response) => return response,
         };
         let headers = request.headers.iter().map(|(name, value)| (name.to_ascii_lowercase(), value.clone())).collect();
+        // `/<provider>`, or under it (`/webhook/<release>/<target>`): the receiver reads the rest.
         let inbound = InboundRequest { path: path.to_owned(), headers, body };
         let mut receivers = self.receivers.current().await;
-        let mut events = read(&receivers, provider, &inbound, now);
+        let mut events = waits::read_callback(&receivers, &inbound, now);
         if let Err(not_read) = &events
             && not_read.calls_for_a_refresh()
             && let Some(fresh) = self.receivers.refreshed(now).await
         {
             receivers = fresh;
-            events = read(&receivers, provider, &inbound, now);
+            events = waits::read_callback(&receivers, &inbound, now);
         }
-        let events = match events {
-            Ok(events) => events,
-            Err(NotRead::NoReceiver) => {
-                let known = receivers.names();
-                return FunctionUrlResponse::message(
-                    404,
-                    format!(
-                        "no provider receives callbacks at {path}: receivers here: {known} (docs/events.md says how to point a provider at Baton)"
-                    ),
-                );
-            }
-            Err(NotRead::Refused(refused @ InboundRefused::Unauthenticated(_))) => {
-                tracing::warn!(provider, %refused, "callback refused");
-                return FunctionUrlResponse::message(401, refused.to_string());
-            }
-            Err(NotRead::Refused(refused)) => return FunctionUrlResponse::message(400, refused.to_string()),
+        let answer = match events {
+            Ok(events) => waits::answer_events(&events, &self.store, &self.tokens, now).await,
+            Err(not_read) => not_read.answer(&receivers, path),
         };
-        match waits::deliver(&events, &self.store, &self.tokens, now).await {
-            Ok(delivered) => {
-                FunctionUrlResponse::json(202, serde_json::json!({ "resumed": delivered.resumed.len(), "ignored": delivered.ignored }))
-            }
-            // The provider sends it again: the waits it could not tell are parked again.
-            Err(err) => FunctionUrlResponse::message(503, err.to_string()),
-        }
+        FunctionUrlResponse::json(answer.status, answer.body)
     }
 }
 
@@ -200,7 +149,7 @@ fn alarm(event: &Value) -> Option<(WaitKey, Happened)> {
 mod tests {
     use super::*;
     use baton_domain::error::ErrorName;
-    use baton_domain::ports::{ProviderError, StoreError};
+    use baton_domain::ports::{EventReceiver, InboundRefused, ProviderError, StoreError};
     use baton_domain::release::{ReleaseId, TaskToken};
     use baton_domain::waits::Parked;
     use chrono::TimeDelta;
