@@ -335,6 +335,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_cold_start_reads_no_catalog_until_the_first_callback() {
+        let store = Memory::default();
+        store.park(&parked(WaitKey::new(WaitKind::Build, "gitlab-ci", "1"), "t-1")).await.unwrap();
+        let receivers = RefreshingReceivers::unread(Catalog::naming(&[("gitlab-ci", "hook-1")]));
+        let delivery = Delivery { store, tokens: Told::default(), receivers };
+        delivery.handle(sample("provider-events-codebuild"), Utc::now()).await.unwrap();
+        assert_eq!(delivery.receivers.source.reads(), 0, "an EventBridge event needs no receiver");
+        assert_eq!(status(delivery.handle(callback("/gitlab-ci", "hook-1", "1"), Utc::now()).await.unwrap()), 202);
+        assert_eq!(delivery.receivers.source.reads(), 1, "the first callback read the catalog");
+    }
+
+    #[tokio::test]
     async fn the_receivers_are_read_again_when_a_callback_needs_it_at_most_once_a_minute() {
         let store = Memory::default();
         for id in ["1", "2", "3"] {

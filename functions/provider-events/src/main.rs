@@ -22,7 +22,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let delivery = Delivery {
         store: DynamoStore::new(dynamodb, table),
         tokens: SfnTaskTokens::new(aws_sdk_sfn::Client::new(&config)),
-        receivers: RefreshingReceivers::read(source, chrono::Utc::now()).await,
+        receivers: RefreshingReceivers::unread(source),
     };
     let delivery = &delivery;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {

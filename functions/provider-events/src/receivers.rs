@@ -1,7 +1,7 @@
 //! The callbacks' receivers, built from the catalog: each provider the registry receives events
 //! from gets one receiver accepting what any `events-secret` its blocks name authenticates
-//! ([`LocalProviders::receivers`]), read at a cold start and again when the catalog may have
-//! changed.
+//! ([`LocalProviders::receivers`]), read at the first callback after a cold start and again when
+//! the catalog may have changed.
 
 use crate::Receivers;
 use baton_aws::DynamoCatalog;
@@ -33,19 +33,26 @@ pub struct RefreshingReceivers<R> {
 /// The receivers last read, and when the source was last asked (read or not).
 struct Read {
     receivers: Arc<Receivers>,
-    asked_at: DateTime<Utc>,
+    /// `None` until the source is first asked.
+    asked_at: Option<DateTime<Utc>>,
 }
 
 impl<R: ReceiverSource> RefreshingReceivers<R> {
-    /// Reads `source` once (a cold start): without a catalog the deployment still receives
-    /// EventBridge's events, and the callbacks' receivers are read again later.
+    /// Reads `source` at once: without a catalog the deployment still receives EventBridge's
+    /// events, and the callbacks' receivers are read again later.
     pub async fn read(source: R, now: DateTime<Utc>) -> RefreshingReceivers<R> {
         let receivers = Arc::new(source.receivers().await.unwrap_or_else(|err| {
             tracing::error!(error = %err, "cannot read the catalog for the callbacks' receivers; trying again on a callback");
             Receivers::default()
         }));
         tracing::info!(receivers = ?receivers.paths(), "callback receivers read from the catalog");
-        RefreshingReceivers { source, state: tokio::sync::Mutex::new(Read { receivers, asked_at: now }) }
+        RefreshingReceivers { source, state: tokio::sync::Mutex::new(Read { receivers, asked_at: Some(now) }) }
+    }
+
+    /// None read yet: the first callback reads `source`. A cold start then costs EventBridge's
+    /// events (which need no receiver) no catalog scan or secret lookups.
+    pub fn unread(source: R) -> RefreshingReceivers<R> {
+        RefreshingReceivers { source, state: tokio::sync::Mutex::new(Read { receivers: Arc::default(), asked_at: None }) }
     }
 
     pub(crate) async fn current(&self) -> Arc<Receivers> {
@@ -56,10 +63,10 @@ impl<R: ReceiverSource> RefreshingReceivers<R> {
     /// before `now`; the receivers read before when it cannot be read.
     pub(crate) async fn refreshed(&self, now: DateTime<Utc>) -> Option<Arc<Receivers>> {
         let mut state = self.state.lock().await;
-        if now - state.asked_at < REFRESH_INTERVAL {
+        if state.asked_at.is_some_and(|asked_at| now - asked_at < REFRESH_INTERVAL) {
             return None;
         }
-        state.asked_at = now;
+        state.asked_at = Some(now);
         match self.source.receivers().await {
             Ok(receivers) => {
                 tracing::info!(receivers = ?receivers.paths(), "callback receivers read again from the catalog");
